@@ -1,0 +1,45 @@
+/*
+ * rayhpc-perf: each figure runs our code and its reference in the same run
+ * and prints machine-readable lines:
+ *   NAME VALUE UNIT
+ *   NAME/REFERENCE RATIO x
+ */
+#ifndef RH_PERF_PERF_H
+#define RH_PERF_PERF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A group of figures measured by one job of ranks. */
+typedef struct perf_group {
+    const char        *name;       /* "am", "am_tcp" */
+    const char *const *figures;    /* NULL-terminated figure names */
+    int                ranks;      /* ranks the group needs */
+    const char *const *env;        /* extra environment, NULL-terminated */
+    /* Registers the group's AM handlers (before rh_init). */
+    int              (*setup)(void);
+    /* Runs inside a job; `want` says which figures to measure. */
+    int              (*run)(const struct perf_group *g, const char *suffix,
+                            int (*want)(const char *figure));
+} perf_group_t;
+
+extern const perf_group_t perf_groups[];
+
+void perf_print(const char *name, const char *suffix, double value,
+                const char *unit);
+void perf_print_ratio(const char *name, const char *suffix,
+                      const char *reference, double ratio);
+double perf_now(void);
+
+/* Two-rank rendezvous through our AM layer (rank 0 and 1). */
+void perf_sync(void);
+int perf_register_sync(void);
+
+/* Starts `rayhpc-run -n RANKS self --child GROUP FIGURE...` for each group
+ * that holds a wanted figure; returns non-zero if any job failed. */
+int perf_launch_all(const char *self, int nwant, char **want);
+
+/* Inside a job: measures the wanted figures of group name. */
+int perf_child(const char *group, int nwant, char **want);
+
+#endif

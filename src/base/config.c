@@ -1,0 +1,416 @@
+#include "base/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/log.h"
+#include "base/status.h"
+
+extern char **environ;
+
+rh_config_t rh_cfg;
+
+/* ---- parsers ----------------------------------------------------------- */
+
+static int parse_enum(const rh_config_field_t *f, const char *value, void *dst,
+                      char *err, size_t errlen)
+{
+    size_t n = 0;
+
+    for (int i = 0; f->choices[i] != NULL; i++) {
+        if (strcasecmp(value, f->choices[i]) == 0) {
+            *(int *)dst = i;
+            return 0;
+        }
+    }
+    n += (size_t)snprintf(err, errlen, "expected one of:");
+    for (int i = 0; f->choices[i] != NULL && n < errlen; i++) {
+        n += (size_t)snprintf(err + n, errlen - n, " %s", f->choices[i]);
+    }
+    return -1;
+}
+
+static void print_enum(const rh_config_field_t *f, const void *src, char *buf,
+                       size_t len)
+{
+    snprintf(buf, len, "%s", f->choices[*(const int *)src]);
+}
+
+/* Unsigned number with an optional unit suffix scaled by `units`. */
+typedef struct { const char *suffix; uint64_t scale; } rh_unit_t;
+
+static int parse_scaled(const rh_config_field_t *f, const char *value,
+                        uint64_t *out, const rh_unit_t *units,
+                        const char *what, char *err, size_t errlen)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t scale = 0;
+
+    errno = 0;
+    while (isspace((unsigned char)*value)) {
+        value++;
+    }
+    if (*value == '-' || !isdigit((unsigned char)*value)) {
+        goto bad;
+    }
+    v = strtoull(value, &end, 10);
+    if (errno != 0) {
+        goto bad;
+    }
+    for (int i = 0; units[i].suffix != NULL; i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            scale = units[i].scale;
+            break;
+        }
+    }
+    if (scale == 0 || (v != 0 && v > UINT64_MAX / scale)) {
+        goto bad;
+    }
+    v *= scale;
+    if (v < f->min || v > f->max) {
+        snprintf(err, errlen, "%s out of range [%" PRIu64 ", %" PRIu64 "]",
+                 what, f->min, f->max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+bad:
+    snprintf(err, errlen, "expected %s", what);
+    return -1;
+}
+
+static const rh_unit_t rh_size_units[] = {
+    {"", 1}, {"b", 1}, {"k", 1ull << 10}, {"kb", 1ull << 10},
+    {"m", 1ull << 20}, {"mb", 1ull << 20}, {"g", 1ull << 30},
+    {"gb", 1ull << 30}, {"t", 1ull << 40}, {"tb", 1ull << 40}, {NULL, 0}
+};
+
+static const rh_unit_t rh_count_units[] = { {"", 1}, {NULL, 0} };
+
+static const rh_unit_t rh_time_units[] = {   /* milliseconds */
+    {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {NULL, 0}
+};
+
+static int parse_size(const rh_config_field_t *f, const char *value, void *dst,
+                      char *err, size_t errlen)
+{
+    return parse_scaled(f, value, dst, rh_size_units,
+                        "a size in bytes with an optional K, M, G or T suffix",
+                        err, errlen);
+}
+
+static int parse_count(const rh_config_field_t *f, const char *value,
+                       void *dst, char *err, size_t errlen)
+{
+    return parse_scaled(f, value, dst, rh_count_units,
+                        "a non-negative integer", err, errlen);
+}
+
+static int parse_time(const rh_config_field_t *f, const char *value, void *dst,
+                      char *err, size_t errlen)
+{
+    return parse_scaled(f, value, dst, rh_time_units,
+                        "a duration in ms, or with an s or m suffix", err,
+                        errlen);
+}
+
+static void print_size(const rh_config_field_t *f, const void *src, char *buf,
+                       size_t len)
+{
+    uint64_t v = *(const uint64_t *)src;
+    static const char sfx[] = "KMGT";
+    int i = -1;
+
+    (void)f;
+    while (v >= 1024 && (v % 1024) == 0 && i < 3) {
+        v /= 1024;
+        i++;
+    }
+    if (i < 0) {
+        snprintf(buf, len, "%" PRIu64, v);
+    } else {
+        snprintf(buf, len, "%" PRIu64 "%c", v, sfx[i]);
+    }
+}
+
+static void print_u64(const rh_config_field_t *f, const void *src, char *buf,
+                      size_t len)
+{
+    (void)f;
+    snprintf(buf, len, "%" PRIu64, *(const uint64_t *)src);
+}
+
+static void print_time(const rh_config_field_t *f, const void *src, char *buf,
+                       size_t len)
+{
+    (void)f;
+    snprintf(buf, len, "%" PRIu64 "ms", *(const uint64_t *)src);
+}
+
+static int parse_string(const rh_config_field_t *f, const char *value,
+                        void *dst, char *err, size_t errlen)
+{
+    size_t n = strlen(value);
+
+    if (n >= f->max) {
+        snprintf(err, errlen, "at most %" PRIu64 " characters",
+                 f->max - 1);
+        return -1;
+    }
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
+static void print_string(const rh_config_field_t *f, const void *src,
+                         char *buf, size_t len)
+{
+    (void)f;
+    snprintf(buf, len, "%s", (const char *)src);
+}
+
+static const rh_config_type_t rh_type_enum   = {"enum", parse_enum,
+                                                print_enum};
+static const rh_config_type_t rh_type_size   = {"size", parse_size,
+                                                print_size};
+static const rh_config_type_t rh_type_count  = {"count", parse_count,
+                                                print_u64};
+static const rh_config_type_t rh_type_time   = {"time", parse_time,
+                                                print_time};
+static const rh_config_type_t rh_type_string = {"string", parse_string,
+                                                print_string};
+
+/* ---- the table --------------------------------------------------------- */
+
+static const char *const rh_log_level_names[] = {
+    "error", "warn", "info", "debug", "trace", NULL
+};
+static const char *const rh_bootstrap_names[] = {
+    "auto", "pmix", "mpi", "local", "singleton", NULL
+};
+static const char *const rh_progress_names[] = {
+    "polling", "adaptive", "blocking", NULL
+};
+
+#define RH_OFF(_f) offsetof(rh_config_t, _f)
+
+const rh_config_field_t rh_config_table[] = {
+    {"LOG_LEVEL", "warn",
+     "Least severe log lines printed: error, warn, info, debug or trace",
+     RH_OFF(log_level), &rh_type_enum, rh_log_level_names, 0, 0},
+    {"BOOTSTRAP", "auto",
+     "How ranks find each other: auto (from the environment), pmix, mpi, "
+     "local (rayhpc-run) or singleton",
+     RH_OFF(bootstrap), &rh_type_enum, rh_bootstrap_names, 0, 0},
+    {"NODE_ID", "",
+     "Node identity of this rank (default: the host name); ranks with "
+     "different ids act as separate nodes even on one host",
+     RH_OFF(node_id), &rh_type_string, NULL, 0,
+     sizeof(((rh_config_t *)0)->node_id)},
+    {"PROGRESS", "adaptive",
+     "Progress thread: polling (spin), adaptive (spin, then sleep on the "
+     "network's event fd) or blocking (always sleep)",
+     RH_OFF(progress), &rh_type_enum, rh_progress_names, 0, 0},
+    {"PROGRESS_SPIN", "20000",
+     "Idle polls before the adaptive progress thread goes to sleep",
+     RH_OFF(progress_spin), &rh_type_count, NULL, 1, 1000000000},
+    {"PEER_CHECK", "100ms",
+     "How often the liveness of ranks on the same host is checked",
+     RH_OFF(peer_check_ms), &rh_type_time, NULL, 1, 3600000},
+    {"KEEPALIVE", "1s",
+     "UCX keepalive interval that detects dead ranks on other hosts",
+     RH_OFF(keepalive_ms), &rh_type_time, NULL, 1, 3600000},
+    {"RNDV_THRESH", "64K",
+     "Messages with a payload of this size or more go zero copy "
+     "(rendezvous); smaller ones are sent eagerly",
+     RH_OFF(rndv_thresh), &rh_type_size, NULL, 0, UINT64_MAX},
+    {"FINALIZE_TIMEOUT", "60s",
+     "How long rh_finalize waits for the other ranks before giving up",
+     RH_OFF(finalize_timeout_ms), &rh_type_time, NULL, 1, 86400000},
+    {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
+};
+
+/* Variables under this prefix are ours but not settings: rayhpc-run sets
+ * them for the ranks it starts (transport/local_proto.h). */
+#define RH_CONFIG_RESERVED_PREFIX RH_CONFIG_PREFIX "LOCAL_"
+
+/* ---- operations -------------------------------------------------------- */
+
+static const rh_config_field_t *rh_config_find(const char *name)
+{
+    for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
+        if (strcasecmp(f->name, name) == 0) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static rh_status_t rh_config_apply(rh_config_t *cfg, const rh_config_field_t *f,
+                                   const char *value)
+{
+    char err[256];
+
+    if (f->type->parse(f, value, (char *)cfg + f->offset, err, sizeof(err))) {
+        return rh_error_set(RH_ERR_CONFIG, "bad value '%s' for "
+                            RH_CONFIG_PREFIX "%s: %s", value, f->name, err);
+    }
+    return RH_OK;
+}
+
+void rh_config_defaults(rh_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
+        /* Defaults are ours: a bad one is a bug caught by the unit tests. */
+        (void)rh_config_apply(cfg, f, f->dflt);
+    }
+}
+
+rh_status_t rh_config_set(rh_config_t *cfg, const char *name,
+                          const char *value)
+{
+    const rh_config_field_t *f = rh_config_find(name);
+
+    if (f == NULL) {
+        return rh_error_set(RH_ERR_CONFIG, "no setting named %s", name);
+    }
+    return rh_config_apply(cfg, f, value);
+}
+
+rh_status_t rh_config_load_env(rh_config_t *cfg)
+{
+    char var[128];
+
+    for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
+        const char *value;
+        rh_status_t status;
+
+        snprintf(var, sizeof(var), RH_CONFIG_PREFIX "%s", f->name);
+        value = getenv(var);
+        if (value == NULL) {
+            continue;
+        }
+        status = rh_config_apply(cfg, f, value);
+        if (status != RH_OK) {
+            return status;
+        }
+    }
+    return RH_OK;
+}
+
+/* Edit distance (insert, delete, substitute, swap of neighbours), small
+ * strings only: setting names are short. */
+static size_t rh_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t d[64][64];
+
+    if (la >= 64 || lb >= 64) {
+        return SIZE_MAX;
+    }
+    for (size_t i = 0; i <= la; i++) {
+        d[i][0] = i;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        d[0][j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = toupper((unsigned char)a[i - 1]) !=
+                          toupper((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + cost;
+
+            if (d[i - 1][j] + 1 < best) {
+                best = d[i - 1][j] + 1;
+            }
+            if (d[i][j - 1] + 1 < best) {
+                best = d[i][j - 1] + 1;
+            }
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+                a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best) {
+                best = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+const char *rh_config_closest(const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+
+    for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
+        size_t d = rh_edit_distance(name, f->name);
+
+        if (d < best_d) {
+            best_d = d;
+            best = f->name;
+        }
+    }
+    /* A likely typo: a few edits, and not most of the word. */
+    if (best == NULL || best_d > 3 || best_d * 2 > strlen(best)) {
+        return NULL;
+    }
+    return best;
+}
+
+static int rh_config_is_reserved(const char *var)
+{
+    return strncmp(var, RH_CONFIG_RESERVED_PREFIX,
+                   strlen(RH_CONFIG_RESERVED_PREFIX)) == 0;
+}
+
+int rh_config_warn_unknown_env(void)
+{
+    const size_t plen = strlen(RH_CONFIG_PREFIX);
+    int unknown = 0;
+
+    for (char **env = environ; env && *env; env++) {
+        char var[128];
+        const char *eq = strchr(*env, '=');
+        size_t len = eq ? (size_t)(eq - *env) : strlen(*env);
+        const char *suggestion;
+
+        if (strncmp(*env, RH_CONFIG_PREFIX, plen) != 0 || len >= sizeof(var)) {
+            continue;
+        }
+        memcpy(var, *env, len);
+        var[len] = '\0';
+        if (rh_config_find(var + plen) != NULL || rh_config_is_reserved(var)) {
+            continue;
+        }
+        unknown++;
+        suggestion = rh_config_closest(var + plen);
+        if (suggestion != NULL) {
+            rh_warn("%s is not a setting; did you mean " RH_CONFIG_PREFIX
+                    "%s? (rayhpc-info lists them all)", var, suggestion);
+        } else {
+            rh_warn("%s is not a setting (rayhpc-info lists them all)", var);
+        }
+    }
+    return unknown;
+}
+
+void rh_config_format(const rh_config_t *cfg, const rh_config_field_t *f,
+                      char *buf, size_t len)
+{
+    f->type->print(f, (const char *)cfg + f->offset, buf, len);
+}
+
+void rh_config_print(const rh_config_t *cfg, FILE *out)
+{
+    for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
+        char value[160];
+
+        rh_config_format(cfg, f, value, sizeof(value));
+        fprintf(out, "%s%s=%s\n    %s (%s, default '%s')\n", RH_CONFIG_PREFIX,
+                f->name, value, f->doc, f->type->name, f->dflt);
+    }
+}

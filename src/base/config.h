@@ -1,0 +1,88 @@
+/*
+ * The one table of RAYHPC_* settings: name, default, type, one-line doc and
+ * parser. rh_config_load_env() fills an rh_config_t from the environment;
+ * rayhpc-info prints the table. Unknown RAYHPC_* variables get a warning
+ * that names the closest real setting.
+ */
+#ifndef RH_BASE_CONFIG_H
+#define RH_BASE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rayhpc.h"
+
+#define RH_CONFIG_PREFIX "RAYHPC_"
+
+typedef enum rh_bootstrap_kind {
+    RH_BOOTSTRAP_AUTO = 0,
+    RH_BOOTSTRAP_PMIX,
+    RH_BOOTSTRAP_MPI,
+    RH_BOOTSTRAP_LOCAL,
+    RH_BOOTSTRAP_SINGLETON
+} rh_bootstrap_kind_t;
+
+typedef struct rh_config {
+    int      log_level;        /* rh_log_level_t */
+    int      bootstrap;        /* rh_bootstrap_kind_t */
+    char     node_id[128];     /* empty: the host name */
+    int      progress;         /* rh_progress_mode_t */
+    uint64_t progress_spin;    /* idle polls before the adaptive mode sleeps */
+    uint64_t peer_check_ms;    /* liveness check of same-host peers */
+    uint64_t keepalive_ms;     /* UCX keepalive for remote peers */
+    uint64_t rndv_thresh;      /* payloads from this size go zero copy */
+    uint64_t finalize_timeout_ms;
+} rh_config_t;
+
+typedef struct rh_config_field rh_config_field_t;
+
+typedef struct rh_config_type {
+    const char *name;          /* shown by rayhpc-info: "size", "enum" ... */
+    /* Parses `value` into `dst`; on error returns non-zero and writes a
+     * sentence saying what is accepted into err. */
+    int (*parse)(const rh_config_field_t *f, const char *value, void *dst,
+                 char *err, size_t errlen);
+    void (*print)(const rh_config_field_t *f, const void *src, char *buf,
+                  size_t len);
+} rh_config_type_t;
+
+struct rh_config_field {
+    const char             *name;     /* without the RAYHPC_ prefix */
+    const char             *dflt;
+    const char             *doc;
+    size_t                  offset;   /* into rh_config_t */
+    const rh_config_type_t *type;
+    const char *const      *choices;  /* enum names, NULL-terminated */
+    uint64_t                min, max; /* numeric range, inclusive */
+};
+
+extern const rh_config_field_t rh_config_table[];
+extern rh_config_t rh_cfg;           /* the process's settings */
+
+void rh_config_defaults(rh_config_t *cfg);
+
+/* Sets one setting by name (without prefix) from a string. */
+rh_status_t rh_config_set(rh_config_t *cfg, const char *name,
+                          const char *value);
+
+/* Applies every RAYHPC_* variable that is set; the first bad value fails
+ * with RH_ERR_CONFIG and a message naming the variable. */
+rh_status_t rh_config_load_env(rh_config_t *cfg);
+
+/* Warns about each RAYHPC_* variable in the environment that is not a
+ * setting; returns how many there were. */
+int rh_config_warn_unknown_env(void);
+
+/* The setting name closest to `name` (both without prefix), or NULL when
+ * none is close enough to be a likely misspelling. */
+const char *rh_config_closest(const char *name);
+
+/* Value of one field as text. */
+void rh_config_format(const rh_config_t *cfg, const rh_config_field_t *f,
+                      char *buf, size_t len);
+
+/* Prints every setting, its value and doc (for rayhpc-info). */
+void rh_config_print(const rh_config_t *cfg, FILE *out);
+
+#endif

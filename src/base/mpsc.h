@@ -1,0 +1,78 @@
+/*
+ * Intrusive multi-producer single-consumer queue (Vyukov's design): push is
+ * one atomic exchange and never blocks or allocates; only the consumer pops.
+ * The stub node lives in the queue, so an empty queue needs no allocation.
+ */
+#ifndef RH_BASE_MPSC_H
+#define RH_BASE_MPSC_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+typedef struct rh_mpsc_node {
+    _Atomic(struct rh_mpsc_node *) next;
+} rh_mpsc_node_t;
+
+typedef struct rh_mpsc {
+    _Atomic(rh_mpsc_node_t *) head;   /* producers push here */
+    rh_mpsc_node_t           *tail;   /* consumer pops here */
+    rh_mpsc_node_t            stub;
+} rh_mpsc_t;
+
+static inline void rh_mpsc_init(rh_mpsc_t *q)
+{
+    atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&q->head, &q->stub, memory_order_relaxed);
+    q->tail = &q->stub;
+}
+
+static inline void rh_mpsc_push(rh_mpsc_t *q, rh_mpsc_node_t *node)
+{
+    rh_mpsc_node_t *prev;
+
+    atomic_store_explicit(&node->next, NULL, memory_order_relaxed);
+    prev = atomic_exchange_explicit(&q->head, node, memory_order_acq_rel);
+    atomic_store_explicit(&prev->next, node, memory_order_release);
+}
+
+/* Whether the queue looks empty to the consumer (a push in flight may
+ * still be invisible; the producer's wake-up covers that window). */
+static inline int rh_mpsc_empty(rh_mpsc_t *q)
+{
+    return q->tail == &q->stub &&
+           atomic_load_explicit(&q->stub.next, memory_order_acquire) == NULL;
+}
+
+/* Returns the oldest node, or NULL when the queue is empty or a producer is
+ * between its two steps (the node then shows up on a later pop). */
+static inline rh_mpsc_node_t *rh_mpsc_pop(rh_mpsc_t *q)
+{
+    rh_mpsc_node_t *tail = q->tail;
+    rh_mpsc_node_t *next = atomic_load_explicit(&tail->next,
+                                                memory_order_acquire);
+
+    if (tail == &q->stub) {
+        if (next == NULL) {
+            return NULL;
+        }
+        q->tail = next;
+        tail = next;
+        next = atomic_load_explicit(&next->next, memory_order_acquire);
+    }
+    if (next != NULL) {
+        q->tail = next;
+        return tail;
+    }
+    if (tail != atomic_load_explicit(&q->head, memory_order_acquire)) {
+        return NULL;   /* a producer is mid-push */
+    }
+    rh_mpsc_push(q, &q->stub);
+    next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (next != NULL) {
+        q->tail = next;
+        return tail;
+    }
+    return NULL;
+}
+
+#endif

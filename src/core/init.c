@@ -1,0 +1,465 @@
+/*
+ * rh_init / rh_finalize: settings, bootstrap, the start-up exchange, and the
+ * collective end of the job.
+ *
+ * Start-up: read settings, join the bootstrap, open UCX, publish one blob
+ * (pid, host, node identity, worker address, hwloc summary), derive the node
+ * numbering from everybody's blobs, start the progress thread.
+ *
+ * End: every rank tells rank 0 it reached rh_finalize; once every live rank
+ * has, rank 0 tells them all to go, and each rank flushes and tears down.
+ * Dead ranks are skipped on both sides, so a failure never hangs the end.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/completion.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "core/core.h"
+#include "sched/topology.h"
+#include "transport/am.h"
+#include "transport/blob.h"
+#include "transport/bootstrap.h"
+#include "transport/transport.h"
+
+typedef struct rh_core {
+    int             initialized;
+    rh_bootstrap_t  bs;
+    int             rank, size;
+    int             node, num_nodes;
+    int            *node_of_rank;
+    /* finalize protocol */
+    uint8_t        *fin_seen;        /* rank 0: who reached rh_finalize */
+    int             fin_waiting;     /* rank 0 is waiting for them */
+    rh_completion_t fin_all;         /* rank 0: everyone live has arrived */
+    rh_completion_t fin_go;          /* others: rank 0 said go */
+} rh_core_t;
+
+static rh_core_t rh_core = { .rank = -1 };
+
+int rh_rank(void) { return rh_core.rank; }
+int rh_size(void) { return rh_core.size; }
+int rh_node_id(void) { return rh_core.node; }
+int rh_num_nodes(void) { return rh_core.num_nodes; }
+int rh_core_initialized(void) { return rh_core.initialized; }
+
+const char *rh_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+int rh_rank_alive(int rank)
+{
+    if (!rh_core.initialized) {
+        return 0;
+    }
+    return rank == rh_core.rank || rh_tp_peer_alive(rank);
+}
+
+int rh_core_node_of(int rank)
+{
+    if (rank < 0 || rank >= rh_core.size) {
+        return -1;
+    }
+    return rh_core.node_of_rank[rank];
+}
+
+/* ---- finalize protocol (handlers run on the progress thread) ------------- */
+
+static void rh_core_fin_check(void)
+{
+    if (!rh_core.fin_waiting || rh_completion_done(&rh_core.fin_all)) {
+        return;
+    }
+    for (int r = 1; r < rh_core.size; r++) {
+        if (!rh_core.fin_seen[r] && rh_tp_peer_alive(r)) {
+            return;
+        }
+    }
+    rh_completion_signal(&rh_core.fin_all, RH_OK);
+}
+
+static rh_status_t rh_core_on_finalize(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    if (rh_core.rank != 0 || msg->src == 0) {
+        return RH_ERR_MALFORMED;
+    }
+    rh_core.fin_seen[msg->src] = 1;
+    rh_core_fin_check();
+    return RH_OK;
+}
+
+static rh_status_t rh_core_on_finalize_go(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    if (msg->src != 0) {
+        return RH_ERR_MALFORMED;
+    }
+    rh_completion_signal(&rh_core.fin_go, RH_OK);
+    return RH_OK;
+}
+
+static void rh_core_on_peer_failure(void *arg, int rank)
+{
+    (void)arg;
+    if (rh_core.rank == 0) {
+        rh_core_fin_check();
+    } else if (rank == 0 && !rh_completion_done(&rh_core.fin_go)) {
+        rh_completion_signal(&rh_core.fin_go, RH_ERR_PEER_FAILED);
+    }
+}
+
+/* ---- start-up -------------------------------------------------------------- */
+
+static rh_status_t rh_core_apply_params(const rh_init_params_t *params)
+{
+    static const char *const modes[] = {"polling", "adaptive", "blocking"};
+    rh_status_t status = RH_OK;
+
+    if (params == NULL) {
+        return RH_OK;
+    }
+    if (params->field_mask & RH_INIT_PARAM_FIELD_PROGRESS_MODE) {
+        if ((unsigned)params->progress_mode > RH_PROGRESS_BLOCKING) {
+            return rh_error_set(RH_ERR_INVALID_PARAM, "progress_mode %d is "
+                                "not an rh_progress_mode_t",
+                                (int)params->progress_mode);
+        }
+        status = rh_config_set(&rh_cfg, "PROGRESS",
+                               modes[params->progress_mode]);
+    }
+    if (status == RH_OK && (params->field_mask &
+                            RH_INIT_PARAM_FIELD_BOOTSTRAP) &&
+        params->bootstrap != NULL) {
+        status = rh_config_set(&rh_cfg, "BOOTSTRAP", params->bootstrap);
+    }
+    if (status == RH_OK && (params->field_mask &
+                            RH_INIT_PARAM_FIELD_LOG_LEVEL) &&
+        params->log_level != NULL) {
+        status = rh_config_set(&rh_cfg, "LOG_LEVEL", params->log_level);
+    }
+    return status;
+}
+
+/* Same kernel, same pid namespace: pids can be compared. */
+static void rh_core_host_key(char *buf, size_t len)
+{
+    char host[256] = "", ns[64] = "";
+    ssize_t n;
+
+    gethostname(host, sizeof(host) - 1);
+    n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    snprintf(buf, len, "%s/%s", host, ns);
+}
+
+static rh_status_t rh_core_build_blob(rh_blob_t *blob)
+{
+    char host_key[384], node[256], topo[128];
+    rh_topo_counts_t counts;
+    int32_t pid = (int32_t)getpid();
+    const void *addr;
+    size_t addr_len;
+    rh_status_t status;
+
+    rh_core_host_key(host_key, sizeof(host_key));
+    if (rh_cfg.node_id[0] != '\0') {
+        snprintf(node, sizeof(node), "%s", rh_cfg.node_id);
+    } else {
+        gethostname(node, sizeof(node) - 1);
+        node[sizeof(node) - 1] = '\0';
+    }
+    if (rh_topo_query(&counts) == RH_OK) {
+        rh_topo_format(&counts, topo, sizeof(topo));
+    } else {
+        snprintf(topo, sizeof(topo), "unknown");
+    }
+    rh_tp_local_address(&addr, &addr_len);
+    rh_blob_init(blob);
+    status = rh_blob_add(blob, RH_BLOB_PID, &pid, sizeof(pid));
+    if (status == RH_OK) {
+        status = rh_blob_add_str(blob, RH_BLOB_HOST, host_key);
+    }
+    if (status == RH_OK) {
+        status = rh_blob_add_str(blob, RH_BLOB_NODE, node);
+    }
+    if (status == RH_OK) {
+        status = rh_blob_add(blob, RH_BLOB_UCX_ADDR, addr, (uint32_t)addr_len);
+    }
+    if (status == RH_OK) {
+        status = rh_blob_add_str(blob, RH_BLOB_TOPO, topo);
+    }
+    return status;
+}
+
+/* Reads a NUL-terminated string entry of rank r's blob. */
+static rh_status_t rh_core_blob_str(const rh_blob_set_t *set, int r,
+                                    uint16_t key, const char **out)
+{
+    const void *val;
+    uint32_t len;
+    rh_status_t status = rh_blob_find(set->data + set->off[r], set->len[r],
+                                      key, &val, &len);
+
+    if (status != RH_OK || len == 0 || ((const char *)val)[len - 1] != '\0') {
+        return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d's start-up blob lacks "
+                            "entry %u (mismatched library versions?)", r,
+                            (unsigned)key);
+    }
+    *out = val;
+    return RH_OK;
+}
+
+/* Turns everybody's blob into the transport's peer table and the node
+ * numbering (nodes numbered in order of their lowest rank). */
+static rh_status_t rh_core_connect(const rh_blob_set_t *set)
+{
+    rh_tp_peer_info_t *peers = calloc((size_t)set->n, sizeof(*peers));
+    const char **node_names = calloc((size_t)set->n, sizeof(*node_names));
+    const char *my_host = NULL;
+    rh_status_t status = RH_OK;
+
+    rh_core.node_of_rank = calloc((size_t)set->n, sizeof(int));
+    if (peers == NULL || node_names == NULL || rh_core.node_of_rank == NULL) {
+        status = rh_error_set(RH_ERR_NO_MEMORY, "peer tables");
+        goto out;
+    }
+    status = rh_core_blob_str(set, rh_core.rank, RH_BLOB_HOST, &my_host);
+    for (int r = 0; r < set->n && status == RH_OK; r++) {
+        const uint8_t *blob = set->data + set->off[r];
+        const void *val;
+        uint32_t len;
+        const char *host;
+        int32_t pid;
+
+        status = rh_core_blob_str(set, r, RH_BLOB_HOST, &host);
+        if (status == RH_OK) {
+            status = rh_core_blob_str(set, r, RH_BLOB_NODE, &node_names[r]);
+        }
+        if (status == RH_OK &&
+            (rh_blob_find(blob, set->len[r], RH_BLOB_PID, &val, &len) !=
+             RH_OK || len != sizeof(pid) ||
+             rh_blob_find(blob, set->len[r], RH_BLOB_UCX_ADDR,
+                          &peers[r].ucx_addr, &len) != RH_OK)) {
+            status = rh_error_set(RH_ERR_BOOTSTRAP, "rank %d's start-up blob "
+                                  "is incomplete", r);
+        }
+        if (status != RH_OK) {
+            break;
+        }
+        memcpy(&pid, val, sizeof(pid));
+        peers[r].pid = pid;
+        peers[r].ucx_addr_len = len;
+        peers[r].same_host = strcmp(host, my_host) == 0;
+        rh_core.node_of_rank[r] = rh_core.num_nodes;
+        for (int q = 0; q < r; q++) {
+            if (strcmp(node_names[q], node_names[r]) == 0) {
+                rh_core.node_of_rank[r] = rh_core.node_of_rank[q];
+                break;
+            }
+        }
+        if (rh_core.node_of_rank[r] == rh_core.num_nodes) {
+            rh_core.num_nodes++;
+        }
+    }
+    if (status == RH_OK) {
+        rh_core.node = rh_core.node_of_rank[rh_core.rank];
+        status = rh_tp_start(rh_core.rank, rh_core.size, peers);
+    }
+out:
+    free(peers);
+    free(node_names);
+    return status;
+}
+
+static rh_status_t rh_core_register_handlers(void)
+{
+    rh_status_t status;
+
+    status = rh_am_register(RH_AM_ID_FINALIZE, 0, 0, rh_core_on_finalize,
+                            NULL);
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_FINALIZE_GO, 0, 0,
+                                rh_core_on_finalize_go, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_core_on_peer_failure, NULL);
+    }
+    return status;
+}
+
+static void rh_core_reset(void)
+{
+    free(rh_core.node_of_rank);
+    free(rh_core.fin_seen);
+    memset(&rh_core, 0, sizeof(rh_core));
+    rh_core.rank = -1;
+}
+
+rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
+{
+    rh_blob_t blob;
+    rh_blob_set_t all;
+    rh_status_t status;
+    int bs_open = 0, tp_open = 0;
+
+    (void)argc;
+    (void)argv;
+    rh_error_clear();
+    if (rh_core.initialized) {
+        return rh_error_set(RH_ERR_ALREADY_INITIALIZED, "rh_init was already "
+                            "called");
+    }
+    rh_config_defaults(&rh_cfg);
+    status = rh_core_apply_params(params);
+    if (status == RH_OK) {
+        status = rh_config_load_env(&rh_cfg);
+    }
+    if (status != RH_OK) {
+        rh_error("%s", rh_last_error());
+        return status;
+    }
+    rh_log_level = rh_cfg.log_level;
+    rh_completion_init(&rh_core.fin_all);
+    rh_completion_init(&rh_core.fin_go);
+
+    status = rh_bootstrap_open((rh_bootstrap_kind_t)rh_cfg.bootstrap,
+                               &rh_core.bs);
+    if (status != RH_OK) {
+        goto err;
+    }
+    bs_open = 1;
+    rh_core.rank = rh_core.bs.rank;
+    rh_core.size = rh_core.bs.size;
+    rh_log_set_rank(rh_core.rank);
+    rh_debug("bootstrap %s: rank %d of %d", rh_core.bs.ops->name,
+             rh_core.rank, rh_core.size);
+    if (rh_core.rank == 0) {
+        rh_config_warn_unknown_env();
+    }
+    rh_core.fin_seen = calloc((size_t)rh_core.size, 1);
+    if (rh_core.fin_seen == NULL) {
+        status = rh_error_set(RH_ERR_NO_MEMORY, "finalize table");
+        goto err;
+    }
+    status = rh_tp_open(&rh_cfg);
+    if (status != RH_OK) {
+        goto err;
+    }
+    tp_open = 1;
+    status = rh_core_register_handlers();
+    if (status != RH_OK) {
+        goto err;
+    }
+    status = rh_core_build_blob(&blob);
+    if (status == RH_OK) {
+        status = rh_core.bs.ops->allgather(&rh_core.bs, blob.buf, blob.len,
+                                           &all);
+    }
+    rh_blob_free(&blob);
+    if (status != RH_OK) {
+        goto err;
+    }
+    status = rh_core_connect(&all);
+    rh_blob_set_free(&all);
+    if (status != RH_OK) {
+        goto err;
+    }
+    rh_core.initialized = 1;
+    rh_debug("node %d of %d; progress thread running", rh_core.node,
+             rh_core.num_nodes);
+    return RH_OK;
+
+err:
+    /* Keep the message: teardown below may overwrite it. */
+    {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%s", rh_last_error());
+        rh_error("rh_init failed: %s", msg);
+        if (tp_open) {
+            rh_tp_close(0);
+        }
+        if (bs_open) {
+            rh_core.bs.ops->finalize(&rh_core.bs);
+        }
+        rh_core_reset();
+        return rh_error_set(status, "%s", msg);
+    }
+}
+
+/* ---- the end --------------------------------------------------------------- */
+
+/* Rank 0 starts waiting on the progress thread, where arrivals are seen. */
+static void rh_core_fin_start(rh_tp_op_t *op)
+{
+    (void)op;
+    rh_core.fin_waiting = 1;
+    rh_core_fin_check();
+}
+
+static rh_status_t rh_core_finalize_barrier(void)
+{
+    static rh_tp_op_t fin_start = { .run = rh_core_fin_start };
+    int64_t timeout = (int64_t)rh_cfg.finalize_timeout_ms;
+    rh_status_t status;
+
+    if (rh_core.size == 1) {
+        return RH_OK;
+    }
+    /* From here on ranks leave one by one: that is the job ending, not a
+     * failure worth a warning (the barrier still accounts for it). */
+    rh_tp_set_quiet_failures();
+    if (rh_core.rank == 0) {
+        rh_tp_post(&fin_start);
+        status = rh_completion_wait(&rh_core.fin_all, timeout);
+        if (status == RH_ERR_TIMEOUT) {
+            rh_warn("finalize: not every rank arrived within %lld ms; ending "
+                    "without them", (long long)timeout);
+        }
+        for (int r = 1; r < rh_core.size; r++) {
+            if (rh_tp_peer_alive(r)) {
+                (void)rh_am_send((uint32_t)r, RH_AM_ID_FINALIZE_GO, NULL, 0,
+                                 NULL, 0, NULL, NULL);
+            }
+        }
+        return RH_OK;
+    }
+    status = rh_am_send_wait(0, RH_AM_ID_FINALIZE, NULL, 0, NULL, 0);
+    if (status == RH_OK) {
+        status = rh_completion_wait(&rh_core.fin_go, timeout);
+    }
+    if (status == RH_ERR_TIMEOUT) {
+        return rh_error_set(status, "finalize: rank 0 did not end the job "
+                            "within %lld ms", (long long)timeout);
+    }
+    if (status != RH_OK) {
+        return rh_error_set(status, "finalize: rank 0 failed before the job "
+                            "ended");
+    }
+    return RH_OK;
+}
+
+rh_status_t rh_finalize(void)
+{
+    rh_status_t status;
+
+    if (!rh_core.initialized) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "rh_finalize without "
+                            "rh_init");
+    }
+    status = rh_core_finalize_barrier();
+    rh_tp_close((int64_t)rh_cfg.finalize_timeout_ms);
+    rh_core.bs.ops->finalize(&rh_core.bs);
+    rh_core_reset();
+    if (status != RH_OK) {
+        rh_warn("%s", rh_last_error());
+    }
+    return status;
+}

@@ -1,0 +1,576 @@
+/*
+ * Active-message layer: the id -> handler table, the checks every incoming
+ * message passes, and the send path.
+ *
+ * A send is described by an rh_am_sreq that holds the contiguous UCX header
+ * (wire header + user header) for as long as UCX may read it. Requests made
+ * on the progress thread come from a free list owned by that thread, so the
+ * hot path (a handler answering a message) neither locks nor allocates;
+ * other threads allocate one and post it through the op queue.
+ */
+#include "transport/am.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/completion.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "transport/tp_internal.h"
+#include "transport/transport.h"
+
+#define RH_AM_SMALL_DATA 256   /* payload copied into a free-list request */
+#define RH_AM_FREE_MAX   1024  /* requests kept on the free list */
+
+typedef struct rh_am_entry {
+    rh_am_handler_fn fn;
+    void            *arg;
+    size_t           min_hdr, max_hdr;
+} rh_am_entry_t;
+
+typedef struct rh_am_sreq rh_am_sreq_t;
+struct rh_am_sreq {
+    rh_tp_op_t     op;        /* queue node when posted by another thread */
+    rh_am_sreq_t  *next_free;
+    uint32_t       dest;
+    uint32_t       hdr_total;
+    rh_am_done_fn  done;
+    void          *done_arg;
+    const void    *data;
+    size_t         len;
+    void          *copy;      /* heap copy of a large payload, freed at end */
+    uint8_t        hdr[sizeof(rh_am_wire_hdr_t) + RH_AM_MAX_HDR];
+    uint8_t        small[RH_AM_SMALL_DATA];
+};
+
+typedef struct rh_am_layer {
+    rh_am_entry_t  table[RH_AM_ID_MAX];
+    rh_am_stats_t  stats;
+    rh_am_sreq_t  *free_list;   /* progress thread only */
+    unsigned       num_free;
+    uint64_t       rndv_thresh;
+} rh_am_layer_t;
+
+static rh_am_layer_t rh_am;
+
+static const char *const rh_am_drop_names[RH_AM_DROP_NUM] = {
+    [RH_AM_DROP_SHORT_HEADER] = "header shorter than the wire header",
+    [RH_AM_DROP_BAD_MAGIC]    = "bad magic or version",
+    [RH_AM_DROP_UNKNOWN_ID]   = "unknown message id",
+    [RH_AM_DROP_BAD_SOURCE]   = "source rank out of range",
+    [RH_AM_DROP_HDR_LENGTH]   = "header length does not match",
+    [RH_AM_DROP_DATA_LENGTH]  = "payload length does not match",
+    [RH_AM_DROP_HANDLER_HDR]  = "header size outside the handler's range",
+    [RH_AM_DROP_REJECTED]     = "body rejected by its handler",
+};
+
+const char *rh_am_drop_string(rh_am_drop_t reason)
+{
+    return reason < RH_AM_DROP_NUM ? rh_am_drop_names[reason] : "none";
+}
+
+const rh_am_stats_t *rh_am_stats(void)
+{
+    return &rh_am.stats;
+}
+
+rh_status_t rh_am_register(uint16_t id, size_t min_hdr, size_t max_hdr,
+                           rh_am_handler_fn fn, void *arg)
+{
+    if (id == RH_AM_ID_INVALID || id >= RH_AM_ID_MAX || fn == NULL ||
+        min_hdr > max_hdr || max_hdr > RH_AM_MAX_HDR) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "cannot register AM id %u "
+                            "(ids 1..%u, header ranges up to %u bytes)",
+                            (unsigned)id, RH_AM_ID_MAX - 1, RH_AM_MAX_HDR);
+    }
+    if (rh_am.table[id].fn != NULL && rh_am.table[id].fn != fn) {
+        return rh_error_set(RH_ERR_BUSY, "AM id %u is already registered",
+                            (unsigned)id);
+    }
+    rh_am.table[id].min_hdr = min_hdr;
+    rh_am.table[id].max_hdr = max_hdr;
+    rh_am.table[id].arg = arg;
+    /* Publish the handler last: the receive path tests fn. */
+    __atomic_store_n(&rh_am.table[id].fn, fn, __ATOMIC_RELEASE);
+    return RH_OK;
+}
+
+/* ---- receive ------------------------------------------------------------- */
+
+/* Counters have one writer, the progress thread: a plain add that other
+ * threads may read at any time, without a locked instruction. */
+static inline uint64_t rh_am_count(_Atomic uint64_t *counter)
+{
+    uint64_t v = atomic_load_explicit(counter, memory_order_relaxed);
+
+    atomic_store_explicit(counter, v + 1, memory_order_relaxed);
+    return v;
+}
+
+rh_am_drop_t rh_am_check(const void *hdr, size_t hlen, size_t dlen,
+                         uint32_t nranks)
+{
+    rh_am_wire_hdr_t w;
+    const rh_am_entry_t *e;
+    size_t uhdr;
+
+    if (hdr == NULL || hlen < sizeof(w)) {
+        return RH_AM_DROP_SHORT_HEADER;
+    }
+    memcpy(&w, hdr, sizeof(w));   /* UCX gives no alignment guarantee */
+    if (w.magic != RH_AM_MAGIC || w.version != RH_AM_VERSION) {
+        return RH_AM_DROP_BAD_MAGIC;
+    }
+    if (w.id == RH_AM_ID_INVALID || w.id >= RH_AM_ID_MAX ||
+        __atomic_load_n(&rh_am.table[w.id].fn, __ATOMIC_ACQUIRE) == NULL) {
+        return RH_AM_DROP_UNKNOWN_ID;
+    }
+    if (w.src >= nranks) {
+        return RH_AM_DROP_BAD_SOURCE;
+    }
+    uhdr = hlen - sizeof(w);
+    if (w.hdr_len != uhdr) {
+        return RH_AM_DROP_HDR_LENGTH;
+    }
+    if (w.data_len != (uint32_t)dlen) {
+        return RH_AM_DROP_DATA_LENGTH;
+    }
+    e = &rh_am.table[w.id];
+    if (uhdr < e->min_hdr || uhdr > e->max_hdr) {
+        return RH_AM_DROP_HANDLER_HDR;
+    }
+    return RH_AM_DROP_NUM;
+}
+
+static void rh_am_count_drop(rh_am_drop_t reason, const void *hdr,
+                             size_t hlen)
+{
+    uint64_t n = rh_am_count(&rh_am.stats.dropped[reason]);
+    uint16_t id = 0;
+
+    if (hlen >= sizeof(rh_am_wire_hdr_t)) {
+        memcpy(&id, (const char *)hdr +
+               offsetof(rh_am_wire_hdr_t, id), sizeof(id));
+    }
+    /* Log the first few of each kind, then every 1024th: a flood of bad
+     * messages must not become a flood of log lines. */
+    if (n < 8 || (n & 1023) == 0) {
+        rh_warn("dropped a malformed message (%s; id %u, %zu header "
+                "bytes; %llu such drops so far)", rh_am_drop_string(reason),
+                (unsigned)id, hlen, (unsigned long long)n + 1);
+    }
+}
+
+static ucs_status_t rh_am_recv(void *arg, const void *header,
+                               size_t header_length, void *data,
+                               size_t length, const ucp_am_recv_param_t *param)
+{
+    rh_am_wire_hdr_t w;
+    rh_am_drop_t reason;
+    rh_am_msg_t msg;
+    rh_am_entry_t *e;
+    rh_status_t status;
+
+    (void)arg;
+    rh_am_count(&rh_am.stats.received);
+    reason = rh_am_check(header, header_length, length,
+                         (uint32_t)rh_tp_size());
+    if (rh_unlikely(reason != RH_AM_DROP_NUM)) {
+        rh_am_count_drop(reason, header, header_length);
+        return UCS_OK;   /* a rendezvous descriptor is dropped by UCX */
+    }
+    memcpy(&w, header, sizeof(w));
+    e = &rh_am.table[w.id];
+    msg.src = w.src;
+    msg.id = w.id;
+    msg.hdr = (const char *)header + sizeof(w);
+    msg.hdr_len = w.hdr_len;
+    msg.data_len = length;
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
+        msg.data = NULL;
+        msg.rndv_desc = data;
+    } else {
+        msg.data = data;
+        msg.rndv_desc = NULL;
+    }
+    status = e->fn(e->arg, &msg);
+    if (rh_unlikely(status == RH_ERR_MALFORMED)) {
+        rh_am_count_drop(RH_AM_DROP_REJECTED, header, header_length);
+    }
+    return UCS_OK;
+}
+
+typedef struct rh_am_recv_ctx {
+    rh_am_done_fn done;
+    void         *arg;
+    int           src;
+} rh_am_recv_ctx_t;
+
+static void rh_am_recv_data_cb(void *request, ucs_status_t status,
+                               size_t length, void *user_data)
+{
+    rh_am_recv_ctx_t *ctx = user_data;
+
+    (void)length;
+    ctx->done(ctx->arg, rh_tp_status_from_ucs(status, ctx->src));
+    free(ctx);
+    ucp_request_free(request);
+}
+
+rh_status_t rh_am_recv_data(rh_am_msg_t *msg, void *buf, rh_am_done_fn done,
+                            void *done_arg)
+{
+    ucp_request_param_t param;
+    rh_am_recv_ctx_t *ctx;
+    void *req;
+
+    if (msg->rndv_desc == NULL || done == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "no rendezvous payload to "
+                            "receive, or no completion callback");
+    }
+    ctx = malloc(sizeof(*ctx));
+    if (ctx == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "receive context");
+    }
+    ctx->done = done;
+    ctx->arg = done_arg;
+    ctx->src = (int)msg->src;
+    memset(&param, 0, sizeof(param));
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+                         UCP_OP_ATTR_FIELD_USER_DATA;
+    param.cb.recv_am = rh_am_recv_data_cb;
+    param.user_data = ctx;
+    req = ucp_am_recv_data_nbx(rh_tp_worker, msg->rndv_desc, buf,
+                               msg->data_len, &param);
+    msg->rndv_desc = NULL;
+    if (req == NULL) {
+        free(ctx);
+        done(done_arg, RH_OK);
+    } else if (UCS_PTR_IS_ERR(req)) {
+        free(ctx);
+        done(done_arg, rh_tp_status_from_ucs(UCS_PTR_STATUS(req),
+                                             (int)msg->src));
+    }
+    return RH_OK;
+}
+
+/* ---- send ---------------------------------------------------------------- */
+
+static rh_am_sreq_t *rh_am_sreq_get(void)
+{
+    rh_am_sreq_t *sreq;
+
+    if (rh_tp_on_progress_thread() && rh_am.free_list != NULL) {
+        sreq = rh_am.free_list;
+        rh_am.free_list = sreq->next_free;
+        rh_am.num_free--;
+        return sreq;
+    }
+    sreq = malloc(sizeof(*sreq));
+    if (sreq == NULL) {
+        return NULL;
+    }
+    return sreq;
+}
+
+/* Runs on the progress thread. */
+static void rh_am_sreq_put(rh_am_sreq_t *sreq)
+{
+    if (sreq->copy != NULL) {
+        free(sreq->copy);
+    }
+    if (rh_am.num_free < RH_AM_FREE_MAX) {
+        sreq->next_free = rh_am.free_list;
+        rh_am.free_list = sreq;
+        rh_am.num_free++;
+        return;
+    }
+    free(sreq);
+}
+
+static void rh_am_sreq_finish(rh_am_sreq_t *sreq, rh_status_t status)
+{
+    if (sreq->done != NULL) {
+        sreq->done(sreq->done_arg, status);
+    } else if (status != RH_OK) {
+        rh_debug("send to rank %u failed: %s", sreq->dest,
+                 rh_status_string(status));
+    }
+    rh_am_sreq_put(sreq);
+}
+
+static void rh_am_send_cb(void *request, ucs_status_t status, void *user_data)
+{
+    rh_am_sreq_t *sreq = user_data;
+
+    rh_am_sreq_finish(sreq, rh_tp_status_from_ucs(status, (int)sreq->dest));
+    ucp_request_free(request);
+}
+
+/* Hands a request to UCX (progress thread only). */
+static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
+{
+    ucp_request_param_t param;
+    ucp_ep_h ep;
+    void *req;
+    rh_status_t status;
+
+    status = rh_tp_ep((int)sreq->dest, &ep);
+    if (rh_unlikely(status != RH_OK)) {
+        rh_am_sreq_finish(sreq, status);
+        return;
+    }
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+                         UCP_OP_ATTR_FIELD_USER_DATA |
+                         UCP_OP_ATTR_FIELD_FLAGS;
+    param.cb.send = rh_am_send_cb;
+    param.user_data = sreq;
+    param.flags = sreq->len >= rh_am.rndv_thresh ? UCP_AM_SEND_FLAG_RNDV : 0;
+    req = ucp_am_send_nbx(ep, RH_UCX_AM_ID, sreq->hdr, sreq->hdr_total,
+                          sreq->data, sreq->len, &param);
+    if (rh_likely(req == NULL)) {
+        rh_am_sreq_finish(sreq, RH_OK);
+    } else if (UCS_PTR_IS_ERR(req)) {
+        rh_am_sreq_finish(sreq, rh_tp_status_from_ucs(UCS_PTR_STATUS(req),
+                                                      (int)sreq->dest));
+    }
+}
+
+static void rh_am_sreq_run(rh_tp_op_t *op)
+{
+    rh_am_sreq_issue((rh_am_sreq_t *)op);
+}
+
+static rh_status_t rh_am_sreq_submit(rh_am_sreq_t *sreq)
+{
+    if (rh_tp_on_progress_thread()) {
+        rh_am_sreq_issue(sreq);
+    } else {
+        sreq->op.run = rh_am_sreq_run;
+        rh_tp_post(&sreq->op);
+    }
+    return RH_OK;
+}
+
+static rh_status_t rh_am_check_dest(uint32_t dest)
+{
+    if (rh_unlikely(rh_tp_worker == NULL)) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "the transport is not "
+                            "running");
+    }
+    if (rh_unlikely(dest >= (uint32_t)rh_tp_size())) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "no rank %u in a job of "
+                            "%d ranks", dest, rh_tp_size());
+    }
+    if (rh_unlikely(!rh_tp_peer_alive((int)dest))) {
+        return rh_error_set(RH_ERR_PEER_FAILED, "rank %u has failed", dest);
+    }
+    return RH_OK;
+}
+
+/* The fast path of a small send on the progress thread: the header lives
+ * on the stack and UCX must finish the send before returning, so there is
+ * no request, no copy and nothing to free. Returns RH_ERR_BUSY when UCX
+ * cannot do that right now (the caller then takes the request path). */
+static rh_status_t rh_am_send_now(uint32_t dest, const void *hdr,
+                                  size_t hdr_total, const void *data,
+                                  size_t len)
+{
+    ucp_request_param_t param;
+    ucp_ep_h ep;
+    void *req;
+    rh_status_t status = rh_tp_ep((int)dest, &ep);
+
+    if (rh_unlikely(status != RH_OK)) {
+        return status;
+    }
+    param.op_attr_mask = UCP_OP_ATTR_FLAG_FORCE_IMM_CMPL;
+    req = ucp_am_send_nbx(ep, RH_UCX_AM_ID, hdr, hdr_total, data, len,
+                          &param);
+    if (rh_likely(req == NULL)) {
+        return RH_OK;
+    }
+    if (UCS_PTR_STATUS(req) == UCS_ERR_NO_RESOURCE) {
+        return RH_ERR_BUSY;
+    }
+    return rh_tp_status_from_ucs(UCS_PTR_STATUS(req), (int)dest);
+}
+
+rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
+                       size_t hdr_len, const void *data, size_t len,
+                       rh_am_done_fn done, void *done_arg)
+{
+    rh_am_wire_hdr_t w;
+    rh_am_sreq_t *sreq;
+    rh_status_t status;
+    int heap_copy = done == NULL && len > RH_AM_SMALL_DATA;
+
+    status = rh_am_check_dest(dest);
+    if (rh_unlikely(status != RH_OK)) {
+        return status;
+    }
+    if (rh_unlikely(hdr_len > RH_AM_MAX_HDR || id == RH_AM_ID_INVALID ||
+                    id >= RH_AM_ID_MAX || (hdr_len && hdr == NULL) ||
+                    (len && data == NULL))) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "bad AM send (id %u, "
+                            "header %zu bytes, at most %u)", (unsigned)id,
+                            hdr_len, RH_AM_MAX_HDR);
+    }
+    w.magic = RH_AM_MAGIC;
+    w.version = RH_AM_VERSION;
+    w.flags = 0;
+    w.id = id;
+    w.hdr_len = (uint16_t)hdr_len;
+    w.src = (uint32_t)rh_tp_rank();
+    w.data_len = (uint32_t)len;
+    if (rh_tp_on_progress_thread() && len <= RH_AM_SMALL_DATA) {
+        uint8_t whole[sizeof(w) + RH_AM_MAX_HDR];
+
+        memcpy(whole, &w, sizeof(w));
+        if (hdr_len != 0) {
+            memcpy(whole + sizeof(w), hdr, hdr_len);
+        }
+        status = rh_am_send_now(dest, whole, sizeof(w) + hdr_len, data, len);
+        if (rh_likely(status == RH_OK)) {
+            if (done != NULL) {
+                done(done_arg, RH_OK);
+            }
+            return RH_OK;
+        }
+        if (status != RH_ERR_BUSY) {
+            return rh_error_set(status, "send to rank %u failed: %s", dest,
+                                rh_status_string(status));
+        }
+    }
+    sreq = rh_am_sreq_get();
+    if (rh_unlikely(sreq == NULL)) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "send request");
+    }
+    memcpy(sreq->hdr, &w, sizeof(w));
+    if (hdr_len != 0) {
+        memcpy(sreq->hdr + sizeof(w), hdr, hdr_len);
+    }
+    sreq->hdr_total = (uint32_t)(sizeof(w) + hdr_len);
+    sreq->dest = dest;
+    sreq->done = done;
+    sreq->done_arg = done_arg;
+    sreq->len = len;
+    sreq->copy = NULL;
+    if (done != NULL) {
+        sreq->data = data;               /* zero copy */
+    } else if (!heap_copy) {
+        if (len != 0) {
+            memcpy(sreq->small, data, len);
+        }
+        sreq->data = sreq->small;
+    } else {
+        sreq->copy = malloc(len);
+        if (sreq->copy == NULL) {
+            free(sreq);   /* never reached UCX: no one else holds it */
+            return rh_error_set(RH_ERR_NO_MEMORY, "copy of a %zu-byte "
+                                "payload", len);
+        }
+        memcpy(sreq->copy, data, len);
+        sreq->data = sreq->copy;
+    }
+    return rh_am_sreq_submit(sreq);
+}
+
+rh_status_t rh_am_send_raw(uint32_t dest, const void *hdr, size_t hdr_len,
+                           const void *data, size_t len)
+{
+    rh_am_sreq_t *sreq;
+    rh_status_t status = rh_am_check_dest(dest);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if (hdr_len > sizeof(sreq->hdr) || len > RH_AM_SMALL_DATA) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "raw send too large");
+    }
+    sreq = rh_am_sreq_get();
+    if (sreq == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "send request");
+    }
+    memcpy(sreq->hdr, hdr, hdr_len);
+    if (len != 0) {
+        memcpy(sreq->small, data, len);
+    }
+    sreq->hdr_total = (uint32_t)hdr_len;
+    sreq->dest = dest;
+    sreq->done = NULL;
+    sreq->data = sreq->small;
+    sreq->len = len;
+    sreq->copy = NULL;
+    return rh_am_sreq_submit(sreq);
+}
+
+static void rh_am_send_wait_done(void *arg, rh_status_t status)
+{
+    rh_completion_signal(arg, status);
+}
+
+rh_status_t rh_am_send_wait(uint32_t dest, uint16_t id, const void *hdr,
+                            size_t hdr_len, const void *data, size_t len)
+{
+    rh_completion_t done;
+    rh_status_t status;
+
+    if (rh_tp_on_progress_thread()) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_am_send_wait on the "
+                            "progress thread would wait forever");
+    }
+    rh_completion_init(&done);
+    status = rh_am_send(dest, id, hdr, hdr_len, data, len,
+                        rh_am_send_wait_done, &done);
+    if (status != RH_OK) {
+        return status;
+    }
+    status = rh_completion_wait(&done, -1);
+    if (status == RH_ERR_PEER_FAILED) {
+        return rh_error_set(status, "rank %u failed during a send", dest);
+    }
+    if (status != RH_OK) {
+        return rh_error_set(status, "send to rank %u failed: %s", dest,
+                            rh_status_string(status));
+    }
+    return RH_OK;
+}
+
+/* ---- attach / detach ----------------------------------------------------- */
+
+rh_status_t rh_am_attach(struct ucp_worker *worker)
+{
+    ucp_am_handler_param_t param;
+    ucs_status_t status;
+
+    rh_am.rndv_thresh = rh_cfg.rndv_thresh;
+    memset(&param, 0, sizeof(param));
+    param.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID |
+                       UCP_AM_HANDLER_PARAM_FIELD_CB |
+                       UCP_AM_HANDLER_PARAM_FIELD_ARG |
+                       UCP_AM_HANDLER_PARAM_FIELD_FLAGS;
+    param.id = RH_UCX_AM_ID;
+    param.cb = rh_am_recv;
+    param.arg = NULL;
+    param.flags = UCP_AM_FLAG_WHOLE_MSG;
+    status = ucp_worker_set_am_recv_handler(worker, &param);
+    if (status != UCS_OK) {
+        return rh_error_set(RH_ERR_TRANSPORT, "cannot install the AM "
+                            "handler: %s", ucs_status_string(status));
+    }
+    return RH_OK;
+}
+
+void rh_am_detach(void)
+{
+    while (rh_am.free_list != NULL) {
+        rh_am_sreq_t *sreq = rh_am.free_list;
+
+        rh_am.free_list = sreq->next_free;
+        free(sreq);
+    }
+    rh_am.num_free = 0;
+    /* Handlers stay registered: they are static and a re-init keeps them. */
+    memset(&rh_am.stats, 0, sizeof(rh_am.stats));
+}

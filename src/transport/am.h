@@ -1,0 +1,126 @@
+/*
+ * Active messages: one table maps our AM id to a handler. Everything we send
+ * travels under a single UCX AM id with a fixed wire header in front of the
+ * user header; the receive path validates that header (length, magic, id,
+ * source rank, declared lengths) before any handler sees the message, and
+ * counts and logs what it drops instead of trusting it.
+ *
+ * Handlers run on the progress thread and must not block. Sends may come
+ * from any thread.
+ */
+#ifndef RH_TRANSPORT_AM_H
+#define RH_TRANSPORT_AM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rayhpc.h"
+#include "transport/am_ids.h"
+
+#define RH_AM_MAGIC    0x5248u   /* "RH" */
+#define RH_AM_VERSION  1u
+#define RH_AM_MAX_HDR  256u      /* user header bytes */
+
+/* On the wire in front of every user header. 16 bytes on purpose: UCX
+ * 1.13 sends a message whose header is at most 16 bytes on a faster short
+ * path (a 24-byte header costs about 30 ns more per message over shm). */
+typedef struct rh_am_wire_hdr {
+    uint16_t magic;
+    uint8_t  version;
+    uint8_t  flags;
+    uint16_t id;
+    uint16_t hdr_len;     /* user header bytes that follow */
+    uint32_t src;         /* sending rank */
+    uint32_t data_len;    /* payload bytes sent, modulo 2^32 */
+} rh_am_wire_hdr_t;
+
+_Static_assert(sizeof(rh_am_wire_hdr_t) == 16, "wire header is 16 bytes");
+
+/* A received message as a handler sees it. */
+typedef struct rh_am_msg {
+    uint32_t    src;
+    uint16_t    id;
+    const void *hdr;
+    size_t      hdr_len;
+    void       *data;      /* NULL when the payload is still remote */
+    size_t      data_len;
+    void       *rndv_desc; /* set when data must be fetched: rh_am_recv_data */
+} rh_am_msg_t;
+
+/* A handler returns RH_OK, or RH_ERR_MALFORMED for a body it rejects (the
+ * layer then counts and logs the drop). */
+typedef rh_status_t (*rh_am_handler_fn)(void *arg, rh_am_msg_t *msg);
+
+/* Called on the progress thread once a send's buffer may be reused (or the
+ * send failed: RH_ERR_PEER_FAILED, RH_ERR_TRANSPORT, RH_ERR_SHUTDOWN). */
+typedef void (*rh_am_done_fn)(void *arg, rh_status_t status);
+
+/* Why a message was dropped; one counter each. */
+typedef enum rh_am_drop {
+    RH_AM_DROP_SHORT_HEADER = 0,  /* fewer bytes than the wire header */
+    RH_AM_DROP_BAD_MAGIC,         /* not ours, or another version */
+    RH_AM_DROP_UNKNOWN_ID,        /* no handler for that id */
+    RH_AM_DROP_BAD_SOURCE,        /* source rank out of range */
+    RH_AM_DROP_HDR_LENGTH,        /* user header length != what arrived */
+    RH_AM_DROP_DATA_LENGTH,       /* payload length != what arrived */
+    RH_AM_DROP_HANDLER_HDR,       /* header size outside the handler's range */
+    RH_AM_DROP_REJECTED,          /* the handler found the body malformed */
+    RH_AM_DROP_NUM
+} rh_am_drop_t;
+
+typedef struct rh_am_stats {
+    _Atomic uint64_t received;
+    _Atomic uint64_t dropped[RH_AM_DROP_NUM];
+} rh_am_stats_t;
+
+/* Registers the handler of `id`; every header shorter than min_hdr or longer
+ * than max_hdr is dropped before it runs. Register before rh_init: another
+ * rank may send as soon as its own rh_init returns, and a message for an id
+ * with no handler yet is dropped as unknown. */
+rh_status_t rh_am_register(uint16_t id, size_t min_hdr, size_t max_hdr,
+                           rh_am_handler_fn fn, void *arg);
+
+/* Sends header + data to rank dest. With done == NULL the data is copied
+ * (or sent) before the call returns and later failures are only logged;
+ * otherwise the data is sent in place (zero copy) and must stay valid until
+ * done runs. done runs exactly once when the call returns RH_OK, never when
+ * it returns an error. Payloads of RAYHPC_RNDV_THRESH bytes or more go by
+ * rendezvous. */
+rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
+                       size_t hdr_len, const void *data, size_t len,
+                       rh_am_done_fn done, void *done_arg);
+
+/* Sends in place and waits until the buffer is free again or the send
+ * failed. Not from the progress thread (handlers use rh_am_send). */
+rh_status_t rh_am_send_wait(uint32_t dest, uint16_t id, const void *hdr,
+                            size_t hdr_len, const void *data, size_t len);
+
+/* From a handler: receives a rendezvous payload straight into buf (len must
+ * be msg->data_len). done runs once the data is there. */
+rh_status_t rh_am_recv_data(rh_am_msg_t *msg, void *buf, rh_am_done_fn done,
+                            void *done_arg);
+
+/* Validates a raw UCX header of hlen bytes carrying dlen payload bytes, for
+ * a job of nranks. Returns the drop reason, or RH_AM_DROP_NUM when the
+ * message is well-formed and its handler's header range fits. */
+rh_am_drop_t rh_am_check(const void *hdr, size_t hlen, size_t dlen,
+                         uint32_t nranks);
+
+const char *rh_am_drop_string(rh_am_drop_t reason);
+
+/* Counters since start-up (any thread may read them). */
+const rh_am_stats_t *rh_am_stats(void);
+
+/* Sends raw bytes as the UCX header, bypassing the wire header: lets the
+ * tests prove that malformed messages are dropped. */
+rh_status_t rh_am_send_raw(uint32_t dest, const void *hdr, size_t hdr_len,
+                           const void *data, size_t len);
+
+/* Internal to the transport: installs the UCX receive handler and drains
+ * the free list at close. */
+struct ucp_worker;
+rh_status_t rh_am_attach(struct ucp_worker *worker);
+void rh_am_detach(void);
+
+#endif

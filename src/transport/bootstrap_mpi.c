@@ -1,0 +1,112 @@
+/*
+ * The `mpi` backend (built with --with-mpi): for sites whose launcher has no
+ * PMIx. MPI_Allgather of the sizes, then MPI_Allgatherv of the blobs. When
+ * the program initialized MPI itself, we use its MPI and leave finalizing it
+ * to the program.
+ */
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/status.h"
+#include "transport/bootstrap.h"
+
+typedef struct rh_mpi {
+    int we_initialized;
+} rh_mpi_t;
+
+static rh_status_t rh_mpi_init(rh_bootstrap_t *bs)
+{
+    rh_mpi_t *mp = calloc(1, sizeof(*mp));
+    int inited = 0;
+
+    if (mp == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "MPI state");
+    }
+    MPI_Initialized(&inited);
+    if (!inited) {
+        if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+            free(mp);
+            return rh_error_set(RH_ERR_BOOTSTRAP, "MPI_Init failed");
+        }
+        mp->we_initialized = 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &bs->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &bs->size);
+    bs->priv = mp;
+    return RH_OK;
+}
+
+static rh_status_t rh_mpi_allgather(rh_bootstrap_t *bs, const void *blob,
+                                    size_t len, rh_blob_set_t *out)
+{
+    int n = bs->size, mine = (int)len;
+    int *lens = calloc((size_t)n, sizeof(int));
+    int *displs = calloc((size_t)n, sizeof(int));
+    uint8_t *flat = NULL, *data = NULL;
+    size_t total = 0, off = 0;
+    rh_status_t status = RH_OK;
+
+    if (lens == NULL || displs == NULL) {
+        status = rh_error_set(RH_ERR_NO_MEMORY, "MPI exchange");
+        goto out;
+    }
+    if (MPI_Allgather(&mine, 1, MPI_INT, lens, 1, MPI_INT, MPI_COMM_WORLD) !=
+        MPI_SUCCESS) {
+        status = rh_error_set(RH_ERR_BOOTSTRAP, "MPI_Allgather failed");
+        goto out;
+    }
+    for (int r = 0; r < n; r++) {
+        displs[r] = (int)total;
+        total += (size_t)lens[r];
+    }
+    flat = malloc(total ? total : 1);
+    data = malloc(total + (size_t)n * sizeof(uint32_t));
+    if (flat == NULL || data == NULL) {
+        status = rh_error_set(RH_ERR_NO_MEMORY, "MPI exchange");
+        goto out;
+    }
+    if (MPI_Allgatherv(blob, mine, MPI_BYTE, flat, lens, displs, MPI_BYTE,
+                       MPI_COMM_WORLD) != MPI_SUCCESS) {
+        status = rh_error_set(RH_ERR_BOOTSTRAP, "MPI_Allgatherv failed");
+        goto out;
+    }
+    for (int r = 0; r < n; r++) {
+        uint32_t l = (uint32_t)lens[r];
+
+        memcpy(data + off, &l, sizeof(l));
+        memcpy(data + off + sizeof(l), flat + displs[r], l);
+        off += sizeof(l) + l;
+    }
+    status = rh_blob_set_parse(out, data, off, n);
+    data = NULL;   /* owned by out now */
+out:
+    free(data);
+    free(flat);
+    free(lens);
+    free(displs);
+    return status;
+}
+
+static void rh_mpi_finalize(rh_bootstrap_t *bs)
+{
+    rh_mpi_t *mp = bs->priv;
+
+    if (mp != NULL && mp->we_initialized) {
+        MPI_Finalize();
+    }
+    free(mp);
+    bs->priv = NULL;
+}
+
+static void rh_mpi_abort(rh_bootstrap_t *bs, int code, const char *msg)
+{
+    (void)bs;
+    (void)msg;
+    MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+    _Exit(code ? code : 1);
+}
+
+const rh_bootstrap_ops_t rh_bootstrap_mpi_ops = {
+    "mpi", rh_mpi_init, rh_mpi_allgather, rh_mpi_finalize, rh_mpi_abort
+};

@@ -1,0 +1,21 @@
+/* Shared between the files of src/transport only. */
+#ifndef RH_TRANSPORT_TP_INTERNAL_H
+#define RH_TRANSPORT_TP_INTERNAL_H
+
+#include <ucp/api/ucp.h>
+
+#include "rayhpc.h"
+
+/* UCX AM id that carries all of our messages. */
+#define RH_UCX_AM_ID 0
+
+extern ucp_worker_h rh_tp_worker;
+
+/* Endpoint to rank (progress thread only); created on first use. Fails with
+ * RH_ERR_PEER_FAILED for a dead peer. */
+rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep);
+
+/* Maps a UCX error on traffic to/from rank to our status. */
+rh_status_t rh_tp_status_from_ucs(ucs_status_t status, int rank);
+
+#endif

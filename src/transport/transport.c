@@ -1,0 +1,644 @@
+/*
+ * UCX context, worker, peers and the progress thread.
+ *
+ * The progress thread is the only thread that touches the worker once the
+ * job runs. It drains the op queue (sends and other work posted by other
+ * threads), progresses UCX, and, depending on RAYHPC_PROGRESS, spins or
+ * sleeps in epoll on two descriptors: the worker's event fd (armed with
+ * ucp_worker_arm) and our own eventfd, which producers write to only when
+ * the thread has said it is about to sleep.
+ *
+ * Peer death is found three ways: UCX's error callback (peer error handling
+ * mode, keepalive for remote hosts), a failed send, and for ranks on the
+ * same kernel a periodic check of their pid, which catches a SIGKILL within
+ * RAYHPC_PEER_CHECK even over shared memory, where nothing else would.
+ */
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base/completion.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "transport/am.h"
+#include "transport/tp_internal.h"
+
+#define RH_TP_MAX_LISTENERS 8
+
+typedef struct rh_peer {
+    ucp_ep_h    ep;            /* progress thread only */
+    ucp_ep_h    dead_ep;       /* of a failed peer, closed outside callbacks */
+    void       *close_req;
+    void       *addr;
+    size_t      addr_len;
+    pid_t       pid;
+    int         same_host;
+    _Atomic int alive;
+} rh_peer_t;
+
+typedef struct rh_transport {
+    int                rank, size;
+    rh_peer_t         *peers;
+    ucp_context_h      context;
+    ucp_address_t     *local_addr;
+    size_t             local_addr_len;
+    int                worker_efd, wake_fd, epoll_fd;
+    pthread_t          thread;
+    int                thread_started;
+    pthread_t          pt_self;        /* set by the thread itself */
+    _Atomic int        pt_running;
+    _Atomic int        stop;
+    _Atomic int        sleeping;
+    _Atomic int        mode;
+    uint64_t           spin, peer_check_ns, last_peer_check;
+    _Atomic int        quiet_failures;
+    int                reap_pending;
+    rh_mpsc_t          ops;
+    struct {
+        rh_tp_failure_fn fn;
+        void            *arg;
+    } listeners[RH_TP_MAX_LISTENERS];
+    int                num_listeners;
+} rh_transport_t;
+
+ucp_worker_h rh_tp_worker;
+static rh_transport_t rh_tp;
+
+int rh_tp_rank(void) { return rh_tp.rank; }
+int rh_tp_size(void) { return rh_tp.size; }
+/* pthread_self() is one register read: cheaper than a TLS variable in a
+ * shared library. */
+int rh_tp_on_progress_thread(void)
+{
+    return atomic_load_explicit(&rh_tp.pt_running, memory_order_relaxed) &&
+           pthread_equal(pthread_self(), rh_tp.pt_self);
+}
+
+int rh_tp_peer_alive(int rank)
+{
+    if (rank < 0 || rank >= rh_tp.size || rh_tp.peers == NULL) {
+        return 0;
+    }
+    return atomic_load_explicit(&rh_tp.peers[rank].alive,
+                                memory_order_acquire);
+}
+
+/* ---- UCX context and worker ------------------------------------------- */
+
+static rh_status_t rh_tp_ucs_error(ucs_status_t status, const char *what)
+{
+    return rh_error_set(RH_ERR_TRANSPORT, "%s failed: %s", what,
+                        ucs_status_string(status));
+}
+
+static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
+{
+    ucp_params_t params;
+    ucp_config_t *config;
+    ucs_status_t status;
+    char keepalive[32];
+
+    status = ucp_config_read(NULL, NULL, &config);
+    if (status != UCS_OK) {
+        return rh_tp_ucs_error(status, "ucp_config_read");
+    }
+    /* UCX's default (20 s) is too slow to notice a dead remote rank; a user
+     * who set UCX_KEEPALIVE_INTERVAL keeps theirs. */
+    if (getenv("UCX_KEEPALIVE_INTERVAL") == NULL) {
+        snprintf(keepalive, sizeof(keepalive), "%llums",
+                 (unsigned long long)cfg->keepalive_ms);
+        (void)ucp_config_modify(config, "KEEPALIVE_INTERVAL", keepalive);
+    }
+    /* Our endpoints ask for peer-failure handling, and UCX 1.13 leaves the
+     * shared-memory transports out of such endpoints unless their error
+     * handling is on: without this, ranks of one host talk over TCP
+     * loopback. A user's own UCX_*_ERROR_HANDLING wins. */
+    if (getenv("UCX_MM_ERROR_HANDLING") == NULL &&
+        getenv("UCX_POSIX_ERROR_HANDLING") == NULL &&
+        getenv("UCX_SYSV_ERROR_HANDLING") == NULL) {
+        (void)ucp_config_modify(config, "MM_ERROR_HANDLING", "y");
+    }
+    memset(&params, 0, sizeof(params));
+    params.field_mask = UCP_PARAM_FIELD_FEATURES |
+                        UCP_PARAM_FIELD_MT_WORKERS_SHARED;
+    params.features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
+    params.mt_workers_shared = 0;
+    status = ucp_init(&params, config, &rh_tp.context);
+    ucp_config_release(config);
+    if (status != UCS_OK) {
+        return rh_tp_ucs_error(status, "ucp_init");
+    }
+    return RH_OK;
+}
+
+static rh_status_t rh_tp_open_worker(void)
+{
+    ucp_worker_params_t params;
+    ucs_status_t status;
+    struct epoll_event ev;
+
+    memset(&params, 0, sizeof(params));
+    params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+    params.thread_mode = UCS_THREAD_MODE_SINGLE;
+    status = ucp_worker_create(rh_tp.context, &params, &rh_tp_worker);
+    if (status != UCS_OK) {
+        return rh_tp_ucs_error(status, "ucp_worker_create");
+    }
+    status = ucp_worker_get_address(rh_tp_worker, &rh_tp.local_addr,
+                                    &rh_tp.local_addr_len);
+    if (status != UCS_OK) {
+        return rh_tp_ucs_error(status, "ucp_worker_get_address");
+    }
+    status = ucp_worker_get_efd(rh_tp_worker, &rh_tp.worker_efd);
+    if (status != UCS_OK) {
+        return rh_tp_ucs_error(status, "ucp_worker_get_efd");
+    }
+    rh_tp.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    rh_tp.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (rh_tp.wake_fd < 0 || rh_tp.epoll_fd < 0) {
+        return rh_error_set(RH_ERR_TRANSPORT, "eventfd/epoll: %s",
+                            strerror(errno));
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.fd = rh_tp.worker_efd;
+    if (epoll_ctl(rh_tp.epoll_fd, EPOLL_CTL_ADD, rh_tp.worker_efd, &ev) ||
+        (ev.data.fd = rh_tp.wake_fd,
+         epoll_ctl(rh_tp.epoll_fd, EPOLL_CTL_ADD, rh_tp.wake_fd, &ev))) {
+        return rh_error_set(RH_ERR_TRANSPORT, "epoll_ctl: %s",
+                            strerror(errno));
+    }
+    return rh_am_attach(rh_tp_worker);
+}
+
+rh_status_t rh_tp_open(const rh_config_t *cfg)
+{
+    rh_status_t status;
+
+    memset(&rh_tp, 0, sizeof(rh_tp));
+    rh_tp.worker_efd = rh_tp.wake_fd = rh_tp.epoll_fd = -1;
+    rh_tp.spin = cfg->progress_spin;
+    rh_tp.peer_check_ns = cfg->peer_check_ms * 1000000ull;
+    atomic_store(&rh_tp.mode, cfg->progress);
+    rh_mpsc_init(&rh_tp.ops);
+    status = rh_tp_open_context(cfg);
+    if (status == RH_OK) {
+        status = rh_tp_open_worker();
+    }
+    if (status != RH_OK) {
+        rh_tp_close(0);
+    }
+    return status;
+}
+
+void rh_tp_local_address(const void **addr, size_t *len)
+{
+    *addr = rh_tp.local_addr;
+    *len = rh_tp.local_addr_len;
+}
+
+rh_status_t rh_tp_on_peer_failure(rh_tp_failure_fn fn, void *arg)
+{
+    if (rh_tp.num_listeners == RH_TP_MAX_LISTENERS) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "too many peer-failure "
+                            "listeners");
+    }
+    rh_tp.listeners[rh_tp.num_listeners].fn = fn;
+    rh_tp.listeners[rh_tp.num_listeners].arg = arg;
+    rh_tp.num_listeners++;
+    return RH_OK;
+}
+
+/* ---- endpoints and peer failure ----------------------------------------- */
+
+static void rh_tp_ep_error(void *arg, ucp_ep_h ep, ucs_status_t status)
+{
+    int rank = (int)(uintptr_t)arg;
+    char why[96];
+
+    (void)ep;
+    snprintf(why, sizeof(why), "UCX reported %s", ucs_status_string(status));
+    rh_tp_peer_failed(rank, why);
+}
+
+rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep)
+{
+    rh_peer_t *peer = &rh_tp.peers[rank];
+    ucp_ep_params_t params;
+    ucs_status_t status;
+
+    if (rh_likely(peer->ep != NULL)) {
+        *ep = peer->ep;
+        return RH_OK;
+    }
+    if (!atomic_load_explicit(&peer->alive, memory_order_relaxed)) {
+        return rh_error_set(RH_ERR_PEER_FAILED, "rank %d is dead", rank);
+    }
+    memset(&params, 0, sizeof(params));
+    params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
+                        UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                        UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    params.address = peer->addr;
+    params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+    params.err_handler.cb = rh_tp_ep_error;
+    params.err_handler.arg = (void *)(uintptr_t)rank;
+    status = ucp_ep_create(rh_tp_worker, &params, &peer->ep);
+    if (status != UCS_OK) {
+        peer->ep = NULL;
+        return rh_error_set(RH_ERR_TRANSPORT, "cannot connect to rank %d: "
+                            "%s", rank, ucs_status_string(status));
+    }
+    *ep = peer->ep;
+    return RH_OK;
+}
+
+rh_status_t rh_tp_status_from_ucs(ucs_status_t status, int rank)
+{
+    if (status == UCS_OK) {
+        return RH_OK;
+    }
+    if (rank >= 0 && rank < rh_tp.size && !rh_tp_peer_alive(rank)) {
+        return RH_ERR_PEER_FAILED;
+    }
+    if (status == UCS_ERR_CANCELED || status == UCS_ERR_ENDPOINT_TIMEOUT ||
+        status == UCS_ERR_CONNECTION_RESET || status == UCS_ERR_UNREACHABLE) {
+        return RH_ERR_PEER_FAILED;
+    }
+    return RH_ERR_TRANSPORT;
+}
+
+static void *rh_tp_close_ep_start(ucp_ep_h ep)
+{
+    ucp_request_param_t param;
+    void *req;
+
+    memset(&param, 0, sizeof(param));
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    param.flags = UCP_EP_CLOSE_FLAG_FORCE;
+    req = ucp_ep_close_nbx(ep, &param);
+    return UCS_PTR_IS_PTR(req) ? req : NULL;
+}
+
+/* Finishes a forced close (no peer involved, so it ends in a few rounds);
+ * never from inside a UCX callback. */
+static void rh_tp_close_ep_wait(void *req)
+{
+    if (req == NULL) {
+        return;
+    }
+    for (int i = 0; i < 1000000 &&
+         ucp_request_check_status(req) == UCS_INPROGRESS; i++) {
+        ucp_worker_progress(rh_tp_worker);
+    }
+    ucp_request_free(req);
+}
+
+void rh_tp_peer_failed(int rank, const char *why)
+{
+    rh_peer_t *peer;
+
+    if (rank < 0 || rank >= rh_tp.size || rank == rh_tp.rank) {
+        return;
+    }
+    peer = &rh_tp.peers[rank];
+    if (!atomic_exchange(&peer->alive, 0)) {
+        return;
+    }
+    if (rh_tp.quiet_failures) {
+        rh_debug("rank %d left (%s)", rank, why);
+    } else {
+        rh_warn("rank %d failed (%s)", rank, why);
+    }
+    /* We may be inside a UCX callback, where the endpoint must not be
+     * closed: the progress loop closes it, which fails every request still
+     * queued on it, so their senders see the error instead of waiting. */
+    peer->dead_ep = peer->ep;
+    peer->ep = NULL;
+    rh_tp.reap_pending = 1;
+    for (int i = 0; i < rh_tp.num_listeners; i++) {
+        rh_tp.listeners[i].fn(rh_tp.listeners[i].arg, rank);
+    }
+}
+
+/* Closes the endpoints of failed peers (progress loop, not a callback). */
+static void rh_tp_reap_dead(void)
+{
+    int pending = 0;
+
+    rh_tp.reap_pending = 0;
+    for (int r = 0; r < rh_tp.size; r++) {
+        rh_peer_t *peer = &rh_tp.peers[r];
+
+        if (peer->dead_ep != NULL) {
+            peer->close_req = rh_tp_close_ep_start(peer->dead_ep);
+            peer->dead_ep = NULL;
+        }
+        if (peer->close_req != NULL) {
+            if (ucp_request_check_status(peer->close_req) == UCS_INPROGRESS) {
+                pending = 1;
+            } else {
+                ucp_request_free(peer->close_req);
+                peer->close_req = NULL;
+            }
+        }
+    }
+    rh_tp.reap_pending |= pending;
+}
+
+void rh_tp_set_quiet_failures(void)
+{
+    rh_tp.quiet_failures = 1;
+}
+
+/* Whether a process on this kernel is gone (or a zombie, which is gone for
+ * us even before its parent reaps it). */
+static int rh_tp_pid_dead(pid_t pid)
+{
+    char path[64], buf[256];
+    ssize_t n;
+    int fd;
+    char *paren;
+
+    if (kill(pid, 0) != 0 && errno == ESRCH) {
+        return 1;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    paren = strrchr(buf, ')');
+    return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static void rh_tp_check_peers(uint64_t now)
+{
+    if (now - rh_tp.last_peer_check < rh_tp.peer_check_ns) {
+        return;
+    }
+    rh_tp.last_peer_check = now;
+    for (int r = 0; r < rh_tp.size; r++) {
+        rh_peer_t *peer = &rh_tp.peers[r];
+
+        if (r != rh_tp.rank && peer->same_host &&
+            atomic_load_explicit(&peer->alive, memory_order_relaxed) &&
+            rh_tp_pid_dead(peer->pid)) {
+            rh_tp_peer_failed(r, "its process is gone");
+        }
+    }
+}
+
+/* ---- progress thread ---------------------------------------------------- */
+
+static unsigned rh_tp_drain_ops(void)
+{
+    unsigned n = 0;
+    rh_mpsc_node_t *node;
+
+    while ((node = rh_mpsc_pop(&rh_tp.ops)) != NULL) {
+        rh_tp_op_t *op = (rh_tp_op_t *)node;
+
+        op->run(op);
+        n++;
+    }
+    return n;
+}
+
+void rh_tp_post(rh_tp_op_t *op)
+{
+    static const uint64_t one = 1;
+
+    if (rh_tp_on_progress_thread()) {
+        op->run(op);
+        return;
+    }
+    rh_mpsc_push(&rh_tp.ops, &op->node);
+    /* Pairs with the fence in rh_tp_sleep: either the thread sees our node
+     * before sleeping, or we see it sleeping and wake it. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&rh_tp.sleeping, memory_order_relaxed) &&
+        atomic_exchange(&rh_tp.sleeping, 0)) {
+        if (write(rh_tp.wake_fd, &one, sizeof(one)) < 0) {
+            /* EAGAIN: the counter is already non-zero, the thread wakes. */
+        }
+    }
+}
+
+static void rh_tp_wake(void)
+{
+    static const uint64_t one = 1;
+
+    if (write(rh_tp.wake_fd, &one, sizeof(one)) < 0) {
+        /* Already signalled. */
+    }
+}
+
+static void rh_tp_sleep(void)
+{
+    struct epoll_event ev[2];
+    uint64_t count;
+    int timeout_ms = (int)(rh_tp.peer_check_ns / 1000000ull);
+
+    atomic_store_explicit(&rh_tp.sleeping, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!rh_mpsc_empty(&rh_tp.ops) || atomic_load(&rh_tp.stop)) {
+        atomic_store(&rh_tp.sleeping, 0);
+        return;
+    }
+    if (ucp_worker_arm(rh_tp_worker) == UCS_ERR_BUSY) {
+        atomic_store(&rh_tp.sleeping, 0);
+        return;
+    }
+    if (epoll_wait(rh_tp.epoll_fd, ev, 2, timeout_ms) < 0 && errno != EINTR) {
+        rh_warn("epoll_wait: %s", strerror(errno));
+    }
+    atomic_store(&rh_tp.sleeping, 0);
+    if (read(rh_tp.wake_fd, &count, sizeof(count)) < 0) {
+        /* Nothing to drain (EAGAIN). */
+    }
+}
+
+static void *rh_tp_progress_main(void *arg)
+{
+    uint64_t idle = 0;
+
+    (void)arg;
+    rh_tp.pt_self = pthread_self();
+    atomic_store(&rh_tp.pt_running, 1);
+    while (!atomic_load_explicit(&rh_tp.stop, memory_order_relaxed)) {
+        unsigned n = rh_tp_drain_ops();
+
+        n += ucp_worker_progress(rh_tp_worker);
+        if (rh_unlikely(rh_tp.reap_pending)) {
+            rh_tp_reap_dead();
+        }
+        if (n != 0) {
+            idle = 0;
+            continue;
+        }
+        if ((++idle & 1023) == 0) {
+            rh_tp_check_peers(rh_time_ns());
+        }
+        switch (atomic_load_explicit(&rh_tp.mode, memory_order_relaxed)) {
+        case RH_PROGRESS_POLLING:
+            rh_cpu_relax();
+            break;
+        case RH_PROGRESS_ADAPTIVE:
+            if (idle < rh_tp.spin) {
+                rh_cpu_relax();
+                break;
+            }
+            /* fall through */
+        default:
+            rh_tp_check_peers(rh_time_ns());
+            rh_tp_sleep();
+            break;
+        }
+    }
+    /* Last round: whatever was posted before stop still runs (it fails with
+     * RH_ERR_SHUTDOWN where it needs the network). */
+    rh_tp_drain_ops();
+    atomic_store(&rh_tp.pt_running, 0);
+    return NULL;
+}
+
+void rh_tp_set_progress_mode(rh_progress_mode_t mode)
+{
+    atomic_store(&rh_tp.mode, (int)mode);
+    rh_tp_wake();
+}
+
+rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
+{
+    int err;
+
+    rh_tp.rank = rank;
+    rh_tp.size = size;
+    rh_tp.peers = calloc((size_t)size, sizeof(*rh_tp.peers));
+    if (rh_tp.peers == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "peer table of %d ranks", size);
+    }
+    for (int r = 0; r < size; r++) {
+        rh_peer_t *peer = &rh_tp.peers[r];
+
+        peer->addr = malloc(peers[r].ucx_addr_len);
+        if (peer->addr == NULL) {
+            return rh_error_set(RH_ERR_NO_MEMORY, "peer address");
+        }
+        memcpy(peer->addr, peers[r].ucx_addr, peers[r].ucx_addr_len);
+        peer->addr_len = peers[r].ucx_addr_len;
+        peer->pid = peers[r].pid;
+        peer->same_host = peers[r].same_host;
+        atomic_store(&peer->alive, 1);
+    }
+    rh_tp.last_peer_check = rh_time_ns();
+    err = pthread_create(&rh_tp.thread, NULL, rh_tp_progress_main, NULL);
+    if (err != 0) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "cannot start the progress "
+                            "thread: %s", strerror(err));
+    }
+    pthread_setname_np(rh_tp.thread, "rayhpc-progress");
+    rh_tp.thread_started = 1;
+    return RH_OK;
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void rh_tp_flush(int64_t timeout_ms)
+{
+    ucp_request_param_t param;
+    uint64_t deadline = rh_time_ns() + (uint64_t)timeout_ms * 1000000ull;
+    void *req;
+
+    memset(&param, 0, sizeof(param));
+    req = ucp_worker_flush_nbx(rh_tp_worker, &param);
+    if (!UCS_PTR_IS_PTR(req)) {
+        return;
+    }
+    while (ucp_request_check_status(req) == UCS_INPROGRESS) {
+        ucp_worker_progress(rh_tp_worker);
+        if (rh_time_ns() > deadline) {
+            rh_debug("flush did not finish within %lld ms; closing anyway",
+                     (long long)timeout_ms);
+            break;
+        }
+    }
+    ucp_request_free(req);
+}
+
+void rh_tp_close(int64_t timeout_ms)
+{
+    if (rh_tp.thread_started) {
+        atomic_store(&rh_tp.stop, 1);
+        rh_tp_wake();
+        pthread_join(rh_tp.thread, NULL);
+        rh_tp.thread_started = 0;
+    }
+    if (rh_tp_worker != NULL) {
+        if (rh_tp.peers != NULL) {
+            rh_tp_flush(timeout_ms);
+            for (int r = 0; r < rh_tp.size; r++) {
+                rh_peer_t *peer = &rh_tp.peers[r];
+
+                if (peer->ep != NULL) {
+                    rh_tp_close_ep_wait(rh_tp_close_ep_start(peer->ep));
+                    peer->ep = NULL;
+                }
+                if (peer->dead_ep != NULL) {
+                    rh_tp_close_ep_wait(rh_tp_close_ep_start(peer->dead_ep));
+                    peer->dead_ep = NULL;
+                }
+                rh_tp_close_ep_wait(peer->close_req);
+                peer->close_req = NULL;
+            }
+        }
+        rh_am_detach();
+        if (rh_tp.local_addr != NULL) {
+            ucp_worker_release_address(rh_tp_worker, rh_tp.local_addr);
+        }
+        ucp_worker_destroy(rh_tp_worker);
+        rh_tp_worker = NULL;
+    }
+    if (rh_tp.context != NULL) {
+        ucp_cleanup(rh_tp.context);
+    }
+    if (rh_tp.wake_fd >= 0) {
+        close(rh_tp.wake_fd);
+    }
+    if (rh_tp.epoll_fd >= 0) {
+        close(rh_tp.epoll_fd);
+    }
+    if (rh_tp.peers != NULL) {
+        for (int r = 0; r < rh_tp.size; r++) {
+            free(rh_tp.peers[r].addr);
+        }
+        free(rh_tp.peers);
+    }
+    memset(&rh_tp, 0, sizeof(rh_tp));
+}
+
+void rh_tp_print_info(FILE *out)
+{
+    if (rh_tp.context != NULL) {
+        ucp_context_print_info(rh_tp.context, out);
+    }
+    if (rh_tp_worker != NULL) {
+        ucp_worker_print_info(rh_tp_worker, out);
+    }
+}

@@ -1,0 +1,77 @@
+/*
+ * The UCX side of a rank: one ucp_context and one ucp_worker, a peer table
+ * with lazily created endpoints, and the progress thread that owns the
+ * worker. Only the progress thread calls into UCX after start-up; other
+ * threads hand it work through a lock-free queue (rh_tp_post), which keeps
+ * the worker in UCP_THREAD_MODE_SINGLE with no lock on any path.
+ */
+#ifndef RH_TRANSPORT_TRANSPORT_H
+#define RH_TRANSPORT_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/config.h"
+#include "base/mpsc.h"
+#include "rayhpc.h"
+
+/* What the transport needs to know of each peer, from the bootstrap. */
+typedef struct rh_tp_peer_info {
+    const void *ucx_addr;
+    size_t      ucx_addr_len;
+    pid_t       pid;
+    int         same_host;    /* same kernel: liveness checked by pid */
+} rh_tp_peer_info_t;
+
+/* Work run on the progress thread; embed it in a larger struct. */
+typedef struct rh_tp_op rh_tp_op_t;
+struct rh_tp_op {
+    rh_mpsc_node_t node;
+    void         (*run)(rh_tp_op_t *op);
+};
+
+typedef void (*rh_tp_failure_fn)(void *arg, int rank);
+
+/* Creates the UCX context and worker (before the bootstrap exchange). */
+rh_status_t rh_tp_open(const rh_config_t *cfg);
+
+/* This rank's worker address, to publish through the bootstrap. */
+void rh_tp_local_address(const void **addr, size_t *len);
+
+/* Records every rank's address and starts the progress thread. */
+rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers);
+
+/* Stops the progress thread, flushes outstanding traffic (bounded by
+ * timeout_ms), closes every endpoint and releases UCX. */
+void rh_tp_close(int64_t timeout_ms);
+
+/* Runs op->run on the progress thread; from the progress thread itself it
+ * runs at once. Never blocks, never allocates. */
+void rh_tp_post(rh_tp_op_t *op);
+
+int rh_tp_on_progress_thread(void);
+
+/* Registers fn to be called on the progress thread when a peer is found
+ * dead. Call before rh_tp_start. */
+rh_status_t rh_tp_on_peer_failure(rh_tp_failure_fn fn, void *arg);
+
+int rh_tp_peer_alive(int rank);
+
+/* Marks a peer dead (progress thread only): fails its traffic and tells the
+ * listeners. Idempotent. */
+void rh_tp_peer_failed(int rank, const char *why);
+
+/* Stops reporting peer deaths as errors: the job is ending. */
+void rh_tp_set_quiet_failures(void);
+
+/* Switches the progress mode at run time (benchmarks). */
+void rh_tp_set_progress_mode(rh_progress_mode_t mode);
+
+int rh_tp_rank(void);
+int rh_tp_size(void);
+
+/* Prints the UCX resources the worker would use (rayhpc-info). */
+void rh_tp_print_info(FILE *out);
+
+#endif

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. a -Werror build and `make check` (unit tests, rayhpc-run, mpirun and
+#      srun multi-rank tests over shared memory and TCP);
+#   2. `make install` into a temporary prefix, and a program built outside
+#      the tree with pkg-config, started as a singleton and under rayhpc-run,
+#      mpirun and srun;
+#   3. an ASan+UBSan build running the same `make check`.
+# Ends with one line "suite: N passed, N failed".
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+passed=0
+failed=0
+failures=()
+
+step() { printf '\n=== %s\n' "$*"; }
+ok() { passed=$((passed + 1)); printf 'ok: %s\n' "$*"; }
+bad() { failed=$((failed + 1)); failures+=("$*"); printf 'FAILED: %s\n' "$*"; }
+
+# Adds the test counts of one `make check` to the totals: each criterion
+# program's "Synthesis" line, and automake's verdict for anything else.
+count_check() {
+    local dir=$1 log p=0 f=0 line
+    for log in "$dir"/tests/*.log "$dir"/tests/unit/*.log; do
+        [ -f "$log" ] || continue
+        line=$(grep -h 'Synthesis: Tested:' "$log" | tail -1)
+        if [ -n "$line" ]; then
+            p=$((p + $(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")))
+            f=$((f + $(sed -E 's/.*Failing: ([0-9]+) \| Crashing: ([0-9]+).*/\1 + \2/' <<<"$line")))
+        elif grep -qE '^:test-result: (FAIL|ERROR)' "${log%.log}.trs" 2>/dev/null; then
+            f=$((f + 1))   # died before its synthesis line
+        fi
+    done
+    passed=$((passed + p))
+    failed=$((failed + f))
+    [ "$f" -eq 0 ] || failures+=("make check in $dir")
+}
+
+# configure + make + make check in a build folder of its own.
+build_and_check() {
+    local dir=$1; shift
+    step "build in $dir: configure $*"
+    mkdir -p "$dir"
+    if ! (cd "$dir" && "$top/configure" "$@" >configure.out 2>&1); then
+        tail -30 "$dir/configure.out"
+        bad "configure $*"
+        return 1
+    fi
+    if ! make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1; then
+        grep -E 'error|warning' "$dir/make.out" | head -40
+        bad "build in $dir"
+        return 1
+    fi
+    step "make check in $dir"
+    make -C "$dir" -j1 check 2>&1 | tee "$dir/check.out" | grep -E '^(PASS|FAIL|ERROR|XPASS|# )'
+    count_check "$dir"
+    if grep -qE '^(FAIL|ERROR)' "$dir/check.out"; then
+        for log in "$dir"/tests/*.log "$dir"/tests/unit/*.log; do
+            [ -f "$log" ] || continue
+            grep -qE 'Failing: [1-9]|Crashing: [1-9]' "$log" && {
+                echo "--- $log (failures)"
+                grep -E '^\[(FAIL|----)\]|Assertion|Synthesis' "$log" | head -60
+            }
+        done
+    fi
+}
+
+cd "$top" || exit 1
+if [ ! -x configure ]; then
+    step "autoreconf"
+    autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; exit 1; }
+fi
+
+# A Slurm cluster for the whole run (the srun tests and the installed-program
+# check use it); it is stopped on exit, whatever happens.
+slurm_dir=$(mktemp -d /tmp/rayhpc-slurm.XXXXXX)
+trap '"$top/tests/slurm/local-slurm.sh" stop "$slurm_dir" --purge >/dev/null 2>&1' EXIT
+step "start a private Slurm cluster"
+if "$top/tests/slurm/local-slurm.sh" start "$slurm_dir" >/dev/null; then
+    export RH_TEST_SLURM_DIR=$slurm_dir
+    ok "Slurm cluster in $slurm_dir"
+else
+    bad "start the test Slurm cluster"
+fi
+
+build="$top/_build"
+prefix="$top/_inst"
+build_and_check "$build" --enable-werror --prefix="$prefix"
+
+step "make install into $prefix and build a program outside the tree"
+rm -rf "$prefix"
+if make -C "$build" install >"$build/install.out" 2>&1; then
+    ok "make install"
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    oot=$(mktemp -d /tmp/rayhpc-oot.XXXXXX)
+    cp "$top/tests/multi/hello.c" "$oot/x.c"
+    # shellcheck disable=SC2046
+    if cc -Wall -Wextra -Werror -o "$oot/x" "$oot/x.c" $(pkg-config --cflags --libs rayhpc); then
+        ok "cc x.c \$(pkg-config --cflags --libs rayhpc)"
+        check_ranks() {   # name, expected ranks, command...
+            local name=$1 n=$2; shift 2
+            local out
+            out=$(timeout 120 "$@" 2>&1)
+            local st=$? good=1
+            for ((r = 0; r < n; r++)); do
+                grep -q "HELLO rank=$r size=$n " <<<"$out" || good=0
+            done
+            if [ $st -eq 0 ] && [ $good -eq 1 ]; then ok "$name"; else echo "$out"; bad "$name"; fi
+        }
+        check_ranks "installed program as a singleton" 1 "$oot/x"
+        check_ranks "installed program under rayhpc-run -n 4" 4 "$prefix/bin/rayhpc-run" -n 4 "$oot/x"
+        check_ranks "installed program under mpirun -n 4" 4 mpirun --allow-run-as-root --oversubscribe -n 4 "$oot/x"
+        if [ -n "${RH_TEST_SLURM_DIR:-}" ]; then
+            check_ranks "installed program under srun --mpi=pmix -n 4" 4 \
+                sh -c ". '$slurm_dir/env.sh' && srun --mpi=pmix -n 4 '$oot/x'"
+        fi
+        if "$prefix/bin/rayhpc-info" >"$oot/info.out" 2>&1 && grep -q RAYHPC_LOG_LEVEL "$oot/info.out"; then
+            ok "installed rayhpc-info"
+        else
+            cat "$oot/info.out"; bad "installed rayhpc-info"
+        fi
+    else
+        bad "build a program with pkg-config"
+    fi
+    rm -rf "$oot"
+else
+    tail -20 "$build/install.out"
+    bad "make install"
+fi
+
+# Sanitizers: UCX, PMIx, MPI and hwloc are not built with ASan and keep some
+# allocations until exit; leaks are checked in our code only (suppressions,
+# which need full stacks to match: fast_unwind_on_malloc=0).
+export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+build_and_check "$top/_build-asan" --enable-werror --enable-sanitizers=address,undefined
+
+printf '\n'
+for f in "${failures[@]}"; do printf 'failed: %s\n' "$f"; done
+printf 'suite: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]
