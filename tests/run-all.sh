@@ -5,7 +5,8 @@
 #   2. `make install` into a temporary prefix, and a program built outside
 #      the tree with pkg-config, started as a singleton and under rayhpc-run,
 #      mpirun and srun;
-#   3. an ASan+UBSan build running the same `make check`.
+#   3. an ASan+UBSan build running the same `make check`;
+#   4. a ThreadSanitizer build running the multi-rank programs.
 # Ends with one line "suite: N passed, N failed".
 set -uo pipefail
 
@@ -138,6 +139,46 @@ export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 build_and_check "$top/_build-asan" --enable-werror --enable-sanitizers=address,undefined
+
+# ThreadSanitizer over the threaded core (progress thread, op queue, peer
+# failure, finalize): the rank programs themselves, through rayhpc-run.
+# Criterion cannot run under TSan (its fixed-address arena), so these run
+# directly. UCX's memory hooks run at thread exit, after TSan has torn the
+# thread down: UCX_MEM_EVENTS=no keeps them out of this build's runs.
+unset ASAN_OPTIONS LSAN_OPTIONS
+tsan="$top/_build-tsan"
+step "build in $tsan: configure --enable-sanitizers=thread"
+mkdir -p "$tsan"
+if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >configure.out 2>&1) &&
+   make -C "$tsan" -j"$jobs" all examples/am_exchange tests/multi/alltoall tests/multi/hello \
+        tests/multi/peer_kill tests/multi/malformed >"$tsan/make.out" 2>&1; then
+    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
+    tsan_run() {   # name, expected status, expected line, count, args...
+        local name=$1 want=$2 line=$3 count=$4; shift 4
+        local out st
+        out=$(cd "$tsan" && timeout 300 ./rayhpc-run "$@" 2>&1)
+        st=$?
+        if [ $st -eq "$want" ] && [ "$(grep -c -- "$line" <<<"$out")" -eq "$count" ] &&
+           ! grep -q "ThreadSanitizer" <<<"$out"; then
+            ok "tsan: $name"
+        else
+            echo "$out" | tail -60
+            bad "tsan: $name (status $st)"
+        fi
+    }
+    tsan_run "alltoall, 2 ranks, adaptive" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
+    RAYHPC_PROGRESS=polling tsan_run "alltoall, 2 ranks, polling" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
+    RAYHPC_PROGRESS=blocking tsan_run "alltoall, 2 ranks, blocking" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
+    tsan_run "alltoall, 4 ranks on 2 nodes" 0 "ALLTOALL OK" 4 -n 4 --nodes 2 ./tests/multi/alltoall
+    UCX_TLS=tcp,self tsan_run "alltoall over tcp" 0 "ALLTOALL OK" 2 -n 2 --nodes 2 ./tests/multi/alltoall
+    tsan_run "killed rank" 137 "status=success" 2 --keep-going -n 3 ./tests/multi/peer_kill
+    tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
+    tsan_run "flagship example" 0 "checksum ok" 3 -n 3 ./examples/am_exchange
+    unset TSAN_OPTIONS UCX_MEM_EVENTS
+else
+    grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20
+    bad "build with ThreadSanitizer"
+fi
 
 printf '\n'
 for f in "${failures[@]}"; do printf 'failed: %s\n' "$f"; done

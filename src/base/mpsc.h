@@ -31,7 +31,9 @@ static inline void rh_mpsc_push(rh_mpsc_t *q, rh_mpsc_node_t *node)
     rh_mpsc_node_t *prev;
 
     atomic_store_explicit(&node->next, NULL, memory_order_relaxed);
-    prev = atomic_exchange_explicit(&q->head, node, memory_order_acq_rel);
+    /* seq_cst: a producer's push and the consumer's "going to sleep" check
+     * (rh_mpsc_idle) must be totally ordered, see rh_tp_post. */
+    prev = atomic_exchange_explicit(&q->head, node, memory_order_seq_cst);
     atomic_store_explicit(&prev->next, node, memory_order_release);
 }
 
@@ -41,6 +43,15 @@ static inline int rh_mpsc_empty(rh_mpsc_t *q)
 {
     return q->tail == &q->stub &&
            atomic_load_explicit(&q->stub.next, memory_order_acquire) == NULL;
+}
+
+/* The consumer's last look before it sleeps: a seq_cst load of head pairs
+ * with the seq_cst exchange in rh_mpsc_push, so either this sees the push or
+ * the producer sees the consumer's sleeping flag (stored seq_cst before). */
+static inline int rh_mpsc_idle(rh_mpsc_t *q)
+{
+    return q->tail == &q->stub &&
+           atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
 }
 
 /* Returns the oldest node, or NULL when the queue is empty or a producer is

@@ -80,7 +80,7 @@ int rh_tp_size(void) { return rh_tp.size; }
  * shared library. */
 int rh_tp_on_progress_thread(void)
 {
-    return atomic_load_explicit(&rh_tp.pt_running, memory_order_relaxed) &&
+    return atomic_load_explicit(&rh_tp.pt_running, memory_order_acquire) &&
            pthread_equal(pthread_self(), rh_tp.pt_self);
 }
 
@@ -429,10 +429,10 @@ void rh_tp_post(rh_tp_op_t *op)
         return;
     }
     rh_mpsc_push(&rh_tp.ops, &op->node);
-    /* Pairs with the fence in rh_tp_sleep: either the thread sees our node
+    /* The push (seq_cst) and this load pair with rh_tp_sleep's store of the
+     * flag and its rh_mpsc_idle check: either the thread sees our node
      * before sleeping, or we see it sleeping and wake it. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&rh_tp.sleeping, memory_order_relaxed) &&
+    if (atomic_load_explicit(&rh_tp.sleeping, memory_order_seq_cst) &&
         atomic_exchange(&rh_tp.sleeping, 0)) {
         if (write(rh_tp.wake_fd, &one, sizeof(one)) < 0) {
             /* EAGAIN: the counter is already non-zero, the thread wakes. */
@@ -455,9 +455,8 @@ static void rh_tp_sleep(void)
     uint64_t count;
     int timeout_ms = (int)(rh_tp.peer_check_ns / 1000000ull);
 
-    atomic_store_explicit(&rh_tp.sleeping, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!rh_mpsc_empty(&rh_tp.ops) || atomic_load(&rh_tp.stop)) {
+    atomic_store_explicit(&rh_tp.sleeping, 1, memory_order_seq_cst);
+    if (!rh_mpsc_idle(&rh_tp.ops) || atomic_load(&rh_tp.stop)) {
         atomic_store(&rh_tp.sleeping, 0);
         return;
     }
@@ -480,7 +479,7 @@ static void *rh_tp_progress_main(void *arg)
 
     (void)arg;
     rh_tp.pt_self = pthread_self();
-    atomic_store(&rh_tp.pt_running, 1);
+    atomic_store_explicit(&rh_tp.pt_running, 1, memory_order_release);
     while (!atomic_load_explicit(&rh_tp.stop, memory_order_relaxed)) {
         unsigned n = rh_tp_drain_ops();
 
