@@ -150,8 +150,9 @@ tsan="$top/_build-tsan"
 step "build in $tsan: configure --enable-sanitizers=thread"
 mkdir -p "$tsan"
 if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >configure.out 2>&1) &&
-   make -C "$tsan" -j"$jobs" all examples/am_exchange tests/multi/alltoall tests/multi/hello \
-        tests/multi/peer_kill tests/multi/malformed >"$tsan/make.out" 2>&1; then
+   make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
+   make -C "$tsan" -j"$jobs" examples/am_exchange tests/multi/alltoall tests/multi/hello \
+        tests/multi/peer_kill tests/multi/malformed >>"$tsan/make.out" 2>&1; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
     tsan_run() {   # name, expected status, expected line, count, args...
         local name=$1 want=$2 line=$3 count=$4; shift 4

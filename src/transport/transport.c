@@ -101,6 +101,29 @@ static rh_status_t rh_tp_ucs_error(ucs_status_t status, const char *what)
                         ucs_status_string(status));
 }
 
+/* Whether a UCX_TLS value lets shared-memory transports in (UCX warns
+ * about settings of transports that are not in use). */
+static int rh_tp_tls_has_shm(const char *tls)
+{
+    static const char *const shm[] = { "all", "sm", "shm", "mm", "posix",
+                                       "sysv", NULL };
+    char buf[256], *save = NULL;
+
+    if (tls == NULL || tls[0] == '^') {
+        return 1;   /* everything, or everything but a list */
+    }
+    snprintf(buf, sizeof(buf), "%s", tls);
+    for (char *t = strtok_r(buf, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        for (int i = 0; shm[i] != NULL; i++) {
+            if (strcmp(t, shm[i]) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
 {
     ucp_params_t params;
@@ -123,7 +146,8 @@ static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
      * shared-memory transports out of such endpoints unless their error
      * handling is on: without this, ranks of one host talk over TCP
      * loopback. A user's own UCX_*_ERROR_HANDLING wins. */
-    if (getenv("UCX_MM_ERROR_HANDLING") == NULL &&
+    if (rh_tp_tls_has_shm(getenv("UCX_TLS")) &&
+        getenv("UCX_MM_ERROR_HANDLING") == NULL &&
         getenv("UCX_POSIX_ERROR_HANDLING") == NULL &&
         getenv("UCX_SYSV_ERROR_HANDLING") == NULL) {
         (void)ucp_config_modify(config, "MM_ERROR_HANDLING", "y");

@@ -17,8 +17,9 @@
 
 #define PING (RH_AM_ID_TEST_FIRST + 1)
 #define PONG (RH_AM_ID_TEST_FIRST + 2)
+#define READY (RH_AM_ID_TEST_FIRST + 4)
 
-static _Atomic long pongs;
+static _Atomic long pongs, readies;
 
 static rh_status_t on_ping(void *arg, rh_am_msg_t *msg)
 {
@@ -36,6 +37,14 @@ static rh_status_t on_pong(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
+static rh_status_t on_ready(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    (void)msg;
+    atomic_fetch_add(&readies, 1);
+    return RH_OK;
+}
+
 int main(int argc, char **argv)
 {
     int me, n, victim;
@@ -44,6 +53,7 @@ int main(int argc, char **argv)
 
     CHECK(rh_am_register(PING, 0, 0, on_ping, NULL));
     CHECK(rh_am_register(PONG, 0, 0, on_pong, NULL));
+    CHECK(rh_am_register(READY, 0, 0, on_ready, NULL));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     n = rh_size();
@@ -60,6 +70,14 @@ int main(int argc, char **argv)
     }
     end = rank_now() + 60;
     while (atomic_load(&pongs) < n - 1 && rank_now() < end) {
+        rank_nap();
+    }
+    /* The victim dies only once everybody has talked to it both ways. */
+    if (me != victim) {
+        CHECK(rh_am_send_wait((uint32_t)victim, READY, NULL, 0, NULL, 0));
+    }
+    while (me == victim && atomic_load(&readies) < n - 1 &&
+           rank_now() < end) {
         rank_nap();
     }
     if (me == victim) {
