@@ -119,6 +119,140 @@ int rh_rank_alive(int rank);
 /* "0.1.0" */
 const char *rh_version(void);
 
+/* Timeouts are in milliseconds; RH_TIMEOUT_INFINITE waits for ever and 0
+ * only looks. */
+#define RH_TIMEOUT_INFINITE (-1)
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A reference to an immutable object: the value a put stored or a task will
+ * return (a future). 128 bits: owner rank | counter | index. Refs are plain
+ * values: copy them, pass them to tasks, send them to other ranks. */
+typedef struct rh_ref {
+    uint64_t hi, lo;
+} rh_ref_t;
+
+/* Holds. rh_put, rh_put_create and rh_remote (for each return) give the
+ * caller one hold on each new ref, and so does every successful rh_get and
+ * rh_get_many; rh_release drops one. An object lives while its owner holds
+ * it, and the bytes a get returned stay valid until that get's hold is
+ * dropped. */
+
+/* Copies len bytes into a new object of this node's store. Fails with
+ * RH_ERR_TOO_LARGE when len can never fit, RH_ERR_STORE_FULL when it does
+ * not fit now (nothing is lost; the store stays usable). */
+rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref);
+
+/* The zero-copy put: a writable buffer of len bytes in the store, to fill
+ * in place and then publish with rh_put_seal. */
+rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr);
+rh_status_t rh_put_seal(rh_ref_t ref);
+
+/* The object's bytes, in place (no copy), once it is ready: waits up to
+ * timeout_ms (RH_ERR_TIMEOUT). A failed task's returns, and every object
+ * computed from them, give RH_ERR_TASK_FAILED with the task's message in
+ * rh_last_error(). Inside a task, a get that waits lends the worker to
+ * other tasks meanwhile. */
+rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
+                   int64_t timeout_ms);
+
+/* rh_get of n refs, with one deadline for all of them. On error none of
+ * the holds is kept. */
+rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
+                        size_t *lens, int64_t timeout_ms);
+
+/* Drops one hold (see above). */
+rh_status_t rh_release(rh_ref_t ref);
+
+/* Ray's wait: returns once k of the n refs are ready (done or failed), or
+ * when timeout_ms has passed; 0 only looks. ready[i] is set to 1 for each
+ * ready ref and 0 for the others. k > n is RH_ERR_INVALID_PARAM; a timeout
+ * is not an error: count the ready flags. */
+rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
+                    int64_t timeout_ms, int *ready);
+
+/* ------------------------------------------------------------------------ */
+/* Remote functions                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rh_task_ctx rh_task_ctx_t;
+
+/* A remote function. It reads its arguments and writes its returns through
+ * ctx, may put, get and submit tasks itself, and returns RH_OK, or an error
+ * (rh_task_fail gives one with a message), which its returns then hold. */
+typedef rh_status_t (*rh_function_t)(rh_task_ctx_t *ctx);
+
+/* Registers fn under name on this rank, taking nargs arguments (-1: any
+ * number) and giving nreturns returns by default. Call it on every rank,
+ * before rh_init, with the same names and counts: rh_init reports names
+ * that some ranks lack or register differently. */
+rh_status_t rh_register(const char *name, rh_function_t fn, int nargs,
+                        int nreturns);
+
+/* An argument: a ref (the task starts once the object is ready and reads it
+ * in place) or inline bytes (copied into the task). */
+typedef enum rh_arg_kind {
+    RH_ARG_REF   = 0,
+    RH_ARG_BYTES = 1
+} rh_arg_kind_t;
+
+typedef struct rh_arg {
+    rh_arg_kind_t kind;
+    rh_ref_t      ref;
+    const void   *data;
+    size_t        len;
+} rh_arg_t;
+
+static inline rh_arg_t rh_arg_ref(rh_ref_t ref)
+{
+    rh_arg_t a = { RH_ARG_REF, ref, NULL, 0 };
+    return a;
+}
+
+static inline rh_arg_t rh_arg_bytes(const void *data, size_t len)
+{
+    rh_arg_t a = { RH_ARG_BYTES, {0, 0}, data, len };
+    return a;
+}
+
+typedef enum rh_task_param_field {
+    RH_TASK_PARAM_FIELD_NUM_RETURNS = 1u << 0,
+    RH_TASK_PARAM_FIELD_NUM_CPUS    = 1u << 1,
+    RH_TASK_PARAM_FIELD_RESOURCES   = 1u << 2
+} rh_task_param_field_t;
+
+typedef struct rh_task_params {
+    uint64_t    field_mask;    /* RH_TASK_PARAM_FIELD_* bits */
+    int         num_returns;   /* default: the registered count */
+    int         num_cpus;      /* cores the task holds while it runs; 1 */
+    const char *resources;     /* custom resources it holds: "gpu=1,lic=2" */
+} rh_task_params_t;
+
+/* Submits a call of the function registered as name and returns at once
+ * with refs to its returns in rets (num_returns of them). Unknown names and
+ * wrong argument counts fail here with RH_ERR_UNKNOWN_FUNCTION and
+ * RH_ERR_BAD_ARG_COUNT. */
+rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
+                      const rh_task_params_t *params, rh_ref_t *rets);
+
+/* Inside a task: its arguments, in place. */
+int rh_task_nargs(const rh_task_ctx_t *ctx);
+const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len);
+
+/* Inside a task: set return i by copying len bytes, or get room for it to
+ * fill in place (zero copy; published when the task ends). */
+rh_status_t rh_task_return(rh_task_ctx_t *ctx, int i, const void *buf,
+                           size_t len);
+rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
+                                 void **ptr);
+
+/* Inside a task: records why it failed; return what this returns
+ * (RH_ERR_TASK_FAILED) from the function. */
+rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@ typedef struct perf_group {
     const char *const *figures;    /* NULL-terminated figure names */
     int                ranks;      /* ranks the group needs */
     const char *const *env;        /* extra environment, NULL-terminated */
+    int                polling;    /* progress thread spins (AM figures) */
     /* Registers the group's AM handlers (before rh_init). */
     int              (*setup)(void);
     /* Runs inside a job; `want` says which figures to measure. */
@@ -23,7 +24,9 @@ typedef struct perf_group {
                             int (*want)(const char *figure));
 } perf_group_t;
 
-extern const perf_group_t perf_groups[];
+extern const perf_group_t perf_group_am, perf_group_am_tcp, perf_group_tasks;
+/* Every group, NULL-terminated. */
+extern const perf_group_t *const perf_groups[];
 
 void perf_print(const char *name, const char *suffix, double value,
                 const char *unit);

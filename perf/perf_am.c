@@ -393,8 +393,9 @@ static const char *const am_tcp_figures[] = { "am_lat_tcp", "am_rate_tcp",
                                               NULL };
 static const char *const tcp_env[] = { "UCX_TLS=tcp,self", NULL };
 
-const perf_group_t perf_groups[] = {
-    { "am", am_figures, 2, NULL, register_handlers, run_am },
-    { "am_tcp", am_tcp_figures, 2, tcp_env, register_handlers, run_am },
-    { NULL, NULL, 0, NULL, NULL, NULL }
+const perf_group_t perf_group_am = {
+    "am", am_figures, 2, NULL, 1, register_handlers, run_am
+};
+const perf_group_t perf_group_am_tcp = {
+    "am_tcp", am_tcp_figures, 2, tcp_env, 1, register_handlers, run_am
 };

@@ -170,7 +170,9 @@ int perf_launch_all(const char *self, int nwant, char **want)
             self = selfbuf;
         }
     }
-    for (const perf_group_t *g = perf_groups; g->name; g++) {
+    for (const perf_group_t *const *gp = perf_groups; *gp; gp++) {
+        const perf_group_t *g = *gp;
+
         if (group_wanted(g, nwant, want)) {
             failed |= run_group(launcher, self, g, nwant, want);
         }
@@ -201,7 +203,9 @@ int perf_child(const char *group, int nwant, char **want)
     rh_init_params_t params;
     int rc;
 
-    for (const perf_group_t *p = perf_groups; p->name; p++) {
+    for (const perf_group_t *const *pp = perf_groups; *pp; pp++) {
+        const perf_group_t *p = *pp;
+
         if (strcmp(p->name, group) == 0) {
             g = p;
         }
@@ -217,7 +221,10 @@ int perf_child(const char *group, int nwant, char **want)
         return 1;
     }
     params.field_mask = RH_INIT_PARAM_FIELD_PROGRESS_MODE;
-    params.progress_mode = RH_PROGRESS_POLLING;
+    /* The AM figures want a spinning progress thread; task figures want
+     * the cores for the workers. */
+    params.progress_mode = g->polling ? RH_PROGRESS_POLLING :
+                           RH_PROGRESS_BLOCKING;
     if (rh_init(NULL, NULL, &params) != RH_OK) {
         fprintf(stderr, "rayhpc-perf: rh_init: %s\n", rh_last_error());
         return 1;

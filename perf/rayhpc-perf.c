@@ -12,10 +12,16 @@
 
 #include "perf.h"
 
+const perf_group_t *const perf_groups[] = {
+    &perf_group_am, &perf_group_am_tcp, &perf_group_tasks, NULL
+};
+
 static void usage(void)
 {
     fprintf(stderr, "usage: rayhpc-perf [FIGURE...]\nfigures:");
-    for (const perf_group_t *g = perf_groups; g->name; g++) {
+    for (const perf_group_t *const *gp = perf_groups; *gp; gp++) {
+        const perf_group_t *g = *gp;
+
         for (int i = 0; g->figures[i]; i++) {
             fprintf(stderr, " %s", g->figures[i]);
         }
@@ -25,7 +31,9 @@ static void usage(void)
 
 static int known_figure(const char *f)
 {
-    for (const perf_group_t *g = perf_groups; g->name; g++) {
+    for (const perf_group_t *const *gp = perf_groups; *gp; gp++) {
+        const perf_group_t *g = *gp;
+
         for (int i = 0; g->figures[i]; i++) {
             if (strcmp(g->figures[i], f) == 0) {
                 return 1;

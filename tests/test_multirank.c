@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "spawn.h"
 
@@ -268,5 +269,51 @@ Test(mpirun, alltoall_over_tcp)
     rh_run_t run = mpirun(2, "tests/multi/alltoall", env);
 
     expect_alltoall(&run, 2);
+    rh_run_free(&run);
+}
+
+/* ---- objects between ranks, and the store segment ---------------------------- */
+
+/* The segment name a job printed ("STORE /rayhpc-..."), as a /dev/shm path. */
+static void store_path(const char *out, char *path, size_t len)
+{
+    const char *s = strstr(out, "STORE /");
+
+    cr_assert_not_null(s, "no STORE line");
+    snprintf(path, len, "/dev/shm%.*s", (int)strcspn(s + 6, "\n"), s + 6);
+}
+
+Test(objects, put_on_one_rank_is_read_in_place_by_the_others)
+{
+    rh_run_t run = launch(3, 0, 0, "tests/multi/objects", "share", NULL);
+
+    cr_expect_eq(run.status, 0);
+    cr_expect_eq(rh_count_lines(run.out, "SHARED OK"), 2);
+    rh_run_free(&run);
+}
+
+Test(objects, segment_is_removed_after_a_normal_exit)
+{
+    rh_run_t run = launch(2, 0, 0, "tests/multi/objects", "name", NULL);
+    char path[512];
+
+    cr_expect_eq(run.status, 0);
+    store_path(run.out, path, sizeof(path));
+    cr_expect_neq(access(path, F_OK), 0, "%s is still there", path);
+    rh_run_free(&run);
+}
+
+Test(objects, segment_of_a_killed_job_is_removed_at_the_next_start)
+{
+    rh_run_t run = launch(2, 0, 1, "tests/multi/objects", "kill", NULL);
+    char path[512];
+
+    cr_expect_eq(run.status, 137);
+    store_path(run.out, path, sizeof(path));
+    rh_run_free(&run);
+    cr_expect_eq(access(path, F_OK), 0, "a SIGKILL leaves %s behind", path);
+    run = launch(2, 0, 0, "tests/multi/objects", "name", NULL);
+    cr_expect_eq(run.status, 0);
+    cr_expect_neq(access(path, F_OK), 0, "the next job removed %s", path);
     rh_run_free(&run);
 }

@@ -195,6 +195,9 @@ static const char *const rh_bootstrap_names[] = {
 static const char *const rh_progress_names[] = {
     "polling", "adaptive", "blocking", NULL
 };
+static const char *const rh_hugepages_names[] = {
+    "auto", "on", "off", NULL
+};
 
 #define RH_OFF(_f) offsetof(rh_config_t, _f)
 
@@ -231,6 +234,17 @@ const rh_config_field_t rh_config_table[] = {
     {"FINALIZE_TIMEOUT", "60s",
      "How long rh_finalize waits for the other ranks before giving up",
      RH_OFF(finalize_timeout_ms), &rh_type_time, NULL, 1, 86400000},
+    {"STORE_SIZE", "256M",
+     "Bytes of each node's shared-memory object store, pre-faulted at start",
+     RH_OFF(store_size), &rh_type_size, NULL, 1u << 20, UINT64_MAX},
+    {"HUGEPAGES", "auto",
+     "Huge pages for the object store: auto (when the system has them), on "
+     "(fail without) or off",
+     RH_OFF(hugepages), &rh_type_enum, rh_hugepages_names, 0, 0},
+    {"NUM_WORKERS", "0",
+     "Worker threads of each rank; 0: the node's cores shared out among "
+     "its ranks",
+     RH_OFF(num_workers), &rh_type_count, NULL, 0, 4096},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

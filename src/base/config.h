@@ -33,6 +33,9 @@ typedef struct rh_config {
     uint64_t keepalive_ms;     /* UCX keepalive for remote peers */
     uint64_t rndv_thresh;      /* payloads from this size go zero copy */
     uint64_t finalize_timeout_ms;
+    uint64_t store_size;       /* bytes of the node's object store */
+    int      hugepages;        /* 0 auto, 1 on, 2 off */
+    uint64_t num_workers;      /* 0: the node's cores shared by its ranks */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

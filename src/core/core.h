@@ -2,9 +2,33 @@
 #ifndef RH_CORE_CORE_H
 #define RH_CORE_CORE_H
 
+#include <stdint.h>
+
+#include "rayhpc.h"
+
+struct rh_store;
+struct rh_pool;
+
 int rh_core_initialized(void);
 
 /* Node index of a rank (-1 when out of range). */
 int rh_core_node_of(int rank);
+
+/* This node's object store and this rank's worker pool. */
+struct rh_store *rh_core_store(void);
+struct rh_pool *rh_core_pool(void);
+
+/* Absolute deadline for a timeout in ms (0: none). */
+uint64_t rh_deadline(int64_t timeout_ms);
+
+/* Waits until cond(arg) holds (1) or the deadline passes (0). On a worker
+ * it runs other tasks meanwhile; elsewhere it sleeps between completions
+ * of this rank's futures. */
+int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline);
+
+/* The same for conditions that other ranks change (the store): it looks
+ * again at least every millisecond. */
+int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
+                              uint64_t deadline);
 
 #endif

@@ -21,6 +21,10 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "core/core.h"
+#include "core/future.h"
+#include "core/registry.h"
+#include "plasma/store.h"
+#include "sched/pool.h"
 #include "sched/topology.h"
 #include "transport/am.h"
 #include "transport/blob.h"
@@ -33,6 +37,11 @@ typedef struct rh_core {
     int             rank, size;
     int             node, num_nodes;
     int            *node_of_rank;
+    int             node_leader;     /* lowest rank of this node */
+    int             ranks_on_node;
+    char            job_id[160];     /* rank 0's host and pid */
+    rh_store_t     *store;
+    rh_pool_t      *pool;
     /* finalize protocol */
     uint8_t        *fin_seen;        /* rank 0: who reached rh_finalize */
     int             fin_waiting;     /* rank 0 is waiting for them */
@@ -47,6 +56,8 @@ int rh_size(void) { return rh_core.size; }
 int rh_node_id(void) { return rh_core.node; }
 int rh_num_nodes(void) { return rh_core.num_nodes; }
 int rh_core_initialized(void) { return rh_core.initialized; }
+rh_store_t *rh_core_store(void) { return rh_core.store; }
+rh_pool_t *rh_core_pool(void) { return rh_core.pool; }
 
 const char *rh_version(void)
 {
@@ -195,6 +206,17 @@ static rh_status_t rh_core_build_blob(rh_blob_t *blob)
     if (status == RH_OK) {
         status = rh_blob_add_str(blob, RH_BLOB_TOPO, topo);
     }
+    if (status == RH_OK) {
+        size_t len = rh_registry_describe(NULL, 0) + 1;
+        char *funcs = malloc(len);
+
+        if (funcs == NULL) {
+            return rh_error_set(RH_ERR_NO_MEMORY, "function table");
+        }
+        rh_registry_describe(funcs, len);
+        status = rh_blob_add_str(blob, RH_BLOB_FUNCS, funcs);
+        free(funcs);
+    }
     return status;
 }
 
@@ -269,13 +291,100 @@ static rh_status_t rh_core_connect(const rh_blob_set_t *set)
         }
     }
     if (status == RH_OK) {
+        const char *funcs0;
+
         rh_core.node = rh_core.node_of_rank[rh_core.rank];
+        rh_core.node_leader = -1;
+        for (int r = 0; r < set->n; r++) {
+            if (rh_core.node_of_rank[r] == rh_core.node) {
+                if (rh_core.node_leader < 0) {
+                    rh_core.node_leader = r;
+                }
+                rh_core.ranks_on_node++;
+            }
+        }
+        /* Unique per job and the same on every rank: rank 0's identity. */
+        snprintf(rh_core.job_id, sizeof(rh_core.job_id), "%d-%s",
+                 (int)peers[0].pid, node_names[0]);
+        if (rh_core.rank != 0 &&
+            rh_core_blob_str(set, 0, RH_BLOB_FUNCS, &funcs0) == RH_OK &&
+            rh_registry_compare(funcs0, 0) != 0) {
+            rh_error("rank %d registers other functions than rank 0 (see "
+                     "above): tasks of those functions fail on some ranks",
+                     rh_core.rank);
+        }
         status = rh_tp_start(rh_core.rank, rh_core.size, peers);
     }
 out:
     free(peers);
     free(node_names);
     return status;
+}
+
+static void rh_core_store_delete(rh_object_id_t id)
+{
+    (void)rh_store_delete(rh_core.store, id);
+}
+
+static void rh_core_pool_notify(void)
+{
+    rh_pool_notify(rh_core.pool);
+}
+
+/* The node's object store (the lowest rank of the node creates it, the
+ * others attach), the future table and the worker pool. */
+static rh_status_t rh_core_open_node(void)
+{
+    rh_store_params_t sp;
+    rh_pool_params_t pp;
+    rh_topo_counts_t counts;
+    char node[32];
+    rh_status_t status;
+
+    memset(&sp, 0, sizeof(sp));
+    snprintf(node, sizeof(node), "n%d", rh_core.node);
+    sp.job_id = rh_core.job_id;
+    sp.node = node;
+    sp.create = rh_core.rank == rh_core.node_leader;
+    sp.size = rh_cfg.store_size;
+    sp.hugepages = (rh_store_hugepages_t)rh_cfg.hugepages;
+    status = rh_store_open(&sp, &rh_core.store);
+    if (status != RH_OK) {
+        return status;
+    }
+    rh_future_setup((uint32_t)rh_core.rank, rh_core_store_delete);
+    memset(&pp, 0, sizeof(pp));
+    pp.num_workers = (int)rh_cfg.num_workers;
+    pp.spin = RH_POOL_SPIN_DEFAULT;
+    if (pp.num_workers == 0) {
+        int cores = rh_topo_query(&counts) == RH_OK && counts.cores > 0 ?
+                    counts.cores : 1;
+
+        pp.num_workers = cores / rh_core.ranks_on_node;
+        pp.num_workers = pp.num_workers > 0 ? pp.num_workers : 1;
+    }
+    /* Pin only when the ranks of the node share the cores out evenly. */
+    pp.pin = rh_core.ranks_on_node == 1;
+    status = rh_pool_create(&pp, &rh_core.pool);
+    if (status != RH_OK) {
+        return status;
+    }
+    rh_future_set_notify_hook(rh_core_pool_notify);
+    return RH_OK;
+}
+
+static void rh_core_close_node(void)
+{
+    if (rh_core.pool != NULL) {
+        rh_pool_destroy(rh_core.pool);
+        rh_core.pool = NULL;
+    }
+    rh_future_set_notify_hook(NULL);
+    rh_future_teardown();
+    if (rh_core.store != NULL) {
+        rh_store_close(rh_core.store, rh_core.rank == rh_core.node_leader);
+        rh_core.store = NULL;
+    }
 }
 
 static rh_status_t rh_core_register_handlers(void)
@@ -371,6 +480,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     if (status != RH_OK) {
         goto err;
     }
+    status = rh_core_open_node();
+    if (status != RH_OK) {
+        goto err;
+    }
     rh_core.initialized = 1;
     rh_debug("node %d of %d; progress thread running", rh_core.node,
              rh_core.num_nodes);
@@ -383,6 +496,7 @@ err:
 
         snprintf(msg, sizeof(msg), "%s", rh_last_error());
         rh_error("rh_init failed: %s", msg);
+        rh_core_close_node();
         if (tp_open) {
             rh_tp_close(0);
         }
@@ -455,6 +569,7 @@ rh_status_t rh_finalize(void)
                             "rh_init");
     }
     status = rh_core_finalize_barrier();
+    rh_core_close_node();
     rh_tp_close((int64_t)rh_cfg.finalize_timeout_ms);
     rh_core.bs.ops->finalize(&rh_core.bs);
     rh_core_reset();

@@ -21,7 +21,8 @@ typedef enum rh_blob_key {
     RH_BLOB_UCX_ADDR  = 4,  /* ucp worker address */
     RH_BLOB_TOPO      = 5,  /* hwloc summary text */
     RH_BLOB_STORE_RKEY = 6, /* packed rkey of the node's object store */
-    RH_BLOB_RESOURCES = 7   /* resources this rank offers */
+    RH_BLOB_RESOURCES = 7,  /* resources this rank offers */
+    RH_BLOB_FUNCS     = 8   /* registered functions: "name:nargs:nreturns\n" */
 } rh_blob_key_t;
 
 typedef struct rh_blob {

@@ -1,0 +1,145 @@
+/*
+ * Flagship example: Monte Carlo pi as a map-reduce of remote functions.
+ *
+ *   rayhpc-run -n 2 ./examples/pi [TASKS] [SAMPLES_PER_TASK]
+ *
+ * Rank 0 (the driver) submits TASKS "sample" tasks, each throwing darts at
+ * the unit square, then reduces their counts with a tree of "add" tasks
+ * that take the sample tasks' futures as arguments: every task starts as
+ * soon as its inputs exist, and the driver only waits for the root.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rayhpc.h>
+
+typedef struct {
+    uint64_t seed;
+    uint64_t samples;
+} sample_arg_t;
+
+/* Darts that land in the quarter circle, out of arg.samples. */
+static rh_status_t sample(rh_task_ctx_t *ctx)
+{
+    sample_arg_t a;
+    uint64_t x = 0, hits = 0;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    x = a.seed * 0x9e3779b97f4a7c15ull + 1;
+    for (uint64_t i = 0; i < a.samples; i++) {
+        double u, v;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        u = (double)(x >> 11) * 0x1.0p-53;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v = (double)(x >> 11) * 0x1.0p-53;
+        hits += u * u + v * v <= 1.0;
+    }
+    return rh_task_return(ctx, 0, &hits, sizeof(hits));
+}
+
+/* Sum of its uint64 arguments. */
+static rh_status_t add(rh_task_ctx_t *ctx)
+{
+    uint64_t total = 0, v;
+
+    for (int i = 0; i < rh_task_nargs(ctx); i++) {
+        memcpy(&v, rh_task_arg(ctx, i, NULL), sizeof(v));
+        total += v;
+    }
+    return rh_task_return(ctx, 0, &total, sizeof(total));
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Reduces refs[0..n) to one ref with a tree of "add" tasks, 16 wide. */
+static rh_status_t reduce(rh_ref_t *refs, int n, rh_ref_t *root)
+{
+    rh_arg_t args[16];
+    rh_status_t st;
+
+    while (n > 1) {
+        int m = 0;
+
+        for (int i = 0; i < n; i += 16) {
+            int k = n - i < 16 ? n - i : 16;
+
+            for (int j = 0; j < k; j++) {
+                args[j] = rh_arg_ref(refs[i + j]);
+            }
+            st = rh_remote("add", args, k, NULL, &refs[m]);
+            for (int j = 0; j < k; j++) {
+                rh_release(args[j].ref);   /* the task holds what it needs */
+            }
+            if (st != RH_OK) {
+                return st;
+            }
+            m++;
+        }
+        n = m;
+    }
+    *root = refs[0];
+    return RH_OK;
+}
+
+int main(int argc, char **argv)
+{
+    int tasks = argc > 1 ? atoi(argv[1]) : 400;
+    uint64_t per_task = argc > 2 ? strtoull(argv[2], NULL, 0) : 1000000;
+    rh_ref_t *refs, root;
+    const void *p;
+    size_t len;
+    uint64_t hits;
+    double t0;
+
+    if (rh_register("sample", sample, 1, 1) != RH_OK ||
+        rh_register("add", add, -1, 1) != RH_OK ||
+        rh_init(&argc, &argv, NULL) != RH_OK) {
+        fprintf(stderr, "pi: %s\n", rh_last_error());
+        return 1;
+    }
+    if (rh_rank() != 0 || tasks < 1) {
+        /* Other ranks serve; tasks reach them once they are forwarded
+         * between nodes. */
+        return rh_finalize() == RH_OK ? 0 : 1;
+    }
+    refs = calloc((size_t)tasks, sizeof(*refs));
+    t0 = now();
+    for (int i = 0; i < tasks; i++) {
+        sample_arg_t a = { (uint64_t)i + 1, per_task };
+        rh_arg_t arg = rh_arg_bytes(&a, sizeof(a));
+
+        if (rh_remote("sample", &arg, 1, NULL, &refs[i]) != RH_OK) {
+            fprintf(stderr, "pi: %s\n", rh_last_error());
+            return 1;
+        }
+    }
+    if (reduce(refs, tasks, &root) != RH_OK ||
+        rh_get(root, &p, &len, RH_TIMEOUT_INFINITE) != RH_OK) {
+        fprintf(stderr, "pi: %s\n", rh_last_error());
+        return 1;
+    }
+    memcpy(&hits, p, sizeof(hits));
+    printf("pi ~ %.6f from %" PRIu64 " M darts: %d sample tasks and their "
+           "tree of add tasks on rank 0 of %d, %.2f s\n",
+           4.0 * (double)hits / ((double)per_task * tasks),
+           per_task * (uint64_t)tasks / 1000000, tasks, rh_size(),
+           now() - t0);
+    rh_release(root);
+    rh_release(root);
+    free(refs);
+    return rh_finalize() == RH_OK ? 0 : 1;
+}

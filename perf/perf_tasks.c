@@ -1,0 +1,264 @@
+/*
+ * Figures of one rank: tasks and objects.
+ *
+ *   local_tasks          empty tasks per second, submit N then get all, all
+ *                        the rank's workers; local_tasks/starpu: StarPU's
+ *                        empty tasks with as many CPU workers, same run
+ *   local_tasks_chain    the same for a chain of N dependent tasks
+ *   put_bw               rh_put of a 256 MiB object; put_bw/memcpy: a warm
+ *                        memcpy of the same size
+ *   get_lat              rh_get + rh_release of a sealed object, in us
+ *   small_ops            put + get + release of 64 B objects per second
+ *   task_scaling_N       per-task time and memory for N = 10K .. 10M
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "perf.h"
+#include "rayhpc.h"
+#include "ref_starpu.h"
+#include "sched/pool.h"
+#include "core/core.h"
+
+static rh_status_t empty(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    return RH_OK;
+}
+
+static rh_status_t pass(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    return RH_OK;
+}
+
+static int setup_tasks(void)
+{
+    return rh_register("perf_empty", empty, 0, 1) ||
+           rh_register("perf_pass", pass, 1, 1);
+}
+
+static long rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) {
+            resident = 0;
+        }
+        fclose(f);
+    }
+    return resident * 4096;
+}
+
+/* Submits n empty tasks, then gets (waits for) all of them. */
+static double run_empty(long n, rh_ref_t *refs, long *rss_peak)
+{
+    double t0 = perf_now();
+    const void *p;
+    size_t len;
+
+    for (long i = 0; i < n; i++) {
+        if (rh_remote("perf_empty", NULL, 0, NULL, &refs[i]) != RH_OK) {
+            fprintf(stderr, "rayhpc-perf: %s\n", rh_last_error());
+            exit(1);
+        }
+    }
+    if (rss_peak != NULL) {
+        *rss_peak = rss_bytes();
+    }
+    for (long i = 0; i < n; i++) {
+        rh_get(refs[i], &p, &len, RH_TIMEOUT_INFINITE);
+        rh_release(refs[i]);
+        rh_release(refs[i]);
+    }
+    return perf_now() - t0;
+}
+
+static double run_chain(long n)
+{
+    rh_ref_t prev, next;
+    rh_arg_t arg;
+    const void *p;
+    size_t len;
+    double t0 = perf_now();
+
+    rh_remote("perf_empty", NULL, 0, NULL, &prev);
+    for (long i = 1; i < n; i++) {
+        arg = rh_arg_ref(prev);
+        rh_remote("perf_pass", &arg, 1, NULL, &next);
+        rh_release(prev);
+        prev = next;
+    }
+    rh_get(prev, &p, &len, RH_TIMEOUT_INFINITE);
+    rh_release(prev);
+    rh_release(prev);
+    return perf_now() - t0;
+}
+
+static void figure_local_tasks(int (*want)(const char *))
+{
+    const long n = 1000000;
+    rh_ref_t *refs = malloc((size_t)n * sizeof(*refs));
+    int workers = rh_pool_num_workers(rh_core_pool());
+    double best = 1e30, best_chain = 1e30, ref, ref_chain;
+    char err[256];
+
+    if (!want("local_tasks") && !want("local_tasks_chain")) {
+        free(refs);
+        return;
+    }
+    for (int trial = 0; trial < 3; trial++) {
+        double t = run_empty(n, refs, NULL), c = run_chain(n);
+
+        best = t < best ? t : best;
+        best_chain = c < best_chain ? c : best_chain;
+    }
+    free(refs);
+    perf_print("local_tasks", "", n / best, "tasks/s");
+    perf_print("local_tasks_chain", "", n / best_chain, "tasks/s");
+    ref = rh_ref_starpu_tasks_per_sec(workers, 200000, 0, err, sizeof(err));
+    ref_chain = rh_ref_starpu_tasks_per_sec(workers, 200000, 1, err,
+                                            sizeof(err));
+    if (ref < 0 || ref_chain < 0) {
+        printf("# local_tasks/starpu skipped: %s\n", err);
+        return;
+    }
+    perf_print("local_tasks", "", ref, "tasks/s(starpu)");
+    perf_print_ratio("local_tasks", "", "starpu", n / best / ref);
+    perf_print("local_tasks_chain", "", ref_chain, "tasks/s(starpu)");
+    perf_print_ratio("local_tasks_chain", "", "starpu",
+                     n / best_chain / ref_chain);
+}
+
+static void figure_put_bw(int (*want)(const char *))
+{
+    const size_t size = 256u << 20;
+    char *src = malloc(size), *dst = malloc(size);
+    double best = 1e30, best_ref = 1e30;
+    rh_ref_t r;
+
+    if (!want("put_bw")) {
+        free(src);
+        free(dst);
+        return;
+    }
+    memset(src, 1, size);
+    memset(dst, 2, size);   /* warm: the reference pays no first touch */
+    for (int trial = 0; trial < 5; trial++) {
+        double t0 = perf_now(), t;
+
+        memcpy(dst, src, size);
+        t = perf_now() - t0;
+        best_ref = t < best_ref ? t : best_ref;
+        t0 = perf_now();
+        if (rh_put(src, size, &r) != RH_OK) {
+            fprintf(stderr, "rayhpc-perf: put_bw: %s\n", rh_last_error());
+            break;
+        }
+        t = perf_now() - t0;
+        best = t < best ? t : best;
+        rh_release(r);
+    }
+    perf_print("put_bw", "", size / best / (1 << 30), "GiB/s");
+    perf_print("put_bw", "", size / best_ref / (1 << 30), "GiB/s(memcpy)");
+    perf_print_ratio("put_bw", "", "memcpy", best_ref / best);
+    free(src);
+    free(dst);
+}
+
+static void figure_get_lat(int (*want)(const char *))
+{
+    const long n = 1000000;
+    int64_t v = 42;
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    double t0;
+
+    if (!want("get_lat") || rh_put(&v, sizeof(v), &r) != RH_OK) {
+        return;
+    }
+    t0 = perf_now();
+    for (long i = 0; i < n; i++) {
+        rh_get(r, &p, &len, 0);
+        rh_release(r);
+    }
+    perf_print("get_lat", "", (perf_now() - t0) / n * 1e6, "us");
+    rh_release(r);
+}
+
+static void figure_small_ops(int (*want)(const char *))
+{
+    const long n = 1000000;
+    char buf[64] = "small";
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    double t0;
+
+    if (!want("small_ops")) {
+        return;
+    }
+    t0 = perf_now();
+    for (long i = 0; i < n; i++) {
+        rh_put(buf, sizeof(buf), &r);
+        rh_get(r, &p, &len, 0);
+        rh_release(r);
+        rh_release(r);
+    }
+    perf_print("small_ops", "", n / (perf_now() - t0), "ops/s");
+}
+
+static void figure_task_scaling(int (*want)(const char *))
+{
+    static const long sizes[] = { 10000, 100000, 1000000, 10000000 };
+    static const char *const names[] = { "task_scaling_10K",
+                                         "task_scaling_100K",
+                                         "task_scaling_1M",
+                                         "task_scaling_10M" };
+
+    for (int i = 0; i < 4; i++) {
+        long n = sizes[i], rss0, rss1;
+        rh_ref_t *refs;
+        double t;
+
+        if (!want(names[i])) {
+            continue;
+        }
+        refs = malloc((size_t)n * sizeof(*refs));
+        memset(refs, 0, (size_t)n * sizeof(*refs));   /* not counted */
+        rss0 = rss_bytes();
+        t = run_empty(n, refs, &rss1);
+        printf("%s %.4g us/task %.0f B/task\n", names[i], t / n * 1e6,
+               (double)(rss1 - rss0) / n);
+        fflush(stdout);
+        free(refs);
+    }
+}
+
+static int run_tasks(const perf_group_t *g, const char *suffix,
+                     int (*want)(const char *figure))
+{
+    (void)g;
+    (void)suffix;
+    figure_local_tasks(want);
+    figure_put_bw(want);
+    figure_get_lat(want);
+    figure_small_ops(want);
+    figure_task_scaling(want);
+    return 0;
+}
+
+static const char *const task_figures[] = {
+    "local_tasks", "local_tasks_chain", "put_bw", "get_lat", "small_ops",
+    "task_scaling_10K", "task_scaling_100K", "task_scaling_1M",
+    "task_scaling_10M", NULL
+};
+static const char *const task_env[] = { "RAYHPC_STORE_SIZE=1G", NULL };
+
+const perf_group_t perf_group_tasks = {
+    "tasks", task_figures, 1, task_env, 0, setup_tasks, run_tasks
+};

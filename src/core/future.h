@@ -1,0 +1,108 @@
+/*
+ * The owner's side of objects (Ray's ownership): for every object this rank
+ * created, by a put or as the return of a task it submitted, a future that
+ * says whether the value is there, holds small values inline, keeps the
+ * error of a failed task, and lists who waits for it.
+ *
+ * Futures live in blocks, one per counter (a put, or a task with its
+ * returns), found from a ref in O(1) without a lock: a two-level array
+ * indexed by the counter. A block is freed once every future in it is both
+ * final and unheld, and a chunk of the array once all its blocks are.
+ */
+#ifndef RH_CORE_FUTURE_H
+#define RH_CORE_FUTURE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plasma/object_id.h"
+#include "rayhpc.h"
+
+/* Values up to this size live in the future itself, not in the store. */
+#define RH_FUTURE_INLINE 40
+
+typedef enum rh_future_state {
+    RH_FUTURE_PENDING = 0,
+    RH_FUTURE_READY   = 1,
+    RH_FUTURE_FAILED  = 2
+} rh_future_state_t;
+
+/* Someone waiting for a future: a task's argument slot, mostly. */
+typedef struct rh_waiter rh_waiter_t;
+struct rh_waiter {
+    rh_waiter_t *next;
+    void       (*wake)(rh_waiter_t *w, int failed, const char *message);
+};
+
+typedef struct rh_fblock rh_fblock_t;
+
+typedef struct rh_future {
+    _Atomic int             state;
+    /* holds of the owner, plus one while the producer has not finished */
+    _Atomic int             refs;
+    _Atomic(rh_waiter_t *)  waiters;     /* RH_WAITERS_CLOSED once final */
+    rh_fblock_t            *block;
+    const void             *data;        /* READY: the bytes */
+    size_t                  len;
+    int                     in_store;    /* the bytes are a store object */
+    char                   *message;     /* FAILED: why */
+    uint8_t                 inline_buf[RH_FUTURE_INLINE];
+} rh_future_t;
+
+struct rh_fblock {
+    uint64_t    counter;
+    _Atomic int live;        /* futures not yet dead */
+    int         n;
+    int         is_put;
+    rh_future_t f[];         /* a put: f[0] is index 0; a task: f[i-1] is
+                              * return index i */
+};
+
+/* A new counter (never 0) and its block of n futures (a task's returns),
+ * or of one future with index 0 (a put). Each is PENDING with one hold for
+ * the caller and one reference for the producer. */
+rh_status_t rh_future_block_new(int n, rh_fblock_t **out);
+rh_status_t rh_future_put_block_new(rh_fblock_t **out);
+
+/* The object id of future i of a block (puts use index 0). */
+rh_object_id_t rh_future_id(const rh_fblock_t *b, int i, int is_put);
+
+/* The future a ref names, when this rank owns it; NULL with a message
+ * otherwise (released, never existed). */
+rh_future_t *rh_future_find(rh_object_id_t id);
+
+/* The producer finished: READY with data, or FAILED with a message (copied).
+ * Wakes every waiter and drops the producer's reference. */
+void rh_future_complete(rh_future_t *f, const void *data, size_t len,
+                        int in_store);
+void rh_future_fail(rh_future_t *f, const char *message);
+
+/* Adds w to f's waiters; returns 0 when f is already final (w is not
+ * added: the caller looks at the state itself). */
+int rh_future_wait_add(rh_future_t *f, rh_waiter_t *w);
+
+/* Takes or drops an owner hold. Dropping the last reference of a final
+ * future frees it (and deletes its store object). */
+void rh_future_hold(rh_future_t *f);
+void rh_future_unhold(rh_future_t *f);
+
+/* Futures still alive (tests, leak checks). */
+long rh_future_live(void);
+
+/* Called once at start-up with this rank and the function deleting store
+ * objects; and at the end, to free what is left. */
+void rh_future_setup(uint32_t rank, void (*store_delete)(rh_object_id_t));
+void rh_future_teardown(void);
+
+/* Wakes threads blocked in rh_future_block_until, and calls the hook (the
+ * worker pool's notify): on every completion; cheap when nobody waits. */
+void rh_future_notify(void);
+void rh_future_set_notify_hook(void (*hook)(void));
+
+/* Blocks the calling thread until cond(arg) holds (1) or deadline_ns
+ * passes (0; deadline 0 = none), sleeping between completions. */
+int rh_future_block_until(int (*cond)(void *arg), void *arg,
+                          uint64_t deadline_ns);
+
+#endif

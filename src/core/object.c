@@ -1,0 +1,350 @@
+/*
+ * Objects: put, get, release, wait.
+ *
+ * A ref this rank owns is answered from its future (src/core/future.c): the
+ * value is inline there or in the node's store, and a get takes an owner
+ * hold. A ref owned by another rank of this node is read from the store,
+ * where a get pins the object until the matching release.
+ */
+#include <string.h>
+
+#include "base/completion.h"
+#include "base/status.h"
+#include "core/core.h"
+#include "core/future.h"
+#include "plasma/store.h"
+
+static inline rh_object_id_t rh_id(rh_ref_t ref)
+{
+    rh_object_id_t id = { ref.hi, ref.lo };
+
+    return id;
+}
+
+static inline rh_ref_t rh_ref(rh_object_id_t id)
+{
+    rh_ref_t ref = { id.hi, id.lo };
+
+    return ref;
+}
+
+static inline int rh_is_mine(rh_object_id_t id)
+{
+    return rh_object_id_owner(id) == (uint32_t)rh_rank();
+}
+
+static rh_status_t rh_object_ready_check(void)
+{
+    if (!rh_core_initialized()) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
+    }
+    return RH_OK;
+}
+
+uint64_t rh_deadline(int64_t timeout_ms)
+{
+    if (timeout_ms < 0) {
+        return 0;
+    }
+    return rh_time_ns() + (uint64_t)timeout_ms * 1000000ull + 1;
+}
+
+static rh_status_t rh_bad_ref(rh_object_id_t id, const char *what)
+{
+    char s[RH_OBJECT_ID_STRLEN];
+
+    return rh_error_set(RH_ERR_INVALID_REF, "object %s %s",
+                        rh_object_id_str(id, s), what);
+}
+
+/* ---- put ---------------------------------------------------------------- */
+
+rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr)
+{
+    rh_fblock_t *b;
+    rh_object_id_t id;
+    rh_future_t *f;
+    void *p;
+    rh_status_t status = rh_object_ready_check();
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if (ref == NULL || ptr == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_put_create needs ref "
+                            "and ptr");
+    }
+    status = rh_future_put_block_new(&b);
+    if (status != RH_OK) {
+        return status;
+    }
+    f = &b->f[0];
+    id = rh_future_id(b, 0, 1);
+    status = rh_store_create(rh_core_store(), id, len, &p);
+    if (status != RH_OK) {
+        /* No ref leaves this call: drop the producer's and caller's refs. */
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%s", rh_last_error());
+        rh_future_fail(f, msg);
+        rh_future_unhold(f);
+        return rh_error_set(status, "%s", msg);
+    }
+    f->data = p;
+    f->len = len;
+    *ref = rh_ref(id);
+    *ptr = p;
+    return RH_OK;
+}
+
+rh_status_t rh_put_seal(rh_ref_t ref)
+{
+    rh_object_id_t id = rh_id(ref);
+    rh_future_t *f;
+    rh_status_t status = rh_object_ready_check();
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if (!rh_is_mine(id) || rh_object_id_index(id) != 0 ||
+        (f = rh_future_find(id)) == NULL) {
+        return rh_bad_ref(id, "is not an unsealed put of this rank");
+    }
+    if (atomic_load(&f->state) != RH_FUTURE_PENDING) {
+        return rh_bad_ref(id, "is sealed already");
+    }
+    status = rh_store_seal(rh_core_store(), id);
+    if (status != RH_OK) {
+        return status;
+    }
+    rh_future_complete(f, f->data, f->len, 1);
+    return RH_OK;
+}
+
+rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref)
+{
+    void *p;
+    rh_status_t status;
+
+    if (buf == NULL && len != 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_put of %zu bytes from "
+                            "NULL", len);
+    }
+    status = rh_put_create(len, ref, &p);
+    if (status != RH_OK) {
+        return status;
+    }
+    if (len != 0) {
+        memcpy(p, buf, len);
+    }
+    return rh_put_seal(*ref);
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+static int rh_future_final(void *arg)
+{
+    return atomic_load_explicit(&((rh_future_t *)arg)->state,
+                                memory_order_seq_cst) != RH_FUTURE_PENDING;
+}
+
+typedef struct {
+    rh_object_id_t id;
+} rh_store_wait_t;
+
+static int rh_store_has(void *arg)
+{
+    return rh_store_contains(rh_core_store(), ((rh_store_wait_t *)arg)->id);
+}
+
+static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
+                               size_t *len, uint64_t deadline)
+{
+    rh_future_t *f = rh_future_find(id);
+    char s[RH_OBJECT_ID_STRLEN];
+
+    if (f == NULL) {
+        return rh_bad_ref(id, "was released or never existed");
+    }
+    /* Hold it while waiting: a concurrent last release must not free it. */
+    rh_future_hold(f);
+    if (!rh_future_final(f) &&
+        !rh_core_wait_until(rh_future_final, f, deadline)) {
+        rh_future_unhold(f);
+        return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
+                            rh_object_id_str(id, s));
+    }
+    if (atomic_load(&f->state) == RH_FUTURE_FAILED) {
+        rh_status_t status = rh_error_set(RH_ERR_TASK_FAILED, "%s",
+                                          f->message);
+
+        rh_future_unhold(f);
+        return status;
+    }
+    *ptr = f->data;
+    *len = f->len;
+    return RH_OK;
+}
+
+static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
+                                   size_t *len, uint64_t deadline)
+{
+    rh_store_wait_t w = { id };
+    char s[RH_OBJECT_ID_STRLEN];
+
+    if (!rh_store_has(&w) &&
+        !rh_core_wait_until_polled(rh_store_has, &w, deadline)) {
+        return rh_error_set(RH_ERR_TIMEOUT, "object %s (owned by rank %u) is "
+                            "not in this node's store",
+                            rh_object_id_str(id, s), rh_object_id_owner(id));
+    }
+    return rh_store_get(rh_core_store(), id, ptr, len);
+}
+
+static rh_status_t rh_get_one(rh_ref_t ref, const void **ptr, size_t *len,
+                              uint64_t deadline)
+{
+    rh_object_id_t id = rh_id(ref);
+
+    if (ref.hi == 0 && ref.lo == 0) {
+        return rh_error_set(RH_ERR_INVALID_REF, "a null ref");
+    }
+    if (rh_is_mine(id)) {
+        return rh_get_mine(id, ptr, len, deadline);
+    }
+    if (rh_object_id_owner(id) >= (uint32_t)rh_size()) {
+        return rh_bad_ref(id, "names a rank that is not in this job");
+    }
+    return rh_get_borrowed(id, ptr, len, deadline);
+}
+
+rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
+                   int64_t timeout_ms)
+{
+    rh_status_t status = rh_object_ready_check();
+    size_t dummy;
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if (ptr == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get needs ptr");
+    }
+    return rh_get_one(ref, ptr, len ? len : &dummy, rh_deadline(timeout_ms));
+}
+
+rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
+                        size_t *lens, int64_t timeout_ms)
+{
+    uint64_t deadline = rh_deadline(timeout_ms);
+    rh_status_t status = rh_object_ready_check();
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if ((refs == NULL || ptrs == NULL || lens == NULL) && n != 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get_many needs refs, "
+                            "ptrs and lens");
+    }
+    for (size_t i = 0; i < n; i++) {
+        status = rh_get_one(refs[i], &ptrs[i], &lens[i], deadline);
+        if (status != RH_OK) {
+            char msg[512];
+
+            snprintf(msg, sizeof(msg), "%s", rh_last_error());
+            while (i-- > 0) {
+                rh_release(refs[i]);
+            }
+            return rh_error_set(status, "%s", msg);
+        }
+    }
+    return RH_OK;
+}
+
+/* ---- release and wait --------------------------------------------------- */
+
+rh_status_t rh_release(rh_ref_t ref)
+{
+    rh_object_id_t id = rh_id(ref);
+    rh_future_t *f;
+    rh_status_t status = rh_object_ready_check();
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if (!rh_is_mine(id)) {
+        return rh_store_release(rh_core_store(), id);
+    }
+    f = rh_future_find(id);
+    if (f == NULL) {
+        return rh_bad_ref(id, "was released already or never existed");
+    }
+    rh_future_unhold(f);
+    return RH_OK;
+}
+
+static int rh_ref_ready(rh_ref_t ref)
+{
+    rh_object_id_t id = rh_id(ref);
+
+    if (rh_is_mine(id)) {
+        rh_future_t *f = rh_future_find(id);
+
+        /* A released or unknown ref will never change: count it as ready
+         * so that a wait on it ends (its get reports the error). */
+        return f == NULL || rh_future_final(f);
+    }
+    return rh_store_contains(rh_core_store(), id);
+}
+
+typedef struct {
+    const rh_ref_t *refs;
+    size_t          n, k;
+    int            *ready;
+    int             has_borrowed;
+} rh_wait_args_t;
+
+static int rh_wait_enough(void *arg)
+{
+    rh_wait_args_t *w = arg;
+    size_t count = 0;
+
+    for (size_t i = 0; i < w->n; i++) {
+        w->ready[i] = rh_ref_ready(w->refs[i]);
+        count += (size_t)w->ready[i];
+    }
+    return count >= w->k;
+}
+
+rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
+                    int64_t timeout_ms, int *ready)
+{
+    rh_wait_args_t w = { refs, n, k, ready, 0 };
+    rh_status_t status = rh_object_ready_check();
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if ((refs == NULL || ready == NULL) && n != 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_wait needs refs and "
+                            "ready");
+    }
+    if (k > n) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_wait for %zu of %zu "
+                            "refs: k must not exceed n", k, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        w.has_borrowed |= !rh_is_mine(rh_id(refs[i]));
+    }
+    if (rh_wait_enough(&w) || timeout_ms == 0) {
+        return RH_OK;
+    }
+    if (w.has_borrowed) {
+        rh_core_wait_until_polled(rh_wait_enough, &w,
+                                  rh_deadline(timeout_ms));
+    } else {
+        rh_core_wait_until(rh_wait_enough, &w, rh_deadline(timeout_ms));
+    }
+    rh_wait_enough(&w);
+    return RH_OK;
+}

@@ -1,0 +1,485 @@
+/*
+ * Remote functions on this rank: rh_remote builds a task, tracks its
+ * argument futures and hands it to the worker pool once every argument is
+ * ready; a worker runs it and completes its return futures.
+ *
+ * Dependencies take no lock: each ref argument owned by this rank puts a
+ * waiter (embedded in the task's argument slot) on the argument's future;
+ * the task's `pending` count starts at one for the submitter, one more per
+ * unfinished argument, and whoever brings it to zero submits the task.
+ *
+ * Errors are values: a task whose function fails completes its returns as
+ * FAILED with the message; a task with a failed argument does not run and
+ * passes the original message on to its own returns.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/status.h"
+#include "core/core.h"
+#include "core/future.h"
+#include "core/registry.h"
+#include "plasma/store.h"
+#include "sched/pool.h"
+
+#define RH_MAX_RETURNS 64
+
+typedef struct rh_task rh_task_t;
+
+typedef struct rh_task_slot {
+    rh_waiter_t    waiter;
+    rh_task_t     *task;
+    rh_arg_kind_t  kind;
+    rh_object_id_t id;
+    rh_future_t   *fut;       /* ref owned here: held until the task ends */
+    int            pinned;    /* ref owned elsewhere: pinned while running */
+    const void    *data;
+    size_t         len;
+} rh_task_slot_t;
+
+struct rh_task {
+    rh_job_t             job;
+    const rh_fn_entry_t *fn;
+    rh_fblock_t         *block;      /* the returns; NULL when none */
+    _Atomic int          pending;
+    _Atomic(char *)      dep_error;  /* first failed argument's message */
+    int                  nargs, nreturns;
+    rh_task_slot_t       slots[];    /* then the inline argument bytes */
+};
+
+typedef struct rh_task_ret {
+    const void *data;
+    size_t      len;
+    int         set, in_store;
+} rh_task_ret_t;
+
+struct rh_task_ctx {
+    rh_task_t     *task;
+    rh_task_ret_t *rets;
+    int            failed;
+    char           message[512];
+};
+
+static inline rh_object_id_t rh_task_ret_id(const rh_task_t *t, int i)
+{
+    return rh_future_id(t->block, i, 0);
+}
+
+/* ---- inside a task ------------------------------------------------------- */
+
+int rh_task_nargs(const rh_task_ctx_t *ctx)
+{
+    return ctx ? ctx->task->nargs : 0;
+}
+
+const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len)
+{
+    if (ctx == NULL || i < 0 || i >= ctx->task->nargs) {
+        if (len != NULL) {
+            *len = 0;
+        }
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = ctx->task->slots[i].len;
+    }
+    return ctx->task->slots[i].data;
+}
+
+static rh_status_t rh_task_ret_check(rh_task_ctx_t *ctx, int i)
+{
+    if (ctx == NULL || i < 0 || i >= ctx->task->nreturns) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "task %s has %d returns; "
+                            "there is no return %d",
+                            ctx ? ctx->task->fn->name : "?",
+                            ctx ? ctx->task->nreturns : 0, i);
+    }
+    if (ctx->rets[i].set) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "return %d of task %s is "
+                            "set already", i, ctx->task->fn->name);
+    }
+    return RH_OK;
+}
+
+rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
+                                 void **ptr)
+{
+    rh_status_t status = rh_task_ret_check(ctx, i);
+    rh_future_t *f;
+    void *p;
+
+    if (status != RH_OK) {
+        return status;
+    }
+    f = &ctx->task->block->f[i];
+    if (len <= RH_FUTURE_INLINE) {
+        /* Small values live in the future itself, not in the store. */
+        p = f->inline_buf;
+    } else {
+        status = rh_store_create(rh_core_store(), rh_task_ret_id(ctx->task, i),
+                                 len, &p);
+        if (status != RH_OK) {
+            return status;
+        }
+        ctx->rets[i].in_store = 1;
+    }
+    ctx->rets[i].data = p;
+    ctx->rets[i].len = len;
+    ctx->rets[i].set = 1;
+    *ptr = p;
+    return RH_OK;
+}
+
+rh_status_t rh_task_return(rh_task_ctx_t *ctx, int i, const void *buf,
+                           size_t len)
+{
+    void *p;
+    rh_status_t status;
+
+    if (buf == NULL && len != 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "return of %zu bytes from "
+                            "NULL", len);
+    }
+    status = rh_task_return_alloc(ctx, i, len, &p);
+    if (status == RH_OK && len != 0) {
+        memcpy(p, buf, len);
+    }
+    return status;
+}
+
+rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (ctx != NULL && !ctx->failed) {
+        va_start(ap, fmt);
+        vsnprintf(ctx->message, sizeof(ctx->message), fmt, ap);
+        va_end(ap);
+        ctx->failed = 1;
+    }
+    return RH_ERR_TASK_FAILED;
+}
+
+/* ---- running ------------------------------------------------------------------ */
+
+static void rh_task_free(rh_task_t *t)
+{
+    for (int i = 0; i < t->nargs; i++) {
+        rh_task_slot_t *s = &t->slots[i];
+
+        if (s->fut != NULL) {
+            rh_future_unhold(s->fut);
+        } else if (s->pinned) {
+            rh_store_release(rh_core_store(), s->id);
+        }
+    }
+    free(atomic_load(&t->dep_error));
+    free(t);
+}
+
+static void rh_task_fail_returns(rh_task_t *t, rh_task_ret_t *rets,
+                                 const char *message)
+{
+    for (int i = 0; i < t->nreturns; i++) {
+        if (rets != NULL && rets[i].in_store) {
+            rh_store_delete(rh_core_store(), rh_task_ret_id(t, i));
+        }
+        rh_future_fail(&t->block->f[i], message);
+    }
+}
+
+static void rh_task_publish_returns(rh_task_t *t, rh_task_ret_t *rets)
+{
+    for (int i = 0; i < t->nreturns; i++) {
+        rh_future_t *f = &t->block->f[i];
+
+        if (!rets[i].set) {
+            rh_future_complete(f, NULL, 0, 0);
+        } else if (rets[i].in_store) {
+            if (rh_store_seal(rh_core_store(), rh_task_ret_id(t, i)) !=
+                RH_OK) {
+                rh_future_fail(f, rh_last_error());
+                continue;
+            }
+            rh_future_complete(f, rets[i].data, rets[i].len, 1);
+        } else {
+            /* Already in f->inline_buf: complete without a copy. */
+            rh_future_complete(f, f->inline_buf, rets[i].len, 0);
+        }
+    }
+}
+
+/* Points every ref argument at its bytes. Owned refs are ready by now;
+ * borrowed ones must be in this node's store. */
+static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
+{
+    for (int i = 0; i < t->nargs; i++) {
+        rh_task_slot_t *s = &t->slots[i];
+        char ids[RH_OBJECT_ID_STRLEN];
+
+        if (s->kind != RH_ARG_REF) {
+            continue;
+        }
+        if (s->fut != NULL) {
+            s->data = s->fut->data;
+            s->len = s->fut->len;
+        } else if (rh_store_get(rh_core_store(), s->id, &s->data, &s->len) ==
+                   RH_OK) {
+            s->pinned = 1;
+        } else {
+            snprintf(msg, msglen, "task %s: argument %d (object %s of rank "
+                     "%u) is not in this node's store", t->fn->name, i,
+                     rh_object_id_str(s->id, ids), rh_object_id_owner(s->id));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void rh_task_run(rh_job_t *job)
+{
+    rh_task_t *t = (rh_task_t *)job;
+    rh_task_ret_t rets[RH_MAX_RETURNS];
+    rh_task_ctx_t ctx;
+    char *dep_error = atomic_load(&t->dep_error);
+    rh_status_t status;
+
+    if (dep_error != NULL) {
+        rh_task_fail_returns(t, NULL, dep_error);
+        rh_task_free(t);
+        return;
+    }
+    memset(rets, 0, sizeof(rets[0]) * (size_t)t->nreturns);
+    ctx.task = t;
+    ctx.rets = rets;
+    ctx.failed = 0;
+    ctx.message[0] = '\0';
+    if (rh_task_bind_args(t, ctx.message, sizeof(ctx.message)) != 0) {
+        rh_task_fail_returns(t, rets, ctx.message);
+        rh_task_free(t);
+        return;
+    }
+    status = t->fn->fn(&ctx);
+    if (status != RH_OK || ctx.failed) {
+        if (!ctx.failed) {
+            snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",
+                     t->fn->name, rh_status_string(status));
+        }
+        rh_task_fail_returns(t, rets, ctx.message);
+    } else {
+        rh_task_publish_returns(t, rets);
+    }
+    rh_task_free(t);
+}
+
+static void rh_task_ready(rh_task_t *t)
+{
+    rh_pool_submit(rh_core_pool(), &t->job);
+}
+
+/* An argument's future became final. */
+static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
+{
+    rh_task_slot_t *s = (rh_task_slot_t *)w;
+    rh_task_t *t = s->task;
+
+    if (failed) {
+        char *expected = NULL, *copy = strdup(message ? message : "failed");
+
+        if (!atomic_compare_exchange_strong(&t->dep_error, &expected, copy)) {
+            free(copy);
+        }
+    }
+    if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) ==
+        1) {
+        rh_task_ready(t);
+    }
+}
+
+/* ---- submitting ------------------------------------------------------------ */
+
+static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
+                                   int nargs, const rh_task_params_t *params,
+                                   const rh_fn_entry_t **fn, int *nreturns,
+                                   size_t *bytes)
+{
+    if (!rh_core_initialized()) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
+    }
+    if (name == NULL || (*fn = rh_registry_find(name)) == NULL) {
+        return rh_error_set(RH_ERR_UNKNOWN_FUNCTION, "no function named %s is "
+                            "registered (rh_register it on every rank before "
+                            "rh_init)", name ? name : "(null)");
+    }
+    if (nargs < 0 || (nargs > 0 && args == NULL) ||
+        ((*fn)->nargs >= 0 && nargs != (*fn)->nargs)) {
+        return rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s takes %d argument%s, "
+                            "got %d", name, (*fn)->nargs,
+                            (*fn)->nargs == 1 ? "" : "s", nargs);
+    }
+    *nreturns = (*fn)->nreturns;
+    if (params != NULL &&
+        (params->field_mask & RH_TASK_PARAM_FIELD_NUM_RETURNS)) {
+        *nreturns = params->num_returns;
+    }
+    if (*nreturns < 0 || *nreturns > RH_MAX_RETURNS) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "num_returns %d: 0 to %d",
+                            *nreturns, RH_MAX_RETURNS);
+    }
+    *bytes = 0;
+    for (int i = 0; i < nargs; i++) {
+        if (args[i].kind == RH_ARG_BYTES) {
+            if (args[i].data == NULL && args[i].len != 0) {
+                return rh_error_set(RH_ERR_INVALID_PARAM, "argument %d of %s:"
+                                    " %zu bytes from NULL", i, name,
+                                    args[i].len);
+            }
+            *bytes += args[i].len;
+        } else if (args[i].kind != RH_ARG_REF ||
+                   (args[i].ref.hi == 0 && args[i].ref.lo == 0)) {
+            return rh_error_set(RH_ERR_INVALID_REF, "argument %d of %s is "
+                                "not a ref or bytes (a null ref?)", i, name);
+        }
+    }
+    return RH_OK;
+}
+
+/* Ties argument i to its object; returns non-zero when the task must wait
+ * for it. */
+static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
+                                    uint8_t **bytes)
+{
+    rh_task_slot_t *s = &t->slots[i];
+    rh_object_id_t id = { a->ref.hi, a->ref.lo };
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    s->task = t;
+    s->kind = a->kind;
+    if (a->kind == RH_ARG_BYTES) {
+        if (a->len != 0) {
+            memcpy(*bytes, a->data, a->len);
+        }
+        s->data = *bytes;
+        s->len = a->len;
+        *bytes += a->len;
+        return RH_OK;
+    }
+    s->id = id;
+    if (rh_object_id_owner(id) != (uint32_t)rh_rank()) {
+        if (rh_object_id_owner(id) >= (uint32_t)rh_size()) {
+            return rh_error_set(RH_ERR_INVALID_REF, "argument %d: object %s "
+                                "names a rank outside this job", i,
+                                rh_object_id_str(id, ids));
+        }
+        return RH_OK;   /* bound when the task runs */
+    }
+    s->fut = rh_future_find(id);
+    if (s->fut == NULL) {
+        return rh_error_set(RH_ERR_INVALID_REF, "argument %d: object %s was "
+                            "released or never existed", i,
+                            rh_object_id_str(id, ids));
+    }
+    rh_future_hold(s->fut);
+    s->waiter.wake = rh_task_arg_wake;
+    atomic_fetch_add_explicit(&t->pending, 1, memory_order_relaxed);
+    if (!rh_future_wait_add(s->fut, &s->waiter)) {
+        /* Final already: account for it here. */
+        if (atomic_load(&s->fut->state) == RH_FUTURE_FAILED) {
+            char *expected = NULL, *copy = strdup(s->fut->message);
+
+            if (!atomic_compare_exchange_strong(&t->dep_error, &expected,
+                                                copy)) {
+                free(copy);
+            }
+        }
+        atomic_fetch_sub_explicit(&t->pending, 1, memory_order_relaxed);
+    }
+    return RH_OK;
+}
+
+rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
+                      const rh_task_params_t *params, rh_ref_t *rets)
+{
+    const rh_fn_entry_t *fn = NULL;
+    int nreturns = 0;
+    size_t bytes = 0;
+    rh_task_t *t;
+    uint8_t *inline_bytes;
+    rh_status_t status;
+
+    status = rh_remote_check(name, args, nargs, params, &fn, &nreturns,
+                             &bytes);
+    if (status != RH_OK) {
+        return status;
+    }
+    if (nreturns > 0 && rets == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%s has %d returns: rets "
+                            "must have room for them", name, nreturns);
+    }
+    t = malloc(sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t) + bytes);
+    if (t == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "task %s", name);
+    }
+    memset(t, 0, sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t));
+    t->job.run = rh_task_run;
+    t->fn = fn;
+    t->nargs = nargs;
+    t->nreturns = nreturns;
+    atomic_store_explicit(&t->pending, 1, memory_order_relaxed);
+    inline_bytes = (uint8_t *)&t->slots[nargs];
+    for (int i = 0; i < nargs; i++) {
+        status = rh_task_link_arg(t, i, &args[i], &inline_bytes);
+        if (status != RH_OK) {
+            goto err_args;
+        }
+    }
+    if (nreturns > 0) {
+        status = rh_future_block_new(nreturns, &t->block);
+        if (status != RH_OK) {
+            goto err_args;
+        }
+        for (int i = 0; i < nreturns; i++) {
+            rh_object_id_t id = rh_task_ret_id(t, i);
+
+            rets[i].hi = id.hi;
+            rets[i].lo = id.lo;
+        }
+    }
+    /* Drop the submitter's count: the task may start right here. */
+    if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) ==
+        1) {
+        rh_task_ready(t);
+    }
+    return RH_OK;
+
+err_args:
+    /* Waiters already queued make this unsafe to free only if their
+     * futures could still fire: they belong to slots before the failing
+     * one, and all of them are refs held by us. Wait them out by letting
+     * the task run as failed instead. */
+    {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%s", rh_last_error());
+        if (nreturns > 0 && t->block == NULL) {
+            nreturns = 0;
+        }
+        t->nreturns = t->block ? nreturns : 0;
+        {
+            char *expected = NULL, *copy = strdup(msg);
+
+            if (!atomic_compare_exchange_strong(&t->dep_error, &expected,
+                                                copy)) {
+                free(copy);
+            }
+        }
+        if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) ==
+            1) {
+            rh_task_run(&t->job);
+        }
+        return rh_error_set(status, "%s", msg);
+    }
+}

@@ -1,0 +1,635 @@
+/*
+ * The store's API: opening the segment and the object life cycle.
+ *
+ *   create (lock) -> write -> seal (CAS) -> get (CAS) ... release (CAS)
+ *   delete (lock): freed now when nobody holds a reference, else marked
+ *   and freed by the release that drops the last one.
+ *
+ * The lock is a process-shared robust mutex in the header. A process that
+ * dies holding it leaves it to the next locker with EOWNERDEAD: we mark it
+ * consistent, count the event and check the allocator, which either holds
+ * (the death fell between two complete steps) or tells us in the log.
+ */
+#include "plasma/store_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/status.h"
+
+#define RH_TABLE_MIN  1024ull
+#define RH_TABLE_MAX  (1ull << 24)
+
+static rh_status_t rh_store_check_locked(rh_store_t *s);
+
+/* ---- locking ------------------------------------------------------------- */
+
+rh_status_t rh_store_lock(rh_store_t *s)
+{
+    int rc = pthread_mutex_lock(&s->hdr->lock);
+
+    if (rh_likely(rc == 0)) {
+        return RH_OK;
+    }
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(&s->hdr->lock);
+        s->hdr->lock_recoveries++;
+        /* it may have died moving table entries: end that for readers */
+        if (atomic_load_explicit(&s->hdr->moves, memory_order_relaxed) & 1) {
+            atomic_fetch_add_explicit(&s->hdr->moves, 1,
+                                      memory_order_release);
+        }
+        rh_warn("store %s: a process died holding the store lock; "
+                "recovering", s->name);
+        if (rh_store_check_locked(s) != RH_OK) {
+            rh_error("store %s may be damaged: %s", s->name,
+                     rh_last_error());
+        }
+        return RH_OK;
+    }
+    return rh_error_set(RH_ERR_BUSY, "store %s: the store lock cannot be "
+                        "taken (%s)", s->name, strerror(rc));
+}
+
+void rh_store_unlock(rh_store_t *s)
+{
+    pthread_mutex_unlock(&s->hdr->lock);
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static uint64_t rh_pow2_at_least(uint64_t v)
+{
+    uint64_t p = 1;
+
+    while (p < v) {
+        p <<= 1;
+    }
+    return p;
+}
+
+/* One slot per 8 KiB of store unless the caller says otherwise. */
+static uint64_t rh_table_capacity(const rh_store_params_t *p)
+{
+    uint64_t cap = p->table_capacity != 0 ? p->table_capacity
+                                          : p->size / 8192;
+
+    if (cap < RH_TABLE_MIN && p->table_capacity == 0) {
+        cap = RH_TABLE_MIN;
+    }
+    if (cap < 16) {
+        cap = 16;
+    }
+    return rh_pow2_at_least(cap > RH_TABLE_MAX ? RH_TABLE_MAX : cap);
+}
+
+static rh_status_t rh_store_init_lock(rh_store_hdr_t *hdr)
+{
+    pthread_mutexattr_t attr;
+    int rc;
+
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    rc = pthread_mutex_init(&hdr->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (rc != 0) {
+        return rh_error_set(RH_ERR_UNSUPPORTED, "cannot make a process-"
+                            "shared robust mutex: %s", strerror(rc));
+    }
+    return RH_OK;
+}
+
+/* Lays out table and heap in the freshly made segment. Pages of a new file
+ * read as zero: every table slot is already EMPTY with generation 0. */
+static rh_status_t rh_store_format(rh_store_t *s, uint64_t cap)
+{
+    rh_store_hdr_t *hdr = s->hdr;
+
+    hdr->table_off = RH_STORE_HDR_SIZE;
+    hdr->table_cap = cap;
+    hdr->heap_off = (RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t) +
+                     4095) & ~4095ull;
+    hdr->heap_size = hdr->heap_off < s->length ?
+                     (s->length - hdr->heap_off) & ~63ull : 0;
+    hdr->live = hdr->lock_recoveries = 0;
+    atomic_store_explicit(&hdr->moves, 0, memory_order_relaxed);
+    rh_alloc_init(s);
+    return rh_store_init_lock(hdr);
+}
+
+static rh_status_t rh_store_check_params(const rh_store_params_t *p,
+                                         uint64_t cap)
+{
+    uint64_t meta = RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t);
+
+    if (p->create && p->size < meta + 65536 + 4096) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "a store of %llu bytes is "
+                            "too small: its header and table of %llu "
+                            "objects take %llu bytes (RAYHPC_STORE_SIZE)",
+                            (unsigned long long)p->size,
+                            (unsigned long long)cap,
+                            (unsigned long long)meta);
+    }
+    if ((unsigned)p->hugepages > RH_STORE_HUGEPAGES_OFF) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "huge page mode %d is not "
+                            "auto, on or off", (int)p->hugepages);
+    }
+    return RH_OK;
+}
+
+static rh_status_t rh_store_create_segment(rh_store_t *s,
+                                           const rh_store_params_t *p)
+{
+    uint64_t cap = rh_table_capacity(p), page_size = 0;
+    rh_store_pages_t pages = RH_STORE_PAGES_SMALL;
+    rh_status_t status;
+    int reaped = 0;
+
+    status = rh_store_check_params(p, cap);
+    if (status != RH_OK) {
+        return status;
+    }
+    if (!p->no_reap && rh_store_reap_stale(NULL, &reaped) == RH_OK &&
+        reaped > 0) {
+        rh_info("removed %d stale store segment(s)", reaped);
+    }
+    status = rh_segment_create(s, p, &page_size, &pages);
+    if (status != RH_OK) {
+        return status;
+    }
+    s->hdr = (rh_store_hdr_t *)s->base;
+    status = rh_store_format(s, cap);
+    if (status != RH_OK) {
+        rh_segment_unlink(s);
+        rh_segment_unmap(s);
+        return status;
+    }
+    atomic_store_explicit(&s->hdr->ready, 1, memory_order_release);
+    rh_debug("store %s: %zu bytes, %llu-byte pages, %llu object slots",
+             s->name, s->length, (unsigned long long)page_size,
+             (unsigned long long)cap);
+    return RH_OK;
+}
+
+rh_status_t rh_store_open(const rh_store_params_t *p, rh_store_t **out)
+{
+    rh_store_t *s;
+    rh_status_t status;
+
+    if (p == NULL || out == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_store_open needs "
+                            "params and an output pointer");
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "store handle");
+    }
+    status = rh_store_segment_name(p->job_id, p->node, s->name,
+                                   sizeof(s->name));
+    if (status != RH_OK) {
+        goto err_free;
+    }
+    status = p->create ? rh_store_create_segment(s, p)
+                       : rh_segment_attach(s, p);
+    if (status != RH_OK) {
+        goto err_free;
+    }
+    s->hdr = (rh_store_hdr_t *)s->base;
+    if (atomic_load_explicit(&s->hdr->ready, memory_order_acquire) != 1) {
+        status = rh_error_set(RH_ERR_MALFORMED, "store %s lost its ready "
+                              "flag", s->name);
+        goto err_unmap;
+    }
+    s->table = (rh_store_entry_t *)rh_store_at(s, s->hdr->table_off);
+    s->mask = s->hdr->table_cap - 1;
+    *out = s;
+    return RH_OK;
+
+err_unmap:
+    rh_segment_unmap(s);
+err_free:
+    free(s);
+    return status;
+}
+
+rh_status_t rh_store_close(rh_store_t *s, int unlink)
+{
+    if (s == NULL) {
+        return RH_OK;
+    }
+    if (unlink) {
+        rh_segment_unlink(s);
+    }
+    rh_segment_unmap(s);
+    free(s);
+    return RH_OK;
+}
+
+/* ---- objects ------------------------------------------------------------- */
+
+static rh_status_t rh_store_absent(rh_object_id_t id, const char *what)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+
+    return rh_error_set(RH_ERR_INVALID_REF, "%s: object %s is not in the "
+                        "store", what, rh_object_id_str(id, buf));
+}
+
+static rh_status_t rh_store_too_large(rh_store_t *s, rh_object_id_t id,
+                                      size_t size)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+
+    return rh_error_set(RH_ERR_TOO_LARGE, "object %s of %zu bytes can never "
+                        "fit in the object store of %zu bytes (at most %llu "
+                        "bytes per object; raise RAYHPC_STORE_SIZE)",
+                        rh_object_id_str(id, buf), size, s->length,
+                        (unsigned long long)rh_alloc_max_object(s));
+}
+
+static rh_status_t rh_store_full(rh_store_t *s, rh_object_id_t id,
+                                 size_t size)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    rh_store_hdr_t *h = s->hdr;
+
+    return rh_error_set(RH_ERR_STORE_FULL, "object %s of %zu bytes does not "
+                        "fit in the object store now: %llu of %llu bytes "
+                        "free (largest free block %llu bytes), %llu objects",
+                        rh_object_id_str(id, buf), size,
+                        (unsigned long long)(h->heap_size - h->used),
+                        (unsigned long long)h->heap_size,
+                        (unsigned long long)rh_alloc_largest_free(s),
+                        (unsigned long long)h->live);
+}
+
+static rh_status_t rh_store_exists(rh_store_entry_t *e, rh_object_id_t id)
+{
+    uint64_t c = atomic_load_explicit(&e->ctl, memory_order_relaxed);
+    char buf[RH_OBJECT_ID_STRLEN];
+
+    return rh_error_set(RH_ERR_BUSY, "object %s already exists in the store "
+                        "(%s)", rh_object_id_str(id, buf),
+                        (c & RH_CTL_PENDING) ?
+                            "deleted but still referenced" :
+                        rh_ctl_state(c) == RH_SLOT_SEALED ? "sealed" :
+                            "being created");
+}
+
+static rh_status_t rh_store_insert(rh_store_t *s, rh_object_id_t id,
+                                   size_t size, uint64_t *offset)
+{
+    rh_store_entry_t *e, *existing;
+    uint64_t alloc;
+    uint16_t klass;
+
+    e = rh_table_slot_for(s, id, &existing);
+    if (existing != NULL) {
+        return rh_store_exists(existing, id);
+    }
+    if (e == NULL) {
+        char buf[RH_OBJECT_ID_STRLEN];
+
+        return rh_error_set(RH_ERR_STORE_FULL, "object %s: the store's "
+                            "object table is full (%llu objects in %llu "
+                            "slots)", rh_object_id_str(id, buf),
+                            (unsigned long long)s->hdr->live,
+                            (unsigned long long)s->hdr->table_cap);
+    }
+    if (rh_alloc_object(s, size, offset, &alloc, &klass) != RH_OK) {
+        return rh_store_full(s, id, size);
+    }
+    rh_table_publish(s, e, id, *offset, size, alloc, klass);
+    return RH_OK;
+}
+
+rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
+                            void **ptr)
+{
+    uint64_t offset = 0;
+    rh_status_t status;
+
+    if (rh_unlikely(s == NULL || ptr == NULL)) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_store_create needs a "
+                            "store and an output pointer");
+    }
+    if (rh_unlikely(size > rh_alloc_max_object(s))) {
+        return rh_store_too_large(s, id, size);
+    }
+    status = rh_store_lock(s);
+    if (status != RH_OK) {
+        return status;
+    }
+    status = rh_store_insert(s, id, size, &offset);
+    rh_store_unlock(s);
+    if (status == RH_OK) {
+        *ptr = rh_store_at(s, offset);
+    }
+    return status;
+}
+
+rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    rh_store_entry_t *e;
+    uint64_t c;
+
+    for (;;) {
+        e = rh_table_find(s, id, &c);
+        if (e == NULL || (c & RH_CTL_PENDING)) {
+            return rh_store_absent(id, "seal");
+        }
+        if (rh_ctl_state(c) != RH_SLOT_CREATED) {
+            return rh_error_set(RH_ERR_BUSY, "object %s is sealed already",
+                                rh_object_id_str(id, buf));
+        }
+        /* release: the bytes written before the seal are seen by every
+         * get that sees the seal */
+        if (atomic_compare_exchange_weak_explicit(
+                &e->ctl, &c, rh_ctl_with_state(c, RH_SLOT_SEALED),
+                memory_order_acq_rel, memory_order_acquire)) {
+            return RH_OK;
+        }
+    }
+}
+
+rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
+                         size_t *size)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    uint64_t c, offset, bytes;
+    rh_store_entry_t *e;
+
+    for (;;) {
+        e = rh_table_find(s, id, &c);
+        if (rh_unlikely(e == NULL || (c & RH_CTL_PENDING))) {
+            return rh_store_absent(id, "get");
+        }
+        /* read before the swap: once it succeeds the entry may move away
+         * (and another move in); a swap that succeeds proves these were
+         * the entry's (stores are release, these loads acquire) */
+        offset = atomic_load_explicit(&e->offset, memory_order_acquire);
+        bytes = atomic_load_explicit(&e->size, memory_order_acquire);
+        if (rh_unlikely(rh_ctl_state(c) != RH_SLOT_SEALED)) {
+            return rh_error_set(RH_ERR_BUSY, "object %s is not sealed yet",
+                                rh_object_id_str(id, buf));
+        }
+        if (rh_unlikely((c & RH_CTL_RC_MASK) == RH_CTL_RC_MASK)) {
+            return rh_error_set(RH_ERR_BUSY, "object %s has too many "
+                                "references", rh_object_id_str(id, buf));
+        }
+        if (atomic_compare_exchange_weak_explicit(&e->ctl, &c, c + 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            break;
+        }
+    }
+    /* a stamp for LRU; it may land on a slot the entry just left */
+    atomic_store_explicit(&e->atime_ms, rh_table_now_ms(),
+                          memory_order_relaxed);
+    *ptr = rh_store_at(s, offset);
+    *size = bytes;
+    return RH_OK;
+}
+
+/* Under the lock: gives e's memory back when it can no longer be found or
+ * referenced; 0 when a get took a reference in the meantime. */
+static int rh_store_free_entry(rh_store_t *s, rh_store_entry_t *e,
+                               uint64_t expect)
+{
+    uint64_t offset = atomic_load_explicit(&e->offset, memory_order_relaxed);
+    uint64_t size = atomic_load_explicit(&e->size, memory_order_relaxed);
+    uint64_t alloc = e->alloc;
+    uint16_t klass = e->klass;
+
+    /* read first: closing the gap may move another entry into e */
+    if (!rh_table_retire(s, e, expect)) {
+        return 0;
+    }
+    rh_alloc_free_object(s, offset, alloc, klass, size);
+    return 1;
+}
+
+/* The release that dropped the last reference of a deleted object frees
+ * it. It looks the id up again under the lock: the entry may have moved
+ * (a delete closing a gap), or a delete may have freed it first. */
+static void rh_store_free_released(rh_store_t *s, rh_object_id_t id)
+{
+    rh_store_entry_t *e;
+    uint64_t c;
+
+    if (rh_store_lock(s) != RH_OK) {
+        return;
+    }
+    e = rh_table_find_locked(s, id, &c);
+    if (e != NULL && (c & RH_CTL_PENDING) && (c & RH_CTL_RC_MASK) == 0) {
+        rh_store_free_entry(s, e, c);
+    }
+    rh_store_unlock(s);
+}
+
+rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    rh_store_entry_t *e;
+    uint64_t c;
+
+    for (;;) {
+        e = rh_table_find(s, id, &c);
+        if (rh_unlikely(e == NULL)) {
+            return rh_store_absent(id, "release");
+        }
+        if (rh_unlikely((c & RH_CTL_RC_MASK) == 0)) {
+            return rh_error_set(RH_ERR_INVALID_REF, "release: object %s holds "
+                                "no reference", rh_object_id_str(id, buf));
+        }
+        /* release: our reads of the bytes come before any reuse */
+        if (atomic_compare_exchange_weak_explicit(&e->ctl, &c, c - 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            break;
+        }
+    }
+    if (rh_unlikely(((c - 1) & RH_CTL_RC_MASK) == 0 &&
+                    (c & RH_CTL_PENDING))) {
+        rh_store_free_released(s, id);
+    }
+    return RH_OK;
+}
+
+/* Under the lock: frees e now if nothing references it, else marks it so
+ * that the last release frees it. Gets never reference a marked entry, so
+ * the count only falls from then on. */
+static rh_status_t rh_store_remove(rh_store_t *s, rh_store_entry_t *e,
+                                   uint64_t c)
+{
+    for (;;) {
+        if ((c & RH_CTL_RC_MASK) == 0) {
+            if (rh_store_free_entry(s, e, c)) {
+                return RH_OK;
+            }
+        } else if (atomic_compare_exchange_weak_explicit(
+                       &e->ctl, &c, c | RH_CTL_PENDING,
+                       memory_order_acq_rel, memory_order_relaxed)) {
+            return RH_OK;
+        }
+        c = atomic_load_explicit(&e->ctl, memory_order_acquire);
+    }
+}
+
+static rh_status_t rh_store_delete_locked(rh_store_t *s, rh_object_id_t id)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    rh_store_entry_t *e;
+    int32_t creator;
+    uint64_t c;
+
+    e = rh_table_find_locked(s, id, &c);
+    if (e == NULL) {
+        return rh_store_absent(id, "delete");
+    }
+    creator = atomic_load_explicit(&e->creator_pid, memory_order_relaxed);
+    if (rh_ctl_state(c) == RH_SLOT_CREATED && creator != (int32_t)getpid()) {
+        return rh_error_set(RH_ERR_BUSY, "object %s is being created by "
+                            "process %d; only it may abort it",
+                            rh_object_id_str(id, buf), (int)creator);
+    }
+    return rh_store_remove(s, e, c);
+}
+
+rh_status_t rh_store_delete(rh_store_t *s, rh_object_id_t id)
+{
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    status = rh_store_delete_locked(s, id);
+    rh_store_unlock(s);
+    return status;
+}
+
+int rh_store_contains(rh_store_t *s, rh_object_id_t id)
+{
+    uint64_t c;
+
+    return rh_table_find(s, id, &c) != NULL &&
+           rh_ctl_state(c) == RH_SLOT_SEALED && !(c & RH_CTL_PENDING);
+}
+
+/* ---- introspection ------------------------------------------------------- */
+
+rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *st)
+{
+    rh_store_hdr_t *h = s->hdr;
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    st->capacity = h->heap_size;
+    st->used = h->used;
+    st->free = h->heap_size - h->used;
+    st->objects = h->live;
+    st->object_bytes = h->object_bytes;
+    st->largest_free = rh_alloc_largest_free(s);
+    st->table_capacity = h->table_cap;
+    st->segment_size = s->length;
+    st->page_size = h->page_size;
+    st->pages = (rh_store_pages_t)h->pages;
+    st->lock_recoveries = h->lock_recoveries;
+    rh_store_unlock(s);
+    return RH_OK;
+}
+
+/* The table against the header's counters and the allocator; every entry
+ * must be reachable from its home slot. */
+static rh_status_t rh_table_check(rh_store_t *s, uint64_t slab_objects)
+{
+    uint64_t live = 0, used = 0, bytes = 0, in_slabs = 0, c;
+
+    for (uint64_t i = 0; i <= s->mask; i++) {
+        rh_store_entry_t *e = &s->table[i];
+        rh_object_id_t id;
+
+        if (rh_ctl_state(atomic_load(&e->ctl)) == RH_SLOT_EMPTY) {
+            continue;
+        }
+        id.hi = atomic_load(&e->id_hi);
+        id.lo = atomic_load(&e->id_lo);
+        if (rh_table_find_locked(s, id, &c) != e) {
+            return rh_error_set(RH_ERR_MALFORMED, "object table slot %llu "
+                                "cannot be reached from its home slot",
+                                (unsigned long long)i);
+        }
+        live++;
+        bytes += atomic_load(&e->size);
+        used += rh_alloc_footprint(s, e->alloc, e->klass);
+        in_slabs += e->klass < RH_SLAB_CLASSES;
+    }
+    if (live != s->hdr->live || used != s->hdr->used ||
+        bytes != s->hdr->object_bytes || in_slabs != slab_objects) {
+        return rh_error_set(RH_ERR_MALFORMED, "object table disagrees with "
+                            "the header: %llu/%llu objects, %llu/%llu bytes "
+                            "used, %llu/%llu object bytes, %llu/%llu slab "
+                            "slots",
+                            (unsigned long long)live,
+                            (unsigned long long)s->hdr->live,
+                            (unsigned long long)used,
+                            (unsigned long long)s->hdr->used,
+                            (unsigned long long)bytes,
+                            (unsigned long long)s->hdr->object_bytes,
+                            (unsigned long long)in_slabs,
+                            (unsigned long long)slab_objects);
+    }
+    return RH_OK;
+}
+
+static rh_status_t rh_store_check_locked(rh_store_t *s)
+{
+    uint64_t slab_objects = 0;
+    rh_status_t status = rh_alloc_check(s, &slab_objects);
+
+    return status != RH_OK ? status : rh_table_check(s, slab_objects);
+}
+
+rh_status_t rh_store_check(rh_store_t *s)
+{
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    status = rh_store_check_locked(s);
+    rh_store_unlock(s);
+    return status;
+}
+
+void *rh_store_base(rh_store_t *s)
+{
+    return s->base;
+}
+
+size_t rh_store_length(rh_store_t *s)
+{
+    return s->length;
+}
+
+uint64_t rh_store_offset(rh_store_t *s, const void *ptr)
+{
+    const uint8_t *p = ptr;
+
+    if (p < s->base || p >= s->base + s->length) {
+        return UINT64_MAX;
+    }
+    return (uint64_t)(p - s->base);
+}
+
+const char *rh_store_name(rh_store_t *s)
+{
+    return s->name;
+}

@@ -1,0 +1,151 @@
+/*
+ * The node's shared-memory object store (Ray's plasma).
+ *
+ * One segment per node, "/rayhpc-<jobid>-<node>" under /dev/shm (or a
+ * hugetlbfs mount), created by the node's leader and attached by name by
+ * every other rank of the node. Objects are created, written in place,
+ * sealed (immutable from then on) and read by any process of the node
+ * through a pointer into its own mapping of the segment: no copy.
+ *
+ * Everything shared lives in the segment and refers to other parts of it by
+ * offset, since each process maps it at its own address. A process-shared
+ * robust mutex guards the allocator and the object table; get, release, seal
+ * and contains take no lock (one atomic compare-and-swap on the object's
+ * table entry), so that reading a sealed object costs tens of nanoseconds.
+ *
+ * All calls are safe from any thread of any process that opened the store.
+ */
+#ifndef RH_PLASMA_STORE_H
+#define RH_PLASMA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rayhpc.h"
+#include "plasma/object_id.h"
+
+typedef struct rh_store rh_store_t;
+
+/* Whether the segment is backed by huge pages. */
+typedef enum rh_store_hugepages {
+    RH_STORE_HUGEPAGES_AUTO = 0,  /* use them when the system can; else 4 KiB
+                                   * pages, quietly */
+    RH_STORE_HUGEPAGES_ON   = 1,  /* fail with a message saying why not */
+    RH_STORE_HUGEPAGES_OFF  = 2
+} rh_store_hugepages_t;
+
+/* What backs the segment, as found after open. */
+typedef enum rh_store_pages {
+    RH_STORE_PAGES_SMALL   = 0,   /* /dev/shm, base pages */
+    RH_STORE_PAGES_THP     = 1,   /* /dev/shm, transparent huge pages */
+    RH_STORE_PAGES_HUGETLB = 2    /* a file on a hugetlbfs mount */
+} rh_store_pages_t;
+
+/* Zeroed params are the defaults (attach, huge pages auto, capacity from
+ * size, 10 s attach timeout); job_id and node are always needed, size when
+ * creating. */
+typedef struct rh_store_params {
+    const char          *job_id;     /* the job, e.g. SLURM_JOB_ID */
+    const char          *node;       /* the node's identity (or number) */
+    int                  create;     /* 1: this process is the node leader */
+    uint64_t             size;       /* create: bytes of the whole segment */
+    rh_store_hugepages_t hugepages;  /* create: huge page policy */
+    uint64_t             table_capacity;  /* create: object slots, rounded
+                                      * up to a power of two; 0: size/8 KiB */
+    const char          *hugetlbfs_dir;   /* create/attach: a hugetlbfs mount
+                                      * to use; NULL: the first in
+                                      * /proc/mounts */
+    int                  attach_timeout_ms;  /* attach: 0 = 10000 */
+    int                  no_reap;    /* create: skip rh_store_reap_stale() */
+} rh_store_params_t;
+
+typedef struct rh_store_stats {
+    uint64_t capacity;        /* heap bytes for objects */
+    uint64_t used;            /* bytes held by live objects, with rounding
+                               * to their size class or block */
+    uint64_t free;            /* capacity - used (not all contiguous) */
+    uint64_t objects;         /* live objects, deleted-but-referenced too */
+    uint64_t object_bytes;    /* sum of the live objects' sizes */
+    uint64_t largest_free;    /* the largest object that fits now */
+    uint64_t table_capacity;  /* object slots */
+    uint64_t segment_size;    /* bytes mapped */
+    uint64_t page_size;       /* 4096 or the huge page size */
+    rh_store_pages_t pages;
+    uint64_t lock_recoveries; /* times a process died holding the lock */
+} rh_store_stats_t;
+
+/* Creates (p->create) or attaches to the node's segment. Creating also
+ * removes stale segments (rh_store_reap_stale) and an old segment of the
+ * same name whose creator is dead; it fails with RH_ERR_BUSY when a live
+ * process owns that name. Attaching waits up to attach_timeout_ms for the
+ * leader to finish initializing the segment (RH_ERR_TIMEOUT). */
+rh_status_t rh_store_open(const rh_store_params_t *p, rh_store_t **out);
+
+/* Unmaps the segment and frees s. With unlink, also removes the segment's
+ * name (the leader does this at exit); processes that still map it keep
+ * their mapping until they close it. */
+rh_status_t rh_store_close(rh_store_t *s, int unlink);
+
+/* Allocates `size` bytes (0 allowed) for a new object and returns a
+ * writable, 64-byte aligned pointer to them in *ptr. The object is CREATED:
+ * invisible to get until sealed. Fails with RH_ERR_BUSY when the id is in
+ * the store already, RH_ERR_TOO_LARGE when the object could never fit,
+ * RH_ERR_STORE_FULL when it does not fit now (nothing changes: the store
+ * stays usable). */
+rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
+                            void **ptr);
+
+/* CREATED -> SEALED: the bytes are final and get may return them. */
+rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
+
+/* A pointer to a sealed object's bytes and its size; takes a reference that
+ * keeps the bytes in place until rh_store_release. RH_ERR_INVALID_REF when
+ * the id is absent or deleted, RH_ERR_BUSY when not sealed yet. */
+rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
+                         size_t *size);
+
+/* Drops a reference taken by rh_store_get. */
+rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id);
+
+/* Removes the object: it is no longer found at once, and its memory is
+ * freed when the last reference is released (at once when none is held).
+ * An object not sealed yet may be deleted (aborted) only by the process
+ * that created it (RH_ERR_BUSY otherwise). Deleting an object that is
+ * deleted but still referenced succeeds and changes nothing. */
+rh_status_t rh_store_delete(rh_store_t *s, rh_object_id_t id);
+
+/* 1 when the object is in the store and sealed (get would succeed). */
+int rh_store_contains(rh_store_t *s, rh_object_id_t id);
+
+rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *stats);
+
+/* The segment as this process maps it: base address and length (for one
+ * memory registration of the whole segment). */
+void *rh_store_base(rh_store_t *s);
+size_t rh_store_length(rh_store_t *s);
+
+/* Offset of ptr from the segment base, the same in every process of the
+ * node; UINT64_MAX when ptr is not inside the segment. */
+uint64_t rh_store_offset(rh_store_t *s, const void *ptr);
+
+/* The segment's name, "/rayhpc-<jobid>-<node>". */
+const char *rh_store_name(rh_store_t *s);
+
+/* Writes the segment name for job_id and node into buf: characters outside
+ * [A-Za-z0-9_.-] become '_' and each part is cut at 100 characters. */
+rh_status_t rh_store_segment_name(const char *job_id, const char *node,
+                                  char *buf, size_t len);
+
+/* Removes every segment whose name starts with prefix ("rayhpc-" when NULL;
+ * without the leading '/') in /dev/shm and hugetlbfs mounts, that belongs
+ * to this user and was created on this boot, in this pid namespace, by a
+ * process that is gone (dead, a zombie, or its pid reused). The number
+ * removed goes to *removed when it is not NULL. */
+rh_status_t rh_store_reap_stale(const char *prefix, int *removed);
+
+/* Walks the whole allocator and object table under the lock and checks
+ * that they agree (for tests and after a process died holding the lock);
+ * RH_ERR_MALFORMED with the first problem found. */
+rh_status_t rh_store_check(rh_store_t *s);
+
+#endif

@@ -1,0 +1,305 @@
+/*
+ * Layout of the store segment, shared by the files of src/plasma/.
+ *
+ *   +---------------------------+ 0
+ *   | header (4 KiB): identity,  |
+ *   | ready flag, robust mutex,  |
+ *   | allocator and table state; |
+ *   | its last 64 bytes are where|
+ *   | objects of size 0 point    |
+ *   +---------------------------+ table_off (4 KiB)
+ *   | object table: capacity x   |
+ *   | 64-byte entries            |
+ *   +---------------------------+ heap_off (page aligned)
+ *   | heap: blocks with a 64-byte|
+ *   | header; small objects live |
+ *   | in slab blocks             |
+ *   +---------------------------+ seg_size
+ *
+ * Every reference inside the segment is an offset from its start: each
+ * process maps the segment at its own address. Offset 0 (the header) is
+ * never a block, slab or object, so 0 means "none".
+ */
+#ifndef RH_PLASMA_STORE_INTERNAL_H
+#define RH_PLASMA_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "plasma/store.h"
+
+#define RH_STORE_MAGIC        0x5453534850594152ull   /* "RAYHPSST" */
+#define RH_STORE_VERSION      1u
+#define RH_STORE_HDR_SIZE     4096u
+#define RH_STORE_ZERO_OFF     (RH_STORE_HDR_SIZE - 64u)  /* where objects of
+                                       * size 0 point: an unused line */
+#define RH_STORE_ALIGN        64u
+#define RH_STORE_NAME_MAX     240
+#define RH_STORE_BOOT_ID_LEN  40
+
+/* ---- object table entries ---------------------------------------------- */
+
+/* The control word of an entry packs everything a lock-free get must check
+ * and change in one compare-and-swap:
+ *   bits  0..23  reference count
+ *   bits 24..25  state (EMPTY, CREATED, SEALED)
+ *   bit  26      delete pending: freed when the count drops to 0
+ *   bits 28..63  generation, bumped each time the slot is emptied, so that a
+ *                get that read the entry before it was freed (or moved) and
+ *                the slot reused can not take a reference by mistake. */
+#define RH_CTL_RC_MASK      ((1ull << 24) - 1)
+#define RH_CTL_STATE_SHIFT  24
+#define RH_CTL_STATE_MASK   (3ull << RH_CTL_STATE_SHIFT)
+#define RH_CTL_PENDING      (1ull << 26)
+#define RH_CTL_GEN_SHIFT    28
+#define RH_CTL_GEN_MASK     (~0ull << RH_CTL_GEN_SHIFT)
+
+enum {
+    RH_SLOT_EMPTY   = 0,   /* ends a probe */
+    RH_SLOT_CREATED = 1,
+    RH_SLOT_SEALED  = 2
+};
+
+static inline unsigned rh_ctl_state(uint64_t c)
+{
+    return (unsigned)((c & RH_CTL_STATE_MASK) >> RH_CTL_STATE_SHIFT);
+}
+
+static inline uint64_t rh_ctl_with_state(uint64_t c, unsigned state)
+{
+    return (c & ~RH_CTL_STATE_MASK) | (uint64_t)state << RH_CTL_STATE_SHIFT;
+}
+
+/* What kind of memory an entry's object lives in. */
+enum {
+    RH_KLASS_NONE  = 0xfffe,   /* size 0: no memory */
+    RH_KLASS_LARGE = 0xffff    /* a heap block of its own */
+    /* below: a slab size class */
+};
+
+/* One cache line. The atomics are read by lock-free gets; the rest only
+ * under the store lock. */
+typedef struct rh_store_entry {
+    _Atomic uint64_t ctl;
+    _Atomic uint64_t id_hi;
+    _Atomic uint64_t id_lo;
+    _Atomic uint64_t offset;       /* of the object's bytes */
+    _Atomic uint64_t size;
+    _Atomic uint64_t atime_ms;     /* last get, for LRU eviction */
+    uint64_t         alloc;        /* block (large) or slab offset */
+    _Atomic int32_t  creator_pid;
+    uint16_t         klass;
+    uint16_t         reserved;
+} rh_store_entry_t;
+
+_Static_assert(sizeof(rh_store_entry_t) == 64, "entry is one cache line");
+
+/* ---- heap blocks and slabs --------------------------------------------- */
+
+#define RH_BLOCK_MAGIC   0x424c4b52u   /* "RKLB" */
+#define RH_BLOCK_FREE    1u
+#define RH_BLOCK_SLAB    2u
+#define RH_BLOCK_HDR     64u
+#define RH_BLOCK_MIN     128u          /* header + the smallest payload */
+#define RH_BINS          64
+
+/* In front of every heap block. prev_size finds the block before, so that a
+ * freed block merges with free neighbours on both sides in O(1). */
+typedef struct rh_block {
+    uint32_t magic;
+    uint32_t flags;
+    uint64_t size;         /* with this header, a multiple of 64 */
+    uint64_t prev_size;    /* of the block just before; 0 for the first */
+    uint64_t next_free;    /* free-list links, when free */
+    uint64_t prev_free;
+    uint64_t reserved[3];
+} rh_block_t;
+
+_Static_assert(sizeof(rh_block_t) == RH_BLOCK_HDR, "block header size");
+
+#define RH_SLAB_MAGIC      0x42414c53u   /* "SLAB" */
+#define RH_SLAB_CLASSES    20
+#define RH_SLAB_MAX_OBJS   1024
+#define RH_SLAB_HDR        192u
+#define RH_SMALL_MAX       65536u
+
+/* At the start of a slab block's payload; objects follow at RH_SLAB_HDR. A
+ * bitmap (not a list threaded through free objects) records which slots are
+ * taken, so that a process scribbling on an object it freed cannot corrupt
+ * the allocator. */
+typedef struct rh_slab {
+    uint32_t magic;
+    uint16_t klass;
+    uint16_t nobj;
+    uint32_t nfree;
+    uint32_t hint;         /* a bitmap word that had a free slot */
+    uint64_t next;         /* partial-slab list of the class */
+    uint64_t prev;
+    uint64_t bitmap[RH_SLAB_MAX_OBJS / 64];   /* 1: slot taken */
+    uint64_t reserved[4];
+} rh_slab_t;
+
+_Static_assert(sizeof(rh_slab_t) == RH_SLAB_HDR, "slab header size");
+
+typedef struct rh_slab_class {
+    uint64_t partial;      /* slabs with a free slot */
+    uint64_t spare;        /* one empty slab kept for the next object */
+    uint64_t slabs;        /* how many slabs the class holds */
+} rh_slab_class_t;
+
+/* ---- the segment header -------------------------------------------------- */
+
+typedef struct rh_store_hdr {
+    /* identity, written first so that a dead creator can be recognised */
+    uint64_t         magic;
+    uint32_t         version;
+    _Atomic uint32_t ready;          /* 1 once initialized: written last */
+    uint64_t         seg_size;
+    int32_t          creator_pid;
+    uint32_t         pages;          /* rh_store_pages_t */
+    uint64_t         creator_start;  /* /proc/<pid>/stat starttime */
+    uint64_t         pidns;          /* inode of the creator's pid namespace */
+    uint64_t         page_size;
+    char             boot_id[RH_STORE_BOOT_ID_LEN];
+    char             name[RH_STORE_NAME_MAX + 16];
+
+    /* layout, fixed at creation */
+    uint64_t         table_off;
+    uint64_t         table_cap;      /* a power of two */
+    uint64_t         heap_off;
+    uint64_t         heap_size;
+
+    /* odd while the table moves entries (a delete closing its gap): a
+     * lock-free probe that found nothing meanwhile looks again. On a cache
+     * line of its own: every get reads it, few deletes write it. */
+    _Atomic uint64_t moves __attribute__((aligned(64)));
+
+    pthread_mutex_t  lock __attribute__((aligned(64)));
+
+    /* under the lock from here on */
+    uint64_t         bin_map;        /* bit b: bins[b] is not empty */
+    uint64_t         bins[RH_BINS];  /* free blocks by log2(size / 64) */
+    rh_slab_class_t  classes[RH_SLAB_CLASSES];
+    uint64_t         heap_free;      /* bytes in free blocks */
+    uint64_t         used;           /* see rh_store_stats_t */
+    uint64_t         object_bytes;
+    uint64_t         live;           /* table entries CREATED or SEALED */
+    uint64_t         lock_recoveries;
+} rh_store_hdr_t;
+
+_Static_assert(sizeof(rh_store_hdr_t) <= RH_STORE_ZERO_OFF,
+               "the header fits in its page, before the zero-size line");
+
+/* ---- the per-process handle -------------------------------------------- */
+
+struct rh_store {
+    uint8_t          *base;
+    size_t            length;
+    rh_store_hdr_t   *hdr;
+    rh_store_entry_t *table;
+    uint64_t          mask;          /* table_cap - 1 */
+    char              name[RH_STORE_NAME_MAX + 16];
+    char              path[4096];    /* the file behind the segment */
+    dev_t             dev;           /* to unlink only our own file */
+    ino_t             ino;
+    int               is_shm;        /* shm_unlink rather than unlink */
+};
+
+/* Address of the thing at offset off. */
+static inline void *rh_store_at(const rh_store_t *s, uint64_t off)
+{
+    return s->base + off;
+}
+
+/* ---- store.c -------------------------------------------------------------- */
+
+/* Takes the store lock; recovers it from a process that died holding it. */
+rh_status_t rh_store_lock(rh_store_t *s);
+void rh_store_unlock(rh_store_t *s);
+
+/* ---- segment.c: files, mappings, identity ------------------------------ */
+
+typedef struct rh_segment_id {
+    int32_t  pid;
+    uint64_t start;
+    uint64_t pidns;
+    char     boot_id[RH_STORE_BOOT_ID_LEN];
+} rh_segment_id_t;
+
+/* This process's identity as recorded in a header. */
+void rh_segment_self(rh_segment_id_t *id);
+
+/* Whether a header's creator is gone: same boot and pid namespace as us,
+ * and its pid dead, a zombie, or reused. 0 when it cannot be told. */
+int rh_segment_creator_gone(const rh_store_hdr_t *hdr);
+
+/* Creates the file, maps and pre-faults it, and fills s (base, length,
+ * path, dev/ino); the header's identity is written at once. */
+rh_status_t rh_segment_create(rh_store_t *s, const rh_store_params_t *p,
+                              uint64_t *page_size, rh_store_pages_t *pages);
+
+/* Waits for the named segment to be ready, then maps it. */
+rh_status_t rh_segment_attach(rh_store_t *s, const rh_store_params_t *p);
+
+void rh_segment_unmap(rh_store_t *s);
+void rh_segment_unlink(rh_store_t *s);
+
+/* ---- alloc.c: the heap --------------------------------------------------- */
+
+/* Makes the whole heap one free block. */
+void rh_alloc_init(rh_store_t *s);
+
+/* The largest object the heap could ever hold. */
+uint64_t rh_alloc_max_object(const rh_store_t *s);
+
+/* Memory for an object of size bytes: its offset, the owning block or slab
+ * and the size class; RH_ERR_STORE_FULL (no message) when nothing fits. */
+rh_status_t rh_alloc_object(rh_store_t *s, uint64_t size, uint64_t *offset,
+                            uint64_t *alloc, uint16_t *klass);
+void rh_alloc_free_object(rh_store_t *s, uint64_t offset, uint64_t alloc,
+                          uint16_t klass, uint64_t size);
+
+/* Bytes an object holds: its class's slot, or its block with the header. */
+uint64_t rh_alloc_footprint(const rh_store_t *s, uint64_t alloc,
+                            uint16_t klass);
+
+/* The largest payload one free block holds now. */
+uint64_t rh_alloc_largest_free(const rh_store_t *s);
+
+/* Walks blocks, bins and slabs; the number of slab slots taken goes to
+ * *slab_objects. */
+rh_status_t rh_alloc_check(const rh_store_t *s, uint64_t *slab_objects);
+
+/* ---- table.c: the object table ------------------------------------------ */
+
+/* The entry holding id and the control word read when it matched; NULL
+ * when absent. Lock-free; an answer of "absent" is checked against moves
+ * made meanwhile (and, when they keep coming, made under the lock). */
+rh_store_entry_t *rh_table_find(rh_store_t *s, rh_object_id_t id,
+                                uint64_t *ctl);
+
+/* As rh_table_find, for callers that hold the lock (nothing moves). */
+rh_store_entry_t *rh_table_find_locked(const rh_store_t *s,
+                                       rh_object_id_t id, uint64_t *ctl);
+
+/* Under the lock: the entry already holding id (*existing), else a free
+ * slot for it, else NULL (table full). */
+rh_store_entry_t *rh_table_slot_for(rh_store_t *s, rh_object_id_t id,
+                                    rh_store_entry_t **existing);
+
+/* Under the lock: publishes a new CREATED entry in slot e. */
+void rh_table_publish(rh_store_t *s, rh_store_entry_t *e, rh_object_id_t id,
+                      uint64_t offset, uint64_t size, uint64_t alloc,
+                      uint16_t klass);
+
+/* Under the lock: empties e if its control word still is `expect` (no
+ * reference left) and closes the gap; 0 when a get changed the word
+ * meanwhile. */
+int rh_table_retire(rh_store_t *s, rh_store_entry_t *e, uint64_t expect);
+
+/* Coarse clock for access stamps. */
+uint64_t rh_table_now_ms(void);
+
+#endif

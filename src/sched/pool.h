@@ -1,0 +1,102 @@
+/*
+ * The local scheduler's worker pool: the engine under Ray-style tasks.
+ *
+ * Jobs are intrusive: the owner embeds an rh_job_t in its own struct, sets
+ * run, submits it, and frees its struct itself inside run(). The pool never
+ * allocates per job and never touches a job once run() has been called.
+ *
+ * Each worker has a Chase-Lev deque (sched/deque.h) and an MPSC inbox
+ * (base/mpsc.h). A job submitted by a worker goes onto that worker's deque
+ * (newest first for its owner, oldest first for thieves); a job submitted by
+ * any other thread goes round-robin into an inbox, which only its worker
+ * drains, moving the jobs into its deque where the others can steal them.
+ * Idle workers spin, then sleep on a futex; a submit wakes at most one of
+ * them, and only when one sleeps.
+ *
+ * A job that must wait (a blocking get inside a task) calls
+ * rh_pool_help_until(): the worker runs other jobs until the condition holds,
+ * so waiting never takes a worker away from the pool.
+ */
+#ifndef RH_SCHED_POOL_H
+#define RH_SCHED_POOL_H
+
+#include <stdint.h>
+
+#include "base/mpsc.h"
+#include "rayhpc.h"
+
+typedef struct rh_job rh_job_t;
+
+struct rh_job {
+    rh_mpsc_node_t node;              /* the pool's link; do not touch */
+    void (*run)(rh_job_t *job);       /* may free the job */
+};
+
+typedef struct rh_pool rh_pool_t;
+
+typedef struct rh_pool_params {
+    int      num_workers;   /* 0: one per core (hwloc) */
+    int      pin;           /* bind worker i to core i (and its NUMA memory) */
+    uint64_t spin;          /* idle rounds before a worker sleeps */
+} rh_pool_params_t;
+
+/* A sensible spin for callers with no opinion: some tens of microseconds of
+ * polling, long enough to bridge the gap between the jobs of a burst. */
+#define RH_POOL_SPIN_DEFAULT 2048
+
+typedef struct rh_pool_worker_stats {
+    uint64_t jobs_run;      /* every job this worker ran, helping included */
+    uint64_t jobs_helped;   /* of those, the ones run inside help_until */
+    uint64_t steals;        /* jobs taken from another worker's deque */
+    uint64_t sleeps;        /* times it went to sleep on its futex */
+} rh_pool_worker_stats_t;
+
+typedef struct rh_pool_stats {
+    int                     num_workers;   /* out */
+    rh_pool_worker_stats_t  total;         /* out: the sum over workers */
+    /* in: NULL, or an array of per_worker_len entries that receives the
+     * first per_worker_len workers' numbers */
+    rh_pool_worker_stats_t *per_worker;
+    int                     per_worker_len;
+} rh_pool_stats_t;
+
+/* Starts the workers. Errors: RH_ERR_INVALID_PARAM (NULL pointer, negative
+ * num_workers or more than 4096), RH_ERR_NO_MEMORY, RH_ERR_UNSUPPORTED (a
+ * thread could not be started); rh_last_error() says which. */
+rh_status_t rh_pool_create(const rh_pool_params_t *params, rh_pool_t **out);
+
+/* Runs every job submitted so far (and those they submit), then stops and
+ * joins the workers and frees the pool. Call it from a thread that is not a
+ * worker of this pool, once no other thread submits to it any more. */
+void rh_pool_destroy(rh_pool_t *pool);
+
+/* Queues a job; any thread. The job must stay valid until run() starts. */
+void rh_pool_submit(rh_pool_t *pool, rh_job_t *job);
+
+/* Waits until done(arg) is true. A worker of this pool runs other jobs
+ * meanwhile (a nested wait inside a job cannot starve the pool); any other
+ * thread spins, then sleeps. done() must read what it checks with atomic
+ * loads; whoever makes it true must call rh_pool_notify() afterwards.
+ * Limit: a worker returns from a wait only when every wait it started later
+ * (inside the jobs it ran while waiting) has returned; a job run while
+ * helping must not wait for something only the waiting job can produce. */
+void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg);
+
+/* Wakes every thread sleeping in rh_pool_help_until so that it looks at its
+ * condition again. Cheap when nobody sleeps there (one uncontended atomic). */
+void rh_pool_notify(rh_pool_t *pool);
+
+/* The calling thread's worker index in its pool, or -1 for a thread that is
+ * not a worker. */
+int rh_pool_worker_index(void);
+
+/* The pool the calling thread works for, or NULL. */
+rh_pool_t *rh_pool_current(void);
+
+int rh_pool_num_workers(const rh_pool_t *pool);
+
+/* Counters are relaxed: exact once the pool is quiet, approximate while
+ * it runs. */
+void rh_pool_stats(const rh_pool_t *pool, rh_pool_stats_t *stats);
+
+#endif

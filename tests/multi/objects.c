@@ -1,0 +1,104 @@
+/*
+ * Objects between ranks of one node, and the store segment's life.
+ *
+ * usage: objects share   rank 0 puts 64 MiB, sends the ref to every rank;
+ *                        each reads it from the same pages (same segment
+ *                        offset) and checks every byte: "SHARED OK".
+ *        objects name    prints "STORE <segment name>" and ends normally.
+ *        objects kill    prints the name, then every rank dies by SIGKILL.
+ */
+#include <signal.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "plasma/store.h"
+#include "rank_util.h"
+#include "transport/am.h"
+
+#define REF_MSG (RH_AM_ID_TEST_FIRST + 5)
+#define SIZE (64u << 20)
+
+static rh_ref_t shared;
+static uint64_t owner_offset;
+static _Atomic long got_ref;
+
+static rh_status_t on_ref(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    memcpy(&shared, msg->hdr, sizeof(shared));
+    memcpy(&owner_offset, (const char *)msg->hdr + sizeof(shared),
+           sizeof(owner_offset));
+    atomic_store(&got_ref, 1);
+    return RH_OK;
+}
+
+static int share(void)
+{
+    const uint8_t *p;
+    size_t len;
+    uint64_t off;
+
+    if (rh_rank() == 0) {
+        uint8_t *w;
+        uint8_t hdr[sizeof(rh_ref_t) + sizeof(uint64_t)];
+
+        CHECK(rh_put_create(SIZE, &shared, (void **)&w));
+        for (size_t i = 0; i < SIZE; i++) {
+            w[i] = (uint8_t)(i * 13 + 5);
+        }
+        CHECK(rh_put_seal(shared));
+        owner_offset = rh_store_offset(rh_core_store(), w);
+        memcpy(hdr, &shared, sizeof(shared));
+        memcpy(hdr + sizeof(shared), &owner_offset, sizeof(owner_offset));
+        for (int r = 1; r < rh_size(); r++) {
+            CHECK(rh_am_send_wait((uint32_t)r, REF_MSG, hdr, sizeof(hdr),
+                                  NULL, 0));
+        }
+        return 0;
+    }
+    if (rank_wait_count(&got_ref, 1, 60)) {
+        fprintf(stderr, "rank %d: no ref from rank 0\n", rh_rank());
+        return 1;
+    }
+    CHECK(rh_get(shared, (const void **)&p, &len, 60000));
+    off = rh_store_offset(rh_core_store(), p);
+    if (len != SIZE || off != owner_offset) {
+        fprintf(stderr, "rank %d: %zu bytes at offset %llu, rank 0 wrote "
+                "%u at %llu\n", rh_rank(), len, (unsigned long long)off,
+                SIZE, (unsigned long long)owner_offset);
+        return 1;
+    }
+    for (size_t i = 0; i < SIZE; i++) {
+        if (p[i] != (uint8_t)(i * 13 + 5)) {
+            fprintf(stderr, "rank %d: byte %zu differs\n", rh_rank(), i);
+            return 1;
+        }
+    }
+    CHECK(rh_release(shared));
+    printf("SHARED OK rank %d: %u bytes read in place at segment offset "
+           "%llu, where rank 0 wrote them\n", rh_rank(), SIZE,
+           (unsigned long long)off);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "share";
+    int rc = 0;
+
+    CHECK(rh_am_register(REF_MSG, sizeof(rh_ref_t) + 8, sizeof(rh_ref_t) + 8,
+                         on_ref, NULL));
+    CHECK(rh_init(&argc, &argv, NULL));
+    if (strcmp(mode, "share") == 0) {
+        rc = share();
+    } else {
+        printf("STORE %s\n", rh_store_name(rh_core_store()));
+        fflush(stdout);
+        if (strcmp(mode, "kill") == 0) {
+            raise(SIGKILL);
+        }
+    }
+    /* rank 0 keeps its object alive until everyone has read it */
+    CHECK(rh_finalize());
+    return rc;
+}

@@ -1,0 +1,395 @@
+/*
+ * Objects and tasks on one rank (a singleton job per test: criterion runs
+ * each test in a process of its own).
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "plasma/store.h"
+#include "rayhpc.h"
+
+/* ---- functions ----------------------------------------------------------- */
+
+static rh_status_t fib(rh_task_ctx_t *ctx)
+{
+    int64_t n, a, b;
+    size_t len;
+    const void *pa, *pb;
+    rh_ref_t r[2];
+    rh_status_t st;
+
+    memcpy(&n, rh_task_arg(ctx, 0, &len), sizeof(n));
+    if (n < 2) {
+        return rh_task_return(ctx, 0, &n, sizeof(n));
+    }
+    a = n - 1;
+    b = n - 2;
+    rh_arg_t arg_a = rh_arg_bytes(&a, sizeof(a));
+    rh_arg_t arg_b = rh_arg_bytes(&b, sizeof(b));
+    if ((st = rh_remote("fib", &arg_a, 1, NULL, &r[0])) != RH_OK ||
+        (st = rh_remote("fib", &arg_b, 1, NULL, &r[1])) != RH_OK) {
+        return st;
+    }
+    /* Nested, blocking gets: the worker runs other tasks meanwhile. */
+    if ((st = rh_get(r[0], &pa, &len, RH_TIMEOUT_INFINITE)) != RH_OK ||
+        (st = rh_get(r[1], &pb, &len, RH_TIMEOUT_INFINITE)) != RH_OK) {
+        return st;
+    }
+    memcpy(&a, pa, sizeof(a));
+    memcpy(&b, pb, sizeof(b));
+    n = a + b;
+    for (int i = 0; i < 2; i++) {
+        rh_release(r[i]);   /* the get's hold */
+        rh_release(r[i]);   /* the submit's hold */
+    }
+    return rh_task_return(ctx, 0, &n, sizeof(n));
+}
+
+static rh_status_t leaf(rh_task_ctx_t *ctx)
+{
+    int64_t one = 1;
+
+    return rh_task_return(ctx, 0, &one, sizeof(one));
+}
+
+/* Sums its int64 arguments. */
+static rh_status_t sum(rh_task_ctx_t *ctx)
+{
+    int64_t total = 0, v;
+
+    for (int i = 0; i < rh_task_nargs(ctx); i++) {
+        memcpy(&v, rh_task_arg(ctx, i, NULL), sizeof(v));
+        total += v;
+    }
+    return rh_task_return(ctx, 0, &total, sizeof(total));
+}
+
+static rh_status_t fails(rh_task_ctx_t *ctx)
+{
+    return rh_task_fail(ctx, "sensor %d is on fire", 7);
+}
+
+/* Passes its argument on, plus one. */
+static rh_status_t inc(rh_task_ctx_t *ctx)
+{
+    int64_t v;
+
+    memcpy(&v, rh_task_arg(ctx, 0, NULL), sizeof(v));
+    v++;
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* Returns a 1 MiB block in place (zero copy). */
+static rh_status_t big(rh_task_ctx_t *ctx)
+{
+    uint8_t *p;
+    rh_status_t st = rh_task_return_alloc(ctx, 0, 1 << 20, (void **)&p);
+
+    if (st != RH_OK) {
+        return st;
+    }
+    for (size_t i = 0; i < (1 << 20); i++) {
+        p[i] = (uint8_t)(i * 7);
+    }
+    return RH_OK;
+}
+
+static void setup(void)
+{
+    cr_assert_eq(rh_register("fib", fib, 1, 1), RH_OK);
+    cr_assert_eq(rh_register("leaf", leaf, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("sum", sum, -1, 1), RH_OK);
+    cr_assert_eq(rh_register("fails", fails, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("inc", inc, 1, 1), RH_OK);
+    cr_assert_eq(rh_register("big", big, 0, 1), RH_OK);
+    cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
+}
+
+static void teardown(void)
+{
+    cr_expect_eq(rh_finalize(), RH_OK, "%s", rh_last_error());
+}
+
+/* Room for a 1 GiB object: only the tests that need it pay for
+ * pre-faulting a big store. */
+static void setup_big(void)
+{
+    setenv("RAYHPC_STORE_SIZE", "1536M", 1);
+    setup();
+}
+
+TestSuite(tasks, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(big, .init = setup_big, .fini = teardown, .timeout = 120);
+
+static int64_t get_i64(rh_ref_t ref)
+{
+    const void *p;
+    size_t len;
+    int64_t v;
+
+    cr_assert_eq(rh_get(ref, &p, &len, RH_TIMEOUT_INFINITE), RH_OK, "%s",
+                 rh_last_error());
+    cr_assert_eq(len, sizeof(v));
+    memcpy(&v, p, sizeof(v));
+    rh_release(ref);
+    return v;
+}
+
+Test(tasks, fib_25_by_nested_tasks)
+{
+    int64_t n = 25;
+    rh_arg_t arg = rh_arg_bytes(&n, sizeof(n));
+    rh_ref_t r;
+
+    cr_assert_eq(rh_remote("fib", &arg, 1, NULL, &r), RH_OK);
+    cr_expect_eq(get_i64(r), 75025);
+    rh_release(r);
+}
+
+Test(tasks, fan_out_fan_in_of_100k_tasks)
+{
+    enum { N = 100000, FAN = 100 };
+    rh_ref_t *leaves = malloc(N * sizeof(*leaves));
+    rh_ref_t mids[N / FAN], top;
+    rh_arg_t *args = malloc(N * sizeof(*args));
+
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(rh_remote("leaf", NULL, 0, NULL, &leaves[i]), RH_OK);
+    }
+    for (int m = 0; m < N / FAN; m++) {
+        for (int i = 0; i < FAN; i++) {
+            args[i] = rh_arg_ref(leaves[m * FAN + i]);
+        }
+        cr_assert_eq(rh_remote("sum", args, FAN, NULL, &mids[m]), RH_OK);
+    }
+    for (int m = 0; m < N / FAN; m++) {
+        args[m] = rh_arg_ref(mids[m]);
+    }
+    cr_assert_eq(rh_remote("sum", args, N / FAN, NULL, &top), RH_OK);
+    cr_expect_eq(get_i64(top), N);
+    rh_release(top);
+    for (int i = 0; i < N; i++) {
+        rh_release(leaves[i]);
+    }
+    for (int m = 0; m < N / FAN; m++) {
+        rh_release(mids[m]);
+    }
+    free(leaves);
+    free(args);
+}
+
+Test(tasks, chain_passes_values_along)
+{
+    int64_t zero = 0;
+    rh_arg_t arg = rh_arg_bytes(&zero, sizeof(zero));
+    rh_ref_t r, prev;
+
+    cr_assert_eq(rh_remote("inc", &arg, 1, NULL, &prev), RH_OK);
+    for (int i = 1; i < 1000; i++) {
+        arg = rh_arg_ref(prev);
+        cr_assert_eq(rh_remote("inc", &arg, 1, NULL, &r), RH_OK);
+        rh_release(prev);
+        prev = r;
+    }
+    cr_expect_eq(get_i64(prev), 1000);
+    rh_release(prev);
+}
+
+Test(big, put_get_byte_exact_from_0_bytes_to_1_gib)
+{
+    static const size_t sizes[] = { 0, 1, 63, 64, 4096, 1 << 20, 64 << 20,
+                                    1u << 30 };
+
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t n = sizes[k], len;
+        uint8_t *buf = malloc(n ? n : 1);
+        const void *p;
+        rh_ref_t r;
+
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = (uint8_t)(i * 31 + k);
+        }
+        cr_assert_eq(rh_put(buf, n, &r), RH_OK, "%zu: %s", n,
+                     rh_last_error());
+        cr_assert_eq(rh_get(r, &p, &len, 0), RH_OK);
+        cr_expect_eq(len, n);
+        cr_expect(n == 0 || memcmp(p, buf, n) == 0, "%zu bytes differ", n);
+        cr_expect(n == 0 || p != buf, "a pointer into the store");
+        rh_release(r);
+        rh_release(r);
+        free(buf);
+    }
+}
+
+Test(tasks, put_create_fills_in_place)
+{
+    void *p;
+    const void *q;
+    size_t len;
+    rh_ref_t r;
+
+    cr_assert_eq(rh_put_create(100, &r, &p), RH_OK);
+    cr_expect_eq(rh_get(r, &q, &len, 0), RH_ERR_TIMEOUT,
+                 "not visible before seal");
+    memset(p, 0x5a, 100);
+    cr_assert_eq(rh_put_seal(r), RH_OK);
+    cr_assert_eq(rh_get(r, &q, &len, 0), RH_OK);
+    cr_expect_eq(q, p, "the same bytes, not a copy");
+    cr_expect_eq(rh_put_seal(r), RH_ERR_INVALID_REF, "sealed twice");
+    rh_release(r);
+    rh_release(r);
+}
+
+Test(tasks, large_returns_are_written_in_place)
+{
+    rh_ref_t r;
+    const uint8_t *p;
+    size_t len;
+
+    cr_assert_eq(rh_remote("big", NULL, 0, NULL, &r), RH_OK);
+    cr_assert_eq(rh_get(r, (const void **)&p, &len, RH_TIMEOUT_INFINITE),
+                 RH_OK);
+    cr_assert_eq(len, 1u << 20);
+    for (size_t i = 0; i < len; i++) {
+        cr_assert_eq(p[i], (uint8_t)(i * 7));
+    }
+    rh_release(r);
+    rh_release(r);
+}
+
+Test(tasks, wait_follows_ray_semantics)
+{
+    rh_ref_t refs[3];
+    int ready[3];
+    void *p;
+    int64_t v = 1;
+
+    cr_assert_eq(rh_put(&v, sizeof(v), &refs[0]), RH_OK);
+    cr_assert_eq(rh_put(&v, sizeof(v), &refs[1]), RH_OK);
+    cr_assert_eq(rh_put_create(8, &refs[2], &p), RH_OK);   /* not sealed */
+    cr_assert_eq(rh_wait(refs, 3, 2, RH_TIMEOUT_INFINITE, ready), RH_OK);
+    cr_expect(ready[0] && ready[1] && !ready[2], "k < n");
+    cr_assert_eq(rh_wait(refs, 3, 3, 0, ready), RH_OK, "timeout 0 polls");
+    cr_expect(!ready[2]);
+    cr_assert_eq(rh_wait(refs, 3, 3, 50, ready), RH_OK, "timeout expiring");
+    cr_expect_eq(ready[0] + ready[1] + ready[2], 2);
+    cr_expect_eq(rh_wait(refs, 3, 4, 0, ready), RH_ERR_INVALID_PARAM,
+                 "k > n");
+    cr_assert_eq(rh_put_seal(refs[2]), RH_OK);
+    cr_assert_eq(rh_wait(refs, 3, 3, RH_TIMEOUT_INFINITE, ready), RH_OK,
+                 "k = n");
+    cr_expect(ready[0] && ready[1] && ready[2]);
+    for (int i = 0; i < 3; i++) {
+        rh_release(refs[i]);
+    }
+}
+
+Test(tasks, error_propagates_through_a_chain_of_3_with_its_message)
+{
+    rh_ref_t a, b, c;
+    rh_arg_t arg;
+    const void *p;
+    size_t len;
+
+    cr_assert_eq(rh_remote("fails", NULL, 0, NULL, &a), RH_OK);
+    arg = rh_arg_ref(a);
+    cr_assert_eq(rh_remote("inc", &arg, 1, NULL, &b), RH_OK);
+    arg = rh_arg_ref(b);
+    cr_assert_eq(rh_remote("inc", &arg, 1, NULL, &c), RH_OK);
+    cr_expect_eq(rh_get(c, &p, &len, RH_TIMEOUT_INFINITE),
+                 RH_ERR_TASK_FAILED);
+    cr_expect_str_eq(rh_last_error(), "sensor 7 is on fire");
+    cr_expect_eq(rh_get(a, &p, &len, RH_TIMEOUT_INFINITE),
+                 RH_ERR_TASK_FAILED);
+    rh_release(a);
+    rh_release(b);
+    rh_release(c);
+}
+
+Test(tasks, bad_calls_get_their_own_status_and_message)
+{
+    rh_ref_t r, null_ref = {0, 0}, bogus = {0, 999999};
+    int64_t v = 0;
+    rh_arg_t one = rh_arg_bytes(&v, sizeof(v));
+    const void *p;
+    size_t len;
+
+    cr_expect_eq(rh_remote("no_such_fn", NULL, 0, NULL, &r),
+                 RH_ERR_UNKNOWN_FUNCTION);
+    cr_expect(strstr(rh_last_error(), "no_such_fn") != NULL);
+    cr_expect_eq(rh_remote("inc", NULL, 0, NULL, &r), RH_ERR_BAD_ARG_COUNT);
+    cr_expect(strstr(rh_last_error(), "inc takes 1 argument, got 0") != NULL,
+              "%s", rh_last_error());
+    cr_expect_eq(rh_remote("leaf", &one, 1, NULL, &r), RH_ERR_BAD_ARG_COUNT);
+    cr_expect_eq(rh_get(null_ref, &p, &len, 0), RH_ERR_INVALID_REF);
+    cr_expect_eq(rh_get(bogus, &p, &len, 0), RH_ERR_INVALID_REF);
+    cr_expect_eq(rh_release(bogus), RH_ERR_INVALID_REF);
+    one = rh_arg_ref(null_ref);
+    cr_expect_eq(rh_remote("inc", &one, 1, NULL, &r), RH_ERR_INVALID_REF);
+    cr_expect_eq(rh_put(NULL, 5, &r), RH_ERR_INVALID_PARAM);
+}
+
+Test(big, oversize_object_names_both_sizes)
+{
+    rh_ref_t r;
+    void *p;
+
+    cr_expect_eq(rh_put_create(4ull << 30, &r, &p), RH_ERR_TOO_LARGE);
+    cr_expect(strstr(rh_last_error(), "4294967296") != NULL ||
+              strstr(rh_last_error(), "4 GiB") != NULL ||
+              strstr(rh_last_error(), "4.0 GiB") != NULL,
+              "message names the object size: %s", rh_last_error());
+}
+
+Test(big, full_store_is_reported_then_usable_after_release)
+{
+    rh_ref_t refs[64];
+    int n = 0;
+    void *p;
+    rh_ref_t r;
+    rh_status_t st;
+
+    while ((st = rh_put_create(256u << 20, &refs[n], &p)) == RH_OK) {
+        n++;
+    }
+    cr_expect_eq(st, RH_ERR_STORE_FULL, "%s", rh_last_error());
+    cr_expect_gt(n, 0);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(rh_put_seal(refs[i]), RH_OK);
+        rh_release(refs[i]);
+    }
+    cr_expect_eq(rh_put_create(1u << 30, &r, &p), RH_OK,
+                 "usable again after the release: %s", rh_last_error());
+    rh_put_seal(r);
+    rh_release(r);
+}
+
+Test(tasks, get_times_out_on_an_object_that_never_comes)
+{
+    rh_ref_t r;
+    void *p;
+    const void *q;
+    size_t len;
+
+    cr_assert_eq(rh_put_create(8, &r, &p), RH_OK);
+    cr_expect_eq(rh_get(r, &q, &len, 20), RH_ERR_TIMEOUT);
+    cr_expect(strstr(rh_last_error(), "not ready") != NULL);
+    rh_put_seal(r);
+    rh_release(r);
+}
+
+Test(tasks, store_segment_is_private_to_the_user)
+{
+    struct stat st;
+    char path[300];
+
+    snprintf(path, sizeof(path), "/dev/shm%s",
+             rh_store_name(rh_core_store()));
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    cr_expect_eq(st.st_mode & 0777, 0600);
+}

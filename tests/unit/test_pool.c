@@ -1,0 +1,714 @@
+/* The local scheduler's worker pool and its Chase-Lev deque. No test
+ * depends on timing: waits are bounded only so that a bug fails the test
+ * instead of hanging it. */
+#include <criterion/criterion.h>
+#include <hwloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/completion.h"
+#include "sched/deque.h"
+#include "sched/pool.h"
+
+#define container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define BOUND_S 20   /* generous: a loaded CI machine, sanitizers */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+/* Polls cond for up to BOUND_S seconds; says whether it came true. */
+static int eventually(int (*cond)(void *arg), void *arg)
+{
+    uint64_t deadline = rh_time_ns() + BOUND_S * 1000000000ull;
+
+    while (!cond(arg)) {
+        if (rh_time_ns() > deadline) {
+            return 0;
+        }
+        sleep_ms(1);
+    }
+    return 1;
+}
+
+static rh_pool_t *make_pool(int workers, uint64_t spin)
+{
+    rh_pool_params_t p = { .num_workers = workers, .pin = 0, .spin = spin };
+    rh_pool_t *pool = NULL;
+
+    cr_assert_eq(rh_pool_create(&p, &pool), RH_OK, "%s", rh_last_error());
+    cr_assert_not_null(pool);
+    return pool;
+}
+
+static int flag_is_set(void *arg)
+{
+    return atomic_load_explicit((_Atomic int *)arg, memory_order_acquire);
+}
+
+/* ---- deque ------------------------------------------------------------------ */
+
+Test(deque, owner_pops_newest_and_thieves_take_oldest)
+{
+    rh_deque_t d;
+    int items[4];
+    void *got;
+
+    cr_assert_eq(rh_deque_init(&d, 8), 0);
+    cr_expect_null(rh_deque_pop(&d));
+    cr_expect_eq(rh_deque_steal(&d, &got), RH_DEQUE_EMPTY);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(rh_deque_push(&d, &items[i]), 0);
+    }
+    cr_expect_eq(rh_deque_steal(&d, &got), RH_DEQUE_OK);
+    cr_expect_eq(got, &items[0]);
+    cr_expect_eq(rh_deque_pop(&d), &items[3]);
+    cr_expect_eq(rh_deque_pop(&d), &items[2]);
+    cr_expect_eq(rh_deque_steal(&d, &got), RH_DEQUE_OK);
+    cr_expect_eq(got, &items[1]);
+    cr_expect_null(rh_deque_pop(&d));
+    cr_expect(rh_deque_looks_empty(&d));
+    rh_deque_cleanup(&d);
+}
+
+Test(deque, grows_past_its_capacity_and_keeps_every_item)
+{
+    enum { N = 10000 };
+    static int items[N];
+    rh_deque_t d;
+    void *got;
+
+    cr_assert_eq(rh_deque_init(&d, 2), 0);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(rh_deque_push(&d, &items[i]), 0);
+        if (i % 3 == 0) {   /* move top so that the copies wrap around */
+            cr_assert_eq(rh_deque_steal(&d, &got), RH_DEQUE_OK);
+            cr_assert_eq(rh_deque_push(&d, got), 0);
+        }
+    }
+    /* Every item is there exactly once, whatever the order. */
+    static int seen[N];
+    int count = 0;
+
+    while ((got = rh_deque_pop(&d)) != NULL) {
+        seen[(int *)got - items]++;
+        count++;
+    }
+    cr_expect_eq(count, N);
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(seen[i], 1, "item %d seen %d times", i, seen[i]);
+    }
+    rh_deque_cleanup(&d);
+}
+
+enum { DQ_ITEMS = 1000000, DQ_THIEVES = 2 };
+static rh_deque_t dq;
+static _Atomic int dq_taken[DQ_ITEMS];
+static _Atomic int dq_owner_done;
+
+static void *dq_thief(void *arg)
+{
+    for (;;) {
+        void *got;
+        rh_deque_steal_result_t r = rh_deque_steal(&dq, &got);
+
+        if (r == RH_DEQUE_OK) {
+            atomic_fetch_add(&dq_taken[(intptr_t)got - 1], 1);
+        } else if (r == RH_DEQUE_EMPTY &&
+                   atomic_load(&dq_owner_done)) {
+            return NULL;
+        }
+    }
+}
+
+Test(deque, owner_and_thieves_take_every_item_exactly_once)
+{
+    pthread_t thieves[DQ_THIEVES];
+    void *got;
+
+    cr_assert_eq(rh_deque_init(&dq, 16), 0);   /* small: grows under fire */
+    for (int i = 0; i < DQ_THIEVES; i++) {
+        pthread_create(&thieves[i], NULL, dq_thief, NULL);
+    }
+    for (intptr_t i = 1; i <= DQ_ITEMS; i++) {
+        cr_assert_eq(rh_deque_push(&dq, (void *)i), 0);
+        if (i % 3 == 0 && (got = rh_deque_pop(&dq)) != NULL) {
+            atomic_fetch_add(&dq_taken[(intptr_t)got - 1], 1);
+        }
+    }
+    while ((got = rh_deque_pop(&dq)) != NULL) {
+        atomic_fetch_add(&dq_taken[(intptr_t)got - 1], 1);
+    }
+    atomic_store(&dq_owner_done, 1);
+    for (int i = 0; i < DQ_THIEVES; i++) {
+        pthread_join(thieves[i], NULL);
+    }
+    for (int i = 0; i < DQ_ITEMS; i++) {
+        if (atomic_load(&dq_taken[i]) != 1) {
+            cr_assert_fail("item %d taken %d times", i,
+                           atomic_load(&dq_taken[i]));
+        }
+    }
+    rh_deque_cleanup(&dq);
+}
+
+/* ---- creation ---------------------------------------------------------------- */
+
+Test(pool, create_rejects_bad_parameters_with_a_message)
+{
+    rh_pool_params_t p = { .num_workers = -1 };
+    rh_pool_t *pool = (rh_pool_t *)&p;
+
+    cr_expect_eq(rh_pool_create(NULL, &pool), RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_pool_create(&p, NULL), RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_pool_create(&p, &pool), RH_ERR_INVALID_PARAM);
+    cr_expect_null(pool);
+    cr_expect(strstr(rh_last_error(), "num_workers") != NULL, "message: %s",
+              rh_last_error());
+    p.num_workers = 1 << 20;
+    cr_expect_eq(rh_pool_create(&p, &pool), RH_ERR_INVALID_PARAM);
+}
+
+typedef struct name_job {
+    rh_job_t    job;
+    char        name[16];
+    int         index;
+    rh_pool_t  *current;
+    _Atomic int done;
+} name_job_t;
+
+static void name_run(rh_job_t *job)
+{
+    name_job_t *n = container_of(job, name_job_t, job);
+
+    pthread_getname_np(pthread_self(), n->name, sizeof(n->name));
+    n->index = rh_pool_worker_index();
+    n->current = rh_pool_current();
+    atomic_store_explicit(&n->done, 1, memory_order_release);
+}
+
+/* Counted here rather than with rh_topo_query, which also loads hwloc's I/O
+ * plugins (unneeded here, and LeakSanitizer reports what they keep). */
+static int count_cores(void)
+{
+    hwloc_topology_t topo;
+    int n;
+
+    cr_assert_eq(hwloc_topology_init(&topo), 0);
+    cr_assert_eq(hwloc_topology_load(topo), 0);
+    n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    if (n <= 0) {
+        n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+    }
+    hwloc_topology_destroy(topo);
+    return n;
+}
+
+Test(pool, zero_workers_means_one_per_core_and_pinned_workers_run_jobs)
+{
+    rh_pool_params_t p = { .num_workers = 0, .pin = 1, .spin = 100 };
+    rh_pool_t *pool;
+    name_job_t n = { .job.run = name_run };
+    char want[16];
+
+    cr_assert_eq(rh_pool_create(&p, &pool), RH_OK, "%s", rh_last_error());
+    cr_expect_eq(rh_pool_num_workers(pool), count_cores());
+    rh_pool_submit(pool, &n.job);
+    cr_assert(eventually(flag_is_set, &n.done));
+    snprintf(want, sizeof(want), "rayhpc-worker-%d", n.index);
+    cr_expect_str_eq(n.name, want);
+    rh_pool_destroy(pool);
+}
+
+Test(pool, worker_index_is_minus_one_outside_and_in_range_inside)
+{
+    enum { JOBS = 64, WORKERS = 3 };
+    rh_pool_t *pool = make_pool(WORKERS, 100);
+    static name_job_t jobs[JOBS];
+
+    cr_expect_eq(rh_pool_worker_index(), -1);
+    cr_expect_null(rh_pool_current());
+    for (int i = 0; i < JOBS; i++) {
+        jobs[i].job.run = name_run;
+        jobs[i].index = -2;
+        rh_pool_submit(pool, &jobs[i].job);
+    }
+    rh_pool_destroy(pool);
+    for (int i = 0; i < JOBS; i++) {
+        cr_expect(jobs[i].index >= 0 && jobs[i].index < WORKERS,
+                  "job %d saw index %d", i, jobs[i].index);
+        cr_expect_eq(jobs[i].current, pool);
+    }
+    cr_expect_eq(rh_pool_worker_index(), -1);
+}
+
+/* ---- every job runs exactly once ----------------------------------------------- */
+
+typedef struct count_job {
+    rh_job_t    job;
+    _Atomic int runs;
+} count_job_t;
+
+static _Atomic long finished;
+static long finish_target;
+static rh_pool_t *the_pool;
+
+static int all_finished(void *arg)
+{
+    return atomic_load(&finished) == finish_target;
+}
+
+/* The last job tells whoever waits in help_until. */
+static void count_finish(void)
+{
+    long target = finish_target;   /* read before the count releases it */
+
+    if (atomic_fetch_add(&finished, 1) + 1 == target) {
+        rh_pool_notify(the_pool);
+    }
+}
+
+static void count_run(rh_job_t *job)
+{
+    count_job_t *c = container_of(job, count_job_t, job);
+
+    atomic_fetch_add_explicit(&c->runs, 1, memory_order_relaxed);
+    count_finish();
+}
+
+static void expect_each_ran_once(count_job_t *jobs, long n)
+{
+    for (long i = 0; i < n; i++) {
+        int runs = atomic_load(&jobs[i].runs);
+
+        if (runs != 1) {
+            cr_assert_fail("job %ld ran %d times", i, runs);
+        }
+    }
+}
+
+static long stats_target;
+
+static int stats_caught_up(void *arg)
+{
+    rh_pool_stats_t st = { 0 };
+
+    rh_pool_stats((rh_pool_t *)arg, &st);
+    return st.total.jobs_run == (uint64_t)stats_target;
+}
+
+/* A worker counts a job when run() returns, after the job said it was
+ * done: the stats catch up a moment later. */
+static void expect_stats_count(rh_pool_t *pool, long n)
+{
+    stats_target = n;
+    cr_expect(eventually(stats_caught_up, pool), "stats never reached %ld",
+              n);
+}
+
+Test(pool, every_job_submitted_from_outside_runs_exactly_once, .timeout = 120)
+{
+    enum { N = 1000000 };
+    count_job_t *jobs = calloc(N, sizeof(*jobs));
+
+    the_pool = make_pool(2, 256);
+    finish_target = N;
+    for (long i = 0; i < N; i++) {
+        jobs[i].job.run = count_run;
+        rh_pool_submit(the_pool, &jobs[i].job);
+    }
+    rh_pool_help_until(the_pool, all_finished, NULL);
+    expect_stats_count(the_pool, N);
+    rh_pool_destroy(the_pool);
+    expect_each_ran_once(jobs, N);
+    free(jobs);
+}
+
+/* A binary tree in heap order: node i spawns 2i+1 and 2i+2. */
+enum { TREE_DEPTH = 20, TREE_NODES = (1 << TREE_DEPTH) - 1 };
+static count_job_t *tree;
+
+static void tree_run(rh_job_t *job)
+{
+    count_job_t *c = container_of(job, count_job_t, job);
+    long i = c - tree;
+
+    for (long child = 2 * i + 1; child <= 2 * i + 2; child++) {
+        if (child < TREE_NODES) {
+            tree[child].job.run = tree_run;
+            rh_pool_submit(the_pool, &tree[child].job);
+        }
+    }
+    count_run(job);
+}
+
+static void run_tree(int workers, uint64_t spin)
+{
+    tree = calloc(TREE_NODES, sizeof(*tree));
+    the_pool = make_pool(workers, spin);
+    atomic_store(&finished, 0);
+    finish_target = TREE_NODES;
+    tree[0].job.run = tree_run;
+    rh_pool_submit(the_pool, &tree[0].job);
+    rh_pool_help_until(the_pool, all_finished, NULL);
+    expect_stats_count(the_pool, TREE_NODES);
+    rh_pool_destroy(the_pool);
+    expect_each_ran_once(tree, TREE_NODES);
+    free(tree);
+}
+
+Test(pool, every_job_spawned_recursively_runs_exactly_once, .timeout = 120)
+{
+    run_tree(2, 256);
+}
+
+Test(pool, recursive_spawns_survive_workers_that_sleep_at_once, .timeout = 120)
+{
+    run_tree(3, 0);   /* spin 0: every idle moment goes through the futex */
+}
+
+enum { OUT_THREADS = 4, OUT_PER_THREAD = 100000 };
+static count_job_t *out_jobs;
+
+static void *submit_many(void *arg)
+{
+    long base = (long)(intptr_t)arg * OUT_PER_THREAD;
+
+    for (long i = 0; i < OUT_PER_THREAD; i++) {
+        out_jobs[base + i].job.run = count_run;
+        rh_pool_submit(the_pool, &out_jobs[base + i].job);
+    }
+    return NULL;
+}
+
+Test(pool, jobs_from_many_outside_threads_all_run_once, .timeout = 120)
+{
+    pthread_t threads[OUT_THREADS];
+
+    out_jobs = calloc(OUT_THREADS * OUT_PER_THREAD, sizeof(*out_jobs));
+    the_pool = make_pool(2, 0);
+    atomic_store(&finished, 0);
+    finish_target = OUT_THREADS * OUT_PER_THREAD;
+    for (int i = 0; i < OUT_THREADS; i++) {
+        pthread_create(&threads[i], NULL, submit_many, (void *)(intptr_t)i);
+    }
+    for (int i = 0; i < OUT_THREADS; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    rh_pool_help_until(the_pool, all_finished, NULL);
+    rh_pool_destroy(the_pool);
+    expect_each_ran_once(out_jobs, OUT_THREADS * OUT_PER_THREAD);
+    free(out_jobs);
+}
+
+/* ---- stealing ------------------------------------------------------------------ */
+
+enum { SPAWNED = 1000 };
+static count_job_t spawned[SPAWNED];
+
+typedef struct long_job {
+    rh_job_t    job;
+    int         all_ran;   /* whether the others ran while it was busy */
+    _Atomic int done;
+} long_job_t;
+
+static void long_run(rh_job_t *job)
+{
+    long_job_t *l = container_of(job, long_job_t, job);
+
+    for (int i = 0; i < SPAWNED; i++) {
+        spawned[i].job.run = count_run;
+        rh_pool_submit(the_pool, &spawned[i].job);
+    }
+    /* Busy, not helping: only another worker can run the spawned jobs. */
+    l->all_ran = eventually(all_finished, NULL);
+    atomic_store_explicit(&l->done, 1, memory_order_release);
+}
+
+Test(pool, idle_workers_steal_jobs_spawned_by_a_busy_worker, .timeout = 60)
+{
+    long_job_t l = { .job.run = long_run };
+    rh_pool_worker_stats_t per[2];
+    rh_pool_stats_t st = { .per_worker = per, .per_worker_len = 2 };
+
+    the_pool = make_pool(2, RH_POOL_SPIN_DEFAULT);
+    atomic_store(&finished, 0);
+    finish_target = SPAWNED;
+    rh_pool_submit(the_pool, &l.job);
+    cr_assert(eventually(flag_is_set, &l.done));
+    cr_expect(l.all_ran, "the spawned jobs waited for the busy worker");
+    rh_pool_stats(the_pool, &st);
+    cr_expect_eq(st.num_workers, 2);
+    cr_expect_geq(st.total.steals, SPAWNED, "steals: %llu",
+                  (unsigned long long)st.total.steals);
+    cr_expect_gt(per[0].jobs_run, 0);
+    cr_expect_gt(per[1].jobs_run, 0);
+    rh_pool_destroy(the_pool);
+    expect_each_ran_once(spawned, SPAWNED);
+}
+
+/* ---- destroy -------------------------------------------------------------------- */
+
+enum { PARENTS = 10000 };
+static count_job_t parents[PARENTS], children[PARENTS];
+
+static void parent_run(rh_job_t *job)
+{
+    long i = container_of(job, count_job_t, job) - parents;
+
+    children[i].job.run = count_run;
+    rh_pool_submit(the_pool, &children[i].job);
+    count_run(job);
+}
+
+Test(pool, destroy_runs_every_submitted_job_and_what_they_submit)
+{
+    the_pool = make_pool(2, 0);
+    atomic_store(&finished, 0);
+    finish_target = -1;   /* nobody waits */
+    for (int i = 0; i < PARENTS; i++) {
+        parents[i].job.run = parent_run;
+        rh_pool_submit(the_pool, &parents[i].job);
+    }
+    rh_pool_destroy(the_pool);
+    expect_each_ran_once(parents, PARENTS);
+    expect_each_ran_once(children, PARENTS);
+}
+
+/* ---- help_until --------------------------------------------------------------- */
+
+static _Atomic int waiter_started, waiter_done, setter_flag;
+
+static void waiter_run(rh_job_t *job)
+{
+    atomic_store(&waiter_started, 1);
+    rh_pool_help_until(the_pool, flag_is_set, &setter_flag);
+    atomic_store(&waiter_done, 1);
+    rh_pool_notify(the_pool);
+}
+
+static void setter_run(rh_job_t *job)
+{
+    atomic_store_explicit(&setter_flag, 1, memory_order_release);
+    rh_pool_notify(the_pool);
+}
+
+static int worker0_slept(void *arg)
+{
+    rh_pool_worker_stats_t per[1];
+    rh_pool_stats_t st = { .per_worker = per, .per_worker_len = 1 };
+
+    rh_pool_stats(the_pool, &st);
+    return per[0].sleeps > (uint64_t)(uintptr_t)arg;
+}
+
+/* One worker, stuck in a job that waits for a job submitted later: it must
+ * run that job itself. */
+static void help_until_with_one_worker(uint64_t spin)
+{
+    rh_job_t waiter = { .run = waiter_run };
+    rh_job_t setter = { .run = setter_run };
+
+    atomic_store(&waiter_started, 0);
+    atomic_store(&waiter_done, 0);
+    atomic_store(&setter_flag, 0);
+    the_pool = make_pool(1, spin);
+    rh_pool_submit(the_pool, &waiter);
+    cr_assert(eventually(flag_is_set, &waiter_started));
+    if (spin == 0) {
+        /* Let the helper fall asleep (not required to pass). */
+        eventually(worker0_slept, (void *)0);
+    }
+    rh_pool_submit(the_pool, &setter);
+    rh_pool_help_until(the_pool, flag_is_set, &waiter_done);  /* outside */
+    cr_expect(atomic_load(&waiter_done));
+    rh_pool_destroy(the_pool);
+}
+
+Test(pool, help_until_runs_the_job_it_waits_for_with_one_worker, .timeout = 60)
+{
+    help_until_with_one_worker(RH_POOL_SPIN_DEFAULT);
+}
+
+Test(pool, help_until_sleeping_helper_wakes_for_the_job_it_waits_for,
+     .timeout = 60)
+{
+    help_until_with_one_worker(0);
+}
+
+static _Atomic int outside_flag;
+
+static void set_outside_flag(rh_job_t *job)
+{
+    atomic_store_explicit(&outside_flag, 1, memory_order_relaxed);
+    rh_pool_notify(the_pool);
+}
+
+static void *outside_waiter(void *arg)
+{
+    rh_pool_help_until(the_pool, flag_is_set, &outside_flag);
+    return NULL;
+}
+
+Test(pool, notify_wakes_threads_waiting_outside_the_pool, .timeout = 60)
+{
+    enum { WAITERS = 3 };
+    pthread_t threads[WAITERS];
+    rh_job_t setter = { .run = set_outside_flag };
+
+    atomic_store(&outside_flag, 0);
+    the_pool = make_pool(2, 0);   /* outside waiters also sleep at once */
+    for (int i = 0; i < WAITERS; i++) {
+        pthread_create(&threads[i], NULL, outside_waiter, NULL);
+    }
+    sleep_ms(20);   /* most likely asleep by now; correct either way */
+    rh_pool_submit(the_pool, &setter);
+    for (int i = 0; i < WAITERS; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    rh_pool_destroy(the_pool);
+}
+
+/* fib(n) with nested jobs: the parent submits both children (which live on
+ * its stack) and helps until they are done. */
+typedef struct fib_job {
+    rh_job_t    job;
+    int         n;
+    long        result;
+    _Atomic int done;
+} fib_job_t;
+
+static _Atomic long fib_jobs;
+
+static int fib_children_done(void *arg)
+{
+    fib_job_t *c = arg;
+
+    return atomic_load_explicit(&c[0].done, memory_order_acquire) &&
+           atomic_load_explicit(&c[1].done, memory_order_acquire);
+}
+
+static void fib_run(rh_job_t *job)
+{
+    fib_job_t *f = container_of(job, fib_job_t, job);
+    rh_pool_t *pool = the_pool;
+
+    atomic_fetch_add_explicit(&fib_jobs, 1, memory_order_relaxed);
+    if (f->n < 2) {
+        f->result = f->n;
+    } else {
+        fib_job_t c[2] = { { .job.run = fib_run, .n = f->n - 1 },
+                           { .job.run = fib_run, .n = f->n - 2 } };
+
+        rh_pool_submit(pool, &c[0].job);
+        rh_pool_submit(pool, &c[1].job);
+        rh_pool_help_until(pool, fib_children_done, c);
+        f->result = c[0].result + c[1].result;
+    }
+    /* After this store the parent may return and f vanish with its stack. */
+    atomic_store_explicit(&f->done, 1, memory_order_release);
+    rh_pool_notify(pool);
+}
+
+static long fib_calls(int n)
+{
+    return n < 2 ? 1 : 1 + fib_calls(n - 1) + fib_calls(n - 2);
+}
+
+static void fib_with_workers(int workers)
+{
+    fib_job_t root = { .job.run = fib_run, .n = 25 };
+    rh_pool_stats_t st = { 0 };
+
+    atomic_store(&fib_jobs, 0);
+    the_pool = make_pool(workers, RH_POOL_SPIN_DEFAULT);
+    rh_pool_submit(the_pool, &root.job);
+    rh_pool_help_until(the_pool, flag_is_set, &root.done);
+    cr_expect_eq(root.result, 75025);
+    cr_expect_eq(atomic_load(&fib_jobs), fib_calls(25));
+    expect_stats_count(the_pool, fib_calls(25));
+    rh_pool_stats(the_pool, &st);
+    cr_expect_gt(st.total.jobs_helped, 0);
+    rh_pool_destroy(the_pool);
+}
+
+Test(pool, nested_fib_25_with_help_until_on_one_worker, .timeout = 60)
+{
+    fib_with_workers(1);
+}
+
+Test(pool, nested_fib_25_with_help_until_on_two_workers, .timeout = 60)
+{
+    fib_with_workers(2);
+}
+
+Test(pool, nested_fib_25_with_workers_that_sleep_at_once, .timeout = 60)
+{
+    fib_job_t root = { .job.run = fib_run, .n = 25 };
+
+    the_pool = make_pool(3, 0);
+    rh_pool_submit(the_pool, &root.job);
+    rh_pool_help_until(the_pool, flag_is_set, &root.done);
+    cr_expect_eq(root.result, 75025);
+    rh_pool_destroy(the_pool);
+}
+
+/* ---- sleeping and waking ------------------------------------------------------- */
+
+static uint64_t total_sleeps(void)
+{
+    rh_pool_stats_t st = { 0 };
+
+    rh_pool_stats(the_pool, &st);
+    return st.total.sleeps;
+}
+
+static int both_slept(void *arg)
+{
+    rh_pool_worker_stats_t per[2];
+    rh_pool_stats_t st = { .per_worker = per, .per_worker_len = 2 };
+
+    rh_pool_stats(the_pool, &st);
+    return per[0].sleeps > 0 && per[1].sleeps > 0;
+}
+
+static int slept_since(void *arg)
+{
+    return total_sleeps() > *(uint64_t *)arg;
+}
+
+static void flag_run(rh_job_t *job)
+{
+    count_job_t *c = container_of(job, count_job_t, job);
+
+    atomic_store_explicit(&c->runs, 1, memory_order_release);
+}
+
+Test(pool, sleeping_workers_wake_for_each_new_job, .timeout = 120)
+{
+    enum { ROUNDS = 100 };
+
+    the_pool = make_pool(2, 0);
+    cr_assert(eventually(both_slept, NULL), "idle workers never slept");
+    for (int round = 0; round < ROUNDS; round++) {
+        count_job_t job = { .job.run = flag_run };
+        uint64_t sleeps = total_sleeps();
+
+        rh_pool_submit(the_pool, &job.job);
+        cr_assert(eventually(flag_is_set, &job.runs), "round %d: the job "
+                  "submitted to a sleeping pool did not run", round);
+        /* The worker that ran it goes back to sleep before the next one. */
+        cr_assert(eventually(slept_since, &sleeps), "round %d", round);
+    }
+    rh_pool_destroy(the_pool);
+}

@@ -1,0 +1,1157 @@
+/* The node's shared-memory object store (src/plasma/). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "plasma/store.h"
+#include "plasma/store_internal.h"
+
+#define KiB (1024ull)
+#define MiB (1024ull * KiB)
+#define GiB (1024ull * MiB)
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* A job id no other test (or test run) uses. */
+static const char *unique_job(char *buf, size_t len)
+{
+    static int counter;
+
+    snprintf(buf, len, "test%d-%d", (int)getpid(), counter++);
+    return buf;
+}
+
+static rh_store_params_t leader_params(const char *job, uint64_t size)
+{
+    rh_store_params_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.job_id = job;
+    p.node = "n0";
+    p.create = 1;
+    p.size = size;
+    return p;
+}
+
+static rh_store_params_t attach_params(const char *job)
+{
+    rh_store_params_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.job_id = job;
+    p.node = "n0";
+    p.attach_timeout_ms = 5000;
+    return p;
+}
+
+static rh_store_t *open_leader(char *job, size_t joblen, uint64_t size)
+{
+    rh_store_params_t p = leader_params(unique_job(job, joblen), size);
+    rh_store_t *s = NULL;
+    rh_status_t st = rh_store_open(&p, &s);
+
+    cr_assert_eq(st, RH_OK, "open: %s", rh_last_error());
+    return s;
+}
+
+/* The file behind the segment: /dev/shm/<name>, or on a hugetlbfs mount. */
+static const char *segment_path(rh_store_t *s)
+{
+    return s->path;
+}
+
+/* The bytes of an object are a function of its id, so that any reader can
+ * tell whether it sees the object it asked for, whole. */
+static uint8_t pattern_byte(rh_object_id_t id, size_t i)
+{
+    return (uint8_t)(id.lo * 31 + (id.hi >> 32) * 17 + i * 7 + (i >> 12));
+}
+
+static void fill(rh_object_id_t id, void *ptr, size_t size)
+{
+    uint8_t *p = ptr;
+
+    for (size_t i = 0; i < size; i++) {
+        p[i] = pattern_byte(id, i);
+    }
+}
+
+/* Checks every byte up to 64 KiB, then every 61st. */
+static int matches(rh_object_id_t id, const void *ptr, size_t size)
+{
+    const uint8_t *p = ptr;
+
+    for (size_t i = 0; i < size; i += i < 65536 ? 1 : 61) {
+        if (p[i] != pattern_byte(id, i)) {
+            return 0;
+        }
+    }
+    return size == 0 || p[size - 1] == pattern_byte(id, size - 1);
+}
+
+/* Big objects: a word pattern, fast enough for 256 MiB. */
+static void fill_words(uint64_t seed, void *ptr, size_t size)
+{
+    uint64_t *w = ptr;
+    uint8_t *b = ptr;
+
+    for (size_t i = 0; i < size / 8; i++) {
+        w[i] = seed ^ (i * 0x9e3779b97f4a7c15ull);
+    }
+    for (size_t i = size / 8 * 8; i < size; i++) {
+        b[i] = (uint8_t)(seed + i);
+    }
+}
+
+static int words_match(uint64_t seed, const void *ptr, size_t size)
+{
+    const uint64_t *w = ptr;
+    const uint8_t *b = ptr;
+
+    for (size_t i = 0; i < size / 8; i++) {
+        if (w[i] != (seed ^ (i * 0x9e3779b97f4a7c15ull))) {
+            return 0;
+        }
+    }
+    for (size_t i = size / 8 * 8; i < size; i++) {
+        if (b[i] != (uint8_t)(seed + i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void put_object(rh_store_t *s, rh_object_id_t id, size_t size)
+{
+    void *ptr;
+
+    cr_assert_eq(rh_store_create(s, id, size, &ptr), RH_OK, "create: %s",
+                 rh_last_error());
+    fill(id, ptr, size);
+    cr_assert_eq(rh_store_seal(s, id), RH_OK, "seal: %s", rh_last_error());
+}
+
+static void expect_empty_and_consistent(rh_store_t *s)
+{
+    rh_store_stats_t st;
+
+    cr_assert_eq(rh_store_check(s), RH_OK, "check: %s", rh_last_error());
+    cr_assert_eq(rh_store_stats(s, &st), RH_OK);
+    cr_expect_eq(st.objects, 0);
+    cr_expect_eq(st.used, 0);
+    cr_expect_eq(st.object_bytes, 0);
+    cr_expect_eq(st.free, st.capacity);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One byte through a pipe, to step two processes in turn. */
+static void signal_fd(int fd)
+{
+    char c = 'x';
+
+    cr_assert_eq(write(fd, &c, 1), 1);
+}
+
+static int wait_fd(int fd)
+{
+    char c;
+
+    return read(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+static int child_status(pid_t pid)
+{
+    int status = 0;
+
+    if (waitpid(pid, &status, 0) != pid) {
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Device and inode of the file mapped at addr, from /proc/self/maps. */
+static int mapping_inode(const void *addr, unsigned long long *ino,
+                         char *path, size_t pathlen)
+{
+    char line[1024], p[512];
+    unsigned long lo, hi;
+    unsigned long long inode;
+    FILE *f = fopen("/proc/self/maps", "r");
+    int found = -1;
+
+    if (f == NULL) {
+        return -1;
+    }
+    while (found < 0 && fgets(line, sizeof(line), f) != NULL) {
+        p[0] = '\0';
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %llu %511s", &lo, &hi, &inode,
+                   p) >= 3 &&
+            (uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+            *ino = inode;
+            snprintf(path, pathlen, "%s", p);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* ---- ids and names ------------------------------------------------------- */
+
+Test(store, object_id_packs_owner_counter_and_index)
+{
+    rh_object_id_t id = rh_object_id_make(0xdeadbeefu, 0x0123456789abcdefull,
+                                          0xfeedf00du);
+    char buf[RH_OBJECT_ID_STRLEN];
+
+    cr_expect_eq(id.hi, 0xdeadbeef01234567ull);
+    cr_expect_eq(id.lo, 0x89abcdeffeedf00dull);
+    cr_expect_eq(rh_object_id_owner(id), 0xdeadbeefu);
+    cr_expect_eq(rh_object_id_counter(id), 0x0123456789abcdefull);
+    cr_expect_eq(rh_object_id_index(id), 0xfeedf00du);
+    cr_expect(rh_object_id_equal(id, id));
+    cr_expect(!rh_object_id_equal(id, rh_object_id_make(1, 2, 3)));
+    cr_expect_str_eq(rh_object_id_str(rh_object_id_make(3, 17, 0), buf),
+                     "3/17/0");
+}
+
+Test(store, segment_name_is_per_job_and_node_and_sanitized)
+{
+    char name[256];
+
+    cr_assert_eq(rh_store_segment_name("1234.5", "node-07", name,
+                                       sizeof(name)), RH_OK);
+    cr_expect_str_eq(name, "/rayhpc-1234.5-node-07");
+    cr_assert_eq(rh_store_segment_name("a/b c", "../x\ny", name,
+                                       sizeof(name)), RH_OK);
+    cr_expect_str_eq(name, "/rayhpc-a_b_c-.._x_y");
+    cr_expect_eq(rh_store_segment_name("", "n", name, sizeof(name)),
+                 RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_store_segment_name("j", NULL, name, sizeof(name)),
+                 RH_ERR_INVALID_PARAM);
+}
+
+/* ---- the object life cycle ----------------------------------------------- */
+
+Test(store, round_trip_is_byte_exact_from_0_bytes_to_256_mib)
+{
+    static const size_t sizes[] = { 0, 1, 63, 64, 4 * KiB, 1 * MiB,
+                                    256 * MiB };
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 1 * GiB);
+
+    for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rh_object_id_t id = rh_object_id_make(1, i, 0);
+        const void *got;
+        size_t got_size = 12345;
+        void *ptr;
+
+        cr_assert_eq(rh_store_create(s, id, sizes[i], &ptr), RH_OK,
+                     "create %zu: %s", sizes[i], rh_last_error());
+        cr_assert_not_null(ptr);
+        cr_expect_eq((uintptr_t)ptr % 64, 0, "payload of %zu bytes is not "
+                     "64-byte aligned", sizes[i]);
+        fill_words(i * 1000003u, ptr, sizes[i]);
+        cr_assert_eq(rh_store_seal(s, id), RH_OK);
+        cr_assert_eq(rh_store_get(s, id, &got, &got_size), RH_OK, "get: %s",
+                     rh_last_error());
+        cr_expect_eq(got, ptr, "get must return the bytes in place");
+        cr_expect_eq(got_size, sizes[i]);
+        cr_expect(words_match(i * 1000003u, got, sizes[i]),
+                  "object of %zu bytes came back different", sizes[i]);
+        cr_assert_eq(rh_store_release(s, id), RH_OK);
+        cr_assert_eq(rh_store_delete(s, id), RH_OK);
+        cr_expect(!rh_store_contains(s, id));
+    }
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+Test(store, payloads_are_64_byte_aligned_in_every_size_class)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 64 * MiB);
+
+    for (size_t size = 1; size < 300 * KiB; size = size * 3 / 2 + 1) {
+        rh_object_id_t id = rh_object_id_make(2, size, 0);
+        void *ptr;
+
+        cr_assert_eq(rh_store_create(s, id, size, &ptr), RH_OK);
+        cr_expect_eq((uintptr_t)ptr % 64, 0, "size %zu", size);
+        cr_expect_eq(rh_store_offset(s, ptr) % 64, 0);
+        fill(id, ptr, size);
+        cr_assert_eq(rh_store_seal(s, id), RH_OK);
+    }
+    for (size_t size = 1; size < 300 * KiB; size = size * 3 / 2 + 1) {
+        rh_object_id_t id = rh_object_id_make(2, size, 0);
+        const void *got;
+        size_t n;
+
+        cr_assert_eq(rh_store_get(s, id, &got, &n), RH_OK);
+        cr_expect(matches(id, got, n), "objects overlap: size %zu", size);
+        rh_store_release(s, id);
+        cr_assert_eq(rh_store_delete(s, id), RH_OK);
+    }
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+Test(store, get_of_unsealed_object_is_busy_until_sealed)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t id = rh_object_id_make(0, 1, 0);
+    const void *got;
+    size_t n;
+    void *ptr;
+
+    cr_assert_eq(rh_store_create(s, id, 100, &ptr), RH_OK);
+    cr_expect_eq(rh_store_get(s, id, &got, &n), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "not sealed") != NULL, "%s",
+              rh_last_error());
+    cr_expect(!rh_store_contains(s, id));
+    cr_assert_eq(rh_store_seal(s, id), RH_OK);
+    cr_expect_eq(rh_store_seal(s, id), RH_ERR_BUSY, "sealing twice");
+    cr_expect(rh_store_contains(s, id));
+    cr_expect_eq(rh_store_get(s, id, &got, &n), RH_OK);
+    rh_store_release(s, id);
+    rh_store_delete(s, id);
+    rh_store_close(s, 1);
+}
+
+Test(store, get_of_absent_id_is_invalid_ref_naming_the_object)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    const void *got;
+    size_t n;
+
+    cr_expect_eq(rh_store_get(s, rh_object_id_make(7, 42, 3), &got, &n),
+                 RH_ERR_INVALID_REF);
+    cr_expect(strstr(rh_last_error(), "7/42/3") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(rh_store_release(s, rh_object_id_make(7, 42, 3)),
+                 RH_ERR_INVALID_REF);
+    cr_expect_eq(rh_store_delete(s, rh_object_id_make(7, 42, 3)),
+                 RH_ERR_INVALID_REF);
+    cr_expect_eq(rh_store_seal(s, rh_object_id_make(7, 42, 3)),
+                 RH_ERR_INVALID_REF);
+    rh_store_close(s, 1);
+}
+
+Test(store, creating_an_existing_id_is_busy_and_changes_nothing)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t id = rh_object_id_make(0, 9, 1);
+    rh_store_stats_t before, after;
+    const void *got;
+    void *ptr, *ptr2;
+    size_t n;
+
+    cr_assert_eq(rh_store_create(s, id, 1000, &ptr), RH_OK);
+    cr_expect_eq(rh_store_create(s, id, 1000, &ptr2), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "being created") != NULL, "%s",
+              rh_last_error());
+    fill(id, ptr, 1000);
+    rh_store_seal(s, id);
+    rh_store_stats(s, &before);
+    cr_expect_eq(rh_store_create(s, id, 50, &ptr2), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "already exists") != NULL, "%s",
+              rh_last_error());
+    rh_store_stats(s, &after);
+    cr_expect_eq(after.used, before.used);
+    cr_expect_eq(rh_store_get(s, id, &got, &n), RH_OK);
+    cr_expect_eq(n, 1000);
+    cr_expect(matches(id, got, n));
+    rh_store_release(s, id);
+    /* once deleted, the id may be used again */
+    cr_assert_eq(rh_store_delete(s, id), RH_OK);
+    cr_expect_eq(rh_store_create(s, id, 10, &ptr2), RH_OK);
+    rh_store_delete(s, id);
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+Test(store, oversize_object_is_too_large_naming_both_sizes)
+{
+    char job[64], want_obj[32], want_store[32];
+    rh_store_t *s = open_leader(job, sizeof(job), 32 * MiB);
+    void *ptr;
+
+    cr_expect_eq(rh_store_create(s, rh_object_id_make(0, 1, 0), 64 * MiB,
+                                 &ptr), RH_ERR_TOO_LARGE);
+    snprintf(want_obj, sizeof(want_obj), "%llu", 64 * MiB);
+    snprintf(want_store, sizeof(want_store), "%zu", rh_store_length(s));
+    cr_expect(strstr(rh_last_error(), want_obj) != NULL, "%s",
+              rh_last_error());
+    cr_expect(strstr(rh_last_error(), want_store) != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(rh_store_create(s, rh_object_id_make(0, 2, 0), SIZE_MAX,
+                                 &ptr), RH_ERR_TOO_LARGE);
+    /* nothing changed: an object that fits still fits */
+    cr_expect_eq(rh_store_create(s, rh_object_id_make(0, 1, 0), 16 * MiB,
+                                 &ptr), RH_OK);
+    rh_store_delete(s, rh_object_id_make(0, 1, 0));
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+/* Fills the store with ever smaller objects until not even the smallest
+ * fits, then frees everything: all memory must come back as one block. */
+Test(store, full_store_is_store_full_and_whole_again_after_freeing_all)
+{
+    static const size_t sizes[] = { 3 * MiB, 1 * MiB, 300 * KiB, 40 * KiB,
+                                    5 * KiB, 1 * KiB };
+    char job[64], want_size[32], want_free[32];
+    rh_store_params_t p = leader_params(unique_job(job, sizeof(job)),
+                                        64 * MiB);
+    rh_store_stats_t st;
+    rh_store_t *s;
+    uint64_t n = 0;
+    int first_full = 1;
+    void *ptr;
+
+    p.table_capacity = 1 << 16;
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); ) {
+        rh_object_id_t id = rh_object_id_make(5, n, 0);
+        rh_status_t status = rh_store_create(s, id, sizes[k], &ptr);
+
+        if (status == RH_ERR_STORE_FULL) {
+            if (first_full) {
+                first_full = 0;
+                rh_store_stats(s, &st);
+                snprintf(want_size, sizeof(want_size), "%zu", sizes[k]);
+                snprintf(want_free, sizeof(want_free), "%llu",
+                         (unsigned long long)st.free);
+                cr_expect(strstr(rh_last_error(), want_size) != NULL, "%s",
+                          rh_last_error());
+                cr_expect(strstr(rh_last_error(), want_free) != NULL,
+                          "free bytes %s missing: %s", want_free,
+                          rh_last_error());
+            }
+            k++;
+            continue;
+        }
+        cr_assert_eq(status, RH_OK, "%s", rh_last_error());
+        fill(id, ptr, sizes[k] < 4096 ? sizes[k] : 4096);
+        cr_assert_eq(rh_store_seal(s, id), RH_OK);
+        n++;
+    }
+    rh_store_stats(s, &st);
+    cr_expect_gt(st.used, st.capacity / 100 * 97, "store full at %llu of "
+                 "%llu bytes", (unsigned long long)st.used,
+                 (unsigned long long)st.capacity);
+    cr_assert_eq(rh_store_check(s), RH_OK, "%s", rh_last_error());
+    /* still fully usable: every object can be read */
+    for (uint64_t i = 0; i < n; i++) {
+        rh_object_id_t id = rh_object_id_make(5, i, 0);
+        const void *got;
+        size_t size;
+
+        cr_assert_eq(rh_store_get(s, id, &got, &size), RH_OK);
+        cr_expect(matches(id, got, size < 4096 ? size : 4096));
+        rh_store_release(s, id);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        cr_assert_eq(rh_store_delete(s, rh_object_id_make(5, i, 0)), RH_OK);
+    }
+    expect_empty_and_consistent(s);
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.largest_free, st.capacity - 64, "free blocks did not "
+                 "merge back into one");
+    cr_expect_eq(rh_store_create(s, rh_object_id_make(6, 0, 0),
+                                 st.capacity / 10 * 9, &ptr), RH_OK,
+                 "90%% of the store after freeing all: %s", rh_last_error());
+    rh_store_delete(s, rh_object_id_make(6, 0, 0));
+    rh_store_close(s, 1);
+}
+
+Test(store, full_object_table_is_store_full_and_churn_never_clogs_it)
+{
+    char job[64];
+    rh_store_params_t p = leader_params(unique_job(job, sizeof(job)),
+                                        16 * MiB);
+    rh_store_t *s;
+    unsigned created = 0;
+    void *ptr;
+
+    p.table_capacity = 16;
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    while (rh_store_create(s, rh_object_id_make(1, created, 0), 8, &ptr) ==
+           RH_OK) {
+        created++;
+    }
+    cr_expect_eq(rh_last_error()[0] != '\0', 1);
+    cr_expect(strstr(rh_last_error(), "table is full") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(created, 14, "7/8 of 16 slots");
+    /* churn: many more ids than slots go through the table */
+    for (unsigned i = 0; i < 5000; i++) {
+        rh_object_id_t old = rh_object_id_make(1, i, 0);
+        rh_object_id_t id = rh_object_id_make(1, i + created, 0);
+
+        cr_assert_eq(rh_store_delete(s, old), RH_OK, "%u: %s", i,
+                     rh_last_error());
+        cr_assert_eq(rh_store_create(s, id, 8, &ptr), RH_OK, "%u: %s", i,
+                     rh_last_error());
+        fill(id, ptr, 8);
+        cr_assert_eq(rh_store_seal(s, id), RH_OK);
+    }
+    for (unsigned i = 5000; i < 5000 + created; i++) {
+        const void *got;
+        size_t n;
+        rh_object_id_t id = rh_object_id_make(1, i, 0);
+
+        cr_assert_eq(rh_store_get(s, id, &got, &n), RH_OK, "%u", i);
+        cr_expect(matches(id, got, n));
+        rh_store_release(s, id);
+        rh_store_delete(s, id);
+    }
+    cr_expect(!rh_store_contains(s, rh_object_id_make(1, 99999, 0)));
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+Test(store, delete_with_references_keeps_memory_until_last_release)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t id = rh_object_id_make(3, 3, 3);
+    rh_store_stats_t st;
+    const void *a, *b, *c;
+    size_t n;
+
+    put_object(s, id, 200 * KiB);
+    cr_assert_eq(rh_store_get(s, id, &a, &n), RH_OK);
+    cr_assert_eq(rh_store_get(s, id, &b, &n), RH_OK);
+    cr_assert_eq(rh_store_delete(s, id), RH_OK);
+    /* gone for new readers ... */
+    cr_expect(!rh_store_contains(s, id));
+    cr_expect_eq(rh_store_get(s, id, &c, &n), RH_ERR_INVALID_REF);
+    cr_expect_eq(rh_store_delete(s, id), RH_OK, "deleting again is fine");
+    cr_expect_eq(rh_store_create(s, id, 10, (void **)&c), RH_ERR_BUSY);
+    /* ... but held for the old ones */
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.objects, 1);
+    cr_expect_geq(st.used, 200 * KiB);
+    cr_expect(matches(id, a, 200 * KiB));
+    cr_assert_eq(rh_store_release(s, id), RH_OK);
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.objects, 1);
+    cr_expect(matches(id, b, 200 * KiB));
+    cr_assert_eq(rh_store_release(s, id), RH_OK);
+    expect_empty_and_consistent(s);
+    cr_expect_eq(rh_store_release(s, id), RH_ERR_INVALID_REF);
+    rh_store_close(s, 1);
+}
+
+Test(store, release_without_a_reference_is_refused)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t id = rh_object_id_make(1, 1, 1);
+
+    put_object(s, id, 10);
+    cr_expect_eq(rh_store_release(s, id), RH_ERR_INVALID_REF);
+    cr_expect(strstr(rh_last_error(), "no reference") != NULL, "%s",
+              rh_last_error());
+    rh_store_delete(s, id);
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+Test(store, unsealed_object_is_aborted_by_delete_in_its_creator)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t id = rh_object_id_make(1, 2, 3);
+    int to_child[2];
+    pid_t pid;
+    void *ptr;
+
+    cr_assert_eq(rh_store_create(s, id, 5000, &ptr), RH_OK);
+    cr_assert_eq(pipe(to_child), 0);
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        rh_store_t *c;
+        int rc = 0;
+
+        if (rh_store_open(&p, &c) != RH_OK) {
+            _exit(10);
+        }
+        rc = rh_store_delete(c, id) == RH_ERR_BUSY ? 0 : 11;
+        rh_store_close(c, 0);
+        _exit(rc);
+    }
+    cr_expect_eq(child_status(pid), 0, "another process aborted our object");
+    cr_expect_eq(rh_store_delete(s, id), RH_OK);
+    expect_empty_and_consistent(s);
+    close(to_child[0]);
+    close(to_child[1]);
+    rh_store_close(s, 1);
+}
+
+/* ---- sharing between processes ------------------------------------------- */
+
+/* The child attaches by name and gets the object; the parent then changes
+ * a byte in place (never done after a seal outside a test) and the child
+ * sees it through the pointer it already had: both map the same pages. */
+Test(store, object_put_in_one_process_is_read_in_place_by_another)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 64 * MiB);
+    rh_object_id_t id = rh_object_id_make(4, 1, 0);
+    unsigned long long ino = 0;
+    char path[512];
+    int up[2], down[2];
+    uint8_t *ptr;
+    pid_t pid;
+
+    cr_assert_eq(rh_store_create(s, id, 3 * MiB, (void **)&ptr), RH_OK);
+    fill(id, ptr, 3 * MiB);
+    cr_assert_eq(rh_store_seal(s, id), RH_OK);
+    cr_assert_eq(mapping_inode(ptr, &ino, path, sizeof(path)), 0);
+    cr_assert_eq(pipe(up), 0);
+    cr_assert_eq(pipe(down), 0);
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        unsigned long long child_ino = 0;
+        char child_path[512];
+        const volatile uint8_t *got;
+        uint8_t flipped;
+        rh_store_t *c;
+        size_t n;
+
+        if (rh_store_open(&p, &c) != RH_OK ||
+            rh_store_get(c, id, (const void **)&got, &n) != RH_OK) {
+            _exit(10);
+        }
+        if (n != 3 * MiB || !matches(id, (const void *)got, n)) {
+            _exit(11);   /* the creator's write is not visible */
+        }
+        if (rh_store_offset(c, (const void *)got) !=
+            rh_store_offset(s, ptr) ||
+            (const uint8_t *)got < (uint8_t *)rh_store_base(c) ||
+            (const uint8_t *)got + n >
+                (uint8_t *)rh_store_base(c) + rh_store_length(c)) {
+            _exit(12);   /* not a pointer into our mapping of the segment */
+        }
+        if (mapping_inode((const void *)got, &child_ino, child_path,
+                          sizeof(child_path)) != 0 ||
+            child_ino != ino || strcmp(child_path, path) != 0) {
+            _exit(13);   /* not the same file */
+        }
+        if (write(up[1], "r", 1) != 1 || read(down[0], child_path, 1) != 1) {
+            _exit(14);
+        }
+        flipped = (uint8_t)(pattern_byte(id, 12345) ^ 0xffu);
+        if (got[12345] != flipped) {
+            _exit(15);   /* a copy, not the same pages */
+        }
+        rh_store_release(c, id);
+        rh_store_close(c, 0);
+        _exit(0);
+    }
+    cr_assert_eq(wait_fd(up[0]), 0, "child failed before reading");
+    ptr[12345] = (uint8_t)(ptr[12345] ^ 0xff);
+    signal_fd(down[1]);
+    cr_expect_eq(child_status(pid), 0, "child failed (exit code)");
+    cr_expect(strstr(path, rh_store_name(s) + 1) != NULL, "%s", path);
+    cr_assert_eq(rh_store_delete(s, id), RH_OK);
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+Test(store, segment_is_private_to_the_user_and_removed_by_close_with_unlink)
+{
+    char job[64], path[4096];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB), *a;
+    rh_store_params_t p = attach_params(job);
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s", segment_path(s));
+    cr_expect(strstr(path, rh_store_name(s)) != NULL, "%s", path);
+    cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+    cr_expect_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    cr_expect_eq(st.st_uid, geteuid());
+    cr_assert_eq(rh_store_open(&p, &a), RH_OK, "%s", rh_last_error());
+    cr_expect_eq(rh_store_close(a, 0), RH_OK);
+    cr_expect_eq(stat(path, &st), 0, "an attached rank's close removed it");
+    cr_expect_eq(rh_store_close(s, 1), RH_OK);
+    cr_expect_eq(stat(path, &st), -1, "segment still there after unlink");
+    cr_expect_eq(errno, ENOENT);
+}
+
+Test(store, attach_times_out_when_no_leader_made_the_segment)
+{
+    char job[64];
+    rh_store_params_t p = attach_params(unique_job(job, sizeof(job)));
+    rh_store_t *s = NULL;
+    double t0 = now_s(), dt;
+
+    p.attach_timeout_ms = 200;
+    cr_expect_eq(rh_store_open(&p, &s), RH_ERR_TIMEOUT);
+    dt = now_s() - t0;
+    cr_expect(dt >= 0.19 && dt < 3.0, "waited %.3f s", dt);
+    cr_expect(strstr(rh_last_error(), "does not exist") != NULL, "%s",
+              rh_last_error());
+    cr_expect_null(s);
+}
+
+/* The leader may come up after the other ranks: they wait for it. */
+Test(store, attach_waits_for_a_leader_that_starts_late)
+{
+    char job[64];
+    rh_store_params_t p = attach_params(unique_job(job, sizeof(job)));
+    rh_object_id_t id = rh_object_id_make(0, 0, 0);
+    rh_store_t *s;
+    int done[2];
+    pid_t pid;
+
+    cr_assert_eq(pipe(done), 0);
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t lp = leader_params(job, 16 * MiB);
+        rh_store_t *l;
+        void *ptr;
+
+        usleep(150000);
+        if (rh_store_open(&lp, &l) != RH_OK ||
+            rh_store_create(l, id, 64, &ptr) != RH_OK ||
+            rh_store_seal(l, id) != RH_OK) {
+            _exit(10);
+        }
+        wait_fd(done[0]);
+        rh_store_close(l, 1);
+        _exit(0);
+    }
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    for (int i = 0; i < 1000 && !rh_store_contains(s, id); i++) {
+        usleep(2000);
+    }
+    cr_expect(rh_store_contains(s, id));
+    rh_store_close(s, 0);
+    signal_fd(done[1]);
+    cr_expect_eq(child_status(pid), 0);
+    close(done[0]);
+    close(done[1]);
+}
+
+/* ---- stale segments ------------------------------------------------------- */
+
+/* A child makes a segment and waits to be killed. */
+static pid_t spawn_leader(const char *job, int ready_fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        rh_store_params_t p = leader_params(job, 8 * MiB);
+        rh_store_t *s;
+
+        p.no_reap = 1;
+        p.hugepages = RH_STORE_HUGEPAGES_OFF;   /* in /dev/shm, always */
+        if (rh_store_open(&p, &s) != RH_OK) {
+            _exit(10);
+        }
+        if (write(ready_fd, "r", 1) != 1) {
+            _exit(11);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    return pid;
+}
+
+static void check_reaped_after_kill(int reap_zombie)
+{
+    char job[64], name[256], path[512], prefix[128];
+    int fds[2], removed = -1;
+    struct stat st;
+    pid_t pid;
+
+    unique_job(job, sizeof(job));
+    cr_assert_eq(pipe(fds), 0);
+    pid = spawn_leader(job, fds[1]);
+    cr_assert_eq(wait_fd(fds[0]), 0, "leader child failed");
+    rh_store_segment_name(job, "n0", name, sizeof(name));
+    snprintf(path, sizeof(path), "/dev/shm%s", name);
+    cr_assert_eq(stat(path, &st), 0);
+    snprintf(prefix, sizeof(prefix), "rayhpc-%s", job);
+
+    /* a live creator's segment is kept */
+    cr_assert_eq(rh_store_reap_stale(prefix, &removed), RH_OK);
+    cr_expect_eq(removed, 0);
+    cr_expect_eq(stat(path, &st), 0);
+
+    kill(pid, SIGKILL);
+    if (!reap_zombie) {
+        cr_expect_eq(child_status(pid), 128 + SIGKILL);
+    } else {
+        siginfo_t si;
+
+        /* wait for the death without collecting it: a zombie */
+        cr_assert_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    }
+    cr_assert_eq(rh_store_reap_stale(prefix, &removed), RH_OK);
+    cr_expect_eq(removed, 1);
+    cr_expect_eq(stat(path, &st), -1, "stale segment still in /dev/shm");
+    if (reap_zombie) {
+        child_status(pid);
+    }
+    close(fds[0]);
+    close(fds[1]);
+}
+
+Test(store, segment_of_a_sigkilled_leader_is_removed_by_reap_stale)
+{
+    check_reaped_after_kill(0);
+}
+
+Test(store, segment_of_a_zombie_leader_is_removed_by_reap_stale)
+{
+    check_reaped_after_kill(1);
+}
+
+Test(store, new_leader_replaces_a_dead_leaders_segment_but_not_a_live_one)
+{
+    char job[64];
+    int fds[2];
+    rh_store_params_t p;
+    rh_store_t *s = NULL;
+    pid_t pid;
+
+    unique_job(job, sizeof(job));
+    cr_assert_eq(pipe(fds), 0);
+    pid = spawn_leader(job, fds[1]);
+    cr_assert_eq(wait_fd(fds[0]), 0);
+    p = leader_params(job, 8 * MiB);
+    cr_expect_eq(rh_store_open(&p, &s), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "alive") != NULL, "%s",
+              rh_last_error());
+    kill(pid, SIGKILL);
+    child_status(pid);
+    p.no_reap = 1;   /* the name clash itself must be handled */
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    put_object(s, rh_object_id_make(1, 1, 1), 100);
+    cr_expect(rh_store_contains(s, rh_object_id_make(1, 1, 1)));
+    rh_store_close(s, 1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+Test(store, attach_ignores_a_segment_left_by_a_dead_leader)
+{
+    char job[64];
+    int fds[2];
+    rh_store_params_t p;
+    rh_store_t *s = NULL;
+    pid_t pid;
+
+    unique_job(job, sizeof(job));
+    cr_assert_eq(pipe(fds), 0);
+    pid = spawn_leader(job, fds[1]);
+    cr_assert_eq(wait_fd(fds[0]), 0);
+    kill(pid, SIGKILL);
+    child_status(pid);
+    p = attach_params(job);
+    p.attach_timeout_ms = 100;
+    cr_expect_eq(rh_store_open(&p, &s), RH_ERR_TIMEOUT);
+    cr_expect(strstr(rh_last_error(), "gone") != NULL, "%s",
+              rh_last_error());
+    rh_store_reap_stale(NULL, NULL);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+Test(store, process_dying_with_the_lock_held_does_not_wedge_the_store)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_store_stats_t st;
+    pid_t pid;
+    void *ptr;
+
+    rh_log_level = RH_LOG_ERROR;   /* the recovery warning is expected */
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        rh_store_t *c;
+
+        if (rh_store_open(&p, &c) != RH_OK) {
+            _exit(10);
+        }
+        pthread_mutex_lock(&((rh_store_hdr_t *)rh_store_base(c))->lock);
+        _exit(0);   /* dies holding it */
+    }
+    cr_assert_eq(child_status(pid), 0);
+    cr_expect_eq(rh_store_create(s, rh_object_id_make(1, 0, 0), 100, &ptr),
+                 RH_OK, "%s", rh_last_error());
+    cr_assert_eq(rh_store_stats(s, &st), RH_OK);
+    cr_expect_eq(st.lock_recoveries, 1);
+    rh_store_delete(s, rh_object_id_make(1, 0, 0));
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+/* ---- huge pages ------------------------------------------------------------ */
+
+Test(store, hugepages_on_either_gets_huge_pages_or_says_why_not)
+{
+    char job[64];
+    rh_store_params_t p = leader_params(unique_job(job, sizeof(job)),
+                                        64 * MiB);
+    rh_store_stats_t st;
+    rh_store_t *s = NULL;
+    rh_status_t status;
+
+    p.hugepages = RH_STORE_HUGEPAGES_ON;
+    status = rh_store_open(&p, &s);
+    if (status == RH_OK) {
+        rh_store_stats(s, &st);
+        cr_expect_neq(st.pages, RH_STORE_PAGES_SMALL);
+        cr_expect_geq(st.page_size, 2 * MiB);
+        rh_store_close(s, 1);
+        return;
+    }
+    cr_expect_eq(status, RH_ERR_UNSUPPORTED);
+    cr_expect(strstr(rh_last_error(), "huge pages") != NULL, "%s",
+              rh_last_error());
+    cr_expect(strstr(rh_last_error(), "hugetlbfs") != NULL, "%s",
+              rh_last_error());
+    p.hugepages = RH_STORE_HUGEPAGES_AUTO;
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "auto falls back quietly: %s",
+                 rh_last_error());
+    rh_store_close(s, 1);
+}
+
+Test(store, hugepages_off_uses_small_pages_in_dev_shm)
+{
+    char job[64], path[512];
+    rh_store_params_t p = leader_params(unique_job(job, sizeof(job)),
+                                        8 * MiB);
+    rh_store_stats_t st;
+    struct stat sb;
+    rh_store_t *s;
+
+    p.hugepages = RH_STORE_HUGEPAGES_OFF;
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.pages, RH_STORE_PAGES_SMALL);
+    cr_expect_eq(st.page_size, 4096);
+    snprintf(path, sizeof(path), "/dev/shm%s", rh_store_name(s));
+    cr_expect_str_eq(segment_path(s), path);
+    cr_expect_eq(stat(path, &sb), 0);
+    rh_store_close(s, 1);
+}
+
+Test(store, store_too_small_for_its_table_is_refused)
+{
+    char job[64];
+    rh_store_params_t p = leader_params(unique_job(job, sizeof(job)),
+                                        64 * KiB);
+    rh_store_t *s = NULL;
+
+    cr_expect_eq(rh_store_open(&p, &s), RH_ERR_INVALID_PARAM);
+    cr_expect(strstr(rh_last_error(), "too small") != NULL, "%s",
+              rh_last_error());
+}
+
+/* ---- concurrency ----------------------------------------------------------- */
+
+#define THREADS        4
+#define THREAD_ITERS   4000
+#define WINDOW         8
+
+typedef struct {
+    rh_store_t       *s;
+    int               me;
+    _Atomic uint64_t *latest;    /* per thread: its newest sealed counter+1 */
+    int               failed;
+} worker_t;
+
+static const size_t worker_sizes[] = { 1, 64, 100, 700, 3000, 9000, 70000,
+                                       0 };
+
+/* Creates, seals, reads another thread's newest object, and deletes its
+ * own objects a few iterations later. Any overlap of two objects' memory,
+ * or memory reused while referenced, shows up as a pattern mismatch. */
+static void *worker(void *arg)
+{
+    worker_t *w = arg;
+
+    for (uint64_t n = 0; n < THREAD_ITERS && !w->failed; n++) {
+        rh_object_id_t id = rh_object_id_make((uint32_t)w->me, n, 0);
+        size_t size = worker_sizes[(n * 7 + (uint64_t)w->me) %
+                                   (sizeof(worker_sizes) /
+                                    sizeof(worker_sizes[0]))];
+        int other = (w->me + 1 + (int)(n % (THREADS - 1))) % THREADS;
+        uint64_t theirs = atomic_load(&w->latest[other]);
+        const void *got;
+        size_t got_size;
+        void *ptr;
+
+        if (rh_store_create(w->s, id, size, &ptr) != RH_OK) {
+            w->failed = 1;
+            break;
+        }
+        fill(id, ptr, size);
+        if (rh_store_seal(w->s, id) != RH_OK) {
+            w->failed = 2;
+        }
+        atomic_store(&w->latest[w->me], n + 1);
+        if (theirs > 0) {
+            rh_object_id_t o = rh_object_id_make((uint32_t)other, theirs - 1,
+                                                 0);
+            rh_status_t st = rh_store_get(w->s, o, &got, &got_size);
+
+            if (st == RH_OK) {
+                if (!matches(o, got, got_size)) {
+                    w->failed = 3;
+                }
+                if (rh_store_release(w->s, o) != RH_OK) {
+                    w->failed = 4;
+                }
+            } else if (st != RH_ERR_INVALID_REF) {
+                w->failed = 5;
+            }
+        }
+        if (n >= WINDOW) {
+            rh_object_id_t old = rh_object_id_make((uint32_t)w->me,
+                                                   n - WINDOW, 0);
+
+            if (rh_store_get(w->s, old, &got, &got_size) != RH_OK ||
+                !matches(old, got, got_size) ||
+                rh_store_release(w->s, old) != RH_OK ||
+                rh_store_delete(w->s, old) != RH_OK) {
+                w->failed = 6;
+            }
+        }
+    }
+    for (uint64_t n = THREAD_ITERS - WINDOW; n < THREAD_ITERS; n++) {
+        rh_store_delete(w->s, rh_object_id_make((uint32_t)w->me, n, 0));
+    }
+    return NULL;
+}
+
+/* A small table (64 slots for up to ~40 live objects) so that deletes keep
+ * moving entries while other threads look them up without the lock. */
+static rh_store_t *open_small_table(char *job, size_t joblen)
+{
+    rh_store_params_t p = leader_params(unique_job(job, joblen), 64 * MiB);
+    rh_store_t *s = NULL;
+
+    p.table_capacity = 64;
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    return s;
+}
+
+Test(store, four_threads_creating_reading_and_deleting_stay_consistent)
+{
+    char job[64];
+    rh_store_t *s = open_small_table(job, sizeof(job));
+    _Atomic uint64_t latest[THREADS];
+    worker_t w[THREADS];
+    pthread_t t[THREADS];
+
+    for (int i = 0; i < THREADS; i++) {
+        atomic_init(&latest[i], 0);
+        w[i] = (worker_t){ s, i, latest, 0 };
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_create(&t[i], NULL, worker, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(w[i].failed, 0, "thread %d failed at step %d", i,
+                     w[i].failed);
+    }
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
+/* Each process keeps a window of live objects and checks every byte of each
+ * before deleting it. */
+static int process_worker(const char *job, uint32_t me)
+{
+    rh_store_params_t p = attach_params(job);
+    rh_object_id_t ids[16];
+    rh_store_t *s;
+
+    if (rh_store_open(&p, &s) != RH_OK) {
+        return 10;
+    }
+    for (uint64_t n = 0; n < 6000; n++) {
+        rh_object_id_t id = rh_object_id_make(me, n, 0);
+        size_t size = worker_sizes[n % 7] + n % 13;
+        const void *got;
+        size_t got_size;
+        void *ptr;
+
+        if (n >= 16) {
+            rh_object_id_t old = ids[n % 16];
+
+            if (rh_store_get(s, old, &got, &got_size) != RH_OK ||
+                !matches(old, got, got_size) ||
+                rh_store_release(s, old) != RH_OK ||
+                rh_store_delete(s, old) != RH_OK) {
+                return 11;
+            }
+        }
+        if (rh_store_create(s, id, size, &ptr) != RH_OK) {
+            return 12;
+        }
+        fill(id, ptr, size);
+        if (rh_store_seal(s, id) != RH_OK) {
+            return 13;
+        }
+        ids[n % 16] = id;
+    }
+    for (int i = 0; i < 16; i++) {
+        rh_store_delete(s, ids[i]);
+    }
+    rh_store_close(s, 0);
+    return 0;
+}
+
+Test(store, two_processes_allocating_concurrently_stay_consistent)
+{
+    char job[64];
+    rh_store_t *s = open_small_table(job, sizeof(job));
+    pid_t pid[2];
+
+    for (int i = 0; i < 2; i++) {
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            _exit(process_worker(job, 100 + (uint32_t)i));
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(child_status(pid[i]), 0, "process %d failed", i);
+    }
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
