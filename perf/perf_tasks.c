@@ -11,6 +11,7 @@
  *   small_ops            put + get + release of 64 B objects per second
  *   task_scaling_N       per-task time and memory for N = 10K .. 10M
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,18 +40,13 @@ static int setup_tasks(void)
            rh_register("perf_pass", pass, 1, 1);
 }
 
+/* Heap bytes in use (all arenas): what pending tasks cost, unlike RSS,
+ * which a heap that kept freed pages hides. */
 static long rss_bytes(void)
 {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
+    struct mallinfo2 mi = mallinfo2();
 
-    if (f != NULL) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-            resident = 0;
-        }
-        fclose(f);
-    }
-    return resident * 4096;
+    return (long)(mi.uordblks + mi.hblkhd);
 }
 
 /* Submits n empty tasks, then gets (waits for) all of them. */
@@ -229,8 +225,8 @@ static void figure_task_scaling(int (*want)(const char *))
             continue;
         }
         refs = malloc((size_t)n * sizeof(*refs));
-        memset(refs, 0, (size_t)n * sizeof(*refs));   /* not counted */
-        rss0 = rss_bytes();
+        memset(refs, 0, (size_t)n * sizeof(*refs));
+        rss0 = rss_bytes();   /* after refs: the caller's array is not ours */
         t = run_empty(n, refs, &rss1);
         printf("%s %.4g us/task %.0f B/task\n", names[i], t / n * 1e6,
                (double)(rss1 - rss0) / n);

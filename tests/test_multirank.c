@@ -317,3 +317,18 @@ Test(objects, segment_of_a_killed_job_is_removed_at_the_next_start)
     cr_expect_neq(access(path, F_OK), 0, "the next job removed %s", path);
     rh_run_free(&run);
 }
+
+Test(objects, functions_registered_differently_are_reported_at_start)
+{
+    rh_run_t run = launch(2, 0, 0, "tests/multi/objects", "mismatch", NULL);
+
+    cr_expect_eq(run.status, 0);
+    cr_expect_eq(rh_count_lines(run.out, "function only_on_one is registered "
+                                "on rank 1 but not on rank 0"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "function only_on_zero is "
+                                "registered on rank 0 but not on rank 1"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "function shared takes 1 arguments "
+                                "and gives 1 returns on rank 0, but 2 and 1 "
+                                "on rank 1"), 1);
+    rh_run_free(&run);
+}

@@ -3,6 +3,7 @@
  * each test in a process of its own).
  */
 #include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,4 +393,119 @@ Test(tasks, store_segment_is_private_to_the_user)
              rh_store_name(rh_core_store()));
     cr_assert_eq(stat(path, &st), 0, "%s", path);
     cr_expect_eq(st.st_mode & 0777, 0600);
+}
+
+/* ---- resources ------------------------------------------------------------- */
+
+static _Atomic int running, overlapped;
+
+/* Runs alone if its resources say so: watches for another task starting
+ * while it holds them (bounded: a correct scheduler starts none). */
+static rh_status_t exclusive(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&running, 1);
+    for (int i = 0; i < 2000000; i++) {
+        if (atomic_load(&running) > 1) {
+            atomic_store(&overlapped, 1);
+        }
+    }
+    atomic_fetch_sub(&running, 1);
+    return RH_OK;
+}
+
+static rh_status_t ordinary(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&running, 1);
+    for (volatile int i = 0; i < 100000; i++) {
+    }
+    atomic_fetch_sub(&running, 1);
+    return RH_OK;
+}
+
+static void setup_resources(void)
+{
+    setenv("RAYHPC_NUM_WORKERS", "2", 1);
+    setenv("RAYHPC_RESOURCES", "license=1,slot=3", 1);
+    cr_assert_eq(rh_register("exclusive", exclusive, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("ordinary", ordinary, 0, 1), RH_OK);
+    cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
+}
+
+TestSuite(resources, .init = setup_resources, .fini = teardown,
+          .timeout = 120);
+
+static void get_and_drop(rh_ref_t r)
+{
+    const void *p;
+    size_t len;
+
+    cr_assert_eq(rh_get(r, &p, &len, RH_TIMEOUT_INFINITE), RH_OK, "%s",
+                 rh_last_error());
+    rh_release(r);
+    rh_release(r);
+}
+
+Test(resources, a_task_holding_all_cpus_runs_alone)
+{
+    rh_task_params_t two = { RH_TASK_PARAM_FIELD_NUM_CPUS, 0, 2, NULL };
+    rh_ref_t refs[9];
+
+    cr_assert_eq(rh_remote("exclusive", NULL, 0, &two, &refs[0]), RH_OK);
+    for (int i = 1; i < 9; i++) {
+        cr_assert_eq(rh_remote("ordinary", NULL, 0, NULL, &refs[i]), RH_OK);
+    }
+    for (int i = 0; i < 9; i++) {
+        get_and_drop(refs[i]);
+    }
+    cr_expect_eq(atomic_load(&overlapped), 0,
+                 "a task ran beside the one holding both CPUs");
+}
+
+Test(resources, custom_resource_limits_concurrency)
+{
+    rh_task_params_t lic = { RH_TASK_PARAM_FIELD_RESOURCES, 0, 0,
+                             "license=1" };
+    rh_ref_t refs[4];
+
+    lic.field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS;
+    lic.num_cpus = 1;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(rh_remote("exclusive", NULL, 0, &lic, &refs[i]), RH_OK);
+    }
+    for (int i = 0; i < 4; i++) {
+        get_and_drop(refs[i]);
+    }
+    cr_expect_eq(atomic_load(&overlapped), 0,
+                 "two tasks held the only license at once");
+}
+
+Test(resources, infeasible_task_stays_pending)
+{
+    rh_task_params_t too_many = { RH_TASK_PARAM_FIELD_RESOURCES, 0, 0,
+                                  "license=2" };
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+
+    cr_assert_eq(rh_remote("ordinary", NULL, 0, &too_many, &r), RH_OK);
+    cr_expect_eq(rh_get(r, &p, &len, 50), RH_ERR_TIMEOUT);
+    rh_release(r);
+}
+
+Test(resources, bad_resource_lists_are_refused)
+{
+    rh_task_params_t bad = { RH_TASK_PARAM_FIELD_RESOURCES, 0, 0, "license" };
+    rh_ref_t r;
+
+    cr_expect_eq(rh_remote("ordinary", NULL, 0, &bad, &r),
+                 RH_ERR_INVALID_PARAM);
+    bad.resources = "license=-1";
+    cr_expect_eq(rh_remote("ordinary", NULL, 0, &bad, &r),
+                 RH_ERR_INVALID_PARAM);
+    bad.field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS;
+    bad.num_cpus = -1;
+    cr_expect_eq(rh_remote("ordinary", NULL, 0, &bad, &r),
+                 RH_ERR_INVALID_PARAM);
 }

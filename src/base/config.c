@@ -245,6 +245,11 @@ const rh_config_field_t rh_config_table[] = {
      "Worker threads of each rank; 0: the node's cores shared out among "
      "its ranks",
      RH_OFF(num_workers), &rh_type_count, NULL, 0, 4096},
+    {"RESOURCES", "",
+     "Custom resources each rank offers to tasks, as name=amount,... "
+     "(tasks ask for them with rh_task_params_t.resources)",
+     RH_OFF(resources), &rh_type_string, NULL, 0,
+     sizeof(((rh_config_t *)0)->resources)},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

@@ -36,6 +36,7 @@ typedef struct rh_config {
     uint64_t store_size;       /* bytes of the node's object store */
     int      hugepages;        /* 0 auto, 1 on, 2 off */
     uint64_t num_workers;      /* 0: the node's cores shared by its ranks */
+    char     resources[512];   /* custom resources: "name=amount,..." */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

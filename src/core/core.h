@@ -31,4 +31,8 @@ int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline);
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
                               uint64_t deadline);
 
+/* Fails and frees a task still waiting for resources at the end. */
+struct rh_res_waiter;
+void rh_task_drop_waiting(struct rh_res_waiter *w);
+
 #endif

@@ -25,6 +25,7 @@
 #include "core/registry.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
+#include "sched/resources.h"
 #include "sched/topology.h"
 #include "transport/am.h"
 #include "transport/blob.h"
@@ -369,6 +370,11 @@ static rh_status_t rh_core_open_node(void)
     if (status != RH_OK) {
         return status;
     }
+    status = rh_resources_init(rh_pool_num_workers(rh_core.pool),
+                               rh_cfg.resources);
+    if (status != RH_OK) {
+        return status;
+    }
     rh_future_set_notify_hook(rh_core_pool_notify);
     return RH_OK;
 }
@@ -380,6 +386,7 @@ static void rh_core_close_node(void)
         rh_core.pool = NULL;
     }
     rh_future_set_notify_hook(NULL);
+    rh_resources_fini(rh_task_drop_waiting);
     rh_future_teardown();
     if (rh_core.store != NULL) {
         rh_store_close(rh_core.store, rh_core.rank == rh_core.node_leader);

@@ -13,6 +13,7 @@
  * passes the original message on to its own returns.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "core/registry.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
+#include "sched/resources.h"
 
 #define RH_MAX_RETURNS 64
 
@@ -42,6 +44,9 @@ typedef struct rh_task_slot {
 
 struct rh_task {
     rh_job_t             job;
+    rh_res_waiter_t      res_wait;   /* queued while resources are short */
+    rh_res_req_t        *res;        /* NULL: one CPU, nothing else */
+    int                  holds_res;
     const rh_fn_entry_t *fn;
     rh_fblock_t         *block;      /* the returns; NULL when none */
     _Atomic int          pending;
@@ -165,8 +170,14 @@ rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
 
 /* ---- running ------------------------------------------------------------------ */
 
+static const rh_res_req_t rh_task_default_res = { 1, 0, {{"", 0}} };
+
 static void rh_task_free(rh_task_t *t)
 {
+    if (t->holds_res) {
+        rh_resources_release(t->res ? t->res : &rh_task_default_res);
+    }
+    free(t->res);
     for (int i = 0; i < t->nargs; i++) {
         rh_task_slot_t *s = &t->slots[i];
 
@@ -239,6 +250,24 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
     return 0;
 }
 
+static void rh_task_res_retry(rh_res_waiter_t *w)
+{
+    rh_task_t *t = (rh_task_t *)((char *)w - offsetof(rh_task_t, res_wait));
+
+    rh_pool_submit(rh_core_pool(), &t->job);
+}
+
+void rh_task_drop_waiting(rh_res_waiter_t *w)
+{
+    rh_task_t *t = (rh_task_t *)((char *)w - offsetof(rh_task_t, res_wait));
+    char msg[256];
+
+    snprintf(msg, sizeof(msg), "task %s never got its resources before the "
+             "rank ended", t->fn->name);
+    rh_task_fail_returns(t, NULL, msg);
+    rh_task_free(t);
+}
+
 static void rh_task_run(rh_job_t *job)
 {
     rh_task_t *t = (rh_task_t *)job;
@@ -247,6 +276,17 @@ static void rh_task_run(rh_job_t *job)
     char *dep_error = atomic_load(&t->dep_error);
     rh_status_t status;
 
+    /* Resources are counted once some task asked for more than a CPU. */
+    if (dep_error == NULL && !t->holds_res &&
+        (t->res != NULL || atomic_load_explicit(&rh_resources_active,
+                                                memory_order_relaxed))) {
+        t->res_wait.retry = rh_task_res_retry;
+        if (!rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
+                                  &t->res_wait)) {
+            return;   /* queued: retried when resources are freed */
+        }
+        t->holds_res = 1;
+    }
     if (dep_error != NULL) {
         rh_task_fail_returns(t, NULL, dep_error);
         rh_task_free(t);
@@ -347,6 +387,47 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
     return RH_OK;
 }
 
+/* The resources a task asks for: NULL for the default (one CPU). A task
+ * that can never fit here is accepted with a warning and waits. */
+static rh_status_t rh_task_resources(const char *name,
+                                     const rh_task_params_t *params,
+                                     rh_res_req_t **out)
+{
+    int cpus = 1;
+    const char *spec = NULL;
+    rh_res_req_t *req;
+    char why[256];
+    rh_status_t status;
+
+    *out = NULL;
+    if (params != NULL && (params->field_mask & RH_TASK_PARAM_FIELD_NUM_CPUS)) {
+        cpus = params->num_cpus;
+    }
+    if (params != NULL &&
+        (params->field_mask & RH_TASK_PARAM_FIELD_RESOURCES)) {
+        spec = params->resources;
+    }
+    if (cpus == 1 && (spec == NULL || spec[0] == '\0')) {
+        return RH_OK;
+    }
+    req = malloc(sizeof(*req));
+    if (req == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "task resources");
+    }
+    status = rh_resources_parse(spec, cpus, req);
+    if (status != RH_OK) {
+        free(req);
+        return rh_error_set(status, "task %s: %s", name, rh_last_error());
+    }
+    if (!rh_resources_feasible(req, why, sizeof(why))) {
+        rh_warn("task %s needs %s: it stays pending until it fits", name,
+                why);
+    }
+    rh_resources_activate();
+    *out = req;
+    return RH_OK;
+}
+
 /* Ties argument i to its object; returns non-zero when the task must wait
  * for it. */
 static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
@@ -406,6 +487,7 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
     const rh_fn_entry_t *fn = NULL;
     int nreturns = 0;
     size_t bytes = 0;
+    rh_res_req_t *res = NULL;
     rh_task_t *t;
     uint8_t *inline_bytes;
     rh_status_t status;
@@ -419,11 +501,17 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
         return rh_error_set(RH_ERR_INVALID_PARAM, "%s has %d returns: rets "
                             "must have room for them", name, nreturns);
     }
+    status = rh_task_resources(name, params, &res);
+    if (status != RH_OK) {
+        return status;
+    }
     t = malloc(sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t) + bytes);
     if (t == NULL) {
+        free(res);
         return rh_error_set(RH_ERR_NO_MEMORY, "task %s", name);
     }
     memset(t, 0, sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t));
+    t->res = res;
     t->job.run = rh_task_run;
     t->fn = fn;
     t->nargs = nargs;

@@ -137,6 +137,7 @@ struct rh_pool {
     /* Written by notify and by sleeping waiters only. */
     _Alignas(RH_POOL_LINE) _Atomic int helpers;   /* HELP + outside sleepers */
     _Atomic int      ext_sleepers;                /* outside sleepers */
+    _Atomic int      ext_asleep;                  /* their `sleeping` flag */
     _Atomic uint32_t ext_seq;                     /* their futex word */
 };
 
@@ -379,15 +380,19 @@ static void rh_worker_sleep(rh_worker_t *w, int mode, int (*done)(void *arg),
 
 /* A thread that is not a worker of the pool waits on the pool's own word,
  * never on a worker's: a submit's single wake-up must reach a thread that
- * can run the job. */
+ * can run the job. The outside sleepers share one word and one flag, with
+ * the workers' protocol (S0 first): any sleeper that set the flag before a
+ * notify cleared it read ext_seq before the bump that follows, so the wake
+ * (of all of them) reaches it; one that sets it afterwards leaves it set for
+ * the next notify. A notify while they are all up costs no syscall. */
 static void rh_pool_sleep_outside(rh_pool_t *pool, int (*done)(void *arg),
                                   void *arg)
 {
-    uint32_t seq;
+    uint32_t seq = atomic_load_explicit(&pool->ext_seq, memory_order_seq_cst);
 
+    atomic_store_explicit(&pool->ext_asleep, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&pool->ext_sleepers, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&pool->helpers, 1, memory_order_seq_cst);
-    seq = atomic_load_explicit(&pool->ext_seq, memory_order_seq_cst);
     if (!done(arg)) {
         rh_pool_futex_wait(&pool->ext_seq, seq);
     }
@@ -753,7 +758,9 @@ void rh_pool_notify(rh_pool_t *pool)
     for (int i = 0; i < pool->num_workers; i++) {
         rh_worker_wake(&pool->workers[i], 1);
     }
-    if (atomic_load_explicit(&pool->ext_sleepers, memory_order_seq_cst) > 0) {
+    if (atomic_load_explicit(&pool->ext_sleepers, memory_order_seq_cst) > 0 &&
+        atomic_load_explicit(&pool->ext_asleep, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&pool->ext_asleep, 0, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&pool->ext_seq, 1, memory_order_seq_cst);
         rh_pool_futex_wake(&pool->ext_seq, INT_MAX);
     }

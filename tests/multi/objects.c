@@ -6,6 +6,8 @@
  *                        offset) and checks every byte: "SHARED OK".
  *        objects name    prints "STORE <segment name>" and ends normally.
  *        objects kill    prints the name, then every rank dies by SIGKILL.
+ *        objects mismatch  rank 1 registers other functions than rank 0:
+ *                        rh_init reports each difference.
  */
 #include <signal.h>
 #include <string.h>
@@ -81,16 +83,36 @@ static int share(void)
     return 0;
 }
 
+static rh_status_t nop(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    return RH_OK;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "share";
+    const char *lrank = getenv("RAYHPC_LOCAL_RANK");
     int rc = 0;
+
+    if (strcmp(mode, "mismatch") == 0) {
+        int one = lrank != NULL && strcmp(lrank, "1") == 0;
+
+        CHECK(rh_register("shared", nop, one ? 2 : 1, 1));
+        if (one) {
+            CHECK(rh_register("only_on_one", nop, 0, 1));
+        } else {
+            CHECK(rh_register("only_on_zero", nop, 0, 1));
+        }
+    }
 
     CHECK(rh_am_register(REF_MSG, sizeof(rh_ref_t) + 8, sizeof(rh_ref_t) + 8,
                          on_ref, NULL));
     CHECK(rh_init(&argc, &argv, NULL));
     if (strcmp(mode, "share") == 0) {
         rc = share();
+    } else if (strcmp(mode, "mismatch") == 0) {
+        printf("MISMATCH rank %d up\n", rh_rank());
     } else {
         printf("STORE %s\n", rh_store_name(rh_core_store()));
         fflush(stdout);

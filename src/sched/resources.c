@@ -1,0 +1,213 @@
+#include "sched/resources.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/status.h"
+
+typedef struct rh_res_ledger {
+    pthread_mutex_t  lock;
+    int              cpus_total, cpus_free;
+    int              n;
+    char             names[RH_RES_MAX][RH_RES_NAME_MAX];
+    long             total[RH_RES_MAX], free[RH_RES_MAX];
+    rh_res_waiter_t *waiting;
+} rh_res_ledger_t;
+
+static rh_res_ledger_t rh_res = { .lock = PTHREAD_MUTEX_INITIALIZER };
+_Atomic int rh_resources_active;
+
+/* Splits "name=amount,..." into req's items (cpus untouched). */
+static rh_status_t rh_res_split(const char *spec, rh_res_req_t *req)
+{
+    char buf[1024], *save = NULL;
+
+    req->n = 0;
+    if (spec == NULL || spec[0] == '\0') {
+        return RH_OK;
+    }
+    if (strlen(spec) >= sizeof(buf)) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "resource list too long");
+    }
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *item = strtok_r(buf, ",", &save); item != NULL;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '='), *end;
+        long amount;
+
+        if (eq == NULL || eq == item || (size_t)(eq - item) >=
+            RH_RES_NAME_MAX || req->n == RH_RES_MAX) {
+            return rh_error_set(RH_ERR_INVALID_PARAM, "bad resource '%s' in "
+                                "'%s': expected name=amount, names under %d "
+                                "characters, at most %d of them", item, spec,
+                                RH_RES_NAME_MAX, RH_RES_MAX);
+        }
+        amount = strtol(eq + 1, &end, 10);
+        if (*end != '\0' || end == eq + 1 || amount < 0) {
+            return rh_error_set(RH_ERR_INVALID_PARAM, "bad amount in "
+                                "resource '%s' of '%s'", item, spec);
+        }
+        *eq = '\0';
+        snprintf(req->items[req->n].name, RH_RES_NAME_MAX, "%s", item);
+        req->items[req->n].amount = amount;
+        req->n++;
+    }
+    return RH_OK;
+}
+
+rh_status_t rh_resources_init(int cpus, const char *spec)
+{
+    rh_res_req_t offer;
+    rh_status_t status = rh_res_split(spec, &offer);
+
+    if (status != RH_OK) {
+        return rh_error_set(status, "RAYHPC_RESOURCES: %s", rh_last_error());
+    }
+    pthread_mutex_lock(&rh_res.lock);
+    rh_res.cpus_total = rh_res.cpus_free = cpus;
+    rh_res.n = offer.n;
+    for (int i = 0; i < offer.n; i++) {
+        memcpy(rh_res.names[i], offer.items[i].name, RH_RES_NAME_MAX);
+        rh_res.total[i] = rh_res.free[i] = offer.items[i].amount;
+    }
+    rh_res.waiting = NULL;
+    pthread_mutex_unlock(&rh_res.lock);
+    atomic_store(&rh_resources_active, 0);
+    return RH_OK;
+}
+
+void rh_resources_fini(void (*drop)(rh_res_waiter_t *w))
+{
+    rh_res_waiter_t *w;
+
+    pthread_mutex_lock(&rh_res.lock);
+    w = rh_res.waiting;
+    rh_res.waiting = NULL;
+    pthread_mutex_unlock(&rh_res.lock);
+    while (w != NULL) {
+        rh_res_waiter_t *next = w->next;
+
+        drop(w);
+        w = next;
+    }
+}
+
+rh_status_t rh_resources_parse(const char *spec, int cpus, rh_res_req_t *req)
+{
+    if (cpus < 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "num_cpus %d", cpus);
+    }
+    req->cpus = cpus;
+    return rh_res_split(spec, req);
+}
+
+static int rh_res_index(const char *name)
+{
+    for (int i = 0; i < rh_res.n; i++) {
+        if (strcmp(rh_res.names[i], name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int rh_resources_feasible(const rh_res_req_t *req, char *why, size_t len)
+{
+    int ok = 1;
+    size_t n = 0;
+
+    why[0] = '\0';
+    if (req->cpus > rh_res.cpus_total) {
+        n += (size_t)snprintf(why + n, len - n, "%d CPUs (this rank has %d)",
+                              req->cpus, rh_res.cpus_total);
+        ok = 0;
+    }
+    for (int i = 0; i < req->n && n < len; i++) {
+        int k = rh_res_index(req->items[i].name);
+        long have = k < 0 ? 0 : rh_res.total[k];
+
+        if (req->items[i].amount > have) {
+            n += (size_t)snprintf(why + n, len - n, "%s%s=%ld (this rank has "
+                                  "%ld)", ok ? "" : ", ", req->items[i].name,
+                                  req->items[i].amount, have);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+void rh_resources_activate(void)
+{
+    atomic_store(&rh_resources_active, 1);
+}
+
+static int rh_res_fits(const rh_res_req_t *req)
+{
+    if (req->cpus > rh_res.cpus_free) {
+        return 0;
+    }
+    for (int i = 0; i < req->n; i++) {
+        int k = rh_res_index(req->items[i].name);
+
+        if (k < 0 || req->items[i].amount > rh_res.free[k]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
+{
+    int got;
+
+    pthread_mutex_lock(&rh_res.lock);
+    got = rh_res_fits(req);
+    if (got) {
+        rh_res.cpus_free -= req->cpus;
+        for (int i = 0; i < req->n; i++) {
+            rh_res.free[rh_res_index(req->items[i].name)] -=
+                req->items[i].amount;
+        }
+    } else {
+        w->next = rh_res.waiting;
+        rh_res.waiting = w;
+    }
+    pthread_mutex_unlock(&rh_res.lock);
+    return got;
+}
+
+void rh_resources_release(const rh_res_req_t *req)
+{
+    rh_res_waiter_t *w;
+
+    pthread_mutex_lock(&rh_res.lock);
+    rh_res.cpus_free += req->cpus;
+    for (int i = 0; i < req->n; i++) {
+        rh_res.free[rh_res_index(req->items[i].name)] += req->items[i].amount;
+    }
+    /* Every waiter tries again; those that still do not fit queue up anew. */
+    w = rh_res.waiting;
+    rh_res.waiting = NULL;
+    pthread_mutex_unlock(&rh_res.lock);
+    while (w != NULL) {
+        rh_res_waiter_t *next = w->next;
+
+        w->retry(w);
+        w = next;
+    }
+}
+
+void rh_resources_format(char *buf, size_t len)
+{
+    size_t n;
+
+    pthread_mutex_lock(&rh_res.lock);
+    n = (size_t)snprintf(buf, len, "CPU=%d", rh_res.cpus_free);
+    for (int i = 0; i < rh_res.n && n < len; i++) {
+        n += (size_t)snprintf(buf + n, len - n, " %s=%ld", rh_res.names[i],
+                              rh_res.free[i]);
+    }
+    pthread_mutex_unlock(&rh_res.lock);
+}

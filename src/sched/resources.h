@@ -1,0 +1,61 @@
+/*
+ * Resource accounting of one rank: CPUs (its workers) and custom named
+ * resources (RAYHPC_RESOURCES="license=2,gpu_mem=16"). A task holds what it
+ * asked for (num_cpus, resources) while it runs.
+ *
+ * Tasks that ask for nothing but one CPU never come here as long as no task
+ * has asked for more: the pool's size already bounds them, so the common
+ * path stays free of locks. From the first task with other needs on, every
+ * task is counted, under one lock.
+ */
+#ifndef RH_SCHED_RESOURCES_H
+#define RH_SCHED_RESOURCES_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "rayhpc.h"
+
+#define RH_RES_MAX 16          /* custom resource names per rank */
+#define RH_RES_NAME_MAX 32
+
+typedef struct rh_res_req {
+    int  cpus;
+    int  n;
+    struct {
+        char name[RH_RES_NAME_MAX];
+        long amount;
+    } items[RH_RES_MAX];
+} rh_res_req_t;
+
+/* Something that waits for resources: re-submitted once some are freed. */
+typedef struct rh_res_waiter rh_res_waiter_t;
+struct rh_res_waiter {
+    rh_res_waiter_t *next;
+    void           (*retry)(rh_res_waiter_t *w);
+};
+
+/* This rank offers cpus CPUs and what spec lists ("name=amount,..."). */
+rh_status_t rh_resources_init(int cpus, const char *spec);
+
+/* At the end: hands every still-waiting waiter to drop. */
+void rh_resources_fini(void (*drop)(rh_res_waiter_t *w));
+
+/* Parses a task's resource string on top of cpus. */
+rh_status_t rh_resources_parse(const char *spec, int cpus, rh_res_req_t *req);
+
+/* Whether req could ever fit on this rank; else writes what is missing. */
+int rh_resources_feasible(const rh_res_req_t *req, char *why, size_t len);
+
+/* Whether accounting is on (some task asked for more than one CPU). */
+extern _Atomic int rh_resources_active;
+void rh_resources_activate(void);
+
+/* Takes req, or queues w to be retried when resources are freed (0). */
+int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w);
+void rh_resources_release(const rh_res_req_t *req);
+
+/* What is free now, for tests and rayhpc-info ("CPU=2 license=1"). */
+void rh_resources_format(char *buf, size_t len);
+
+#endif
