@@ -31,6 +31,10 @@ int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline);
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
                               uint64_t deadline);
 
+/* The task allocator's cache (set up with the pool, freed after it). */
+void rh_task_cache_init(void);
+void rh_task_cache_fini(void);
+
 /* Fails and frees a task still waiting for resources at the end. */
 struct rh_res_waiter;
 void rh_task_drop_waiting(struct rh_res_waiter *w);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/completion.h"
+#include "base/objcache.h"
 #include "base/status.h"
 
 #define RH_FT_CHUNK_BITS 12
@@ -26,6 +27,9 @@ typedef struct rh_ft_chunk {
 } rh_ft_chunk_t;
 
 static _Atomic(rh_ft_chunk_t *) *rh_ft_top;
+/* Blocks of one future (puts, one-return tasks: nearly all) are cached. */
+static rh_objcache_t rh_ft_cache;
+#define RH_FT_ONE (sizeof(rh_fblock_t) + sizeof(rh_future_t))
 static _Atomic uint64_t rh_ft_next = 1;
 static _Atomic long rh_ft_live;
 static uint32_t rh_ft_rank;
@@ -42,6 +46,16 @@ void rh_future_setup(uint32_t rank, void (*store_delete)(rh_object_id_t))
     if (rh_ft_top == NULL) {
         /* 8 MiB of address space; pages are touched only as used. */
         rh_ft_top = calloc(RH_FT_TOP, sizeof(*rh_ft_top));
+        rh_objcache_init(&rh_ft_cache, 1, RH_FT_ONE);
+    }
+}
+
+static void rh_ft_block_free(rh_fblock_t *b)
+{
+    if (b->n == 1) {
+        rh_objcache_put(&rh_ft_cache, b);
+    } else {
+        free(b);
     }
 }
 
@@ -63,7 +77,7 @@ void rh_future_teardown(void)
                 for (int k = 0; k < b->n; k++) {
                     free(b->f[k].message);
                 }
-                free(b);
+                rh_ft_block_free(b);
             }
         }
         free(c);
@@ -71,6 +85,7 @@ void rh_future_teardown(void)
     }
     free(rh_ft_top);
     rh_ft_top = NULL;
+    rh_objcache_fini(&rh_ft_cache);
     atomic_store(&rh_ft_live, 0);
 }
 
@@ -128,7 +143,14 @@ static rh_status_t rh_ft_block_alloc(int n, int is_put, rh_fblock_t **out)
                             "object counters");
     }
     c = rh_ft_chunk(counter, 1);
-    b = calloc(1, sizeof(*b) + (size_t)n * sizeof(rh_future_t));
+    if (n == 1) {
+        b = rh_objcache_get(&rh_ft_cache);
+        if (b != NULL) {
+            memset(b, 0, RH_FT_ONE);
+        }
+    } else {
+        b = calloc(1, sizeof(*b) + (size_t)n * sizeof(rh_future_t));
+    }
     if (c == NULL || b == NULL) {
         free(b);
         if (c != NULL) {
@@ -234,7 +256,7 @@ static void rh_ft_dead(rh_future_t *f)
         rh_ft_chunk_t *c = rh_ft_chunk(counter, 0);
 
         atomic_store(&c->slot[counter & (RH_FT_CHUNK - 1)], NULL);
-        free(b);
+        rh_ft_block_free(b);
         rh_ft_chunk_done(counter, c);
     }
 }

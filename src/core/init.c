@@ -354,6 +354,7 @@ static rh_status_t rh_core_open_node(void)
         return status;
     }
     rh_future_setup((uint32_t)rh_core.rank, rh_core_store_delete);
+    rh_task_cache_init();
     memset(&pp, 0, sizeof(pp));
     pp.num_workers = (int)rh_cfg.num_workers;
     pp.spin = RH_POOL_SPIN_DEFAULT;
@@ -388,6 +389,9 @@ static void rh_core_close_node(void)
     rh_future_set_notify_hook(NULL);
     rh_resources_fini(rh_task_drop_waiting);
     rh_future_teardown();
+    if (rh_core.store != NULL) {
+        rh_task_cache_fini();
+    }
     if (rh_core.store != NULL) {
         rh_store_close(rh_core.store, rh_core.rank == rh_core.node_leader);
         rh_core.store = NULL;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/objcache.h"
 #include "base/status.h"
 #include "core/core.h"
 #include "core/future.h"
@@ -28,6 +29,9 @@
 #include "sched/resources.h"
 
 #define RH_MAX_RETURNS 64
+/* Tasks up to this size (struct, argument slots and inline bytes) come
+ * from a per-thread cache instead of malloc. */
+#define RH_TASK_SMALL 512
 
 typedef struct rh_task rh_task_t;
 
@@ -47,6 +51,7 @@ struct rh_task {
     rh_res_waiter_t      res_wait;   /* queued while resources are short */
     rh_res_req_t        *res;        /* NULL: one CPU, nothing else */
     int                  holds_res;
+    int                  cached;     /* from rh_task_cache */
     const rh_fn_entry_t *fn;
     rh_fblock_t         *block;      /* the returns; NULL when none */
     _Atomic int          pending;
@@ -171,6 +176,17 @@ rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
 /* ---- running ------------------------------------------------------------------ */
 
 static const rh_res_req_t rh_task_default_res = { 1, 0, {{"", 0}} };
+static rh_objcache_t rh_task_cache;
+
+void rh_task_cache_init(void)
+{
+    rh_objcache_init(&rh_task_cache, 0, RH_TASK_SMALL);
+}
+
+void rh_task_cache_fini(void)
+{
+    rh_objcache_fini(&rh_task_cache);
+}
 
 static void rh_task_free(rh_task_t *t)
 {
@@ -188,7 +204,11 @@ static void rh_task_free(rh_task_t *t)
         }
     }
     free(atomic_load(&t->dep_error));
-    free(t);
+    if (t->cached) {
+        rh_objcache_put(&rh_task_cache, t);
+    } else {
+        free(t);
+    }
 }
 
 static void rh_task_fail_returns(rh_task_t *t, rh_task_ret_t *rets,
@@ -488,6 +508,7 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
     int nreturns = 0;
     size_t bytes = 0;
     rh_res_req_t *res = NULL;
+    size_t size;
     rh_task_t *t;
     uint8_t *inline_bytes;
     rh_status_t status;
@@ -505,12 +526,15 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
     if (status != RH_OK) {
         return status;
     }
-    t = malloc(sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t) + bytes);
+    size = sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t) + bytes;
+    t = size <= RH_TASK_SMALL ? rh_objcache_get(&rh_task_cache) :
+        malloc(size);
     if (t == NULL) {
         free(res);
         return rh_error_set(RH_ERR_NO_MEMORY, "task %s", name);
     }
     memset(t, 0, sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t));
+    t->cached = size <= RH_TASK_SMALL;
     t->res = res;
     t->job.run = rh_task_run;
     t->fn = fn;

@@ -8,34 +8,16 @@
 #include "core/future.h"
 #include "sched/pool.h"
 
-typedef struct rh_wait_ctx {
-    int    (*cond)(void *arg);
-    void    *arg;
-    uint64_t deadline;
-    int      met;
-} rh_wait_ctx_t;
-
-static int rh_wait_done(void *arg)
-{
-    rh_wait_ctx_t *w = arg;
-
-    if (w->cond(w->arg)) {
-        w->met = 1;
-        return 1;
-    }
-    return w->deadline != 0 && rh_time_ns() >= w->deadline;
-}
-
 int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline)
 {
     rh_pool_t *pool = rh_pool_current();
-    rh_wait_ctx_t w = { cond, arg, deadline, 0 };
 
     if (pool == NULL) {
         return rh_future_block_until(cond, arg, deadline);
     }
-    rh_pool_help_until(pool, rh_wait_done, &w);
-    return w.met;
+    /* The pool sleeps with a timeout when there is a deadline: a helper
+     * with nothing to run still gives up on time. */
+    return rh_pool_help_until_deadline(pool, cond, arg, deadline);
 }
 
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,

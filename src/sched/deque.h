@@ -52,7 +52,8 @@ typedef enum rh_deque_steal_result {
 
 static inline rh_deque_array_t *rh_deque_array_new(int64_t size)
 {
-    rh_deque_array_t *a = malloc(sizeof(*a) + (size_t)size * sizeof(a->slot[0]));
+    rh_deque_array_t *a = malloc(sizeof(*a) +
+                                 (size_t)size * sizeof(a->slot[0]));
 
     if (a != NULL) {
         a->mask = size - 1;

@@ -62,15 +62,28 @@
  *   notifier stored before calling notify, however it stored it. That is
  *   what lets callers set their flags with plain release stores.
  *
+ *   Outside waiters share the pool's ext_seq word and ext_asleep flag, and
+ *   notify clears the flag before it pays for a futex_wake, so notifies
+ *   that come while the waiters are up cost no syscall (this took fib(30)
+ *   with an outside waiter from 2.5 to 24 million jobs/s).
+ *
  *   Why nested waits do not deadlock: a waiting worker keeps running jobs,
  *   including the ones its wait depends on (its own children, popped from
- *   its deque, and jobs arriving in its inbox). The limit is the single
- *   stack: a job run while helping that itself waits must finish before the
- *   outer wait can return, even if the outer condition is already true. If
- *   the inner job waits for something only the outer job would produce
- *   after its wait, that is a deadlock, and so is waiting inside a job for
- *   something that is never submitted. Nesting depth is bounded by the
- *   worker's stack (RH_POOL_STACK_SIZE).
+ *   its deque, and jobs arriving in its inbox). The price of the single
+ *   stack is that a job started while helping must return before the wait
+ *   under it can, even if that wait's condition is already true. When jobs
+ *   wait only for jobs submitted after they started (children, fork-join),
+ *   every "is held up by" edge points to a job that started later (a wait
+ *   to the jobs it waits for; a frame to the frames above it on its
+ *   worker's stack), so there is no cycle and no deadlock. A job that waits
+ *   for something an older job produces after its own wait returns can
+ *   deadlock once it runs on top of that older job; so does waiting for
+ *   something that is never submitted, or never notified. Nesting depth is
+ *   bounded by the worker's stack (RH_POOL_STACK_SIZE).
+ *
+ *   Limit of the inboxes: only its worker takes jobs out of an inbox, so a
+ *   job submitted from outside waits while that worker runs one long job
+ *   (the jobs behind it become stealable at its next job boundary).
  *
  * Shutdown
  *   destroy sets `stopping` (seq_cst) and wakes every worker; a worker exits
@@ -91,6 +104,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/completion.h"
@@ -112,7 +126,7 @@ typedef struct rh_worker {
     _Alignas(RH_POOL_LINE) rh_mpsc_t inbox;
     /* Written by the worker and by whoever wakes it. */
     _Alignas(RH_POOL_LINE) _Atomic uint32_t wake_seq;   /* futex word */
-    _Atomic int      sleeping;                          /* RH_AWAKE, RH_SLEEP_* */
+    _Atomic int      sleeping;                  /* RH_AWAKE, RH_SLEEP_* */
     /* The worker's own; stats are written by it alone, read by anyone. */
     _Alignas(RH_POOL_LINE) rh_pool_t *pool;
     int              index;
@@ -128,7 +142,7 @@ struct rh_pool {
     int              num_workers;
     int              pin;
     uint64_t         spin;
-    hwloc_topology_t topo;        /* NULL unless pinning */
+    hwloc_topology_t topo;        /* to pin, or to count cores; or NULL */
     hwloc_obj_type_t place_type;  /* cores, or PUs where hwloc sees none */
     int              places;
     /* Read by every submit; written when a worker starts or stops sleeping. */
@@ -146,12 +160,31 @@ static _Thread_local uint32_t rh_pool_rr;         /* next inbox, per thread */
 static _Thread_local int rh_pool_rr_seeded;
 static _Atomic uint32_t rh_pool_rr_seed;
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
-static void rh_pool_futex_wait(_Atomic uint32_t *word, uint32_t expected)
+/* deadline_ns: 0 for none. EAGAIN (the word moved), EINTR and ETIMEDOUT
+ * all just send the caller back to look. */
+static void rh_pool_futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                               uint64_t deadline_ns)
 {
-    /* EAGAIN (the word moved) and EINTR both just send us back to look. */
-    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    struct timespec ts, *tsp = NULL;
+
+    if (deadline_ns != 0) {
+        uint64_t now = rh_time_ns();
+
+        if (now >= deadline_ns) {
+            return;
+        }
+        ts.tv_sec = (time_t)((deadline_ns - now) / 1000000000ull);
+        ts.tv_nsec = (long)((deadline_ns - now) % 1000000000ull);
+        tsp = &ts;
+    }
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+}
+
+static inline int rh_deadline_passed(uint64_t deadline_ns)
+{
+    return deadline_ns != 0 && rh_time_ns() >= deadline_ns;
 }
 
 static void rh_pool_futex_wake(_Atomic uint32_t *word, int count)
@@ -163,9 +196,9 @@ static void rh_pool_futex_wake(_Atomic uint32_t *word, int count)
  * rh_pool_stats may read it meanwhile. */
 static inline void rh_stat_inc(_Atomic uint64_t *counter)
 {
-    atomic_store_explicit(counter,
-                          atomic_load_explicit(counter, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    uint64_t v = atomic_load_explicit(counter, memory_order_relaxed);
+
+    atomic_store_explicit(counter, v + 1, memory_order_relaxed);
 }
 
 static inline rh_job_t *rh_job_of(rh_mpsc_node_t *node)
@@ -184,7 +217,7 @@ static inline uint64_t rh_worker_rand(rh_worker_t *w)
     return x;
 }
 
-/* ---- waking ---------------------------------------------------------------- */
+/* ---- waking -------------------------------------------------------------- */
 
 /* Wakes w if it sleeps (in HELP mode only, when help_only). Clearing the flag
  * first means one waker per sleep pays for the syscall. */
@@ -232,7 +265,7 @@ static void rh_pool_wake_one(rh_pool_t *pool, rh_worker_t *self)
     }
 }
 
-/* ---- finding work ---------------------------------------------------------- */
+/* ---- finding work -------------------------------------------------------- */
 
 /* Moves inbox jobs into the deque, as many as fit without growing it (so
  * this never allocates), where other workers can steal them. */
@@ -341,12 +374,12 @@ static int rh_worker_sees_work(rh_worker_t *w)
     return 0;
 }
 
-/* ---- sleeping -------------------------------------------------------------- */
+/* ---- sleeping ------------------------------------------------------------ */
 
 /* One sleep: returns when woken, or at once when the last look finds a
  * reason to stay up. The caller then looks for work again. */
 static void rh_worker_sleep(rh_worker_t *w, int mode, int (*done)(void *arg),
-                            void *arg)
+                            void *arg, uint64_t deadline_ns)
 {
     rh_pool_t *pool = w->pool;
     uint32_t seq;
@@ -369,7 +402,7 @@ static void rh_worker_sleep(rh_worker_t *w, int mode, int (*done)(void *arg),
     }
     if (!stay_up && !rh_worker_sees_work(w)) {
         rh_stat_inc(&w->sleeps);
-        rh_pool_futex_wait(&w->wake_seq, seq);
+        rh_pool_futex_wait(&w->wake_seq, seq, deadline_ns);
     }
     atomic_store_explicit(&w->sleeping, RH_AWAKE, memory_order_seq_cst);
     if (mode == RH_SLEEP_HELP) {
@@ -386,7 +419,7 @@ static void rh_worker_sleep(rh_worker_t *w, int mode, int (*done)(void *arg),
  * (of all of them) reaches it; one that sets it afterwards leaves it set for
  * the next notify. A notify while they are all up costs no syscall. */
 static void rh_pool_sleep_outside(rh_pool_t *pool, int (*done)(void *arg),
-                                  void *arg)
+                                  void *arg, uint64_t deadline_ns)
 {
     uint32_t seq = atomic_load_explicit(&pool->ext_seq, memory_order_seq_cst);
 
@@ -394,13 +427,13 @@ static void rh_pool_sleep_outside(rh_pool_t *pool, int (*done)(void *arg),
     atomic_fetch_add_explicit(&pool->ext_sleepers, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&pool->helpers, 1, memory_order_seq_cst);
     if (!done(arg)) {
-        rh_pool_futex_wait(&pool->ext_seq, seq);
+        rh_pool_futex_wait(&pool->ext_seq, seq, deadline_ns);
     }
     atomic_fetch_sub_explicit(&pool->helpers, 1, memory_order_seq_cst);
     atomic_fetch_sub_explicit(&pool->ext_sleepers, 1, memory_order_seq_cst);
 }
 
-/* ---- the worker thread ----------------------------------------------------- */
+/* ---- the worker thread --------------------------------------------------- */
 
 static int rh_worker_may_exit(rh_worker_t *w)
 {
@@ -428,7 +461,7 @@ static void rh_worker_loop(rh_worker_t *w)
             rh_cpu_relax();
             continue;
         }
-        rh_worker_sleep(w, RH_SLEEP_IDLE, NULL, NULL);
+        rh_worker_sleep(w, RH_SLEEP_IDLE, NULL, NULL, 0);
         idle = 0;
     }
 }
@@ -491,7 +524,7 @@ static void *rh_worker_main(void *arg)
     return NULL;
 }
 
-/* ---- create / destroy ------------------------------------------------------ */
+/* ---- create / destroy ---------------------------------------------------- */
 
 /* Loads hwloc when it is needed: to count cores, or to pin. Without it the
  * pool still works: one worker per online CPU, unpinned. */
@@ -671,7 +704,7 @@ void rh_pool_destroy(rh_pool_t *pool)
     rh_pool_free(pool);
 }
 
-/* ---- submit, help, notify -------------------------------------------------- */
+/* ---- submit, help, notify ------------------------------------------------ */
 
 static void rh_pool_submit_outside(rh_pool_t *pool, rh_job_t *job)
 {
@@ -708,31 +741,39 @@ void rh_pool_submit(rh_pool_t *pool, rh_job_t *job)
     rh_mpsc_push(&self->inbox, &job->node);
 }
 
-static void rh_pool_wait_outside(rh_pool_t *pool, int (*done)(void *arg),
-                                 void *arg)
+static int rh_pool_wait_outside(rh_pool_t *pool, int (*done)(void *arg),
+                                void *arg, uint64_t deadline_ns)
 {
     for (uint64_t idle = 0; !done(arg); ) {
+        if (rh_deadline_passed(deadline_ns)) {
+            return 0;
+        }
         if (idle < pool->spin) {
             idle++;
             rh_cpu_relax();
             continue;
         }
-        rh_pool_sleep_outside(pool, done, arg);
+        rh_pool_sleep_outside(pool, done, arg, deadline_ns);
     }
+    return 1;
 }
 
-void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg)
+int rh_pool_help_until_deadline(rh_pool_t *pool, int (*done)(void *arg),
+                                void *arg, uint64_t deadline_ns)
 {
     rh_worker_t *w = rh_pool_self;
     uint64_t idle = 0;
 
     if (w == NULL || w->pool != pool) {
-        rh_pool_wait_outside(pool, done, arg);
-        return;
+        return rh_pool_wait_outside(pool, done, arg, deadline_ns);
     }
     while (!done(arg)) {
-        rh_job_t *job = rh_worker_find(w);
+        rh_job_t *job;
 
+        if (rh_deadline_passed(deadline_ns)) {
+            return 0;
+        }
+        job = rh_worker_find(w);
         if (job != NULL) {
             rh_worker_run(w, job, 1);
             idle = 0;
@@ -743,9 +784,15 @@ void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg)
             rh_cpu_relax();
             continue;
         }
-        rh_worker_sleep(w, RH_SLEEP_HELP, done, arg);
+        rh_worker_sleep(w, RH_SLEEP_HELP, done, arg, deadline_ns);
         idle = 0;
     }
+    return 1;
+}
+
+void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg)
+{
+    rh_pool_help_until_deadline(pool, done, arg, 0);
 }
 
 void rh_pool_notify(rh_pool_t *pool)
@@ -766,7 +813,7 @@ void rh_pool_notify(rh_pool_t *pool)
     }
 }
 
-/* ---- introspection --------------------------------------------------------- */
+/* ---- introspection ------------------------------------------------------- */
 
 int rh_pool_worker_index(void)
 {

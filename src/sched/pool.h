@@ -54,8 +54,8 @@ typedef struct rh_pool_worker_stats {
 typedef struct rh_pool_stats {
     int                     num_workers;   /* out */
     rh_pool_worker_stats_t  total;         /* out: the sum over workers */
-    /* in: NULL, or an array of per_worker_len entries that receives the
-     * first per_worker_len workers' numbers */
+    /* in: NULL, or an array of per_worker_len entries; the first
+     * min(per_worker_len, num_workers) receive the workers' numbers */
     rh_pool_worker_stats_t *per_worker;
     int                     per_worker_len;
 } rh_pool_stats_t;
@@ -82,8 +82,18 @@ void rh_pool_submit(rh_pool_t *pool, rh_job_t *job);
  * helping must not wait for something only the waiting job can produce. */
 void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg);
 
+/* The same, giving up at deadline_ns (rh_time_ns() clock; 0: never).
+ * Returns 1 when done(arg) came true, 0 when the deadline passed first. A
+ * helping worker looks at the clock between jobs, so a long job it runs
+ * meanwhile delays the return; a sleeping one wakes up for the deadline. */
+int rh_pool_help_until_deadline(rh_pool_t *pool, int (*done)(void *arg),
+                                void *arg, uint64_t deadline_ns);
+
 /* Wakes every thread sleeping in rh_pool_help_until so that it looks at its
- * condition again. Cheap when nobody sleeps there (one uncontended atomic). */
+ * condition again. Without sleepers it costs one atomic read-modify-write on
+ * a pool-wide word (it is what makes any store of the condition, even a
+ * relaxed one, visible to a waiter about to sleep); a syscall only for
+ * sleepers not already woken. */
 void rh_pool_notify(rh_pool_t *pool);
 
 /* The calling thread's worker index in its pool, or -1 for a thread that is

@@ -48,12 +48,14 @@ static rh_status_t rh_local_init(rh_bootstrap_t *bs)
     return RH_OK;
 }
 
-static int rh_local_write(int fd, const void *buf, size_t len)
+/* Moves exactly len bytes through the socket (reading or writing), across
+ * short transfers and signals; -1 when the launcher went away. */
+static int rh_local_io(int fd, void *buf, size_t len, int writing)
 {
-    const char *p = buf;
+    char *p = buf;
 
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = writing ? write(fd, p, len) : read(fd, p, len);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -67,23 +69,14 @@ static int rh_local_write(int fd, const void *buf, size_t len)
     return 0;
 }
 
+static int rh_local_write(int fd, const void *buf, size_t len)
+{
+    return rh_local_io(fd, (void *)buf, len, 1);
+}
+
 static int rh_local_read(int fd, void *buf, size_t len)
 {
-    char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return rh_local_io(fd, buf, len, 0);
 }
 
 static rh_status_t rh_local_allgather(rh_bootstrap_t *bs, const void *blob,

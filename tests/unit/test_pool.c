@@ -56,7 +56,7 @@ static int flag_is_set(void *arg)
     return atomic_load_explicit((_Atomic int *)arg, memory_order_acquire);
 }
 
-/* ---- deque ------------------------------------------------------------------ */
+/* ---- deque --------------------------------------------------------------- */
 
 Test(deque, owner_pops_newest_and_thieves_take_oldest)
 {
@@ -162,7 +162,7 @@ Test(deque, owner_and_thieves_take_every_item_exactly_once)
     rh_deque_cleanup(&dq);
 }
 
-/* ---- creation ---------------------------------------------------------------- */
+/* ---- creation ------------------------------------------------------------ */
 
 Test(pool, create_rejects_bad_parameters_with_a_message)
 {
@@ -252,7 +252,7 @@ Test(pool, worker_index_is_minus_one_outside_and_in_range_inside)
     cr_expect_eq(rh_pool_worker_index(), -1);
 }
 
-/* ---- every job runs exactly once ----------------------------------------------- */
+/* ---- every job runs exactly once ----------------------------------------- */
 
 typedef struct count_job {
     rh_job_t    job;
@@ -411,7 +411,7 @@ Test(pool, jobs_from_many_outside_threads_all_run_once, .timeout = 120)
     free(out_jobs);
 }
 
-/* ---- stealing ------------------------------------------------------------------ */
+/* ---- stealing ------------------------------------------------------------ */
 
 enum { SPAWNED = 1000 };
 static count_job_t spawned[SPAWNED];
@@ -457,7 +457,7 @@ Test(pool, idle_workers_steal_jobs_spawned_by_a_busy_worker, .timeout = 60)
     expect_each_ran_once(spawned, SPAWNED);
 }
 
-/* ---- destroy -------------------------------------------------------------------- */
+/* ---- destroy ------------------------------------------------------------- */
 
 enum { PARENTS = 10000 };
 static count_job_t parents[PARENTS], children[PARENTS];
@@ -485,7 +485,7 @@ Test(pool, destroy_runs_every_submitted_job_and_what_they_submit)
     expect_each_ran_once(children, PARENTS);
 }
 
-/* ---- help_until --------------------------------------------------------------- */
+/* ---- help_until ---------------------------------------------------------- */
 
 static _Atomic int waiter_started, waiter_done, setter_flag;
 
@@ -579,6 +579,43 @@ Test(pool, notify_wakes_threads_waiting_outside_the_pool, .timeout = 60)
     rh_pool_destroy(the_pool);
 }
 
+/* A condition nobody makes true: the deadline ends the wait, inside a job
+ * (the helper sleeps with spin 0) and outside. */
+static _Atomic int never;
+static _Atomic int deadline_result = -1;
+
+static void wait_for_never(rh_job_t *job)
+{
+    uint64_t deadline = rh_time_ns() + 20 * 1000000ull;
+
+    atomic_store(&deadline_result,
+                 rh_pool_help_until_deadline(the_pool, flag_is_set, &never,
+                                             deadline));
+    rh_pool_notify(the_pool);
+}
+
+static int deadline_result_known(void *arg)
+{
+    return atomic_load(&deadline_result) != -1;
+}
+
+Test(pool, help_until_deadline_gives_up_inside_and_outside, .timeout = 60)
+{
+    rh_job_t waiter = { .run = wait_for_never };
+    _Atomic int yes = 1;
+
+    the_pool = make_pool(1, 0);
+    rh_pool_submit(the_pool, &waiter);
+    cr_assert(rh_pool_help_until_deadline(the_pool, deadline_result_known,
+                                          NULL, 0));
+    cr_expect_eq(atomic_load(&deadline_result), 0);
+    cr_expect_eq(rh_pool_help_until_deadline(the_pool, flag_is_set, &never,
+                                             rh_time_ns() + 20000000ull), 0);
+    cr_expect_eq(rh_pool_help_until_deadline(the_pool, flag_is_set, &yes,
+                                             rh_time_ns()), 1);
+    rh_pool_destroy(the_pool);
+}
+
 /* fib(n) with nested jobs: the parent submits both children (which live on
  * its stack) and helps until they are done. */
 typedef struct fib_job {
@@ -663,7 +700,7 @@ Test(pool, nested_fib_25_with_workers_that_sleep_at_once, .timeout = 60)
     rh_pool_destroy(the_pool);
 }
 
-/* ---- sleeping and waking ------------------------------------------------------- */
+/* ---- sleeping and waking ------------------------------------------------- */
 
 static uint64_t total_sleeps(void)
 {

@@ -1,0 +1,36 @@
+/*
+ * A cache of fixed-size objects: each thread keeps a magazine of free ones
+ * (no lock, no allocation on get and put), and magazines trade batches
+ * with a shared depot under a lock once every RH_OBJCACHE_BATCH objects.
+ * This is what keeps a task's submit -> run -> complete path off malloc
+ * when one thread allocates and others free (a driver submitting tasks
+ * that workers finish).
+ */
+#ifndef RH_BASE_OBJCACHE_H
+#define RH_BASE_OBJCACHE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#define RH_OBJCACHE_MAX   4     /* caches in the process */
+#define RH_OBJCACHE_BATCH 256   /* objects moved to or from the depot */
+
+typedef struct rh_objcache {
+    int             id;        /* index of this cache's magazines */
+    size_t          size;      /* object size, at least a pointer */
+    pthread_mutex_t lock;
+    void           *depot;     /* free objects, linked through word 0 */
+    size_t          depot_n;
+} rh_objcache_t;
+
+/* Sets up cache id (0 .. RH_OBJCACHE_MAX-1) for objects of size bytes. */
+void rh_objcache_init(rh_objcache_t *c, int id, size_t size);
+
+/* Frees the depot and the calling thread's magazine (threads that ended
+ * gave theirs back when they ended). */
+void rh_objcache_fini(rh_objcache_t *c);
+
+void *rh_objcache_get(rh_objcache_t *c);
+void rh_objcache_put(rh_objcache_t *c, void *obj);
+
+#endif
