@@ -332,3 +332,12 @@ Test(objects, functions_registered_differently_are_reported_at_start)
                                 "on rank 1"), 1);
     rh_run_free(&run);
 }
+
+Test(objects, many_driver_threads_share_one_rank_s_workers)
+{
+    rh_run_t run = launch(2, 0, 0, "tests/multi/tasks_stress", "10", NULL);
+
+    cr_expect_eq(run.status, 0);
+    cr_expect_eq(rh_count_lines(run.out, "STRESS OK"), 2);
+    rh_run_free(&run);
+}
