@@ -220,14 +220,25 @@ static inline rh_arg_t rh_arg_bytes(const void *data, size_t len)
 typedef enum rh_task_param_field {
     RH_TASK_PARAM_FIELD_NUM_RETURNS = 1u << 0,
     RH_TASK_PARAM_FIELD_NUM_CPUS    = 1u << 1,
-    RH_TASK_PARAM_FIELD_RESOURCES   = 1u << 2
+    RH_TASK_PARAM_FIELD_RESOURCES   = 1u << 2,
+    RH_TASK_PARAM_FIELD_STRATEGY    = 1u << 3
 } rh_task_param_field_t;
 
+/* Where a task runs. */
+typedef enum rh_strategy {
+    RH_STRATEGY_DEFAULT       = 0,   /* here */
+    RH_STRATEGY_NODE_AFFINITY = 1    /* on node `node`; with soft, here
+                                      * when that node is gone */
+} rh_strategy_t;
+
 typedef struct rh_task_params {
-    uint64_t    field_mask;    /* RH_TASK_PARAM_FIELD_* bits */
-    int         num_returns;   /* default: the registered count */
-    int         num_cpus;      /* cores the task holds while it runs; 1 */
-    const char *resources;     /* custom resources it holds: "gpu=1,lic=2" */
+    uint64_t      field_mask;    /* RH_TASK_PARAM_FIELD_* bits */
+    int           num_returns;   /* default: the registered count */
+    int           num_cpus;      /* cores the task holds while it runs; 1 */
+    const char   *resources;     /* custom resources it holds: "gpu=1,lic=2" */
+    rh_strategy_t strategy;      /* with RH_TASK_PARAM_FIELD_STRATEGY */
+    int           node;          /* NODE_AFFINITY: the node (rh_node_id) */
+    int           soft;          /* NODE_AFFINITY: fall back to here */
 } rh_task_params_t;
 
 /* Submits a call of the function registered as name and returns at once

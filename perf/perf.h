@@ -17,6 +17,7 @@ typedef struct perf_group {
     int                ranks;      /* ranks the group needs */
     const char *const *env;        /* extra environment, NULL-terminated */
     int                polling;    /* progress thread spins (AM figures) */
+    int                nodes;      /* virtual nodes (rayhpc-run --nodes) */
     /* Registers the group's AM handlers (before rh_init). */
     int              (*setup)(void);
     /* Runs inside a job; `want` says which figures to measure. */
@@ -24,7 +25,8 @@ typedef struct perf_group {
                             int (*want)(const char *figure));
 } perf_group_t;
 
-extern const perf_group_t perf_group_am, perf_group_am_tcp, perf_group_tasks;
+extern const perf_group_t perf_group_am, perf_group_am_tcp, perf_group_tasks,
+                          perf_group_remote, perf_group_remote_tcp;
 /* Every group, NULL-terminated. */
 extern const perf_group_t *const perf_groups[];
 
@@ -44,5 +46,16 @@ int perf_launch_all(const char *self, int nwant, char **want);
 
 /* Inside a job: measures the wanted figures of group name. */
 int perf_child(const char *group, int nwant, char **want);
+
+/* Raw UCX between ranks 0 and 1 (perf_am.c), the reference of several
+ * figures: a second context and worker driven by the main thread while our
+ * progress threads sleep. perf_am_setup registers the AM handlers the set-up
+ * needs (before rh_init). Latency is one way, in us; rate in messages/s of
+ * 64 B in windows of 256. */
+int perf_am_setup(void);
+int perf_raw_open(void);
+double perf_raw_lat(long iters);
+double perf_raw_rate(long windows);
+void perf_raw_close(void);
 
 #endif

@@ -202,7 +202,7 @@ static ucs_status_t raw_on_msg(void *arg, const void *header, size_t hlen,
     return UCS_OK;
 }
 
-static int raw_open(void)
+int perf_raw_open(void)
 {
     ucp_params_t params = {0};
     ucp_worker_params_t wparams = {0};
@@ -249,7 +249,7 @@ static int raw_open(void)
     return 0;
 }
 
-static void raw_close(void)
+void perf_raw_close(void)
 {
     ucp_request_param_t param = {0};
     void *req;
@@ -276,7 +276,7 @@ static void raw_phase_begin(void)
     perf_sync();
 }
 
-static double raw_lat(long iters)
+double perf_raw_lat(long iters)
 {
     double t0, t = 0;
 
@@ -299,7 +299,7 @@ static double raw_lat(long iters)
     return t;
 }
 
-static double raw_rate(long windows)
+double perf_raw_rate(long windows)
 {
     double t0, r = 0;
 
@@ -330,7 +330,7 @@ static double raw_rate(long windows)
 
 /* ---- the group ---------------------------------------------------------------- */
 
-static int register_handlers(void)
+int perf_am_setup(void)
 {
     return rh_am_register(PERF_PING, 0, 0, on_ping, NULL) ||
            rh_am_register(PERF_PONG, 0, 0, on_pong, NULL) ||
@@ -354,24 +354,24 @@ static int run_am(const perf_group_t *g, const char *suffix,
     snprintf(rate_name, sizeof(rate_name), "am_rate%s", suffix);
     do_lat = want(lat_name);
     do_rate = want(rate_name);
-    if (raw_open() != 0) {
+    if (perf_raw_open() != 0) {
         return 1;
     }
     for (int trial = 0; trial < PERF_TRIALS; trial++) {
         if (do_lat) {
-            double o = ours_lat(lat_iters_n), r = raw_lat(lat_iters_n);
+            double o = ours_lat(lat_iters_n), r = perf_raw_lat(lat_iters_n);
 
             ours_l = o < ours_l ? o : ours_l;
             raw_l = r < raw_l ? r : raw_l;
         }
         if (do_rate) {
-            double o = ours_rate(windows), r = raw_rate(windows);
+            double o = ours_rate(windows), r = perf_raw_rate(windows);
 
             ours_r = o > ours_r ? o : ours_r;
             raw_r = r > raw_r ? r : raw_r;
         }
     }
-    raw_close();
+    perf_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);
     if (rh_rank() == 0) {
         if (do_lat) {
@@ -394,8 +394,8 @@ static const char *const am_tcp_figures[] = { "am_lat_tcp", "am_rate_tcp",
 static const char *const tcp_env[] = { "UCX_TLS=tcp,self", NULL };
 
 const perf_group_t perf_group_am = {
-    "am", am_figures, 2, NULL, 1, register_handlers, run_am
+    "am", am_figures, 2, NULL, 1, 0, perf_am_setup, run_am
 };
 const perf_group_t perf_group_am_tcp = {
-    "am_tcp", am_tcp_figures, 2, tcp_env, 1, register_handlers, run_am
+    "am_tcp", am_tcp_figures, 2, tcp_env, 1, 0, perf_am_setup, run_am
 };

@@ -123,8 +123,8 @@ static void find_launcher(char *out, size_t len)
 static int run_group(const char *launcher, const char *self,
                      const perf_group_t *g, int nwant, char **want)
 {
-    char nbuf[16];
-    char **argv = calloc((size_t)nwant + 8, sizeof(char *));
+    char nbuf[16], mbuf[16];
+    char **argv = calloc((size_t)nwant + 10, sizeof(char *));
     int k = 0, status;
     pid_t pid;
 
@@ -132,6 +132,11 @@ static int run_group(const char *launcher, const char *self,
     argv[k++] = (char *)launcher;
     argv[k++] = "-n";
     argv[k++] = nbuf;
+    if (g->nodes > 0) {
+        snprintf(mbuf, sizeof(mbuf), "%d", g->nodes);
+        argv[k++] = "--nodes";
+        argv[k++] = mbuf;
+    }
     argv[k++] = (char *)self;
     argv[k++] = "--child";
     argv[k++] = (char *)g->name;

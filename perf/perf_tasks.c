@@ -256,5 +256,5 @@ static const char *const task_figures[] = {
 static const char *const task_env[] = { "RAYHPC_STORE_SIZE=1G", NULL };
 
 const perf_group_t perf_group_tasks = {
-    "tasks", task_figures, 1, task_env, 0, setup_tasks, run_tasks
+    "tasks", task_figures, 1, task_env, 0, 0, setup_tasks, run_tasks
 };

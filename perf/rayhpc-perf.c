@@ -13,7 +13,8 @@
 #include "perf.h"
 
 const perf_group_t *const perf_groups[] = {
-    &perf_group_am, &perf_group_am_tcp, &perf_group_tasks, NULL
+    &perf_group_am, &perf_group_am_tcp, &perf_group_tasks,
+    &perf_group_remote, &perf_group_remote_tcp, NULL
 };
 
 static void usage(void)

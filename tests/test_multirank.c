@@ -341,3 +341,42 @@ Test(objects, many_driver_threads_share_one_rank_s_workers)
     cr_expect_eq(rh_count_lines(run.out, "STRESS OK"), 2);
     rh_run_free(&run);
 }
+
+/* ---- tasks on other nodes ------------------------------------------------------- */
+
+Test(forward, tasks_run_on_the_node_they_name_and_chain_across_nodes)
+{
+    rh_run_t run = launch(3, 3, 0, "tests/multi/forward", "check", NULL);
+
+    cr_expect_eq(run.status, 0);
+    cr_expect_eq(rh_count_lines(run.out, "FORWARD OK: 3 nodes"), 1);
+    rh_run_free(&run);
+}
+
+Test(forward, the_same_over_tcp)
+{
+    rh_run_t run = launch(4, 2, 0, "tests/multi/forward", "check", TCP);
+
+    cr_expect_eq(run.status, 0);
+    cr_expect_eq(rh_count_lines(run.out, "FORWARD OK: 2 nodes"), 1);
+    rh_run_free(&run);
+}
+
+Test(forward, death_of_the_running_rank_fails_the_task)
+{
+    rh_run_t run = launch(3, 3, 1, "tests/multi/forward", "kill", NULL);
+
+    cr_expect_eq(run.status, 137);
+    cr_expect_eq(rh_count_lines(run.out, "FORWARD KILL OK: rank 2 failed "
+                                "while running task die"), 1);
+    rh_run_free(&run);
+}
+
+Test(forward, death_of_the_running_rank_fails_the_task_over_tcp)
+{
+    rh_run_t run = launch(2, 2, 1, "tests/multi/forward", "kill", TCP);
+
+    cr_expect_eq(run.status, 137);
+    cr_expect_eq(rh_count_lines(run.out, "FORWARD KILL OK"), 1);
+    rh_run_free(&run);
+}

@@ -449,7 +449,8 @@ static void get_and_drop(rh_ref_t r)
 
 Test(resources, a_task_holding_all_cpus_runs_alone)
 {
-    rh_task_params_t two = { RH_TASK_PARAM_FIELD_NUM_CPUS, 0, 2, NULL };
+    rh_task_params_t two = { .field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS,
+                             .num_cpus = 2 };
     rh_ref_t refs[9];
 
     cr_assert_eq(rh_remote("exclusive", NULL, 0, &two, &refs[0]), RH_OK);
@@ -465,8 +466,8 @@ Test(resources, a_task_holding_all_cpus_runs_alone)
 
 Test(resources, custom_resource_limits_concurrency)
 {
-    rh_task_params_t lic = { RH_TASK_PARAM_FIELD_RESOURCES, 0, 0,
-                             "license=1" };
+    rh_task_params_t lic = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+                             .resources = "license=1" };
     rh_ref_t refs[4];
 
     lic.field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS;
@@ -483,8 +484,9 @@ Test(resources, custom_resource_limits_concurrency)
 
 Test(resources, infeasible_task_stays_pending)
 {
-    rh_task_params_t too_many = { RH_TASK_PARAM_FIELD_RESOURCES, 0, 0,
-                                  "license=2" };
+    rh_task_params_t too_many = {
+        .field_mask = RH_TASK_PARAM_FIELD_RESOURCES, .resources = "license=2"
+    };
     rh_ref_t r;
     const void *p;
     size_t len;
@@ -496,7 +498,8 @@ Test(resources, infeasible_task_stays_pending)
 
 Test(resources, bad_resource_lists_are_refused)
 {
-    rh_task_params_t bad = { RH_TASK_PARAM_FIELD_RESOURCES, 0, 0, "license" };
+    rh_task_params_t bad = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+                             .resources = "license" };
     rh_ref_t r;
 
     cr_expect_eq(rh_remote("ordinary", NULL, 0, &bad, &r),

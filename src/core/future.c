@@ -1,6 +1,7 @@
 #include "core/future.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,9 +353,19 @@ void rh_future_notify(void)
 int rh_future_block_until(int (*cond)(void *arg), void *arg,
                           uint64_t deadline_ns)
 {
-    for (int spin = 0; spin < 1000; spin++) {
+    /* Spin about 50 us first, yielding now and then: most remote answers
+     * come sooner than a futex wake-up would (tens of us here). */
+    uint64_t spin_end = rh_time_ns() + 50000;
+
+    for (int spin = 1; ; spin++) {
         if (cond(arg)) {
             return 1;
+        }
+        if ((spin & 63) == 0) {
+            if (rh_time_ns() > spin_end) {
+                break;
+            }
+            sched_yield();
         }
         rh_cpu_relax();
     }

@@ -23,6 +23,7 @@
 #include "core/core.h"
 #include "core/future.h"
 #include "core/registry.h"
+#include "core/task_internal.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
 #include "sched/resources.h"
@@ -239,9 +240,11 @@ static rh_status_t rh_core_blob_str(const rh_blob_set_t *set, int r,
     return RH_OK;
 }
 
-/* Turns everybody's blob into the transport's peer table and the node
- * numbering (nodes numbered in order of their lowest rank). */
-static rh_status_t rh_core_connect(const rh_blob_set_t *set)
+/* Turns everybody's blob into the transport's peer table (*out, pointing
+ * into set) and the node numbering (nodes numbered in order of their lowest
+ * rank). */
+static rh_status_t rh_core_connect(const rh_blob_set_t *set,
+                                   rh_tp_peer_info_t **out)
 {
     rh_tp_peer_info_t *peers = calloc((size_t)set->n, sizeof(*peers));
     const char **node_names = calloc((size_t)set->n, sizeof(*node_names));
@@ -314,10 +317,13 @@ static rh_status_t rh_core_connect(const rh_blob_set_t *set)
                      "above): tasks of those functions fail on some ranks",
                      rh_core.rank);
         }
-        status = rh_tp_start(rh_core.rank, rh_core.size, peers);
     }
 out:
-    free(peers);
+    if (status == RH_OK) {
+        *out = peers;
+    } else {
+        free(peers);
+    }
     free(node_names);
     return status;
 }
@@ -388,6 +394,7 @@ static void rh_core_close_node(void)
     }
     rh_future_set_notify_hook(NULL);
     rh_resources_fini(rh_task_drop_waiting);
+    rh_forward_teardown();
     rh_future_teardown();
     if (rh_core.store != NULL) {
         rh_task_cache_fini();
@@ -411,6 +418,9 @@ static rh_status_t rh_core_register_handlers(void)
     if (status == RH_OK) {
         status = rh_tp_on_peer_failure(rh_core_on_peer_failure, NULL);
     }
+    if (status == RH_OK) {
+        status = rh_forward_setup();
+    }
     return status;
 }
 
@@ -426,6 +436,7 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
 {
     rh_blob_t blob;
     rh_blob_set_t all;
+    rh_tp_peer_info_t *peers = NULL;
     rh_status_t status;
     int bs_open = 0, tp_open = 0;
 
@@ -486,16 +497,22 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     if (status != RH_OK) {
         goto err;
     }
-    status = rh_core_connect(&all);
+    status = rh_core_connect(&all, &peers);
+    /* Store, futures and workers come before the progress thread: a task
+     * another rank forwards at once finds everything ready. */
+    if (status == RH_OK) {
+        status = rh_core_open_node();
+    }
+    if (status == RH_OK) {
+        rh_core.initialized = 1;
+        status = rh_tp_start(rh_core.rank, rh_core.size, peers);
+    }
+    free(peers);
     rh_blob_set_free(&all);
     if (status != RH_OK) {
+        rh_core.initialized = 0;
         goto err;
     }
-    status = rh_core_open_node();
-    if (status != RH_OK) {
-        goto err;
-    }
-    rh_core.initialized = 1;
     rh_debug("node %d of %d; progress thread running", rh_core.node,
              rh_core.num_nodes);
     return RH_OK;

@@ -24,54 +24,14 @@
 #include "core/core.h"
 #include "core/future.h"
 #include "core/registry.h"
+#include "core/task_internal.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
 #include "sched/resources.h"
 
-#define RH_MAX_RETURNS 64
 /* Tasks up to this size (struct, argument slots and inline bytes) come
  * from a per-thread cache instead of malloc. */
 #define RH_TASK_SMALL 512
-
-typedef struct rh_task rh_task_t;
-
-typedef struct rh_task_slot {
-    rh_waiter_t    waiter;
-    rh_task_t     *task;
-    rh_arg_kind_t  kind;
-    rh_object_id_t id;
-    rh_future_t   *fut;       /* ref owned here: held until the task ends */
-    int            pinned;    /* ref owned elsewhere: pinned while running */
-    const void    *data;
-    size_t         len;
-} rh_task_slot_t;
-
-struct rh_task {
-    rh_job_t             job;
-    rh_res_waiter_t      res_wait;   /* queued while resources are short */
-    rh_res_req_t        *res;        /* NULL: one CPU, nothing else */
-    int                  holds_res;
-    int                  cached;     /* from rh_task_cache */
-    const rh_fn_entry_t *fn;
-    rh_fblock_t         *block;      /* the returns; NULL when none */
-    _Atomic int          pending;
-    _Atomic(char *)      dep_error;  /* first failed argument's message */
-    int                  nargs, nreturns;
-    rh_task_slot_t       slots[];    /* then the inline argument bytes */
-};
-
-typedef struct rh_task_ret {
-    const void *data;
-    size_t      len;
-    int         set, in_store;
-} rh_task_ret_t;
-
-struct rh_task_ctx {
-    rh_task_t     *task;
-    rh_task_ret_t *rets;
-    int            failed;
-    char           message[512];
-};
 
 static inline rh_object_id_t rh_task_ret_id(const rh_task_t *t, int i)
 {
@@ -188,7 +148,7 @@ void rh_task_cache_fini(void)
     rh_objcache_fini(&rh_task_cache);
 }
 
-static void rh_task_free(rh_task_t *t)
+void rh_task_free(rh_task_t *t)
 {
     if (t->holds_res) {
         rh_resources_release(t->res ? t->res : &rh_task_default_res);
@@ -220,6 +180,11 @@ static void rh_task_fail_returns(rh_task_t *t, rh_task_ret_t *rets,
         }
         rh_future_fail(&t->block->f[i], message);
     }
+}
+
+void rh_task_fail_all(rh_task_t *t, const char *message)
+{
+    rh_task_fail_returns(t, NULL, message);
 }
 
 static void rh_task_publish_returns(rh_task_t *t, rh_task_ret_t *rets)
@@ -337,6 +302,10 @@ static void rh_task_run(rh_job_t *job)
 
 static void rh_task_ready(rh_task_t *t)
 {
+    if (t->forward_to >= 0) {
+        rh_forward_send(t);
+        return;
+    }
     rh_pool_submit(rh_core_pool(), &t->job);
 }
 
@@ -402,6 +371,56 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
                    (args[i].ref.hi == 0 && args[i].ref.lo == 0)) {
             return rh_error_set(RH_ERR_INVALID_REF, "argument %d of %s is "
                                 "not a ref or bytes (a null ref?)", i, name);
+        }
+    }
+    return RH_OK;
+}
+
+/* Which rank runs a task: -1 for this one, or a live rank of the node its
+ * NODE_AFFINITY names (ranks of a node take turns). */
+static rh_status_t rh_task_place(const rh_task_params_t *params, int *rank)
+{
+    static _Atomic unsigned turn;
+    int node, n = rh_size(), live = 0, pick;
+
+    *rank = -1;
+    if (params == NULL ||
+        !(params->field_mask & RH_TASK_PARAM_FIELD_STRATEGY) ||
+        params->strategy == RH_STRATEGY_DEFAULT) {
+        return RH_OK;
+    }
+    if (params->strategy != RH_STRATEGY_NODE_AFFINITY) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "unknown strategy %d",
+                            (int)params->strategy);
+    }
+    node = params->node;
+    if (node < 0 || node >= rh_num_nodes()) {
+        if (params->soft) {
+            return RH_OK;
+        }
+        return rh_error_set(RH_ERR_INVALID_PARAM, "NODE_AFFINITY to node %d, "
+                            "but the job has nodes 0 to %d", node,
+                            rh_num_nodes() - 1);
+    }
+    if (node == rh_node_id()) {
+        return RH_OK;
+    }
+    for (int r = 0; r < n; r++) {
+        live += rh_core_node_of(r) == node && rh_rank_alive(r);
+    }
+    if (live == 0) {
+        if (params->soft) {
+            return RH_OK;
+        }
+        return rh_error_set(RH_ERR_PEER_FAILED, "NODE_AFFINITY to node %d, "
+                            "whose ranks have all failed", node);
+    }
+    pick = (int)(atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) %
+                 (unsigned)live);
+    for (int r = 0; r < n; r++) {
+        if (rh_core_node_of(r) == node && rh_rank_alive(r) && pick-- == 0) {
+            *rank = r;
+            break;
         }
     }
     return RH_OK;
@@ -508,6 +527,7 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
     int nreturns = 0;
     size_t bytes = 0;
     rh_res_req_t *res = NULL;
+    int forward_to = -1;
     size_t size;
     rh_task_t *t;
     uint8_t *inline_bytes;
@@ -522,7 +542,14 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
         return rh_error_set(RH_ERR_INVALID_PARAM, "%s has %d returns: rets "
                             "must have room for them", name, nreturns);
     }
-    status = rh_task_resources(name, params, &res);
+    status = rh_task_place(params, &forward_to);
+    if (status != RH_OK) {
+        return status;
+    }
+    /* Resources count where a task runs; a forwarded task takes none here
+     * (they do not travel with it yet). */
+    status = forward_to >= 0 ? RH_OK :
+             rh_task_resources(name, params, &res);
     if (status != RH_OK) {
         return status;
     }
@@ -536,6 +563,7 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
     memset(t, 0, sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t));
     t->cached = size <= RH_TASK_SMALL;
     t->res = res;
+    t->forward_to = forward_to;
     t->job.run = rh_task_run;
     t->fn = fn;
     t->nargs = nargs;

@@ -98,6 +98,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -459,6 +460,12 @@ static void rh_worker_loop(rh_worker_t *w)
         if (idle < w->pool->spin) {
             idle++;
             rh_cpu_relax();
+            /* Offer the core now and then: with more threads than cores
+             * (progress threads, drivers) a spinning worker would otherwise
+             * hold it for a whole time slice. */
+            if ((idle & 63) == 0) {
+                sched_yield();
+            }
             continue;
         }
         rh_worker_sleep(w, RH_SLEEP_IDLE, NULL, NULL, 0);

@@ -42,7 +42,7 @@ typedef struct rh_pool_params {
 
 /* A sensible spin for callers with no opinion: some tens of microseconds of
  * polling, long enough to bridge the gap between the jobs of a burst. */
-#define RH_POOL_SPIN_DEFAULT 2048
+#define RH_POOL_SPIN_DEFAULT 16384
 
 typedef struct rh_pool_worker_stats {
     uint64_t jobs_run;      /* every job this worker ran, helping included */

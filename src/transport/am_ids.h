@@ -10,6 +10,8 @@ enum rh_am_id {
     RH_AM_ID_INVALID      = 0,
     RH_AM_ID_FINALIZE     = 1,   /* core: a rank reached rh_finalize */
     RH_AM_ID_FINALIZE_GO  = 2,   /* core: rank 0 lets every rank tear down */
+    RH_AM_ID_TASK_SUBMIT  = 3,   /* core: a task forwarded to run here */
+    RH_AM_ID_TASK_DONE    = 4,   /* core: the returns of a forwarded task */
 
     RH_AM_ID_EXAMPLE      = 16,  /* examples/ */
     RH_AM_ID_PERF_FIRST   = 24,  /* perf/: 24..31 */

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -521,6 +522,12 @@ static void *rh_tp_progress_main(void *arg)
         switch (atomic_load_explicit(&rh_tp.mode, memory_order_relaxed)) {
         case RH_PROGRESS_POLLING:
             rh_cpu_relax();
+            /* A spinning thread keeps the core until its time slice ends;
+             * now and then offer it to a thread that has work (a worker or
+             * the driver woken by us) when cores are oversubscribed. */
+            if ((idle & 255) == 0) {
+                sched_yield();
+            }
             break;
         case RH_PROGRESS_ADAPTIVE:
             if (idle < rh_tp.spin) {

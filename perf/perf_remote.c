@@ -1,0 +1,160 @@
+/*
+ * Tasks forwarded between two nodes (ranks 0 and 1 on two virtual nodes,
+ * one worker each):
+ *
+ *   remote_task_rtt      submit an empty task on rank 0 to run on node 1,
+ *                        get its result: us per round trip;
+ *                        remote_task_rtt/ucx: raw UCX AM round trip (twice
+ *                        the one-way latency), same ranks, same run
+ *   remote_tasks         empty tasks per second forwarded to node 1,
+ *                        submitted in a stream then all got;
+ *                        remote_tasks/ucx: raw 64 B AM message rate
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "perf.h"
+#include "rayhpc.h"
+#include "transport/transport.h"
+
+static rh_status_t remote_empty(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    return RH_OK;
+}
+
+static int setup_remote(void)
+{
+    return perf_am_setup() ||
+           rh_register("perf_remote_empty", remote_empty, 0, 1);
+}
+
+static rh_task_params_t on_node1(void)
+{
+    rh_task_params_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_NODE_AFFINITY;
+    p.node = 1;
+    return p;
+}
+
+static double ours_rtt(long iters)
+{
+    rh_task_params_t p = on_node1();
+    const void *v;
+    size_t len;
+    rh_ref_t r;
+    double t0, t = 0;
+
+    rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
+    perf_sync();
+    if (rh_rank() == 0) {
+        t0 = perf_now();
+        for (long i = 0; i < iters; i++) {
+            rh_remote("perf_remote_empty", NULL, 0, &p, &r);
+            rh_get(r, &v, &len, RH_TIMEOUT_INFINITE);
+            rh_release(r);
+            rh_release(r);
+        }
+        t = (perf_now() - t0) / (double)iters * 1e6;
+    }
+    perf_sync();
+    return t;
+}
+
+static double ours_rate(long n)
+{
+    rh_task_params_t p = on_node1();
+    rh_ref_t *refs = malloc((size_t)n * sizeof(*refs));
+    const void *v;
+    size_t len;
+    double t0, rate = 0;
+
+    rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
+    perf_sync();
+    if (rh_rank() == 0) {
+        t0 = perf_now();
+        for (long i = 0; i < n; i++) {
+            rh_remote("perf_remote_empty", NULL, 0, &p, &refs[i]);
+        }
+        for (long i = 0; i < n; i++) {
+            rh_get(refs[i], &v, &len, RH_TIMEOUT_INFINITE);
+            rh_release(refs[i]);
+            rh_release(refs[i]);
+        }
+        rate = (double)n / (perf_now() - t0);
+    }
+    perf_sync();
+    free(refs);
+    return rate;
+}
+
+static int run_remote(const perf_group_t *g, const char *suffix,
+                      int (*want)(const char *figure))
+{
+    char rtt_name[40], rate_name[40];
+    int tcp = suffix[0] != '\0';
+    long iters = tcp ? 2000 : 20000, n = tcp ? 20000 : 200000;
+    long windows = tcp ? 500 : 4000;
+    double o_rtt = 1e30, r_rtt = 1e30, o_rate = 0, r_rate = 0;
+    int do_rtt, do_rate;
+
+    (void)g;
+    snprintf(rtt_name, sizeof(rtt_name), "remote_task_rtt%s", suffix);
+    snprintf(rate_name, sizeof(rate_name), "remote_tasks%s", suffix);
+    do_rtt = want(rtt_name);
+    do_rate = want(rate_name);
+    if ((!do_rtt && !do_rate) || perf_raw_open() != 0) {
+        return !(do_rtt || do_rate) ? 0 : 1;
+    }
+    for (int trial = 0; trial < 3; trial++) {
+        if (do_rtt) {
+            double o = ours_rtt(iters), r = 2 * perf_raw_lat(iters);
+
+            o_rtt = o < o_rtt ? o : o_rtt;
+            r_rtt = r < r_rtt ? r : r_rtt;
+        }
+        if (do_rate) {
+            double o = ours_rate(n), r = perf_raw_rate(windows);
+
+            o_rate = o > o_rate ? o : o_rate;
+            r_rate = r > r_rate ? r : r_rate;
+        }
+    }
+    perf_raw_close();
+    rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);
+    if (rh_rank() == 0) {
+        if (do_rtt) {
+            perf_print("remote_task_rtt", suffix, o_rtt, "us");
+            perf_print("remote_task_rtt", suffix, r_rtt, "us(ucx)");
+            perf_print_ratio("remote_task_rtt", suffix, "ucx", o_rtt / r_rtt);
+        }
+        if (do_rate) {
+            perf_print("remote_tasks", suffix, o_rate, "tasks/s");
+            perf_print("remote_tasks", suffix, r_rate, "msg/s(ucx)");
+            perf_print_ratio("remote_tasks", suffix, "ucx", o_rate / r_rate);
+        }
+    }
+    return 0;
+}
+
+static const char *const remote_figures[] = { "remote_task_rtt",
+                                              "remote_tasks", NULL };
+static const char *const remote_tcp_figures[] = { "remote_task_rtt_tcp",
+                                                  "remote_tasks_tcp", NULL };
+/* One worker per rank: two ranks, their progress threads and workers
+ * share this host's cores. */
+static const char *const remote_env[] = { "RAYHPC_NUM_WORKERS=1", NULL };
+static const char *const remote_tcp_env[] = { "RAYHPC_NUM_WORKERS=1",
+                                              "UCX_TLS=tcp,self", NULL };
+
+const perf_group_t perf_group_remote = {
+    "remote", remote_figures, 2, remote_env, 1, 2, setup_remote, run_remote
+};
+const perf_group_t perf_group_remote_tcp = {
+    "remote_tcp", remote_tcp_figures, 2, remote_tcp_env, 1, 2, setup_remote,
+    run_remote
+};

@@ -1,0 +1,75 @@
+/*
+ * A task as the core sees it, shared by task.c (local tasks) and forward.c
+ * (tasks sent to, and received from, other nodes).
+ */
+#ifndef RH_CORE_TASK_INTERNAL_H
+#define RH_CORE_TASK_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "core/future.h"
+#include "core/registry.h"
+#include "plasma/object_id.h"
+#include "sched/pool.h"
+#include "sched/resources.h"
+
+#define RH_MAX_RETURNS 64
+
+typedef struct rh_task rh_task_t;
+
+typedef struct rh_task_slot {
+    rh_waiter_t    waiter;
+    rh_task_t     *task;
+    rh_arg_kind_t  kind;
+    rh_object_id_t id;
+    rh_future_t   *fut;       /* ref owned here: held until the task ends */
+    int            pinned;    /* ref owned elsewhere: pinned while running */
+    const void    *data;
+    size_t         len;
+} rh_task_slot_t;
+
+struct rh_task {
+    rh_job_t             job;
+    rh_res_waiter_t      res_wait;   /* queued while resources are short */
+    rh_res_req_t        *res;        /* NULL: one CPU, nothing else */
+    int                  holds_res;
+    int                  cached;     /* from rh_task_cache */
+    int                  forward_to; /* rank that runs it; -1: this one */
+    const rh_fn_entry_t *fn;
+    rh_fblock_t         *block;      /* the returns; NULL when none */
+    _Atomic int          pending;
+    _Atomic(char *)      dep_error;  /* first failed argument's message */
+    int                  nargs, nreturns;
+    rh_task_slot_t       slots[];    /* then the inline argument bytes */
+};
+
+typedef struct rh_task_ret {
+    const void *data;
+    size_t      len;
+    int         set, in_store;
+} rh_task_ret_t;
+
+struct rh_task_ctx {
+    rh_task_t     *task;
+    rh_task_ret_t *rets;
+    int            failed;
+    char           message[512];
+};
+
+/* Sends a ready task to t->forward_to and frees it (its return futures stay
+ * pending until the answer or the rank's death). */
+void rh_forward_send(rh_task_t *t);
+
+/* Frees a task after it ran or was sent. */
+void rh_task_free(rh_task_t *t);
+
+/* Fails every return of t with message. */
+void rh_task_fail_all(rh_task_t *t, const char *message);
+
+/* Registers the forwarding handlers (before rh_init's exchange) and frees
+ * what is left at the end. */
+rh_status_t rh_forward_setup(void);
+void rh_forward_teardown(void);
+
+#endif
