@@ -18,6 +18,9 @@ int rh_core_node_of(int rank);
 struct rh_store *rh_core_store(void);
 struct rh_pool *rh_core_pool(void);
 
+/* Whether the rank is ending: the progress thread takes no new tasks. */
+int rh_core_closing(void);
+
 /* Absolute deadline for a timeout in ms (0: none). */
 uint64_t rh_deadline(int64_t timeout_ms);
 

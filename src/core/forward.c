@@ -329,6 +329,28 @@ static void rh_fwd_reply_wake(rh_waiter_t *w, int failed, const char *message)
     }
 }
 
+/* Answers a task that will not run here: every return fails with msg. */
+static void rh_fwd_refuse(int origin, const rh_fwd_submit_t *h,
+                          const char *msg)
+{
+    rh_fwd_done_t d = { h->counter, h->nreturns, 0 };
+    size_t one = sizeof(rh_fwd_item_t) + strlen(msg) + 1;
+    uint8_t *p = malloc(one * (h->nreturns ? h->nreturns : 1));
+
+    if (p == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < h->nreturns; i++) {
+        rh_fwd_item_t item = { RH_FUTURE_FAILED, 0, strlen(msg) + 1 };
+
+        memcpy(p + i * one, &item, sizeof(item));
+        memcpy(p + i * one + sizeof(item), msg, item.len);
+    }
+    (void)rh_am_send((uint32_t)origin, RH_AM_ID_TASK_DONE, &d, sizeof(d), p,
+                     one * h->nreturns, NULL, NULL);
+    free(p);
+}
+
 /* Runs the task here and arranges the answer; on the progress thread. */
 static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
                        const uint8_t *payload, size_t len)
@@ -366,30 +388,11 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     free(args);
     (void)len;
     if (status != RH_OK) {
-        /* Answer with the error as every return's value. */
         char msg[512];
-        rh_fwd_done_t d = { h->counter, 0, 0 };
 
         snprintf(msg, sizeof(msg), "rank %d could not run %s: %s", rh_rank(),
                  h->name, rh_last_error());
-        d.nreturns = h->nreturns;
-        {
-            size_t one = sizeof(rh_fwd_item_t) + strlen(msg) + 1;
-            uint8_t *p = malloc(one * (h->nreturns ? h->nreturns : 1));
-
-            for (uint32_t i = 0; p != NULL && i < h->nreturns; i++) {
-                rh_fwd_item_t item = { RH_FUTURE_FAILED, 0,
-                                       strlen(msg) + 1 };
-
-                memcpy(p + i * one, &item, sizeof(item));
-                memcpy(p + i * one + sizeof(item), msg, item.len);
-            }
-            if (p != NULL) {
-                (void)rh_am_send((uint32_t)origin, RH_AM_ID_TASK_DONE, &d,
-                                 sizeof(d), p, one * h->nreturns, NULL, NULL);
-            }
-            free(p);
-        }
+        rh_fwd_refuse(origin, h, msg);
         free(r);
         free(waits);
         return;
@@ -493,6 +496,14 @@ static rh_status_t rh_fwd_on_submit(void *arg, rh_am_msg_t *msg)
     memcpy(&h, msg->hdr, sizeof(h));
     if (!rh_fwd_submit_ok(&h)) {
         return RH_ERR_MALFORMED;
+    }
+    if (rh_core_closing()) {
+        char why[160];
+
+        snprintf(why, sizeof(why), "rank %d was finalizing when task %s "
+                 "arrived", rh_rank(), h.name);
+        rh_fwd_refuse((int)msg->src, &h, why);
+        return RH_OK;
     }
     if (msg->rndv_desc != NULL) {
         return rh_fwd_fetch(msg, 0);

@@ -44,6 +44,7 @@ typedef struct rh_core {
     char            job_id[160];     /* rank 0's host and pid */
     rh_store_t     *store;
     rh_pool_t      *pool;
+    int             closing;         /* progress thread: refuse new work */
     /* finalize protocol */
     uint8_t        *fin_seen;        /* rank 0: who reached rh_finalize */
     int             fin_waiting;     /* rank 0 is waiting for them */
@@ -60,6 +61,7 @@ int rh_num_nodes(void) { return rh_core.num_nodes; }
 int rh_core_initialized(void) { return rh_core.initialized; }
 rh_store_t *rh_core_store(void) { return rh_core.store; }
 rh_pool_t *rh_core_pool(void) { return rh_core.pool; }
+int rh_core_closing(void) { return rh_core.closing; }
 
 const char *rh_version(void)
 {
@@ -386,12 +388,36 @@ static rh_status_t rh_core_open_node(void)
     return RH_OK;
 }
 
+typedef struct rh_core_close_op {
+    rh_tp_op_t      op;
+    rh_completion_t done;
+} rh_core_close_op_t;
+
+/* On the progress thread, between two handlers: from here on they refuse
+ * new work, so none can race with the pool going away. */
+static void rh_core_close_run(rh_tp_op_t *op)
+{
+    rh_core.closing = 1;
+    rh_completion_signal(&((rh_core_close_op_t *)op)->done, RH_OK);
+}
+
 static void rh_core_close_node(void)
 {
+    rh_core_close_op_t close_op = { .op.run = rh_core_close_run };
+
+    rh_completion_init(&close_op.done);
+    if (rh_tp_running()) {
+        rh_tp_post(&close_op.op);
+        rh_completion_wait(&close_op.done, -1);
+    }
+    rh_core.closing = 1;
+    /* Workers finish what they have (their sends still go out), then the
+     * progress thread stops, so no handler touches what is freed below. */
     if (rh_core.pool != NULL) {
         rh_pool_destroy(rh_core.pool);
         rh_core.pool = NULL;
     }
+    rh_tp_stop();
     rh_future_set_notify_hook(NULL);
     rh_resources_fini(rh_task_drop_waiting);
     rh_forward_teardown();

@@ -612,7 +612,12 @@ static void rh_tp_flush(int64_t timeout_ms)
     ucp_request_free(req);
 }
 
-void rh_tp_close(int64_t timeout_ms)
+int rh_tp_running(void)
+{
+    return rh_tp.thread_started;
+}
+
+void rh_tp_stop(void)
 {
     if (rh_tp.thread_started) {
         atomic_store(&rh_tp.stop, 1);
@@ -620,6 +625,11 @@ void rh_tp_close(int64_t timeout_ms)
         pthread_join(rh_tp.thread, NULL);
         rh_tp.thread_started = 0;
     }
+}
+
+void rh_tp_close(int64_t timeout_ms)
+{
+    rh_tp_stop();
     if (rh_tp_worker != NULL) {
         if (rh_tp.peers != NULL) {
             rh_tp_flush(timeout_ms);

@@ -42,6 +42,13 @@ void rh_tp_local_address(const void **addr, size_t *len);
 /* Records every rank's address and starts the progress thread. */
 rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers);
 
+/* Stops the progress thread after it ran what was posted (idempotent):
+ * nothing arrives any more. */
+void rh_tp_stop(void);
+
+/* Whether the progress thread runs (ops posted now will run). */
+int rh_tp_running(void);
+
 /* Stops the progress thread, flushes outstanding traffic (bounded by
  * timeout_ms), closes every endpoint and releases UCX. */
 void rh_tp_close(int64_t timeout_ms);
