@@ -36,6 +36,19 @@ void perf_print_ratio(const char *name, const char *suffix,
                       const char *reference, double ratio);
 double perf_now(void);
 
+/* Prints a figure, its reference's value and their ratio (ours / ref):
+ *   NAME VALUE UNIT / NAME VALUE UNIT(REF) / NAME/REF RATIO x */
+void perf_report(const char *name, const char *suffix, double ours,
+                 double ref, const char *unit, const char *refname);
+
+/* Keeps the best of trials in *best: the lowest when lower is better. */
+static inline void perf_keep_best(double *best, double v, int lower)
+{
+    if (lower ? v < *best : v > *best) {
+        *best = v;
+    }
+}
+
 /* Two-rank rendezvous through our AM layer (rank 0 and 1). */
 void perf_sync(void);
 int perf_register_sync(void);

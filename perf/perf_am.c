@@ -359,30 +359,23 @@ static int run_am(const perf_group_t *g, const char *suffix,
     }
     for (int trial = 0; trial < PERF_TRIALS; trial++) {
         if (do_lat) {
-            double o = ours_lat(lat_iters_n), r = perf_raw_lat(lat_iters_n);
-
-            ours_l = o < ours_l ? o : ours_l;
-            raw_l = r < raw_l ? r : raw_l;
+            perf_keep_best(&ours_l, ours_lat(lat_iters_n), 1);
+            perf_keep_best(&raw_l, perf_raw_lat(lat_iters_n), 1);
         }
         if (do_rate) {
-            double o = ours_rate(windows), r = perf_raw_rate(windows);
-
-            ours_r = o > ours_r ? o : ours_r;
-            raw_r = r > raw_r ? r : raw_r;
+            perf_keep_best(&ours_r, ours_rate(windows), 0);
+            perf_keep_best(&raw_r, perf_raw_rate(windows), 0);
         }
     }
     perf_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);
     if (rh_rank() == 0) {
         if (do_lat) {
-            perf_print("am_lat", suffix, ours_l, "us");
-            perf_print("am_lat", suffix, raw_l, "us(ucx)");
-            perf_print_ratio("am_lat", suffix, "ucx", ours_l / raw_l);
+            perf_report("am_lat", suffix, ours_l, raw_l, "us", "ucx");
         }
         if (do_rate) {
-            perf_print("am_rate", suffix, ours_r / 1e6, "Mmsg/s");
-            perf_print("am_rate", suffix, raw_r / 1e6, "Mmsg/s(ucx)");
-            perf_print_ratio("am_rate", suffix, "ucx", ours_r / raw_r);
+            perf_report("am_rate", suffix, ours_r / 1e6, raw_r / 1e6,
+                        "Mmsg/s", "ucx");
         }
     }
     return 0;

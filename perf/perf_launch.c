@@ -37,6 +37,17 @@ void perf_print_ratio(const char *name, const char *suffix,
     fflush(stdout);
 }
 
+void perf_report(const char *name, const char *suffix, double ours,
+                 double ref, const char *unit, const char *refname)
+{
+    char refunit[64];
+
+    snprintf(refunit, sizeof(refunit), "%s(%s)", unit, refname);
+    perf_print(name, suffix, ours, unit);
+    perf_print(name, suffix, ref, refunit);
+    perf_print_ratio(name, suffix, refname, ours / ref);
+}
+
 /* ---- two-rank sync over our AM layer ----------------------------------- */
 
 #define PERF_SYNC (RH_AM_ID_PERF_FIRST + 0)

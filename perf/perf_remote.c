@@ -112,30 +112,23 @@ static int run_remote(const perf_group_t *g, const char *suffix,
     }
     for (int trial = 0; trial < 3; trial++) {
         if (do_rtt) {
-            double o = ours_rtt(iters), r = 2 * perf_raw_lat(iters);
-
-            o_rtt = o < o_rtt ? o : o_rtt;
-            r_rtt = r < r_rtt ? r : r_rtt;
+            perf_keep_best(&o_rtt, ours_rtt(iters), 1);
+            perf_keep_best(&r_rtt, 2 * perf_raw_lat(iters), 1);
         }
         if (do_rate) {
-            double o = ours_rate(n), r = perf_raw_rate(windows);
-
-            o_rate = o > o_rate ? o : o_rate;
-            r_rate = r > r_rate ? r : r_rate;
+            perf_keep_best(&o_rate, ours_rate(n), 0);
+            perf_keep_best(&r_rate, perf_raw_rate(windows), 0);
         }
     }
     perf_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);
     if (rh_rank() == 0) {
         if (do_rtt) {
-            perf_print("remote_task_rtt", suffix, o_rtt, "us");
-            perf_print("remote_task_rtt", suffix, r_rtt, "us(ucx)");
-            perf_print_ratio("remote_task_rtt", suffix, "ucx", o_rtt / r_rtt);
+            perf_report("remote_task_rtt", suffix, o_rtt, r_rtt, "us", "ucx");
         }
         if (do_rate) {
-            perf_print("remote_tasks", suffix, o_rate, "tasks/s");
-            perf_print("remote_tasks", suffix, r_rate, "msg/s(ucx)");
-            perf_print_ratio("remote_tasks", suffix, "ucx", o_rate / r_rate);
+            perf_report("remote_tasks", suffix, o_rate, r_rate, "per_s",
+                        "ucx");
         }
     }
     return 0;

@@ -107,26 +107,22 @@ static void figure_local_tasks(int (*want)(const char *))
         return;
     }
     for (int trial = 0; trial < 3; trial++) {
-        double t = run_empty(n, refs, NULL), c = run_chain(n);
-
-        best = t < best ? t : best;
-        best_chain = c < best_chain ? c : best_chain;
+        perf_keep_best(&best, run_empty(n, refs, NULL), 1);
+        perf_keep_best(&best_chain, run_chain(n), 1);
     }
     free(refs);
-    perf_print("local_tasks", "", n / best, "tasks/s");
-    perf_print("local_tasks_chain", "", n / best_chain, "tasks/s");
     ref = rh_ref_starpu_tasks_per_sec(workers, 200000, 0, err, sizeof(err));
     ref_chain = rh_ref_starpu_tasks_per_sec(workers, 200000, 1, err,
                                             sizeof(err));
     if (ref < 0 || ref_chain < 0) {
+        perf_print("local_tasks", "", n / best, "tasks/s");
+        perf_print("local_tasks_chain", "", n / best_chain, "tasks/s");
         printf("# local_tasks/starpu skipped: %s\n", err);
         return;
     }
-    perf_print("local_tasks", "", ref, "tasks/s(starpu)");
-    perf_print_ratio("local_tasks", "", "starpu", n / best / ref);
-    perf_print("local_tasks_chain", "", ref_chain, "tasks/s(starpu)");
-    perf_print_ratio("local_tasks_chain", "", "starpu",
-                     n / best_chain / ref_chain);
+    perf_report("local_tasks", "", n / best, ref, "tasks/s", "starpu");
+    perf_report("local_tasks_chain", "", n / best_chain, ref_chain,
+                "tasks/s", "starpu");
 }
 
 static void figure_put_bw(int (*want)(const char *))
@@ -144,23 +140,20 @@ static void figure_put_bw(int (*want)(const char *))
     memset(src, 1, size);
     memset(dst, 2, size);   /* warm: the reference pays no first touch */
     for (int trial = 0; trial < 5; trial++) {
-        double t0 = perf_now(), t;
+        double t0 = perf_now();
 
         memcpy(dst, src, size);
-        t = perf_now() - t0;
-        best_ref = t < best_ref ? t : best_ref;
+        perf_keep_best(&best_ref, perf_now() - t0, 1);
         t0 = perf_now();
         if (rh_put(src, size, &r) != RH_OK) {
             fprintf(stderr, "rayhpc-perf: put_bw: %s\n", rh_last_error());
             break;
         }
-        t = perf_now() - t0;
-        best = t < best ? t : best;
+        perf_keep_best(&best, perf_now() - t0, 1);
         rh_release(r);
     }
-    perf_print("put_bw", "", size / best / (1 << 30), "GiB/s");
-    perf_print("put_bw", "", size / best_ref / (1 << 30), "GiB/s(memcpy)");
-    perf_print_ratio("put_bw", "", "memcpy", best_ref / best);
+    perf_report("put_bw", "", size / best / (1 << 30),
+                size / best_ref / (1 << 30), "GiB/s", "memcpy");
     free(src);
     free(dst);
 }
