@@ -226,10 +226,23 @@ typedef enum rh_task_param_field {
 
 /* Where a task runs. */
 typedef enum rh_strategy {
-    RH_STRATEGY_DEFAULT       = 0,   /* here */
-    RH_STRATEGY_NODE_AFFINITY = 1    /* on node `node`; with soft, here
-                                      * when that node is gone */
+    /* Here while this rank keeps up (it fits and fewer than
+     * RAYHPC_SPILLBACK_THRESHOLD tasks wait); otherwise the global scheduler
+     * places it on the feasible node with the least estimated wait. */
+    RH_STRATEGY_DEFAULT         = 0,
+    /* On node `node`; with soft, anywhere (as DEFAULT) when that node is
+     * gone or does not exist. */
+    RH_STRATEGY_NODE_AFFINITY   = 1,
+    /* Each task on the next feasible node in turn: every node gets some. */
+    RH_STRATEGY_SPREAD          = 2,
+    /* In bundle `bundle` of placement group `pg`, on the bundle's node and
+     * within the resources it reserved. */
+    RH_STRATEGY_PLACEMENT_GROUP = 3
 } rh_strategy_t;
+
+/* A placement group: resources reserved across nodes as bundles, which
+ * tasks are then scheduled into (rh_pg_create). 0 is no group. */
+typedef uint64_t rh_pg_t;
 
 typedef struct rh_task_params {
     uint64_t      field_mask;    /* RH_TASK_PARAM_FIELD_* bits */
@@ -238,7 +251,9 @@ typedef struct rh_task_params {
     const char   *resources;     /* custom resources it holds: "gpu=1,lic=2" */
     rh_strategy_t strategy;      /* with RH_TASK_PARAM_FIELD_STRATEGY */
     int           node;          /* NODE_AFFINITY: the node (rh_node_id) */
-    int           soft;          /* NODE_AFFINITY: fall back to here */
+    int           soft;          /* NODE_AFFINITY: fall back to DEFAULT */
+    rh_pg_t       pg;            /* PLACEMENT_GROUP: the group */
+    int           bundle;        /* PLACEMENT_GROUP: the bundle's index */
 } rh_task_params_t;
 
 /* Submits a call of the function registered as name and returns at once
@@ -263,6 +278,62 @@ rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
  * (RH_ERR_TASK_FAILED) from the function. */
 rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------------ */
+/* Placement groups                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* How a group's bundles are laid out over the nodes. */
+typedef enum rh_pg_strategy {
+    RH_PG_PACK          = 0,  /* as few nodes as possible, best effort */
+    RH_PG_SPREAD        = 1,  /* as many nodes as possible, best effort */
+    RH_PG_STRICT_PACK   = 2,  /* all on one node, or pending */
+    RH_PG_STRICT_SPREAD = 3   /* each on a different node, or pending */
+} rh_pg_strategy_t;
+
+/* One bundle: the resources it reserves on its node. */
+typedef struct rh_bundle {
+    int         num_cpus;     /* 0 is allowed */
+    const char *resources;    /* "gpu=1,lic=2" or NULL */
+} rh_bundle_t;
+
+/* Reserves the n bundles with the given strategy and returns at once; the
+ * group is ready once every bundle holds its resources on a node
+ * (rh_pg_wait). A group that cannot be placed now stays pending, with a
+ * warning naming what is missing, until resources are freed (rh_pg_remove
+ * of another group). Tasks may be submitted into a pending group: they
+ * start once their bundle is placed. */
+rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
+                         rh_pg_strategy_t strategy, rh_pg_t *pg);
+
+/* Waits up to timeout_ms for the group to be placed (RH_ERR_TIMEOUT). */
+rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms);
+
+/* The node bundle `bundle` was placed on (the group must be ready). */
+rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node);
+
+/* Frees the group's reservations. Tasks running in it finish; tasks
+ * submitted into it afterwards fail with RH_ERR_INVALID_PARAM. */
+rh_status_t rh_pg_remove(rh_pg_t pg);
+
+/* ------------------------------------------------------------------------ */
+/* Counters                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* What this rank did since rh_init (relaxed counters: exact once quiet). */
+typedef struct rh_stats {
+    uint64_t tasks_run;        /* tasks its workers ran */
+    uint64_t tasks_forwarded;  /* tasks it sent to another rank to run */
+    uint64_t tasks_spilled;    /* DEFAULT tasks it gave the global scheduler */
+    uint64_t pulls;            /* objects it copied here from other nodes */
+    uint64_t bytes_pulled;
+    uint64_t pulls_joined;     /* gets that waited for a pull already going */
+    uint64_t pull_sources;     /* copies read from, summed over pulls: more
+                                * than pulls when pulls read from several
+                                * nodes at once */
+} rh_stats_t;
+
+rh_status_t rh_stats(rh_stats_t *stats);
 
 #ifdef __cplusplus
 }

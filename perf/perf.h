@@ -26,7 +26,8 @@ typedef struct perf_group {
 } perf_group_t;
 
 extern const perf_group_t perf_group_am, perf_group_am_tcp, perf_group_tasks,
-                          perf_group_remote, perf_group_remote_tcp;
+                          perf_group_remote, perf_group_remote_tcp,
+                          perf_group_pull, perf_group_balance;
 /* Every group, NULL-terminated. */
 extern const perf_group_t *const perf_groups[];
 

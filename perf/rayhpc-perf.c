@@ -14,7 +14,8 @@
 
 const perf_group_t *const perf_groups[] = {
     &perf_group_am, &perf_group_am_tcp, &perf_group_tasks,
-    &perf_group_remote, &perf_group_remote_tcp, NULL
+    &perf_group_remote, &perf_group_remote_tcp, &perf_group_pull,
+    &perf_group_balance, NULL
 };
 
 static void usage(void)

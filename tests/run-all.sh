@@ -153,7 +153,8 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
    make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
    make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi tests/multi/alltoall tests/multi/hello \
         tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
-        tests/multi/tasks_stress tests/multi/forward >>"$tsan/make.out" 2>&1; then
+        tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
+        tests/multi/placement >>"$tsan/make.out" 2>&1; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
     tsan_run() {   # name, expected status, expected line, count, args...
         local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -183,6 +184,10 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_NUM_WORKERS=3 tsan_run "tasks: 2 ranks, 3 workers each" 0 "STRESS OK" 2 -n 2 ./tests/multi/tasks_stress 5
     tsan_run "tasks forwarded between 3 nodes" 0 "FORWARD OK" 1 -n 3 --nodes 3 ./tests/multi/forward check
     tsan_run "forwarded task whose rank dies" 137 "FORWARD KILL OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/forward kill
+    tsan_run "pulls: a chain of ref arguments across nodes" 0 "PULL CHAIN OK" 1 -n 3 --nodes 3 ./tests/multi/pull chain
+    tsan_run "pulls: 16 threads get one remote object" 0 "PULL CONCURRENT OK" 1 -n 3 --nodes 3 ./tests/multi/pull concurrent
+    RAYHPC_NUM_WORKERS=1 RAYHPC_SPILLBACK_THRESHOLD=2 tsan_run "busy rank spills to the global scheduler" 0 "PLACEMENT BUSY OK" 1 -n 4 --nodes 4 ./tests/multi/placement busy
+    RAYHPC_NUM_WORKERS=2 tsan_run "placement groups" 0 "PLACEMENT PG OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg
     unset TSAN_OPTIONS UCX_MEM_EVENTS
 else
     grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

@@ -380,3 +380,214 @@ Test(forward, death_of_the_running_rank_fails_the_task_over_tcp)
     cr_expect_eq(rh_count_lines(run.out, "FORWARD KILL OK"), 1);
     rh_run_free(&run);
 }
+
+/* ---- objects pulled between nodes ------------------------------------------------ */
+
+static const char *const ONE_WORKER[] = { "RAYHPC_NUM_WORKERS=1", NULL };
+static const char *const ONE_WORKER_TCP[] = { "RAYHPC_NUM_WORKERS=1",
+                                              "UCX_TLS=tcp,self", NULL };
+static const char *const BIG_STORE[] = { "RAYHPC_NUM_WORKERS=1",
+                                         "RAYHPC_STORE_SIZE=3G", NULL };
+static const char *const BIG_STORE_TCP[] = { "RAYHPC_NUM_WORKERS=1",
+                                             "RAYHPC_STORE_SIZE=3G",
+                                             "UCX_TLS=tcp,self", NULL };
+
+/* Runs prog mode on n ranks as `nodes` nodes and expects a clean exit and
+ * one line containing ok; the caller frees the run. */
+static rh_run_t expect_mode(int n, int nodes, const char *prog,
+                            const char *mode, const char *const *env,
+                            const char *ok)
+{
+    rh_run_t run = launch(n, nodes, 0, prog, mode, env);
+
+    cr_expect_eq(run.status, 0, "%s %s failed with status %d", prog, mode,
+                 run.status);
+    cr_expect_eq(rh_count_lines(run.out, ok), 1, "no line \"%s\"", ok);
+    return run;
+}
+
+/* How many lines of out contain both a and b. */
+static int count_lines_with_both(const char *out, const char *a,
+                                 const char *b)
+{
+    int n = 0;
+    const char *line = out;
+
+    while (line && *line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+
+        if (memmem(line, len, a, strlen(a)) != NULL &&
+            memmem(line, len, b, strlen(b)) != NULL) {
+            n++;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return n;
+}
+
+static void pull_case(const char *mode, int n, int nodes,
+                      const char *const *env, const char *ok)
+{
+    rh_run_t run = expect_mode(n, nodes, "tests/multi/pull", mode, env, ok);
+
+    rh_run_free(&run);
+}
+
+Test(pull, chain_of_ref_args_across_nodes_is_byte_exact)
+{
+    pull_case("chain", 3, 3, ONE_WORKER, "PULL CHAIN OK: ");
+}
+
+Test(pull, chain_of_ref_args_across_nodes_is_byte_exact_over_tcp)
+{
+    pull_case("chain", 3, 3, ONE_WORKER_TCP, "PULL CHAIN OK: ");
+}
+
+/* 2 ranks as 2 nodes: each node's store of 3G is pre-faulted at start;
+ * with one rank a node none waits for another's. */
+Test(pull, one_gib_return_made_on_another_node_is_pulled_byte_exact)
+{
+    pull_case("big", 2, 2, BIG_STORE, "PULL BIG OK: ");
+}
+
+Test(pull, one_gib_return_made_on_another_node_is_pulled_over_tcp)
+{
+    pull_case("big", 2, 2, BIG_STORE_TCP, "PULL BIG OK: ");
+}
+
+Test(pull, sixteen_threads_getting_one_remote_object_pull_it_once)
+{
+    pull_case("concurrent", 3, 3, ONE_WORKER, "PULL CONCURRENT OK: 16 gets, "
+              "1 pull");
+}
+
+Test(pull, sixteen_threads_getting_one_remote_object_pull_it_once_over_tcp)
+{
+    pull_case("concurrent", 3, 3, ONE_WORKER_TCP, "PULL CONCURRENT OK: 16 "
+              "gets, 1 pull");
+}
+
+Test(pull, put_on_another_node_is_read_by_get_and_by_tasks)
+{
+    pull_case("get_put", 3, 3, ONE_WORKER, "PULL GET_PUT OK: ");
+}
+
+Test(pull, put_on_another_node_is_read_by_get_and_by_tasks_over_tcp)
+{
+    pull_case("get_put", 3, 3, ONE_WORKER_TCP, "PULL GET_PUT OK: ");
+}
+
+Test(pull, a_node_reads_one_object_from_several_copies_at_once)
+{
+    pull_case("sources", 4, 4, ONE_WORKER, "PULL SOURCES OK: ");
+}
+
+Test(pull, a_node_reads_one_object_from_several_copies_at_once_over_tcp)
+{
+    pull_case("sources", 4, 4, ONE_WORKER_TCP, "PULL SOURCES OK: ");
+}
+
+/* ---- where tasks are placed ----------------------------------------------------- */
+
+static const char *const BUSY[] = { "RAYHPC_NUM_WORKERS=1",
+                                    "RAYHPC_SPILLBACK_THRESHOLD=2", NULL };
+static const char *const BUSY_TCP[] = { "RAYHPC_NUM_WORKERS=1",
+                                        "RAYHPC_SPILLBACK_THRESHOLD=2",
+                                        "UCX_TLS=tcp,self", NULL };
+/* Placement groups: one rank a node, each offering 2 CPUs. */
+static const char *const TWO_WORKERS[] = { "RAYHPC_NUM_WORKERS=2", NULL };
+static const char *const TWO_WORKERS_TCP[] = { "RAYHPC_NUM_WORKERS=2",
+                                               "UCX_TLS=tcp,self", NULL };
+
+static void placement_case(const char *mode, int n, const char *const *env,
+                           const char *ok)
+{
+    rh_run_t run = expect_mode(n, n, "tests/multi/placement", mode, env, ok);
+
+    rh_run_free(&run);
+}
+
+Test(placement, spread_reaches_every_node)
+{
+    placement_case("spread", 4, ONE_WORKER, "PLACEMENT SPREAD OK: 40 tasks "
+                   "over 4 nodes");
+}
+
+Test(placement, spread_reaches_every_node_over_tcp)
+{
+    placement_case("spread", 4, ONE_WORKER_TCP, "PLACEMENT SPREAD OK: 40 "
+                   "tasks over 4 nodes");
+}
+
+Test(placement, default_tasks_of_a_busy_rank_spill_to_every_node)
+{
+    placement_case("busy", 4, BUSY, "PLACEMENT BUSY OK: 400 tasks");
+}
+
+Test(placement, default_tasks_of_a_busy_rank_spill_to_every_node_over_tcp)
+{
+    placement_case("busy", 4, BUSY_TCP, "PLACEMENT BUSY OK: 400 tasks");
+}
+
+Test(placement, custom_resource_of_one_node_draws_its_tasks_there)
+{
+    placement_case("resource", 4, ONE_WORKER, "PLACEMENT RESOURCE OK: ");
+}
+
+Test(placement, custom_resource_of_one_node_draws_its_tasks_there_over_tcp)
+{
+    placement_case("resource", 4, ONE_WORKER_TCP, "PLACEMENT RESOURCE OK: ");
+}
+
+static void infeasible_case(const char *const *env)
+{
+    rh_run_t run = expect_mode(3, 3, "tests/multi/placement", "infeasible",
+                               env, "PLACEMENT INFEASIBLE OK: ");
+
+    /* the program never prints the name itself */
+    cr_expect_geq(rh_count_lines(run.out, "unobtainium"), 1,
+                  "no warning names the missing resource");
+    rh_run_free(&run);
+}
+
+Test(placement, task_that_fits_nowhere_waits_with_a_warning)
+{
+    infeasible_case(ONE_WORKER);
+}
+
+Test(placement, task_that_fits_nowhere_waits_with_a_warning_over_tcp)
+{
+    infeasible_case(ONE_WORKER_TCP);
+}
+
+Test(placement, affinity_to_a_missing_node_hard_is_refused_soft_runs)
+{
+    placement_case("affinity", 3, ONE_WORKER, "PLACEMENT AFFINITY OK: ");
+}
+
+Test(placement, affinity_to_a_missing_node_hard_is_refused_soft_runs_over_tcp)
+{
+    placement_case("affinity", 3, ONE_WORKER_TCP, "PLACEMENT AFFINITY OK: ");
+}
+
+static void pg_case(const char *const *env)
+{
+    rh_run_t run = expect_mode(4, 4, "tests/multi/placement", "pg", env,
+                               "PLACEMENT PG OK: ");
+
+    cr_expect_geq(count_lines_with_both(run.out, "placement group",
+                                        "pending"), 1,
+                  "no warning about the group that cannot be placed");
+    rh_run_free(&run);
+}
+
+Test(placement, groups_pack_spread_wait_and_are_placed_once_freed)
+{
+    pg_case(TWO_WORKERS);
+}
+
+Test(placement, groups_pack_spread_wait_and_are_placed_once_freed_over_tcp)
+{
+    pg_case(TWO_WORKERS_TCP);
+}

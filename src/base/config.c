@@ -250,6 +250,21 @@ const rh_config_field_t rh_config_table[] = {
      "(tasks ask for them with rh_task_params_t.resources)",
      RH_OFF(resources), &rh_type_string, NULL, 0,
      sizeof(((rh_config_t *)0)->resources)},
+    {"INLINE_MAX", "64K",
+     "Objects smaller than this travel inside the message that asks for "
+     "them (task arguments, returns, pulls); larger ones are pulled by RDMA",
+     RH_OFF(inline_max), &rh_type_size, NULL, 0, 1u << 30},
+    {"PULL_CHUNK", "4M",
+     "Bytes per RDMA read when pulling an object from another node; two "
+     "reads per copy read from are in flight",
+     RH_OFF(pull_chunk), &rh_type_size, NULL, 4096, 1ull << 32},
+    {"SPILLBACK_THRESHOLD", "8",
+     "Tasks waiting on a rank per worker before new DEFAULT tasks go to "
+     "the global scheduler instead of running there",
+     RH_OFF(spillback_threshold), &rh_type_count, NULL, 0, 1u << 20},
+    {"HEARTBEAT_MS", "10ms",
+     "How often each rank reports its load to the global scheduler",
+     RH_OFF(heartbeat_ms), &rh_type_time, NULL, 1, 60000},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

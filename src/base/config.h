@@ -37,6 +37,10 @@ typedef struct rh_config {
     int      hugepages;        /* 0 auto, 1 on, 2 off */
     uint64_t num_workers;      /* 0: the node's cores shared by its ranks */
     char     resources[512];   /* custom resources: "name=amount,..." */
+    uint64_t inline_max;       /* objects below this travel in messages */
+    uint64_t pull_chunk;       /* bytes per RDMA read of a pull */
+    uint64_t spillback_threshold;  /* waiting tasks per worker */
+    uint64_t heartbeat_ms;     /* load reports to the global scheduler */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

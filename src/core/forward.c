@@ -14,7 +14,10 @@
 
 #include "base/log.h"
 #include "base/status.h"
+#include "base/config.h"
 #include "core/core.h"
+#include "core/directory.h"
+#include "core/inflight.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
 #include "transport/am.h"
@@ -24,6 +27,9 @@ typedef struct rh_fwd_submit {
     uint64_t counter;          /* the owner's counter of the task */
     uint32_t nargs;
     uint32_t nreturns;
+    int32_t  num_cpus;         /* what it holds while it runs ... */
+    uint32_t res_len;          /* ... and the custom resources: the payload
+                                * starts with "name=amount,...\0" */
     char     name[RH_FN_NAME_MAX];
 } rh_fwd_submit_t;
 
@@ -33,66 +39,95 @@ typedef struct rh_fwd_done {
     uint32_t reserved;
 } rh_fwd_done_t;
 
-/* Each argument and each return on the wire: a length, then the bytes. A
- * return's state comes first (RH_FUTURE_READY, or FAILED with a message). */
+/* Each argument and each return on the wire: a kind, a length, then the
+ * bytes. An argument is its value (small ones) or its ref (16 bytes: the
+ * runner pulls it); a return is its value (RH_FUTURE_READY), a message
+ * (RH_FUTURE_FAILED), or its length only: it stays in the runner's node
+ * store under the owner's id and is pulled from there when wanted. */
+enum {
+    RH_FWD_ARG_VALUE = 0,
+    RH_FWD_ARG_REF   = 8,
+    RH_FWD_RET_THERE = 9
+};
+
 typedef struct rh_fwd_item {
     uint32_t state;
     uint32_t reserved;
     uint64_t len;
 } rh_fwd_item_t;
 
-typedef struct rh_inflight {
-    uint64_t counter;
-    int      nreturns;
-    int      rank;
-    char     name[RH_FN_NAME_MAX];
-} rh_inflight_t;
+static _Atomic uint64_t rh_fwd_sent;
 
-static pthread_mutex_t rh_fwd_lock = PTHREAD_MUTEX_INITIALIZER;
-static rh_inflight_t *rh_fwd_list;
-static size_t rh_fwd_n, rh_fwd_cap;
+uint64_t rh_forward_count(void)
+{
+    return atomic_load_explicit(&rh_fwd_sent, memory_order_relaxed);
+}
 
 /* ---- tasks in flight ------------------------------------------------------ */
 
-static int rh_inflight_add(const rh_task_t *t)
+/* The task is over for us: let go of the objects it used. */
+static void rh_inflight_release(rh_inflight_t *e)
 {
-    pthread_mutex_lock(&rh_fwd_lock);
-    if (rh_fwd_n == rh_fwd_cap) {
-        size_t cap = rh_fwd_cap ? 2 * rh_fwd_cap : 64;
-        rh_inflight_t *l = realloc(rh_fwd_list, cap * sizeof(*l));
-
-        if (l == NULL) {
-            pthread_mutex_unlock(&rh_fwd_lock);
-            return -1;
-        }
-        rh_fwd_list = l;
-        rh_fwd_cap = cap;
+    for (int i = 0; i < e->nheld; i++) {
+        rh_future_unhold(e->held[i]);
     }
-    rh_fwd_list[rh_fwd_n].counter = t->block->counter;
-    rh_fwd_list[rh_fwd_n].nreturns = t->nreturns;
-    rh_fwd_list[rh_fwd_n].rank = t->forward_to;
-    memcpy(rh_fwd_list[rh_fwd_n].name, t->fn->name, RH_FN_NAME_MAX);
-    rh_fwd_n++;
-    pthread_mutex_unlock(&rh_fwd_lock);
-    return 0;
+    free(e->held);
+    e->held = NULL;
+    e->nheld = 0;
 }
 
-/* Takes the entry of counter off the list; 0 when it was not there. */
-static int rh_inflight_take(uint64_t counter, int rank, rh_inflight_t *out)
+/* Moves the holds of the owned arguments sent by ref from the task into
+ * *held, so that they outlive it until the answer. */
+static int rh_inflight_take_holds(rh_task_t *t, rh_future_t ***held)
 {
-    int found = 0;
+    int n = 0;
 
-    pthread_mutex_lock(&rh_fwd_lock);
-    for (size_t i = 0; i < rh_fwd_n; i++) {
-        if (rh_fwd_list[i].counter == counter && rh_fwd_list[i].rank == rank) {
-            *out = rh_fwd_list[i];
-            rh_fwd_list[i] = rh_fwd_list[--rh_fwd_n];
-            found = 1;
-            break;
+    *held = NULL;
+    for (int i = 0; i < t->nargs; i++) {
+        rh_task_slot_t *s = &t->slots[i];
+
+        if (s->fut != NULL && (rh_future_remote(s->fut) ||
+                               s->fut->len >= rh_cfg.inline_max)) {
+            n++;
         }
     }
-    pthread_mutex_unlock(&rh_fwd_lock);
-    return found;
+    if (n == 0) {
+        return 0;
+    }
+    *held = malloc((size_t)n * sizeof(**held));
+    if (*held == NULL) {
+        return -1;
+    }
+    n = 0;
+    for (int i = 0; i < t->nargs; i++) {
+        rh_task_slot_t *s = &t->slots[i];
+
+        if (s->fut != NULL && (rh_future_remote(s->fut) ||
+                               s->fut->len >= rh_cfg.inline_max)) {
+            (*held)[n++] = s->fut;
+            s->fut = NULL;
+        }
+    }
+    return n;
+}
+
+static int rh_inflight_add(rh_task_t *t)
+{
+    rh_inflight_t e;
+
+    e.nheld = rh_inflight_take_holds(t, &e.held);
+    if (e.nheld < 0) {
+        return -1;
+    }
+    e.counter = t->block->counter;
+    e.nreturns = t->nreturns;
+    e.rank = t->forward_to;
+    memcpy(e.name, t->fn->name, RH_FN_NAME_MAX);
+    if (rh_inflight_put(&e) != 0) {
+        rh_inflight_release(&e);
+        return -1;
+    }
+    return 0;
 }
 
 static void rh_inflight_fail(const rh_inflight_t *e, const char *message)
@@ -111,54 +146,52 @@ static void rh_inflight_fail(const rh_inflight_t *e, const char *message)
 /* A rank died: every task it was running for us fails. */
 static void rh_fwd_on_peer_failure(void *arg, int rank)
 {
-    (void)arg;
-    for (;;) {
-        rh_inflight_t e;
-        char msg[256];
-        int found = 0;
+    rh_inflight_t e;
 
-        pthread_mutex_lock(&rh_fwd_lock);
-        for (size_t i = 0; i < rh_fwd_n; i++) {
-            if (rh_fwd_list[i].rank == rank) {
-                e = rh_fwd_list[i];
-                rh_fwd_list[i] = rh_fwd_list[--rh_fwd_n];
-                found = 1;
-                break;
-            }
-        }
-        pthread_mutex_unlock(&rh_fwd_lock);
-        if (!found) {
-            return;
-        }
+    (void)arg;
+    while (rh_inflight_take_rank(rank, &e)) {
+        char msg[256];
+
         snprintf(msg, sizeof(msg), "rank %d failed while running task %s "
                  "for rank %d", rank, e.name, rh_rank());
         rh_inflight_fail(&e, msg);
+        rh_inflight_release(&e);
     }
 }
 
 /* ---- the owner sends -------------------------------------------------------- */
 
-/* The value of argument i: inline bytes, an owned future's value, or a
- * store object of this node (pinned; *pinned says to release it). */
-static int rh_fwd_arg(rh_task_slot_t *s, const void **data, size_t *len,
-                      int *pinned)
+/* How argument s travels: its value (inline bytes, an owned future's small
+ * value, or a small object of this node's store, pinned: *pinned says to
+ * release it) or, when large or elsewhere, its ref (*kind). */
+static void rh_fwd_arg(rh_task_slot_t *s, uint32_t *kind, const void **data,
+                       size_t *len, int *pinned)
 {
+    size_t max = rh_cfg.inline_max;
+
     *pinned = 0;
+    *kind = RH_FWD_ARG_VALUE;
     if (s->kind == RH_ARG_BYTES) {
         *data = s->data;
         *len = s->len;
-        return 0;
+        return;
     }
-    if (s->fut != NULL) {
+    if (s->fut != NULL && !rh_future_remote(s->fut) && s->fut->len < max) {
         *data = s->fut->data;
         *len = s->fut->len;
-        return 0;
+        return;
     }
-    if (rh_store_get(rh_core_store(), s->id, data, len) != RH_OK) {
-        return -1;
+    if (s->fut == NULL &&
+        rh_store_get(rh_core_store(), s->id, data, len) == RH_OK) {
+        if (*len < max) {
+            *pinned = 1;
+            return;
+        }
+        rh_store_release(rh_core_store(), s->id);
     }
-    *pinned = 1;
-    return 0;
+    *kind = RH_FWD_ARG_REF;
+    *data = &s->id;
+    *len = sizeof(s->id);
 }
 
 static void rh_fwd_send_fail(rh_task_t *t, const char *message)
@@ -167,10 +200,23 @@ static void rh_fwd_send_fail(rh_task_t *t, const char *message)
     rh_task_free(t);
 }
 
+/* The custom resources of req as "name=amount,..." (empty: none). */
+static void rh_fwd_res_format(const rh_res_req_t *req, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; req != NULL && i < req->n && n < len; i++) {
+        n += (size_t)snprintf(buf + n, len - n, "%s%s=%ld", i ? "," : "",
+                              req->items[i].name, req->items[i].amount);
+    }
+}
+
 void rh_forward_send(rh_task_t *t)
 {
     rh_fwd_submit_t h;
-    size_t total = 0, off = 0;
+    char spec[RH_RES_MAX * (RH_RES_NAME_MAX + 24)];
+    size_t total = 0, off = 0, res_len;
     uint8_t *payload;
     char msg[512];
     char *dep_error = atomic_load(&t->dep_error);
@@ -183,35 +229,32 @@ void rh_forward_send(rh_task_t *t)
     for (int i = 0; i < t->nargs; i++) {
         const void *d;
         size_t l;
+        uint32_t kind;
         int pinned;
 
-        if (rh_fwd_arg(&t->slots[i], &d, &l, &pinned) != 0) {
-            snprintf(msg, sizeof(msg), "task %s: argument %d is not in this "
-                     "node's store", t->fn->name, i);
-            rh_fwd_send_fail(t, msg);
-            return;
-        }
+        rh_fwd_arg(&t->slots[i], &kind, &d, &l, &pinned);
         if (pinned) {
             rh_store_release(rh_core_store(), t->slots[i].id);
         }
         total += sizeof(rh_fwd_item_t) + l;
     }
+    rh_fwd_res_format(t->res, spec, sizeof(spec));
+    res_len = spec[0] ? strlen(spec) + 1 : 0;
+    total += res_len;
     payload = malloc(total ? total : 1);
     if (payload == NULL) {
         rh_fwd_send_fail(t, "out of memory sending a task");
         return;
     }
+    memcpy(payload, spec, res_len);
+    off = res_len;
     for (int i = 0; i < t->nargs; i++) {
         rh_fwd_item_t item = { 0, 0, 0 };
         const void *d;
         size_t l;
         int pinned;
 
-        if (rh_fwd_arg(&t->slots[i], &d, &l, &pinned) != 0) {
-            free(payload);
-            rh_fwd_send_fail(t, "an argument left the store");
-            return;
-        }
+        rh_fwd_arg(&t->slots[i], &item.state, &d, &l, &pinned);
         item.len = l;
         memcpy(payload + off, &item, sizeof(item));
         if (l != 0) {
@@ -222,10 +265,19 @@ void rh_forward_send(rh_task_t *t)
             rh_store_release(rh_core_store(), t->slots[i].id);
         }
     }
+    if (off != total) {
+        /* A small object became large between the two looks: impossible
+         * for immutable objects, unless one was deleted and recreated. */
+        free(payload);
+        rh_fwd_send_fail(t, "an argument changed while the task was sent");
+        return;
+    }
     memset(&h, 0, sizeof(h));
     h.counter = t->block ? t->block->counter : 0;
     h.nargs = (uint32_t)t->nargs;
     h.nreturns = (uint32_t)t->nreturns;
+    h.num_cpus = t->res != NULL ? t->res->cpus : 1;
+    h.res_len = (uint32_t)res_len;
     memcpy(h.name, t->fn->name, RH_FN_NAME_MAX);
     if (t->block != NULL && rh_inflight_add(t) != 0) {
         free(payload);
@@ -243,8 +295,10 @@ void rh_forward_send(rh_task_t *t)
         if (t->block != NULL &&
             rh_inflight_take(t->block->counter, t->forward_to, &e)) {
             rh_inflight_fail(&e, msg);
+            rh_inflight_release(&e);
         }
     }
+    atomic_fetch_add_explicit(&rh_fwd_sent, 1, memory_order_relaxed);
     /* The returns stay with their futures; the task itself is done here. */
     t->nreturns = 0;
     rh_task_free(t);
@@ -266,6 +320,33 @@ typedef struct rh_fwd_wait {
     rh_fwd_reply_t *reply;
 } rh_fwd_wait_t;
 
+/* How return i travels back: its value, its message, or (large, in our
+ * store under the owner's id) its length only. */
+static void rh_fwd_ret(const rh_fwd_reply_t *r, int i, rh_fwd_item_t *item,
+                       const void **d)
+{
+    rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
+    rh_future_t *f = rh_future_find(id);
+
+    item->state = RH_FUTURE_FAILED;
+    item->reserved = 0;
+    item->len = 0;
+    *d = NULL;
+    if (f != NULL && atomic_load(&f->state) == RH_FUTURE_READY) {
+        item->state = RH_FUTURE_READY;
+        item->len = f->len;
+        *d = f->data;
+        if (f->in_store && f->len >= rh_cfg.inline_max &&
+            f->len > RH_FUTURE_INLINE) {
+            item->state = RH_FWD_RET_THERE;
+            item->len = 0;
+        }
+    } else if (f != NULL) {
+        item->len = strlen(f->message) + 1;
+        *d = f->message;
+    }
+}
+
 /* Every return is final: send them to the owner, then let them go. */
 static void rh_fwd_reply_send(rh_fwd_reply_t *r)
 {
@@ -274,33 +355,39 @@ static void rh_fwd_reply_send(rh_fwd_reply_t *r)
     uint8_t *payload;
 
     for (int i = 0; i < r->n; i++) {
-        rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
-        rh_future_t *f = rh_future_find(id);
+        rh_fwd_item_t item;
+        const void *d;
 
-        total += sizeof(rh_fwd_item_t);
-        if (f != NULL) {
-            total += atomic_load(&f->state) == RH_FUTURE_READY ? f->len :
-                     strlen(f->message) + 1;
-        }
+        rh_fwd_ret(r, i, &item, &d);
+        total += sizeof(item) + (item.state == RH_FWD_RET_THERE ?
+                                 sizeof(uint64_t) : item.len);
     }
     payload = malloc(total ? total : 1);
     for (int i = 0; payload != NULL && i < r->n; i++) {
-        rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
-        rh_future_t *f = rh_future_find(id);
-        rh_fwd_item_t item = { RH_FUTURE_FAILED, 0, 0 };
-        const void *d = NULL;
+        rh_fwd_item_t item;
+        const void *d;
 
-        if (f != NULL && atomic_load(&f->state) == RH_FUTURE_READY) {
-            item.state = RH_FUTURE_READY;
-            item.len = f->len;
-            d = f->data;
-        } else if (f != NULL) {
-            item.len = strlen(f->message) + 1;
-            d = f->message;
-        }
-        memcpy(payload + off, &item, sizeof(item));
-        if (item.len != 0) {
-            memcpy(payload + off + sizeof(item), d, item.len);
+        rh_fwd_ret(r, i, &item, &d);
+        if (item.state == RH_FWD_RET_THERE) {
+            rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
+            uint64_t len = rh_future_find(id)->len;
+
+            item.len = sizeof(len);
+            memcpy(payload + off, &item, sizeof(item));
+            memcpy(payload + off + sizeof(item), &len, sizeof(len));
+        } else {
+            memcpy(payload + off, &item, sizeof(item));
+            if (item.len != 0) {
+                memcpy(payload + off + sizeof(item), d, item.len);
+            }
+            if (item.state == RH_FUTURE_READY) {
+                /* The owner keeps the value; our copy under its id goes. */
+                rh_object_id_t oid = rh_object_id_make((uint32_t)r->origin,
+                                                       r->counter,
+                                                       (uint32_t)i + 1);
+
+                (void)rh_store_delete(rh_core_store(), oid);
+            }
         }
         off += sizeof(item) + item.len;
     }
@@ -314,7 +401,6 @@ static void rh_fwd_reply_send(rh_fwd_reply_t *r)
     for (int i = 0; i < r->n; i++) {
         rh_release(r->rets[i]);
     }
-    free(r->waiters);
     free(r);
 }
 
@@ -355,25 +441,38 @@ static void rh_fwd_refuse(int origin, const rh_fwd_submit_t *h,
 static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
                        const uint8_t *payload, size_t len)
 {
-    rh_arg_t *args = calloc(h->nargs ? h->nargs : 1, sizeof(*args));
-    rh_fwd_reply_t *r = calloc(1, sizeof(*r) + h->nreturns * sizeof(rh_ref_t));
-    rh_fwd_wait_t *waits = calloc(h->nreturns ? h->nreturns : 1,
-                                  sizeof(*waits));
+    rh_arg_t few[8];
+    rh_arg_t *args = h->nargs <= 8 ? few : malloc(h->nargs * sizeof(*args));
+    /* One block: the reply, its refs, then one waiter per return. */
+    size_t refs = sizeof(rh_fwd_reply_t) + h->nreturns * sizeof(rh_ref_t);
+    rh_fwd_reply_t *r;
+    rh_fwd_wait_t *waits;
     rh_task_params_t params;
-    size_t off = 0;
+    size_t off = h->res_len;
     rh_status_t status;
 
-    if (args == NULL || r == NULL || waits == NULL) {
-        free(args);
+    refs = (refs + 15) & ~(size_t)15;
+    r = malloc(refs + h->nreturns * sizeof(*waits));
+    if (args == NULL || r == NULL) {
+        if (args != few) {
+            free(args);
+        }
         free(r);
-        free(waits);
         return;
     }
+    waits = (rh_fwd_wait_t *)((uint8_t *)r + refs);
     for (uint32_t i = 0; i < h->nargs; i++) {
         rh_fwd_item_t item;
 
         memcpy(&item, payload + off, sizeof(item));
-        args[i] = rh_arg_bytes(payload + off + sizeof(item), item.len);
+        if (item.state == RH_FWD_ARG_REF) {
+            rh_ref_t ref;
+
+            memcpy(&ref, payload + off + sizeof(item), sizeof(ref));
+            args[i] = rh_arg_ref(ref);
+        } else {
+            args[i] = rh_arg_bytes(payload + off + sizeof(item), item.len);
+        }
         off += sizeof(item) + item.len;
     }
     r->origin = origin;
@@ -382,10 +481,19 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     r->waiters = (rh_waiter_t *)waits;
     atomic_store(&r->pending, r->n + 1);
     memset(&params, 0, sizeof(params));
-    params.field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS;
+    params.field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS |
+                        RH_TASK_PARAM_FIELD_NUM_CPUS;
     params.num_returns = (int)h->nreturns;
-    status = rh_remote(h->name, args, (int)h->nargs, &params, r->rets);
-    free(args);
+    params.num_cpus = h->num_cpus;
+    if (h->res_len != 0) {
+        params.field_mask |= RH_TASK_PARAM_FIELD_RESOURCES;
+        params.resources = (const char *)payload;
+    }
+    status = rh_task_submit_for(h->name, args, (int)h->nargs, &params,
+                                r->rets, origin, h->counter);
+    if (args != few) {
+        free(args);
+    }
     (void)len;
     if (status != RH_OK) {
         char msg[512];
@@ -394,7 +502,6 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
                  h->name, rh_last_error());
         rh_fwd_refuse(origin, h, msg);
         free(r);
-        free(waits);
         return;
     }
     for (int i = 0; i < r->n; i++) {
@@ -413,8 +520,10 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     }
 }
 
-/* Checks that the items of a payload add up to its length. */
-static int rh_fwd_items_ok(const uint8_t *p, size_t len, uint32_t n)
+/* Checks that the items of a payload add up to its length and that each
+ * has a kind its message may carry, with the length that kind needs. */
+static int rh_fwd_items_ok(const uint8_t *p, size_t len, uint32_t n,
+                           int returns)
 {
     size_t off = 0;
 
@@ -428,6 +537,19 @@ static int rh_fwd_items_ok(const uint8_t *p, size_t len, uint32_t n)
         if (item.len > len - off - sizeof(item)) {
             return 0;
         }
+        if (returns ? (item.state != RH_FUTURE_READY &&
+                       item.state != RH_FUTURE_FAILED &&
+                       !(item.state == RH_FWD_RET_THERE &&
+                         item.len == sizeof(uint64_t))) :
+                      (item.state != RH_FWD_ARG_VALUE &&
+                       !(item.state == RH_FWD_ARG_REF &&
+                         item.len == sizeof(rh_ref_t)))) {
+            return 0;
+        }
+        if (returns && item.state == RH_FUTURE_FAILED &&
+            (item.len == 0 || p[off + sizeof(item) + item.len - 1] != 0)) {
+            return 0;   /* a message must end in its NUL */
+        }
         off += sizeof(item) + item.len;
     }
     return off == len;
@@ -436,7 +558,19 @@ static int rh_fwd_items_ok(const uint8_t *p, size_t len, uint32_t n)
 static int rh_fwd_submit_ok(const rh_fwd_submit_t *h)
 {
     return h->nreturns <= RH_MAX_RETURNS && h->nargs <= 65536 &&
+           h->num_cpus >= 0 && h->res_len <= 4096 &&
            memchr(h->name, '\0', sizeof(h->name)) != NULL;
+}
+
+/* The payload of a task: its resource text, then its arguments. */
+static int rh_fwd_task_ok(const rh_fwd_submit_t *h, const uint8_t *p,
+                          size_t len)
+{
+    if (h->res_len > len ||
+        (h->res_len != 0 && p[h->res_len - 1] != '\0')) {
+        return 0;
+    }
+    return rh_fwd_items_ok(p + h->res_len, len - h->res_len, h->nargs, 0);
 }
 
 typedef struct rh_fwd_rndv {
@@ -457,10 +591,10 @@ static void rh_fwd_rndv_arrived(void *arg, rh_status_t status)
 
     if (status == RH_OK) {
         if (x->is_done) {
-            if (rh_fwd_items_ok(x->buf, x->len, x->done.nreturns)) {
+            if (rh_fwd_items_ok(x->buf, x->len, x->done.nreturns, 1)) {
                 rh_fwd_done_apply(x->origin, &x->done, x->buf, x->len);
             }
-        } else if (rh_fwd_items_ok(x->buf, x->len, x->submit.nargs)) {
+        } else if (rh_fwd_task_ok(&x->submit, x->buf, x->len)) {
             rh_fwd_run(x->origin, &x->submit, x->buf, x->len);
         }
     }
@@ -508,7 +642,7 @@ static rh_status_t rh_fwd_on_submit(void *arg, rh_am_msg_t *msg)
     if (msg->rndv_desc != NULL) {
         return rh_fwd_fetch(msg, 0);
     }
-    if (!rh_fwd_items_ok(msg->data, msg->data_len, h.nargs)) {
+    if (!rh_fwd_task_ok(&h, msg->data, msg->data_len)) {
         return RH_ERR_MALFORMED;
     }
     rh_fwd_run((int)msg->src, &h, msg->data, msg->data_len);
@@ -524,9 +658,13 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
     size_t off = 0;
 
     (void)len;
-    if (!rh_inflight_take(h->counter, src, &e) ||
-        (uint32_t)e.nreturns != h->nreturns) {
+    if (!rh_inflight_take(h->counter, src, &e)) {
         return;   /* failed already (its rank was declared dead), or bogus */
+    }
+    if ((uint32_t)e.nreturns != h->nreturns) {
+        rh_inflight_fail(&e, "a task's answer came back malformed");
+        rh_inflight_release(&e);
+        return;
     }
     for (uint32_t i = 0; i < h->nreturns; i++) {
         rh_fwd_item_t item;
@@ -541,7 +679,18 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
         if (f == NULL) {
             continue;
         }
-        if (item.state != RH_FUTURE_READY) {
+        if (item.state == RH_FWD_RET_THERE) {
+            uint64_t vlen;
+
+            /* Stays on the runner's node: note where, pull when wanted. */
+            memcpy(&vlen, d, sizeof(vlen));
+            if (vlen <= RH_FUTURE_INLINE ||
+                rh_dir_add(id, src) != RH_OK) {
+                rh_future_fail(f, "a task's return came back malformed");
+            } else {
+                rh_future_complete(f, NULL, (size_t)vlen, 0);
+            }
+        } else if (item.state != RH_FUTURE_READY) {
             rh_future_fail(f, item.len ? (const char *)d : "task failed");
         } else if (item.len <= RH_FUTURE_INLINE) {
             rh_future_complete(f, d, item.len, 0);
@@ -558,6 +707,7 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
             }
         }
     }
+    rh_inflight_release(&e);
 }
 
 static rh_status_t rh_fwd_on_done(void *arg, rh_am_msg_t *msg)
@@ -572,7 +722,7 @@ static rh_status_t rh_fwd_on_done(void *arg, rh_am_msg_t *msg)
     if (msg->rndv_desc != NULL) {
         return rh_fwd_fetch(msg, 1);
     }
-    if (!rh_fwd_items_ok(msg->data, msg->data_len, h.nreturns)) {
+    if (!rh_fwd_items_ok(msg->data, msg->data_len, h.nreturns, 1)) {
         return RH_ERR_MALFORMED;
     }
     rh_fwd_done_apply((int)msg->src, &h, msg->data, msg->data_len);
@@ -595,11 +745,12 @@ rh_status_t rh_forward_setup(void)
     return status;
 }
 
+static void rh_fwd_drop(rh_inflight_t *e)
+{
+    free(e->held);   /* the futures go with the future table */
+}
+
 void rh_forward_teardown(void)
 {
-    pthread_mutex_lock(&rh_fwd_lock);
-    free(rh_fwd_list);
-    rh_fwd_list = NULL;
-    rh_fwd_n = rh_fwd_cap = 0;
-    pthread_mutex_unlock(&rh_fwd_lock);
+    rh_inflight_clear(rh_fwd_drop);
 }

@@ -246,7 +246,10 @@ static void rh_ft_dead(rh_future_t *f)
     rh_fblock_t *b = f->block;
     int i = (int)(f - b->f);
 
-    if (f->in_store && rh_ft_store_delete != NULL) {
+    /* In the store here, or on other nodes (maybe with a copy here). */
+    if ((f->in_store || (atomic_load(&f->state) == RH_FUTURE_READY &&
+                         f->len > RH_FUTURE_INLINE)) &&
+        rh_ft_store_delete != NULL) {
         rh_ft_store_delete(rh_future_id(b, i, rh_ft_is_put(b)));
     }
     free(f->message);

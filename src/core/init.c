@@ -21,6 +21,10 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "core/core.h"
+#include "core/directory.h"
+#include "core/pgroup.h"
+#include "core/placement.h"
+#include "core/pull.h"
 #include "core/future.h"
 #include "core/registry.h"
 #include "core/task_internal.h"
@@ -30,6 +34,7 @@
 #include "sched/topology.h"
 #include "transport/am.h"
 #include "transport/blob.h"
+#include "transport/rma.h"
 #include "transport/bootstrap.h"
 #include "transport/transport.h"
 
@@ -44,7 +49,7 @@ typedef struct rh_core {
     char            job_id[160];     /* rank 0's host and pid */
     rh_store_t     *store;
     rh_pool_t      *pool;
-    int             closing;         /* progress thread: refuse new work */
+    _Atomic int     closing;         /* refuse new work (progress thread) */
     /* finalize protocol */
     uint8_t        *fin_seen;        /* rank 0: who reached rh_finalize */
     int             fin_waiting;     /* rank 0 is waiting for them */
@@ -61,7 +66,10 @@ int rh_num_nodes(void) { return rh_core.num_nodes; }
 int rh_core_initialized(void) { return rh_core.initialized; }
 rh_store_t *rh_core_store(void) { return rh_core.store; }
 rh_pool_t *rh_core_pool(void) { return rh_core.pool; }
-int rh_core_closing(void) { return rh_core.closing; }
+int rh_core_closing(void)
+{
+    return atomic_load_explicit(&rh_core.closing, memory_order_relaxed);
+}
 
 const char *rh_version(void)
 {
@@ -211,6 +219,12 @@ static rh_status_t rh_core_build_blob(rh_blob_t *blob)
         status = rh_blob_add_str(blob, RH_BLOB_TOPO, topo);
     }
     if (status == RH_OK) {
+        char offer[700];
+
+        rh_place_describe(offer, sizeof(offer));
+        status = rh_blob_add_str(blob, RH_BLOB_RESOURCES, offer);
+    }
+    if (status == RH_OK) {
         size_t len = rh_registry_describe(NULL, 0) + 1;
         char *funcs = malloc(len);
 
@@ -330,9 +344,11 @@ out:
     return status;
 }
 
+/* The owner let an object go: its copy here and those on other nodes. */
 static void rh_core_store_delete(rh_object_id_t id)
 {
     (void)rh_store_delete(rh_core.store, id);
+    rh_dir_forget(id);
 }
 
 static void rh_core_pool_notify(void)
@@ -357,7 +373,16 @@ static rh_status_t rh_core_open_node(void)
     sp.create = rh_core.rank == rh_core.node_leader;
     sp.size = rh_cfg.store_size;
     sp.hugepages = (rh_store_hugepages_t)rh_cfg.hugepages;
+    /* The leader pre-faults the whole segment before the others may attach:
+     * give them time in proportion (about 15 s a GiB on a loaded host). */
+    sp.attach_timeout_ms = 10000 + (int)((rh_cfg.store_size >> 30) * 15000);
     status = rh_store_open(&sp, &rh_core.store);
+    if (status != RH_OK) {
+        return status;
+    }
+    /* Other nodes read objects straight out of our view of the segment. */
+    status = rh_tp_mem_register(rh_store_base(rh_core.store),
+                                rh_store_length(rh_core.store));
     if (status != RH_OK) {
         return status;
     }
@@ -379,8 +404,13 @@ static rh_status_t rh_core_open_node(void)
     if (status != RH_OK) {
         return status;
     }
-    status = rh_resources_init(rh_pool_num_workers(rh_core.pool),
-                               rh_cfg.resources);
+    {
+        char spec[800];
+
+        rh_place_rank_spec(rh_cfg.resources, rh_place_node_memory(),
+                           rh_core.ranks_on_node, spec, sizeof(spec));
+        status = rh_resources_init(rh_pool_num_workers(rh_core.pool), spec);
+    }
     if (status != RH_OK) {
         return status;
     }
@@ -397,7 +427,7 @@ typedef struct rh_core_close_op {
  * new work, so none can race with the pool going away. */
 static void rh_core_close_run(rh_tp_op_t *op)
 {
-    rh_core.closing = 1;
+    atomic_store(&rh_core.closing, 1);
     rh_completion_signal(&((rh_core_close_op_t *)op)->done, RH_OK);
 }
 
@@ -410,7 +440,7 @@ static void rh_core_close_node(void)
         rh_tp_post(&close_op.op);
         rh_completion_wait(&close_op.done, -1);
     }
-    rh_core.closing = 1;
+    atomic_store(&rh_core.closing, 1);
     /* Workers finish what they have (their sends still go out), then the
      * progress thread stops, so no handler touches what is freed below. */
     if (rh_core.pool != NULL) {
@@ -420,7 +450,11 @@ static void rh_core_close_node(void)
     rh_tp_stop();
     rh_future_set_notify_hook(NULL);
     rh_resources_fini(rh_task_drop_waiting);
+    rh_pull_teardown();
+    rh_dir_teardown();
     rh_forward_teardown();
+    rh_pg_teardown();
+    rh_place_teardown();
     rh_future_teardown();
     if (rh_core.store != NULL) {
         rh_task_cache_fini();
@@ -446,6 +480,18 @@ static rh_status_t rh_core_register_handlers(void)
     }
     if (status == RH_OK) {
         status = rh_forward_setup();
+    }
+    if (status == RH_OK) {
+        status = rh_dir_setup();
+    }
+    if (status == RH_OK) {
+        status = rh_pull_setup();
+    }
+    if (status == RH_OK) {
+        status = rh_place_setup();
+    }
+    if (status == RH_OK) {
+        status = rh_pg_setup();
     }
     return status;
 }
@@ -524,6 +570,9 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         goto err;
     }
     status = rh_core_connect(&all, &peers);
+    if (status == RH_OK) {
+        status = rh_place_init(&all, rh_core.node_of_rank, rh_core.num_nodes);
+    }
     /* Store, futures and workers come before the progress thread: a task
      * another rank forwards at once finds everything ready. */
     if (status == RH_OK) {
@@ -531,6 +580,7 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     }
     if (status == RH_OK) {
         rh_core.initialized = 1;
+        rh_place_start();
         status = rh_tp_start(rh_core.rank, rh_core.size, peers);
     }
     free(peers);

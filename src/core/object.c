@@ -2,16 +2,21 @@
  * Objects: put, get, release, wait.
  *
  * A ref this rank owns is answered from its future (src/core/future.c): the
- * value is inline there or in the node's store, and a get takes an owner
- * hold. A ref owned by another rank of this node is read from the store,
- * where a get pins the object until the matching release.
+ * value is inline there, in the node's store, or on another node (pulled
+ * here on the first get); a get takes an owner hold. A ref owned by another
+ * rank is read from this node's store, where a get pins the object until
+ * the matching release; when the owner is on another node the object is
+ * pulled into this node's store first (src/core/pull.c).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/completion.h"
 #include "base/status.h"
 #include "core/core.h"
+#include "core/directory.h"
 #include "core/future.h"
+#include "core/pull.h"
 #include "plasma/store.h"
 
 static inline rh_object_id_t rh_id(rh_ref_t ref)
@@ -157,6 +162,38 @@ static int rh_store_has(void *arg)
     return rh_store_contains(rh_core_store(), ((rh_store_wait_t *)arg)->id);
 }
 
+/* Our object lives on other nodes: bring a copy here. It stays while the
+ * future lives (its end deletes it), so the pointer needs no pin. */
+static rh_status_t rh_get_mine_remote(rh_future_t *f, rh_object_id_t id,
+                                      const void **ptr, uint64_t deadline)
+{
+    size_t len;
+    int src;
+    char s[RH_OBJECT_ID_STRLEN];
+    rh_status_t status;
+
+    if (!rh_store_contains(rh_core_store(), id)) {
+        if (rh_dir_sources(id, &src, 1) != 1) {
+            return rh_error_set(RH_ERR_INVALID_REF, "object %s: no node "
+                                "holds it", rh_object_id_str(id, s));
+        }
+        status = rh_pull_ensure(id, src, deadline);
+        if (status != RH_OK) {
+            return status;
+        }
+    }
+    status = rh_store_get(rh_core_store(), id, ptr, &len);
+    if (status == RH_OK) {
+        rh_store_release(rh_core_store(), id);
+        if (len != f->len) {
+            return rh_error_set(RH_ERR_MALFORMED, "object %s: %zu bytes "
+                                "arrived, %zu expected",
+                                rh_object_id_str(id, s), len, f->len);
+        }
+    }
+    return status;
+}
+
 static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
                                size_t *len, uint64_t deadline)
 {
@@ -181,6 +218,16 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
         rh_future_unhold(f);
         return status;
     }
+    if (rh_future_remote(f)) {
+        rh_status_t status = rh_get_mine_remote(f, id, ptr, deadline);
+
+        if (status != RH_OK) {
+            rh_future_unhold(f);
+            return status;
+        }
+        *len = f->len;
+        return RH_OK;
+    }
     *ptr = f->data;
     *len = f->len;
     return RH_OK;
@@ -191,7 +238,15 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
 {
     rh_store_wait_t w = { id };
     char s[RH_OBJECT_ID_STRLEN];
+    int owner = (int)rh_object_id_owner(id);
 
+    if (!rh_store_has(&w) && rh_core_node_of(owner) != rh_node_id()) {
+        rh_status_t status = rh_pull_ensure(id, owner, deadline);
+
+        if (status != RH_OK) {
+            return status;
+        }
+    }
     if (!rh_store_has(&w) &&
         !rh_core_wait_until_polled(rh_store_has, &w, deadline)) {
         return rh_error_set(RH_ERR_TIMEOUT, "object %s (owned by rank %u) is "
@@ -302,6 +357,7 @@ typedef struct {
     size_t          n, k;
     int            *ready;
     int             has_borrowed;
+    rh_pull_t     **pulls;       /* refs of other nodes being brought here */
 } rh_wait_args_t;
 
 static int rh_wait_enough(void *arg)
@@ -310,16 +366,41 @@ static int rh_wait_enough(void *arg)
     size_t count = 0;
 
     for (size_t i = 0; i < w->n; i++) {
-        w->ready[i] = rh_ref_ready(w->refs[i]);
+        w->ready[i] = rh_ref_ready(w->refs[i]) ||
+                      (w->pulls != NULL && w->pulls[i] != NULL &&
+                       rh_pull_ended(w->pulls[i]) == 2);
         count += (size_t)w->ready[i];
     }
     return count >= w->k;
 }
 
+/* Like Ray's wait (fetch_local): objects of other nodes are pulled here,
+ * and count as ready once here (or once their pull failed: get tells). */
+static void rh_wait_start_pulls(rh_wait_args_t *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        rh_object_id_t id = rh_id(w->refs[i]);
+        int owner = (int)rh_object_id_owner(id);
+
+        if (rh_is_mine(id) || owner >= rh_size() ||
+            rh_core_node_of(owner) == rh_node_id() ||
+            rh_store_contains(rh_core_store(), id)) {
+            continue;
+        }
+        if (w->pulls == NULL &&
+            (w->pulls = calloc(w->n, sizeof(*w->pulls))) == NULL) {
+            return;
+        }
+        if (rh_pull_start(id, owner, &w->pulls[i]) != RH_OK) {
+            w->pulls[i] = NULL;
+        }
+    }
+}
+
 rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
                     int64_t timeout_ms, int *ready)
 {
-    rh_wait_args_t w = { refs, n, k, ready, 0 };
+    rh_wait_args_t w = { refs, n, k, ready, 0, NULL };
     rh_status_t status = rh_object_ready_check();
 
     if (status != RH_OK) {
@@ -340,11 +421,20 @@ rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
         return RH_OK;
     }
     if (w.has_borrowed) {
+        rh_wait_start_pulls(&w);
         rh_core_wait_until_polled(rh_wait_enough, &w,
                                   rh_deadline(timeout_ms));
     } else {
         rh_core_wait_until(rh_wait_enough, &w, rh_deadline(timeout_ms));
     }
     rh_wait_enough(&w);
+    if (w.pulls != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            if (w.pulls[i] != NULL) {
+                rh_pull_put(w.pulls[i]);
+            }
+        }
+        free(w.pulls);
+    }
     return RH_OK;
 }

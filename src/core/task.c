@@ -18,11 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/completion.h"
 #include "base/log.h"
 #include "base/objcache.h"
 #include "base/status.h"
 #include "core/core.h"
+#include "core/directory.h"
 #include "core/future.h"
+#include "core/pgroup.h"
+#include "core/placement.h"
+#include "core/pull.h"
 #include "core/registry.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
@@ -35,6 +40,10 @@
 
 static inline rh_object_id_t rh_task_ret_id(const rh_task_t *t, int i)
 {
+    if (t->ret_foreign) {
+        return rh_object_id_make(t->ret_owner, t->ret_counter,
+                                 (uint32_t)i + 1);
+    }
     return rh_future_id(t->block, i, 0);
 }
 
@@ -157,6 +166,9 @@ void rh_task_free(rh_task_t *t)
     for (int i = 0; i < t->nargs; i++) {
         rh_task_slot_t *s = &t->slots[i];
 
+        if (s->pull != NULL) {
+            rh_pull_put(s->pull);
+        }
         if (s->fut != NULL) {
             rh_future_unhold(s->fut);
         } else if (s->pinned) {
@@ -208,27 +220,83 @@ static void rh_task_publish_returns(rh_task_t *t, rh_task_ret_t *rets)
     }
 }
 
-/* Points every ref argument at its bytes. Owned refs are ready by now;
- * borrowed ones must be in this node's store. */
+typedef struct {
+    rh_object_id_t id;
+    int            owner;
+} rh_arg_look_t;
+
+static int rh_arg_here_or_owner_gone(void *arg)
+{
+    rh_arg_look_t *l = arg;
+
+    return rh_store_contains(rh_core_store(), l->id) ||
+           !rh_rank_alive(l->owner);
+}
+
+/* A ref argument that is not ours: in this node's store by now, unless a
+ * rank of this node still writes it (or brings it from elsewhere). */
+static rh_status_t rh_task_bind_borrowed(rh_task_slot_t *s)
+{
+    rh_arg_look_t look = { s->id, (int)rh_object_id_owner(s->id) };
+
+    if (rh_store_get(rh_core_store(), s->id, &s->data, &s->len) == RH_OK) {
+        return RH_OK;
+    }
+    if (rh_core_node_of(look.owner) != rh_node_id()) {
+        rh_status_t status = rh_pull_ensure(s->id, look.owner, 0);
+
+        if (status != RH_OK) {
+            return status;
+        }
+    } else {
+        rh_core_wait_until_polled(rh_arg_here_or_owner_gone, &look, 0);
+    }
+    return rh_store_get(rh_core_store(), s->id, &s->data, &s->len);
+}
+
+/* Points every ref argument at its bytes. Owned refs are ready by now (and
+ * pulled here when their value was on another node); borrowed ones are in
+ * this node's store or on their way. */
 static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
 {
     for (int i = 0; i < t->nargs; i++) {
         rh_task_slot_t *s = &t->slots[i];
         char ids[RH_OBJECT_ID_STRLEN];
+        rh_status_t status = RH_OK;
 
         if (s->kind != RH_ARG_REF) {
             continue;
         }
-        if (s->fut != NULL) {
+        if (s->fut != NULL && !rh_future_remote(s->fut)) {
             s->data = s->fut->data;
             s->len = s->fut->len;
-        } else if (rh_store_get(rh_core_store(), s->id, &s->data, &s->len) ==
-                   RH_OK) {
-            s->pinned = 1;
+            continue;
+        }
+        if (s->fut != NULL) {
+            int src;
+
+            /* Ours, on another node: the pull started when it was ready;
+             * the copy lives as long as the future we hold. */
+            if (!rh_store_contains(rh_core_store(), s->id)) {
+                status = rh_dir_sources(s->id, &src, 1) == 1 ?
+                         rh_pull_ensure(s->id, src, 0) :
+                         rh_error_set(RH_ERR_INVALID_REF, "no node holds it");
+            }
+            if (status == RH_OK) {
+                status = rh_store_get(rh_core_store(), s->id, &s->data,
+                                      &s->len);
+            }
+            if (status == RH_OK) {
+                rh_store_release(rh_core_store(), s->id);
+            }
         } else {
+            status = rh_task_bind_borrowed(s);
+            s->pinned = status == RH_OK;
+        }
+        if (status != RH_OK) {
             snprintf(msg, msglen, "task %s: argument %d (object %s of rank "
-                     "%u) is not in this node's store", t->fn->name, i,
-                     rh_object_id_str(s->id, ids), rh_object_id_owner(s->id));
+                     "%u): %s", t->fn->name, i, rh_object_id_str(s->id, ids),
+                     rh_object_id_owner(s->id), rh_last_error());
             return -1;
         }
     }
@@ -252,6 +320,8 @@ void rh_task_drop_waiting(rh_res_waiter_t *w)
     rh_task_fail_returns(t, NULL, msg);
     rh_task_free(t);
 }
+
+static _Thread_local unsigned rh_task_sample;
 
 static void rh_task_run(rh_job_t *job)
 {
@@ -287,7 +357,15 @@ static void rh_task_run(rh_job_t *job)
         rh_task_free(t);
         return;
     }
-    status = t->fn->fn(&ctx);
+    if (rh_unlikely((++rh_task_sample & 15) == 0)) {
+        /* One task in 16 is timed: the load the heartbeats report. */
+        uint64_t t0 = rh_time_ns();
+
+        status = t->fn->fn(&ctx);
+        rh_place_task_time(rh_time_ns() - t0);
+    } else {
+        status = t->fn->fn(&ctx);
+    }
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",
@@ -300,27 +378,66 @@ static void rh_task_run(rh_job_t *job)
     rh_task_free(t);
 }
 
-static void rh_task_ready(rh_task_t *t)
+void rh_task_dispatch(rh_task_t *t)
 {
     if (t->forward_to >= 0) {
         rh_forward_send(t);
         return;
     }
+    if (t->forward_to == RH_PLACE_SPILL) {
+        rh_place_spill(t);
+        return;
+    }
+    if (t->forward_to == RH_PG_WAIT) {
+        rh_pg_hold(t);
+        return;
+    }
+    if (t->res != NULL && !t->holds_res) {
+        rh_resources_activate();
+    }
     rh_pool_submit(rh_core_pool(), &t->job);
 }
 
-/* An argument's future became final. */
+static inline void rh_task_ready(rh_task_t *t)
+{
+    rh_task_dispatch(t);
+}
+
+static void rh_task_set_dep_error(rh_task_t *t, const char *message)
+{
+    char *expected = NULL, *copy = strdup(message ? message : "failed");
+
+    if (!atomic_compare_exchange_strong(&t->dep_error, &expected, copy)) {
+        free(copy);
+    }
+}
+
+/* Starts bringing argument s here from the node that holds it, with the
+ * task waiting for it; 0 when there is nothing to wait for. */
+static int rh_task_arg_fetch(rh_task_slot_t *s, int ask)
+{
+    if (s->task->forward_to != -1 || s->pull != NULL ||
+        rh_store_contains(rh_core_store(), s->id) ||
+        rh_pull_start(s->id, ask, &s->pull) != RH_OK) {
+        return 0;
+    }
+    return rh_pull_wait_add(s->pull, &s->waiter);
+}
+
+/* An argument's future (or its pull) became final. */
 static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
 {
     rh_task_slot_t *s = (rh_task_slot_t *)w;
     rh_task_t *t = s->task;
+    int src;
 
     if (failed) {
-        char *expected = NULL, *copy = strdup(message ? message : "failed");
-
-        if (!atomic_compare_exchange_strong(&t->dep_error, &expected, copy)) {
-            free(copy);
-        }
+        rh_task_set_dep_error(t, message);
+    } else if (s->fut != NULL && s->pull == NULL &&
+               rh_future_remote(s->fut) &&
+               rh_dir_sources(s->id, &src, 1) == 1 &&
+               rh_task_arg_fetch(s, src)) {
+        return;   /* still pending: the pull wakes us again */
     }
     if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) ==
         1) {
@@ -376,58 +493,7 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
     return RH_OK;
 }
 
-/* Which rank runs a task: -1 for this one, or a live rank of the node its
- * NODE_AFFINITY names (ranks of a node take turns). */
-static rh_status_t rh_task_place(const rh_task_params_t *params, int *rank)
-{
-    static _Atomic unsigned turn;
-    int node, n = rh_size(), live = 0, pick;
-
-    *rank = -1;
-    if (params == NULL ||
-        !(params->field_mask & RH_TASK_PARAM_FIELD_STRATEGY) ||
-        params->strategy == RH_STRATEGY_DEFAULT) {
-        return RH_OK;
-    }
-    if (params->strategy != RH_STRATEGY_NODE_AFFINITY) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "unknown strategy %d",
-                            (int)params->strategy);
-    }
-    node = params->node;
-    if (node < 0 || node >= rh_num_nodes()) {
-        if (params->soft) {
-            return RH_OK;
-        }
-        return rh_error_set(RH_ERR_INVALID_PARAM, "NODE_AFFINITY to node %d, "
-                            "but the job has nodes 0 to %d", node,
-                            rh_num_nodes() - 1);
-    }
-    if (node == rh_node_id()) {
-        return RH_OK;
-    }
-    for (int r = 0; r < n; r++) {
-        live += rh_core_node_of(r) == node && rh_rank_alive(r);
-    }
-    if (live == 0) {
-        if (params->soft) {
-            return RH_OK;
-        }
-        return rh_error_set(RH_ERR_PEER_FAILED, "NODE_AFFINITY to node %d, "
-                            "whose ranks have all failed", node);
-    }
-    pick = (int)(atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) %
-                 (unsigned)live);
-    for (int r = 0; r < n; r++) {
-        if (rh_core_node_of(r) == node && rh_rank_alive(r) && pick-- == 0) {
-            *rank = r;
-            break;
-        }
-    }
-    return RH_OK;
-}
-
-/* The resources a task asks for: NULL for the default (one CPU). A task
- * that can never fit here is accepted with a warning and waits. */
+/* The resources a task asks for: NULL for the default (one CPU). */
 static rh_status_t rh_task_resources(const char *name,
                                      const rh_task_params_t *params,
                                      rh_res_req_t **out)
@@ -435,7 +501,6 @@ static rh_status_t rh_task_resources(const char *name,
     int cpus = 1;
     const char *spec = NULL;
     rh_res_req_t *req;
-    char why[256];
     rh_status_t status;
 
     *out = NULL;
@@ -458,13 +523,24 @@ static rh_status_t rh_task_resources(const char *name,
         free(req);
         return rh_error_set(status, "task %s: %s", name, rh_last_error());
     }
+    *out = req;
+    return RH_OK;
+}
+
+/* A task that runs here and asks for more than a CPU: counted from now on;
+ * one that can never fit here is accepted with a warning and waits. */
+static void rh_task_resources_here(const char *name, const rh_res_req_t *req)
+{
+    char why[256];
+
+    if (req == NULL) {
+        return;
+    }
     if (!rh_resources_feasible(req, why, sizeof(why))) {
         rh_warn("task %s needs %s: it stays pending until it fits", name,
                 why);
     }
     rh_resources_activate();
-    *out = req;
-    return RH_OK;
 }
 
 /* Ties argument i to its object; returns non-zero when the task must wait
@@ -489,10 +565,25 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
     }
     s->id = id;
     if (rh_object_id_owner(id) != (uint32_t)rh_rank()) {
-        if (rh_object_id_owner(id) >= (uint32_t)rh_size()) {
+        int owner = (int)rh_object_id_owner(id);
+
+        if (owner >= rh_size()) {
             return rh_error_set(RH_ERR_INVALID_REF, "argument %d: object %s "
                                 "names a rank outside this job", i,
                                 rh_object_id_str(id, ids));
+        }
+        /* Another node's: start bringing it here now; the task waits. */
+        s->waiter.wake = rh_task_arg_wake;
+        if (rh_core_node_of(owner) != rh_node_id()) {
+            atomic_fetch_add_explicit(&t->pending, 1, memory_order_relaxed);
+            if (!rh_task_arg_fetch(s, owner)) {
+                if (s->pull != NULL && rh_pull_ended(s->pull) == 2 &&
+                    rh_pull_status(s->pull) != RH_OK) {
+                    rh_task_set_dep_error(t, rh_last_error());
+                }
+                atomic_fetch_sub_explicit(&t->pending, 1,
+                                          memory_order_relaxed);
+            }
         }
         return RH_OK;   /* bound when the task runs */
     }
@@ -506,28 +597,32 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
     s->waiter.wake = rh_task_arg_wake;
     atomic_fetch_add_explicit(&t->pending, 1, memory_order_relaxed);
     if (!rh_future_wait_add(s->fut, &s->waiter)) {
+        int src;
+
         /* Final already: account for it here. */
         if (atomic_load(&s->fut->state) == RH_FUTURE_FAILED) {
-            char *expected = NULL, *copy = strdup(s->fut->message);
-
-            if (!atomic_compare_exchange_strong(&t->dep_error, &expected,
-                                                copy)) {
-                free(copy);
-            }
+            rh_task_set_dep_error(t, s->fut->message);
+        } else if (rh_future_remote(s->fut) &&
+                   rh_dir_sources(id, &src, 1) == 1 &&
+                   rh_task_arg_fetch(s, src)) {
+            return RH_OK;   /* waits for the pull instead */
         }
         atomic_fetch_sub_explicit(&t->pending, 1, memory_order_relaxed);
     }
     return RH_OK;
 }
 
-rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
-                      const rh_task_params_t *params, rh_ref_t *rets)
+static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
+                                  int nargs, const rh_task_params_t *params,
+                                  rh_ref_t *rets, int origin,
+                                  uint64_t counter)
 {
     const rh_fn_entry_t *fn = NULL;
     int nreturns = 0;
     size_t bytes = 0;
     rh_res_req_t *res = NULL;
-    int forward_to = -1;
+    int forward_to = -1, bundle = 0;
+    rh_pg_t pg = 0;
     size_t size;
     rh_task_t *t;
     uint8_t *inline_bytes;
@@ -542,16 +637,28 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
         return rh_error_set(RH_ERR_INVALID_PARAM, "%s has %d returns: rets "
                             "must have room for them", name, nreturns);
     }
-    status = rh_task_place(params, &forward_to);
+    status = rh_task_resources(name, params, &res);
     if (status != RH_OK) {
         return status;
     }
-    /* Resources count where a task runs; a forwarded task takes none here
-     * (they do not travel with it yet). */
-    status = forward_to >= 0 ? RH_OK :
-             rh_task_resources(name, params, &res);
-    if (status != RH_OK) {
-        return status;
+    /* A task sent here by another rank runs here; ours are placed (the
+     * placement group's bundle may rewrite what it asks for). */
+    if (origin < 0) {
+        status = rh_pg_route(params, &res, &forward_to);
+        if (status == RH_OK && forward_to == RH_PG_NOT_GROUPED) {
+            status = rh_place_decide(params, res, &forward_to);
+        }
+        if (status != RH_OK) {
+            free(res);
+            return status;
+        }
+    }
+    if (forward_to == -1) {
+        rh_task_resources_here(name, res);
+    }
+    if (forward_to == RH_PG_WAIT) {
+        pg = params->pg;
+        bundle = params->bundle;
     }
     size = sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t) + bytes;
     t = size <= RH_TASK_SMALL ? rh_objcache_get(&rh_task_cache) :
@@ -564,6 +671,13 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
     t->cached = size <= RH_TASK_SMALL;
     t->res = res;
     t->forward_to = forward_to;
+    t->pg = pg;
+    t->pg_bundle = bundle;
+    if (origin >= 0) {
+        t->ret_foreign = 1;
+        t->ret_owner = (uint32_t)origin;
+        t->ret_counter = counter;
+    }
     t->job.run = rh_task_run;
     t->fn = fn;
     t->nargs = nargs;
@@ -582,7 +696,7 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
             goto err_args;
         }
         for (int i = 0; i < nreturns; i++) {
-            rh_object_id_t id = rh_task_ret_id(t, i);
+            rh_object_id_t id = rh_future_id(t->block, i, 0);
 
             rets[i].hi = id.hi;
             rets[i].lo = id.lo;
@@ -622,4 +736,17 @@ err_args:
         }
         return rh_error_set(status, "%s", msg);
     }
+}
+
+rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
+                      const rh_task_params_t *params, rh_ref_t *rets)
+{
+    return rh_task_submit(name, args, nargs, params, rets, -1, 0);
+}
+
+rh_status_t rh_task_submit_for(const char *name, const rh_arg_t *args,
+                               int nargs, const rh_task_params_t *params,
+                               rh_ref_t *rets, int origin, uint64_t counter)
+{
+    return rh_task_submit(name, args, nargs, params, rets, origin, counter);
 }

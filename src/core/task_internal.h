@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/future.h"
+#include "core/pull.h"
 #include "core/registry.h"
 #include "plasma/object_id.h"
 #include "sched/pool.h"
@@ -25,6 +26,7 @@ typedef struct rh_task_slot {
     rh_object_id_t id;
     rh_future_t   *fut;       /* ref owned here: held until the task ends */
     int            pinned;    /* ref owned elsewhere: pinned while running */
+    rh_pull_t     *pull;      /* being brought from another node */
     const void    *data;
     size_t         len;
 } rh_task_slot_t;
@@ -36,6 +38,11 @@ struct rh_task {
     int                  holds_res;
     int                  cached;     /* from rh_task_cache */
     int                  forward_to; /* rank that runs it; -1: this one */
+    uint64_t             pg;         /* RH_PG_WAIT: its group ... */
+    int                  pg_bundle;  /* ... and bundle */
+    int                  ret_foreign;/* returns carry another rank's ids */
+    uint32_t             ret_owner;  /* ... that rank */
+    uint64_t             ret_counter;/* ... and its counter of the task */
     const rh_fn_entry_t *fn;
     rh_fblock_t         *block;      /* the returns; NULL when none */
     _Atomic int          pending;
@@ -57,6 +64,17 @@ struct rh_task_ctx {
     char           message[512];
 };
 
+/* rh_remote for a task that another rank submitted (origin, its counter):
+ * the store objects of its returns take the origin's ids, so that a large
+ * return can stay here and be pulled under the id its owner knows. */
+rh_status_t rh_task_submit_for(const char *name, const rh_arg_t *args,
+                               int nargs, const rh_task_params_t *params,
+                               rh_ref_t *rets, int origin, uint64_t counter);
+
+/* Hands a ready task to where it runs: the pool here, another rank, the
+ * global scheduler (RH_PLACE_SPILL) or its placement group (RH_PG_WAIT). */
+void rh_task_dispatch(rh_task_t *t);
+
 /* Sends a ready task to t->forward_to and frees it (its return futures stay
  * pending until the answer or the rank's death). */
 void rh_forward_send(rh_task_t *t);
@@ -71,5 +89,8 @@ void rh_task_fail_all(rh_task_t *t, const char *message);
  * what is left at the end. */
 rh_status_t rh_forward_setup(void);
 void rh_forward_teardown(void);
+
+/* Tasks this rank sent to other ranks to run. */
+uint64_t rh_forward_count(void);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef struct rh_object_id {
     uint64_t hi, lo;
@@ -30,6 +31,15 @@ static inline rh_object_id_t rh_object_id_make(uint32_t owner,
 
     id.hi = (uint64_t)owner << 32 | counter >> 32;
     id.lo = counter << 32 | index;
+    return id;
+}
+
+/* An id as messages carry it: hi then lo, at any alignment. */
+static inline rh_object_id_t rh_object_id_read(const void *p)
+{
+    rh_object_id_t id;
+
+    memcpy(&id, p, sizeof(id));
     return id;
 }
 

@@ -136,6 +136,7 @@ typedef struct rh_worker {
     pthread_t        thread;
     int              started;
     _Atomic uint64_t jobs_run, jobs_helped, steals, sleeps;
+    _Atomic uint64_t submitted;                 /* by this worker's jobs */
 } rh_worker_t;
 
 struct rh_pool {
@@ -154,6 +155,9 @@ struct rh_pool {
     _Atomic int      ext_sleepers;                /* outside sleepers */
     _Atomic int      ext_asleep;                  /* their `sleeping` flag */
     _Atomic uint32_t ext_seq;                     /* their futex word */
+    /* Written by threads outside the pool only (the driver, the progress
+     * thread): workers count their own submits. */
+    _Alignas(RH_POOL_LINE) _Atomic uint64_t ext_submitted;
 };
 
 static _Thread_local rh_worker_t *rh_pool_self;
@@ -725,6 +729,7 @@ static void rh_pool_submit_outside(rh_pool_t *pool, rh_job_t *job)
         rh_pool_rr_seeded = 1;
     }
     w = &pool->workers[rh_pool_rr++ % (uint32_t)pool->num_workers];
+    atomic_fetch_add_explicit(&pool->ext_submitted, 1, memory_order_relaxed);
     rh_mpsc_push(&w->inbox, &job->node);   /* P1: seq_cst exchange */
     if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0) {
         rh_worker_wake(w, 0);
@@ -739,6 +744,7 @@ void rh_pool_submit(rh_pool_t *pool, rh_job_t *job)
         rh_pool_submit_outside(pool, job);
         return;
     }
+    rh_stat_inc(&self->submitted);
     if (rh_likely(rh_deque_push(&self->deque, job) == 0)) {
         rh_pool_wake_one(pool, self);
         return;
@@ -830,6 +836,20 @@ int rh_pool_worker_index(void)
 rh_pool_t *rh_pool_current(void)
 {
     return rh_pool_self != NULL ? rh_pool_self->pool : NULL;
+}
+
+long rh_pool_backlog(const rh_pool_t *pool)
+{
+    uint64_t in = atomic_load_explicit(&pool->ext_submitted,
+                                       memory_order_relaxed), run = 0;
+
+    for (int i = 0; i < pool->num_workers; i++) {
+        in += atomic_load_explicit(&pool->workers[i].submitted,
+                                   memory_order_relaxed);
+        run += atomic_load_explicit(&pool->workers[i].jobs_run,
+                                    memory_order_relaxed);
+    }
+    return in > run ? (long)(in - run) : 0;
 }
 
 int rh_pool_num_workers(const rh_pool_t *pool)

@@ -105,6 +105,10 @@ rh_pool_t *rh_pool_current(void);
 
 int rh_pool_num_workers(const rh_pool_t *pool);
 
+/* Jobs submitted and not started yet (approximate while jobs come and go:
+ * the schedulers' measure of load). */
+long rh_pool_backlog(const rh_pool_t *pool);
+
 /* Counters are relaxed: exact once the pool is quiet, approximate while
  * it runs. */
 void rh_pool_stats(const rh_pool_t *pool, rh_pool_stats_t *stats);

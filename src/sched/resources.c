@@ -11,8 +11,8 @@ typedef struct rh_res_ledger {
     pthread_mutex_t  lock;
     int              cpus_total, cpus_free;
     int              n;
-    char             names[RH_RES_MAX][RH_RES_NAME_MAX];
-    long             total[RH_RES_MAX], free[RH_RES_MAX];
+    char             names[RH_RES_LEDGER_MAX][RH_RES_NAME_MAX];
+    long             total[RH_RES_LEDGER_MAX], free[RH_RES_LEDGER_MAX];
     rh_res_waiter_t *waiting;
 } rh_res_ledger_t;
 
@@ -38,11 +38,11 @@ static rh_status_t rh_res_split(const char *spec, rh_res_req_t *req)
         long amount;
 
         if (eq == NULL || eq == item || (size_t)(eq - item) >=
-            RH_RES_NAME_MAX || req->n == RH_RES_MAX) {
+            RH_RES_USER_NAME_MAX || req->n == RH_RES_MAX) {
             return rh_error_set(RH_ERR_INVALID_PARAM, "bad resource '%s' in "
                                 "'%s': expected name=amount, names under %d "
                                 "characters, at most %d of them", item, spec,
-                                RH_RES_NAME_MAX, RH_RES_MAX);
+                                RH_RES_USER_NAME_MAX, RH_RES_MAX);
         }
         amount = strtol(eq + 1, &end, 10);
         if (*end != '\0' || end == eq + 1 || amount < 0) {
@@ -158,6 +158,22 @@ static int rh_res_fits(const rh_res_req_t *req)
     return 1;
 }
 
+/* Called with the lock held, returns without it: every waiter tries again;
+ * those that still do not fit queue up anew. */
+static void rh_res_retry_all(void)
+{
+    rh_res_waiter_t *w = rh_res.waiting;
+
+    rh_res.waiting = NULL;
+    pthread_mutex_unlock(&rh_res.lock);
+    while (w != NULL) {
+        rh_res_waiter_t *next = w->next;
+
+        w->retry(w);
+        w = next;
+    }
+}
+
 int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
 {
     int got;
@@ -180,23 +196,82 @@ int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
 
 void rh_resources_release(const rh_res_req_t *req)
 {
-    rh_res_waiter_t *w;
-
     pthread_mutex_lock(&rh_res.lock);
     rh_res.cpus_free += req->cpus;
     for (int i = 0; i < req->n; i++) {
         rh_res.free[rh_res_index(req->items[i].name)] += req->items[i].amount;
     }
-    /* Every waiter tries again; those that still do not fit queue up anew. */
-    w = rh_res.waiting;
-    rh_res.waiting = NULL;
-    pthread_mutex_unlock(&rh_res.lock);
-    while (w != NULL) {
-        rh_res_waiter_t *next = w->next;
+    rh_res_retry_all();
+}
 
-        w->retry(w);
-        w = next;
+/* Index of name in the ledger, added with nothing when absent (-1: full). */
+static int rh_res_slot(const char *name)
+{
+    int k = rh_res_index(name);
+
+    if (k >= 0 || rh_res.n == RH_RES_LEDGER_MAX) {
+        return k;
     }
+    k = rh_res.n++;
+    snprintf(rh_res.names[k], RH_RES_NAME_MAX, "%s", name);
+    rh_res.total[k] = rh_res.free[k] = 0;
+    return k;
+}
+
+/* Moves amount from the rank's own name to the bundle's (sign -1: back). */
+static int rh_res_move(const char *prefix, const char *name, long amount,
+                       int sign)
+{
+    char bname[RH_RES_NAME_MAX];
+    int k = name[0] ? rh_res_index(name) : -1, b;
+
+    snprintf(bname, sizeof(bname), "%s%s", prefix, name[0] ? name : "CPU");
+    b = rh_res_slot(bname);
+    if (b < 0 || (name[0] && k < 0)) {
+        return -1;
+    }
+    if (name[0]) {
+        rh_res.total[k] -= sign * amount;
+        rh_res.free[k] -= sign * amount;
+    } else {
+        rh_res.cpus_total -= (int)(sign * amount);
+        rh_res.cpus_free -= (int)(sign * amount);
+    }
+    rh_res.total[b] += sign * amount;
+    rh_res.free[b] += sign * amount;
+    return 0;
+}
+
+rh_status_t rh_resources_bundle_add(const char *prefix,
+                                    const rh_res_req_t *req)
+{
+    int ok;
+
+    pthread_mutex_lock(&rh_res.lock);
+    ok = rh_res_move(prefix, "", req->cpus, 1) == 0;
+    for (int i = 0; ok && i < req->n; i++) {
+        ok = rh_res_move(prefix, req->items[i].name, req->items[i].amount,
+                         1) == 0;
+    }
+    atomic_store(&rh_resources_active, 1);
+    /* Tasks of the bundle that came before it may start now. */
+    rh_res_retry_all();
+    if (!ok) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "too many resource names on "
+                            "this rank (at most %d)", RH_RES_LEDGER_MAX);
+    }
+    return RH_OK;
+}
+
+void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req)
+{
+    pthread_mutex_lock(&rh_res.lock);
+    (void)rh_res_move(prefix, "", req->cpus, -1);
+    for (int i = 0; i < req->n; i++) {
+        (void)rh_res_move(prefix, req->items[i].name, req->items[i].amount,
+                          -1);
+    }
+    rh_res_retry_all();
 }
 
 void rh_resources_format(char *buf, size_t len)

@@ -16,8 +16,10 @@
 
 #include "rayhpc.h"
 
-#define RH_RES_MAX 16          /* custom resource names per rank */
-#define RH_RES_NAME_MAX 32
+#define RH_RES_MAX 16          /* custom resources a task or rank names */
+#define RH_RES_LEDGER_MAX 128  /* names a rank counts, bundles' included */
+#define RH_RES_NAME_MAX 96     /* room for a bundle's prefix (pgroup.h) */
+#define RH_RES_USER_NAME_MAX 48 /* what users may name */
 
 typedef struct rh_res_req {
     int  cpus;
@@ -54,6 +56,15 @@ void rh_resources_activate(void);
 /* Takes req, or queues w to be retried when resources are freed (0). */
 int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w);
 void rh_resources_release(const rh_res_req_t *req);
+
+/* Placement-group bundles (Ray's renaming): reserving takes req out of the
+ * rank's own CPUs and resources and offers it again under the names
+ * "<prefix>CPU" and "<prefix><name>", which only tasks of that bundle ask
+ * for. Reserving may leave some free counts below zero while running tasks
+ * still hold them: new tasks then wait until they come back. */
+rh_status_t rh_resources_bundle_add(const char *prefix,
+                                    const rh_res_req_t *req);
+void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req);
 
 /* What is free now, for tests and rayhpc-info ("CPU=2 license=1"). */
 void rh_resources_format(char *buf, size_t len);

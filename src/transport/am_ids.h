@@ -12,6 +12,18 @@ enum rh_am_id {
     RH_AM_ID_FINALIZE_GO  = 2,   /* core: rank 0 lets every rank tear down */
     RH_AM_ID_TASK_SUBMIT  = 3,   /* core: a task forwarded to run here */
     RH_AM_ID_TASK_DONE    = 4,   /* core: the returns of a forwarded task */
+    RH_AM_ID_OBJ_LOCATE   = 5,   /* core: where is this object? pin it */
+    RH_AM_ID_OBJ_WHERE    = 6,   /* core: the answer (value, place, error) */
+    RH_AM_ID_OBJ_UNPIN    = 7,   /* core: the pull is over, unpin */
+    RH_AM_ID_OBJ_COPIED   = 8,   /* core: to the owner: a node has a copy */
+    RH_AM_ID_OBJ_FREE     = 9,   /* core: from the owner: delete your copy */
+    RH_AM_ID_SCHED_LOAD   = 10,  /* core: heartbeat to the global scheduler */
+    RH_AM_ID_SCHED_PLACE  = 11,  /* core: where should this task run? */
+    RH_AM_ID_SCHED_PLACED = 12,  /* core: the global scheduler's answer */
+    RH_AM_ID_PG_CREATE    = 13,  /* core: place a group's bundles */
+    RH_AM_ID_PG_RESERVE   = 14,  /* core: hold a bundle's resources here */
+    RH_AM_ID_PG_STATE     = 15,  /* core: a group's placement to its owner */
+    RH_AM_ID_PG_REMOVE    = 17,  /* core: free a group's bundles */
 
     RH_AM_ID_EXAMPLE      = 16,  /* examples/ */
     RH_AM_ID_PERF_FIRST   = 24,  /* perf/: 24..31 */

@@ -11,6 +11,8 @@
 
 extern ucp_worker_h rh_tp_worker;
 
+ucp_context_h rh_tp_context(void);
+
 /* Endpoint to rank (progress thread only); created on first use. Fails with
  * RH_ERR_PEER_FAILED for a dead peer. */
 rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep);

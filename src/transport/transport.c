@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "transport/am.h"
+#include "transport/rma.h"
 #include "transport/tp_internal.h"
 
 #define RH_TP_MAX_LISTENERS 8
@@ -70,12 +71,16 @@ typedef struct rh_transport {
         void            *arg;
     } listeners[RH_TP_MAX_LISTENERS];
     int                num_listeners;
+    void             (*tick)(uint64_t now);
+    uint64_t           tick_ns, next_tick;
+    unsigned           loops;
 } rh_transport_t;
 
 ucp_worker_h rh_tp_worker;
 static rh_transport_t rh_tp;
 
 int rh_tp_rank(void) { return rh_tp.rank; }
+ucp_context_h rh_tp_context(void) { return rh_tp.context; }
 int rh_tp_size(void) { return rh_tp.size; }
 /* pthread_self() is one register read: cheaper than a TLS variable in a
  * shared library. */
@@ -412,8 +417,19 @@ static int rh_tp_pid_dead(pid_t pid)
     return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
 }
 
+void rh_tp_set_tick(void (*fn)(uint64_t now), uint64_t period_ns)
+{
+    rh_tp.tick = fn;
+    rh_tp.tick_ns = period_ns;
+    rh_tp.next_tick = 0;
+}
+
 static void rh_tp_check_peers(uint64_t now)
 {
+    if (rh_tp.tick != NULL && now >= rh_tp.next_tick) {
+        rh_tp.next_tick = now + rh_tp.tick_ns;
+        rh_tp.tick(now);
+    }
     if (now - rh_tp.last_peer_check < rh_tp.peer_check_ns) {
         return;
     }
@@ -478,7 +494,14 @@ static void rh_tp_sleep(void)
 {
     struct epoll_event ev[2];
     uint64_t count;
-    int timeout_ms = (int)(rh_tp.peer_check_ns / 1000000ull);
+    uint64_t sleep_ns = rh_tp.peer_check_ns;
+    int timeout_ms;
+
+    if (rh_tp.tick != NULL && rh_tp.tick_ns < sleep_ns) {
+        sleep_ns = rh_tp.tick_ns;
+    }
+    timeout_ms = (int)(sleep_ns / 1000000ull);
+    timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
 
     atomic_store_explicit(&rh_tp.sleeping, 1, memory_order_seq_cst);
     if (!rh_mpsc_idle(&rh_tp.ops) || atomic_load(&rh_tp.stop)) {
@@ -514,6 +537,10 @@ static void *rh_tp_progress_main(void *arg)
         }
         if (n != 0) {
             idle = 0;
+            /* A busy thread still looks at the clock now and then. */
+            if ((++rh_tp.loops & 1023) == 0) {
+                rh_tp_check_peers(rh_time_ns());
+            }
             continue;
         }
         if ((++idle & 1023) == 0) {
@@ -631,6 +658,7 @@ void rh_tp_close(int64_t timeout_ms)
 {
     rh_tp_stop();
     if (rh_tp_worker != NULL) {
+        rh_tp_rma_close();
         if (rh_tp.peers != NULL) {
             rh_tp_flush(timeout_ms);
             for (int r = 0; r < rh_tp.size; r++) {

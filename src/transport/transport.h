@@ -72,6 +72,10 @@ void rh_tp_peer_failed(int rank, const char *why);
 /* Stops reporting peer deaths as errors: the job is ending. */
 void rh_tp_set_quiet_failures(void);
 
+/* Calls fn on the progress thread about every period_ns (it also bounds
+ * how long the thread sleeps). Before rh_tp_start; one such function. */
+void rh_tp_set_tick(void (*fn)(uint64_t now), uint64_t period_ns);
+
 /* Switches the progress mode at run time (benchmarks). */
 void rh_tp_set_progress_mode(rh_progress_mode_t mode);
 

@@ -1,0 +1,35 @@
+/*
+ * The owner's table of tasks running on other ranks, keyed by the task's
+ * counter: the answer finds its entry in O(1), and the death of a rank
+ * finds every entry of that rank (a scan: deaths are rare).
+ */
+#ifndef RH_CORE_INFLIGHT_H
+#define RH_CORE_INFLIGHT_H
+
+#include <stdint.h>
+
+#include "core/future.h"
+#include "core/registry.h"
+
+typedef struct rh_inflight {
+    uint64_t      counter;   /* never 0 */
+    int           nreturns;
+    int           rank;      /* running it */
+    int           nheld;
+    rh_future_t **held;      /* our objects sent by ref: kept until done */
+    char          name[RH_FN_NAME_MAX];
+} rh_inflight_t;
+
+/* Adds e (copied); -1 when out of memory. */
+int rh_inflight_put(const rh_inflight_t *e);
+
+/* Takes the entry of counter run by rank into *out; 0 when absent. */
+int rh_inflight_take(uint64_t counter, int rank, rh_inflight_t *out);
+
+/* Takes some entry run by rank; 0 when none is left. */
+int rh_inflight_take_rank(int rank, rh_inflight_t *out);
+
+/* Frees the table, handing each entry left to drop. */
+void rh_inflight_clear(void (*drop)(rh_inflight_t *e));
+
+#endif

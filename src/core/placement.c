@@ -1,0 +1,843 @@
+#include "core/placement.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/config.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "core/core.h"
+#include "core/pull.h"
+#include "sched/pool.h"
+#include "sched/topology.h"
+#include "transport/am.h"
+#include "transport/transport.h"
+
+#define RH_GS_RANK 0
+/* Submits between two looks at the backlog (per thread): reading it costs
+ * a cache miss per worker. */
+#define RH_PLACE_RECHECK 16
+/* Until tasks were timed, each counts this much (ns). */
+#define RH_PLACE_DEFAULT_TASK_NS 10000.0
+/* Until pulls were timed, the bandwidth assumed (bytes per ns). */
+#define RH_PLACE_DEFAULT_BW 1.0
+
+typedef struct rh_load_hdr {
+    uint64_t backlog;
+    uint64_t task_ns;       /* average task time */
+    uint64_t bw_kbps;       /* measured pull bandwidth, KiB per ms */
+} rh_load_hdr_t;
+
+typedef struct rh_place_hdr {
+    uint64_t token;
+    uint64_t input_bytes;   /* remote inputs of the task ... */
+    int32_t  input_node;    /* ... and the node holding most of them */
+    int32_t  reserved;
+} rh_place_hdr_t;
+
+typedef struct rh_placed_hdr {
+    uint64_t token;
+    int32_t  rank;
+    int32_t  reserved;
+} rh_placed_hdr_t;
+
+/* The global scheduler's view of one rank. */
+typedef struct rh_gs_rank {
+    long   backlog;      /* last heartbeat */
+    long   assigned;     /* placed here since */
+    double task_ns;
+} rh_gs_rank_t;
+
+/* A request the global scheduler could not place yet. */
+typedef struct rh_gs_wait rh_gs_wait_t;
+struct rh_gs_wait {
+    rh_gs_wait_t  *next;
+    int            from;
+    rh_place_hdr_t h;
+    rh_res_req_t   req;
+};
+
+/* A spilled task waiting for its answer. */
+typedef struct rh_spill rh_spill_t;
+struct rh_spill {
+    rh_spill_t *next;
+    uint64_t    token;
+    rh_task_t  *task;
+};
+
+static struct {
+    int            nranks, nnodes;
+    int           *node_of;
+    rh_res_req_t  *offer;        /* what each rank offers */
+    rh_res_req_t  *reserved;     /* global scheduler: held by groups */
+    /* the global scheduler (rank 0) */
+    pthread_mutex_t gs_lock;
+    rh_gs_rank_t  *gs;
+    double         gs_bw;        /* bytes per ns */
+    unsigned       gs_turn;
+    rh_gs_wait_t  *gs_waiting;
+    /* the submitter side */
+    pthread_mutex_t spill_lock;
+    rh_spill_t    *spills;
+    uint64_t       next_token;
+    _Atomic uint64_t spilled;
+    _Atomic unsigned spread_turn, rank_turn;
+    _Atomic uint64_t task_ns;    /* moving average, ns */
+} rh_pl = {
+    .gs_lock = PTHREAD_MUTEX_INITIALIZER,
+    .spill_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static _Thread_local unsigned rh_pl_since_check;
+static _Thread_local int rh_pl_busy;
+
+uint64_t rh_place_spilled(void)
+{
+    return atomic_load_explicit(&rh_pl.spilled, memory_order_relaxed);
+}
+
+void rh_place_task_time(uint64_t ns)
+{
+    uint64_t avg = atomic_load_explicit(&rh_pl.task_ns, memory_order_relaxed);
+
+    /* Races between workers lose a sample now and then: harmless. */
+    avg = avg == 0 ? ns : avg - avg / 8 + ns / 8;
+    atomic_store_explicit(&rh_pl.task_ns, avg, memory_order_relaxed);
+}
+
+/* ---- what ranks offer -------------------------------------------------------- */
+
+/* The node's memory, bytes. */
+unsigned long long rh_place_node_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+    return pages > 0 && page > 0 ? (unsigned long long)pages *
+                                   (unsigned long long)page : 0;
+}
+
+void rh_place_describe(char *buf, size_t len)
+{
+    rh_topo_counts_t counts;
+    int cores = rh_topo_query(&counts) == RH_OK && counts.cores > 0 ?
+                counts.cores : 1;
+
+    snprintf(buf, len, "%d;%d;%llu;%s", cores, (int)rh_cfg.num_workers,
+             rh_place_node_memory(), rh_cfg.resources);
+}
+
+void rh_place_rank_spec(const char *spec, unsigned long long node_memory,
+                        int ranks_on_node, char *out, size_t len)
+{
+    int has = 0;
+
+    /* An explicit memory=... in the spec wins over the node's share. */
+    for (const char *p = spec; p != NULL && *p; p = strchr(p, ',')) {
+        p += *p == ',';
+        has |= strncmp(p, "memory=", 7) == 0;
+    }
+    if (has || node_memory == 0) {
+        snprintf(out, len, "%s", spec);
+    } else {
+        snprintf(out, len, "%s%smemory=%llu", spec, spec[0] ? "," : "",
+                 node_memory / (unsigned long long)
+                 (ranks_on_node > 0 ? ranks_on_node : 1));
+    }
+}
+
+rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
+                          int num_nodes)
+{
+    int n = set->n;
+    int *per_node = calloc((size_t)num_nodes, sizeof(int));
+
+    rh_pl.nranks = n;
+    rh_pl.nnodes = num_nodes;
+    rh_pl.node_of = calloc((size_t)n, sizeof(int));
+    rh_pl.offer = calloc((size_t)n, sizeof(rh_res_req_t));
+    rh_pl.gs = calloc((size_t)n, sizeof(rh_gs_rank_t));
+    rh_pl.reserved = calloc((size_t)n, sizeof(rh_res_req_t));
+    if (per_node == NULL || rh_pl.node_of == NULL || rh_pl.offer == NULL ||
+        rh_pl.gs == NULL || rh_pl.reserved == NULL) {
+        free(per_node);
+        return rh_error_set(RH_ERR_NO_MEMORY, "placement tables");
+    }
+    for (int r = 0; r < n; r++) {
+        rh_pl.node_of[r] = node_of_rank[r];
+        per_node[node_of_rank[r]]++;
+    }
+    for (int r = 0; r < n; r++) {
+        const void *val;
+        uint32_t len;
+        int cores = 1, workers = 0, used = 0;
+        unsigned long long memory = 0;
+        char text[700], spec[800];
+
+        if (rh_blob_find(set->data + set->off[r], set->len[r],
+                         RH_BLOB_RESOURCES, &val, &len) != RH_OK ||
+            len == 0 || len > sizeof(text) ||
+            ((const char *)val)[len - 1] != '\0') {
+            free(per_node);
+            return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d did not say what "
+                                "it offers (mismatched library versions?)",
+                                r);
+        }
+        memcpy(text, val, len);
+        if (sscanf(text, "%d;%d;%llu;%n", &cores, &workers, &memory,
+                   &used) < 3 || used == 0) {
+            free(per_node);
+            return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d's offer '%s' is "
+                                "malformed", r, text);
+        }
+        /* The same rule as the rank's own pool (init.c). */
+        if (workers == 0) {
+            workers = cores / per_node[node_of_rank[r]];
+            workers = workers > 0 ? workers : 1;
+        }
+        rh_place_rank_spec(text + used, memory, per_node[node_of_rank[r]],
+                           spec, sizeof(spec));
+        if (rh_resources_parse(spec, workers, &rh_pl.offer[r]) != RH_OK) {
+            free(per_node);
+            return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d offers '%s': %s", r,
+                                spec, rh_last_error());
+        }
+    }
+    free(per_node);
+    return RH_OK;
+}
+
+static long rh_offer_of(const rh_res_req_t *o, const char *name)
+{
+    for (int i = 0; i < o->n; i++) {
+        if (strcmp(o->items[i].name, name) == 0) {
+            return o->items[i].amount;
+        }
+    }
+    return 0;
+}
+
+int rh_place_rank_fits(int r, const rh_res_req_t *req)
+{
+    const rh_res_req_t *o = &rh_pl.offer[r];
+
+    if (req == NULL) {
+        return o->cpus >= 1;
+    }
+    if (req->cpus > o->cpus) {
+        return 0;
+    }
+    for (int i = 0; i < req->n; i++) {
+        if (req->items[i].amount > rh_offer_of(o, req->items[i].name)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* What rank r has left once groups took their bundles (global scheduler,
+ * under gs_lock). */
+int rh_place_gs_fits(int r, const rh_res_req_t *req)
+{
+    const rh_res_req_t *o = &rh_pl.offer[r], *z = &rh_pl.reserved[r];
+
+    if ((req == NULL ? 1 : req->cpus) > o->cpus - z->cpus) {
+        return 0;
+    }
+    for (int i = 0; req != NULL && i < req->n; i++) {
+        if (req->items[i].amount > rh_offer_of(o, req->items[i].name) -
+                                   rh_offer_of(z, req->items[i].name)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void rh_place_gs_reserve(int r, const rh_res_req_t *req, int sign)
+{
+    rh_res_req_t *z = &rh_pl.reserved[r];
+
+    z->cpus += sign * req->cpus;
+    for (int i = 0; i < req->n; i++) {
+        int k;
+
+        for (k = 0; k < z->n; k++) {
+            if (strcmp(z->items[k].name, req->items[i].name) == 0) {
+                break;
+            }
+        }
+        if (k == z->n) {
+            if (z->n == RH_RES_MAX) {
+                continue;
+            }
+            snprintf(z->items[k].name, RH_RES_NAME_MAX, "%s",
+                     req->items[i].name);
+            z->items[k].amount = 0;
+            z->n++;
+        }
+        z->items[k].amount += sign * req->items[i].amount;
+    }
+}
+
+void rh_place_gs_lock(void)
+{
+    pthread_mutex_lock(&rh_pl.gs_lock);
+}
+
+void rh_place_gs_unlock(void)
+{
+    pthread_mutex_unlock(&rh_pl.gs_lock);
+}
+
+static void rh_req_format(const rh_res_req_t *req, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "CPU=%d", req ? req->cpus : 1);
+
+    for (int i = 0; req != NULL && i < req->n && n < len; i++) {
+        n += (size_t)snprintf(buf + n, len - n, ",%s=%ld",
+                              req->items[i].name, req->items[i].amount);
+    }
+}
+
+int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
+                      size_t len)
+{
+    char need[256];
+
+    for (int r = 0; r < rh_pl.nranks; r++) {
+        if ((node < 0 || rh_pl.node_of[r] == node) && rh_place_rank_fits(r, req)) {
+            return 1;
+        }
+    }
+    if (why != NULL) {
+        rh_req_format(req, need, sizeof(need));
+        if (node < 0) {
+            snprintf(why, len, "%s, which no rank of the job offers", need);
+        } else {
+            snprintf(why, len, "%s, which no rank of node %d offers", need,
+                     node);
+        }
+    }
+    return 0;
+}
+
+int rh_place_rank_on(int node, const rh_res_req_t *req)
+{
+    int n = 0, pick;
+
+    for (int r = 0; r < rh_pl.nranks; r++) {
+        n += rh_pl.node_of[r] == node && rh_rank_alive(r) &&
+             rh_place_rank_fits(r, req);
+    }
+    if (n == 0) {
+        return -1;
+    }
+    pick = (int)(atomic_fetch_add_explicit(&rh_pl.rank_turn, 1,
+                                           memory_order_relaxed) %
+                 (unsigned)n);
+    for (int r = 0; r < rh_pl.nranks; r++) {
+        if (rh_pl.node_of[r] == node && rh_rank_alive(r) &&
+            rh_place_rank_fits(r, req) && pick-- == 0) {
+            return r;
+        }
+    }
+    return -1;
+}
+
+/* ---- decisions at submit ------------------------------------------------------ */
+
+static int rh_place_here_or(int rank)
+{
+    return rank == rh_rank() ? -1 : rank;
+}
+
+static rh_status_t rh_place_spread(const rh_res_req_t *req, int *rank)
+{
+    unsigned start = atomic_fetch_add_explicit(&rh_pl.spread_turn, 1,
+                                               memory_order_relaxed);
+    char why[300];
+
+    for (int k = 0; k < rh_pl.nnodes; k++) {
+        int node = (int)((start + (unsigned)k) % (unsigned)rh_pl.nnodes);
+        int r = rh_place_rank_on(node, req);
+
+        if (r >= 0) {
+            *rank = rh_place_here_or(r);
+            return RH_OK;
+        }
+    }
+    rh_place_feasible(-1, req, why, sizeof(why));
+    *rank = RH_PLACE_SPILL;   /* the global scheduler keeps it pending */
+    return RH_OK;
+}
+
+static rh_status_t rh_place_default(const rh_res_req_t *req, int *rank)
+{
+    rh_pool_t *pool = rh_core_pool();
+
+    *rank = -1;
+    if (rh_pl.nranks <= 1) {
+        return RH_OK;
+    }
+    if (!rh_place_rank_fits(rh_rank(), req)) {
+        *rank = RH_PLACE_SPILL;
+        return RH_OK;
+    }
+    /* A task submitted by a task stays with its parent when it fits: the
+     * parent's worker runs it while it waits for it (fork-join), which
+     * sending it away would only delay. */
+    if (rh_pool_current() != NULL) {
+        return RH_OK;
+    }
+    if (rh_pl_since_check-- == 0) {
+        long limit = (long)rh_cfg.spillback_threshold *
+                     rh_pool_num_workers(pool);
+
+        rh_pl_since_check = RH_PLACE_RECHECK - 1;
+        rh_pl_busy = rh_pool_backlog(pool) >= limit;
+    }
+    if (rh_pl_busy) {
+        *rank = RH_PLACE_SPILL;
+    }
+    return RH_OK;
+}
+
+rh_status_t rh_place_decide(const rh_task_params_t *params,
+                            const rh_res_req_t *req, int *rank)
+{
+    int node, r;
+
+    *rank = -1;
+    if (params == NULL ||
+        !(params->field_mask & RH_TASK_PARAM_FIELD_STRATEGY) ||
+        params->strategy == RH_STRATEGY_DEFAULT) {
+        return rh_place_default(req, rank);
+    }
+    switch (params->strategy) {
+    case RH_STRATEGY_SPREAD:
+        return rh_place_spread(req, rank);
+    case RH_STRATEGY_NODE_AFFINITY:
+        node = params->node;
+        if (node < 0 || node >= rh_pl.nnodes) {
+            if (params->soft) {
+                return rh_place_default(req, rank);
+            }
+            return rh_error_set(RH_ERR_INVALID_PARAM, "NODE_AFFINITY to node "
+                                "%d, but the job has nodes 0 to %d", node,
+                                rh_pl.nnodes - 1);
+        }
+        if (node == rh_node_id() && rh_place_rank_fits(rh_rank(), req)) {
+            return RH_OK;
+        }
+        r = rh_place_rank_on(node, req);
+        if (r < 0) {
+            char why[300];
+
+            if (params->soft) {
+                return rh_place_default(req, rank);
+            }
+            if (!rh_place_feasible(node, req, why, sizeof(why))) {
+                return rh_error_set(RH_ERR_INVALID_PARAM, "NODE_AFFINITY to "
+                                    "node %d: the task needs %s", node, why);
+            }
+            return rh_error_set(RH_ERR_PEER_FAILED, "NODE_AFFINITY to node "
+                                "%d, whose ranks have all failed", node);
+        }
+        *rank = rh_place_here_or(r);
+        return RH_OK;
+    default:
+        return rh_error_set(RH_ERR_INVALID_PARAM, "unknown strategy %d",
+                            (int)params->strategy);
+    }
+}
+
+/* ---- the global scheduler ------------------------------------------------------ */
+
+/* The feasible live rank with the least estimated wait (-1: none). Under
+ * gs_lock. */
+static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
+{
+    int best = -1;
+    double best_wait = 0;
+    unsigned start = rh_pl.gs_turn++;
+
+    for (int k = 0; k < rh_pl.nranks; k++) {
+        int r = (int)((start + (unsigned)k) % (unsigned)rh_pl.nranks);
+        rh_gs_rank_t *g = &rh_pl.gs[r];
+        double task_ns = g->task_ns > 0 ? g->task_ns :
+                         RH_PLACE_DEFAULT_TASK_NS;
+        double wait;
+
+        if (!rh_rank_alive(r) || !rh_place_gs_fits(r, req)) {
+            continue;
+        }
+        wait = (double)(g->backlog + g->assigned + 1) * task_ns /
+               (double)(rh_pl.offer[r].cpus > 0 ? rh_pl.offer[r].cpus : 1);
+        if (h->input_bytes != 0 && rh_pl.node_of[r] != h->input_node) {
+            wait += (double)h->input_bytes /
+                    (rh_pl.gs_bw > 0 ? rh_pl.gs_bw : RH_PLACE_DEFAULT_BW);
+        }
+        if (best < 0 || wait < best_wait) {
+            best = r;
+            best_wait = wait;
+        }
+    }
+    if (best >= 0) {
+        rh_pl.gs[best].assigned++;
+    }
+    return best;
+}
+
+static void rh_placed_apply(uint64_t token, int rank);
+
+static void rh_gs_answer(int to, uint64_t token, int rank)
+{
+    rh_placed_hdr_t a = { token, rank, 0 };
+
+    if (to == rh_rank()) {
+        rh_placed_apply(token, rank);
+        return;
+    }
+    (void)rh_am_send((uint32_t)to, RH_AM_ID_SCHED_PLACED, &a, sizeof(a), NULL,
+                     0, NULL, NULL);
+}
+
+/* Places a request, or keeps it waiting with a warning. */
+static void rh_gs_place(int from, const rh_place_hdr_t *h,
+                        const rh_res_req_t *req)
+{
+    int r;
+
+    pthread_mutex_lock(&rh_pl.gs_lock);
+    r = rh_gs_pick(req, h);
+    if (r < 0) {
+        rh_gs_wait_t *w = malloc(sizeof(*w));
+        char why[300];
+
+        rh_place_feasible(-1, req, why, sizeof(why));
+        if (w != NULL) {
+            w->from = from;
+            w->h = *h;
+            w->req = *req;
+            w->next = rh_pl.gs_waiting;
+            rh_pl.gs_waiting = w;
+        }
+        pthread_mutex_unlock(&rh_pl.gs_lock);
+        rh_warn("a task of rank %d needs %s: it stays pending until it fits",
+                from, why);
+        return;
+    }
+    pthread_mutex_unlock(&rh_pl.gs_lock);
+    rh_gs_answer(from, h->token, r);
+}
+
+/* Tries the waiting requests again (ranks or groups changed). */
+void rh_place_gs_retry(void)
+{
+    rh_gs_wait_t *w;
+
+    pthread_mutex_lock(&rh_pl.gs_lock);
+    w = rh_pl.gs_waiting;
+    rh_pl.gs_waiting = NULL;
+    pthread_mutex_unlock(&rh_pl.gs_lock);
+    while (w != NULL) {
+        rh_gs_wait_t *next = w->next;
+        int r;
+
+        pthread_mutex_lock(&rh_pl.gs_lock);
+        r = rh_gs_pick(&w->req, &w->h);
+        if (r < 0) {
+            w->next = rh_pl.gs_waiting;
+            rh_pl.gs_waiting = w;
+        }
+        pthread_mutex_unlock(&rh_pl.gs_lock);
+        if (r >= 0) {
+            rh_gs_answer(w->from, w->h.token, r);
+            free(w);
+        }
+        w = next;
+    }
+}
+
+static int rh_req_ok(const rh_res_req_t *req)
+{
+    if (req->cpus < 0 || req->n < 0 || req->n > RH_RES_MAX) {
+        return 0;
+    }
+    for (int i = 0; i < req->n; i++) {
+        if (memchr(req->items[i].name, '\0', RH_RES_NAME_MAX) == NULL ||
+            req->items[i].amount < 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static rh_status_t rh_gs_on_place(void *arg, rh_am_msg_t *msg)
+{
+    rh_place_hdr_t h;
+    rh_res_req_t req;
+
+    (void)arg;
+    if (rh_rank() != RH_GS_RANK || msg->rndv_desc != NULL ||
+        msg->data_len != sizeof(req)) {
+        return RH_ERR_MALFORMED;
+    }
+    memcpy(&h, msg->hdr, sizeof(h));
+    memcpy(&req, msg->data, sizeof(req));
+    if (!rh_req_ok(&req)) {
+        return RH_ERR_MALFORMED;
+    }
+    rh_gs_place((int)msg->src, &h, &req);
+    return RH_OK;
+}
+
+static void rh_gs_load(int from, const rh_load_hdr_t *h)
+{
+    pthread_mutex_lock(&rh_pl.gs_lock);
+    rh_pl.gs[from].backlog = (long)h->backlog;
+    rh_pl.gs[from].assigned = 0;
+    rh_pl.gs[from].task_ns = (double)h->task_ns;
+    if (h->bw_kbps != 0) {
+        double bw = (double)h->bw_kbps * 1024.0 / 1e6;   /* bytes per ns */
+
+        rh_pl.gs_bw = rh_pl.gs_bw <= 0 ? bw : 0.9 * rh_pl.gs_bw + 0.1 * bw;
+    }
+    pthread_mutex_unlock(&rh_pl.gs_lock);
+}
+
+static rh_status_t rh_gs_on_load(void *arg, rh_am_msg_t *msg)
+{
+    rh_load_hdr_t h;
+
+    (void)arg;
+    if (rh_rank() != RH_GS_RANK) {
+        return RH_ERR_MALFORMED;
+    }
+    memcpy(&h, msg->hdr, sizeof(h));
+    rh_gs_load((int)msg->src, &h);
+    return RH_OK;
+}
+
+/* Progress thread, every RAYHPC_HEARTBEAT_MS: our load to the scheduler. */
+static void rh_place_tick(uint64_t now)
+{
+    rh_load_hdr_t h;
+    uint64_t pulls = 0, bytes, joined = 0, ns;
+
+    (void)now;
+    /* closing is set on this thread before the pool goes: look at it
+     * first. */
+    if (rh_core_closing() || rh_core_pool() == NULL) {
+        return;
+    }
+    (void)pulls;
+    (void)joined;
+    bytes = rh_pull_rdma_bytes_total();
+    ns = rh_pull_time_ns();
+    h.backlog = (uint64_t)rh_pool_backlog(rh_core_pool());
+    h.task_ns = atomic_load_explicit(&rh_pl.task_ns, memory_order_relaxed);
+    h.bw_kbps = ns != 0 ? (uint64_t)((double)bytes / 1024.0 /
+                                     ((double)ns / 1e6)) : 0;
+    if (rh_rank() == RH_GS_RANK) {
+        rh_gs_load(RH_GS_RANK, &h);
+    } else if (rh_rank_alive(RH_GS_RANK)) {
+        (void)rh_am_send(RH_GS_RANK, RH_AM_ID_SCHED_LOAD, &h, sizeof(h), NULL,
+                         0, NULL, NULL);
+    }
+}
+
+/* ---- the submitter: spilled tasks ------------------------------------------ */
+
+static rh_task_t *rh_spill_take(uint64_t token)
+{
+    rh_task_t *t = NULL;
+
+    pthread_mutex_lock(&rh_pl.spill_lock);
+    for (rh_spill_t **pp = &rh_pl.spills; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->token == token) {
+            rh_spill_t *s = *pp;
+
+            *pp = s->next;
+            t = s->task;
+            free(s);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rh_pl.spill_lock);
+    return t;
+}
+
+/* Takes any spilled task still waiting for its answer (NULL: none). */
+static rh_task_t *rh_spill_pop(void)
+{
+    rh_spill_t *s;
+    rh_task_t *t = NULL;
+
+    pthread_mutex_lock(&rh_pl.spill_lock);
+    s = rh_pl.spills;
+    if (s != NULL) {
+        rh_pl.spills = s->next;
+        t = s->task;
+        free(s);
+    }
+    pthread_mutex_unlock(&rh_pl.spill_lock);
+    return t;
+}
+
+static void rh_placed_apply(uint64_t token, int rank)
+{
+    rh_task_t *t = rh_spill_take(token);
+
+    if (t == NULL) {
+        return;
+    }
+    t->forward_to = rank == rh_rank() || rank < 0 ? -1 : rank;
+    rh_task_dispatch(t);
+}
+
+static rh_status_t rh_place_on_placed(void *arg, rh_am_msg_t *msg)
+{
+    rh_placed_hdr_t h;
+
+    (void)arg;
+    memcpy(&h, msg->hdr, sizeof(h));
+    if (msg->src != RH_GS_RANK || h.rank < 0 || h.rank >= rh_size()) {
+        return RH_ERR_MALFORMED;
+    }
+    rh_placed_apply(h.token, h.rank);
+    return RH_OK;
+}
+
+/* The largest input held on another node: where it is and how big. */
+static void rh_spill_inputs(const rh_task_t *t, rh_place_hdr_t *h)
+{
+    h->input_bytes = 0;
+    h->input_node = -1;
+    for (int i = 0; i < t->nargs; i++) {
+        const rh_task_slot_t *s = &t->slots[i];
+
+        if (s->kind == RH_ARG_REF && s->fut != NULL &&
+            s->fut->len > h->input_bytes) {
+            h->input_bytes = s->fut->len;
+            h->input_node = rh_node_id();
+        }
+    }
+}
+
+void rh_place_spill(rh_task_t *t)
+{
+    rh_spill_t *s = malloc(sizeof(*s));
+    rh_place_hdr_t h;
+    rh_res_req_t req;
+
+    if (s == NULL || !rh_rank_alive(RH_GS_RANK)) {
+        free(s);
+        t->forward_to = -1;   /* no scheduler to ask: here it is */
+        rh_task_dispatch(t);
+        return;
+    }
+    memset(&h, 0, sizeof(h));
+    memset(&req, 0, sizeof(req));
+    req.cpus = 1;
+    if (t->res != NULL) {
+        req = *t->res;
+    }
+    rh_spill_inputs(t, &h);
+    pthread_mutex_lock(&rh_pl.spill_lock);
+    h.token = ++rh_pl.next_token;
+    s->token = h.token;
+    s->task = t;
+    s->next = rh_pl.spills;
+    rh_pl.spills = s;
+    pthread_mutex_unlock(&rh_pl.spill_lock);
+    atomic_fetch_add_explicit(&rh_pl.spilled, 1, memory_order_relaxed);
+    if (rh_rank() == RH_GS_RANK) {
+        rh_gs_place(RH_GS_RANK, &h, &req);
+        return;
+    }
+    if (rh_am_send(RH_GS_RANK, RH_AM_ID_SCHED_PLACE, &h, sizeof(h), &req,
+                   sizeof(req), NULL, NULL) != RH_OK &&
+        (t = rh_spill_take(h.token)) != NULL) {
+        t->forward_to = -1;
+        rh_task_dispatch(t);
+    }
+}
+
+/* The scheduler died: what waited for it runs here. */
+static void rh_place_on_peer_failure(void *arg, int rank)
+{
+    (void)arg;
+    if (rank != RH_GS_RANK) {
+        if (rh_rank() == RH_GS_RANK) {
+            rh_place_gs_retry();
+        }
+        return;
+    }
+    for (rh_task_t *t; (t = rh_spill_pop()) != NULL; ) {
+        t->forward_to = -1;
+        rh_task_dispatch(t);
+    }
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+rh_status_t rh_place_setup(void)
+{
+    rh_status_t status;
+
+    status = rh_am_register(RH_AM_ID_SCHED_LOAD, sizeof(rh_load_hdr_t),
+                            sizeof(rh_load_hdr_t), rh_gs_on_load, NULL);
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_SCHED_PLACE, sizeof(rh_place_hdr_t),
+                                sizeof(rh_place_hdr_t), rh_gs_on_place,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_SCHED_PLACED,
+                                sizeof(rh_placed_hdr_t),
+                                sizeof(rh_placed_hdr_t), rh_place_on_placed,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_place_on_peer_failure, NULL);
+    }
+    return status;
+}
+
+void rh_place_start(void)
+{
+    if (rh_pl.nranks > 1) {
+        rh_tp_set_tick(rh_place_tick, rh_cfg.heartbeat_ms * 1000000ull);
+    }
+}
+
+void rh_place_teardown(void)
+{
+    /* Spilled tasks still unanswered fail (the pool is gone). */
+    for (rh_task_t *t; (t = rh_spill_pop()) != NULL; ) {
+        rh_task_fail_all(t, "the rank ended before its task was placed");
+        rh_task_free(t);
+    }
+    while (rh_pl.gs_waiting != NULL) {
+        rh_gs_wait_t *w = rh_pl.gs_waiting;
+
+        rh_pl.gs_waiting = w->next;
+        free(w);
+    }
+    free(rh_pl.node_of);
+    free(rh_pl.offer);
+    free(rh_pl.gs);
+    free(rh_pl.reserved);
+    rh_pl.reserved = NULL;
+    rh_pl.node_of = NULL;
+    rh_pl.offer = NULL;
+    rh_pl.gs = NULL;
+    rh_pl.nranks = rh_pl.nnodes = 0;
+    rh_pl.gs_bw = 0;
+    atomic_store(&rh_pl.spilled, 0);
+    atomic_store(&rh_pl.task_ns, 0);
+}

@@ -1,0 +1,86 @@
+/*
+ * Where tasks run when nobody names a rank: the bottom-up scheduler.
+ *
+ * Every rank knows what every rank offers (CPUs and custom resources, from
+ * the start-up exchange). A DEFAULT task runs where it was submitted while
+ * it fits there and fewer than RAYHPC_SPILLBACK_THRESHOLD tasks per worker
+ * wait; otherwise it spills: the submitter asks the global scheduler (rank
+ * 0), which picks the feasible rank with the least estimated wait,
+ *
+ *     backlog / workers x average task time + remote input bytes / bandwidth
+ *
+ * from the load each rank reports every RAYHPC_HEARTBEAT_MS (plus what it
+ * placed since), and the submitter forwards the task there. SPREAD takes
+ * the feasible nodes in turn; a task that fits nowhere waits at the global
+ * scheduler, with a warning naming what is missing, until it fits.
+ */
+#ifndef RH_CORE_PLACEMENT_H
+#define RH_CORE_PLACEMENT_H
+
+#include <stdint.h>
+
+#include "core/task_internal.h"
+#include "rayhpc.h"
+#include "sched/resources.h"
+#include "transport/blob.h"
+
+/* Marks a task to place by the global scheduler (rh_task_t.forward_to). */
+#define RH_PLACE_SPILL (-2)
+
+/* What this rank offers, for its start-up blob. */
+void rh_place_describe(char *buf, size_t len);
+
+/* The node's memory (bytes), and the custom resources a rank offers: spec
+ * plus its share of the node's memory as "memory" (bytes), unless spec
+ * names memory itself. The same rule at the rank and at every other. */
+unsigned long long rh_place_node_memory(void);
+void rh_place_rank_spec(const char *spec, unsigned long long node_memory,
+                        int ranks_on_node, char *out, size_t len);
+
+/* Reads every rank's offer from the blobs (node_of_rank known). */
+rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
+                          int num_nodes);
+
+/* Handlers (before rh_init's exchange); heartbeats (before the progress
+ * thread starts); the end. */
+rh_status_t rh_place_setup(void);
+void rh_place_start(void);
+void rh_place_teardown(void);
+
+/* Where a new task goes: -1 here, a rank, or RH_PLACE_SPILL. req is what it
+ * asks for (NULL: one CPU). Errors: a hard NODE_AFFINITY to no node. */
+rh_status_t rh_place_decide(const rh_task_params_t *params,
+                            const rh_res_req_t *req, int *rank);
+
+/* Asks the global scheduler where t goes, then sends it there (or runs it
+ * here). */
+void rh_place_spill(rh_task_t *t);
+
+/* Whether some rank of node could ever run req; else writes what is
+ * missing. node -1: any node. */
+int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
+                      size_t len);
+
+/* A live rank of node that could run req, taking turns (-1: none). */
+int rh_place_rank_on(int node, const rh_res_req_t *req);
+
+/* Whether rank r offers what req asks for (NULL: one CPU). */
+int rh_place_rank_fits(int r, const rh_res_req_t *req);
+
+/* The global scheduler's books of what placement groups hold (pgroup.c):
+ * take the lock around these. fits: r's offer minus what groups hold. */
+void rh_place_gs_lock(void);
+void rh_place_gs_unlock(void);
+int rh_place_gs_fits(int r, const rh_res_req_t *req);
+void rh_place_gs_reserve(int r, const rh_res_req_t *req, int sign);
+
+/* Tries the tasks waiting at the global scheduler again. */
+void rh_place_gs_retry(void);
+
+/* A task ran for ns (sampled): feeds the average the heartbeats carry. */
+void rh_place_task_time(uint64_t ns);
+
+/* Tasks this rank spilled. */
+uint64_t rh_place_spilled(void);
+
+#endif

@@ -1,0 +1,990 @@
+#include "core/pull.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/completion.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "core/core.h"
+#include "core/directory.h"
+#include "plasma/store.h"
+#include "transport/am.h"
+#include "transport/rma.h"
+#include "transport/transport.h"
+
+#define RH_PULL_DEPTH 8          /* RDMA reads in flight per pull, at most */
+#define RH_PULL_MAX_HOPS 8       /* ASK answers followed before giving up */
+#define RH_PULL_NEED_RKEY 1u
+#define RH_PULL_MAX_SRC 4        /* copies one pull reads from at once */
+
+#define RH_WAITERS_CLOSED ((rh_waiter_t *)(uintptr_t)1)
+
+/* What the asked rank says. */
+enum {
+    RH_WHERE_VALUE  = 1,   /* payload: the bytes */
+    RH_WHERE_AT     = 2,   /* pinned in the sender's store at offset */
+    RH_WHERE_ASK    = 3,   /* rank `src` has a copy: ask it */
+    RH_WHERE_FAILED = 4,   /* payload: the task's message */
+    RH_WHERE_GONE   = 5    /* payload: why */
+};
+
+typedef struct rh_locate_hdr {
+    uint64_t hi, lo, token;
+    uint32_t flags, reserved;
+} rh_locate_hdr_t;
+
+typedef struct rh_where_hdr {
+    uint64_t hi, lo;       /* the object */
+    uint64_t token, len, offset;
+    uint32_t kind, src, rkey_len;
+    uint32_t nextra;       /* AT from the owner: other ranks with a copy,
+                            * as int32s after the rkey */
+} rh_where_hdr_t;
+
+typedef struct rh_unpin_hdr {
+    uint64_t hi, lo;
+} rh_unpin_hdr_t;
+
+struct rh_pull {
+    rh_pull_t              *next;        /* active list */
+    rh_object_id_t          id;
+    uint64_t                token;
+    _Atomic int             refs;
+    _Atomic int             state;       /* 0 going, 1 ok, 2 failed */
+    _Atomic(rh_waiter_t *)  waiters;
+    rh_status_t             status;
+    char                   *message;
+    rh_tp_op_t              op;
+    /* progress thread only */
+    int                     ask, src, hops, created, inflight;
+    rh_status_t             read_error;
+    size_t                  len, next_off;
+    uint64_t                offset_base;  /* of the copy in src's region */
+    /* the copies read from: src (first) and the others that answered */
+    int                     nsrc, srcs[RH_PULL_MAX_SRC];
+    uint64_t                src_off[RH_PULL_MAX_SRC];
+    unsigned                turn;
+    int                     nextra, extra[RH_PULL_MAX_SRC];  /* asked */
+    uint64_t                t_start;      /* first RDMA read */
+    uint8_t                *dst;
+};
+
+/* A copy this rank pinned for another rank's pull. */
+typedef struct rh_pin {
+    int            rank;
+    rh_object_id_t id;
+} rh_pin_t;
+
+static pthread_mutex_t rh_pull_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_pull_t *rh_pull_active;
+static uint64_t rh_pull_next_token = 1;
+static rh_pin_t *rh_pins;
+static size_t rh_npins, rh_pins_cap;
+static _Atomic uint64_t rh_pull_count, rh_pull_bytes, rh_pull_joined;
+static _Atomic uint64_t rh_pull_rdma_bytes, rh_pull_rdma_ns;
+static _Atomic uint64_t rh_pull_sources;
+
+uint64_t rh_pull_source_count(void)
+{
+    return atomic_load(&rh_pull_sources);
+}
+
+uint64_t rh_pull_time_ns(void)
+{
+    return atomic_load(&rh_pull_rdma_ns);
+}
+
+uint64_t rh_pull_rdma_bytes_total(void)
+{
+    return atomic_load(&rh_pull_rdma_bytes);
+}
+
+void rh_pull_counters(uint64_t *pulls, uint64_t *bytes, uint64_t *joined)
+{
+    *pulls = atomic_load(&rh_pull_count);
+    *bytes = atomic_load(&rh_pull_bytes);
+    *joined = atomic_load(&rh_pull_joined);
+}
+
+static size_t rh_inline_max(void)
+{
+    return rh_cfg.inline_max;
+}
+
+/* ---- the side that holds a copy ------------------------------------------- */
+
+static int rh_pin_add(int rank, rh_object_id_t id)
+{
+    int ok = 1;
+
+    pthread_mutex_lock(&rh_pull_lock);
+    if (rh_npins == rh_pins_cap) {
+        size_t cap = rh_pins_cap ? 2 * rh_pins_cap : 32;
+        rh_pin_t *p = realloc(rh_pins, cap * sizeof(*p));
+
+        if (p == NULL) {
+            ok = 0;
+        } else {
+            rh_pins = p;
+            rh_pins_cap = cap;
+        }
+    }
+    if (ok) {
+        rh_pins[rh_npins].rank = rank;
+        rh_pins[rh_npins].id = id;
+        rh_npins++;
+    }
+    pthread_mutex_unlock(&rh_pull_lock);
+    return ok;
+}
+
+/* Drops one pin of rank on id (or, with all, every pin of rank). */
+static void rh_pin_drop(int rank, rh_object_id_t id, int all)
+{
+    for (;;) {
+        int found = 0;
+        rh_object_id_t what = id;
+
+        pthread_mutex_lock(&rh_pull_lock);
+        for (size_t i = 0; i < rh_npins; i++) {
+            if (rh_pins[i].rank == rank &&
+                (all || rh_object_id_equal(rh_pins[i].id, id))) {
+                what = rh_pins[i].id;
+                rh_pins[i] = rh_pins[--rh_npins];
+                found = 1;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&rh_pull_lock);
+        if (!found) {
+            return;
+        }
+        rh_store_release(rh_core_store(), what);
+        if (!all) {
+            return;
+        }
+    }
+}
+
+/* Sends an answer: the header, then our rkey (when asked for), the other
+ * copies (h->nextra ranks in extra), then data. */
+static void rh_where_send_extra(int to, rh_where_hdr_t *h, uint32_t flags,
+                                const int32_t *extra, const void *data,
+                                size_t len)
+{
+    const void *rkey = NULL;
+    size_t rkey_len = 0, xlen = h->nextra * sizeof(int32_t), total;
+    uint8_t *payload = NULL;
+
+    h->src = (uint32_t)rh_rank();
+    if (h->kind == RH_WHERE_AT && (flags & RH_PULL_NEED_RKEY)) {
+        rh_tp_local_rkey(&rkey, &rkey_len);
+    }
+    h->rkey_len = (uint32_t)rkey_len;
+    total = rkey_len + xlen + len;
+    if (rkey_len + xlen != 0) {
+        payload = malloc(total);
+        if (payload == NULL) {
+            return;   /* the puller's rank sees no answer: it was lost */
+        }
+        memcpy(payload, rkey, rkey_len);
+        memcpy(payload + rkey_len, extra, xlen);
+        if (len != 0) {
+            memcpy(payload + rkey_len + xlen, data, len);
+        }
+        data = payload;
+    }
+    if (rh_am_send((uint32_t)to, RH_AM_ID_OBJ_WHERE, h, sizeof(*h), data,
+                   total, NULL, NULL) != RH_OK) {
+        rh_debug("could not answer rank %d about an object: %s", to,
+                 rh_last_error());
+    }
+    free(payload);
+}
+
+static void rh_where_send(int to, rh_where_hdr_t *h, uint32_t flags,
+                          const void *data, size_t len)
+{
+    h->nextra = 0;
+    rh_where_send_extra(to, h, flags, NULL, data, len);
+}
+
+static void rh_where_text(int to, rh_where_hdr_t *h, uint32_t kind,
+                          const char *text)
+{
+    h->kind = kind;
+    rh_where_send(to, h, 0, text, strlen(text) + 1);
+}
+
+/* Other live ranks holding a copy of a large object of ours, on nodes
+ * other than ours and the puller's: the puller reads from them too. */
+static uint32_t rh_answer_extras(int to, rh_object_id_t id, size_t len,
+                                 int32_t *extra)
+{
+    int ranks[RH_PULL_MAX_SRC * 2];
+    int n;
+    uint32_t k = 0;
+
+    if (rh_object_id_owner(id) != (uint32_t)rh_rank() ||
+        len < 2 * rh_cfg.pull_chunk) {
+        return 0;
+    }
+    n = rh_dir_sources(id, ranks, RH_PULL_MAX_SRC * 2);
+    for (int i = 0; i < n && k < RH_PULL_MAX_SRC - 1; i++) {
+        if (rh_rank_alive(ranks[i]) &&
+            rh_core_node_of(ranks[i]) != rh_node_id() &&
+            rh_core_node_of(ranks[i]) != rh_core_node_of(to)) {
+            extra[k++] = ranks[i];
+        }
+    }
+    return k;
+}
+
+/* Answers from this node's store: the value, or a pinned copy's place. */
+static void rh_answer_from_store(int to, rh_object_id_t id, rh_where_hdr_t *h,
+                                 uint32_t flags)
+{
+    int32_t extra[RH_PULL_MAX_SRC];
+    const void *data;
+    size_t len;
+    char ids[RH_OBJECT_ID_STRLEN], why[160];
+
+    if (rh_store_get(rh_core_store(), id, &data, &len) != RH_OK) {
+        snprintf(why, sizeof(why), "object %s is not on node %d (rank %d) "
+                 "any more", rh_object_id_str(id, ids), rh_node_id(),
+                 rh_rank());
+        rh_where_text(to, h, RH_WHERE_GONE, why);
+        return;
+    }
+    h->len = len;
+    if (len < rh_inline_max()) {
+        h->kind = RH_WHERE_VALUE;
+        rh_where_send(to, h, flags, data, len);
+        rh_store_release(rh_core_store(), id);
+        return;
+    }
+    if (!rh_pin_add(to, id)) {
+        rh_store_release(rh_core_store(), id);
+        rh_where_text(to, h, RH_WHERE_GONE, "out of memory pinning a copy");
+        return;
+    }
+    h->kind = RH_WHERE_AT;
+    h->offset = rh_store_offset(rh_core_store(), data);
+    h->nextra = rh_answer_extras(to, id, len, extra);
+    rh_where_send_extra(to, h, flags, extra, NULL, 0);
+}
+
+typedef struct rh_locate_wait {
+    rh_waiter_t    w;
+    int            to;
+    rh_object_id_t id;
+    uint64_t       token;
+    uint32_t       flags;
+} rh_locate_wait_t;
+
+static void rh_answer(int to, rh_object_id_t id, uint64_t token,
+                      uint32_t flags);
+
+/* The object was pending when asked: answer now that it is final. */
+static void rh_locate_wake(rh_waiter_t *w, int failed, const char *message)
+{
+    rh_locate_wait_t *lw = (rh_locate_wait_t *)w;
+
+    (void)failed;
+    (void)message;
+    if (rh_core_initialized()) {
+        rh_answer(lw->to, lw->id, lw->token, lw->flags);
+    }
+    free(lw);
+}
+
+/* Any thread: what rank `to` asked about id. */
+static void rh_answer(int to, rh_object_id_t id, uint64_t token,
+                      uint32_t flags)
+{
+    rh_where_hdr_t h;
+    rh_future_t *f;
+    char ids[RH_OBJECT_ID_STRLEN], why[160];
+
+    memset(&h, 0, sizeof(h));
+    h.hi = id.hi;
+    h.lo = id.lo;
+    h.token = token;
+    if (rh_object_id_owner(id) != (uint32_t)rh_rank()) {
+        rh_answer_from_store(to, id, &h, flags);
+        return;
+    }
+    f = rh_future_find(id);
+    if (f == NULL) {
+        snprintf(why, sizeof(why), "object %s was released by its owner, "
+                 "rank %d", rh_object_id_str(id, ids), rh_rank());
+        rh_where_text(to, &h, RH_WHERE_GONE, why);
+        return;
+    }
+    if (atomic_load(&f->state) == RH_FUTURE_PENDING) {
+        rh_locate_wait_t *lw = malloc(sizeof(*lw));
+
+        if (lw == NULL) {
+            rh_where_text(to, &h, RH_WHERE_GONE, "out of memory");
+            return;
+        }
+        lw->w.wake = rh_locate_wake;
+        lw->to = to;
+        lw->id = id;
+        lw->token = token;
+        lw->flags = flags;
+        if (rh_future_wait_add(f, &lw->w)) {
+            return;
+        }
+        free(lw);   /* final meanwhile: answer below */
+    }
+    if (atomic_load(&f->state) == RH_FUTURE_FAILED) {
+        rh_where_text(to, &h, RH_WHERE_FAILED, f->message);
+        return;
+    }
+    if (!f->in_store && !rh_future_remote(f)) {
+        h.kind = RH_WHERE_VALUE;   /* inline in the future */
+        h.len = f->len;
+        rh_where_send(to, &h, flags, f->data, f->len);
+        return;
+    }
+    if (f->in_store || rh_store_contains(rh_core_store(), id)) {
+        rh_answer_from_store(to, id, &h, flags);
+        return;
+    }
+    {
+        int src;
+
+        if (rh_dir_sources(id, &src, 1) == 1 && src != to) {
+            h.kind = RH_WHERE_ASK;
+            h.len = f->len;
+            h.offset = (uint64_t)src;
+            rh_where_send(to, &h, 0, NULL, 0);
+            return;
+        }
+    }
+    snprintf(why, sizeof(why), "object %s has no copy left on any live "
+             "node", rh_object_id_str(id, ids));
+    rh_where_text(to, &h, RH_WHERE_GONE, why);
+}
+
+static rh_status_t rh_pull_on_locate(void *arg, rh_am_msg_t *msg)
+{
+    rh_locate_hdr_t h;
+    rh_object_id_t id;
+
+    (void)arg;
+    memcpy(&h, msg->hdr, sizeof(h));
+    id.hi = h.hi;
+    id.lo = h.lo;
+    if (rh_object_id_owner(id) >= (uint32_t)rh_size()) {
+        return RH_ERR_MALFORMED;
+    }
+    rh_answer((int)msg->src, id, h.token, h.flags);
+    return RH_OK;
+}
+
+static rh_status_t rh_pull_on_unpin(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    rh_pin_drop((int)msg->src, rh_object_id_read(msg->hdr), 0);
+    return RH_OK;
+}
+
+/* ---- the puller --------------------------------------------------------------- */
+
+void rh_pull_put(rh_pull_t *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) == 1) {
+        free(p->message);
+        free(p);
+    }
+}
+
+int rh_pull_ended(rh_pull_t *p)
+{
+    return atomic_load(&p->state);
+}
+
+rh_status_t rh_pull_status(rh_pull_t *p)
+{
+    if (atomic_load(&p->state) == 1) {
+        return RH_OK;
+    }
+    return rh_error_set(p->status, "%s", p->message ? p->message :
+                        "the pull failed");
+}
+
+int rh_pull_wait_add(rh_pull_t *p, rh_waiter_t *w)
+{
+    rh_waiter_t *head = atomic_load(&p->waiters);
+
+    do {
+        if (head == RH_WAITERS_CLOSED) {
+            return 0;
+        }
+        w->next = head;
+    } while (!atomic_compare_exchange_weak(&p->waiters, &head, w));
+    return 1;
+}
+
+static void rh_unpin_send(int rank, rh_object_id_t id)
+{
+    rh_unpin_hdr_t h = { id.hi, id.lo };
+
+    (void)rh_am_send((uint32_t)rank, RH_AM_ID_OBJ_UNPIN, &h, sizeof(h), NULL,
+                     0, NULL, NULL);
+}
+
+/* Progress thread: the pull is over, one way or the other. */
+static void rh_pull_end(rh_pull_t *p, rh_status_t status, const char *message)
+{
+    rh_waiter_t *w;
+    int failed = status != RH_OK;
+
+    pthread_mutex_lock(&rh_pull_lock);
+    for (rh_pull_t **pp = &rh_pull_active; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rh_pull_lock);
+    if (failed && p->created) {
+        (void)rh_store_delete(rh_core_store(), p->id);   /* abort ours */
+    }
+    p->status = status;
+    p->message = failed ? strdup(message ? message : "pull failed") : NULL;
+    atomic_store(&p->state, failed ? 2 : 1);
+    w = atomic_exchange(&p->waiters, RH_WAITERS_CLOSED);
+    while (w != NULL) {
+        rh_waiter_t *next = w->next;
+
+        w->wake(w, failed, p->message);
+        w = next;
+    }
+    rh_future_notify();
+    rh_pull_put(p);   /* the active list's reference */
+}
+
+static void rh_pull_fail(rh_pull_t *p, rh_status_t status, const char *fmt,
+                         ...) __attribute__((format(printf, 3, 4)));
+
+static void rh_pull_fail(rh_pull_t *p, rh_status_t status, const char *fmt,
+                         ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rh_pull_end(p, status, msg);
+}
+
+static void rh_pull_ask(rh_pull_t *p)
+{
+    rh_locate_hdr_t h;
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    memset(&h, 0, sizeof(h));
+    h.hi = p->id.hi;
+    h.lo = p->id.lo;
+    h.token = p->token;
+    h.flags = rh_tp_has_rkey(p->ask) ? 0 : RH_PULL_NEED_RKEY;
+    if (!rh_rank_alive(p->ask) ||
+        rh_am_send((uint32_t)p->ask, RH_AM_ID_OBJ_LOCATE, &h, sizeof(h),
+                   NULL, 0, NULL, NULL) != RH_OK) {
+        rh_pull_fail(p, RH_ERR_PEER_FAILED, "object %s: rank %d, which "
+                     "holds it, failed", rh_object_id_str(p->id, ids),
+                     p->ask);
+    }
+}
+
+static void rh_pull_start_run(rh_tp_op_t *op)
+{
+    rh_pull_t *p = (rh_pull_t *)((char *)op - offsetof(rh_pull_t, op));
+
+    if (rh_core_closing()) {
+        rh_pull_fail(p, RH_ERR_SHUTDOWN, "the rank is finalizing");
+        return;
+    }
+    rh_pull_ask(p);
+}
+
+rh_status_t rh_pull_start(rh_object_id_t id, int ask, rh_pull_t **out)
+{
+    rh_pull_t *p;
+
+    pthread_mutex_lock(&rh_pull_lock);
+    for (p = rh_pull_active; p != NULL; p = p->next) {
+        if (rh_object_id_equal(p->id, id)) {
+            atomic_fetch_add(&p->refs, 1);
+            pthread_mutex_unlock(&rh_pull_lock);
+            atomic_fetch_add_explicit(&rh_pull_joined, 1,
+                                      memory_order_relaxed);
+            *out = p;
+            return RH_OK;
+        }
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        pthread_mutex_unlock(&rh_pull_lock);
+        return rh_error_set(RH_ERR_NO_MEMORY, "pull");
+    }
+    p->id = id;
+    p->token = rh_pull_next_token++;
+    p->ask = ask;
+    atomic_store(&p->refs, 2);     /* the caller, the active list */
+    p->next = rh_pull_active;
+    rh_pull_active = p;
+    pthread_mutex_unlock(&rh_pull_lock);
+    p->op.run = rh_pull_start_run;
+    *out = p;
+    rh_tp_post(&p->op);
+    return RH_OK;
+}
+
+static rh_pull_t *rh_pull_by_token(uint64_t token)
+{
+    rh_pull_t *p;
+
+    pthread_mutex_lock(&rh_pull_lock);
+    for (p = rh_pull_active; p != NULL && p->token != token; p = p->next) {
+    }
+    pthread_mutex_unlock(&rh_pull_lock);
+    return p;
+}
+
+/* The copies we read from may go now. */
+static void rh_pull_unpin_all(rh_pull_t *p)
+{
+    for (int i = 0; i < p->nsrc; i++) {
+        rh_unpin_send(p->srcs[i], p->id);
+    }
+}
+
+/* Whether the pull reads from rank. */
+static int rh_pull_reads_from(const rh_pull_t *p, int rank)
+{
+    for (int i = 0; i < p->nsrc; i++) {
+        if (p->srcs[i] == rank) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The bytes are all here: publish them. */
+static void rh_pull_finish(rh_pull_t *p)
+{
+    rh_unpin_hdr_t h = { p->id.hi, p->id.lo };
+    rh_status_t status = rh_store_seal(rh_core_store(), p->id);
+
+    rh_pull_unpin_all(p);
+    atomic_fetch_add(&rh_pull_sources, (uint64_t)p->nsrc);
+    if (status != RH_OK) {
+        rh_pull_end(p, status, rh_last_error());
+        return;
+    }
+    p->created = 0;
+    atomic_fetch_add(&rh_pull_count, 1);
+    atomic_fetch_add(&rh_pull_bytes, p->len);
+    atomic_fetch_add(&rh_pull_rdma_bytes, p->len);
+    atomic_fetch_add(&rh_pull_rdma_ns, rh_time_ns() - p->t_start);
+    if (rh_object_id_owner(p->id) != (uint32_t)rh_rank()) {
+        (void)rh_am_send(rh_object_id_owner(p->id), RH_AM_ID_OBJ_COPIED, &h,
+                         sizeof(h), NULL, 0, NULL, NULL);
+    }
+    rh_pull_end(p, RH_OK, NULL);
+}
+
+static void rh_pull_read_more(rh_pull_t *p);
+
+static void rh_pull_read_done(void *arg, rh_status_t status)
+{
+    rh_pull_t *p = arg;
+
+    p->inflight--;
+    if (status != RH_OK && p->read_error == RH_OK) {
+        p->read_error = status;
+    }
+    rh_pull_read_more(p);
+}
+
+/* Keeps RH_PULL_DEPTH reads going; ends the pull after the last. */
+static void rh_pull_read_more(rh_pull_t *p)
+{
+    size_t chunk = rh_cfg.pull_chunk;
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    /* Two reads in flight per copy keep each source busy, and leave work
+     * for the copies that join later. */
+    int depth = 2 * p->nsrc < RH_PULL_DEPTH ? 2 * p->nsrc : RH_PULL_DEPTH;
+
+    while (p->read_error == RH_OK && p->next_off < p->len &&
+           p->inflight < depth) {
+        size_t n = p->len - p->next_off < chunk ? p->len - p->next_off :
+                   chunk;
+        int k = (int)(p->turn++ % (unsigned)p->nsrc);   /* copies in turn */
+        rh_status_t st = rh_tp_get(p->srcs[k], p->dst + p->next_off, n,
+                                   p->src_off[k] + p->next_off,
+                                   rh_pull_read_done, p);
+
+        if (st != RH_OK) {
+            p->read_error = st;
+            break;
+        }
+        p->inflight++;
+        p->next_off += n;
+    }
+    if (p->inflight != 0) {
+        return;
+    }
+    if (p->read_error != RH_OK) {
+        rh_pull_unpin_all(p);
+        rh_pull_fail(p, p->read_error, "object %s: reading it from rank %d "
+                     "failed: %s", rh_object_id_str(p->id, ids), p->src,
+                     rh_status_string(p->read_error));
+    } else if (p->next_off == p->len) {
+        rh_pull_finish(p);
+    }
+}
+
+/* Room for the object in this node's store; 0 when someone else of this
+ * node has it or is bringing it (the pull ends well: wait for the store),
+ * -1 when it cannot be had (the pull ended with the reason). */
+static int rh_pull_make_room(rh_pull_t *p)
+{
+    void *dst;
+    rh_status_t st = rh_store_create(rh_core_store(), p->id, p->len, &dst);
+
+    if (st == RH_ERR_BUSY) {
+        rh_pull_end(p, RH_OK, NULL);
+        return 0;
+    }
+    if (st != RH_OK) {
+        rh_pull_end(p, st, rh_last_error());
+        return -1;
+    }
+    p->dst = dst;
+    p->created = 1;
+    return 1;
+}
+
+static int rh_pull_is_extra(const rh_pull_t *p, int rank)
+{
+    for (int i = 0; i < p->nextra; i++) {
+        if (p->extra[i] == rank) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The owner named other copies: ask each to pin its own, and read from
+ * those that do alongside the first. */
+static void rh_pull_ask_extras(rh_pull_t *p, const uint8_t *list, uint32_t n)
+{
+    for (uint32_t i = 0; i < n && p->nextra < RH_PULL_MAX_SRC - 1; i++) {
+        int32_t r;
+        rh_locate_hdr_t h;
+
+        memcpy(&r, list + i * sizeof(r), sizeof(r));
+        if (r < 0 || r >= rh_size() || r == rh_rank() || r == p->src ||
+            !rh_rank_alive(r) || rh_pull_is_extra(p, r)) {
+            continue;
+        }
+        memset(&h, 0, sizeof(h));
+        h.hi = p->id.hi;
+        h.lo = p->id.lo;
+        h.token = p->token;
+        h.flags = rh_tp_has_rkey(r) ? 0 : RH_PULL_NEED_RKEY;
+        if (rh_am_send((uint32_t)r, RH_AM_ID_OBJ_LOCATE, &h, sizeof(h), NULL,
+                       0, NULL, NULL) == RH_OK) {
+            p->extra[p->nextra++] = r;
+        }
+    }
+}
+
+/* An answer of another copy's rank: one more source, or none. */
+static rh_status_t rh_pull_on_extra(rh_pull_t *p, rh_am_msg_t *msg,
+                                    const rh_where_hdr_t *h)
+{
+    int rank = (int)msg->src;
+
+    for (int i = 0; i < p->nextra; i++) {
+        if (p->extra[i] == rank) {
+            p->extra[i] = p->extra[--p->nextra];
+            break;
+        }
+    }
+    if (h->kind != RH_WHERE_AT) {
+        return RH_OK;   /* that copy went: the others do the work */
+    }
+    if (h->len != p->len || h->rkey_len > msg->data_len ||
+        (h->rkey_len != 0 &&
+         rh_tp_set_rkey(rank, msg->data, h->rkey_len) != RH_OK) ||
+        !rh_tp_has_rkey(rank) || p->nsrc == RH_PULL_MAX_SRC ||
+        p->next_off == p->len) {
+        rh_unpin_send(rank, p->id);   /* not needed, or not usable */
+        return RH_OK;
+    }
+    p->srcs[p->nsrc] = rank;
+    p->src_off[p->nsrc] = h->offset;
+    p->nsrc++;
+    rh_pull_read_more(p);
+    return RH_OK;
+}
+
+static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
+{
+    rh_where_hdr_t h;
+    rh_pull_t *p;
+    const uint8_t *data = msg->data;
+    size_t dlen = msg->data_len;
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    (void)arg;
+    memcpy(&h, msg->hdr, sizeof(h));
+    if (msg->rndv_desc != NULL || h.rkey_len > dlen) {
+        return RH_ERR_MALFORMED;
+    }
+    p = rh_pull_by_token(h.token);
+    if (p != NULL && p->id.hi == h.hi && p->id.lo == h.lo &&
+        rh_pull_is_extra(p, (int)msg->src)) {
+        return rh_pull_on_extra(p, msg, &h);
+    }
+    if (p == NULL || (int)msg->src != p->ask ||
+        p->id.hi != h.hi || p->id.lo != h.lo) {
+        if (h.kind == RH_WHERE_AT) {   /* a pull that ended: unpin */
+            rh_object_id_t id = { h.hi, h.lo };
+
+            rh_unpin_send((int)msg->src, id);
+        }
+        return RH_OK;
+    }
+    if (h.rkey_len != 0 &&
+        rh_tp_set_rkey((int)msg->src, data, h.rkey_len) != RH_OK) {
+        rh_pull_fail(p, RH_ERR_TRANSPORT, "object %s: %s",
+                     rh_object_id_str(p->id, ids), rh_last_error());
+        return RH_OK;
+    }
+    data += h.rkey_len;
+    dlen -= h.rkey_len;
+    if (h.nextra > RH_PULL_MAX_SRC - 1 ||
+        (h.nextra != 0 && h.kind != RH_WHERE_AT) ||
+        h.nextra * sizeof(int32_t) > dlen) {
+        return RH_ERR_MALFORMED;
+    }
+    switch (h.kind) {
+    case RH_WHERE_VALUE:
+        if (dlen != h.len) {
+            return RH_ERR_MALFORMED;
+        }
+        p->len = dlen;
+        p->src = (int)msg->src;
+        if (rh_pull_make_room(p) == 1) {
+            if (dlen != 0) {
+                memcpy(p->dst, data, dlen);
+            }
+            rh_store_seal(rh_core_store(), p->id);
+            p->created = 0;
+            atomic_fetch_add(&rh_pull_count, 1);
+            atomic_fetch_add(&rh_pull_bytes, dlen);
+            if (rh_object_id_owner(p->id) != (uint32_t)rh_rank()) {
+                rh_unpin_hdr_t u = { p->id.hi, p->id.lo };
+
+                (void)rh_am_send(rh_object_id_owner(p->id),
+                                 RH_AM_ID_OBJ_COPIED, &u, sizeof(u), NULL, 0,
+                                 NULL, NULL);
+            }
+            rh_pull_end(p, RH_OK, NULL);
+        }
+        return RH_OK;
+    case RH_WHERE_AT:
+        p->len = h.len;
+        p->src = (int)msg->src;
+        p->offset_base = h.offset;
+        p->nsrc = 1;
+        p->srcs[0] = p->src;
+        p->src_off[0] = h.offset;
+        if (!rh_tp_has_rkey(p->src)) {
+            rh_pull_unpin_all(p);
+            rh_pull_fail(p, RH_ERR_TRANSPORT, "object %s: no rkey of rank %d",
+                         rh_object_id_str(p->id, ids), p->src);
+            return RH_OK;
+        }
+        switch (rh_pull_make_room(p)) {
+        case 1:
+            p->t_start = rh_time_ns();
+            rh_pull_ask_extras(p, data, h.nextra);
+            rh_pull_read_more(p);
+            break;
+        default:
+            rh_pull_unpin_all(p);
+            break;
+        }
+        return RH_OK;
+    case RH_WHERE_ASK:
+        if (h.offset >= (uint64_t)rh_size() || ++p->hops > RH_PULL_MAX_HOPS) {
+            rh_pull_fail(p, RH_ERR_INVALID_REF, "object %s: no rank could "
+                         "give it", rh_object_id_str(p->id, ids));
+            return RH_OK;
+        }
+        p->ask = (int)h.offset;
+        rh_pull_ask(p);
+        return RH_OK;
+    case RH_WHERE_FAILED:
+    case RH_WHERE_GONE:
+        if (dlen == 0 || data[dlen - 1] != '\0') {
+            return RH_ERR_MALFORMED;
+        }
+        rh_pull_end(p, h.kind == RH_WHERE_FAILED ? RH_ERR_TASK_FAILED :
+                    RH_ERR_INVALID_REF, (const char *)data);
+        return RH_OK;
+    default:
+        return RH_ERR_MALFORMED;
+    }
+}
+
+/* A rank died: pulls that depend on it fail, pins it held go. */
+static void rh_pull_on_peer_failure(void *arg, int rank)
+{
+    rh_object_id_t none = { 0, 0 };
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    (void)arg;
+    rh_pin_drop(rank, none, 1);
+    for (;;) {
+        rh_pull_t *p;
+
+        pthread_mutex_lock(&rh_pull_lock);
+        for (p = rh_pull_active; p != NULL; p = p->next) {
+            if ((p->ask == rank && p->dst == NULL) ||
+                (rh_pull_reads_from(p, rank) && p->dst != NULL &&
+                 p->inflight == 0)) {
+                break;
+            }
+            if (rh_pull_reads_from(p, rank) && p->dst != NULL &&
+                p->read_error == RH_OK) {
+                /* Reads in flight fail on their own; end then. */
+                p->read_error = RH_ERR_PEER_FAILED;
+            }
+        }
+        pthread_mutex_unlock(&rh_pull_lock);
+        if (p == NULL) {
+            return;
+        }
+        rh_pull_fail(p, RH_ERR_PEER_FAILED, "object %s: rank %d, which "
+                     "holds it, failed", rh_object_id_str(p->id, ids), rank);
+    }
+}
+
+/* ---- waiting --------------------------------------------------------------- */
+
+static int rh_pull_ended_cond(void *arg)
+{
+    return rh_pull_ended(arg);
+}
+
+typedef struct {
+    rh_object_id_t id;
+    int            owner;
+} rh_store_look_t;
+
+static int rh_store_has_or_owner_gone(void *arg)
+{
+    rh_store_look_t *l = arg;
+
+    return rh_store_contains(rh_core_store(), l->id) ||
+           !rh_rank_alive(l->owner);
+}
+
+rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
+{
+    rh_store_look_t look = { id, (int)rh_object_id_owner(id) };
+    rh_pull_t *p;
+    char ids[RH_OBJECT_ID_STRLEN];
+    rh_status_t status;
+
+    if (rh_store_contains(rh_core_store(), id)) {
+        return RH_OK;
+    }
+    status = rh_pull_start(id, ask, &p);
+    if (status != RH_OK) {
+        return status;
+    }
+    if (!rh_pull_ended(p) &&
+        !rh_core_wait_until(rh_pull_ended_cond, p, deadline)) {
+        rh_pull_put(p);
+        return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
+                            rh_object_id_str(id, ids));
+    }
+    status = rh_pull_status(p);
+    rh_pull_put(p);
+    if (status != RH_OK) {
+        return status;
+    }
+    /* Another rank of this node may still be bringing it. */
+    if (!rh_store_contains(rh_core_store(), id) &&
+        !rh_core_wait_until_polled(rh_store_has_or_owner_gone, &look,
+                                   deadline)) {
+        return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
+                            rh_object_id_str(id, ids));
+    }
+    if (!rh_store_contains(rh_core_store(), id)) {
+        return rh_error_set(RH_ERR_PEER_FAILED, "object %s: its owner, rank "
+                            "%d, failed", rh_object_id_str(id, ids),
+                            look.owner);
+    }
+    return RH_OK;
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+rh_status_t rh_pull_setup(void)
+{
+    rh_status_t status;
+
+    status = rh_am_register(RH_AM_ID_OBJ_LOCATE, sizeof(rh_locate_hdr_t),
+                            sizeof(rh_locate_hdr_t), rh_pull_on_locate, NULL);
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_OBJ_WHERE, sizeof(rh_where_hdr_t),
+                                sizeof(rh_where_hdr_t), rh_pull_on_where,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_OBJ_UNPIN, sizeof(rh_unpin_hdr_t),
+                                sizeof(rh_unpin_hdr_t), rh_pull_on_unpin,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_pull_on_peer_failure, NULL);
+    }
+    return status;
+}
+
+void rh_pull_teardown(void)
+{
+    pthread_mutex_lock(&rh_pull_lock);
+    /* Pulls still going when the progress thread stopped end here. */
+    while (rh_pull_active != NULL) {
+        rh_pull_t *p = rh_pull_active;
+
+        rh_pull_active = p->next;
+        pthread_mutex_unlock(&rh_pull_lock);
+        p->next = NULL;
+        rh_pull_end(p, RH_ERR_SHUTDOWN, "the rank ended during the pull");
+        pthread_mutex_lock(&rh_pull_lock);
+    }
+    free(rh_pins);
+    rh_pins = NULL;
+    rh_npins = rh_pins_cap = 0;
+    pthread_mutex_unlock(&rh_pull_lock);
+}

@@ -1,0 +1,31 @@
+/* rh_stats: what this rank did, from each module's own counters. */
+#include <string.h>
+
+#include "base/status.h"
+#include "core/core.h"
+#include "core/placement.h"
+#include "core/pull.h"
+#include "core/task_internal.h"
+#include "sched/pool.h"
+
+rh_status_t rh_stats(rh_stats_t *stats)
+{
+    rh_pool_stats_t ps;
+
+    if (stats == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_stats needs stats");
+    }
+    if (!rh_core_initialized()) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
+    }
+    memset(stats, 0, sizeof(*stats));
+    memset(&ps, 0, sizeof(ps));
+    rh_pool_stats(rh_core_pool(), &ps);
+    stats->tasks_run = ps.total.jobs_run;
+    stats->tasks_forwarded = rh_forward_count();
+    stats->tasks_spilled = rh_place_spilled();
+    rh_pull_counters(&stats->pulls, &stats->bytes_pulled,
+                     &stats->pulls_joined);
+    stats->pull_sources = rh_pull_source_count();
+    return RH_OK;
+}

@@ -1,0 +1,42 @@
+/*
+ * One-sided reads between ranks: each rank registers one region (its view
+ * of the node's object store) with UCX once, and a rank that has another
+ * rank's packed rkey reads straight out of that rank's region into its own
+ * (ucp_get_nbx: RDMA on InfiniBand, process_vm_readv or a shared mapping
+ * between processes of one host, an emulation over TCP).
+ *
+ * Registration happens before the progress thread starts; everything else
+ * runs on the progress thread.
+ */
+#ifndef RH_TRANSPORT_RMA_H
+#define RH_TRANSPORT_RMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rayhpc.h"
+#include "transport/am.h"
+
+/* Registers [base, base + len) for remote reads and local writes. */
+rh_status_t rh_tp_mem_register(void *base, size_t len);
+
+/* This rank's packed rkey of that region (empty before registering). */
+void rh_tp_local_rkey(const void **buf, size_t *len);
+
+/* Progress thread: whether rank's rkey is known; learns it from its packed
+ * bytes (what rank's rh_tp_local_rkey gave). */
+int rh_tp_has_rkey(int rank);
+rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len);
+
+/* Progress thread: reads len bytes at offset of rank's region into local
+ * (inside our own region). done(arg, status) runs once, on the progress
+ * thread, when the bytes are there or the read failed; not when this
+ * returns an error. */
+rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
+                      rh_am_done_fn done, void *arg);
+
+/* Drops the rkeys and the registration (after the progress thread stopped,
+ * before the worker goes). */
+void rh_tp_rma_close(void);
+
+#endif

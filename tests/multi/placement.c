@@ -1,0 +1,494 @@
+/*
+ * Where the scheduler puts tasks: SPREAD, spill-back of DEFAULT tasks from
+ * a busy rank, custom resources of one node, NODE_AFFINITY to nodes that do
+ * not exist, and placement groups. Rank 0 drives; the other ranks serve
+ * from inside rh_finalize. Every rank of node 2 (RAYHPC_NODE_ID=vnode2, as
+ * rayhpc-run --nodes sets it) offers the custom resource "special=4".
+ *
+ * usage: placement spread      SPREAD tasks reach every node:
+ *                              "PLACEMENT SPREAD OK".
+ *        placement busy        many 2 ms DEFAULT tasks from rank 0 (run with
+ *                              a small RAYHPC_SPILLBACK_THRESHOLD) run on
+ *                              every node: "PLACEMENT BUSY OK".
+ *        placement resource    tasks asking for "special" all run on node 2:
+ *                              "PLACEMENT RESOURCE OK".
+ *        placement infeasible  a task asking for a resource no rank has
+ *                              stays unfinished (the runtime warns, naming
+ *                              it): "PLACEMENT INFEASIBLE OK".
+ *        placement affinity    hard affinity to a missing node is refused,
+ *                              soft affinity runs: "PLACEMENT AFFINITY OK".
+ *        placement pg          placement groups (run with 2 workers a rank,
+ *                              one rank a node): "PLACEMENT PG OK".
+ */
+#include <string.h>
+
+#include "rank_util.h"
+
+/* Every wait gives up well before the other ranks' RAYHPC_FINALIZE_TIMEOUT
+ * (60 s), so that a failure is reported here, not as a finalize timeout. */
+#define WAIT_MS 20000
+#define MAX_NODES 64
+#define SPREAD_TASKS 40
+#define BUSY_TASKS 400
+#define BUSY_NS 2000000
+#define RESOURCE_TASKS 20
+
+/* ---- remote functions ------------------------------------------------- */
+
+static rh_status_t where(rh_task_ctx_t *ctx)
+{
+    int32_t node = rh_node_id();
+
+    return rh_task_return(ctx, 0, &node, sizeof(node));
+}
+
+/* Busy for its argument's nanoseconds, then where. */
+static rh_status_t spin(rh_task_ctx_t *ctx)
+{
+    int64_t ns;
+    double end;
+
+    memcpy(&ns, rh_task_arg(ctx, 0, NULL), sizeof(ns));
+    end = rank_now() + (double)ns * 1e-9;
+    while (rank_now() < end) {
+        /* busy */
+    }
+    return where(ctx);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "placement: %s (%s)\n", what, rh_last_error());
+    return 1;
+}
+
+static rh_task_params_t with(rh_strategy_t strategy)
+{
+    rh_task_params_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = strategy;
+    return p;
+}
+
+/* The node a where/spin task reported, after dropping both holds; -1 and
+ * a message when its get failed. */
+static int node_of(rh_ref_t r)
+{
+    const void *p;
+    size_t len;
+    int32_t node;
+    rh_status_t st = rh_get(r, &p, &len, WAIT_MS);
+
+    if (st != RH_OK || len != sizeof(node)) {
+        fprintf(stderr, "placement: a task's get failed: %s (%s)\n",
+                rh_status_string(st), rh_last_error());
+        return -1;
+    }
+    memcpy(&node, p, sizeof(node));
+    rh_release(r);
+    rh_release(r);
+    return node;
+}
+
+/* Counts per node of the nodes the n tasks report; 1 when one failed or
+ * reported a node out of range. */
+static int collect(rh_ref_t *refs, int n, int *count)
+{
+    int nodes = rh_num_nodes();
+    int rc = 0;
+
+    memset(count, 0, sizeof(int) * MAX_NODES);
+    for (int i = 0; i < n; i++) {
+        int node = node_of(refs[i]);
+
+        if (node < 0 || node >= nodes) {
+            fprintf(stderr, "placement: task %d reported node %d\n", i, node);
+            rc = 1;
+        } else {
+            count[node]++;
+        }
+    }
+    return rc;
+}
+
+static void format_counts(const int *count, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (int n = 0; n < rh_num_nodes() && off < len; n++) {
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", n ? " " : "",
+                                count[n]);
+    }
+}
+
+static int every_node_has_some(const int *count, const char *what)
+{
+    char buf[256];
+
+    format_counts(count, buf, sizeof(buf));
+    for (int n = 0; n < rh_num_nodes(); n++) {
+        if (count[n] == 0) {
+            fprintf(stderr, "placement: %s: node %d ran none (per node: "
+                    "%s)\n", what, n, buf);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- modes ---------------------------------------------------------------- */
+
+static int spread(void)
+{
+    rh_task_params_t params = with(RH_STRATEGY_SPREAD);
+    rh_ref_t refs[SPREAD_TASKS];
+    int count[MAX_NODES];
+    char buf[256];
+
+    for (int i = 0; i < SPREAD_TASKS; i++) {
+        CHECK(rh_remote("where", NULL, 0, &params, &refs[i]));
+    }
+    if (collect(refs, SPREAD_TASKS, count) != 0 ||
+        every_node_has_some(count, "SPREAD") != 0) {
+        return 1;
+    }
+    format_counts(count, buf, sizeof(buf));
+    printf("PLACEMENT SPREAD OK: %d tasks over %d nodes (%s)\n", SPREAD_TASKS,
+           rh_num_nodes(), buf);
+    return 0;
+}
+
+static int busy(void)
+{
+    static rh_ref_t refs[BUSY_TASKS];
+    int64_t ns = BUSY_NS;
+    rh_arg_t arg = rh_arg_bytes(&ns, sizeof(ns));
+    int count[MAX_NODES];
+    rh_stats_t s;
+    char buf[256];
+
+    for (int i = 0; i < BUSY_TASKS; i++) {
+        CHECK(rh_remote("spin", &arg, 1, NULL, &refs[i]));
+    }
+    if (collect(refs, BUSY_TASKS, count) != 0 ||
+        every_node_has_some(count, "DEFAULT from a busy rank") != 0) {
+        return 1;
+    }
+    CHECK(rh_stats(&s));
+    if (s.tasks_spilled == 0) {
+        return fail("no task was given to the global scheduler");
+    }
+    format_counts(count, buf, sizeof(buf));
+    printf("PLACEMENT BUSY OK: %d tasks of 2 ms over %d nodes (%s), %llu "
+           "spilled\n", BUSY_TASKS, rh_num_nodes(), buf,
+           (unsigned long long)s.tasks_spilled);
+    return 0;
+}
+
+static int resource(void)
+{
+    rh_task_params_t params;
+    rh_ref_t refs[RESOURCE_TASKS];
+    int count[MAX_NODES];
+
+    if (rh_num_nodes() < 3) {
+        return fail("needs 3 nodes or more");
+    }
+    memset(&params, 0, sizeof(params));
+    params.field_mask = RH_TASK_PARAM_FIELD_RESOURCES;
+    params.resources = "special=1";
+    for (int i = 0; i < RESOURCE_TASKS; i++) {
+        CHECK(rh_remote("where", NULL, 0, &params, &refs[i]));
+    }
+    if (collect(refs, RESOURCE_TASKS, count) != 0) {
+        return 1;
+    }
+    if (count[2] != RESOURCE_TASKS) {
+        char buf[256];
+
+        format_counts(count, buf, sizeof(buf));
+        fprintf(stderr, "placement: tasks needing a resource of node 2 ran "
+                "elsewhere (per node: %s)\n", buf);
+        return 1;
+    }
+    printf("PLACEMENT RESOURCE OK: %d tasks, all on node 2\n",
+           RESOURCE_TASKS);
+    return 0;
+}
+
+static int infeasible(void)
+{
+    char name[32];
+    rh_task_params_t params;
+    rh_ref_t r;
+    int ready = -1;
+
+    /* built here so that the only line naming it is the runtime's */
+    snprintf(name, sizeof(name), "%s%s=1", "unobtain", "ium");
+    memset(&params, 0, sizeof(params));
+    params.field_mask = RH_TASK_PARAM_FIELD_RESOURCES;
+    params.resources = name;
+    CHECK(rh_remote("where", NULL, 0, &params, &r));
+    CHECK(rh_wait(&r, 1, 1, 500, &ready));
+    if (ready != 0) {
+        return fail("a task that fits nowhere finished");
+    }
+    printf("PLACEMENT INFEASIBLE OK: still waiting after 500 ms\n");
+    return 0;
+}
+
+static int affinity(void)
+{
+    int nodes = rh_num_nodes();
+    rh_task_params_t params = with(RH_STRATEGY_NODE_AFFINITY);
+    rh_status_t st;
+    rh_ref_t r;
+    int node;
+
+    params.node = nodes + 5;
+    params.soft = 0;
+    st = rh_remote("where", NULL, 0, &params, &r);
+    if (st != RH_ERR_INVALID_PARAM || rh_last_error()[0] == '\0') {
+        fprintf(stderr, "placement: hard affinity to node %d gave %s (%s)\n",
+                nodes + 5, rh_status_string(st), rh_last_error());
+        return 1;
+    }
+    printf("hard affinity refused: %s\n", rh_last_error());
+    params.soft = 1;
+    CHECK(rh_remote("where", NULL, 0, &params, &r));
+    node = node_of(r);
+    if (node < 0 || node >= nodes) {
+        return fail("a soft affinity to a missing node did not run");
+    }
+    params.node = nodes - 1;
+    params.soft = 0;
+    CHECK(rh_remote("where", NULL, 0, &params, &r));
+    if (node_of(r) != nodes - 1) {
+        return fail("a hard affinity to the last node ran elsewhere");
+    }
+    printf("PLACEMENT AFFINITY OK: hard to node %d refused, soft ran on "
+           "node %d\n", nodes + 5, node);
+    return 0;
+}
+
+/* ---- placement groups -------------------------------------------------- */
+
+/* n bundles of cpus each. */
+static rh_status_t group(int n, int cpus, rh_pg_strategy_t strategy,
+                         rh_pg_t *pg)
+{
+    rh_bundle_t b[MAX_NODES + 1];
+
+    for (int i = 0; i < n; i++) {
+        b[i].num_cpus = cpus;
+        b[i].resources = NULL;
+    }
+    return rh_pg_create(b, n, strategy, pg);
+}
+
+/* The node of each of n bundles of a ready group; 1 on error. */
+static int bundle_nodes(rh_pg_t pg, int n, int *node, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        rh_status_t st = rh_pg_bundle_node(pg, i, &node[i]);
+
+        if (st != RH_OK || node[i] < 0 || node[i] >= rh_num_nodes()) {
+            fprintf(stderr, "placement: %s: bundle %d: %s, node %d (%s)\n",
+                    what, i, rh_status_string(st), node[i], rh_last_error());
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int distinct(const int *node, int n, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++) {
+            if (node[i] == node[j]) {
+                fprintf(stderr, "placement: %s: bundles %d and %d both on "
+                        "node %d\n", what, j, i, node[i]);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* A task in each bundle runs on the bundle's node. */
+static int tasks_in_bundles(rh_pg_t pg, int n, const int *node,
+                            const char *what)
+{
+    rh_ref_t refs[MAX_NODES];
+
+    for (int i = 0; i < n; i++) {
+        rh_task_params_t params = with(RH_STRATEGY_PLACEMENT_GROUP);
+
+        params.pg = pg;
+        params.bundle = i;
+        CHECK(rh_remote("where", NULL, 0, &params, &refs[i]));
+    }
+    for (int i = 0; i < n; i++) {
+        int got = node_of(refs[i]);
+
+        if (got != node[i]) {
+            fprintf(stderr, "placement: %s: the task of bundle %d ran on "
+                    "node %d, the bundle is on node %d\n", what, i, got,
+                    node[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int expect_timeout(rh_pg_t pg, const char *what)
+{
+    rh_status_t st = rh_pg_wait(pg, 500);
+
+    if (st != RH_ERR_TIMEOUT) {
+        fprintf(stderr, "placement: %s: rh_pg_wait gave %s, not a timeout "
+                "(%s)\n", what, rh_status_string(st), rh_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+static int pg(void)
+{
+    int nodes = rh_num_nodes();
+    int node[MAX_NODES + 1];
+    rh_pg_t a, b, c, d, e;
+    rh_task_params_t params;
+    rh_status_t st;
+    rh_ref_t r;
+
+    if (nodes < 2 || nodes > MAX_NODES) {
+        return fail("needs 2 to 64 nodes");
+    }
+    /* STRICT_PACK: both bundles on one node, and tasks in them there */
+    CHECK(group(2, 1, RH_PG_STRICT_PACK, &a));
+    CHECK(rh_pg_wait(a, WAIT_MS));
+    if (bundle_nodes(a, 2, node, "STRICT_PACK") != 0) {
+        return 1;
+    }
+    if (node[0] != node[1]) {
+        fprintf(stderr, "placement: STRICT_PACK put its bundles on nodes %d "
+                "and %d\n", node[0], node[1]);
+        return 1;
+    }
+    if (tasks_in_bundles(a, 2, node, "STRICT_PACK") != 0) {
+        return 1;
+    }
+    printf("pg: STRICT_PACK of 2 on node %d\n", node[0]);
+    CHECK(rh_pg_remove(a));
+    /* a removed group takes no more tasks */
+    params = with(RH_STRATEGY_PLACEMENT_GROUP);
+    params.pg = a;
+    params.bundle = 0;
+    st = rh_remote("where", NULL, 0, &params, &r);
+    if (st == RH_OK) {
+        const void *p;
+        size_t len;
+
+        st = rh_get(r, &p, &len, WAIT_MS);
+        if (st == RH_OK) {
+            return fail("a task in a removed group ran");
+        }
+        rh_release(r);
+    } else if (st != RH_ERR_INVALID_PARAM) {
+        fprintf(stderr, "placement: a task in a removed group gave %s\n",
+                rh_status_string(st));
+        return 1;
+    }
+    printf("pg: a task in a removed group: %s\n", rh_status_string(st));
+    /* SPREAD of as many bundles as nodes: one on each */
+    CHECK(group(nodes, 1, RH_PG_SPREAD, &b));
+    CHECK(rh_pg_wait(b, WAIT_MS));
+    if (bundle_nodes(b, nodes, node, "SPREAD") != 0 ||
+        distinct(node, nodes, "SPREAD") != 0 ||
+        tasks_in_bundles(b, nodes, node, "SPREAD") != 0) {
+        return 1;
+    }
+    printf("pg: SPREAD of %d on distinct nodes\n", nodes);
+    /* STRICT_SPREAD of one more bundle than nodes: never placed */
+    CHECK(group(nodes + 1, 1, RH_PG_STRICT_SPREAD, &c));
+    if (expect_timeout(c, "STRICT_SPREAD over too few nodes") != 0) {
+        return 1;
+    }
+    if (rh_pg_bundle_node(c, 0, &node[0]) == RH_OK) {
+        return fail("an unplaced group gave a bundle's node");
+    }
+    printf("pg: STRICT_SPREAD of %d not placed\n", nodes + 1);
+    CHECK(rh_pg_remove(c));
+    /* then a feasible one is placed next to b (one CPU of two free on
+     * each node) */
+    CHECK(group(nodes, 1, RH_PG_STRICT_SPREAD, &d));
+    CHECK(rh_pg_wait(d, WAIT_MS));
+    if (bundle_nodes(d, nodes, node, "STRICT_SPREAD") != 0 ||
+        distinct(node, nodes, "STRICT_SPREAD") != 0 ||
+        tasks_in_bundles(d, nodes, node, "STRICT_SPREAD") != 0) {
+        return 1;
+    }
+    printf("pg: STRICT_SPREAD of %d placed after that\n", nodes);
+    CHECK(rh_pg_remove(d));
+    /* two CPUs on every node wait for b to give its one back */
+    CHECK(group(nodes, 2, RH_PG_STRICT_SPREAD, &e));
+    if (expect_timeout(e, "STRICT_SPREAD of 2 CPUs while b holds 1") != 0) {
+        return 1;
+    }
+    printf("pg: STRICT_SPREAD of %d x 2 CPUs waits for SPREAD's CPUs\n",
+           nodes);
+    CHECK(rh_pg_remove(b));
+    CHECK(rh_pg_wait(e, WAIT_MS));
+    if (bundle_nodes(e, nodes, node, "STRICT_SPREAD of 2 CPUs") != 0 ||
+        distinct(node, nodes, "STRICT_SPREAD of 2 CPUs") != 0 ||
+        tasks_in_bundles(e, nodes, node, "STRICT_SPREAD of 2 CPUs") != 0) {
+        return 1;
+    }
+    CHECK(rh_pg_remove(e));
+    printf("PLACEMENT PG OK: STRICT_PACK, SPREAD and STRICT_SPREAD over %d "
+           "nodes; unplaceable groups wait, and are placed once freed\n",
+           nodes);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "spread";
+    const char *node_id = getenv("RAYHPC_NODE_ID");
+    int rc = 0;
+    rh_status_t st;
+
+    if (node_id != NULL && strcmp(node_id, "vnode2") == 0) {
+        setenv("RAYHPC_RESOURCES", "special=4", 1);
+    }
+    CHECK(rh_register("where", where, 0, 1));
+    CHECK(rh_register("spin", spin, 1, 1));
+    CHECK(rh_init(&argc, &argv, NULL));
+    if (rh_rank() == 0) {
+        if (strcmp(mode, "spread") == 0) {
+            rc = spread();
+        } else if (strcmp(mode, "busy") == 0) {
+            rc = busy();
+        } else if (strcmp(mode, "resource") == 0) {
+            rc = resource();
+        } else if (strcmp(mode, "infeasible") == 0) {
+            rc = infeasible();
+        } else if (strcmp(mode, "affinity") == 0) {
+            rc = affinity();
+        } else if (strcmp(mode, "pg") == 0) {
+            rc = pg();
+        } else {
+            fprintf(stderr, "placement: unknown mode '%s'\n", mode);
+            rc = 2;
+        }
+    }
+    fflush(stdout);
+    st = rh_finalize();
+    return rc != 0 ? rc : (st == RH_OK ? 0 : 1);
+}

@@ -1,0 +1,88 @@
+/* The owner's table of tasks in flight: every entry put is taken once,
+ * whatever the order, and a rank's entries are all found when it dies. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/inflight.h"
+
+static rh_inflight_t entry(uint64_t counter, int rank)
+{
+    rh_inflight_t e;
+
+    memset(&e, 0, sizeof(e));
+    e.counter = counter;
+    e.rank = rank;
+    e.nreturns = (int)(counter % 7);
+    snprintf(e.name, sizeof(e.name), "task%llu", (unsigned long long)counter);
+    return e;
+}
+
+static int dropped;
+
+static void count_drop(rh_inflight_t *e)
+{
+    (void)e;
+    dropped++;
+}
+
+Test(inflight, entries_come_back_once_in_any_order)
+{
+    enum { N = 50000 };
+    uint64_t *order = malloc(N * sizeof(*order));
+    rh_inflight_t e;
+
+    for (uint64_t c = 1; c <= N; c++) {
+        rh_inflight_t in = entry(c, (int)(c % 5));
+
+        cr_assert_eq(rh_inflight_put(&in), 0);
+        order[c - 1] = c;
+    }
+    /* a fixed shuffle, so that a failure reproduces */
+    srand(7);
+    for (size_t i = N - 1; i > 0; i--) {
+        size_t j = (size_t)rand() % (i + 1);
+        uint64_t t = order[i];
+
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < N; i++) {
+        uint64_t c = order[i];
+
+        cr_assert_eq(rh_inflight_take(c, (int)((c + 1) % 5), &e), 0,
+                     "counter %llu taken for the wrong rank",
+                     (unsigned long long)c);
+        cr_assert_eq(rh_inflight_take(c, (int)(c % 5), &e), 1,
+                     "counter %llu lost", (unsigned long long)c);
+        cr_assert_eq(e.counter, c);
+        cr_assert_eq(e.nreturns, (int)(c % 7));
+        cr_assert_eq(rh_inflight_take(c, (int)(c % 5), &e), 0,
+                     "counter %llu taken twice", (unsigned long long)c);
+    }
+    free(order);
+    dropped = 0;
+    rh_inflight_clear(count_drop);
+    cr_assert_eq(dropped, 0);
+}
+
+Test(inflight, a_dead_rank_gives_back_all_its_entries)
+{
+    rh_inflight_t e;
+    int n3 = 0;
+
+    for (uint64_t c = 1; c <= 1000; c++) {
+        rh_inflight_t in = entry(c, c % 4 == 3 ? 3 : 1);
+
+        cr_assert_eq(rh_inflight_put(&in), 0);
+    }
+    while (rh_inflight_take_rank(3, &e)) {
+        cr_assert_eq(e.rank, 3);
+        n3++;
+    }
+    cr_assert_eq(n3, 250);
+    cr_assert_eq(rh_inflight_take(4, 1, &e), 1);
+    dropped = 0;
+    rh_inflight_clear(count_drop);
+    cr_assert_eq(dropped, 749);
+}
