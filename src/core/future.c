@@ -364,7 +364,7 @@ int rh_future_block_until(int (*cond)(void *arg), void *arg,
         if (cond(arg)) {
             return 1;
         }
-        if ((spin & 63) == 0) {
+        if ((spin & 15) == 0) {
             if (rh_time_ns() > spin_end) {
                 break;
             }

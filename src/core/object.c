@@ -5,8 +5,8 @@
  * value is inline there, in the node's store, or on another node (pulled
  * here on the first get); a get takes an owner hold. A ref owned by another
  * rank is read from this node's store, where a get pins the object until
- * the matching release; when the owner is on another node the object is
- * pulled into this node's store first (src/core/pull.c).
+ * the matching release; when it is not there yet, its owner says where it
+ * is and it is pulled into this node's store first (src/core/pull.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -240,7 +240,9 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
     char s[RH_OBJECT_ID_STRLEN];
     int owner = (int)rh_object_id_owner(id);
 
-    if (!rh_store_has(&w) && rh_core_node_of(owner) != rh_node_id()) {
+    /* Not here: ask its owner (on this node or not) where it is; it answers
+     * once the object is final, and it may be on a third node. */
+    if (!rh_store_has(&w)) {
         rh_status_t status = rh_pull_ensure(id, owner, deadline);
 
         if (status != RH_OK) {
@@ -383,7 +385,6 @@ static void rh_wait_start_pulls(rh_wait_args_t *w)
         int owner = (int)rh_object_id_owner(id);
 
         if (rh_is_mine(id) || owner >= rh_size() ||
-            rh_core_node_of(owner) == rh_node_id() ||
             rh_store_contains(rh_core_store(), id)) {
             continue;
         }

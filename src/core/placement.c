@@ -1,6 +1,7 @@
 #include "core/placement.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -562,6 +563,14 @@ void rh_place_gs_retry(void)
     }
 }
 
+/* A request travels as its used items only. */
+#define RH_REQ_HEAD offsetof(rh_res_req_t, items)
+
+static size_t rh_req_wire_len(const rh_res_req_t *req)
+{
+    return RH_REQ_HEAD + (size_t)req->n * sizeof(req->items[0]);
+}
+
 static int rh_req_ok(const rh_res_req_t *req)
 {
     if (req->cpus < 0 || req->n < 0 || req->n > RH_RES_MAX) {
@@ -583,12 +592,13 @@ static rh_status_t rh_gs_on_place(void *arg, rh_am_msg_t *msg)
 
     (void)arg;
     if (rh_rank() != RH_GS_RANK || msg->rndv_desc != NULL ||
-        msg->data_len != sizeof(req)) {
+        msg->data_len < RH_REQ_HEAD || msg->data_len > sizeof(req)) {
         return RH_ERR_MALFORMED;
     }
     memcpy(&h, msg->hdr, sizeof(h));
-    memcpy(&req, msg->data, sizeof(req));
-    if (!rh_req_ok(&req)) {
+    memset(&req, 0, sizeof(req));
+    memcpy(&req, msg->data, msg->data_len);
+    if (!rh_req_ok(&req) || rh_req_wire_len(&req) != msg->data_len) {
         return RH_ERR_MALFORMED;
     }
     rh_gs_place((int)msg->src, &h, &req);
@@ -760,7 +770,7 @@ void rh_place_spill(rh_task_t *t)
         return;
     }
     if (rh_am_send(RH_GS_RANK, RH_AM_ID_SCHED_PLACE, &h, sizeof(h), &req,
-                   sizeof(req), NULL, NULL) != RH_OK &&
+                   rh_req_wire_len(&req), NULL, NULL) != RH_OK &&
         (t = rh_spill_take(h.token)) != NULL) {
         t->forward_to = -1;
         rh_task_dispatch(t);

@@ -220,36 +220,18 @@ static void rh_task_publish_returns(rh_task_t *t, rh_task_ret_t *rets)
     }
 }
 
-typedef struct {
-    rh_object_id_t id;
-    int            owner;
-} rh_arg_look_t;
-
-static int rh_arg_here_or_owner_gone(void *arg)
-{
-    rh_arg_look_t *l = arg;
-
-    return rh_store_contains(rh_core_store(), l->id) ||
-           !rh_rank_alive(l->owner);
-}
-
-/* A ref argument that is not ours: in this node's store by now, unless a
- * rank of this node still writes it (or brings it from elsewhere). */
+/* A ref argument that is not ours: in this node's store by now (its pull
+ * started at submit), unless a rank of this node still brings it. */
 static rh_status_t rh_task_bind_borrowed(rh_task_slot_t *s)
 {
-    rh_arg_look_t look = { s->id, (int)rh_object_id_owner(s->id) };
+    rh_status_t status;
 
     if (rh_store_get(rh_core_store(), s->id, &s->data, &s->len) == RH_OK) {
         return RH_OK;
     }
-    if (rh_core_node_of(look.owner) != rh_node_id()) {
-        rh_status_t status = rh_pull_ensure(s->id, look.owner, 0);
-
-        if (status != RH_OK) {
-            return status;
-        }
-    } else {
-        rh_core_wait_until_polled(rh_arg_here_or_owner_gone, &look, 0);
+    status = rh_pull_ensure(s->id, (int)rh_object_id_owner(s->id), 0);
+    if (status != RH_OK) {
+        return status;
     }
     return rh_store_get(rh_core_store(), s->id, &s->data, &s->len);
 }
@@ -572,18 +554,16 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
                                 "names a rank outside this job", i,
                                 rh_object_id_str(id, ids));
         }
-        /* Another node's: start bringing it here now; the task waits. */
+        /* Not in this node's store yet: start bringing it here now (its
+         * owner answers once it is final); the task waits for it. */
         s->waiter.wake = rh_task_arg_wake;
-        if (rh_core_node_of(owner) != rh_node_id()) {
-            atomic_fetch_add_explicit(&t->pending, 1, memory_order_relaxed);
-            if (!rh_task_arg_fetch(s, owner)) {
-                if (s->pull != NULL && rh_pull_ended(s->pull) == 2 &&
-                    rh_pull_status(s->pull) != RH_OK) {
-                    rh_task_set_dep_error(t, rh_last_error());
-                }
-                atomic_fetch_sub_explicit(&t->pending, 1,
-                                          memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->pending, 1, memory_order_relaxed);
+        if (!rh_task_arg_fetch(s, owner)) {
+            if (s->pull != NULL && rh_pull_ended(s->pull) == 2 &&
+                rh_pull_status(s->pull) != RH_OK) {
+                rh_task_set_dep_error(t, rh_last_error());
             }
+            atomic_fetch_sub_explicit(&t->pending, 1, memory_order_relaxed);
         }
         return RH_OK;   /* bound when the task runs */
     }

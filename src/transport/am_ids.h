@@ -23,9 +23,9 @@ enum rh_am_id {
     RH_AM_ID_PG_CREATE    = 13,  /* core: place a group's bundles */
     RH_AM_ID_PG_RESERVE   = 14,  /* core: hold a bundle's resources here */
     RH_AM_ID_PG_STATE     = 15,  /* core: a group's placement to its owner */
-    RH_AM_ID_PG_REMOVE    = 17,  /* core: free a group's bundles */
+    RH_AM_ID_PG_REMOVE    = 16,  /* core: free a group's bundles */
 
-    RH_AM_ID_EXAMPLE      = 16,  /* examples/ */
+    RH_AM_ID_EXAMPLE      = 20,  /* examples/: 20..23 */
     RH_AM_ID_PERF_FIRST   = 24,  /* perf/: 24..31 */
     RH_AM_ID_TEST_FIRST   = 40,  /* tests/: 40..63 */
 
