@@ -32,4 +32,8 @@ enum rh_am_id {
     RH_AM_ID_MAX          = 64
 };
 
+/* The core's ids stay below the ranges handed out to programs. */
+_Static_assert(RH_AM_ID_PG_REMOVE < RH_AM_ID_EXAMPLE,
+               "core AM ids run into the examples' range");
+
 #endif
