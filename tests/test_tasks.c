@@ -496,6 +496,26 @@ Test(resources, infeasible_task_stays_pending)
     rh_release(r);
 }
 
+Test(resources, memory_is_offered_as_the_node_s_share)
+{
+    rh_task_params_t some = {
+        .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+        .resources = "memory=1048576"
+    };
+    rh_task_params_t all = some;
+    rh_ref_t r, big;
+    const void *p;
+    size_t len;
+
+    /* a MiB of the node's memory fits; an exabyte never does */
+    cr_assert_eq(rh_remote("ordinary", NULL, 0, &some, &r), RH_OK);
+    get_and_drop(r);
+    all.resources = "memory=1152921504606846976";
+    cr_assert_eq(rh_remote("ordinary", NULL, 0, &all, &big), RH_OK);
+    cr_expect_eq(rh_get(big, &p, &len, 50), RH_ERR_TIMEOUT);
+    rh_release(big);
+}
+
 Test(resources, bad_resource_lists_are_refused)
 {
     rh_task_params_t bad = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
