@@ -893,57 +893,56 @@ static int rh_pull_ended_cond(void *arg)
     return rh_pull_ended(arg);
 }
 
-typedef struct {
-    rh_object_id_t id;
-    int            owner;
-} rh_store_look_t;
-
-static int rh_store_has_or_owner_gone(void *arg)
+/* Another rank of this node writes the object: wait until it is sealed,
+ * or gone (that rank's pull failed, or it died). */
+static int rh_store_sealed_or_gone(void *arg)
 {
-    rh_store_look_t *l = arg;
+    rh_object_id_t *id = arg;
 
-    return rh_store_contains(rh_core_store(), l->id) ||
-           !rh_rank_alive(l->owner);
+    return rh_store_contains(rh_core_store(), *id) ||
+           !rh_store_present(rh_core_store(), *id);
 }
 
 rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
 {
-    rh_store_look_t look = { id, (int)rh_object_id_owner(id) };
-    rh_pull_t *p;
     char ids[RH_OBJECT_ID_STRLEN];
-    rh_status_t status;
 
+    /* A few rounds: when the rank of this node that was bringing it gives
+     * up, its object goes and our next pull brings it ourselves. */
+    for (int round = 0; round < 4; round++) {
+        rh_pull_t *p;
+        rh_status_t status;
+
+        if (rh_store_contains(rh_core_store(), id)) {
+            return RH_OK;
+        }
+        status = rh_pull_start(id, ask, &p);
+        if (status != RH_OK) {
+            return status;
+        }
+        if (!rh_pull_ended(p) &&
+            !rh_core_wait_until(rh_pull_ended_cond, p, deadline)) {
+            rh_pull_put(p);
+            return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready "
+                                "yet", rh_object_id_str(id, ids));
+        }
+        status = rh_pull_status(p);
+        rh_pull_put(p);
+        if (status != RH_OK) {
+            return status;
+        }
+        if (!rh_store_sealed_or_gone(&id) &&
+            !rh_core_wait_until_polled(rh_store_sealed_or_gone, &id,
+                                       deadline)) {
+            return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready "
+                                "yet", rh_object_id_str(id, ids));
+        }
+    }
     if (rh_store_contains(rh_core_store(), id)) {
         return RH_OK;
     }
-    status = rh_pull_start(id, ask, &p);
-    if (status != RH_OK) {
-        return status;
-    }
-    if (!rh_pull_ended(p) &&
-        !rh_core_wait_until(rh_pull_ended_cond, p, deadline)) {
-        rh_pull_put(p);
-        return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
-                            rh_object_id_str(id, ids));
-    }
-    status = rh_pull_status(p);
-    rh_pull_put(p);
-    if (status != RH_OK) {
-        return status;
-    }
-    /* Another rank of this node may still be bringing it. */
-    if (!rh_store_contains(rh_core_store(), id) &&
-        !rh_core_wait_until_polled(rh_store_has_or_owner_gone, &look,
-                                   deadline)) {
-        return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
-                            rh_object_id_str(id, ids));
-    }
-    if (!rh_store_contains(rh_core_store(), id)) {
-        return rh_error_set(RH_ERR_PEER_FAILED, "object %s: its owner, rank "
-                            "%d, failed", rh_object_id_str(id, ids),
-                            look.owner);
-    }
-    return RH_OK;
+    return rh_error_set(RH_ERR_TRANSPORT, "object %s: the pulls of this "
+                        "node kept failing", rh_object_id_str(id, ids));
 }
 
 /* ---- set-up ---------------------------------------------------------------- */

@@ -521,6 +521,15 @@ int rh_store_contains(rh_store_t *s, rh_object_id_t id)
            rh_ctl_state(c) == RH_SLOT_SEALED && !(c & RH_CTL_PENDING);
 }
 
+int rh_store_present(rh_store_t *s, rh_object_id_t id)
+{
+    uint64_t c;
+
+    return rh_table_find(s, id, &c) != NULL && !(c & RH_CTL_PENDING) &&
+           (rh_ctl_state(c) == RH_SLOT_CREATED ||
+            rh_ctl_state(c) == RH_SLOT_SEALED);
+}
+
 /* ---- introspection ------------------------------------------------------- */
 
 rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *st)

@@ -117,6 +117,9 @@ rh_status_t rh_store_delete(rh_store_t *s, rh_object_id_t id);
 /* 1 when the object is in the store and sealed (get would succeed). */
 int rh_store_contains(rh_store_t *s, rh_object_id_t id);
 
+/* 1 when the object is in the store, sealed or still being written. */
+int rh_store_present(rh_store_t *s, rh_object_id_t id);
+
 rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *stats);
 
 /* The segment as this process maps it: base address and length (for one

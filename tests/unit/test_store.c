@@ -329,12 +329,15 @@ Test(store, get_of_unsealed_object_is_busy_until_sealed)
     cr_expect(strstr(rh_last_error(), "not sealed") != NULL, "%s",
               rh_last_error());
     cr_expect(!rh_store_contains(s, id));
+    cr_expect(rh_store_present(s, id), "being written is present");
     cr_assert_eq(rh_store_seal(s, id), RH_OK);
     cr_expect_eq(rh_store_seal(s, id), RH_ERR_BUSY, "sealing twice");
     cr_expect(rh_store_contains(s, id));
+    cr_expect(rh_store_present(s, id));
     cr_expect_eq(rh_store_get(s, id, &got, &n), RH_OK);
     rh_store_release(s, id);
     rh_store_delete(s, id);
+    cr_expect(!rh_store_present(s, id), "a deleted object is gone");
     rh_store_close(s, 1);
 }
 
