@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rayhpc.h"
+
 /* A group of figures measured by one job of ranks. */
 typedef struct perf_group {
     const char        *name;       /* "am", "am_tcp" */
@@ -52,6 +54,17 @@ static inline void perf_keep_best(double *best, double v, int lower)
 
 /* Two-rank rendezvous through our AM layer (rank 0 and 1). */
 void perf_sync(void);
+
+/* Params that place a task on node `node` (hard NODE_AFFINITY). */
+static inline rh_task_params_t perf_on_node(int node)
+{
+    rh_task_params_t p = { 0 };
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_NODE_AFFINITY;
+    p.node = node;
+    return p;
+}
 int perf_register_sync(void);
 
 /* Starts `rayhpc-run -n RANKS self --child GROUP FIGURE...` for each group

@@ -67,21 +67,10 @@ static rh_status_t pull_fill(rh_task_ctx_t *ctx)
     return RH_OK;
 }
 
-static rh_task_params_t on_node1(void)
-{
-    rh_task_params_t p;
-
-    memset(&p, 0, sizeof(p));
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_NODE_AFFINITY;
-    p.node = 1;
-    return p;
-}
-
 /* One trial on rank 0: the seconds of the rh_get, or < 0 on failure. */
 static double ours_pull_once(size_t size)
 {
-    rh_task_params_t p = on_node1();
+    rh_task_params_t p = perf_on_node(1);
     uint64_t sz = size;
     rh_arg_t arg = rh_arg_bytes(&sz, sizeof(sz));
     const unsigned char *v;

@@ -30,20 +30,9 @@ static int setup_remote(void)
            rh_register("perf_remote_empty", remote_empty, 0, 1);
 }
 
-static rh_task_params_t on_node1(void)
-{
-    rh_task_params_t p;
-
-    memset(&p, 0, sizeof(p));
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_NODE_AFFINITY;
-    p.node = 1;
-    return p;
-}
-
 static double ours_rtt(long iters)
 {
-    rh_task_params_t p = on_node1();
+    rh_task_params_t p = perf_on_node(1);
     const void *v;
     size_t len;
     rh_ref_t r;
@@ -67,7 +56,7 @@ static double ours_rtt(long iters)
 
 static double ours_rate(long n)
 {
-    rh_task_params_t p = on_node1();
+    rh_task_params_t p = perf_on_node(1);
     rh_ref_t *refs = malloc((size_t)n * sizeof(*refs));
     const void *v;
     size_t len;

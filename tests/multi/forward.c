@@ -55,17 +55,6 @@ static rh_status_t die(rh_task_ctx_t *ctx)
     return RH_OK;
 }
 
-static rh_task_params_t on(int node, int soft)
-{
-    rh_task_params_t p;
-
-    memset(&p, 0, sizeof(p));
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_NODE_AFFINITY;
-    p.node = node;
-    p.soft = soft;
-    return p;
-}
 
 static int fail(const char *what)
 {
@@ -85,7 +74,7 @@ static int check(void)
     for (int n = 0; n < nodes; n++) {
         int32_t got;
 
-        params = on(n, 0);
+        params = rank_on_node(n, 0);
         CHECK(rh_remote("where", NULL, 0, &params, &r));
         CHECK(rh_get(r, &p, &len, 60000));
         memcpy(&got, p, sizeof(got));
@@ -97,10 +86,10 @@ static int check(void)
     }
     /* a chain, each link on the next node, each consuming the last */
     arg = rh_arg_bytes(NULL, 0);
-    params = on(0, 0);
+    params = rank_on_node(0, 0);
     CHECK(rh_remote("grow", &arg, 1, &params, &prev));
     for (int i = 1; i < 100; i++) {
-        params = on(i % nodes, 0);
+        params = rank_on_node(i % nodes, 0);
         arg = rh_arg_ref(prev);
         CHECK(rh_remote("grow", &arg, 1, &params, &r));
         rh_release(prev);
@@ -118,10 +107,10 @@ static int check(void)
     rh_release(prev);
     rh_release(prev);
     /* an error made on another node arrives with its message */
-    params = on(nodes - 1, 0);
+    params = rank_on_node(nodes - 1, 0);
     CHECK(rh_remote("broken", NULL, 0, &params, &r));
     arg = rh_arg_ref(r);
-    params = on(0, 0);
+    params = rank_on_node(0, 0);
     CHECK(rh_remote("grow", &arg, 1, &params, &prev));
     if (rh_get(prev, &p, &len, 60000) != RH_ERR_TASK_FAILED ||
         strstr(rh_last_error(), "broken on node") == NULL) {
@@ -130,12 +119,12 @@ static int check(void)
     rh_release(r);
     rh_release(prev);
     /* nodes that do not exist */
-    params = on(nodes + 3, 0);
+    params = rank_on_node(nodes + 3, 0);
     if (rh_remote("where", NULL, 0, &params, &r) != RH_ERR_INVALID_PARAM ||
         strstr(rh_last_error(), "NODE_AFFINITY to node") == NULL) {
         return fail("a hard affinity to no node was accepted");
     }
-    params = on(nodes + 3, 1);
+    params = rank_on_node(nodes + 3, 1);
     CHECK(rh_remote("where", NULL, 0, &params, &r));
     CHECK(rh_get(r, &p, &len, 60000));
     if (*(const int32_t *)p != rh_node_id()) {
@@ -150,7 +139,7 @@ static int check(void)
 
 static int kill_check(void)
 {
-    rh_task_params_t params = on(rh_num_nodes() - 1, 0);
+    rh_task_params_t params = rank_on_node(rh_num_nodes() - 1, 0);
     rh_ref_t r;
     const void *p;
     size_t len;

@@ -183,13 +183,7 @@ static rh_status_t digest_sources(rh_task_ctx_t *ctx)
 
 static rh_task_params_t on(int node)
 {
-    rh_task_params_t p;
-
-    memset(&p, 0, sizeof(p));
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_NODE_AFFINITY;
-    p.node = node;
-    return p;
+    return rank_on_node(node, 0);
 }
 
 static int fail(const char *what)

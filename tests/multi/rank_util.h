@@ -19,6 +19,18 @@
         } \
     } while (0)
 
+/* Params that place a task on node `node` (NODE_AFFINITY; soft or hard). */
+static inline rh_task_params_t rank_on_node(int node, int soft)
+{
+    rh_task_params_t p = { 0 };
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_NODE_AFFINITY;
+    p.node = node;
+    p.soft = soft;
+    return p;
+}
+
 static inline double rank_now(void)
 {
     struct timespec ts;
