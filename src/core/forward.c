@@ -122,7 +122,7 @@ static int rh_inflight_add(rh_task_t *t)
     e.counter = t->block->counter;
     e.nreturns = t->nreturns;
     e.rank = t->forward_to;
-    memcpy(e.name, t->fn->name, RH_FN_NAME_MAX);
+    e.name = t->fn->name;
     if (rh_inflight_put(&e) != 0) {
         rh_inflight_release(&e);
         return -1;
@@ -347,6 +347,15 @@ static void rh_fwd_ret(const rh_fwd_reply_t *r, int i, rh_fwd_item_t *item,
     }
 }
 
+/* Whether return i was written into our store (under the owner's id). */
+static int rh_fwd_ret_in_store(const rh_fwd_reply_t *r, int i)
+{
+    rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
+    rh_future_t *f = rh_future_find(id);
+
+    return f != NULL && f->in_store;
+}
+
 /* Every return is final: send them to the owner, then let them go. */
 static void rh_fwd_reply_send(rh_fwd_reply_t *r)
 {
@@ -380,7 +389,7 @@ static void rh_fwd_reply_send(rh_fwd_reply_t *r)
             if (item.len != 0) {
                 memcpy(payload + off + sizeof(item), d, item.len);
             }
-            if (item.state == RH_FUTURE_READY) {
+            if (item.state == RH_FUTURE_READY && rh_fwd_ret_in_store(r, i)) {
                 /* The owner keeps the value; our copy under its id goes. */
                 rh_object_id_t oid = rh_object_id_make((uint32_t)r->origin,
                                                        r->counter,

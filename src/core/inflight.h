@@ -1,7 +1,8 @@
 /*
  * The owner's table of tasks running on other ranks, keyed by the task's
  * counter: the answer finds its entry in O(1), and the death of a rank
- * finds every entry of that rank (a scan: deaths are rare).
+ * finds every entry of that rank (a scan: deaths are rare). Counters are
+ * never 0 or UINT64_MAX.
  */
 #ifndef RH_CORE_INFLIGHT_H
 #define RH_CORE_INFLIGHT_H
@@ -9,7 +10,6 @@
 #include <stdint.h>
 
 #include "core/future.h"
-#include "core/registry.h"
 
 typedef struct rh_inflight {
     uint64_t      counter;   /* never 0 */
@@ -17,7 +17,7 @@ typedef struct rh_inflight {
     int           rank;      /* running it */
     int           nheld;
     rh_future_t **held;      /* our objects sent by ref: kept until done */
-    char          name[RH_FN_NAME_MAX];
+    const char   *name;      /* the function's (registry entries stay) */
 } rh_inflight_t;
 
 /* Adds e (copied); -1 when out of memory. */
