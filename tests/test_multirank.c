@@ -478,6 +478,16 @@ Test(pull, put_on_another_node_is_read_by_get_and_by_tasks_over_tcp)
     pull_case("get_put", 3, 3, ONE_WORKER_TCP, "PULL GET_PUT OK: ");
 }
 
+Test(pull, a_task_without_returns_keeps_its_ref_arguments_until_it_ran)
+{
+    pull_case("fire", 2, 2, ONE_WORKER, "PULL FIRE OK: ");
+}
+
+Test(pull, a_task_without_returns_keeps_its_ref_arguments_over_tcp)
+{
+    pull_case("fire", 2, 2, ONE_WORKER_TCP, "PULL FIRE OK: ");
+}
+
 Test(pull, a_node_reads_one_object_from_several_copies_at_once)
 {
     pull_case("sources", 4, 4, ONE_WORKER, "PULL SOURCES OK: ");

@@ -111,7 +111,20 @@ static int rh_inflight_take_holds(rh_task_t *t, rh_future_t ***held)
     return n;
 }
 
-static int rh_inflight_add(rh_task_t *t)
+/* The key of a forwarded task: its counter, or for a task without returns
+ * (no counter) one of our own, from the top half of the key space. */
+static uint64_t rh_fwd_key(const rh_task_t *t)
+{
+    static _Atomic uint64_t next = 1;
+
+    if (t->block != NULL) {
+        return t->block->counter;
+    }
+    return atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) |
+           1ull << 63;
+}
+
+static int rh_inflight_add(rh_task_t *t, uint64_t key)
 {
     rh_inflight_t e;
 
@@ -119,7 +132,7 @@ static int rh_inflight_add(rh_task_t *t)
     if (e.nheld < 0) {
         return -1;
     }
-    e.counter = t->block->counter;
+    e.counter = key;
     e.nreturns = t->nreturns;
     e.rank = t->forward_to;
     e.name = t->fn->name;
@@ -273,13 +286,15 @@ void rh_forward_send(rh_task_t *t)
         return;
     }
     memset(&h, 0, sizeof(h));
-    h.counter = t->block ? t->block->counter : 0;
+    h.counter = rh_fwd_key(t);
     h.nargs = (uint32_t)t->nargs;
     h.nreturns = (uint32_t)t->nreturns;
     h.num_cpus = t->res != NULL ? t->res->cpus : 1;
     h.res_len = (uint32_t)res_len;
     memcpy(h.name, t->fn->name, RH_FN_NAME_MAX);
-    if (t->block != NULL && rh_inflight_add(t) != 0) {
+    /* Tracked even without returns: the objects it takes by ref stay until
+     * it ran, and its runner's death is noticed. */
+    if (rh_inflight_add(t, h.counter) != 0) {
         free(payload);
         rh_fwd_send_fail(t, "out of memory tracking a task");
         return;
@@ -292,8 +307,7 @@ void rh_forward_send(rh_task_t *t)
 
         snprintf(msg, sizeof(msg), "task %s could not be sent to rank %d: "
                  "%s", t->fn->name, t->forward_to, rh_last_error());
-        if (t->block != NULL &&
-            rh_inflight_take(t->block->counter, t->forward_to, &e)) {
+        if (rh_inflight_take(h.counter, t->forward_to, &e)) {
             rh_inflight_fail(&e, msg);
             rh_inflight_release(&e);
         }
@@ -311,6 +325,8 @@ typedef struct rh_fwd_reply {
     int            origin;
     uint64_t       counter;
     int            n;
+    int            hidden;        /* the owner asked for no returns: one
+                                   * of ours tells when the task ended */
     _Atomic int    pending;
     rh_ref_t       rets[];
 } rh_fwd_reply_t;
@@ -359,11 +375,28 @@ static int rh_fwd_ret_in_store(const rh_fwd_reply_t *r, int i)
 /* Every return is final: send them to the owner, then let them go. */
 static void rh_fwd_reply_send(rh_fwd_reply_t *r)
 {
-    rh_fwd_done_t h = { r->counter, (uint32_t)r->n, 0 };
+    int nsend = r->hidden ? 0 : r->n;
+    rh_fwd_done_t h = { r->counter, (uint32_t)nsend, 0 };
     size_t total = 0, off = 0;
     uint8_t *payload;
 
-    for (int i = 0; i < r->n; i++) {
+    if (r->hidden) {
+        rh_object_id_t id = { r->rets[0].hi, r->rets[0].lo };
+        rh_future_t *f = rh_future_find(id);
+
+        if (f != NULL && atomic_load(&f->state) == RH_FUTURE_FAILED) {
+            rh_warn("task %llu of rank %d, which has no returns, failed: %s",
+                    (unsigned long long)(r->counter & ~(1ull << 63)),
+                    r->origin, f->message);
+        }
+    }
+    if (r->hidden && rh_fwd_ret_in_store(r, 0)) {
+        /* nobody will ask for it */
+        (void)rh_store_delete(rh_core_store(),
+                              rh_object_id_make((uint32_t)r->origin,
+                                                r->counter, 1));
+    }
+    for (int i = 0; i < nsend; i++) {
         rh_fwd_item_t item;
         const void *d;
 
@@ -372,7 +405,7 @@ static void rh_fwd_reply_send(rh_fwd_reply_t *r)
                                  sizeof(uint64_t) : item.len);
     }
     payload = malloc(total ? total : 1);
-    for (int i = 0; payload != NULL && i < r->n; i++) {
+    for (int i = 0; payload != NULL && i < nsend; i++) {
         rh_fwd_item_t item;
         const void *d;
 
@@ -452,8 +485,11 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
 {
     rh_arg_t few[8];
     rh_arg_t *args = h->nargs <= 8 ? few : malloc(h->nargs * sizeof(*args));
+    /* A task without returns gets a hidden one: the answer then goes when
+     * it ended, and the owner keeps what it sent by ref until then. */
+    uint32_t nrets = h->nreturns ? h->nreturns : 1;
     /* One block: the reply, its refs, then one waiter per return. */
-    size_t refs = sizeof(rh_fwd_reply_t) + h->nreturns * sizeof(rh_ref_t);
+    size_t refs = sizeof(rh_fwd_reply_t) + nrets * sizeof(rh_ref_t);
     rh_fwd_reply_t *r;
     rh_fwd_wait_t *waits;
     rh_task_params_t params;
@@ -461,7 +497,7 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     rh_status_t status;
 
     refs = (refs + 15) & ~(size_t)15;
-    r = malloc(refs + h->nreturns * sizeof(*waits));
+    r = malloc(refs + nrets * sizeof(*waits));
     if (args == NULL || r == NULL) {
         if (args != few) {
             free(args);
@@ -486,13 +522,14 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     }
     r->origin = origin;
     r->counter = h->counter;
-    r->n = (int)h->nreturns;
+    r->n = (int)nrets;
+    r->hidden = h->nreturns == 0;
     r->waiters = (rh_waiter_t *)waits;
     atomic_store(&r->pending, r->n + 1);
     memset(&params, 0, sizeof(params));
     params.field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS |
                         RH_TASK_PARAM_FIELD_NUM_CPUS;
-    params.num_returns = (int)h->nreturns;
+    params.num_returns = (int)nrets;
     params.num_cpus = h->num_cpus;
     if (h->res_len != 0) {
         params.field_mask |= RH_TASK_PARAM_FIELD_RESOURCES;

@@ -186,6 +186,11 @@ void rh_task_free(rh_task_t *t)
 static void rh_task_fail_returns(rh_task_t *t, rh_task_ret_t *rets,
                                  const char *message)
 {
+    if (t->nreturns == 0 && t->block == NULL) {
+        /* No return carries the error to anyone: say it here. */
+        rh_warn("task %s, which has no returns, failed: %s", t->fn->name,
+                message);
+    }
     for (int i = 0; i < t->nreturns; i++) {
         if (rets != NULL && rets[i].in_store) {
             rh_store_delete(rh_core_store(), rh_task_ret_id(t, i));

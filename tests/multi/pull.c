@@ -16,6 +16,10 @@
  *                         same bytes for all: "PULL CONCURRENT OK".
  *        pull get_put     objects put by a rank of node 1 are read by rank 0
  *                         and by tasks on other nodes: "PULL GET_PUT OK".
+ *        pull fire        a task without returns sent to node 1 with a 1 MiB
+ *                         put of rank 0 as its argument, released at once:
+ *                         the put lives until the task ran, which reports
+ *                         the bytes' hash back to node 0: "PULL FIRE OK".
  *        pull sources     (4 nodes) a 32 MiB put of rank 0 is read by tasks
  *                         on nodes 1 and 2, then by one on node 3, which
  *                         reads it from several of those copies at once:
@@ -162,6 +166,31 @@ static rh_status_t digest(rh_task_ctx_t *ctx)
     uint64_t out[3] = { len, fnv1a(in, len), (uint64_t)rh_node_id() };
 
     return rh_task_return(ctx, 0, out, sizeof(out));
+}
+
+/* What "report" tasks tell rank 0. */
+static _Atomic uint64_t reported;
+
+/* Stores its argument (a hash) where rank 0's driver looks. */
+static rh_status_t report(rh_task_ctx_t *ctx)
+{
+    uint64_t h;
+
+    memcpy(&h, rh_task_arg(ctx, 0, NULL), sizeof(h));
+    atomic_store(&reported, h);
+    return RH_OK;
+}
+
+/* No returns: hashes its argument and reports the hash to node 0. */
+static rh_status_t sink(rh_task_ctx_t *ctx)
+{
+    size_t len;
+    const uint8_t *in = rh_task_arg(ctx, 0, &len);
+    uint64_t h = fnv1a(in, len) | 1;
+    rh_arg_t arg = rh_arg_bytes(&h, sizeof(h));
+    rh_task_params_t p = rank_on_node(0, 0);
+
+    return rh_remote("report", &arg, 1, &p, NULL);
 }
 
 /* digest, plus how many copies this rank has read from in all its pulls. */
@@ -532,6 +561,39 @@ static int get_put(void)
     return 0;
 }
 
+static int fire(void)
+{
+    const size_t len = (size_t)1 << 20;
+    uint8_t *buf;
+    uint64_t hash;
+    rh_ref_t ref;
+    rh_arg_t arg;
+    rh_task_params_t params = on(1);
+    double end;
+
+    CHECK(rh_put_create(len, &ref, (void **)&buf));
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = pbyte(13, i);
+    }
+    hash = fnv1a(buf, len) | 1;
+    CHECK(rh_put_seal(ref));
+    arg = rh_arg_ref(ref);
+    CHECK(rh_remote("sink", &arg, 1, &params, NULL));
+    rh_release(ref);   /* only the task keeps it now */
+    end = rank_now() + WAIT_MS / 1000.0;
+    while (atomic_load(&reported) == 0 && rank_now() < end) {
+        rank_nap();
+    }
+    if (atomic_load(&reported) != hash) {
+        fprintf(stderr, "pull: the task without returns reported %llx, not "
+                "%llx\n", (unsigned long long)atomic_load(&reported),
+                (unsigned long long)hash);
+        return 1;
+    }
+    printf("PULL FIRE OK: a task without returns read a released put\n");
+    return 0;
+}
+
 static int sources(void)
 {
     const size_t len = (size_t)32 << 20;
@@ -587,6 +649,8 @@ int main(int argc, char **argv)
     CHECK(rh_register("put_obj", put_obj, 1, 1));
     CHECK(rh_register("digest", digest, 1, 1));
     CHECK(rh_register("digest_sources", digest_sources, 1, 1));
+    CHECK(rh_register("sink", sink, 1, 0));
+    CHECK(rh_register("report", report, 1, 0));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_rank() == 0) {
         if (strcmp(mode, "chain") == 0) {
@@ -599,6 +663,8 @@ int main(int argc, char **argv)
             rc = get_put();
         } else if (strcmp(mode, "sources") == 0) {
             rc = sources();
+        } else if (strcmp(mode, "fire") == 0) {
+            rc = fire();
         } else {
             fprintf(stderr, "pull: unknown mode '%s'\n", mode);
             rc = 2;
