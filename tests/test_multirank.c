@@ -592,6 +592,17 @@ static void pg_case(const char *const *env)
     rh_run_free(&run);
 }
 
+Test(placement, tasks_in_bundles_put_children_into_the_group_from_any_rank)
+{
+    placement_case("pg_nested", 4, TWO_WORKERS, "PLACEMENT PG NESTED OK: ");
+}
+
+Test(placement, tasks_in_bundles_put_children_into_the_group_over_tcp)
+{
+    placement_case("pg_nested", 4, TWO_WORKERS_TCP,
+                   "PLACEMENT PG NESTED OK: ");
+}
+
 Test(placement, groups_pack_spread_wait_and_are_placed_once_freed)
 {
     pg_case(TWO_WORKERS);

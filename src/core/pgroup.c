@@ -29,6 +29,11 @@ enum {
     RH_PGM_DONE    = 1   /* reserve: that rank's answer */
 };
 
+enum {
+    RH_PGS_PLACED  = 0,  /* state: where the bundles are */
+    RH_PGS_REMOVED = 1   /* state: the group is gone */
+};
+
 /* The owner's view of a group. */
 typedef struct rh_pg_obj rh_pg_obj_t;
 struct rh_pg_obj {
@@ -255,24 +260,37 @@ static void rh_gs_pg_place_pending(void)
 
 static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks);
 
-static void rh_gs_pg_send_state(rh_gs_pg_t *g)
+/* Tells every rank where g's bundles are (n ranks), or that g is gone
+ * (ranks NULL): any rank may submit tasks into a group it was handed. */
+static void rh_gs_pg_broadcast(uint64_t id, int n, const int *where)
 {
-    rh_pg_hdr_t h = { g->id, g->n, 0 };
-    int32_t *ranks = malloc((size_t)g->n * sizeof(*ranks));
+    rh_pg_hdr_t h = { id, where != NULL ? n : 0,
+                      where != NULL ? RH_PGS_PLACED : RH_PGS_REMOVED };
+    int32_t *ranks = NULL;
 
-    if (ranks == NULL) {
-        return;
+    if (where != NULL) {
+        ranks = malloc((size_t)n * sizeof(*ranks));
+        if (ranks == NULL) {
+            return;
+        }
+        for (int b = 0; b < n; b++) {
+            ranks[b] = where[b];
+        }
     }
-    for (int b = 0; b < g->n; b++) {
-        ranks[b] = g->ranks[b];
-    }
-    if (g->owner == rh_rank()) {
-        rh_pg_state_apply(g->id, g->n, ranks);
-    } else {
-        (void)rh_am_send((uint32_t)g->owner, RH_AM_ID_PG_STATE, &h, sizeof(h),
-                         ranks, (size_t)g->n * sizeof(*ranks), NULL, NULL);
+    for (int r = 0; r < rh_size(); r++) {
+        if (r == rh_rank()) {
+            rh_pg_state_apply(id, h.n, ranks);
+        } else if (rh_rank_alive(r)) {
+            (void)rh_am_send((uint32_t)r, RH_AM_ID_PG_STATE, &h, sizeof(h),
+                             ranks, (size_t)h.n * sizeof(*ranks), NULL, NULL);
+        }
     }
     free(ranks);
+}
+
+static void rh_gs_pg_send_state(rh_gs_pg_t *g)
+{
+    rh_gs_pg_broadcast(g->id, g->n, g->ranks);
 }
 
 static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
@@ -308,14 +326,14 @@ static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
     }
 }
 
-static void rh_gs_pg_remove(int owner, uint64_t id)
+static void rh_gs_pg_remove(uint64_t id)
 {
     rh_gs_pg_t *g = NULL;
 
     rh_place_gs_lock();
     pthread_mutex_lock(&rh_pg_lock);
     for (rh_gs_pg_t **pp = &rh_gs_pgs; *pp != NULL; pp = &(*pp)->next) {
-        if ((*pp)->id == id && (*pp)->owner == owner) {
+        if ((*pp)->id == id) {
             g = *pp;
             *pp = g->next;
             break;
@@ -341,6 +359,7 @@ static void rh_gs_pg_remove(int owner, uint64_t id)
                              NULL);
         }
     }
+    rh_gs_pg_broadcast(id, 0, NULL);
     free(g->bundles);
     free(g->ranks);
     free(g);
@@ -459,38 +478,89 @@ static rh_status_t rh_pg_on_remove(void *arg, rh_am_msg_t *msg)
     if (rh_rank() != RH_GS_RANK) {
         return RH_ERR_MALFORMED;
     }
-    rh_gs_pg_remove((int)msg->src, h.id);
+    rh_gs_pg_remove(h.id);
     return RH_OK;
 }
 
-/* The owner learns where its bundles are: the group is ready. */
+/* A group this rank did not create, known by its id alone until the global
+ * scheduler says where its bundles are. Under rh_pg_lock. */
+static rh_pg_obj_t *rh_pg_shadow(uint64_t id)
+{
+    rh_pg_obj_t *g = calloc(1, sizeof(*g));
+
+    if (g != NULL) {
+        g->id = id;
+        g->next = rh_pgs;
+        rh_pgs = g;
+    }
+    return g;
+}
+
+/* Fails and frees held tasks. */
+static void rh_pg_fail_held(rh_task_t **held, size_t n, const char *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        rh_task_fail_all(held[i], why);
+        rh_task_free(held[i]);
+    }
+    free(held);
+}
+
+/* Every rank learns where a group's bundles are (n ranks), or that it is
+ * gone (ranks NULL); tasks waiting for it go, or fail. */
 static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks)
 {
     rh_pg_obj_t *g;
     rh_task_t **held = NULL;
     size_t nheld = 0;
+    int placed = 0;
 
     pthread_mutex_lock(&rh_pg_lock);
     g = rh_pg_find(id);
-    if (g != NULL && g->n == n && atomic_load(&g->state) == RH_PG_PENDING) {
-        for (int b = 0; b < n; b++) {
-            g->ranks[b] = ranks[b];
+    if (g == NULL && ranks != NULL) {
+        g = rh_pg_shadow(id);
+    }
+    if (g != NULL && atomic_load(&g->state) == RH_PG_PENDING &&
+        (g->n == 0 || g->n == n)) {
+        if (ranks != NULL && g->ranks == NULL) {
+            g->ranks = calloc((size_t)n, sizeof(int));
         }
-        atomic_store(&g->state, RH_PG_READY);
+        if (ranks != NULL && g->ranks != NULL) {
+            g->n = n;
+            for (int b = 0; b < n; b++) {
+                g->ranks[b] = ranks[b];
+            }
+            placed = 1;
+        }
+        atomic_store(&g->state, placed ? RH_PG_READY : RH_PG_REMOVED);
         held = g->held;
         nheld = g->nheld;
         g->held = NULL;
         g->nheld = g->cap = 0;
+    } else if (g != NULL && ranks == NULL) {
+        atomic_store(&g->state, RH_PG_REMOVED);
     }
     pthread_mutex_unlock(&rh_pg_lock);
-    for (size_t i = 0; i < nheld; i++) {
+    if (!placed) {
+        rh_pg_fail_held(held, nheld, "its placement group was removed "
+                        "before it was placed");
+    }
+    for (size_t i = 0; placed && i < nheld; i++) {
         rh_task_t *t = held[i];
-        int r = g->ranks[t->pg_bundle];
 
-        t->forward_to = r == rh_rank() ? -1 : r;
+        if (t->pg_bundle >= n) {
+            rh_task_fail_all(t, "its placement group has fewer bundles than "
+                             "the one it named");
+            rh_task_free(t);
+            continue;
+        }
+        t->forward_to = g->ranks[t->pg_bundle] == rh_rank() ? -1 :
+                        g->ranks[t->pg_bundle];
         rh_task_dispatch(t);
     }
-    free(held);
+    if (placed) {
+        free(held);
+    }
     rh_future_notify();   /* rh_pg_wait */
 }
 
@@ -500,7 +570,14 @@ static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
 
     (void)arg;
     memcpy(&h, msg->hdr, sizeof(h));
-    if (msg->src != RH_GS_RANK || msg->rndv_desc != NULL || h.n <= 0 ||
+    if (msg->src != RH_GS_RANK || msg->rndv_desc != NULL) {
+        return RH_ERR_MALFORMED;
+    }
+    if (h.kind == RH_PGS_REMOVED && msg->data_len == 0) {
+        rh_pg_state_apply(h.id, 0, NULL);
+        return RH_OK;
+    }
+    if (h.kind != RH_PGS_PLACED || h.n <= 0 || h.n > RH_PG_MAX_BUNDLES ||
         msg->data_len != (size_t)h.n * sizeof(int32_t)) {
         return RH_ERR_MALFORMED;
     }
@@ -540,7 +617,7 @@ static void rh_pg_local_run(rh_tp_op_t *op)
     rh_pg_local_op_t *o = (rh_pg_local_op_t *)op;
 
     if (o->remove) {
-        rh_gs_pg_remove(RH_GS_RANK, o->id);
+        rh_gs_pg_remove(o->id);
     } else {
         rh_gs_pg_create(RH_GS_RANK, o->id, o->n, o->strategy, o->bundles);
     }
@@ -650,13 +727,18 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
     if (!rh_core_initialized()) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
     }
+    if (pg == 0 || (pg >> 32) >= (uint64_t)rh_size()) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%llx is not a placement "
+                            "group of this job", (unsigned long long)pg);
+    }
     pthread_mutex_lock(&rh_pg_lock);
     g = rh_pg_find(pg);
+    if (g == NULL) {
+        g = rh_pg_shadow(pg);   /* another rank's: placed when we hear */
+    }
     pthread_mutex_unlock(&rh_pg_lock);
     if (g == NULL) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx was "
-                            "not created by this rank",
-                            (unsigned long long)pg);
+        return rh_error_set(RH_ERR_NO_MEMORY, "placement group");
     }
     if (atomic_load(&g->state) == RH_PG_REMOVED) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx was "
@@ -698,14 +780,14 @@ rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node)
     if (status != RH_OK) {
         return status;
     }
+    if (atomic_load(&g->state) != RH_PG_READY) {
+        return rh_error_set(RH_ERR_BUSY, "placement group %llx is not "
+                            "placed yet", (unsigned long long)pg);
+    }
     if (node == NULL || bundle < 0 || bundle >= g->n) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx has "
                             "bundles 0 to %d", (unsigned long long)pg,
                             g->n - 1);
-    }
-    if (atomic_load(&g->state) != RH_PG_READY) {
-        return rh_error_set(RH_ERR_BUSY, "placement group %llx is not "
-                            "placed yet", (unsigned long long)pg);
     }
     *node = rh_core_node_of(g->ranks[bundle]);
     return RH_OK;
@@ -729,12 +811,8 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
     g->held = NULL;
     g->nheld = g->cap = 0;
     pthread_mutex_unlock(&rh_pg_lock);
-    for (size_t i = 0; i < nheld; i++) {
-        rh_task_fail_all(held[i], "its placement group was removed before "
-                         "it was placed");
-        rh_task_free(held[i]);
-    }
-    free(held);
+    rh_pg_fail_held(held, nheld, "its placement group was removed before it "
+                    "was placed");
     rh_future_notify();
     if (rh_rank() == RH_GS_RANK) {
         return rh_pg_local_post(1, pg, 0, 0, NULL);
@@ -765,7 +843,7 @@ rh_status_t rh_pg_route(const rh_task_params_t *params, rh_res_req_t **res,
         return status;
     }
     b = params->bundle;
-    if (b < 0 || b >= g->n) {
+    if (b < 0 || (g->n != 0 && b >= g->n)) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx has "
                             "bundles 0 to %d, not %d",
                             (unsigned long long)params->pg, g->n - 1, b);

@@ -19,6 +19,9 @@
  *                              soft affinity runs: "PLACEMENT AFFINITY OK".
  *        placement pg          placement groups (run with 2 workers a rank,
  *                              one rank a node): "PLACEMENT PG OK".
+ *        placement pg_nested   a task in each bundle of a SPREAD group puts a
+ *                              child into the next bundle from its own rank:
+ *                              "PLACEMENT PG NESTED OK".
  */
 #include <string.h>
 
@@ -57,6 +60,37 @@ static rh_status_t spin(rh_task_ctx_t *ctx)
 }
 
 /* ---- helpers ------------------------------------------------------------ */
+
+/* In a bundle: submits "where" into the next bundle of the same group
+ * from this rank, and returns {its own node, the child's node}. */
+static rh_status_t pg_parent(rh_task_ctx_t *ctx)
+{
+    uint64_t a[3];
+    rh_task_params_t p = { 0 };
+    const void *v;
+    size_t len;
+    int32_t out[2] = { rh_node_id(), -1 };
+    rh_ref_t r;
+    rh_status_t st;
+
+    memcpy(a, rh_task_arg(ctx, 0, NULL), sizeof(a));   /* pg, bundle, n */
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = a[0];
+    p.bundle = (int)((a[1] + 1) % a[2]);
+    st = rh_remote("where", NULL, 0, &p, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, &len, WAIT_MS);
+    }
+    if (st != RH_OK) {
+        return rh_task_fail(ctx, "child in bundle %d: %s", p.bundle,
+                            rh_last_error());
+    }
+    memcpy(&out[1], v, sizeof(out[1]));
+    rh_release(r);
+    rh_release(r);
+    return rh_task_return(ctx, 0, out, sizeof(out));
+}
 
 static int fail(const char *what)
 {
@@ -457,6 +491,49 @@ static int pg(void)
     return 0;
 }
 
+static int pg_nested(void)
+{
+    int nodes = rh_num_nodes();
+    int node[MAX_NODES];
+    rh_pg_t g;
+
+    if (nodes < 2 || nodes > MAX_NODES) {
+        return fail("needs 2 to 64 nodes");
+    }
+    CHECK(group(nodes, 1, RH_PG_SPREAD, &g));
+    CHECK(rh_pg_wait(g, WAIT_MS));
+    if (bundle_nodes(g, nodes, node, "SPREAD") != 0) {
+        return 1;
+    }
+    for (int b = 0; b < nodes; b++) {
+        uint64_t a[3] = { g, (uint64_t)b, (uint64_t)nodes };
+        rh_arg_t arg = rh_arg_bytes(a, sizeof(a));
+        rh_task_params_t p = with(RH_STRATEGY_PLACEMENT_GROUP);
+        const void *v;
+        size_t len;
+        int32_t out[2];
+        rh_ref_t r;
+
+        p.pg = g;
+        p.bundle = b;
+        CHECK(rh_remote("pg_parent", &arg, 1, &p, &r));
+        CHECK(rh_get(r, &v, &len, WAIT_MS));
+        memcpy(out, v, sizeof(out));
+        rh_release(r);
+        rh_release(r);
+        if (out[0] != node[b] || out[1] != node[(b + 1) % nodes]) {
+            fprintf(stderr, "placement: bundle %d's task ran on node %d and "
+                    "its child on node %d, not %d and %d\n", b, out[0],
+                    out[1], node[b], node[(b + 1) % nodes]);
+            return 1;
+        }
+    }
+    CHECK(rh_pg_remove(g));
+    printf("PLACEMENT PG NESTED OK: tasks of %d bundles put children into "
+           "the next bundle from their own ranks\n", nodes);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "spread";
@@ -469,6 +546,7 @@ int main(int argc, char **argv)
     }
     CHECK(rh_register("where", where, 0, 1));
     CHECK(rh_register("spin", spin, 1, 1));
+    CHECK(rh_register("pg_parent", pg_parent, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_rank() == 0) {
         if (strcmp(mode, "spread") == 0) {
@@ -483,6 +561,8 @@ int main(int argc, char **argv)
             rc = affinity();
         } else if (strcmp(mode, "pg") == 0) {
             rc = pg();
+        } else if (strcmp(mode, "pg_nested") == 0) {
+            rc = pg_nested();
         } else {
             fprintf(stderr, "placement: unknown mode '%s'\n", mode);
             rc = 2;
