@@ -656,25 +656,26 @@ static void rh_pull_read_more(rh_pull_t *p)
     }
 }
 
-/* Room for the object in this node's store; 0 when someone else of this
- * node has it or is bringing it (the pull ends well: wait for the store),
- * -1 when it cannot be had (the pull ended with the reason). */
+/* Room for the object in this node's store (1). Otherwise the pull is
+ * over and p may be gone: it ended well when someone else of this node has
+ * the object or is bringing it (then wait for the store), or with the
+ * reason it cannot be had. Whatever must go with the pull goes first
+ * (the pins of the sources). */
 static int rh_pull_make_room(rh_pull_t *p)
 {
     void *dst;
     rh_status_t st = rh_store_create(rh_core_store(), p->id, p->len, &dst);
+    char msg[512];
 
-    if (st == RH_ERR_BUSY) {
-        rh_pull_end(p, RH_OK, NULL);
-        return 0;
+    if (st == RH_OK) {
+        p->dst = dst;
+        p->created = 1;
+        return 1;
     }
-    if (st != RH_OK) {
-        rh_pull_end(p, st, rh_last_error());
-        return -1;
-    }
-    p->dst = dst;
-    p->created = 1;
-    return 1;
+    snprintf(msg, sizeof(msg), "%s", rh_last_error());
+    rh_pull_unpin_all(p);
+    rh_pull_end(p, st == RH_ERR_BUSY ? RH_OK : st, msg);
+    return 0;
 }
 
 static int rh_pull_is_extra(const rh_pull_t *p, int rank)
@@ -789,7 +790,7 @@ static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
         }
         p->len = dlen;
         p->src = (int)msg->src;
-        if (rh_pull_make_room(p) == 1) {
+        if (rh_pull_make_room(p)) {
             if (dlen != 0) {
                 memcpy(p->dst, data, dlen);
             }
@@ -820,15 +821,10 @@ static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
                          rh_object_id_str(p->id, ids), p->src);
             return RH_OK;
         }
-        switch (rh_pull_make_room(p)) {
-        case 1:
+        if (rh_pull_make_room(p)) {
             p->t_start = rh_time_ns();
             rh_pull_ask_extras(p, data, h.nextra);
             rh_pull_read_more(p);
-            break;
-        default:
-            rh_pull_unpin_all(p);
-            break;
         }
         return RH_OK;
     case RH_WHERE_ASK:
