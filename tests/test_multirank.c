@@ -488,6 +488,16 @@ Test(pull, a_task_without_returns_keeps_its_ref_arguments_over_tcp)
     pull_case("fire", 2, 2, ONE_WORKER_TCP, "PULL FIRE OK: ");
 }
 
+Test(pull, an_object_too_large_for_this_node_fails_its_get_with_a_message)
+{
+    pull_case("too_big", 2, 2, ONE_WORKER, "PULL TOO_BIG OK: ");
+}
+
+Test(pull, an_object_too_large_for_this_node_fails_over_tcp)
+{
+    pull_case("too_big", 2, 2, ONE_WORKER_TCP, "PULL TOO_BIG OK: ");
+}
+
 Test(pull, a_node_reads_one_object_from_several_copies_at_once)
 {
     pull_case("sources", 4, 4, ONE_WORKER, "PULL SOURCES OK: ");

@@ -20,6 +20,10 @@
  *                         put of rank 0 as its argument, released at once:
  *                         the put lives until the task ran, which reports
  *                         the bytes' hash back to node 0: "PULL FIRE OK".
+ *        pull too_big     (2 nodes; node 0's store is 16 MiB) a 64 MiB put of
+ *                         node 1 does not fit here: the get fails with a
+ *                         message, and a smaller one is pulled after it:
+ *                         "PULL TOO_BIG OK".
  *        pull sources     (4 nodes) a 32 MiB put of rank 0 is read by tasks
  *                         on nodes 1 and 2, then by one on node 3, which
  *                         reads it from several of those copies at once:
@@ -594,6 +598,31 @@ static int fire(void)
     return 0;
 }
 
+static int too_big(void)
+{
+    rh_ref_t big, small;
+    const void *p;
+    size_t len;
+    rh_status_t st;
+
+    CHECK(remote_put(1, (uint64_t)64 << 20, 3, &big));
+    st = rh_get(big, &p, &len, WAIT_MS);
+    if (st != RH_ERR_TOO_LARGE && st != RH_ERR_STORE_FULL) {
+        fprintf(stderr, "pull: a 64 MiB pull into a 16 MiB store gave %s "
+                "(%s)\n", rh_status_string(st), rh_last_error());
+        return 1;
+    }
+    printf("pull: too big: %s\n", rh_last_error());
+    CHECK(remote_put(1, (uint64_t)1 << 20, 4, &small));
+    CHECK(rh_get(small, &p, &len, WAIT_MS));
+    if (len != (size_t)1 << 20 || first_bad(p, len, 4) != len) {
+        return fail("the pull after the failed one is wrong");
+    }
+    rh_release(small);
+    printf("PULL TOO_BIG OK: the failed pull left the store usable\n");
+    return 0;
+}
+
 static int sources(void)
 {
     const size_t len = (size_t)32 << 20;
@@ -643,6 +672,10 @@ int main(int argc, char **argv)
     int rc = 0;
     rh_status_t st;
 
+    if (strcmp(mode, "too_big") == 0 && getenv("RAYHPC_NODE_ID") != NULL &&
+        strcmp(getenv("RAYHPC_NODE_ID"), "vnode0") == 0) {
+        setenv("RAYHPC_STORE_SIZE", "16M", 1);
+    }
     CHECK(rh_register("where", where, 0, 1));
     CHECK(rh_register("link", link_fn, 1, 1));
     CHECK(rh_register("fill", fill, 1, 1));
@@ -665,6 +698,8 @@ int main(int argc, char **argv)
             rc = sources();
         } else if (strcmp(mode, "fire") == 0) {
             rc = fire();
+        } else if (strcmp(mode, "too_big") == 0) {
+            rc = too_big();
         } else {
             fprintf(stderr, "pull: unknown mode '%s'\n", mode);
             rc = 2;
