@@ -81,6 +81,7 @@ static struct {
     double         gs_bw;        /* bytes per ns */
     unsigned       gs_turn;
     rh_gs_wait_t  *gs_waiting;
+    unsigned long  gs_nwaiting;  /* tasks that waited (for the warnings) */
     /* the submitter side */
     pthread_mutex_t spill_lock;
     rh_spill_t    *spills;
@@ -510,6 +511,7 @@ static void rh_gs_answer(int to, uint64_t token, int rank)
 static void rh_gs_place(int from, const rh_place_hdr_t *h,
                         const rh_res_req_t *req)
 {
+    unsigned long waiting;
     int r;
 
     pthread_mutex_lock(&rh_pl.gs_lock);
@@ -526,9 +528,13 @@ static void rh_gs_place(int from, const rh_place_hdr_t *h,
             w->next = rh_pl.gs_waiting;
             rh_pl.gs_waiting = w;
         }
+        waiting = ++rh_pl.gs_nwaiting;
         pthread_mutex_unlock(&rh_pl.gs_lock);
-        rh_warn("a task of rank %d needs %s: it stays pending until it fits",
-                from, why);
+        /* One line per doubling: a driver may submit a million of them. */
+        if ((waiting & (waiting - 1)) == 0) {
+            rh_warn("a task of rank %d needs %s: it stays pending until it "
+                    "fits (tasks waiting so far: %lu)", from, why, waiting);
+        }
         return;
     }
     pthread_mutex_unlock(&rh_pl.gs_lock);
