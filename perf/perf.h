@@ -85,4 +85,10 @@ double perf_raw_lat(long iters);
 double perf_raw_rate(long windows);
 void perf_raw_close(void);
 
+/* Closes a raw UCX endpoint (forced) and waits for it on its worker; the
+ * references' teardown. */
+struct ucp_ep;
+struct ucp_worker;
+void perf_raw_ep_close(struct ucp_ep *ep, struct ucp_worker *worker);
+
 #endif

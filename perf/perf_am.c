@@ -249,21 +249,26 @@ int perf_raw_open(void)
     return 0;
 }
 
-void perf_raw_close(void)
+void perf_raw_ep_close(struct ucp_ep *ep, struct ucp_worker *worker)
 {
     ucp_request_param_t param = {0};
     void *req;
 
-    perf_sync();
     param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-    req = ucp_ep_close_nbx(raw.ep, &param);
+    req = ucp_ep_close_nbx(ep, &param);
     if (UCS_PTR_IS_PTR(req)) {
         while (ucp_request_check_status(req) == UCS_INPROGRESS) {
-            ucp_worker_progress(raw.worker);
+            ucp_worker_progress(worker);
         }
         ucp_request_free(req);
     }
+}
+
+void perf_raw_close(void)
+{
+    perf_sync();
+    perf_raw_ep_close(raw.ep, raw.worker);
     ucp_worker_destroy(raw.worker);
     ucp_cleanup(raw.context);
 }

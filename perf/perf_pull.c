@@ -287,19 +287,8 @@ static void pull_raw_close(void)
 {
     perf_sync();
     if (rh_rank() == 0) {
-        ucp_request_param_t param = {0};
-        void *req;
-
         ucp_rkey_destroy(raw.rkey);
-        param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-        param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-        req = ucp_ep_close_nbx(raw.ep, &param);
-        if (UCS_PTR_IS_PTR(req)) {
-            while (ucp_request_check_status(req) == UCS_INPROGRESS) {
-                ucp_worker_progress(raw.worker);
-            }
-            ucp_request_free(req);
-        }
+        perf_raw_ep_close(raw.ep, raw.worker);
     }
     perf_sync();
     ucp_mem_unmap(raw.context, raw.mem);
