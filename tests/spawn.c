@@ -154,3 +154,14 @@ int rh_count_lines(const char *out, const char *needle)
     }
     return n;
 }
+
+const char *rh_tail(const char *out, size_t n)
+{
+    size_t len;
+
+    if (out == NULL) {
+        return "";
+    }
+    len = strlen(out);
+    return len > n ? out + len - n : out;
+}

@@ -6,6 +6,8 @@
 #ifndef RH_TESTS_SPAWN_H
 #define RH_TESTS_SPAWN_H
 
+#include <stddef.h>
+
 typedef struct rh_run {
     int   status;   /* exit code, or 128 + signal */
     char *out;      /* stdout and stderr together, NUL-terminated */
@@ -24,5 +26,14 @@ const char *rh_src_path(const char *rel);
 
 /* How many lines of out contain needle. */
 int rh_count_lines(const char *out, const char *needle);
+
+/* The last n bytes of out (all of it when shorter), for failure messages. */
+const char *rh_tail(const char *out, size_t n);
+
+/* In criterion tests: the run exited 0, or the failure shows how its
+ * output ended. */
+#define RH_EXPECT_EXIT0(run)                                               \
+    cr_expect_eq((run).status, 0, "exited with status %d; output ends:\n%s", \
+                 (run).status, rh_tail((run).out, 3000))
 
 #endif

@@ -26,7 +26,7 @@ Test(launcher, ranks_see_rank_size_and_node)
                            rh_build_path("tests/multi/hello"), NULL };
     rh_run_t run = rayhpc_run(args, NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "HELLO rank=0 size=4 node=0 "
                                 "nodes=2"), 1);
     cr_expect_eq(rh_count_lines(run.out, "HELLO rank=1 size=4 node=0 "
@@ -44,7 +44,7 @@ Test(launcher, one_node_by_default)
                            NULL };
     rh_run_t run = rayhpc_run(args, NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "nodes=1"), 3);
     rh_run_free(&run);
 }
@@ -81,7 +81,7 @@ Test(launcher, tag_output_prefixes_each_line_with_the_rank)
                            "echo line-a; echo line-b >&2", NULL };
     rh_run_t run = rayhpc_run(args, NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "[0] line-a"), 1);
     cr_expect_eq(rh_count_lines(run.out, "[1] line-a"), 1);
     cr_expect_eq(rh_count_lines(run.out, "[0] line-b"), 1);

@@ -44,7 +44,8 @@ static rh_run_t launch(int n, int nodes, int keep_going, const char *prog,
 
 static void expect_alltoall(rh_run_t *run, int n)
 {
-    cr_expect_eq(run->status, 0, "job failed with status %d", run->status);
+    cr_expect_eq(run->status, 0, "job failed with status %d; output ends:"
+                 "\n%s", run->status, rh_tail(run->out, 3000));
     cr_expect_eq(rh_count_lines(run->out, "ALLTOALL OK"), n,
                  "not every rank verified its messages");
     cr_expect_eq(rh_count_lines(run->out, "sizes 0..16777216"), n,
@@ -130,7 +131,7 @@ Test(local, malformed_messages_are_counted_and_dropped)
 {
     rh_run_t run = launch(2, 0, 0, "tests/multi/malformed", NULL, NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "MALFORMED OK"), 1);
     cr_expect_geq(rh_count_lines(run.out, "dropped a malformed message"), 8,
                   "each drop is logged");
@@ -142,7 +143,7 @@ Test(local, singleton_is_a_one_rank_job)
     const char *argv[] = { rh_build_path("tests/multi/hello"), NULL };
     rh_run_t run = rh_run(argv, NULL, TIMEOUT);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "HELLO rank=0 size=1 node=0 "
                                 "nodes=1"), 1);
     rh_run_free(&run);
@@ -154,7 +155,7 @@ Test(local, misspelt_setting_gets_a_suggestion)
     const char *argv[] = { rh_build_path("tests/multi/hello"), NULL };
     rh_run_t run = rh_run(argv, env, TIMEOUT);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "RAYHPC_LOG_LEVLE is not a setting;"
                                 " did you mean RAYHPC_LOG_LEVEL?"), 1);
     rh_run_free(&run);
@@ -198,7 +199,7 @@ Test(tcp, malformed_messages_are_counted_and_dropped)
 {
     rh_run_t run = launch(2, 2, 0, "tests/multi/malformed", NULL, TCP);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "MALFORMED OK"), 1);
     rh_run_free(&run);
 }
@@ -230,7 +231,7 @@ static void expect_hello(rh_run_t *run, int n)
 {
     char line[64];
 
-    cr_expect_eq(run->status, 0);
+    RH_EXPECT_EXIT0(*run);
     for (int r = 0; r < n; r++) {
         snprintf(line, sizeof(line), "HELLO rank=%d size=%d ", r, n);
         cr_expect_eq(rh_count_lines(run->out, line), 1, "missing: %s", line);
@@ -287,7 +288,7 @@ Test(objects, put_on_one_rank_is_read_in_place_by_the_others)
 {
     rh_run_t run = launch(3, 0, 0, "tests/multi/objects", "share", NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "SHARED OK"), 2);
     rh_run_free(&run);
 }
@@ -297,7 +298,7 @@ Test(objects, segment_is_removed_after_a_normal_exit)
     rh_run_t run = launch(2, 0, 0, "tests/multi/objects", "name", NULL);
     char path[512];
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     store_path(run.out, path, sizeof(path));
     cr_expect_neq(access(path, F_OK), 0, "%s is still there", path);
     rh_run_free(&run);
@@ -313,7 +314,7 @@ Test(objects, segment_of_a_killed_job_is_removed_at_the_next_start)
     rh_run_free(&run);
     cr_expect_eq(access(path, F_OK), 0, "a SIGKILL leaves %s behind", path);
     run = launch(2, 0, 0, "tests/multi/objects", "name", NULL);
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_neq(access(path, F_OK), 0, "the next job removed %s", path);
     rh_run_free(&run);
 }
@@ -322,7 +323,7 @@ Test(objects, functions_registered_differently_are_reported_at_start)
 {
     rh_run_t run = launch(2, 0, 0, "tests/multi/objects", "mismatch", NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "function only_on_one is registered "
                                 "on rank 1 but not on rank 0"), 1);
     cr_expect_eq(rh_count_lines(run.out, "function only_on_zero is "
@@ -337,7 +338,7 @@ Test(objects, many_driver_threads_share_one_rank_s_workers)
 {
     rh_run_t run = launch(2, 0, 0, "tests/multi/tasks_stress", "10", NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "STRESS OK"), 2);
     rh_run_free(&run);
 }
@@ -348,7 +349,7 @@ Test(forward, tasks_run_on_the_node_they_name_and_chain_across_nodes)
 {
     rh_run_t run = launch(3, 3, 0, "tests/multi/forward", "check", NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "FORWARD OK: 3 nodes"), 1);
     rh_run_free(&run);
 }
@@ -357,7 +358,7 @@ Test(forward, the_same_over_tcp)
 {
     rh_run_t run = launch(4, 2, 0, "tests/multi/forward", "check", TCP);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "FORWARD OK: 2 nodes"), 1);
     rh_run_free(&run);
 }
@@ -400,8 +401,8 @@ static rh_run_t expect_mode(int n, int nodes, const char *prog,
 {
     rh_run_t run = launch(n, nodes, 0, prog, mode, env);
 
-    cr_expect_eq(run.status, 0, "%s %s failed with status %d", prog, mode,
-                 run.status);
+    cr_expect_eq(run.status, 0, "%s %s failed with status %d; output "
+                 "ends:\n%s", prog, mode, run.status, rh_tail(run.out, 3000));
     cr_expect_eq(rh_count_lines(run.out, ok), 1, "no line \"%s\"", ok);
     return run;
 }

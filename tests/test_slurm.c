@@ -69,7 +69,7 @@ Test(srun, hello_4_ranks_over_pmix)
     rh_run_t run = srun(4, "tests/multi/hello", NULL);
     char line[64];
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     for (int r = 0; r < 4; r++) {
         snprintf(line, sizeof(line), "HELLO rank=%d size=4 ", r);
         cr_expect_eq(rh_count_lines(run.out, line), 1, "missing: %s", line);
@@ -81,7 +81,7 @@ Test(srun, alltoall_4_ranks_byte_exact)
 {
     rh_run_t run = srun(4, "tests/multi/alltoall", NULL);
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "ALLTOALL OK"), 4);
     cr_expect_eq(rh_count_lines(run.out, "sizes 0..16777216"), 4);
     rh_run_free(&run);
@@ -93,7 +93,7 @@ Test(srun, alltoall_over_tcp_on_2_virtual_nodes)
                         "export UCX_TLS=tcp,self "
                         "RAYHPC_NODE_ID=srun-$SLURM_PROCID;");
 
-    cr_expect_eq(run.status, 0);
+    RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "(node 0 of 2)"), 1);
     cr_expect_eq(rh_count_lines(run.out, "(node 1 of 2)"), 1);
     rh_run_free(&run);

@@ -626,10 +626,18 @@ static void rh_pull_read_more(rh_pull_t *p)
     /* Two reads in flight per copy keep each source busy, and leave work
      * for the copies that join later. */
     int depth = 2 * p->nsrc < RH_PULL_DEPTH ? 2 * p->nsrc : RH_PULL_DEPTH;
+    /* The last chunks wait for the copies asked and not yet answered: an
+     * answer takes one round trip, far less than reading the rest, and a
+     * copy that answers then always has work. */
+    size_t hold = (size_t)p->nextra * chunk, limit = p->len;
 
-    while (p->read_error == RH_OK && p->next_off < p->len &&
+    if (hold != 0) {   /* extras are named for objects of 2 chunks or more */
+        limit = hold < p->len - chunk ? p->len - hold : chunk;
+    }
+
+    while (p->read_error == RH_OK && p->next_off < limit &&
            p->inflight < depth) {
-        size_t n = p->len - p->next_off < chunk ? p->len - p->next_off :
+        size_t n = limit - p->next_off < chunk ? limit - p->next_off :
                    chunk;
         int k = (int)(p->turn++ % (unsigned)p->nsrc);   /* copies in turn */
         rh_status_t st = rh_tp_get(p->srcs[k], p->dst + p->next_off, n,
@@ -688,6 +696,17 @@ static int rh_pull_is_extra(const rh_pull_t *p, int rank)
     return 0;
 }
 
+/* rank answered, or never will. */
+static void rh_pull_drop_extra(rh_pull_t *p, int rank)
+{
+    for (int i = 0; i < p->nextra; i++) {
+        if (p->extra[i] == rank) {
+            p->extra[i] = p->extra[--p->nextra];
+            return;
+        }
+    }
+}
+
 /* The owner named other copies: ask each to pin its own, and read from
  * those that do alongside the first. */
 static void rh_pull_ask_extras(rh_pull_t *p, const uint8_t *list, uint32_t n)
@@ -719,26 +738,22 @@ static rh_status_t rh_pull_on_extra(rh_pull_t *p, rh_am_msg_t *msg,
 {
     int rank = (int)msg->src;
 
-    for (int i = 0; i < p->nextra; i++) {
-        if (p->extra[i] == rank) {
-            p->extra[i] = p->extra[--p->nextra];
-            break;
+    rh_pull_drop_extra(p, rank);
+    if (h->kind == RH_WHERE_AT) {
+        if (h->len != p->len || h->rkey_len > msg->data_len ||
+            (h->rkey_len != 0 &&
+             rh_tp_set_rkey(rank, msg->data, h->rkey_len) != RH_OK) ||
+            !rh_tp_has_rkey(rank) || p->nsrc == RH_PULL_MAX_SRC ||
+            p->next_off == p->len) {
+            rh_unpin_send(rank, p->id);   /* not needed, or not usable */
+        } else {
+            p->srcs[p->nsrc] = rank;
+            p->src_off[p->nsrc] = h->offset;
+            p->nsrc++;
+            p->turn = (unsigned)p->nsrc - 1;   /* its first read is next */
         }
     }
-    if (h->kind != RH_WHERE_AT) {
-        return RH_OK;   /* that copy went: the others do the work */
-    }
-    if (h->len != p->len || h->rkey_len > msg->data_len ||
-        (h->rkey_len != 0 &&
-         rh_tp_set_rkey(rank, msg->data, h->rkey_len) != RH_OK) ||
-        !rh_tp_has_rkey(rank) || p->nsrc == RH_PULL_MAX_SRC ||
-        p->next_off == p->len) {
-        rh_unpin_send(rank, p->id);   /* not needed, or not usable */
-        return RH_OK;
-    }
-    p->srcs[p->nsrc] = rank;
-    p->src_off[p->nsrc] = h->offset;
-    p->nsrc++;
+    /* a copy that went leaves its share to the others */
     rh_pull_read_more(p);
     return RH_OK;
 }
@@ -859,9 +874,14 @@ static void rh_pull_on_peer_failure(void *arg, int rank)
     rh_pin_drop(rank, none, 1);
     for (;;) {
         rh_pull_t *p;
+        int was_extra = 0;
 
         pthread_mutex_lock(&rh_pull_lock);
         for (p = rh_pull_active; p != NULL; p = p->next) {
+            if (p->dst != NULL && rh_pull_is_extra(p, rank)) {
+                was_extra = 1;   /* its answer will not come */
+                break;
+            }
             if ((p->ask == rank && p->dst == NULL) ||
                 (rh_pull_reads_from(p, rank) && p->dst != NULL &&
                  p->inflight == 0)) {
@@ -876,6 +896,11 @@ static void rh_pull_on_peer_failure(void *arg, int rank)
         pthread_mutex_unlock(&rh_pull_lock);
         if (p == NULL) {
             return;
+        }
+        if (was_extra) {
+            rh_pull_drop_extra(p, rank);
+            rh_pull_read_more(p);
+            continue;
         }
         rh_pull_fail(p, RH_ERR_PEER_FAILED, "object %s: rank %d, which "
                      "holds it, failed", rh_object_id_str(p->id, ids), rank);
