@@ -18,6 +18,7 @@
 #include "core/core.h"
 #include "core/directory.h"
 #include "core/inflight.h"
+#include "core/placement.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
 #include "transport/am.h"
@@ -30,8 +31,14 @@ typedef struct rh_fwd_submit {
     int32_t  num_cpus;         /* what it holds while it runs ... */
     uint32_t res_len;          /* ... and the custom resources: the payload
                                 * starts with "name=amount,...\0" */
+    uint32_t flags;            /* RH_FWD_PLACED */
+    uint32_t reserved;
     char     name[RH_FN_NAME_MAX];
 } rh_fwd_submit_t;
+
+/* The global scheduler chose the runner: it counts the task as on its way
+ * there until the runner's heartbeat says it arrived. */
+#define RH_FWD_PLACED 1u
 
 typedef struct rh_fwd_done {
     uint64_t counter;
@@ -291,6 +298,7 @@ void rh_forward_send(rh_task_t *t)
     h.nreturns = (uint32_t)t->nreturns;
     h.num_cpus = t->res != NULL ? t->res->cpus : 1;
     h.res_len = (uint32_t)res_len;
+    h.flags = t->gs_placed ? RH_FWD_PLACED : 0;
     memcpy(h.name, t->fn->name, RH_FN_NAME_MAX);
     /* Tracked even without returns: the objects it takes by ref stay until
      * it ran, and its runner's death is noticed. */
@@ -496,6 +504,9 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     size_t off = h->res_len;
     rh_status_t status;
 
+    if (h->flags & RH_FWD_PLACED) {
+        rh_place_arrived();
+    }
     refs = (refs + 15) & ~(size_t)15;
     r = malloc(refs + nrets * sizeof(*waits));
     if (args == NULL || r == NULL) {
@@ -605,6 +616,7 @@ static int rh_fwd_submit_ok(const rh_fwd_submit_t *h)
 {
     return h->nreturns <= RH_MAX_RETURNS && h->nargs <= 65536 &&
            h->num_cpus >= 0 && h->res_len <= 4096 &&
+           (h->flags & ~RH_FWD_PLACED) == 0 &&
            memchr(h->name, '\0', sizeof(h->name)) != NULL;
 }
 

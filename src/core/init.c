@@ -46,6 +46,7 @@ typedef struct rh_core {
     int            *node_of_rank;
     int             node_leader;     /* lowest rank of this node */
     int             ranks_on_node;
+    int             ranks_on_host, host_share;   /* this rank's index there */
     char            job_id[160];     /* rank 0's host and pid */
     rh_store_t     *store;
     rh_pool_t      *pool;
@@ -299,6 +300,10 @@ static rh_status_t rh_core_connect(const rh_blob_set_t *set,
         peers[r].pid = pid;
         peers[r].ucx_addr_len = len;
         peers[r].same_host = strcmp(host, my_host) == 0;
+        if (peers[r].same_host) {
+            rh_core.host_share += r < rh_core.rank;
+            rh_core.ranks_on_host++;
+        }
         rh_core.node_of_rank[r] = rh_core.num_nodes;
         for (int q = 0; q < r; q++) {
             if (strcmp(node_names[q], node_names[r]) == 0) {
@@ -395,11 +400,14 @@ static rh_status_t rh_core_open_node(void)
         int cores = rh_topo_query(&counts) == RH_OK && counts.cores > 0 ?
                     counts.cores : 1;
 
-        pp.num_workers = cores / rh_core.ranks_on_node;
+        /* virtual nodes of one host share its cores too */
+        pp.num_workers = cores / rh_core.ranks_on_host;
         pp.num_workers = pp.num_workers > 0 ? pp.num_workers : 1;
     }
-    /* Pin only when the ranks of the node share the cores out evenly. */
-    pp.pin = rh_core.ranks_on_node == 1;
+    /* The ranks of a host (virtual nodes too) split its cores. */
+    pp.pin = 1;
+    pp.share = rh_core.host_share;
+    pp.shares = rh_core.ranks_on_host;
     status = rh_pool_create(&pp, &rh_core.pool);
     if (status != RH_OK) {
         return status;

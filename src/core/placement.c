@@ -31,6 +31,7 @@ typedef struct rh_load_hdr {
     uint64_t backlog;
     uint64_t task_ns;       /* average task time */
     uint64_t bw_kbps;       /* measured pull bandwidth, KiB per ms */
+    uint64_t arrived;       /* tasks the scheduler placed here that came */
 } rh_load_hdr_t;
 
 typedef struct rh_place_hdr {
@@ -47,10 +48,16 @@ typedef struct rh_placed_hdr {
 } rh_placed_hdr_t;
 
 /* The global scheduler's view of one rank. */
+/* The scheduler's view of a rank. What it placed there and the rank has not
+ * reported yet (assigned - arrived) is on its way: counted as queued, or a
+ * burst of placements between two heartbeats would all go to the rank that
+ * looked idlest at the last one. */
 typedef struct rh_gs_rank {
-    long   backlog;      /* last heartbeat */
-    long   assigned;     /* placed here since */
-    double task_ns;
+    long     backlog;    /* last heartbeat */
+    uint64_t assigned;   /* placed here, all told */
+    uint64_t arrived;    /* of those, came by the last heartbeat */
+    uint64_t before;     /* assigned at the last heartbeat */
+    double   task_ns;    /* 0: not reported yet */
 } rh_gs_rank_t;
 
 /* A request the global scheduler could not place yet. */
@@ -89,6 +96,7 @@ static struct {
     _Atomic uint64_t spilled;
     _Atomic unsigned spread_turn, rank_turn;
     _Atomic uint64_t task_ns;    /* moving average, ns */
+    _Atomic uint64_t arrived;    /* placed here by the scheduler, came */
 } rh_pl = {
     .gs_lock = PTHREAD_MUTEX_INITIALIZER,
     .spill_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -100,6 +108,11 @@ static _Thread_local int rh_pl_busy;
 uint64_t rh_place_spilled(void)
 {
     return atomic_load_explicit(&rh_pl.spilled, memory_order_relaxed);
+}
+
+void rh_place_arrived(void)
+{
+    atomic_fetch_add_explicit(&rh_pl.arrived, 1, memory_order_relaxed);
 }
 
 void rh_place_task_time(uint64_t ns)
@@ -462,21 +475,34 @@ rh_status_t rh_place_decide(const rh_task_params_t *params,
  * gs_lock. */
 static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
 {
-    int best = -1;
-    double best_wait = 0;
+    int best = -1, known = 0;
+    double best_wait = 0, sum_ns = 0, typical_ns = RH_PLACE_DEFAULT_TASK_NS;
     unsigned start = rh_pl.gs_turn++;
 
+    /* A rank that has not reported its task time yet is taken to be as
+     * fast as the others: the default would make it look slower or faster
+     * than ranks that measured theirs, and skew the first placements. */
+    for (int r = 0; r < rh_pl.nranks; r++) {
+        if (rh_pl.gs[r].task_ns > 0) {
+            sum_ns += rh_pl.gs[r].task_ns;
+            known++;
+        }
+    }
+    if (known > 0) {
+        typical_ns = sum_ns / known;
+    }
     for (int k = 0; k < rh_pl.nranks; k++) {
         int r = (int)((start + (unsigned)k) % (unsigned)rh_pl.nranks);
         rh_gs_rank_t *g = &rh_pl.gs[r];
-        double task_ns = g->task_ns > 0 ? g->task_ns :
-                         RH_PLACE_DEFAULT_TASK_NS;
+        double task_ns = g->task_ns > 0 ? g->task_ns : typical_ns;
+        double coming = g->assigned > g->arrived ?
+                        (double)(g->assigned - g->arrived) : 0;
         double wait;
 
         if (!rh_rank_alive(r) || !rh_place_gs_fits(r, req)) {
             continue;
         }
-        wait = (double)(g->backlog + g->assigned + 1) * task_ns /
+        wait = ((double)g->backlog + coming + 1) * task_ns /
                (double)(rh_pl.offer[r].cpus > 0 ? rh_pl.offer[r].cpus : 1);
         if (h->input_bytes != 0 && rh_pl.node_of[r] != h->input_node) {
             wait += (double)h->input_bytes /
@@ -613,10 +639,22 @@ static rh_status_t rh_gs_on_place(void *arg, rh_am_msg_t *msg)
 
 static void rh_gs_load(int from, const rh_load_hdr_t *h)
 {
+    rh_gs_rank_t *g = &rh_pl.gs[from];
+
     pthread_mutex_lock(&rh_pl.gs_lock);
-    rh_pl.gs[from].backlog = (long)h->backlog;
-    rh_pl.gs[from].assigned = 0;
-    rh_pl.gs[from].task_ns = (double)h->task_ns;
+    g->backlog = (long)h->backlog;
+    /* A placement takes microseconds to arrive. One made before the last
+     * heartbeat and still missing now never will (its submitter failed it,
+     * or died): forget it. */
+    if (g->before > h->arrived) {
+        g->assigned -= g->before - h->arrived;
+    }
+    if (g->assigned < h->arrived) {
+        g->assigned = h->arrived;
+    }
+    g->arrived = h->arrived;
+    g->before = g->assigned;
+    g->task_ns = (double)h->task_ns;
     if (h->bw_kbps != 0) {
         double bw = (double)h->bw_kbps * 1024.0 / 1e6;   /* bytes per ns */
 
@@ -654,6 +692,7 @@ static void rh_place_tick(uint64_t now)
     (void)joined;
     bytes = rh_pull_rdma_bytes_total();
     ns = rh_pull_time_ns();
+    h.arrived = atomic_load_explicit(&rh_pl.arrived, memory_order_relaxed);
     h.backlog = (uint64_t)rh_pool_backlog(rh_core_pool());
     h.task_ns = atomic_load_explicit(&rh_pl.task_ns, memory_order_relaxed);
     h.bw_kbps = ns != 0 ? (uint64_t)((double)bytes / 1024.0 /
@@ -712,6 +751,11 @@ static void rh_placed_apply(uint64_t token, int rank)
         return;
     }
     t->forward_to = rank == rh_rank() || rank < 0 ? -1 : rank;
+    if (t->forward_to < 0) {
+        rh_place_arrived();
+    } else {
+        t->gs_placed = 1;
+    }
     rh_task_dispatch(t);
 }
 

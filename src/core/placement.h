@@ -80,6 +80,9 @@ void rh_place_gs_retry(void);
 /* A task ran for ns (sampled): feeds the average the heartbeats carry. */
 void rh_place_task_time(uint64_t ns);
 
+/* A task that the global scheduler placed on this rank came. */
+void rh_place_arrived(void);
+
 /* Tasks this rank spilled. */
 uint64_t rh_place_spilled(void);
 

@@ -38,6 +38,7 @@ struct rh_task {
     int                  holds_res;
     int                  cached;     /* from rh_task_cache */
     int                  forward_to; /* rank that runs it; -1: this one */
+    int                  gs_placed;  /* ... as the global scheduler chose */
     uint64_t             pg;         /* RH_PG_WAIT: its group ... */
     int                  pg_bundle;  /* ... and bundle */
     int                  ret_foreign;/* returns carry another rank's ids */

@@ -145,7 +145,8 @@ struct rh_pool {
     int              pin;
     uint64_t         spin;
     hwloc_topology_t topo;        /* to pin, or to count cores; or NULL */
-    hwloc_obj_type_t place_type;  /* cores, or PUs where hwloc sees none */
+    hwloc_obj_t     *place;       /* the cores (or PUs) the workers may
+                                   * bind to: this pool's share */
     int              places;
     /* Read by every submit; written when a worker starts or stops sleeping. */
     _Alignas(RH_POOL_LINE) _Atomic int sleepers;
@@ -498,11 +499,12 @@ static void rh_worker_bind(rh_worker_t *w)
     hwloc_obj_t obj;
     char err[128];
 
-    if (pool->topo == NULL || pool->places <= 0) {
+    /* Two workers on one core would each run at half speed: unpinned, the
+     * kernel spreads them over the share at least. */
+    if (pool->topo == NULL || pool->num_workers > pool->places) {
         return;
     }
-    obj = hwloc_get_obj_by_type(pool->topo, pool->place_type,
-                                (unsigned)(w->index % pool->places));
+    obj = pool->place[w->index];
     if (obj == NULL || obj->cpuset == NULL) {
         return;
     }
@@ -537,6 +539,57 @@ static void *rh_worker_main(void *arg)
 
 /* ---- create / destroy ---------------------------------------------------- */
 
+/* This pool's cores. Ranks that share a host and each bound worker i to
+ * core i would all crowd onto the first cores: each takes its slice. A
+ * launcher's binding (mpirun, srun --cpu-bind) already is such a slice. */
+static void rh_pool_find_places(rh_pool_t *pool,
+                                const rh_pool_params_t *params)
+{
+    hwloc_obj_type_t type = HWLOC_OBJ_CORE;
+    hwloc_const_cpuset_t all = hwloc_topology_get_topology_cpuset(pool->topo);
+    hwloc_bitmap_t bound = hwloc_bitmap_alloc();
+    int n = hwloc_get_nbobjs_by_type(pool->topo, type), k = 0, first, last;
+    int launcher_bound;
+
+    if (n <= 0) {
+        type = HWLOC_OBJ_PU;
+        n = hwloc_get_nbobjs_by_type(pool->topo, type);
+    }
+    pool->place = n > 0 ? calloc((size_t)n, sizeof(*pool->place)) : NULL;
+    if (pool->place == NULL || bound == NULL) {
+        hwloc_bitmap_free(bound);
+        return;
+    }
+    launcher_bound = hwloc_get_cpubind(pool->topo, bound,
+                                       HWLOC_CPUBIND_PROCESS) == 0 &&
+                     !hwloc_bitmap_iszero(bound) &&
+                     !hwloc_bitmap_isincluded(all, bound);
+    for (int i = 0; i < n; i++) {
+        hwloc_obj_t obj = hwloc_get_obj_by_type(pool->topo, type,
+                                                (unsigned)i);
+
+        if (obj != NULL && obj->cpuset != NULL &&
+            (!launcher_bound || hwloc_bitmap_isincluded(obj->cpuset, bound))) {
+            pool->place[k++] = obj;
+        }
+    }
+    hwloc_bitmap_free(bound);
+    first = 0;
+    last = k;
+    if (!launcher_bound && params->shares > k) {
+        last = 0;   /* more ranks than cores: none may claim one */
+    } else if (!launcher_bound && params->shares > 1 && params->share >= 0 &&
+               params->share < params->shares) {
+        first = (int)((long)k * params->share / params->shares);
+        last = (int)((long)k * (params->share + 1) / params->shares);
+    }
+    if (first != 0) {
+        memmove(pool->place, pool->place + first,
+                (size_t)(last - first) * sizeof(*pool->place));
+    }
+    pool->places = last - first;
+}
+
 /* Loads hwloc when it is needed: to count cores, or to pin. Without it the
  * pool still works: one worker per online CPU, unpinned. */
 static void rh_pool_load_topology(rh_pool_t *pool,
@@ -554,12 +607,7 @@ static void rh_pool_load_topology(rh_pool_t *pool,
         pool->topo = NULL;
         return;
     }
-    pool->place_type = HWLOC_OBJ_CORE;
-    pool->places = hwloc_get_nbobjs_by_type(pool->topo, HWLOC_OBJ_CORE);
-    if (pool->places <= 0) {
-        pool->place_type = HWLOC_OBJ_PU;
-        pool->places = hwloc_get_nbobjs_by_type(pool->topo, HWLOC_OBJ_PU);
-    }
+    rh_pool_find_places(pool, params);
 }
 
 static int rh_pool_default_workers(const rh_pool_t *pool)
@@ -653,6 +701,7 @@ static void rh_pool_free(rh_pool_t *pool)
         }
         free(pool->workers);
     }
+    free(pool->place);
     if (pool->topo != NULL) {
         hwloc_topology_destroy(pool->topo);
     }

@@ -36,8 +36,13 @@ typedef struct rh_pool rh_pool_t;
 
 typedef struct rh_pool_params {
     int      num_workers;   /* 0: one per core (hwloc) */
-    int      pin;           /* bind worker i to core i (and its NUMA memory) */
+    int      pin;           /* bind each worker to a core of its own (and
+                             * its memory to that core's NUMA node) */
     uint64_t spin;          /* idle rounds before a worker sleeps */
+    /* The ranks of one host share its cores: this pool takes the share-th
+     * of `shares` equal slices (0 of 0 or 1: all of them). A process that
+     * its launcher bound to some cores keeps to those instead. */
+    int      share, shares;
 } rh_pool_params_t;
 
 /* A sensible spin for callers with no opinion: some tens of microseconds of

@@ -230,6 +230,96 @@ Test(pool, zero_workers_means_one_per_core_and_pinned_workers_run_jobs)
     rh_pool_destroy(pool);
 }
 
+/* ---- binding: ranks of one host split its cores --------------------------- */
+
+typedef struct bind_job {
+    rh_job_t         job;
+    hwloc_topology_t topo;
+    hwloc_bitmap_t   set;
+    _Atomic int      done;
+} bind_job_t;
+
+static void bind_run(rh_job_t *job)
+{
+    bind_job_t *b = container_of(job, bind_job_t, job);
+
+    hwloc_get_cpubind(b->topo, b->set, HWLOC_CPUBIND_THREAD);
+    atomic_store_explicit(&b->done, 1, memory_order_release);
+}
+
+/* The cpuset that the one worker of a pool with this share runs on. */
+static void worker_cpuset(hwloc_topology_t topo, int share, int shares,
+                          hwloc_bitmap_t out)
+{
+    rh_pool_params_t p = { .num_workers = 1, .pin = 1, .spin = 100,
+                           .share = share, .shares = shares };
+    bind_job_t b = { .job.run = bind_run, .topo = topo, .set = out };
+    rh_pool_t *pool;
+
+    cr_assert_eq(rh_pool_create(&p, &pool), RH_OK, "%s", rh_last_error());
+    rh_pool_submit(pool, &b.job);
+    cr_assert(eventually(flag_is_set, &b.done));
+    rh_pool_destroy(pool);
+}
+
+static void *probe_bind(void *arg)
+{
+    hwloc_topology_t topo = arg;
+    hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, 0);
+
+    return (void *)(intptr_t)(core != NULL &&
+                              hwloc_set_cpubind(topo, core->cpuset,
+                                                HWLOC_CPUBIND_THREAD) == 0);
+}
+
+Test(pool, pools_of_one_host_bind_their_workers_to_cores_of_their_own)
+{
+    hwloc_topology_t topo;
+    hwloc_bitmap_t proc = hwloc_bitmap_alloc(), got = hwloc_bitmap_alloc();
+    int cores;
+    pthread_t th;
+    void *bound;
+
+    cr_assert_eq(hwloc_topology_init(&topo), 0);
+    cr_assert_eq(hwloc_topology_load(topo), 0);
+    cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    cr_assert_eq(pthread_create(&th, NULL, probe_bind, topo), 0);
+    pthread_join(th, &bound);
+    hwloc_get_cpubind(topo, proc, HWLOC_CPUBIND_PROCESS);
+    if (cores < 2 || !bound ||
+        !hwloc_bitmap_isincluded(hwloc_topology_get_topology_cpuset(topo),
+                                 proc)) {
+        hwloc_bitmap_free(proc);
+        hwloc_bitmap_free(got);
+        hwloc_topology_destroy(topo);
+        cr_skip_test("needs 2 cores or more, an unbound process and a "
+                     "kernel that lets threads bind (cores %d, binding %s)",
+                     cores, bound ? "allowed" : "refused");
+    }
+    /* one share per core: share i gets core i */
+    for (int i = 0; i < cores; i++) {
+        hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE,
+                                                 (unsigned)i);
+
+        worker_cpuset(topo, i, cores, got);
+        cr_expect(hwloc_bitmap_isequal(got, core->cpuset),
+                  "share %d of %d is not bound to core %d alone", i, cores,
+                  i);
+    }
+    /* two shares: the second half of the cores, its first one */
+    worker_cpuset(topo, 1, 2, got);
+    cr_expect(hwloc_bitmap_isequal(got, hwloc_get_obj_by_type(
+                  topo, HWLOC_OBJ_CORE, (unsigned)(cores / 2))->cpuset),
+              "share 1 of 2 is not bound to core %d", cores / 2);
+    /* more shares than cores: nobody may claim one */
+    worker_cpuset(topo, 0, cores + 1, got);
+    cr_expect(hwloc_bitmap_isequal(got, proc),
+              "share 0 of %d was bound on %d cores", cores + 1, cores);
+    hwloc_bitmap_free(proc);
+    hwloc_bitmap_free(got);
+    hwloc_topology_destroy(topo);
+}
+
 Test(pool, worker_index_is_minus_one_outside_and_in_range_inside)
 {
     enum { JOBS = 64, WORKERS = 3 };
