@@ -2,48 +2,75 @@
 
 #include <stdlib.h>
 
+/*
+ * Free objects are linked through their first word into chains. A chain's
+ * first object also holds, in its second and third words, the next chain
+ * of the depot and the chain's length, so a whole chain moves between a
+ * thread and the depot in O(1): the lock is held for two pointer writes,
+ * and no object is touched on the way (each would be a cache miss when
+ * another core freed it last).
+ *
+ * Each thread has two chains per cache: `cur`, which get and put work on,
+ * and `prev`, a full one kept back so that a thread that alternates around
+ * a chain boundary does not trade with the depot at every call.
+ */
+
 typedef struct rh_magazine {
     rh_objcache_t *cache;
-    void          *head;
-    size_t         n;
+    void          *cur, *prev;
+    size_t         ncur, nprev;
 } rh_magazine_t;
 
 static _Thread_local rh_magazine_t rh_mags[RH_OBJCACHE_MAX];
 static pthread_key_t rh_mag_key;
 static pthread_once_t rh_mag_once = PTHREAD_ONCE_INIT;
 
-static void **rh_next(void *obj)
+static void **rh_word(void *obj, int i)
 {
-    return (void **)obj;
+    return (void **)obj + i;
 }
 
-/* Moves up to n objects from the front of *list to the front of *to. */
-static size_t rh_move(void **list, void **to, size_t n)
+static void rh_depot_push(rh_objcache_t *c, void *chain, size_t n)
 {
-    size_t moved = 0;
+    *rh_word(chain, 2) = (void *)n;
+    pthread_mutex_lock(&c->lock);
+    *rh_word(chain, 1) = c->depot;
+    c->depot = chain;
+    c->depot_n += n;
+    pthread_mutex_unlock(&c->lock);
+}
 
-    while (moved < n && *list != NULL) {
-        void *obj = *list;
+/* A chain of the depot (NULL: none), its length in *n. */
+static void *rh_depot_pop(rh_objcache_t *c, size_t *n)
+{
+    void *chain;
 
-        *list = *rh_next(obj);
-        *rh_next(obj) = *to;
-        *to = obj;
-        moved++;
+    pthread_mutex_lock(&c->lock);
+    chain = c->depot;
+    if (chain != NULL) {
+        c->depot = *rh_word(chain, 1);
+        *n = (size_t)*rh_word(chain, 2);
+        c->depot_n -= *n;
     }
-    return moved;
+    pthread_mutex_unlock(&c->lock);
+    return chain;
 }
 
 static void rh_mag_flush(rh_magazine_t *m)
 {
     rh_objcache_t *c = m->cache;
 
-    if (c == NULL || m->n == 0) {
+    if (c == NULL) {
         return;
     }
-    pthread_mutex_lock(&c->lock);
-    c->depot_n += rh_move(&m->head, &c->depot, m->n);
-    pthread_mutex_unlock(&c->lock);
-    m->n = 0;
+    if (m->cur != NULL) {
+        rh_depot_push(c, m->cur, m->ncur);
+    }
+    if (m->prev != NULL) {
+        rh_depot_push(c, m->prev, m->nprev);
+    }
+    m->cur = m->prev = NULL;
+    m->ncur = m->nprev = 0;
 }
 
 /* A thread that ends gives its magazines back to the depots. */
@@ -64,7 +91,7 @@ void rh_objcache_init(rh_objcache_t *c, int id, size_t size)
 {
     pthread_once(&rh_mag_once, rh_mag_key_init);
     c->id = id;
-    c->size = size < sizeof(void *) ? sizeof(void *) : size;
+    c->size = size < 3 * sizeof(void *) ? 3 * sizeof(void *) : size;
     pthread_mutex_init(&c->lock, NULL);
     c->depot = NULL;
     c->depot_n = 0;
@@ -81,8 +108,13 @@ void rh_objcache_fini(rh_objcache_t *c)
     while (c->depot != NULL) {
         void *obj = c->depot;
 
-        c->depot = *rh_next(obj);
-        free(obj);
+        c->depot = *rh_word(obj, 1);
+        while (obj != NULL) {
+            void *next = *rh_word(obj, 0);
+
+            free(obj);
+            obj = next;
+        }
     }
     c->depot_n = 0;
     pthread_mutex_destroy(&c->lock);
@@ -95,8 +127,8 @@ static rh_magazine_t *rh_mag(rh_objcache_t *c)
     if (m->cache != c) {
         /* First use on this thread (or of a new cache in this slot). */
         m->cache = c;
-        m->head = NULL;
-        m->n = 0;
+        m->cur = m->prev = NULL;
+        m->ncur = m->nprev = 0;
         pthread_setspecific(rh_mag_key, (void *)1);
     }
     return m;
@@ -107,18 +139,19 @@ void *rh_objcache_get(rh_objcache_t *c)
     rh_magazine_t *m = rh_mag(c);
     void *obj;
 
-    if (m->head == NULL) {
-        pthread_mutex_lock(&c->lock);
-        m->n = rh_move(&c->depot, &m->head, RH_OBJCACHE_BATCH);
-        c->depot_n -= m->n;
-        pthread_mutex_unlock(&c->lock);
-        if (m->head == NULL) {
+    if (m->cur == NULL) {
+        if (m->prev != NULL) {
+            m->cur = m->prev;
+            m->ncur = m->nprev;
+            m->prev = NULL;
+            m->nprev = 0;
+        } else if ((m->cur = rh_depot_pop(c, &m->ncur)) == NULL) {
             return malloc(c->size);
         }
     }
-    obj = m->head;
-    m->head = *rh_next(obj);
-    m->n--;
+    obj = m->cur;
+    m->cur = *rh_word(obj, 0);
+    m->ncur--;
     return obj;
 }
 
@@ -126,12 +159,16 @@ void rh_objcache_put(rh_objcache_t *c, void *obj)
 {
     rh_magazine_t *m = rh_mag(c);
 
-    *rh_next(obj) = m->head;
-    m->head = obj;
-    if (++m->n >= 2 * RH_OBJCACHE_BATCH) {
-        pthread_mutex_lock(&c->lock);
-        c->depot_n += rh_move(&m->head, &c->depot, RH_OBJCACHE_BATCH);
-        pthread_mutex_unlock(&c->lock);
-        m->n -= RH_OBJCACHE_BATCH;
+    if (m->ncur >= RH_OBJCACHE_BATCH) {
+        if (m->prev != NULL) {
+            rh_depot_push(c, m->prev, m->nprev);
+        }
+        m->prev = m->cur;
+        m->nprev = m->ncur;
+        m->cur = NULL;
+        m->ncur = 0;
     }
+    *rh_word(obj, 0) = m->cur;
+    m->cur = obj;
+    m->ncur++;
 }

@@ -1,7 +1,8 @@
 /*
  * A cache of fixed-size objects: each thread keeps a magazine of free ones
  * (no lock, no allocation on get and put), and magazines trade batches
- * with a shared depot under a lock once every RH_OBJCACHE_BATCH objects.
+ * with a shared depot under a lock, a whole chain of RH_OBJCACHE_BATCH
+ * objects at a time.
  * This is what keeps a task's submit -> run -> complete path off malloc
  * when one thread allocates and others free (a driver submitting tasks
  * that workers finish).

@@ -232,12 +232,24 @@ static void rh_fwd_res_format(const rh_res_req_t *req, char *buf, size_t len)
     }
 }
 
+/* Payloads up to this size are built on the stack: rh_am_send copies them
+ * into its request anyway. */
+#define RH_FWD_SMALL 256
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "lengths go as 64 bits");
+
+static void rh_fwd_buf_free(uint8_t *buf, const uint8_t *small)
+{
+    if (buf != small) {
+        free(buf);
+    }
+}
+
 void rh_forward_send(rh_task_t *t)
 {
     rh_fwd_submit_t h;
     char spec[RH_RES_MAX * (RH_RES_NAME_MAX + 24)];
     size_t total = 0, off = 0, res_len;
-    uint8_t *payload;
+    uint8_t *payload, small[RH_FWD_SMALL];
     char msg[512];
     char *dep_error = atomic_load(&t->dep_error);
     rh_status_t status;
@@ -261,7 +273,7 @@ void rh_forward_send(rh_task_t *t)
     rh_fwd_res_format(t->res, spec, sizeof(spec));
     res_len = spec[0] ? strlen(spec) + 1 : 0;
     total += res_len;
-    payload = malloc(total ? total : 1);
+    payload = total <= sizeof(small) ? small : malloc(total);
     if (payload == NULL) {
         rh_fwd_send_fail(t, "out of memory sending a task");
         return;
@@ -288,7 +300,7 @@ void rh_forward_send(rh_task_t *t)
     if (off != total) {
         /* A small object became large between the two looks: impossible
          * for immutable objects, unless one was deleted and recreated. */
-        free(payload);
+        rh_fwd_buf_free(payload, small);
         rh_fwd_send_fail(t, "an argument changed while the task was sent");
         return;
     }
@@ -303,13 +315,13 @@ void rh_forward_send(rh_task_t *t)
     /* Tracked even without returns: the objects it takes by ref stay until
      * it ran, and its runner's death is noticed. */
     if (rh_inflight_add(t, h.counter) != 0) {
-        free(payload);
+        rh_fwd_buf_free(payload, small);
         rh_fwd_send_fail(t, "out of memory tracking a task");
         return;
     }
     status = rh_am_send((uint32_t)t->forward_to, RH_AM_ID_TASK_SUBMIT, &h,
                         sizeof(h), payload, total, NULL, NULL);
-    free(payload);
+    rh_fwd_buf_free(payload, small);
     if (status != RH_OK) {
         rh_inflight_t e;
 
@@ -344,14 +356,11 @@ typedef struct rh_fwd_wait {
     rh_fwd_reply_t *reply;
 } rh_fwd_wait_t;
 
-/* How return i travels back: its value, its message, or (large, in our
+/* How a return travels back: its value, its message, or (large, in our
  * store under the owner's id) its length only. */
-static void rh_fwd_ret(const rh_fwd_reply_t *r, int i, rh_fwd_item_t *item,
+static void rh_fwd_ret(const rh_future_t *f, rh_fwd_item_t *item,
                        const void **d)
 {
-    rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
-    rh_future_t *f = rh_future_find(id);
-
     item->state = RH_FUTURE_FAILED;
     item->reserved = 0;
     item->len = 0;
@@ -363,21 +372,13 @@ static void rh_fwd_ret(const rh_fwd_reply_t *r, int i, rh_fwd_item_t *item,
         if (f->in_store && f->len >= rh_cfg.inline_max &&
             f->len > RH_FUTURE_INLINE) {
             item->state = RH_FWD_RET_THERE;
-            item->len = 0;
+            item->len = sizeof(uint64_t);
+            *d = &f->len;
         }
     } else if (f != NULL) {
         item->len = strlen(f->message) + 1;
         *d = f->message;
     }
-}
-
-/* Whether return i was written into our store (under the owner's id). */
-static int rh_fwd_ret_in_store(const rh_fwd_reply_t *r, int i)
-{
-    rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
-    rh_future_t *f = rh_future_find(id);
-
-    return f != NULL && f->in_store;
 }
 
 /* Every return is final: send them to the owner, then let them go. */
@@ -386,58 +387,50 @@ static void rh_fwd_reply_send(rh_fwd_reply_t *r)
     int nsend = r->hidden ? 0 : r->n;
     rh_fwd_done_t h = { r->counter, (uint32_t)nsend, 0 };
     size_t total = 0, off = 0;
-    uint8_t *payload;
+    uint8_t *payload, small[RH_FWD_SMALL];
+    rh_future_t *f[RH_MAX_RETURNS];
 
+    for (int i = 0; i < r->n; i++) {
+        rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
+
+        f[i] = rh_future_find(id);
+    }
     if (r->hidden) {
-        rh_object_id_t id = { r->rets[0].hi, r->rets[0].lo };
-        rh_future_t *f = rh_future_find(id);
-
-        if (f != NULL && atomic_load(&f->state) == RH_FUTURE_FAILED) {
+        if (f[0] != NULL && atomic_load(&f[0]->state) == RH_FUTURE_FAILED) {
             rh_warn("task %llu of rank %d, which has no returns, failed: %s",
                     (unsigned long long)(r->counter & ~(1ull << 63)),
-                    r->origin, f->message);
+                    r->origin, f[0]->message);
         }
-    }
-    if (r->hidden && rh_fwd_ret_in_store(r, 0)) {
-        /* nobody will ask for it */
-        (void)rh_store_delete(rh_core_store(),
-                              rh_object_id_make((uint32_t)r->origin,
-                                                r->counter, 1));
+        if (f[0] != NULL && f[0]->in_store) {
+            /* nobody will ask for it */
+            (void)rh_store_delete(rh_core_store(),
+                                  rh_object_id_make((uint32_t)r->origin,
+                                                    r->counter, 1));
+        }
     }
     for (int i = 0; i < nsend; i++) {
         rh_fwd_item_t item;
         const void *d;
 
-        rh_fwd_ret(r, i, &item, &d);
-        total += sizeof(item) + (item.state == RH_FWD_RET_THERE ?
-                                 sizeof(uint64_t) : item.len);
+        rh_fwd_ret(f[i], &item, &d);
+        total += sizeof(item) + item.len;
     }
-    payload = malloc(total ? total : 1);
+    payload = total <= sizeof(small) ? small : malloc(total);
     for (int i = 0; payload != NULL && i < nsend; i++) {
         rh_fwd_item_t item;
         const void *d;
 
-        rh_fwd_ret(r, i, &item, &d);
-        if (item.state == RH_FWD_RET_THERE) {
-            rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
-            uint64_t len = rh_future_find(id)->len;
-
-            item.len = sizeof(len);
-            memcpy(payload + off, &item, sizeof(item));
-            memcpy(payload + off + sizeof(item), &len, sizeof(len));
-        } else {
-            memcpy(payload + off, &item, sizeof(item));
-            if (item.len != 0) {
-                memcpy(payload + off + sizeof(item), d, item.len);
-            }
-            if (item.state == RH_FUTURE_READY && rh_fwd_ret_in_store(r, i)) {
-                /* The owner keeps the value; our copy under its id goes. */
-                rh_object_id_t oid = rh_object_id_make((uint32_t)r->origin,
-                                                       r->counter,
-                                                       (uint32_t)i + 1);
-
-                (void)rh_store_delete(rh_core_store(), oid);
-            }
+        rh_fwd_ret(f[i], &item, &d);
+        memcpy(payload + off, &item, sizeof(item));
+        if (item.len != 0) {
+            memcpy(payload + off + sizeof(item), d, item.len);
+        }
+        if (item.state == RH_FUTURE_READY && f[i]->in_store) {
+            /* The owner keeps the value; our copy under its id goes. */
+            (void)rh_store_delete(rh_core_store(),
+                                  rh_object_id_make((uint32_t)r->origin,
+                                                    r->counter,
+                                                    (uint32_t)i + 1));
         }
         off += sizeof(item) + item.len;
     }
@@ -447,7 +440,7 @@ static void rh_fwd_reply_send(rh_fwd_reply_t *r)
         rh_debug("could not answer rank %d for its task %llu: %s", r->origin,
                  (unsigned long long)r->counter, rh_last_error());
     }
-    free(payload);
+    rh_fwd_buf_free(payload, small);
     for (int i = 0; i < r->n; i++) {
         rh_release(r->rets[i]);
     }

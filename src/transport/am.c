@@ -6,7 +6,10 @@
  * (wire header + user header) for as long as UCX may read it. Requests made
  * on the progress thread come from a free list owned by that thread, so the
  * hot path (a handler answering a message) neither locks nor allocates;
- * other threads allocate one and post it through the op queue.
+ * other threads take one from a per-thread object cache and post it through
+ * the op queue, and the progress thread gives it back to that cache when
+ * its own list is full (a driver's sends and a worker's answers then cost
+ * no malloc either).
  */
 #include "transport/am.h"
 
@@ -15,12 +18,14 @@
 
 #include "base/completion.h"
 #include "base/log.h"
+#include "base/objcache.h"
 #include "base/status.h"
 #include "transport/tp_internal.h"
 #include "transport/transport.h"
 
 #define RH_AM_SMALL_DATA 256   /* payload copied into a free-list request */
 #define RH_AM_FREE_MAX   1024  /* requests kept on the free list */
+#define RH_AM_CACHE_ID   2     /* our rh_objcache slot */
 
 typedef struct rh_am_entry {
     rh_am_handler_fn fn;
@@ -48,6 +53,7 @@ typedef struct rh_am_layer {
     rh_am_stats_t  stats;
     rh_am_sreq_t  *free_list;   /* progress thread only */
     unsigned       num_free;
+    rh_objcache_t  cache;       /* requests for the other threads */
     uint64_t       rndv_thresh;
 } rh_am_layer_t;
 
@@ -266,11 +272,7 @@ static rh_am_sreq_t *rh_am_sreq_get(void)
         rh_am.num_free--;
         return sreq;
     }
-    sreq = malloc(sizeof(*sreq));
-    if (sreq == NULL) {
-        return NULL;
-    }
-    return sreq;
+    return rh_objcache_get(&rh_am.cache);
 }
 
 /* Runs on the progress thread. */
@@ -285,7 +287,7 @@ static void rh_am_sreq_put(rh_am_sreq_t *sreq)
         rh_am.num_free++;
         return;
     }
-    free(sreq);
+    rh_objcache_put(&rh_am.cache, sreq);
 }
 
 static void rh_am_sreq_finish(rh_am_sreq_t *sreq, rh_status_t status)
@@ -466,7 +468,8 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     } else {
         sreq->copy = malloc(len);
         if (sreq->copy == NULL) {
-            free(sreq);   /* never reached UCX: no one else holds it */
+            /* never reached UCX: no one else holds it */
+            rh_objcache_put(&rh_am.cache, sreq);
             return rh_error_set(RH_ERR_NO_MEMORY, "copy of a %zu-byte "
                                 "payload", len);
         }
@@ -545,6 +548,7 @@ rh_status_t rh_am_attach(struct ucp_worker *worker)
     ucs_status_t status;
 
     rh_am.rndv_thresh = rh_cfg.rndv_thresh;
+    rh_objcache_init(&rh_am.cache, RH_AM_CACHE_ID, sizeof(rh_am_sreq_t));
     memset(&param, 0, sizeof(param));
     param.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID |
                        UCP_AM_HANDLER_PARAM_FIELD_CB |
@@ -571,6 +575,7 @@ void rh_am_detach(void)
         free(sreq);
     }
     rh_am.num_free = 0;
+    rh_objcache_fini(&rh_am.cache);
     /* Handlers stay registered: they are static and a re-init keeps them. */
     memset(&rh_am.stats, 0, sizeof(rh_am.stats));
 }

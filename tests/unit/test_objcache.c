@@ -1,0 +1,105 @@
+/* The per-thread object cache: objects come back to whoever allocates,
+ * across threads too, and nothing is lost when threads end. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/objcache.h"
+
+#define N (4 * RH_OBJCACHE_BATCH + 7)   /* several chains, one partial */
+
+static rh_objcache_t cache;
+static void *objs[N];
+
+static void setup(void)
+{
+    rh_objcache_init(&cache, 3, 64);
+}
+
+static void teardown(void)
+{
+    rh_objcache_fini(&cache);
+}
+
+/* Whether p is one of the n objects of set. */
+static int is_one_of(void *p, void *const *set, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (set[i] == p) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+TestSuite(objcache, .init = setup, .fini = teardown);
+
+Test(objcache, an_object_put_back_is_the_next_one_got)
+{
+    void *a = rh_objcache_get(&cache), *b;
+
+    cr_assert_not_null(a);
+    rh_objcache_put(&cache, a);
+    b = rh_objcache_get(&cache);
+    cr_expect_eq(a, b);
+    rh_objcache_put(&cache, b);
+}
+
+static void *put_all(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < N; i++) {
+        rh_objcache_put(&cache, objs[i]);
+    }
+    return NULL;   /* its magazine goes to the depot as it ends */
+}
+
+Test(objcache, objects_freed_by_another_thread_come_back_to_the_allocator)
+{
+    pthread_t th;
+
+    for (int i = 0; i < N; i++) {
+        objs[i] = rh_objcache_get(&cache);
+        cr_assert_not_null(objs[i]);
+        memset(objs[i], 0xab, 64);   /* every byte is the caller's */
+    }
+    cr_assert_eq(pthread_create(&th, NULL, put_all, NULL), 0);
+    pthread_join(th, NULL);
+    /* Every one of them is in the depot now: N gets take them all (none
+     * is malloc'd anew), and none comes twice. */
+    {
+        static void *again[N];
+
+        for (int i = 0; i < N; i++) {
+            again[i] = rh_objcache_get(&cache);
+            cr_assert(is_one_of(again[i], objs, N),
+                      "get %d returned an object the other thread did not "
+                      "give back", i);
+            cr_assert(!is_one_of(again[i], again, i),
+                      "get %d returned an object twice", i);
+        }
+        for (int i = 0; i < N; i++) {
+            rh_objcache_put(&cache, again[i]);
+        }
+    }
+}
+
+Test(objcache, a_thread_that_keeps_many_trades_whole_chains)
+{
+    /* This thread alone: puts beyond two chains go to the depot and come
+     * back; the order within the thread is last in, first out. */
+    for (int i = 0; i < N; i++) {
+        objs[i] = rh_objcache_get(&cache);
+    }
+    for (int i = 0; i < N; i++) {
+        rh_objcache_put(&cache, objs[i]);
+    }
+    for (int i = N - 1; i >= N - RH_OBJCACHE_BATCH / 2; i--) {
+        cr_expect_eq(rh_objcache_get(&cache), objs[i]);
+    }
+    for (int i = N - RH_OBJCACHE_BATCH / 2; i < N; i++) {
+        rh_objcache_put(&cache, objs[i]);
+    }
+}
