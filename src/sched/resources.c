@@ -13,8 +13,16 @@ typedef struct rh_res_ledger {
     int              n;
     char             names[RH_RES_LEDGER_MAX][RH_RES_NAME_MAX];
     long             total[RH_RES_LEDGER_MAX], free[RH_RES_LEDGER_MAX];
+    /* A removed bundle's name whose tasks still run: what they hold goes
+     * back to `home` (the rank's own name, RH_RES_HOME_CPU for CPUs) as
+     * they end, not at the removal. The slot is reused once nothing is
+     * owed. */
+    long             owed[RH_RES_LEDGER_MAX];
+    int              home[RH_RES_LEDGER_MAX];
     rh_res_waiter_t *waiting;
 } rh_res_ledger_t;
+
+#define RH_RES_HOME_CPU (-2)
 
 static rh_res_ledger_t rh_res = { .lock = PTHREAD_MUTEX_INITIALIZER };
 _Atomic int rh_resources_active;
@@ -71,6 +79,7 @@ rh_status_t rh_resources_init(int cpus, const char *spec)
     for (int i = 0; i < offer.n; i++) {
         memcpy(rh_res.names[i], offer.items[i].name, RH_RES_NAME_MAX);
         rh_res.total[i] = rh_res.free[i] = offer.items[i].amount;
+        rh_res.owed[i] = 0;
     }
     rh_res.waiting = NULL;
     pthread_mutex_unlock(&rh_res.lock);
@@ -194,12 +203,37 @@ int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
     return got;
 }
 
+/* amount of slot k comes back: to k, or, as far as k's removed bundle
+ * still owes it, to the rank's own name. */
+static void rh_res_return(int k, long amount)
+{
+    long back = amount < rh_res.owed[k] ? amount : rh_res.owed[k];
+
+    rh_res.free[k] += amount - back;
+    if (back == 0) {
+        return;
+    }
+    rh_res.owed[k] -= back;
+    if (rh_res.home[k] == RH_RES_HOME_CPU) {
+        rh_res.cpus_free += (int)back;
+    } else {
+        rh_res.free[rh_res.home[k]] += back;
+    }
+    if (rh_res.owed[k] == 0 && rh_res.total[k] == 0) {
+        rh_res.names[k][0] = '\0';   /* the slot is free again */
+    }
+}
+
 void rh_resources_release(const rh_res_req_t *req)
 {
     pthread_mutex_lock(&rh_res.lock);
     rh_res.cpus_free += req->cpus;
     for (int i = 0; i < req->n; i++) {
-        rh_res.free[rh_res_index(req->items[i].name)] += req->items[i].amount;
+        int k = rh_res_index(req->items[i].name);
+
+        if (k >= 0) {
+            rh_res_return(k, req->items[i].amount);
+        }
     }
     rh_res_retry_all();
 }
@@ -209,36 +243,56 @@ static int rh_res_slot(const char *name)
 {
     int k = rh_res_index(name);
 
-    if (k >= 0 || rh_res.n == RH_RES_LEDGER_MAX) {
+    if (k >= 0) {
         return k;
     }
-    k = rh_res.n++;
+    for (k = 0; k < rh_res.n && rh_res.names[k][0] != '\0'; k++) {
+    }
+    if (k == RH_RES_LEDGER_MAX) {
+        return -1;
+    }
+    if (k == rh_res.n) {
+        rh_res.n++;
+    }
     snprintf(rh_res.names[k], RH_RES_NAME_MAX, "%s", name);
-    rh_res.total[k] = rh_res.free[k] = 0;
+    rh_res.total[k] = rh_res.free[k] = rh_res.owed[k] = 0;
     return k;
 }
 
-/* Moves amount from the rank's own name to the bundle's (sign -1: back). */
+/* Moves amount from the rank's own name to the bundle's (sign 1), or back
+ * (-1): then what the bundle's running tasks hold comes back as they end,
+ * so that the rank never offers more than it has. */
 static int rh_res_move(const char *prefix, const char *name, long amount,
                        int sign)
 {
     char bname[RH_RES_NAME_MAX];
     int k = name[0] ? rh_res_index(name) : -1, b;
+    long now = amount, held;
 
     snprintf(bname, sizeof(bname), "%s%s", prefix, name[0] ? name : "CPU");
-    b = rh_res_slot(bname);
+    b = sign > 0 ? rh_res_slot(bname) : rh_res_index(bname);
     if (b < 0 || (name[0] && k < 0)) {
         return -1;
     }
+    if (sign < 0) {
+        held = rh_res.total[b] - rh_res.free[b];
+        held = held < 0 ? 0 : held > amount ? amount : held;
+        now = amount - held;
+        rh_res.owed[b] += held;
+        rh_res.home[b] = name[0] ? k : RH_RES_HOME_CPU;
+    }
     if (name[0]) {
         rh_res.total[k] -= sign * amount;
-        rh_res.free[k] -= sign * amount;
+        rh_res.free[k] -= sign * now;
     } else {
         rh_res.cpus_total -= (int)(sign * amount);
-        rh_res.cpus_free -= (int)(sign * amount);
+        rh_res.cpus_free -= (int)(sign * now);
     }
     rh_res.total[b] += sign * amount;
-    rh_res.free[b] += sign * amount;
+    rh_res.free[b] += sign * now;
+    if (sign < 0 && rh_res.owed[b] == 0 && rh_res.total[b] == 0) {
+        rh_res.names[b][0] = '\0';   /* the slot is free again */
+    }
     return 0;
 }
 
@@ -281,8 +335,10 @@ void rh_resources_format(char *buf, size_t len)
     pthread_mutex_lock(&rh_res.lock);
     n = (size_t)snprintf(buf, len, "CPU=%d", rh_res.cpus_free);
     for (int i = 0; i < rh_res.n && n < len; i++) {
-        n += (size_t)snprintf(buf + n, len - n, " %s=%ld", rh_res.names[i],
-                              rh_res.free[i]);
+        if (rh_res.names[i][0] != '\0') {
+            n += (size_t)snprintf(buf + n, len - n, " %s=%ld",
+                                  rh_res.names[i], rh_res.free[i]);
+        }
     }
     pthread_mutex_unlock(&rh_res.lock);
 }

@@ -1,6 +1,7 @@
 /* A rank's resource ledger with placement-group bundles: reserving moves
  * CPUs and resources to the bundle's names, removing moves them back. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sched/resources.h"
@@ -53,4 +54,58 @@ Test(resources, names_too_long_for_a_bundle_prefix_are_refused)
     memset(name, 'x', sizeof(name) - 3);
     memcpy(name + sizeof(name) - 3, "=1", 3);
     cr_assert_eq(rh_resources_parse(name, 1, &r), RH_ERR_INVALID_PARAM);
+}
+
+Test(resources, a_bundle_removed_while_its_tasks_run_gives_back_as_they_end)
+{
+    rh_res_req_t bundle = req(2, "lic=1"), two_cpus = req(2, NULL);
+    rh_res_req_t one_task = req(0, "pg2_0_CPU=1,pg2_0_lic=1");
+    rh_res_waiter_t w = { NULL, no_retry };
+    char free_now[256];
+
+    cr_assert_eq(rh_resources_init(2, "lic=1"), RH_OK);
+    cr_assert_eq(rh_resources_bundle_add("pg2_0_", &bundle), RH_OK);
+    cr_assert(rh_resources_acquire(&one_task, &w));
+    rh_resources_bundle_remove("pg2_0_", &bundle);
+    /* the running task keeps a CPU and the lic: the rank offers the rest */
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_expect(strstr(free_now, "CPU=1 lic=0") == free_now, "%s", free_now);
+    cr_expect_not(rh_resources_acquire(&two_cpus, &w),
+                  "two CPUs were free while a task of the bundle ran");
+    rh_resources_fini(no_retry);   /* drops the queued waiter */
+    /* ... and gets them back when it ends; the bundle's names are gone */
+    cr_assert_eq(rh_resources_init(2, "lic=1"), RH_OK);
+    cr_assert_eq(rh_resources_bundle_add("pg2_0_", &bundle), RH_OK);
+    cr_assert(rh_resources_acquire(&one_task, &w));
+    rh_resources_bundle_remove("pg2_0_", &bundle);
+    rh_resources_release(&one_task);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_expect_str_eq(free_now, "CPU=2 lic=1");
+    cr_expect(rh_resources_acquire(&two_cpus, &w));
+    rh_resources_release(&two_cpus);
+    rh_resources_fini(no_retry);
+}
+
+Test(resources, removed_bundles_free_their_names_for_new_ones)
+{
+    rh_res_req_t bundle = req(1, NULL);
+    rh_res_waiter_t w = { NULL, no_retry };
+    char prefix[32];
+
+    cr_assert_eq(rh_resources_init(1, NULL), RH_OK);
+    /* far more groups over a job than the ledger has names */
+    for (int g = 0; g < 4 * RH_RES_LEDGER_MAX; g++) {
+        rh_res_req_t task;
+        char spec[64];
+
+        snprintf(prefix, sizeof(prefix), "pg%d_0_", g);
+        snprintf(spec, sizeof(spec), "%sCPU=1", prefix);
+        task = req(0, spec);
+        cr_assert_eq(rh_resources_bundle_add(prefix, &bundle), RH_OK,
+                     "group %d: %s", g, rh_last_error());
+        cr_assert(rh_resources_acquire(&task, &w));
+        rh_resources_release(&task);
+        rh_resources_bundle_remove(prefix, &bundle);
+    }
+    rh_resources_fini(no_retry);
 }
