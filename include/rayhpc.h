@@ -331,6 +331,9 @@ typedef struct rh_stats {
     uint64_t pull_sources;     /* copies read from, summed over pulls: more
                                 * than pulls when pulls read from several
                                 * nodes at once */
+    uint64_t store_objects;    /* objects in this node's store now (all its
+                                * ranks'), and their bytes */
+    uint64_t store_bytes;
 } rh_stats_t;
 
 rh_status_t rh_stats(rh_stats_t *stats);

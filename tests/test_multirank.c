@@ -509,6 +509,28 @@ Test(pull, a_node_reads_one_object_from_several_copies_at_once_over_tcp)
     pull_case("sources", 4, 4, ONE_WORKER_TCP, "PULL SOURCES OK: ");
 }
 
+Test(pull, copies_of_a_dead_owners_object_leave_the_stores)
+{
+    rh_run_t run = launch(3, 3, 1, "tests/multi/pull", "owner_dies",
+                          ONE_WORKER);
+
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "PULL OWNER_DIES OK"), 1);
+    rh_run_free(&run);
+}
+
+Test(pull, copies_of_a_dead_owners_object_leave_the_stores_over_tcp)
+{
+    rh_run_t run = launch(3, 3, 1, "tests/multi/pull", "owner_dies",
+                          ONE_WORKER_TCP);
+
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "PULL OWNER_DIES OK"), 1);
+    rh_run_free(&run);
+}
+
 /* ---- where tasks are placed ----------------------------------------------------- */
 
 static const char *const BUSY[] = { "RAYHPC_NUM_WORKERS=1",

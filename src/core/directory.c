@@ -10,6 +10,7 @@
 #include "core/core.h"
 #include "plasma/store.h"
 #include "transport/am.h"
+#include "transport/transport.h"
 
 #define RH_DIR_BUCKETS 1024
 
@@ -166,6 +167,23 @@ static rh_status_t rh_dir_on_free(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
+/* An owner died: its objects are lost (Ray's fate sharing: nobody can
+ * count their references any more), so the copies on this node go now
+ * rather than at the end of the job. Readers holding one keep it until they
+ * let go. Each rank of the node scans; the first deletes. */
+static void rh_dir_on_peer_failure(void *arg, int rank)
+{
+    size_t deleted = 0;
+
+    (void)arg;
+    if (rh_core_store() != NULL &&
+        rh_store_delete_owned(rh_core_store(), (uint32_t)rank, &deleted) ==
+        RH_OK && deleted != 0) {
+        rh_debug("rank %d failed: %zu objects it owned left node %d's store",
+                 rank, deleted, rh_node_id());
+    }
+}
+
 rh_status_t rh_dir_setup(void)
 {
     rh_status_t status;
@@ -175,6 +193,9 @@ rh_status_t rh_dir_setup(void)
     if (status == RH_OK) {
         status = rh_am_register(RH_AM_ID_OBJ_FREE, sizeof(rh_dir_msg_t),
                                 sizeof(rh_dir_msg_t), rh_dir_on_free, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_dir_on_peer_failure, NULL);
     }
     return status;
 }

@@ -6,11 +6,13 @@
 #include "core/placement.h"
 #include "core/pull.h"
 #include "core/task_internal.h"
+#include "plasma/store.h"
 #include "sched/pool.h"
 
 rh_status_t rh_stats(rh_stats_t *stats)
 {
     rh_pool_stats_t ps;
+    rh_store_stats_t ss;
 
     if (stats == NULL) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_stats needs stats");
@@ -27,5 +29,9 @@ rh_status_t rh_stats(rh_stats_t *stats)
     rh_pull_counters(&stats->pulls, &stats->bytes_pulled,
                      &stats->pulls_joined);
     stats->pull_sources = rh_pull_source_count();
+    if (rh_store_stats(rh_core_store(), &ss) == RH_OK) {
+        stats->store_objects = ss.objects;
+        stats->store_bytes = ss.object_bytes;
+    }
     return RH_OK;
 }

@@ -513,6 +513,54 @@ rh_status_t rh_store_delete(rh_store_t *s, rh_object_id_t id)
     return status;
 }
 
+rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
+                                  size_t *deleted)
+{
+    rh_object_id_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    rh_status_t status = rh_store_lock(s);
+
+    *deleted = 0;
+    if (status != RH_OK) {
+        return status;
+    }
+    /* Collect, then delete: a removal moves later entries of a probe run
+     * into the gap, which a scan that deleted as it went could skip. */
+    for (uint64_t i = 0; i <= s->mask; i++) {
+        rh_store_entry_t *e = &s->table[i];
+        uint64_t c = atomic_load_explicit(&e->ctl, memory_order_acquire);
+        rh_object_id_t id;
+
+        if (rh_ctl_state(c) != RH_SLOT_SEALED || (c & RH_CTL_PENDING)) {
+            continue;
+        }
+        id.hi = atomic_load_explicit(&e->id_hi, memory_order_relaxed);
+        id.lo = atomic_load_explicit(&e->id_lo, memory_order_relaxed);
+        if (rh_object_id_owner(id) != owner) {
+            continue;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            rh_object_id_t *more = realloc(ids, ncap * sizeof(*ids));
+
+            if (more == NULL) {
+                break;   /* what was found still goes */
+            }
+            ids = more;
+            cap = ncap;
+        }
+        ids[n++] = id;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rh_store_delete_locked(s, ids[i]) == RH_OK) {
+            (*deleted)++;
+        }
+    }
+    rh_store_unlock(s);
+    free(ids);
+    return RH_OK;
+}
+
 int rh_store_contains(rh_store_t *s, rh_object_id_t id)
 {
     uint64_t c;

@@ -114,6 +114,12 @@ rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id);
  * deleted but still referenced succeeds and changes nothing. */
 rh_status_t rh_store_delete(rh_store_t *s, rh_object_id_t id);
 
+/* Deletes every sealed object whose id names owner (rh_object_id_owner),
+ * as rh_store_delete does: what is still referenced goes at its last
+ * release. *deleted: how many. For the copies of a rank that died. */
+rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
+                                  size_t *deleted);
+
 /* 1 when the object is in the store and sealed (get would succeed). */
 int rh_store_contains(rh_store_t *s, rh_object_id_t id);
 

@@ -28,9 +28,15 @@
  *                         on nodes 1 and 2, then by one on node 3, which
  *                         reads it from several of those copies at once:
  *                         "PULL SOURCES OK".
+ *        pull owner_dies  (3 nodes, --keep-going) a 4 MiB put of rank 1 is
+ *                         copied to node 2; rank 1 dies: node 2's copy
+ *                         leaves its store, and rank 0's get of the object
+ *                         fails naming the dead owner: "PULL OWNER_DIES OK".
  */
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "rank_util.h"
 
@@ -210,6 +216,48 @@ static rh_status_t digest_sources(rh_task_ctx_t *ctx)
     }
     out[3] = st.pull_sources;
     return rh_task_return(ctx, 0, out, sizeof(out));
+}
+
+/* Objects in this node's store now. */
+static rh_status_t store_objects(rh_task_ctx_t *ctx)
+{
+    rh_stats_t st;
+
+    if (rh_stats(&st) != RH_OK) {
+        return rh_task_fail(ctx, "rh_stats: %s", rh_last_error());
+    }
+    return rh_task_return(ctx, 0, &st.store_objects,
+                          sizeof(st.store_objects));
+}
+
+/* Waits (at most WAIT_MS) until this node's store holds fewer objects than
+ * its argument; returns how many it holds then. */
+static rh_status_t store_below(rh_task_ctx_t *ctx)
+{
+    uint64_t limit;
+    rh_stats_t st;
+    struct timespec ms = { 0, 1000000 };
+
+    memcpy(&limit, rh_task_arg(ctx, 0, NULL), sizeof(limit));
+    for (int waited = 0; waited < WAIT_MS; waited++) {
+        if (rh_stats(&st) != RH_OK) {
+            return rh_task_fail(ctx, "rh_stats: %s", rh_last_error());
+        }
+        if (st.store_objects < limit) {
+            return rh_task_return(ctx, 0, &st.store_objects,
+                                  sizeof(st.store_objects));
+        }
+        nanosleep(&ms, NULL);
+    }
+    return rh_task_fail(ctx, "node %d's store still holds %llu objects",
+                        rh_node_id(), (unsigned long long)st.store_objects);
+}
+
+static rh_status_t die(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    raise(SIGKILL);
+    return RH_OK;
 }
 
 /* ---- the driver ---------------------------------------------------------- */
@@ -666,6 +714,65 @@ static int sources(void)
     return 0;
 }
 
+/* A u64 that a task on node returns for arg (NULL: no argument). */
+static int u64_on(int node, const char *fn, const uint64_t *arg,
+                  uint64_t *out)
+{
+    rh_arg_t a = rh_arg_bytes(arg, sizeof(*arg));
+    rh_task_params_t params = on(node);
+    rh_ref_t r;
+    size_t got;
+
+    CHECK(rh_remote(fn, &a, arg ? 1 : 0, &params, &r));
+    CHECK(get_copy(r, out, sizeof(*out), &got));
+    return got == sizeof(*out) ? 0 : fail("a task returned another size");
+}
+
+static int owner_dies(void)
+{
+    const size_t len = (size_t)4 << 20;
+    rh_ref_t ref, r;
+    rh_task_params_t params = on(1);
+    uint64_t before, after;
+    uint8_t *buf = malloc(len);
+    const void *p;
+    size_t got;
+    rh_status_t st;
+
+    if (rh_num_nodes() != 3 || buf == NULL) {
+        free(buf);
+        return fail("needs 3 ranks on 3 nodes");
+    }
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = pbyte(5, i);
+    }
+    CHECK(remote_put(1, len, 5, &ref));
+    if (digest_on(2, ref, len, fnv1a(buf, len)) != 0 ||
+        u64_on(2, "store_objects", NULL, &before) != 0) {
+        free(buf);
+        return 1;
+    }
+    free(buf);
+    CHECK(rh_remote("die", NULL, 0, &params, &r));
+    if (rh_get(r, &p, &got, WAIT_MS) != RH_ERR_TASK_FAILED) {
+        return fail("rank 1 did not die");
+    }
+    rh_release(r);
+    if (u64_on(2, "store_below", &before, &after) != 0) {
+        return 1;
+    }
+    st = rh_get(ref, &p, &got, WAIT_MS);
+    if (st == RH_OK || strstr(rh_last_error(), "rank 1") == NULL) {
+        return fail("a get of the dead owner's object did not fail naming "
+                    "it");
+    }
+    printf("PULL OWNER_DIES OK: node 2's store went from %llu to %llu "
+           "objects; the get says: %s\n", (unsigned long long)before,
+           (unsigned long long)after, rh_last_error());
+    rh_release(ref);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "chain";
@@ -684,6 +791,9 @@ int main(int argc, char **argv)
     CHECK(rh_register("digest_sources", digest_sources, 1, 1));
     CHECK(rh_register("sink", sink, 1, 0));
     CHECK(rh_register("report", report, 1, 0));
+    CHECK(rh_register("store_objects", store_objects, 0, 1));
+    CHECK(rh_register("store_below", store_below, 1, 1));
+    CHECK(rh_register("die", die, 0, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_rank() == 0) {
         if (strcmp(mode, "chain") == 0) {
@@ -700,6 +810,8 @@ int main(int argc, char **argv)
             rc = fire();
         } else if (strcmp(mode, "too_big") == 0) {
             rc = too_big();
+        } else if (strcmp(mode, "owner_dies") == 0) {
+            rc = owner_dies();
         } else {
             fprintf(stderr, "pull: unknown mode '%s'\n", mode);
             rc = 2;

@@ -569,6 +569,45 @@ Test(store, delete_with_references_keeps_memory_until_last_release)
     rh_store_close(s, 1);
 }
 
+Test(store, a_dead_owners_objects_go_and_the_others_stay)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 64 * MiB);
+    rh_object_id_t held = rh_object_id_make(3, 1, 1);
+    const void *got;
+    size_t n, deleted;
+    void *ptr;
+
+    /* many of owner 3 (in many probe runs), a few of owners 2 and 4 */
+    for (uint64_t k = 1; k <= 500; k++) {
+        put_object(s, rh_object_id_make(3, k, 1), 64 + k);
+        if (k % 50 == 0) {
+            put_object(s, rh_object_id_make(2, k, 1), 100);
+            put_object(s, rh_object_id_make(4, k, 1), 100);
+        }
+    }
+    cr_assert_eq(rh_store_create(s, rh_object_id_make(3, 999, 1), 10, &ptr),
+                 RH_OK);   /* being written: not touched */
+    cr_assert_eq(rh_store_get(s, held, &got, &n), RH_OK);
+    cr_assert_eq(rh_store_delete_owned(s, 3, &deleted), RH_OK);
+    cr_expect_eq(deleted, 500);
+    for (uint64_t k = 1; k <= 500; k++) {
+        cr_expect(!rh_store_contains(s, rh_object_id_make(3, k, 1)),
+                  "object 3/%llu is still there", (unsigned long long)k);
+        if (k % 50 == 0) {
+            cr_expect(rh_store_contains(s, rh_object_id_make(2, k, 1)));
+            cr_expect(rh_store_contains(s, rh_object_id_make(4, k, 1)));
+        }
+    }
+    /* a reader of a deleted object keeps its bytes until it lets go */
+    cr_expect(matches(held, got, n));
+    cr_expect_eq(rh_store_release(s, held), RH_OK);
+    cr_expect(rh_store_present(s, rh_object_id_make(3, 999, 1)));
+    cr_expect_eq(rh_store_delete_owned(s, 3, &deleted), RH_OK);
+    cr_expect_eq(deleted, 0);
+    rh_store_close(s, 1);
+}
+
 Test(store, release_without_a_reference_is_refused)
 {
     char job[64];
