@@ -267,6 +267,12 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
 int rh_task_nargs(const rh_task_ctx_t *ctx);
 const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len);
 
+/* Inside a task: the ref that argument i was passed as (a null ref for
+ * bytes). The task may hand it on to tasks of its own: the object then
+ * lives, at its owner, until those are done here too, even when the task
+ * and the owner let it go first (Ray's borrowing). */
+rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i);
+
 /* Inside a task: set return i by copying len bytes, or get room for it to
  * fill in place (zero copy; published when the task ends). */
 rh_status_t rh_task_return(rh_task_ctx_t *ctx, int i, const void *buf,

@@ -17,6 +17,7 @@
 #include "base/config.h"
 #include "core/core.h"
 #include "core/directory.h"
+#include "core/borrow.h"
 #include "core/inflight.h"
 #include "core/placement.h"
 #include "core/task_internal.h"
@@ -52,9 +53,10 @@ typedef struct rh_fwd_done {
  * (RH_FUTURE_FAILED), or its length only: it stays in the runner's node
  * store under the owner's id and is pulled from there when wanted. */
 enum {
-    RH_FWD_ARG_VALUE = 0,
-    RH_FWD_ARG_REF   = 8,
-    RH_FWD_RET_THERE = 9
+    RH_FWD_ARG_VALUE     = 0,
+    RH_FWD_ARG_REF       = 8,
+    RH_FWD_RET_THERE     = 9,
+    RH_FWD_ARG_REF_VALUE = 10   /* a small ref's value: its id, then bytes */
 };
 
 typedef struct rh_fwd_item {
@@ -78,9 +80,41 @@ static void rh_inflight_release(rh_inflight_t *e)
     for (int i = 0; i < e->nheld; i++) {
         rh_future_unhold(e->held[i]);
     }
+    for (int i = 0; i < e->nborrowed; i++) {
+        rh_borrow_drop(e->borrowed[i]);
+    }
     free(e->held);
+    free(e->borrowed);
     e->held = NULL;
-    e->nheld = 0;
+    e->borrowed = NULL;
+    e->nheld = e->nborrowed = 0;
+}
+
+/* Moves the borrows of its arguments owned elsewhere from the task into
+ * *ids, likewise. */
+static int rh_inflight_take_borrows(rh_task_t *t, rh_object_id_t **ids)
+{
+    int n = 0;
+
+    *ids = NULL;
+    for (int i = 0; i < t->nargs; i++) {
+        n += t->slots[i].borrowed;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    *ids = malloc((size_t)n * sizeof(**ids));
+    if (*ids == NULL) {
+        return -1;
+    }
+    n = 0;
+    for (int i = 0; i < t->nargs; i++) {
+        if (t->slots[i].borrowed) {
+            (*ids)[n++] = t->slots[i].id;
+            t->slots[i].borrowed = 0;
+        }
+    }
+    return n;
 }
 
 /* Moves the holds of the owned arguments sent by ref from the task into
@@ -139,6 +173,12 @@ static int rh_inflight_add(rh_task_t *t, uint64_t key)
     if (e.nheld < 0) {
         return -1;
     }
+    e.nborrowed = rh_inflight_take_borrows(t, &e.borrowed);
+    if (e.nborrowed < 0) {
+        e.nborrowed = 0;
+        rh_inflight_release(&e);
+        return -1;
+    }
     e.counter = key;
     e.nreturns = t->nreturns;
     e.rank = t->forward_to;
@@ -192,10 +232,14 @@ static void rh_fwd_arg(rh_task_slot_t *s, uint32_t *kind, const void **data,
     *pinned = 0;
     *kind = RH_FWD_ARG_VALUE;
     if (s->kind == RH_ARG_BYTES) {
+        if (s->id.hi != 0 || s->id.lo != 0) {
+            *kind = RH_FWD_ARG_REF_VALUE;   /* came as a ref: stays one */
+        }
         *data = s->data;
         *len = s->len;
         return;
     }
+    *kind = RH_FWD_ARG_REF_VALUE;   /* the runner can still hand it on */
     if (s->fut != NULL && !rh_future_remote(s->fut) && s->fut->len < max) {
         *data = s->fut->data;
         *len = s->fut->len;
@@ -268,7 +312,8 @@ void rh_forward_send(rh_task_t *t)
         if (pinned) {
             rh_store_release(rh_core_store(), t->slots[i].id);
         }
-        total += sizeof(rh_fwd_item_t) + l;
+        total += sizeof(rh_fwd_item_t) + l +
+                 (kind == RH_FWD_ARG_REF_VALUE ? sizeof(rh_object_id_t) : 0);
     }
     rh_fwd_res_format(t->res, spec, sizeof(spec));
     res_len = spec[0] ? strlen(spec) + 1 : 0;
@@ -288,11 +333,16 @@ void rh_forward_send(rh_task_t *t)
 
         rh_fwd_arg(&t->slots[i], &item.state, &d, &l, &pinned);
         item.len = l;
+        if (item.state == RH_FWD_ARG_REF_VALUE) {
+            memcpy(payload + off + sizeof(item), &t->slots[i].id,
+                   sizeof(rh_object_id_t));
+            item.len += sizeof(rh_object_id_t);
+        }
         memcpy(payload + off, &item, sizeof(item));
         if (l != 0) {
-            memcpy(payload + off + sizeof(item), d, l);
+            memcpy(payload + off + sizeof(item) + item.len - l, d, l);
         }
-        off += sizeof(item) + l;
+        off += sizeof(item) + item.len;
         if (pinned) {
             rh_store_release(rh_core_store(), t->slots[i].id);
         }
@@ -519,6 +569,13 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
 
             memcpy(&ref, payload + off + sizeof(item), sizeof(ref));
             args[i] = rh_arg_ref(ref);
+        } else if (item.state == RH_FWD_ARG_REF_VALUE) {
+            /* its value, and the ref it came from for rh_task_arg_ref */
+            args[i] = rh_arg_bytes(payload + off + sizeof(item) +
+                                   sizeof(rh_ref_t),
+                                   item.len - sizeof(rh_ref_t));
+            memcpy(&args[i].ref, payload + off + sizeof(item),
+                   sizeof(rh_ref_t));
         } else {
             args[i] = rh_arg_bytes(payload + off + sizeof(item), item.len);
         }
@@ -593,7 +650,9 @@ static int rh_fwd_items_ok(const uint8_t *p, size_t len, uint32_t n,
                          item.len == sizeof(uint64_t))) :
                       (item.state != RH_FWD_ARG_VALUE &&
                        !(item.state == RH_FWD_ARG_REF &&
-                         item.len == sizeof(rh_ref_t)))) {
+                         item.len == sizeof(rh_ref_t)) &&
+                       !(item.state == RH_FWD_ARG_REF_VALUE &&
+                         item.len >= sizeof(rh_ref_t)))) {
             return 0;
         }
         if (returns && item.state == RH_FUTURE_FAILED &&
@@ -799,6 +858,7 @@ rh_status_t rh_forward_setup(void)
 static void rh_fwd_drop(rh_inflight_t *e)
 {
     free(e->held);   /* the futures go with the future table */
+    free(e->borrowed);
 }
 
 void rh_forward_teardown(void)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/future.h"
+#include "plasma/object_id.h"
 
 typedef struct rh_inflight {
     uint64_t      counter;   /* never 0 */
@@ -17,6 +18,9 @@ typedef struct rh_inflight {
     int           rank;      /* running it */
     int           nheld;
     rh_future_t **held;      /* our objects sent by ref: kept until done */
+    int             nborrowed;
+    rh_object_id_t *borrowed;  /* others' objects it takes: borrowed until
+                                * done */
     const char   *name;      /* the function's (registry entries stay) */
 } rh_inflight_t;
 

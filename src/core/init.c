@@ -20,6 +20,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "core/borrow.h"
 #include "core/core.h"
 #include "core/directory.h"
 #include "core/pgroup.h"
@@ -460,6 +461,7 @@ static void rh_core_close_node(void)
     rh_resources_fini(rh_task_drop_waiting);
     rh_pull_teardown();
     rh_dir_teardown();
+    rh_borrow_teardown();
     rh_forward_teardown();
     rh_pg_teardown();
     rh_place_teardown();
@@ -491,6 +493,9 @@ static rh_status_t rh_core_register_handlers(void)
     }
     if (status == RH_OK) {
         status = rh_dir_setup();
+    }
+    if (status == RH_OK) {
+        status = rh_borrow_setup();
     }
     if (status == RH_OK) {
         status = rh_pull_setup();

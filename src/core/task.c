@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/objcache.h"
 #include "base/status.h"
+#include "core/borrow.h"
 #include "core/core.h"
 #include "core/directory.h"
 #include "core/future.h"
@@ -66,6 +67,18 @@ const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len)
         *len = ctx->task->slots[i].len;
     }
     return ctx->task->slots[i].data;
+}
+
+rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i)
+{
+    rh_ref_t none = { 0, 0 };
+
+    if (ctx == NULL || i < 0 || i >= ctx->task->nargs) {
+        return none;
+    }
+    none.hi = ctx->task->slots[i].id.hi;
+    none.lo = ctx->task->slots[i].id.lo;
+    return none;
 }
 
 static rh_status_t rh_task_ret_check(rh_task_ctx_t *ctx, int i)
@@ -173,6 +186,9 @@ void rh_task_free(rh_task_t *t)
             rh_future_unhold(s->fut);
         } else if (s->pinned) {
             rh_store_release(rh_core_store(), s->id);
+        }
+        if (s->borrowed) {
+            rh_borrow_drop(s->id);
         }
     }
     free(atomic_load(&t->dep_error));
@@ -542,6 +558,7 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
     s->task = t;
     s->kind = a->kind;
     if (a->kind == RH_ARG_BYTES) {
+        s->id = id;   /* the ref a forwarded argument came from, or none */
         if (a->len != 0) {
             memcpy(*bytes, a->data, a->len);
         }
@@ -558,6 +575,12 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
             return rh_error_set(RH_ERR_INVALID_REF, "argument %d: object %s "
                                 "names a rank outside this job", i,
                                 rh_object_id_str(id, ids));
+        }
+        /* Kept alive at its owner while the task is ours, unless the owner
+         * sent us this task: it holds its arguments until our answer. */
+        if (!(t->ret_foreign && (uint32_t)owner == t->ret_owner)) {
+            rh_borrow_hold(id);
+            s->borrowed = 1;
         }
         /* Not in this node's store yet: start bringing it here now (its
          * owner answers once it is final); the task waits for it. */

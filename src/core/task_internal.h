@@ -26,6 +26,7 @@ typedef struct rh_task_slot {
     rh_object_id_t id;
     rh_future_t   *fut;       /* ref owned here: held until the task ends */
     int            pinned;    /* ref owned elsewhere: pinned while running */
+    int            borrowed;  /* ... and held at its owner (borrow.h) */
     rh_pull_t     *pull;      /* being brought from another node */
     const void    *data;
     size_t         len;

@@ -32,6 +32,14 @@
  *                         copied to node 2; rank 1 dies: node 2's copy
  *                         leaves its store, and rank 0's get of the object
  *                         fails naming the dead owner: "PULL OWNER_DIES OK".
+ *        pull borrow      (3 nodes) rank 0 puts a 1 MiB object and hands it
+ *                         to a task on node 1, which hands it on to a task
+ *                         of its own on node 2 and returns at once; that
+ *                         task also waits for a gate that rank 0 opens only
+ *                         after it has released the object. The object
+ *                         lives on for the borrower: the task on node 2
+ *                         reads it whole; then it is freed: "PULL BORROW
+ *                         OK".
  */
 #include <pthread.h>
 #include <signal.h>
@@ -218,19 +226,18 @@ static rh_status_t digest_sources(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, out, sizeof(out));
 }
 
-/* Objects in this node's store now. */
-static rh_status_t store_objects(rh_task_ctx_t *ctx)
+/* Bytes of the objects in this node's store now. */
+static rh_status_t store_bytes(rh_task_ctx_t *ctx)
 {
     rh_stats_t st;
 
     if (rh_stats(&st) != RH_OK) {
         return rh_task_fail(ctx, "rh_stats: %s", rh_last_error());
     }
-    return rh_task_return(ctx, 0, &st.store_objects,
-                          sizeof(st.store_objects));
+    return rh_task_return(ctx, 0, &st.store_bytes, sizeof(st.store_bytes));
 }
 
-/* Waits (at most WAIT_MS) until this node's store holds fewer objects than
+/* Waits (at most WAIT_MS) until this node's store holds fewer bytes than
  * its argument; returns how many it holds then. */
 static rh_status_t store_below(rh_task_ctx_t *ctx)
 {
@@ -243,14 +250,16 @@ static rh_status_t store_below(rh_task_ctx_t *ctx)
         if (rh_stats(&st) != RH_OK) {
             return rh_task_fail(ctx, "rh_stats: %s", rh_last_error());
         }
-        if (st.store_objects < limit) {
-            return rh_task_return(ctx, 0, &st.store_objects,
-                                  sizeof(st.store_objects));
+        if (st.store_bytes < limit) {
+            return rh_task_return(ctx, 0, &st.store_bytes,
+                                  sizeof(st.store_bytes));
         }
         nanosleep(&ms, NULL);
     }
-    return rh_task_fail(ctx, "node %d's store still holds %llu objects",
-                        rh_node_id(), (unsigned long long)st.store_objects);
+    return rh_task_fail(ctx, "node %d's store still holds %llu bytes in %llu "
+                        "objects", rh_node_id(),
+                        (unsigned long long)st.store_bytes,
+                        (unsigned long long)st.store_objects);
 }
 
 static rh_status_t die(rh_task_ctx_t *ctx)
@@ -259,6 +268,59 @@ static rh_status_t die(rh_task_ctx_t *ctx)
     raise(SIGKILL);
     return RH_OK;
 }
+
+static _Atomic int gate_open;
+
+/* Blocks until rank 0's driver opens the gate (at most WAIT_MS). */
+static rh_status_t gate(rh_task_ctx_t *ctx)
+{
+    struct timespec ms = { 0, 1000000 };
+    int open = 0;
+
+    for (int waited = 0; waited < WAIT_MS && !open; waited++) {
+        open = atomic_load(&gate_open);
+        if (!open) {
+            nanosleep(&ms, NULL);
+        }
+    }
+    return open ? RH_OK : rh_task_fail(ctx, "the gate never opened");
+}
+
+/* Digest of argument 0 (argument 1 is the gate it waited for). */
+static rh_status_t digest_after(rh_task_ctx_t *ctx)
+{
+    size_t len;
+    const uint8_t *in = rh_task_arg(ctx, 0, &len);
+    uint64_t out[3] = { len, fnv1a(in, len), (uint64_t)rh_node_id() };
+
+    return rh_task_return(ctx, 0, out, sizeof(out));
+}
+
+/* The ref its argument came as. */
+static rh_status_t echo_ref(rh_task_ctx_t *ctx)
+{
+    rh_ref_t r = rh_task_arg_ref(ctx, 0);
+
+    return rh_task_return(ctx, 0, &r, sizeof(r));
+}
+
+/* Hands its ref argument on to a task on node 2 that also waits for the
+ * gate whose ref came as bytes; returns that task's ref without waiting. */
+static rh_status_t hand_on(rh_task_ctx_t *ctx)
+{
+    rh_ref_t obj = rh_task_arg_ref(ctx, 0), gate_ref, r;
+    rh_task_params_t params = rank_on_node(2, 0);
+    rh_arg_t args[2];
+
+    memcpy(&gate_ref, rh_task_arg(ctx, 1, NULL), sizeof(gate_ref));
+    args[0] = rh_arg_ref(obj);
+    args[1] = rh_arg_ref(gate_ref);
+    if (rh_remote("digest_after", args, 2, &params, &r) != RH_OK) {
+        return rh_task_fail(ctx, "%s", rh_last_error());
+    }
+    return rh_task_return(ctx, 0, &r, sizeof(r));
+}
+
 
 /* ---- the driver ---------------------------------------------------------- */
 
@@ -748,7 +810,7 @@ static int owner_dies(void)
     }
     CHECK(remote_put(1, len, 5, &ref));
     if (digest_on(2, ref, len, fnv1a(buf, len)) != 0 ||
-        u64_on(2, "store_objects", NULL, &before) != 0) {
+        u64_on(2, "store_bytes", NULL, &before) != 0) {
         free(buf);
         return 1;
     }
@@ -767,9 +829,75 @@ static int owner_dies(void)
                     "it");
     }
     printf("PULL OWNER_DIES OK: node 2's store went from %llu to %llu "
-           "objects; the get says: %s\n", (unsigned long long)before,
+           "bytes; the get says: %s\n", (unsigned long long)before,
            (unsigned long long)after, rh_last_error());
     rh_release(ref);
+    return 0;
+}
+
+static int borrow(void)
+{
+    const size_t len = (size_t)1 << 20;
+    rh_ref_t obj, gate_ref, r, inner;
+    rh_task_params_t here = on(0), there = on(1);
+    rh_arg_t args[2];
+    uint64_t out[3], limit = len, after;
+    uint8_t *buf;
+    uint64_t hash;
+    size_t got;
+
+    if (rh_num_nodes() != 3) {
+        return fail("needs 3 ranks on 3 nodes");
+    }
+    /* every task sees the ref its argument came as: small ones travel by
+     * value, large ones as refs, on this node or another */
+    for (int big = 0; big < 2; big++) {
+        rh_ref_t small, seen;
+        rh_arg_t a;
+
+        CHECK(rh_put_create(big ? len : 16, &small, (void **)&buf));
+        memset(buf, 7, big ? len : 16);
+        CHECK(rh_put_seal(small));
+        a = rh_arg_ref(small);
+        for (int node = 0; node < 2; node++) {
+            rh_task_params_t p = on(node);
+
+            CHECK(rh_remote("echo_ref", &a, 1, &p, &r));
+            CHECK(get_copy(r, &seen, sizeof(seen), &got));
+            if (seen.hi != small.hi || seen.lo != small.lo) {
+                return fail("rh_task_arg_ref gave another ref");
+            }
+        }
+        rh_release(small);
+    }
+    CHECK(rh_put_create(len, &obj, (void **)&buf));
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = pbyte(9, i);
+    }
+    hash = fnv1a(buf, len);
+    CHECK(rh_put_seal(obj));
+    CHECK(rh_remote("gate", NULL, 0, &here, &gate_ref));
+    args[0] = rh_arg_ref(obj);
+    args[1] = rh_arg_bytes(&gate_ref, sizeof(gate_ref));
+    CHECK(rh_remote("hand_on", args, 2, &there, &r));
+    CHECK(get_copy(r, &inner, sizeof(inner), &got));
+    /* hand_on is over and we let the object go: only the borrow of node 1
+     * (for its task waiting on node 2) keeps it */
+    rh_release(obj);
+    atomic_store(&gate_open, 1);
+    CHECK(get_copy(inner, out, sizeof(out), &got));
+    if (got != sizeof(out) || out[0] != len || out[1] != hash ||
+        out[2] != 2) {
+        return fail("the task on node 2 read other bytes");
+    }
+    rh_release(gate_ref);
+    /* ... and once that task is done, the object goes (the rest of node
+     * 0's store is far smaller) */
+    if (u64_on(0, "store_below", &limit, &after) != 0) {
+        return 1;
+    }
+    printf("PULL BORROW OK: node 2 read the 1 MiB object after its owner "
+           "and the task that handed it on let go; then it was freed\n");
     return 0;
 }
 
@@ -791,9 +919,13 @@ int main(int argc, char **argv)
     CHECK(rh_register("digest_sources", digest_sources, 1, 1));
     CHECK(rh_register("sink", sink, 1, 0));
     CHECK(rh_register("report", report, 1, 0));
-    CHECK(rh_register("store_objects", store_objects, 0, 1));
+    CHECK(rh_register("store_bytes", store_bytes, 0, 1));
     CHECK(rh_register("store_below", store_below, 1, 1));
     CHECK(rh_register("die", die, 0, 1));
+    CHECK(rh_register("gate", gate, 0, 1));
+    CHECK(rh_register("digest_after", digest_after, 2, 1));
+    CHECK(rh_register("hand_on", hand_on, 2, 1));
+    CHECK(rh_register("echo_ref", echo_ref, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_rank() == 0) {
         if (strcmp(mode, "chain") == 0) {
@@ -812,6 +944,8 @@ int main(int argc, char **argv)
             rc = too_big();
         } else if (strcmp(mode, "owner_dies") == 0) {
             rc = owner_dies();
+        } else if (strcmp(mode, "borrow") == 0) {
+            rc = borrow();
         } else {
             fprintf(stderr, "pull: unknown mode '%s'\n", mode);
             rc = 2;
