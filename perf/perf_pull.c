@@ -45,10 +45,6 @@ typedef struct pull_hdr {
 
 /* ---- ours ----------------------------------------------------------------- */
 
-/* rh_stats tells whether a get pulled. Weak while the counters are landing
- * in the library (NULL there until then: the check is skipped). */
-#pragma weak rh_stats
-
 /* The task on node 1: a return of the size asked, filled. */
 static rh_status_t pull_fill(rh_task_ctx_t *ctx)
 {
@@ -94,7 +90,8 @@ static double ours_pull_once(size_t size)
         rh_release(r);
         return -1;
     }
-    counted = rh_stats != NULL && rh_stats(&s0) == RH_OK;
+    /* rh_stats tells whether the get pulled */
+    counted = rh_stats(&s0) == RH_OK;
     t0 = perf_now();
     status = rh_get(r, &vp, &len, PULL_TIMEOUT);
     t = perf_now() - t0;
@@ -418,10 +415,6 @@ static int run_pull(const perf_group_t *g, const char *suffix,
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);
     if (rh_rank() != 0) {
         return 0;
-    }
-    if (rh_stats == NULL) {
-        printf("# pull: this library has no rh_stats: nothing confirms that "
-               "the gets pulled (a local get times far above ucp_get)\n");
     }
     for (int f = 0; f < NFIGS; f++) {
         if (!on[f]) {
