@@ -190,16 +190,6 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_NUM_WORKERS=2 tsan_run "placement groups" 0 "PLACEMENT PG OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a ref handed on outlives its owner's release" 0 "PULL BORROW OK" 1 -n 3 --nodes 3 ./tests/multi/pull borrow
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a dead owner's copies leave the stores" 137 "PULL OWNER_DIES OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/pull owner_dies
-    # the object cache and the pool trade objects and jobs between threads
-    for t in test_objcache test_pool; do
-        if make -C "$tsan" "tests/unit/$t" >>"$tsan/make.out" 2>&1 &&
-           (cd "$tsan" && timeout 300 "./tests/unit/$t" >"tests/unit/$t.tsan.out" 2>&1); then
-            ok "tsan: unit $t"
-        else
-            tail -20 "$tsan/tests/unit/$t.tsan.out" 2>/dev/null
-            bad "tsan: unit $t"
-        fi
-    done
     unset TSAN_OPTIONS UCX_MEM_EVENTS
 else
     grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20
