@@ -390,121 +390,105 @@ void rh_forward_send(rh_task_t *t)
 
 /* ---- the runner: a task arrives ----------------------------------------------- */
 
-typedef struct rh_fwd_reply {
-    rh_waiter_t   *waiters;       /* one per return */
-    int            origin;
-    uint64_t       counter;
-    int            n;
-    int            hidden;        /* the owner asked for no returns: one
-                                   * of ours tells when the task ended */
-    _Atomic int    pending;
-    rh_ref_t       rets[];
-} rh_fwd_reply_t;
-
-typedef struct rh_fwd_wait {
-    rh_waiter_t     w;
-    rh_fwd_reply_t *reply;
-} rh_fwd_wait_t;
-
-/* How a return travels back: its value, its message, or (large, in our
- * store under the owner's id) its length only. */
-static void rh_fwd_ret(const rh_future_t *f, rh_fwd_item_t *item,
-                       const void **d)
+/* Sends the answer of task counter to origin: n returns, each its value,
+ * its length only (RH_FWD_RET_THERE: it stays in our store under the
+ * owner's id), or, with message, every one failed with it. */
+static void rh_fwd_answer_send(uint32_t origin, uint64_t counter, int n,
+                               const rh_task_ret_t *rets, const char *message)
 {
-    item->state = RH_FUTURE_FAILED;
-    item->reserved = 0;
-    item->len = 0;
-    *d = NULL;
-    if (f != NULL && atomic_load(&f->state) == RH_FUTURE_READY) {
-        item->state = RH_FUTURE_READY;
-        item->len = f->len;
-        *d = f->data;
-        if (f->in_store && f->len >= rh_cfg.inline_max &&
-            f->len > RH_FUTURE_INLINE) {
-            item->state = RH_FWD_RET_THERE;
-            item->len = sizeof(uint64_t);
-            *d = &f->len;
-        }
-    } else if (f != NULL) {
-        item->len = strlen(f->message) + 1;
-        *d = f->message;
-    }
-}
-
-/* Every return is final: send them to the owner, then let them go. */
-static void rh_fwd_reply_send(rh_fwd_reply_t *r)
-{
-    int nsend = r->hidden ? 0 : r->n;
-    rh_fwd_done_t h = { r->counter, (uint32_t)nsend, 0 };
+    rh_fwd_done_t h = { counter, (uint32_t)n, 0 };
     size_t total = 0, off = 0;
     uint8_t *payload, small[RH_FWD_SMALL];
-    rh_future_t *f[RH_MAX_RETURNS];
 
-    for (int i = 0; i < r->n; i++) {
-        rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
-
-        f[i] = rh_future_find(id);
-    }
-    if (r->hidden) {
-        if (f[0] != NULL && atomic_load(&f[0]->state) == RH_FUTURE_FAILED) {
-            rh_warn("task %llu of rank %d, which has no returns, failed: %s",
-                    (unsigned long long)(r->counter & ~(1ull << 63)),
-                    r->origin, f[0]->message);
-        }
-        if (f[0] != NULL && f[0]->in_store) {
-            /* nobody will ask for it */
-            (void)rh_store_delete(rh_core_store(),
-                                  rh_object_id_make((uint32_t)r->origin,
-                                                    r->counter, 1));
-        }
-    }
-    for (int i = 0; i < nsend; i++) {
-        rh_fwd_item_t item;
-        const void *d;
-
-        rh_fwd_ret(f[i], &item, &d);
-        total += sizeof(item) + item.len;
+    for (int i = 0; i < n; i++) {
+        total += sizeof(rh_fwd_item_t) +
+                 (message != NULL ? strlen(message) + 1 :
+                  rets[i].data == NULL ? sizeof(uint64_t) : rets[i].len);
     }
     payload = total <= sizeof(small) ? small : malloc(total);
-    for (int i = 0; payload != NULL && i < nsend; i++) {
-        rh_fwd_item_t item;
+    for (int i = 0; payload != NULL && i < n; i++) {
+        rh_fwd_item_t item = { RH_FUTURE_READY, 0, 0 };
         const void *d;
 
-        rh_fwd_ret(f[i], &item, &d);
+        if (message != NULL) {
+            item.state = RH_FUTURE_FAILED;
+            item.len = strlen(message) + 1;
+            d = message;
+        } else if (rets[i].data == NULL) {
+            item.state = RH_FWD_RET_THERE;   /* len holds its length */
+            item.len = sizeof(uint64_t);
+            d = &rets[i].len;
+        } else {
+            item.len = rets[i].len;
+            d = rets[i].data;
+        }
         memcpy(payload + off, &item, sizeof(item));
         if (item.len != 0) {
             memcpy(payload + off + sizeof(item), d, item.len);
         }
-        if (item.state == RH_FUTURE_READY && f[i]->in_store) {
-            /* The owner keeps the value; our copy under its id goes. */
-            (void)rh_store_delete(rh_core_store(),
-                                  rh_object_id_make((uint32_t)r->origin,
-                                                    r->counter,
-                                                    (uint32_t)i + 1));
-        }
         off += sizeof(item) + item.len;
     }
     if (payload == NULL ||
-        rh_am_send((uint32_t)r->origin, RH_AM_ID_TASK_DONE, &h, sizeof(h),
-                   payload, total, NULL, NULL) != RH_OK) {
-        rh_debug("could not answer rank %d for its task %llu: %s", r->origin,
-                 (unsigned long long)r->counter, rh_last_error());
+        rh_am_send(origin, RH_AM_ID_TASK_DONE, &h, sizeof(h),
+                   total != 0 ? payload : NULL, total, NULL, NULL) != RH_OK) {
+        rh_debug("could not answer rank %u for its task %llu: %s", origin,
+                 (unsigned long long)counter, rh_last_error());
     }
     rh_fwd_buf_free(payload, small);
-    for (int i = 0; i < r->n; i++) {
-        rh_release(r->rets[i]);
-    }
-    free(r);
 }
 
-static void rh_fwd_reply_wake(rh_waiter_t *w, int failed, const char *message)
+/* A task of another rank ran here (or failed): its answer, on the thread
+ * that ran it. A large return is sealed and stays in our store under the
+ * owner's id until the owner frees it; a smaller one goes in the answer
+ * and its store object goes. No future of ours is involved. */
+static void rh_fwd_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
+                          const char *message)
 {
-    rh_fwd_reply_t *r = ((rh_fwd_wait_t *)w)->reply;
+    rh_task_ret_t out[RH_MAX_RETURNS];
+    char why[512];
 
-    (void)failed;
-    (void)message;
-    if (atomic_fetch_sub(&r->pending, 1) == 1) {
-        rh_fwd_reply_send(r);
+    (void)arg;
+    if (message != NULL && t->nreturns == 0) {
+        rh_warn("task %llu of rank %u, which has no returns, failed: %s",
+                (unsigned long long)(t->ret_counter & ~(1ull << 63)),
+                t->ret_owner, message);
+    }
+    for (int i = 0; message == NULL && i < t->nreturns; i++) {
+        rh_object_id_t id = rh_object_id_make(t->ret_owner, t->ret_counter,
+                                              (uint32_t)i + 1);
+
+        out[i] = rets[i];
+        if (!rets[i].set) {
+            out[i].data = "";
+            out[i].len = 0;
+        } else if (rets[i].in_store && rets[i].len >= rh_cfg.inline_max) {
+            if (rh_store_seal(rh_core_store(), id) != RH_OK) {
+                snprintf(why, sizeof(why), "%s", rh_last_error());
+                message = why;
+            }
+            out[i].data = NULL;   /* it stays here */
+        }
+    }
+    if (message != NULL) {
+        for (int i = 0; rets != NULL && i < t->nreturns; i++) {
+            if (rets[i].in_store) {
+                (void)rh_store_delete(rh_core_store(),
+                                      rh_object_id_make(t->ret_owner,
+                                                        t->ret_counter,
+                                                        (uint32_t)i + 1));
+            }
+        }
+    }
+    rh_fwd_answer_send(t->ret_owner, t->ret_counter, t->nreturns, out,
+                       message);
+    for (int i = 0; message == NULL && i < t->nreturns; i++) {
+        if (rets[i].in_store && out[i].data != NULL) {
+            /* sent by value: the owner keeps it, our unsealed copy goes */
+            (void)rh_store_delete(rh_core_store(),
+                                  rh_object_id_make(t->ret_owner,
+                                                    t->ret_counter,
+                                                    (uint32_t)i + 1));
+        }
     }
 }
 
@@ -512,37 +496,17 @@ static void rh_fwd_reply_wake(rh_waiter_t *w, int failed, const char *message)
 static void rh_fwd_refuse(int origin, const rh_fwd_submit_t *h,
                           const char *msg)
 {
-    rh_fwd_done_t d = { h->counter, h->nreturns, 0 };
-    size_t one = sizeof(rh_fwd_item_t) + strlen(msg) + 1;
-    uint8_t *p = malloc(one * (h->nreturns ? h->nreturns : 1));
-
-    if (p == NULL) {
-        return;
-    }
-    for (uint32_t i = 0; i < h->nreturns; i++) {
-        rh_fwd_item_t item = { RH_FUTURE_FAILED, 0, strlen(msg) + 1 };
-
-        memcpy(p + i * one, &item, sizeof(item));
-        memcpy(p + i * one + sizeof(item), msg, item.len);
-    }
-    (void)rh_am_send((uint32_t)origin, RH_AM_ID_TASK_DONE, &d, sizeof(d), p,
-                     one * h->nreturns, NULL, NULL);
-    free(p);
+    rh_fwd_answer_send((uint32_t)origin, h->counter, (int)h->nreturns, NULL,
+                       msg);
 }
 
-/* Runs the task here and arranges the answer; on the progress thread. */
+/* Runs the task here, to be answered when it ends; on the progress
+ * thread. */
 static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
                        const uint8_t *payload, size_t len)
 {
     rh_arg_t few[8];
     rh_arg_t *args = h->nargs <= 8 ? few : malloc(h->nargs * sizeof(*args));
-    /* A task without returns gets a hidden one: the answer then goes when
-     * it ended, and the owner keeps what it sent by ref until then. */
-    uint32_t nrets = h->nreturns ? h->nreturns : 1;
-    /* One block: the reply, its refs, then one waiter per return. */
-    size_t refs = sizeof(rh_fwd_reply_t) + nrets * sizeof(rh_ref_t);
-    rh_fwd_reply_t *r;
-    rh_fwd_wait_t *waits;
     rh_task_params_t params;
     size_t off = h->res_len;
     rh_status_t status;
@@ -550,16 +514,10 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     if (h->flags & RH_FWD_PLACED) {
         rh_place_arrived();
     }
-    refs = (refs + 15) & ~(size_t)15;
-    r = malloc(refs + nrets * sizeof(*waits));
-    if (args == NULL || r == NULL) {
-        if (args != few) {
-            free(args);
-        }
-        free(r);
+    if (args == NULL) {
+        rh_fwd_refuse(origin, h, "out of memory receiving a task");
         return;
     }
-    waits = (rh_fwd_wait_t *)((uint8_t *)r + refs);
     for (uint32_t i = 0; i < h->nargs; i++) {
         rh_fwd_item_t item;
 
@@ -581,23 +539,17 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
         }
         off += sizeof(item) + item.len;
     }
-    r->origin = origin;
-    r->counter = h->counter;
-    r->n = (int)nrets;
-    r->hidden = h->nreturns == 0;
-    r->waiters = (rh_waiter_t *)waits;
-    atomic_store(&r->pending, r->n + 1);
     memset(&params, 0, sizeof(params));
     params.field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS |
                         RH_TASK_PARAM_FIELD_NUM_CPUS;
-    params.num_returns = (int)nrets;
+    params.num_returns = (int)h->nreturns;
     params.num_cpus = h->num_cpus;
     if (h->res_len != 0) {
         params.field_mask |= RH_TASK_PARAM_FIELD_RESOURCES;
         params.resources = (const char *)payload;
     }
     status = rh_task_submit_for(h->name, args, (int)h->nargs, &params,
-                                r->rets, origin, h->counter);
+                                origin, h->counter, rh_fwd_answer, NULL);
     if (args != few) {
         free(args);
     }
@@ -608,22 +560,6 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
         snprintf(msg, sizeof(msg), "rank %d could not run %s: %s", rh_rank(),
                  h->name, rh_last_error());
         rh_fwd_refuse(origin, h, msg);
-        free(r);
-        return;
-    }
-    for (int i = 0; i < r->n; i++) {
-        rh_object_id_t id = { r->rets[i].hi, r->rets[i].lo };
-        rh_future_t *f = rh_future_find(id);
-
-        waits[i].w.wake = rh_fwd_reply_wake;
-        waits[i].reply = r;
-        if (f == NULL || !rh_future_wait_add(f, &waits[i].w)) {
-            atomic_fetch_sub(&r->pending, 1);
-        }
-    }
-    /* Drop the count this function held: the answer may go right now. */
-    if (atomic_fetch_sub(&r->pending, 1) == 1) {
-        rh_fwd_reply_send(r);
     }
 }
 

@@ -106,9 +106,11 @@ rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
     if (status != RH_OK) {
         return status;
     }
-    f = &ctx->task->block->f[i];
-    if (len <= RH_FUTURE_INLINE) {
+    if (ctx->small != NULL && len <= RH_TASK_RET_SMALL) {
+        p = ctx->small[i];   /* copied into the answer */
+    } else if (ctx->small == NULL && len <= RH_FUTURE_INLINE) {
         /* Small values live in the future itself, not in the store. */
+        f = &ctx->task->block->f[i];
         p = f->inline_buf;
     } else {
         status = rh_store_create(rh_core_store(), rh_task_ret_id(ctx->task, i),
@@ -202,6 +204,15 @@ void rh_task_free(rh_task_t *t)
 static void rh_task_fail_returns(rh_task_t *t, rh_task_ret_t *rets,
                                  const char *message)
 {
+    if (t->answer != NULL) {
+        for (int i = 0; rets != NULL && i < t->nreturns; i++) {
+            if (rets[i].in_store) {
+                rh_store_delete(rh_core_store(), rh_task_ret_id(t, i));
+            }
+        }
+        t->answer(t, t->answer_arg, NULL, message);
+        return;
+    }
     if (t->nreturns == 0 && t->block == NULL) {
         /* No return carries the error to anyone: say it here. */
         rh_warn("task %s, which has no returns, failed: %s", t->fn->name,
@@ -330,6 +341,7 @@ static void rh_task_run(rh_job_t *job)
 {
     rh_task_t *t = (rh_task_t *)job;
     rh_task_ret_t rets[RH_MAX_RETURNS];
+    uint8_t small[t->answer != NULL ? t->nreturns + 1 : 1][RH_TASK_RET_SMALL];
     rh_task_ctx_t ctx;
     char *dep_error = atomic_load(&t->dep_error);
     rh_status_t status;
@@ -355,6 +367,7 @@ static void rh_task_run(rh_job_t *job)
     ctx.rets = rets;
     ctx.failed = 0;
     ctx.message[0] = '\0';
+    ctx.small = t->answer != NULL ? small : NULL;
     if (rh_task_bind_args(t, ctx.message, sizeof(ctx.message)) != 0) {
         rh_task_fail_returns(t, rets, ctx.message);
         rh_task_free(t);
@@ -375,6 +388,8 @@ static void rh_task_run(rh_job_t *job)
                      t->fn->name, rh_status_string(status));
         }
         rh_task_fail_returns(t, rets, ctx.message);
+    } else if (t->answer != NULL) {
+        t->answer(t, t->answer_arg, rets, NULL);
     } else {
         rh_task_publish_returns(t, rets);
     }
@@ -620,10 +635,20 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
     return RH_OK;
 }
 
+static void rh_task_answer_nothing(rh_task_t *t, void *arg,
+                                   rh_task_ret_t *rets, const char *message)
+{
+    (void)t;
+    (void)arg;
+    (void)rets;
+    (void)message;
+}
+
 static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
                                   int nargs, const rh_task_params_t *params,
                                   rh_ref_t *rets, int origin,
-                                  uint64_t counter)
+                                  uint64_t counter, rh_task_answer_fn answer,
+                                  void *answer_arg)
 {
     const rh_fn_entry_t *fn = NULL;
     int nreturns = 0;
@@ -641,7 +666,7 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
     if (status != RH_OK) {
         return status;
     }
-    if (nreturns > 0 && rets == NULL) {
+    if (nreturns > 0 && rets == NULL && answer == NULL) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "%s has %d returns: rets "
                             "must have room for them", name, nreturns);
     }
@@ -685,6 +710,8 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
         t->ret_foreign = 1;
         t->ret_owner = (uint32_t)origin;
         t->ret_counter = counter;
+        t->answer = answer;
+        t->answer_arg = answer_arg;
     }
     t->job.run = rh_task_run;
     t->fn = fn;
@@ -698,7 +725,7 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
             goto err_args;
         }
     }
-    if (nreturns > 0) {
+    if (nreturns > 0 && answer == NULL) {
         status = rh_future_block_new(nreturns, &t->block);
         if (status != RH_OK) {
             goto err_args;
@@ -726,10 +753,14 @@ err_args:
         char msg[512];
 
         snprintf(msg, sizeof(msg), "%s", rh_last_error());
-        if (nreturns > 0 && t->block == NULL) {
+        if (nreturns > 0 && t->block == NULL && answer == NULL) {
             nreturns = 0;
         }
-        t->nreturns = t->block ? nreturns : 0;
+        t->nreturns = t->block || answer ? nreturns : 0;
+        if (answer != NULL) {
+            /* the caller answers for a task that was refused */
+            t->answer = rh_task_answer_nothing;
+        }
         {
             char *expected = NULL, *copy = strdup(msg);
 
@@ -749,12 +780,15 @@ err_args:
 rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
                       const rh_task_params_t *params, rh_ref_t *rets)
 {
-    return rh_task_submit(name, args, nargs, params, rets, -1, 0);
+    return rh_task_submit(name, args, nargs, params, rets, -1, 0, NULL,
+                          NULL);
 }
 
 rh_status_t rh_task_submit_for(const char *name, const rh_arg_t *args,
                                int nargs, const rh_task_params_t *params,
-                               rh_ref_t *rets, int origin, uint64_t counter)
+                               int origin, uint64_t counter,
+                               rh_task_answer_fn answer, void *answer_arg)
 {
-    return rh_task_submit(name, args, nargs, params, rets, origin, counter);
+    return rh_task_submit(name, args, nargs, params, NULL, origin, counter,
+                          answer, answer_arg);
 }

@@ -18,6 +18,13 @@
 #define RH_MAX_RETURNS 64
 
 typedef struct rh_task rh_task_t;
+typedef struct rh_task_ret rh_task_ret_t;
+
+/* How a task run for another rank reports its end: its returns (rets, the
+ * store objects among them still unsealed), or why it failed (message set,
+ * rets NULL when it never ran). Called once, on the thread that ran it. */
+typedef void (*rh_task_answer_fn)(rh_task_t *t, void *arg,
+                                  rh_task_ret_t *rets, const char *message);
 
 typedef struct rh_task_slot {
     rh_waiter_t    waiter;
@@ -45,6 +52,9 @@ struct rh_task {
     int                  ret_foreign;/* returns carry another rank's ids */
     uint32_t             ret_owner;  /* ... that rank */
     uint64_t             ret_counter;/* ... and its counter of the task */
+    rh_task_answer_fn    answer;     /* ... which hears of its end: no
+                                      * futures here */
+    void                *answer_arg;
     const rh_fn_entry_t *fn;
     rh_fblock_t         *block;      /* the returns; NULL when none */
     _Atomic int          pending;
@@ -53,25 +63,31 @@ struct rh_task {
     rh_task_slot_t       slots[];    /* then the inline argument bytes */
 };
 
-typedef struct rh_task_ret {
+struct rh_task_ret {
     const void *data;
     size_t      len;
     int         set, in_store;
-} rh_task_ret_t;
+};
+
+/* Small returns of a task without futures live here while it ends. */
+#define RH_TASK_RET_SMALL RH_FUTURE_INLINE
 
 struct rh_task_ctx {
     rh_task_t     *task;
     rh_task_ret_t *rets;
     int            failed;
     char           message[512];
+    uint8_t      (*small)[RH_TASK_RET_SMALL];   /* answered tasks only */
 };
 
 /* rh_remote for a task that another rank submitted (origin, its counter):
- * the store objects of its returns take the origin's ids, so that a large
- * return can stay here and be pulled under the id its owner knows. */
+ * it runs here, the store objects of its returns take the origin's ids (a
+ * large return can stay here and be pulled under the id its owner knows),
+ * and answer hears of its end instead of futures. */
 rh_status_t rh_task_submit_for(const char *name, const rh_arg_t *args,
                                int nargs, const rh_task_params_t *params,
-                               rh_ref_t *rets, int origin, uint64_t counter);
+                               int origin, uint64_t counter,
+                               rh_task_answer_fn answer, void *answer_arg);
 
 /* Hands a ready task to where it runs: the pool here, another rank, the
  * global scheduler (RH_PLACE_SPILL) or its placement group (RH_PG_WAIT). */
