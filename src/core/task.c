@@ -573,7 +573,9 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
     s->task = t;
     s->kind = a->kind;
     if (a->kind == RH_ARG_BYTES) {
-        s->id = id;   /* the ref a forwarded argument came from, or none */
+        if (t->ret_foreign) {
+            s->id = id;   /* the ref a forwarded argument came from */
+        }
         if (a->len != 0) {
             memcpy(*bytes, a->data, a->len);
         }
