@@ -158,12 +158,10 @@ static void rh_borrow_lend(rh_object_id_t id, int rank, int32_t delta)
 static rh_status_t rh_borrow_on_msg(void *arg, rh_am_msg_t *msg)
 {
     rh_borrow_hdr_t h;
-    rh_object_id_t id;
+    rh_object_id_t id = rh_object_id_read(msg->hdr);   /* hi, lo first */
 
     (void)arg;
     memcpy(&h, msg->hdr, sizeof(h));
-    id.hi = h.hi;
-    id.lo = h.lo;
     if ((h.delta != 1 && h.delta != -1) || msg->data_len != 0 ||
         rh_object_id_owner(id) != (uint32_t)rh_rank()) {
         return RH_ERR_MALFORMED;
