@@ -10,6 +10,9 @@
  *   get_lat              rh_get + rh_release of a sealed object, in us
  *   small_ops            put + get + release of 64 B objects per second
  *   task_scaling_N       per-task time and memory for N = 10K .. 10M
+ *   task_waiting_N       per-task time for N tasks that each ask for all
+ *                        the rank's CPUs: they run one at a time while the
+ *                        others wait for resources (N = 10K, 100K)
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -228,6 +231,51 @@ static void figure_task_scaling(int (*want)(const char *))
     }
 }
 
+/* Submits n tasks that each hold every CPU, then gets all of them: n - 1
+ * wait in the resource ledger at the peak. */
+static double run_waiting(long n, rh_ref_t *refs)
+{
+    rh_task_params_t params;
+    double t0 = perf_now();
+    const void *p;
+    size_t len;
+
+    memset(&params, 0, sizeof(params));
+    params.field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS;
+    params.num_cpus = rh_pool_num_workers(rh_core_pool());
+    for (long i = 0; i < n; i++) {
+        if (rh_remote("perf_empty", NULL, 0, &params, &refs[i]) != RH_OK) {
+            fprintf(stderr, "rayhpc-perf: %s\n", rh_last_error());
+            exit(1);
+        }
+    }
+    for (long i = 0; i < n; i++) {
+        rh_get(refs[i], &p, &len, RH_TIMEOUT_INFINITE);
+        rh_release(refs[i]);
+        rh_release(refs[i]);
+    }
+    return perf_now() - t0;
+}
+
+static void figure_task_waiting(int (*want)(const char *))
+{
+    static const long sizes[] = { 10000, 100000 };
+    static const char *const names[] = { "task_waiting_10K",
+                                         "task_waiting_100K" };
+
+    for (int i = 0; i < 2; i++) {
+        long n = sizes[i];
+        rh_ref_t *refs;
+
+        if (!want(names[i])) {
+            continue;
+        }
+        refs = calloc((size_t)n, sizeof(*refs));
+        perf_print(names[i], "", run_waiting(n, refs) / n * 1e6, "us/task");
+        free(refs);
+    }
+}
+
 static int run_tasks(const perf_group_t *g, const char *suffix,
                      int (*want)(const char *figure))
 {
@@ -238,13 +286,14 @@ static int run_tasks(const perf_group_t *g, const char *suffix,
     figure_get_lat(want);
     figure_small_ops(want);
     figure_task_scaling(want);
+    figure_task_waiting(want);   /* last: it turns resource counting on */
     return 0;
 }
 
 static const char *const task_figures[] = {
     "local_tasks", "local_tasks_chain", "put_bw", "get_lat", "small_ops",
     "task_scaling_10K", "task_scaling_100K", "task_scaling_1M",
-    "task_scaling_10M", NULL
+    "task_scaling_10M", "task_waiting_10K", "task_waiting_100K", NULL
 };
 static const char *const task_env[] = { "RAYHPC_STORE_SIZE=1G", NULL };
 

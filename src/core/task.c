@@ -317,10 +317,12 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
     return 0;
 }
 
+/* The ledger gave the task its resources: it runs. */
 static void rh_task_res_retry(rh_res_waiter_t *w)
 {
     rh_task_t *t = (rh_task_t *)((char *)w - offsetof(rh_task_t, res_wait));
 
+    t->holds_res = 1;
     rh_pool_submit(rh_core_pool(), &t->job);
 }
 
@@ -353,7 +355,7 @@ static void rh_task_run(rh_job_t *job)
         t->res_wait.retry = rh_task_res_retry;
         if (!rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
                                   &t->res_wait)) {
-            return;   /* queued: retried when resources are freed */
+            return;   /* queued: runs again once it holds them */
         }
         t->holds_res = 1;
     }

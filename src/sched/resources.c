@@ -5,7 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hashmap.h"
+#include "base/log.h"
 #include "base/status.h"
+
+/* Waiters of one request shape, in arrival order; the ledger lists the
+ * queues that have waiters. The overflow queue takes waiters of any shape
+ * when a queue cannot be made (no memory, or another shape has the same
+ * fingerprint): still first come, first served. */
+typedef struct rh_res_queue rh_res_queue_t;
+struct rh_res_queue {
+    rh_res_waiter_t *head, *tail;
+    rh_res_queue_t  *next, **pprev;   /* the list of queues with waiters */
+    uint64_t         fp;
+    int              shaped;          /* 0: the overflow queue */
+};
 
 typedef struct rh_res_ledger {
     pthread_mutex_t  lock;
@@ -19,12 +33,19 @@ typedef struct rh_res_ledger {
      * owed. */
     long             owed[RH_RES_LEDGER_MAX];
     int              home[RH_RES_LEDGER_MAX];
-    rh_res_waiter_t *waiting;
+    rh_hmap_t        shapes;     /* fingerprint -> rh_res_queue_t * */
+    rh_res_queue_t  *queues;     /* those with waiters */
+    rh_res_queue_t   overflow;
+    uint64_t         next_seq;
+    size_t           nwaiting;
 } rh_res_ledger_t;
 
 #define RH_RES_HOME_CPU (-2)
 
-static rh_res_ledger_t rh_res = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static rh_res_ledger_t rh_res = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .shapes = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(rh_res_queue_t *)),
+};
 _Atomic int rh_resources_active;
 
 /* Splits "name=amount,..." into req's items (cpus untouched). */
@@ -81,25 +102,34 @@ rh_status_t rh_resources_init(int cpus, const char *spec)
         rh_res.total[i] = rh_res.free[i] = offer.items[i].amount;
         rh_res.owed[i] = 0;
     }
-    rh_res.waiting = NULL;
     pthread_mutex_unlock(&rh_res.lock);
     atomic_store(&rh_resources_active, 0);
     return RH_OK;
 }
 
+static void rh_res_dequeue(rh_res_queue_t *q);
+
 void rh_resources_fini(void (*drop)(rh_res_waiter_t *w))
 {
-    rh_res_waiter_t *w;
+    rh_res_waiter_t *all = NULL, **last = &all;
 
     pthread_mutex_lock(&rh_res.lock);
-    w = rh_res.waiting;
-    rh_res.waiting = NULL;
-    pthread_mutex_unlock(&rh_res.lock);
-    while (w != NULL) {
-        rh_res_waiter_t *next = w->next;
+    while (rh_res.queues != NULL) {
+        rh_res_queue_t *q = rh_res.queues;
 
-        drop(w);
-        w = next;
+        *last = q->head;
+        last = &q->tail->next;
+        q->head = q->tail = NULL;
+        rh_res_dequeue(q);
+    }
+    rh_hmap_fini(&rh_res.shapes);
+    rh_res.nwaiting = 0;
+    pthread_mutex_unlock(&rh_res.lock);
+    while (all != NULL) {
+        rh_res_waiter_t *next = all->next;
+
+        drop(all);
+        all = next;
     }
 }
 
@@ -167,19 +197,204 @@ static int rh_res_fits(const rh_res_req_t *req)
     return 1;
 }
 
-/* Called with the lock held, returns without it: every waiter tries again;
- * those that still do not fit queue up anew. */
-static void rh_res_retry_all(void)
+static void rh_res_take(const rh_res_req_t *req)
 {
-    rh_res_waiter_t *w = rh_res.waiting;
+    rh_res.cpus_free -= req->cpus;
+    for (int i = 0; i < req->n; i++) {
+        rh_res.free[rh_res_index(req->items[i].name)] -= req->items[i].amount;
+    }
+}
 
-    rh_res.waiting = NULL;
+/* Whether req fits in what the rank offers at all, running tasks' share
+ * included: then it gets its turn once they end. */
+static int rh_res_could_fit(const rh_res_req_t *req)
+{
+    if (req->cpus > rh_res.cpus_total) {
+        return 0;
+    }
+    for (int i = 0; i < req->n; i++) {
+        int k = rh_res_index(req->items[i].name);
+
+        if (k < 0 || req->items[i].amount > rh_res.total[k]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static uint64_t rh_res_fingerprint(const rh_res_req_t *req)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(unsigned)req->cpus;
+
+    for (int i = 0; i < req->n; i++) {
+        for (const char *c = req->items[i].name; *c != '\0'; c++) {
+            h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+        }
+        h = (h ^ (uint64_t)req->items[i].amount) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static int rh_res_same(const rh_res_req_t *a, const rh_res_req_t *b)
+{
+    if (a->cpus != b->cpus || a->n != b->n) {
+        return 0;
+    }
+    for (int i = 0; i < a->n; i++) {
+        if (a->items[i].amount != b->items[i].amount ||
+            strcmp(a->items[i].name, b->items[i].name) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A queue that has no waiters left leaves the list (and, unless it is the
+ * overflow queue, the shape map). */
+static void rh_res_dequeue(rh_res_queue_t *q)
+{
+    if (q->pprev != NULL) {
+        *q->pprev = q->next;
+        if (q->next != NULL) {
+            q->next->pprev = q->pprev;
+        }
+        q->next = NULL;
+        q->pprev = NULL;
+    }
+    if (q->shaped) {
+        (void)rh_hmap_del(&rh_res.shapes, &q->fp, NULL);
+        free(q);
+    }
+}
+
+/* The queue for w's shape, made when absent (the overflow one when it
+ * cannot be). */
+static rh_res_queue_t *rh_res_queue_of(const rh_res_req_t *req)
+{
+    uint64_t fp = rh_res_fingerprint(req);
+    rh_res_queue_t **slot, *q;
+    int added;
+
+    slot = rh_hmap_put(&rh_res.shapes, &fp, &added);
+    if (slot == NULL) {
+        return &rh_res.overflow;
+    }
+    if (!added) {
+        q = *slot;
+        return rh_res_same(q->head->req, req) ? q : &rh_res.overflow;
+    }
+    q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        (void)rh_hmap_del(&rh_res.shapes, &fp, NULL);
+        return &rh_res.overflow;
+    }
+    q->fp = fp;
+    q->shaped = 1;
+    *slot = q;
+    return q;
+}
+
+static void rh_res_enqueue(rh_res_waiter_t *w, const rh_res_req_t *req)
+{
+    rh_res_queue_t *q = rh_res_queue_of(req);
+
+    w->req = req;
+    w->seq = rh_res.next_seq++;
+    w->bypassed = 0;
+    w->next = NULL;
+    if (q->head == NULL) {
+        q->head = w;
+        q->next = rh_res.queues;
+        if (q->next != NULL) {
+            q->next->pprev = &q->next;
+        }
+        q->pprev = &rh_res.queues;
+        rh_res.queues = q;
+    } else {
+        q->tail->next = w;
+    }
+    q->tail = w;
+    rh_res.nwaiting++;
+}
+
+/* The oldest waiter at the head of a queue that does not fit now but could
+ * once running tasks end: the one later waiters may overtake only so
+ * often (NULL: none). */
+static rh_res_waiter_t *rh_res_blocker(void)
+{
+    rh_res_waiter_t *b = NULL;
+
+    for (rh_res_queue_t *q = rh_res.queues; q != NULL; q = q->next) {
+        rh_res_waiter_t *h = q->head;
+
+        if ((b == NULL || h->seq < b->seq) && !rh_res_fits(h->req) &&
+            rh_res_could_fit(h->req)) {
+            b = h;
+        }
+    }
+    return b;
+}
+
+static unsigned rh_res_bypass_max(void)
+{
+    return rh_res.cpus_total > 0 ? (unsigned)rh_res.cpus_total : 1;
+}
+
+/* Whether a request that fits, younger than every waiter, may start now
+ * (counting it against the blocker). */
+static int rh_res_may_overtake(uint64_t seq)
+{
+    rh_res_waiter_t *b = rh_res_blocker();
+
+    if (b == NULL || b->seq > seq) {
+        return 1;
+    }
+    if (b->bypassed >= rh_res_bypass_max()) {
+        return 0;
+    }
+    b->bypassed++;
+    return 1;
+}
+
+/* Called with the lock held, returns without it: gives the oldest waiters
+ * that fit their resources, by the policy of resources.h, then runs their
+ * retry outside the lock. */
+static void rh_res_wake_and_unlock(void)
+{
+    rh_res_waiter_t *run = NULL, **last = &run;
+
+    while (rh_res.nwaiting != 0) {
+        rh_res_queue_t *best = NULL;
+        rh_res_waiter_t *w;
+
+        /* Waiters of a queue share a shape: only its head can tell. */
+        for (rh_res_queue_t *q = rh_res.queues; q != NULL; q = q->next) {
+            if ((best == NULL || q->head->seq < best->head->seq) &&
+                rh_res_fits(q->head->req)) {
+                best = q;
+            }
+        }
+        if (best == NULL || !rh_res_may_overtake(best->head->seq)) {
+            break;
+        }
+        w = best->head;
+        rh_res_take(w->req);
+        best->head = w->next;
+        if (best->head == NULL) {
+            best->tail = NULL;
+            rh_res_dequeue(best);
+        }
+        rh_res.nwaiting--;
+        w->next = NULL;
+        *last = w;
+        last = &w->next;
+    }
     pthread_mutex_unlock(&rh_res.lock);
-    while (w != NULL) {
-        rh_res_waiter_t *next = w->next;
+    while (run != NULL) {
+        rh_res_waiter_t *next = run->next;
 
-        w->retry(w);
-        w = next;
+        run->retry(run);
+        run = next;
     }
 }
 
@@ -188,16 +403,12 @@ int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
     int got;
 
     pthread_mutex_lock(&rh_res.lock);
-    got = rh_res_fits(req);
+    got = rh_res_fits(req) &&
+          (rh_res.nwaiting == 0 || rh_res_may_overtake(rh_res.next_seq));
     if (got) {
-        rh_res.cpus_free -= req->cpus;
-        for (int i = 0; i < req->n; i++) {
-            rh_res.free[rh_res_index(req->items[i].name)] -=
-                req->items[i].amount;
-        }
+        rh_res_take(req);
     } else {
-        w->next = rh_res.waiting;
-        rh_res.waiting = w;
+        rh_res_enqueue(w, req);
     }
     pthread_mutex_unlock(&rh_res.lock);
     return got;
@@ -235,7 +446,7 @@ void rh_resources_release(const rh_res_req_t *req)
             rh_res_return(k, req->items[i].amount);
         }
     }
-    rh_res_retry_all();
+    rh_res_wake_and_unlock();
 }
 
 /* Index of name in the ledger, added with nothing when absent (-1: full). */
@@ -309,7 +520,7 @@ rh_status_t rh_resources_bundle_add(const char *prefix,
     }
     atomic_store(&rh_resources_active, 1);
     /* Tasks of the bundle that came before it may start now. */
-    rh_res_retry_all();
+    rh_res_wake_and_unlock();
     if (!ok) {
         return rh_error_set(RH_ERR_NO_MEMORY, "too many resource names on "
                             "this rank (at most %d)", RH_RES_LEDGER_MAX);
@@ -325,7 +536,7 @@ void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req)
         (void)rh_res_move(prefix, req->items[i].name, req->items[i].amount,
                           -1);
     }
-    rh_res_retry_all();
+    rh_res_wake_and_unlock();
 }
 
 void rh_resources_format(char *buf, size_t len)

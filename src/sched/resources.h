@@ -30,11 +30,30 @@ typedef struct rh_res_req {
     } items[RH_RES_MAX];
 } rh_res_req_t;
 
-/* Something that waits for resources: re-submitted once some are freed. */
+/*
+ * Something that waits for resources. Waiters are served first come, first
+ * served among those that fit: a release hands resources to the oldest
+ * waiters that fit now and wakes only them. A request that does not fit
+ * yet (but could, once running tasks end) may be overtaken by later ones
+ * that fit, at most as many times as the rank has CPUs; then nothing
+ * behind it starts until it has its turn. So a large request waits about
+ * one generation of small tasks, never forever, and CPUs do not idle while
+ * it is young. A request that cannot fit on this rank at all blocks
+ * nobody.
+ *
+ * Waiters of the same request shape queue together: a release looks at
+ * the head of each shape's queue, so it costs O(shapes + waiters woken),
+ * not O(waiters).
+ */
 typedef struct rh_res_waiter rh_res_waiter_t;
 struct rh_res_waiter {
-    rh_res_waiter_t *next;
-    void           (*retry)(rh_res_waiter_t *w);
+    rh_res_waiter_t    *next;
+    /* Called, without the ledger's lock, once w holds what it asked for. */
+    void              (*retry)(rh_res_waiter_t *w);
+    /* The ledger's (set by rh_resources_acquire). */
+    const rh_res_req_t *req;
+    uint64_t            seq;       /* arrival order */
+    unsigned            bypassed;  /* later waiters that started first */
 };
 
 /* This rank offers cpus CPUs and what spec lists ("name=amount,..."). */
@@ -53,7 +72,8 @@ int rh_resources_feasible(const rh_res_req_t *req, char *why, size_t len);
 extern _Atomic int rh_resources_active;
 void rh_resources_activate(void);
 
-/* Takes req, or queues w to be retried when resources are freed (0). */
+/* Takes req (1), or queues w (0): w->retry runs once w holds req; req
+ * must stay valid until then. */
 int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w);
 void rh_resources_release(const rh_res_req_t *req);
 

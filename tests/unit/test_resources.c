@@ -24,7 +24,7 @@ Test(resources, a_bundle_takes_its_share_and_gives_it_back)
 {
     rh_res_req_t bundle = req(1, "lic=1"), two_cpus = req(2, NULL);
     rh_res_req_t in_bundle = req(0, "pg1_0_CPU=1,pg1_0_lic=1");
-    rh_res_waiter_t w = { NULL, no_retry };
+    rh_res_waiter_t w = { .retry = no_retry };
     char why[256], free_now[256];
 
     cr_assert_eq(rh_resources_init(2, "lic=2"), RH_OK);
@@ -60,7 +60,7 @@ Test(resources, a_bundle_removed_while_its_tasks_run_gives_back_as_they_end)
 {
     rh_res_req_t bundle = req(2, "lic=1"), two_cpus = req(2, NULL);
     rh_res_req_t one_task = req(0, "pg2_0_CPU=1,pg2_0_lic=1");
-    rh_res_waiter_t w = { NULL, no_retry };
+    rh_res_waiter_t w = { .retry = no_retry };
     char free_now[256];
 
     cr_assert_eq(rh_resources_init(2, "lic=1"), RH_OK);
@@ -89,7 +89,7 @@ Test(resources, a_bundle_removed_while_its_tasks_run_gives_back_as_they_end)
 Test(resources, removed_bundles_free_their_names_for_new_ones)
 {
     rh_res_req_t bundle = req(1, NULL);
-    rh_res_waiter_t w = { NULL, no_retry };
+    rh_res_waiter_t w = { .retry = no_retry };
     char prefix[32];
 
     cr_assert_eq(rh_resources_init(1, NULL), RH_OK);
@@ -108,4 +108,157 @@ Test(resources, removed_bundles_free_their_names_for_new_ones)
         rh_resources_bundle_remove(prefix, &bundle);
     }
     rh_resources_fini(no_retry);
+}
+
+/* ---- waiters ---------------------------------------------------------------- */
+
+typedef struct test_waiter {
+    rh_res_waiter_t w;
+    rh_res_req_t    req;
+    int             id;
+    int             calls;     /* times its retry ran */
+} test_waiter_t;
+
+static int started[1024], nstarted;
+
+/* A waiter's turn: it holds what it asked for. */
+static void record_start(rh_res_waiter_t *w)
+{
+    test_waiter_t *t = (test_waiter_t *)w;
+
+    t->calls++;
+    started[nstarted++] = t->id;
+}
+
+static void waiter_make(test_waiter_t *t, int id, int cpus, const char *spec)
+{
+    memset(t, 0, sizeof(*t));
+    t->w.retry = record_start;
+    t->req = req(cpus, spec);
+    t->id = id;
+}
+
+/* Asks for t's resources: 1 when it starts at once. */
+static int waiter_ask(test_waiter_t *t)
+{
+    if (rh_resources_acquire(&t->req, &t->w)) {
+        started[nstarted++] = t->id;
+        return 1;
+    }
+    return 0;
+}
+
+Test(resources, waiters_start_in_the_order_they_came)
+{
+    test_waiter_t all, w[3];
+
+    nstarted = 0;
+    cr_assert_eq(rh_resources_init(2, NULL), RH_OK);
+    waiter_make(&all, 99, 2, NULL);
+    cr_assert(waiter_ask(&all));
+    for (int i = 0; i < 3; i++) {
+        waiter_make(&w[i], i, 2, NULL);
+        cr_assert_not(waiter_ask(&w[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        rh_resources_release(i == 0 ? &all.req : &w[i - 1].req);
+        cr_assert_eq(nstarted, 2 + i, "release %d started %d waiters", i,
+                     nstarted - 1 - i);
+        cr_assert_eq(started[1 + i], i, "waiter %d started before waiter %d",
+                     started[1 + i], i);
+    }
+    rh_resources_release(&w[2].req);
+    rh_resources_fini(no_retry);
+}
+
+Test(resources, a_release_wakes_only_the_waiters_that_fit)
+{
+    test_waiter_t all, w[3];
+
+    nstarted = 0;
+    cr_assert_eq(rh_resources_init(4, NULL), RH_OK);
+    waiter_make(&all, 99, 4, NULL);
+    cr_assert(waiter_ask(&all));
+    for (int i = 0; i < 3; i++) {
+        waiter_make(&w[i], i, 2, NULL);
+        cr_assert_not(waiter_ask(&w[i]));
+    }
+    rh_resources_release(&all.req);
+    cr_assert_eq(nstarted, 3);
+    cr_assert_eq(w[0].calls + w[1].calls + w[2].calls, 2,
+                 "%d waiters were woken for room for 2",
+                 w[0].calls + w[1].calls + w[2].calls);
+    cr_assert_eq(w[2].calls, 0, "the third waiter was woken");
+    rh_resources_release(&w[0].req);
+    cr_assert_eq(nstarted, 4);
+    cr_assert_eq(started[3], 2);
+    rh_resources_release(&w[1].req);
+    rh_resources_release(&w[2].req);
+    rh_resources_fini(no_retry);
+}
+
+/* A stream of one-CPU requests, each released after the next one came,
+ * keeps some CPU busy at every moment: a two-CPU request must still get
+ * its turn, after at most as many one-CPU requests as the rank has CPUs
+ * overtook it. */
+Test(resources, a_large_request_is_not_starved_by_a_stream_of_small_ones)
+{
+    static test_waiter_t small[200];
+    test_waiter_t large;
+    int running[256], head = 0, tail = 0, large_at = -1, seen = 0;
+
+    nstarted = 0;
+    cr_assert_eq(rh_resources_init(2, NULL), RH_OK);
+    waiter_make(&small[0], 0, 1, NULL);
+    cr_assert(waiter_ask(&small[0]));
+    waiter_make(&large, 1000, 2, NULL);
+    cr_assert_not(waiter_ask(&large));
+    for (int i = 1; i < 200; i++) {
+        waiter_make(&small[i], i, 1, NULL);
+        (void)waiter_ask(&small[i]);
+        /* what started since the last look runs now */
+        for (; seen < nstarted; seen++) {
+            if (started[seen] == 1000) {
+                large_at = seen;
+            }
+            running[tail++ % 256] = started[seen];
+        }
+        if (head != tail) {
+            int id = running[head++ % 256];
+
+            rh_resources_release(id == 1000 ? &large.req : &small[id].req);
+        }
+    }
+    cr_assert_geq(large_at, 0, "the 2-CPU request never started while "
+                  "%d 1-CPU requests did", nstarted);
+    cr_assert_leq(large_at, 1 + 2, "%d 1-CPU requests overtook it",
+                  large_at - 1);
+    while (head != tail) {
+        int id = running[head++ % 256];
+
+        rh_resources_release(id == 1000 ? &large.req : &small[id].req);
+        for (; seen < nstarted; seen++) {
+            running[tail++ % 256] = started[seen];
+        }
+    }
+    rh_resources_fini(no_retry);
+}
+
+/* A request larger than the rank (accepted with a warning: it waits for a
+ * bundle's removal, say) blocks nobody. */
+Test(resources, a_request_that_cannot_fit_blocks_nobody)
+{
+    test_waiter_t huge, small[50];
+
+    nstarted = 0;
+    cr_assert_eq(rh_resources_init(2, NULL), RH_OK);
+    waiter_make(&huge, 1000, 3, NULL);
+    cr_assert_not(waiter_ask(&huge));
+    for (int i = 0; i < 50; i++) {
+        waiter_make(&small[i], i, 1, NULL);
+        cr_assert(waiter_ask(&small[i]), "request %d waits", i);
+        rh_resources_release(&small[i].req);
+    }
+    cr_assert_eq(huge.calls, 0);
+    rh_resources_fini(no_retry);   /* drops it */
 }
