@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "core/core.h"
@@ -12,49 +13,52 @@
 #include "transport/am.h"
 #include "transport/transport.h"
 
-#define RH_DIR_BUCKETS 1024
-
-typedef struct rh_dir_entry rh_dir_entry_t;
-struct rh_dir_entry {
-    rh_dir_entry_t *next;
-    rh_object_id_t  id;
-    int             rank;
-};
+/* The ranks holding copies of one object: a handful (one per node at
+ * most), so a plain array. */
+typedef struct rh_dir_copies {
+    int  n, cap;
+    int *ranks;
+} rh_dir_copies_t;
 
 typedef struct rh_dir_msg {
     uint64_t hi, lo;
 } rh_dir_msg_t;
 
 static pthread_mutex_t rh_dir_lock = PTHREAD_MUTEX_INITIALIZER;
-static rh_dir_entry_t *rh_dir_table[RH_DIR_BUCKETS];
-/* Entries in the table: the owner's frees skip the lock while it is 0. */
+/* object id -> its copies; grows with the objects that have copies */
+static rh_hmap_t rh_dir_map = RH_HMAP_INITIALIZER(sizeof(rh_object_id_t),
+                                                  sizeof(rh_dir_copies_t));
+/* Copies in the table: the owner's frees skip the lock while it is 0. */
 static _Atomic long rh_dir_count;
-
-static inline unsigned rh_dir_bucket(rh_object_id_t id)
-{
-    uint64_t h = (id.hi ^ id.lo) * 0x9e3779b97f4a7c15ull;
-
-    return (unsigned)(h >> 54) & (RH_DIR_BUCKETS - 1);
-}
 
 static rh_status_t rh_dir_add_locked(rh_object_id_t id, int rank)
 {
-    unsigned b = rh_dir_bucket(id);
-    rh_dir_entry_t *e;
+    rh_dir_copies_t *c;
+    int added;
 
-    for (e = rh_dir_table[b]; e != NULL; e = e->next) {
-        if (rh_object_id_equal(e->id, id) && e->rank == rank) {
+    c = rh_hmap_put(&rh_dir_map, &id, &added);
+    if (c == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "object directory");
+    }
+    for (int i = 0; i < c->n; i++) {
+        if (c->ranks[i] == rank) {
             return RH_OK;
         }
     }
-    e = malloc(sizeof(*e));
-    if (e == NULL) {
-        return rh_error_set(RH_ERR_NO_MEMORY, "object directory");
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 4;
+        int *r = realloc(c->ranks, (size_t)cap * sizeof(*r));
+
+        if (r == NULL) {
+            if (added) {
+                (void)rh_hmap_del(&rh_dir_map, &id, NULL);
+            }
+            return rh_error_set(RH_ERR_NO_MEMORY, "object directory");
+        }
+        c->ranks = r;
+        c->cap = cap;
     }
-    e->id = id;
-    e->rank = rank;
-    e->next = rh_dir_table[b];
-    rh_dir_table[b] = e;
+    c->ranks[c->n++] = rank;
     atomic_fetch_add(&rh_dir_count, 1);
     return RH_OK;
 }
@@ -73,17 +77,15 @@ int rh_dir_sources(rh_object_id_t id, int *ranks, int max)
 {
     int n = 0, dead = 0;
     int tail[16];
+    const rh_dir_copies_t *c;
 
     pthread_mutex_lock(&rh_dir_lock);
-    for (rh_dir_entry_t *e = rh_dir_table[rh_dir_bucket(id)];
-         e != NULL && n < max; e = e->next) {
-        if (!rh_object_id_equal(e->id, id)) {
-            continue;
-        }
-        if (rh_rank_alive(e->rank)) {
-            ranks[n++] = e->rank;
+    c = rh_hmap_get(&rh_dir_map, &id);
+    for (int i = 0; c != NULL && i < c->n && n < max; i++) {
+        if (rh_rank_alive(c->ranks[i])) {
+            ranks[n++] = c->ranks[i];
         } else if (dead < 16) {
-            tail[dead++] = e->rank;
+            tail[dead++] = c->ranks[i];
         }
     }
     pthread_mutex_unlock(&rh_dir_lock);
@@ -95,37 +97,29 @@ int rh_dir_sources(rh_object_id_t id, int *ranks, int max)
 
 void rh_dir_forget(rh_object_id_t id)
 {
-    rh_dir_entry_t **pp, *gone = NULL;
+    rh_dir_copies_t c;
     rh_dir_msg_t m = { id.hi, id.lo };
+    int found;
 
     if (atomic_load(&rh_dir_count) == 0) {
         return;
     }
     pthread_mutex_lock(&rh_dir_lock);
-    pp = &rh_dir_table[rh_dir_bucket(id)];
-    while (*pp != NULL) {
-        rh_dir_entry_t *e = *pp;
-
-        if (rh_object_id_equal(e->id, id)) {
-            *pp = e->next;
-            e->next = gone;
-            gone = e;
-            atomic_fetch_sub(&rh_dir_count, 1);
-        } else {
-            pp = &e->next;
-        }
+    found = rh_hmap_del(&rh_dir_map, &id, &c);
+    if (found) {
+        atomic_fetch_sub(&rh_dir_count, c.n);
     }
     pthread_mutex_unlock(&rh_dir_lock);
-    while (gone != NULL) {
-        rh_dir_entry_t *next = gone->next;
-
-        if (rh_rank_alive(gone->rank) && rh_core_initialized()) {
-            (void)rh_am_send((uint32_t)gone->rank, RH_AM_ID_OBJ_FREE, &m,
+    if (!found) {
+        return;
+    }
+    for (int i = 0; i < c.n; i++) {
+        if (rh_rank_alive(c.ranks[i]) && rh_core_initialized()) {
+            (void)rh_am_send((uint32_t)c.ranks[i], RH_AM_ID_OBJ_FREE, &m,
                              sizeof(m), NULL, 0, NULL, NULL);
         }
-        free(gone);
-        gone = next;
     }
+    free(c.ranks);
 }
 
 /* A node pulled a copy of an object of ours. */
@@ -202,15 +196,13 @@ rh_status_t rh_dir_setup(void)
 
 void rh_dir_teardown(void)
 {
-    pthread_mutex_lock(&rh_dir_lock);
-    for (unsigned b = 0; b < RH_DIR_BUCKETS; b++) {
-        while (rh_dir_table[b] != NULL) {
-            rh_dir_entry_t *e = rh_dir_table[b];
+    rh_dir_copies_t c;
 
-            rh_dir_table[b] = e->next;
-            free(e);
-        }
+    pthread_mutex_lock(&rh_dir_lock);
+    while (rh_hmap_pop(&rh_dir_map, NULL, &c)) {
+        free(c.ranks);
     }
+    rh_hmap_fini(&rh_dir_map);
     atomic_store(&rh_dir_count, 0);
     pthread_mutex_unlock(&rh_dir_lock);
 }
