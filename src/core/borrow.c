@@ -5,13 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "core/future.h"
 #include "transport/am.h"
 #include "transport/transport.h"
-
-#define RH_BORROW_BUCKETS 256   /* few objects are borrowed at once */
 
 typedef struct rh_borrow_hdr {
     uint64_t hi, lo;
@@ -19,37 +18,32 @@ typedef struct rh_borrow_hdr {
     uint32_t reserved;
 } rh_borrow_hdr_t;
 
-/* Borrower side: id -> how many tasks here hold it (rank unused).
- * Owner side: (id, borrower rank) -> balance of the borrower's messages. */
-typedef struct rh_borrow_entry rh_borrow_entry_t;
-struct rh_borrow_entry {
-    rh_borrow_entry_t *next;
-    rh_object_id_t     id;
-    int                rank;
-    long               count;
-};
+/* Borrower side: id -> how many tasks here hold it (rank 0).
+ * Owner side: (id, borrower rank) -> balance of the borrower's messages.
+ * Values are longs. */
+typedef struct rh_borrow_key {
+    rh_object_id_t id;
+    int64_t        rank;   /* 64 bits: the key has no padding to hash */
+} rh_borrow_key_t;
 
 typedef struct rh_borrow_table {
-    pthread_mutex_t    lock;
-    rh_borrow_entry_t *bucket[RH_BORROW_BUCKETS];
+    pthread_mutex_t lock;
+    rh_hmap_t       map;
 } rh_borrow_table_t;
 
-static rh_borrow_table_t rh_held = { .lock = PTHREAD_MUTEX_INITIALIZER };
-static rh_borrow_table_t rh_lent = { .lock = PTHREAD_MUTEX_INITIALIZER };
+#define RH_BORROW_TABLE_INIT                                                 \
+    { .lock = PTHREAD_MUTEX_INITIALIZER,                                     \
+      .map = RH_HMAP_INITIALIZER(sizeof(rh_borrow_key_t), sizeof(long)) }
+
+static rh_borrow_table_t rh_held = RH_BORROW_TABLE_INIT;
+static rh_borrow_table_t rh_lent = RH_BORROW_TABLE_INIT;
 static _Atomic long rh_lent_count;
 
-static rh_borrow_entry_t **rh_borrow_slot(rh_borrow_table_t *t,
-                                          rh_object_id_t id, int rank)
+static rh_borrow_key_t rh_borrow_key(rh_object_id_t id, int rank)
 {
-    uint64_t h = (id.hi * 0x9e3779b97f4a7c15ull) ^ id.lo ^ (uint64_t)rank;
-    rh_borrow_entry_t **pp = &t->bucket[(h ^ (h >> 29)) %
-                                        RH_BORROW_BUCKETS];
+    rh_borrow_key_t k = { id, rank };
 
-    while (*pp != NULL && !(rh_object_id_equal((*pp)->id, id) &&
-                            (*pp)->rank == rank)) {
-        pp = &(*pp)->next;
-    }
-    return pp;
+    return k;
 }
 
 /* Sent under the table's lock: a +1 and the -1 after it leave in order
@@ -70,22 +64,18 @@ static void rh_borrow_send(rh_object_id_t id, int32_t delta)
 
 void rh_borrow_hold(rh_object_id_t id)
 {
-    rh_borrow_entry_t **pp, *e;
+    rh_borrow_key_t k = rh_borrow_key(id, 0);
+    long *count;
 
     pthread_mutex_lock(&rh_held.lock);
-    pp = rh_borrow_slot(&rh_held, id, 0);
-    if ((e = *pp) == NULL) {
-        e = calloc(1, sizeof(*e));
-        if (e == NULL) {
-            pthread_mutex_unlock(&rh_held.lock);
-            rh_warn("out of memory borrowing an object: it lives only as "
-                    "long as its owner holds it");
-            return;
-        }
-        e->id = id;
-        *pp = e;
+    count = rh_hmap_put(&rh_held.map, &k, NULL);
+    if (count == NULL) {
+        pthread_mutex_unlock(&rh_held.lock);
+        rh_warn("out of memory borrowing an object: it lives only as "
+                "long as its owner holds it");
+        return;
     }
-    if (e->count++ == 0) {
+    if ((*count)++ == 0) {
         rh_borrow_send(id, 1);
     }
     pthread_mutex_unlock(&rh_held.lock);
@@ -93,15 +83,14 @@ void rh_borrow_hold(rh_object_id_t id)
 
 void rh_borrow_drop(rh_object_id_t id)
 {
-    rh_borrow_entry_t **pp, *e;
+    rh_borrow_key_t k = rh_borrow_key(id, 0);
+    long *count;
 
     pthread_mutex_lock(&rh_held.lock);
-    pp = rh_borrow_slot(&rh_held, id, 0);
-    e = *pp;
-    if (e != NULL && --e->count == 0) {
+    count = rh_hmap_get(&rh_held.map, &k);
+    if (count != NULL && --*count == 0) {
         rh_borrow_send(id, -1);
-        *pp = e->next;
-        free(e);
+        (void)rh_hmap_del(&rh_held.map, &k, NULL);
     }
     pthread_mutex_unlock(&rh_held.lock);
 }
@@ -115,42 +104,41 @@ long rh_borrow_lent(void)
  * while the balance is positive. */
 static void rh_borrow_lend(rh_object_id_t id, int rank, int32_t delta)
 {
-    rh_borrow_entry_t **pp, *e;
+    rh_borrow_key_t k = rh_borrow_key(id, rank);
     rh_future_t *f = rh_future_find(id);
-    long before;
+    long *count, before;
 
     pthread_mutex_lock(&rh_lent.lock);
-    pp = rh_borrow_slot(&rh_lent, id, rank);
-    if ((e = *pp) == NULL) {
+    count = rh_hmap_get(&rh_lent.map, &k);
+    if (count == NULL) {
         if (delta > 0 && f == NULL) {
             /* Released before the borrower said so: nothing left to keep
              * (its task will say what is missing when it runs). */
             pthread_mutex_unlock(&rh_lent.lock);
             return;
         }
-        e = calloc(1, sizeof(*e));
-        if (e == NULL) {
+        count = rh_hmap_put(&rh_lent.map, &k, NULL);
+        if (count == NULL) {
             pthread_mutex_unlock(&rh_lent.lock);
+            rh_warn("out of memory counting a borrow of an object by rank "
+                    "%d: the object goes with its owner's last release",
+                    rank);
             return;
         }
-        e->id = id;
-        e->rank = rank;
-        *pp = e;
     }
-    before = e->count;
-    e->count += delta;
-    if (before <= 0 && e->count > 0 && f != NULL) {
+    before = *count;
+    *count += delta;
+    if (before <= 0 && *count > 0 && f != NULL) {
         rh_future_hold(f);
         atomic_fetch_add(&rh_lent_count, 1);
-    } else if (before > 0 && e->count <= 0) {
+    } else if (before > 0 && *count <= 0) {
         atomic_fetch_sub(&rh_lent_count, 1);
         if (f != NULL) {
             rh_future_unhold(f);
         }
     }
-    if (e->count == 0) {
-        *pp = e->next;
-        free(e);
+    if (*count == 0) {
+        (void)rh_hmap_del(&rh_lent.map, &k, NULL);
     }
     pthread_mutex_unlock(&rh_lent.lock);
 }
@@ -170,32 +158,31 @@ static rh_status_t rh_borrow_on_msg(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
-/* A borrower died: what it held goes. */
+/* A borrower died: what it held goes (a scan: deaths are rare). */
 static void rh_borrow_on_peer_failure(void *arg, int rank)
 {
+    rh_hmap_iter_t it;
+    void *key, *val;
+
     (void)arg;
     pthread_mutex_lock(&rh_lent.lock);
-    for (int b = 0; b < RH_BORROW_BUCKETS; b++) {
-        rh_borrow_entry_t **pp = &rh_lent.bucket[b];
+    rh_hmap_iter_init(&it, &rh_lent.map);
+    while (rh_hmap_iter_next(&it, &key, &val)) {
+        rh_borrow_key_t k;
 
-        while (*pp != NULL) {
-            rh_borrow_entry_t *e = *pp;
-
-            if (e->rank != rank) {
-                pp = &e->next;
-                continue;
-            }
-            if (e->count > 0) {
-                rh_future_t *f = rh_future_find(e->id);
-
-                atomic_fetch_sub(&rh_lent_count, 1);
-                if (f != NULL) {
-                    rh_future_unhold(f);
-                }
-            }
-            *pp = e->next;
-            free(e);
+        memcpy(&k, key, sizeof(k));
+        if (k.rank != rank) {
+            continue;
         }
+        if (*(long *)val > 0) {
+            rh_future_t *f = rh_future_find(k.id);
+
+            atomic_fetch_sub(&rh_lent_count, 1);
+            if (f != NULL) {
+                rh_future_unhold(f);
+            }
+        }
+        rh_hmap_iter_del(&it);
     }
     pthread_mutex_unlock(&rh_lent.lock);
 }
@@ -216,14 +203,7 @@ rh_status_t rh_borrow_setup(void)
 static void rh_borrow_clear(rh_borrow_table_t *t)
 {
     pthread_mutex_lock(&t->lock);
-    for (int b = 0; b < RH_BORROW_BUCKETS; b++) {
-        while (t->bucket[b] != NULL) {
-            rh_borrow_entry_t *e = t->bucket[b];
-
-            t->bucket[b] = e->next;
-            free(e);
-        }
-    }
+    rh_hmap_fini(&t->map);
     pthread_mutex_unlock(&t->lock);
 }
 
