@@ -8,6 +8,7 @@
 
 #include "base/completion.h"
 #include "base/config.h"
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "core/core.h"
@@ -51,7 +52,6 @@ typedef struct rh_unpin_hdr {
 } rh_unpin_hdr_t;
 
 struct rh_pull {
-    rh_pull_t              *next;        /* active list */
     rh_object_id_t          id;
     uint64_t                token;
     _Atomic int             refs;
@@ -74,17 +74,23 @@ struct rh_pull {
     uint8_t                *dst;
 };
 
-/* A copy this rank pinned for another rank's pull. */
-typedef struct rh_pin {
-    int            rank;
+/* Copies this rank pinned for other ranks' pulls: (object, rank) -> how
+ * many times (each pin holds the object in the store once). */
+typedef struct rh_pin_key {
     rh_object_id_t id;
-} rh_pin_t;
+    int64_t        rank;   /* 64 bits: the key has no padding to hash */
+} rh_pin_key_t;
 
 static pthread_mutex_t rh_pull_lock = PTHREAD_MUTEX_INITIALIZER;
-static rh_pull_t *rh_pull_active;
+/* The pulls going on, found by object (a second get joins) and by token
+ * (their answers); each holds one reference of the pull. */
+static rh_hmap_t rh_pull_by_id = RH_HMAP_INITIALIZER(sizeof(rh_object_id_t),
+                                                     sizeof(rh_pull_t *));
+static rh_hmap_t rh_pull_tokens = RH_HMAP_INITIALIZER(sizeof(uint64_t),
+                                                      sizeof(rh_pull_t *));
 static uint64_t rh_pull_next_token = 1;
-static rh_pin_t *rh_pins;
-static size_t rh_npins, rh_pins_cap;
+static rh_hmap_t rh_pins = RH_HMAP_INITIALIZER(sizeof(rh_pin_key_t),
+                                               sizeof(long));
 static _Atomic uint64_t rh_pull_count, rh_pull_bytes, rh_pull_joined;
 static _Atomic uint64_t rh_pull_rdma_bytes, rh_pull_rdma_ns;
 static _Atomic uint64_t rh_pull_sources;
@@ -120,55 +126,61 @@ static size_t rh_inline_max(void)
 
 static int rh_pin_add(int rank, rh_object_id_t id)
 {
-    int ok = 1;
+    rh_pin_key_t k = { id, rank };
+    long *n;
 
     pthread_mutex_lock(&rh_pull_lock);
-    if (rh_npins == rh_pins_cap) {
-        size_t cap = rh_pins_cap ? 2 * rh_pins_cap : 32;
-        rh_pin_t *p = realloc(rh_pins, cap * sizeof(*p));
-
-        if (p == NULL) {
-            ok = 0;
-        } else {
-            rh_pins = p;
-            rh_pins_cap = cap;
-        }
-    }
-    if (ok) {
-        rh_pins[rh_npins].rank = rank;
-        rh_pins[rh_npins].id = id;
-        rh_npins++;
+    n = rh_hmap_put(&rh_pins, &k, NULL);
+    if (n != NULL) {
+        ++*n;
     }
     pthread_mutex_unlock(&rh_pull_lock);
-    return ok;
+    return n != NULL;
 }
 
-/* Drops one pin of rank on id (or, with all, every pin of rank). */
-static void rh_pin_drop(int rank, rh_object_id_t id, int all)
+/* Drops one pin of rank on id. */
+static void rh_pin_drop(int rank, rh_object_id_t id)
 {
-    for (;;) {
-        int found = 0;
-        rh_object_id_t what = id;
+    rh_pin_key_t k = { id, rank };
+    long *n;
+    int found = 0;
 
-        pthread_mutex_lock(&rh_pull_lock);
-        for (size_t i = 0; i < rh_npins; i++) {
-            if (rh_pins[i].rank == rank &&
-                (all || rh_object_id_equal(rh_pins[i].id, id))) {
-                what = rh_pins[i].id;
-                rh_pins[i] = rh_pins[--rh_npins];
-                found = 1;
-                break;
-            }
-        }
-        pthread_mutex_unlock(&rh_pull_lock);
-        if (!found) {
-            return;
-        }
-        rh_store_release(rh_core_store(), what);
-        if (!all) {
-            return;
+    pthread_mutex_lock(&rh_pull_lock);
+    n = rh_hmap_get(&rh_pins, &k);
+    if (n != NULL) {
+        found = 1;
+        if (--*n == 0) {
+            (void)rh_hmap_del(&rh_pins, &k, NULL);
         }
     }
+    pthread_mutex_unlock(&rh_pull_lock);
+    if (found) {
+        rh_store_release(rh_core_store(), id);
+    }
+}
+
+/* Drops every pin of a rank that died (a scan: deaths are rare). The store
+ * takes no lock of ours, so releasing under ours is safe. */
+static void rh_pin_drop_rank(int rank)
+{
+    rh_hmap_iter_t it;
+    void *key, *val;
+
+    pthread_mutex_lock(&rh_pull_lock);
+    rh_hmap_iter_init(&it, &rh_pins);
+    while (rh_hmap_iter_next(&it, &key, &val)) {
+        rh_pin_key_t k;
+
+        memcpy(&k, key, sizeof(k));
+        if (k.rank != rank) {
+            continue;
+        }
+        for (long n = *(long *)val; n > 0; n--) {
+            rh_store_release(rh_core_store(), k.id);
+        }
+        rh_hmap_iter_del(&it);
+    }
+    pthread_mutex_unlock(&rh_pull_lock);
 }
 
 /* Sends an answer: the header, then our rkey (when asked for), the other
@@ -392,7 +404,7 @@ static rh_status_t rh_pull_on_locate(void *arg, rh_am_msg_t *msg)
 static rh_status_t rh_pull_on_unpin(void *arg, rh_am_msg_t *msg)
 {
     (void)arg;
-    rh_pin_drop((int)msg->src, rh_object_id_read(msg->hdr), 0);
+    rh_pin_drop((int)msg->src, rh_object_id_read(msg->hdr));
     return RH_OK;
 }
 
@@ -441,6 +453,21 @@ static void rh_unpin_send(int rank, rh_object_id_t id)
                      0, NULL, NULL);
 }
 
+/* With the lock: p is no longer going on (the maps may already have let it
+ * go, or hold a newer pull of the same object). */
+static void rh_pull_forget(rh_pull_t *p)
+{
+    rh_pull_t **q = rh_hmap_get(&rh_pull_by_id, &p->id);
+
+    if (q != NULL && *q == p) {
+        (void)rh_hmap_del(&rh_pull_by_id, &p->id, NULL);
+    }
+    q = rh_hmap_get(&rh_pull_tokens, &p->token);
+    if (q != NULL && *q == p) {
+        (void)rh_hmap_del(&rh_pull_tokens, &p->token, NULL);
+    }
+}
+
 /* Progress thread: the pull is over, one way or the other. */
 static void rh_pull_end(rh_pull_t *p, rh_status_t status, const char *message)
 {
@@ -448,12 +475,7 @@ static void rh_pull_end(rh_pull_t *p, rh_status_t status, const char *message)
     int failed = status != RH_OK;
 
     pthread_mutex_lock(&rh_pull_lock);
-    for (rh_pull_t **pp = &rh_pull_active; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
+    rh_pull_forget(p);
     pthread_mutex_unlock(&rh_pull_lock);
     if (failed && p->created) {
         (void)rh_store_delete(rh_core_store(), p->id);   /* abort ours */
@@ -519,30 +541,41 @@ static void rh_pull_start_run(rh_tp_op_t *op)
 
 rh_status_t rh_pull_start(rh_object_id_t id, int ask, rh_pull_t **out)
 {
-    rh_pull_t *p;
+    rh_pull_t *p, **by_id, **by_token;
+    int added;
 
     pthread_mutex_lock(&rh_pull_lock);
-    for (p = rh_pull_active; p != NULL; p = p->next) {
-        if (rh_object_id_equal(p->id, id)) {
-            atomic_fetch_add(&p->refs, 1);
-            pthread_mutex_unlock(&rh_pull_lock);
-            atomic_fetch_add_explicit(&rh_pull_joined, 1,
-                                      memory_order_relaxed);
-            *out = p;
-            return RH_OK;
+    by_id = rh_hmap_put(&rh_pull_by_id, &id, &added);
+    if (by_id != NULL && !added) {
+        p = *by_id;
+        atomic_fetch_add(&p->refs, 1);
+        pthread_mutex_unlock(&rh_pull_lock);
+        atomic_fetch_add_explicit(&rh_pull_joined, 1, memory_order_relaxed);
+        *out = p;
+        return RH_OK;
+    }
+    p = by_id != NULL ? calloc(1, sizeof(*p)) : NULL;
+    if (p != NULL) {
+        p->id = id;
+        p->token = rh_pull_next_token++;
+        by_token = rh_hmap_put(&rh_pull_tokens, &p->token, NULL);
+        if (by_token == NULL) {
+            free(p);
+            p = NULL;
+        } else {
+            *by_token = p;
+            *(rh_pull_t **)rh_hmap_get(&rh_pull_by_id, &id) = p;
         }
     }
-    p = calloc(1, sizeof(*p));
     if (p == NULL) {
+        if (by_id != NULL) {
+            (void)rh_hmap_del(&rh_pull_by_id, &id, NULL);
+        }
         pthread_mutex_unlock(&rh_pull_lock);
         return rh_error_set(RH_ERR_NO_MEMORY, "pull");
     }
-    p->id = id;
-    p->token = rh_pull_next_token++;
     p->ask = ask;
-    atomic_store(&p->refs, 2);     /* the caller, the active list */
-    p->next = rh_pull_active;
-    rh_pull_active = p;
+    atomic_store(&p->refs, 2);     /* the caller, the maps */
     pthread_mutex_unlock(&rh_pull_lock);
     p->op.run = rh_pull_start_run;
     *out = p;
@@ -552,13 +585,12 @@ rh_status_t rh_pull_start(rh_object_id_t id, int ask, rh_pull_t **out)
 
 static rh_pull_t *rh_pull_by_token(uint64_t token)
 {
-    rh_pull_t *p;
+    rh_pull_t **p;
 
     pthread_mutex_lock(&rh_pull_lock);
-    for (p = rh_pull_active; p != NULL && p->token != token; p = p->next) {
-    }
+    p = rh_hmap_get(&rh_pull_tokens, &token);
     pthread_mutex_unlock(&rh_pull_lock);
-    return p;
+    return p != NULL ? *p : NULL;
 }
 
 /* The copies we read from may go now. */
@@ -867,30 +899,32 @@ static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
 /* A rank died: pulls that depend on it fail, pins it held go. */
 static void rh_pull_on_peer_failure(void *arg, int rank)
 {
-    rh_object_id_t none = { 0, 0 };
     char ids[RH_OBJECT_ID_STRLEN];
 
     (void)arg;
-    rh_pin_drop(rank, none, 1);
+    rh_pin_drop_rank(rank);
     for (;;) {
-        rh_pull_t *p;
+        rh_pull_t *p = NULL;
         int was_extra = 0;
+        rh_hmap_iter_t it;
+        void *val;
 
         pthread_mutex_lock(&rh_pull_lock);
-        for (p = rh_pull_active; p != NULL; p = p->next) {
-            if (p->dst != NULL && rh_pull_is_extra(p, rank)) {
+        rh_hmap_iter_init(&it, &rh_pull_tokens);
+        while (p == NULL && rh_hmap_iter_next(&it, NULL, &val)) {
+            rh_pull_t *q = *(rh_pull_t **)val;
+
+            if (q->dst != NULL && rh_pull_is_extra(q, rank)) {
                 was_extra = 1;   /* its answer will not come */
-                break;
-            }
-            if ((p->ask == rank && p->dst == NULL) ||
-                (rh_pull_reads_from(p, rank) && p->dst != NULL &&
-                 p->inflight == 0)) {
-                break;
-            }
-            if (rh_pull_reads_from(p, rank) && p->dst != NULL &&
-                p->read_error == RH_OK) {
+                p = q;
+            } else if ((q->ask == rank && q->dst == NULL) ||
+                       (rh_pull_reads_from(q, rank) && q->dst != NULL &&
+                        q->inflight == 0)) {
+                p = q;
+            } else if (rh_pull_reads_from(q, rank) && q->dst != NULL &&
+                       q->read_error == RH_OK) {
                 /* Reads in flight fail on their own; end then. */
-                p->read_error = RH_ERR_PEER_FAILED;
+                q->read_error = RH_ERR_PEER_FAILED;
             }
         }
         pthread_mutex_unlock(&rh_pull_lock);
@@ -992,19 +1026,17 @@ rh_status_t rh_pull_setup(void)
 
 void rh_pull_teardown(void)
 {
+    rh_pull_t *p;
+
     pthread_mutex_lock(&rh_pull_lock);
     /* Pulls still going when the progress thread stopped end here. */
-    while (rh_pull_active != NULL) {
-        rh_pull_t *p = rh_pull_active;
-
-        rh_pull_active = p->next;
+    while (rh_hmap_pop(&rh_pull_tokens, NULL, &p)) {
         pthread_mutex_unlock(&rh_pull_lock);
-        p->next = NULL;
         rh_pull_end(p, RH_ERR_SHUTDOWN, "the rank ended during the pull");
         pthread_mutex_lock(&rh_pull_lock);
     }
-    free(rh_pins);
-    rh_pins = NULL;
-    rh_npins = rh_pins_cap = 0;
+    rh_hmap_fini(&rh_pull_by_id);
+    rh_hmap_fini(&rh_pull_tokens);
+    rh_hmap_fini(&rh_pins);
     pthread_mutex_unlock(&rh_pull_lock);
 }
