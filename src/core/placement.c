@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/config.h"
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "core/core.h"
@@ -69,14 +70,6 @@ struct rh_gs_wait {
     rh_res_req_t   req;
 };
 
-/* A spilled task waiting for its answer. */
-typedef struct rh_spill rh_spill_t;
-struct rh_spill {
-    rh_spill_t *next;
-    uint64_t    token;
-    rh_task_t  *task;
-};
-
 static struct {
     int            nranks, nnodes;
     int           *node_of;
@@ -91,7 +84,7 @@ static struct {
     unsigned long  gs_nwaiting;  /* tasks that waited (for the warnings) */
     /* the submitter side */
     pthread_mutex_t spill_lock;
-    rh_spill_t    *spills;
+    rh_hmap_t      spills;       /* token -> spilled task awaiting its answer */
     uint64_t       next_token;
     _Atomic uint64_t spilled;
     _Atomic unsigned spread_turn, rank_turn;
@@ -100,6 +93,7 @@ static struct {
 } rh_pl = {
     .gs_lock = PTHREAD_MUTEX_INITIALIZER,
     .spill_lock = PTHREAD_MUTEX_INITIALIZER,
+    .spills = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(rh_task_t *)),
 };
 
 static _Thread_local unsigned rh_pl_since_check;
@@ -712,16 +706,7 @@ static rh_task_t *rh_spill_take(uint64_t token)
     rh_task_t *t = NULL;
 
     pthread_mutex_lock(&rh_pl.spill_lock);
-    for (rh_spill_t **pp = &rh_pl.spills; *pp != NULL; pp = &(*pp)->next) {
-        if ((*pp)->token == token) {
-            rh_spill_t *s = *pp;
-
-            *pp = s->next;
-            t = s->task;
-            free(s);
-            break;
-        }
-    }
+    (void)rh_hmap_del(&rh_pl.spills, &token, &t);
     pthread_mutex_unlock(&rh_pl.spill_lock);
     return t;
 }
@@ -729,16 +714,10 @@ static rh_task_t *rh_spill_take(uint64_t token)
 /* Takes any spilled task still waiting for its answer (NULL: none). */
 static rh_task_t *rh_spill_pop(void)
 {
-    rh_spill_t *s;
     rh_task_t *t = NULL;
 
     pthread_mutex_lock(&rh_pl.spill_lock);
-    s = rh_pl.spills;
-    if (s != NULL) {
-        rh_pl.spills = s->next;
-        t = s->task;
-        free(s);
-    }
+    (void)rh_hmap_pop(&rh_pl.spills, NULL, &t);
     pthread_mutex_unlock(&rh_pl.spill_lock);
     return t;
 }
@@ -790,12 +769,11 @@ static void rh_spill_inputs(const rh_task_t *t, rh_place_hdr_t *h)
 
 void rh_place_spill(rh_task_t *t)
 {
-    rh_spill_t *s = malloc(sizeof(*s));
+    rh_task_t **slot;
     rh_place_hdr_t h;
     rh_res_req_t req;
 
-    if (s == NULL || !rh_rank_alive(RH_GS_RANK)) {
-        free(s);
+    if (!rh_rank_alive(RH_GS_RANK)) {
         t->forward_to = -1;   /* no scheduler to ask: here it is */
         rh_task_dispatch(t);
         return;
@@ -809,11 +787,16 @@ void rh_place_spill(rh_task_t *t)
     rh_spill_inputs(t, &h);
     pthread_mutex_lock(&rh_pl.spill_lock);
     h.token = ++rh_pl.next_token;
-    s->token = h.token;
-    s->task = t;
-    s->next = rh_pl.spills;
-    rh_pl.spills = s;
+    slot = rh_hmap_put(&rh_pl.spills, &h.token, NULL);
+    if (slot != NULL) {
+        *slot = t;
+    }
     pthread_mutex_unlock(&rh_pl.spill_lock);
+    if (slot == NULL) {
+        t->forward_to = -1;   /* no room to wait for an answer: here it is */
+        rh_task_dispatch(t);
+        return;
+    }
     atomic_fetch_add_explicit(&rh_pl.spilled, 1, memory_order_relaxed);
     if (rh_rank() == RH_GS_RANK) {
         rh_gs_place(RH_GS_RANK, &h, &req);
@@ -882,6 +865,9 @@ void rh_place_teardown(void)
         rh_task_fail_all(t, "the rank ended before its task was placed");
         rh_task_free(t);
     }
+    pthread_mutex_lock(&rh_pl.spill_lock);
+    rh_hmap_fini(&rh_pl.spills);
+    pthread_mutex_unlock(&rh_pl.spill_lock);
     while (rh_pl.gs_waiting != NULL) {
         rh_gs_wait_t *w = rh_pl.gs_waiting;
 
