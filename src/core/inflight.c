@@ -3,103 +3,88 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-/* Open addressing, slot = counter mod capacity: counters grow by one per
- * task and answers come back roughly in order, so the entries sit in
- * counter order and the hot part of the table stays in cache. A taken entry
- * leaves a tombstone (O(1); shifting the run behind it back would walk all
- * the tasks in flight); tombstones go when the table is rebuilt. */
-#define RH_IF_EMPTY 0ull
-#define RH_IF_TOMB  (~0ull)
+#include "base/hashmap.h"
+
+/* The entries by counter, and an index by rank: each rank that runs tasks
+ * of ours has the set of their counters, so that its death takes its
+ * entries in O(their number), not a scan of every task in flight. */
+#define RH_IF_BAD_COUNTER(c) ((c) == 0 || (c) == UINT64_MAX)
 
 static pthread_mutex_t rh_if_lock = PTHREAD_MUTEX_INITIALIZER;
-static rh_inflight_t *rh_if_tab;
-static size_t rh_if_n, rh_if_tombs, rh_if_cap;
+static rh_hmap_t rh_if_tab = RH_HMAP_INITIALIZER(sizeof(uint64_t),
+                                                 sizeof(rh_inflight_t));
+static rh_hmap_t rh_if_ranks = RH_HMAP_INITIALIZER(sizeof(int64_t),
+                                                   sizeof(rh_hmap_t));
 
-static inline size_t rh_if_home(uint64_t counter, size_t cap)
+/* Drops counter from rank's set, and the set once empty. */
+static void rh_if_unindex(int rank, uint64_t counter)
 {
-    return (size_t)counter & (cap - 1);
-}
+    int64_t r = rank;
+    rh_hmap_t *set = rh_hmap_get(&rh_if_ranks, &r);
 
-static void rh_if_place(rh_inflight_t *tab, size_t cap,
-                        const rh_inflight_t *e)
-{
-    size_t i = rh_if_home(e->counter, cap);
-
-    while (tab[i].counter != RH_IF_EMPTY) {
-        i = (i + 1) & (cap - 1);
+    if (set == NULL) {
+        return;
     }
-    tab[i] = *e;
-}
-
-/* Rebuilds the table without tombstones, twice as large when it is more
- * than a quarter full. */
-static int rh_if_rebuild(void)
-{
-    size_t cap = rh_if_cap == 0 ? 256 :
-                 4 * (rh_if_n + 1) > rh_if_cap ? 2 * rh_if_cap : rh_if_cap;
-    rh_inflight_t *tab = calloc(cap, sizeof(*tab));
-
-    if (tab == NULL) {
-        return -1;
+    (void)rh_hmap_del(set, &counter, NULL);
+    if (rh_hmap_count(set) == 0) {
+        rh_hmap_fini(set);
+        (void)rh_hmap_del(&rh_if_ranks, &r, NULL);
     }
-    for (size_t i = 0; i < rh_if_cap; i++) {
-        if (rh_if_tab[i].counter != RH_IF_EMPTY &&
-            rh_if_tab[i].counter != RH_IF_TOMB) {
-            rh_if_place(tab, cap, &rh_if_tab[i]);
-        }
-    }
-    free(rh_if_tab);
-    rh_if_tab = tab;
-    rh_if_cap = cap;
-    rh_if_tombs = 0;
-    return 0;
 }
 
 int rh_inflight_put(const rh_inflight_t *e)
 {
-    int rc = 0;
+    int64_t r = e->rank;
+    rh_inflight_t *slot;
+    rh_hmap_t *set;
+    int added;
 
-    if (e->counter == RH_IF_EMPTY || e->counter == RH_IF_TOMB) {
+    if (RH_IF_BAD_COUNTER(e->counter)) {
         return -1;
     }
     pthread_mutex_lock(&rh_if_lock);
-    if (2 * (rh_if_n + rh_if_tombs + 1) > rh_if_cap) {
-        rc = rh_if_rebuild();
+    slot = rh_hmap_put(&rh_if_tab, &e->counter, &added);
+    if (slot == NULL || !added) {
+        goto err_unlock;   /* out of memory, or a counter already here */
     }
-    if (rc == 0) {
-        rh_if_place(rh_if_tab, rh_if_cap, e);
-        rh_if_n++;
+    set = rh_hmap_put(&rh_if_ranks, &r, &added);
+    if (set == NULL) {
+        goto err_entry;
     }
+    if (added) {
+        rh_hmap_init(set, sizeof(uint64_t), 0);
+    }
+    if (rh_hmap_put(set, &e->counter, NULL) == NULL) {
+        if (added) {
+            (void)rh_hmap_del(&rh_if_ranks, &r, NULL);
+        }
+        goto err_entry;
+    }
+    *slot = *e;
     pthread_mutex_unlock(&rh_if_lock);
-    return rc;
-}
+    return 0;
 
-static void rh_if_remove(size_t i, rh_inflight_t *out)
-{
-    *out = rh_if_tab[i];
-    rh_if_tab[i].counter = RH_IF_TOMB;
-    rh_if_n--;
-    rh_if_tombs++;
+err_entry:
+    (void)rh_hmap_del(&rh_if_tab, &e->counter, NULL);
+err_unlock:
+    pthread_mutex_unlock(&rh_if_lock);
+    return -1;
 }
 
 int rh_inflight_take(uint64_t counter, int rank, rh_inflight_t *out)
 {
+    const rh_inflight_t *e;
     int found = 0;
 
-    if (counter == RH_IF_EMPTY || counter == RH_IF_TOMB) {
+    if (RH_IF_BAD_COUNTER(counter)) {
         return 0;
     }
     pthread_mutex_lock(&rh_if_lock);
-    for (size_t i = rh_if_cap ? rh_if_home(counter, rh_if_cap) : 0, k = 0;
-         k < rh_if_cap && rh_if_tab[i].counter != RH_IF_EMPTY;
-         i = (i + 1) & (rh_if_cap - 1), k++) {
-        if (rh_if_tab[i].counter == counter) {
-            if (rh_if_tab[i].rank == rank) {
-                rh_if_remove(i, out);
-                found = 1;
-            }
-            break;
-        }
+    e = rh_hmap_get(&rh_if_tab, &counter);
+    if (e != NULL && e->rank == rank) {
+        (void)rh_hmap_del(&rh_if_tab, &counter, out);
+        rh_if_unindex(rank, counter);
+        found = 1;
     }
     pthread_mutex_unlock(&rh_if_lock);
     return found;
@@ -107,15 +92,18 @@ int rh_inflight_take(uint64_t counter, int rank, rh_inflight_t *out)
 
 int rh_inflight_take_rank(int rank, rh_inflight_t *out)
 {
+    int64_t r = rank;
+    rh_hmap_t *set;
+    uint64_t counter;
     int found = 0;
 
     pthread_mutex_lock(&rh_if_lock);
-    for (size_t i = 0; i < rh_if_cap; i++) {
-        if (rh_if_tab[i].counter != RH_IF_EMPTY &&
-            rh_if_tab[i].counter != RH_IF_TOMB && rh_if_tab[i].rank == rank) {
-            rh_if_remove(i, out);
-            found = 1;
-            break;
+    set = rh_hmap_get(&rh_if_ranks, &r);
+    if (set != NULL && rh_hmap_pop(set, &counter, NULL)) {
+        found = rh_hmap_del(&rh_if_tab, &counter, out);
+        if (rh_hmap_count(set) == 0) {
+            rh_hmap_fini(set);
+            (void)rh_hmap_del(&rh_if_ranks, &r, NULL);
         }
     }
     pthread_mutex_unlock(&rh_if_lock);
@@ -124,15 +112,19 @@ int rh_inflight_take_rank(int rank, rh_inflight_t *out)
 
 void rh_inflight_clear(void (*drop)(rh_inflight_t *e))
 {
+    rh_hmap_iter_t it;
+    void *val;
+
     pthread_mutex_lock(&rh_if_lock);
-    for (size_t i = 0; i < rh_if_cap; i++) {
-        if (rh_if_tab[i].counter != RH_IF_EMPTY &&
-            rh_if_tab[i].counter != RH_IF_TOMB) {
-            drop(&rh_if_tab[i]);
-        }
+    rh_hmap_iter_init(&it, &rh_if_tab);
+    while (rh_hmap_iter_next(&it, NULL, &val)) {
+        drop(val);
     }
-    free(rh_if_tab);
-    rh_if_tab = NULL;
-    rh_if_n = rh_if_tombs = rh_if_cap = 0;
+    rh_hmap_fini(&rh_if_tab);
+    rh_hmap_iter_init(&it, &rh_if_ranks);
+    while (rh_hmap_iter_next(&it, NULL, &val)) {
+        rh_hmap_fini(val);
+    }
+    rh_hmap_fini(&rh_if_ranks);
     pthread_mutex_unlock(&rh_if_lock);
 }

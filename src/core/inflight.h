@@ -1,8 +1,8 @@
 /*
  * The owner's table of tasks running on other ranks, keyed by the task's
  * counter: the answer finds its entry in O(1), and the death of a rank
- * finds every entry of that rank (a scan: deaths are rare). Counters are
- * never 0 or UINT64_MAX.
+ * takes that rank's entries in O(their number) (an index by rank).
+ * Counters are never 0 or UINT64_MAX.
  */
 #ifndef RH_CORE_INFLIGHT_H
 #define RH_CORE_INFLIGHT_H
@@ -24,7 +24,7 @@ typedef struct rh_inflight {
     const char   *name;      /* the function's (registry entries stay) */
 } rh_inflight_t;
 
-/* Adds e (copied); -1 when out of memory. */
+/* Adds e (copied); -1 when out of memory or its counter is in already. */
 int rh_inflight_put(const rh_inflight_t *e);
 
 /* Takes the entry of counter run by rank into *out; 0 when absent. */

@@ -86,3 +86,37 @@ Test(inflight, a_dead_rank_gives_back_all_its_entries)
     rh_inflight_clear(count_drop);
     cr_assert_eq(dropped, 749);
 }
+
+/* The index by rank forgets what the answers took: a dead rank gives back
+ * exactly what was still in flight there, among many ranks. */
+Test(inflight, a_dead_rank_gives_back_only_what_is_still_in_flight)
+{
+    enum { N = 100000, RANKS = 97 };
+    rh_inflight_t e;
+    int n = 0;
+
+    for (uint64_t c = 1; c <= N; c++) {
+        rh_inflight_t in = entry(c, (int)(c % RANKS));
+
+        cr_assert_eq(rh_inflight_put(&in), 0);
+    }
+    cr_assert_eq(rh_inflight_put(&(rh_inflight_t){ .counter = 5 }), -1,
+                 "a counter already in flight was added again");
+    for (uint64_t c = 5; c <= N; c += RANKS) {   /* rank 5's, answered */
+        if ((c / RANKS) % 2 == 0) {
+            cr_assert_eq(rh_inflight_take(c, 5, &e), 1);
+        }
+    }
+    while (rh_inflight_take_rank(5, &e)) {
+        cr_assert_eq(e.rank, 5);
+        cr_assert_eq((e.counter / RANKS) % 2, 1, "counter %llu came back "
+                     "twice", (unsigned long long)e.counter);
+        n++;
+    }
+    cr_assert_eq(n, (N / RANKS + 1) / 2);
+    cr_assert_eq(rh_inflight_take_rank(5, &e), 0);
+    cr_assert_eq(rh_inflight_take(6, 6, &e), 1, "another rank's entry");
+    dropped = 0;
+    rh_inflight_clear(count_drop);
+    cr_assert_eq(dropped, N - (N / RANKS + 1) - 1);
+}
