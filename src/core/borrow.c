@@ -20,13 +20,15 @@ typedef struct rh_borrow_hdr {
 } rh_borrow_hdr_t;
 
 /* Borrower side: id -> how many tasks here hold it (rank unused).
- * Owner side: (id, borrower rank) -> balance of the borrower's messages. */
+ * Owner side: (id, borrower rank) -> balance of the borrower's messages,
+ * and the future held for the borrower while the balance is positive. */
 typedef struct rh_borrow_entry rh_borrow_entry_t;
 struct rh_borrow_entry {
     rh_borrow_entry_t *next;
     rh_object_id_t     id;
     int                rank;
     long               count;
+    rh_future_t       *fut;
 };
 
 typedef struct rh_borrow_table {
@@ -116,7 +118,8 @@ long rh_borrow_lent(void)
 static void rh_borrow_lend(rh_object_id_t id, int rank, int32_t delta)
 {
     rh_borrow_entry_t **pp, *e;
-    rh_future_t *f = rh_future_find(id);
+    /* held from here: a last release meanwhile cannot free it */
+    rh_future_t *f = delta > 0 ? rh_future_find_hold(id) : NULL;
     long before;
 
     pthread_mutex_lock(&rh_lent.lock);
@@ -131,6 +134,9 @@ static void rh_borrow_lend(rh_object_id_t id, int rank, int32_t delta)
         e = calloc(1, sizeof(*e));
         if (e == NULL) {
             pthread_mutex_unlock(&rh_lent.lock);
+            if (f != NULL) {
+                rh_future_unhold(f);
+            }
             return;
         }
         e->id = id;
@@ -140,19 +146,22 @@ static void rh_borrow_lend(rh_object_id_t id, int rank, int32_t delta)
     before = e->count;
     e->count += delta;
     if (before <= 0 && e->count > 0 && f != NULL) {
-        rh_future_hold(f);
+        e->fut = f;   /* the lookup's hold is the borrower's */
+        f = NULL;
         atomic_fetch_add(&rh_lent_count, 1);
-    } else if (before > 0 && e->count <= 0) {
+    } else if (before > 0 && e->count <= 0 && e->fut != NULL) {
         atomic_fetch_sub(&rh_lent_count, 1);
-        if (f != NULL) {
-            rh_future_unhold(f);
-        }
+        rh_future_unhold(e->fut);
+        e->fut = NULL;
     }
     if (e->count == 0) {
         *pp = e->next;
         free(e);
     }
     pthread_mutex_unlock(&rh_lent.lock);
+    if (f != NULL) {
+        rh_future_unhold(f);
+    }
 }
 
 static rh_status_t rh_borrow_on_msg(void *arg, rh_am_msg_t *msg)
@@ -185,13 +194,9 @@ static void rh_borrow_on_peer_failure(void *arg, int rank)
                 pp = &e->next;
                 continue;
             }
-            if (e->count > 0) {
-                rh_future_t *f = rh_future_find(e->id);
-
+            if (e->fut != NULL) {
                 atomic_fetch_sub(&rh_lent_count, 1);
-                if (f != NULL) {
-                    rh_future_unhold(f);
-                }
+                rh_future_unhold(e->fut);
             }
             *pp = e->next;
             free(e);
