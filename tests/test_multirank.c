@@ -541,6 +541,17 @@ Test(pull, copies_of_a_dead_owners_object_leave_the_stores_over_tcp)
     owner_dies_case(ONE_WORKER_TCP);
 }
 
+/* Rank 0 lets objects go while ranks of two other nodes get them and hand
+ * them to tasks of their own: each get and task reads the object or fails
+ * saying it was released, and rank 0 ends with no future left. */
+Test(release, releases_racing_pulls_and_borrows_read_or_fail_cleanly)
+{
+    rh_run_t run = expect_mode(3, 3, "tests/multi/release", "100", ONE_WORKER,
+                               "RELEASE RACE OK: ");
+
+    rh_run_free(&run);
+}
+
 /* ---- where tasks are placed ----------------------------------------------------- */
 
 static const char *const BUSY[] = { "RAYHPC_NUM_WORKERS=1",

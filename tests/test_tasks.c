@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "core/future.h"
 #include "plasma/store.h"
 #include "rayhpc.h"
 
@@ -182,6 +183,67 @@ Test(tasks, fan_out_fan_in_of_100k_tasks)
     }
     free(leaves);
     free(args);
+}
+
+/* A put and a task that reads it, `rounds` times; the released refs of
+ * before stay released, whatever objects their slots hold now. */
+static void run_past(int rounds, const rh_ref_t *old, int nold)
+{
+    const void *p;
+    size_t len;
+
+    for (int i = 0; i < rounds; i++) {
+        int64_t v = i;
+        rh_ref_t put, r;
+        rh_arg_t arg;
+
+        cr_assert_eq(rh_put(&v, sizeof(v), &put), RH_OK, "put %d: %s", i,
+                     rh_last_error());
+        arg = rh_arg_ref(put);
+        cr_assert_eq(rh_remote("inc", &arg, 1, NULL, &r), RH_OK,
+                     "task %d: %s", i, rh_last_error());
+        rh_release(put);
+        cr_assert_eq(get_i64(r), i + 1);
+        rh_release(r);
+    }
+    for (int k = 0; k < nold; k++) {
+        cr_expect_eq(rh_get(old[k], &p, &len, 0), RH_ERR_INVALID_REF);
+        cr_expect(strstr(rh_last_error(), "released") != NULL, "%s",
+                  rh_last_error());
+        cr_expect_eq(rh_release(old[k]), RH_ERR_INVALID_REF);
+    }
+}
+
+/* A put and a task's return, both released. */
+static void released_refs(rh_ref_t old[2])
+{
+    int64_t v = 7;
+
+    cr_assert_eq(rh_put(&v, sizeof(v), &old[0]), RH_OK);
+    cr_assert_eq(rh_remote("leaf", NULL, 0, NULL, &old[1]), RH_OK);
+    cr_assert_eq(get_i64(old[1]), 1);
+    rh_release(old[0]);
+    rh_release(old[1]);
+}
+
+Test(tasks, puts_and_tasks_go_on_past_2_to_the_32_objects)
+{
+    rh_ref_t old[2];
+
+    released_refs(old);
+    rh_future_test_wear((uint64_t)1 << 32);
+    run_past(10000, old, 2);
+}
+
+Test(tasks, puts_and_tasks_go_on_as_object_table_slots_retire)
+{
+    rh_ref_t old[2];
+
+    released_refs(old);
+    /* each slot has one generation left: every object retires one */
+    rh_future_test_wear((RH_FUTURE_GENERATIONS - 1) <<
+                        RH_FUTURE_TABLE_MIN_BITS);
+    run_past(3 << RH_FUTURE_TABLE_MIN_BITS, old, 2);
 }
 
 Test(tasks, chain_passes_values_along)

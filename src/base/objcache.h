@@ -6,6 +6,13 @@
  * This is what keeps a task's submit -> run -> complete path off malloc
  * when one thread allocates and others free (a driver submitting tasks
  * that workers finish).
+ *
+ * Memory is type-stable: an object is handed back to malloc only by
+ * rh_objcache_fini, and a free object's bytes past its first three words
+ * (the cache's links) are left as they were. A lock-free reader may
+ * therefore read atomics past those words in an object that was freed
+ * under it (the future table does). The cache keeps at most the most
+ * objects ever out at once, plus the magazines of the threads.
  */
 #ifndef RH_BASE_OBJCACHE_H
 #define RH_BASE_OBJCACHE_H
@@ -13,7 +20,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
-#define RH_OBJCACHE_MAX   4     /* caches in the process */
+#define RH_OBJCACHE_MAX   10    /* caches in the process */
 #define RH_OBJCACHE_BATCH 256   /* objects moved to or from the depot */
 
 typedef struct rh_objcache {

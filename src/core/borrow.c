@@ -18,25 +18,30 @@ typedef struct rh_borrow_hdr {
     uint32_t reserved;
 } rh_borrow_hdr_t;
 
-/* Borrower side: id -> how many tasks here hold it (rank 0).
- * Owner side: (id, borrower rank) -> balance of the borrower's messages.
- * Values are longs. */
+/* Borrower side: id -> how many tasks here hold it (rank 0), a long.
+ * Owner side: (id, borrower rank) -> balance of the borrower's messages,
+ * and the future held for the borrower while the balance is positive. */
 typedef struct rh_borrow_key {
     rh_object_id_t id;
     int64_t        rank;   /* 64 bits: the key has no padding to hash */
 } rh_borrow_key_t;
+
+typedef struct rh_lent_val {
+    long         count;
+    rh_future_t *fut;
+} rh_lent_val_t;
 
 typedef struct rh_borrow_table {
     pthread_mutex_t lock;
     rh_hmap_t       map;
 } rh_borrow_table_t;
 
-#define RH_BORROW_TABLE_INIT                                                 \
+#define RH_BORROW_TABLE_INIT(vsize)                                          \
     { .lock = PTHREAD_MUTEX_INITIALIZER,                                     \
-      .map = RH_HMAP_INITIALIZER(sizeof(rh_borrow_key_t), sizeof(long)) }
+      .map = RH_HMAP_INITIALIZER(sizeof(rh_borrow_key_t), (vsize)) }
 
-static rh_borrow_table_t rh_held = RH_BORROW_TABLE_INIT;
-static rh_borrow_table_t rh_lent = RH_BORROW_TABLE_INIT;
+static rh_borrow_table_t rh_held = RH_BORROW_TABLE_INIT(sizeof(long));
+static rh_borrow_table_t rh_lent = RH_BORROW_TABLE_INIT(sizeof(rh_lent_val_t));
 static _Atomic long rh_lent_count;
 
 static rh_borrow_key_t rh_borrow_key(rh_object_id_t id, int rank)
@@ -105,42 +110,52 @@ long rh_borrow_lent(void)
 static void rh_borrow_lend(rh_object_id_t id, int rank, int32_t delta)
 {
     rh_borrow_key_t k = rh_borrow_key(id, rank);
-    rh_future_t *f = rh_future_find(id);
-    long *count, before;
+    /* held from here: a last release meanwhile cannot free it */
+    rh_future_t *f = delta > 0 ? rh_future_find_hold(id) : NULL;
+    rh_lent_val_t *v;
+    long before;
 
     pthread_mutex_lock(&rh_lent.lock);
-    count = rh_hmap_get(&rh_lent.map, &k);
-    if (count == NULL) {
+    v = rh_hmap_get(&rh_lent.map, &k);
+    if (v == NULL) {
         if (delta > 0 && f == NULL) {
             /* Released before the borrower said so: nothing left to keep
              * (its task will say what is missing when it runs). */
             pthread_mutex_unlock(&rh_lent.lock);
             return;
         }
-        count = rh_hmap_put(&rh_lent.map, &k, NULL);
-        if (count == NULL) {
+        v = rh_hmap_put(&rh_lent.map, &k, NULL);
+        if (v == NULL) {
             pthread_mutex_unlock(&rh_lent.lock);
             rh_warn("out of memory counting a borrow of an object by rank "
                     "%d: the object goes with its owner's last release",
                     rank);
+            if (f != NULL) {
+                rh_future_unhold(f);
+            }
             return;
         }
+        v->count = 0;
+        v->fut = NULL;
     }
-    before = *count;
-    *count += delta;
-    if (before <= 0 && *count > 0 && f != NULL) {
-        rh_future_hold(f);
+    before = v->count;
+    v->count += delta;
+    if (before <= 0 && v->count > 0 && f != NULL) {
+        v->fut = f;   /* the lookup's hold is the borrower's */
+        f = NULL;
         atomic_fetch_add(&rh_lent_count, 1);
-    } else if (before > 0 && *count <= 0) {
+    } else if (before > 0 && v->count <= 0 && v->fut != NULL) {
         atomic_fetch_sub(&rh_lent_count, 1);
-        if (f != NULL) {
-            rh_future_unhold(f);
-        }
+        rh_future_unhold(v->fut);
+        v->fut = NULL;
     }
-    if (*count == 0) {
+    if (v->count == 0) {
         (void)rh_hmap_del(&rh_lent.map, &k, NULL);
     }
     pthread_mutex_unlock(&rh_lent.lock);
+    if (f != NULL) {
+        rh_future_unhold(f);
+    }
 }
 
 static rh_status_t rh_borrow_on_msg(void *arg, rh_am_msg_t *msg)
@@ -174,13 +189,9 @@ static void rh_borrow_on_peer_failure(void *arg, int rank)
         if (k.rank != rank) {
             continue;
         }
-        if (*(long *)val > 0) {
-            rh_future_t *f = rh_future_find(k.id);
-
+        if (((rh_lent_val_t *)val)->fut != NULL) {
             atomic_fetch_sub(&rh_lent_count, 1);
-            if (f != NULL) {
-                rh_future_unhold(f);
-            }
+            rh_future_unhold(((rh_lent_val_t *)val)->fut);
         }
         rh_hmap_iter_del(&it);
     }

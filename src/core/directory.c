@@ -127,18 +127,23 @@ static rh_status_t rh_dir_on_copied(void *arg, rh_am_msg_t *msg)
 {
     rh_object_id_t id = rh_object_id_read(msg->hdr);
     rh_dir_msg_t m = { id.hi, id.lo };
+    rh_future_t *f;
     int alive;
 
     (void)arg;
     if (rh_object_id_owner(id) != (uint32_t)rh_rank()) {
         return RH_ERR_MALFORMED;
     }
-    /* Under the lock, so that a concurrent last release either sees the
-     * entry (and frees the copy) or happened before we looked. */
+    /* Our hold keeps the last release from passing between the look and
+     * the entry: when ours is the last, its end sees the entry and frees
+     * the copy (after the lock, which that end takes). */
+    f = rh_future_find_hold(id);
     pthread_mutex_lock(&rh_dir_lock);
-    alive = rh_future_find(id) != NULL &&
-            rh_dir_add_locked(id, (int)msg->src) == RH_OK;
+    alive = f != NULL && rh_dir_add_locked(id, (int)msg->src) == RH_OK;
     pthread_mutex_unlock(&rh_dir_lock);
+    if (f != NULL) {
+        rh_future_unhold(f);
+    }
     if (!alive) {
         (void)rh_am_send(msg->src, RH_AM_ID_OBJ_FREE, &m, sizeof(m), NULL, 0,
                          NULL, NULL);

@@ -195,10 +195,11 @@ static void rh_inflight_fail(const rh_inflight_t *e, const char *message)
     for (int i = 0; i < e->nreturns; i++) {
         rh_object_id_t id = rh_object_id_make((uint32_t)rh_rank(), e->counter,
                                               (uint32_t)i + 1);
-        rh_future_t *f = rh_future_find(id);
+        rh_future_t *f = rh_future_find_hold(id);
 
         if (f != NULL) {
             rh_future_fail(f, message);
+            rh_future_unhold(f);
         }
     }
 }
@@ -716,7 +717,7 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
         rh_fwd_item_t item;
         rh_object_id_t id = rh_object_id_make((uint32_t)rh_rank(), h->counter,
                                               i + 1);
-        rh_future_t *f = rh_future_find(id);
+        rh_future_t *f = rh_future_find_hold(id);
         const uint8_t *d;
 
         memcpy(&item, p + off, sizeof(item));
@@ -752,6 +753,7 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
                 rh_future_fail(f, rh_last_error());
             }
         }
+        rh_future_unhold(f);
     }
     rh_inflight_release(&e);
 }

@@ -1,6 +1,7 @@
 #include "core/future.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <linux/futex.h>
 #include <stdlib.h>
@@ -13,25 +14,54 @@
 #include "base/objcache.h"
 #include "base/status.h"
 
-#define RH_FT_CHUNK_BITS 12
-#define RH_FT_CHUNK      (1u << RH_FT_CHUNK_BITS)
-#define RH_FT_TOP        (1u << 20)   /* 2^32 counters per rank */
+/*
+ * The table: slot words in chunks of RH_FT_CHUNK, found through a top array
+ * sized for the largest table (2 MiB of address space; pages are touched as
+ * chunks come). Chunks come as the table doubles and stay until teardown,
+ * so a lookup never reads a freed chunk; there are at most twice as many
+ * slots as the most futures ever alive at once.
+ *
+ * A slot's word is a block's address tagged RH_FT_BUSY, RH_FT_BUSY alone
+ * while its new block is being filled in, or, while free, the generation of
+ * its last block shifted left by one (0: never used). New blocks take the
+ * free slots in turn (a cursor round the table, skipping busy ones), so
+ * every slot ages at the same pace, one generation a lap at most, and a lap
+ * takes at least half the table's slots worth of objects: the first slot
+ * retires after 2^33 laps of 2048 objects or more (half a year at a million
+ * objects a second), and the table takes new slots for the retired ones. A
+ * counter is never issued twice: 2^30 slots of 2^33 generations each.
+ *
+ * Blocks come from object caches, one per size class (1, 2, 4 .. 64
+ * futures), and go back there when their last future dies; a cache never
+ * hands memory back to malloc before rh_future_teardown. A block's memory
+ * is therefore a block (of one class) for as long as a lookup may run, and
+ * the caches keep at most the most blocks ever alive at once, plus what the
+ * threads' magazines hold. That lets a lookup read a block that has just
+ * died: it reads only atomics (the counter, the capacity, a future's refs),
+ * takes a hold only on a future whose refs are not 0, and checks the
+ * block's counter again once the hold keeps it from dying.
+ */
+#define RH_FT_SLOT_MASK  ((1ull << RH_FUTURE_SLOT_BITS) - 1)
+#define RH_FT_CHUNK_BITS RH_FUTURE_TABLE_MIN_BITS
+#define RH_FT_CHUNK      (1ull << RH_FT_CHUNK_BITS)
+#define RH_FT_TOP        (1ull << (RH_FUTURE_SLOT_BITS - RH_FT_CHUNK_BITS))
+#define RH_FT_BUSY       ((uintptr_t)1)
+#define RH_FT_CLASSES    7   /* blocks of up to 1, 2, 4 ... 64 futures */
 
 /* Marks a waiter list that is closed: the future is final. */
 #define RH_WAITERS_CLOSED ((rh_waiter_t *)(uintptr_t)1)
 
 typedef struct rh_ft_chunk {
-    /* Counts down installs and frees of its RH_FT_CHUNK blocks: at 0 every
-     * counter of the chunk has come and gone and the chunk goes too. */
-    _Atomic int            remaining;
-    _Atomic(rh_fblock_t *) slot[RH_FT_CHUNK];
+    _Atomic uintptr_t word[RH_FT_CHUNK];
 } rh_ft_chunk_t;
 
 static _Atomic(rh_ft_chunk_t *) *rh_ft_top;
-/* Blocks of one future (puts, one-return tasks: nearly all) are cached. */
-static rh_objcache_t rh_ft_cache;
-#define RH_FT_ONE (sizeof(rh_fblock_t) + sizeof(rh_future_t))
-static _Atomic uint64_t rh_ft_next = 1;
+static _Atomic uint64_t rh_ft_cap;        /* slots: a power of two */
+static _Atomic uint64_t rh_ft_cursor;     /* the next slot to try */
+static _Atomic uint64_t rh_ft_retired;    /* slots whose generations are
+                                           * spent */
+static pthread_mutex_t rh_ft_grow_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_objcache_t rh_ft_cache[RH_FT_CLASSES];
 static _Atomic long rh_ft_live;
 static uint32_t rh_ft_rank;
 static void (*rh_ft_store_delete)(rh_object_id_t id);
@@ -40,24 +70,105 @@ static void (*rh_ft_store_delete)(rh_object_id_t id);
 static _Atomic uint32_t rh_ft_epoch;
 static _Atomic int rh_ft_sleepers;
 
+/* The object cache of class c: class 0 keeps the id it always had. */
+static int rh_ft_cache_id(int c)
+{
+    return c == 0 ? 1 : 3 + c;
+}
+
+static size_t rh_ft_block_size(int c)
+{
+    return sizeof(rh_fblock_t) + ((size_t)1 << c) * sizeof(rh_future_t);
+}
+
+static int rh_ft_class(int n)
+{
+    int c = 0;
+
+    while ((1 << c) < n) {
+        c++;
+    }
+    return c;
+}
+
+static _Atomic uintptr_t *rh_ft_slot(uint64_t pos)
+{
+    rh_ft_chunk_t *c;
+
+    c = atomic_load_explicit(&rh_ft_top[pos >> RH_FT_CHUNK_BITS],
+                             memory_order_acquire);
+    return c == NULL ? NULL : &c->word[pos & (RH_FT_CHUNK - 1)];
+}
+
+/* Doubles the table until `used` slots are at most half of it; under the
+ * lock, which only growth takes. */
+static rh_status_t rh_ft_grow(uint64_t used)
+{
+    uint64_t cap;
+    rh_status_t status = RH_OK;
+
+    pthread_mutex_lock(&rh_ft_grow_lock);
+    cap = atomic_load(&rh_ft_cap);
+    while (status == RH_OK && used * 2 > cap) {
+        uint64_t next = cap == 0 ? RH_FT_CHUNK : 2 * cap;
+
+        if (cap == RH_FT_TOP * RH_FT_CHUNK) {
+            status = rh_error_set(RH_ERR_NO_MEMORY, "this rank holds %llu "
+                                  "objects at once, the most its object "
+                                  "table takes", (unsigned long long)used);
+            break;
+        }
+        for (uint64_t i = cap >> RH_FT_CHUNK_BITS;
+             i < next >> RH_FT_CHUNK_BITS; i++) {
+            rh_ft_chunk_t *c;
+
+            if (atomic_load(&rh_ft_top[i]) != NULL) {
+                continue;
+            }
+            c = calloc(1, sizeof(*c));
+            if (c == NULL) {
+                status = rh_error_set(RH_ERR_NO_MEMORY, "object table: out "
+                                      "of memory at %llu slots",
+                                      (unsigned long long)cap);
+                break;
+            }
+            atomic_store_explicit(&rh_ft_top[i], c, memory_order_release);
+        }
+        if (status == RH_OK) {
+            cap = next;
+            atomic_store_explicit(&rh_ft_cap, cap, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&rh_ft_grow_lock);
+    return status;
+}
+
 void rh_future_setup(uint32_t rank, void (*store_delete)(rh_object_id_t))
 {
     rh_ft_rank = rank;
     rh_ft_store_delete = store_delete;
     if (rh_ft_top == NULL) {
-        /* 8 MiB of address space; pages are touched only as used. */
         rh_ft_top = calloc(RH_FT_TOP, sizeof(*rh_ft_top));
-        rh_objcache_init(&rh_ft_cache, 1, RH_FT_ONE);
+        for (int c = 0; c < RH_FT_CLASSES; c++) {
+            rh_objcache_init(&rh_ft_cache[c], rh_ft_cache_id(c),
+                             rh_ft_block_size(c));
+        }
+        atomic_store(&rh_ft_cap, 0);
+        atomic_store(&rh_ft_cursor, 0);
+        atomic_store(&rh_ft_retired, 0);
+        if (rh_ft_top != NULL && rh_ft_grow(RH_FT_CHUNK / 2) != RH_OK) {
+            free(rh_ft_top);
+            rh_ft_top = NULL;
+        }
     }
 }
 
 static void rh_ft_block_free(rh_fblock_t *b)
 {
-    if (b->n == 1) {
-        rh_objcache_put(&rh_ft_cache, b);
-    } else {
-        free(b);
-    }
+    int c = rh_ft_class((int)atomic_load_explicit(&b->capacity,
+                                                  memory_order_relaxed));
+
+    rh_objcache_put(&rh_ft_cache[c], b);
 }
 
 void rh_future_teardown(void)
@@ -65,28 +176,30 @@ void rh_future_teardown(void)
     if (rh_ft_top == NULL) {
         return;
     }
-    for (uint32_t i = 0; i < RH_FT_TOP; i++) {
+    for (uint64_t i = 0; i < RH_FT_TOP; i++) {
         rh_ft_chunk_t *c = atomic_load(&rh_ft_top[i]);
 
         if (c == NULL) {
             continue;
         }
-        for (uint32_t j = 0; j < RH_FT_CHUNK; j++) {
-            rh_fblock_t *b = atomic_load(&c->slot[j]);
+        for (uint64_t j = 0; j < RH_FT_CHUNK; j++) {
+            uintptr_t w = atomic_load(&c->word[j]);
+            rh_fblock_t *b = (rh_fblock_t *)(w & ~RH_FT_BUSY);
 
-            if (b != NULL) {
+            if ((w & RH_FT_BUSY) && b != NULL) {
                 for (int k = 0; k < b->n; k++) {
                     free(b->f[k].message);
                 }
-                rh_ft_block_free(b);
+                free(b);
             }
         }
         free(c);
-        atomic_store(&rh_ft_top[i], NULL);
     }
     free(rh_ft_top);
     rh_ft_top = NULL;
-    rh_objcache_fini(&rh_ft_cache);
+    for (int c = 0; c < RH_FT_CLASSES; c++) {
+        rh_objcache_fini(&rh_ft_cache[c]);
+    }
     atomic_store(&rh_ft_live, 0);
 }
 
@@ -95,88 +208,112 @@ long rh_future_live(void)
     return atomic_load(&rh_ft_live);
 }
 
-static rh_ft_chunk_t *rh_ft_chunk(uint64_t counter, int create)
+void rh_future_test_wear(uint64_t objects)
 {
-    uint64_t idx = counter >> RH_FT_CHUNK_BITS;
-    rh_ft_chunk_t *c = atomic_load_explicit(&rh_ft_top[idx],
-                                            memory_order_acquire);
-    rh_ft_chunk_t *expected = NULL;
+    uint64_t cap = atomic_load(&rh_ft_cap), laps;
 
-    if (c != NULL || !create) {
-        return c;
+    if (rh_ft_top == NULL) {
+        return;
     }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return NULL;
+    laps = objects / cap;
+    for (uint64_t pos = 0; pos < cap; pos++) {
+        _Atomic uintptr_t *slot = rh_ft_slot(pos);
+        uintptr_t w = atomic_load(slot);
+        uint64_t gen = w >> 1;
+
+        if ((w & RH_FT_BUSY) || gen == RH_FUTURE_GENERATIONS) {
+            continue;
+        }
+        gen = laps >= RH_FUTURE_GENERATIONS - gen ? RH_FUTURE_GENERATIONS :
+              gen + laps;
+        if (gen == RH_FUTURE_GENERATIONS) {
+            atomic_fetch_add(&rh_ft_retired, 1);
+        }
+        atomic_store(slot, (uintptr_t)(gen << 1));
     }
-    atomic_store(&c->remaining, 2 * (int)RH_FT_CHUNK);
-    if (idx == 0) {
-        atomic_fetch_sub(&c->remaining, 2);   /* counter 0 is never used */
-    }
-    if (!atomic_compare_exchange_strong(&rh_ft_top[idx], &expected, c)) {
-        free(c);
-        c = expected;
-    }
-    return c;
+    atomic_fetch_add(&rh_ft_cursor, objects % cap);
 }
 
-static void rh_ft_chunk_done(uint64_t counter, rh_ft_chunk_t *c)
+/* Takes a free slot for b, gives b its counter and publishes it. The caller
+ * counted b's futures as live, which keeps at least half the slots free. */
+static void rh_ft_install(rh_fblock_t *b)
 {
-    if (atomic_fetch_sub(&c->remaining, 1) == 1) {
-        atomic_store(&rh_ft_top[counter >> RH_FT_CHUNK_BITS], NULL);
-        free(c);
+    _Atomic uintptr_t *slot;
+    uintptr_t w;
+    uint64_t pos, gen;
+    uint32_t capacity = atomic_load_explicit(&b->capacity,
+                                             memory_order_relaxed);
+
+    for (;;) {
+        uint64_t cap = atomic_load_explicit(&rh_ft_cap, memory_order_acquire);
+
+        pos = atomic_fetch_add_explicit(&rh_ft_cursor, 1,
+                                        memory_order_relaxed) & (cap - 1);
+        slot = rh_ft_slot(pos);
+        w = atomic_load_explicit(slot, memory_order_relaxed);
+        if (!(w & RH_FT_BUSY) && (w >> 1) != RH_FUTURE_GENERATIONS &&
+            atomic_compare_exchange_strong_explicit(slot, &w, RH_FT_BUSY,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            break;
+        }
     }
+    gen = (uint64_t)(w >> 1) + 1;
+    atomic_store_explicit(&b->counter, gen << RH_FUTURE_SLOT_BITS | pos,
+                          memory_order_relaxed);
+    /* Released after the counter: a stale lookup (one that read the block
+     * in its last life) that takes a hold on one of these refs then sees
+     * the new counter and lets go. Refs past n stay 0: no hold there. */
+    for (uint32_t i = 0; i < capacity; i++) {
+        atomic_store_explicit(&b->f[i].refs, i < (uint32_t)b->n ? 2 : 0,
+                              memory_order_release);
+    }
+    atomic_store_explicit(slot, (uintptr_t)b | RH_FT_BUSY,
+                          memory_order_release);
 }
 
 static rh_status_t rh_ft_block_alloc(int n, int is_put, rh_fblock_t **out)
 {
-    uint64_t counter;
-    rh_ft_chunk_t *c;
+    int c = rh_ft_class(n);
+    uint64_t used;
     rh_fblock_t *b;
+    rh_status_t status;
 
     if (rh_ft_top == NULL) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "librayhpc is not "
                             "initialized");
     }
-    counter = atomic_fetch_add_explicit(&rh_ft_next, 1, memory_order_relaxed);
-    if (counter >= (uint64_t)RH_FT_TOP * RH_FT_CHUNK) {
-        return rh_error_set(RH_ERR_NO_MEMORY, "this rank used up its 2^32 "
-                            "object counters");
+    used = (uint64_t)atomic_fetch_add_explicit(&rh_ft_live, n,
+                                               memory_order_relaxed) +
+           (uint64_t)n + atomic_load_explicit(&rh_ft_retired,
+                                              memory_order_relaxed);
+    if (used * 2 > atomic_load_explicit(&rh_ft_cap, memory_order_acquire) &&
+        (status = rh_ft_grow(used)) != RH_OK) {
+        atomic_fetch_sub_explicit(&rh_ft_live, n, memory_order_relaxed);
+        return status;
     }
-    c = rh_ft_chunk(counter, 1);
-    if (n == 1) {
-        b = rh_objcache_get(&rh_ft_cache);
-        if (b != NULL) {
-            memset(b, 0, RH_FT_ONE);
-        }
-    } else {
-        b = calloc(1, sizeof(*b) + (size_t)n * sizeof(rh_future_t));
-    }
-    if (c == NULL || b == NULL) {
-        free(b);
-        if (c != NULL) {
-            rh_ft_chunk_done(counter, c);   /* never installed, never freed */
-            rh_ft_chunk_done(counter, c);
-        }
+    b = rh_objcache_get(&rh_ft_cache[c]);
+    if (b == NULL) {
+        atomic_fetch_sub_explicit(&rh_ft_live, n, memory_order_relaxed);
         return rh_error_set(RH_ERR_NO_MEMORY, "object table");
     }
-    b->counter = counter;
     b->n = n;
-    atomic_store(&b->live, n);
     b->is_put = is_put;
+    atomic_store_explicit(&b->live, n, memory_order_relaxed);
+    atomic_store_explicit(&b->capacity, 1u << c, memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         rh_future_t *f = &b->f[i];
 
         atomic_store_explicit(&f->state, RH_FUTURE_PENDING,
                               memory_order_relaxed);
-        atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
         atomic_store_explicit(&f->waiters, NULL, memory_order_relaxed);
         f->block = b;
+        f->data = NULL;
+        f->len = 0;
+        f->in_store = 0;
+        f->message = NULL;
     }
-    atomic_fetch_add_explicit(&rh_ft_live, n, memory_order_relaxed);
-    atomic_store_explicit(&c->slot[counter & (RH_FT_CHUNK - 1)], b,
-                          memory_order_release);
-    rh_ft_chunk_done(counter, c);   /* installed */
+    rh_ft_install(b);
     *out = b;
     return RH_OK;
 }
@@ -198,45 +335,60 @@ static int rh_ft_is_put(const rh_fblock_t *b)
 
 rh_object_id_t rh_future_id(const rh_fblock_t *b, int i, int is_put)
 {
-    return rh_object_id_make(rh_ft_rank, b->counter,
+    return rh_object_id_make(rh_ft_rank,
+                             atomic_load_explicit(&b->counter,
+                                                  memory_order_relaxed),
                              is_put ? 0u : (uint32_t)i + 1);
 }
 
-rh_future_t *rh_future_find(rh_object_id_t id)
+/* A hold, unless the holds are gone: a future that died stays dead. */
+static int rh_ft_hold_if_held(rh_future_t *f)
+{
+    int refs = atomic_load_explicit(&f->refs, memory_order_relaxed);
+
+    while (refs > 0) {
+        if (atomic_compare_exchange_weak_explicit(&f->refs, &refs, refs + 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+rh_future_t *rh_future_find_hold(rh_object_id_t id)
 {
     uint64_t counter = rh_object_id_counter(id);
     uint32_t index = rh_object_id_index(id);
-    rh_ft_chunk_t *c;
+    uint32_t k = index == 0 ? 0 : index - 1;
+    _Atomic uintptr_t *slot;
+    uintptr_t w;
     rh_fblock_t *b;
     rh_future_t *f;
 
-    if (rh_ft_top == NULL || counter == 0 ||
-        counter >= (uint64_t)RH_FT_TOP * RH_FT_CHUNK) {
+    if (rh_ft_top == NULL ||
+        (slot = rh_ft_slot(counter & RH_FT_SLOT_MASK)) == NULL) {
         return NULL;
     }
-    c = rh_ft_chunk(counter, 0);
-    if (c == NULL) {
+    w = atomic_load_explicit(slot, memory_order_acquire);
+    b = (rh_fblock_t *)(w & ~RH_FT_BUSY);
+    if (!(w & RH_FT_BUSY) || b == NULL ||
+        atomic_load_explicit(&b->counter, memory_order_relaxed) != counter ||
+        k >= atomic_load_explicit(&b->capacity, memory_order_relaxed)) {
         return NULL;
     }
-    b = atomic_load_explicit(&c->slot[counter & (RH_FT_CHUNK - 1)],
-                             memory_order_acquire);
-    if (b == NULL || b->counter != counter) {
+    f = &b->f[k];
+    if (!rh_ft_hold_if_held(f)) {
         return NULL;
     }
-    if (rh_ft_is_put(b)) {
-        if (index != 0) {
-            return NULL;
-        }
-        f = &b->f[0];
-    } else {
-        if (index == 0 || index > (uint32_t)b->n) {
-            return NULL;
-        }
-        f = &b->f[index - 1];
+    /* Held, the block cannot die: is it still the object the id names? */
+    if (atomic_load_explicit(&b->counter, memory_order_relaxed) != counter ||
+        (rh_ft_is_put(b) ? index != 0 : index == 0 ||
+                                        index > (uint32_t)b->n)) {
+        rh_future_unhold(f);
+        return NULL;
     }
-    /* A future whose holds are all gone is released: not for new users. */
-    return atomic_load_explicit(&f->refs, memory_order_acquire) > 0 ? f :
-           NULL;
+    return f;
 }
 
 /* ---- life and death -------------------------------------------------------- */
@@ -256,12 +408,17 @@ static void rh_ft_dead(rh_future_t *f)
     f->message = NULL;
     atomic_fetch_sub_explicit(&rh_ft_live, 1, memory_order_relaxed);
     if (atomic_fetch_sub(&b->live, 1) == 1) {
-        uint64_t counter = b->counter;
-        rh_ft_chunk_t *c = rh_ft_chunk(counter, 0);
+        uint64_t counter = atomic_load_explicit(&b->counter,
+                                                memory_order_relaxed);
+        uint64_t gen = counter >> RH_FUTURE_SLOT_BITS;
 
-        atomic_store(&c->slot[counter & (RH_FT_CHUNK - 1)], NULL);
+        /* The slot keeps the generation; at the last one it retires. */
+        atomic_store_explicit(rh_ft_slot(counter & RH_FT_SLOT_MASK),
+                              (uintptr_t)(gen << 1), memory_order_release);
+        if (gen == RH_FUTURE_GENERATIONS) {
+            atomic_fetch_add(&rh_ft_retired, 1);
+        }
         rh_ft_block_free(b);
-        rh_ft_chunk_done(counter, c);
     }
 }
 

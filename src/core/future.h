@@ -5,9 +5,16 @@
  * error of a failed task, and lists who waits for it.
  *
  * Futures live in blocks, one per counter (a put, or a task with its
- * returns), found from a ref in O(1) without a lock: a two-level array
- * indexed by the counter. A block is freed once every future in it is both
- * final and unheld, and a chunk of the array once all its blocks are.
+ * returns). A counter is a slot of the object table and the generation of
+ * that slot: slots are reused, each time with the next generation, so ids
+ * never run out, and a stale id (a released object's, or one from the wire)
+ * names an older generation than the slot's and is found as released. A
+ * slot whose generations are spent retires: no counter is issued twice.
+ *
+ * A lookup takes a hold without a lock, in O(1), from any thread, and only
+ * while the future still has one: blocks are never handed back to malloc
+ * while the table lives (see future.c), so a lookup racing the last release
+ * reads a block that may be free or reused, but never freed memory.
  */
 #ifndef RH_CORE_FUTURE_H
 #define RH_CORE_FUTURE_H
@@ -21,6 +28,14 @@
 
 /* Values up to this size live in the future itself, not in the store. */
 #define RH_FUTURE_INLINE 40
+
+/* A counter is generation << RH_FUTURE_SLOT_BITS | slot, with generations
+ * 1 .. RH_FUTURE_GENERATIONS: counters are never 0 and stay below 2^63
+ * (forward.c keys tasks without returns above). The table starts with
+ * 2^RH_FUTURE_TABLE_MIN_BITS slots and doubles when half are used. */
+#define RH_FUTURE_SLOT_BITS      30
+#define RH_FUTURE_GENERATIONS    ((1ull << (63 - RH_FUTURE_SLOT_BITS)) - 1)
+#define RH_FUTURE_TABLE_MIN_BITS 12
 
 typedef enum rh_future_state {
     RH_FUTURE_PENDING = 0,
@@ -51,12 +66,22 @@ typedef struct rh_future {
 } rh_future_t;
 
 struct rh_fblock {
-    uint64_t    counter;
-    _Atomic int live;        /* futures not yet dead */
-    int         n;
-    int         is_put;
-    rh_future_t f[];         /* a put: f[0] is index 0; a task: f[i-1] is
-                              * return index i */
+    /* A free block is linked through its first three words by the object
+     * cache: only holders read these fields, never a lookup. */
+    union {
+        void *cache_link[3];
+        struct {
+            int         n;
+            int         is_put;
+            _Atomic int live;      /* futures not yet dead */
+        };
+    };
+    /* What a lookup reads before it holds anything, when the block may be
+     * free or reused: atomics, past the cache's words. */
+    _Atomic uint64_t counter;
+    _Atomic uint32_t capacity;     /* futures f[] has room for */
+    rh_future_t      f[];          /* a put: f[0] is index 0; a task: f[i-1]
+                                    * is return index i */
 };
 
 /* A new counter (never 0) and its block of n futures (a task's returns),
@@ -68,9 +93,16 @@ rh_status_t rh_future_put_block_new(rh_fblock_t **out);
 /* The object id of future i of a block (puts use index 0). */
 rh_object_id_t rh_future_id(const rh_fblock_t *b, int i, int is_put);
 
-/* The future a ref names, when this rank owns it; NULL with a message
- * otherwise (released, never existed). */
-rh_future_t *rh_future_find(rh_object_id_t id);
+/* The future a ref names, with a hold the caller drops with
+ * rh_future_unhold; NULL when this rank has no such future (released,
+ * never existed, or an older generation of its slot). Any thread. */
+rh_future_t *rh_future_find_hold(rh_object_id_t id);
+
+/* The table slot an id of this rank names. */
+static inline uint64_t rh_future_slot(rh_object_id_t id)
+{
+    return rh_object_id_counter(id) & ((1ull << RH_FUTURE_SLOT_BITS) - 1);
+}
 
 /* The producer finished: READY with data, or FAILED with a message (copied).
  * Wakes every waiter and drops the producer's reference. */
@@ -82,13 +114,19 @@ void rh_future_fail(rh_future_t *f, const char *message);
  * added: the caller looks at the state itself). */
 int rh_future_wait_add(rh_future_t *f, rh_waiter_t *w);
 
-/* Takes or drops an owner hold. Dropping the last reference of a final
- * future frees it (and deletes its store object). */
+/* Takes (on a future already held) or drops an owner hold. Dropping the
+ * last reference of a final future frees it (and deletes its store
+ * object). */
 void rh_future_hold(rh_future_t *f);
 void rh_future_unhold(rh_future_t *f);
 
 /* Futures still alive (tests, leak checks). */
 long rh_future_live(void);
+
+/* Tests only: the table acts as if `objects` more objects had come and
+ * gone (every free slot that many laps of the table older), so that a test
+ * reaches 2^32 objects, or the last generation of the slots, at once. */
+void rh_future_test_wear(uint64_t objects);
 
 /* Called once at start-up with this rank and the function deleting store
  * objects; and at the end, to free what is left. */

@@ -64,7 +64,10 @@ static rh_status_t rh_bad_ref(rh_object_id_t id, const char *what)
 
 /* ---- put ---------------------------------------------------------------- */
 
-rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr)
+/* rh_put_create, also handing back the put's future (held by the caller's
+ * hold on the ref). */
+static rh_status_t rh_put_begin(size_t len, rh_ref_t *ref, void **ptr,
+                                rh_future_t **fp)
 {
     rh_fblock_t *b;
     rh_object_id_t id;
@@ -99,6 +102,30 @@ rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr)
     f->len = len;
     *ref = rh_ref(id);
     *ptr = p;
+    *fp = f;
+    return RH_OK;
+}
+
+rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr)
+{
+    rh_future_t *f;
+
+    return rh_put_begin(len, ref, ptr, &f);
+}
+
+/* Seals the put of future f, which the caller holds. */
+static rh_status_t rh_put_seal_future(rh_future_t *f, rh_object_id_t id)
+{
+    rh_status_t status;
+
+    if (atomic_load(&f->state) != RH_FUTURE_PENDING) {
+        return rh_bad_ref(id, "is sealed already");
+    }
+    status = rh_store_seal(rh_core_store(), id);
+    if (status != RH_OK) {
+        return status;
+    }
+    rh_future_complete(f, f->data, f->len, 1);
     return RH_OK;
 }
 
@@ -112,37 +139,33 @@ rh_status_t rh_put_seal(rh_ref_t ref)
         return status;
     }
     if (!rh_is_mine(id) || rh_object_id_index(id) != 0 ||
-        (f = rh_future_find(id)) == NULL) {
+        (f = rh_future_find_hold(id)) == NULL) {
         return rh_bad_ref(id, "is not an unsealed put of this rank");
     }
-    if (atomic_load(&f->state) != RH_FUTURE_PENDING) {
-        return rh_bad_ref(id, "is sealed already");
-    }
-    status = rh_store_seal(rh_core_store(), id);
-    if (status != RH_OK) {
-        return status;
-    }
-    rh_future_complete(f, f->data, f->len, 1);
-    return RH_OK;
+    status = rh_put_seal_future(f, id);
+    rh_future_unhold(f);
+    return status;
 }
 
 rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref)
 {
     void *p;
+    rh_future_t *f;
     rh_status_t status;
 
     if (buf == NULL && len != 0) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_put of %zu bytes from "
                             "NULL", len);
     }
-    status = rh_put_create(len, ref, &p);
+    status = rh_put_begin(len, ref, &p, &f);
     if (status != RH_OK) {
         return status;
     }
     if (len != 0) {
         memcpy(p, buf, len);
     }
-    return rh_put_seal(*ref);
+    /* Nobody else has the ref yet: no lookup needed. */
+    return rh_put_seal_future(f, rh_id(*ref));
 }
 
 /* ---- get ------------------------------------------------------------------ */
@@ -197,14 +220,13 @@ static rh_status_t rh_get_mine_remote(rh_future_t *f, rh_object_id_t id,
 static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
                                size_t *len, uint64_t deadline)
 {
-    rh_future_t *f = rh_future_find(id);
+    /* Held while waiting: a concurrent last release must not free it. */
+    rh_future_t *f = rh_future_find_hold(id);
     char s[RH_OBJECT_ID_STRLEN];
 
     if (f == NULL) {
         return rh_bad_ref(id, "was released or never existed");
     }
-    /* Hold it while waiting: a concurrent last release must not free it. */
-    rh_future_hold(f);
     if (!rh_future_final(f) &&
         !rh_core_wait_until(rh_future_final, f, deadline)) {
         rh_future_unhold(f);
@@ -332,11 +354,12 @@ rh_status_t rh_release(rh_ref_t ref)
     if (!rh_is_mine(id)) {
         return rh_store_release(rh_core_store(), id);
     }
-    f = rh_future_find(id);
+    f = rh_future_find_hold(id);
     if (f == NULL) {
         return rh_bad_ref(id, "was released already or never existed");
     }
-    rh_future_unhold(f);
+    rh_future_unhold(f);   /* the lookup's hold */
+    rh_future_unhold(f);   /* the caller's */
     return RH_OK;
 }
 
@@ -345,11 +368,17 @@ static int rh_ref_ready(rh_ref_t ref)
     rh_object_id_t id = rh_id(ref);
 
     if (rh_is_mine(id)) {
-        rh_future_t *f = rh_future_find(id);
+        rh_future_t *f = rh_future_find_hold(id);
+        int ready;
 
         /* A released or unknown ref will never change: count it as ready
          * so that a wait on it ends (its get reports the error). */
-        return f == NULL || rh_future_final(f);
+        if (f == NULL) {
+            return 1;
+        }
+        ready = rh_future_final(f);
+        rh_future_unhold(f);
+        return ready;
     }
     return rh_store_contains(rh_core_store(), id);
 }

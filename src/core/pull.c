@@ -315,6 +315,9 @@ static void rh_locate_wake(rh_waiter_t *w, int failed, const char *message)
     free(lw);
 }
 
+static void rh_answer_mine(int to, rh_object_id_t id, rh_where_hdr_t *h,
+                           uint32_t flags, rh_future_t *f);
+
 /* Any thread: what rank `to` asked about id. */
 static void rh_answer(int to, rh_object_id_t id, uint64_t token,
                       uint32_t flags)
@@ -331,24 +334,35 @@ static void rh_answer(int to, rh_object_id_t id, uint64_t token,
         rh_answer_from_store(to, id, &h, flags);
         return;
     }
-    f = rh_future_find(id);
+    /* Held while we read it: the owner may let it go meanwhile. */
+    f = rh_future_find_hold(id);
     if (f == NULL) {
         snprintf(why, sizeof(why), "object %s was released by its owner, "
                  "rank %d", rh_object_id_str(id, ids), rh_rank());
         rh_where_text(to, &h, RH_WHERE_GONE, why);
         return;
     }
+    rh_answer_mine(to, id, &h, flags, f);
+    rh_future_unhold(f);
+}
+
+/* The answer about one of our objects, f, held. */
+static void rh_answer_mine(int to, rh_object_id_t id, rh_where_hdr_t *h,
+                           uint32_t flags, rh_future_t *f)
+{
+    char ids[RH_OBJECT_ID_STRLEN], why[160];
+
     if (atomic_load(&f->state) == RH_FUTURE_PENDING) {
         rh_locate_wait_t *lw = malloc(sizeof(*lw));
 
         if (lw == NULL) {
-            rh_where_text(to, &h, RH_WHERE_GONE, "out of memory");
+            rh_where_text(to, h, RH_WHERE_GONE, "out of memory");
             return;
         }
         lw->w.wake = rh_locate_wake;
         lw->to = to;
         lw->id = id;
-        lw->token = token;
+        lw->token = h->token;
         lw->flags = flags;
         if (rh_future_wait_add(f, &lw->w)) {
             return;
@@ -356,33 +370,33 @@ static void rh_answer(int to, rh_object_id_t id, uint64_t token,
         free(lw);   /* final meanwhile: answer below */
     }
     if (atomic_load(&f->state) == RH_FUTURE_FAILED) {
-        rh_where_text(to, &h, RH_WHERE_FAILED, f->message);
+        rh_where_text(to, h, RH_WHERE_FAILED, f->message);
         return;
     }
     if (!f->in_store && !rh_future_remote(f)) {
-        h.kind = RH_WHERE_VALUE;   /* inline in the future */
-        h.len = f->len;
-        rh_where_send(to, &h, flags, f->data, f->len);
+        h->kind = RH_WHERE_VALUE;   /* inline in the future */
+        h->len = f->len;
+        rh_where_send(to, h, flags, f->data, f->len);
         return;
     }
     if (f->in_store || rh_store_contains(rh_core_store(), id)) {
-        rh_answer_from_store(to, id, &h, flags);
+        rh_answer_from_store(to, id, h, flags);
         return;
     }
     {
         int src;
 
         if (rh_dir_sources(id, &src, 1) == 1 && src != to) {
-            h.kind = RH_WHERE_ASK;
-            h.len = f->len;
-            h.offset = (uint64_t)src;
-            rh_where_send(to, &h, 0, NULL, 0);
+            h->kind = RH_WHERE_ASK;
+            h->len = f->len;
+            h->offset = (uint64_t)src;
+            rh_where_send(to, h, 0, NULL, 0);
             return;
         }
     }
     snprintf(why, sizeof(why), "object %s has no copy left on any live "
              "node", rh_object_id_str(id, ids));
-    rh_where_text(to, &h, RH_WHERE_GONE, why);
+    rh_where_text(to, h, RH_WHERE_GONE, why);
 }
 
 static rh_status_t rh_pull_on_locate(void *arg, rh_am_msg_t *msg)

@@ -614,13 +614,12 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
         }
         return RH_OK;   /* bound when the task runs */
     }
-    s->fut = rh_future_find(id);
+    s->fut = rh_future_find_hold(id);
     if (s->fut == NULL) {
         return rh_error_set(RH_ERR_INVALID_REF, "argument %d: object %s was "
                             "released or never existed", i,
                             rh_object_id_str(id, ids));
     }
-    rh_future_hold(s->fut);
     s->waiter.wake = rh_task_arg_wake;
     atomic_fetch_add_explicit(&t->pending, 1, memory_order_relaxed);
     if (!rh_future_wait_add(s->fut, &s->waiter)) {

@@ -2,8 +2,9 @@
  * Object ids: 128 bits, laid out as owner rank (32) | task counter (64) |
  * return index (32). The owner is the rank whose task (or put) made the
  * object, so that any rank holding an id knows whom to ask about it without
- * a lookup; the counter numbers that owner's tasks; the index tells the
- * returns of one task apart.
+ * a lookup; the counter names that owner's put or task (a slot of its
+ * object table and the slot's generation, src/core/future.h: never issued
+ * twice); the index tells the returns of one task apart.
  *
  *   hi = owner << 32 | counter >> 32
  *   lo = counter << 32 | index

@@ -103,3 +103,22 @@ Test(objcache, a_thread_that_keeps_many_trades_whole_chains)
         rh_objcache_put(&cache, objs[i]);
     }
 }
+
+/* The future table reads objects that may have been freed under it: the
+ * cache must leave their bytes past its three link words alone, and keep
+ * their memory. */
+Test(objcache, a_free_object_keeps_its_bytes_past_the_links)
+{
+    unsigned char *a = rh_objcache_get(&cache);
+
+    cr_assert_not_null(a);
+    for (int i = 0; i < 64; i++) {
+        a[i] = (unsigned char)(0xa0 + i);
+    }
+    rh_objcache_put(&cache, a);
+    for (int i = 3 * (int)sizeof(void *); i < 64; i++) {
+        cr_expect_eq(a[i], (unsigned char)(0xa0 + i), "byte %d changed", i);
+    }
+    cr_expect_eq(rh_objcache_get(&cache), a);
+    rh_objcache_put(&cache, a);
+}
