@@ -379,6 +379,10 @@ static rh_status_t rh_core_open_node(void)
     sp.create = rh_core.rank == rh_core.node_leader;
     sp.size = rh_cfg.store_size;
     sp.hugepages = (rh_store_hugepages_t)rh_cfg.hugepages;
+    /* a record of holds per rank of the node, and two spare: a process
+     * that attaches to look (a tool), and room for a rank's replacement
+     * while the dead one's record is still to be reaped */
+    sp.procs = (uint32_t)rh_core.ranks_on_node + 2;
     /* The leader pre-faults the whole segment before the others may attach:
      * give them time in proportion (about 15 s a GiB on a loaded host). */
     sp.attach_timeout_ms = 10000 + (int)((rh_cfg.store_size >> 30) * 15000);
