@@ -294,6 +294,9 @@ rh_status_t rh_store_reap_holders(rh_store_t *s, int *procs, uint64_t *refs)
             continue;   /* another survivor reaps it */
         }
         given += rh_holder_give_back(s, h);
+        /* what it was writing will never be sealed: readers waiting for
+         * it must see it gone, not in the making for ever */
+        (void)rh_store_abort_created_by(s, pid);
         reaped++;
         rh_debug("store %s: process %d died holding references; gave "
                  "them back", s->name, (int)pid);

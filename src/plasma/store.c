@@ -621,6 +621,53 @@ rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
     return RH_OK;
 }
 
+uint64_t rh_store_abort_created_by(rh_store_t *s, int32_t pid)
+{
+    rh_object_id_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t aborted = 0;
+
+    if (rh_store_lock(s) != RH_OK) {
+        return 0;
+    }
+    /* collect, then remove: see rh_store_delete_owned */
+    for (uint64_t i = 0; i <= s->mask; i++) {
+        rh_store_entry_t *e = &s->table[i];
+        uint64_t c = atomic_load_explicit(&e->ctl, memory_order_acquire);
+
+        if (rh_ctl_state(c) != RH_SLOT_CREATED ||
+            atomic_load_explicit(&e->creator_pid, memory_order_relaxed) !=
+            pid) {
+            continue;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            rh_object_id_t *more = realloc(ids, ncap * sizeof(*ids));
+
+            if (more == NULL) {
+                break;
+            }
+            ids = more;
+            cap = ncap;
+        }
+        ids[n].hi = atomic_load_explicit(&e->id_hi, memory_order_relaxed);
+        ids[n].lo = atomic_load_explicit(&e->id_lo, memory_order_relaxed);
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t c;
+        rh_store_entry_t *e = rh_table_find_locked(s, ids[i], &c);
+
+        if (e != NULL && rh_ctl_state(c) == RH_SLOT_CREATED &&
+            rh_store_remove(s, e, c) == RH_OK) {
+            aborted++;
+        }
+    }
+    rh_store_unlock(s);
+    free(ids);
+    return aborted;
+}
+
 int rh_store_contains(rh_store_t *s, rh_object_id_t id)
 {
     uint64_t c;

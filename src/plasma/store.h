@@ -129,7 +129,8 @@ rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
 /* Gives back the references held by processes that died with the store
  * open (each process's gets are recorded in the segment), so that their
  * objects can be freed. Any survivor may call it, any number of times:
- * each dead process's references go back once. *procs (dead processes
+ * each dead process's references go back once, and the objects it was
+ * creating and never sealed are removed. *procs (dead processes
  * found) and *refs (references given back) may be NULL. A process that
  * still runs keeps its references, even when its rank was declared dead. */
 rh_status_t rh_store_reap_holders(rh_store_t *s, int *procs, uint64_t *refs);

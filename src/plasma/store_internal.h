@@ -312,6 +312,10 @@ int rh_holds_drop(rh_store_t *s, rh_object_id_t id);
  * deleted object whose last one goes) and returns how many it dropped. */
 uint64_t rh_store_unref(rh_store_t *s, rh_object_id_t id, uint32_t n);
 
+/* store.c: removes the objects process pid created and never sealed (it
+ * died writing them); how many. */
+uint64_t rh_store_abort_created_by(rh_store_t *s, int32_t pid);
+
 /* ---- alloc.c: the heap --------------------------------------------------- */
 
 /* Makes the whole heap one free block. */

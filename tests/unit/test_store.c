@@ -683,6 +683,43 @@ Test(store, a_dead_processs_record_is_taken_by_the_next_one_to_attach)
     rh_store_close(s, 1);
 }
 
+Test(store, objects_a_killed_process_was_writing_are_removed_by_a_survivor)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t id = rh_object_id_make(7, 5, 0);
+    int ready[2], procs = 0;
+    pid_t pid;
+
+    cr_assert_eq(pipe(ready), 0);
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        rh_store_t *c;
+        void *ptr;
+
+        if (rh_store_open(&p, &c) != RH_OK ||
+            rh_store_create(c, id, 70000, &ptr) != RH_OK ||
+            write(ready[1], "r", 1) != 1) {
+            _exit(10);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    cr_assert_eq(wait_fd(ready[0]), 0);
+    kill(pid, SIGKILL);
+    cr_expect_eq(child_status(pid), 128 + SIGKILL);
+    cr_expect_eq(rh_store_present(s, id), 1, "being written when it died");
+    cr_assert_eq(rh_store_reap_holders(s, &procs, NULL), RH_OK);
+    cr_expect_eq(procs, 1);
+    cr_expect_eq(rh_store_present(s, id), 0);
+    expect_empty_and_consistent(s);
+    close(ready[0]);
+    close(ready[1]);
+    rh_store_close(s, 1);
+}
+
 Test(store, closing_gives_back_what_the_handle_still_holds)
 {
     char job[64];
