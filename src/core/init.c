@@ -666,13 +666,12 @@ static rh_status_t rh_core_finalize_barrier(void)
         }
         return RH_OK;
     }
+    /* The others serve tasks from here until the driver ends the job, which
+     * may be days away: no deadline but rank 0's death, which signals
+     * fin_go with RH_ERR_PEER_FAILED. */
     status = rh_am_send_wait(0, RH_AM_ID_FINALIZE, NULL, 0, NULL, 0);
     if (status == RH_OK) {
-        status = rh_completion_wait(&rh_core.fin_go, timeout);
-    }
-    if (status == RH_ERR_TIMEOUT) {
-        return rh_error_set(status, "finalize: rank 0 did not end the job "
-                            "within %lld ms", (long long)timeout);
+        status = rh_completion_wait(&rh_core.fin_go, RH_TIMEOUT_INFINITE);
     }
     if (status != RH_OK) {
         return rh_error_set(status, "finalize: rank 0 failed before the job "

@@ -13,6 +13,9 @@
  *                        rank 0 lets its ref go and waits for the node's
  *                        store to free the object: "HOLDER DIES OK"
  *                        (run with --keep-going, every rank on one node).
+ *        objects slow_driver  rank 0 works for 3 s while the others wait in
+ *                        rh_finalize (run with RAYHPC_FINALIZE_TIMEOUT=1s):
+ *                        every rank ends well, "SLOW DRIVER OK".
  */
 #include <signal.h>
 #include <string.h>
@@ -172,6 +175,15 @@ int main(int argc, char **argv)
         rc = share();
     } else if (strcmp(mode, "holder_dies") == 0) {
         rc = holder_dies();
+    } else if (strcmp(mode, "slow_driver") == 0) {
+        int me = rh_rank();
+
+        if (me == 0) {
+            sleep(3);
+        }
+        CHECK(rh_finalize());
+        printf("SLOW DRIVER OK rank %d\n", me);
+        return 0;
     } else if (strcmp(mode, "mismatch") == 0) {
         printf("MISMATCH rank %d up\n", rh_rank());
     } else {
