@@ -319,6 +319,32 @@ Test(objects, segment_of_a_killed_job_is_removed_at_the_next_start)
     rh_run_free(&run);
 }
 
+/* A rank killed while it held a get on an object of its node: a survivor
+ * gives its reference back, so the object goes once its owner lets go. */
+Test(objects, a_killed_ranks_holds_are_given_back_to_the_store)
+{
+    rh_run_t run = launch(3, 0, 1, "tests/multi/objects", "holder_dies",
+                          NULL);
+
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "HOLDER DIES OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The other ranks wait in rh_finalize for as long as the driver works: the
+ * finalize timeout is for rank 0 waiting for them, not a limit on the job. */
+Test(objects, ranks_in_finalize_wait_for_a_driver_that_works_past_the_timeout)
+{
+    static const char *const env[] = { "RAYHPC_FINALIZE_TIMEOUT=1s", NULL };
+    rh_run_t run = launch(3, 2, 0, "tests/multi/objects", "slow_driver", env);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "SLOW DRIVER OK"), 3);
+    rh_run_free(&run);
+}
+
 Test(objects, functions_registered_differently_are_reported_at_start)
 {
     rh_run_t run = launch(2, 0, 0, "tests/multi/objects", "mismatch", NULL);

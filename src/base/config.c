@@ -232,7 +232,9 @@ const rh_config_field_t rh_config_table[] = {
      "(rendezvous); smaller ones are sent eagerly",
      RH_OFF(rndv_thresh), &rh_type_size, NULL, 0, UINT64_MAX},
     {"FINALIZE_TIMEOUT", "60s",
-     "How long rh_finalize waits for the other ranks before giving up",
+     "How long rank 0's rh_finalize waits for the other ranks to arrive, "
+     "and for messages still in flight, before ending without them (the "
+     "other ranks wait for rank 0 as long as it lives)",
      RH_OFF(finalize_timeout_ms), &rh_type_time, NULL, 1, 86400000},
     {"STORE_SIZE", "256M",
      "Bytes of each node's shared-memory object store, pre-faulted at start",

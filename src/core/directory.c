@@ -173,13 +173,25 @@ static rh_status_t rh_dir_on_free(void *arg, rh_am_msg_t *msg)
 static void rh_dir_on_peer_failure(void *arg, int rank)
 {
     size_t deleted = 0;
+    uint64_t refs = 0;
+    int procs = 0;
 
     (void)arg;
-    if (rh_core_store() != NULL &&
-        rh_store_delete_owned(rh_core_store(), (uint32_t)rank, &deleted) ==
+    if (rh_core_store() == NULL) {
+        return;
+    }
+    if (rh_store_delete_owned(rh_core_store(), (uint32_t)rank, &deleted) ==
         RH_OK && deleted != 0) {
         rh_debug("rank %d failed: %zu objects it owned left node %d's store",
                  rank, deleted, rh_node_id());
+    }
+    /* a rank of this node that died reading objects: its references go
+     * back, so those objects can be freed */
+    if (rh_store_reap_holders(rh_core_store(), &procs, &refs) == RH_OK &&
+        procs != 0) {
+        rh_debug("rank %d failed: %llu references it held in node %d's "
+                 "store were given back", rank, (unsigned long long)refs,
+                 rh_node_id());
     }
 }
 

@@ -379,6 +379,10 @@ static rh_status_t rh_core_open_node(void)
     sp.create = rh_core.rank == rh_core.node_leader;
     sp.size = rh_cfg.store_size;
     sp.hugepages = (rh_store_hugepages_t)rh_cfg.hugepages;
+    /* a record of holds per rank of the node, and two spare: a process
+     * that attaches to look (a tool), and room for a rank's replacement
+     * while the dead one's record is still to be reaped */
+    sp.procs = (uint32_t)rh_core.ranks_on_node + 2;
     /* The leader pre-faults the whole segment before the others may attach:
      * give them time in proportion (about 15 s a GiB on a loaded host). */
     sp.attach_timeout_ms = 10000 + (int)((rh_cfg.store_size >> 30) * 15000);
@@ -662,13 +666,12 @@ static rh_status_t rh_core_finalize_barrier(void)
         }
         return RH_OK;
     }
+    /* The others serve tasks from here until the driver ends the job, which
+     * may be days away: no deadline but rank 0's death, which signals
+     * fin_go with RH_ERR_PEER_FAILED. */
     status = rh_am_send_wait(0, RH_AM_ID_FINALIZE, NULL, 0, NULL, 0);
     if (status == RH_OK) {
-        status = rh_completion_wait(&rh_core.fin_go, timeout);
-    }
-    if (status == RH_ERR_TIMEOUT) {
-        return rh_error_set(status, "finalize: rank 0 did not end the job "
-                            "within %lld ms", (long long)timeout);
+        status = rh_completion_wait(&rh_core.fin_go, RH_TIMEOUT_INFINITE);
     }
     if (status != RH_OK) {
         return rh_error_set(status, "finalize: rank 0 failed before the job "

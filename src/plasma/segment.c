@@ -116,7 +116,7 @@ void rh_segment_self(rh_segment_id_t *id)
 
 /* A zombie still answers kill(pid, 0); a pid can be reused by another
  * process, which the start time tells apart. */
-static int rh_pid_gone(int32_t pid, uint64_t start)
+int rh_segment_pid_gone(int32_t pid, uint64_t start)
 {
     uint64_t now_start = 0;
     char state = '?';
@@ -145,7 +145,7 @@ int rh_segment_creator_gone(const rh_store_hdr_t *hdr)
         hdr->pidns != rh_self_pidns()) {
         return 0;   /* pids of another boot or namespace mean nothing here */
     }
-    return rh_pid_gone(hdr->creator_pid, hdr->creator_start);
+    return rh_segment_pid_gone(hdr->creator_pid, hdr->creator_start);
 }
 
 static void rh_segment_stamp(rh_store_t *s, uint64_t page_size,

@@ -105,14 +105,33 @@ static rh_status_t rh_store_init_lock(rh_store_hdr_t *hdr)
 
 /* Lays out table and heap in the freshly made segment. Pages of a new file
  * read as zero: every table slot is already EMPTY with generation 0. */
-static rh_status_t rh_store_format(rh_store_t *s, uint64_t cap)
+/* Bytes in front of the heap: header, object table, hold records. */
+static uint64_t rh_store_meta_bytes(uint64_t cap, uint32_t procs)
+{
+    uint64_t slots, holds;
+
+    rh_holds_layout(cap, procs, &slots, &holds);
+    return RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t) + holds;
+}
+
+static uint32_t rh_store_procs(const rh_store_params_t *p)
+{
+    return p->procs != 0 ? p->procs : RH_STORE_PROCS_DEFAULT;
+}
+
+static rh_status_t rh_store_format(rh_store_t *s, uint64_t cap,
+                                   uint32_t procs)
 {
     rh_store_hdr_t *hdr = s->hdr;
+    uint64_t holds;
 
     hdr->table_off = RH_STORE_HDR_SIZE;
     hdr->table_cap = cap;
-    hdr->heap_off = (RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t) +
-                     4095) & ~4095ull;
+    hdr->holders_off = RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t);
+    hdr->holders = procs;
+    rh_holds_layout(cap, procs, &hdr->holder_slots, &holds);
+    hdr->holder_bytes = holds / procs;
+    hdr->heap_off = (rh_store_meta_bytes(cap, procs) + 4095) & ~4095ull;
     hdr->heap_size = hdr->heap_off < s->length ?
                      (s->length - hdr->heap_off) & ~63ull : 0;
     hdr->live = hdr->lock_recoveries = 0;
@@ -124,14 +143,16 @@ static rh_status_t rh_store_format(rh_store_t *s, uint64_t cap)
 static rh_status_t rh_store_check_params(const rh_store_params_t *p,
                                          uint64_t cap)
 {
-    uint64_t meta = RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t);
+    uint64_t meta = rh_store_meta_bytes(cap, rh_store_procs(p));
 
     if (p->create && p->size < meta + 65536 + 4096) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "a store of %llu bytes is "
-                            "too small: its header and table of %llu "
-                            "objects take %llu bytes (RAYHPC_STORE_SIZE)",
+                            "too small: its header, table of %llu objects "
+                            "and records of %u processes take %llu bytes "
+                            "(RAYHPC_STORE_SIZE)",
                             (unsigned long long)p->size,
                             (unsigned long long)cap,
+                            (unsigned)rh_store_procs(p),
                             (unsigned long long)meta);
     }
     if ((unsigned)p->hugepages > RH_STORE_HUGEPAGES_OFF) {
@@ -162,7 +183,7 @@ static rh_status_t rh_store_create_segment(rh_store_t *s,
         return status;
     }
     s->hdr = (rh_store_hdr_t *)s->base;
-    status = rh_store_format(s, cap);
+    status = rh_store_format(s, cap, rh_store_procs(p));
     if (status != RH_OK) {
         rh_segment_unlink(s);
         rh_segment_unmap(s);
@@ -206,9 +227,17 @@ rh_status_t rh_store_open(const rh_store_params_t *p, rh_store_t **out)
     }
     s->table = (rh_store_entry_t *)rh_store_at(s, s->hdr->table_off);
     s->mask = s->hdr->table_cap - 1;
+    status = rh_holds_claim(s);
+    if (status != RH_OK) {
+        goto err_unlink;
+    }
     *out = s;
     return RH_OK;
 
+err_unlink:
+    if (p->create) {
+        rh_segment_unlink(s);
+    }
 err_unmap:
     rh_segment_unmap(s);
 err_free:
@@ -221,6 +250,7 @@ rh_status_t rh_store_close(rh_store_t *s, int unlink)
     if (s == NULL) {
         return RH_OK;
     }
+    rh_holds_leave(s);
     if (unlink) {
         rh_segment_unlink(s);
     }
@@ -388,6 +418,7 @@ rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
             break;
         }
     }
+    rh_holds_add(s, id);   /* after the count: see holds.c */
     /* a stamp for LRU; it may land on a slot the entry just left */
     atomic_store_explicit(&e->atime_ms, rh_table_now_ms(),
                           memory_order_relaxed);
@@ -432,31 +463,60 @@ static void rh_store_free_released(rh_store_t *s, rh_object_id_t id)
     rh_store_unlock(s);
 }
 
-rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id)
+uint64_t rh_store_unref(rh_store_t *s, rh_object_id_t id, uint32_t n)
 {
-    char buf[RH_OBJECT_ID_STRLEN];
     rh_store_entry_t *e;
-    uint64_t c;
+    uint64_t c, k;
 
     for (;;) {
         e = rh_table_find(s, id, &c);
-        if (rh_unlikely(e == NULL)) {
-            return rh_store_absent(id, "release");
+        if (rh_unlikely(e == NULL || n == 0)) {
+            return 0;
         }
-        if (rh_unlikely((c & RH_CTL_RC_MASK) == 0)) {
-            return rh_error_set(RH_ERR_INVALID_REF, "release: object %s holds "
-                                "no reference", rh_object_id_str(id, buf));
+        k = c & RH_CTL_RC_MASK;
+        k = k < n ? k : n;
+        if (rh_unlikely(k == 0)) {
+            return 0;
         }
         /* release: our reads of the bytes come before any reuse */
-        if (atomic_compare_exchange_weak_explicit(&e->ctl, &c, c - 1,
+        if (atomic_compare_exchange_weak_explicit(&e->ctl, &c, c - k,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             break;
         }
     }
-    if (rh_unlikely(((c - 1) & RH_CTL_RC_MASK) == 0 &&
+    if (rh_unlikely(((c - k) & RH_CTL_RC_MASK) == 0 &&
                     (c & RH_CTL_PENDING))) {
         rh_store_free_released(s, id);
+    }
+    return k;
+}
+
+rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    uint64_t c;
+
+    /* uncount in our record before the word: see holds.c */
+    if (rh_unlikely(!rh_holds_drop(s, id))) {
+        rh_store_entry_t *e = rh_table_find(s, id, &c);
+
+        if (e == NULL) {
+            return rh_store_absent(id, "release");
+        }
+        if ((c & RH_CTL_RC_MASK) == 0) {
+            return rh_error_set(RH_ERR_INVALID_REF, "release: object %s "
+                                "holds no reference",
+                                rh_object_id_str(id, buf));
+        }
+        /* taken through another handle of this process, or by a process
+         * that hands it over: still a reference to drop */
+    }
+    if (rh_unlikely(rh_store_unref(s, id, 1) == 0)) {
+        return rh_table_find(s, id, &c) == NULL ?
+               rh_store_absent(id, "release") :
+               rh_error_set(RH_ERR_INVALID_REF, "release: object %s holds "
+                            "no reference", rh_object_id_str(id, buf));
     }
     return RH_OK;
 }
@@ -559,6 +619,53 @@ rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
     rh_store_unlock(s);
     free(ids);
     return RH_OK;
+}
+
+uint64_t rh_store_abort_created_by(rh_store_t *s, int32_t pid)
+{
+    rh_object_id_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t aborted = 0;
+
+    if (rh_store_lock(s) != RH_OK) {
+        return 0;
+    }
+    /* collect, then remove: see rh_store_delete_owned */
+    for (uint64_t i = 0; i <= s->mask; i++) {
+        rh_store_entry_t *e = &s->table[i];
+        uint64_t c = atomic_load_explicit(&e->ctl, memory_order_acquire);
+
+        if (rh_ctl_state(c) != RH_SLOT_CREATED ||
+            atomic_load_explicit(&e->creator_pid, memory_order_relaxed) !=
+            pid) {
+            continue;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            rh_object_id_t *more = realloc(ids, ncap * sizeof(*ids));
+
+            if (more == NULL) {
+                break;
+            }
+            ids = more;
+            cap = ncap;
+        }
+        ids[n].hi = atomic_load_explicit(&e->id_hi, memory_order_relaxed);
+        ids[n].lo = atomic_load_explicit(&e->id_lo, memory_order_relaxed);
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t c;
+        rh_store_entry_t *e = rh_table_find_locked(s, ids[i], &c);
+
+        if (e != NULL && rh_ctl_state(c) == RH_SLOT_CREATED &&
+            rh_store_remove(s, e, c) == RH_OK) {
+            aborted++;
+        }
+    }
+    rh_store_unlock(s);
+    free(ids);
+    return aborted;
 }
 
 int rh_store_contains(rh_store_t *s, rh_object_id_t id)

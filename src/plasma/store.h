@@ -57,7 +57,12 @@ typedef struct rh_store_params {
                                       * /proc/mounts */
     int                  attach_timeout_ms;  /* attach: 0 = 10000 */
     int                  no_reap;    /* create: skip rh_store_reap_stale() */
+    uint32_t             procs;      /* create: processes that may have the
+                                      * store open at once (each has a record
+                                      * of what it holds); 0 = 16 */
 } rh_store_params_t;
+
+#define RH_STORE_PROCS_DEFAULT 16u
 
 typedef struct rh_store_stats {
     uint64_t capacity;        /* heap bytes for objects */
@@ -81,7 +86,8 @@ typedef struct rh_store_stats {
  * leader to finish initializing the segment (RH_ERR_TIMEOUT). */
 rh_status_t rh_store_open(const rh_store_params_t *p, rh_store_t **out);
 
-/* Unmaps the segment and frees s. With unlink, also removes the segment's
+/* Gives back the references this handle still holds, unmaps the segment
+ * and frees s. With unlink, also removes the segment's
  * name (the leader does this at exit); processes that still map it keep
  * their mapping until they close it. */
 rh_status_t rh_store_close(rh_store_t *s, int unlink);
@@ -119,6 +125,15 @@ rh_status_t rh_store_delete(rh_store_t *s, rh_object_id_t id);
  * release. *deleted: how many. For the copies of a rank that died. */
 rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
                                   size_t *deleted);
+
+/* Gives back the references held by processes that died with the store
+ * open (each process's gets are recorded in the segment), so that their
+ * objects can be freed. Any survivor may call it, any number of times:
+ * each dead process's references go back once, and the objects it was
+ * creating and never sealed are removed. *procs (dead processes
+ * found) and *refs (references given back) may be NULL. A process that
+ * still runs keeps its references, even when its rank was declared dead. */
+rh_status_t rh_store_reap_holders(rh_store_t *s, int *procs, uint64_t *refs);
 
 /* 1 when the object is in the store and sealed (get would succeed). */
 int rh_store_contains(rh_store_t *s, rh_object_id_t id);

@@ -31,7 +31,7 @@
 #include "plasma/store.h"
 
 #define RH_STORE_MAGIC        0x5453534850594152ull   /* "RAYHPSST" */
-#define RH_STORE_VERSION      1u
+#define RH_STORE_VERSION      2u
 #define RH_STORE_HDR_SIZE     4096u
 #define RH_STORE_ZERO_OFF     (RH_STORE_HDR_SIZE - 64u)  /* where objects of
                                        * size 0 point: an unused line */
@@ -95,6 +95,40 @@ typedef struct rh_store_entry {
 } rh_store_entry_t;
 
 _Static_assert(sizeof(rh_store_entry_t) == 64, "entry is one cache line");
+
+/* Mixes an object id into a table index. */
+static inline uint64_t rh_store_id_hash(uint64_t hi, uint64_t lo)
+{
+    uint64_t h = hi * 0x9e3779b97f4a7c15ull ^ lo;
+
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* ---- per-process hold records (holds.c) ---------------------------------- */
+
+/* One (object, references) pair of a process's record. */
+typedef struct rh_hold_slot {
+    _Atomic uint64_t id_hi;
+    _Atomic uint64_t id_lo;
+    _Atomic uint32_t n;        /* references held; 0: an empty slot */
+    uint32_t         reserved;
+} rh_hold_slot_t;
+
+/* The record of one process that opened the store; its slots follow. */
+typedef struct rh_holder {
+    _Atomic int32_t  pid;      /* 0: free; -1: being given back */
+    _Atomic uint32_t lock;     /* among that process's threads */
+    uint64_t         start;    /* the pid's start time, and its namespace */
+    uint64_t         pidns;
+    uint64_t         reserved[5];
+} rh_holder_t;
+
+_Static_assert(sizeof(rh_holder_t) == 64, "holder header is one line");
 
 /* ---- heap blocks and slabs --------------------------------------------- */
 
@@ -170,6 +204,11 @@ typedef struct rh_store_hdr {
     uint64_t         table_cap;      /* a power of two */
     uint64_t         heap_off;
     uint64_t         heap_size;
+    uint64_t         holders_off;    /* the per-process hold records */
+    uint32_t         holders;        /* how many */
+    uint32_t         reserved0;
+    uint64_t         holder_slots;   /* slots in each */
+    uint64_t         holder_bytes;   /* bytes of each, with its header */
 
     /* odd while the table moves entries (a delete closing its gap): a
      * lock-free probe that found nothing meanwhile looks again. On a cache
@@ -205,6 +244,7 @@ struct rh_store {
     dev_t             dev;           /* to unlink only our own file */
     ino_t             ino;
     int               is_shm;        /* shm_unlink rather than unlink */
+    rh_holder_t      *holder;        /* this handle's hold record */
 };
 
 /* Address of the thing at offset off. */
@@ -231,6 +271,10 @@ typedef struct rh_segment_id {
 /* This process's identity as recorded in a header. */
 void rh_segment_self(rh_segment_id_t *id);
 
+/* Whether process pid, started at start (0: unknown), is gone: dead, a
+ * zombie, or its pid reused. */
+int rh_segment_pid_gone(int32_t pid, uint64_t start);
+
 /* Whether a header's creator is gone: same boot and pid namespace as us,
  * and its pid dead, a zombie, or reused. 0 when it cannot be told. */
 int rh_segment_creator_gone(const rh_store_hdr_t *hdr);
@@ -245,6 +289,32 @@ rh_status_t rh_segment_attach(rh_store_t *s, const rh_store_params_t *p);
 
 void rh_segment_unmap(rh_store_t *s);
 void rh_segment_unlink(rh_store_t *s);
+
+/* ---- holds.c -------------------------------------------------------------- */
+
+/* Slots per record and bytes of procs records for a table of table_cap. */
+void rh_holds_layout(uint64_t table_cap, uint32_t procs, uint64_t *slots,
+                     uint64_t *bytes);
+
+/* Takes a free record for this handle (reaping dead processes' records
+ * when none is free); RH_ERR_BUSY when every one is a live process's. */
+rh_status_t rh_holds_claim(rh_store_t *s);
+
+/* Gives back what the handle still holds and frees its record. */
+void rh_holds_leave(rh_store_t *s);
+
+/* Notes one more reference of id held by this handle's process, and drops
+ * one (0 when none was noted: the reference came from another handle). */
+void rh_holds_add(rh_store_t *s, rh_object_id_t id);
+int rh_holds_drop(rh_store_t *s, rh_object_id_t id);
+
+/* store.c: drops up to n references of id from its control word (freeing a
+ * deleted object whose last one goes) and returns how many it dropped. */
+uint64_t rh_store_unref(rh_store_t *s, rh_object_id_t id, uint32_t n);
+
+/* store.c: removes the objects process pid created and never sealed (it
+ * died writing them); how many. */
+uint64_t rh_store_abort_created_by(rh_store_t *s, int32_t pid);
 
 /* ---- alloc.c: the heap --------------------------------------------------- */
 

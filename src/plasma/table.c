@@ -28,18 +28,6 @@
 
 #include "base/completion.h"
 
-static inline uint64_t rh_table_hash(uint64_t hi, uint64_t lo)
-{
-    uint64_t h = hi * 0x9e3779b97f4a7c15ull ^ lo;
-
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 uint64_t rh_table_now_ms(void)
 {
     struct timespec ts;
@@ -80,7 +68,7 @@ static int rh_entry_matches(const rh_store_entry_t *e, rh_object_id_t id,
 static rh_store_entry_t *rh_table_probe(const rh_store_t *s,
                                         rh_object_id_t id, uint64_t *ctl)
 {
-    uint64_t i = rh_table_hash(id.hi, id.lo) & s->mask;
+    uint64_t i = rh_store_id_hash(id.hi, id.lo) & s->mask;
 
     for (uint64_t n = 0; n <= s->mask; n++, i = (i + 1) & s->mask) {
         rh_store_entry_t *e = &s->table[i];
@@ -138,7 +126,7 @@ rh_store_entry_t *rh_table_find(rh_store_t *s, rh_object_id_t id,
 rh_store_entry_t *rh_table_slot_for(rh_store_t *s, rh_object_id_t id,
                                     rh_store_entry_t **existing)
 {
-    uint64_t i = rh_table_hash(id.hi, id.lo) & s->mask, cap = s->mask + 1;
+    uint64_t i = rh_store_id_hash(id.hi, id.lo) & s->mask, cap = s->mask + 1;
 
     *existing = NULL;
     for (uint64_t n = 0; n <= s->mask; n++, i = (i + 1) & s->mask) {
@@ -240,7 +228,7 @@ static void rh_table_close_gap(rh_store_t *s, uint64_t gap)
             == RH_SLOT_EMPTY) {
             return;
         }
-        k = rh_table_hash(atomic_load(&e->id_hi), atomic_load(&e->id_lo)) &
+        k = rh_store_id_hash(atomic_load(&e->id_hi), atomic_load(&e->id_lo)) &
             s->mask;
         if (!rh_between(gap, k, j)) {
             rh_table_move(&s->table[gap], e);

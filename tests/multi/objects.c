@@ -8,6 +8,14 @@
  *        objects kill    prints the name, then every rank dies by SIGKILL.
  *        objects mismatch  rank 1 registers other functions than rank 0:
  *                        rh_init reports each difference.
+ *        objects holder_dies  rank 0 puts 1 MiB and sends the ref to rank
+ *                        1, which gets it and dies by SIGKILL holding it;
+ *                        rank 0 lets its ref go and waits for the node's
+ *                        store to free the object: "HOLDER DIES OK"
+ *                        (run with --keep-going, every rank on one node).
+ *        objects slow_driver  rank 0 works for 3 s while the others wait in
+ *                        rh_finalize (run with RAYHPC_FINALIZE_TIMEOUT=1s):
+ *                        every rank ends well, "SLOW DRIVER OK".
  */
 #include <signal.h>
 #include <string.h>
@@ -83,6 +91,60 @@ static int share(void)
     return 0;
 }
 
+static uint64_t store_objects(void)
+{
+    rh_stats_t st;
+
+    return rh_stats(&st) == RH_OK ? st.store_objects : UINT64_MAX;
+}
+
+static int holder_dies(void)
+{
+    const void *p;
+    size_t len;
+
+    if (rh_rank() == 0) {
+        uint8_t hdr[sizeof(rh_ref_t) + sizeof(uint64_t)] = { 0 };
+        void *w;
+
+        CHECK(rh_put_create(1u << 20, &shared, &w));
+        memset(w, 7, 1u << 20);
+        CHECK(rh_put_seal(shared));
+        memcpy(hdr, &shared, sizeof(shared));
+        CHECK(rh_am_send_wait(1, REF_MSG, hdr, sizeof(hdr), NULL, 0));
+        /* rank 1 dies only once it holds the object */
+        for (int i = 0; i < 6000 && rh_rank_alive(1); i++) {
+            usleep(10000);
+        }
+        if (rh_rank_alive(1)) {
+            fprintf(stderr, "rank 1 was never declared dead\n");
+            return 1;
+        }
+        CHECK(rh_release(shared));
+        for (int i = 0; i < 3000 && store_objects() != 0; i++) {
+            usleep(10000);
+        }
+        if (store_objects() != 0) {
+            fprintf(stderr, "the object rank 1 held when it died is still "
+                    "in the store (%llu objects)\n",
+                    (unsigned long long)store_objects());
+            return 1;
+        }
+        printf("HOLDER DIES OK: the dead rank's hold was given back\n");
+        return 0;
+    }
+    if (rh_rank() == 1) {
+        if (rank_wait_count(&got_ref, 1, 60)) {
+            fprintf(stderr, "rank 1: no ref from rank 0\n");
+            return 1;
+        }
+        CHECK(rh_get(shared, &p, &len, 60000));
+        fflush(stdout);
+        raise(SIGKILL);
+    }
+    return 0;
+}
+
 static rh_status_t nop(rh_task_ctx_t *ctx)
 {
     (void)ctx;
@@ -111,6 +173,17 @@ int main(int argc, char **argv)
     CHECK(rh_init(&argc, &argv, NULL));
     if (strcmp(mode, "share") == 0) {
         rc = share();
+    } else if (strcmp(mode, "holder_dies") == 0) {
+        rc = holder_dies();
+    } else if (strcmp(mode, "slow_driver") == 0) {
+        int me = rh_rank();
+
+        if (me == 0) {
+            sleep(3);
+        }
+        CHECK(rh_finalize());
+        printf("SLOW DRIVER OK rank %d\n", me);
+        return 0;
     } else if (strcmp(mode, "mismatch") == 0) {
         printf("MISMATCH rank %d up\n", rh_rank());
     } else {

@@ -569,6 +569,180 @@ Test(store, delete_with_references_keeps_memory_until_last_release)
     rh_store_close(s, 1);
 }
 
+/* ---- references of processes that die ------------------------------------- */
+
+/* A child attaches, takes `gets` references spread over `nobj` objects
+ * (object k gets k % 3 + 1 of them, some dropped again so that its record
+ * deletes and moves slots), says so, and waits to be killed. */
+static pid_t spawn_holder(const char *job, int nobj, int ready_fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        rh_store_t *c;
+
+        if (rh_store_open(&p, &c) != RH_OK) {
+            _exit(10);
+        }
+        for (int k = 0; k < nobj; k++) {
+            rh_object_id_t id = rh_object_id_make(7, (uint64_t)k + 1, 0);
+            const void *ptr;
+            size_t n;
+
+            for (int j = 0; j < k % 3 + 2; j++) {
+                if (rh_store_get(c, id, &ptr, &n) != RH_OK) {
+                    _exit(11);
+                }
+            }
+            if (rh_store_release(c, id) != RH_OK) {   /* one back */
+                _exit(12);
+            }
+        }
+        if (write(ready_fd, "r", 1) != 1) {
+            _exit(13);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    return pid;
+}
+
+Test(store, references_of_a_killed_process_are_given_back_by_a_survivor)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 64 * MiB);
+    rh_store_stats_t st;
+    uint64_t refs = 0, want = 0;
+    int ready[2], procs = -1;
+    const int nobj = 500;
+    pid_t pid;
+
+    for (int k = 0; k < nobj; k++) {
+        put_object(s, rh_object_id_make(7, (uint64_t)k + 1, 0), 100 + k);
+        want += (uint64_t)(k % 3 + 1);
+    }
+    cr_assert_eq(pipe(ready), 0);
+    pid = spawn_holder(job, nobj, ready[1]);
+    cr_assert_eq(wait_fd(ready[0]), 0);
+    /* a live holder keeps what it holds */
+    cr_assert_eq(rh_store_reap_holders(s, &procs, &refs), RH_OK);
+    cr_expect_eq(procs, 0);
+    kill(pid, SIGKILL);
+    cr_expect_eq(child_status(pid), 128 + SIGKILL);
+    for (int k = 0; k < nobj; k++) {
+        cr_assert_eq(rh_store_delete(s, rh_object_id_make(7, (uint64_t)k + 1,
+                                                          0)), RH_OK);
+    }
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.objects, (uint64_t)nobj, "the dead child's references "
+                 "still pin every object");
+    cr_assert_eq(rh_store_reap_holders(s, &procs, &refs), RH_OK);
+    cr_expect_eq(procs, 1);
+    cr_expect_eq(refs, want, "gave back %llu of %llu references",
+                 (unsigned long long)refs, (unsigned long long)want);
+    expect_empty_and_consistent(s);
+    /* once only */
+    cr_assert_eq(rh_store_reap_holders(s, &procs, &refs), RH_OK);
+    cr_expect_eq(procs, 0);
+    close(ready[0]);
+    close(ready[1]);
+    rh_store_close(s, 1);
+}
+
+Test(store, a_dead_processs_record_is_taken_by_the_next_one_to_attach)
+{
+    char job[64];
+    rh_store_params_t p = leader_params(unique_job(job, sizeof(job)),
+                                        16 * MiB);
+    rh_store_params_t a = attach_params(job);
+    rh_store_t *s, *c;
+    rh_store_stats_t st;
+    int ready[2];
+    pid_t pid;
+
+    p.procs = 2;   /* the leader's record and one more */
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    put_object(s, rh_object_id_make(7, 1, 0), 4096);
+    cr_assert_eq(pipe(ready), 0);
+    pid = spawn_holder(job, 1, ready[1]);
+    cr_assert_eq(wait_fd(ready[0]), 0);
+    cr_expect_eq(rh_store_open(&a, &c), RH_ERR_BUSY, "no record is free "
+                 "while the child lives");
+    kill(pid, SIGKILL);
+    cr_expect_eq(child_status(pid), 128 + SIGKILL);
+    cr_assert_eq(rh_store_open(&a, &c), RH_OK, "%s", rh_last_error());
+    cr_assert_eq(rh_store_delete(s, rh_object_id_make(7, 1, 0)), RH_OK);
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.objects, 0, "attaching gave the dead child's "
+                 "reference back");
+    rh_store_close(c, 0);
+    close(ready[0]);
+    close(ready[1]);
+    rh_store_close(s, 1);
+}
+
+Test(store, objects_a_killed_process_was_writing_are_removed_by_a_survivor)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t id = rh_object_id_make(7, 5, 0);
+    int ready[2], procs = 0;
+    pid_t pid;
+
+    cr_assert_eq(pipe(ready), 0);
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        rh_store_t *c;
+        void *ptr;
+
+        if (rh_store_open(&p, &c) != RH_OK ||
+            rh_store_create(c, id, 70000, &ptr) != RH_OK ||
+            write(ready[1], "r", 1) != 1) {
+            _exit(10);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    cr_assert_eq(wait_fd(ready[0]), 0);
+    kill(pid, SIGKILL);
+    cr_expect_eq(child_status(pid), 128 + SIGKILL);
+    cr_expect_eq(rh_store_present(s, id), 1, "being written when it died");
+    cr_assert_eq(rh_store_reap_holders(s, &procs, NULL), RH_OK);
+    cr_expect_eq(procs, 1);
+    cr_expect_eq(rh_store_present(s, id), 0);
+    expect_empty_and_consistent(s);
+    close(ready[0]);
+    close(ready[1]);
+    rh_store_close(s, 1);
+}
+
+Test(store, closing_gives_back_what_the_handle_still_holds)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_store_params_t a = attach_params(job);
+    rh_object_id_t id = rh_object_id_make(7, 9, 0);
+    const void *ptr;
+    rh_store_t *c;
+    size_t n;
+
+    put_object(s, id, 1000);
+    cr_assert_eq(rh_store_open(&a, &c), RH_OK, "%s", rh_last_error());
+    cr_assert_eq(rh_store_get(c, id, &ptr, &n), RH_OK);
+    cr_assert_eq(rh_store_get(c, id, &ptr, &n), RH_OK);
+    cr_assert_eq(rh_store_get(s, id, &ptr, &n), RH_OK);
+    rh_store_close(c, 0);
+    cr_assert_eq(rh_store_delete(s, id), RH_OK);
+    cr_expect(!rh_store_contains(s, id));
+    cr_assert_eq(rh_store_release(s, id), RH_OK, "the leader's own one");
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
 Test(store, a_dead_owners_objects_go_and_the_others_stay)
 {
     char job[64];

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The long soak: a mixed task graph (nested trees spread over the nodes,
+# large objects pulled between nodes, tasks in placement groups) while ranks
+# are SIGKILLed at random moments, run after run with a new seed each time.
+# Each run must end by itself (no hang), print "SOAK OK" (every answer right
+# or explained by a death), and leave no store segment and no process
+# behind. The suite runs a short version (tests/test_multirank.c).
+#
+# usage: tests/soak.sh [-b BUILD_DIR] [-r RUNS] [-n RANKS] [-N NODES]
+#                      [-k KILLS] [-R ROUNDS] [-w WINDOW_S] [-s FIRST_SEED]
+# defaults: _build, 5 runs of 64 ranks on 8 nodes, 6 killed within 20 s,
+# 40 rounds each.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$top/_build runs=5 ranks=64 nodes=8 kills=6 rounds=40 window=20
+seed=$(( $(date +%s) % 100000 ))
+while getopts "b:r:n:N:k:R:w:s:" o; do
+    case $o in
+        b) build=$OPTARG ;; r) runs=$OPTARG ;; n) ranks=$OPTARG ;;
+        N) nodes=$OPTARG ;; k) kills=$OPTARG ;; R) rounds=$OPTARG ;;
+        w) window=$OPTARG ;; s) seed=$OPTARG ;;
+        *) sed -n '2,14p' "$0"; exit 2 ;;
+    esac
+done
+prog=$build/tests/multi/soak
+run=$build/rayhpc-run
+if [ ! -x "$prog" ] || [ ! -x "$run" ]; then
+    echo "soak: build first: make -C $build tests/multi/soak rayhpc-run" >&2
+    exit 2
+fi
+# Ranks far outnumber cores here: one worker each and a small store.
+export RAYHPC_NUM_WORKERS=${RAYHPC_NUM_WORKERS:-1}
+export RAYHPC_STORE_SIZE=${RAYHPC_STORE_SIZE:-64M}
+passed=0 failed=0
+for ((i = 0; i < runs; i++)); do
+    s=$((seed + i))
+    log=$(mktemp /tmp/rayhpc-soak.XXXXXX)
+    start=$(date +%s)
+    SOAK_ROUNDS=$rounds SOAK_KILL=$kills SOAK_SEED=$s SOAK_WINDOW=$window \
+        timeout 1200 "$run" --keep-going -n "$ranks" --nodes "$nodes" "$prog" \
+        >"$log" 2>&1
+    st=$?
+    secs=$(( $(date +%s) - start ))
+    job=$(sed -n 's/^SOAK JOB \(rayhpc-[0-9]*-\)$/\1/p' "$log" | head -1)
+    why=
+    if [ $st -eq 124 ]; then why="hung (killed after 1200 s)"
+    elif [ $st -ne 0 ] && [ $st -ne 137 ]; then why="exit status $st"
+    elif ! grep -q '^SOAK OK' "$log"; then why="no SOAK OK line"
+    elif [ -z "$job" ]; then why="no SOAK JOB line"
+    elif ls /dev/shm/"$job"* >/dev/null 2>&1; then
+        why="left store segments behind: $(ls /dev/shm/"$job"* | tr '\n' ' ')"
+    elif pgrep -f "^$prog" >/dev/null; then why="left processes behind"
+    fi
+    if [ -z "$why" ]; then
+        passed=$((passed + 1))
+        echo "soak run $((i + 1))/$runs seed $s: ok in ${secs}s: $(grep '^SOAK OK' "$log")"
+        rm -f "$log"
+    else
+        failed=$((failed + 1))
+        echo "soak run $((i + 1))/$runs seed $s: FAILED ($why); log in $log"
+        grep -E 'SOAK BAD|SOAK FAILED' "$log" | head -5
+        pkill -KILL -f "^$prog" 2>/dev/null
+    fi
+done
+echo "soak: $passed passed, $failed failed"
+[ $failed -eq 0 ]
