@@ -10,11 +10,15 @@
  *   get_lat              rh_get + rh_release of a sealed object, in us
  *   small_ops            put + get + release of 64 B objects per second
  *   task_scaling_N       per-task time and memory for N = 10K .. 10M
- *   task_waiting_N       per-task time for N tasks that each ask for all
- *                        the rank's CPUs: they run one at a time while the
- *                        others wait for resources (N = 10K, 100K)
+ *   task_waiting_N       N tasks that each ask for all the rank's CPUs
+ *                        wait for resources while a first one holds them;
+ *                        then they run one at a time: wall and CPU time per
+ *                        task from the first release to the last get
+ *                        (N = 10K, 100K)
  */
 #include <malloc.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,7 @@
 #include "rayhpc.h"
 #include "ref_starpu.h"
 #include "sched/pool.h"
+#include "sched/resources.h"
 #include "core/core.h"
 
 static rh_status_t empty(rh_task_ctx_t *ctx)
@@ -231,29 +236,54 @@ static void figure_task_scaling(int (*want)(const char *))
     }
 }
 
-/* Submits n tasks that each hold every CPU, then gets all of them: n - 1
- * wait in the resource ledger at the peak. */
-static double run_waiting(long n, rh_ref_t *refs)
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+/* Holds every CPU of the rank in its ledger (as a running task would),
+ * submits n tasks that each ask for all of them and waits until all n wait
+ * in the ledger; then lets go and gets them all. Returns the wall time
+ * from the release, the CPU time in *cpu. */
+static double run_waiting(long n, rh_ref_t *refs, double *cpu)
 {
     rh_task_params_t params;
-    double t0 = perf_now();
+    double t0;
     const void *p;
     size_t len;
+    rh_res_req_t all;
+    rh_res_waiter_t none = { .retry = NULL };
 
     memset(&params, 0, sizeof(params));
     params.field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS;
     params.num_cpus = rh_pool_num_workers(rh_core_pool());
+    if (rh_resources_parse(NULL, params.num_cpus, &all) != RH_OK ||
+        !rh_resources_acquire(&all, &none)) {
+        fprintf(stderr, "rayhpc-perf: the rank's CPUs are in use\n");
+        exit(1);
+    }
     for (long i = 0; i < n; i++) {
         if (rh_remote("perf_empty", NULL, 0, &params, &refs[i]) != RH_OK) {
             fprintf(stderr, "rayhpc-perf: %s\n", rh_last_error());
             exit(1);
         }
     }
+    while (rh_resources_waiting() < (size_t)n) {
+        sched_yield();
+    }
+    t0 = perf_now();
+    *cpu = cpu_seconds();
+    rh_resources_release(&all);
     for (long i = 0; i < n; i++) {
         rh_get(refs[i], &p, &len, RH_TIMEOUT_INFINITE);
         rh_release(refs[i]);
         rh_release(refs[i]);
     }
+    *cpu = cpu_seconds() - *cpu;
     return perf_now() - t0;
 }
 
@@ -266,12 +296,16 @@ static void figure_task_waiting(int (*want)(const char *))
     for (int i = 0; i < 2; i++) {
         long n = sizes[i];
         rh_ref_t *refs;
+        double wall, cpu;
 
         if (!want(names[i])) {
             continue;
         }
         refs = calloc((size_t)n, sizeof(*refs));
-        perf_print(names[i], "", run_waiting(n, refs) / n * 1e6, "us/task");
+        wall = run_waiting(n, refs, &cpu);
+        printf("%s %.4g us/task %.4g us_cpu/task\n", names[i],
+               wall / n * 1e6, cpu / n * 1e6);
+        fflush(stdout);
         free(refs);
     }
 }

@@ -154,7 +154,8 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
    make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi tests/multi/alltoall tests/multi/hello \
         tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
         tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
-        tests/multi/placement tests/multi/release >>"$tsan/make.out" 2>&1; then
+        tests/multi/placement tests/multi/release tests/multi/resources \
+        >>"$tsan/make.out" 2>&1; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
     tsan_run() {   # name, expected status, expected line, count, args...
         local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -182,6 +183,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     tsan_run "objects between ranks" 0 "SHARED OK" 2 -n 3 ./tests/multi/objects share
     tsan_run "tasks: 3 drivers on one rank" 0 "STRESS OK" 1 -n 1 ./tests/multi/tasks_stress 10
     RAYHPC_NUM_WORKERS=3 tsan_run "tasks: 2 ranks, 3 workers each" 0 "STRESS OK" 2 -n 2 ./tests/multi/tasks_stress 5
+    RAYHPC_NUM_WORKERS=3 tsan_run "tasks waiting for CPUs in the ledger" 0 "RESOURCES OK" 1 -n 1 ./tests/multi/resources 200
     tsan_run "tasks forwarded between 3 nodes" 0 "FORWARD OK" 1 -n 3 --nodes 3 ./tests/multi/forward check
     tsan_run "forwarded task whose rank dies" 137 "FORWARD KILL OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/forward kill
     tsan_run "pulls: a chain of ref arguments across nodes" 0 "PULL CHAIN OK" 1 -n 3 --nodes 3 ./tests/multi/pull chain

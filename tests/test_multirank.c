@@ -369,6 +369,15 @@ Test(objects, many_driver_threads_share_one_rank_s_workers)
     rh_run_free(&run);
 }
 
+Test(objects, threads_share_one_rank_s_cpus_through_the_resource_ledger)
+{
+    rh_run_t run = launch(2, 0, 0, "tests/multi/resources", "300", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "RESOURCES OK"), 2);
+    rh_run_free(&run);
+}
+
 /* ---- tasks on other nodes ------------------------------------------------------- */
 
 Test(forward, tasks_run_on_the_node_they_name_and_chain_across_nodes)

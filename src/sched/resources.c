@@ -539,6 +539,16 @@ void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req)
     rh_res_wake_and_unlock();
 }
 
+size_t rh_resources_waiting(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&rh_res.lock);
+    n = rh_res.nwaiting;
+    pthread_mutex_unlock(&rh_res.lock);
+    return n;
+}
+
 void rh_resources_format(char *buf, size_t len)
 {
     size_t n;

@@ -86,6 +86,9 @@ rh_status_t rh_resources_bundle_add(const char *prefix,
                                     const rh_res_req_t *req);
 void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req);
 
+/* Waiters queued now (tests, perf). */
+size_t rh_resources_waiting(void);
+
 /* What is free now, for tests and rayhpc-info ("CPU=2 license=1"). */
 void rh_resources_format(char *buf, size_t len);
 
