@@ -8,19 +8,22 @@
  * Each round, rank 0 puts objects (inline in the future, or in the store)
  * and runs a task of three returns, hands all their ids as plain bytes (no
  * hold travels with them) to a task on node 1 and one on node 2, and lets
- * them go at once. Each of those gets every object, and hands each on as a
+ * them go while those work (once the next round is on its way). Each of those gets every object, and hands each on as a
  * ref argument to a task of its own (a borrow): every get and every task
  * either reads the right bytes or fails saying the object was released.
  * At the end every future of rank 0 is gone: "RELEASE RACE OK".
  *
- * usage: release [rounds]   (3 ranks on 3 nodes)
+ * usage: release [rounds]   (3 ranks on 3 nodes, RAYHPC_FINALIZE_TIMEOUT
+ *                            above 2 minutes)
  */
 #include <string.h>
 
 #include "core/future.h"
 #include "rank_util.h"
 
-#define WAIT_MS 20000
+/* Slow machines and sanitizers: the serving ranks are started with a
+ * longer RAYHPC_FINALIZE_TIMEOUT than this. */
+#define WAIT_MS 120000
 #define PUTS 12            /* objects put per round, plus 3 returns */
 #define NOBJ (PUTS + 3)
 
@@ -172,17 +175,24 @@ static int fail(const char *what)
     return 1;
 }
 
-static int round_trip(int round, tally_t *sum)
+/* One round's objects and the grabs handed their ids. */
+typedef struct round {
+    obj_t    objs[NOBJ];
+    rh_ref_t grabs[2];
+} round_t;
+
+/* Makes round r's objects and sends them to the grabs. */
+static void round_start(int r, round_t *rd)
 {
-    obj_t objs[NOBJ];
+    obj_t *objs = rd->objs;
     rh_arg_t specs[3], a;
-    rh_ref_t rets[3], grabs[2];
+    rh_ref_t rets[3];
 
     for (int k = 0; k < PUTS; k++) {
         uint8_t *p;
 
-        objs[k].len = obj_len(k + round);
-        objs[k].seed = (uint64_t)round * 1000 + (uint64_t)k;
+        objs[k].len = obj_len(k + r);
+        objs[k].seed = (uint64_t)r * 1000 + (uint64_t)k;
         CHECK(rh_put_create(objs[k].len, &objs[k].ref, (void **)&p));
         for (size_t i = 0; i < objs[k].len; i++) {
             p[i] = pbyte(objs[k].seed, i);
@@ -191,21 +201,29 @@ static int round_trip(int round, tally_t *sum)
     }
     for (int k = 0; k < 3; k++) {
         objs[PUTS + k].len = obj_len(k);
-        objs[PUTS + k].seed = (uint64_t)round * 1000 + 500 + (uint64_t)k;
+        objs[PUTS + k].seed = (uint64_t)r * 1000 + 500 + (uint64_t)k;
         specs[k] = rh_arg_bytes(&objs[PUTS + k], sizeof(obj_t));
     }
     CHECK(rh_remote("make3", specs, 3, NULL, rets));
     for (int k = 0; k < 3; k++) {
         objs[PUTS + k].ref = rets[k];
     }
-    a = rh_arg_bytes(objs, sizeof(objs));
+    a = rh_arg_bytes(objs, NOBJ * sizeof(obj_t));
     for (int node = 1; node <= 2; node++) {
         rh_task_params_t p = rank_on_node(node, 0);
 
-        CHECK(rh_remote("grab", &a, 1, &p, &grabs[node - 1]));
+        CHECK(rh_remote("grab", &a, 1, &p, &rd->grabs[node - 1]));
     }
-    /* let go from the last while the grabs get from the first: the two
-     * meet somewhere, and around there releases race pulls and borrows */
+}
+
+/* Lets round rd's objects go while its grabs work on them, then checks
+ * what the grabs saw. */
+static int round_end(round_t *rd, tally_t *sum)
+{
+    obj_t *objs = rd->objs;
+
+    /* from the last while the grabs get from the first: the two meet
+     * somewhere, and around there releases race pulls and borrows */
     for (int k = NOBJ - 1; k >= 0; k--) {
         CHECK(rh_release(objs[k].ref));
         rank_nap();
@@ -215,13 +233,13 @@ static int round_trip(int round, tally_t *sum)
         size_t len;
         tally_t t;
 
-        CHECK(rh_get(grabs[g], &p, &len, WAIT_MS));
+        CHECK(rh_get(rd->grabs[g], &p, &len, WAIT_MS));
         if (len != sizeof(t)) {
             return fail("a grab returned another size");
         }
         memcpy(&t, p, sizeof(t));
-        rh_release(grabs[g]);
-        rh_release(grabs[g]);
+        rh_release(rd->grabs[g]);
+        rh_release(rd->grabs[g]);
         if (t.got + t.got_gone != NOBJ || t.ran + t.ran_gone != NOBJ) {
             return fail("a grab lost objects");
         }
@@ -245,6 +263,7 @@ static int round_trip(int round, tally_t *sum)
 static int drive(int rounds)
 {
     tally_t sum = { 0, 0, 0, 0 };
+    round_t rd[2];
     double end;
 
     if (rh_num_nodes() != 3) {
@@ -254,8 +273,14 @@ static int drive(int rounds)
      * more object, and the table grows past them as we go */
     rh_future_test_wear((RH_FUTURE_GENERATIONS - 1) <<
                         RH_FUTURE_TABLE_MIN_BITS);
-    for (int r = 0; r < rounds; r++) {
-        if (round_trip(r, &sum) != 0) {
+    /* Round r's objects go once round r + 1 is on its way: by then r's
+     * grabs are at work. */
+    round_start(0, &rd[0]);
+    for (int r = 1; r <= rounds; r++) {
+        if (r < rounds) {
+            round_start(r, &rd[r % 2]);
+        }
+        if (round_end(&rd[(r - 1) % 2], &sum) != 0) {
             return 1;
         }
     }
@@ -278,7 +303,7 @@ static int drive(int rounds)
 
 int main(int argc, char **argv)
 {
-    int rounds = argc > 1 ? atoi(argv[1]) : 200;
+    int rounds = argc > 1 && atoi(argv[1]) > 0 ? atoi(argv[1]) : 200;
     int rc = 0;
     rh_status_t st;
 
