@@ -363,6 +363,19 @@ Test(forward, the_same_over_tcp)
     rh_run_free(&run);
 }
 
+/* Every 7th message of every rank is lost before it reaches UCX: each get
+ * still ends, with its value or an error naming the rank and why. */
+static const char *const FAULTS[] = { "RAYHPC_FAULT_SENDS=7", NULL };
+
+Test(forward, lost_messages_end_every_get_with_a_value_or_an_error)
+{
+    rh_run_t run = launch(3, 3, 0, "tests/multi/send_faults", NULL, FAULTS);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "SEND FAULTS OK"), 1);
+    rh_run_free(&run);
+}
+
 Test(forward, death_of_the_running_rank_fails_the_task)
 {
     rh_run_t run = launch(3, 3, 1, "tests/multi/forward", "kill", NULL);
