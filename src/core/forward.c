@@ -17,6 +17,7 @@
 #include "base/config.h"
 #include "core/core.h"
 #include "core/directory.h"
+#include "core/admit.h"
 #include "core/borrow.h"
 #include "core/inflight.h"
 #include "core/placement.h"
@@ -88,6 +89,10 @@ static void rh_inflight_release(rh_inflight_t *e)
     e->held = NULL;
     e->borrowed = NULL;
     e->nheld = e->nborrowed = 0;
+    if (e->admitted) {
+        rh_admit_release();
+        e->admitted = 0;
+    }
 }
 
 /* Moves the borrows of its arguments owned elsewhere from the task into
@@ -169,6 +174,7 @@ static int rh_inflight_add(rh_task_t *t, uint64_t key)
 {
     rh_inflight_t e;
 
+    e.admitted = 0;
     e.nheld = rh_inflight_take_holds(t, &e.held);
     if (e.nheld < 0) {
         return -1;
@@ -183,10 +189,13 @@ static int rh_inflight_add(rh_task_t *t, uint64_t key)
     e.nreturns = t->nreturns;
     e.rank = t->forward_to;
     e.name = t->fn->name;
+    e.admitted = t->admitted;   /* the place goes with the entry */
     if (rh_inflight_put(&e) != 0) {
+        e.admitted = 0;
         rh_inflight_release(&e);
         return -1;
     }
+    t->admitted = 0;
     return 0;
 }
 
