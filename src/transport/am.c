@@ -629,8 +629,9 @@ rh_status_t rh_am_wait_room(int nonblock)
 {
     long max = rh_am.posted_max;
 
+    /* max is 0 until the transport starts: nothing is queued yet. */
     if (rh_likely(atomic_load_explicit(&rh_am.posted, memory_order_relaxed) <
-                  max) || rh_tp_on_progress_thread()) {
+                  max) || max == 0 || rh_tp_on_progress_thread()) {
         return RH_OK;
     }
     if (nonblock) {
