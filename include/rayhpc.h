@@ -221,8 +221,18 @@ typedef enum rh_task_param_field {
     RH_TASK_PARAM_FIELD_NUM_RETURNS = 1u << 0,
     RH_TASK_PARAM_FIELD_NUM_CPUS    = 1u << 1,
     RH_TASK_PARAM_FIELD_RESOURCES   = 1u << 2,
-    RH_TASK_PARAM_FIELD_STRATEGY    = 1u << 3
+    RH_TASK_PARAM_FIELD_STRATEGY    = 1u << 3,
+    RH_TASK_PARAM_FIELD_FLAGS       = 1u << 4
 } rh_task_param_field_t;
+
+/* rh_task_params_t.flags */
+typedef enum rh_task_flag {
+    /* A task bound for another rank that this rank cannot take now
+     * (RAYHPC_REMOTE_TASKS_MAX tasks already out, or RAYHPC_SEND_QUEUE_MAX
+     * messages on their way) fails with RH_ERR_BUSY instead of waiting;
+     * nothing was submitted, try again later. */
+    RH_TASK_FLAG_NONBLOCK = 1u << 0
+} rh_task_flag_t;
 
 /* Where a task runs. */
 typedef enum rh_strategy {
@@ -254,12 +264,16 @@ typedef struct rh_task_params {
     int           soft;          /* NODE_AFFINITY: fall back to DEFAULT */
     rh_pg_t       pg;            /* PLACEMENT_GROUP: the group */
     int           bundle;        /* PLACEMENT_GROUP: the bundle's index */
+    uint64_t      flags;         /* RH_TASK_FLAG_* bits, with
+                                  * RH_TASK_PARAM_FIELD_FLAGS */
 } rh_task_params_t;
 
 /* Submits a call of the function registered as name and returns at once
  * with refs to its returns in rets (num_returns of them). Unknown names and
  * wrong argument counts fail here with RH_ERR_UNKNOWN_FUNCTION and
- * RH_ERR_BAD_ARG_COUNT. */
+ * RH_ERR_BAD_ARG_COUNT. A task bound for another rank waits here while
+ * this rank has RAYHPC_REMOTE_TASKS_MAX tasks out (see
+ * RH_TASK_FLAG_NONBLOCK). */
 rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
                       const rh_task_params_t *params, rh_ref_t *rets);
 
@@ -340,6 +354,8 @@ typedef struct rh_stats {
     uint64_t store_objects;    /* objects in this node's store now (all its
                                 * ranks'), and their bytes */
     uint64_t store_bytes;
+    uint64_t tasks_remote;     /* its tasks out on other ranks or with the
+                                * global scheduler now */
 } rh_stats_t;
 
 rh_status_t rh_stats(rh_stats_t *stats);

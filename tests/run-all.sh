@@ -155,7 +155,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
         tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
         tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
         tests/multi/placement tests/multi/release tests/multi/resources \
-        >>"$tsan/make.out" 2>&1; then
+        tests/multi/send_faults tests/multi/burst >>"$tsan/make.out" 2>&1; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
     tsan_run() {   # name, expected status, expected line, count, args...
         local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -193,6 +193,8 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a ref handed on outlives its owner's release" 0 "PULL BORROW OK" 1 -n 3 --nodes 3 ./tests/multi/pull borrow
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a dead owner's copies leave the stores" 137 "PULL OWNER_DIES OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/pull owner_dies
     RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "releases race pulls and borrows of the objects" 0 "RELEASE RACE OK" 1 -n 3 --nodes 3 ./tests/multi/release 20
+    RAYHPC_FAULT_SENDS=7 tsan_run "every 7th send lost: every get still ends" 0 "SEND FAULTS OK" 1 -n 3 --nodes 3 ./tests/multi/send_faults
+    RAYHPC_REMOTE_TASKS_MAX=1024 tsan_run "a burst waits for room" 0 "BURST OK" 1 -n 2 --nodes 2 ./tests/multi/burst 20000
     unset TSAN_OPTIONS UCX_MEM_EVENTS
 else
     grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

@@ -398,6 +398,35 @@ Test(forward, the_same_over_tcp)
     rh_run_free(&run);
 }
 
+/* Every 7th message of every rank is lost before it reaches UCX: each get
+ * still ends, with its value or an error naming the rank and why. */
+static const char *const FAULTS[] = { "RAYHPC_FAULT_SENDS=7", NULL };
+
+Test(forward, lost_messages_end_every_get_with_a_value_or_an_error)
+{
+    rh_run_t run = launch(3, 3, 0, "tests/multi/send_faults", NULL, FAULTS);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "SEND FAULTS OK"), 1);
+    rh_run_free(&run);
+}
+
+/* A burst to another node with room for 1024 tasks out: the submitter
+ * waits, memory stays under the program's ceiling (512 MiB on each rank),
+ * every task runs once; a non-blocking submit with no room gets
+ * RH_ERR_BUSY. The full burst (10 M tasks) is run by hand: see README. */
+static const char *const BURST[] = { "RAYHPC_REMOTE_TASKS_MAX=1024", NULL };
+
+Test(forward, a_burst_to_another_node_waits_for_room_within_a_memory_ceiling)
+{
+    rh_run_t run = launch(2, 2, 0, "tests/multi/burst", "100000", BURST);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "BURST OK: 100000 tasks"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "PEAK rank"), 2);
+    rh_run_free(&run);
+}
+
 Test(forward, death_of_the_running_rank_fails_the_task)
 {
     rh_run_t run = launch(3, 3, 1, "tests/multi/forward", "kill", NULL);

@@ -267,6 +267,19 @@ const rh_config_field_t rh_config_table[] = {
     {"HEARTBEAT_MS", "10ms",
      "How often each rank reports its load to the global scheduler",
      RH_OFF(heartbeat_ms), &rh_type_time, NULL, 1, 60000},
+    {"SEND_QUEUE_MAX", "4096",
+     "Messages that threads other than the progress thread may have on "
+     "their way at once; a sender past it waits until one is done",
+     RH_OFF(send_queue_max), &rh_type_count, NULL, 16, 1u << 24},
+    {"REMOTE_TASKS_MAX", "65536",
+     "Tasks a rank may have running on other ranks or waiting for the "
+     "global scheduler; a submitter past it waits (or gets RH_ERR_BUSY "
+     "with RH_TASK_FLAG_NONBLOCK)",
+     RH_OFF(remote_tasks_max), &rh_type_count, NULL, 1, 1u << 30},
+    {"FAULT_SENDS", "0",
+     "For tests only: every Nth message this rank sends fails before it "
+     "reaches UCX, as if the network lost it (0: none)",
+     RH_OFF(fault_sends), &rh_type_count, NULL, 0, 1u << 30},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

@@ -41,6 +41,9 @@ typedef struct rh_config {
     uint64_t pull_chunk;       /* bytes per RDMA read of a pull */
     uint64_t spillback_threshold;  /* waiting tasks per worker */
     uint64_t heartbeat_ms;     /* load reports to the global scheduler */
+    uint64_t send_queue_max;   /* sends from other threads not yet done */
+    uint64_t remote_tasks_max; /* tasks out on other ranks or spilled */
+    uint64_t fault_sends;      /* tests: every Nth send fails (0: none) */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

@@ -17,6 +17,7 @@
 #include "base/config.h"
 #include "core/core.h"
 #include "core/directory.h"
+#include "core/admit.h"
 #include "core/borrow.h"
 #include "core/inflight.h"
 #include "core/placement.h"
@@ -88,6 +89,10 @@ static void rh_inflight_release(rh_inflight_t *e)
     e->held = NULL;
     e->borrowed = NULL;
     e->nheld = e->nborrowed = 0;
+    if (e->admitted) {
+        rh_admit_release();
+        e->admitted = 0;
+    }
 }
 
 /* Moves the borrows of its arguments owned elsewhere from the task into
@@ -169,6 +174,7 @@ static int rh_inflight_add(rh_task_t *t, uint64_t key)
 {
     rh_inflight_t e;
 
+    e.admitted = 0;
     e.nheld = rh_inflight_take_holds(t, &e.held);
     if (e.nheld < 0) {
         return -1;
@@ -183,10 +189,13 @@ static int rh_inflight_add(rh_task_t *t, uint64_t key)
     e.nreturns = t->nreturns;
     e.rank = t->forward_to;
     e.name = t->fn->name;
+    e.admitted = t->admitted;   /* the place goes with the entry */
     if (rh_inflight_put(&e) != 0) {
+        e.admitted = 0;
         rh_inflight_release(&e);
         return -1;
     }
+    t->admitted = 0;
     return 0;
 }
 
@@ -218,6 +227,35 @@ static void rh_fwd_on_peer_failure(void *arg, int rank)
         rh_inflight_fail(&e, msg);
         rh_inflight_release(&e);
     }
+}
+
+/* A task's message was lost on its way (its rank failed, or the send
+ * failed): the task never arrived, so its futures fail, naming the rank
+ * and why. */
+static void rh_fwd_submit_lost(void *arg, uint32_t dest, const void *hdr,
+                               size_t hdr_len, const void *data, size_t len,
+                               rh_status_t status)
+{
+    rh_fwd_submit_t h;
+    rh_inflight_t e;
+    char msg[512];
+
+    (void)arg;
+    (void)hdr_len;
+    (void)data;
+    (void)len;
+    memcpy(&h, hdr, sizeof(h));
+    if (!rh_inflight_take(h.counter, (int)dest, &e)) {
+        return;   /* failed already: its rank was declared dead */
+    }
+    snprintf(msg, sizeof(msg), "task %s could not be sent to rank %u: %s",
+             e.name, dest, status == RH_ERR_PEER_FAILED ? "the rank failed" :
+             rh_status_string(status));
+    if (e.nreturns == 0) {
+        rh_warn("%s", msg);   /* no future to carry it */
+    }
+    rh_inflight_fail(&e, msg);
+    rh_inflight_release(&e);
 }
 
 /* ---- the owner sends -------------------------------------------------------- */
@@ -786,6 +824,12 @@ rh_status_t rh_forward_setup(void)
     if (status == RH_OK) {
         status = rh_am_register(RH_AM_ID_TASK_DONE, sizeof(rh_fwd_done_t),
                                 sizeof(rh_fwd_done_t), rh_fwd_on_done, NULL);
+    }
+    /* A lost task fails at once: its owner decides whether to submit it
+     * again. A lost answer is sent again (the default retries). */
+    if (status == RH_OK) {
+        status = rh_am_set_lost(RH_AM_ID_TASK_SUBMIT, 0, rh_fwd_submit_lost,
+                                NULL);
     }
     if (status == RH_OK) {
         status = rh_tp_on_peer_failure(rh_fwd_on_peer_failure, NULL);

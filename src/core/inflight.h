@@ -22,6 +22,7 @@ typedef struct rh_inflight {
     rh_object_id_t *borrowed;  /* others' objects it takes: borrowed until
                                 * done */
     const char   *name;      /* the function's (registry entries stay) */
+    int           admitted;  /* holds its submitter's place (core/admit.h) */
 } rh_inflight_t;
 
 /* Adds e (copied); -1 when out of memory or its counter is in already. */

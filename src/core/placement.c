@@ -810,6 +810,28 @@ void rh_place_spill(rh_task_t *t)
     }
 }
 
+/* A question to the scheduler was lost (after the retries): the task runs
+ * here, as when there is no scheduler to ask. */
+static void rh_place_lost(void *arg, uint32_t dest, const void *hdr,
+                          size_t hdr_len, const void *data, size_t len,
+                          rh_status_t status)
+{
+    rh_place_hdr_t h;
+    rh_task_t *t;
+
+    (void)arg;
+    (void)dest;
+    (void)hdr_len;
+    (void)data;
+    (void)len;
+    (void)status;
+    memcpy(&h, hdr, sizeof(h));
+    if ((t = rh_spill_take(h.token)) != NULL) {
+        t->forward_to = -1;
+        rh_task_dispatch(t);
+    }
+}
+
 /* The scheduler died: what waited for it runs here. */
 static void rh_place_on_peer_failure(void *arg, int rank)
 {
@@ -844,6 +866,10 @@ rh_status_t rh_place_setup(void)
                                 sizeof(rh_placed_hdr_t),
                                 sizeof(rh_placed_hdr_t), rh_place_on_placed,
                                 NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_set_lost(RH_AM_ID_SCHED_PLACE, RH_AM_RETRIES,
+                                rh_place_lost, NULL);
     }
     if (status == RH_OK) {
         status = rh_tp_on_peer_failure(rh_place_on_peer_failure, NULL);

@@ -1014,6 +1014,58 @@ rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
                         "node kept failing", rh_object_id_str(id, ids));
 }
 
+/* A question to a holder was lost (after the retries): an extra copy is
+ * left out, the pull's own source fails the pull with the reason. */
+static void rh_pull_locate_lost(void *arg, uint32_t dest, const void *hdr,
+                                size_t hdr_len, const void *data, size_t len,
+                                rh_status_t status)
+{
+    rh_locate_hdr_t h;
+    rh_pull_t *p;
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    (void)arg;
+    (void)hdr_len;
+    (void)data;
+    (void)len;
+    memcpy(&h, hdr, sizeof(h));
+    p = rh_pull_by_token(h.token);
+    if (p == NULL || p->id.hi != h.hi || p->id.lo != h.lo) {
+        return;   /* ended already */
+    }
+    if (rh_pull_is_extra(p, (int)dest)) {
+        rh_pull_drop_extra(p, (int)dest);
+        rh_pull_read_more(p);
+    } else if ((int)dest == p->ask) {
+        rh_pull_fail(p, status, "object %s: the request to rank %u, which "
+                     "holds it, was lost: %s", rh_object_id_str(p->id, ids),
+                     dest, status == RH_ERR_PEER_FAILED ? "the rank failed" :
+                     rh_status_string(status));
+    }
+}
+
+/* An answer that pinned a copy for a puller was lost: nobody reads it. */
+static void rh_pull_where_lost(void *arg, uint32_t dest, const void *hdr,
+                               size_t hdr_len, const void *data, size_t len,
+                               rh_status_t status)
+{
+    rh_where_hdr_t h;
+    rh_object_id_t id;
+
+    (void)arg;
+    (void)hdr_len;
+    (void)data;
+    (void)len;
+    memcpy(&h, hdr, sizeof(h));
+    id.hi = h.hi;
+    id.lo = h.lo;
+    if (h.kind == RH_WHERE_AT) {
+        rh_pin_drop((int)dest, id);
+    }
+    rh_warn("an answer to rank %u about an object was lost: %s", dest,
+            rh_status_string(status));
+}
+
 /* ---- set-up ---------------------------------------------------------------- */
 
 rh_status_t rh_pull_setup(void)
@@ -1031,6 +1083,14 @@ rh_status_t rh_pull_setup(void)
         status = rh_am_register(RH_AM_ID_OBJ_UNPIN, sizeof(rh_unpin_hdr_t),
                                 sizeof(rh_unpin_hdr_t), rh_pull_on_unpin,
                                 NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_set_lost(RH_AM_ID_OBJ_LOCATE, RH_AM_RETRIES,
+                                rh_pull_locate_lost, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_set_lost(RH_AM_ID_OBJ_WHERE, RH_AM_RETRIES,
+                                rh_pull_where_lost, NULL);
     }
     if (status == RH_OK) {
         status = rh_tp_on_peer_failure(rh_pull_on_peer_failure, NULL);

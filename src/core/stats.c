@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "core/admit.h"
 #include "core/core.h"
 #include "core/placement.h"
 #include "core/pull.h"
@@ -29,6 +30,7 @@ rh_status_t rh_stats(rh_stats_t *stats)
     rh_pull_counters(&stats->pulls, &stats->bytes_pulled,
                      &stats->pulls_joined);
     stats->pull_sources = rh_pull_source_count();
+    stats->tasks_remote = (uint64_t)rh_admit_out();
     if (rh_store_stats(rh_core_store(), &ss) == RH_OK) {
         stats->store_objects = ss.objects;
         stats->store_bytes = ss.object_bytes;

@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/objcache.h"
 #include "base/status.h"
+#include "core/admit.h"
 #include "core/borrow.h"
 #include "core/core.h"
 #include "core/directory.h"
@@ -174,6 +175,9 @@ void rh_task_cache_fini(void)
 
 void rh_task_free(rh_task_t *t)
 {
+    if (t->admitted) {
+        rh_admit_release();
+    }
     if (t->holds_res) {
         rh_resources_release(t->res ? t->res : &rh_task_default_res);
     }
@@ -689,6 +693,18 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
             return status;
         }
     }
+    /* Bound for another rank or the global scheduler: wait for a place
+     * before anything is allocated, so that a refusal loses nothing. */
+    if (origin < 0 && (forward_to >= 0 || forward_to == RH_PLACE_SPILL)) {
+        status = rh_admit_take(params != NULL &&
+                               (params->field_mask &
+                                RH_TASK_PARAM_FIELD_FLAGS) &&
+                               (params->flags & RH_TASK_FLAG_NONBLOCK), name);
+        if (status != RH_OK) {
+            free(res);
+            return status;
+        }
+    }
     if (forward_to == -1) {
         rh_task_resources_here(name, res);
     }
@@ -701,9 +717,14 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
         malloc(size);
     if (t == NULL) {
         free(res);
+        if (origin < 0 && (forward_to >= 0 || forward_to == RH_PLACE_SPILL)) {
+            rh_admit_release();
+        }
         return rh_error_set(RH_ERR_NO_MEMORY, "task %s", name);
     }
     memset(t, 0, sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t));
+    t->admitted = origin < 0 && (forward_to >= 0 ||
+                                 forward_to == RH_PLACE_SPILL);
     t->cached = size <= RH_TASK_SMALL;
     t->res = res;
     t->forward_to = forward_to;

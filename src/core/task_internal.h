@@ -47,6 +47,7 @@ struct rh_task {
     int                  cached;     /* from rh_task_cache */
     int                  forward_to; /* rank that runs it; -1: this one */
     int                  gs_placed;  /* ... as the global scheduler chose */
+    int                  admitted;   /* holds a place of core/admit.h */
     uint64_t             pg;         /* RH_PG_WAIT: its group ... */
     int                  pg_bundle;  /* ... and bundle */
     int                  ret_foreign;/* returns carry another rank's ids */

@@ -10,11 +10,20 @@
  * the op queue, and the progress thread gives it back to that cache when
  * its own list is full (a driver's sends and a worker's answers then cost
  * no malloc either).
+ *
+ * Every send the call accepted reports its outcome on the progress thread,
+ * never inside the call: a send that failed to a rank still alive goes
+ * again (its id's retries), then its done callback hears the error, or,
+ * without one, its id's lost handler, which fails what depended on the
+ * message. Sends from other threads are counted until done, so that
+ * submitters can wait for room (rh_am_wait_room) before adding more.
  */
 #include "transport/am.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/completion.h"
 #include "base/log.h"
@@ -31,6 +40,11 @@ typedef struct rh_am_entry {
     rh_am_handler_fn fn;
     void            *arg;
     size_t           min_hdr, max_hdr;
+    /* a failed send of this id: sent again, then handed to lost */
+    rh_am_lost_fn    lost;
+    void            *lost_arg;
+    unsigned         retries;
+    int              retries_set;
 } rh_am_entry_t;
 
 typedef struct rh_am_sreq rh_am_sreq_t;
@@ -39,6 +53,10 @@ struct rh_am_sreq {
     rh_am_sreq_t  *next_free;
     uint32_t       dest;
     uint32_t       hdr_total;
+    uint16_t       id;        /* RH_AM_ID_INVALID: a raw send */
+    uint8_t        attempts;  /* sends again after a failure */
+    uint8_t        counted;   /* posted by another thread: in `posted` */
+    rh_status_t    status;    /* of the failure being handled */
     rh_am_done_fn  done;
     void          *done_arg;
     const void    *data;
@@ -55,9 +73,20 @@ typedef struct rh_am_layer {
     unsigned       num_free;
     rh_objcache_t  cache;       /* requests for the other threads */
     uint64_t       rndv_thresh;
+    uint64_t       fault_every; /* RAYHPC_FAULT_SENDS */
+    uint64_t       fault_count; /* progress thread only */
+    /* sends from other threads not done yet, and who waits for room */
+    _Atomic long   posted;
+    long           posted_max;
+    _Atomic int    room_waiters;
+    pthread_mutex_t room_lock;
+    pthread_cond_t  room_cond;
 } rh_am_layer_t;
 
-static rh_am_layer_t rh_am;
+static rh_am_layer_t rh_am = {
+    .room_lock = PTHREAD_MUTEX_INITIALIZER,
+    .room_cond = PTHREAD_COND_INITIALIZER,
+};
 
 static const char *const rh_am_drop_names[RH_AM_DROP_NUM] = {
     [RH_AM_DROP_SHORT_HEADER] = "header shorter than the wire header",
@@ -98,6 +127,22 @@ rh_status_t rh_am_register(uint16_t id, size_t min_hdr, size_t max_hdr,
     rh_am.table[id].arg = arg;
     /* Publish the handler last: the receive path tests fn. */
     __atomic_store_n(&rh_am.table[id].fn, fn, __ATOMIC_RELEASE);
+    return RH_OK;
+}
+
+rh_status_t rh_am_set_lost(uint16_t id, unsigned retries, rh_am_lost_fn lost,
+                           void *arg)
+{
+    if (id == RH_AM_ID_INVALID || id >= RH_AM_ID_MAX || retries > 255) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "cannot set how lost "
+                            "messages of AM id %u are handled (ids 1..%u, "
+                            "at most 255 retries)", (unsigned)id,
+                            RH_AM_ID_MAX - 1);
+    }
+    rh_am.table[id].lost = lost;
+    rh_am.table[id].lost_arg = arg;
+    rh_am.table[id].retries = retries;
+    rh_am.table[id].retries_set = 1;
     return RH_OK;
 }
 
@@ -275,11 +320,28 @@ static rh_am_sreq_t *rh_am_sreq_get(void)
     return rh_objcache_get(&rh_am.cache);
 }
 
+/* One send of another thread is done: a submitter waiting for room may
+ * go on once half of the room is free again. */
+static void rh_am_uncount(void)
+{
+    long n = atomic_fetch_sub(&rh_am.posted, 1) - 1;
+
+    if (rh_unlikely(atomic_load(&rh_am.room_waiters) != 0) &&
+        n <= rh_am.posted_max / 2) {
+        pthread_mutex_lock(&rh_am.room_lock);
+        pthread_cond_broadcast(&rh_am.room_cond);
+        pthread_mutex_unlock(&rh_am.room_lock);
+    }
+}
+
 /* Runs on the progress thread. */
 static void rh_am_sreq_put(rh_am_sreq_t *sreq)
 {
     if (sreq->copy != NULL) {
         free(sreq->copy);
+    }
+    if (sreq->counted) {
+        rh_am_uncount();
     }
     if (rh_am.num_free < RH_AM_FREE_MAX) {
         sreq->next_free = rh_am.free_list;
@@ -290,15 +352,86 @@ static void rh_am_sreq_put(rh_am_sreq_t *sreq)
     rh_objcache_put(&rh_am.cache, sreq);
 }
 
-static void rh_am_sreq_finish(rh_am_sreq_t *sreq, rh_status_t status)
+static void rh_am_sreq_issue(rh_am_sreq_t *sreq);
+
+static const rh_am_entry_t *rh_am_sreq_entry(const rh_am_sreq_t *sreq)
 {
+    return sreq->id != RH_AM_ID_INVALID ? &rh_am.table[sreq->id] : NULL;
+}
+
+/* Nobody said what depends on a lost message of this id: it is logged,
+ * the first few and then one in 1024 (a dead link fails many). */
+static void rh_am_lost_warn(const rh_am_sreq_t *sreq)
+{
+    uint64_t n = atomic_load_explicit(&rh_am.stats.lost,
+                                      memory_order_relaxed);
+
+    if (sreq->status == RH_ERR_PEER_FAILED) {
+        rh_debug("message %u to rank %u dropped: the rank failed",
+                 (unsigned)sreq->id, sreq->dest);
+    } else if (n <= 8 || (n & 1023) == 0) {
+        rh_warn("message %u to rank %u was lost after %u tries: %s (%llu "
+                "lost so far)", (unsigned)sreq->id, sreq->dest,
+                (unsigned)sreq->attempts + 1,
+                rh_status_string(sreq->status), (unsigned long long)n);
+    }
+}
+
+/* Progress loop, outside any UCX callback: a failed send goes again while
+ * its rank lives and its id allows, then its owner hears. */
+static void rh_am_sreq_failed_run(rh_tp_op_t *op)
+{
+    rh_am_sreq_t *sreq = (rh_am_sreq_t *)op;
+    const rh_am_entry_t *e = rh_am_sreq_entry(sreq);
+    unsigned retries = e == NULL ? 0 :
+                       e->retries_set ? e->retries : RH_AM_RETRIES;
+    size_t hoff = sizeof(rh_am_wire_hdr_t);
+
+    if (rh_unlikely(!rh_tp_running())) {
+        /* Drained at close: nothing is sent again, nobody is told. */
+        if (sreq->done != NULL) {
+            sreq->done(sreq->done_arg, sreq->status);
+        }
+        rh_am_sreq_put(sreq);
+        return;
+    }
+    if (sreq->status != RH_ERR_PEER_FAILED &&
+        rh_tp_peer_alive((int)sreq->dest) && sreq->attempts < retries) {
+        sreq->attempts++;
+        rh_am_count(&rh_am.stats.retried);
+        rh_am_sreq_issue(sreq);
+        return;
+    }
     if (sreq->done != NULL) {
-        sreq->done(sreq->done_arg, status);
-    } else if (status != RH_OK) {
-        rh_debug("send to rank %u failed: %s", sreq->dest,
-                 rh_status_string(status));
+        sreq->done(sreq->done_arg, sreq->status);
+    } else {
+        rh_am_count(&rh_am.stats.lost);
+        if (e != NULL && e->lost != NULL) {
+            e->lost(e->lost_arg, sreq->dest, sreq->hdr + hoff,
+                    sreq->hdr_total - hoff, sreq->data, sreq->len,
+                    sreq->status);
+        } else {
+            rh_am_lost_warn(sreq);
+        }
     }
     rh_am_sreq_put(sreq);
+}
+
+/* The outcome of a send: success ends it here; a failure is handled on the
+ * next round of the progress loop (we may be in a UCX callback, or still
+ * inside rh_am_send's caller). */
+static void rh_am_sreq_finish(rh_am_sreq_t *sreq, rh_status_t status)
+{
+    if (rh_likely(status == RH_OK)) {
+        if (sreq->done != NULL) {
+            sreq->done(sreq->done_arg, RH_OK);
+        }
+        rh_am_sreq_put(sreq);
+        return;
+    }
+    sreq->status = status;
+    sreq->op.run = rh_am_sreq_failed_run;
+    rh_tp_defer(&sreq->op);
 }
 
 static void rh_am_send_cb(void *request, ucs_status_t status, void *user_data)
@@ -317,6 +450,15 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
     void *req;
     rh_status_t status;
 
+    if (rh_unlikely(rh_am.fault_every != 0) &&
+        ++rh_am.fault_count % rh_am.fault_every == 0) {
+        rh_am_count(&rh_am.stats.injected);
+        rh_error_set(RH_ERR_TRANSPORT, "message lost on purpose "
+                     "(RAYHPC_FAULT_SENDS=%llu)",
+                     (unsigned long long)rh_am.fault_every);
+        rh_am_sreq_finish(sreq, RH_ERR_TRANSPORT);
+        return;
+    }
     status = rh_tp_ep((int)sreq->dest, &ep);
     if (rh_unlikely(status != RH_OK)) {
         rh_am_sreq_finish(sreq, status);
@@ -348,6 +490,8 @@ static rh_status_t rh_am_sreq_submit(rh_am_sreq_t *sreq)
     if (rh_tp_on_progress_thread()) {
         rh_am_sreq_issue(sreq);
     } else {
+        sreq->counted = 1;
+        atomic_fetch_add_explicit(&rh_am.posted, 1, memory_order_relaxed);
         sreq->op.run = rh_am_sreq_run;
         rh_tp_post(&sreq->op);
     }
@@ -425,7 +569,8 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     w.hdr_len = (uint16_t)hdr_len;
     w.src = (uint32_t)rh_tp_rank();
     w.data_len = (uint32_t)len;
-    if (rh_tp_on_progress_thread() && len <= RH_AM_SMALL_DATA) {
+    if (rh_tp_on_progress_thread() && len <= RH_AM_SMALL_DATA &&
+        rh_likely(rh_am.fault_every == 0)) {
         uint8_t whole[sizeof(w) + RH_AM_MAX_HDR];
 
         memcpy(whole, &w, sizeof(w));
@@ -439,10 +584,8 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
             }
             return RH_OK;
         }
-        if (status != RH_ERR_BUSY) {
-            return rh_error_set(status, "send to rank %u failed: %s", dest,
-                                rh_status_string(status));
-        }
+        /* Busy, or failed: the request path sends it, or reports the
+         * failure like any other, after the call. */
     }
     sreq = rh_am_sreq_get();
     if (rh_unlikely(sreq == NULL)) {
@@ -454,6 +597,9 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     }
     sreq->hdr_total = (uint32_t)(sizeof(w) + hdr_len);
     sreq->dest = dest;
+    sreq->id = id;
+    sreq->attempts = 0;
+    sreq->counted = 0;
     sreq->done = done;
     sreq->done_arg = done_arg;
     sreq->len = len;
@@ -479,6 +625,45 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     return rh_am_sreq_submit(sreq);
 }
 
+rh_status_t rh_am_wait_room(int nonblock)
+{
+    long max = rh_am.posted_max;
+
+    /* max is 0 until the transport starts: nothing is queued yet. */
+    if (rh_likely(atomic_load_explicit(&rh_am.posted, memory_order_relaxed) <
+                  max) || max == 0 || rh_tp_on_progress_thread()) {
+        return RH_OK;
+    }
+    if (nonblock) {
+        return rh_error_set(RH_ERR_BUSY, "%ld messages of this rank are "
+                            "still on their way (RAYHPC_SEND_QUEUE_MAX=%ld)",
+                            atomic_load(&rh_am.posted), max);
+    }
+    pthread_mutex_lock(&rh_am.room_lock);
+    atomic_fetch_add(&rh_am.room_waiters, 1);
+    /* Until half the room is free: one wake-up lets a burst through. The
+     * timeout only covers a transport that stops meanwhile. */
+    while (atomic_load(&rh_am.posted) > max / 2 && rh_tp_running()) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&rh_am.room_cond, &rh_am.room_lock, &ts);
+    }
+    atomic_fetch_sub(&rh_am.room_waiters, 1);
+    pthread_mutex_unlock(&rh_am.room_lock);
+    return RH_OK;
+}
+
+long rh_am_posted(void)
+{
+    return atomic_load_explicit(&rh_am.posted, memory_order_relaxed);
+}
+
 rh_status_t rh_am_send_raw(uint32_t dest, const void *hdr, size_t hdr_len,
                            const void *data, size_t len)
 {
@@ -501,6 +686,9 @@ rh_status_t rh_am_send_raw(uint32_t dest, const void *hdr, size_t hdr_len,
     }
     sreq->hdr_total = (uint32_t)hdr_len;
     sreq->dest = dest;
+    sreq->id = RH_AM_ID_INVALID;
+    sreq->attempts = 0;
+    sreq->counted = 0;
     sreq->done = NULL;
     sreq->data = sreq->small;
     sreq->len = len;
@@ -548,6 +736,10 @@ rh_status_t rh_am_attach(struct ucp_worker *worker)
     ucs_status_t status;
 
     rh_am.rndv_thresh = rh_cfg.rndv_thresh;
+    rh_am.fault_every = rh_cfg.fault_sends;
+    rh_am.fault_count = 0;
+    rh_am.posted_max = (long)rh_cfg.send_queue_max;
+    atomic_store(&rh_am.posted, 0);
     rh_objcache_init(&rh_am.cache, RH_AM_CACHE_ID, sizeof(rh_am_sreq_t));
     memset(&param, 0, sizeof(param));
     param.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID |

@@ -72,7 +72,22 @@ typedef enum rh_am_drop {
 typedef struct rh_am_stats {
     _Atomic uint64_t received;
     _Atomic uint64_t dropped[RH_AM_DROP_NUM];
+    _Atomic uint64_t injected;   /* sends failed by RAYHPC_FAULT_SENDS */
+    _Atomic uint64_t retried;    /* failed sends sent again */
+    _Atomic uint64_t lost;       /* failed for good, handed to lost */
 } rh_am_stats_t;
+
+/* Times a failed send to a live rank goes again before its failure is
+ * reported, unless its id says otherwise (rh_am_set_lost). */
+#define RH_AM_RETRIES 16
+
+/* A message of this id could not be delivered: its rank failed, or it
+ * failed again on every retry. hdr and data are the message's user header
+ * and payload, valid during the call. Runs on the progress thread, outside
+ * UCX callbacks and outside the rh_am_send that accepted it. */
+typedef void (*rh_am_lost_fn)(void *arg, uint32_t dest, const void *hdr,
+                              size_t hdr_len, const void *data, size_t len,
+                              rh_status_t status);
 
 /* Registers the handler of `id`; every header shorter than min_hdr or longer
  * than max_hdr is dropped before it runs. Register before rh_init: another
@@ -82,14 +97,33 @@ rh_status_t rh_am_register(uint16_t id, size_t min_hdr, size_t max_hdr,
                            rh_am_handler_fn fn, void *arg);
 
 /* Sends header + data to rank dest. With done == NULL the data is copied
- * (or sent) before the call returns and later failures are only logged;
- * otherwise the data is sent in place (zero copy) and must stay valid until
- * done runs. done runs exactly once when the call returns RH_OK, never when
+ * (or sent) before the call returns; otherwise the data is sent in place
+ * (zero copy) and must stay valid until done runs. The call fails only for
+ * bad arguments, a stopped transport, a rank known dead or no memory; once
+ * it returned RH_OK the outcome comes later, on the progress thread: a send
+ * that failed to a live rank goes again (its id's retries), then done runs
+ * with the status, or, without done, the id's lost handler (else a
+ * warning). done runs exactly once when the call returns RH_OK, never when
  * it returns an error. Payloads of RAYHPC_RNDV_THRESH bytes or more go by
  * rendezvous. */
 rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
                        size_t hdr_len, const void *data, size_t len,
                        rh_am_done_fn done, void *done_arg);
+
+/* What happens to a send of id that failed: it goes again up to retries
+ * times while its rank lives, then lost runs (NULL: a warning). The
+ * default, before any call, is RH_AM_RETRIES retries and a warning. */
+rh_status_t rh_am_set_lost(uint16_t id, unsigned retries, rh_am_lost_fn lost,
+                           void *arg);
+
+/* Waits until fewer than RAYHPC_SEND_QUEUE_MAX sends of threads other than
+ * the progress thread are on their way; with nonblock, RH_ERR_BUSY and a
+ * message instead. For submitters, before they add work that sends: never
+ * with a lock held. Returns at once on the progress thread. */
+rh_status_t rh_am_wait_room(int nonblock);
+
+/* Sends of other threads on their way now. */
+long rh_am_posted(void);
 
 /* Sends in place and waits until the buffer is free again or the send
  * failed. Not from the progress thread (handlers use rh_am_send). */

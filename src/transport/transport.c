@@ -463,12 +463,17 @@ static unsigned rh_tp_drain_ops(void)
 
 void rh_tp_post(rh_tp_op_t *op)
 {
-    static const uint64_t one = 1;
-
     if (rh_tp_on_progress_thread()) {
         op->run(op);
         return;
     }
+    rh_tp_defer(op);
+}
+
+void rh_tp_defer(rh_tp_op_t *op)
+{
+    static const uint64_t one = 1;
+
     rh_mpsc_push(&rh_tp.ops, &op->node);
     /* The push (seq_cst) and this load pair with rh_tp_sleep's store of the
      * flag and its rh_mpsc_idle check: either the thread sees our node
@@ -678,6 +683,9 @@ void rh_tp_close(int64_t timeout_ms)
                 peer->close_req = NULL;
             }
         }
+        /* Sends that failed while closing handed their requests back
+         * through the queue. */
+        rh_tp_drain_ops();
         rh_am_detach();
         if (rh_tp.local_addr != NULL) {
             ucp_worker_release_address(rh_tp_worker, rh_tp.local_addr);

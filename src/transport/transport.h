@@ -57,6 +57,10 @@ void rh_tp_close(int64_t timeout_ms);
  * runs at once. Never blocks, never allocates. */
 void rh_tp_post(rh_tp_op_t *op);
 
+/* Queues op for the progress thread's next round, also when called on it:
+ * for work that must not run inside a UCX callback or its caller. */
+void rh_tp_defer(rh_tp_op_t *op);
+
 int rh_tp_on_progress_thread(void);
 
 /* Registers fn to be called on the progress thread when a peer is found
