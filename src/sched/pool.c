@@ -443,12 +443,14 @@ static int rh_pool_settled(rh_pool_t *pool)
            atomic_load_explicit(&pool->resume_n, memory_order_seq_cst) == 0;
 }
 
-/* S3 of the handshake: seq_cst looks at everything a wake-up could be for. */
+/* S3 of the handshake: seq_cst looks at everything a wake-up could be for.
+ * A resumer may take the slot over from here on (RH_SLEEP_TAKEN): only
+ * atomics are read, none of the owner's private fields. */
 static int rh_worker_sees_work(rh_worker_t *w)
 {
     rh_pool_t *pool = w->pool;
 
-    if (!rh_mpsc_idle(&w->inbox) ||
+    if (!rh_mpsc_looks_empty(&w->inbox) ||
         atomic_load_explicit(&pool->resume_n, memory_order_seq_cst) > 0) {
         return 1;
     }
