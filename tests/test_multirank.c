@@ -378,6 +378,43 @@ Test(objects, threads_share_one_rank_s_cpus_through_the_resource_ledger)
     rh_run_free(&run);
 }
 
+/* ---- deep recursion through tasks ------------------------------------------------ */
+
+/* The other ranks wait in rh_finalize while rank 0 drives: a deep chain on
+ * a loaded machine may take longer than their default patience. */
+static const char *const PATIENT[] = { "RAYHPC_FINALIZE_TIMEOUT=600s", NULL };
+
+/* rayhpc-run -n n --nodes n tests/multi/recursion mode depth */
+static void recursion_case(int n, const char *mode, const char *depth,
+                           const char *ok)
+{
+    char nbuf[16];
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", nbuf,
+                           "--nodes", nbuf,
+                           rh_build_path("tests/multi/recursion"), mode,
+                           depth, NULL };
+    rh_run_t run;
+
+    snprintf(nbuf, sizeof(nbuf), "%d", n);
+    run = rh_run(argv, PATIENT, 2 * TIMEOUT);
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, ok), 1, "no line \"%s\"; output "
+                 "ends:\n%s", ok, rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(recursion, chain_of_100000_nested_gets_on_one_rank)
+{
+    recursion_case(1, "chain", "100000",
+                   "RECURSION CHAIN OK: depth 100000 ");
+}
+
+Test(recursion, chain_of_10000_spread_over_4_nodes)
+{
+    recursion_case(4, "spread", "10000",
+                   "RECURSION SPREAD OK: depth 10000 ");
+}
+
 /* ---- tasks on other nodes ------------------------------------------------------- */
 
 Test(forward, tasks_run_on_the_node_they_name_and_chain_across_nodes)

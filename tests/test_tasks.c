@@ -3,6 +3,7 @@
  * each test in a process of its own).
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,32 @@ static rh_status_t fib(rh_task_ctx_t *ctx)
         rh_release(r[i]);   /* the submit's hold */
     }
     return rh_task_return(ctx, 0, &n, sizeof(n));
+}
+
+/* deep(n): 0 at the bottom, else deep(n - 1) + 1, one nested get a level. */
+static rh_status_t deep(rh_task_ctx_t *ctx)
+{
+    int64_t n, v;
+    const void *p;
+    size_t len;
+    rh_ref_t r;
+    rh_status_t st;
+
+    memcpy(&n, rh_task_arg(ctx, 0, NULL), sizeof(n));
+    if (n == 0) {
+        return rh_task_return(ctx, 0, &n, sizeof(n));
+    }
+    n--;
+    rh_arg_t arg = rh_arg_bytes(&n, sizeof(n));
+    if ((st = rh_remote("deep", &arg, 1, NULL, &r)) != RH_OK ||
+        (st = rh_get(r, &p, &len, RH_TIMEOUT_INFINITE)) != RH_OK) {
+        return st;
+    }
+    memcpy(&v, p, sizeof(v));
+    rh_release(r);
+    rh_release(r);
+    v++;
+    return rh_task_return(ctx, 0, &v, sizeof(v));
 }
 
 static rh_status_t leaf(rh_task_ctx_t *ctx)
@@ -109,6 +136,7 @@ static void setup(void)
     cr_assert_eq(rh_register("fails", fails, 0, 1), RH_OK);
     cr_assert_eq(rh_register("inc", inc, 1, 1), RH_OK);
     cr_assert_eq(rh_register("big", big, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("deep", deep, 1, 1), RH_OK);
     cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
 }
 
@@ -492,6 +520,7 @@ static void setup_resources(void)
     setenv("RAYHPC_RESOURCES", "license=1,slot=3", 1);
     cr_assert_eq(rh_register("exclusive", exclusive, 0, 1), RH_OK);
     cr_assert_eq(rh_register("ordinary", ordinary, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("deep", deep, 1, 1), RH_OK);
     cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
 }
 
@@ -593,4 +622,118 @@ Test(resources, bad_resource_lists_are_refused)
     bad.num_cpus = -1;
     cr_expect_eq(rh_remote("ordinary", NULL, 0, &bad, &r),
                  RH_ERR_INVALID_PARAM);
+}
+
+Test(resources, nested_tasks_lend_their_cpus_while_they_wait)
+{
+    rh_task_params_t two = { .field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS,
+                             .num_cpus = 2 };
+    int64_t n = 8;
+    rh_arg_t arg = rh_arg_bytes(&n, sizeof(n));
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+
+    /* From a task that asks for two CPUs on, every task holds one: the
+     * chain's levels all wait at once, on 2 CPUs. */
+    cr_assert_eq(rh_remote("exclusive", NULL, 0, &two, &r), RH_OK);
+    get_and_drop(r);
+    cr_assert_eq(rh_remote("deep", &arg, 1, NULL, &r), RH_OK);
+    cr_assert_eq(rh_get(r, &p, &len, 30000), RH_OK, "%s", rh_last_error());
+    cr_expect_eq(*(const int64_t *)p, 8);
+    rh_release(r);
+    rh_release(r);
+}
+
+/* ---- deep recursion ---------------------------------------------------------- */
+
+TestSuite(recursion, .init = setup, .fini = teardown, .timeout = 200);
+
+Test(recursion, chain_of_100000_nested_gets_gives_its_depth)
+{
+    int64_t n = 100000;
+    rh_arg_t arg = rh_arg_bytes(&n, sizeof(n));
+    rh_ref_t r;
+
+    cr_assert_eq(rh_remote("deep", &arg, 1, NULL, &r), RH_OK);
+    cr_expect_eq(get_i64(r), 100000);
+    rh_release(r);
+}
+
+/* The older-task case: A waits for C, B waits for A, and the one worker
+ * meets them in the order A, B, C. */
+static _Atomic int a_started, c_known;
+static rh_ref_t c_ref;
+
+static rh_status_t task_a(rh_task_ctx_t *ctx)
+{
+    const void *p;
+    size_t len;
+    int64_t v;
+    rh_status_t st;
+
+    atomic_store(&a_started, 1);
+    while (!atomic_load(&c_known)) {   /* the driver is about to submit C */
+        sched_yield();
+    }
+    if ((st = rh_get(c_ref, &p, &len, RH_TIMEOUT_INFINITE)) != RH_OK) {
+        return st;
+    }
+    memcpy(&v, p, sizeof(v));
+    rh_release(c_ref);
+    v += 1;
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+static rh_status_t task_b(rh_task_ctx_t *ctx)
+{
+    rh_ref_t a;
+    const void *p;
+    size_t len;
+    int64_t v;
+    rh_status_t st;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    if ((st = rh_get(a, &p, &len, RH_TIMEOUT_INFINITE)) != RH_OK) {
+        return st;
+    }
+    memcpy(&v, p, sizeof(v));
+    rh_release(a);
+    v *= 10;
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+static void setup_one_worker(void)
+{
+    setenv("RAYHPC_NUM_WORKERS", "1", 1);
+    cr_assert_eq(rh_register("task_a", task_a, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("task_b", task_b, 1, 1), RH_OK);
+    setup();
+}
+
+TestSuite(one_worker, .init = setup_one_worker, .fini = teardown,
+          .timeout = 120);
+
+Test(one_worker, a_task_waiting_on_an_older_task_finishes)
+{
+    rh_ref_t a, b;
+    rh_arg_t arg;
+    const void *p;
+    size_t len;
+
+    cr_assert_eq(rh_remote("task_a", NULL, 0, NULL, &a), RH_OK);
+    while (!atomic_load(&a_started)) {
+        sched_yield();
+    }
+    /* B and C queue behind A while it runs. */
+    arg = rh_arg_bytes(&a, sizeof(a));
+    cr_assert_eq(rh_remote("task_b", &arg, 1, NULL, &b), RH_OK);
+    cr_assert_eq(rh_remote("leaf", NULL, 0, NULL, &c_ref), RH_OK);
+    atomic_store(&c_known, 1);
+    cr_assert_eq(rh_get(b, &p, &len, 30000), RH_OK, "%s", rh_last_error());
+    cr_expect_eq(*(const int64_t *)p, 20);
+    rh_release(b);
+    rh_release(b);
+    rh_release(a);
+    rh_release(c_ref);
 }

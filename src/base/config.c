@@ -247,6 +247,11 @@ const rh_config_field_t rh_config_table[] = {
      "Worker threads of each rank; 0: the node's cores shared out among "
      "its ranks",
      RH_OFF(num_workers), &rh_type_count, NULL, 0, 4096},
+    {"HELP_DEPTH", "1024",
+     "Tasks a waiting task may run nested on its worker's stack (its own "
+     "children); past that, or with none of them here, its thread parks and "
+     "a spare thread takes over its core. 0: always park",
+     RH_OFF(help_depth), &rh_type_count, NULL, 0, 65536},
     {"RESOURCES", "",
      "Custom resources each rank offers to tasks, as name=amount,... "
      "(tasks ask for them with rh_task_params_t.resources)",

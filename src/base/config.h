@@ -36,6 +36,7 @@ typedef struct rh_config {
     uint64_t store_size;       /* bytes of the node's object store */
     int      hugepages;        /* 0 auto, 1 on, 2 off */
     uint64_t num_workers;      /* 0: the node's cores shared by its ranks */
+    uint64_t help_depth;       /* nested tasks on a waiting worker's stack */
     char     resources[512];   /* custom resources: "name=amount,..." */
     uint64_t inline_max;       /* objects below this travel in messages */
     uint64_t pull_chunk;       /* bytes per RDMA read of a pull */

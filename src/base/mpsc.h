@@ -54,6 +54,16 @@ static inline int rh_mpsc_idle(rh_mpsc_t *q)
            atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
 }
 
+/* Any thread: whether the queue is empty, from head alone (a seq_cst load,
+ * as in rh_mpsc_idle). Every pop that takes the last node pushes the stub
+ * back behind it, so a queue whose head is the stub holds nothing; the
+ * consumer's private tail is not read, so a thread that may just have
+ * stopped being the consumer can ask. */
+static inline int rh_mpsc_looks_empty(rh_mpsc_t *q)
+{
+    return atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
+}
+
 /* Returns the oldest node, or NULL when the queue is empty or a producer is
  * between its two steps (the node then shows up on a later pop). */
 static inline rh_mpsc_node_t *rh_mpsc_pop(rh_mpsc_t *q)

@@ -34,6 +34,16 @@ int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline);
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
                               uint64_t deadline);
 
+/* Variants for conditions that only load atomics (RH_POOL_WAIT_PURE):
+ * a parked waiter is then woken only when its condition holds. */
+int rh_core_wait_until_pure(int (*cond)(void *arg), void *arg,
+                            uint64_t deadline);
+
+/* Inside a task that holds CPUs: lends them to the rank for the length of
+ * a wait; returns how many, to give to rh_task_reclaim_cpus afterwards. */
+int rh_task_lend_cpus(void);
+void rh_task_reclaim_cpus(int cpus);
+
 /* The task allocator's cache (set up with the pool, freed after it). */
 void rh_task_cache_init(void);
 void rh_task_cache_fini(void);

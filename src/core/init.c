@@ -401,6 +401,7 @@ static rh_status_t rh_core_open_node(void)
     memset(&pp, 0, sizeof(pp));
     pp.num_workers = (int)rh_cfg.num_workers;
     pp.spin = RH_POOL_SPIN_DEFAULT;
+    pp.help_depth = rh_cfg.help_depth == 0 ? -1 : (int)rh_cfg.help_depth;
     if (pp.num_workers == 0) {
         int cores = rh_topo_query(&counts) == RH_OK && counts.cores > 0 ?
                     counts.cores : 1;

@@ -228,7 +228,7 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
         return rh_bad_ref(id, "was released or never existed");
     }
     if (!rh_future_final(f) &&
-        !rh_core_wait_until(rh_future_final, f, deadline)) {
+        !rh_core_wait_until_pure(rh_future_final, f, deadline)) {
         rh_future_unhold(f);
         return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
                             rh_object_id_str(id, s));

@@ -321,13 +321,15 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
     return 0;
 }
 
-/* The ledger gave the task its resources: it runs. */
+/* The ledger gave the task its resources: it runs, not as a spawn of
+ * whatever task freed them (a wait on this thread must not run it on top
+ * of a task it may wait for). */
 static void rh_task_res_retry(rh_res_waiter_t *w)
 {
     rh_task_t *t = (rh_task_t *)((char *)w - offsetof(rh_task_t, res_wait));
 
     t->holds_res = 1;
-    rh_pool_submit(rh_core_pool(), &t->job);
+    rh_pool_submit_shared(rh_core_pool(), &t->job);
 }
 
 void rh_task_drop_waiting(rh_res_waiter_t *w)
@@ -343,6 +345,32 @@ void rh_task_drop_waiting(rh_res_waiter_t *w)
 
 static _Thread_local unsigned rh_task_sample;
 
+/* The innermost task running on this thread: its CPUs are what a wait on
+ * the thread lends. */
+static _Thread_local rh_task_t *rh_task_running;
+
+int rh_task_lend_cpus(void)
+{
+    rh_task_t *t = rh_task_running;
+    int cpus;
+
+    if (t == NULL || !t->holds_res) {
+        return 0;
+    }
+    cpus = t->res != NULL ? t->res->cpus : rh_task_default_res.cpus;
+    if (cpus > 0) {
+        rh_resources_lend_cpus(cpus);
+    }
+    return cpus;
+}
+
+void rh_task_reclaim_cpus(int cpus)
+{
+    if (cpus > 0) {
+        rh_resources_reclaim_cpus(cpus);
+    }
+}
+
 static void rh_task_run(rh_job_t *job)
 {
     rh_task_t *t = (rh_task_t *)job;
@@ -350,6 +378,7 @@ static void rh_task_run(rh_job_t *job)
     uint8_t small[t->answer != NULL ? t->nreturns + 1 : 1][RH_TASK_RET_SMALL];
     rh_task_ctx_t ctx;
     char *dep_error = atomic_load(&t->dep_error);
+    rh_task_t *outer = rh_task_running;
     rh_status_t status;
 
     /* Resources are counted once some task asked for more than a CPU. */
@@ -379,6 +408,7 @@ static void rh_task_run(rh_job_t *job)
         rh_task_free(t);
         return;
     }
+    rh_task_running = t;
     if (rh_unlikely((++rh_task_sample & 15) == 0)) {
         /* One task in 16 is timed: the load the heartbeats report. */
         uint64_t t0 = rh_time_ns();
@@ -388,6 +418,7 @@ static void rh_task_run(rh_job_t *job)
     } else {
         status = t->fn->fn(&ctx);
     }
+    rh_task_running = outer;
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",

@@ -1,23 +1,42 @@
 /*
- * Waiting for futures: a worker lends itself to other tasks while it waits
- * (so nested gets never deadlock the pool), other threads sleep between
- * completions.
+ * Waiting for futures: a worker runs the waiting task's own children while
+ * it waits, or parks and leaves its core to a spare thread (sched/pool.c),
+ * so nested gets neither deadlock nor starve the pool; other threads sleep
+ * between completions. A waiting task lends its CPUs to the rank meanwhile,
+ * as Ray's blocked workers do: tasks that ask for CPUs cannot then all sit
+ * in waits for children that no CPU is left to run.
  */
 #include "base/completion.h"
 #include "core/core.h"
 #include "core/future.h"
 #include "sched/pool.h"
 
-int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline)
+static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
+                        unsigned flags)
 {
     rh_pool_t *pool = rh_pool_current();
+    int lent, done;
 
     if (pool == NULL) {
         return rh_future_block_until(cond, arg, deadline);
     }
-    /* The pool sleeps with a timeout when there is a deadline: a helper
+    lent = rh_task_lend_cpus();
+    /* The pool sleeps with a timeout when there is a deadline: a waiter
      * with nothing to run still gives up on time. */
-    return rh_pool_help_until_deadline(pool, cond, arg, deadline);
+    done = rh_pool_wait(pool, cond, arg, deadline, flags);
+    rh_task_reclaim_cpus(lent);
+    return done;
+}
+
+int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline)
+{
+    return rh_core_wait(cond, arg, deadline, 0);
+}
+
+int rh_core_wait_until_pure(int (*cond)(void *arg), void *arg,
+                            uint64_t deadline)
+{
+    return rh_core_wait(cond, arg, deadline, RH_POOL_WAIT_PURE);
 }
 
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,

@@ -181,6 +181,24 @@ static inline void *rh_deque_pop(rh_deque_t *d)
     return item;
 }
 
+/* Owner only: where the next push goes. Items at or above a mark taken
+ * now are the ones pushed from now on (a pop below the mark is the owner's
+ * own doing), which is how a waiting job tells its own spawns apart. */
+static inline int64_t rh_deque_mark(rh_deque_t *d)
+{
+    return atomic_load_explicit(&d->bottom, memory_order_relaxed);
+}
+
+/* Owner only: the newest item if it was pushed at or above mark, else
+ * NULL (thieves may still take those below). */
+static inline void *rh_deque_pop_above(rh_deque_t *d, int64_t mark)
+{
+    if (atomic_load_explicit(&d->bottom, memory_order_relaxed) <= mark) {
+        return NULL;
+    }
+    return rh_deque_pop(d);
+}
+
 /* Any thread: takes the oldest item. */
 static inline rh_deque_steal_result_t rh_deque_steal(rh_deque_t *d,
                                                      void **out)

@@ -12,8 +12,8 @@
  *   random victim first) -> spins `spin` rounds of that -> sleeps.
  *
  * Sleeping and waking (no lost wake-ups)
- *   Each worker sleeps on its own futex word, wake_seq, and says so in
- *   `sleeping` (IDLE in its main loop, HELP inside help_until); the pool
+ *   A worker (a slot, whichever thread owns it) sleeps in its main loop on
+ *   its own futex word, wake_seq, and says so in `sleeping`; the pool
  *   counts sleepers in `sleepers`, which every submit reads, so a submit
  *   costs no wake-up work at all unless somebody sleeps.
  *
@@ -23,7 +23,8 @@
  *   S2 sleepers += 1          (seq_cst)  P2 read sleepers      (seq_cst)
  *   S3 look for work          (seq_cst:  P3 if > 0: read the target's
  *      own inbox head, every deque's        sleeping; if set, exchange it
- *      top and bottom, stopping)            to AWAKE, and if we were the
+ *      top and bottom, resumers,            to AWAKE, and if we were the
+ *      the end of a shutdown)
  *   S4 nothing: futex_wait(wake_seq, seq)   one to clear it, wake_seq += 1
  *   S5 sleeping = AWAKE, sleepers -= 1      and futex_wake(wake_seq, 1)
  *
@@ -36,7 +37,7 @@
  *   kernel, which compares wake_seq with seq atomically with queueing the
  *   sleeper, either refuses the sleep or has it queued for the wake. That
  *   is why S0 comes first: read after S1, a wake-up meant for another
- *   reason (notify wakes every helper, most for other conditions) could
+ *   reason (a resumer wakes whichever owner it finds first) could
  *   clear the flag and be absorbed, leaving the sleeper asleep with its
  *   flag saying AWAKE, skipped by every later waker. Only the waker whose
  *   exchange cleared the flag pays a syscall, so a burst of submits wakes a
@@ -46,50 +47,67 @@
  *   pushed onto a worker's deque (a worker's submit, or inbox jobs moved
  *   there) wakes one sleeper, whichever the scan from a random start finds
  *   first: S3 looks at every deque, so the argument above holds with "some
- *   sleeper" in place of "the target".
+ *   sleeper" in place of "the target". A thread that waits for a slot (P1:
+ *   resume_n += 1) wakes one sleeper the same way.
  *
- * help_until and notify
- *   A waiting worker loops: done(arg)? -> look for a job as above and run it
- *   -> spin -> sleep in HELP mode, where its S3 also evaluates done(arg). Any
- *   thread that makes a condition true calls rh_pool_notify(), which wakes
- *   HELP sleepers and sleeping non-worker waiters. The handshake is the one
- *   above with `helpers` (a count of those sleepers) in place of `sleepers`,
- *   and one difference: notify reads `helpers` with an atomic
- *   read-modify-write, and the sleeper counts itself with one. The two RMWs
- *   are ordered in helpers' modification order: if notify's comes second it
- *   sees the sleeper; if first, the sleeper's RMW reads from it and so
- *   synchronizes with it, and the sleeper's done(arg) sees whatever the
- *   notifier stored before calling notify, however it stored it. That is
- *   what lets callers set their flags with plain release stores.
+ * Waiting inside a job: help, then park
+ *   A waiting worker runs only the waiting job's own spawns: the jobs on its
+ *   deque at or above the mark taken when the job started (sched/deque.h,
+ *   rh_deque_pop_above; TBB and Cilk call this helping with one's own
+ *   subtree). Whatever it runs on top of the waiting frame was submitted
+ *   after the waiting job started, by it or by its spawns, so the job it
+ *   sits on never waits for it in turn, and a frame whose condition comes
+ *   true is never held below an older job. It helps up to help_depth frames
+ *   deep and while more than RH_POOL_STACK_RESERVE of the stack is left.
+ *
+ *   Past that, or when none of its spawns is left here (a thief or another
+ *   rank runs them), it spins, then parks: it puts itself on the parked
+ *   list with its condition, hands its slot (deque, inbox, core binding) to
+ *   a thread that waits for one, an idle spare, or a new spare, and sleeps
+ *   on its own futex word. The slot's jobs, its inbox included, go on
+ *   running on the new owner, so the core stays busy (Ray starts another
+ *   worker when one blocks). When the condition holds, the parked thread
+ *   moves itself to the resume list and wakes a slot owner; an owner at the
+ *   top of its loop, between jobs, hands its slot over and becomes an idle
+ *   spare (more idle spares than workers retire), and so does a helper that
+ *   is about to park. Resumers come before new jobs, so a deep chain
+ *   unwinds in order. The resumed job then helps only with what it spawns
+ *   from then on: the deque it comes back to holds nothing of its own.
+ *
+ *   Threads per chain: depth / help_depth parked ones, each with the stack
+ *   its frames touched (the stack is reserved, not committed, beyond that).
+ *
+ * notify
+ *   Any thread that makes a condition true calls rh_pool_notify(). Parked
+ *   threads and sleeping non-worker waiters count themselves in `helpers`
+ *   with a read-modify-write before their last look at the condition, and
+ *   notify reads it with one: the two RMWs are ordered in helpers'
+ *   modification order; if notify's comes second it sees the waiter; if
+ *   first, the waiter's RMW reads from it and so synchronizes with it, and
+ *   the waiter's done(arg) sees whatever the notifier stored before calling
+ *   notify, however it stored it. That is what lets callers set their flags
+ *   with plain release stores. Parked waiters are listed under the pool's
+ *   lock: notify evaluates a pure condition itself (RH_POOL_WAIT_PURE) and
+ *   wakes only the waiters whose condition holds, so a chain of thousands of
+ *   parked levels pays one wake-up per completed level; other parked
+ *   waiters are woken to look themselves.
  *
  *   Outside waiters share the pool's ext_seq word and ext_asleep flag, and
  *   notify clears the flag before it pays for a futex_wake, so notifies
  *   that come while the waiters are up cost no syscall (this took fib(30)
  *   with an outside waiter from 2.5 to 24 million jobs/s).
  *
- *   Why nested waits do not deadlock: a waiting worker keeps running jobs,
- *   including the ones its wait depends on (its own children, popped from
- *   its deque, and jobs arriving in its inbox). The price of the single
- *   stack is that a job started while helping must return before the wait
- *   under it can, even if that wait's condition is already true. When jobs
- *   wait only for jobs submitted after they started (children, fork-join),
- *   every "is held up by" edge points to a job that started later (a wait
- *   to the jobs it waits for; a frame to the frames above it on its
- *   worker's stack), so there is no cycle and no deadlock. A job that waits
- *   for something an older job produces after its own wait returns can
- *   deadlock once it runs on top of that older job; so does waiting for
- *   something that is never submitted, or never notified. Nesting depth is
- *   bounded by the worker's stack (RH_POOL_STACK_SIZE).
- *
  *   Limit of the inboxes: only its worker takes jobs out of an inbox, so a
  *   job submitted from outside waits while that worker runs one long job
  *   (the jobs behind it become stealable at its next job boundary).
  *
  * Shutdown
- *   destroy sets `stopping` (seq_cst) and wakes every worker; a worker exits
- *   when stopping is set and its deque and inbox are empty. Jobs submitted
- *   by running jobs go onto their worker's own deque, so they run too;
- *   another worker's deque is its owner's to empty.
+ *   destroy sets `stopping` (seq_cst) and wakes every worker; a slot's
+ *   owner leaves when stopping is set, its deque and inbox are empty and no
+ *   thread is parked or waits for a slot (the last resumer to get one wakes
+ *   the owners again). Jobs submitted by running jobs go onto their slot's
+ *   own deque, so they run too; another slot's deque is its owner's to
+ *   empty. Idle spares retire; destroy joins every thread ever started.
  */
 #include "sched/pool.h"
 
@@ -118,32 +136,67 @@
 #define RH_POOL_DRAIN_EVERY   32            /* looks between inbox drains */
 #define RH_POOL_STEAL_TRIES   4             /* lost CAS races per victim */
 #define RH_POOL_STACK_SIZE    (8u << 20)    /* nested help_until needs room */
+#define RH_POOL_STACK_RESERVE (1u << 20)    /* left to the frames of a job */
 #define RH_POOL_LINE          64
 
-enum { RH_AWAKE = 0, RH_SLEEP_IDLE = 1, RH_SLEEP_HELP = 2 };
+/* A slot's `sleeping`: its owner is up, asleep in its main loop, or was
+ * asleep when a resumer took the slot over (until the old owner, up again,
+ * sees it and leaves: only it moves the slot out of TAKEN). */
+enum { RH_AWAKE = 0, RH_SLEEP_IDLE = 1, RH_SLEEP_TAKEN = 2 };
 
+/* What a thread's main loop ended with; RH_LOOP_ON: it goes on. */
+enum { RH_LOOP_ON = 0, RH_LOOP_EXIT = 1, RH_LOOP_IDLE = 2 };
+
+typedef struct rh_pool_thread rh_pool_thread_t;
+
+/* A slot: what a running thread owns. Jobs, inbox and core belong to the
+ * slot, so a thread that parks hands them on whole. */
 typedef struct rh_worker {
     rh_deque_t deque;
     _Alignas(RH_POOL_LINE) rh_mpsc_t inbox;
-    /* Written by the worker and by whoever wakes it. */
+    /* Written by the owner and by whoever wakes it. */
     _Alignas(RH_POOL_LINE) _Atomic uint32_t wake_seq;   /* futex word */
     _Atomic int      sleeping;                  /* RH_AWAKE, RH_SLEEP_* */
-    /* The worker's own; stats are written by it alone, read by anyone. */
+    /* The owner's; stats are written by the owner alone, read by anyone. */
     _Alignas(RH_POOL_LINE) rh_pool_t *pool;
     int              index;
     uint32_t         since_drain;
     uint64_t         rng;
-    pthread_t        thread;
-    int              started;
-    _Atomic uint64_t jobs_run, jobs_helped, steals, sleeps;
-    _Atomic uint64_t submitted;                 /* by this worker's jobs */
+    _Atomic uint64_t jobs_run, jobs_helped, steals, sleeps, parks;
+    _Atomic uint64_t submitted;                 /* by this slot's jobs */
 } rh_worker_t;
+
+/* A thread of the pool: a slot's owner, parked in a wait, waiting for a
+ * slot to resume, or idle. The lists it sits on are under the pool's lock. */
+struct rh_pool_thread {
+    _Atomic uint32_t  seq;        /* futex word while it has no slot */
+    _Atomic(rh_worker_t *) slot;  /* handed to it while it has none */
+    _Atomic int       ready;      /* parked: notify saw its condition hold */
+    int               retire;     /* idle: leave instead of waiting */
+    int             (*done)(void *arg);   /* parked: its condition */
+    void             *arg;
+    int               pure;       /* done may be called by notify */
+    /* The thread's own. */
+    int64_t           mark;       /* its slot's deque bottom when the
+                                   * running job started */
+    int               depth;      /* waits on its stack */
+    uint64_t          resumes;    /* parks it came back from */
+    const char       *stack_lo;   /* its stack's lowest address, or NULL */
+    int               bound;      /* slot it is bound to, or -1 */
+    int               id;
+    rh_pool_t        *pool;
+    pthread_t         thread;
+    int               joined;     /* under the lock: claimed by a join */
+    rh_pool_thread_t *prev, *next;   /* on the parked, resume or idle list */
+    rh_pool_thread_t *all_next;      /* every thread the pool started */
+};
 
 struct rh_pool {
     rh_worker_t     *workers;
     int              num_workers;
     int              pin;
     uint64_t         spin;
+    int              help_depth;  /* -1: none */
     hwloc_topology_t topo;        /* to pin, or to count cores; or NULL */
     hwloc_obj_t     *place;       /* the cores (or PUs) the workers may
                                    * bind to: this pool's share */
@@ -152,16 +205,27 @@ struct rh_pool {
     _Alignas(RH_POOL_LINE) _Atomic int sleepers;
     _Atomic int      stopping;
     /* Written by notify and by sleeping waiters only. */
-    _Alignas(RH_POOL_LINE) _Atomic int helpers;   /* HELP + outside sleepers */
+    _Alignas(RH_POOL_LINE) _Atomic int helpers;   /* parked + outside */
     _Atomic int      ext_sleepers;                /* outside sleepers */
     _Atomic int      ext_asleep;                  /* their `sleeping` flag */
     _Atomic uint32_t ext_seq;                     /* their futex word */
-    /* Written by threads outside the pool only (the driver, the progress
-     * thread): workers count their own submits. */
+    /* Written by threads outside the pool, and by shared submits. */
     _Alignas(RH_POOL_LINE) _Atomic uint64_t ext_submitted;
+    /* Parking: written under the lock, the counts read by anyone. */
+    _Alignas(RH_POOL_LINE) pthread_mutex_t lock;
+    rh_pool_thread_t *parked;                     /* doubly linked */
+    rh_pool_thread_t *resume_head, *resume_tail;  /* FIFO */
+    rh_pool_thread_t *idle;                       /* stack */
+    rh_pool_thread_t *all;
+    int              idle_count;
+    int              warned;      /* a spare could not be started */
+    _Atomic int      parked_n;
+    _Atomic int      resume_n;    /* read by every owner between jobs */
+    _Atomic uint64_t threads;     /* started so far */
 };
 
-static _Thread_local rh_worker_t *rh_pool_self;
+static _Thread_local rh_worker_t *rh_pool_self;   /* the slot it owns */
+static _Thread_local rh_pool_thread_t *rh_pool_me;
 static _Thread_local uint32_t rh_pool_rr;         /* next inbox, per thread */
 static _Thread_local int rh_pool_rr_seeded;
 static _Atomic uint32_t rh_pool_rr_seed;
@@ -225,24 +289,18 @@ static inline uint64_t rh_worker_rand(rh_worker_t *w)
 
 /* ---- waking -------------------------------------------------------------- */
 
-/* Wakes w if it sleeps (in HELP mode only, when help_only). Clearing the flag
- * first means one waker per sleep pays for the syscall. */
-static int rh_worker_wake(rh_worker_t *w, int help_only)
+/* Wakes w's owner if it sleeps. Clearing the flag first means one waker
+ * per sleep pays for the syscall. */
+static int rh_worker_wake(rh_worker_t *w)
 {
-    int state = atomic_load_explicit(&w->sleeping, memory_order_seq_cst);
+    int state = RH_SLEEP_IDLE;
 
-    if (state == RH_AWAKE || (help_only && state != RH_SLEEP_HELP)) {
-        return 0;
-    }
-    if (help_only) {
-        if (!atomic_compare_exchange_strong_explicit(&w->sleeping, &state,
-                                                     RH_AWAKE,
-                                                     memory_order_seq_cst,
-                                                     memory_order_seq_cst)) {
-            return 0;
-        }
-    } else if (atomic_exchange_explicit(&w->sleeping, RH_AWAKE,
-                                        memory_order_seq_cst) == RH_AWAKE) {
+    if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst) !=
+        RH_SLEEP_IDLE ||
+        !atomic_compare_exchange_strong_explicit(&w->sleeping, &state,
+                                                 RH_AWAKE,
+                                                 memory_order_seq_cst,
+                                                 memory_order_seq_cst)) {
         return 0;
     }
     atomic_fetch_add_explicit(&w->wake_seq, 1, memory_order_seq_cst);
@@ -251,7 +309,8 @@ static int rh_worker_wake(rh_worker_t *w, int help_only)
 }
 
 /* After a push onto self's deque: anyone may steal the job, so wake one
- * sleeper, if there is one. */
+ * sleeper, if there is one. A resumer (self NULL) does the same: any owner
+ * may hand it a slot. */
 static void rh_pool_wake_one(rh_pool_t *pool, rh_worker_t *self)
 {
     int n = pool->num_workers;
@@ -261,11 +320,12 @@ static void rh_pool_wake_one(rh_pool_t *pool, rh_worker_t *self)
                                        memory_order_seq_cst) == 0)) {
         return;
     }
-    start = (int)(rh_worker_rand(self) % (uint64_t)n);
+    start = self != NULL ? (int)(rh_worker_rand(self) % (uint64_t)n)
+                         : (int)(rh_time_ns() % (uint64_t)n);
     for (int k = 0; k < n; k++) {
         rh_worker_t *w = &pool->workers[(start + k) % n];
 
-        if (w != self && rh_worker_wake(w, 0)) {
+        if (w != self && rh_worker_wake(w)) {
             return;
         }
     }
@@ -355,21 +415,43 @@ static rh_job_t *rh_worker_find(rh_worker_t *w)
     return job;
 }
 
-static void rh_worker_run(rh_worker_t *w, rh_job_t *job, int helping)
+/* Runs job on w and returns the slot the thread owns afterwards: a job
+ * that parked comes back on whichever slot was handed to it. */
+static rh_worker_t *rh_worker_run(rh_pool_thread_t *me, rh_worker_t *w,
+                                  rh_job_t *job, int helping)
 {
+    int64_t outer = me->mark;
+    uint64_t resumes = me->resumes;
+
+    me->mark = rh_deque_mark(&w->deque);
     job->run(job);   /* job may be freed now: not touched again */
+    w = rh_pool_self;
     rh_stat_inc(&w->jobs_run);
     if (helping) {
         rh_stat_inc(&w->jobs_helped);
     }
+    /* After a park the frames below find another deque, or the same one
+     * refilled: they help only with what is pushed from now on. */
+    me->mark = me->resumes == resumes ? outer : rh_deque_mark(&w->deque);
+    return w;
 }
 
-/* S3 of the handshake: seq_cst looks at everything a wake-up could be for. */
+/* No thread is parked or waits for a slot: at shutdown, owners may leave. */
+static int rh_pool_settled(rh_pool_t *pool)
+{
+    return atomic_load_explicit(&pool->parked_n, memory_order_seq_cst) == 0 &&
+           atomic_load_explicit(&pool->resume_n, memory_order_seq_cst) == 0;
+}
+
+/* S3 of the handshake: seq_cst looks at everything a wake-up could be for.
+ * A resumer may take the slot over from here on (RH_SLEEP_TAKEN): only
+ * atomics are read, none of the owner's private fields. */
 static int rh_worker_sees_work(rh_worker_t *w)
 {
     rh_pool_t *pool = w->pool;
 
-    if (!rh_mpsc_idle(&w->inbox)) {
+    if (!rh_mpsc_looks_empty(&w->inbox) ||
+        atomic_load_explicit(&pool->resume_n, memory_order_seq_cst) > 0) {
         return 1;
     }
     for (int i = 0; i < pool->num_workers; i++) {
@@ -382,39 +464,47 @@ static int rh_worker_sees_work(rh_worker_t *w)
 
 /* ---- sleeping ------------------------------------------------------------ */
 
-/* One sleep: returns when woken, or at once when the last look finds a
- * reason to stay up. The caller then looks for work again. */
-static void rh_worker_sleep(rh_worker_t *w, int mode, int (*done)(void *arg),
-                            void *arg, uint64_t deadline_ns)
+/* One sleep of an owner in its main loop: returns when woken, or at once
+ * when the last look finds a reason to stay up. The caller then looks for
+ * work again, unless this returns 0: a resumer took the slot meanwhile. */
+static int rh_worker_sleep(rh_worker_t *w)
 {
     rh_pool_t *pool = w->pool;
     uint32_t seq;
-    int stay_up;
+    int stay_up, state = RH_SLEEP_IDLE;
+
+    /* A slot taken from a sleeping owner is ours once that owner has seen
+     * it: before, its flag must not go back to IDLE under it. */
+    while (atomic_load_explicit(&w->sleeping, memory_order_seq_cst) ==
+           RH_SLEEP_TAKEN) {
+        sched_yield();
+    }
 
     /* S0 before S1: whoever clears our flag bumps wake_seq afterwards, so
      * it cannot be a value we already read. Reading it after S1 would let
-     * a wake-up meant for someone else (notify wakes every helper) clear
-     * the flag unseen, and later wakers would skip us as awake. */
+     * a wake-up meant for something else clear the flag unseen, and later
+     * wakers would skip us as awake. */
     seq = atomic_load_explicit(&w->wake_seq, memory_order_seq_cst);
-    atomic_store_explicit(&w->sleeping, mode, memory_order_seq_cst);
+    atomic_store_explicit(&w->sleeping, RH_SLEEP_IDLE, memory_order_seq_cst);
     atomic_fetch_add_explicit(&pool->sleepers, 1, memory_order_seq_cst);
-    if (mode == RH_SLEEP_HELP) {
-        atomic_fetch_add_explicit(&pool->helpers, 1, memory_order_seq_cst);
-    }
-    if (mode == RH_SLEEP_HELP) {
-        stay_up = done(arg);
-    } else {
-        stay_up = atomic_load_explicit(&pool->stopping, memory_order_seq_cst);
-    }
+    stay_up = atomic_load_explicit(&pool->stopping, memory_order_seq_cst) &&
+              rh_pool_settled(pool);
     if (!stay_up && !rh_worker_sees_work(w)) {
         rh_stat_inc(&w->sleeps);
-        rh_pool_futex_wait(&w->wake_seq, seq, deadline_ns);
+        rh_pool_futex_wait(&w->wake_seq, seq, 0);
     }
-    atomic_store_explicit(&w->sleeping, RH_AWAKE, memory_order_seq_cst);
-    if (mode == RH_SLEEP_HELP) {
-        atomic_fetch_sub_explicit(&pool->helpers, 1, memory_order_seq_cst);
+    if (!atomic_compare_exchange_strong_explicit(&w->sleeping, &state,
+                                                 RH_AWAKE,
+                                                 memory_order_seq_cst,
+                                                 memory_order_seq_cst) &&
+        state == RH_SLEEP_TAKEN) {
+        /* Taken over: say we saw it, and touch the slot no more. */
+        atomic_store_explicit(&w->sleeping, RH_AWAKE, memory_order_seq_cst);
+        atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_seq_cst);
+        return 0;
     }
     atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_seq_cst);
+    return 1;
 }
 
 /* A thread that is not a worker of the pool waits on the pool's own word,
@@ -439,59 +529,24 @@ static void rh_pool_sleep_outside(rh_pool_t *pool, int (*done)(void *arg),
     atomic_fetch_sub_explicit(&pool->ext_sleepers, 1, memory_order_seq_cst);
 }
 
-/* ---- the worker thread --------------------------------------------------- */
+/* ---- threads and slots --------------------------------------------------- */
 
-static int rh_worker_may_exit(rh_worker_t *w)
-{
-    return atomic_load_explicit(&w->pool->stopping, memory_order_acquire) &&
-           rh_deque_looks_empty(&w->deque) && rh_mpsc_idle(&w->inbox);
-}
-
-static void rh_worker_loop(rh_worker_t *w)
-{
-    uint64_t idle = 0;
-
-    for (;;) {
-        rh_job_t *job = rh_worker_find(w);
-
-        if (job != NULL) {
-            rh_worker_run(w, job, 0);
-            idle = 0;
-            continue;
-        }
-        if (rh_worker_may_exit(w)) {
-            return;
-        }
-        if (idle < w->pool->spin) {
-            idle++;
-            rh_cpu_relax();
-            /* Offer the core now and then: with more threads than cores
-             * (progress threads, drivers) a spinning worker would otherwise
-             * hold it for a whole time slice. */
-            if ((idle & 63) == 0) {
-                sched_yield();
-            }
-            continue;
-        }
-        rh_worker_sleep(w, RH_SLEEP_IDLE, NULL, NULL, 0);
-        idle = 0;
-    }
-}
-
-static void rh_worker_name(rh_worker_t *w)
+static void rh_worker_name(const rh_pool_thread_t *me, int is_spare)
 {
     char name[16];   /* the kernel keeps 15 characters */
 
-    if (snprintf(name, sizeof(name), "rayhpc-worker-%d", w->index) >=
-        (int)sizeof(name)) {
+    if (is_spare) {
+        snprintf(name, sizeof(name), "rayhpc-spare-%d", me->id);
+    } else if (snprintf(name, sizeof(name), "rayhpc-worker-%d", me->id) >=
+               (int)sizeof(name)) {
         /* From worker 10 on the long form does not fit; truncating it
          * would give workers 10-19 the same name. */
-        snprintf(name, sizeof(name), "rayhpc-wk-%d", w->index);
+        snprintf(name, sizeof(name), "rayhpc-wk-%d", me->id);
     }
     pthread_setname_np(pthread_self(), name);
 }
 
-/* Binds this thread to its core and its memory to the core's NUMA node.
+/* Binds this thread to w's core and its memory to the core's NUMA node.
  * Containers and some kernels refuse either; the pool works unbound. */
 static void rh_worker_bind(rh_worker_t *w)
 {
@@ -523,18 +578,422 @@ static void rh_worker_bind(rh_worker_t *w)
     }
 }
 
-static void *rh_worker_main(void *arg)
+/* The calling thread becomes w's owner; its core follows the slot. */
+static void rh_pool_take_slot(rh_pool_thread_t *me, rh_worker_t *w)
 {
-    rh_worker_t *w = arg;
-
     rh_pool_self = w;
-    rh_worker_name(w);
-    if (w->pool->pin) {
+    if (w->pool->pin && me->bound != w->index) {
         rh_worker_bind(w);
+        me->bound = w->index;
     }
-    rh_worker_loop(w);
-    rh_pool_self = NULL;
+}
+
+/* Under the lock: gives w to t, which waits for a slot. */
+static void rh_pool_hand_locked(rh_pool_thread_t *t, rh_worker_t *w)
+{
+    atomic_store_explicit(&t->slot, w, memory_order_release);
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_seq_cst);
+    rh_pool_futex_wake(&t->seq, 1);
+}
+
+/* Under the lock: the oldest resumer, or NULL. */
+static rh_pool_thread_t *rh_pool_pop_resumer_locked(rh_pool_t *pool)
+{
+    rh_pool_thread_t *t = pool->resume_head;
+
+    if (t != NULL) {
+        pool->resume_head = t->next;
+        if (pool->resume_head == NULL) {
+            pool->resume_tail = NULL;
+        }
+        t->next = NULL;
+        atomic_fetch_sub_explicit(&pool->resume_n, 1, memory_order_seq_cst);
+    }
+    return t;
+}
+
+/* Once the last resumer has its slot at shutdown, the owners that stayed
+ * for it may leave: wake them to look (their S3 reads the counts). */
+static void rh_pool_wake_if_settled(rh_pool_t *pool)
+{
+    if (atomic_load_explicit(&pool->stopping, memory_order_seq_cst) &&
+        rh_pool_settled(pool)) {
+        for (int i = 0; i < pool->num_workers; i++) {
+            rh_worker_wake(&pool->workers[i]);
+        }
+    }
+}
+
+/* Under the lock: a thread that gave its slot away waits for another as an
+ * idle spare, or leaves when enough spares are idle or the pool stops. */
+static int rh_pool_go_idle_locked(rh_pool_thread_t *me)
+{
+    rh_pool_t *pool = me->pool;
+
+    if (atomic_load_explicit(&pool->stopping, memory_order_seq_cst) ||
+        pool->idle_count >= pool->num_workers) {
+        return RH_LOOP_EXIT;
+    }
+    me->next = pool->idle;
+    pool->idle = me;
+    pool->idle_count++;
+    return RH_LOOP_IDLE;
+}
+
+/* A resumer takes the slot of an owner asleep in its main loop, if there is
+ * one: it need not wait for that owner to wake up and hand it over. The
+ * owner, once up, finds the slot TAKEN and goes idle. */
+static rh_worker_t *rh_pool_take_sleeping(rh_pool_t *pool)
+{
+    int n = pool->num_workers;
+    int start;
+
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) == 0) {
+        return NULL;
+    }
+    start = (int)(rh_time_ns() % (uint64_t)n);
+    for (int k = 0; k < n; k++) {
+        rh_worker_t *w = &pool->workers[(start + k) % n];
+        int state = RH_SLEEP_IDLE;
+
+        if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst) ==
+                RH_SLEEP_IDLE &&
+            atomic_compare_exchange_strong_explicit(&w->sleeping, &state,
+                                                    RH_SLEEP_TAKEN,
+                                                    memory_order_seq_cst,
+                                                    memory_order_seq_cst)) {
+            atomic_fetch_add_explicit(&w->wake_seq, 1, memory_order_seq_cst);
+            rh_pool_futex_wake(&w->wake_seq, 1);
+            return w;
+        }
+    }
     return NULL;
+}
+
+/* Between jobs at the top of its loop: hands w to the oldest resumer, if
+ * any. Returns RH_LOOP_ON (none: keep w), RH_LOOP_IDLE (the caller waits
+ * for a slot as an idle spare) or RH_LOOP_EXIT (enough spares idle). */
+static int rh_pool_give_slot(rh_pool_thread_t *me, rh_worker_t *w)
+{
+    rh_pool_t *pool = w->pool;
+    rh_pool_thread_t *r;
+    int result;
+
+    pthread_mutex_lock(&pool->lock);
+    r = rh_pool_pop_resumer_locked(pool);
+    if (r == NULL) {
+        pthread_mutex_unlock(&pool->lock);
+        return RH_LOOP_ON;
+    }
+    rh_pool_self = NULL;
+    rh_pool_hand_locked(r, w);
+    result = rh_pool_go_idle_locked(me);
+    pthread_mutex_unlock(&pool->lock);
+    rh_pool_wake_if_settled(pool);
+    return result;
+}
+
+/* An idle spare waits to be handed a slot (NULL: it retires). */
+static rh_worker_t *rh_pool_wait_for_slot(rh_pool_thread_t *me)
+{
+    for (;;) {
+        uint32_t seq = atomic_load_explicit(&me->seq, memory_order_seq_cst);
+        rh_worker_t *w = atomic_exchange_explicit(&me->slot, NULL,
+                                                  memory_order_acquire);
+
+        if (w != NULL) {
+            return w;
+        }
+        pthread_mutex_lock(&me->pool->lock);
+        if (me->retire) {
+            pthread_mutex_unlock(&me->pool->lock);
+            return NULL;
+        }
+        pthread_mutex_unlock(&me->pool->lock);
+        rh_pool_futex_wait(&me->seq, seq, 0);
+    }
+}
+
+/* ---- the worker loop ----------------------------------------------------- */
+
+static int rh_worker_may_exit(rh_worker_t *w)
+{
+    return atomic_load_explicit(&w->pool->stopping, memory_order_acquire) &&
+           rh_deque_looks_empty(&w->deque) && rh_mpsc_idle(&w->inbox) &&
+           rh_pool_settled(w->pool);
+}
+
+/* Runs jobs on w (or on whichever slot the thread comes back with from a
+ * park) until the slot goes to a resumer or the pool stops. */
+static int rh_worker_loop(rh_pool_thread_t *me, rh_worker_t *w)
+{
+    rh_pool_t *pool = w->pool;
+    uint64_t idle = 0;
+
+    for (;;) {
+        rh_job_t *job;
+
+        /* A resumer finishes an older job: it goes before new ones. */
+        if (rh_unlikely(atomic_load_explicit(&pool->resume_n,
+                                             memory_order_relaxed) > 0)) {
+            int given = rh_pool_give_slot(me, w);
+
+            if (given != RH_LOOP_ON) {
+                return given;
+            }
+        }
+        job = rh_worker_find(w);
+        if (job != NULL) {
+            w = rh_worker_run(me, w, job, 0);
+            idle = 0;
+            continue;
+        }
+        if (rh_worker_may_exit(w)) {
+            return RH_LOOP_EXIT;
+        }
+        if (idle < pool->spin) {
+            idle++;
+            rh_cpu_relax();
+            /* Offer the core now and then: with more threads than cores
+             * (progress threads, drivers) a spinning worker would otherwise
+             * hold it for a whole time slice. */
+            if ((idle & 63) == 0) {
+                sched_yield();
+            }
+            continue;
+        }
+        if (!rh_worker_sleep(w)) {
+            int result;
+
+            pthread_mutex_lock(&pool->lock);
+            result = rh_pool_go_idle_locked(me);
+            pthread_mutex_unlock(&pool->lock);
+            return result;
+        }
+        idle = 0;
+    }
+}
+
+static void rh_pool_find_stack(rh_pool_thread_t *me)
+{
+    pthread_attr_t attr;
+    void *lo;
+    size_t size;
+
+    me->stack_lo = NULL;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) {
+        return;
+    }
+    if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+        me->stack_lo = lo;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* Whether a wait may run one more job on this stack. */
+static int rh_pool_stack_has_room(const rh_pool_thread_t *me)
+{
+    const char *here = __builtin_frame_address(0);
+
+    return me->stack_lo == NULL ||
+           (size_t)(here - me->stack_lo) > RH_POOL_STACK_RESERVE;
+}
+
+static void *rh_pool_thread_main(void *arg)
+{
+    rh_pool_thread_t *me = arg;
+    rh_worker_t *w = atomic_exchange_explicit(&me->slot, NULL,
+                                              memory_order_acquire);
+
+    rh_pool_me = me;
+    rh_pool_find_stack(me);
+    rh_worker_name(me, me->id >= me->pool->num_workers);
+    while (w != NULL) {
+        rh_pool_take_slot(me, w);
+        if (rh_worker_loop(me, w) == RH_LOOP_EXIT) {
+            break;
+        }
+        rh_pool_self = NULL;
+        w = rh_pool_wait_for_slot(me);
+    }
+    rh_pool_self = NULL;
+    rh_pool_me = NULL;
+    return NULL;
+}
+
+/* Starts a thread that owns w from the start. */
+static rh_status_t rh_pool_start_thread(rh_pool_t *pool, rh_worker_t *w)
+{
+    pthread_attr_t attr;
+    rh_pool_thread_t *t = calloc(1, sizeof(*t));
+    int rc, id;
+
+    if (t == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "cannot allocate a pool thread");
+    }
+    t->pool = pool;
+    t->bound = -1;
+    atomic_store_explicit(&t->slot, w, memory_order_relaxed);
+    if ((rc = pthread_attr_init(&attr)) != 0) {
+        free(t);
+        return rh_error_set(RH_ERR_NO_MEMORY, "pthread_attr_init: %s",
+                            strerror(rc));
+    }
+    pthread_attr_setstacksize(&attr, RH_POOL_STACK_SIZE);
+    pthread_mutex_lock(&pool->lock);
+    id = (int)atomic_load_explicit(&pool->threads, memory_order_relaxed);
+    t->id = id;
+    rc = pthread_create(&t->thread, &attr, rh_pool_thread_main, t);
+    if (rc == 0) {
+        t->all_next = pool->all;
+        pool->all = t;
+        atomic_fetch_add_explicit(&pool->threads, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(t);
+        return rh_error_set(RH_ERR_UNSUPPORTED, "cannot start pool thread "
+                            "%d for worker %d: %s", id, w->index,
+                            strerror(rc));
+    }
+    return RH_OK;
+}
+
+/* ---- parking ------------------------------------------------------------- */
+
+static void rh_pool_unlink_parked_locked(rh_pool_t *pool, rh_pool_thread_t *t)
+{
+    if (t->prev != NULL) {
+        t->prev->next = t->next;
+    } else {
+        pool->parked = t->next;
+    }
+    if (t->next != NULL) {
+        t->next->prev = t->prev;
+    }
+    t->prev = t->next = NULL;
+}
+
+/* A parked thread owns w again. */
+static int rh_pool_resumed(rh_pool_thread_t *me, rh_worker_t *w)
+{
+    rh_pool_take_slot(me, w);
+    me->resumes++;
+    me->mark = rh_deque_mark(&w->deque);
+    return 1;
+}
+
+/* The thread gives w away and sleeps until done(arg) holds or the deadline
+ * passes, then waits for a slot (rh_pool_self afterwards). Returns 0 when
+ * no thread could take w over: then it kept w and did not park. */
+static int rh_pool_park(rh_pool_thread_t *me, rh_worker_t *w,
+                                 int (*done)(void *arg), void *arg,
+                                 uint64_t deadline_ns, int pure)
+{
+    rh_pool_t *pool = w->pool;
+    rh_pool_thread_t *to;
+
+    me->done = done;
+    me->arg = arg;
+    me->pure = pure;
+    atomic_store_explicit(&me->ready, 0, memory_order_relaxed);
+    pthread_mutex_lock(&pool->lock);
+    me->prev = NULL;
+    me->next = pool->parked;
+    if (pool->parked != NULL) {
+        pool->parked->prev = me;
+    }
+    pool->parked = me;
+    atomic_fetch_add_explicit(&pool->parked_n, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&pool->helpers, 1, memory_order_seq_cst);
+    to = rh_pool_pop_resumer_locked(pool);
+    if (to == NULL && pool->idle != NULL) {
+        to = pool->idle;
+        pool->idle = to->next;
+        to->next = NULL;
+        pool->idle_count--;
+    }
+    if (to != NULL) {
+        rh_stat_inc(&w->parks);
+        rh_pool_self = NULL;
+        rh_pool_hand_locked(to, w);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    if (to == NULL) {
+        rh_stat_inc(&w->parks);
+        rh_pool_self = NULL;
+        if (rh_pool_start_thread(pool, w) != RH_OK) {
+            /* Out of threads: this wait keeps its slot (and what waits in
+             * the slot's inbox waits with it). */
+            rh_pool_self = w;
+            pthread_mutex_lock(&pool->lock);
+            rh_pool_unlink_parked_locked(pool, me);
+            atomic_fetch_sub_explicit(&pool->helpers, 1, memory_order_seq_cst);
+            atomic_fetch_sub_explicit(&pool->parked_n, 1,
+                                      memory_order_seq_cst);
+            if (!pool->warned) {
+                pool->warned = 1;
+                rh_warn("%s; a waiting task keeps its worker meanwhile",
+                        rh_last_error());
+            }
+            pthread_mutex_unlock(&pool->lock);
+            return 0;
+        }
+    }
+    for (;;) {
+        uint32_t seq = atomic_load_explicit(&me->seq, memory_order_seq_cst);
+
+        if (atomic_load_explicit(&me->ready, memory_order_acquire) ||
+            done(arg) || rh_deadline_passed(deadline_ns)) {
+            break;
+        }
+        rh_pool_futex_wait(&me->seq, seq, deadline_ns);
+    }
+    w = rh_pool_take_sleeping(pool);
+    pthread_mutex_lock(&pool->lock);
+    rh_pool_unlink_parked_locked(pool, me);
+    if (w != NULL) {
+        atomic_fetch_sub_explicit(&pool->helpers, 1, memory_order_seq_cst);
+        atomic_fetch_sub_explicit(&pool->parked_n, 1, memory_order_seq_cst);
+        pthread_mutex_unlock(&pool->lock);
+        rh_pool_wake_if_settled(pool);
+        return rh_pool_resumed(me, w);
+    }
+    /* Resumer before unparked: the two counts are never both zero on the
+     * way, so owners do not leave a stopping pool under it. */
+    if (pool->resume_tail != NULL) {
+        pool->resume_tail->next = me;
+    } else {
+        pool->resume_head = me;
+    }
+    pool->resume_tail = me;
+    atomic_fetch_add_explicit(&pool->resume_n, 1, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&pool->helpers, 1, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&pool->parked_n, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&pool->lock);
+    rh_pool_wake_one(pool, NULL);
+    return rh_pool_resumed(me, rh_pool_wait_for_slot(me));
+}
+
+/* Wakes the parked threads whose condition may hold now. */
+static void rh_pool_wake_parked(rh_pool_t *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    for (rh_pool_thread_t *t = pool->parked; t != NULL; t = t->next) {
+        if (atomic_load_explicit(&t->ready, memory_order_relaxed)) {
+            continue;
+        }
+        if (t->pure) {
+            if (!t->done(t->arg)) {
+                continue;
+            }
+            atomic_store_explicit(&t->ready, 1, memory_order_release);
+        }
+        atomic_fetch_add_explicit(&t->seq, 1, memory_order_seq_cst);
+        rh_pool_futex_wake(&t->seq, 1);
+    }
+    pthread_mutex_unlock(&pool->lock);
 }
 
 /* ---- create / destroy ---------------------------------------------------- */
@@ -650,51 +1109,68 @@ static rh_status_t rh_pool_alloc_workers(rh_pool_t *pool)
 
 static rh_status_t rh_pool_start_workers(rh_pool_t *pool)
 {
-    pthread_attr_t attr;
-    rh_status_t status = RH_OK;
-    int rc;
-
-    if ((rc = pthread_attr_init(&attr)) != 0) {
-        return rh_error_set(RH_ERR_NO_MEMORY, "pthread_attr_init: %s",
-                            strerror(rc));
-    }
-    pthread_attr_setstacksize(&attr, RH_POOL_STACK_SIZE);
     for (int i = 0; i < pool->num_workers; i++) {
-        rh_worker_t *w = &pool->workers[i];
+        rh_status_t status = rh_pool_start_thread(pool, &pool->workers[i]);
 
-        rc = pthread_create(&w->thread, &attr, rh_worker_main, w);
-        if (rc != 0) {
-            status = rh_error_set(RH_ERR_UNSUPPORTED, "cannot start pool "
-                                  "worker %d of %d: %s", i, pool->num_workers,
-                                  strerror(rc));
-            goto cleanup;
+        if (status != RH_OK) {
+            return status;
         }
-        w->started = 1;
     }
-cleanup:
-    pthread_attr_destroy(&attr);
-    return status;
+    return RH_OK;
+}
+
+/* Claims a thread nobody joined yet, or NULL. */
+static rh_pool_thread_t *rh_pool_claim_join(rh_pool_t *pool)
+{
+    rh_pool_thread_t *t;
+
+    pthread_mutex_lock(&pool->lock);
+    for (t = pool->all; t != NULL && t->joined; t = t->all_next) {
+    }
+    if (t != NULL) {
+        t->joined = 1;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return t;
 }
 
 static void rh_pool_stop_and_join(rh_pool_t *pool)
 {
+    rh_pool_thread_t *t;
+
     if (pool->workers == NULL) {
         return;
     }
     atomic_store_explicit(&pool->stopping, 1, memory_order_seq_cst);
     for (int i = 0; i < pool->num_workers; i++) {
-        rh_worker_wake(&pool->workers[i], 0);
+        rh_worker_wake(&pool->workers[i]);
     }
-    for (int i = 0; i < pool->num_workers; i++) {
-        if (pool->workers[i].started) {
-            pthread_join(pool->workers[i].thread, NULL);
-            pool->workers[i].started = 0;
-        }
+    /* Spares that go idle from now on see stopping and leave. */
+    pthread_mutex_lock(&pool->lock);
+    while ((t = pool->idle) != NULL) {
+        pool->idle = t->next;
+        t->next = NULL;
+        t->retire = 1;
+        atomic_fetch_add_explicit(&t->seq, 1, memory_order_seq_cst);
+        rh_pool_futex_wake(&t->seq, 1);
+    }
+    pool->idle_count = 0;
+    pthread_mutex_unlock(&pool->lock);
+    /* Jobs still running may start spares: join until none is left. */
+    while ((t = rh_pool_claim_join(pool)) != NULL) {
+        pthread_join(t->thread, NULL);
     }
 }
 
 static void rh_pool_free(rh_pool_t *pool)
 {
+    while (pool->all != NULL) {
+        rh_pool_thread_t *t = pool->all;
+
+        pool->all = t->all_next;
+        free(t);
+    }
+    pthread_mutex_destroy(&pool->lock);
     if (pool->workers != NULL) {
         for (int i = 0; i < pool->num_workers; i++) {
             rh_deque_cleanup(&pool->workers[i].deque);
@@ -723,12 +1199,23 @@ rh_status_t rh_pool_create(const rh_pool_params_t *params, rh_pool_t **out)
                             "num_workers is %d, not in 0..%d (0: one per core)",
                             params->num_workers, RH_POOL_MAX_WORKERS);
     }
+    if (params->help_depth < -1 ||
+        params->help_depth > RH_POOL_HELP_DEPTH_MAX) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_pool_create: "
+                            "help_depth is %d, not in -1..%d (0: %d, -1: "
+                            "none)", params->help_depth,
+                            RH_POOL_HELP_DEPTH_MAX,
+                            RH_POOL_HELP_DEPTH_DEFAULT);
+    }
     if (posix_memalign((void **)&pool, RH_POOL_LINE, sizeof(*pool)) != 0) {
         return rh_error_set(RH_ERR_NO_MEMORY, "cannot allocate a pool");
     }
     memset(pool, 0, sizeof(*pool));
+    pthread_mutex_init(&pool->lock, NULL);
     pool->pin = params->pin;
     pool->spin = params->spin;
+    pool->help_depth = params->help_depth == 0 ? RH_POOL_HELP_DEPTH_DEFAULT
+                                               : params->help_depth;
     rh_pool_load_topology(pool, params);
     pool->num_workers = params->num_workers > 0 ? params->num_workers
                                                 : rh_pool_default_workers(pool);
@@ -754,7 +1241,7 @@ void rh_pool_destroy(rh_pool_t *pool)
     if (pool == NULL) {
         return;
     }
-    if (rh_pool_self != NULL && rh_pool_self->pool == pool) {
+    if (rh_pool_me != NULL && rh_pool_me->pool == pool) {
         /* Joining ourselves would hang; leaking is the lesser harm. */
         rh_error("rh_pool_destroy called from a job of the same pool; "
                  "the pool is left running");
@@ -781,8 +1268,13 @@ static void rh_pool_submit_outside(rh_pool_t *pool, rh_job_t *job)
     atomic_fetch_add_explicit(&pool->ext_submitted, 1, memory_order_relaxed);
     rh_mpsc_push(&w->inbox, &job->node);   /* P1: seq_cst exchange */
     if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0) {
-        rh_worker_wake(w, 0);
+        rh_worker_wake(w);
     }
+}
+
+void rh_pool_submit_shared(rh_pool_t *pool, rh_job_t *job)
+{
+    rh_pool_submit_outside(pool, job);
 }
 
 void rh_pool_submit(rh_pool_t *pool, rh_job_t *job)
@@ -820,52 +1312,74 @@ static int rh_pool_wait_outside(rh_pool_t *pool, int (*done)(void *arg),
     return 1;
 }
 
-int rh_pool_help_until_deadline(rh_pool_t *pool, int (*done)(void *arg),
-                                void *arg, uint64_t deadline_ns)
+int rh_pool_wait(rh_pool_t *pool, int (*done)(void *arg), void *arg,
+                 uint64_t deadline_ns, unsigned flags)
 {
     rh_worker_t *w = rh_pool_self;
+    rh_pool_thread_t *me = rh_pool_me;
     uint64_t idle = 0;
+    int result = 1;
 
     if (w == NULL || w->pool != pool) {
         return rh_pool_wait_outside(pool, done, arg, deadline_ns);
     }
+    me->depth++;
     while (!done(arg)) {
-        rh_job_t *job;
-
         if (rh_deadline_passed(deadline_ns)) {
-            return 0;
+            result = 0;
+            break;
         }
-        job = rh_worker_find(w);
-        if (job != NULL) {
-            rh_worker_run(w, job, 1);
-            idle = 0;
-            continue;
+        if (me->depth <= pool->help_depth && rh_pool_stack_has_room(me)) {
+            rh_job_t *job = rh_deque_pop_above(&w->deque, me->mark);
+
+            if (job != NULL) {
+                w = rh_worker_run(me, w, job, 1);
+                idle = 0;
+                continue;
+            }
+        } else if (rh_deque_mark(&w->deque) > me->mark) {
+            idle = pool->spin;   /* its spawns wait for this very slot */
         }
         if (idle < pool->spin) {
             idle++;
             rh_cpu_relax();
             continue;
         }
-        rh_worker_sleep(w, RH_SLEEP_HELP, done, arg, deadline_ns);
+        if (!rh_pool_park(me, w, done, arg, deadline_ns,
+                          (flags & RH_POOL_WAIT_PURE) != 0)) {
+            /* It could not park: let the threads that can help run. */
+            rh_pool_futex_wait(&me->seq,
+                               atomic_load_explicit(&me->seq,
+                                                    memory_order_relaxed),
+                               rh_time_ns() + 1000000ull);
+        }
+        w = rh_pool_self;
         idle = 0;
     }
-    return 1;
+    me->depth--;
+    return result;
+}
+
+int rh_pool_help_until_deadline(rh_pool_t *pool, int (*done)(void *arg),
+                                void *arg, uint64_t deadline_ns)
+{
+    return rh_pool_wait(pool, done, arg, deadline_ns, 0);
 }
 
 void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg)
 {
-    rh_pool_help_until_deadline(pool, done, arg, 0);
+    rh_pool_wait(pool, done, arg, 0, 0);
 }
 
 void rh_pool_notify(rh_pool_t *pool)
 {
-    /* A read-modify-write, not a load: see "help_until and notify" above. */
+    /* A read-modify-write, not a load: see "notify" above. */
     if (atomic_fetch_add_explicit(&pool->helpers, 0,
                                   memory_order_seq_cst) == 0) {
         return;
     }
-    for (int i = 0; i < pool->num_workers; i++) {
-        rh_worker_wake(&pool->workers[i], 1);
+    if (atomic_load_explicit(&pool->parked_n, memory_order_seq_cst) > 0) {
+        rh_pool_wake_parked(pool);
     }
     if (atomic_load_explicit(&pool->ext_sleepers, memory_order_seq_cst) > 0 &&
         atomic_load_explicit(&pool->ext_asleep, memory_order_seq_cst) &&
@@ -910,6 +1424,8 @@ void rh_pool_stats(const rh_pool_t *pool, rh_pool_stats_t *stats)
 {
     memset(&stats->total, 0, sizeof(stats->total));
     stats->num_workers = pool->num_workers;
+    stats->threads = atomic_load_explicit(&pool->threads, memory_order_relaxed);
+    stats->parked = atomic_load_explicit(&pool->parked_n, memory_order_relaxed);
     for (int i = 0; i < pool->num_workers; i++) {
         rh_worker_t *w = &pool->workers[i];
         rh_pool_worker_stats_t s;
@@ -919,10 +1435,12 @@ void rh_pool_stats(const rh_pool_t *pool, rh_pool_stats_t *stats)
                                              memory_order_relaxed);
         s.steals = atomic_load_explicit(&w->steals, memory_order_relaxed);
         s.sleeps = atomic_load_explicit(&w->sleeps, memory_order_relaxed);
+        s.parks = atomic_load_explicit(&w->parks, memory_order_relaxed);
         stats->total.jobs_run += s.jobs_run;
         stats->total.jobs_helped += s.jobs_helped;
         stats->total.steals += s.steals;
         stats->total.sleeps += s.sleeps;
+        stats->total.parks += s.parks;
         if (stats->per_worker != NULL && i < stats->per_worker_len) {
             stats->per_worker[i] = s;
         }

@@ -14,8 +14,11 @@
  * them, and only when one sleeps.
  *
  * A job that must wait (a blocking get inside a task) calls
- * rh_pool_help_until(): the worker runs other jobs until the condition holds,
- * so waiting never takes a worker away from the pool.
+ * rh_pool_help_until(): the worker runs the waiting job's own spawns on its
+ * stack, up to help_depth jobs deep, and past that, or when none is left to
+ * run, parks the waiting job's thread and hands its worker slot to a spare
+ * thread, so that waiting never takes a core away from the pool and any
+ * depth of nested waits works.
  */
 #ifndef RH_SCHED_POOL_H
 #define RH_SCHED_POOL_H
@@ -43,7 +46,16 @@ typedef struct rh_pool_params {
      * of `shares` equal slices (0 of 0 or 1: all of them). A process that
      * its launcher bound to some cores keeps to those instead. */
     int      share, shares;
+    /* Jobs a waiting worker may run nested on its stack while it waits
+     * (each waits in turn); 0: RH_POOL_HELP_DEPTH_DEFAULT, -1: none, every
+     * wait that cannot return at once parks. */
+    int      help_depth;
 } rh_pool_params_t;
+
+/* About 2 KiB of stack per nested task level: a quarter of the 8 MiB a
+ * pool thread has, the rest left to the tasks' own frames. */
+#define RH_POOL_HELP_DEPTH_DEFAULT 1024
+#define RH_POOL_HELP_DEPTH_MAX     65536
 
 /* A sensible spin for callers with no opinion: some tens of microseconds of
  * polling, long enough to bridge the gap between the jobs of a burst. */
@@ -54,11 +66,15 @@ typedef struct rh_pool_worker_stats {
     uint64_t jobs_helped;   /* of those, the ones run inside help_until */
     uint64_t steals;        /* jobs taken from another worker's deque */
     uint64_t sleeps;        /* times it went to sleep on its futex */
+    uint64_t parks;         /* waits that gave the slot to another thread */
 } rh_pool_worker_stats_t;
 
 typedef struct rh_pool_stats {
     int                     num_workers;   /* out */
     rh_pool_worker_stats_t  total;         /* out: the sum over workers */
+    uint64_t                threads;       /* out: started so far, the
+                                            * workers' and spares */
+    int                     parked;        /* out: threads parked now */
     /* in: NULL, or an array of per_worker_len entries; the first
      * min(per_worker_len, num_workers) receive the workers' numbers */
     rh_pool_worker_stats_t *per_worker;
@@ -75,17 +91,41 @@ rh_status_t rh_pool_create(const rh_pool_params_t *params, rh_pool_t **out);
  * worker of this pool, once no other thread submits to it any more. */
 void rh_pool_destroy(rh_pool_t *pool);
 
-/* Queues a job; any thread. The job must stay valid until run() starts. */
+/* Queues a job; any thread. The job must stay valid until run() starts.
+ * From a job, the new job counts as its spawn: a wait of the job may run
+ * it on the same stack. */
 void rh_pool_submit(rh_pool_t *pool, rh_job_t *job);
 
-/* Waits until done(arg) is true. A worker of this pool runs other jobs
- * meanwhile (a nested wait inside a job cannot starve the pool); any other
- * thread spins, then sleeps. done() must read what it checks with atomic
- * loads; whoever makes it true must call rh_pool_notify() afterwards.
- * Limit: a worker returns from a wait only when every wait it started later
- * (inside the jobs it ran while waiting) has returned; a job run while
- * helping must not wait for something only the waiting job can produce. */
+/* Queues a job that is not a spawn of the calling job (a task that waited
+ * for resources, say): it goes to an inbox, so no wait on this thread runs
+ * it on top of a job it might itself wait for. */
+void rh_pool_submit_shared(rh_pool_t *pool, rh_job_t *job);
+
+/* Waits until done(arg) is true. A worker of this pool runs the waiting
+ * job's own spawns meanwhile (those submitted after the job started, on
+ * this thread), nested up to help_depth deep and while the stack has room;
+ * past that, or with none of them left to run, it spins a little, then
+ * parks: its slot (deque, inbox, core) goes to a spare thread, started on
+ * demand and reused, and the job resumes on a slot of the pool once the
+ * condition holds. So nested waits need no bound on depth, and a job may
+ * wait for an older one. Any other thread spins, then sleeps. done() must
+ * read what it checks with atomic loads; whoever makes it true must call
+ * rh_pool_notify() afterwards. A job run while helping must not wait for
+ * something only the waiting job produces after its wait. */
 void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg);
+
+enum {
+    /* done() only loads atomics, takes no lock and changes nothing: notify
+     * may evaluate it for a parked waiter and wake only the waiters whose
+     * condition holds. Without it notify wakes every parked waiter. */
+    RH_POOL_WAIT_PURE = 1u << 0
+};
+
+/* rh_pool_help_until with a deadline (rh_time_ns() clock; 0: never) and
+ * RH_POOL_WAIT_* flags. Returns 1 when done(arg) came true, 0 when the
+ * deadline passed first. */
+int rh_pool_wait(rh_pool_t *pool, int (*done)(void *arg), void *arg,
+                 uint64_t deadline_ns, unsigned flags);
 
 /* The same, giving up at deadline_ns (rh_time_ns() clock; 0: never).
  * Returns 1 when done(arg) came true, 0 when the deadline passed first. A
@@ -94,8 +134,8 @@ void rh_pool_help_until(rh_pool_t *pool, int (*done)(void *arg), void *arg);
 int rh_pool_help_until_deadline(rh_pool_t *pool, int (*done)(void *arg),
                                 void *arg, uint64_t deadline_ns);
 
-/* Wakes every thread sleeping in rh_pool_help_until so that it looks at its
- * condition again. Without sleepers it costs one atomic read-modify-write on
+/* Wakes the threads waiting in rh_pool_help_until whose condition may now
+ * hold (parked waiters with a pure condition only when it holds). Without sleepers it costs one atomic read-modify-write on
  * a pool-wide word (it is what makes any store of the condition, even a
  * relaxed one, visible to a waiter about to sleep); a syscall only for
  * sleepers not already woken. */

@@ -449,6 +449,20 @@ void rh_resources_release(const rh_res_req_t *req)
     rh_res_wake_and_unlock();
 }
 
+void rh_resources_lend_cpus(int cpus)
+{
+    pthread_mutex_lock(&rh_res.lock);
+    rh_res.cpus_free += cpus;
+    rh_res_wake_and_unlock();
+}
+
+void rh_resources_reclaim_cpus(int cpus)
+{
+    pthread_mutex_lock(&rh_res.lock);
+    rh_res.cpus_free -= cpus;
+    pthread_mutex_unlock(&rh_res.lock);
+}
+
 /* Index of name in the ledger, added with nothing when absent (-1: full). */
 static int rh_res_slot(const char *name)
 {

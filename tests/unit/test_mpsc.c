@@ -55,6 +55,29 @@ Test(mpsc, single_thread_is_fifo)
     cr_expect(rh_mpsc_empty(&queue));
 }
 
+/* looks_empty, which reads head only, agrees with the consumer's own view
+ * whenever the consumer is between pops. */
+Test(mpsc, looks_empty_agrees_with_the_consumer_between_pops)
+{
+    item_t it[3];
+
+    rh_mpsc_init(&queue);
+    cr_expect(rh_mpsc_looks_empty(&queue));
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i <= round; i++) {
+            rh_mpsc_push(&queue, &it[i].node);
+            cr_expect(!rh_mpsc_looks_empty(&queue));
+        }
+        for (int i = 0; i <= round; i++) {
+            cr_expect(!rh_mpsc_looks_empty(&queue));
+            cr_expect_eq(rh_mpsc_pop(&queue), &it[i].node);
+        }
+        cr_expect(rh_mpsc_looks_empty(&queue), "round %d", round);
+        cr_expect(rh_mpsc_idle(&queue));
+        cr_expect_null(rh_mpsc_pop(&queue));
+    }
+}
+
 Test(mpsc, concurrent_producers_lose_nothing_and_keep_their_order)
 {
     pthread_t t[PRODUCERS];

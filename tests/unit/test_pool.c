@@ -839,3 +839,209 @@ Test(pool, sleeping_workers_wake_for_each_new_job, .timeout = 120)
     }
     rh_pool_destroy(the_pool);
 }
+
+/* ---- waits that park ----------------------------------------------------- */
+
+static rh_pool_t *make_pool_helping(int workers, uint64_t spin, int depth)
+{
+    rh_pool_params_t p = { .num_workers = workers, .spin = spin,
+                           .help_depth = depth };
+    rh_pool_t *pool = NULL;
+
+    cr_assert_eq(rh_pool_create(&p, &pool), RH_OK, "%s", rh_last_error());
+    return pool;
+}
+
+static rh_pool_stats_t pool_totals(void)
+{
+    rh_pool_stats_t st = { 0 };
+
+    rh_pool_stats(the_pool, &st);
+    return st;
+}
+
+Test(pool, create_rejects_a_help_depth_out_of_range)
+{
+    rh_pool_params_t p = { .num_workers = 1, .help_depth = -2 };
+    rh_pool_t *pool = NULL;
+
+    cr_expect_eq(rh_pool_create(&p, &pool), RH_ERR_INVALID_PARAM);
+    cr_expect(strstr(rh_last_error(), "help_depth") != NULL, "message: %s",
+              rh_last_error());
+    p.help_depth = RH_POOL_HELP_DEPTH_MAX + 1;
+    cr_expect_eq(rh_pool_create(&p, &pool), RH_ERR_INVALID_PARAM);
+    cr_expect_null(pool);
+}
+
+/* A chain of nested waits: each level submits one child and waits for it.
+ * Each level's frame holds a block of stack, so that helping without a
+ * bound would overflow the 8 MiB stack long before the bottom. */
+typedef struct chain_job {
+    rh_job_t    job;
+    long        n;
+    long        result;
+    _Atomic int done;
+} chain_job_t;
+
+static unsigned chain_flags = RH_POOL_WAIT_PURE;
+
+static void chain_run(rh_job_t *job)
+{
+    chain_job_t *c = container_of(job, chain_job_t, job);
+    volatile char frame[2048];
+
+    frame[0] = 1;
+    frame[sizeof(frame) - 1] = 1;
+    if (c->n == 0) {
+        c->result = 0;
+    } else {
+        chain_job_t child = { .job.run = chain_run, .n = c->n - 1 };
+
+        rh_pool_submit(the_pool, &child.job);
+        rh_pool_wait(the_pool, flag_is_set, &child.done, 0, chain_flags);
+        c->result = child.result + frame[0];
+    }
+    atomic_store_explicit(&c->done, 1, memory_order_release);
+    rh_pool_notify(the_pool);
+}
+
+static void run_chain(long depth)
+{
+    chain_job_t root = { .job.run = chain_run, .n = depth };
+
+    rh_pool_submit(the_pool, &root.job);
+    rh_pool_help_until(the_pool, flag_is_set, &root.done);   /* outside */
+    cr_expect_eq(root.result, depth);
+}
+
+Test(pool, nested_waits_far_deeper_than_the_help_depth_finish, .timeout = 120)
+{
+    enum { DEPTH = 20000, HELP = 16 };
+    rh_pool_stats_t st;
+
+    the_pool = make_pool_helping(1, RH_POOL_SPIN_DEFAULT, HELP);
+    run_chain(DEPTH);
+    st = pool_totals();
+    /* A thread runs HELP levels nested, then parks and leaves its slot. */
+    cr_expect_geq(st.total.parks, DEPTH / (HELP + 1), "parks: %llu",
+                  (unsigned long long)st.total.parks);
+    cr_expect_gt(st.threads, 1);
+    cr_expect_eq(st.parked, 0);
+    rh_pool_destroy(the_pool);
+}
+
+Test(pool, nested_waits_on_two_workers_with_stealing_finish, .timeout = 120)
+{
+    the_pool = make_pool_helping(2, 0, 8);
+    run_chain(5000);
+    rh_pool_destroy(the_pool);
+}
+
+Test(pool, the_stack_check_parks_before_a_deep_help_overflows, .timeout = 120)
+{
+    /* 2 KiB a level: 8 MiB last about 4000 levels. */
+    the_pool = make_pool_helping(1, RH_POOL_SPIN_DEFAULT,
+                                 RH_POOL_HELP_DEPTH_MAX);
+    run_chain(20000);
+    cr_expect_gt(pool_totals().total.parks, 0);
+    rh_pool_destroy(the_pool);
+}
+
+Test(pool, parked_waiters_without_a_pure_condition_are_woken, .timeout = 120)
+{
+    chain_flags = 0;
+    the_pool = make_pool_helping(1, 0, 4);
+    run_chain(200);
+    rh_pool_destroy(the_pool);
+    chain_flags = RH_POOL_WAIT_PURE;
+}
+
+/* With no helping every wait parks; the spare that takes the slot goes idle
+ * when the waiter comes back, and takes the slot at the next park. */
+Test(pool, a_spare_thread_is_reused_from_park_to_park, .timeout = 120)
+{
+    enum { WAITS = 50 };
+    rh_pool_stats_t st;
+
+    the_pool = make_pool_helping(1, 0, -1);
+    for (int i = 0; i < WAITS; i++) {
+        run_chain(1);
+    }
+    st = pool_totals();
+    cr_expect_eq(st.total.parks, WAITS);
+    cr_expect_eq(st.threads, 2, "threads started: %llu",
+                 (unsigned long long)st.threads);
+    rh_pool_destroy(the_pool);
+}
+
+/* The older-job case: A waits for C, B (submitted after A) waits for A, and
+ * C is queued behind B. A must not run B on its stack, and neither may the
+ * one worker sit waiting: both park and a spare runs C. */
+static _Atomic int older_a_started, older_a_done, older_b_done, older_c_done;
+
+static void older_a(rh_job_t *job)
+{
+    atomic_store(&older_a_started, 1);
+    rh_pool_help_until(the_pool, flag_is_set, &older_c_done);
+    atomic_store_explicit(&older_a_done, 1, memory_order_release);
+    rh_pool_notify(the_pool);
+}
+
+static void older_b(rh_job_t *job)
+{
+    rh_pool_help_until(the_pool, flag_is_set, &older_a_done);
+    atomic_store_explicit(&older_b_done, 1, memory_order_release);
+    rh_pool_notify(the_pool);
+}
+
+static void older_c(rh_job_t *job)
+{
+    atomic_store_explicit(&older_c_done, 1, memory_order_release);
+    rh_pool_notify(the_pool);
+}
+
+Test(pool, a_job_waiting_on_an_older_job_finishes, .timeout = 60)
+{
+    rh_job_t a = { .run = older_a }, b = { .run = older_b },
+             c = { .run = older_c };
+
+    the_pool = make_pool(1, RH_POOL_SPIN_DEFAULT);
+    rh_pool_submit(the_pool, &a);
+    cr_assert(eventually(flag_is_set, &older_a_started));
+    rh_pool_submit(the_pool, &b);
+    rh_pool_submit(the_pool, &c);
+    cr_assert(rh_pool_help_until_deadline(the_pool, flag_is_set,
+                                          &older_b_done, rh_time_ns() +
+                                          BOUND_S * 1000000000ull),
+              "B never finished");
+    cr_expect(atomic_load(&older_a_done));
+    rh_pool_destroy(the_pool);
+}
+
+static _Atomic int never_set;
+static _Atomic int deadline_wait_result = -1;
+
+static void wait_with_deadline(rh_job_t *job)
+{
+    atomic_store(&deadline_wait_result,
+                 rh_pool_wait(the_pool, flag_is_set, &never_set,
+                              rh_time_ns() + 20000000ull, RH_POOL_WAIT_PURE));
+    rh_pool_notify(the_pool);
+}
+
+static int deadline_wait_known(void *arg)
+{
+    return atomic_load(&deadline_wait_result) >= 0;
+}
+
+Test(pool, a_parked_wait_gives_up_at_its_deadline, .timeout = 60)
+{
+    rh_job_t job = { .run = wait_with_deadline };
+
+    the_pool = make_pool_helping(1, 0, -1);
+    rh_pool_submit(the_pool, &job);
+    cr_assert(eventually(deadline_wait_known, NULL));
+    cr_expect_eq(atomic_load(&deadline_wait_result), 0);
+    cr_expect_eq(pool_totals().total.parks, 1);
+    rh_pool_destroy(the_pool);
+}
