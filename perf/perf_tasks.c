@@ -18,6 +18,7 @@
  */
 #include <malloc.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +237,15 @@ static void figure_task_scaling(int (*want)(const char *))
     }
 }
 
+static _Atomic int cpus_held;
+
+/* The ledger hands the driver the CPUs the last tasks still held. */
+static void cpus_given(rh_res_waiter_t *w)
+{
+    (void)w;
+    atomic_store(&cpus_held, 1);
+}
+
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -256,15 +266,22 @@ static double run_waiting(long n, rh_ref_t *refs, double *cpu)
     const void *p;
     size_t len;
     rh_res_req_t all;
-    rh_res_waiter_t none = { .retry = NULL };
+    rh_res_waiter_t me = { .retry = cpus_given };
 
     memset(&params, 0, sizeof(params));
     params.field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS;
     params.num_cpus = rh_pool_num_workers(rh_core_pool());
-    if (rh_resources_parse(NULL, params.num_cpus, &all) != RH_OK ||
-        !rh_resources_acquire(&all, &none)) {
-        fprintf(stderr, "rayhpc-perf: the rank's CPUs are in use\n");
+    if (rh_resources_parse(NULL, params.num_cpus, &all) != RH_OK) {
+        fprintf(stderr, "rayhpc-perf: %s\n", rh_last_error());
         exit(1);
+    }
+    /* The tasks of a run before may still be letting theirs go. */
+    atomic_store(&cpus_held, 0);
+    if (rh_resources_acquire(&all, &me)) {
+        atomic_store(&cpus_held, 1);
+    }
+    while (!atomic_load(&cpus_held)) {
+        sched_yield();
     }
     for (long i = 0; i < n; i++) {
         if (rh_remote("perf_empty", NULL, 0, &params, &refs[i]) != RH_OK) {
