@@ -49,9 +49,20 @@ void rh_tp_stop(void);
 /* Whether the progress thread runs (ops posted now will run). */
 int rh_tp_running(void);
 
-/* Stops the progress thread, flushes outstanding traffic (bounded by
- * timeout_ms), closes every endpoint and releases UCX. */
-void rh_tp_close(int64_t timeout_ms);
+/* Waits, from a thread other than the progress thread and while it runs,
+ * until every send made so far has left this rank (wire-up with the peers
+ * included), or timeout_ms (RH_ERR_TIMEOUT). A peer found dead meanwhile
+ * no longer holds it up. */
+rh_status_t rh_tp_flush(int64_t timeout_ms);
+
+/* Closes every endpoint on the progress thread (forced: no peer needs to
+ * answer); what was still queued on them fails and is returned to UCX.
+ * Later sends fail with RH_ERR_SHUTDOWN. */
+void rh_tp_close_endpoints(void);
+
+/* Stops the progress thread, closes whatever endpoints remain and releases
+ * UCX. */
+void rh_tp_close(void);
 
 /* Runs op->run on the progress thread; from the progress thread itself it
  * runs at once. Never blocks, never allocates. */
