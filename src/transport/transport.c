@@ -45,6 +45,7 @@ typedef struct rh_peer {
     size_t      addr_len;
     pid_t       pid;
     int         same_host;
+    int         tell;          /* listeners not yet told of its death */
     _Atomic int alive;
 } rh_peer_t;
 
@@ -357,17 +358,18 @@ void rh_tp_peer_failed(int rank, const char *why)
         rh_warn("rank %d failed (%s)", rank, why);
     }
     /* We may be inside a UCX callback, where the endpoint must not be
-     * closed: the progress loop closes it, which fails every request still
-     * queued on it, so their senders see the error instead of waiting. */
+     * closed and the listeners must not send or close anything: the
+     * progress loop closes it, which fails every request still queued on
+     * it (their senders see the error instead of waiting), then tells the
+     * listeners. */
     peer->dead_ep = peer->ep;
     peer->ep = NULL;
+    peer->tell = 1;
     rh_tp.reap_pending = 1;
-    for (int i = 0; i < rh_tp.num_listeners; i++) {
-        rh_tp.listeners[i].fn(rh_tp.listeners[i].arg, rank);
-    }
 }
 
-/* Closes the endpoints of failed peers (progress loop, not a callback). */
+/* Closes the endpoints of failed peers and tells the listeners (progress
+ * loop, outside any UCX callback). */
 static void rh_tp_reap_dead(void)
 {
     int pending = 0;
@@ -379,6 +381,12 @@ static void rh_tp_reap_dead(void)
         if (peer->dead_ep != NULL) {
             peer->close_req = rh_tp_close_ep_start(peer->dead_ep);
             peer->dead_ep = NULL;
+        }
+        if (peer->tell) {
+            peer->tell = 0;
+            for (int i = 0; i < rh_tp.num_listeners; i++) {
+                rh_tp.listeners[i].fn(rh_tp.listeners[i].arg, r);
+            }
         }
         if (peer->close_req != NULL) {
             if (ucp_request_check_status(peer->close_req) == UCS_INPROGRESS) {

@@ -70,14 +70,15 @@ void rh_tp_post(rh_tp_op_t *op);
 
 int rh_tp_on_progress_thread(void);
 
-/* Registers fn to be called on the progress thread when a peer is found
- * dead. Call before rh_tp_start. */
+/* Registers fn to be called from the progress loop, outside any UCX
+ * callback, once a peer was found dead. Call before rh_tp_start. */
 rh_status_t rh_tp_on_peer_failure(rh_tp_failure_fn fn, void *arg);
 
 int rh_tp_peer_alive(int rank);
 
-/* Marks a peer dead (progress thread only): fails its traffic and tells the
- * listeners. Idempotent. */
+/* Marks a peer dead (progress thread only, UCX callbacks included): new
+ * sends to it fail at once; the progress loop then closes its endpoint,
+ * which fails its queued traffic, and tells the listeners. Idempotent. */
 void rh_tp_peer_failed(int rank, const char *why);
 
 /* Stops reporting peer deaths as errors: the job is ending. */
