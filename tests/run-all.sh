@@ -154,7 +154,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
    make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi tests/multi/alltoall tests/multi/hello \
         tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
         tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
-        tests/multi/placement >>"$tsan/make.out" 2>&1; then
+        tests/multi/placement tests/multi/finalize >>"$tsan/make.out" 2>&1; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
     tsan_run() {   # name, expected status, expected line, count, args...
         local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -190,6 +190,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_NUM_WORKERS=2 tsan_run "placement groups" 0 "PLACEMENT PG OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a ref handed on outlives its owner's release" 0 "PULL BORROW OK" 1 -n 3 --nodes 3 ./tests/multi/pull borrow
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a dead owner's copies leave the stores" 137 "PULL OWNER_DIES OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/pull owner_dies
+    RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4
     unset TSAN_OPTIONS UCX_MEM_EVENTS
 else
     grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20
