@@ -28,6 +28,14 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: the functions marked with
+ * this are all it exports, its whole ABI. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define RH_EXPORT __attribute__((visibility("default")))
+#else
+#define RH_EXPORT
+#endif
+
 #define RH_VERSION_MAJOR 0
 #define RH_VERSION_MINOR 1
 #define RH_VERSION_PATCH 0
@@ -60,12 +68,12 @@ typedef enum rh_status {
 } rh_status_t;
 
 /* A short, constant name for a status code ("peer rank failed"). */
-const char *rh_status_string(rh_status_t status);
+RH_EXPORT const char *rh_status_string(rh_status_t status);
 
 /* The message of the last error raised on the calling thread ("rank 3 died
  * while ..."); an empty string when there is none. Valid until the thread's
  * next failing call. */
-const char *rh_last_error(void);
+RH_EXPORT const char *rh_last_error(void);
 
 /* ------------------------------------------------------------------------ */
 /* Start-up and shutdown                                                    */
@@ -96,28 +104,29 @@ typedef struct rh_init_params {
 /* Joins the job: finds the launcher (or none), exchanges addresses with
  * every rank and starts the runtime's threads. argc/argv may be NULL.
  * Collective: every rank of the job must call it. */
+RH_EXPORT
 rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params);
 
 /* Leaves the job. Collective: returns once every live rank has called it,
  * then releases everything rh_init() took. Ranks that died are skipped. */
-rh_status_t rh_finalize(void);
+RH_EXPORT rh_status_t rh_finalize(void);
 
 /* This rank's number in [0, rh_size()), and the number of ranks. */
-int rh_rank(void);
-int rh_size(void);
+RH_EXPORT int rh_rank(void);
+RH_EXPORT int rh_size(void);
 
 /* The node this rank is on, in [0, rh_num_nodes()). Ranks of one node share
  * memory; the node identity is the host name, or RAYHPC_NODE_ID when set
  * (which lets ranks on one host act as separate nodes). Nodes are numbered
  * in order of their lowest rank. */
-int rh_node_id(void);
-int rh_num_nodes(void);
+RH_EXPORT int rh_node_id(void);
+RH_EXPORT int rh_num_nodes(void);
 
 /* Whether rank `rank` is still alive as far as this rank knows (1 or 0). */
-int rh_rank_alive(int rank);
+RH_EXPORT int rh_rank_alive(int rank);
 
 /* "0.1.0" */
-const char *rh_version(void);
+RH_EXPORT const char *rh_version(void);
 
 /* Timeouts are in milliseconds; RH_TIMEOUT_INFINITE waits for ever and 0
  * only looks. */
@@ -143,34 +152,35 @@ typedef struct rh_ref {
 /* Copies len bytes into a new object of this node's store. Fails with
  * RH_ERR_TOO_LARGE when len can never fit, RH_ERR_STORE_FULL when it does
  * not fit now (nothing is lost; the store stays usable). */
-rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref);
+RH_EXPORT rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref);
 
 /* The zero-copy put: a writable buffer of len bytes in the store, to fill
  * in place and then publish with rh_put_seal. */
-rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr);
-rh_status_t rh_put_seal(rh_ref_t ref);
+RH_EXPORT rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr);
+RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
 
 /* The object's bytes, in place (no copy), once it is ready: waits up to
  * timeout_ms (RH_ERR_TIMEOUT). A failed task's returns, and every object
  * computed from them, give RH_ERR_TASK_FAILED with the task's message in
  * rh_last_error(). Inside a task, a get that waits lends the worker to
  * other tasks meanwhile. */
-rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
+RH_EXPORT rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms);
 
 /* rh_get of n refs, with one deadline for all of them. On error none of
  * the holds is kept. */
+RH_EXPORT
 rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
                         size_t *lens, int64_t timeout_ms);
 
 /* Drops one hold (see above). */
-rh_status_t rh_release(rh_ref_t ref);
+RH_EXPORT rh_status_t rh_release(rh_ref_t ref);
 
 /* Ray's wait: returns once k of the n refs are ready (done or failed), or
  * when timeout_ms has passed; 0 only looks. ready[i] is set to 1 for each
  * ready ref and 0 for the others. k > n is RH_ERR_INVALID_PARAM; a timeout
  * is not an error: count the ready flags. */
-rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
+RH_EXPORT rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
                     int64_t timeout_ms, int *ready);
 
 /* ------------------------------------------------------------------------ */
@@ -188,6 +198,7 @@ typedef rh_status_t (*rh_function_t)(rh_task_ctx_t *ctx);
  * number) and giving nreturns returns by default. Call it on every rank,
  * before rh_init, with the same names and counts: rh_init reports names
  * that some ranks lack or register differently. */
+RH_EXPORT
 rh_status_t rh_register(const char *name, rh_function_t fn, int nargs,
                         int nreturns);
 
@@ -274,29 +285,33 @@ typedef struct rh_task_params {
  * RH_ERR_BAD_ARG_COUNT. A task bound for another rank waits here while
  * this rank has RAYHPC_REMOTE_TASKS_MAX tasks out (see
  * RH_TASK_FLAG_NONBLOCK). */
+RH_EXPORT
 rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
                       const rh_task_params_t *params, rh_ref_t *rets);
 
 /* Inside a task: its arguments, in place. */
-int rh_task_nargs(const rh_task_ctx_t *ctx);
+RH_EXPORT int rh_task_nargs(const rh_task_ctx_t *ctx);
+RH_EXPORT
 const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len);
 
 /* Inside a task: the ref that argument i was passed as (a null ref for
  * bytes). The task may hand it on to tasks of its own: the object then
  * lives, at its owner, until those are done here too, even when the task
  * and the owner let it go first (Ray's borrowing). */
-rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i);
+RH_EXPORT rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i);
 
 /* Inside a task: set return i by copying len bytes, or get room for it to
  * fill in place (zero copy; published when the task ends). */
+RH_EXPORT
 rh_status_t rh_task_return(rh_task_ctx_t *ctx, int i, const void *buf,
                            size_t len);
+RH_EXPORT
 rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
                                  void **ptr);
 
 /* Inside a task: records why it failed; return what this returns
  * (RH_ERR_TASK_FAILED) from the function. */
-rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
+RH_EXPORT rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------------ */
@@ -323,18 +338,18 @@ typedef struct rh_bundle {
  * warning naming what is missing, until resources are freed (rh_pg_remove
  * of another group). Tasks may be submitted into a pending group: they
  * start once their bundle is placed. */
-rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
+RH_EXPORT rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
                          rh_pg_strategy_t strategy, rh_pg_t *pg);
 
 /* Waits up to timeout_ms for the group to be placed (RH_ERR_TIMEOUT). */
-rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms);
+RH_EXPORT rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms);
 
 /* The node bundle `bundle` was placed on (the group must be ready). */
-rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node);
+RH_EXPORT rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node);
 
 /* Frees the group's reservations. Tasks running in it finish; tasks
  * submitted into it afterwards fail with RH_ERR_INVALID_PARAM. */
-rh_status_t rh_pg_remove(rh_pg_t pg);
+RH_EXPORT rh_status_t rh_pg_remove(rh_pg_t pg);
 
 /* ------------------------------------------------------------------------ */
 /* Counters                                                                 */
@@ -358,7 +373,7 @@ typedef struct rh_stats {
                                 * global scheduler now */
 } rh_stats_t;
 
-rh_status_t rh_stats(rh_stats_t *stats);
+RH_EXPORT rh_status_t rh_stats(rh_stats_t *stats);
 
 #ifdef __cplusplus
 }

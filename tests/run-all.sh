@@ -156,7 +156,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
         tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
         tests/multi/placement tests/multi/release tests/multi/resources \
         tests/multi/send_faults tests/multi/burst tests/multi/recursion \
-        >>"$tsan/make.out" 2>&1; then
+        tests/multi/finalize >>"$tsan/make.out" 2>&1; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
     tsan_run() {   # name, expected status, expected line, count, args...
         local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -198,6 +198,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_REMOTE_TASKS_MAX=1024 tsan_run "a burst waits for room" 0 "BURST OK" 1 -n 2 --nodes 2 ./tests/multi/burst 20000
     RAYHPC_NUM_WORKERS=2 RAYHPC_HELP_DEPTH=16 tsan_run "recursion: nested gets park and resume" 0 "RECURSION CHAIN OK" 1 -n 1 ./tests/multi/recursion chain 3000
     RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "recursion: nested gets spread over 3 nodes" 0 "RECURSION SPREAD OK" 1 -n 3 --nodes 3 ./tests/multi/recursion spread 300
+    RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4
     unset TSAN_OPTIONS UCX_MEM_EVENTS
 else
     grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

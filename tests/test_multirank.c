@@ -770,3 +770,60 @@ Test(placement, groups_pack_spread_wait_and_are_placed_once_freed_over_tcp)
 {
     pg_case(TWO_WORKERS_TCP);
 }
+
+/* ---- the end of a job ------------------------------------------------------ */
+
+/* The latest "AT t" of the lines containing needle (CLOCK_MONOTONIC
+ * seconds printed by tests/multi/finalize), or -1. */
+static double latest_time(const char *out, const char *needle)
+{
+    double latest = -1;
+
+    for (const char *p = strstr(out, needle); p != NULL;
+         p = strstr(p + 1, needle)) {
+        const char *at = strstr(p, " AT ");
+        double t;
+
+        if (at != NULL && sscanf(at, " AT %lf", &t) == 1 && t > latest) {
+            latest = t;
+        }
+    }
+    return latest;
+}
+
+/* 32 ranks as 8 nodes end right after nested tasks spread over them all.
+ * Each run must end within a bound that only a stall reaches (finalize
+ * once waited for its 60 s timeout, in about one run of five), and UCX
+ * must not complain about requests or callbacks left behind.
+ * RH_TEST_FINALIZE_RUNS sets the number of runs (20 for a soak). */
+Test(finalize, ends_soon_after_nested_spread_tasks_and_leaves_nothing_in_ucx,
+     .timeout = 0)
+{
+    static const char *const env[] = { "RAYHPC_NUM_WORKERS=1",
+                                       "RAYHPC_PROGRESS=adaptive",
+                                       "RAYHPC_STORE_SIZE=32M", NULL };
+    const char *runs_env = getenv("RH_TEST_FINALIZE_RUNS");
+    int runs = runs_env != NULL ? atoi(runs_env) : 5;
+
+    for (int i = 0; i < runs; i++) {
+        rh_run_t run = launch(32, 8, 0, "tests/multi/finalize", NULL, env);
+        double work = latest_time(run.out, "FINALIZE WORK DONE");
+        double end = latest_time(run.out, "FINALIZE RETURNED");
+        int ok = run.status == 0 &&
+                 rh_count_lines(run.out, "FINALIZE RETURNED") == 32 &&
+                 rh_count_lines(run.out, ": success") == 32 &&
+                 work > 0 && end - work < 20.0 &&
+                 rh_count_lines(run.out, "UCX  WARN") == 0 &&
+                 rh_count_lines(run.out, "UCX  ERROR") == 0;
+
+        cr_expect(ok, "run %d of %d: status %d, %d ranks returned, the "
+                  "last %.1f s after the work; output ends:\n%s", i + 1,
+                  runs, run.status,
+                  rh_count_lines(run.out, "FINALIZE RETURNED"), end - work,
+                  rh_tail(run.out, 3000));
+        rh_run_free(&run);
+        if (!ok) {
+            break;
+        }
+    }
+}

@@ -74,7 +74,7 @@ static void print_ucx(void)
     }
     fflush(stdout);
     rh_tp_print_info(stdout);
-    rh_tp_close(0);
+    rh_tp_close();
 }
 
 int main(int argc, char **argv)

@@ -6,9 +6,15 @@
  * (pid, host, node identity, worker address, hwloc summary), derive the node
  * numbering from everybody's blobs, start the progress thread.
  *
- * End: every rank tells rank 0 it reached rh_finalize; once every live rank
- * has, rank 0 tells them all to go, and each rank flushes and tears down.
- * Dead ranks are skipped on both sides, so a failure never hangs the end.
+ * End, in two rounds through rank 0. Arrival: every rank tells rank 0 it
+ * reached rh_finalize and serves tasks until rank 0, once every live rank
+ * has arrived, says go. Then each rank stops its workers and flushes its
+ * sends while its progress thread still serves the others, and tells rank 0
+ * it is done; once all are, rank 0 says go again and every rank closes its
+ * endpoints and tears down. No rank leaves while another may still need its
+ * answer (a peer's wire-up that waited for one stalled the flush for the
+ * whole finalize timeout). Dead ranks are skipped on both sides, so a
+ * failure never hangs the end.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +45,8 @@
 #include "transport/bootstrap.h"
 #include "transport/transport.h"
 
+#define RH_CORE_FIN_ROUNDS 2
+
 typedef struct rh_core {
     int             initialized;
     rh_bootstrap_t  bs;
@@ -52,11 +60,11 @@ typedef struct rh_core {
     rh_store_t     *store;
     rh_pool_t      *pool;
     _Atomic int     closing;         /* refuse new work (progress thread) */
-    /* finalize protocol */
-    uint8_t        *fin_seen;        /* rank 0: who reached rh_finalize */
-    int             fin_waiting;     /* rank 0 is waiting for them */
-    rh_completion_t fin_all;         /* rank 0: everyone live has arrived */
-    rh_completion_t fin_go;          /* others: rank 0 said go */
+    /* finalize protocol: round 0 arrival, round 1 done flushing */
+    uint8_t        *fin_seen;        /* rank 0: rounds each rank reached */
+    int             fin_waiting;     /* rank 0 waits for round - 1 */
+    rh_completion_t fin_all[RH_CORE_FIN_ROUNDS]; /* rank 0: all live came */
+    rh_completion_t fin_go[RH_CORE_FIN_ROUNDS];  /* others: rank 0 said go */
 } rh_core_t;
 
 static rh_core_t rh_core = { .rank = -1 };
@@ -98,35 +106,51 @@ int rh_core_node_of(int rank)
 
 static void rh_core_fin_check(void)
 {
-    if (!rh_core.fin_waiting || rh_completion_done(&rh_core.fin_all)) {
+    int round = rh_core.fin_waiting - 1;
+
+    if (round < 0 || rh_completion_done(&rh_core.fin_all[round])) {
         return;
     }
     for (int r = 1; r < rh_core.size; r++) {
-        if (!rh_core.fin_seen[r] && rh_tp_peer_alive(r)) {
+        if (rh_core.fin_seen[r] <= round && rh_tp_peer_alive(r)) {
             return;
         }
     }
-    rh_completion_signal(&rh_core.fin_all, RH_OK);
+    rh_completion_signal(&rh_core.fin_all[round], RH_OK);
+}
+
+/* The header is the round: one byte, 0 or 1. */
+static int rh_core_fin_round(const rh_am_msg_t *msg)
+{
+    uint8_t round = *(const uint8_t *)msg->hdr;
+
+    return round < RH_CORE_FIN_ROUNDS ? round : -1;
 }
 
 static rh_status_t rh_core_on_finalize(void *arg, rh_am_msg_t *msg)
 {
+    int round = rh_core_fin_round(msg);
+
     (void)arg;
-    if (rh_core.rank != 0 || msg->src == 0) {
+    if (rh_core.rank != 0 || msg->src == 0 || round < 0) {
         return RH_ERR_MALFORMED;
     }
-    rh_core.fin_seen[msg->src] = 1;
+    if (rh_core.fin_seen[msg->src] < round + 1) {
+        rh_core.fin_seen[msg->src] = (uint8_t)(round + 1);
+    }
     rh_core_fin_check();
     return RH_OK;
 }
 
 static rh_status_t rh_core_on_finalize_go(void *arg, rh_am_msg_t *msg)
 {
+    int round = rh_core_fin_round(msg);
+
     (void)arg;
-    if (msg->src != 0) {
+    if (msg->src != 0 || round < 0) {
         return RH_ERR_MALFORMED;
     }
-    rh_completion_signal(&rh_core.fin_go, RH_OK);
+    rh_completion_signal(&rh_core.fin_go[round], RH_OK);
     return RH_OK;
 }
 
@@ -135,8 +159,12 @@ static void rh_core_on_peer_failure(void *arg, int rank)
     (void)arg;
     if (rh_core.rank == 0) {
         rh_core_fin_check();
-    } else if (rank == 0 && !rh_completion_done(&rh_core.fin_go)) {
-        rh_completion_signal(&rh_core.fin_go, RH_ERR_PEER_FAILED);
+        return;
+    }
+    for (int i = 0; rank == 0 && i < RH_CORE_FIN_ROUNDS; i++) {
+        if (!rh_completion_done(&rh_core.fin_go[i])) {
+            rh_completion_signal(&rh_core.fin_go[i], RH_ERR_PEER_FAILED);
+        }
     }
 }
 
@@ -445,7 +473,9 @@ static void rh_core_close_run(rh_tp_op_t *op)
     rh_completion_signal(&((rh_core_close_op_t *)op)->done, RH_OK);
 }
 
-static void rh_core_close_node(void)
+/* Refuses new work and lets the workers finish what they have (their sends
+ * still go out); the progress thread keeps running. */
+static void rh_core_stop_work(void)
 {
     rh_core_close_op_t close_op = { .op.run = rh_core_close_run };
 
@@ -455,12 +485,19 @@ static void rh_core_close_node(void)
         rh_completion_wait(&close_op.done, -1);
     }
     atomic_store(&rh_core.closing, 1);
-    /* Workers finish what they have (their sends still go out), then the
-     * progress thread stops, so no handler touches what is freed below. */
     if (rh_core.pool != NULL) {
         rh_pool_destroy(rh_core.pool);
         rh_core.pool = NULL;
     }
+}
+
+static void rh_core_close_node(void)
+{
+    rh_core_stop_work();
+    /* Sends still queued fail now, while the modules their callbacks
+     * report to exist; then the progress thread stops, so no handler
+     * touches what is freed below. */
+    rh_tp_close_endpoints();
     rh_tp_stop();
     rh_future_set_notify_hook(NULL);
     rh_resources_fini(rh_task_drop_waiting);
@@ -484,10 +521,10 @@ static rh_status_t rh_core_register_handlers(void)
 {
     rh_status_t status;
 
-    status = rh_am_register(RH_AM_ID_FINALIZE, 0, 0, rh_core_on_finalize,
+    status = rh_am_register(RH_AM_ID_FINALIZE, 1, 1, rh_core_on_finalize,
                             NULL);
     if (status == RH_OK) {
-        status = rh_am_register(RH_AM_ID_FINALIZE_GO, 0, 0,
+        status = rh_am_register(RH_AM_ID_FINALIZE_GO, 1, 1,
                                 rh_core_on_finalize_go, NULL);
     }
     if (status == RH_OK) {
@@ -547,8 +584,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         return status;
     }
     rh_log_level = rh_cfg.log_level;
-    rh_completion_init(&rh_core.fin_all);
-    rh_completion_init(&rh_core.fin_go);
+    for (int i = 0; i < RH_CORE_FIN_ROUNDS; i++) {
+        rh_completion_init(&rh_core.fin_all[i]);
+        rh_completion_init(&rh_core.fin_go[i]);
+    }
 
     status = rh_bootstrap_open((rh_bootstrap_kind_t)rh_cfg.bootstrap,
                                &rh_core.bs);
@@ -620,7 +659,7 @@ err:
         rh_error("rh_init failed: %s", msg);
         rh_core_close_node();
         if (tp_open) {
-            rh_tp_close(0);
+            rh_tp_close();
         }
         if (bs_open) {
             rh_core.bs.ops->finalize(&rh_core.bs);
@@ -632,47 +671,58 @@ err:
 
 /* ---- the end --------------------------------------------------------------- */
 
+typedef struct rh_core_fin_op {
+    rh_tp_op_t op;
+    int        round;
+} rh_core_fin_op_t;
+
 /* Rank 0 starts waiting on the progress thread, where arrivals are seen. */
 static void rh_core_fin_start(rh_tp_op_t *op)
 {
-    (void)op;
-    rh_core.fin_waiting = 1;
+    rh_core.fin_waiting = ((rh_core_fin_op_t *)op)->round + 1;
     rh_core_fin_check();
 }
 
-static rh_status_t rh_core_finalize_barrier(void)
+/* One round through rank 0: every live rank reports, then rank 0 answers
+ * each. Rank 0 waits for its answers to leave, so none is lost when the
+ * endpoints close behind them. */
+static rh_status_t rh_core_fin_round_trip(int round, const char *what)
 {
-    static rh_tp_op_t fin_start = { .run = rh_core_fin_start };
+    /* static: the op outlives a wait that timed out */
+    static rh_core_fin_op_t start[RH_CORE_FIN_ROUNDS] = {
+        { .op.run = rh_core_fin_start, .round = 0 },
+        { .op.run = rh_core_fin_start, .round = 1 } };
     int64_t timeout = (int64_t)rh_cfg.finalize_timeout_ms;
+    uint8_t hdr = (uint8_t)round;
     rh_status_t status;
 
-    if (rh_core.size == 1) {
-        return RH_OK;
-    }
-    /* From here on ranks leave one by one: that is the job ending, not a
-     * failure worth a warning (the barrier still accounts for it). */
-    rh_tp_set_quiet_failures();
+    /* Round 0 waits for every live rank to arrive, and the others wait for
+     * the driver to end the job: the work before may take days, and only a
+     * death ends those waits early. Round 1 only flushes: bounded. */
+    int64_t wait = round == 0 ? RH_TIMEOUT_INFINITE : timeout;
+
     if (rh_core.rank == 0) {
-        rh_tp_post(&fin_start);
-        status = rh_completion_wait(&rh_core.fin_all, timeout);
+        rh_tp_post(&start[round].op);
+        status = rh_completion_wait(&rh_core.fin_all[round], wait);
         if (status == RH_ERR_TIMEOUT) {
-            rh_warn("finalize: not every rank arrived within %lld ms; ending "
-                    "without them", (long long)timeout);
+            rh_warn("finalize: not every rank %s within %lld ms; ending "
+                    "without them", what, (long long)timeout);
         }
         for (int r = 1; r < rh_core.size; r++) {
             if (rh_tp_peer_alive(r)) {
-                (void)rh_am_send((uint32_t)r, RH_AM_ID_FINALIZE_GO, NULL, 0,
-                                 NULL, 0, NULL, NULL);
+                (void)rh_am_send_wait((uint32_t)r, RH_AM_ID_FINALIZE_GO,
+                                      &hdr, 1, NULL, 0);
             }
         }
         return RH_OK;
     }
-    /* The others serve tasks from here until the driver ends the job, which
-     * may be days away: no deadline but rank 0's death, which signals
-     * fin_go with RH_ERR_PEER_FAILED. */
-    status = rh_am_send_wait(0, RH_AM_ID_FINALIZE, NULL, 0, NULL, 0);
+    status = rh_am_send_wait(0, RH_AM_ID_FINALIZE, &hdr, 1, NULL, 0);
     if (status == RH_OK) {
-        status = rh_completion_wait(&rh_core.fin_go, RH_TIMEOUT_INFINITE);
+        status = rh_completion_wait(&rh_core.fin_go[round], wait);
+    }
+    if (status == RH_ERR_TIMEOUT) {
+        return rh_error_set(status, "finalize: rank 0 did not end the job "
+                            "within %lld ms", (long long)timeout);
     }
     if (status != RH_OK) {
         return rh_error_set(status, "finalize: rank 0 failed before the job "
@@ -681,21 +731,47 @@ static rh_status_t rh_core_finalize_barrier(void)
     return RH_OK;
 }
 
+/* Both rounds, with the work stopped and the sends flushed in between.
+ * Ranks leave one by one from the first round on: that is the job ending,
+ * not a failure worth a warning (the rounds still account for it). */
+static rh_status_t rh_core_finalize_rounds(void)
+{
+    rh_status_t status = RH_OK, flushed;
+
+    if (rh_core.size > 1) {
+        rh_tp_set_quiet_failures();
+        status = rh_core_fin_round_trip(0, "arrived");
+    }
+    rh_core_stop_work();
+    if (rh_core.size == 1 || (status != RH_OK && rh_core.rank != 0)) {
+        return status;
+    }
+    flushed = rh_tp_flush((int64_t)rh_cfg.finalize_timeout_ms);
+    if (flushed != RH_OK) {
+        rh_warn("finalize: %s", rh_last_error());
+    }
+    return rh_core_fin_round_trip(1, "flushed its sends");
+}
+
 rh_status_t rh_finalize(void)
 {
+    char msg[512];
     rh_status_t status;
 
     if (!rh_core.initialized) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "rh_finalize without "
                             "rh_init");
     }
-    status = rh_core_finalize_barrier();
+    status = rh_core_finalize_rounds();
+    /* Teardown below may overwrite the message. */
+    snprintf(msg, sizeof(msg), "%s", rh_last_error());
     rh_core_close_node();
-    rh_tp_close((int64_t)rh_cfg.finalize_timeout_ms);
+    rh_tp_close();
     rh_core.bs.ops->finalize(&rh_core.bs);
     rh_core_reset();
     if (status != RH_OK) {
-        rh_warn("%s", rh_last_error());
+        rh_warn("%s", msg);
+        return rh_error_set(status, "%s", msg);
     }
-    return status;
+    return RH_OK;
 }

@@ -122,102 +122,12 @@ static void rh_gs_pg_reserve_all(rh_gs_pg_t *g)
     }
 }
 
-/* A rank of node `node` (any node when -1, a node not in `used` when
- * avoid) with room for req; -1 when none. Under the gs lock. */
-static int rh_gs_pg_rank(const rh_res_req_t *req, int node, const int *used,
-                         int avoid)
-{
-    for (int r = 0; r < rh_size(); r++) {
-        int nd = rh_core_node_of(r);
-
-        if (!rh_rank_alive(r) || (node >= 0 && nd != node) ||
-            (avoid && used[nd]) || !rh_place_gs_fits(r, req)) {
-            continue;
-        }
-        return r;
-    }
-    return -1;
-}
-
-static void rh_gs_pg_undo(rh_gs_pg_t *g, int upto)
-{
-    for (int b = 0; b < upto; b++) {
-        if (g->ranks[b] >= 0) {
-            rh_place_gs_reserve(g->ranks[b], &g->bundles[b], -1);
-            g->ranks[b] = -1;
-        }
-    }
-}
-
-/* Every bundle on ranks of one node. */
-static int rh_gs_pg_one_node(rh_gs_pg_t *g, int node)
-{
-    for (int b = 0; b < g->n; b++) {
-        int r = rh_gs_pg_rank(&g->bundles[b], node, NULL, 0);
-
-        if (r < 0) {
-            rh_gs_pg_undo(g, b);
-            return 0;
-        }
-        g->ranks[b] = r;
-        rh_place_gs_reserve(r, &g->bundles[b], 1);
-    }
-    return 1;
-}
-
 /* Places g's bundles by its strategy, taking what they need from the
- * books; 0 (books untouched) when it cannot be done now. Under the lock. */
+ * books; 0 (books untouched) when it cannot be done now. */
 static int rh_gs_pg_try(rh_gs_pg_t *g)
 {
-    int nodes = rh_num_nodes();
-    int *used = calloc((size_t)nodes, sizeof(int));
-    int ok = 1;
-
-    if (used == NULL) {
-        return 0;
-    }
-    for (int b = 0; b < g->n; b++) {
-        g->ranks[b] = -1;
-    }
-    if (g->strategy == RH_PG_STRICT_PACK || g->strategy == RH_PG_PACK) {
-        for (int nd = 0; nd < nodes; nd++) {
-            if (rh_gs_pg_one_node(g, nd)) {
-                free(used);
-                return 1;
-            }
-        }
-        if (g->strategy == RH_PG_STRICT_PACK) {
-            free(used);
-            return 0;
-        }
-    }
-    for (int b = 0; b < g->n && ok; b++) {
-        int r = -1;
-
-        if (g->strategy == RH_PG_PACK) {
-            /* nodes already used first */
-            for (int nd = 0; nd < nodes && r < 0; nd++) {
-                if (used[nd]) {
-                    r = rh_gs_pg_rank(&g->bundles[b], nd, NULL, 0);
-                }
-            }
-        } else {
-            r = rh_gs_pg_rank(&g->bundles[b], -1, used, 1);
-        }
-        if (r < 0 && g->strategy != RH_PG_STRICT_SPREAD) {
-            r = rh_gs_pg_rank(&g->bundles[b], -1, NULL, 0);
-        }
-        if (r < 0) {
-            rh_gs_pg_undo(g, b);
-            ok = 0;
-            break;
-        }
-        g->ranks[b] = r;
-        used[rh_core_node_of(r)] = 1;
-        rh_place_gs_reserve(r, &g->bundles[b], 1);
-    }
-    free(used);
-    return ok;
+    return rh_place_gs_hold_group(g->bundles, g->n,
+                                  (rh_pg_strategy_t)g->strategy, g->ranks);
 }
 
 static void rh_gs_pg_warn(const rh_gs_pg_t *g)
@@ -241,7 +151,6 @@ static void rh_gs_pg_place_pending(void)
     for (;;) {
         rh_gs_pg_t *g, *hit = NULL;
 
-        rh_place_gs_lock();
         pthread_mutex_lock(&rh_pg_lock);
         for (g = rh_gs_pgs; g != NULL && hit == NULL; g = g->next) {
             if (!g->placed && rh_gs_pg_try(g)) {
@@ -250,7 +159,6 @@ static void rh_gs_pg_place_pending(void)
             }
         }
         pthread_mutex_unlock(&rh_pg_lock);
-        rh_place_gs_unlock();
         if (hit == NULL) {
             return;
         }
@@ -312,13 +220,11 @@ static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
     g->n = n;
     g->strategy = strategy;
     memcpy(g->bundles, bundles, (size_t)n * sizeof(*bundles));
-    rh_place_gs_lock();
     pthread_mutex_lock(&rh_pg_lock);
     g->next = rh_gs_pgs;
     rh_gs_pgs = g;
     g->placed = rh_gs_pg_try(g);
     pthread_mutex_unlock(&rh_pg_lock);
-    rh_place_gs_unlock();
     if (g->placed) {
         rh_gs_pg_reserve_all(g);
     } else {
@@ -330,7 +236,6 @@ static void rh_gs_pg_remove(uint64_t id)
 {
     rh_gs_pg_t *g = NULL;
 
-    rh_place_gs_lock();
     pthread_mutex_lock(&rh_pg_lock);
     for (rh_gs_pg_t **pp = &rh_gs_pgs; *pp != NULL; pp = &(*pp)->next) {
         if ((*pp)->id == id) {
@@ -339,11 +244,10 @@ static void rh_gs_pg_remove(uint64_t id)
             break;
         }
     }
-    for (int b = 0; g != NULL && g->placed && b < g->n; b++) {
-        rh_place_gs_reserve(g->ranks[b], &g->bundles[b], -1);
+    if (g != NULL && g->placed) {
+        rh_place_gs_release_group(g->bundles, g->n, g->ranks);
     }
     pthread_mutex_unlock(&rh_pg_lock);
-    rh_place_gs_unlock();
     if (g == NULL) {
         return;
     }

@@ -249,7 +249,7 @@ int rh_place_rank_fits(int r, const rh_res_req_t *req)
 
 /* What rank r has left once groups took their bundles (global scheduler,
  * under gs_lock). */
-int rh_place_gs_fits(int r, const rh_res_req_t *req)
+static int rh_place_gs_fits(int r, const rh_res_req_t *req)
 {
     const rh_res_req_t *o = &rh_pl.offer[r], *z = &rh_pl.reserved[r];
 
@@ -265,7 +265,8 @@ int rh_place_gs_fits(int r, const rh_res_req_t *req)
     return 1;
 }
 
-void rh_place_gs_reserve(int r, const rh_res_req_t *req, int sign)
+/* Under gs_lock. */
+static void rh_place_gs_reserve(int r, const rh_res_req_t *req, int sign)
 {
     rh_res_req_t *z = &rh_pl.reserved[r];
 
@@ -291,13 +292,124 @@ void rh_place_gs_reserve(int r, const rh_res_req_t *req, int sign)
     }
 }
 
-void rh_place_gs_lock(void)
+/* ---- placement groups' bundles in the books ----------------------------------- */
+
+/* A live rank of node `node` (any node when -1, a node not in `used` when
+ * avoid) with room for req; -1 when none. Under gs_lock. */
+static int rh_gs_bundle_rank(const rh_res_req_t *req, int node,
+                             const int *used, int avoid)
 {
-    pthread_mutex_lock(&rh_pl.gs_lock);
+    for (int r = 0; r < rh_pl.nranks; r++) {
+        int nd = rh_pl.node_of[r];
+
+        if (!rh_rank_alive(r) || (node >= 0 && nd != node) ||
+            (avoid && used[nd]) || !rh_place_gs_fits(r, req)) {
+            continue;
+        }
+        return r;
+    }
+    return -1;
 }
 
-void rh_place_gs_unlock(void)
+static void rh_gs_bundles_undo(const rh_res_req_t *bundles, int *ranks,
+                               int upto)
 {
+    for (int b = 0; b < upto; b++) {
+        if (ranks[b] >= 0) {
+            rh_place_gs_reserve(ranks[b], &bundles[b], -1);
+            ranks[b] = -1;
+        }
+    }
+}
+
+/* Every bundle on ranks of one node. Under gs_lock. */
+static int rh_gs_bundles_one_node(const rh_res_req_t *bundles, int n,
+                                  int *ranks, int node)
+{
+    for (int b = 0; b < n; b++) {
+        int r = rh_gs_bundle_rank(&bundles[b], node, NULL, 0);
+
+        if (r < 0) {
+            rh_gs_bundles_undo(bundles, ranks, b);
+            return 0;
+        }
+        ranks[b] = r;
+        rh_place_gs_reserve(r, &bundles[b], 1);
+    }
+    return 1;
+}
+
+/* rh_place_gs_hold_group under gs_lock; used is a zeroed array of nnodes. */
+static int rh_gs_bundles_place(const rh_res_req_t *bundles, int n,
+                               rh_pg_strategy_t strategy, int *ranks,
+                               int *used)
+{
+    for (int b = 0; b < n; b++) {
+        ranks[b] = -1;
+    }
+    if (strategy == RH_PG_STRICT_PACK || strategy == RH_PG_PACK) {
+        for (int nd = 0; nd < rh_pl.nnodes; nd++) {
+            if (rh_gs_bundles_one_node(bundles, n, ranks, nd)) {
+                return 1;
+            }
+        }
+        if (strategy == RH_PG_STRICT_PACK) {
+            return 0;
+        }
+    }
+    for (int b = 0; b < n; b++) {
+        int r = -1;
+
+        if (strategy == RH_PG_PACK) {
+            /* nodes already used first */
+            for (int nd = 0; nd < rh_pl.nnodes && r < 0; nd++) {
+                if (used[nd]) {
+                    r = rh_gs_bundle_rank(&bundles[b], nd, NULL, 0);
+                }
+            }
+        } else {
+            r = rh_gs_bundle_rank(&bundles[b], -1, used, 1);
+        }
+        if (r < 0 && strategy != RH_PG_STRICT_SPREAD) {
+            r = rh_gs_bundle_rank(&bundles[b], -1, NULL, 0);
+        }
+        if (r < 0) {
+            rh_gs_bundles_undo(bundles, ranks, b);
+            return 0;
+        }
+        ranks[b] = r;
+        used[rh_pl.node_of[r]] = 1;
+        rh_place_gs_reserve(r, &bundles[b], 1);
+    }
+    return 1;
+}
+
+int rh_place_gs_hold_group(const rh_res_req_t *bundles, int n,
+                           rh_pg_strategy_t strategy, int *ranks)
+{
+    int *used = calloc((size_t)rh_pl.nnodes, sizeof(int));
+    int ok;
+
+    if (used == NULL) {
+        return 0;
+    }
+    /* One critical section: task placement never sees half a group. */
+    pthread_mutex_lock(&rh_pl.gs_lock);
+    ok = rh_gs_bundles_place(bundles, n, strategy, ranks, used);
+    pthread_mutex_unlock(&rh_pl.gs_lock);
+    free(used);
+    return ok;
+}
+
+void rh_place_gs_release_group(const rh_res_req_t *bundles, int n,
+                               const int *ranks)
+{
+    pthread_mutex_lock(&rh_pl.gs_lock);
+    for (int b = 0; b < n; b++) {
+        if (ranks[b] >= 0 && ranks[b] < rh_pl.nranks) {
+            rh_place_gs_reserve(ranks[b], &bundles[b], -1);
+        }
+    }
     pthread_mutex_unlock(&rh_pl.gs_lock);
 }
 

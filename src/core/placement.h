@@ -67,12 +67,17 @@ int rh_place_rank_on(int node, const rh_res_req_t *req);
 /* Whether rank r offers what req asks for (NULL: one CPU). */
 int rh_place_rank_fits(int r, const rh_res_req_t *req);
 
-/* The global scheduler's books of what placement groups hold (pgroup.c):
- * take the lock around these. fits: r's offer minus what groups hold. */
-void rh_place_gs_lock(void);
-void rh_place_gs_unlock(void);
-int rh_place_gs_fits(int r, const rh_res_req_t *req);
-void rh_place_gs_reserve(int r, const rh_res_req_t *req, int sign);
+/* The global scheduler's books of what placement groups hold (pgroup.c
+ * keeps the groups, placement the books; each call takes the books' lock).
+ * Places bundles[0..n) on live ranks by strategy and holds what they ask
+ * for there, all or none: 1 with the ranks in ranks[], 0 (books untouched)
+ * when it cannot be done now. */
+int rh_place_gs_hold_group(const rh_res_req_t *bundles, int n,
+                           rh_pg_strategy_t strategy, int *ranks);
+
+/* Gives back what rh_place_gs_hold_group held for these bundles. */
+void rh_place_gs_release_group(const rh_res_req_t *bundles, int n,
+                               const int *ranks);
 
 /* Tries the tasks waiting at the global scheduler again. */
 void rh_place_gs_retry(void);

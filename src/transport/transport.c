@@ -45,6 +45,7 @@ typedef struct rh_peer {
     size_t      addr_len;
     pid_t       pid;
     int         same_host;
+    int         tell;          /* listeners not yet told of its death */
     _Atomic int alive;
 } rh_peer_t;
 
@@ -65,6 +66,9 @@ typedef struct rh_transport {
     uint64_t           spin, peer_check_ns, last_peer_check;
     _Atomic int        quiet_failures;
     int                reap_pending;
+    int                closed;         /* no new endpoints (job over) */
+    void              *flush_req;      /* worker flush under way */
+    rh_completion_t    flush_done;
     rh_mpsc_t          ops;
     struct {
         rh_tp_failure_fn fn;
@@ -226,7 +230,7 @@ rh_status_t rh_tp_open(const rh_config_t *cfg)
         status = rh_tp_open_worker();
     }
     if (status != RH_OK) {
-        rh_tp_close(0);
+        rh_tp_close();
     }
     return status;
 }
@@ -273,6 +277,10 @@ rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep)
     }
     if (!atomic_load_explicit(&peer->alive, memory_order_relaxed)) {
         return rh_error_set(RH_ERR_PEER_FAILED, "rank %d is dead", rank);
+    }
+    if (rh_unlikely(rh_tp.closed)) {
+        return rh_error_set(RH_ERR_SHUTDOWN, "the job is over: no new "
+                            "connection to rank %d", rank);
     }
     memset(&params, 0, sizeof(params));
     params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
@@ -350,17 +358,18 @@ void rh_tp_peer_failed(int rank, const char *why)
         rh_warn("rank %d failed (%s)", rank, why);
     }
     /* We may be inside a UCX callback, where the endpoint must not be
-     * closed: the progress loop closes it, which fails every request still
-     * queued on it, so their senders see the error instead of waiting. */
+     * closed and the listeners must not send or close anything: the
+     * progress loop closes it, which fails every request still queued on
+     * it (their senders see the error instead of waiting), then tells the
+     * listeners. */
     peer->dead_ep = peer->ep;
     peer->ep = NULL;
+    peer->tell = 1;
     rh_tp.reap_pending = 1;
-    for (int i = 0; i < rh_tp.num_listeners; i++) {
-        rh_tp.listeners[i].fn(rh_tp.listeners[i].arg, rank);
-    }
 }
 
-/* Closes the endpoints of failed peers (progress loop, not a callback). */
+/* Closes the endpoints of failed peers and tells the listeners (progress
+ * loop, outside any UCX callback). */
 static void rh_tp_reap_dead(void)
 {
     int pending = 0;
@@ -372,6 +381,12 @@ static void rh_tp_reap_dead(void)
         if (peer->dead_ep != NULL) {
             peer->close_req = rh_tp_close_ep_start(peer->dead_ep);
             peer->dead_ep = NULL;
+        }
+        if (peer->tell) {
+            peer->tell = 0;
+            for (int i = 0; i < rh_tp.num_listeners; i++) {
+                rh_tp.listeners[i].fn(rh_tp.listeners[i].arg, r);
+            }
         }
         if (peer->close_req != NULL) {
             if (ucp_request_check_status(peer->close_req) == UCS_INPROGRESS) {
@@ -624,26 +639,113 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-static void rh_tp_flush(int64_t timeout_ms)
+static void rh_tp_flush_cb(void *req, ucs_status_t status, void *user_data)
 {
-    ucp_request_param_t param;
-    uint64_t deadline = rh_time_ns() + (uint64_t)timeout_ms * 1000000ull;
-    void *req;
-
-    memset(&param, 0, sizeof(param));
-    req = ucp_worker_flush_nbx(rh_tp_worker, &param);
-    if (!UCS_PTR_IS_PTR(req)) {
-        return;
-    }
-    while (ucp_request_check_status(req) == UCS_INPROGRESS) {
-        ucp_worker_progress(rh_tp_worker);
-        if (rh_time_ns() > deadline) {
-            rh_debug("flush did not finish within %lld ms; closing anyway",
-                     (long long)timeout_ms);
-            break;
-        }
+    (void)user_data;
+    if (status != UCS_OK) {
+        rh_debug("flush ended with %s", ucs_status_string(status));
     }
     ucp_request_free(req);
+    rh_tp.flush_req = NULL;
+    rh_completion_signal(&rh_tp.flush_done, RH_OK);
+}
+
+static void rh_tp_flush_start(rh_tp_op_t *op)
+{
+    ucp_request_param_t param;
+    void *req;
+
+    (void)op;
+    if (rh_tp.flush_req != NULL) {
+        rh_completion_signal(&rh_tp.flush_done, RH_ERR_BUSY);
+        return;
+    }
+    memset(&param, 0, sizeof(param));
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK;
+    param.cb.send = rh_tp_flush_cb;
+    req = ucp_worker_flush_nbx(rh_tp_worker, &param);
+    if (UCS_PTR_IS_PTR(req)) {
+        rh_tp.flush_req = req;
+    } else {
+        rh_completion_signal(&rh_tp.flush_done, RH_OK);
+    }
+}
+
+rh_status_t rh_tp_flush(int64_t timeout_ms)
+{
+    static rh_tp_op_t flush_op = { .run = rh_tp_flush_start };
+    rh_status_t status;
+
+    if (!rh_tp.thread_started) {
+        return RH_OK;
+    }
+    /* The progress thread keeps serving while the flush runs: peers
+     * finishing their own wire-up get answers, and a peer that dies is
+     * found and its endpoint closed, which ends the flush. */
+    rh_completion_init(&rh_tp.flush_done);
+    rh_tp_post(&flush_op);
+    status = rh_completion_wait(&rh_tp.flush_done, timeout_ms);
+    if (status == RH_ERR_TIMEOUT) {
+        return rh_error_set(status, "sends still in flight after %lld ms",
+                            (long long)timeout_ms);
+    }
+    return status;
+}
+
+/* Force-closes every endpoint (no peer involved: it ends in a few rounds),
+ * which fails the requests still queued on them, so that each completes,
+ * runs its callback and is freed before the worker goes. Progress thread,
+ * or any thread once it stopped; never from a UCX callback. */
+static void rh_tp_close_endpoints_now(void)
+{
+    rh_tp.closed = 1;
+    if (rh_tp.peers == NULL) {
+        return;
+    }
+    for (int r = 0; r < rh_tp.size; r++) {
+        rh_peer_t *peer = &rh_tp.peers[r];
+
+        rh_tp_close_ep_wait(peer->close_req);
+        peer->close_req = NULL;
+        if (peer->ep != NULL) {
+            rh_tp_close_ep_wait(rh_tp_close_ep_start(peer->ep));
+            peer->ep = NULL;
+        }
+        if (peer->dead_ep != NULL) {
+            rh_tp_close_ep_wait(rh_tp_close_ep_start(peer->dead_ep));
+            peer->dead_ep = NULL;
+        }
+    }
+    /* A flush that was waiting for a peer ended with its endpoint. */
+    for (int i = 0; i < 1000000 && rh_tp.flush_req != NULL; i++) {
+        ucp_worker_progress(rh_tp_worker);
+    }
+    if (rh_tp.flush_req != NULL) {
+        rh_warn("a flush of the UCX worker did not end with its endpoints");
+    }
+}
+
+typedef struct rh_tp_close_op {
+    rh_tp_op_t      op;
+    rh_completion_t done;
+} rh_tp_close_op_t;
+
+static void rh_tp_close_endpoints_run(rh_tp_op_t *op)
+{
+    rh_tp_close_endpoints_now();
+    rh_completion_signal(&((rh_tp_close_op_t *)op)->done, RH_OK);
+}
+
+void rh_tp_close_endpoints(void)
+{
+    rh_tp_close_op_t op = { .op.run = rh_tp_close_endpoints_run };
+
+    if (!rh_tp.thread_started) {
+        return;
+    }
+    rh_completion_init(&op.done);
+    rh_tp_post(&op.op);
+    rh_completion_wait(&op.done, -1);
 }
 
 int rh_tp_running(void)
@@ -661,28 +763,12 @@ void rh_tp_stop(void)
     }
 }
 
-void rh_tp_close(int64_t timeout_ms)
+void rh_tp_close(void)
 {
     rh_tp_stop();
     if (rh_tp_worker != NULL) {
         rh_tp_rma_close();
-        if (rh_tp.peers != NULL) {
-            rh_tp_flush(timeout_ms);
-            for (int r = 0; r < rh_tp.size; r++) {
-                rh_peer_t *peer = &rh_tp.peers[r];
-
-                if (peer->ep != NULL) {
-                    rh_tp_close_ep_wait(rh_tp_close_ep_start(peer->ep));
-                    peer->ep = NULL;
-                }
-                if (peer->dead_ep != NULL) {
-                    rh_tp_close_ep_wait(rh_tp_close_ep_start(peer->dead_ep));
-                    peer->dead_ep = NULL;
-                }
-                rh_tp_close_ep_wait(peer->close_req);
-                peer->close_req = NULL;
-            }
-        }
+        rh_tp_close_endpoints_now();
         /* Sends that failed while closing handed their requests back
          * through the queue. */
         rh_tp_drain_ops();

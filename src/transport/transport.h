@@ -49,9 +49,20 @@ void rh_tp_stop(void);
 /* Whether the progress thread runs (ops posted now will run). */
 int rh_tp_running(void);
 
-/* Stops the progress thread, flushes outstanding traffic (bounded by
- * timeout_ms), closes every endpoint and releases UCX. */
-void rh_tp_close(int64_t timeout_ms);
+/* Waits, from a thread other than the progress thread and while it runs,
+ * until every send made so far has left this rank (wire-up with the peers
+ * included), or timeout_ms (RH_ERR_TIMEOUT). A peer found dead meanwhile
+ * no longer holds it up. */
+rh_status_t rh_tp_flush(int64_t timeout_ms);
+
+/* Closes every endpoint on the progress thread (forced: no peer needs to
+ * answer); what was still queued on them fails and is returned to UCX.
+ * Later sends fail with RH_ERR_SHUTDOWN. */
+void rh_tp_close_endpoints(void);
+
+/* Stops the progress thread, closes whatever endpoints remain and releases
+ * UCX. */
+void rh_tp_close(void);
 
 /* Runs op->run on the progress thread; from the progress thread itself it
  * runs at once. Never blocks, never allocates. */
@@ -63,14 +74,15 @@ void rh_tp_defer(rh_tp_op_t *op);
 
 int rh_tp_on_progress_thread(void);
 
-/* Registers fn to be called on the progress thread when a peer is found
- * dead. Call before rh_tp_start. */
+/* Registers fn to be called from the progress loop, outside any UCX
+ * callback, once a peer was found dead. Call before rh_tp_start. */
 rh_status_t rh_tp_on_peer_failure(rh_tp_failure_fn fn, void *arg);
 
 int rh_tp_peer_alive(int rank);
 
-/* Marks a peer dead (progress thread only): fails its traffic and tells the
- * listeners. Idempotent. */
+/* Marks a peer dead (progress thread only, UCX callbacks included): new
+ * sends to it fail at once; the progress loop then closes its endpoint,
+ * which fails its queued traffic, and tells the listeners. Idempotent. */
 void rh_tp_peer_failed(int rank, const char *why);
 
 /* Stops reporting peer deaths as errors: the job is ending. */

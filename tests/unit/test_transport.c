@@ -1,0 +1,80 @@
+/* The transport's peer table: a peer's failure reaches the listeners from
+ * the progress loop, never from inside the call that found it (UCX's
+ * endpoint error callback, where a listener must not close endpoints or
+ * send), and the endpoints close at the end with nothing left queued. */
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/completion.h"
+#include "base/config.h"
+#include "transport/transport.h"
+
+static _Atomic int told, told_rank, told_on_progress;
+static int told_before_return;
+static rh_completion_t listened, failed;
+
+static void listener(void *arg, int rank)
+{
+    (void)arg;
+    atomic_store(&told_rank, rank);
+    atomic_store(&told_on_progress, rh_tp_on_progress_thread());
+    atomic_fetch_add(&told, 1);
+    rh_completion_signal(&listened, RH_OK);
+}
+
+/* Runs on the progress thread, as the pid check and the error callback
+ * do. */
+static void fail_rank_1(rh_tp_op_t *op)
+{
+    (void)op;
+    rh_tp_peer_failed(1, "a test says so");
+    told_before_return = atomic_load(&told);
+    rh_tp_peer_failed(1, "a test says so again");
+    rh_completion_signal(&failed, RH_OK);
+}
+
+/* Two ranks that are both this process: rank 1 is never reached, only
+ * declared dead. */
+static void start_two_ranks(void)
+{
+    rh_config_t cfg;
+    rh_tp_peer_info_t peers[2];
+    const void *addr;
+    size_t len;
+
+    rh_config_defaults(&cfg);
+    cr_assert_eq(rh_tp_open(&cfg), RH_OK);
+    cr_assert_eq(rh_tp_on_peer_failure(listener, NULL), RH_OK);
+    rh_tp_local_address(&addr, &len);
+    for (int r = 0; r < 2; r++) {
+        peers[r].ucx_addr = addr;
+        peers[r].ucx_addr_len = len;
+        peers[r].pid = getpid();
+        peers[r].same_host = 0;
+    }
+    cr_assert_eq(rh_tp_start(0, 2, peers), RH_OK);
+}
+
+Test(transport, peer_failure_listeners_run_later_from_the_progress_loop)
+{
+    rh_tp_op_t op = { .run = fail_rank_1 };
+
+    rh_completion_init(&listened);
+    rh_completion_init(&failed);
+    start_two_ranks();
+    rh_tp_post(&op);
+    cr_assert_eq(rh_completion_wait(&failed, 10000), RH_OK);
+    cr_assert_eq(rh_completion_wait(&listened, 10000), RH_OK,
+                 "the listener was never told");
+    cr_expect_eq(told_before_return, 0, "the listener ran inside the call "
+                 "that found the failure");
+    cr_expect(atomic_load(&told_on_progress), "the listener ran off the "
+              "progress thread");
+    cr_expect_eq(atomic_load(&told_rank), 1);
+    cr_expect_eq(rh_tp_peer_alive(1), 0);
+    rh_tp_close_endpoints();
+    rh_tp_close();
+    cr_expect_eq(atomic_load(&told), 1, "a peer's failure is told once");
+}
