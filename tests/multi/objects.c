@@ -15,7 +15,9 @@
  *                        (run with --keep-going, every rank on one node).
  *        objects slow_driver  rank 0 works for 3 s while the others wait in
  *                        rh_finalize (run with RAYHPC_FINALIZE_TIMEOUT=1s):
- *                        every rank ends well, "SLOW DRIVER OK".
+ *                        every rank ends well, "SLOW RANK OK".
+ *        objects slow_worker  the same with rank 1 working late while rank
+ *                        0 waits in rh_finalize.
  */
 #include <signal.h>
 #include <string.h>
@@ -175,14 +177,14 @@ int main(int argc, char **argv)
         rc = share();
     } else if (strcmp(mode, "holder_dies") == 0) {
         rc = holder_dies();
-    } else if (strcmp(mode, "slow_driver") == 0) {
+    } else if (strncmp(mode, "slow_", 5) == 0) {
         int me = rh_rank();
 
-        if (me == 0) {
+        if (me == (strcmp(mode, "slow_driver") == 0 ? 0 : 1)) {
             sleep(3);
         }
         CHECK(rh_finalize());
-        printf("SLOW DRIVER OK rank %d\n", me);
+        printf("SLOW RANK OK rank %d\n", me);
         return 0;
     } else if (strcmp(mode, "mismatch") == 0) {
         printf("MISMATCH rank %d up\n", rh_rank());
