@@ -232,9 +232,9 @@ const rh_config_field_t rh_config_table[] = {
      "(rendezvous); smaller ones are sent eagerly",
      RH_OFF(rndv_thresh), &rh_type_size, NULL, 0, UINT64_MAX},
     {"FINALIZE_TIMEOUT", "60s",
-     "How long rank 0's rh_finalize waits for the other ranks to arrive, "
-     "and for messages still in flight, before ending without them (the "
-     "other ranks wait for rank 0 as long as it lives)",
+     "How long the end of rh_finalize waits for the ranks' last sends to "
+     "flush before closing without them (ranks wait for each other to "
+     "arrive in rh_finalize as long as they live)",
      RH_OFF(finalize_timeout_ms), &rh_type_time, NULL, 1, 86400000},
     {"STORE_SIZE", "256M",
      "Bytes of each node's shared-memory object store, pre-faulted at start",
