@@ -1,10 +1,14 @@
 #include "base/hashmap.h"
 
+#include "base/hash.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include "base/hash.h"
 
 /*
  * A slot is a 64-bit tag, the key, then the value, each 8-aligned. The tag
@@ -39,16 +43,6 @@ static uint64_t rh_hmap_seed_get(void)
     return s;
 }
 
-static inline uint64_t rh_hmap_mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 static uint64_t rh_hmap_hash(const rh_hmap_t *m, const void *key)
 {
     const uint8_t *k = key;
@@ -59,13 +53,13 @@ static uint64_t rh_hmap_hash(const rh_hmap_t *m, const void *key)
         uint64_t w;
 
         memcpy(&w, k + i, 8);
-        h = rh_hmap_mix(h ^ w);
+        h = rh_hash_mix64(h ^ w);
     }
     if (i < m->key_size) {
         uint64_t w = 0;
 
         memcpy(&w, k + i, m->key_size - i);
-        h = rh_hmap_mix(h ^ w);
+        h = rh_hash_mix64(h ^ w);
     }
     return h != 0 ? h : 1;
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/hash.h"
 #include "plasma/store.h"
 
 #define RH_STORE_MAGIC        0x5453534850594152ull   /* "RAYHPSST" */
@@ -99,14 +100,7 @@ _Static_assert(sizeof(rh_store_entry_t) == 64, "entry is one cache line");
 /* Mixes an object id into a table index. */
 static inline uint64_t rh_store_id_hash(uint64_t hi, uint64_t lo)
 {
-    uint64_t h = hi * 0x9e3779b97f4a7c15ull ^ lo;
-
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    return rh_hash_mix64(hi * 0x9e3779b97f4a7c15ull ^ lo);
 }
 
 /* ---- per-process hold records (holds.c) ---------------------------------- */
