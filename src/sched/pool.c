@@ -176,9 +176,9 @@ struct rh_pool_thread {
     int             (*done)(void *arg);   /* parked: its condition */
     void             *arg;
     int               pure;       /* done may be called by notify */
-    /* The thread's own. */
-    int64_t           mark;       /* its slot's deque bottom when the
-                                   * running job started */
+    /* The thread's own, written at every job, on a line of their own;
+     * mark: its slot's deque bottom when the running job started. */
+    _Alignas(RH_POOL_LINE) int64_t mark;
     int               depth;      /* waits on its stack */
     uint64_t          resumes;    /* parks it came back from */
     const char       *stack_lo;   /* its stack's lowest address, or NULL */
@@ -825,12 +825,13 @@ static void *rh_pool_thread_main(void *arg)
 static rh_status_t rh_pool_start_thread(rh_pool_t *pool, rh_worker_t *w)
 {
     pthread_attr_t attr;
-    rh_pool_thread_t *t = calloc(1, sizeof(*t));
+    rh_pool_thread_t *t = NULL;
     int rc, id;
 
-    if (t == NULL) {
+    if (posix_memalign((void **)&t, RH_POOL_LINE, sizeof(*t)) != 0) {
         return rh_error_set(RH_ERR_NO_MEMORY, "cannot allocate a pool thread");
     }
+    memset(t, 0, sizeof(*t));
     t->pool = pool;
     t->bound = -1;
     atomic_store_explicit(&t->slot, w, memory_order_relaxed);

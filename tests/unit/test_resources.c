@@ -262,3 +262,34 @@ Test(resources, a_request_that_cannot_fit_blocks_nobody)
     cr_assert_eq(huge.calls, 0);
     rh_resources_fini(no_retry);   /* drops it */
 }
+
+static int retried;
+
+static void count_retry(rh_res_waiter_t *w)
+{
+    (void)w;
+    retried++;
+}
+
+/* A waiting task lends its CPUs: a task queued for one is retried; taking
+ * them back may leave the count below zero until tasks end. */
+Test(resources, lent_cpus_retry_the_waiters_and_come_back_even_when_taken)
+{
+    rh_res_req_t one = req(1, NULL), two = req(2, NULL);
+    rh_res_waiter_t w = { .retry = count_retry };
+    char free_now[256];
+
+    cr_assert_eq(rh_resources_init(2, ""), RH_OK);
+    cr_assert(rh_resources_acquire(&two, &w));
+    cr_assert_not(rh_resources_acquire(&one, &w));   /* queued */
+    rh_resources_lend_cpus(2);
+    cr_expect_eq(retried, 1, "the waiter was given its CPU");
+    rh_resources_reclaim_cpus(2);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_expect(strstr(free_now, "CPU=-1") == free_now, "%s", free_now);
+    rh_resources_release(&one);
+    rh_resources_release(&two);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_expect(strstr(free_now, "CPU=2") == free_now, "%s", free_now);
+    rh_resources_fini(no_retry);
+}
