@@ -49,6 +49,10 @@ void rh_tp_stop(void);
 /* Whether the progress thread runs (ops posted now will run). */
 int rh_tp_running(void);
 
+/* Whether rh_tp_stop began (any thread): ops posted from now on may never
+ * run. */
+int rh_tp_stopping(void);
+
 /* Stops the progress thread, flushes outstanding traffic (bounded by
  * timeout_ms), closes every endpoint and releases UCX. */
 void rh_tp_close(int64_t timeout_ms);
