@@ -410,6 +410,13 @@ static rh_status_t rh_am_check_dest(uint32_t dest)
     if (rh_unlikely(!rh_tp_peer_alive((int)dest))) {
         return rh_error_set(RH_ERR_PEER_FAILED, "rank %u has failed", dest);
     }
+    /* After its last round nobody drains the op queue: a request posted
+     * then would never be sent nor freed (teardown still answers tasks
+     * that waited for resources). */
+    if (rh_unlikely(rh_tp_stopping() && !rh_tp_on_progress_thread())) {
+        return rh_error_set(RH_ERR_SHUTDOWN, "the progress thread has "
+                            "stopped: no more sends to rank %u", dest);
+    }
     return RH_OK;
 }
 

@@ -1,7 +1,7 @@
 /*
  * rh_am_deliver, the receive path without a network (what the fuzz targets
- * in tests/fuzz/ feed). Each test is a singleton job of its own (criterion
- * runs each in its own process).
+ * in tests/fuzz/ feed), and sends once the transport stopped. Each test is
+ * a singleton job of its own (criterion runs each in its own process).
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -139,6 +139,23 @@ Test(am_deliver, delivers_a_batch_in_order)
     cr_expect_eq(seen.calls, 2);
     cr_expect_eq(seen.hdr_len, 3, "the last one is handled last");
     cr_expect_str_eq(seen.data, "two");
+}
+
+/* Once the progress thread stopped nothing posts to it: a send says so
+ * instead of leaving its request in a queue nobody drains (a task that
+ * waited for resources until rh_finalize answered its owner that way, and
+ * the answer was lost with its request). */
+Test(am_deliver, a_send_after_the_transport_stopped_fails_with_shutdown)
+{
+    static char data[1000];
+
+    rh_tp_stop();
+    cr_expect_eq(rh_am_send(0, ID, "ab", 2, data, 4, NULL, NULL),
+                 RH_ERR_SHUTDOWN);
+    cr_expect_eq(rh_am_send(0, ID, "ab", 2, data, sizeof(data), NULL, NULL),
+                 RH_ERR_SHUTDOWN);
+    cr_expect_neq(strstr(rh_last_error(), "stopped"), NULL, "%s",
+                  rh_last_error());
 }
 
 Test(am_deliver_alone, needs_a_running_transport)
