@@ -4,9 +4,12 @@
  * a singleton job of its own (criterion runs each in its own process).
  */
 #include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rayhpc.h"
+#include "sched/resources.h"
 #include "transport/am.h"
 #include "transport/transport.h"
 
@@ -139,6 +142,40 @@ Test(am_deliver, delivers_a_batch_in_order)
     cr_expect_eq(seen.calls, 2);
     cr_expect_eq(seen.hdr_len, 3, "the last one is handled last");
     cr_expect_str_eq(seen.data, "two");
+}
+
+/* What pgroup.c sends to hold a bundle: the group, the bundle's index, the
+ * phase (0: a request to this rank), then the bundle. */
+typedef struct {
+    uint64_t id;
+    int32_t  n, kind;
+} pg_hdr_t;
+
+static rh_am_drop_t pg_reserve(long amount)
+{
+    static rh_res_req_t bundle;   /* as it travels: every byte of it */
+    uint8_t buf[64];
+    pg_hdr_t h = { 1, 0, 0 };
+    size_t n;
+
+    memset(&bundle, 0, sizeof(bundle));
+    bundle.n = 1;
+    snprintf(bundle.items[0].name, sizeof(bundle.items[0].name), "memory");
+    bundle.items[0].amount = amount;
+    n = wire(buf, RH_AM_ID_PG_RESERVE, RH_AM_MAGIC, 0, (const char *)&h,
+             sizeof(h), sizeof(bundle));
+    return deliver(buf, n, &bundle, sizeof(bundle));
+}
+
+/* A bundle's amounts are checked like a task's: a negative one would add
+ * resources that do not exist, and huge ones overflowed the ledger. */
+Test(am_deliver, a_bundle_with_a_negative_or_huge_amount_is_rejected)
+{
+    cr_expect_eq(pg_reserve(-5), RH_AM_DROP_REJECTED);
+    cr_expect_eq(pg_reserve(LONG_MIN), RH_AM_DROP_REJECTED);
+    cr_expect_eq(pg_reserve(LONG_MAX), RH_AM_DROP_REJECTED);
+    cr_expect_eq(pg_reserve(RH_RES_AMOUNT_MAX + 1), RH_AM_DROP_REJECTED);
+    cr_expect_eq(pg_reserve(1), RH_AM_DROP_NUM);
 }
 
 /* Once the progress thread stopped nothing posts to it: a send says so
