@@ -11,6 +11,13 @@
  *                     a well-formed wire header is put in front of them
  *              bit 1: the header sits at an odd address (UCX promises no
  *                     alignment)
+ *              bit 2: not a message but something this rank does, so
+ *                     that answers find state to apply to (id: which;
+ *                     src: the node or rank; the header bytes: its
+ *                     argument): 0 submits a task to node src (a task
+ *                     in flight there), 1 gets, without waiting, an
+ *                     object of rank src named by 16 header bytes (a pull
+ *                     going on), 2 lets every ref go
  *   id (1)     our AM id (taken modulo the core's ids unless raw)
  *   src (1)    the sending rank (modulo the job's size unless raw)
  *   wflags (1) the wire header's flags byte
@@ -28,7 +35,9 @@
 
 #define FZ_RAW        1u
 #define FZ_MISALIGN   2u
+#define FZ_ACTION     4u
 #define FZ_MAX_MSGS   64
+#define FZ_MAX_REFS   16
 #define FZ_CORE_IDS   (RH_AM_ID_OBJ_BORROW + 1)
 
 static uint64_t fz_messages, fz_drops[RH_AM_DROP_NUM + 1];
@@ -270,6 +279,26 @@ static void fz_write_seeds(const char *dir)
     fz_seed_msg(&s, 0, RH_AM_ID_PG_REMOVE, 0, h, 16, NULL, 0);
     rh_fuzz_write_seed(dir, "pgroup", s.buf, s.len);
 
+    /* On 2 ranks: a task sent to node 1, then an answer from rank 1; a
+     * get of an object of rank 1, then where it is; then both let go. */
+    s.len = 0;
+    fz_seed_msg(&s, FZ_ACTION, 0, 1, "abc", 3, NULL, 0);
+    memset(h, 0, sizeof(h));
+    fz_put64(h, 1);
+    fz_put32(h + 8, 1);
+    n = fz_item(d, 1, "abc", 3);
+    fz_seed_msg(&s, 0, RH_AM_ID_TASK_DONE, 1, h, 16, d, (uint16_t)n);
+    memset(h, 0, sizeof(h));
+    fz_id(h, 1, 1);
+    fz_seed_msg(&s, FZ_ACTION, 1, 1, h, 16, NULL, 0);
+    fz_put64(h, 1ull << 32);                    /* owner 1 */
+    fz_put64(h + 16, 1);                        /* token */
+    fz_put64(h + 24, 4);
+    fz_put32(h + 40, 1);                        /* a value */
+    fz_seed_msg(&s, 0, RH_AM_ID_OBJ_WHERE, 1, h, 56, "four", 4);
+    fz_seed_msg(&s, FZ_ACTION, 2, 0, NULL, 0, NULL, 0);
+    rh_fuzz_write_seed(dir, "actions-then-answers", s.buf, s.len);
+
     /* The finalize handshake, and the wire check's own cases. */
     s.len = 0;
     fz_seed_msg(&s, 0, RH_AM_ID_FINALIZE, 0, NULL, 0, NULL, 0);
@@ -354,14 +383,82 @@ static void fz_add(rh_am_raw_t *m, uint8_t **hbuf, uint8_t flags,
     m->reason = RH_AM_DROP_NUM;
 }
 
+typedef struct fz_batch {
+    rh_am_raw_t msgs[FZ_MAX_MSGS];
+    uint8_t    *hbufs[FZ_MAX_MSGS];
+    size_t      n;
+    rh_ref_t    refs[FZ_MAX_REFS];   /* holds of this input's actions */
+    int         nrefs;
+} fz_batch_t;
+
+/* Delivers what the input has so far, all at once: one trip to the
+ * progress thread. */
+static void fz_flush(fz_batch_t *b)
+{
+    if (b->n != 0 && rh_am_deliver(b->msgs, b->n) != RH_OK) {
+        fprintf(stderr, "fuzz_am: %s\n", rh_last_error());
+        abort();
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        fz_messages++;
+        fz_drops[b->msgs[i].reason]++;
+        free(b->msgs[i].data);
+        free(b->hbufs[i]);
+    }
+    b->n = 0;
+}
+
+static void fz_let_go(fz_batch_t *b)
+{
+    while (b->nrefs > 0) {
+        rh_release(b->refs[--b->nrefs]);
+    }
+}
+
+static void fz_act(fz_batch_t *b, uint8_t what, uint8_t where,
+                   const uint8_t *arg, size_t len)
+{
+    switch (what % 3) {
+    case 0: {
+        rh_task_params_t p;
+        rh_arg_t a = rh_arg_bytes(arg, len);
+        rh_ref_t ref;
+
+        memset(&p, 0, sizeof(p));
+        p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+        p.strategy = RH_STRATEGY_NODE_AFFINITY;
+        p.node = where % rh_num_nodes();
+        if (b->nrefs < FZ_MAX_REFS &&
+            rh_remote("fz_echo", &a, 1, &p, &ref) == RH_OK) {
+            b->refs[b->nrefs++] = ref;
+        }
+        break;
+    }
+    case 1: {
+        rh_ref_t ref = { 0, 0 };
+        const void *ptr;
+        size_t got;
+
+        memcpy(&ref, arg, len < sizeof(ref) ? len : sizeof(ref));
+        ref.hi = (uint64_t)(where % rh_size()) << 32 | (uint32_t)ref.hi;
+        if (b->nrefs < FZ_MAX_REFS &&
+            rh_get(ref, &ptr, &got, 0) == RH_OK) {
+            b->refs[b->nrefs++] = ref;
+        }
+        break;
+    }
+    default:
+        fz_let_go(b);
+        break;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
 {
     rh_fuzz_in_t in = { buf, size };
-    rh_am_raw_t msgs[FZ_MAX_MSGS];
-    uint8_t *hbufs[FZ_MAX_MSGS];
-    size_t n = 0;
+    static fz_batch_t b;
 
-    while (n < FZ_MAX_MSGS && in.left >= 8) {
+    while (b.n < FZ_MAX_MSGS && in.left >= 8) {
         uint8_t flags = rh_fuzz_u8(&in);
         uint8_t id = rh_fuzz_u8(&in);
         uint8_t src = rh_fuzz_u8(&in);
@@ -373,23 +470,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
         const uint8_t *hdr = rh_fuzz_bytes(&in, hlen, &hgot);
         const uint8_t *data = rh_fuzz_bytes(&in, dlen, &dgot);
 
+        if (flags & FZ_ACTION) {
+            fz_flush(&b);   /* what came before it arrives first */
+            fz_act(&b, id, src, hdr, hgot);
+            continue;
+        }
         if (!(flags & FZ_RAW) && hgot > RH_AM_MAX_HDR) {
             hgot = RH_AM_MAX_HDR + 1;   /* still too long: dropped */
         }
-        fz_add(&msgs[n], &hbufs[n], flags, id, src, wflags, hdr, hgot, data,
-               dgot);
-        n++;
+        fz_add(&b.msgs[b.n], &b.hbufs[b.n], flags, id, src, wflags, hdr,
+               hgot, data, dgot);
+        b.n++;
     }
-    /* All at once: one trip to the progress thread per input. */
-    if (n != 0 && rh_am_deliver(msgs, n) != RH_OK) {
-        fprintf(stderr, "fuzz_am: %s\n", rh_last_error());
-        abort();
-    }
-    for (size_t i = 0; i < n; i++) {
-        fz_messages++;
-        fz_drops[msgs[i].reason]++;
-        free(msgs[i].data);
-        free(hbufs[i]);
-    }
+    fz_flush(&b);
+    fz_let_go(&b);
     return 0;
 }
