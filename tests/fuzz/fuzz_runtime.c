@@ -168,6 +168,9 @@ void rh_fuzz_start(const char *target)
     setenv("RAYHPC_NUM_WORKERS", "1", 0);
     setenv("RAYHPC_PROGRESS", "polling", 0);
     setenv("RAYHPC_LOG_LEVEL", "error", 0);
+    /* Under rayhpc-run the other ranks wait in rh_finalize for as long as
+     * rank 0 fuzzes, not the default minute. */
+    setenv("RAYHPC_FINALIZE_TIMEOUT", "86400s", 0);
     for (unsigned i = 0; i < RH_FUZZ_NUM_FNS; i++) {
         status = rh_register(rh_fuzz_fns[i].name, rh_fuzz_fns[i].fn,
                              rh_fuzz_fns[i].nargs, rh_fuzz_fns[i].nreturns);
