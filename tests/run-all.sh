@@ -6,7 +6,8 @@
 #      the tree with pkg-config, started as a singleton and under rayhpc-run,
 #      mpirun and srun;
 #   3. an ASan+UBSan build running the same `make check`;
-#   4. a ThreadSanitizer build running the multi-rank programs.
+#   4. libFuzzer targets (tests/fuzz/) for the AM handlers and the API;
+#   5. a ThreadSanitizer build running the multi-rank programs.
 # Ends with one line "suite: N passed, N failed".
 set -uo pipefail
 
@@ -140,12 +141,31 @@ export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 build_and_check "$top/_build-asan" --enable-werror --enable-sanitizers=address,undefined
 
+# libFuzzer: every AM handler's parser and the public API's argument
+# checks, each for a bounded number of inputs from its seed corpus; a
+# crash, sanitizer report or leak fails its target (tests/fuzz/run.sh,
+# which builds its own instrumented static library with clang).
+unset ASAN_OPTIONS LSAN_OPTIONS
+step "fuzz targets in $top/_build-fuzz"
+fuzz_out=$(RH_FUZZ_BUILDDIR="$top/_build-fuzz" RH_FUZZ_JOBS="$jobs" "$top/tests/fuzz/run.sh" 2>&1)
+fuzz_st=$?
+echo "$fuzz_out"
+if [ $fuzz_st -ne 77 ]; then   # 77: skipped, run.sh said why
+    passed=$((passed + $(grep -c '^ok: fuzz_' <<<"$fuzz_out")))
+    n=$(grep -c '^FAILED: ' <<<"$fuzz_out")
+    if [ "$n" -gt 0 ]; then
+        failed=$((failed + n))
+        failures+=("fuzz targets (see $top/_build-fuzz/tests/fuzz/*.log)")
+    elif [ $fuzz_st -ne 0 ]; then
+        bad "build the fuzz targets"
+    fi
+fi
+
 # ThreadSanitizer over the threaded core (progress thread, op queue, peer
 # failure, finalize): the rank programs themselves, through rayhpc-run.
 # Criterion cannot run under TSan (its fixed-address arena), so these run
 # directly. UCX's memory hooks run at thread exit, after TSan has torn the
 # thread down: UCX_MEM_EVENTS=no keeps them out of this build's runs.
-unset ASAN_OPTIONS LSAN_OPTIONS
 tsan="$top/_build-tsan"
 step "build in $tsan: configure --enable-sanitizers=thread"
 mkdir -p "$tsan"

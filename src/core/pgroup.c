@@ -274,14 +274,19 @@ static void rh_gs_pg_remove(uint64_t id)
 
 /* ---- messages ------------------------------------------------------------------ */
 
+/* Amounts as a user may ask them: a negative one would add resources
+ * that do not exist, and huge ones overflowed the ledger's sums. */
 static int rh_pg_reqs_ok(const rh_res_req_t *b, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (b[i].cpus < 0 || b[i].n < 0 || b[i].n > RH_RES_MAX) {
+        if (b[i].cpus < 0 || b[i].cpus > RH_RES_CPUS_MAX || b[i].n < 0 ||
+            b[i].n > RH_RES_MAX) {
             return 0;
         }
         for (int k = 0; k < b[i].n; k++) {
-            if (memchr(b[i].items[k].name, '\0', RH_RES_NAME_MAX) == NULL) {
+            if (memchr(b[i].items[k].name, '\0', RH_RES_NAME_MAX) == NULL ||
+                b[i].items[k].amount < 0 ||
+                b[i].items[k].amount > RH_RES_AMOUNT_MAX) {
                 return 0;
             }
         }

@@ -711,12 +711,14 @@ static size_t rh_req_wire_len(const rh_res_req_t *req)
 
 static int rh_req_ok(const rh_res_req_t *req)
 {
-    if (req->cpus < 0 || req->n < 0 || req->n > RH_RES_MAX) {
+    if (req->cpus < 0 || req->cpus > RH_RES_CPUS_MAX || req->n < 0 ||
+        req->n > RH_RES_MAX) {
         return 0;
     }
     for (int i = 0; i < req->n; i++) {
         if (memchr(req->items[i].name, '\0', RH_RES_NAME_MAX) == NULL ||
-            req->items[i].amount < 0) {
+            req->items[i].amount < 0 ||
+            req->items[i].amount > RH_RES_AMOUNT_MAX) {
             return 0;
         }
     }

@@ -74,9 +74,11 @@ static rh_status_t rh_res_split(const char *spec, rh_res_req_t *req)
                                 RH_RES_USER_NAME_MAX, RH_RES_MAX);
         }
         amount = strtol(eq + 1, &end, 10);
-        if (*end != '\0' || end == eq + 1 || amount < 0) {
+        if (*end != '\0' || end == eq + 1 || amount < 0 ||
+            amount > RH_RES_AMOUNT_MAX) {
             return rh_error_set(RH_ERR_INVALID_PARAM, "bad amount in "
-                                "resource '%s' of '%s'", item, spec);
+                                "resource '%s' of '%s' (0 to %ld)", item,
+                                spec, (long)RH_RES_AMOUNT_MAX);
         }
         *eq = '\0';
         snprintf(req->items[req->n].name, RH_RES_NAME_MAX, "%s", item);
@@ -491,30 +493,47 @@ static int rh_res_move(const char *prefix, const char *name, long amount,
                        int sign)
 {
     char bname[RH_RES_NAME_MAX];
-    int k = name[0] ? rh_res_index(name) : -1, b;
-    long now = amount, held;
+    int k = name[0] ? rh_res_index(name) : -1, b, ct = 0, cf = 0;
+    long now = amount, held = 0, tk = 0, fk = 0, tb, fb, owed;
 
     snprintf(bname, sizeof(bname), "%s%s", prefix, name[0] ? name : "CPU");
     b = sign > 0 ? rh_res_slot(bname) : rh_res_index(bname);
-    if (b < 0 || (name[0] && k < 0)) {
+    if (b < 0 || (name[0] && k < 0) || amount < 0 ||
+        amount > RH_RES_AMOUNT_MAX) {
         return -1;
     }
     if (sign < 0) {
         held = rh_res.total[b] - rh_res.free[b];
         held = held < 0 ? 0 : held > amount ? amount : held;
         now = amount - held;
-        rh_res.owed[b] += held;
+    }
+    /* All or nothing: a sum that would overflow (bundles a hostile global
+     * scheduler keeps reserving) refuses the move. */
+    if ((name[0] ?
+         __builtin_sub_overflow(rh_res.total[k], sign * amount, &tk) ||
+         __builtin_sub_overflow(rh_res.free[k], sign * now, &fk) :
+         amount > RH_RES_CPUS_MAX ||
+         __builtin_sub_overflow(rh_res.cpus_total, (int)(sign * amount),
+                                &ct) ||
+         __builtin_sub_overflow(rh_res.cpus_free, (int)(sign * now), &cf)) ||
+        __builtin_add_overflow(rh_res.total[b], sign * amount, &tb) ||
+        __builtin_add_overflow(rh_res.free[b], sign * now, &fb) ||
+        __builtin_add_overflow(rh_res.owed[b], held, &owed)) {
+        return -1;
+    }
+    if (sign < 0) {
+        rh_res.owed[b] = owed;
         rh_res.home[b] = name[0] ? k : RH_RES_HOME_CPU;
     }
     if (name[0]) {
-        rh_res.total[k] -= sign * amount;
-        rh_res.free[k] -= sign * now;
+        rh_res.total[k] = tk;
+        rh_res.free[k] = fk;
     } else {
-        rh_res.cpus_total -= (int)(sign * amount);
-        rh_res.cpus_free -= (int)(sign * now);
+        rh_res.cpus_total = ct;
+        rh_res.cpus_free = cf;
     }
-    rh_res.total[b] += sign * amount;
-    rh_res.free[b] += sign * now;
+    rh_res.total[b] = tb;
+    rh_res.free[b] = fb;
     if (sign < 0 && rh_res.owed[b] == 0 && rh_res.total[b] == 0) {
         rh_res.names[b][0] = '\0';   /* the slot is free again */
     }
@@ -537,7 +556,8 @@ rh_status_t rh_resources_bundle_add(const char *prefix,
     rh_res_wake_and_unlock();
     if (!ok) {
         return rh_error_set(RH_ERR_NO_MEMORY, "too many resource names on "
-                            "this rank (at most %d)", RH_RES_LEDGER_MAX);
+                            "this rank (at most %d), or more of one than "
+                            "the ledger can count", RH_RES_LEDGER_MAX);
     }
     return RH_OK;
 }

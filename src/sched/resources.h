@@ -19,6 +19,11 @@
 #define RH_RES_MAX 16          /* custom resources a task or rank names */
 #define RH_RES_LEDGER_MAX 128  /* names a rank counts, bundles' included */
 #define RH_RES_NAME_MAX 96     /* room for a bundle's prefix (pgroup.h) */
+/* The most of one resource a request or an offer may name (an exbibyte:
+ * memory is counted in bytes), and of CPUs; the ledger refuses moves whose
+ * sums would overflow all the same. */
+#define RH_RES_AMOUNT_MAX (1L << 60)
+#define RH_RES_CPUS_MAX   (1 << 20)
 #define RH_RES_USER_NAME_MAX 48 /* what users may name */
 
 typedef struct rh_res_req {

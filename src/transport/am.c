@@ -212,9 +212,10 @@ static void rh_am_count_drop(rh_am_drop_t reason, const void *hdr,
     }
 }
 
-static ucs_status_t rh_am_recv(void *arg, const void *header,
-                               size_t header_length, void *data,
-                               size_t length, const ucp_am_recv_param_t *param)
+/* The receive path proper: the checks, then the handler. rndv_desc is set
+ * when the payload is still remote (data is then UCX's descriptor). */
+static rh_am_drop_t rh_am_dispatch(const void *header, size_t header_length,
+                                   void *data, size_t length, int rndv)
 {
     rh_am_wire_hdr_t w;
     rh_am_drop_t reason;
@@ -222,13 +223,12 @@ static ucs_status_t rh_am_recv(void *arg, const void *header,
     rh_am_entry_t *e;
     rh_status_t status;
 
-    (void)arg;
     rh_am_count(&rh_am.stats.received);
     reason = rh_am_check(header, header_length, length,
                          (uint32_t)rh_tp_size());
     if (rh_unlikely(reason != RH_AM_DROP_NUM)) {
         rh_am_count_drop(reason, header, header_length);
-        return UCS_OK;   /* a rendezvous descriptor is dropped by UCX */
+        return reason;   /* a rendezvous descriptor is dropped by UCX */
     }
     memcpy(&w, header, sizeof(w));
     e = &rh_am.table[w.id];
@@ -237,18 +237,61 @@ static ucs_status_t rh_am_recv(void *arg, const void *header,
     msg.hdr = (const char *)header + sizeof(w);
     msg.hdr_len = w.hdr_len;
     msg.data_len = length;
-    if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
-        msg.data = NULL;
-        msg.rndv_desc = data;
-    } else {
-        msg.data = data;
-        msg.rndv_desc = NULL;
-    }
+    msg.data = rndv ? NULL : data;
+    msg.rndv_desc = rndv ? data : NULL;
     status = e->fn(e->arg, &msg);
     if (rh_unlikely(status == RH_ERR_MALFORMED)) {
         rh_am_count_drop(RH_AM_DROP_REJECTED, header, header_length);
+        return RH_AM_DROP_REJECTED;
     }
+    return RH_AM_DROP_NUM;
+}
+
+static ucs_status_t rh_am_recv(void *arg, const void *header,
+                               size_t header_length, void *data,
+                               size_t length, const ucp_am_recv_param_t *param)
+{
+    (void)arg;
+    (void)rh_am_dispatch(header, header_length, data, length,
+                         (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0);
     return UCS_OK;
+}
+
+/* Messages handed in by rh_am_deliver, run on the progress thread. */
+typedef struct rh_am_inject {
+    rh_tp_op_t       op;
+    rh_am_raw_t     *msgs;
+    size_t           n;
+    rh_completion_t  done;
+} rh_am_inject_t;
+
+static void rh_am_inject_run(rh_tp_op_t *op)
+{
+    rh_am_inject_t *x = (rh_am_inject_t *)op;
+
+    for (size_t i = 0; i < x->n; i++) {
+        rh_am_raw_t *m = &x->msgs[i];
+
+        m->reason = rh_am_dispatch(m->hdr, m->hlen, m->data, m->dlen, 0);
+    }
+    rh_completion_signal(&x->done, RH_OK);
+}
+
+rh_status_t rh_am_deliver(rh_am_raw_t *msgs, size_t n)
+{
+    rh_am_inject_t x;
+
+    if (!rh_tp_running() || rh_tp_stopping()) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "no progress thread to "
+                            "deliver messages on");
+    }
+    x.op.run = rh_am_inject_run;
+    x.msgs = msgs;
+    x.n = n;
+    rh_completion_init(&x.done);
+    rh_tp_post(&x.op);   /* runs at once on the progress thread */
+    (void)rh_completion_wait(&x.done, -1);
+    return RH_OK;
 }
 
 typedef struct rh_am_recv_ctx {
@@ -510,6 +553,13 @@ static rh_status_t rh_am_check_dest(uint32_t dest)
     }
     if (rh_unlikely(!rh_tp_peer_alive((int)dest))) {
         return rh_error_set(RH_ERR_PEER_FAILED, "rank %u has failed", dest);
+    }
+    /* After its last round nobody drains the op queue: a request posted
+     * then would never be sent nor freed (teardown still answers tasks
+     * that waited for resources). */
+    if (rh_unlikely(rh_tp_stopping() && !rh_tp_on_progress_thread())) {
+        return rh_error_set(RH_ERR_SHUTDOWN, "the progress thread has "
+                            "stopped: no more sends to rank %u", dest);
     }
     return RH_OK;
 }

@@ -151,6 +151,23 @@ const rh_am_stats_t *rh_am_stats(void);
 rh_status_t rh_am_send_raw(uint32_t dest, const void *hdr, size_t hdr_len,
                            const void *data, size_t len);
 
+/* A message as UCX hands it over: the raw header (wire header first) and
+ * an eager payload; reason is set on delivery. */
+typedef struct rh_am_raw {
+    const void   *hdr;
+    size_t        hlen;
+    void         *data;
+    size_t        dlen;
+    rh_am_drop_t  reason;   /* RH_AM_DROP_NUM: its handler took it */
+} rh_am_raw_t;
+
+/* Hands n messages to the receive path as if they had arrived from the
+ * network, in order: the same checks, then the handler, on the progress
+ * thread; returns once the last handler returned. Lets the tests and the
+ * fuzz targets (tests/fuzz/) feed hostile messages to every handler without
+ * a second rank. */
+rh_status_t rh_am_deliver(rh_am_raw_t *msgs, size_t n);
+
 /* Internal to the transport: installs the UCX receive handler and drains
  * the free list at close. */
 struct ucp_worker;

@@ -753,6 +753,11 @@ int rh_tp_running(void)
     return rh_tp.thread_started;
 }
 
+int rh_tp_stopping(void)
+{
+    return atomic_load_explicit(&rh_tp.stop, memory_order_acquire);
+}
+
 void rh_tp_stop(void)
 {
     if (rh_tp.thread_started) {

@@ -49,6 +49,10 @@ void rh_tp_stop(void);
 /* Whether the progress thread runs (ops posted now will run). */
 int rh_tp_running(void);
 
+/* Whether rh_tp_stop began (any thread): ops posted from now on may never
+ * run. */
+int rh_tp_stopping(void);
+
 /* Waits, from a thread other than the progress thread and while it runs,
  * until every send made so far has left this rank (wire-up with the peers
  * included), or timeout_ms (RH_ERR_TIMEOUT). A peer found dead meanwhile

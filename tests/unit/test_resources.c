@@ -56,6 +56,43 @@ Test(resources, names_too_long_for_a_bundle_prefix_are_refused)
     cr_assert_eq(rh_resources_parse(name, 1, &r), RH_ERR_INVALID_PARAM);
 }
 
+/* Beyond RH_RES_AMOUNT_MAX the ledger's sums could overflow; strtol's
+ * saturated LONG_MAX is refused too. */
+Test(resources, amounts_beyond_the_ledger_s_range_are_refused)
+{
+    rh_res_req_t r;
+    char spec[64];
+
+    snprintf(spec, sizeof(spec), "lic=%ld", (long)RH_RES_AMOUNT_MAX);
+    cr_expect_eq(rh_resources_parse(spec, 1, &r), RH_OK, "%s",
+                 rh_last_error());
+    snprintf(spec, sizeof(spec), "lic=%ld", (long)RH_RES_AMOUNT_MAX + 1);
+    cr_expect_eq(rh_resources_parse(spec, 1, &r), RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_resources_parse("lic=99999999999999999999", 1, &r),
+                 RH_ERR_INVALID_PARAM);
+}
+
+/* Bundles held on top of each other (a hostile global scheduler's) would
+ * overflow the ledger's sums: the move that would is refused whole. */
+Test(resources, a_bundle_whose_sums_would_overflow_is_refused)
+{
+    char spec[64], prefix[32], free_now[512];
+    rh_res_req_t huge;
+    int refused = 0;
+
+    snprintf(spec, sizeof(spec), "lic=%ld", (long)RH_RES_AMOUNT_MAX);
+    huge = req(0, spec);
+    cr_assert_eq(rh_resources_init(1, "lic=1"), RH_OK);
+    for (int i = 0; i < 16; i++) {
+        snprintf(prefix, sizeof(prefix), "pg%d_0_", i);
+        refused += rh_resources_bundle_add(prefix, &huge) != RH_OK;
+    }
+    cr_expect_gt(refused, 0);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_expect(strstr(free_now, "CPU=1 lic=-") == free_now, "%s", free_now);
+    rh_resources_fini(no_retry);
+}
+
 Test(resources, a_bundle_removed_while_its_tasks_run_gives_back_as_they_end)
 {
     rh_res_req_t bundle = req(2, "lic=1"), two_cpus = req(2, NULL);
