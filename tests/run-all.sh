@@ -215,7 +215,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a dead owner's copies leave the stores" 137 "PULL OWNER_DIES OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/pull owner_dies
     RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "releases race pulls and borrows of the objects" 0 "RELEASE RACE OK" 1 -n 3 --nodes 3 ./tests/multi/release 20
     RAYHPC_FAULT_SENDS=7 tsan_run "every 7th send lost: every get still ends" 0 "SEND FAULTS OK" 1 -n 3 --nodes 3 ./tests/multi/send_faults
-    RAYHPC_REMOTE_TASKS_MAX=1024 tsan_run "a burst waits for room" 0 "BURST OK" 1 -n 2 --nodes 2 ./tests/multi/burst 20000
+    RAYHPC_REMOTE_TASKS_MAX=1024 RAYHPC_FINALIZE_TIMEOUT=280s tsan_run "a burst waits for room" 0 "BURST OK" 1 -n 2 --nodes 2 ./tests/multi/burst 20000
     RAYHPC_NUM_WORKERS=2 RAYHPC_HELP_DEPTH=16 tsan_run "recursion: nested gets park and resume" 0 "RECURSION CHAIN OK" 1 -n 1 ./tests/multi/recursion chain 3000
     RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "recursion: nested gets spread over 3 nodes" 0 "RECURSION SPREAD OK" 1 -n 3 --nodes 3 ./tests/multi/recursion spread 300
     RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4

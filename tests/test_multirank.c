@@ -462,7 +462,8 @@ Test(forward, lost_messages_end_every_get_with_a_value_or_an_error)
  * waits, memory stays under the program's ceiling (512 MiB on each rank),
  * every task runs once; a non-blocking submit with no room gets
  * RH_ERR_BUSY. The full burst (10 M tasks) is run by hand: see README. */
-static const char *const BURST[] = { "RAYHPC_REMOTE_TASKS_MAX=1024", NULL };
+static const char *const BURST[] = { "RAYHPC_REMOTE_TASKS_MAX=1024",
+                                     "RAYHPC_FINALIZE_TIMEOUT=200s", NULL };
 
 Test(forward, a_burst_to_another_node_waits_for_room_within_a_memory_ceiling)
 {

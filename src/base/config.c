@@ -274,7 +274,8 @@ const rh_config_field_t rh_config_table[] = {
      RH_OFF(heartbeat_ms), &rh_type_time, NULL, 1, 60000},
     {"SEND_QUEUE_MAX", "4096",
      "Messages that threads other than the progress thread may have on "
-     "their way at once; a sender past it waits until one is done",
+     "their way at once; past it, submitters of tasks for other ranks wait "
+     "until half are done (or get RH_ERR_BUSY with RH_TASK_FLAG_NONBLOCK)",
      RH_OFF(send_queue_max), &rh_type_count, NULL, 16, 1u << 24},
     {"REMOTE_TASKS_MAX", "65536",
      "Tasks a rank may have running on other ranks or waiting for the "

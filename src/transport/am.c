@@ -75,9 +75,11 @@ typedef struct rh_am_layer {
     uint64_t       rndv_thresh;
     uint64_t       fault_every; /* RAYHPC_FAULT_SENDS */
     uint64_t       fault_count; /* progress thread only */
-    /* sends from other threads not done yet, and who waits for room */
-    _Atomic long   posted;
     long           posted_max;
+    /* sends from other threads not done yet, and who waits for room: a
+     * line of their own, written by every sender, away from the fields
+     * the progress thread reads on each send */
+    _Alignas(64) _Atomic long posted;
     _Atomic int    room_waiters;
     pthread_mutex_t room_lock;
     pthread_cond_t  room_cond;

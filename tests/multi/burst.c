@@ -123,11 +123,11 @@ static int drive(uint64_t count)
     params.flags = RH_TASK_FLAG_NONBLOCK;
     a = rh_arg_bytes(&extra, sizeof(extra));
     st = rh_remote("add", &a, 1, &params, NULL);
+    atomic_store(&gate_open, 1);
     if (st != RH_ERR_BUSY ||
         strstr(rh_last_error(), "RAYHPC_REMOTE_TASKS_MAX") == NULL) {
         return fail("a non-blocking submit past the bound was not refused");
     }
-    atomic_store(&gate_open, 1);
     for (int i = 0; i < GATED; i++) {
         CHECK(rh_get(held[i], &p, &len, 60000));
         rh_release(held[i]);
