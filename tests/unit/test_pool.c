@@ -957,7 +957,10 @@ Test(pool, parked_waiters_without_a_pure_condition_are_woken, .timeout = 120)
 }
 
 /* With no helping every wait parks; the spare that takes the slot goes idle
- * when the waiter comes back, and takes the slot at the next park. */
+ * when the waiter comes back, and takes the slot at the next park. A spare
+ * still on its way to idle when the next park comes makes another one
+ * start (a loaded machine does that now and then), so the test asks for
+ * reuse, not for exactly one spare: without it every park starts one. */
 Test(pool, a_spare_thread_is_reused_from_park_to_park, .timeout = 120)
 {
     enum { WAITS = 50 };
@@ -969,8 +972,8 @@ Test(pool, a_spare_thread_is_reused_from_park_to_park, .timeout = 120)
     }
     st = pool_totals();
     cr_expect_eq(st.total.parks, WAITS);
-    cr_expect_eq(st.threads, 2, "threads started: %llu",
-                 (unsigned long long)st.threads);
+    cr_expect_lt(st.threads, 1 + WAITS / 2, "threads started: %llu for %d "
+                 "parks", (unsigned long long)st.threads, WAITS);
     rh_pool_destroy(the_pool);
 }
 
