@@ -75,6 +75,9 @@ static struct {
     int           *node_of;
     rh_res_req_t  *offer;        /* what each rank offers */
     rh_res_req_t  *reserved;     /* global scheduler: held by groups */
+    /* every rank: CPUs that bundles reserve on each rank, which only their
+     * groups' tasks use */
+    _Atomic int   *bundle_cpus;
     /* the global scheduler (rank 0) */
     pthread_mutex_t gs_lock;
     rh_gs_rank_t  *gs;
@@ -170,7 +173,9 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
     rh_pl.offer = calloc((size_t)n, sizeof(rh_res_req_t));
     rh_pl.gs = calloc((size_t)n, sizeof(rh_gs_rank_t));
     rh_pl.reserved = calloc((size_t)n, sizeof(rh_res_req_t));
+    rh_pl.bundle_cpus = calloc((size_t)n, sizeof(*rh_pl.bundle_cpus));
     if (per_node == NULL || rh_pl.node_of == NULL || rh_pl.offer == NULL ||
+        rh_pl.bundle_cpus == NULL ||
         rh_pl.gs == NULL || rh_pl.reserved == NULL) {
         free(per_node);
         return rh_error_set(RH_ERR_NO_MEMORY, "placement tables");
@@ -229,14 +234,28 @@ static long rh_offer_of(const rh_res_req_t *o, const char *name)
     return 0;
 }
 
-int rh_place_rank_fits(int r, const rh_res_req_t *req)
+void rh_place_bundle_cpus(int r, int delta)
+{
+    if (rh_pl.bundle_cpus != NULL && r >= 0 && r < rh_pl.nranks) {
+        atomic_fetch_add_explicit(&rh_pl.bundle_cpus[r], delta,
+                                  memory_order_relaxed);
+    }
+}
+
+/* Whether rank r offers req; with room, apart from the CPUs its bundles
+ * hold: a task sent to a rank whose CPUs bundles hold would wait there for
+ * the group's end, however free other ranks are. */
+static int rh_place_offers(int r, const rh_res_req_t *req, int room)
 {
     const rh_res_req_t *o = &rh_pl.offer[r];
+    int cpus = o->cpus - (room ? atomic_load_explicit(&rh_pl.bundle_cpus[r],
+                                                      memory_order_relaxed) :
+                          0);
 
     if (req == NULL) {
-        return o->cpus >= 1;
+        return cpus >= 1;
     }
-    if (req->cpus > o->cpus) {
+    if (req->cpus > cpus) {
         return 0;
     }
     for (int i = 0; i < req->n; i++) {
@@ -245,6 +264,11 @@ int rh_place_rank_fits(int r, const rh_res_req_t *req)
         }
     }
     return 1;
+}
+
+int rh_place_rank_fits(int r, const rh_res_req_t *req)
+{
+    return rh_place_offers(r, req, 1);
 }
 
 /* What rank r has left once groups took their bundles (global scheduler,
@@ -429,7 +453,8 @@ int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
     char need[256];
 
     for (int r = 0; r < rh_pl.nranks; r++) {
-        if ((node < 0 || rh_pl.node_of[r] == node) && rh_place_rank_fits(r, req)) {
+        if ((node < 0 || rh_pl.node_of[r] == node) &&
+            rh_place_offers(r, req, 0)) {
             return 1;
         }
     }
@@ -445,13 +470,15 @@ int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
     return 0;
 }
 
-int rh_place_rank_on(int node, const rh_res_req_t *req)
+/* A live rank of node that offers req (with room: see rh_place_offers),
+ * taking turns; -1 when none. */
+static int rh_place_rank_pick(int node, const rh_res_req_t *req, int room)
 {
     int n = 0, pick;
 
     for (int r = 0; r < rh_pl.nranks; r++) {
         n += rh_pl.node_of[r] == node && rh_rank_alive(r) &&
-             rh_place_rank_fits(r, req);
+             rh_place_offers(r, req, room);
     }
     if (n == 0) {
         return -1;
@@ -461,11 +488,16 @@ int rh_place_rank_on(int node, const rh_res_req_t *req)
                  (unsigned)n);
     for (int r = 0; r < rh_pl.nranks; r++) {
         if (rh_pl.node_of[r] == node && rh_rank_alive(r) &&
-            rh_place_rank_fits(r, req) && pick-- == 0) {
+            rh_place_offers(r, req, room) && pick-- == 0) {
             return r;
         }
     }
     return -1;
+}
+
+int rh_place_rank_on(int node, const rh_res_req_t *req)
+{
+    return rh_place_rank_pick(node, req, 1);
 }
 
 /* ---- decisions at submit ------------------------------------------------------ */
@@ -554,6 +586,10 @@ rh_status_t rh_place_decide(const rh_task_params_t *params,
             return RH_OK;
         }
         r = rh_place_rank_on(node, req);
+        if (r < 0 && !params->soft) {
+            /* bundles hold the node's CPUs: the task waits there */
+            r = rh_place_rank_pick(node, req, 0);
+        }
         if (r < 0) {
             char why[300];
 
@@ -1017,6 +1053,8 @@ void rh_place_teardown(void)
     free(rh_pl.gs);
     free(rh_pl.reserved);
     rh_pl.reserved = NULL;
+    free((void *)rh_pl.bundle_cpus);
+    rh_pl.bundle_cpus = NULL;
     rh_pl.node_of = NULL;
     rh_pl.offer = NULL;
     rh_pl.gs = NULL;
