@@ -686,9 +686,14 @@ static void rh_gs_place(int from, const rh_place_hdr_t *h,
     r = rh_gs_pick(req, h);
     if (r < 0) {
         rh_gs_wait_t *w = malloc(sizeof(*w));
-        char why[300];
+        char why[400], need[256];
 
-        rh_place_feasible(-1, req, why, sizeof(why));
+        if (rh_place_feasible(-1, req, why, sizeof(why))) {
+            rh_req_format(req, need, sizeof(need));
+            snprintf(why, sizeof(why), "%s, which only ranks that are dead "
+                     "or whose placement groups' bundles hold it now offer",
+                     need);
+        }
         if (w != NULL) {
             w->from = from;
             w->h = *h;
