@@ -161,11 +161,61 @@ void rh_place_rank_spec(const char *spec, unsigned long long node_memory,
     }
 }
 
+typedef struct rh_place_host {
+    const char *name;
+    int         rank;
+} rh_place_host_t;
+
+static int rh_place_host_cmp(const void *a, const void *b)
+{
+    const rh_place_host_t *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c != 0 ? c : x->rank - y->rank;
+}
+
+/* How many ranks share each rank's host (its kernel), as init.c counts
+ * them to size the rank's pool: the ranks of several nodes named on one
+ * host share its cores. 0 when a rank did not say its host. */
+static int *rh_place_ranks_on_host(const rh_blob_set_t *set)
+{
+    int n = set->n;
+    rh_place_host_t *h = calloc((size_t)n, sizeof(*h));
+    int *count = calloc((size_t)n, sizeof(int));
+
+    if (h == NULL || count == NULL) {
+        free(h);
+        free(count);
+        return NULL;
+    }
+    for (int r = 0; r < n; r++) {
+        const void *val;
+        uint32_t len;
+
+        h[r].rank = r;
+        h[r].name = rh_blob_find(set->data + set->off[r], set->len[r],
+                                 RH_BLOB_HOST, &val, &len) == RH_OK &&
+                    len > 0 && ((const char *)val)[len - 1] == '\0' ?
+                    val : "";
+    }
+    qsort(h, (size_t)n, sizeof(*h), rh_place_host_cmp);
+    for (int i = 0, j; i < n; i = j) {
+        for (j = i; j < n && strcmp(h[j].name, h[i].name) == 0; j++) {
+        }
+        for (int k = i; k < j; k++) {
+            count[h[k].rank] = h[i].name[0] != '\0' ? j - i : 0;
+        }
+    }
+    free(h);
+    return count;
+}
+
 rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
                           int num_nodes)
 {
     int n = set->n;
     int *per_node = calloc((size_t)num_nodes, sizeof(int));
+    int *on_host = rh_place_ranks_on_host(set);   /* NULL: by node */
 
     rh_pl.nranks = n;
     rh_pl.nnodes = num_nodes;
@@ -178,6 +228,7 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
         rh_pl.bundle_cpus == NULL ||
         rh_pl.gs == NULL || rh_pl.reserved == NULL) {
         free(per_node);
+        free(on_host);
         return rh_error_set(RH_ERR_NO_MEMORY, "placement tables");
     }
     for (int r = 0; r < n; r++) {
@@ -196,6 +247,7 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
             len == 0 || len > sizeof(text) ||
             ((const char *)val)[len - 1] != '\0') {
             free(per_node);
+            free(on_host);
             return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d did not say what "
                                 "it offers (mismatched library versions?)",
                                 r);
@@ -204,23 +256,29 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
         if (sscanf(text, "%d;%d;%llu;%n", &cores, &workers, &memory,
                    &used) < 3 || used == 0) {
             free(per_node);
+            free(on_host);
             return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d's offer '%s' is "
                                 "malformed", r, text);
         }
-        /* The same rule as the rank's own pool (init.c). */
+        /* The same rule as the rank's own pool (init.c): the cores of
+         * its host shared among the ranks there, whatever nodes they
+         * name. */
         if (workers == 0) {
-            workers = cores / per_node[node_of_rank[r]];
+            workers = cores / (on_host != NULL && on_host[r] > 0 ?
+                               on_host[r] : per_node[node_of_rank[r]]);
             workers = workers > 0 ? workers : 1;
         }
         rh_place_rank_spec(text + used, memory, per_node[node_of_rank[r]],
                            spec, sizeof(spec));
         if (rh_resources_parse(spec, workers, &rh_pl.offer[r]) != RH_OK) {
             free(per_node);
+            free(on_host);
             return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d offers '%s': %s", r,
                                 spec, rh_last_error());
         }
     }
     free(per_node);
+    free(on_host);
     return RH_OK;
 }
 

@@ -22,6 +22,10 @@
  *        placement pg_nested   a task in each bundle of a SPREAD group puts a
  *                              child into the next bundle from its own rank:
  *                              "PLACEMENT PG NESTED OK".
+ *        placement offer       the CPUs the scheduler counts for each rank
+ *                              are those of its pool (run with ranks of
+ *                              several nodes on one host, no
+ *                              RAYHPC_NUM_WORKERS): "PLACEMENT OFFER OK".
  *        placement pg_wait     with one CPU a rank, a task in each bundle of
  *                              a SPREAD group waits for a child in its own
  *                              bundle, then for SPREAD children, which only
@@ -30,7 +34,10 @@
  */
 #include <string.h>
 
+#include "core/core.h"
+#include "core/placement.h"
 #include "rank_util.h"
+#include "sched/pool.h"
 
 /* Every wait gives up well before the other ranks' RAYHPC_FINALIZE_TIMEOUT
  * (60 s), so that a failure is reported here, not as a finalize timeout. */
@@ -599,6 +606,28 @@ static int pg_nested(void)
     return 0;
 }
 
+/* Every rank here shares the host's cores as this one does: the
+ * scheduler must count as many CPUs for each as its pool has workers, or
+ * it sends tasks where they wait for CPUs that are not there. */
+static int offer(void)
+{
+    int w = rh_pool_num_workers(rh_core_pool());
+    rh_res_req_t all = { 0 }, more = { 0 };
+
+    all.cpus = w;
+    more.cpus = w + 1;
+    for (int r = 0; r < rh_size(); r++) {
+        if (!rh_place_rank_fits(r, &all) || rh_place_rank_fits(r, &more)) {
+            fprintf(stderr, "placement: rank %d is not counted with the %d "
+                    "CPUs of its pool\n", r, w);
+            return 1;
+        }
+    }
+    printf("PLACEMENT OFFER OK: %d ranks counted with %d CPUs each\n",
+           rh_size(), w);
+    return 0;
+}
+
 static int pg_wait(void)
 {
     int nodes = rh_num_nodes();
@@ -672,6 +701,8 @@ int main(int argc, char **argv)
             rc = pg();
         } else if (strcmp(mode, "pg_nested") == 0) {
             rc = pg_nested();
+        } else if (strcmp(mode, "offer") == 0) {
+            rc = offer();
         } else if (strcmp(mode, "pg_wait") == 0) {
             rc = pg_wait();
         } else {
