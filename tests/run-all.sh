@@ -211,6 +211,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     tsan_run "pulls: 16 threads get one remote object" 0 "PULL CONCURRENT OK" 1 -n 3 --nodes 3 ./tests/multi/pull concurrent
     RAYHPC_NUM_WORKERS=1 RAYHPC_SPILLBACK_THRESHOLD=2 tsan_run "busy rank spills to the global scheduler" 0 "PLACEMENT BUSY OK" 1 -n 4 --nodes 4 ./tests/multi/placement busy
     RAYHPC_NUM_WORKERS=2 tsan_run "placement groups" 0 "PLACEMENT PG OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg
+    RAYHPC_NUM_WORKERS=1 tsan_run "tasks in bundles wait for children in and out of the group" 0 "PLACEMENT PG WAIT OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg_wait
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a ref handed on outlives its owner's release" 0 "PULL BORROW OK" 1 -n 3 --nodes 3 ./tests/multi/pull borrow
     RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a dead owner's copies leave the stores" 137 "PULL OWNER_DIES OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/pull owner_dies
     RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "releases race pulls and borrows of the objects" 0 "RELEASE RACE OK" 1 -n 3 --nodes 3 ./tests/multi/release 20

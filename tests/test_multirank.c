@@ -766,6 +766,18 @@ Test(placement, tasks_in_bundles_put_children_into_the_group_from_any_rank)
     placement_case("pg_nested", 4, TWO_WORKERS, "PLACEMENT PG NESTED OK: ");
 }
 
+Test(placement, the_scheduler_counts_the_cpus_of_each_ranks_pool)
+{
+    static const char *const none[] = { NULL };
+
+    placement_case("offer", 4, none, "PLACEMENT OFFER OK: ");
+}
+
+Test(placement, tasks_in_bundles_wait_for_children_in_and_out_of_the_group)
+{
+    placement_case("pg_wait", 4, ONE_WORKER, "PLACEMENT PG WAIT OK: ");
+}
+
 Test(placement, tasks_in_bundles_put_children_into_the_group_over_tcp)
 {
     placement_case("pg_nested", 4, TWO_WORKERS_TCP,

@@ -39,8 +39,9 @@ int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
 int rh_core_wait_until_pure(int (*cond)(void *arg), void *arg,
                             uint64_t deadline);
 
-/* Inside a task that holds CPUs: lends them to the rank for the length of
- * a wait; returns how many, to give to rh_task_reclaim_cpus afterwards. */
+/* Inside a task that holds CPUs: lends them (to the rank, or to its
+ * bundle) for the length of a wait; returns how many, to give to
+ * rh_task_reclaim_cpus afterwards. */
 int rh_task_lend_cpus(void);
 void rh_task_reclaim_cpus(int cpus);
 

@@ -42,6 +42,7 @@ struct rh_pg_obj {
     int           n;
     _Atomic int   state;
     int          *ranks;          /* READY: where each bundle is */
+    int          *cpus;           /* READY: the CPUs each bundle holds */
     rh_task_t   **held;           /* tasks waiting for READY */
     size_t        nheld, cap;
 };
@@ -166,39 +167,46 @@ static void rh_gs_pg_place_pending(void)
     }
 }
 
-static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks);
+static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
+                              const int32_t *cpus);
 
-/* Tells every rank where g's bundles are (n ranks), or that g is gone
- * (ranks NULL): any rank may submit tasks into a group it was handed. */
-static void rh_gs_pg_broadcast(uint64_t id, int n, const int *where)
+/* Tells every rank where g's bundles are (n ranks, then the CPUs each
+ * holds), or that g is gone (where NULL): any rank may submit tasks into a
+ * group it was handed, and places other tasks where CPUs are not
+ * reserved. */
+static void rh_gs_pg_broadcast(uint64_t id, int n, const int *where,
+                               const rh_res_req_t *bundles)
 {
     rh_pg_hdr_t h = { id, where != NULL ? n : 0,
                       where != NULL ? RH_PGS_PLACED : RH_PGS_REMOVED };
-    int32_t *ranks = NULL;
+    int32_t *state = NULL;
 
     if (where != NULL) {
-        ranks = malloc((size_t)n * sizeof(*ranks));
-        if (ranks == NULL) {
+        state = malloc(2 * (size_t)n * sizeof(*state));
+        if (state == NULL) {
             return;
         }
         for (int b = 0; b < n; b++) {
-            ranks[b] = where[b];
+            state[b] = where[b];
+            state[n + b] = bundles[b].cpus;
         }
     }
     for (int r = 0; r < rh_size(); r++) {
         if (r == rh_rank()) {
-            rh_pg_state_apply(id, h.n, ranks);
+            rh_pg_state_apply(id, h.n, state, state != NULL ? state + n :
+                              NULL);
         } else if (rh_rank_alive(r)) {
             (void)rh_am_send((uint32_t)r, RH_AM_ID_PG_STATE, &h, sizeof(h),
-                             ranks, (size_t)h.n * sizeof(*ranks), NULL, NULL);
+                             state, 2 * (size_t)h.n * sizeof(*state), NULL,
+                             NULL);
         }
     }
-    free(ranks);
+    free(state);
 }
 
 static void rh_gs_pg_send_state(rh_gs_pg_t *g)
 {
-    rh_gs_pg_broadcast(g->id, g->n, g->ranks);
+    rh_gs_pg_broadcast(g->id, g->n, g->ranks, g->bundles);
 }
 
 static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
@@ -263,7 +271,7 @@ static void rh_gs_pg_remove(uint64_t id)
                              NULL);
         }
     }
-    rh_gs_pg_broadcast(id, 0, NULL);
+    rh_gs_pg_broadcast(id, 0, NULL, NULL);
     free(g->bundles);
     free(g->ranks);
     free(g);
@@ -417,7 +425,8 @@ static void rh_pg_fail_held(rh_task_t **held, size_t n, const char *why)
 
 /* Every rank learns where a group's bundles are (n ranks), or that it is
  * gone (ranks NULL); tasks waiting for it go, or fail. */
-static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks)
+static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
+                              const int32_t *cpus)
 {
     rh_pg_obj_t *g;
     rh_task_t **held = NULL;
@@ -434,10 +443,15 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks)
         if (ranks != NULL && g->ranks == NULL) {
             g->ranks = calloc((size_t)n, sizeof(int));
         }
-        if (ranks != NULL && g->ranks != NULL) {
+        if (ranks != NULL && g->cpus == NULL) {
+            g->cpus = calloc((size_t)n, sizeof(int));
+        }
+        if (ranks != NULL && g->ranks != NULL && g->cpus != NULL) {
             g->n = n;
             for (int b = 0; b < n; b++) {
                 g->ranks[b] = ranks[b];
+                g->cpus[b] = cpus[b];
+                rh_place_bundle_cpus(ranks[b], cpus[b]);
             }
             placed = 1;
         }
@@ -447,6 +461,11 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks)
         g->held = NULL;
         g->nheld = g->cap = 0;
     } else if (g != NULL && ranks == NULL) {
+        if (atomic_load(&g->state) == RH_PG_READY) {
+            for (int b = 0; b < g->n; b++) {
+                rh_place_bundle_cpus(g->ranks[b], -g->cpus[b]);
+            }
+        }
         atomic_store(&g->state, RH_PG_REMOVED);
     }
     pthread_mutex_unlock(&rh_pg_lock);
@@ -483,31 +502,31 @@ static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
         return RH_ERR_MALFORMED;
     }
     if (h.kind == RH_PGS_REMOVED && msg->data_len == 0) {
-        rh_pg_state_apply(h.id, 0, NULL);
+        rh_pg_state_apply(h.id, 0, NULL, NULL);
         return RH_OK;
     }
     if (h.kind != RH_PGS_PLACED || h.n <= 0 || h.n > RH_PG_MAX_BUNDLES ||
-        msg->data_len != (size_t)h.n * sizeof(int32_t)) {
+        msg->data_len != 2 * (size_t)h.n * sizeof(int32_t)) {
         return RH_ERR_MALFORMED;
     }
-    for (int b = 0; b < h.n; b++) {
-        int32_t r;
+    for (int b = 0; b < 2 * h.n; b++) {
+        int32_t v;
 
-        memcpy(&r, (const uint8_t *)msg->data + (size_t)b * sizeof(r),
-               sizeof(r));
-        if (r < 0 || r >= rh_size()) {
+        memcpy(&v, (const uint8_t *)msg->data + (size_t)b * sizeof(v),
+               sizeof(v));
+        if (v < 0 || (b < h.n && v >= rh_size())) {
             return RH_ERR_MALFORMED;
         }
     }
     {
-        int32_t *ranks = malloc(msg->data_len);
+        int32_t *state = malloc(msg->data_len);
 
-        if (ranks == NULL) {
+        if (state == NULL) {
             return RH_OK;
         }
-        memcpy(ranks, msg->data, msg->data_len);
-        rh_pg_state_apply(h.id, h.n, ranks);
-        free(ranks);
+        memcpy(state, msg->data, msg->data_len);
+        rh_pg_state_apply(h.id, h.n, state, state + h.n);
+        free(state);
     }
     return RH_OK;
 }
@@ -856,6 +875,7 @@ void rh_pg_teardown(void)
         }
         free(g->held);
         free(g->ranks);
+        free(g->cpus);
         free(g);
     }
     while (rh_gs_pgs != NULL) {

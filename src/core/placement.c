@@ -75,6 +75,9 @@ static struct {
     int           *node_of;
     rh_res_req_t  *offer;        /* what each rank offers */
     rh_res_req_t  *reserved;     /* global scheduler: held by groups */
+    /* every rank: CPUs that bundles reserve on each rank, which only their
+     * groups' tasks use */
+    _Atomic int   *bundle_cpus;
     /* the global scheduler (rank 0) */
     pthread_mutex_t gs_lock;
     rh_gs_rank_t  *gs;
@@ -158,11 +161,61 @@ void rh_place_rank_spec(const char *spec, unsigned long long node_memory,
     }
 }
 
+typedef struct rh_place_host {
+    const char *name;
+    int         rank;
+} rh_place_host_t;
+
+static int rh_place_host_cmp(const void *a, const void *b)
+{
+    const rh_place_host_t *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c != 0 ? c : x->rank - y->rank;
+}
+
+/* How many ranks share each rank's host (its kernel), as init.c counts
+ * them to size the rank's pool: the ranks of several nodes named on one
+ * host share its cores. 0 when a rank did not say its host. */
+static int *rh_place_ranks_on_host(const rh_blob_set_t *set)
+{
+    int n = set->n;
+    rh_place_host_t *h = calloc((size_t)n, sizeof(*h));
+    int *count = calloc((size_t)n, sizeof(int));
+
+    if (h == NULL || count == NULL) {
+        free(h);
+        free(count);
+        return NULL;
+    }
+    for (int r = 0; r < n; r++) {
+        const void *val;
+        uint32_t len;
+
+        h[r].rank = r;
+        h[r].name = rh_blob_find(set->data + set->off[r], set->len[r],
+                                 RH_BLOB_HOST, &val, &len) == RH_OK &&
+                    len > 0 && ((const char *)val)[len - 1] == '\0' ?
+                    val : "";
+    }
+    qsort(h, (size_t)n, sizeof(*h), rh_place_host_cmp);
+    for (int i = 0, j; i < n; i = j) {
+        for (j = i; j < n && strcmp(h[j].name, h[i].name) == 0; j++) {
+        }
+        for (int k = i; k < j; k++) {
+            count[h[k].rank] = h[i].name[0] != '\0' ? j - i : 0;
+        }
+    }
+    free(h);
+    return count;
+}
+
 rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
                           int num_nodes)
 {
     int n = set->n;
     int *per_node = calloc((size_t)num_nodes, sizeof(int));
+    int *on_host = rh_place_ranks_on_host(set);   /* NULL: by node */
 
     rh_pl.nranks = n;
     rh_pl.nnodes = num_nodes;
@@ -170,9 +223,12 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
     rh_pl.offer = calloc((size_t)n, sizeof(rh_res_req_t));
     rh_pl.gs = calloc((size_t)n, sizeof(rh_gs_rank_t));
     rh_pl.reserved = calloc((size_t)n, sizeof(rh_res_req_t));
+    rh_pl.bundle_cpus = calloc((size_t)n, sizeof(*rh_pl.bundle_cpus));
     if (per_node == NULL || rh_pl.node_of == NULL || rh_pl.offer == NULL ||
+        rh_pl.bundle_cpus == NULL ||
         rh_pl.gs == NULL || rh_pl.reserved == NULL) {
         free(per_node);
+        free(on_host);
         return rh_error_set(RH_ERR_NO_MEMORY, "placement tables");
     }
     for (int r = 0; r < n; r++) {
@@ -191,6 +247,7 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
             len == 0 || len > sizeof(text) ||
             ((const char *)val)[len - 1] != '\0') {
             free(per_node);
+            free(on_host);
             return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d did not say what "
                                 "it offers (mismatched library versions?)",
                                 r);
@@ -199,23 +256,29 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
         if (sscanf(text, "%d;%d;%llu;%n", &cores, &workers, &memory,
                    &used) < 3 || used == 0) {
             free(per_node);
+            free(on_host);
             return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d's offer '%s' is "
                                 "malformed", r, text);
         }
-        /* The same rule as the rank's own pool (init.c). */
+        /* The same rule as the rank's own pool (init.c): the cores of
+         * its host shared among the ranks there, whatever nodes they
+         * name. */
         if (workers == 0) {
-            workers = cores / per_node[node_of_rank[r]];
+            workers = cores / (on_host != NULL && on_host[r] > 0 ?
+                               on_host[r] : per_node[node_of_rank[r]]);
             workers = workers > 0 ? workers : 1;
         }
         rh_place_rank_spec(text + used, memory, per_node[node_of_rank[r]],
                            spec, sizeof(spec));
         if (rh_resources_parse(spec, workers, &rh_pl.offer[r]) != RH_OK) {
             free(per_node);
+            free(on_host);
             return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d offers '%s': %s", r,
                                 spec, rh_last_error());
         }
     }
     free(per_node);
+    free(on_host);
     return RH_OK;
 }
 
@@ -229,14 +292,28 @@ static long rh_offer_of(const rh_res_req_t *o, const char *name)
     return 0;
 }
 
-int rh_place_rank_fits(int r, const rh_res_req_t *req)
+void rh_place_bundle_cpus(int r, int delta)
+{
+    if (rh_pl.bundle_cpus != NULL && r >= 0 && r < rh_pl.nranks) {
+        atomic_fetch_add_explicit(&rh_pl.bundle_cpus[r], delta,
+                                  memory_order_relaxed);
+    }
+}
+
+/* Whether rank r offers req; with room, apart from the CPUs its bundles
+ * hold: a task sent to a rank whose CPUs bundles hold would wait there for
+ * the group's end, however free other ranks are. */
+static int rh_place_offers(int r, const rh_res_req_t *req, int room)
 {
     const rh_res_req_t *o = &rh_pl.offer[r];
+    int cpus = o->cpus - (room ? atomic_load_explicit(&rh_pl.bundle_cpus[r],
+                                                      memory_order_relaxed) :
+                          0);
 
     if (req == NULL) {
-        return o->cpus >= 1;
+        return cpus >= 1;
     }
-    if (req->cpus > o->cpus) {
+    if (req->cpus > cpus) {
         return 0;
     }
     for (int i = 0; i < req->n; i++) {
@@ -245,6 +322,11 @@ int rh_place_rank_fits(int r, const rh_res_req_t *req)
         }
     }
     return 1;
+}
+
+int rh_place_rank_fits(int r, const rh_res_req_t *req)
+{
+    return rh_place_offers(r, req, 1);
 }
 
 /* What rank r has left once groups took their bundles (global scheduler,
@@ -429,7 +511,8 @@ int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
     char need[256];
 
     for (int r = 0; r < rh_pl.nranks; r++) {
-        if ((node < 0 || rh_pl.node_of[r] == node) && rh_place_rank_fits(r, req)) {
+        if ((node < 0 || rh_pl.node_of[r] == node) &&
+            rh_place_offers(r, req, 0)) {
             return 1;
         }
     }
@@ -445,13 +528,15 @@ int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
     return 0;
 }
 
-int rh_place_rank_on(int node, const rh_res_req_t *req)
+/* A live rank of node that offers req (with room: see rh_place_offers),
+ * taking turns; -1 when none. */
+static int rh_place_rank_pick(int node, const rh_res_req_t *req, int room)
 {
     int n = 0, pick;
 
     for (int r = 0; r < rh_pl.nranks; r++) {
         n += rh_pl.node_of[r] == node && rh_rank_alive(r) &&
-             rh_place_rank_fits(r, req);
+             rh_place_offers(r, req, room);
     }
     if (n == 0) {
         return -1;
@@ -461,11 +546,16 @@ int rh_place_rank_on(int node, const rh_res_req_t *req)
                  (unsigned)n);
     for (int r = 0; r < rh_pl.nranks; r++) {
         if (rh_pl.node_of[r] == node && rh_rank_alive(r) &&
-            rh_place_rank_fits(r, req) && pick-- == 0) {
+            rh_place_offers(r, req, room) && pick-- == 0) {
             return r;
         }
     }
     return -1;
+}
+
+int rh_place_rank_on(int node, const rh_res_req_t *req)
+{
+    return rh_place_rank_pick(node, req, 1);
 }
 
 /* ---- decisions at submit ------------------------------------------------------ */
@@ -554,6 +644,10 @@ rh_status_t rh_place_decide(const rh_task_params_t *params,
             return RH_OK;
         }
         r = rh_place_rank_on(node, req);
+        if (r < 0 && !params->soft) {
+            /* bundles hold the node's CPUs: the task waits there */
+            r = rh_place_rank_pick(node, req, 0);
+        }
         if (r < 0) {
             char why[300];
 
@@ -650,9 +744,14 @@ static void rh_gs_place(int from, const rh_place_hdr_t *h,
     r = rh_gs_pick(req, h);
     if (r < 0) {
         rh_gs_wait_t *w = malloc(sizeof(*w));
-        char why[300];
+        char why[400], need[256];
 
-        rh_place_feasible(-1, req, why, sizeof(why));
+        if (rh_place_feasible(-1, req, why, sizeof(why))) {
+            rh_req_format(req, need, sizeof(need));
+            snprintf(why, sizeof(why), "%s, which only ranks that are dead "
+                     "or whose placement groups' bundles hold it now offer",
+                     need);
+        }
         if (w != NULL) {
             w->from = from;
             w->h = *h;
@@ -1019,6 +1118,8 @@ void rh_place_teardown(void)
     free(rh_pl.gs);
     free(rh_pl.reserved);
     rh_pl.reserved = NULL;
+    free((void *)rh_pl.bundle_cpus);
+    rh_pl.bundle_cpus = NULL;
     rh_pl.node_of = NULL;
     rh_pl.offer = NULL;
     rh_pl.gs = NULL;

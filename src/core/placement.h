@@ -64,8 +64,13 @@ int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
 /* A live rank of node that could run req, taking turns (-1: none). */
 int rh_place_rank_on(int node, const rh_res_req_t *req);
 
-/* Whether rank r offers what req asks for (NULL: one CPU). */
+/* Whether rank r offers what req asks for (NULL: one CPU), apart from the
+ * CPUs placement groups' bundles reserve there. */
 int rh_place_rank_fits(int r, const rh_res_req_t *req);
+
+/* Every rank's view of the CPUs bundles reserve on rank r: delta more
+ * (placed) or fewer (removed). */
+void rh_place_bundle_cpus(int r, int delta);
 
 /* The global scheduler's books of what placement groups hold (pgroup.c
  * keeps the groups, placement the books; each call takes the books' lock).

@@ -352,22 +352,20 @@ static _Thread_local rh_task_t *rh_task_running;
 int rh_task_lend_cpus(void)
 {
     rh_task_t *t = rh_task_running;
-    int cpus;
 
     if (t == NULL || !t->holds_res) {
         return 0;
     }
-    cpus = t->res != NULL ? t->res->cpus : rh_task_default_res.cpus;
-    if (cpus > 0) {
-        rh_resources_lend_cpus(cpus);
-    }
-    return cpus;
+    return rh_resources_lend(t->res != NULL ? t->res : &rh_task_default_res);
 }
 
+/* The wait returns on the thread it began on, where the same task runs. */
 void rh_task_reclaim_cpus(int cpus)
 {
-    if (cpus > 0) {
-        rh_resources_reclaim_cpus(cpus);
+    rh_task_t *t = rh_task_running;
+
+    if (cpus > 0 && t != NULL) {
+        rh_resources_reclaim(t->res != NULL ? t->res : &rh_task_default_res);
     }
 }
 

@@ -33,6 +33,8 @@ typedef struct rh_res_ledger {
      * owed. */
     long             owed[RH_RES_LEDGER_MAX];
     int              home[RH_RES_LEDGER_MAX];
+    /* A bundle's CPUs ("<prefix>CPU"): what a waiting task lends. */
+    unsigned char    is_cpu[RH_RES_LEDGER_MAX];
     rh_hmap_t        shapes;     /* fingerprint -> rh_res_queue_t * */
     rh_res_queue_t  *queues;     /* those with waiters */
     rh_res_queue_t   overflow;
@@ -451,17 +453,38 @@ void rh_resources_release(const rh_res_req_t *req)
     rh_res_wake_and_unlock();
 }
 
-void rh_resources_lend_cpus(int cpus)
+/* Adds sign * the CPUs req holds (the rank's and its bundles') to what
+ * is free; returns how many that is. Under the lock. */
+static int rh_res_lend_locked(const rh_res_req_t *req, int sign)
 {
-    pthread_mutex_lock(&rh_res.lock);
-    rh_res.cpus_free += cpus;
-    rh_res_wake_and_unlock();
+    int n = req->cpus;
+
+    rh_res.cpus_free += sign * req->cpus;
+    for (int i = 0; i < req->n; i++) {
+        int k = rh_res_index(req->items[i].name);
+
+        if (k >= 0 && rh_res.is_cpu[k]) {
+            rh_res.free[k] += sign * req->items[i].amount;
+            n += (int)req->items[i].amount;
+        }
+    }
+    return n;
 }
 
-void rh_resources_reclaim_cpus(int cpus)
+int rh_resources_lend(const rh_res_req_t *req)
+{
+    int n;
+
+    pthread_mutex_lock(&rh_res.lock);
+    n = rh_res_lend_locked(req, 1);
+    rh_res_wake_and_unlock();
+    return n;
+}
+
+void rh_resources_reclaim(const rh_res_req_t *req)
 {
     pthread_mutex_lock(&rh_res.lock);
-    rh_res.cpus_free -= cpus;
+    (void)rh_res_lend_locked(req, -1);
     pthread_mutex_unlock(&rh_res.lock);
 }
 
@@ -483,6 +506,7 @@ static int rh_res_slot(const char *name)
     }
     snprintf(rh_res.names[k], RH_RES_NAME_MAX, "%s", name);
     rh_res.total[k] = rh_res.free[k] = rh_res.owed[k] = 0;
+    rh_res.is_cpu[k] = 0;
     return k;
 }
 
@@ -502,6 +526,7 @@ static int rh_res_move(const char *prefix, const char *name, long amount,
         amount > RH_RES_AMOUNT_MAX) {
         return -1;
     }
+    rh_res.is_cpu[b] = name[0] == '\0';
     if (sign < 0) {
         held = rh_res.total[b] - rh_res.free[b];
         held = held < 0 ? 0 : held > amount ? amount : held;

@@ -82,12 +82,14 @@ void rh_resources_activate(void);
 int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w);
 void rh_resources_release(const rh_res_req_t *req);
 
-/* A task that blocks in a wait lends its CPUs to the tasks that wait for
- * some (Ray does the same), and takes them back when its wait returns,
- * whether or not they are free then: the free count may stay below zero
- * until enough tasks end, and no new task starts meanwhile. */
-void rh_resources_lend_cpus(int cpus);
-void rh_resources_reclaim_cpus(int cpus);
+/* A task that blocks in a wait lends the CPUs it holds to the tasks that
+ * wait for some (Ray does the same): the rank's CPUs to the rank, a
+ * bundle's ("<prefix>CPU") back to the bundle. It takes them back when its
+ * wait returns, whether or not they are free then: the free counts may
+ * stay below zero until enough tasks end, and no new task starts
+ * meanwhile. Lend returns how many CPUs it lent. */
+int rh_resources_lend(const rh_res_req_t *req);
+void rh_resources_reclaim(const rh_res_req_t *req);
 
 /* Placement-group bundles (Ray's renaming): reserving takes req out of the
  * rank's own CPUs and resources and offers it again under the names

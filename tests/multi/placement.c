@@ -22,10 +22,22 @@
  *        placement pg_nested   a task in each bundle of a SPREAD group puts a
  *                              child into the next bundle from its own rank:
  *                              "PLACEMENT PG NESTED OK".
+ *        placement offer       the CPUs the scheduler counts for each rank
+ *                              are those of its pool (run with ranks of
+ *                              several nodes on one host, no
+ *                              RAYHPC_NUM_WORKERS): "PLACEMENT OFFER OK".
+ *        placement pg_wait     with one CPU a rank, a task in each bundle of
+ *                              a SPREAD group waits for a child in its own
+ *                              bundle, then for SPREAD children, which only
+ *                              the ranks without bundles can run:
+ *                              "PLACEMENT PG WAIT OK".
  */
 #include <string.h>
 
+#include "core/core.h"
+#include "core/placement.h"
 #include "rank_util.h"
+#include "sched/pool.h"
 
 /* Every wait gives up well before the other ranks' RAYHPC_FINALIZE_TIMEOUT
  * (60 s), so that a failure is reported here, not as a finalize timeout. */
@@ -90,6 +102,66 @@ static rh_status_t pg_parent(rh_task_ctx_t *ctx)
     rh_release(r);
     rh_release(r);
     return rh_task_return(ctx, 0, out, sizeof(out));
+}
+
+/* In a bundle of one CPU: waits for a child in the same bundle (which
+ * runs on the CPU the waiting task lends back to its bundle), then for one
+ * SPREAD child per node (which must go where CPUs are not reserved).
+ * Returns the number of children that answered. Its waits end first, so
+ * that the driver sees why. */
+static rh_status_t pg_waiter(rh_task_ctx_t *ctx)
+{
+    uint64_t a[2];
+    rh_task_params_t p = { 0 };
+    rh_ref_t r[MAX_NODES];
+    int32_t done = 0;
+    int n = rh_num_nodes(), sent = 0;
+    const void *v;
+    size_t len;
+    rh_status_t st;
+
+    memcpy(a, rh_task_arg(ctx, 0, NULL), sizeof(a));   /* pg, bundle */
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = a[0];
+    p.bundle = (int)a[1];
+    st = rh_remote("where", NULL, 0, &p, &r[0]);
+    if (st == RH_OK) {
+        st = rh_get(r[0], &v, &len, WAIT_MS / 2);
+        if (st == RH_OK) {
+            rh_release(r[0]);
+        }
+        rh_release(r[0]);
+    }
+    if (st != RH_OK) {
+        return rh_task_fail(ctx, "child in its own bundle: %s",
+                            rh_last_error());
+    }
+    done++;
+    p.strategy = RH_STRATEGY_SPREAD;
+    for (; sent < n && n <= MAX_NODES; sent++) {
+        st = rh_remote("where", NULL, 0, &p, &r[sent]);
+        if (st != RH_OK) {
+            break;
+        }
+    }
+    if (st == RH_OK) {
+        const void *vs[MAX_NODES];
+        size_t lens[MAX_NODES];
+
+        st = rh_get_many(r, (size_t)sent, vs, lens, WAIT_MS / 2);
+        for (int i = 0; st == RH_OK && i < sent; i++) {
+            done++;
+            rh_release(r[i]);
+        }
+    }
+    for (int i = 0; i < sent; i++) {
+        rh_release(r[i]);
+    }
+    if (st != RH_OK) {
+        return rh_task_fail(ctx, "SPREAD child: %s", rh_last_error());
+    }
+    return rh_task_return(ctx, 0, &done, sizeof(done));
 }
 
 static int fail(const char *what)
@@ -534,6 +606,71 @@ static int pg_nested(void)
     return 0;
 }
 
+/* Every rank here shares the host's cores as this one does: the
+ * scheduler must count as many CPUs for each as its pool has workers, or
+ * it sends tasks where they wait for CPUs that are not there. */
+static int offer(void)
+{
+    int w = rh_pool_num_workers(rh_core_pool());
+    rh_res_req_t all = { 0 }, more = { 0 };
+
+    all.cpus = w;
+    more.cpus = w + 1;
+    for (int r = 0; r < rh_size(); r++) {
+        if (!rh_place_rank_fits(r, &all) || rh_place_rank_fits(r, &more)) {
+            fprintf(stderr, "placement: rank %d is not counted with the %d "
+                    "CPUs of its pool\n", r, w);
+            return 1;
+        }
+    }
+    printf("PLACEMENT OFFER OK: %d ranks counted with %d CPUs each\n",
+           rh_size(), w);
+    return 0;
+}
+
+static int pg_wait(void)
+{
+    int nodes = rh_num_nodes();
+    rh_ref_t r[2];
+    rh_pg_t g;
+
+    if (nodes < 3 || nodes > MAX_NODES) {
+        return fail("needs 3 to 64 nodes");
+    }
+    CHECK(group(2, 1, RH_PG_SPREAD, &g));
+    CHECK(rh_pg_wait(g, WAIT_MS));
+    for (int b = 0; b < 2; b++) {
+        uint64_t a[2] = { g, (uint64_t)b };
+        rh_arg_t arg = rh_arg_bytes(a, sizeof(a));
+        rh_task_params_t p = with(RH_STRATEGY_PLACEMENT_GROUP);
+
+        p.pg = g;
+        p.bundle = b;
+        CHECK(rh_remote("pg_waiter", &arg, 1, &p, &r[b]));
+    }
+    for (int b = 0; b < 2; b++) {
+        const void *v;
+        size_t len;
+        int32_t done;
+
+        if (rh_get(r[b], &v, &len, WAIT_MS) != RH_OK) {
+            return fail("a task in a bundle");
+        }
+        memcpy(&done, v, sizeof(done));
+        rh_release(r[b]);
+        rh_release(r[b]);
+        if (done != 1 + nodes) {
+            fprintf(stderr, "placement: bundle %d's task saw %d children, "
+                    "not %d\n", b, done, 1 + nodes);
+            return 1;
+        }
+    }
+    CHECK(rh_pg_remove(g));
+    printf("PLACEMENT PG WAIT OK: tasks of 2 bundles waited for a child in "
+           "their bundle and %d SPREAD children each\n", nodes);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "spread";
@@ -547,6 +684,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("where", where, 0, 1));
     CHECK(rh_register("spin", spin, 1, 1));
     CHECK(rh_register("pg_parent", pg_parent, 1, 1));
+    CHECK(rh_register("pg_waiter", pg_waiter, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_rank() == 0) {
         if (strcmp(mode, "spread") == 0) {
@@ -563,6 +701,10 @@ int main(int argc, char **argv)
             rc = pg();
         } else if (strcmp(mode, "pg_nested") == 0) {
             rc = pg_nested();
+        } else if (strcmp(mode, "offer") == 0) {
+            rc = offer();
+        } else if (strcmp(mode, "pg_wait") == 0) {
+            rc = pg_wait();
         } else {
             fprintf(stderr, "placement: unknown mode '%s'\n", mode);
             rc = 2;

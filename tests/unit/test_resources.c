@@ -46,6 +46,35 @@ Test(resources, a_bundle_takes_its_share_and_gives_it_back)
     rh_resources_fini(no_retry);
 }
 
+Test(resources, a_waiting_task_lends_its_bundle_cpus_back_to_its_bundle)
+{
+    rh_res_req_t bundle = req(1, "lic=1");
+    rh_res_req_t in_bundle = req(0, "pg3_0_CPU=1,pg3_0_lic=1");
+    rh_res_req_t child = req(0, "pg3_0_CPU=1");
+    rh_res_waiter_t w = { .retry = no_retry }, cw = { .retry = no_retry };
+    char free_now[256];
+
+    cr_assert_eq(rh_resources_init(2, "lic=1"), RH_OK);
+    cr_assert_eq(rh_resources_bundle_add("pg3_0_", &bundle), RH_OK);
+    cr_assert(rh_resources_acquire(&in_bundle, &w));
+    /* the bundle's CPU only, not its lic nor the rank's own CPU */
+    cr_assert_eq(rh_resources_lend(&in_bundle), 1);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_assert(strstr(free_now, "CPU=1 ") == free_now, "%s", free_now);
+    cr_assert(strstr(free_now, "pg3_0_CPU=1") != NULL, "%s", free_now);
+    cr_assert(strstr(free_now, "pg3_0_lic=0") != NULL, "%s", free_now);
+    cr_assert(rh_resources_acquire(&child, &cw));
+    rh_resources_release(&child);
+    rh_resources_reclaim(&in_bundle);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_assert(strstr(free_now, "pg3_0_CPU=0") != NULL, "%s", free_now);
+    rh_resources_release(&in_bundle);
+    rh_resources_bundle_remove("pg3_0_", &bundle);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_assert(strstr(free_now, "CPU=2 lic=1") == free_now, "%s", free_now);
+    rh_resources_fini(no_retry);
+}
+
 Test(resources, names_too_long_for_a_bundle_prefix_are_refused)
 {
     rh_res_req_t r;
