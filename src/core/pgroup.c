@@ -43,6 +43,7 @@ struct rh_pg_obj {
     _Atomic int   state;
     int          *ranks;          /* READY: where each bundle is */
     int          *cpus;           /* READY: the CPUs each bundle holds */
+    int           counted;        /* cpus are in placement's view */
     rh_task_t   **held;           /* tasks waiting for READY */
     size_t        nheld, cap;
 };
@@ -453,6 +454,7 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
                 g->cpus[b] = cpus[b];
                 rh_place_bundle_cpus(ranks[b], cpus[b]);
             }
+            g->counted = 1;
             placed = 1;
         }
         atomic_store(&g->state, placed ? RH_PG_READY : RH_PG_REMOVED);
@@ -461,11 +463,11 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
         g->held = NULL;
         g->nheld = g->cap = 0;
     } else if (g != NULL && ranks == NULL) {
-        if (atomic_load(&g->state) == RH_PG_READY) {
-            for (int b = 0; b < g->n; b++) {
-                rh_place_bundle_cpus(g->ranks[b], -g->cpus[b]);
-            }
+        /* the owner marks its group removed before the news comes back */
+        for (int b = 0; g->counted && b < g->n; b++) {
+            rh_place_bundle_cpus(g->ranks[b], -g->cpus[b]);
         }
+        g->counted = 0;
         atomic_store(&g->state, RH_PG_REMOVED);
     }
     pthread_mutex_unlock(&rh_pg_lock);

@@ -29,10 +29,12 @@
  *        placement pg_wait     with one CPU a rank, a task in each bundle of
  *                              a SPREAD group waits for a child in its own
  *                              bundle, then for SPREAD children, which only
- *                              the ranks without bundles can run:
+ *                              the ranks without bundles can run; once the
+ *                              group is removed, every rank has room again:
  *                              "PLACEMENT PG WAIT OK".
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "core/placement.h"
@@ -666,6 +668,24 @@ static int pg_wait(void)
         }
     }
     CHECK(rh_pg_remove(g));
+    /* The news of the removal comes back to this rank, its owner: then its
+     * scheduler counts every rank's CPUs free of the group again. */
+    for (double end = rank_now() + WAIT_MS / 1000.0;;) {
+        int room = 0;
+
+        for (int k = 0; k < rh_size(); k++) {
+            room += rh_place_rank_fits(k, NULL);
+        }
+        if (room == rh_size()) {
+            break;
+        }
+        if (rank_now() > end) {
+            fprintf(stderr, "placement: %d ranks still counted as held by "
+                    "the removed group\n", rh_size() - room);
+            return 1;
+        }
+        usleep(1000);
+    }
     printf("PLACEMENT PG WAIT OK: tasks of 2 bundles waited for a child in "
            "their bundle and %d SPREAD children each\n", nodes);
     return 0;
