@@ -1,5 +1,6 @@
 #include "spawn.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -164,4 +165,28 @@ const char *rh_tail(const char *out, size_t n)
     }
     len = strlen(out);
     return len > n ? out + len - n : out;
+}
+
+int rh_count_matching_files(const char *path_prefix)
+{
+    const char *slash = strrchr(path_prefix, '/');
+    char dir[512];
+    struct dirent *e;
+    int n = 0;
+    DIR *d;
+
+    if (slash == NULL) {
+        return 0;
+    }
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path_prefix),
+             path_prefix);
+    d = opendir(dir[0] != '\0' ? dir : "/");
+    if (d == NULL) {
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        n += strncmp(e->d_name, slash + 1, strlen(slash + 1)) == 0;
+    }
+    closedir(d);
+    return n;
 }

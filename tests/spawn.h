@@ -27,6 +27,9 @@ const char *rh_src_path(const char *rel);
 /* How many lines of out contain needle. */
 int rh_count_lines(const char *out, const char *needle);
 
+/* How many files start with path_prefix ("/dev/shm/rayhpc-123-"). */
+int rh_count_matching_files(const char *path_prefix);
+
 /* The last n bytes of out (all of it when shorter), for failure messages. */
 const char *rh_tail(const char *out, size_t n);
 

@@ -388,6 +388,36 @@ Test(objects, threads_share_one_rank_s_cpus_through_the_resource_ledger)
     rh_run_free(&run);
 }
 
+/* ---- soak: a mixed graph while ranks die ----------------------------------------- */
+
+/* The short soak (tests/soak.sh runs the long one): nested trees spread over
+ * 4 nodes, blobs made on one node and checked on another, tasks in
+ * placement groups, while 2 of the 8 ranks are SIGKILLed in the first
+ * seconds. Every answer is right or explained by a death, the job ends by
+ * itself, and no store segment is left. */
+Test(soak, mixed_graph_while_two_ranks_are_killed_leaves_nothing_behind)
+{
+    static const char *const env[] = { "SOAK_ROUNDS=8", "SOAK_KILL=2",
+                                       "SOAK_SEED=5", "SOAK_WINDOW=2",
+                                       "RAYHPC_STORE_SIZE=64M", NULL };
+    rh_run_t run = launch(8, 4, 1, "tests/multi/soak", NULL, env);
+    const char *job = strstr(run.out, "SOAK JOB ");
+    char pattern[128];
+
+    cr_expect(run.status == 0 || run.status == 137, "status %d; output "
+              "ends:\n%s", run.status, rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "SOAK OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "UCX  WARN"), 0, "%s",
+                 rh_tail(run.out, 3000));
+    cr_assert_not_null(job, "no SOAK JOB line");
+    snprintf(pattern, sizeof(pattern), "/dev/shm/%.*s", (int)strcspn(job + 9,
+             "\n"), job + 9);
+    cr_expect_eq(rh_count_matching_files(pattern), 0, "segments %s* left",
+                 pattern);
+    rh_run_free(&run);
+}
+
 /* ---- deep recursion through tasks ------------------------------------------------ */
 
 /* The other ranks wait in rh_finalize while rank 0 drives: a deep chain on

@@ -202,7 +202,7 @@ typedef struct tally {
     int shown;
 } tally_t;
 
-static int any_dead(void)
+static int any_dead_now(void)
 {
     for (int r = 0; r < rh_size(); r++) {
         if (!rh_rank_alive(r)) {
@@ -210,6 +210,16 @@ static int any_dead(void)
         }
     }
     return 0;
+}
+
+/* Whether some rank died. Another rank may hear of a death (and fail a
+ * task for it) before this one does: give the news a few seconds. */
+static int any_dead(void)
+{
+    for (int i = 0; i < 500 && !any_dead_now(); i++) {
+        usleep(10000);
+    }
+    return any_dead_now();
 }
 
 /* One answer: right value, or an error that a death explains. */
@@ -240,7 +250,7 @@ static void judge(tally_t *t, const char *what, rh_status_t st,
     }
     if (strstr(why, "WRONG") != NULL || why[0] == '\0' || !any_dead()) {
         fprintf(stderr, "SOAK BAD %s: %s: \"%s\" (ranks dead: %s)\n", what,
-                rh_status_string(st), why, any_dead() ? "some" : "none");
+                rh_status_string(st), why, any_dead_now() ? "some" : "none");
         t->bad++;
         return;
     }
