@@ -473,6 +473,12 @@ static void rh_core_close_run(rh_tp_op_t *op)
     rh_completion_signal(&((rh_core_close_op_t *)op)->done, RH_OK);
 }
 
+static void rh_core_unhook_run(rh_tp_op_t *op)
+{
+    rh_future_set_notify_hook(NULL);
+    rh_completion_signal(&((rh_core_close_op_t *)op)->done, RH_OK);
+}
+
 /* Refuses new work and lets the workers finish what they have (their sends
  * still go out); the progress thread keeps running. */
 static void rh_core_stop_work(void)
@@ -485,10 +491,23 @@ static void rh_core_stop_work(void)
         rh_completion_wait(&close_op.done, -1);
     }
     atomic_store(&rh_core.closing, 1);
-    if (rh_core.pool != NULL) {
-        rh_pool_destroy(rh_core.pool);
-        rh_core.pool = NULL;
+    if (rh_core.pool == NULL) {
+        return;
     }
+    /* Workers still waiting for answers need the notify hook until they
+     * are joined; then the hook goes on the progress thread, where late
+     * answers call it, before the pool is freed under it. */
+    rh_pool_stop(rh_core.pool);
+    if (rh_tp_running()) {
+        rh_completion_init(&close_op.done);
+        close_op.op.run = rh_core_unhook_run;
+        rh_tp_post(&close_op.op);
+        rh_completion_wait(&close_op.done, -1);
+    } else {
+        rh_future_set_notify_hook(NULL);
+    }
+    rh_pool_destroy(rh_core.pool);
+    rh_core.pool = NULL;
 }
 
 static void rh_core_close_node(void)
