@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spawn.h"
@@ -114,6 +115,39 @@ Test(local, killed_rank_gives_peer_failure_to_the_others)
     cr_expect_eq(rh_count_lines(run.out, "rayhpc-run: rank 2 (pid"), 1,
                  "the launcher names the dead rank");
     cr_expect_eq(rh_count_lines(run.out, "signal 9"), 1);
+    rh_run_free(&run);
+}
+
+/* Sends to the victim still in flight when it dies and when the survivors
+ * finalize: the flush must not wait for it (it did, for the whole finalize
+ * timeout, and left its request in UCX). */
+Test(local, finalize_after_kill_with_sends_in_flight_ends_promptly)
+{
+    static const char *const env[] = { "PEER_KILL_FLOOD=1",
+                                       "RAYHPC_FINALIZE_TIMEOUT=30s", NULL };
+    struct timespec t0, t1;
+    double took;
+    rh_run_t run;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run = launch(4, 2, 1, "tests/multi/peer_kill", NULL, env);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    took = (double)(t1.tv_sec - t0.tv_sec) +
+           (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_expect_eq(run.status, 137, "launcher should report the SIGKILL; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "FLOODED"), 3);
+    cr_expect_eq(rh_count_lines(run.out, "status=success"), 3,
+                 "survivors must finalize cleanly; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "sends still in flight"), 0,
+                 "a flush waited for the dead rank:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "did not end with its endpoint"), 0,
+                 "a flush request was left in UCX:\n%s",
+                 rh_tail(run.out, 3000));
+    /* A stall waits out the 30 s finalize timeout. */
+    cr_expect_lt(took, 20.0, "the job took %.1f s to end", took);
     rh_run_free(&run);
 }
 

@@ -65,6 +65,7 @@ typedef struct rh_core {
     int             fin_waiting;     /* rank 0 waits for round - 1 */
     rh_completion_t fin_all[RH_CORE_FIN_ROUNDS]; /* rank 0: all live came */
     rh_completion_t fin_go[RH_CORE_FIN_ROUNDS];  /* others: rank 0 said go */
+    _Atomic int     fin_flushed;     /* others: reported the last round */
 } rh_core_t;
 
 static rh_core_t rh_core = { .rank = -1 };
@@ -161,9 +162,17 @@ static void rh_core_on_peer_failure(void *arg, int rank)
         rh_core_fin_check();
         return;
     }
+    /* Rank 0 leaves right after its last go, which may still wait in our
+     * receive queue when the pid check finds it gone. Once our sends are
+     * flushed and reported nothing of ours can be lost any more, so its
+     * leaving then ends the job as its go would. */
     for (int i = 0; rank == 0 && i < RH_CORE_FIN_ROUNDS; i++) {
+        int over = i == RH_CORE_FIN_ROUNDS - 1 &&
+                   atomic_load(&rh_core.fin_flushed);
+
         if (!rh_completion_done(&rh_core.fin_go[i])) {
-            rh_completion_signal(&rh_core.fin_go[i], RH_ERR_PEER_FAILED);
+            rh_completion_signal(&rh_core.fin_go[i],
+                                 over ? RH_OK : RH_ERR_PEER_FAILED);
         }
     }
 }
@@ -473,6 +482,12 @@ static void rh_core_close_run(rh_tp_op_t *op)
     rh_completion_signal(&((rh_core_close_op_t *)op)->done, RH_OK);
 }
 
+static void rh_core_unhook_run(rh_tp_op_t *op)
+{
+    rh_future_set_notify_hook(NULL);
+    rh_completion_signal(&((rh_core_close_op_t *)op)->done, RH_OK);
+}
+
 /* Refuses new work and lets the workers finish what they have (their sends
  * still go out); the progress thread keeps running. */
 static void rh_core_stop_work(void)
@@ -485,10 +500,23 @@ static void rh_core_stop_work(void)
         rh_completion_wait(&close_op.done, -1);
     }
     atomic_store(&rh_core.closing, 1);
-    if (rh_core.pool != NULL) {
-        rh_pool_destroy(rh_core.pool);
-        rh_core.pool = NULL;
+    if (rh_core.pool == NULL) {
+        return;
     }
+    /* Workers still waiting for answers need the notify hook until they
+     * are joined; then the hook goes on the progress thread, where late
+     * answers call it, before the pool is freed under it. */
+    rh_pool_stop(rh_core.pool);
+    if (rh_tp_running()) {
+        rh_completion_init(&close_op.done);
+        close_op.op.run = rh_core_unhook_run;
+        rh_tp_post(&close_op.op);
+        rh_completion_wait(&close_op.done, -1);
+    } else {
+        rh_future_set_notify_hook(NULL);
+    }
+    rh_pool_destroy(rh_core.pool);
+    rh_core.pool = NULL;
 }
 
 static void rh_core_close_node(void)
@@ -715,6 +743,11 @@ static rh_status_t rh_core_fin_round_trip(int round, const char *what)
             }
         }
         return RH_OK;
+    }
+    /* Set before the report: rank 0 may answer and leave before the
+     * send returns here. */
+    if (round == RH_CORE_FIN_ROUNDS - 1) {
+        atomic_store(&rh_core.fin_flushed, 1);
     }
     status = rh_am_send_wait(0, RH_AM_ID_FINALIZE, &hdr, 1, NULL, 0);
     if (status == RH_OK) {

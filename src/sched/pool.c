@@ -1237,15 +1237,27 @@ cleanup:
     return status;
 }
 
+/* Joining ourselves would hang; leaking is the lesser harm. */
+static int rh_pool_joinable(rh_pool_t *pool, const char *what)
+{
+    if (rh_pool_me != NULL && rh_pool_me->pool == pool) {
+        rh_error("%s called from a job of the same pool; the pool is left "
+                 "running", what);
+        return 0;
+    }
+    return 1;
+}
+
+void rh_pool_stop(rh_pool_t *pool)
+{
+    if (pool != NULL && rh_pool_joinable(pool, "rh_pool_stop")) {
+        rh_pool_stop_and_join(pool);
+    }
+}
+
 void rh_pool_destroy(rh_pool_t *pool)
 {
-    if (pool == NULL) {
-        return;
-    }
-    if (rh_pool_me != NULL && rh_pool_me->pool == pool) {
-        /* Joining ourselves would hang; leaking is the lesser harm. */
-        rh_error("rh_pool_destroy called from a job of the same pool; "
-                 "the pool is left running");
+    if (pool == NULL || !rh_pool_joinable(pool, "rh_pool_destroy")) {
         return;
     }
     rh_pool_stop_and_join(pool);

@@ -87,6 +87,11 @@ typedef struct rh_pool_stats {
 rh_status_t rh_pool_create(const rh_pool_params_t *params, rh_pool_t **out);
 
 /* Runs every job submitted so far (and those they submit), then stops and
+ * joins the workers; the pool stays readable (rh_pool_notify may still be
+ * called on it) until rh_pool_destroy. Same rules as rh_pool_destroy. */
+void rh_pool_stop(rh_pool_t *pool);
+
+/* Runs every job submitted so far (and those they submit), then stops and
  * joins the workers and frees the pool. Call it from a thread that is not a
  * worker of this pool, once no other thread submits to it any more. */
 void rh_pool_destroy(rh_pool_t *pool);

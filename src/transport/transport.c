@@ -46,6 +46,8 @@ typedef struct rh_peer {
     pid_t       pid;
     int         same_host;
     int         tell;          /* listeners not yet told of its death */
+    void       *flush_req;     /* flush of ep under way, freed by its callback */
+    int         flush_wait;    /* rh_tp_flush still waits for this peer */
     _Atomic int alive;
 } rh_peer_t;
 
@@ -67,7 +69,7 @@ typedef struct rh_transport {
     _Atomic int        quiet_failures;
     int                reap_pending;
     int                closed;         /* no new endpoints (job over) */
-    void              *flush_req;      /* worker flush under way */
+    int                flush_left;     /* peers rh_tp_flush waits for */
     rh_completion_t    flush_done;
     rh_mpsc_t          ops;
     struct {
@@ -368,6 +370,18 @@ void rh_tp_peer_failed(int rank, const char *why)
     rh_tp.reap_pending = 1;
 }
 
+/* rh_tp_flush no longer waits for this peer (its flush ended, or it died). */
+static void rh_tp_flush_peer_done(rh_peer_t *peer)
+{
+    if (!peer->flush_wait) {
+        return;
+    }
+    peer->flush_wait = 0;
+    if (--rh_tp.flush_left == 0) {
+        rh_completion_signal(&rh_tp.flush_done, RH_OK);
+    }
+}
+
 /* Closes the endpoints of failed peers and tells the listeners (progress
  * loop, outside any UCX callback). */
 static void rh_tp_reap_dead(void)
@@ -381,6 +395,11 @@ static void rh_tp_reap_dead(void)
         if (peer->dead_ep != NULL) {
             peer->close_req = rh_tp_close_ep_start(peer->dead_ep);
             peer->dead_ep = NULL;
+        }
+        /* Its flush ends with the forced close (or never, over shared
+         * memory): nothing of ours can still reach it, stop waiting. */
+        if (!atomic_load_explicit(&peer->alive, memory_order_relaxed)) {
+            rh_tp_flush_peer_done(peer);
         }
         if (peer->tell) {
             peer->tell = 0;
@@ -639,34 +658,58 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-static void rh_tp_flush_cb(void *req, ucs_status_t status, void *user_data)
+static void rh_tp_ep_flush_cb(void *req, ucs_status_t status,
+                              void *user_data)
 {
-    (void)user_data;
+    rh_peer_t *peer = &rh_tp.peers[(uintptr_t)user_data];
+
     if (status != UCS_OK) {
-        rh_debug("flush ended with %s", ucs_status_string(status));
+        rh_debug("flush to rank %d ended with %s", (int)(uintptr_t)user_data,
+                 ucs_status_string(status));
     }
     ucp_request_free(req);
-    rh_tp.flush_req = NULL;
-    rh_completion_signal(&rh_tp.flush_done, RH_OK);
+    peer->flush_req = NULL;
+    rh_tp_flush_peer_done(peer);
 }
 
+/* One flush per live peer, not one of the worker: a worker flush also
+ * waits for endpoints of dead peers (and the discards of their lanes),
+ * which over shared memory never end, so it stalled the finalize for its
+ * whole timeout and was left in UCX when the worker went. */
 static void rh_tp_flush_start(rh_tp_op_t *op)
 {
     ucp_request_param_t param;
     void *req;
 
     (void)op;
-    if (rh_tp.flush_req != NULL) {
+    if (rh_tp.flush_left != 0) {
         rh_completion_signal(&rh_tp.flush_done, RH_ERR_BUSY);
         return;
     }
     memset(&param, 0, sizeof(param));
-    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK;
-    param.cb.send = rh_tp_flush_cb;
-    req = ucp_worker_flush_nbx(rh_tp_worker, &param);
-    if (UCS_PTR_IS_PTR(req)) {
-        rh_tp.flush_req = req;
-    } else {
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+                         UCP_OP_ATTR_FIELD_USER_DATA;
+    param.cb.send = rh_tp_ep_flush_cb;
+    rh_tp.flush_left = 1;   /* until every flush is started */
+    for (int r = 0; r < rh_tp.size; r++) {
+        rh_peer_t *peer = &rh_tp.peers[r];
+
+        if (peer->ep == NULL || peer->flush_req != NULL ||
+            !atomic_load_explicit(&peer->alive, memory_order_relaxed)) {
+            continue;
+        }
+        param.user_data = (void *)(uintptr_t)r;
+        req = ucp_ep_flush_nbx(peer->ep, &param);
+        if (UCS_PTR_IS_PTR(req)) {
+            peer->flush_req = req;
+            peer->flush_wait = 1;
+            rh_tp.flush_left++;
+        } else if (UCS_PTR_IS_ERR(req)) {
+            rh_debug("flush to rank %d failed: %s", r,
+                     ucs_status_string(UCS_PTR_STATUS(req)));
+        }
+    }
+    if (--rh_tp.flush_left == 0) {
         rh_completion_signal(&rh_tp.flush_done, RH_OK);
     }
 }
@@ -716,12 +759,16 @@ static void rh_tp_close_endpoints_now(void)
             peer->dead_ep = NULL;
         }
     }
-    /* A flush that was waiting for a peer ended with its endpoint. */
-    for (int i = 0; i < 1000000 && rh_tp.flush_req != NULL; i++) {
-        ucp_worker_progress(rh_tp_worker);
-    }
-    if (rh_tp.flush_req != NULL) {
-        rh_warn("a flush of the UCX worker did not end with its endpoints");
+    /* A flush still waiting for a peer ends with its endpoint; its
+     * request goes back to UCX before the worker does. */
+    for (int r = 0; r < rh_tp.size; r++) {
+        for (int i = 0; i < 1000000 && rh_tp.peers[r].flush_req != NULL;
+             i++) {
+            ucp_worker_progress(rh_tp_worker);
+        }
+        if (rh_tp.peers[r].flush_req != NULL) {
+            rh_warn("the flush to rank %d did not end with its endpoint", r);
+        }
     }
 }
 

@@ -230,6 +230,26 @@ Test(pool, zero_workers_means_one_per_core_and_pinned_workers_run_jobs)
     rh_pool_destroy(pool);
 }
 
+/* rh_pool_stop runs what was submitted and joins the workers, but leaves
+ * the pool readable: a late notify (a task answer arriving on another
+ * thread) is harmless until rh_pool_destroy, and a second stop is too. */
+Test(pool, stop_joins_the_workers_and_keeps_the_pool_until_destroy)
+{
+    rh_pool_params_t p = { .num_workers = 2, .spin = 100 };
+    rh_pool_t *pool;
+    name_job_t n = { .job.run = name_run };
+
+    cr_assert_eq(rh_pool_create(&p, &pool), RH_OK, "%s", rh_last_error());
+    rh_pool_submit(pool, &n.job);
+    rh_pool_stop(pool);
+    cr_expect(atomic_load(&n.done), "a job submitted before stop ran");
+    rh_pool_notify(pool);
+    rh_pool_stop(pool);
+    cr_expect_eq(rh_pool_num_workers(pool), 2);
+    rh_pool_destroy(pool);
+    rh_pool_stop(NULL);
+}
+
 /* ---- binding: ranks of one host split its cores --------------------------- */
 
 typedef struct bind_job {
