@@ -348,9 +348,9 @@ Test(resources, lent_cpus_retry_the_waiters_and_come_back_even_when_taken)
     cr_assert_eq(rh_resources_init(2, ""), RH_OK);
     cr_assert(rh_resources_acquire(&two, &w));
     cr_assert_not(rh_resources_acquire(&one, &w));   /* queued */
-    rh_resources_lend_cpus(2);
+    rh_resources_lend(&two);
     cr_expect_eq(retried, 1, "the waiter was given its CPU");
-    rh_resources_reclaim_cpus(2);
+    rh_resources_reclaim(&two);
     rh_resources_format(free_now, sizeof(free_now));
     cr_expect(strstr(free_now, "CPU=-1") == free_now, "%s", free_now);
     rh_resources_release(&one);
