@@ -3,6 +3,8 @@
  * each test in a process of its own).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -472,6 +474,35 @@ Test(tasks, get_times_out_on_an_object_that_never_comes)
     cr_expect(strstr(rh_last_error(), "not ready") != NULL);
     rh_put_seal(r);
     rh_release(r);
+}
+
+static rh_ref_t late_ref;
+
+static void *seal_late(void *arg)
+{
+    (void)arg;
+    usleep(50000);
+    rh_put_seal(late_ref);
+    return NULL;
+}
+
+/* A timeout too long to add to the clock (INT64_MAX ms) waits as long as it
+ * takes, like RH_TIMEOUT_INFINITE, instead of wrapping into the past. */
+Test(tasks, get_with_the_longest_timeout_waits_for_the_object)
+{
+    pthread_t t;
+    void *p;
+    const void *q;
+    size_t len;
+
+    cr_assert_eq(rh_put_create(8, &late_ref, &p), RH_OK);
+    memset(p, 7, 8);
+    cr_assert_eq(pthread_create(&t, NULL, seal_late, NULL), 0);
+    cr_expect_eq(rh_get(late_ref, &q, &len, INT64_MAX), RH_OK, "%s",
+                 rh_last_error());
+    pthread_join(t, NULL);
+    rh_release(late_ref);
+    rh_release(late_ref);
 }
 
 Test(tasks, store_segment_is_private_to_the_user)

@@ -48,10 +48,15 @@ static rh_status_t rh_object_ready_check(void)
 
 uint64_t rh_deadline(int64_t timeout_ms)
 {
-    if (timeout_ms < 0) {
+    uint64_t now = rh_time_ns();
+
+    /* 0 is "no deadline"; so is one past the clock's range (584 years),
+     * which would otherwise wrap into the past and end the wait at once */
+    if (timeout_ms < 0 ||
+        (uint64_t)timeout_ms >= (UINT64_MAX - now - 1) / 1000000ull) {
         return 0;
     }
-    return rh_time_ns() + (uint64_t)timeout_ms * 1000000ull + 1;
+    return now + (uint64_t)timeout_ms * 1000000ull + 1;
 }
 
 static rh_status_t rh_bad_ref(rh_object_id_t id, const char *what)
