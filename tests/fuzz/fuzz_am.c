@@ -321,17 +321,9 @@ static void fz_write_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *seeds = getenv("RH_FUZZ_SEEDS");
-
     (void)argc;
     (void)argv;
-    if (seeds != NULL) {
-        fz_write_seeds(seeds);
-        exit(0);
-    }
-    rh_fuzz_start("fuzz_am");
-    atexit(fz_report);
-    return 0;
+    return rh_fuzz_initialize("fuzz_am", fz_write_seeds, fz_report);
 }
 
 /* Copies a message into buffers of exactly its sizes, so that ASan sees

@@ -528,17 +528,9 @@ static void fz_write_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *seeds = getenv("RH_FUZZ_SEEDS");
-
     (void)argc;
     (void)argv;
-    if (seeds != NULL) {
-        fz_write_seeds(seeds);
-        exit(0);
-    }
-    rh_fuzz_start("fuzz_api");
-    atexit(fz_report);
-    return 0;
+    return rh_fuzz_initialize("fuzz_api", fz_write_seeds, fz_report);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)

@@ -257,3 +257,17 @@ void rh_fuzz_write_seed(const char *dir, const char *name, const void *buf,
         exit(1);
     }
 }
+
+int rh_fuzz_initialize(const char *target, void (*write_seeds)(const char *),
+                       void (*report)(void))
+{
+    const char *seeds = getenv("RH_FUZZ_SEEDS");
+
+    if (seeds != NULL) {
+        write_seeds(seeds);
+        exit(0);
+    }
+    rh_fuzz_start(target);
+    atexit(report);
+    return 0;
+}

@@ -21,6 +21,12 @@ const char *rh_fuzz_fn_name(unsigned i);
  * so that teardown after hostile input is covered too. */
 void rh_fuzz_start(const char *target);
 
+/* What each target's LLVMFuzzerInitialize does: with RH_FUZZ_SEEDS=dir
+ * set, write_seeds(dir) writes the seed corpus and the process ends;
+ * otherwise the runtime starts and report runs at exit. */
+int rh_fuzz_initialize(const char *target, void (*write_seeds)(const char *),
+                       void (*report)(void));
+
 /* Consumes the input front to back; reads past its end give zeros. */
 typedef struct rh_fuzz_in {
     const uint8_t *p;
