@@ -1,0 +1,61 @@
+/*
+ * What the examples share to print their figures: a monotonic clock, and a
+ * note when the ranks on this host outnumber its cores (the figures then
+ * measure the kernel's time slicing as much as the runtime, and a message
+ * waits for its receiver to be scheduled). Header only, next to the
+ * examples, so that `cc x.c $(pkg-config --cflags --libs rayhpc)` builds
+ * each of them.
+ */
+#ifndef RAYHPC_EXAMPLES_FIGURES_H
+#define RAYHPC_EXAMPLES_FIGURES_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline double ex_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Ranks on this host as the launcher tells them: rayhpc-run, Open MPI,
+ * MPICH and Slurm (its first node's count) each set one variable. 1 when
+ * none is set (a singleton). */
+static inline int ex_ranks_on_host(void)
+{
+    static const char *const vars[] = {
+        "RAYHPC_LOCAL_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "MPI_LOCALNRANKS", "SLURM_STEP_TASKS_PER_NODE"
+    };
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i]);
+
+        if (v != NULL && atoi(v) > 0) {
+            return atoi(v);
+        }
+    }
+    return 1;
+}
+
+/* One line saying so when this host's ranks outnumber its cores; nothing
+ * otherwise. */
+static inline void ex_note_oversubscribed(const char *prog)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int ranks = ex_ranks_on_host();
+
+    if (cores > 0 && ranks > cores) {
+        printf("%s: note: %d ranks share this host's %ld cores: ranks wait "
+               "for a core, so latencies and rates below are those of an "
+               "oversubscribed host\n", prog, ranks, cores);
+    }
+}
+
+#define EX_GIB (1024.0 * 1024.0 * 1024.0)
+
+#endif
