@@ -6,15 +6,18 @@
  * Rank 0 (the driver) submits TASKS "sample" tasks, each throwing darts at
  * the unit square, then reduces their counts with a tree of "add" tasks
  * that take the sample tasks' futures as arguments: every task starts as
- * soon as its inputs exist, and the driver only waits for the root.
+ * soon as its inputs exist, and the driver only waits for the root. A
+ * first, smaller round warms up (workers started, connections made) and is
+ * not timed.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <rayhpc.h>
+
+#include "figures.h"
 
 typedef struct {
     uint64_t seed;
@@ -57,14 +60,6 @@ static rh_status_t add(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &total, sizeof(total));
 }
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Reduces refs[0..n) to one ref with a tree of "add" tasks, 16 wide. */
 static rh_status_t reduce(rh_ref_t *refs, int n, rh_ref_t *root)
 {
@@ -95,15 +90,45 @@ static rh_status_t reduce(rh_ref_t *refs, int n, rh_ref_t *root)
     return RH_OK;
 }
 
+/* Throws tasks x per_task darts; the darts inside the quarter circle in
+ * *hits. */
+static rh_status_t throw_darts(rh_ref_t *refs, int tasks, uint64_t per_task,
+                               uint64_t *hits)
+{
+    rh_ref_t root;
+    const void *p;
+    size_t len;
+    rh_status_t st;
+
+    for (int i = 0; i < tasks; i++) {
+        sample_arg_t a = { (uint64_t)i + 1, per_task };
+        rh_arg_t arg = rh_arg_bytes(&a, sizeof(a));
+
+        st = rh_remote("sample", &arg, 1, NULL, &refs[i]);
+        if (st != RH_OK) {
+            return st;
+        }
+    }
+    st = reduce(refs, tasks, &root);
+    if (st != RH_OK) {
+        return st;
+    }
+    st = rh_get(root, &p, &len, RH_TIMEOUT_INFINITE);
+    if (st == RH_OK) {
+        memcpy(hits, p, sizeof(*hits));
+        rh_release(root);
+    }
+    rh_release(root);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     int tasks = argc > 1 ? atoi(argv[1]) : 400;
     uint64_t per_task = argc > 2 ? strtoull(argv[2], NULL, 0) : 1000000;
-    rh_ref_t *refs, root;
-    const void *p;
-    size_t len;
+    rh_ref_t *refs;
     uint64_t hits;
-    double t0;
+    double t;
 
     if (rh_register("sample", sample, 1, 1) != RH_OK ||
         rh_register("add", add, -1, 1) != RH_OK ||
@@ -117,29 +142,24 @@ int main(int argc, char **argv)
         return rh_finalize() == RH_OK ? 0 : 1;
     }
     refs = calloc((size_t)tasks, sizeof(*refs));
-    t0 = now();
-    for (int i = 0; i < tasks; i++) {
-        sample_arg_t a = { (uint64_t)i + 1, per_task };
-        rh_arg_t arg = rh_arg_bytes(&a, sizeof(a));
-
-        if (rh_remote("sample", &arg, 1, NULL, &refs[i]) != RH_OK) {
-            fprintf(stderr, "pi: %s\n", rh_last_error());
-            return 1;
-        }
+    if (refs == NULL ||
+        throw_darts(refs, tasks < 16 ? tasks : 16, 1000, &hits) != RH_OK) {
+        fprintf(stderr, "pi: %s\n", refs ? rh_last_error() : "no memory");
+        return 1;
     }
-    if (reduce(refs, tasks, &root) != RH_OK ||
-        rh_get(root, &p, &len, RH_TIMEOUT_INFINITE) != RH_OK) {
+    t = ex_now();
+    if (throw_darts(refs, tasks, per_task, &hits) != RH_OK) {
         fprintf(stderr, "pi: %s\n", rh_last_error());
         return 1;
     }
-    memcpy(&hits, p, sizeof(hits));
+    t = ex_now() - t;
+    ex_note_oversubscribed("pi");
     printf("pi ~ %.6f from %" PRIu64 " M darts: %d sample tasks and their "
-           "tree of add tasks on rank 0 of %d, %.2f s\n",
+           "tree of add tasks on rank 0 of %d, after a warm-up: %.3f s, "
+           "%.0f tasks/s, %.1f M darts/s\n",
            4.0 * (double)hits / ((double)per_task * tasks),
-           per_task * (uint64_t)tasks / 1000000, tasks, rh_size(),
-           now() - t0);
-    rh_release(root);
-    rh_release(root);
+           per_task * (uint64_t)tasks / 1000000, tasks, rh_size(), t,
+           tasks / t, (double)per_task * tasks / t / 1e6);
     free(refs);
     return rh_finalize() == RH_OK ? 0 : 1;
 }
