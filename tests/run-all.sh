@@ -4,7 +4,8 @@
 #      srun multi-rank tests over shared memory and TCP);
 #   2. `make install` into a temporary prefix, and a program built outside
 #      the tree with pkg-config, started as a singleton and under rayhpc-run,
-#      mpirun and srun;
+#      mpirun and srun; every example built the same way and its result
+#      checked (tests/examples.sh);
 #   3. an ASan+UBSan build running the same `make check`;
 #   4. libFuzzer targets (tests/fuzz/) for the AM handlers and the API;
 #   5. a ThreadSanitizer build running the multi-rank programs.
@@ -128,6 +129,15 @@ if make -C "$build" install >"$build/install.out" 2>&1; then
         bad "build a program with pkg-config"
     fi
     rm -rf "$oot"
+    step "the examples built with pkg-config against $prefix"
+    ex_out=$("$top/tests/examples.sh" "$prefix" 2>&1)
+    echo "$ex_out"
+    passed=$((passed + $(grep -c '^ok: ' <<<"$ex_out")))
+    n=$(grep -c '^FAILED: ' <<<"$ex_out")
+    if [ "$n" -gt 0 ] || ! grep -q '^examples: ' <<<"$ex_out"; then
+        failed=$((failed + (n > 0 ? n : 1)))
+        failures+=("examples against the installed library (tests/examples.sh)")
+    fi
 else
     tail -20 "$build/install.out"
     bad "make install"
@@ -171,7 +181,8 @@ step "build in $tsan: configure --enable-sanitizers=thread"
 mkdir -p "$tsan"
 if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >configure.out 2>&1) &&
    make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
-   make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi tests/multi/alltoall tests/multi/hello \
+   make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi examples/heat2d \
+        examples/param_sweep examples/array_mapreduce tests/multi/alltoall tests/multi/hello \
         tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
         tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
         tests/multi/placement tests/multi/release tests/multi/resources \
@@ -202,6 +213,9 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     tsan_run "flagship example" 0 "checksum ok" 3 -n 3 ./examples/am_exchange
     tsan_run "tasks: pi map-reduce" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 200 20000
     RAYHPC_NUM_WORKERS=4 tsan_run "tasks: 4 workers" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 500 1000
+    tsan_run "example: heat stencil, halos between 2 nodes" 0 "HEAT2D OK" 1 -n 4 --nodes 2 ./examples/heat2d 64 16 4 2
+    tsan_run "example: parameter sweep collected by rh_wait" 0 "PARAM_SWEEP OK" 1 -n 4 --nodes 2 ./examples/param_sweep 8 8 1000 16
+    tsan_run "example: map-reduce over chunks on 2 nodes" 0 "ARRAY_MAPREDUCE OK" 1 -n 4 --nodes 2 ./examples/array_mapreduce 4 1 1
     tsan_run "objects between ranks" 0 "SHARED OK" 2 -n 3 ./tests/multi/objects share
     tsan_run "tasks: 3 drivers on one rank" 0 "STRESS OK" 1 -n 1 ./tests/multi/tasks_stress 10
     RAYHPC_NUM_WORKERS=3 tsan_run "tasks: 2 ranks, 3 workers each" 0 "STRESS OK" 2 -n 2 ./tests/multi/tasks_stress 5
