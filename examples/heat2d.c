@@ -8,8 +8,10 @@
  * (NODE_AFFINITY): every step, each tile's task runs on its tile's node,
  * reads the tile it made the step before from that node's store in place,
  * and its four neighbours' edges, which come as ref arguments: an edge made
- * on another node is pulled (or, below RAYHPC_INLINE_MAX, travels inside
- * the task's message), one made on the same node is read in place. The
+ * on another node travels inside the task's message while it is smaller
+ * than RAYHPC_INLINE_MAX (64 KiB) and is pulled zero copy, node store to
+ * node store, when larger (RAYHPC_INLINE_MAX=0 pulls every one); one made
+ * on the same node is read in place. The
  * task returns its new tile and its four edges as five objects. Rank 0
  * submits the whole graph and waits only for the last step.
  *
@@ -190,6 +192,13 @@ static int tile_node(const heat_t *h, uint32_t ti)
     return (int)((uint64_t)ti * (uint64_t)h->nodes / h->nt);
 }
 
+/* Return k (0: the tile, 1 + EDGE_*: an edge) of tile (ti, tj) of the
+ * current step. */
+static rh_ref_t tile_ref(const heat_t *h, uint32_t ti, uint32_t tj, int k)
+{
+    return h->cur[((size_t)ti * h->nt + tj) * NRET + (size_t)k];
+}
+
 static rh_task_params_t on_node(int node)
 {
     rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_STRATEGY,
@@ -225,20 +234,21 @@ static rh_status_t heat_submit_step(heat_t *h, rh_ref_t *next)
 
     for (uint32_t ti = 0; ti < nt; ti++) {
         for (uint32_t tj = 0; tj < nt; tj++) {
-            const rh_ref_t *me = &h->cur[(ti * nt + tj) * NRET];
             rh_arg_t args[5];
             rh_task_params_t p = on_node(tile_node(h, ti));
             rh_status_t st;
 
-            args[0] = rh_arg_ref(me[0]);
-            args[1] = ti > 0 ? rh_arg_ref(me[-(int)nt * NRET + 1 + EDGE_S])
+            args[0] = rh_arg_ref(tile_ref(h, ti, tj, 0));
+            args[1] = ti > 0 ? rh_arg_ref(tile_ref(h, ti - 1, tj, 1 + EDGE_S))
                              : rh_arg_bytes(h->hot, edge);
-            args[2] = ti + 1 < nt ? rh_arg_ref(me[nt * NRET + 1 + EDGE_N])
-                                  : rh_arg_bytes(h->cold, edge);
-            args[3] = tj > 0 ? rh_arg_ref(me[-NRET + 1 + EDGE_E])
+            args[2] = ti + 1 < nt
+                          ? rh_arg_ref(tile_ref(h, ti + 1, tj, 1 + EDGE_N))
+                          : rh_arg_bytes(h->cold, edge);
+            args[3] = tj > 0 ? rh_arg_ref(tile_ref(h, ti, tj - 1, 1 + EDGE_E))
                              : rh_arg_bytes(h->cold, edge);
-            args[4] = tj + 1 < nt ? rh_arg_ref(me[NRET + 1 + EDGE_W])
-                                  : rh_arg_bytes(h->cold, edge);
+            args[4] = tj + 1 < nt
+                          ? rh_arg_ref(tile_ref(h, ti, tj + 1, 1 + EDGE_W))
+                          : rh_arg_bytes(h->cold, edge);
             st = rh_remote("heat_step", args, 5, &p,
                            &next[(ti * nt + tj) * NRET]);
             if (st != RH_OK) {
@@ -273,7 +283,7 @@ static long heat_compare(heat_t *h, const double *plate)
 
     for (uint32_t ti = 0; ti < h->nt; ti++) {
         for (uint32_t tj = 0; tj < h->nt; tj++) {
-            rh_ref_t r = h->cur[(ti * h->nt + tj) * NRET];
+            rh_ref_t r = tile_ref(h, ti, tj, 0);
             const void *p;
             size_t len;
 

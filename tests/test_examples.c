@@ -67,6 +67,15 @@ Test(examples, heat2d_over_tcp)
     expect_ok("examples/heat2d", HEAT, TCP, "HEAT2D OK", 1);
 }
 
+/* Every edge from the other node pulled by RDMA instead of travelling
+ * inside the task's message. */
+Test(examples, heat2d_with_halos_pulled_between_nodes)
+{
+    static const char *const pull[] = { "RAYHPC_INLINE_MAX=0", NULL };
+
+    expect_ok("examples/heat2d", HEAT, pull, "HEAT2D OK", 1);
+}
+
 Test(examples, param_sweep_results_equal_the_serial_sweep)
 {
     expect_ok("examples/param_sweep", SWEEP, NULL, "PARAM_SWEEP OK", 1);
