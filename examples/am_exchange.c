@@ -7,11 +7,16 @@
  *    receiving rank's progress thread: 100 laps to warm up (the first
  *    message to each rank sets up its connection), then LAPS laps (1000)
  *    timed; rank 0 reports the time per hop.
- * 2. Every rank sends a 4 MiB block to its right-hand neighbour, zero copy
- *    (rendezvous: the data lands straight in the receiver's buffer), and
- *    receives one from its left: 2 rounds to warm up, then ROUNDS rounds
- *    (20) timed; each rank reports its bandwidth each way and checks the
- *    checksum of what it got.
+ * 2. Every rank sends a 4 MiB block to its right-hand neighbour by
+ *    rendezvous (no staging buffer on either side: UCX reads the block in
+ *    place and writes it into the receiver's buffer) and receives one from
+ *    its left: 2 rounds to warm up, then ROUNDS rounds (20) timed; each rank
+ *    reports its bandwidth each way and checks the checksum of what it got.
+ *    Between hosts with RDMA the block moves zero copy. Between ranks of one
+ *    host UCX 1.13 copies it through its shared-memory segment in 8 KiB
+ *    fragments (it does not pick cma for endpoints with error handling),
+ *    each fragment needing both ranks' progress threads: on a host with
+ *    fewer cores than ranks that is what the rounds measure.
  *
  * The ranks meet at a barrier (through rank 0) before each timed part, so
  * that one part's stragglers are not timed in the next. When the ranks
