@@ -35,7 +35,7 @@
 #include "rayhpc.h"
 #include "transport/am.h"
 
-#include "figures.h"
+#include "example.h"
 
 #define TOKEN   (RH_AM_ID_EXAMPLE + 0)
 #define BLOCK   (RH_AM_ID_EXAMPLE + 1)
@@ -197,10 +197,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "rh_init: %s\n", rh_last_error());
         return 1;
     }
-    timed_laps = argc > 1 ? strtoull(argv[1], NULL, 0) : 1000;
-    rounds = argc > 2 ? atoi(argv[2]) : 20;
-    if (timed_laps < 1 || rounds < 1) {
-        fprintf(stderr, "am_exchange: LAPS and ROUNDS must be positive\n");
+    timed_laps = (uint64_t)ex_arg(argc, argv, 1, 1000, 1L << 30);
+    rounds = (int)ex_arg(argc, argv, 2, 20, 1 << 20);
+    if (timed_laps == 0 || rounds == 0) {
         rh_finalize();
         return 1;
     }

@@ -26,7 +26,7 @@
 
 #include <rayhpc.h>
 
-#include "figures.h"
+#include "example.h"
 
 #define FAN_IN 8
 
@@ -184,13 +184,15 @@ int main(int argc, char **argv)
     if (rh_rank() != 0) {
         return rh_finalize() == RH_OK ? 0 : 1;   /* serve tasks */
     }
-    mib = argc > 1 ? strtoull(argv[1], NULL, 0) : 32;
-    chunk_mib = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
-    rounds = argc > 3 ? atoi(argv[3]) : 3;
-    if (mib < 1 || chunk_mib < 1 || chunk_mib > mib || mib % chunk_mib != 0 ||
-        rounds < 1) {
+    mib = (uint64_t)ex_arg(argc, argv, 1, 32, 1 << 30);
+    chunk_mib = (uint64_t)ex_arg(argc, argv, 2, 1, 1 << 20);
+    rounds = (int)ex_arg(argc, argv, 3, 3, 1 << 20);
+    if (mib == 0 || chunk_mib == 0 || rounds == 0) {
+        goto out;
+    }
+    if (mib % chunk_mib != 0) {
         fprintf(stderr, "array_mapreduce: MIB must be a multiple of "
-                "CHUNK_MIB, both and ROUNDS at least 1\n");
+                "CHUNK_MIB\n");
         goto out;
     }
     nodes = rh_num_nodes();

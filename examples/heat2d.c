@@ -27,7 +27,7 @@
 
 #include <rayhpc.h>
 
-#include "figures.h"
+#include "example.h"
 
 #define ALPHA 0.2   /* diffusion number; stable below 0.25 */
 
@@ -326,13 +326,16 @@ int main(int argc, char **argv)
     if (rh_rank() != 0) {
         return rh_finalize() == RH_OK ? 0 : 1;   /* serve tasks */
     }
-    n = argc > 1 ? (uint32_t)atoi(argv[1]) : 256;
-    tile = argc > 2 ? (uint32_t)atoi(argv[2]) : 64;
-    steps = argc > 3 ? atoi(argv[3]) : 40;
-    warmup = argc > 4 ? atoi(argv[4]) : 10;
-    if (tile < 2 || n < tile || n % tile != 0 || steps < 1 || warmup < 1) {
-        fprintf(stderr, "heat2d: N must be a multiple of TILE (at least 2), "
-                "STEPS and WARMUP at least 1\n");
+    n = (uint32_t)ex_arg(argc, argv, 1, 256, 1 << 16);
+    tile = (uint32_t)ex_arg(argc, argv, 2, 64, 1 << 16);
+    steps = (int)ex_arg(argc, argv, 3, 40, 1 << 24);
+    warmup = (int)ex_arg(argc, argv, 4, 10, 1 << 24);
+    if (n == 0 || tile == 0 || steps == 0 || warmup == 0) {
+        goto out;
+    }
+    if (tile < 2 || n % tile != 0) {
+        fprintf(stderr, "heat2d: N must be a multiple of TILE, and TILE at "
+                "least 2\n");
         goto out;
     }
     h.n = n;
@@ -397,8 +400,8 @@ int main(int argc, char **argv)
     ex_note_oversubscribed("heat2d");
     printf("heat2d: %ux%u plate, %zu tiles of %ux%u on %d node(s) of %d "
            "rank(s), %d steps after %d warm-up steps: %.3f s, %.1f steps/s, "
-           "%.0f tasks/s, %.1f Mpoints/s, tiles read and written at %.2f GiB/s; "
-           "halos across nodes: %.0f bytes, %.2f MiB/s\n", n, n, ntiles,
+           "%.0f tasks/s, %.1f Mpoints/s, tiles read and written at "
+           "%.2f GiB/s; halos across nodes: %.0f bytes, %.2f MiB/s\n", n, n, ntiles,
            tile, tile, h.nodes, rh_size(), steps, warmup, t1 - t0,
            steps / (t1 - t0), (double)ntiles * steps / (t1 - t0),
            (double)n * n * steps / (t1 - t0) / 1e6,

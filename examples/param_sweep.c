@@ -31,7 +31,7 @@
 
 #include <rayhpc.h>
 
-#include "figures.h"
+#include "example.h"
 
 #define DT      1e-3
 #define SETTLED 1e-3   /* |x| and |x'|/omega below this: at rest */
@@ -103,7 +103,7 @@ static rh_status_t oscillate_task(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &r, sizeof(r));
 }
 
-/* ---- the collector -------------------------------------------------------- */
+/* ---- the collector ------------------------------------------------------ */
 
 typedef struct {
     size_t n, got;
@@ -255,14 +255,11 @@ int main(int argc, char **argv)
     if (rh_rank() != 0) {
         return rh_finalize() == RH_OK ? 0 : 1;   /* serve tasks */
     }
-    s.nzeta = argc > 1 ? (uint32_t)atoi(argv[1]) : 32;
-    s.nomega = argc > 2 ? (uint32_t)atoi(argv[2]) : 32;
-    s.steps = argc > 3 ? (uint32_t)atoi(argv[3]) : 20000;
-    window = argc > 4 ? (size_t)atoi(argv[4]) : 256;
-    if (s.nzeta < 1 || s.nomega < 1 || s.steps < 1 || window < 1 ||
-        (uint64_t)s.nzeta * s.nomega > UINT32_MAX) {
-        fprintf(stderr, "param_sweep: NZETA, NOMEGA, STEPS and WINDOW must "
-                "be positive\n");
+    s.nzeta = (uint32_t)ex_arg(argc, argv, 1, 32, 1 << 15);
+    s.nomega = (uint32_t)ex_arg(argc, argv, 2, 32, 1 << 15);
+    s.steps = (uint32_t)ex_arg(argc, argv, 3, 20000, 1 << 30);
+    window = (size_t)ex_arg(argc, argv, 4, 256, 1 << 20);
+    if (s.nzeta == 0 || s.nomega == 0 || s.steps == 0 || window == 0) {
         goto out;
     }
     npoints = s.nzeta * s.nomega;

@@ -17,7 +17,7 @@
 
 #include <rayhpc.h>
 
-#include "figures.h"
+#include "example.h"
 
 typedef struct {
     uint64_t seed;
@@ -124,8 +124,8 @@ static rh_status_t throw_darts(rh_ref_t *refs, int tasks, uint64_t per_task,
 
 int main(int argc, char **argv)
 {
-    int tasks = argc > 1 ? atoi(argv[1]) : 400;
-    uint64_t per_task = argc > 2 ? strtoull(argv[2], NULL, 0) : 1000000;
+    int tasks;
+    uint64_t per_task;
     rh_ref_t *refs;
     uint64_t hits;
     double t;
@@ -136,10 +136,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "pi: %s\n", rh_last_error());
         return 1;
     }
-    if (rh_rank() != 0 || tasks < 1) {
+    if (rh_rank() != 0) {
         /* Other ranks serve; tasks reach them once they are forwarded
          * between nodes. */
         return rh_finalize() == RH_OK ? 0 : 1;
+    }
+    tasks = (int)ex_arg(argc, argv, 1, 400, 1 << 24);
+    per_task = (uint64_t)ex_arg(argc, argv, 2, 1000000, 1L << 40);
+    if (tasks == 0 || per_task == 0) {
+        rh_finalize();
+        return 1;
     }
     refs = calloc((size_t)tasks, sizeof(*refs));
     if (refs == NULL ||

@@ -138,6 +138,7 @@ Test(examples, bad_arguments_are_explained)
 {
     static const char *const bad_heat[] = { "100", "64", NULL };
     static const char *const bad_array[] = { "10", "3", NULL };
+    static const char *const bad_sweep[] = { "4", "4", "-5", NULL };
     rh_run_t run = run_example("examples/heat2d", bad_heat, NULL);
 
     cr_expect_eq(run.status, 1, "status %d; output:\n%s", run.status,
@@ -148,5 +149,11 @@ Test(examples, bad_arguments_are_explained)
     cr_expect_eq(run.status, 1, "status %d; output:\n%s", run.status,
                  rh_tail(run.out, 3000));
     cr_expect_eq(rh_count_lines(run.out, "MIB must be a multiple"), 1);
+    rh_run_free(&run);
+    run = run_example("examples/param_sweep", bad_sweep, NULL);
+    cr_expect_eq(run.status, 1, "status %d; output:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "argument 3, \"-5\", is not a "
+                                "whole number from 1 to"), 1);
     rh_run_free(&run);
 }

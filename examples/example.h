@@ -1,18 +1,43 @@
 /*
- * What the examples share to print their figures: a monotonic clock, and a
- * note when the ranks on this host outnumber its cores (the figures then
+ * What the examples share: their arguments, a monotonic clock, and a note
+ * when the ranks on this host outnumber its cores (the figures then
  * measure the kernel's time slicing as much as the runtime, and a message
  * waits for its receiver to be scheduled). Header only, next to the
  * examples, so that `cc x.c $(pkg-config --cflags --libs rayhpc)` builds
  * each of them.
  */
-#ifndef RAYHPC_EXAMPLES_FIGURES_H
-#define RAYHPC_EXAMPLES_FIGURES_H
+#ifndef RAYHPC_EXAMPLES_EXAMPLE_H
+#define RAYHPC_EXAMPLES_EXAMPLE_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Argument i as a whole number in [1, max], or def when there are fewer
+ * arguments; 0 (with a message) when it is something else. */
+static inline long ex_arg(int argc, char **argv, int i, long def, long max)
+{
+    char *end;
+    long v;
+
+    if (argc <= i) {
+        return def;
+    }
+    errno = 0;
+    v = strtol(argv[i], &end, 10);
+    if (errno != 0 || end == argv[i] || *end != '\0' || v < 1 || v > max) {
+        const char *prog = strrchr(argv[0], '/');
+
+        fprintf(stderr, "%s: argument %d, \"%s\", is not a whole number "
+                "from 1 to %ld\n", prog != NULL ? prog + 1 : argv[0], i,
+                argv[i], max);
+        return 0;
+    }
+    return v;
+}
 
 static inline double ex_now(void)
 {
