@@ -307,6 +307,80 @@ Test(mpirun, alltoall_over_tcp)
     rh_run_free(&run);
 }
 
+#ifdef HAVE_MPI
+/* ---- MPI and librayhpc in one process (tests/multi/mpi_coexist) ------------ */
+
+/* 4 ranks under mpirun, each its own virtual node, with RAYHPC_BOOTSTRAP
+ * set to bootstrap; init and fini say who starts and who ends first. */
+static void coexist_mpirun(const char *bootstrap, const char *init,
+                           const char *fini)
+{
+    char bs[64], want[64];
+    const char *argv[] = { "mpirun", "--allow-run-as-root", "--oversubscribe",
+                           "-n", "4", "-x", bs, "sh", "-c",
+                           "RAYHPC_NODE_ID=mpi-$OMPI_COMM_WORLD_RANK "
+                           "exec \"$0\" \"$@\"",
+                           rh_build_path("tests/multi/mpi_coexist"), init,
+                           fini, NULL };
+    rh_run_t run;
+
+    snprintf(bs, sizeof(bs), "RAYHPC_BOOTSTRAP=%s", bootstrap);
+    run = rh_run(argv, NULL, TIMEOUT);
+    RH_EXPECT_EXIT0(run);
+    for (int r = 0; r < 4; r++) {
+        snprintf(want, sizeof(want), "RANKS AGREE rank=%d size=4 node=%d "
+                 "nodes=4", r, r);
+        cr_expect_eq(rh_count_lines(run.out, want), 1, "missing: %s", want);
+    }
+    cr_expect_eq(rh_count_lines(run.out, "COEXIST OK"), 4, "output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(mpi_coexist, mpi_init_first_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "mpi", "mpi");
+}
+
+Test(mpi_coexist, mpi_init_first_rh_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "mpi", "rh");
+}
+
+Test(mpi_coexist, rh_init_first_mpi_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "rh", "mpi");
+}
+
+Test(mpi_coexist, rh_init_first_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "rh", "rh");
+}
+
+Test(mpi_coexist, mpi_init_first_finalize_first_mpi_backend)
+{
+    coexist_mpirun("mpi", "mpi", "mpi");
+}
+
+Test(mpi_coexist, mpi_init_first_rh_finalize_first_mpi_backend)
+{
+    coexist_mpirun("mpi", "mpi", "rh");
+}
+
+/* rh_init starts MPI at MPI_THREAD_FUNNELED (it runs threads), and the
+ * program ends MPI before rh_finalize: no second MPI_Finalize. */
+Test(mpi_coexist, rh_starts_mpi_program_finalizes_it_first)
+{
+    coexist_mpirun("mpi", "rh", "mpi");
+}
+
+/* rh_init starts MPI at MPI_THREAD_FUNNELED; rh_finalize ends it. */
+Test(mpi_coexist, rh_starts_mpi_and_finalizes_it)
+{
+    coexist_mpirun("mpi", "rh", "rh");
+}
+#endif
+
 /* ---- objects between ranks, and the store segment ---------------------------- */
 
 /* The segment name a job printed ("STORE /rayhpc-..."), as a /dev/shm path. */

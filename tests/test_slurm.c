@@ -50,15 +50,18 @@ static void slurm_down(void)
     rh_run_free(&run);
 }
 
-static rh_run_t srun(int n, const char *prog, const char *env)
+/* srun --mpi=pmix -n n prog [arg1 [arg2]] */
+static rh_run_t srun(int n, const char *prog, const char *env,
+                     const char *arg1, const char *arg2)
 {
     char cmd[2048];
     const char *argv[] = { "sh", "-c", cmd, NULL };
 
     /* env is set inside each task, where $SLURM_PROCID has its value. */
     snprintf(cmd, sizeof(cmd), ". '%s/env.sh' && srun --mpi=pmix -n %d "
-             "sh -c '%s exec \"$0\"' '%s'", slurm_dir, n, env ? env : "",
-             rh_build_path(prog));
+             "sh -c '%s exec \"$0\" \"$@\"' '%s' %s %s", slurm_dir, n,
+             env ? env : "", rh_build_path(prog), arg1 ? arg1 : "",
+             arg2 ? arg2 : "");
     return rh_run(argv, NULL, TIMEOUT);
 }
 
@@ -66,7 +69,7 @@ TestSuite(srun, .init = slurm_up, .fini = slurm_down);
 
 Test(srun, hello_4_ranks_over_pmix)
 {
-    rh_run_t run = srun(4, "tests/multi/hello", NULL);
+    rh_run_t run = srun(4, "tests/multi/hello", NULL, NULL, NULL);
     char line[64];
 
     RH_EXPECT_EXIT0(run);
@@ -79,7 +82,7 @@ Test(srun, hello_4_ranks_over_pmix)
 
 Test(srun, alltoall_4_ranks_byte_exact)
 {
-    rh_run_t run = srun(4, "tests/multi/alltoall", NULL);
+    rh_run_t run = srun(4, "tests/multi/alltoall", NULL, NULL, NULL);
 
     RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "ALLTOALL OK"), 4);
@@ -91,10 +94,53 @@ Test(srun, alltoall_over_tcp_on_2_virtual_nodes)
 {
     rh_run_t run = srun(2, "tests/multi/alltoall",
                         "export UCX_TLS=tcp,self "
-                        "RAYHPC_NODE_ID=srun-$SLURM_PROCID;");
+                        "RAYHPC_NODE_ID=srun-$SLURM_PROCID;", NULL, NULL);
 
     RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "(node 0 of 2)"), 1);
     cr_expect_eq(rh_count_lines(run.out, "(node 1 of 2)"), 1);
     rh_run_free(&run);
 }
+
+#ifdef HAVE_MPI
+/* MPI and librayhpc in one process under srun (tests/multi/mpi_coexist):
+ * rh_rank() is the MPI rank, in either init and finalize order. */
+static void coexist_srun(const char *bootstrap, const char *init,
+                         const char *fini)
+{
+    char env[128], want[64];
+    rh_run_t run;
+
+    snprintf(env, sizeof(env), "export RAYHPC_BOOTSTRAP=%s "
+             "RAYHPC_NODE_ID=srun-$SLURM_PROCID;", bootstrap);
+    run = srun(4, "tests/multi/mpi_coexist", env, init, fini);
+    RH_EXPECT_EXIT0(run);
+    for (int r = 0; r < 4; r++) {
+        snprintf(want, sizeof(want), "RANKS AGREE rank=%d size=4 node=%d "
+                 "nodes=4", r, r);
+        cr_expect_eq(rh_count_lines(run.out, want), 1, "missing: %s", want);
+    }
+    cr_expect_eq(rh_count_lines(run.out, "COEXIST OK"), 4);
+    rh_run_free(&run);
+}
+
+Test(srun, mpi_coexist_mpi_init_first_finalize_first)
+{
+    coexist_srun("pmix", "mpi", "mpi");
+}
+
+Test(srun, mpi_coexist_rh_init_first_finalize_first)
+{
+    coexist_srun("pmix", "rh", "rh");
+}
+
+Test(srun, mpi_coexist_rh_starts_mpi_program_finalizes_it)
+{
+    coexist_srun("mpi", "rh", "mpi");
+}
+
+Test(srun, mpi_coexist_rh_starts_mpi_and_finalizes_it)
+{
+    coexist_srun("mpi", "rh", "rh");
+}
+#endif
