@@ -311,20 +311,43 @@ Test(mpirun, alltoall_over_tcp)
 /* ---- MPI and librayhpc in one process (tests/multi/mpi_coexist) ------------ */
 
 /* 4 ranks under mpirun, each its own virtual node, with RAYHPC_BOOTSTRAP
- * set to bootstrap; init and fini say who starts and who ends first. */
-static void coexist_mpirun(const char *bootstrap, const char *init,
-                           const char *fini)
+ * set to bootstrap; init and fini say who starts and who ends first. With
+ * ucx_pml, Open MPI's messages go through its UCX layer (a UCP context of
+ * its own beside ours), which it otherwise takes only where there is
+ * InfiniBand or RoCE. */
+static void coexist_mpirun_pml(const char *bootstrap, const char *init,
+                               const char *fini, int ucx_pml)
 {
     char bs[64], want[64];
-    const char *argv[] = { "mpirun", "--allow-run-as-root", "--oversubscribe",
-                           "-n", "4", "-x", bs, "sh", "-c",
-                           "RAYHPC_NODE_ID=mpi-$OMPI_COMM_WORLD_RANK "
-                           "exec \"$0\" \"$@\"",
-                           rh_build_path("tests/multi/mpi_coexist"), init,
-                           fini, NULL };
+    const char *argv[32];
+    int k = 0;
     rh_run_t run;
 
     snprintf(bs, sizeof(bs), "RAYHPC_BOOTSTRAP=%s", bootstrap);
+    argv[k++] = "mpirun";
+    argv[k++] = "--allow-run-as-root";
+    argv[k++] = "--oversubscribe";
+    argv[k++] = "-n";
+    argv[k++] = "4";
+    argv[k++] = "-x";
+    argv[k++] = bs;
+    if (ucx_pml) {
+        static const char *const pml[] = { "--mca", "pml", "ucx", "--mca",
+                                           "pml_ucx_tls", "any", "--mca",
+                                           "pml_ucx_devices", "any" };
+
+        for (size_t i = 0; i < sizeof(pml) / sizeof(pml[0]); i++) {
+            argv[k++] = pml[i];
+        }
+    }
+    argv[k++] = "sh";
+    argv[k++] = "-c";
+    argv[k++] = "RAYHPC_NODE_ID=mpi-$OMPI_COMM_WORLD_RANK "
+                "exec \"$0\" \"$@\"";
+    argv[k++] = rh_build_path("tests/multi/mpi_coexist");
+    argv[k++] = init;
+    argv[k++] = fini;
+    argv[k] = NULL;
     run = rh_run(argv, NULL, TIMEOUT);
     RH_EXPECT_EXIT0(run);
     for (int r = 0; r < 4; r++) {
@@ -335,6 +358,22 @@ static void coexist_mpirun(const char *bootstrap, const char *init,
     cr_expect_eq(rh_count_lines(run.out, "COEXIST OK"), 4, "output ends:\n%s",
                  rh_tail(run.out, 3000));
     rh_run_free(&run);
+}
+
+static void coexist_mpirun(const char *bootstrap, const char *init,
+                           const char *fini)
+{
+    coexist_mpirun_pml(bootstrap, init, fini, 0);
+}
+
+Test(mpi_coexist, ucx_pml_mpi_init_first_rh_finalize_first)
+{
+    coexist_mpirun_pml("pmix", "mpi", "rh", 1);
+}
+
+Test(mpi_coexist, ucx_pml_rh_init_first_mpi_finalize_first)
+{
+    coexist_mpirun_pml("pmix", "rh", "mpi", 1);
 }
 
 Test(mpi_coexist, mpi_init_first_finalize_first_pmix)

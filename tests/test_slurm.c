@@ -144,3 +144,277 @@ Test(srun, mpi_coexist_rh_starts_mpi_and_finalizes_it)
     coexist_srun("mpi", "rh", "rh");
 }
 #endif
+
+/* ---- slurm/: the job scripts, through sbatch ------------------------------- */
+
+/* Runs cmd (a shell command line) with the test cluster's environment and
+ * slurm/ in $S, in a fresh folder $D; prints every file of $D after it, so
+ * that run.out holds the jobs' output too. run.status is cmd's. */
+static rh_run_t in_slurm(const char *cmd, const char *const *env)
+{
+    char full[4096], dir[] = "/tmp/rayhpc-sbatch.XXXXXX";
+    const char *argv[] = { "sh", "-c", full, NULL };
+    rh_run_t run;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(full, sizeof(full), ". '%s/env.sh' && S='%s' D='%s' && "
+             "cd \"$D\" && { %s; }; st=$?; cat \"$D\"/* 2>/dev/null; "
+             "rm -rf \"$D\"; exit $st", slurm_dir, rh_src_path("slurm"), dir,
+             cmd);
+    run = rh_run(argv, env, TIMEOUT);
+    return run;
+}
+
+TestSuite(sbatch, .init = slurm_up, .fini = slurm_down);
+
+/* On this host: 1 node, 2 ranks, each a virtual node of its own. */
+#define SCALED "--wait --nodes=1 --ntasks-per-node=2 --output=\"$D/job.out\""
+
+static const char *const VNODES[] = { "RH_VNODE_RANKS=1", NULL };
+
+static void expect_two_hellos(rh_run_t *run)
+{
+    RH_EXPECT_EXIT0(*run);
+    cr_expect_eq(rh_count_lines(run->out, "HELLO rank=0 size=2 node=0 "
+                                "nodes=2"), 1, "output:\n%s",
+                 rh_tail(run->out, 3000));
+    cr_expect_eq(rh_count_lines(run->out, "HELLO rank=1 size=2 node=1 "
+                                "nodes=2"), 1);
+}
+
+/* sbatch, scaled, of script with more sbatch options, running hello. */
+static void layout_runs_hello(const char *script, const char *options)
+{
+    char cmd[1024];
+    rh_run_t run;
+
+    snprintf(cmd, sizeof(cmd), "sbatch " SCALED " %s \"$S/%s\" '%s'",
+             options, script, rh_build_path("tests/multi/hello"));
+    run = in_slurm(cmd, VNODES);
+    expect_two_hellos(&run);
+    rh_run_free(&run);
+}
+
+Test(sbatch, rank_per_node_runs_its_program)
+{
+    layout_runs_hello("rank-per-node.sbatch", "");
+}
+
+Test(sbatch, rank_per_socket_runs_its_program)
+{
+    layout_runs_hello("rank-per-socket.sbatch", "");
+}
+
+/* The program and its arguments may come from RH_PROG and RH_ARGS. */
+Test(sbatch, program_from_variables)
+{
+    char prog[1100];
+    const char *env[] = { "RH_VNODE_RANKS=1", prog, "RH_ARGS=40 1000",
+                          NULL };
+    rh_run_t run;
+
+    snprintf(prog, sizeof(prog), "RH_PROG=%s", rh_build_path("examples/pi"));
+    run = in_slurm("sbatch " SCALED " \"$S/rank-per-node.sbatch\"", env);
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "pi ~ 3.1"), 1, "output:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "40 sample tasks"), 1);
+    rh_run_free(&run);
+}
+
+/* A rank that fails fails the job, and sbatch --wait says so. */
+Test(sbatch, failing_program_fails_the_job)
+{
+    rh_run_t run = in_slurm("sbatch " SCALED " \"$S/rank-per-node.sbatch\" "
+                            "/bin/false", NULL);
+
+    cr_expect_neq(run.status, 0, "output:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* No GPU here: every line but the GPU request must be one sbatch accepts,
+ * and the GPU request must be the only thing this cluster refuses; with no
+ * GPU asked for, the script runs. */
+Test(sbatch, rank_per_gpu_is_valid_and_runs_without_gpus)
+{
+    rh_run_t run = in_slurm("bash -n \"$S/rank-per-gpu.sbatch\" && "
+                            "grep -q '^#SBATCH --gpus-per-task=1$' "
+                            "\"$S/rank-per-gpu.sbatch\" && "
+                            "sbatch --test-only --nodes=1 "
+                            "--ntasks-per-node=2 --gpus-per-task=0 "
+                            "\"$S/rank-per-gpu.sbatch\" /bin/true", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    rh_run_free(&run);
+
+    run = in_slurm("sbatch --test-only --nodes=1 --ntasks-per-node=2 "
+                   "\"$S/rank-per-gpu.sbatch\" /bin/true", NULL);
+    cr_expect_neq(run.status, 0);
+    cr_expect_eq(rh_count_lines(run.out, "generic resource"), 1,
+                 "not refused for its GPUs:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+
+    layout_runs_hello("rank-per-gpu.sbatch", "--gpus-per-task=0");
+}
+
+/* ---- the examples of slurm/examples.tbl, under sbatch and mpirun ----------- */
+
+typedef struct example {
+    char name[64], layout[64], args[256], expect[256];
+} example_t;
+
+static void trim_copy(char *dst, size_t cap, const char *src, size_t len)
+{
+    while (len > 0 && (*src == ' ' || *src == '\t')) {
+        src++;
+        len--;
+    }
+    while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\t' ||
+                       src[len - 1] == '\n')) {
+        len--;
+    }
+    cr_assert_lt(len, cap, "field too long in slurm/examples.tbl");
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* The table's examples; asserts it has at least one and that every line
+ * has its four fields. */
+static int read_examples(example_t *ex, int cap)
+{
+    FILE *f = fopen(rh_src_path("slurm/examples.tbl"), "r");
+    char line[1024];
+    int n = 0;
+
+    cr_assert_not_null(f, "cannot open slurm/examples.tbl");
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *field[5] = { line };
+        int k = 1;
+
+        if (line[0] == '#' || line[strspn(line, " \t\n")] == '\0') {
+            continue;
+        }
+        for (char *c = line; *c && k < 5; c++) {
+            if (*c == '|') {
+                field[k++] = c + 1;
+            }
+        }
+        cr_assert_eq(k, 4, "slurm/examples.tbl: not 4 fields: %s", line);
+        cr_assert_lt(n, cap);
+        field[4] = line + strlen(line) + 1;
+        trim_copy(ex[n].name, sizeof(ex[n].name), field[0],
+                  (size_t)(field[1] - field[0] - 1));
+        trim_copy(ex[n].layout, sizeof(ex[n].layout), field[1],
+                  (size_t)(field[2] - field[1] - 1));
+        trim_copy(ex[n].args, sizeof(ex[n].args), field[2],
+                  (size_t)(field[3] - field[2] - 1));
+        trim_copy(ex[n].expect, sizeof(ex[n].expect), field[3],
+                  strlen(field[3]));
+        cr_assert_neq(ex[n].expect[0], '\0', "%s: no result line", ex[n].name);
+        n++;
+    }
+    fclose(f);
+    cr_assert_gt(n, 0, "slurm/examples.tbl lists no example");
+    return n;
+}
+
+/* Every example through submit-example.sh --wait, which checks the result
+ * line itself; the test checks the job's status and output as well. */
+Test(sbatch, every_example_of_the_table)
+{
+    example_t ex[32];
+    int n = read_examples(ex, 32);
+    char dirvar[1100];
+    const char *env[] = { "RH_VNODE_RANKS=1", dirvar, NULL };
+
+    snprintf(dirvar, sizeof(dirvar), "RH_EXAMPLES_DIR=%s",
+             rh_build_path("examples"));
+    for (int i = 0; i < n; i++) {
+        char cmd[1024], ok[128];
+        rh_run_t run;
+
+        snprintf(cmd, sizeof(cmd), "\"$S/submit-example.sh\" %.63s " SCALED,
+                 ex[i].name);
+        run = in_slurm(cmd, env);
+        cr_expect_eq(run.status, 0, "example %s: status %d; output ends:\n%s",
+                     ex[i].name, run.status, rh_tail(run.out, 3000));
+        snprintf(ok, sizeof(ok), "example %.63s: job ", ex[i].name);
+        cr_expect_eq(rh_count_lines(run.out, ok), 1, "%s", ok);
+        cr_expect_geq(rh_count_lines(run.out, ex[i].expect), 1,
+                      "example %s: no '%s' in its output", ex[i].name,
+                      ex[i].expect);
+        rh_run_free(&run);
+    }
+}
+
+/* A name the table lacks is refused with the list of names. */
+Test(sbatch, unknown_example_is_refused)
+{
+    rh_run_t run = in_slurm("\"$S/submit-example.sh\" no_such_example", NULL);
+
+    cr_expect_eq(run.status, 2);
+    cr_expect_eq(rh_count_lines(run.out, "no example 'no_such_example'"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "  pi"), 1);
+    rh_run_free(&run);
+}
+
+/* The same programs under mpirun -n 4: 4 ranks on 2 virtual nodes. */
+Test(mpirun_examples, every_example_of_the_table)
+{
+    example_t ex[32];
+    int n = read_examples(ex, 32);
+
+    for (int i = 0; i < n; i++) {
+        char cmd[2048];
+        const char *argv[] = { "sh", "-c", cmd, NULL };
+        rh_run_t run;
+
+        snprintf(cmd, sizeof(cmd), "mpirun --allow-run-as-root "
+                 "--oversubscribe -n 4 sh -c 'RAYHPC_NODE_ID=mpi-"
+                 "$((OMPI_COMM_WORLD_RANK / 2)) exec \"$0\" \"$@\"' "
+                 "'%s/%.63s' %.255s", rh_build_path("examples"), ex[i].name,
+                 ex[i].args);
+        run = rh_run(argv, NULL, TIMEOUT);
+        cr_expect_eq(run.status, 0, "example %s: status %d; output ends:\n%s",
+                     ex[i].name, run.status, rh_tail(run.out, 3000));
+        cr_expect_geq(rh_count_lines(run.out, ex[i].expect), 1,
+                      "example %s: no '%s' in its output", ex[i].name,
+                      ex[i].expect);
+        rh_run_free(&run);
+    }
+}
+
+/* ---- slurm/ucx-*.env: UCX settings that UCX takes ------------------------- */
+
+/* Every setting the file exports is one UCX knows, read back with the
+ * file's value, and a UCX context starts with them (with this host's
+ * transports: it has no InfiniBand) without an error. */
+static void ucx_env_is_valid(const char *file)
+{
+    char cmd[2048];
+    const char *argv[] = { "sh", "-c", cmd, NULL };
+    rh_run_t run;
+
+    snprintf(cmd, sizeof(cmd),
+             "f='%s' && . \"$f\" && conf=$(ucx_info -c) && "
+             "n=$(grep -c '^export UCX_' \"$f\") && [ \"$n\" -ge 3 ] && "
+             "for kv in $(sed -n 's/^export //p' \"$f\"); do "
+             "  printf '%%s\\n' \"$conf\" | grep -qxF \"$kv\" || "
+             "  { echo \"UCX does not take $kv\"; exit 1; }; done && "
+             "out=$(UCX_TLS=sm,self UCX_NET_DEVICES=all ucx_info -e -u t "
+             "2>&1) && if printf '%%s\\n' \"$out\" | grep ERROR; then "
+             "exit 1; fi", rh_src_path(file));
+    run = rh_run(argv, NULL, 60);
+    RH_EXPECT_EXIT0(run);
+    rh_run_free(&run);
+}
+
+Test(ucx_env, infiniband_settings_are_valid)
+{
+    ucx_env_is_valid("slurm/ucx-ib.env");
+}
+
+Test(ucx_env, roce_settings_are_valid)
+{
+    ucx_env_is_valid("slurm/ucx-roce.env");
+}
