@@ -418,3 +418,37 @@ Test(ucx_env, roce_settings_are_valid)
 {
     ucx_env_is_valid("slurm/ucx-roce.env");
 }
+
+/* ---- tests/slurm/local-slurm.sh ------------------------------------------- */
+
+/* Two private clusters on one host (tests running at once) must not hand
+ * out the same job ids: Open MPI names its shared-memory files after them,
+ * and two MPI jobs with one id crashed each other. */
+Test(local_slurm, two_clusters_number_their_jobs_apart)
+{
+    char cmd[2048];
+    const char *argv[] = { "sh", "-c", cmd, NULL };
+    rh_run_t run;
+    unsigned long a = 0, b = 0;
+    const char *p;
+
+    snprintf(cmd, sizeof(cmd),
+             "L='%s'; A=$(mktemp -d /tmp/rayhpc-slurm-a.XXXXXX); "
+             "B=$(mktemp -d /tmp/rayhpc-slurm-b.XXXXXX); "
+             "\"$L\" start \"$A\" >/dev/null && \"$L\" start \"$B\" >/dev/null && "
+             "(. \"$A/env.sh\" && echo \"JOB A $(sbatch --parsable --wrap true)\") && "
+             "(. \"$B/env.sh\" && echo \"JOB B $(sbatch --parsable --wrap true)\"); "
+             "st=$?; \"$L\" stop \"$A\" --purge >/dev/null 2>&1; "
+             "\"$L\" stop \"$B\" --purge >/dev/null 2>&1; exit $st",
+             rh_src_path("tests/slurm/local-slurm.sh"));
+    run = rh_run(argv, NULL, 180);
+    RH_EXPECT_EXIT0(run);
+    p = strstr(run.out, "JOB A ");
+    cr_assert_not_null(p, "%s", rh_tail(run.out, 2000));
+    a = strtoul(p + 6, NULL, 10);
+    p = strstr(run.out, "JOB B ");
+    cr_assert_not_null(p, "%s", rh_tail(run.out, 2000));
+    b = strtoul(p + 6, NULL, 10);
+    cr_expect(a > 0 && b > 0 && a != b, "both clusters gave job id %lu", a);
+    rh_run_free(&run);
+}
