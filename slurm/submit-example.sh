@@ -19,7 +19,9 @@ usage() {
     grep -v '^#' "$table" | cut -d'|' -f1 | tr -d ' ' | grep . | sed 's/^/  /' >&2
     exit 2
 }
-[ $# -ge 1 ] && [ "${1#-}" = "$1" ] || usage
+if [ $# -lt 1 ] || [ "${1#-}" != "$1" ]; then
+    usage
+fi
 name=$1
 shift
 
@@ -48,14 +50,17 @@ for o in "$@"; do
     prev=$o
 done
 
-# shellcheck disable=SC2086  # args is a list of words
 set +e
+# shellcheck disable=SC2086  # args is a list of words
 job=$(sbatch --parsable --job-name="rayhpc-$name" --output="$output" "$@" "$script" "$prog" $args)
 status=$?
 set -e
-job=${job%%;*}
-[ $wait -eq 1 ] || { [ $status -ne 0 ] || echo "example $name: job $job, output in ${output//%j/$job}"; exit $status; }
+job=${job%%;*}   # --parsable prints "id;cluster" on federations
 out=${output//%j/$job}
+if [ $wait -eq 0 ]; then
+    [ $status -ne 0 ] || echo "example $name: job $job, output in $out"
+    exit $status
+fi
 if [ $status -ne 0 ]; then
     echo "example $name: job ${job:-?} failed with status $status (output in $out)" >&2
     exit $status
