@@ -413,6 +413,22 @@ Test(mpi_coexist, rh_starts_mpi_program_finalizes_it_first)
     coexist_mpirun("mpi", "rh", "mpi");
 }
 
+/* MPI cannot start again once ended: rh_init says so. */
+Test(mpi_coexist, mpi_backend_refuses_a_finalized_mpi)
+{
+    const char *argv[] = { "mpirun", "--allow-run-as-root", "--oversubscribe",
+                           "-n", "2",
+                           rh_build_path("tests/multi/mpi_coexist"),
+                           "after-finalize", NULL };
+    rh_run_t run = rh_run(argv, NULL, TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "REFUSED rank="), 2,
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_geq(rh_count_lines(run.out, "already called MPI_Finalize"), 2);
+    rh_run_free(&run);
+}
+
 /* rh_init starts MPI at MPI_THREAD_FUNNELED; rh_finalize ends it. */
 Test(mpi_coexist, rh_starts_mpi_and_finalizes_it)
 {

@@ -15,6 +15,10 @@
  * finalize the other side must still work: a task across nodes after
  * MPI_Finalize, an MPI_Allreduce after rh_finalize. Each rank prints
  * "COEXIST OK" at the end.
+ *
+ *   mpirun -n 2 tests/multi/mpi_coexist after-finalize
+ *
+ * checks that rh_init with the mpi backend refuses an MPI already ended.
  */
 #include <mpi.h>
 #include <stdint.h>
@@ -232,15 +236,39 @@ static void rh_alone(void)
     RH_CHECK(rh_release(ret));
 }
 
+/* rh_init with the mpi backend once the program has ended MPI: a clear
+ * error, not a call into a finalized MPI. */
+static int rh_init_after_mpi_finalize(void)
+{
+    int we_started = 0;
+    rh_init_params_t params = { .field_mask = RH_INIT_PARAM_FIELD_BOOTSTRAP,
+                                .bootstrap = "mpi" };
+    rh_status_t status;
+
+    mpi_start(&we_started);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Finalize());
+    status = rh_init(NULL, NULL, &params);
+    if (status != RH_ERR_BOOTSTRAP) {
+        FAIL("rh_init after MPI_Finalize gave %s", rh_status_string(status));
+    }
+    printf("REFUSED rank=%d: %s\n", rank, rh_last_error());
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int mpi_first, fini_mpi_first, we_started_mpi = 0, inited = 0, done = 0;
     int mpi_rank = -1, mpi_size = -1, level = -1;
 
+    if (argc == 2 && strcmp(argv[1], "after-finalize") == 0) {
+        return rh_init_after_mpi_finalize();
+    }
     if (argc != 3 || (strcmp(argv[1], "mpi") && strcmp(argv[1], "rh")) ||
         (strcmp(argv[2], "mpi") && strcmp(argv[2], "rh"))) {
         fprintf(stderr, "usage: %s mpi|rh mpi|rh (who inits first, who "
-                "finalizes first)\n", argv[0]);
+                "finalizes first), or %s after-finalize\n", argv[0],
+                argv[0]);
         return 2;
     }
     mpi_first = strcmp(argv[1], "mpi") == 0;
