@@ -4,6 +4,11 @@
  * slurmd in a temporary folder on unprivileged ports, stopped afterwards.
  * When RH_TEST_SLURM_DIR names a running cluster (tests/run-all.sh starts
  * one for the whole suite), the tests use it instead.
+ *
+ * Also the job scripts of slurm/ under `sbatch --wait`, scaled to this
+ * host (one node, two ranks as two virtual nodes), the examples of
+ * slurm/examples.tbl under sbatch and under mpirun, and the UCX settings of
+ * slurm/ucx-*.env.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
