@@ -197,6 +197,9 @@ static void layout_runs_hello(const char *script, const char *options)
              options, script, rh_build_path("tests/multi/hello"));
     run = in_slurm(cmd, VNODES);
     expect_two_hellos(&run);
+    cr_expect_eq(rh_count_lines(run.out, "2 rank(s) on 1 node(s), 1 CPU(s) "
+                                "each"), 1, "output:\n%s",
+                 rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
 
@@ -208,6 +211,25 @@ Test(sbatch, rank_per_node_runs_its_program)
 Test(sbatch, rank_per_socket_runs_its_program)
 {
     layout_runs_hello("rank-per-socket.sbatch", "");
+}
+
+/* --cpus-per-task given to sbatch sets each rank's share of the node
+ * (here 1 of its nproc CPUs, where the layout alone would give it all). */
+Test(sbatch, cpus_per_task_option_sets_the_share)
+{
+    char cmd[1024];
+    rh_run_t run;
+
+    snprintf(cmd, sizeof(cmd), "sbatch " SCALED " --ntasks-per-node=1 "
+             "--cpus-per-task=1 \"$S/rank-per-node.sbatch\" '%s'",
+             rh_build_path("tests/multi/hello"));
+    run = in_slurm(cmd, VNODES);
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "1 rank(s) on 1 node(s), 1 CPU(s) "
+                                "each"), 1, "output:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "HELLO rank=0 size=1 "), 1);
+    rh_run_free(&run);
 }
 
 /* The program and its arguments may come from RH_PROG and RH_ARGS. */
