@@ -257,6 +257,19 @@ Test(sbatch, program_from_variables)
     rh_run_free(&run);
 }
 
+/* A job script given no program fails, saying how to name one. */
+Test(sbatch, no_program_fails_with_a_sentence)
+{
+    rh_run_t run = in_slurm("sbatch " SCALED " \"$S/rank-per-node.sbatch\"",
+                            NULL);
+
+    cr_expect_neq(run.status, 0);
+    cr_expect_eq(rh_count_lines(run.out, "name the program: sbatch "
+                                "rank-per-node.sbatch PROG"), 1,
+                 "output:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* A rank that fails fails the job, and sbatch --wait says so. */
 Test(sbatch, failing_program_fails_the_job)
 {
