@@ -4,8 +4,8 @@
 #      srun multi-rank tests over shared memory and TCP);
 #   2. `make install` into a temporary prefix, and a program built outside
 #      the tree with pkg-config, started as a singleton and under rayhpc-run,
-#      mpirun and srun; every example built the same way and its result
-#      checked (tests/examples.sh);
+#      mpirun, srun and sbatch of the installed slurm/ job script; every
+#      example built the same way and its result checked (tests/examples.sh);
 #   3. an ASan+UBSan build running the same `make check`;
 #   4. libFuzzer targets (tests/fuzz/) for the AM handlers and the API;
 #   5. a ThreadSanitizer build running the multi-rank programs.
@@ -119,6 +119,11 @@ if make -C "$build" install >"$build/install.out" 2>&1; then
         if [ -n "${RH_TEST_SLURM_DIR:-}" ]; then
             check_ranks "installed program under srun --mpi=pmix -n 4" 4 \
                 sh -c ". '$slurm_dir/env.sh' && srun --mpi=pmix -n 4 '$oot/x'"
+            # The installed job script; 2 ranks: this host has 2 CPUs.
+            check_ranks "installed program under sbatch of the installed slurm/rank-per-node.sbatch" 2 \
+                sh -c ". '$slurm_dir/env.sh' && RH_VNODE_RANKS=1 sbatch --wait --nodes=1 --ntasks-per-node=2 \
+                      --output='$oot/job.out' '$prefix/share/rayhpc/slurm/rank-per-node.sbatch' '$oot/x';
+                      st=\$?; cat '$oot/job.out'; exit \$st"
         fi
         if "$prefix/bin/rayhpc-info" >"$oot/info.out" 2>&1 && grep -q RAYHPC_LOG_LEVEL "$oot/info.out"; then
             ok "installed rayhpc-info"

@@ -307,6 +307,135 @@ Test(mpirun, alltoall_over_tcp)
     rh_run_free(&run);
 }
 
+#ifdef HAVE_MPI
+/* ---- MPI and librayhpc in one process (tests/multi/mpi_coexist) ------------ */
+
+/* 4 ranks under mpirun, each its own virtual node, with RAYHPC_BOOTSTRAP
+ * set to bootstrap; init and fini say who starts and who ends first. With
+ * ucx_pml, Open MPI's messages go through its UCX layer (a UCP context of
+ * its own beside ours), which it otherwise takes only where there is
+ * InfiniBand or RoCE. */
+static void coexist_mpirun_pml(const char *bootstrap, const char *init,
+                               const char *fini, int ucx_pml)
+{
+    char bs[64], want[64];
+    const char *argv[32];
+    int k = 0;
+    rh_run_t run;
+
+    snprintf(bs, sizeof(bs), "RAYHPC_BOOTSTRAP=%s", bootstrap);
+    argv[k++] = "mpirun";
+    argv[k++] = "--allow-run-as-root";
+    argv[k++] = "--oversubscribe";
+    argv[k++] = "-n";
+    argv[k++] = "4";
+    argv[k++] = "-x";
+    argv[k++] = bs;
+    if (ucx_pml) {
+        static const char *const pml[] = { "--mca", "pml", "ucx", "--mca",
+                                           "pml_ucx_tls", "any", "--mca",
+                                           "pml_ucx_devices", "any" };
+
+        for (size_t i = 0; i < sizeof(pml) / sizeof(pml[0]); i++) {
+            argv[k++] = pml[i];
+        }
+    }
+    argv[k++] = "sh";
+    argv[k++] = "-c";
+    argv[k++] = "RAYHPC_NODE_ID=mpi-$OMPI_COMM_WORLD_RANK "
+                "exec \"$0\" \"$@\"";
+    argv[k++] = rh_build_path("tests/multi/mpi_coexist");
+    argv[k++] = init;
+    argv[k++] = fini;
+    argv[k] = NULL;
+    run = rh_run(argv, NULL, TIMEOUT);
+    RH_EXPECT_EXIT0(run);
+    for (int r = 0; r < 4; r++) {
+        snprintf(want, sizeof(want), "RANKS AGREE rank=%d size=4 node=%d "
+                 "nodes=4", r, r);
+        cr_expect_eq(rh_count_lines(run.out, want), 1, "missing: %s", want);
+    }
+    cr_expect_eq(rh_count_lines(run.out, "COEXIST OK"), 4, "output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+static void coexist_mpirun(const char *bootstrap, const char *init,
+                           const char *fini)
+{
+    coexist_mpirun_pml(bootstrap, init, fini, 0);
+}
+
+Test(mpi_coexist, ucx_pml_mpi_init_first_rh_finalize_first)
+{
+    coexist_mpirun_pml("pmix", "mpi", "rh", 1);
+}
+
+Test(mpi_coexist, ucx_pml_rh_init_first_mpi_finalize_first)
+{
+    coexist_mpirun_pml("pmix", "rh", "mpi", 1);
+}
+
+Test(mpi_coexist, mpi_init_first_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "mpi", "mpi");
+}
+
+Test(mpi_coexist, mpi_init_first_rh_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "mpi", "rh");
+}
+
+Test(mpi_coexist, rh_init_first_mpi_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "rh", "mpi");
+}
+
+Test(mpi_coexist, rh_init_first_finalize_first_pmix)
+{
+    coexist_mpirun("pmix", "rh", "rh");
+}
+
+Test(mpi_coexist, mpi_init_first_finalize_first_mpi_backend)
+{
+    coexist_mpirun("mpi", "mpi", "mpi");
+}
+
+Test(mpi_coexist, mpi_init_first_rh_finalize_first_mpi_backend)
+{
+    coexist_mpirun("mpi", "mpi", "rh");
+}
+
+/* rh_init starts MPI at MPI_THREAD_FUNNELED (it runs threads), and the
+ * program ends MPI before rh_finalize: no second MPI_Finalize. */
+Test(mpi_coexist, rh_starts_mpi_program_finalizes_it_first)
+{
+    coexist_mpirun("mpi", "rh", "mpi");
+}
+
+/* MPI cannot start again once ended: rh_init says so. */
+Test(mpi_coexist, mpi_backend_refuses_a_finalized_mpi)
+{
+    const char *argv[] = { "mpirun", "--allow-run-as-root", "--oversubscribe",
+                           "-n", "2",
+                           rh_build_path("tests/multi/mpi_coexist"),
+                           "after-finalize", NULL };
+    rh_run_t run = rh_run(argv, NULL, TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "REFUSED rank="), 2,
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_geq(rh_count_lines(run.out, "already called MPI_Finalize"), 2);
+    rh_run_free(&run);
+}
+
+/* rh_init starts MPI at MPI_THREAD_FUNNELED; rh_finalize ends it. */
+Test(mpi_coexist, rh_starts_mpi_and_finalizes_it)
+{
+    coexist_mpirun("mpi", "rh", "rh");
+}
+#endif
+
 /* ---- objects between ranks, and the store segment ---------------------------- */
 
 /* The segment name a job printed ("STORE /rayhpc-..."), as a /dev/shm path. */

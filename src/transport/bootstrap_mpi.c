@@ -2,12 +2,16 @@
  * The `mpi` backend (built with --with-mpi): for sites whose launcher has no
  * PMIx. MPI_Allgather of the sizes, then MPI_Allgatherv of the blobs. When
  * the program initialized MPI itself, we use its MPI and leave finalizing it
- * to the program.
+ * to the program. Otherwise we start it (MPI_THREAD_FUNNELED) and
+ * rh_finalize ends it, unless the program did first; MPI allows one init
+ * per process, so the program then must not call MPI_Init again
+ * (docs/mpi.md).
  */
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/status.h"
 #include "transport/bootstrap.h"
 
@@ -18,18 +22,33 @@ typedef struct rh_mpi {
 static rh_status_t rh_mpi_init(rh_bootstrap_t *bs)
 {
     rh_mpi_t *mp = calloc(1, sizeof(*mp));
-    int inited = 0;
+    int inited = 0, finalized = 0;
 
     if (mp == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "MPI state");
     }
     MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (finalized) {
+        free(mp);
+        return rh_error_set(RH_ERR_BOOTSTRAP, "RAYHPC_BOOTSTRAP=mpi, but "
+                            "the program already called MPI_Finalize (MPI "
+                            "cannot start again): call rh_init before it");
+    }
     if (!inited) {
-        if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        int provided = MPI_THREAD_SINGLE;
+
+        /* FUNNELED, not SINGLE: this process runs our progress and worker
+         * threads, though only the thread in rh_init/rh_finalize calls
+         * MPI. */
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) !=
+            MPI_SUCCESS) {
             free(mp);
-            return rh_error_set(RH_ERR_BOOTSTRAP, "MPI_Init failed");
+            return rh_error_set(RH_ERR_BOOTSTRAP, "MPI_Init_thread failed");
         }
         mp->we_initialized = 1;
+        rh_info("rh_init started MPI (MPI_THREAD_FUNNELED); rh_finalize "
+                "ends it: do not call MPI_Init again");
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &bs->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &bs->size);
@@ -91,8 +110,12 @@ out:
 static void rh_mpi_finalize(rh_bootstrap_t *bs)
 {
     rh_mpi_t *mp = bs->priv;
+    int finalized = 0;
 
-    if (mp != NULL && mp->we_initialized) {
+    /* The program may end MPI before rh_finalize, even one we started:
+     * a second MPI_Finalize would abort the job. */
+    MPI_Finalized(&finalized);
+    if (mp != NULL && mp->we_initialized && !finalized) {
         MPI_Finalize();
     }
     free(mp);
@@ -101,9 +124,14 @@ static void rh_mpi_finalize(rh_bootstrap_t *bs)
 
 static void rh_mpi_abort(rh_bootstrap_t *bs, int code, const char *msg)
 {
+    int finalized = 0;
+
     (void)bs;
     (void)msg;
-    MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+    MPI_Finalized(&finalized);
+    if (!finalized) {
+        MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+    }
     _Exit(code ? code : 1);
 }
 

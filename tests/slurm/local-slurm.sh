@@ -274,6 +274,7 @@ write_conf() {
     cpus=${LOCAL_SLURM_CPUS:-$(nproc)}
     [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "bad LOCAL_SLURM_CPUS '$cpus'"
     local dbg=${LOCAL_SLURM_DEBUG:-info}
+    local first_job=$(((RANDOM * 32768 + RANDOM) % 60000000 + 1000))
 
     # The system plugstack.conf may pull in site SPANK plugins; use an empty one.
     : >"$DIR/plugstack.conf"
@@ -326,6 +327,12 @@ ReturnToService=2
 # reject (instead of queueing forever) jobs that can never fit, e.g.
 # srun -n 8 on 2 CPUs without --overcommit
 EnforcePartLimits=ALL
+
+# Job ids start at a random point: Open MPI names its shared-memory files
+# after the job id (PMIx namespace slurm.pmix.JOB.STEP), so two private
+# clusters on one host that both numbered from 1 crashed each other's MPI
+# jobs when their ids met.
+FirstJobId=$first_job
 
 # keep things snappy for tests
 InactiveLimit=0
