@@ -8,7 +8,9 @@
 #   3. an ASan+UBSan build running the same `make check`;
 #   4. libFuzzer targets (tests/fuzz/) for the AM handlers and the API;
 #   5. a ThreadSanitizer build running the multi-rank programs;
-#   6. the README's build command and the suite's build, in either order,
+#   6. `make distcheck`, and a check that the tarball holds every file of
+#      the tree;
+#   7. the README's build command and the suite's build, in either order,
 #      in fresh copies of the tree (tests/build-order.sh).
 # Ends with one line "suite: N passed, N failed".
 #
@@ -16,7 +18,7 @@
 #   tests/run-all.sh --only STAGE[,...]   those stages (--list names them)
 set -uo pipefail
 
-all_stages="build check install asan fuzz tsan order"
+all_stages="build check install asan fuzz tsan distcheck order"
 usage() {
     echo "usage: tests/run-all.sh [--only STAGE[,STAGE...]] [--list]"
     echo "stages: $all_stages"
@@ -294,6 +296,39 @@ if want tsan; then
         grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20
         bad "build with ThreadSanitizer"
     fi
+fi
+
+# The release tarball builds, installs and passes its checks in a read-only
+# copy of its sources (`make distcheck`). Inside it, only the unit tests and
+# the build checks run: the multi-rank tests need minutes and run in the
+# check stage, on the same files. Then every file of the tree (but
+# .gitignore) must be in the tarball.
+if want distcheck && need_build; then
+    step "make distcheck in $build (unit and build checks inside; the multi-rank tests run in the check stage)"
+    if make -C "$build" distcheck TESTS='$(UNIT_TESTS) $(SCRIPT_TESTS)' \
+            >"$build/distcheck.out" 2>&1; then
+        ok "make distcheck"
+    else
+        grep -E 'error|^(FAIL|ERROR)' "$build/distcheck.out" | head -30
+        tail -15 "$build/distcheck.out"
+        bad "make distcheck"
+    fi
+    tarball="$build/$(sed -n 's/^PACKAGE_TARNAME = //p' "$build/Makefile")-$(sed -n 's/^VERSION = //p' "$build/Makefile").tar.gz"
+    tree=$(mktemp -d /tmp/rayhpc-dist.XXXXXX)
+    if [ -f "$tarball" ] && "$top/tests/copy-sources.sh" "$top" "$tree"; then
+        missing=$(comm -23 <(cd "$tree" && find . -type f ! -name .gitignore | sed 's|^\./||' | sort) \
+                           <(tar -tzf "$tarball" | sed 's|^[^/]*/||' | sort))
+        if [ -z "$missing" ]; then
+            ok "the tarball holds every file of the tree"
+        else
+            echo "not in $tarball (add them to EXTRA_DIST or a _SOURCES list in Makefile.am):"
+            echo "$missing" | head -30
+            bad "the tarball holds every file of the tree"
+        fi
+    else
+        bad "the tarball holds every file of the tree (no $tarball, or the copy failed)"
+    fi
+    rm -rf "$tree"
 fi
 
 # The README's first command (its build and install, tests/build-order.sh
