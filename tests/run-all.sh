@@ -182,6 +182,39 @@ if want install && need_build; then
                 check_ranks "installed program under srun --mpi=pmix -n 4" 4 \
                     sh -c ". '$slurm_dir/env.sh' && srun --mpi=pmix -n 4 '$oot/x'"
             fi
+            # librayhpc.a with the libraries rayhpc.pc's Libs.private names
+            # (they may stay shared): the program needs no librayhpc.so.
+            libs=$(pkg-config --static --libs rayhpc)
+            # shellcheck disable=SC2046,SC2086
+            if cc -Wall -Wextra -Werror -o "$oot/xs" "$oot/x.c" $(pkg-config --cflags rayhpc) \
+                    ${libs/-lrayhpc/-l:librayhpc.a} &&
+               ! readelf -d "$oot/xs" | grep -q 'librayhpc\.so'; then
+                ok "cc x.c with librayhpc.a and \$(pkg-config --static --libs rayhpc)"
+                check_ranks "program linked with librayhpc.a under rayhpc-run -n 2" 2 \
+                    "$prefix/bin/rayhpc-run" -n 2 "$oot/xs"
+            else
+                bad "link a program with librayhpc.a and pkg-config --static"
+            fi
+            # The shared library: soname librayhpc.so.<major>, every symbol
+            # in the version node of src/librayhpc.map.
+            so="$prefix/lib/librayhpc.so"
+            unversioned=$(objdump -T "$so" | awk '$4 == ".text" && $NF ~ /^rh_/ && $(NF-1) !~ /^RAYHPC_/')
+            if readelf -d "$so" | grep -q 'SONAME.*\[librayhpc\.so\.0\]' && [ -z "$unversioned" ] &&
+               objdump -T "$so" | grep -q 'RAYHPC_0.1 *rh_init$'; then
+                ok "librayhpc.so: soname librayhpc.so.0, symbols versioned RAYHPC_0.1"
+            else
+                readelf -d "$so" | grep SONAME; echo "$unversioned"
+                bad "librayhpc.so: soname and symbol versions"
+            fi
+            # The man pages render.
+            for m in rayhpc-run rayhpc-info rayhpc-perf; do
+                page="$prefix/share/man/man1/$m.1"
+                if [ -f "$page" ] && MANWIDTH=80 man -l "$page" 2>&1 | grep -q "^NAME"; then
+                    ok "installed man page $m.1"
+                else
+                    bad "installed man page $m.1"
+                fi
+            done
             if "$prefix/bin/rayhpc-info" >"$oot/info.out" 2>&1 && grep -q RAYHPC_LOG_LEVEL "$oot/info.out"; then
                 ok "installed rayhpc-info"
             else
