@@ -3,7 +3,8 @@
 # tools/gen-api.sh makes of include/rayhpc.h, and every function
 # librayhpc.so exports has an entry there with a comment; docs/
 # configuration.md is what tools/gen-config.sh makes of this build's
-# `rayhpc-info -c`, and every RAYHPC_ variable the sources read is in it.
+# `rayhpc-info -c`, and every RAYHPC_ variable the sources read is in it;
+# the program of docs/getting-started.md builds and prints what it says.
 # Run by `make check` (RH_TEST_BUILDDIR and RH_TEST_SRCDIR are set there).
 build=${RH_TEST_BUILDDIR:-.}
 src=${RH_TEST_SRCDIR:-.}
@@ -52,5 +53,19 @@ for v in $(cat "$src"/src/*/*.c "$src"/tools/*.c "$src"/perf/*.c |
         fail "the sources read $v, which docs/configuration.md does not name"
 done
 
+# The first program of getting-started.md, against this build's library.
+sed -n '/^```c$/,/^```$/p' "$src/docs/getting-started.md" | sed '1d;$d' >"$tmp.c"
+san=$(sed -n 's/^SAN_CFLAGS = //p' "$build/Makefile")
+# shellcheck disable=SC2086
+if ! ${CC:-cc} -Wall -Wextra -Werror $san -o "$tmp.prog" "$tmp.c" -I"$src/include" \
+        -L"$build/.libs" -lrayhpc 2>"$tmp.err"; then
+    fail "the program of docs/getting-started.md does not build: $(head -5 "$tmp.err")"
+else
+    out=$(LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+          timeout 120 "$build/rayhpc-run" -n 2 --nodes 2 "$tmp.prog" 2>&1)
+    [ "$out" = "0 1 4 9 16 25 36 49 64 81" ] ||
+        fail "the program of docs/getting-started.md printed: $out"
+fi
+
 [ $fails -eq 0 ] || exit 1
-echo "check_docs: docs/api.md and docs/configuration.md are current and complete"
+echo "check_docs: docs/api.md and docs/configuration.md are current and complete, getting-started.md's program runs"
