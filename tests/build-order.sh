@@ -3,7 +3,8 @@
 # command's build and install (taken from README.md itself: the apt-get part
 # left out, a temporary prefix instead of /usr/local), then the suite's
 # build stage (`tests/run-all.sh --only build`), in one fresh copy of this
-# tree; and the suite's build stage, then the README's build, in another.
+# tree (a git repository of its own, as a clone is); and the suite's build
+# stage, then the README's build, in another.
 # Prints "ok: ..." or "FAILED: ..." for each step; exits 1 when one failed.
 #
 #   tests/build-order.sh [WORKDIR]   (default: a temporary folder, removed
@@ -57,6 +58,16 @@ one_order() {   # name, first, second
     rm -rf "$dir"
     if ! "$top/tests/copy-sources.sh" "$top" "$dir/src"; then
         bad "$name: copy the tree"
+        return
+    fi
+    # A repository of its own, as a fresh clone is (the suite then copies
+    # its sources as it does in a clone).
+    if command -v git >/dev/null 2>&1 &&
+       ! (cd "$dir/src" && git init -q && git add -A &&
+          git -c user.name=build-order -c user.email=build-order@localhost \
+              commit -qm "the tree as it is") >"$dir/git.out" 2>&1; then
+        show "$dir/git.out"
+        bad "$name: make the copy a git repository"
         return
     fi
     local step
