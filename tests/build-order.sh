@@ -34,18 +34,18 @@ case $line in
 esac
 # From autoreconf on, installing under a prefix of its own: its rayhpc-run
 # first in PATH, ldconfig run on its lib folder only.
-readme_build() {   # the copy, its prefix
-    local dir=$1 prefix=$2 cmd
+readme_build() {   # the copy, its prefix, the log (outside the copy)
+    local dir=$1 prefix=$2 log=$3 cmd
     cmd="autoreconf -fi ${line#*autoreconf -fi }"
     cmd=${cmd/.\/configure/./configure --prefix=\'$prefix\'}
     cmd=${cmd//ldconfig/ldconfig -n \'$prefix/lib\'}
-    echo "+ $cmd" >"$dir/readme.out"
-    (cd "$dir" && PATH="$prefix/bin:$PATH" bash -c "set -e; $cmd") >>"$dir/readme.out" 2>&1
+    echo "+ $cmd" >"$log"
+    (cd "$dir" && PATH="$prefix/bin:$PATH" bash -c "set -e; $cmd") >>"$log" 2>&1
 }
 
-suite_build() {   # the copy
-    (cd "$1" && ./tests/run-all.sh --only build) >"$1/suite-build.out" 2>&1 &&
-        grep -q '^suite: [1-9][0-9]* passed, 0 failed' "$1/suite-build.out"
+suite_build() {   # the copy, the log (outside the copy)
+    (cd "$1" && ./tests/run-all.sh --only build) >"$2" 2>&1 &&
+        grep -q '^suite: [1-9][0-9]* passed, 0 failed' "$2"
 }
 
 show() {   # the log of a failed step
@@ -74,18 +74,18 @@ one_order() {   # name, first, second
     for step in "$first" "$second"; do
         case $step in
         readme)
-            if readme_build "$dir/src" "$dir/prefix"; then
+            if readme_build "$dir/src" "$dir/prefix" "$dir/readme.out"; then
                 ok "$name: the README's build and install"
             else
-                show "$dir/src/readme.out"
+                show "$dir/readme.out"
                 bad "$name: the README's build and install"
                 return
             fi ;;
         suite)
-            if suite_build "$dir/src"; then
+            if suite_build "$dir/src" "$dir/suite-build.out"; then
                 ok "$name: tests/run-all.sh --only build"
             else
-                show "$dir/src/suite-build.out"
+                show "$dir/suite-build.out"
                 bad "$name: tests/run-all.sh --only build"
                 return
             fi ;;
