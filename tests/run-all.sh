@@ -123,10 +123,11 @@ fi
 
 build="$top/_build"
 prefix="$top/_inst"
-build_ok=0
+build_ok=0   # 1 built, 2 failed (reported once)
 # configure + make of the main build, once, for the stages that need it.
 need_build() {
-    [ $build_ok -eq 1 ] && return 0
+    [ $build_ok -eq 0 ] || return $((build_ok - 1))
+    build_ok=2
     build_dir "$build" --enable-werror --prefix="$prefix" && build_ok=1
 }
 
