@@ -373,6 +373,7 @@ typedef struct rh_stats {
                                 * global scheduler now */
 } rh_stats_t;
 
+/* Fills *stats with this rank's counters. */
 RH_EXPORT rh_status_t rh_stats(rh_stats_t *stats);
 
 #ifdef __cplusplus

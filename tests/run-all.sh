@@ -8,9 +8,39 @@
 #      example built the same way and its result checked (tests/examples.sh);
 #   3. an ASan+UBSan build running the same `make check`;
 #   4. libFuzzer targets (tests/fuzz/) for the AM handlers and the API;
-#   5. a ThreadSanitizer build running the multi-rank programs.
+#   5. a ThreadSanitizer build running the multi-rank programs;
+#   6. `make distcheck`, and a check that the tarball holds every file of
+#      the tree;
+#   7. the README's build command and the suite's build, in either order,
+#      in fresh copies of the tree (tests/build-order.sh).
 # Ends with one line "suite: N passed, N failed".
+#
+#   tests/run-all.sh                      every stage
+#   tests/run-all.sh --only STAGE[,...]   those stages (--list names them)
 set -uo pipefail
+
+all_stages="build check install asan fuzz tsan distcheck order"
+usage() {
+    echo "usage: tests/run-all.sh [--only STAGE[,STAGE...]] [--list]"
+    echo "stages: $all_stages"
+}
+stages=$all_stages
+while [ $# -gt 0 ]; do
+    case $1 in
+    --only) [ $# -ge 2 ] || { usage >&2; exit 2; }; stages=${2//,/ }; shift 2 ;;
+    --only=*) stages=${1#--only=}; stages=${stages//,/ }; shift ;;
+    --list) echo "$all_stages"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run-all.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+for s in $stages; do
+    case " $all_stages " in
+    *" $s "*) ;;
+    *) echo "run-all.sh: unknown stage '$s'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+want() { case " $stages " in *" $1 "*) return 0 ;; esac; return 1; }
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -41,12 +71,12 @@ count_check() {
     [ "$f" -eq 0 ] || failures+=("make check in $dir")
 }
 
-# configure + make + make check in a build folder of its own.
-build_and_check() {
+# configure + make in a build folder of its own, from the sources in $srcd.
+build_dir() {
     local dir=$1; shift
     step "build in $dir: configure $*"
     mkdir -p "$dir"
-    if ! (cd "$dir" && "$top/configure" "$@" >configure.out 2>&1); then
+    if ! (cd "$dir" && "$srcd/configure" "$@" >configure.out 2>&1); then
         tail -30 "$dir/configure.out"
         bad "configure $*"
         return 1
@@ -56,6 +86,12 @@ build_and_check() {
         bad "build in $dir"
         return 1
     fi
+    ok "build in $dir"
+}
+
+# make check in a built folder.
+check_dir() {
+    local dir=$1
     step "make check in $dir"
     make -C "$dir" -j1 check 2>&1 | tee "$dir/check.out" | grep -E '^(PASS|FAIL|ERROR|XPASS|# )'
     count_check "$dir"
@@ -70,109 +106,176 @@ build_and_check() {
     fi
 }
 
+# The builds configure from the tree itself, or, when it was configured in
+# place (the README's `./configure && make`, which automake's builds in
+# other folders refuse), from a copy of its sources in _src.
 cd "$top" || exit 1
-if [ ! -x configure ]; then
-    step "autoreconf"
-    autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; exit 1; }
+srcd=$top
+if [ -f "$top/config.status" ]; then
+    srcd="$top/_src"
+    step "the tree is configured in place: builds use a copy of its sources in $srcd"
+    rm -rf "$srcd"
+    "$top/tests/copy-sources.sh" "$top" "$srcd" || { echo "copying the sources failed"; exit 1; }
 fi
-
-# A Slurm cluster for the whole run (the srun tests and the installed-program
-# check use it); it is stopped on exit, whatever happens.
-slurm_dir=$(mktemp -d /tmp/rayhpc-slurm.XXXXXX)
-trap '"$top/tests/slurm/local-slurm.sh" stop "$slurm_dir" --purge >/dev/null 2>&1' EXIT
-step "start a private Slurm cluster"
-if "$top/tests/slurm/local-slurm.sh" start "$slurm_dir" >/dev/null; then
-    export RH_TEST_SLURM_DIR=$slurm_dir
-    ok "Slurm cluster in $slurm_dir"
-else
-    bad "start the test Slurm cluster"
+if [ ! -x "$srcd/configure" ]; then
+    step "autoreconf"
+    (cd "$srcd" && autoreconf -fi >/dev/null 2>&1) || { echo "autoreconf failed"; exit 1; }
 fi
 
 build="$top/_build"
 prefix="$top/_inst"
-build_and_check "$build" --enable-werror --prefix="$prefix"
+build_ok=0   # 1 built, 2 failed (reported once)
+# configure + make of the main build, once, for the stages that need it.
+need_build() {
+    [ $build_ok -eq 0 ] || return $((build_ok - 1))
+    build_ok=2
+    build_dir "$build" --enable-werror --prefix="$prefix" && build_ok=1
+}
 
-step "make install into $prefix and build a program outside the tree"
-rm -rf "$prefix"
-if make -C "$build" install >"$build/install.out" 2>&1; then
-    ok "make install"
-    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-    export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    oot=$(mktemp -d /tmp/rayhpc-oot.XXXXXX)
-    cp "$top/tests/multi/hello.c" "$oot/x.c"
-    # shellcheck disable=SC2046
-    if cc -Wall -Wextra -Werror -o "$oot/x" "$oot/x.c" $(pkg-config --cflags --libs rayhpc); then
-        ok "cc x.c \$(pkg-config --cflags --libs rayhpc)"
-        check_ranks() {   # name, expected ranks, command...
-            local name=$1 n=$2; shift 2
-            local out
-            out=$(timeout 120 "$@" 2>&1)
-            local st=$? good=1
-            for ((r = 0; r < n; r++)); do
-                grep -q "HELLO rank=$r size=$n " <<<"$out" || good=0
+# A Slurm cluster for the whole run (the srun tests and the installed-program
+# check use it); it is stopped on exit, whatever happens.
+if want check || want install; then
+    slurm_dir=$(mktemp -d /tmp/rayhpc-slurm.XXXXXX)
+    trap '"$top/tests/slurm/local-slurm.sh" stop "$slurm_dir" --purge >/dev/null 2>&1' EXIT
+    step "start a private Slurm cluster"
+    if "$top/tests/slurm/local-slurm.sh" start "$slurm_dir" >/dev/null; then
+        export RH_TEST_SLURM_DIR=$slurm_dir
+        ok "Slurm cluster in $slurm_dir"
+    else
+        bad "start the test Slurm cluster"
+    fi
+fi
+
+if want build; then
+    need_build
+fi
+
+if want check && need_build; then
+    check_dir "$build"
+fi
+
+if want install && need_build; then
+
+    step "make install into $prefix and build a program outside the tree"
+    rm -rf "$prefix"
+    if make -C "$build" install >"$build/install.out" 2>&1; then
+        ok "make install"
+        export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+        export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        oot=$(mktemp -d /tmp/rayhpc-oot.XXXXXX)
+        cp "$top/tests/multi/hello.c" "$oot/x.c"
+        # shellcheck disable=SC2046
+        if cc -Wall -Wextra -Werror -o "$oot/x" "$oot/x.c" $(pkg-config --cflags --libs rayhpc); then
+            ok "cc x.c \$(pkg-config --cflags --libs rayhpc)"
+            check_ranks() {   # name, expected ranks, command...
+                local name=$1 n=$2; shift 2
+                local out
+                out=$(timeout 120 "$@" 2>&1)
+                local st=$? good=1
+                for ((r = 0; r < n; r++)); do
+                    grep -q "HELLO rank=$r size=$n " <<<"$out" || good=0
+                done
+                if [ $st -eq 0 ] && [ $good -eq 1 ]; then ok "$name"; else echo "$out"; bad "$name"; fi
+            }
+            check_ranks "installed program as a singleton" 1 "$oot/x"
+            check_ranks "installed program under rayhpc-run -n 4" 4 "$prefix/bin/rayhpc-run" -n 4 "$oot/x"
+            check_ranks "installed program under mpirun -n 4" 4 mpirun --allow-run-as-root --oversubscribe -n 4 "$oot/x"
+            if [ -n "${RH_TEST_SLURM_DIR:-}" ]; then
+                check_ranks "installed program under srun --mpi=pmix -n 4" 4 \
+                    sh -c ". '$slurm_dir/env.sh' && srun --mpi=pmix -n 4 '$oot/x'"
+                # The installed job script; 2 ranks: this host has 2 CPUs.
+                check_ranks "installed program under sbatch of the installed slurm/rank-per-node.sbatch" 2 \
+                    sh -c ". '$slurm_dir/env.sh' && RH_VNODE_RANKS=1 sbatch --wait --nodes=1 --ntasks-per-node=2 \
+                          --output='$oot/job.out' '$prefix/share/rayhpc/slurm/rank-per-node.sbatch' '$oot/x';
+                          st=\$?; cat '$oot/job.out'; exit \$st"
+            fi
+            # librayhpc.a with the libraries rayhpc.pc's Libs.private names
+            # (they may stay shared): the program needs no librayhpc.so.
+            libs=$(pkg-config --static --libs rayhpc)
+            # shellcheck disable=SC2046,SC2086
+            if cc -Wall -Wextra -Werror -o "$oot/xs" "$oot/x.c" $(pkg-config --cflags rayhpc) \
+                    ${libs/-lrayhpc/-l:librayhpc.a} &&
+               ! readelf -d "$oot/xs" | grep -q 'librayhpc\.so'; then
+                ok "cc x.c with librayhpc.a and \$(pkg-config --static --libs rayhpc)"
+                check_ranks "program linked with librayhpc.a under rayhpc-run -n 2" 2 \
+                    "$prefix/bin/rayhpc-run" -n 2 "$oot/xs"
+            else
+                bad "link a program with librayhpc.a and pkg-config --static"
+            fi
+            # The shared library: soname librayhpc.so.<major>, every symbol
+            # in the version node of src/librayhpc.map.
+            so="$prefix/lib/librayhpc.so"
+            unversioned=$(objdump -T "$so" | awk '$4 == ".text" && $NF ~ /^rh_/ && $(NF-1) !~ /^RAYHPC_/')
+            if readelf -d "$so" | grep -q 'SONAME.*\[librayhpc\.so\.0\]' && [ -z "$unversioned" ] &&
+               objdump -T "$so" | grep -q 'RAYHPC_0.1 *rh_init$'; then
+                ok "librayhpc.so: soname librayhpc.so.0, symbols versioned RAYHPC_0.1"
+            else
+                readelf -d "$so" | grep SONAME; echo "$unversioned"
+                bad "librayhpc.so: soname and symbol versions"
+            fi
+            # The man pages render.
+            for m in rayhpc-run rayhpc-info rayhpc-perf; do
+                page="$prefix/share/man/man1/$m.1"
+                if [ -f "$page" ] && MANWIDTH=80 man -l "$page" 2>&1 | grep -q "^NAME"; then
+                    ok "installed man page $m.1"
+                else
+                    bad "installed man page $m.1"
+                fi
             done
-            if [ $st -eq 0 ] && [ $good -eq 1 ]; then ok "$name"; else echo "$out"; bad "$name"; fi
-        }
-        check_ranks "installed program as a singleton" 1 "$oot/x"
-        check_ranks "installed program under rayhpc-run -n 4" 4 "$prefix/bin/rayhpc-run" -n 4 "$oot/x"
-        check_ranks "installed program under mpirun -n 4" 4 mpirun --allow-run-as-root --oversubscribe -n 4 "$oot/x"
-        if [ -n "${RH_TEST_SLURM_DIR:-}" ]; then
-            check_ranks "installed program under srun --mpi=pmix -n 4" 4 \
-                sh -c ". '$slurm_dir/env.sh' && srun --mpi=pmix -n 4 '$oot/x'"
-            # The installed job script; 2 ranks: this host has 2 CPUs.
-            check_ranks "installed program under sbatch of the installed slurm/rank-per-node.sbatch" 2 \
-                sh -c ". '$slurm_dir/env.sh' && RH_VNODE_RANKS=1 sbatch --wait --nodes=1 --ntasks-per-node=2 \
-                      --output='$oot/job.out' '$prefix/share/rayhpc/slurm/rank-per-node.sbatch' '$oot/x';
-                      st=\$?; cat '$oot/job.out'; exit \$st"
-        fi
-        if "$prefix/bin/rayhpc-info" >"$oot/info.out" 2>&1 && grep -q RAYHPC_LOG_LEVEL "$oot/info.out"; then
-            ok "installed rayhpc-info"
+            if "$prefix/bin/rayhpc-info" >"$oot/info.out" 2>&1 && grep -q RAYHPC_LOG_LEVEL "$oot/info.out"; then
+                ok "installed rayhpc-info"
+            else
+                cat "$oot/info.out"; bad "installed rayhpc-info"
+            fi
         else
-            cat "$oot/info.out"; bad "installed rayhpc-info"
+            bad "build a program with pkg-config"
+        fi
+        rm -rf "$oot"
+        step "the examples built with pkg-config against $prefix"
+        ex_out=$("$top/tests/examples.sh" "$prefix" 2>&1)
+        echo "$ex_out"
+        passed=$((passed + $(grep -c '^ok: ' <<<"$ex_out")))
+        n=$(grep -c '^FAILED: ' <<<"$ex_out")
+        if [ "$n" -gt 0 ] || ! grep -q '^examples: ' <<<"$ex_out"; then
+            failed=$((failed + (n > 0 ? n : 1)))
+            failures+=("examples against the installed library (tests/examples.sh)")
         fi
     else
-        bad "build a program with pkg-config"
+        tail -20 "$build/install.out"
+        bad "make install"
     fi
-    rm -rf "$oot"
-    step "the examples built with pkg-config against $prefix"
-    ex_out=$("$top/tests/examples.sh" "$prefix" 2>&1)
-    echo "$ex_out"
-    passed=$((passed + $(grep -c '^ok: ' <<<"$ex_out")))
-    n=$(grep -c '^FAILED: ' <<<"$ex_out")
-    if [ "$n" -gt 0 ] || ! grep -q '^examples: ' <<<"$ex_out"; then
-        failed=$((failed + (n > 0 ? n : 1)))
-        failures+=("examples against the installed library (tests/examples.sh)")
-    fi
-else
-    tail -20 "$build/install.out"
-    bad "make install"
 fi
 
 # Sanitizers: UCX, PMIx, MPI and hwloc are not built with ASan and keep some
 # allocations until exit; leaks are checked in our code only (suppressions,
 # which need full stacks to match: fast_unwind_on_malloc=0).
-export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:halt_on_error=1"
-export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-build_and_check "$top/_build-asan" --enable-werror --enable-sanitizers=address,undefined
+if want asan; then
+    export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:halt_on_error=1"
+    export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+    build_dir "$top/_build-asan" --enable-werror --enable-sanitizers=address,undefined &&
+        check_dir "$top/_build-asan"
+    unset ASAN_OPTIONS LSAN_OPTIONS
+fi
 
 # libFuzzer: every AM handler's parser and the public API's argument
 # checks, each for a bounded number of inputs from its seed corpus; a
 # crash, sanitizer report or leak fails its target (tests/fuzz/run.sh,
 # which builds its own instrumented static library with clang).
-unset ASAN_OPTIONS LSAN_OPTIONS
-step "fuzz targets in $top/_build-fuzz"
-fuzz_out=$(RH_FUZZ_BUILDDIR="$top/_build-fuzz" RH_FUZZ_JOBS="$jobs" "$top/tests/fuzz/run.sh" 2>&1)
-fuzz_st=$?
-echo "$fuzz_out"
-if [ $fuzz_st -ne 77 ]; then   # 77: skipped, run.sh said why
-    passed=$((passed + $(grep -c '^ok: fuzz_' <<<"$fuzz_out")))
-    n=$(grep -c '^FAILED: ' <<<"$fuzz_out")
-    if [ "$n" -gt 0 ]; then
-        failed=$((failed + n))
-        failures+=("fuzz targets (see $top/_build-fuzz/tests/fuzz/*.log)")
-    elif [ $fuzz_st -ne 0 ]; then
-        bad "build the fuzz targets"
+if want fuzz; then
+    step "fuzz targets in $top/_build-fuzz"
+    fuzz_out=$(RH_FUZZ_BUILDDIR="$top/_build-fuzz" RH_FUZZ_JOBS="$jobs" "$srcd/tests/fuzz/run.sh" 2>&1)
+    fuzz_st=$?
+    echo "$fuzz_out"
+    if [ $fuzz_st -ne 77 ]; then   # 77: skipped, run.sh said why
+        passed=$((passed + $(grep -c '^ok: fuzz_' <<<"$fuzz_out")))
+        n=$(grep -c '^FAILED: ' <<<"$fuzz_out")
+        if [ "$n" -gt 0 ]; then
+            failed=$((failed + n))
+            failures+=("fuzz targets (see $top/_build-fuzz/tests/fuzz/*.log)")
+        elif [ $fuzz_st -ne 0 ]; then
+            bad "build the fuzz targets"
+        fi
     fi
 fi
 
@@ -181,70 +284,124 @@ fi
 # Criterion cannot run under TSan (its fixed-address arena), so these run
 # directly. UCX's memory hooks run at thread exit, after TSan has torn the
 # thread down: UCX_MEM_EVENTS=no keeps them out of this build's runs.
-tsan="$top/_build-tsan"
-step "build in $tsan: configure --enable-sanitizers=thread"
-mkdir -p "$tsan"
-if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >configure.out 2>&1) &&
-   make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
-   make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi examples/heat2d \
-        examples/param_sweep examples/array_mapreduce tests/multi/alltoall tests/multi/hello \
-        tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
-        tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
-        tests/multi/placement tests/multi/release tests/multi/resources \
-        tests/multi/send_faults tests/multi/burst tests/multi/recursion \
-        tests/multi/finalize >>"$tsan/make.out" 2>&1; then
-    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
-    tsan_run() {   # name, expected status, expected line, count, args...
-        local name=$1 want=$2 line=$3 count=$4; shift 4
-        local out st
-        out=$(cd "$tsan" && timeout 300 ./rayhpc-run "$@" 2>&1)
-        st=$?
-        if [ $st -eq "$want" ] && [ "$(grep -c -- "$line" <<<"$out")" -eq "$count" ] &&
-           ! grep -q "ThreadSanitizer" <<<"$out"; then
-            ok "tsan: $name"
-        else
-            echo "$out" | tail -60
-            bad "tsan: $name (status $st)"
-        fi
-    }
-    tsan_run "alltoall, 2 ranks, adaptive" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
-    RAYHPC_PROGRESS=polling tsan_run "alltoall, 2 ranks, polling" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
-    RAYHPC_PROGRESS=blocking tsan_run "alltoall, 2 ranks, blocking" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
-    tsan_run "alltoall, 4 ranks on 2 nodes" 0 "ALLTOALL OK" 4 -n 4 --nodes 2 ./tests/multi/alltoall
-    UCX_TLS=tcp,self tsan_run "alltoall over tcp" 0 "ALLTOALL OK" 2 -n 2 --nodes 2 ./tests/multi/alltoall
-    tsan_run "killed rank" 137 "status=success" 2 --keep-going -n 3 ./tests/multi/peer_kill
-    RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
-    tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
-    tsan_run "flagship example" 0 "checksum ok" 3 -n 3 ./examples/am_exchange
-    tsan_run "tasks: pi map-reduce" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 200 20000
-    RAYHPC_NUM_WORKERS=4 tsan_run "tasks: 4 workers" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 500 1000
-    tsan_run "example: heat stencil, halos between 2 nodes" 0 "HEAT2D OK" 1 -n 4 --nodes 2 ./examples/heat2d 64 16 4 2
-    tsan_run "example: parameter sweep collected by rh_wait" 0 "PARAM_SWEEP OK" 1 -n 4 --nodes 2 ./examples/param_sweep 8 8 1000 16
-    tsan_run "example: map-reduce over chunks on 2 nodes" 0 "ARRAY_MAPREDUCE OK" 1 -n 4 --nodes 2 ./examples/array_mapreduce 4 1 1
-    tsan_run "objects between ranks" 0 "SHARED OK" 2 -n 3 ./tests/multi/objects share
-    tsan_run "tasks: 3 drivers on one rank" 0 "STRESS OK" 1 -n 1 ./tests/multi/tasks_stress 10
-    RAYHPC_NUM_WORKERS=3 tsan_run "tasks: 2 ranks, 3 workers each" 0 "STRESS OK" 2 -n 2 ./tests/multi/tasks_stress 5
-    RAYHPC_NUM_WORKERS=3 tsan_run "tasks waiting for CPUs in the ledger" 0 "RESOURCES OK" 1 -n 1 ./tests/multi/resources 200
-    tsan_run "tasks forwarded between 3 nodes" 0 "FORWARD OK" 1 -n 3 --nodes 3 ./tests/multi/forward check
-    tsan_run "forwarded task whose rank dies" 137 "FORWARD KILL OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/forward kill
-    tsan_run "pulls: a chain of ref arguments across nodes" 0 "PULL CHAIN OK" 1 -n 3 --nodes 3 ./tests/multi/pull chain
-    tsan_run "pulls: 16 threads get one remote object" 0 "PULL CONCURRENT OK" 1 -n 3 --nodes 3 ./tests/multi/pull concurrent
-    RAYHPC_NUM_WORKERS=1 RAYHPC_SPILLBACK_THRESHOLD=2 tsan_run "busy rank spills to the global scheduler" 0 "PLACEMENT BUSY OK" 1 -n 4 --nodes 4 ./tests/multi/placement busy
-    RAYHPC_NUM_WORKERS=2 tsan_run "placement groups" 0 "PLACEMENT PG OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg
-    RAYHPC_NUM_WORKERS=1 tsan_run "tasks in bundles wait for children in and out of the group" 0 "PLACEMENT PG WAIT OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg_wait
-    RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a ref handed on outlives its owner's release" 0 "PULL BORROW OK" 1 -n 3 --nodes 3 ./tests/multi/pull borrow
-    RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a dead owner's copies leave the stores" 137 "PULL OWNER_DIES OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/pull owner_dies
-    RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "releases race pulls and borrows of the objects" 0 "RELEASE RACE OK" 1 -n 3 --nodes 3 ./tests/multi/release 20
-    RAYHPC_FAULT_SENDS=7 tsan_run "every 7th send lost: every get still ends" 0 "SEND FAULTS OK" 1 -n 3 --nodes 3 ./tests/multi/send_faults
-    RAYHPC_REMOTE_TASKS_MAX=1024 RAYHPC_FINALIZE_TIMEOUT=280s tsan_run "a burst waits for room" 0 "BURST OK" 1 -n 2 --nodes 2 ./tests/multi/burst 20000
-    RAYHPC_NUM_WORKERS=2 RAYHPC_HELP_DEPTH=16 tsan_run "recursion: nested gets park and resume" 0 "RECURSION CHAIN OK" 1 -n 1 ./tests/multi/recursion chain 3000
-    RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "recursion: nested gets spread over 3 nodes" 0 "RECURSION SPREAD OK" 1 -n 3 --nodes 3 ./tests/multi/recursion spread 300
-    RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4
-    unset TSAN_OPTIONS UCX_MEM_EVENTS
-else
-    grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20
-    bad "build with ThreadSanitizer"
+if want tsan; then
+    tsan="$top/_build-tsan"
+    step "build in $tsan: configure --enable-sanitizers=thread"
+    mkdir -p "$tsan"
+    if (cd "$tsan" && "$srcd/configure" --enable-werror --enable-sanitizers=thread >configure.out 2>&1) &&
+       make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
+       make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi examples/heat2d \
+            examples/param_sweep examples/array_mapreduce tests/multi/alltoall tests/multi/hello \
+            tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
+            tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
+            tests/multi/placement tests/multi/release tests/multi/resources \
+            tests/multi/send_faults tests/multi/burst tests/multi/recursion \
+            tests/multi/finalize >>"$tsan/make.out" 2>&1; then
+        export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
+        tsan_run() {   # name, expected status, expected line, count, args...
+            local name=$1 want=$2 line=$3 count=$4; shift 4
+            local out st
+            out=$(cd "$tsan" && timeout 300 ./rayhpc-run "$@" 2>&1)
+            st=$?
+            if [ $st -eq "$want" ] && [ "$(grep -c -- "$line" <<<"$out")" -eq "$count" ] &&
+               ! grep -q "ThreadSanitizer" <<<"$out"; then
+                ok "tsan: $name"
+            else
+                echo "$out" | tail -60
+                bad "tsan: $name (status $st)"
+            fi
+        }
+        tsan_run "alltoall, 2 ranks, adaptive" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
+        RAYHPC_PROGRESS=polling tsan_run "alltoall, 2 ranks, polling" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
+        RAYHPC_PROGRESS=blocking tsan_run "alltoall, 2 ranks, blocking" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
+        tsan_run "alltoall, 4 ranks on 2 nodes" 0 "ALLTOALL OK" 4 -n 4 --nodes 2 ./tests/multi/alltoall
+        UCX_TLS=tcp,self tsan_run "alltoall over tcp" 0 "ALLTOALL OK" 2 -n 2 --nodes 2 ./tests/multi/alltoall
+        tsan_run "killed rank" 137 "status=success" 2 --keep-going -n 3 ./tests/multi/peer_kill
+        RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
+        tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
+        tsan_run "flagship example" 0 "checksum ok" 3 -n 3 ./examples/am_exchange
+        tsan_run "tasks: pi map-reduce" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 200 20000
+        RAYHPC_NUM_WORKERS=4 tsan_run "tasks: 4 workers" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 500 1000
+        tsan_run "example: heat stencil, halos between 2 nodes" 0 "HEAT2D OK" 1 -n 4 --nodes 2 ./examples/heat2d 64 16 4 2
+        tsan_run "example: parameter sweep collected by rh_wait" 0 "PARAM_SWEEP OK" 1 -n 4 --nodes 2 ./examples/param_sweep 8 8 1000 16
+        tsan_run "example: map-reduce over chunks on 2 nodes" 0 "ARRAY_MAPREDUCE OK" 1 -n 4 --nodes 2 ./examples/array_mapreduce 4 1 1
+        tsan_run "objects between ranks" 0 "SHARED OK" 2 -n 3 ./tests/multi/objects share
+        tsan_run "tasks: 3 drivers on one rank" 0 "STRESS OK" 1 -n 1 ./tests/multi/tasks_stress 10
+        RAYHPC_NUM_WORKERS=3 tsan_run "tasks: 2 ranks, 3 workers each" 0 "STRESS OK" 2 -n 2 ./tests/multi/tasks_stress 5
+        RAYHPC_NUM_WORKERS=3 tsan_run "tasks waiting for CPUs in the ledger" 0 "RESOURCES OK" 1 -n 1 ./tests/multi/resources 200
+        tsan_run "tasks forwarded between 3 nodes" 0 "FORWARD OK" 1 -n 3 --nodes 3 ./tests/multi/forward check
+        tsan_run "forwarded task whose rank dies" 137 "FORWARD KILL OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/forward kill
+        tsan_run "pulls: a chain of ref arguments across nodes" 0 "PULL CHAIN OK" 1 -n 3 --nodes 3 ./tests/multi/pull chain
+        tsan_run "pulls: 16 threads get one remote object" 0 "PULL CONCURRENT OK" 1 -n 3 --nodes 3 ./tests/multi/pull concurrent
+        RAYHPC_NUM_WORKERS=1 RAYHPC_SPILLBACK_THRESHOLD=2 tsan_run "busy rank spills to the global scheduler" 0 "PLACEMENT BUSY OK" 1 -n 4 --nodes 4 ./tests/multi/placement busy
+        RAYHPC_NUM_WORKERS=2 tsan_run "placement groups" 0 "PLACEMENT PG OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg
+        RAYHPC_NUM_WORKERS=1 tsan_run "tasks in bundles wait for children in and out of the group" 0 "PLACEMENT PG WAIT OK" 1 -n 4 --nodes 4 ./tests/multi/placement pg_wait
+        RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a ref handed on outlives its owner's release" 0 "PULL BORROW OK" 1 -n 3 --nodes 3 ./tests/multi/pull borrow
+        RAYHPC_NUM_WORKERS=1 tsan_run "pulls: a dead owner's copies leave the stores" 137 "PULL OWNER_DIES OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/pull owner_dies
+        RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "releases race pulls and borrows of the objects" 0 "RELEASE RACE OK" 1 -n 3 --nodes 3 ./tests/multi/release 20
+        RAYHPC_FAULT_SENDS=7 tsan_run "every 7th send lost: every get still ends" 0 "SEND FAULTS OK" 1 -n 3 --nodes 3 ./tests/multi/send_faults
+        RAYHPC_REMOTE_TASKS_MAX=1024 RAYHPC_FINALIZE_TIMEOUT=280s tsan_run "a burst waits for room" 0 "BURST OK" 1 -n 2 --nodes 2 ./tests/multi/burst 20000
+        RAYHPC_NUM_WORKERS=2 RAYHPC_HELP_DEPTH=16 tsan_run "recursion: nested gets park and resume" 0 "RECURSION CHAIN OK" 1 -n 1 ./tests/multi/recursion chain 3000
+        RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "recursion: nested gets spread over 3 nodes" 0 "RECURSION SPREAD OK" 1 -n 3 --nodes 3 ./tests/multi/recursion spread 300
+        RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4
+        unset TSAN_OPTIONS UCX_MEM_EVENTS
+    else
+        grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20
+        bad "build with ThreadSanitizer"
+    fi
 fi
+
+# The release tarball builds, installs and passes its checks in a read-only
+# copy of its sources (`make distcheck`). Inside it, only the unit tests and
+# the build checks run: the multi-rank tests need minutes and run in the
+# check stage, on the same files. Then every file of the tree (but
+# .gitignore) must be in the tarball.
+if want distcheck && need_build; then
+    step "make distcheck in $build (unit and build checks inside; the multi-rank tests run in the check stage)"
+    if make -C "$build" distcheck TESTS='$(UNIT_TESTS) $(SCRIPT_TESTS)' \
+            >"$build/distcheck.out" 2>&1; then
+        ok "make distcheck"
+    else
+        grep -E 'error|^(FAIL|ERROR)' "$build/distcheck.out" | head -30
+        tail -15 "$build/distcheck.out"
+        bad "make distcheck"
+    fi
+    tarball="$build/$(sed -n 's/^PACKAGE_TARNAME = //p' "$build/Makefile")-$(sed -n 's/^VERSION = //p' "$build/Makefile").tar.gz"
+    tree=$(mktemp -d /tmp/rayhpc-dist.XXXXXX)
+    if [ -f "$tarball" ] && "$top/tests/copy-sources.sh" "$top" "$tree"; then
+        missing=$(comm -23 <(cd "$tree" && find . -type f ! -name .gitignore | sed 's|^\./||' | sort) \
+                           <(tar -tzf "$tarball" | sed 's|^[^/]*/||' | sort))
+        if [ -z "$missing" ]; then
+            ok "the tarball holds every file of the tree"
+        else
+            echo "not in $tarball (add them to EXTRA_DIST or a _SOURCES list in Makefile.am):"
+            echo "$missing" | head -30
+            bad "the tarball holds every file of the tree"
+        fi
+    else
+        bad "the tarball holds every file of the tree (no $tarball, or the copy failed)"
+    fi
+    rm -rf "$tree"
+fi
+
+# The README's first command (its build and install, tests/build-order.sh
+# takes it from README.md) and this suite's build stage, one after the
+# other in either order, each order in a fresh copy of this tree.
+if want order; then
+    step "the README's build and the suite's build, in either order"
+    order_out=$("$top/tests/build-order.sh" 2>&1)
+    order_st=$?
+    echo "$order_out" | grep -E '^(ok|FAILED): '
+    passed=$((passed + $(grep -c '^ok: ' <<<"$order_out")))
+    n=$(grep -c '^FAILED: ' <<<"$order_out")
+    if [ "$n" -gt 0 ] || [ $order_st -ne 0 ]; then
+        echo "$order_out" | tail -40
+        [ "$n" -gt 0 ] || n=1
+        failed=$((failed + n))
+        failures+=("build order (tests/build-order.sh)")
+    fi
+fi
+
 
 printf '\n'
 for f in "${failures[@]}"; do printf 'failed: %s\n' "$f"; done

@@ -3,8 +3,9 @@
  * build options, every RAYHPC_* setting with its value and doc, the hwloc
  * summary, and the UCX transports and devices a rank would use.
  *
- * usage: rayhpc-info [-v] [-c] [-t] [-u]   (no option: everything)
+ * usage: rayhpc-info [-v] [-c] [-t] [-u] | --help | --version
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <ucp/api/ucp.h>
@@ -77,26 +78,90 @@ static void print_ucx(void)
     rh_tp_close();
 }
 
+/* The options and their help in one table: --help prints it and the
+ * parser's getopt table is made from it. */
+struct opt_doc {
+    const char *group;   /* starts a group of options in --help */
+    const char *name;
+    int val;
+    const char *help;
+};
+
+static const struct opt_doc opt_docs[] = {
+    { "Sections (none given: all of them):", "build", 'v',
+      "version, build options, the bootstrap chosen here" },
+    { NULL, "config", 'c', "every RAYHPC_* setting with its value and doc" },
+    { NULL, "topology", 't', "the hwloc summary of this host" },
+    { NULL, "ucx", 'u', "the UCX transports and devices a rank would use" },
+    { "Information:", "help", 'h', "print this help and exit" },
+    { NULL, "version", 'V', "print the version and exit" },
+};
+
+#define N_OPTS (sizeof(opt_docs) / sizeof(opt_docs[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: rayhpc-info [-v] [-c] [-t] [-u]\n"
+               "       rayhpc-info --help | --version\n"
+               "What this librayhpc is and would do on this host.\n");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const struct opt_doc *o = &opt_docs[i];
+        char head[40];
+
+        if (o->group) {
+            fprintf(f, "\n%s\n", o->group);
+        }
+        snprintf(head, sizeof(head), "  -%c, --%s", o->val, o->name);
+        fprintf(f, "%-18s%s\n", head, o->help);
+    }
+    fprintf(f, "\nSee rayhpc-info(1).\n");
+}
+
 int main(int argc, char **argv)
 {
-    int v = 0, c = 0, t = 0, u = 0;
+    struct option long_options[N_OPTS + 1];
+    char short_options[2 * N_OPTS + 1];
+    int v = 0, c = 0, t = 0, u = 0, opt;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-v") == 0) {
+    for (size_t i = 0; i < N_OPTS; i++) {
+        long_options[i] = (struct option){ opt_docs[i].name, no_argument,
+                                           NULL, opt_docs[i].val };
+        short_options[i] = (char)opt_docs[i].val;
+    }
+    long_options[N_OPTS] = (struct option){ NULL, 0, NULL, 0 };
+    short_options[N_OPTS] = '\0';
+    while ((opt = getopt_long(argc, argv, short_options, long_options,
+                              NULL)) != -1) {
+        switch (opt) {
+        case 'v':
             v = 1;
-        } else if (strcmp(argv[i], "-c") == 0) {
+            break;
+        case 'c':
             c = 1;
-        } else if (strcmp(argv[i], "-t") == 0) {
+            break;
+        case 't':
             t = 1;
-        } else if (strcmp(argv[i], "-u") == 0) {
+            break;
+        case 'u':
             u = 1;
-        } else {
-            fprintf(stderr, "usage: rayhpc-info [-v] [-c] [-t] [-u]\n"
-                    "  -v version and build   -c settings\n"
-                    "  -t hwloc topology      -u UCX transports\n"
-                    "  (no option: all of them)\n");
-            return strcmp(argv[i], "-h") == 0 ? 0 : 2;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("rayhpc-info (librayhpc) %s\n", rh_version());
+            return 0;
+        default:   /* getopt has said what was wrong */
+            fputc('\n', stderr);
+            usage(stderr);
+            return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rayhpc-info: unexpected argument '%s'\n\n",
+                argv[optind]);
+        usage(stderr);
+        return 2;
     }
     if (!(v || c || t || u)) {
         v = c = t = u = 1;

@@ -273,27 +273,6 @@ static void describe_wait_status(int wstatus, char *buf, size_t size)
 /* Command line                                                             */
 /* ------------------------------------------------------------------------ */
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-"Usage: " PROG " -n N [options] [--] program [args...]\n"
-"Start N ranks of a librayhpc program on this host.\n"
-"\n"
-"  -n, -np N          number of ranks (required, N >= 1)\n"
-"  --nodes M          make the ranks look like M nodes (1 <= M <= N): rank r\n"
-"                     gets RAYHPC_NODE_ID=vnode<r*M/N>\n"
-"  --tag-output       prefix every line the ranks print with \"[rank] \"\n"
-"  --keep-going       a failed rank does not stop the others\n"
-"  --timeout SECONDS  stop the job if it runs longer (0: no limit)\n"
-"  -h, --help         print this help\n"
-"  --version          print the version\n"
-"\n"
-"Exit status: 0 when every rank exits 0, else that of the first failure:\n"
-"the rank's exit status, 128+N if it was killed by signal N, the code it\n"
-"passed to abort; 124 on timeout, 127 if the program cannot be started,\n"
-"1 on a protocol error, 2 on a usage error.\n");
-}
-
 /* Parses a whole decimal integer in [lo, hi]. */
 static bool parse_int(const char *s, long lo, long hi, int *out)
 {
@@ -321,21 +300,105 @@ static bool parse_seconds(const char *s, double *out)
 
 enum { OPT_NODES = 256, OPT_TAG, OPT_KEEP, OPT_TIMEOUT, OPT_VERSION };
 
-/* getopt_long_only(), so that the MPI-style "-np 4" and "-nodes 2" work. The
- * long option "n" exists so that "-n=4" is an exact match rather than an
- * ambiguous abbreviation of "np"/"nodes"; plain "-n 4" and "-n4" are parsed
- * as the short option. */
-static const struct option long_options[] = {
-    { "n",          required_argument, NULL, 'n' },
-    { "np",         required_argument, NULL, 'n' },
-    { "nodes",      required_argument, NULL, OPT_NODES },
-    { "tag-output", no_argument,       NULL, OPT_TAG },
-    { "keep-going", no_argument,       NULL, OPT_KEEP },
-    { "timeout",    required_argument, NULL, OPT_TIMEOUT },
-    { "help",       no_argument,       NULL, 'h' },
-    { "version",    no_argument,       NULL, OPT_VERSION },
-    { NULL, 0, NULL, 0 },
+/* The options, their groups and their help, in one table: --help prints it
+ * and the parser's getopt table is made from it, so the two cannot drift.
+ * getopt_long_only(), so that the MPI-style "-np 4" and "-nodes 2" work.
+ * The undocumented long option "n" exists so that "-n=4" is an exact match
+ * rather than an ambiguous abbreviation of "np"/"nodes"; plain "-n 4" and
+ * "-n4" are parsed as the short option. */
+struct opt_doc {
+    const char *group;   /* starts a group of options in --help */
+    const char *name;    /* long name */
+    int has_arg;
+    int val;             /* a short option's letter, or an OPT_* */
+    const char *arg;     /* the argument's name in --help */
+    const char *help;    /* NULL: an alias --help leaves out */
 };
+
+static const struct opt_doc opt_docs[] = {
+    { "Job size:", "np", required_argument, 'n', "N",
+      "number of ranks to start (required, N >= 1)" },
+    { NULL, "n", required_argument, 'n', "N", NULL },
+    { NULL, "nodes", required_argument, OPT_NODES, "M",
+      "make the ranks look like M nodes (1 <= M <= N): rank r gets "
+      "RAYHPC_NODE_ID=vnode<r*M/N>" },
+    { "Output:", "tag-output", no_argument, OPT_TAG, NULL,
+      "prefix every line the ranks print with \"[rank] \"" },
+    { "Job control:", "keep-going", no_argument, OPT_KEEP, NULL,
+      "a failed rank does not stop the others" },
+    { NULL, "timeout", required_argument, OPT_TIMEOUT, "SECONDS",
+      "stop the job if it runs longer (0: no limit)" },
+    { "Information:", "help", no_argument, 'h', NULL,
+      "print this help and exit" },
+    { NULL, "version", no_argument, OPT_VERSION, NULL,
+      "print the version and exit" },
+};
+
+#define N_OPTS (sizeof(opt_docs) / sizeof(opt_docs[0]))
+
+/* Prints text wrapped at 79 columns, every line indented by indent. */
+static void print_wrapped(FILE *f, const char *text, int col, int indent)
+{
+    const char *p = text;
+
+    while (*p) {
+        const char *end = p, *brk = NULL;
+
+        while (*end && (col + (end - p)) < 79) {
+            if (*end == ' ')
+                brk = end;
+            end++;
+        }
+        if (*end && brk)
+            end = brk;
+        fprintf(f, "%.*s\n", (int)(end - p), p);
+        p = *end == ' ' ? end + 1 : end;
+        if (*p)
+            fprintf(f, "%*s", indent, "");
+        col = indent;
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: " PROG " -n N [options] [--] program [args...]\n"
+"       " PROG " --help | --version\n"
+"Start N ranks of a librayhpc program on this host (as mpirun does; under\n"
+"Slurm use srun --mpi=pmix). Options may start with - or --.\n");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const struct opt_doc *o = &opt_docs[i];
+        char head[64];
+        int n;
+
+        if (!o->help)
+            continue;
+        if (o->group)
+            fprintf(f, "\n%s\n", o->group);
+        if (o->val == 'n') {
+            n = snprintf(head, sizeof(head), "  -n, --np %s", o->arg);
+        } else if (o->val < 256) {
+            n = snprintf(head, sizeof(head), "  -%c, --%s%s%s", o->val,
+                         o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        } else {
+            n = snprintf(head, sizeof(head), "      --%s%s%s", o->name,
+                         o->arg ? " " : "", o->arg ? o->arg : "");
+        }
+        if (n < 22) {
+            fprintf(f, "%-22s", head);
+        } else {
+            fprintf(f, "%s\n%22s", head, "");
+        }
+        print_wrapped(f, o->help, 22, 22);
+    }
+    fprintf(f,
+"\n"
+"Exit status: 0 when every rank exits 0, else that of the first failure:\n"
+"the rank's exit status, 128+N if it was killed by signal N, the code it\n"
+"passed to abort; 124 on timeout, 127 if the program cannot be started,\n"
+"1 on a protocol error, 2 on a usage error.\n"
+"See rayhpc-run(1).\n");
+}
 
 static int usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -356,7 +419,15 @@ static int usage_error(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct options *opt)
 {
     *opt = (struct options){ .nranks = 0 };
+    struct option long_options[N_OPTS + 1];
     int c;
+
+    for (size_t i = 0; i < N_OPTS; i++) {
+        long_options[i] = (struct option){ opt_docs[i].name,
+                                           opt_docs[i].has_arg, NULL,
+                                           opt_docs[i].val };
+    }
+    long_options[N_OPTS] = (struct option){ NULL, 0, NULL, 0 };
 
     /* '+': stop at the program name, its options are its own. */
     while ((c = getopt_long_only(argc, argv, "+hn:", long_options,
