@@ -20,6 +20,7 @@
  * each call that may still signal its readiness hold a reference.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include "core/actor.h"
 #include "core/core.h"
 #include "core/future.h"
+#include "sched/pool.h"
 #include "transport/transport.h"
 
 enum { RH_INST_RUNNING = 0, RH_INST_DRAIN = 1, RH_INST_KILL = 2 };
@@ -235,6 +237,17 @@ static rh_task_t *rh_inst_next(rh_actor_inst_t *inst)
     rh_task_t *t;
 
     pthread_mutex_lock(&inst->consume);
+    /* Spin a while first, as the pool's workers do: a call that follows
+     * at once (pipelined callers, round trips) then costs no wake-up, and
+     * a wake-up on a host with fewer cores than threads can wait for a
+     * time slice. */
+    for (unsigned idle = 0; !rh_inst_can_go(inst) &&
+                            idle < RH_POOL_SPIN_DEFAULT; idle++) {
+        rh_cpu_relax();
+        if ((idle & 63) == 63) {
+            sched_yield();
+        }
+    }
     while (!rh_inst_can_go(inst)) {
         atomic_fetch_add_explicit(&inst->sleepers, 1, memory_order_seq_cst);
         pthread_mutex_lock(&inst->mtx);
