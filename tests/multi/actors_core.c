@@ -305,6 +305,22 @@ static void ctor_failure(const rh_actor_params_t *p)
     rh_status_t st;
 
     CHECK(rh_actor_call(a, "total", NULL, 0, NULL, &r));
+    /* tasks that take the failed return fail the same way, here and on
+     * the last node */
+    for (int node = 0; node < rh_num_nodes(); node += rh_num_nodes() - 1) {
+        rh_task_params_t tp = rank_on_node(node, 0);
+        rh_arg_t x = rh_arg_ref(r);
+        rh_ref_t d;
+
+        CHECK(rh_remote("value_after", &x, 1, &tp, &d));
+        (void)get_i64(d, 0, &st);
+        EXPECT(st == RH_ERR_ACTOR_DEAD && strstr(rh_last_error(), "refuses"),
+               "a task on node %d taking a dead actor's return: %d", node,
+               st);
+        if (rh_num_nodes() == 1) {
+            break;
+        }
+    }
     (void)get_i64(r, 0, &st);
     EXPECT(st == RH_ERR_ACTOR_DEAD && strstr(rh_last_error(), "refuses"),
            "call on a failed constructor: %d", st);
