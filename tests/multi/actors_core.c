@@ -403,6 +403,18 @@ static int run_local(void)
     concurrency(&p);
     (void)t0;
     CHECK(rh_actor_release(a));
+    /* a detached actor nobody holds lives on; rh_finalize ends it */
+    {
+        rh_actor_params_t dp = { 0 };
+        rh_actor_t d;
+
+        dp.field_mask = RH_ACTOR_PARAM_FIELD_DETACHED;
+        dp.detached = 1;
+        d = make_counter(99, &dp);
+        CHECK(rh_actor_ready(d, 30000, NULL));
+        CHECK(rh_actor_release(d));
+        check_total(d, 0);
+    }
     {
         double end = rank_now() + 20;
 
