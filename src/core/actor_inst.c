@@ -31,6 +31,7 @@
 #include "base/mpsc.h"
 #include "base/status.h"
 #include "core/actor.h"
+#include "core/actor_order.h"
 #include "core/core.h"
 #include "core/future.h"
 #include "sched/pool.h"
@@ -38,13 +39,6 @@
 
 enum { RH_INST_RUNNING = 0, RH_INST_DRAIN = 1, RH_INST_KILL = 2 };
 
-/* A caller's calls that came early, by sequence number. */
-typedef struct rh_inst_caller {
-    uint64_t  next;       /* the sequence number to run next */
-    rh_hmap_t early;      /* seq -> rh_task_t * (NULL: skipped) */
-} rh_inst_caller_t;
-
-#define RH_INST_SKIPPED ((rh_task_t *)1)
 
 struct rh_actor_inst {
     rh_actor_t              actor;
@@ -76,7 +70,7 @@ struct rh_actor_inst {
     _Atomic int             sleepers;
 
     /* the reorder, on the progress thread */
-    rh_hmap_t               callers;      /* rank -> rh_inst_caller_t */
+    rh_hmap_t               callers;      /* rank -> rh_order_t */
 
     int                     keeps_res;
     rh_res_req_t            res;
@@ -94,14 +88,17 @@ void rh_actor_inst_get(rh_actor_inst_t *inst)
     atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
 }
 
+static void rh_inst_drop_call(void *arg, void *item)
+{
+    rh_actor_call_reject(item, RH_ERR_ACTOR_DEAD, arg);
+}
+
 static void rh_inst_free(rh_actor_inst_t *inst)
 {
-    rh_hmap_iter_t it;
-    void *k, *v;
+    rh_order_t o;
 
-    rh_hmap_iter_init(&it, &inst->callers);
-    while (rh_hmap_iter_next(&it, &k, &v)) {
-        rh_hmap_fini(&((rh_inst_caller_t *)v)->early);
+    while (rh_hmap_pop(&inst->callers, NULL, &o)) {
+        rh_order_fini(&o, NULL, NULL);
     }
     rh_hmap_fini(&inst->callers);
     pthread_mutex_destroy(&inst->consume);
@@ -271,20 +268,11 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
     rh_actor_inst_t *inst = (rh_actor_inst_t *)((char *)op -
                             offsetof(rh_actor_inst_t, ended_op));
     int killed = atomic_load(&inst->ending) == RH_INST_KILL;
-    rh_hmap_iter_t it;
-    void *k, *v;
+    rh_order_t o;
 
     /* Calls still out of order will never run. */
-    rh_hmap_iter_init(&it, &inst->callers);
-    while (rh_hmap_iter_next(&it, &k, &v)) {
-        rh_inst_caller_t *c = v;
-        rh_task_t *t;
-
-        while (rh_hmap_pop(&c->early, NULL, &t)) {
-            if (t != RH_INST_SKIPPED) {
-                rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, inst->why);
-            }
-        }
+    while (rh_hmap_pop(&inst->callers, NULL, &o)) {
+        rh_order_fini(&o, rh_inst_drop_call, inst->why);
     }
     rh_actor_ended_here(inst->actor, killed, inst->why);
     pthread_mutex_lock(&rh_inst_lock);
@@ -398,7 +386,7 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
     pthread_mutex_init(&inst->consume, NULL);
     pthread_mutex_init(&inst->mtx, NULL);
     pthread_cond_init(&inst->cond, NULL);
-    rh_hmap_init(&inst->callers, sizeof(int64_t), sizeof(rh_inst_caller_t));
+    rh_hmap_init(&inst->callers, sizeof(int64_t), sizeof(rh_order_t));
     snprintf(inst->why, sizeof(inst->why), "actor %s on rank %d ended",
              cls->name, rh_rank());
     pthread_mutex_lock(&rh_inst_lock);
@@ -478,14 +466,14 @@ void rh_actor_inst_end(rh_actor_inst_t *inst, int kill, const char *why)
 
 /* ---- calls of other ranks, in their order (progress thread) --------------- */
 
-static void rh_inst_run_in_order(rh_actor_inst_t *inst, rh_task_t *t,
-                                 const char *why)
+/* The next call of a caller, in its order: to the mailbox. */
+static void rh_inst_run_in_order(void *arg, void *item)
 {
-    if (t == RH_INST_SKIPPED) {
-        return;
-    }
+    rh_actor_inst_t *inst = arg;
+    rh_task_t *t = item;
+
     if (rh_actor_inst_push(inst, t) != 0) {
-        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, why);
+        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, inst->why);
         return;
     }
     rh_task_submitted(t);
@@ -495,50 +483,20 @@ void rh_actor_inst_arrived(rh_actor_inst_t *inst, int src, uint64_t seq,
                            rh_task_t *t)
 {
     int64_t key = src;
-    int added;
-    rh_inst_caller_t *c = rh_hmap_put(&inst->callers, &key, &added);
+    int added, rc;
+    rh_order_t *o = rh_hmap_put(&inst->callers, &key, &added);
 
-    if (c == NULL) {
-        if (t != NULL) {
-            rh_actor_call_reject(t, RH_ERR_NO_MEMORY, "out of memory "
-                                 "ordering an actor's calls");
-        }
-        return;
+    if (o != NULL && added) {
+        rh_order_init(o);
     }
-    if (added) {
-        c->next = 1;
-        rh_hmap_init(&c->early, sizeof(uint64_t), sizeof(rh_task_t *));
-    }
-    if (t == NULL) {
-        t = RH_INST_SKIPPED;
-    }
-    if (seq < c->next) {
-        /* Sequence numbers are used once: a repeat is refused. */
-        if (t != RH_INST_SKIPPED) {
-            rh_actor_call_reject(t, RH_ERR_MALFORMED, "a call repeated a "
-                                 "sequence number of its caller");
-        }
-        return;
-    }
-    if (seq > c->next) {
-        rh_task_t **slot = rh_hmap_put(&c->early, &seq, &added);
-
-        if (slot == NULL || !added) {
-            if (t != RH_INST_SKIPPED) {
-                rh_actor_call_reject(t, slot ? RH_ERR_MALFORMED :
-                                     RH_ERR_NO_MEMORY, "a call's sequence "
-                                     "number could not be kept");
-            }
-            return;
-        }
-        *slot = t;
-        return;
-    }
-    rh_inst_run_in_order(inst, t, inst->why);
-    c->next++;
-    while (rh_hmap_del(&c->early, &c->next, &t)) {
-        rh_inst_run_in_order(inst, t, inst->why);
-        c->next++;
+    rc = o == NULL ? -2 : rh_order_arrive(o, seq, t ? (void *)t :
+                                          RH_ORDER_SKIP,
+                                          rh_inst_run_in_order, inst);
+    if (rc != 0 && t != NULL) {
+        rh_actor_call_reject(t, rc == -1 ? RH_ERR_MALFORMED :
+                             RH_ERR_NO_MEMORY, rc == -1 ? "a call repeated "
+                             "a sequence number of its caller" : "out of "
+                             "memory ordering an actor's calls");
     }
 }
 
@@ -552,17 +510,10 @@ void rh_actor_inst_caller_died(int rank)
     rh_hmap_iter_init(&it, &rh_insts);
     while (rh_hmap_iter_next(&it, &k, &v)) {
         rh_actor_inst_t *inst = *(rh_actor_inst_t **)v;
-        rh_inst_caller_t c;
-        rh_task_t *t;
+        rh_order_t o;
 
-        if (rh_hmap_del(&inst->callers, &key, &c)) {
-            while (rh_hmap_pop(&c.early, NULL, &t)) {
-                if (t != RH_INST_SKIPPED) {
-                    rh_actor_call_reject(t, RH_ERR_PEER_FAILED, "its caller "
-                                         "died");
-                }
-            }
-            rh_hmap_fini(&c.early);
+        if (rh_hmap_del(&inst->callers, &key, &o)) {
+            rh_order_fini(&o, rh_inst_drop_call, "its caller died");
         }
     }
     pthread_mutex_unlock(&rh_inst_lock);
