@@ -62,7 +62,13 @@ struct rh_actor_inst {
     _Atomic int             pushers;
     _Atomic int             closed;
     _Atomic int             ending;       /* RH_INST_* */
-    char                    why[256];     /* why it was killed */
+    /* Why it ended: each written once, before ending says which one
+     * holds (RH_INST_RUNNING: why, the default). */
+    char                    why[256];
+    char                    why_drain[256];
+    char                    why_kill[256];
+    _Atomic int             drain_claimed;
+    _Atomic int             kill_claimed;
 
     /* sleeping executors */
     pthread_mutex_t         mtx;
@@ -86,6 +92,18 @@ static rh_hmap_t rh_insts = RH_HMAP_INITIALIZER(sizeof(rh_actor_t),
 void rh_actor_inst_get(rh_actor_inst_t *inst)
 {
     atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
+}
+
+static const char *rh_inst_why(rh_actor_inst_t *inst)
+{
+    switch (atomic_load_explicit(&inst->ending, memory_order_acquire)) {
+    case RH_INST_KILL:
+        return inst->why_kill;
+    case RH_INST_DRAIN:
+        return inst->why_drain;
+    default:
+        return inst->why;
+    }
 }
 
 static void rh_inst_drop_call(void *arg, void *item)
@@ -199,7 +217,7 @@ static void rh_inst_drain_killed(rh_actor_inst_t *inst)
         if (t == NULL) {
             return;
         }
-        rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, inst->why);
+        rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
         if (!atomic_compare_exchange_strong(&t->actor_ready, &expected,
                                             RH_CALL_ORPHAN)) {
             rh_task_run_call(t, NULL);   /* ready: fails at once */
@@ -272,9 +290,9 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
 
     /* Calls still out of order will never run. */
     while (rh_hmap_pop(&inst->callers, NULL, &o)) {
-        rh_order_fini(&o, rh_inst_drop_call, inst->why);
+        rh_order_fini(&o, rh_inst_drop_call, (void *)rh_inst_why(inst));
     }
-    rh_actor_ended_here(inst->actor, killed, inst->why);
+    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst));
     pthread_mutex_lock(&rh_inst_lock);
     (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
     pthread_cond_broadcast(&rh_inst_gone);
@@ -444,13 +462,14 @@ void rh_actor_inst_end(rh_actor_inst_t *inst, int kill, const char *why)
 
     if (kill) {
         /* A kill overrides a drain in progress. */
-        if (atomic_load(&inst->ending) != RH_INST_KILL) {
-            snprintf(inst->why, sizeof(inst->why), "%s", why);
+        if (!atomic_exchange(&inst->kill_claimed, 1)) {
+            snprintf(inst->why_kill, sizeof(inst->why_kill), "%s", why);
             atomic_store(&inst->ending, RH_INST_KILL);
         }
-    } else if (atomic_compare_exchange_strong(&inst->ending, &expected,
-                                              RH_INST_DRAIN)) {
-        snprintf(inst->why, sizeof(inst->why), "%s", why);
+    } else if (!atomic_exchange(&inst->drain_claimed, 1)) {
+        snprintf(inst->why_drain, sizeof(inst->why_drain), "%s", why);
+        (void)atomic_compare_exchange_strong(&inst->ending, &expected,
+                                             RH_INST_DRAIN);
     }
     atomic_store_explicit(&inst->closed, 1, memory_order_seq_cst);
     /* Calls not started fail now: here when no executor is choosing,
@@ -473,7 +492,7 @@ static void rh_inst_run_in_order(void *arg, void *item)
     rh_task_t *t = item;
 
     if (rh_actor_inst_push(inst, t) != 0) {
-        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, inst->why);
+        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
         return;
     }
     rh_task_submitted(t);
