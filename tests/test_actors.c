@@ -137,3 +137,17 @@ Test(actors, rank_death_over_tcp)
                  rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
+
+/* The rank that created an actor dies: the actor ends with it (its
+ * destructor runs on its own rank) and calls from a third rank fail with
+ * RH_ERR_ACTOR_DEAD. */
+Test(actors, an_actor_shares_its_owners_fate)
+{
+    rh_run_t run = launch(3, 3, 1, "ownerdeath", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 50"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
