@@ -953,22 +953,38 @@ static int rh_client_known(void *arg)
     return s == RH_CL_ALIVE || s == RH_CL_DEAD;
 }
 
-/* Asks the owner where the actor is, once. c->lock held. */
-static void rh_client_ask(rh_actor_client_t *c)
+/* Asks the owner where the actor is, once. c->lock held. Returns 0, or
+ * -1 with why when the actor is known dead already (the caller then tells
+ * the cache, with rh_client_located, once it let go of c->lock). */
+static int rh_client_ask(rh_actor_client_t *c, char *why, size_t len)
 {
     int owner = (int)rh_actor_owner(c->actor);
 
-    if (c->state != RH_CL_UNKNOWN || owner == rh_rank()) {
-        return;
+    if (c->state != RH_CL_UNKNOWN) {
+        return 0;
+    }
+    if (owner == rh_rank()) {
+        int known;
+
+        /* Ours: the table tells the cache itself, if it has the actor. */
+        pthread_mutex_lock(&rh_at_lock);
+        known = rh_atab_find(c->actor) != NULL;
+        pthread_mutex_unlock(&rh_at_lock);
+        if (!known) {
+            snprintf(why, len, "rank %d has no actor %llu (it ended, or the "
+                     "handle is bad)", owner, (unsigned long long)c->actor.lo);
+            return -1;
+        }
+        return 0;
     }
     if (!rh_rank_alive(owner)) {
-        snprintf(c->why, sizeof(c->why), "actor %s: its owner, rank %d, "
-                 "died", rh_actor_class_name(c->actor), owner);
-        atomic_store(&c->state, RH_CL_DEAD);
-        return;
+        snprintf(why, len, "actor %s: its owner, rank %d, died",
+                 rh_actor_class_name(c->actor), owner);
+        return -1;
     }
     atomic_store(&c->state, RH_CL_ASKED);
     rh_actl_send(owner, RH_ACTL_LOCATE, c->actor, 0, 0, NULL);
+    return 0;
 }
 
 rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
@@ -984,9 +1000,17 @@ rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
     if (c == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "actor cache");
     }
-    pthread_mutex_lock(&c->lock);
-    rh_client_ask(c);
-    pthread_mutex_unlock(&c->lock);
+    {
+        char why[256];
+        int dead;
+
+        pthread_mutex_lock(&c->lock);
+        dead = rh_client_ask(c, why, sizeof(why));
+        pthread_mutex_unlock(&c->lock);
+        if (dead) {
+            rh_client_located(c, -1, why);
+        }
+    }
     if (!rh_client_known(c) &&
         !rh_core_wait_until_polled(rh_client_known, c,
                                    rh_deadline(timeout_ms))) {
@@ -1082,14 +1106,16 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         c->qhead = t;
     }
     c->qtail = t;
-    rh_client_ask(c);
-    if (c->state == RH_CL_DEAD) {
-        /* the owner is known dead: fail what waits */
+    {
+        char why[256];
+        int dead = rh_client_ask(c, why, sizeof(why));
+
         pthread_mutex_unlock(&c->lock);
-        rh_client_located(c, -1, NULL);
-        return RH_OK;
+        if (dead) {
+            /* known dead already: what waits fails */
+            rh_client_located(c, -1, why);
+        }
     }
-    pthread_mutex_unlock(&c->lock);
     return RH_OK;
 }
 
