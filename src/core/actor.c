@@ -1,6 +1,7 @@
 /*
- * Actors: the API, the owner's table, each rank's cache of where actors
- * are, and the wire.
+ * Actors: the API, each rank's cache of where actors are, the name
+ * directory and the wire; the owner's table is actor_table.c, the instance
+ * on the actor's rank actor_inst.c.
  *
  * The owner (the rank that created an actor) keeps its entry: PENDING
  * until the creation task answers, then ALIVE on a rank or DEAD with why;
@@ -711,8 +712,6 @@ static rh_status_t rh_actor_create_run(rh_task_ctx_t *ctx)
     rh_actor_inst_put(inst);
     return rh_task_return(ctx, 0, &rank, sizeof(rank));
 }
-
-rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank);
 
 static int rh_client_known(void *arg)
 {
