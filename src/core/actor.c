@@ -899,6 +899,14 @@ void rh_actor_call_send(rh_task_t *t)
     rh_forward_send(t);
 }
 
+void rh_actor_call_skip(int dest, uint64_t actor_hi, uint64_t actor_lo,
+                        uint64_t seq)
+{
+    rh_actor_t a = { actor_hi, actor_lo };
+
+    rh_actl_send(dest, RH_ACTL_SKIP, a, 0, seq, NULL);
+}
+
 void rh_actor_call_reject(rh_task_t *t, rh_status_t status, const char *msg)
 {
     rh_task_fail_later(t, status, msg);
