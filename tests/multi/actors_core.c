@@ -13,6 +13,8 @@
  *                          sequence: "ACTORS CALLERS OK" on rank 0.
  *        actors_core pg         an actor in a placement-group bundle sits on the
  *                          bundle's node: "ACTORS PG OK".
+ *        actors_core keep  an actor's CPUs stay reserved while it lives
+ *                          (RAYHPC_NUM_WORKERS=2): "ACTORS KEEP OK".
  *        actors_core ownerdeath  rank 1 creates an actor and dies: rank 0's
  *                          calls fail with RH_ERR_ACTOR_DEAD: "ACTORS
  *                          OWNERDEATH OK".
@@ -723,6 +725,44 @@ static int run_pg(void)
 
 static rh_status_t die_soon(void *state, rh_task_ctx_t *ctx);
 
+/* On a rank of 2 CPUs (RAYHPC_NUM_WORKERS=2), an actor that asked for 2
+ * keeps them while it lives: a task that needs one waits until the actor
+ * is dropped, then runs. */
+static int run_keep(void)
+{
+    rh_actor_params_t p = { 0 };
+    rh_task_params_t tp = { 0 };
+    int64_t one = 1;
+    rh_arg_t x = rh_arg_bytes(&one, sizeof(one));
+    rh_actor_t a;
+    rh_ref_t r;
+    rh_status_t st;
+    const void *d;
+    size_t len;
+
+    p.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS;
+    p.num_cpus = 2;
+    a = make_counter(60, &p);
+    CHECK(rh_actor_ready(a, 30000, NULL));
+    tp.field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS;
+    tp.num_cpus = 1;
+    CHECK(rh_remote("value_after", &x, 1, &tp, &r));
+    st = rh_get(r, &d, &len, 1000);
+    EXPECT(st == RH_ERR_TIMEOUT, "a task ran while the actor held every "
+           "CPU: %d", st);
+    CHECK(rh_actor_release(a));
+    st = rh_get(r, &d, &len, 30000);
+    EXPECT(st == RH_OK, "the task after the actor ended: %d", st);
+    if (st == RH_OK) {
+        rh_release(r);
+    }
+    rh_release(r);
+    if (failures == 0) {
+        printf("ACTORS KEEP OK\n");
+    }
+    return failures;
+}
+
 /* Rank 1 creates a named actor on the last node and dies once rank 0 has
  * found it: the actor shares its owner's fate (its destructor runs on its
  * rank) and rank 0's calls fail with RH_ERR_ACTOR_DEAD. */
@@ -849,6 +889,8 @@ int main(int argc, char **argv)
             rc = run_remote();
         } else if (strcmp(mode, "pg") == 0) {
             rc = run_pg();
+        } else if (strcmp(mode, "keep") == 0) {
+            rc = run_keep();
         } else if (strcmp(mode, "rankdeath") == 0) {
             rc = run_rankdeath();
         } else {
