@@ -64,7 +64,11 @@ typedef enum rh_status {
     RH_ERR_INVALID_REF         = -16,
     RH_ERR_CONFIG              = -17,  /* a RAYHPC_* setting has a bad value */
     RH_ERR_BUSY                = -18,
-    RH_ERR_SHUTDOWN            = -19   /* the runtime is finalizing */
+    RH_ERR_SHUTDOWN            = -19,  /* the runtime is finalizing */
+    RH_ERR_ACTOR_DEAD          = -20,  /* the actor was killed, its rank
+                                        * died, or its constructor failed */
+    RH_ERR_NAME_TAKEN          = -21,  /* an actor of that name exists */
+    RH_ERR_NOT_FOUND           = -22   /* no actor of that name */
 } rh_status_t;
 
 /* A short, constant name for a status code ("peer rank failed"). */
@@ -350,6 +354,168 @@ RH_EXPORT rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node);
 /* Frees the group's reservations. Tasks running in it finish; tasks
  * submitted into it afterwards fail with RH_ERR_INVALID_PARAM. */
 RH_EXPORT rh_status_t rh_pg_remove(rh_pg_t pg);
+
+/* ------------------------------------------------------------------------ */
+/* Actors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* An actor is a stateful worker: its constructor runs once on a rank the
+ * scheduler picks, its state stays in that rank's memory, and its methods
+ * run there one call at a time (max_concurrency says more), each caller's
+ * calls in the order that caller submitted them. A call goes straight from
+ * the caller's rank to the actor's rank; its returns are ordinary refs,
+ * owned by the caller, usable by tasks and by other calls. */
+
+/* A handle: owner rank, class and id, 128 bits. A plain value: copy it into
+ * an object or pass it to a task as bytes; whoever has it calls the same
+ * actor. The all-zero handle is no actor. */
+typedef struct rh_actor {
+    uint64_t hi, lo;
+} rh_actor_t;
+
+/* The constructor: reads its arguments through ctx (rh_task_arg ...) and
+ * sets *state, the actor's state that every method gets. Returning an
+ * error (rh_task_fail gives one with a message) makes the actor dead: every
+ * call on it then fails with RH_ERR_ACTOR_DEAD and that message. */
+typedef rh_status_t (*rh_actor_init_t)(rh_task_ctx_t *ctx, void **state);
+
+/* A method: works on state, reads its arguments and writes its returns
+ * through ctx as a remote function does. An error fails this call's returns
+ * (RH_ERR_TASK_FAILED with its message); the actor lives on. */
+typedef rh_status_t (*rh_method_t)(void *state, rh_task_ctx_t *ctx);
+
+/* The destructor: frees state. Runs once no call is left to run, after the
+ * last hold was dropped, the actor was killed, or at rh_finalize. */
+typedef void (*rh_actor_fini_t)(void *state);
+
+/* Checkpoint and restore, for restarts (optional): save writes the state as
+ * return 0 of ctx (rh_task_return or rh_task_return_alloc); restore builds
+ * a state from those bytes. */
+typedef rh_status_t (*rh_actor_save_t)(void *state, rh_task_ctx_t *ctx);
+typedef rh_status_t (*rh_actor_restore_t)(const void *data, size_t len,
+                                          void **state);
+
+typedef struct rh_method_def {
+    const char *name;
+    rh_method_t fn;
+    int         nargs;      /* -1: any number */
+    int         nreturns;   /* returns of a call, by default */
+} rh_method_def_t;
+
+typedef enum rh_actor_class_field {
+    RH_ACTOR_CLASS_FIELD_FINI       = 1u << 0,
+    RH_ACTOR_CLASS_FIELD_CHECKPOINT = 1u << 1   /* save and restore */
+} rh_actor_class_field_t;
+
+typedef struct rh_actor_class {
+    uint64_t               field_mask;  /* RH_ACTOR_CLASS_FIELD_* bits */
+    rh_actor_init_t        init;
+    int                    init_nargs;  /* -1: any number */
+    const rh_method_def_t *methods;
+    int                    num_methods;
+    rh_actor_fini_t        fini;
+    rh_actor_save_t        save;
+    rh_actor_restore_t     restore;
+} rh_actor_class_t;
+
+/* Registers an actor class under name (the table is copied). As with
+ * rh_register: on every rank, before rh_init, the same classes with the
+ * same methods and counts; rh_init reports differences. */
+RH_EXPORT rh_status_t rh_register_actor(const char *name,
+                                        const rh_actor_class_t *cls);
+
+typedef enum rh_actor_param_field {
+    RH_ACTOR_PARAM_FIELD_NUM_CPUS        = 1u << 0,
+    RH_ACTOR_PARAM_FIELD_RESOURCES       = 1u << 1,
+    RH_ACTOR_PARAM_FIELD_STRATEGY        = 1u << 2,
+    RH_ACTOR_PARAM_FIELD_NAME            = 1u << 3,
+    RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY = 1u << 4,
+    RH_ACTOR_PARAM_FIELD_DETACHED        = 1u << 5
+} rh_actor_param_field_t;
+
+typedef struct rh_actor_params {
+    uint64_t      field_mask;       /* RH_ACTOR_PARAM_FIELD_* bits */
+    /* Cores reserved for the actor's whole life. Unset, the actor is
+     * placed where a core is free but keeps none once constructed (Ray's
+     * default); set (0 allowed), they stay reserved until it ends. */
+    int           num_cpus;
+    const char   *resources;        /* reserved for its life: "gpu=1" */
+    rh_strategy_t strategy;         /* as for tasks, with node, soft, pg and
+                                     * bundle below */
+    int           node;
+    int           soft;
+    rh_pg_t       pg;
+    int           bundle;
+    const char   *name;             /* unique in the job: rh_actor_get_named
+                                     * finds it from any rank */
+    int           max_concurrency;  /* calls run at once; default 1 */
+    int           detached;         /* 1: lives until killed or the job
+                                     * ends, whatever the holds */
+} rh_actor_params_t;
+
+/* Creates an actor of the class registered as cls and returns at once with
+ * its handle, and one hold on it; calls may be made before the constructor
+ * ran (they wait for it). Unknown classes, wrong argument counts and a name
+ * already taken fail here (RH_ERR_UNKNOWN_FUNCTION, RH_ERR_BAD_ARG_COUNT,
+ * RH_ERR_NAME_TAKEN). */
+RH_EXPORT
+rh_status_t rh_actor_create(const char *cls, const rh_arg_t *args, int nargs,
+                            const rh_actor_params_t *params,
+                            rh_actor_t *actor);
+
+/* Waits up to timeout_ms for the constructor to have run: RH_OK, and the
+ * actor's rank in *rank when rank is not NULL; RH_ERR_ACTOR_DEAD when it
+ * failed or the actor died; RH_ERR_TIMEOUT. */
+RH_EXPORT
+rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank);
+
+typedef enum rh_call_param_field {
+    RH_CALL_PARAM_FIELD_NUM_RETURNS = 1u << 0,
+    RH_CALL_PARAM_FIELD_FLAGS       = 1u << 1
+} rh_call_param_field_t;
+
+typedef struct rh_call_params {
+    uint64_t field_mask;    /* RH_CALL_PARAM_FIELD_* bits */
+    int      num_returns;   /* default: the method's registered count */
+    uint64_t flags;         /* RH_TASK_FLAG_NONBLOCK: RH_ERR_BUSY instead of
+                             * waiting for room to send */
+} rh_call_params_t;
+
+/* Calls method on the actor and returns at once with refs to its returns
+ * in rets. Calls from one rank run in the order they were made, also when
+ * their ref arguments become ready out of order. An unknown method or a
+ * wrong argument count fails here (RH_ERR_UNKNOWN_FUNCTION,
+ * RH_ERR_BAD_ARG_COUNT), as does a call on an actor known to be dead
+ * (RH_ERR_ACTOR_DEAD). Calls pending when the actor dies fail: a get of
+ * their returns gives RH_ERR_ACTOR_DEAD with a message naming the actor and
+ * why. */
+RH_EXPORT
+rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
+                          const rh_arg_t *args, int nargs,
+                          const rh_call_params_t *params, rh_ref_t *rets);
+
+/* Holds. rh_actor_create and rh_actor_get_named give one hold, and
+ * rh_actor_hold another (from any rank: hold a handle you were handed
+ * before the one who handed it may drop theirs); rh_actor_release drops
+ * one. When the last hold in the job is dropped, the calls already made
+ * run, then the destructor, and the actor's resources are freed; detached
+ * actors ignore holds. Holds of a rank that dies are dropped. */
+RH_EXPORT rh_status_t rh_actor_hold(rh_actor_t actor);
+RH_EXPORT rh_status_t rh_actor_release(rh_actor_t actor);
+
+/* Kills the actor: calls not yet started fail at once with
+ * RH_ERR_ACTOR_DEAD, a running call ends, the destructor runs, its name
+ * and resources are freed. no_restart: no restart even when restarts are
+ * allowed. Killing a dead actor is RH_OK. */
+RH_EXPORT rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart);
+
+/* The actor created with this name, with one hold on it (RH_ERR_NOT_FOUND
+ * when there is none, or it ended). */
+RH_EXPORT rh_status_t rh_actor_get_named(const char *name, rh_actor_t *actor);
+
+/* Inside a method, constructor or checkpoint: the actor's own handle (no
+ * hold); the null handle in a task. */
+RH_EXPORT rh_actor_t rh_task_actor(const rh_task_ctx_t *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* Counters                                                                 */

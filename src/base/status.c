@@ -33,6 +33,9 @@ const char *rh_status_string(rh_status_t status)
     case RH_ERR_CONFIG:              return "invalid configuration";
     case RH_ERR_BUSY:                return "resource busy";
     case RH_ERR_SHUTDOWN:            return "runtime is shutting down";
+    case RH_ERR_ACTOR_DEAD:          return "actor is dead";
+    case RH_ERR_NAME_TAKEN:          return "actor name taken";
+    case RH_ERR_NOT_FOUND:           return "no such actor";
     }
     return "unknown status";
 }

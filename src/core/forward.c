@@ -186,6 +186,7 @@ static int rh_inflight_add(rh_task_t *t, uint64_t key)
         return -1;
     }
     e.counter = key;
+    e.is_call = t->is_call;
     e.nreturns = t->nreturns;
     e.rank = t->forward_to;
     e.name = t->fn->name;
@@ -207,7 +208,8 @@ static void rh_inflight_fail(const rh_inflight_t *e, const char *message)
         rh_future_t *f = rh_future_find_hold(id);
 
         if (f != NULL) {
-            rh_future_fail(f, message);
+            rh_future_fail_status(f, e->is_call ? RH_ERR_ACTOR_DEAD :
+                                  RH_ERR_TASK_FAILED, message);
             rh_future_unhold(f);
         }
     }
@@ -222,8 +224,13 @@ static void rh_fwd_on_peer_failure(void *arg, int rank)
     while (rh_inflight_take_rank(rank, &e)) {
         char msg[256];
 
-        snprintf(msg, sizeof(msg), "rank %d failed while running task %s "
-                 "for rank %d", rank, e.name, rh_rank());
+        if (e.is_call) {
+            snprintf(msg, sizeof(msg), "the actor running %s on rank %d "
+                     "died: rank %d failed", e.name, rank, rank);
+        } else {
+            snprintf(msg, sizeof(msg), "rank %d failed while running task "
+                     "%s for rank %d", rank, e.name, rh_rank());
+        }
         rh_inflight_fail(&e, msg);
         rh_inflight_release(&e);
     }
@@ -248,14 +255,41 @@ static void rh_fwd_submit_lost(void *arg, uint32_t dest, const void *hdr,
     if (!rh_inflight_take(h.counter, (int)dest, &e)) {
         return;   /* failed already: its rank was declared dead */
     }
-    snprintf(msg, sizeof(msg), "task %s could not be sent to rank %u: %s",
-             e.name, dest, status == RH_ERR_PEER_FAILED ? "the rank failed" :
+    snprintf(msg, sizeof(msg), "%s %s could not be sent to rank %u: %s",
+             e.is_call ? "the call of" : "task", e.name, dest,
+             status == RH_ERR_PEER_FAILED ? "the rank failed" :
              rh_status_string(status));
     if (e.nreturns == 0) {
         rh_warn("%s", msg);   /* no future to carry it */
     }
     rh_inflight_fail(&e, msg);
     rh_inflight_release(&e);
+}
+
+/* An actor's call was lost on its way: the same, read from its header. */
+static void rh_fwd_call_lost(void *arg, uint32_t dest, const void *hdr,
+                             size_t hdr_len, const void *data, size_t len,
+                             rh_status_t status)
+{
+    rh_call_hdr_t h;
+    rh_inflight_t e;
+    char msg[512];
+
+    (void)arg;
+    (void)hdr_len;
+    (void)data;
+    (void)len;
+    memcpy(&h, hdr, sizeof(h));
+    if (!rh_inflight_take(h.counter, (int)dest, &e)) {
+        return;
+    }
+    snprintf(msg, sizeof(msg), "the call of %s could not be sent to rank "
+             "%u: %s", e.name, dest, status == RH_ERR_PEER_FAILED ?
+             "the rank failed" : rh_status_string(status));
+    rh_inflight_fail(&e, msg);
+    rh_inflight_release(&e);
+    /* The actor must not wait for its number: the calls behind it run. */
+    rh_actor_call_skip((int)dest, h.actor_hi, h.actor_lo, h.seq);
 }
 
 /* ---- the owner sends -------------------------------------------------------- */
@@ -330,6 +364,7 @@ static void rh_fwd_buf_free(uint8_t *buf, const uint8_t *small)
 void rh_forward_send(rh_task_t *t)
 {
     rh_fwd_submit_t h;
+    rh_call_hdr_t ch;
     char spec[RH_RES_MAX * (RH_RES_NAME_MAX + 24)];
     size_t total = 0, off = 0, res_len;
     uint8_t *payload, small[RH_FWD_SMALL];
@@ -354,7 +389,7 @@ void rh_forward_send(rh_task_t *t)
         total += sizeof(rh_fwd_item_t) + l +
                  (kind == RH_FWD_ARG_REF_VALUE ? sizeof(rh_object_id_t) : 0);
     }
-    rh_fwd_res_format(t->res, spec, sizeof(spec));
+    rh_fwd_res_format(t->is_call ? NULL : t->res, spec, sizeof(spec));
     res_len = spec[0] ? strlen(spec) + 1 : 0;
     total += res_len;
     payload = total <= sizeof(small) ? small : malloc(total);
@@ -408,8 +443,22 @@ void rh_forward_send(rh_task_t *t)
         rh_fwd_send_fail(t, "out of memory tracking a task");
         return;
     }
-    status = rh_am_send((uint32_t)t->forward_to, RH_AM_ID_TASK_SUBMIT, &h,
-                        sizeof(h), payload, total, NULL, NULL);
+    if (t->is_call) {
+        /* An actor's call: the same payload behind its own header. */
+        memset(&ch, 0, sizeof(ch));
+        ch.actor_hi = t->actor.hi;
+        ch.actor_lo = t->actor.lo;
+        ch.counter = h.counter;
+        ch.seq = t->call_seq;
+        ch.method = t->call_method;
+        ch.nargs = h.nargs;
+        ch.nreturns = h.nreturns;
+        status = rh_am_send((uint32_t)t->forward_to, RH_AM_ID_ACTOR_CALL,
+                            &ch, sizeof(ch), payload, total, NULL, NULL);
+    } else {
+        status = rh_am_send((uint32_t)t->forward_to, RH_AM_ID_TASK_SUBMIT,
+                            &h, sizeof(h), payload, total, NULL, NULL);
+    }
     rh_fwd_buf_free(payload, small);
     if (status != RH_OK) {
         rh_inflight_t e;
@@ -433,7 +482,8 @@ void rh_forward_send(rh_task_t *t)
  * its length only (RH_FWD_RET_THERE: it stays in our store under the
  * owner's id), or, with message, every one failed with it. */
 static void rh_fwd_answer_send(uint32_t origin, uint64_t counter, int n,
-                               const rh_task_ret_t *rets, const char *message)
+                               const rh_task_ret_t *rets, const char *message,
+                               rh_status_t status)
 {
     rh_fwd_done_t h = { counter, (uint32_t)n, 0 };
     size_t total = 0, off = 0;
@@ -451,6 +501,8 @@ static void rh_fwd_answer_send(uint32_t origin, uint64_t counter, int n,
 
         if (message != NULL) {
             item.state = RH_FUTURE_FAILED;
+            item.reserved = (uint32_t)(status != RH_OK ? status :
+                                       RH_ERR_TASK_FAILED);
             item.len = strlen(message) + 1;
             d = message;
         } else if (rets[i].data == NULL) {
@@ -480,8 +532,8 @@ static void rh_fwd_answer_send(uint32_t origin, uint64_t counter, int n,
  * that ran it. A large return is sealed and stays in our store under the
  * owner's id until the owner frees it; a smaller one goes in the answer
  * and its store object goes. No future of ours is involved. */
-static void rh_fwd_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
-                          const char *message)
+void rh_forward_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
+                       const char *message)
 {
     rh_task_ret_t out[RH_MAX_RETURNS];
     char why[512];
@@ -519,7 +571,7 @@ static void rh_fwd_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
         }
     }
     rh_fwd_answer_send(t->ret_owner, t->ret_counter, t->nreturns, out,
-                       message);
+                       message, t->fail_status);
     for (int i = 0; message == NULL && i < t->nreturns; i++) {
         if (rets[i].in_store && out[i].data != NULL) {
             /* sent by value: the owner keeps it, our unsealed copy goes */
@@ -536,28 +588,15 @@ static void rh_fwd_refuse(int origin, const rh_fwd_submit_t *h,
                           const char *msg)
 {
     rh_fwd_answer_send((uint32_t)origin, h->counter, (int)h->nreturns, NULL,
-                       msg);
+                       msg, RH_ERR_TASK_FAILED);
 }
 
-/* Runs the task here, to be answered when it ends; on the progress
- * thread. */
-static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
-                       const uint8_t *payload, size_t len)
+void rh_forward_args_decode(const uint8_t *payload, uint32_t nargs,
+                            rh_arg_t *args)
 {
-    rh_arg_t few[8];
-    rh_arg_t *args = h->nargs <= 8 ? few : malloc(h->nargs * sizeof(*args));
-    rh_task_params_t params;
-    size_t off = h->res_len;
-    rh_status_t status;
+    size_t off = 0;
 
-    if (h->flags & RH_FWD_PLACED) {
-        rh_place_arrived();
-    }
-    if (args == NULL) {
-        rh_fwd_refuse(origin, h, "out of memory receiving a task");
-        return;
-    }
-    for (uint32_t i = 0; i < h->nargs; i++) {
+    for (uint32_t i = 0; i < nargs; i++) {
         rh_fwd_item_t item;
 
         memcpy(&item, payload + off, sizeof(item));
@@ -578,6 +617,28 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
         }
         off += sizeof(item) + item.len;
     }
+}
+
+/* Runs the task here, to be answered when it ends; on the progress
+ * thread. */
+static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
+                       const uint8_t *payload, size_t len)
+{
+    rh_arg_t few[8];
+    rh_arg_t *args = h->nargs <= 8 ? few : malloc(h->nargs * sizeof(*args));
+    rh_task_params_t params;
+    size_t off = h->res_len;
+    rh_status_t status;
+
+
+    if (h->flags & RH_FWD_PLACED) {
+        rh_place_arrived();
+    }
+    if (args == NULL) {
+        rh_fwd_refuse(origin, h, "out of memory receiving a task");
+        return;
+    }
+    rh_forward_args_decode(payload + off, h->nargs, args);
     memset(&params, 0, sizeof(params));
     params.field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS |
                         RH_TASK_PARAM_FIELD_NUM_CPUS;
@@ -588,7 +649,7 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
         params.resources = (const char *)payload;
     }
     status = rh_task_submit_for(h->name, args, (int)h->nargs, &params,
-                                origin, h->counter, rh_fwd_answer, NULL);
+                                origin, h->counter, rh_forward_answer, NULL);
     if (args != few) {
         free(args);
     }
@@ -602,9 +663,15 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
     }
 }
 
+void rh_forward_refuse(uint32_t origin, uint64_t counter, int nreturns,
+                       rh_status_t status, const char *msg)
+{
+    rh_fwd_answer_send(origin, counter, nreturns, NULL, msg, status);
+}
+
 /* Checks that the items of a payload add up to its length and that each
  * has a kind its message may carry, with the length that kind needs. */
-static int rh_fwd_items_ok(const uint8_t *p, size_t len, uint32_t n,
+int rh_forward_items_ok(const uint8_t *p, size_t len, uint32_t n,
                            int returns)
 {
     size_t off = 0;
@@ -631,8 +698,11 @@ static int rh_fwd_items_ok(const uint8_t *p, size_t len, uint32_t n,
             return 0;
         }
         if (returns && item.state == RH_FUTURE_FAILED &&
-            (item.len == 0 || p[off + sizeof(item) + item.len - 1] != 0)) {
-            return 0;   /* a message must end in its NUL */
+            (item.len == 0 || p[off + sizeof(item) + item.len - 1] != 0 ||
+             (item.reserved != 0 &&
+              ((int32_t)item.reserved >= 0 ||
+               (int32_t)item.reserved < RH_ERR_NOT_FOUND)))) {
+            return 0;   /* a message ends in its NUL; a status is one */
         }
         off += sizeof(item) + item.len;
     }
@@ -655,7 +725,7 @@ static int rh_fwd_task_ok(const rh_fwd_submit_t *h, const uint8_t *p,
         (h->res_len != 0 && p[h->res_len - 1] != '\0')) {
         return 0;
     }
-    return rh_fwd_items_ok(p + h->res_len, len - h->res_len, h->nargs, 0);
+    return rh_forward_items_ok(p + h->res_len, len - h->res_len, h->nargs, 0);
 }
 
 typedef struct rh_fwd_rndv {
@@ -676,7 +746,7 @@ static void rh_fwd_rndv_arrived(void *arg, rh_status_t status)
 
     if (status == RH_OK) {
         if (x->is_done) {
-            if (rh_fwd_items_ok(x->buf, x->len, x->done.nreturns, 1)) {
+            if (rh_forward_items_ok(x->buf, x->len, x->done.nreturns, 1)) {
                 rh_fwd_done_apply(x->origin, &x->done, x->buf, x->len);
             }
         } else if (rh_fwd_task_ok(&x->submit, x->buf, x->len)) {
@@ -776,7 +846,10 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
                 rh_future_complete(f, NULL, (size_t)vlen, 0);
             }
         } else if (item.state != RH_FUTURE_READY) {
-            rh_future_fail(f, item.len ? (const char *)d : "task failed");
+            rh_future_fail_status(f, item.reserved != 0 ?
+                                  (rh_status_t)(int32_t)item.reserved :
+                                  RH_ERR_TASK_FAILED,
+                                  item.len ? (const char *)d : "task failed");
         } else if (item.len <= RH_FUTURE_INLINE) {
             rh_future_complete(f, d, item.len, 0);
         } else {
@@ -808,7 +881,7 @@ static rh_status_t rh_fwd_on_done(void *arg, rh_am_msg_t *msg)
     if (msg->rndv_desc != NULL) {
         return rh_fwd_fetch(msg, 1);
     }
-    if (!rh_fwd_items_ok(msg->data, msg->data_len, h.nreturns, 1)) {
+    if (!rh_forward_items_ok(msg->data, msg->data_len, h.nreturns, 1)) {
         return RH_ERR_MALFORMED;
     }
     rh_fwd_done_apply((int)msg->src, &h, msg->data, msg->data_len);
@@ -830,6 +903,10 @@ rh_status_t rh_forward_setup(void)
     if (status == RH_OK) {
         status = rh_am_set_lost(RH_AM_ID_TASK_SUBMIT, 0, rh_fwd_submit_lost,
                                 NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_set_lost(RH_AM_ID_ACTOR_CALL, RH_AM_RETRIES,
+                                rh_fwd_call_lost, NULL);
     }
     if (status == RH_OK) {
         status = rh_tp_on_peer_failure(rh_fwd_on_peer_failure, NULL);

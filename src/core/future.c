@@ -312,6 +312,7 @@ static rh_status_t rh_ft_block_alloc(int n, int is_put, rh_fblock_t **out)
         f->len = 0;
         f->in_store = 0;
         f->message = NULL;
+        f->status = 0;
     }
     rh_ft_install(b);
     *out = b;
@@ -461,7 +462,8 @@ static void rh_ft_finish(rh_future_t *f, int state)
     while (w != NULL) {
         rh_waiter_t *next = w->next;   /* wake may free w */
 
-        w->wake(w, state == RH_FUTURE_FAILED, f->message);
+        w->wake(w, state == RH_FUTURE_FAILED ? (int)rh_future_status(f) : 0,
+                f->message);
         w = next;
     }
     rh_future_notify();
@@ -485,7 +487,14 @@ void rh_future_complete(rh_future_t *f, const void *data, size_t len,
 
 void rh_future_fail(rh_future_t *f, const char *message)
 {
+    rh_future_fail_status(f, RH_ERR_TASK_FAILED, message);
+}
+
+void rh_future_fail_status(rh_future_t *f, rh_status_t status,
+                           const char *message)
+{
     f->message = strdup(message ? message : "task failed");
+    f->status = status;
     rh_ft_finish(f, RH_FUTURE_FAILED);
 }
 

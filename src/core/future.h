@@ -47,6 +47,7 @@ typedef enum rh_future_state {
 typedef struct rh_waiter rh_waiter_t;
 struct rh_waiter {
     rh_waiter_t *next;
+    /* failed: 0, or the status the future failed with (negative) */
     void       (*wake)(rh_waiter_t *w, int failed, const char *message);
 };
 
@@ -61,7 +62,8 @@ typedef struct rh_future {
     const void             *data;        /* READY: the bytes */
     size_t                  len;
     int                     in_store;    /* the bytes are a store object */
-    char                   *message;     /* FAILED: why */
+    char                   *message;     /* FAILED: why ... */
+    int                     status;      /* ... and its code (rh_get's) */
     uint8_t                 inline_buf[RH_FUTURE_INLINE];
 } rh_future_t;
 
@@ -109,6 +111,14 @@ static inline uint64_t rh_future_slot(rh_object_id_t id)
 void rh_future_complete(rh_future_t *f, const void *data, size_t len,
                         int in_store);
 void rh_future_fail(rh_future_t *f, const char *message);
+void rh_future_fail_status(rh_future_t *f, rh_status_t status,
+                           const char *message);
+
+/* The status a failed future gives rh_get. */
+static inline rh_status_t rh_future_status(const rh_future_t *f)
+{
+    return f->status != 0 ? (rh_status_t)f->status : RH_ERR_TASK_FAILED;
+}
 
 /* Adds w to f's waiters; returns 0 when f is already final (w is not
  * added: the caller looks at the state itself). */

@@ -34,6 +34,7 @@
 #include "core/pull.h"
 #include "core/future.h"
 #include "core/registry.h"
+#include "core/actor.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
@@ -533,6 +534,7 @@ static void rh_core_close_node(void)
     rh_dir_teardown();
     rh_borrow_teardown();
     rh_forward_teardown();
+    rh_actor_teardown();
     rh_pg_teardown();
     rh_place_teardown();
     rh_future_teardown();
@@ -560,6 +562,9 @@ static rh_status_t rh_core_register_handlers(void)
     }
     if (status == RH_OK) {
         status = rh_forward_setup();
+    }
+    if (status == RH_OK) {
+        status = rh_actor_setup();
     }
     if (status == RH_OK) {
         status = rh_dir_setup();
@@ -775,6 +780,9 @@ static rh_status_t rh_core_finalize_rounds(void)
         rh_tp_set_quiet_failures();
         status = rh_core_fin_round_trip(0, "arrived");
     }
+    /* Every actor here ends (destructor run) while the workers and the
+     * transport still serve what its last calls need. */
+    rh_actor_shutdown();
     rh_core_stop_work();
     if (rh_core.size == 1 || (status != RH_OK && rh_core.rank != 0)) {
         return status;

@@ -239,7 +239,7 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
                             rh_object_id_str(id, s));
     }
     if (atomic_load(&f->state) == RH_FUTURE_FAILED) {
-        rh_status_t status = rh_error_set(RH_ERR_TASK_FAILED, "%s",
+        rh_status_t status = rh_error_set(rh_future_status(f), "%s",
                                           f->message);
 
         rh_future_unhold(f);

@@ -53,12 +53,22 @@ static inline rh_object_id_t rh_task_ret_id(const rh_task_t *t, int i)
 
 int rh_task_nargs(const rh_task_ctx_t *ctx)
 {
-    return ctx ? ctx->task->nargs : 0;
+    return ctx ? ctx->task->nargs - ctx->arg_base : 0;
+}
+
+rh_actor_t rh_task_actor(const rh_task_ctx_t *ctx)
+{
+    rh_actor_t none = { 0, 0 };
+
+    return ctx ? ctx->actor : none;
 }
 
 const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len)
 {
-    if (ctx == NULL || i < 0 || i >= ctx->task->nargs) {
+    if (ctx != NULL) {
+        i += ctx->arg_base;
+    }
+    if (ctx == NULL || i < ctx->arg_base || i >= ctx->task->nargs) {
         if (len != NULL) {
             *len = 0;
         }
@@ -74,7 +84,10 @@ rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i)
 {
     rh_ref_t none = { 0, 0 };
 
-    if (ctx == NULL || i < 0 || i >= ctx->task->nargs) {
+    if (ctx != NULL) {
+        i += ctx->arg_base;
+    }
+    if (ctx == NULL || i < ctx->arg_base || i >= ctx->task->nargs) {
         return none;
     }
     none.hi = ctx->task->slots[i].id.hi;
@@ -226,13 +239,46 @@ static void rh_task_fail_returns(rh_task_t *t, rh_task_ret_t *rets,
         if (rets != NULL && rets[i].in_store) {
             rh_store_delete(rh_core_store(), rh_task_ret_id(t, i));
         }
-        rh_future_fail(&t->block->f[i], message);
+        rh_future_fail_status(&t->block->f[i], t->fail_status ?
+                              t->fail_status : RH_ERR_TASK_FAILED, message);
     }
 }
 
 void rh_task_fail_all(rh_task_t *t, const char *message)
 {
     rh_task_fail_returns(t, NULL, message);
+}
+
+void rh_task_fail_free(rh_task_t *t, rh_status_t status, const char *message)
+{
+    t->fail_status = status;
+    rh_task_fail_returns(t, NULL, message);
+    rh_task_free(t);
+}
+
+static void rh_task_set_dep_error(rh_task_t *t, const char *message);
+
+void rh_task_fail_later(rh_task_t *t, rh_status_t status, const char *message)
+{
+    if (atomic_load(&t->dep_error) == NULL) {
+        t->fail_status = status;
+    }
+    rh_task_set_dep_error(t, message);
+}
+
+const char *rh_task_dep_error(rh_task_t *t)
+{
+    return atomic_load(&t->dep_error);
+}
+
+int rh_task_keep_resources(rh_task_t *t, rh_res_req_t *req)
+{
+    if (!t->holds_res || t->res == NULL) {
+        return 0;
+    }
+    *req = *t->res;
+    t->holds_res = 0;
+    return 1;
 }
 
 static void rh_task_publish_returns(rh_task_t *t, rh_task_ret_t *rets)
@@ -369,9 +415,20 @@ void rh_task_reclaim_cpus(int cpus)
     }
 }
 
+static void rh_task_execute(rh_task_t *t, void *state);
+
 static void rh_task_run(rh_job_t *job)
 {
-    rh_task_t *t = (rh_task_t *)job;
+    rh_task_execute((rh_task_t *)job, NULL);
+}
+
+void rh_task_run_call(rh_task_t *t, void *state)
+{
+    rh_task_execute(t, state);
+}
+
+static void rh_task_execute(rh_task_t *t, void *state)
+{
     rh_task_ret_t rets[RH_MAX_RETURNS];
     uint8_t small[t->answer != NULL ? t->nreturns + 1 : 1][RH_TASK_RET_SMALL];
     rh_task_ctx_t ctx;
@@ -379,8 +436,9 @@ static void rh_task_run(rh_job_t *job)
     rh_task_t *outer = rh_task_running;
     rh_status_t status;
 
-    /* Resources are counted once some task asked for more than a CPU. */
-    if (dep_error == NULL && !t->holds_res &&
+    /* Resources are counted once some task asked for more than a CPU;
+     * an actor's calls run on what the actor holds. */
+    if (dep_error == NULL && !t->holds_res && !t->is_call &&
         (t->res != NULL || atomic_load_explicit(&rh_resources_active,
                                                 memory_order_relaxed))) {
         t->res_wait.retry = rh_task_res_retry;
@@ -398,6 +456,9 @@ static void rh_task_run(rh_job_t *job)
     memset(rets, 0, sizeof(rets[0]) * (size_t)t->nreturns);
     ctx.task = t;
     ctx.rets = rets;
+    ctx.state = state;
+    ctx.actor = t->actor;
+    ctx.arg_base = 0;
     ctx.failed = 0;
     ctx.message[0] = '\0';
     ctx.small = t->answer != NULL ? small : NULL;
@@ -407,14 +468,16 @@ static void rh_task_run(rh_job_t *job)
         return;
     }
     rh_task_running = t;
-    if (rh_unlikely((++rh_task_sample & 15) == 0)) {
+    if (rh_unlikely((++rh_task_sample & 15) == 0) && !t->is_call) {
         /* One task in 16 is timed: the load the heartbeats report. */
         uint64_t t0 = rh_time_ns();
 
-        status = t->fn->fn(&ctx);
+        status = t->fn->method ? t->fn->method(state, &ctx) :
+                 t->fn->fn(&ctx);
         rh_place_task_time(rh_time_ns() - t0);
     } else {
-        status = t->fn->fn(&ctx);
+        status = t->fn->method ? t->fn->method(state, &ctx) :
+                 t->fn->fn(&ctx);
     }
     rh_task_running = outer;
     if (status != RH_OK || ctx.failed) {
@@ -433,6 +496,14 @@ static void rh_task_run(rh_job_t *job)
 
 void rh_task_dispatch(rh_task_t *t)
 {
+    if (t->actor_inst != NULL) {
+        rh_actor_call_ready(t);
+        return;
+    }
+    if (t->is_call) {
+        rh_actor_call_send(t);
+        return;
+    }
     if (t->forward_to >= 0) {
         rh_forward_send(t);
         return;
@@ -485,7 +556,9 @@ static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
     int src;
 
     if (failed) {
-        rh_task_set_dep_error(t, message);
+        /* A dependent task fails as its argument did (ACTOR_DEAD...). */
+        rh_task_fail_later(t, failed < 0 ? (rh_status_t)failed :
+                           RH_ERR_TASK_FAILED, message);
     } else if (s->fut != NULL && s->pull == NULL &&
                rh_future_remote(s->fut) &&
                rh_dir_sources(s->id, &src, 1) == 1 &&
@@ -508,7 +581,9 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
     if (!rh_core_initialized()) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
     }
-    if (name == NULL || (*fn = rh_registry_find(name)) == NULL) {
+    if (*fn != NULL) {
+        name = (*fn)->name;   /* an actor's method, checked by the caller */
+    } else if (name == NULL || (*fn = rh_registry_find(name)) == NULL) {
         return rh_error_set(RH_ERR_UNKNOWN_FUNCTION, "no function named %s is "
                             "registered (rh_register it on every rank before "
                             "rh_init)", name ? name : "(null)");
@@ -660,7 +735,7 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
 
         /* Final already: account for it here. */
         if (atomic_load(&s->fut->state) == RH_FUTURE_FAILED) {
-            rh_task_set_dep_error(t, s->fut->message);
+            rh_task_fail_later(t, rh_future_status(s->fut), s->fut->message);
         } else if (rh_future_remote(s->fut) &&
                    rh_dir_sources(id, &src, 1) == 1 &&
                    rh_task_arg_fetch(s, src)) {
@@ -684,9 +759,11 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
                                   int nargs, const rh_task_params_t *params,
                                   rh_ref_t *rets, int origin,
                                   uint64_t counter, rh_task_answer_fn answer,
-                                  void *answer_arg)
+                                  void *answer_arg,
+                                  const rh_fn_entry_t *method,
+                                  rh_task_t **keep)
 {
-    const rh_fn_entry_t *fn = NULL;
+    const rh_fn_entry_t *fn = method;
     int nreturns = 0;
     size_t bytes = 0;
     rh_res_req_t *res = NULL;
@@ -711,8 +788,9 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
         return status;
     }
     /* A task sent here by another rank runs here; ours are placed (the
-     * placement group's bundle may rewrite what it asks for). */
-    if (origin < 0) {
+     * placement group's bundle may rewrite what it asks for); an actor's
+     * calls go where the actor is. */
+    if (origin < 0 && method == NULL) {
         status = rh_pg_route(params, &res, &forward_to);
         if (status == RH_OK && forward_to == RH_PG_NOT_GROUPED) {
             status = rh_place_decide(params, res, &forward_to);
@@ -767,6 +845,7 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
         t->answer_arg = answer_arg;
     }
     t->job.run = rh_task_run;
+    t->is_call = method != NULL;
     t->fn = fn;
     t->nargs = nargs;
     t->nreturns = nreturns;
@@ -789,6 +868,10 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
             rets[i].hi = id.hi;
             rets[i].lo = id.lo;
         }
+    }
+    if (keep != NULL) {
+        *keep = t;
+        return RH_OK;
     }
     /* Drop the submitter's count: the task may start right here. */
     if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) ==
@@ -834,7 +917,30 @@ rh_status_t rh_remote(const char *name, const rh_arg_t *args, int nargs,
                       const rh_task_params_t *params, rh_ref_t *rets)
 {
     return rh_task_submit(name, args, nargs, params, rets, -1, 0, NULL,
-                          NULL);
+                          NULL, NULL, NULL);
+}
+
+rh_status_t rh_task_build_call(const rh_fn_entry_t *fn, const rh_arg_t *args,
+                               int nargs, int nreturns, rh_ref_t *rets,
+                               int origin, uint64_t counter,
+                               rh_task_answer_fn answer, void *answer_arg,
+                               rh_task_t **out)
+{
+    rh_task_params_t params;
+
+    params.field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS;
+    params.num_returns = nreturns;
+    *out = NULL;
+    return rh_task_submit(NULL, args, nargs, &params, rets, origin, counter,
+                          answer, answer_arg, fn, out);
+}
+
+void rh_task_submitted(rh_task_t *t)
+{
+    if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) ==
+        1) {
+        rh_task_ready(t);
+    }
 }
 
 rh_status_t rh_task_submit_for(const char *name, const rh_arg_t *args,
@@ -843,5 +949,5 @@ rh_status_t rh_task_submit_for(const char *name, const rh_arg_t *args,
                                rh_task_answer_fn answer, void *answer_arg)
 {
     return rh_task_submit(name, args, nargs, params, NULL, origin, counter,
-                          answer, answer_arg);
+                          answer, answer_arg, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 
 typedef struct rh_task rh_task_t;
 typedef struct rh_task_ret rh_task_ret_t;
+struct rh_actor_inst;
 
 /* How a task run for another rank reports its end: its returns (rets, the
  * store objects among them still unsealed), or why it failed (message set,
@@ -58,6 +59,20 @@ struct rh_task {
     void                *answer_arg;
     const rh_fn_entry_t *fn;
     rh_fblock_t         *block;      /* the returns; NULL when none */
+    /* An actor's call: the instance it runs on when that is this rank
+     * (set: it goes to the actor's mailbox, not to the pool, and holds no
+     * resources of its own), or, sent to forward_to, the actor, the
+     * caller's sequence number and the method's number. */
+    struct rh_actor_inst *actor_inst;
+    _Atomic int          actor_ready;  /* its arguments are there */
+    int                  is_call;
+    rh_actor_t           actor;
+    uint64_t             call_seq;
+    uint32_t             call_method;
+    rh_task_t           *call_next;    /* calls waiting for their actor's
+                                        * place, in order */
+    int                  fail_status;  /* returns fail with this status
+                                        * (0: RH_ERR_TASK_FAILED) */
     _Atomic int          pending;
     _Atomic(char *)      dep_error;  /* first failed argument's message */
     int                  nargs, nreturns;
@@ -76,6 +91,9 @@ struct rh_task_ret {
 struct rh_task_ctx {
     rh_task_t     *task;
     rh_task_ret_t *rets;
+    void          *state;      /* an actor's, in its methods */
+    rh_actor_t     actor;      /* the actor it runs for; zero in tasks */
+    int            arg_base;   /* arguments the user does not see */
     int            failed;
     char           message[512];
     uint8_t      (*small)[RH_TASK_RET_SMALL];   /* answered tasks only */
@@ -90,6 +108,48 @@ rh_status_t rh_task_submit_for(const char *name, const rh_arg_t *args,
                                int origin, uint64_t counter,
                                rh_task_answer_fn answer, void *answer_arg);
 
+/* Builds the task of an actor's call of method fn (nreturns returns) and
+ * returns it in *out with the submitter's count still held: the caller
+ * sets where it goes (actor_inst, or forward_to and the call fields) and
+ * then lets it go with rh_task_submitted. With origin >= 0 it is a call
+ * that rank made: answer hears of its end, as in rh_task_submit_for. On
+ * error nothing is left to do (the task ran as failed). */
+rh_status_t rh_task_build_call(const rh_fn_entry_t *fn, const rh_arg_t *args,
+                               int nargs, int nreturns, rh_ref_t *rets,
+                               int origin, uint64_t counter,
+                               rh_task_answer_fn answer, void *answer_arg,
+                               rh_task_t **out);
+void rh_task_submitted(rh_task_t *t);
+
+/* Runs a call on its actor's thread: the method with the actor's state. */
+void rh_task_run_call(rh_task_t *t, void *state);
+
+/* Fails every return of t with status and message, and frees it. */
+void rh_task_fail_free(rh_task_t *t, rh_status_t status,
+                       const char *message);
+
+/* Makes t fail with status and message instead of running, unless it
+ * failed already (an argument). */
+void rh_task_fail_later(rh_task_t *t, rh_status_t status,
+                        const char *message);
+
+/* The message of the first failed argument of t, NULL when none. */
+const char *rh_task_dep_error(rh_task_t *t);
+
+/* Takes over the resources t holds while it runs, for the actor it
+ * creates: 1 with a copy in *req (released with rh_resources_release), 0
+ * when it holds none of its own (one default CPU is not kept). */
+int rh_task_keep_resources(rh_task_t *t, rh_res_req_t *req);
+
+/* An actor's call: dispatched when its arguments are there (actor.c). */
+void rh_actor_call_ready(rh_task_t *t);
+void rh_actor_call_send(rh_task_t *t);
+
+/* Tells the actor's rank that sequence number seq of this rank will never
+ * come (its call was lost on the way). */
+void rh_actor_call_skip(int dest, uint64_t actor_hi, uint64_t actor_lo,
+                        uint64_t seq);
+
 /* Hands a ready task to where it runs: the pool here, another rank, the
  * global scheduler (RH_PLACE_SPILL) or its placement group (RH_PG_WAIT). */
 void rh_task_dispatch(rh_task_t *t);
@@ -103,6 +163,33 @@ void rh_task_free(rh_task_t *t);
 
 /* Fails every return of t with message. */
 void rh_task_fail_all(rh_task_t *t, const char *message);
+
+/* An actor's call on the wire (RH_AM_ID_ACTOR_CALL), before the payload
+ * of its arguments, encoded as a forwarded task's; its answer is a
+ * forwarded task's (RH_AM_ID_TASK_DONE), keyed by counter. */
+typedef struct rh_call_hdr {
+    uint64_t actor_hi, actor_lo;
+    uint64_t counter;    /* the caller's counter of the call */
+    uint64_t seq;        /* per caller rank and actor, from 1 */
+    uint32_t method;
+    uint32_t nargs;
+    uint32_t nreturns;
+    uint32_t reserved;
+} rh_call_hdr_t;
+
+/* The arguments of a payload checked by rh_forward_items_ok (returns 0),
+ * as rh_arg_t, pointing into it. */
+void rh_forward_args_decode(const uint8_t *payload, uint32_t nargs,
+                            rh_arg_t *args);
+int rh_forward_items_ok(const uint8_t *p, size_t len, uint32_t n,
+                        int returns);
+
+/* The answer of a task run here for another rank (its answer function),
+ * and an answer failing each of nreturns returns with status and msg. */
+void rh_forward_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
+                       const char *message);
+void rh_forward_refuse(uint32_t origin, uint64_t counter, int nreturns,
+                       rh_status_t status, const char *msg);
 
 /* Registers the forwarding handlers (before rh_init's exchange) and frees
  * what is left at the end. */

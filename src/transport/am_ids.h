@@ -26,6 +26,8 @@ enum rh_am_id {
     RH_AM_ID_PG_REMOVE    = 16,  /* core: free a group's bundles */
     RH_AM_ID_OBJ_BORROW   = 17,  /* core: to the owner: hold it for me, or
                                   * let it go */
+    RH_AM_ID_ACTOR_CALL   = 18,  /* core: a call to an actor here */
+    RH_AM_ID_ACTOR_CTL    = 19,  /* core: actors' control messages */
 
     RH_AM_ID_EXAMPLE      = 20,  /* examples/: 20..23 */
     RH_AM_ID_PERF_FIRST   = 24,  /* perf/: 24..31 */
@@ -35,7 +37,7 @@ enum rh_am_id {
 };
 
 /* The core's ids stay below the ranges handed out to programs. */
-_Static_assert(RH_AM_ID_OBJ_BORROW < RH_AM_ID_EXAMPLE,
+_Static_assert(RH_AM_ID_ACTOR_CTL < RH_AM_ID_EXAMPLE,
                "core AM ids run into the examples' range");
 
 #endif

@@ -1,0 +1,1369 @@
+/*
+ * Actors: the API, each rank's cache of where actors are, the name
+ * directory and the wire; the owner's table is actor_table.c, the instance
+ * on the actor's rank actor_inst.c.
+ *
+ * The owner (the rank that created an actor) keeps its entry: PENDING
+ * until the creation task answers, then ALIVE on a rank or DEAD with why;
+ * the holds of every rank; its name. A rank that calls an actor it did not
+ * create asks the owner where it is once (calls made meanwhile wait at the
+ * caller, in order) and keeps the answer in its cache.
+ *
+ * A call is a task (task.c builds it, with its argument dependencies and
+ * return futures) that goes to the actor's mailbox when the actor is here,
+ * or is sent to the actor's rank once its arguments are there, with the
+ * caller's sequence number; forward.c encodes it and takes the answer.
+ * Control messages (where, holds, kills, ends, names) share one AM id.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/completion.h"
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "core/actor.h"
+#include "core/actor_table.h"
+#include "core/core.h"
+#include "core/future.h"
+#include "transport/am.h"
+#include "transport/transport.h"
+
+#define RH_ACTOR_CREATE_FN "rh.actor"
+#define RH_ACTOR_NAME_MAX  RH_ATAB_NAME_MAX
+
+/* ---- control messages --------------------------------------------------- */
+
+enum {
+    RH_ACTL_LOCATE   = 1,   /* to the owner: where is it? */
+    RH_ACTL_WHERE    = 2,   /* from the owner: value = rank, or < 0: dead
+                             * (payload: why) */
+    RH_ACTL_HOLD     = 3,   /* to the owner: value = +1 or -1 */
+    RH_ACTL_KILL     = 4,   /* to the owner */
+    RH_ACTL_END      = 5,   /* owner to the actor's rank: value = kill
+                             * (payload: why) */
+    RH_ACTL_ENDED    = 6,   /* actor's rank to the owner (payload: why) */
+    RH_ACTL_SKIP     = 7,   /* caller to the actor's rank: arg = a sequence
+                             * number that will never come */
+    RH_ACTL_NAME_ADD = 8,   /* to the name's rank: arg = token */
+    RH_ACTL_NAME_GET = 9,   /* to the name's rank: arg = token */
+    RH_ACTL_NAME_DEL = 10,  /* to the name's rank */
+    RH_ACTL_NAME_ACK = 11,  /* from the name's rank: value = status, actor */
+    RH_ACTL_MAX      = 11
+};
+
+typedef struct rh_actl_hdr {
+    uint64_t actor_hi, actor_lo;
+    uint32_t op;
+    int32_t  value;
+    uint64_t arg;
+} rh_actl_hdr_t;
+
+#define RH_ACTL_TEXT_MAX 512
+
+static void rh_actl_send(int dest, int op, rh_actor_t a, int32_t value,
+                         uint64_t arg, const char *text)
+{
+    rh_actl_hdr_t h = { a.hi, a.lo, (uint32_t)op, value, arg };
+
+    if (dest == rh_rank() || !rh_rank_alive(dest)) {
+        return;
+    }
+    if (rh_am_send((uint32_t)dest, RH_AM_ID_ACTOR_CTL, &h, sizeof(h), text,
+                   text ? strlen(text) + 1 : 0, NULL, NULL) != RH_OK) {
+        rh_debug("actor message %d to rank %d not sent: %s", op, dest,
+                 rh_last_error());
+    }
+}
+
+static const char *rh_actor_class_name(rh_actor_t a)
+{
+    const rh_class_entry_t *c = rh_registry_class(rh_actor_class_id(a));
+
+    return c ? c->name : "?";
+}
+
+/* ---- each rank's cache of where actors are ------------------------------ */
+
+enum { RH_CL_UNKNOWN = 0, RH_CL_ASKED, RH_CL_ALIVE, RH_CL_DEAD };
+
+typedef struct rh_actor_client {
+    rh_actor_t       actor;
+    pthread_mutex_t  lock;
+    _Atomic int      state;
+    int              rank;
+    uint64_t         next_seq;
+    rh_task_t       *qhead, *qtail;   /* calls waiting for the place */
+    rh_actor_inst_t *inst;            /* here: the instance (a reference) */
+    char             why[256];        /* DEAD: why */
+} rh_actor_client_t;
+
+static pthread_mutex_t rh_cl_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_hmap_t rh_clients = RH_HMAP_INITIALIZER(sizeof(rh_actor_t),
+                                                  sizeof(void *));
+/* The entry a thread used last, valid while the runtime that made it
+ * lives (gen). */
+static _Thread_local rh_actor_client_t *rh_cl_last;
+static _Thread_local unsigned rh_cl_last_gen;
+static _Atomic unsigned rh_cl_gen = 1;
+
+/* The cache entry of actor, made when absent (NULL: out of memory).
+ * Entries stay until the runtime ends: a thread may keep the last one. */
+static rh_actor_client_t *rh_client_get(rh_actor_t actor, int make)
+{
+    rh_actor_client_t *c = rh_cl_last, **slot;
+    int added;
+
+    if (c != NULL && rh_cl_last_gen == atomic_load_explicit(&rh_cl_gen,
+                                                           memory_order_relaxed)
+        && c->actor.hi == actor.hi && c->actor.lo == actor.lo) {
+        return c;
+    }
+    pthread_mutex_lock(&rh_cl_lock);
+    slot = make ? rh_hmap_put(&rh_clients, &actor, &added) :
+           rh_hmap_get(&rh_clients, &actor);
+    if (slot == NULL) {
+        pthread_mutex_unlock(&rh_cl_lock);
+        return NULL;
+    }
+    if (make && added) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            (void)rh_hmap_del(&rh_clients, &actor, NULL);
+            pthread_mutex_unlock(&rh_cl_lock);
+            return NULL;
+        }
+        c->actor = actor;
+        c->rank = -1;
+        pthread_mutex_init(&c->lock, NULL);
+        *slot = c;
+    }
+    c = *slot;
+    pthread_mutex_unlock(&rh_cl_lock);
+    rh_cl_last = c;
+    rh_cl_last_gen = atomic_load_explicit(&rh_cl_gen, memory_order_relaxed);
+    return c;
+}
+
+/* Points t, a call whose actor's place is known now (c->lock held), at
+ * the mailbox here or at the actor's rank, or makes it fail; the caller
+ * then lets it go (rh_task_submitted). */
+static void rh_client_route(rh_actor_client_t *c, rh_task_t *t)
+{
+    if (c->state == RH_CL_DEAD) {
+        rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, c->why);
+        return;
+    }
+    if (c->inst != NULL) {
+        if (rh_actor_inst_push(c->inst, t) != 0) {
+            rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, c->why[0] ? c->why :
+                               "the actor ended");
+        }
+        return;
+    }
+    t->forward_to = c->rank;
+    t->call_seq = ++c->next_seq;
+}
+
+/* The place of the actor became known: rank, or dead with why. Lets the
+ * waiting calls go, in order. */
+static void rh_client_located(rh_actor_client_t *c, int rank,
+                              const char *why)
+{
+    rh_task_t *q;
+    rh_actor_inst_t *drop = NULL;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->state == RH_CL_DEAD ||
+        (c->state == RH_CL_ALIVE && rank >= 0)) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    if (rank == rh_rank()) {
+        c->inst = rh_actor_inst_find(c->actor);
+        if (c->inst == NULL) {
+            rank = -1;
+            why = "the actor ended";
+        }
+    }
+    if (rank < 0) {
+        snprintf(c->why, sizeof(c->why), "%s", why ? why : "actor is dead");
+        drop = c->inst;
+        c->inst = NULL;
+        atomic_store(&c->state, RH_CL_DEAD);
+    } else {
+        c->rank = rank;
+        atomic_store(&c->state, RH_CL_ALIVE);
+    }
+    q = c->qhead;
+    c->qhead = c->qtail = NULL;
+    for (rh_task_t *t = q; t != NULL; t = t->call_next) {
+        rh_client_route(c, t);
+    }
+    pthread_mutex_unlock(&c->lock);
+    while (q != NULL) {
+        rh_task_t *next = q->call_next;
+
+        rh_task_submitted(q);
+        q = next;
+    }
+    if (drop != NULL) {
+        rh_actor_inst_put(drop);
+    }
+    rh_future_notify();   /* rh_actor_ready waits for this */
+}
+
+/* ---- the owner's table (actor_table.c) and its news ----------------------- */
+
+static _Atomic uint64_t rh_actor_counter;
+
+static int rh_name_rank(const char *name);
+static void rh_names_del(const rh_actl_hdr_t *h, const char *name);
+
+/* Sends the news of actor a; on the caller's thread, no lock held. */
+static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
+{
+    if (n->rank != -2) {
+        for (int r = 0; n->askers != NULL && r < rh_size(); r++) {
+            if (n->askers[r]) {
+                rh_actl_send(r, RH_ACTL_WHERE, a, n->rank >= 0 ? n->rank :
+                             RH_ERR_ACTOR_DEAD, 0, n->rank >= 0 ? NULL :
+                             n->why);
+            }
+        }
+        free(n->askers);
+        n->askers = NULL;
+    }
+    if (n->end_rank >= 0) {
+        if (n->end_rank == rh_rank()) {
+            rh_actor_inst_t *inst = rh_actor_inst_find(a);
+
+            if (inst != NULL) {
+                rh_actor_inst_end(inst, n->end_kill, n->why);
+                rh_actor_inst_put(inst);
+            }
+        } else {
+            rh_actl_send(n->end_rank, RH_ACTL_END, a, n->end_kill, 0, n->why);
+        }
+    }
+    if (n->name[0] != '\0') {
+        int nr = rh_name_rank(n->name);
+
+        if (nr == rh_rank()) {
+            rh_actl_hdr_t h = { a.hi, a.lo, RH_ACTL_NAME_DEL, 0, 0 };
+
+            rh_names_del(&h, n->name);
+        } else {
+            rh_actl_send(nr, RH_ACTL_NAME_DEL, a, 0, 0, n->name);
+        }
+    }
+    if (n->rank != -2 && rh_actor_owner(a) == (uint32_t)rh_rank()) {
+        rh_actor_client_t *c = rh_client_get(a, 1);
+
+        if (c != NULL) {
+            rh_client_located(c, n->rank, n->why);
+        }
+    }
+}
+
+/* The creation task answered (any thread). */
+typedef struct rh_creating {
+    rh_waiter_t  waiter;
+    rh_future_t *fut;
+    rh_actor_t   actor;
+} rh_creating_t;
+
+static void rh_actor_created(rh_waiter_t *w, int failed, const char *message)
+{
+    rh_creating_t *cr = (rh_creating_t *)w;
+    rh_future_t *f = cr->fut;
+    rh_actor_t a = cr->actor;
+    rh_atab_news_t where, death;
+    int32_t rank = -1;
+
+    if (!failed && f->len == sizeof(rank)) {
+        memcpy(&rank, f->data, sizeof(rank));
+    }
+    rh_atab_created(a, failed ? -1 : rank, failed ? message : NULL, &where,
+                    &death);
+    /* Where first, then a death asked for meanwhile. */
+    rh_atab_tell(a, &where);
+    rh_atab_tell(a, &death);
+    rh_future_unhold(f);
+    free(cr);
+}
+
+static void rh_atab_hold_tell(rh_actor_t a, int rank, int delta)
+{
+    rh_atab_news_t n;
+
+    rh_atab_hold(a, rank, delta, &n);
+    rh_atab_tell(a, &n);
+}
+
+static void rh_atab_kill_tell(rh_actor_t a)
+{
+    rh_atab_news_t n;
+
+    rh_atab_kill(a, &n);
+    rh_atab_tell(a, &n);
+}
+
+static void rh_atab_ended_tell(rh_actor_t a, const char *why)
+{
+    rh_atab_news_t n;
+
+    rh_atab_ended(a, why, &n);
+    rh_atab_tell(a, &n);
+}
+
+/* A rank asks where a is: now, or once it is known. */
+static void rh_atab_locate_tell(rh_actor_t a, int asker)
+{
+    char why[256];
+    int rank = -1;
+    int state = rh_atab_locate(a, asker, &rank, why, sizeof(why));
+
+    if (state == RH_AT_ALIVE) {
+        rh_actl_send(asker, RH_ACTL_WHERE, a, rank, 0, NULL);
+    } else if (state != RH_AT_PENDING) {
+        rh_actl_send(asker, RH_ACTL_WHERE, a, RH_ERR_ACTOR_DEAD, 0, why);
+    }
+}
+
+/* ---- named actors: a directory sharded over the ranks by the name's hash -- */
+
+static pthread_mutex_t rh_nm_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_hmap_t rh_names = RH_HMAP_INITIALIZER(RH_ACTOR_NAME_MAX,
+                                                sizeof(rh_actor_t));
+
+static int rh_name_rank(const char *name)
+{
+    uint32_t h = 2166136261u;
+
+    while (*name) {
+        h = (h ^ (uint8_t)*name++) * 16777619u;
+    }
+    return (int)(h % (uint32_t)rh_size());
+}
+
+static void rh_name_key(const char *name, char key[RH_ACTOR_NAME_MAX])
+{
+    memset(key, 0, RH_ACTOR_NAME_MAX);
+    snprintf(key, RH_ACTOR_NAME_MAX, "%s", name);
+}
+
+/* The name's rank: adds (RH_OK or RH_ERR_NAME_TAKEN) or finds. */
+static rh_status_t rh_names_add(rh_actor_t a, const char *name)
+{
+    char key[RH_ACTOR_NAME_MAX];
+    rh_actor_t *v;
+    int added = 0;
+
+    rh_name_key(name, key);
+    pthread_mutex_lock(&rh_nm_lock);
+    v = rh_hmap_put(&rh_names, key, &added);
+    if (v != NULL && added) {
+        *v = a;
+    }
+    pthread_mutex_unlock(&rh_nm_lock);
+    return v == NULL ? RH_ERR_NO_MEMORY : added ? RH_OK : RH_ERR_NAME_TAKEN;
+}
+
+static rh_status_t rh_names_get(const char *name, rh_actor_t *a)
+{
+    char key[RH_ACTOR_NAME_MAX];
+    rh_actor_t *v;
+
+    rh_name_key(name, key);
+    pthread_mutex_lock(&rh_nm_lock);
+    v = rh_hmap_get(&rh_names, key);
+    if (v != NULL) {
+        *a = *v;
+    }
+    pthread_mutex_unlock(&rh_nm_lock);
+    return v ? RH_OK : RH_ERR_NOT_FOUND;
+}
+
+static void rh_names_del(const rh_actl_hdr_t *h, const char *name)
+{
+    char key[RH_ACTOR_NAME_MAX];
+    rh_actor_t *v;
+
+    rh_name_key(name, key);
+    pthread_mutex_lock(&rh_nm_lock);
+    v = rh_hmap_get(&rh_names, key);
+    if (v != NULL && v->hi == h->actor_hi && v->lo == h->actor_lo) {
+        (void)rh_hmap_del(&rh_names, key, NULL);
+    }
+    pthread_mutex_unlock(&rh_nm_lock);
+}
+
+/* Round trips to a name's rank from a user's thread. */
+typedef struct rh_name_req {
+    rh_completion_t done;
+    rh_actor_t      actor;
+    int             rank;
+} rh_name_req_t;
+
+static pthread_mutex_t rh_nr_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_hmap_t rh_name_reqs = RH_HMAP_INITIALIZER(sizeof(uint64_t),
+                                                    sizeof(void *));
+static uint64_t rh_nr_next;
+
+static rh_status_t rh_name_ask(int op, const char *name, rh_actor_t a,
+                               rh_actor_t *found)
+{
+    int nr = rh_name_rank(name);
+    rh_name_req_t req, **slot;
+    uint64_t token;
+    rh_status_t status;
+    int added;
+
+    if (nr == rh_rank()) {
+        if (op == RH_ACTL_NAME_ADD) {
+            return rh_names_add(a, name);
+        }
+        return rh_names_get(name, found);
+    }
+    rh_completion_init(&req.done);
+    req.rank = nr;
+    pthread_mutex_lock(&rh_nr_lock);
+    token = ++rh_nr_next;
+    slot = rh_hmap_put(&rh_name_reqs, &token, &added);
+    if (slot != NULL) {
+        *slot = &req;
+    }
+    pthread_mutex_unlock(&rh_nr_lock);
+    if (slot == NULL) {
+        return RH_ERR_NO_MEMORY;
+    }
+    rh_actl_send(nr, op, a, 0, token, name);
+    do {
+        status = rh_completion_wait(&req.done, 100);
+    } while (status == RH_ERR_TIMEOUT && rh_rank_alive(nr));
+    pthread_mutex_lock(&rh_nr_lock);
+    (void)rh_hmap_del(&rh_name_reqs, &token, NULL);
+    pthread_mutex_unlock(&rh_nr_lock);
+    if (status == RH_ERR_TIMEOUT) {
+        return RH_ERR_PEER_FAILED;
+    }
+    if (found != NULL) {
+        *found = req.actor;
+    }
+    return status;
+}
+
+static void rh_name_answered(const rh_actl_hdr_t *h)
+{
+    rh_name_req_t **slot;
+
+    pthread_mutex_lock(&rh_nr_lock);
+    slot = rh_hmap_get(&rh_name_reqs, &h->arg);
+    if (slot != NULL) {
+        (*slot)->actor.hi = h->actor_hi;
+        (*slot)->actor.lo = h->actor_lo;
+        rh_completion_signal(&(*slot)->done, (rh_status_t)h->value);
+    }
+    pthread_mutex_unlock(&rh_nr_lock);
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+static rh_status_t rh_actor_check(rh_actor_t a, const rh_class_entry_t **cls)
+{
+    if (!rh_core_initialized()) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
+    }
+    if (rh_actor_is_null(a) || (a.hi & 0xff) != 1 || a.lo == 0 ||
+        rh_actor_owner(a) >= (uint32_t)rh_size() ||
+        (*cls = rh_registry_class(rh_actor_class_id(a))) == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "not an actor handle of "
+                            "this job");
+    }
+    return RH_OK;
+}
+
+/* Maps the actor's placement onto the creation task's parameters. */
+static void rh_actor_task_params(const rh_actor_params_t *p,
+                                 rh_task_params_t *tp, int *keep)
+{
+    memset(tp, 0, sizeof(*tp));
+    tp->field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS;
+    tp->num_returns = 1;
+    *keep = 0;
+    if (p == NULL) {
+        return;
+    }
+    if (p->field_mask & RH_ACTOR_PARAM_FIELD_NUM_CPUS) {
+        tp->field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS;
+        tp->num_cpus = p->num_cpus;
+        *keep = 1;
+    }
+    if ((p->field_mask & RH_ACTOR_PARAM_FIELD_RESOURCES) &&
+        p->resources != NULL && p->resources[0] != '\0') {
+        tp->field_mask |= RH_TASK_PARAM_FIELD_RESOURCES;
+        tp->resources = p->resources;
+        *keep = 1;
+    }
+    if (p->field_mask & RH_ACTOR_PARAM_FIELD_STRATEGY) {
+        tp->field_mask |= RH_TASK_PARAM_FIELD_STRATEGY;
+        tp->strategy = p->strategy;
+        tp->node = p->node;
+        tp->soft = p->soft;
+        tp->pg = p->pg;
+        tp->bundle = p->bundle;
+        if (p->strategy == RH_STRATEGY_PLACEMENT_GROUP) {
+            *keep = 1;   /* the bundle's share, renamed to the bundle */
+        }
+    }
+}
+
+rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
+                            int nargs, const rh_actor_params_t *params,
+                            rh_actor_t *actor)
+{
+    const rh_class_entry_t *cls;
+    rh_task_params_t tp;
+    rh_actor_meta_t meta;
+    rh_arg_t few[9], *all;
+    rh_creating_t *cr;
+    const char *name = NULL;
+    rh_actor_t a;
+    rh_ref_t ret;
+    rh_status_t status;
+    int keep, conc = 1, detached = 0, named = 0;
+
+    if (!rh_core_initialized()) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
+    }
+    if (actor == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_actor_create needs "
+                            "somewhere to put the handle");
+    }
+    if ((cls = rh_registry_find_class(cls_name)) == NULL) {
+        return rh_error_set(RH_ERR_UNKNOWN_FUNCTION, "no actor class named %s "
+                            "is registered (rh_register_actor it on every "
+                            "rank before rh_init)", cls_name ? cls_name :
+                            "(null)");
+    }
+    if (nargs < 0 || (nargs > 0 && args == NULL) ||
+        (cls->cls.init_nargs >= 0 && nargs != cls->cls.init_nargs)) {
+        return rh_error_set(RH_ERR_BAD_ARG_COUNT, "the constructor of %s "
+                            "takes %d argument%s, got %d", cls->name,
+                            cls->cls.init_nargs,
+                            cls->cls.init_nargs == 1 ? "" : "s", nargs);
+    }
+    if (params != NULL) {
+        if (params->field_mask & RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY) {
+            conc = params->max_concurrency;
+        }
+        if (params->field_mask & RH_ACTOR_PARAM_FIELD_DETACHED) {
+            detached = params->detached != 0;
+        }
+        if (params->field_mask & RH_ACTOR_PARAM_FIELD_NAME) {
+            name = params->name;
+        }
+    }
+    if (conc < 1 || conc > 1024) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: max_concurrency "
+                            "%d: 1 to 1024", cls->name, conc);
+    }
+    if (name != NULL && (name[0] == '\0' ||
+                         strlen(name) >= RH_ACTOR_NAME_MAX)) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: a name has 1 to "
+                            "%d characters", cls->name, RH_ACTOR_NAME_MAX - 1);
+    }
+    rh_actor_task_params(params, &tp, &keep);
+    if (tp.field_mask & RH_TASK_PARAM_FIELD_NUM_CPUS && tp.num_cpus < 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: num_cpus %d",
+                            cls->name, tp.num_cpus);
+    }
+    a.hi = (uint64_t)(uint32_t)rh_rank() << 32 | (uint64_t)cls->id << 8 | 1;
+    a.lo = atomic_fetch_add(&rh_actor_counter, 1) + 1;
+    cr = calloc(1, sizeof(*cr));
+    all = nargs + 1 <= 9 ? few : malloc((size_t)(nargs + 1) * sizeof(*all));
+    if (cr == NULL || all == NULL) {
+        status = rh_error_set(RH_ERR_NO_MEMORY, "creating actor %s",
+                              cls->name);
+        goto err_free;
+    }
+    memset(&meta, 0, sizeof(meta));
+    meta.actor_hi = a.hi;
+    meta.actor_lo = a.lo;
+    meta.max_concurrency = conc;
+    meta.detached = detached;
+    meta.keep_res = keep;
+    all[0] = rh_arg_bytes(&meta, sizeof(meta));
+    for (int i = 0; i < nargs; i++) {
+        all[i + 1] = args[i];
+    }
+    if (rh_client_get(a, 1) == NULL) {
+        status = rh_error_set(RH_ERR_NO_MEMORY, "creating actor %s",
+                              cls->name);
+        goto err_free;
+    }
+    status = rh_atab_add(a, detached, name);
+    if (status != RH_OK) {
+        goto err_free;
+    }
+    /* The entry is in first: whoever finds the name may ask for it. */
+    if (name != NULL) {
+        status = rh_name_ask(RH_ACTL_NAME_ADD, name, a, NULL);
+        if (status == RH_ERR_NAME_TAKEN) {
+            status = rh_error_set(status, "an actor named %s exists "
+                                  "already", name);
+        } else if (status != RH_OK) {
+            status = rh_error_set(status, "actor name %s could not be "
+                                  "registered at rank %d", name,
+                                  rh_name_rank(name));
+        }
+        if (status != RH_OK) {
+            rh_atab_remove(a);
+            goto err_free;
+        }
+        named = 1;
+    }
+    status = rh_remote(RH_ACTOR_CREATE_FN, all, nargs + 1, &tp, &ret);
+    if (status != RH_OK) {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%s", rh_last_error());
+        rh_atab_remove(a);
+        status = rh_error_set(status, "actor %s: %s", cls->name, msg);
+        goto err_free;
+    }
+    if (all != few) {
+        free(all);
+    }
+    /* The entry hears of the creation task's end. */
+    {
+        rh_object_id_t id = { ret.hi, ret.lo };
+        rh_future_t *f = rh_future_find_hold(id);
+
+        cr->waiter.wake = rh_actor_created;
+        cr->fut = f;
+        cr->actor = a;
+        if (!rh_future_wait_add(f, &cr->waiter)) {
+            rh_actor_created(&cr->waiter, atomic_load(&f->state) ==
+                             RH_FUTURE_FAILED ? rh_future_status(f) : 0,
+                             f->message);
+        }
+        (void)rh_release(ret);
+    }
+    *actor = a;
+    return RH_OK;
+
+err_free:
+    if (named) {
+        rh_atab_news_t n;
+
+        rh_atab_news_init(&n);
+        snprintf(n.name, sizeof(n.name), "%s", name);
+        rh_atab_tell(a, &n);
+    }
+    if (all != few) {
+        free(all);
+    }
+    free(cr);
+    return status;
+}
+
+/* The creation task, on the rank the scheduler picked. */
+static rh_status_t rh_actor_create_run(rh_task_ctx_t *ctx)
+{
+    rh_actor_meta_t meta;
+    const rh_class_entry_t *cls;
+    rh_actor_inst_t *inst;
+    rh_task_ctx_t cctx;
+    rh_res_req_t res;
+    char msg[512];
+    size_t len;
+    const void *p = rh_task_arg(ctx, 0, &len);
+    int32_t rank = rh_rank();
+    rh_status_t status;
+
+    if (p == NULL || len != sizeof(meta)) {
+        return rh_task_fail(ctx, "an actor's creation came malformed");
+    }
+    memcpy(&meta, p, sizeof(meta));
+    {
+        rh_actor_t a = { meta.actor_hi, meta.actor_lo };
+
+        cls = rh_registry_class(rh_actor_class_id(a));
+        if (cls == NULL || meta.max_concurrency < 1) {
+            return rh_task_fail(ctx, "an actor's creation came malformed");
+        }
+        cctx = *ctx;
+        cctx.arg_base = 1;
+        cctx.actor = a;
+        cctx.failed = 0;
+        cctx.message[0] = '\0';
+    }
+    status = rh_actor_inst_create(cls, &meta, &cctx, msg, sizeof(msg), &inst);
+    if (status != RH_OK) {
+        return rh_task_fail(ctx, "%s", msg);
+    }
+    if (meta.keep_res && rh_task_keep_resources(ctx->task, &res)) {
+        rh_actor_inst_keep(inst, &res);
+    }
+    rh_actor_inst_put(inst);
+    return rh_task_return(ctx, 0, &rank, sizeof(rank));
+}
+
+static int rh_client_known(void *arg)
+{
+    int s = atomic_load(&((rh_actor_client_t *)arg)->state);
+
+    return s == RH_CL_ALIVE || s == RH_CL_DEAD;
+}
+
+/* Asks the owner where the actor is, once. c->lock held. Returns 0, or
+ * -1 with why when the actor is known dead already (the caller then tells
+ * the cache, with rh_client_located, once it let go of c->lock). */
+static int rh_client_ask(rh_actor_client_t *c, char *why, size_t len)
+{
+    int owner = (int)rh_actor_owner(c->actor);
+
+    if (c->state != RH_CL_UNKNOWN) {
+        return 0;
+    }
+    if (owner == rh_rank()) {
+        /* Ours: the table tells the cache itself, if it has the actor. */
+        if (!rh_atab_has(c->actor)) {
+            snprintf(why, len, "rank %d has no actor %llu (it ended, or the "
+                     "handle is bad)", owner, (unsigned long long)c->actor.lo);
+            return -1;
+        }
+        return 0;
+    }
+    if (!rh_rank_alive(owner)) {
+        snprintf(why, len, "actor %s: its owner, rank %d, died",
+                 rh_actor_class_name(c->actor), owner);
+        return -1;
+    }
+    atomic_store(&c->state, RH_CL_ASKED);
+    rh_actl_send(owner, RH_ACTL_LOCATE, c->actor, 0, 0, NULL);
+    return 0;
+}
+
+rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
+{
+    const rh_class_entry_t *cls;
+    rh_actor_client_t *c;
+    rh_status_t status = rh_actor_check(actor, &cls);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    c = rh_client_get(actor, 1);
+    if (c == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "actor cache");
+    }
+    {
+        char why[256];
+        int dead;
+
+        pthread_mutex_lock(&c->lock);
+        dead = rh_client_ask(c, why, sizeof(why));
+        pthread_mutex_unlock(&c->lock);
+        if (dead) {
+            rh_client_located(c, -1, why);
+        }
+    }
+    if (!rh_client_known(c) &&
+        !rh_core_wait_until_polled(rh_client_known, c,
+                                   rh_deadline(timeout_ms))) {
+        return rh_error_set(RH_ERR_TIMEOUT, "actor %s is not created yet",
+                            cls->name);
+    }
+    pthread_mutex_lock(&c->lock);
+    if (c->state == RH_CL_DEAD) {
+        status = rh_error_set(RH_ERR_ACTOR_DEAD, "%s", c->why);
+    } else if (rank != NULL) {
+        *rank = c->rank >= 0 ? c->rank : rh_rank();
+    }
+    pthread_mutex_unlock(&c->lock);
+    return status;
+}
+
+rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
+                          const rh_arg_t *args, int nargs,
+                          const rh_call_params_t *params, rh_ref_t *rets)
+{
+    const rh_class_entry_t *cls;
+    const rh_fn_entry_t *fn;
+    rh_actor_client_t *c;
+    rh_task_t *t;
+    int m, nreturns;
+    rh_status_t status = rh_actor_check(actor, &cls);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if ((m = rh_registry_method(cls, method)) < 0) {
+        return rh_error_set(RH_ERR_UNKNOWN_FUNCTION, "actor class %s has no "
+                            "method %s", cls->name, method ? method :
+                            "(null)");
+    }
+    fn = &cls->methods[m];
+    if (nargs < 0 || (nargs > 0 && args == NULL) ||
+        (fn->nargs >= 0 && nargs != fn->nargs)) {
+        return rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s takes %d argument%s, "
+                            "got %d", fn->name, fn->nargs,
+                            fn->nargs == 1 ? "" : "s", nargs);
+    }
+    nreturns = fn->nreturns;
+    if (params != NULL &&
+        (params->field_mask & RH_CALL_PARAM_FIELD_NUM_RETURNS)) {
+        nreturns = params->num_returns;
+    }
+    if (nreturns > 0 && rets == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%s has %d returns: rets "
+                            "must have room for them", fn->name, nreturns);
+    }
+    c = rh_client_get(actor, 1);
+    if (c == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "actor cache");
+    }
+    if (atomic_load_explicit(&c->state, memory_order_acquire) ==
+        RH_CL_DEAD) {
+        pthread_mutex_lock(&c->lock);
+        status = rh_error_set(RH_ERR_ACTOR_DEAD, "%s", c->why);
+        pthread_mutex_unlock(&c->lock);
+        return status;
+    }
+    if (atomic_load_explicit(&c->state, memory_order_acquire) ==
+        RH_CL_ALIVE && c->rank != rh_rank() && !rh_rank_alive(c->rank)) {
+        /* The news of the death may reach our listener after it failed
+         * our earlier calls: a later call fails here all the same. */
+        return rh_error_set(RH_ERR_ACTOR_DEAD, "actor %s on rank %d died: "
+                            "its rank failed", cls->name, c->rank);
+    }
+    if (params != NULL && (params->field_mask & RH_CALL_PARAM_FIELD_FLAGS) &&
+        (params->flags & RH_TASK_FLAG_NONBLOCK) &&
+        rh_am_wait_room(1) != RH_OK) {
+        return RH_ERR_BUSY;
+    }
+    status = rh_task_build_call(fn, args, nargs, nreturns, rets, -1, 0, NULL,
+                                NULL, &t);
+    if (status != RH_OK) {
+        return status;
+    }
+    t->actor = actor;
+    t->call_method = (uint32_t)m;
+    pthread_mutex_lock(&c->lock);
+    if (c->state == RH_CL_ALIVE || c->state == RH_CL_DEAD) {
+        rh_client_route(c, t);
+        pthread_mutex_unlock(&c->lock);
+        rh_task_submitted(t);
+        return RH_OK;
+    }
+    t->call_next = NULL;
+    if (c->qtail != NULL) {
+        c->qtail->call_next = t;
+    } else {
+        c->qhead = t;
+    }
+    c->qtail = t;
+    {
+        char why[256];
+        int dead = rh_client_ask(c, why, sizeof(why));
+
+        pthread_mutex_unlock(&c->lock);
+        if (dead) {
+            /* known dead already: what waits fails */
+            rh_client_located(c, -1, why);
+        }
+    }
+    return RH_OK;
+}
+
+/* A call is ready to go to its actor's rank, or failed before. */
+void rh_actor_call_send(rh_task_t *t)
+{
+    const char *dep = rh_task_dep_error(t);
+
+    if (dep != NULL) {
+        if (t->call_seq != 0 && t->forward_to >= 0) {
+            /* Its number will never come: the actor moves past it. */
+            rh_actl_send(t->forward_to, RH_ACTL_SKIP, t->actor, 0,
+                         t->call_seq, NULL);
+        }
+        rh_task_fail_free(t, t->fail_status ? t->fail_status :
+                          RH_ERR_TASK_FAILED, dep);
+        return;
+    }
+    rh_forward_send(t);
+}
+
+void rh_actor_call_skip(int dest, uint64_t actor_hi, uint64_t actor_lo,
+                        uint64_t seq)
+{
+    rh_actor_t a = { actor_hi, actor_lo };
+
+    rh_actl_send(dest, RH_ACTL_SKIP, a, 0, seq, NULL);
+}
+
+void rh_actor_call_reject(rh_task_t *t, rh_status_t status, const char *msg)
+{
+    rh_task_fail_later(t, status, msg);
+    t->actor_inst = NULL;
+    t->forward_to = -1;
+    t->call_seq = 0;
+    rh_task_submitted(t);
+}
+
+static rh_status_t rh_actor_hold_delta(rh_actor_t actor, int delta)
+{
+    const rh_class_entry_t *cls;
+    rh_status_t status = rh_actor_check(actor, &cls);
+    int owner;
+
+    if (status != RH_OK) {
+        return status;
+    }
+    owner = (int)rh_actor_owner(actor);
+    if (owner == rh_rank()) {
+        rh_atab_hold_tell(actor, owner, delta);
+    } else {
+        rh_actl_send(owner, RH_ACTL_HOLD, actor, delta, 0, NULL);
+    }
+    return RH_OK;
+}
+
+rh_status_t rh_actor_hold(rh_actor_t actor)
+{
+    return rh_actor_hold_delta(actor, 1);
+}
+
+rh_status_t rh_actor_release(rh_actor_t actor)
+{
+    return rh_actor_hold_delta(actor, -1);
+}
+
+rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
+{
+    const rh_class_entry_t *cls;
+    rh_status_t status = rh_actor_check(actor, &cls);
+    int owner;
+
+    (void)no_restart;   /* no restarts yet: every kill is final */
+    if (status != RH_OK) {
+        return status;
+    }
+    owner = (int)rh_actor_owner(actor);
+    if (owner == rh_rank()) {
+        rh_atab_kill_tell(actor);
+    } else {
+        rh_actor_client_t *c = rh_client_get(actor, 1);
+        char why[256];
+
+        rh_actl_send(owner, RH_ACTL_KILL, actor, 0, 0, NULL);
+        snprintf(why, sizeof(why), "actor %s was killed by rank %d",
+                 cls->name, rh_rank());
+        if (c != NULL) {
+            rh_client_located(c, -1, why);
+        }
+    }
+    return RH_OK;
+}
+
+rh_status_t rh_actor_get_named(const char *name, rh_actor_t *actor)
+{
+    rh_actor_t a = { 0, 0 };
+    rh_status_t status;
+
+    if (!rh_core_initialized()) {
+        return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
+    }
+    if (name == NULL || name[0] == '\0' ||
+        strlen(name) >= RH_ACTOR_NAME_MAX || actor == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_actor_get_named needs "
+                            "a name of 1 to %d characters and somewhere to "
+                            "put the handle", RH_ACTOR_NAME_MAX - 1);
+    }
+    status = rh_name_ask(RH_ACTL_NAME_GET, name, a, &a);
+    if (status == RH_ERR_NOT_FOUND) {
+        return rh_error_set(status, "no actor is named %s", name);
+    }
+    if (status != RH_OK) {
+        return rh_error_set(status, "the rank of actor name %s (%d) did not "
+                            "answer", name, rh_name_rank(name));
+    }
+    status = rh_actor_hold(a);
+    if (status == RH_OK) {
+        *actor = a;
+    }
+    return status;
+}
+
+/* ---- the wire ----------------------------------------------------------------- */
+
+void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why)
+{
+    int owner = (int)rh_actor_owner(actor);
+
+    (void)killed;
+    if (owner == rh_rank()) {
+        rh_atab_ended_tell(actor, why);
+    } else {
+        rh_actl_send(owner, RH_ACTL_ENDED, actor, 0, 0, why);
+    }
+}
+
+/* A call of rank src arrived (progress thread). */
+static void rh_actor_call_run(int src, const rh_call_hdr_t *h,
+                              const uint8_t *payload)
+{
+    rh_actor_t a = { h->actor_hi, h->actor_lo };
+    const rh_class_entry_t *cls = rh_registry_class(rh_actor_class_id(a));
+    rh_actor_inst_t *inst = rh_actor_inst_find(a);
+    rh_arg_t few[8];
+    rh_arg_t *args;
+    rh_task_t *t = NULL;
+    char msg[320];
+    rh_status_t status;
+
+    if (inst == NULL) {
+        snprintf(msg, sizeof(msg), "actor %s is not on rank %d (it ended)",
+                 cls ? cls->name : "?", rh_rank());
+        rh_forward_refuse((uint32_t)src, h->counter, (int)h->nreturns,
+                          RH_ERR_ACTOR_DEAD, msg);
+        return;
+    }
+    args = h->nargs <= 8 ? few : malloc(h->nargs * sizeof(*args));
+    if (args == NULL) {
+        rh_forward_refuse((uint32_t)src, h->counter, (int)h->nreturns,
+                          RH_ERR_NO_MEMORY, "out of memory receiving a "
+                          "call");
+        rh_actor_inst_arrived(inst, src, h->seq, NULL);
+        rh_actor_inst_put(inst);
+        return;
+    }
+    rh_forward_args_decode(payload, h->nargs, args);
+    status = rh_task_build_call(&cls->methods[h->method], args,
+                                (int)h->nargs, (int)h->nreturns, NULL, src,
+                                h->counter, rh_forward_answer, NULL, &t);
+    if (args != few) {
+        free(args);
+    }
+    if (status != RH_OK) {
+        snprintf(msg, sizeof(msg), "rank %d could not run %s: %s", rh_rank(),
+                 cls->methods[h->method].name, rh_last_error());
+        rh_forward_refuse((uint32_t)src, h->counter, (int)h->nreturns,
+                          status, msg);
+        t = NULL;
+    } else {
+        t->actor = a;
+        t->call_method = h->method;
+    }
+    rh_actor_inst_arrived(inst, src, h->seq, t);
+    rh_actor_inst_put(inst);
+}
+
+static int rh_call_hdr_ok(const rh_call_hdr_t *h)
+{
+    rh_actor_t a = { h->actor_hi, h->actor_lo };
+    const rh_class_entry_t *cls = rh_registry_class(rh_actor_class_id(a));
+
+    return cls != NULL && (a.hi & 0xff) == 1 && a.lo != 0 &&
+           h->method < (uint32_t)cls->nmethods && h->seq != 0 &&
+           h->nreturns <= RH_MAX_RETURNS && h->nargs <= 65536 &&
+           (cls->methods[h->method].nargs < 0 ||
+            h->nargs == (uint32_t)cls->methods[h->method].nargs) &&
+           h->counter != 0 && h->reserved == 0;
+}
+
+typedef struct rh_call_rndv {
+    int           src;
+    rh_call_hdr_t h;
+    uint8_t      *buf;
+    size_t        len;
+} rh_call_rndv_t;
+
+static void rh_call_rndv_arrived(void *arg, rh_status_t status)
+{
+    rh_call_rndv_t *x = arg;
+
+    if (status == RH_OK &&
+        rh_forward_items_ok(x->buf, x->len, x->h.nargs, 0)) {
+        rh_actor_call_run(x->src, &x->h, x->buf);
+    } else {
+        rh_actor_inst_t *inst = rh_actor_inst_find((rh_actor_t){
+                                    x->h.actor_hi, x->h.actor_lo });
+
+        /* Never runs: its caller hears it, and later calls go on. */
+        rh_forward_refuse((uint32_t)x->src, x->h.counter,
+                          (int)x->h.nreturns, RH_ERR_MALFORMED,
+                          "an actor's call came malformed");
+        if (inst != NULL) {
+            rh_actor_inst_arrived(inst, x->src, x->h.seq, NULL);
+            rh_actor_inst_put(inst);
+        }
+    }
+    free(x->buf);
+    free(x);
+}
+
+static rh_status_t rh_actor_on_call(void *arg, rh_am_msg_t *msg)
+{
+    rh_call_hdr_t h;
+
+    (void)arg;
+    memcpy(&h, msg->hdr, sizeof(h));
+    if (!rh_call_hdr_ok(&h)) {
+        return RH_ERR_MALFORMED;
+    }
+    if (msg->rndv_desc != NULL) {
+        rh_call_rndv_t *x = calloc(1, sizeof(*x));
+
+        if (x == NULL || (x->buf = malloc(msg->data_len)) == NULL) {
+            free(x);
+            return RH_ERR_NO_MEMORY;
+        }
+        x->src = (int)msg->src;
+        x->h = h;
+        x->len = msg->data_len;
+        return rh_am_recv_data(msg, x->buf, rh_call_rndv_arrived, x);
+    }
+    if (!rh_forward_items_ok(msg->data, msg->data_len, h.nargs, 0)) {
+        return RH_ERR_MALFORMED;
+    }
+    rh_actor_call_run((int)msg->src, &h, msg->data);
+    return RH_OK;
+}
+
+static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
+{
+    rh_actl_hdr_t h;
+    rh_actor_t a;
+    const rh_class_entry_t *cls;
+    const char *text = NULL;
+    int src = (int)msg->src;
+
+    (void)arg;
+    memcpy(&h, msg->hdr, sizeof(h));
+    a.hi = h.actor_hi;
+    a.lo = h.actor_lo;
+    if (h.op == 0 || h.op > RH_ACTL_MAX || msg->rndv_desc != NULL ||
+        msg->data_len > RH_ACTL_TEXT_MAX) {
+        return RH_ERR_MALFORMED;
+    }
+    if (msg->data_len != 0) {
+        text = msg->data;
+        if (text[msg->data_len - 1] != '\0') {
+            return RH_ERR_MALFORMED;
+        }
+    }
+    if (h.op == RH_ACTL_NAME_ACK) {
+        if (h.value > 0 || h.value < RH_ERR_NOT_FOUND) {
+            return RH_ERR_MALFORMED;
+        }
+        rh_name_answered(&h);
+        return RH_OK;
+    }
+    if (h.op == RH_ACTL_NAME_ADD || h.op == RH_ACTL_NAME_GET ||
+        h.op == RH_ACTL_NAME_DEL) {
+        rh_status_t status;
+
+        if (text == NULL || text[0] == '\0' ||
+            strlen(text) >= RH_ACTOR_NAME_MAX ||
+            rh_name_rank(text) != rh_rank()) {
+            return RH_ERR_MALFORMED;
+        }
+        if (h.op == RH_ACTL_NAME_DEL) {
+            rh_names_del(&h, text);
+            return RH_OK;
+        }
+        if (h.op == RH_ACTL_NAME_ADD) {
+            status = rh_names_add(a, text);
+        } else {
+            status = rh_names_get(text, &a);
+        }
+        rh_actl_send(src, RH_ACTL_NAME_ACK, a, status, h.arg, NULL);
+        return RH_OK;
+    }
+    if ((a.hi & 0xff) != 1 || a.lo == 0 ||
+        rh_actor_owner(a) >= (uint32_t)rh_size() ||
+        (cls = rh_registry_class(rh_actor_class_id(a))) == NULL) {
+        return RH_ERR_MALFORMED;
+    }
+    switch (h.op) {
+    case RH_ACTL_LOCATE:
+        if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
+            return RH_ERR_MALFORMED;
+        }
+        rh_atab_locate_tell(a, src);
+        return RH_OK;
+    case RH_ACTL_WHERE: {
+        rh_actor_client_t *c;
+
+        if (rh_actor_owner(a) != (uint32_t)src ||
+            (h.value >= 0 ? h.value >= rh_size() :
+             h.value != RH_ERR_ACTOR_DEAD)) {
+            return RH_ERR_MALFORMED;
+        }
+        c = rh_client_get(a, 0);
+        if (c != NULL) {
+            rh_client_located(c, h.value >= 0 ? h.value : -1,
+                              text ? text : "the actor is dead");
+        }
+        return RH_OK;
+    }
+    case RH_ACTL_HOLD:
+        if (rh_actor_owner(a) != (uint32_t)rh_rank() ||
+            (h.value != 1 && h.value != -1)) {
+            return RH_ERR_MALFORMED;
+        }
+        rh_atab_hold_tell(a, src, h.value);
+        return RH_OK;
+    case RH_ACTL_KILL:
+        if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
+            return RH_ERR_MALFORMED;
+        }
+        rh_atab_kill_tell(a);
+        return RH_OK;
+    case RH_ACTL_END: {
+        rh_actor_inst_t *inst;
+
+        if (rh_actor_owner(a) != (uint32_t)src) {
+            return RH_ERR_MALFORMED;
+        }
+        inst = rh_actor_inst_find(a);
+        if (inst != NULL) {
+            rh_actor_inst_end(inst, h.value != 0, text ? text :
+                              "the actor ended");
+            rh_actor_inst_put(inst);
+        }
+        return RH_OK;
+    }
+    case RH_ACTL_ENDED:
+        if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
+            return RH_ERR_MALFORMED;
+        }
+        rh_atab_ended_tell(a, text ? text : "the actor ended");
+        return RH_OK;
+    case RH_ACTL_SKIP: {
+        rh_actor_inst_t *inst;
+
+        if (h.arg == 0) {
+            return RH_ERR_MALFORMED;
+        }
+        inst = rh_actor_inst_find(a);
+        if (inst != NULL) {
+            rh_actor_inst_arrived(inst, src, h.arg, NULL);
+            rh_actor_inst_put(inst);
+        }
+        return RH_OK;
+    }
+    default:
+        return RH_ERR_MALFORMED;
+    }
+}
+
+/* A rank died: its actors, its holds, the calls it made, the actors it
+ * owned, the names it kept. */
+static void rh_actor_on_peer_failure(void *arg, int rank)
+{
+    rh_hmap_iter_t it;
+    void *k, *v;
+    char why[256];
+
+    (void)arg;
+    rh_atab_rank_died(rank, rh_atab_tell);
+    rh_actor_inst_caller_died(rank);
+    snprintf(why, sizeof(why), "ended: its owner, rank %d, died", rank);
+    rh_actor_inst_end_owned_by(rank, why);
+    /* Clients: actors on that rank, or whose owner it was and that are not
+     * placed yet, are dead. */
+    for (;;) {
+        rh_actor_client_t *hit = NULL;
+
+        pthread_mutex_lock(&rh_cl_lock);
+        rh_hmap_iter_init(&it, &rh_clients);
+        while (rh_hmap_iter_next(&it, &k, &v)) {
+            rh_actor_client_t *c = *(rh_actor_client_t **)v;
+            int s = atomic_load(&c->state);
+
+            if ((s == RH_CL_ALIVE && c->rank == rank) ||
+                (s != RH_CL_DEAD && s != RH_CL_ALIVE &&
+                 rh_actor_owner(c->actor) == (uint32_t)rank)) {
+                hit = c;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&rh_cl_lock);
+        if (hit == NULL) {
+            break;
+        }
+        snprintf(why, sizeof(why), "actor %s %s: rank %d failed",
+                 rh_actor_class_name(hit->actor),
+                 hit->rank == rank ? "died" : "is lost", rank);
+        rh_client_located(hit, -1, why);
+    }
+    /* Name requests to that rank end by themselves (they watch it). */
+}
+
+rh_status_t rh_actor_setup(void)
+{
+    rh_status_t status = RH_OK;
+
+    if (rh_registry_find(RH_ACTOR_CREATE_FN) == NULL) {
+        status = rh_register(RH_ACTOR_CREATE_FN, rh_actor_create_run, -1, 1);
+    }
+    rh_registry_freeze();
+    rh_atab_init(rh_rank(), rh_size());
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_ACTOR_CALL, sizeof(rh_call_hdr_t),
+                                sizeof(rh_call_hdr_t), rh_actor_on_call,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_ACTOR_CTL, sizeof(rh_actl_hdr_t),
+                                sizeof(rh_actl_hdr_t), rh_actor_on_ctl, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_actor_on_peer_failure, NULL);
+    }
+    return status;
+}
+
+void rh_actor_shutdown(void)
+{
+    rh_actor_inst_end_all("ended: the job is finalizing");
+}
+
+void rh_actor_teardown(void)
+{
+    rh_actor_client_t *c;
+    rh_actor_t a;
+
+    while (rh_hmap_pop(&rh_clients, &a, &c)) {
+        rh_task_t *q = c->qhead;
+
+        /* Calls that never learnt their place: their futures go with the
+         * future table. */
+        while (q != NULL) {
+            rh_task_t *next = q->call_next;
+
+            q->nreturns = 0;
+            q->block = NULL;
+            rh_task_free(q);
+            q = next;
+        }
+        if (c->inst != NULL) {
+            rh_actor_inst_put(c->inst);
+        }
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+    }
+    rh_hmap_fini(&rh_clients);
+    rh_cl_last = NULL;
+    atomic_fetch_add(&rh_cl_gen, 1);
+    rh_atab_clear();
+    rh_hmap_fini(&rh_names);
+    rh_hmap_fini(&rh_name_reqs);
+}

@@ -1,0 +1,101 @@
+/*
+ * Actors inside the core: the instance on the rank that runs an actor
+ * (actor_inst.c: its executor threads, mailbox and the per-caller reorder
+ * of calls from other ranks) and the rest (actor.c: the API, the owner's
+ * table, the callers' cache of where actors are, the wire).
+ */
+#ifndef RH_CORE_ACTOR_H
+#define RH_CORE_ACTOR_H
+
+#include <stdint.h>
+
+#include "core/registry.h"
+#include "core/task_internal.h"
+#include "rayhpc.h"
+#include "sched/resources.h"
+
+typedef struct rh_actor_inst rh_actor_inst_t;
+
+/* The parts of a handle: hi = owner << 32 | class << 8 | 1, lo = the
+ * owner's counter of actors (never 0). */
+static inline uint32_t rh_actor_owner(rh_actor_t a)
+{
+    return (uint32_t)(a.hi >> 32);
+}
+
+static inline unsigned rh_actor_class_id(rh_actor_t a)
+{
+    return (unsigned)((a.hi >> 8) & 0xffffffu);
+}
+
+static inline int rh_actor_is_null(rh_actor_t a)
+{
+    return a.hi == 0 && a.lo == 0;
+}
+
+/* What the creation task tells the rank that runs the actor. */
+typedef struct rh_actor_meta {
+    uint64_t actor_hi, actor_lo;
+    int32_t  max_concurrency;
+    int32_t  detached;
+    int32_t  keep_res;   /* keep the creation task's resources for life */
+    int32_t  reserved;
+} rh_actor_meta_t;
+
+/* ---- the instance (actor_inst.c) ---------------------------------------- */
+
+/* Builds the instance of a new actor here and runs its constructor on its
+ * first executor thread, with ctx (the creation task's, arguments after
+ * base); waits for it. RH_OK with the instance registered here, or the
+ * constructor's failure with its message in msg. res (may be NULL): the
+ * resources the instance keeps for its life. */
+rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
+                                 const rh_actor_meta_t *meta,
+                                 rh_task_ctx_t *ctx, char *msg, size_t len,
+                                 rh_actor_inst_t **out);
+
+/* Hands the kept resources to the instance (released when it ends). */
+void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res);
+
+/* The instance of actor here, with a reference (rh_actor_inst_put), or
+ * NULL when none (it never was here, or it ended). */
+rh_actor_inst_t *rh_actor_inst_find(rh_actor_t actor);
+void rh_actor_inst_get(rh_actor_inst_t *inst);
+void rh_actor_inst_put(rh_actor_inst_t *inst);
+
+/* Queues a call of this rank (the task built with its submitter's count
+ * held) on the instance, in order; -1 when the instance no longer takes
+ * calls (the task is untouched). */
+int rh_actor_inst_push(rh_actor_inst_t *inst, rh_task_t *t);
+
+/* A call of rank src with sequence number seq (progress thread): runs in
+ * that caller's order. t NULL: seq will never come (skip it). */
+void rh_actor_inst_arrived(rh_actor_inst_t *inst, int src, uint64_t seq,
+                           rh_task_t *t);
+
+/* Ends the instance: kill (queued calls fail with why, then the
+ * destructor) or drain (queued calls run, then the destructor). */
+void rh_actor_inst_end(rh_actor_inst_t *inst, int kill, const char *why);
+
+/* Ends every instance whose owner is rank (fate-sharing) or, with rank
+ * -1, every instance here; the latter waits until they are gone. */
+void rh_actor_inst_end_owned_by(int rank, const char *why);
+void rh_actor_inst_end_all(const char *why);
+
+/* A caller rank died: its calls still out of order are dropped. */
+void rh_actor_inst_caller_died(int rank);
+
+/* The instance ended here (actor_inst.c tells actor.c, on the progress
+ * thread): the owner hears of it. */
+void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why);
+
+/* Fails t, a call that will not run on its actor, with status and msg:
+ * its returns fail (or its caller is answered) once it may go. */
+void rh_actor_call_reject(rh_task_t *t, rh_status_t status, const char *msg);
+
+/* Set-up (handlers, the creation function) and the end. */
+rh_status_t rh_actor_setup(void);
+void rh_actor_shutdown(void);
+void rh_actor_teardown(void);
+
+#endif

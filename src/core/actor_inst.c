@@ -1,0 +1,573 @@
+/*
+ * An actor on the rank that runs it: its state, its executor threads (one
+ * per concurrency slot, named "rayhpc-actor"), its mailbox and, per caller
+ * rank, the reorder of calls that arrived out of sequence.
+ *
+ * The mailbox is an intrusive MPSC queue of call tasks in the order they
+ * run: calls of this rank are pushed when they are made, calls of other
+ * ranks once every lower sequence number of their caller was pushed (the
+ * reorder, kept on the progress thread, where they arrive). The executors
+ * take turns as the queue's consumer: the one holding `consume` takes the
+ * oldest call, waits for its arguments (a call whose arguments are not
+ * there blocks those behind it, as in Ray) and starts it. A push takes no
+ * lock and wakes an executor only when one sleeps.
+ *
+ * Closing: whoever ends the actor sets `closed`, then waits out the pushes
+ * already past their check (`pushers`); every push after that is refused,
+ * so the executors can tell the last call.
+ *
+ * Lifetime: the instance is counted: the registry here, each executor, and
+ * each call that may still signal its readiness hold a reference.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/completion.h"
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "base/mpsc.h"
+#include "base/status.h"
+#include "core/actor.h"
+#include "core/actor_order.h"
+#include "core/core.h"
+#include "core/future.h"
+#include "sched/pool.h"
+#include "transport/transport.h"
+
+enum { RH_INST_RUNNING = 0, RH_INST_DRAIN = 1, RH_INST_KILL = 2 };
+
+
+struct rh_actor_inst {
+    rh_actor_t              actor;
+    const rh_class_entry_t *cls;
+    void                   *state;
+    int                     nthreads;
+    int                     detached;
+    _Atomic int             refs;
+    _Atomic int             live_threads;
+
+    /* the constructor, run by the first executor */
+    rh_task_ctx_t          *ctor_ctx;
+    _Atomic int             ctor_claimed; /* the first executor's */
+    _Atomic int             ctor_done;    /* 1: ran; 2: failed */
+    rh_status_t             ctor_status;
+
+    /* the mailbox */
+    rh_mpsc_t               mailbox;
+    pthread_mutex_t         consume;
+    rh_task_t              *head;         /* taken, not yet started */
+    _Atomic int             pushers;
+    _Atomic int             closed;
+    _Atomic int             ending;       /* RH_INST_* */
+    /* Why it ended: each written once, before ending says which one
+     * holds (RH_INST_RUNNING: why, the default). */
+    char                    why[256];
+    char                    why_drain[256];
+    char                    why_kill[256];
+    _Atomic int             drain_claimed;
+    _Atomic int             kill_claimed;
+
+    /* sleeping executors */
+    pthread_mutex_t         mtx;
+    pthread_cond_t          cond;
+    _Atomic int             sleepers;
+
+    /* the reorder, on the progress thread */
+    rh_hmap_t               callers;      /* rank -> rh_order_t */
+
+    int                     keeps_res;
+    rh_res_req_t            res;
+    rh_tp_op_t              ended_op;
+};
+
+/* The instances here, by handle. */
+static pthread_mutex_t rh_inst_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rh_inst_gone = PTHREAD_COND_INITIALIZER;
+static rh_hmap_t rh_insts = RH_HMAP_INITIALIZER(sizeof(rh_actor_t),
+                                                sizeof(rh_actor_inst_t *));
+
+void rh_actor_inst_get(rh_actor_inst_t *inst)
+{
+    atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
+}
+
+static const char *rh_inst_why(rh_actor_inst_t *inst)
+{
+    switch (atomic_load_explicit(&inst->ending, memory_order_acquire)) {
+    case RH_INST_KILL:
+        return inst->why_kill;
+    case RH_INST_DRAIN:
+        return inst->why_drain;
+    default:
+        return inst->why;
+    }
+}
+
+static void rh_inst_drop_call(void *arg, void *item)
+{
+    rh_actor_call_reject(item, RH_ERR_ACTOR_DEAD, arg);
+}
+
+static void rh_inst_free(rh_actor_inst_t *inst)
+{
+    rh_order_t o;
+
+    while (rh_hmap_pop(&inst->callers, NULL, &o)) {
+        rh_order_fini(&o, NULL, NULL);
+    }
+    rh_hmap_fini(&inst->callers);
+    pthread_mutex_destroy(&inst->consume);
+    pthread_mutex_destroy(&inst->mtx);
+    pthread_cond_destroy(&inst->cond);
+    free(inst);
+}
+
+void rh_actor_inst_put(rh_actor_inst_t *inst)
+{
+    if (atomic_fetch_sub_explicit(&inst->refs, 1, memory_order_acq_rel) ==
+        1) {
+        rh_inst_free(inst);
+    }
+}
+
+rh_actor_inst_t *rh_actor_inst_find(rh_actor_t actor)
+{
+    rh_actor_inst_t **p, *inst = NULL;
+
+    pthread_mutex_lock(&rh_inst_lock);
+    p = rh_hmap_get(&rh_insts, &actor);
+    if (p != NULL) {
+        inst = *p;
+        rh_actor_inst_get(inst);
+    }
+    pthread_mutex_unlock(&rh_inst_lock);
+    return inst;
+}
+
+/* ---- waking ------------------------------------------------------------ */
+
+static void rh_inst_wake(rh_actor_inst_t *inst)
+{
+    if (atomic_load_explicit(&inst->sleepers, memory_order_seq_cst) != 0) {
+        pthread_mutex_lock(&inst->mtx);
+        pthread_cond_broadcast(&inst->cond);
+        pthread_mutex_unlock(&inst->mtx);
+    }
+}
+
+/* A call's actor_ready: its arguments are there (READY), or a kill took
+ * it from the mailbox before (ORPHAN): whichever of the two comes second
+ * fails it. */
+enum { RH_CALL_WAITING = 0, RH_CALL_READY = 1, RH_CALL_ORPHAN = 2 };
+
+/* The call's arguments are there (rh_task_dispatch). */
+void rh_actor_call_ready(rh_task_t *t)
+{
+    rh_actor_inst_t *inst = t->actor_inst;
+    int expected = RH_CALL_WAITING;
+
+    /* After this exchange the executor may run and free t: read it
+     * first. */
+    if (!atomic_compare_exchange_strong(&t->actor_ready, &expected,
+                                        RH_CALL_READY)) {
+        rh_task_run_call(t, NULL);   /* killed meanwhile: fails */
+    } else {
+        rh_inst_wake(inst);
+    }
+    rh_actor_inst_put(inst);
+}
+
+int rh_actor_inst_push(rh_actor_inst_t *inst, rh_task_t *t)
+{
+    atomic_fetch_add_explicit(&inst->pushers, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&inst->closed, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&inst->pushers, 1, memory_order_seq_cst);
+        return -1;
+    }
+    rh_actor_inst_get(inst);   /* dropped once the call is ready */
+    t->actor_inst = inst;
+    rh_mpsc_push(&inst->mailbox, &t->job.node);
+    atomic_fetch_sub_explicit(&inst->pushers, 1, memory_order_seq_cst);
+    rh_inst_wake(inst);
+    return 0;
+}
+
+/* ---- the executors ------------------------------------------------------ */
+
+static rh_task_t *rh_inst_pop(rh_actor_inst_t *inst)
+{
+    rh_mpsc_node_t *n = rh_mpsc_pop(&inst->mailbox);
+
+    return n ? (rh_task_t *)((char *)n - offsetof(rh_task_t, job.node)) :
+           NULL;
+}
+
+/* A kill: every call not started fails now, those whose arguments are
+ * still coming once they are there. Under consume. */
+static void rh_inst_drain_killed(rh_actor_inst_t *inst)
+{
+    for (;;) {
+        rh_task_t *t = inst->head ? inst->head : rh_inst_pop(inst);
+        int expected = RH_CALL_WAITING;
+
+        inst->head = NULL;
+        if (t == NULL) {
+            return;
+        }
+        rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
+        if (!atomic_compare_exchange_strong(&t->actor_ready, &expected,
+                                            RH_CALL_ORPHAN)) {
+            rh_task_run_call(t, NULL);   /* ready: fails at once */
+        }
+    }
+}
+
+/* Whether an executor has something to do: the head call is ready, or the
+ * actor ends and nothing is left. Under consume. */
+static int rh_inst_can_go(rh_actor_inst_t *inst)
+{
+    if (atomic_load_explicit(&inst->ending, memory_order_acquire) ==
+        RH_INST_KILL) {
+        rh_inst_drain_killed(inst);
+    }
+    if (inst->head == NULL) {
+        inst->head = rh_inst_pop(inst);
+    }
+    if (inst->head != NULL) {
+        return atomic_load_explicit(&inst->head->actor_ready,
+                                    memory_order_seq_cst) == RH_CALL_READY;
+    }
+    return atomic_load_explicit(&inst->ending, memory_order_seq_cst) !=
+           RH_INST_RUNNING &&
+           atomic_load_explicit(&inst->pushers, memory_order_seq_cst) == 0 &&
+           rh_mpsc_idle(&inst->mailbox);
+}
+
+/* The next call to run, in order; NULL once the actor ended. */
+static rh_task_t *rh_inst_next(rh_actor_inst_t *inst)
+{
+    rh_task_t *t;
+
+    pthread_mutex_lock(&inst->consume);
+    /* Spin a while first, as the pool's workers do: a call that follows
+     * at once (pipelined callers, round trips) then costs no wake-up, and
+     * a wake-up on a host with fewer cores than threads can wait for a
+     * time slice. */
+    for (unsigned idle = 0; !rh_inst_can_go(inst) &&
+                            idle < RH_POOL_SPIN_DEFAULT; idle++) {
+        rh_cpu_relax();
+        if ((idle & 63) == 63) {
+            sched_yield();
+        }
+    }
+    while (!rh_inst_can_go(inst)) {
+        atomic_fetch_add_explicit(&inst->sleepers, 1, memory_order_seq_cst);
+        pthread_mutex_lock(&inst->mtx);
+        while (!rh_inst_can_go(inst)) {
+            pthread_cond_wait(&inst->cond, &inst->mtx);
+        }
+        pthread_mutex_unlock(&inst->mtx);
+        atomic_fetch_sub_explicit(&inst->sleepers, 1, memory_order_seq_cst);
+    }
+    t = inst->head;
+    inst->head = NULL;
+    pthread_mutex_unlock(&inst->consume);
+    if (t == NULL) {
+        rh_inst_wake(inst);   /* the others see the end too */
+    }
+    return t;
+}
+
+static void rh_inst_ended_run(rh_tp_op_t *op)
+{
+    rh_actor_inst_t *inst = (rh_actor_inst_t *)((char *)op -
+                            offsetof(rh_actor_inst_t, ended_op));
+    int killed = atomic_load(&inst->ending) == RH_INST_KILL;
+    rh_order_t o;
+
+    /* Calls still out of order will never run. */
+    while (rh_hmap_pop(&inst->callers, NULL, &o)) {
+        rh_order_fini(&o, rh_inst_drop_call, (void *)rh_inst_why(inst));
+    }
+    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst));
+    pthread_mutex_lock(&rh_inst_lock);
+    (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
+    pthread_cond_broadcast(&rh_inst_gone);
+    pthread_mutex_unlock(&rh_inst_lock);
+    rh_actor_inst_put(inst);   /* the registry's */
+}
+
+/* The last executor out: destructor, resources, then the progress thread
+ * unregisters the instance and tells the owner. */
+static void rh_inst_finish(rh_actor_inst_t *inst)
+{
+    if (atomic_load(&inst->ctor_done) == 1 && inst->cls->cls.fini != NULL) {
+        inst->cls->cls.fini(inst->state);
+    }
+    if (inst->keeps_res) {
+        rh_resources_release(&inst->res);
+        inst->keeps_res = 0;
+    }
+    inst->ended_op.run = rh_inst_ended_run;
+    if (rh_tp_running()) {
+        rh_tp_post(&inst->ended_op);
+    } else {
+        rh_inst_ended_run(&inst->ended_op);
+    }
+}
+
+static void *rh_inst_thread(void *arg)
+{
+    rh_actor_inst_t *inst = arg;
+    rh_task_t *t;
+
+    pthread_setname_np(pthread_self(), "rayhpc-actor");
+    if (atomic_exchange(&inst->ctor_claimed, 1) == 0) {
+        /* The first executor runs the constructor, then starts the
+         * others. */
+        rh_status_t status = inst->cls->cls.init(inst->ctor_ctx,
+                                                 &inst->state);
+
+        if (status != RH_OK || inst->ctor_ctx->failed) {
+            inst->ctor_status = status != RH_OK ? status : RH_ERR_TASK_FAILED;
+            if (!inst->ctor_ctx->failed) {
+                snprintf(inst->ctor_ctx->message,
+                         sizeof(inst->ctor_ctx->message), "the constructor "
+                         "of %s failed: %s", inst->cls->name,
+                         rh_status_string(status));
+            }
+        }
+        for (int i = 1; i < inst->nthreads && inst->ctor_status == RH_OK;
+             i++) {
+            pthread_t th;
+            pthread_attr_t attr;
+
+            pthread_attr_init(&attr);
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            atomic_fetch_add(&inst->live_threads, 1);
+            rh_actor_inst_get(inst);
+            if (pthread_create(&th, &attr, rh_inst_thread, inst) != 0) {
+                atomic_fetch_sub(&inst->live_threads, 1);
+                rh_actor_inst_put(inst);
+                rh_warn("actor %s: could not start executor %d of %d: it "
+                        "runs fewer calls at once", inst->cls->name, i + 1,
+                        inst->nthreads);
+            }
+            pthread_attr_destroy(&attr);
+        }
+        atomic_store(&inst->ctor_done, inst->ctor_status == RH_OK ? 1 : 2);
+        rh_future_notify();   /* the creation task waits for this */
+    }
+    while ((t = rh_inst_next(inst)) != NULL) {
+        rh_task_run_call(t, inst->state);
+    }
+    if (atomic_fetch_sub(&inst->live_threads, 1) == 1) {
+        rh_inst_finish(inst);
+    }
+    rh_actor_inst_put(inst);
+    return NULL;
+}
+
+static int rh_inst_ctor_done(void *arg)
+{
+    return atomic_load(&((rh_actor_inst_t *)arg)->ctor_done) != 0;
+}
+
+rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
+                                 const rh_actor_meta_t *meta,
+                                 rh_task_ctx_t *ctx, char *msg, size_t len,
+                                 rh_actor_inst_t **out)
+{
+    rh_actor_inst_t *inst = calloc(1, sizeof(*inst));
+    rh_actor_inst_t **slot;
+    pthread_attr_t attr;
+    pthread_t th;
+    int added = 0;
+
+    *out = NULL;
+    if (inst == NULL) {
+        snprintf(msg, len, "out of memory creating actor %s", cls->name);
+        return RH_ERR_NO_MEMORY;
+    }
+    inst->actor.hi = meta->actor_hi;
+    inst->actor.lo = meta->actor_lo;
+    inst->cls = cls;
+    inst->nthreads = meta->max_concurrency;
+    inst->detached = meta->detached;
+    inst->ctor_ctx = ctx;
+    atomic_init(&inst->refs, 2);           /* the registry's, the thread's */
+    atomic_init(&inst->live_threads, 1);
+    rh_mpsc_init(&inst->mailbox);
+    pthread_mutex_init(&inst->consume, NULL);
+    pthread_mutex_init(&inst->mtx, NULL);
+    pthread_cond_init(&inst->cond, NULL);
+    rh_hmap_init(&inst->callers, sizeof(int64_t), sizeof(rh_order_t));
+    snprintf(inst->why, sizeof(inst->why), "actor %s on rank %d ended",
+             cls->name, rh_rank());
+    pthread_mutex_lock(&rh_inst_lock);
+    slot = rh_hmap_put(&rh_insts, &inst->actor, &added);
+    if (slot != NULL && added) {
+        *slot = inst;
+    }
+    pthread_mutex_unlock(&rh_inst_lock);
+    if (slot == NULL || !added) {
+        snprintf(msg, len, "actor %s: %s", cls->name, slot == NULL ?
+                 "out of memory" : "its handle exists here already");
+        rh_inst_free(inst);
+        return slot == NULL ? RH_ERR_NO_MEMORY : RH_ERR_INVALID_PARAM;
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, rh_inst_thread, inst) != 0) {
+        pthread_attr_destroy(&attr);
+        snprintf(msg, len, "actor %s: no thread could be started for it",
+                 cls->name);
+        pthread_mutex_lock(&rh_inst_lock);
+        (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
+        pthread_mutex_unlock(&rh_inst_lock);
+        rh_inst_free(inst);
+        return RH_ERR_NO_MEMORY;
+    }
+    pthread_attr_destroy(&attr);
+    /* On a worker this runs other tasks meanwhile. */
+    (void)rh_core_wait_until(rh_inst_ctor_done, inst, 0);
+    if (atomic_load(&inst->ctor_done) == 2) {
+        rh_status_t status = inst->ctor_status;
+        char why[sizeof(ctx->message) + 96];
+
+        snprintf(msg, len, "%s", ctx->message);
+        snprintf(why, sizeof(why), "actor %s could not be created: %s",
+                 cls->name, ctx->message);
+        rh_actor_inst_end(inst, 1, why);   /* may free inst */
+        return status;
+    }
+    inst->ctor_ctx = NULL;
+    rh_actor_inst_get(inst);   /* the caller's */
+    *out = inst;
+    return RH_OK;
+}
+
+void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res)
+{
+    inst->res = *res;
+    inst->keeps_res = 1;
+}
+
+void rh_actor_inst_end(rh_actor_inst_t *inst, int kill, const char *why)
+{
+    int expected = RH_INST_RUNNING;
+
+    if (kill) {
+        /* A kill overrides a drain in progress. */
+        if (!atomic_exchange(&inst->kill_claimed, 1)) {
+            snprintf(inst->why_kill, sizeof(inst->why_kill), "%s", why);
+            atomic_store(&inst->ending, RH_INST_KILL);
+        }
+    } else if (!atomic_exchange(&inst->drain_claimed, 1)) {
+        snprintf(inst->why_drain, sizeof(inst->why_drain), "%s", why);
+        (void)atomic_compare_exchange_strong(&inst->ending, &expected,
+                                             RH_INST_DRAIN);
+    }
+    atomic_store_explicit(&inst->closed, 1, memory_order_seq_cst);
+    /* Calls not started fail now: here when no executor is choosing,
+     * else by the executor that is (woken below). */
+    if (kill && pthread_mutex_trylock(&inst->consume) == 0) {
+        rh_inst_drain_killed(inst);
+        pthread_mutex_unlock(&inst->consume);
+    }
+    pthread_mutex_lock(&inst->mtx);
+    pthread_cond_broadcast(&inst->cond);
+    pthread_mutex_unlock(&inst->mtx);
+}
+
+/* ---- calls of other ranks, in their order (progress thread) --------------- */
+
+/* The next call of a caller, in its order: to the mailbox. */
+static void rh_inst_run_in_order(void *arg, void *item)
+{
+    rh_actor_inst_t *inst = arg;
+    rh_task_t *t = item;
+
+    if (rh_actor_inst_push(inst, t) != 0) {
+        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
+        return;
+    }
+    rh_task_submitted(t);
+}
+
+void rh_actor_inst_arrived(rh_actor_inst_t *inst, int src, uint64_t seq,
+                           rh_task_t *t)
+{
+    int64_t key = src;
+    int added, rc;
+    rh_order_t *o = rh_hmap_put(&inst->callers, &key, &added);
+
+    if (o != NULL && added) {
+        rh_order_init(o);
+    }
+    rc = o == NULL ? -2 : rh_order_arrive(o, seq, t ? (void *)t :
+                                          RH_ORDER_SKIP,
+                                          rh_inst_run_in_order, inst);
+    if (rc != 0 && t != NULL) {
+        rh_actor_call_reject(t, rc == -1 ? RH_ERR_MALFORMED :
+                             RH_ERR_NO_MEMORY, rc == -1 ? "a call repeated "
+                             "a sequence number of its caller" : "out of "
+                             "memory ordering an actor's calls");
+    }
+}
+
+void rh_actor_inst_caller_died(int rank)
+{
+    rh_hmap_iter_t it;
+    void *k, *v;
+    int64_t key = rank;
+
+    pthread_mutex_lock(&rh_inst_lock);
+    rh_hmap_iter_init(&it, &rh_insts);
+    while (rh_hmap_iter_next(&it, &k, &v)) {
+        rh_actor_inst_t *inst = *(rh_actor_inst_t **)v;
+        rh_order_t o;
+
+        if (rh_hmap_del(&inst->callers, &key, &o)) {
+            rh_order_fini(&o, rh_inst_drop_call, "its caller died");
+        }
+    }
+    pthread_mutex_unlock(&rh_inst_lock);
+}
+
+/* ---- ending many ------------------------------------------------------------ */
+
+void rh_actor_inst_end_owned_by(int rank, const char *why)
+{
+    rh_hmap_iter_t it;
+    void *k, *v;
+
+    pthread_mutex_lock(&rh_inst_lock);
+    rh_hmap_iter_init(&it, &rh_insts);
+    while (rh_hmap_iter_next(&it, &k, &v)) {
+        rh_actor_inst_t *inst = *(rh_actor_inst_t **)v;
+
+        if (rank < 0 || (rh_actor_owner(inst->actor) == (uint32_t)rank &&
+                         !inst->detached)) {
+            char msg[320];
+
+            snprintf(msg, sizeof(msg), "actor %s on rank %d %s",
+                     inst->cls->name, rh_rank(), why);
+            rh_actor_inst_end(inst, 1, msg);
+        }
+    }
+    pthread_mutex_unlock(&rh_inst_lock);
+}
+
+void rh_actor_inst_end_all(const char *why)
+{
+    rh_actor_inst_end_owned_by(-1, why);
+    pthread_mutex_lock(&rh_inst_lock);
+    while (rh_hmap_count(&rh_insts) != 0) {
+        pthread_cond_wait(&rh_inst_gone, &rh_inst_lock);
+    }
+    pthread_mutex_unlock(&rh_inst_lock);
+}

@@ -1,0 +1,183 @@
+/*
+ * Actors: real ranks started by rayhpc-run (tests/multi/actors_core), over
+ * shared memory and over TCP (UCX_TLS=tcp,self).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "spawn.h"
+
+#define TIMEOUT 240
+
+static const char *const TCP[] = { "UCX_TLS=tcp,self", NULL };
+
+static rh_run_t launch(int n, int nodes, int keep_going, const char *arg,
+                       const char *const *env)
+{
+    const char *argv[16];
+    char nbuf[16], mbuf[16];
+    int k = 0;
+
+    snprintf(nbuf, sizeof(nbuf), "%d", n);
+    snprintf(mbuf, sizeof(mbuf), "%d", nodes);
+    argv[k++] = rh_build_path("rayhpc-run");
+    argv[k++] = "-n";
+    argv[k++] = nbuf;
+    argv[k++] = "--nodes";
+    argv[k++] = mbuf;
+    if (keep_going) {
+        argv[k++] = "--keep-going";
+    }
+    argv[k++] = rh_build_path("tests/multi/actors_core");
+    argv[k++] = arg;
+    argv[k] = NULL;
+    return rh_run(argv, env, TIMEOUT);
+}
+
+/* One rank: a counter gets 100 K pipelined increments and saw them in
+ * order; an unknown method, a wrong argument count, an unknown class fail
+ * at the call; a failing method fails its call only; a constructor that
+ * fails makes every call fail with its message; a kill with 1,000 calls
+ * queued fails them all with RH_ERR_ACTOR_DEAD; max_concurrency 4 runs 4
+ * calls at once (each waits until all 4 are in); every actor dropped,
+ * killed or finalized runs its destructor once, a detached one that
+ * nobody holds at rh_finalize. */
+Test(actors, local_calls_errors_kill_concurrency_and_destructors)
+{
+    rh_run_t run = launch(1, 1, 0, "local", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS LOCAL OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 4);
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 99"), 1);
+    rh_run_free(&run);
+}
+
+/* Actors on another node: ordered remote calls, the errors, a handle
+ * passed into a task on another node that calls the actor, calls whose
+ * ref arguments are ready in reverse order run in call order, a named actor
+ * found and a name taken twice refused, a failing constructor, a kill with
+ * 1,000 calls queued behind an argument not yet there, max_concurrency 4;
+ * every actor's destructor runs on its rank. */
+Test(actors, remote_calls_handles_names_order_and_kill)
+{
+    rh_run_t run = launch(3, 3, 0, "remote", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS REMOTE OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 5);
+    rh_run_free(&run);
+}
+
+Test(actors, remote_the_same_over_tcp)
+{
+    rh_run_t run = launch(4, 2, 0, "remote", TCP);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS REMOTE OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* 8 callers on 4 nodes call one named actor: each sees its own sequence
+ * in order. */
+Test(actors, eight_callers_on_four_nodes_each_in_order)
+{
+    rh_run_t run = launch(8, 4, 0, "callers", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
+                 "%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, " DONE"), 8);
+    rh_run_free(&run);
+}
+
+Test(actors, eight_callers_over_tcp)
+{
+    rh_run_t run = launch(8, 4, 0, "callers", TCP);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
+                 "%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* Every 7th send fails and goes again: calls overtake one another on the
+ * wire, and each caller's still run in its order. */
+static const char *const FAULTS[] = { "RAYHPC_FAULT_SENDS=7", NULL };
+
+Test(actors, callers_in_order_when_sends_fail_and_go_again)
+{
+    rh_run_t run = launch(8, 4, 0, "callers", FAULTS);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
+                 "%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* An actor that asked for both CPUs of its rank keeps them while it
+ * lives: a task needing one is still waiting after a second (it would
+ * have run at once otherwise; a slow host can only make this pass, never
+ * fail), and runs once the actor is dropped. */
+static const char *const TWO_CPUS[] = { "RAYHPC_NUM_WORKERS=2", NULL };
+
+Test(actors, an_actors_cpus_stay_reserved_while_it_lives)
+{
+    rh_run_t run = launch(1, 1, 0, "keep", TWO_CPUS);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS KEEP OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* An actor created in a placement-group bundle sits on the bundle's
+ * node. */
+Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)
+{
+    rh_run_t run = launch(3, 3, 0, "pg", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS PG OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The actor's rank is SIGKILLed by its first call: the 100 calls
+ * pipelined behind it fail with RH_ERR_ACTOR_DEAD, none hangs, and later
+ * calls fail at the call. */
+Test(actors, calls_fail_as_dead_when_the_actors_rank_dies)
+{
+    rh_run_t run = launch(3, 3, 1, "rankdeath", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS RANKDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(actors, rank_death_over_tcp)
+{
+    rh_run_t run = launch(2, 2, 1, "rankdeath", TCP);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS RANKDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The rank that created an actor dies: the actor ends with it (its
+ * destructor runs on its own rank) and calls from a third rank fail with
+ * RH_ERR_ACTOR_DEAD. */
+Test(actors, an_actor_shares_its_owners_fate)
+{
+    rh_run_t run = launch(3, 3, 1, "ownerdeath", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 50"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
