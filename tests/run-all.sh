@@ -171,7 +171,8 @@ step "build in $tsan: configure --enable-sanitizers=thread"
 mkdir -p "$tsan"
 if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >configure.out 2>&1) &&
    make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
-   make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi tests/multi/alltoall tests/multi/hello \
+   make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi examples/param_server examples/sim_farm \
+        tests/multi/alltoall tests/multi/hello \
         tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
         tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
         tests/multi/placement tests/multi/release tests/multi/resources \
@@ -221,6 +222,8 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_NUM_WORKERS=2 RAYHPC_HELP_DEPTH=16 tsan_run "recursion: nested gets park and resume" 0 "RECURSION CHAIN OK" 1 -n 1 ./tests/multi/recursion chain 3000
     RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "recursion: nested gets spread over 3 nodes" 0 "RECURSION SPREAD OK" 1 -n 3 --nodes 3 ./tests/multi/recursion spread 300
     RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4
+    tsan_run "actors: parameter server, 4 workers on 2 nodes" 0 "PARAM_SERVER OK" 1 -n 4 --nodes 2 ./examples/param_server 16384 4 4
+    tsan_run "actors: simulation farm, 6 rods on 2 nodes" 0 "SIM_FARM OK" 1 -n 4 --nodes 2 ./examples/sim_farm 6 10 256
     unset TSAN_OPTIONS UCX_MEM_EVENTS
 else
     grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20
