@@ -1,82 +1,137 @@
 /*
- * The actor examples as a user runs them: four ranks on two virtual nodes
- * through rayhpc-run, over shared memory and over TCP (UCX_TLS=tcp,self).
- * Each example checks itself against a serial run of the same computation
- * and prints its OK line only when every value matches.
+ * Actors: real ranks started by rayhpc-run (tests/multi/actors_core), over
+ * shared memory and over TCP (UCX_TLS=tcp,self).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "spawn.h"
 
-#define TIMEOUT 300
+#define TIMEOUT 240
 
 static const char *const TCP[] = { "UCX_TLS=tcp,self", NULL };
 
-/* rayhpc-run -n 4 --nodes 2 prog args... */
-static rh_run_t run_example(const char *prog, const char *a1, const char *a2,
-                            const char *a3, const char *const *env)
+static rh_run_t launch(int n, int nodes, int keep_going, const char *arg,
+                       const char *const *env)
 {
-    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4",
-                           "--nodes", "2", rh_build_path(prog), a1, a2, a3,
-                           NULL };
+    const char *argv[16];
+    char nbuf[16], mbuf[16];
+    int k = 0;
 
+    snprintf(nbuf, sizeof(nbuf), "%d", n);
+    snprintf(mbuf, sizeof(mbuf), "%d", nodes);
+    argv[k++] = rh_build_path("rayhpc-run");
+    argv[k++] = "-n";
+    argv[k++] = nbuf;
+    argv[k++] = "--nodes";
+    argv[k++] = mbuf;
+    if (keep_going) {
+        argv[k++] = "--keep-going";
+    }
+    argv[k++] = rh_build_path("tests/multi/actors_core");
+    argv[k++] = arg;
+    argv[k] = NULL;
     return rh_run(argv, env, TIMEOUT);
 }
 
-static void expect_ok(rh_run_t *run, const char *line)
+/* One rank: a counter gets 100 K pipelined increments and saw them in
+ * order; an unknown method, a wrong argument count, an unknown class fail
+ * at the call; a failing method fails its call only; a constructor that
+ * fails makes every call fail with its message; a kill with 1,000 calls
+ * queued fails them all with RH_ERR_ACTOR_DEAD; max_concurrency 4 runs 4
+ * calls at once (each waits until all 4 are in); every actor dropped,
+ * killed or finalized runs its destructor once. */
+Test(actors, local_calls_errors_kill_concurrency_and_destructors)
 {
-    RH_EXPECT_EXIT0(*run);
-    cr_expect_eq(rh_count_lines(run->out, line), 1,
-                 "no '%s' line; output ends:\n%s", line,
-                 rh_tail(run->out, 3000));
-}
+    rh_run_t run = launch(1, 1, 0, "local", NULL);
 
-/* 256 K parameters, 4 workers on 2 nodes, 10 steps. */
-Test(param_server, equals_the_serial_run_over_shm)
-{
-    rh_run_t run = run_example("examples/param_server", "262144", "4", "10",
-                               NULL);
-
-    expect_ok(&run, "PARAM_SERVER OK");
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS LOCAL OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 3);
     rh_run_free(&run);
 }
 
-Test(param_server, equals_the_serial_run_over_tcp)
+/* Actors on another node: ordered remote calls, the errors, a handle
+ * passed into a task on another node that calls the actor, calls whose
+ * ref arguments are ready in reverse order run in call order, a named actor
+ * found and a name taken twice refused, a failing constructor, a kill with
+ * 1,000 calls queued behind an argument not yet there, max_concurrency 4;
+ * every actor's destructor runs on its rank. */
+Test(actors, remote_calls_handles_names_order_and_kill)
 {
-    rh_run_t run = run_example("examples/param_server", "262144", "4", "10",
-                               TCP);
+    rh_run_t run = launch(3, 3, 0, "remote", NULL);
 
-    expect_ok(&run, "PARAM_SERVER OK");
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS REMOTE OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 5);
     rh_run_free(&run);
 }
 
-/* More workers than ranks, several gradients of a step per node. */
-Test(param_server, six_workers_on_two_nodes)
+Test(actors, remote_the_same_over_tcp)
 {
-    rh_run_t run = run_example("examples/param_server", "65536", "6", "8",
-                               NULL);
+    rh_run_t run = launch(4, 2, 0, "remote", TCP);
 
-    expect_ok(&run, "PARAM_SERVER OK");
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS REMOTE OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
 
-/* 8 rods, 40 rounds of 50 steps on 1024 cells. */
-Test(sim_farm, equals_the_serial_run_over_shm)
+/* 8 callers on 4 nodes call one named actor: each sees its own sequence
+ * in order. */
+Test(actors, eight_callers_on_four_nodes_each_in_order)
 {
-    rh_run_t run = run_example("examples/sim_farm", "8", "40", "1024", NULL);
+    rh_run_t run = launch(8, 4, 0, "callers", NULL);
 
-    expect_ok(&run, "SIM_FARM OK");
-    cr_expect_eq(rh_count_lines(run.out, "on 2 of 2 nodes"), 1,
-                 "the rods were not spread over both nodes:\n%s",
-                 rh_tail(run.out, 2000));
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
+                 "%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, " DONE"), 8);
     rh_run_free(&run);
 }
 
-Test(sim_farm, equals_the_serial_run_over_tcp)
+Test(actors, eight_callers_over_tcp)
 {
-    rh_run_t run = run_example("examples/sim_farm", "8", "40", "1024", TCP);
+    rh_run_t run = launch(8, 4, 0, "callers", TCP);
 
-    expect_ok(&run, "SIM_FARM OK");
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
+                 "%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* An actor created in a placement-group bundle sits on the bundle's
+ * node. */
+Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)
+{
+    rh_run_t run = launch(3, 3, 0, "pg", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS PG OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The actor's rank is SIGKILLed by its first call: the 100 calls
+ * pipelined behind it fail with RH_ERR_ACTOR_DEAD, none hangs, and later
+ * calls fail at the call. */
+Test(actors, calls_fail_as_dead_when_the_actors_rank_dies)
+{
+    rh_run_t run = launch(3, 3, 1, "rankdeath", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS RANKDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(actors, rank_death_over_tcp)
+{
+    rh_run_t run = launch(2, 2, 1, "rankdeath", TCP);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS RANKDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
     rh_run_free(&run);
 }

@@ -505,7 +505,9 @@ static void rh_atab_rank_died(int rank)
                 e->holds -= e->rank_holds[rank];
                 e->rank_holds[rank] = 0;
             }
-            e->askers[rank] = 0;
+            if (e->askers != NULL) {
+                e->askers[rank] = 0;
+            }
             if (e->state == RH_AT_ALIVE && e->rank == rank) {
                 char why[256];
 
@@ -736,7 +738,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     rh_actor_t a;
     rh_ref_t ret;
     rh_status_t status;
-    int keep, added, conc = 1, detached = 0;
+    int keep, added, conc = 1, detached = 0, named = 0;
 
     if (!rh_core_initialized()) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
@@ -785,18 +787,6 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     }
     a.hi = (uint64_t)(uint32_t)rh_rank() << 32 | (uint64_t)cls->id << 8 | 1;
     a.lo = atomic_fetch_add(&rh_actor_counter, 1) + 1;
-    if (name != NULL) {
-        status = rh_name_ask(RH_ACTL_NAME_ADD, name, a, NULL);
-        if (status == RH_ERR_NAME_TAKEN) {
-            return rh_error_set(status, "an actor named %s exists already",
-                                name);
-        }
-        if (status != RH_OK) {
-            return rh_error_set(status, "actor name %s could not be "
-                                "registered at rank %d", name,
-                                rh_name_rank(name));
-        }
-    }
     e = calloc(1, sizeof(*e));
     all = nargs + 1 <= 9 ? few : malloc((size_t)(nargs + 1) * sizeof(*all));
     if (e != NULL) {
@@ -844,6 +834,25 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
                               cls->name);
         goto err_free;
     }
+    /* The entry is in first: whoever finds the name may ask for it. */
+    if (name != NULL) {
+        status = rh_name_ask(RH_ACTL_NAME_ADD, name, a, NULL);
+        if (status == RH_ERR_NAME_TAKEN) {
+            status = rh_error_set(status, "an actor named %s exists "
+                                  "already", name);
+        } else if (status != RH_OK) {
+            status = rh_error_set(status, "actor name %s could not be "
+                                  "registered at rank %d", name,
+                                  rh_name_rank(name));
+        }
+        if (status != RH_OK) {
+            pthread_mutex_lock(&rh_at_lock);
+            (void)rh_hmap_del(&rh_atab, &a.lo, NULL);
+            pthread_mutex_unlock(&rh_at_lock);
+            goto err_free;
+        }
+        named = 1;
+    }
     status = rh_remote(RH_ACTOR_CREATE_FN, all, nargs + 1, &tp, &ret);
     if (status != RH_OK) {
         char msg[512];
@@ -875,7 +884,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     return RH_OK;
 
 err_free:
-    if (name != NULL) {
+    if (named) {
         rh_atab_news_t n;
 
         rh_atab_news_init(&n);
@@ -1039,6 +1048,13 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         status = rh_error_set(RH_ERR_ACTOR_DEAD, "%s", c->why);
         pthread_mutex_unlock(&c->lock);
         return status;
+    }
+    if (atomic_load_explicit(&c->state, memory_order_acquire) ==
+        RH_CL_ALIVE && c->rank != rh_rank() && !rh_rank_alive(c->rank)) {
+        /* The news of the death may reach our listener after it failed
+         * our earlier calls: a later call fails here all the same. */
+        return rh_error_set(RH_ERR_ACTOR_DEAD, "actor %s on rank %d died: "
+                            "its rank failed", cls->name, c->rank);
     }
     if (params != NULL && (params->field_mask & RH_CALL_PARAM_FIELD_FLAGS) &&
         (params->flags & RH_TASK_FLAG_NONBLOCK) &&

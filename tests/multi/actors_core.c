@@ -2,18 +2,18 @@
  * Actors, driven by rank 0 (and, for "callers", by every rank); the other
  * ranks serve from inside rh_finalize.
  *
- * usage: actors local      one rank: 100 K ordered calls, errors, a failing
+ * usage: actors_core local      one rank: 100 K ordered calls, errors, a failing
  *                          constructor, kill with 1,000 calls queued,
  *                          max_concurrency 4, the destructor of a dropped
  *                          actor: prints "ACTORS LOCAL OK".
- *        actors remote     actors on other nodes: ordered calls, refs ready
+ *        actors_core remote     actors on other nodes: ordered calls, refs ready
  *                          in reverse order, a handle passed into a task,
  *                          named actors, kill, drop: "ACTORS REMOTE OK".
- *        actors callers    every rank calls one actor on node 1 with its own
+ *        actors_core callers    every rank calls one actor on node 1 with its own
  *                          sequence: "ACTORS CALLERS OK" on rank 0.
- *        actors pg         an actor in a placement-group bundle sits on the
+ *        actors_core pg         an actor in a placement-group bundle sits on the
  *                          bundle's node: "ACTORS PG OK".
- *        actors rankdeath  the actor's rank is SIGKILLed: its calls fail
+ *        actors_core rankdeath  the actor's rank is SIGKILLed: its calls fail
  *                          with RH_ERR_ACTOR_DEAD: "ACTORS RANKDEATH OK".
  * The destructor prints "DESTROYED <tag>" on the actor's rank.
  */
@@ -526,11 +526,19 @@ static int run_remote(void)
     st = rh_actor_get_named("no-such-counter", &named);
     EXPECT(st == RH_ERR_NOT_FOUND, "unknown name: %d", st);
     ctor_failure(&p);
+    /* kill with 1,000 calls queued behind one whose argument is not
+     * there yet */
     {
         rh_actor_t k = make_counter(14, &p);
-        rh_ref_t rs[1000];
+        rh_ref_t rs[1000], first, gate_ref;
+        rh_arg_t g;
+        void *mem;
         int dead = 0;
 
+        CHECK(rh_actor_ready(k, 30000, NULL));
+        CHECK(rh_put_create(sizeof(int64_t), &gate_ref, &mem));
+        g = rh_arg_ref(gate_ref);
+        CHECK(rh_actor_call(k, "note", &g, 1, NULL, &first));
         for (int i = 0; i < 1000; i++) {
             add_arg_t arg = { 0, 0, i + 1 };
             rh_arg_t x = rh_arg_bytes(&arg, sizeof(arg));
@@ -538,15 +546,18 @@ static int run_remote(void)
             CHECK(rh_actor_call(k, "add", &x, 1, NULL, &rs[i]));
         }
         CHECK(rh_actor_kill(k, 1));
+        st = rh_actor_call(k, "total", NULL, 0, NULL, &rs[0]);
+        EXPECT(st == RH_ERR_ACTOR_DEAD, "call after kill: %d", st);
+        memset(mem, 0, sizeof(int64_t));
+        CHECK(rh_put_seal(gate_ref));
         for (int i = 0; i < 1000; i++) {
             (void)get_i64(rs[i], 0, &st);
             dead += st == RH_ERR_ACTOR_DEAD;
-            EXPECT(st == RH_OK || st == RH_ERR_ACTOR_DEAD, "after kill: %d",
-                   st);
         }
-        printf("remote kill: %d of 1000 calls failed as dead\n", dead);
-        st = rh_actor_call(k, "total", NULL, 0, NULL, &rs[0]);
-        EXPECT(st == RH_ERR_ACTOR_DEAD, "call after kill: %d", st);
+        (void)get_i64(first, 0, &st);
+        EXPECT(dead == 1000 && st == RH_ERR_ACTOR_DEAD, "remote kill: %d of "
+               "1000 calls failed as dead, the first: %d", dead, st);
+        rh_release(gate_ref);
     }
     concurrency(&p);
     CHECK(rh_actor_release(a));
@@ -644,38 +655,32 @@ static int run_pg(void)
 
 static rh_status_t die_soon(void *state, rh_task_ctx_t *ctx);
 
+/* The actor's first call kills its rank: the calls behind it, pipelined,
+ * all fail with RH_ERR_ACTOR_DEAD, at the call or at the get. */
 static int run_rankdeath(void)
 {
     rh_actor_params_t p = on_node(rh_num_nodes() - 1);
     rh_actor_t a = make_counter(40, &p);
-    rh_ref_t r[100], k;
+    rh_ref_t r, d;
     rh_status_t st;
     int dead = 0;
 
     CHECK(rh_actor_ready(a, 30000, NULL));
-    CHECK(rh_actor_call(a, "block", NULL, 0, NULL, &k));
+    CHECK(rh_actor_call(a, "die", NULL, 0, NULL, &d));
     for (int i = 0; i < 100; i++) {
         add_arg_t arg = { 0, 0, i + 1 };
         rh_arg_t x = rh_arg_bytes(&arg, sizeof(arg));
 
-        CHECK(rh_actor_call(a, "add", &x, 1, NULL, &r[i]));
-    }
-    {
-        rh_ref_t d;
-
-        CHECK(rh_actor_call(a, "die", NULL, 0, NULL, &d));
-        rh_release(d);
-    }
-    for (int i = 0; i < 100; i++) {
-        (void)get_i64(r[i], 0, &st);
+        st = rh_actor_call(a, "add", &x, 1, NULL, &r);
+        if (st == RH_OK) {
+            (void)get_i64(r, 0, &st);
+        }
         dead += st == RH_ERR_ACTOR_DEAD;
     }
-    (void)get_i64(k, 0, &st);
+    (void)get_i64(d, 0, &st);
+    EXPECT(st == RH_ERR_ACTOR_DEAD, "the call that killed the rank: %d", st);
     EXPECT(dead == 100, "rank death: %d of 100 calls failed as dead", dead);
-    st = rh_actor_call(a, "total", NULL, 0, NULL, &k);
-    if (st == RH_OK) {
-        (void)get_i64(k, 0, &st);
-    }
+    st = rh_actor_call(a, "total", NULL, 0, NULL, &r);
     EXPECT(st == RH_ERR_ACTOR_DEAD, "call after the rank died: %d", st);
     if (failures == 0) {
         printf("ACTORS RANKDEATH OK\n");
