@@ -177,7 +177,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
         tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
         tests/multi/placement tests/multi/release tests/multi/resources \
         tests/multi/send_faults tests/multi/burst tests/multi/recursion \
-        tests/multi/finalize >>"$tsan/make.out" 2>&1; then
+        tests/multi/finalize tests/multi/actors_core >>"$tsan/make.out" 2>&1; then
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
     tsan_run() {   # name, expected status, expected line, count, args...
         local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -222,6 +222,11 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     RAYHPC_NUM_WORKERS=2 RAYHPC_HELP_DEPTH=16 tsan_run "recursion: nested gets park and resume" 0 "RECURSION CHAIN OK" 1 -n 1 ./tests/multi/recursion chain 3000
     RAYHPC_NUM_WORKERS=1 RAYHPC_FINALIZE_TIMEOUT=600s tsan_run "recursion: nested gets spread over 3 nodes" 0 "RECURSION SPREAD OK" 1 -n 3 --nodes 3 ./tests/multi/recursion spread 300
     RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4
+    tsan_run "actors: ordered calls, kill, max_concurrency, destructors" 0 "ACTORS LOCAL OK" 1 -n 1 ./tests/multi/actors_core local
+    tsan_run "actors on other nodes: order, handles, names, kill" 0 "ACTORS REMOTE OK" 1 -n 3 --nodes 3 ./tests/multi/actors_core remote
+    tsan_run "actors: 4 callers on 2 nodes each in order" 0 "ACTORS CALLERS OK" 1 -n 4 --nodes 2 ./tests/multi/actors_core callers
+    tsan_run "actors: the actor's rank dies" 137 "ACTORS RANKDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core rankdeath
+    tsan_run "actors: the actor's owner dies" 137 "ACTORS OWNERDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core ownerdeath
     tsan_run "actors: parameter server, 4 workers on 2 nodes" 0 "PARAM_SERVER OK" 1 -n 4 --nodes 2 ./examples/param_server 16384 4 4
     tsan_run "actors: simulation farm, 6 rods on 2 nodes" 0 "SIM_FARM OK" 1 -n 4 --nodes 2 ./examples/sim_farm 6 10 256
     unset TSAN_OPTIONS UCX_MEM_EVENTS

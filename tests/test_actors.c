@@ -41,7 +41,8 @@ static rh_run_t launch(int n, int nodes, int keep_going, const char *arg,
  * fails makes every call fail with its message; a kill with 1,000 calls
  * queued fails them all with RH_ERR_ACTOR_DEAD; max_concurrency 4 runs 4
  * calls at once (each waits until all 4 are in); every actor dropped,
- * killed or finalized runs its destructor once. */
+ * killed or finalized runs its destructor once, a detached one that
+ * nobody holds at rh_finalize. */
 Test(actors, local_calls_errors_kill_concurrency_and_destructors)
 {
     rh_run_t run = launch(1, 1, 0, "local", NULL);
@@ -49,7 +50,8 @@ Test(actors, local_calls_errors_kill_concurrency_and_destructors)
     RH_EXPECT_EXIT0(run);
     cr_expect_eq(rh_count_lines(run.out, "ACTORS LOCAL OK"), 1, "%s",
                  rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 3);
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 4);
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 99"), 1);
     rh_run_free(&run);
 }
 
@@ -132,6 +134,20 @@ Test(actors, rank_death_over_tcp)
     rh_run_t run = launch(2, 2, 1, "rankdeath", TCP);
 
     cr_expect_eq(rh_count_lines(run.out, "ACTORS RANKDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The rank that created an actor dies: the actor ends with it (its
+ * destructor runs on its own rank) and calls from a third rank fail with
+ * RH_ERR_ACTOR_DEAD. */
+Test(actors, an_actor_shares_its_owners_fate)
+{
+    rh_run_t run = launch(3, 3, 1, "ownerdeath", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERDEATH OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 50"), 1, "%s",
                  rh_tail(run.out, 3000));
     rh_run_free(&run);
 }

@@ -20,6 +20,7 @@
  * each call that may still signal its readiness hold a reference.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,19 +31,14 @@
 #include "base/mpsc.h"
 #include "base/status.h"
 #include "core/actor.h"
+#include "core/actor_order.h"
 #include "core/core.h"
 #include "core/future.h"
+#include "sched/pool.h"
 #include "transport/transport.h"
 
 enum { RH_INST_RUNNING = 0, RH_INST_DRAIN = 1, RH_INST_KILL = 2 };
 
-/* A caller's calls that came early, by sequence number. */
-typedef struct rh_inst_caller {
-    uint64_t  next;       /* the sequence number to run next */
-    rh_hmap_t early;      /* seq -> rh_task_t * (NULL: skipped) */
-} rh_inst_caller_t;
-
-#define RH_INST_SKIPPED ((rh_task_t *)1)
 
 struct rh_actor_inst {
     rh_actor_t              actor;
@@ -66,7 +62,13 @@ struct rh_actor_inst {
     _Atomic int             pushers;
     _Atomic int             closed;
     _Atomic int             ending;       /* RH_INST_* */
-    char                    why[256];     /* why it was killed */
+    /* Why it ended: each written once, before ending says which one
+     * holds (RH_INST_RUNNING: why, the default). */
+    char                    why[256];
+    char                    why_drain[256];
+    char                    why_kill[256];
+    _Atomic int             drain_claimed;
+    _Atomic int             kill_claimed;
 
     /* sleeping executors */
     pthread_mutex_t         mtx;
@@ -74,7 +76,7 @@ struct rh_actor_inst {
     _Atomic int             sleepers;
 
     /* the reorder, on the progress thread */
-    rh_hmap_t               callers;      /* rank -> rh_inst_caller_t */
+    rh_hmap_t               callers;      /* rank -> rh_order_t */
 
     int                     keeps_res;
     rh_res_req_t            res;
@@ -92,14 +94,29 @@ void rh_actor_inst_get(rh_actor_inst_t *inst)
     atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
 }
 
+static const char *rh_inst_why(rh_actor_inst_t *inst)
+{
+    switch (atomic_load_explicit(&inst->ending, memory_order_acquire)) {
+    case RH_INST_KILL:
+        return inst->why_kill;
+    case RH_INST_DRAIN:
+        return inst->why_drain;
+    default:
+        return inst->why;
+    }
+}
+
+static void rh_inst_drop_call(void *arg, void *item)
+{
+    rh_actor_call_reject(item, RH_ERR_ACTOR_DEAD, arg);
+}
+
 static void rh_inst_free(rh_actor_inst_t *inst)
 {
-    rh_hmap_iter_t it;
-    void *k, *v;
+    rh_order_t o;
 
-    rh_hmap_iter_init(&it, &inst->callers);
-    while (rh_hmap_iter_next(&it, &k, &v)) {
-        rh_hmap_fini(&((rh_inst_caller_t *)v)->early);
+    while (rh_hmap_pop(&inst->callers, NULL, &o)) {
+        rh_order_fini(&o, NULL, NULL);
     }
     rh_hmap_fini(&inst->callers);
     pthread_mutex_destroy(&inst->consume);
@@ -200,7 +217,7 @@ static void rh_inst_drain_killed(rh_actor_inst_t *inst)
         if (t == NULL) {
             return;
         }
-        rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, inst->why);
+        rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
         if (!atomic_compare_exchange_strong(&t->actor_ready, &expected,
                                             RH_CALL_ORPHAN)) {
             rh_task_run_call(t, NULL);   /* ready: fails at once */
@@ -235,6 +252,17 @@ static rh_task_t *rh_inst_next(rh_actor_inst_t *inst)
     rh_task_t *t;
 
     pthread_mutex_lock(&inst->consume);
+    /* Spin a while first, as the pool's workers do: a call that follows
+     * at once (pipelined callers, round trips) then costs no wake-up, and
+     * a wake-up on a host with fewer cores than threads can wait for a
+     * time slice. */
+    for (unsigned idle = 0; !rh_inst_can_go(inst) &&
+                            idle < RH_POOL_SPIN_DEFAULT; idle++) {
+        rh_cpu_relax();
+        if ((idle & 63) == 63) {
+            sched_yield();
+        }
+    }
     while (!rh_inst_can_go(inst)) {
         atomic_fetch_add_explicit(&inst->sleepers, 1, memory_order_seq_cst);
         pthread_mutex_lock(&inst->mtx);
@@ -258,22 +286,13 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
     rh_actor_inst_t *inst = (rh_actor_inst_t *)((char *)op -
                             offsetof(rh_actor_inst_t, ended_op));
     int killed = atomic_load(&inst->ending) == RH_INST_KILL;
-    rh_hmap_iter_t it;
-    void *k, *v;
+    rh_order_t o;
 
     /* Calls still out of order will never run. */
-    rh_hmap_iter_init(&it, &inst->callers);
-    while (rh_hmap_iter_next(&it, &k, &v)) {
-        rh_inst_caller_t *c = v;
-        rh_task_t *t;
-
-        while (rh_hmap_pop(&c->early, NULL, &t)) {
-            if (t != RH_INST_SKIPPED) {
-                rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, inst->why);
-            }
-        }
+    while (rh_hmap_pop(&inst->callers, NULL, &o)) {
+        rh_order_fini(&o, rh_inst_drop_call, (void *)rh_inst_why(inst));
     }
-    rh_actor_ended_here(inst->actor, killed, inst->why);
+    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst));
     pthread_mutex_lock(&rh_inst_lock);
     (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
     pthread_cond_broadcast(&rh_inst_gone);
@@ -385,7 +404,7 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
     pthread_mutex_init(&inst->consume, NULL);
     pthread_mutex_init(&inst->mtx, NULL);
     pthread_cond_init(&inst->cond, NULL);
-    rh_hmap_init(&inst->callers, sizeof(int64_t), sizeof(rh_inst_caller_t));
+    rh_hmap_init(&inst->callers, sizeof(int64_t), sizeof(rh_order_t));
     snprintf(inst->why, sizeof(inst->why), "actor %s on rank %d ended",
              cls->name, rh_rank());
     pthread_mutex_lock(&rh_inst_lock);
@@ -443,13 +462,14 @@ void rh_actor_inst_end(rh_actor_inst_t *inst, int kill, const char *why)
 
     if (kill) {
         /* A kill overrides a drain in progress. */
-        if (atomic_load(&inst->ending) != RH_INST_KILL) {
-            snprintf(inst->why, sizeof(inst->why), "%s", why);
+        if (!atomic_exchange(&inst->kill_claimed, 1)) {
+            snprintf(inst->why_kill, sizeof(inst->why_kill), "%s", why);
             atomic_store(&inst->ending, RH_INST_KILL);
         }
-    } else if (atomic_compare_exchange_strong(&inst->ending, &expected,
-                                              RH_INST_DRAIN)) {
-        snprintf(inst->why, sizeof(inst->why), "%s", why);
+    } else if (!atomic_exchange(&inst->drain_claimed, 1)) {
+        snprintf(inst->why_drain, sizeof(inst->why_drain), "%s", why);
+        (void)atomic_compare_exchange_strong(&inst->ending, &expected,
+                                             RH_INST_DRAIN);
     }
     atomic_store_explicit(&inst->closed, 1, memory_order_seq_cst);
     /* Calls not started fail now: here when no executor is choosing,
@@ -465,14 +485,14 @@ void rh_actor_inst_end(rh_actor_inst_t *inst, int kill, const char *why)
 
 /* ---- calls of other ranks, in their order (progress thread) --------------- */
 
-static void rh_inst_run_in_order(rh_actor_inst_t *inst, rh_task_t *t,
-                                 const char *why)
+/* The next call of a caller, in its order: to the mailbox. */
+static void rh_inst_run_in_order(void *arg, void *item)
 {
-    if (t == RH_INST_SKIPPED) {
-        return;
-    }
+    rh_actor_inst_t *inst = arg;
+    rh_task_t *t = item;
+
     if (rh_actor_inst_push(inst, t) != 0) {
-        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, why);
+        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
         return;
     }
     rh_task_submitted(t);
@@ -482,50 +502,20 @@ void rh_actor_inst_arrived(rh_actor_inst_t *inst, int src, uint64_t seq,
                            rh_task_t *t)
 {
     int64_t key = src;
-    int added;
-    rh_inst_caller_t *c = rh_hmap_put(&inst->callers, &key, &added);
+    int added, rc;
+    rh_order_t *o = rh_hmap_put(&inst->callers, &key, &added);
 
-    if (c == NULL) {
-        if (t != NULL) {
-            rh_actor_call_reject(t, RH_ERR_NO_MEMORY, "out of memory "
-                                 "ordering an actor's calls");
-        }
-        return;
+    if (o != NULL && added) {
+        rh_order_init(o);
     }
-    if (added) {
-        c->next = 1;
-        rh_hmap_init(&c->early, sizeof(uint64_t), sizeof(rh_task_t *));
-    }
-    if (t == NULL) {
-        t = RH_INST_SKIPPED;
-    }
-    if (seq < c->next) {
-        /* Sequence numbers are used once: a repeat is refused. */
-        if (t != RH_INST_SKIPPED) {
-            rh_actor_call_reject(t, RH_ERR_MALFORMED, "a call repeated a "
-                                 "sequence number of its caller");
-        }
-        return;
-    }
-    if (seq > c->next) {
-        rh_task_t **slot = rh_hmap_put(&c->early, &seq, &added);
-
-        if (slot == NULL || !added) {
-            if (t != RH_INST_SKIPPED) {
-                rh_actor_call_reject(t, slot ? RH_ERR_MALFORMED :
-                                     RH_ERR_NO_MEMORY, "a call's sequence "
-                                     "number could not be kept");
-            }
-            return;
-        }
-        *slot = t;
-        return;
-    }
-    rh_inst_run_in_order(inst, t, inst->why);
-    c->next++;
-    while (rh_hmap_del(&c->early, &c->next, &t)) {
-        rh_inst_run_in_order(inst, t, inst->why);
-        c->next++;
+    rc = o == NULL ? -2 : rh_order_arrive(o, seq, t ? (void *)t :
+                                          RH_ORDER_SKIP,
+                                          rh_inst_run_in_order, inst);
+    if (rc != 0 && t != NULL) {
+        rh_actor_call_reject(t, rc == -1 ? RH_ERR_MALFORMED :
+                             RH_ERR_NO_MEMORY, rc == -1 ? "a call repeated "
+                             "a sequence number of its caller" : "out of "
+                             "memory ordering an actor's calls");
     }
 }
 
@@ -539,17 +529,10 @@ void rh_actor_inst_caller_died(int rank)
     rh_hmap_iter_init(&it, &rh_insts);
     while (rh_hmap_iter_next(&it, &k, &v)) {
         rh_actor_inst_t *inst = *(rh_actor_inst_t **)v;
-        rh_inst_caller_t c;
-        rh_task_t *t;
+        rh_order_t o;
 
-        if (rh_hmap_del(&inst->callers, &key, &c)) {
-            while (rh_hmap_pop(&c.early, NULL, &t)) {
-                if (t != RH_INST_SKIPPED) {
-                    rh_actor_call_reject(t, RH_ERR_PEER_FAILED, "its caller "
-                                         "died");
-                }
-            }
-            rh_hmap_fini(&c.early);
+        if (rh_hmap_del(&inst->callers, &key, &o)) {
+            rh_order_fini(&o, rh_inst_drop_call, "its caller died");
         }
     }
     pthread_mutex_unlock(&rh_inst_lock);

@@ -462,7 +462,8 @@ static void rh_ft_finish(rh_future_t *f, int state)
     while (w != NULL) {
         rh_waiter_t *next = w->next;   /* wake may free w */
 
-        w->wake(w, state == RH_FUTURE_FAILED, f->message);
+        w->wake(w, state == RH_FUTURE_FAILED ? (int)rh_future_status(f) : 0,
+                f->message);
         w = next;
     }
     rh_future_notify();

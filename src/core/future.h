@@ -47,6 +47,7 @@ typedef enum rh_future_state {
 typedef struct rh_waiter rh_waiter_t;
 struct rh_waiter {
     rh_waiter_t *next;
+    /* failed: 0, or the status the future failed with (negative) */
     void       (*wake)(rh_waiter_t *w, int failed, const char *message);
 };
 

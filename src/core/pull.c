@@ -370,6 +370,8 @@ static void rh_answer_mine(int to, rh_object_id_t id, rh_where_hdr_t *h,
         free(lw);   /* final meanwhile: answer below */
     }
     if (atomic_load(&f->state) == RH_FUTURE_FAILED) {
+        /* offset carries the failure's status (0: task failed) */
+        h->offset = (uint64_t)(int64_t)rh_future_status(f);
         rh_where_text(to, h, RH_WHERE_FAILED, f->message);
         return;
     }
@@ -501,7 +503,7 @@ static void rh_pull_end(rh_pull_t *p, rh_status_t status, const char *message)
     while (w != NULL) {
         rh_waiter_t *next = w->next;
 
-        w->wake(w, failed, p->message);
+        w->wake(w, failed ? (int)status : 0, p->message);
         w = next;
     }
     rh_future_notify();
@@ -902,8 +904,14 @@ static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
         if (dlen == 0 || data[dlen - 1] != '\0') {
             return RH_ERR_MALFORMED;
         }
-        rh_pull_end(p, h.kind == RH_WHERE_FAILED ? RH_ERR_TASK_FAILED :
-                    RH_ERR_INVALID_REF, (const char *)data);
+        if (h.kind == RH_WHERE_FAILED && (int64_t)h.offset != 0 &&
+            ((int64_t)h.offset >= 0 ||
+             (int64_t)h.offset < (int64_t)RH_ERR_NOT_FOUND)) {
+            return RH_ERR_MALFORMED;
+        }
+        rh_pull_end(p, h.kind != RH_WHERE_FAILED ? RH_ERR_INVALID_REF :
+                    h.offset != 0 ? (rh_status_t)(int64_t)h.offset :
+                    RH_ERR_TASK_FAILED, (const char *)data);
         return RH_OK;
     default:
         return RH_ERR_MALFORMED;

@@ -556,7 +556,9 @@ static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
     int src;
 
     if (failed) {
-        rh_task_set_dep_error(t, message);
+        /* A dependent task fails as its argument did (ACTOR_DEAD...). */
+        rh_task_fail_later(t, failed < 0 ? (rh_status_t)failed :
+                           RH_ERR_TASK_FAILED, message);
     } else if (s->fut != NULL && s->pull == NULL &&
                rh_future_remote(s->fut) &&
                rh_dir_sources(s->id, &src, 1) == 1 &&
@@ -733,7 +735,7 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
 
         /* Final already: account for it here. */
         if (atomic_load(&s->fut->state) == RH_FUTURE_FAILED) {
-            rh_task_set_dep_error(t, s->fut->message);
+            rh_task_fail_later(t, rh_future_status(s->fut), s->fut->message);
         } else if (rh_future_remote(s->fut) &&
                    rh_dir_sources(id, &src, 1) == 1 &&
                    rh_task_arg_fetch(s, src)) {

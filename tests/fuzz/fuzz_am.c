@@ -38,7 +38,7 @@
 #define FZ_ACTION     4u
 #define FZ_MAX_MSGS   64
 #define FZ_MAX_REFS   16
-#define FZ_CORE_IDS   (RH_AM_ID_OBJ_BORROW + 1)
+#define FZ_CORE_IDS   (RH_AM_ID_ACTOR_CTL + 1)
 
 static uint64_t fz_messages, fz_drops[RH_AM_DROP_NUM + 1];
 
@@ -109,7 +109,8 @@ static void fz_id(uint8_t *p, uint64_t counter, uint32_t index)
 static void fz_write_seeds(const char *dir)
 {
     static const uint16_t sizes[FZ_CORE_IDS] = {
-        0, 0, 0, 96, 16, 32, 56, 16, 16, 16, 32, 24, 16, 16, 16, 16, 16, 24
+        0, 0, 0, 96, 16, 32, 56, 16, 16, 16, 32, 24, 16, 16, 16, 16, 16, 24,
+        48, 32
     };
     uint8_t h[256], d[1024];
     size_t n;
@@ -123,6 +124,40 @@ static void fz_write_seeds(const char *dir)
         fz_seed_msg(&s, 0, (uint8_t)id, 0, h, sizes[id], NULL, 0);
         snprintf(name, sizeof(name), "id%02u-empty", id);
         rh_fuzz_write_seed(dir, name, s.buf, s.len);
+    }
+
+    /* Calls of the actor out of order (3, 1, a skip of 2), a failing
+     * method, and each control message. */
+    {
+        static const uint64_t seqs[3] = { 3, 1, 4 };
+
+        s.len = 0;
+        for (int i = 0; i < 3; i++) {
+            memset(h, 0, 48);
+            fz_put64(h, RH_FUZZ_ACTOR_HI);
+            fz_put64(h + 8, RH_FUZZ_ACTOR_LO);
+            fz_put64(h + 16, 100 + (uint64_t)i);    /* counter */
+            fz_put64(h + 24, seqs[i]);
+            fz_put32(h + 32, i == 2 ? 1 : 0);       /* method */
+            fz_put32(h + 36, i == 2 ? 0 : 1);       /* nargs */
+            fz_put32(h + 40, 1);                    /* nreturns */
+            n = i == 2 ? 0 : fz_item(d, 0, "abcdefgh", 8);
+            fz_seed_msg(&s, 0, RH_AM_ID_ACTOR_CALL, 0, h, 48, d,
+                        (uint16_t)n);
+        }
+        for (uint32_t op = 1; op <= 11; op++) {
+            memset(h, 0, 32);
+            fz_put64(h, RH_FUZZ_ACTOR_HI);
+            fz_put64(h + 8, RH_FUZZ_ACTOR_LO);
+            fz_put32(h + 16, op);
+            fz_put32(h + 20, op == 3 ? 1 : 0);      /* a hold */
+            fz_put64(h + 24, 2);                    /* skip 2, token 2 */
+            n = op >= 8 && op <= 10 ? 5 : 0;        /* a name */
+            memcpy(d, "name", 5);
+            fz_seed_msg(&s, 0, RH_AM_ID_ACTOR_CTL, 0, h, 32, d,
+                        (uint16_t)n);
+        }
+        rh_fuzz_write_seed(dir, "actor-calls-and-control", s.buf, s.len);
     }
 
     /* A task to run here: fz_echo with a value argument, fz_pair with a

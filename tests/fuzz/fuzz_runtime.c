@@ -140,6 +140,36 @@ const char *rh_fuzz_fn_name(unsigned i)
            rh_fuzz_bad_names[i - RH_FUZZ_NUM_FNS];
 }
 
+/* ---- an actor the messages can reach ------------------------------------- */
+
+static rh_status_t rh_fuzz_actor_init(rh_task_ctx_t *ctx, void **state)
+{
+    (void)ctx;
+    *state = NULL;
+    return RH_OK;
+}
+
+static rh_status_t rh_fuzz_actor_echo(void *state, rh_task_ctx_t *ctx)
+{
+    size_t len = 0;
+    const void *p = rh_task_nargs(ctx) > 0 ? rh_task_arg(ctx, 0, &len) :
+                    NULL;
+
+    (void)state;
+    return rh_task_return(ctx, 0, p, len);
+}
+
+static rh_status_t rh_fuzz_actor_fail(void *state, rh_task_ctx_t *ctx)
+{
+    (void)state;
+    return rh_task_fail(ctx, "fz_actor.fail");
+}
+
+static const rh_method_def_t rh_fuzz_actor_methods[] = {
+    { "echo", rh_fuzz_actor_echo, -1, 1 },
+    { "fail", rh_fuzz_actor_fail, 0, 1 },
+};
+
 /* ---- start and end ------------------------------------------------------- */
 
 static void rh_fuzz_end(void)
@@ -179,6 +209,19 @@ void rh_fuzz_start(const char *target)
             exit(1);
         }
     }
+    {
+        rh_actor_class_t cls;
+
+        memset(&cls, 0, sizeof(cls));
+        cls.init = rh_fuzz_actor_init;
+        cls.init_nargs = -1;
+        cls.methods = rh_fuzz_actor_methods;
+        cls.num_methods = 2;
+        if (rh_register_actor("fz_actor", &cls) != RH_OK) {
+            fprintf(stderr, "%s: %s\n", target, rh_last_error());
+            exit(1);
+        }
+    }
     memset(&params, 0, sizeof(params));
     status = rh_init(NULL, NULL, &params);
     if (status != RH_OK) {
@@ -189,6 +232,17 @@ void rh_fuzz_start(const char *target)
         /* Serves what rank 0's messages start until rank 0 ends. */
         status = rh_finalize();
         exit(status == RH_OK ? 0 : 1);
+    }
+    /* The first actor of rank 0: class 0, counter 1, here (RH_FUZZ_ACTOR_*
+     * in the seeds). */
+    {
+        rh_actor_t a;
+
+        if (rh_actor_create("fz_actor", NULL, 0, NULL, &a) != RH_OK ||
+            rh_actor_ready(a, 60000, NULL) != RH_OK) {
+            fprintf(stderr, "%s: the actor: %s\n", target, rh_last_error());
+            exit(1);
+        }
     }
     atexit(rh_fuzz_end);
 }

@@ -14,6 +14,10 @@
 /* Names of the registered functions (rh_fuzz_fn_name(i) for i in
  * [0, RH_FUZZ_NUM_FNS)), and a few that are not registered. */
 #define RH_FUZZ_NUM_FNS 8
+
+/* The handle of the actor rank 0 creates at start (class fz_actor). */
+#define RH_FUZZ_ACTOR_HI 1ull
+#define RH_FUZZ_ACTOR_LO 1ull
 const char *rh_fuzz_fn_name(unsigned i);
 
 /* Starts the runtime (once): a one-rank job, or under rayhpc-run the

@@ -13,6 +13,9 @@
  *                          sequence: "ACTORS CALLERS OK" on rank 0.
  *        actors_core pg         an actor in a placement-group bundle sits on the
  *                          bundle's node: "ACTORS PG OK".
+ *        actors_core ownerdeath  rank 1 creates an actor and dies: rank 0's
+ *                          calls fail with RH_ERR_ACTOR_DEAD: "ACTORS
+ *                          OWNERDEATH OK".
  *        actors_core rankdeath  the actor's rank is SIGKILLed: its calls fail
  *                          with RH_ERR_ACTOR_DEAD: "ACTORS RANKDEATH OK".
  * The destructor prints "DESTROYED <tag>" on the actor's rank.
@@ -305,6 +308,22 @@ static void ctor_failure(const rh_actor_params_t *p)
     rh_status_t st;
 
     CHECK(rh_actor_call(a, "total", NULL, 0, NULL, &r));
+    /* tasks that take the failed return fail the same way, here and on
+     * the last node */
+    for (int node = 0; node < rh_num_nodes(); node += rh_num_nodes() - 1) {
+        rh_task_params_t tp = rank_on_node(node, 0);
+        rh_arg_t x = rh_arg_ref(r);
+        rh_ref_t d;
+
+        CHECK(rh_remote("value_after", &x, 1, &tp, &d));
+        (void)get_i64(d, 0, &st);
+        EXPECT(st == RH_ERR_ACTOR_DEAD && strstr(rh_last_error(), "refuses"),
+               "a task on node %d taking a dead actor's return: %d", node,
+               st);
+        if (rh_num_nodes() == 1) {
+            break;
+        }
+    }
     (void)get_i64(r, 0, &st);
     EXPECT(st == RH_ERR_ACTOR_DEAD && strstr(rh_last_error(), "refuses"),
            "call on a failed constructor: %d", st);
@@ -387,6 +406,18 @@ static int run_local(void)
     concurrency(&p);
     (void)t0;
     CHECK(rh_actor_release(a));
+    /* a detached actor nobody holds lives on; rh_finalize ends it */
+    {
+        rh_actor_params_t dp = { 0 };
+        rh_actor_t d;
+
+        dp.field_mask = RH_ACTOR_PARAM_FIELD_DETACHED;
+        dp.detached = 1;
+        d = make_counter(99, &dp);
+        CHECK(rh_actor_ready(d, 30000, NULL));
+        CHECK(rh_actor_release(d));
+        check_total(d, 0);
+    }
     {
         double end = rank_now() + 20;
 
@@ -563,6 +594,17 @@ static int run_remote(void)
     CHECK(rh_actor_release(a));
     CHECK(rh_actor_release(b));
     CHECK(rh_actor_release(named));
+    /* the last hold dropped, the name goes with the actor */
+    {
+        double end = rank_now() + 30;
+
+        while ((st = rh_actor_get_named("the-counter", &named)) == RH_OK &&
+               rank_now() < end) {
+            CHECK(rh_actor_release(named));
+            rank_nap();
+        }
+        EXPECT(st == RH_ERR_NOT_FOUND, "the name of an ended actor: %d", st);
+    }
     if (failures == 0) {
         printf("ACTORS REMOTE OK\n");
     }
@@ -655,6 +697,62 @@ static int run_pg(void)
 
 static rh_status_t die_soon(void *state, rh_task_ctx_t *ctx);
 
+/* Rank 1 creates a named actor on the last node and dies once rank 0 has
+ * found it: the actor shares its owner's fate (its destructor runs on its
+ * rank) and rank 0's calls fail with RH_ERR_ACTOR_DEAD. */
+static int run_ownerdeath(void)
+{
+    rh_actor_params_t p = on_node(rh_num_nodes() - 1);
+    rh_actor_t a, flag;
+    rh_status_t st;
+    rh_ref_t r;
+    double end = rank_now() + 60;
+
+    p.field_mask |= RH_ACTOR_PARAM_FIELD_NAME;
+    p.name = "orphan";
+    if (rh_rank() == 1) {
+        a = make_counter(50, &p);
+        CHECK(rh_actor_ready(a, 30000, NULL));
+        while (rh_actor_get_named("go-die", &flag) != RH_OK &&
+               rank_now() < end) {
+            rank_nap();
+        }
+        raise(SIGKILL);
+    }
+    if (rh_rank() != 0) {
+        return 0;
+    }
+    while ((st = rh_actor_get_named("orphan", &a)) != RH_OK &&
+           rank_now() < end) {
+        rank_nap();
+    }
+    CHECK(st);
+    check_total(a, 0);
+    {
+        rh_actor_params_t fp = { 0 };
+
+        fp.field_mask = RH_ACTOR_PARAM_FIELD_NAME;
+        fp.name = "go-die";
+        flag = make_counter(51, &fp);
+    }
+    /* calls until the owner's death has ended the actor */
+    do {
+        st = rh_actor_call(a, "total", NULL, 0, NULL, &r);
+        if (st == RH_OK) {
+            (void)get_i64(r, 0, &st);
+        }
+        if (st == RH_OK) {
+            rank_nap();
+        }
+    } while (st == RH_OK && rank_now() < end);
+    EXPECT(st == RH_ERR_ACTOR_DEAD, "calls after the owner died: %d", st);
+    CHECK(rh_actor_release(flag));
+    if (failures == 0) {
+        printf("ACTORS OWNERDEATH OK\n");
+    }
+    return failures;
+}
+
 /* The actor's first call kills its rank: the calls behind it, pipelined,
  * all fail with RH_ERR_ACTOR_DEAD, at the call or at the get. */
 static int run_rankdeath(void)
@@ -716,6 +814,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (strcmp(mode, "callers") == 0) {
         rc = run_callers();
+    } else if (strcmp(mode, "ownerdeath") == 0) {
+        rc = run_ownerdeath();
     } else if (rh_rank() == 0) {
         if (strcmp(mode, "local") == 0) {
             rc = run_local();
