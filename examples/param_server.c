@@ -27,6 +27,8 @@
  * and the tasks, then "PARAM_SERVER OK" when the parameters equal the
  * serial run's exactly and the loss went down.
  */
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime under -std=c11 too */
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -17,6 +17,8 @@
  * Rank 0 runs the same rods serially and prints "SIM_FARM OK" when every
  * summary of every round equals the serial one exactly.
  */
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime under -std=c11 too */
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
