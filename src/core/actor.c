@@ -338,6 +338,24 @@ static void rh_atab_die(rh_atab_entry_t *e, const char *why, int end_kill,
     e->name[0] = '\0';
 }
 
+static void rh_atab_free(rh_atab_entry_t *e)
+{
+    free(e->rank_holds);
+    free(e->askers);
+    free(e);
+}
+
+/* A dead entry whose instance is gone and whose creation answered leaves
+ * the table (under rh_at_lock): later questions about it are answered as
+ * about an actor that ended. */
+static void rh_atab_reap(rh_atab_entry_t *e)
+{
+    if (e->state == RH_AT_DEAD && e->ended && e->create_fut == NULL) {
+        (void)rh_hmap_del(&rh_atab, &e->actor.lo, NULL);
+        rh_atab_free(e);
+    }
+}
+
 /* The creation task answered (any thread). */
 static void rh_atab_created(rh_waiter_t *w, int failed, const char *message)
 {
@@ -375,14 +393,23 @@ static void rh_atab_created(rh_waiter_t *w, int failed, const char *message)
                 snprintf(why, sizeof(why), "actor %s on rank %d was %s",
                          rh_actor_class_name(a), rank, e->kill_asked ?
                          "killed" : "dropped by every holder");
-                /* Where first, then the death. */
+                int kill = e->kill_asked;
+
+                /* Where first, then the death (the entry may have gone
+                 * meanwhile: look it up again). */
                 pthread_mutex_unlock(&rh_at_lock);
                 rh_atab_tell(a, &n);
                 rh_atab_news_init(&n);
                 pthread_mutex_lock(&rh_at_lock);
-                rh_atab_die(e, why, e->kill_asked, &n);
+                e = rh_atab_find(a);
+                if (e != NULL) {
+                    rh_atab_die(e, why, kill, &n);
+                }
             }
         }
+    }
+    if (e != NULL) {
+        rh_atab_reap(e);
     }
     pthread_mutex_unlock(&rh_at_lock);
     rh_atab_tell(a, &n);
@@ -449,6 +476,7 @@ static void rh_atab_ended(rh_actor_t a, const char *why)
     if (e != NULL) {
         e->ended = 1;
         rh_atab_die(e, why, 1, &n);
+        rh_atab_reap(e);
     }
     pthread_mutex_unlock(&rh_at_lock);
     rh_atab_tell(a, &n);
@@ -490,7 +518,9 @@ static void rh_atab_rank_died(int rank)
 
     for (;;) {
         rh_atab_entry_t *hit = NULL;
+        rh_actor_t a = { 0, 0 };
         rh_atab_news_t n;
+        char why[256];
 
         rh_atab_news_init(&n);
         pthread_mutex_lock(&rh_at_lock);
@@ -499,6 +529,12 @@ static void rh_atab_rank_died(int rank)
             rh_atab_entry_t *e = *(rh_atab_entry_t **)v;
 
             if (e->state == RH_AT_DEAD) {
+                if (e->rank == rank && !e->ended &&
+                    e->create_fut == NULL) {
+                    /* its end will never be told: it is over */
+                    rh_hmap_iter_del(&it);
+                    rh_atab_free(e);
+                }
                 continue;
             }
             if (e->rank_holds[rank] > 0) {
@@ -509,8 +545,6 @@ static void rh_atab_rank_died(int rank)
                 e->askers[rank] = 0;
             }
             if (e->state == RH_AT_ALIVE && e->rank == rank) {
-                char why[256];
-
                 snprintf(why, sizeof(why), "actor %s on rank %d died: its "
                          "rank failed", rh_actor_class_name(e->actor), rank);
                 e->ended = 1;
@@ -519,8 +553,6 @@ static void rh_atab_rank_died(int rank)
                 break;
             }
             if (e->state == RH_AT_ALIVE && e->holds == 0 && !e->detached) {
-                char why[256];
-
                 snprintf(why, sizeof(why), "actor %s on rank %d ended: every "
                          "holder dropped it", rh_actor_class_name(e->actor),
                          e->rank);
@@ -529,11 +561,15 @@ static void rh_atab_rank_died(int rank)
                 break;
             }
         }
+        if (hit != NULL) {
+            a = hit->actor;
+            rh_atab_reap(hit);
+        }
         pthread_mutex_unlock(&rh_at_lock);
         if (hit == NULL) {
             return;
         }
-        rh_atab_tell(hit->actor, &n);
+        rh_atab_tell(a, &n);
     }
 }
 
@@ -953,22 +989,38 @@ static int rh_client_known(void *arg)
     return s == RH_CL_ALIVE || s == RH_CL_DEAD;
 }
 
-/* Asks the owner where the actor is, once. c->lock held. */
-static void rh_client_ask(rh_actor_client_t *c)
+/* Asks the owner where the actor is, once. c->lock held. Returns 0, or
+ * -1 with why when the actor is known dead already (the caller then tells
+ * the cache, with rh_client_located, once it let go of c->lock). */
+static int rh_client_ask(rh_actor_client_t *c, char *why, size_t len)
 {
     int owner = (int)rh_actor_owner(c->actor);
 
-    if (c->state != RH_CL_UNKNOWN || owner == rh_rank()) {
-        return;
+    if (c->state != RH_CL_UNKNOWN) {
+        return 0;
+    }
+    if (owner == rh_rank()) {
+        int known;
+
+        /* Ours: the table tells the cache itself, if it has the actor. */
+        pthread_mutex_lock(&rh_at_lock);
+        known = rh_atab_find(c->actor) != NULL;
+        pthread_mutex_unlock(&rh_at_lock);
+        if (!known) {
+            snprintf(why, len, "rank %d has no actor %llu (it ended, or the "
+                     "handle is bad)", owner, (unsigned long long)c->actor.lo);
+            return -1;
+        }
+        return 0;
     }
     if (!rh_rank_alive(owner)) {
-        snprintf(c->why, sizeof(c->why), "actor %s: its owner, rank %d, "
-                 "died", rh_actor_class_name(c->actor), owner);
-        atomic_store(&c->state, RH_CL_DEAD);
-        return;
+        snprintf(why, len, "actor %s: its owner, rank %d, died",
+                 rh_actor_class_name(c->actor), owner);
+        return -1;
     }
     atomic_store(&c->state, RH_CL_ASKED);
     rh_actl_send(owner, RH_ACTL_LOCATE, c->actor, 0, 0, NULL);
+    return 0;
 }
 
 rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
@@ -984,9 +1036,17 @@ rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
     if (c == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "actor cache");
     }
-    pthread_mutex_lock(&c->lock);
-    rh_client_ask(c);
-    pthread_mutex_unlock(&c->lock);
+    {
+        char why[256];
+        int dead;
+
+        pthread_mutex_lock(&c->lock);
+        dead = rh_client_ask(c, why, sizeof(why));
+        pthread_mutex_unlock(&c->lock);
+        if (dead) {
+            rh_client_located(c, -1, why);
+        }
+    }
     if (!rh_client_known(c) &&
         !rh_core_wait_until_polled(rh_client_known, c,
                                    rh_deadline(timeout_ms))) {
@@ -1082,14 +1142,16 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         c->qhead = t;
     }
     c->qtail = t;
-    rh_client_ask(c);
-    if (c->state == RH_CL_DEAD) {
-        /* the owner is known dead: fail what waits */
+    {
+        char why[256];
+        int dead = rh_client_ask(c, why, sizeof(why));
+
         pthread_mutex_unlock(&c->lock);
-        rh_client_located(c, -1, NULL);
-        return RH_OK;
+        if (dead) {
+            /* known dead already: what waits fails */
+            rh_client_located(c, -1, why);
+        }
     }
-    pthread_mutex_unlock(&c->lock);
     return RH_OK;
 }
 
@@ -1569,9 +1631,7 @@ void rh_actor_teardown(void)
     rh_cl_last = NULL;
     atomic_fetch_add(&rh_cl_gen, 1);
     while (rh_hmap_pop(&rh_atab, &key, &e)) {
-        free(e->rank_holds);
-        free(e->askers);
-        free(e);
+        rh_atab_free(e);
     }
     rh_hmap_fini(&rh_atab);
     rh_hmap_fini(&rh_names);

@@ -401,6 +401,20 @@ static int run_local(void)
     EXPECT(ordered_adds(a, 0, 100000), "100 K ordered adds");
     check_total(a, 100000);
     errors(a);
+    /* a handle of this rank that names no actor: its calls fail, none
+     * waits for ever */
+    {
+        rh_actor_t bogus = a;
+        rh_ref_t r;
+        rh_status_t st;
+
+        bogus.lo = 999999;
+        st = rh_actor_call(bogus, "total", NULL, 0, NULL, &r);
+        if (st == RH_OK) {
+            (void)get_i64(r, 0, &st);
+        }
+        EXPECT(st == RH_ERR_ACTOR_DEAD, "a call on no actor: %d", st);
+    }
     ctor_failure(&p);
     kill_pending(&p);
     concurrency(&p);
