@@ -226,6 +226,7 @@ if (cd "$tsan" && "$top/configure" --enable-werror --enable-sanitizers=thread >c
     tsan_run "actors on other nodes: order, handles, names, kill" 0 "ACTORS REMOTE OK" 1 -n 3 --nodes 3 ./tests/multi/actors_core remote
     tsan_run "actors: 4 callers on 2 nodes each in order" 0 "ACTORS CALLERS OK" 1 -n 4 --nodes 2 ./tests/multi/actors_core callers
     tsan_run "actors: the actor's rank dies" 137 "ACTORS RANKDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core rankdeath
+    RAYHPC_NUM_WORKERS=2 tsan_run "actors: CPUs kept for an actor's life" 0 "ACTORS KEEP OK" 1 -n 1 ./tests/multi/actors_core keep
     tsan_run "actors: the actor's owner dies" 137 "ACTORS OWNERDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core ownerdeath
     tsan_run "actors: parameter server, 4 workers on 2 nodes" 0 "PARAM_SERVER OK" 1 -n 4 --nodes 2 ./examples/param_server 16384 4 4
     tsan_run "actors: simulation farm, 6 rods on 2 nodes" 0 "SIM_FARM OK" 1 -n 4 --nodes 2 ./examples/sim_farm 6 10 256

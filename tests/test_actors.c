@@ -105,6 +105,36 @@ Test(actors, eight_callers_over_tcp)
     rh_run_free(&run);
 }
 
+/* Every 7th send fails and goes again: calls overtake one another on the
+ * wire, and each caller's still run in its order. */
+static const char *const FAULTS[] = { "RAYHPC_FAULT_SENDS=7", NULL };
+
+Test(actors, callers_in_order_when_sends_fail_and_go_again)
+{
+    rh_run_t run = launch(8, 4, 0, "callers", FAULTS);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
+                 "%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* An actor that asked for both CPUs of its rank keeps them while it
+ * lives: a task needing one is still waiting after a second (it would
+ * have run at once otherwise; a slow host can only make this pass, never
+ * fail), and runs once the actor is dropped. */
+static const char *const TWO_CPUS[] = { "RAYHPC_NUM_WORKERS=2", NULL };
+
+Test(actors, an_actors_cpus_stay_reserved_while_it_lives)
+{
+    rh_run_t run = launch(1, 1, 0, "keep", TWO_CPUS);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS KEEP OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* An actor created in a placement-group bundle sits on the bundle's
  * node. */
 Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)

@@ -1,6 +1,7 @@
 /*
- * Actors: the API, the owner's table, each rank's cache of where actors
- * are, and the wire.
+ * Actors: the API, each rank's cache of where actors are, the name
+ * directory and the wire; the owner's table is actor_table.c, the instance
+ * on the actor's rank actor_inst.c.
  *
  * The owner (the rank that created an actor) keeps its entry: PENDING
  * until the creation task answers, then ALIVE on a rank or DEAD with why;
@@ -24,13 +25,14 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "core/actor.h"
+#include "core/actor_table.h"
 #include "core/core.h"
 #include "core/future.h"
 #include "transport/am.h"
 #include "transport/transport.h"
 
 #define RH_ACTOR_CREATE_FN "rh.actor"
-#define RH_ACTOR_NAME_MAX  RH_FN_NAME_MAX
+#define RH_ACTOR_NAME_MAX  RH_ATAB_NAME_MAX
 
 /* ---- control messages --------------------------------------------------- */
 
@@ -213,59 +215,9 @@ static void rh_client_located(rh_actor_client_t *c, int rank,
     rh_future_notify();   /* rh_actor_ready waits for this */
 }
 
-/* ---- the owner's table ----------------------------------------------------- */
+/* ---- the owner's table (actor_table.c) and its news ----------------------- */
 
-enum { RH_AT_PENDING = 0, RH_AT_ALIVE, RH_AT_DEAD };
-
-typedef struct rh_atab_entry {
-    rh_actor_t   actor;
-    int          state;
-    int          rank;
-    int          detached;
-    int          kill_asked;
-    int          ended;          /* the instance is gone (or never was) */
-    long         holds;          /* in all */
-    int32_t     *rank_holds;     /* per rank */
-    uint8_t     *askers;         /* ranks waiting for the place */
-    char         name[RH_ACTOR_NAME_MAX];
-    char         why[256];
-    rh_future_t *create_fut;
-    rh_waiter_t  waiter;
-} rh_atab_entry_t;
-
-static pthread_mutex_t rh_at_lock = PTHREAD_MUTEX_INITIALIZER;
-static rh_hmap_t rh_atab = RH_HMAP_INITIALIZER(sizeof(uint64_t),
-                                               sizeof(void *));
 static _Atomic uint64_t rh_actor_counter;
-
-static rh_atab_entry_t *rh_atab_find(rh_actor_t a)
-{
-    rh_atab_entry_t **p;
-
-    if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
-        return NULL;
-    }
-    p = rh_hmap_get(&rh_atab, &a.lo);
-    return p ? *p : NULL;
-}
-
-/* What to tell whom after a change of an entry (made under rh_at_lock,
- * sent outside it). */
-typedef struct rh_atab_news {
-    int       rank;        /* ALIVE: where; -1: dead */
-    char      why[256];
-    uint8_t  *askers;      /* taken from the entry */
-    int       end_rank;    /* >= 0: tell that rank to end the actor */
-    int       end_kill;
-    char      name[RH_ACTOR_NAME_MAX];   /* a name to drop */
-} rh_atab_news_t;
-
-static void rh_atab_news_init(rh_atab_news_t *n)
-{
-    memset(n, 0, sizeof(*n));
-    n->rank = -2;   /* nothing to tell */
-    n->end_rank = -1;
-}
 
 static int rh_name_rank(const char *name);
 static void rh_names_del(const rh_actl_hdr_t *h, const char *name);
@@ -316,260 +268,68 @@ static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
     }
 }
 
-/* The entry dies (under rh_at_lock): askers hear it, the instance ends
- * (end_rank), the name goes. */
-static void rh_atab_die(rh_atab_entry_t *e, const char *why, int end_kill,
-                        rh_atab_news_t *n)
-{
-    if (e->state == RH_AT_DEAD) {
-        return;
-    }
-    if (e->state == RH_AT_ALIVE && !e->ended) {
-        n->end_rank = e->rank;
-        n->end_kill = end_kill;
-    }
-    e->state = RH_AT_DEAD;
-    snprintf(e->why, sizeof(e->why), "%s", why);
-    snprintf(n->why, sizeof(n->why), "%s", why);
-    n->rank = -1;
-    n->askers = e->askers;
-    e->askers = NULL;
-    snprintf(n->name, sizeof(n->name), "%s", e->name);
-    e->name[0] = '\0';
-}
-
-static void rh_atab_free(rh_atab_entry_t *e)
-{
-    free(e->rank_holds);
-    free(e->askers);
-    free(e);
-}
-
-/* A dead entry whose instance is gone and whose creation answered leaves
- * the table (under rh_at_lock): later questions about it are answered as
- * about an actor that ended. */
-static void rh_atab_reap(rh_atab_entry_t *e)
-{
-    if (e->state == RH_AT_DEAD && e->ended && e->create_fut == NULL) {
-        (void)rh_hmap_del(&rh_atab, &e->actor.lo, NULL);
-        rh_atab_free(e);
-    }
-}
-
 /* The creation task answered (any thread). */
-static void rh_atab_created(rh_waiter_t *w, int failed, const char *message)
+typedef struct rh_creating {
+    rh_waiter_t  waiter;
+    rh_future_t *fut;
+    rh_actor_t   actor;
+} rh_creating_t;
+
+static void rh_actor_created(rh_waiter_t *w, int failed, const char *message)
 {
-    rh_atab_entry_t *e = (rh_atab_entry_t *)((char *)w -
-                         offsetof(rh_atab_entry_t, waiter));
-    rh_future_t *f = e->create_fut;
-    rh_actor_t a = e->actor;
-    rh_atab_news_t n;
+    rh_creating_t *cr = (rh_creating_t *)w;
+    rh_future_t *f = cr->fut;
+    rh_actor_t a = cr->actor;
+    rh_atab_news_t where, death;
     int32_t rank = -1;
 
-    rh_atab_news_init(&n);
     if (!failed && f->len == sizeof(rank)) {
         memcpy(&rank, f->data, sizeof(rank));
     }
-    pthread_mutex_lock(&rh_at_lock);
-    e->create_fut = NULL;
-    if (e->state == RH_AT_PENDING) {
-        if (failed || rank < 0 || rank >= rh_size()) {
-            char why[256];
-
-            snprintf(why, sizeof(why), "actor %s of rank %d could not be "
-                     "created: %s", rh_actor_class_name(a), rh_rank(),
-                     failed && message ? message : "no rank answered");
-            e->ended = 1;
-            rh_atab_die(e, why, 1, &n);
-        } else {
-            e->state = RH_AT_ALIVE;
-            e->rank = rank;
-            n.rank = rank;
-            n.askers = e->askers;
-            e->askers = NULL;
-            if (e->kill_asked || (e->holds == 0 && !e->detached)) {
-                char why[256];
-
-                snprintf(why, sizeof(why), "actor %s on rank %d was %s",
-                         rh_actor_class_name(a), rank, e->kill_asked ?
-                         "killed" : "dropped by every holder");
-                int kill = e->kill_asked;
-
-                /* Where first, then the death (the entry may have gone
-                 * meanwhile: look it up again). */
-                pthread_mutex_unlock(&rh_at_lock);
-                rh_atab_tell(a, &n);
-                rh_atab_news_init(&n);
-                pthread_mutex_lock(&rh_at_lock);
-                e = rh_atab_find(a);
-                if (e != NULL) {
-                    rh_atab_die(e, why, kill, &n);
-                }
-            }
-        }
-    }
-    if (e != NULL) {
-        rh_atab_reap(e);
-    }
-    pthread_mutex_unlock(&rh_at_lock);
-    rh_atab_tell(a, &n);
+    rh_atab_created(a, failed ? -1 : rank, failed ? message : NULL, &where,
+                    &death);
+    /* Where first, then a death asked for meanwhile. */
+    rh_atab_tell(a, &where);
+    rh_atab_tell(a, &death);
     rh_future_unhold(f);
+    free(cr);
 }
 
-/* rh_actor_hold / release at the owner, for rank. */
-static void rh_atab_hold(rh_actor_t a, int rank, int delta)
+static void rh_atab_hold_tell(rh_actor_t a, int rank, int delta)
 {
-    rh_atab_entry_t *e;
     rh_atab_news_t n;
 
-    rh_atab_news_init(&n);
-    pthread_mutex_lock(&rh_at_lock);
-    e = rh_atab_find(a);
-    if (e != NULL && rank >= 0 && rank < rh_size() &&
-        (delta > 0 || e->rank_holds[rank] > 0)) {
-        e->rank_holds[rank] += delta;
-        e->holds += delta;
-        if (e->holds == 0 && !e->detached && e->state == RH_AT_ALIVE) {
-            char why[256];
-
-            snprintf(why, sizeof(why), "actor %s on rank %d ended: every "
-                     "holder dropped it", rh_actor_class_name(a), e->rank);
-            rh_atab_die(e, why, 0, &n);
-        }
-    }
-    pthread_mutex_unlock(&rh_at_lock);
+    rh_atab_hold(a, rank, delta, &n);
     rh_atab_tell(a, &n);
 }
 
-static void rh_atab_kill(rh_actor_t a)
+static void rh_atab_kill_tell(rh_actor_t a)
 {
-    rh_atab_entry_t *e;
     rh_atab_news_t n;
 
-    rh_atab_news_init(&n);
-    pthread_mutex_lock(&rh_at_lock);
-    e = rh_atab_find(a);
-    if (e != NULL) {
-        if (e->state == RH_AT_PENDING) {
-            e->kill_asked = 1;
-        } else {
-            char why[256];
-
-            snprintf(why, sizeof(why), "actor %s on rank %d was killed",
-                     rh_actor_class_name(a), e->rank);
-            rh_atab_die(e, why, 1, &n);
-        }
-    }
-    pthread_mutex_unlock(&rh_at_lock);
+    rh_atab_kill(a, &n);
     rh_atab_tell(a, &n);
 }
 
-/* The instance ended on its rank. */
-static void rh_atab_ended(rh_actor_t a, const char *why)
+static void rh_atab_ended_tell(rh_actor_t a, const char *why)
 {
-    rh_atab_entry_t *e;
     rh_atab_news_t n;
 
-    rh_atab_news_init(&n);
-    pthread_mutex_lock(&rh_at_lock);
-    e = rh_atab_find(a);
-    if (e != NULL) {
-        e->ended = 1;
-        rh_atab_die(e, why, 1, &n);
-        rh_atab_reap(e);
-    }
-    pthread_mutex_unlock(&rh_at_lock);
+    rh_atab_ended(a, why, &n);
     rh_atab_tell(a, &n);
 }
 
 /* A rank asks where a is: now, or once it is known. */
-static void rh_atab_locate(rh_actor_t a, int asker)
+static void rh_atab_locate_tell(rh_actor_t a, int asker)
 {
-    rh_atab_entry_t *e;
-    int state = RH_AT_DEAD, rank = -1;
     char why[256];
+    int rank = -1;
+    int state = rh_atab_locate(a, asker, &rank, why, sizeof(why));
 
-    pthread_mutex_lock(&rh_at_lock);
-    e = rh_atab_find(a);
-    if (e == NULL) {
-        snprintf(why, sizeof(why), "rank %d has no actor %llu (it ended, or "
-                 "the handle is bad)", rh_rank(), (unsigned long long)a.lo);
-    } else if (e->state == RH_AT_PENDING) {
-        e->askers[asker] = 1;
-        state = RH_AT_PENDING;
-    } else {
-        state = e->state;
-        rank = e->rank;
-        snprintf(why, sizeof(why), "%s", e->why);
-    }
-    pthread_mutex_unlock(&rh_at_lock);
     if (state == RH_AT_ALIVE) {
         rh_actl_send(asker, RH_ACTL_WHERE, a, rank, 0, NULL);
-    } else if (state == RH_AT_DEAD) {
+    } else if (state != RH_AT_PENDING) {
         rh_actl_send(asker, RH_ACTL_WHERE, a, RH_ERR_ACTOR_DEAD, 0, why);
-    }
-}
-
-/* A rank died: its actors die, its holds go. */
-static void rh_atab_rank_died(int rank)
-{
-    rh_hmap_iter_t it;
-    void *k, *v;
-
-    for (;;) {
-        rh_atab_entry_t *hit = NULL;
-        rh_actor_t a = { 0, 0 };
-        rh_atab_news_t n;
-        char why[256];
-
-        rh_atab_news_init(&n);
-        pthread_mutex_lock(&rh_at_lock);
-        rh_hmap_iter_init(&it, &rh_atab);
-        while (rh_hmap_iter_next(&it, &k, &v)) {
-            rh_atab_entry_t *e = *(rh_atab_entry_t **)v;
-
-            if (e->state == RH_AT_DEAD) {
-                if (e->rank == rank && !e->ended &&
-                    e->create_fut == NULL) {
-                    /* its end will never be told: it is over */
-                    rh_hmap_iter_del(&it);
-                    rh_atab_free(e);
-                }
-                continue;
-            }
-            if (e->rank_holds[rank] > 0) {
-                e->holds -= e->rank_holds[rank];
-                e->rank_holds[rank] = 0;
-            }
-            if (e->askers != NULL) {
-                e->askers[rank] = 0;
-            }
-            if (e->state == RH_AT_ALIVE && e->rank == rank) {
-                snprintf(why, sizeof(why), "actor %s on rank %d died: its "
-                         "rank failed", rh_actor_class_name(e->actor), rank);
-                e->ended = 1;
-                rh_atab_die(e, why, 1, &n);
-                hit = e;
-                break;
-            }
-            if (e->state == RH_AT_ALIVE && e->holds == 0 && !e->detached) {
-                snprintf(why, sizeof(why), "actor %s on rank %d ended: every "
-                         "holder dropped it", rh_actor_class_name(e->actor),
-                         e->rank);
-                rh_atab_die(e, why, 0, &n);
-                hit = e;
-                break;
-            }
-        }
-        if (hit != NULL) {
-            a = hit->actor;
-            rh_atab_reap(hit);
-        }
-        pthread_mutex_unlock(&rh_at_lock);
-        if (hit == NULL) {
-            return;
-        }
-        rh_atab_tell(a, &n);
     }
 }
 
@@ -769,12 +529,12 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     rh_task_params_t tp;
     rh_actor_meta_t meta;
     rh_arg_t few[9], *all;
-    rh_atab_entry_t *e, **slot;
+    rh_creating_t *cr;
     const char *name = NULL;
     rh_actor_t a;
     rh_ref_t ret;
     rh_status_t status;
-    int keep, added, conc = 1, detached = 0, named = 0;
+    int keep, conc = 1, detached = 0, named = 0;
 
     if (!rh_core_initialized()) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
@@ -823,26 +583,12 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     }
     a.hi = (uint64_t)(uint32_t)rh_rank() << 32 | (uint64_t)cls->id << 8 | 1;
     a.lo = atomic_fetch_add(&rh_actor_counter, 1) + 1;
-    e = calloc(1, sizeof(*e));
+    cr = calloc(1, sizeof(*cr));
     all = nargs + 1 <= 9 ? few : malloc((size_t)(nargs + 1) * sizeof(*all));
-    if (e != NULL) {
-        e->rank_holds = calloc((size_t)rh_size(), sizeof(*e->rank_holds));
-        e->askers = calloc((size_t)rh_size(), 1);
-    }
-    if (e == NULL || all == NULL || e->rank_holds == NULL ||
-        e->askers == NULL) {
+    if (cr == NULL || all == NULL) {
         status = rh_error_set(RH_ERR_NO_MEMORY, "creating actor %s",
                               cls->name);
         goto err_free;
-    }
-    e->actor = a;
-    e->state = RH_AT_PENDING;
-    e->rank = -1;
-    e->detached = detached;
-    e->holds = 1;
-    e->rank_holds[rh_rank()] = 1;
-    if (name != NULL) {
-        snprintf(e->name, sizeof(e->name), "%s", name);
     }
     memset(&meta, 0, sizeof(meta));
     meta.actor_hi = a.hi;
@@ -859,15 +605,8 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
                               cls->name);
         goto err_free;
     }
-    pthread_mutex_lock(&rh_at_lock);
-    slot = rh_hmap_put(&rh_atab, &a.lo, &added);
-    if (slot != NULL) {
-        *slot = e;
-    }
-    pthread_mutex_unlock(&rh_at_lock);
-    if (slot == NULL) {
-        status = rh_error_set(RH_ERR_NO_MEMORY, "creating actor %s",
-                              cls->name);
+    status = rh_atab_add(a, detached, name);
+    if (status != RH_OK) {
         goto err_free;
     }
     /* The entry is in first: whoever finds the name may ask for it. */
@@ -882,9 +621,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
                                   rh_name_rank(name));
         }
         if (status != RH_OK) {
-            pthread_mutex_lock(&rh_at_lock);
-            (void)rh_hmap_del(&rh_atab, &a.lo, NULL);
-            pthread_mutex_unlock(&rh_at_lock);
+            rh_atab_remove(a);
             goto err_free;
         }
         named = 1;
@@ -894,9 +631,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
         char msg[512];
 
         snprintf(msg, sizeof(msg), "%s", rh_last_error());
-        pthread_mutex_lock(&rh_at_lock);
-        (void)rh_hmap_del(&rh_atab, &a.lo, NULL);
-        pthread_mutex_unlock(&rh_at_lock);
+        rh_atab_remove(a);
         status = rh_error_set(status, "actor %s: %s", cls->name, msg);
         goto err_free;
     }
@@ -908,11 +643,13 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
         rh_object_id_t id = { ret.hi, ret.lo };
         rh_future_t *f = rh_future_find_hold(id);
 
-        e->waiter.wake = rh_atab_created;
-        e->create_fut = f;
-        if (f != NULL && !rh_future_wait_add(f, &e->waiter)) {
-            rh_atab_created(&e->waiter, atomic_load(&f->state) ==
-                            RH_FUTURE_FAILED, f->message);
+        cr->waiter.wake = rh_actor_created;
+        cr->fut = f;
+        cr->actor = a;
+        if (!rh_future_wait_add(f, &cr->waiter)) {
+            rh_actor_created(&cr->waiter, atomic_load(&f->state) ==
+                             RH_FUTURE_FAILED ? rh_future_status(f) : 0,
+                             f->message);
         }
         (void)rh_release(ret);
     }
@@ -930,11 +667,7 @@ err_free:
     if (all != few) {
         free(all);
     }
-    if (e != NULL) {
-        free(e->rank_holds);
-        free(e->askers);
-        free(e);
-    }
+    free(cr);
     return status;
 }
 
@@ -980,8 +713,6 @@ static rh_status_t rh_actor_create_run(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &rank, sizeof(rank));
 }
 
-rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank);
-
 static int rh_client_known(void *arg)
 {
     int s = atomic_load(&((rh_actor_client_t *)arg)->state);
@@ -1000,13 +731,8 @@ static int rh_client_ask(rh_actor_client_t *c, char *why, size_t len)
         return 0;
     }
     if (owner == rh_rank()) {
-        int known;
-
         /* Ours: the table tells the cache itself, if it has the actor. */
-        pthread_mutex_lock(&rh_at_lock);
-        known = rh_atab_find(c->actor) != NULL;
-        pthread_mutex_unlock(&rh_at_lock);
-        if (!known) {
+        if (!rh_atab_has(c->actor)) {
             snprintf(why, len, "rank %d has no actor %llu (it ended, or the "
                      "handle is bad)", owner, (unsigned long long)c->actor.lo);
             return -1;
@@ -1173,6 +899,14 @@ void rh_actor_call_send(rh_task_t *t)
     rh_forward_send(t);
 }
 
+void rh_actor_call_skip(int dest, uint64_t actor_hi, uint64_t actor_lo,
+                        uint64_t seq)
+{
+    rh_actor_t a = { actor_hi, actor_lo };
+
+    rh_actl_send(dest, RH_ACTL_SKIP, a, 0, seq, NULL);
+}
+
 void rh_actor_call_reject(rh_task_t *t, rh_status_t status, const char *msg)
 {
     rh_task_fail_later(t, status, msg);
@@ -1193,7 +927,7 @@ static rh_status_t rh_actor_hold_delta(rh_actor_t actor, int delta)
     }
     owner = (int)rh_actor_owner(actor);
     if (owner == rh_rank()) {
-        rh_atab_hold(actor, owner, delta);
+        rh_atab_hold_tell(actor, owner, delta);
     } else {
         rh_actl_send(owner, RH_ACTL_HOLD, actor, delta, 0, NULL);
     }
@@ -1222,7 +956,7 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
     }
     owner = (int)rh_actor_owner(actor);
     if (owner == rh_rank()) {
-        rh_atab_kill(actor);
+        rh_atab_kill_tell(actor);
     } else {
         rh_actor_client_t *c = rh_client_get(actor, 1);
         char why[256];
@@ -1274,7 +1008,7 @@ void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why)
 
     (void)killed;
     if (owner == rh_rank()) {
-        rh_atab_ended(actor, why);
+        rh_atab_ended_tell(actor, why);
     } else {
         rh_actl_send(owner, RH_ACTL_ENDED, actor, 0, 0, why);
     }
@@ -1462,7 +1196,7 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
             return RH_ERR_MALFORMED;
         }
-        rh_atab_locate(a, src);
+        rh_atab_locate_tell(a, src);
         return RH_OK;
     case RH_ACTL_WHERE: {
         rh_actor_client_t *c;
@@ -1484,13 +1218,13 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
             (h.value != 1 && h.value != -1)) {
             return RH_ERR_MALFORMED;
         }
-        rh_atab_hold(a, src, h.value);
+        rh_atab_hold_tell(a, src, h.value);
         return RH_OK;
     case RH_ACTL_KILL:
         if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
             return RH_ERR_MALFORMED;
         }
-        rh_atab_kill(a);
+        rh_atab_kill_tell(a);
         return RH_OK;
     case RH_ACTL_END: {
         rh_actor_inst_t *inst;
@@ -1510,7 +1244,7 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
             return RH_ERR_MALFORMED;
         }
-        rh_atab_ended(a, text ? text : "the actor ended");
+        rh_atab_ended_tell(a, text ? text : "the actor ended");
         return RH_OK;
     case RH_ACTL_SKIP: {
         rh_actor_inst_t *inst;
@@ -1539,7 +1273,7 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
     char why[256];
 
     (void)arg;
-    rh_atab_rank_died(rank);
+    rh_atab_rank_died(rank, rh_atab_tell);
     rh_actor_inst_caller_died(rank);
     snprintf(why, sizeof(why), "ended: its owner, rank %d, died", rank);
     rh_actor_inst_end_owned_by(rank, why);
@@ -1581,6 +1315,7 @@ rh_status_t rh_actor_setup(void)
         status = rh_register(RH_ACTOR_CREATE_FN, rh_actor_create_run, -1, 1);
     }
     rh_registry_freeze();
+    rh_atab_init(rh_rank(), rh_size());
     if (status == RH_OK) {
         status = rh_am_register(RH_AM_ID_ACTOR_CALL, sizeof(rh_call_hdr_t),
                                 sizeof(rh_call_hdr_t), rh_actor_on_call,
@@ -1604,8 +1339,6 @@ void rh_actor_shutdown(void)
 void rh_actor_teardown(void)
 {
     rh_actor_client_t *c;
-    rh_atab_entry_t *e;
-    uint64_t key;
     rh_actor_t a;
 
     while (rh_hmap_pop(&rh_clients, &a, &c)) {
@@ -1630,10 +1363,7 @@ void rh_actor_teardown(void)
     rh_hmap_fini(&rh_clients);
     rh_cl_last = NULL;
     atomic_fetch_add(&rh_cl_gen, 1);
-    while (rh_hmap_pop(&rh_atab, &key, &e)) {
-        rh_atab_free(e);
-    }
-    rh_hmap_fini(&rh_atab);
+    rh_atab_clear();
     rh_hmap_fini(&rh_names);
     rh_hmap_fini(&rh_name_reqs);
 }

@@ -288,6 +288,8 @@ static void rh_fwd_call_lost(void *arg, uint32_t dest, const void *hdr,
              "the rank failed" : rh_status_string(status));
     rh_inflight_fail(&e, msg);
     rh_inflight_release(&e);
+    /* The actor must not wait for its number: the calls behind it run. */
+    rh_actor_call_skip((int)dest, h.actor_hi, h.actor_lo, h.seq);
 }
 
 /* ---- the owner sends -------------------------------------------------------- */

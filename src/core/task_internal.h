@@ -145,6 +145,11 @@ int rh_task_keep_resources(rh_task_t *t, rh_res_req_t *req);
 void rh_actor_call_ready(rh_task_t *t);
 void rh_actor_call_send(rh_task_t *t);
 
+/* Tells the actor's rank that sequence number seq of this rank will never
+ * come (its call was lost on the way). */
+void rh_actor_call_skip(int dest, uint64_t actor_hi, uint64_t actor_lo,
+                        uint64_t seq);
+
 /* Hands a ready task to where it runs: the pool here, another rank, the
  * global scheduler (RH_PLACE_SPILL) or its placement group (RH_PG_WAIT). */
 void rh_task_dispatch(rh_task_t *t);

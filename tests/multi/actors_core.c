@@ -13,6 +13,8 @@
  *                          sequence: "ACTORS CALLERS OK" on rank 0.
  *        actors_core pg         an actor in a placement-group bundle sits on the
  *                          bundle's node: "ACTORS PG OK".
+ *        actors_core keep  an actor's CPUs stay reserved while it lives
+ *                          (RAYHPC_NUM_WORKERS=2): "ACTORS KEEP OK".
  *        actors_core ownerdeath  rank 1 creates an actor and dies: rank 0's
  *                          calls fail with RH_ERR_ACTOR_DEAD: "ACTORS
  *                          OWNERDEATH OK".
@@ -301,15 +303,12 @@ static void errors(rh_actor_t a)
            "a failing method: %d", st);
 }
 
-static void ctor_failure(const rh_actor_params_t *p)
+/* Tasks that take the return of a call that failed as dead fail the same
+ * way, here and on the last node. */
+static void dependents_fail_as_dead(rh_ref_t r)
 {
-    rh_actor_t a = make_counter(-5, p);
-    rh_ref_t r;
     rh_status_t st;
 
-    CHECK(rh_actor_call(a, "total", NULL, 0, NULL, &r));
-    /* tasks that take the failed return fail the same way, here and on
-     * the last node */
     for (int node = 0; node < rh_num_nodes(); node += rh_num_nodes() - 1) {
         rh_task_params_t tp = rank_on_node(node, 0);
         rh_arg_t x = rh_arg_ref(r);
@@ -317,14 +316,27 @@ static void ctor_failure(const rh_actor_params_t *p)
 
         CHECK(rh_remote("value_after", &x, 1, &tp, &d));
         (void)get_i64(d, 0, &st);
-        EXPECT(st == RH_ERR_ACTOR_DEAD && strstr(rh_last_error(), "refuses"),
+        EXPECT(st == RH_ERR_ACTOR_DEAD && strstr(rh_last_error(), "killed"),
                "a task on node %d taking a dead actor's return: %d", node,
                st);
         if (rh_num_nodes() == 1) {
             break;
         }
     }
-    (void)get_i64(r, 0, &st);
+}
+
+static void ctor_failure(const rh_actor_params_t *p)
+{
+    rh_actor_t a = make_counter(-5, p);
+    rh_ref_t r;
+    rh_status_t st;
+
+    /* the call fails at once when the failure is known already, else its
+     * return does */
+    st = rh_actor_call(a, "total", NULL, 0, NULL, &r);
+    if (st == RH_OK) {
+        (void)get_i64(r, 0, &st);
+    }
     EXPECT(st == RH_ERR_ACTOR_DEAD && strstr(rh_last_error(), "refuses"),
            "call on a failed constructor: %d", st);
     st = rh_actor_ready(a, 30000, NULL);
@@ -351,6 +363,7 @@ static void kill_pending(const rh_actor_params_t *p)
         CHECK(rh_actor_call(a, "add", &x, 1, NULL, &r[i]));
     }
     CHECK(rh_actor_kill(a, 1));
+    dependents_fail_as_dead(r[0]);
     for (int i = 0; i < 1000; i++) {
         (void)get_i64(r[i], 0, &st);
         dead += st == RH_ERR_ACTOR_DEAD;
@@ -595,6 +608,7 @@ static int run_remote(void)
         EXPECT(st == RH_ERR_ACTOR_DEAD, "call after kill: %d", st);
         memset(mem, 0, sizeof(int64_t));
         CHECK(rh_put_seal(gate_ref));
+        dependents_fail_as_dead(rs[0]);
         for (int i = 0; i < 1000; i++) {
             (void)get_i64(rs[i], 0, &st);
             dead += st == RH_ERR_ACTOR_DEAD;
@@ -710,6 +724,44 @@ static int run_pg(void)
 }
 
 static rh_status_t die_soon(void *state, rh_task_ctx_t *ctx);
+
+/* On a rank of 2 CPUs (RAYHPC_NUM_WORKERS=2), an actor that asked for 2
+ * keeps them while it lives: a task that needs one waits until the actor
+ * is dropped, then runs. */
+static int run_keep(void)
+{
+    rh_actor_params_t p = { 0 };
+    rh_task_params_t tp = { 0 };
+    int64_t one = 1;
+    rh_arg_t x = rh_arg_bytes(&one, sizeof(one));
+    rh_actor_t a;
+    rh_ref_t r;
+    rh_status_t st;
+    const void *d;
+    size_t len;
+
+    p.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS;
+    p.num_cpus = 2;
+    a = make_counter(60, &p);
+    CHECK(rh_actor_ready(a, 30000, NULL));
+    tp.field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS;
+    tp.num_cpus = 1;
+    CHECK(rh_remote("value_after", &x, 1, &tp, &r));
+    st = rh_get(r, &d, &len, 1000);
+    EXPECT(st == RH_ERR_TIMEOUT, "a task ran while the actor held every "
+           "CPU: %d", st);
+    CHECK(rh_actor_release(a));
+    st = rh_get(r, &d, &len, 30000);
+    EXPECT(st == RH_OK, "the task after the actor ended: %d", st);
+    if (st == RH_OK) {
+        rh_release(r);
+    }
+    rh_release(r);
+    if (failures == 0) {
+        printf("ACTORS KEEP OK\n");
+    }
+    return failures;
+}
 
 /* Rank 1 creates a named actor on the last node and dies once rank 0 has
  * found it: the actor shares its owner's fate (its destructor runs on its
@@ -837,6 +889,8 @@ int main(int argc, char **argv)
             rc = run_remote();
         } else if (strcmp(mode, "pg") == 0) {
             rc = run_pg();
+        } else if (strcmp(mode, "keep") == 0) {
+            rc = run_keep();
         } else if (strcmp(mode, "rankdeath") == 0) {
             rc = run_rankdeath();
         } else {
