@@ -29,7 +29,9 @@ typedef struct perf_group {
 
 extern const perf_group_t perf_group_am, perf_group_am_tcp, perf_group_tasks,
                           perf_group_remote, perf_group_remote_tcp,
-                          perf_group_pull, perf_group_balance;
+                          perf_group_pull, perf_group_balance,
+                          perf_group_actor, perf_group_actor_tcp,
+                          perf_group_actor_node, perf_group_actor_nn;
 /* Every group, NULL-terminated. */
 extern const perf_group_t *const perf_groups[];
 
@@ -54,6 +56,10 @@ static inline void perf_keep_best(double *best, double v, int lower)
 
 /* Two-rank rendezvous through our AM layer (rank 0 and 1). */
 void perf_sync(void);
+
+/* Every rank of the job meets every other one. A job uses either this or
+ * perf_sync: they count the same messages. */
+void perf_barrier(void);
 
 /* Params that place a task on node `node` (hard NODE_AFFINITY). */
 static inline rh_task_params_t perf_on_node(int node)

@@ -72,6 +72,30 @@ int perf_register_sync(void)
     return rh_am_register(PERF_SYNC, 0, 0, perf_on_sync, NULL);
 }
 
+/* Every rank tells every other one; a rank goes on once it has heard from
+ * as many as it expects in all syncs so far. A message of a faster rank's
+ * next barrier may count for this one: that rank has passed this barrier,
+ * so every rank has reached it. */
+void perf_barrier(void)
+{
+    uint32_t seen;
+
+    for (int r = 0; r < rh_size(); r++) {
+        if (r != rh_rank() &&
+            rh_am_send_wait((uint32_t)r, PERF_SYNC, NULL, 0, NULL, 0) !=
+            RH_OK) {
+            fprintf(stderr, "rayhpc-perf: rank %d: lost rank %d: %s\n",
+                    rh_rank(), r, rh_last_error());
+            exit(1);
+        }
+    }
+    perf_sync_sent += (uint32_t)rh_size() - 1;
+    while ((seen = atomic_load(&perf_sync_seen)) < perf_sync_sent) {
+        syscall(SYS_futex, &perf_sync_seen, FUTEX_WAIT_PRIVATE, seen, NULL,
+                NULL, 0);
+    }
+}
+
 void perf_sync(void)
 {
     int peer = rh_rank() == 0 ? 1 : 0;

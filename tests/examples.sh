@@ -23,6 +23,8 @@ heat2d.c          | 4 | 2 | 128 32 12 3   | ^HEAT2D OK          | 1 | rayhpc-run
 param_sweep.c     | 4 | 2 | 16 16 5000 64 | ^PARAM_SWEEP OK     | 1 | rayhpc-run mpirun
 array_mapreduce.c | 4 | 2 | 16 1 2        | ^ARRAY_MAPREDUCE OK | 1 | rayhpc-run
 pi.c              | 4 | 2 | 64 100000     | ^pi ~ 3\.1          | 1 | rayhpc-run
+param_server.c    | 4 | 2 | 16384 4 4     | ^PARAM_SERVER OK    | 1 | rayhpc-run mpirun
+sim_farm.c        | 4 | 2 | 6 10 256      | ^SIM_FARM OK        | 1 | rayhpc-run
 am_exchange.c     | internal
 '
 

@@ -291,7 +291,7 @@ if want tsan; then
     if (cd "$tsan" && "$srcd/configure" --enable-werror --enable-sanitizers=thread >configure.out 2>&1) &&
        make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
        make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi examples/heat2d \
-            examples/param_sweep examples/array_mapreduce tests/multi/alltoall tests/multi/hello \
+            examples/param_sweep examples/array_mapreduce examples/param_server examples/sim_farm tests/multi/alltoall tests/multi/hello \
             tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
             tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
             tests/multi/placement tests/multi/release tests/multi/resources \
@@ -350,6 +350,8 @@ if want tsan; then
         tsan_run "actors: the actor's rank dies" 137 "ACTORS RANKDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core rankdeath
         RAYHPC_NUM_WORKERS=2 tsan_run "actors: CPUs kept for an actor's life" 0 "ACTORS KEEP OK" 1 -n 1 ./tests/multi/actors_core keep
         tsan_run "actors: the actor's owner dies" 137 "ACTORS OWNERDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core ownerdeath
+        tsan_run "actors: parameter server, 4 workers on 2 nodes" 0 "PARAM_SERVER OK" 1 -n 4 --nodes 2 ./examples/param_server 16384 4 4
+        tsan_run "actors: simulation farm, 6 rods on 2 nodes" 0 "SIM_FARM OK" 1 -n 4 --nodes 2 ./examples/sim_farm 6 10 256
         unset TSAN_OPTIONS UCX_MEM_EVENTS
     else
         grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

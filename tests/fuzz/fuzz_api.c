@@ -2,14 +2,16 @@
  * libFuzzer target: the public API's argument checks. An input is a list
  * of calls (put, put_create, put_seal, get, get_many, wait, release,
  * remote, the placement-group calls, stats, the task-context calls outside
- * a task, register after init) with arguments decoded from the bytes:
- * random lengths, counts, kinds, flags and refs (the call's own, stale
- * ones it released, made-up ones), NULL pointers, bad strings. The calls
+ * a task, register after init, and the actor calls: create, call, ready,
+ * hold, release, kill, get_named, register_actor after init) with
+ * arguments decoded from the bytes:
+ * random lengths, counts, kinds, flags, refs and actor handles (the call's
+ * own, stale ones it released, made-up ones), NULL pointers, bad strings. The calls
  * run on the one-rank runtime, started once, as a driver program would
  * make them; a call may fail, but only with a status and a message.
  *
  * Every hold a call gives is dropped by the end of the input, so that
- * objects do not pile up from one input to the next.
+ * objects and actors do not pile up from one input to the next.
  *
  * RH_FUZZ_SEEDS=dir writes the seed corpus there and exits.
  */
@@ -25,11 +27,13 @@
 #define FZ_NPGS      4
 #define FZ_MAX_ARGS  10
 #define FZ_BIG       (1u << 20)   /* large objects, up to */
+#define FZ_NACTORS   8
 
 enum {
     FZ_PUT, FZ_PUT_CREATE, FZ_PUT_SEAL, FZ_GET, FZ_GET_MANY, FZ_WAIT,
     FZ_RELEASE, FZ_REMOTE, FZ_PG_CREATE, FZ_PG_CALLS, FZ_STATS, FZ_CTX,
-    FZ_REGISTER, FZ_NUM_CALLS
+    FZ_REGISTER, FZ_ACTOR_CREATE, FZ_ACTOR_CALL, FZ_ACTOR_CALLS,
+    FZ_NUM_CALLS
 };
 
 typedef struct fz_state {
@@ -42,6 +46,11 @@ typedef struct fz_state {
     int      npgs;
     rh_ref_t unsealed[FZ_NREFS];
     int      nunsealed;
+    rh_actor_t actors[FZ_NACTORS];   /* ours, with the holds we have */
+    int        aholds[FZ_NACTORS];
+    int        nactors;
+    rh_actor_t astale[FZ_NSTALE];    /* ours, all holds dropped */
+    int        nastale;
 } fz_state_t;
 
 static uint64_t fz_calls, fz_ok;
@@ -470,13 +479,323 @@ static void fz_stats(rh_fuzz_in_t *in)
     fz_check(rh_stats((rh_fuzz_u8(in) & 1) ? NULL : &s), "rh_stats");
 }
 
+/* ---- actors -------------------------------------------------------------- */
+
+/* The class every rank registers: a counter. Its constructor fails when
+ * its first argument starts with 0xff; "fail" always fails; "many" gives
+ * as many returns as asked. */
+typedef struct fz_counter {
+    uint64_t n;
+} fz_counter_t;
+
+static rh_status_t fz_counter_init(rh_task_ctx_t *ctx, void **state)
+{
+    size_t len = 0;
+    const uint8_t *a = rh_task_nargs(ctx) > 0 ? rh_task_arg(ctx, 0, &len)
+                                              : NULL;
+
+    if (a != NULL && len > 0 && a[0] == 0xff) {
+        return rh_task_fail(ctx, "fz_counter: refused by its argument");
+    }
+    *state = calloc(1, sizeof(fz_counter_t));
+    return *state != NULL ? RH_OK : rh_task_fail(ctx, "fz_counter: no memory");
+}
+
+static void fz_counter_fini(void *state)
+{
+    free(state);
+}
+
+static rh_status_t fz_counter_incr(void *state, rh_task_ctx_t *ctx)
+{
+    fz_counter_t *c = state;
+
+    c->n++;
+    return rh_task_return(ctx, 0, &c->n, sizeof(c->n));
+}
+
+static rh_status_t fz_counter_fail(void *state, rh_task_ctx_t *ctx)
+{
+    (void)state;
+    return rh_task_fail(ctx, "fz_counter: fail was called");
+}
+
+/* Reads every argument, sets no return. */
+static rh_status_t fz_counter_many(void *state, rh_task_ctx_t *ctx)
+{
+    size_t len;
+
+    (void)state;
+    for (int i = 0; i < rh_task_nargs(ctx); i++) {
+        const uint8_t *p = rh_task_arg(ctx, i, &len);
+
+        if (p != NULL && len > 0) {
+            fz_sink += p[len - 1];
+        }
+    }
+    return RH_OK;
+}
+
+static const rh_method_def_t fz_counter_methods[] = {
+    { "incr", fz_counter_incr, 0, 1 },
+    { "fail", fz_counter_fail, -1, 1 },
+    { "many", fz_counter_many, -1, 2 },
+};
+
+static int fz_register_actor_class(void)
+{
+    rh_actor_class_t cls;
+
+    memset(&cls, 0, sizeof(cls));
+    cls.field_mask = RH_ACTOR_CLASS_FIELD_FINI;
+    cls.init = fz_counter_init;
+    cls.init_nargs = -1;
+    cls.methods = fz_counter_methods;
+    cls.num_methods = 3;
+    cls.fini = fz_counter_fini;
+    return rh_register_actor("fz_counter", &cls) == RH_OK ? 0 : -1;
+}
+
+/* Class, method and actor names: real, unknown, empty, NULL, too long. */
+static const char *const fz_actor_names[] = {
+    "fz_counter", "incr", "fail", "many", "fz_missing", "", NULL,
+    "fz_a", "fz_b",
+    "a23456789012345678901234567890123456789012345678901234567890123",
+    "a234567890123456789012345678901234567890123456789012345678901234",
+    "fz:counter",
+};
+
+static const char *fz_pick_name(rh_fuzz_in_t *in)
+{
+    return fz_actor_names[rh_fuzz_u8(in) %
+                          (sizeof(fz_actor_names) / sizeof(fz_actor_names[0]))];
+}
+
+static int fz_actor_is(rh_actor_t a, rh_actor_t b)
+{
+    return a.hi == b.hi && a.lo == b.lo;
+}
+
+static void fz_actor_drop_all(fz_state_t *st, int i)
+{
+    while (st->aholds[i] > 0) {
+        fz_check(rh_actor_release(st->actors[i]), "rh_actor_release");
+        st->aholds[i]--;
+    }
+    st->astale[st->nastale++ % FZ_NSTALE] = st->actors[i];
+    st->actors[i] = st->actors[--st->nactors];
+    st->aholds[i] = st->aholds[st->nactors];
+}
+
+static void fz_actor_hold(fz_state_t *st, rh_actor_t a)
+{
+    for (int i = 0; i < st->nactors; i++) {
+        if (fz_actor_is(st->actors[i], a)) {
+            st->aholds[i]++;
+            return;
+        }
+    }
+    if (st->nactors == FZ_NACTORS) {
+        fz_actor_drop_all(st, 0);
+    }
+    st->actors[st->nactors] = a;
+    st->aholds[st->nactors++] = 1;
+}
+
+/* An actor to pass: one of ours, a stale one, none, or made up. */
+static rh_actor_t fz_pick_actor(fz_state_t *st, rh_fuzz_in_t *in)
+{
+    uint8_t how = rh_fuzz_u8(in);
+    rh_actor_t a = { 0, 0 };
+
+    switch (how & 3) {
+    case 0:
+    case 1:
+        return st->nactors > 0 ? st->actors[(how >> 2) % st->nactors] : a;
+    case 2:
+        if (st->nastale > 0) {
+            int n = st->nastale < FZ_NSTALE ? st->nastale : FZ_NSTALE;
+
+            return st->astale[(how >> 2) % n];
+        }
+        return a;
+    default:
+        if (how & 4) {
+            return a;
+        }
+        a.hi = rh_fuzz_u64(in);
+        a.lo = rh_fuzz_u64(in);
+        if ((how & 8) && st->nactors > 0) {
+            a.hi = st->actors[0].hi;   /* ours, but not an id we were given */
+        }
+        return a;
+    }
+}
+
+/* Arguments as fz_remote makes them: refs, bytes, NULL bytes, bad kinds. */
+static int fz_pick_args(fz_state_t *st, rh_fuzz_in_t *in, rh_arg_t *args)
+{
+    int nargs = (int)(rh_fuzz_u8(in) % (FZ_MAX_ARGS + 2)) - 1;
+
+    for (int i = 0; i < nargs; i++) {
+        uint8_t kind = rh_fuzz_u8(in);
+
+        if ((kind & 3) == 0) {
+            args[i] = rh_arg_ref(fz_pick_ref(st, in));
+        } else {
+            size_t got;
+            const uint8_t *p = rh_fuzz_bytes(in, rh_fuzz_u16(in) % 1024,
+                                             &got);
+
+            args[i] = rh_arg_bytes((kind & 4) ? NULL : p, got);
+            if ((kind & 3) == 3) {
+                args[i].kind = (rh_arg_kind_t)(kind >> 3);
+                args[i].ref = fz_pick_ref(st, in);
+            }
+        }
+    }
+    return nargs;
+}
+
+static void fz_actor_create(fz_state_t *st, rh_fuzz_in_t *in)
+{
+    uint8_t how = rh_fuzz_u8(in);
+    const char *cls = (how & 0x80) ? fz_actor_names[0] : fz_pick_name(in);
+    rh_arg_t args[FZ_MAX_ARGS];
+    int nargs = fz_pick_args(st, in, args);
+    rh_actor_params_t params;
+    rh_actor_t a;
+    char res[128];
+
+    memset(&params, 0, sizeof(params));
+    params.field_mask = rh_fuzz_u8(in);
+    params.num_cpus = (int8_t)rh_fuzz_u8(in);
+    params.resources = fz_pick_res(in, res, sizeof(res));
+    params.strategy = (rh_strategy_t)(rh_fuzz_u8(in) % 6);
+    params.node = (int8_t)rh_fuzz_u8(in);
+    params.soft = rh_fuzz_u8(in) & 1;
+    params.pg = st->npgs > 0 && (how & 1) ? st->pgs[(how >> 1) % st->npgs]
+                                          : rh_fuzz_u64(in);
+    params.bundle = (int8_t)rh_fuzz_u8(in);
+    params.name = fz_pick_name(in);
+    params.max_concurrency = (int8_t)rh_fuzz_u8(in);
+    params.detached = 0;   /* a detached actor would outlive the input */
+    if (fz_check(rh_actor_create(cls, nargs > 0 ? args :
+                                      (how & 2) ? NULL : args,
+                                 nargs, (how & 4) ? NULL : &params,
+                                 (how & 8) ? NULL : &a),
+                 "rh_actor_create") == RH_OK && !(how & 8)) {
+        fz_actor_hold(st, a);
+    }
+}
+
+static void fz_actor_call(fz_state_t *st, rh_fuzz_in_t *in)
+{
+    uint8_t how = rh_fuzz_u8(in);
+    rh_actor_t a = fz_pick_actor(st, in);
+    const char *method = fz_pick_name(in);
+    rh_arg_t args[FZ_MAX_ARGS];
+    int nargs = fz_pick_args(st, in, args);
+    rh_call_params_t params;
+    rh_ref_t rets[66];
+
+    memset(&params, 0, sizeof(params));
+    params.field_mask = rh_fuzz_u8(in);
+    params.num_returns = (int8_t)rh_fuzz_u8(in);
+    params.flags = rh_fuzz_u8(in) & 3;
+    memset(rets, 0, sizeof(rets));
+    if (fz_check(rh_actor_call(a, method, nargs > 0 ? args :
+                                          (how & 2) ? NULL : args,
+                               nargs, (how & 4) ? NULL : &params,
+                               (how & 8) ? NULL : rets),
+                 "rh_actor_call") != RH_OK || (how & 8)) {
+        return;
+    }
+    for (int i = 0; i < 66; i++) {
+        if (rets[i].hi != 0 || rets[i].lo != 0) {
+            fz_hold(st, rets[i]);
+        }
+    }
+}
+
+/* ready, hold, release, kill, get_named, register_actor after init,
+ * rh_task_actor outside a task. */
+static void fz_actor_calls(fz_state_t *st, rh_fuzz_in_t *in)
+{
+    uint8_t how = rh_fuzz_u8(in);
+    rh_actor_t a = fz_pick_actor(st, in), got;
+    rh_actor_class_t cls;
+    int rank;
+
+    switch (how % 7) {
+    case 0:
+        fz_check(rh_actor_ready(a, (how & 0x80) ? 1 : 0,
+                                (how & 0x40) ? NULL : &rank),
+                 "rh_actor_ready");
+        break;
+    case 1:
+        if (fz_check(rh_actor_hold(a), "rh_actor_hold") == RH_OK) {
+            for (int i = 0; i < st->nactors; i++) {
+                if (fz_actor_is(st->actors[i], a)) {
+                    st->aholds[i]++;
+                }
+            }
+        }
+        break;
+    case 2:
+        /* Only holds we have: another's would be the runtime's to keep. */
+        for (int i = 0; i < st->nactors; i++) {
+            if (fz_actor_is(st->actors[i], a)) {
+                if (--st->aholds[i] == 0) {
+                    st->aholds[i] = 1;
+                    fz_actor_drop_all(st, i);
+                } else {
+                    fz_check(rh_actor_release(a), "rh_actor_release");
+                }
+                break;
+            }
+        }
+        break;
+    case 3:
+        fz_check(rh_actor_kill(a, (how >> 3) & 1), "rh_actor_kill");
+        break;
+    case 4:
+        if (fz_check(rh_actor_get_named(fz_pick_name(in),
+                                        (how & 0x80) ? NULL : &got),
+                     "rh_actor_get_named") == RH_OK && !(how & 0x80)) {
+            fz_actor_hold(st, got);
+        }
+        break;
+    case 5:
+        memset(&cls, 0, sizeof(cls));
+        cls.init = (how & 0x10) ? NULL : fz_counter_init;
+        cls.init_nargs = (int8_t)rh_fuzz_u8(in);
+        cls.methods = (how & 0x20) ? NULL : fz_counter_methods;
+        cls.num_methods = (int8_t)rh_fuzz_u8(in);
+        fz_check(rh_register_actor(fz_pick_name(in),
+                                   (how & 0x40) ? NULL : &cls),
+                 "rh_register_actor");
+        break;
+    default:
+        got = rh_task_actor(NULL);
+        if (got.hi != 0 || got.lo != 0) {
+            fprintf(stderr, "fuzz_api: rh_task_actor outside a task gave "
+                    "an actor\n");
+            abort();
+        }
+        break;
+    }
+}
+
 /* ---- seeds --------------------------------------------------------------- */
 
 static void fz_write_seeds(const char *dir)
 {
     /* One seed per call, then a few sequences: a put and its get and
      * releases; a task on a put, its get; a group, a task in it, its
-     * removal; a put_create left unsealed, then got. */
+     * removal; a put_create left unsealed, then got; an actor, a call and
+     * its get, a release; a named actor found, killed with a call made;
+     * an actor whose constructor fails, called. */
     static const uint8_t put_get[] = {
         FZ_PUT, 0, 5, 0, 'h', 'e', 'l', 'l', 'o',
         FZ_GET, 0, 0,
@@ -507,6 +826,28 @@ static void fz_write_seeds(const char *dir)
         FZ_REMOTE, 0, 4, 1, 1, 4, 0, 0, 0, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0,
     };
+    static const uint8_t actor[] = {
+        FZ_ACTOR_CREATE, 0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0,
+        FZ_ACTOR_CALL, 0, 0, 1, 1, 0, 0, 0,
+        FZ_GET, 0, 0,
+        FZ_ACTOR_CALLS, 2, 0,
+    };
+    static const uint8_t named[] = {
+        FZ_ACTOR_CREATE, 0x80, 1, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        7, 0,
+        FZ_ACTOR_CALLS, 4, 0, 7,
+        FZ_ACTOR_CALL, 0, 0, 1, 1, 0, 0, 0,
+        FZ_ACTOR_CALLS, 3, 0,
+        FZ_GET, 0, 0,
+    };
+    static const uint8_t ctor_fails[] = {
+        FZ_ACTOR_CREATE, 0x80, 2, 1, 1, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0,
+        FZ_ACTOR_CALLS, 0x85, 0,
+        FZ_ACTOR_CALL, 0, 0, 1, 1, 0, 0, 0,
+        FZ_GET, 0x70, 0,
+    };
     char name[32];
 
     for (uint8_t c = 0; c < FZ_NUM_CALLS; c++) {
@@ -522,6 +863,10 @@ static void fz_write_seeds(const char *dir)
     rh_fuzz_write_seed(dir, "placement-group", group, sizeof(group));
     rh_fuzz_write_seed(dir, "unsealed-put", unsealed, sizeof(unsealed));
     rh_fuzz_write_seed(dir, "large-objects", big, sizeof(big));
+    rh_fuzz_write_seed(dir, "actor-call-get", actor, sizeof(actor));
+    rh_fuzz_write_seed(dir, "named-actor-killed", named, sizeof(named));
+    rh_fuzz_write_seed(dir, "actor-constructor-fails", ctor_fails,
+                       sizeof(ctor_fails));
 }
 
 /* ---- the target ---------------------------------------------------------- */
@@ -530,6 +875,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    /* Before the runtime starts, as classes must be. */
+    if (fz_register_actor_class() != 0) {
+        fprintf(stderr, "fuzz_api: %s\n", rh_last_error());
+        return 1;
+    }
     return rh_fuzz_initialize("fuzz_api", fz_write_seeds, fz_report);
 }
 
@@ -555,7 +905,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
         case FZ_PG_CALLS:  fz_pg_calls(&st, &in); break;
         case FZ_STATS:     fz_stats(&in); break;
         case FZ_CTX:       fz_ctx(&in); break;
-        default:           fz_register(&in); break;
+        case FZ_REGISTER:  fz_register(&in); break;
+        case FZ_ACTOR_CREATE: fz_actor_create(&st, &in); break;
+        case FZ_ACTOR_CALL:   fz_actor_call(&st, &in); break;
+        default:           fz_actor_calls(&st, &in); break;
         }
     }
     /* A put left unsealed would keep the tasks that take it waiting for
@@ -568,6 +921,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *buf, size_t size)
     }
     while (st.nrefs > 0) {
         fz_release_all(&st, 0);
+    }
+    /* The last holds: the calls made run, then the destructors. */
+    while (st.nactors > 0) {
+        fz_actor_drop_all(&st, 0);
     }
     while (st.npgs > 0) {
         fz_pg_remove_oldest(&st);
