@@ -236,24 +236,18 @@ static void rh_fwd_on_peer_failure(void *arg, int rank)
     }
 }
 
-/* A task's message was lost on its way (its rank failed, or the send
- * failed): the task never arrived, so its futures fail, naming the rank
- * and why. */
-static void rh_fwd_submit_lost(void *arg, uint32_t dest, const void *hdr,
-                               size_t hdr_len, const void *data, size_t len,
-                               rh_status_t status)
+/* A task's or a call's message was lost on its way (its rank failed, or
+ * the send failed): it never arrived, so its futures fail, naming the rank
+ * and why. Returns 0 when they had failed already (its rank was declared
+ * dead). */
+static int rh_fwd_fail_lost(uint64_t counter, uint32_t dest,
+                            rh_status_t status)
 {
-    rh_fwd_submit_t h;
     rh_inflight_t e;
     char msg[512];
 
-    (void)arg;
-    (void)hdr_len;
-    (void)data;
-    (void)len;
-    memcpy(&h, hdr, sizeof(h));
-    if (!rh_inflight_take(h.counter, (int)dest, &e)) {
-        return;   /* failed already: its rank was declared dead */
+    if (!rh_inflight_take(counter, (int)dest, &e)) {
+        return 0;
     }
     snprintf(msg, sizeof(msg), "%s %s could not be sent to rank %u: %s",
              e.is_call ? "the call of" : "task", e.name, dest,
@@ -264,32 +258,39 @@ static void rh_fwd_submit_lost(void *arg, uint32_t dest, const void *hdr,
     }
     rh_inflight_fail(&e, msg);
     rh_inflight_release(&e);
+    return 1;
 }
 
-/* An actor's call was lost on its way: the same, read from its header. */
-static void rh_fwd_call_lost(void *arg, uint32_t dest, const void *hdr,
-                             size_t hdr_len, const void *data, size_t len,
-                             rh_status_t status)
+static void rh_fwd_submit_lost(void *arg, uint32_t dest, const void *hdr,
+                               size_t hdr_len, const void *data, size_t len,
+                               rh_status_t status)
 {
-    rh_call_hdr_t h;
-    rh_inflight_t e;
-    char msg[512];
+    rh_fwd_submit_t h;
 
     (void)arg;
     (void)hdr_len;
     (void)data;
     (void)len;
     memcpy(&h, hdr, sizeof(h));
-    if (!rh_inflight_take(h.counter, (int)dest, &e)) {
-        return;
+    (void)rh_fwd_fail_lost(h.counter, dest, status);
+}
+
+static void rh_fwd_call_lost(void *arg, uint32_t dest, const void *hdr,
+                             size_t hdr_len, const void *data, size_t len,
+                             rh_status_t status)
+{
+    rh_call_hdr_t h;
+
+    (void)arg;
+    (void)hdr_len;
+    (void)data;
+    (void)len;
+    memcpy(&h, hdr, sizeof(h));
+    if (rh_fwd_fail_lost(h.counter, dest, status)) {
+        /* The actor must not wait for its number: the calls behind it
+         * run. */
+        rh_actor_call_skip((int)dest, h.actor_hi, h.actor_lo, h.seq);
     }
-    snprintf(msg, sizeof(msg), "the call of %s could not be sent to rank "
-             "%u: %s", e.name, dest, status == RH_ERR_PEER_FAILED ?
-             "the rank failed" : rh_status_string(status));
-    rh_inflight_fail(&e, msg);
-    rh_inflight_release(&e);
-    /* The actor must not wait for its number: the calls behind it run. */
-    rh_actor_call_skip((int)dest, h.actor_hi, h.actor_lo, h.seq);
 }
 
 /* ---- the owner sends -------------------------------------------------------- */
