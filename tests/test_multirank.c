@@ -717,6 +717,35 @@ Test(pull, copies_of_a_dead_owners_object_leave_the_stores_over_tcp)
     owner_dies_case(ONE_WORKER_TCP);
 }
 
+/* A rank dies in the middle of its read of rank 0's region: rank 0 serves
+ * the read, hears of the death and ends with nothing of that read left in
+ * UCX (UCX warns at finalize about a request never handed back). */
+static void reader_dies_case(const char *tls)
+{
+    const char *env[] = { "RAYHPC_STORE_SIZE=64M", tls, NULL };
+    rh_run_t run = launch(2, 2, 1, "tests/multi/reader_dies", NULL, env);
+
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "READER DIES OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "UCX  WARN"), 0, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "UCX  ERROR"), 0, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(pull, a_reader_killed_mid_read_leaves_nothing_in_ucx)
+{
+    reader_dies_case(NULL);
+}
+
+Test(pull, a_reader_killed_mid_read_leaves_nothing_in_ucx_over_tcp)
+{
+    reader_dies_case("UCX_TLS=tcp,self");
+}
+
 /* Rank 0 lets objects go while ranks of two other nodes get them and hand
  * them to tasks of their own: each get and task reads the object or fails
  * saying it was released, and rank 0 ends with no future left. */

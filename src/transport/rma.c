@@ -1,17 +1,59 @@
+/*
+ * One-sided reads, and their stand-in where UCX has no hardware for them.
+ *
+ * Without a transport that reads remote memory (InfiniBand, or CMA between
+ * the processes of a host, which UCX 1.13 leaves out of endpoints with
+ * peer-failure handling), UCX emulates ucp_get_nbx with messages: the
+ * owner's UCX answers from a request of its own, which it never gives
+ * back when the reader dies while the answer waits in the queue (the
+ * "not returned to mpool ucp_requests" warning at finalize, from every
+ * reader killed mid-read). To such peers we send the read as our own
+ * message instead: the owner answers with an ordinary send from its region
+ * (rendezvous when large), a request of ours that fails, reports and is
+ * freed like any other when the reader dies.
+ */
 #include "transport/rma.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "transport/am_ids.h"
 #include "transport/tp_internal.h"
 #include "transport/transport.h"
 
 typedef struct rh_rma_peer {
     ucp_rkey_h rkey;
     uint64_t   base;      /* where that rank maps its region */
+    int        by_am;     /* UCX cannot read its memory: reads are messages */
 } rh_rma_peer_t;
+
+/* A read request, and its answer: the bytes, or status != 0 and none. */
+typedef struct rh_rma_read_hdr {
+    uint64_t token, offset, len;
+} rh_rma_read_hdr_t;
+
+typedef struct rh_rma_data_hdr {
+    uint64_t token;
+    int32_t  status;
+    uint32_t reserved;
+} rh_rma_data_hdr_t;
+
+/* A read by message, from rh_tp_get until its done ran. */
+typedef struct rh_rma_read rh_rma_read_t;
+struct rh_rma_read {
+    rh_am_done_fn  done;
+    void          *arg;
+    void          *local;
+    uint64_t       token;
+    size_t         len;
+    int            rank;
+    int            receiving;   /* the bytes are on their way into local */
+    rh_rma_read_t *next_dead;   /* failing with its rank */
+};
 
 /* The packed form: the region's base address in the owner's process, then
  * UCX's packed rkey. */
@@ -27,6 +69,9 @@ static struct {
     size_t         packed_len;
     rh_rma_peer_t *peers;       /* progress thread only */
     int            npeers;
+    /* reads by message, token -> rh_rma_read_t * (progress thread only) */
+    rh_hmap_t      reads;
+    uint64_t       next_token;
 } rh_rma;
 
 rh_status_t rh_tp_mem_register(void *base, size_t len)
@@ -90,6 +135,28 @@ static rh_rma_peer_t *rh_rma_peer(int rank)
     return &rh_rma.peers[rank];
 }
 
+/* Whether UCX reads the memory behind ep itself: the endpoint has a lane
+ * for bulk remote memory access. UCX says so only in its description of
+ * the endpoint; a description without one (or none at all) means
+ * emulation, and reads go as messages, which is never wrong, only slower
+ * than a real RDMA read. */
+static int rh_rma_ep_reads(ucp_ep_h ep)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int reads;
+
+    if (f == NULL) {
+        return 0;
+    }
+    ucp_ep_print_info(ep, f);
+    fclose(f);
+    reads = text != NULL && strstr(text, " rma_bw#") != NULL;
+    free(text);
+    return reads;
+}
+
 int rh_tp_has_rkey(int rank)
 {
     rh_rma_peer_t *p = rh_rma_peer(rank);
@@ -127,6 +194,7 @@ rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len)
                             "unpack: %s", rank, ucs_status_string(st));
     }
     p->base = h.base;
+    p->by_am = !rh_rma_ep_reads(ep);
     return RH_OK;
 }
 
@@ -145,6 +213,205 @@ static void rh_rma_get_cb(void *request, ucs_status_t status, void *user_data)
     ucp_request_free(request);
 }
 
+/* ---- reads by message --------------------------------------------------- */
+
+static rh_rma_read_t *rh_rma_read_find(uint64_t token)
+{
+    rh_rma_read_t **slot = rh_hmap_get(&rh_rma.reads, &token);
+
+    return slot != NULL ? *slot : NULL;
+}
+
+static void rh_rma_read_end(rh_rma_read_t *r, rh_status_t status)
+{
+    (void)rh_hmap_del(&rh_rma.reads, &r->token, NULL);
+    r->done(r->arg, status);
+    free(r);
+}
+
+static rh_status_t rh_rma_get_by_am(int rank, void *local, size_t len,
+                                    uint64_t offset, rh_am_done_fn done,
+                                    void *arg)
+{
+    rh_rma_read_hdr_t h;
+    rh_rma_read_t *r = malloc(sizeof(*r)), **slot;
+    rh_status_t status;
+
+    if (r == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "read from rank %d", rank);
+    }
+    r->done = done;
+    r->arg = arg;
+    r->local = local;
+    r->token = ++rh_rma.next_token;
+    r->len = len;
+    r->rank = rank;
+    r->receiving = 0;
+    slot = rh_hmap_put(&rh_rma.reads, &r->token, NULL);
+    if (slot == NULL) {
+        free(r);
+        return rh_error_set(RH_ERR_NO_MEMORY, "read from rank %d", rank);
+    }
+    *slot = r;
+    h.token = r->token;
+    h.offset = offset;
+    h.len = len;
+    status = rh_am_send((uint32_t)rank, RH_AM_ID_RMA_READ, &h, sizeof(h),
+                        NULL, 0, NULL, NULL);
+    if (status != RH_OK) {
+        (void)rh_hmap_del(&rh_rma.reads, &r->token, NULL);
+        free(r);
+    }
+    return status;
+}
+
+/* The request never reached its rank (retries spent, or the rank died). */
+static void rh_rma_read_lost(void *arg, uint32_t dest, const void *hdr,
+                             size_t hdr_len, const void *data, size_t len,
+                             rh_status_t status)
+{
+    rh_rma_read_hdr_t h;
+    rh_rma_read_t *r;
+
+    (void)arg;
+    (void)dest;
+    (void)data;
+    (void)len;
+    if (hdr_len != sizeof(h)) {
+        return;
+    }
+    memcpy(&h, hdr, sizeof(h));
+    r = rh_rma_read_find(h.token);
+    if (r != NULL && !r->receiving) {
+        rh_rma_read_end(r, status);
+    }
+}
+
+/* The answer left or failed: nothing of ours to give back (the bytes are
+ * the region's), but a done callback keeps the send zero-copy. */
+static void rh_rma_data_sent(void *arg, rh_status_t status)
+{
+    (void)arg;
+    (void)status;
+}
+
+/* Owner side: answer from the region, or with why not. */
+static rh_status_t rh_rma_on_read(void *arg, rh_am_msg_t *msg)
+{
+    rh_rma_read_hdr_t h;
+    rh_rma_data_hdr_t d;
+
+    (void)arg;
+    memcpy(&h, msg->hdr, sizeof(h));
+    memset(&d, 0, sizeof(d));
+    d.token = h.token;
+    if (rh_rma.memh == NULL || h.offset > rh_rma.len ||
+        h.len > rh_rma.len - h.offset) {
+        rh_warn("rank %u asked for %llu bytes at offset %llu of a %zu-byte "
+                "region", msg->src, (unsigned long long)h.len,
+                (unsigned long long)h.offset, rh_rma.len);
+        d.status = RH_ERR_INVALID_PARAM;
+        (void)rh_am_send(msg->src, RH_AM_ID_RMA_DATA, &d, sizeof(d), NULL, 0,
+                         NULL, NULL);
+        return RH_OK;
+    }
+    /* A failure to send is the reader's death: it hears nothing more. */
+    (void)rh_am_send(msg->src, RH_AM_ID_RMA_DATA, &d, sizeof(d),
+                     (uint8_t *)rh_rma.base + h.offset, (size_t)h.len,
+                     rh_rma_data_sent, NULL);
+    return RH_OK;
+}
+
+static void rh_rma_data_arrived(void *arg, rh_status_t status)
+{
+    rh_rma_read_end(arg, status);
+}
+
+/* Reader side: the bytes (in the message, or still at the owner), or an
+ * error. */
+static rh_status_t rh_rma_on_data(void *arg, rh_am_msg_t *msg)
+{
+    rh_rma_data_hdr_t d;
+    rh_rma_read_t *r;
+
+    (void)arg;
+    memcpy(&d, msg->hdr, sizeof(d));
+    r = rh_rma_read_find(d.token);
+    if (r == NULL || r->receiving || r->rank != (int)msg->src) {
+        /* Late from a rank we gave up on with its reads, or not ours. */
+        return rh_tp_peer_alive((int)msg->src) ? RH_ERR_MALFORMED : RH_OK;
+    }
+    if (d.status != RH_OK) {
+        rh_rma_read_end(r, d.status < 0 && d.status >= RH_ERR_SHUTDOWN ?
+                        (rh_status_t)d.status : RH_ERR_MALFORMED);
+        return RH_OK;
+    }
+    if (msg->data_len != r->len) {
+        rh_rma_read_end(r, RH_ERR_MALFORMED);
+        return RH_ERR_MALFORMED;
+    }
+    if (msg->rndv_desc == NULL) {
+        memcpy(r->local, msg->data, r->len);
+        rh_rma_read_end(r, RH_OK);
+        return RH_OK;
+    }
+    r->receiving = 1;
+    return rh_am_recv_data(msg, r->local, rh_rma_data_arrived, r);
+}
+
+/* A dead rank answers nothing: its reads fail now, except those whose
+ * bytes are already coming (UCX fails those with the endpoint). */
+static void rh_rma_on_peer_failure(void *arg, int rank)
+{
+    rh_rma_read_t *dead = NULL;
+    rh_hmap_iter_t it;
+    void *key, *val;
+
+    (void)arg;
+    rh_hmap_iter_init(&it, &rh_rma.reads);
+    while (rh_hmap_iter_next(&it, &key, &val)) {
+        rh_rma_read_t *r = *(rh_rma_read_t **)val;
+
+        if (r->rank == rank && !r->receiving) {
+            rh_hmap_iter_del(&it);
+            r->next_dead = dead;
+            dead = r;
+        }
+    }
+    while (dead != NULL) {
+        rh_rma_read_t *r = dead;
+
+        dead = r->next_dead;
+        r->done(r->arg, RH_ERR_PEER_FAILED);
+        free(r);
+    }
+}
+
+rh_status_t rh_tp_rma_open(void)
+{
+    rh_status_t status;
+
+    rh_hmap_init(&rh_rma.reads, sizeof(uint64_t), sizeof(rh_rma_read_t *));
+    rh_rma.next_token = 0;
+    status = rh_am_register(RH_AM_ID_RMA_READ, sizeof(rh_rma_read_hdr_t),
+                            sizeof(rh_rma_read_hdr_t), rh_rma_on_read, NULL);
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_RMA_DATA, sizeof(rh_rma_data_hdr_t),
+                                sizeof(rh_rma_data_hdr_t), rh_rma_on_data,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_set_lost(RH_AM_ID_RMA_READ, RH_AM_RETRIES,
+                                rh_rma_read_lost, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_rma_on_peer_failure, NULL);
+    }
+    return status;
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
 rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
                       rh_am_done_fn done, void *arg)
 {
@@ -157,6 +424,9 @@ rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
 
     if (p == NULL || p->rkey == NULL) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "no rkey of rank %d", rank);
+    }
+    if (p->by_am) {
+        return rh_rma_get_by_am(rank, local, len, offset, done, arg);
     }
     status = rh_tp_ep(rank, &ep);
     if (status != RH_OK) {
@@ -196,6 +466,16 @@ rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
 
 void rh_tp_rma_close(void)
 {
+    rh_rma_read_t *open_read;
+
+    /* Reads still open now had their endpoint closed under them and their
+     * owners (the pulls) are gone: nobody is told. */
+    while (rh_hmap_pop(&rh_rma.reads, NULL, &open_read)) {
+        rh_debug("a read of %zu bytes from rank %d was still open at close",
+                 open_read->len, open_read->rank);
+        free(open_read);
+    }
+    rh_hmap_fini(&rh_rma.reads);
     if (rh_rma.peers != NULL) {
         for (int r = 0; r < rh_rma.npeers; r++) {
             if (rh_rma.peers[r].rkey != NULL) {

@@ -231,6 +231,9 @@ rh_status_t rh_tp_open(const rh_config_t *cfg)
     if (status == RH_OK) {
         status = rh_tp_open_worker();
     }
+    if (status == RH_OK) {
+        status = rh_tp_rma_open();
+    }
     if (status != RH_OK) {
         rh_tp_close();
     }
