@@ -746,6 +746,25 @@ Test(pull, a_reader_killed_mid_read_leaves_nothing_in_ucx_over_tcp)
     reader_dies_case("UCX_TLS=tcp,self");
 }
 
+/* Rank 0 finalizes while its large send to a stalled rank 1 is still
+ * unanswered: closing fails the send, and its request, whose buffer UCX
+ * lets the peer read, ends only in a later UCX round; rank 0 must wait for
+ * it before the worker goes. */
+Test(pull, a_large_send_cut_short_by_finalize_leaves_nothing_in_ucx)
+{
+    static const char *const env[] = { "RAYHPC_STORE_SIZE=64M",
+                                       "RAYHPC_FINALIZE_TIMEOUT=2s", NULL };
+    rh_run_t run = launch(2, 2, 1, "tests/multi/reader_dies", "stall", env);
+
+    cr_expect_eq(rh_count_lines(run.out, "RANK STALLS OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "UCX  WARN"), 0, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "UCX  ERROR"), 0, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* Rank 0 lets objects go while ranks of two other nodes get them and hand
  * them to tasks of their own: each get and task reads the object or fails
  * saying it was released, and rank 0 ends with no future left. */

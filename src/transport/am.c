@@ -311,6 +311,7 @@ static void rh_am_recv_data_cb(void *request, ucs_status_t status,
     ctx->done(ctx->arg, rh_tp_status_from_ucs(status, ctx->src));
     free(ctx);
     ucp_request_free(request);
+    rh_tp_open_reqs--;
 }
 
 rh_status_t rh_am_recv_data(rh_am_msg_t *msg, void *buf, rh_am_done_fn done,
@@ -339,7 +340,9 @@ rh_status_t rh_am_recv_data(rh_am_msg_t *msg, void *buf, rh_am_done_fn done,
     req = ucp_am_recv_data_nbx(rh_tp_worker, msg->rndv_desc, buf,
                                msg->data_len, &param);
     msg->rndv_desc = NULL;
-    if (req == NULL) {
+    if (UCS_PTR_IS_PTR(req)) {
+        rh_tp_open_reqs++;
+    } else if (req == NULL) {
         free(ctx);
         done(done_arg, RH_OK);
     } else if (UCS_PTR_IS_ERR(req)) {
@@ -485,6 +488,7 @@ static void rh_am_send_cb(void *request, ucs_status_t status, void *user_data)
 
     rh_am_sreq_finish(sreq, rh_tp_status_from_ucs(status, (int)sreq->dest));
     ucp_request_free(request);
+    rh_tp_open_reqs--;
 }
 
 /* Hands a request to UCX (progress thread only). */
@@ -519,7 +523,9 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
                           sreq->data, sreq->len, &param);
     if (rh_likely(req == NULL)) {
         rh_am_sreq_finish(sreq, RH_OK);
-    } else if (UCS_PTR_IS_ERR(req)) {
+    } else if (UCS_PTR_IS_PTR(req)) {
+        rh_tp_open_reqs++;
+    } else {
         rh_am_sreq_finish(sreq, rh_tp_status_from_ucs(UCS_PTR_STATUS(req),
                                                       (int)sreq->dest));
     }

@@ -211,6 +211,7 @@ static void rh_rma_get_cb(void *request, ucs_status_t status, void *user_data)
     op->done(op->arg, rh_tp_status_from_ucs(status, op->rank));
     free(op);
     ucp_request_free(request);
+    rh_tp_open_reqs--;
 }
 
 /* ---- reads by message --------------------------------------------------- */
@@ -461,6 +462,7 @@ rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
                             "RDMA read from rank %d: %s", rank,
                             ucs_status_string(UCS_PTR_STATUS(req)));
     }
+    rh_tp_open_reqs++;
     return RH_OK;
 }
 

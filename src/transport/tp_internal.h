@@ -11,6 +11,11 @@
 
 extern ucp_worker_h rh_tp_worker;
 
+/* Requests UCX handed us and has not completed yet (progress thread only,
+ * or any thread once it stopped): every one is completed and freed before
+ * the worker goes, or the close says how many were not. */
+extern long rh_tp_open_reqs;
+
 ucp_context_h rh_tp_context(void);
 
 /* Endpoint to rank (progress thread only); created on first use. Fails with

@@ -14,7 +14,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/core.h"
+#include "plasma/store.h"
 #include "rank_util.h"
 #include "transport/am.h"
 #include "transport/rma.h"
@@ -26,7 +29,9 @@
 enum {
     ID_HELLO = RH_AM_ID_TEST_FIRST,   /* 1 -> 0: send me your rkey */
     ID_RKEY,                          /* 0 -> 1: the rkey */
-    ID_MARK                           /* 1 -> 0: the read went out */
+    ID_MARK,                          /* 1 -> 0: the read went out */
+    ID_BIG                            /* 0 -> 1: READ_LEN bytes, rank 0's
+                                       * pid in the header */
 };
 
 static _Atomic long got_rkey, got_mark;
@@ -99,6 +104,46 @@ static void read_and_die(rh_tp_op_t *op)
     }
 }
 
+/* Rank 1 in stall mode: no progress until rank 0 has left. */
+static rh_status_t on_big(void *arg, rh_am_msg_t *msg)
+{
+    int32_t pid;
+    double end = rank_now() + 120;
+
+    (void)arg;
+    memcpy(&pid, msg->hdr, sizeof(pid));
+    while (kill((pid_t)pid, 0) == 0 && rank_now() < end) {
+        rank_nap();
+    }
+    return RH_OK;
+}
+
+static void big_sent(void *arg, rh_status_t status)
+{
+    (void)arg;
+    (void)status;
+}
+
+static int stall(void)
+{
+    int32_t pid = (int32_t)getpid();
+
+    if (rh_rank() == 1) {
+        (void)rh_finalize();   /* rank 0 has left: nothing to agree on */
+        return 0;
+    }
+    /* From the store's region, registered with UCX as the pulls' answers
+     * are: the peer could read it, so UCX revokes that before failing the
+     * send. */
+    CHECK(rh_am_send(1, ID_BIG, &pid, sizeof(pid),
+                     rh_store_base(rh_core_store()), READ_LEN, big_sent,
+                     NULL));
+    (void)rh_finalize();   /* fails: rank 1 never reports */
+    printf("RANK STALLS OK\n");
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static rh_tp_op_t op = { .run = read_and_die };
@@ -106,10 +151,15 @@ int main(int argc, char **argv)
     CHECK(rh_am_register(ID_HELLO, 0, 0, on_hello, NULL));
     CHECK(rh_am_register(ID_RKEY, 0, 0, on_rkey, NULL));
     CHECK(rh_am_register(ID_MARK, 0, 0, on_mark, NULL));
+    CHECK(rh_am_register(ID_BIG, sizeof(int32_t), sizeof(int32_t), on_big,
+                         NULL));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_size() != 2) {
         fprintf(stderr, "READER DIES: needs 2 ranks\n");
         return 1;
+    }
+    if (argc > 1 && strcmp(argv[1], "stall") == 0) {
+        return stall();
     }
     if (rh_rank() == 1) {
         CHECK(rh_am_send_wait(0, ID_HELLO, NULL, 0, NULL, 0));
