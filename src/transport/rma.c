@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/config.h"
 #include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -37,10 +38,19 @@ typedef struct rh_rma_read_hdr {
 } rh_rma_read_hdr_t;
 
 typedef struct rh_rma_data_hdr {
-    uint64_t token;
+    uint64_t token, offset;   /* where these bytes go in the read */
     int32_t  status;
     uint32_t reserved;
 } rh_rma_data_hdr_t;
+
+/* The answer goes in pieces this small, each one eager message: a
+ * rendezvous send waits for the reader's reply in a list of its endpoint
+ * that UCX empties only once the endpoint's lanes are discarded, which
+ * over shared memory to a dead process never ends, so it was left in UCX
+ * at finalize. An eager piece is done once copied out, or failed at once
+ * with the endpoint. Below UCX's rendezvous threshold over shared memory
+ * (8 KiB and a little) and over TCP. */
+#define RH_RMA_PIECE 8000u
 
 /* A read by message, from rh_tp_get until its done ran. */
 typedef struct rh_rma_read rh_rma_read_t;
@@ -51,7 +61,7 @@ struct rh_rma_read {
     uint64_t       token;
     size_t         len;
     int            rank;
-    int            receiving;   /* the bytes are on their way into local */
+    size_t         got;         /* bytes arrived */
     rh_rma_read_t *next_dead;   /* failing with its rank */
 };
 
@@ -235,9 +245,14 @@ static rh_status_t rh_rma_get_by_am(int rank, void *local, size_t len,
                                     void *arg)
 {
     rh_rma_read_hdr_t h;
-    rh_rma_read_t *r = malloc(sizeof(*r)), **slot;
+    rh_rma_read_t *r, **slot;
     rh_status_t status;
 
+    if (len == 0) {
+        done(arg, RH_OK);
+        return RH_OK;
+    }
+    r = malloc(sizeof(*r));
     if (r == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "read from rank %d", rank);
     }
@@ -247,7 +262,7 @@ static rh_status_t rh_rma_get_by_am(int rank, void *local, size_t len,
     r->token = ++rh_rma.next_token;
     r->len = len;
     r->rank = rank;
-    r->receiving = 0;
+    r->got = 0;
     slot = rh_hmap_put(&rh_rma.reads, &r->token, NULL);
     if (slot == NULL) {
         free(r);
@@ -283,31 +298,36 @@ static void rh_rma_read_lost(void *arg, uint32_t dest, const void *hdr,
     }
     memcpy(&h, hdr, sizeof(h));
     r = rh_rma_read_find(h.token);
-    if (r != NULL && !r->receiving) {
+    if (r != NULL) {
         rh_rma_read_end(r, status);
     }
 }
 
-/* The answer left or failed: nothing of ours to give back (the bytes are
- * the region's), but a done callback keeps the send zero-copy. */
-static void rh_rma_data_sent(void *arg, rh_status_t status)
+/* A piece left or failed: nothing of ours to give back (the bytes are the
+ * region's), but a done callback keeps the send zero-copy. */
+static void rh_rma_piece_sent(void *arg, rh_status_t status)
 {
     (void)arg;
     (void)status;
 }
 
-/* Owner side: answer from the region, or with why not. */
+/* Owner side: answer from the region in pieces, or with why not. */
 static rh_status_t rh_rma_on_read(void *arg, rh_am_msg_t *msg)
 {
     rh_rma_read_hdr_t h;
     rh_rma_data_hdr_t d;
+    size_t piece = RH_RMA_PIECE;
 
     (void)arg;
+    /* RAYHPC_RNDV_THRESH makes pieces at least that large rendezvous. */
+    if (rh_cfg.rndv_thresh > 1 && rh_cfg.rndv_thresh - 1 < piece) {
+        piece = (size_t)rh_cfg.rndv_thresh - 1;
+    }
     memcpy(&h, msg->hdr, sizeof(h));
     memset(&d, 0, sizeof(d));
     d.token = h.token;
     if (rh_rma.memh == NULL || h.offset > rh_rma.len ||
-        h.len > rh_rma.len - h.offset) {
+        h.len > rh_rma.len - h.offset || h.len == 0) {
         rh_warn("rank %u asked for %llu bytes at offset %llu of a %zu-byte "
                 "region", msg->src, (unsigned long long)h.len,
                 (unsigned long long)h.offset, rh_rma.len);
@@ -316,20 +336,21 @@ static rh_status_t rh_rma_on_read(void *arg, rh_am_msg_t *msg)
                          NULL, NULL);
         return RH_OK;
     }
-    /* A failure to send is the reader's death: it hears nothing more. */
-    (void)rh_am_send(msg->src, RH_AM_ID_RMA_DATA, &d, sizeof(d),
-                     (uint8_t *)rh_rma.base + h.offset, (size_t)h.len,
-                     rh_rma_data_sent, NULL);
+    for (d.offset = 0; d.offset < h.len; d.offset += piece) {
+        size_t n = h.len - d.offset < piece ? (size_t)(h.len - d.offset) :
+                   piece;
+
+        /* A failure to send is the reader's death: it hears no more. */
+        if (rh_am_send(msg->src, RH_AM_ID_RMA_DATA, &d, sizeof(d),
+                       (uint8_t *)rh_rma.base + h.offset + d.offset, n,
+                       rh_rma_piece_sent, NULL) != RH_OK) {
+            break;
+        }
+    }
     return RH_OK;
 }
 
-static void rh_rma_data_arrived(void *arg, rh_status_t status)
-{
-    rh_rma_read_end(arg, status);
-}
-
-/* Reader side: the bytes (in the message, or still at the owner), or an
- * error. */
+/* Reader side: a piece of the bytes, or an error. */
 static rh_status_t rh_rma_on_data(void *arg, rh_am_msg_t *msg)
 {
     rh_rma_data_hdr_t d;
@@ -338,7 +359,7 @@ static rh_status_t rh_rma_on_data(void *arg, rh_am_msg_t *msg)
     (void)arg;
     memcpy(&d, msg->hdr, sizeof(d));
     r = rh_rma_read_find(d.token);
-    if (r == NULL || r->receiving || r->rank != (int)msg->src) {
+    if (r == NULL || r->rank != (int)msg->src) {
         /* Late from a rank we gave up on with its reads, or not ours. */
         return rh_tp_peer_alive((int)msg->src) ? RH_ERR_MALFORMED : RH_OK;
     }
@@ -347,21 +368,21 @@ static rh_status_t rh_rma_on_data(void *arg, rh_am_msg_t *msg)
                         (rh_status_t)d.status : RH_ERR_MALFORMED);
         return RH_OK;
     }
-    if (msg->data_len != r->len) {
+    if (msg->rndv_desc != NULL || msg->data_len == 0 ||
+        d.offset > r->len || msg->data_len > r->len - d.offset ||
+        msg->data_len > r->len - r->got) {
         rh_rma_read_end(r, RH_ERR_MALFORMED);
         return RH_ERR_MALFORMED;
     }
-    if (msg->rndv_desc == NULL) {
-        memcpy(r->local, msg->data, r->len);
+    memcpy((uint8_t *)r->local + d.offset, msg->data, msg->data_len);
+    r->got += msg->data_len;
+    if (r->got == r->len) {
         rh_rma_read_end(r, RH_OK);
-        return RH_OK;
     }
-    r->receiving = 1;
-    return rh_am_recv_data(msg, r->local, rh_rma_data_arrived, r);
+    return RH_OK;
 }
 
-/* A dead rank answers nothing: its reads fail now, except those whose
- * bytes are already coming (UCX fails those with the endpoint). */
+/* A dead rank answers nothing more: its reads fail now. */
 static void rh_rma_on_peer_failure(void *arg, int rank)
 {
     rh_rma_read_t *dead = NULL;
@@ -373,7 +394,7 @@ static void rh_rma_on_peer_failure(void *arg, int rank)
     while (rh_hmap_iter_next(&it, &key, &val)) {
         rh_rma_read_t *r = *(rh_rma_read_t **)val;
 
-        if (r->rank == rank && !r->receiving) {
+        if (r->rank == rank) {
             rh_hmap_iter_del(&it);
             r->next_dead = dead;
             dead = r;

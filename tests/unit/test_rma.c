@@ -20,7 +20,7 @@ typedef struct read_hdr {
 } read_hdr_t;
 
 typedef struct data_hdr {
-    uint64_t token;
+    uint64_t token, offset;
     int32_t  status;
     uint32_t reserved;
 } data_hdr_t;
@@ -67,7 +67,7 @@ TestSuite(rma, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(rma, an_answer_to_no_read_is_rejected)
 {
-    data_hdr_t d = { 99, 0, 0 };
+    data_hdr_t d = { 99, 0, 0, 0 };
     char bytes[8] = "1234567";
     uint64_t before = rejected();
 
