@@ -8,9 +8,9 @@
  * back when the reader dies while the answer waits in the queue (the
  * "not returned to mpool ucp_requests" warning at finalize, from every
  * reader killed mid-read). To such peers we send the read as our own
- * message instead: the owner answers with an ordinary send from its region
- * (rendezvous when large), a request of ours that fails, reports and is
- * freed like any other when the reader dies.
+ * message instead: the owner answers with eager sends from its region,
+ * requests of ours that fail, report and are freed like any other when
+ * the reader dies.
  */
 #include "transport/rma.h"
 
