@@ -518,7 +518,17 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
                          UCP_OP_ATTR_FIELD_FLAGS;
     param.cb.send = rh_am_send_cb;
     param.user_data = sreq;
-    param.flags = sreq->len >= rh_am.rndv_thresh ? UCP_AM_SEND_FLAG_RNDV : 0;
+    /* Without RDMA to the peer a rendezvous buys nothing (UCX copies the
+     * bytes through messages either way) and one to a peer that dies over
+     * shared memory is never failed: UCX keeps it until the endpoint's
+     * lanes are discarded, which never ends there, and it was left in UCX
+     * at finalize. Eager sends fail with the endpoint. */
+    if (!rh_tp_peer_zcopy((int)sreq->dest)) {
+        param.flags = UCP_AM_SEND_FLAG_EAGER;
+    } else {
+        param.flags = sreq->len >= rh_am.rndv_thresh ?
+                      UCP_AM_SEND_FLAG_RNDV : 0;
+    }
     req = ucp_am_send_nbx(ep, RH_UCX_AM_ID, sreq->hdr, sreq->hdr_total,
                           sreq->data, sreq->len, &param);
     if (rh_likely(req == NULL)) {

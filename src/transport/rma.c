@@ -14,7 +14,6 @@
  */
 #include "transport/rma.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,28 +144,6 @@ static rh_rma_peer_t *rh_rma_peer(int rank)
     return &rh_rma.peers[rank];
 }
 
-/* Whether UCX reads the memory behind ep itself: the endpoint has a lane
- * for bulk remote memory access. UCX says so only in its description of
- * the endpoint; a description without one (or none at all) means
- * emulation, and reads go as messages, which is never wrong, only slower
- * than a real RDMA read. */
-static int rh_rma_ep_reads(ucp_ep_h ep)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    int reads;
-
-    if (f == NULL) {
-        return 0;
-    }
-    ucp_ep_print_info(ep, f);
-    fclose(f);
-    reads = text != NULL && strstr(text, " rma_bw#") != NULL;
-    free(text);
-    return reads;
-}
-
 int rh_tp_has_rkey(int rank)
 {
     rh_rma_peer_t *p = rh_rma_peer(rank);
@@ -204,7 +181,7 @@ rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len)
                             "unpack: %s", rank, ucs_status_string(st));
     }
     p->base = h.base;
-    p->by_am = !rh_rma_ep_reads(ep);
+    p->by_am = !rh_tp_peer_zcopy(rank);
     return RH_OK;
 }
 

@@ -48,6 +48,7 @@ typedef struct rh_peer {
     int         tell;          /* listeners not yet told of its death */
     void       *flush_req;     /* flush of ep under way, freed by its callback */
     int         flush_wait;    /* rh_tp_flush still waits for this peer */
+    int         zcopy;         /* its endpoint has an RDMA lane */
     _Atomic int alive;
 } rh_peer_t;
 
@@ -271,6 +272,33 @@ static void rh_tp_ep_error(void *arg, ucp_ep_h ep, ucs_status_t status)
     rh_tp_peer_failed(rank, why);
 }
 
+/* Whether UCX moves bulk data over ep without copies of its own: the
+ * endpoint has a lane for bulk remote memory access. UCX says so only in
+ * its description of the endpoint; a description without one (or none at
+ * all) means copies through its own buffers, which is never wrong, only
+ * slower where RDMA exists. */
+static int rh_tp_ep_zcopy(ucp_ep_h ep)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int zcopy;
+
+    if (f == NULL) {
+        return 0;
+    }
+    ucp_ep_print_info(ep, f);
+    fclose(f);
+    zcopy = text != NULL && strstr(text, " rma_bw#") != NULL;
+    free(text);
+    return zcopy;
+}
+
+int rh_tp_peer_zcopy(int rank)
+{
+    return rh_tp.peers[rank].zcopy;
+}
+
 rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep)
 {
     rh_peer_t *peer = &rh_tp.peers[rank];
@@ -302,6 +330,7 @@ rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep)
         return rh_error_set(RH_ERR_TRANSPORT, "cannot connect to rank %d: "
                             "%s", rank, ucs_status_string(status));
     }
+    peer->zcopy = rh_tp_ep_zcopy(peer->ep);
     *ep = peer->ep;
     return RH_OK;
 }
