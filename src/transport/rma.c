@@ -42,13 +42,13 @@ typedef struct rh_rma_data_hdr {
     uint32_t reserved;
 } rh_rma_data_hdr_t;
 
-/* The answer goes in pieces this small, each one eager message: a
- * rendezvous send waits for the reader's reply in a list of its endpoint
- * that UCX empties only once the endpoint's lanes are discarded, which
- * over shared memory to a dead process never ends, so it was left in UCX
- * at finalize. An eager piece is done once copied out, or failed at once
- * with the endpoint. Below UCX's rendezvous threshold over shared memory
- * (8 KiB and a little) and over TCP. */
+/* The answer goes in pieces this small, each one eager message (as every
+ * send to a peer without RDMA is): a piece fits in one of UCX's
+ * shared-memory buffers (8 KiB and a little), which UCX hands to the
+ * reader's handler in place, so the bytes are copied once on each side as
+ * in UCX's own emulation; larger messages are first gathered in a buffer
+ * of UCX's. Each piece is done once copied out, or failed at once with the
+ * endpoint. */
 #define RH_RMA_PIECE 8000u
 
 /* A read by message, from rh_tp_get until its done ran. */
