@@ -554,8 +554,18 @@ static void rh_core_close_node(void)
         rh_task_cache_fini();
     }
     if (rh_core.store != NULL) {
+        char name[256];
+
         rh_store_close(rh_core.store, rh_core_removes_segment());
         rh_core.store = NULL;
+        /* Rank 0 leaves last: a node whose ranks all died or left before
+         * its killed leader could remove the segment leaves it stale, and
+         * what is stale of this job goes now, not at the next job. */
+        if (rh_core.rank == 0 &&
+            rh_store_segment_name(rh_core.job_id, "n", name,
+                                  sizeof(name)) == RH_OK) {
+            (void)rh_store_reap_stale(name, NULL);
+        }
     }
 }
 
