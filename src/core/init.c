@@ -520,6 +520,20 @@ static void rh_core_stop_work(void)
     rh_core.pool = NULL;
 }
 
+/* Whether this rank removes the node's store segment: the lowest rank of
+ * the node still alive, so that a node whose leader (the segment's
+ * creator) was killed does not leave it behind. */
+static int rh_core_removes_segment(void)
+{
+    for (int r = 0; r < rh_core.size; r++) {
+        if (rh_core.node_of_rank[r] == rh_core.node &&
+            (r == rh_core.rank || rh_tp_peer_alive(r))) {
+            return r == rh_core.rank;
+        }
+    }
+    return 0;
+}
+
 static void rh_core_close_node(void)
 {
     rh_core_stop_work();
@@ -542,8 +556,18 @@ static void rh_core_close_node(void)
         rh_task_cache_fini();
     }
     if (rh_core.store != NULL) {
-        rh_store_close(rh_core.store, rh_core.rank == rh_core.node_leader);
+        char name[256];
+
+        rh_store_close(rh_core.store, rh_core_removes_segment());
         rh_core.store = NULL;
+        /* Rank 0 leaves last: a node whose ranks all died or left before
+         * its killed leader could remove the segment leaves it stale, and
+         * what is stale of this job goes now, not at the next job. */
+        if (rh_core.rank == 0 &&
+            rh_store_segment_name(rh_core.job_id, "n", name,
+                                  sizeof(name)) == RH_OK) {
+            (void)rh_store_reap_stale(name, NULL);
+        }
     }
 }
 

@@ -311,6 +311,7 @@ static void rh_am_recv_data_cb(void *request, ucs_status_t status,
     ctx->done(ctx->arg, rh_tp_status_from_ucs(status, ctx->src));
     free(ctx);
     ucp_request_free(request);
+    rh_tp_open_reqs--;
 }
 
 rh_status_t rh_am_recv_data(rh_am_msg_t *msg, void *buf, rh_am_done_fn done,
@@ -339,7 +340,9 @@ rh_status_t rh_am_recv_data(rh_am_msg_t *msg, void *buf, rh_am_done_fn done,
     req = ucp_am_recv_data_nbx(rh_tp_worker, msg->rndv_desc, buf,
                                msg->data_len, &param);
     msg->rndv_desc = NULL;
-    if (req == NULL) {
+    if (UCS_PTR_IS_PTR(req)) {
+        rh_tp_open_reqs++;
+    } else if (req == NULL) {
         free(ctx);
         done(done_arg, RH_OK);
     } else if (UCS_PTR_IS_ERR(req)) {
@@ -485,6 +488,7 @@ static void rh_am_send_cb(void *request, ucs_status_t status, void *user_data)
 
     rh_am_sreq_finish(sreq, rh_tp_status_from_ucs(status, (int)sreq->dest));
     ucp_request_free(request);
+    rh_tp_open_reqs--;
 }
 
 /* Hands a request to UCX (progress thread only). */
@@ -514,12 +518,24 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
                          UCP_OP_ATTR_FIELD_FLAGS;
     param.cb.send = rh_am_send_cb;
     param.user_data = sreq;
-    param.flags = sreq->len >= rh_am.rndv_thresh ? UCP_AM_SEND_FLAG_RNDV : 0;
+    /* Without RDMA to the peer a rendezvous buys nothing (UCX copies the
+     * bytes through messages either way) and one to a peer that dies over
+     * shared memory is never failed: UCX keeps it until the endpoint's
+     * lanes are discarded, which never ends there, and it was left in UCX
+     * at finalize. Eager sends fail with the endpoint. */
+    if (!rh_tp_peer_zcopy((int)sreq->dest)) {
+        param.flags = UCP_AM_SEND_FLAG_EAGER;
+    } else {
+        param.flags = sreq->len >= rh_am.rndv_thresh ?
+                      UCP_AM_SEND_FLAG_RNDV : 0;
+    }
     req = ucp_am_send_nbx(ep, RH_UCX_AM_ID, sreq->hdr, sreq->hdr_total,
                           sreq->data, sreq->len, &param);
     if (rh_likely(req == NULL)) {
         rh_am_sreq_finish(sreq, RH_OK);
-    } else if (UCS_PTR_IS_ERR(req)) {
+    } else if (UCS_PTR_IS_PTR(req)) {
+        rh_tp_open_reqs++;
+    } else {
         rh_am_sreq_finish(sreq, rh_tp_status_from_ucs(UCS_PTR_STATUS(req),
                                                       (int)sreq->dest));
     }

@@ -31,6 +31,8 @@ enum rh_am_id {
 
     RH_AM_ID_EXAMPLE      = 20,  /* examples/: 20..23 */
     RH_AM_ID_PERF_FIRST   = 24,  /* perf/: 24..31 */
+    RH_AM_ID_RMA_READ     = 32,  /* transport: read this part of your region */
+    RH_AM_ID_RMA_DATA     = 33,  /* transport: the bytes read, or an error */
     RH_AM_ID_TEST_FIRST   = 40,  /* tests/: 40..63 */
 
     RH_AM_ID_MAX          = 64

@@ -1,17 +1,68 @@
+/*
+ * One-sided reads, and their stand-in where UCX has no hardware for them.
+ *
+ * Without a transport that reads remote memory (InfiniBand, or CMA between
+ * the processes of a host, which UCX 1.13 leaves out of endpoints with
+ * peer-failure handling), UCX emulates ucp_get_nbx with messages: the
+ * owner's UCX answers from a request of its own, which it never gives
+ * back when the reader dies while the answer waits in the queue (the
+ * "not returned to mpool ucp_requests" warning at finalize, from every
+ * reader killed mid-read). To such peers we send the read as our own
+ * message instead: the owner answers with eager sends from its region,
+ * requests of ours that fail, report and are freed like any other when
+ * the reader dies.
+ */
 #include "transport/rma.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/config.h"
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "transport/am_ids.h"
 #include "transport/tp_internal.h"
 #include "transport/transport.h"
 
 typedef struct rh_rma_peer {
     ucp_rkey_h rkey;
     uint64_t   base;      /* where that rank maps its region */
+    int        by_am;     /* UCX cannot read its memory: reads are messages */
 } rh_rma_peer_t;
+
+/* A read request, and its answer: the bytes, or status != 0 and none. */
+typedef struct rh_rma_read_hdr {
+    uint64_t token, offset, len;
+} rh_rma_read_hdr_t;
+
+typedef struct rh_rma_data_hdr {
+    uint64_t token, offset;   /* where these bytes go in the read */
+    int32_t  status;
+    uint32_t reserved;
+} rh_rma_data_hdr_t;
+
+/* The answer goes in pieces this small, each one eager message (as every
+ * send to a peer without RDMA is): a piece fits in one of UCX's
+ * shared-memory buffers (8 KiB and a little), which UCX hands to the
+ * reader's handler in place, so the bytes are copied once on each side as
+ * in UCX's own emulation; larger messages are first gathered in a buffer
+ * of UCX's. Each piece is done once copied out, or failed at once with the
+ * endpoint. */
+#define RH_RMA_PIECE 8000u
+
+/* A read by message, from rh_tp_get until its done ran. */
+typedef struct rh_rma_read rh_rma_read_t;
+struct rh_rma_read {
+    rh_am_done_fn  done;
+    void          *arg;
+    void          *local;
+    uint64_t       token;
+    size_t         len;
+    int            rank;
+    size_t         got;         /* bytes arrived */
+    rh_rma_read_t *next_dead;   /* failing with its rank */
+};
 
 /* The packed form: the region's base address in the owner's process, then
  * UCX's packed rkey. */
@@ -27,6 +78,9 @@ static struct {
     size_t         packed_len;
     rh_rma_peer_t *peers;       /* progress thread only */
     int            npeers;
+    /* reads by message, token -> rh_rma_read_t * (progress thread only) */
+    rh_hmap_t      reads;
+    uint64_t       next_token;
 } rh_rma;
 
 rh_status_t rh_tp_mem_register(void *base, size_t len)
@@ -127,6 +181,7 @@ rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len)
                             "unpack: %s", rank, ucs_status_string(st));
     }
     p->base = h.base;
+    p->by_am = !rh_tp_peer_zcopy(rank);
     return RH_OK;
 }
 
@@ -143,7 +198,218 @@ static void rh_rma_get_cb(void *request, ucs_status_t status, void *user_data)
     op->done(op->arg, rh_tp_status_from_ucs(status, op->rank));
     free(op);
     ucp_request_free(request);
+    rh_tp_open_reqs--;
 }
+
+/* ---- reads by message --------------------------------------------------- */
+
+static rh_rma_read_t *rh_rma_read_find(uint64_t token)
+{
+    rh_rma_read_t **slot = rh_hmap_get(&rh_rma.reads, &token);
+
+    return slot != NULL ? *slot : NULL;
+}
+
+static void rh_rma_read_end(rh_rma_read_t *r, rh_status_t status)
+{
+    (void)rh_hmap_del(&rh_rma.reads, &r->token, NULL);
+    r->done(r->arg, status);
+    free(r);
+}
+
+static rh_status_t rh_rma_get_by_am(int rank, void *local, size_t len,
+                                    uint64_t offset, rh_am_done_fn done,
+                                    void *arg)
+{
+    rh_rma_read_hdr_t h;
+    rh_rma_read_t *r, **slot;
+    rh_status_t status;
+
+    if (len == 0) {
+        done(arg, RH_OK);
+        return RH_OK;
+    }
+    r = malloc(sizeof(*r));
+    if (r == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "read from rank %d", rank);
+    }
+    r->done = done;
+    r->arg = arg;
+    r->local = local;
+    r->token = ++rh_rma.next_token;
+    r->len = len;
+    r->rank = rank;
+    r->got = 0;
+    slot = rh_hmap_put(&rh_rma.reads, &r->token, NULL);
+    if (slot == NULL) {
+        free(r);
+        return rh_error_set(RH_ERR_NO_MEMORY, "read from rank %d", rank);
+    }
+    *slot = r;
+    h.token = r->token;
+    h.offset = offset;
+    h.len = len;
+    status = rh_am_send((uint32_t)rank, RH_AM_ID_RMA_READ, &h, sizeof(h),
+                        NULL, 0, NULL, NULL);
+    if (status != RH_OK) {
+        (void)rh_hmap_del(&rh_rma.reads, &r->token, NULL);
+        free(r);
+    }
+    return status;
+}
+
+/* The request never reached its rank (retries spent, or the rank died). */
+static void rh_rma_read_lost(void *arg, uint32_t dest, const void *hdr,
+                             size_t hdr_len, const void *data, size_t len,
+                             rh_status_t status)
+{
+    rh_rma_read_hdr_t h;
+    rh_rma_read_t *r;
+
+    (void)arg;
+    (void)dest;
+    (void)data;
+    (void)len;
+    if (hdr_len != sizeof(h)) {
+        return;
+    }
+    memcpy(&h, hdr, sizeof(h));
+    r = rh_rma_read_find(h.token);
+    if (r != NULL) {
+        rh_rma_read_end(r, status);
+    }
+}
+
+/* A piece left or failed: nothing of ours to give back (the bytes are the
+ * region's), but a done callback keeps the send zero-copy. */
+static void rh_rma_piece_sent(void *arg, rh_status_t status)
+{
+    (void)arg;
+    (void)status;
+}
+
+/* Owner side: answer from the region in pieces, or with why not. */
+static rh_status_t rh_rma_on_read(void *arg, rh_am_msg_t *msg)
+{
+    rh_rma_read_hdr_t h;
+    rh_rma_data_hdr_t d;
+    size_t piece = RH_RMA_PIECE;
+
+    (void)arg;
+    /* RAYHPC_RNDV_THRESH makes pieces at least that large rendezvous. */
+    if (rh_cfg.rndv_thresh > 1 && rh_cfg.rndv_thresh - 1 < piece) {
+        piece = (size_t)rh_cfg.rndv_thresh - 1;
+    }
+    memcpy(&h, msg->hdr, sizeof(h));
+    memset(&d, 0, sizeof(d));
+    d.token = h.token;
+    if (rh_rma.memh == NULL || h.offset > rh_rma.len ||
+        h.len > rh_rma.len - h.offset || h.len == 0) {
+        rh_warn("rank %u asked for %llu bytes at offset %llu of a %zu-byte "
+                "region", msg->src, (unsigned long long)h.len,
+                (unsigned long long)h.offset, rh_rma.len);
+        d.status = RH_ERR_INVALID_PARAM;
+        (void)rh_am_send(msg->src, RH_AM_ID_RMA_DATA, &d, sizeof(d), NULL, 0,
+                         NULL, NULL);
+        return RH_OK;
+    }
+    for (d.offset = 0; d.offset < h.len; d.offset += piece) {
+        size_t n = h.len - d.offset < piece ? (size_t)(h.len - d.offset) :
+                   piece;
+
+        /* A failure to send is the reader's death: it hears no more. */
+        if (rh_am_send(msg->src, RH_AM_ID_RMA_DATA, &d, sizeof(d),
+                       (uint8_t *)rh_rma.base + h.offset + d.offset, n,
+                       rh_rma_piece_sent, NULL) != RH_OK) {
+            break;
+        }
+    }
+    return RH_OK;
+}
+
+/* Reader side: a piece of the bytes, or an error. */
+static rh_status_t rh_rma_on_data(void *arg, rh_am_msg_t *msg)
+{
+    rh_rma_data_hdr_t d;
+    rh_rma_read_t *r;
+
+    (void)arg;
+    memcpy(&d, msg->hdr, sizeof(d));
+    r = rh_rma_read_find(d.token);
+    if (r == NULL || r->rank != (int)msg->src) {
+        /* Late from a rank we gave up on with its reads, or not ours. */
+        return rh_tp_peer_alive((int)msg->src) ? RH_ERR_MALFORMED : RH_OK;
+    }
+    if (d.status != RH_OK) {
+        rh_rma_read_end(r, d.status < 0 && d.status >= RH_ERR_SHUTDOWN ?
+                        (rh_status_t)d.status : RH_ERR_MALFORMED);
+        return RH_OK;
+    }
+    if (msg->rndv_desc != NULL || msg->data_len == 0 ||
+        d.offset > r->len || msg->data_len > r->len - d.offset ||
+        msg->data_len > r->len - r->got) {
+        rh_rma_read_end(r, RH_ERR_MALFORMED);
+        return RH_ERR_MALFORMED;
+    }
+    memcpy((uint8_t *)r->local + d.offset, msg->data, msg->data_len);
+    r->got += msg->data_len;
+    if (r->got == r->len) {
+        rh_rma_read_end(r, RH_OK);
+    }
+    return RH_OK;
+}
+
+/* A dead rank answers nothing more: its reads fail now. */
+static void rh_rma_on_peer_failure(void *arg, int rank)
+{
+    rh_rma_read_t *dead = NULL;
+    rh_hmap_iter_t it;
+    void *key, *val;
+
+    (void)arg;
+    rh_hmap_iter_init(&it, &rh_rma.reads);
+    while (rh_hmap_iter_next(&it, &key, &val)) {
+        rh_rma_read_t *r = *(rh_rma_read_t **)val;
+
+        if (r->rank == rank) {
+            rh_hmap_iter_del(&it);
+            r->next_dead = dead;
+            dead = r;
+        }
+    }
+    while (dead != NULL) {
+        rh_rma_read_t *r = dead;
+
+        dead = r->next_dead;
+        r->done(r->arg, RH_ERR_PEER_FAILED);
+        free(r);
+    }
+}
+
+rh_status_t rh_tp_rma_open(void)
+{
+    rh_status_t status;
+
+    rh_hmap_init(&rh_rma.reads, sizeof(uint64_t), sizeof(rh_rma_read_t *));
+    rh_rma.next_token = 0;
+    status = rh_am_register(RH_AM_ID_RMA_READ, sizeof(rh_rma_read_hdr_t),
+                            sizeof(rh_rma_read_hdr_t), rh_rma_on_read, NULL);
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_RMA_DATA, sizeof(rh_rma_data_hdr_t),
+                                sizeof(rh_rma_data_hdr_t), rh_rma_on_data,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_set_lost(RH_AM_ID_RMA_READ, RH_AM_RETRIES,
+                                rh_rma_read_lost, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_rma_on_peer_failure, NULL);
+    }
+    return status;
+}
+
+/* ---- reads --------------------------------------------------------------- */
 
 rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
                       rh_am_done_fn done, void *arg)
@@ -157,6 +423,9 @@ rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
 
     if (p == NULL || p->rkey == NULL) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "no rkey of rank %d", rank);
+    }
+    if (p->by_am) {
+        return rh_rma_get_by_am(rank, local, len, offset, done, arg);
     }
     status = rh_tp_ep(rank, &ep);
     if (status != RH_OK) {
@@ -191,11 +460,22 @@ rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
                             "RDMA read from rank %d: %s", rank,
                             ucs_status_string(UCS_PTR_STATUS(req)));
     }
+    rh_tp_open_reqs++;
     return RH_OK;
 }
 
 void rh_tp_rma_close(void)
 {
+    rh_rma_read_t *open_read;
+
+    /* Reads still open now had their endpoint closed under them and their
+     * owners (the pulls) are gone: nobody is told. */
+    while (rh_hmap_pop(&rh_rma.reads, NULL, &open_read)) {
+        rh_debug("a read of %zu bytes from rank %d was still open at close",
+                 open_read->len, open_read->rank);
+        free(open_read);
+    }
+    rh_hmap_fini(&rh_rma.reads);
     if (rh_rma.peers != NULL) {
         for (int r = 0; r < rh_rma.npeers; r++) {
             if (rh_rma.peers[r].rkey != NULL) {

@@ -2,8 +2,11 @@
  * One-sided reads between ranks: each rank registers one region (its view
  * of the node's object store) with UCX once, and a rank that has another
  * rank's packed rkey reads straight out of that rank's region into its own
- * (ucp_get_nbx: RDMA on InfiniBand, process_vm_readv or a shared mapping
- * between processes of one host, an emulation over TCP).
+ * (ucp_get_nbx: RDMA on InfiniBand). Where UCX would only emulate the read
+ * (TCP; shared memory between ranks, whose endpoints handle peer failure),
+ * the read goes as a message of ours that the owner answers from its
+ * region: UCX's emulation leaks a request of the owner's when the reader
+ * dies mid-read.
  *
  * Registration happens before the progress thread starts; everything else
  * runs on the progress thread.
@@ -34,6 +37,9 @@ rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len);
  * returns an error. */
 rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
                       rh_am_done_fn done, void *arg);
+
+/* Installs the handlers of reads by message (when the transport opens). */
+rh_status_t rh_tp_rma_open(void);
 
 /* Drops the rkeys and the registration (after the progress thread stopped,
  * before the worker goes). */
