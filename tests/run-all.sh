@@ -138,7 +138,11 @@ if want check || want install; then
     slurm_dir=$(mktemp -d /tmp/rayhpc-slurm.XXXXXX)
     trap '"$top/tests/slurm/local-slurm.sh" stop "$slurm_dir" --purge >/dev/null 2>&1' EXIT
     step "start a private Slurm cluster"
-    if "$top/tests/slurm/local-slurm.sh" start "$slurm_dir" >/dev/null; then
+    # At least 4 CPUs declared (slurmd accepts more than the host has), so
+    # that 4-rank jobs fit under sbatch on a small host as they do on a node.
+    cpus=$(nproc)
+    [ "$cpus" -ge 4 ] || cpus=4
+    if LOCAL_SLURM_CPUS=${LOCAL_SLURM_CPUS:-$cpus} "$top/tests/slurm/local-slurm.sh" start "$slurm_dir" >/dev/null; then
         export RH_TEST_SLURM_DIR=$slurm_dir
         ok "Slurm cluster in $slurm_dir"
     else
@@ -183,9 +187,9 @@ if want install && need_build; then
             if [ -n "${RH_TEST_SLURM_DIR:-}" ]; then
                 check_ranks "installed program under srun --mpi=pmix -n 4" 4 \
                     sh -c ". '$slurm_dir/env.sh' && srun --mpi=pmix -n 4 '$oot/x'"
-                # The installed job script; 2 ranks: this host has 2 CPUs.
-                check_ranks "installed program under sbatch of the installed slurm/rank-per-node.sbatch" 2 \
-                    sh -c ". '$slurm_dir/env.sh' && RH_VNODE_RANKS=1 sbatch --wait --nodes=1 --ntasks-per-node=2 \
+                # The installed job script: 4 ranks as 2 virtual nodes.
+                check_ranks "installed program under sbatch -n 4 of the installed slurm/rank-per-node.sbatch" 4 \
+                    sh -c ". '$slurm_dir/env.sh' && RH_VNODE_RANKS=2 sbatch --wait --nodes=1 --ntasks-per-node=4 \
                           --output='$oot/job.out' '$prefix/share/rayhpc/slurm/rank-per-node.sbatch' '$oot/x';
                           st=\$?; cat '$oot/job.out'; exit \$st"
             fi
