@@ -166,8 +166,9 @@ RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
 /* The object's bytes, in place (no copy), once it is ready: waits up to
  * timeout_ms (RH_ERR_TIMEOUT). A failed task's returns, and every object
  * computed from them, give RH_ERR_TASK_FAILED with the task's message in
- * rh_last_error(). Inside a task, a get that waits lends the worker to
- * other tasks meanwhile. */
+ * rh_last_error(); the returns of an actor call whose actor died, and
+ * every object computed from them, give RH_ERR_ACTOR_DEAD. Inside a task,
+ * a get that waits lends the worker to other tasks meanwhile. */
 RH_EXPORT rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms);
 

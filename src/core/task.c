@@ -548,6 +548,16 @@ static int rh_task_arg_fetch(rh_task_slot_t *s, int ask)
     return rh_pull_wait_add(s->pull, &s->waiter);
 }
 
+/* The status a task fails with when an argument failed with status: the
+ * argument's own when it tells what became of the object (its actor died),
+ * which then travels down the graph; RH_ERR_TASK_FAILED otherwise (an
+ * argument released or unreachable is this task's failure, named in its
+ * message). */
+static rh_status_t rh_task_dep_status(rh_status_t status)
+{
+    return status == RH_ERR_ACTOR_DEAD ? status : RH_ERR_TASK_FAILED;
+}
+
 /* An argument's future (or its pull) became final. */
 static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
 {
@@ -557,8 +567,9 @@ static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
 
     if (failed) {
         /* A dependent task fails as its argument did (ACTOR_DEAD...). */
-        rh_task_fail_later(t, failed < 0 ? (rh_status_t)failed :
-                           RH_ERR_TASK_FAILED, message);
+        rh_task_fail_later(t, rh_task_dep_status(failed < 0 ?
+                           (rh_status_t)failed : RH_ERR_TASK_FAILED),
+                           message);
     } else if (s->fut != NULL && s->pull == NULL &&
                rh_future_remote(s->fut) &&
                rh_dir_sources(s->id, &src, 1) == 1 &&
@@ -735,7 +746,8 @@ static rh_status_t rh_task_link_arg(rh_task_t *t, int i, const rh_arg_t *a,
 
         /* Final already: account for it here. */
         if (atomic_load(&s->fut->state) == RH_FUTURE_FAILED) {
-            rh_task_fail_later(t, rh_future_status(s->fut), s->fut->message);
+            rh_task_fail_later(t, rh_task_dep_status(rh_future_status(s->fut)),
+                               s->fut->message);
         } else if (rh_future_remote(s->fut) &&
                    rh_dir_sources(id, &src, 1) == 1 &&
                    rh_task_arg_fetch(s, src)) {
