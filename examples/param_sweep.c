@@ -9,16 +9,13 @@
  * STEPS steps (semi-implicit Euler) at each of NZETA x NOMEGA points of
  * damping zeta and frequency omega. Each point is a task, spread over the
  * nodes (SPREAD); rank 0 keeps at most WINDOW tasks in flight and hands
- * each result to the collector as soon as rh_wait says it is ready, in
- * whatever order the tasks end. The collector keeps the results by point
- * and reduces them in point order (the fastest-settling point, the mean
- * settling time, the energy left), so its summary does not depend on that
- * order.
- *
- * The collector is a plain object behind two calls, collector_add and
- * collector_summary: with actors it becomes an actor whose methods they
- * are, and the loop in sweep() sends it each result's ref instead of the
- * result.
+ * each result to a Collector actor as soon as rh_wait says it is ready, in
+ * whatever order the tasks end: the call carries the result's ref, so the
+ * result goes from the task's node to the actor's without passing through
+ * rank 0, and rank 0 never waits for a call to send the next. The actor
+ * keeps the results by point and reduces them in point order (the
+ * fastest-settling point, the mean settling time, the energy left), so its
+ * summary does not depend on that order.
  *
  * Every result and the summary are compared with the same integration run
  * serially. Figures are timed over the sweep after a warm-up sweep of the
@@ -167,12 +164,120 @@ static int collector_summary(const collector_t *c, const sweep_t *s,
     return 0;
 }
 
+/* ---- the collector as an actor --------------------------------------- */
+
+typedef struct {
+    sweep_t  s;
+    uint32_t npoints;
+} collector_args_t;
+
+typedef struct {
+    sweep_t     s;
+    collector_t c;
+} collector_state_t;
+
+static rh_status_t collector_new(rh_task_ctx_t *ctx, void **state)
+{
+    collector_args_t a;
+    size_t len;
+    const void *p = rh_task_arg(ctx, 0, &len);
+    collector_state_t *cs;
+
+    if (len != sizeof(a)) {
+        return rh_task_fail(ctx, "collector arguments of %zu bytes", len);
+    }
+    memcpy(&a, p, sizeof(a));
+    cs = calloc(1, sizeof(*cs));
+    if (cs == NULL || collector_init(&cs->c, a.npoints) != 0) {
+        if (cs != NULL) {
+            collector_fini(&cs->c);
+        }
+        free(cs);
+        return rh_task_fail(ctx, "no memory for %u results", a.npoints);
+    }
+    cs->s = a.s;
+    *state = cs;
+    return RH_OK;
+}
+
+static void collector_free(void *state)
+{
+    collector_state_t *cs = state;
+
+    collector_fini(&cs->c);
+    free(cs);
+}
+
+/* add(index, result): one point's result; returns how many are in. */
+static rh_status_t collector_add_method(void *state, rh_task_ctx_t *ctx)
+{
+    collector_state_t *cs = state;
+    size_t ilen, rlen;
+    const void *ip = rh_task_arg(ctx, 0, &ilen);
+    const void *rp = rh_task_arg(ctx, 1, &rlen);
+    uint32_t index;
+    result_t r;
+    uint64_t got;
+
+    if (ilen != sizeof(index) || rlen != sizeof(r)) {
+        return rh_task_fail(ctx, "add: an index of %zu and a result of %zu "
+                            "bytes", ilen, rlen);
+    }
+    memcpy(&index, ip, sizeof(index));
+    memcpy(&r, rp, sizeof(r));
+    collector_add(&cs->c, index, &r);
+    got = cs->c.got;
+    return rh_task_return(ctx, 0, &got, sizeof(got));
+}
+
+/* summary(): the summary, then every result in point order; fails while
+ * points are missing. */
+static rh_status_t collector_summary_method(void *state, rh_task_ctx_t *ctx)
+{
+    collector_state_t *cs = state;
+    summary_t sm;
+    rh_status_t st;
+
+    if (collector_summary(&cs->c, &cs->s, &sm) != 0) {
+        return rh_task_fail(ctx, "%zu of %zu results are in", cs->c.got,
+                            cs->c.n);
+    }
+    st = rh_task_return(ctx, 0, &sm, sizeof(sm));
+    if (st == RH_OK) {
+        st = rh_task_return(ctx, 1, cs->c.res, cs->c.n * sizeof(result_t));
+    }
+    return st;
+}
+
+static const rh_method_def_t collector_methods[] = {
+    { "add", collector_add_method, 2, 1 },
+    { "summary", collector_summary_method, 0, 2 },
+};
+
+static const rh_actor_class_t collector_class = {
+    .field_mask = RH_ACTOR_CLASS_FIELD_FINI,
+    .init = collector_new,
+    .init_nargs = 1,
+    .methods = collector_methods,
+    .num_methods = 2,
+    .fini = collector_free,
+};
+
+static rh_status_t collector_create(const sweep_t *s, uint32_t npoints,
+                                    rh_actor_t *actor)
+{
+    collector_args_t a = { *s, npoints };
+    rh_arg_t arg = rh_arg_bytes(&a, sizeof(a));
+
+    return rh_actor_create("Collector", &arg, 1, NULL, actor);
+}
+
 /* ---- the driver --------------------------------------------------------- */
 
-/* Runs points [0, npoints) as tasks, at most window in flight, and gives
- * each result to c as soon as it is ready. */
+/* Runs points [0, npoints) as tasks, at most window in flight, and hands
+ * each result's ref to the collector as soon as it is ready. */
 static rh_status_t sweep(const sweep_t *s, uint32_t npoints, size_t window,
-                         collector_t *c)
+                         rh_actor_t collector)
 {
     rh_ref_t *refs = calloc(window, sizeof(*refs));
     uint32_t *idx = calloc(window, sizeof(*idx));
@@ -203,24 +308,20 @@ static rh_status_t sweep(const sweep_t *s, uint32_t npoints, size_t window,
             goto out;
         }
         for (size_t i = inflight; i-- > 0;) {
-            const void *p;
-            size_t len;
+            rh_arg_t args[2];
+            rh_ref_t count;
 
             if (!ready[i]) {
                 continue;
             }
-            st = rh_get(refs[i], &p, &len, 0);
+            args[0] = rh_arg_bytes(&idx[i], sizeof(idx[i]));
+            args[1] = rh_arg_ref(refs[i]);
+            st = rh_actor_call(collector, "add", args, 2, NULL, &count);
             if (st != RH_OK) {
                 goto out;
             }
-            if (len == sizeof(result_t)) {
-                result_t r;
-
-                memcpy(&r, p, sizeof(r));
-                collector_add(c, idx[i], &r);
-            }
-            rh_release(refs[i]);   /* the get's hold */
-            rh_release(refs[i]);   /* the submit's */
+            rh_release(count);     /* the count is not waited for */
+            rh_release(refs[i]);   /* the call keeps the result alive */
             refs[i] = refs[--inflight];
             idx[i] = idx[inflight];
         }
@@ -235,12 +336,44 @@ out:
     return st;
 }
 
+/* Every result and the summary, from the collector (calls run in order:
+ * this one after every add). */
+static rh_status_t collect(rh_actor_t collector, uint32_t npoints,
+                           summary_t *sm, result_t *res)
+{
+    rh_ref_t out[2];
+    const void *p[2];
+    size_t len[2];
+    rh_status_t st = rh_actor_call(collector, "summary", NULL, 0, NULL, out);
+
+    if (st != RH_OK) {
+        return st;
+    }
+    st = rh_get_many(out, 2, p, len, RH_TIMEOUT_INFINITE);
+    if (st == RH_OK) {
+        if (len[0] == sizeof(*sm) &&
+            len[1] == (size_t)npoints * sizeof(*res)) {
+            memcpy(sm, p[0], sizeof(*sm));
+            memcpy(res, p[1], len[1]);
+        } else {
+            st = RH_ERR_MALFORMED;
+        }
+        rh_release(out[0]);
+        rh_release(out[1]);
+    }
+    rh_release(out[0]);
+    rh_release(out[1]);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     sweep_t s;
     uint32_t npoints, warm;
     size_t window;
-    collector_t c = { 0 }, w = { 0 }, serial = { 0 };
+    collector_t serial = { 0 };
+    rh_actor_t c = { 0, 0 }, w = { 0, 0 };
+    result_t *res = NULL;
     summary_t got, want;
     point_t f;
     double t0, t1;
@@ -248,6 +381,7 @@ int main(int argc, char **argv)
     int rc = 1;
 
     if (rh_register("oscillate", oscillate_task, 1, 1) != RH_OK ||
+        rh_register_actor("Collector", &collector_class) != RH_OK ||
         rh_init(&argc, &argv, NULL) != RH_OK) {
         fprintf(stderr, "param_sweep: %s\n", rh_last_error());
         return 1;
@@ -264,25 +398,28 @@ int main(int argc, char **argv)
     }
     npoints = s.nzeta * s.nomega;
     warm = npoints < 64 ? npoints : 64;
-    if (collector_init(&c, npoints) != 0 || collector_init(&w, warm) != 0) {
+    res = calloc(npoints, sizeof(*res));
+    if (res == NULL) {
         fprintf(stderr, "param_sweep: out of memory\n");
         goto out;
     }
-    if (sweep(&s, warm, window, &w) != RH_OK) {
+    if (collector_create(&s, warm, &w) != RH_OK ||
+        sweep(&s, warm, window, w) != RH_OK ||
+        collector_create(&s, npoints, &c) != RH_OK ||
+        rh_actor_ready(c, RH_TIMEOUT_INFINITE, NULL) != RH_OK) {
         goto err_rh;
     }
     t0 = ex_now();
-    if (sweep(&s, npoints, window, &c) != RH_OK) {
+    if (sweep(&s, npoints, window, c) != RH_OK ||
+        collect(c, npoints, &got, res) != RH_OK) {
         goto err_rh;
     }
     t1 = ex_now();
 
     /* The serial check: every point again, here, into a collector of its
      * own, and the same summary of it. */
-    if (collector_summary(&c, &s, &got) != 0 ||
-        collector_init(&serial, npoints) != 0) {
-        fprintf(stderr, "param_sweep: %zu of %u results came back\n", c.got,
-                npoints);
+    if (collector_init(&serial, npoints) != 0) {
+        fprintf(stderr, "param_sweep: out of memory\n");
         goto out;
     }
     for (uint32_t i = 0; i < npoints; i++) {
@@ -290,12 +427,13 @@ int main(int argc, char **argv)
         result_t r = oscillate(&p);
 
         collector_add(&serial, i, &r);
-        wrong += memcmp(&r, &c.res[i], sizeof(r)) != 0;
+        wrong += memcmp(&r, &res[i], sizeof(r)) != 0;
     }
     collector_summary(&serial, &s, &want);
     ex_note_oversubscribed("param_sweep");
     printf("param_sweep: %u points (%u x %u), %u steps each, on %d node(s) "
-           "of %d rank(s), %zu tasks in flight: %.3f s, %.0f tasks/s, "
+           "of %d rank(s), %zu tasks in flight, collected by an actor: "
+           "%.3f s, %.0f tasks/s, "
            "%.1f M steps/s; %zu bytes of results back\n", npoints, s.nzeta,
            s.nomega, s.steps, rh_num_nodes(), rh_size(), window, t1 - t0,
            npoints / (t1 - t0), (double)npoints * s.steps / (t1 - t0) / 1e6,
@@ -303,7 +441,7 @@ int main(int argc, char **argv)
     f = sweep_point(&s, got.fastest);
     printf("param_sweep: fastest to rest: zeta %.3f omega %.3f (%.3f s); "
            "mean %.3f s; energy left %.3e\n", f.zeta, f.omega,
-           c.res[got.fastest].settle, got.mean_settle, got.energy);
+           res[got.fastest].settle, got.mean_settle, got.energy);
     if (wrong == 0 && memcmp(&got, &want, sizeof(got)) == 0) {
         printf("PARAM_SWEEP OK: %u results and their summary equal the "
                "serial sweep\n", npoints);
@@ -319,9 +457,14 @@ err_rh:
     fprintf(stderr, "param_sweep: %s\n", rh_last_error()[0] != '\0' ?
             rh_last_error() : "out of memory");
 out:
-    collector_fini(&c);
-    collector_fini(&w);
+    if (c.hi != 0 || c.lo != 0) {
+        rh_actor_release(c);
+    }
+    if (w.hi != 0 || w.lo != 0) {
+        rh_actor_release(w);
+    }
     collector_fini(&serial);
+    free(res);
     if (rh_finalize() != RH_OK) {
         rc = 1;
     }

@@ -327,7 +327,7 @@ if want tsan; then
         tsan_run "tasks: pi map-reduce" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 200 20000
         RAYHPC_NUM_WORKERS=4 tsan_run "tasks: 4 workers" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 500 1000
         tsan_run "example: heat stencil, halos between 2 nodes" 0 "HEAT2D OK" 1 -n 4 --nodes 2 ./examples/heat2d 64 16 4 2
-        tsan_run "example: parameter sweep collected by rh_wait" 0 "PARAM_SWEEP OK" 1 -n 4 --nodes 2 ./examples/param_sweep 8 8 1000 16
+        tsan_run "example: parameter sweep collected by an actor" 0 "PARAM_SWEEP OK" 1 -n 4 --nodes 2 ./examples/param_sweep 8 8 1000 16
         tsan_run "example: map-reduce over chunks on 2 nodes" 0 "ARRAY_MAPREDUCE OK" 1 -n 4 --nodes 2 ./examples/array_mapreduce 4 1 1
         tsan_run "objects between ranks" 0 "SHARED OK" 2 -n 3 ./tests/multi/objects share
         tsan_run "tasks: 3 drivers on one rank" 0 "STRESS OK" 1 -n 1 ./tests/multi/tasks_stress 10
