@@ -23,8 +23,9 @@
  *        actors_core killnew  (RAYHPC_NUM_WORKERS=1) actors killed as they are
  *                          created, then rh_finalize while a creation task
  *                          waits for its constructor: "ACTORS KILLNEW OK".
- *        actors_core unplaced  (2 ranks) an actor that fits no rank, released,
- *                          then rh_finalize: "ACTORS UNPLACED OK".
+ *        actors_core unplaced  every rank creates an actor that fits no rank,
+ *                          releases it and calls rh_finalize: "ACTORS
+ *                          UNPLACED OK" on each.
  * The destructor prints "DESTROYED <tag>" on the actor's rank.
  */
 #include <pthread.h>
@@ -894,14 +895,18 @@ static int run_unplaced(void)
 {
     rh_actor_params_t p = { 0 };
     rh_actor_t a;
+    rh_ref_t r;
     rh_status_t st;
 
     p.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS;
     p.num_cpus = 100;
     a = make_counter(70, &p);
+    /* a call queued behind the creation, and one that asks where it is */
+    CHECK(rh_actor_call(a, "total", NULL, 0, NULL, &r));
     st = rh_actor_ready(a, 50, NULL);
     EXPECT(st == RH_ERR_TIMEOUT, "an actor that fits no rank: %d", st);
     CHECK(rh_actor_release(a));
+    rh_release(r);
     if (failures == 0) {
         printf("ACTORS UNPLACED OK\n");
     }
@@ -970,6 +975,8 @@ int main(int argc, char **argv)
         rc = run_callers();
     } else if (strcmp(mode, "ownerdeath") == 0) {
         rc = run_ownerdeath();
+    } else if (strcmp(mode, "unplaced") == 0) {
+        rc = run_unplaced();
     } else if (rh_rank() == 0) {
         if (strcmp(mode, "local") == 0) {
             rc = run_local();
@@ -983,8 +990,6 @@ int main(int argc, char **argv)
             rc = run_rankdeath();
         } else if (strcmp(mode, "killnew") == 0) {
             rc = run_killnew();
-        } else if (strcmp(mode, "unplaced") == 0) {
-            rc = run_unplaced();
         } else {
             fprintf(stderr, "unknown mode %s\n", mode);
             rc = 2;
