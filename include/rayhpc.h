@@ -112,7 +112,10 @@ RH_EXPORT
 rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params);
 
 /* Leaves the job. Collective: returns once every live rank has called it,
- * then releases everything rh_init() took. Ranks that died are skipped. */
+ * then releases everything rh_init() took. Ranks that died are skipped.
+ * Tasks that never ran (their resources never free, or an argument never
+ * came) fail with RH_ERR_SHUTDOWN or a message saying why; so do actors
+ * still waiting to be created. */
 RH_EXPORT rh_status_t rh_finalize(void);
 
 /* This rank's number in [0, rh_size()), and the number of ranks. */

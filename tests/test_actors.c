@@ -181,3 +181,34 @@ Test(actors, an_actor_shares_its_owners_fate)
                  rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
+
+/* With one worker, 3,000 actors are killed as they are created, then
+ * rh_finalize ends one whose creation task still waits for its
+ * constructor (running another task meanwhile): the instance is freed,
+ * and the creation task must not read it afterwards (ASan's
+ * use-after-free before the fix). */
+static const char *const ONE_WORKER[] = { "RAYHPC_NUM_WORKERS=1", NULL };
+
+Test(actors, a_kill_during_creation_leaves_the_creator_nothing_freed)
+{
+    rh_run_t run = launch(1, 1, 0, "killnew", ONE_WORKER);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS KILLNEW OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* Every rank of 2 creates an actor that fits no rank, queues a call to
+ * it, asks whether it is ready, drops it and calls rh_finalize: the spilled
+ * creation fails at rh_finalize and tells the actor table, which must
+ * still be there. */
+Test(actors, finalize_with_an_actor_that_fits_no_rank)
+{
+    rh_run_t run = launch(2, 2, 0, "unplaced", NULL);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS UNPLACED OK"), 2, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}

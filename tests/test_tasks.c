@@ -638,6 +638,47 @@ Test(resources, memory_is_offered_as_the_node_s_share)
     rh_release(big);
 }
 
+/* ---- a task stranded at rh_finalize -------------------------------------- */
+
+static rh_status_t echo_arg(rh_task_ctx_t *ctx)
+{
+    size_t len;
+    const void *p = rh_task_arg(ctx, 0, &len);
+
+    return rh_task_return(ctx, 0, p, len);
+}
+
+static void setup_stranded(void)
+{
+    cr_assert_eq(rh_register("ordinary", ordinary, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("echo_arg", echo_arg, 1, 1), RH_OK);
+    cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
+}
+
+TestSuite(stranded, .init = setup_stranded, .timeout = 120);
+
+/* A task that can never run (100 CPUs) and one waiting for its return:
+ * rh_finalize fails both (the second as its dependency fails), and hands
+ * neither to the pool it already stopped. */
+Test(stranded, a_task_waiting_on_one_that_never_runs_fails_at_finalize)
+{
+    rh_task_params_t too_many = {
+        .field_mask = RH_TASK_PARAM_FIELD_NUM_CPUS, .num_cpus = 100
+    };
+    rh_ref_t r, dep;
+    rh_arg_t a;
+    const void *p;
+    size_t len;
+
+    cr_assert_eq(rh_remote("ordinary", NULL, 0, &too_many, &r), RH_OK);
+    a = rh_arg_ref(r);
+    cr_assert_eq(rh_remote("echo_arg", &a, 1, NULL, &dep), RH_OK);
+    cr_expect_eq(rh_get(dep, &p, &len, 50), RH_ERR_TIMEOUT);
+    rh_release(r);
+    rh_release(dep);
+    cr_expect_eq(rh_finalize(), RH_OK, "%s", rh_last_error());
+}
+
 Test(resources, bad_resource_lists_are_refused)
 {
     rh_task_params_t bad = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,

@@ -398,7 +398,10 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
     inst->nthreads = meta->max_concurrency;
     inst->detached = meta->detached;
     inst->ctor_ctx = ctx;
-    atomic_init(&inst->refs, 2);           /* the registry's, the thread's */
+    /* The registry's, the thread's, and ours while we wait for the
+     * constructor: a kill meanwhile (rh_finalize ends every actor) may end
+     * and unregister the instance before the wait sees ctor_done. */
+    atomic_init(&inst->refs, 3);
     atomic_init(&inst->live_threads, 1);
     rh_mpsc_init(&inst->mailbox);
     pthread_mutex_init(&inst->consume, NULL);
@@ -441,12 +444,12 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
         snprintf(msg, len, "%s", ctx->message);
         snprintf(why, sizeof(why), "actor %s could not be created: %s",
                  cls->name, ctx->message);
-        rh_actor_inst_end(inst, 1, why);   /* may free inst */
+        rh_actor_inst_end(inst, 1, why);
+        rh_actor_inst_put(inst);   /* ours: may free inst */
         return status;
     }
     inst->ctor_ctx = NULL;
-    rh_actor_inst_get(inst);   /* the caller's */
-    *out = inst;
+    *out = inst;               /* ours becomes the caller's */
     return RH_OK;
 }
 

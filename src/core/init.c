@@ -548,9 +548,11 @@ static void rh_core_close_node(void)
     rh_dir_teardown();
     rh_borrow_teardown();
     rh_forward_teardown();
-    rh_actor_teardown();
     rh_pg_teardown();
     rh_place_teardown();
+    /* After every module that fails tasks still held: a failed actor
+     * creation tells the actor table, whose entries go here. */
+    rh_actor_teardown();
     rh_future_teardown();
     if (rh_core.store != NULL) {
         rh_task_cache_fini();

@@ -516,6 +516,16 @@ void rh_task_dispatch(rh_task_t *t)
         rh_pg_hold(t);
         return;
     }
+    if (rh_unlikely(rh_core_pool() == NULL)) {
+        /* Woken at rh_finalize (a dependency failed as the ledger let go
+         * of its waiters): the pool is gone, so it fails here. */
+        char msg[192];
+
+        snprintf(msg, sizeof(msg), "task %s was never run: the rank is "
+                 "finalizing", t->fn->name);
+        rh_task_fail_free(t, RH_ERR_SHUTDOWN, msg);
+        return;
+    }
     if (t->res != NULL && !t->holds_res) {
         rh_resources_activate();
     }

@@ -20,6 +20,12 @@
  *                          OWNERDEATH OK".
  *        actors_core rankdeath  the actor's rank is SIGKILLed: its calls fail
  *                          with RH_ERR_ACTOR_DEAD: "ACTORS RANKDEATH OK".
+ *        actors_core killnew  (RAYHPC_NUM_WORKERS=1) actors killed as they are
+ *                          created, then rh_finalize while a creation task
+ *                          waits for its constructor: "ACTORS KILLNEW OK".
+ *        actors_core unplaced  every rank creates an actor that fits no rank,
+ *                          releases it and calls rh_finalize: "ACTORS
+ *                          UNPLACED OK" on each.
  * The destructor prints "DESTROYED <tag>" on the actor's rank.
  */
 #include <pthread.h>
@@ -49,6 +55,10 @@ typedef struct add_arg {
 
 static _Atomic int gate;         /* "block" waits for it */
 static _Atomic int destroyed;
+static _Atomic int ctor_gate;    /* the constructor of GATED_TAG waits */
+static _Atomic long held;        /* "hold_until_gone" started */
+
+#define GATED_TAG 4242
 
 static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
 {
@@ -59,6 +69,9 @@ static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
     if (c == NULL || len != sizeof(int64_t)) {
         free(c);
         return rh_task_fail(ctx, "counter: bad argument");
+    }
+    while (*tag == GATED_TAG && !atomic_load(&ctor_gate)) {
+        rank_nap();
     }
     if (*tag < 0) {
         free(c);
@@ -200,6 +213,25 @@ static rh_status_t value_after(rh_task_ctx_t *ctx)
     const int64_t *v = rh_task_arg(ctx, 0, &len);
 
     return rh_task_return(ctx, 0, v, sizeof(*v));
+}
+
+/* Runs inside the wait of a creation task (one worker): holds it there
+ * until the actor's destructor ran, and a little more for its instance to
+ * be freed. */
+static rh_status_t hold_until_gone(rh_task_ctx_t *ctx)
+{
+    int64_t target;
+    double end = rank_now() + 30;
+
+    memcpy(&target, rh_task_arg(ctx, 0, NULL), sizeof(target));
+    atomic_fetch_add(&held, 1);
+    while (atomic_load(&destroyed) < target && rank_now() < end) {
+        rank_nap();
+    }
+    for (int i = 0; i < 20; i++) {
+        rank_nap();
+    }
+    return rh_task_return(ctx, 0, &target, sizeof(target));
 }
 
 static int failures;
@@ -821,6 +853,66 @@ static int run_ownerdeath(void)
 
 /* The actor's first call kills its rank: the calls behind it, pipelined,
  * all fail with RH_ERR_ACTOR_DEAD, at the call or at the get. */
+/* Actors killed right after creation (the kill waits for the creation to
+ * answer); then one whose creation task is still waiting when rh_finalize
+ * ends every actor: a task run inside that wait holds it there until the
+ * actor's destructor ran, so the creation task resumes after the instance
+ * was ended and must not touch it. */
+static int run_killnew(void)
+{
+    int64_t target, tag = GATED_TAG;
+    rh_arg_t x = rh_arg_bytes(&target, sizeof(target));
+    rh_arg_t arg = rh_arg_bytes(&tag, sizeof(tag));
+    rh_actor_t a;
+    rh_ref_t r;
+
+    for (int i = 0; i < 3000; i++) {
+        int64_t t = i;
+        rh_arg_t ta = rh_arg_bytes(&t, sizeof(t));
+
+        CHECK(rh_actor_create("Counter", &ta, 1, NULL, &a));
+        CHECK(rh_actor_kill(a, 1));
+        CHECK(rh_actor_release(a));
+    }
+    target = 3001;
+    CHECK(rh_actor_create("Counter", &arg, 1, NULL, &a));
+    CHECK(rh_remote("hold_until_gone", &x, 1, NULL, &r));
+    /* with one worker it runs inside the creation task's wait */
+    EXPECT(rank_wait_count(&held, 1, 30) == 0, "the holding task never "
+           "started");
+    atomic_store(&ctor_gate, 1);
+    CHECK(rh_actor_release(a));
+    rh_release(r);
+    if (failures == 0) {
+        printf("ACTORS KILLNEW OK\n");
+    }
+    return failures;
+}
+
+/* An actor that fits no rank waits to be placed; rh_finalize fails its
+ * creation without touching what the actor table freed. */
+static int run_unplaced(void)
+{
+    rh_actor_params_t p = { 0 };
+    rh_actor_t a;
+    rh_ref_t r;
+    rh_status_t st;
+
+    p.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS;
+    p.num_cpus = 100;
+    a = make_counter(70, &p);
+    /* a call queued behind the creation, and one that asks where it is */
+    CHECK(rh_actor_call(a, "total", NULL, 0, NULL, &r));
+    st = rh_actor_ready(a, 50, NULL);
+    EXPECT(st == RH_ERR_TIMEOUT, "an actor that fits no rank: %d", st);
+    CHECK(rh_actor_release(a));
+    rh_release(r);
+    if (failures == 0) {
+        printf("ACTORS UNPLACED OK\n");
+    }
+    return failures;
+}
+
 static int run_rankdeath(void)
 {
     rh_actor_params_t p = on_node(rh_num_nodes() - 1);
@@ -876,12 +968,15 @@ int main(int argc, char **argv)
     CHECK(rh_register_actor("Counter", &cls));
     CHECK(rh_register("call_through", call_through, 1, 1));
     CHECK(rh_register("value_after", value_after, 1, 1));
+    CHECK(rh_register("hold_until_gone", hold_until_gone, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (strcmp(mode, "callers") == 0) {
         rc = run_callers();
     } else if (strcmp(mode, "ownerdeath") == 0) {
         rc = run_ownerdeath();
+    } else if (strcmp(mode, "unplaced") == 0) {
+        rc = run_unplaced();
     } else if (rh_rank() == 0) {
         if (strcmp(mode, "local") == 0) {
             rc = run_local();
@@ -893,6 +988,8 @@ int main(int argc, char **argv)
             rc = run_keep();
         } else if (strcmp(mode, "rankdeath") == 0) {
             rc = run_rankdeath();
+        } else if (strcmp(mode, "killnew") == 0) {
+            rc = run_killnew();
         } else {
             fprintf(stderr, "unknown mode %s\n", mode);
             rc = 2;
