@@ -62,9 +62,11 @@ typedef struct rh_future {
     const void             *data;        /* READY: the bytes */
     size_t                  len;
     int                     in_store;    /* the bytes are a store object */
-    char                   *message;     /* FAILED: why ... */
-    int                     status;      /* ... and its code (rh_get's) */
-    uint8_t                 inline_buf[RH_FUTURE_INLINE];
+    int                     status;      /* FAILED: rh_get's code ... */
+    char                   *message;     /* ... and why */
+    /* A small value is read in place through rh_get: aligned as malloc's
+     * memory is for the types a value holds. */
+    _Alignas(8) uint8_t     inline_buf[RH_FUTURE_INLINE];
 } rh_future_t;
 
 struct rh_fblock {
