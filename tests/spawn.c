@@ -32,6 +32,33 @@ const char *rh_src_path(const char *rel)
     return rh_path_in("RH_TEST_SRCDIR", rel);
 }
 
+rh_run_t rh_launch(int n, int nodes, int keep_going, const char *prog,
+                   const char *arg, const char *const *env, int timeout_s)
+{
+    const char *argv[16];
+    char nbuf[16], mbuf[16];
+    int k = 0;
+
+    snprintf(nbuf, sizeof(nbuf), "%d", n);
+    snprintf(mbuf, sizeof(mbuf), "%d", nodes);
+    argv[k++] = rh_build_path("rayhpc-run");
+    argv[k++] = "-n";
+    argv[k++] = nbuf;
+    if (nodes > 0) {
+        argv[k++] = "--nodes";
+        argv[k++] = mbuf;
+    }
+    if (keep_going) {
+        argv[k++] = "--keep-going";
+    }
+    argv[k++] = rh_build_path(prog);
+    if (arg != NULL) {
+        argv[k++] = arg;
+    }
+    argv[k] = NULL;
+    return rh_run(argv, env, timeout_s);
+}
+
 static char **rh_run_env(const char *const *extra)
 {
     size_t n = 0, m = 0, k = 0;

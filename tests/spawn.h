@@ -20,6 +20,11 @@ rh_run_t rh_run(const char *const *argv, const char *const *env,
                 int timeout_s);
 void rh_run_free(rh_run_t *run);
 
+/* `rayhpc-run -n n [--nodes nodes] [--keep-going] prog [arg]`, prog in the
+ * build tree; nodes 0 leaves the node count to the launcher. */
+rh_run_t rh_launch(int n, int nodes, int keep_going, const char *prog,
+                   const char *arg, const char *const *env, int timeout_s);
+
 /* Absolute path of a program in the build tree ("tests/multi/hello"). */
 const char *rh_build_path(const char *rel);
 const char *rh_src_path(const char *rel);

@@ -15,24 +15,8 @@ static const char *const TCP[] = { "UCX_TLS=tcp,self", NULL };
 static rh_run_t launch(int n, int nodes, int keep_going, const char *arg,
                        const char *const *env)
 {
-    const char *argv[16];
-    char nbuf[16], mbuf[16];
-    int k = 0;
-
-    snprintf(nbuf, sizeof(nbuf), "%d", n);
-    snprintf(mbuf, sizeof(mbuf), "%d", nodes);
-    argv[k++] = rh_build_path("rayhpc-run");
-    argv[k++] = "-n";
-    argv[k++] = nbuf;
-    argv[k++] = "--nodes";
-    argv[k++] = mbuf;
-    if (keep_going) {
-        argv[k++] = "--keep-going";
-    }
-    argv[k++] = rh_build_path("tests/multi/actors_core");
-    argv[k++] = arg;
-    argv[k] = NULL;
-    return rh_run(argv, env, TIMEOUT);
+    return rh_launch(n, nodes, keep_going, "tests/multi/actors_core", arg,
+                     env, TIMEOUT);
 }
 
 /* One rank: a counter gets 100 K pipelined increments and saw them in

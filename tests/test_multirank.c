@@ -15,32 +15,10 @@
 
 static const char *const TCP[] = { "UCX_TLS=tcp,self", NULL };
 
-/* rayhpc-run [--nodes M] [--keep-going] -n N prog [arg] */
 static rh_run_t launch(int n, int nodes, int keep_going, const char *prog,
                        const char *arg, const char *const *env)
 {
-    const char *argv[16];
-    char nbuf[16], mbuf[16];
-    int k = 0;
-
-    snprintf(nbuf, sizeof(nbuf), "%d", n);
-    snprintf(mbuf, sizeof(mbuf), "%d", nodes);
-    argv[k++] = rh_build_path("rayhpc-run");
-    argv[k++] = "-n";
-    argv[k++] = nbuf;
-    if (nodes > 0) {
-        argv[k++] = "--nodes";
-        argv[k++] = mbuf;
-    }
-    if (keep_going) {
-        argv[k++] = "--keep-going";
-    }
-    argv[k++] = rh_build_path(prog);
-    if (arg != NULL) {
-        argv[k++] = arg;
-    }
-    argv[k] = NULL;
-    return rh_run(argv, env, TIMEOUT);
+    return rh_launch(n, nodes, keep_going, prog, arg, env, TIMEOUT);
 }
 
 static void expect_alltoall(rh_run_t *run, int n)
