@@ -27,7 +27,7 @@ fi
 
 is_built_program() {
     [ "$(head -c 4 "$1" | od -An -c | tr -d ' ')" = '177ELF' ] ||
-        head -c 2048 "$1" | grep -qE '^# .* - temporary wrapper script for [.]libs/'
+        grep -qE '^# .* - temporary wrapper script for [.]libs/' <<<"$(head -c 2048 "$1")"
 }
 
 if [ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null)" = "$src" ]; then

@@ -199,7 +199,7 @@ if want install && need_build; then
             # shellcheck disable=SC2046,SC2086
             if cc -Wall -Wextra -Werror -o "$oot/xs" "$oot/x.c" $(pkg-config --cflags rayhpc) \
                     ${libs/-lrayhpc/-l:librayhpc.a} &&
-               ! readelf -d "$oot/xs" | grep -q 'librayhpc\.so'; then
+               ! grep -q 'librayhpc\.so' <<<"$(readelf -d "$oot/xs")"; then
                 ok "cc x.c with librayhpc.a and \$(pkg-config --static --libs rayhpc)"
                 check_ranks "program linked with librayhpc.a under rayhpc-run -n 2" 2 \
                     "$prefix/bin/rayhpc-run" -n 2 "$oot/xs"
@@ -210,8 +210,11 @@ if want install && need_build; then
             # in the version node of src/librayhpc.map.
             so="$prefix/lib/librayhpc.so"
             unversioned=$(objdump -T "$so" | awk '$4 == ".text" && $NF ~ /^rh_/ && $(NF-1) !~ /^RAYHPC_/')
-            if readelf -d "$so" | grep -q 'SONAME.*\[librayhpc\.so\.0\]' && [ -z "$unversioned" ] &&
-               objdump -T "$so" | grep -q 'RAYHPC_0.1 *rh_init$'; then
+            # (grep -q on a captured output: under pipefail, grep -q leaving
+            # early fails the pipe when the writer gets SIGPIPE)
+            if grep -q 'SONAME.*\[librayhpc\.so\.0\]' <<<"$(readelf -d "$so")" &&
+               [ -z "$unversioned" ] &&
+               grep -q 'RAYHPC_0.1 *rh_init$' <<<"$(objdump -T "$so")"; then
                 ok "librayhpc.so: soname librayhpc.so.0, symbols versioned RAYHPC_0.1"
             else
                 readelf -d "$so" | grep SONAME; echo "$unversioned"
@@ -220,7 +223,7 @@ if want install && need_build; then
             # The man pages render.
             for m in rayhpc-run rayhpc-info rayhpc-perf; do
                 page="$prefix/share/man/man1/$m.1"
-                if [ -f "$page" ] && MANWIDTH=80 man -l "$page" 2>&1 | grep -q "^NAME"; then
+                if [ -f "$page" ] && grep -q "^NAME" <<<"$(MANWIDTH=80 man -l "$page" 2>&1)"; then
                     ok "installed man page $m.1"
                 else
                     bad "installed man page $m.1"
