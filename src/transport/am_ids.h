@@ -35,7 +35,15 @@ enum rh_am_id {
     RH_AM_ID_RMA_DATA     = 33,  /* transport: the bytes read, or an error */
     RH_AM_ID_TEST_FIRST   = 40,  /* tests/: 40..63 */
 
-    RH_AM_ID_MAX          = 64
+    /* 64..95: the core's later modules, a block of ids each. */
+    RH_AM_ID_BATCH_FIRST  = 64,  /* core: coalesced messages, 64..67 */
+    RH_AM_ID_GCS_FIRST    = 68,  /* gcs/: 68..75 */
+    RH_AM_ID_FT_FIRST     = 76,  /* core: fault tolerance, 76..79 */
+    RH_AM_ID_SPILL_FIRST  = 80,  /* plasma: spilling, 80..83 */
+    RH_AM_ID_OBS_FIRST    = 84,  /* observability, 84..87 */
+    RH_AM_ID_GPU_FIRST    = 88,  /* gpu/: 88..91 */
+
+    RH_AM_ID_MAX          = 96
 };
 
 /* The core's ids stay below the ranges handed out to programs. */
