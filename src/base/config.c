@@ -286,6 +286,12 @@ const rh_config_field_t rh_config_table[] = {
      "For tests only: every Nth message this rank sends fails before it "
      "reaches UCX, as if the network lost it (0: none)",
      RH_OFF(fault_sends), &rh_type_count, NULL, 0, 1u << 30},
+    {"TIMELINE", "",
+     "File for a Chrome/Perfetto trace of the job (tasks, actor calls, "
+     "waits, pulls, scheduler decisions), written at rh_finalize; empty: "
+     "no trace",
+     RH_OFF(timeline), &rh_type_string, NULL, 0,
+     sizeof(((rh_config_t *)0)->timeline)},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

@@ -34,6 +34,7 @@
 #include "core/actor_order.h"
 #include "core/core.h"
 #include "core/future.h"
+#include "obs/timeline.h"
 #include "sched/pool.h"
 #include "transport/transport.h"
 
@@ -328,8 +329,11 @@ static void *rh_inst_thread(void *arg)
     if (atomic_exchange(&inst->ctor_claimed, 1) == 0) {
         /* The first executor runs the constructor, then starts the
          * others. */
+        uint64_t tl0 = rh_tl_begin();
         rh_status_t status = inst->cls->cls.init(inst->ctor_ctx,
                                                  &inst->state);
+
+        rh_tl_end(RH_TL_CALL, inst->cls->name, tl0, -1, 0);
 
         if (status != RH_OK || inst->ctor_ctx->failed) {
             inst->ctor_status = status != RH_OK ? status : RH_ERR_TASK_FAILED;

@@ -36,6 +36,7 @@
 #include "core/registry.h"
 #include "core/actor.h"
 #include "core/task_internal.h"
+#include "obs/timeline.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
 #include "sched/resources.h"
@@ -657,6 +658,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     rh_core.rank = rh_core.bs.rank;
     rh_core.size = rh_core.bs.size;
     rh_log_set_rank(rh_core.rank);
+    status = rh_timeline_open(rh_cfg.timeline, rh_core.rank);
+    if (status != RH_OK) {
+        goto err;
+    }
     rh_debug("bootstrap %s: rank %d of %d", rh_core.bs.ops->name,
              rh_core.rank, rh_core.size);
     if (rh_core.rank == 0) {
@@ -717,6 +722,7 @@ err:
         snprintf(msg, sizeof(msg), "%s", rh_last_error());
         rh_error("rh_init failed: %s", msg);
         rh_core_close_node();
+        rh_timeline_close();
         if (tp_open) {
             rh_tp_close();
         }
@@ -810,6 +816,10 @@ static rh_status_t rh_core_finalize_rounds(void)
      * transport still serve what its last calls need. */
     rh_actor_shutdown();
     rh_core_stop_work();
+    /* Before the second round: rank 0 merges once it ends. */
+    if (rh_timeline_write_part(rh_core.node) != RH_OK) {
+        rh_warn("%s", rh_last_error());
+    }
     if (rh_core.size == 1 || (status != RH_OK && rh_core.rank != 0)) {
         return status;
     }
@@ -832,9 +842,13 @@ rh_status_t rh_finalize(void)
     status = rh_core_finalize_rounds();
     /* Teardown below may overwrite the message. */
     snprintf(msg, sizeof(msg), "%s", rh_last_error());
+    if (rh_core.rank == 0 && rh_timeline_merge(rh_core.size) != RH_OK) {
+        rh_warn("%s", rh_last_error());
+    }
     rh_core_close_node();
     rh_tp_close();
     rh_core.bs.ops->finalize(&rh_core.bs);
+    rh_timeline_close();
     rh_core_reset();
     if (status != RH_OK) {
         rh_warn("%s", msg);

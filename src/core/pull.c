@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "core/core.h"
 #include "core/directory.h"
+#include "obs/timeline.h"
 #include "plasma/store.h"
 #include "transport/am.h"
 #include "transport/rma.h"
@@ -71,6 +72,7 @@ struct rh_pull {
     unsigned                turn;
     int                     nextra, extra[RH_PULL_MAX_SRC];  /* asked */
     uint64_t                t_start;      /* first RDMA read */
+    uint64_t                t_asked;      /* timeline: the get asked */
     uint8_t                *dst;
 };
 
@@ -591,6 +593,7 @@ rh_status_t rh_pull_start(rh_object_id_t id, int ask, rh_pull_t **out)
         return rh_error_set(RH_ERR_NO_MEMORY, "pull");
     }
     p->ask = ask;
+    p->t_asked = rh_tl_begin();
     atomic_store(&p->refs, 2);     /* the caller, the maps */
     pthread_mutex_unlock(&rh_pull_lock);
     p->op.run = rh_pull_start_run;
@@ -645,6 +648,7 @@ static void rh_pull_finish(rh_pull_t *p)
     atomic_fetch_add(&rh_pull_bytes, p->len);
     atomic_fetch_add(&rh_pull_rdma_bytes, p->len);
     atomic_fetch_add(&rh_pull_rdma_ns, rh_time_ns() - p->t_start);
+    rh_tl_end(RH_TL_PULL, "pull", p->t_asked, p->src, p->len);
     if (rh_object_id_owner(p->id) != (uint32_t)rh_rank()) {
         (void)rh_am_send(rh_object_id_owner(p->id), RH_AM_ID_OBJ_COPIED, &h,
                          sizeof(h), NULL, 0, NULL, NULL);
@@ -861,6 +865,7 @@ static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
             p->created = 0;
             atomic_fetch_add(&rh_pull_count, 1);
             atomic_fetch_add(&rh_pull_bytes, dlen);
+            rh_tl_end(RH_TL_PULL, "pull", p->t_asked, p->src, dlen);
             if (rh_object_id_owner(p->id) != (uint32_t)rh_rank()) {
                 rh_unpin_hdr_t u = { p->id.hi, p->id.lo };
 

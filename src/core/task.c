@@ -32,6 +32,7 @@
 #include "core/pull.h"
 #include "core/registry.h"
 #include "core/task_internal.h"
+#include "obs/timeline.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
 #include "sched/resources.h"
@@ -435,6 +436,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
     char *dep_error = atomic_load(&t->dep_error);
     rh_task_t *outer = rh_task_running;
     rh_status_t status;
+    uint64_t tl0;
 
     /* Resources are counted once some task asked for more than a CPU;
      * an actor's calls run on what the actor holds. */
@@ -468,6 +470,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
         return;
     }
     rh_task_running = t;
+    tl0 = rh_tl_begin();
     if (rh_unlikely((++rh_task_sample & 15) == 0) && !t->is_call) {
         /* One task in 16 is timed: the load the heartbeats report. */
         uint64_t t0 = rh_time_ns();
@@ -479,6 +482,8 @@ static void rh_task_execute(rh_task_t *t, void *state)
         status = t->fn->method ? t->fn->method(state, &ctx) :
                  t->fn->fn(&ctx);
     }
+    rh_tl_end(t->fn->method ? RH_TL_CALL : RH_TL_TASK, t->fn->name, tl0,
+              -1, 0);
     rh_task_running = outer;
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed) {
@@ -505,10 +510,12 @@ void rh_task_dispatch(rh_task_t *t)
         return;
     }
     if (t->forward_to >= 0) {
+        rh_tl_end(RH_TL_FORWARD, t->fn->name, 0, t->forward_to, 0);
         rh_forward_send(t);
         return;
     }
     if (t->forward_to == RH_PLACE_SPILL) {
+        rh_tl_end(RH_TL_SCHED_SPILL, t->fn->name, 0, -1, 0);
         rh_place_spill(t);
         return;
     }

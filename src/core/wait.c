@@ -9,22 +9,27 @@
 #include "base/completion.h"
 #include "core/core.h"
 #include "core/future.h"
+#include "obs/timeline.h"
 #include "sched/pool.h"
 
 static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
                         unsigned flags)
 {
     rh_pool_t *pool = rh_pool_current();
+    uint64_t tl0 = rh_tl_begin();
     int lent, done;
 
     if (pool == NULL) {
-        return rh_future_block_until(cond, arg, deadline);
+        done = rh_future_block_until(cond, arg, deadline);
+        rh_tl_end(RH_TL_WAIT, "wait", tl0, -1, 0);
+        return done;
     }
     lent = rh_task_lend_cpus();
     /* The pool sleeps with a timeout when there is a deadline: a waiter
      * with nothing to run still gives up on time. */
     done = rh_pool_wait(pool, cond, arg, deadline, flags);
     rh_task_reclaim_cpus(lent);
+    rh_tl_end(RH_TL_WAIT, "wait", tl0, -1, 0);
     return done;
 }
 
