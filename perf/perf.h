@@ -77,6 +77,23 @@ int perf_register_sync(void);
  * that holds a wanted figure; returns non-zero if any job failed. */
 int perf_launch_all(const char *self, int nwant, char **want);
 
+/* The same for the figures named (NULL: all), each job's output appended
+ * to the file out and echoed to stdout. */
+int perf_launch_to(const char *self, const char *const *figures,
+                   const char *out);
+
+/* --report DIR [--quick]: every figure (or the quick ones), then
+ * DIR/report.md and the plots (perf_report.c). */
+int perf_report_run(const char *self, const char *dir, int quick);
+
+/* Whether the report asked the jobs for curves ("# series ..." lines):
+ * 0 no, 1 short ones (--quick), 2 full ones. */
+int perf_series(void);
+
+/* Prints one point of a curve for the report's plots. */
+void perf_print_point(const char *plot, const char *curve, double x,
+                      double y);
+
 /* Inside a job: measures the wanted figures of group name. */
 int perf_child(const char *group, int nwant, char **want);
 

@@ -157,6 +157,10 @@ static int run_balance(const perf_group_t *g, const char *suffix,
         perf_keep_best(&dev, d < 0 ? -d : d, 0);
     }
     printf("\n");
+    for (int i = 0; perf_series() && i < nodes; i++) {
+        perf_print_point("balance", "tasks", i, (double)count[i]);
+        perf_print_point("balance", "mean", i, mean);
+    }
     /* One run gives both: print both whichever was asked for. */
     perf_print("balance_dev_pct", suffix, dev, "%");
     perf_print("balance_tasks", suffix, BALANCE_TASKS / t, "tasks/s");

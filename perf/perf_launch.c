@@ -1,10 +1,12 @@
 /* Starting the jobs of rayhpc-perf, and the shared printing helpers. */
+#include <fcntl.h>
 #include <limits.h>
 #include <libgen.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <sys/syscall.h>
 
 #include "perf.h"
+#include "perf_progress.h"
 #include "rayhpc.h"
 #include "transport/am.h"
 
@@ -46,6 +49,23 @@ void perf_report(const char *name, const char *suffix, double ours,
     perf_print(name, suffix, ours, unit);
     perf_print(name, suffix, ref, refunit);
     perf_print_ratio(name, suffix, refname, ours / ref);
+}
+
+int perf_series(void)
+{
+    const char *s = getenv("RAYHPC_PERF_SERIES");
+
+    if (s == NULL || s[0] == '\0') {
+        return 0;
+    }
+    return strcmp(s, "quick") == 0 ? 1 : 2;
+}
+
+void perf_print_point(const char *plot, const char *curve, double x,
+                      double y)
+{
+    printf("# series %s %s %.6g %.6g\n", plot, curve, x, y);
+    fflush(stdout);
 }
 
 /* ---- two-rank sync over our AM layer ----------------------------------- */
@@ -116,16 +136,24 @@ void perf_sync(void)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
-static int group_wanted(const perf_group_t *g, int nwant, char **want)
+static int figure_wanted(const char *figure, int nwant, char **want)
 {
     if (nwant == 0) {
         return 1;
     }
     for (int i = 0; i < nwant; i++) {
-        for (int f = 0; g->figures[f]; f++) {
-            if (strcmp(want[i], g->figures[f]) == 0) {
-                return 1;
-            }
+        if (strcmp(want[i], figure) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int group_wanted(const perf_group_t *g, int nwant, char **want)
+{
+    for (int f = 0; g->figures[f]; f++) {
+        if (figure_wanted(g->figures[f], nwant, want)) {
+            return 1;
         }
     }
     return 0;
@@ -155,12 +183,37 @@ static void find_launcher(char *out, size_t len)
     snprintf(out, len, "rayhpc-run");
 }
 
+/* Copies what a job appended to out from offset `from` to our stdout. */
+static void echo_from(const char *out, long from)
+{
+    FILE *f = fopen(out, "r");
+    char buf[4096];
+    size_t n;
+
+    if (f == NULL || fseek(f, from, SEEK_SET) != 0) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return;
+    }
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        fwrite(buf, 1, n, stdout);
+    }
+    fclose(f);
+    fflush(stdout);
+}
+
+/* One job for group g; its output goes to our stdout, or is appended to
+ * the file out (then echoed). */
 static int run_group(const char *launcher, const char *self,
-                     const perf_group_t *g, int nwant, char **want)
+                     const perf_group_t *g, int nwant, char **want,
+                     const char *out)
 {
     char nbuf[16], mbuf[16];
     char **argv = calloc((size_t)nwant + 10, sizeof(char *));
     int k = 0, status;
+    long from = 0;
+    struct stat st;
     pid_t pid;
 
     snprintf(nbuf, sizeof(nbuf), "%d", g->ranks);
@@ -179,11 +232,23 @@ static int run_group(const char *launcher, const char *self,
         argv[k++] = want[i];
     }
     argv[k] = NULL;
+    if (out != NULL && stat(out, &st) == 0) {
+        from = (long)st.st_size;
+    }
     fflush(stdout);
     pid = fork();
     if (pid == 0) {
         for (int i = 0; g->env && g->env[i]; i++) {
             putenv((char *)g->env[i]);
+        }
+        if (out != NULL) {
+            int fd = open(out, O_WRONLY | O_APPEND | O_CREAT, 0666);
+
+            if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0) {
+                fprintf(stderr, "rayhpc-perf: cannot write %s\n", out);
+                _exit(127);
+            }
+            close(fd);
         }
         execvp(argv[0], argv);
         fprintf(stderr, "rayhpc-perf: cannot start %s\n", argv[0]);
@@ -193,13 +258,17 @@ static int run_group(const char *launcher, const char *self,
     if (pid < 0 || waitpid(pid, &status, 0) < 0) {
         return 1;
     }
+    if (out != NULL) {
+        perf_progress_done();
+        echo_from(out, from);
+    }
     return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-int perf_launch_all(const char *self, int nwant, char **want)
+static int launch(const char *self, int nwant, char **want, const char *out)
 {
-    char launcher[PATH_MAX + 32], selfbuf[PATH_MAX];
-    int failed = 0;
+    char launcher[PATH_MAX + 32], selfbuf[PATH_MAX], what[256];
+    int failed = 0, ngroups = 0, step = 0;
 
     find_launcher(launcher, sizeof(launcher));
     if (strchr(self, '/') == NULL) {
@@ -211,13 +280,43 @@ int perf_launch_all(const char *self, int nwant, char **want)
         }
     }
     for (const perf_group_t *const *gp = perf_groups; *gp; gp++) {
-        const perf_group_t *g = *gp;
-
-        if (group_wanted(g, nwant, want)) {
-            failed |= run_group(launcher, self, g, nwant, want);
-        }
+        ngroups += group_wanted(*gp, nwant, want);
     }
+    for (const perf_group_t *const *gp = perf_groups; *gp; gp++) {
+        const perf_group_t *g = *gp;
+        size_t len;
+
+        if (!group_wanted(g, nwant, want)) {
+            continue;
+        }
+        len = (size_t)snprintf(what, sizeof(what), "%s:", g->name);
+        for (int f = 0; g->figures[f] && len < sizeof(what); f++) {
+            if (figure_wanted(g->figures[f], nwant, want)) {
+                len += (size_t)snprintf(what + len, sizeof(what) - len,
+                                        " %s", g->figures[f]);
+            }
+        }
+        perf_progress_step(++step, ngroups, what);
+        failed |= run_group(launcher, self, g, nwant, want, out);
+    }
+    perf_progress_done();
     return failed;
+}
+
+int perf_launch_all(const char *self, int nwant, char **want)
+{
+    return launch(self, nwant, want, NULL);
+}
+
+int perf_launch_to(const char *self, const char *const *figures,
+                   const char *out)
+{
+    int n = 0;
+
+    while (figures != NULL && figures[n] != NULL) {
+        n++;
+    }
+    return launch(self, n, (char **)figures, out);
 }
 
 static int perf_nwant;

@@ -1,5 +1,7 @@
 /*
  * rayhpc-perf [FIGURE...]   (no argument: every figure)
+ * rayhpc-perf --list        the figures, one a line
+ * rayhpc-perf --report DIR [--quick]
  *
  * Started alone, it starts its own ranks with rayhpc-run (found next to this
  * binary), one job per group of figures, each with the environment the
@@ -19,17 +21,24 @@ const perf_group_t *const perf_groups[] = {
     &perf_group_actor_node, &perf_group_actor_nn, NULL
 };
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    fprintf(stderr, "usage: rayhpc-perf [FIGURE...]\nfigures:");
+    fprintf(f, "usage: rayhpc-perf [FIGURE...]\n"
+            "       rayhpc-perf --list\n"
+            "       rayhpc-perf --report DIR [--quick]\n"
+            "  --list         print the figures, one a line\n"
+            "  --report DIR   measure every figure, write DIR/report.md and "
+            "the plots\n"
+            "  --quick        with --report: a few quick figures only\n"
+            "figures:");
     for (const perf_group_t *const *gp = perf_groups; *gp; gp++) {
         const perf_group_t *g = *gp;
 
         for (int i = 0; g->figures[i]; i++) {
-            fprintf(stderr, " %s", g->figures[i]);
+            fprintf(f, " %s", g->figures[i]);
         }
     }
-    fprintf(stderr, "\n");
+    fprintf(f, "\n");
 }
 
 static int known_figure(const char *f)
@@ -48,19 +57,57 @@ static int known_figure(const char *f)
 
 int main(int argc, char **argv)
 {
+    const char *report = NULL;
+    int quick = 0;
+
     if (argc > 2 && strcmp(argv[1], "--child") == 0) {
         return perf_child(argv[2], argc - 3, argv + 3);
     }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage();
+            usage(stdout);
             return 0;
+        }
+        if (strcmp(argv[i], "--list") == 0) {
+            for (const perf_group_t *const *gp = perf_groups; *gp; gp++) {
+                for (int k = 0; (*gp)->figures[k]; k++) {
+                    printf("%s\n", (*gp)->figures[k]);
+                }
+            }
+            return 0;
+        }
+        if (strcmp(argv[i], "--report") == 0) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "rayhpc-perf: --report needs a directory\n");
+                usage(stderr);
+                return 2;
+            }
+            report = argv[++i];
+            continue;
+        }
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+            continue;
         }
         if (!known_figure(argv[i])) {
             fprintf(stderr, "rayhpc-perf: no figure named '%s'\n", argv[i]);
-            usage();
+            usage(stderr);
             return 2;
         }
+    }
+    if (quick && report == NULL) {
+        fprintf(stderr, "rayhpc-perf: --quick goes with --report DIR\n");
+        usage(stderr);
+        return 2;
+    }
+    if (report != NULL) {
+        if (argc != (quick ? 4 : 3)) {
+            fprintf(stderr, "rayhpc-perf: --report measures every figure; "
+                    "name none\n");
+            usage(stderr);
+            return 2;
+        }
+        return perf_report_run(argv[0], report, quick);
     }
     if (getenv("RAYHPC_LOCAL_FD") || getenv("PMIX_RANK") ||
         getenv("OMPI_COMM_WORLD_SIZE")) {

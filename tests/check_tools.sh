@@ -86,7 +86,7 @@ grep -q 'rayhpc-perf \[FIGURE' "$tmp.help" || fail "rayhpc-perf --help has no us
 MANWIDTH=100 man --warnings -l "$src/man/rayhpc-perf.1" >"$tmp.man" 2>"$tmp.manerr" ||
     fail "man -l man/rayhpc-perf.1 fails"
 [ -s "$tmp.manerr" ] && fail "man/rayhpc-perf.1 renders with warnings: $(head -3 "$tmp.manerr")"
-for opt in --help FIGURE; do
+for opt in --help FIGURE --list --report --quick; do
     grep -qF -- "$opt" "$tmp.man" || fail "man/rayhpc-perf.1 does not name $opt"
 done
 
