@@ -53,7 +53,7 @@ void perf_report(const char *name, const char *suffix, double ours,
 
 int perf_series(void)
 {
-    const char *s = getenv("RAYHPC_PERF_SERIES");
+    const char *s = getenv("RH_PERF_SERIES");
 
     if (s == NULL || s[0] == '\0') {
         return 0;

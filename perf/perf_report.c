@@ -495,7 +495,7 @@ int perf_report_run(const char *self, const char *dir, int quick)
     }
     fclose(f);
     /* The jobs print their curves too. */
-    setenv("RAYHPC_PERF_SERIES", quick ? "quick" : "full", 1);
+    setenv("RH_PERF_SERIES", quick ? "quick" : "full", 1);
     failed = perf_launch_to(self, quick ? perf_quick : NULL, raw);
     if (perf_read_results(raw) != 0) {
         fprintf(stderr, "rayhpc-perf: cannot read %s\n", raw);

@@ -1,9 +1,10 @@
 /*
  * rayhpc-info: what this librayhpc is and what it would do here: version,
  * build options, every RAYHPC_* setting with its value and doc, the hwloc
- * summary, and the UCX transports and devices a rank would use.
+ * summary, and the UCX transports and devices a rank would use; or, with
+ * --job, the state of the jobs running on this host.
  *
- * usage: rayhpc-info [-v] [-c] [-t] [-u] | --help | --version
+ * usage: rayhpc-info [-v] [-c] [-t] [-u] | --job[=JOB] | --help | --version
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "obs/jobstate.h"
 #include "rayhpc.h"
 #include "sched/topology.h"
 #include "transport/bootstrap.h"
@@ -93,6 +95,9 @@ static const struct opt_doc opt_docs[] = {
     { NULL, "config", 'c', "every RAYHPC_* setting with its value and doc" },
     { NULL, "topology", 't', "the hwloc summary of this host" },
     { NULL, "ucx", 'u', "the UCX transports and devices a rank would use" },
+    { "A running job:", "job", 'j', "the state of the jobs running here: "
+      "nodes, ranks,\n                  resources, tasks, objects "
+      "(--job=JOB: that job)" },
     { "Information:", "help", 'h', "print this help and exit" },
     { NULL, "version", 'V', "print the version and exit" },
 };
@@ -102,6 +107,7 @@ static const struct opt_doc opt_docs[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: rayhpc-info [-v] [-c] [-t] [-u]\n"
+               "       rayhpc-info --job[=JOB]\n"
                "       rayhpc-info --help | --version\n"
                "What this librayhpc is and would do on this host.\n");
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -121,15 +127,23 @@ int main(int argc, char **argv)
 {
     struct option long_options[N_OPTS + 1];
     char short_options[2 * N_OPTS + 1];
-    int v = 0, c = 0, t = 0, u = 0, opt;
+    int v = 0, c = 0, t = 0, u = 0, j = 0, opt;
+    size_t k = 0;
+    const char *job = NULL;
 
     for (size_t i = 0; i < N_OPTS; i++) {
-        long_options[i] = (struct option){ opt_docs[i].name, no_argument,
+        long_options[i] = (struct option){ opt_docs[i].name,
+                                           opt_docs[i].val == 'j' ?
+                                           optional_argument : no_argument,
                                            NULL, opt_docs[i].val };
-        short_options[i] = (char)opt_docs[i].val;
+        short_options[k++] = (char)opt_docs[i].val;
+        if (opt_docs[i].val == 'j') {
+            short_options[k++] = ':';
+            short_options[k++] = ':';
+        }
     }
     long_options[N_OPTS] = (struct option){ NULL, 0, NULL, 0 };
-    short_options[N_OPTS] = '\0';
+    short_options[k] = '\0';
     while ((opt = getopt_long(argc, argv, short_options, long_options,
                               NULL)) != -1) {
         switch (opt) {
@@ -144,6 +158,10 @@ int main(int argc, char **argv)
             break;
         case 'u':
             u = 1;
+            break;
+        case 'j':
+            j = 1;
+            job = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -162,6 +180,14 @@ int main(int argc, char **argv)
                 argv[optind]);
         usage(stderr);
         return 2;
+    }
+    if (j) {
+        if (v || c || t || u) {
+            fprintf(stderr, "rayhpc-info: --job goes alone\n\n");
+            usage(stderr);
+            return 2;
+        }
+        return rh_jobstate_print_jobs(job, stdout, stderr);
     }
     if (!(v || c || t || u)) {
         v = c = t = u = 1;

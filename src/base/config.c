@@ -292,6 +292,10 @@ const rh_config_field_t rh_config_table[] = {
      "no trace",
      RH_OFF(timeline), &rh_type_string, NULL, 0,
      sizeof(((rh_config_t *)0)->timeline)},
+    {"SUMMARY", "0",
+     "1: rank 0 prints the job's state (nodes, ranks, resources, tasks, "
+     "objects in each store) at rh_finalize, as rayhpc-info --job does",
+     RH_OFF(summary), &rh_type_count, NULL, 0, 1},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

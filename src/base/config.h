@@ -46,6 +46,8 @@ typedef struct rh_config {
     uint64_t remote_tasks_max; /* tasks out on other ranks or spilled */
     uint64_t fault_sends;      /* tests: every Nth send fails (0: none) */
     char     timeline[512];    /* trace file written at finalize ("": off) */
+    uint64_t summary;          /* 1: rank 0 prints the job's state at
+                                * finalize */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

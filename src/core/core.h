@@ -14,6 +14,10 @@ int rh_core_initialized(void);
 /* Node index of a rank (-1 when out of range). */
 int rh_core_node_of(int rank);
 
+/* The job's id ("pid-host" of rank 0) and the first rank of this node. */
+const char *rh_core_job_id(void);
+int rh_core_node_leader(void);
+
 /* This node's object store and this rank's worker pool. */
 struct rh_store *rh_core_store(void);
 struct rh_pool *rh_core_pool(void);

@@ -36,6 +36,7 @@
 #include "core/registry.h"
 #include "core/actor.h"
 #include "core/task_internal.h"
+#include "obs/jobstate.h"
 #include "obs/timeline.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
@@ -75,6 +76,8 @@ static rh_core_t rh_core = { .rank = -1 };
 int rh_rank(void) { return rh_core.rank; }
 int rh_size(void) { return rh_core.size; }
 int rh_node_id(void) { return rh_core.node; }
+const char *rh_core_job_id(void) { return rh_core.job_id; }
+int rh_core_node_leader(void) { return rh_core.node_leader; }
 int rh_num_nodes(void) { return rh_core.num_nodes; }
 int rh_core_initialized(void) { return rh_core.initialized; }
 rh_store_t *rh_core_store(void) { return rh_core.store; }
@@ -710,6 +713,7 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         rh_core.initialized = 0;
         goto err;
     }
+    rh_jobstate_start(rh_core.job_id);
     rh_debug("node %d of %d; progress thread running", rh_core.node,
              rh_core.num_nodes);
     return RH_OK;
@@ -735,6 +739,23 @@ err:
 }
 
 /* ---- the end --------------------------------------------------------------- */
+
+/* RAYHPC_SUMMARY=1: rank 0 prints the job's state, as rayhpc-info --job,
+ * while every rank waits in the first round of rh_finalize. */
+static void rh_core_summary(void)
+{
+    char dir[256];
+
+    if (!rh_cfg.summary || rh_core.rank != 0) {
+        return;
+    }
+    rh_jobstate_dir(rh_core.job_id, dir, sizeof(dir));
+    printf("# RAYHPC_SUMMARY: the job at rh_finalize\n");
+    if (rh_jobstate_print(dir, stdout) == 0) {
+        rh_jobstate_snapshot(stdout);   /* not served: this rank only */
+    }
+    fflush(stdout);
+}
 
 typedef struct rh_core_fin_op {
     rh_tp_op_t op;
@@ -772,6 +793,9 @@ static rh_status_t rh_core_fin_round_trip(int round, const char *what)
         if (status == RH_ERR_TIMEOUT) {
             rh_warn("finalize: not every rank %s within %lld ms; ending "
                     "without them", what, (long long)timeout);
+        }
+        if (round == 0) {
+            rh_core_summary();   /* the others wait, serving their state */
         }
         for (int r = 1; r < rh_core.size; r++) {
             if (rh_tp_peer_alive(r)) {
@@ -812,6 +836,11 @@ static rh_status_t rh_core_finalize_rounds(void)
         rh_tp_set_quiet_failures();
         status = rh_core_fin_round_trip(0, "arrived");
     }
+    if (rh_core.size == 1) {
+        rh_core_summary();
+    }
+    /* The snapshot reads the workers and the store, which end below. */
+    rh_jobstate_stop();
     /* Every actor here ends (destructor run) while the workers and the
      * transport still serve what its last calls need. */
     rh_actor_shutdown();
@@ -845,6 +874,7 @@ rh_status_t rh_finalize(void)
     if (rh_core.rank == 0 && rh_timeline_merge(rh_core.size) != RH_OK) {
         rh_warn("%s", rh_last_error());
     }
+    rh_jobstate_stop();   /* if the rounds failed before it */
     rh_core_close_node();
     rh_tp_close();
     rh_core.bs.ops->finalize(&rh_core.bs);

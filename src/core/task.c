@@ -32,6 +32,7 @@
 #include "core/pull.h"
 #include "core/registry.h"
 #include "core/task_internal.h"
+#include "obs/jobstate.h"
 #include "obs/timeline.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
@@ -418,6 +419,15 @@ void rh_task_reclaim_cpus(int cpus)
 
 static void rh_task_execute(rh_task_t *t, void *state);
 
+/* The end of a task a worker took up: counted for rayhpc-info --job. */
+static inline void rh_task_finished(rh_task_t *t)
+{
+    if (t->fn->method == NULL) {
+        rh_js_count(RH_JS_FINISHED);
+    }
+    rh_task_free(t);
+}
+
 static void rh_task_run(rh_job_t *job)
 {
     rh_task_execute((rh_task_t *)job, NULL);
@@ -450,9 +460,12 @@ static void rh_task_execute(rh_task_t *t, void *state)
         }
         t->holds_res = 1;
     }
+    if (t->fn->method == NULL) {
+        rh_js_count(RH_JS_STARTED);
+    }
     if (dep_error != NULL) {
         rh_task_fail_returns(t, NULL, dep_error);
-        rh_task_free(t);
+        rh_task_finished(t);
         return;
     }
     memset(rets, 0, sizeof(rets[0]) * (size_t)t->nreturns);
@@ -466,7 +479,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
     ctx.small = t->answer != NULL ? small : NULL;
     if (rh_task_bind_args(t, ctx.message, sizeof(ctx.message)) != 0) {
         rh_task_fail_returns(t, rets, ctx.message);
-        rh_task_free(t);
+        rh_task_finished(t);
         return;
     }
     rh_task_running = t;
@@ -496,7 +509,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
     } else {
         rh_task_publish_returns(t, rets);
     }
-    rh_task_free(t);
+    rh_task_finished(t);
 }
 
 void rh_task_dispatch(rh_task_t *t)
@@ -536,11 +549,13 @@ void rh_task_dispatch(rh_task_t *t)
     if (t->res != NULL && !t->holds_res) {
         rh_resources_activate();
     }
+    rh_js_count(RH_JS_QUEUED);
     rh_pool_submit(rh_core_pool(), &t->job);
 }
 
 static inline void rh_task_ready(rh_task_t *t)
 {
+    rh_js_count(RH_JS_READY);
     rh_task_dispatch(t);
 }
 
@@ -898,6 +913,7 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
             rets[i].lo = id.lo;
         }
     }
+    rh_js_count(RH_JS_CREATED);
     if (keep != NULL) {
         *keep = t;
         return RH_OK;

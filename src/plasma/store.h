@@ -167,6 +167,24 @@ rh_status_t rh_store_segment_name(const char *job_id, const char *node,
  * removed goes to *removed when it is not NULL. */
 rh_status_t rh_store_reap_stale(const char *prefix, int *removed);
 
+/* One object as rh_store_foreach shows it. */
+typedef struct rh_store_object_info {
+    rh_object_id_t id;
+    uint64_t       size;
+    uint32_t       refs;         /* references held on it now (gets) */
+    int            sealed;       /* 0: still being written */
+    int            pending;      /* deleted, freed at the last release */
+    int32_t        creator_pid;  /* the process that created it */
+} rh_store_object_info_t;
+
+/* Calls fn for each object in the store (at most max; 0: all) under the
+ * store lock: fn must not call into the store. Returns the number of
+ * objects, also those past max. For rayhpc-info --job. */
+uint64_t rh_store_foreach(rh_store_t *s, uint64_t max,
+                          void (*fn)(void *arg,
+                                     const rh_store_object_info_t *o),
+                          void *arg);
+
 /* Walks the whole allocator and object table under the lock and checks
  * that they agree (for tests and after a process died holding the lock);
  * RH_ERR_MALFORMED with the first problem found. */

@@ -276,3 +276,37 @@ int rh_table_retire(rh_store_t *s, rh_store_entry_t *e, uint64_t expect)
     }
     return 1;
 }
+
+uint64_t rh_store_foreach(rh_store_t *s, uint64_t max,
+                          void (*fn)(void *arg,
+                                     const rh_store_object_info_t *o),
+                          void *arg)
+{
+    uint64_t n = 0;
+
+    if (rh_store_lock(s) != RH_OK) {
+        return 0;
+    }
+    for (uint64_t i = 0; i <= s->mask; i++) {
+        rh_store_entry_t *e = &s->table[i];
+        uint64_t c = atomic_load_explicit(&e->ctl, memory_order_acquire);
+        rh_store_object_info_t o;
+
+        if (rh_ctl_state(c) == RH_SLOT_EMPTY) {
+            continue;
+        }
+        if (max == 0 || n < max) {
+            o.id.hi = atomic_load(&e->id_hi);
+            o.id.lo = atomic_load(&e->id_lo);
+            o.size = atomic_load(&e->size);
+            o.refs = (uint32_t)(c & RH_CTL_RC_MASK);
+            o.sealed = rh_ctl_state(c) == RH_SLOT_SEALED;
+            o.pending = (c & RH_CTL_PENDING) != 0;
+            o.creator_pid = atomic_load(&e->creator_pid);
+            fn(arg, &o);
+        }
+        n++;
+    }
+    rh_store_unlock(s);
+    return n;
+}

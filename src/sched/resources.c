@@ -608,6 +608,21 @@ size_t rh_resources_waiting(void)
     return n;
 }
 
+void rh_resources_format_total(char *buf, size_t len)
+{
+    size_t n;
+
+    pthread_mutex_lock(&rh_res.lock);
+    n = (size_t)snprintf(buf, len, "CPU=%d", rh_res.cpus_total);
+    for (int i = 0; i < rh_res.n && n < len; i++) {
+        if (rh_res.names[i][0] != '\0') {
+            n += (size_t)snprintf(buf + n, len - n, " %s=%ld",
+                                  rh_res.names[i], rh_res.total[i]);
+        }
+    }
+    pthread_mutex_unlock(&rh_res.lock);
+}
+
 void rh_resources_format(char *buf, size_t len)
 {
     size_t n;

@@ -106,4 +106,7 @@ size_t rh_resources_waiting(void);
 /* What is free now, for tests and rayhpc-info ("CPU=2 license=1"). */
 void rh_resources_format(char *buf, size_t len);
 
+/* What the rank offers in all, in the same form (rayhpc-info --job). */
+void rh_resources_format_total(char *buf, size_t len);
+
 #endif

@@ -1,0 +1,564 @@
+/*
+ * Job state: the per-thread task counters, the snapshot a rank serves on
+ * its unix socket, and the reader that asks every rank and prints.
+ */
+#include "obs/jobstate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/config.h"
+#include "base/log.h"
+#include "core/admit.h"
+#include "core/core.h"
+#include "plasma/object_id.h"
+#include "plasma/store.h"
+#include "rayhpc.h"
+#include "sched/pool.h"
+#include "sched/resources.h"
+
+#define RH_JS_MAX_OBJECTS 1000   /* listed per store; the rest counted */
+#define RH_JS_MAX_RANKS   4096   /* read per job on one host */
+#define RH_JS_TIMEOUT_MS  5000
+
+_Thread_local rh_js_thread_t *rh_js_mine;
+
+static struct {
+    pthread_mutex_t  lock;       /* the list: new threads only */
+    rh_js_thread_t  *threads;
+    int              fd;         /* listening socket, -1: none */
+    pthread_t        thread;
+    int              running;
+    char             path[256];
+    char             dir[256];
+} rh_js = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+/* A thread's counters live as long as the process: the totals keep what
+ * threads that ended counted. */
+rh_js_thread_t *rh_js_attach(void)
+{
+    rh_js_thread_t *t = calloc(1, sizeof(*t));
+    static rh_js_thread_t spare;   /* if calloc fails: shared, still safe
+                                    * to read, only racy to count */
+
+    if (t == NULL) {
+        t = &spare;
+    } else {
+        pthread_mutex_lock(&rh_js.lock);
+        t->next = rh_js.threads;
+        rh_js.threads = t;
+        pthread_mutex_unlock(&rh_js.lock);
+    }
+    rh_js_mine = t;
+    return t;
+}
+
+void rh_js_totals(uint64_t out[RH_JS_COUNTERS])
+{
+    memset(out, 0, sizeof(uint64_t) * RH_JS_COUNTERS);
+    pthread_mutex_lock(&rh_js.lock);
+    for (rh_js_thread_t *t = rh_js.threads; t != NULL; t = t->next) {
+        for (int i = 0; i < RH_JS_COUNTERS; i++) {
+            out[i] += atomic_load_explicit(&t->n[i], memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&rh_js.lock);
+}
+
+/* a - b, as counters read one after the other may briefly disagree */
+static uint64_t rh_js_diff(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* ---- the snapshot ------------------------------------------------------- */
+
+static void rh_js_object(void *arg, const rh_store_object_info_t *o)
+{
+    char id[RH_OBJECT_ID_STRLEN];
+
+    fprintf((FILE *)arg, "object %s owner %u size %llu refs %u state %s "
+            "pid %d\n", rh_object_id_str(o->id, id),
+            rh_object_id_owner(o->id), (unsigned long long)o->size, o->refs,
+            o->pending ? "deleted" : o->sealed ? "sealed" : "created",
+            (int)o->creator_pid);
+}
+
+void rh_jobstate_snapshot(FILE *f)
+{
+    uint64_t n[RH_JS_COUNTERS];
+    rh_stats_t st;
+    rh_store_stats_t ss;
+    char res[512], total[512];
+    rh_pool_t *pool = rh_core_pool();
+
+    rh_js_totals(n);
+    memset(&st, 0, sizeof(st));
+    (void)rh_stats(&st);
+    fprintf(f, "rank %d node %d nodes %d size %d pid %d job %s\n", rh_rank(),
+            rh_node_id(), rh_num_nodes(), rh_size(), (int)getpid(),
+            rh_core_job_id());
+    rh_resources_format_total(total, sizeof(total));
+    rh_resources_format(res, sizeof(res));
+    if (!atomic_load_explicit(&rh_resources_active, memory_order_relaxed) &&
+        pool != NULL) {
+        /* The ledger counts nothing until some task asks for more than a
+         * CPU: until then a running task holds one worker's CPU. */
+        long left = (long)rh_pool_num_workers(pool) -
+                    (long)rh_js_diff(n[RH_JS_STARTED], n[RH_JS_FINISHED]);
+        const char *rest = strchr(res, ' ');
+        char fixed[sizeof(res)];
+
+        snprintf(fixed, sizeof(fixed), "CPU=%ld%s", left > 0 ? left : 0,
+                 rest != NULL ? rest : "");
+        memcpy(res, fixed, sizeof(res));
+    }
+    fprintf(f, "resources total %s free %s\n", total, res);
+    fprintf(f, "tasks queued %llu running %llu waiting_deps %llu "
+            "waiting_res %zu remote %llu run %llu forwarded %llu "
+            "spilled %llu\n",
+            (unsigned long long)rh_js_diff(n[RH_JS_QUEUED],
+                                           n[RH_JS_STARTED]),
+            (unsigned long long)rh_js_diff(n[RH_JS_STARTED],
+                                           n[RH_JS_FINISHED]),
+            (unsigned long long)rh_js_diff(n[RH_JS_CREATED], n[RH_JS_READY]),
+            rh_resources_waiting(), (unsigned long long)st.tasks_remote,
+            (unsigned long long)st.tasks_run,
+            (unsigned long long)st.tasks_forwarded,
+            (unsigned long long)st.tasks_spilled);
+    fprintf(f, "pulls %llu bytes %llu\n", (unsigned long long)st.pulls,
+            (unsigned long long)st.bytes_pulled);
+    /* The node's store is shared: its first rank lists it. */
+    if (rh_core_node_leader() == rh_rank() && rh_core_store() != NULL &&
+        rh_store_stats(rh_core_store(), &ss) == RH_OK) {
+        uint64_t all;
+
+        fprintf(f, "store objects %llu bytes %llu capacity %llu used %llu\n",
+                (unsigned long long)ss.objects,
+                (unsigned long long)ss.object_bytes,
+                (unsigned long long)ss.capacity,
+                (unsigned long long)ss.used);
+        all = rh_store_foreach(rh_core_store(), RH_JS_MAX_OBJECTS,
+                               rh_js_object, f);
+        if (all > RH_JS_MAX_OBJECTS) {
+            fprintf(f, "objects_more %llu\n",
+                    (unsigned long long)(all - RH_JS_MAX_OBJECTS));
+        }
+    }
+    fprintf(f, "end\n");
+}
+
+/* ---- serving ------------------------------------------------------------ */
+
+int rh_jobstate_dir(const char *job_id, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "/tmp/rayhpc-%u/", (unsigned)getuid());
+    size_t k = (size_t)n;
+
+    /* The job id is "pid-host": kept to characters a path takes and cut
+     * so that the socket's path fits sun_path. */
+    for (const char *p = job_id; *p && k + 1 < len && k < 80; p++) {
+        char c = *p;
+
+        buf[k++] = (c == '/' || c == ' ' || c < 0x21 || c > 0x7e) ? '_' : c;
+    }
+    buf[k] = '\0';
+    return (int)k;
+}
+
+static void *rh_js_serve(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int c = accept4(rh_js.fd, NULL, NULL, SOCK_CLOEXEC);
+        char *text = NULL;
+        size_t len = 0, off = 0;
+        FILE *f;
+
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            return NULL;   /* shut down by rh_jobstate_stop */
+        }
+        f = open_memstream(&text, &len);
+        if (f != NULL) {
+            rh_jobstate_snapshot(f);
+            fclose(f);
+            while (off < len) {
+                ssize_t w = send(c, text + off, len - off, MSG_NOSIGNAL);
+
+                if (w <= 0) {
+                    break;
+                }
+                off += (size_t)w;
+            }
+            free(text);
+        }
+        close(c);
+    }
+}
+
+void rh_jobstate_start(const char *job_id)
+{
+    struct sockaddr_un sa;
+    char top[64];
+
+    snprintf(top, sizeof(top), "/tmp/rayhpc-%u", (unsigned)getuid());
+    rh_jobstate_dir(job_id, rh_js.dir, sizeof(rh_js.dir));
+    if ((mkdir(top, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(rh_js.dir, 0700) != 0 && errno != EEXIST)) {
+        rh_info("job state: cannot make %s: %s (rayhpc-info --job will not "
+                "see this rank)", rh_js.dir, strerror(errno));
+        return;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if ((size_t)snprintf(rh_js.path, sizeof(rh_js.path), "%s/rank%d.sock",
+                         rh_js.dir, rh_rank()) >= sizeof(sa.sun_path)) {
+        rh_info("job state: %s is too long for a socket", rh_js.path);
+        return;
+    }
+    memcpy(sa.sun_path, rh_js.path, strlen(rh_js.path) + 1);
+    unlink(rh_js.path);   /* a rank of an earlier job of the same id */
+    rh_js.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rh_js.fd < 0 ||
+        bind(rh_js.fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(rh_js.fd, 16) != 0 ||
+        pthread_create(&rh_js.thread, NULL, rh_js_serve, NULL) != 0) {
+        rh_info("job state: cannot serve on %s: %s (rayhpc-info --job will "
+                "not see this rank)", rh_js.path, strerror(errno));
+        if (rh_js.fd >= 0) {
+            close(rh_js.fd);
+            rh_js.fd = -1;
+        }
+        unlink(rh_js.path);
+        return;
+    }
+    pthread_setname_np(rh_js.thread, "rayhpc-state");
+    rh_js.running = 1;
+}
+
+void rh_jobstate_stop(void)
+{
+    if (!rh_js.running) {
+        return;
+    }
+    /* Wakes accept() with an error: the thread ends. */
+    shutdown(rh_js.fd, SHUT_RDWR);
+    pthread_join(rh_js.thread, NULL);
+    close(rh_js.fd);
+    rh_js.fd = -1;
+    rh_js.running = 0;
+    unlink(rh_js.path);
+    rmdir(rh_js.dir);   /* fails while other ranks are there: fine */
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct rh_js_rank {
+    int   rank, node, nodes, size, pid;
+    char  job[160];
+    char *text;              /* the whole answer */
+    int   cpu_total, cpu_free;
+    char  total[256], free_[256];
+    unsigned long long queued, running, waiting_deps, waiting_res, remote,
+                       run, forwarded, spilled, pulls, pulled;
+} rh_js_rank_t;
+
+/* Reads one rank's answer; NULL when its socket does not answer. */
+static char *rh_js_ask(const char *path, int *refused)
+{
+    struct sockaddr_un sa;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    *refused = 0;
+    if (fd < 0) {
+        return NULL;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        close(fd);
+        return NULL;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        *refused = errno == ECONNREFUSED || errno == ENOENT;
+        close(fd);
+        return NULL;
+    }
+    for (;;) {
+        struct pollfd p = { fd, POLLIN, 0 };
+        ssize_t n;
+
+        if (cap - len < 4096) {
+            char *nb = realloc(buf, cap + 65536);
+
+            if (nb == NULL) {
+                break;
+            }
+            buf = nb;
+            cap += 65536;
+        }
+        if (poll(&p, 1, RH_JS_TIMEOUT_MS) <= 0) {
+            break;   /* a rank that hangs: what came so far */
+        }
+        n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    close(fd);
+    if (buf != NULL) {
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+static int rh_js_parse(char *text, rh_js_rank_t *r)
+{
+    char *line, *save = NULL, *copy = strdup(text);
+    int ok = 0;
+
+    if (copy == NULL) {
+        return -1;
+    }
+    for (line = strtok_r(copy, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *p;
+
+        if (sscanf(line, "rank %d node %d nodes %d size %d pid %d job %159s",
+                   &r->rank, &r->node, &r->nodes, &r->size, &r->pid,
+                   r->job) == 6) {
+            ok = 1;
+        } else if (strncmp(line, "resources total ", 16) == 0 &&
+                   (p = strstr(line, " free ")) != NULL) {
+            *p = '\0';
+            snprintf(r->total, sizeof(r->total), "%s", line + 16);
+            snprintf(r->free_, sizeof(r->free_), "%s", p + 6);
+            sscanf(r->total, "CPU=%d", &r->cpu_total);
+            sscanf(r->free_, "CPU=%d", &r->cpu_free);
+        } else if (strncmp(line, "tasks ", 6) == 0) {
+            sscanf(line, "tasks queued %llu running %llu waiting_deps %llu "
+                   "waiting_res %llu remote %llu run %llu forwarded %llu "
+                   "spilled %llu", &r->queued, &r->running, &r->waiting_deps,
+                   &r->waiting_res, &r->remote, &r->run, &r->forwarded,
+                   &r->spilled);
+        } else if (strncmp(line, "pulls ", 6) == 0) {
+            sscanf(line, "pulls %llu bytes %llu", &r->pulls, &r->pulled);
+        }
+    }
+    free(copy);
+    return ok ? 0 : -1;
+}
+
+static int rh_js_by_rank(const void *a, const void *b)
+{
+    return ((const rh_js_rank_t *)a)->rank - ((const rh_js_rank_t *)b)->rank;
+}
+
+static void rh_js_size(unsigned long long b, char *buf, size_t len)
+{
+    static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = (double)b;
+    int i = 0;
+
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(buf, len, i == 0 ? "%.0f %s" : "%.1f %s", v, u[i]);
+}
+
+static void rh_js_print_store(const rh_js_rank_t *r, FILE *out)
+{
+    char *copy = strdup(r->text), *save = NULL, *line;
+    int header = 0;
+
+    if (copy == NULL) {
+        return;
+    }
+    for (line = strtok_r(copy, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        unsigned long long objs, bytes, cap, used, size, more;
+        unsigned owner, refs;
+        char id[64], state[16], b1[32], b2[32], b3[32];
+        int pid;
+
+        if (sscanf(line, "store objects %llu bytes %llu capacity %llu used "
+                   "%llu", &objs, &bytes, &cap, &used) == 4) {
+            rh_js_size(bytes, b1, sizeof(b1));
+            rh_js_size(used, b2, sizeof(b2));
+            rh_js_size(cap, b3, sizeof(b3));
+            fprintf(out, "  node %d store: %llu objects, %s (%s of %s "
+                    "used)\n", r->node, objs, b1, b2, b3);
+        } else if (sscanf(line, "object %63s owner %u size %llu refs %u "
+                          "state %15s pid %d", id, &owner, &size, &refs,
+                          state, &pid) == 6) {
+            if (!header) {
+                fprintf(out, "    %-24s %6s %12s %5s %-8s %s\n", "object",
+                        "owner", "bytes", "refs", "state", "made by pid");
+                header = 1;
+            }
+            fprintf(out, "    %-24s %6u %12llu %5u %-8s %d\n", id, owner,
+                    size, refs, state, pid);
+        } else if (sscanf(line, "objects_more %llu", &more) == 1) {
+            fprintf(out, "    ... and %llu more\n", more);
+        }
+    }
+    free(copy);
+}
+
+int rh_jobstate_print(const char *dir, FILE *out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    rh_js_rank_t *ranks = NULL;
+    int n = 0, stale = 0;
+
+    if (d == NULL) {
+        return 0;
+    }
+    ranks = calloc(RH_JS_MAX_RANKS, sizeof(*ranks));
+    while (ranks != NULL && (de = readdir(d)) != NULL && n < RH_JS_MAX_RANKS) {
+        char path[512];
+        int refused, r;
+
+        if (sscanf(de->d_name, "rank%d.sock", &r) != 1) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        ranks[n].text = rh_js_ask(path, &refused);
+        if (ranks[n].text == NULL || rh_js_parse(ranks[n].text,
+                                                 &ranks[n]) != 0) {
+            free(ranks[n].text);
+            ranks[n].text = NULL;
+            if (refused) {
+                unlink(path);   /* nobody listens: a rank that died */
+                stale++;
+            }
+            continue;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n == 0) {
+        if (stale > 0) {
+            rmdir(dir);
+        }
+        free(ranks);
+        return 0;
+    }
+    qsort(ranks, (size_t)n, sizeof(*ranks), rh_js_by_rank);
+    fprintf(out, "Job %s: %d ranks on %d nodes; %d of them answered on "
+            "this host\n", ranks[0].job, ranks[0].size, ranks[0].nodes, n);
+    fprintf(out, "\nNodes\n  %-5s %-16s %9s %8s\n", "node", "ranks here",
+            "CPU total", "CPU free");
+    for (int node = 0; node < ranks[0].nodes; node++) {
+        char list[64] = "";
+        size_t k = 0;
+        int tot = 0, fr = 0, any = 0;
+
+        for (int i = 0; i < n; i++) {
+            if (ranks[i].node == node) {
+                if (k < sizeof(list)) {
+                    k += (size_t)snprintf(list + k, sizeof(list) - k, "%s%d",
+                                          any ? "," : "", ranks[i].rank);
+                }
+                tot += ranks[i].cpu_total;
+                fr += ranks[i].cpu_free;
+                any = 1;
+            }
+        }
+        if (any) {
+            fprintf(out, "  %-5d %-16s %9d %8d\n", node, list, tot, fr);
+        } else {
+            fprintf(out, "  %-5d %-16s\n", node, "(another host)");
+        }
+    }
+    fprintf(out, "\nRanks\n  %-5s %-5s %-8s %-22s %-22s\n", "rank", "node",
+            "pid", "resources", "free");
+    for (int i = 0; i < n; i++) {
+        fprintf(out, "  %-5d %-5d %-8d %-22s %-22s\n", ranks[i].rank,
+                ranks[i].node, ranks[i].pid, ranks[i].total, ranks[i].free_);
+    }
+    fprintf(out, "\nTasks\n  %-5s %7s %8s %13s %13s %7s %9s %10s %8s\n",
+            "rank", "queued", "running", "waiting(args)", "waiting(res)",
+            "remote", "run", "forwarded", "to global");
+    for (int i = 0; i < n; i++) {
+        const rh_js_rank_t *r = &ranks[i];
+
+        fprintf(out, "  %-5d %7llu %8llu %13llu %13llu %7llu %9llu %10llu "
+                "%8llu\n", r->rank, r->queued, r->running, r->waiting_deps,
+                r->waiting_res, r->remote, r->run, r->forwarded, r->spilled);
+    }
+    fprintf(out, "\nPulls\n");
+    for (int i = 0; i < n; i++) {
+        char b[32];
+
+        rh_js_size(ranks[i].pulled, b, sizeof(b));
+        fprintf(out, "  rank %d: %llu objects, %s\n", ranks[i].rank,
+                ranks[i].pulls, b);
+    }
+    fprintf(out, "\nObjects (each node's store)\n");
+    for (int i = 0; i < n; i++) {
+        rh_js_print_store(&ranks[i], out);
+    }
+    for (int i = 0; i < n; i++) {
+        free(ranks[i].text);
+    }
+    free(ranks);
+    fflush(out);
+    return n;
+}
+
+int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err)
+{
+    char top[64], dir[512];
+    DIR *d;
+    struct dirent *de;
+    int found = 0;
+
+    snprintf(top, sizeof(top), "/tmp/rayhpc-%u", (unsigned)getuid());
+    if (job != NULL) {
+        rh_jobstate_dir(job, dir, sizeof(dir));
+        if (rh_jobstate_print(dir, out) > 0) {
+            return 0;
+        }
+        fprintf(err, "rayhpc-info: no rank of job %s answers on this host "
+                "(%s)\n", job, dir);
+        return 1;
+    }
+    d = opendir(top);
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(dir, sizeof(dir), "%s/%s", top, de->d_name);
+        if (found > 0) {
+            fprintf(out, "\n");
+        }
+        found += rh_jobstate_print(dir, out) > 0;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    if (found == 0) {
+        fprintf(err, "rayhpc-info: no job of this user runs on this host "
+                "(none serves in %s)\n", top);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,78 @@
+#!/bin/sh
+# rayhpc-info --job against a running 4-rank job on 2 nodes
+# (tests/multi/jobstate): it names the job, shows its 4 ranks and 2 nodes,
+# every object the ranks put (owner and size, in its node's store), the
+# task running on node 1 and the one waiting for its return on rank 0.
+# Without a job id it finds the same job. Once the job ended, asking for
+# it fails (status 1) with a message, and its sockets are gone. With
+# RAYHPC_SUMMARY=1 rank 0 prints the same report at rh_finalize.
+# Run by `make check` (RH_TEST_BUILDDIR is set there).
+build=${RH_TEST_BUILDDIR:-.}
+tmp=${TMPDIR:-/tmp}/rh-jobstate.$$
+trap 'touch "$tmp.gate"; rm -f "$tmp".*' EXIT
+fails=0
+fail() { echo "check_jobstate: $*" >&2; fails=$((fails + 1)); }
+
+timeout 120 "$build/rayhpc-run" -n 4 --nodes 2 "$build/tests/multi/jobstate" \
+    "$tmp.gate" >"$tmp.out" 2>"$tmp.err" &
+job_pid=$!
+i=0
+while ! grep -q '^JOBSTATE READY' "$tmp.out" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 600 ] || ! kill -0 $job_pid 2>/dev/null; then
+        echo "check_jobstate: the job never got ready:" >&2
+        cat "$tmp.out" "$tmp.err" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+job=$(sed -n 's/^JOBSTATE READY //p' "$tmp.out")
+
+timeout 30 "$build/rayhpc-info" --job="$job" >"$tmp.info" 2>"$tmp.ierr" ||
+    fail "rayhpc-info --job=$job fails: $(cat "$tmp.ierr")"
+grep -q "^Job $job: 4 ranks on 2 nodes; 4 of them answered" "$tmp.info" ||
+    fail "no header line for 4 ranks on 2 nodes"
+for r in 0 1 2 3; do
+    node=$((r / 2))
+    grep -q "^  $r  *$node  *[0-9][0-9]*  *CPU=" "$tmp.info" ||
+        fail "rank $r on node $node is not in the Ranks table"
+done
+grep '^JOBSTATE PUT' "$tmp.out" >"$tmp.puts"
+[ "$(grep -c . "$tmp.puts")" -eq 4 ] || fail "the job put $(grep -c . "$tmp.puts") objects, not 4"
+while read -r _ _ rank id size; do
+    grep -q "^    $id  *$rank  *$size  *[0-9]*  *sealed" "$tmp.info" ||
+        fail "object $id of rank $rank ($size bytes) is not listed"
+done <"$tmp.puts"
+grep -q '^  node 0 store: 2 objects' "$tmp.info" || fail "node 0's store does not hold 2 objects"
+grep -q '^  node 1 store: 2 objects' "$tmp.info" || fail "node 1's store does not hold 2 objects"
+# rank 2 (node 1's first rank) runs js_block; rank 0 holds js_after
+awk '/^Tasks/ { t = 1; next } t && $1 == 2 { print $3 }' "$tmp.info" | grep -q '^1$' ||
+    fail "the running task on node 1 is not shown"
+awk '/^Tasks/ { t = 1; next } t && $1 == 0 { print $4 }' "$tmp.info" | grep -q '^1$' ||
+    fail "the task waiting for its argument on rank 0 is not shown"
+timeout 30 "$build/rayhpc-info" --job >"$tmp.all" 2>&1 ||
+    fail "rayhpc-info --job fails: $(cat "$tmp.all")"
+grep -q "^Job $job: 4 ranks" "$tmp.all" || fail "rayhpc-info --job does not find job $job"
+
+touch "$tmp.gate"
+wait $job_pid
+st=$?
+[ $st -eq 0 ] || { fail "the job failed ($st)"; cat "$tmp.err" >&2; }
+timeout 30 "$build/rayhpc-info" --job="$job" >"$tmp.info" 2>"$tmp.ierr"
+st=$?
+[ $st -eq 1 ] || fail "rayhpc-info --job=$job exits $st after the job ended, not 1"
+grep -q "no rank of job $job answers" "$tmp.ierr" || fail "no message for the ended job: $(cat "$tmp.ierr")"
+[ -d "/tmp/rayhpc-$(id -u)/$job" ] && fail "/tmp/rayhpc-$(id -u)/$job is left behind"
+
+# The summary at rh_finalize (the gate is open: the job ends at once).
+RAYHPC_SUMMARY=1 timeout 120 "$build/rayhpc-run" -n 4 --nodes 2 \
+    "$build/tests/multi/jobstate" "$tmp.gate" >"$tmp.out" 2>"$tmp.err" ||
+    fail "the job with RAYHPC_SUMMARY=1 failed: $(cat "$tmp.err")"
+grep -q '^# RAYHPC_SUMMARY' "$tmp.out" || fail "RAYHPC_SUMMARY=1 printed no summary"
+grep -q '^Job .*: 4 ranks on 2 nodes; 4 of them answered' "$tmp.out" ||
+    fail "the summary does not show the 4 ranks"
+[ "$(grep -c '^    [0-9]*/[0-9]*/[0-9]*  *[0-3] ' "$tmp.out")" -ge 4 ] ||
+    fail "the summary does not list the 4 objects"
+
+[ $fails -eq 0 ] || { cat "$tmp.info" >&2; exit 1; }
+echo "check_jobstate: rayhpc-info --job shows the job's 4 ranks, its objects and tasks"
