@@ -46,15 +46,26 @@ static rh_status_t actor_noop(void *state, rh_task_ctx_t *ctx)
     return RH_OK;
 }
 
+/* Returns its argument: the report's round trip against payload. */
+static rh_status_t actor_echo(void *state, rh_task_ctx_t *ctx)
+{
+    size_t len;
+    const void *p = rh_task_arg(ctx, 0, &len);
+
+    (void)state;
+    return rh_task_return(ctx, 0, p, len);
+}
+
 static const rh_method_def_t actor_methods[] = {
     { "noop", actor_noop, 0, 1 },
+    { "echo", actor_echo, 1, 1 },
 };
 
 static const rh_actor_class_t actor_class = {
     .init = actor_init,
     .init_nargs = 0,
     .methods = actor_methods,
-    .num_methods = 1,
+    .num_methods = 2,
 };
 
 static int setup_actor_nn(void)
@@ -109,6 +120,50 @@ static int cmp_double(const void *a, const void *b)
 /* The mean of the best run's round trips, for the notes: the reference
  * is a mean too. */
 static double rtt_mean_us, rtt_median_best;
+
+/* The report's curve: mean us of a call of echo with `size` bytes each way
+ * to actor a, best of three (rank 0; the others wait in perf_sync). */
+static void series_rtt(rh_actor_t a, int quick)
+{
+    static const size_t sizes[] = { 8, 64, 512, 4096, 32768 };
+    static char buf[32768];
+    long iters = quick ? 500 : 5000;
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rh_arg_t arg = rh_arg_bytes(buf, sizes[i]);
+        double best = 1e30;
+
+        if (quick && sizes[i] != 8 && sizes[i] != 4096) {
+            continue;
+        }
+        for (int trial = 0; trial < 3; trial++) {
+            double t0;
+
+            rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
+            perf_sync();
+            t0 = perf_now();
+            for (long k = 0; rh_rank() == 0 && k < iters; k++) {
+                const void *v;
+                size_t len;
+                rh_ref_t r;
+
+                if (rh_actor_call(a, "echo", &arg, 1, NULL, &r) != RH_OK ||
+                    rh_get(r, &v, &len, RH_TIMEOUT_INFINITE) != RH_OK) {
+                    actor_fail("actor echo");
+                    exit(1);
+                }
+                rh_release(r);
+                rh_release(r);
+            }
+            perf_keep_best(&best, (perf_now() - t0) / iters * 1e6, 1);
+            perf_sync();
+        }
+        if (rh_rank() == 0) {
+            perf_print_point("rtt", "ours_actor_call", (double)sizes[i],
+                             best);
+        }
+    }
+}
 
 /* One call, its get: the median us of iters round trips (rank 0). */
 static double ours_rtt(rh_actor_t a, long iters, double *times)
@@ -245,6 +300,9 @@ static int run_actor(const perf_group_t *g, const char *suffix,
             perf_keep_best(&o_remote, ours_rate(far, n, refs), 0);
             perf_keep_best(&r_rate, perf_raw_rate(windows), 0);
         }
+    }
+    if (do_rtt && !tcp && perf_series()) {
+        series_rtt(far, perf_series() == 1);
     }
     perf_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);

@@ -38,7 +38,8 @@
 #define RAW_FLOOD 3
 #define RAW_ACK 4
 
-static char payload[64];
+static char payload[32 << 10];
+static size_t lat_len = 8;   /* the latency runs' payload (the curve's x) */
 
 /* ---- ours ------------------------------------------------------------------- */
 
@@ -50,15 +51,16 @@ static rh_completion_t run_done;
 static rh_status_t on_ping(void *arg, rh_am_msg_t *msg)
 {
     (void)arg;
-    return rh_am_send(msg->src, PERF_PONG, NULL, 0, payload, 8, NULL, NULL);
+    return rh_am_send(msg->src, PERF_PONG, NULL, 0, payload, lat_len, NULL,
+                      NULL);
 }
 
 static rh_status_t on_pong(void *arg, rh_am_msg_t *msg)
 {
     (void)arg;
     if (++lat_count < lat_iters) {
-        return rh_am_send(msg->src, PERF_PING, NULL, 0, payload, 8, NULL,
-                          NULL);
+        return rh_am_send(msg->src, PERF_PING, NULL, 0, payload, lat_len,
+                          NULL, NULL);
     }
     rh_completion_signal(&run_done, RH_OK);
     return RH_OK;
@@ -99,7 +101,7 @@ static void start_run(rh_tp_op_t *op)
     if (((start_op_t *)op)->rate) {
         send_window(1);
     } else {
-        rh_am_send(1, PERF_PING, NULL, 0, payload, 8, NULL, NULL);
+        rh_am_send(1, PERF_PING, NULL, 0, payload, lat_len, NULL, NULL);
     }
 }
 
@@ -195,7 +197,7 @@ static ucs_status_t raw_on_msg(void *arg, const void *header, size_t hlen,
     (void)param;
     raw.count++;
     if (id == RAW_PING) {
-        raw_send(RAW_PONG, payload, 8);
+        raw_send(RAW_PONG, payload, lat_len);
     } else if (id == RAW_FLOOD && raw.count % PERF_WINDOW == 0) {
         raw_send(RAW_ACK, NULL, 0);
     }
@@ -289,7 +291,7 @@ double perf_raw_lat(long iters)
     if (rh_rank() == 0) {
         t0 = perf_now();
         for (long i = 0; i < iters; i++) {
-            raw_send(RAW_PING, payload, 8);
+            raw_send(RAW_PING, payload, lat_len);
             while (raw.count <= i) {
                 ucp_worker_progress(raw.worker);
             }
@@ -344,6 +346,32 @@ int perf_am_setup(void)
            rh_am_register(PERF_ADDR, 0, 0, on_addr, NULL);
 }
 
+/* The report's round trip against payload: ours and raw UCX, best of
+ * three, both ways with the payload. */
+static void series_rtt(int quick)
+{
+    static const size_t sizes[] = { 8, 64, 512, 4096, 32768 };
+    long iters = quick ? 2000 : 20000;
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        double o = 1e30, r = 1e30;
+
+        if (quick && sizes[i] != 8 && sizes[i] != 4096) {
+            continue;
+        }
+        lat_len = sizes[i];
+        for (int trial = 0; trial < 3; trial++) {
+            perf_keep_best(&o, 2 * ours_lat(iters), 1);
+            perf_keep_best(&r, 2 * perf_raw_lat(iters), 1);
+        }
+        if (rh_rank() == 0) {
+            perf_print_point("rtt", "ours_am", (double)sizes[i], o);
+            perf_print_point("rtt", "ucx_am", (double)sizes[i], r);
+        }
+    }
+    lat_len = 8;
+}
+
 static int run_am(const perf_group_t *g, const char *suffix,
                   int (*want)(const char *figure))
 {
@@ -371,6 +399,9 @@ static int run_am(const perf_group_t *g, const char *suffix,
             perf_keep_best(&ours_r, ours_rate(windows), 0);
             perf_keep_best(&raw_r, perf_raw_rate(windows), 0);
         }
+    }
+    if (perf_series() && !tcp) {
+        series_rtt(perf_series() == 1);
     }
     perf_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);

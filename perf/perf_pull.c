@@ -368,6 +368,34 @@ static int setup_pull(void)
            rh_register("perf_pull_fill", pull_fill, 1, 1);
 }
 
+/* The report's curve: pull bandwidth against object size, ours and
+ * ucp_get's (both ranks take part; rank 0 prints). */
+static void series_pull(int quick)
+{
+    static const size_t sizes[] = { 64u << 10, 256u << 10, 1u << 20,
+                                    4u << 20, 16u << 20, 64u << 20,
+                                    256u << 20 };
+    int n = quick ? 3 : (int)(sizeof(sizes) / sizeof(sizes[0]));
+
+    for (int i = 0; i < n; i++) {
+        size_t size = quick ? sizes[2 * i] : sizes[i];
+        int trials = size >= (64u << 20) ? 3 : 10;
+        int f1 = 0, f2 = 0;
+        double ours = 0, ref = 0;
+
+        for (int round = 0; round < 2; round++) {
+            perf_keep_best(&ours, ours_pull(size, trials, &f1), 0);
+            perf_keep_best(&ref, raw_pull(size, trials, &f2), 0);
+        }
+        if (rh_rank() == 0 && !f1) {
+            perf_print_point("pull", "ours", (double)size, ours);
+        }
+        if (rh_rank() == 0 && !f2) {
+            perf_print_point("pull", "ucp_get", (double)size, ref);
+        }
+    }
+}
+
 static int run_pull(const perf_group_t *g, const char *suffix,
                     int (*want)(const char *figure))
 {
@@ -410,6 +438,9 @@ static int run_pull(const perf_group_t *g, const char *suffix,
             perf_keep_best(&ref[f], raw_pull(figs[f].size, figs[f].trials,
                                              &ref_failed[f]), 0);
         }
+    }
+    if (perf_series()) {
+        series_pull(perf_series() == 1);
     }
     pull_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);

@@ -24,10 +24,66 @@ static rh_status_t remote_empty(rh_task_ctx_t *ctx)
     return RH_OK;
 }
 
+/* Returns its argument: the report's round trip against payload. */
+static rh_status_t remote_echo(rh_task_ctx_t *ctx)
+{
+    size_t len;
+    const void *p = rh_task_arg(ctx, 0, &len);
+
+    return rh_task_return(ctx, 0, p, len);
+}
+
 static int setup_remote(void)
 {
     return perf_am_setup() ||
-           rh_register("perf_remote_empty", remote_empty, 0, 1);
+           rh_register("perf_remote_empty", remote_empty, 0, 1) ||
+           rh_register("perf_remote_echo", remote_echo, 1, 1);
+}
+
+/* The report's curve: us per task on node 1 that gets `size` bytes and
+ * returns them, best of three (rank 0; rank 1 waits in perf_sync). */
+static void series_rtt(int quick)
+{
+    static const size_t sizes[] = { 8, 64, 512, 4096, 32768 };
+    static char buf[32768];
+    rh_task_params_t p = perf_on_node(1);
+    long iters = quick ? 500 : 5000;
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rh_arg_t arg = rh_arg_bytes(buf, sizes[i]);
+        double best = 1e30;
+
+        if (quick && sizes[i] != 8 && sizes[i] != 4096) {
+            continue;
+        }
+        for (int trial = 0; trial < 3; trial++) {
+            double t0;
+
+            rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
+            perf_sync();
+            t0 = perf_now();
+            for (long k = 0; rh_rank() == 0 && k < iters; k++) {
+                const void *v;
+                size_t len;
+                rh_ref_t r;
+
+                if (rh_remote("perf_remote_echo", &arg, 1, &p, &r) != RH_OK ||
+                    rh_get(r, &v, &len, RH_TIMEOUT_INFINITE) != RH_OK) {
+                    fprintf(stderr, "rayhpc-perf: remote echo: %s\n",
+                            rh_last_error());
+                    exit(1);
+                }
+                rh_release(r);
+                rh_release(r);
+            }
+            perf_keep_best(&best, (perf_now() - t0) / iters * 1e6, 1);
+            perf_sync();
+        }
+        if (rh_rank() == 0) {
+            perf_print_point("rtt", "ours_remote_task", (double)sizes[i],
+                             best);
+        }
+    }
 }
 
 static double ours_rtt(long iters)
@@ -118,6 +174,9 @@ static int run_remote(const perf_group_t *g, const char *suffix,
             perf_keep_best(&o_rate, ours_rate(n), 0);
             perf_keep_best(&r_rate, perf_raw_rate(windows), 0);
         }
+    }
+    if (do_rtt && !tcp && perf_series()) {
+        series_rtt(perf_series() == 1);
     }
     perf_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);

@@ -327,11 +327,51 @@ static void figure_task_waiting(int (*want)(const char *))
     }
 }
 
+/* The report's curve: empty tasks per second against their number, ours
+ * and StarPU's with as many workers (StarPU up to 1 M: 10 M takes it
+ * minutes). */
+static void series_tasks(int quick)
+{
+    static const long full[] = { 10000, 100000, 1000000, 10000000 };
+    static const long short_[] = { 1000, 10000, 100000 };
+    const long *sizes = quick ? short_ : full;
+    int count = quick ? 3 : 4;
+    int workers = rh_pool_num_workers(rh_core_pool());
+    char err[256];
+
+    for (int i = 0; i < count; i++) {
+        long n = sizes[i];
+        rh_ref_t *refs = calloc((size_t)n, sizeof(*refs));
+        double best = 1e30, ref;
+
+        if (refs == NULL) {
+            return;
+        }
+        for (int trial = 0; trial < (n >= 10000000 ? 1 : 2); trial++) {
+            perf_keep_best(&best, run_empty(n, refs, NULL), 1);
+        }
+        free(refs);
+        perf_print_point("tasks", "ours", (double)n, (double)n / best);
+        if (n > 1000000) {
+            continue;
+        }
+        ref = rh_ref_starpu_tasks_per_sec(workers, n, 0, err, sizeof(err));
+        if (ref < 0) {
+            printf("# series tasks: StarPU skipped: %s\n", err);
+        } else {
+            perf_print_point("tasks", "starpu", (double)n, ref);
+        }
+    }
+}
+
 static int run_tasks(const perf_group_t *g, const char *suffix,
                      int (*want)(const char *figure))
 {
     (void)g;
     (void)suffix;
+    if (perf_series()) {
+        series_tasks(perf_series() == 1);
+    }
     figure_local_tasks(want);
     figure_put_bw(want);
     figure_get_lat(want);
