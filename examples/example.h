@@ -47,6 +47,37 @@ static inline double ex_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Progress of a long run on a terminal: "what: done/total" on one line of
+ * stderr, rewritten at most ten times a second; nothing at all when stderr
+ * is not a terminal (a pipe or a log gets the results only).
+ * ex_progress_end clears the line before the results are printed. */
+static inline void ex_progress(const char *what, long done, long total)
+{
+    static int tty = -1;
+    static double last;
+    double now;
+
+    if (tty < 0) {
+        tty = isatty(STDERR_FILENO);
+    }
+    now = ex_now();
+    if (!tty || (done < total && now - last < 0.1)) {
+        return;
+    }
+    last = now;
+    fprintf(stderr, "\r\033[K%s: %ld/%ld (%.0f%%)", what, done, total,
+            total > 0 ? 100.0 * (double)done / (double)total : 100.0);
+    fflush(stderr);
+}
+
+static inline void ex_progress_end(void)
+{
+    if (isatty(STDERR_FILENO)) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+    }
+}
+
 /* Ranks on this host as the launcher tells them: rayhpc-run, Open MPI,
  * MPICH and Slurm (its first node's count) each set one variable. 1 when
  * none is set (a singleton). */

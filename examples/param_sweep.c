@@ -307,6 +307,7 @@ static rh_status_t sweep(const sweep_t *s, uint32_t npoints, size_t window,
         if (st != RH_OK) {
             goto out;
         }
+        ex_progress("points", (long)(next - inflight), (long)npoints);
         for (size_t i = inflight; i-- > 0;) {
             rh_arg_t args[2];
             rh_ref_t count;
@@ -327,6 +328,7 @@ static rh_status_t sweep(const sweep_t *s, uint32_t npoints, size_t window,
         }
     }
 out:
+    ex_progress_end();
     for (size_t i = 0; i < inflight; i++) {
         rh_release(refs[i]);
     }

@@ -27,6 +27,8 @@
 
 #include <rayhpc.h>
 
+#include "example.h"
+
 #define STEPS_PER_CALL 50
 #define SIM_ALPHA      0.25   /* stable: alpha <= 0.5 */
 
@@ -237,6 +239,7 @@ static long collect(rh_ref_t *refs, const summary_t *expect, long n)
             break;
         }
         waits++;
+        ex_progress("calls", n - left, n);
         for (long i = 0; i < left; i++) {
             const void *p;
             size_t len;
@@ -263,6 +266,7 @@ static long collect(rh_ref_t *refs, const summary_t *expect, long n)
             break;
         }
     }
+    ex_progress_end();
     for (long i = 0; i < left; i++) {
         rh_release(pending[i]);
     }

@@ -296,7 +296,7 @@ static int launch(const char *self, int nwant, char **want, const char *out)
                                         " %s", g->figures[f]);
             }
         }
-        perf_progress_step(++step, ngroups, what);
+        perf_progress_step(++step, ngroups, what, out == NULL);
         failed |= run_group(launcher, self, g, nwant, want, out);
     }
     perf_progress_done();

@@ -19,11 +19,14 @@ static inline int perf_progress_on(void)
     return on;
 }
 
-/* Step i of n (from 1) begins: what. */
-static inline void perf_progress_step(int i, int n, const char *what)
+/* Step i of n (from 1) begins: what. With `line`, the step gets a line
+ * of its own (the step's output follows on the terminal). */
+static inline void perf_progress_step(int i, int n, const char *what,
+                                      int line)
 {
     if (perf_progress_on()) {
-        fprintf(stderr, "\r\033[K[%d/%d] %s ...", i, n, what);
+        fprintf(stderr, "\r\033[K[%d/%d] %s ...%s", i, n, what,
+                line ? "\n" : "");
         fflush(stderr);
     }
 }

@@ -39,8 +39,17 @@ for ((i = 0; i < runs; i++)); do
     start=$(date +%s)
     SOAK_ROUNDS=$rounds SOAK_KILL=$kills SOAK_SEED=$s SOAK_WINDOW=$window \
         timeout 1200 "$run" --keep-going -n "$ranks" --nodes "$nodes" "$prog" \
-        >"$log" 2>&1
+        >"$log" 2>&1 &
+    pid=$!
+    # On a terminal, one line shows the run going; piped, nothing.
+    while [ -t 2 ] && kill -0 $pid 2>/dev/null; do
+        printf '\r\033[Ksoak run %d/%d seed %d: %ds' $((i + 1)) "$runs" "$s" \
+            $(( $(date +%s) - start )) >&2
+        sleep 1
+    done
+    wait $pid
     st=$?
+    [ -t 2 ] && printf '\r\033[K' >&2
     secs=$(( $(date +%s) - start ))
     job=$(sed -n 's/^SOAK JOB \(rayhpc-[0-9]*-\)$/\1/p' "$log" | head -1)
     why=
