@@ -303,7 +303,8 @@ if want tsan; then
             tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
             tests/multi/placement tests/multi/release tests/multi/resources \
             tests/multi/send_faults tests/multi/burst tests/multi/recursion \
-            tests/multi/finalize tests/multi/actors_core tests/multi/reader_dies >>"$tsan/make.out" 2>&1; then
+            tests/multi/finalize tests/multi/actors_core tests/multi/reader_dies \
+            tests/multi/timeline tests/multi/jobstate >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -358,6 +359,9 @@ if want tsan; then
         tsan_run "actors: 4 callers on 2 nodes each in order" 0 "ACTORS CALLERS OK" 1 -n 4 --nodes 2 ./tests/multi/actors_core callers
         tsan_run "actors: the actor's rank dies" 137 "ACTORS RANKDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core rankdeath
         RAYHPC_NUM_WORKERS=2 tsan_run "actors: CPUs kept for an actor's life" 0 "ACTORS KEEP OK" 1 -n 1 ./tests/multi/actors_core keep
+        RAYHPC_TIMELINE="$tsan/timeline.json" tsan_run "timeline of tasks, pulls and actor calls on 2 nodes" 0 "TIMELINE OK" 1 -n 2 --nodes 2 ./tests/multi/timeline
+        touch "$tsan/jobstate.gate"
+        RAYHPC_SUMMARY=1 tsan_run "job state served and summed up at finalize" 0 "RAYHPC_SUMMARY" 1 -n 4 --nodes 2 ./tests/multi/jobstate "$tsan/jobstate.gate"
         tsan_run "actors: the actor's owner dies" 137 "ACTORS OWNERDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core ownerdeath
         tsan_run "actors: parameter server, 4 workers on 2 nodes" 0 "PARAM_SERVER OK" 1 -n 4 --nodes 2 ./examples/param_server 16384 4 4
         tsan_run "actors: simulation farm, 6 rods on 2 nodes" 0 "SIM_FARM OK" 1 -n 4 --nodes 2 ./examples/sim_farm 6 10 256
