@@ -32,14 +32,16 @@ typedef struct rh_tl_event {
 } rh_tl_event_t;
 
 typedef struct rh_tl_chunk {
-    struct rh_tl_chunk *next;
+    /* Written by the owner, read by the writer of the part meanwhile. */
+    _Atomic(struct rh_tl_chunk *) next;
     _Atomic uint32_t    used;
     rh_tl_event_t       ev[RH_TL_CHUNK];
 } rh_tl_chunk_t;
 
 typedef struct rh_tl_buf {
     struct rh_tl_buf *next;
-    rh_tl_chunk_t    *head, *cur;
+    _Atomic(rh_tl_chunk_t *) head;
+    rh_tl_chunk_t    *cur;       /* the owner's only */
     uint64_t          count;
     _Atomic uint64_t  dropped;
     int               tid;
@@ -119,12 +121,12 @@ void rh_tl_record(rh_tl_kind_t kind, const char *name, uint64_t t0,
             atomic_fetch_add_explicit(&b->dropped, 1, memory_order_relaxed);
             return;
         }
-        c->next = NULL;
+        atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
         atomic_store_explicit(&c->used, 0, memory_order_relaxed);
         if (b->cur == NULL) {
-            b->head = c;
+            atomic_store_explicit(&b->head, c, memory_order_release);
         } else {
-            b->cur->next = c;
+            atomic_store_explicit(&b->cur->next, c, memory_order_release);
         }
         b->cur = c;
         used = 0;
@@ -241,7 +243,10 @@ rh_status_t rh_timeline_write_part(int node)
                 "\"tid\":%d,\"args\":{\"name\":\"", rh_tl.rank, b->tid);
         rh_tl_json_str(f, b->track);
         fprintf(f, "\"}},\n");
-        for (const rh_tl_chunk_t *c = b->head; c != NULL; c = c->next) {
+        for (rh_tl_chunk_t *c = atomic_load_explicit(&b->head,
+                                                     memory_order_acquire);
+             c != NULL;
+             c = atomic_load_explicit(&c->next, memory_order_acquire)) {
             uint32_t used = atomic_load_explicit(&c->used,
                                                  memory_order_acquire);
 
@@ -337,8 +342,9 @@ void rh_timeline_close(void)
     while (b != NULL) {
         rh_tl_buf_t *next = b->next;
 
-        for (rh_tl_chunk_t *c = b->head, *cn; c != NULL; c = cn) {
-            cn = c->next;
+        for (rh_tl_chunk_t *c = atomic_load(&b->head), *cn; c != NULL;
+             c = cn) {
+            cn = atomic_load(&c->next);
             free(c);
         }
         free(b);
@@ -352,7 +358,10 @@ void rh_timeline_counts(uint64_t *recorded, uint64_t *dropped)
 
     pthread_mutex_lock(&rh_tl.lock);
     for (const rh_tl_buf_t *b = rh_tl.bufs; b != NULL; b = b->next) {
-        for (const rh_tl_chunk_t *c = b->head; c != NULL; c = c->next) {
+        for (rh_tl_chunk_t *c = atomic_load_explicit(&b->head,
+                                                     memory_order_acquire);
+             c != NULL;
+             c = atomic_load_explicit(&c->next, memory_order_acquire)) {
             r += atomic_load_explicit(&c->used, memory_order_acquire);
         }
         d += atomic_load(&b->dropped);
