@@ -420,7 +420,55 @@ static int perf_write_svg(const char *dir, const perf_plot_t *pl)
     return fclose(f) == 0 ? 1 : -1;
 }
 
-/* DIR/<plot>.dat (one block a curve) and a PNG by gnuplot. */
+/* DIR/<plot>.py and a PNG by python3-matplotlib. */
+static int perf_write_png_mpl(const char *dir, const perf_plot_t *pl)
+{
+    const char *curves[6];
+    int nc = perf_curves(pl->name, curves);
+    char path[4096], cmd[8400];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s.py", dir, pl->name);
+    f = fopen(path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    fprintf(f, "import matplotlib\nmatplotlib.use('Agg')\n"
+            "import matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots(figsize=(6.4, 4))\n");
+    for (int c = 0; c < nc; c++) {
+        fprintf(f, "x, y = [], []\n");
+        for (int i = 0; i < perf_npts; i++) {
+            const perf_point_t *p = &perf_pts[i];
+
+            if (strcmp(p->plot, pl->name) == 0 &&
+                strcmp(p->curve, curves[c]) == 0) {
+                fprintf(f, "x.append(%.9g); y.append(%.9g)\n", p->x, p->y);
+            }
+        }
+        if (pl->bars) {
+            fprintf(f, "ax.bar([v + %g for v in x], y, width=%g, "
+                    "label='%s')\n", -0.4 + 0.8 * (c + 0.5) / nc, 0.8 / nc,
+                    curves[c]);
+        } else {
+            fprintf(f, "ax.plot(x, y, marker='o', label='%s')\n",
+                    curves[c]);
+        }
+    }
+    fprintf(f, "%s%sax.set_title('%s')\nax.set_xlabel('%s')\n"
+            "ax.set_ylabel('%s')\nax.legend()\n"
+            "fig.savefig('%s/%s.png', dpi=100, bbox_inches='tight')\n",
+            pl->logx ? "ax.set_xscale('log')\n" : "",
+            pl->logy ? "ax.set_yscale('log')\n" : "", pl->title,
+            pl->xlabel, pl->ylabel, dir, pl->name);
+    if (fclose(f) != 0) {
+        return -1;
+    }
+    snprintf(cmd, sizeof(cmd), "python3 '%s'", path);
+    return system(cmd) == 0 ? 1 : -1;
+}
+
+/* DIR/<plot>.gp (the data inline) and a PNG by gnuplot. */
 static int perf_write_png(const char *dir, const perf_plot_t *pl)
 {
     const char *curves[6];
@@ -436,13 +484,12 @@ static int perf_write_png(const char *dir, const perf_plot_t *pl)
     if (f == NULL) {
         return -1;
     }
-    fprintf(f, "set terminal pngcairo size 640,400\nset output '%s/%s.png'\n"
+    fprintf(f, "set terminal png size 640,400\nset output '%s/%s.png'\n"
             "set title '%s'\nset xlabel '%s'\nset ylabel '%s'\n%s%s%s"
             "set key outside right\nplot ", dir, pl->name, pl->title,
             pl->xlabel, pl->ylabel, pl->logx ? "set logscale x\n" : "",
             pl->logy ? "set logscale y\n" : "",
-            pl->bars ? "set style data histogram\nset style fill solid\n"
-                       "set boxwidth 0.8 relative\n" : "");
+            pl->bars ? "set style fill solid\nset boxwidth 0.4\n" : "");
     for (int c = 0; c < nc; c++) {
         fprintf(f, "%s'-' using 1:2 with %s title '%s'", c ? ", " : "",
                 pl->bars ? "boxes" : "linespoints", curves[c]);
@@ -466,9 +513,16 @@ static int perf_write_png(const char *dir, const perf_plot_t *pl)
     return system(cmd) == 0 ? 1 : -1;
 }
 
-static int perf_have_gnuplot(void)
+/* What draws the PNG plots: 1 gnuplot, 2 python3-matplotlib, 0 none. */
+static int perf_png_tool(void)
 {
-    return system("command -v gnuplot >/dev/null 2>&1") == 0;
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        return 1;
+    }
+    if (system("python3 -c 'import matplotlib' >/dev/null 2>&1") == 0) {
+        return 2;
+    }
+    return 0;
 }
 
 /* ---- the run ------------------------------------------------------------ */
@@ -478,7 +532,7 @@ int perf_report_run(const char *self, const char *dir, int quick)
     char raw[4096], md[4096], note[256];
     const char *plots[8];
     const char *png_note = NULL;
-    int nplots = 0, failed, gnuplot;
+    int nplots = 0, failed, png;
     FILE *f;
 
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
@@ -501,22 +555,25 @@ int perf_report_run(const char *self, const char *dir, int quick)
         fprintf(stderr, "rayhpc-perf: cannot read %s\n", raw);
         return 1;
     }
-    gnuplot = perf_have_gnuplot();
+    png = perf_png_tool();
     for (const perf_plot_t *pl = perf_plots; pl->name; pl++) {
         int s = perf_write_svg(dir, pl);
 
         if (s > 0) {
             plots[nplots++] = pl->name;
-            if (gnuplot && perf_write_png(dir, pl) < 0) {
-                fprintf(stderr, "rayhpc-perf: gnuplot failed on %s/%s.gp\n",
-                        dir, pl->name);
+            if ((png == 1 && perf_write_png(dir, pl) < 0) ||
+                (png == 2 && perf_write_png_mpl(dir, pl) < 0)) {
+                fprintf(stderr, "rayhpc-perf: %s failed on %s/%s.%s\n",
+                        png == 1 ? "gnuplot" : "python3", dir, pl->name,
+                        png == 1 ? "gp" : "py");
             }
         }
         failed |= s < 0;
     }
-    if (!gnuplot && nplots > 0) {
-        snprintf(note, sizeof(note), "PNG plots skipped: gnuplot is not "
-                 "installed (the SVG plots are drawn by rayhpc-perf).");
+    if (!png && nplots > 0) {
+        snprintf(note, sizeof(note), "PNG plots skipped: neither gnuplot nor "
+                 "python3-matplotlib is installed (the SVG plots are drawn "
+                 "by rayhpc-perf).");
         png_note = note;
         fprintf(stderr, "rayhpc-perf: %s\n", note);
     }
