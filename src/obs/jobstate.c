@@ -210,6 +210,7 @@ static void *rh_js_serve(void *arg)
 void rh_jobstate_start(const char *job_id)
 {
     struct sockaddr_un sa;
+    struct stat st;
     char top[64];
 
     snprintf(top, sizeof(top), "/tmp/rayhpc-%u", (unsigned)getuid());
@@ -218,6 +219,14 @@ void rh_jobstate_start(const char *job_id)
         (mkdir(rh_js.dir, 0700) != 0 && errno != EEXIST)) {
         rh_info("job state: cannot make %s: %s (rayhpc-info --job will not "
                 "see this rank)", rh_js.dir, strerror(errno));
+        return;
+    }
+    /* Another user's directory (or a link) in /tmp is not ours to serve
+     * from. */
+    if (lstat(top, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != getuid()) {
+        rh_info("job state: %s is not a directory of this user "
+                "(rayhpc-info --job will not see this rank)", top);
         return;
     }
     memset(&sa, 0, sizeof(sa));
