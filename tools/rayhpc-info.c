@@ -12,6 +12,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "gpu/cuda.h"
 #include "rayhpc.h"
 #include "sched/topology.h"
 #include "transport/bootstrap.h"
@@ -31,8 +32,18 @@ static void print_version(void)
     printf("#   UCX:                %u.%u.%u\n", major, minor, release);
     printf("#   bootstrap backends: %s\n", rh_bootstrap_builtin());
     printf("#   MPI backend:        %s\n", RH_BUILD_MPI_STR);
-    printf("#   CUDA toolkit:       %s (GPUs are driven through "
-           "libcuda.so.1 at run time)\n", RH_BUILD_CUDA_STR);
+    {
+        char none[256];
+        int gpus = rh_cuda_probe(none, sizeof(none));
+
+        printf("#   CUDA:               %s (runtime linked statically; only "
+               "the driver is needed)\n", RH_BUILD_CUDA_STR);
+        if (gpus > 0) {
+            printf("#   GPUs here:          %d\n", gpus);
+        } else {
+            printf("#   GPUs here:          0 (%s)\n", none);
+        }
+    }
     printf("#   bootstrap here:     %s (%s)\n", kinds[kind], why);
 }
 

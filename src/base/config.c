@@ -286,6 +286,10 @@ const rh_config_field_t rh_config_table[] = {
      "For tests only: every Nth message this rank sends fails before it "
      "reaches UCX, as if the network lost it (0: none)",
      RH_OFF(fault_sends), &rh_type_count, NULL, 0, 1u << 30},
+    {"GPU_CHUNK", "4M",
+     "Bytes per chunk when a device object is staged through pinned "
+     "buffers (the store could not be page-locked); four are in flight",
+     RH_OFF(gpu_chunk), &rh_type_size, NULL, 4096, 1u << 30},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

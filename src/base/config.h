@@ -45,6 +45,7 @@ typedef struct rh_config {
     uint64_t send_queue_max;   /* sends from other threads not yet done */
     uint64_t remote_tasks_max; /* tasks out on other ranks or spilled */
     uint64_t fault_sends;      /* tests: every Nth send fails (0: none) */
+    uint64_t gpu_chunk;        /* device objects' staging chunk, bytes */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

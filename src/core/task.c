@@ -34,6 +34,7 @@
 #include "core/task_internal.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
+#include "gpu/gpu.h"
 #include "sched/resources.h"
 
 /* Tasks up to this size (struct, argument slots and inline bytes) come
@@ -434,8 +435,10 @@ static void rh_task_execute(rh_task_t *t, void *state)
     rh_task_ctx_t ctx;
     char *dep_error = atomic_load(&t->dep_error);
     rh_task_t *outer = rh_task_running;
+    rh_gpu_task_t gpu;
     rh_status_t status;
 
+    gpu.active = 0;
     /* Resources are counted once some task asked for more than a CPU;
      * an actor's calls run on what the actor holds. */
     if (dep_error == NULL && !t->holds_res && !t->is_call &&
@@ -467,6 +470,16 @@ static void rh_task_execute(rh_task_t *t, void *state)
         rh_task_free(t);
         return;
     }
+    /* A GPU task gets its device current and the worker's stream. */
+    if (rh_unlikely(rh_gpu_req_wants(t->res))) {
+        if (rh_gpu_task_begin(t->res, &gpu) != RH_OK) {
+            snprintf(ctx.message, sizeof(ctx.message), "task %s: %s",
+                     t->fn->name, rh_last_error());
+            rh_task_fail_returns(t, rets, ctx.message);
+            rh_task_free(t);
+            return;
+        }
+    }
     rh_task_running = t;
     if (rh_unlikely((++rh_task_sample & 15) == 0) && !t->is_call) {
         /* One task in 16 is timed: the load the heartbeats report. */
@@ -480,6 +493,12 @@ static void rh_task_execute(rh_task_t *t, void *state)
                  t->fn->fn(&ctx);
     }
     rh_task_running = outer;
+    if (rh_unlikely(gpu.active) && rh_gpu_task_end(&gpu) != RH_OK &&
+        status == RH_OK && !ctx.failed) {
+        snprintf(ctx.message, sizeof(ctx.message), "task %s: its GPU work "
+                 "failed: %s", t->fn->name, rh_last_error());
+        ctx.failed = 1;
+    }
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",

@@ -1,0 +1,141 @@
+/* GPUs where there are none (this is what CI and the development hosts
+ * have): the rank offers no GPU, every GPU call says why with
+ * RH_ERR_UNSUPPORTED and keeps nothing, a GPU task fails with that
+ * sentence; and the deal of a node's GPUs among its ranks. Each test that
+ * needs the absence of GPUs skips, with one line, on a host that has one. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/cuda.h"
+#include "gpu/gpu.h"
+#include "rayhpc.h"
+
+static rh_status_t gpu_task(rh_task_ctx_t *ctx)
+{
+    int dev = rh_task_gpu(ctx);
+
+    return rh_task_return(ctx, 0, &dev, sizeof(dev));
+}
+
+static void skip_with_gpus(void)
+{
+    char why[256];
+
+    if (rh_cuda_probe(why, sizeof(why)) > 0) {
+        cr_skip_test("this host has a GPU: the no-GPU paths are not taken");
+    }
+}
+
+static void setup(void)
+{
+    setenv("RAYHPC_NUM_WORKERS", "2", 1);
+    /* a GPU offered by hand, to see a GPU task meet a rank without one */
+    setenv("RAYHPC_RESOURCES", "GPU=1", 1);
+    cr_assert_eq(rh_register("gpu_task", gpu_task, 0, 1), RH_OK);
+    cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
+}
+
+static void teardown(void)
+{
+    cr_expect_eq(rh_finalize(), RH_OK, "%s", rh_last_error());
+}
+
+TestSuite(nogpu, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(nogpu, the_rank_offers_none_and_says_why)
+{
+    skip_with_gpus();
+    cr_assert_eq(rh_num_gpus(), 0);
+    cr_assert_eq(rh_gpu_check(), RH_ERR_UNSUPPORTED);
+    cr_assert(strlen(rh_last_error()) > 10, "%s", rh_last_error());
+#ifdef HAVE_CUDA
+    cr_assert(strstr(rh_last_error(), "driver") != NULL ||
+              strstr(rh_last_error(), "no GPU") != NULL, "%s",
+              rh_last_error());
+#else
+    cr_assert(strstr(rh_last_error(), "without CUDA") != NULL, "%s",
+              rh_last_error());
+#endif
+    cr_assert_eq(rh_task_stream(NULL), NULL);
+    cr_assert_eq(rh_task_gpu(NULL), -1);
+}
+
+Test(nogpu, device_objects_fail_and_keep_nothing)
+{
+    char buf[64];
+    size_t len = 1;
+    rh_ref_t ref = { 7, 7 }, host;
+    rh_stats_t before, after;
+
+    skip_with_gpus();
+    cr_assert_eq(rh_stats(&before), RH_OK);
+    cr_assert_eq(rh_put_device(buf, sizeof(buf), &ref), RH_ERR_UNSUPPORTED);
+    cr_assert(strstr(rh_last_error(), "rh_put_device") != NULL, "%s",
+              rh_last_error());
+    cr_assert(ref.hi == 7 && ref.lo == 7, "the ref was written");
+    cr_assert_eq(rh_stats(&after), RH_OK);
+    cr_assert_eq(after.store_objects, before.store_objects);
+    cr_assert_eq(rh_put(buf, sizeof(buf), &host), RH_OK);
+    cr_assert_eq(rh_get_device(host, buf, sizeof(buf), &len, 0),
+                 RH_ERR_UNSUPPORTED);
+    cr_assert(strstr(rh_last_error(), "rh_get_device") != NULL, "%s",
+              rh_last_error());
+    cr_assert_eq(len, 1);
+    cr_assert_eq(rh_put_device(buf, sizeof(buf), NULL), RH_ERR_INVALID_PARAM);
+    cr_assert_eq(rh_release(host), RH_OK);
+}
+
+Test(nogpu, a_gpu_task_fails_with_the_reason)
+{
+    rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+                           .resources = "GPU=0.5" };
+    rh_ref_t ret;
+    const void *ptr;
+    size_t len;
+
+    skip_with_gpus();
+    cr_assert_eq(rh_remote("gpu_task", NULL, 0, &p, &ret), RH_OK, "%s",
+                 rh_last_error());
+    cr_assert_eq(rh_get(ret, &ptr, &len, 30000), RH_ERR_TASK_FAILED);
+    cr_assert(strstr(rh_last_error(), "asks for GPUs") != NULL, "%s",
+              rh_last_error());
+    rh_release(ret);
+}
+
+/* Device d of a node goes to the rank with index d % ranks there. */
+Test(gpu_deal, a_node_s_gpus_are_dealt_to_its_ranks)
+{
+    char out[128];
+
+    cr_assert_eq(rh_gpu_share(8, 0, 1), 8);
+    cr_assert_eq(rh_gpu_share(8, 3, 4), 2);
+    cr_assert_eq(rh_gpu_share(3, 0, 2), 2);
+    cr_assert_eq(rh_gpu_share(3, 1, 2), 1);
+    cr_assert_eq(rh_gpu_share(1, 1, 2), 0);
+    rh_gpu_deal("lic=2,GPU_NODE=3,x=1", 1, 2, out, sizeof(out));
+    cr_assert_str_eq(out, "lic=2,GPU=1,x=1");
+    rh_gpu_deal("GPU_NODE=1", 1, 2, out, sizeof(out));
+    cr_assert_str_eq(out, "");
+    rh_gpu_deal("GPU_NODE=4", 0, 1, out, sizeof(out));
+    cr_assert_str_eq(out, "GPU=4");
+    rh_gpu_deal("", 0, 4, out, sizeof(out));
+    cr_assert_str_eq(out, "");
+    rh_gpu_deal("GPU=0.5,lic=1", 2, 4, out, sizeof(out));
+    cr_assert_str_eq(out, "GPU=0.5,lic=1");
+}
+
+/* What a rank without GPUs offers is what the user wrote. */
+Test(gpu_deal, a_rank_without_gpus_offers_what_it_was_told)
+{
+    char out[128];
+
+    if (rh_cuda_probe(NULL, 0) > 0) {
+        cr_skip_test("this host has a GPU");
+    }
+    rh_gpu_describe("lic=2", out, sizeof(out));
+    cr_assert_str_eq(out, "lic=2");
+    rh_gpu_describe("", out, sizeof(out));
+    cr_assert_str_eq(out, "");
+}
