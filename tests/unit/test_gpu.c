@@ -4,6 +4,7 @@
  * sentence; and the deal of a node's GPUs among its ranks. Each test that
  * needs the absence of GPUs skips, with one line, on a host that has one. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,4 +139,89 @@ Test(gpu_deal, a_rank_without_gpus_offers_what_it_was_told)
     cr_assert_str_eq(out, "lic=2");
     rh_gpu_describe("", out, sizeof(out));
     cr_assert_str_eq(out, "");
+}
+
+/* ---- on a GPU (skipped, with one line, where there is none) ------------- */
+
+static void gpu_setup(void)
+{
+    setenv("RAYHPC_NUM_WORKERS", "2", 1);
+    cr_assert_eq(rh_register("gpu_task", gpu_task, 0, 1), RH_OK);
+    cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
+}
+
+static void need_gpu(void)
+{
+    if (rh_gpu_check() != RH_OK) {
+        cr_skip_test("skipped: no GPU (%s)", rh_last_error());
+    }
+}
+
+TestSuite(gpu, .init = gpu_setup, .fini = teardown, .timeout = 120);
+
+/* 8 MiB of device memory into an object and back into other device
+ * memory, byte for byte, through the host copy in the store. */
+Test(gpu, device_objects_round_trip)
+{
+    const size_t len = 8u << 20;
+    uint8_t *host = malloc(len), *back = malloc(len);
+    void *d1, *d2, *stream;
+    const void *p;
+    size_t got = 0;
+    rh_ref_t ref;
+
+    need_gpu();
+    cr_assert(host != NULL && back != NULL);
+    for (size_t i = 0; i < len; i++) {
+        host[i] = (uint8_t)(i * 131 + (i >> 12));
+    }
+    cr_assert_eq(rh_cuda_malloc(len, &d1), RH_OK, "%s", rh_last_error());
+    cr_assert_eq(rh_cuda_malloc(len, &d2), RH_OK, "%s", rh_last_error());
+    cr_assert_eq(rh_gpu_thread_stream(0, &stream), RH_OK);
+    cr_assert_eq(rh_cuda_copy_async(d1, host, len, stream), RH_OK);
+    cr_assert_eq(rh_cuda_stream_sync(stream), RH_OK);
+    cr_assert_eq(rh_put_device(d1, len, &ref), RH_OK, "%s", rh_last_error());
+    cr_assert_eq(rh_get(ref, &p, &got, 0), RH_OK);
+    cr_assert_eq(got, len);
+    cr_assert(memcmp(p, host, len) == 0, "the object differs");
+    cr_assert_eq(rh_release(ref), RH_OK);
+    cr_assert_eq(rh_get_device(ref, d2, len - 1, &got, 0), RH_ERR_TOO_LARGE);
+    cr_assert_eq(rh_get_device(ref, d2, len, &got, 0), RH_OK, "%s",
+                 rh_last_error());
+    cr_assert_eq(rh_cuda_copy_async(back, d2, len, stream), RH_OK);
+    cr_assert_eq(rh_cuda_stream_sync(stream), RH_OK);
+    cr_assert(memcmp(back, host, len) == 0, "the device copy differs");
+    cr_assert_eq(rh_put_device(host, len, &ref), RH_ERR_INVALID_PARAM,
+                 "host memory taken for device memory");
+    rh_cuda_free(d1);
+    rh_cuda_free(d2);
+    free(host);
+    free(back);
+}
+
+/* A task asking for half a GPU runs with a device current and a stream;
+ * one asking for none has neither. */
+Test(gpu, a_gpu_task_has_its_device)
+{
+    rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+                           .resources = "GPU=0.5" };
+    rh_ref_t ret[2];
+    const void *ptr;
+    size_t len;
+    int dev;
+
+    need_gpu();
+    cr_assert_eq(rh_remote("gpu_task", NULL, 0, &p, &ret[0]), RH_OK);
+    cr_assert_eq(rh_remote("gpu_task", NULL, 0, NULL, &ret[1]), RH_OK);
+    cr_assert_eq(rh_get(ret[0], &ptr, &len, 60000), RH_OK, "%s",
+                 rh_last_error());
+    memcpy(&dev, ptr, sizeof(dev));
+    cr_assert(dev >= 0 && dev < 64, "device %d", dev);
+    cr_assert_eq(rh_get(ret[1], &ptr, &len, 60000), RH_OK);
+    memcpy(&dev, ptr, sizeof(dev));
+    cr_assert_eq(dev, -1);
+    for (int i = 0; i < 2; i++) {
+        rh_release(ret[i]);
+        rh_release(ret[i]);
+    }
 }
