@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/objcache.h"
 #include "base/status.h"
+#include "core/actor.h"
 #include "core/admit.h"
 #include "core/borrow.h"
 #include "core/core.h"
@@ -436,6 +437,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
     char *dep_error = atomic_load(&t->dep_error);
     rh_task_t *outer = rh_task_running;
     rh_gpu_task_t gpu;
+    const rh_gpu_hold_t *hold = NULL;
     rh_status_t status;
 
     gpu.active = 0;
@@ -470,9 +472,13 @@ static void rh_task_execute(rh_task_t *t, void *state)
         rh_task_free(t);
         return;
     }
-    /* A GPU task gets its device current and the worker's stream. */
-    if (rh_unlikely(rh_gpu_req_wants(t->res))) {
-        if (rh_gpu_task_begin(t->res, &gpu) != RH_OK) {
+    /* A GPU task gets its device current and the worker's stream; an
+     * actor's method, the devices its constructor had. */
+    if (rh_unlikely(rh_gpu_req_wants(t->res) ||
+                    (t->is_call && t->actor_inst != NULL &&
+                     (hold = rh_actor_inst_gpu(t->actor_inst)) != NULL))) {
+        if ((hold != NULL ? rh_gpu_call_begin(hold, &gpu) :
+             rh_gpu_task_begin(t->res, &gpu)) != RH_OK) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s: %s",
                      t->fn->name, rh_last_error());
             rh_task_fail_returns(t, rets, ctx.message);

@@ -89,6 +89,12 @@ rh_status_t rh_cuda_set_device(int dev)
     return rh_cuda_check(cudaSetDevice(dev), "cudaSetDevice");
 }
 
+rh_status_t rh_cuda_get_device(int *dev)
+{
+    RH_CUDA_READY();
+    return rh_cuda_check(cudaGetDevice(dev), "cudaGetDevice");
+}
+
 rh_status_t rh_cuda_stream_create(void **stream)
 {
     cudaStream_t s;
@@ -236,6 +242,12 @@ rh_status_t rh_cuda_pci_bus_id(int dev, char *buf, size_t len)
 
 rh_status_t rh_cuda_set_device(int dev)
 {
+    return rh_cuda_none();
+}
+
+rh_status_t rh_cuda_get_device(int *dev)
+{
+    *dev = -1;
     return rh_cuda_none();
 }
 

@@ -22,6 +22,8 @@ int rh_cuda_probe(char *why, size_t len);
 rh_status_t rh_cuda_pci_bus_id(int dev, char *buf, size_t len);
 
 rh_status_t rh_cuda_set_device(int dev);
+/* The calling thread's current device (0 before any was set). */
+rh_status_t rh_cuda_get_device(int *dev);
 rh_status_t rh_cuda_stream_create(void **stream);
 void rh_cuda_stream_destroy(void *stream);
 rh_status_t rh_cuda_stream_sync(void *stream);

@@ -49,10 +49,35 @@ static rh_status_t rh_devobj_host_wait(void *ctx, int slot)
     return RH_OK;
 }
 
-/* Copies len bytes between device and host (to_device says which way) on
- * the stream of the GPU task running here, or of this thread for dev. */
+static rh_status_t rh_devobj_copy_on(int dev, int to_device, void *dst,
+                                     const void *src, size_t len);
+
+/* Copies len bytes between device dev and the host (to_device says which
+ * way) with dev current, as its stream needs; the caller's current device
+ * is back afterwards. */
 static rh_status_t rh_devobj_copy(int dev, int to_device, void *dst,
                                   const void *src, size_t len)
+{
+    int prev = -1;
+    rh_status_t status = rh_cuda_get_device(&prev);
+
+    if (status == RH_OK && prev != dev) {
+        status = rh_cuda_set_device(dev);
+    }
+    if (status != RH_OK) {
+        return status;
+    }
+    status = rh_devobj_copy_on(dev, to_device, dst, src, len);
+    if (prev != dev) {
+        (void)rh_cuda_set_device(prev);
+    }
+    return status;
+}
+
+/* The copy, on the stream of the GPU task running here, or of this
+ * thread for dev. */
+static rh_status_t rh_devobj_copy_on(int dev, int to_device, void *dst,
+                                     const void *src, size_t len)
 {
     void *stream = rh_gpu_current_device() == dev ? rh_gpu_current_stream()
                                                   : NULL;

@@ -34,6 +34,7 @@ static struct {
 static _Thread_local int rh_gpu_cur_dev = -1;
 static _Thread_local void *rh_gpu_cur_stream;
 static _Thread_local void *rh_gpu_streams[RH_GPU_MAX];
+static _Thread_local rh_gpu_task_t *rh_gpu_cur_task;
 
 /* The cores near the device with PCI bus id busid (hwloc). */
 static hwloc_bitmap_t rh_gpu_near_cores(const char *busid)
@@ -94,8 +95,11 @@ void rh_gpu_setup(int node_index, int ranks_on_node, void *store,
         return;
     }
     /* Page-locked once: device objects then copy straight between the
-     * device and the store, at the bus's speed. */
-    if (store != NULL && rh_cuda_host_register(store, store_len) == RH_OK) {
+     * device and the store, at the bus's speed. The registration makes a
+     * context on the current device: let it be one of this rank's, not
+     * device 0 on every rank of the node. */
+    if (store != NULL && rh_cuda_set_device(rh_gpu.dev[0]) == RH_OK &&
+        rh_cuda_host_register(store, store_len) == RH_OK) {
         rh_gpu.store = store;
     } else if (store != NULL) {
         rh_warn("GPUs: the object store could not be page-locked (%s): "
@@ -242,9 +246,18 @@ rh_status_t rh_gpu_thread_stream(int dev, void **stream)
                             dev);
     }
     if (rh_gpu_streams[dev] == NULL) {
-        status = rh_cuda_set_device(dev);
+        int prev = -1;
+
+        /* a stream belongs to the device current when it is made */
+        status = rh_cuda_get_device(&prev);
+        if (status == RH_OK) {
+            status = rh_cuda_set_device(dev);
+        }
         if (status == RH_OK) {
             status = rh_cuda_stream_create(&rh_gpu_streams[dev]);
+            if (prev != dev) {
+                (void)rh_cuda_set_device(prev);
+            }
         }
         if (status != RH_OK) {
             return status;
@@ -277,12 +290,40 @@ static void rh_gpu_move_near(int i, rh_gpu_task_t *g)
     hwloc_bitmap_free(now);
 }
 
+/* Makes the first of g's devices current on this thread, with its
+ * stream, and moves the thread near it. */
+static rh_status_t rh_gpu_activate(rh_gpu_task_t *g)
+{
+    rh_status_t status;
+
+    g->prev_dev = rh_gpu_cur_dev;
+    g->prev_stream = rh_gpu_cur_stream;
+    g->prev_task = rh_gpu_cur_task;
+    g->rebound = 0;
+    g->stream = NULL;
+    status = rh_gpu_thread_stream(rh_gpu.dev[g->dev[0]], &g->stream);
+    if (status == RH_OK) {
+        status = rh_cuda_set_device(rh_gpu.dev[g->dev[0]]);
+    }
+    if (status != RH_OK) {
+        g->active = 1;
+        (void)rh_gpu_task_end(g);
+        return status;
+    }
+    rh_gpu_move_near(g->dev[0], g);
+    rh_gpu_cur_dev = rh_gpu.dev[g->dev[0]];
+    rh_gpu_cur_stream = g->stream;
+    rh_gpu_cur_task = g;
+    g->active = 1;
+    return RH_OK;
+}
+
 rh_status_t rh_gpu_task_begin(const rh_res_req_t *req, rh_gpu_task_t *g)
 {
     long units = 0;
-    rh_status_t status;
 
     g->active = 0;
+    g->kept = 0;
     for (int i = 0; i < req->n; i++) {
         if (rh_resources_is_gpu(req->items[i].name)) {
             units += req->items[i].amount;
@@ -297,23 +338,41 @@ rh_status_t rh_gpu_task_begin(const rh_res_req_t *req, rh_gpu_task_t *g)
     if (g->ndev == 0) {
         return rh_error_set(RH_ERR_UNSUPPORTED, "no GPU of this rank is free");
     }
-    g->prev_dev = rh_gpu_cur_dev;
-    g->prev_stream = rh_gpu_cur_stream;
-    status = rh_gpu_thread_stream(rh_gpu.dev[g->dev[0]], &g->stream);
-    if (status == RH_OK) {
-        status = rh_cuda_set_device(rh_gpu.dev[g->dev[0]]);
+    return rh_gpu_activate(g);
+}
+
+void rh_gpu_task_keep(rh_gpu_hold_t *hold)
+{
+    rh_gpu_task_t *g = rh_gpu_cur_task;
+
+    hold->ndev = 0;
+    if (g == NULL || !g->active || g->kept) {
+        return;
     }
-    if (status != RH_OK) {
-        g->active = 1;
-        g->rebound = 0;
-        (void)rh_gpu_task_end(g);
-        return status;
+    hold->ndev = g->ndev;
+    memcpy(hold->dev, g->dev, sizeof(hold->dev));
+    memcpy(hold->units, g->units, sizeof(hold->units));
+    g->kept = 1;
+}
+
+rh_status_t rh_gpu_call_begin(const rh_gpu_hold_t *hold, rh_gpu_task_t *g)
+{
+    g->active = 0;
+    g->kept = 1;
+    g->ndev = hold->ndev;
+    memcpy(g->dev, hold->dev, sizeof(g->dev));
+    memcpy(g->units, hold->units, sizeof(g->units));
+    return rh_gpu_activate(g);
+}
+
+void rh_gpu_hold_release(rh_gpu_hold_t *hold)
+{
+    pthread_mutex_lock(&rh_gpu.lock);
+    for (int k = 0; k < hold->ndev; k++) {
+        rh_gpu.free_units[hold->dev[k]] += hold->units[k];
     }
-    rh_gpu_move_near(g->dev[0], g);
-    rh_gpu_cur_dev = rh_gpu.dev[g->dev[0]];
-    rh_gpu_cur_stream = g->stream;
-    g->active = 1;
-    return RH_OK;
+    pthread_mutex_unlock(&rh_gpu.lock);
+    hold->ndev = 0;
 }
 
 rh_status_t rh_gpu_task_end(rh_gpu_task_t *g)
@@ -330,13 +389,16 @@ rh_status_t rh_gpu_task_end(rh_gpu_task_t *g)
         (void)hwloc_set_cpubind(rh_gpu.topo, g->cpuset, HWLOC_CPUBIND_THREAD);
         hwloc_bitmap_free(g->cpuset);
     }
-    pthread_mutex_lock(&rh_gpu.lock);
-    for (int k = 0; k < g->ndev; k++) {
-        rh_gpu.free_units[g->dev[k]] += g->units[k];
+    if (!g->kept) {
+        pthread_mutex_lock(&rh_gpu.lock);
+        for (int k = 0; k < g->ndev; k++) {
+            rh_gpu.free_units[g->dev[k]] += g->units[k];
+        }
+        pthread_mutex_unlock(&rh_gpu.lock);
     }
-    pthread_mutex_unlock(&rh_gpu.lock);
     rh_gpu_cur_dev = g->prev_dev;
     rh_gpu_cur_stream = g->prev_stream;
+    rh_gpu_cur_task = g->prev_task;
     if (g->prev_dev >= 0) {
         (void)rh_cuda_set_device(g->prev_dev);
     }

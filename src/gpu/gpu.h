@@ -41,12 +41,22 @@ void rh_gpu_deal(const char *spec, int node_index, int ranks_on_node,
  * goes to the rank with index d % ranks_on_node. */
 int rh_gpu_share(int seen, int node_index, int ranks_on_node);
 
+/* Devices an actor keeps for its life (its constructor's): its methods
+ * run with the same device current, where its state's memory is. */
+typedef struct rh_gpu_hold {
+    int    ndev;
+    int    dev[RH_GPU_TASK_MAX];      /* the rank's device slots */
+    long   units[RH_GPU_TASK_MAX];
+} rh_gpu_hold_t;
+
 /* What a worker runs a GPU task with; restored at its end. */
 typedef struct rh_gpu_task {
     int    active;
+    int    kept;                      /* the devices outlive the task */
     int    ndev;
     int    dev[RH_GPU_TASK_MAX];
     long   units[RH_GPU_TASK_MAX];
+    struct rh_gpu_task *prev_task;
     void  *stream;
     int    prev_dev;          /* the outer task's device (nested tasks) */
     void  *prev_stream;
@@ -63,6 +73,18 @@ rh_status_t rh_gpu_task_begin(const rh_res_req_t *req, rh_gpu_task_t *g);
 /* After it: waits for the task's stream (what the task launched is done
  * before its returns are published) and gives the devices back. */
 rh_status_t rh_gpu_task_end(rh_gpu_task_t *g);
+
+/* In an actor's constructor running as a GPU task: the actor takes the
+ * task's devices into hold, so that the task's end keeps them taken;
+ * hold->ndev stays 0 outside a GPU task. */
+void rh_gpu_task_keep(rh_gpu_hold_t *hold);
+
+/* Before a method of an actor that holds GPUs: as rh_gpu_task_begin, on
+ * the held devices. rh_gpu_task_end after it gives nothing back. */
+rh_status_t rh_gpu_call_begin(const rh_gpu_hold_t *hold, rh_gpu_task_t *g);
+
+/* When the actor ends: its devices are free again. */
+void rh_gpu_hold_release(rh_gpu_hold_t *hold);
 
 /* Whether req asks for GPUs (the hot path tests this first). */
 static inline int rh_gpu_req_wants(const rh_res_req_t *req)

@@ -20,6 +20,47 @@ static rh_status_t gpu_task(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &dev, sizeof(dev));
 }
 
+/* An actor on a GPU: its constructor notes its device, a method answers
+ * the device it runs with and the constructor's. */
+static rh_status_t gpu_actor_init(rh_task_ctx_t *ctx, void **state)
+{
+    int *dev = malloc(sizeof(int));
+
+    if (dev == NULL) {
+        return RH_ERR_NO_MEMORY;
+    }
+    *dev = rh_task_gpu(ctx);
+    *state = dev;
+    return RH_OK;
+}
+
+static rh_status_t gpu_actor_where(void *state, rh_task_ctx_t *ctx)
+{
+    int devs[2] = { *(int *)state, rh_task_gpu(ctx) };
+
+    return rh_task_return(ctx, 0, devs, sizeof(devs));
+}
+
+static void gpu_actor_fini(void *state)
+{
+    free(state);
+}
+
+static const rh_method_def_t gpu_actor_methods[] = {
+    { "where", gpu_actor_where, 0, 1 }
+};
+
+static void register_gpu_actor(void)
+{
+    static const rh_actor_class_t cls = {
+        .field_mask = RH_ACTOR_CLASS_FIELD_FINI, .init = gpu_actor_init,
+        .init_nargs = 0, .methods = gpu_actor_methods, .num_methods = 1,
+        .fini = gpu_actor_fini
+    };
+
+    cr_assert_eq(rh_register_actor("gpu_actor", &cls), RH_OK);
+}
+
 static void skip_with_gpus(void)
 {
     char why[256];
@@ -35,6 +76,7 @@ static void setup(void)
     /* a GPU offered by hand, to see a GPU task meet a rank without one */
     setenv("RAYHPC_RESOURCES", "GPU=1", 1);
     cr_assert_eq(rh_register("gpu_task", gpu_task, 0, 1), RH_OK);
+    register_gpu_actor();
     cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
 }
 
@@ -105,6 +147,21 @@ Test(nogpu, a_gpu_task_fails_with_the_reason)
     rh_release(ret);
 }
 
+Test(nogpu, a_gpu_actor_dies_with_the_reason)
+{
+    rh_actor_params_t p = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
+                            .resources = "GPU=1" };
+    rh_actor_t a;
+
+    skip_with_gpus();
+    cr_assert_eq(rh_actor_create("gpu_actor", NULL, 0, &p, &a), RH_OK, "%s",
+                 rh_last_error());
+    cr_assert_eq(rh_actor_ready(a, 30000, NULL), RH_ERR_ACTOR_DEAD);
+    cr_assert(strstr(rh_last_error(), "asks for GPUs") != NULL, "%s",
+              rh_last_error());
+    rh_actor_release(a);
+}
+
 /* Device d of a node goes to the rank with index d % ranks there. */
 Test(gpu_deal, a_node_s_gpus_are_dealt_to_its_ranks)
 {
@@ -147,6 +204,7 @@ static void gpu_setup(void)
 {
     setenv("RAYHPC_NUM_WORKERS", "2", 1);
     cr_assert_eq(rh_register("gpu_task", gpu_task, 0, 1), RH_OK);
+    register_gpu_actor();
     cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
 }
 
@@ -224,4 +282,32 @@ Test(gpu, a_gpu_task_has_its_device)
         rh_release(ret[i]);
         rh_release(ret[i]);
     }
+}
+
+/* An actor keeps its constructor's device: every method runs with it
+ * current, so that the device memory of its state is at hand. */
+Test(gpu, an_actor_s_methods_run_on_its_constructor_s_device)
+{
+    rh_actor_params_t p = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
+                            .resources = "GPU=0.5" };
+    rh_actor_t a;
+    rh_ref_t r;
+    const void *ptr;
+    size_t len;
+    int devs[2];
+
+    need_gpu();
+    cr_assert_eq(rh_actor_create("gpu_actor", NULL, 0, &p, &a), RH_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(rh_actor_call(a, "where", NULL, 0, NULL, &r), RH_OK);
+        cr_assert_eq(rh_get(r, &ptr, &len, 60000), RH_OK, "%s",
+                     rh_last_error());
+        memcpy(devs, ptr, sizeof(devs));
+        cr_assert(devs[0] >= 0, "the constructor had no device");
+        cr_assert_eq(devs[1], devs[0], "call %d on device %d, the "
+                     "constructor's is %d", i, devs[1], devs[0]);
+        rh_release(r);
+        rh_release(r);
+    }
+    rh_actor_release(a);
 }
