@@ -36,8 +36,9 @@ static void print_version(void)
         char none[256];
         int gpus = rh_cuda_probe(none, sizeof(none));
 
-        printf("#   CUDA:               %s (runtime linked statically; only "
-               "the driver is needed)\n", RH_BUILD_CUDA_STR);
+        printf("#   CUDA:               %s\n",
+               strcmp(RH_BUILD_CUDA_STR, "yes") == 0 ? "yes (runtime linked "
+               "statically; only the driver is needed)" : "no");
         if (gpus > 0) {
             printf("#   GPUs here:          %d\n", gpus);
         } else {
