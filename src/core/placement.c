@@ -514,8 +514,12 @@ static void rh_req_format(const rh_res_req_t *req, char *buf, size_t len)
     size_t n = (size_t)snprintf(buf, len, "CPU=%d", req ? req->cpus : 1);
 
     for (int i = 0; req != NULL && i < req->n && n < len; i++) {
-        n += (size_t)snprintf(buf + n, len - n, ",%s=%ld",
-                              req->items[i].name, req->items[i].amount);
+        char amount[32];
+
+        rh_resources_amount_str(req->items[i].name, req->items[i].amount,
+                                amount, sizeof(amount));
+        n += (size_t)snprintf(buf + n, len - n, ",%s=%s",
+                              req->items[i].name, amount);
     }
 }
 

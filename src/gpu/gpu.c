@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "gpu/cuda.h"
+#include "transport/transport.h"
 
 #define RH_GPU_STAGE_DEPTH 4
 
@@ -330,9 +331,9 @@ rh_status_t rh_gpu_task_begin(const rh_res_req_t *req, rh_gpu_task_t *g)
         }
     }
     if (rh_gpu.ndev == 0) {
-        return rh_error_set(RH_ERR_UNSUPPORTED, "it asks for GPUs and this "
-                            "rank has none it can use: %s", rh_gpu.why[0] ?
-                            rh_gpu.why : "no GPU found");
+        return rh_error_set(RH_ERR_UNSUPPORTED, "it asks for GPUs and rank "
+                            "%d has none it can use: %s", rh_tp_rank(),
+                            rh_gpu.why[0] ? rh_gpu.why : "no GPU found");
     }
     rh_gpu_pick(units, g);
     if (g->ndev == 0) {
