@@ -60,8 +60,6 @@ void rh_gpu_setup(int node_index, int ranks_on_node, void *store,
     int seen = rh_cuda_probe(rh_gpu.why, sizeof(rh_gpu.why));
     int own_all = getenv("CUDA_VISIBLE_DEVICES") != NULL || ranks_on_node <= 1;
 
-    /* the same deal as rh_gpu_deal's, device by device */
-
     rh_gpu.ndev = 0;
     if (seen == 0) {
         rh_debug("GPUs: none (%s)", rh_gpu.why);
@@ -76,7 +74,8 @@ void rh_gpu_setup(int node_index, int ranks_on_node, void *store,
         }
     }
     /* A launcher that set CUDA_VISIBLE_DEVICES gave the rank its own
-     * devices; otherwise the ranks of a node deal the node's out. */
+     * devices; otherwise the ranks of a node deal the node's out, device
+     * by device as rh_gpu_deal counts them. */
     for (int d = 0; d < seen && rh_gpu.ndev < RH_GPU_MAX; d++) {
         char busid[32];
         int i;
@@ -195,46 +194,51 @@ void rh_gpu_deal(const char *spec, int node_index, int ranks_on_node,
 
 /* ---- GPU tasks ------------------------------------------------------------- */
 
-/* Takes units of GPU for a task: a fraction shares the device with the
- * least room that fits (whole devices stay whole for whole requests),
- * whole GPUs take the freest devices. The ledger (resources.c) already
- * checked the sum; when the fractions are spread so that no device has
- * room, the task shares the freest one. */
-static void rh_gpu_pick(long units, rh_gpu_task_t *g)
+int rh_gpu_choose(long *free_units, int n, long units, int *dev,
+                  long *taken, int max)
 {
-    pthread_mutex_lock(&rh_gpu.lock);
-    g->ndev = 0;
-    while (units > 0 && g->ndev < RH_GPU_TASK_MAX && g->ndev < rh_gpu.ndev) {
+    int ndev = 0;
+
+    while (units > 0 && ndev < max && ndev < n) {
         long want = units < RH_RES_GPU_UNITS ? units : RH_RES_GPU_UNITS;
         int best = -1;
 
-        for (int i = 0; i < rh_gpu.ndev; i++) {
-            int taken = 0;
+        for (int i = 0; i < n; i++) {
+            int used = 0;
 
-            for (int k = 0; k < g->ndev; k++) {
-                taken |= g->dev[k] == i;
+            for (int k = 0; k < ndev; k++) {
+                used |= dev[k] == i;
             }
-            if (taken) {
+            if (used) {
                 continue;
             }
-            if (want < RH_RES_GPU_UNITS && rh_gpu.free_units[i] >= want) {
-                if (best < 0 || rh_gpu.free_units[i] < rh_gpu.free_units[best]
-                    || rh_gpu.free_units[best] < want) {
+            if (want < RH_RES_GPU_UNITS && free_units[i] >= want) {
+                /* a fraction: the fitting device with the least room */
+                if (best < 0 || free_units[best] < want ||
+                    free_units[i] < free_units[best]) {
                     best = i;
                 }
-            } else if (best < 0 ||
-                       rh_gpu.free_units[i] > rh_gpu.free_units[best]) {
+            } else if (best < 0 || free_units[i] > free_units[best]) {
+                /* a whole GPU, or no room anywhere: the freest */
                 best = i;
             }
         }
         if (best < 0) {
             break;
         }
-        rh_gpu.free_units[best] -= want;
-        g->dev[g->ndev] = best;
-        g->units[g->ndev++] = want;
+        free_units[best] -= want;
+        dev[ndev] = best;
+        taken[ndev++] = want;
         units -= want;
     }
+    return ndev;
+}
+
+static void rh_gpu_pick(long units, rh_gpu_task_t *g)
+{
+    pthread_mutex_lock(&rh_gpu.lock);
+    g->ndev = rh_gpu_choose(rh_gpu.free_units, rh_gpu.ndev, units, g->dev,
+                            g->units, RH_GPU_TASK_MAX);
     pthread_mutex_unlock(&rh_gpu.lock);
 }
 

@@ -49,6 +49,15 @@ typedef struct rh_gpu_hold {
     long   units[RH_GPU_TASK_MAX];
 } rh_gpu_hold_t;
 
+/* Takes units of GPU (RH_RES_GPU_UNITS a device) from the n devices
+ * free_units for a task: a fraction goes to the device with the least
+ * room that fits it, so that whole devices stay whole; a whole GPU takes
+ * the freest device not taken yet, and so does a fraction that fits
+ * nowhere (the ledger in resources.c checked the sum, not each device).
+ * Writes the devices and the units taken from each; returns how many. */
+int rh_gpu_choose(long *free_units, int n, long units, int *dev,
+                  long *taken, int max);
+
 /* What a worker runs a GPU task with; restored at its end. */
 typedef struct rh_gpu_task {
     int    active;

@@ -311,3 +311,52 @@ Test(gpu, an_actor_s_methods_run_on_its_constructor_s_device)
     }
     rh_actor_release(a);
 }
+
+/* ---- which device a task gets ------------------------------------------- */
+
+#define U RH_RES_GPU_UNITS
+
+Test(gpu_choose, a_fraction_fills_the_fullest_device_it_fits)
+{
+    long free_units[3] = { U, U / 2, U / 4 };
+    int dev[4];
+    long got[4];
+
+    cr_assert_eq(rh_gpu_choose(free_units, 3, U / 4, dev, got, 4), 1);
+    cr_assert_eq(dev[0], 2, "a quarter went to device %d", dev[0]);
+    cr_assert_eq(free_units[2], 0);
+    cr_assert_eq(rh_gpu_choose(free_units, 3, U / 4, dev, got, 4), 1);
+    cr_assert_eq(dev[0], 1, "the next quarter went to device %d", dev[0]);
+    cr_assert_eq(free_units[0], U, "the whole device was cut");
+}
+
+Test(gpu_choose, whole_gpus_take_distinct_free_devices)
+{
+    long free_units[4] = { U / 2, U, U, U };
+    int dev[4];
+    long got[4];
+
+    cr_assert_eq(rh_gpu_choose(free_units, 4, 2 * U, dev, got, 4), 2);
+    cr_assert(dev[0] != dev[1]);
+    cr_assert(dev[0] != 0 && dev[1] != 0, "a shared device was taken");
+    cr_assert_eq(got[0] + got[1], 2 * U);
+    /* one and a half: a whole device and half of another */
+    cr_assert_eq(rh_gpu_choose(free_units, 4, U + U / 2, dev, got, 4), 2);
+    cr_assert_eq(got[0], U);
+    cr_assert_eq(got[1], U / 2);
+    cr_assert_eq(dev[1], 0, "the half went to device %d", dev[1]);
+}
+
+/* Fractions spread so that no device has room: the task shares the
+ * freest device rather than not running. */
+Test(gpu_choose, a_fraction_that_fits_nowhere_shares_the_freest)
+{
+    long free_units[2] = { U / 4, U / 2 - 1 };
+    int dev[2];
+    long got[2];
+
+    cr_assert_eq(rh_gpu_choose(free_units, 2, U / 2, dev, got, 2), 1);
+    cr_assert_eq(dev[0], 1);
+    cr_assert_eq(free_units[1], -1);
+    cr_assert_eq(rh_gpu_choose(free_units, 0, U, dev, got, 2), 0);
+}
