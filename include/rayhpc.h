@@ -522,6 +522,40 @@ RH_EXPORT rh_status_t rh_actor_get_named(const char *name, rh_actor_t *actor);
 RH_EXPORT rh_actor_t rh_task_actor(const rh_task_ctx_t *ctx);
 
 /* ------------------------------------------------------------------------ */
+/* GPUs (docs/gpu.md)                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* GPUs are the resource "GPU", offered by each rank for the devices it
+ * found (the node's GPUs dealt out among its ranks) and asked for in
+ * rh_task_params_t.resources, actors' and bundles' as "GPU=1" or in
+ * fractions, "GPU=0.25" (four such tasks share a device). A GPU task runs
+ * on a worker moved near its device, with the device current. */
+
+/* GPUs this rank offers: 0 without CUDA, a driver or a device. */
+RH_EXPORT int rh_num_gpus(void);
+
+/* RH_OK when this rank has a GPU; else RH_ERR_UNSUPPORTED, and
+ * rh_last_error() says why (not built with CUDA, no driver, no device). */
+RH_EXPORT rh_status_t rh_gpu_check(void);
+
+/* Inside a GPU task: its device (CUDA index) and this worker's stream on
+ * it (a cudaStream_t); -1 and NULL in other tasks. Work the task launches
+ * on the stream is done before its returns are published. */
+RH_EXPORT int rh_task_gpu(const rh_task_ctx_t *ctx);
+RH_EXPORT void *rh_task_stream(const rh_task_ctx_t *ctx);
+
+/* Device objects. rh_put_device copies len bytes of device memory into a
+ * new object (as rh_put); rh_get_device copies the object into device
+ * memory of cap bytes (RH_ERR_TOO_LARGE when it has more), its size into
+ * *len (may be NULL), waiting up to timeout_ms. Objects of other nodes are
+ * pulled first. Both return once the copy is done; without a GPU they
+ * fail with RH_ERR_UNSUPPORTED. */
+RH_EXPORT rh_status_t rh_put_device(const void *dptr, size_t len,
+                                    rh_ref_t *ref);
+RH_EXPORT rh_status_t rh_get_device(rh_ref_t ref, void *dptr, size_t cap,
+                                    size_t *len, int64_t timeout_ms);
+
+/* ------------------------------------------------------------------------ */
 /* Counters                                                                 */
 /* ------------------------------------------------------------------------ */
 

@@ -304,7 +304,8 @@ if want tsan; then
             tests/multi/placement tests/multi/release tests/multi/resources \
             tests/multi/send_faults tests/multi/burst tests/multi/recursion \
             tests/multi/finalize tests/multi/actors_core tests/multi/reader_dies \
-            tests/multi/timeline tests/multi/jobstate >>"$tsan/make.out" 2>&1; then
+            tests/multi/timeline tests/multi/jobstate \
+            tests/multi/gpu_place >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -329,6 +330,7 @@ if want tsan; then
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
         tsan_run "flagship example" 0 "checksum ok" 3 -n 3 ./examples/am_exchange
         tsan_run "tasks: pi map-reduce" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 200 20000
+        CUDA_VISIBLE_DEVICES= tsan_run "GPU tasks forwarded to the node offering a GPU" 0 "GPU_PLACE TASKS OK" 1 -n 3 --nodes 3 ./tests/multi/gpu_place tasks
         RAYHPC_NUM_WORKERS=4 tsan_run "tasks: 4 workers" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 500 1000
         tsan_run "example: heat stencil, halos between 2 nodes" 0 "HEAT2D OK" 1 -n 4 --nodes 2 ./examples/heat2d 64 16 4 2
         tsan_run "example: parameter sweep collected by an actor" 0 "PARAM_SWEEP OK" 1 -n 4 --nodes 2 ./examples/param_sweep 8 8 1000 16

@@ -76,6 +76,29 @@ Test(examples, heat2d_with_halos_pulled_between_nodes)
     expect_ok("examples/heat2d", HEAT, pull, "HEAT2D OK", 1);
 }
 
+/* The stencil's steps on GPUs (built with CUDA only): its tiles equal the
+ * CPU's bit for bit where there is a GPU; where there is none it says so
+ * in one line and succeeds, and so does this test. */
+Test(examples, heat_gpu_tiles_equal_the_cpu_stencil_or_it_skips)
+{
+#ifdef HAVE_CUDA
+    static const char *const args[] = { "128", "32", "4", NULL };
+    rh_run_t run = run_example("examples/heat_gpu", args, NULL);
+    int ok = rh_count_lines(run.out, "HEAT_GPU OK");
+    int skipped = rh_count_lines(run.out, "heat_gpu: skipped: ");
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(ok + skipped, 1, "expected HEAT_GPU OK or one skip line; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    if (skipped) {
+        cr_log_info("heat_gpu skipped: no GPU here");
+    }
+    rh_run_free(&run);
+#else
+    cr_skip_test("built without CUDA: examples/heat_gpu is not built");
+#endif
+}
+
 Test(examples, param_sweep_results_equal_the_serial_sweep)
 {
     expect_ok("examples/param_sweep", SWEEP, NULL, "PARAM_SWEEP OK", 1);

@@ -14,6 +14,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "obs/jobstate.h"
+#include "gpu/cuda.h"
 #include "rayhpc.h"
 #include "sched/topology.h"
 #include "transport/bootstrap.h"
@@ -33,8 +34,19 @@ static void print_version(void)
     printf("#   UCX:                %u.%u.%u\n", major, minor, release);
     printf("#   bootstrap backends: %s\n", rh_bootstrap_builtin());
     printf("#   MPI backend:        %s\n", RH_BUILD_MPI_STR);
-    printf("#   CUDA toolkit:       %s (GPUs are driven through "
-           "libcuda.so.1 at run time)\n", RH_BUILD_CUDA_STR);
+    {
+        char none[256];
+        int gpus = rh_cuda_probe(none, sizeof(none));
+
+        printf("#   CUDA:               %s\n",
+               strcmp(RH_BUILD_CUDA_STR, "yes") == 0 ? "yes (runtime linked "
+               "statically; only the driver is needed)" : "no");
+        if (gpus > 0) {
+            printf("#   GPUs here:          %d\n", gpus);
+        } else {
+            printf("#   GPUs here:          0 (%s)\n", none);
+        }
+    }
     printf("#   bootstrap here:     %s (%s)\n", kinds[kind], why);
 }
 

@@ -296,6 +296,10 @@ const rh_config_field_t rh_config_table[] = {
      "1: rank 0 prints the job's state (nodes, ranks, resources, tasks, "
      "objects in each store) at rh_finalize, as rayhpc-info --job does",
      RH_OFF(summary), &rh_type_count, NULL, 0, 1},
+    {"GPU_CHUNK", "4M",
+     "Bytes per chunk when a device object is staged through pinned "
+     "buffers (the store could not be page-locked); four are in flight",
+     RH_OFF(gpu_chunk), &rh_type_size, NULL, 4096, 1u << 30},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

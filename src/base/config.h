@@ -48,6 +48,7 @@ typedef struct rh_config {
     char     timeline[512];    /* trace file written at finalize ("": off) */
     uint64_t summary;          /* 1: rank 0 prints the job's state at
                                 * finalize */
+    uint64_t gpu_chunk;        /* device objects' staging chunk, bytes */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

@@ -11,6 +11,7 @@
 
 #include "core/registry.h"
 #include "core/task_internal.h"
+#include "gpu/gpu.h"
 #include "rayhpc.h"
 #include "sched/resources.h"
 
@@ -56,6 +57,10 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
 
 /* Hands the kept resources to the instance (released when it ends). */
 void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res);
+
+/* The GPUs the instance keeps (its constructor's), or NULL: its methods
+ * run with them current. */
+const rh_gpu_hold_t *rh_actor_inst_gpu(const rh_actor_inst_t *inst);
 
 /* The instance of actor here, with a reference (rh_actor_inst_put), or
  * NULL when none (it never was here, or it ended). */

@@ -81,6 +81,7 @@ struct rh_actor_inst {
 
     int                     keeps_res;
     rh_res_req_t            res;
+    rh_gpu_hold_t           gpu;          /* its constructor's devices */
     rh_tp_op_t              ended_op;
 };
 
@@ -309,6 +310,7 @@ static void rh_inst_finish(rh_actor_inst_t *inst)
         inst->cls->cls.fini(inst->state);
     }
     if (inst->keeps_res) {
+        rh_gpu_hold_release(&inst->gpu);
         rh_resources_release(&inst->res);
         inst->keeps_res = 0;
     }
@@ -461,6 +463,14 @@ void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res)
 {
     inst->res = *res;
     inst->keeps_res = 1;
+    if (rh_gpu_req_wants(res)) {
+        rh_gpu_task_keep(&inst->gpu);
+    }
+}
+
+const rh_gpu_hold_t *rh_actor_inst_gpu(const rh_actor_inst_t *inst)
+{
+    return inst->keeps_res && inst->gpu.ndev > 0 ? &inst->gpu : NULL;
 }
 
 void rh_actor_inst_end(rh_actor_inst_t *inst, int kill, const char *why)

@@ -345,8 +345,13 @@ static void rh_fwd_res_format(const rh_res_req_t *req, char *buf, size_t len)
 
     buf[0] = '\0';
     for (int i = 0; req != NULL && i < req->n && n < len; i++) {
-        n += (size_t)snprintf(buf + n, len - n, "%s%s=%ld", i ? "," : "",
-                              req->items[i].name, req->items[i].amount);
+        char amount[32];
+
+        /* as the user wrote it: the receiver parses it again (GPU=0.5) */
+        rh_resources_amount_str(req->items[i].name, req->items[i].amount,
+                                amount, sizeof(amount));
+        n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", i ? "," : "",
+                              req->items[i].name, amount);
     }
 }
 

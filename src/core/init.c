@@ -38,6 +38,7 @@
 #include "core/task_internal.h"
 #include "obs/jobstate.h"
 #include "obs/timeline.h"
+#include "gpu/gpu.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
 #include "sched/resources.h"
@@ -461,9 +462,19 @@ static rh_status_t rh_core_open_node(void)
         return status;
     }
     {
-        char spec[800];
+        char spec[800], offer[800];
+        int node_index = 0;
 
-        rh_place_rank_spec(rh_cfg.resources, rh_place_node_memory(),
+        for (int r = 0; r < rh_core.rank; r++) {
+            node_index += rh_core.node_of_rank[r] == rh_core.node;
+        }
+        rh_gpu_setup(node_index, rh_core.ranks_on_node,
+                     rh_store_base(rh_core.store),
+                     rh_store_length(rh_core.store));
+        rh_gpu_describe(rh_cfg.resources, spec, sizeof(spec));
+        rh_gpu_deal(spec, node_index, rh_core.ranks_on_node, offer,
+                    sizeof(offer));
+        rh_place_rank_spec(offer, rh_place_node_memory(),
                            rh_core.ranks_on_node, spec, sizeof(spec));
         status = rh_resources_init(rh_pool_num_workers(rh_core.pool), spec);
     }
@@ -561,6 +572,7 @@ static void rh_core_close_node(void)
     if (rh_core.store != NULL) {
         rh_task_cache_fini();
     }
+    rh_gpu_teardown();
     if (rh_core.store != NULL) {
         char name[256];
 

@@ -14,6 +14,7 @@
 #include "base/status.h"
 #include "core/core.h"
 #include "core/pull.h"
+#include "gpu/gpu.h"
 #include "sched/pool.h"
 #include "sched/topology.h"
 #include "transport/am.h"
@@ -138,8 +139,11 @@ void rh_place_describe(char *buf, size_t len)
     int cores = rh_topo_query(&counts) == RH_OK && counts.cores > 0 ?
                 counts.cores : 1;
 
+    char spec[sizeof(rh_cfg.resources) + 32];
+
+    rh_gpu_describe(rh_cfg.resources, spec, sizeof(spec));
     snprintf(buf, len, "%d;%d;%llu;%s", cores, (int)rh_cfg.num_workers,
-             rh_place_node_memory(), rh_cfg.resources);
+             rh_place_node_memory(), spec);
 }
 
 void rh_place_rank_spec(const char *spec, unsigned long long node_memory,
@@ -268,8 +272,18 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
                                on_host[r] : per_node[node_of_rank[r]]);
             workers = workers > 0 ? workers : 1;
         }
-        rh_place_rank_spec(text + used, memory, per_node[node_of_rank[r]],
-                           spec, sizeof(spec));
+        {
+            char dealt[sizeof(spec)];
+            int index = 0;
+
+            for (int q = 0; q < r; q++) {
+                index += node_of_rank[q] == node_of_rank[r];
+            }
+            rh_gpu_deal(text + used, index, per_node[node_of_rank[r]], dealt,
+                        sizeof(dealt));
+            rh_place_rank_spec(dealt, memory, per_node[node_of_rank[r]],
+                               spec, sizeof(spec));
+        }
         if (rh_resources_parse(spec, workers, &rh_pl.offer[r]) != RH_OK) {
             free(per_node);
             free(on_host);
@@ -500,8 +514,12 @@ static void rh_req_format(const rh_res_req_t *req, char *buf, size_t len)
     size_t n = (size_t)snprintf(buf, len, "CPU=%d", req ? req->cpus : 1);
 
     for (int i = 0; req != NULL && i < req->n && n < len; i++) {
-        n += (size_t)snprintf(buf + n, len - n, ",%s=%ld",
-                              req->items[i].name, req->items[i].amount);
+        char amount[32];
+
+        rh_resources_amount_str(req->items[i].name, req->items[i].amount,
+                                amount, sizeof(amount));
+        n += (size_t)snprintf(buf + n, len - n, ",%s=%s",
+                              req->items[i].name, amount);
     }
 }
 

@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/objcache.h"
 #include "base/status.h"
+#include "core/actor.h"
 #include "core/admit.h"
 #include "core/borrow.h"
 #include "core/core.h"
@@ -36,6 +37,7 @@
 #include "obs/timeline.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
+#include "gpu/gpu.h"
 #include "sched/resources.h"
 
 /* Tasks up to this size (struct, argument slots and inline bytes) come
@@ -445,9 +447,12 @@ static void rh_task_execute(rh_task_t *t, void *state)
     rh_task_ctx_t ctx;
     char *dep_error = atomic_load(&t->dep_error);
     rh_task_t *outer = rh_task_running;
+    rh_gpu_task_t gpu;
+    const rh_gpu_hold_t *hold = NULL;
     rh_status_t status;
     uint64_t tl0;
 
+    gpu.active = 0;
     /* Resources are counted once some task asked for more than a CPU;
      * an actor's calls run on what the actor holds. */
     if (dep_error == NULL && !t->holds_res && !t->is_call &&
@@ -482,6 +487,20 @@ static void rh_task_execute(rh_task_t *t, void *state)
         rh_task_finished(t);
         return;
     }
+    /* A GPU task gets its device current and the worker's stream; an
+     * actor's method, the devices its constructor had. */
+    if (rh_unlikely(rh_gpu_req_wants(t->res) ||
+                    (t->is_call && t->actor_inst != NULL &&
+                     (hold = rh_actor_inst_gpu(t->actor_inst)) != NULL))) {
+        if ((hold != NULL ? rh_gpu_call_begin(hold, &gpu) :
+             rh_gpu_task_begin(t->res, &gpu)) != RH_OK) {
+            snprintf(ctx.message, sizeof(ctx.message), "task %s: %s",
+                     t->fn->name, rh_last_error());
+            rh_task_fail_returns(t, rets, ctx.message);
+            rh_task_free(t);
+            return;
+        }
+    }
     rh_task_running = t;
     tl0 = rh_tl_begin();
     if (rh_unlikely((++rh_task_sample & 15) == 0) && !t->is_call) {
@@ -498,6 +517,12 @@ static void rh_task_execute(rh_task_t *t, void *state)
     rh_tl_end(t->fn->method ? RH_TL_CALL : RH_TL_TASK, t->fn->name, tl0,
               -1, 0);
     rh_task_running = outer;
+    if (rh_unlikely(gpu.active) && rh_gpu_task_end(&gpu) != RH_OK &&
+        status == RH_OK && !ctx.failed) {
+        snprintf(ctx.message, sizeof(ctx.message), "task %s: its GPU work "
+                 "failed: %s", t->fn->name, rh_last_error());
+        ctx.failed = 1;
+    }
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",

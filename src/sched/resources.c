@@ -50,6 +50,64 @@ static rh_res_ledger_t rh_res = {
 };
 _Atomic int rh_resources_active;
 
+int rh_resources_is_gpu(const char *name)
+{
+    size_t n = strlen(name);
+
+    return strcmp(name, RH_RES_GPU) == 0 ||
+           (strncmp(name, "pg", 2) == 0 && n > 4 &&
+            strcmp(name + n - 4, "_" RH_RES_GPU) == 0);
+}
+
+void rh_resources_amount_str(const char *name, long amount, char *buf,
+                             size_t len)
+{
+    if (rh_resources_is_gpu(name) && amount % RH_RES_GPU_UNITS != 0) {
+        char frac[8];
+        int n;
+
+        n = snprintf(frac, sizeof(frac), "%04ld", amount % RH_RES_GPU_UNITS);
+        while (n > 1 && frac[n - 1] == '0') {
+            frac[--n] = '\0';
+        }
+        snprintf(buf, len, "%ld.%s", amount / RH_RES_GPU_UNITS, frac);
+    } else {
+        snprintf(buf, len, "%ld", rh_resources_is_gpu(name) ?
+                 amount / RH_RES_GPU_UNITS : amount);
+    }
+}
+
+/* A GPU amount: a whole number with up to 4 decimals, in GPU units. */
+static int rh_res_gpu_amount(const char *s, long *amount)
+{
+    char *end;
+    long whole = strtol(s, &end, 10), frac = 0, scale = RH_RES_GPU_UNITS;
+
+    if (*s < '0' || *s > '9' || whole > RH_RES_AMOUNT_MAX / RH_RES_GPU_UNITS) {
+        return -1;
+    }
+    if (*end == '.') {
+        const char *d = end + 1;
+
+        if (*d == '\0') {
+            return -1;
+        }
+        for (; *d != '\0'; d++) {
+            if (*d < '0' || *d > '9' || scale == 1) {
+                return -1;
+            }
+            scale /= 10;
+            frac += (*d - '0') * scale;
+        }
+        end = (char *)d;
+    }
+    if (*end != '\0') {
+        return -1;
+    }
+    *amount = whole * RH_RES_GPU_UNITS + frac;
+    return 0;
+}
+
 /* Splits "name=amount,..." into req's items (cpus untouched). */
 static rh_status_t rh_res_split(const char *spec, rh_res_req_t *req)
 {
@@ -75,7 +133,21 @@ static rh_status_t rh_res_split(const char *spec, rh_res_req_t *req)
                                 "characters, at most %d of them", item, spec,
                                 RH_RES_USER_NAME_MAX, RH_RES_MAX);
         }
-        amount = strtol(eq + 1, &end, 10);
+        *eq = '\0';
+        if (rh_resources_is_gpu(item)) {
+            if (rh_res_gpu_amount(eq + 1, &amount) != 0) {
+                *eq = '=';
+                return rh_error_set(RH_ERR_INVALID_PARAM, "bad amount in "
+                                    "resource '%s' of '%s' (GPUs: 0 to %ld, "
+                                    "at most 4 decimals)", item, spec,
+                                    (long)(RH_RES_AMOUNT_MAX /
+                                           RH_RES_GPU_UNITS));
+            }
+            end = eq + 1 + strlen(eq + 1);
+        } else {
+            amount = strtol(eq + 1, &end, 10);
+        }
+        *eq = '=';
         if (*end != '\0' || end == eq + 1 || amount < 0 ||
             amount > RH_RES_AMOUNT_MAX) {
             return rh_error_set(RH_ERR_INVALID_PARAM, "bad amount in "
@@ -172,9 +244,15 @@ int rh_resources_feasible(const rh_res_req_t *req, char *why, size_t len)
         long have = k < 0 ? 0 : rh_res.total[k];
 
         if (req->items[i].amount > have) {
-            n += (size_t)snprintf(why + n, len - n, "%s%s=%ld (this rank has "
-                                  "%ld)", ok ? "" : ", ", req->items[i].name,
-                                  req->items[i].amount, have);
+            char want_s[32], have_s[32];
+
+            rh_resources_amount_str(req->items[i].name, req->items[i].amount,
+                                    want_s, sizeof(want_s));
+            rh_resources_amount_str(req->items[i].name, have, have_s,
+                                    sizeof(have_s));
+            n += (size_t)snprintf(why + n, len - n, "%s%s=%s (this rank has "
+                                  "%s)", ok ? "" : ", ", req->items[i].name,
+                                  want_s, have_s);
             ok = 0;
         }
     }
@@ -631,8 +709,12 @@ void rh_resources_format(char *buf, size_t len)
     n = (size_t)snprintf(buf, len, "CPU=%d", rh_res.cpus_free);
     for (int i = 0; i < rh_res.n && n < len; i++) {
         if (rh_res.names[i][0] != '\0') {
-            n += (size_t)snprintf(buf + n, len - n, " %s=%ld",
-                                  rh_res.names[i], rh_res.free[i]);
+            char amount[32];
+
+            rh_resources_amount_str(rh_res.names[i], rh_res.free[i], amount,
+                                    sizeof(amount));
+            n += (size_t)snprintf(buf + n, len - n, " %s=%s",
+                                  rh_res.names[i], amount);
         }
     }
     pthread_mutex_unlock(&rh_res.lock);

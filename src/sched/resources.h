@@ -26,6 +26,20 @@
 #define RH_RES_CPUS_MAX   (1 << 20)
 #define RH_RES_USER_NAME_MAX 48 /* what users may name */
 
+/* GPUs (discovered, src/gpu/) are the resource "GPU", which may be asked
+ * for in fractions ("GPU=0.25", at most 4 decimals): it is counted in
+ * ten-thousandths of a GPU, here and in placement-group bundles
+ * ("<prefix>GPU"). Other resources are whole numbers. */
+#define RH_RES_GPU       "GPU"
+#define RH_RES_GPU_UNITS 10000L
+
+/* Whether name counts GPUs: "GPU" or a bundle's "<prefix>GPU". */
+int rh_resources_is_gpu(const char *name);
+
+/* amount of name as a user writes it ("0.25" for 2500 GPU units). */
+void rh_resources_amount_str(const char *name, long amount, char *buf,
+                             size_t len);
+
 typedef struct rh_res_req {
     int  cpus;
     int  n;

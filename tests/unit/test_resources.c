@@ -359,3 +359,51 @@ Test(resources, lent_cpus_retry_the_waiters_and_come_back_even_when_taken)
     cr_expect(strstr(free_now, "CPU=2") == free_now, "%s", free_now);
     rh_resources_fini(no_retry);
 }
+
+/* GPUs come in fractions: four tasks of a quarter share one GPU, a fifth
+ * waits, and what is free prints as the user wrote it. */
+Test(resources, gpus_are_shared_in_fractions)
+{
+    rh_res_req_t quarter = req(1, "GPU=0.25"), whole = req(1, "GPU=1");
+    rh_res_waiter_t w = { .retry = no_retry };
+    char why[256], free_now[256];
+
+    cr_assert_eq(quarter.items[0].amount, RH_RES_GPU_UNITS / 4);
+    cr_assert_eq(rh_resources_init(8, "GPU=1"), RH_OK);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(rh_resources_acquire(&quarter, &w), 1, "quarter %d", i);
+    }
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_assert(strstr(free_now, "GPU=0") != NULL, "%s", free_now);
+    cr_assert_eq(rh_resources_acquire(&quarter, &w), 0, "a fifth fits");
+    rh_resources_fini(no_retry);
+    cr_assert_eq(rh_resources_init(8, "GPU=1.5"), RH_OK);
+    cr_assert_eq(rh_resources_acquire(&quarter, &w), 1);
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_assert(strstr(free_now, "GPU=1.25") != NULL, "%s", free_now);
+    cr_assert(rh_resources_feasible(&whole, why, sizeof(why)));
+    whole = req(1, "GPU=2");
+    cr_assert(!rh_resources_feasible(&whole, why, sizeof(why)));
+    cr_assert(strstr(why, "GPU=2 (this rank has 1.5)") != NULL, "%s", why);
+    rh_resources_release(&quarter);
+    rh_resources_fini(no_retry);
+}
+
+Test(resources, bad_gpu_amounts_are_refused_with_a_sentence)
+{
+    const char *bad[] = { "GPU=", "GPU=-1", "GPU=+1", "GPU=0.12345",
+                          "GPU=1.", "GPU=.5", "GPU=1e3", "GPU=0.5x" };
+    rh_res_req_t r;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(rh_resources_parse(bad[i], 1, &r), RH_ERR_INVALID_PARAM,
+                     "%s accepted", bad[i]);
+        cr_assert(strstr(rh_last_error(), "GPU") != NULL, "%s",
+                  rh_last_error());
+    }
+    cr_assert_eq(rh_resources_parse("GPU=0.0001,pg5_0_GPU=2.5", 1, &r), RH_OK);
+    cr_assert_eq(r.items[0].amount, 1);
+    cr_assert_eq(r.items[1].amount, 25000);
+    /* other resources stay whole numbers */
+    cr_assert_eq(rh_resources_parse("gpu=0.5", 1, &r), RH_ERR_INVALID_PARAM);
+}
