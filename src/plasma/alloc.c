@@ -224,6 +224,21 @@ uint64_t rh_alloc_largest_free(const rh_store_t *s)
     return best - RH_BLOCK_HDR;
 }
 
+uint64_t rh_alloc_next_block(const rh_store_t *s, uint64_t off,
+                             uint64_t *size, int *is_free)
+{
+    const rh_block_t *b;
+
+    off = off == 0 ? s->hdr->heap_off : off + rh_block_at(s, off)->size;
+    if (off >= rh_heap_end(s)) {
+        return 0;
+    }
+    b = rh_block_at(s, off);
+    *size = b->size;
+    *is_free = (b->flags & RH_BLOCK_FREE) != 0;
+    return off;
+}
+
 /* ---- slabs --------------------------------------------------------------- */
 
 static unsigned rh_class_of(uint64_t size)

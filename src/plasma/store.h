@@ -60,6 +60,14 @@ typedef struct rh_store_params {
     uint32_t             procs;      /* create: processes that may have the
                                       * store open at once (each has a record
                                       * of what it holds); 0 = 16 */
+    const char          *spill_dir;  /* create: where objects are spilled
+                                      * (a directory per store is made in
+                                      * it); NULL or "": no spilling */
+    double               spill_threshold;  /* create: fraction of the heap
+                                      * used past which objects are
+                                      * spilled; 0 = 0.8 */
+    uint64_t             spill_max;  /* create: bytes the spill files may
+                                      * take; 0: as much as the disk has */
 } rh_store_params_t;
 
 #define RH_STORE_PROCS_DEFAULT 16u
@@ -77,6 +85,17 @@ typedef struct rh_store_stats {
     uint64_t page_size;       /* 4096 or the huge page size */
     rh_store_pages_t pages;
     uint64_t lock_recoveries; /* times a process died holding the lock */
+    uint64_t spilled_objects; /* objects in spill files now */
+    uint64_t spilled_bytes;   /* their bytes */
+    uint64_t spill_files;     /* spill files now */
+    uint64_t spills;          /* objects written to spill files, ever */
+    uint64_t spill_written;   /* bytes written to spill files, ever */
+    uint64_t restores;        /* spilled objects read back, ever */
+    uint64_t restored_bytes;
+    uint64_t evictions;       /* pulled copies dropped for room, ever */
+    uint64_t evicted_bytes;
+    double   fragmentation;   /* free heap bytes outside the largest free
+                               * block, as a fraction of the heap */
 } rh_store_stats_t;
 
 /* Creates (p->create) or attaches to the node's segment. Creating also
@@ -97,9 +116,18 @@ rh_status_t rh_store_close(rh_store_t *s, int unlink);
  * invisible to get until sealed. Fails with RH_ERR_BUSY when the id is in
  * the store already, RH_ERR_TOO_LARGE when the object could never fit,
  * RH_ERR_STORE_FULL when it does not fit now (nothing changes: the store
- * stays usable). */
+ * stays usable). With spilling on, a full store first evicts copies and
+ * spills sealed objects no one references, and RH_ERR_STORE_FULL says why
+ * that was not enough (nothing to spill, or the spill directory full). A
+ * spilled object stays contained; get reads it back. */
 rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
                             void **ptr);
+
+/* rh_store_create for a copy of an object whose primary lives on another
+ * node: when room is short, copies go (least recently used first) before
+ * anything is spilled, and a later get of it finds it absent. */
+rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
+                                 size_t size, void **ptr);
 
 /* CREATED -> SEALED: the bytes are final and get may return them. */
 rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
@@ -166,6 +194,11 @@ rh_status_t rh_store_segment_name(const char *job_id, const char *node,
  * process that is gone (dead, a zombie, or its pid reused). The number
  * removed goes to *removed when it is not NULL. */
 rh_status_t rh_store_reap_stale(const char *prefix, int *removed);
+
+/* Removes the spill directories under dir (those of this user made by
+ * rh_store_open with spill_dir = dir) whose creating process is gone; the
+ * number removed goes to *removed when it is not NULL. */
+rh_status_t rh_store_reap_spill(const char *dir, int *removed);
 
 /* Walks the whole allocator and object table under the lock and checks
  * that they agree (for tests and after a process died holding the lock);
