@@ -45,6 +45,10 @@ typedef struct rh_config {
     uint64_t send_queue_max;   /* sends from other threads not yet done */
     uint64_t remote_tasks_max; /* tasks out on other ranks or spilled */
     uint64_t fault_sends;      /* tests: every Nth send fails (0: none) */
+    char     spill_dir[512];   /* where objects spill; "": the temp dir */
+    double   spill_threshold;  /* fraction of the store that starts it */
+    uint64_t spill_max;        /* bytes spill files may take; 0: any */
+    uint64_t put_timeout_ms;   /* how long a put waits for room */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

@@ -720,7 +720,8 @@ static void rh_pull_read_more(rh_pull_t *p)
 static int rh_pull_make_room(rh_pull_t *p)
 {
     void *dst;
-    rh_status_t st = rh_store_create(rh_core_store(), p->id, p->len, &dst);
+    rh_status_t st = rh_store_create_copy(rh_core_store(), p->id, p->len,
+                                         &dst);
     char msg[512];
 
     if (st == RH_OK) {

@@ -239,6 +239,17 @@ uint64_t rh_alloc_next_block(const rh_store_t *s, uint64_t off,
     return off;
 }
 
+int64_t rh_alloc_slab_used(const rh_store_t *s, uint64_t off)
+{
+    const rh_slab_t *sl;
+
+    if (!(rh_block_at(s, off)->flags & RH_BLOCK_SLAB)) {
+        return -1;
+    }
+    sl = rh_slab_at(s, off + RH_BLOCK_HDR);
+    return (int64_t)sl->nobj - (int64_t)sl->nfree;
+}
+
 /* ---- slabs --------------------------------------------------------------- */
 
 static unsigned rh_class_of(uint64_t size)

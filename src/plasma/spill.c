@@ -48,6 +48,18 @@
 #define RH_SPILL_OWNER    "owner"
 #define RH_SPILL_SUFFIX   ".spill"
 
+static _Thread_local rh_store_full_why_t rh_spill_why;
+
+rh_store_full_why_t rh_store_full_why(void)
+{
+    return rh_spill_why;
+}
+
+void rh_spill_set_why(rh_store_full_why_t why)
+{
+    rh_spill_why = why;
+}
+
 static rh_spill_rec_t *rh_spill_recs(rh_store_t *s)
 {
     return (rh_spill_rec_t *)rh_store_at(s, s->hdr->spill_recs_off);
@@ -278,8 +290,9 @@ typedef struct rh_spill_victim {
     const void    *data;      /* pinned bytes */
     int            rec;       /* file record; -1: not written */
     uint64_t       file_off;
-    uint64_t       alloc;     /* its block, for a large object */
+    uint64_t       alloc;     /* its block (large) or slab */
     int            large;
+    int            pick;      /* in the stretch rh_spill_window chose */
     int            copy;
     int            pinned;
 } rh_spill_victim_t;
@@ -391,7 +404,8 @@ static size_t rh_spill_evict(rh_store_t *s, rh_spill_victim_t *v, size_t n,
 
 typedef struct rh_heap_run {
     uint64_t size;
-    int64_t  victim;     /* index in v; -1: free */
+    uint64_t cost;       /* bytes to spill for it */
+    size_t   lo, hi;     /* its victims: by_alloc[lo..hi) */
 } rh_heap_run_t;
 
 static int rh_alloc_cmp(const void *a, const void *b)
@@ -401,8 +415,9 @@ static int rh_alloc_cmp(const void *a, const void *b)
     return (*x)->alloc < (*y)->alloc ? -1 : (*x)->alloc > (*y)->alloc;
 }
 
-static int64_t rh_victim_at(rh_spill_victim_t **by_alloc, size_t m,
-                            rh_spill_victim_t *v, uint64_t off)
+/* The first of the sorted victims whose alloc is at least off. */
+static size_t rh_victims_from(rh_spill_victim_t **by_alloc, size_t m,
+                              uint64_t off)
 {
     size_t lo = 0, hi = m;
 
@@ -415,42 +430,61 @@ static int64_t rh_victim_at(rh_spill_victim_t **by_alloc, size_t m,
             hi = mid;
         }
     }
-    return lo < m && by_alloc[lo]->alloc == off ? by_alloc[lo] - v : -1;
+    return lo;
 }
 
-/* Under the lock, for an object of `need` bytes that no free block holds:
- * the stretch of the heap, made only of free blocks and of large objects
- * no one references, that holds it for the fewest bytes spilled. Its
- * objects move to the front of v[0..n); how many (0: no such stretch, as
- * when readers pin something in every one). Spilling by LRU alone would
- * scatter holes over the heap and fragment it. */
+/* Whether the used block at off goes whole when the victims of
+ * by_alloc[lo..hi) (those naming it) are spilled: a large object, or a
+ * slab all of whose objects are victims. */
+static int rh_block_spillable(rh_store_t *s, uint64_t off,
+                              rh_spill_victim_t **by_alloc, size_t lo,
+                              size_t hi)
+{
+    int64_t used;
+
+    if (hi == lo + 1 && by_alloc[lo]->large && by_alloc[lo]->alloc == off) {
+        return 1;
+    }
+    used = rh_alloc_slab_used(s, off);
+    return used > 0 && (size_t)used == hi - lo &&
+           by_alloc[lo]->alloc == off + RH_BLOCK_HDR;
+}
+
+/* Under the lock, for `need` contiguous bytes: the stretch of the heap,
+ * made only of free blocks and of blocks that spilling victims frees whole
+ * (large objects, slabs of victims only), that holds them for the fewest
+ * bytes spilled. Its victims move to the front of v[0..n); how many (0: no
+ * such stretch, as when readers pin something in every one). Spilling by
+ * LRU alone scatters holes over the heap: it fragments. */
 static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
                               uint64_t need)
 {
     rh_spill_victim_t **by_alloc = malloc((n + 1) * sizeof(*by_alloc));
-    uint64_t *chosen = malloc((n + 1) * sizeof(*chosen));
+    rh_spill_victim_t *tmp = NULL;
     rh_heap_run_t *run = NULL;
-    size_t m = 0, nrun = 0, cap = 0, left = 0, k = 0;
+    size_t nrun = 0, cap = 0, left = 0, best_lo = 0, best_hi = 0, k = 0;
     uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX;
-    int is_free;
+    int is_free, found = 0;
 
-    if (by_alloc == NULL || chosen == NULL) {
-        free(by_alloc);
-        free(chosen);
+    if (by_alloc == NULL) {
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        if (v[i].large) {
-            by_alloc[m++] = &v[i];
-        }
+        by_alloc[i] = &v[i];
+        v[i].pick = 0;
     }
-    qsort(by_alloc, m, sizeof(*by_alloc), rh_alloc_cmp);
+    qsort(by_alloc, n, sizeof(*by_alloc), rh_alloc_cmp);
     while ((off = rh_alloc_next_block(s, off, &bsize, &is_free)) != 0) {
-        int64_t vi = is_free ? -1 : rh_victim_at(by_alloc, m, v, off);
+        /* a slab's objects name the slab, past the block header */
+        size_t lo = rh_victims_from(by_alloc, n, off), hi = lo;
+        uint64_t c = 0;
 
-        if (!is_free && vi < 0) {
-            /* pinned, being written, or a slab: the stretch ends */
-            nrun = left = 0;
+        while (hi < n && by_alloc[hi]->alloc <= off + RH_BLOCK_HDR) {
+            c += by_alloc[hi]->size;
+            hi++;
+        }
+        if (!is_free && !rh_block_spillable(s, off, by_alloc, lo, hi)) {
+            nrun = left = 0;   /* pinned, being written: the stretch ends */
             sum = cost = 0;
             continue;
         }
@@ -464,42 +498,56 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
             run = more;
             cap = ncap;
         }
-        /* the run restarts at 0 after a barrier: indices stay small */
         run[nrun].size = bsize;
-        run[nrun].victim = vi;
-        nrun++;
+        run[nrun].cost = is_free ? 0 : c;
+        run[nrun].lo = is_free ? 0 : lo;
+        run[nrun].hi = is_free ? 0 : hi;
         sum += bsize;
-        cost += vi >= 0 ? bsize : 0;
+        cost += run[nrun].cost;
+        nrun++;
         while (left < nrun && sum - run[left].size >= need) {
             sum -= run[left].size;
-            cost -= run[left].victim >= 0 ? run[left].size : 0;
+            cost -= run[left].cost;
             left++;
         }
         if (sum >= need && cost < best) {
+            /* the victims of run[left..nrun) lie in by_alloc[lo..hi) */
             best = cost;
-            k = 0;
-            /* keep the victims now: the run array is reused after a
-             * barrier */
+            found = 1;
+            best_lo = SIZE_MAX;
+            best_hi = 0;
             for (size_t i = left; i < nrun; i++) {
-                if (run[i].victim >= 0) {
-                    chosen[k++] = v[run[i].victim].alloc;
+                if (run[i].hi > run[i].lo) {
+                    best_lo = run[i].lo < best_lo ? run[i].lo : best_lo;
+                    best_hi = run[i].hi;
                 }
             }
         }
     }
-    /* the chosen to the front, by their blocks (v moves as we go) */
-    for (size_t i = 0; i < k; i++) {
-        for (size_t j = i; j < n; j++) {
-            if (v[j].large && v[j].alloc == chosen[i]) {
-                rh_spill_victim_t tmp = v[i];
+    if (found && best_hi > 0) {
+        for (size_t i = best_lo; i < best_hi; i++) {
+            by_alloc[i]->pick = 1;
+        }
+        /* the picked to the front, the rest after them, each in order */
+        tmp = malloc(n * sizeof(*tmp));
+        if (tmp != NULL) {
+            size_t j = 0;
 
-                v[i] = v[j];
-                v[j] = tmp;
-                break;
+            for (size_t i = 0; i < n; i++) {
+                if (v[i].pick) {
+                    tmp[j++] = v[i];
+                }
             }
+            k = j;
+            for (size_t i = 0; i < n; i++) {
+                if (!v[i].pick) {
+                    tmp[j++] = v[i];
+                }
+            }
+            memcpy(v, tmp, n * sizeof(*v));
+            free(tmp);
         }
     }
-    free(chosen);
     free(run);
     free(by_alloc);
     return k;
@@ -523,9 +571,13 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
     uint64_t block = ((size + RH_STORE_ALIGN - 1) & ~(uint64_t)
                       (RH_STORE_ALIGN - 1)) + RH_BLOCK_HDR;
     int pieces = size != 0 && rh_alloc_largest_free(s) + RH_BLOCK_HDR < block;
+    /* going below the threshold: the room left free in one piece */
+    uint64_t need = pieces ? block :
+                    size == 0 && below != 0 && h->used > below ?
+                    h->heap_size - below : 0;
 
-    if (pieces &&
-        (win = rh_spill_window(s, v + first, n - first, block)) > 0) {
+    if (need != 0 &&
+        (win = rh_spill_window(s, v + first, n - first, need)) > 0) {
         /* exactly the stretch's objects; they come first */
         n = first + win;
         limit = UINT64_MAX;
@@ -545,15 +597,16 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
         if (want < block && pieces) {
             want = block;
         }
-        if (win > 0) {
-            want = UINT64_MAX;
-        }
+    }
+    if (win > 0) {
+        want = UINT64_MAX;
     }
     for (size_t i = first; i < n && freed < want && written < limit; i++) {
         uint64_t bytes = v[i].size;
 
         if (h->spill_max != 0 &&
             h->spill_disk + bytes > h->spill_max + slack) {
+            rh_spill_why = RH_STORE_FULL_SPILL;
             snprintf(why, whylen, "the spill directory %s is full: its "
                      "files take %llu of %llu bytes (RAYHPC_SPILL_MAX)",
                      h->spill_dir, (unsigned long long)h->spill_disk,
@@ -564,6 +617,7 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
             batch + bytes > RH_SPILL_BATCH) {
             rec = rh_spill_rec_take(s, 0);
             if (rec < 0) {
+                rh_spill_why = RH_STORE_FULL_OTHER;
                 snprintf(why, whylen, "all %u spill files are in use",
                          RH_SPILL_RECS);
                 break;
@@ -583,6 +637,7 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
         k++;
     }
     if (k == 0 && why[0] == '\0') {
+        rh_spill_why = RH_STORE_FULL_PINNED;
         snprintf(why, whylen, "nothing can be spilled: every object in the "
                  "store is referenced (being read or written)");
     }
@@ -718,6 +773,8 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
         err[i] = rh_spill_write_file(s, &v[i], j - i,
                                      rh_spill_recs(s)[v[i].rec].fileno);
         if (err[i] != 0 && why[0] == '\0') {
+            rh_spill_why = err[i] == ENOSPC || err[i] == EDQUOT ?
+                           RH_STORE_FULL_SPILL : RH_STORE_FULL_OTHER;
             snprintf(why, whylen, "%s the spill directory %s: %s",
                      err[i] == ENOSPC || err[i] == EDQUOT ? "no room in" :
                      "cannot write to", s->hdr->spill_dir,
@@ -764,6 +821,7 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
     int met = 0;
 
     why[0] = '\0';
+    rh_spill_why = RH_STORE_FULL_NONE;
     if (!rh_spill_turn(s)) {
         /* another process spills now: what it frees may be enough. A
          * round to go below the threshold leaves it that one. */
@@ -794,8 +852,9 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
     }
     if (s->hdr->spill_dir[0] == '\0') {
         rh_store_unlock(s);
+        rh_spill_why = RH_STORE_FULL_NO_SPILL;
         snprintf(why, whylen, "nothing can be evicted (spilling is off: "
-                 "set RAYHPC_SPILL_DIR)");
+                 "RAYHPC_SPILL_DIR)");
         goto out;
     }
     k = rh_spill_choose(s, v, copies, n, size, below, slack, why, whylen);
@@ -808,6 +867,7 @@ out:
     free(v);
     if (evicted + done == 0 && !met) {
         if (why[0] == '\0') {
+            rh_spill_why = RH_STORE_FULL_PINNED;
             snprintf(why, whylen, "nothing can be spilled or evicted now");
         }
         return RH_ERR_STORE_FULL;

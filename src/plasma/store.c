@@ -386,6 +386,9 @@ static rh_status_t rh_store_create_flags(rh_store_t *s, rh_object_id_t id,
         status = rh_store_insert(s, id, size, flags, &offset, &heap_full);
         rh_store_unlock(s);
         if (!heap_full) {
+            if (status == RH_ERR_STORE_FULL) {
+                rh_spill_set_why(RH_STORE_FULL_OTHER);   /* table full */
+            }
             break;
         }
         if (round == 16 ||

@@ -123,6 +123,19 @@ rh_status_t rh_store_close(rh_store_t *s, int unlink);
 rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
                             void **ptr);
 
+/* Why this thread's last rh_store_create (or get of a spilled object)
+ * found no room: whether waiting can help. */
+typedef enum rh_store_full_why {
+    RH_STORE_FULL_NONE     = 0,
+    RH_STORE_FULL_PINNED   = 1,   /* what fills it is being read or written:
+                                   * room comes when that ends */
+    RH_STORE_FULL_SPILL    = 2,   /* the spill directory is full too */
+    RH_STORE_FULL_NO_SPILL = 3,   /* spilling is off */
+    RH_STORE_FULL_OTHER    = 4    /* the table is full, or a disk error */
+} rh_store_full_why_t;
+
+rh_store_full_why_t rh_store_full_why(void);
+
 /* rh_store_create for a copy of an object whose primary lives on another
  * node: when room is short, copies go (least recently used first) before
  * anything is spilled, and a later get of it finds it absent. */

@@ -376,6 +376,10 @@ uint64_t rh_alloc_largest_free(const rh_store_t *s);
 uint64_t rh_alloc_next_block(const rh_store_t *s, uint64_t off,
                              uint64_t *size, int *is_free);
 
+/* Slots taken in the slab whose block is at off (its objects' alloc is
+ * off + RH_BLOCK_HDR); -1 when that block is not a slab. Under the lock. */
+int64_t rh_alloc_slab_used(const rh_store_t *s, uint64_t off);
+
 /* Walks blocks, bins and slabs; the number of slab slots taken goes to
  * *slab_objects. */
 rh_status_t rh_alloc_check(const rh_store_t *s, uint64_t *slab_objects);
@@ -443,6 +447,9 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
 /* Brings a spilled object back into memory (without the lock): RH_OK also
  * when it is in memory already. */
 rh_status_t rh_spill_restore(rh_store_t *s, rh_object_id_t id);
+
+/* Sets what rh_store_full_why answers on this thread. */
+void rh_spill_set_why(rh_store_full_why_t why);
 
 /* Under the lock: a spilled entry being freed gives up its share of its
  * file (removing the file with the last one). */
