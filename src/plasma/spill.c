@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/completion.h"
 #include "base/log.h"
 #include "base/status.h"
 
@@ -752,6 +753,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
 {
     size_t done = 0;
     int *err = calloc(k, sizeof(*err));
+    uint64_t t0 = rh_time_ns();
 
     if (err == NULL) {
         snprintf(why, whylen, "out of memory spilling");
@@ -801,6 +803,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
             done += ok;
             i = j;
         }
+        s->hdr->spill_ns += rh_time_ns() - t0;
         rh_store_unlock(s);
     }
     for (size_t i = 0; i < k; i++) {
@@ -909,6 +912,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_store_entry_t *e,
     uint64_t fileno = e->alloc, offset, alloc;
     char path[sizeof(s->hdr->spill_dir) + 24], buf[RH_OBJECT_ID_STRLEN];
     uint16_t klass;
+    uint64_t t0 = rh_time_ns();
     int fd, rd;
 
     if (rh_alloc_object(s, size, &offset, &alloc, &klass) != RH_OK) {
@@ -933,6 +937,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_store_entry_t *e,
         return status;
     }
     close(fd);
+    s->hdr->restore_ns += rh_time_ns() - t0;
     s->hdr->restores++;
     s->hdr->restored_bytes += size;
     rh_spill_forget(s, e);

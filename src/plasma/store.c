@@ -791,6 +791,8 @@ rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *st)
     st->restored_bytes = h->restored_bytes;
     st->evictions = h->evictions;
     st->evicted_bytes = h->evicted_bytes;
+    st->spill_ns = h->spill_ns;
+    st->restore_ns = h->restore_ns;
     st->fragmentation = h->heap_size == 0 ? 0.0 :
         (double)(h->heap_free - (st->largest_free < h->heap_free ?
                                  st->largest_free : h->heap_free)) /

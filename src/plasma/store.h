@@ -96,6 +96,8 @@ typedef struct rh_store_stats {
     uint64_t evicted_bytes;
     double   fragmentation;   /* free heap bytes outside the largest free
                                * block, as a fraction of the heap */
+    uint64_t spill_ns;        /* time spent writing spill files, ever */
+    uint64_t restore_ns;      /* time spent reading objects back, ever */
 } rh_store_stats_t;
 
 /* Creates (p->create) or attaches to the node's segment. Creating also

@@ -246,6 +246,8 @@ typedef struct rh_store_hdr {
     uint64_t         restored_bytes;
     uint64_t         evictions;       /* copies dropped for room, ever */
     uint64_t         evicted_bytes;
+    uint64_t         spill_ns;        /* time spent spilling, ever */
+    uint64_t         restore_ns;      /* and reading back */
     _Atomic int32_t  spill_pid;       /* the process spilling now, or 0 */
 } rh_store_hdr_t;
 
