@@ -100,6 +100,16 @@ Test(spill, a_full_spill_dir_says_so_and_loses_nothing)
     rh_run_free(&run);
 }
 
+Test(spill, a_put_waits_for_readers_of_a_full_store_then_says_why)
+{
+    rh_run_t run = run_mode(1, 0, 0, "wait", "RAYHPC_PUT_TIMEOUT_MS=2000");
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "SPILL WAIT OK"), 1, "%s",
+                 rh_tail(run.out, 2000));
+    rh_run_free(&run);
+}
+
 Test(spill, every_spill_file_is_0600)
 {
     rh_run_t run = run_mode(1, 0, 0, "modes", NULL);

@@ -15,6 +15,11 @@
  *                       the spill files are full: RH_ERR_STORE_FULL names
  *                       the spill directory, and every object put before
  *                       reads back: "SPILL FULL OK".
+ *        spill wait     (RAYHPC_PUT_TIMEOUT_MS=2000) fills the store with
+ *                       objects it keeps reading: a put waits, then fails
+ *                       saying why; a put while a thread lets some of
+ *                       them go waits for that and succeeds:
+ *                       "SPILL WAIT OK".
  *        spill kill     prints "SPILLDIR <path>" and puts for ever while a
  *                       thread SIGKILLs the rank once it has spilled.
  *        spill modes    prints the mode of every file in the spill
@@ -360,6 +365,66 @@ static int full(void)
     return 0;
 }
 
+static rh_ref_t held[512];
+static size_t nheld;
+
+static void *let_go(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 500; i++) {
+        rank_nap();   /* 100 ms: the put below is most likely waiting */
+    }
+    for (size_t i = 0; i < 8 && i < nheld; i++) {
+        rh_release(held[i]);   /* the get's hold: it may be spilled now */
+    }
+    return NULL;
+}
+
+static int wait_mode(void)
+{
+    rh_status_t status;
+    pthread_t t;
+    const void *q;
+    size_t len;
+    double t0;
+    rh_ref_t r;
+    void *p;
+
+    while ((status = rh_put_create(1 * MiB, &held[nheld], &p)) == RH_OK) {
+        fill_pattern(p, 1 * MiB, nheld);
+        CHECK(rh_put_seal(held[nheld]));
+        CHECK(rh_get(held[nheld], &q, &len, WAIT_MS));   /* read: pinned */
+        if (++nheld == 512) {
+            return fail("the store never filled");
+        }
+    }
+    if (status != RH_ERR_STORE_FULL ||
+        strstr(rh_last_error(), "referenced") == NULL ||
+        strstr(rh_last_error(), "RAYHPC_PUT_TIMEOUT_MS") == NULL) {
+        fprintf(stderr, "spill: put into a store of objects being read: %s: "
+                "%s\n", rh_status_string(status), rh_last_error());
+        return 1;
+    }
+    printf("spill: %zu objects being read fill the store: %s\n", nheld,
+           rh_last_error());
+    pthread_create(&t, NULL, let_go, NULL);
+    t0 = rank_now();
+    status = rh_put_create(1 * MiB, &r, &p);
+    pthread_join(t, NULL);
+    if (status != RH_OK) {
+        return fail("the put that readers made room for");
+    }
+    CHECK(rh_put_seal(r));
+    for (size_t i = 0; i < nheld; i++) {
+        if (check_ref(held[i], 1 * MiB, i) != 0) {
+            return 1;
+        }
+    }
+    printf("SPILL WAIT OK: the put waited %.0f ms for readers to let go\n",
+           (rank_now() - t0) * 1e3);
+    return 0;
+}
+
 static void spill_dir_path(char *buf, size_t len)
 {
     const char *base = getenv("RAYHPC_SPILL_DIR");
@@ -464,6 +529,8 @@ int main(int argc, char **argv)
             rc = graph();
         } else if (strcmp(mode, "full") == 0) {
             rc = full();
+        } else if (strcmp(mode, "wait") == 0) {
+            rc = wait_mode();
         } else if (strcmp(mode, "kill") == 0) {
             rc = kill_mode();
         } else if (strcmp(mode, "modes") == 0) {
