@@ -880,6 +880,56 @@ out:
 
 /* ---- restore -------------------------------------------------------------- */
 
+static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off);
+
+rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
+                                  void **buf, size_t *len)
+{
+    char path[sizeof(s->hdr->spill_dir) + 24], ids[RH_OBJECT_ID_STRLEN];
+    rh_store_entry_t *e;
+    uint64_t c, size, off;
+    void *b;
+    int fd;
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    e = rh_table_find_locked(s, id, &c);
+    if (e == NULL || (c & RH_CTL_PENDING)) {
+        rh_store_unlock(s);
+        return rh_error_set(RH_ERR_INVALID_REF, "object %s is not in the "
+                            "store", rh_object_id_str(id, ids));
+    }
+    if (rh_ctl_state(c) != RH_SLOT_SPILLED) {
+        rh_store_unlock(s);
+        return RH_ERR_BUSY;
+    }
+    size = atomic_load_explicit(&e->size, memory_order_relaxed);
+    off = atomic_load_explicit(&e->offset, memory_order_relaxed);
+    rh_spill_file_path(s, e->alloc, path, sizeof(path));
+    /* open under the lock: once open, the file's removal (a delete, a
+     * restore) no longer matters, and its bytes never change */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    rh_store_unlock(s);
+    b = malloc(size != 0 ? size : 1);
+    if (fd < 0 || b == NULL || rh_read_all(fd, b, size, off) != 0) {
+        status = rh_error_set(b == NULL ? RH_ERR_NO_MEMORY : RH_ERR_MALFORMED,
+                              "object %s: cannot read %llu bytes of spill "
+                              "file %s", rh_object_id_str(id, ids),
+                              (unsigned long long)size, path);
+        free(b);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return status;
+    }
+    close(fd);
+    *buf = b;
+    *len = size;
+    return RH_OK;
+}
+
 static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off)
 {
     uint8_t *p = buf;

@@ -153,6 +153,13 @@ rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
 rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
                          size_t *size);
 
+/* The bytes of a spilled object, read from its spill file into a buffer
+ * the caller frees, without bringing it back into the store (for a reader
+ * on another node). RH_ERR_BUSY when the object is in memory (get it
+ * there), RH_ERR_INVALID_REF when it is not in the store. */
+rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
+                                  void **buf, size_t *len);
+
 /* Drops a reference taken by rh_store_get. */
 rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id);
 

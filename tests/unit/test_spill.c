@@ -445,3 +445,36 @@ Test(spill, a_leader_killed_while_spilling_leaves_nothing_after_next_start)
     rh_store_close(s, 1);
     (void)rh_store_reap_stale(NULL, NULL);
 }
+
+Test(spill, a_spilled_object_is_read_from_its_file_without_a_restore)
+{
+    rh_store_t *s = open_store(4 * MiB, spill_base, 0);
+    rh_store_stats_t st;
+    void *buf = NULL;
+    size_t len = 0, found = 0;
+
+    for (size_t i = 0; i < 40; i++) {
+        cr_assert_eq(put(s, oid(i), 256 * KiB, 0), RH_OK);
+    }
+    for (size_t i = 0; i < 40; i++) {
+        rh_status_t status = rh_store_read_spilled(s, oid(i), &buf, &len);
+
+        if (status == RH_ERR_BUSY) {
+            continue;   /* in memory */
+        }
+        cr_assert_eq(status, RH_OK, "%s", rh_last_error());
+        cr_assert_eq(len, 256 * KiB);
+        for (size_t k = 0; k < len; k++) {
+            cr_assert_eq(((uint8_t *)buf)[k], pattern_byte(oid(i), k));
+        }
+        free(buf);
+        found++;
+    }
+    rh_store_stats(s, &st);
+    cr_assert_gt(found, 0);
+    cr_assert_eq(st.restores, 0, "read from the files, not brought back");
+    cr_assert_eq(st.spilled_objects, found);
+    cr_assert_eq(rh_store_read_spilled(s, oid(999), &buf, &len),
+                 RH_ERR_INVALID_REF);
+    rh_store_close(s, 1);
+}
