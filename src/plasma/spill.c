@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@
 #define RH_SPILL_ALONE    (1ull << 20)   /* objects this large: own file */
 #define RH_SPILL_BATCH    (16ull << 20)  /* a batch file holds this much */
 #define RH_SPILL_ROUND    (256ull << 20) /* bytes one round writes at most */
+#define RH_SPILL_WRITERS  4              /* files written at once */
 #define RH_SPILL_OWNER    "owner"
 #define RH_SPILL_SUFFIX   ".spill"
 
@@ -748,6 +750,79 @@ static int rh_spill_turn(rh_store_t *s)
 
 /* Writes the chosen victims v[0..k) and turns what it can into SPILLED;
  * how many. *why says when writing failed. */
+/* The files of one round, written by up to RH_SPILL_WRITERS threads:
+ * file g holds v[start[g]..start[g + 1]). */
+typedef struct rh_spill_job {
+    rh_store_t        *s;
+    rh_spill_victim_t *v;
+    size_t            *start;
+    uint64_t          *fileno;
+    int               *err;      /* per file */
+    size_t             files;
+    _Atomic size_t     next;
+} rh_spill_job_t;
+
+static void *rh_spill_writer(void *arg)
+{
+    rh_spill_job_t *job = arg;
+    size_t g;
+
+    while ((g = atomic_fetch_add(&job->next, 1)) < job->files) {
+        job->err[g] = rh_spill_write_file(job->s, &job->v[job->start[g]],
+                                          job->start[g + 1] - job->start[g],
+                                          job->fileno[g]);
+    }
+    return NULL;
+}
+
+/* Writes the files of v[0..k) (grouped by record), several at once when
+ * there are several: the disk and the page cache take parallel writers.
+ * err[i] of the first victim of each file gets its outcome. */
+static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
+                                 size_t k, int *err)
+{
+    rh_spill_job_t job = { .s = s, .v = v };
+    pthread_t th[RH_SPILL_WRITERS - 1];
+    size_t nth = 0;
+
+    job.start = malloc((k + 1) * sizeof(*job.start));
+    job.fileno = malloc((k + 1) * sizeof(*job.fileno));
+    job.err = calloc(k + 1, sizeof(*job.err));
+    if (job.start == NULL || job.fileno == NULL || job.err == NULL) {
+        for (size_t i = 0; i < k; i++) {
+            err[i] = ENOMEM;
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < k;) {
+        size_t j = i;
+
+        while (j < k && v[j].rec == v[i].rec) {
+            j++;
+        }
+        job.start[job.files] = i;
+        job.fileno[job.files++] = rh_spill_recs(s)[v[i].rec].fileno;
+        i = j;
+    }
+    job.start[job.files] = k;
+    atomic_init(&job.next, 0);
+    while (nth + 1 < job.files && nth < RH_SPILL_WRITERS - 1 &&
+           pthread_create(&th[nth], NULL, rh_spill_writer, &job) == 0) {
+        nth++;
+    }
+    rh_spill_writer(&job);
+    for (size_t t = 0; t < nth; t++) {
+        pthread_join(th[t], NULL);
+    }
+    for (size_t g = 0; g < job.files; g++) {
+        err[job.start[g]] = job.err[g];
+    }
+out:
+    free(job.start);
+    free(job.fileno);
+    free(job.err);
+}
+
 static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
                              char *why, size_t whylen)
 {
@@ -766,14 +841,13 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
         v[i].pinned = rh_store_get(s, v[i].id, &p, &len) == RH_OK;
         v[i].data = p;
     }
+    rh_spill_write_files(s, v, k, err);
     for (size_t i = 0; i < k;) {
         size_t j = i;
 
         while (j < k && v[j].rec == v[i].rec) {
             j++;
         }
-        err[i] = rh_spill_write_file(s, &v[i], j - i,
-                                     rh_spill_recs(s)[v[i].rec].fileno);
         if (err[i] != 0 && why[0] == '\0') {
             rh_spill_why = err[i] == ENOSPC || err[i] == EDQUOT ?
                            RH_STORE_FULL_SPILL : RH_STORE_FULL_OTHER;
