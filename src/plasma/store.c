@@ -287,20 +287,26 @@ static rh_status_t rh_store_too_large(rh_store_t *s, rh_object_id_t id,
                         (unsigned long long)rh_alloc_max_object(s));
 }
 
-rh_status_t rh_store_full(rh_store_t *s, rh_object_id_t id, size_t size,
-                          const char *why)
+/* The error for an object that does not fit now (the numbers are read
+ * under the lock), with why nothing could be freed for it. */
+static rh_status_t rh_store_full(rh_store_t *s, rh_object_id_t id,
+                                 size_t size, const char *why)
 {
     char buf[RH_OBJECT_ID_STRLEN];
     rh_store_hdr_t *h = s->hdr;
+    unsigned long long free_bytes = 0, largest = 0, live = 0;
 
+    if (rh_store_lock(s) == RH_OK) {
+        free_bytes = h->heap_size - h->used;
+        largest = rh_alloc_largest_free(s);
+        live = h->live;
+        rh_store_unlock(s);
+    }
     return rh_error_set(RH_ERR_STORE_FULL, "object %s of %zu bytes does not "
                         "fit in the object store now: %llu of %llu bytes "
                         "free (largest free block %llu bytes), %llu objects"
-                        "%s%s", rh_object_id_str(id, buf), size,
-                        (unsigned long long)(h->heap_size - h->used),
-                        (unsigned long long)h->heap_size,
-                        (unsigned long long)rh_alloc_largest_free(s),
-                        (unsigned long long)h->live,
+                        "%s%s", rh_object_id_str(id, buf), size, free_bytes,
+                        (unsigned long long)h->heap_size, largest, live,
                         why != NULL && why[0] != '\0' ? "; " : "",
                         why != NULL ? why : "");
 }
@@ -351,8 +357,7 @@ static rh_status_t rh_store_insert(rh_store_t *s, rh_object_id_t id,
     return RH_OK;
 }
 
-/* Whether the heap is past the spill threshold (a racy read is enough:
- * the round that follows checks again under the lock). */
+/* Under the lock: whether the heap is past the spill threshold. */
 static int rh_store_over_high(const rh_store_t *s)
 {
     return s->hdr->spill_dir[0] != '\0' &&
@@ -366,6 +371,7 @@ static rh_status_t rh_store_create_flags(rh_store_t *s, rh_object_id_t id,
     uint64_t offset = 0;
     rh_status_t status;
     char why[256] = "";
+    int over = 0;
 
     if (rh_unlikely(s == NULL || ptr == NULL)) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_store_create needs a "
@@ -384,6 +390,7 @@ static rh_status_t rh_store_create_flags(rh_store_t *s, rh_object_id_t id,
             return status;
         }
         status = rh_store_insert(s, id, size, flags, &offset, &heap_full);
+        over = status == RH_OK && rh_store_over_high(s);
         rh_store_unlock(s);
         if (!heap_full) {
             if (status == RH_ERR_STORE_FULL) {
@@ -400,7 +407,7 @@ static rh_status_t rh_store_create_flags(rh_store_t *s, rh_object_id_t id,
         return status;
     }
     *ptr = rh_store_at(s, offset);
-    if (rh_unlikely(rh_store_over_high(s))) {
+    if (rh_unlikely(over)) {
         /* past the threshold: spill down below it in one batch, so that
          * later creates find room without waiting for a disk */
         uint64_t low = s->hdr->spill_high > s->hdr->heap_size / 5 ?

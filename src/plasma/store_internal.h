@@ -419,10 +419,6 @@ int rh_table_retire(rh_store_t *s, rh_store_entry_t *e, uint64_t expect);
  * longer be found or referenced; 0 when a get took a reference meanwhile. */
 int rh_store_free_entry(rh_store_t *s, rh_store_entry_t *e, uint64_t expect);
 
-/* The error for an object that does not fit now, with why nothing could be
- * freed for it. */
-rh_status_t rh_store_full(rh_store_t *s, rh_object_id_t id, size_t size,
-                          const char *why);
 
 /* ---- spill.c: eviction and spilling ------------------------------------- */
 
