@@ -813,6 +813,7 @@ rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *st)
 static rh_status_t rh_table_check(rh_store_t *s, uint64_t slab_objects)
 {
     uint64_t live = 0, used = 0, bytes = 0, in_slabs = 0, c;
+    uint64_t spilled = 0, spilled_bytes = 0;
 
     for (uint64_t i = 0; i <= s->mask; i++) {
         rh_store_entry_t *e = &s->table[i];
@@ -830,11 +831,23 @@ static rh_status_t rh_table_check(rh_store_t *s, uint64_t slab_objects)
         }
         live++;
         if (e->klass == RH_KLASS_SPILL) {
+            spilled++;
+            spilled_bytes += atomic_load(&e->size);
             continue;   /* no heap memory */
         }
         bytes += atomic_load(&e->size);
         used += rh_alloc_footprint(s, e->alloc, e->klass);
         in_slabs += e->klass < RH_SLAB_CLASSES;
+    }
+    if (spilled != s->hdr->spilled_objects ||
+        spilled_bytes != s->hdr->spilled_bytes) {
+        return rh_error_set(RH_ERR_MALFORMED, "the object table holds %llu "
+                            "spilled objects of %llu bytes, the header "
+                            "counts %llu of %llu",
+                            (unsigned long long)spilled,
+                            (unsigned long long)spilled_bytes,
+                            (unsigned long long)s->hdr->spilled_objects,
+                            (unsigned long long)s->hdr->spilled_bytes);
     }
     if (live != s->hdr->live || used != s->hdr->used ||
         bytes != s->hdr->object_bytes || in_slabs != slab_objects) {
