@@ -32,12 +32,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/completion.h"
@@ -1118,4 +1122,108 @@ rh_status_t rh_spill_restore(rh_store_t *s, rh_object_id_t id)
                         "is no room to read it back: %s",
                         rh_object_id_str(id, buf),
                         why[0] != '\0' ? why : "the store stays full");
+}
+
+/* ---- the background spiller ----------------------------------------------- */
+
+/* Where a round past the threshold stops: a tenth of the heap below it, so
+ * that the creates after it find room without waiting for a disk. */
+static uint64_t rh_spill_low(const rh_store_t *s)
+{
+    const rh_store_hdr_t *h = s->hdr;
+
+    return h->spill_high > h->heap_size / 5 ? h->spill_high -
+           h->heap_size / 10 : h->spill_high / 2;
+}
+
+static void rh_spill_futex_wait(_Atomic uint32_t *w, uint32_t v, long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    /* shared (not PRIVATE): the word is in the segment, bumped by every
+     * process of the node */
+    (void)syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, v, &ts, NULL, 0);
+}
+
+static void rh_spill_futex_wake(_Atomic uint32_t *w)
+{
+    (void)syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL,
+                  0);
+}
+
+static int rh_spill_over(rh_store_t *s)
+{
+    int over = 0;
+
+    if (rh_store_lock(s) == RH_OK) {
+        over = s->hdr->used > s->hdr->spill_high;
+        rh_store_unlock(s);
+    }
+    return over;
+}
+
+/* Waits for a kick (or a tenth of a second), then spills the store below
+ * its threshold when it passed it: off the creating threads' path. */
+static void *rh_spiller_main(void *arg)
+{
+    rh_store_t *s = arg;
+    char why[256];
+
+    while (!atomic_load_explicit(&s->spiller_stop, memory_order_acquire)) {
+        uint32_t kick = atomic_load_explicit(&s->hdr->spill_kick,
+                                             memory_order_acquire);
+
+        if (rh_spill_over(s) &&
+            rh_spill_make_room(s, 0, rh_spill_low(s), 0, why,
+                               sizeof(why)) == RH_OK) {
+            continue;   /* more may have come meanwhile */
+        }
+        rh_spill_futex_wait(&s->hdr->spill_kick, kick, 100);
+    }
+    return NULL;
+}
+
+rh_status_t rh_spill_start(rh_store_t *s)
+{
+    int rc;
+
+    if (s->hdr->spill_dir[0] == '\0') {
+        return RH_OK;
+    }
+    atomic_store(&s->spiller_stop, 0);
+    rc = pthread_create(&s->spiller, NULL, rh_spiller_main, s);
+    if (rc != 0) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "cannot start the store's "
+                            "spilling thread: %s", strerror(rc));
+    }
+    s->spiller_on = 1;
+    atomic_store(&s->hdr->spiller_pid, (int32_t)getpid());
+    return RH_OK;
+}
+
+void rh_spill_stop(rh_store_t *s)
+{
+    if (!s->spiller_on) {
+        return;
+    }
+    atomic_store(&s->hdr->spiller_pid, 0);
+    atomic_store_explicit(&s->spiller_stop, 1, memory_order_release);
+    atomic_fetch_add(&s->hdr->spill_kick, 1);
+    rh_spill_futex_wake(&s->hdr->spill_kick);
+    pthread_join(s->spiller, NULL);
+    s->spiller_on = 0;
+}
+
+void rh_spill_past_threshold(rh_store_t *s)
+{
+    int32_t pid = atomic_load(&s->hdr->spiller_pid);
+    char why[256];
+
+    if (pid != 0 && !rh_segment_pid_gone(pid, 0)) {
+        atomic_fetch_add_explicit(&s->hdr->spill_kick, 1,
+                                  memory_order_release);
+        rh_spill_futex_wake(&s->hdr->spill_kick);
+        return;
+    }
+    (void)rh_spill_make_room(s, 0, rh_spill_low(s), 0, why, sizeof(why));
 }

@@ -236,6 +236,10 @@ rh_status_t rh_store_open(const rh_store_params_t *p, rh_store_t **out)
     if (status != RH_OK) {
         goto err_unlink;
     }
+    if (p->create && (status = rh_spill_start(s)) != RH_OK) {
+        rh_holds_leave(s);
+        goto err_unlink;
+    }
     *out = s;
     return RH_OK;
 
@@ -255,6 +259,7 @@ rh_status_t rh_store_close(rh_store_t *s, int unlink)
     if (s == NULL) {
         return RH_OK;
     }
+    rh_spill_stop(s);   /* before the holds: it may be holding some */
     rh_holds_leave(s);
     if (unlink) {
         rh_spill_remove_all(s);
@@ -408,13 +413,7 @@ static rh_status_t rh_store_create_flags(rh_store_t *s, rh_object_id_t id,
     }
     *ptr = rh_store_at(s, offset);
     if (rh_unlikely(over)) {
-        /* past the threshold: spill down below it in one batch, so that
-         * later creates find room without waiting for a disk */
-        uint64_t low = s->hdr->spill_high > s->hdr->heap_size / 5 ?
-                       s->hdr->spill_high - s->hdr->heap_size / 10 :
-                       s->hdr->spill_high / 2;
-
-        (void)rh_spill_make_room(s, 0, low, 0, why, sizeof(why));
+        rh_spill_past_threshold(s);
     }
     return RH_OK;
 }

@@ -249,6 +249,10 @@ typedef struct rh_store_hdr {
     uint64_t         spill_ns;        /* time spent spilling, ever */
     uint64_t         restore_ns;      /* and reading back */
     _Atomic int32_t  spill_pid;       /* the process spilling now, or 0 */
+    _Atomic int32_t  spiller_pid;     /* the process whose thread spills
+                                       * past the threshold, or 0 */
+    _Atomic uint32_t spill_kick;      /* a futex: creates past the threshold
+                                       * bump it and wake the spiller */
 } rh_store_hdr_t;
 
 _Static_assert(sizeof(rh_store_hdr_t) <= RH_STORE_ZERO_OFF,
@@ -279,6 +283,9 @@ struct rh_store {
     ino_t             ino;
     int               is_shm;        /* shm_unlink rather than unlink */
     rh_holder_t      *holder;        /* this handle's hold record */
+    pthread_t         spiller;       /* the leader's background spiller */
+    int               spiller_on;
+    _Atomic int       spiller_stop;
 };
 
 /* Address of the thing at offset off. */
@@ -441,6 +448,15 @@ void rh_spill_remove_all(rh_store_t *s);
  * when nothing could be. */
 rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
                                uint64_t slack, char *why, size_t whylen);
+
+/* The leader: starts the thread that spills the store below its threshold
+ * in the background when creates pass it; nothing when spilling is off. */
+rh_status_t rh_spill_start(rh_store_t *s);
+void rh_spill_stop(rh_store_t *s);
+
+/* After a create that passed the threshold: wakes the spiller, or spills
+ * here when no live process has one. */
+void rh_spill_past_threshold(rh_store_t *s);
 
 /* Brings a spilled object back into memory (without the lock): RH_OK also
  * when it is in memory already. */
