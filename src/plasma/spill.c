@@ -17,6 +17,10 @@
  * its bytes in the file are dead weight until the file goes. One round runs
  * at a time on a node (spill_pid): two would pin each other's victims.
  *
+ * Past the threshold, a create wakes the leader's spilling thread, which
+ * spills the store a tenth of the heap below it; a create that finds the
+ * store full makes room itself.
+ *
  * Objects under RH_SPILL_ALONE share a file, up to RH_SPILL_BATCH bytes of
  * them; larger ones get a file of their own, so that its restore frees the
  * disk at once. A record per file in the segment counts the objects still
