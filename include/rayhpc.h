@@ -152,9 +152,11 @@ typedef struct rh_ref {
 
 /* Holds. rh_put, rh_put_create and rh_remote (for each return) give the
  * caller one hold on each new ref, and so does every successful rh_get and
- * rh_get_many; rh_release drops one. An object lives while its owner holds
- * it, and the bytes a get returned stay valid until that get's hold is
- * dropped. */
+ * rh_get_many; rh_release drops one, a get's first. An object lives while
+ * its owner holds it, and the bytes a get returned stay valid until that
+ * get's hold is dropped: after as many releases of a ref as gets of it,
+ * none of their pointers is (a full store may have spilled the object to
+ * disk; the next get reads it back). */
 
 /* Copies len bytes into a new object of this node's store. Fails with
  * RH_ERR_TOO_LARGE when len can never fit, RH_ERR_STORE_FULL when it does
@@ -575,6 +577,19 @@ typedef struct rh_stats {
     uint64_t store_bytes;
     uint64_t tasks_remote;     /* its tasks out on other ranks or with the
                                 * global scheduler now */
+    uint64_t store_capacity;   /* bytes of this node's store for objects, */
+    uint64_t store_used;       /* and in use now (with allocation rounding) */
+    uint64_t spilled_objects;  /* objects of this node's store in spill
+                                * files now, and their bytes */
+    uint64_t spilled_bytes;
+    uint64_t spill_files;      /* spill files of this node now */
+    uint64_t spill_written;    /* bytes this node's store spilled, ever */
+    uint64_t restores;         /* spilled objects read back, ever, and */
+    uint64_t restored_bytes;   /* their bytes */
+    uint64_t evictions;        /* pulled copies dropped for room, ever, */
+    uint64_t evicted_bytes;    /* and their bytes */
+    double   store_fragmentation;  /* free store bytes outside the largest
+                                * free block, as a fraction of capacity */
 } rh_stats_t;
 
 /* Fills *stats with this rank's counters. */

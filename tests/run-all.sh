@@ -305,7 +305,7 @@ if want tsan; then
             tests/multi/send_faults tests/multi/burst tests/multi/recursion \
             tests/multi/finalize tests/multi/actors_core tests/multi/reader_dies \
             tests/multi/timeline tests/multi/jobstate \
-            tests/multi/gpu_place >>"$tsan/make.out" 2>&1; then
+            tests/multi/gpu_place tests/multi/spill >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -356,6 +356,9 @@ if want tsan; then
         RAYHPC_NUM_WORKERS=1 RAYHPC_STORE_SIZE=32M tsan_run "finalize right after nested spread tasks" 0 ": success" 8 -n 8 --nodes 4 ./tests/multi/finalize 16 4
         RAYHPC_STORE_SIZE=64M tsan_run "a reader killed mid-read" 137 "READER DIES OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/reader_dies
         RAYHPC_STORE_SIZE=64M RAYHPC_FINALIZE_TIMEOUT=2s tsan_run "finalize cuts a large send to a stalled rank short" 0 "RANK STALLS OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/reader_dies stall
+        RAYHPC_STORE_SIZE=32M tsan_run "spilling: a task graph larger than the store, 2 ranks of a node" 0 "SPILL GRAPH OK" 1 -n 2 ./tests/multi/spill graph
+        RAYHPC_STORE_SIZE=32M RAYHPC_PUT_TIMEOUT_MS=2000 tsan_run "spilling: a put waits for a reader thread" 0 "SPILL WAIT OK" 1 -n 1 ./tests/multi/spill wait
+        RAYHPC_STORE_SIZE=32M tsan_run "spilling: evicted copies pulled again on 4 nodes" 0 "SPILL NODES OK" 1 -n 4 --nodes 4 ./tests/multi/spill nodes
         tsan_run "actors: ordered calls, kill, max_concurrency, destructors" 0 "ACTORS LOCAL OK" 1 -n 1 ./tests/multi/actors_core local
         tsan_run "actors on other nodes: order, handles, names, kill" 0 "ACTORS REMOTE OK" 1 -n 3 --nodes 3 ./tests/multi/actors_core remote
         tsan_run "actors: 4 callers on 2 nodes each in order" 0 "ACTORS CALLERS OK" 1 -n 4 --nodes 2 ./tests/multi/actors_core callers

@@ -173,6 +173,35 @@ static void print_string(const rh_config_field_t *f, const void *src,
     snprintf(buf, len, "%s", (const char *)src);
 }
 
+/* A fraction; min and max bound it in thousandths. */
+static int parse_fraction(const rh_config_field_t *f, const char *value,
+                          void *dst, char *err, size_t errlen)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(value, &end);
+    if (end == value || *end != '\0' || errno != 0 ||
+        !(v * 1000 >= (double)f->min && v * 1000 <= (double)f->max)) {
+        snprintf(err, errlen, "a fraction from %g to %g",
+                 (double)f->min / 1000, (double)f->max / 1000);
+        return -1;
+    }
+    *(double *)dst = v;
+    return 0;
+}
+
+static void print_fraction(const rh_config_field_t *f, const void *src,
+                           char *buf, size_t len)
+{
+    (void)f;
+    snprintf(buf, len, "%g", *(const double *)src);
+}
+
+static const rh_config_type_t rh_type_fraction = {"fraction",
+                                                  parse_fraction,
+                                                  print_fraction};
 static const rh_config_type_t rh_type_enum   = {"enum", parse_enum,
                                                 print_enum};
 static const rh_config_type_t rh_type_size   = {"size", parse_size,
@@ -282,6 +311,25 @@ const rh_config_field_t rh_config_table[] = {
      "global scheduler; a submitter past it waits (or gets RH_ERR_BUSY "
      "with RH_TASK_FLAG_NONBLOCK)",
      RH_OFF(remote_tasks_max), &rh_type_count, NULL, 1, 1u << 30},
+    {"SPILL_DIR", "",
+     "Directory where each node's store spills objects when it fills (a "
+     "directory per job and node is made in it, removed at exit); empty: "
+     "TMPDIR or /tmp; off: no spilling (pulled copies are still evicted)",
+     RH_OFF(spill_dir), &rh_type_string, NULL, 0,
+     sizeof(((rh_config_t *)0)->spill_dir)},
+    {"SPILL_THRESHOLD", "0.8",
+     "Fraction of the store in use past which objects no one reads are "
+     "spilled to disk, least recently used first",
+     RH_OFF(spill_threshold), &rh_type_fraction, NULL, 10, 1000},
+    {"SPILL_MAX", "0",
+     "Bytes each node's spill files may take; past it a put that does not "
+     "fit fails with RH_ERR_STORE_FULL (0: as much as the disk holds)",
+     RH_OFF(spill_max), &rh_type_size, NULL, 0, UINT64_MAX},
+    {"PUT_TIMEOUT_MS", "10s",
+     "How long rh_put, rh_put_create and task returns wait for room while "
+     "the objects that fill the store are being read, before "
+     "RH_ERR_STORE_FULL",
+     RH_OFF(put_timeout_ms), &rh_type_time, NULL, 0, 86400000},
     {"FAULT_SENDS", "0",
      "For tests only: every Nth message this rank sends fails before it "
      "reaches UCX, as if the network lost it (0: none)",

@@ -49,6 +49,10 @@ typedef struct rh_config {
     uint64_t summary;          /* 1: rank 0 prints the job's state at
                                 * finalize */
     uint64_t gpu_chunk;        /* device objects' staging chunk, bytes */
+    char     spill_dir[512];   /* where objects spill; "": the temp dir */
+    double   spill_threshold;  /* fraction of the store that starts it */
+    uint64_t spill_max;        /* bytes spill files may take; 0: any */
+    uint64_t put_timeout_ms;   /* how long a put waits for room */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

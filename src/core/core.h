@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "rayhpc.h"
+#include "plasma/object_id.h"
 
 struct rh_store;
 struct rh_pool;
@@ -27,6 +28,14 @@ int rh_core_closing(void);
 
 /* Absolute deadline for a timeout in ms (0: none). */
 uint64_t rh_deadline(int64_t timeout_ms);
+
+/* rh_store_create for a new object of this rank (a put, a task's return):
+ * waits up to RAYHPC_PUT_TIMEOUT_MS while the store is full of objects
+ * being read or written, then RH_ERR_STORE_FULL saying why. */
+rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr);
+
+/* Gives back n store references that the gets of an ended future held. */
+void rh_object_unpin(rh_object_id_t id, int n);
 
 /* Waits until cond(arg) holds (1) or the deadline passes (0). On a worker
  * it runs other tasks meanwhile; elsewhere it sleeps between completions

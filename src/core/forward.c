@@ -314,12 +314,14 @@ static void rh_fwd_arg(rh_task_slot_t *s, uint32_t *kind, const void **data,
         return;
     }
     *kind = RH_FWD_ARG_REF_VALUE;   /* the runner can still hand it on */
-    if (s->fut != NULL && !rh_future_remote(s->fut) && s->fut->len < max) {
+    if (s->fut != NULL && !rh_future_remote(s->fut) && !s->fut->in_store &&
+        s->fut->len < max) {
         *data = s->fut->data;
         *len = s->fut->len;
         return;
     }
-    if (s->fut == NULL &&
+    /* in the store: pinned, since it may be spilled (and read back) */
+    if ((s->fut == NULL || s->fut->in_store) &&
         rh_store_get(rh_core_store(), s->id, data, len) == RH_OK) {
         if (*len < max) {
             *pinned = 1;

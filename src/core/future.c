@@ -65,6 +65,7 @@ static rh_objcache_t rh_ft_cache[RH_FT_CLASSES];
 static _Atomic long rh_ft_live;
 static uint32_t rh_ft_rank;
 static void (*rh_ft_store_delete)(rh_object_id_t id);
+static void (*rh_ft_unpin)(rh_object_id_t id, int n);
 
 /* Blocked non-worker threads: sleep on the epoch word. */
 static _Atomic uint32_t rh_ft_epoch;
@@ -141,6 +142,11 @@ static rh_status_t rh_ft_grow(uint64_t used)
     }
     pthread_mutex_unlock(&rh_ft_grow_lock);
     return status;
+}
+
+void rh_future_set_unpin(void (*unpin)(rh_object_id_t id, int n))
+{
+    rh_ft_unpin = unpin;
 }
 
 void rh_future_setup(uint32_t rank, void (*store_delete)(rh_object_id_t))
@@ -311,6 +317,7 @@ static rh_status_t rh_ft_block_alloc(int n, int is_put, rh_fblock_t **out)
         f->data = NULL;
         f->len = 0;
         f->in_store = 0;
+        atomic_store_explicit(&f->pins, 0, memory_order_relaxed);
         f->message = NULL;
         f->status = 0;
     }
@@ -398,7 +405,11 @@ static void rh_ft_dead(rh_future_t *f)
 {
     rh_fblock_t *b = f->block;
     int i = (int)(f - b->f);
+    int pins = atomic_exchange_explicit(&f->pins, 0, memory_order_acq_rel);
 
+    if (pins > 0 && rh_ft_unpin != NULL) {
+        rh_ft_unpin(rh_future_id(b, i, rh_ft_is_put(b)), pins);
+    }
     /* In the store here, or on other nodes (maybe with a copy here). */
     if ((f->in_store || (atomic_load(&f->state) == RH_FUTURE_READY &&
                          f->len > RH_FUTURE_INLINE)) &&

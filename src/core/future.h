@@ -62,6 +62,10 @@ typedef struct rh_future {
     const void             *data;        /* READY: the bytes */
     size_t                  len;
     int                     in_store;    /* the bytes are a store object */
+    /* store references the owner's gets hold, so that the object is not
+     * spilled under their pointers; given back by releases, or here at
+     * the end */
+    _Atomic int             pins;
     int                     status;      /* FAILED: rh_get's code ... */
     char                   *message;     /* ... and why */
     /* A small value is read in place through rh_get: aligned as malloc's
@@ -144,6 +148,10 @@ void rh_future_test_wear(uint64_t objects);
  * objects; and at the end, to free what is left. */
 void rh_future_setup(uint32_t rank, void (*store_delete)(rh_object_id_t));
 void rh_future_teardown(void);
+
+/* The function giving back the n store references (pins) a future that
+ * ends still holds; set once at start-up. */
+void rh_future_set_unpin(void (*unpin)(rh_object_id_t id, int n));
 
 /* Wakes threads blocked in rh_future_block_until, and calls the hook (the
  * worker pool's notify): on every completion; cheap when nobody waits. */

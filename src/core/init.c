@@ -429,6 +429,14 @@ static rh_status_t rh_core_open_node(void)
     /* The leader pre-faults the whole segment before the others may attach:
      * give them time in proportion (about 15 s a GiB on a loaded host). */
     sp.attach_timeout_ms = 10000 + (int)((rh_cfg.store_size >> 30) * 15000);
+    if (strcmp(rh_cfg.spill_dir, "off") != 0) {
+        const char *tmp = getenv("TMPDIR");
+
+        sp.spill_dir = rh_cfg.spill_dir[0] != '\0' ? rh_cfg.spill_dir :
+                       tmp != NULL && tmp[0] == '/' ? tmp : "/tmp";
+    }
+    sp.spill_threshold = rh_cfg.spill_threshold;
+    sp.spill_max = rh_cfg.spill_max;
     status = rh_store_open(&sp, &rh_core.store);
     if (status != RH_OK) {
         return status;
@@ -440,6 +448,7 @@ static rh_status_t rh_core_open_node(void)
         return status;
     }
     rh_future_setup((uint32_t)rh_core.rank, rh_core_store_delete);
+    rh_future_set_unpin(rh_object_unpin);
     rh_task_cache_init();
     memset(&pp, 0, sizeof(pp));
     pp.num_workers = (int)rh_cfg.num_workers;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/completion.h"
+#include "base/config.h"
 #include "base/status.h"
 #include "core/core.h"
 #include "core/directory.h"
@@ -67,6 +68,84 @@ static rh_status_t rh_bad_ref(rh_object_id_t id, const char *what)
                         rh_object_id_str(id, s), what);
 }
 
+/* ---- room in the store ---------------------------------------------------- */
+
+typedef struct rh_create_try {
+    rh_object_id_t id;
+    size_t         len;
+    void          *ptr;
+    rh_status_t    status;
+    char           msg[512];
+} rh_create_try_t;
+
+/* Done (1) unless the store is full in a way that may pass: what fills it
+ * is being read or written (spilling and eviction already had their go
+ * inside rh_store_create). */
+static int rh_create_tried(void *arg)
+{
+    rh_create_try_t *t = arg;
+
+    t->status = rh_store_create(rh_core_store(), t->id, t->len, &t->ptr);
+    if (t->status != RH_ERR_STORE_FULL) {
+        return 1;
+    }
+    snprintf(t->msg, sizeof(t->msg), "%s", rh_last_error());
+    return rh_store_full_why() != RH_STORE_FULL_PINNED;
+}
+
+rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr)
+{
+    rh_create_try_t t = { .id = id, .len = len };
+
+    /* Backpressure: wait, driving the network (a release may come from
+     * another node), while readers hold what fills the store. */
+    if (!rh_create_tried(&t) &&
+        !rh_core_wait_until_polled(rh_create_tried, &t,
+                                   rh_deadline((int64_t)
+                                               rh_cfg.put_timeout_ms))) {
+        return rh_error_set(RH_ERR_STORE_FULL, "%s (waited %llu ms for "
+                            "readers to let go: RAYHPC_PUT_TIMEOUT_MS)",
+                            t.msg, (unsigned long long)rh_cfg.put_timeout_ms);
+    }
+    if (t.status == RH_ERR_STORE_FULL) {
+        return rh_error_set(RH_ERR_STORE_FULL, "%s", t.msg);
+    }
+    if (t.status == RH_OK) {
+        *ptr = t.ptr;
+    }
+    return t.status;
+}
+
+/* Gives back n pins of an object whose future ended. */
+void rh_object_unpin(rh_object_id_t id, int n)
+{
+    while (n-- > 0) {
+        (void)rh_store_release(rh_core_store(), id);
+    }
+}
+
+/* A store reference for a get of our own object: kept (a pin of the
+ * future) so that the bytes stay in place until the get's hold goes. */
+static rh_status_t rh_get_pinned(rh_future_t *f, rh_object_id_t id,
+                                 const void **ptr)
+{
+    size_t len;
+    char s[RH_OBJECT_ID_STRLEN];
+    rh_status_t status = rh_store_get(rh_core_store(), id, ptr, &len);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    if (len != f->len) {
+        rh_store_release(rh_core_store(), id);
+        return rh_error_set(RH_ERR_MALFORMED, "object %s: %zu bytes "
+                            "arrived, %zu expected",
+                            rh_object_id_str(id, s), len, f->len);
+    }
+    atomic_fetch_add_explicit(&f->pins, 1, memory_order_relaxed);
+    return RH_OK;
+}
+
 /* ---- put ---------------------------------------------------------------- */
 
 /* rh_put_create, also handing back the put's future (held by the caller's
@@ -93,7 +172,7 @@ static rh_status_t rh_put_begin(size_t len, rh_ref_t *ref, void **ptr,
     }
     f = &b->f[0];
     id = rh_future_id(b, 0, 1);
-    status = rh_store_create(rh_core_store(), id, len, &p);
+    status = rh_object_create(id, len, &p);
     if (status != RH_OK) {
         /* No ref leaves this call: drop the producer's and caller's refs. */
         char msg[512];
@@ -190,34 +269,29 @@ static int rh_store_has(void *arg)
     return rh_store_contains(rh_core_store(), ((rh_store_wait_t *)arg)->id);
 }
 
-/* Our object lives on other nodes: bring a copy here. It stays while the
- * future lives (its end deletes it), so the pointer needs no pin. */
+/* Our object lives on other nodes: bring a copy here (again, when room
+ * was short and it was evicted between the pull and the get). */
 static rh_status_t rh_get_mine_remote(rh_future_t *f, rh_object_id_t id,
                                       const void **ptr, uint64_t deadline)
 {
-    size_t len;
     int src;
     char s[RH_OBJECT_ID_STRLEN];
-    rh_status_t status;
+    rh_status_t status = RH_ERR_INVALID_REF;
 
-    if (!rh_store_contains(rh_core_store(), id)) {
-        if (rh_dir_sources(id, &src, 1) != 1) {
-            return rh_error_set(RH_ERR_INVALID_REF, "object %s: no node "
-                                "holds it", rh_object_id_str(id, s));
+    for (int round = 0; round < 4 && status == RH_ERR_INVALID_REF;
+         round++) {
+        if (!rh_store_contains(rh_core_store(), id)) {
+            if (rh_dir_sources(id, &src, 1) != 1) {
+                return rh_error_set(RH_ERR_INVALID_REF, "object %s: no "
+                                    "node holds it",
+                                    rh_object_id_str(id, s));
+            }
+            status = rh_pull_ensure(id, src, deadline);
+            if (status != RH_OK) {
+                return status;
+            }
         }
-        status = rh_pull_ensure(id, src, deadline);
-        if (status != RH_OK) {
-            return status;
-        }
-    }
-    status = rh_store_get(rh_core_store(), id, ptr, &len);
-    if (status == RH_OK) {
-        rh_store_release(rh_core_store(), id);
-        if (len != f->len) {
-            return rh_error_set(RH_ERR_MALFORMED, "object %s: %zu bytes "
-                                "arrived, %zu expected",
-                                rh_object_id_str(id, s), len, f->len);
-        }
+        status = rh_get_pinned(f, id, ptr);
     }
     return status;
 }
@@ -255,6 +329,17 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
         *len = f->len;
         return RH_OK;
     }
+    if (f->in_store) {
+        /* it may have been spilled: the store reads it back */
+        rh_status_t status = rh_get_pinned(f, id, ptr);
+
+        if (status != RH_OK) {
+            rh_future_unhold(f);
+            return status;
+        }
+        *len = f->len;
+        return RH_OK;
+    }
     *ptr = f->data;
     *len = f->len;
     return RH_OK;
@@ -282,7 +367,15 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
                             "not in this node's store",
                             rh_object_id_str(id, s), rh_object_id_owner(id));
     }
-    return rh_store_get(rh_core_store(), id, ptr, len);
+    for (int round = 0;; round++) {
+        rh_status_t status = rh_store_get(rh_core_store(), id, ptr, len);
+
+        /* a copy evicted for room between the pull and the get: again */
+        if (status != RH_ERR_INVALID_REF || round == 3 ||
+            (status = rh_pull_ensure(id, owner, deadline)) != RH_OK) {
+            return status;
+        }
+    }
 }
 
 static rh_status_t rh_get_one(rh_ref_t ref, const void **ptr, size_t *len,
@@ -364,6 +457,19 @@ rh_status_t rh_release(rh_ref_t ref)
         return rh_bad_ref(id, "was released already or never existed");
     }
     rh_future_unhold(f);   /* the lookup's hold */
+    /* A get's hold goes first (rayhpc.h): its bytes may be spilled now. */
+    {
+        int pins = atomic_load_explicit(&f->pins, memory_order_acquire);
+
+        while (pins > 0 &&
+               !atomic_compare_exchange_weak_explicit(
+                   &f->pins, &pins, pins - 1, memory_order_acq_rel,
+                   memory_order_acquire)) {
+        }
+        if (pins > 0) {
+            (void)rh_store_release(rh_core_store(), id);
+        }
+    }
     rh_future_unhold(f);   /* the caller's */
     return RH_OK;
 }

@@ -267,7 +267,17 @@ static void rh_answer_from_store(int to, rh_object_id_t id, rh_where_hdr_t *h,
     const void *data;
     size_t len;
     char ids[RH_OBJECT_ID_STRLEN], why[160];
+    void *spilled;
 
+    /* spilled here: its bytes go from the file, and it stays on disk */
+    if (rh_store_read_spilled(rh_core_store(), id, &spilled, &len) ==
+        RH_OK) {
+        h->len = len;
+        h->kind = RH_WHERE_VALUE;
+        rh_where_send(to, h, flags, spilled, len);
+        free(spilled);
+        return;
+    }
     if (rh_store_get(rh_core_store(), id, &data, &len) != RH_OK) {
         snprintf(why, sizeof(why), "object %s is not on node %d (rank %d) "
                  "any more", rh_object_id_str(id, ids), rh_node_id(),
@@ -724,7 +734,8 @@ static void rh_pull_read_more(rh_pull_t *p)
 static int rh_pull_make_room(rh_pull_t *p)
 {
     void *dst;
-    rh_status_t st = rh_store_create(rh_core_store(), p->id, p->len, &dst);
+    rh_status_t st = rh_store_create_copy(rh_core_store(), p->id, p->len,
+                                         &dst);
     char msg[512];
 
     if (st == RH_OK) {

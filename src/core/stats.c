@@ -34,6 +34,17 @@ rh_status_t rh_stats(rh_stats_t *stats)
     if (rh_store_stats(rh_core_store(), &ss) == RH_OK) {
         stats->store_objects = ss.objects;
         stats->store_bytes = ss.object_bytes;
+        stats->store_capacity = ss.capacity;
+        stats->store_used = ss.used;
+        stats->spilled_objects = ss.spilled_objects;
+        stats->spilled_bytes = ss.spilled_bytes;
+        stats->spill_files = ss.spill_files;
+        stats->spill_written = ss.spill_written;
+        stats->restores = ss.restores;
+        stats->restored_bytes = ss.restored_bytes;
+        stats->evictions = ss.evictions;
+        stats->evicted_bytes = ss.evicted_bytes;
+        stats->store_fragmentation = ss.fragmentation;
     }
     return RH_OK;
 }

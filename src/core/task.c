@@ -131,8 +131,7 @@ rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
         f = &ctx->task->block->f[i];
         p = f->inline_buf;
     } else {
-        status = rh_store_create(rh_core_store(), rh_task_ret_id(ctx->task, i),
-                                 len, &p);
+        status = rh_object_create(rh_task_ret_id(ctx->task, i), len, &p);
         if (status != RH_OK) {
             return status;
         }
@@ -205,10 +204,12 @@ void rh_task_free(rh_task_t *t)
         if (s->pull != NULL) {
             rh_pull_put(s->pull);
         }
+        /* before the future's hold: its end deletes the object */
+        if (s->pinned) {
+            rh_store_release(rh_core_store(), s->id);
+        }
         if (s->fut != NULL) {
             rh_future_unhold(s->fut);
-        } else if (s->pinned) {
-            rh_store_release(rh_core_store(), s->id);
         }
         if (s->borrowed) {
             rh_borrow_drop(s->id);
@@ -335,17 +336,20 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
         if (s->kind != RH_ARG_REF) {
             continue;
         }
-        if (s->fut != NULL && !rh_future_remote(s->fut)) {
-            s->data = s->fut->data;
+        if (s->fut != NULL && !rh_future_remote(s->fut) &&
+            !s->fut->in_store) {
+            s->data = s->fut->data;   /* inline in the future */
             s->len = s->fut->len;
             continue;
         }
         if (s->fut != NULL) {
             int src;
 
-            /* Ours, on another node: the pull started when it was ready;
-             * the copy lives as long as the future we hold. */
-            if (!rh_store_contains(rh_core_store(), s->id)) {
+            /* Ours, in this node's store or on another node (the pull
+             * started when it was ready). Pinned while the task runs: a
+             * full store may spill it, or evict a pulled copy. */
+            if (rh_future_remote(s->fut) &&
+                !rh_store_contains(rh_core_store(), s->id)) {
                 status = rh_dir_sources(s->id, &src, 1) == 1 ?
                          rh_pull_ensure(s->id, src, 0) :
                          rh_error_set(RH_ERR_INVALID_REF, "no node holds it");
@@ -354,9 +358,7 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
                 status = rh_store_get(rh_core_store(), s->id, &s->data,
                                       &s->len);
             }
-            if (status == RH_OK) {
-                rh_store_release(rh_core_store(), s->id);
-            }
+            s->pinned = status == RH_OK;
         } else {
             status = rh_task_bind_borrowed(s);
             s->pinned = status == RH_OK;

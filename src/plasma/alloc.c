@@ -224,6 +224,32 @@ uint64_t rh_alloc_largest_free(const rh_store_t *s)
     return best - RH_BLOCK_HDR;
 }
 
+uint64_t rh_alloc_next_block(const rh_store_t *s, uint64_t off,
+                             uint64_t *size, int *is_free)
+{
+    const rh_block_t *b;
+
+    off = off == 0 ? s->hdr->heap_off : off + rh_block_at(s, off)->size;
+    if (off >= rh_heap_end(s)) {
+        return 0;
+    }
+    b = rh_block_at(s, off);
+    *size = b->size;
+    *is_free = (b->flags & RH_BLOCK_FREE) != 0;
+    return off;
+}
+
+int64_t rh_alloc_slab_used(const rh_store_t *s, uint64_t off)
+{
+    const rh_slab_t *sl;
+
+    if (!(rh_block_at(s, off)->flags & RH_BLOCK_SLAB)) {
+        return -1;
+    }
+    sl = rh_slab_at(s, off + RH_BLOCK_HDR);
+    return (int64_t)sl->nobj - (int64_t)sl->nfree;
+}
+
 /* ---- slabs --------------------------------------------------------------- */
 
 static unsigned rh_class_of(uint64_t size)

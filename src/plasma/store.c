@@ -111,7 +111,8 @@ static uint64_t rh_store_meta_bytes(uint64_t cap, uint32_t procs)
     uint64_t slots, holds;
 
     rh_holds_layout(cap, procs, &slots, &holds);
-    return RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t) + holds;
+    return RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t) + holds +
+           rh_spill_meta_bytes();
 }
 
 static uint32_t rh_store_procs(const rh_store_params_t *p)
@@ -131,6 +132,7 @@ static rh_status_t rh_store_format(rh_store_t *s, uint64_t cap,
     hdr->holders = procs;
     rh_holds_layout(cap, procs, &hdr->holder_slots, &holds);
     hdr->holder_bytes = holds / procs;
+    hdr->spill_recs_off = hdr->holders_off + holds;
     hdr->heap_off = (rh_store_meta_bytes(cap, procs) + 4095) & ~4095ull;
     hdr->heap_size = hdr->heap_off < s->length ?
                      (s->length - hdr->heap_off) & ~63ull : 0;
@@ -184,6 +186,9 @@ static rh_status_t rh_store_create_segment(rh_store_t *s,
     }
     s->hdr = (rh_store_hdr_t *)s->base;
     status = rh_store_format(s, cap, rh_store_procs(p));
+    if (status == RH_OK) {
+        status = rh_spill_setup(s, p);
+    }
     if (status != RH_OK) {
         rh_segment_unlink(s);
         rh_segment_unmap(s);
@@ -231,6 +236,10 @@ rh_status_t rh_store_open(const rh_store_params_t *p, rh_store_t **out)
     if (status != RH_OK) {
         goto err_unlink;
     }
+    if (p->create && (status = rh_spill_start(s)) != RH_OK) {
+        rh_holds_leave(s);
+        goto err_unlink;
+    }
     *out = s;
     return RH_OK;
 
@@ -250,8 +259,10 @@ rh_status_t rh_store_close(rh_store_t *s, int unlink)
     if (s == NULL) {
         return RH_OK;
     }
+    rh_spill_stop(s);   /* before the holds: it may be holding some */
     rh_holds_leave(s);
     if (unlink) {
+        rh_spill_remove_all(s);
         rh_segment_unlink(s);
     }
     rh_segment_unmap(s);
@@ -281,20 +292,28 @@ static rh_status_t rh_store_too_large(rh_store_t *s, rh_object_id_t id,
                         (unsigned long long)rh_alloc_max_object(s));
 }
 
+/* The error for an object that does not fit now (the numbers are read
+ * under the lock), with why nothing could be freed for it. */
 static rh_status_t rh_store_full(rh_store_t *s, rh_object_id_t id,
-                                 size_t size)
+                                 size_t size, const char *why)
 {
     char buf[RH_OBJECT_ID_STRLEN];
     rh_store_hdr_t *h = s->hdr;
+    unsigned long long free_bytes = 0, largest = 0, live = 0;
 
+    if (rh_store_lock(s) == RH_OK) {
+        free_bytes = h->heap_size - h->used;
+        largest = rh_alloc_largest_free(s);
+        live = h->live;
+        rh_store_unlock(s);
+    }
     return rh_error_set(RH_ERR_STORE_FULL, "object %s of %zu bytes does not "
                         "fit in the object store now: %llu of %llu bytes "
-                        "free (largest free block %llu bytes), %llu objects",
-                        rh_object_id_str(id, buf), size,
-                        (unsigned long long)(h->heap_size - h->used),
-                        (unsigned long long)h->heap_size,
-                        (unsigned long long)rh_alloc_largest_free(s),
-                        (unsigned long long)h->live);
+                        "free (largest free block %llu bytes), %llu objects"
+                        "%s%s", rh_object_id_str(id, buf), size, free_bytes,
+                        (unsigned long long)h->heap_size, largest, live,
+                        why != NULL && why[0] != '\0' ? "; " : "",
+                        why != NULL ? why : "");
 }
 
 static rh_status_t rh_store_exists(rh_store_entry_t *e, rh_object_id_t id)
@@ -307,11 +326,15 @@ static rh_status_t rh_store_exists(rh_store_entry_t *e, rh_object_id_t id)
                         (c & RH_CTL_PENDING) ?
                             "deleted but still referenced" :
                         rh_ctl_state(c) == RH_SLOT_SEALED ? "sealed" :
+                        rh_ctl_state(c) == RH_SLOT_SPILLED ? "spilled" :
                             "being created");
 }
 
+/* Under the lock; *heap_full when only the heap lacks room (the caller
+ * may make some, and says so). */
 static rh_status_t rh_store_insert(rh_store_t *s, rh_object_id_t id,
-                                   size_t size, uint64_t *offset)
+                                   size_t size, uint16_t flags,
+                                   uint64_t *offset, int *heap_full)
 {
     rh_store_entry_t *e, *existing;
     uint64_t alloc;
@@ -331,17 +354,29 @@ static rh_status_t rh_store_insert(rh_store_t *s, rh_object_id_t id,
                             (unsigned long long)s->hdr->table_cap);
     }
     if (rh_alloc_object(s, size, offset, &alloc, &klass) != RH_OK) {
-        return rh_store_full(s, id, size);
+        *heap_full = 1;
+        return RH_ERR_STORE_FULL;
     }
     rh_table_publish(s, e, id, *offset, size, alloc, klass);
+    e->flags = flags;
     return RH_OK;
 }
 
-rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
-                            void **ptr)
+/* Under the lock: whether the heap is past the spill threshold. */
+static int rh_store_over_high(const rh_store_t *s)
+{
+    return s->hdr->spill_dir[0] != '\0' &&
+           s->hdr->used > s->hdr->spill_high;
+}
+
+static rh_status_t rh_store_create_flags(rh_store_t *s, rh_object_id_t id,
+                                         size_t size, uint16_t flags,
+                                         void **ptr)
 {
     uint64_t offset = 0;
     rh_status_t status;
+    char why[256] = "";
+    int over = 0;
 
     if (rh_unlikely(s == NULL || ptr == NULL)) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_store_create needs a "
@@ -350,16 +385,49 @@ rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
     if (rh_unlikely(size > rh_alloc_max_object(s))) {
         return rh_store_too_large(s, id, size);
     }
-    status = rh_store_lock(s);
+    /* Each round of making room frees something or says why it cannot;
+     * another process may take what it freed first, hence a few rounds. */
+    for (int round = 0;; round++) {
+        int heap_full = 0;
+
+        status = rh_store_lock(s);
+        if (status != RH_OK) {
+            return status;
+        }
+        status = rh_store_insert(s, id, size, flags, &offset, &heap_full);
+        over = status == RH_OK && rh_store_over_high(s);
+        rh_store_unlock(s);
+        if (!heap_full) {
+            if (status == RH_ERR_STORE_FULL) {
+                rh_spill_set_why(RH_STORE_FULL_OTHER);   /* table full */
+            }
+            break;
+        }
+        if (round == 16 ||
+            rh_spill_make_room(s, size, 0, 0, why, sizeof(why)) != RH_OK) {
+            return rh_store_full(s, id, size, why);
+        }
+    }
     if (status != RH_OK) {
         return status;
     }
-    status = rh_store_insert(s, id, size, &offset);
-    rh_store_unlock(s);
-    if (status == RH_OK) {
-        *ptr = rh_store_at(s, offset);
+    *ptr = rh_store_at(s, offset);
+    if (rh_unlikely(over)) {
+        rh_spill_past_threshold(s);
     }
-    return status;
+    return RH_OK;
+}
+
+rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
+                            void **ptr)
+{
+    return rh_store_create_flags(s, id, size, 0, ptr);
+}
+
+rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
+                                 size_t size, void **ptr)
+{
+    return rh_store_create_flags(s, id, size, RH_ENTRY_COPY, ptr);
 }
 
 rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id)
@@ -404,6 +472,14 @@ rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
          * the entry's (stores are release, these loads acquire) */
         offset = atomic_load_explicit(&e->offset, memory_order_acquire);
         bytes = atomic_load_explicit(&e->size, memory_order_acquire);
+        if (rh_unlikely(rh_ctl_state(c) == RH_SLOT_SPILLED)) {
+            rh_status_t status = rh_spill_restore(s, id);
+
+            if (status != RH_OK) {
+                return status;
+            }
+            continue;
+        }
         if (rh_unlikely(rh_ctl_state(c) != RH_SLOT_SEALED)) {
             return rh_error_set(RH_ERR_BUSY, "object %s is not sealed yet",
                                 rh_object_id_str(id, buf));
@@ -427,16 +503,21 @@ rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
     return RH_OK;
 }
 
-/* Under the lock: gives e's memory back when it can no longer be found or
- * referenced; 0 when a get took a reference in the meantime. */
-static int rh_store_free_entry(rh_store_t *s, rh_store_entry_t *e,
-                               uint64_t expect)
+int rh_store_free_entry(rh_store_t *s, rh_store_entry_t *e, uint64_t expect)
 {
     uint64_t offset = atomic_load_explicit(&e->offset, memory_order_relaxed);
     uint64_t size = atomic_load_explicit(&e->size, memory_order_relaxed);
     uint64_t alloc = e->alloc;
     uint16_t klass = e->klass;
 
+    if (klass == RH_KLASS_SPILL) {
+        /* its file share goes first: retiring may move another entry in */
+        if (atomic_load_explicit(&e->ctl, memory_order_acquire) != expect) {
+            return 0;
+        }
+        rh_spill_forget(s, e);
+        return rh_table_retire(s, e, expect);
+    }
     /* read first: closing the gap may move another entry into e */
     if (!rh_table_retire(s, e, expect)) {
         return 0;
@@ -591,7 +672,8 @@ rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
         uint64_t c = atomic_load_explicit(&e->ctl, memory_order_acquire);
         rh_object_id_t id;
 
-        if (rh_ctl_state(c) != RH_SLOT_SEALED || (c & RH_CTL_PENDING)) {
+        if ((rh_ctl_state(c) != RH_SLOT_SEALED &&
+             rh_ctl_state(c) != RH_SLOT_SPILLED) || (c & RH_CTL_PENDING)) {
             continue;
         }
         id.hi = atomic_load_explicit(&e->id_hi, memory_order_relaxed);
@@ -672,8 +754,9 @@ int rh_store_contains(rh_store_t *s, rh_object_id_t id)
 {
     uint64_t c;
 
-    return rh_table_find(s, id, &c) != NULL &&
-           rh_ctl_state(c) == RH_SLOT_SEALED && !(c & RH_CTL_PENDING);
+    return rh_table_find(s, id, &c) != NULL && !(c & RH_CTL_PENDING) &&
+           (rh_ctl_state(c) == RH_SLOT_SEALED ||
+            rh_ctl_state(c) == RH_SLOT_SPILLED);
 }
 
 int rh_store_present(rh_store_t *s, rh_object_id_t id)
@@ -681,8 +764,7 @@ int rh_store_present(rh_store_t *s, rh_object_id_t id)
     uint64_t c;
 
     return rh_table_find(s, id, &c) != NULL && !(c & RH_CTL_PENDING) &&
-           (rh_ctl_state(c) == RH_SLOT_CREATED ||
-            rh_ctl_state(c) == RH_SLOT_SEALED);
+           rh_ctl_state(c) != RH_SLOT_EMPTY;
 }
 
 /* ---- introspection ------------------------------------------------------- */
@@ -706,6 +788,21 @@ rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *st)
     st->page_size = h->page_size;
     st->pages = (rh_store_pages_t)h->pages;
     st->lock_recoveries = h->lock_recoveries;
+    st->spilled_objects = h->spilled_objects;
+    st->spilled_bytes = h->spilled_bytes;
+    st->spill_files = h->spill_files;
+    st->spills = h->spills;
+    st->spill_written = h->spill_written;
+    st->restores = h->restores;
+    st->restored_bytes = h->restored_bytes;
+    st->evictions = h->evictions;
+    st->evicted_bytes = h->evicted_bytes;
+    st->spill_ns = h->spill_ns;
+    st->restore_ns = h->restore_ns;
+    st->fragmentation = h->heap_size == 0 ? 0.0 :
+        (double)(h->heap_free - (st->largest_free < h->heap_free ?
+                                 st->largest_free : h->heap_free)) /
+        (double)h->heap_size;
     rh_store_unlock(s);
     return RH_OK;
 }
@@ -715,6 +812,7 @@ rh_status_t rh_store_stats(rh_store_t *s, rh_store_stats_t *st)
 static rh_status_t rh_table_check(rh_store_t *s, uint64_t slab_objects)
 {
     uint64_t live = 0, used = 0, bytes = 0, in_slabs = 0, c;
+    uint64_t spilled = 0, spilled_bytes = 0;
 
     for (uint64_t i = 0; i <= s->mask; i++) {
         rh_store_entry_t *e = &s->table[i];
@@ -731,9 +829,24 @@ static rh_status_t rh_table_check(rh_store_t *s, uint64_t slab_objects)
                                 (unsigned long long)i);
         }
         live++;
+        if (e->klass == RH_KLASS_SPILL) {
+            spilled++;
+            spilled_bytes += atomic_load(&e->size);
+            continue;   /* no heap memory */
+        }
         bytes += atomic_load(&e->size);
         used += rh_alloc_footprint(s, e->alloc, e->klass);
         in_slabs += e->klass < RH_SLAB_CLASSES;
+    }
+    if (spilled != s->hdr->spilled_objects ||
+        spilled_bytes != s->hdr->spilled_bytes) {
+        return rh_error_set(RH_ERR_MALFORMED, "the object table holds %llu "
+                            "spilled objects of %llu bytes, the header "
+                            "counts %llu of %llu",
+                            (unsigned long long)spilled,
+                            (unsigned long long)spilled_bytes,
+                            (unsigned long long)s->hdr->spilled_objects,
+                            (unsigned long long)s->hdr->spilled_bytes);
     }
     if (live != s->hdr->live || used != s->hdr->used ||
         bytes != s->hdr->object_bytes || in_slabs != slab_objects) {

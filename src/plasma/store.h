@@ -60,6 +60,14 @@ typedef struct rh_store_params {
     uint32_t             procs;      /* create: processes that may have the
                                       * store open at once (each has a record
                                       * of what it holds); 0 = 16 */
+    const char          *spill_dir;  /* create: where objects are spilled
+                                      * (a directory per store is made in
+                                      * it); NULL or "": no spilling */
+    double               spill_threshold;  /* create: fraction of the heap
+                                      * used past which objects are
+                                      * spilled; 0 = 0.8 */
+    uint64_t             spill_max;  /* create: bytes the spill files may
+                                      * take; 0: as much as the disk has */
 } rh_store_params_t;
 
 #define RH_STORE_PROCS_DEFAULT 16u
@@ -77,6 +85,19 @@ typedef struct rh_store_stats {
     uint64_t page_size;       /* 4096 or the huge page size */
     rh_store_pages_t pages;
     uint64_t lock_recoveries; /* times a process died holding the lock */
+    uint64_t spilled_objects; /* objects in spill files now */
+    uint64_t spilled_bytes;   /* their bytes */
+    uint64_t spill_files;     /* spill files now */
+    uint64_t spills;          /* objects written to spill files, ever */
+    uint64_t spill_written;   /* bytes written to spill files, ever */
+    uint64_t restores;        /* spilled objects read back, ever */
+    uint64_t restored_bytes;
+    uint64_t evictions;       /* pulled copies dropped for room, ever */
+    uint64_t evicted_bytes;
+    double   fragmentation;   /* free heap bytes outside the largest free
+                               * block, as a fraction of the heap */
+    uint64_t spill_ns;        /* time spent writing spill files, ever */
+    uint64_t restore_ns;      /* time spent reading objects back, ever */
 } rh_store_stats_t;
 
 /* Creates (p->create) or attaches to the node's segment. Creating also
@@ -97,9 +118,31 @@ rh_status_t rh_store_close(rh_store_t *s, int unlink);
  * invisible to get until sealed. Fails with RH_ERR_BUSY when the id is in
  * the store already, RH_ERR_TOO_LARGE when the object could never fit,
  * RH_ERR_STORE_FULL when it does not fit now (nothing changes: the store
- * stays usable). */
+ * stays usable). With spilling on, a full store first evicts copies and
+ * spills sealed objects no one references, and RH_ERR_STORE_FULL says why
+ * that was not enough (nothing to spill, or the spill directory full). A
+ * spilled object stays contained; get reads it back. */
 rh_status_t rh_store_create(rh_store_t *s, rh_object_id_t id, size_t size,
                             void **ptr);
+
+/* Why this thread's last rh_store_create (or get of a spilled object)
+ * found no room: whether waiting can help. */
+typedef enum rh_store_full_why {
+    RH_STORE_FULL_NONE     = 0,
+    RH_STORE_FULL_PINNED   = 1,   /* what fills it is being read or written:
+                                   * room comes when that ends */
+    RH_STORE_FULL_SPILL    = 2,   /* the spill directory is full too */
+    RH_STORE_FULL_NO_SPILL = 3,   /* spilling is off */
+    RH_STORE_FULL_OTHER    = 4    /* the table is full, or a disk error */
+} rh_store_full_why_t;
+
+rh_store_full_why_t rh_store_full_why(void);
+
+/* rh_store_create for a copy of an object whose primary lives on another
+ * node: when room is short, copies go (least recently used first) before
+ * anything is spilled, and a later get of it finds it absent. */
+rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
+                                 size_t size, void **ptr);
 
 /* CREATED -> SEALED: the bytes are final and get may return them. */
 rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
@@ -109,6 +152,13 @@ rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
  * the id is absent or deleted, RH_ERR_BUSY when not sealed yet. */
 rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
                          size_t *size);
+
+/* The bytes of a spilled object, read from its spill file into a buffer
+ * the caller frees, without bringing it back into the store (for a reader
+ * on another node). RH_ERR_BUSY when the object is in memory (get it
+ * there), RH_ERR_INVALID_REF when it is not in the store. */
+rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
+                                  void **buf, size_t *len);
 
 /* Drops a reference taken by rh_store_get. */
 rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id);
@@ -184,6 +234,10 @@ uint64_t rh_store_foreach(rh_store_t *s, uint64_t max,
                           void (*fn)(void *arg,
                                      const rh_store_object_info_t *o),
                           void *arg);
+/* Removes the spill directories under dir (those of this user made by
+ * rh_store_open with spill_dir = dir) whose creating process is gone; the
+ * number removed goes to *removed when it is not NULL. */
+rh_status_t rh_store_reap_spill(const char *dir, int *removed);
 
 /* Walks the whole allocator and object table under the lock and checks
  * that they agree (for tests and after a process died holding the lock);

@@ -60,7 +60,8 @@
 enum {
     RH_SLOT_EMPTY   = 0,   /* ends a probe */
     RH_SLOT_CREATED = 1,
-    RH_SLOT_SEALED  = 2
+    RH_SLOT_SEALED  = 2,
+    RH_SLOT_SPILLED = 3    /* sealed, its bytes in a spill file only */
 };
 
 static inline unsigned rh_ctl_state(uint64_t c)
@@ -75,6 +76,8 @@ static inline uint64_t rh_ctl_with_state(uint64_t c, unsigned state)
 
 /* What kind of memory an entry's object lives in. */
 enum {
+    RH_KLASS_SPILL = 0xfffd,   /* in a spill file: alloc is the file's
+                                * number, offset the place in it */
     RH_KLASS_NONE  = 0xfffe,   /* size 0: no memory */
     RH_KLASS_LARGE = 0xffff    /* a heap block of its own */
     /* below: a slab size class */
@@ -92,8 +95,14 @@ typedef struct rh_store_entry {
     uint64_t         alloc;        /* block (large) or slab offset */
     _Atomic int32_t  creator_pid;
     uint16_t         klass;
-    uint16_t         reserved;
+    uint16_t         flags;        /* RH_ENTRY_* */
 } rh_store_entry_t;
+
+/* Entry flags: a copy pulled from another node (evicted before anything is
+ * spilled: its owner's node still has it), and, for a spilled object, the
+ * spill file record it counts in. */
+#define RH_ENTRY_COPY      0x8000u
+#define RH_ENTRY_REC_MASK  0x7fffu
 
 _Static_assert(sizeof(rh_store_entry_t) == 64, "entry is one cache line");
 
@@ -220,10 +229,45 @@ typedef struct rh_store_hdr {
     uint64_t         object_bytes;
     uint64_t         live;           /* table entries CREATED or SEALED */
     uint64_t         lock_recoveries;
+
+    /* spilling (spill.c); spill_dir empty: spilling is off */
+    char             spill_dir[1024];
+    uint64_t         spill_recs_off;  /* RH_SPILL_RECS file records */
+    uint64_t         spill_high;      /* used bytes that start spilling */
+    uint64_t         spill_max;       /* bytes the files may take; 0: any */
+    uint64_t         spill_disk;      /* bytes in files now, or reserved */
+    uint64_t         spill_next;      /* the next file's number */
+    uint64_t         spill_files;     /* files now */
+    uint64_t         spilled_objects; /* objects in files now */
+    uint64_t         spilled_bytes;   /* their sizes */
+    uint64_t         spills;          /* objects written, ever */
+    uint64_t         spill_written;   /* bytes written, ever */
+    uint64_t         restores;        /* objects read back, ever */
+    uint64_t         restored_bytes;
+    uint64_t         evictions;       /* copies dropped for room, ever */
+    uint64_t         evicted_bytes;
+    uint64_t         spill_ns;        /* time spent spilling, ever */
+    uint64_t         restore_ns;      /* and reading back */
+    _Atomic int32_t  spill_pid;       /* the process spilling now, or 0 */
+    _Atomic int32_t  spiller_pid;     /* the process whose thread spills
+                                       * past the threshold, or 0 */
+    _Atomic uint32_t spill_kick;      /* a futex: creates past the threshold
+                                       * bump it and wake the spiller */
 } rh_store_hdr_t;
 
 _Static_assert(sizeof(rh_store_hdr_t) <= RH_STORE_ZERO_OFF,
                "the header fits in its page, before the zero-size line");
+
+/* ---- spill files (spill.c) ----------------------------------------------- */
+
+#define RH_SPILL_RECS 1024u
+
+/* One spill file: how many objects it still holds; freed with the file. */
+typedef struct rh_spill_rec {
+    uint64_t fileno;       /* 0: a free record */
+    uint64_t live;
+    uint64_t bytes;        /* the file's length */
+} rh_spill_rec_t;
 
 /* ---- the per-process handle -------------------------------------------- */
 
@@ -239,6 +283,9 @@ struct rh_store {
     ino_t             ino;
     int               is_shm;        /* shm_unlink rather than unlink */
     rh_holder_t      *holder;        /* this handle's hold record */
+    pthread_t         spiller;       /* the leader's background spiller */
+    int               spiller_on;
+    _Atomic int       spiller_stop;
 };
 
 /* Address of the thing at offset off. */
@@ -332,6 +379,16 @@ uint64_t rh_alloc_footprint(const rh_store_t *s, uint64_t alloc,
 /* The largest payload one free block holds now. */
 uint64_t rh_alloc_largest_free(const rh_store_t *s);
 
+/* The heap's blocks in address order: the one after off (the first when
+ * off is 0) with its size (header included) and whether it is free; 0
+ * after the last. Under the lock. */
+uint64_t rh_alloc_next_block(const rh_store_t *s, uint64_t off,
+                             uint64_t *size, int *is_free);
+
+/* Slots taken in the slab whose block is at off (its objects' alloc is
+ * off + RH_BLOCK_HDR); -1 when that block is not a slab. Under the lock. */
+int64_t rh_alloc_slab_used(const rh_store_t *s, uint64_t off);
+
 /* Walks blocks, bins and slabs; the number of slab slots taken goes to
  * *slab_objects. */
 rh_status_t rh_alloc_check(const rh_store_t *s, uint64_t *slab_objects);
@@ -362,6 +419,55 @@ void rh_table_publish(rh_store_t *s, rh_store_entry_t *e, rh_object_id_t id,
  * reference left) and closes the gap; 0 when a get changed the word
  * meanwhile. */
 int rh_table_retire(rh_store_t *s, rh_store_entry_t *e, uint64_t expect);
+
+/* ---- store.c, for spill.c ------------------------------------------------ */
+
+/* Under the lock: gives e's memory (or spill file share) back when it can no
+ * longer be found or referenced; 0 when a get took a reference meanwhile. */
+int rh_store_free_entry(rh_store_t *s, rh_store_entry_t *e, uint64_t expect);
+
+
+/* ---- spill.c: eviction and spilling ------------------------------------- */
+
+/* Bytes of the spill file records, in front of the heap. */
+uint64_t rh_spill_meta_bytes(void);
+
+/* The leader: makes the job's spill directory under p->spill_dir (after
+ * removing stale ones) and records it in the header; nothing when
+ * p->spill_dir is NULL or empty. */
+rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p);
+
+/* The leader at exit: removes the spill directory and its files. */
+void rh_spill_remove_all(rh_store_t *s);
+
+/* Makes room (without the lock): evicts copies, then spills objects that no
+ * one references, LRU first, until `size` more bytes would fit (and, when
+ * `below` is not 0, until used bytes fall under it); the spill files may
+ * pass their limit by `slack` bytes. RH_OK when something was freed (or
+ * another process spilled meanwhile); RH_ERR_STORE_FULL with why in `why`
+ * when nothing could be. */
+rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
+                               uint64_t slack, char *why, size_t whylen);
+
+/* The leader: starts the thread that spills the store below its threshold
+ * in the background when creates pass it; nothing when spilling is off. */
+rh_status_t rh_spill_start(rh_store_t *s);
+void rh_spill_stop(rh_store_t *s);
+
+/* After a create that passed the threshold: wakes the spiller, or spills
+ * here when no live process has one. */
+void rh_spill_past_threshold(rh_store_t *s);
+
+/* Brings a spilled object back into memory (without the lock): RH_OK also
+ * when it is in memory already. */
+rh_status_t rh_spill_restore(rh_store_t *s, rh_object_id_t id);
+
+/* Sets what rh_store_full_why answers on this thread. */
+void rh_spill_set_why(rh_store_full_why_t why);
+
+/* Under the lock: a spilled entry being freed gives up its share of its
+ * file (removing the file with the last one). */
+void rh_spill_forget(rh_store_t *s, rh_store_entry_t *e);
 
 /* Coarse clock for access stamps. */
 uint64_t rh_table_now_ms(void);

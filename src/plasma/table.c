@@ -170,6 +170,7 @@ void rh_table_publish(rh_store_t *s, rh_store_entry_t *e, rh_object_id_t id,
                           memory_order_relaxed);
     e->alloc = alloc;
     e->klass = klass;
+    e->flags = 0;
     rh_table_fill(e, id.hi, id.lo,
                   (uint64_t)RH_SLOT_CREATED << RH_CTL_STATE_SHIFT);
 }
@@ -201,6 +202,7 @@ static void rh_table_move(rh_store_entry_t *to, rh_store_entry_t *from)
                           memory_order_relaxed);
     to->alloc = from->alloc;
     to->klass = from->klass;
+    to->flags = from->flags;
     rh_table_fill(to, atomic_load(&from->id_hi), atomic_load(&from->id_lo),
                   c & ~RH_CTL_GEN_MASK);
 }
