@@ -286,6 +286,19 @@ const rh_config_field_t rh_config_table[] = {
      "For tests only: every Nth message this rank sends fails before it "
      "reaches UCX, as if the network lost it (0: none)",
      RH_OFF(fault_sends), &rh_type_count, NULL, 0, 1u << 30},
+    {"GCS_SHARDS", "0",
+     "Shards of the control store (GCS), each a chain of ranks; 0: one per "
+     "node",
+     RH_OFF(gcs_shards), &rh_type_count, NULL, 0, 1u << 16},
+    {"GCS_REPLICAS", "3",
+     "Ranks in each GCS shard's chain (capped by the ranks of the job; "
+     "ranks of distinct nodes first): a shard survives the death of all "
+     "but one of them",
+     RH_OFF(gcs_replicas), &rh_type_count, NULL, 1, 64},
+    {"GCS_DUMP", "0",
+     "1: each rank prints the GCS's shards, chains, epoch and its table "
+     "sizes to stderr at rh_finalize",
+     RH_OFF(gcs_dump), &rh_type_count, NULL, 0, 1},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

@@ -45,6 +45,9 @@ typedef struct rh_config {
     uint64_t send_queue_max;   /* sends from other threads not yet done */
     uint64_t remote_tasks_max; /* tasks out on other ranks or spilled */
     uint64_t fault_sends;      /* tests: every Nth send fails (0: none) */
+    uint64_t gcs_shards;       /* GCS shards; 0: one per node */
+    uint64_t gcs_replicas;     /* ranks in each GCS chain */
+    uint64_t gcs_dump;         /* print the GCS at rh_finalize */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

@@ -34,6 +34,7 @@
 #include "core/pull.h"
 #include "core/future.h"
 #include "core/registry.h"
+#include "gcs/gcs.h"
 #include "core/actor.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
@@ -607,6 +608,9 @@ static rh_status_t rh_core_register_handlers(void)
     if (status == RH_OK) {
         status = rh_pg_setup();
     }
+    if (status == RH_OK) {
+        status = rh_gcs_setup();
+    }
     return status;
 }
 
@@ -689,6 +693,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     if (status == RH_OK) {
         status = rh_place_init(&all, rh_core.node_of_rank, rh_core.num_nodes);
     }
+    if (status == RH_OK) {
+        status = rh_gcs_start(rh_core.rank, rh_core.size, rh_core.node_of_rank,
+                              rh_core.num_nodes);
+    }
     /* Store, futures and workers come before the progress thread: a task
      * another rank forwards at once finds everything ready. */
     if (status == RH_OK) {
@@ -720,6 +728,7 @@ err:
         if (tp_open) {
             rh_tp_close();
         }
+        rh_gcs_stop();
         if (bs_open) {
             rh_core.bs.ops->finalize(&rh_core.bs);
         }
@@ -834,6 +843,7 @@ rh_status_t rh_finalize(void)
     snprintf(msg, sizeof(msg), "%s", rh_last_error());
     rh_core_close_node();
     rh_tp_close();
+    rh_gcs_stop();
     rh_core.bs.ops->finalize(&rh_core.bs);
     rh_core_reset();
     if (status != RH_OK) {

@@ -1,0 +1,97 @@
+/*
+ * The GCS's life: its handlers, its configuration, the dump. The replicas
+ * are in gcs_chain.c, the client in gcs_client.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/config.h"
+#include "base/status.h"
+#include "gcs/gcs_store.h"
+#include "gcs/gcs_wire.h"
+
+rh_gcs_map_t rh_gcs_map;
+int rh_gcs_rank = -1;
+int rh_gcs_size;
+
+static const char *const rh_gcs_table_names[RH_GCS_NTABLES] = {
+    "node", "function", "actor", "pgroup", "object", "job", "test"
+};
+
+const char *rh_gcs_table_name(int table)
+{
+    return table >= 0 && table < RH_GCS_NTABLES ? rh_gcs_table_names[table] :
+           "unknown";
+}
+
+uint32_t rh_gcs_shard_of(int table, const void *key, size_t klen)
+{
+    return (uint32_t)(rh_gcs_key_hash((uint8_t)table, key, klen) %
+                      rh_gcs_map.nshards);
+}
+
+rh_status_t rh_gcs_setup(void)
+{
+    rh_status_t status = rh_gcs_chain_setup();
+
+    if (status == RH_OK) {
+        status = rh_gcs_client_setup();
+    }
+    return status;
+}
+
+rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
+{
+    rh_status_t status;
+
+    status = rh_gcs_map_build(&rh_gcs_map, size, node_of, nnodes,
+                              (uint32_t)rh_cfg.gcs_shards,
+                              (uint32_t)rh_cfg.gcs_replicas);
+    if (status != RH_OK) {
+        return status;
+    }
+    rh_gcs_rank = rank;
+    rh_gcs_size = size;
+    status = rh_gcs_chain_start();
+    if (status != RH_OK) {
+        rh_gcs_map_free(&rh_gcs_map);
+        rh_gcs_rank = -1;
+    }
+    return status;
+}
+
+void rh_gcs_stop(void)
+{
+    if (rh_gcs_rank < 0) {
+        return;
+    }
+    if (rh_cfg.gcs_dump) {
+        rh_gcs_dump(stderr);
+    }
+    rh_gcs_client_stop();
+    rh_gcs_chain_stop();
+    rh_gcs_map_free(&rh_gcs_map);
+    rh_gcs_rank = -1;
+}
+
+void rh_gcs_dump(FILE *out)
+{
+    if (rh_gcs_rank < 0) {
+        fprintf(out, "gcs: not running\n");
+        return;
+    }
+    if (rh_gcs_rank == 0) {
+        fprintf(out, "gcs epoch %llu: %u shards, chains of %u\n",
+                (unsigned long long)rh_gcs_map.epoch, rh_gcs_map.nshards,
+                rh_gcs_map.replicas);
+        for (uint32_t s = 0; s < rh_gcs_map.nshards; s++) {
+            fprintf(out, "gcs shard %u chain:", s);
+            for (uint32_t i = 0; i < rh_gcs_map.len[s]; i++) {
+                fprintf(out, " %d",
+                        rh_gcs_map.chain[(size_t)s * rh_gcs_map.replicas + i]);
+            }
+            fputc('\n', out);
+        }
+    }
+    rh_gcs_chain_dump(out);
+}
