@@ -68,3 +68,33 @@ Test(gcs, dump_at_finalize_shows_epoch_chains_and_tables)
                  "each shard has one tail");
     rh_run_free(&run);
 }
+
+static void expect_pubsub(rh_run_t *run, int n, long m)
+{
+    char line[128];
+
+    snprintf(line, sizeof(line), "PUBSUB OK key=%ld prefix=%ld table=%ld",
+             n * m, n * m, 3 * n * m + n);
+    RH_EXPECT_EXIT0(*run);
+    cr_expect_eq(rh_count_lines(run->out, line), n,
+                 "not every subscriber saw each update once, in order; "
+                 "output ends:\n%s", rh_tail(run->out, 3000));
+}
+
+Test(gcs, subscribers_see_each_update_once_in_order_shm)
+{
+    rh_run_t run = rh_launch(3, 3, 0, "tests/multi/gcs_pubsub", "2000",
+                             NULL, TIMEOUT);
+
+    expect_pubsub(&run, 3, 2000);
+    rh_run_free(&run);
+}
+
+Test(gcs, subscribers_see_each_update_once_in_order_tcp)
+{
+    rh_run_t run = rh_launch(4, 2, 0, "tests/multi/gcs_pubsub", "1000",
+                             TCP, TIMEOUT);
+
+    expect_pubsub(&run, 4, 1000);
+    rh_run_free(&run);
+}

@@ -7,6 +7,7 @@
 
 #include "base/config.h"
 #include "base/status.h"
+#include "gcs/gcs_pubsub.h"
 #include "gcs/gcs_store.h"
 #include "gcs/gcs_wire.h"
 
@@ -15,7 +16,8 @@ int rh_gcs_rank = -1;
 int rh_gcs_size;
 
 static const char *const rh_gcs_table_names[RH_GCS_NTABLES] = {
-    "node", "function", "actor", "pgroup", "object", "job", "test"
+    "node", "function", "actor", "pgroup", "object", "job", "test",
+    "subscription"
 };
 
 const char *rh_gcs_table_name(int table)
@@ -37,6 +39,9 @@ rh_status_t rh_gcs_setup(void)
     if (status == RH_OK) {
         status = rh_gcs_client_setup();
     }
+    if (status == RH_OK) {
+        status = rh_gcs_pub_setup();
+    }
     return status;
 }
 
@@ -53,6 +58,12 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
     rh_gcs_rank = rank;
     rh_gcs_size = size;
     status = rh_gcs_chain_start();
+    if (status == RH_OK) {
+        status = rh_gcs_pub_start();
+        if (status != RH_OK) {
+            rh_gcs_chain_stop();
+        }
+    }
     if (status != RH_OK) {
         rh_gcs_map_free(&rh_gcs_map);
         rh_gcs_rank = -1;
@@ -70,6 +81,7 @@ void rh_gcs_stop(void)
     }
     rh_gcs_client_stop();
     rh_gcs_chain_stop();
+    rh_gcs_pub_stop();
     rh_gcs_map_free(&rh_gcs_map);
     rh_gcs_rank = -1;
 }

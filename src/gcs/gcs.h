@@ -28,7 +28,9 @@ typedef enum rh_gcs_table {
     RH_GCS_T_OBJECT = 4,   /* objects that need a durable record */
     RH_GCS_T_JOB    = 5,   /* the job */
     RH_GCS_T_TEST   = 6,   /* tests and benchmarks */
-    RH_GCS_NTABLES  = 7
+    RH_GCS_T_SUB    = 7,   /* the GCS's own: subscriptions (no user
+                            * writes) */
+    RH_GCS_NTABLES  = 8
 } rh_gcs_table_t;
 
 #define RH_GCS_KEY_MAX   256u            /* bytes of a key */
@@ -83,6 +85,39 @@ rh_status_t rh_gcs_cas(int table, const void *key, size_t klen,
  * is absent. */
 rh_status_t rh_gcs_get(int table, const void *key, size_t klen, void **value,
                        size_t *vlen, uint64_t *version);
+
+/* ---- pub-sub: every update of what a subscription covers, from the tail
+ * of its shard, once and in order per key ---- */
+
+typedef enum rh_gcs_sub_kind {
+    RH_GCS_SUB_KEY    = 1,   /* one key */
+    RH_GCS_SUB_PREFIX = 2,   /* every key that starts with the bytes given */
+    RH_GCS_SUB_TABLE  = 3    /* every key of the table */
+} rh_gcs_sub_kind_t;
+
+/* One update as a subscriber sees it (valid during the call). */
+typedef struct rh_gcs_update {
+    uint8_t     table;
+    uint8_t     op;          /* RH_GCS_OP_PUT (also a CAS that won), _DEL */
+    uint32_t    shard;
+    uint64_t    version;     /* the key's version after it (0: deleted) */
+    const void *key;
+    size_t      klen;
+    const void *value;
+    size_t      vlen;
+} rh_gcs_update_t;
+
+/* Runs on the progress thread: must not block (async GCS calls are fine). */
+typedef void (*rh_gcs_sub_fn)(void *arg, const rh_gcs_update_t *u);
+
+/* Subscribes fn to the updates of a key, of the keys under a prefix or of
+ * a whole table (key ignored); returns once every shard concerned took the
+ * subscription: each update acknowledged after that reaches fn. *id names
+ * it for rh_gcs_unsubscribe. Not on the progress thread. */
+rh_status_t rh_gcs_subscribe(int table, int kind, const void *key,
+                             size_t klen, rh_gcs_sub_fn fn, void *arg,
+                             uint32_t *id);
+rh_status_t rh_gcs_unsubscribe(uint32_t id);
 
 /* The shard of a key and the chain that holds it. */
 uint32_t rh_gcs_shard_of(int table, const void *key, size_t klen);

@@ -13,6 +13,7 @@
 #include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "gcs/gcs_pubsub.h"
 #include "gcs/gcs_store.h"
 #include "gcs/gcs_wire.h"
 
@@ -91,6 +92,7 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
                  (unsigned long long)h->lsn, rh_last_error());
         return;
     }
+    rh_gcs_pub_applied(h->shard, &w, &res, next < 0);
     if (next >= 0) {
         (void)rh_am_send((uint32_t)next, RH_AM_ID_GCS_FWD, h, sizeof(*h),
                          data, (size_t)h->klen + h->vlen, NULL, NULL);
@@ -377,11 +379,12 @@ void rh_gcs_chain_dump(FILE *out)
             continue;
         }
         fprintf(out, "gcs rank %d shard %u: %s, lsn %llu, %zu bytes, "
-                "reads %llu;", rh_gcs_rank, s,
+                "reads %llu, subscriptions %zu;", rh_gcs_rank, s,
                 pos == 0 ? "head" : (uint32_t)pos + 1 == rh_gcs_map.len[s] ?
                 "tail" : "middle", (unsigned long long)rep->store.lsn,
-                rep->store.bytes, (unsigned long long)rep->served);
-        for (int t = 0; t < RH_GCS_NTABLES; t++) {
+                rep->store.bytes, (unsigned long long)rep->served,
+                rh_gcs_pub_count(s));
+        for (int t = 0; t < RH_GCS_T_SUB; t++) {
             fprintf(out, " %s %zu", rh_gcs_table_name(t),
                     rep->store.count[t]);
         }

@@ -92,17 +92,17 @@ static void rh_gcs_finish(rh_gcs_op_t *op, rh_status_t status)
     }
 }
 
-static rh_status_t rh_gcs_check(const rh_gcs_op_t *op, int write)
+static rh_status_t rh_gcs_check(const rh_gcs_op_t *op, int write, int own)
 {
     if (rh_gcs_rank < 0) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "the GCS is not running");
     }
-    if (op == NULL || op->table >= RH_GCS_NTABLES || op->key == NULL ||
+    if (op == NULL || op->table >= (own ? RH_GCS_NTABLES : RH_GCS_T_SUB) || op->key == NULL ||
         op->klen == 0 || op->klen > RH_GCS_KEY_MAX ||
         (write && op->vlen != 0 && op->value == NULL)) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "GCS operation: a table "
                             "below %d and a key of 1..%u bytes are needed",
-                            RH_GCS_NTABLES, RH_GCS_KEY_MAX);
+                            RH_GCS_T_SUB, RH_GCS_KEY_MAX);
     }
     if (write && op->vlen > RH_GCS_VALUE_MAX) {
         return rh_error_set(RH_ERR_TOO_LARGE, "GCS value of %zu bytes; at "
@@ -111,12 +111,14 @@ static rh_status_t rh_gcs_check(const rh_gcs_op_t *op, int write)
     return RH_OK;
 }
 
-static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind)
+/* shard: where the write goes; -1: the shard of its key. */
+static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
+                                      int64_t shard)
 {
     rh_gcs_whdr_t h;
     uint8_t *data, stackbuf[512];
     size_t len;
-    rh_status_t status = rh_gcs_check(op, 1);
+    rh_status_t status = rh_gcs_check(op, 1, shard >= 0);
 
     if (status != RH_OK) {
         return status;
@@ -125,7 +127,8 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind)
         op->vlen = 0;
     }
     op->kind = kind;
-    op->shard = rh_gcs_shard_of(op->table, op->key, op->klen);
+    op->shard = shard >= 0 ? (uint32_t)shard :
+                rh_gcs_shard_of(op->table, op->key, op->klen);
     op->out = NULL;
     op->out_len = 0;
     op->version = 0;
@@ -168,24 +171,24 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind)
 
 rh_status_t rh_gcs_put_async(rh_gcs_op_t *op)
 {
-    return rh_gcs_write_async(op, RH_GCS_OP_PUT);
+    return rh_gcs_write_async(op, RH_GCS_OP_PUT, -1);
 }
 
 rh_status_t rh_gcs_del_async(rh_gcs_op_t *op)
 {
-    return rh_gcs_write_async(op, RH_GCS_OP_DEL);
+    return rh_gcs_write_async(op, RH_GCS_OP_DEL, -1);
 }
 
 rh_status_t rh_gcs_cas_async(rh_gcs_op_t *op)
 {
-    return rh_gcs_write_async(op, RH_GCS_OP_CAS);
+    return rh_gcs_write_async(op, RH_GCS_OP_CAS, -1);
 }
 
 rh_status_t rh_gcs_get_async(rh_gcs_op_t *op)
 {
     rh_gcs_rhdr_t h;
     uint64_t floor;
-    rh_status_t status = rh_gcs_check(op, 0);
+    rh_status_t status = rh_gcs_check(op, 0, 0);
 
     if (status != RH_OK) {
         return status;
@@ -413,4 +416,25 @@ rh_status_t rh_gcs_get(int table, const void *key, size_t klen, void **value,
         *version = op.version;
     }
     return status;
+}
+
+static rh_status_t rh_gcs_own_put_async(rh_gcs_op_t *op)
+{
+    return rh_gcs_write_async(op, op->vlen != 0 ? RH_GCS_OP_PUT :
+                              RH_GCS_OP_DEL, op->shard);
+}
+
+rh_status_t rh_gcs_write_to_shard(int table, const void *key, size_t klen,
+                                  const void *value, size_t vlen,
+                                  uint32_t shard)
+{
+    rh_gcs_op_t op = { .table = (uint8_t)table, .key = key, .klen = klen,
+                       .value = value, .vlen = value != NULL ? vlen : 0,
+                       .shard = shard };
+
+    if (shard >= rh_gcs_map.nshards || (value != NULL && vlen == 0)) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "GCS shard %u of %u",
+                            shard, rh_gcs_map.nshards);
+    }
+    return rh_gcs_sync(&op, rh_gcs_own_put_async);
 }

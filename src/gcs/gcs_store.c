@@ -98,11 +98,13 @@ int rh_gcs_store_applied(rh_gcs_store_t *s, uint32_t client, uint64_t seq,
 
     if (r != NULL) {
         *res = *r;
+        res->fresh = 0;
         return 1;
     }
     if (floor != NULL && seq < *floor) {
         res->version = 0;
         res->status = RH_ERR_NOT_FOUND;
+        res->fresh = 0;
         return 1;
     }
     return 0;
@@ -211,7 +213,7 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
     }
     pe = rh_gcs_store_slot(s, w->table, w->key, w->klen, &hash);
     res->status = RH_OK;
-    res->pad = 0;
+    res->fresh = 0;
     switch (w->op) {
     case RH_GCS_OP_CAS:
         if ((pe == NULL ? 0 : (*pe)->version) != w->expect) {
@@ -237,6 +239,7 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
     pe = rh_gcs_store_slot(s, w->table, w->key, w->klen, NULL);
     res->version = pe != NULL ? (*pe)->version : 0;
     *slot = *res;
+    res->fresh = 1;
     if (w->floor > *floor) {
         *floor = w->floor;
     }

@@ -46,7 +46,7 @@ typedef struct rh_gcs_write {
 typedef struct rh_gcs_result {
     uint64_t version;     /* the key's version after it (0: absent) */
     int32_t  status;      /* RH_OK, RH_ERR_NOT_FOUND, RH_ERR_CONFLICT */
-    int32_t  pad;
+    int32_t  fresh;       /* 1: applied by this call, not a retry's echo */
 } rh_gcs_result_t;
 
 typedef struct rh_gcs_entry rh_gcs_entry_t;

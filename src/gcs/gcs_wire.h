@@ -16,6 +16,7 @@ enum {
     RH_AM_ID_GCS_FWD    = RH_AM_ID_GCS_FIRST + 1,  /* replica -> successor */
     RH_AM_ID_GCS_ANSWER = RH_AM_ID_GCS_FIRST + 2,  /* tail -> client */
     RH_AM_ID_GCS_READ   = RH_AM_ID_GCS_FIRST + 3,  /* client -> tail */
+    RH_AM_ID_GCS_PUB    = RH_AM_ID_GCS_FIRST + 4,  /* tail -> subscriber */
     RH_AM_ID_GCS_LAST   = RH_AM_ID_GCS_FIRST + 7
 };
 
@@ -61,6 +62,19 @@ typedef struct rh_gcs_ahdr {
     uint32_t shard;
 } rh_gcs_ahdr_t;
 
+/* PUB; the payload is the key, then the value (none for a delete). */
+typedef struct rh_gcs_phdr {
+    uint64_t count;     /* the subscription's match number in its shard */
+    uint64_t lsn;
+    uint64_t version;
+    uint32_t id;        /* the subscriber's subscription */
+    uint32_t shard;
+    uint32_t vlen;
+    uint16_t klen;
+    uint8_t  op;
+    uint8_t  table;
+} rh_gcs_phdr_t;
+
 /* Shared by the halves (set by rh_gcs_start, read-only afterwards). */
 extern rh_gcs_map_t rh_gcs_map;
 extern int rh_gcs_rank;
@@ -74,6 +88,11 @@ void rh_gcs_chain_dump(FILE *out);
 
 /* The client half. */
 rh_status_t rh_gcs_client_setup(void);
+/* Writes value (NULL: deletes) under key to one given shard and waits:
+ * for the GCS's own records, which may live in any shard. */
+rh_status_t rh_gcs_write_to_shard(int table, const void *key, size_t klen,
+                                  const void *value, size_t vlen,
+                                  uint32_t shard);
 void rh_gcs_client_stop(void);
 
 #endif

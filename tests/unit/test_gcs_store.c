@@ -111,6 +111,8 @@ Test(gcs_store, a_retried_write_is_applied_once_and_answered_as_first)
      * reconfiguration: nothing changes, the first answer comes back. */
     cr_expect(rh_gcs_store_applied(&s, 7, 5, &seen));
     again = apply(RH_GCS_OP_CAS, RH_GCS_T_TEST, "x", "1", 7, 5, 0);
+    cr_expect_eq(first.fresh, 1);
+    cr_expect_eq(again.fresh, 0, "an echo: nothing to publish again");
     cr_expect_eq(again.status, first.status);
     cr_expect_eq(again.version, first.version);
     cr_expect_str_eq(value_of(RH_GCS_T_TEST, "x"), "2");
