@@ -69,8 +69,10 @@ typedef enum rh_status {
                                         * died, or its constructor failed */
     RH_ERR_NAME_TAKEN          = -21,  /* an actor of that name exists */
     RH_ERR_NOT_FOUND           = -22,  /* no actor of that name */
-    RH_ERR_CONFLICT            = -25   /* a control-store key changed under
+    RH_ERR_CONFLICT            = -25,  /* a control-store key changed under
                                         * a compare-and-swap */
+    RH_ERR_NO_QUORUM           = -26   /* the control store's shard has no
+                                        * member a majority confirmed */
 } rh_status_t;
 
 /* A short, constant name for a status code ("peer rank failed"). */

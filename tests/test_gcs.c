@@ -98,3 +98,58 @@ Test(gcs, subscribers_see_each_update_once_in_order_tcp)
     expect_pubsub(&run, 4, 1000);
     rh_run_free(&run);
 }
+
+/* ---- a chain member dies mid-stream (fixed kill points) ---------------- */
+
+/* 4 ranks on 4 nodes, the others going on when one dies. */
+static rh_run_t launch4(const char *prog, const char *a1, const char *a2,
+                        const char *a3, const char *const *env)
+{
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
+                           "4", "--keep-going", rh_build_path(prog), a1, a2,
+                           a3, NULL };
+
+    return rh_run(argv, env, TIMEOUT);
+}
+
+static void expect_kill(const char *role, const char *const *env)
+{
+    char line[64];
+    rh_run_t run = launch4("tests/multi/gcs_kill", role, "30000", "100000",
+                           env);
+
+    snprintf(line, sizeof(line), "GCS KILL OK %s: 100000 writes", role);
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, line), 1,
+                 "acknowledged writes lost or updates missed; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+static const char *const KILL_ENV[] = { "RAYHPC_GCS_SHARDS=2",
+                                        "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                        NULL };
+static const char *const KILL_ENV_TCP[] = { "RAYHPC_GCS_SHARDS=2",
+                                            "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                            "UCX_TLS=tcp,self", NULL };
+
+Test(gcs_kill, head_dies_and_no_acknowledged_write_is_lost)
+{
+    expect_kill("head", KILL_ENV);
+}
+
+Test(gcs_kill, middle_dies_and_no_acknowledged_write_is_lost)
+{
+    expect_kill("middle", KILL_ENV);
+}
+
+Test(gcs_kill, tail_dies_and_no_acknowledged_write_is_lost)
+{
+    expect_kill("tail", KILL_ENV);
+}
+
+Test(gcs_kill, middle_dies_over_tcp)
+{
+    expect_kill("middle", KILL_ENV_TCP);
+}

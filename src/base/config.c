@@ -299,6 +299,11 @@ const rh_config_field_t rh_config_table[] = {
      "1: each rank prints the GCS's shards, chains, epoch and its table "
      "sizes to stderr at rh_finalize",
      RH_OFF(gcs_dump), &rh_type_count, NULL, 0, 1},
+    {"FAILURE_TIMEOUT_MS", "5s",
+     "A rank the GCS masters have not heard from for this long is taken for "
+     "dead and dropped from the GCS chains (UCX errors and dead processes "
+     "on the same host are seen at once)",
+     RH_OFF(failure_timeout_ms), &rh_type_time, NULL, 20, 3600000},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

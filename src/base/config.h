@@ -48,6 +48,7 @@ typedef struct rh_config {
     uint64_t gcs_shards;       /* GCS shards; 0: one per node */
     uint64_t gcs_replicas;     /* ranks in each GCS chain */
     uint64_t gcs_dump;         /* print the GCS at rh_finalize */
+    uint64_t failure_timeout_ms;  /* silence after which a rank is dead */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

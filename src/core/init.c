@@ -815,6 +815,8 @@ static rh_status_t rh_core_finalize_rounds(void)
         rh_tp_set_quiet_failures();
         status = rh_core_fin_round_trip(0, "arrived");
     }
+    /* Ranks leave one by one from here: their silence is no failure. */
+    rh_gcs_quiesce();
     /* Every actor here ends (destructor run) while the workers and the
      * transport still serve what its last calls need. */
     rh_actor_shutdown();

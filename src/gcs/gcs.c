@@ -2,6 +2,7 @@
  * The GCS's life: its handlers, its configuration, the dump. The replicas
  * are in gcs_chain.c, the client in gcs_client.c.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -12,6 +13,7 @@
 #include "gcs/gcs_wire.h"
 
 rh_gcs_map_t rh_gcs_map;
+pthread_rwlock_t rh_gcs_map_lock = PTHREAD_RWLOCK_INITIALIZER;
 int rh_gcs_rank = -1;
 int rh_gcs_size;
 
@@ -42,6 +44,9 @@ rh_status_t rh_gcs_setup(void)
     if (status == RH_OK) {
         status = rh_gcs_pub_setup();
     }
+    if (status == RH_OK) {
+        status = rh_gcs_member_setup();
+    }
     return status;
 }
 
@@ -64,6 +69,13 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
             rh_gcs_chain_stop();
         }
     }
+    if (status == RH_OK) {
+        status = rh_gcs_member_start();
+        if (status != RH_OK) {
+            rh_gcs_pub_stop();
+            rh_gcs_chain_stop();
+        }
+    }
     if (status != RH_OK) {
         rh_gcs_map_free(&rh_gcs_map);
         rh_gcs_rank = -1;
@@ -71,11 +83,19 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
     return status;
 }
 
+void rh_gcs_quiesce(void)
+{
+    if (rh_gcs_rank >= 0) {
+        rh_gcs_member_quiesce();
+    }
+}
+
 void rh_gcs_stop(void)
 {
     if (rh_gcs_rank < 0) {
         return;
     }
+    rh_gcs_member_stop();
     if (rh_cfg.gcs_dump) {
         rh_gcs_dump(stderr);
     }

@@ -55,13 +55,15 @@ struct rh_gcs_op {
     void           *arg;
     /* results */
     rh_status_t     status;     /* RH_OK, RH_ERR_NOT_FOUND, RH_ERR_CONFLICT,
-                                 * RH_ERR_PEER_FAILED, RH_ERR_SHUTDOWN ... */
+                                 * RH_ERR_NO_QUORUM (no chain served it in
+                                 * 4 failure timeouts), RH_ERR_SHUTDOWN */
     uint64_t        version;    /* the key's version after a write, or read */
     void           *out;        /* get: the value (malloc; the caller frees) */
     size_t          out_len;
     /* private */
     rh_gcs_op_t    *prev, *next;
     uint64_t        seq;
+    uint64_t        sent_ns, deadline_ns;
     uint32_t        shard;
     uint8_t         kind;
     _Atomic int     finished;
@@ -130,6 +132,14 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes);
 /* At the end, once no rank sends GCS requests any more: frees the stores
  * (RAYHPC_GCS_DUMP prints them first). */
 void rh_gcs_stop(void);
+
+/* From rh_finalize once every rank arrived: no more failure detection
+ * (ranks leave one by one now). */
+void rh_gcs_quiesce(void);
+
+/* Tests: from now on this rank drops every GCS message to or from a rank
+ * on the other side of boundary (ranks below it, ranks at or above it). */
+void rh_gcs_test_partition(int boundary);
 
 /* Prints shards, chains, epoch and this rank's table sizes. */
 void rh_gcs_dump(FILE *out);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/completion.h"
 #include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -31,10 +32,11 @@ static struct {
     .next_seq = 1
 };
 
-/* Numbers op and lists it; returns the floor to send with it. */
-static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *floor)
+/* Numbers op and lists it. */
+static rh_status_t rh_gcs_track(rh_gcs_op_t *op)
 {
     rh_gcs_op_t **slot;
+    uint64_t now = rh_time_ns();
 
     pthread_mutex_lock(&rh_gcs_cl.lock);
     op->seq = rh_gcs_cl.next_seq;
@@ -45,6 +47,8 @@ static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *floor)
     }
     rh_gcs_cl.next_seq++;
     *slot = op;
+    op->sent_ns = now;
+    op->deadline_ns = now + 4 * rh_gcs_timeout_ns();
     op->next = NULL;
     op->prev = rh_gcs_cl.last;
     if (rh_gcs_cl.last != NULL) {
@@ -53,9 +57,74 @@ static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *floor)
         rh_gcs_cl.first = op;
     }
     rh_gcs_cl.last = op;
-    *floor = rh_gcs_cl.first->seq;
     pthread_mutex_unlock(&rh_gcs_cl.lock);
     return RH_OK;
+}
+
+/* Sends op to the head (writes) or tail (reads) of its shard under the
+ * configuration we know. A send that fails is sent again by the tick or
+ * when the chain re-forms. */
+static void rh_gcs_send_op(rh_gcs_op_t *op)
+{
+    uint64_t floor, epoch;
+    int dest;
+
+    pthread_mutex_lock(&rh_gcs_cl.lock);
+    floor = rh_gcs_cl.first != NULL ? rh_gcs_cl.first->seq : op->seq;
+    pthread_mutex_unlock(&rh_gcs_cl.lock);
+    pthread_rwlock_rdlock(&rh_gcs_map_lock);
+    epoch = rh_gcs_map.epoch;
+    dest = op->kind == RH_GCS_KIND_READ ?
+           rh_gcs_map_tail(&rh_gcs_map, op->shard) :
+           rh_gcs_map_head(&rh_gcs_map, op->shard);
+    pthread_rwlock_unlock(&rh_gcs_map_lock);
+    if (dest < 0) {
+        return;   /* the shard lost its chain: the deadline fails it */
+    }
+    if (op->kind == RH_GCS_KIND_READ) {
+        rh_gcs_rhdr_t h;
+
+        memset(&h, 0, sizeof(h));
+        h.epoch = epoch;
+        h.seq = op->seq;
+        h.shard = op->shard;
+        h.klen = (uint16_t)op->klen;
+        h.table = op->table;
+        (void)rh_gcs_send(dest, RH_AM_ID_GCS_READ, &h, sizeof(h), op->key,
+                          op->klen);
+    } else {
+        rh_gcs_whdr_t h;
+        uint8_t *data, stackbuf[512];
+        size_t len = op->klen + op->vlen;
+
+        data = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+        if (data == NULL) {
+            rh_error("GCS: no memory to send a %zu-byte write", len);
+            return;
+        }
+        memcpy(data, op->key, op->klen);
+        if (op->vlen != 0) {
+            memcpy(data + op->klen, op->value, op->vlen);
+        }
+        memset(&h, 0, sizeof(h));
+        h.epoch = epoch;
+        h.seq = op->seq;
+        h.floor = floor;
+        h.expect = op->kind == RH_GCS_OP_CAS ? op->expect : 0;
+        h.client = (uint32_t)rh_gcs_rank;
+        h.shard = op->shard;
+        h.vlen = (uint32_t)op->vlen;
+        h.klen = (uint16_t)op->klen;
+        h.op = op->kind;
+        h.table = op->table;
+        /* Copied before it returns: the op may be answered (and its owner
+         * gone) before then. */
+        (void)rh_gcs_send(dest, RH_AM_ID_GCS_WRITE, &h, sizeof(h), data,
+                          len);
+        if (data != stackbuf) {
+            free(data);
+        }
+    }
 }
 
 /* Takes the op of seq off the list; NULL when none waits (an answer sent
@@ -115,9 +184,6 @@ static rh_status_t rh_gcs_check(const rh_gcs_op_t *op, int write, int own)
 static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
                                       int64_t shard)
 {
-    rh_gcs_whdr_t h;
-    uint8_t *data, stackbuf[512];
-    size_t len;
     rh_status_t status = rh_gcs_check(op, 1, shard >= 0);
 
     if (status != RH_OK) {
@@ -133,38 +199,9 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
     op->out_len = 0;
     op->version = 0;
     atomic_store_explicit(&op->finished, 0, memory_order_relaxed);
-    len = op->klen + op->vlen;
-    data = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
-    if (data == NULL) {
-        return rh_error_set(RH_ERR_NO_MEMORY, "GCS write of %zu bytes", len);
-    }
-    memcpy(data, op->key, op->klen);
-    if (op->vlen != 0) {
-        memcpy(data + op->klen, op->value, op->vlen);
-    }
-    memset(&h, 0, sizeof(h));
-    status = rh_gcs_track(op, &h.floor);
+    status = rh_gcs_track(op);
     if (status == RH_OK) {
-        h.epoch = rh_gcs_map.epoch;
-        h.seq = op->seq;
-        h.expect = kind == RH_GCS_OP_CAS ? op->expect : 0;
-        h.client = (uint32_t)rh_gcs_rank;
-        h.shard = op->shard;
-        h.vlen = (uint32_t)op->vlen;
-        h.klen = (uint16_t)op->klen;
-        h.op = kind;
-        h.table = op->table;
-        /* Copied before it returns: the op may be answered (and its owner
-         * gone) before then. */
-        status = rh_am_send((uint32_t)rh_gcs_map_head(&rh_gcs_map, op->shard),
-                            RH_AM_ID_GCS_WRITE, &h, sizeof(h), data, len,
-                            NULL, NULL);
-        if (status != RH_OK) {
-            (void)rh_gcs_untrack(h.seq);
-        }
-    }
-    if (data != stackbuf) {
-        free(data);
+        rh_gcs_send_op(op);
     }
     return status;
 }
@@ -186,8 +223,6 @@ rh_status_t rh_gcs_cas_async(rh_gcs_op_t *op)
 
 rh_status_t rh_gcs_get_async(rh_gcs_op_t *op)
 {
-    rh_gcs_rhdr_t h;
-    uint64_t floor;
     rh_status_t status = rh_gcs_check(op, 0, 0);
 
     if (status != RH_OK) {
@@ -199,21 +234,9 @@ rh_status_t rh_gcs_get_async(rh_gcs_op_t *op)
     op->out_len = 0;
     op->version = 0;
     atomic_store_explicit(&op->finished, 0, memory_order_relaxed);
-    status = rh_gcs_track(op, &floor);
-    if (status != RH_OK) {
-        return status;
-    }
-    memset(&h, 0, sizeof(h));
-    h.epoch = rh_gcs_map.epoch;
-    h.seq = op->seq;
-    h.shard = op->shard;
-    h.klen = (uint16_t)op->klen;
-    h.table = op->table;
-    status = rh_am_send((uint32_t)rh_gcs_map_tail(&rh_gcs_map, op->shard),
-                        RH_AM_ID_GCS_READ, &h, sizeof(h), op->key, op->klen,
-                        NULL, NULL);
-    if (status != RH_OK) {
-        (void)rh_gcs_untrack(h.seq);
+    status = rh_gcs_track(op);
+    if (status == RH_OK) {
+        rh_gcs_send_op(op);
     }
     return status;
 }
@@ -260,9 +283,16 @@ static rh_status_t rh_gcs_on_answer(void *arg, rh_am_msg_t *msg)
     rh_gcs_op_t *op;
 
     (void)arg;
+    if (rh_gcs_cut((int)msg->src)) {
+        return RH_OK;
+    }
     memcpy(&a, msg->hdr, sizeof(a));
     if (a.status > 0 || msg->data_len > RH_GCS_VALUE_MAX) {
         return RH_ERR_MALFORMED;
+    }
+    if (a.status == RH_ERR_NO_QUORUM) {
+        /* Not served now: the tick sends it again until its deadline. */
+        return RH_OK;
     }
     op = rh_gcs_untrack(a.seq);
     if (op == NULL) {
@@ -290,6 +320,77 @@ static rh_status_t rh_gcs_on_answer(void *arg, rh_am_msg_t *msg)
     }
     rh_gcs_deliver(op, &a, msg->data, msg->data_len);
     return RH_OK;
+}
+
+/* On the progress thread: ops whose time is up come off the list into
+ * *failed; the others go again when all is set or they waited half a
+ * timeout. Only this thread finishes ops (answers, deadlines), so those
+ * picked stay valid after the lock is dropped. */
+static void rh_gcs_sweep(uint64_t now, int all, rh_gcs_op_t **failed)
+{
+    rh_gcs_op_t *op, *next, **resend = NULL;
+    uint64_t half = rh_gcs_timeout_ns() / 2;
+    size_t n = 0;
+
+    pthread_mutex_lock(&rh_gcs_cl.lock);
+    if (rh_hmap_count(&rh_gcs_cl.ops) != 0) {
+        resend = malloc(rh_hmap_count(&rh_gcs_cl.ops) * sizeof(*resend));
+    }
+    for (op = rh_gcs_cl.first; op != NULL; op = next) {
+        next = op->next;
+        if (now >= op->deadline_ns) {
+            rh_hmap_del(&rh_gcs_cl.ops, &op->seq, NULL);
+            if (op->prev != NULL) {
+                op->prev->next = op->next;
+            } else {
+                rh_gcs_cl.first = op->next;
+            }
+            if (op->next != NULL) {
+                op->next->prev = op->prev;
+            } else {
+                rh_gcs_cl.last = op->prev;
+            }
+            op->next = *failed;
+            *failed = op;
+        } else if (resend != NULL && (all || now - op->sent_ns > half)) {
+            op->sent_ns = now;
+            resend[n++] = op;
+        }
+    }
+    pthread_mutex_unlock(&rh_gcs_cl.lock);
+    for (size_t i = 0; i < n; i++) {
+        rh_gcs_send_op(resend[i]);
+    }
+    free(resend);
+}
+
+static void rh_gcs_fail_all(rh_gcs_op_t *failed)
+{
+    while (failed != NULL) {
+        rh_gcs_op_t *op = failed;
+
+        failed = op->next;
+        rh_gcs_finish(op, rh_error_set(RH_ERR_NO_QUORUM, "no GCS chain "
+                                       "served shard %u within %llu ms",
+                                       op->shard, (unsigned long long)
+                                       (4 * rh_gcs_timeout_ns() / 1000000)));
+    }
+}
+
+void rh_gcs_client_reconfigure(void)
+{
+    rh_gcs_op_t *failed = NULL;
+
+    rh_gcs_sweep(rh_time_ns(), 1, &failed);
+    rh_gcs_fail_all(failed);
+}
+
+void rh_gcs_client_tick(uint64_t now)
+{
+    rh_gcs_op_t *failed = NULL;
+
+    rh_gcs_sweep(now, 0, &failed);
+    rh_gcs_fail_all(failed);
 }
 
 rh_status_t rh_gcs_client_setup(void)

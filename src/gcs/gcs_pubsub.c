@@ -107,11 +107,55 @@ static void rh_gcs_sub_change(rh_gcs_shard_subs_t *ss, const rh_gcs_write_t *w)
     memcpy(ss->v[i].prefix, (const uint8_t *)w->value + sizeof(v), v.plen);
 }
 
+static void rh_gcs_pub_send(uint32_t shard, const rh_gcs_write_t *w,
+                            const rh_gcs_result_t *res,
+                            const rh_gcs_pub_match_t *m)
+{
+    rh_gcs_phdr_t p;
+    uint8_t stackbuf[1024], *buf;
+    size_t len;
+
+    if (!rh_tp_peer_alive((int)m->rank) && (int)m->rank != rh_gcs_rank) {
+        return;
+    }
+    memset(&p, 0, sizeof(p));
+    p.count = m->count;
+    p.lsn = w->lsn;
+    p.version = res->version;
+    p.id = m->id;
+    p.shard = shard;
+    p.vlen = w->op == RH_GCS_OP_DEL ? 0 : w->vlen;
+    p.klen = w->klen;
+    p.op = w->op == RH_GCS_OP_DEL ? RH_GCS_OP_DEL : RH_GCS_OP_PUT;
+    p.table = w->table;
+    len = (size_t)p.klen + p.vlen;
+    buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+    if (buf == NULL) {
+        rh_error("GCS: no memory to publish to rank %u", m->rank);
+        return;
+    }
+    memcpy(buf, w->key, w->klen);
+    if (p.vlen != 0) {
+        memcpy(buf + w->klen, w->value, w->vlen);
+    }
+    (void)rh_gcs_send((int)m->rank, RH_AM_ID_GCS_PUB, &p, sizeof(p), buf,
+                      len);
+    if (buf != stackbuf) {
+        free(buf);
+    }
+}
+
 void rh_gcs_pub_applied(uint32_t shard, const rh_gcs_write_t *w,
-                        const rh_gcs_result_t *res, int tail)
+                        const rh_gcs_result_t *res,
+                        rh_gcs_pub_match_t **matches, uint32_t *n)
 {
     rh_gcs_shard_subs_t *ss = &rh_gcs_subs[shard];
+    uint32_t cap = 0;
 
+    if (matches != NULL) {
+        *matches = NULL;
+        *n = 0;
+    }
     if (!res->fresh || res->status != RH_OK) {
         return;   /* a retry's echo, or nothing changed */
     }
@@ -121,45 +165,40 @@ void rh_gcs_pub_applied(uint32_t shard, const rh_gcs_write_t *w,
     }
     for (size_t i = 0; i < ss->n; i++) {
         rh_gcs_sub_rec_t *s = &ss->v[i];
-        rh_gcs_phdr_t p;
+        rh_gcs_pub_match_t m;
 
         if (!rh_gcs_sub_matches(s, w)) {
             continue;
         }
-        s->count++;
-        if (!tail || !rh_tp_peer_alive((int)s->rank)) {
+        m.rank = s->rank;
+        m.id = s->id;
+        m.count = ++s->count;
+        if (matches == NULL) {
+            rh_gcs_pub_send(shard, w, res, &m);
             continue;
         }
-        memset(&p, 0, sizeof(p));
-        p.count = s->count;
-        p.lsn = w->lsn;
-        p.version = res->version;
-        p.id = s->id;
-        p.shard = shard;
-        p.vlen = w->op == RH_GCS_OP_DEL ? 0 : w->vlen;
-        p.klen = w->klen;
-        p.op = w->op == RH_GCS_OP_DEL ? RH_GCS_OP_DEL : RH_GCS_OP_PUT;
-        p.table = w->table;
-        if (p.vlen == 0) {
-            (void)rh_am_send(s->rank, RH_AM_ID_GCS_PUB, &p, sizeof(p),
-                             w->key, w->klen, NULL, NULL);
-        } else {
-            uint8_t stackbuf[1024], *buf;
-            size_t len = (size_t)w->klen + w->vlen;
+        if (*n == cap) {
+            uint32_t ncap = cap ? 2 * cap : 4;
+            rh_gcs_pub_match_t *nv = realloc(*matches, ncap * sizeof(*nv));
 
-            buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
-            if (buf == NULL) {
-                rh_error("GCS: no memory to publish to rank %u", s->rank);
+            if (nv == NULL) {
+                rh_error("GCS: no memory to remember an update for rank %u",
+                         s->rank);
                 continue;
             }
-            memcpy(buf, w->key, w->klen);
-            memcpy(buf + w->klen, w->value, w->vlen);
-            (void)rh_am_send(s->rank, RH_AM_ID_GCS_PUB, &p, sizeof(p), buf,
-                             len, NULL, NULL);
-            if (buf != stackbuf) {
-                free(buf);
-            }
+            *matches = nv;
+            cap = ncap;
         }
+        (*matches)[(*n)++] = m;
+    }
+}
+
+void rh_gcs_pub_resend(uint32_t shard, const rh_gcs_write_t *w,
+                       const rh_gcs_result_t *res,
+                       const rh_gcs_pub_match_t *matches, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        rh_gcs_pub_send(shard, w, res, &matches[i]);
     }
 }
 
@@ -287,6 +326,9 @@ static rh_status_t rh_gcs_on_pub(void *arg, rh_am_msg_t *msg)
     rh_gcs_mysub_t *s;
 
     (void)arg;
+    if (rh_gcs_cut((int)msg->src)) {
+        return RH_OK;
+    }
     memcpy(&p, msg->hdr, sizeof(p));
     if (p.shard >= rh_gcs_map.nshards || p.klen < 1 ||
         p.klen > RH_GCS_KEY_MAX || p.vlen > RH_GCS_VALUE_MAX ||

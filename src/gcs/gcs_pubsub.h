@@ -22,10 +22,23 @@ typedef struct rh_gcs_sub_val {
     uint32_t pad;
 } rh_gcs_sub_val_t;
 
+/* A match of a write: what the tail sends that subscriber. */
+typedef struct rh_gcs_pub_match {
+    uint32_t rank, id;
+    uint64_t count;
+} rh_gcs_pub_match_t;
+
 /* Every replica, after it applied w to shard: keeps the subscriptions and
- * their counts; the tail (tail != 0) also publishes. */
+ * their counts. The tail (matches NULL) publishes; the others return the
+ * matches (malloc'ed, *n of them; NULL when none) for a later tail. */
 void rh_gcs_pub_applied(uint32_t shard, const rh_gcs_write_t *w,
-                        const rh_gcs_result_t *res, int tail);
+                        const rh_gcs_result_t *res,
+                        rh_gcs_pub_match_t **matches, uint32_t *n);
+
+/* A new tail publishes what its predecessor may not have. */
+void rh_gcs_pub_resend(uint32_t shard, const rh_gcs_write_t *w,
+                       const rh_gcs_result_t *res,
+                       const rh_gcs_pub_match_t *matches, uint32_t n);
 
 /* Subscriptions this rank holds for shard (dump). */
 size_t rh_gcs_pub_count(uint32_t shard);
