@@ -153,3 +153,28 @@ Test(gcs_kill, middle_dies_over_tcp)
 {
     expect_kill("middle", KILL_ENV_TCP);
 }
+
+/* ---- a partition ----------------------------------------------------------- */
+
+Test(gcs_partition, only_the_side_with_a_master_majority_writes)
+{
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                       NULL };
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_partition"), NULL };
+    rh_run_t run = rh_run(argv, env, TIMEOUT);
+    const char *recorded, *leaving;
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "MAJORITY WROTE 8"), 2,
+                 "the majority side re-formed its chains and wrote; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "MINORITY WROTE 0"), 2,
+                 "the minority side accepted writes");
+    recorded = strstr(run.out, "DEATHS RECORDED");
+    leaving = strstr(run.out, "MINORITY LEAVING");
+    cr_expect(recorded != NULL && (leaving == NULL || recorded < leaving),
+              "the majority took the silent side for dead while it lived");
+    rh_run_free(&run);
+}
