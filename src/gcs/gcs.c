@@ -34,6 +34,31 @@ uint32_t rh_gcs_shard_of(int table, const void *key, size_t klen)
                       rh_gcs_map.nshards);
 }
 
+int rh_gcs_chain(uint32_t shard, int *ranks, int max)
+{
+    int n = 0;
+
+    pthread_rwlock_rdlock(&rh_gcs_map_lock);
+    if (rh_gcs_rank >= 0 && shard < rh_gcs_map.nshards) {
+        for (uint32_t i = 0; i < rh_gcs_map.len[shard] && n < max; i++) {
+            ranks[n++] = rh_gcs_map.chain[(size_t)shard *
+                                          rh_gcs_map.replicas + i];
+        }
+    }
+    pthread_rwlock_unlock(&rh_gcs_map_lock);
+    return n;
+}
+
+uint64_t rh_gcs_epoch(void)
+{
+    uint64_t e;
+
+    pthread_rwlock_rdlock(&rh_gcs_map_lock);
+    e = rh_gcs_map.epoch;
+    pthread_rwlock_unlock(&rh_gcs_map_lock);
+    return e;
+}
+
 rh_status_t rh_gcs_setup(void)
 {
     rh_status_t status = rh_gcs_chain_setup();

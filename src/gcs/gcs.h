@@ -123,6 +123,10 @@ rh_status_t rh_gcs_unsubscribe(uint32_t id);
 
 /* The shard of a key and the chain that holds it. */
 uint32_t rh_gcs_shard_of(int table, const void *key, size_t klen);
+/* The ranks of shard's chain now, head first (at most max): how many. */
+int rh_gcs_chain(uint32_t shard, int *ranks, int max);
+/* The configuration's epoch now. */
+uint64_t rh_gcs_epoch(void);
 
 /* Start-up, from the core: handlers first (before rh_init's exchange),
  * then the shard map once the ranks' nodes are known, before the progress

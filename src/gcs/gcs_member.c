@@ -229,9 +229,14 @@ static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
                  "took it for dead", (unsigned long long)m->epoch,
                  rh_gcs_rank);
     }
+    /* Only the GCS drops them: a rank merely slow (a starved progress
+     * thread) must not be failed for the whole runtime; the runtime learns
+     * real deaths from its transport, and anybody may subscribe to the
+     * node table's dead/ records. */
     for (uint32_t r = 0; r < m->size; r++) {
         if (m->dead[r] && !old.dead[r] && (int)r != rh_gcs_rank) {
-            rh_tp_peer_failed((int)r, "the GCS membership dropped it");
+            rh_info("GCS epoch %llu dropped rank %u",
+                    (unsigned long long)m->epoch, r);
         }
     }
     rh_gcs_chain_reconfigure(&old);

@@ -160,6 +160,7 @@ int main(int argc, char **argv)
             wrote = write_round(me, 2);
         }
         printf("rank %d: MAJORITY WROTE %ld\n", me, wrote);
+        fflush(stdout);
         for (int r = BOUNDARY; r < n; r++) {
             rh_status_t st;
 
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
             free(val);
         }
         printf("rank %d: DEATHS RECORDED\n", me);
+        fflush(stdout);
     }
     CHECK(rh_finalize());
     return 0;
