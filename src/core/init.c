@@ -707,6 +707,9 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         rh_place_start();
         status = rh_tp_start(rh_core.rank, rh_core.size, peers);
     }
+    if (status == RH_OK) {
+        status = rh_gcs_run();
+    }
     free(peers);
     rh_blob_set_free(&all);
     if (status != RH_OK) {
@@ -724,6 +727,7 @@ err:
 
         snprintf(msg, sizeof(msg), "%s", rh_last_error());
         rh_error("rh_init failed: %s", msg);
+        rh_gcs_quiesce();
         rh_core_close_node();
         if (tp_open) {
             rh_tp_close();

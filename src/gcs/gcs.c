@@ -16,6 +16,7 @@ rh_gcs_map_t rh_gcs_map;
 pthread_rwlock_t rh_gcs_map_lock = PTHREAD_RWLOCK_INITIALIZER;
 int rh_gcs_rank = -1;
 int rh_gcs_size;
+uint32_t rh_gcs_nshards;
 
 static const char *const rh_gcs_table_names[RH_GCS_NTABLES] = {
     "node", "function", "actor", "pgroup", "object", "job", "test",
@@ -31,7 +32,7 @@ const char *rh_gcs_table_name(int table)
 uint32_t rh_gcs_shard_of(int table, const void *key, size_t klen)
 {
     return (uint32_t)(rh_gcs_key_hash((uint8_t)table, key, klen) %
-                      rh_gcs_map.nshards);
+                      rh_gcs_nshards);
 }
 
 int rh_gcs_chain(uint32_t shard, int *ranks, int max)
@@ -87,6 +88,7 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
     }
     rh_gcs_rank = rank;
     rh_gcs_size = size;
+    rh_gcs_nshards = rh_gcs_map.nshards;
     status = rh_gcs_chain_start();
     if (status == RH_OK) {
         status = rh_gcs_pub_start();
@@ -106,6 +108,11 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
         rh_gcs_rank = -1;
     }
     return status;
+}
+
+rh_status_t rh_gcs_run(void)
+{
+    return rh_gcs_rank >= 0 ? rh_gcs_member_run() : RH_OK;
 }
 
 void rh_gcs_quiesce(void)

@@ -133,6 +133,8 @@ uint64_t rh_gcs_epoch(void);
  * thread starts. node_of has size entries. */
 rh_status_t rh_gcs_setup(void);
 rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes);
+/* Once the progress thread runs: heartbeats start. */
+rh_status_t rh_gcs_run(void);
 /* At the end, once no rank sends GCS requests any more: frees the stores
  * (RAYHPC_GCS_DUMP prints them first). */
 void rh_gcs_stop(void);

@@ -533,9 +533,9 @@ rh_status_t rh_gcs_write_to_shard(int table, const void *key, size_t klen,
                        .value = value, .vlen = value != NULL ? vlen : 0,
                        .shard = shard };
 
-    if (shard >= rh_gcs_map.nshards || (value != NULL && vlen == 0)) {
+    if (shard >= rh_gcs_nshards || (value != NULL && vlen == 0)) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "GCS shard %u of %u",
-                            shard, rh_gcs_map.nshards);
+                            shard, rh_gcs_nshards);
     }
     return rh_gcs_sync(&op, rh_gcs_own_put_async);
 }

@@ -516,7 +516,7 @@ static void *rh_gcs_timer_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&rh_gcs_mb.timer_lock);
     while (!atomic_load(&rh_gcs_mb.stop)) {
-        if (rh_tp_running() && !atomic_exchange(&rh_gcs_mb.tick_queued, 1)) {
+        if (!atomic_exchange(&rh_gcs_mb.tick_queued, 1)) {
             rh_tp_post(&rh_gcs_tick_op);
         }
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -582,21 +582,26 @@ rh_status_t rh_gcs_member_start(void)
     }
     rh_gcs_tick_op.run = rh_gcs_tick;
     rh_gcs_mb.ticked = 0;
-    if (rh_gcs_map.size > 1) {
-        pthread_condattr_t ca;
+    return RH_OK;
+}
 
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&rh_gcs_mb.timer_cond, &ca);
-        pthread_condattr_destroy(&ca);
-        if (pthread_create(&rh_gcs_mb.timer, NULL, rh_gcs_timer_main,
-                           NULL) != 0) {
-            pthread_cond_destroy(&rh_gcs_mb.timer_cond);
-            rh_gcs_member_stop();
-            return rh_error_set(RH_ERR_NO_MEMORY, "GCS heartbeat thread");
-        }
-        rh_gcs_mb.timer_started = 1;
+rh_status_t rh_gcs_member_run(void)
+{
+    pthread_condattr_t ca;
+
+    if (rh_gcs_map.size < 2 || rh_gcs_mb.timer_started) {
+        return RH_OK;
     }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rh_gcs_mb.timer_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&rh_gcs_mb.timer, NULL, rh_gcs_timer_main, NULL) !=
+        0) {
+        pthread_cond_destroy(&rh_gcs_mb.timer_cond);
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS heartbeat thread");
+    }
+    rh_gcs_mb.timer_started = 1;
     return RH_OK;
 }
 

@@ -361,7 +361,7 @@ static rh_status_t rh_gcs_sub_write(uint32_t id, const rh_gcs_mysub_t *s,
 {
     uint32_t first = s->kind == RH_GCS_SUB_KEY ? s->shard : 0;
     uint32_t last = s->kind == RH_GCS_SUB_KEY ? s->shard :
-                    rh_gcs_map.nshards - 1;
+                    rh_gcs_nshards - 1;
     rh_gcs_sub_key_t k = { (uint32_t)rh_gcs_rank, id };
     rh_status_t status = RH_OK;
 
@@ -400,7 +400,7 @@ rh_status_t rh_gcs_subscribe(int table, int kind, const void *key,
     s = calloc(1, sizeof(*s));
     v = malloc(sizeof(*v) + klen);
     if (s != NULL) {
-        s->next = calloc(rh_gcs_map.nshards, sizeof(*s->next));
+        s->next = calloc(rh_gcs_nshards, sizeof(*s->next));
     }
     if (s == NULL || v == NULL || s->next == NULL) {
         status = rh_error_set(RH_ERR_NO_MEMORY, "GCS subscription");

@@ -93,10 +93,14 @@ extern rh_gcs_map_t rh_gcs_map;
 extern pthread_rwlock_t rh_gcs_map_lock;
 extern int rh_gcs_rank;
 extern int rh_gcs_size;
+/* The shard count never changes: threads read it without the lock. */
+extern uint32_t rh_gcs_nshards;
 
 /* Membership (gcs_member.c). */
 rh_status_t rh_gcs_member_setup(void);
 rh_status_t rh_gcs_member_start(void);
+/* Once the transport runs: the heartbeat thread. */
+rh_status_t rh_gcs_member_run(void);
 void rh_gcs_member_quiesce(void);
 void rh_gcs_member_stop(void);
 /* Whether a majority of the masters confirmed our epoch lately: replicas
