@@ -259,3 +259,58 @@ Test(gcs_map, bad_input_is_refused_with_a_message)
     cr_expect_eq(rh_gcs_map_build(&m, 0, node_of, 2, 0, 3),
                  RH_ERR_INVALID_PARAM);
 }
+
+Test(gcs_map, dropping_a_rank_keeps_the_survivors_order)
+{
+    int node_of[4] = { 0, 1, 2, 3 };
+    rh_gcs_map_t m;
+
+    cr_assert_eq(rh_gcs_map_build(&m, 4, node_of, 4, 2, 3), RH_OK);
+    /* shard 1: ranks 1, 2, 3 */
+    cr_expect(rh_gcs_map_drop(&m, 2));
+    cr_expect_eq(m.len[1], 2);
+    cr_expect_eq(rh_gcs_map_head(&m, 1), 1);
+    cr_expect_eq(rh_gcs_map_tail(&m, 1), 3);
+    cr_expect_eq(m.dead[2], 1);
+    cr_expect_not(rh_gcs_map_drop(&m, 2), "dropping twice changes nothing");
+    cr_expect(rh_gcs_map_drop(&m, 1));
+    cr_expect(rh_gcs_map_drop(&m, 3));
+    cr_expect_eq(m.len[1], 0);
+    cr_expect_eq(rh_gcs_map_head(&m, 1), -1, "a chain with no member left");
+    cr_expect_eq(rh_gcs_map_tail(&m, 1), -1);
+    rh_gcs_map_free(&m);
+}
+
+Test(gcs_map, a_configuration_travels_whole_and_bad_ones_are_refused)
+{
+    int node_of[3] = { 0, 1, 2 };
+    rh_gcs_map_t m, n;
+    uint8_t buf[1024];
+    size_t len;
+
+    memset(&n, 0, sizeof(n));
+    cr_assert_eq(rh_gcs_map_build(&m, 3, node_of, 3, 3, 3), RH_OK);
+    rh_gcs_map_drop(&m, 1);
+    m.epoch = 7;
+    len = rh_gcs_map_packed_size(&m);
+    cr_assert_leq(len, sizeof(buf));
+    rh_gcs_map_pack(&m, buf);
+    cr_assert_eq(rh_gcs_map_unpack(&n, buf, len), RH_OK);
+    cr_expect_eq(n.epoch, 7);
+    cr_expect_eq(n.nshards, 3);
+    cr_expect_eq(n.nmasters, 3);
+    cr_expect_eq(n.dead[1], 1);
+    for (uint32_t sh = 0; sh < 3; sh++) {
+        cr_expect_eq(n.len[sh], 2);
+        cr_expect_eq(rh_gcs_map_head(&n, sh), rh_gcs_map_head(&m, sh));
+        cr_expect_eq(rh_gcs_map_tail(&n, sh), rh_gcs_map_tail(&m, sh));
+    }
+    /* Truncated, and a chain naming a rank out of range. */
+    cr_expect_eq(rh_gcs_map_unpack(&n, buf, len - 1), RH_ERR_MALFORMED);
+    m.chain[0] = 99;
+    rh_gcs_map_pack(&m, buf);
+    cr_expect_eq(rh_gcs_map_unpack(&n, buf, len), RH_ERR_MALFORMED);
+    cr_expect_eq(n.epoch, 7, "a refused configuration changes nothing");
+    rh_gcs_map_free(&m);
+    rh_gcs_map_free(&n);
+}
