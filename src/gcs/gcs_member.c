@@ -225,9 +225,9 @@ static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
     }
     rh_info("GCS epoch %llu", (unsigned long long)m->epoch);
     if (m->dead[rh_gcs_rank]) {
-        rh_error("GCS epoch %llu dropped this rank (rank %d): the others "
-                 "took it for dead", (unsigned long long)m->epoch,
-                 rh_gcs_rank);
+        rh_warn("GCS epoch %llu dropped this rank (rank %d): the others "
+                "took it for dead; it no longer holds GCS replicas",
+                (unsigned long long)m->epoch, rh_gcs_rank);
     }
     /* Only the GCS drops them: a rank merely slow (a starved progress
      * thread) must not be failed for the whole runtime; the runtime learns
@@ -241,14 +241,6 @@ static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
     }
     rh_gcs_chain_reconfigure(&old);
     rh_gcs_client_reconfigure();
-    /* The leader records the deaths once. */
-    if (rh_gcs_mb.my_master >= 0 && voters != 0) {
-        for (uint32_t r = 0; r < m->size; r++) {
-            if (m->dead[r] && !old.dead[r]) {
-                rh_gcs_publish_death((int)r, m->epoch);
-            }
-        }
-    }
     rh_gcs_map_free(&old);
 }
 
@@ -324,7 +316,20 @@ static void rh_gcs_commit_if_majority(void)
             rh_gcs_send_conf((int)r, RH_GCS_CONF_NEW, 0, &m, votes);
         }
     }
+    /* The leader records the deaths, once, after it adopted the new
+     * chains (the records go through them). */
+    for (uint32_t r = 0; r < m.size; r++) {
+        if (m.dead[r] && !rh_gcs_map.dead[r]) {
+            rh_gcs_mb.suspect[r] = 2;   /* to record */
+        }
+    }
     rh_gcs_adopt(&m, votes);
+    for (uint32_t r = 0; r < m.size; r++) {
+        if (rh_gcs_mb.suspect[r] == 2) {
+            rh_gcs_mb.suspect[r] = 1;
+            rh_gcs_publish_death((int)r, m.epoch);
+        }
+    }
     rh_gcs_map_free(&m);
 }
 
