@@ -68,7 +68,11 @@ typedef enum rh_status {
     RH_ERR_ACTOR_DEAD          = -20,  /* the actor was killed, its rank
                                         * died, or its constructor failed */
     RH_ERR_NAME_TAKEN          = -21,  /* an actor of that name exists */
-    RH_ERR_NOT_FOUND           = -22   /* no actor of that name */
+    RH_ERR_NOT_FOUND           = -22,  /* no actor of that name */
+    RH_ERR_CONFLICT            = -25,  /* a control-store key changed under
+                                        * a compare-and-swap */
+    RH_ERR_NO_QUORUM           = -26   /* the control store's shard has no
+                                        * member a majority confirmed */
 } rh_status_t;
 
 /* A short, constant name for a status code ("peer rank failed"). */

@@ -19,7 +19,7 @@ const perf_group_t *const perf_groups[] = {
     &perf_group_remote, &perf_group_remote_tcp, &perf_group_pull,
     &perf_group_balance, &perf_group_actor, &perf_group_actor_tcp,
     &perf_group_actor_node, &perf_group_actor_nn, &perf_group_gpu,
-    &perf_group_spill, NULL
+    &perf_group_spill, &perf_group_gcs, NULL
 };
 
 static void usage(FILE *f)

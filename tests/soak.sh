@@ -8,21 +8,53 @@
 #
 # usage: tests/soak.sh [-b BUILD_DIR] [-r RUNS] [-n RANKS] [-N NODES]
 #                      [-k KILLS] [-R ROUNDS] [-w WINDOW_S] [-s FIRST_SEED]
+#        tests/soak.sh -g [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
 # defaults: _build, 5 runs of 64 ranks on 8 nodes, 6 killed within 20 s,
-# 40 rounds each.
+# 40 rounds each. With -g it soaks the GCS instead: RUNS (default 20) runs of
+# tests/multi/gcs_kill, each killing the head, middle or tail of a chain
+# after a random number of its 100 000 writes; each must print GCS KILL OK.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/_build runs=5 ranks=64 nodes=8 kills=6 rounds=40 window=20
 seed=$(( $(date +%s) % 100000 ))
-while getopts "b:r:n:N:k:R:w:s:" o; do
+gcs=0 runs_set=0
+while getopts "gb:r:n:N:k:R:w:s:" o; do
     case $o in
-        b) build=$OPTARG ;; r) runs=$OPTARG ;; n) ranks=$OPTARG ;;
+        g) gcs=1 ;;
+        b) build=$OPTARG ;; r) runs=$OPTARG runs_set=1 ;; n) ranks=$OPTARG ;;
         N) nodes=$OPTARG ;; k) kills=$OPTARG ;; R) rounds=$OPTARG ;;
         w) window=$OPTARG ;; s) seed=$OPTARG ;;
-        *) sed -n '2,14p' "$0"; exit 2 ;;
+        *) sed -n '2,18p' "$0"; exit 2 ;;
     esac
 done
+if [ $gcs -eq 1 ]; then
+    [ $runs_set -eq 1 ] || runs=20
+    prog=$build/tests/multi/gcs_kill
+    if [ ! -x "$prog" ] || [ ! -x "$build/rayhpc-run" ]; then
+        echo "soak: build first: make -C $build tests/multi/gcs_kill rayhpc-run" >&2
+        exit 2
+    fi
+    roles=(head middle tail) passed=0 failed=0
+    RANDOM=$seed
+    for ((i = 0; i < runs; i++)); do
+        role=${roles[RANDOM % 3]} at=$(( (RANDOM * 32768 + RANDOM) % 99000 + 500 ))
+        out=$(RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=1000 timeout 600 \
+              "$build/rayhpc-run" --keep-going -n 4 --nodes 4 "$prog" "$role" "$at" 100000 2>&1)
+        st=$?
+        if [ $st -eq 137 ] && grep -q "GCS KILL OK" <<<"$out"; then
+            passed=$((passed + 1))
+            echo "gcs soak run $((i + 1))/$runs: $role killed after $at writes: $(grep -o 'failover.*' <<<"$out")"
+        else
+            failed=$((failed + 1))
+            echo "gcs soak run $((i + 1))/$runs: $role killed after $at writes: FAILED (status $st)"
+            tail -20 <<<"$out"
+        fi
+    done
+    echo "soak: $passed passed, $failed failed"
+    [ $failed -eq 0 ]
+    exit
+fi
 prog=$build/tests/multi/soak
 run=$build/rayhpc-run
 if [ ! -x "$prog" ] || [ ! -x "$run" ]; then

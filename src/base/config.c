@@ -348,6 +348,24 @@ const rh_config_field_t rh_config_table[] = {
      "Bytes per chunk when a device object is staged through pinned "
      "buffers (the store could not be page-locked); four are in flight",
      RH_OFF(gpu_chunk), &rh_type_size, NULL, 4096, 1u << 30},
+    {"GCS_SHARDS", "0",
+     "Shards of the control store (GCS), each a chain of ranks; 0: one per "
+     "node",
+     RH_OFF(gcs_shards), &rh_type_count, NULL, 0, 1u << 16},
+    {"GCS_REPLICAS", "3",
+     "Ranks in each GCS shard's chain (capped by the ranks of the job; "
+     "ranks of distinct nodes first): a shard survives the death of all "
+     "but one of them",
+     RH_OFF(gcs_replicas), &rh_type_count, NULL, 1, 64},
+    {"GCS_DUMP", "0",
+     "1: each rank prints the GCS's shards, chains, epoch and its table "
+     "sizes to stderr at rh_finalize",
+     RH_OFF(gcs_dump), &rh_type_count, NULL, 0, 1},
+    {"FAILURE_TIMEOUT_MS", "5s",
+     "A rank the GCS masters have not heard from for this long is taken for "
+     "dead and dropped from the GCS chains (UCX errors and dead processes "
+     "on the same host are seen at once)",
+     RH_OFF(failure_timeout_ms), &rh_type_time, NULL, 20, 3600000},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

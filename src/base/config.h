@@ -53,6 +53,10 @@ typedef struct rh_config {
     double   spill_threshold;  /* fraction of the store that starts it */
     uint64_t spill_max;        /* bytes spill files may take; 0: any */
     uint64_t put_timeout_ms;   /* how long a put waits for room */
+    uint64_t gcs_shards;       /* GCS shards; 0: one per node */
+    uint64_t gcs_replicas;     /* ranks in each GCS chain */
+    uint64_t gcs_dump;         /* print the GCS at rh_finalize */
+    uint64_t failure_timeout_ms;  /* silence after which a rank is dead */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

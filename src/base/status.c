@@ -36,6 +36,8 @@ const char *rh_status_string(rh_status_t status)
     case RH_ERR_ACTOR_DEAD:          return "actor is dead";
     case RH_ERR_NAME_TAKEN:          return "actor name taken";
     case RH_ERR_NOT_FOUND:           return "no such actor";
+    case RH_ERR_CONFLICT:            return "version conflict";
+    case RH_ERR_NO_QUORUM:           return "no quorum";
     }
     return "unknown status";
 }

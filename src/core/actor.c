@@ -28,6 +28,7 @@
 #include "core/actor_table.h"
 #include "core/core.h"
 #include "core/future.h"
+#include "gcs/gcs.h"
 #include "transport/am.h"
 #include "transport/transport.h"
 
@@ -47,11 +48,7 @@ enum {
     RH_ACTL_ENDED    = 6,   /* actor's rank to the owner (payload: why) */
     RH_ACTL_SKIP     = 7,   /* caller to the actor's rank: arg = a sequence
                              * number that will never come */
-    RH_ACTL_NAME_ADD = 8,   /* to the name's rank: arg = token */
-    RH_ACTL_NAME_GET = 9,   /* to the name's rank: arg = token */
-    RH_ACTL_NAME_DEL = 10,  /* to the name's rank */
-    RH_ACTL_NAME_ACK = 11,  /* from the name's rank: value = status, actor */
-    RH_ACTL_MAX      = 11
+    RH_ACTL_MAX      = 7    /* names live in the GCS (rh_name_*) */
 };
 
 typedef struct rh_actl_hdr {
@@ -219,8 +216,7 @@ static void rh_client_located(rh_actor_client_t *c, int rank,
 
 static _Atomic uint64_t rh_actor_counter;
 
-static int rh_name_rank(const char *name);
-static void rh_names_del(const rh_actl_hdr_t *h, const char *name);
+static void rh_name_drop(const char *name);
 
 /* Sends the news of actor a; on the caller's thread, no lock held. */
 static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
@@ -249,15 +245,7 @@ static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
         }
     }
     if (n->name[0] != '\0') {
-        int nr = rh_name_rank(n->name);
-
-        if (nr == rh_rank()) {
-            rh_actl_hdr_t h = { a.hi, a.lo, RH_ACTL_NAME_DEL, 0, 0 };
-
-            rh_names_del(&h, n->name);
-        } else {
-            rh_actl_send(nr, RH_ACTL_NAME_DEL, a, 0, 0, n->name);
-        }
+        rh_name_drop(n->name);
     }
     if (n->rank != -2 && rh_actor_owner(a) == (uint32_t)rh_rank()) {
         rh_actor_client_t *c = rh_client_get(a, 1);
@@ -333,141 +321,76 @@ static void rh_atab_locate_tell(rh_actor_t a, int asker)
     }
 }
 
-/* ---- named actors: a directory sharded over the ranks by the name's hash -- */
+/* ---- named actors: records of the GCS's actor table, so that a name
+ * outlives the death of any rank but its actor's ---------------------------- */
 
-static pthread_mutex_t rh_nm_lock = PTHREAD_MUTEX_INITIALIZER;
-static rh_hmap_t rh_names = RH_HMAP_INITIALIZER(RH_ACTOR_NAME_MAX,
-                                                sizeof(rh_actor_t));
+#define RH_NAME_KEY_MAX (RH_ACTOR_NAME_MAX + 8)
 
-static int rh_name_rank(const char *name)
+static size_t rh_name_key(const char *name, char key[RH_NAME_KEY_MAX])
 {
-    uint32_t h = 2166136261u;
-
-    while (*name) {
-        h = (h ^ (uint8_t)*name++) * 16777619u;
-    }
-    return (int)(h % (uint32_t)rh_size());
+    return (size_t)snprintf(key, RH_NAME_KEY_MAX, "name/%s", name);
 }
 
-static void rh_name_key(const char *name, char key[RH_ACTOR_NAME_MAX])
+/* RH_OK, or RH_ERR_NAME_TAKEN when another actor holds the name. */
+static rh_status_t rh_name_add(const char *name, rh_actor_t a)
 {
-    memset(key, 0, RH_ACTOR_NAME_MAX);
-    snprintf(key, RH_ACTOR_NAME_MAX, "%s", name);
+    char key[RH_NAME_KEY_MAX];
+    size_t k = rh_name_key(name, key);
+    rh_status_t status = rh_gcs_cas(RH_GCS_T_ACTOR, key, k, &a, sizeof(a), 0,
+                                    NULL);
+
+    return status == RH_ERR_CONFLICT ? RH_ERR_NAME_TAKEN : status;
 }
 
-/* The name's rank: adds (RH_OK or RH_ERR_NAME_TAKEN) or finds. */
-static rh_status_t rh_names_add(rh_actor_t a, const char *name)
+static rh_status_t rh_name_find(const char *name, rh_actor_t *a)
 {
-    char key[RH_ACTOR_NAME_MAX];
-    rh_actor_t *v;
-    int added = 0;
+    char key[RH_NAME_KEY_MAX];
+    size_t k = rh_name_key(name, key), len;
+    void *val;
+    rh_status_t status = rh_gcs_get(RH_GCS_T_ACTOR, key, k, &val, &len,
+                                    NULL);
 
-    rh_name_key(name, key);
-    pthread_mutex_lock(&rh_nm_lock);
-    v = rh_hmap_put(&rh_names, key, &added);
-    if (v != NULL && added) {
-        *v = a;
+    if (status != RH_OK) {
+        return status;
     }
-    pthread_mutex_unlock(&rh_nm_lock);
-    return v == NULL ? RH_ERR_NO_MEMORY : added ? RH_OK : RH_ERR_NAME_TAKEN;
+    if (len != sizeof(*a)) {
+        free(val);
+        return rh_error_set(RH_ERR_MALFORMED, "the GCS record of actor name "
+                            "%s has %zu bytes", name, len);
+    }
+    memcpy(a, val, sizeof(*a));
+    free(val);
+    return RH_OK;
 }
 
-static rh_status_t rh_names_get(const char *name, rh_actor_t *a)
-{
-    char key[RH_ACTOR_NAME_MAX];
-    rh_actor_t *v;
+typedef struct rh_name_del {
+    rh_gcs_op_t op;
+    char        key[RH_NAME_KEY_MAX];
+} rh_name_del_t;
 
-    rh_name_key(name, key);
-    pthread_mutex_lock(&rh_nm_lock);
-    v = rh_hmap_get(&rh_names, key);
-    if (v != NULL) {
-        *a = *v;
-    }
-    pthread_mutex_unlock(&rh_nm_lock);
-    return v ? RH_OK : RH_ERR_NOT_FOUND;
+static void rh_name_deleted(rh_gcs_op_t *op)
+{
+    free(op);
 }
 
-static void rh_names_del(const rh_actl_hdr_t *h, const char *name)
+/* The actor ended: its name is free again (on the progress thread too, so
+ * without waiting). */
+static void rh_name_drop(const char *name)
 {
-    char key[RH_ACTOR_NAME_MAX];
-    rh_actor_t *v;
+    rh_name_del_t *d = calloc(1, sizeof(*d));
 
-    rh_name_key(name, key);
-    pthread_mutex_lock(&rh_nm_lock);
-    v = rh_hmap_get(&rh_names, key);
-    if (v != NULL && v->hi == h->actor_hi && v->lo == h->actor_lo) {
-        (void)rh_hmap_del(&rh_names, key, NULL);
+    if (d == NULL) {
+        rh_warn("actor name %s stays taken: no memory to free it", name);
+        return;
     }
-    pthread_mutex_unlock(&rh_nm_lock);
-}
-
-/* Round trips to a name's rank from a user's thread. */
-typedef struct rh_name_req {
-    rh_completion_t done;
-    rh_actor_t      actor;
-    int             rank;
-} rh_name_req_t;
-
-static pthread_mutex_t rh_nr_lock = PTHREAD_MUTEX_INITIALIZER;
-static rh_hmap_t rh_name_reqs = RH_HMAP_INITIALIZER(sizeof(uint64_t),
-                                                    sizeof(void *));
-static uint64_t rh_nr_next;
-
-static rh_status_t rh_name_ask(int op, const char *name, rh_actor_t a,
-                               rh_actor_t *found)
-{
-    int nr = rh_name_rank(name);
-    rh_name_req_t req, **slot;
-    uint64_t token;
-    rh_status_t status;
-    int added;
-
-    if (nr == rh_rank()) {
-        if (op == RH_ACTL_NAME_ADD) {
-            return rh_names_add(a, name);
-        }
-        return rh_names_get(name, found);
+    d->op.table = RH_GCS_T_ACTOR;
+    d->op.klen = rh_name_key(name, d->key);
+    d->op.key = d->key;
+    d->op.done = rh_name_deleted;
+    if (rh_gcs_del_async(&d->op) != RH_OK) {
+        rh_warn("actor name %s stays taken: %s", name, rh_last_error());
+        free(d);
     }
-    rh_completion_init(&req.done);
-    req.rank = nr;
-    pthread_mutex_lock(&rh_nr_lock);
-    token = ++rh_nr_next;
-    slot = rh_hmap_put(&rh_name_reqs, &token, &added);
-    if (slot != NULL) {
-        *slot = &req;
-    }
-    pthread_mutex_unlock(&rh_nr_lock);
-    if (slot == NULL) {
-        return RH_ERR_NO_MEMORY;
-    }
-    rh_actl_send(nr, op, a, 0, token, name);
-    do {
-        status = rh_completion_wait(&req.done, 100);
-    } while (status == RH_ERR_TIMEOUT && rh_rank_alive(nr));
-    pthread_mutex_lock(&rh_nr_lock);
-    (void)rh_hmap_del(&rh_name_reqs, &token, NULL);
-    pthread_mutex_unlock(&rh_nr_lock);
-    if (status == RH_ERR_TIMEOUT) {
-        return RH_ERR_PEER_FAILED;
-    }
-    if (found != NULL) {
-        *found = req.actor;
-    }
-    return status;
-}
-
-static void rh_name_answered(const rh_actl_hdr_t *h)
-{
-    rh_name_req_t **slot;
-
-    pthread_mutex_lock(&rh_nr_lock);
-    slot = rh_hmap_get(&rh_name_reqs, &h->arg);
-    if (slot != NULL) {
-        (*slot)->actor.hi = h->actor_hi;
-        (*slot)->actor.lo = h->actor_lo;
-        rh_completion_signal(&(*slot)->done, (rh_status_t)h->value);
-    }
-    pthread_mutex_unlock(&rh_nr_lock);
 }
 
 /* ---- the API ------------------------------------------------------------------ */
@@ -611,14 +534,14 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     }
     /* The entry is in first: whoever finds the name may ask for it. */
     if (name != NULL) {
-        status = rh_name_ask(RH_ACTL_NAME_ADD, name, a, NULL);
+        status = rh_name_add(name, a);
         if (status == RH_ERR_NAME_TAKEN) {
             status = rh_error_set(status, "an actor named %s exists "
                                   "already", name);
         } else if (status != RH_OK) {
             status = rh_error_set(status, "actor name %s could not be "
-                                  "registered at rank %d", name,
-                                  rh_name_rank(name));
+                                  "registered in the GCS: %s", name,
+                                  rh_last_error());
         }
         if (status != RH_OK) {
             rh_atab_remove(a);
@@ -985,13 +908,13 @@ rh_status_t rh_actor_get_named(const char *name, rh_actor_t *actor)
                             "a name of 1 to %d characters and somewhere to "
                             "put the handle", RH_ACTOR_NAME_MAX - 1);
     }
-    status = rh_name_ask(RH_ACTL_NAME_GET, name, a, &a);
+    status = rh_name_find(name, &a);
     if (status == RH_ERR_NOT_FOUND) {
         return rh_error_set(status, "no actor is named %s", name);
     }
     if (status != RH_OK) {
-        return rh_error_set(status, "the rank of actor name %s (%d) did not "
-                            "answer", name, rh_name_rank(name));
+        return rh_error_set(status, "actor name %s could not be read from "
+                            "the GCS: %s", name, rh_last_error());
     }
     status = rh_actor_hold(a);
     if (status == RH_OK) {
@@ -1157,34 +1080,6 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         if (text[msg->data_len - 1] != '\0') {
             return RH_ERR_MALFORMED;
         }
-    }
-    if (h.op == RH_ACTL_NAME_ACK) {
-        if (h.value > 0 || h.value < RH_ERR_NOT_FOUND) {
-            return RH_ERR_MALFORMED;
-        }
-        rh_name_answered(&h);
-        return RH_OK;
-    }
-    if (h.op == RH_ACTL_NAME_ADD || h.op == RH_ACTL_NAME_GET ||
-        h.op == RH_ACTL_NAME_DEL) {
-        rh_status_t status;
-
-        if (text == NULL || text[0] == '\0' ||
-            strlen(text) >= RH_ACTOR_NAME_MAX ||
-            rh_name_rank(text) != rh_rank()) {
-            return RH_ERR_MALFORMED;
-        }
-        if (h.op == RH_ACTL_NAME_DEL) {
-            rh_names_del(&h, text);
-            return RH_OK;
-        }
-        if (h.op == RH_ACTL_NAME_ADD) {
-            status = rh_names_add(a, text);
-        } else {
-            status = rh_names_get(text, &a);
-        }
-        rh_actl_send(src, RH_ACTL_NAME_ACK, a, status, h.arg, NULL);
-        return RH_OK;
     }
     if ((a.hi & 0xff) != 1 || a.lo == 0 ||
         rh_actor_owner(a) >= (uint32_t)rh_size() ||
@@ -1364,6 +1259,4 @@ void rh_actor_teardown(void)
     rh_cl_last = NULL;
     atomic_fetch_add(&rh_cl_gen, 1);
     rh_atab_clear();
-    rh_hmap_fini(&rh_names);
-    rh_hmap_fini(&rh_name_reqs);
 }

@@ -34,6 +34,7 @@
 #include "core/pull.h"
 #include "core/future.h"
 #include "core/registry.h"
+#include "gcs/gcs.h"
 #include "core/actor.h"
 #include "core/task_internal.h"
 #include "obs/jobstate.h"
@@ -632,6 +633,9 @@ static rh_status_t rh_core_register_handlers(void)
     if (status == RH_OK) {
         status = rh_pg_setup();
     }
+    if (status == RH_OK) {
+        status = rh_gcs_setup();
+    }
     return status;
 }
 
@@ -718,6 +722,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     if (status == RH_OK) {
         status = rh_place_init(&all, rh_core.node_of_rank, rh_core.num_nodes);
     }
+    if (status == RH_OK) {
+        status = rh_gcs_start(rh_core.rank, rh_core.size, rh_core.node_of_rank,
+                              rh_core.num_nodes);
+    }
     /* Store, futures and workers come before the progress thread: a task
      * another rank forwards at once finds everything ready. */
     if (status == RH_OK) {
@@ -727,6 +735,9 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         rh_core.initialized = 1;
         rh_place_start();
         status = rh_tp_start(rh_core.rank, rh_core.size, peers);
+    }
+    if (status == RH_OK) {
+        status = rh_gcs_run();
     }
     free(peers);
     rh_blob_set_free(&all);
@@ -746,11 +757,13 @@ err:
 
         snprintf(msg, sizeof(msg), "%s", rh_last_error());
         rh_error("rh_init failed: %s", msg);
+        rh_gcs_quiesce();
         rh_core_close_node();
         rh_timeline_close();
         if (tp_open) {
             rh_tp_close();
         }
+        rh_gcs_stop();
         if (bs_open) {
             rh_core.bs.ops->finalize(&rh_core.bs);
         }
@@ -862,6 +875,8 @@ static rh_status_t rh_core_finalize_rounds(void)
     }
     /* The snapshot reads the workers and the store, which end below. */
     rh_jobstate_stop();
+    /* Ranks leave one by one from here: their silence is no failure. */
+    rh_gcs_quiesce();
     /* Every actor here ends (destructor run) while the workers and the
      * transport still serve what its last calls need. */
     rh_actor_shutdown();
@@ -898,6 +913,7 @@ rh_status_t rh_finalize(void)
     rh_jobstate_stop();   /* if the rounds failed before it */
     rh_core_close_node();
     rh_tp_close();
+    rh_gcs_stop();
     rh_core.bs.ops->finalize(&rh_core.bs);
     rh_timeline_close();
     rh_core_reset();

@@ -35,7 +35,7 @@
 #include "transport/rma.h"
 #include "transport/tp_internal.h"
 
-#define RH_TP_MAX_LISTENERS 8
+#define RH_TP_MAX_LISTENERS 16
 
 typedef struct rh_peer {
     ucp_ep_h    ep;            /* progress thread only */

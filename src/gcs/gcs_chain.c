@@ -1,0 +1,605 @@
+/*
+ * The replica half of the GCS: for each shard whose chain holds this rank,
+ * a store; the head numbers writes and applies them, every other member
+ * applies them in that order as they come down the chain, and the tail
+ * answers the client, publishes and serves reads.
+ *
+ * Each member above the tail keeps the writes it passed on until the tail
+ * reports them applied (ACKUP, every RH_GCS_ACKUP_EVERY writes). When the
+ * chain re-forms, each member sends what it keeps to its new successor
+ * (which skips what it has), and a member that became the tail answers
+ * and publishes what it keeps (clients and subscribers drop what they
+ * had): every write some member applied reaches the end of the chain
+ * while one member that has it lives.
+ *
+ * Everything here runs on the progress thread (AM handlers), so the stores
+ * need no lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "gcs/gcs_pubsub.h"
+#include "gcs/gcs_store.h"
+#include "gcs/gcs_wire.h"
+
+#define RH_GCS_ACKUP_EVERY 32
+
+/* A write kept: forwarded and not yet known applied at the tail, or one
+ * that came ahead of its turn or of its epoch. */
+typedef struct rh_gcs_held rh_gcs_held_t;
+struct rh_gcs_held {
+    rh_gcs_held_t      *next;       /* future-epoch list */
+    int                 src;
+    rh_gcs_whdr_t       h;
+    rh_gcs_result_t     res;
+    rh_gcs_pub_match_t *matches;
+    uint32_t            nmatches;
+    uint8_t             data[];
+};
+
+typedef struct rh_gcs_replica {
+    rh_gcs_store_t store;
+    rh_hmap_t      early;   /* lsn -> rh_gcs_held_t *: came before its turn */
+    rh_hmap_t      log;     /* lsn -> rh_gcs_held_t *: passed on, kept */
+    uint64_t       log_lo;  /* no kept write below this */
+    uint64_t       served;  /* reads answered */
+} rh_gcs_replica_t;
+
+/* A message whose payload comes by rendezvous: kept until it is here. */
+typedef struct rh_gcs_rndv {
+    uint16_t id;
+    uint32_t src;
+    size_t   len;
+    uint8_t  hdr[sizeof(rh_gcs_whdr_t)];
+    uint8_t  data[];
+} rh_gcs_rndv_t;
+
+static rh_gcs_replica_t **rh_gcs_replicas;   /* nshards; NULL: not ours */
+static rh_gcs_held_t *rh_gcs_future;         /* FWDs of an epoch to come */
+
+static rh_gcs_replica_t *rh_gcs_replica(uint32_t shard)
+{
+    return shard < rh_gcs_map.nshards ? rh_gcs_replicas[shard] : NULL;
+}
+
+static rh_gcs_held_t *rh_gcs_held_new(int src, const rh_gcs_whdr_t *h,
+                                      const uint8_t *data)
+{
+    size_t len = (size_t)h->klen + h->vlen;
+    rh_gcs_held_t *x = malloc(sizeof(*x) + len);
+
+    if (x == NULL) {
+        rh_error("GCS shard %u: no memory to keep write %llu", h->shard,
+                 (unsigned long long)h->lsn);
+        return NULL;
+    }
+    memset(x, 0, sizeof(*x));
+    x->src = src;
+    x->h = *h;
+    memcpy(x->data, data, len);
+    return x;
+}
+
+static void rh_gcs_held_free(rh_gcs_held_t *x)
+{
+    if (x != NULL) {
+        free(x->matches);
+        free(x);
+    }
+}
+
+static void rh_gcs_answer(uint32_t client, uint32_t shard, uint64_t seq,
+                          const rh_gcs_result_t *res, const void *value,
+                          size_t len)
+{
+    rh_gcs_ahdr_t a = { seq, res->version, res->status, shard };
+
+    /* A client that died needs no answer. */
+    (void)rh_gcs_send((int)client, RH_AM_ID_GCS_ANSWER, &a, sizeof(a), value,
+                      len);
+}
+
+static void rh_gcs_refuse(int client, uint32_t shard, uint64_t seq,
+                          uint64_t epoch)
+{
+    rh_gcs_result_t no = { 0, RH_ERR_NO_QUORUM, 0 };
+
+    rh_gcs_answer((uint32_t)client, shard, seq, &no, NULL, 0);
+    if (epoch < rh_gcs_map.epoch) {
+        rh_gcs_offer_conf(client);
+    }
+}
+
+static void rh_gcs_write_from(const rh_gcs_whdr_t *h, const uint8_t *data,
+                              rh_gcs_write_t *w)
+{
+    w->op = h->op;
+    w->table = h->table;
+    w->klen = h->klen;
+    w->vlen = h->vlen;
+    w->client = h->client;
+    w->seq = h->seq;
+    w->floor = h->floor;
+    w->expect = h->expect;
+    w->lsn = h->lsn;
+    w->key = data;
+    w->value = data + h->klen;
+}
+
+static void rh_gcs_forward(int next, const rh_gcs_held_t *x)
+{
+    rh_gcs_whdr_t h = x->h;
+
+    h.epoch = rh_gcs_map.epoch;
+    h.flags = 0;
+    (void)rh_gcs_send(next, RH_AM_ID_GCS_FWD, &h, sizeof(h), x->data,
+                      (size_t)h.klen + h.vlen);
+}
+
+/* The tail tells the members above it what they may forget. */
+static void rh_gcs_ackup(uint32_t shard, uint64_t lsn)
+{
+    rh_gcs_uhdr_t u = { lsn, shard, 0 };
+
+    for (uint32_t i = 0; i + 1 < rh_gcs_map.len[shard]; i++) {
+        (void)rh_gcs_send(rh_gcs_map.chain[(size_t)shard *
+                                           rh_gcs_map.replicas + i],
+                          RH_AM_ID_GCS_ACKUP, &u, sizeof(u), NULL, 0);
+    }
+}
+
+/* Applies a write in its turn and passes it on: down the chain (keeping
+ * it), or to the client and the subscribers from the tail. */
+static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
+                              const uint8_t *data)
+{
+    int pos = rh_gcs_map_pos(&rh_gcs_map, h->shard, rh_gcs_rank);
+    int next = rh_gcs_map_next(&rh_gcs_map, h->shard, pos);
+    rh_gcs_write_t w;
+    rh_gcs_result_t res;
+    rh_gcs_held_t *x, **slot;
+    rh_status_t status;
+
+    rh_gcs_write_from(h, data, &w);
+    status = rh_gcs_store_apply(&rep->store, &w, &res);
+    if (status != RH_OK) {
+        /* Out of memory: the write stays unanswered here and its client
+         * sends it again. */
+        rh_error("GCS shard %u: write %llu not applied: %s", h->shard,
+                 (unsigned long long)h->lsn, rh_last_error());
+        return;
+    }
+    if (next < 0) {
+        rh_gcs_pub_applied(h->shard, &w, &res, NULL, NULL);
+        rh_gcs_answer(h->client, h->shard, h->seq, &res, NULL, 0);
+        if (h->lsn % RH_GCS_ACKUP_EVERY == 0) {
+            rh_gcs_ackup(h->shard, h->lsn);
+        }
+        return;
+    }
+    x = rh_gcs_held_new(rh_gcs_rank, h, data);
+    if (x == NULL) {
+        return;
+    }
+    x->res = res;
+    rh_gcs_pub_applied(h->shard, &w, &res, &x->matches, &x->nmatches);
+    slot = rh_hmap_put(&rep->log, &h->lsn, NULL);
+    if (slot == NULL) {
+        rh_error("GCS shard %u: no memory to keep write %llu", h->shard,
+                 (unsigned long long)h->lsn);
+        rh_gcs_forward(next, x);
+        rh_gcs_held_free(x);
+        return;
+    }
+    *slot = x;
+    rh_gcs_forward(next, x);
+}
+
+static int rh_gcs_whdr_ok(const rh_gcs_whdr_t *h, size_t data_len)
+{
+    return h->shard < rh_gcs_map.nshards && h->table < RH_GCS_NTABLES &&
+           h->op >= 1 && h->op <= RH_GCS_OP_MAX && h->klen >= 1 &&
+           h->klen <= RH_GCS_KEY_MAX && h->vlen <= RH_GCS_VALUE_MAX &&
+           (size_t)h->klen + h->vlen == data_len &&
+           (int)h->client < rh_gcs_size;
+}
+
+/* The head: a new write gets the next log index; one applied already (a
+ * retry) is answered again by the tail. Only while a majority of the
+ * masters confirms our epoch. */
+static void rh_gcs_on_write_body(int src, const rh_gcs_whdr_t *hin,
+                                 const uint8_t *data)
+{
+    rh_gcs_replica_t *rep = rh_gcs_replica(hin->shard);
+    rh_gcs_whdr_t h = *hin;
+    rh_gcs_result_t res;
+
+    (void)src;
+    if (rep == NULL || rh_gcs_map_head(&rh_gcs_map, h.shard) != rh_gcs_rank ||
+        !rh_gcs_lease_ok()) {
+        rh_gcs_refuse((int)h.client, h.shard, h.seq, h.epoch);
+        return;
+    }
+    if (rh_gcs_store_applied(&rep->store, h.client, h.seq, &res)) {
+        int tail = rh_gcs_map_tail(&rh_gcs_map, h.shard);
+
+        if (tail == rh_gcs_rank) {
+            rh_gcs_answer(h.client, h.shard, h.seq, &res, NULL, 0);
+        } else {
+            h.epoch = rh_gcs_map.epoch;
+            h.flags = RH_GCS_FWD_REACK;
+            h.klen = 0;
+            h.vlen = 0;
+            (void)rh_gcs_send(tail, RH_AM_ID_GCS_FWD, &h, sizeof(h), NULL,
+                              0);
+        }
+        return;
+    }
+    h.lsn = rep->store.lsn + 1;
+    h.flags = 0;
+    rh_gcs_apply_pass(rep, &h, data);
+}
+
+/* A member below the head: applies writes of its predecessor in log
+ * order, holding those that overtook their predecessors; a write of an
+ * epoch still to come waits for it, one of an epoch gone is dropped (its
+ * sender sends it again under the new one). */
+static void rh_gcs_on_fwd_body(int src, const rh_gcs_whdr_t *h,
+                               const uint8_t *data)
+{
+    rh_gcs_replica_t *rep = rh_gcs_replica(h->shard);
+    rh_gcs_held_t *held, **slot;
+    int pos, added;
+
+    if (h->epoch > rh_gcs_map.epoch) {
+        held = rh_gcs_held_new(src, h, data);
+        if (held != NULL) {
+            held->next = rh_gcs_future;
+            rh_gcs_future = held;
+        }
+        return;
+    }
+    if (h->epoch < rh_gcs_map.epoch || rep == NULL) {
+        return;
+    }
+    pos = rh_gcs_map_pos(&rh_gcs_map, h->shard, rh_gcs_rank);
+    if (h->flags & RH_GCS_FWD_REACK) {
+        rh_gcs_result_t res;
+
+        /* Not applied yet: it is on its way down and will be answered. */
+        if (rh_gcs_map_tail(&rh_gcs_map, h->shard) == rh_gcs_rank &&
+            rh_gcs_store_applied(&rep->store, h->client, h->seq, &res)) {
+            rh_gcs_answer(h->client, h->shard, h->seq, &res, NULL, 0);
+        }
+        return;
+    }
+    if (pos <= 0 || rh_gcs_map.chain[(size_t)h->shard * rh_gcs_map.replicas +
+                                     (uint32_t)pos - 1] != src) {
+        return;   /* not from our predecessor in this epoch */
+    }
+    if (h->lsn <= rep->store.lsn) {
+        return;   /* had it */
+    }
+    if (h->lsn > rep->store.lsn + 1) {
+        slot = rh_hmap_put(&rep->early, &h->lsn, &added);
+        if (slot == NULL || !added) {
+            if (slot == NULL) {
+                rh_error("GCS shard %u: no memory to hold write %llu",
+                         h->shard, (unsigned long long)h->lsn);
+            }
+            return;
+        }
+        held = rh_gcs_held_new(src, h, data);
+        if (held == NULL) {
+            rh_hmap_del(&rep->early, &h->lsn, NULL);
+            return;
+        }
+        *slot = held;
+        return;
+    }
+    rh_gcs_apply_pass(rep, h, data);
+    for (;;) {
+        uint64_t next = rep->store.lsn + 1;
+
+        if (!rh_hmap_del(&rep->early, &next, &held)) {
+            break;
+        }
+        rh_gcs_apply_pass(rep, &held->h, held->data);
+        rh_gcs_held_free(held);
+    }
+}
+
+static void rh_gcs_rndv_arrived(void *arg, rh_status_t status)
+{
+    rh_gcs_rndv_t *x = arg;
+    rh_gcs_whdr_t h;
+
+    if (status == RH_OK) {
+        memcpy(&h, x->hdr, sizeof(h));
+        if (x->id == RH_AM_ID_GCS_WRITE) {
+            rh_gcs_on_write_body((int)x->src, &h, x->data);
+        } else {
+            rh_gcs_on_fwd_body((int)x->src, &h, x->data);
+        }
+    }
+    free(x);
+}
+
+/* Runs body now, or once a rendezvous payload is here. */
+static rh_status_t rh_gcs_on_whdr(rh_am_msg_t *msg,
+                                  void (*body)(int src,
+                                               const rh_gcs_whdr_t *h,
+                                               const uint8_t *data))
+{
+    rh_gcs_whdr_t h;
+
+    if (rh_gcs_cut((int)msg->src)) {
+        return RH_OK;
+    }
+    memcpy(&h, msg->hdr, sizeof(h));
+    if ((h.flags & RH_GCS_FWD_REACK) ?
+        (msg->data_len != 0 || h.shard >= rh_gcs_map.nshards ||
+         (int)h.client >= rh_gcs_size) :
+        !rh_gcs_whdr_ok(&h, msg->data_len)) {
+        return RH_ERR_MALFORMED;
+    }
+    if (msg->data == NULL && msg->data_len != 0) {
+        rh_gcs_rndv_t *x = malloc(sizeof(*x) + msg->data_len);
+
+        if (x == NULL) {
+            rh_error("GCS: no memory for a %zu-byte write", msg->data_len);
+            return RH_OK;
+        }
+        x->id = msg->id;
+        x->src = msg->src;
+        x->len = msg->data_len;
+        memcpy(x->hdr, &h, sizeof(h));
+        return rh_am_recv_data(msg, x->data, rh_gcs_rndv_arrived, x);
+    }
+    body((int)msg->src, &h, msg->data);
+    return RH_OK;
+}
+
+static rh_status_t rh_gcs_on_write(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    return rh_gcs_on_whdr(msg, rh_gcs_on_write_body);
+}
+
+static rh_status_t rh_gcs_on_fwd(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    return rh_gcs_on_whdr(msg, rh_gcs_on_fwd_body);
+}
+
+/* Forgets kept writes up to lsn: the tail has them. */
+static void rh_gcs_log_trim(rh_gcs_replica_t *rep, uint64_t lsn)
+{
+    rh_gcs_held_t *x;
+
+    for (; rep->log_lo <= lsn; rep->log_lo++) {
+        if (rh_hmap_del(&rep->log, &rep->log_lo, &x)) {
+            rh_gcs_held_free(x);
+        }
+    }
+}
+
+static rh_status_t rh_gcs_on_ackup(void *arg, rh_am_msg_t *msg)
+{
+    rh_gcs_uhdr_t u;
+    rh_gcs_replica_t *rep;
+
+    (void)arg;
+    if (rh_gcs_cut((int)msg->src)) {
+        return RH_OK;
+    }
+    memcpy(&u, msg->hdr, sizeof(u));
+    if (u.shard >= rh_gcs_map.nshards || msg->data_len != 0) {
+        return RH_ERR_MALFORMED;
+    }
+    rep = rh_gcs_replica(u.shard);
+    if (rep != NULL && u.lsn <= rep->store.lsn) {
+        rh_gcs_log_trim(rep, u.lsn);
+    }
+    return RH_OK;
+}
+
+/* The tail serves reads: it holds only writes every replica applied. */
+static rh_status_t rh_gcs_on_read(void *arg, rh_am_msg_t *msg)
+{
+    rh_gcs_rhdr_t h;
+    rh_gcs_replica_t *rep;
+    const rh_gcs_entry_t *e;
+    rh_gcs_result_t res = { 0, RH_ERR_NOT_FOUND, 0 };
+
+    (void)arg;
+    if (rh_gcs_cut((int)msg->src)) {
+        return RH_OK;
+    }
+    memcpy(&h, msg->hdr, sizeof(h));
+    if (h.shard >= rh_gcs_map.nshards || h.table >= RH_GCS_NTABLES ||
+        h.klen < 1 || h.klen > RH_GCS_KEY_MAX || msg->data_len != h.klen ||
+        msg->data == NULL) {
+        return RH_ERR_MALFORMED;
+    }
+    rep = rh_gcs_replica(h.shard);
+    if (rep == NULL || rh_gcs_map_tail(&rh_gcs_map, h.shard) != rh_gcs_rank ||
+        !rh_gcs_lease_ok()) {
+        rh_gcs_refuse((int)msg->src, h.shard, h.seq, h.epoch);
+        return RH_OK;
+    }
+    rep->served++;
+    e = rh_gcs_store_get(&rep->store, h.table, msg->data, h.klen);
+    if (e == NULL) {
+        rh_gcs_answer(msg->src, h.shard, h.seq, &res, NULL, 0);
+        return RH_OK;
+    }
+    res.status = RH_OK;
+    res.version = e->version;
+    rh_gcs_answer(msg->src, h.shard, h.seq, &res, rh_gcs_entry_value(e),
+                  e->vlen);
+    return RH_OK;
+}
+
+/* ---- re-forming ---------------------------------------------------------------- */
+
+void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
+{
+    rh_gcs_held_t *future = rh_gcs_future, *x;
+
+    for (uint32_t s = 0; s < rh_gcs_map.nshards; s++) {
+        rh_gcs_replica_t *rep = rh_gcs_replicas[s];
+        int pos = rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank);
+        int next = rh_gcs_map_next(&rh_gcs_map, s, pos);
+
+        if (rep == NULL || pos < 0) {
+            continue;
+        }
+        if (next < 0 && rh_gcs_map_tail(old, s) != rh_gcs_rank) {
+            /* The new tail: what it kept may not have reached the old
+             * one; it answers and publishes it (again). */
+            for (uint64_t l = rep->log_lo; l <= rep->store.lsn; l++) {
+                rh_gcs_write_t w;
+
+                if (!rh_hmap_del(&rep->log, &l, &x)) {
+                    continue;
+                }
+                rh_gcs_write_from(&x->h, x->data, &w);
+                rh_gcs_answer(x->h.client, s, x->h.seq, &x->res, NULL, 0);
+                rh_gcs_pub_resend(s, &w, &x->res, x->matches, x->nmatches);
+                rh_gcs_held_free(x);
+            }
+            rep->log_lo = rep->store.lsn + 1;
+            rh_gcs_ackup(s, rep->store.lsn);
+        } else if (next >= 0) {
+            for (uint64_t l = rep->log_lo; l <= rep->store.lsn; l++) {
+                rh_gcs_held_t **slot = rh_hmap_get(&rep->log, &l);
+
+                if (slot != NULL) {
+                    rh_gcs_forward(next, *slot);
+                }
+            }
+        }
+    }
+    /* Writes sent under this epoch before we knew it. */
+    rh_gcs_future = NULL;
+    while (future != NULL) {
+        x = future;
+        future = x->next;
+        if (x->h.epoch <= rh_gcs_map.epoch) {
+            rh_gcs_on_fwd_body(x->src, &x->h, x->data);
+            rh_gcs_held_free(x);
+        } else {
+            x->next = rh_gcs_future;
+            rh_gcs_future = x;
+        }
+    }
+}
+
+/* ---- life ------------------------------------------------------------------------ */
+
+rh_status_t rh_gcs_chain_setup(void)
+{
+    rh_status_t status;
+
+    status = rh_am_register(RH_AM_ID_GCS_WRITE, sizeof(rh_gcs_whdr_t),
+                            sizeof(rh_gcs_whdr_t), rh_gcs_on_write, NULL);
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_GCS_FWD, sizeof(rh_gcs_whdr_t),
+                                sizeof(rh_gcs_whdr_t), rh_gcs_on_fwd, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_GCS_READ, sizeof(rh_gcs_rhdr_t),
+                                sizeof(rh_gcs_rhdr_t), rh_gcs_on_read, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_GCS_ACKUP, sizeof(rh_gcs_uhdr_t),
+                                sizeof(rh_gcs_uhdr_t), rh_gcs_on_ackup, NULL);
+    }
+    return status;
+}
+
+rh_status_t rh_gcs_chain_start(void)
+{
+    rh_gcs_replicas = calloc(rh_gcs_map.nshards, sizeof(*rh_gcs_replicas));
+    if (rh_gcs_replicas == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS replicas");
+    }
+    for (uint32_t s = 0; s < rh_gcs_map.nshards; s++) {
+        rh_gcs_replica_t *rep;
+
+        if (rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank) < 0) {
+            continue;
+        }
+        rep = calloc(1, sizeof(*rep));
+        if (rep == NULL) {
+            rh_gcs_chain_stop();
+            return rh_error_set(RH_ERR_NO_MEMORY, "GCS replica of shard %u",
+                                s);
+        }
+        rh_gcs_store_init(&rep->store);
+        rh_hmap_init(&rep->early, sizeof(uint64_t), sizeof(rh_gcs_held_t *));
+        rh_hmap_init(&rep->log, sizeof(uint64_t), sizeof(rh_gcs_held_t *));
+        rep->log_lo = 1;
+        rh_gcs_replicas[s] = rep;
+    }
+    return RH_OK;
+}
+
+void rh_gcs_chain_stop(void)
+{
+    rh_gcs_held_t *held;
+
+    for (uint32_t s = 0; rh_gcs_replicas != NULL && s < rh_gcs_map.nshards;
+         s++) {
+        rh_gcs_replica_t *rep = rh_gcs_replicas[s];
+
+        if (rep == NULL) {
+            continue;
+        }
+        while (rh_hmap_pop(&rep->early, NULL, &held)) {
+            rh_gcs_held_free(held);
+        }
+        while (rh_hmap_pop(&rep->log, NULL, &held)) {
+            rh_gcs_held_free(held);
+        }
+        rh_hmap_fini(&rep->early);
+        rh_hmap_fini(&rep->log);
+        rh_gcs_store_fini(&rep->store);
+        free(rep);
+    }
+    free(rh_gcs_replicas);
+    rh_gcs_replicas = NULL;
+    while (rh_gcs_future != NULL) {
+        held = rh_gcs_future;
+        rh_gcs_future = held->next;
+        rh_gcs_held_free(held);
+    }
+}
+
+void rh_gcs_chain_dump(FILE *out)
+{
+    for (uint32_t s = 0; rh_gcs_replicas != NULL && s < rh_gcs_map.nshards;
+         s++) {
+        const rh_gcs_replica_t *rep = rh_gcs_replicas[s];
+        int pos = rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank);
+
+        if (rep == NULL || pos < 0) {
+            continue;
+        }
+        fprintf(out, "gcs rank %d shard %u: %s, lsn %llu, %zu bytes, "
+                "reads %llu, subscriptions %zu;", rh_gcs_rank, s,
+                (uint32_t)pos + 1 == rh_gcs_map.len[s] ? "tail" :
+                pos == 0 ? "head" : "middle",
+                (unsigned long long)rep->store.lsn, rep->store.bytes,
+                (unsigned long long)rep->served, rh_gcs_pub_count(s));
+        for (int t = 0; t < RH_GCS_T_SUB; t++) {
+            fprintf(out, " %s %zu", rh_gcs_table_name(t),
+                    rep->store.count[t]);
+        }
+        fputc('\n', out);
+    }
+}

@@ -1,0 +1,636 @@
+/*
+ * Membership and reconfiguration. A few ranks on distinct nodes hold the
+ * configuration (epoch, and the chain of each shard): the master. Every
+ * rank pings every master each quarter of RAYHPC_FAILURE_TIMEOUT_MS; a
+ * master that has not heard from a rank for a whole timeout, or whose
+ * transport saw it fail, suspects it. The leader (the lowest master alive)
+ * proposes the configuration without the suspects under the next epoch;
+ * each master accepts at most one configuration per epoch, so at most one
+ * gets a majority; once one has, the leader sends it to every rank
+ * (NEWCONF) and the chains re-form under it.
+ *
+ * A replica serves (accepts writes at the head, reads at the tail) only
+ * while a majority of the masters confirmed its epoch within half a
+ * timeout: the pongs of the masters, or the NEWCONF they voted for. A
+ * minority cut off from the others stops serving half a timeout after its
+ * last confirmation, before the majority can have declared it dead (a
+ * whole timeout), so two halves never both accept writes.
+ *
+ * Everything here runs on the progress thread, but for the timer thread,
+ * which only posts the tick.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/completion.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "gcs/gcs_wire.h"
+#include "transport/transport.h"
+
+enum { RH_GCS_HB_PING = 0, RH_GCS_HB_PONG = 1 };
+enum { RH_GCS_CONF_PROPOSE = 1, RH_GCS_CONF_ACCEPT = 2,
+       RH_GCS_CONF_REJECT = 3, RH_GCS_CONF_NEW = 4 };
+
+typedef struct rh_gcs_hb_hdr {
+    uint64_t epoch;
+    uint32_t kind;
+    uint32_t pad;
+} rh_gcs_hb_hdr_t;
+
+/* CONF; the payload is a packed configuration (none for ACCEPT). */
+typedef struct rh_gcs_conf_hdr {
+    uint64_t epoch;
+    uint32_t kind;
+    uint32_t voters;    /* NEW: bit i: masters[i] accepted it */
+} rh_gcs_conf_hdr_t;
+
+static struct {
+    uint64_t       timeout_ns;
+    uint64_t       start_ns;
+    /* every rank: when each master last confirmed which epoch */
+    uint64_t       confirm_ns[RH_GCS_MASTERS_MAX];
+    uint64_t       confirm_epoch[RH_GCS_MASTERS_MAX];
+    /* masters */
+    int            my_master;       /* index in masters, -1: not one */
+    uint64_t      *last_seen;       /* size: last ping (0: never) */
+    uint8_t       *suspect;         /* size */
+    rh_gcs_map_t   accepted;        /* the highest configuration accepted */
+    /* the leader's proposal */
+    rh_gcs_map_t   proposal;
+    uint32_t       votes;
+    uint64_t       proposed_ns;
+    int            proposing;
+    /* the timer */
+    pthread_t      timer;
+    pthread_mutex_t timer_lock;
+    pthread_cond_t timer_cond;
+    int            timer_started;
+    int            ticked;          /* the first tick ran */
+    _Atomic int    stop;
+    _Atomic int    tick_queued;
+    _Atomic int    quiet;           /* finalizing: no more suspicion */
+    _Atomic int    cut_at;          /* tests: the partition's boundary */
+} rh_gcs_mb = { .my_master = -1,
+                .timer_lock = PTHREAD_MUTEX_INITIALIZER };
+
+static rh_tp_op_t rh_gcs_tick_op;
+
+int rh_gcs_cut(int peer)
+{
+    int k = atomic_load_explicit(&rh_gcs_mb.cut_at, memory_order_relaxed);
+
+    return k > 0 && (rh_gcs_rank < k) != (peer < k);
+}
+
+void rh_gcs_test_partition(int boundary)
+{
+    atomic_store(&rh_gcs_mb.cut_at, boundary);
+}
+
+rh_status_t rh_gcs_send(int dest, uint16_t id, const void *hdr,
+                        size_t hdr_len, const void *data, size_t len)
+{
+    if (dest < 0) {
+        return RH_ERR_PEER_FAILED;
+    }
+    if (rh_gcs_cut(dest)) {
+        return RH_OK;   /* lost on the way, as a cut network loses it */
+    }
+    return rh_am_send((uint32_t)dest, id, hdr, hdr_len, data, len, NULL,
+                      NULL);
+}
+
+uint64_t rh_gcs_timeout_ns(void)
+{
+    return rh_gcs_mb.timeout_ns;
+}
+
+static uint32_t rh_gcs_majority(void)
+{
+    return rh_gcs_map.nmasters / 2 + 1;
+}
+
+int rh_gcs_lease_ok(void)
+{
+    uint64_t now = rh_time_ns();
+    uint32_t n = 0;
+
+    /* Until the first tick every rank holds the first configuration, the
+     * one all ranks started with: nothing can have replaced it yet. */
+    if (!rh_gcs_mb.ticked) {
+        return rh_gcs_map.epoch == 1;
+    }
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        if ((int)i == rh_gcs_mb.my_master ||
+            (rh_gcs_mb.confirm_epoch[i] == rh_gcs_map.epoch &&
+             now - rh_gcs_mb.confirm_ns[i] <= rh_gcs_mb.timeout_ns / 2)) {
+            n++;
+        }
+    }
+    return n >= rh_gcs_majority();
+}
+
+/* ---- configurations ----------------------------------------------------------- */
+
+/* m: the configuration sent (NULL for ACCEPT, which names its epoch). */
+static void rh_gcs_send_conf(int dest, uint32_t kind, uint64_t epoch,
+                             const rh_gcs_map_t *m, uint32_t voters)
+{
+    rh_gcs_conf_hdr_t h = { m != NULL ? m->epoch : epoch, kind, voters };
+    size_t len = m != NULL ? rh_gcs_map_packed_size(m) : 0;
+    void *buf = len != 0 ? malloc(len) : NULL;
+
+    if (len != 0 && buf == NULL) {
+        rh_error("GCS: no memory to send a configuration");
+        return;
+    }
+    if (m != NULL) {
+        rh_gcs_map_pack(m, buf);
+    }
+    (void)rh_gcs_send(dest, RH_AM_ID_GCS_CONF, &h, sizeof(h), buf, len);
+    free(buf);
+}
+
+void rh_gcs_offer_conf(int dest)
+{
+    rh_gcs_send_conf(dest, RH_GCS_CONF_NEW, 0, &rh_gcs_map, 0);
+}
+
+/* Writes each newly dead rank into the node table, for subscribers. */
+static void rh_gcs_death_done(rh_gcs_op_t *op)
+{
+    free(op);
+}
+
+static void rh_gcs_publish_death(int rank, uint64_t epoch)
+{
+    typedef struct { rh_gcs_op_t op; char key[32]; uint64_t epoch; } rec_t;
+    rec_t *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        return;
+    }
+    r->op.table = RH_GCS_T_NODE;
+    r->op.klen = (size_t)snprintf(r->key, sizeof(r->key), "dead/%d", rank);
+    r->op.key = r->key;
+    r->epoch = epoch;
+    r->op.value = &r->epoch;
+    r->op.vlen = sizeof(r->epoch);
+    r->op.done = rh_gcs_death_done;
+    if (rh_gcs_put_async(&r->op) != RH_OK) {
+        free(r);
+    }
+}
+
+/* Adopts a committed configuration newer than ours. */
+static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
+{
+    rh_gcs_map_t old;
+    uint64_t now = rh_time_ns();
+
+    memset(&old, 0, sizeof(old));
+    if (m->epoch <= rh_gcs_map.epoch || m->size != rh_gcs_map.size ||
+        m->nshards != rh_gcs_map.nshards) {
+        return;
+    }
+    if (rh_gcs_map_copy(&old, &rh_gcs_map) != RH_OK) {
+        rh_error("GCS: no memory to adopt epoch %llu",
+                 (unsigned long long)m->epoch);
+        return;
+    }
+    pthread_rwlock_wrlock(&rh_gcs_map_lock);
+    if (rh_gcs_map_copy(&rh_gcs_map, m) != RH_OK) {
+        pthread_rwlock_unlock(&rh_gcs_map_lock);
+        rh_gcs_map_free(&old);
+        rh_error("GCS: no memory to adopt epoch %llu",
+                 (unsigned long long)m->epoch);
+        return;
+    }
+    pthread_rwlock_unlock(&rh_gcs_map_lock);
+    for (uint32_t i = 0; i < m->nmasters; i++) {
+        if (voters & (1u << i)) {
+            rh_gcs_mb.confirm_ns[i] = now;
+            rh_gcs_mb.confirm_epoch[i] = m->epoch;
+        }
+    }
+    if (rh_gcs_mb.my_master >= 0 && m->epoch > rh_gcs_mb.accepted.epoch) {
+        (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, m);
+    }
+    if (rh_gcs_mb.proposing && rh_gcs_mb.proposal.epoch <= m->epoch) {
+        rh_gcs_mb.proposing = 0;
+    }
+    rh_info("GCS epoch %llu", (unsigned long long)m->epoch);
+    if (m->dead[rh_gcs_rank]) {
+        rh_warn("GCS epoch %llu dropped this rank (rank %d): the others "
+                "took it for dead; it no longer holds GCS replicas",
+                (unsigned long long)m->epoch, rh_gcs_rank);
+    }
+    /* Only the GCS drops them: a rank merely slow (a starved progress
+     * thread) must not be failed for the whole runtime; the runtime learns
+     * real deaths from its transport, and anybody may subscribe to the
+     * node table's dead/ records. */
+    for (uint32_t r = 0; r < m->size; r++) {
+        if (m->dead[r] && !old.dead[r] && (int)r != rh_gcs_rank) {
+            rh_info("GCS epoch %llu dropped rank %u",
+                    (unsigned long long)m->epoch, r);
+        }
+    }
+    rh_gcs_chain_reconfigure(&old);
+    rh_gcs_client_reconfigure();
+    rh_gcs_map_free(&old);
+}
+
+static int rh_gcs_leader(void)
+{
+    uint64_t now = rh_time_ns();
+
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        int m = rh_gcs_map.masters[i];
+
+        if (rh_gcs_map.dead[m] || rh_gcs_mb.suspect[m]) {
+            continue;
+        }
+        if (m == rh_gcs_rank || (rh_gcs_mb.last_seen[m] != 0 &&
+                                 now - rh_gcs_mb.last_seen[m] <=
+                                 rh_gcs_mb.timeout_ns)) {
+            return m;
+        }
+    }
+    return -1;
+}
+
+/* The leader: a new configuration without the suspects, on top of the
+ * highest one accepted or committed. */
+static void rh_gcs_propose(void)
+{
+    const rh_gcs_map_t *base = rh_gcs_mb.accepted.epoch > rh_gcs_map.epoch ?
+                               &rh_gcs_mb.accepted : &rh_gcs_map;
+    int changed = 0;
+
+    if (rh_gcs_map_copy(&rh_gcs_mb.proposal, base) != RH_OK) {
+        return;
+    }
+    for (uint32_t r = 0; r < rh_gcs_map.size; r++) {
+        if (rh_gcs_mb.suspect[r]) {
+            changed |= rh_gcs_map_drop(&rh_gcs_mb.proposal, (int)r);
+        }
+    }
+    if (!changed && base == &rh_gcs_map) {
+        return;
+    }
+    rh_gcs_mb.proposal.epoch = base->epoch + 1;
+    rh_gcs_mb.proposing = 1;
+    rh_gcs_mb.proposed_ns = rh_time_ns();
+    rh_gcs_mb.votes = 1u << rh_gcs_mb.my_master;
+    (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, &rh_gcs_mb.proposal);
+    rh_info("GCS: proposing epoch %llu",
+            (unsigned long long)rh_gcs_mb.proposal.epoch);
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        if ((int)i != rh_gcs_mb.my_master &&
+            !rh_gcs_mb.proposal.dead[rh_gcs_map.masters[i]]) {
+            rh_gcs_send_conf(rh_gcs_map.masters[i], RH_GCS_CONF_PROPOSE, 0,
+                             &rh_gcs_mb.proposal, 0);
+        }
+    }
+}
+
+static void rh_gcs_commit_if_majority(void)
+{
+    rh_gcs_map_t m;
+    uint32_t votes = rh_gcs_mb.votes;
+
+    if ((uint32_t)__builtin_popcount(votes) < rh_gcs_majority()) {
+        return;
+    }
+    memset(&m, 0, sizeof(m));
+    if (rh_gcs_map_copy(&m, &rh_gcs_mb.proposal) != RH_OK) {
+        return;
+    }
+    rh_gcs_mb.proposing = 0;
+    for (uint32_t r = 0; r < m.size; r++) {
+        if (!m.dead[r] && (int)r != rh_gcs_rank) {
+            rh_gcs_send_conf((int)r, RH_GCS_CONF_NEW, 0, &m, votes);
+        }
+    }
+    /* The leader records the deaths, once, after it adopted the new
+     * chains (the records go through them). */
+    for (uint32_t r = 0; r < m.size; r++) {
+        if (m.dead[r] && !rh_gcs_map.dead[r]) {
+            rh_gcs_mb.suspect[r] = 2;   /* to record */
+        }
+    }
+    rh_gcs_adopt(&m, votes);
+    for (uint32_t r = 0; r < m.size; r++) {
+        if (rh_gcs_mb.suspect[r] == 2) {
+            rh_gcs_mb.suspect[r] = 1;
+            rh_gcs_publish_death((int)r, m.epoch);
+        }
+    }
+    rh_gcs_map_free(&m);
+}
+
+static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
+{
+    rh_gcs_conf_hdr_t h;
+    rh_gcs_map_t m;
+    int src = (int)msg->src;
+    int idx = -1;
+
+    (void)arg;
+    if (rh_gcs_cut(src) || rh_gcs_rank < 0) {
+        return RH_OK;
+    }
+    memcpy(&h, msg->hdr, sizeof(h));
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        if (rh_gcs_map.masters[i] == src) {
+            idx = (int)i;
+        }
+    }
+    memset(&m, 0, sizeof(m));
+    if (h.kind != RH_GCS_CONF_ACCEPT) {
+        if (msg->data == NULL ||
+            rh_gcs_map_unpack(&m, msg->data, msg->data_len) != RH_OK ||
+            m.epoch != h.epoch) {
+            rh_gcs_map_free(&m);
+            return RH_ERR_MALFORMED;
+        }
+    }
+    switch (h.kind) {
+    case RH_GCS_CONF_PROPOSE:
+        if (rh_gcs_mb.my_master < 0 || idx < 0) {
+            break;
+        }
+        if (m.epoch > rh_gcs_mb.accepted.epoch &&
+            m.epoch > rh_gcs_map.epoch) {
+            (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, &m);
+            rh_gcs_send_conf(src, RH_GCS_CONF_ACCEPT, m.epoch, NULL, 0);
+        } else {
+            rh_gcs_send_conf(src, RH_GCS_CONF_REJECT, 0,
+                             rh_gcs_mb.accepted.epoch > rh_gcs_map.epoch ?
+                             &rh_gcs_mb.accepted : &rh_gcs_map, 0);
+        }
+        break;
+    case RH_GCS_CONF_ACCEPT:
+        if (idx >= 0 && rh_gcs_mb.proposing &&
+            h.epoch == rh_gcs_mb.proposal.epoch) {
+            rh_gcs_mb.votes |= 1u << idx;
+            rh_gcs_commit_if_majority();
+        }
+        break;
+    case RH_GCS_CONF_REJECT:
+        /* Somebody accepted as high: build on that next time. */
+        if (rh_gcs_mb.my_master >= 0 && m.epoch >= rh_gcs_mb.accepted.epoch) {
+            (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, &m);
+            rh_gcs_mb.proposing = 0;
+        }
+        break;
+    case RH_GCS_CONF_NEW:
+        rh_gcs_adopt(&m, h.voters);
+        break;
+    default:
+        rh_gcs_map_free(&m);
+        return RH_ERR_MALFORMED;
+    }
+    rh_gcs_map_free(&m);
+    return RH_OK;
+}
+
+/* ---- heartbeats --------------------------------------------------------------- */
+
+static rh_status_t rh_gcs_on_hb(void *arg, rh_am_msg_t *msg)
+{
+    rh_gcs_hb_hdr_t h;
+    int src = (int)msg->src;
+
+    (void)arg;
+    if (rh_gcs_cut(src) || rh_gcs_rank < 0) {
+        return RH_OK;
+    }
+    memcpy(&h, msg->hdr, sizeof(h));
+    if (h.kind == RH_GCS_HB_PING) {
+        rh_gcs_hb_hdr_t pong = { rh_gcs_map.epoch, RH_GCS_HB_PONG, 0 };
+
+        if (rh_gcs_mb.my_master < 0) {
+            return RH_OK;
+        }
+        rh_gcs_mb.last_seen[src] = rh_time_ns();
+        (void)rh_gcs_send(src, RH_AM_ID_GCS_HB, &pong, sizeof(pong), NULL,
+                          0);
+        if (h.epoch < rh_gcs_map.epoch) {
+            rh_gcs_offer_conf(src);
+        }
+        return RH_OK;
+    }
+    if (h.kind != RH_GCS_HB_PONG) {
+        return RH_ERR_MALFORMED;
+    }
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        if (rh_gcs_map.masters[i] == src) {
+            rh_gcs_mb.confirm_ns[i] = rh_time_ns();
+            rh_gcs_mb.confirm_epoch[i] = h.epoch;
+        }
+    }
+    return RH_OK;
+}
+
+static void rh_gcs_tick(rh_tp_op_t *op)
+{
+    rh_gcs_hb_hdr_t ping = { rh_gcs_map.epoch, RH_GCS_HB_PING, 0 };
+    uint64_t now = rh_time_ns();
+
+    (void)op;
+    atomic_store(&rh_gcs_mb.tick_queued, 0);
+    if (rh_gcs_rank < 0 || atomic_load(&rh_gcs_mb.quiet)) {
+        return;
+    }
+    if (!rh_gcs_mb.ticked) {
+        /* Confirmations count from the first tick: start-up before it
+         * (the store, the workers) may take longer than a lease. */
+        for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+            if (rh_gcs_mb.confirm_epoch[i] == rh_gcs_map.epoch &&
+                rh_gcs_mb.confirm_ns[i] < now) {
+                rh_gcs_mb.confirm_ns[i] = now;
+            }
+        }
+        rh_gcs_mb.ticked = 1;
+    }
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        int m = rh_gcs_map.masters[i];
+
+        if ((int)i != rh_gcs_mb.my_master && !rh_gcs_map.dead[m]) {
+            (void)rh_gcs_send(m, RH_AM_ID_GCS_HB, &ping, sizeof(ping), NULL,
+                              0);
+        }
+    }
+    rh_gcs_client_tick(now);
+    if (rh_gcs_mb.my_master < 0) {
+        return;
+    }
+    /* A rank never heard from gets ten timeouts to start. */
+    for (uint32_t r = 0; r < rh_gcs_map.size; r++) {
+        uint64_t seen = rh_gcs_mb.last_seen[r];
+
+        if ((int)r == rh_gcs_rank || rh_gcs_map.dead[r]) {
+            continue;
+        }
+        if (seen != 0 ? now - seen > rh_gcs_mb.timeout_ns :
+            now - rh_gcs_mb.start_ns > 10 * rh_gcs_mb.timeout_ns) {
+            if (!rh_gcs_mb.suspect[r]) {
+                rh_warn("GCS: rank %u silent for more than %llu ms", r,
+                        (unsigned long long)(rh_gcs_mb.timeout_ns /
+                                             1000000));
+            }
+            rh_gcs_mb.suspect[r] = 1;
+        }
+    }
+    if (rh_gcs_leader() != rh_gcs_rank) {
+        return;
+    }
+    if (rh_gcs_mb.proposing &&
+        now - rh_gcs_mb.proposed_ns > rh_gcs_mb.timeout_ns) {
+        rh_gcs_mb.proposing = 0;   /* no majority in time: try higher */
+    }
+    if (!rh_gcs_mb.proposing) {
+        rh_gcs_propose();
+    }
+}
+
+static void rh_gcs_on_peer_failure(void *arg, int rank)
+{
+    (void)arg;
+    if (rh_gcs_rank < 0 || atomic_load(&rh_gcs_mb.quiet) ||
+        rh_gcs_mb.suspect == NULL || (uint32_t)rank >= rh_gcs_map.size) {
+        return;
+    }
+    rh_gcs_mb.suspect[rank] = 1;
+    if (rh_gcs_mb.my_master >= 0 && rh_gcs_leader() == rh_gcs_rank &&
+        !rh_gcs_mb.proposing) {
+        rh_gcs_propose();
+    }
+}
+
+static void *rh_gcs_timer_main(void *arg)
+{
+    uint64_t period = rh_gcs_mb.timeout_ns / 4;
+    struct timespec ts;
+
+    (void)arg;
+    pthread_mutex_lock(&rh_gcs_mb.timer_lock);
+    while (!atomic_load(&rh_gcs_mb.stop)) {
+        if (!atomic_exchange(&rh_gcs_mb.tick_queued, 1)) {
+            rh_tp_post(&rh_gcs_tick_op);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(period / 1000000000ull);
+        ts.tv_nsec += (long)(period % 1000000000ull);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!atomic_load(&rh_gcs_mb.stop) &&
+               pthread_cond_timedwait(&rh_gcs_mb.timer_cond,
+                                      &rh_gcs_mb.timer_lock, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&rh_gcs_mb.timer_lock);
+    return NULL;
+}
+
+/* ---- life ---------------------------------------------------------------------- */
+
+rh_status_t rh_gcs_member_setup(void)
+{
+    rh_status_t status;
+
+    status = rh_am_register(RH_AM_ID_GCS_HB, sizeof(rh_gcs_hb_hdr_t),
+                            sizeof(rh_gcs_hb_hdr_t), rh_gcs_on_hb, NULL);
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_GCS_CONF, sizeof(rh_gcs_conf_hdr_t),
+                                sizeof(rh_gcs_conf_hdr_t), rh_gcs_on_conf,
+                                NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_tp_on_peer_failure(rh_gcs_on_peer_failure, NULL);
+    }
+    return status;
+}
+
+rh_status_t rh_gcs_member_start(void)
+{
+    uint64_t now = rh_time_ns();
+
+    rh_gcs_mb.timeout_ns = rh_cfg.failure_timeout_ms * 1000000ull;
+    rh_gcs_mb.start_ns = now;
+    rh_gcs_mb.my_master = -1;
+    rh_gcs_mb.proposing = 0;
+    atomic_store(&rh_gcs_mb.stop, 0);
+    atomic_store(&rh_gcs_mb.quiet, 0);
+    atomic_store(&rh_gcs_mb.tick_queued, 0);
+    atomic_store(&rh_gcs_mb.cut_at, 0);
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        rh_gcs_mb.confirm_ns[i] = now;
+        rh_gcs_mb.confirm_epoch[i] = rh_gcs_map.epoch;
+        if (rh_gcs_map.masters[i] == rh_gcs_rank) {
+            rh_gcs_mb.my_master = (int)i;
+        }
+    }
+    rh_gcs_mb.last_seen = calloc(rh_gcs_map.size, sizeof(uint64_t));
+    rh_gcs_mb.suspect = calloc(rh_gcs_map.size, 1);
+    if (rh_gcs_mb.last_seen == NULL || rh_gcs_mb.suspect == NULL ||
+        rh_gcs_map_copy(&rh_gcs_mb.accepted, &rh_gcs_map) != RH_OK) {
+        rh_gcs_member_stop();
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS membership");
+    }
+    rh_gcs_tick_op.run = rh_gcs_tick;
+    rh_gcs_mb.ticked = 0;
+    return RH_OK;
+}
+
+rh_status_t rh_gcs_member_run(void)
+{
+    pthread_condattr_t ca;
+
+    if (rh_gcs_map.size < 2 || rh_gcs_mb.timer_started) {
+        return RH_OK;
+    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rh_gcs_mb.timer_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&rh_gcs_mb.timer, NULL, rh_gcs_timer_main, NULL) !=
+        0) {
+        pthread_cond_destroy(&rh_gcs_mb.timer_cond);
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS heartbeat thread");
+    }
+    rh_gcs_mb.timer_started = 1;
+    return RH_OK;
+}
+
+void rh_gcs_member_quiesce(void)
+{
+    atomic_store(&rh_gcs_mb.quiet, 1);
+    if (rh_gcs_mb.timer_started) {
+        pthread_mutex_lock(&rh_gcs_mb.timer_lock);
+        atomic_store(&rh_gcs_mb.stop, 1);
+        pthread_cond_signal(&rh_gcs_mb.timer_cond);
+        pthread_mutex_unlock(&rh_gcs_mb.timer_lock);
+        pthread_join(rh_gcs_mb.timer, NULL);
+        pthread_cond_destroy(&rh_gcs_mb.timer_cond);
+        rh_gcs_mb.timer_started = 0;
+    }
+}
+
+void rh_gcs_member_stop(void)
+{
+    rh_gcs_member_quiesce();
+    free(rh_gcs_mb.last_seen);
+    free(rh_gcs_mb.suspect);
+    rh_gcs_mb.last_seen = NULL;
+    rh_gcs_mb.suspect = NULL;
+    rh_gcs_map_free(&rh_gcs_mb.accepted);
+    rh_gcs_map_free(&rh_gcs_mb.proposal);
+}

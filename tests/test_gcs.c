@@ -1,0 +1,196 @@
+/*
+ * The GCS over real ranks started by rayhpc-run: shared memory and TCP,
+ * three virtual nodes.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "spawn.h"
+
+#define TIMEOUT 240
+
+static const char *const TCP[] = { "UCX_TLS=tcp,self", NULL };
+
+static void expect_keys(rh_run_t *run, int n, const char *count)
+{
+    char line[64];
+
+    snprintf(line, sizeof(line), "GCS KEYS OK %s", count);
+    RH_EXPECT_EXIT0(*run);
+    cr_expect_eq(rh_count_lines(run->out, line), n,
+                 "not every rank read its keys back; output ends:\n%s",
+                 rh_tail(run->out, 3000));
+    cr_expect_eq(rh_count_lines(run->out, "GCS CROSS OK"), 1,
+                 "rank 0 did not read the other ranks' keys");
+    cr_expect_eq(rh_count_lines(run->out, "CAS WON"), 1,
+                 "exactly one rank wins a compare-and-swap race");
+}
+
+Test(gcs, keys_100k_written_and_read_back_over_3_nodes_shm)
+{
+    rh_run_t run = rh_launch(3, 3, 0, "tests/multi/gcs_keys", "100000",
+                             NULL, TIMEOUT);
+
+    expect_keys(&run, 3, "33333");
+    rh_run_free(&run);
+}
+
+Test(gcs, keys_100k_written_and_read_back_over_3_nodes_tcp)
+{
+    rh_run_t run = rh_launch(3, 3, 0, "tests/multi/gcs_keys", "100000",
+                             TCP, TIMEOUT);
+
+    expect_keys(&run, 3, "33333");
+    rh_run_free(&run);
+}
+
+Test(gcs, chains_capped_by_ranks_on_one_node)
+{
+    rh_run_t run = rh_launch(2, 1, 0, "tests/multi/gcs_keys", "2000", NULL,
+                             TIMEOUT);
+
+    expect_keys(&run, 2, "1000");
+    rh_run_free(&run);
+}
+
+Test(gcs, dump_at_finalize_shows_epoch_chains_and_tables)
+{
+    static const char *const dump[] = { "RAYHPC_GCS_DUMP=1",
+                                        "RAYHPC_GCS_SHARDS=4", NULL };
+    rh_run_t run = rh_launch(4, 2, 0, "tests/multi/gcs_keys", "4000", dump,
+                             TIMEOUT);
+
+    expect_keys(&run, 4, "1000");
+    cr_expect_eq(rh_count_lines(run.out, "gcs epoch 1: 4 shards, chains of "
+                                "3"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "chain:"), 4);
+    cr_expect_eq(rh_count_lines(run.out, ": tail, lsn"), 4,
+                 "each shard has one tail");
+    rh_run_free(&run);
+}
+
+static void expect_pubsub(rh_run_t *run, int n, long m)
+{
+    char line[128];
+
+    snprintf(line, sizeof(line), "PUBSUB OK key=%ld prefix=%ld table=%ld",
+             n * m, n * m, 3 * n * m + n);
+    RH_EXPECT_EXIT0(*run);
+    cr_expect_eq(rh_count_lines(run->out, line), n,
+                 "not every subscriber saw each update once, in order; "
+                 "output ends:\n%s", rh_tail(run->out, 3000));
+}
+
+Test(gcs, subscribers_see_each_update_once_in_order_shm)
+{
+    rh_run_t run = rh_launch(3, 3, 0, "tests/multi/gcs_pubsub", "2000",
+                             NULL, TIMEOUT);
+
+    expect_pubsub(&run, 3, 2000);
+    rh_run_free(&run);
+}
+
+Test(gcs, subscribers_see_each_update_once_in_order_tcp)
+{
+    rh_run_t run = rh_launch(4, 2, 0, "tests/multi/gcs_pubsub", "1000",
+                             TCP, TIMEOUT);
+
+    expect_pubsub(&run, 4, 1000);
+    rh_run_free(&run);
+}
+
+/* ---- a chain member dies mid-stream (fixed kill points) ---------------- */
+
+/* 4 ranks on 4 nodes, the others going on when one dies. */
+static rh_run_t launch4(const char *prog, const char *a1, const char *a2,
+                        const char *a3, const char *const *env)
+{
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
+                           "4", "--keep-going", rh_build_path(prog), a1, a2,
+                           a3, NULL };
+
+    return rh_run(argv, env, TIMEOUT);
+}
+
+static void expect_kill(const char *role, const char *const *env)
+{
+    char line[64];
+    rh_run_t run = launch4("tests/multi/gcs_kill", role, "30000", "100000",
+                           env);
+
+    snprintf(line, sizeof(line), "GCS KILL OK %s: 100000 writes", role);
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, line), 1,
+                 "acknowledged writes lost or updates missed; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+static const char *const KILL_ENV[] = { "RAYHPC_GCS_SHARDS=2",
+                                        "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                        NULL };
+static const char *const KILL_ENV_TCP[] = { "RAYHPC_GCS_SHARDS=2",
+                                            "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                            "UCX_TLS=tcp,self", NULL };
+
+Test(gcs_kill, head_dies_and_no_acknowledged_write_is_lost)
+{
+    expect_kill("head", KILL_ENV);
+}
+
+Test(gcs_kill, middle_dies_and_no_acknowledged_write_is_lost)
+{
+    expect_kill("middle", KILL_ENV);
+}
+
+Test(gcs_kill, tail_dies_and_no_acknowledged_write_is_lost)
+{
+    expect_kill("tail", KILL_ENV);
+}
+
+Test(gcs_kill, middle_dies_over_tcp)
+{
+    expect_kill("middle", KILL_ENV_TCP);
+}
+
+/* ---- a partition ----------------------------------------------------------- */
+
+Test(gcs_partition, only_the_side_with_a_master_majority_writes)
+{
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                       NULL };
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_partition"), NULL };
+    rh_run_t run = rh_run(argv, env, TIMEOUT);
+    const char *recorded, *leaving;
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "MAJORITY WROTE 8"), 2,
+                 "the majority side re-formed its chains and wrote; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "MINORITY WROTE 0"), 2,
+                 "the minority side accepted writes");
+    recorded = strstr(run.out, "DEATHS RECORDED");
+    leaving = strstr(run.out, "MINORITY LEAVING");
+    cr_expect(recorded != NULL && (leaving == NULL || recorded < leaving),
+              "the majority took the silent side for dead while it lived");
+    rh_run_free(&run);
+}
+
+/* ---- control state in the GCS ----------------------------------------------- */
+
+Test(gcs_named, a_named_actor_is_found_after_a_replica_of_its_name_dies)
+{
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                       NULL };
+    rh_run_t run = launch4("tests/multi/gcs_named", NULL, NULL, NULL, env);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "NAMED FOUND"), 3,
+                 "every survivor finds the actor by name; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}

@@ -1,0 +1,316 @@
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gcs/gcs_map.h"
+#include "gcs/gcs_store.h"
+
+static rh_gcs_store_t s;
+static uint64_t lsn;
+
+static void setup(void)
+{
+    rh_gcs_store_init(&s);
+    lsn = 0;
+}
+
+static void teardown(void)
+{
+    rh_gcs_store_fini(&s);
+}
+
+TestSuite(gcs_store, .init = setup, .fini = teardown);
+
+/* Applies the next write of the log. */
+static rh_gcs_result_t apply(uint8_t op, uint8_t table, const char *key,
+                             const char *value, uint32_t client, uint64_t seq,
+                             uint64_t expect)
+{
+    rh_gcs_write_t w = { .op = op, .table = table,
+                         .klen = (uint16_t)strlen(key),
+                         .vlen = value != NULL ? (uint32_t)strlen(value) : 0,
+                         .client = client, .seq = seq, .floor = 1,
+                         .expect = expect, .lsn = ++lsn, .key = key,
+                         .value = value };
+    rh_gcs_result_t res;
+
+    cr_assert_eq(rh_gcs_store_apply(&s, &w, &res), RH_OK);
+    return res;
+}
+
+static const char *value_of(uint8_t table, const char *key)
+{
+    static char buf[256];
+    const rh_gcs_entry_t *e = rh_gcs_store_get(&s, table, key, strlen(key));
+
+    if (e == NULL) {
+        return NULL;
+    }
+    memcpy(buf, rh_gcs_entry_value(e), e->vlen);
+    buf[e->vlen] = '\0';
+    return buf;
+}
+
+Test(gcs_store, put_then_get_returns_the_value_and_its_version)
+{
+    rh_gcs_result_t r = apply(RH_GCS_OP_PUT, RH_GCS_T_ACTOR, "a", "one", 0, 1,
+                              0);
+
+    cr_expect_eq(r.status, RH_OK);
+    cr_expect_eq(r.version, 1);
+    cr_expect_str_eq(value_of(RH_GCS_T_ACTOR, "a"), "one");
+    r = apply(RH_GCS_OP_PUT, RH_GCS_T_ACTOR, "a", "two", 0, 2, 0);
+    cr_expect_eq(r.version, 2, "a new write gives a new version");
+    cr_expect_str_eq(value_of(RH_GCS_T_ACTOR, "a"), "two");
+    cr_expect_eq(s.count[RH_GCS_T_ACTOR], 1);
+}
+
+Test(gcs_store, tables_are_separate_key_spaces)
+{
+    apply(RH_GCS_OP_PUT, RH_GCS_T_ACTOR, "k", "actor", 0, 1, 0);
+    apply(RH_GCS_OP_PUT, RH_GCS_T_NODE, "k", "node", 0, 2, 0);
+    cr_expect_str_eq(value_of(RH_GCS_T_ACTOR, "k"), "actor");
+    cr_expect_str_eq(value_of(RH_GCS_T_NODE, "k"), "node");
+    cr_expect_null(value_of(RH_GCS_T_JOB, "k"));
+}
+
+Test(gcs_store, delete_removes_and_a_second_delete_finds_nothing)
+{
+    apply(RH_GCS_OP_PUT, RH_GCS_T_TEST, "k", "v", 0, 1, 0);
+    cr_expect_eq(apply(RH_GCS_OP_DEL, RH_GCS_T_TEST, "k", NULL, 0, 2,
+                       0).status, RH_OK);
+    cr_expect_null(value_of(RH_GCS_T_TEST, "k"));
+    cr_expect_eq(apply(RH_GCS_OP_DEL, RH_GCS_T_TEST, "k", NULL, 0, 3,
+                       0).status, RH_ERR_NOT_FOUND);
+    cr_expect_eq(s.count[RH_GCS_T_TEST], 0);
+    cr_expect_eq(s.bytes, 0);
+}
+
+Test(gcs_store, cas_applies_only_at_the_expected_version)
+{
+    rh_gcs_result_t r;
+
+    r = apply(RH_GCS_OP_CAS, RH_GCS_T_ACTOR, "name", "rank3", 1, 1, 0);
+    cr_expect_eq(r.status, RH_OK, "version 0: created when absent");
+    r = apply(RH_GCS_OP_CAS, RH_GCS_T_ACTOR, "name", "rank4", 2, 1, 0);
+    cr_expect_eq(r.status, RH_ERR_CONFLICT, "a second creator loses");
+    cr_expect_eq(r.version, 1, "and hears the version that won");
+    cr_expect_str_eq(value_of(RH_GCS_T_ACTOR, "name"), "rank3");
+    r = apply(RH_GCS_OP_CAS, RH_GCS_T_ACTOR, "name", "rank5", 1, 2, 1);
+    cr_expect_eq(r.status, RH_OK);
+    cr_expect_str_eq(value_of(RH_GCS_T_ACTOR, "name"), "rank5");
+}
+
+Test(gcs_store, a_retried_write_is_applied_once_and_answered_as_first)
+{
+    rh_gcs_result_t first, again, seen;
+
+    first = apply(RH_GCS_OP_CAS, RH_GCS_T_TEST, "x", "1", 7, 5, 0);
+    apply(RH_GCS_OP_PUT, RH_GCS_T_TEST, "x", "2", 8, 1, 0);
+    /* The same (client, seq) again, as a client retries it after a
+     * reconfiguration: nothing changes, the first answer comes back. */
+    cr_expect(rh_gcs_store_applied(&s, 7, 5, &seen));
+    again = apply(RH_GCS_OP_CAS, RH_GCS_T_TEST, "x", "1", 7, 5, 0);
+    cr_expect_eq(first.fresh, 1);
+    cr_expect_eq(again.fresh, 0, "an echo: nothing to publish again");
+    cr_expect_eq(again.status, first.status);
+    cr_expect_eq(again.version, first.version);
+    cr_expect_str_eq(value_of(RH_GCS_T_TEST, "x"), "2");
+    cr_expect_eq(s.lsn, lsn, "the log still advances");
+}
+
+Test(gcs_store, answered_writes_are_forgotten_below_the_clients_floor)
+{
+    char key[32];
+    rh_gcs_result_t res;
+
+    for (uint64_t seq = 1; seq <= 20000; seq++) {
+        rh_gcs_write_t w = { .op = RH_GCS_OP_PUT, .table = RH_GCS_T_TEST,
+                             .client = 3, .seq = seq, .floor = seq,
+                             .lsn = ++lsn, .key = key, .value = "v",
+                             .vlen = 1 };
+
+        w.klen = (uint16_t)snprintf(key, sizeof(key), "k%llu",
+                                    (unsigned long long)(seq % 100));
+        cr_assert_eq(rh_gcs_store_apply(&s, &w, &res), RH_OK);
+    }
+    cr_expect_lt(rh_hmap_count(&s.applied), 8192,
+                 "results below the floor are pruned (%zu kept)",
+                 rh_hmap_count(&s.applied));
+    cr_expect(rh_gcs_store_applied(&s, 3, 5, &res),
+              "a write below the floor still counts as applied");
+    cr_expect(rh_gcs_store_applied(&s, 3, 20000, &res));
+    cr_expect_not(rh_gcs_store_applied(&s, 3, 20001, &res));
+    cr_expect_eq(s.count[RH_GCS_T_TEST], 100);
+}
+
+Test(gcs_store, colliding_keys_of_one_hash_bucket_stay_apart)
+{
+    char key[32];
+
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        apply(RH_GCS_OP_PUT, RH_GCS_T_OBJECT, key, key, 1, (uint64_t)i + 1,
+              0);
+    }
+    for (int i = 0; i < 5000; i += 2) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        apply(RH_GCS_OP_DEL, RH_GCS_T_OBJECT, key, NULL, 1,
+              (uint64_t)i + 10001, 0);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        if (i % 2) {
+            cr_assert_str_eq(value_of(RH_GCS_T_OBJECT, key), key);
+        } else {
+            cr_assert_null(value_of(RH_GCS_T_OBJECT, key));
+        }
+    }
+    cr_expect_eq(s.count[RH_GCS_T_OBJECT], 2500);
+}
+
+Test(gcs_store, a_bad_write_is_refused_and_changes_nothing)
+{
+    rh_gcs_write_t w = { .op = 9, .table = RH_GCS_T_TEST, .klen = 1,
+                         .key = "k", .lsn = 1 };
+    rh_gcs_result_t res;
+
+    cr_expect_eq(rh_gcs_store_apply(&s, &w, &res), RH_ERR_MALFORMED);
+    w.op = RH_GCS_OP_PUT;
+    w.table = RH_GCS_NTABLES;
+    cr_expect_eq(rh_gcs_store_apply(&s, &w, &res), RH_ERR_MALFORMED);
+    cr_expect_eq(s.lsn, 0);
+}
+
+Test(gcs_hash, is_the_same_everywhere_and_depends_on_table_and_key)
+{
+    /* A fixed value: every rank must pick the same shard. */
+    uint64_t h = rh_gcs_key_hash(RH_GCS_T_ACTOR, "counter", 7);
+
+    cr_expect_eq(h, rh_gcs_key_hash(RH_GCS_T_ACTOR, "counter", 7));
+    cr_expect_neq(h, rh_gcs_key_hash(RH_GCS_T_NODE, "counter", 7));
+    cr_expect_neq(h, rh_gcs_key_hash(RH_GCS_T_ACTOR, "counteR", 7));
+}
+
+/* ---- the shard map ---------------------------------------------------------- */
+
+Test(gcs_map, chains_span_distinct_nodes_first)
+{
+    /* 6 ranks on 3 nodes, two each: 0,1 on node 0; 2,3 on 1; 4,5 on 2. */
+    int node_of[6] = { 0, 0, 1, 1, 2, 2 };
+    rh_gcs_map_t m;
+
+    cr_assert_eq(rh_gcs_map_build(&m, 6, node_of, 3, 0, 3), RH_OK);
+    cr_expect_eq(m.nshards, 3, "one shard per node by default");
+    cr_expect_eq(m.epoch, 1);
+    for (uint32_t sh = 0; sh < m.nshards; sh++) {
+        int seen[3] = { 0 };
+
+        cr_assert_eq(m.len[sh], 3);
+        for (uint32_t i = 0; i < 3; i++) {
+            seen[node_of[m.chain[sh * 3 + i]]]++;
+        }
+        cr_expect(seen[0] == 1 && seen[1] == 1 && seen[2] == 1,
+                  "shard %u's chain is on three nodes", sh);
+    }
+    cr_expect_neq(rh_gcs_map_head(&m, 0), rh_gcs_map_head(&m, 1));
+    cr_expect_neq(rh_gcs_map_tail(&m, 1), rh_gcs_map_tail(&m, 2));
+    rh_gcs_map_free(&m);
+}
+
+Test(gcs_map, replicas_are_capped_by_the_ranks)
+{
+    int node_of[2] = { 0, 0 };
+    rh_gcs_map_t m;
+
+    cr_assert_eq(rh_gcs_map_build(&m, 2, node_of, 1, 4, 3), RH_OK);
+    cr_expect_eq(m.nshards, 4);
+    cr_expect_eq(m.replicas, 2);
+    for (uint32_t sh = 0; sh < 4; sh++) {
+        cr_expect_neq(m.chain[sh * 2], m.chain[sh * 2 + 1],
+                      "a chain never holds a rank twice");
+    }
+    rh_gcs_map_free(&m);
+}
+
+Test(gcs_map, positions_and_successors)
+{
+    int node_of[3] = { 0, 1, 2 };
+    rh_gcs_map_t m;
+
+    cr_assert_eq(rh_gcs_map_build(&m, 3, node_of, 3, 1, 3), RH_OK);
+    cr_expect_eq(rh_gcs_map_pos(&m, 0, 0), 0);
+    cr_expect_eq(rh_gcs_map_pos(&m, 0, 2), 2);
+    cr_expect_eq(rh_gcs_map_next(&m, 0, 0), 1);
+    cr_expect_eq(rh_gcs_map_next(&m, 0, 2), -1, "the tail has no successor");
+    cr_expect_eq(rh_gcs_map_tail(&m, 0), 2);
+    rh_gcs_map_free(&m);
+}
+
+Test(gcs_map, bad_input_is_refused_with_a_message)
+{
+    int node_of[2] = { 0, 5 };
+    rh_gcs_map_t m;
+
+    cr_expect_eq(rh_gcs_map_build(&m, 2, node_of, 2, 0, 3),
+                 RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_gcs_map_build(&m, 2, node_of, 2, 0, 0),
+                 RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_gcs_map_build(&m, 0, node_of, 2, 0, 3),
+                 RH_ERR_INVALID_PARAM);
+}
+
+Test(gcs_map, dropping_a_rank_keeps_the_survivors_order)
+{
+    int node_of[4] = { 0, 1, 2, 3 };
+    rh_gcs_map_t m;
+
+    cr_assert_eq(rh_gcs_map_build(&m, 4, node_of, 4, 2, 3), RH_OK);
+    /* shard 1: ranks 1, 2, 3 */
+    cr_expect(rh_gcs_map_drop(&m, 2));
+    cr_expect_eq(m.len[1], 2);
+    cr_expect_eq(rh_gcs_map_head(&m, 1), 1);
+    cr_expect_eq(rh_gcs_map_tail(&m, 1), 3);
+    cr_expect_eq(m.dead[2], 1);
+    cr_expect_not(rh_gcs_map_drop(&m, 2), "dropping twice changes nothing");
+    cr_expect(rh_gcs_map_drop(&m, 1));
+    cr_expect(rh_gcs_map_drop(&m, 3));
+    cr_expect_eq(m.len[1], 0);
+    cr_expect_eq(rh_gcs_map_head(&m, 1), -1, "a chain with no member left");
+    cr_expect_eq(rh_gcs_map_tail(&m, 1), -1);
+    rh_gcs_map_free(&m);
+}
+
+Test(gcs_map, a_configuration_travels_whole_and_bad_ones_are_refused)
+{
+    int node_of[3] = { 0, 1, 2 };
+    rh_gcs_map_t m, n;
+    uint8_t buf[1024];
+    size_t len;
+
+    memset(&n, 0, sizeof(n));
+    cr_assert_eq(rh_gcs_map_build(&m, 3, node_of, 3, 3, 3), RH_OK);
+    rh_gcs_map_drop(&m, 1);
+    m.epoch = 7;
+    len = rh_gcs_map_packed_size(&m);
+    cr_assert_leq(len, sizeof(buf));
+    rh_gcs_map_pack(&m, buf);
+    cr_assert_eq(rh_gcs_map_unpack(&n, buf, len), RH_OK);
+    cr_expect_eq(n.epoch, 7);
+    cr_expect_eq(n.nshards, 3);
+    cr_expect_eq(n.nmasters, 3);
+    cr_expect_eq(n.dead[1], 1);
+    for (uint32_t sh = 0; sh < 3; sh++) {
+        cr_expect_eq(n.len[sh], 2);
+        cr_expect_eq(rh_gcs_map_head(&n, sh), rh_gcs_map_head(&m, sh));
+        cr_expect_eq(rh_gcs_map_tail(&n, sh), rh_gcs_map_tail(&m, sh));
+    }
+    /* Truncated, and a chain naming a rank out of range. */
+    cr_expect_eq(rh_gcs_map_unpack(&n, buf, len - 1), RH_ERR_MALFORMED);
+    m.chain[0] = 99;
+    rh_gcs_map_pack(&m, buf);
+    cr_expect_eq(rh_gcs_map_unpack(&n, buf, len), RH_ERR_MALFORMED);
+    cr_expect_eq(n.epoch, 7, "a refused configuration changes nothing");
+    rh_gcs_map_free(&m);
+    rh_gcs_map_free(&n);
+}
