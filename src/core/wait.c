@@ -1,15 +1,60 @@
 /*
  * Waiting for futures: a worker runs the waiting task's own children while
  * it waits, or parks and leaves its core to a spare thread (sched/pool.c),
- * so nested gets neither deadlock nor starve the pool; other threads sleep
- * between completions. A waiting task lends its CPUs to the rank meanwhile,
- * as Ray's blocked workers do: tasks that ask for CPUs cannot then all sit
- * in waits for children that no CPU is left to run.
+ * so nested gets neither deadlock nor starve the pool; other threads drive
+ * the network themselves for a moment (an answer then needs no other
+ * thread to arrive), then sleep between completions. A waiting task lends
+ * its CPUs to the rank meanwhile, as Ray's blocked workers do: tasks that
+ * ask for CPUs cannot then all sit in waits for children that no CPU is
+ * left to run.
  */
+#include <sched.h>
+
 #include "base/completion.h"
 #include "core/core.h"
 #include "core/future.h"
 #include "sched/pool.h"
+#include "transport/transport.h"
+
+/* How long a thread drives the network in a wait before it sleeps: most
+ * answers come within a few round trips, and a wait that lasts longer
+ * gives the worker back to the progress thread. */
+#define RH_DRIVE_NS 50000ull
+
+/* A thread that is not a worker drives the worker while it waits (what it
+ * waits for mostly comes from the network): no progress thread has to be
+ * scheduled to receive the answer, nor to wake us. Returns whether cond
+ * held; 0 also when driving was not possible or its time ran out. */
+static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
+{
+    uint64_t end = rh_time_ns() + RH_DRIVE_NS;
+    int done = 0;
+
+    if (!rh_tp_drive_begin()) {
+        return 0;
+    }
+    if (deadline != 0 && deadline < end) {
+        end = deadline;
+    }
+    for (unsigned idle = 1; !(done = cond(arg)); ) {
+        int n = rh_tp_drive();
+
+        if (n > 0) {
+            continue;
+        }
+        /* Nothing came, or another thread has the worker: on few cores
+         * the peer we wait for may need ours. */
+        if ((idle++ & 15) == 0) {
+            if (rh_time_ns() >= end) {
+                break;
+            }
+            sched_yield();
+        }
+        rh_cpu_relax();
+    }
+    rh_tp_drive_end();
+    return done;
+}
 
 static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
                         unsigned flags)
@@ -18,6 +63,9 @@ static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
     int lent, done;
 
     if (pool == NULL) {
+        if (rh_core_drive(cond, arg, deadline)) {
+            return 1;
+        }
         return rh_future_block_until(cond, arg, deadline);
     }
     lent = rh_task_lend_cpus();

@@ -618,6 +618,7 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     rh_am_sreq_t *sreq;
     rh_status_t status;
     int heap_copy = done == NULL && len > RH_AM_SMALL_DATA;
+    int direct;
 
     status = rh_am_check_dest(dest);
     if (rh_unlikely(status != RH_OK)) {
@@ -637,8 +638,12 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     w.hdr_len = (uint16_t)hdr_len;
     w.src = (uint32_t)rh_tp_rank();
     w.data_len = (uint32_t)len;
-    if (rh_tp_on_progress_thread() && len <= RH_AM_SMALL_DATA &&
-        rh_likely(rh_am.fault_every == 0)) {
+    /* Small sends leave at once from the progress thread, and from any
+     * other thread that finds the worker free (no hand-off, no wake-up);
+     * only without done there, which may take locks its caller holds. */
+    if (len <= RH_AM_SMALL_DATA && rh_likely(rh_am.fault_every == 0) &&
+        (direct = rh_tp_on_progress_thread() ? 1 :
+                  done == NULL && rh_tp_enter() ? 2 : 0) != 0) {
         uint8_t whole[sizeof(w) + RH_AM_MAX_HDR];
 
         memcpy(whole, &w, sizeof(w));
@@ -646,6 +651,9 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
             memcpy(whole + sizeof(w), hdr, hdr_len);
         }
         status = rh_am_send_now(dest, whole, sizeof(w) + hdr_len, data, len);
+        if (direct == 2) {
+            rh_tp_leave();
+        }
         if (rh_likely(status == RH_OK)) {
             if (done != NULL) {
                 done(done_arg, RH_OK);
