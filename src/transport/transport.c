@@ -528,17 +528,27 @@ static void rh_tp_check_peers(uint64_t now)
 
 /* ---- progress thread ---------------------------------------------------- */
 
+int rh_tp_more_posted(void)
+{
+    return !rh_mpsc_empty(&rh_tp.ops);
+}
+
 static unsigned rh_tp_drain_ops(void)
 {
     unsigned n = 0;
     rh_mpsc_node_t *node;
 
-    while ((node = rh_mpsc_pop(&rh_tp.ops)) != NULL) {
-        rh_tp_op_t *op = (rh_tp_op_t *)node;
+    do {
+        while ((node = rh_mpsc_pop(&rh_tp.ops)) != NULL) {
+            rh_tp_op_t *op = (rh_tp_op_t *)node;
 
-        op->run(op);
-        n++;
-    }
+            op->run(op);
+            n++;
+        }
+        /* The queue drained: what was held back to coalesce leaves now
+         * (a send that fails at once queues its failure: run it too). */
+    } while (n != 0 && rh_am_flush_batches() != 0 &&
+             !rh_mpsc_empty(&rh_tp.ops));
     return n;
 }
 

@@ -102,6 +102,11 @@ void rh_tp_drive_end(void);
 int rh_tp_enter(void);
 void rh_tp_leave(void);
 
+/* Whether more posted work waits behind the op running now (progress
+ * thread only): the send path holds a message back to coalesce it only
+ * then. */
+int rh_tp_more_posted(void);
+
 /* Registers fn to be called from the progress loop, outside any UCX
  * callback, once a peer was found dead. Call before rh_tp_start. */
 rh_status_t rh_tp_on_peer_failure(rh_tp_failure_fn fn, void *arg);
