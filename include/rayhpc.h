@@ -541,6 +541,10 @@ typedef struct rh_stats {
     uint64_t store_bytes;
     uint64_t tasks_remote;     /* its tasks out on other ranks or with the
                                 * global scheduler now */
+    uint64_t msgs_batched;     /* messages it sent coalesced with others
+                                * to the same rank, and the batches they
+                                * went in */
+    uint64_t batches_sent;
 } rh_stats_t;
 
 /* Fills *stats with this rank's counters. */
