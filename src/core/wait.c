@@ -36,18 +36,18 @@ static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
     if (deadline != 0 && deadline < end) {
         end = deadline;
     }
-    for (unsigned idle = 1; !(done = cond(arg)); ) {
-        int n = rh_tp_drive();
-
-        if (n > 0) {
+    for (unsigned round = 1, idle = 1; !(done = cond(arg)); round++) {
+        /* Busy or not, the time is looked at: traffic for others must not
+         * keep a wait with a deadline from ending. */
+        if ((round & 15) == 0 && rh_time_ns() >= end) {
+            break;
+        }
+        if (rh_tp_drive() > 0) {
             continue;
         }
         /* Nothing came, or another thread has the worker: on few cores
          * the peer we wait for may need ours. */
         if ((idle++ & 15) == 0) {
-            if (rh_time_ns() >= end) {
-                break;
-            }
             sched_yield();
         }
         rh_cpu_relax();
