@@ -45,6 +45,8 @@ typedef struct rh_config {
     uint64_t send_queue_max;   /* sends from other threads not yet done */
     uint64_t remote_tasks_max; /* tasks out on other ranks or spilled */
     uint64_t fault_sends;      /* tests: every Nth send fails (0: none) */
+    uint64_t drive_us;         /* a waiter drives the network this long */
+    uint64_t coalesce;         /* 1: queued small sends go as batches */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

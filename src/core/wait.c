@@ -11,15 +11,11 @@
 #include <sched.h>
 
 #include "base/completion.h"
+#include "base/config.h"
 #include "core/core.h"
 #include "core/future.h"
 #include "sched/pool.h"
 #include "transport/transport.h"
-
-/* How long a thread drives the network in a wait before it sleeps: most
- * answers come within a few round trips, and a wait that lasts longer
- * gives the worker back to the progress thread. */
-#define RH_DRIVE_NS 50000ull
 
 /* A thread that is not a worker drives the worker while it waits (what it
  * waits for mostly comes from the network): no progress thread has to be
@@ -27,10 +23,13 @@
  * held; 0 also when driving was not possible or its time ran out. */
 static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
 {
-    uint64_t end = rh_time_ns() + RH_DRIVE_NS;
+    /* RAYHPC_DRIVE_US: most answers come within a few round trips, and a
+     * wait that lasts longer gives the worker back to the progress
+     * thread. */
+    uint64_t end = rh_time_ns() + rh_cfg.drive_us * 1000ull;
     int done = 0;
 
-    if (!rh_tp_drive_begin()) {
+    if (rh_cfg.drive_us == 0 || !rh_tp_drive_begin()) {
         return 0;
     }
     if (deadline != 0 && deadline < end) {

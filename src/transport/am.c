@@ -86,6 +86,7 @@ typedef struct rh_am_layer {
     uint64_t       rndv_thresh;
     uint64_t       fault_every; /* RAYHPC_FAULT_SENDS */
     uint64_t       fault_count; /* progress thread only */
+    int            coalesce;    /* RAYHPC_COALESCE */
     long           posted_max;
     /* held back to coalesce, per rank (progress thread only) */
     struct rh_am_batch *batches;
@@ -832,7 +833,7 @@ static rh_status_t rh_am_batch_recv(void *arg, rh_am_msg_t *msg)
  * back already (it must not overtake them). */
 static inline int rh_am_batchable(const rh_am_sreq_t *sreq)
 {
-    return sreq->done == NULL && sreq->copy == NULL &&
+    return rh_am.coalesce && sreq->done == NULL && sreq->copy == NULL &&
            sreq->id != RH_AM_ID_INVALID && sreq->id != RH_AM_ID_BATCH &&
            sreq->attempts == 0 &&
            rh_am_pad8(sreq->hdr_total + sreq->len) <= RH_AM_BATCH_BYTES / 2 &&
@@ -1121,6 +1122,7 @@ rh_status_t rh_am_attach(struct ucp_worker *worker)
     rh_am.rndv_thresh = rh_cfg.rndv_thresh;
     rh_am.fault_every = rh_cfg.fault_sends;
     rh_am.fault_count = 0;
+    rh_am.coalesce = rh_cfg.coalesce != 0;
     rh_am.posted_max = (long)rh_cfg.send_queue_max;
     atomic_store(&rh_am.posted, 0);
     rh_objcache_init(&rh_am.cache, RH_AM_CACHE_ID, sizeof(rh_am_sreq_t));
