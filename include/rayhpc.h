@@ -594,6 +594,10 @@ typedef struct rh_stats {
     uint64_t evicted_bytes;    /* and their bytes */
     double   store_fragmentation;  /* free store bytes outside the largest
                                 * free block, as a fraction of capacity */
+    uint64_t msgs_batched;     /* messages it sent coalesced with others
+                                * to the same rank, and the batches they
+                                * went in */
+    uint64_t batches_sent;
 } rh_stats_t;
 
 /* Fills *stats with this rank's counters. */

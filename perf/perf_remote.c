@@ -180,6 +180,15 @@ static int run_remote(const perf_group_t *g, const char *suffix,
     }
     perf_raw_close();
     rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);
+    if (do_rate) {
+        rh_stats_t st;
+
+        rh_stats(&st);
+        printf("# remote_tasks%s: rank %d sent %llu messages coalesced in "
+               "%llu batches\n", suffix, rh_rank(),
+               (unsigned long long)st.msgs_batched,
+               (unsigned long long)st.batches_sent);
+    }
     if (rh_rank() == 0) {
         if (do_rtt) {
             perf_report("remote_task_rtt", suffix, o_rtt, r_rtt, "us", "ucx");

@@ -366,6 +366,16 @@ const rh_config_field_t rh_config_table[] = {
      "dead and dropped from the GCS chains (UCX errors and dead processes "
      "on the same host are seen at once)",
      RH_OFF(failure_timeout_ms), &rh_type_time, NULL, 20, 3600000},
+    {"DRIVE_US", "50",
+     "Microseconds a thread that is not a worker drives the network itself "
+     "while it waits for a result (rh_get, rh_wait, ...), before it sleeps "
+     "until woken; 0: it sleeps at once and the progress thread receives "
+     "for it",
+     RH_OFF(drive_us), &rh_type_count, NULL, 0, 1000000},
+    {"COALESCE", "1",
+     "1: small messages that queue up for one rank leave as one message "
+     "once the progress thread drains its queue; 0: each alone",
+     RH_OFF(coalesce), &rh_type_count, NULL, 0, 1},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

@@ -57,6 +57,8 @@ typedef struct rh_config {
     uint64_t gcs_replicas;     /* ranks in each GCS chain */
     uint64_t gcs_dump;         /* print the GCS at rh_finalize */
     uint64_t failure_timeout_ms;  /* silence after which a rank is dead */
+    uint64_t drive_us;         /* a waiter drives the network this long */
+    uint64_t coalesce;         /* 1: queued small sends go as batches */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

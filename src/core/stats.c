@@ -1,4 +1,5 @@
 /* rh_stats: what this rank did, from each module's own counters. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/status.h"
@@ -9,6 +10,7 @@
 #include "core/task_internal.h"
 #include "plasma/store.h"
 #include "sched/pool.h"
+#include "transport/am.h"
 
 rh_status_t rh_stats(rh_stats_t *stats)
 {
@@ -31,6 +33,10 @@ rh_status_t rh_stats(rh_stats_t *stats)
                      &stats->pulls_joined);
     stats->pull_sources = rh_pull_source_count();
     stats->tasks_remote = (uint64_t)rh_admit_out();
+    stats->msgs_batched = atomic_load_explicit(&rh_am_stats()->batched,
+                                               memory_order_relaxed);
+    stats->batches_sent = atomic_load_explicit(&rh_am_stats()->batches,
+                                               memory_order_relaxed);
     if (rh_store_stats(rh_core_store(), &ss) == RH_OK) {
         stats->store_objects = ss.objects;
         stats->store_bytes = ss.object_bytes;

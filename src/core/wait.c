@@ -1,16 +1,60 @@
 /*
  * Waiting for futures: a worker runs the waiting task's own children while
  * it waits, or parks and leaves its core to a spare thread (sched/pool.c),
- * so nested gets neither deadlock nor starve the pool; other threads sleep
- * between completions. A waiting task lends its CPUs to the rank meanwhile,
- * as Ray's blocked workers do: tasks that ask for CPUs cannot then all sit
- * in waits for children that no CPU is left to run.
+ * so nested gets neither deadlock nor starve the pool; other threads drive
+ * the network themselves for a moment (an answer then needs no other
+ * thread to arrive), then sleep between completions. A waiting task lends
+ * its CPUs to the rank meanwhile, as Ray's blocked workers do: tasks that
+ * ask for CPUs cannot then all sit in waits for children that no CPU is
+ * left to run.
  */
+#include <sched.h>
+
 #include "base/completion.h"
+#include "base/config.h"
 #include "core/core.h"
 #include "core/future.h"
 #include "obs/timeline.h"
 #include "sched/pool.h"
+#include "transport/transport.h"
+
+/* A thread that is not a worker drives the worker while it waits (what it
+ * waits for mostly comes from the network): no progress thread has to be
+ * scheduled to receive the answer, nor to wake us. Returns whether cond
+ * held; 0 also when driving was not possible or its time ran out. */
+static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
+{
+    /* RAYHPC_DRIVE_US: most answers come within a few round trips, and a
+     * wait that lasts longer gives the worker back to the progress
+     * thread. */
+    uint64_t end = rh_time_ns() + rh_cfg.drive_us * 1000ull;
+    int done = 0;
+
+    if (rh_cfg.drive_us == 0 || !rh_tp_drive_begin()) {
+        return 0;
+    }
+    if (deadline != 0 && deadline < end) {
+        end = deadline;
+    }
+    for (unsigned round = 1, idle = 1; !(done = cond(arg)); round++) {
+        /* Busy or not, the time is looked at: traffic for others must not
+         * keep a wait with a deadline from ending. */
+        if ((round & 15) == 0 && rh_time_ns() >= end) {
+            break;
+        }
+        if (rh_tp_drive() > 0) {
+            continue;
+        }
+        /* Nothing came, or another thread has the worker: on few cores
+         * the peer we wait for may need ours. */
+        if ((idle++ & 15) == 0) {
+            sched_yield();
+        }
+        rh_cpu_relax();
+    }
+    rh_tp_drive_end();
+    return done;
+}
 
 static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
                         unsigned flags)
@@ -20,7 +64,8 @@ static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
     int lent, done;
 
     if (pool == NULL) {
-        done = rh_future_block_until(cond, arg, deadline);
+        done = rh_core_drive(cond, arg, deadline) ||
+               rh_future_block_until(cond, arg, deadline);
         rh_tl_end(RH_TL_WAIT, "wait", tl0, -1, 0);
         return done;
     }

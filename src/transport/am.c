@@ -66,6 +66,17 @@ struct rh_am_sreq {
     uint8_t        small[RH_AM_SMALL_DATA];
 };
 
+/* Messages to one rank held back while more posted work waits: the first
+ * stays whole (alone it leaves as it came), from the second on they are
+ * copied into buf. */
+typedef struct rh_am_batch {
+    rh_am_sreq_t *first;
+    uint8_t      *buf;        /* RH_AM_BATCH_BYTES */
+    uint32_t      len;        /* bytes the messages take, padded */
+    uint32_t      count;
+    int           listed;     /* in batch_dests */
+} rh_am_batch_t;
+
 typedef struct rh_am_layer {
     rh_am_entry_t  table[RH_AM_ID_MAX];
     rh_am_stats_t  stats;
@@ -75,7 +86,12 @@ typedef struct rh_am_layer {
     uint64_t       rndv_thresh;
     uint64_t       fault_every; /* RAYHPC_FAULT_SENDS */
     uint64_t       fault_count; /* progress thread only */
+    int            coalesce;    /* RAYHPC_COALESCE */
     long           posted_max;
+    /* held back to coalesce, per rank (progress thread only) */
+    struct rh_am_batch *batches;
+    uint32_t      *batch_dests;   /* ranks with one listed */
+    uint32_t       num_batch_dests;
     /* sends from other threads not done yet, and who waits for room: a
      * line of their own, written by every sender, away from the fields
      * the progress thread reads on each send */
@@ -491,6 +507,24 @@ static void rh_am_send_cb(void *request, ucs_status_t status, void *user_data)
     rh_tp_open_reqs--;
 }
 
+static void rh_am_batch_flush(uint32_t dest);
+static void rh_am_batch_lost(void *arg, uint32_t dest, const void *hdr,
+                             size_t hdr_len, const void *data, size_t len,
+                             rh_status_t status);
+static rh_status_t rh_am_send_now(uint32_t dest, const void *hdr,
+                                  size_t hdr_total, const void *data,
+                                  size_t len);
+
+/* What is held back for dest leaves before anything else does, so that
+ * nothing overtakes it. */
+static inline void rh_am_batch_before(uint32_t dest)
+{
+    if (rh_unlikely(rh_am.batches != NULL &&
+                    rh_am.batches[dest].count != 0)) {
+        rh_am_batch_flush(dest);
+    }
+}
+
 /* Hands a request to UCX (progress thread only). */
 static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
 {
@@ -499,6 +533,7 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
     void *req;
     rh_status_t status;
 
+    rh_am_batch_before(sreq->dest);
     if (rh_unlikely(rh_am.fault_every != 0) &&
         ++rh_am.fault_count % rh_am.fault_every == 0) {
         rh_am_count(&rh_am.stats.injected);
@@ -541,9 +576,279 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
     }
 }
 
+/* ---- coalescing ---------------------------------------------------------- */
+
+static inline uint32_t rh_am_pad8(size_t n)
+{
+    return (uint32_t)((n + 7) & ~(size_t)7);
+}
+
+/* Bytes a message takes in a batch: wire header, user header, payload. */
+static inline uint32_t rh_am_batch_size(const rh_am_sreq_t *sreq)
+{
+    return rh_am_pad8(sreq->hdr_total + sreq->len);
+}
+
+static void rh_am_batch_copy(rh_am_batch_t *b, const rh_am_sreq_t *sreq)
+{
+    memcpy(b->buf + b->len, sreq->hdr, sreq->hdr_total);
+    if (sreq->len != 0) {
+        memcpy(b->buf + b->len + sreq->hdr_total, sreq->data, sreq->len);
+    }
+    memset(b->buf + b->len + sreq->hdr_total + sreq->len, 0,
+           rh_am_batch_size(sreq) - sreq->hdr_total - sreq->len);
+    b->len += rh_am_batch_size(sreq);
+}
+
+/* Holds sreq back for its rank; 0 when it cannot (no memory): the caller
+ * sends it alone. */
+static int rh_am_batch_add(rh_am_sreq_t *sreq)
+{
+    uint32_t size = rh_am_batch_size(sreq);
+    rh_am_batch_t *b;
+
+    if (rh_unlikely(rh_am.batches == NULL)) {
+        rh_am.batches = calloc((size_t)rh_tp_size(), sizeof(*rh_am.batches));
+        rh_am.batch_dests = calloc((size_t)rh_tp_size(),
+                                   sizeof(*rh_am.batch_dests));
+        if (rh_am.batches == NULL || rh_am.batch_dests == NULL) {
+            free(rh_am.batches);
+            free(rh_am.batch_dests);
+            rh_am.batches = NULL;
+            rh_am.batch_dests = NULL;
+            return 0;
+        }
+    }
+    b = &rh_am.batches[sreq->dest];
+    if (b->count != 0 && b->len + size > RH_AM_BATCH_BYTES) {
+        rh_am_batch_flush(sreq->dest);
+    }
+    if (b->count == 0) {
+        b->first = sreq;
+        b->len = size;
+        b->count = 1;
+        if (!b->listed) {
+            b->listed = 1;
+            rh_am.batch_dests[rh_am.num_batch_dests++] = sreq->dest;
+        }
+        return 1;
+    }
+    if (b->count == 1) {
+        if (b->buf == NULL && (b->buf = malloc(RH_AM_BATCH_BYTES)) == NULL) {
+            rh_am_batch_flush(sreq->dest);
+            return 0;
+        }
+        b->len = 0;
+        rh_am_batch_copy(b, b->first);
+        rh_am_sreq_put(b->first);
+        b->first = NULL;
+    }
+    rh_am_batch_copy(b, sreq);
+    b->count++;
+    rh_am_sreq_put(sreq);
+    return 1;
+}
+
+/* Sends what is held back for dest: alone as it came, or as one batch. */
+static void rh_am_batch_flush(uint32_t dest)
+{
+    rh_am_batch_t *b = &rh_am.batches[dest];
+    rh_am_wire_hdr_t w;
+    rh_am_batch_hdr_t bh;
+    rh_am_sreq_t *sreq;
+    uint8_t whole[sizeof(w) + sizeof(bh)];
+    uint32_t count = b->count;
+
+    b->count = 0;
+    if (count == 1) {
+        sreq = b->first;
+        b->first = NULL;
+        rh_am_sreq_issue(sreq);
+        return;
+    }
+    if (count == 0) {
+        return;
+    }
+    rh_am_count(&rh_am.stats.batches);
+    atomic_store_explicit(&rh_am.stats.batched,
+                          atomic_load_explicit(&rh_am.stats.batched,
+                                               memory_order_relaxed) + count,
+                          memory_order_relaxed);
+    w.magic = RH_AM_MAGIC;
+    w.version = RH_AM_VERSION;
+    w.flags = 0;
+    w.id = RH_AM_ID_BATCH;
+    w.hdr_len = sizeof(bh);
+    w.src = (uint32_t)rh_tp_rank();
+    w.data_len = b->len;
+    bh.count = count;
+    bh.bytes = b->len;
+    memcpy(whole, &w, sizeof(w));
+    memcpy(whole + sizeof(w), &bh, sizeof(bh));
+    /* Out at once, and the buffer serves the next batch; else a request
+     * takes the buffer along. */
+    if (rh_likely(rh_am.fault_every == 0) &&
+        rh_am_send_now(dest, whole, sizeof(whole), b->buf, b->len) == RH_OK) {
+        return;
+    }
+    sreq = rh_am_sreq_get();
+    if (rh_unlikely(sreq == NULL)) {
+        rh_am_count(&rh_am.stats.lost);
+        rh_error_set(RH_ERR_NO_MEMORY, "send request for a batch");
+        rh_am_batch_lost(NULL, dest, &bh, sizeof(bh), b->buf, b->len,
+                         RH_ERR_NO_MEMORY);
+        return;
+    }
+    memcpy(sreq->hdr, whole, sizeof(whole));
+    sreq->hdr_total = sizeof(whole);
+    sreq->dest = dest;
+    sreq->id = RH_AM_ID_BATCH;
+    sreq->attempts = 0;
+    sreq->counted = 0;
+    sreq->done = NULL;
+    sreq->done_arg = NULL;
+    sreq->data = b->buf;
+    sreq->len = b->len;
+    sreq->copy = b->buf;
+    b->buf = NULL;
+    rh_am_sreq_issue(sreq);
+}
+
+unsigned rh_am_flush_batches(void)
+{
+    unsigned n = rh_am.num_batch_dests;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t dest = rh_am.batch_dests[i];
+
+        rh_am.batches[dest].listed = 0;
+        rh_am_batch_flush(dest);
+    }
+    rh_am.num_batch_dests = 0;
+    return n;
+}
+
+/* A batch failed for good: each message in it is handled as if it had
+ * failed alone, under its own id's rules (sent again where they allow,
+ * else its lost handler). Our own bytes: the framing holds. */
+static void rh_am_batch_lost(void *arg, uint32_t dest, const void *hdr,
+                             size_t hdr_len, const void *data, size_t len,
+                             rh_status_t status)
+{
+    const uint8_t *p = data;
+    size_t off = 0;
+
+    (void)arg;
+    (void)hdr;
+    (void)hdr_len;
+    while (off + sizeof(rh_am_wire_hdr_t) <= len) {
+        rh_am_wire_hdr_t w;
+        const rh_am_entry_t *e;
+        unsigned retries;
+        rh_am_sreq_t *sreq;
+        size_t total;
+
+        memcpy(&w, p + off, sizeof(w));
+        total = sizeof(w) + w.hdr_len + w.data_len;
+        e = &rh_am.table[w.id];
+        retries = e->retries_set ? e->retries : RH_AM_RETRIES;
+        if (status != RH_ERR_PEER_FAILED && rh_tp_peer_alive((int)dest) &&
+            retries > 0 && rh_tp_running() &&
+            (sreq = rh_am_sreq_get()) != NULL) {
+            memcpy(sreq->hdr, p + off, sizeof(w) + w.hdr_len);
+            memcpy(sreq->small, p + off + sizeof(w) + w.hdr_len, w.data_len);
+            sreq->hdr_total = (uint32_t)(sizeof(w) + w.hdr_len);
+            sreq->dest = dest;
+            sreq->id = w.id;
+            sreq->attempts = 1;   /* the batch was its first */
+            sreq->counted = 0;
+            sreq->done = NULL;
+            sreq->data = sreq->small;
+            sreq->len = w.data_len;
+            sreq->copy = NULL;
+            rh_am_count(&rh_am.stats.retried);
+            rh_am_sreq_issue(sreq);
+        } else if (e->lost != NULL) {
+            rh_am_count(&rh_am.stats.lost);
+            e->lost(e->lost_arg, dest, p + off + sizeof(w), w.hdr_len,
+                    p + off + sizeof(w) + w.hdr_len, w.data_len, status);
+        } else {
+            rh_am_count(&rh_am.stats.lost);
+            rh_debug("message %u to rank %u in a batch was lost: %s",
+                     (unsigned)w.id, dest, rh_status_string(status));
+        }
+        off += rh_am_pad8(total);
+    }
+}
+
+/* A batch arrived: its framing is checked whole first (a batch that does
+ * not add up is dropped whole, nothing of it delivered), then each message
+ * goes through the receive path as if it came alone. */
+static rh_status_t rh_am_batch_recv(void *arg, rh_am_msg_t *msg)
+{
+    rh_am_batch_hdr_t bh;
+    const uint8_t *p = msg->data;
+    size_t off = 0;
+
+    (void)arg;
+    memcpy(&bh, msg->hdr, sizeof(bh));
+    if (p == NULL || bh.bytes != msg->data_len || bh.count < 2) {
+        return RH_ERR_MALFORMED;
+    }
+    for (uint32_t i = 0; i < bh.count; i++) {
+        rh_am_wire_hdr_t w;
+        size_t total;
+
+        if (off > msg->data_len || msg->data_len - off < sizeof(w)) {
+            return RH_ERR_MALFORMED;
+        }
+        memcpy(&w, p + off, sizeof(w));
+        total = sizeof(w) + (size_t)w.hdr_len + w.data_len;
+        /* No batch in a batch, and no message in the name of another. */
+        if (w.id == RH_AM_ID_BATCH || w.src != msg->src ||
+            total > msg->data_len - off) {
+            return RH_ERR_MALFORMED;
+        }
+        off += rh_am_pad8(total);
+    }
+    if (off != msg->data_len) {
+        return RH_ERR_MALFORMED;
+    }
+    off = 0;
+    for (uint32_t i = 0; i < bh.count; i++) {
+        rh_am_wire_hdr_t w;
+
+        memcpy(&w, p + off, sizeof(w));
+        (void)rh_am_dispatch(p + off, sizeof(w) + w.hdr_len,
+                             (uint8_t *)msg->data + off + sizeof(w) +
+                             w.hdr_len, w.data_len, 0);
+        off += rh_am_pad8(sizeof(w) + (size_t)w.hdr_len + w.data_len);
+    }
+    return RH_OK;
+}
+
+/* Whether a queued send may be held back to coalesce: a small message of
+ * another thread with no completion to report and more posted work behind
+ * it (a lone message leaves at once), or one to a rank that has some held
+ * back already (it must not overtake them). */
+static inline int rh_am_batchable(const rh_am_sreq_t *sreq)
+{
+    return rh_am.coalesce && sreq->done == NULL && sreq->copy == NULL &&
+           sreq->id != RH_AM_ID_INVALID && sreq->id != RH_AM_ID_BATCH &&
+           sreq->attempts == 0 &&
+           rh_am_pad8(sreq->hdr_total + sreq->len) <= RH_AM_BATCH_BYTES / 2 &&
+           (rh_tp_more_posted() ||
+            (rh_am.batches != NULL && rh_am.batches[sreq->dest].count != 0));
+}
+
 static void rh_am_sreq_run(rh_tp_op_t *op)
 {
-    rh_am_sreq_issue((rh_am_sreq_t *)op);
+    rh_am_sreq_t *sreq = (rh_am_sreq_t *)op;
+
+    if (rh_am_batchable(sreq) && rh_am_batch_add(sreq)) {
+        return;
+    }
+    rh_am_sreq_issue(sreq);
 }
 
 static rh_status_t rh_am_sreq_submit(rh_am_sreq_t *sreq)
@@ -618,6 +923,7 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     rh_am_sreq_t *sreq;
     rh_status_t status;
     int heap_copy = done == NULL && len > RH_AM_SMALL_DATA;
+    int direct;
 
     status = rh_am_check_dest(dest);
     if (rh_unlikely(status != RH_OK)) {
@@ -637,8 +943,15 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     w.hdr_len = (uint16_t)hdr_len;
     w.src = (uint32_t)rh_tp_rank();
     w.data_len = (uint32_t)len;
-    if (rh_tp_on_progress_thread() && len <= RH_AM_SMALL_DATA &&
-        rh_likely(rh_am.fault_every == 0)) {
+    if (rh_tp_on_progress_thread()) {
+        rh_am_batch_before(dest);
+    }
+    /* Small sends leave at once from the progress thread, and from any
+     * other thread that finds the worker free (no hand-off, no wake-up);
+     * only without done there, which may take locks its caller holds. */
+    if (len <= RH_AM_SMALL_DATA && rh_likely(rh_am.fault_every == 0) &&
+        (direct = rh_tp_on_progress_thread() ? 1 :
+                  done == NULL && rh_tp_enter() ? 2 : 0) != 0) {
         uint8_t whole[sizeof(w) + RH_AM_MAX_HDR];
 
         memcpy(whole, &w, sizeof(w));
@@ -646,6 +959,9 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
             memcpy(whole + sizeof(w), hdr, hdr_len);
         }
         status = rh_am_send_now(dest, whole, sizeof(w) + hdr_len, data, len);
+        if (direct == 2) {
+            rh_tp_leave();
+        }
         if (rh_likely(status == RH_OK)) {
             if (done != NULL) {
                 done(done_arg, RH_OK);
@@ -806,6 +1122,7 @@ rh_status_t rh_am_attach(struct ucp_worker *worker)
     rh_am.rndv_thresh = rh_cfg.rndv_thresh;
     rh_am.fault_every = rh_cfg.fault_sends;
     rh_am.fault_count = 0;
+    rh_am.coalesce = rh_cfg.coalesce != 0;
     rh_am.posted_max = (long)rh_cfg.send_queue_max;
     atomic_store(&rh_am.posted, 0);
     rh_objcache_init(&rh_am.cache, RH_AM_CACHE_ID, sizeof(rh_am_sreq_t));
@@ -818,6 +1135,12 @@ rh_status_t rh_am_attach(struct ucp_worker *worker)
     param.cb = rh_am_recv;
     param.arg = NULL;
     param.flags = UCP_AM_FLAG_WHOLE_MSG;
+    if (rh_am_register(RH_AM_ID_BATCH, sizeof(rh_am_batch_hdr_t),
+                       sizeof(rh_am_batch_hdr_t), rh_am_batch_recv,
+                       NULL) != RH_OK ||
+        rh_am_set_lost(RH_AM_ID_BATCH, 0, rh_am_batch_lost, NULL) != RH_OK) {
+        return RH_ERR_INVALID_PARAM;
+    }
     status = ucp_worker_set_am_recv_handler(worker, &param);
     if (status != UCS_OK) {
         return rh_error_set(RH_ERR_TRANSPORT, "cannot install the AM "
@@ -835,6 +1158,16 @@ void rh_am_detach(void)
         free(sreq);
     }
     rh_am.num_free = 0;
+    if (rh_am.batches != NULL) {
+        for (int r = 0; r < rh_tp_size(); r++) {
+            free(rh_am.batches[r].buf);
+        }
+        free(rh_am.batches);
+        free(rh_am.batch_dests);
+        rh_am.batches = NULL;
+        rh_am.batch_dests = NULL;
+        rh_am.num_batch_dests = 0;
+    }
     rh_objcache_fini(&rh_am.cache);
     /* Handlers stay registered: they are static and a re-init keeps them. */
     memset(&rh_am.stats, 0, sizeof(rh_am.stats));

@@ -37,6 +37,21 @@ typedef struct rh_am_wire_hdr {
 
 _Static_assert(sizeof(rh_am_wire_hdr_t) == 16, "wire header is 16 bytes");
 
+/* Coalesced messages: small sends of other threads that queue up for one
+ * rank while the progress thread is busy leave as one message of this id
+ * (flushed as soon as the queue drains: a lone message is never held).
+ * Its user header says how many and how many bytes follow; each inner
+ * message is its own wire header, user header and payload, padded to 8
+ * bytes, and goes through the same checks and handler as if it had come
+ * alone. A batch whose framing does not add up is dropped whole. */
+#define RH_AM_ID_BATCH     RH_AM_ID_BATCH_FIRST
+#define RH_AM_BATCH_BYTES  4096u   /* eager over every transport */
+
+typedef struct rh_am_batch_hdr {
+    uint32_t count;     /* inner messages, at least 2 */
+    uint32_t bytes;     /* payload bytes: the inner messages, padded */
+} rh_am_batch_hdr_t;
+
 /* A received message as a handler sees it. */
 typedef struct rh_am_msg {
     uint32_t    src;
@@ -75,6 +90,8 @@ typedef struct rh_am_stats {
     _Atomic uint64_t injected;   /* sends failed by RAYHPC_FAULT_SENDS */
     _Atomic uint64_t retried;    /* failed sends sent again */
     _Atomic uint64_t lost;       /* failed for good, handed to lost */
+    _Atomic uint64_t batches;    /* coalesced messages sent */
+    _Atomic uint64_t batched;    /* messages that went in them */
 } rh_am_stats_t;
 
 /* Times a failed send to a live rank goes again before its failure is
@@ -173,5 +190,9 @@ rh_status_t rh_am_deliver(rh_am_raw_t *msgs, size_t n);
 struct ucp_worker;
 rh_status_t rh_am_attach(struct ucp_worker *worker);
 void rh_am_detach(void);
+
+/* Sends everything held back to coalesce (the progress loop, once the op
+ * queue drained); returns how many ranks had some. */
+unsigned rh_am_flush_batches(void);
 
 #endif

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
 #include <unistd.h>
 
 #include "base/completion.h"
@@ -61,7 +63,15 @@ typedef struct rh_transport {
     int                worker_efd, wake_fd, epoll_fd;
     pthread_t          thread;
     int                thread_started;
-    pthread_t          pt_self;        /* set by the thread itself */
+    /* The worker's token: whoever holds it is "the progress thread" for
+     * every rule that says so, which keeps UCS_THREAD_MODE_SINGLE's one
+     * thread at a time. The progress thread holds it except while it
+     * sleeps or parks; a driver waiting for the network, or a thread that
+     * finds it free, takes it for a round or a send. */
+    pthread_mutex_t    token;
+    _Atomic(pthread_t) holder;         /* 0: nobody, or not yet */
+    _Atomic int        drivers;        /* threads driving in their waits */
+    _Atomic int        parked;         /* progress thread leaves it to them */
     _Atomic int        pt_running;
     _Atomic int        stop;
     _Atomic int        sleeping;
@@ -91,11 +101,14 @@ int rh_tp_rank(void) { return rh_tp.rank; }
 ucp_context_h rh_tp_context(void) { return rh_tp.context; }
 int rh_tp_size(void) { return rh_tp.size; }
 /* pthread_self() is one register read: cheaper than a TLS variable in a
- * shared library. */
+ * shared library. Only a thread itself stores its id in holder, so a
+ * relaxed load that finds it there is its own store. */
 int rh_tp_on_progress_thread(void)
 {
     return atomic_load_explicit(&rh_tp.pt_running, memory_order_acquire) &&
-           pthread_equal(pthread_self(), rh_tp.pt_self);
+           pthread_equal(pthread_self(),
+                         atomic_load_explicit(&rh_tp.holder,
+                                              memory_order_relaxed));
 }
 
 int rh_tp_peer_alive(int rank)
@@ -224,6 +237,7 @@ rh_status_t rh_tp_open(const rh_config_t *cfg)
     rh_status_t status;
 
     memset(&rh_tp, 0, sizeof(rh_tp));
+    pthread_mutex_init(&rh_tp.token, NULL);
     rh_tp.worker_efd = rh_tp.wake_fd = rh_tp.epoll_fd = -1;
     rh_tp.spin = cfg->progress_spin;
     rh_tp.peer_check_ns = cfg->peer_check_ms * 1000000ull;
@@ -514,17 +528,27 @@ static void rh_tp_check_peers(uint64_t now)
 
 /* ---- progress thread ---------------------------------------------------- */
 
+int rh_tp_more_posted(void)
+{
+    return !rh_mpsc_empty(&rh_tp.ops);
+}
+
 static unsigned rh_tp_drain_ops(void)
 {
     unsigned n = 0;
     rh_mpsc_node_t *node;
 
-    while ((node = rh_mpsc_pop(&rh_tp.ops)) != NULL) {
-        rh_tp_op_t *op = (rh_tp_op_t *)node;
+    do {
+        while ((node = rh_mpsc_pop(&rh_tp.ops)) != NULL) {
+            rh_tp_op_t *op = (rh_tp_op_t *)node;
 
-        op->run(op);
-        n++;
-    }
+            op->run(op);
+            n++;
+        }
+        /* The queue drained: what was held back to coalesce leaves now
+         * (a send that fails at once queues its failure: run it too). */
+    } while (n != 0 && rh_am_flush_batches() != 0 &&
+             !rh_mpsc_empty(&rh_tp.ops));
     return n;
 }
 
@@ -562,10 +586,123 @@ static void rh_tp_wake(void)
     }
 }
 
-static void rh_tp_sleep(void)
+/* ---- the token ------------------------------------------------------------ */
+
+static void rh_tp_token_take(void)
 {
-    struct epoll_event ev[2];
-    uint64_t count;
+    pthread_mutex_lock(&rh_tp.token);
+    atomic_store_explicit(&rh_tp.holder, pthread_self(),
+                          memory_order_relaxed);
+}
+
+static int rh_tp_token_try(void)
+{
+    if (pthread_mutex_trylock(&rh_tp.token) != 0) {
+        return 0;
+    }
+    atomic_store_explicit(&rh_tp.holder, pthread_self(),
+                          memory_order_relaxed);
+    return 1;
+}
+
+static void rh_tp_token_give(void)
+{
+    atomic_store_explicit(&rh_tp.holder, (pthread_t)0, memory_order_relaxed);
+    pthread_mutex_unlock(&rh_tp.token);
+}
+
+/* One round of the progress loop, token held: posted work, then UCX. */
+static unsigned rh_tp_round(void)
+{
+    unsigned n = rh_tp_drain_ops();
+
+    n += ucp_worker_progress(rh_tp_worker);
+    if (rh_unlikely(rh_tp.reap_pending)) {
+        rh_tp_reap_dead();
+    }
+    return n;
+}
+
+/* Whether rh_tp_stop began; read with the token held, it also says that
+ * the progress thread's last round is yet to come. */
+static int rh_tp_stop_seen(void)
+{
+    return atomic_load_explicit(&rh_tp.stop, memory_order_acquire);
+}
+
+static void rh_tp_futex_wake(_Atomic int *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+int rh_tp_drive_begin(void)
+{
+    if (!atomic_load_explicit(&rh_tp.pt_running, memory_order_acquire) ||
+        rh_tp_stop_seen() || rh_tp_on_progress_thread()) {
+        return 0;
+    }
+    atomic_fetch_add_explicit(&rh_tp.drivers, 1, memory_order_seq_cst);
+    return 1;
+}
+
+int rh_tp_drive(void)
+{
+    int n;
+
+    if (!rh_tp_token_try()) {
+        return -1;
+    }
+    /* Checked with the token held: the progress thread's last round and
+     * the teardown after it come after our round or see us gone. */
+    if (rh_unlikely(rh_tp_stop_seen() ||
+                    !atomic_load_explicit(&rh_tp.pt_running,
+                                          memory_order_acquire))) {
+        rh_tp_token_give();
+        return -1;
+    }
+    n = (int)rh_tp_round();
+    rh_tp_token_give();
+    return n;
+}
+
+void rh_tp_drive_end(void)
+{
+    /* seq_cst with rh_tp_park's store of parked and its load of drivers:
+     * either it sees no driver left, or we see it parked and wake it. */
+    if (atomic_fetch_sub_explicit(&rh_tp.drivers, 1,
+                                  memory_order_seq_cst) == 1 &&
+        atomic_load_explicit(&rh_tp.parked, memory_order_seq_cst)) {
+        rh_tp_futex_wake(&rh_tp.drivers);
+    }
+}
+
+int rh_tp_enter(void)
+{
+    if (!atomic_load_explicit(&rh_tp.pt_running, memory_order_acquire) ||
+        !rh_tp_token_try()) {
+        return 0;
+    }
+    /* With something still queued (a send of ours among it, maybe), going
+     * first would overtake it. */
+    if (rh_unlikely(rh_tp_stop_seen() ||
+                    !atomic_load_explicit(&rh_tp.pt_running,
+                                          memory_order_acquire) ||
+                    !rh_mpsc_looks_empty(&rh_tp.ops))) {
+        rh_tp_token_give();
+        return 0;
+    }
+    return 1;
+}
+
+void rh_tp_leave(void)
+{
+    rh_tp_token_give();
+}
+
+/* How long the progress thread may sleep or park before its ticks and
+ * peer checks are due. */
+static int rh_tp_sleep_ms(void)
+{
     uint64_t sleep_ns = rh_tp.peer_check_ns;
     int timeout_ms;
 
@@ -573,10 +710,59 @@ static void rh_tp_sleep(void)
         sleep_ns = rh_tp.tick_ns;
     }
     timeout_ms = (int)(sleep_ns / 1000000ull);
-    timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+    return timeout_ms > 0 ? timeout_ms : 1;
+}
+
+/* Drivers progress the worker themselves: the progress thread steps
+ * aside, without the token, until the last of them leaves or a tick is
+ * due. Running beside them would only take their turns on the worker and,
+ * where cores are few, their cores. It spins as its mode says (a driver
+ * that leaves then owes it nothing), then parks on the drivers' count
+ * (the last to leave wakes it). */
+static void rh_tp_step_aside(uint64_t *idle)
+{
+    int mode = atomic_load_explicit(&rh_tp.mode, memory_order_relaxed);
+    uint64_t spin = mode == RH_PROGRESS_POLLING ? UINT64_MAX :
+                    mode == RH_PROGRESS_ADAPTIVE ? rh_tp.spin : 0;
+    int d;
+
+    rh_tp_token_give();
+    for (unsigned i = 0; i < 1024 && *idle < spin; i++, ++*idle) {
+        if (atomic_load_explicit(&rh_tp.drivers, memory_order_relaxed) == 0 ||
+            rh_tp_stop_seen()) {
+            goto out;
+        }
+        rh_cpu_relax();
+        if ((i & 15) == 15) {
+            sched_yield();
+        }
+    }
+    if (*idle < spin) {
+        goto out;   /* the ticks are due a look */
+    }
+    atomic_store_explicit(&rh_tp.parked, 1, memory_order_seq_cst);
+    d = atomic_load_explicit(&rh_tp.drivers, memory_order_seq_cst);
+    if (d > 0 && !rh_tp_stop_seen()) {
+        int ms = rh_tp_sleep_ms();
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+        syscall(SYS_futex, &rh_tp.drivers, FUTEX_WAIT_PRIVATE, d, &ts,
+                NULL, 0);
+    }
+    atomic_store_explicit(&rh_tp.parked, 0, memory_order_relaxed);
+out:
+    rh_tp_token_take();
+}
+
+static void rh_tp_sleep(void)
+{
+    struct epoll_event ev[2];
+    uint64_t count;
+    int timeout_ms = rh_tp_sleep_ms();
 
     atomic_store_explicit(&rh_tp.sleeping, 1, memory_order_seq_cst);
-    if (!rh_mpsc_idle(&rh_tp.ops) || atomic_load(&rh_tp.stop)) {
+    if (!rh_mpsc_idle(&rh_tp.ops) || atomic_load(&rh_tp.stop) ||
+        atomic_load(&rh_tp.drivers) != 0) {
         atomic_store(&rh_tp.sleeping, 0);
         return;
     }
@@ -584,6 +770,9 @@ static void rh_tp_sleep(void)
         atomic_store(&rh_tp.sleeping, 0);
         return;
     }
+    /* Without the token while asleep: a thread that sends meanwhile
+     * sends itself instead of waking us for it. */
+    rh_tp_token_give();
     if (epoll_wait(rh_tp.epoll_fd, ev, 2, timeout_ms) < 0 && errno != EINTR) {
         rh_warn("epoll_wait: %s", strerror(errno));
     }
@@ -591,6 +780,20 @@ static void rh_tp_sleep(void)
     if (read(rh_tp.wake_fd, &count, sizeof(count)) < 0) {
         /* Nothing to drain (EAGAIN). */
     }
+    rh_tp_token_take();
+}
+
+/* An idle spin: the token is free meanwhile, so that a thread with a
+ * message sends it itself rather than waiting for our next turn on a
+ * core (two ranks' threads share few cores). */
+static void rh_tp_idle_spin(int yield)
+{
+    rh_tp_token_give();
+    rh_cpu_relax();
+    if (yield) {
+        sched_yield();
+    }
+    rh_tp_token_take();
 }
 
 static void *rh_tp_progress_main(void *arg)
@@ -598,15 +801,17 @@ static void *rh_tp_progress_main(void *arg)
     uint64_t idle = 0;
 
     (void)arg;
-    rh_tp.pt_self = pthread_self();
+    rh_tp_token_take();
     atomic_store_explicit(&rh_tp.pt_running, 1, memory_order_release);
     while (!atomic_load_explicit(&rh_tp.stop, memory_order_relaxed)) {
-        unsigned n = rh_tp_drain_ops();
+        unsigned n;
 
-        n += ucp_worker_progress(rh_tp_worker);
-        if (rh_unlikely(rh_tp.reap_pending)) {
-            rh_tp_reap_dead();
+        if (atomic_load_explicit(&rh_tp.drivers, memory_order_relaxed)) {
+            rh_tp_step_aside(&idle);
+            rh_tp_check_peers(rh_time_ns());
+            continue;
         }
+        n = rh_tp_round();
         if (n != 0) {
             idle = 0;
             /* A busy thread still looks at the clock now and then. */
@@ -620,19 +825,16 @@ static void *rh_tp_progress_main(void *arg)
         }
         switch (atomic_load_explicit(&rh_tp.mode, memory_order_relaxed)) {
         case RH_PROGRESS_POLLING:
-            rh_cpu_relax();
             /* A spinning thread keeps the core until its time slice ends;
              * every 16 idle rounds (a microsecond or two) offer it to a
              * thread that has work (a worker or the driver woken by us)
              * when cores are oversubscribed: a yield with nobody waiting
              * costs a fraction of that. */
-            if ((idle & 15) == 0) {
-                sched_yield();
-            }
+            rh_tp_idle_spin((idle & 15) == 0);
             break;
         case RH_PROGRESS_ADAPTIVE:
             if (idle < rh_tp.spin) {
-                rh_cpu_relax();
+                rh_tp_idle_spin(0);
                 break;
             }
             /* fall through */
@@ -646,6 +848,7 @@ static void *rh_tp_progress_main(void *arg)
      * RH_ERR_SHUTDOWN where it needs the network). */
     rh_tp_drain_ops();
     atomic_store(&rh_tp.pt_running, 0);
+    rh_tp_token_give();
     return NULL;
 }
 
@@ -852,6 +1055,7 @@ void rh_tp_stop(void)
     if (rh_tp.thread_started) {
         atomic_store(&rh_tp.stop, 1);
         rh_tp_wake();
+        rh_tp_futex_wake(&rh_tp.drivers);
         pthread_join(rh_tp.thread, NULL);
         rh_tp.thread_started = 0;
     }

@@ -1,9 +1,11 @@
 /*
  * The UCX side of a rank: one ucp_context and one ucp_worker, a peer table
  * with lazily created endpoints, and the progress thread that owns the
- * worker. Only the progress thread calls into UCX after start-up; other
- * threads hand it work through a lock-free queue (rh_tp_post), which keeps
- * the worker in UCP_THREAD_MODE_SINGLE with no lock on any path.
+ * worker. One thread at a time calls into UCX after start-up, the holder
+ * of the worker's token (UCP_THREAD_MODE_SINGLE): the progress thread, or
+ * a thread that waits for an answer and drives the worker meanwhile, or
+ * one that finds the worker free and sends at once. Other threads hand
+ * the progress thread work through a lock-free queue (rh_tp_post).
  */
 #ifndef RH_TRANSPORT_TRANSPORT_H
 #define RH_TRANSPORT_TRANSPORT_H
@@ -76,7 +78,34 @@ void rh_tp_post(rh_tp_op_t *op);
  * for work that must not run inside a UCX callback or its caller. */
 void rh_tp_defer(rh_tp_op_t *op);
 
+/* Whether this thread acts as the progress thread now: the progress
+ * thread itself, or a thread that holds the worker for a moment (below). */
 int rh_tp_on_progress_thread(void);
+
+/* A thread about to wait for an answer from the network drives the worker
+ * itself, as MPI does, instead of sleeping until the progress thread wakes
+ * it: rh_tp_drive_begin (0: not allowed here, e.g. on the progress thread
+ * or once the transport stops), then rh_tp_drive between looks at what it
+ * waits for, then rh_tp_drive_end. While someone drives, the progress
+ * thread parks. rh_tp_drive runs one round of the progress loop (posted
+ * work, UCX, handlers) when it can take the worker: it returns the events
+ * handled, or -1 when another thread has the worker. Call them with no
+ * lock held: handlers run inside rh_tp_drive. */
+int rh_tp_drive_begin(void);
+int rh_tp_drive(void);
+void rh_tp_drive_end(void);
+
+/* Takes the worker for a direct call when nobody has it and nothing
+ * posted waits (so nothing is overtaken); 1 on success, then the caller
+ * counts as the progress thread until rh_tp_leave. For sends that leave
+ * at once: nothing runs handlers meanwhile. */
+int rh_tp_enter(void);
+void rh_tp_leave(void);
+
+/* Whether more posted work waits behind the op running now (progress
+ * thread only): the send path holds a message back to coalesce it only
+ * then. */
+int rh_tp_more_posted(void);
 
 /* Registers fn to be called from the progress loop, outside any UCX
  * callback, once a peer was found dead. Call before rh_tp_start. */

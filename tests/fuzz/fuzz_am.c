@@ -18,7 +18,8 @@
  *                     in flight there), 1 gets, without waiting, an
  *                     object of rank src named by 16 header bytes (a pull
  *                     going on), 2 lets every ref go
- *   id (1)     our AM id (taken modulo the core's ids unless raw)
+ *   id (1)     our AM id (taken modulo the core's ids and one more, which
+ *              stands for RH_AM_ID_BATCH, unless raw)
  *   src (1)    the sending rank (modulo the job's size unless raw)
  *   wflags (1) the wire header's flags byte
  *   hlen (2)   header bytes, little endian (modulo 512)
@@ -251,6 +252,25 @@ static void fz_write_seeds(const char *dir)
     fz_seed_msg(&s, 0, RH_AM_ID_OBJ_BORROW, 0, h, 24, NULL, 0);
     rh_fuzz_write_seed(dir, "object-lifecycle", s.buf, s.len);
 
+    /* The same borrow and its end, coalesced: one batch of two. */
+    {
+        uint8_t b[128], bh[8];
+        rh_am_wire_hdr_t iw = { RH_AM_MAGIC, RH_AM_VERSION, 0,
+                                RH_AM_ID_OBJ_BORROW, 24, 0, 0 };
+
+        fz_put32(h + 16, 1);
+        memcpy(b, &iw, sizeof(iw));
+        memcpy(b + 16, h, 24);
+        fz_put32(h + 16, (uint32_t)-1);
+        memcpy(b + 40, &iw, sizeof(iw));
+        memcpy(b + 56, h, 24);
+        fz_put32(bh, 2);
+        fz_put32(bh + 4, 80);
+        s.len = 0;
+        fz_seed_msg(&s, 0, FZ_CORE_IDS, 0, bh, 8, b, 80);
+        rh_fuzz_write_seed(dir, "batch-of-two", s.buf, s.len);
+    }
+
     /* Answers to a pull: a value, a place with an rkey and extra copies,
      * a referral, a failure. */
     {
@@ -391,7 +411,8 @@ static void fz_add(rh_am_raw_t *m, uint8_t **hbuf, uint8_t flags,
         w.magic = RH_AM_MAGIC;
         w.version = RH_AM_VERSION;
         w.flags = wflags;
-        w.id = (uint16_t)(id % FZ_CORE_IDS);
+        w.id = (uint16_t)(id % (FZ_CORE_IDS + 1));
+        w.id = w.id == FZ_CORE_IDS ? RH_AM_ID_BATCH : w.id;
         w.hdr_len = (uint16_t)hlen;
         w.src = (uint32_t)(src % rh_size());
         w.data_len = (uint32_t)dlen;

@@ -1,8 +1,10 @@
 /* The transport's peer table: a peer's failure reaches the listeners from
  * the progress loop, never from inside the call that found it (UCX's
  * endpoint error callback, where a listener must not close endpoints or
- * send), and the endpoints close at the end with nothing left queued. */
+ * send), and the endpoints close at the end with nothing left queued; the
+ * worker's token: one thread at a time, and a waiter that drives. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,4 +79,76 @@ Test(transport, peer_failure_listeners_run_later_from_the_progress_loop)
     rh_tp_close_endpoints();
     rh_tp_close();
     cr_expect_eq(atomic_load(&told), 1, "a peer's failure is told once");
+}
+
+/* ---- the worker's token ------------------------------------------------- */
+
+typedef struct {
+    rh_tp_op_t  op;
+    _Atomic int running, release, ran;
+    _Atomic int on_progress, drive_refused;
+    pthread_t   thread;
+} tok_op_t;
+
+static void hold_run(rh_tp_op_t *op)
+{
+    tok_op_t *t = (tok_op_t *)op;
+
+    atomic_store(&t->running, 1);
+    while (!atomic_load(&t->release)) {
+    }
+}
+
+static void note_run(rh_tp_op_t *op)
+{
+    tok_op_t *t = (tok_op_t *)op;
+
+    t->thread = pthread_self();
+    atomic_store(&t->on_progress, rh_tp_on_progress_thread());
+    /* Whoever runs posted work counts as the progress thread: it may not
+     * start driving again from inside. */
+    atomic_store(&t->drive_refused, rh_tp_drive_begin() == 0);
+    atomic_store(&t->ran, 1);
+}
+
+/* One thread at a time has the worker: while the progress thread runs an
+ * op, a waiter can neither drive nor send directly; once the waiter drives,
+ * the progress thread steps aside and posted work runs in the waiter's own
+ * rounds, on its thread, which then counts as the progress thread. */
+Test(transport, a_waiting_thread_drives_the_worker_and_the_progress_thread_steps_aside)
+{
+    static tok_op_t hold = { .op.run = hold_run };
+    static tok_op_t note = { .op.run = note_run };
+    int took = 0;
+
+    start_two_ranks();
+    rh_tp_set_progress_mode(RH_PROGRESS_BLOCKING);
+    rh_tp_post(&hold.op);
+    while (!atomic_load(&hold.running)) {
+    }
+    cr_assert_eq(rh_tp_drive_begin(), 1);
+    cr_expect_eq(rh_tp_drive(), -1, "drove while the progress thread had "
+                 "the worker");
+    cr_expect_eq(rh_tp_enter(), 0, "took the worker from the progress "
+                 "thread");
+    cr_expect_eq(rh_tp_on_progress_thread(), 0);
+    atomic_store(&hold.release, 1);
+    for (long i = 0; i < 1000000000L && !took; i++) {
+        took = rh_tp_drive() >= 0;
+    }
+    cr_assert(took, "the progress thread never stepped aside");
+    rh_tp_post(&note.op);
+    for (long i = 0; i < 1000000000L && !atomic_load(&note.ran); i++) {
+        (void)rh_tp_drive();
+    }
+    rh_tp_drive_end();
+    cr_assert(atomic_load(&note.ran), "posted work never ran");
+    cr_expect(pthread_equal(note.thread, pthread_self()), "posted work ran "
+              "on the progress thread while a waiter drove");
+    cr_expect(atomic_load(&note.on_progress));
+    cr_expect(atomic_load(&note.drive_refused));
+    cr_expect_eq(rh_tp_on_progress_thread(), 0, "still counted as the "
+                 "progress thread after its round");
+    rh_tp_close_endpoints();
+    rh_tp_close();
 }
