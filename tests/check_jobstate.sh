@@ -45,6 +45,7 @@ while read -r _ _ rank id size; do
 done <"$tmp.puts"
 grep -q '^  node 0 store: 2 objects' "$tmp.info" || fail "node 0's store does not hold 2 objects"
 grep -q '^  node 1 store: 2 objects' "$tmp.info" || fail "node 1's store does not hold 2 objects"
+grep -q '^  node 0 spilled: 0 objects, 0 B in 0 files' "$tmp.info" || fail "node 0's spill line is missing"
 # rank 2 (node 1's first rank) runs js_block; rank 0 holds js_after
 awk '/^Tasks/ { t = 1; next } t && $1 == 2 { print $3 }' "$tmp.info" | grep -q '^1$' ||
     fail "the running task on node 1 is not shown"

@@ -146,6 +146,13 @@ void rh_jobstate_snapshot(FILE *f)
                 (unsigned long long)ss.object_bytes,
                 (unsigned long long)ss.capacity,
                 (unsigned long long)ss.used);
+        fprintf(f, "spill objects %llu bytes %llu files %llu restores %llu "
+                "evictions %llu fragmentation %.3f\n",
+                (unsigned long long)ss.spilled_objects,
+                (unsigned long long)ss.spilled_bytes,
+                (unsigned long long)ss.spill_files,
+                (unsigned long long)ss.restores,
+                (unsigned long long)ss.evictions, ss.fragmentation);
         all = rh_store_foreach(rh_core_store(), RH_JS_MAX_OBJECTS,
                                rh_js_object, f);
         if (all > RH_JS_MAX_OBJECTS) {
@@ -401,7 +408,9 @@ static void rh_js_print_store(const rh_js_rank_t *r, FILE *out)
     }
     for (line = strtok_r(copy, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
-        unsigned long long objs, bytes, cap, used, size, more;
+        unsigned long long objs, bytes, cap, used, size, more, files, rest,
+            evic;
+        double frag;
         unsigned owner, refs;
         char id[64], state[16], b1[32], b2[32], b3[32];
         int pid;
@@ -413,6 +422,15 @@ static void rh_js_print_store(const rh_js_rank_t *r, FILE *out)
             rh_js_size(cap, b3, sizeof(b3));
             fprintf(out, "  node %d store: %llu objects, %s (%s of %s "
                     "used)\n", r->node, objs, b1, b2, b3);
+        } else if (sscanf(line, "spill objects %llu bytes %llu files %llu "
+                          "restores %llu evictions %llu fragmentation %lf",
+                          &objs, &bytes, &files, &rest, &evic,
+                          &frag) == 6) {
+            rh_js_size(bytes, b1, sizeof(b1));
+            fprintf(out, "  node %d spilled: %llu objects, %s in %llu "
+                    "files; %llu restores, %llu copies evicted, "
+                    "fragmentation %.1f%%\n", r->node, objs, b1, files, rest,
+                    evic, frag * 100.0);
         } else if (sscanf(line, "object %63s owner %u size %llu refs %u "
                           "state %15s pid %d", id, &owner, &size, &refs,
                           state, &pid) == 6) {
