@@ -45,6 +45,8 @@ typedef struct rh_config {
     uint64_t send_queue_max;   /* sends from other threads not yet done */
     uint64_t remote_tasks_max; /* tasks out on other ranks or spilled */
     uint64_t fault_sends;      /* tests: every Nth send fails (0: none) */
+    uint64_t lineage_max_bytes;/* task specs kept to rebuild lost objects */
+    uint64_t retry_backoff_ms; /* first wait before a task runs again */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

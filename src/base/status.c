@@ -36,6 +36,8 @@ const char *rh_status_string(rh_status_t status)
     case RH_ERR_ACTOR_DEAD:          return "actor is dead";
     case RH_ERR_NAME_TAKEN:          return "actor name taken";
     case RH_ERR_NOT_FOUND:           return "no such actor";
+    case RH_ERR_OBJECT_LOST:         return "object lost";
+    case RH_ERR_OWNER_DIED:          return "object's owner died";
     }
     return "unknown status";
 }

@@ -27,6 +27,7 @@
 #include "core/core.h"
 #include "core/directory.h"
 #include "core/future.h"
+#include "core/lineage.h"
 #include "core/pgroup.h"
 #include "core/placement.h"
 #include "core/pull.h"
@@ -565,7 +566,28 @@ static int rh_task_arg_fetch(rh_task_slot_t *s, int ask)
  * message). */
 static rh_status_t rh_task_dep_status(rh_status_t status)
 {
-    return status == RH_ERR_ACTOR_DEAD ? status : RH_ERR_TASK_FAILED;
+    return status == RH_ERR_ACTOR_DEAD || status == RH_ERR_OWNER_DIED ||
+           status == RH_ERR_OBJECT_LOST ? status : RH_ERR_TASK_FAILED;
+}
+
+/* The pull of argument s failed as its holder died: ours is rebuilt from
+ * its lineage and fetched again once ready; another owner's is asked for
+ * again (it rebuilds it, or says it is gone). 1 when the task waits on. */
+static int rh_task_arg_refetch(rh_task_slot_t *s, int failed)
+{
+    int owner = (int)rh_object_id_owner(s->id);
+
+    if (failed != RH_ERR_PEER_FAILED || s->pull == NULL) {
+        return 0;
+    }
+    rh_pull_put(s->pull);
+    s->pull = NULL;
+    if (s->fut != NULL) {
+        return rh_lineage_rebuild(s->id) == 1 &&
+               rh_future_wait_add(s->fut, &s->waiter);
+    }
+    return owner != rh_rank() && rh_rank_alive(owner) &&
+           rh_task_arg_fetch(s, owner);
 }
 
 /* An argument's future (or its pull) became final. */
@@ -575,7 +597,19 @@ static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
     rh_task_t *t = s->task;
     int src;
 
-    if (failed) {
+    if (failed && rh_task_arg_refetch(s, failed)) {
+        return;   /* still pending: woken again */
+    }
+    if (failed && s->fut == NULL &&
+        !rh_rank_alive((int)rh_object_id_owner(s->id))) {
+        char msg[256], ids[RH_OBJECT_ID_STRLEN];
+
+        snprintf(msg, sizeof(msg), "task %s: argument %d, object %s, is lost:"
+                 " its owner, rank %u, died", t->fn->name,
+                 (int)(s - t->slots), rh_object_id_str(s->id, ids),
+                 rh_object_id_owner(s->id));
+        rh_task_fail_later(t, RH_ERR_OWNER_DIED, msg);
+    } else if (failed) {
         /* A dependent task fails as its argument did (ACTOR_DEAD...). */
         rh_task_fail_later(t, rh_task_dep_status(failed < 0 ?
                            (rh_status_t)failed : RH_ERR_TASK_FAILED),
@@ -623,6 +657,13 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
     if (*nreturns < 0 || *nreturns > RH_MAX_RETURNS) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "num_returns %d: 0 to %d",
                             *nreturns, RH_MAX_RETURNS);
+    }
+    if (params != NULL &&
+        (params->field_mask & RH_TASK_PARAM_FIELD_MAX_RETRIES) &&
+        params->max_retries < -1) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "max_retries %d of %s: 0 "
+                            "or more, or -1 for no limit",
+                            params->max_retries, name);
     }
     *bytes = 0;
     for (int i = 0; i < nargs; i++) {
@@ -868,6 +909,15 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
     }
     t->job.run = rh_task_run;
     t->is_call = method != NULL;
+    t->max_retries = RH_TASK_RETRIES_DEFAULT;
+    if (params != NULL) {
+        if (params->field_mask & RH_TASK_PARAM_FIELD_MAX_RETRIES) {
+            t->max_retries = params->max_retries;
+        }
+        if (params->field_mask & RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS) {
+            t->retry_exceptions = params->retry_exceptions != 0;
+        }
+    }
     t->fn = fn;
     t->nargs = nargs;
     t->nreturns = nreturns;
