@@ -231,7 +231,7 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
     rh_future_t *f = rh_future_find_hold(id);
     char s[RH_OBJECT_ID_STRLEN];
     rh_status_t status;
-    int rebuilt;
+    int rebuilt, retries = 0;
 
     if (f == NULL) {
         return rh_bad_ref(id, "was released or never existed");
@@ -259,6 +259,9 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
         /* Every copy died: wait for its rebuild from lineage, within the
          * deadline. */
         rebuilt = status == RH_ERR_TIMEOUT ? -1 : rh_lineage_rebuild(id);
+        if (rebuilt < 0 && status == RH_ERR_PEER_FAILED && ++retries < 4) {
+            continue;   /* the copy read from died: another is alive */
+        }
         if (rebuilt != 1) {
             rh_future_unhold(f);
             return rebuilt == 0 ? RH_ERR_OBJECT_LOST : status;

@@ -342,10 +342,15 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
 
             /* Ours, on another node: the pull started when it was ready;
              * the copy lives as long as the future we hold. */
-            if (!rh_store_contains(rh_core_store(), s->id)) {
+            /* A copy whose rank died meanwhile: the next one. */
+            for (int tries = 0; tries < 4 &&
+                 !rh_store_contains(rh_core_store(), s->id); tries++) {
                 status = rh_dir_sources(s->id, &src, 1) == 1 ?
                          rh_pull_ensure(s->id, src, 0) :
                          rh_error_set(RH_ERR_INVALID_REF, "no node holds it");
+                if (status != RH_ERR_PEER_FAILED) {
+                    break;
+                }
             }
             if (status == RH_OK) {
                 status = rh_store_get(rh_core_store(), s->id, &s->data,
@@ -583,8 +588,14 @@ static int rh_task_arg_refetch(rh_task_slot_t *s, int failed)
     rh_pull_put(s->pull);
     s->pull = NULL;
     if (s->fut != NULL) {
-        return rh_lineage_rebuild(s->id) == 1 &&
-               rh_future_wait_add(s->fut, &s->waiter);
+        int src, r = rh_lineage_rebuild(s->id);
+
+        if (r == 1) {
+            return rh_future_wait_add(s->fut, &s->waiter);
+        }
+        /* Not lost: another copy lives (on the dead rank's node). */
+        return r < 0 && rh_dir_sources(s->id, &src, 1) == 1 &&
+               rh_rank_alive(src) && rh_task_arg_fetch(s, src);
     }
     return owner != rh_rank() && rh_rank_alive(owner) &&
            rh_task_arg_fetch(s, owner);

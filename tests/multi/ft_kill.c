@@ -5,12 +5,11 @@
  * right status within its timeout. Run with 8 ranks on 4 nodes.
  *
  * usage: ft_kill MODE
- *   mapreduce   64 maps, then 8 reduces of 8 maps each, over the 4 nodes;
- *               the victims die in their FT_KILL_AT-th task: "FT MAPREDUCE
- *               OK sum S"
+ *   mapreduce   64 maps, then 8 reduces of 8 maps each, over the 4 nodes:
+ *               "FT MAPREDUCE OK sum S"
  *   recursion   a binary tree of tasks of depth 5 (63 tasks), each level
- *               submitted and waited for inside the level above; the
- *               victims die in their FT_KILL_AT-th task: "FT RECURSION OK"
+ *               submitted and waited for inside the level above: "FT
+ *               RECURSION OK"
  *   lost_node   a task's return lives on node 3 only; both its ranks are
  *               killed: rebuilt from lineage ("FT LOST_NODE OK"), or, with
  *               RAYHPC_LINEAGE_MAX_BYTES=0, RH_ERR_OBJECT_LOST ("FT
@@ -22,8 +21,9 @@
  *   exceptions  a task that fails on node 1 and succeeds elsewhere: with
  *               retry_exceptions it is retried elsewhere, without it fails
  *               ("FT EXCEPTIONS OK")
- * FT_VICTIMS (default "3,6") and FT_KILL_AT (default 2) choose the deaths
- * of mapreduce and recursion (tests/soak.sh draws them at random).
+ * In mapreduce and recursion, victim j of FT_VICTIMS (default "3,6") is
+ * killed by task FT_KILL_AT + 7 j (default 9; see maybe_kill), in the
+ * middle of the graph (tests/soak.sh draws them at random).
  * Every rank prints "FT DONE rank R" after its rh_finalize; the driver
  * prints "FT FAIL ..." and exits 1 on a wrong value or status.
  */
@@ -41,7 +41,6 @@
 #define TIMEOUT   (60 * 1000)
 
 static int victims[8], nvictims, kill_at;
-static _Atomic int calls;
 
 static void fail(const char *what, rh_status_t st)
 {
@@ -51,17 +50,23 @@ static void fail(const char *what, rh_status_t st)
     exit(1);
 }
 
-/* The fixed kill point: a victim dies in its kill_at-th task. */
-static void maybe_die(void)
+/* The fixed kill points: the task numbered kill_at + 7 j (a map's index,
+ * a reduce's 64 + its index, a tree task's heap index) kills victim j as
+ * it starts, wherever it runs; its reruns find the victim dead already. */
+static void maybe_kill(int64_t task)
 {
-    int n = atomic_fetch_add(&calls, 1) + 1;
-
-    for (int i = 0; i < nvictims; i++) {
-        if (victims[i] == rh_rank() && n == kill_at) {
-            printf("FT VICTIM rank %d dies in its task %d\n", rh_rank(), n);
+    for (int j = 0; j < nvictims; j++) {
+        if (task != kill_at + 7 * j) {
+            continue;
+        }
+        if (victims[j] == rh_rank()) {
+            printf("FT VICTIM rank %d dies in task %lld\n", rh_rank(),
+                   (long long)task);
             fflush(stdout);
             raise(SIGKILL);
         }
+        (void)rh_am_send((uint32_t)victims[j], FT_DIE, NULL, 0, NULL, 0,
+                         NULL, NULL);
     }
 }
 
@@ -129,7 +134,7 @@ static rh_status_t ft_map(rh_task_ctx_t *ctx)
 {
     int64_t i = arg_i64(ctx, 0);
 
-    maybe_die();
+    maybe_kill(i);
     return return_obj(ctx, i * i + 1);
 }
 
@@ -137,14 +142,15 @@ static rh_status_t ft_sum(rh_task_ctx_t *ctx)
 {
     int64_t sum = 0;
 
-    maybe_die();
-    for (int i = 0; i < rh_task_nargs(ctx); i++) {
+    maybe_kill(arg_i64(ctx, 0));
+    for (int i = 1; i < rh_task_nargs(ctx); i++) {
         size_t len;
         const void *d = rh_task_arg(ctx, i, &len);
         int64_t v = obj_value(d, len);
 
         if (v < 0) {
-            return rh_task_fail(ctx, "argument %d is not a map's object", i);
+            return rh_task_fail(ctx, "argument %d is not a map's object",
+                                i);
         }
         sum += v;
     }
@@ -166,7 +172,7 @@ static rh_status_t ft_tree(rh_task_ctx_t *ctx)
     rh_ref_t r[2];
     rh_status_t st;
 
-    maybe_die();
+    maybe_kill(k);
     if (d == 0) {
         return return_obj(ctx, 1);
     }
@@ -252,8 +258,7 @@ static void wait_dead(void)
             rank_nap();
         }
         if (rh_rank_alive(victims[i])) {
-            printf("FT FAIL victim rank %d never died (it ran fewer than %d "
-                   "tasks)\n", victims[i], kill_at);
+            printf("FT FAIL victim rank %d never died\n", victims[i]);
             exit(1);
         }
     }
@@ -275,13 +280,15 @@ static void mapreduce(void)
         expect += i * i + 1;
     }
     for (int j = 0; j < MAPS / PER; j++) {
-        rh_arg_t a[PER];
+        rh_arg_t a[PER + 1];
+        int64_t id = MAPS + j;
 
+        a[0] = rh_arg_bytes(&id, sizeof(id));
         for (int k = 0; k < PER; k++) {
-            a[k] = rh_arg_ref(maps[j * PER + k]);
+            a[k + 1] = rh_arg_ref(maps[j * PER + k]);
         }
         p = spread(j + 1);
-        CHECK(rh_remote("ft_sum", a, PER, &p, &reds[j]));
+        CHECK(rh_remote("ft_sum", a, PER + 1, &p, &reds[j]));
     }
     for (int j = 0; j < MAPS / PER; j++) {
         if ((st = get_value(reds[j], &v)) != RH_OK) {
@@ -449,7 +456,7 @@ static void parse_victims(void)
          t = strtok_r(NULL, ",", &save)) {
         victims[nvictims++] = atoi(t);
     }
-    kill_at = k ? atoi(k) : 2;
+    kill_at = k ? atoi(k) : 9;
 }
 
 int main(int argc, char **argv)
