@@ -38,6 +38,8 @@ typedef struct rh_lin_due {
     struct rh_lin_due *next;
     uint64_t           at_ns;
     uint64_t           counter;
+    void             (*fn)(void *arg);   /* or this, when set */
+    void              *arg;
 } rh_lin_due_t;
 
 static rh_lineage_table_t rh_lin_tb;
@@ -305,7 +307,11 @@ static void *rh_lin_main(void *arg)
         }
         rh_lin_queue = d->next;
         pthread_mutex_unlock(&rh_lin_qlock);
-        rh_lin_rerun(d->counter);
+        if (d->fn != NULL) {
+            d->fn(d->arg);
+        } else {
+            rh_lin_rerun(d->counter);
+        }
         free(d);
         pthread_mutex_lock(&rh_lin_qlock);
     }
@@ -313,9 +319,10 @@ static void *rh_lin_main(void *arg)
     return NULL;
 }
 
-/* Queues the rerun of counter after its backoff; 0 when it cannot be
- * (no memory, or the rank is ending). */
-static int rh_lin_schedule(uint64_t counter, int tries)
+/* Queues the rerun of counter (or fn(arg)) after its backoff; 0 when it
+ * cannot be (no memory, or the rank is ending). */
+static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
+                            void *arg, int tries)
 {
     rh_lin_due_t *d = malloc(sizeof(*d)), **pp;
     int ok = 1;
@@ -325,6 +332,8 @@ static int rh_lin_schedule(uint64_t counter, int tries)
     }
     d->at_ns = rh_time_ns() + rh_lin_backoff_ns(tries);
     d->counter = counter;
+    d->fn = fn;
+    d->arg = arg;
     pthread_mutex_lock(&rh_lin_qlock);
     if (rh_lin_stop) {
         ok = 0;
@@ -345,6 +354,16 @@ static int rh_lin_schedule(uint64_t counter, int tries)
         free(d);
     }
     return ok;
+}
+
+static int rh_lin_schedule(uint64_t counter, int tries)
+{
+    return rh_lin_queue_due(counter, NULL, NULL, tries);
+}
+
+int rh_retry_later(int tries, void (*fn)(void *arg), void *arg)
+{
+    return rh_lin_up && rh_lin_queue_due(0, fn, arg, tries);
 }
 
 static int rh_lin_out_of_retries(const rh_lin_spec_t *s)

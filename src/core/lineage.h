@@ -53,6 +53,10 @@ void rh_lineage_peer_failed(int rank);
  * RH_ERR_TASK_FAILED when retries ran out). */
 int rh_lineage_rebuild(rh_object_id_t id);
 
+/* Calls fn(arg) on the rerun thread after the backoff of retry number
+ * tries (a task run here again); 0 when it cannot (the rank is ending). */
+int rh_retry_later(int tries, void (*fn)(void *arg), void *arg);
+
 /* Entries and bytes kept, and entries dropped for room (tests, stats). */
 size_t rh_lineage_count(void);
 size_t rh_lineage_bytes(void);

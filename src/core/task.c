@@ -433,6 +433,47 @@ void rh_task_run_call(rh_task_t *t, void *state)
     rh_task_execute(t, state);
 }
 
+/* The backoff of a task run here again is over. */
+static void rh_task_rerun(void *arg)
+{
+    rh_task_t *t = arg;
+
+    if (rh_core_pool() == NULL) {
+        rh_task_fail_free(t, RH_ERR_SHUTDOWN, "a task to run again found "
+                          "the rank finalizing");
+        return;
+    }
+    rh_pool_submit_shared(rh_core_pool(), &t->job);
+}
+
+/* A task of ours (not an actor's call, nor run for another rank) whose
+ * function failed runs again with retry_exceptions, within max_retries:
+ * what it returned goes, and so do its resources while it waits. */
+static int rh_task_retry_here(rh_task_t *t, rh_task_ret_t *rets)
+{
+    if (!t->retry_exceptions || t->answer != NULL || t->is_call ||
+        (t->max_retries >= 0 && t->tries >= t->max_retries)) {
+        return 0;
+    }
+    for (int i = 0; i < t->nreturns; i++) {
+        if (rets[i].in_store) {
+            rh_store_delete(rh_core_store(), rh_task_ret_id(t, i));
+        }
+    }
+    for (int i = 0; i < t->nargs; i++) {
+        if (t->slots[i].pinned) {   /* the next run pins it again */
+            rh_store_release(rh_core_store(), t->slots[i].id);
+            t->slots[i].pinned = 0;
+        }
+    }
+    if (t->holds_res) {
+        rh_resources_release(t->res ? t->res : &rh_task_default_res);
+        t->holds_res = 0;
+    }
+    t->tries++;
+    return rh_retry_later(t->tries, rh_task_rerun, t);
+}
+
 static void rh_task_execute(rh_task_t *t, void *state)
 {
     rh_task_ret_t rets[RH_MAX_RETURNS];
@@ -486,6 +527,9 @@ static void rh_task_execute(rh_task_t *t, void *state)
                  t->fn->fn(&ctx);
     }
     rh_task_running = outer;
+    if ((status != RH_OK || ctx.failed) && rh_task_retry_here(t, rets)) {
+        return;   /* runs again after its backoff */
+    }
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",

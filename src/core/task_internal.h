@@ -73,6 +73,7 @@ struct rh_task {
                                         * place, in order */
     int                  max_retries;  /* reruns when lost; -1: no limit */
     int                  retry_exceptions; /* ... and when it failed */
+    int                  tries;        /* runs again so far (here) */
     int                  fail_status;  /* returns fail with this status
                                         * (0: RH_ERR_TASK_FAILED) */
     _Atomic int          pending;

@@ -19,8 +19,9 @@
  *   owner_died  a put owned by another rank, whose owner is then killed:
  *               RH_ERR_OWNER_DIED ("FT OWNER_DIED OK")
  *   exceptions  a task that fails on node 1 and succeeds elsewhere: with
- *               retry_exceptions it is retried elsewhere, without it fails
- *               ("FT EXCEPTIONS OK")
+ *               retry_exceptions it is retried elsewhere, without it fails;
+ *               one run here that fails twice, then succeeds: retried
+ *               within max_retries ("FT EXCEPTIONS OK")
  * In mapreduce and recursion, victim j of FT_VICTIMS (default "3,6") is
  * killed by task FT_KILL_AT + 7 j (default 9; see maybe_kill), in the
  * middle of the graph (tests/soak.sh draws them at random).
@@ -214,6 +215,19 @@ static rh_status_t ft_picky(rh_task_ctx_t *ctx)
     if (rh_node_id() == 1) {
         return rh_task_fail(ctx, "ft_picky does not run on node 1 (rank %d)",
                             rh_rank());
+    }
+    return return_obj(ctx, 42);
+}
+
+/* Fails its first two runs in this process, then returns 42. */
+static _Atomic int flaky_runs;
+
+static rh_status_t ft_flaky(rh_task_ctx_t *ctx)
+{
+    int n = atomic_fetch_add(&flaky_runs, 1) + 1;
+
+    if (n <= 2) {
+        return rh_task_fail(ctx, "ft_flaky fails its run %d", n);
     }
     return return_obj(ctx, 42);
 }
@@ -443,6 +457,28 @@ static void exceptions(void)
         fail("a failing task without retry_exceptions", st);
     }
     rh_release(r);
+    /* Run here, on the driver: three runs with max_retries 3 ... */
+    p = rank_on_node(0, 0);
+    p.field_mask |= RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS |
+                    RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    p.retry_exceptions = 1;
+    p.max_retries = 3;
+    CHECK(rh_remote("ft_flaky", NULL, 0, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42 ||
+        atomic_load(&flaky_runs) != 3) {
+        fail("a flaky task run here with retry_exceptions", st);
+    }
+    rh_release(r);
+    /* ... and its error after two with max_retries 1. */
+    atomic_store(&flaky_runs, 0);
+    p.max_retries = 1;
+    CHECK(rh_remote("ft_flaky", NULL, 0, &p, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED ||
+        strstr(rh_last_error(), "fails its run 2") == NULL) {
+        fail("a flaky task run here out of retries", st);
+    }
+    rh_release(r);
     printf("FT EXCEPTIONS OK\n");
 }
 
@@ -472,6 +508,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_tree", ft_tree, 2, 1));
     CHECK(rh_register("ft_suicide", ft_suicide, 0, 1));
     CHECK(rh_register("ft_picky", ft_picky, 0, 1));
+    CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
