@@ -557,6 +557,11 @@ static void rh_pull_start_run(rh_tp_op_t *op)
 {
     rh_pull_t *p = (rh_pull_t *)((char *)op - offsetof(rh_pull_t, op));
 
+    /* Failed while its start was queued (the rank it asks died): ending it
+     * twice would wake its waiters twice. */
+    if (atomic_load(&p->state) != 0) {
+        return;
+    }
     if (rh_core_closing()) {
         rh_pull_fail(p, RH_ERR_SHUTDOWN, "the rank is finalizing");
         return;
