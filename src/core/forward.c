@@ -231,7 +231,9 @@ static void rh_fwd_on_peer_failure(void *arg, int rank)
         if (e.is_call) {
             snprintf(msg, sizeof(msg), "the actor running %s on rank %d "
                      "died: rank %d failed", e.name, rank, rank);
-        } else if (rh_lineage_retry(e.counter, rank, 0, msg, sizeof(msg))) {
+        } else if (rh_lineage_retry(e.counter, rank, 0, &e.held, &e.nheld,
+                                    &e.borrowed, &e.nborrowed, msg,
+                                    sizeof(msg))) {
             rh_inflight_release(&e);   /* it runs again elsewhere */
             continue;
         } else if (msg[0] == '\0') {
@@ -259,7 +261,8 @@ static int rh_fwd_fail_lost(uint64_t counter, uint32_t dest,
         return 0;
     }
     if (!e.is_call && status != RH_ERR_SHUTDOWN &&
-        rh_lineage_retry(counter, (int)dest, 0, msg, sizeof(msg))) {
+        rh_lineage_retry(counter, (int)dest, 0, &e.held, &e.nheld,
+                         &e.borrowed, &e.nborrowed, msg, sizeof(msg))) {
         rh_inflight_release(&e);
         return 1;
     }
@@ -383,16 +386,16 @@ static void rh_fwd_record(rh_task_t *t, const rh_fwd_submit_t *h,
                           const uint8_t *payload, size_t total,
                           size_t res_len)
 {
-    rh_future_t *few_held[16], **held = few_held;
+    rh_object_id_t few_owned[16], *owned = few_owned;
     rh_object_id_t few_ids[16], *borrowed = few_ids;
-    int nheld = 0, nborrowed = 0;
+    int nowned = 0, nborrowed = 0;
     size_t off = res_len;
 
     if (t->nargs > 16) {
-        held = malloc((size_t)t->nargs * sizeof(*held));
+        owned = malloc((size_t)t->nargs * sizeof(*owned));
         borrowed = malloc((size_t)t->nargs * sizeof(*borrowed));
-        if (held == NULL || borrowed == NULL) {
-            free(held);
+        if (owned == NULL || borrowed == NULL) {
+            free(owned);
             free(borrowed);
             return;   /* no lineage: its objects cannot be rebuilt */
         }
@@ -406,16 +409,16 @@ static void rh_fwd_record(rh_task_t *t, const rh_fwd_submit_t *h,
             continue;
         }
         if (t->slots[i].fut != NULL) {
-            held[nheld++] = t->slots[i].fut;
+            owned[nowned++] = t->slots[i].id;
         } else if (t->slots[i].borrowed) {
             borrowed[nborrowed++] = t->slots[i].id;
         }
     }
     rh_lineage_record(h->counter, t->fn->name, t->nreturns, t->max_retries,
                       t->retry_exceptions, t->forward_to, h, sizeof(*h),
-                      payload, total, held, nheld, borrowed, nborrowed);
-    if (held != few_held) {
-        free(held);
+                      payload, total, owned, nowned, borrowed, nborrowed);
+    if (owned != few_owned) {
+        free(owned);
         free(borrowed);
     }
 }
@@ -565,7 +568,8 @@ void rh_forward_send(rh_task_t *t)
         if (status != RH_ERR_SHUTDOWN && !t->is_call &&
             rh_inflight_take(h.counter, t->forward_to, &e)) {
             /* Its rank died before it got there: it runs elsewhere. */
-            if (!rh_lineage_retry(h.counter, t->forward_to, 0, msg,
+            if (!rh_lineage_retry(h.counter, t->forward_to, 0, &e.held,
+                                  &e.nheld, &e.borrowed, &e.nborrowed, msg,
                                   sizeof(msg))) {
                 rh_inflight_fail(&e, msg[0] ? msg : "task lost with its "
                                  "rank");
@@ -948,7 +952,8 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
         char why[512];
 
         /* With retry_exceptions it runs again instead. */
-        if (rh_lineage_retry(h->counter, src, 1, why, sizeof(why))) {
+        if (rh_lineage_retry(h->counter, src, 1, &e.held, &e.nheld,
+                             &e.borrowed, &e.nborrowed, why, sizeof(why))) {
             rh_inflight_release(&e);
             return;
         }

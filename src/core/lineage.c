@@ -26,9 +26,15 @@ typedef struct rh_lin_spec {
     int              tries;        /* reruns so far */
     int              retry_exceptions;
     int              rank;         /* ran, or runs, there */
-    int              nheld, nborrowed;
-    rh_future_t    **held;
-    rh_object_id_t  *borrowed;
+    /* The objects it takes by ref, ours and others': not held (their
+     * values go when their holders let go, as they would without
+     * lineage), held again for a rebuild if they are still there. */
+    int              nowned, nborrowed;
+    rh_object_id_t  *owned, *borrowed;
+    /* The holds of the run that was lost, kept for its retry (malloc'd) */
+    int              next_nheld, next_nborrowed, has_next;
+    rh_future_t    **next_held;
+    rh_object_id_t  *next_borrowed;
     size_t           hdr_len, len;
     uint8_t         *hdr, *payload;
 } rh_lin_spec_t;
@@ -52,15 +58,26 @@ static rh_lin_due_t *rh_lin_queue;    /* by at_ns */
 static pthread_t rh_lin_thread;
 static int rh_lin_thread_up, rh_lin_stop;
 
+static void rh_lin_drop_holds(rh_future_t **held, int nheld,
+                              rh_object_id_t *borrowed, int nborrowed)
+{
+    for (int i = 0; i < nheld; i++) {
+        rh_future_unhold(held[i]);
+    }
+    for (int i = 0; i < nborrowed; i++) {
+        rh_borrow_drop(borrowed[i]);
+    }
+    free(held);
+    free(borrowed);
+}
+
 static void rh_lin_drop(rh_lineage_t *l)
 {
     rh_lin_spec_t *s = (rh_lin_spec_t *)l;
 
-    for (int i = 0; i < s->nheld; i++) {
-        rh_future_unhold(s->held[i]);
-    }
-    for (int i = 0; i < s->nborrowed; i++) {
-        rh_borrow_drop(s->borrowed[i]);
+    if (s->has_next) {
+        rh_lin_drop_holds(s->next_held, s->next_nheld, s->next_borrowed,
+                          s->next_nborrowed);
     }
     atomic_fetch_sub_explicit(&rh_lin_n, 1, memory_order_relaxed);
     free(s);
@@ -68,8 +85,14 @@ static void rh_lin_drop(rh_lineage_t *l)
 
 static void rh_lin_free(rh_lineage_t *l)
 {
+    rh_lin_spec_t *s = (rh_lin_spec_t *)l;
+
+    if (s->has_next) {
+        free(s->next_held);
+        free(s->next_borrowed);
+    }
     atomic_fetch_sub_explicit(&rh_lin_n, 1, memory_order_relaxed);
-    free(l);
+    free(s);
 }
 
 static void rh_lin_gone(uint64_t counter)
@@ -82,12 +105,12 @@ static void rh_lin_gone(uint64_t counter)
 void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
                        int max_retries, int retry_exceptions, int rank,
                        const void *hdr, size_t hdr_len, const void *payload,
-                       size_t len, rh_future_t *const *held, int nheld,
+                       size_t len, const rh_object_id_t *owned, int nowned,
                        const rh_object_id_t *borrowed, int nborrowed)
 {
     size_t size = sizeof(rh_lin_spec_t) +
-                  (size_t)nheld * sizeof(rh_future_t *) +
-                  (size_t)nborrowed * sizeof(rh_object_id_t) + hdr_len + len;
+                  (size_t)(nowned + nborrowed) * sizeof(rh_object_id_t) +
+                  hdr_len + len;
     rh_lin_spec_t *s;
     uint8_t *p;
 
@@ -109,10 +132,9 @@ void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
     s->retry_exceptions = retry_exceptions;
     s->rank = rank;
     p = (uint8_t *)(s + 1);
-    s->held = (rh_future_t **)p;
-    p += (size_t)nheld * sizeof(rh_future_t *);
-    s->borrowed = (rh_object_id_t *)p;
-    p += (size_t)nborrowed * sizeof(rh_object_id_t);
+    s->owned = (rh_object_id_t *)p;
+    s->borrowed = s->owned + nowned;
+    p += (size_t)(nowned + nborrowed) * sizeof(rh_object_id_t);
     s->hdr = p;
     s->payload = p + hdr_len;
     s->hdr_len = hdr_len;
@@ -121,15 +143,13 @@ void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
     if (len != 0) {
         memcpy(s->payload, payload, len);
     }
-    for (int i = 0; i < nheld; i++) {
-        rh_future_hold(held[i]);
-        s->held[i] = held[i];
+    if (nowned != 0) {
+        memcpy(s->owned, owned, (size_t)nowned * sizeof(*owned));
     }
-    for (int i = 0; i < nborrowed; i++) {
-        rh_borrow_hold(borrowed[i]);
-        s->borrowed[i] = borrowed[i];
+    if (nborrowed != 0) {
+        memcpy(s->borrowed, borrowed, (size_t)nborrowed * sizeof(*borrowed));
     }
-    s->nheld = nheld;
+    s->nowned = nowned;
     s->nborrowed = nborrowed;
     atomic_fetch_add_explicit(&rh_lin_n, 1, memory_order_relaxed);
     if (rh_lineage_table_add(&rh_lin_tb, &s->base) != 0) {
@@ -204,61 +224,87 @@ static int rh_lin_pick(int lost)
     return -1;
 }
 
-/* Sends the task of counter again (on the rerun thread). */
+/* Sends the task of counter again (on the rerun thread), with the holds
+ * of the run that was lost, or, for a rebuild, new ones on the objects it
+ * takes: one that is gone (released by all) makes the rebuild fail. */
 static void rh_lin_rerun(uint64_t counter)
 {
     rh_lin_spec_t *s;
     rh_future_t **held = NULL;
-    rh_object_id_t *borrowed = NULL;
+    rh_object_id_t *borrowed = NULL, gone = { 0, 0 };
     uint8_t *msg = NULL;
     size_t hdr_len = 0, len = 0;
-    int nheld = 0, nborrowed = 0, nreturns = 0, lost = -1, dest;
+    int nheld = 0, nborrowed = 0, nreturns = 0, lost = -1, dest = -1;
+    int fresh = 0, nomem = 0;
     const char *name = "?";
-    char why[256], ids[RH_OBJECT_ID_STRLEN];
+    char why[512], ids[RH_OBJECT_ID_STRLEN], gids[RH_OBJECT_ID_STRLEN];
 
     pthread_mutex_lock(&rh_lin_tb.lock);
     s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
     if (s != NULL) {
         hdr_len = s->hdr_len;
         len = s->len;
-        nheld = s->nheld;
-        nborrowed = s->nborrowed;
         nreturns = s->nreturns;
         name = s->name;
         lost = s->rank;
         msg = malloc(hdr_len + len + 1);
-        held = malloc((size_t)nheld * sizeof(*held) + 1);
-        borrowed = malloc((size_t)nborrowed * sizeof(*borrowed) + 1);
-        if (msg != NULL && held != NULL && borrowed != NULL) {
+        if (msg != NULL) {
             memcpy(msg, s->hdr, hdr_len + len);
-            for (int i = 0; i < nheld; i++) {
-                rh_future_hold(s->held[i]);   /* the new run's own */
-                held[i] = s->held[i];
-            }
-            memcpy(borrowed, s->borrowed,
-                   (size_t)nborrowed * sizeof(*borrowed));
-        } else {
-            nheld = -1;
         }
+        if (s->has_next) {
+            held = s->next_held;
+            nheld = s->next_nheld;
+            borrowed = s->next_borrowed;
+            nborrowed = s->next_nborrowed;
+            s->has_next = 0;
+        } else {
+            fresh = 1;
+            held = malloc((size_t)s->nowned * sizeof(*held) + 1);
+            borrowed = malloc((size_t)s->nborrowed * sizeof(*borrowed) + 1);
+            for (int i = 0; held != NULL && i < s->nowned; i++) {
+                held[nheld] = rh_future_find_hold(s->owned[i]);
+                if (held[nheld] == NULL) {
+                    gone = s->owned[i];
+                    break;
+                }
+                nheld++;
+            }
+            if (borrowed != NULL) {
+                nborrowed = s->nborrowed;
+                memcpy(borrowed, s->borrowed,
+                       (size_t)nborrowed * sizeof(*borrowed));
+            }
+        }
+        nomem = msg == NULL || (fresh && (held == NULL || borrowed == NULL));
     }
     pthread_mutex_unlock(&rh_lin_tb.lock);
     if (s == NULL) {
         return;   /* every return was released meanwhile */
     }
-    dest = nheld < 0 ? -1 : rh_lin_pick(lost);
-    if (dest < 0) {
-        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
-                 "with rank %d and %s", name,
-                 rh_object_id_str(rh_object_id_make((uint32_t)rh_rank(),
-                                                    counter, 1), ids),
-                 rh_rank(), lost, nheld < 0 ? "there was no memory to run it "
-                 "again" : "no other rank is left to run it again");
-        for (int i = 0; i < nheld; i++) {
-            rh_future_unhold(held[i]);
+    if (fresh) {
+        for (int i = 0; i < nborrowed; i++) {
+            rh_borrow_hold(borrowed[i]);
         }
+    }
+    rh_object_id_str(rh_object_id_make((uint32_t)rh_rank(), counter, 1),
+                     ids);
+    if (nomem) {
+        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
+                 "with rank %d and there was no memory to run it again",
+                 name, ids, rh_rank(), lost);
+    } else if (gone.hi != 0 || gone.lo != 0) {
+        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
+                 "with rank %d and cannot run again: its argument %s was "
+                 "released", name, ids, rh_rank(), lost,
+                 rh_object_id_str(gone, gids));
+    } else if ((dest = rh_lin_pick(lost)) < 0) {
+        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
+                 "with rank %d and no other rank is left to run it again",
+                 name, ids, rh_rank(), lost);
+    }
+    if (dest < 0) {
+        rh_lin_drop_holds(held, nheld, borrowed, nborrowed);
         free(msg);
-        free(held);
-        free(borrowed);
         rh_lin_fail(counter, nreturns, RH_ERR_TASK_FAILED, why);
         rh_lineage_ran(counter);
         return;
@@ -269,11 +315,16 @@ static void rh_lin_rerun(uint64_t counter)
         s->rank = dest;
     }
     pthread_mutex_unlock(&rh_lin_tb.lock);
-    for (int i = 0; i < nborrowed; i++) {
-        rh_borrow_hold(borrowed[i]);
-    }
     rh_debug("task %s (counter %llu) runs again on rank %d", name,
              (unsigned long long)counter, dest);
+    if (nheld == 0) {
+        free(held);
+        held = NULL;
+    }
+    if (nborrowed == 0) {
+        free(borrowed);
+        borrowed = NULL;
+    }
     rh_forward_resend(dest, msg, hdr_len, msg + hdr_len, len, held, nheld,
                       borrowed, nborrowed);
     free(msg);
@@ -383,7 +434,9 @@ static void rh_lin_exhausted_msg(const rh_lin_spec_t *s, int rank,
              rh_rank(), how, rank, s->max_retries, s->tries + 1);
 }
 
-int rh_lineage_retry(uint64_t counter, int rank, int failed, char *msg,
+int rh_lineage_retry(uint64_t counter, int rank, int failed,
+                     rh_future_t ***held, int *nheld,
+                     rh_object_id_t **borrowed, int *nborrowed, char *msg,
                      size_t len)
 {
     rh_lin_spec_t *s;
@@ -398,7 +451,16 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed, char *msg,
         if (rh_lin_out_of_retries(s)) {
             rh_lin_exhausted_msg(s, rank, failed ? "failed on" :
                                  "was lost with", msg, len);
-        } else {
+        } else if (!s->has_next) {
+            /* The lost run's holds keep its arguments for the next. */
+            s->next_held = *held;
+            s->next_nheld = *nheld;
+            s->next_borrowed = *borrowed;
+            s->next_nborrowed = *nborrowed;
+            s->has_next = 1;
+            *held = NULL;
+            *borrowed = NULL;
+            *nheld = *nborrowed = 0;
             tries = ++s->tries;
             s->base.running = 1;
             s->rank = rank;
@@ -410,7 +472,7 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed, char *msg,
         snprintf(msg, len, "the rerun of a task lost with rank %d could not "
                  "be queued", rank);
         rh_lineage_ran(counter);
-        again = 0;
+        again = 0;   /* its holds go with the entry */
     }
     return again;
 }

@@ -5,8 +5,10 @@
  * service is involved).
  *
  * The owner records the spec of every task it sends to another rank (its
- * message, and holds on the objects it takes by ref) while its returns are
- * referenced, within RAYHPC_LINEAGE_MAX_BYTES. A rerun sends the same
+ * message, and the ids of the objects it takes by ref) while its returns
+ * are referenced, within RAYHPC_LINEAGE_MAX_BYTES. Lineage holds no
+ * object: an argument released by all goes as it would without it, and a
+ * rebuild that needs it fails saying so. A rerun sends the same
  * message, with the same counter, to another rank after a backoff; its
  * answer completes the futures that wait for it again.
  */
@@ -24,20 +26,23 @@
 #define RH_TASK_RETRIES_DEFAULT 3
 
 /* Records a task sent to rank: its header and payload as sent, and the
- * objects it takes by ref (held, and borrowed from other owners), which
- * the lineage keeps until it is dropped. Best effort: without memory the
- * task has no lineage. */
+ * ids of the objects it takes by ref (ours, and others' it borrows), which
+ * a rebuild holds again while they are still there. Best effort: without
+ * memory the task has no lineage. */
 void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
                        int max_retries, int retry_exceptions, int rank,
                        const void *hdr, size_t hdr_len, const void *payload,
-                       size_t len, rh_future_t *const *held, int nheld,
+                       size_t len, const rh_object_id_t *owned, int nowned,
                        const rh_object_id_t *borrowed, int nborrowed);
 
 /* The run of task counter on rank ended without an answer (the rank died:
  * failed 0) or with a failure (failed 1: retried only with
- * retry_exceptions). Returns 1 when it runs again; 0 when it does not,
- * with why in msg when its retries ran out. */
-int rh_lineage_retry(uint64_t counter, int rank, int failed, char *msg,
+ * retry_exceptions). Returns 1 when it runs again, having taken over the
+ * lost run's holds (*held and *borrowed, malloc'd; set to NULL); 0 when it
+ * does not, with why in msg when its retries ran out. */
+int rh_lineage_retry(uint64_t counter, int rank, int failed,
+                     rh_future_t ***held, int *nheld,
+                     rh_object_id_t **borrowed, int *nborrowed, char *msg,
                      size_t len);
 
 /* The answer of task counter arrived. */
