@@ -31,7 +31,8 @@ extern const perf_group_t perf_group_am, perf_group_am_tcp, perf_group_tasks,
                           perf_group_remote, perf_group_remote_tcp,
                           perf_group_pull, perf_group_balance,
                           perf_group_actor, perf_group_actor_tcp,
-                          perf_group_actor_node, perf_group_actor_nn;
+                          perf_group_actor_node, perf_group_actor_nn,
+                          perf_group_recovery, perf_group_ft_overhead;
 /* Every group, NULL-terminated. */
 extern const perf_group_t *const perf_groups[];
 

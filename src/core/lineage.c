@@ -462,7 +462,7 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
             *borrowed = NULL;
             *nheld = *nborrowed = 0;
             tries = ++s->tries;
-            s->base.running = 1;
+            rh_lineage_table_run_locked(&rh_lin_tb, &s->base);
             s->rank = rank;
             again = 1;
         }
@@ -546,7 +546,7 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
                                  sizeof(msg));
         } else {
             tries = ++s->tries;
-            s->base.running = 1;
+            rh_lineage_table_run_locked(&rh_lin_tb, &s->base);
             again = 1;
         }
         for (int i = 0; i < n; i++) {
@@ -631,6 +631,13 @@ int rh_lineage_rebuild(rh_object_id_t id)
                      (unsigned long long)rh_cfg.lineage_max_bytes);
     }
     return r;
+}
+
+void rh_lineage_set_max(size_t max)
+{
+    if (rh_lin_up) {
+        rh_lineage_table_set_max(&rh_lin_tb, max);
+    }
 }
 
 size_t rh_lineage_count(void)

@@ -62,6 +62,9 @@ int rh_lineage_rebuild(rh_object_id_t id);
  * tries (a task run here again); 0 when it cannot (the rank is ending). */
 int rh_retry_later(int tries, void (*fn)(void *arg), void *arg);
 
+/* Changes RAYHPC_LINEAGE_MAX_BYTES at run time (benchmarks). */
+void rh_lineage_set_max(size_t max);
+
 /* Entries and bytes kept, and entries dropped for room (tests, stats). */
 size_t rh_lineage_count(void);
 size_t rh_lineage_bytes(void);

@@ -5,13 +5,36 @@
 void rh_lineage_table_init(rh_lineage_table_t *tb, size_t max,
                            void (*drop)(rh_lineage_t *l))
 {
-    pthread_mutex_init(&tb->lock, NULL);
+    pthread_mutexattr_t attr;
+
+    /* Short sections taken by the submitter, the progress thread and the
+     * releaser at task rates: spin a little before sleeping. */
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&tb->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     rh_hmap_init(&tb->map, sizeof(uint64_t), sizeof(rh_lineage_t *));
     tb->oldest = tb->newest = NULL;
     tb->bytes = 0;
     tb->max = max;
     tb->dropped = 0;
     tb->drop = drop;
+}
+
+/* The age list holds the entries whose task is not running, oldest
+ * first; only they count against the bound (a running task's spec is
+ * needed anyway, and at most RAYHPC_REMOTE_TASKS_MAX of them run). */
+static void rh_lineage_link(rh_lineage_table_t *tb, rh_lineage_t *l)
+{
+    l->newer = NULL;
+    l->older = tb->newest;
+    if (tb->newest != NULL) {
+        tb->newest->newer = l;
+    } else {
+        tb->oldest = l;
+    }
+    tb->newest = l;
+    tb->bytes += l->bytes;
 }
 
 static void rh_lineage_unlink(rh_lineage_table_t *tb, rh_lineage_t *l)
@@ -28,25 +51,22 @@ static void rh_lineage_unlink(rh_lineage_table_t *tb, rh_lineage_t *l)
     }
     l->older = l->newer = NULL;
     tb->bytes -= l->bytes;
-    (void)rh_hmap_del(&tb->map, &l->counter, NULL);
 }
 
-/* Unlinks the oldest entries not running while over the bound; returns
- * them as a list (through newer) to drop once the lock is let go. */
+/* Takes the oldest entries out while over the bound; returns them as a
+ * list (through newer) to drop once the lock is let go. */
 static rh_lineage_t *rh_lineage_trim_locked(rh_lineage_table_t *tb)
 {
-    rh_lineage_t *out = NULL, *l = tb->oldest;
+    rh_lineage_t *out = NULL;
 
-    while (l != NULL && tb->bytes > tb->max) {
-        rh_lineage_t *next = l->newer;
+    while (tb->oldest != NULL && tb->bytes > tb->max) {
+        rh_lineage_t *l = tb->oldest;
 
-        if (!l->running) {
-            rh_lineage_unlink(tb, l);
-            l->newer = out;
-            out = l;
-            tb->dropped++;
-        }
-        l = next;
+        rh_lineage_unlink(tb, l);
+        (void)rh_hmap_del(&tb->map, &l->counter, NULL);
+        l->newer = out;
+        out = l;
+        tb->dropped++;
     }
     return out;
 }
@@ -63,7 +83,7 @@ static void rh_lineage_drop_list(rh_lineage_table_t *tb, rh_lineage_t *l)
 
 int rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l)
 {
-    rh_lineage_t **slot, *out;
+    rh_lineage_t **slot, *out = NULL;
     int added;
 
     pthread_mutex_lock(&tb->lock);
@@ -73,16 +93,11 @@ int rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l)
         return -1;
     }
     *slot = l;
-    l->newer = NULL;
-    l->older = tb->newest;
-    if (tb->newest != NULL) {
-        tb->newest->newer = l;
-    } else {
-        tb->oldest = l;
+    l->older = l->newer = NULL;
+    if (!l->running) {
+        rh_lineage_link(tb, l);
+        out = rh_lineage_trim_locked(tb);
     }
-    tb->newest = l;
-    tb->bytes += l->bytes;
-    out = rh_lineage_trim_locked(tb);
     pthread_mutex_unlock(&tb->lock);
     rh_lineage_drop_list(tb, out);
     return 0;
@@ -96,6 +111,14 @@ rh_lineage_t *rh_lineage_table_find_locked(rh_lineage_table_t *tb,
     return slot != NULL ? *slot : NULL;
 }
 
+void rh_lineage_table_run_locked(rh_lineage_table_t *tb, rh_lineage_t *l)
+{
+    if (!l->running) {
+        rh_lineage_unlink(tb, l);
+        l->running = 1;
+    }
+}
+
 int rh_lineage_table_remove(rh_lineage_table_t *tb, uint64_t counter)
 {
     rh_lineage_t *l;
@@ -103,7 +126,10 @@ int rh_lineage_table_remove(rh_lineage_table_t *tb, uint64_t counter)
     pthread_mutex_lock(&tb->lock);
     l = rh_lineage_table_find_locked(tb, counter);
     if (l != NULL) {
-        rh_lineage_unlink(tb, l);
+        if (!l->running) {
+            rh_lineage_unlink(tb, l);
+        }
+        (void)rh_hmap_del(&tb->map, &counter, NULL);
     }
     pthread_mutex_unlock(&tb->lock);
     if (l != NULL) {
@@ -118,10 +144,22 @@ void rh_lineage_table_ran(rh_lineage_table_t *tb, uint64_t counter)
 
     pthread_mutex_lock(&tb->lock);
     l = rh_lineage_table_find_locked(tb, counter);
-    if (l != NULL) {
+    if (l != NULL && l->running) {
         l->running = 0;
+        rh_lineage_link(tb, l);
         out = rh_lineage_trim_locked(tb);
     }
+    pthread_mutex_unlock(&tb->lock);
+    rh_lineage_drop_list(tb, out);
+}
+
+void rh_lineage_table_set_max(rh_lineage_table_t *tb, size_t max)
+{
+    rh_lineage_t *out;
+
+    pthread_mutex_lock(&tb->lock);
+    tb->max = max;
+    out = rh_lineage_trim_locked(tb);
     pthread_mutex_unlock(&tb->lock);
     rh_lineage_drop_list(tb, out);
 }
@@ -148,19 +186,17 @@ size_t rh_lineage_table_bytes(rh_lineage_table_t *tb)
 
 void rh_lineage_table_fini(rh_lineage_table_t *tb)
 {
-    rh_lineage_t *l;
+    rh_lineage_t *l, *out = NULL;
 
     pthread_mutex_lock(&tb->lock);
-    l = tb->oldest;
+    while (rh_hmap_pop(&tb->map, NULL, &l)) {
+        l->newer = out;
+        out = l;
+    }
+    rh_hmap_fini(&tb->map);
     tb->oldest = tb->newest = NULL;
     tb->bytes = 0;
-    rh_hmap_fini(&tb->map);
     pthread_mutex_unlock(&tb->lock);
-    while (l != NULL) {
-        rh_lineage_t *next = l->newer;
-
-        tb->drop(l);
-        l = next;
-    }
+    rh_lineage_drop_list(tb, out);
     pthread_mutex_destroy(&tb->lock);
 }

@@ -9,7 +9,7 @@
 
 static rh_lineage_table_t tb;
 static uint64_t dropped[64];
-static int ndropped;
+static long ndropped;
 
 static void drop(rh_lineage_t *l)
 {
@@ -74,18 +74,52 @@ Test(lineage_table, drops_the_oldest_first_past_the_bound)
 
 Test(lineage_table, never_drops_a_running_entry)
 {
+    rh_lineage_t *l;
+
     setup(150);
     cr_assert_eq(rh_lineage_table_add(&tb, entry(1, 100, 1)), 0);
     cr_assert_eq(rh_lineage_table_add(&tb, entry(2, 100, 1)), 0);
-    /* Over the bound, but both run: kept. */
+    /* Both run: kept, and not counted. */
     cr_expect_eq(rh_lineage_table_count(&tb), 2);
+    cr_expect_eq(rh_lineage_table_bytes(&tb), 0);
     cr_expect_eq(ndropped, 0);
-    /* The second answered: it is now the one to go, the older runs on. */
     rh_lineage_table_ran(&tb, 2);
-    cr_expect_eq(ndropped, 1);
-    cr_expect_eq(dropped[0], 2);
+    cr_expect_eq(ndropped, 0);
+    cr_expect_eq(rh_lineage_table_bytes(&tb), 100);
+    /* The second ended first: it is the oldest of those not running. */
     rh_lineage_table_ran(&tb, 1);
+    cr_assert_eq(ndropped, 1);
+    cr_expect_eq(dropped[0], 2);
     cr_expect_eq(rh_lineage_table_count(&tb), 1);
+    /* Running again, it is out of the bound's reach. */
+    rh_lineage_table_set_max(&tb, 1000);
+    cr_assert_eq(rh_lineage_table_add(&tb, entry(3, 100, 0)), 0);
+    pthread_mutex_lock(&tb.lock);
+    l = rh_lineage_table_find_locked(&tb, 1);
+    cr_assert_not_null(l);
+    rh_lineage_table_run_locked(&tb, l);
+    pthread_mutex_unlock(&tb.lock);
+    rh_lineage_table_set_max(&tb, 0);
+    cr_expect_eq(ndropped, 2);
+    cr_expect_eq(dropped[1], 3);
+    cr_expect_eq(rh_lineage_table_count(&tb), 1);
+    rh_lineage_table_fini(&tb);
+    cr_expect_eq(ndropped, 3);
+}
+
+/* The bound holds however many tasks run: none of them is walked. */
+Test(lineage_table, many_running_entries_cost_nothing_to_trim)
+{
+    setup(0);
+    for (uint64_t c = 1; c <= 100000; c++) {
+        cr_assert_eq(rh_lineage_table_add(&tb, entry(c, 64, 1)), 0);
+    }
+    for (uint64_t c = 1; c <= 100000; c++) {
+        rh_lineage_table_ran(&tb, c);
+    }
+    cr_expect_eq(rh_lineage_table_count(&tb), 0);
+    cr_expect_eq(tb.dropped, 100000);
+    ndropped = 0;
     rh_lineage_table_fini(&tb);
 }
 
