@@ -66,8 +66,13 @@ static void maybe_kill(int64_t task)
             fflush(stdout);
             raise(SIGKILL);
         }
-        (void)rh_am_send((uint32_t)victims[j], FT_DIE, NULL, 0, NULL, 0,
-                         NULL, NULL);
+        /* Not to a victim dead already (a rerun of this task): an
+         * endpoint to a dead rank's shared memory can crash UCX's
+         * keepalive (seen with UCX 1.13). */
+        if (rh_rank_alive(victims[j])) {
+            (void)rh_am_send((uint32_t)victims[j], FT_DIE, NULL, 0, NULL, 0,
+                             NULL, NULL);
+        }
     }
 }
 
