@@ -174,8 +174,11 @@ RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
  * timeout_ms (RH_ERR_TIMEOUT). A failed task's returns, and every object
  * computed from them, give RH_ERR_TASK_FAILED with the task's message in
  * rh_last_error(); the returns of an actor call whose actor died, and
- * every object computed from them, give RH_ERR_ACTOR_DEAD. Inside a task,
- * a get that waits lends the worker to other tasks meanwhile. */
+ * every object computed from them, give RH_ERR_ACTOR_DEAD. An object lost
+ * with every copy is rebuilt from its lineage meanwhile (the get waits for
+ * it); one that cannot be gives RH_ERR_OBJECT_LOST, one whose owner died
+ * RH_ERR_OWNER_DIED (docs/fault-tolerance.md). Inside a task, a get that
+ * waits lends the worker to other tasks meanwhile. */
 RH_EXPORT rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms);
 

@@ -259,8 +259,12 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
         /* Every copy died: wait for its rebuild from lineage, within the
          * deadline. */
         rebuilt = status == RH_ERR_TIMEOUT ? -1 : rh_lineage_rebuild(id);
-        if (rebuilt < 0 && status == RH_ERR_PEER_FAILED && ++retries < 4) {
-            continue;   /* the copy read from died: another is alive */
+        if (rebuilt < 0 && (status == RH_ERR_PEER_FAILED ||
+                            status == RH_ERR_TRANSPORT) && ++retries < 8) {
+            /* The copy read from died (or cannot be reached yet, before
+             * its death is known): another is alive, or will be rebuilt. */
+            usleep(10000u * (unsigned)retries);
+            continue;
         }
         if (rebuilt != 1) {
             rh_future_unhold(f);
@@ -293,8 +297,10 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
         rh_status_t status = rh_pull_ensure(id, owner, deadline);
 
         /* A holder that died is the owner's to rebuild: ask it again. */
-        for (int i = 0; i < 8 && status == RH_ERR_PEER_FAILED &&
+        for (int i = 0; i < 8 && (status == RH_ERR_PEER_FAILED ||
+                                  status == RH_ERR_TRANSPORT) &&
                         rh_rank_alive(owner); i++) {
+            usleep(10000u * (unsigned)i);
             status = rh_pull_ensure(id, owner, deadline);
         }
         if (status != RH_OK && status != RH_ERR_TIMEOUT &&

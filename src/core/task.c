@@ -619,30 +619,54 @@ static rh_status_t rh_task_dep_status(rh_status_t status)
            status == RH_ERR_OBJECT_LOST ? status : RH_ERR_TASK_FAILED;
 }
 
-/* The pull of argument s failed as its holder died: ours is rebuilt from
- * its lineage and fetched again once ready; another owner's is asked for
- * again (it rebuilds it, or says it is gone). 1 when the task waits on. */
+static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message);
+
+/* The refetch of argument s, after its backoff (the rerun thread). */
+static void rh_task_arg_refetch_run(void *arg)
+{
+    rh_task_slot_t *s = arg;
+    int owner = (int)rh_object_id_owner(s->id);
+    char msg[256], ids[RH_OBJECT_ID_STRLEN];
+
+    if (s->fut != NULL) {
+        /* Ours: rebuilt from lineage when every copy is gone, else read
+         * from a copy that lives (on the dead rank's node, or rebuilt). */
+        if (rh_lineage_rebuild(s->id) != 0) {
+            if (!rh_future_wait_add(s->fut, &s->waiter)) {
+                rh_task_arg_wake(&s->waiter,
+                                 atomic_load(&s->fut->state) ==
+                                 RH_FUTURE_FAILED ?
+                                 (int)rh_future_status(s->fut) : 0,
+                                 s->fut->message);
+            }
+            return;
+        }
+        rh_task_arg_wake(&s->waiter, RH_ERR_OBJECT_LOST, rh_last_error());
+        return;
+    }
+    /* Another owner's: it knows where a copy lives now, or rebuilds it. */
+    if (rh_rank_alive(owner) && rh_task_arg_fetch(s, owner)) {
+        return;
+    }
+    snprintf(msg, sizeof(msg), "object %s of rank %d could not be fetched "
+             "again after the rank holding it failed",
+             rh_object_id_str(s->id, ids), owner);
+    rh_task_arg_wake(&s->waiter, RH_ERR_TASK_FAILED, msg);
+}
+
+/* The pull of argument s failed as the rank it read from died (or could
+ * not be reached, as happens before its death is known): fetched again
+ * after a backoff, a few times. 1 when the task waits on. */
 static int rh_task_arg_refetch(rh_task_slot_t *s, int failed)
 {
-    int owner = (int)rh_object_id_owner(s->id);
-
-    if (failed != RH_ERR_PEER_FAILED || s->pull == NULL) {
+    if ((failed != RH_ERR_PEER_FAILED && failed != RH_ERR_TRANSPORT) ||
+        s->pull == NULL || s->refetches >= 8) {
         return 0;
     }
     rh_pull_put(s->pull);
     s->pull = NULL;
-    if (s->fut != NULL) {
-        int src, r = rh_lineage_rebuild(s->id);
-
-        if (r == 1) {
-            return rh_future_wait_add(s->fut, &s->waiter);
-        }
-        /* Not lost: another copy lives (on the dead rank's node). */
-        return r < 0 && rh_dir_sources(s->id, &src, 1) == 1 &&
-               rh_rank_alive(src) && rh_task_arg_fetch(s, src);
-    }
-    return owner != rh_rank() && rh_rank_alive(owner) &&
-           rh_task_arg_fetch(s, owner);
+    s->refetches++;
+    return rh_retry_later(s->refetches, rh_task_arg_refetch_run, s);
 }
 
 /* An argument's future (or its pull) became final. */

@@ -36,6 +36,7 @@ typedef struct rh_task_slot {
     int            pinned;    /* ref owned elsewhere: pinned while running */
     int            borrowed;  /* ... and held at its owner (borrow.h) */
     rh_pull_t     *pull;      /* being brought from another node */
+    int            refetches; /* ... again, after its holder failed */
     const void    *data;
     size_t         len;
 } rh_task_slot_t;
