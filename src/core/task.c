@@ -645,8 +645,23 @@ static void rh_task_arg_refetch_run(void *arg)
         return;
     }
     /* Another owner's: it knows where a copy lives now, or rebuilds it. */
-    if (rh_rank_alive(owner) && rh_task_arg_fetch(s, owner)) {
-        return;
+    if (rh_rank_alive(owner)) {
+        if (rh_task_arg_fetch(s, owner)) {
+            return;
+        }
+        /* Here already (a rank of this node brought it), or its new pull
+         * ended at once: as if woken by it. */
+        if (rh_store_contains(rh_core_store(), s->id)) {
+            rh_task_arg_wake(&s->waiter, 0, NULL);
+            return;
+        }
+        if (s->pull != NULL && rh_pull_ended(s->pull)) {
+            rh_status_t st = rh_pull_status(s->pull);
+
+            rh_task_arg_wake(&s->waiter, st == RH_OK ? 0 : (int)st,
+                             st == RH_OK ? NULL : rh_last_error());
+            return;
+        }
     }
     snprintf(msg, sizeof(msg), "object %s of rank %d could not be fetched "
              "again after the rank holding it failed",
