@@ -69,6 +69,10 @@ typedef enum rh_status {
                                         * died, or its constructor failed */
     RH_ERR_NAME_TAKEN          = -21,  /* an actor of that name exists */
     RH_ERR_NOT_FOUND           = -22,  /* no actor of that name */
+    RH_ERR_OBJECT_LOST         = -23,  /* every copy died and it cannot be
+                                        * rebuilt (a put, or its lineage
+                                        * was dropped) */
+    RH_ERR_OWNER_DIED          = -24,  /* the rank that owns it died */
     RH_ERR_CONFLICT            = -25,  /* a control-store key changed under
                                         * a compare-and-swap */
     RH_ERR_NO_QUORUM           = -26   /* the control store's shard has no
@@ -176,8 +180,11 @@ RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
  * timeout_ms (RH_ERR_TIMEOUT). A failed task's returns, and every object
  * computed from them, give RH_ERR_TASK_FAILED with the task's message in
  * rh_last_error(); the returns of an actor call whose actor died, and
- * every object computed from them, give RH_ERR_ACTOR_DEAD. Inside a task,
- * a get that waits lends the worker to other tasks meanwhile. */
+ * every object computed from them, give RH_ERR_ACTOR_DEAD. An object lost
+ * with every copy is rebuilt from its lineage meanwhile (the get waits for
+ * it); one that cannot be gives RH_ERR_OBJECT_LOST, one whose owner died
+ * RH_ERR_OWNER_DIED (docs/fault-tolerance.md). Inside a task, a get that
+ * waits lends the worker to other tasks meanwhile. */
 RH_EXPORT rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms);
 
@@ -247,7 +254,9 @@ typedef enum rh_task_param_field {
     RH_TASK_PARAM_FIELD_NUM_CPUS    = 1u << 1,
     RH_TASK_PARAM_FIELD_RESOURCES   = 1u << 2,
     RH_TASK_PARAM_FIELD_STRATEGY    = 1u << 3,
-    RH_TASK_PARAM_FIELD_FLAGS       = 1u << 4
+    RH_TASK_PARAM_FIELD_FLAGS       = 1u << 4,
+    RH_TASK_PARAM_FIELD_MAX_RETRIES = 1u << 5,
+    RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS = 1u << 6
 } rh_task_param_field_t;
 
 /* rh_task_params_t.flags */
@@ -291,6 +300,14 @@ typedef struct rh_task_params {
     int           bundle;        /* PLACEMENT_GROUP: the bundle's index */
     uint64_t      flags;         /* RH_TASK_FLAG_* bits, with
                                   * RH_TASK_PARAM_FIELD_FLAGS */
+    /* Times the task runs again when the rank running it dies, or when an
+     * object it returned is lost with every copy (its owner rebuilds it
+     * from its lineage): default 3, 0 none, -1 no limit. Each retry waits
+     * an exponential backoff with jitter (RAYHPC_RETRY_BACKOFF). */
+    int           max_retries;
+    /* Non-zero: a run that fails (rh_task_fail, or an error status) is
+     * also retried, within max_retries. */
+    int           retry_exceptions;
 } rh_task_params_t;
 
 /* Submits a call of the function registered as name and returns at once

@@ -307,7 +307,8 @@ if want tsan; then
             tests/multi/timeline tests/multi/jobstate \
             tests/multi/gpu_place tests/multi/spill \
             tests/multi/gcs_keys tests/multi/gcs_pubsub tests/multi/gcs_kill \
-            tests/multi/gcs_partition tests/multi/gcs_named >>"$tsan/make.out" 2>&1; then
+            tests/multi/gcs_partition tests/multi/gcs_named \
+            tests/multi/ft_kill >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -377,6 +378,10 @@ if want tsan; then
         tsan_run "actors: the actor's owner dies" 137 "ACTORS OWNERDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core ownerdeath
         tsan_run "actors: parameter server, 4 workers on 2 nodes" 0 "PARAM_SERVER OK" 1 -n 4 --nodes 2 ./examples/param_server 16384 4 4
         tsan_run "actors: simulation farm, 6 rods on 2 nodes" 0 "SIM_FARM OK" 1 -n 4 --nodes 2 ./examples/sim_farm 6 10 256
+        RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: map-reduce, 2 ranks killed" 137 "FT MAPREDUCE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill mapreduce
+        RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: nested recursion, 2 ranks killed" 137 "FT RECURSION OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill recursion
+        RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: a node lost, its object rebuilt" 137 "FT LOST_NODE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill lost_node
+        RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: retry_exceptions" 0 "FT EXCEPTIONS OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill exceptions
         unset TSAN_OPTIONS UCX_MEM_EVENTS
     else
         grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

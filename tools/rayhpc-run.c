@@ -3,7 +3,13 @@
  * the `local` bootstrap protocol (transport/local_proto.h) to them.
  *
  *   rayhpc-run -n N [--nodes M] [--tag-output] [--keep-going]
- *              [--timeout SECONDS] [--] program [args...]
+ *              [--stop-on-failure] [--timeout SECONDS] [--] program [args...]
+ *
+ * A rank other than rank 0 (the driver) killed by a signal does not stop
+ * the job: the runtime retries its tasks and rebuilds its objects
+ * elsewhere. The driver's end, or a rank's exit with an error status,
+ * stops every rank, unless --keep-going; with --stop-on-failure any
+ * failed rank does.
  *
  * Design
  * ------
@@ -107,6 +113,7 @@ struct options {
     int nnodes;           /* --nodes M, 0 when not given */
     bool tag_output;
     bool keep_going;
+    bool stop_on_failure;
     double timeout_s;     /* --timeout, 0 for none */
     char **argv;          /* the program and its arguments */
 };
@@ -298,7 +305,8 @@ static bool parse_seconds(const char *s, double *out)
     return true;
 }
 
-enum { OPT_NODES = 256, OPT_TAG, OPT_KEEP, OPT_TIMEOUT, OPT_VERSION };
+enum { OPT_NODES = 256, OPT_TAG, OPT_KEEP, OPT_STOP, OPT_TIMEOUT,
+       OPT_VERSION };
 
 /* The options, their groups and their help, in one table: --help prints it
  * and the parser's getopt table is made from it, so the two cannot drift.
@@ -325,7 +333,10 @@ static const struct opt_doc opt_docs[] = {
     { "Output:", "tag-output", no_argument, OPT_TAG, NULL,
       "prefix every line the ranks print with \"[rank] \"" },
     { "Job control:", "keep-going", no_argument, OPT_KEEP, NULL,
-      "a failed rank does not stop the others" },
+      "no failed rank stops the others, not even rank 0" },
+    { NULL, "stop-on-failure", no_argument, OPT_STOP, NULL,
+      "a rank killed by a signal stops the others too (by default the job "
+      "goes on without a killed rank other than rank 0)" },
     { NULL, "timeout", required_argument, OPT_TIMEOUT, "SECONDS",
       "stop the job if it runs longer (0: no limit)" },
     { "Information:", "help", no_argument, 'h', NULL,
@@ -448,6 +459,9 @@ static int parse_args(int argc, char **argv, struct options *opt)
             break;
         case OPT_KEEP:
             opt->keep_going = true;
+            break;
+        case OPT_STOP:
+            opt->stop_on_failure = true;
             break;
         case OPT_TIMEOUT:
             if (!parse_seconds(optarg, &opt->timeout_s))
@@ -840,14 +854,21 @@ static void rank_exited(struct job *job, struct rank *rk, int wstatus)
 
     char what[128];
     describe_wait_status(wstatus, what, sizeof what);
+    /* The driver's end ends the job. Another rank killed by a signal is
+     * survived (as a lost node is: its tasks and objects are recovered);
+     * one that exits with an error status failed on its own, which ends
+     * the job as before. */
+    bool lost = WIFSIGNALED(wstatus) && rk->id != 0;
+    bool stop = !job->opt.keep_going &&
+                (job->opt.stop_on_failure || !lost);
     const char *then = "";
     if (job->live > 0)
-        then = job->opt.keep_going ? "; the other ranks keep going"
-                                   : "; stopping the other ranks";
+        then = stop ? "; stopping the other ranks"
+                    : "; the other ranks keep going";
     fprintf(stderr, PROG ": rank %d (pid %ld) %s%s\n", rk->id, (long)rk->pid,
             what, then);
     job_fail(job, status);
-    if (!job->opt.keep_going)
+    if (stop)
         stop_job(job);
 }
 

@@ -330,6 +330,16 @@ const rh_config_field_t rh_config_table[] = {
      "the objects that fill the store are being read, before "
      "RH_ERR_STORE_FULL",
      RH_OFF(put_timeout_ms), &rh_type_time, NULL, 0, 86400000},
+    {"LINEAGE_MAX_BYTES", "64M",
+     "Bytes of task specs each rank keeps as lineage, to rebuild the objects "
+     "its tasks returned when every copy dies; past it the oldest go first "
+     "and their objects become unrecoverable (0: keep none once a task "
+     "answered)",
+     RH_OFF(lineage_max_bytes), &rh_type_size, NULL, 0, 1ull << 40},
+    {"RETRY_BACKOFF", "10ms",
+     "First wait before a task runs again after its rank died; each retry "
+     "of the same task waits twice as long (up to 1 s), with jitter",
+     RH_OFF(retry_backoff_ms), &rh_type_time, NULL, 0, 60000},
     {"FAULT_SENDS", "0",
      "For tests only: every Nth message this rank sends fails before it "
      "reaches UCX, as if the network lost it (0: none)",

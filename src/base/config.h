@@ -59,6 +59,8 @@ typedef struct rh_config {
     uint64_t failure_timeout_ms;  /* silence after which a rank is dead */
     uint64_t drive_us;         /* a waiter drives the network this long */
     uint64_t coalesce;         /* 1: queued small sends go as batches */
+    uint64_t lineage_max_bytes;/* task specs kept to rebuild lost objects */
+    uint64_t retry_backoff_ms; /* first wait before a task runs again */
 } rh_config_t;
 
 typedef struct rh_config_field rh_config_field_t;

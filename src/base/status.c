@@ -38,6 +38,8 @@ const char *rh_status_string(rh_status_t status)
     case RH_ERR_NOT_FOUND:           return "no such actor";
     case RH_ERR_CONFLICT:            return "version conflict";
     case RH_ERR_NO_QUORUM:           return "no quorum";
+    case RH_ERR_OBJECT_LOST:         return "object lost";
+    case RH_ERR_OWNER_DIED:          return "object's owner died";
     }
     return "unknown status";
 }

@@ -73,6 +73,21 @@ rh_status_t rh_dir_add(rh_object_id_t id, int rank)
     return status;
 }
 
+/* A live rank other than this one on the node of rank dead, whose store
+ * keeps what dead wrote there: -1 when none. */
+static int rh_dir_node_mate(int dead)
+{
+    int node = rh_core_node_of(dead);
+
+    for (int r = 0; r < rh_size(); r++) {
+        if (r != dead && r != rh_rank() && rh_core_node_of(r) == node &&
+            rh_rank_alive(r)) {
+            return r;
+        }
+    }
+    return -1;
+}
+
 int rh_dir_sources(rh_object_id_t id, int *ranks, int max)
 {
     int n = 0, dead = 0;
@@ -89,6 +104,18 @@ int rh_dir_sources(rh_object_id_t id, int *ranks, int max)
         }
     }
     pthread_mutex_unlock(&rh_dir_lock);
+    /* A copy outlives its rank while another rank of its node lives. */
+    for (int i = 0; i < dead && n < max; i++) {
+        int mate = rh_dir_node_mate(tail[i]);
+        int seen = mate < 0;
+
+        for (int j = 0; j < n && !seen; j++) {
+            seen = ranks[j] == mate;
+        }
+        if (!seen) {
+            ranks[n++] = mate;
+        }
+    }
     for (int i = 0; i < dead && n < max; i++) {
         ranks[n++] = tail[i];
     }

@@ -20,6 +20,7 @@
 #include "core/admit.h"
 #include "core/borrow.h"
 #include "core/inflight.h"
+#include "core/lineage.h"
 #include "core/placement.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
@@ -213,6 +214,9 @@ static void rh_inflight_fail(const rh_inflight_t *e, const char *message)
             rh_future_unhold(f);
         }
     }
+    if (!e->is_call) {
+        rh_lineage_ran(e->counter);
+    }
 }
 
 /* A rank died: every task it was running for us fails. */
@@ -227,13 +231,20 @@ static void rh_fwd_on_peer_failure(void *arg, int rank)
         if (e.is_call) {
             snprintf(msg, sizeof(msg), "the actor running %s on rank %d "
                      "died: rank %d failed", e.name, rank, rank);
-        } else {
+        } else if (rh_lineage_retry(e.counter, rank, 0, &e.held, &e.nheld,
+                                    &e.borrowed, &e.nborrowed, msg,
+                                    sizeof(msg))) {
+            rh_inflight_release(&e);   /* it runs again elsewhere */
+            continue;
+        } else if (msg[0] == '\0') {
             snprintf(msg, sizeof(msg), "rank %d failed while running task "
                      "%s for rank %d", rank, e.name, rh_rank());
         }
         rh_inflight_fail(&e, msg);
         rh_inflight_release(&e);
     }
+    /* What it held the last copy of is rebuilt from its lineage. */
+    rh_lineage_peer_failed(rank);
 }
 
 /* A task's or a call's message was lost on its way (its rank failed, or
@@ -248,6 +259,12 @@ static int rh_fwd_fail_lost(uint64_t counter, uint32_t dest,
 
     if (!rh_inflight_take(counter, (int)dest, &e)) {
         return 0;
+    }
+    if (!e.is_call && status != RH_ERR_SHUTDOWN &&
+        rh_lineage_retry(counter, (int)dest, 0, &e.held, &e.nheld,
+                         &e.borrowed, &e.nborrowed, msg, sizeof(msg))) {
+        rh_inflight_release(&e);
+        return 1;
     }
     snprintf(msg, sizeof(msg), "%s %s could not be sent to rank %u: %s",
              e.is_call ? "the call of" : "task", e.name, dest,
@@ -369,6 +386,85 @@ static void rh_fwd_buf_free(uint8_t *buf, const uint8_t *small)
     }
 }
 
+/* Keeps the spec of t, sent as h and payload, as lineage, with the
+ * objects it takes by ref (those sent as refs: the others travel inside
+ * the payload). */
+static void rh_fwd_record(rh_task_t *t, const rh_fwd_submit_t *h,
+                          const uint8_t *payload, size_t total,
+                          size_t res_len)
+{
+    rh_object_id_t few_owned[16], *owned = few_owned;
+    rh_object_id_t few_ids[16], *borrowed = few_ids;
+    int nowned = 0, nborrowed = 0;
+    size_t off = res_len;
+
+    if (t->nargs > 16) {
+        owned = malloc((size_t)t->nargs * sizeof(*owned));
+        borrowed = malloc((size_t)t->nargs * sizeof(*borrowed));
+        if (owned == NULL || borrowed == NULL) {
+            free(owned);
+            free(borrowed);
+            return;   /* no lineage: its objects cannot be rebuilt */
+        }
+    }
+    for (int i = 0; i < t->nargs; i++) {
+        rh_fwd_item_t item;
+
+        memcpy(&item, payload + off, sizeof(item));
+        off += sizeof(item) + item.len;
+        if (item.state != RH_FWD_ARG_REF) {
+            continue;
+        }
+        if (t->slots[i].fut != NULL) {
+            owned[nowned++] = t->slots[i].id;
+        } else if (t->slots[i].borrowed) {
+            borrowed[nborrowed++] = t->slots[i].id;
+        }
+    }
+    rh_lineage_record(h->counter, t->fn->name, t->nreturns, t->max_retries,
+                      t->retry_exceptions, t->forward_to, h, sizeof(*h),
+                      payload, total, owned, nowned, borrowed, nborrowed);
+    if (owned != few_owned) {
+        free(owned);
+        free(borrowed);
+    }
+}
+
+void rh_forward_resend(int dest, const void *hdr, size_t hdr_len,
+                       const void *payload, size_t len, rh_future_t **held,
+                       int nheld, rh_object_id_t *borrowed, int nborrowed)
+{
+    rh_fwd_submit_t h;
+    const rh_fn_entry_t *fn;
+    rh_inflight_t e;
+    rh_status_t status;
+
+    (void)hdr_len;
+    memcpy(&h, hdr, sizeof(h));
+    h.flags = 0;   /* not the global scheduler's placement any more */
+    fn = rh_registry_find(h.name);
+    memset(&e, 0, sizeof(e));
+    e.counter = h.counter;
+    e.nreturns = (int)h.nreturns;
+    e.rank = dest;
+    e.name = fn != NULL ? fn->name : "?";
+    e.held = held;
+    e.nheld = nheld;
+    e.borrowed = borrowed;
+    e.nborrowed = nborrowed;
+    if (rh_inflight_put(&e) != 0) {
+        rh_inflight_fail(&e, "out of memory running a lost task again");
+        rh_inflight_release(&e);
+        return;
+    }
+    status = rh_am_send((uint32_t)dest, RH_AM_ID_TASK_SUBMIT, &h, sizeof(h),
+                        payload, len, NULL, NULL);
+    if (status != RH_OK) {
+        (void)rh_fwd_fail_lost(h.counter, (uint32_t)dest, status);
+    }
+    atomic_fetch_add_explicit(&rh_fwd_sent, 1, memory_order_relaxed);
+}
+
 void rh_forward_send(rh_task_t *t)
 {
     rh_fwd_submit_t h;
@@ -444,6 +540,9 @@ void rh_forward_send(rh_task_t *t)
     h.res_len = (uint32_t)res_len;
     h.flags = t->gs_placed ? RH_FWD_PLACED : 0;
     memcpy(h.name, t->fn->name, RH_FN_NAME_MAX);
+    if (t->block != NULL && !t->is_call && t->max_retries != 0) {
+        rh_fwd_record(t, &h, payload, total, res_len);
+    }
     /* Tracked even without returns: the objects it takes by ref stay until
      * it ran, and its runner's death is noticed. */
     if (rh_inflight_add(t, h.counter) != 0) {
@@ -473,7 +572,17 @@ void rh_forward_send(rh_task_t *t)
 
         snprintf(msg, sizeof(msg), "task %s could not be sent to rank %d: "
                  "%s", t->fn->name, t->forward_to, rh_last_error());
-        if (rh_inflight_take(h.counter, t->forward_to, &e)) {
+        if (status != RH_ERR_SHUTDOWN && !t->is_call &&
+            rh_inflight_take(h.counter, t->forward_to, &e)) {
+            /* Its rank died before it got there: it runs elsewhere. */
+            if (!rh_lineage_retry(h.counter, t->forward_to, 0, &e.held,
+                                  &e.nheld, &e.borrowed, &e.nborrowed, msg,
+                                  sizeof(msg))) {
+                rh_inflight_fail(&e, msg[0] ? msg : "task lost with its "
+                                 "rank");
+            }
+            rh_inflight_release(&e);
+        } else if (rh_inflight_take(h.counter, t->forward_to, &e)) {
             rh_inflight_fail(&e, msg);
             rh_inflight_release(&e);
         }
@@ -709,7 +818,7 @@ int rh_forward_items_ok(const uint8_t *p, size_t len, uint32_t n,
             (item.len == 0 || p[off + sizeof(item) + item.len - 1] != 0 ||
              (item.reserved != 0 &&
               ((int32_t)item.reserved >= 0 ||
-               (int32_t)item.reserved < RH_ERR_NOT_FOUND)))) {
+               (int32_t)item.reserved < RH_ERR_OWNER_DIED)))) {
             return 0;   /* a message ends in its NUL; a status is one */
         }
         off += sizeof(item) + item.len;
@@ -814,6 +923,23 @@ static rh_status_t rh_fwd_on_submit(void *arg, rh_am_msg_t *msg)
 
 /* ---- the owner: the answer arrives ----------------------------------------- */
 
+/* Whether an answer (checked) fails its returns. */
+static int rh_fwd_answer_failed(const uint8_t *p, uint32_t n)
+{
+    size_t off = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        rh_fwd_item_t item;
+
+        memcpy(&item, p + off, sizeof(item));
+        if (item.state == RH_FUTURE_FAILED) {
+            return 1;
+        }
+        off += sizeof(item) + item.len;
+    }
+    return 0;
+}
+
 static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
                               const uint8_t *p, size_t len)
 {
@@ -829,6 +955,16 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
         rh_inflight_release(&e);
         return;
     }
+    if (!e.is_call && rh_fwd_answer_failed(p, h->nreturns)) {
+        char why[512];
+
+        /* With retry_exceptions it runs again instead. */
+        if (rh_lineage_retry(h->counter, src, 1, &e.held, &e.nheld,
+                             &e.borrowed, &e.nborrowed, why, sizeof(why))) {
+            rh_inflight_release(&e);
+            return;
+        }
+    }
     for (uint32_t i = 0; i < h->nreturns; i++) {
         rh_fwd_item_t item;
         rh_object_id_t id = rh_object_id_make((uint32_t)rh_rank(), h->counter,
@@ -840,6 +976,14 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
         d = p + off + sizeof(item);
         off += sizeof(item) + item.len;
         if (f == NULL) {
+            continue;
+        }
+        if (atomic_load(&f->state) != RH_FUTURE_PENDING) {
+            /* A rerun for lost returns: the others are still there. */
+            if (item.state == RH_FWD_RET_THERE) {
+                (void)rh_dir_add(id, src);
+            }
+            rh_future_unhold(f);
             continue;
         }
         if (item.state == RH_FWD_RET_THERE) {
@@ -875,6 +1019,7 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
         rh_future_unhold(f);
     }
     rh_inflight_release(&e);
+    rh_lineage_ran(h->counter);
 }
 
 static rh_status_t rh_fwd_on_done(void *arg, rh_am_msg_t *msg)

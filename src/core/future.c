@@ -401,6 +401,13 @@ rh_future_t *rh_future_find_hold(rh_object_id_t id)
 
 /* ---- life and death -------------------------------------------------------- */
 
+static void (*rh_ft_gone_hook)(uint64_t counter);
+
+void rh_future_set_gone_hook(void (*hook)(uint64_t counter))
+{
+    rh_ft_gone_hook = hook;
+}
+
 static void rh_ft_dead(rh_future_t *f)
 {
     rh_fblock_t *b = f->block;
@@ -429,6 +436,9 @@ static void rh_ft_dead(rh_future_t *f)
                               (uintptr_t)(gen << 1), memory_order_release);
         if (gen == RH_FUTURE_GENERATIONS) {
             atomic_fetch_add(&rh_ft_retired, 1);
+        }
+        if (rh_ft_gone_hook != NULL && !rh_ft_is_put(b)) {
+            rh_ft_gone_hook(counter);   /* its lineage goes too */
         }
         rh_ft_block_free(b);
     }
@@ -494,6 +504,23 @@ void rh_future_complete(rh_future_t *f, const void *data, size_t len,
     f->len = len;
     f->in_store = in_store;
     rh_ft_finish(f, RH_FUTURE_READY);
+}
+
+int rh_future_reopen(rh_future_t *f)
+{
+    rh_waiter_t *closed = RH_WAITERS_CLOSED;
+    int ready = RH_FUTURE_READY;
+
+    if (!atomic_compare_exchange_strong(&f->state, &ready,
+                                        RH_FUTURE_PENDING)) {
+        return 0;
+    }
+    /* A producer again: the next completion drops this reference. */
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    f->data = NULL;
+    f->in_store = 0;
+    (void)atomic_compare_exchange_strong(&f->waiters, &closed, NULL);
+    return 1;
 }
 
 void rh_future_fail(rh_future_t *f, const char *message)

@@ -120,6 +120,16 @@ void rh_future_fail(rh_future_t *f, const char *message);
 void rh_future_fail_status(rh_future_t *f, rh_status_t status,
                            const char *message);
 
+/* An object whose every copy was lost, to be produced again: a READY
+ * future goes back to PENDING with a producer's reference, so that waiters
+ * queue on it again (lineage reconstruction). Returns 0 when it was not
+ * READY. Its len is kept: the size the new run must give. */
+int rh_future_reopen(rh_future_t *f);
+
+/* Called with the counter of each task's block whose futures all died
+ * (the owner released every return). One hook; set at start-up. */
+void rh_future_set_gone_hook(void (*hook)(uint64_t counter));
+
 /* The status a failed future gives rh_get. */
 static inline rh_status_t rh_future_status(const rh_future_t *f)
 {

@@ -33,6 +33,7 @@
 #include "core/placement.h"
 #include "core/pull.h"
 #include "core/future.h"
+#include "core/lineage.h"
 #include "core/registry.h"
 #include "gcs/gcs.h"
 #include "core/actor.h"
@@ -567,6 +568,7 @@ static void rh_core_close_node(void)
      * touches what is freed below. */
     rh_tp_close_endpoints();
     rh_tp_stop();
+    rh_lineage_teardown();
     rh_future_set_notify_hook(NULL);
     rh_resources_fini(rh_task_drop_waiting);
     rh_pull_teardown();
@@ -614,6 +616,9 @@ static rh_status_t rh_core_register_handlers(void)
     }
     if (status == RH_OK) {
         status = rh_forward_setup();
+    }
+    if (status == RH_OK) {
+        status = rh_lineage_setup();
     }
     if (status == RH_OK) {
         status = rh_actor_setup();

@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/completion.h"
 #include "base/config.h"
@@ -17,6 +18,7 @@
 #include "core/core.h"
 #include "core/directory.h"
 #include "core/future.h"
+#include "core/lineage.h"
 #include "core/pull.h"
 #include "plasma/store.h"
 
@@ -302,32 +304,54 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
     /* Held while waiting: a concurrent last release must not free it. */
     rh_future_t *f = rh_future_find_hold(id);
     char s[RH_OBJECT_ID_STRLEN];
+    rh_status_t status;
+    int rebuilt, retries = 0;
 
     if (f == NULL) {
         return rh_bad_ref(id, "was released or never existed");
     }
-    if (!rh_future_final(f) &&
-        !rh_core_wait_until_pure(rh_future_final, f, deadline)) {
-        rh_future_unhold(f);
-        return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
-                            rh_object_id_str(id, s));
-    }
-    if (atomic_load(&f->state) == RH_FUTURE_FAILED) {
-        rh_status_t status = rh_error_set(rh_future_status(f), "%s",
-                                          f->message);
-
-        rh_future_unhold(f);
-        return status;
-    }
-    if (rh_future_remote(f)) {
-        rh_status_t status = rh_get_mine_remote(f, id, ptr, deadline);
-
-        if (status != RH_OK) {
+    for (;;) {
+        if (!rh_future_final(f) &&
+            !rh_core_wait_until_pure(rh_future_final, f, deadline)) {
+            rh_future_unhold(f);
+            return rh_error_set(RH_ERR_TIMEOUT, "object %s is not ready yet",
+                                rh_object_id_str(id, s));
+        }
+        if (atomic_load(&f->state) == RH_FUTURE_FAILED) {
+            status = rh_error_set(rh_future_status(f), "%s", f->message);
             rh_future_unhold(f);
             return status;
         }
-        *len = f->len;
-        return RH_OK;
+        if (!rh_future_remote(f)) {
+            break;
+        }
+        status = rh_get_mine_remote(f, id, ptr, deadline);
+        if (status == RH_OK) {
+            *len = f->len;
+            return RH_OK;
+        }
+        /* Every copy died: wait for its rebuild from lineage, within the
+         * deadline. */
+        rebuilt = status == RH_ERR_TIMEOUT ? -1 : rh_lineage_rebuild(id);
+        if (rebuilt < 0 && (status == RH_ERR_PEER_FAILED ||
+                            status == RH_ERR_TRANSPORT) && ++retries < 8) {
+            /* The copy read from died (or cannot be reached yet, before
+             * its death is known): another is alive, or will be rebuilt. */
+            usleep(10000u * (unsigned)retries);
+            continue;
+        }
+        if (rebuilt != 1) {
+            rh_future_unhold(f);
+            return rebuilt == 0 ? RH_ERR_OBJECT_LOST : status;
+        }
+        if (deadline != 0 && rh_time_ns() >= deadline) {
+            rh_future_unhold(f);
+            return rh_error_set(RH_ERR_TIMEOUT, "object %s is being rebuilt "
+                                "from its lineage", rh_object_id_str(id, s));
+        }
+        if (rh_future_final(f)) {
+            usleep(1000);   /* a rerun for its other returns is out */
+        }
     }
     if (f->in_store) {
         /* it may have been spilled: the store reads it back */
@@ -357,6 +381,19 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
     if (!rh_store_has(&w)) {
         rh_status_t status = rh_pull_ensure(id, owner, deadline);
 
+        /* A holder that died is the owner's to rebuild: ask it again. */
+        for (int i = 0; i < 8 && (status == RH_ERR_PEER_FAILED ||
+                                  status == RH_ERR_TRANSPORT) &&
+                        rh_rank_alive(owner); i++) {
+            usleep(10000u * (unsigned)i);
+            status = rh_pull_ensure(id, owner, deadline);
+        }
+        if (status != RH_OK && status != RH_ERR_TIMEOUT &&
+            !rh_rank_alive(owner)) {
+            return rh_error_set(RH_ERR_OWNER_DIED, "object %s is lost: its "
+                                "owner, rank %d, died",
+                                rh_object_id_str(id, s), owner);
+        }
         if (status != RH_OK) {
             return status;
         }

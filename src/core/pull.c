@@ -14,6 +14,7 @@
 #include "core/core.h"
 #include "core/directory.h"
 #include "obs/timeline.h"
+#include "core/lineage.h"
 #include "plasma/store.h"
 #include "transport/am.h"
 #include "transport/rma.h"
@@ -363,7 +364,9 @@ static void rh_answer_mine(int to, rh_object_id_t id, rh_where_hdr_t *h,
                            uint32_t flags, rh_future_t *f)
 {
     char ids[RH_OBJECT_ID_STRLEN], why[160];
+    int rebuilt = 0;
 
+again:
     if (atomic_load(&f->state) == RH_FUTURE_PENDING) {
         rh_locate_wait_t *lw = malloc(sizeof(*lw));
 
@@ -400,12 +403,18 @@ static void rh_answer_mine(int to, rh_object_id_t id, rh_where_hdr_t *h,
     {
         int src;
 
-        if (rh_dir_sources(id, &src, 1) == 1 && src != to) {
+        if (rh_dir_sources(id, &src, 1) == 1 && src != to &&
+            (rh_rank_alive(src) || rebuilt)) {
             h->kind = RH_WHERE_ASK;
             h->len = f->len;
             h->offset = (uint64_t)src;
             rh_where_send(to, h, 0, NULL, 0);
             return;
+        }
+        /* Every copy died: answer once it is rebuilt from its lineage. */
+        if (!rebuilt && rh_lineage_rebuild(id) == 1) {
+            rebuilt = 1;
+            goto again;
         }
     }
     snprintf(why, sizeof(why), "object %s has no copy left on any live "
@@ -560,6 +569,11 @@ static void rh_pull_start_run(rh_tp_op_t *op)
 {
     rh_pull_t *p = (rh_pull_t *)((char *)op - offsetof(rh_pull_t, op));
 
+    /* Failed while its start was queued (the rank it asks died): ending it
+     * twice would wake its waiters twice. */
+    if (atomic_load(&p->state) != 0) {
+        return;
+    }
     if (rh_core_closing()) {
         rh_pull_fail(p, RH_ERR_SHUTDOWN, "the rank is finalizing");
         return;
@@ -922,7 +936,7 @@ static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
         }
         if (h.kind == RH_WHERE_FAILED && (int64_t)h.offset != 0 &&
             ((int64_t)h.offset >= 0 ||
-             (int64_t)h.offset < (int64_t)RH_ERR_NOT_FOUND)) {
+             (int64_t)h.offset < (int64_t)RH_ERR_OWNER_DIED)) {
             return RH_ERR_MALFORMED;
         }
         rh_pull_end(p, h.kind != RH_WHERE_FAILED ? RH_ERR_INVALID_REF :

@@ -28,6 +28,7 @@
 #include "core/core.h"
 #include "core/directory.h"
 #include "core/future.h"
+#include "core/lineage.h"
 #include "core/pgroup.h"
 #include "core/placement.h"
 #include "core/pull.h"
@@ -347,12 +348,16 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
 
             /* Ours, in this node's store or on another node (the pull
              * started when it was ready). Pinned while the task runs: a
-             * full store may spill it, or evict a pulled copy. */
-            if (rh_future_remote(s->fut) &&
-                !rh_store_contains(rh_core_store(), s->id)) {
+             * full store may spill it, or evict a pulled copy. A copy
+             * whose rank died meanwhile: the next one. */
+            for (int tries = 0; tries < 4 && rh_future_remote(s->fut) &&
+                 !rh_store_contains(rh_core_store(), s->id); tries++) {
                 status = rh_dir_sources(s->id, &src, 1) == 1 ?
                          rh_pull_ensure(s->id, src, 0) :
                          rh_error_set(RH_ERR_INVALID_REF, "no node holds it");
+                if (status != RH_ERR_PEER_FAILED) {
+                    break;
+                }
             }
             if (status == RH_OK) {
                 status = rh_store_get(rh_core_store(), s->id, &s->data,
@@ -442,6 +447,47 @@ void rh_task_run_call(rh_task_t *t, void *state)
     rh_task_execute(t, state);
 }
 
+/* The backoff of a task run here again is over. */
+static void rh_task_rerun(void *arg)
+{
+    rh_task_t *t = arg;
+
+    if (rh_core_pool() == NULL) {
+        rh_task_fail_free(t, RH_ERR_SHUTDOWN, "a task to run again found "
+                          "the rank finalizing");
+        return;
+    }
+    rh_pool_submit_shared(rh_core_pool(), &t->job);
+}
+
+/* A task of ours (not an actor's call, nor run for another rank) whose
+ * function failed runs again with retry_exceptions, within max_retries:
+ * what it returned goes, and so do its resources while it waits. */
+static int rh_task_retry_here(rh_task_t *t, rh_task_ret_t *rets)
+{
+    if (!t->retry_exceptions || t->answer != NULL || t->is_call ||
+        (t->max_retries >= 0 && t->tries >= t->max_retries)) {
+        return 0;
+    }
+    for (int i = 0; i < t->nreturns; i++) {
+        if (rets[i].in_store) {
+            rh_store_delete(rh_core_store(), rh_task_ret_id(t, i));
+        }
+    }
+    for (int i = 0; i < t->nargs; i++) {
+        if (t->slots[i].pinned) {   /* the next run pins it again */
+            rh_store_release(rh_core_store(), t->slots[i].id);
+            t->slots[i].pinned = 0;
+        }
+    }
+    if (t->holds_res) {
+        rh_resources_release(t->res ? t->res : &rh_task_default_res);
+        t->holds_res = 0;
+    }
+    t->tries++;
+    return rh_retry_later(t->tries, rh_task_rerun, t);
+}
+
 static void rh_task_execute(rh_task_t *t, void *state)
 {
     rh_task_ret_t rets[RH_MAX_RETURNS];
@@ -524,6 +570,9 @@ static void rh_task_execute(rh_task_t *t, void *state)
         snprintf(ctx.message, sizeof(ctx.message), "task %s: its GPU work "
                  "failed: %s", t->fn->name, rh_last_error());
         ctx.failed = 1;
+    }
+    if ((status != RH_OK || ctx.failed) && rh_task_retry_here(t, rets)) {
+        return;   /* runs again after its backoff */
     }
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed) {
@@ -614,7 +663,73 @@ static int rh_task_arg_fetch(rh_task_slot_t *s, int ask)
  * message). */
 static rh_status_t rh_task_dep_status(rh_status_t status)
 {
-    return status == RH_ERR_ACTOR_DEAD ? status : RH_ERR_TASK_FAILED;
+    return status == RH_ERR_ACTOR_DEAD || status == RH_ERR_OWNER_DIED ||
+           status == RH_ERR_OBJECT_LOST ? status : RH_ERR_TASK_FAILED;
+}
+
+static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message);
+
+/* The refetch of argument s, after its backoff (the rerun thread). */
+static void rh_task_arg_refetch_run(void *arg)
+{
+    rh_task_slot_t *s = arg;
+    int owner = (int)rh_object_id_owner(s->id);
+    char msg[256], ids[RH_OBJECT_ID_STRLEN];
+
+    if (s->fut != NULL) {
+        /* Ours: rebuilt from lineage when every copy is gone, else read
+         * from a copy that lives (on the dead rank's node, or rebuilt). */
+        if (rh_lineage_rebuild(s->id) != 0) {
+            if (!rh_future_wait_add(s->fut, &s->waiter)) {
+                rh_task_arg_wake(&s->waiter,
+                                 atomic_load(&s->fut->state) ==
+                                 RH_FUTURE_FAILED ?
+                                 (int)rh_future_status(s->fut) : 0,
+                                 s->fut->message);
+            }
+            return;
+        }
+        rh_task_arg_wake(&s->waiter, RH_ERR_OBJECT_LOST, rh_last_error());
+        return;
+    }
+    /* Another owner's: it knows where a copy lives now, or rebuilds it. */
+    if (rh_rank_alive(owner)) {
+        if (rh_task_arg_fetch(s, owner)) {
+            return;
+        }
+        /* Here already (a rank of this node brought it), or its new pull
+         * ended at once: as if woken by it. */
+        if (rh_store_contains(rh_core_store(), s->id)) {
+            rh_task_arg_wake(&s->waiter, 0, NULL);
+            return;
+        }
+        if (s->pull != NULL && rh_pull_ended(s->pull)) {
+            rh_status_t st = rh_pull_status(s->pull);
+
+            rh_task_arg_wake(&s->waiter, st == RH_OK ? 0 : (int)st,
+                             st == RH_OK ? NULL : rh_last_error());
+            return;
+        }
+    }
+    snprintf(msg, sizeof(msg), "object %s of rank %d could not be fetched "
+             "again after the rank holding it failed",
+             rh_object_id_str(s->id, ids), owner);
+    rh_task_arg_wake(&s->waiter, RH_ERR_TASK_FAILED, msg);
+}
+
+/* The pull of argument s failed as the rank it read from died (or could
+ * not be reached, as happens before its death is known): fetched again
+ * after a backoff, a few times. 1 when the task waits on. */
+static int rh_task_arg_refetch(rh_task_slot_t *s, int failed)
+{
+    if ((failed != RH_ERR_PEER_FAILED && failed != RH_ERR_TRANSPORT) ||
+        s->pull == NULL || s->refetches >= 8) {
+        return 0;
+    }
+    rh_pull_put(s->pull);
+    s->pull = NULL;
+    s->refetches++;
+    return rh_retry_later(s->refetches, rh_task_arg_refetch_run, s);
 }
 
 /* An argument's future (or its pull) became final. */
@@ -624,7 +739,19 @@ static void rh_task_arg_wake(rh_waiter_t *w, int failed, const char *message)
     rh_task_t *t = s->task;
     int src;
 
-    if (failed) {
+    if (failed && rh_task_arg_refetch(s, failed)) {
+        return;   /* still pending: woken again */
+    }
+    if (failed && s->fut == NULL &&
+        !rh_rank_alive((int)rh_object_id_owner(s->id))) {
+        char msg[256], ids[RH_OBJECT_ID_STRLEN];
+
+        snprintf(msg, sizeof(msg), "task %s: argument %d, object %s, is lost:"
+                 " its owner, rank %u, died", t->fn->name,
+                 (int)(s - t->slots), rh_object_id_str(s->id, ids),
+                 rh_object_id_owner(s->id));
+        rh_task_fail_later(t, RH_ERR_OWNER_DIED, msg);
+    } else if (failed) {
         /* A dependent task fails as its argument did (ACTOR_DEAD...). */
         rh_task_fail_later(t, rh_task_dep_status(failed < 0 ?
                            (rh_status_t)failed : RH_ERR_TASK_FAILED),
@@ -672,6 +799,13 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
     if (*nreturns < 0 || *nreturns > RH_MAX_RETURNS) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "num_returns %d: 0 to %d",
                             *nreturns, RH_MAX_RETURNS);
+    }
+    if (params != NULL &&
+        (params->field_mask & RH_TASK_PARAM_FIELD_MAX_RETRIES) &&
+        params->max_retries < -1) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "max_retries %d of %s: 0 "
+                            "or more, or -1 for no limit",
+                            params->max_retries, name);
     }
     *bytes = 0;
     for (int i = 0; i < nargs; i++) {
@@ -917,6 +1051,15 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
     }
     t->job.run = rh_task_run;
     t->is_call = method != NULL;
+    t->max_retries = RH_TASK_RETRIES_DEFAULT;
+    if (params != NULL) {
+        if (params->field_mask & RH_TASK_PARAM_FIELD_MAX_RETRIES) {
+            t->max_retries = params->max_retries;
+        }
+        if (params->field_mask & RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS) {
+            t->retry_exceptions = params->retry_exceptions != 0;
+        }
+    }
     t->fn = fn;
     t->nargs = nargs;
     t->nreturns = nreturns;

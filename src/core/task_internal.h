@@ -36,6 +36,7 @@ typedef struct rh_task_slot {
     int            pinned;    /* ref owned elsewhere: pinned while running */
     int            borrowed;  /* ... and held at its owner (borrow.h) */
     rh_pull_t     *pull;      /* being brought from another node */
+    int            refetches; /* ... again, after its holder failed */
     const void    *data;
     size_t         len;
 } rh_task_slot_t;
@@ -71,6 +72,9 @@ struct rh_task {
     uint32_t             call_method;
     rh_task_t           *call_next;    /* calls waiting for their actor's
                                         * place, in order */
+    int                  max_retries;  /* reruns when lost; -1: no limit */
+    int                  retry_exceptions; /* ... and when it failed */
+    int                  tries;        /* runs again so far (here) */
     int                  fail_status;  /* returns fail with this status
                                         * (0: RH_ERR_TASK_FAILED) */
     _Atomic int          pending;
@@ -190,6 +194,15 @@ void rh_forward_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
                        const char *message);
 void rh_forward_refuse(uint32_t origin, uint64_t counter, int nreturns,
                        rh_status_t status, const char *msg);
+
+/* Sends the task of a lineage entry (its header and payload as first
+ * sent) to dest again, with the same counter, so that its answer completes
+ * the futures waiting for it; held (futures, each held once for this run)
+ * and borrowed (ids, each borrowed once for it) are the objects it takes by
+ * ref, both malloc'd and taken over. */
+void rh_forward_resend(int dest, const void *hdr, size_t hdr_len,
+                       const void *payload, size_t len, rh_future_t **held,
+                       int nheld, rh_object_id_t *borrowed, int nborrowed);
 
 /* Registers the forwarding handlers (before rh_init's exchange) and frees
  * what is left at the end. */

@@ -145,6 +145,9 @@ static int kill_check(void)
     size_t len;
     rh_status_t st;
 
+    /* Not run again elsewhere (tests/multi/ft_kill.c does that). */
+    params.field_mask |= RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    params.max_retries = 0;
     CHECK(rh_remote("die", NULL, 0, &params, &r));
     st = rh_get(r, &p, &len, 60000);
     if (st != RH_ERR_TASK_FAILED || strstr(rh_last_error(), "failed while "

@@ -815,6 +815,8 @@ static int owner_dies(void)
         return 1;
     }
     free(buf);
+    params.field_mask |= RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    params.max_retries = 0;   /* rank 1 dies, no other */
     CHECK(rh_remote("die", NULL, 0, &params, &r));
     if (rh_get(r, &p, &got, WAIT_MS) != RH_ERR_TASK_FAILED) {
         return fail("rank 1 did not die");

@@ -1,0 +1,232 @@
+/*
+ * What fault tolerance costs.
+ *
+ *   recovery             ms from a rank's death to a lost 64 MiB object
+ *                        (a task's return, on that rank's node only)
+ *                        readable again on rank 0, rebuilt from lineage;
+ *                        5 ranks on 5 nodes, the victim ends abruptly.
+ *                        recovery/rerun: that time less the failure
+ *                        detection (measured: death to rank 0 seeing it),
+ *                        over the first run of the task with its get, same
+ *                        run (1.0: the rebuild costs one more run)
+ *   remote_tasks_ft      empty tasks per second forwarded to node 1 (as
+ *                        remote_tasks) with lineage kept (the default);
+ *                        remote_tasks_ft/nolineage: against lineage only
+ *                        while a task runs (RAYHPC_LINEAGE_MAX_BYTES=0),
+ *                        remote_tasks_ft/noretry: against tasks that ask
+ *                        for max_retries 0, which record nothing (the cost
+ *                        before fault tolerance), same run
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/config.h"
+#include "core/core.h"
+#include "core/lineage.h"
+#include "perf.h"
+#include "rayhpc.h"
+#include "transport/am.h"
+#include "transport/transport.h"
+
+#define FT_OBJ   ((size_t)64 << 20)
+#define FT_DIE   (RH_AM_ID_TEST_FIRST + 20)
+#define FT_VICTIMS 3   /* ranks 1..3, one per trial */
+
+static rh_status_t ft_make(rh_task_ctx_t *ctx)
+{
+    void *p;
+    rh_status_t st = rh_task_return_alloc(ctx, 0, FT_OBJ, &p);
+
+    if (st == RH_OK) {
+        memset(p, 0x5a, FT_OBJ);
+    }
+    return st;
+}
+
+static rh_status_t ft_empty(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    return RH_OK;
+}
+
+/* Ends this rank as a crash would: no finalize, no goodbye. */
+static rh_status_t ft_on_die(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    (void)msg;
+    fflush(stdout);
+    _exit(0);
+}
+
+static int setup_ft(void)
+{
+    return perf_am_setup() ||
+           rh_am_register(FT_DIE, 0, 0, ft_on_die, NULL) ||
+           rh_register("perf_ft_make", ft_make, 0, 1) ||
+           rh_register("perf_ft_empty", ft_empty, 0, 1);
+}
+
+static int ft_get_check(rh_ref_t r)
+{
+    const void *v;
+    size_t len;
+    rh_status_t st = rh_get(r, &v, &len, 120000);
+
+    if (st != RH_OK || len != FT_OBJ || ((const uint8_t *)v)[len - 1] !=
+        0x5a) {
+        fprintf(stderr, "rayhpc-perf: recovery: get: %s (%s)\n",
+                rh_status_string(st), rh_last_error());
+        return -1;
+    }
+    rh_release(r);
+    return 0;
+}
+
+/* One trial with victim rank v (alone on its node): the first run and
+ * get, then a second object made there, the victim's death, and the get
+ * that waits for its rebuild. Times in seconds. */
+static int ft_trial(int v, double *first, double *detect, double *recover)
+{
+    rh_task_params_t p = perf_on_node(rh_core_node_of(v));
+    rh_ref_t r;
+    int ready = 0;
+    double t0;
+
+    t0 = perf_now();
+    if (rh_remote("perf_ft_make", NULL, 0, &p, &r) != RH_OK ||
+        ft_get_check(r) != 0) {
+        return -1;
+    }
+    rh_release(r);
+    *first = perf_now() - t0;
+    /* The object to lose: made there, never copied here. */
+    if (rh_remote("perf_ft_make", NULL, 0, &p, &r) != RH_OK ||
+        rh_wait(&r, 1, 1, 120000, &ready) != RH_OK || !ready) {
+        return -1;
+    }
+    t0 = perf_now();
+    (void)rh_am_send((uint32_t)v, FT_DIE, NULL, 0, NULL, 0, NULL, NULL);
+    while (rh_rank_alive(v) && perf_now() - t0 < 60) {
+        usleep(100);
+    }
+    *detect = perf_now() - t0;
+    if (ft_get_check(r) != 0) {
+        return -1;
+    }
+    *recover = perf_now() - t0;
+    rh_release(r);
+    return 0;
+}
+
+static int run_recovery(void)
+{
+    double first, detect, recover, best = 1e30, best_ratio = 1e30;
+    double b_first = 0, b_detect = 0;
+
+    for (int v = 1; v <= FT_VICTIMS; v++) {
+        if (ft_trial(v, &first, &detect, &recover) != 0) {
+            return 1;
+        }
+        printf("# recovery trial %d: first run %.1f ms, detection %.1f ms, "
+               "readable again after %.1f ms\n", v, first * 1e3,
+               detect * 1e3, recover * 1e3);
+        if (recover < best) {
+            best = recover;
+            b_first = first;
+            b_detect = detect;
+        }
+        perf_keep_best(&best_ratio, (recover - detect) / first, 1);
+    }
+    printf("# recovery: best trial: first run %.1f ms, detection %.1f ms\n",
+           b_first * 1e3, b_detect * 1e3);
+    perf_print("recovery", "", best * 1e3, "ms");
+    perf_print_ratio("recovery", "", "rerun", best_ratio);
+    return 0;
+}
+
+static double ft_rate(long n, int noretry)
+{
+    rh_task_params_t p = perf_on_node(1);
+    rh_ref_t *refs = malloc((size_t)n * sizeof(*refs));
+    const void *v;
+    size_t len;
+    double t0, rate;
+
+    if (refs == NULL) {
+        return 0;
+    }
+    if (noretry) {
+        p.field_mask |= RH_TASK_PARAM_FIELD_MAX_RETRIES;
+        p.max_retries = 0;
+    }
+    t0 = perf_now();
+    for (long i = 0; i < n; i++) {
+        rh_remote("perf_ft_empty", NULL, 0, &p, &refs[i]);
+    }
+    for (long i = 0; i < n; i++) {
+        rh_get(refs[i], &v, &len, RH_TIMEOUT_INFINITE);
+        rh_release(refs[i]);
+        rh_release(refs[i]);
+    }
+    rate = (double)n / (perf_now() - t0);
+    free(refs);
+    return rate;
+}
+
+static int run_overhead(void)
+{
+    const long n = 100000;
+    double kept = 0, none = 0, noretry = 0;
+
+    rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
+    for (int trial = 0; trial < 3; trial++) {
+        rh_lineage_set_max(rh_cfg.lineage_max_bytes);
+        perf_keep_best(&kept, ft_rate(n, 0), 0);
+        rh_lineage_set_max(0);
+        perf_keep_best(&none, ft_rate(n, 0), 0);
+        perf_keep_best(&noretry, ft_rate(n, 1), 0);
+    }
+    rh_lineage_set_max(rh_cfg.lineage_max_bytes);
+    rh_tp_set_progress_mode(RH_PROGRESS_ADAPTIVE);
+    printf("# remote_tasks_ft: %.0f per_s with lineage kept, %.0f with "
+           "RAYHPC_LINEAGE_MAX_BYTES=0, %.0f with max_retries 0\n", kept,
+           none, noretry);
+    perf_print("remote_tasks_ft", "", kept, "per_s");
+    perf_print_ratio("remote_tasks_ft", "", "nolineage", kept / none);
+    perf_print_ratio("remote_tasks_ft", "", "noretry", kept / noretry);
+    return 0;
+}
+
+static int run_ft(const perf_group_t *g, const char *suffix,
+                  int (*want)(const char *figure))
+{
+    int rc = 0;
+
+    (void)suffix;
+    if (rh_rank() != 0) {
+        return 0;   /* the others serve from rh_finalize */
+    }
+    if (strcmp(g->name, "recovery") == 0 && want("recovery")) {
+        rc = run_recovery();
+    }
+    if (strcmp(g->name, "ft_overhead") == 0 && want("remote_tasks_ft")) {
+        rc |= run_overhead();
+    }
+    return rc;
+}
+
+static const char *const recovery_figures[] = { "recovery", NULL };
+static const char *const overhead_figures[] = { "remote_tasks_ft", NULL };
+/* One worker per rank; the detection of a dead rank on this host is its
+ * pid check (RAYHPC_PEER_CHECK). */
+static const char *const ft_env[] = { "RAYHPC_NUM_WORKERS=1", NULL };
+
+const perf_group_t perf_group_recovery = {
+    "recovery", recovery_figures, 5, ft_env, 0, 5, setup_ft, run_ft
+};
+const perf_group_t perf_group_ft_overhead = {
+    "ft_overhead", overhead_figures, 2, ft_env, 1, 2, setup_ft, run_ft
+};

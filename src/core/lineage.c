@@ -1,0 +1,691 @@
+#include "core/lineage.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/completion.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "core/borrow.h"
+#include "core/core.h"
+#include "core/directory.h"
+#include "core/lineage_table.h"
+#include "core/task_internal.h"
+#include "plasma/store.h"
+
+/* A task's spec, as its owner sent it; one allocation. */
+typedef struct rh_lin_spec {
+    rh_lineage_t     base;
+    const char      *name;         /* registry entries stay */
+    int              nreturns;
+    int              max_retries;  /* -1: no limit */
+    int              tries;        /* reruns so far */
+    int              retry_exceptions;
+    int              rank;         /* ran, or runs, there */
+    /* The objects it takes by ref, ours and others': not held (their
+     * values go when their holders let go, as they would without
+     * lineage), held again for a rebuild if they are still there. */
+    int              nowned, nborrowed;
+    rh_object_id_t  *owned, *borrowed;
+    /* The holds of the run that was lost, kept for its retry (malloc'd) */
+    int              next_nheld, next_nborrowed, has_next;
+    rh_future_t    **next_held;
+    rh_object_id_t  *next_borrowed;
+    size_t           hdr_len, len;
+    uint8_t         *hdr, *payload;
+} rh_lin_spec_t;
+
+/* A rerun waiting out its backoff. */
+typedef struct rh_lin_due {
+    struct rh_lin_due *next;
+    uint64_t           at_ns;
+    uint64_t           counter;
+    void             (*fn)(void *arg);   /* or this, when set */
+    void              *arg;
+} rh_lin_due_t;
+
+static rh_lineage_table_t rh_lin_tb;
+static _Atomic long rh_lin_n;      /* entries: the gone hook's fast exit */
+static int rh_lin_up;
+
+static pthread_mutex_t rh_lin_qlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rh_lin_qcond = PTHREAD_COND_INITIALIZER;
+static rh_lin_due_t *rh_lin_queue;    /* by at_ns */
+static pthread_t rh_lin_thread;
+static int rh_lin_thread_up, rh_lin_stop;
+
+static void rh_lin_drop_holds(rh_future_t **held, int nheld,
+                              rh_object_id_t *borrowed, int nborrowed)
+{
+    for (int i = 0; i < nheld; i++) {
+        rh_future_unhold(held[i]);
+    }
+    for (int i = 0; i < nborrowed; i++) {
+        rh_borrow_drop(borrowed[i]);
+    }
+    free(held);
+    free(borrowed);
+}
+
+static void rh_lin_drop(rh_lineage_t *l)
+{
+    rh_lin_spec_t *s = (rh_lin_spec_t *)l;
+
+    if (s->has_next) {
+        rh_lin_drop_holds(s->next_held, s->next_nheld, s->next_borrowed,
+                          s->next_nborrowed);
+    }
+    atomic_fetch_sub_explicit(&rh_lin_n, 1, memory_order_relaxed);
+    free(s);
+}
+
+static void rh_lin_free(rh_lineage_t *l)
+{
+    rh_lin_spec_t *s = (rh_lin_spec_t *)l;
+
+    if (s->has_next) {
+        free(s->next_held);
+        free(s->next_borrowed);
+    }
+    atomic_fetch_sub_explicit(&rh_lin_n, 1, memory_order_relaxed);
+    free(s);
+}
+
+static void rh_lin_gone(uint64_t counter)
+{
+    if (atomic_load_explicit(&rh_lin_n, memory_order_relaxed) != 0) {
+        (void)rh_lineage_table_remove(&rh_lin_tb, counter);
+    }
+}
+
+void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
+                       int max_retries, int retry_exceptions, int rank,
+                       const void *hdr, size_t hdr_len, const void *payload,
+                       size_t len, const rh_object_id_t *owned, int nowned,
+                       const rh_object_id_t *borrowed, int nborrowed)
+{
+    size_t size = sizeof(rh_lin_spec_t) +
+                  (size_t)(nowned + nborrowed) * sizeof(rh_object_id_t) +
+                  hdr_len + len;
+    rh_lin_spec_t *s;
+    uint8_t *p;
+
+    if (!rh_lin_up) {
+        return;
+    }
+    s = malloc(size);
+    if (s == NULL) {
+        rh_debug("no memory for the lineage of task %s", name);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->base.counter = counter;
+    s->base.bytes = size;
+    s->base.running = 1;
+    s->name = name;
+    s->nreturns = nreturns;
+    s->max_retries = max_retries;
+    s->retry_exceptions = retry_exceptions;
+    s->rank = rank;
+    p = (uint8_t *)(s + 1);
+    s->owned = (rh_object_id_t *)p;
+    s->borrowed = s->owned + nowned;
+    p += (size_t)(nowned + nborrowed) * sizeof(rh_object_id_t);
+    s->hdr = p;
+    s->payload = p + hdr_len;
+    s->hdr_len = hdr_len;
+    s->len = len;
+    memcpy(s->hdr, hdr, hdr_len);
+    if (len != 0) {
+        memcpy(s->payload, payload, len);
+    }
+    if (nowned != 0) {
+        memcpy(s->owned, owned, (size_t)nowned * sizeof(*owned));
+    }
+    if (nborrowed != 0) {
+        memcpy(s->borrowed, borrowed, (size_t)nborrowed * sizeof(*borrowed));
+    }
+    s->nowned = nowned;
+    s->nborrowed = nborrowed;
+    atomic_fetch_add_explicit(&rh_lin_n, 1, memory_order_relaxed);
+    if (rh_lineage_table_add(&rh_lin_tb, &s->base) != 0) {
+        rh_lin_drop(&s->base);
+    }
+}
+
+/* ---- reruns ------------------------------------------------------------ */
+
+/* Exponential from RAYHPC_RETRY_BACKOFF, up to a second, with jitter (half
+ * to all of it) so that the reruns of many tasks do not land at once. */
+static uint64_t rh_lin_backoff_ns(int tries)
+{
+    uint64_t ms = rh_cfg.retry_backoff_ms;
+    static _Atomic uint64_t seed = 0x9e3779b97f4a7c15ull;
+    uint64_t x;
+
+    for (int i = 1; i < tries && ms < 1000; i++) {
+        ms *= 2;
+    }
+    if (ms > 1000) {
+        ms = 1000;
+    }
+    x = atomic_fetch_add_explicit(&seed, 0x9e3779b97f4a7c15ull,
+                                  memory_order_relaxed);
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return ms * 1000000ull / 2 + (x % (ms * 1000000ull / 2 + 1));
+}
+
+/* Fails the returns of counter still waiting for a run. */
+static void rh_lin_fail(uint64_t counter, int nreturns, rh_status_t status,
+                        const char *msg)
+{
+    for (int i = 0; i < nreturns; i++) {
+        rh_object_id_t id = rh_object_id_make((uint32_t)rh_rank(), counter,
+                                              (uint32_t)i + 1);
+        rh_future_t *f = rh_future_find_hold(id);
+
+        if (f == NULL) {
+            continue;
+        }
+        if (atomic_load(&f->state) == RH_FUTURE_PENDING) {
+            rh_future_fail_status(f, status, msg);
+        }
+        rh_future_unhold(f);
+    }
+}
+
+/* Another rank to run a task again: alive, not this one, preferably on
+ * another node than the one it was lost on (its store may still hold what
+ * the lost run began to write there). -1 when none is left. */
+static int rh_lin_pick(int lost)
+{
+    static _Atomic unsigned next;
+    int n = rh_size(), me = rh_rank();
+    int node = lost >= 0 ? rh_core_node_of(lost) : -1;
+    unsigned start = atomic_fetch_add_explicit(&next, 1,
+                                               memory_order_relaxed);
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < n; k++) {
+            int r = (int)((start + (unsigned)k) % (unsigned)n);
+
+            if (r != me && rh_rank_alive(r) &&
+                (pass == 1 || rh_core_node_of(r) != node)) {
+                return r;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Sends the task of counter again (on the rerun thread), with the holds
+ * of the run that was lost, or, for a rebuild, new ones on the objects it
+ * takes: one that is gone (released by all) makes the rebuild fail. */
+static void rh_lin_rerun(uint64_t counter)
+{
+    rh_lin_spec_t *s;
+    rh_future_t **held = NULL;
+    rh_object_id_t *borrowed = NULL, gone = { 0, 0 };
+    uint8_t *msg = NULL;
+    size_t hdr_len = 0, len = 0;
+    int nheld = 0, nborrowed = 0, nreturns = 0, lost = -1, dest = -1;
+    int fresh = 0, nomem = 0;
+    const char *name = "?";
+    char why[512], ids[RH_OBJECT_ID_STRLEN], gids[RH_OBJECT_ID_STRLEN];
+
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    if (s != NULL) {
+        hdr_len = s->hdr_len;
+        len = s->len;
+        nreturns = s->nreturns;
+        name = s->name;
+        lost = s->rank;
+        msg = malloc(hdr_len + len + 1);
+        if (msg != NULL) {
+            memcpy(msg, s->hdr, hdr_len + len);
+        }
+        if (s->has_next) {
+            held = s->next_held;
+            nheld = s->next_nheld;
+            borrowed = s->next_borrowed;
+            nborrowed = s->next_nborrowed;
+            s->has_next = 0;
+        } else {
+            fresh = 1;
+            held = malloc((size_t)s->nowned * sizeof(*held) + 1);
+            borrowed = malloc((size_t)s->nborrowed * sizeof(*borrowed) + 1);
+            for (int i = 0; held != NULL && i < s->nowned; i++) {
+                held[nheld] = rh_future_find_hold(s->owned[i]);
+                if (held[nheld] == NULL) {
+                    gone = s->owned[i];
+                    break;
+                }
+                nheld++;
+            }
+            if (borrowed != NULL) {
+                nborrowed = s->nborrowed;
+                memcpy(borrowed, s->borrowed,
+                       (size_t)nborrowed * sizeof(*borrowed));
+            }
+        }
+        nomem = msg == NULL || (fresh && (held == NULL || borrowed == NULL));
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    if (s == NULL) {
+        return;   /* every return was released meanwhile */
+    }
+    if (fresh) {
+        for (int i = 0; i < nborrowed; i++) {
+            rh_borrow_hold(borrowed[i]);
+        }
+    }
+    rh_object_id_str(rh_object_id_make((uint32_t)rh_rank(), counter, 1),
+                     ids);
+    if (nomem) {
+        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
+                 "with rank %d and there was no memory to run it again",
+                 name, ids, rh_rank(), lost);
+    } else if (gone.hi != 0 || gone.lo != 0) {
+        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
+                 "with rank %d and cannot run again: its argument %s was "
+                 "released", name, ids, rh_rank(), lost,
+                 rh_object_id_str(gone, gids));
+    } else if ((dest = rh_lin_pick(lost)) < 0) {
+        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
+                 "with rank %d and no other rank is left to run it again",
+                 name, ids, rh_rank(), lost);
+    }
+    if (dest < 0) {
+        rh_lin_drop_holds(held, nheld, borrowed, nborrowed);
+        free(msg);
+        rh_lin_fail(counter, nreturns, RH_ERR_TASK_FAILED, why);
+        rh_lineage_ran(counter);
+        return;
+    }
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    if (s != NULL) {
+        s->rank = dest;
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_debug("task %s (counter %llu) runs again on rank %d", name,
+             (unsigned long long)counter, dest);
+    if (nheld == 0) {
+        free(held);
+        held = NULL;
+    }
+    if (nborrowed == 0) {
+        free(borrowed);
+        borrowed = NULL;
+    }
+    rh_forward_resend(dest, msg, hdr_len, msg + hdr_len, len, held, nheld,
+                      borrowed, nborrowed);
+    free(msg);
+}
+
+static void *rh_lin_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&rh_lin_qlock);
+    while (!rh_lin_stop) {
+        rh_lin_due_t *d = rh_lin_queue;
+        uint64_t now = rh_time_ns();
+
+        if (d == NULL) {
+            pthread_cond_wait(&rh_lin_qcond, &rh_lin_qlock);
+            continue;
+        }
+        if (d->at_ns > now) {
+            struct timespec ts;
+            uint64_t wait = d->at_ns - now;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += (time_t)(wait / 1000000000ull);
+            ts.tv_nsec += (long)(wait % 1000000000ull);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&rh_lin_qcond, &rh_lin_qlock, &ts);
+            continue;
+        }
+        rh_lin_queue = d->next;
+        pthread_mutex_unlock(&rh_lin_qlock);
+        if (d->fn != NULL) {
+            d->fn(d->arg);
+        } else {
+            rh_lin_rerun(d->counter);
+        }
+        free(d);
+        pthread_mutex_lock(&rh_lin_qlock);
+    }
+    pthread_mutex_unlock(&rh_lin_qlock);
+    return NULL;
+}
+
+/* Queues the rerun of counter (or fn(arg)) after its backoff; 0 when it
+ * cannot be (no memory, or the rank is ending). */
+static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
+                            void *arg, int tries)
+{
+    rh_lin_due_t *d = malloc(sizeof(*d)), **pp;
+    int ok = 1;
+
+    if (d == NULL) {
+        return 0;
+    }
+    d->at_ns = rh_time_ns() + rh_lin_backoff_ns(tries);
+    d->counter = counter;
+    d->fn = fn;
+    d->arg = arg;
+    pthread_mutex_lock(&rh_lin_qlock);
+    if (rh_lin_stop) {
+        ok = 0;
+    } else if (!rh_lin_thread_up) {
+        ok = pthread_create(&rh_lin_thread, NULL, rh_lin_main, NULL) == 0;
+        rh_lin_thread_up = ok;
+    }
+    if (ok) {
+        for (pp = &rh_lin_queue; *pp != NULL && (*pp)->at_ns <= d->at_ns;
+             pp = &(*pp)->next) {
+        }
+        d->next = *pp;
+        *pp = d;
+        pthread_cond_signal(&rh_lin_qcond);
+    }
+    pthread_mutex_unlock(&rh_lin_qlock);
+    if (!ok) {
+        free(d);
+    }
+    return ok;
+}
+
+static int rh_lin_schedule(uint64_t counter, int tries)
+{
+    return rh_lin_queue_due(counter, NULL, NULL, tries);
+}
+
+int rh_retry_later(int tries, void (*fn)(void *arg), void *arg)
+{
+    return rh_lin_up && rh_lin_queue_due(0, fn, arg, tries);
+}
+
+static int rh_lin_out_of_retries(const rh_lin_spec_t *s)
+{
+    return s->max_retries >= 0 && s->tries >= s->max_retries;
+}
+
+static void rh_lin_exhausted_msg(const rh_lin_spec_t *s, int rank,
+                                 const char *how, char *msg, size_t len)
+{
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    snprintf(msg, len, "task %s (object %s of rank %d) %s rank %d; no "
+             "retry left (max_retries %d, ran %d times)", s->name,
+             rh_object_id_str(rh_object_id_make((uint32_t)rh_rank(),
+                                                s->base.counter, 1), ids),
+             rh_rank(), how, rank, s->max_retries, s->tries + 1);
+}
+
+int rh_lineage_retry(uint64_t counter, int rank, int failed,
+                     rh_future_t ***held, int *nheld,
+                     rh_object_id_t **borrowed, int *nborrowed, char *msg,
+                     size_t len)
+{
+    rh_lin_spec_t *s;
+    int tries = 0, again = 0;
+
+    if (len != 0) {
+        msg[0] = '\0';
+    }
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    if (s != NULL && (!failed || s->retry_exceptions)) {
+        if (rh_lin_out_of_retries(s)) {
+            rh_lin_exhausted_msg(s, rank, failed ? "failed on" :
+                                 "was lost with", msg, len);
+        } else if (!s->has_next) {
+            /* The lost run's holds keep its arguments for the next. */
+            s->next_held = *held;
+            s->next_nheld = *nheld;
+            s->next_borrowed = *borrowed;
+            s->next_nborrowed = *nborrowed;
+            s->has_next = 1;
+            *held = NULL;
+            *borrowed = NULL;
+            *nheld = *nborrowed = 0;
+            tries = ++s->tries;
+            rh_lineage_table_run_locked(&rh_lin_tb, &s->base);
+            s->rank = rank;
+            again = 1;
+        }
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    if (again && !rh_lin_schedule(counter, tries)) {
+        snprintf(msg, len, "the rerun of a task lost with rank %d could not "
+                 "be queued", rank);
+        rh_lineage_ran(counter);
+        again = 0;   /* its holds go with the entry */
+    }
+    return again;
+}
+
+void rh_lineage_ran(uint64_t counter)
+{
+    if (atomic_load_explicit(&rh_lin_n, memory_order_relaxed) != 0) {
+        rh_lineage_table_ran(&rh_lin_tb, counter);
+    }
+}
+
+/* Whether id is lost: READY, on other nodes only, none of them alive. */
+static int rh_lin_lost(rh_future_t *f, rh_object_id_t id, int *where)
+{
+    int src = -1;
+
+    if (atomic_load(&f->state) != RH_FUTURE_READY || !rh_future_remote(f) ||
+        rh_store_contains(rh_core_store(), id)) {
+        return 0;
+    }
+    if (rh_dir_sources(id, &src, 1) == 1 && rh_rank_alive(src)) {
+        return 0;
+    }
+    *where = src;
+    return 1;
+}
+
+/* Rebuilds the lost returns of counter. Returns 1 when they are being
+ * rebuilt (or failed: retries ran out), 0 when there is no lineage, -1
+ * when nothing is lost. */
+static int rh_lin_rebuild_counter(uint64_t counter, int *where)
+{
+    rh_future_t *f[RH_MAX_RETURNS];
+    int lost[RH_MAX_RETURNS], nlost = 0, n = 0, again = 0, tries = 0;
+    int nreturns = 0;
+    rh_lin_spec_t *s;
+    char msg[512];
+
+    msg[0] = '\0';
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    n = s != NULL ? s->nreturns : 0;
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    if (s == NULL) {
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        rh_object_id_t id = rh_object_id_make((uint32_t)rh_rank(), counter,
+                                              (uint32_t)i + 1);
+
+        f[i] = rh_future_find_hold(id);
+        lost[i] = f[i] != NULL && rh_lin_lost(f[i], id, where);
+        nlost += lost[i];
+    }
+    if (nlost == 0) {
+        for (int i = 0; i < n; i++) {
+            if (f[i] != NULL) {
+                rh_future_unhold(f[i]);
+            }
+        }
+        return -1;
+    }
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    if (s != NULL && s->base.running) {
+        again = 2;   /* a run is out already: its answer completes them */
+    } else if (s != NULL) {
+        nreturns = s->nreturns;
+        if (rh_lin_out_of_retries(s)) {
+            rh_lin_exhausted_msg(s, *where, "lost its returns with", msg,
+                                 sizeof(msg));
+        } else {
+            tries = ++s->tries;
+            rh_lineage_table_run_locked(&rh_lin_tb, &s->base);
+            again = 1;
+        }
+        for (int i = 0; i < n; i++) {
+            if (f[i] != NULL && lost[i]) {
+                (void)rh_future_reopen(f[i]);
+            }
+        }
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    for (int i = 0; i < n; i++) {
+        if (f[i] != NULL) {
+            rh_future_unhold(f[i]);
+        }
+    }
+    if (s == NULL) {
+        return 0;
+    }
+    if (again == 1 && !rh_lin_schedule(counter, tries)) {
+        snprintf(msg, sizeof(msg), "the rebuild of an object lost with rank "
+                 "%d could not be queued", *where);
+        again = 0;
+    }
+    if (again == 0) {
+        rh_lin_fail(counter, nreturns, RH_ERR_TASK_FAILED, msg);
+        rh_lineage_ran(counter);
+    } else if (again == 1) {
+        rh_debug("rebuilding the returns of counter %llu, lost with rank %d",
+                 (unsigned long long)counter, *where);
+    }
+    return 1;
+}
+
+void rh_lineage_peer_failed(int rank)
+{
+    uint64_t *counters = NULL;
+    size_t n = 0, cap = 0;
+
+    if (atomic_load_explicit(&rh_lin_n, memory_order_relaxed) == 0) {
+        return;
+    }
+    /* The counters first: looking at futures under the table's lock could
+     * end one, whose end takes the lock. */
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    for (rh_lineage_t *l = rh_lin_tb.oldest; l != NULL; l = l->newer) {
+        if (l->running) {
+            continue;
+        }
+        if (n == cap) {
+            size_t c = cap ? 2 * cap : 64;
+            uint64_t *p = realloc(counters, c * sizeof(*p));
+
+            if (p == NULL) {
+                break;
+            }
+            counters = p;
+            cap = c;
+        }
+        counters[n++] = l->counter;
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    for (size_t i = 0; i < n; i++) {
+        int where = rank;
+
+        (void)rh_lin_rebuild_counter(counters[i], &where);
+    }
+    free(counters);
+}
+
+int rh_lineage_rebuild(rh_object_id_t id)
+{
+    int where = -1, r;
+    char ids[RH_OBJECT_ID_STRLEN];
+
+    r = rh_lin_rebuild_counter(rh_object_id_counter(id), &where);
+    if (r == 0) {
+        (void)rh_dir_sources(id, &where, 1);
+        rh_error_set(RH_ERR_OBJECT_LOST, "object %s was lost with every "
+                     "copy (the last on rank %d) and cannot be rebuilt: its "
+                     "lineage was dropped (RAYHPC_LINEAGE_MAX_BYTES=%llu) or "
+                     "its task has max_retries 0",
+                     rh_object_id_str(id, ids), where,
+                     (unsigned long long)rh_cfg.lineage_max_bytes);
+    }
+    return r;
+}
+
+void rh_lineage_set_max(size_t max)
+{
+    if (rh_lin_up) {
+        rh_lineage_table_set_max(&rh_lin_tb, max);
+    }
+}
+
+size_t rh_lineage_count(void)
+{
+    return rh_lin_up ? rh_lineage_table_count(&rh_lin_tb) : 0;
+}
+
+size_t rh_lineage_bytes(void)
+{
+    return rh_lin_up ? rh_lineage_table_bytes(&rh_lin_tb) : 0;
+}
+
+long rh_lineage_dropped(void)
+{
+    return rh_lin_up ? rh_lin_tb.dropped : 0;
+}
+
+rh_status_t rh_lineage_setup(void)
+{
+    rh_lineage_table_init(&rh_lin_tb, rh_cfg.lineage_max_bytes, rh_lin_drop);
+    rh_future_set_gone_hook(rh_lin_gone);
+    rh_lin_stop = 0;
+    rh_lin_up = 1;
+    return RH_OK;
+}
+
+void rh_lineage_teardown(void)
+{
+    rh_lin_due_t *d;
+
+    if (!rh_lin_up) {
+        return;
+    }
+    pthread_mutex_lock(&rh_lin_qlock);
+    rh_lin_stop = 1;
+    pthread_cond_signal(&rh_lin_qcond);
+    pthread_mutex_unlock(&rh_lin_qlock);
+    if (rh_lin_thread_up) {
+        pthread_join(rh_lin_thread, NULL);
+        rh_lin_thread_up = 0;
+    }
+    while ((d = rh_lin_queue) != NULL) {
+        rh_lin_queue = d->next;
+        free(d);
+    }
+    rh_lin_up = 0;
+    rh_future_set_gone_hook(NULL);
+    /* The futures and borrows go with their own tables now. */
+    rh_lin_tb.drop = rh_lin_free;
+    rh_lineage_table_fini(&rh_lin_tb);
+}

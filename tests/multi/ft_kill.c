@@ -1,0 +1,549 @@
+/*
+ * Fault tolerance with real deaths: ranks are SIGKILLed at fixed points
+ * while rank 0 (the driver) runs a task graph, and every rh_get of the
+ * driver must return the right value, or, where recovery is impossible, the
+ * right status within its timeout. Run with 8 ranks on 4 nodes.
+ *
+ * usage: ft_kill MODE
+ *   mapreduce   64 maps, then 8 reduces of 8 maps each, over the 4 nodes:
+ *               "FT MAPREDUCE OK sum S"
+ *   recursion   a binary tree of tasks of depth 5 (63 tasks), each level
+ *               submitted and waited for inside the level above: "FT
+ *               RECURSION OK"
+ *   lost_node   a task's return lives on node 3 only; both its ranks are
+ *               killed: rebuilt from lineage ("FT LOST_NODE OK"), or, with
+ *               RAYHPC_LINEAGE_MAX_BYTES=0, RH_ERR_OBJECT_LOST ("FT
+ *               LOST_NODE LINEAGE DROPPED OK")
+ *   exhausted   a task that kills every rank it runs on, max_retries 1:
+ *               RH_ERR_TASK_FAILED after two deaths ("FT EXHAUSTED OK")
+ *   owner_died  a put owned by another rank, whose owner is then killed:
+ *               RH_ERR_OWNER_DIED ("FT OWNER_DIED OK")
+ *   exceptions  a task that fails on node 1 and succeeds elsewhere: with
+ *               retry_exceptions it is retried elsewhere, without it fails;
+ *               one run here that fails twice, then succeeds: retried
+ *               within max_retries ("FT EXCEPTIONS OK")
+ * In mapreduce and recursion, victim j of FT_VICTIMS (default "3,6") is
+ * killed by task FT_KILL_AT + 7 j (default 9; see maybe_kill), in the
+ * middle of the graph (tests/soak.sh draws them at random).
+ * Every rank prints "FT DONE rank R" after its rh_finalize; the driver
+ * prints "FT FAIL ..." and exits 1 on a wrong value or status.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rank_util.h"
+#include "plasma/object_id.h"
+#include "transport/am.h"
+
+#define FT_DIE    (RH_AM_ID_TEST_FIRST + 10)
+#define OBJ_WORDS 1024          /* 8 KiB objects: above RAYHPC_INLINE_MAX */
+#define TIMEOUT   (60 * 1000)
+
+static int victims[8], nvictims, kill_at;
+
+static void fail(const char *what, rh_status_t st)
+{
+    printf("FT FAIL %s: %s (%s)\n", what, rh_status_string(st),
+           st != RH_OK ? rh_last_error() : "");
+    fflush(stdout);
+    exit(1);
+}
+
+/* The fixed kill points: the task numbered kill_at + 7 j (a map's index,
+ * a reduce's 64 + its index, a tree task's heap index) kills victim j as
+ * it starts, wherever it runs; its reruns find the victim dead already. */
+static void maybe_kill(int64_t task)
+{
+    for (int j = 0; j < nvictims; j++) {
+        if (task != kill_at + 7 * j) {
+            continue;
+        }
+        if (victims[j] == rh_rank()) {
+            printf("FT VICTIM rank %d dies in task %lld\n", rh_rank(),
+                   (long long)task);
+            fflush(stdout);
+            raise(SIGKILL);
+        }
+        /* Not to a victim dead already (a rerun of this task): an
+         * endpoint to a dead rank's shared memory can crash UCX's
+         * keepalive (seen with UCX 1.13). */
+        if (rh_rank_alive(victims[j])) {
+            (void)rh_am_send((uint32_t)victims[j], FT_DIE, NULL, 0, NULL, 0,
+                             NULL, NULL);
+        }
+    }
+}
+
+static rh_status_t on_die(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    (void)msg;
+    printf("FT VICTIM rank %d dies on request\n", rh_rank());
+    fflush(stdout);
+    raise(SIGKILL);
+    return RH_OK;
+}
+
+static int64_t arg_i64(rh_task_ctx_t *ctx, int i)
+{
+    int64_t v;
+
+    memcpy(&v, rh_task_arg(ctx, i, NULL), sizeof(v));
+    return v;
+}
+
+/* An object of OBJ_WORDS words, each v. */
+static rh_status_t return_obj(rh_task_ctx_t *ctx, int64_t v)
+{
+    int64_t *p;
+    rh_status_t st = rh_task_return_alloc(ctx, 0, OBJ_WORDS * sizeof(v),
+                                          (void **)&p);
+
+    for (int i = 0; st == RH_OK && i < OBJ_WORDS; i++) {
+        p[i] = v;
+    }
+    return st;
+}
+
+/* The value of an object of return_obj, or -1 when it is not one. */
+static int64_t obj_value(const void *data, size_t len)
+{
+    const int64_t *p = data;
+
+    if (len != OBJ_WORDS * sizeof(int64_t)) {
+        return -1;
+    }
+    for (int i = 1; i < OBJ_WORDS; i++) {
+        if (p[i] != p[0]) {
+            return -1;
+        }
+    }
+    return p[0];
+}
+
+static rh_status_t get_value(rh_ref_t r, int64_t *v)
+{
+    const void *p;
+    size_t len;
+    rh_status_t st = rh_get(r, &p, &len, TIMEOUT);
+
+    if (st == RH_OK) {
+        *v = obj_value(p, len);
+        rh_release(r);
+    }
+    return st;
+}
+
+static rh_status_t ft_map(rh_task_ctx_t *ctx)
+{
+    int64_t i = arg_i64(ctx, 0);
+
+    maybe_kill(i);
+    return return_obj(ctx, i * i + 1);
+}
+
+static rh_status_t ft_sum(rh_task_ctx_t *ctx)
+{
+    int64_t sum = 0;
+
+    maybe_kill(arg_i64(ctx, 0));
+    for (int i = 1; i < rh_task_nargs(ctx); i++) {
+        size_t len;
+        const void *d = rh_task_arg(ctx, i, &len);
+        int64_t v = obj_value(d, len);
+
+        if (v < 0) {
+            return rh_task_fail(ctx, "argument %d is not a map's object",
+                                i);
+        }
+        sum += v;
+    }
+    return return_obj(ctx, sum);
+}
+
+/* Task i goes to node i mod 4 (soft: anywhere once that node is gone),
+ * so that every rank runs some, victims included. */
+static rh_task_params_t spread(int64_t i)
+{
+    return rank_on_node((int)(i % 4), 1);
+}
+
+/* tree(d, k): 1 at the leaves, else tree(d-1, 2k) + tree(d-1, 2k+1) + 1:
+ * 2^(d+1) - 1; k numbers the tree's tasks as a heap does. */
+static rh_status_t ft_tree(rh_task_ctx_t *ctx)
+{
+    int64_t d = arg_i64(ctx, 0), k = arg_i64(ctx, 1), a, b;
+    rh_ref_t r[2];
+    rh_status_t st;
+
+    maybe_kill(k);
+    if (d == 0) {
+        return return_obj(ctx, 1);
+    }
+    d--;
+    for (int i = 0; i < 2; i++) {
+        int64_t child = 2 * k + i;
+        rh_task_params_t p = spread(child);
+        rh_arg_t args[2] = { rh_arg_bytes(&d, sizeof(d)),
+                             rh_arg_bytes(&child, sizeof(child)) };
+
+        if ((st = rh_remote("ft_tree", args, 2, &p, &r[i])) != RH_OK) {
+            return rh_task_fail(ctx, "submit: %s", rh_last_error());
+        }
+    }
+    if ((st = get_value(r[0], &a)) != RH_OK ||
+        (st = get_value(r[1], &b)) != RH_OK) {
+        return rh_task_fail(ctx, "child: %s", rh_last_error());
+    }
+    rh_release(r[0]);
+    rh_release(r[1]);
+    if (a < 0 || b < 0) {
+        return rh_task_fail(ctx, "a child's object is damaged");
+    }
+    return return_obj(ctx, a + b + 1);
+}
+
+static rh_status_t ft_suicide(rh_task_ctx_t *ctx)
+{
+    (void)ctx;
+    printf("FT VICTIM rank %d dies running ft_suicide\n", rh_rank());
+    fflush(stdout);
+    raise(SIGKILL);
+    return RH_OK;
+}
+
+/* Fails on node 1, succeeds elsewhere. */
+static rh_status_t ft_picky(rh_task_ctx_t *ctx)
+{
+    if (rh_node_id() == 1) {
+        return rh_task_fail(ctx, "ft_picky does not run on node 1 (rank %d)",
+                            rh_rank());
+    }
+    return return_obj(ctx, 42);
+}
+
+/* Fails its first two runs in this process, then returns 42. */
+static _Atomic int flaky_runs;
+
+static rh_status_t ft_flaky(rh_task_ctx_t *ctx)
+{
+    int n = atomic_fetch_add(&flaky_runs, 1) + 1;
+
+    if (n <= 2) {
+        return rh_task_fail(ctx, "ft_flaky fails its run %d", n);
+    }
+    return return_obj(ctx, 42);
+}
+
+/* A put of ours whose ref goes back to the driver; the put is never
+ * released, so it lives as long as this rank. */
+static rh_status_t ft_put_ref(rh_task_ctx_t *ctx)
+{
+    int64_t obj[OBJ_WORDS];
+    rh_ref_t ref;
+    rh_status_t st;
+
+    for (int i = 0; i < OBJ_WORDS; i++) {
+        obj[i] = 7;
+    }
+    st = rh_put(obj, sizeof(obj), &ref);
+    if (st != RH_OK) {
+        return rh_task_fail(ctx, "put: %s", rh_last_error());
+    }
+    return rh_task_return(ctx, 0, &ref, sizeof(ref));
+}
+
+static void kill_rank(int r)
+{
+    double end = rank_now() + 60;
+
+    CHECK(rh_am_send_wait((uint32_t)r, FT_DIE, NULL, 0, NULL, 0));
+    while (rh_rank_alive(r) && rank_now() < end) {
+        rank_nap();
+    }
+    if (rh_rank_alive(r)) {
+        fail("a killed rank still looks alive", RH_ERR_TIMEOUT);
+    }
+}
+
+static void wait_dead(void)
+{
+    double end = rank_now() + 60;
+
+    for (int i = 0; i < nvictims; i++) {
+        while (rh_rank_alive(victims[i]) && rank_now() < end) {
+            rank_nap();
+        }
+        if (rh_rank_alive(victims[i])) {
+            printf("FT FAIL victim rank %d never died\n", victims[i]);
+            exit(1);
+        }
+    }
+}
+
+static void mapreduce(void)
+{
+    enum { MAPS = 64, PER = 8 };
+    rh_ref_t maps[MAPS], reds[MAPS / PER];
+    rh_task_params_t p;
+    int64_t expect = 0, total = 0, v;
+    rh_status_t st;
+
+    for (int64_t i = 0; i < MAPS; i++) {
+        rh_arg_t a = rh_arg_bytes(&i, sizeof(i));
+
+        p = spread(i);
+        CHECK(rh_remote("ft_map", &a, 1, &p, &maps[i]));
+        expect += i * i + 1;
+    }
+    for (int j = 0; j < MAPS / PER; j++) {
+        rh_arg_t a[PER + 1];
+        int64_t id = MAPS + j;
+
+        a[0] = rh_arg_bytes(&id, sizeof(id));
+        for (int k = 0; k < PER; k++) {
+            a[k + 1] = rh_arg_ref(maps[j * PER + k]);
+        }
+        p = spread(j + 1);
+        CHECK(rh_remote("ft_sum", a, PER + 1, &p, &reds[j]));
+    }
+    for (int j = 0; j < MAPS / PER; j++) {
+        if ((st = get_value(reds[j], &v)) != RH_OK) {
+            fail("a reduce", st);
+        }
+        total += v;
+    }
+    wait_dead();
+    /* The maps too, some of them lost with the victims by now. */
+    for (int i = 0; i < MAPS; i++) {
+        if ((st = get_value(maps[i], &v)) != RH_OK) {
+            fail("a map", st);
+        }
+        if (v != (int64_t)i * i + 1) {
+            printf("FT FAIL map %d is %lld\n", i, (long long)v);
+            exit(1);
+        }
+    }
+    if (total != expect) {
+        printf("FT FAIL sum %lld, expected %lld\n", (long long)total,
+               (long long)expect);
+        exit(1);
+    }
+    printf("FT MAPREDUCE OK sum %lld\n", (long long)total);
+}
+
+static void recursion(void)
+{
+    int64_t d = 5, k = 1, v = 0;
+    rh_task_params_t p = spread(k);
+    rh_arg_t a[2] = { rh_arg_bytes(&d, sizeof(d)), rh_arg_bytes(&k, sizeof(k)) };
+    rh_ref_t r;
+    rh_status_t st;
+
+    CHECK(rh_remote("ft_tree", a, 2, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK) {
+        fail("the tree", st);
+    }
+    wait_dead();
+    if (v != 63) {
+        printf("FT FAIL tree %lld, expected 63\n", (long long)v);
+        exit(1);
+    }
+    printf("FT RECURSION OK value %lld\n", (long long)v);
+}
+
+static void lost_node(void)
+{
+    int64_t i = 5, v;
+    rh_task_params_t p = rank_on_node(3, 0);
+    rh_arg_t a = rh_arg_bytes(&i, sizeof(i));
+    const char *max = getenv("RAYHPC_LINEAGE_MAX_BYTES");
+    int dropped = max != NULL && strcmp(max, "0") == 0;
+    int ready = 0;
+    rh_ref_t r;
+    rh_status_t st;
+    double t0;
+
+    CHECK(rh_remote("ft_map", &a, 1, &p, &r));
+    /* Ready without a copy here: it lives on node 3 alone. */
+    CHECK(rh_wait(&r, 1, 1, TIMEOUT, &ready));
+    if (!ready) {
+        fail("the map never ended", RH_ERR_TIMEOUT);
+    }
+    kill_rank(6);
+    kill_rank(7);
+    t0 = rank_now();
+    st = get_value(r, &v);
+    if (dropped) {
+        if (st != RH_ERR_OBJECT_LOST ||
+            strstr(rh_last_error(), "lineage was dropped") == NULL) {
+            fail("a lost object without lineage", st);
+        }
+        printf("FT LOST_NODE LINEAGE DROPPED OK in %.0f ms: %s\n",
+               (rank_now() - t0) * 1e3, rh_last_error());
+        return;
+    }
+    if (st != RH_OK) {
+        fail("a lost object with lineage", st);
+    }
+    if (v != i * i + 1) {
+        printf("FT FAIL rebuilt value %lld\n", (long long)v);
+        exit(1);
+    }
+    printf("FT LOST_NODE OK rebuilt in %.0f ms\n", (rank_now() - t0) * 1e3);
+}
+
+static void exhausted(void)
+{
+    rh_task_params_t p = rank_on_node(1, 0);
+    rh_ref_t r;
+    const void *d;
+    size_t len;
+    rh_status_t st;
+
+    p.field_mask |= RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    p.max_retries = 1;
+    CHECK(rh_remote("ft_suicide", NULL, 0, &p, &r));
+    st = rh_get(r, &d, &len, TIMEOUT);
+    if (st != RH_ERR_TASK_FAILED ||
+        strstr(rh_last_error(), "no retry left") == NULL ||
+        strstr(rh_last_error(), "ft_suicide") == NULL) {
+        fail("a task that kills its ranks", st);
+    }
+    printf("FT EXHAUSTED OK: %s\n", rh_last_error());
+    rh_release(r);
+}
+
+static void owner_died(void)
+{
+    rh_task_params_t p = rank_on_node(2, 0);
+    rh_ref_t r, put;
+    const void *d;
+    size_t len;
+    int owner;
+    char want[32];
+    rh_status_t st;
+
+    CHECK(rh_remote("ft_put_ref", NULL, 0, &p, &r));
+    CHECK(rh_get(r, &d, &len, TIMEOUT));
+    memcpy(&put, d, sizeof(put));
+    rh_release(r);
+    owner = (int)rh_object_id_owner((rh_object_id_t){ put.hi, put.lo });
+    kill_rank(owner);
+    st = rh_get(put, &d, &len, TIMEOUT);
+    snprintf(want, sizeof(want), "rank %d", owner);
+    if (st != RH_ERR_OWNER_DIED || strstr(rh_last_error(), want) == NULL) {
+        fail("an object whose owner died", st);
+    }
+    printf("FT OWNER_DIED OK: %s\n", rh_last_error());
+}
+
+static void exceptions(void)
+{
+    rh_task_params_t p = rank_on_node(1, 0);
+    rh_ref_t r;
+    int64_t v = 0;
+    rh_status_t st;
+
+    p.field_mask |= RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS;
+    p.retry_exceptions = 1;
+    CHECK(rh_remote("ft_picky", NULL, 0, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a failing task with retry_exceptions", st);
+    }
+    rh_release(r);
+    p = rank_on_node(1, 0);
+    CHECK(rh_remote("ft_picky", NULL, 0, &p, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED ||
+        strstr(rh_last_error(), "does not run on node 1") == NULL) {
+        fail("a failing task without retry_exceptions", st);
+    }
+    rh_release(r);
+    /* Run here, on the driver: three runs with max_retries 3 ... */
+    p = rank_on_node(0, 0);
+    p.field_mask |= RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS |
+                    RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    p.retry_exceptions = 1;
+    p.max_retries = 3;
+    CHECK(rh_remote("ft_flaky", NULL, 0, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42 ||
+        atomic_load(&flaky_runs) != 3) {
+        fail("a flaky task run here with retry_exceptions", st);
+    }
+    rh_release(r);
+    /* ... and its error after two with max_retries 1. */
+    atomic_store(&flaky_runs, 0);
+    p.max_retries = 1;
+    CHECK(rh_remote("ft_flaky", NULL, 0, &p, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED ||
+        strstr(rh_last_error(), "fails its run 2") == NULL) {
+        fail("a flaky task run here out of retries", st);
+    }
+    rh_release(r);
+    printf("FT EXCEPTIONS OK\n");
+}
+
+static void parse_victims(void)
+{
+    const char *v = getenv("FT_VICTIMS"), *k = getenv("FT_KILL_AT");
+    char buf[64], *save = NULL;
+
+    snprintf(buf, sizeof(buf), "%s", v ? v : "3,6");
+    for (char *t = strtok_r(buf, ",", &save); t && nvictims < 8;
+         t = strtok_r(NULL, ",", &save)) {
+        victims[nvictims++] = atoi(t);
+    }
+    kill_at = k ? atoi(k) : 9;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "mapreduce";
+    rh_status_t st;
+    int me;
+
+    parse_victims();
+    CHECK(rh_am_register(FT_DIE, 0, 0, on_die, NULL));
+    CHECK(rh_register("ft_map", ft_map, 1, 1));
+    CHECK(rh_register("ft_sum", ft_sum, -1, 1));
+    CHECK(rh_register("ft_tree", ft_tree, 2, 1));
+    CHECK(rh_register("ft_suicide", ft_suicide, 0, 1));
+    CHECK(rh_register("ft_picky", ft_picky, 0, 1));
+    CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
+    CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
+    CHECK(rh_init(&argc, &argv, NULL));
+    me = rh_rank();
+    for (int i = 0; i < nvictims; i++) {
+        if (victims[i] <= 0 || victims[i] >= rh_size()) {
+            fprintf(stderr, "ft_kill: victims are ranks 1 to %d\n",
+                    rh_size() - 1);
+            return 2;
+        }
+    }
+    if (me == 0) {
+        if (strcmp(mode, "mapreduce") == 0) {
+            mapreduce();
+        } else if (strcmp(mode, "recursion") == 0) {
+            recursion();
+        } else if (strcmp(mode, "lost_node") == 0) {
+            lost_node();
+        } else if (strcmp(mode, "exhausted") == 0) {
+            exhausted();
+        } else if (strcmp(mode, "owner_died") == 0) {
+            owner_died();
+        } else if (strcmp(mode, "exceptions") == 0) {
+            exceptions();
+        } else {
+            fprintf(stderr, "ft_kill: unknown mode %s\n", mode);
+            return 2;
+        }
+        fflush(stdout);
+    }
+    st = rh_finalize();
+    printf("FT DONE rank %d %s\n", me, rh_status_string(st));
+    return st == RH_OK ? 0 : 1;
+}

@@ -1,0 +1,108 @@
+/*
+ * Fault tolerance with real ranks (tests/multi/ft_kill.c): 8 ranks on 4
+ * virtual nodes under rayhpc-run's defaults (a killed rank other than the
+ * driver does not stop the job), ranks SIGKILLed at fixed points.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "spawn.h"
+
+#define TIMEOUT 240
+
+/* Objects of 8 KiB stay in the store of the node that made them. All
+ * ranks share this host, where deaths are seen by pid: UCX's keepalive is
+ * off, as UCX 1.13 crashes in it on an endpoint whose shared-memory
+ * connection to a rank that had just died failed. */
+static rh_run_t ft(const char *mode, const char *extra)
+{
+    const char *env[] = { "RAYHPC_INLINE_MAX=1K",
+                          "UCX_KEEPALIVE_INTERVAL=inf", extra, NULL };
+
+    return rh_launch(8, 4, 0, "tests/multi/ft_kill", mode, env, TIMEOUT);
+}
+
+/* The driver saw what it expected; survivors finalized; the launcher
+ * reported the deaths (137) and did not stop the job for them. */
+static void expect_ft(rh_run_t *run, const char *ok, int deaths)
+{
+    cr_expect_eq(rh_count_lines(run->out, ok), 1, "no \"%s\"; output ends:"
+                 "\n%s", ok, rh_tail(run->out, 4000));
+    cr_expect_eq(rh_count_lines(run->out, "FT FAIL"), 0);
+    cr_expect_eq(rh_count_lines(run->out, "FT VICTIM"), deaths,
+                 "output ends:\n%s", rh_tail(run->out, 4000));
+    cr_expect_eq(rh_count_lines(run->out, "FT DONE"), 8 - deaths,
+                 "a survivor did not finalize; output ends:\n%s",
+                 rh_tail(run->out, 4000));
+    cr_expect_eq(rh_count_lines(run->out, "stopping the other ranks"), 0);
+    cr_expect_eq(run->status, deaths ? 137 : 0, "status %d; output ends:\n%s",
+                 run->status, rh_tail(run->out, 4000));
+}
+
+Test(ft, map_reduce_survives_two_killed_ranks)
+{
+    rh_run_t run = ft("mapreduce", NULL);
+
+    expect_ft(&run, "FT MAPREDUCE OK sum 85408", 2);
+    rh_run_free(&run);
+}
+
+Test(ft, nested_recursion_survives_two_killed_ranks)
+{
+    rh_run_t run = ft("recursion", NULL);
+
+    expect_ft(&run, "FT RECURSION OK value 63", 2);
+    rh_run_free(&run);
+}
+
+/* Killed in their first task: the runs they had not answered yet. */
+Test(ft, map_reduce_survives_ranks_killed_in_their_first_task)
+{
+    rh_run_t run = ft("mapreduce", "FT_KILL_AT=1");
+
+    expect_ft(&run, "FT MAPREDUCE OK", 2);
+    rh_run_free(&run);
+}
+
+/* Both ranks of a node: its store goes, the object is rebuilt. */
+Test(ft, object_lost_with_its_node_is_rebuilt_from_lineage)
+{
+    rh_run_t run = ft("lost_node", NULL);
+
+    expect_ft(&run, "FT LOST_NODE OK", 2);
+    rh_run_free(&run);
+}
+
+Test(ft, object_lost_without_lineage_fails_with_object_lost)
+{
+    rh_run_t run = ft("lost_node", "RAYHPC_LINEAGE_MAX_BYTES=0");
+
+    expect_ft(&run, "FT LOST_NODE LINEAGE DROPPED OK", 2);
+    cr_expect_eq(rh_count_lines(run.out, "the last on rank 6"), 1);
+    rh_run_free(&run);
+}
+
+Test(ft, retries_exhausted_fail_with_task_failed)
+{
+    rh_run_t run = ft("exhausted", NULL);
+
+    expect_ft(&run, "FT EXHAUSTED OK", 2);
+    cr_expect_eq(rh_count_lines(run.out, "max_retries 1, ran 2 times"), 1);
+    rh_run_free(&run);
+}
+
+Test(ft, object_of_a_dead_owner_fails_with_owner_died)
+{
+    rh_run_t run = ft("owner_died", NULL);
+
+    expect_ft(&run, "FT OWNER_DIED OK", 1);
+    rh_run_free(&run);
+}
+
+Test(ft, failed_task_is_retried_only_with_retry_exceptions)
+{
+    rh_run_t run = ft("exceptions", NULL);
+
+    expect_ft(&run, "FT EXCEPTIONS OK", 0);
+    rh_run_free(&run);
+}
