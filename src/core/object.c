@@ -355,8 +355,7 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
     }
     if (f->in_store) {
         /* it may have been spilled: the store reads it back */
-        rh_status_t status = rh_get_pinned(f, id, ptr);
-
+        status = rh_get_pinned(f, id, ptr);
         if (status != RH_OK) {
             rh_future_unhold(f);
             return status;
