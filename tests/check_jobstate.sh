@@ -3,7 +3,9 @@
 # (tests/multi/jobstate): it names the job, shows its 4 ranks and 2 nodes,
 # every object the ranks put (owner and size, in its node's store), the
 # task running on node 1 and the one waiting for its return on rank 0.
-# Without a job id it finds the same job. Once the job ended, asking for
+# Without a job id it finds the same job. rayhpc-info --gcs shows the
+# job's GCS: epoch, masters, chains, each replica with its table sizes.
+# Once the job ended, asking for
 # it fails (status 1) with a message, and its sockets are gone. With
 # RAYHPC_SUMMARY=1 rank 0 prints the same report at rh_finalize.
 # Run by `make check` (RH_TEST_BUILDDIR is set there).
@@ -54,6 +56,32 @@ awk '/^Tasks/ { t = 1; next } t && $1 == 0 { print $4 }' "$tmp.info" | grep -q '
 timeout 30 "$build/rayhpc-info" --job >"$tmp.all" 2>&1 ||
     fail "rayhpc-info --job fails: $(cat "$tmp.all")"
 grep -q "^Job $job: 4 ranks" "$tmp.all" || fail "rayhpc-info --job does not find job $job"
+grep -q '^GCS$' "$tmp.info" || fail "rayhpc-info --job has no GCS section"
+
+# rayhpc-info --gcs: 2 shards (one per node), chains of 3 on the 4 ranks,
+# epoch 1 (nobody died); each shard's 3 replicas listed by their ranks, and
+# the 10 keys rank 0 wrote counted once at the tails.
+timeout 30 "$build/rayhpc-info" --gcs="$job" >"$tmp.gcs" 2>"$tmp.ierr" ||
+    fail "rayhpc-info --gcs=$job fails: $(cat "$tmp.ierr")"
+grep -q "^Job $job: 4 ranks on 2 nodes" "$tmp.gcs" || fail "--gcs: no header line"
+grep -q '^  gcs epoch 1: 2 shards, chains of 3, 0 ranks dropped' "$tmp.gcs" ||
+    fail "--gcs: no epoch 1 line with 2 shards and chains of 3"
+grep -q '^  gcs masters: [0-3] [0-3] [0-3]$' "$tmp.gcs" || fail "--gcs: no 3 masters"
+for s in 0 1; do
+    grep -q "^  gcs shard $s chain: [0-3] [0-3] [0-3]$" "$tmp.gcs" ||
+        fail "--gcs: shard $s has no chain of 3"
+    [ "$(grep -c "^  gcs rank [0-3] shard $s: \(head\|middle\|tail\), lsn" "$tmp.gcs")" -eq 3 ] ||
+        fail "--gcs: shard $s does not list 3 replicas"
+    grep -q "^  gcs rank [0-3] shard $s: tail, " "$tmp.gcs" || fail "--gcs: shard $s has no tail"
+done
+keys=$(sed -n 's/^  gcs rank [0-9]* shard [0-9]*: tail, .* test \([0-9]*\)$/\1/p' "$tmp.gcs" |
+    awk '{ n += $1 } END { print n + 0 }')
+[ "$keys" -eq 10 ] || fail "--gcs: the tails hold $keys test keys, not 10"
+grep -q '^Nodes' "$tmp.gcs" && fail "--gcs prints the rest of the job report too"
+timeout 30 "$build/rayhpc-info" --gcs >"$tmp.all" 2>&1 ||
+    fail "rayhpc-info --gcs fails: $(cat "$tmp.all")"
+grep -q "^Job $job: 4 ranks" "$tmp.all" || fail "rayhpc-info --gcs does not find job $job"
+timeout 30 "$build/rayhpc-info" --gcs --job >/dev/null 2>&1 && fail "--gcs --job together is accepted"
 
 touch "$tmp.gate"
 wait $job_pid
@@ -75,5 +103,5 @@ grep -q '^Job .*: 4 ranks on 2 nodes; 4 of them answered' "$tmp.out" ||
 [ "$(grep -c '^    [0-9]*/[0-9]*/[0-9]*  *[0-3] ' "$tmp.out")" -ge 4 ] ||
     fail "the summary does not list the 4 objects"
 
-[ $fails -eq 0 ] || { cat "$tmp.info" >&2; exit 1; }
-echo "check_jobstate: rayhpc-info --job shows the job's 4 ranks, its objects and tasks"
+[ $fails -eq 0 ] || { cat "$tmp.info" "$tmp.gcs" >&2; exit 1; }
+echo "check_jobstate: rayhpc-info --job shows the job's 4 ranks, its objects and tasks; --gcs its GCS"

@@ -2,9 +2,10 @@
  * rayhpc-info: what this librayhpc is and what it would do here: version,
  * build options, every RAYHPC_* setting with its value and doc, the hwloc
  * summary, and the UCX transports and devices a rank would use; or, with
- * --job, the state of the jobs running on this host.
+ * --job, the state of the jobs running on this host (--gcs: their GCS).
  *
- * usage: rayhpc-info [-v] [-c] [-t] [-u] | --job[=JOB] | --help | --version
+ * usage: rayhpc-info [-v] [-c] [-t] [-u] | --job[=JOB] | --gcs[=JOB] |
+ *        --help | --version
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -110,6 +111,10 @@ static const struct opt_doc opt_docs[] = {
     { "A running job:", "job", 'j', "the state of the jobs running here: "
       "nodes, ranks,\n                  resources, tasks, objects "
       "(--job=JOB: that job)" },
+    { NULL, "gcs", 'g', "the GCS of the jobs running here: epoch, "
+      "masters, each shard's\n                  chain, each replica's "
+      "log position and table sizes\n                  (--gcs=JOB: that "
+      "job)" },
     { "Information:", "help", 'h', "print this help and exit" },
     { NULL, "version", 'V', "print the version and exit" },
 };
@@ -119,7 +124,7 @@ static const struct opt_doc opt_docs[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: rayhpc-info [-v] [-c] [-t] [-u]\n"
-               "       rayhpc-info --job[=JOB]\n"
+               "       rayhpc-info --job[=JOB] | --gcs[=JOB]\n"
                "       rayhpc-info --help | --version\n"
                "What this librayhpc is and would do on this host.\n");
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -139,17 +144,18 @@ int main(int argc, char **argv)
 {
     struct option long_options[N_OPTS + 1];
     char short_options[2 * N_OPTS + 1];
-    int v = 0, c = 0, t = 0, u = 0, j = 0, opt;
+    int v = 0, c = 0, t = 0, u = 0, j = 0, g = 0, opt;
     size_t k = 0;
     const char *job = NULL;
 
     for (size_t i = 0; i < N_OPTS; i++) {
         long_options[i] = (struct option){ opt_docs[i].name,
-                                           opt_docs[i].val == 'j' ?
+                                           opt_docs[i].val == 'j' ||
+                                           opt_docs[i].val == 'g' ?
                                            optional_argument : no_argument,
                                            NULL, opt_docs[i].val };
         short_options[k++] = (char)opt_docs[i].val;
-        if (opt_docs[i].val == 'j') {
+        if (opt_docs[i].val == 'j' || opt_docs[i].val == 'g') {
             short_options[k++] = ':';
             short_options[k++] = ':';
         }
@@ -175,6 +181,10 @@ int main(int argc, char **argv)
             j = 1;
             job = optarg;
             break;
+        case 'g':
+            g = 1;
+            job = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -193,13 +203,15 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (j) {
-        if (v || c || t || u) {
-            fprintf(stderr, "rayhpc-info: --job goes alone\n\n");
+    if (j || g) {
+        if (v || c || t || u || (j && g)) {
+            fprintf(stderr, "rayhpc-info: --%s goes alone\n\n",
+                    j ? "job" : "gcs");
             usage(stderr);
             return 2;
         }
-        return rh_jobstate_print_jobs(job, stdout, stderr);
+        return g ? rh_jobstate_print_gcs_jobs(job, stdout, stderr) :
+                   rh_jobstate_print_jobs(job, stdout, stderr);
     }
     if (!(v || c || t || u)) {
         v = c = t = u = 1;

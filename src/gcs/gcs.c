@@ -159,3 +159,35 @@ void rh_gcs_dump(FILE *out)
     }
     rh_gcs_chain_dump(out);
 }
+
+void rh_gcs_snapshot(FILE *out)
+{
+    uint32_t dead = 0;
+
+    pthread_rwlock_rdlock(&rh_gcs_map_lock);
+    if (rh_gcs_rank < 0) {
+        pthread_rwlock_unlock(&rh_gcs_map_lock);
+        return;
+    }
+    for (uint32_t r = 0; r < rh_gcs_map.size; r++) {
+        dead += rh_gcs_map.dead[r] != 0;
+    }
+    fprintf(out, "gcs epoch %llu shards %u replicas %u dead %u\n",
+            (unsigned long long)rh_gcs_map.epoch, rh_gcs_map.nshards,
+            rh_gcs_map.replicas, dead);
+    fprintf(out, "gcs masters");
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        fprintf(out, " %d", rh_gcs_map.masters[i]);
+    }
+    fputc('\n', out);
+    for (uint32_t s = 0; s < rh_gcs_map.nshards; s++) {
+        fprintf(out, "gcs chain %u", s);
+        for (uint32_t i = 0; i < rh_gcs_map.len[s]; i++) {
+            fprintf(out, " %d",
+                    rh_gcs_map.chain[(size_t)s * rh_gcs_map.replicas + i]);
+        }
+        fputc('\n', out);
+    }
+    rh_gcs_chain_snapshot(out);
+    pthread_rwlock_unlock(&rh_gcs_map_lock);
+}

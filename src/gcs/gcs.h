@@ -150,4 +150,15 @@ void rh_gcs_test_partition(int boundary);
 /* Prints shards, chains, epoch and this rank's table sizes. */
 void rh_gcs_dump(FILE *out);
 
+/* The GCS's part of the job-state snapshot (src/obs/jobstate.c), from any
+ * thread, one record a line:
+ *   gcs epoch E shards N replicas R dead D
+ *   gcs masters M1 M2 M3
+ *   gcs chain S R1 R2 R3          (each shard, head first)
+ *   gcs replica S ROLE lsn L bytes B reads N subscriptions K node n
+ *       function f actor a pgroup p object o job j test t
+ *                                 (each shard whose chain holds this rank)
+ * Nothing while the GCS does not run. */
+void rh_gcs_snapshot(FILE *out);
+
 #endif

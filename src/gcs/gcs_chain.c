@@ -15,6 +15,7 @@
  * Everything here runs on the progress thread (AM handlers), so the stores
  * need no lock.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,12 @@ typedef struct rh_gcs_replica {
     rh_hmap_t      log;     /* lsn -> rh_gcs_held_t *: passed on, kept */
     uint64_t       log_lo;  /* no kept write below this */
     uint64_t       served;  /* reads answered */
+    /* What rayhpc-info --gcs shows, read by the job-state thread: copies
+     * set after each write applied and each read served. */
+    struct {
+        _Atomic uint64_t lsn, bytes, served, subs;
+        _Atomic uint64_t count[RH_GCS_T_SUB];
+    } shown;
 } rh_gcs_replica_t;
 
 /* A message whose payload comes by rendezvous: kept until it is here. */
@@ -151,6 +158,20 @@ static void rh_gcs_ackup(uint32_t shard, uint64_t lsn)
     }
 }
 
+static void rh_gcs_show(rh_gcs_replica_t *rep, uint32_t shard)
+{
+    atomic_store_explicit(&rep->shown.lsn, rep->store.lsn,
+                          memory_order_relaxed);
+    atomic_store_explicit(&rep->shown.bytes, rep->store.bytes,
+                          memory_order_relaxed);
+    atomic_store_explicit(&rep->shown.subs, rh_gcs_pub_count(shard),
+                          memory_order_relaxed);
+    for (int t = 0; t < RH_GCS_T_SUB; t++) {
+        atomic_store_explicit(&rep->shown.count[t], rep->store.count[t],
+                              memory_order_relaxed);
+    }
+}
+
 /* Applies a write in its turn and passes it on: down the chain (keeping
  * it), or to the client and the subscribers from the tail. */
 static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
@@ -172,6 +193,7 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
                  (unsigned long long)h->lsn, rh_last_error());
         return;
     }
+    rh_gcs_show(rep, h->shard);
     if (next < 0) {
         rh_gcs_pub_applied(h->shard, &w, &res, NULL, NULL);
         rh_gcs_answer(h->client, h->shard, h->seq, &res, NULL, 0);
@@ -432,6 +454,8 @@ static rh_status_t rh_gcs_on_read(void *arg, rh_am_msg_t *msg)
         return RH_OK;
     }
     rep->served++;
+    atomic_store_explicit(&rep->shown.served, rep->served,
+                          memory_order_relaxed);
     e = rh_gcs_store_get(&rep->store, h.table, msg->data, h.klen);
     if (e == NULL) {
         rh_gcs_answer(msg->src, h.shard, h.seq, &res, NULL, 0);
@@ -599,6 +623,37 @@ void rh_gcs_chain_dump(FILE *out)
         for (int t = 0; t < RH_GCS_T_SUB; t++) {
             fprintf(out, " %s %zu", rh_gcs_table_name(t),
                     rep->store.count[t]);
+        }
+        fputc('\n', out);
+    }
+}
+
+void rh_gcs_chain_snapshot(FILE *out)
+{
+    for (uint32_t s = 0; rh_gcs_replicas != NULL && s < rh_gcs_map.nshards;
+         s++) {
+        rh_gcs_replica_t *rep = rh_gcs_replicas[s];
+        int pos = rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank);
+
+        if (rep == NULL || pos < 0) {
+            continue;
+        }
+        fprintf(out, "gcs replica %u %s lsn %llu bytes %llu reads %llu "
+                "subscriptions %llu", s,
+                (uint32_t)pos + 1 == rh_gcs_map.len[s] ? "tail" :
+                pos == 0 ? "head" : "middle",
+                (unsigned long long)atomic_load_explicit(
+                    &rep->shown.lsn, memory_order_relaxed),
+                (unsigned long long)atomic_load_explicit(
+                    &rep->shown.bytes, memory_order_relaxed),
+                (unsigned long long)atomic_load_explicit(
+                    &rep->shown.served, memory_order_relaxed),
+                (unsigned long long)atomic_load_explicit(
+                    &rep->shown.subs, memory_order_relaxed));
+        for (int t = 0; t < RH_GCS_T_SUB; t++) {
+            fprintf(out, " %s %llu", rh_gcs_table_name(t),
+                    (unsigned long long)atomic_load_explicit(
+                        &rep->shown.count[t], memory_order_relaxed));
         }
         fputc('\n', out);
     }

@@ -122,6 +122,9 @@ rh_status_t rh_gcs_chain_start(void);
 void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old);
 void rh_gcs_chain_stop(void);
 void rh_gcs_chain_dump(FILE *out);
+/* This rank's replicas as the snapshot lines of rh_gcs_snapshot; from any
+ * thread holding rh_gcs_map_lock for reading. */
+void rh_gcs_chain_snapshot(FILE *out);
 
 /* The client half. */
 rh_status_t rh_gcs_client_setup(void);

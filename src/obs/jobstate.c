@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "core/admit.h"
 #include "core/core.h"
+#include "gcs/gcs.h"
 #include "plasma/object_id.h"
 #include "plasma/store.h"
 #include "rayhpc.h"
@@ -160,6 +161,7 @@ void rh_jobstate_snapshot(FILE *f)
                     (unsigned long long)(all - RH_JS_MAX_OBJECTS));
         }
     }
+    rh_gcs_snapshot(f);
     fprintf(f, "end\n");
 }
 
@@ -448,7 +450,73 @@ static void rh_js_print_store(const rh_js_rank_t *r, FILE *out)
     free(copy);
 }
 
-int rh_jobstate_print(const char *dir, FILE *out)
+/* The GCS's part: the configuration as the rank with the newest epoch
+ * sees it, then each rank's replicas (the lines of rh_gcs_snapshot). */
+static void rh_js_print_gcs(const rh_js_rank_t *ranks, int n, FILE *out)
+{
+    const rh_js_rank_t *best = NULL;
+    unsigned long long best_epoch = 0;
+
+    for (int i = 0; i < n; i++) {
+        const char *p = strstr(ranks[i].text, "\ngcs epoch ");
+        unsigned long long e;
+
+        if (p != NULL && sscanf(p, "\ngcs epoch %llu", &e) == 1 &&
+            (best == NULL || e > best_epoch)) {
+            best = &ranks[i];
+            best_epoch = e;
+        }
+    }
+    fprintf(out, "\nGCS\n");
+    if (best == NULL) {
+        fprintf(out, "  not running in the ranks that answered\n");
+        return;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n; i++) {
+            char *copy, *save = NULL, *line;
+
+            if ((pass == 0 && &ranks[i] != best) ||
+                (copy = strdup(ranks[i].text)) == NULL) {
+                continue;
+            }
+            for (line = strtok_r(copy, "\n", &save); line != NULL;
+                 line = strtok_r(NULL, "\n", &save)) {
+                unsigned long long e, lsn, bytes, reads, subs;
+                unsigned sh, rep, dead;
+                char role[16];
+                int k = 0;
+
+                if (pass == 0 && sscanf(line, "gcs epoch %llu shards %u "
+                                        "replicas %u dead %u", &e, &sh, &rep,
+                                        &dead) == 4) {
+                    fprintf(out, "  gcs epoch %llu: %u shards, chains of %u, "
+                            "%u ranks dropped (as rank %d sees it)\n", e, sh,
+                            rep, dead, best->rank);
+                } else if (pass == 0 && strncmp(line, "gcs masters", 11) ==
+                           0) {
+                    fprintf(out, "  gcs masters:%s\n", line + 11);
+                } else if (pass == 0 &&
+                           sscanf(line, "gcs chain %u%n", &sh, &k) == 1) {
+                    fprintf(out, "  gcs shard %u chain:%s\n", sh, line + k);
+                } else if (pass == 1 &&
+                           sscanf(line, "gcs replica %u %15s lsn %llu bytes "
+                                  "%llu reads %llu subscriptions %llu%n", &sh,
+                                  role, &lsn, &bytes, &reads, &subs, &k) == 6) {
+                    fprintf(out, "  gcs rank %d shard %u: %s, lsn %llu, %llu "
+                            "bytes, reads %llu, subscriptions %llu;%s\n",
+                            ranks[i].rank, sh, role, lsn, bytes, reads, subs,
+                            line + k);
+                }
+            }
+            free(copy);
+        }
+    }
+}
+
+/* Asks every rank whose socket is in dir and prints the job report, or
+ * only the GCS's part. */
+static int rh_js_print(const char *dir, FILE *out, int gcs_only)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -491,6 +559,10 @@ int rh_jobstate_print(const char *dir, FILE *out)
     qsort(ranks, (size_t)n, sizeof(*ranks), rh_js_by_rank);
     fprintf(out, "Job %s: %d ranks on %d nodes; %d of them answered on "
             "this host\n", ranks[0].job, ranks[0].size, ranks[0].nodes, n);
+    if (gcs_only) {
+        rh_js_print_gcs(ranks, n, out);
+        goto done;
+    }
     fprintf(out, "\nNodes\n  %-5s %-16s %9s %8s\n", "node", "ranks here",
             "CPU total", "CPU free");
     for (int node = 0; node < ranks[0].nodes; node++) {
@@ -543,6 +615,8 @@ int rh_jobstate_print(const char *dir, FILE *out)
     for (int i = 0; i < n; i++) {
         rh_js_print_store(&ranks[i], out);
     }
+    rh_js_print_gcs(ranks, n, out);
+done:
     for (int i = 0; i < n; i++) {
         free(ranks[i].text);
     }
@@ -551,7 +625,18 @@ int rh_jobstate_print(const char *dir, FILE *out)
     return n;
 }
 
-int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err)
+int rh_jobstate_print(const char *dir, FILE *out)
+{
+    return rh_js_print(dir, out, 0);
+}
+
+int rh_jobstate_print_gcs(const char *dir, FILE *out)
+{
+    return rh_js_print(dir, out, 1);
+}
+
+static int rh_js_print_jobs(const char *job, FILE *out, FILE *err,
+                            int gcs_only)
 {
     char top[64], dir[512];
     DIR *d;
@@ -561,7 +646,7 @@ int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err)
     snprintf(top, sizeof(top), "/tmp/rayhpc-%u", (unsigned)getuid());
     if (job != NULL) {
         rh_jobstate_dir(job, dir, sizeof(dir));
-        if (rh_jobstate_print(dir, out) > 0) {
+        if (rh_js_print(dir, out, gcs_only) > 0) {
             return 0;
         }
         fprintf(err, "rayhpc-info: no rank of job %s answers on this host "
@@ -577,7 +662,7 @@ int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err)
         if (found > 0) {
             fprintf(out, "\n");
         }
-        found += rh_jobstate_print(dir, out) > 0;
+        found += rh_js_print(dir, out, gcs_only) > 0;
     }
     if (d != NULL) {
         closedir(d);
@@ -588,4 +673,14 @@ int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err)
         return 1;
     }
     return 0;
+}
+
+int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err)
+{
+    return rh_js_print_jobs(job, out, err, 0);
+}
+
+int rh_jobstate_print_gcs_jobs(const char *job, FILE *out, FILE *err)
+{
+    return rh_js_print_jobs(job, out, err, 1);
 }

@@ -13,6 +13,7 @@
  *   pulls N bytes B
  *   store objects N bytes B capacity C used U       (the node's first rank)
  *   object ID owner R size B refs K state sealed pid P    (idem, each)
+ *   gcs ...        (the GCS's part: rh_gcs_snapshot in src/gcs/gcs.h)
  *   end
  * A reader (rh_jobstate_print) asks every rank of the job on this host and
  * prints nodes, ranks, resources, tasks and objects.
@@ -79,5 +80,10 @@ int rh_jobstate_print(const char *dir, FILE *out);
  * user running on this host. Returns 0 when one answered, 1 when none is
  * running (said on err). */
 int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err);
+
+/* rayhpc-info --gcs [JOB]: the same, with only the GCS's part of the
+ * report (its configuration and each rank's replicas). */
+int rh_jobstate_print_gcs(const char *dir, FILE *out);
+int rh_jobstate_print_gcs_jobs(const char *job, FILE *out, FILE *err);
 
 #endif

@@ -2,7 +2,8 @@
  * A job to look at with rayhpc-info --job (tests/check_jobstate.sh): every
  * rank puts one object of 1000 + 100 * rank bytes; rank 0 starts a task on
  * node 1 that runs until the gate file exists and a task that waits for its
- * return. Rank 0 prints
+ * return; it also writes JS_GCS_KEYS keys into the GCS's test table
+ * (rayhpc-info --gcs counts them at the tails). Rank 0 prints
  *   JOBSTATE PUT RANK OBJECT SIZE     (one line per rank's object)
  *   JOBSTATE READY JOB
  * then every rank waits for the gate (60 s at most), and the job ends.
@@ -13,10 +14,12 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "gcs/gcs.h"
 #include "plasma/object_id.h"
 #include "rank_util.h"
 
 #define GATE_WAIT_S 60
+#define JS_GCS_KEYS 10
 
 static const char *gate;
 
@@ -106,6 +109,13 @@ int main(int argc, char **argv)
         CHECK(rh_remote("js_block", NULL, 0, &on1, &block));
         arg = rh_arg_ref(block);
         CHECK(rh_remote("js_after", &arg, 1, NULL, &after));
+        for (int i = 0; i < JS_GCS_KEYS; i++) {
+            char key[32];
+            int klen = snprintf(key, sizeof(key), "js/%d", i);
+
+            CHECK(rh_gcs_put(RH_GCS_T_TEST, key, (size_t)klen, "v", 1,
+                             NULL));
+        }
         for (int r = 1; r < rh_size(); r++) {
             snprintf(mark, sizeof(mark), "%s.%d", gate, r);
             wait_for(mark);
