@@ -181,6 +181,20 @@ Test(gcs_partition, only_the_side_with_a_master_majority_writes)
 
 /* ---- control state in the GCS ----------------------------------------------- */
 
+Test(gcs_nodes, node_records_and_a_group_record_read_back_after_a_replica_dies)
+{
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                       NULL };
+    rh_run_t run = launch4("tests/multi/gcs_nodes", NULL, NULL, NULL, env);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "NODES OK"), 1,
+                 "node records or the group's record lost; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 Test(gcs_named, a_named_actor_is_found_after_a_replica_of_its_name_dies)
 {
     static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",

@@ -28,6 +28,7 @@
 #include "base/status.h"
 #include "core/borrow.h"
 #include "core/core.h"
+#include "core/nodetab.h"
 #include "core/directory.h"
 #include "core/pgroup.h"
 #include "core/placement.h"
@@ -752,6 +753,7 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         rh_core.initialized = 0;
         goto err;
     }
+    rh_nodetab_start();
     rh_jobstate_start(rh_core.job_id);
     rh_debug("node %d of %d; progress thread running", rh_core.node,
              rh_core.num_nodes);
@@ -920,6 +922,7 @@ rh_status_t rh_finalize(void)
     rh_jobstate_stop();   /* if the rounds failed before it */
     rh_core_close_node();
     rh_tp_close();
+    rh_nodetab_stop();   /* no beat runs now: the progress thread ended */
     rh_gcs_stop();
     rh_core.bs.ops->finalize(&rh_core.bs);
     rh_timeline_close();

@@ -10,6 +10,8 @@
 #include "base/status.h"
 #include "core/core.h"
 #include "core/placement.h"
+#include "gcs/gcs.h"
+#include "gcs/gcs_record.h"
 #include "transport/am.h"
 #include "transport/transport.h"
 
@@ -56,6 +58,7 @@ struct rh_gs_pg {
     int           owner, n, strategy, placed, acks;
     rh_res_req_t *bundles;
     int          *ranks;
+    rh_gcs_record_t *rec;         /* its record in the GCS; NULL: none */
 };
 
 static pthread_mutex_t rh_pg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -103,9 +106,58 @@ static void rh_pg_bundle_apply(uint64_t id, int bundle,
 
 static void rh_gs_pg_send_state(rh_gs_pg_t *g);
 
+/* Writes g's record (pgroup.h: rh_pg_record_read) through the GCS: when it
+ * is created (pending), placed and removed. Never blocks; the global
+ * scheduler keeps its own books, the record is for readers elsewhere. */
+static void rh_gs_pg_record(rh_gs_pg_t *g, int state)
+{
+    static const char *const names[] = { "pending", "placed", "removed" };
+    size_t cap = 128 + (size_t)g->n * 3 * 12, k;
+    char *text, key[32];
+    int klen;
+
+    if (g->rec == NULL) {
+        klen = snprintf(key, sizeof(key), "pg/%llx",
+                        (unsigned long long)g->id);
+        g->rec = rh_gcs_record_new(RH_GCS_T_PGROUP, key, (size_t)klen);
+        if (g->rec == NULL) {
+            rh_warn("placement group %llx: no record in the GCS: %s",
+                    (unsigned long long)g->id, rh_last_error());
+            return;
+        }
+    }
+    text = malloc(cap);
+    if (text == NULL) {
+        rh_warn("placement group %llx: no memory for its GCS record",
+                (unsigned long long)g->id);
+        return;
+    }
+    k = (size_t)snprintf(text, cap, "owner %d strategy %s state %s "
+                         "bundles %d", g->owner,
+                         rh_pg_strategy_names[g->strategy], names[state],
+                         g->n);
+    if (state == RH_PG_REC_PLACED) {
+        k += (size_t)snprintf(text + k, cap - k, " ranks");
+        for (int b = 0; b < g->n; b++) {
+            k += (size_t)snprintf(text + k, cap - k, " %d", g->ranks[b]);
+        }
+        k += (size_t)snprintf(text + k, cap - k, " cpus");
+        for (int b = 0; b < g->n; b++) {
+            k += (size_t)snprintf(text + k, cap - k, " %d",
+                                  g->bundles[b].cpus);
+        }
+    }
+    if (k < cap && rh_gcs_record_set(g->rec, text, k) != RH_OK) {
+        rh_warn("placement group %llx: %s", (unsigned long long)g->id,
+                rh_last_error());
+    }
+    free(text);
+}
+
 /* Asks each chosen rank to hold its bundle (rank 0 does it at once). */
 static void rh_gs_pg_reserve_all(rh_gs_pg_t *g)
 {
+    rh_gs_pg_record(g, RH_PG_REC_PLACED);
     g->acks = g->n;
     for (int b = 0; b < g->n; b++) {
         rh_pg_hdr_t h = { g->id, b, RH_PGM_REQUEST };
@@ -237,6 +289,7 @@ static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
     if (g->placed) {
         rh_gs_pg_reserve_all(g);
     } else {
+        rh_gs_pg_record(g, RH_PG_REC_PENDING);
         rh_gs_pg_warn(g);
     }
 }
@@ -273,6 +326,8 @@ static void rh_gs_pg_remove(uint64_t id)
         }
     }
     rh_gs_pg_broadcast(id, 0, NULL, NULL);
+    rh_gs_pg_record(g, RH_PG_REC_REMOVED);
+    rh_gcs_record_drop(g->rec);   /* still written, then freed */
     free(g->bundles);
     free(g->ranks);
     free(g);
@@ -842,6 +897,125 @@ void rh_pg_hold(rh_task_t *t)
     rh_task_dispatch(t);
 }
 
+/* Reads n integers in [lo, hi) after the word name at *p. */
+static int rh_pg_parse_ints(const char **p, const char *name, int n,
+                            int lo, int hi, int *out)
+{
+    size_t len = strlen(name);
+
+    while (**p == ' ') {
+        (*p)++;
+    }
+    if (strncmp(*p, name, len) != 0) {
+        return -1;
+    }
+    *p += len;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        long v = strtol(*p, &end, 10);
+
+        if (end == *p || v < lo || v >= hi) {
+            return -1;
+        }
+        out[i] = (int)v;
+        *p = end;
+    }
+    return 0;
+}
+
+void rh_pg_record_free(rh_pg_record_t *rec)
+{
+    if (rec != NULL) {
+        free(rec->ranks);
+        free(rec->nodes);
+        free(rec->cpus);
+        rec->ranks = rec->nodes = rec->cpus = NULL;
+    }
+}
+
+rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec)
+{
+    static const char *const states[] = { "pending", "placed", "removed" };
+    char key[32], strategy[16], state[16], *text = NULL;
+    void *value = NULL;
+    size_t vlen = 0;
+    const char *p;
+    rh_status_t status;
+    int klen, used = 0;
+
+    if (rec == NULL || pg == 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_pg_record_read needs "
+                            "a group and a record");
+    }
+    memset(rec, 0, sizeof(*rec));
+    klen = snprintf(key, sizeof(key), "pg/%llx", (unsigned long long)pg);
+    status = rh_gcs_get(RH_GCS_T_PGROUP, key, (size_t)klen, &value, &vlen,
+                        NULL);
+    if (status == RH_ERR_NOT_FOUND) {
+        return rh_error_set(status, "the GCS holds no record of placement "
+                            "group %llx", (unsigned long long)pg);
+    }
+    if (status != RH_OK) {
+        return status;
+    }
+    text = malloc(vlen + 1);
+    if (text == NULL) {
+        free(value);
+        return rh_error_set(RH_ERR_NO_MEMORY, "placement group record");
+    }
+    memcpy(text, value, vlen);
+    text[vlen] = '\0';
+    free(value);
+    rec->state = -1;
+    rec->strategy = -1;
+    if (sscanf(text, "owner %d strategy %15s state %15s bundles %d%n",
+               &rec->owner, strategy, state, &rec->n, &used) != 4 ||
+        rec->n < 1 || rec->n > RH_PG_MAX_BUNDLES) {
+        goto err_malformed;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(state, states[i]) == 0) {
+            rec->state = i;
+        }
+    }
+    for (int i = 0; i <= RH_PG_STRICT_SPREAD; i++) {
+        if (strcmp(strategy, rh_pg_strategy_names[i]) == 0) {
+            rec->strategy = i;
+        }
+    }
+    if (rec->state < 0 || rec->strategy < 0) {
+        goto err_malformed;
+    }
+    if (rec->state == RH_PG_REC_PLACED) {
+        rec->ranks = malloc((size_t)rec->n * sizeof(int));
+        rec->nodes = malloc((size_t)rec->n * sizeof(int));
+        rec->cpus = malloc((size_t)rec->n * sizeof(int));
+        if (rec->ranks == NULL || rec->nodes == NULL || rec->cpus == NULL) {
+            rh_pg_record_free(rec);
+            free(text);
+            return rh_error_set(RH_ERR_NO_MEMORY, "placement group record");
+        }
+        p = text + used;
+        if (rh_pg_parse_ints(&p, "ranks", rec->n, 0, rh_size(),
+                             rec->ranks) != 0 ||
+            rh_pg_parse_ints(&p, "cpus", rec->n, 0, INT32_MAX,
+                             rec->cpus) != 0) {
+            goto err_malformed;
+        }
+        for (int b = 0; b < rec->n; b++) {
+            rec->nodes[b] = rh_core_node_of(rec->ranks[b]);
+        }
+    }
+    free(text);
+    return RH_OK;
+
+err_malformed:
+    rh_pg_record_free(rec);
+    free(text);
+    return rh_error_set(RH_ERR_MALFORMED, "the GCS's record of placement "
+                        "group %llx cannot be read", (unsigned long long)pg);
+}
+
 rh_status_t rh_pg_setup(void)
 {
     rh_status_t status;
@@ -884,6 +1058,7 @@ void rh_pg_teardown(void)
         rh_gs_pg_t *g = rh_gs_pgs;
 
         rh_gs_pgs = g->next;
+        rh_gcs_record_drop(g->rec);
         free(g->bundles);
         free(g->ranks);
         free(g);

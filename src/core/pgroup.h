@@ -28,6 +28,29 @@ rh_status_t rh_pg_route(const rh_task_params_t *params, rh_res_req_t **res,
 /* Keeps t (forward_to RH_PG_WAIT) until its group is placed. */
 void rh_pg_hold(rh_task_t *t);
 
+/* A group's record in the GCS (table RH_GCS_T_PGROUP, key "pg/<id in
+ * hex>"), written by the global scheduler when the group is created
+ * (pending), placed and removed; its value is text:
+ *   owner R strategy PACK state placed bundles N ranks R1..RN cpus C1..CN
+ * (ranks and cpus only once placed). Any rank reads it back here. */
+enum { RH_PG_REC_PENDING = 0, RH_PG_REC_PLACED = 1, RH_PG_REC_REMOVED = 2 };
+
+typedef struct rh_pg_record {
+    int  owner;
+    int  strategy;   /* rh_pg_strategy_t */
+    int  state;      /* RH_PG_REC_* */
+    int  n;          /* bundles */
+    int *ranks;      /* placed: each bundle's rank, else NULL (malloc) */
+    int *nodes;      /* placed: each bundle's node, else NULL (malloc) */
+    int *cpus;       /* placed: each bundle's CPUs, else NULL (malloc) */
+} rh_pg_record_t;
+
+/* Reads pg's record from the GCS (not on the progress thread):
+ * RH_ERR_NOT_FOUND when the GCS has none, RH_ERR_MALFORMED when it cannot
+ * be read; free it with rh_pg_record_free. */
+rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec);
+void rh_pg_record_free(rh_pg_record_t *rec);
+
 rh_status_t rh_pg_setup(void);
 void rh_pg_teardown(void);
 

@@ -139,6 +139,13 @@ rh_status_t rh_gcs_run(void);
  * (RAYHPC_GCS_DUMP prints them first). */
 void rh_gcs_stop(void);
 
+/* fn runs on the progress thread at each of this rank's GCS heartbeats
+ * (every quarter of RAYHPC_FAILURE_TIMEOUT_MS, jobs of 2 ranks or more,
+ * not while finalizing): the pace for records kept fresh in the GCS, such
+ * as the node table's load. It must not block. NULL: none. */
+typedef void (*rh_gcs_beat_fn)(void);
+void rh_gcs_set_beat(rh_gcs_beat_fn fn);
+
 /* From rh_finalize once every rank arrived: no more failure detection
  * (ranks leave one by one now). */
 void rh_gcs_quiesce(void);

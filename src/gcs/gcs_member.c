@@ -20,6 +20,7 @@
  * which only posts the tick.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +79,12 @@ static struct {
                 .timer_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static rh_tp_op_t rh_gcs_tick_op;
+static _Atomic(rh_gcs_beat_fn) rh_gcs_beat;
+
+void rh_gcs_set_beat(rh_gcs_beat_fn fn)
+{
+    atomic_store(&rh_gcs_beat, fn);
+}
 
 int rh_gcs_cut(int peer)
 {
@@ -441,6 +448,7 @@ static void rh_gcs_tick(rh_tp_op_t *op)
 {
     rh_gcs_hb_hdr_t ping = { rh_gcs_map.epoch, RH_GCS_HB_PING, 0 };
     uint64_t now = rh_time_ns();
+    rh_gcs_beat_fn beat;
 
     (void)op;
     atomic_store(&rh_gcs_mb.tick_queued, 0);
@@ -467,6 +475,10 @@ static void rh_gcs_tick(rh_tp_op_t *op)
         }
     }
     rh_gcs_client_tick(now);
+    beat = atomic_load(&rh_gcs_beat);
+    if (beat != NULL) {
+        beat();
+    }
     if (rh_gcs_mb.my_master < 0) {
         return;
     }
