@@ -197,19 +197,28 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
         return rh_error_set(RH_ERR_MALFORMED, "GCS write of op %u to table "
                             "%u", w->op, w->table);
     }
-    if (rh_gcs_store_applied(s, w->client, w->seq, res)) {
+    /* One lookup each for the client's floor and for the write's result
+     * slot, which also tells a write seen before (a retry): this runs on
+     * every member for every write. */
+    floor = rh_hmap_put(&s->floors, &w->client, NULL);
+    slot = floor != NULL ? rh_hmap_put(&s->applied, &k, &added) : NULL;
+    if (slot == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS applied-write table");
+    }
+    if (!added) {
+        *res = *slot;
+        res->fresh = 0;
         s->lsn = w->lsn;
         return RH_OK;
     }
-    /* Room for the result first: past this point nothing can fail but the
-     * entry's own allocation, which leaves the store untouched. */
-    slot = rh_hmap_put(&s->applied, &k, &added);
-    floor = rh_hmap_put(&s->floors, &w->client, NULL);
-    if (slot == NULL || floor == NULL) {
-        if (slot != NULL) {
-            rh_hmap_del(&s->applied, &k, NULL);
-        }
-        return rh_error_set(RH_ERR_NO_MEMORY, "GCS applied-write table");
+    if (w->seq < *floor) {
+        /* Answered long ago and forgotten: not applied again. */
+        rh_hmap_del(&s->applied, &k, NULL);
+        res->version = 0;
+        res->status = RH_ERR_NOT_FOUND;
+        res->fresh = 0;
+        s->lsn = w->lsn;
+        return RH_OK;
     }
     pe = rh_gcs_store_slot(s, w->table, w->key, w->klen, &hash);
     res->status = RH_OK;
@@ -236,8 +245,13 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
         rh_hmap_del(&s->applied, &k, NULL);
         return status;
     }
-    pe = rh_gcs_store_slot(s, w->table, w->key, w->klen, NULL);
-    res->version = pe != NULL ? (*pe)->version : 0;
+    /* The key's version now: the write's own log index where it set the
+     * key, the old one where a compare-and-swap lost, 0 once deleted. */
+    res->version = w->op == RH_GCS_OP_DEL ? 0 :
+                   res->status == RH_OK ? w->lsn :
+                   pe != NULL ? (*pe)->version : 0;
+    /* No put or del on applied since slot was taken (a failed set or
+     * delete above changed only the index): slot still points at it. */
     *slot = *res;
     res->fresh = 1;
     if (w->floor > *floor) {
