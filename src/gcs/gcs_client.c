@@ -66,12 +66,16 @@ static rh_status_t rh_gcs_track(rh_gcs_op_t *op)
  * when the chain re-forms. */
 static void rh_gcs_send_op(rh_gcs_op_t *op)
 {
-    uint64_t floor, epoch;
+    uint64_t floor = 0, epoch;
     int dest;
 
-    pthread_mutex_lock(&rh_gcs_cl.lock);
-    floor = rh_gcs_cl.first != NULL ? rh_gcs_cl.first->seq : op->seq;
-    pthread_mutex_unlock(&rh_gcs_cl.lock);
+    /* Only writes carry the floor (reads leave no result to forget): a
+     * read takes no client lock here. */
+    if (op->kind != RH_GCS_KIND_READ) {
+        pthread_mutex_lock(&rh_gcs_cl.lock);
+        floor = rh_gcs_cl.first != NULL ? rh_gcs_cl.first->seq : op->seq;
+        pthread_mutex_unlock(&rh_gcs_cl.lock);
+    }
     pthread_rwlock_rdlock(&rh_gcs_map_lock);
     epoch = rh_gcs_map.epoch;
     dest = op->kind == RH_GCS_KIND_READ ?
