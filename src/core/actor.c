@@ -1028,17 +1028,10 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         pthread_mutex_unlock(&c->lock);
         return status;
     }
-    if (atomic_load_explicit(&c->state, memory_order_acquire) ==
-        RH_CL_ALIVE && c->rank != rh_rank() && !rh_rank_alive(c->rank) &&
-        rh_actor_restartable(actor)) {
-        /* Restarted elsewhere, or dead: the owner says which; this call
-         * waits for the answer with the others. */
-        pthread_mutex_lock(&c->lock);
-        if (c->state == RH_CL_ALIVE && !rh_rank_alive(c->rank)) {
-            rh_client_unplace(c);
-        }
-        pthread_mutex_unlock(&c->lock);
-    } else if (atomic_load_explicit(&c->state, memory_order_acquire) ==
+    /* (A restartable actor's rank changes while its entry is ALIVE: that
+     * one is checked under the lock, below.) */
+    if (!rh_actor_restartable(actor) &&
+        atomic_load_explicit(&c->state, memory_order_acquire) ==
         RH_CL_ALIVE && c->rank != rh_rank() && !rh_rank_alive(c->rank)) {
         /* The news of the death may reach our listener after it failed
          * our earlier calls: a later call fails here all the same. */
@@ -1058,6 +1051,12 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
     t->actor = actor;
     t->call_method = (uint32_t)m;
     pthread_mutex_lock(&c->lock);
+    if (c->state == RH_CL_ALIVE && c->rank != rh_rank() &&
+        rh_actor_restartable(actor) && !rh_rank_alive(c->rank)) {
+        /* Restarted elsewhere, or dead: the owner says which; this call
+         * waits for the answer with the others. */
+        rh_client_unplace(c);
+    }
     if (c->state == RH_CL_ALIVE || c->state == RH_CL_DEAD) {
         rh_client_route(c, t);
         pthread_mutex_unlock(&c->lock);
@@ -1475,15 +1474,17 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
             rh_actor_client_t *c = *(rh_actor_client_t **)v;
             int s = atomic_load(&c->state);
 
-            if (s == RH_CL_ALIVE && c->rank == rank &&
-                rh_actor_restartable(c->actor) &&
+            if (rh_actor_restartable(c->actor) &&
                 rh_actor_owner(c->actor) != (uint32_t)rank) {
-                /* Its owner may restart it: ask where it went. */
-                pthread_mutex_lock(&c->lock);
-                if (c->state == RH_CL_ALIVE && c->rank == rank) {
-                    rh_client_unplace(c);
+                /* Its owner may restart it: ask where it went. (Its rank
+                 * changes under its lock.) */
+                if (s == RH_CL_ALIVE) {
+                    pthread_mutex_lock(&c->lock);
+                    if (c->state == RH_CL_ALIVE && c->rank == rank) {
+                        rh_client_unplace(c);
+                    }
+                    pthread_mutex_unlock(&c->lock);
                 }
-                pthread_mutex_unlock(&c->lock);
                 continue;
             }
             if ((s == RH_CL_ALIVE && c->rank == rank) ||
