@@ -457,7 +457,8 @@ typedef enum rh_actor_param_field {
     RH_ACTOR_PARAM_FIELD_STRATEGY        = 1u << 2,
     RH_ACTOR_PARAM_FIELD_NAME            = 1u << 3,
     RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY = 1u << 4,
-    RH_ACTOR_PARAM_FIELD_DETACHED        = 1u << 5
+    RH_ACTOR_PARAM_FIELD_DETACHED        = 1u << 5,
+    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS    = 1u << 6
 } rh_actor_param_field_t;
 
 typedef struct rh_actor_params {
@@ -478,6 +479,12 @@ typedef struct rh_actor_params {
     int           max_concurrency;  /* calls run at once; default 1 */
     int           detached;         /* 1: lives until killed or the job
                                      * ends, whatever the holds */
+    /* Restarts after its rank dies, or after rh_actor_kill(a, 0): the
+     * owner runs the constructor again, with the original arguments (bytes
+     * only), on a rank the scheduler picks; handles follow it. Calls in
+     * flight to the dead instance fail (RH_ERR_ACTOR_DEAD); later ones go
+     * to the new one. Default 0; -1: no limit (docs/fault-tolerance.md). */
+    int           max_restarts;
 } rh_actor_params_t;
 
 /* Creates an actor of the class registered as cls and returns at once with

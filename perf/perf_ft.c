@@ -9,6 +9,12 @@
  *                        detection (measured: death to rank 0 seeing it),
  *                        over the first run of the task with its get, same
  *                        run (1.0: the rebuild costs one more run)
+ *   actor_restart        ms from the death of an actor's rank (an actor
+ *                        with max_restarts, on the node of rank 4 by
+ *                        soft affinity) to the first call answered by the
+ *                        restarted actor, on rank 0 (its owner), calls
+ *                        made again while they fail; one trial, same run
+ *                        as recovery (rank 4 is the victim left)
  *   remote_tasks_ft      empty tasks per second forwarded to node 1 (as
  *                        remote_tasks) with lineage kept (the default);
  *                        remote_tasks_ft/nolineage: against lineage only
@@ -61,9 +67,33 @@ static rh_status_t ft_on_die(void *arg, rh_am_msg_t *msg)
     _exit(0);
 }
 
+static rh_status_t ft_actor_init(rh_task_ctx_t *ctx, void **state)
+{
+    (void)ctx;
+    *state = NULL;
+    return RH_OK;
+}
+
+static rh_status_t ft_actor_ping(void *state, rh_task_ctx_t *ctx)
+{
+    int32_t rank = rh_rank();
+
+    (void)state;
+    return rh_task_return(ctx, 0, &rank, sizeof(rank));
+}
+
 static int setup_ft(void)
 {
+    static const rh_method_def_t methods[] = {
+        { "ping", ft_actor_ping, 0, 1 }
+    };
+    rh_actor_class_t cls = { 0 };
+
+    cls.init = ft_actor_init;
+    cls.methods = methods;
+    cls.num_methods = 1;
     return perf_am_setup() ||
+           rh_register_actor("perf_ft_actor", &cls) ||
            rh_am_register(FT_DIE, 0, 0, ft_on_die, NULL) ||
            rh_register("perf_ft_make", ft_make, 0, 1) ||
            rh_register("perf_ft_empty", ft_empty, 0, 1);
@@ -147,6 +177,70 @@ static int run_recovery(void)
     return 0;
 }
 
+/* The rank that answered a ping, or -1 with the call's status in *st. */
+static int ft_ping(rh_actor_t a, rh_status_t *st)
+{
+    const void *v;
+    size_t len;
+    rh_ref_t r;
+    int32_t rank = -1;
+
+    *st = rh_actor_call(a, "ping", NULL, 0, NULL, &r);
+    if (*st != RH_OK) {
+        return -1;
+    }
+    *st = rh_get(r, &v, &len, 60000);
+    if (*st == RH_OK) {
+        memcpy(&rank, v, sizeof(rank));
+    }
+    rh_release(r);
+    return rank;
+}
+
+static int run_actor_restart(void)
+{
+    const int v = 4;
+    rh_actor_params_t ap = { 0 };
+    rh_actor_t a;
+    rh_status_t st;
+    double t0, detect = 0, took;
+    int rank;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY |
+                    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = rh_core_node_of(v);
+    ap.soft = 1;
+    ap.max_restarts = -1;
+    if (rh_actor_create("perf_ft_actor", NULL, 0, &ap, &a) != RH_OK ||
+        ft_ping(a, &st) != v) {
+        fprintf(stderr, "rayhpc-perf: actor_restart: the actor is not on "
+                "rank %d: %s\n", v, rh_last_error());
+        return 1;
+    }
+    t0 = perf_now();
+    (void)rh_am_send((uint32_t)v, FT_DIE, NULL, 0, NULL, 0, NULL, NULL);
+    while ((rank = ft_ping(a, &st)) < 0 && st == RH_ERR_ACTOR_DEAD &&
+           perf_now() - t0 < 60) {
+        if (detect == 0 && !rh_rank_alive(v)) {
+            detect = perf_now() - t0;
+        }
+        usleep(200);   /* fewer sends to a rank that may be gone */
+    }
+    took = perf_now() - t0;
+    if (rank < 0 || rank == v) {
+        fprintf(stderr, "rayhpc-perf: actor_restart: %s (%s)\n",
+                rh_status_string(st), rh_last_error());
+        return 1;
+    }
+    printf("# actor_restart: rank %d died, the actor answered from rank %d "
+           "after %.1f ms (death seen after %.1f ms)\n", v, rank,
+           took * 1e3, detect * 1e3);
+    perf_print("actor_restart", "", took * 1e3, "ms");
+    (void)rh_actor_kill(a, 1);
+    return 0;
+}
+
 static double ft_rate(long n, int noretry)
 {
     rh_task_params_t p = perf_on_node(1);
@@ -212,13 +306,17 @@ static int run_ft(const perf_group_t *g, const char *suffix,
     if (strcmp(g->name, "recovery") == 0 && want("recovery")) {
         rc = run_recovery();
     }
+    if (strcmp(g->name, "recovery") == 0 && want("actor_restart")) {
+        rc |= run_actor_restart();
+    }
     if (strcmp(g->name, "ft_overhead") == 0 && want("remote_tasks_ft")) {
         rc |= run_overhead();
     }
     return rc;
 }
 
-static const char *const recovery_figures[] = { "recovery", NULL };
+static const char *const recovery_figures[] = { "recovery", "actor_restart",
+                                                 NULL };
 static const char *const overhead_figures[] = { "remote_tasks_ft", NULL };
 /* One worker per rank; the detection of a dead rank on this host is its
  * pid check (RAYHPC_PEER_CHECK). */

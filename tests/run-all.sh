@@ -308,7 +308,7 @@ if want tsan; then
             tests/multi/gpu_place tests/multi/spill \
             tests/multi/gcs_keys tests/multi/gcs_pubsub tests/multi/gcs_kill \
             tests/multi/gcs_partition tests/multi/gcs_named \
-            tests/multi/gcs_nodes tests/multi/ft_kill >>"$tsan/make.out" 2>&1; then
+            tests/multi/gcs_nodes tests/multi/ft_kill tests/multi/ft_actor >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -383,6 +383,7 @@ if want tsan; then
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: nested recursion, 2 ranks killed" 137 "FT RECURSION OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill recursion
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: a node lost, its object rebuilt" 137 "FT LOST_NODE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill lost_node
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: retry_exceptions" 0 "FT EXCEPTIONS OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill exceptions
+        tsan_run "fault tolerance: an actor restarted after its rank died" 137 "FT ACTOR RESTART OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor restart
         unset TSAN_OPTIONS UCX_MEM_EVENTS
     else
         grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

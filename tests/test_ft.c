@@ -106,3 +106,40 @@ Test(ft, failed_task_is_retried_only_with_retry_exceptions)
     expect_ft(&run, "FT EXCEPTIONS OK", 0);
     rh_run_free(&run);
 }
+
+/* Actor restarts (tests/multi/ft_actor.c): the counter's rank is killed by
+ * its own call at a fixed count. */
+static rh_run_t ft_actor(const char *mode)
+{
+    return rh_launch(8, 4, 0, "tests/multi/ft_actor", mode, NULL, TIMEOUT);
+}
+
+static void expect_actor(rh_run_t *run, const char *ok, int deaths)
+{
+    cr_expect_eq(rh_count_lines(run->out, ok), 1, "no \"%s\"; output ends:"
+                 "\n%s", ok, rh_tail(run->out, 4000));
+    cr_expect_eq(rh_count_lines(run->out, "FT FAIL"), 0);
+    cr_expect_eq(rh_count_lines(run->out, "FT VICTIM"), deaths,
+                 "output ends:\n%s", rh_tail(run->out, 4000));
+    cr_expect_eq(rh_count_lines(run->out, "FT DONE"), 8 - deaths,
+                 "a survivor did not finalize; output ends:\n%s",
+                 rh_tail(run->out, 4000));
+    cr_expect_eq(run->status, 137, "status %d; output ends:\n%s",
+                 run->status, rh_tail(run->out, 4000));
+}
+
+Test(ft, actor_restarts_after_its_rank_dies_until_restarts_run_out)
+{
+    rh_run_t run = ft_actor("restart");
+
+    expect_actor(&run, "FT ACTOR RESTART OK", 2);
+    rh_run_free(&run);
+}
+
+Test(ft, actor_without_restarts_dies_with_its_rank)
+{
+    rh_run_t run = ft_actor("final");
+
+    expect_actor(&run, "FT ACTOR FINAL OK", 1);
+    rh_run_free(&run);
+}

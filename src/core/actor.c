@@ -28,6 +28,7 @@
 #include "core/actor_table.h"
 #include "core/core.h"
 #include "core/future.h"
+#include "core/lineage.h"
 #include "gcs/gcs.h"
 #include "transport/am.h"
 #include "transport/transport.h"
@@ -92,6 +93,7 @@ typedef struct rh_actor_client {
     _Atomic int      state;
     int              rank;
     uint64_t         next_seq;
+    uint32_t         epoch;           /* restarts of the instance at rank */
     rh_task_t       *qhead, *qtail;   /* calls waiting for the place */
     rh_actor_inst_t *inst;            /* here: the instance (a reference) */
     char             why[256];        /* DEAD: why */
@@ -162,21 +164,60 @@ static void rh_client_route(rh_actor_client_t *c, rh_task_t *t)
     }
     t->forward_to = c->rank;
     t->call_seq = ++c->next_seq;
+    t->call_epoch = c->epoch;
 }
 
-/* The place of the actor became known: rank, or dead with why. Lets the
- * waiting calls go, in order. */
+/* The actor's rank died or it is being restarted (c->lock held): calls
+ * wait for its new place, which the owner tells (the owner's own cache
+ * hears it from its table). */
+static void rh_client_unplace(rh_actor_client_t *c)
+{
+    int owner = (int)rh_actor_owner(c->actor);
+
+    if (c->state != RH_CL_ALIVE) {
+        return;
+    }
+    if (owner == rh_rank()) {
+        atomic_store(&c->state, RH_CL_UNKNOWN);
+    } else {
+        atomic_store(&c->state, RH_CL_ASKED);
+        rh_actl_send(owner, RH_ACTL_LOCATE, c->actor, 0, 0, NULL);
+    }
+}
+
+/* The place of the actor became known: rank (its instance there has had
+ * epoch restarts), or dead with why. Lets the waiting calls go, in
+ * order. */
 static void rh_client_located(rh_actor_client_t *c, int rank,
-                              const char *why)
+                              uint32_t epoch, const char *why)
 {
     rh_task_t *q;
     rh_actor_inst_t *drop = NULL;
 
     pthread_mutex_lock(&c->lock);
     if (c->state == RH_CL_DEAD ||
-        (c->state == RH_CL_ALIVE && rank >= 0)) {
+        (c->state == RH_CL_ALIVE && rank >= 0 && epoch <= c->epoch)) {
         pthread_mutex_unlock(&c->lock);
         return;
+    }
+    if (rank >= 0 && epoch < c->epoch) {
+        pthread_mutex_unlock(&c->lock);   /* older news */
+        return;
+    }
+    if (rank >= 0 && rank != rh_rank() && !rh_rank_alive(rank) &&
+        rh_actor_restartable(c->actor)) {
+        /* The owner had not heard of the death yet: ask again. */
+        c->state = RH_CL_ALIVE;
+        rh_client_unplace(c);
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    if (rank >= 0 && epoch != c->epoch) {
+        /* A restarted instance: it numbers our calls from 1 again. */
+        c->epoch = epoch;
+        c->next_seq = 0;
+        drop = c->inst;
+        c->inst = NULL;
     }
     if (rank == rh_rank()) {
         c->inst = rh_actor_inst_find(c->actor);
@@ -187,8 +228,10 @@ static void rh_client_located(rh_actor_client_t *c, int rank,
     }
     if (rank < 0) {
         snprintf(c->why, sizeof(c->why), "%s", why ? why : "actor is dead");
-        drop = c->inst;
-        c->inst = NULL;
+        if (drop == NULL) {
+            drop = c->inst;
+            c->inst = NULL;
+        }
         atomic_store(&c->state, RH_CL_DEAD);
     } else {
         c->rank = rank;
@@ -218,6 +261,159 @@ static _Atomic uint64_t rh_actor_counter;
 
 static void rh_name_drop(const char *name);
 
+/* ---- restarts: the owner's copy of each restartable actor's creation --- */
+
+typedef struct rh_recipe {
+    rh_actor_t       actor;
+    rh_actor_meta_t  meta;
+    rh_task_params_t tp;
+    char            *resources;   /* tp.resources, ours */
+    int              nargs;       /* with the meta first */
+    rh_arg_t        *args;        /* bytes, ours */
+} rh_recipe_t;
+
+static pthread_mutex_t rh_recipe_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_hmap_t rh_recipes = RH_HMAP_INITIALIZER(sizeof(uint64_t),
+                                                  sizeof(void *));
+
+static void rh_recipe_free(rh_recipe_t *r)
+{
+    for (int i = 0; r->args != NULL && i < r->nargs; i++) {
+        free((void *)r->args[i].data);
+    }
+    free(r->args);
+    free(r->resources);
+    free(r);
+}
+
+/* Keeps a copy of the creation (the meta first, then the constructor's
+ * arguments, all bytes) for restarts. */
+static rh_status_t rh_recipe_keep(rh_actor_t a, const rh_arg_t *all,
+                                  int n, const rh_task_params_t *tp)
+{
+    rh_recipe_t *r = calloc(1, sizeof(*r)), **slot;
+    int added = 0;
+
+    if (r == NULL || (r->args = calloc((size_t)n, sizeof(*r->args))) ==
+        NULL) {
+        goto err_free;
+    }
+    r->actor = a;
+    r->nargs = n;
+    r->tp = *tp;
+    memcpy(&r->meta, all[0].data, sizeof(r->meta));
+    if (tp->resources != NULL &&
+        (r->resources = strdup(tp->resources)) == NULL) {
+        goto err_free;
+    }
+    r->tp.resources = r->resources;
+    for (int i = 0; i < n; i++) {
+        void *copy = malloc(all[i].len ? all[i].len : 1);
+
+        if (copy == NULL) {
+            goto err_free;
+        }
+        memcpy(copy, all[i].data, all[i].len);
+        r->args[i] = rh_arg_bytes(copy, all[i].len);
+    }
+    pthread_mutex_lock(&rh_recipe_lock);
+    slot = rh_hmap_put(&rh_recipes, &a.lo, &added);
+    if (slot != NULL && added) {
+        *slot = r;
+    }
+    pthread_mutex_unlock(&rh_recipe_lock);
+    if (slot == NULL || !added) {
+        goto err_free;
+    }
+    return RH_OK;
+
+err_free:
+    if (r != NULL) {
+        rh_recipe_free(r);
+    }
+    return rh_error_set(RH_ERR_NO_MEMORY, "keeping an actor's creation for "
+                        "its restarts");
+}
+
+static void rh_recipe_drop(rh_actor_t a)
+{
+    rh_recipe_t *r = NULL;
+
+    if (!rh_actor_restartable(a) ||
+        rh_actor_owner(a) != (uint32_t)rh_rank()) {
+        return;
+    }
+    pthread_mutex_lock(&rh_recipe_lock);
+    (void)rh_hmap_del(&rh_recipes, &a.lo, &r);
+    pthread_mutex_unlock(&rh_recipe_lock);
+    if (r != NULL) {
+        rh_recipe_free(r);
+    }
+}
+
+static rh_status_t rh_actor_launch(rh_actor_t a, const rh_arg_t *all, int n,
+                                   const rh_task_params_t *tp);
+static void rh_actor_created_now(rh_actor_t a, int rank, const char *why);
+
+/* Runs the creation again (the lineage thread, off the progress thread:
+ * submitting may wait for room to send). */
+static void rh_actor_restart_run(void *arg)
+{
+    rh_actor_t a = *(rh_actor_t *)arg;
+    rh_recipe_t *r = NULL, **slot;
+    char why[512];
+    rh_status_t status = RH_ERR_NOT_FOUND;
+    int added = 0;
+
+    free(arg);
+    /* Out of the map while it is submitted: its answer may come on
+     * another thread before the submission returns. */
+    pthread_mutex_lock(&rh_recipe_lock);
+    (void)rh_hmap_del(&rh_recipes, &a.lo, &r);
+    pthread_mutex_unlock(&rh_recipe_lock);
+    if (r != NULL) {
+        /* the instance's restart count: its callers' calls carry it */
+        r->meta.epoch++;
+        memcpy((void *)r->args[0].data, &r->meta, sizeof(r->meta));
+        status = rh_actor_launch(a, r->args, r->nargs, &r->tp);
+        if (status != RH_OK) {
+            snprintf(why, sizeof(why), "actor %s: its restart could not be "
+                     "submitted: %s", rh_actor_class_name(a),
+                     rh_last_error());
+        }
+        pthread_mutex_lock(&rh_recipe_lock);
+        slot = rh_hmap_put(&rh_recipes, &a.lo, &added);
+        if (slot != NULL && added) {
+            *slot = r;
+            r = NULL;
+        }
+        pthread_mutex_unlock(&rh_recipe_lock);
+        if (r != NULL) {
+            rh_recipe_free(r);
+        }
+    } else {
+        snprintf(why, sizeof(why), "actor %s: its creation was not kept for "
+                 "a restart", rh_actor_class_name(a));
+    }
+    if (status != RH_OK) {
+        rh_actor_created_now(a, -1, why);
+    }
+}
+
+static void rh_actor_restart(rh_actor_t a)
+{
+    rh_actor_t *arg = malloc(sizeof(*arg));
+
+    if (arg == NULL) {
+        rh_actor_created_now(a, -1, "its restart found no memory");
+        return;
+    }
+    *arg = a;
+    if (!rh_retry_later(0, rh_actor_restart_run, arg)) {
+        rh_actor_restart_run(arg);
+    }
+}
+
 /* Sends the news of actor a; on the caller's thread, no lock held. */
 static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
 {
@@ -225,8 +421,8 @@ static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
         for (int r = 0; n->askers != NULL && r < rh_size(); r++) {
             if (n->askers[r]) {
                 rh_actl_send(r, RH_ACTL_WHERE, a, n->rank >= 0 ? n->rank :
-                             RH_ERR_ACTOR_DEAD, 0, n->rank >= 0 ? NULL :
-                             n->why);
+                             RH_ERR_ACTOR_DEAD, n->epoch, n->rank >= 0 ?
+                             NULL : n->why);
             }
         }
         free(n->askers);
@@ -251,8 +447,21 @@ static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
         rh_actor_client_t *c = rh_client_get(a, 1);
 
         if (c != NULL) {
-            rh_client_located(c, n->rank, n->why);
+            rh_client_located(c, n->rank, n->epoch, n->why);
         }
+    }
+    if (n->restart) {
+        rh_actor_client_t *c = rh_client_get(a, 1);
+
+        if (c != NULL) {
+            pthread_mutex_lock(&c->lock);
+            rh_client_unplace(c);
+            pthread_mutex_unlock(&c->lock);
+        }
+        rh_actor_restart(a);
+    }
+    if (n->rank == -1) {
+        rh_recipe_drop(a);
     }
 }
 
@@ -263,24 +472,63 @@ typedef struct rh_creating {
     rh_actor_t   actor;
 } rh_creating_t;
 
+static void rh_actor_created_now(rh_actor_t a, int rank, const char *why)
+{
+    rh_atab_news_t where, death;
+
+    rh_atab_created(a, rank, why, &where, &death);
+    /* Where first, then a death asked for meanwhile. */
+    rh_atab_tell(a, &where);
+    rh_atab_tell(a, &death);
+}
+
 static void rh_actor_created(rh_waiter_t *w, int failed, const char *message)
 {
     rh_creating_t *cr = (rh_creating_t *)w;
     rh_future_t *f = cr->fut;
     rh_actor_t a = cr->actor;
-    rh_atab_news_t where, death;
     int32_t rank = -1;
 
     if (!failed && f->len == sizeof(rank)) {
         memcpy(&rank, f->data, sizeof(rank));
     }
-    rh_atab_created(a, failed ? -1 : rank, failed ? message : NULL, &where,
-                    &death);
-    /* Where first, then a death asked for meanwhile. */
-    rh_atab_tell(a, &where);
-    rh_atab_tell(a, &death);
+    rh_actor_created_now(a, failed ? -1 : rank, failed ? message : NULL);
     rh_future_unhold(f);
     free(cr);
+}
+
+/* Submits the creation task of a (all: the meta, then the constructor's
+ * arguments); the table hears of its answer. */
+static rh_status_t rh_actor_launch(rh_actor_t a, const rh_arg_t *all, int n,
+                                   const rh_task_params_t *tp)
+{
+    rh_creating_t *cr = calloc(1, sizeof(*cr));
+    rh_object_id_t id;
+    rh_future_t *f;
+    rh_ref_t ret;
+    rh_status_t status;
+
+    if (cr == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "creating an actor");
+    }
+    status = rh_remote(RH_ACTOR_CREATE_FN, all, n, tp, &ret);
+    if (status != RH_OK) {
+        free(cr);
+        return status;
+    }
+    id.hi = ret.hi;
+    id.lo = ret.lo;
+    f = rh_future_find_hold(id);
+    cr->waiter.wake = rh_actor_created;
+    cr->fut = f;
+    cr->actor = a;
+    if (!rh_future_wait_add(f, &cr->waiter)) {
+        rh_actor_created(&cr->waiter, atomic_load(&f->state) ==
+                         RH_FUTURE_FAILED ? rh_future_status(f) : 0,
+                         f->message);
+    }
+    (void)rh_release(ret);
+    return RH_OK;
 }
 
 static void rh_atab_hold_tell(rh_actor_t a, int rank, int delta)
@@ -291,19 +539,19 @@ static void rh_atab_hold_tell(rh_actor_t a, int rank, int delta)
     rh_atab_tell(a, &n);
 }
 
-static void rh_atab_kill_tell(rh_actor_t a)
+static void rh_atab_kill_tell(rh_actor_t a, int no_restart)
 {
     rh_atab_news_t n;
 
-    rh_atab_kill(a, &n);
+    rh_atab_kill(a, no_restart, &n);
     rh_atab_tell(a, &n);
 }
 
-static void rh_atab_ended_tell(rh_actor_t a, const char *why)
+static void rh_atab_ended_tell(rh_actor_t a, int rank, const char *why)
 {
     rh_atab_news_t n;
 
-    rh_atab_ended(a, why, &n);
+    rh_atab_ended(a, rank, why, &n);
     rh_atab_tell(a, &n);
 }
 
@@ -312,10 +560,11 @@ static void rh_atab_locate_tell(rh_actor_t a, int asker)
 {
     char why[256];
     int rank = -1;
-    int state = rh_atab_locate(a, asker, &rank, why, sizeof(why));
+    uint32_t epoch = 0;
+    int state = rh_atab_locate(a, asker, &rank, &epoch, why, sizeof(why));
 
     if (state == RH_AT_ALIVE) {
-        rh_actl_send(asker, RH_ACTL_WHERE, a, rank, 0, NULL);
+        rh_actl_send(asker, RH_ACTL_WHERE, a, rank, epoch, NULL);
     } else if (state != RH_AT_PENDING) {
         rh_actl_send(asker, RH_ACTL_WHERE, a, RH_ERR_ACTOR_DEAD, 0, why);
     }
@@ -452,12 +701,10 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     rh_task_params_t tp;
     rh_actor_meta_t meta;
     rh_arg_t few[9], *all;
-    rh_creating_t *cr;
     const char *name = NULL;
     rh_actor_t a;
-    rh_ref_t ret;
     rh_status_t status;
-    int keep, conc = 1, detached = 0, named = 0;
+    int keep, conc = 1, detached = 0, named = 0, max_restarts = 0;
 
     if (!rh_core_initialized()) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
@@ -489,6 +736,22 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
         if (params->field_mask & RH_ACTOR_PARAM_FIELD_NAME) {
             name = params->name;
         }
+        if (params->field_mask & RH_ACTOR_PARAM_FIELD_MAX_RESTARTS) {
+            max_restarts = params->max_restarts;
+        }
+    }
+    if (max_restarts < -1) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: max_restarts "
+                            "%d: -1 (no limit) or more", cls->name,
+                            max_restarts);
+    }
+    for (int i = 0; max_restarts != 0 && i < nargs; i++) {
+        if (args[i].kind != RH_ARG_BYTES) {
+            return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: a "
+                                "restartable actor's constructor takes its "
+                                "arguments as bytes (argument %d is a ref)",
+                                cls->name, i);
+        }
     }
     if (conc < 1 || conc > 1024) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: max_concurrency "
@@ -505,10 +768,12 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
                             cls->name, tp.num_cpus);
     }
     a.hi = (uint64_t)(uint32_t)rh_rank() << 32 | (uint64_t)cls->id << 8 | 1;
+    if (max_restarts != 0) {
+        a.hi |= RH_ACTOR_RESTARTABLE;
+    }
     a.lo = atomic_fetch_add(&rh_actor_counter, 1) + 1;
-    cr = calloc(1, sizeof(*cr));
     all = nargs + 1 <= 9 ? few : malloc((size_t)(nargs + 1) * sizeof(*all));
-    if (cr == NULL || all == NULL) {
+    if (all == NULL) {
         status = rh_error_set(RH_ERR_NO_MEMORY, "creating actor %s",
                               cls->name);
         goto err_free;
@@ -528,7 +793,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
                               cls->name);
         goto err_free;
     }
-    status = rh_atab_add(a, detached, name);
+    status = rh_atab_add(a, detached, name, max_restarts);
     if (status != RH_OK) {
         goto err_free;
     }
@@ -549,32 +814,26 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
         }
         named = 1;
     }
-    status = rh_remote(RH_ACTOR_CREATE_FN, all, nargs + 1, &tp, &ret);
+    if (max_restarts != 0) {
+        status = rh_recipe_keep(a, all, nargs + 1, &tp);
+        if (status != RH_OK) {
+            rh_atab_remove(a);
+            goto err_free;
+        }
+    }
+    /* The entry hears of the creation task's end. */
+    status = rh_actor_launch(a, all, nargs + 1, &tp);
     if (status != RH_OK) {
         char msg[512];
 
         snprintf(msg, sizeof(msg), "%s", rh_last_error());
+        rh_recipe_drop(a);
         rh_atab_remove(a);
         status = rh_error_set(status, "actor %s: %s", cls->name, msg);
         goto err_free;
     }
     if (all != few) {
         free(all);
-    }
-    /* The entry hears of the creation task's end. */
-    {
-        rh_object_id_t id = { ret.hi, ret.lo };
-        rh_future_t *f = rh_future_find_hold(id);
-
-        cr->waiter.wake = rh_actor_created;
-        cr->fut = f;
-        cr->actor = a;
-        if (!rh_future_wait_add(f, &cr->waiter)) {
-            rh_actor_created(&cr->waiter, atomic_load(&f->state) ==
-                             RH_FUTURE_FAILED ? rh_future_status(f) : 0,
-                             f->message);
-        }
-        (void)rh_release(ret);
     }
     *actor = a;
     return RH_OK;
@@ -590,7 +849,6 @@ err_free:
     if (all != few) {
         free(all);
     }
-    free(cr);
     return status;
 }
 
@@ -691,9 +949,21 @@ rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
 
         pthread_mutex_lock(&c->lock);
         dead = rh_client_ask(c, why, sizeof(why));
+        if (!dead && c->state == RH_CL_ALIVE && c->rank != rh_rank() &&
+            !rh_rank_alive(c->rank)) {
+            /* Its rank died: restarted elsewhere (the owner tells), or
+             * dead. */
+            if (rh_actor_restartable(actor)) {
+                rh_client_unplace(c);
+            } else {
+                snprintf(why, sizeof(why), "actor %s on rank %d died: its "
+                         "rank failed", cls->name, c->rank);
+                dead = 1;
+            }
+        }
         pthread_mutex_unlock(&c->lock);
         if (dead) {
-            rh_client_located(c, -1, why);
+            rh_client_located(c, -1, 0, why);
         }
     }
     if (!rh_client_known(c) &&
@@ -758,7 +1028,10 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         pthread_mutex_unlock(&c->lock);
         return status;
     }
-    if (atomic_load_explicit(&c->state, memory_order_acquire) ==
+    /* (A restartable actor's rank changes while its entry is ALIVE: that
+     * one is checked under the lock, below.) */
+    if (!rh_actor_restartable(actor) &&
+        atomic_load_explicit(&c->state, memory_order_acquire) ==
         RH_CL_ALIVE && c->rank != rh_rank() && !rh_rank_alive(c->rank)) {
         /* The news of the death may reach our listener after it failed
          * our earlier calls: a later call fails here all the same. */
@@ -778,6 +1051,12 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
     t->actor = actor;
     t->call_method = (uint32_t)m;
     pthread_mutex_lock(&c->lock);
+    if (c->state == RH_CL_ALIVE && c->rank != rh_rank() &&
+        rh_actor_restartable(actor) && !rh_rank_alive(c->rank)) {
+        /* Restarted elsewhere, or dead: the owner says which; this call
+         * waits for the answer with the others. */
+        rh_client_unplace(c);
+    }
     if (c->state == RH_CL_ALIVE || c->state == RH_CL_DEAD) {
         rh_client_route(c, t);
         pthread_mutex_unlock(&c->lock);
@@ -798,7 +1077,7 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         pthread_mutex_unlock(&c->lock);
         if (dead) {
             /* known dead already: what waits fails */
-            rh_client_located(c, -1, why);
+            rh_client_located(c, -1, 0, why);
         }
     }
     return RH_OK;
@@ -873,22 +1152,25 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
     rh_status_t status = rh_actor_check(actor, &cls);
     int owner;
 
-    (void)no_restart;   /* no restarts yet: every kill is final */
     if (status != RH_OK) {
         return status;
     }
+    no_restart = no_restart != 0 || !rh_actor_restartable(actor);
     owner = (int)rh_actor_owner(actor);
     if (owner == rh_rank()) {
-        rh_atab_kill_tell(actor);
+        rh_atab_kill_tell(actor, no_restart);
+    } else if (!no_restart) {
+        /* The owner restarts it, or says it is dead, to every rank. */
+        rh_actl_send(owner, RH_ACTL_KILL, actor, 0, 0, NULL);
     } else {
         rh_actor_client_t *c = rh_client_get(actor, 1);
         char why[256];
 
-        rh_actl_send(owner, RH_ACTL_KILL, actor, 0, 0, NULL);
+        rh_actl_send(owner, RH_ACTL_KILL, actor, 1, 0, NULL);
         snprintf(why, sizeof(why), "actor %s was killed by rank %d",
                  cls->name, rh_rank());
         if (c != NULL) {
-            rh_client_located(c, -1, why);
+            rh_client_located(c, -1, 0, why);
         }
     }
     return RH_OK;
@@ -931,7 +1213,7 @@ void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why)
 
     (void)killed;
     if (owner == rh_rank()) {
-        rh_atab_ended_tell(actor, why);
+        rh_atab_ended_tell(actor, rh_rank(), why);
     } else {
         rh_actl_send(owner, RH_ACTL_ENDED, actor, 0, 0, why);
     }
@@ -950,11 +1232,17 @@ static void rh_actor_call_run(int src, const rh_call_hdr_t *h,
     char msg[320];
     rh_status_t status;
 
-    if (inst == NULL) {
-        snprintf(msg, sizeof(msg), "actor %s is not on rank %d (it ended)",
-                 cls ? cls->name : "?", rh_rank());
+    if (inst == NULL || rh_actor_inst_epoch(inst) != h->epoch) {
+        /* Another instance's call (it ended, or was restarted here): its
+         * numbers are not this one's. */
+        snprintf(msg, sizeof(msg), "actor %s is not on rank %d (it %s)",
+                 cls ? cls->name : "?", rh_rank(), inst == NULL ? "ended" :
+                 "was restarted");
         rh_forward_refuse((uint32_t)src, h->counter, (int)h->nreturns,
                           RH_ERR_ACTOR_DEAD, msg);
+        if (inst != NULL) {
+            rh_actor_inst_put(inst);
+        }
         return;
     }
     args = h->nargs <= 8 ? few : malloc(h->nargs * sizeof(*args));
@@ -997,7 +1285,7 @@ static int rh_call_hdr_ok(const rh_call_hdr_t *h)
            h->nreturns <= RH_MAX_RETURNS && h->nargs <= 65536 &&
            (cls->methods[h->method].nargs < 0 ||
             h->nargs == (uint32_t)cls->methods[h->method].nargs) &&
-           h->counter != 0 && h->reserved == 0;
+           h->counter != 0;
 }
 
 typedef struct rh_call_rndv {
@@ -1023,7 +1311,9 @@ static void rh_call_rndv_arrived(void *arg, rh_status_t status)
                           (int)x->h.nreturns, RH_ERR_MALFORMED,
                           "an actor's call came malformed");
         if (inst != NULL) {
-            rh_actor_inst_arrived(inst, x->src, x->h.seq, NULL);
+            if (rh_actor_inst_epoch(inst) == x->h.epoch) {
+                rh_actor_inst_arrived(inst, x->src, x->h.seq, NULL);
+            }
             rh_actor_inst_put(inst);
         }
     }
@@ -1104,7 +1394,8 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         c = rh_client_get(a, 0);
         if (c != NULL) {
             rh_client_located(c, h.value >= 0 ? h.value : -1,
-                              text ? text : "the actor is dead");
+                              (uint32_t)h.arg, text ? text :
+                              "the actor is dead");
         }
         return RH_OK;
     }
@@ -1119,7 +1410,7 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
             return RH_ERR_MALFORMED;
         }
-        rh_atab_kill_tell(a);
+        rh_atab_kill_tell(a, h.value != 0);
         return RH_OK;
     case RH_ACTL_END: {
         rh_actor_inst_t *inst;
@@ -1139,7 +1430,7 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         if (rh_actor_owner(a) != (uint32_t)rh_rank()) {
             return RH_ERR_MALFORMED;
         }
-        rh_atab_ended_tell(a, text ? text : "the actor ended");
+        rh_atab_ended_tell(a, src, text ? text : "the actor ended");
         return RH_OK;
     case RH_ACTL_SKIP: {
         rh_actor_inst_t *inst;
@@ -1183,6 +1474,19 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
             rh_actor_client_t *c = *(rh_actor_client_t **)v;
             int s = atomic_load(&c->state);
 
+            if (rh_actor_restartable(c->actor) &&
+                rh_actor_owner(c->actor) != (uint32_t)rank) {
+                /* Its owner may restart it: ask where it went. (Its rank
+                 * changes under its lock.) */
+                if (s == RH_CL_ALIVE) {
+                    pthread_mutex_lock(&c->lock);
+                    if (c->state == RH_CL_ALIVE && c->rank == rank) {
+                        rh_client_unplace(c);
+                    }
+                    pthread_mutex_unlock(&c->lock);
+                }
+                continue;
+            }
             if ((s == RH_CL_ALIVE && c->rank == rank) ||
                 (s != RH_CL_DEAD && s != RH_CL_ALIVE &&
                  rh_actor_owner(c->actor) == (uint32_t)rank)) {
@@ -1197,7 +1501,7 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
         snprintf(why, sizeof(why), "actor %s %s: rank %d failed",
                  rh_actor_class_name(hit->actor),
                  hit->rank == rank ? "died" : "is lost", rank);
-        rh_client_located(hit, -1, why);
+        rh_client_located(hit, -1, 0, why);
     }
     /* Name requests to that rank end by themselves (they watch it). */
 }
@@ -1256,6 +1560,17 @@ void rh_actor_teardown(void)
         free(c);
     }
     rh_hmap_fini(&rh_clients);
+    {
+        rh_recipe_t *r;
+        uint64_t key;
+
+        pthread_mutex_lock(&rh_recipe_lock);
+        while (rh_hmap_pop(&rh_recipes, &key, &r)) {
+            rh_recipe_free(r);
+        }
+        rh_hmap_fini(&rh_recipes);
+        pthread_mutex_unlock(&rh_recipe_lock);
+    }
     rh_cl_last = NULL;
     atomic_fetch_add(&rh_cl_gen, 1);
     rh_atab_clear();

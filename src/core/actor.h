@@ -17,8 +17,13 @@
 
 typedef struct rh_actor_inst rh_actor_inst_t;
 
-/* The parts of a handle: hi = owner << 32 | class << 8 | 1, lo = the
- * owner's counter of actors (never 0). */
+/* The parts of a handle: hi = owner << 32 | restartable << 31 | class << 8
+ * | 1, lo = the owner's counter of actors (never 0). Restartable actors
+ * (max_restarts != 0) say so in the handle: their callers then ask the
+ * owner where they went when their rank dies instead of taking them for
+ * dead. */
+#define RH_ACTOR_RESTARTABLE (1ull << 31)
+
 static inline uint32_t rh_actor_owner(rh_actor_t a)
 {
     return (uint32_t)(a.hi >> 32);
@@ -26,7 +31,12 @@ static inline uint32_t rh_actor_owner(rh_actor_t a)
 
 static inline unsigned rh_actor_class_id(rh_actor_t a)
 {
-    return (unsigned)((a.hi >> 8) & 0xffffffu);
+    return (unsigned)((a.hi >> 8) & 0x7fffffu);
+}
+
+static inline int rh_actor_restartable(rh_actor_t a)
+{
+    return (a.hi & RH_ACTOR_RESTARTABLE) != 0;
 }
 
 static inline int rh_actor_is_null(rh_actor_t a)
@@ -40,7 +50,7 @@ typedef struct rh_actor_meta {
     int32_t  max_concurrency;
     int32_t  detached;
     int32_t  keep_res;   /* keep the creation task's resources for life */
-    int32_t  reserved;
+    int32_t  epoch;      /* restarts before this instance; calls carry it */
 } rh_actor_meta_t;
 
 /* ---- the instance (actor_inst.c) ---------------------------------------- */
@@ -54,6 +64,10 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
                                  const rh_actor_meta_t *meta,
                                  rh_task_ctx_t *ctx, char *msg, size_t len,
                                  rh_actor_inst_t **out);
+
+/* The restart count the instance was created with: a call made for
+ * another one is refused. */
+uint32_t rh_actor_inst_epoch(const rh_actor_inst_t *inst);
 
 /* Hands the kept resources to the instance (released when it ends). */
 void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res);

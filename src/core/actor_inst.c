@@ -83,6 +83,7 @@ struct rh_actor_inst {
     rh_res_req_t            res;
     rh_gpu_hold_t           gpu;          /* its constructor's devices */
     rh_tp_op_t              ended_op;
+    uint32_t                epoch;        /* its owner's restart count */
 };
 
 /* The instances here, by handle. */
@@ -294,11 +295,13 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
     while (rh_hmap_pop(&inst->callers, NULL, &o)) {
         rh_order_fini(&o, rh_inst_drop_call, (void *)rh_inst_why(inst));
     }
-    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst));
+    /* Gone from the registry before the owner hears it: a restart the
+     * owner starts then may land on this rank again. */
     pthread_mutex_lock(&rh_inst_lock);
     (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
     pthread_cond_broadcast(&rh_inst_gone);
     pthread_mutex_unlock(&rh_inst_lock);
+    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst));
     rh_actor_inst_put(inst);   /* the registry's */
 }
 
@@ -403,6 +406,7 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
     inst->cls = cls;
     inst->nthreads = meta->max_concurrency;
     inst->detached = meta->detached;
+    inst->epoch = (uint32_t)meta->epoch;
     inst->ctor_ctx = ctx;
     /* The registry's, the thread's, and ours while we wait for the
      * constructor: a kill meanwhile (rh_finalize ends every actor) may end
@@ -457,6 +461,11 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
     inst->ctor_ctx = NULL;
     *out = inst;               /* ours becomes the caller's */
     return RH_OK;
+}
+
+uint32_t rh_actor_inst_epoch(const rh_actor_inst_t *inst)
+{
+    return inst->epoch;
 }
 
 void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res)

@@ -8,6 +8,7 @@
 #include "base/hashmap.h"
 #include "base/status.h"
 #include "core/actor.h"
+#include "core/core.h"
 
 typedef struct rh_atab_entry {
     rh_actor_t   actor;
@@ -22,6 +23,10 @@ typedef struct rh_atab_entry {
     uint8_t     *askers;         /* ranks waiting for the place */
     char         name[RH_ATAB_NAME_MAX];
     char         why[256];
+    int          restarts_left;  /* -1: no limit */
+    uint32_t     epoch;          /* restarts so far */
+    int          await_end;      /* a restart waits for the end of the
+                                  * instance on this rank; -1: none */
 } rh_atab_entry_t;
 
 static pthread_mutex_t rh_at_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -78,6 +83,21 @@ static void rh_atab_reap(rh_atab_entry_t *e)
     }
 }
 
+/* Hands the askers to the news: of a restartable actor every other rank,
+ * whose handles must follow its restarts and its death. */
+static void rh_atab_askers(rh_atab_entry_t *e, rh_atab_news_t *n)
+{
+    n->askers = e->askers;
+    e->askers = NULL;
+    if (rh_actor_restartable(e->actor) && n->askers == NULL) {
+        n->askers = calloc((size_t)rh_at_size, 1);
+    }
+    if (rh_actor_restartable(e->actor) && n->askers != NULL) {
+        memset(n->askers, 1, (size_t)rh_at_size);
+        n->askers[rh_at_me] = 0;
+    }
+}
+
 /* The entry dies: askers hear it, the instance ends (end_rank), the name
  * goes. */
 static void rh_atab_die(rh_atab_entry_t *e, const char *why, int end_kill,
@@ -94,13 +114,30 @@ static void rh_atab_die(rh_atab_entry_t *e, const char *why, int end_kill,
     snprintf(e->why, sizeof(e->why), "%s", why);
     snprintf(n->why, sizeof(n->why), "%s", why);
     n->rank = -1;
-    n->askers = e->askers;
-    e->askers = NULL;
+    rh_atab_askers(e, n);
     snprintf(n->name, sizeof(n->name), "%s", e->name);
     e->name[0] = '\0';
 }
 
-rh_status_t rh_atab_add(rh_actor_t a, int detached, const char *name)
+/* Starts a restart: the entry is PENDING again until the new creation
+ * answers; the ranks that ask meanwhile hear of it then, and so do all
+ * others (they may hold the handle). */
+static void rh_atab_restart(rh_atab_entry_t *e, rh_atab_news_t *n)
+{
+    if (e->restarts_left > 0) {
+        e->restarts_left--;
+    }
+    e->epoch++;
+    e->state = RH_AT_PENDING;
+    e->rank = -1;
+    e->creating = 1;
+    e->ended = 0;
+    e->kill_asked = 0;
+    n->restart = 1;
+}
+
+rh_status_t rh_atab_add(rh_actor_t a, int detached, const char *name,
+                        int max_restarts)
 {
     rh_atab_entry_t *e = calloc(1, sizeof(*e)), **slot;
     int added = 0;
@@ -122,6 +159,8 @@ rh_status_t rh_atab_add(rh_actor_t a, int detached, const char *name)
     e->creating = 1;
     e->holds = 1;
     e->rank_holds[rh_at_me] = 1;
+    e->restarts_left = max_restarts;
+    e->await_end = -1;
     if (name != NULL) {
         snprintf(e->name, sizeof(e->name), "%s", name);
     }
@@ -182,8 +221,13 @@ void rh_atab_created(rh_actor_t a, int rank, const char *why,
         e->state = RH_AT_ALIVE;
         e->rank = rank;
         where->rank = rank;
-        where->askers = e->askers;
-        e->askers = NULL;
+        where->epoch = e->epoch;
+        if (e->epoch > 0) {
+            rh_atab_askers(e, where);
+        } else {
+            where->askers = e->askers;
+            e->askers = NULL;
+        }
         if (e->kill_asked || (e->holds == 0 && !e->detached)) {
             snprintf(msg, sizeof(msg), "actor %s on rank %d was %s",
                      rh_atab_class(a), rank, e->kill_asked ? "killed" :
@@ -217,7 +261,7 @@ void rh_atab_hold(rh_actor_t a, int rank, int delta, rh_atab_news_t *n)
     pthread_mutex_unlock(&rh_at_lock);
 }
 
-void rh_atab_kill(rh_actor_t a, rh_atab_news_t *n)
+void rh_atab_kill(rh_actor_t a, int no_restart, rh_atab_news_t *n)
 {
     rh_atab_entry_t *e;
 
@@ -225,7 +269,18 @@ void rh_atab_kill(rh_actor_t a, rh_atab_news_t *n)
     pthread_mutex_lock(&rh_at_lock);
     e = rh_atab_find(a);
     if (e != NULL) {
-        if (e->state == RH_AT_PENDING) {
+        if (!no_restart && e->state == RH_AT_ALIVE && e->restarts_left != 0) {
+            /* The instance ends first: its end starts the restart, so that
+             * the new one never meets the old one on a rank. */
+            snprintf(n->why, sizeof(n->why), "actor %s on rank %d was "
+                     "killed to be restarted", rh_atab_class(a), e->rank);
+            n->end_rank = e->rank;
+            n->end_kill = 1;
+            e->await_end = e->rank;
+            e->state = RH_AT_PENDING;
+            e->rank = -1;
+            e->creating = 1;   /* no reaping until the restart answers */
+        } else if (e->state == RH_AT_PENDING) {
             e->kill_asked = 1;
         } else {
             char why[256];
@@ -238,14 +293,21 @@ void rh_atab_kill(rh_actor_t a, rh_atab_news_t *n)
     pthread_mutex_unlock(&rh_at_lock);
 }
 
-void rh_atab_ended(rh_actor_t a, const char *why, rh_atab_news_t *n)
+void rh_atab_ended(rh_actor_t a, int rank, const char *why,
+                   rh_atab_news_t *n)
 {
     rh_atab_entry_t *e;
 
     rh_atab_news_init(n);
     pthread_mutex_lock(&rh_at_lock);
     e = rh_atab_find(a);
-    if (e != NULL) {
+    if (e != NULL && e->await_end >= 0 && e->await_end == rank) {
+        e->await_end = -1;
+        rh_atab_restart(e, n);
+    } else if (e != NULL && rh_actor_restartable(a) &&
+               e->state != RH_AT_DEAD && e->rank != rank) {
+        /* an earlier instance's end: the actor lives on elsewhere */
+    } else if (e != NULL) {
         e->ended = 1;
         rh_atab_die(e, why, 1, n);
         rh_atab_reap(e);
@@ -253,8 +315,8 @@ void rh_atab_ended(rh_actor_t a, const char *why, rh_atab_news_t *n)
     pthread_mutex_unlock(&rh_at_lock);
 }
 
-int rh_atab_locate(rh_actor_t a, int asker, int *rank, char *why,
-                   size_t len)
+int rh_atab_locate(rh_actor_t a, int asker, int *rank, uint32_t *epoch,
+                   char *why, size_t len)
 {
     rh_atab_entry_t *e;
     int state;
@@ -268,7 +330,12 @@ int rh_atab_locate(rh_actor_t a, int asker, int *rank, char *why,
     } else {
         state = e->state;
         *rank = e->rank;
+        *epoch = e->epoch;
         snprintf(why, len, "%s", e->why);
+        if (state == RH_AT_ALIVE && rh_actor_restartable(a) &&
+            !rh_rank_alive(e->rank)) {
+            state = RH_AT_PENDING;   /* its death is on its way here */
+        }
         if (state == RH_AT_PENDING && asker >= 0 && asker < rh_at_size) {
             e->askers[asker] = 1;
         }
@@ -319,6 +386,18 @@ void rh_atab_rank_died(int rank,
             }
             if (e->askers != NULL) {
                 e->askers[rank] = 0;
+            }
+            if (e->state == RH_AT_PENDING && e->await_end == rank) {
+                e->await_end = -1;   /* its end will never be told */
+                rh_atab_restart(e, &n);
+                hit = e;
+                break;
+            }
+            if (e->state == RH_AT_ALIVE && e->rank == rank &&
+                e->restarts_left != 0) {
+                rh_atab_restart(e, &n);
+                hit = e;
+                break;
             }
             if (e->state == RH_AT_ALIVE && e->rank == rank) {
                 snprintf(why, sizeof(why), "actor %s on rank %d died: its "

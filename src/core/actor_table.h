@@ -27,6 +27,8 @@ typedef struct rh_atab_news {
     int       end_rank;    /* >= 0: that rank ends the instance ... */
     int       end_kill;    /* ... killing it, or letting queued calls run */
     char      name[RH_ATAB_NAME_MAX];   /* a name to drop */
+    int       restart;     /* run the creation again (a restart) */
+    uint32_t  epoch;       /* with rank >= 0: the instance's restart count */
 } rh_atab_news_t;
 
 void rh_atab_news_init(rh_atab_news_t *n);
@@ -34,8 +36,11 @@ void rh_atab_news_init(rh_atab_news_t *n);
 /* The table is for a job of size ranks; this rank is me. */
 void rh_atab_init(int me, int size);
 
-/* A new actor: PENDING, one hold of this rank, creation awaited. */
-rh_status_t rh_atab_add(rh_actor_t a, int detached, const char *name);
+/* A new actor: PENDING, one hold of this rank, creation awaited;
+ * max_restarts: restarts allowed after its rank dies or a kill that allows
+ * them (-1: no limit). */
+rh_status_t rh_atab_add(rh_actor_t a, int detached, const char *name,
+                        int max_restarts);
 
 /* Takes back an actor whose creation was refused (nothing to tell). */
 void rh_atab_remove(rh_actor_t a);
@@ -50,21 +55,24 @@ void rh_atab_created(rh_actor_t a, int rank, const char *why,
  * live, non-detached actor. A rank drops only holds it took. */
 void rh_atab_hold(rh_actor_t a, int rank, int delta, rh_atab_news_t *n);
 
-/* A kill: at once, or once it is created. */
-void rh_atab_kill(rh_actor_t a, rh_atab_news_t *n);
+/* A kill: at once, or once it is created; a restart instead when
+ * no_restart is 0 and restarts are left (once the instance ended). */
+void rh_atab_kill(rh_actor_t a, int no_restart, rh_atab_news_t *n);
 
-/* Its instance ended on its rank. */
-void rh_atab_ended(rh_actor_t a, const char *why, rh_atab_news_t *n);
+/* Its instance ended on rank. */
+void rh_atab_ended(rh_actor_t a, int rank, const char *why,
+                   rh_atab_news_t *n);
 
-/* Where a is for asker: RH_AT_ALIVE (*rank), RH_AT_DEAD or RH_AT_NONE
- * (why), or RH_AT_PENDING (asker hears when it is known). */
-int rh_atab_locate(rh_actor_t a, int asker, int *rank, char *why,
-                   size_t len);
+/* Where a is for asker: RH_AT_ALIVE (*rank, *epoch restarts), RH_AT_DEAD
+ * or RH_AT_NONE (why), or RH_AT_PENDING (asker hears when it is known). */
+int rh_atab_locate(rh_actor_t a, int asker, int *rank, uint32_t *epoch,
+                   char *why, size_t len);
 
 /* Whether the table has a. */
 int rh_atab_has(rh_actor_t a);
 
-/* A rank died: its holds go, the actors on it die; tell runs for each
+/* A rank died: its holds go, the actors on it die or, with restarts left,
+ * are created again (news with restart set); tell runs for each
  * actor with news (the lock is not held then). */
 void rh_atab_rank_died(int rank,
                        void (*tell)(rh_actor_t a, rh_atab_news_t *n));

@@ -560,6 +560,7 @@ void rh_forward_send(rh_task_t *t)
         ch.method = t->call_method;
         ch.nargs = h.nargs;
         ch.nreturns = h.nreturns;
+        ch.epoch = t->call_epoch;
         status = rh_am_send((uint32_t)t->forward_to, RH_AM_ID_ACTOR_CALL,
                             &ch, sizeof(ch), payload, total, NULL, NULL);
     } else {

@@ -70,6 +70,7 @@ struct rh_task {
     rh_actor_t           actor;
     uint64_t             call_seq;
     uint32_t             call_method;
+    uint32_t             call_epoch;   /* the actor's restarts when routed */
     rh_task_t           *call_next;    /* calls waiting for their actor's
                                         * place, in order */
     int                  max_retries;  /* reruns when lost; -1: no limit */
@@ -178,7 +179,7 @@ typedef struct rh_call_hdr {
     uint32_t method;
     uint32_t nargs;
     uint32_t nreturns;
-    uint32_t reserved;
+    uint32_t epoch;      /* the instance it is for: its restart count */
 } rh_call_hdr_t;
 
 /* The arguments of a payload checked by rh_forward_items_ok (returns 0),

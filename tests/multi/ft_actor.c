@@ -1,0 +1,298 @@
+/*
+ * Actor restarts with real deaths: a counter actor placed on node 1, whose
+ * rank is SIGKILLed by one of its own calls at a fixed point. Run with 8
+ * ranks on 4 nodes; rank 0 (the driver) owns the actor.
+ *
+ * usage: ft_actor MODE
+ *   restart   max_restarts 2: the call that kills the actor's rank fails
+ *             with RH_ERR_ACTOR_DEAD, the actor comes back on another rank
+ *             (its constructor again: the count starts over), a task on
+ *             another node finds it through its handle; rh_actor_kill(a, 0)
+ *             restarts it once more; a second death then finds no restart
+ *             left: RH_ERR_ACTOR_DEAD for good ("FT ACTOR RESTART OK")
+ *   final     max_restarts 0 (the default): one death ends it
+ *             ("FT ACTOR FINAL OK")
+ * Every rank prints "FT DONE rank R" after its rh_finalize; the driver
+ * prints "FT FAIL ..." and exits 1 on a wrong value or status.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rank_util.h"
+
+#define TIMEOUT (60 * 1000)
+#define KILL_AT 50          /* the count at which a call kills its rank */
+
+typedef struct counter {
+    int64_t count;
+} counter_t;
+
+static void fail(const char *what, rh_status_t st)
+{
+    printf("FT FAIL %s: %s (%s)\n", what, rh_status_string(st),
+           st != RH_OK ? rh_last_error() : "");
+    fflush(stdout);
+    exit(1);
+}
+
+static int64_t arg_i64(rh_task_ctx_t *ctx, int i)
+{
+    int64_t v;
+
+    memcpy(&v, rh_task_arg(ctx, i, NULL), sizeof(v));
+    return v;
+}
+
+static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
+{
+    counter_t *c = malloc(sizeof(*c));
+
+    if (c == NULL) {
+        return rh_task_fail(ctx, "no memory");
+    }
+    c->count = arg_i64(ctx, 0);
+    *state = c;
+    return RH_OK;
+}
+
+static void counter_fini(void *state)
+{
+    free(state);
+}
+
+/* inc(victim): +1, returns the count; on rank victim at KILL_AT, kills
+ * its rank instead. */
+static rh_status_t counter_inc(void *state, rh_task_ctx_t *ctx)
+{
+    counter_t *c = state;
+
+    if (c->count == KILL_AT && arg_i64(ctx, 0) == rh_rank()) {
+        printf("FT VICTIM rank %d dies at count %d\n", rh_rank(), KILL_AT);
+        fflush(stdout);
+        raise(SIGKILL);
+    }
+    c->count++;
+    return rh_task_return(ctx, 0, &c->count, sizeof(c->count));
+}
+
+static rh_status_t counter_get(void *state, rh_task_ctx_t *ctx)
+{
+    counter_t *c = state;
+
+    return rh_task_return(ctx, 0, &c->count, sizeof(c->count));
+}
+
+/* A task on another rank: calls get on the actor whose handle it got. */
+static rh_status_t call_get(rh_task_ctx_t *ctx)
+{
+    rh_actor_t a;
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    int64_t v;
+    rh_status_t st;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    st = rh_actor_call(a, "get", NULL, 0, NULL, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &p, &len, TIMEOUT);
+    }
+    if (st != RH_OK) {
+        return rh_task_fail(ctx, "get from rank %d: %s (%s)", rh_rank(),
+                            rh_status_string(st), rh_last_error());
+    }
+    memcpy(&v, p, sizeof(v));
+    rh_release(r);
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* One inc: RH_OK and its count in *v, or the call's status. */
+static rh_status_t inc(rh_actor_t a, int64_t victim, int64_t *v)
+{
+    rh_arg_t arg = rh_arg_bytes(&victim, sizeof(victim));
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    rh_status_t st = rh_actor_call(a, "inc", &arg, 1, NULL, &r);
+
+    if (st != RH_OK) {
+        return st;
+    }
+    st = rh_get(r, &p, &len, TIMEOUT);
+    if (st == RH_OK) {
+        memcpy(v, p, sizeof(*v));
+    }
+    rh_release(r);
+    return st;
+}
+
+/* Counts up from 0 to KILL_AT on rank victim; the next call kills it. */
+static void count_to_death(rh_actor_t a, int victim)
+{
+    int64_t v;
+    rh_status_t st;
+
+    for (int64_t i = 1; i <= KILL_AT; i++) {
+        st = inc(a, victim, &v);
+        if (st != RH_OK || v != i) {
+            printf("FT FAIL inc %lld gave %lld\n", (long long)i,
+                   (long long)v);
+            fail("inc", st);
+        }
+    }
+    st = inc(a, victim, &v);
+    if (st != RH_ERR_ACTOR_DEAD) {
+        fail("the call that killed the actor's rank", st);
+    }
+}
+
+/* The first call the new instance answers: its count starts over. A call
+ * made before the restart was heard of may still fail as the old one's. */
+static void first_after_restart(rh_actor_t a)
+{
+    int64_t v = -1;
+    rh_status_t st;
+    int tries = 0;
+
+    while ((st = inc(a, -1, &v)) == RH_ERR_ACTOR_DEAD && ++tries < 1000) {
+        rank_nap();
+    }
+    if (st != RH_OK || v != 1) {
+        printf("FT FAIL after the restart: count %lld\n", (long long)v);
+        fail("inc after a restart", st);
+    }
+}
+
+static void from_another_node(rh_actor_t a, int64_t want)
+{
+    rh_task_params_t tp = rank_on_node(2, 0);
+    rh_arg_t arg = rh_arg_bytes(&a, sizeof(a));
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    int64_t v;
+
+    CHECK(rh_remote("call_get", &arg, 1, &tp, &r));
+    if (rh_get(r, &p, &len, TIMEOUT) != RH_OK) {
+        fail("a call from node 2", RH_ERR_TASK_FAILED);
+    }
+    memcpy(&v, p, sizeof(v));
+    rh_release(r);
+    if (v != want) {
+        printf("FT FAIL node 2 read %lld, not %lld\n", (long long)v,
+               (long long)want);
+        exit(1);
+    }
+}
+
+static rh_actor_t make_counter(int max_restarts)
+{
+    rh_actor_params_t ap = { 0 };
+    int64_t start = 0;
+    rh_arg_t arg = rh_arg_bytes(&start, sizeof(start));
+    rh_actor_t a;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY |
+                    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = 1;
+    ap.max_restarts = max_restarts;
+    CHECK(rh_actor_create("Counter", &arg, 1, &ap, &a));
+    return a;
+}
+
+static void restart(void)
+{
+    rh_actor_t a = make_counter(2);
+    int r1, r2, r3;
+    int64_t v;
+    rh_status_t st;
+
+    CHECK(rh_actor_ready(a, TIMEOUT, &r1));
+    count_to_death(a, r1);
+    first_after_restart(a);
+    CHECK(rh_actor_ready(a, TIMEOUT, &r2));
+    if (r2 == r1) {
+        printf("FT FAIL restarted on the dead rank %d\n", r1);
+        exit(1);
+    }
+    from_another_node(a, 1);
+    /* A kill that allows restarts: the constructor runs again. */
+    CHECK(rh_actor_kill(a, 0));
+    first_after_restart(a);
+    from_another_node(a, 1);
+    CHECK(rh_actor_ready(a, TIMEOUT, &r3));
+    for (int64_t i = 2; i <= KILL_AT; i++) {
+        if (inc(a, r3, &v) != RH_OK || v != i) {
+            fail("inc after the kill", RH_ERR_TASK_FAILED);
+        }
+    }
+    st = inc(a, r3, &v);
+    if (st != RH_ERR_ACTOR_DEAD) {
+        fail("the call that killed the actor's rank again", st);
+    }
+    st = rh_actor_ready(a, TIMEOUT, NULL);
+    if (st != RH_ERR_ACTOR_DEAD) {
+        fail("ready with no restart left", st);
+    }
+    st = inc(a, -1, &v);
+    if (st != RH_ERR_ACTOR_DEAD) {
+        fail("a call with no restart left", st);
+    }
+    printf("FT ACTOR RESTART OK\n");
+}
+
+static void final(void)
+{
+    rh_actor_t a = make_counter(0);
+    int64_t v;
+    int r1;
+    rh_status_t st;
+
+    CHECK(rh_actor_ready(a, TIMEOUT, &r1));
+    count_to_death(a, r1);
+    st = inc(a, -1, &v);
+    if (st != RH_ERR_ACTOR_DEAD) {
+        fail("a call after the death", st);
+    }
+    printf("FT ACTOR FINAL OK\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const rh_method_def_t methods[] = {
+        { "inc", counter_inc, 1, 1 },
+        { "get", counter_get, 0, 1 },
+    };
+    rh_actor_class_t cls = { 0 };
+    const char *mode = argc > 1 ? argv[1] : "restart";
+    rh_status_t st;
+    int me;
+
+    cls.field_mask = RH_ACTOR_CLASS_FIELD_FINI;
+    cls.init = counter_init;
+    cls.init_nargs = 1;
+    cls.methods = methods;
+    cls.num_methods = 2;
+    cls.fini = counter_fini;
+    CHECK(rh_register_actor("Counter", &cls));
+    CHECK(rh_register("call_get", call_get, 1, 1));
+    CHECK(rh_init(&argc, &argv, NULL));
+    me = rh_rank();
+    if (me == 0) {
+        if (strcmp(mode, "restart") == 0) {
+            restart();
+        } else if (strcmp(mode, "final") == 0) {
+            final();
+        } else {
+            fprintf(stderr, "ft_actor: unknown mode %s\n", mode);
+            return 2;
+        }
+        fflush(stdout);
+    }
+    st = rh_finalize();
+    printf("FT DONE rank %d %s\n", me, rh_status_string(st));
+    return st == RH_OK ? 0 : 1;
+}
