@@ -308,7 +308,8 @@ if want tsan; then
             tests/multi/gpu_place tests/multi/spill \
             tests/multi/gcs_keys tests/multi/gcs_pubsub tests/multi/gcs_kill \
             tests/multi/gcs_partition tests/multi/gcs_named \
-            tests/multi/gcs_nodes tests/multi/ft_kill tests/multi/ft_actor >>"$tsan/make.out" 2>&1; then
+            tests/multi/gcs_nodes tests/multi/ft_kill \
+            tests/multi/ft_actor >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
