@@ -617,10 +617,8 @@ static rh_status_t rh_place_default(const rh_res_req_t *req, int *rank)
     }
     /* A task submitted by a task stays with its parent when it fits: the
      * parent's worker runs it while it waits for it (fork-join), which
-     * sending it away would only delay. A worker that drives the network
-     * when idle runs no task meanwhile: what its handlers submit is placed
-     * as on the progress thread. */
-    if (rh_pool_current() != NULL && !rh_tp_on_progress_thread()) {
+     * sending it away would only delay. */
+    if (rh_pool_current() != NULL) {
         return RH_OK;
     }
     if (rh_pl_since_check-- == 0) {

@@ -229,8 +229,11 @@ struct rh_pool {
 };
 
 static _Thread_local rh_worker_t *rh_pool_self;   /* the slot it owns */
-/* In the idle work: the first job it submits is left for this thread to
- * run next, unannounced. */
+/* In the idle work the thread is no worker for what runs there (handlers
+ * must find the same world as on a thread of their own: rh_pool_current()
+ * NULL, so a wait there does not help or park), but what it submits goes
+ * onto its slot's deque, the first job unannounced: it runs it next. */
+static _Thread_local rh_worker_t *rh_pool_idle_self;
 static _Thread_local int rh_pool_idle_fresh;
 static _Thread_local rh_pool_thread_t *rh_pool_me;
 static _Thread_local uint32_t rh_pool_rr;         /* next inbox, per thread */
@@ -764,9 +767,13 @@ static int rh_worker_idle_round(rh_pool_t *pool)
 {
     int n;
 
+    rh_pool_idle_self = rh_pool_self;
+    rh_pool_self = NULL;
     rh_pool_idle_fresh = 1;
     n = pool->idle_round();
     rh_pool_idle_fresh = 0;
+    rh_pool_self = rh_pool_idle_self;
+    rh_pool_idle_self = NULL;
     return n;
 }
 
@@ -1365,6 +1372,9 @@ void rh_pool_submit(rh_pool_t *pool, rh_job_t *job)
 {
     rh_worker_t *self = rh_pool_self;
 
+    if (rh_unlikely(self == NULL) && rh_pool_idle_self != NULL) {
+        self = rh_pool_idle_self;
+    }
     if (self == NULL || self->pool != pool) {
         rh_pool_submit_outside(pool, job);
         return;

@@ -206,6 +206,7 @@ static _Atomic long idle_begins, idle_ends;
 static pthread_t idle_thread, idle_job_thread;
 static _Atomic int idle_job_saw_doing = -1;
 static _Atomic int idle_job_done;
+static _Atomic int idle_round_in_pool = -1;   /* rh_pool_current() there */
 static rh_job_t idle_job;
 
 static int idle_begin_fn(void)
@@ -225,6 +226,7 @@ static int idle_round_fn(void)
         return 0;
     }
     idle_thread = pthread_self();
+    atomic_store(&idle_round_in_pool, rh_pool_current() != NULL);
     rh_pool_submit(idle_pool, &idle_job);
     return 1;
 }
@@ -272,6 +274,9 @@ Test(pool, a_job_the_idle_work_submits_runs_next_on_its_worker_after_idle_end)
               "the job ran on another thread than the one that received it");
     cr_expect_eq(atomic_load(&idle_job_saw_doing), 0,
                  "the job ran inside the idle work");
+    cr_expect_eq(atomic_load(&idle_round_in_pool), 0,
+                 "the idle work saw itself on a worker (a wait there would "
+                 "help or park)");
     rh_pool_destroy(idle_pool);
     cr_expect_eq(atomic_load(&idle_begins), atomic_load(&idle_ends),
                  "%ld begins, %ld ends", atomic_load(&idle_begins),
