@@ -82,6 +82,11 @@ static void rh_mag_thread_exit(void *arg)
     }
 }
 
+void rh_objcache_thread_done(void)
+{
+    rh_mag_thread_exit(NULL);
+}
+
 static void rh_mag_key_init(void)
 {
     pthread_key_create(&rh_mag_key, rh_mag_thread_exit);

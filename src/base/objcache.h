@@ -38,6 +38,12 @@ void rh_objcache_init(rh_objcache_t *c, int id, size_t size);
  * gave theirs back when they ended). */
 void rh_objcache_fini(rh_objcache_t *c);
 
+/* The calling thread gives its magazines back now, not when it ends: a
+ * detached thread calls it before it tells its waiter it is done, since a
+ * thread's end (and the give-back it does then) may come after the waiter
+ * already went on to rh_objcache_fini. */
+void rh_objcache_thread_done(void);
+
 void *rh_objcache_get(rh_objcache_t *c);
 void rh_objcache_put(rh_objcache_t *c, void *obj);
 

@@ -29,6 +29,7 @@
 #include "base/hashmap.h"
 #include "base/log.h"
 #include "base/mpsc.h"
+#include "base/objcache.h"
 #include "base/status.h"
 #include "core/actor.h"
 #include "core/actor_order.h"
@@ -373,6 +374,8 @@ static void *rh_inst_thread(void *arg)
     while ((t = rh_inst_next(inst)) != NULL) {
         rh_task_run_call(t, inst->state);
     }
+    /* Detached: finalize waits for the count below, not for our end. */
+    rh_objcache_thread_done();
     if (atomic_fetch_sub(&inst->live_threads, 1) == 1) {
         rh_inst_finish(inst);
     }

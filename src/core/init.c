@@ -457,6 +457,14 @@ static rh_status_t rh_core_open_node(void)
     pp.num_workers = (int)rh_cfg.num_workers;
     pp.spin = RH_POOL_SPIN_DEFAULT;
     pp.help_depth = rh_cfg.help_depth == 0 ? -1 : (int)rh_cfg.help_depth;
+    /* An idle worker drives the network as a waiting caller does: a task
+     * that arrives then runs on it, with no hand-off from the progress
+     * thread and nobody to wake (RAYHPC_DRIVE_US=0: neither drives). */
+    if (rh_cfg.drive_us != 0) {
+        pp.idle_begin = rh_tp_drive_begin;
+        pp.idle_round = rh_tp_drive;
+        pp.idle_end = rh_tp_drive_end;
+    }
     if (pp.num_workers == 0) {
         int cores = rh_topo_query(&counts) == RH_OK && counts.cores > 0 ?
                     counts.cores : 1;

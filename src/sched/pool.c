@@ -197,6 +197,9 @@ struct rh_pool {
     int              pin;
     uint64_t         spin;
     int              help_depth;  /* -1: none */
+    int            (*idle_begin)(void);
+    int            (*idle_round)(void);
+    void           (*idle_end)(void);
     hwloc_topology_t topo;        /* to pin, or to count cores; or NULL */
     hwloc_obj_t     *place;       /* the cores (or PUs) the workers may
                                    * bind to: this pool's share */
@@ -204,6 +207,7 @@ struct rh_pool {
     /* Read by every submit; written when a worker starts or stops sleeping. */
     _Alignas(RH_POOL_LINE) _Atomic int sleepers;
     _Atomic int      stopping;
+    _Atomic int      idle_busy;   /* a worker does the idle work */
     /* Written by notify and by sleeping waiters only. */
     _Alignas(RH_POOL_LINE) _Atomic int helpers;   /* parked + outside */
     _Atomic int      ext_sleepers;                /* outside sleepers */
@@ -225,6 +229,12 @@ struct rh_pool {
 };
 
 static _Thread_local rh_worker_t *rh_pool_self;   /* the slot it owns */
+/* In the idle work the thread is no worker for what runs there (handlers
+ * must find the same world as on a thread of their own: rh_pool_current()
+ * NULL, so a wait there does not help or park), but what it submits goes
+ * onto its slot's deque, the first job unannounced: it runs it next. */
+static _Thread_local rh_worker_t *rh_pool_idle_self;
+static _Thread_local int rh_pool_idle_fresh;
 static _Thread_local rh_pool_thread_t *rh_pool_me;
 static _Thread_local uint32_t rh_pool_rr;         /* next inbox, per thread */
 static _Thread_local int rh_pool_rr_seeded;
@@ -723,12 +733,57 @@ static int rh_worker_may_exit(rh_worker_t *w)
            rh_pool_settled(w->pool);
 }
 
+/* ---- idle work ----------------------------------------------------------- */
+
+/* Whether this worker does the idle work now (the pool's one at a time). */
+static int rh_worker_idle_begin(rh_pool_t *pool)
+{
+    int expected = 0;
+
+    if (pool->idle_round == NULL ||
+        atomic_load_explicit(&pool->idle_busy, memory_order_relaxed) ||
+        !atomic_compare_exchange_strong_explicit(&pool->idle_busy, &expected,
+                                                 1, memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        return 0;
+    }
+    if (!pool->idle_begin()) {
+        atomic_store_explicit(&pool->idle_busy, 0, memory_order_release);
+        return 0;
+    }
+    return 1;
+}
+
+static void rh_worker_idle_end(rh_pool_t *pool, int *busy)
+{
+    if (*busy) {
+        pool->idle_end();
+        atomic_store_explicit(&pool->idle_busy, 0, memory_order_release);
+        *busy = 0;
+    }
+}
+
+static int rh_worker_idle_round(rh_pool_t *pool)
+{
+    int n;
+
+    rh_pool_idle_self = rh_pool_self;
+    rh_pool_self = NULL;
+    rh_pool_idle_fresh = 1;
+    n = pool->idle_round();
+    rh_pool_idle_fresh = 0;
+    rh_pool_self = rh_pool_idle_self;
+    rh_pool_idle_self = NULL;
+    return n;
+}
+
 /* Runs jobs on w (or on whichever slot the thread comes back with from a
  * park) until the slot goes to a resumer or the pool stops. */
 static int rh_worker_loop(rh_pool_thread_t *me, rh_worker_t *w)
 {
     rh_pool_t *pool = w->pool;
     uint64_t idle = 0;
+    int busy = 0;   /* doing the idle work */
 
     for (;;) {
         rh_job_t *job;
@@ -736,7 +791,10 @@ static int rh_worker_loop(rh_pool_thread_t *me, rh_worker_t *w)
         /* A resumer finishes an older job: it goes before new ones. */
         if (rh_unlikely(atomic_load_explicit(&pool->resume_n,
                                              memory_order_relaxed) > 0)) {
-            int given = rh_pool_give_slot(me, w);
+            int given;
+
+            rh_worker_idle_end(pool, &busy);
+            given = rh_pool_give_slot(me, w);
 
             if (given != RH_LOOP_ON) {
                 return given;
@@ -744,15 +802,24 @@ static int rh_worker_loop(rh_pool_thread_t *me, rh_worker_t *w)
         }
         job = rh_worker_find(w);
         if (job != NULL) {
+            /* The idle work ends before any job runs: a job may block
+             * for as long as it likes, and the idle work (the network)
+             * must go on meanwhile elsewhere. */
+            rh_worker_idle_end(pool, &busy);
             w = rh_worker_run(me, w, job, 0);
             idle = 0;
             continue;
         }
         if (rh_worker_may_exit(w)) {
+            rh_worker_idle_end(pool, &busy);
             return RH_LOOP_EXIT;
         }
         if (idle < pool->spin) {
             idle++;
+            if ((busy || (busy = rh_worker_idle_begin(pool))) &&
+                rh_worker_idle_round(pool) > 0) {
+                continue;   /* it may have brought a job: look at once */
+            }
             rh_cpu_relax();
             /* Offer the core now and then: with more threads than cores
              * (progress threads, drivers) a spinning worker would otherwise
@@ -762,6 +829,7 @@ static int rh_worker_loop(rh_pool_thread_t *me, rh_worker_t *w)
             }
             continue;
         }
+        rh_worker_idle_end(pool, &busy);
         if (!rh_worker_sleep(w)) {
             int result;
 
@@ -1208,6 +1276,11 @@ rh_status_t rh_pool_create(const rh_pool_params_t *params, rh_pool_t **out)
                             RH_POOL_HELP_DEPTH_MAX,
                             RH_POOL_HELP_DEPTH_DEFAULT);
     }
+    if (params->idle_round != NULL &&
+        (params->idle_begin == NULL || params->idle_end == NULL)) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_pool_create: "
+                            "idle_round needs idle_begin and idle_end too");
+    }
     if (posix_memalign((void **)&pool, RH_POOL_LINE, sizeof(*pool)) != 0) {
         return rh_error_set(RH_ERR_NO_MEMORY, "cannot allocate a pool");
     }
@@ -1217,6 +1290,11 @@ rh_status_t rh_pool_create(const rh_pool_params_t *params, rh_pool_t **out)
     pool->spin = params->spin;
     pool->help_depth = params->help_depth == 0 ? RH_POOL_HELP_DEPTH_DEFAULT
                                                : params->help_depth;
+    if (params->idle_round != NULL) {
+        pool->idle_begin = params->idle_begin;
+        pool->idle_round = params->idle_round;
+        pool->idle_end = params->idle_end;
+    }
     rh_pool_load_topology(pool, params);
     pool->num_workers = params->num_workers > 0 ? params->num_workers
                                                 : rh_pool_default_workers(pool);
@@ -1294,12 +1372,21 @@ void rh_pool_submit(rh_pool_t *pool, rh_job_t *job)
 {
     rh_worker_t *self = rh_pool_self;
 
+    if (rh_unlikely(self == NULL) && rh_pool_idle_self != NULL) {
+        self = rh_pool_idle_self;
+    }
     if (self == NULL || self->pool != pool) {
         rh_pool_submit_outside(pool, job);
         return;
     }
     rh_stat_inc(&self->submitted);
     if (rh_likely(rh_deque_push(&self->deque, job) == 0)) {
+        /* The idle work's first job is this worker's next: waking
+         * another for it would only start a race for it. */
+        if (rh_pool_idle_fresh) {
+            rh_pool_idle_fresh = 0;
+            return;
+        }
         rh_pool_wake_one(pool, self);
         return;
     }

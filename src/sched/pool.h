@@ -50,6 +50,16 @@ typedef struct rh_pool_params {
      * (each waits in turn); 0: RH_POOL_HELP_DEPTH_DEFAULT, -1: none, every
      * wait that cannot return at once parks. */
     int      help_depth;
+    /* Work an idle worker does while it spins before sleeping, such as
+     * driving the network so that a job arriving from it runs on that
+     * worker at once, with no hand-off and no wake-up: idle_begin (0: not
+     * now), then idle_round between its looks for jobs (returns the events
+     * it handled), then idle_end before the worker runs a job or sleeps.
+     * One worker at a time does it; a job submitted from idle_round goes
+     * onto that worker's own deque. NULL: none. */
+    int    (*idle_begin)(void);
+    int    (*idle_round)(void);
+    void   (*idle_end)(void);
 } rh_pool_params_t;
 
 /* About 2 KiB of stack per nested task level: a quarter of the 8 MiB a

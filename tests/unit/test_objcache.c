@@ -122,3 +122,47 @@ Test(objcache, a_free_object_keeps_its_bytes_past_the_links)
     cr_expect_eq(rh_objcache_get(&cache), a);
     rh_objcache_put(&cache, a);
 }
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static int done_phase;   /* 1: objects given back; 2: the thread may end */
+
+static void *give_back_then_linger(void *arg)
+{
+    (void)arg;
+    rh_objcache_put(&cache, rh_objcache_get(&cache));
+    rh_objcache_thread_done();
+    pthread_mutex_lock(&done_lock);
+    done_phase = 1;
+    pthread_cond_broadcast(&done_cond);
+    while (done_phase != 2) {
+        pthread_cond_wait(&done_cond, &done_lock);
+    }
+    pthread_mutex_unlock(&done_lock);
+    return NULL;
+}
+
+/* A detached thread's end may come after its waiter went on: what it
+ * gives back must be in the depot before it says it is done. */
+Test(objcache, a_thread_done_gives_its_objects_back_before_it_ends)
+{
+    pthread_t th;
+    size_t held;
+
+    cr_assert_eq(pthread_create(&th, NULL, give_back_then_linger, NULL), 0);
+    pthread_mutex_lock(&done_lock);
+    while (done_phase != 1) {
+        pthread_cond_wait(&done_cond, &done_lock);
+    }
+    pthread_mutex_unlock(&done_lock);
+    pthread_mutex_lock(&cache.lock);
+    held = cache.depot_n;
+    pthread_mutex_unlock(&cache.lock);
+    pthread_mutex_lock(&done_lock);
+    done_phase = 2;
+    pthread_cond_broadcast(&done_cond);
+    pthread_mutex_unlock(&done_lock);
+    pthread_join(th, NULL);
+    cr_expect_eq(held, 1, "%zu objects in the depot while the thread lives",
+                 held);
+}

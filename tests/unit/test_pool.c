@@ -179,6 +179,121 @@ Test(pool, create_rejects_bad_parameters_with_a_message)
     cr_expect_eq(rh_pool_create(&p, &pool), RH_ERR_INVALID_PARAM);
 }
 
+static int no_idle_round(void)
+{
+    return 0;
+}
+
+Test(pool, create_rejects_idle_work_without_its_begin_and_end)
+{
+    rh_pool_params_t p = { .num_workers = 1 };
+    rh_pool_t *pool = NULL;
+
+    p.idle_round = no_idle_round;
+    cr_expect_eq(rh_pool_create(&p, &pool), RH_ERR_INVALID_PARAM);
+    cr_expect_null(pool);
+    cr_expect(strstr(rh_last_error(), "idle_begin") != NULL, "message: %s",
+              rh_last_error());
+}
+
+/* ---- idle work ------------------------------------------------------------ */
+
+static rh_pool_t *idle_pool;
+static _Atomic int idle_submit;     /* the next round submits idle_job */
+static _Atomic int idle_doing;      /* workers between begin and end */
+static _Atomic int idle_most;       /* the most of them at once */
+static _Atomic long idle_begins, idle_ends;
+static pthread_t idle_thread, idle_job_thread;
+static _Atomic int idle_job_saw_doing = -1;
+static _Atomic int idle_job_done;
+static _Atomic int idle_round_in_pool = -1;   /* rh_pool_current() there */
+static rh_job_t idle_job;
+
+static int idle_begin_fn(void)
+{
+    int n = atomic_fetch_add(&idle_doing, 1) + 1;
+    int most = atomic_load(&idle_most);
+
+    while (n > most && !atomic_compare_exchange_weak(&idle_most, &most, n)) {
+    }
+    atomic_fetch_add(&idle_begins, 1);
+    return 1;
+}
+
+static int idle_round_fn(void)
+{
+    if (!atomic_exchange(&idle_submit, 0)) {
+        return 0;
+    }
+    idle_thread = pthread_self();
+    atomic_store(&idle_round_in_pool, rh_pool_current() != NULL);
+    rh_pool_submit(idle_pool, &idle_job);
+    return 1;
+}
+
+static void idle_end_fn(void)
+{
+    atomic_fetch_sub(&idle_doing, 1);
+    atomic_fetch_add(&idle_ends, 1);
+}
+
+static void idle_job_run(rh_job_t *job)
+{
+    (void)job;
+    idle_job_thread = pthread_self();
+    atomic_store(&idle_job_saw_doing, atomic_load(&idle_doing));
+    atomic_store_explicit(&idle_job_done, 1, memory_order_release);
+}
+
+static void idle_pool_start(int workers)
+{
+    rh_pool_params_t p = { .num_workers = workers, .spin = UINT64_MAX,
+                           .idle_begin = idle_begin_fn,
+                           .idle_round = idle_round_fn,
+                           .idle_end = idle_end_fn };
+
+    cr_assert_eq(rh_pool_create(&p, &idle_pool), RH_OK, "%s",
+                 rh_last_error());
+}
+
+static int idle_started(void *arg)
+{
+    (void)arg;
+    return atomic_load(&idle_begins) > 0;
+}
+
+Test(pool, a_job_the_idle_work_submits_runs_next_on_its_worker_after_idle_end)
+{
+    idle_pool_start(1);
+    idle_job.run = idle_job_run;
+    cr_assert(eventually(idle_started, NULL), "the idle worker never began "
+              "its idle work");
+    atomic_store(&idle_submit, 1);
+    cr_assert(eventually(flag_is_set, &idle_job_done), "the job never ran");
+    cr_expect(pthread_equal(idle_thread, idle_job_thread),
+              "the job ran on another thread than the one that received it");
+    cr_expect_eq(atomic_load(&idle_job_saw_doing), 0,
+                 "the job ran inside the idle work");
+    cr_expect_eq(atomic_load(&idle_round_in_pool), 0,
+                 "the idle work saw itself on a worker (a wait there would "
+                 "help or park)");
+    rh_pool_destroy(idle_pool);
+    cr_expect_eq(atomic_load(&idle_begins), atomic_load(&idle_ends),
+                 "%ld begins, %ld ends", atomic_load(&idle_begins),
+                 atomic_load(&idle_ends));
+}
+
+Test(pool, one_worker_at_a_time_does_the_idle_work)
+{
+    idle_pool_start(4);
+    cr_assert(eventually(idle_started, NULL));
+    sleep_ms(50);   /* the others spin meanwhile, each trying to begin */
+    rh_pool_destroy(idle_pool);
+    cr_expect_eq(atomic_load(&idle_most), 1, "%d workers did it at once",
+                 atomic_load(&idle_most));
+    cr_expect_eq(atomic_load(&idle_begins), atomic_load(&idle_ends));
+}
+
 typedef struct name_job {
     rh_job_t    job;
     char        name[16];
