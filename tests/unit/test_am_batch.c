@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/nodetab.h"
 #include "rayhpc.h"
 #include "transport/am.h"
 #include "transport/transport.h"
@@ -68,6 +69,22 @@ static void start(void)
     cr_assert_eq(rh_am_register(ID, 4, 4, on_msg, NULL), RH_OK);
     cr_assert_eq(rh_am_set_lost(ID, 0, on_lost, NULL), RH_OK);
     cr_assert_eq(rh_init(NULL, NULL, &p), RH_OK, "%s", rh_last_error());
+    /* rh_init writes this rank's node-table records to the GCS (here: to
+     * itself); on a loaded host those writes queue up and leave as a batch
+     * of their own. The counts below are the tests' alone once they are
+     * acknowledged. */
+    for (long i = 0; i < 100000000L; i++) {
+        uint64_t acked, sets;
+
+        rh_nodetab_counts(&acked, &sets);
+        if (acked >= sets) {
+            break;
+        }
+        if (rh_tp_drive_begin()) {
+            (void)rh_tp_drive();
+            rh_tp_drive_end();
+        }
+    }
 }
 
 static void stop(void)
@@ -125,6 +142,7 @@ TestSuite(am_batch, .init = start, .fini = stop, .timeout = 60);
 Test(am_batch, sends_queued_for_one_rank_leave_as_one_batch_in_order)
 {
     uint64_t batches = atomic_load(&rh_am_stats()->batches);
+    uint64_t batched = atomic_load(&rh_am_stats()->batched);
 
     send_queued();
     wait_for(&seen.calls, N);
@@ -132,18 +150,19 @@ Test(am_batch, sends_queued_for_one_rank_leave_as_one_batch_in_order)
     cr_expect(seen.order_ok, "each message arrived whole and in order");
     cr_expect(seen.on_progress, "handlers ran as the progress thread");
     cr_expect_eq(atomic_load(&rh_am_stats()->batches) - batches, 1);
-    cr_expect_eq(atomic_load(&rh_am_stats()->batched), N);
+    cr_expect_eq(atomic_load(&rh_am_stats()->batched) - batched, N);
 }
 
 Test(am_batch, a_lone_send_is_not_held_back)
 {
     uint32_t k = 0;
+    uint64_t batches = atomic_load(&rh_am_stats()->batches);
 
     cr_assert_eq(rh_am_send((uint32_t)rh_rank(), ID, &k, sizeof(k), NULL, 0,
                             NULL, NULL), RH_OK);
     wait_for(&seen.calls, 1);
     cr_expect_eq(atomic_load(&seen.calls), 1);
-    cr_expect_eq(atomic_load(&rh_am_stats()->batches), 0);
+    cr_expect_eq(atomic_load(&rh_am_stats()->batches) - batches, 0);
 }
 
 /* A batch as it would arrive: n inner messages of ID from rank src. */
