@@ -78,9 +78,7 @@ if [ $ft -eq 1 ]; then
         while [ $v2 -eq $v1 ]; do v2=$((1 + RANDOM % 7)); done
         at=$((1 + RANDOM % 56))
         log=$(mktemp /tmp/rayhpc-soak-ft.XXXXXX)
-        # keepalive off: one host, and UCX 1.13 crashes in it on an
-        # endpoint to a rank that had just died (see tests/test_ft.c)
-        UCX_KEEPALIVE_INTERVAL=inf RAYHPC_INLINE_MAX=1K \
+        RAYHPC_INLINE_MAX=1K \
             FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
             timeout 300 "$run" -n 8 --nodes 4 "$prog" $mode >"$log" 2>&1
         st=$?

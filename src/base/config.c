@@ -254,7 +254,8 @@ const rh_config_field_t rh_config_table[] = {
      "How often the liveness of ranks on the same host is checked",
      RH_OFF(peer_check_ms), &rh_type_time, NULL, 1, 3600000},
     {"KEEPALIVE", "1s",
-     "UCX keepalive interval that detects dead ranks on other hosts",
+     "UCX keepalive interval that detects dead ranks on other hosts "
+     "(off under the local launcher, where deaths are seen by pid)",
      RH_OFF(keepalive_ms), &rh_type_time, NULL, 1, 3600000},
     {"RNDV_THRESH", "64K",
      "Messages with a payload of this size or more go zero copy "

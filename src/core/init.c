@@ -705,6 +705,8 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         status = rh_error_set(RH_ERR_NO_MEMORY, "finalize table");
         goto err;
     }
+    rh_tp_set_one_host(strcmp(rh_core.bs.ops->name, "local") == 0 ||
+                       rh_core.size == 1);
     status = rh_tp_open(&rh_cfg);
     if (status != RH_OK) {
         goto err;

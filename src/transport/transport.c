@@ -151,6 +151,14 @@ static int rh_tp_tls_has_shm(const char *tls)
     return 0;
 }
 
+/* Outside rh_tp: set before rh_tp_open, which clears that. */
+static int rh_tp_one_host;
+
+void rh_tp_set_one_host(int one_host)
+{
+    rh_tp_one_host = one_host;
+}
+
 static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
 {
     ucp_params_t params;
@@ -163,10 +171,17 @@ static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
         return rh_tp_ucs_error(status, "ucp_config_read");
     }
     /* UCX's default (20 s) is too slow to notice a dead remote rank; a user
-     * who set UCX_KEEPALIVE_INTERVAL keeps theirs. */
+     * who set UCX_KEEPALIVE_INTERVAL keeps theirs. With every rank on this
+     * host, deaths are seen by pid (RAYHPC_PEER_CHECK) and keepalive is
+     * off: UCX 1.13 crashes in it on an endpoint whose shared-memory
+     * connection to a rank that had just died failed. */
     if (getenv("UCX_KEEPALIVE_INTERVAL") == NULL) {
-        snprintf(keepalive, sizeof(keepalive), "%llums",
-                 (unsigned long long)cfg->keepalive_ms);
+        if (rh_tp_one_host) {
+            snprintf(keepalive, sizeof(keepalive), "inf");
+        } else {
+            snprintf(keepalive, sizeof(keepalive), "%llums",
+                     (unsigned long long)cfg->keepalive_ms);
+        }
         (void)ucp_config_modify(config, "KEEPALIVE_INTERVAL", keepalive);
     }
     /* Our endpoints ask for peer-failure handling, and UCX 1.13 leaves the

@@ -35,6 +35,11 @@ struct rh_tp_op {
 
 typedef void (*rh_tp_failure_fn)(void *arg, int rank);
 
+/* Says, before rh_tp_open, that every rank of the job runs on this host
+ * (the local launcher): their deaths are seen by pid, so UCX's keepalive
+ * is left off. */
+void rh_tp_set_one_host(int one_host);
+
 /* Creates the UCX context and worker (before the bootstrap exchange). */
 rh_status_t rh_tp_open(const rh_config_t *cfg);
 
