@@ -536,6 +536,9 @@ static void rh_core_stop_work(void)
         rh_completion_wait(&close_op.done, -1);
     }
     atomic_store(&rh_core.closing, 1);
+    /* No retry may reach the pool while it ends: the retry thread submits
+     * to it. */
+    rh_lineage_quiesce();
     if (rh_core.pool == NULL) {
         return;
     }

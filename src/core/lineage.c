@@ -664,10 +664,8 @@ rh_status_t rh_lineage_setup(void)
     return RH_OK;
 }
 
-void rh_lineage_teardown(void)
+void rh_lineage_quiesce(void)
 {
-    rh_lin_due_t *d;
-
     if (!rh_lin_up) {
         return;
     }
@@ -679,6 +677,16 @@ void rh_lineage_teardown(void)
         pthread_join(rh_lin_thread, NULL);
         rh_lin_thread_up = 0;
     }
+}
+
+void rh_lineage_teardown(void)
+{
+    rh_lin_due_t *d;
+
+    if (!rh_lin_up) {
+        return;
+    }
+    rh_lineage_quiesce();
     while ((d = rh_lin_queue) != NULL) {
         rh_lin_queue = d->next;
         free(d);

@@ -71,6 +71,9 @@ size_t rh_lineage_bytes(void);
 long rh_lineage_dropped(void);
 
 rh_status_t rh_lineage_setup(void);
+/* Stops the retry thread (joined; later retries are refused): before the
+ * pool it submits to ends. */
+void rh_lineage_quiesce(void);
 void rh_lineage_teardown(void);
 
 #endif

@@ -70,6 +70,8 @@ static struct {
     pthread_mutex_t timer_lock;
     pthread_cond_t timer_cond;
     int            timer_started;
+    uint32_t       job_size;       /* the map's ranks, read at start: the
+                                    * progress thread rewrites the map */
     int            ticked;          /* the first tick ran */
     _Atomic int    stop;
     _Atomic int    tick_queued;
@@ -576,6 +578,7 @@ rh_status_t rh_gcs_member_start(void)
     uint64_t now = rh_time_ns();
 
     rh_gcs_mb.timeout_ns = rh_cfg.failure_timeout_ms * 1000000ull;
+    rh_gcs_mb.job_size = rh_gcs_map.size;
     rh_gcs_mb.start_ns = now;
     rh_gcs_mb.my_master = -1;
     rh_gcs_mb.proposing = 0;
@@ -606,7 +609,7 @@ rh_status_t rh_gcs_member_run(void)
 {
     pthread_condattr_t ca;
 
-    if (rh_gcs_map.size < 2 || rh_gcs_mb.timer_started) {
+    if (rh_gcs_mb.job_size < 2 || rh_gcs_mb.timer_started) {
         return RH_OK;
     }
     pthread_condattr_init(&ca);

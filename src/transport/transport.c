@@ -897,13 +897,16 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
         atomic_store(&peer->alive, 1);
     }
     rh_tp.last_peer_check = rh_time_ns();
+    /* Set before the thread starts, which reads it (rh_tp_running): set
+     * after, it raced with the thread's first rounds. */
+    rh_tp.thread_started = 1;
     err = pthread_create(&rh_tp.thread, NULL, rh_tp_progress_main, NULL);
     if (err != 0) {
+        rh_tp.thread_started = 0;
         return rh_error_set(RH_ERR_NO_MEMORY, "cannot start the progress "
                             "thread: %s", strerror(err));
     }
     pthread_setname_np(rh_tp.thread, "rayhpc-progress");
-    rh_tp.thread_started = 1;
     return RH_OK;
 }
 
