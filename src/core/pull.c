@@ -572,13 +572,13 @@ static void rh_pull_start_run(rh_tp_op_t *op)
     /* Failed while its start was queued (the rank it asks died): ending it
      * twice would wake its waiters twice. */
     if (atomic_load(&p->state) != 0) {
-        return;
-    }
-    if (rh_core_closing()) {
+        /* nothing to do */
+    } else if (rh_core_closing()) {
         rh_pull_fail(p, RH_ERR_SHUTDOWN, "the rank is finalizing");
-        return;
+    } else {
+        rh_pull_ask(p);
     }
-    rh_pull_ask(p);
+    rh_pull_put(p);   /* the queued start's reference */
 }
 
 rh_status_t rh_pull_start(rh_object_id_t id, int ask, rh_pull_t **out)
@@ -618,7 +618,10 @@ rh_status_t rh_pull_start(rh_object_id_t id, int ask, rh_pull_t **out)
     }
     p->ask = ask;
     p->t_asked = rh_tl_begin();
-    atomic_store(&p->refs, 2);     /* the caller, the maps */
+    /* The caller, the maps, and the start while it is queued: a pull
+     * failed by a death before its start ran may be put by its caller and
+     * the maps while the start's node still sits in the transport's queue. */
+    atomic_store(&p->refs, 3);
     pthread_mutex_unlock(&rh_pull_lock);
     p->op.run = rh_pull_start_run;
     *out = p;
