@@ -336,7 +336,10 @@ int rh_atab_locate(rh_actor_t a, int asker, int *rank, uint32_t *epoch,
             !rh_rank_alive(e->rank)) {
             state = RH_AT_PENDING;   /* its death is on its way here */
         }
-        if (state == RH_AT_PENDING && asker >= 0 && asker < rh_at_size) {
+        /* A restart's askers were handed on with the place it had: every
+         * rank hears of the restarted instance anyway (rh_atab_askers). */
+        if (state == RH_AT_PENDING && e->askers != NULL && asker >= 0 &&
+            asker < rh_at_size) {
             e->askers[asker] = 1;
         }
     }

@@ -206,6 +206,32 @@ Test(actor_table, a_restartable_actor_is_created_again_until_none_is_left)
     cr_expect_eq(rh_atab_has(ractor(8)), 0);
 }
 
+/* A rank asks where a restartable actor is while its restart is on the
+ * way: the place it had was told (its askers handed on), so the question
+ * is answered later by the news every rank gets, and nothing is recorded. */
+Test(actor_table, a_rank_asks_while_a_restart_is_pending)
+{
+    rh_atab_news_t where, death;
+    char why[256];
+    int rank = -1;
+    uint32_t epoch = 0;
+
+    cr_assert_eq(rh_atab_add(ractor(10), 0, NULL, 2), RH_OK);
+    rh_atab_created(ractor(10), 2, NULL, &where, &death);
+    free(where.askers);
+    told = 0;
+    rh_atab_rank_died(2, tell);
+    cr_expect_eq(last.restart, 1);
+    cr_expect_eq(rh_atab_locate(ractor(10), 1, &rank, &epoch, why,
+                                sizeof(why)), RH_AT_PENDING);
+    rh_atab_created(ractor(10), 3, NULL, &where, &death);
+    cr_expect_eq(where.rank, 3);
+    cr_expect_eq(where.epoch, 1u);
+    cr_assert_not_null(where.askers);
+    cr_expect_eq(where.askers[1], 1, "the asker hears the new place");
+    free(where.askers);
+}
+
 /* A kill that allows a restart ends the instance first; its end (and not
  * that of an instance elsewhere) starts the restart. */
 Test(actor_table, a_kill_with_restarts_left_restarts_once_the_instance_ended)
