@@ -27,22 +27,7 @@
 #include <rayhpc.h>
 
 #include "example.h"
-
-#define ALPHA 0.2   /* diffusion number; stable below 0.25 */
-
-enum { EDGE_N, EDGE_S, EDGE_W, EDGE_E };   /* returns 1..4, after the tile */
-#define NRET 5
-
-typedef struct {
-    uint32_t n, tile;
-    uint32_t ti, tj;
-} heat_init_arg_t;
-
-/* The plate's starting temperature at (i, j), as in heat2d.c. */
-static double heat_start(uint32_t i, uint32_t j)
-{
-    return (double)((i * 7u + j * 13u) % 17u) / 16.0;
-}
+#include "heat_tiles.h"
 
 /* One point: the rounding of each operation spelled out, so that the
  * compiler fuses nothing and the CPU's loop below gives the same bits. */
@@ -75,49 +60,6 @@ __global__ static void heat_kernel(double *out, const double *in,
                             : h[EDGE_E * side + r];
 
     out[(size_t)r * side + c] = heat_point(up, down, w, e, mid);
-}
-
-static rh_status_t return_edges(rh_task_ctx_t *ctx, const double *t,
-                                size_t side)
-{
-    double *e[4];
-
-    for (int k = 0; k < 4; k++) {
-        rh_status_t st = rh_task_return_alloc(ctx, 1 + k,
-                                              side * sizeof(double),
-                                              (void **)&e[k]);
-        if (st != RH_OK) {
-            return st;
-        }
-    }
-    memcpy(e[EDGE_N], t, side * sizeof(double));
-    memcpy(e[EDGE_S], t + (side - 1) * side, side * sizeof(double));
-    for (size_t r = 0; r < side; r++) {
-        e[EDGE_W][r] = t[r * side];
-        e[EDGE_E][r] = t[r * side + side - 1];
-    }
-    return RH_OK;
-}
-
-static rh_status_t heat_init(rh_task_ctx_t *ctx)
-{
-    heat_init_arg_t a;
-    double *t;
-    rh_status_t st;
-
-    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
-    st = rh_task_return_alloc(ctx, 0, (size_t)a.tile * a.tile *
-                              sizeof(double), (void **)&t);
-    if (st != RH_OK) {
-        return st;
-    }
-    for (size_t r = 0; r < a.tile; r++) {
-        for (size_t c = 0; c < a.tile; c++) {
-            t[r * a.tile + c] = heat_start(a.ti * a.tile + (uint32_t)r,
-                                           a.tj * a.tile + (uint32_t)c);
-        }
-    }
-    return return_edges(ctx, t, a.tile);
 }
 
 #define CUDA_TRY(call)                                                     \
@@ -226,119 +168,6 @@ static double *heat_serial(uint32_t n, int steps)
     return a;
 }
 
-typedef struct {
-    uint32_t n, tile, nt;
-    int nodes;
-    rh_ref_t *cur;
-    double *hot, *cold;
-} heat_t;
-
-static int tile_node(const heat_t *h, uint32_t ti)
-{
-    return (int)((uint64_t)ti * (uint64_t)h->nodes / h->nt);
-}
-
-static rh_ref_t tile_ref(const heat_t *h, uint32_t ti, uint32_t tj, int k)
-{
-    return h->cur[((size_t)ti * h->nt + tj) * NRET + (size_t)k];
-}
-
-/* On the tile's node, with a quarter of a GPU there (steps only). */
-static rh_task_params_t on_node(int node, int gpu)
-{
-    rh_task_params_t p;
-
-    memset(&p, 0, sizeof(p));
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY |
-                   (gpu ? RH_TASK_PARAM_FIELD_RESOURCES : 0);
-    p.strategy = RH_STRATEGY_NODE_AFFINITY;
-    p.node = node;
-    p.resources = gpu ? "GPU=0.25" : NULL;
-    return p;
-}
-
-static rh_status_t heat_run(heat_t *h, int steps, rh_ref_t *next)
-{
-    size_t edge = h->tile * sizeof(double);
-    rh_status_t st;
-
-    for (uint32_t ti = 0; ti < h->nt; ti++) {
-        for (uint32_t tj = 0; tj < h->nt; tj++) {
-            heat_init_arg_t a = { h->n, h->tile, ti, tj };
-            rh_arg_t arg = rh_arg_bytes(&a, sizeof(a));
-            rh_task_params_t p = on_node(tile_node(h, ti), 0);
-
-            st = rh_remote("heat_init", &arg, 1, &p,
-                           &h->cur[(ti * h->nt + tj) * NRET]);
-            if (st != RH_OK) {
-                return st;
-            }
-        }
-    }
-    for (int s = 0; s < steps; s++) {
-        for (uint32_t ti = 0; ti < h->nt; ti++) {
-            for (uint32_t tj = 0; tj < h->nt; tj++) {
-                rh_arg_t args[5];
-                rh_task_params_t p = on_node(tile_node(h, ti), 1);
-
-                args[0] = rh_arg_ref(tile_ref(h, ti, tj, 0));
-                args[1] = ti > 0 ? rh_arg_ref(tile_ref(h, ti - 1, tj,
-                                                       1 + EDGE_S))
-                                 : rh_arg_bytes(h->hot, edge);
-                args[2] = ti + 1 < h->nt
-                              ? rh_arg_ref(tile_ref(h, ti + 1, tj, 1 + EDGE_N))
-                              : rh_arg_bytes(h->cold, edge);
-                args[3] = tj > 0 ? rh_arg_ref(tile_ref(h, ti, tj - 1,
-                                                       1 + EDGE_E))
-                                 : rh_arg_bytes(h->cold, edge);
-                args[4] = tj + 1 < h->nt
-                              ? rh_arg_ref(tile_ref(h, ti, tj + 1, 1 + EDGE_W))
-                              : rh_arg_bytes(h->cold, edge);
-                st = rh_remote("heat_step", args, 5, &p,
-                               &next[(ti * h->nt + tj) * NRET]);
-                if (st != RH_OK) {
-                    return st;
-                }
-            }
-        }
-        for (size_t i = 0; i < (size_t)h->nt * h->nt * NRET; i++) {
-            rh_release(h->cur[i]);
-        }
-        memcpy(h->cur, next, (size_t)h->nt * h->nt * NRET * sizeof(rh_ref_t));
-    }
-    return RH_OK;
-}
-
-/* Rows of tiles that differ from the serial plate, bit for bit; -1 when a
- * tile cannot be read. */
-static long heat_compare(heat_t *h, const double *plate)
-{
-    size_t w = (size_t)h->n + 2, side = h->tile;
-    long wrong = 0;
-
-    for (uint32_t ti = 0; ti < h->nt; ti++) {
-        for (uint32_t tj = 0; tj < h->nt; tj++) {
-            rh_ref_t r = tile_ref(h, ti, tj, 0);
-            const void *p;
-            size_t len;
-
-            if (rh_get(r, &p, &len, RH_TIMEOUT_INFINITE) != RH_OK ||
-                len != side * side * sizeof(double)) {
-                return -1;
-            }
-            for (size_t i = 0; i < side; i++) {
-                const double *row = plate + (ti * side + i + 1) * w +
-                                    tj * side + 1;
-
-                wrong += memcmp((const double *)p + i * side, row,
-                                side * sizeof(double)) != 0;
-            }
-            rh_release(r);
-        }
-    }
-    return wrong;
-}
-
 int main(int argc, char **argv)
 {
     heat_t h;
@@ -389,9 +218,15 @@ int main(int argc, char **argv)
     for (uint32_t j = 0; j < tile; j++) {
         h.hot[j] = 1.0;
     }
+    h.resources = "GPU=0.25";   /* four tiles share a device */
     t0 = ex_now();
-    if (heat_run(&h, steps, next) != RH_OK) {
+    if (heat_start_tiles(&h) != RH_OK) {
         goto err_rh;
+    }
+    for (int s = 0; s < steps; s++) {
+        if (heat_submit_step(&h, next) != RH_OK) {
+            goto err_rh;
+        }
     }
     plate = heat_serial(n, steps);
     if (plate == NULL) {
