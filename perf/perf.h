@@ -34,6 +34,7 @@ extern const perf_group_t perf_group_am, perf_group_am_tcp, perf_group_tasks,
                           perf_group_actor_node, perf_group_actor_nn,
                           perf_group_gpu,
                           perf_group_spill, perf_group_gcs,
+                          perf_group_gcs_failover,
                           perf_group_recovery, perf_group_ft_overhead;
 /* Every group, NULL-terminated. */
 extern const perf_group_t *const perf_groups[];

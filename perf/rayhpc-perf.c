@@ -19,7 +19,8 @@ const perf_group_t *const perf_groups[] = {
     &perf_group_remote, &perf_group_remote_tcp, &perf_group_pull,
     &perf_group_balance, &perf_group_actor, &perf_group_actor_tcp,
     &perf_group_actor_node, &perf_group_actor_nn, &perf_group_gpu,
-    &perf_group_spill, &perf_group_gcs, &perf_group_recovery,
+    &perf_group_spill, &perf_group_gcs, &perf_group_gcs_failover,
+    &perf_group_recovery,
     &perf_group_ft_overhead, NULL
 };
 

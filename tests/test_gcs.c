@@ -195,6 +195,20 @@ Test(gcs_nodes, node_records_and_a_group_record_read_back_after_a_replica_dies)
     rh_run_free(&run);
 }
 
+Test(gcs_actors, actor_records_read_back_after_an_actors_rank_an_owner_and_replicas_die)
+{
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                       NULL };
+    rh_run_t run = launch4("tests/multi/gcs_actors", NULL, NULL, NULL, env);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILLs; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "ACTOR RECORDS OK"), 1,
+                 "an actor's record lost or wrong; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 Test(gcs_named, a_named_actor_is_found_after_a_replica_of_its_name_dies)
 {
     static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",

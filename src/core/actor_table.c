@@ -8,6 +8,7 @@
 #include "base/hashmap.h"
 #include "base/status.h"
 #include "core/actor.h"
+#include "core/actor_record.h"
 #include "core/core.h"
 
 typedef struct rh_atab_entry {
@@ -65,8 +66,16 @@ static rh_atab_entry_t *rh_atab_find(rh_actor_t a)
     return p ? *p : NULL;
 }
 
+/* Each change of state goes to the actor's record in the GCS. */
+static void rh_atab_record(const rh_atab_entry_t *e)
+{
+    rh_actor_record_note(e->actor, e->state, e->rank, e->epoch, e->name,
+                         e->why);
+}
+
 static void rh_atab_free(rh_atab_entry_t *e)
 {
+    rh_actor_record_forget(e->actor);
     free(e->rank_holds);
     free(e->askers);
     free(e);
@@ -114,6 +123,7 @@ static void rh_atab_die(rh_atab_entry_t *e, const char *why, int end_kill,
     snprintf(e->why, sizeof(e->why), "%s", why);
     snprintf(n->why, sizeof(n->why), "%s", why);
     n->rank = -1;
+    rh_atab_record(e);
     rh_atab_askers(e, n);
     snprintf(n->name, sizeof(n->name), "%s", e->name);
     e->name[0] = '\0';
@@ -134,6 +144,7 @@ static void rh_atab_restart(rh_atab_entry_t *e, rh_atab_news_t *n)
     e->ended = 0;
     e->kill_asked = 0;
     n->restart = 1;
+    rh_atab_record(e);
 }
 
 rh_status_t rh_atab_add(rh_actor_t a, int detached, const char *name,
@@ -168,6 +179,7 @@ rh_status_t rh_atab_add(rh_actor_t a, int detached, const char *name,
     slot = rh_hmap_put(&rh_atab, &a.lo, &added);
     if (slot != NULL && added) {
         *slot = e;
+        rh_atab_record(e);
     }
     pthread_mutex_unlock(&rh_at_lock);
     if (slot == NULL || !added) {
@@ -220,6 +232,7 @@ void rh_atab_created(rh_actor_t a, int rank, const char *why,
     } else {
         e->state = RH_AT_ALIVE;
         e->rank = rank;
+        rh_atab_record(e);
         where->rank = rank;
         where->epoch = e->epoch;
         if (e->epoch > 0) {
@@ -280,6 +293,7 @@ void rh_atab_kill(rh_actor_t a, int no_restart, rh_atab_news_t *n)
             e->state = RH_AT_PENDING;
             e->rank = -1;
             e->creating = 1;   /* no reaping until the restart answers */
+            rh_atab_record(e);
         } else if (e->state == RH_AT_PENDING) {
             e->kill_asked = 1;
         } else {
@@ -441,5 +455,6 @@ void rh_atab_clear(void)
         rh_atab_free(e);
     }
     rh_hmap_fini(&rh_atab);
+    rh_actor_record_clear();
     pthread_mutex_unlock(&rh_at_lock);
 }

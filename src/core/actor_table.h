@@ -1,8 +1,9 @@
 /*
  * The owner's table of the actors it created: each one PENDING until its
  * creation task answers, then ALIVE on a rank, or DEAD with why; the holds
- * of every rank; the ranks waiting to hear where it is; its name. The GCS
- * moves it into the replicated store later: nothing else touches it.
+ * of every rank; the ranks waiting to hear where it is; its name. Nothing
+ * else touches it; each change of an actor's state is also written to the
+ * actor's record in the GCS (actor_record.h), for readers after a death.
  *
  * Every change that others must hear of fills an rh_atab_news_t; the
  * caller tells them (actor.c) after the call, outside the table's lock.

@@ -3,6 +3,7 @@
  * are in gcs_chain.c, the client in gcs_client.c.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -58,6 +59,22 @@ uint64_t rh_gcs_epoch(void)
     e = rh_gcs_map.epoch;
     pthread_rwlock_unlock(&rh_gcs_map_lock);
     return e;
+}
+
+static _Atomic(rh_gcs_show_fn) rh_gcs_show_extra;
+
+void rh_gcs_set_show(rh_gcs_show_fn fn)
+{
+    atomic_store(&rh_gcs_show_extra, fn);
+}
+
+static void rh_gcs_show_more(FILE *out)
+{
+    rh_gcs_show_fn fn = atomic_load(&rh_gcs_show_extra);
+
+    if (fn != NULL) {
+        fn(out);
+    }
 }
 
 rh_status_t rh_gcs_setup(void)
@@ -158,6 +175,7 @@ void rh_gcs_dump(FILE *out)
         }
     }
     rh_gcs_chain_dump(out);
+    rh_gcs_show_more(out);
 }
 
 void rh_gcs_snapshot(FILE *out)
@@ -190,4 +208,5 @@ void rh_gcs_snapshot(FILE *out)
     }
     rh_gcs_chain_snapshot(out);
     pthread_rwlock_unlock(&rh_gcs_map_lock);
+    rh_gcs_show_more(out);
 }

@@ -146,6 +146,13 @@ void rh_gcs_stop(void);
 typedef void (*rh_gcs_beat_fn)(void);
 void rh_gcs_set_beat(rh_gcs_beat_fn fn);
 
+/* fn prints, at the end of rh_gcs_dump and rh_gcs_snapshot, lines
+ * ("gcs ...") about the records this rank keeps in the GCS, such as the
+ * actor table's: from any thread, so it must not block nor call the GCS.
+ * NULL: none. */
+typedef void (*rh_gcs_show_fn)(FILE *out);
+void rh_gcs_set_show(rh_gcs_show_fn fn);
+
 /* From rh_finalize once every rank arrived: no more failure detection
  * (ranks leave one by one now). */
 void rh_gcs_quiesce(void);
@@ -165,6 +172,7 @@ void rh_gcs_dump(FILE *out);
  *   gcs replica S ROLE lsn L bytes B reads N subscriptions K node n
  *       function f actor a pgroup p object o job j test t
  *                                 (each shard whose chain holds this rank)
+ *   gcs ...                       (what rh_gcs_set_show's fn prints)
  * Nothing while the GCS does not run. */
 void rh_gcs_snapshot(FILE *out);
 

@@ -136,13 +136,14 @@ static void rh_gcs_write_from(const rh_gcs_whdr_t *h, const uint8_t *data,
     w->value = data + h->klen;
 }
 
-static void rh_gcs_forward(int next, const rh_gcs_held_t *x)
+static void rh_gcs_forward(int next, const rh_gcs_whdr_t *hin,
+                           const uint8_t *data)
 {
-    rh_gcs_whdr_t h = x->h;
+    rh_gcs_whdr_t h = *hin;
 
     h.epoch = rh_gcs_map.epoch;
     h.flags = 0;
-    (void)rh_gcs_send(next, RH_AM_ID_GCS_FWD, &h, sizeof(h), x->data,
+    (void)rh_gcs_send(next, RH_AM_ID_GCS_FWD, &h, sizeof(h), data,
                       (size_t)h.klen + h.vlen);
 }
 
@@ -173,7 +174,12 @@ static void rh_gcs_show(rh_gcs_replica_t *rep, uint32_t shard)
 }
 
 /* Applies a write in its turn and passes it on: down the chain (keeping
- * it), or to the client and the subscribers from the tail. */
+ * it), or to the client and the subscribers from the tail. What is on the
+ * way to the client leaves first; the books (the kept copy, the
+ * subscriptions a middle member matches, what rayhpc-info shows) are kept
+ * after the send, off the write's path: the send copies what it sends, and
+ * no ACKUP can come between (handlers run one at a time on this thread),
+ * so the copy is kept before the tail can report the write applied. */
 static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
                               const uint8_t *data)
 {
@@ -193,31 +199,32 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
                  (unsigned long long)h->lsn, rh_last_error());
         return;
     }
-    rh_gcs_show(rep, h->shard);
     if (next < 0) {
+        /* Subscribers first: a subscriber that is the client too sees
+         * the update before the answer, as before. */
         rh_gcs_pub_applied(h->shard, &w, &res, NULL, NULL);
         rh_gcs_answer(h->client, h->shard, h->seq, &res, NULL, 0);
+        rh_gcs_show(rep, h->shard);
         if (h->lsn % RH_GCS_ACKUP_EVERY == 0) {
             rh_gcs_ackup(h->shard, h->lsn);
         }
         return;
     }
+    rh_gcs_forward(next, h, data);
     x = rh_gcs_held_new(rh_gcs_rank, h, data);
-    if (x == NULL) {
-        return;
+    if (x != NULL) {
+        x->res = res;
+        rh_gcs_pub_applied(h->shard, &w, &res, &x->matches, &x->nmatches);
+        slot = rh_hmap_put(&rep->log, &h->lsn, NULL);
+        if (slot != NULL) {
+            *slot = x;
+        } else {
+            rh_error("GCS shard %u: no memory to keep write %llu", h->shard,
+                     (unsigned long long)h->lsn);
+            rh_gcs_held_free(x);
+        }
     }
-    x->res = res;
-    rh_gcs_pub_applied(h->shard, &w, &res, &x->matches, &x->nmatches);
-    slot = rh_hmap_put(&rep->log, &h->lsn, NULL);
-    if (slot == NULL) {
-        rh_error("GCS shard %u: no memory to keep write %llu", h->shard,
-                 (unsigned long long)h->lsn);
-        rh_gcs_forward(next, x);
-        rh_gcs_held_free(x);
-        return;
-    }
-    *slot = x;
-    rh_gcs_forward(next, x);
+    rh_gcs_show(rep, h->shard);
 }
 
 static int rh_gcs_whdr_ok(const rh_gcs_whdr_t *h, size_t data_len)
@@ -503,7 +510,7 @@ void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
                 rh_gcs_held_t **slot = rh_hmap_get(&rep->log, &l);
 
                 if (slot != NULL) {
-                    rh_gcs_forward(next, *slot);
+                    rh_gcs_forward(next, &(*slot)->h, (*slot)->data);
                 }
             }
         }

@@ -32,8 +32,8 @@ static struct {
     .next_seq = 1
 };
 
-/* Numbers op and lists it. */
-static rh_status_t rh_gcs_track(rh_gcs_op_t *op)
+/* Numbers op and lists it; *floor: the oldest unanswered number now. */
+static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *floor)
 {
     rh_gcs_op_t **slot;
     uint64_t now = rh_time_ns();
@@ -57,25 +57,20 @@ static rh_status_t rh_gcs_track(rh_gcs_op_t *op)
         rh_gcs_cl.first = op;
     }
     rh_gcs_cl.last = op;
+    *floor = rh_gcs_cl.first->seq;
     pthread_mutex_unlock(&rh_gcs_cl.lock);
     return RH_OK;
 }
 
 /* Sends op to the head (writes) or tail (reads) of its shard under the
- * configuration we know. A send that fails is sent again by the tick or
- * when the chain re-forms. */
-static void rh_gcs_send_op(rh_gcs_op_t *op)
+ * configuration we know, a write with the client's floor (taken with the
+ * op's listing or its resend: no lock here). A send that fails is sent
+ * again by the tick or when the chain re-forms. */
+static void rh_gcs_send_op(rh_gcs_op_t *op, uint64_t floor)
 {
-    uint64_t floor = 0, epoch;
+    uint64_t epoch;
     int dest;
 
-    /* Only writes carry the floor (reads leave no result to forget): a
-     * read takes no client lock here. */
-    if (op->kind != RH_GCS_KIND_READ) {
-        pthread_mutex_lock(&rh_gcs_cl.lock);
-        floor = rh_gcs_cl.first != NULL ? rh_gcs_cl.first->seq : op->seq;
-        pthread_mutex_unlock(&rh_gcs_cl.lock);
-    }
     pthread_rwlock_rdlock(&rh_gcs_map_lock);
     epoch = rh_gcs_map.epoch;
     dest = op->kind == RH_GCS_KIND_READ ?
@@ -189,6 +184,7 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
                                       int64_t shard)
 {
     rh_status_t status = rh_gcs_check(op, 1, shard >= 0);
+    uint64_t floor;
 
     if (status != RH_OK) {
         return status;
@@ -203,9 +199,9 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
     op->out_len = 0;
     op->version = 0;
     atomic_store_explicit(&op->finished, 0, memory_order_relaxed);
-    status = rh_gcs_track(op);
+    status = rh_gcs_track(op, &floor);
     if (status == RH_OK) {
-        rh_gcs_send_op(op);
+        rh_gcs_send_op(op, floor);
     }
     return status;
 }
@@ -228,6 +224,7 @@ rh_status_t rh_gcs_cas_async(rh_gcs_op_t *op)
 rh_status_t rh_gcs_get_async(rh_gcs_op_t *op)
 {
     rh_status_t status = rh_gcs_check(op, 0, 0);
+    uint64_t floor;
 
     if (status != RH_OK) {
         return status;
@@ -238,9 +235,9 @@ rh_status_t rh_gcs_get_async(rh_gcs_op_t *op)
     op->out_len = 0;
     op->version = 0;
     atomic_store_explicit(&op->finished, 0, memory_order_relaxed);
-    status = rh_gcs_track(op);
+    status = rh_gcs_track(op, &floor);
     if (status == RH_OK) {
-        rh_gcs_send_op(op);
+        rh_gcs_send_op(op, floor);
     }
     return status;
 }
@@ -333,7 +330,7 @@ static rh_status_t rh_gcs_on_answer(void *arg, rh_am_msg_t *msg)
 static void rh_gcs_sweep(uint64_t now, int all, rh_gcs_op_t **failed)
 {
     rh_gcs_op_t *op, *next, **resend = NULL;
-    uint64_t half = rh_gcs_timeout_ns() / 2;
+    uint64_t half = rh_gcs_timeout_ns() / 2, floor;
     size_t n = 0;
 
     pthread_mutex_lock(&rh_gcs_cl.lock);
@@ -361,9 +358,12 @@ static void rh_gcs_sweep(uint64_t now, int all, rh_gcs_op_t **failed)
             resend[n++] = op;
         }
     }
+    floor = rh_gcs_cl.first != NULL ? rh_gcs_cl.first->seq : 0;
     pthread_mutex_unlock(&rh_gcs_cl.lock);
     for (size_t i = 0; i < n; i++) {
-        rh_gcs_send_op(resend[i]);
+        /* floor is at most the number of every op still listed then: a
+         * floor below the newest only keeps results a little longer. */
+        rh_gcs_send_op(resend[i], floor);
     }
     free(resend);
 }

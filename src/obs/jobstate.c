@@ -507,6 +507,12 @@ static void rh_js_print_gcs(const rh_js_rank_t *ranks, int n, FILE *out)
                             "bytes, reads %llu, subscriptions %llu;%s\n",
                             ranks[i].rank, sh, role, lsn, bytes, reads, subs,
                             line + k);
+                } else if (pass == 1 &&
+                           sscanf(line, "gcs actors pending %llu alive %llu "
+                                  "dead %llu", &lsn, &bytes, &reads) == 3) {
+                    fprintf(out, "  gcs rank %d actor records: %llu "
+                            "pending, %llu alive, %llu dead\n",
+                            ranks[i].rank, lsn, bytes, reads);
                 }
             }
             free(copy);
