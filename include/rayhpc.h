@@ -484,10 +484,12 @@ typedef struct rh_actor_params {
     int           detached;         /* 1: lives until killed or the job
                                      * ends, whatever the holds */
     /* Restarts after its rank dies, or after rh_actor_kill(a, 0): the
-     * owner runs the constructor again, with the original arguments (bytes
-     * only), on a rank the scheduler picks; handles follow it. Calls in
-     * flight to the dead instance fail (RH_ERR_ACTOR_DEAD); later ones go
-     * to the new one. Default 0; -1: no limit (docs/fault-tolerance.md). */
+     * owner runs the constructor again (or restore, from its last
+     * checkpoint), with the original arguments (bytes only), on a rank the
+     * scheduler picks; handles follow it. Calls in flight to the dead
+     * instance fail (RH_ERR_ACTOR_DEAD) unless max_task_retries; later ones
+     * go to the new one. Default 0; -1: no limit
+     * (docs/fault-tolerance.md). */
     int           max_restarts;
     /* With max_restarts: a call not answered when the actor's rank died
      * is sent again, in its caller's order, to the restarted instance,
