@@ -279,6 +279,18 @@ void rh_resend_covered(rh_resend_t *r, uint64_t seq)
     pthread_mutex_unlock(&rh_kc_lock);
 }
 
+size_t rh_resend_kept(rh_resend_t *r)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&rh_kc_lock);
+    for (rh_kcall_t *k = r->head; k != NULL; k = k->next) {
+        n++;
+    }
+    pthread_mutex_unlock(&rh_kc_lock);
+    return n;
+}
+
 void rh_resend_clear(rh_resend_t *r)
 {
     pthread_mutex_lock(&rh_kc_lock);

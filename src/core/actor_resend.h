@@ -64,6 +64,9 @@ void rh_resend_dead(rh_resend_t *r, const char *why);
  * seq. */
 void rh_resend_covered(rh_resend_t *r, uint64_t seq);
 
+/* Calls kept now. */
+size_t rh_resend_kept(rh_resend_t *r);
+
 /* Frees the kept calls (teardown: their futures go with the table). */
 void rh_resend_clear(rh_resend_t *r);
 
