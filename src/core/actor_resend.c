@@ -398,7 +398,12 @@ int rh_actor_call_lost(uint64_t counter, int rank, rh_inflight_t *e)
     (void)rank;
     pthread_mutex_lock(&rh_kc_lock);
     slot = rh_hmap_get(&rh_kc_sent, &counter);
-    if (slot != NULL && (k = *slot)->state == RH_KC_SENT) {
+    if (slot != NULL && (*slot)->state == RH_KC_DONE) {
+        /* A replay for a restored instance (it holds nothing): replayed
+         * again at the next place; its answered futures stay as they
+         * are. */
+        kept = 1;
+    } else if (slot != NULL && (k = *slot)->state == RH_KC_SENT) {
         rh_resend_t *r = k->r;
 
         k->e = *e;
