@@ -161,3 +161,13 @@ Test(ft, actor_call_is_resent_max_task_retries_times_then_fails)
     expect_actor(&run, "FT ACTOR RETRIES OK", 2);
     rh_run_free(&run);
 }
+
+Test(ft, checkpoint_asked_by_a_method_is_restored_with_every_call_once)
+{
+    rh_run_t run = ft_actor("request");
+
+    expect_actor(&run, "FT ACTOR CHECKPOINT OK", 2);
+    cr_expect_eq(rh_count_lines(run.out, "FT CHECKPOINT count 1000 exact"),
+                 1, "output ends:\n%s", rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}

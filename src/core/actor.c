@@ -1668,22 +1668,50 @@ static void rh_ckpt_store(rh_actor_t a, uint32_t epoch, const void *blob,
     }
 }
 
+typedef struct rh_ckpt_send {
+    _Atomic int done;
+    rh_status_t status;
+} rh_ckpt_send_t;
+
+static void rh_ckpt_sent(void *arg, rh_status_t status)
+{
+    rh_ckpt_send_t *s = arg;
+
+    s->status = status;
+    atomic_store(&s->done, 1);
+    rh_future_notify();
+}
+
+static int rh_ckpt_send_done(void *arg)
+{
+    return atomic_load(&((rh_ckpt_send_t *)arg)->done);
+}
+
 void rh_actor_checkpoint_taken(rh_actor_t actor, uint32_t epoch,
                                const void *blob, size_t len)
 {
     int owner = (int)rh_actor_owner(actor);
     rh_ckpt_msg_t h = { actor.hi, actor.lo, epoch, 0 };
+    rh_ckpt_send_t s = { 0, RH_OK };
     rh_status_t status;
 
     if (owner == rh_rank()) {
         rh_ckpt_store(actor, epoch, blob, len);
         return;
     }
+    /* The actor goes on once its checkpoint left this rank: sends of
+     * other threads can wait behind a flood of incoming calls, and a
+     * checkpoint still queued here dies with the rank. */
     status = rh_am_send((uint32_t)owner, RH_AM_ID_ACTOR_CKPT, &h, sizeof(h),
-                        blob, len, NULL, NULL);
+                        blob, len, rh_ckpt_sent, &s);
+    if (status == RH_OK) {
+        (void)rh_core_wait_until(rh_ckpt_send_done, &s, 0);
+        status = s.status;
+    }
     if (status != RH_OK) {
         rh_warn("actor %s: its checkpoint could not be sent to its owner, "
                 "rank %d: %s", rh_actor_class_name(actor), owner,
+                status == s.status ? rh_status_string(status) :
                 rh_last_error());
     }
 }

@@ -23,6 +23,10 @@
  *             saying so) and the count is 1,000 exactly; a second death
  *             finds no restart left: RH_ERR_ACTOR_DEAD
  *             ("FT ACTOR CHECKPOINT OK")
+ *   request [KILL]
+ *             the same with checkpoint_interval 0 and one checkpoint asked
+ *             by a method (rh_actor_checkpoint) after the 300th increment,
+ *             the rank killed at 350 ("FT ACTOR CHECKPOINT OK")
  *   retries   max_task_retries 1: a call that kills every rank it runs on
  *             is sent once again to the restarted actor, then fails with
  *             RH_ERR_ACTOR_DEAD naming its method; the third instance
@@ -42,6 +46,7 @@
 
 typedef struct counter {
     int64_t count;
+    int64_t restored_at;   /* the count restored, -1: constructed */
 } counter_t;
 
 static void fail(const char *what, rh_status_t st)
@@ -68,6 +73,7 @@ static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
         return rh_task_fail(ctx, "no memory");
     }
     c->count = arg_i64(ctx, 0);
+    c->restored_at = -1;
     *state = c;
     return RH_OK;
 }
@@ -135,8 +141,25 @@ static rh_status_t counter_restore(const void *data, size_t len,
         return RH_ERR_MALFORMED;
     }
     memcpy(&c->count, data, sizeof(c->count));
+    c->restored_at = c->count;
     *state = c;
     return RH_OK;
+}
+
+static rh_status_t counter_restored(void *state, rh_task_ctx_t *ctx)
+{
+    counter_t *c = state;
+
+    return rh_task_return(ctx, 0, &c->restored_at, sizeof(c->restored_at));
+}
+
+/* save_now: asks for a checkpoint after this call; returns the status. */
+static rh_status_t counter_save_now(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t st = rh_actor_checkpoint(ctx);
+
+    (void)state;
+    return rh_task_return(ctx, 0, &st, sizeof(st));
 }
 
 static rh_status_t counter_get(void *state, rh_task_ctx_t *ctx)
@@ -333,7 +356,25 @@ static int64_t get_count(rh_actor_t a)
     return v;
 }
 
-static void checkpoint(int64_t kill_at)
+static int64_t call_i64(rh_actor_t a, const char *method)
+{
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    int64_t v;
+
+    CHECK(rh_actor_call(a, method, NULL, 0, NULL, &r));
+    CHECK(rh_get(r, &p, &len, TIMEOUT));
+    memcpy(&v, p, sizeof(v));
+    rh_release(r);
+    return v;
+}
+
+#define REQ_AT 300   /* request mode: the checkpoint asked after this add */
+
+/* interval 0: no periodic checkpoint, one asked by a method after add
+ * REQ_AT. */
+static void checkpoint(int64_t kill_at, int interval)
 {
     rh_actor_params_t ap = { 0 };
     int64_t start = 0, v;
@@ -344,6 +385,8 @@ static void checkpoint(int64_t kill_at)
     rh_status_t st;
     const void *p;
     size_t len;
+    rh_ref_t asked;
+    int64_t at;
 
     ap.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY |
                     RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
@@ -353,12 +396,15 @@ static void checkpoint(int64_t kill_at)
     ap.node = 1;
     ap.max_restarts = 1;
     ap.max_task_retries = -1;
-    ap.checkpoint_interval = CK_EVERY;
+    ap.checkpoint_interval = interval;
     CHECK(rh_actor_create("CkCounter", &arg, 1, &ap, &a));
     CHECK(rh_actor_ready(a, TIMEOUT, &r1));
     /* Pipelined: every call is made before any answer is read. */
     for (int i = 0; i < CK_CALLS; i++) {
         CHECK(add_send(a, r1, kill_at, &refs[i]));
+        if (interval == 0 && i + 1 == REQ_AT) {
+            CHECK(rh_actor_call(a, "save_now", NULL, 0, NULL, &asked));
+        }
     }
     for (int i = 0; i < CK_CALLS; i++) {
         st = rh_get(refs[i], &p, &len, TIMEOUT);
@@ -380,6 +426,24 @@ static void checkpoint(int64_t kill_at)
                (long long)v, CK_CALLS, CK_CALLS);
         exit(1);
     }
+    /* Restored from a checkpoint the death came after (or, before the
+     * first one reached the owner, constructed again). */
+    at = call_i64(a, "restored");
+    if (at != -1 && (at > kill_at || at <= 0 ||
+                     (interval > 0 ? at % interval != 0 : at != REQ_AT))) {
+        printf("FT FAIL restored at count %lld (death at %lld)\n",
+               (long long)at, (long long)kill_at);
+        exit(1);
+    }
+    if (interval == 0) {
+        if (rh_get(asked, &p, &len, TIMEOUT) == RH_OK &&
+            memcpy(&v, p, sizeof(v)) && v != RH_OK) {
+            fail("rh_actor_checkpoint in a method", (rh_status_t)v);
+        }
+        rh_release(asked);
+        v = CK_CALLS;
+    }
+    printf("FT CHECKPOINT restored at count %lld\n", (long long)at);
     CHECK(rh_actor_ready(a, TIMEOUT, &r2));
     if (r2 == r1) {
         printf("FT FAIL restored on the dead rank %d\n", r1);
@@ -454,6 +518,10 @@ static void retries(void)
     CHECK(rh_get(after, &p, &len, TIMEOUT));
     rh_release(after);
     CHECK(inc(a, -1, &v));
+    /* Without checkpoints the class cannot be asked for one. */
+    if (call_i64(a, "save_now") != RH_ERR_INVALID_PARAM) {
+        fail("rh_actor_checkpoint without checkpoints", RH_ERR_TASK_FAILED);
+    }
     printf("FT ACTOR RETRIES OK\n");
 }
 
@@ -480,6 +548,8 @@ int main(int argc, char **argv)
         { "get", counter_get, 0, 1 },
         { "add", counter_add, 2, 1 },
         { "boom", counter_boom, 0, 1 },
+        { "restored", counter_restored, 0, 1 },
+        { "save_now", counter_save_now, 0, 1 },
     };
     rh_actor_class_t cls = { 0 };
     const char *mode = argc > 1 ? argv[1] : "restart";
@@ -490,7 +560,7 @@ int main(int argc, char **argv)
     cls.init = counter_init;
     cls.init_nargs = 1;
     cls.methods = methods;
-    cls.num_methods = 4;
+    cls.num_methods = 6;
     cls.fini = counter_fini;
     CHECK(rh_register_actor("Counter", &cls));
     cls.field_mask |= RH_ACTOR_CLASS_FIELD_CHECKPOINT;
@@ -506,7 +576,9 @@ int main(int argc, char **argv)
         } else if (strcmp(mode, "final") == 0) {
             final();
         } else if (strcmp(mode, "checkpoint") == 0) {
-            checkpoint(argc > 2 ? atoll(argv[2]) : 550);
+            checkpoint(argc > 2 ? atoll(argv[2]) : 550, CK_EVERY);
+        } else if (strcmp(mode, "request") == 0) {
+            checkpoint(argc > 2 ? atoll(argv[2]) : 350, 0);
         } else if (strcmp(mode, "retries") == 0) {
             retries();
         } else {
