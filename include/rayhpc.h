@@ -539,7 +539,8 @@ typedef struct rh_call_params {
  * their ref arguments become ready out of order. An unknown method or a
  * wrong argument count fails here (RH_ERR_UNKNOWN_FUNCTION,
  * RH_ERR_BAD_ARG_COUNT), as does a call on an actor known to be dead
- * (RH_ERR_ACTOR_DEAD). Calls pending when the actor dies fail: a get of
+ * (RH_ERR_ACTOR_DEAD). Calls pending when the actor dies fail (unless it
+ * is restarted and has max_task_retries: they are sent again): a get of
  * their returns gives RH_ERR_ACTOR_DEAD with a message naming the actor and
  * why. */
 RH_EXPORT

@@ -501,7 +501,25 @@ static void retries(void)
     ap.node = 1;
     ap.soft = 1;
     ap.max_restarts = 3;
+    /* Bad parameters fail at once, saying which. */
+    ap.max_task_retries = -2;
+    if (rh_actor_create("Counter", &arg, 1, &ap, &a) != RH_ERR_INVALID_PARAM) {
+        fail("max_task_retries -2", RH_ERR_TASK_FAILED);
+    }
     ap.max_task_retries = 1;
+    ap.field_mask |= RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL;
+    ap.checkpoint_interval = 10;   /* a class without save and restore */
+    if (rh_actor_create("Counter", &arg, 1, &ap, &a) != RH_ERR_INVALID_PARAM) {
+        fail("checkpoints of a class without save", RH_ERR_TASK_FAILED);
+    }
+    ap.field_mask |= RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY;
+    ap.max_concurrency = 2;        /* checkpoints need one call at a time */
+    if (rh_actor_create("CkCounter", &arg, 1, &ap, &a) !=
+        RH_ERR_INVALID_PARAM) {
+        fail("checkpoints with max_concurrency 2", RH_ERR_TASK_FAILED);
+    }
+    ap.field_mask &= ~(uint64_t)(RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL |
+                                 RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY);
     CHECK(rh_actor_create("Counter", &arg, 1, &ap, &a));
     CHECK(rh_actor_ready(a, TIMEOUT, NULL));
     CHECK(rh_actor_call(a, "boom", NULL, 0, NULL, &boom));
