@@ -416,8 +416,10 @@ typedef rh_status_t (*rh_method_t)(void *state, rh_task_ctx_t *ctx);
 typedef void (*rh_actor_fini_t)(void *state);
 
 /* Checkpoint and restore, for restarts (optional): save writes the state as
- * return 0 of ctx (rh_task_return or rh_task_return_alloc); restore builds
- * a state from those bytes. */
+ * return 0 of ctx (rh_task_return or rh_task_return_alloc; ctx has no
+ * arguments); restore builds a state from those bytes. A restarted actor
+ * with a checkpoint runs restore instead of its constructor
+ * (docs/fault-tolerance.md). */
 typedef rh_status_t (*rh_actor_save_t)(void *state, rh_task_ctx_t *ctx);
 typedef rh_status_t (*rh_actor_restore_t)(const void *data, size_t len,
                                           void **state);
@@ -458,7 +460,9 @@ typedef enum rh_actor_param_field {
     RH_ACTOR_PARAM_FIELD_NAME            = 1u << 3,
     RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY = 1u << 4,
     RH_ACTOR_PARAM_FIELD_DETACHED        = 1u << 5,
-    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS    = 1u << 6
+    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS    = 1u << 6,
+    RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES = 1u << 7,
+    RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL = 1u << 8
 } rh_actor_param_field_t;
 
 typedef struct rh_actor_params {
@@ -480,11 +484,26 @@ typedef struct rh_actor_params {
     int           detached;         /* 1: lives until killed or the job
                                      * ends, whatever the holds */
     /* Restarts after its rank dies, or after rh_actor_kill(a, 0): the
-     * owner runs the constructor again, with the original arguments (bytes
-     * only), on a rank the scheduler picks; handles follow it. Calls in
-     * flight to the dead instance fail (RH_ERR_ACTOR_DEAD); later ones go
-     * to the new one. Default 0; -1: no limit (docs/fault-tolerance.md). */
+     * owner runs the constructor again (or restore, from its last
+     * checkpoint), with the original arguments (bytes only), on a rank the
+     * scheduler picks; handles follow it. Calls in flight to the dead
+     * instance fail (RH_ERR_ACTOR_DEAD) unless max_task_retries; later ones
+     * go to the new one. Default 0; -1: no limit
+     * (docs/fault-tolerance.md). */
     int           max_restarts;
+    /* With max_restarts: a call not answered when the actor's rank died
+     * is sent again, in its caller's order, to the restarted instance,
+     * at most this many times; then it fails (RH_ERR_ACTOR_DEAD naming
+     * the method). Its caller keeps the call's bytes until it is answered
+     * (with checkpoints: until a checkpoint covers it). Default 0; -1: no
+     * limit. Arguments passed as refs must stay alive for a resend. */
+    int           max_task_retries;
+    /* With max_restarts and a class with save and restore: a checkpoint
+     * every this many calls (0, the default: only when a method asks,
+     * rh_actor_checkpoint), kept by the owner; a restart restores the last
+     * one and replays the calls it did not cover, so that each call takes
+     * effect once. Needs max_concurrency 1. */
+    int           checkpoint_interval;
 } rh_actor_params_t;
 
 /* Creates an actor of the class registered as cls and returns at once with
@@ -520,7 +539,8 @@ typedef struct rh_call_params {
  * their ref arguments become ready out of order. An unknown method or a
  * wrong argument count fails here (RH_ERR_UNKNOWN_FUNCTION,
  * RH_ERR_BAD_ARG_COUNT), as does a call on an actor known to be dead
- * (RH_ERR_ACTOR_DEAD). Calls pending when the actor dies fail: a get of
+ * (RH_ERR_ACTOR_DEAD). Calls pending when the actor dies fail (unless it
+ * is restarted and has max_task_retries: they are sent again): a get of
  * their returns gives RH_ERR_ACTOR_DEAD with a message naming the actor and
  * why. */
 RH_EXPORT
@@ -550,6 +570,11 @@ RH_EXPORT rh_status_t rh_actor_get_named(const char *name, rh_actor_t *actor);
 /* Inside a method, constructor or checkpoint: the actor's own handle (no
  * hold); the null handle in a task. */
 RH_EXPORT rh_actor_t rh_task_actor(const rh_task_ctx_t *ctx);
+
+/* Inside a method of an actor with checkpoints (checkpoint_interval, a
+ * class with save and restore): a checkpoint is taken once this call
+ * ended, whatever the interval. RH_ERR_INVALID_PARAM elsewhere. */
+RH_EXPORT rh_status_t rh_actor_checkpoint(rh_task_ctx_t *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* GPUs (docs/gpu.md)                                                       */

@@ -386,6 +386,9 @@ if want tsan; then
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: a node lost, its object rebuilt" 137 "FT LOST_NODE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill lost_node
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: retry_exceptions" 0 "FT EXCEPTIONS OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill exceptions
         tsan_run "fault tolerance: an actor restarted after its rank died" 137 "FT ACTOR RESTART OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor restart
+        tsan_run "fault tolerance: a checkpointed actor restored, its calls resent" 137 "FT ACTOR CHECKPOINT OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor checkpoint
+        tsan_run "fault tolerance: a checkpoint asked by a method" 137 "FT ACTOR CHECKPOINT OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor request
+        tsan_run "fault tolerance: a call resent max_task_retries times" 137 "FT ACTOR RETRIES OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor retries
         unset TSAN_OPTIONS UCX_MEM_EVENTS
     else
         grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

@@ -9,29 +9,32 @@
 # usage: tests/soak.sh [-b BUILD_DIR] [-r RUNS] [-n RANKS] [-N NODES]
 #                      [-k KILLS] [-R ROUNDS] [-w WINDOW_S] [-s FIRST_SEED]
 #        tests/soak.sh -g [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
-#        tests/soak.sh -f [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
+#        tests/soak.sh -f [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED] [-m MODES]
 # defaults: _build, 5 runs of 64 ranks on 8 nodes, 6 killed within 20 s,
 # 40 rounds each. With -g it soaks the GCS instead: RUNS (default 20) runs of
 # tests/multi/gcs_kill, each killing the head, middle or tail of a chain
 # after a random number of its 100 000 writes; each must print GCS KILL OK.
-# -f: fault tolerance (docs/fault-tolerance.md): tests/multi/ft_kill's
-# map-reduce and nested recursion in turn, 8 ranks on 4 nodes, two random
-# ranks killed at random tasks; every get must return the right value
-# (20 runs by default).
+# -f: fault tolerance (docs/fault-tolerance.md), 8 ranks on 4 nodes, 20 runs
+# by default, taking in turn the MODES (comma-separated; default all):
+# mapreduce and recursion (tests/multi/ft_kill: two random ranks killed at
+# random tasks, every get must return the right value) and checkpoint
+# (tests/multi/ft_actor: a checkpointed counter's rank killed at a random
+# count among 1,000 pipelined increments, the count must be exact).
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/_build runs=5 ranks=64 nodes=8 kills=6 rounds=40 window=20
 seed=$(( $(date +%s) % 100000 ))
-gcs=0 ft=0 runs_set=0
-while getopts "gfb:r:n:N:k:R:w:s:" o; do
+gcs=0 ft=0 runs_set=0 modes=mapreduce,recursion,checkpoint
+while getopts "gfb:r:n:N:k:R:w:s:m:" o; do
     case $o in
         g) gcs=1 ;;
         f) ft=1 ;;
+        m) modes=$OPTARG ;;
         b) build=$OPTARG ;; r) runs=$OPTARG runs_set=1 ;; n) ranks=$OPTARG ;;
         N) nodes=$OPTARG ;; k) kills=$OPTARG ;; R) rounds=$OPTARG ;;
         w) window=$OPTARG ;; s) seed=$OPTARG ;;
-        *) sed -n '2,20p' "$0"; exit 2 ;;
+        *) sed -n '2,24p' "$0"; exit 2 ;;
     esac
 done
 if [ $gcs -eq 1 ]; then
@@ -63,33 +66,48 @@ if [ $gcs -eq 1 ]; then
 fi
 if [ $ft -eq 1 ]; then
     prog=$build/tests/multi/ft_kill
+    actor=$build/tests/multi/ft_actor
     run=$build/rayhpc-run
-    if [ ! -x "$prog" ] || [ ! -x "$run" ]; then
-        echo "soak: build first: make -C $build tests/multi/ft_kill rayhpc-run" >&2
+    if [ ! -x "$prog" ] || [ ! -x "$actor" ] || [ ! -x "$run" ]; then
+        echo "soak: build first: make -C $build tests/multi/ft_kill tests/multi/ft_actor rayhpc-run" >&2
         exit 2
     fi
+    IFS=, read -r -a mlist <<<"$modes"
     [ $runs_set -eq 1 ] || runs=20
     passed=0 failed=0
     for ((i = 0; i < runs; i++)); do
         RANDOM=$((seed + i))
-        mode=mapreduce ok="FT MAPREDUCE OK sum 85408"
-        if [ $((i % 2)) -eq 1 ]; then mode=recursion ok="FT RECURSION OK value 63"; fi
-        v1=$((1 + RANDOM % 7)) v2=$((1 + RANDOM % 7))
-        while [ $v2 -eq $v1 ]; do v2=$((1 + RANDOM % 7)); done
-        at=$((1 + RANDOM % 56))
+        mode=${mlist[i % ${#mlist[@]}]}
         log=$(mktemp /tmp/rayhpc-soak-ft.XXXXXX)
-        RAYHPC_INLINE_MAX=1K \
-            FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
-            timeout 300 "$run" -n 8 --nodes 4 "$prog" $mode >"$log" 2>&1
-        st=$?
+        case $mode in
+        mapreduce|recursion)
+            ok="FT MAPREDUCE OK sum 85408"
+            [ "$mode" = recursion ] && ok="FT RECURSION OK value 63"
+            v1=$((1 + RANDOM % 7)) v2=$((1 + RANDOM % 7))
+            while [ $v2 -eq $v1 ]; do v2=$((1 + RANDOM % 7)); done
+            at=$((1 + RANDOM % 56))
+            what="$mode, ranks $v1 and $v2 killed by tasks $at and $((at + 7))"
+            RAYHPC_INLINE_MAX=1K \
+                FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
+                timeout 300 "$run" -n 8 --nodes 4 "$prog" $mode >"$log" 2>&1
+            st=$? ;;
+        checkpoint)
+            ok="FT ACTOR CHECKPOINT OK" at=$((1 + RANDOM % 999))
+            what="checkpoint, the counter's rank killed at count $at"
+            timeout 300 "$run" -n 8 --nodes 4 "$actor" checkpoint $at \
+                >"$log" 2>&1
+            st=$? ;;
+        *)
+            echo "soak -f: unknown mode $mode (mapreduce, recursion, checkpoint)" >&2
+            exit 2 ;;
+        esac
         why=
         if [ $st -eq 124 ]; then why="hung (killed after 300 s)"
         elif [ $st -ne 137 ]; then why="exit status $st"
         elif ! grep -q "^$ok" "$log"; then why="no \"$ok\" line"
         elif [ "$(grep -c '^FT DONE' "$log")" -ne 6 ]; then why="a survivor did not finalize"
-        elif pgrep -f "^$prog" >/dev/null; then why="left processes behind"
+        elif pgrep -f "^($prog|$actor)" >/dev/null; then why="left processes behind"
         fi
-        what="$mode, ranks $v1 and $v2 killed by tasks $at and $((at + 7))"
         if [ -z "$why" ]; then
             passed=$((passed + 1))
             echo "soak -f run $((i + 1))/$runs: ok ($what)"

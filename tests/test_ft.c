@@ -143,3 +143,31 @@ Test(ft, actor_without_restarts_dies_with_its_rank)
     expect_actor(&run, "FT ACTOR FINAL OK", 1);
     rh_run_free(&run);
 }
+
+Test(ft, checkpointed_counter_counts_each_pipelined_call_once_across_a_death)
+{
+    rh_run_t run = ft_actor("checkpoint");
+
+    expect_actor(&run, "FT ACTOR CHECKPOINT OK", 2);
+    cr_expect_eq(rh_count_lines(run.out, "FT CHECKPOINT count 1000 exact"),
+                 1, "output ends:\n%s", rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
+
+Test(ft, actor_call_is_resent_max_task_retries_times_then_fails)
+{
+    rh_run_t run = ft_actor("retries");
+
+    expect_actor(&run, "FT ACTOR RETRIES OK", 2);
+    rh_run_free(&run);
+}
+
+Test(ft, checkpoint_asked_by_a_method_is_restored_with_every_call_once)
+{
+    rh_run_t run = ft_actor("request");
+
+    expect_actor(&run, "FT ACTOR CHECKPOINT OK", 2);
+    cr_expect_eq(rh_count_lines(run.out, "FT CHECKPOINT count 1000 exact"),
+                 1, "output ends:\n%s", rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "core/actor.h"
+#include "core/actor_resend.h"
 #include "core/actor_table.h"
 #include "core/core.h"
 #include "core/future.h"
@@ -49,7 +50,12 @@ enum {
     RH_ACTL_ENDED    = 6,   /* actor's rank to the owner (payload: why) */
     RH_ACTL_SKIP     = 7,   /* caller to the actor's rank: arg = a sequence
                              * number that will never come */
-    RH_ACTL_MAX      = 7    /* names live in the GCS (rh_name_*) */
+    RH_ACTL_FROM     = 8,   /* caller to a restarted instance (value: its
+                             * restart count): arg = the caller's first
+                             * number for it */
+    RH_ACTL_COVERED  = 9,   /* owner to a caller: a checkpoint covers its
+                             * calls up to arg */
+    RH_ACTL_MAX      = 9    /* names live in the GCS (rh_name_*) */
 };
 
 typedef struct rh_actl_hdr {
@@ -97,6 +103,7 @@ typedef struct rh_actor_client {
     rh_task_t       *qhead, *qtail;   /* calls waiting for the place */
     rh_actor_inst_t *inst;            /* here: the instance (a reference) */
     char             why[256];        /* DEAD: why */
+    rh_resend_t      rs;              /* calls kept for a resend */
 } rh_actor_client_t;
 
 static pthread_mutex_t rh_cl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -136,6 +143,7 @@ static rh_actor_client_t *rh_client_get(rh_actor_t actor, int make)
         }
         c->actor = actor;
         c->rank = -1;
+        rh_resend_init(&c->rs, actor);
         pthread_mutex_init(&c->lock, NULL);
         *slot = c;
     }
@@ -165,6 +173,9 @@ static void rh_client_route(rh_actor_client_t *c, rh_task_t *t)
     t->forward_to = c->rank;
     t->call_seq = ++c->next_seq;
     t->call_epoch = c->epoch;
+    if (c->rs.retries != 0) {
+        rh_resend_route(&c->rs, t);
+    }
 }
 
 /* The actor's rank died or it is being restarted (c->lock held): calls
@@ -177,6 +188,7 @@ static void rh_client_unplace(rh_actor_client_t *c)
     if (c->state != RH_CL_ALIVE) {
         return;
     }
+    rh_resend_unplaced(&c->rs);
     if (owner == rh_rank()) {
         atomic_store(&c->state, RH_CL_UNKNOWN);
     } else {
@@ -186,13 +198,15 @@ static void rh_client_unplace(rh_actor_client_t *c)
 }
 
 /* The place of the actor became known: rank (its instance there has had
- * epoch restarts), or dead with why. Lets the waiting calls go, in
- * order. */
+ * epoch restarts; calls lost are sent again retries times, -1: no limit,
+ * -2: not said), or dead with why. Lets the waiting calls go, in order. */
 static void rh_client_located(rh_actor_client_t *c, int rank,
-                              uint32_t epoch, const char *why)
+                              uint32_t epoch, int retries, const char *why)
 {
     rh_task_t *q;
     rh_actor_inst_t *drop = NULL;
+    const rh_class_entry_t *cls = rh_registry_class(
+                                      rh_actor_class_id(c->actor));
 
     pthread_mutex_lock(&c->lock);
     if (c->state == RH_CL_DEAD ||
@@ -213,9 +227,9 @@ static void rh_client_located(rh_actor_client_t *c, int rank,
         return;
     }
     if (rank >= 0 && epoch != c->epoch) {
-        /* A restarted instance: it numbers our calls from 1 again. */
+        /* A restarted instance: our numbers go on (rh_resend_placed tells
+         * it where they start). */
         c->epoch = epoch;
-        c->next_seq = 0;
         drop = c->inst;
         c->inst = NULL;
     }
@@ -233,8 +247,16 @@ static void rh_client_located(rh_actor_client_t *c, int rank,
             c->inst = NULL;
         }
         atomic_store(&c->state, RH_CL_DEAD);
+        rh_resend_dead(&c->rs, c->why);
     } else {
         c->rank = rank;
+        if (retries != -2 && retries != 0 &&
+            rh_actor_restartable(c->actor) && c->rs.retries == 0) {
+            rh_resend_setup(&c->rs, retries, cls != NULL &&
+                            (cls->cls.field_mask &
+                             RH_ACTOR_CLASS_FIELD_CHECKPOINT));
+        }
+        rh_resend_placed(&c->rs, rank, epoch, c->next_seq + 1);
         atomic_store(&c->state, RH_CL_ALIVE);
     }
     q = c->qhead;
@@ -270,11 +292,18 @@ typedef struct rh_recipe {
     char            *resources;   /* tp.resources, ours */
     int              nargs;       /* with the meta first */
     rh_arg_t        *args;        /* bytes, ours */
+    int              retries;     /* max_task_retries */
+    uint8_t         *ckpt;        /* the last checkpoint, or NULL */
+    size_t           ckpt_len;
 } rh_recipe_t;
 
 static pthread_mutex_t rh_recipe_lock = PTHREAD_MUTEX_INITIALIZER;
 static rh_hmap_t rh_recipes = RH_HMAP_INITIALIZER(sizeof(uint64_t),
                                                   sizeof(void *));
+/* max_task_retries of each, apart: a recipe leaves its map while a
+ * restart is submitted, and callers hear the value with the new place. */
+static rh_hmap_t rh_task_retries = RH_HMAP_INITIALIZER(sizeof(uint64_t),
+                                                       sizeof(int));
 
 static void rh_recipe_free(rh_recipe_t *r)
 {
@@ -283,13 +312,41 @@ static void rh_recipe_free(rh_recipe_t *r)
     }
     free(r->args);
     free(r->resources);
+    free(r->ckpt);
     free(r);
+}
+
+/* max_task_retries of one of our actors (0 when it is not restartable),
+ * told to its callers with its place. */
+static int rh_recipe_retries(rh_actor_t a)
+{
+    int *slot;
+    int retries = 0;
+
+    if (!rh_actor_restartable(a)) {
+        return 0;
+    }
+    pthread_mutex_lock(&rh_recipe_lock);
+    slot = rh_hmap_get(&rh_task_retries, &a.lo);
+    if (slot != NULL) {
+        retries = *slot;
+    }
+    pthread_mutex_unlock(&rh_recipe_lock);
+    return retries;
+}
+
+/* A WHERE message's arg: the restart count, and max_task_retries above. */
+static uint64_t rh_where_arg(rh_actor_t a, uint32_t epoch)
+{
+    return (uint64_t)epoch |
+           (uint64_t)(uint32_t)rh_recipe_retries(a) << 32;
 }
 
 /* Keeps a copy of the creation (the meta first, then the constructor's
  * arguments, all bytes) for restarts. */
 static rh_status_t rh_recipe_keep(rh_actor_t a, const rh_arg_t *all,
-                                  int n, const rh_task_params_t *tp)
+                                  int n, const rh_task_params_t *tp,
+                                  int retries)
 {
     rh_recipe_t *r = calloc(1, sizeof(*r)), **slot;
     int added = 0;
@@ -300,6 +357,7 @@ static rh_status_t rh_recipe_keep(rh_actor_t a, const rh_arg_t *all,
     }
     r->actor = a;
     r->nargs = n;
+    r->retries = retries;
     r->tp = *tp;
     memcpy(&r->meta, all[0].data, sizeof(r->meta));
     if (tp->resources != NULL &&
@@ -319,7 +377,17 @@ static rh_status_t rh_recipe_keep(rh_actor_t a, const rh_arg_t *all,
     pthread_mutex_lock(&rh_recipe_lock);
     slot = rh_hmap_put(&rh_recipes, &a.lo, &added);
     if (slot != NULL && added) {
+        int *rs, radded = 0;
+
         *slot = r;
+        if (retries != 0 &&
+            ((rs = rh_hmap_put(&rh_task_retries, &a.lo, &radded)) == NULL ||
+             !radded)) {
+            (void)rh_hmap_del(&rh_recipes, &a.lo, NULL);
+            slot = NULL;
+        } else if (retries != 0) {
+            *rs = retries;
+        }
     }
     pthread_mutex_unlock(&rh_recipe_lock);
     if (slot == NULL || !added) {
@@ -345,6 +413,7 @@ static void rh_recipe_drop(rh_actor_t a)
     }
     pthread_mutex_lock(&rh_recipe_lock);
     (void)rh_hmap_del(&rh_recipes, &a.lo, &r);
+    (void)rh_hmap_del(&rh_task_retries, &a.lo, NULL);
     pthread_mutex_unlock(&rh_recipe_lock);
     if (r != NULL) {
         rh_recipe_free(r);
@@ -375,7 +444,18 @@ static void rh_actor_restart_run(void *arg)
         /* the instance's restart count: its callers' calls carry it */
         r->meta.epoch++;
         memcpy((void *)r->args[0].data, &r->meta, sizeof(r->meta));
-        status = rh_actor_launch(a, r->args, r->nargs, &r->tp);
+        if (r->ckpt != NULL) {
+            /* From the last checkpoint instead of the constructor. */
+            rh_actor_meta_t m = r->meta;
+            rh_arg_t args[2];
+
+            m.restore = 1;
+            args[0] = rh_arg_bytes(&m, sizeof(m));
+            args[1] = rh_arg_bytes(r->ckpt, r->ckpt_len);
+            status = rh_actor_launch(a, args, 2, &r->tp);
+        } else {
+            status = rh_actor_launch(a, r->args, r->nargs, &r->tp);
+        }
         if (status != RH_OK) {
             snprintf(why, sizeof(why), "actor %s: its restart could not be "
                      "submitted: %s", rh_actor_class_name(a),
@@ -421,8 +501,8 @@ static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
         for (int r = 0; n->askers != NULL && r < rh_size(); r++) {
             if (n->askers[r]) {
                 rh_actl_send(r, RH_ACTL_WHERE, a, n->rank >= 0 ? n->rank :
-                             RH_ERR_ACTOR_DEAD, n->epoch, n->rank >= 0 ?
-                             NULL : n->why);
+                             RH_ERR_ACTOR_DEAD, rh_where_arg(a, n->epoch),
+                             n->rank >= 0 ? NULL : n->why);
             }
         }
         free(n->askers);
@@ -447,7 +527,8 @@ static void rh_atab_tell(rh_actor_t a, rh_atab_news_t *n)
         rh_actor_client_t *c = rh_client_get(a, 1);
 
         if (c != NULL) {
-            rh_client_located(c, n->rank, n->epoch, n->why);
+            rh_client_located(c, n->rank, n->epoch, rh_recipe_retries(a),
+                              n->why);
         }
     }
     if (n->restart) {
@@ -564,7 +645,8 @@ static void rh_atab_locate_tell(rh_actor_t a, int asker)
     int state = rh_atab_locate(a, asker, &rank, &epoch, why, sizeof(why));
 
     if (state == RH_AT_ALIVE) {
-        rh_actl_send(asker, RH_ACTL_WHERE, a, rank, epoch, NULL);
+        rh_actl_send(asker, RH_ACTL_WHERE, a, rank, rh_where_arg(a, epoch),
+                     NULL);
     } else if (state != RH_AT_PENDING) {
         rh_actl_send(asker, RH_ACTL_WHERE, a, RH_ERR_ACTOR_DEAD, 0, why);
     }
@@ -705,6 +787,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     rh_actor_t a;
     rh_status_t status;
     int keep, conc = 1, detached = 0, named = 0, max_restarts = 0;
+    int retries = 0, interval = 0, ckpts;
 
     if (!rh_core_initialized()) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
@@ -739,6 +822,28 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
         if (params->field_mask & RH_ACTOR_PARAM_FIELD_MAX_RESTARTS) {
             max_restarts = params->max_restarts;
         }
+        if (params->field_mask & RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES) {
+            retries = params->max_task_retries;
+        }
+        if (params->field_mask & RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL) {
+            interval = params->checkpoint_interval;
+        }
+    }
+    /* A class that can checkpoint does, once it may be restarted. */
+    ckpts = max_restarts != 0 &&
+            (cls->cls.field_mask & RH_ACTOR_CLASS_FIELD_CHECKPOINT);
+    if (retries < -1 || interval < 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: %s %d: %s",
+                            cls->name, retries < -1 ? "max_task_retries" :
+                            "checkpoint_interval", retries < -1 ? retries :
+                            interval, retries < -1 ? "-1 (no limit) or more" :
+                            "0 (on request only) or more");
+    }
+    if (interval > 0 && !ckpts) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: checkpoints "
+                            "need max_restarts and a class with save and "
+                            "restore (RH_ACTOR_CLASS_FIELD_CHECKPOINT)",
+                            cls->name);
     }
     if (max_restarts < -1) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: max_restarts "
@@ -756,6 +861,11 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     if (conc < 1 || conc > 1024) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: max_concurrency "
                             "%d: 1 to 1024", cls->name, conc);
+    }
+    if (ckpts && conc != 1) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s: checkpoints "
+                            "need max_concurrency 1 (a checkpoint is taken "
+                            "between two calls)", cls->name);
     }
     if (name != NULL && (name[0] == '\0' ||
                          strlen(name) >= RH_ACTOR_NAME_MAX)) {
@@ -784,6 +894,8 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     meta.max_concurrency = conc;
     meta.detached = detached;
     meta.keep_res = keep;
+    meta.checkpoints = ckpts;
+    meta.ckpt_interval = interval;
     all[0] = rh_arg_bytes(&meta, sizeof(meta));
     for (int i = 0; i < nargs; i++) {
         all[i + 1] = args[i];
@@ -815,7 +927,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
         named = 1;
     }
     if (max_restarts != 0) {
-        status = rh_recipe_keep(a, all, nargs + 1, &tp);
+        status = rh_recipe_keep(a, all, nargs + 1, &tp, retries);
         if (status != RH_OK) {
             rh_atab_remove(a);
             goto err_free;
@@ -861,8 +973,8 @@ static rh_status_t rh_actor_create_run(rh_task_ctx_t *ctx)
     rh_task_ctx_t cctx;
     rh_res_req_t res;
     char msg[512];
-    size_t len;
-    const void *p = rh_task_arg(ctx, 0, &len);
+    size_t len, ckpt_len = 0;
+    const void *p = rh_task_arg(ctx, 0, &len), *ckpt = NULL;
     int32_t rank = rh_rank();
     rh_status_t status;
 
@@ -883,7 +995,15 @@ static rh_status_t rh_actor_create_run(rh_task_ctx_t *ctx)
         cctx.failed = 0;
         cctx.message[0] = '\0';
     }
-    status = rh_actor_inst_create(cls, &meta, &cctx, msg, sizeof(msg), &inst);
+    if (meta.restore) {
+        ckpt = rh_task_arg(ctx, 1, &ckpt_len);
+        if (ckpt == NULL) {
+            return rh_task_fail(ctx, "an actor's restore came without its "
+                                "checkpoint");
+        }
+    }
+    status = rh_actor_inst_create(cls, &meta, &cctx, ckpt, ckpt_len, msg,
+                                  sizeof(msg), &inst);
     if (status != RH_OK) {
         return rh_task_fail(ctx, "%s", msg);
     }
@@ -963,7 +1083,7 @@ rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
         }
         pthread_mutex_unlock(&c->lock);
         if (dead) {
-            rh_client_located(c, -1, 0, why);
+            rh_client_located(c, -1, 0, -2, why);
         }
     }
     if (!rh_client_known(c) &&
@@ -1077,7 +1197,7 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         pthread_mutex_unlock(&c->lock);
         if (dead) {
             /* known dead already: what waits fails */
-            rh_client_located(c, -1, 0, why);
+            rh_client_located(c, -1, 0, -2, why);
         }
     }
     return RH_OK;
@@ -1089,7 +1209,9 @@ void rh_actor_call_send(rh_task_t *t)
     const char *dep = rh_task_dep_error(t);
 
     if (dep != NULL) {
-        if (t->call_seq != 0 && t->forward_to >= 0) {
+        if (t->call_kept != NULL && rh_actor_call_skipped(t)) {
+            /* a restarted instance was told */
+        } else if (t->call_seq != 0 && t->forward_to >= 0) {
             /* Its number will never come: the actor moves past it. */
             rh_actl_send(t->forward_to, RH_ACTL_SKIP, t->actor, 0,
                          t->call_seq, NULL);
@@ -1170,7 +1292,7 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
         snprintf(why, sizeof(why), "actor %s was killed by rank %d",
                  cls->name, rh_rank());
         if (c != NULL) {
-            rh_client_located(c, -1, 0, why);
+            rh_client_located(c, -1, 0, -2, why);
         }
     }
     return RH_OK;
@@ -1270,6 +1392,7 @@ static void rh_actor_call_run(int src, const rh_call_hdr_t *h,
     } else {
         t->actor = a;
         t->call_method = h->method;
+        t->call_seq = h->seq;   /* what a checkpoint says it ran */
     }
     rh_actor_inst_arrived(inst, src, h->seq, t);
     rh_actor_inst_put(inst);
@@ -1394,8 +1517,8 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         c = rh_client_get(a, 0);
         if (c != NULL) {
             rh_client_located(c, h.value >= 0 ? h.value : -1,
-                              (uint32_t)h.arg, text ? text :
-                              "the actor is dead");
+                              (uint32_t)h.arg, (int32_t)(h.arg >> 32),
+                              text ? text : "the actor is dead");
         }
         return RH_OK;
     }
@@ -1445,9 +1568,216 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
         }
         return RH_OK;
     }
+    case RH_ACTL_FROM: {
+        rh_actor_inst_t *inst;
+
+        if (h.arg == 0 || h.value < 0) {
+            return RH_ERR_MALFORMED;
+        }
+        inst = rh_actor_inst_find(a);
+        if (inst != NULL) {
+            if (rh_actor_inst_epoch(inst) == (uint32_t)h.value) {
+                rh_actor_inst_from(inst, src, h.arg);
+            }
+            rh_actor_inst_put(inst);
+        }
+        return RH_OK;
+    }
+    case RH_ACTL_COVERED: {
+        rh_actor_client_t *c;
+
+        if (rh_actor_owner(a) != (uint32_t)src) {
+            return RH_ERR_MALFORMED;
+        }
+        c = rh_client_get(a, 0);
+        if (c != NULL) {
+            rh_resend_covered(&c->rs, h.arg);
+        }
+        return RH_OK;
+    }
     default:
         return RH_ERR_MALFORMED;
     }
+}
+
+/* ---- checkpoints: the instance's rank sends them, the owner keeps the
+ * last one per actor (RH_AM_ID_ACTOR_CKPT) ---------------------------------- */
+
+typedef struct rh_ckpt_msg {
+    uint64_t actor_hi, actor_lo;
+    uint32_t epoch;      /* the instance that took it */
+    uint32_t reserved;
+} rh_ckpt_msg_t;
+
+void rh_actor_call_from(int dest, rh_actor_t a, uint32_t epoch,
+                        uint64_t first)
+{
+    rh_actl_send(dest, RH_ACTL_FROM, a, (int32_t)epoch, first, NULL);
+}
+
+/* The owner keeps blob (checked) as a's last checkpoint, when it comes
+ * from the instance now placed, and tells each caller it covers up to
+ * where. */
+static void rh_ckpt_store(rh_actor_t a, uint32_t epoch, const void *blob,
+                          size_t len)
+{
+    rh_ckpt_hdr_t h;
+    const uint8_t *callers, *state;
+    rh_recipe_t **slot;
+    uint8_t *copy;
+    int kept = 0;
+
+    if (rh_ckpt_parse(blob, len, &h, &callers, &state) != 0) {
+        rh_warn("actor %s: a checkpoint came malformed",
+                rh_actor_class_name(a));
+        return;
+    }
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        rh_warn("actor %s: no memory to keep its checkpoint: a restart "
+                "takes the previous one", rh_actor_class_name(a));
+        return;
+    }
+    memcpy(copy, blob, len);
+    pthread_mutex_lock(&rh_recipe_lock);
+    slot = rh_hmap_get(&rh_recipes, &a.lo);
+    /* Not while a restart is submitted (the recipe is out), nor from an
+     * instance that ended since. */
+    if (slot != NULL && (uint32_t)(*slot)->meta.epoch == epoch) {
+        free((*slot)->ckpt);
+        (*slot)->ckpt = copy;
+        (*slot)->ckpt_len = len;
+        copy = NULL;
+        kept = 1;
+    }
+    pthread_mutex_unlock(&rh_recipe_lock);
+    free(copy);
+    for (uint32_t i = 0; kept && i < h.ncallers; i++) {
+        rh_ckpt_caller_t c;
+
+        memcpy(&c, callers + i * sizeof(c), sizeof(c));
+        if (c.rank == rh_rank()) {
+            rh_actor_client_t *cl = rh_client_get(a, 0);
+
+            if (cl != NULL) {
+                rh_resend_covered(&cl->rs, c.seq);
+            }
+        } else if (c.rank >= 0 && c.rank < rh_size()) {
+            rh_actl_send((int)c.rank, RH_ACTL_COVERED, a, 0, c.seq, NULL);
+        }
+    }
+}
+
+typedef struct rh_ckpt_send {
+    _Atomic int done;
+    rh_status_t status;
+} rh_ckpt_send_t;
+
+static void rh_ckpt_sent(void *arg, rh_status_t status)
+{
+    rh_ckpt_send_t *s = arg;
+
+    s->status = status;
+    atomic_store(&s->done, 1);
+    rh_future_notify();
+}
+
+static int rh_ckpt_send_done(void *arg)
+{
+    return atomic_load(&((rh_ckpt_send_t *)arg)->done);
+}
+
+void rh_actor_checkpoint_taken(rh_actor_t actor, uint32_t epoch,
+                               const void *blob, size_t len)
+{
+    int owner = (int)rh_actor_owner(actor);
+    rh_ckpt_msg_t h = { actor.hi, actor.lo, epoch, 0 };
+    rh_ckpt_send_t s = { 0, RH_OK };
+    rh_status_t status;
+
+    if (owner == rh_rank()) {
+        rh_ckpt_store(actor, epoch, blob, len);
+        return;
+    }
+    /* The actor goes on once its checkpoint left this rank: sends of
+     * other threads can wait behind a flood of incoming calls, and a
+     * checkpoint still queued here dies with the rank. */
+    status = rh_am_send((uint32_t)owner, RH_AM_ID_ACTOR_CKPT, &h, sizeof(h),
+                        blob, len, rh_ckpt_sent, &s);
+    if (status == RH_OK) {
+        (void)rh_core_wait_until(rh_ckpt_send_done, &s, 0);
+        status = s.status;
+    }
+    if (status != RH_OK) {
+        rh_warn("actor %s: its checkpoint could not be sent to its owner, "
+                "rank %d: %s", rh_actor_class_name(actor), owner,
+                status == s.status ? rh_status_string(status) :
+                rh_last_error());
+    }
+}
+
+typedef struct rh_ckpt_rndv {
+    rh_ckpt_msg_t h;
+    uint8_t      *buf;
+    size_t        len;
+} rh_ckpt_rndv_t;
+
+static void rh_ckpt_rndv_arrived(void *arg, rh_status_t status)
+{
+    rh_ckpt_rndv_t *x = arg;
+    rh_actor_t a = { x->h.actor_hi, x->h.actor_lo };
+
+    if (status == RH_OK) {
+        rh_ckpt_store(a, x->h.epoch, x->buf, x->len);
+    }
+    free(x->buf);
+    free(x);
+}
+
+static rh_status_t rh_actor_on_ckpt(void *arg, rh_am_msg_t *msg)
+{
+    rh_ckpt_msg_t h;
+    rh_actor_t a;
+
+    (void)arg;
+    memcpy(&h, msg->hdr, sizeof(h));
+    a.hi = h.actor_hi;
+    a.lo = h.actor_lo;
+    if ((a.hi & 0xff) != 1 || a.lo == 0 || !rh_actor_restartable(a) ||
+        rh_actor_owner(a) != (uint32_t)rh_rank() ||
+        rh_registry_class(rh_actor_class_id(a)) == NULL) {
+        return RH_ERR_MALFORMED;
+    }
+    if (msg->rndv_desc != NULL) {
+        rh_ckpt_rndv_t *x = calloc(1, sizeof(*x));
+
+        if (x == NULL || (x->buf = malloc(msg->data_len ? msg->data_len :
+                                          1)) == NULL) {
+            free(x);
+            return RH_ERR_NO_MEMORY;
+        }
+        x->h = h;
+        x->len = msg->data_len;
+        return rh_am_recv_data(msg, x->buf, rh_ckpt_rndv_arrived, x);
+    }
+    rh_ckpt_store(a, h.epoch, msg->data, msg->data_len);
+    return RH_OK;
+}
+
+rh_status_t rh_actor_checkpoint(rh_task_ctx_t *ctx)
+{
+    rh_actor_inst_t *inst;
+    rh_status_t status;
+
+    if (ctx == NULL || rh_actor_is_null(ctx->actor) || ctx->task == NULL ||
+        !ctx->task->is_call ||
+        (inst = rh_actor_inst_find(ctx->actor)) == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_actor_checkpoint is "
+                            "called from an actor's method");
+    }
+    status = rh_actor_inst_ask_checkpoint(inst);
+    rh_actor_inst_put(inst);
+    return status;
 }
 
 /* A rank died: its actors, its holds, the calls it made, the actors it
@@ -1501,7 +1831,7 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
         snprintf(why, sizeof(why), "actor %s %s: rank %d failed",
                  rh_actor_class_name(hit->actor),
                  hit->rank == rank ? "died" : "is lost", rank);
-        rh_client_located(hit, -1, 0, why);
+        rh_client_located(hit, -1, 0, -2, why);
     }
     /* Name requests to that rank end by themselves (they watch it). */
 }
@@ -1523,6 +1853,11 @@ rh_status_t rh_actor_setup(void)
     if (status == RH_OK) {
         status = rh_am_register(RH_AM_ID_ACTOR_CTL, sizeof(rh_actl_hdr_t),
                                 sizeof(rh_actl_hdr_t), rh_actor_on_ctl, NULL);
+    }
+    if (status == RH_OK) {
+        status = rh_am_register(RH_AM_ID_ACTOR_CKPT, sizeof(rh_ckpt_msg_t),
+                                sizeof(rh_ckpt_msg_t), rh_actor_on_ckpt,
+                                NULL);
     }
     if (status == RH_OK) {
         status = rh_tp_on_peer_failure(rh_actor_on_peer_failure, NULL);
@@ -1556,6 +1891,7 @@ void rh_actor_teardown(void)
         if (c->inst != NULL) {
             rh_actor_inst_put(c->inst);
         }
+        rh_resend_clear(&c->rs);
         pthread_mutex_destroy(&c->lock);
         free(c);
     }
@@ -1569,6 +1905,7 @@ void rh_actor_teardown(void)
             rh_recipe_free(r);
         }
         rh_hmap_fini(&rh_recipes);
+        rh_hmap_fini(&rh_task_retries);
         pthread_mutex_unlock(&rh_recipe_lock);
     }
     rh_cl_last = NULL;

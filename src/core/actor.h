@@ -8,6 +8,7 @@
 #define RH_CORE_ACTOR_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "core/registry.h"
 #include "core/task_internal.h"
@@ -51,19 +52,74 @@ typedef struct rh_actor_meta {
     int32_t  detached;
     int32_t  keep_res;   /* keep the creation task's resources for life */
     int32_t  epoch;      /* restarts before this instance; calls carry it */
+    int32_t  ckpt_interval;  /* calls between checkpoints; 0: on request */
+    int32_t  restore;    /* 1: argument 1 is a checkpoint to restore */
+    int32_t  checkpoints;    /* 1: the actor takes checkpoints */
+    int32_t  reserved;
 } rh_actor_meta_t;
+
+/* A checkpoint, as the instance sends it to the owner and the owner hands
+ * it to a restart: this header, ncallers entries (each caller rank's last
+ * sequence number applied), then the bytes of the class's save. */
+typedef struct rh_ckpt_hdr {
+    uint32_t ncallers;
+    uint32_t reserved;
+    uint64_t state_len;
+} rh_ckpt_hdr_t;
+
+typedef struct rh_ckpt_caller {
+    int64_t  rank;
+    uint64_t seq;
+} rh_ckpt_caller_t;
+
+/* Checks a checkpoint of len bytes: 0 with its header in *h, its callers
+ * (unaligned: memcpy each) and its state, or -1 when malformed. */
+static inline int rh_ckpt_parse(const void *blob, size_t len,
+                                rh_ckpt_hdr_t *h, const uint8_t **callers,
+                                const uint8_t **state)
+{
+    size_t fixed;
+
+    if (blob == NULL || len < sizeof(*h)) {
+        return -1;
+    }
+    memcpy(h, blob, sizeof(*h));
+    if (h->ncallers > (1u << 20)) {
+        return -1;
+    }
+    fixed = sizeof(*h) + (size_t)h->ncallers * sizeof(rh_ckpt_caller_t);
+    if (len < fixed || len - fixed != h->state_len) {
+        return -1;
+    }
+    *callers = (const uint8_t *)blob + sizeof(*h);
+    *state = (const uint8_t *)blob + fixed;
+    return 0;
+}
 
 /* ---- the instance (actor_inst.c) ---------------------------------------- */
 
 /* Builds the instance of a new actor here and runs its constructor on its
  * first executor thread, with ctx (the creation task's, arguments after
- * base); waits for it. RH_OK with the instance registered here, or the
- * constructor's failure with its message in msg. res (may be NULL): the
- * resources the instance keeps for its life. */
+ * base), or, with ckpt (a checkpoint, checked), the class's restore; waits
+ * for it. RH_OK with the instance registered here, or the constructor's
+ * failure with its message in msg. */
 rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
                                  const rh_actor_meta_t *meta,
-                                 rh_task_ctx_t *ctx, char *msg, size_t len,
+                                 rh_task_ctx_t *ctx, const void *ckpt,
+                                 size_t ckpt_len, char *msg, size_t len,
                                  rh_actor_inst_t **out);
+
+/* Caller src's calls to this (restarted) instance start at number first
+ * (progress thread). */
+void rh_actor_inst_from(rh_actor_inst_t *inst, int src, uint64_t first);
+
+/* Asks for a checkpoint after the call running now (rh_actor_checkpoint):
+ * RH_OK, or RH_ERR_INVALID_PARAM when the instance takes none. */
+rh_status_t rh_actor_inst_ask_checkpoint(rh_actor_inst_t *inst);
+
+/* The instance took a checkpoint (its executor thread): to the owner. */
+void rh_actor_checkpoint_taken(rh_actor_t actor, uint32_t epoch,
+                               const void *blob, size_t len);
 
 /* The restart count the instance was created with: a call made for
  * another one is refused. */

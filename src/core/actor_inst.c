@@ -85,6 +85,16 @@ struct rh_actor_inst {
     rh_gpu_hold_t           gpu;          /* its constructor's devices */
     rh_tp_op_t              ended_op;
     uint32_t                epoch;        /* its owner's restart count */
+
+    /* checkpoints (one executor: calls run one at a time) */
+    int                     ckpt_interval;
+    uint64_t               *applied;      /* per caller rank: the last
+                                           * number run; NULL: none taken */
+    uint64_t                since;        /* calls since the last one */
+    _Atomic int             ckpt_asked;
+    const uint8_t          *restore;      /* the creation's checkpoint */
+    size_t                  restore_len;
+    int                     restored;     /* numbers it skips ran before */
 };
 
 /* The instances here, by handle. */
@@ -126,6 +136,7 @@ static void rh_inst_free(rh_actor_inst_t *inst)
     pthread_mutex_destroy(&inst->consume);
     pthread_mutex_destroy(&inst->mtx);
     pthread_cond_destroy(&inst->cond);
+    free(inst->applied);
     free(inst);
 }
 
@@ -326,6 +337,8 @@ static void rh_inst_finish(rh_actor_inst_t *inst)
     }
 }
 
+static void rh_inst_applied(rh_actor_inst_t *inst, int src, uint64_t seq);
+
 static void *rh_inst_thread(void *arg)
 {
     rh_actor_inst_t *inst = arg;
@@ -336,8 +349,19 @@ static void *rh_inst_thread(void *arg)
         /* The first executor runs the constructor, then starts the
          * others. */
         uint64_t tl0 = rh_tl_begin();
-        rh_status_t status = inst->cls->cls.init(inst->ctor_ctx,
-                                                 &inst->state);
+        rh_status_t status;
+
+        if (inst->restore != NULL) {
+            rh_ckpt_hdr_t h = { 0, 0, 0 };
+            const uint8_t *callers = NULL, *state = NULL;
+
+            (void)rh_ckpt_parse(inst->restore, inst->restore_len, &h,
+                                &callers, &state);
+            status = inst->cls->cls.restore(state, (size_t)h.state_len,
+                                            &inst->state);
+        } else {
+            status = inst->cls->cls.init(inst->ctor_ctx, &inst->state);
+        }
 
         rh_tl_end(RH_TL_CALL, inst->cls->name, tl0, -1, 0);
 
@@ -372,7 +396,15 @@ static void *rh_inst_thread(void *arg)
         rh_future_notify();   /* the creation task waits for this */
     }
     while ((t = rh_inst_next(inst)) != NULL) {
-        rh_task_run_call(t, inst->state);
+        if (inst->applied == NULL) {
+            rh_task_run_call(t, inst->state);
+        } else {
+            int src = t->answer != NULL ? (int)t->ret_owner : -1;
+            uint64_t seq = t->call_seq;
+
+            rh_task_run_call(t, inst->state);   /* frees t */
+            rh_inst_applied(inst, src, seq);
+        }
     }
     /* Detached: finalize waits for the count below, not for our end. */
     rh_objcache_thread_done();
@@ -383,6 +415,86 @@ static void *rh_inst_thread(void *arg)
     return NULL;
 }
 
+/* Takes a checkpoint: the class's save, behind the last number run of
+ * each caller, to the owner. A failed save is said and skipped: the
+ * previous checkpoint stays. */
+static void rh_inst_checkpoint(rh_actor_inst_t *inst)
+{
+    rh_task_ret_t ret = { NULL, 0, 0, 0 };
+    rh_task_ctx_t ctx;
+    rh_ckpt_hdr_t h = { 0, 0, 0 };
+    rh_status_t status;
+    uint8_t *blob;
+    size_t off;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.rets = &ret;
+    ctx.state = inst->state;
+    ctx.actor = inst->actor;
+    status = inst->cls->cls.save(inst->state, &ctx);
+    if (status != RH_OK || ctx.failed || !ret.set) {
+        rh_warn("actor %s: its checkpoint was not taken: %s", inst->cls->name,
+                ctx.failed ? ctx.message : status != RH_OK ?
+                rh_status_string(status) : "save wrote no return 0");
+        free((void *)ret.data);
+        return;
+    }
+    for (int r = 0; r < rh_size(); r++) {
+        h.ncallers += inst->applied[r] != 0;
+    }
+    h.state_len = ret.len;
+    blob = malloc(sizeof(h) + h.ncallers * sizeof(rh_ckpt_caller_t) +
+                  ret.len);
+    if (blob == NULL) {
+        rh_warn("actor %s: its checkpoint was not taken: out of memory",
+                inst->cls->name);
+        free((void *)ret.data);
+        return;
+    }
+    memcpy(blob, &h, sizeof(h));
+    off = sizeof(h);
+    for (int r = 0; r < rh_size(); r++) {
+        rh_ckpt_caller_t c = { r, inst->applied[r] };
+
+        if (c.seq != 0) {
+            memcpy(blob + off, &c, sizeof(c));
+            off += sizeof(c);
+        }
+    }
+    memcpy(blob + off, ret.data, ret.len);
+    free((void *)ret.data);
+    rh_actor_checkpoint_taken(inst->actor, inst->epoch, blob, off + ret.len);
+    free(blob);
+}
+
+/* A call of caller src (seq; -1 and 0 for this rank's own) ran: every
+ * ckpt_interval calls, or when a method asked, a checkpoint. */
+static void rh_inst_applied(rh_actor_inst_t *inst, int src, uint64_t seq)
+{
+    if (src >= 0 && src < rh_size() && seq != 0) {
+        inst->applied[src] = seq;
+    }
+    inst->since++;
+    if ((inst->ckpt_interval > 0 &&
+         inst->since >= (uint64_t)inst->ckpt_interval) ||
+        atomic_exchange_explicit(&inst->ckpt_asked, 0,
+                                 memory_order_relaxed)) {
+        inst->since = 0;
+        rh_inst_checkpoint(inst);
+    }
+}
+
+rh_status_t rh_actor_inst_ask_checkpoint(rh_actor_inst_t *inst)
+{
+    if (inst->applied == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "actor %s takes no "
+                            "checkpoints (it needs max_restarts and a class "
+                            "with save and restore)", inst->cls->name);
+    }
+    atomic_store_explicit(&inst->ckpt_asked, 1, memory_order_relaxed);
+    return RH_OK;
+}
+
 static int rh_inst_ctor_done(void *arg)
 {
     return atomic_load(&((rh_actor_inst_t *)arg)->ctor_done) != 0;
@@ -390,7 +502,8 @@ static int rh_inst_ctor_done(void *arg)
 
 rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
                                  const rh_actor_meta_t *meta,
-                                 rh_task_ctx_t *ctx, char *msg, size_t len,
+                                 rh_task_ctx_t *ctx, const void *ckpt,
+                                 size_t ckpt_len, char *msg, size_t len,
                                  rh_actor_inst_t **out)
 {
     rh_actor_inst_t *inst = calloc(1, sizeof(*inst));
@@ -421,6 +534,52 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
     pthread_mutex_init(&inst->mtx, NULL);
     pthread_cond_init(&inst->cond, NULL);
     rh_hmap_init(&inst->callers, sizeof(int64_t), sizeof(rh_order_t));
+    if (meta->checkpoints &&
+        (inst->applied = calloc((size_t)rh_size(), sizeof(uint64_t))) ==
+        NULL) {
+        snprintf(msg, len, "out of memory creating actor %s", cls->name);
+        rh_inst_free(inst);
+        return RH_ERR_NO_MEMORY;
+    }
+    inst->ckpt_interval = meta->ckpt_interval;
+    if (ckpt != NULL) {
+        rh_ckpt_hdr_t h;
+        const uint8_t *callers, *state;
+
+        if (rh_ckpt_parse(ckpt, ckpt_len, &h, &callers, &state) != 0 ||
+            inst->applied == NULL || cls->cls.restore == NULL) {
+            snprintf(msg, len, "actor %s: its checkpoint came malformed",
+                     cls->name);
+            rh_inst_free(inst);
+            return RH_ERR_MALFORMED;
+        }
+        /* Each caller's calls go on after the last one it covers. */
+        for (uint32_t i = 0; i < h.ncallers; i++) {
+            rh_ckpt_caller_t c;
+            rh_order_t *o;
+            int fresh;
+
+            memcpy(&c, callers + i * sizeof(c), sizeof(c));
+            if (c.rank < 0 || c.rank >= rh_size()) {
+                continue;
+            }
+            o = rh_hmap_put(&inst->callers, &c.rank, &fresh);
+            if (o == NULL) {
+                snprintf(msg, len, "out of memory creating actor %s",
+                         cls->name);
+                rh_inst_free(inst);
+                return RH_ERR_NO_MEMORY;
+            }
+            if (fresh) {
+                rh_order_init(o);
+            }
+            o->next = c.seq + 1;
+            inst->applied[c.rank] = c.seq;
+        }
+        inst->restore = ckpt;
+        inst->restore_len = ckpt_len;
+        inst->restored = 1;
+    }
     snprintf(inst->why, sizeof(inst->why), "actor %s on rank %d ended",
              cls->name, rh_rank());
     pthread_mutex_lock(&rh_inst_lock);
@@ -462,6 +621,7 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
         return status;
     }
     inst->ctor_ctx = NULL;
+    inst->restore = NULL;   /* the creation's argument goes with it */
     *out = inst;               /* ours becomes the caller's */
     return RH_OK;
 }
@@ -536,16 +696,51 @@ void rh_actor_inst_arrived(rh_actor_inst_t *inst, int src, uint64_t seq,
 
     if (o != NULL && added) {
         rh_order_init(o);
+        if (inst->epoch > 0) {
+            o->next = 0;   /* a restart: the caller says where it starts */
+        }
     }
     rc = o == NULL ? -2 : rh_order_arrive(o, seq, t ? (void *)t :
                                           RH_ORDER_SKIP,
                                           rh_inst_run_in_order, inst);
-    if (rc != 0 && t != NULL) {
+    if (rc == -1 && t != NULL && inst->epoch > 0) {
+        char msg[320];
+
+        /* Sent again to a restored instance: it ran before the checkpoint
+         * this one started from, and its returns died with its rank. */
+        snprintf(msg, sizeof(msg), "the call of %s to actor %s ran before "
+                 "the checkpoint its restarted instance started from; its "
+                 "returns were lost with the rank that ran it", t->fn->name,
+                 inst->cls->name);
+        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, msg);
+    } else if (rc != 0 && t != NULL) {
         rh_actor_call_reject(t, rc == -1 ? RH_ERR_MALFORMED :
                              RH_ERR_NO_MEMORY, rc == -1 ? "a call repeated "
                              "a sequence number of its caller" : "out of "
                              "memory ordering an actor's calls");
     }
+}
+
+void rh_actor_inst_from(rh_actor_inst_t *inst, int src, uint64_t first)
+{
+    int64_t key = src;
+    int added;
+    rh_order_t *o;
+
+    if (inst->epoch == 0) {
+        return;   /* the first instance: numbers start at 1 */
+    }
+    o = rh_hmap_put(&inst->callers, &key, &added);
+    if (o == NULL) {
+        rh_warn("actor %s: no memory to order the calls of rank %d",
+                inst->cls->name, src);
+        return;
+    }
+    if (added) {
+        rh_order_init(o);
+        o->next = 0;
+    }
+    rh_order_start(o, first, rh_inst_run_in_order, inst);
 }
 
 void rh_actor_inst_caller_died(int rank)

@@ -35,6 +35,23 @@ int rh_order_arrive(rh_order_t *o, uint64_t seq, void *item,
     return 0;
 }
 
+void rh_order_start(rh_order_t *o, uint64_t first, rh_order_run_fn run,
+                    void *arg)
+{
+    void *item;
+
+    if (first <= o->next) {
+        return;
+    }
+    o->next = first;
+    while (rh_hmap_del(&o->early, &o->next, &item)) {
+        if (item != RH_ORDER_SKIP) {
+            run(arg, item);
+        }
+        o->next++;
+    }
+}
+
 void rh_order_fini(rh_order_t *o, rh_order_run_fn drop, void *arg)
 {
     void *item;

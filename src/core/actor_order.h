@@ -31,6 +31,12 @@ void rh_order_init(rh_order_t *o);
 int rh_order_arrive(rh_order_t *o, uint64_t seq, void *item,
                     rh_order_run_fn run, void *arg);
 
+/* The caller's numbers start at first (a restarted actor's callers say
+ * so; next 0: not known yet, items wait): runs what waited from there.
+ * A start at or below next changes nothing. */
+void rh_order_start(rh_order_t *o, uint64_t first, rh_order_run_fn run,
+                    void *arg);
+
 /* Items waiting for a lower number. */
 static inline size_t rh_order_waiting(const rh_order_t *o)
 {

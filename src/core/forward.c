@@ -17,6 +17,7 @@
 #include "base/config.h"
 #include "core/core.h"
 #include "core/directory.h"
+#include "core/actor_resend.h"
 #include "core/admit.h"
 #include "core/borrow.h"
 #include "core/inflight.h"
@@ -171,7 +172,7 @@ static uint64_t rh_fwd_key(const rh_task_t *t)
            1ull << 63;
 }
 
-static int rh_inflight_add(rh_task_t *t, uint64_t key)
+static int rh_inflight_add(rh_task_t *t, uint64_t key, int kept)
 {
     rh_inflight_t e;
 
@@ -188,6 +189,7 @@ static int rh_inflight_add(rh_task_t *t, uint64_t key)
     }
     e.counter = key;
     e.is_call = t->is_call;
+    e.kept = kept;
     e.nreturns = t->nreturns;
     e.rank = t->forward_to;
     e.name = t->fn->name;
@@ -228,7 +230,9 @@ static void rh_fwd_on_peer_failure(void *arg, int rank)
     while (rh_inflight_take_rank(rank, &e)) {
         char msg[256];
 
-        if (e.is_call) {
+        if (e.is_call && e.kept && rh_actor_call_lost(e.counter, rank, &e)) {
+            continue;   /* sent again to the restarted actor */
+        } else if (e.is_call) {
             snprintf(msg, sizeof(msg), "the actor running %s on rank %d "
                      "died: rank %d failed", e.name, rank, rank);
         } else if (rh_lineage_retry(e.counter, rank, 0, &e.held, &e.nheld,
@@ -259,6 +263,10 @@ static int rh_fwd_fail_lost(uint64_t counter, uint32_t dest,
 
     if (!rh_inflight_take(counter, (int)dest, &e)) {
         return 0;
+    }
+    if (e.kept && !rh_rank_alive((int)dest) &&
+        rh_actor_call_lost(counter, (int)dest, &e)) {
+        return 1;   /* sent again to the restarted actor */
     }
     if (!e.is_call && status != RH_ERR_SHUTDOWN &&
         rh_lineage_retry(counter, (int)dest, 0, &e.held, &e.nheld,
@@ -353,6 +361,12 @@ static void rh_fwd_arg(rh_task_slot_t *s, uint32_t *kind, const void **data,
 
 static void rh_fwd_send_fail(rh_task_t *t, const char *message)
 {
+    if (t->is_call && t->call_kept != NULL && !rh_actor_call_skipped(t) &&
+        t->forward_to >= 0) {
+        /* its number will never come */
+        rh_actor_call_skip(t->forward_to, t->actor.hi, t->actor.lo,
+                           t->call_seq);
+    }
     rh_task_fail_all(t, message);
     rh_task_free(t);
 }
@@ -475,6 +489,7 @@ void rh_forward_send(rh_task_t *t)
     char msg[512];
     char *dep_error = atomic_load(&t->dep_error);
     rh_status_t status;
+    int kept = 0;
 
     if (dep_error != NULL) {
         rh_fwd_send_fail(t, dep_error);
@@ -543,11 +558,28 @@ void rh_forward_send(rh_task_t *t)
     if (t->block != NULL && !t->is_call && t->max_retries != 0) {
         rh_fwd_record(t, &h, payload, total, res_len);
     }
+    if (rh_unlikely(t->is_call && t->call_kept != NULL)) {
+        kept = rh_actor_call_keep(t, h.counter, payload, total);
+    }
     /* Tracked even without returns: the objects it takes by ref stay until
      * it ran, and its runner's death is noticed. */
-    if (rh_inflight_add(t, h.counter) != 0) {
+    if (rh_inflight_add(t, h.counter, kept != 0) != 0) {
         rh_fwd_buf_free(payload, small);
         rh_fwd_send_fail(t, "out of memory tracking a task");
+        return;
+    }
+    if (rh_unlikely(kept == 2)) {
+        /* Its actor's new place is not known yet: sent from there. */
+        rh_inflight_t e;
+
+        if (rh_inflight_take(h.counter, t->forward_to, &e) &&
+            !rh_actor_call_lost(h.counter, t->forward_to, &e)) {
+            rh_inflight_fail(&e, "a call to a restarting actor was lost");
+            rh_inflight_release(&e);
+        }
+        rh_fwd_buf_free(payload, small);
+        t->nreturns = 0;
+        rh_task_free(t);
         return;
     }
     if (t->is_call) {
@@ -583,7 +615,9 @@ void rh_forward_send(rh_task_t *t)
                                  "rank");
             }
             rh_inflight_release(&e);
-        } else if (rh_inflight_take(h.counter, t->forward_to, &e)) {
+        } else if (rh_inflight_take(h.counter, t->forward_to, &e) &&
+                   !(e.kept && !rh_rank_alive(t->forward_to) &&
+                     rh_actor_call_lost(h.counter, t->forward_to, &e))) {
             rh_inflight_fail(&e, msg);
             rh_inflight_release(&e);
         }
@@ -592,6 +626,52 @@ void rh_forward_send(rh_task_t *t)
     /* The returns stay with their futures; the task itself is done here. */
     t->nreturns = 0;
     rh_task_free(t);
+}
+
+rh_status_t rh_forward_call_resend(int dest, rh_actor_t a, uint64_t counter,
+                                   uint64_t seq, uint32_t epoch,
+                                   uint32_t method, uint32_t nargs,
+                                   const void *payload, size_t len,
+                                   rh_inflight_t *e)
+{
+    rh_call_hdr_t ch;
+    rh_inflight_t back;
+    rh_status_t status;
+
+    e->counter = counter;
+    e->rank = dest;
+    e->is_call = 1;
+    e->kept = 1;
+    if (rh_inflight_put(e) != 0) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "out of memory sending the "
+                            "call of %s again", e->name);
+    }
+    memset(&ch, 0, sizeof(ch));
+    ch.actor_hi = a.hi;
+    ch.actor_lo = a.lo;
+    ch.counter = counter;
+    ch.seq = seq;
+    ch.method = method;
+    ch.nargs = nargs;
+    ch.nreturns = (uint32_t)e->nreturns;
+    ch.epoch = epoch;
+    status = rh_am_send((uint32_t)dest, RH_AM_ID_ACTOR_CALL, &ch, sizeof(ch),
+                        payload, len, NULL, NULL);
+    if (status != RH_OK) {
+        if (rh_inflight_take(counter, dest, &back)) {
+            *e = back;
+        } else {
+            status = RH_OK;   /* its rank's death took it: handled there */
+        }
+    }
+    atomic_fetch_add_explicit(&rh_fwd_sent, 1, memory_order_relaxed);
+    return status;
+}
+
+void rh_forward_call_fail(rh_inflight_t *e, const char *msg)
+{
+    rh_inflight_fail(e, msg);
+    rh_inflight_release(e);
 }
 
 /* ---- the runner: a task arrives ----------------------------------------------- */
@@ -1018,6 +1098,9 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
             }
         }
         rh_future_unhold(f);
+    }
+    if (rh_unlikely(e.kept)) {
+        rh_actor_call_answered(h->counter);
     }
     rh_inflight_release(&e);
     rh_lineage_ran(h->counter);

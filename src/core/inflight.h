@@ -24,6 +24,7 @@ typedef struct rh_inflight {
     const char   *name;      /* the function's (registry entries stay) */
     int           admitted;  /* holds its submitter's place (core/admit.h) */
     int           is_call;   /* an actor's call: fails as RH_ERR_ACTOR_DEAD */
+    int           kept;      /* a call kept for a resend (actor_resend.h) */
 } rh_inflight_t;
 
 /* Adds e (copied); -1 when out of memory or its counter is in already. */

@@ -56,9 +56,11 @@ static inline rh_object_id_t rh_task_ret_id(const rh_task_t *t, int i)
 
 /* ---- inside a task ------------------------------------------------------- */
 
+/* A checkpoint's ctx (an actor's save) has no task: no arguments, and
+ * return 0 goes to a buffer of its own. */
 int rh_task_nargs(const rh_task_ctx_t *ctx)
 {
-    return ctx ? ctx->task->nargs - ctx->arg_base : 0;
+    return ctx && ctx->task ? ctx->task->nargs - ctx->arg_base : 0;
 }
 
 rh_actor_t rh_task_actor(const rh_task_ctx_t *ctx)
@@ -73,7 +75,8 @@ const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len)
     if (ctx != NULL) {
         i += ctx->arg_base;
     }
-    if (ctx == NULL || i < ctx->arg_base || i >= ctx->task->nargs) {
+    if (ctx == NULL || ctx->task == NULL || i < ctx->arg_base ||
+        i >= ctx->task->nargs) {
         if (len != NULL) {
             *len = 0;
         }
@@ -92,7 +95,8 @@ rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i)
     if (ctx != NULL) {
         i += ctx->arg_base;
     }
-    if (ctx == NULL || i < ctx->arg_base || i >= ctx->task->nargs) {
+    if (ctx == NULL || ctx->task == NULL || i < ctx->arg_base ||
+        i >= ctx->task->nargs) {
         return none;
     }
     none.hi = ctx->task->slots[i].id.hi;
@@ -102,6 +106,13 @@ rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i)
 
 static rh_status_t rh_task_ret_check(rh_task_ctx_t *ctx, int i)
 {
+    if (ctx != NULL && ctx->task == NULL) {
+        if (i != 0 || ctx->rets[0].set) {
+            return rh_error_set(RH_ERR_INVALID_PARAM, "a checkpoint writes "
+                                "return 0, once");
+        }
+        return RH_OK;
+    }
     if (ctx == NULL || i < 0 || i >= ctx->task->nreturns) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "task %s has %d returns; "
                             "there is no return %d",
@@ -125,7 +136,13 @@ rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
     if (status != RH_OK) {
         return status;
     }
-    if (ctx->small != NULL && len <= RH_TASK_RET_SMALL) {
+    if (ctx->task == NULL) {
+        p = malloc(len ? len : 1);   /* the checkpoint's: freed there */
+        if (p == NULL) {
+            return rh_error_set(RH_ERR_NO_MEMORY, "a checkpoint of %zu "
+                                "bytes", len);
+        }
+    } else if (ctx->small != NULL && len <= RH_TASK_RET_SMALL) {
         p = ctx->small[i];   /* copied into the answer */
     } else if (ctx->small == NULL && len <= RH_FUTURE_INLINE) {
         /* Small values live in the future itself, not in the store. */

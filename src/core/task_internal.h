@@ -71,6 +71,8 @@ struct rh_task {
     uint64_t             call_seq;
     uint32_t             call_method;
     uint32_t             call_epoch;   /* the actor's restarts when routed */
+    struct rh_kcall     *call_kept;    /* kept for a resend (actor_resend.h)
+                                        * until sent; NULL: not kept */
     rh_task_t           *call_next;    /* calls waiting for their actor's
                                         * place, in order */
     int                  max_retries;  /* reruns when lost; -1: no limit */

@@ -39,6 +39,8 @@ enum rh_am_id {
     RH_AM_ID_BATCH_FIRST  = 64,  /* core: coalesced messages, 64..67 */
     RH_AM_ID_GCS_FIRST    = 68,  /* gcs/: 68..75 */
     RH_AM_ID_FT_FIRST     = 76,  /* core: fault tolerance, 76..79 */
+    RH_AM_ID_ACTOR_CKPT   = 76,  /* core: an actor's checkpoint to its
+                                  * owner */
     RH_AM_ID_SPILL_FIRST  = 80,  /* plasma: spilling, 80..83 */
     RH_AM_ID_OBS_FIRST    = 84,  /* observability, 84..87 */
     RH_AM_ID_GPU_FIRST    = 88,  /* gpu/: 88..91 */

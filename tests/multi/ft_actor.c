@@ -12,6 +12,25 @@
  *             left: RH_ERR_ACTOR_DEAD for good ("FT ACTOR RESTART OK")
  *   final     max_restarts 0 (the default): one death ends it
  *             ("FT ACTOR FINAL OK")
+ *   checkpoint [KILL]
+ *             a counter that checkpoints every 100 calls, max_restarts 1,
+ *             max_task_retries -1: 1,000 increments pipelined, its rank
+ *             SIGKILLed by the one that finds the count at KILL (default
+ *             550): restored from its last checkpoint on another rank, the
+ *             calls not covered replayed: every increment's return is its
+ *             number (or, for one that ran before the checkpoint restored
+ *             and whose answer died with the rank, RH_ERR_ACTOR_DEAD
+ *             saying so) and the count is 1,000 exactly; a second death
+ *             finds no restart left: RH_ERR_ACTOR_DEAD
+ *             ("FT ACTOR CHECKPOINT OK")
+ *   request [KILL]
+ *             the same with checkpoint_interval 0 and one checkpoint asked
+ *             by a method (rh_actor_checkpoint) after the 300th increment,
+ *             the rank killed at 350 ("FT ACTOR CHECKPOINT OK")
+ *   retries   max_task_retries 1: a call that kills every rank it runs on
+ *             is sent once again to the restarted actor, then fails with
+ *             RH_ERR_ACTOR_DEAD naming its method; the third instance
+ *             then answers calls ("FT ACTOR RETRIES OK")
  * Every rank prints "FT DONE rank R" after its rh_finalize; the driver
  * prints "FT FAIL ..." and exits 1 on a wrong value or status.
  */
@@ -27,6 +46,7 @@
 
 typedef struct counter {
     int64_t count;
+    int64_t restored_at;   /* the count restored, -1: constructed */
 } counter_t;
 
 static void fail(const char *what, rh_status_t st)
@@ -53,6 +73,7 @@ static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
         return rh_task_fail(ctx, "no memory");
     }
     c->count = arg_i64(ctx, 0);
+    c->restored_at = -1;
     *state = c;
     return RH_OK;
 }
@@ -75,6 +96,70 @@ static rh_status_t counter_inc(void *state, rh_task_ctx_t *ctx)
     }
     c->count++;
     return rh_task_return(ctx, 0, &c->count, sizeof(c->count));
+}
+
+/* add(victim, kill_at): +1, returns the count; on rank victim when the
+ * count is kill_at, kills its rank first. */
+static rh_status_t counter_add(void *state, rh_task_ctx_t *ctx)
+{
+    counter_t *c = state;
+
+    if (c->count == arg_i64(ctx, 1) && arg_i64(ctx, 0) == rh_rank()) {
+        printf("FT VICTIM rank %d dies at count %lld\n", rh_rank(),
+               (long long)c->count);
+        fflush(stdout);
+        raise(SIGKILL);
+    }
+    c->count++;
+    return rh_task_return(ctx, 0, &c->count, sizeof(c->count));
+}
+
+/* boom: kills whichever rank runs it. */
+static rh_status_t counter_boom(void *state, rh_task_ctx_t *ctx)
+{
+    (void)state;
+    (void)ctx;
+    printf("FT VICTIM rank %d dies in boom\n", rh_rank());
+    fflush(stdout);
+    raise(SIGKILL);
+    return RH_OK;
+}
+
+static rh_status_t counter_save(void *state, rh_task_ctx_t *ctx)
+{
+    counter_t *c = state;
+
+    return rh_task_return(ctx, 0, &c->count, sizeof(c->count));
+}
+
+static rh_status_t counter_restore(const void *data, size_t len,
+                                   void **state)
+{
+    counter_t *c;
+
+    if (len != sizeof(c->count) || (c = malloc(sizeof(*c))) == NULL) {
+        return RH_ERR_MALFORMED;
+    }
+    memcpy(&c->count, data, sizeof(c->count));
+    c->restored_at = c->count;
+    *state = c;
+    return RH_OK;
+}
+
+static rh_status_t counter_restored(void *state, rh_task_ctx_t *ctx)
+{
+    counter_t *c = state;
+
+    return rh_task_return(ctx, 0, &c->restored_at, sizeof(c->restored_at));
+}
+
+/* save_now: asks for a checkpoint after this call; returns the status. */
+static rh_status_t counter_save_now(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t st = rh_actor_checkpoint(ctx);
+
+    (void)state;
+    return rh_task_return(ctx, 0, &st, sizeof(st));
 }
 
 static rh_status_t counter_get(void *state, rh_task_ctx_t *ctx)
@@ -244,6 +329,220 @@ static void restart(void)
     printf("FT ACTOR RESTART OK\n");
 }
 
+#define CK_CALLS 1000
+#define CK_EVERY 100
+
+static rh_status_t add_send(rh_actor_t a, int64_t victim, int64_t kill_at,
+                            rh_ref_t *r)
+{
+    int64_t v[2] = { victim, kill_at };
+    rh_arg_t args[2] = { rh_arg_bytes(&v[0], sizeof(v[0])),
+                         rh_arg_bytes(&v[1], sizeof(v[1])) };
+
+    return rh_actor_call(a, "add", args, 2, NULL, r);
+}
+
+static int64_t get_count(rh_actor_t a)
+{
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    int64_t v;
+
+    CHECK(rh_actor_call(a, "get", NULL, 0, NULL, &r));
+    CHECK(rh_get(r, &p, &len, TIMEOUT));
+    memcpy(&v, p, sizeof(v));
+    rh_release(r);
+    return v;
+}
+
+static int64_t call_i64(rh_actor_t a, const char *method)
+{
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    int64_t v;
+
+    CHECK(rh_actor_call(a, method, NULL, 0, NULL, &r));
+    CHECK(rh_get(r, &p, &len, TIMEOUT));
+    memcpy(&v, p, sizeof(v));
+    rh_release(r);
+    return v;
+}
+
+#define REQ_AT 300   /* request mode: the checkpoint asked after this add */
+
+/* interval 0: no periodic checkpoint, one asked by a method after add
+ * REQ_AT. */
+static void checkpoint(int64_t kill_at, int interval)
+{
+    rh_actor_params_t ap = { 0 };
+    int64_t start = 0, v;
+    rh_arg_t arg = rh_arg_bytes(&start, sizeof(start));
+    static rh_ref_t refs[CK_CALLS + 200];
+    rh_actor_t a;
+    int r1, r2, covered = 0;
+    rh_status_t st;
+    const void *p;
+    size_t len;
+    rh_ref_t asked;
+    int64_t at;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY |
+                    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
+                    RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES |
+                    RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = 1;
+    ap.max_restarts = 1;
+    ap.max_task_retries = -1;
+    ap.checkpoint_interval = interval;
+    CHECK(rh_actor_create("CkCounter", &arg, 1, &ap, &a));
+    CHECK(rh_actor_ready(a, TIMEOUT, &r1));
+    /* Pipelined: every call is made before any answer is read. */
+    for (int i = 0; i < CK_CALLS; i++) {
+        CHECK(add_send(a, r1, kill_at, &refs[i]));
+        if (interval == 0 && i + 1 == REQ_AT) {
+            CHECK(rh_actor_call(a, "save_now", NULL, 0, NULL, &asked));
+        }
+    }
+    for (int i = 0; i < CK_CALLS; i++) {
+        st = rh_get(refs[i], &p, &len, TIMEOUT);
+        if (st == RH_ERR_ACTOR_DEAD && i < kill_at &&
+            strstr(rh_last_error(), "ran before the checkpoint") != NULL) {
+            covered++;   /* it took effect; its answer died with the rank */
+        } else if (st != RH_OK) {
+            printf("FT FAIL add %d\n", i + 1);
+            fail("a pipelined add", st);
+        } else if (memcpy(&v, p, sizeof(v)), v != i + 1) {
+            printf("FT FAIL add %d returned %lld\n", i + 1, (long long)v);
+            exit(1);
+        }
+        rh_release(refs[i]);
+    }
+    v = get_count(a);
+    if (v != CK_CALLS) {
+        printf("FT FAIL the count is %lld after %d adds, not %d\n",
+               (long long)v, CK_CALLS, CK_CALLS);
+        exit(1);
+    }
+    /* Restored from a checkpoint the death came after (or, before the
+     * first one reached the owner, constructed again). */
+    at = call_i64(a, "restored");
+    if (at != -1 && (at > kill_at || at <= 0 ||
+                     (interval > 0 ? at % interval != 0 : at != REQ_AT))) {
+        printf("FT FAIL restored at count %lld (death at %lld)\n",
+               (long long)at, (long long)kill_at);
+        exit(1);
+    }
+    if (interval == 0) {
+        if (rh_get(asked, &p, &len, TIMEOUT) == RH_OK &&
+            memcpy(&v, p, sizeof(v)) && v != RH_OK) {
+            fail("rh_actor_checkpoint in a method", (rh_status_t)v);
+        }
+        rh_release(asked);
+        v = CK_CALLS;
+    }
+    printf("FT CHECKPOINT restored at count %lld\n", (long long)at);
+    CHECK(rh_actor_ready(a, TIMEOUT, &r2));
+    if (r2 == r1) {
+        printf("FT FAIL restored on the dead rank %d\n", r1);
+        exit(1);
+    }
+    printf("FT CHECKPOINT count %lld exact after a death at %lld (%d "
+           "answers lost with the rank)\n", (long long)v,
+           (long long)kill_at, covered);
+    /* A second death: no restart left. */
+    for (int i = 0; i < 200; i++) {
+        CHECK(add_send(a, r2, CK_CALLS + 50, &refs[i]));
+    }
+    for (int i = 0; i < 200; i++) {
+        st = rh_get(refs[i], &p, &len, TIMEOUT);
+        /* Before the death: its value, unless its answer died with the
+         * rank (nothing is resent with no restart left). */
+        if (i < 50 && st == RH_OK &&
+            (memcpy(&v, p, sizeof(v)), v != CK_CALLS + i + 1)) {
+            printf("FT FAIL add %d returned %lld\n", CK_CALLS + i + 1,
+                   (long long)v);
+            exit(1);
+        }
+        if (i < 50 && st != RH_OK && st != RH_ERR_ACTOR_DEAD) {
+            fail("an add before the second death", st);
+        }
+        if (i >= 50 && st != RH_ERR_ACTOR_DEAD) {
+            printf("FT FAIL add %d after the second death\n",
+                   CK_CALLS + i + 1);
+            fail("an add with no restart left", st);
+        }
+        rh_release(refs[i]);
+    }
+    st = rh_actor_ready(a, TIMEOUT, NULL);
+    if (st != RH_ERR_ACTOR_DEAD) {
+        fail("ready with no restart left", st);
+    }
+    printf("FT ACTOR CHECKPOINT OK\n");
+}
+
+static void retries(void)
+{
+    rh_actor_params_t ap = { 0 };
+    int64_t start = 0, v;
+    rh_arg_t arg = rh_arg_bytes(&start, sizeof(start));
+    rh_actor_t a;
+    rh_ref_t boom, after;
+    const void *p;
+    size_t len;
+    rh_status_t st;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY |
+                    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
+                    RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = 1;
+    ap.soft = 1;
+    ap.max_restarts = 3;
+    /* Bad parameters fail at once, saying which. */
+    ap.max_task_retries = -2;
+    if (rh_actor_create("Counter", &arg, 1, &ap, &a) != RH_ERR_INVALID_PARAM) {
+        fail("max_task_retries -2", RH_ERR_TASK_FAILED);
+    }
+    ap.max_task_retries = 1;
+    ap.field_mask |= RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL;
+    ap.checkpoint_interval = 10;   /* a class without save and restore */
+    if (rh_actor_create("Counter", &arg, 1, &ap, &a) != RH_ERR_INVALID_PARAM) {
+        fail("checkpoints of a class without save", RH_ERR_TASK_FAILED);
+    }
+    ap.field_mask |= RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY;
+    ap.max_concurrency = 2;        /* checkpoints need one call at a time */
+    if (rh_actor_create("CkCounter", &arg, 1, &ap, &a) !=
+        RH_ERR_INVALID_PARAM) {
+        fail("checkpoints with max_concurrency 2", RH_ERR_TASK_FAILED);
+    }
+    ap.field_mask &= ~(uint64_t)(RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL |
+                                 RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY);
+    CHECK(rh_actor_create("Counter", &arg, 1, &ap, &a));
+    CHECK(rh_actor_ready(a, TIMEOUT, NULL));
+    CHECK(rh_actor_call(a, "boom", NULL, 0, NULL, &boom));
+    st = rh_get(boom, &p, &len, TIMEOUT);
+    if (st != RH_ERR_ACTOR_DEAD ||
+        strstr(rh_last_error(), "boom") == NULL ||
+        strstr(rh_last_error(), "max_task_retries 1") == NULL) {
+        fail("a call that kills every rank it runs on", st);
+    }
+    printf("FT RETRIES boom: %s\n", rh_last_error());
+    rh_release(boom);
+    /* The actor lives on (a third instance): calls are answered. */
+    CHECK(rh_actor_call(a, "get", NULL, 0, NULL, &after));
+    CHECK(rh_get(after, &p, &len, TIMEOUT));
+    rh_release(after);
+    CHECK(inc(a, -1, &v));
+    /* Without checkpoints the class cannot be asked for one. */
+    if (call_i64(a, "save_now") != RH_ERR_INVALID_PARAM) {
+        fail("rh_actor_checkpoint without checkpoints", RH_ERR_TASK_FAILED);
+    }
+    printf("FT ACTOR RETRIES OK\n");
+}
+
 static void final(void)
 {
     rh_actor_t a = make_counter(0);
@@ -265,6 +564,10 @@ int main(int argc, char **argv)
     static const rh_method_def_t methods[] = {
         { "inc", counter_inc, 1, 1 },
         { "get", counter_get, 0, 1 },
+        { "add", counter_add, 2, 1 },
+        { "boom", counter_boom, 0, 1 },
+        { "restored", counter_restored, 0, 1 },
+        { "save_now", counter_save_now, 0, 1 },
     };
     rh_actor_class_t cls = { 0 };
     const char *mode = argc > 1 ? argv[1] : "restart";
@@ -275,9 +578,13 @@ int main(int argc, char **argv)
     cls.init = counter_init;
     cls.init_nargs = 1;
     cls.methods = methods;
-    cls.num_methods = 2;
+    cls.num_methods = 6;
     cls.fini = counter_fini;
     CHECK(rh_register_actor("Counter", &cls));
+    cls.field_mask |= RH_ACTOR_CLASS_FIELD_CHECKPOINT;
+    cls.save = counter_save;
+    cls.restore = counter_restore;
+    CHECK(rh_register_actor("CkCounter", &cls));
     CHECK(rh_register("call_get", call_get, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
@@ -286,6 +593,12 @@ int main(int argc, char **argv)
             restart();
         } else if (strcmp(mode, "final") == 0) {
             final();
+        } else if (strcmp(mode, "checkpoint") == 0) {
+            checkpoint(argc > 2 ? atoll(argv[2]) : 550, CK_EVERY);
+        } else if (strcmp(mode, "request") == 0) {
+            checkpoint(argc > 2 ? atoll(argv[2]) : 350, 0);
+        } else if (strcmp(mode, "retries") == 0) {
+            retries();
         } else {
             fprintf(stderr, "ft_actor: unknown mode %s\n", mode);
             return 2;

@@ -106,3 +106,45 @@ Test(actor_order, fini_hands_back_what_waits)
     cr_expect_eq(r.n, 0);
     cr_expect_eq(dropped.n, 2);
 }
+
+/* A restarted actor's caller says where its numbers start (next 0: not
+ * known yet): calls that came first wait for it, then run from there. */
+Test(actor_order, calls_to_a_restarted_actor_wait_for_their_start)
+{
+    rh_order_t o;
+    ran_t r = { { 0 }, 0 };
+
+    rh_order_init(&o);
+    o.next = 0;
+    cr_assert_eq(rh_order_arrive(&o, 42, it(42), note, &r), 0);
+    cr_assert_eq(rh_order_arrive(&o, 41, it(41), note, &r), 0);
+    cr_assert_eq(rh_order_arrive(&o, 44, it(44), note, &r), 0);
+    cr_expect_eq(r.n, 0);
+    rh_order_start(&o, 41, note, &r);
+    cr_assert_eq(r.n, 2);
+    cr_expect_eq(r.items[0], (uintptr_t)it(41));
+    cr_expect_eq(r.items[1], (uintptr_t)it(42));
+    cr_expect_eq(o.next, 43);
+    cr_assert_eq(rh_order_arrive(&o, 43, it(43), note, &r), 0);
+    cr_expect_eq(r.n, 4);
+    cr_expect_eq(r.items[3], (uintptr_t)it(44));
+    rh_order_fini(&o, NULL, NULL);
+}
+
+/* A checkpoint put next past the numbers it covers: a start below it
+ * changes nothing, and a number it covers comes back as a repeat. */
+Test(actor_order, start_below_a_restored_next_changes_nothing)
+{
+    rh_order_t o;
+    ran_t r = { { 0 }, 0 };
+
+    rh_order_init(&o);
+    o.next = 501;
+    rh_order_start(&o, 401, note, &r);
+    cr_expect_eq(o.next, 501);
+    cr_expect_eq(rh_order_arrive(&o, 450, it(450), note, &r), -1);
+    cr_expect_eq(r.n, 0);
+    cr_assert_eq(rh_order_arrive(&o, 501, it(501), note, &r), 0);
+    cr_expect_eq(r.n, 1);
+    rh_order_fini(&o, NULL, NULL);
+}
