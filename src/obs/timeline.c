@@ -23,8 +23,8 @@
 #define RH_TL_PATH       512
 
 typedef struct rh_tl_event {
-    uint64_t ts;          /* ns, CLOCK_MONOTONIC */
-    uint64_t dur;         /* ns */
+    uint64_t ts;          /* timeline clock ticks: rh_tlclock_ns at write */
+    uint64_t dur;         /* ticks */
     uint64_t bytes;
     int32_t  peer;
     uint8_t  kind;
@@ -99,7 +99,7 @@ static rh_tl_buf_t *rh_tl_attach(void)
 void rh_tl_record(rh_tl_kind_t kind, const char *name, uint64_t t0,
                   int peer, uint64_t bytes)
 {
-    uint64_t now = rh_time_ns();
+    uint64_t now = rh_tlclock_now();
     rh_tl_buf_t *b = rh_tl_mine;
     rh_tl_chunk_t *c;
     rh_tl_event_t *e;
@@ -174,6 +174,8 @@ rh_status_t rh_timeline_open(const char *path, int rank)
     }
     rh_tl.rank = rank;
     rh_tl.gen++;
+    rh_tlclock_start(0);
+    rh_info("timeline: clock %s", rh_tlclock_name());
     rh_tl_on = 1;
     return RH_OK;
 }
@@ -199,13 +201,17 @@ static void rh_tl_json_str(FILE *f, const char *s)
 static void rh_tl_write_event(FILE *f, const rh_tl_buf_t *b,
                               const rh_tl_event_t *e)
 {
+    uint64_t ts = rh_tlclock_ns(e->ts);
+    uint64_t end = rh_tlclock_ns(e->ts + e->dur);
+    uint64_t dur = end > ts ? end - ts : 0;
+
     fprintf(f, "{\"name\":\"");
     rh_tl_json_str(f, e->name);
     fprintf(f, "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,"
             "\"ts\":%llu.%03u,\"dur\":%llu.%03u,\"args\":{",
             rh_tl_cat[e->kind], rh_tl.rank, b->tid,
-            (unsigned long long)(e->ts / 1000), (unsigned)(e->ts % 1000),
-            (unsigned long long)(e->dur / 1000), (unsigned)(e->dur % 1000));
+            (unsigned long long)(ts / 1000), (unsigned)(ts % 1000),
+            (unsigned long long)(dur / 1000), (unsigned)(dur % 1000));
     if (e->peer >= 0) {
         fprintf(f, "\"peer\":%d%s", e->peer, e->bytes != 0 ||
                 e->kind == RH_TL_PULL ? "," : "");
