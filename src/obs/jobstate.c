@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/eventfd.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -287,6 +288,13 @@ static void *rh_js_serve(void *arg)
                 continue;
             }
             return NULL;
+        }
+        {
+            /* A client that stops reading cannot keep this thread (and
+             * rh_finalize, which joins it) waiting. */
+            struct timeval tv = { RH_JS_TIMEOUT_MS / 1000, 0 };
+
+            (void)setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         }
         rh_js_answer(c);
         close(c);

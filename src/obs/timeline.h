@@ -2,7 +2,8 @@
  * The timeline: with RAYHPC_TIMELINE=FILE set, each thread records what it
  * did (tasks, actor calls, gets that waited, pulls, scheduler decisions,
  * spills) as complete events in a buffer of its own: no lock, no system
- * call, no allocation but one chunk per RH_TL_CHUNK events. At rh_finalize
+ * call, no allocation but one chunk when one fills (2 MiB huge pages after
+ * the first). At rh_finalize
  * every rank writes its events to FILE.rankN and rank 0 merges the parts
  * into FILE, a Chrome/Perfetto trace ("traceEvents", pid = rank, tid = one
  * track per thread). With the timeline off a hook costs one predicted
