@@ -187,11 +187,13 @@ static rh_status_t rh_jg_send_part(uint32_t dest, uint64_t seq,
 static rh_status_t rh_jg_on_ask(void *arg, rh_am_msg_t *msg)
 {
     rh_jg_req_t *q;
+    rh_jg_ask_t a;
     uint64_t one = 1;
     int serving;
 
     (void)arg;
-    if (msg->data_len != 0) {
+    memcpy(&a, msg->hdr, sizeof(a));
+    if (msg->data_len != 0 || a.timeout_ms > RH_JG_MAX_TIMEOUT) {
         return RH_ERR_MALFORMED;
     }
     q = calloc(1, sizeof(*q));
@@ -199,7 +201,7 @@ static rh_status_t rh_jg_on_ask(void *arg, rh_am_msg_t *msg)
         return RH_OK;   /* the asker reports this node unreachable */
     }
     q->src = msg->src;
-    memcpy(&q->ask, msg->hdr, sizeof(q->ask));
+    q->ask = a;
     pthread_mutex_lock(&rh_jg.lock);
     serving = rh_jg.serving && rh_jg.efd >= 0;
     if (serving) {
