@@ -117,7 +117,7 @@ static const struct opt_doc opt_docs[] = {
       "log position and table sizes\n                  (--gcs=JOB: that "
       "job)" },
     { NULL, "timeout", 'T', "with --job or --gcs: MS milliseconds (default "
-      "2000) for the\n                  job's other nodes to answer over "
+      "5000) for the\n                  job's other nodes to answer over "
       "the network; those\n                  that do not are listed as "
       "unreachable" },
     { "Information:", "help", 'h', "print this help and exit" },

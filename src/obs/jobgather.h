@@ -25,7 +25,7 @@
 
 #include "base/status.h"
 
-#define RH_JOBGATHER_TIMEOUT_MS 2000   /* rayhpc-info's default */
+#define RH_JOBGATHER_TIMEOUT_MS 5000   /* rayhpc-info's default */
 
 /* rh_init, before the transport starts: the handlers of the requests and
  * their answers. */
