@@ -429,32 +429,38 @@ static int rh_jg_pick(int node, int after)
     return -1;
 }
 
-/* Asks node's next live rank (lock held); the slot is done with the
- * unreachable lines when there is none or the request cannot go. */
+/* Asks node's next live rank (lock not held: the send may take the
+ * transport's locks, which its progress thread holds while a handler
+ * takes ours); the slot is done with the unreachable lines when there is
+ * none or the request cannot go. */
 static void rh_jg_ask(int node, uint64_t seq, uint32_t timeout_ms)
 {
-    rh_jg_slot_t *s = &rh_jg.slot[node];
-    int r = rh_jg_pick(node, s->asked);
     rh_jg_ask_t a = { .seq = seq, .timeout_ms = timeout_ms };
     char why[320];
+    size_t len = 0;
+    char *text;
+    int r;
 
+    pthread_mutex_lock(&rh_jg.lock);
+    r = rh_jg_pick(node, rh_jg.slot[node].asked);
+    if (r >= 0) {
+        rh_jg.slot[node].asked = r;
+    }
+    pthread_mutex_unlock(&rh_jg.lock);
     if (r < 0) {
         snprintf(why, sizeof(why), "the rank failed");
+    } else if (rh_am_send((uint32_t)r, RH_JG_ID_ASK, &a, sizeof(a), NULL, 0,
+                          NULL, NULL) == RH_OK) {
+        return;
     } else {
-        rh_status_t st;
-
-        s->asked = r;
-        st = rh_am_send((uint32_t)r, RH_JG_ID_ASK, &a, sizeof(a), NULL, 0,
-                        NULL, NULL);
-        if (st == RH_OK) {
-            return;
-        }
         snprintf(why, sizeof(why), "the request to rank %d failed: %s", r,
                  rh_last_error());
     }
-    s->text = rh_jg_text_node(node, &s->len, why);
-    s->state = RH_JG_DONE;
-    rh_jg.left--;
+    text = rh_jg_text_node(node, &len, why);
+    pthread_mutex_lock(&rh_jg.lock);
+    rh_jg_take(seq, node, text, len);   /* no answer can come: it was not
+                                         * sent */
+    pthread_mutex_unlock(&rh_jg.lock);
 }
 
 static void rh_jg_cond_init(void)
@@ -468,13 +474,16 @@ static void rh_jg_cond_init(void)
     rh_jg.cond_ready = 1;
 }
 
-/* Waits (lock held) until every node answered or the deadline; a node
- * whose asked rank fails meanwhile is asked again at its next live rank. */
+/* Waits until every node answered or the deadline; a node whose asked
+ * rank fails meanwhile is asked again at its next live rank. Returns with
+ * the lock held. */
 static void rh_jg_wait(uint64_t seq, uint64_t deadline, uint32_t timeout_ms)
 {
+    pthread_mutex_lock(&rh_jg.lock);
     while (rh_jg.left > 0) {
         uint64_t now = rh_time_ns(), until;
         struct timespec ts;
+        int again = -1;
 
         if (now >= deadline) {
             break;
@@ -484,12 +493,17 @@ static void rh_jg_wait(uint64_t seq, uint64_t deadline, uint32_t timeout_ms)
         ts.tv_sec = (time_t)(until / 1000000000ull);
         ts.tv_nsec = (long)(until % 1000000000ull);
         pthread_cond_timedwait(&rh_jg.cond, &rh_jg.lock, &ts);
-        for (int m = 0; m < rh_jg.nodes; m++) {
+        for (int m = 0; m < rh_jg.nodes && again < 0; m++) {
             rh_jg_slot_t *s = &rh_jg.slot[m];
 
             if (s->state == RH_JG_WAITING && !rh_tp_peer_alive(s->asked)) {
-                rh_jg_ask(m, seq, timeout_ms);
+                again = m;
             }
+        }
+        if (again >= 0) {
+            pthread_mutex_unlock(&rh_jg.lock);
+            rh_jg_ask(again, seq, timeout_ms);
+            pthread_mutex_lock(&rh_jg.lock);
         }
     }
     for (int m = 0; m < rh_jg.nodes; m++) {
@@ -540,17 +554,16 @@ char *rh_jobgather_run(int timeout_ms, size_t *len)
             rh_jg.left++;
         }
     }
+    pthread_mutex_unlock(&rh_jg.lock);
     for (int m = 0; m < nodes; m++) {
         if (m != mine) {
             rh_jg_ask(m, seq, (uint32_t)timeout_ms);
         }
     }
-    pthread_mutex_unlock(&rh_jg.lock);
     /* Meanwhile this node: its sockets get three quarters of the time, as
      * on the other nodes. */
     own = rh_jg_node_part(start + (uint64_t)timeout_ms * 750000ull,
                           &own_len);
-    pthread_mutex_lock(&rh_jg.lock);
     rh_jg_wait(seq, deadline, (uint32_t)timeout_ms);
     rh_jg.seq = 0;   /* later answers are dropped */
     rh_jg.slot = NULL;
