@@ -8,10 +8,15 @@
 # Once the job ended, asking for
 # it fails (status 1) with a message, and its sockets are gone. With
 # RAYHPC_SUMMARY=1 rank 0 prints the same report at rh_finalize.
+# Across hosts (4 ranks on 4 virtual nodes, every other node treated as
+# another host): with the sockets of ranks 1-3 moved away, rank 0 still
+# gathers all 4 ranks and their objects over the job's transport; a
+# stopped rank is reported unreachable at --timeout, and so is a killed
+# one, and rayhpc-info returns.
 # Run by `make check` (RH_TEST_BUILDDIR is set there).
 build=${RH_TEST_BUILDDIR:-.}
 tmp=${TMPDIR:-/tmp}/rh-jobstate.$$
-trap 'touch "$tmp.gate"; rm -f "$tmp".*' EXIT
+trap 'touch "$tmp.gate" "$tmp.gate4"; rm -f "$tmp".*' EXIT
 fails=0
 fail() { echo "check_jobstate: $*" >&2; fails=$((fails + 1)); }
 
@@ -103,5 +108,71 @@ grep -q '^Job .*: 4 ranks on 2 nodes; 4 of them answered' "$tmp.out" ||
 [ "$(grep -c '^    [0-9]*/[0-9]*/[0-9]*  *[0-3] ' "$tmp.out")" -ge 4 ] ||
     fail "the summary does not list the 4 objects"
 
-[ $fails -eq 0 ] || { cat "$tmp.info" "$tmp.gcs" >&2; exit 1; }
-echo "check_jobstate: rayhpc-info --job shows the job's 4 ranks, its objects and tasks; --gcs its GCS"
+# ---- 4 nodes: the other nodes' state comes over the network --------------
+timeout 120 "$build/rayhpc-run" -n 4 --nodes 4 "$build/tests/multi/jobstate" \
+    "$tmp.gate4" >"$tmp.out4" 2>"$tmp.err4" &
+job_pid=$!
+i=0
+while ! grep -q '^JOBSTATE READY' "$tmp.out4" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 600 ] || ! kill -0 $job_pid 2>/dev/null; then
+        echo "check_jobstate: the 4-node job never got ready:" >&2
+        cat "$tmp.out4" "$tmp.err4" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+job=$(sed -n 's/^JOBSTATE READY //p' "$tmp.out4")
+dir="/tmp/rayhpc-$(id -u)/$job"
+for r in 1 2 3; do
+    mv "$dir/rank$r.sock" "$dir/away$r" || fail "rank $r has no socket in $dir"
+done
+timeout 30 "$build/rayhpc-info" --job="$job" >"$tmp.info4" 2>"$tmp.ierr" ||
+    fail "4 nodes: rayhpc-info --job=$job fails: $(cat "$tmp.ierr")"
+grep -q "^Job $job: 4 ranks on 4 nodes; 4 of them answered$" "$tmp.info4" ||
+    fail "4 nodes: the header does not say all 4 ranks answered"
+for r in 0 1 2 3; do
+    grep -q "^  $r  *$r  *[0-9][0-9]*  *CPU=" "$tmp.info4" ||
+        fail "4 nodes: rank $r on node $r is not in the Ranks table"
+    grep -q "^  node $r store: 1 objects" "$tmp.info4" ||
+        fail "4 nodes: node $r's store does not hold 1 object"
+done
+grep '^JOBSTATE PUT' "$tmp.out4" >"$tmp.puts4"
+while read -r _ _ rank id size; do
+    grep -q "^    $id  *$rank  *$size  *[0-9]*  *sealed" "$tmp.info4" ||
+        fail "4 nodes: object $id of rank $rank ($size bytes) is not listed"
+done <"$tmp.puts4"
+[ "$(grep -c . "$tmp.puts4")" -eq 4 ] || fail "4 nodes: the job put $(grep -c . "$tmp.puts4") objects, not 4"
+timeout 30 "$build/rayhpc-info" --gcs="$job" >"$tmp.gcs4" 2>&1 ||
+    fail "4 nodes: rayhpc-info --gcs fails: $(cat "$tmp.gcs4")"
+[ "$(grep -c '^  gcs rank [0-3] shard [0-9]*: ' "$tmp.gcs4")" -ge 4 ] ||
+    fail "4 nodes: --gcs does not list the replicas of the other nodes"
+for r in 1 2 3; do
+    mv "$dir/away$r" "$dir/rank$r.sock"
+done
+
+# A stopped rank does not answer: reported at the timeout, no hang.
+pid2=$(awk '/^Ranks/ { t = 1; next } t && $1 == 2 { print $3; exit }' "$tmp.info4")
+kill -STOP "$pid2"
+timeout 30 "$build/rayhpc-info" --job="$job" --timeout 3000 >"$tmp.stop" 2>&1 ||
+    fail "4 nodes, rank 2 stopped: rayhpc-info fails: $(cat "$tmp.stop")"
+kill -CONT "$pid2"
+grep -q "^Job $job: 4 ranks on 4 nodes; 3 of them answered, 1 unreachable$" "$tmp.stop" ||
+    fail "4 nodes, rank 2 stopped: the header does not say 3 answered, 1 unreachable"
+grep -q '^  rank 2 node 2: node 2 did not answer within 3000 ms' "$tmp.stop" ||
+    fail "4 nodes, rank 2 stopped: rank 2 is not reported unreachable"
+grep -q '^  2  *(no answer)' "$tmp.stop" || fail "4 nodes, rank 2 stopped: node 2 is not shown without an answer"
+
+# A killed rank: reported unreachable too (failed, or silent at the timeout).
+pid3=$(awk '/^Ranks/ { t = 1; next } t && $1 == 3 { print $3; exit }' "$tmp.info4")
+kill -KILL "$pid3"
+timeout 30 "$build/rayhpc-info" --job="$job" --timeout 3000 >"$tmp.kill" 2>&1 ||
+    fail "4 nodes, rank 3 killed: rayhpc-info fails: $(cat "$tmp.kill")"
+grep -q "^Job $job: 4 ranks on 4 nodes; 3 of them answered, 1 unreachable$" "$tmp.kill" ||
+    fail "4 nodes, rank 3 killed: the header does not say 3 answered, 1 unreachable"
+grep -q '^  rank 3 node 3: ' "$tmp.kill" || fail "4 nodes, rank 3 killed: rank 3 is not reported unreachable"
+touch "$tmp.gate4"
+wait $job_pid   # a rank was killed: its status is not the point here
+
+[ $fails -eq 0 ] || { cat "$tmp.info" "$tmp.gcs" "$tmp.info4" "$tmp.stop" "$tmp.kill" >&2 2>/dev/null; exit 1; }
+echo "check_jobstate: rayhpc-info --job shows the job's 4 ranks, its objects and tasks; --gcs its GCS; across 4 nodes over the network, with a stopped and a killed rank unreachable"

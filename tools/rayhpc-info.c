@@ -4,11 +4,12 @@
  * summary, and the UCX transports and devices a rank would use; or, with
  * --job, the state of the jobs running on this host (--gcs: their GCS).
  *
- * usage: rayhpc-info [-v] [-c] [-t] [-u] | --job[=JOB] | --gcs[=JOB] |
- *        --help | --version
+ * usage: rayhpc-info [-v] [-c] [-t] [-u] | --job[=JOB] | --gcs[=JOB]
+ *        [--timeout MS] | --help | --version
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <ucp/api/ucp.h>
 
@@ -115,6 +116,10 @@ static const struct opt_doc opt_docs[] = {
       "masters, each shard's\n                  chain, each replica's "
       "log position and table sizes\n                  (--gcs=JOB: that "
       "job)" },
+    { NULL, "timeout", 'T', "with --job or --gcs: MS milliseconds (default "
+      "5000) for the\n                  job's other nodes to answer over "
+      "the network; those\n                  that do not are listed as "
+      "unreachable" },
     { "Information:", "help", 'h', "print this help and exit" },
     { NULL, "version", 'V', "print the version and exit" },
 };
@@ -124,7 +129,7 @@ static const struct opt_doc opt_docs[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: rayhpc-info [-v] [-c] [-t] [-u]\n"
-               "       rayhpc-info --job[=JOB] | --gcs[=JOB]\n"
+               "       rayhpc-info --job[=JOB] | --gcs[=JOB] [--timeout MS]\n"
                "       rayhpc-info --help | --version\n"
                "What this librayhpc is and would do on this host.\n");
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -143,20 +148,24 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     struct option long_options[N_OPTS + 1];
-    char short_options[2 * N_OPTS + 1];
-    int v = 0, c = 0, t = 0, u = 0, j = 0, g = 0, opt;
+    char short_options[3 * N_OPTS + 1];
+    int v = 0, c = 0, t = 0, u = 0, j = 0, g = 0, opt, timeout = 0;
     size_t k = 0;
     const char *job = NULL;
 
     for (size_t i = 0; i < N_OPTS; i++) {
+        int val = opt_docs[i].val;
+
         long_options[i] = (struct option){ opt_docs[i].name,
-                                           opt_docs[i].val == 'j' ||
-                                           opt_docs[i].val == 'g' ?
-                                           optional_argument : no_argument,
-                                           NULL, opt_docs[i].val };
-        short_options[k++] = (char)opt_docs[i].val;
-        if (opt_docs[i].val == 'j' || opt_docs[i].val == 'g') {
+                                           val == 'j' || val == 'g' ?
+                                           optional_argument :
+                                           val == 'T' ? required_argument :
+                                           no_argument, NULL, val };
+        short_options[k++] = (char)val;
+        if (val == 'j' || val == 'g' || val == 'T') {
             short_options[k++] = ':';
+        }
+        if (val == 'j' || val == 'g') {
             short_options[k++] = ':';
         }
     }
@@ -185,6 +194,18 @@ int main(int argc, char **argv)
             g = 1;
             job = optarg;
             break;
+        case 'T': {
+            char *end;
+            long ms = strtol(optarg, &end, 10);
+
+            if (*end != '\0' || ms < 1 || ms > 600000) {
+                fprintf(stderr, "rayhpc-info: --timeout takes milliseconds "
+                        "from 1 to 600000, not '%s'\n", optarg);
+                return 2;
+            }
+            timeout = (int)ms;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -203,7 +224,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (timeout != 0 && !(j || g)) {
+        fprintf(stderr, "rayhpc-info: --timeout goes with --job or --gcs\n\n");
+        usage(stderr);
+        return 2;
+    }
     if (j || g) {
+        rh_jobstate_set_timeout(timeout);
         if (v || c || t || u || (j && g)) {
             fprintf(stderr, "rayhpc-info: --%s goes alone\n\n",
                     j ? "job" : "gcs");

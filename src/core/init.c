@@ -39,6 +39,7 @@
 #include "gcs/gcs.h"
 #include "core/actor.h"
 #include "core/task_internal.h"
+#include "obs/jobgather.h"
 #include "obs/jobstate.h"
 #include "obs/timeline.h"
 #include "gpu/gpu.h"
@@ -653,6 +654,9 @@ static rh_status_t rh_core_register_handlers(void)
     if (status == RH_OK) {
         status = rh_gcs_setup();
     }
+    if (status == RH_OK) {
+        status = rh_jobgather_setup();
+    }
     return status;
 }
 
@@ -798,14 +802,11 @@ err:
  * while every rank waits in the first round of rh_finalize. */
 static void rh_core_summary(void)
 {
-    char dir[256];
-
     if (!rh_cfg.summary || rh_core.rank != 0) {
         return;
     }
-    rh_jobstate_dir(rh_core.job_id, dir, sizeof(dir));
     printf("# RAYHPC_SUMMARY: the job at rh_finalize\n");
-    if (rh_jobstate_print(dir, stdout) == 0) {
+    if (rh_jobstate_print_gathered(stdout) == 0) {
         rh_jobstate_snapshot(stdout);   /* not served: this rank only */
     }
     fflush(stdout);

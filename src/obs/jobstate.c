@@ -12,14 +12,18 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/eventfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/completion.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "core/admit.h"
 #include "core/core.h"
 #include "gcs/gcs.h"
+#include "obs/jobgather.h"
 #include "plasma/object_id.h"
 #include "plasma/store.h"
 #include "rayhpc.h"
@@ -28,7 +32,8 @@
 
 #define RH_JS_MAX_OBJECTS 1000   /* listed per store; the rest counted */
 #define RH_JS_MAX_RANKS   4096   /* read per job on one host */
-#define RH_JS_TIMEOUT_MS  5000
+#define RH_JS_TIMEOUT_MS  5000   /* a rank's answer after the gather's */
+#define RH_JS_REQUEST_MS  1000   /* a client's request line */
 
 _Thread_local rh_js_thread_t *rh_js_mine;
 
@@ -36,11 +41,14 @@ static struct {
     pthread_mutex_t  lock;       /* the list: new threads only */
     rh_js_thread_t  *threads;
     int              fd;         /* listening socket, -1: none */
+    int              stop;       /* eventfd: the thread ends */
+    int              timeout_ms; /* the gather's, for rayhpc-info */
     pthread_t        thread;
     int              running;
     char             path[256];
     char             dir[256];
-} rh_js = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+} rh_js = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .stop = -1,
+            .timeout_ms = RH_JOBGATHER_TIMEOUT_MS };
 
 /* A thread's counters live as long as the process: the totals keep what
  * threads that ended counted. */
@@ -183,35 +191,112 @@ int rh_jobstate_dir(const char *job_id, char *buf, size_t len)
     return (int)k;
 }
 
-static void *rh_js_serve(void *arg)
+/* Reads the client's request line: "rank" (this rank's snapshot) or
+ * "job MS" (the whole job's, gathered within MS). -1: none came. */
+static int rh_js_request(int c, int *timeout_ms)
 {
-    (void)arg;
-    for (;;) {
-        int c = accept4(rh_js.fd, NULL, NULL, SOCK_CLOEXEC);
-        char *text = NULL;
-        size_t len = 0, off = 0;
-        FILE *f;
+    char line[64];
+    size_t n = 0;
 
-        if (c < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) {
-                continue;
-            }
-            return NULL;   /* shut down by rh_jobstate_stop */
+    while (n + 1 < sizeof(line)) {
+        struct pollfd p = { c, POLLIN, 0 };
+        ssize_t k;
+
+        if (poll(&p, 1, RH_JS_REQUEST_MS) <= 0) {
+            return -1;
         }
+        k = recv(c, line + n, 1, 0);
+        if (k <= 0) {
+            return -1;
+        }
+        if (line[n] == '\n') {
+            break;
+        }
+        n++;
+    }
+    line[n] = '\0';
+    if (strcmp(line, "rank") == 0) {
+        return 0;
+    }
+    if (sscanf(line, "job %d", timeout_ms) == 1) {
+        return 1;
+    }
+    return -1;
+}
+
+static void rh_js_answer(int c)
+{
+    char *text = NULL;
+    size_t len = 0, off = 0;
+    int timeout_ms = 0;
+    FILE *f;
+
+    switch (rh_js_request(c, &timeout_ms)) {
+    case 0:
         f = open_memstream(&text, &len);
         if (f != NULL) {
             rh_jobstate_snapshot(f);
             fclose(f);
-            while (off < len) {
-                ssize_t w = send(c, text + off, len - off, MSG_NOSIGNAL);
-
-                if (w <= 0) {
-                    break;
-                }
-                off += (size_t)w;
-            }
-            free(text);
         }
+        break;
+    case 1:
+        text = rh_jobgather_run(timeout_ms, &len);
+        break;
+    default:
+        break;   /* not a request of ours: closed unanswered */
+    }
+    while (text != NULL && off < len) {
+        ssize_t w = send(c, text + off, len - off, MSG_NOSIGNAL);
+
+        if (w <= 0) {
+            break;
+        }
+        off += (size_t)w;
+    }
+    free(text);
+}
+
+/* Sleeps in poll() until a client connects, another node's request waits
+ * (jobgather.h) or rh_jobstate_stop says to end. */
+static void *rh_js_serve(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct pollfd p[3] = { { rh_js.stop, POLLIN, 0 },
+                               { rh_js.fd, POLLIN, 0 },
+                               { rh_jobgather_fd(), POLLIN, 0 } };
+        int c;
+
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return NULL;
+        }
+        if (p[0].revents != 0) {
+            return NULL;   /* rh_jobstate_stop */
+        }
+        if (p[2].revents != 0) {
+            rh_jobgather_serve();
+        }
+        if (p[1].revents == 0) {
+            continue;
+        }
+        c = accept4(rh_js.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) {
+                continue;
+            }
+            return NULL;
+        }
+        {
+            /* A client that stops reading cannot keep this thread (and
+             * rh_finalize, which joins it) waiting. */
+            struct timeval tv = { RH_JS_TIMEOUT_MS / 1000, 0 };
+
+            (void)setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        }
+        rh_js_answer(c);
         close(c);
     }
 }
@@ -247,13 +332,19 @@ void rh_jobstate_start(const char *job_id)
     }
     memcpy(sa.sun_path, rh_js.path, strlen(rh_js.path) + 1);
     unlink(rh_js.path);   /* a rank of an earlier job of the same id */
-    rh_js.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (rh_js.fd < 0 ||
+    rh_js.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                      0);
+    if (rh_js.stop < 0) {
+        rh_js.stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+    rh_jobgather_set_serving(1);
+    if (rh_js.fd < 0 || rh_js.stop < 0 || rh_jobgather_fd() < 0 ||
         bind(rh_js.fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         listen(rh_js.fd, 16) != 0 ||
         pthread_create(&rh_js.thread, NULL, rh_js_serve, NULL) != 0) {
         rh_info("job state: cannot serve on %s: %s (rayhpc-info --job will "
                 "not see this rank)", rh_js.path, strerror(errno));
+        rh_jobgather_set_serving(0);
         if (rh_js.fd >= 0) {
             close(rh_js.fd);
             rh_js.fd = -1;
@@ -270,9 +361,19 @@ void rh_jobstate_stop(void)
     if (!rh_js.running) {
         return;
     }
-    /* Wakes accept() with an error: the thread ends. */
-    shutdown(rh_js.fd, SHUT_RDWR);
-    pthread_join(rh_js.thread, NULL);
+    {
+        uint64_t one = 1;
+
+        rh_jobgather_set_serving(0);
+        if (write(rh_js.stop, &one, sizeof(one)) < 0) {
+            rh_warn("job state: cannot stop its thread: %s",
+                    strerror(errno));
+        }
+        pthread_join(rh_js.thread, NULL);
+        if (read(rh_js.stop, &one, sizeof(one)) < 0) {
+            /* nothing counted: the next start's thread does not stop */
+        }
+    }
     close(rh_js.fd);
     rh_js.fd = -1;
     rh_js.running = 0;
@@ -292,57 +393,159 @@ typedef struct rh_js_rank {
                        run, forwarded, spilled, pulls, pulled;
 } rh_js_rank_t;
 
-/* Reads one rank's answer; NULL when its socket does not answer. */
-static char *rh_js_ask(const char *path, int *refused)
+/* Asks n sockets at once (request sent to each, then every answer read
+ * in one poll loop, so a rank that hangs costs the others nothing) until
+ * deadline (rh_time_ns). texts[i]: the answer, or NULL with why[i] set;
+ * refused[i] (may be NULL): nobody listens there, the rank is gone. */
+static void rh_js_ask_many(char *const *paths, int n, const char *request,
+                           uint64_t deadline, char **texts,
+                           const char **why, int *refused)
 {
-    struct sockaddr_un sa;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int *fd = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    size_t *len = calloc((size_t)(n > 0 ? n : 1), sizeof(size_t));
+    size_t *cap = calloc((size_t)(n > 0 ? n : 1), sizeof(size_t));
+    struct pollfd *p = calloc((size_t)(n > 0 ? n : 1), sizeof(*p));
+    int open_ = 0;
 
-    *refused = 0;
-    if (fd < 0) {
-        return NULL;
+    for (int i = 0; i < n; i++) {
+        texts[i] = NULL;
+        why[i] = "no memory to ask it";
+        if (refused != NULL) {
+            refused[i] = 0;
+        }
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        close(fd);
-        return NULL;
+    if (fd == NULL || len == NULL || cap == NULL || p == NULL) {
+        goto out;
     }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        *refused = errno == ECONNREFUSED || errno == ENOENT;
-        close(fd);
-        return NULL;
-    }
-    for (;;) {
-        struct pollfd p = { fd, POLLIN, 0 };
-        ssize_t n;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_un sa;
+        size_t rl = strlen(request);
 
-        if (cap - len < 4096) {
-            char *nb = realloc(buf, cap + 65536);
+        fd[i] = -1;
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        if (strlen(paths[i]) >= sizeof(sa.sun_path)) {
+            why[i] = "its socket's path is too long";
+            continue;
+        }
+        memcpy(sa.sun_path, paths[i], strlen(paths[i]) + 1);
+        fd[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd[i] < 0) {
+            why[i] = "no socket to ask it";
+            continue;
+        }
+        if (connect(fd[i], (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            int gone = errno == ECONNREFUSED || errno == ENOENT;
 
-            if (nb == NULL) {
-                break;
+            why[i] = gone ? "its socket refuses (the rank ended)" :
+                            "its socket cannot be reached";
+            if (refused != NULL) {
+                refused[i] = gone;
             }
-            buf = nb;
-            cap += 65536;
+            close(fd[i]);
+            fd[i] = -1;
+            continue;
         }
-        if (poll(&p, 1, RH_JS_TIMEOUT_MS) <= 0) {
-            break;   /* a rank that hangs: what came so far */
+        /* a few bytes into an empty socket buffer: never blocks */
+        if (send(fd[i], request, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
+            why[i] = "the request could not be sent";
+            close(fd[i]);
+            fd[i] = -1;
+            continue;
         }
-        n = recv(fd, buf + len, cap - len - 1, 0);
-        if (n <= 0) {
+        why[i] = "no answer in time";
+        open_++;
+    }
+    while (open_ > 0) {
+        uint64_t now = rh_time_ns();
+        int k = 0;
+
+        if (now >= deadline) {
             break;
         }
-        len += (size_t)n;
+        for (int i = 0; i < n; i++) {
+            p[i] = (struct pollfd){ fd[i], POLLIN, 0 };
+        }
+        k = poll(p, (nfds_t)n, (int)((deadline - now) / 1000000ull) + 1);
+        if (k < 0 && errno != EINTR) {
+            break;
+        }
+        for (int i = 0; i < n && k > 0; i++) {
+            ssize_t got;
+
+            if (fd[i] < 0 || p[i].revents == 0) {
+                continue;
+            }
+            if (cap[i] - len[i] < 4096) {
+                char *nb = realloc(texts[i], cap[i] + 65536);
+
+                if (nb == NULL) {
+                    got = -1;
+                    goto ended;
+                }
+                texts[i] = nb;
+                cap[i] += 65536;
+            }
+            got = recv(fd[i], texts[i] + len[i], cap[i] - len[i] - 1, 0);
+            if (got > 0) {
+                len[i] += (size_t)got;
+                continue;
+            }
+ended:
+            close(fd[i]);
+            fd[i] = -1;
+            open_--;
+            if (texts[i] != NULL) {
+                texts[i][len[i]] = '\0';
+            }
+            /* An answer is whole when its last record ends. */
+            if (texts[i] == NULL || len[i] < 4 ||
+                strcmp(texts[i] + len[i] - 4, "end\n") != 0) {
+                why[i] = got < 0 ? "its answer was cut" :
+                                   "it closed without an answer";
+                free(texts[i]);
+                texts[i] = NULL;
+            }
+        }
     }
-    close(fd);
-    if (buf != NULL) {
-        buf[len] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (fd != NULL && fd[i] >= 0) {
+            close(fd[i]);   /* still silent at the deadline */
+            free(texts[i]);
+            texts[i] = NULL;
+        }
     }
-    return buf;
+out:
+    free(fd);
+    free(len);
+    free(cap);
+    free(p);
+}
+
+void rh_jobstate_ask_ranks(const int *ranks, int n, uint64_t deadline,
+                           char **texts, const char **why)
+{
+    char **paths = calloc((size_t)(n > 0 ? n : 1), sizeof(char *));
+    int ok = paths != NULL;
+
+    for (int i = 0; ok && i < n; i++) {
+        ok = asprintf(&paths[i], "%s/rank%d.sock", rh_js.dir, ranks[i]) > 0;
+        if (!ok) {
+            paths[i] = NULL;
+        }
+    }
+    if (ok) {
+        rh_js_ask_many(paths, n, "rank\n", deadline, texts, why, NULL);
+    } else {
+        for (int i = 0; i < n; i++) {
+            texts[i] = NULL;
+            why[i] = "no memory to ask it";
+        }
+    }
+    for (int i = 0; paths != NULL && i < n; i++) {
+        free(paths[i]);
+    }
+    free(paths);
 }
 
 static int rh_js_parse(char *text, rh_js_rank_t *r)
@@ -520,56 +723,91 @@ static void rh_js_print_gcs(const rh_js_rank_t *ranks, int n, FILE *out)
     }
 }
 
-/* Asks every rank whose socket is in dir and prints the job report, or
- * only the GCS's part. */
-static int rh_js_print(const char *dir, FILE *out, int gcs_only)
+/* Cuts a gathered answer into its ranks' records ("rank ..." to "end")
+ * and its unreachable lines (*unreach, malloc'd). Returns the records
+ * parsed, at most RH_JS_MAX_RANKS. */
+static int rh_js_split(const char *text, rh_js_rank_t *ranks, char **unreach,
+                       size_t *unreach_len)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    rh_js_rank_t *ranks = NULL;
-    int n = 0, stale = 0;
+    FILE *u = open_memstream(unreach, unreach_len);
+    const char *p = text, *start = NULL;
+    int n = 0;
 
-    if (d == NULL) {
+    while (p != NULL && *p != '\0') {
+        const char *e = strchr(p, '\n');
+        size_t k = e != NULL ? (size_t)(e - p) + 1 : strlen(p);
+
+        if (strncmp(p, "rank ", 5) == 0 && start == NULL) {
+            start = p;
+        } else if (strncmp(p, "unreachable rank ", 17) == 0 &&
+                   start == NULL) {
+            if (u != NULL) {
+                fwrite(p, 1, k, u);
+            }
+        } else if (strncmp(p, "end\n", 4) == 0 && start != NULL) {
+            if (n < RH_JS_MAX_RANKS) {
+                ranks[n].text = strndup(start, (size_t)(p + k - start));
+                if (ranks[n].text != NULL &&
+                    rh_js_parse(ranks[n].text, &ranks[n]) == 0) {
+                    n++;
+                } else {
+                    free(ranks[n].text);
+                    memset(&ranks[n], 0, sizeof(ranks[n]));
+                }
+            }
+            start = NULL;
+        }
+        p += k;
+    }
+    if (u != NULL) {
+        fclose(u);
+    }
+    return n;
+}
+
+/* Prints the job report of a gathered answer, or only the GCS's part.
+ * Returns the ranks that answered. */
+static int rh_js_print_text(const char *text, FILE *out, int gcs_only)
+{
+    rh_js_rank_t *ranks = calloc(RH_JS_MAX_RANKS, sizeof(*ranks));
+    char *unreach = NULL;
+    size_t unreach_len = 0;
+    int n, nun = 0;
+
+    if (ranks == NULL) {
         return 0;
     }
-    ranks = calloc(RH_JS_MAX_RANKS, sizeof(*ranks));
-    while (ranks != NULL && (de = readdir(d)) != NULL && n < RH_JS_MAX_RANKS) {
-        char path[512];
-        int refused, r;
-
-        if (sscanf(de->d_name, "rank%d.sock", &r) != 1) {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        ranks[n].text = rh_js_ask(path, &refused);
-        if (ranks[n].text == NULL || rh_js_parse(ranks[n].text,
-                                                 &ranks[n]) != 0) {
-            free(ranks[n].text);
-            ranks[n].text = NULL;
-            if (refused) {
-                unlink(path);   /* nobody listens: a rank that died */
-                stale++;
-            }
-            continue;
-        }
-        n++;
+    n = rh_js_split(text, ranks, &unreach, &unreach_len);
+    for (const char *q = unreach; q != NULL && *q != '\0'; q++) {
+        nun += *q == '\n';
     }
-    closedir(d);
     if (n == 0) {
-        if (stale > 0) {
-            rmdir(dir);
-        }
+        free(unreach);
         free(ranks);
         return 0;
     }
     qsort(ranks, (size_t)n, sizeof(*ranks), rh_js_by_rank);
-    fprintf(out, "Job %s: %d ranks on %d nodes; %d of them answered on "
-            "this host\n", ranks[0].job, ranks[0].size, ranks[0].nodes, n);
+    fprintf(out, "Job %s: %d ranks on %d nodes; %d of them answered",
+            ranks[0].job, ranks[0].size, ranks[0].nodes, n);
+    if (nun > 0) {
+        fprintf(out, ", %d unreachable", nun);
+    }
+    fprintf(out, "\n");
+    if (nun > 0) {
+        fprintf(out, "\nUnreachable\n");
+        for (const char *q = unreach; *q != '\0';) {
+            const char *e = strchr(q, '\n');
+            int len = e != NULL ? (int)(e - q) : (int)strlen(q);
+
+            fprintf(out, "  %.*s\n", len - 12, q + 12);
+            q += len + (e != NULL);
+        }
+    }
     if (gcs_only) {
         rh_js_print_gcs(ranks, n, out);
         goto done;
     }
-    fprintf(out, "\nNodes\n  %-5s %-16s %9s %8s\n", "node", "ranks here",
+    fprintf(out, "\nNodes\n  %-5s %-16s %9s %8s\n", "node", "ranks",
             "CPU total", "CPU free");
     for (int node = 0; node < ranks[0].nodes; node++) {
         char list[64] = "";
@@ -590,7 +828,7 @@ static int rh_js_print(const char *dir, FILE *out, int gcs_only)
         if (any) {
             fprintf(out, "  %-5d %-16s %9d %8d\n", node, list, tot, fr);
         } else {
-            fprintf(out, "  %-5d %-16s\n", node, "(another host)");
+            fprintf(out, "  %-5d %-16s\n", node, "(no answer)");
         }
     }
     fprintf(out, "\nRanks\n  %-5s %-5s %-8s %-22s %-22s\n", "rank", "node",
@@ -627,7 +865,87 @@ done:
         free(ranks[i].text);
     }
     free(ranks);
+    free(unreach);
     fflush(out);
+    return n;
+}
+
+static int rh_js_by_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Asks one rank whose socket is in dir (the lowest that answers) for the
+ * whole job, gathered across nodes, and prints the report, or only the
+ * GCS's part. The sockets nobody listens on any more are removed. */
+static int rh_js_print(const char *dir, FILE *out, int gcs_only)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int *socks = NULL, ns = 0, cap = 0, n = 0, stale = 0;
+    char request[32];
+
+    if (d == NULL) {
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        int r;
+
+        if (sscanf(de->d_name, "rank%d.sock", &r) != 1) {
+            continue;
+        }
+        if (ns == cap) {
+            int *nb = realloc(socks, sizeof(int) * (size_t)(cap + 64));
+
+            if (nb == NULL) {
+                break;
+            }
+            socks = nb;
+            cap += 64;
+        }
+        socks[ns++] = r;
+    }
+    closedir(d);
+    if (ns > 0) {
+        qsort(socks, (size_t)ns, sizeof(int), rh_js_by_int);
+    }
+    snprintf(request, sizeof(request), "job %d\n", rh_js.timeout_ms);
+    for (int i = 0; i < ns && n == 0; i++) {
+        char path[512], *text = NULL, *paths[1] = { path };
+        const char *why;
+        int refused;
+
+        snprintf(path, sizeof(path), "%s/rank%d.sock", dir, socks[i]);
+        rh_js_ask_many(paths, 1, request, rh_time_ns() +
+                       (uint64_t)(rh_js.timeout_ms + RH_JS_TIMEOUT_MS) *
+                       1000000ull, &text, &why, &refused);
+        if (text != NULL) {
+            n = rh_js_print_text(text, out, gcs_only);
+        } else if (refused) {
+            unlink(path);   /* nobody listens: a rank that died */
+            stale++;
+        }
+        free(text);
+    }
+    free(socks);
+    if (n == 0 && stale > 0) {
+        rmdir(dir);
+    }
+    return n;
+}
+
+void rh_jobstate_set_timeout(int timeout_ms)
+{
+    rh_js.timeout_ms = timeout_ms > 0 ? timeout_ms : RH_JOBGATHER_TIMEOUT_MS;
+}
+
+int rh_jobstate_print_gathered(FILE *out)
+{
+    size_t len = 0;
+    char *text = rh_jobgather_run(rh_js.timeout_ms, &len);
+    int n = text != NULL ? rh_js_print_text(text, out, 0) : 0;
+
+    free(text);
     return n;
 }
 

@@ -15,8 +15,12 @@
  *   object ID owner R size B refs K state sealed pid P    (idem, each)
  *   gcs ...        (the GCS's part: rh_gcs_snapshot in src/gcs/gcs.h)
  *   end
- * A reader (rh_jobstate_print) asks every rank of the job on this host and
- * prints nodes, ranks, resources, tasks and objects.
+ * A reader (rh_jobstate_print) asks one rank of the job on this host for
+ * the whole job (request "job MS"): that rank gathers every node's
+ * snapshots (jobgather.h) and the reader prints nodes, ranks, resources,
+ * tasks and objects, and the ranks that could not be reached. The request
+ * "rank" gets the rank's own snapshot only (a node's ranks ask each other
+ * so).
  */
 #ifndef RH_OBS_JOBSTATE_H
 #define RH_OBS_JOBSTATE_H
@@ -71,10 +75,24 @@ void rh_jobstate_snapshot(FILE *f);
 /* The directory of the job's sockets on this host. */
 int rh_jobstate_dir(const char *job_id, char *buf, size_t len);
 
-/* Asks the ranks of the job whose socket directory is dir and prints the
- * report. Returns the number of ranks that answered; 0 when none did (the
- * job is gone: its stale sockets are removed). */
+/* Asks the ranks given, of this rank's job on this host, for their own
+ * snapshots on their sockets, all at once, until deadline (rh_time_ns):
+ * texts[i] is the answer (malloc'd), or NULL and why[i] says why. */
+void rh_jobstate_ask_ranks(const int *ranks, int n, uint64_t deadline,
+                           char **texts, const char **why);
+
+/* How long the rank asked may gather the other nodes' state (rayhpc-info
+ * --timeout; RH_JOBGATHER_TIMEOUT_MS by default). */
+void rh_jobstate_set_timeout(int timeout_ms);
+
+/* Asks a rank of the job whose socket directory is dir for the whole job
+ * and prints the report. Returns the number of ranks that answered; 0
+ * when none did (the job is gone: its stale sockets are removed). */
 int rh_jobstate_print(const char *dir, FILE *out);
+
+/* RAYHPC_SUMMARY: gathers the job from this rank and prints the report;
+ * returns the ranks that answered. */
+int rh_jobstate_print_gathered(FILE *out);
 
 /* rayhpc-info --job [JOB]: the report for JOB, or for every job of this
  * user running on this host. Returns 0 when one answered, 1 when none is

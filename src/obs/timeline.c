@@ -12,19 +12,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/log.h"
 
-#define RH_TL_CHUNK      4096
+#define RH_TL_CHUNK      4096         /* events in a thread's first chunk */
+#define RH_TL_BIG        (2u << 20)   /* bytes of each later one: a huge
+                                       * page where the kernel has one */
 #define RH_TL_NAME       24
 #define RH_TL_MAX_EVENTS (1u << 22)   /* per thread: 224 MiB at most */
 #define RH_TL_PATH       512
 
 typedef struct rh_tl_event {
-    uint64_t ts;          /* ns, CLOCK_MONOTONIC */
-    uint64_t dur;         /* ns */
+    uint64_t ts;          /* timeline clock ticks: rh_tlclock_ns at write */
+    uint64_t dur;         /* ticks */
     uint64_t bytes;
     int32_t  peer;
     uint8_t  kind;
@@ -35,8 +38,13 @@ typedef struct rh_tl_chunk {
     /* Written by the owner, read by the writer of the part meanwhile. */
     _Atomic(struct rh_tl_chunk *) next;
     _Atomic uint32_t    used;
-    rh_tl_event_t       ev[RH_TL_CHUNK];
+    uint32_t            cap;     /* events it holds */
+    int                 mapped;  /* mmap'd (big), else malloc'd */
+    rh_tl_event_t       ev[];
 } rh_tl_chunk_t;
+
+#define RH_TL_BIG_EVENTS \
+    ((RH_TL_BIG - sizeof(rh_tl_chunk_t)) / sizeof(rh_tl_event_t))
 
 typedef struct rh_tl_buf {
     struct rh_tl_buf *next;
@@ -66,6 +74,58 @@ static const char *const rh_tl_cat[RH_TL_KINDS] = {
     "task", "actor", "wait", "pull", "forward", "sched_spill", "spill",
     "restore"
 };
+
+/* A thread's next chunk. Its first is small (most threads record a few
+ * events); the later ones are 2 MiB, aligned and advised as a huge page:
+ * a busy thread otherwise takes a page fault every 73 events (4 KiB
+ * pages), which cost more than the rest of recording them on a VM. */
+static rh_tl_chunk_t *rh_tl_chunk_new(int first)
+{
+    rh_tl_chunk_t *c;
+
+    if (first) {
+        c = malloc(sizeof(*c) + RH_TL_CHUNK * sizeof(rh_tl_event_t));
+        if (c == NULL) {
+            return NULL;
+        }
+        c->cap = RH_TL_CHUNK;
+        c->mapped = 0;
+    } else {
+        /* twice the size, to cut an aligned 2 MiB out of it */
+        size_t span = 2 * (size_t)RH_TL_BIG;
+        char *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        uintptr_t a;
+
+        if (p == MAP_FAILED) {
+            return NULL;
+        }
+        a = ((uintptr_t)p + RH_TL_BIG - 1) & ~((uintptr_t)RH_TL_BIG - 1);
+        if (a > (uintptr_t)p) {
+            munmap(p, a - (uintptr_t)p);
+        }
+        munmap((char *)a + RH_TL_BIG,
+               (uintptr_t)p + span - (a + RH_TL_BIG));
+        c = (rh_tl_chunk_t *)a;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(c, RH_TL_BIG, MADV_HUGEPAGE);   /* a hint only */
+#endif
+        c->cap = (uint32_t)RH_TL_BIG_EVENTS;
+        c->mapped = 1;
+    }
+    atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&c->used, 0, memory_order_relaxed);
+    return c;
+}
+
+static void rh_tl_chunk_free(rh_tl_chunk_t *c)
+{
+    if (c->mapped) {
+        munmap(c, RH_TL_BIG);
+    } else {
+        free(c);
+    }
+}
 
 /* First event of a thread in this job: its buffer and track name. */
 static rh_tl_buf_t *rh_tl_attach(void)
@@ -99,7 +159,7 @@ static rh_tl_buf_t *rh_tl_attach(void)
 void rh_tl_record(rh_tl_kind_t kind, const char *name, uint64_t t0,
                   int peer, uint64_t bytes)
 {
-    uint64_t now = rh_time_ns();
+    uint64_t now = rh_tlclock_now();
     rh_tl_buf_t *b = rh_tl_mine;
     rh_tl_chunk_t *c;
     rh_tl_event_t *e;
@@ -114,15 +174,13 @@ void rh_tl_record(rh_tl_kind_t kind, const char *name, uint64_t t0,
     }
     c = b->cur;
     used = c != NULL ? atomic_load_explicit(&c->used, memory_order_relaxed)
-                     : RH_TL_CHUNK;
-    if (rh_unlikely(used == RH_TL_CHUNK)) {
+                     : 0;
+    if (rh_unlikely(c == NULL || used == c->cap)) {
         if (b->count >= RH_TL_MAX_EVENTS ||
-            (c = malloc(sizeof(*c))) == NULL) {
+            (c = rh_tl_chunk_new(b->cur == NULL)) == NULL) {
             atomic_fetch_add_explicit(&b->dropped, 1, memory_order_relaxed);
             return;
         }
-        atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
-        atomic_store_explicit(&c->used, 0, memory_order_relaxed);
         if (b->cur == NULL) {
             atomic_store_explicit(&b->head, c, memory_order_release);
         } else {
@@ -174,6 +232,8 @@ rh_status_t rh_timeline_open(const char *path, int rank)
     }
     rh_tl.rank = rank;
     rh_tl.gen++;
+    rh_tlclock_start(0);
+    rh_info("timeline: clock %s", rh_tlclock_name());
     rh_tl_on = 1;
     return RH_OK;
 }
@@ -199,13 +259,17 @@ static void rh_tl_json_str(FILE *f, const char *s)
 static void rh_tl_write_event(FILE *f, const rh_tl_buf_t *b,
                               const rh_tl_event_t *e)
 {
+    uint64_t ts = rh_tlclock_ns(e->ts);
+    uint64_t end = rh_tlclock_ns(e->ts + e->dur);
+    uint64_t dur = end > ts ? end - ts : 0;
+
     fprintf(f, "{\"name\":\"");
     rh_tl_json_str(f, e->name);
     fprintf(f, "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,"
             "\"ts\":%llu.%03u,\"dur\":%llu.%03u,\"args\":{",
             rh_tl_cat[e->kind], rh_tl.rank, b->tid,
-            (unsigned long long)(e->ts / 1000), (unsigned)(e->ts % 1000),
-            (unsigned long long)(e->dur / 1000), (unsigned)(e->dur % 1000));
+            (unsigned long long)(ts / 1000), (unsigned)(ts % 1000),
+            (unsigned long long)(dur / 1000), (unsigned)(dur % 1000));
     if (e->peer >= 0) {
         fprintf(f, "\"peer\":%d%s", e->peer, e->bytes != 0 ||
                 e->kind == RH_TL_PULL ? "," : "");
@@ -345,7 +409,7 @@ void rh_timeline_close(void)
         for (rh_tl_chunk_t *c = atomic_load(&b->head), *cn; c != NULL;
              c = cn) {
             cn = atomic_load(&c->next);
-            free(c);
+            rh_tl_chunk_free(c);
         }
         free(b);
         b = next;

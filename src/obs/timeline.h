@@ -2,7 +2,8 @@
  * The timeline: with RAYHPC_TIMELINE=FILE set, each thread records what it
  * did (tasks, actor calls, gets that waited, pulls, scheduler decisions,
  * spills) as complete events in a buffer of its own: no lock, no system
- * call, no allocation but one chunk per RH_TL_CHUNK events. At rh_finalize
+ * call, no allocation but one chunk when one fills (2 MiB huge pages after
+ * the first). At rh_finalize
  * every rank writes its events to FILE.rankN and rank 0 merges the parts
  * into FILE, a Chrome/Perfetto trace ("traceEvents", pid = rank, tid = one
  * track per thread). With the timeline off a hook costs one predicted
@@ -13,8 +14,8 @@
 
 #include <stdint.h>
 
-#include "base/completion.h"
 #include "base/status.h"
+#include "obs/tlclock.h"
 
 typedef enum rh_tl_kind {
     RH_TL_TASK = 0,     /* a task ran on this thread */
@@ -31,10 +32,11 @@ typedef enum rh_tl_kind {
 /* Set once by rh_timeline_open before the runtime's threads start. */
 extern int rh_tl_on;
 
-/* Start of a span: the time when the timeline is on, else 0. */
+/* Start of a span: the time (timeline clock ticks, src/obs/tlclock.h)
+ * when the timeline is on, else 0. */
 static inline uint64_t rh_tl_begin(void)
 {
-    return rh_unlikely(rh_tl_on) ? rh_time_ns() : 0;
+    return rh_unlikely(rh_tl_on) ? rh_tlclock_now() : 0;
 }
 
 void rh_tl_record(rh_tl_kind_t kind, const char *name, uint64_t t0,
