@@ -39,7 +39,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -741,6 +740,9 @@ static int rh_spill_commit(rh_store_t *s, rh_spill_victim_t *v)
     return 1;
 }
 
+static void rh_spill_futex_wait(_Atomic uint32_t *w, uint32_t v, long ms);
+static void rh_spill_futex_wake(_Atomic uint32_t *w);
+
 /* Takes the node's one spilling turn; 0 while another live process has
  * it. */
 static int rh_spill_turn(rh_store_t *s)
@@ -754,6 +756,32 @@ static int rh_spill_turn(rh_store_t *s)
         return atomic_compare_exchange_strong(&s->hdr->spill_pid, &cur, me);
     }
     return 0;
+}
+
+/* Gives the turn back and wakes those waiting for the round to end. */
+static void rh_spill_turn_end(rh_store_t *s)
+{
+    atomic_store(&s->hdr->spill_pid, 0);
+    atomic_fetch_add_explicit(&s->hdr->spill_done, 1, memory_order_release);
+    rh_spill_futex_wake(&s->hdr->spill_done);
+}
+
+/* Sleeps until the round under way ends, then takes and gives back the
+ * turn. A creating thread waits so for the spiller (of its own process, as
+ * often as not): spinning would take the CPU from the spiller's writers.
+ * The timeout bounds the wait on a holder that died. */
+static void rh_spill_wait_round(rh_store_t *s)
+{
+    for (;;) {
+        uint32_t done = atomic_load_explicit(&s->hdr->spill_done,
+                                             memory_order_acquire);
+
+        if (rh_spill_turn(s)) {
+            rh_spill_turn_end(s);
+            return;
+        }
+        rh_spill_futex_wait(&s->hdr->spill_done, done, 10);
+    }
 }
 
 /* Writes the chosen victims v[0..k) and turns what it can into SPILLED;
@@ -913,15 +941,12 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
         if (size == 0) {
             return RH_OK;
         }
-        while (!rh_spill_turn(s)) {
-            sched_yield();
-        }
-        atomic_store(&s->hdr->spill_pid, 0);
+        rh_spill_wait_round(s);
         return RH_OK;
     }
     status = rh_store_lock(s);
     if (status != RH_OK) {
-        atomic_store(&s->hdr->spill_pid, 0);
+        rh_spill_turn_end(s);
         snprintf(why, whylen, "%s", rh_last_error());
         return status;
     }
@@ -948,7 +973,7 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
         done = rh_spill_write(s, v + copies, k, why, whylen);
     }
 out:
-    atomic_store(&s->hdr->spill_pid, 0);
+    rh_spill_turn_end(s);
     free(v);
     if (evicted + done == 0 && !met) {
         if (why[0] == '\0') {

@@ -253,6 +253,8 @@ typedef struct rh_store_hdr {
                                        * past the threshold, or 0 */
     _Atomic uint32_t spill_kick;      /* a futex: creates past the threshold
                                        * bump it and wake the spiller */
+    _Atomic uint32_t spill_done;      /* a futex: bumped as each round ends,
+                                       * for creates waiting on it */
 } rh_store_hdr_t;
 
 _Static_assert(sizeof(rh_store_hdr_t) <= RH_STORE_ZERO_OFF,
