@@ -674,18 +674,87 @@ static int rh_write_all(int fd, const void *buf, uint64_t len)
     return 0;
 }
 
+static int rh_pwrite_all(int fd, const void *buf, uint64_t len, uint64_t off)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
+        ssize_t w = pwrite(fd, p, chunk, (off_t)off);
+
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += w;
+        off += (uint64_t)w;
+        len -= (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Whether v goes to its file with O_DIRECT: a large object alone in it,
+ * from a 4 KiB aligned block (alloc.c), while the file system takes it. */
+static int rh_spill_direct(const rh_store_t *s, const rh_spill_victim_t *v,
+                           size_t n)
+{
+    return n == 1 && v->pinned && v->file_off == 0 &&
+           v->size >= RH_SPILL_ALONE && (uintptr_t)v->data %
+           RH_BLOCK_UNIT == 0 &&
+           !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
+}
+
+/* Writes one large object with O_DIRECT on fd: the whole 4 KiB blocks
+ * from the store's memory, no copy through the page cache, then the tail
+ * buffered. A file system that refuses it (EINVAL: tmpfs, some network
+ * ones) gets the whole object buffered, and no more O_DIRECT from this
+ * process. 0 or an errno. */
+static int rh_spill_write_direct(rh_store_t *s, int fd,
+                                 const rh_spill_victim_t *v)
+{
+    uint64_t whole = v->size & ~(uint64_t)(RH_BLOCK_UNIT - 1);
+    int fl = fcntl(fd, F_GETFL);
+
+    if (rh_pwrite_all(fd, v->data, whole, 0) != 0) {
+        if (errno != EINVAL) {
+            return errno;
+        }
+        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
+        whole = 0;
+    }
+    if (whole < v->size &&
+        (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0 ||
+         rh_pwrite_all(fd, (const uint8_t *)v->data + whole,
+                       v->size - whole, whole) != 0)) {
+        return errno;
+    }
+    return 0;
+}
+
 /* Writes the victims of one file record (consecutive in v) at their
  * places, those that could be pinned; 0 or an errno. */
 static int rh_spill_write_file(rh_store_t *s, rh_spill_victim_t *v, size_t n,
                                uint64_t fileno)
 {
     char path[sizeof(s->hdr->spill_dir) + 24];
-    int fd, err = 0;
+    int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fd, err = 0;
+    int direct = rh_spill_direct(s, v, n);
 
     rh_spill_file_path(s, fileno, path, sizeof(path));
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open(path, flags | (direct ? O_DIRECT : 0), 0600);
+    if (fd < 0 && direct && errno == EINVAL) {
+        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
+        direct = 0;
+        fd = open(path, flags, 0600);
+    }
     if (fd < 0) {
         return errno;
+    }
+    if (direct) {
+        err = rh_spill_write_direct(s, fd, v);
+        n = 0;
     }
     for (size_t i = 0; i < n && err == 0; i++) {
         /* one that went meanwhile leaves a hole, not a shift */

@@ -10,10 +10,11 @@
  *   +---------------------------+ table_off (4 KiB)
  *   | object table: capacity x   |
  *   | 64-byte entries            |
- *   +---------------------------+ heap_off (page aligned)
+ *   +---------------------------+ heap_off (64 B before a page)
  *   | heap: blocks with a 64-byte|
- *   | header; small objects live |
- *   | in slab blocks             |
+ *   | header, multiples of 4 KiB;|
+ *   | small objects live in slab |
+ *   | blocks                     |
  *   +---------------------------+ seg_size
  *
  * Every reference inside the segment is an offset from its start: each
@@ -32,7 +33,7 @@
 #include "plasma/store.h"
 
 #define RH_STORE_MAGIC        0x5453534850594152ull   /* "RAYHPSST" */
-#define RH_STORE_VERSION      2u
+#define RH_STORE_VERSION      3u
 #define RH_STORE_HDR_SIZE     4096u
 #define RH_STORE_ZERO_OFF     (RH_STORE_HDR_SIZE - 64u)  /* where objects of
                                        * size 0 point: an unused line */
@@ -140,6 +141,10 @@ _Static_assert(sizeof(rh_holder_t) == 64, "holder header is one line");
 #define RH_BLOCK_SLAB    2u
 #define RH_BLOCK_HDR     64u
 #define RH_BLOCK_MIN     128u          /* header + the smallest payload */
+/* Every block is a multiple of this and the heap starts a header before a
+ * multiple of it: payloads of blocks are 4 KiB aligned, as O_DIRECT wants
+ * the memory it writes a spilled object from. */
+#define RH_BLOCK_UNIT    4096u
 #define RH_BINS          64
 
 /* In front of every heap block. prev_size finds the block before, so that a
@@ -288,6 +293,7 @@ struct rh_store {
     pthread_t         spiller;       /* the leader's background spiller */
     int               spiller_on;
     _Atomic int       spiller_stop;
+    _Atomic int       no_direct;     /* the spill dir refused O_DIRECT */
 };
 
 /* Address of the thing at offset off. */
