@@ -355,6 +355,11 @@ static int rh_slab_release_spares(rh_store_t *s)
     return any;
 }
 
+void rh_alloc_release_spares(rh_store_t *s)
+{
+    (void)rh_slab_release_spares(s);
+}
+
 /* A slab of class k with a free slot (now on the partial list), or 0. */
 static uint64_t rh_slab_with_room(rh_store_t *s, unsigned k)
 {

@@ -982,6 +982,9 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
             done += ok;
             i = j;
         }
+        /* a slab whose objects all went is kept as its class's spare:
+         * given back, so that the stretch the round chose is free whole */
+        rh_alloc_release_spares(s);
         s->hdr->spill_ns += rh_time_ns() - t0;
         rh_store_unlock(s);
     }

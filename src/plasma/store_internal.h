@@ -384,6 +384,10 @@ void rh_alloc_free_object(rh_store_t *s, uint64_t offset, uint64_t alloc,
 uint64_t rh_alloc_footprint(const rh_store_t *s, uint64_t alloc,
                             uint16_t klass);
 
+/* Gives the empty slab each class keeps for its next object back to the
+ * heap. */
+void rh_alloc_release_spares(rh_store_t *s);
+
 /* The largest payload one free block holds now. */
 uint64_t rh_alloc_largest_free(const rh_store_t *s);
 
