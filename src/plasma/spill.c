@@ -1130,42 +1130,110 @@ static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
-/* Under the lock: reads e's bytes into fresh memory and makes it SEALED
- * again; RH_ERR_STORE_FULL (no message) when no memory fits it now. */
-static rh_status_t rh_spill_read_back(rh_store_t *s, rh_store_entry_t *e,
-                                      uint64_t c, rh_object_id_t id)
+/* Reads a spilled object of size bytes at file_off of fd into dst: with
+ * O_DIRECT (the whole 4 KiB blocks, then the tail buffered) where it was
+ * written so, buffered otherwise or where refused. 0 or -1. */
+static int rh_spill_read_file(rh_store_t *s, int fd, int direct, void *dst,
+                              uint64_t size, uint64_t file_off)
 {
-    uint64_t size = atomic_load_explicit(&e->size, memory_order_relaxed);
-    uint64_t file_off = atomic_load_explicit(&e->offset,
-                                             memory_order_relaxed);
-    uint64_t fileno = e->alloc, offset, alloc;
-    char path[sizeof(s->hdr->spill_dir) + 24], buf[RH_OBJECT_ID_STRLEN];
-    uint16_t klass;
-    uint64_t t0 = rh_time_ns();
-    int fd, rd;
+    uint64_t whole = direct ? size & ~(uint64_t)(RH_BLOCK_UNIT - 1) : 0;
+    int fl;
 
-    if (rh_alloc_object(s, size, &offset, &alloc, &klass) != RH_OK) {
-        return RH_ERR_STORE_FULL;
-    }
-    rh_spill_file_path(s, fileno, path, sizeof(path));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    rd = fd >= 0 ? rh_read_all(fd, rh_store_at(s, offset), size, file_off)
-                 : -1;
-    if (rd != 0) {
-        rh_status_t status = rh_error_set(RH_ERR_MALFORMED, "object %s: "
-                                          "cannot read it back from spill "
-                                          "file %s: %s",
-                                          rh_object_id_str(id, buf), path,
-                                          fd < 0 ? strerror(errno) :
-                                          "it is shorter than recorded");
-
-        if (fd >= 0) {
-            close(fd);
+    if (whole > 0 && rh_read_all(fd, dst, whole, 0) != 0) {
+        if (errno != EINVAL) {
+            return -1;
         }
-        rh_alloc_free_object(s, offset, alloc, klass, size);
+        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
+        whole = 0;
+    }
+    if (direct && whole < size &&
+        ((fl = fcntl(fd, F_GETFL)) < 0 ||
+         fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)) {
+        return -1;
+    }
+    return rh_read_all(fd, (uint8_t *)dst + whole, size - whole,
+                       file_off + whole);
+}
+
+/* One try at reading id back: under the lock, memory for it and its file
+ * opened; WITHOUT the lock, the read (creates, gets and spill rounds of
+ * other objects go on meanwhile); under the lock again, the entry made
+ * SEALED if it still is the one read (same control word: not deleted, not
+ * read back by another process meanwhile, which keeps its copy and this
+ * one is freed). RH_ERR_STORE_FULL (no message) when no memory fits it
+ * now. The memory in flight is counted in the header (restoring_*) so that
+ * rh_store_check adds up. */
+static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
+{
+    char path[sizeof(s->hdr->spill_dir) + 24], buf[RH_OBJECT_ID_STRLEN];
+    uint64_t c, c2, size, file_off, offset, alloc, foot, t0 = rh_time_ns();
+    rh_store_entry_t *e;
+    uint16_t klass;
+    int fd, direct, rd, err;
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
         return status;
     }
-    close(fd);
+    e = rh_table_find_locked(s, id, &c);
+    if (e == NULL || (c & RH_CTL_PENDING)) {
+        rh_store_unlock(s);
+        return rh_error_set(RH_ERR_INVALID_REF, "get: object %s is not in "
+                            "the store", rh_object_id_str(id, buf));
+    }
+    if (rh_ctl_state(c) != RH_SLOT_SPILLED) {
+        rh_store_unlock(s);
+        return RH_OK;
+    }
+    size = atomic_load_explicit(&e->size, memory_order_relaxed);
+    file_off = atomic_load_explicit(&e->offset, memory_order_relaxed);
+    if (rh_alloc_object(s, size, &offset, &alloc, &klass) != RH_OK) {
+        rh_store_unlock(s);
+        return RH_ERR_STORE_FULL;
+    }
+    foot = rh_alloc_footprint(s, alloc, klass);
+    s->hdr->restoring_used += foot;
+    s->hdr->restoring_bytes += size;
+    s->hdr->restoring_slots += klass < RH_SLAB_CLASSES;
+    rh_spill_file_path(s, e->alloc, path, sizeof(path));
+    /* once open, the file's removal (a delete) no longer matters */
+    direct = size >= RH_SPILL_ALONE && file_off == 0 &&
+             offset % RH_BLOCK_UNIT == 0 &&
+             !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
+    fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+    if (fd < 0 && direct && errno == EINVAL) {
+        direct = 0;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    err = fd < 0 ? errno : 0;
+    rh_store_unlock(s);
+
+    rd = fd >= 0 ? rh_spill_read_file(s, fd, direct, rh_store_at(s, offset),
+                                      size, file_off) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+
+    status = rh_store_lock(s);
+    if (status != RH_OK) {
+        return status;   /* the memory stays counted as in flight */
+    }
+    s->hdr->restoring_used -= foot;
+    s->hdr->restoring_bytes -= size;
+    s->hdr->restoring_slots -= klass < RH_SLAB_CLASSES;
+    e = rh_table_find_locked(s, id, &c2);
+    if (rd != 0 || e == NULL || c2 != c) {
+        rh_alloc_free_object(s, offset, alloc, klass, size);
+        rh_store_unlock(s);
+        if (rd != 0) {
+            return rh_error_set(RH_ERR_MALFORMED, "object %s: cannot read "
+                                "it back from spill file %s: %s",
+                                rh_object_id_str(id, buf), path,
+                                fd < 0 ? strerror(err) :
+                                "it is shorter than recorded");
+        }
+        return RH_OK;   /* deleted, or read back elsewhere: get looks again */
+    }
     s->hdr->restore_ns += rh_time_ns() - t0;
     s->hdr->restores++;
     s->hdr->restored_bytes += size;
@@ -1182,6 +1250,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_store_entry_t *e,
                           rh_ctl_with_state(c, RH_SLOT_SEALED) +
                               (1ull << RH_CTL_GEN_SHIFT),
                           memory_order_release);
+    rh_store_unlock(s);
     return RH_OK;
 }
 
@@ -1192,24 +1261,18 @@ rh_status_t rh_spill_restore(rh_store_t *s, rh_object_id_t id)
 
     for (int round = 0; round < 16; round++) {
         rh_store_entry_t *e;
-        uint64_t c, size;
+        uint64_t c, size = 0;
 
-        status = rh_store_lock(s);
-        if (status != RH_OK) {
-            return status;
-        }
-        e = rh_table_find_locked(s, id, &c);
-        if (e == NULL || (c & RH_CTL_PENDING)) {
-            rh_store_unlock(s);
-            return rh_error_set(RH_ERR_INVALID_REF, "get: object %s is not "
-                                "in the store", rh_object_id_str(id, buf));
-        }
-        size = atomic_load_explicit(&e->size, memory_order_relaxed);
-        status = rh_ctl_state(c) == RH_SLOT_SPILLED ?
-                 rh_spill_read_back(s, e, c, id) : RH_OK;
-        rh_store_unlock(s);
+        status = rh_spill_read_back(s, id);
         if (status != RH_ERR_STORE_FULL) {
             return status;
+        }
+        if (rh_store_lock(s) == RH_OK) {
+            e = rh_table_find_locked(s, id, &c);
+            size = e != NULL ? atomic_load_explicit(&e->size,
+                                                    memory_order_relaxed)
+                             : 0;
+            rh_store_unlock(s);
         }
         /* past the spill limit by at most this object: reading objects
          * back one by one (and freeing them) must work with the store and

@@ -851,6 +851,10 @@ static rh_status_t rh_table_check(rh_store_t *s, uint64_t slab_objects)
                             (unsigned long long)s->hdr->spilled_objects,
                             (unsigned long long)s->hdr->spilled_bytes);
     }
+    /* objects being read back hold memory no entry names yet */
+    used += s->hdr->restoring_used;
+    bytes += s->hdr->restoring_bytes;
+    in_slabs += s->hdr->restoring_slots;
     if (live != s->hdr->live || used != s->hdr->used ||
         bytes != s->hdr->object_bytes || in_slabs != slab_objects) {
         return rh_error_set(RH_ERR_MALFORMED, "object table disagrees with "

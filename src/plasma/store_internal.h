@@ -251,6 +251,9 @@ typedef struct rh_store_hdr {
     uint64_t         restored_bytes;
     uint64_t         evictions;       /* copies dropped for room, ever */
     uint64_t         evicted_bytes;
+    uint64_t         restoring_used;  /* memory of objects being read */
+    uint64_t         restoring_bytes; /* back without the lock, their */
+    uint64_t         restoring_slots; /* sizes and slab slots */
     uint64_t         spill_ns;        /* time spent spilling, ever */
     uint64_t         restore_ns;      /* and reading back */
     _Atomic int32_t  spill_pid;       /* the process spilling now, or 0 */
