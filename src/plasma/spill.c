@@ -26,10 +26,19 @@
  * disk at once. A record per file in the segment counts the objects still
  * in it; the last one out removes the file.
  *
- * Writes use plain write(2) of each object's bytes straight from the
- * segment: O_DIRECT needs 4 KiB aligned memory and lengths, which objects
- * (64-byte aligned) are not, and a bounce copy would cost more than the
- * page cache; io_uring is not packaged here.
+ * An object of a file of its own is written with O_DIRECT straight from
+ * its block (blocks are 4 KiB aligned, alloc.c), its last partial 4 KiB
+ * buffered: the disk takes the bytes from the store, with no copy into the
+ * page cache by a CPU that the node's workers need, and the spilled bytes
+ * do not sit in memory a second time. Its restore reads it back the same
+ * way. Batch files of small objects are written buffered (their objects
+ * are not 4 KiB aligned, and a bounce copy would cost what the page cache
+ * does). Where the file system refuses O_DIRECT (EINVAL) the process
+ * writes buffered from then on. io_uring would save the system calls of a
+ * round's few large writes only, which the writer threads already overlap.
+ *
+ * A restore reads the file without the store lock: creates, gets and spill
+ * rounds go on meanwhile.
  */
 #include "plasma/store_internal.h"
 
@@ -232,6 +241,7 @@ rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
     memcpy(h->spill_dir, dir, (size_t)n + 1);
     h->spill_high = (uint64_t)((double)h->heap_size * threshold);
     h->spill_max = p->spill_max;
+    h->spill_buffered = p->spill_buffered != 0;
     h->spill_next = 1;
     return RH_OK;
 }
@@ -702,7 +712,7 @@ static int rh_spill_direct(const rh_store_t *s, const rh_spill_victim_t *v,
 {
     return n == 1 && v->pinned && v->file_off == 0 &&
            v->size >= RH_SPILL_ALONE && (uintptr_t)v->data %
-           RH_BLOCK_UNIT == 0 &&
+           RH_BLOCK_UNIT == 0 && !s->hdr->spill_buffered &&
            !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
 }
 
@@ -1198,7 +1208,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     rh_spill_file_path(s, e->alloc, path, sizeof(path));
     /* once open, the file's removal (a delete) no longer matters */
     direct = size >= RH_SPILL_ALONE && file_off == 0 &&
-             offset % RH_BLOCK_UNIT == 0 &&
+             offset % RH_BLOCK_UNIT == 0 && !s->hdr->spill_buffered &&
              !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
     fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
     if (fd < 0 && direct && errno == EINVAL) {

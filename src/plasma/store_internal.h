@@ -240,6 +240,7 @@ typedef struct rh_store_hdr {
     uint64_t         spill_recs_off;  /* RH_SPILL_RECS file records */
     uint64_t         spill_high;      /* used bytes that start spilling */
     uint64_t         spill_max;       /* bytes the files may take; 0: any */
+    uint64_t         spill_buffered;  /* 1: no O_DIRECT */
     uint64_t         spill_disk;      /* bytes in files now, or reserved */
     uint64_t         spill_next;      /* the next file's number */
     uint64_t         spill_files;     /* files now */
