@@ -209,6 +209,30 @@ static void rh_block_free(rh_store_t *s, uint64_t off)
     rh_bin_insert(s, off);
 }
 
+void rh_alloc_hold(rh_store_t *s, uint64_t off)
+{
+    rh_block_t *b = rh_block_at(s, off);
+
+    if (b->magic != RH_BLOCK_MAGIC || b->flags != RH_BLOCK_FREE) {
+        return;
+    }
+    rh_bin_remove(s, off);
+    b->flags = RH_BLOCK_HELD;
+    s->hdr->heap_free -= b->size;
+}
+
+void rh_alloc_unhold(rh_store_t *s, uint64_t off)
+{
+    rh_block_t *b = rh_block_at(s, off);
+
+    if (b->magic != RH_BLOCK_MAGIC || b->flags != RH_BLOCK_HELD) {
+        rh_error("store: giving back a held block at offset %llu that is "
+                 "not held: segment corrupt?", (unsigned long long)off);
+        return;
+    }
+    rh_block_free(s, off);
+}
+
 uint64_t rh_alloc_largest_free(const rh_store_t *s)
 {
     const rh_store_hdr_t *h = s->hdr;

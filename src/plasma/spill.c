@@ -423,10 +423,21 @@ static size_t rh_spill_evict(rh_store_t *s, rh_spill_victim_t *v, size_t n,
 }
 
 typedef struct rh_heap_run {
+    uint64_t off;
     uint64_t size;
     uint64_t cost;       /* bytes to spill for it */
     size_t   lo, hi;     /* its victims: by_alloc[lo..hi) */
 } rh_heap_run_t;
+
+/* Under the lock: gives back the free blocks a round held (this one's as
+ * it ends, or those of a round whose process died). */
+static void rh_spill_unhold(rh_store_t *s)
+{
+    for (uint32_t i = 0; i < s->hdr->spill_held_n; i++) {
+        rh_alloc_unhold(s, s->hdr->spill_held[i]);
+    }
+    s->hdr->spill_held_n = 0;
+}
 
 static int rh_alloc_cmp(const void *a, const void *b)
 {
@@ -473,7 +484,8 @@ static int rh_block_spillable(rh_store_t *s, uint64_t off,
 /* Under the lock, for `need` contiguous bytes: the stretch of the heap,
  * made only of free blocks and of blocks that spilling victims frees whole
  * (large objects, slabs of victims only), that holds them for the fewest
- * bytes spilled. Its victims move to the front of v[0..n); how many (0: no
+ * bytes spilled plus free bytes left outside it (those stay apart from the
+ * room freed: fragmentation). Its victims move to the front of v[0..n); how many (0: no
  * such stretch, as when readers pin something in every one). Spilling by
  * LRU alone scatters holes over the heap: it fragments. */
 static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
@@ -482,8 +494,11 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
     rh_spill_victim_t **by_alloc = malloc((n + 1) * sizeof(*by_alloc));
     rh_spill_victim_t *tmp = NULL;
     rh_heap_run_t *run = NULL;
+    uint64_t free_off[RH_SPILL_HELD];
     size_t nrun = 0, cap = 0, left = 0, best_lo = 0, best_hi = 0, k = 0;
-    uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX;
+    size_t nfree = 0;
+    uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX, fin = 0;
+    uint64_t heap_free = s->hdr->heap_free;
     int is_free, found = 0;
 
     if (by_alloc == NULL) {
@@ -505,7 +520,7 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
         }
         if (!is_free && !rh_block_spillable(s, off, by_alloc, lo, hi)) {
             nrun = left = 0;   /* pinned, being written: the stretch ends */
-            sum = cost = 0;
+            sum = cost = fin = 0;
             continue;
         }
         if (nrun == cap) {
@@ -518,28 +533,35 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
             run = more;
             cap = ncap;
         }
+        run[nrun].off = is_free ? off : 0;
         run[nrun].size = bsize;
         run[nrun].cost = is_free ? 0 : c;
         run[nrun].lo = is_free ? 0 : lo;
         run[nrun].hi = is_free ? 0 : hi;
         sum += bsize;
+        fin += is_free ? bsize : 0;
         cost += run[nrun].cost;
         nrun++;
         while (left < nrun && sum - run[left].size >= need) {
             sum -= run[left].size;
+            fin -= run[left].cost == 0 && run[left].off != 0 ?
+                   run[left].size : 0;
             cost -= run[left].cost;
             left++;
         }
-        if (sum >= need && cost < best) {
+        if (sum >= need && cost + (heap_free - fin) < best) {
             /* the victims of run[left..nrun) lie in by_alloc[lo..hi) */
-            best = cost;
+            best = cost + (heap_free - fin);
             found = 1;
             best_lo = SIZE_MAX;
             best_hi = 0;
+            nfree = 0;
             for (size_t i = left; i < nrun; i++) {
                 if (run[i].hi > run[i].lo) {
                     best_lo = run[i].lo < best_lo ? run[i].lo : best_lo;
                     best_hi = run[i].hi;
+                } else if (run[i].off != 0 && nfree < RH_SPILL_HELD) {
+                    free_off[nfree++] = run[i].off;
                 }
             }
         }
@@ -547,6 +569,10 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
     if (found && best_hi > 0) {
         for (size_t i = best_lo; i < best_hi; i++) {
             by_alloc[i]->pick = 1;
+        }
+        for (size_t i = 0; i < nfree; i++) {
+            rh_alloc_hold(s, free_off[i]);
+            s->hdr->spill_held[s->hdr->spill_held_n++] = free_off[i];
         }
         /* the picked to the front, the rest after them, each in order */
         tmp = malloc(n * sizeof(*tmp));
@@ -995,6 +1021,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
         /* a slab whose objects all went is kept as its class's spare:
          * given back, so that the stretch the round chose is free whole */
         rh_alloc_release_spares(s);
+        rh_spill_unhold(s);
         s->hdr->spill_ns += rh_time_ns() - t0;
         rh_store_unlock(s);
     }
@@ -1032,6 +1059,7 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
         snprintf(why, whylen, "%s", rh_last_error());
         return status;
     }
+    rh_spill_unhold(s);   /* left by a round whose process died */
     n = rh_spill_candidates(s, &v);
     while (copies < n && v[copies].copy) {
         copies++;
@@ -1050,6 +1078,9 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
         goto out;
     }
     k = rh_spill_choose(s, v, copies, n, size, below, slack, why, whylen);
+    if (k == 0) {
+        rh_spill_unhold(s);
+    }
     rh_store_unlock(s);
     if (k > 0) {
         done = rh_spill_write(s, v + copies, k, why, whylen);

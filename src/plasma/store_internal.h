@@ -139,6 +139,8 @@ _Static_assert(sizeof(rh_holder_t) == 64, "holder header is one line");
 #define RH_BLOCK_MAGIC   0x424c4b52u   /* "RKLB" */
 #define RH_BLOCK_FREE    1u
 #define RH_BLOCK_SLAB    2u
+#define RH_BLOCK_HELD    4u            /* free, kept out of the free lists
+                                        * by the spill round under way */
 #define RH_BLOCK_HDR     64u
 #define RH_BLOCK_MIN     128u          /* header + the smallest payload */
 /* Every block is a multiple of this and the heap starts a header before a
@@ -192,6 +194,8 @@ typedef struct rh_slab_class {
 } rh_slab_class_t;
 
 /* ---- the segment header -------------------------------------------------- */
+
+#define RH_SPILL_HELD 32
 
 typedef struct rh_store_hdr {
     /* identity, written first so that a dead creator can be recognised */
@@ -264,6 +268,11 @@ typedef struct rh_store_hdr {
                                        * bump it and wake the spiller */
     _Atomic uint32_t spill_done;      /* a futex: bumped as each round ends,
                                        * for creates waiting on it */
+    /* the free blocks of the stretch the round under way frees, held out
+     * of the allocator until it ends (creates meanwhile would split the
+     * stretch); the next round gives back those of a round that died */
+    uint32_t         spill_held_n;
+    uint64_t         spill_held[RH_SPILL_HELD];
 } rh_store_hdr_t;
 
 _Static_assert(sizeof(rh_store_hdr_t) <= RH_STORE_ZERO_OFF,
@@ -391,6 +400,11 @@ uint64_t rh_alloc_footprint(const rh_store_t *s, uint64_t alloc,
 /* Gives the empty slab each class keeps for its next object back to the
  * heap. */
 void rh_alloc_release_spares(rh_store_t *s);
+
+/* Takes the free block at off out of the free lists (RH_BLOCK_HELD) and
+ * gives it back, merged with its free neighbours. Under the lock. */
+void rh_alloc_hold(rh_store_t *s, uint64_t off);
+void rh_alloc_unhold(rh_store_t *s, uint64_t off);
 
 /* The largest payload one free block holds now. */
 uint64_t rh_alloc_largest_free(const rh_store_t *s);
