@@ -26,11 +26,13 @@
  * disk at once. A record per file in the segment counts the objects still
  * in it; the last one out removes the file.
  *
- * An object of a file of its own is written with O_DIRECT straight from
- * its block (blocks are 4 KiB aligned, alloc.c), its last partial 4 KiB
- * buffered: the disk takes the bytes from the store, with no copy into the
- * page cache by a CPU that the node's workers need, and the spilled bytes
- * do not sit in memory a second time. Its restore reads it back the same
+ * Every other writer thread of a round writes an object of a file of its
+ * own with O_DIRECT straight from its block (blocks are 4 KiB aligned,
+ * alloc.c), its last partial 4 KiB buffered: the disk takes the bytes from
+ * the store, with no copy by a CPU that the node's workers need. The other
+ * writers go through the page cache, so the device and the CPUs work at
+ * once, and the faster kind takes more of the round's files. A file's
+ * record says how it was written; its restore reads it back the same
  * way. Batch files of small objects are written buffered (their objects
  * are not 4 KiB aligned, and a bounce copy would cost what the page cache
  * does). Where the file system refuses O_DIRECT (EINVAL) the process
@@ -266,6 +268,7 @@ static int rh_spill_rec_take(rh_store_t *s, uint64_t bytes)
             r[i].fileno = s->hdr->spill_next++;
             r[i].live = 0;
             r[i].bytes = bytes;
+            r[i].direct = 0;
             s->hdr->spill_disk += bytes;
             return (int)i;
         }
@@ -772,11 +775,12 @@ static int rh_spill_write_direct(rh_store_t *s, int fd,
 /* Writes the victims of one file record (consecutive in v) at their
  * places, those that could be pinned; 0 or an errno. */
 static int rh_spill_write_file(rh_store_t *s, rh_spill_victim_t *v, size_t n,
-                               uint64_t fileno)
+                               uint64_t fileno, int may_direct,
+                               int *was_direct)
 {
     char path[sizeof(s->hdr->spill_dir) + 24];
     int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fd, err = 0;
-    int direct = rh_spill_direct(s, v, n);
+    int direct = may_direct && rh_spill_direct(s, v, n);
 
     rh_spill_file_path(s, fileno, path, sizeof(path));
     fd = open(path, flags | (direct ? O_DIRECT : 0), 0600);
@@ -791,6 +795,9 @@ static int rh_spill_write_file(rh_store_t *s, rh_spill_victim_t *v, size_t n,
     if (direct) {
         err = rh_spill_write_direct(s, fd, v);
         n = 0;
+        /* refused on its first write: written buffered */
+        *was_direct = !atomic_load_explicit(&s->no_direct,
+                                            memory_order_relaxed);
     }
     for (size_t i = 0; i < n && err == 0; i++) {
         /* one that went meanwhile leaves a hole, not a shift */
@@ -899,19 +906,28 @@ typedef struct rh_spill_job {
     size_t            *start;
     uint64_t          *fileno;
     int               *err;      /* per file */
+    int               *direct;   /* per file: written with O_DIRECT */
     size_t             files;
     _Atomic size_t     next;
+    _Atomic unsigned   writers;
 } rh_spill_job_t;
 
+/* Every other writer uses O_DIRECT (the device takes the bytes from the
+ * store), the others the page cache (a CPU copies them): the two go on
+ * different resources at once, and as each takes the next file when done,
+ * the faster kind writes more of them: most go direct when the CPUs are
+ * busy, more go buffered when a CPU is free and memory plentiful. */
 static void *rh_spill_writer(void *arg)
 {
     rh_spill_job_t *job = arg;
+    int may_direct = atomic_fetch_add(&job->writers, 1) % 2 == 0;
     size_t g;
 
     while ((g = atomic_fetch_add(&job->next, 1)) < job->files) {
         job->err[g] = rh_spill_write_file(job->s, &job->v[job->start[g]],
                                           job->start[g + 1] - job->start[g],
-                                          job->fileno[g]);
+                                          job->fileno[g], may_direct,
+                                          &job->direct[g]);
     }
     return NULL;
 }
@@ -920,7 +936,7 @@ static void *rh_spill_writer(void *arg)
  * there are several: the disk and the page cache take parallel writers.
  * err[i] of the first victim of each file gets its outcome. */
 static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
-                                 size_t k, int *err)
+                                 size_t k, int *err, int *direct)
 {
     rh_spill_job_t job = { .s = s, .v = v };
     pthread_t th[RH_SPILL_WRITERS - 1];
@@ -929,7 +945,9 @@ static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
     job.start = malloc((k + 1) * sizeof(*job.start));
     job.fileno = malloc((k + 1) * sizeof(*job.fileno));
     job.err = calloc(k + 1, sizeof(*job.err));
-    if (job.start == NULL || job.fileno == NULL || job.err == NULL) {
+    job.direct = calloc(k + 1, sizeof(*job.direct));
+    if (job.start == NULL || job.fileno == NULL || job.err == NULL ||
+        job.direct == NULL) {
         for (size_t i = 0; i < k; i++) {
             err[i] = ENOMEM;
         }
@@ -947,6 +965,7 @@ static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
     }
     job.start[job.files] = k;
     atomic_init(&job.next, 0);
+    atomic_init(&job.writers, 0);
     while (nth + 1 < job.files && nth < RH_SPILL_WRITERS - 1 &&
            pthread_create(&th[nth], NULL, rh_spill_writer, &job) == 0) {
         nth++;
@@ -957,21 +976,25 @@ static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
     }
     for (size_t g = 0; g < job.files; g++) {
         err[job.start[g]] = job.err[g];
+        direct[job.start[g]] = job.direct[g];
     }
 out:
     free(job.start);
     free(job.fileno);
     free(job.err);
+    free(job.direct);
 }
 
 static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
                              char *why, size_t whylen)
 {
     size_t done = 0;
-    int *err = calloc(k, sizeof(*err));
+    int *err = calloc(k, sizeof(*err)), *direct = calloc(k, sizeof(*direct));
     uint64_t t0 = rh_time_ns();
 
-    if (err == NULL) {
+    if (err == NULL || direct == NULL) {
+        free(err);
+        free(direct);
         snprintf(why, whylen, "out of memory spilling");
         return 0;
     }
@@ -982,7 +1005,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
         v[i].pinned = rh_store_get(s, v[i].id, &p, &len) == RH_OK;
         v[i].data = p;
     }
-    rh_spill_write_files(s, v, k, err);
+    rh_spill_write_files(s, v, k, err, direct);
     for (size_t i = 0; i < k;) {
         size_t j = i;
 
@@ -1013,6 +1036,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
             if (ok == 0) {
                 rh_spill_rec_free(s, (unsigned)rec, 0);
             } else {
+                rh_spill_recs(s)[rec].direct = (uint64_t)direct[i];
                 s->hdr->spill_files++;
             }
             done += ok;
@@ -1031,6 +1055,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
         }
     }
     free(err);
+    free(direct);
     return done;
 }
 
@@ -1210,6 +1235,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     uint64_t c, c2, size, file_off, offset, alloc, foot, t0 = rh_time_ns();
     rh_store_entry_t *e;
     uint16_t klass;
+    unsigned rec;
     int fd, direct, rd, err;
     rh_status_t status = rh_store_lock(s);
 
@@ -1238,7 +1264,9 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     s->hdr->restoring_slots += klass < RH_SLAB_CLASSES;
     rh_spill_file_path(s, e->alloc, path, sizeof(path));
     /* once open, the file's removal (a delete) no longer matters */
-    direct = size >= RH_SPILL_ALONE && file_off == 0 &&
+    rec = e->flags & RH_ENTRY_REC_MASK;
+    direct = rec < RH_SPILL_RECS && rh_spill_recs(s)[rec].direct &&
+             size >= RH_SPILL_ALONE && file_off == 0 &&
              offset % RH_BLOCK_UNIT == 0 && !s->hdr->spill_buffered &&
              !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
     fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));

@@ -287,6 +287,7 @@ typedef struct rh_spill_rec {
     uint64_t fileno;       /* 0: a free record */
     uint64_t live;
     uint64_t bytes;        /* the file's length */
+    uint64_t direct;       /* written with O_DIRECT: read back so */
 } rh_spill_rec_t;
 
 /* ---- the per-process handle -------------------------------------------- */
