@@ -330,10 +330,10 @@ const rh_config_field_t rh_config_table[] = {
      "fit fails with RH_ERR_STORE_FULL (0: as much as the disk holds)",
      RH_OFF(spill_max), &rh_type_size, NULL, 0, UINT64_MAX},
     {"SPILL_DIRECT", "auto",
-     "auto: objects of 1 MiB or more are spilled and read back with "
-     "O_DIRECT where the file system takes it (no copy through the page "
-     "cache; a restore then reads the disk); off: buffered, so that the "
-     "page cache may keep what was spilled",
+     "auto: half of a spill round's writers write objects of 1 MiB or "
+     "more with O_DIRECT where the file system takes it (no CPU copy; "
+     "their restore reads the disk), the others through the page cache; "
+     "off: all buffered, so that the page cache may keep what was spilled",
      RH_OFF(spill_direct), &rh_type_enum, rh_spill_direct_names, 0, 0},
     {"PUT_TIMEOUT_MS", "10s",
      "How long rh_put, rh_put_create and task returns wait for room while "
