@@ -227,6 +227,9 @@ static const char *const rh_progress_names[] = {
 static const char *const rh_hugepages_names[] = {
     "auto", "on", "off", NULL
 };
+static const char *const rh_spill_direct_names[] = {
+    "auto", "off", NULL
+};
 
 #define RH_OFF(_f) offsetof(rh_config_t, _f)
 
@@ -326,6 +329,12 @@ const rh_config_field_t rh_config_table[] = {
      "Bytes each node's spill files may take; past it a put that does not "
      "fit fails with RH_ERR_STORE_FULL (0: as much as the disk holds)",
      RH_OFF(spill_max), &rh_type_size, NULL, 0, UINT64_MAX},
+    {"SPILL_DIRECT", "auto",
+     "auto: half of a spill round's writers write objects of 1 MiB or "
+     "more with O_DIRECT where the file system takes it (no CPU copy; "
+     "their restore reads the disk), the others through the page cache; "
+     "off: all buffered, so that the page cache may keep what was spilled",
+     RH_OFF(spill_direct), &rh_type_enum, rh_spill_direct_names, 0, 0},
     {"PUT_TIMEOUT_MS", "10s",
      "How long rh_put, rh_put_create and task returns wait for room while "
      "the objects that fill the store are being read, before "

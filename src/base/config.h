@@ -52,6 +52,7 @@ typedef struct rh_config {
     char     spill_dir[512];   /* where objects spill; "": the temp dir */
     double   spill_threshold;  /* fraction of the store that starts it */
     uint64_t spill_max;        /* bytes spill files may take; 0: any */
+    int      spill_direct;     /* 0 auto (O_DIRECT where taken), 1 off */
     uint64_t put_timeout_ms;   /* how long a put waits for room */
     uint64_t gcs_shards;       /* GCS shards; 0: one per node */
     uint64_t gcs_replicas;     /* ranks in each GCS chain */

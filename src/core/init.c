@@ -441,6 +441,7 @@ static rh_status_t rh_core_open_node(void)
     }
     sp.spill_threshold = rh_cfg.spill_threshold;
     sp.spill_max = rh_cfg.spill_max;
+    sp.spill_buffered = rh_cfg.spill_direct == 1;
     status = rh_store_open(&sp, &rh_core.store);
     if (status != RH_OK) {
         return status;

@@ -3,11 +3,13 @@
  * bookkeeping in the segment itself, all of it under the store lock.
  *
  * Large objects (> 64 KiB) get a block of their own. Blocks carry a 64-byte
- * header (so payloads stay 64-byte aligned) with their size and the size of
- * the block before them, which lets a freed block merge with free neighbours
- * on both sides at once: freeing everything always gives back one block the
- * size of the heap. Free blocks sit in 64 lists by log2 of their size, with
- * a bitmap of the non-empty ones, so finding a block is a few instructions.
+ * header with their size and the size of the block before them, which lets
+ * a freed block merge with free neighbours on both sides at once: freeing
+ * everything always gives back one block the size of the heap. Blocks are
+ * multiples of 4 KiB, placed so that their payloads are 4 KiB aligned:
+ * spilling writes a large object with O_DIRECT straight from its block.
+ * Free blocks sit in 64 lists by log2 of their size, with a bitmap of the
+ * non-empty ones, so finding a block is a few instructions.
  *
  * Small objects (<= 64 KiB) take a slot in a slab: a block cut into equal
  * slots of one size class (64 B .. 64 KiB, four classes per doubling from
@@ -207,6 +209,30 @@ static void rh_block_free(rh_store_t *s, uint64_t off)
     rh_bin_insert(s, off);
 }
 
+void rh_alloc_hold(rh_store_t *s, uint64_t off)
+{
+    rh_block_t *b = rh_block_at(s, off);
+
+    if (b->magic != RH_BLOCK_MAGIC || b->flags != RH_BLOCK_FREE) {
+        return;
+    }
+    rh_bin_remove(s, off);
+    b->flags = RH_BLOCK_HELD;
+    s->hdr->heap_free -= b->size;
+}
+
+void rh_alloc_unhold(rh_store_t *s, uint64_t off)
+{
+    rh_block_t *b = rh_block_at(s, off);
+
+    if (b->magic != RH_BLOCK_MAGIC || b->flags != RH_BLOCK_HELD) {
+        rh_error("store: giving back a held block at offset %llu that is "
+                 "not held: segment corrupt?", (unsigned long long)off);
+        return;
+    }
+    rh_block_free(s, off);
+}
+
 uint64_t rh_alloc_largest_free(const rh_store_t *s)
 {
     const rh_store_hdr_t *h = s->hdr;
@@ -353,6 +379,11 @@ static int rh_slab_release_spares(rh_store_t *s)
     return any;
 }
 
+void rh_alloc_release_spares(rh_store_t *s)
+{
+    (void)rh_slab_release_spares(s);
+}
+
 /* A slab of class k with a free slot (now on the partial list), or 0. */
 static uint64_t rh_slab_with_room(rh_store_t *s, unsigned k)
 {
@@ -462,11 +493,9 @@ static rh_status_t rh_alloc_large(rh_store_t *s, uint64_t size,
                                   uint64_t *offset, uint64_t *alloc,
                                   uint16_t *klass)
 {
-    uint64_t bsize = rh_align64(size) + RH_BLOCK_HDR, blk;
+    uint64_t bsize = (rh_align64(size) + RH_BLOCK_HDR + RH_BLOCK_UNIT - 1) &
+                     ~(uint64_t)(RH_BLOCK_UNIT - 1), blk;
 
-    if (bsize < RH_BLOCK_MIN) {
-        bsize = RH_BLOCK_MIN;
-    }
     blk = rh_block_alloc(s, bsize, 0);
     if (blk == 0 && rh_slab_release_spares(s)) {
         blk = rh_block_alloc(s, bsize, 0);
@@ -569,7 +598,8 @@ static rh_status_t rh_block_walk(const rh_store_t *s, uint64_t *nfree,
         int is_free = (b->flags & RH_BLOCK_FREE) != 0;
 
         if (b->magic != RH_BLOCK_MAGIC || b->size < RH_BLOCK_MIN ||
-            b->size % RH_STORE_ALIGN != 0 ||
+            b->size % RH_BLOCK_UNIT != 0 ||
+            (off + RH_BLOCK_HDR) % RH_BLOCK_UNIT != 0 ||
             b->size > rh_heap_end(s) - off || b->prev_size != prev) {
             return rh_error_set(RH_ERR_MALFORMED, "heap block at %llu is "
                                 "damaged", (unsigned long long)off);

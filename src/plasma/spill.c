@@ -26,10 +26,21 @@
  * disk at once. A record per file in the segment counts the objects still
  * in it; the last one out removes the file.
  *
- * Writes use plain write(2) of each object's bytes straight from the
- * segment: O_DIRECT needs 4 KiB aligned memory and lengths, which objects
- * (64-byte aligned) are not, and a bounce copy would cost more than the
- * page cache; io_uring is not packaged here.
+ * Every other writer thread of a round writes an object of a file of its
+ * own with O_DIRECT straight from its block (blocks are 4 KiB aligned,
+ * alloc.c), its last partial 4 KiB buffered: the disk takes the bytes from
+ * the store, with no copy by a CPU that the node's workers need. The other
+ * writers go through the page cache, so the device and the CPUs work at
+ * once, and the faster kind takes more of the round's files. A file's
+ * record says how it was written; its restore reads it back the same
+ * way. Batch files of small objects are written buffered (their objects
+ * are not 4 KiB aligned, and a bounce copy would cost what the page cache
+ * does). Where the file system refuses O_DIRECT (EINVAL) the process
+ * writes buffered from then on. io_uring would save the system calls of a
+ * round's few large writes only, which the writer threads already overlap.
+ *
+ * A restore reads the file without the store lock: creates, gets and spill
+ * rounds go on meanwhile.
  */
 #include "plasma/store_internal.h"
 
@@ -39,7 +50,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +243,7 @@ rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
     memcpy(h->spill_dir, dir, (size_t)n + 1);
     h->spill_high = (uint64_t)((double)h->heap_size * threshold);
     h->spill_max = p->spill_max;
+    h->spill_buffered = p->spill_buffered != 0;
     h->spill_next = 1;
     return RH_OK;
 }
@@ -257,6 +268,7 @@ static int rh_spill_rec_take(rh_store_t *s, uint64_t bytes)
             r[i].fileno = s->hdr->spill_next++;
             r[i].live = 0;
             r[i].bytes = bytes;
+            r[i].direct = 0;
             s->hdr->spill_disk += bytes;
             return (int)i;
         }
@@ -414,10 +426,21 @@ static size_t rh_spill_evict(rh_store_t *s, rh_spill_victim_t *v, size_t n,
 }
 
 typedef struct rh_heap_run {
+    uint64_t off;
     uint64_t size;
     uint64_t cost;       /* bytes to spill for it */
     size_t   lo, hi;     /* its victims: by_alloc[lo..hi) */
 } rh_heap_run_t;
+
+/* Under the lock: gives back the free blocks a round held (this one's as
+ * it ends, or those of a round whose process died). */
+static void rh_spill_unhold(rh_store_t *s)
+{
+    for (uint32_t i = 0; i < s->hdr->spill_held_n; i++) {
+        rh_alloc_unhold(s, s->hdr->spill_held[i]);
+    }
+    s->hdr->spill_held_n = 0;
+}
 
 static int rh_alloc_cmp(const void *a, const void *b)
 {
@@ -464,7 +487,8 @@ static int rh_block_spillable(rh_store_t *s, uint64_t off,
 /* Under the lock, for `need` contiguous bytes: the stretch of the heap,
  * made only of free blocks and of blocks that spilling victims frees whole
  * (large objects, slabs of victims only), that holds them for the fewest
- * bytes spilled. Its victims move to the front of v[0..n); how many (0: no
+ * bytes spilled plus free bytes left outside it (those stay apart from the
+ * room freed: fragmentation). Its victims move to the front of v[0..n); how many (0: no
  * such stretch, as when readers pin something in every one). Spilling by
  * LRU alone scatters holes over the heap: it fragments. */
 static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
@@ -473,8 +497,11 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
     rh_spill_victim_t **by_alloc = malloc((n + 1) * sizeof(*by_alloc));
     rh_spill_victim_t *tmp = NULL;
     rh_heap_run_t *run = NULL;
+    uint64_t free_off[RH_SPILL_HELD];
     size_t nrun = 0, cap = 0, left = 0, best_lo = 0, best_hi = 0, k = 0;
-    uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX;
+    size_t nfree = 0;
+    uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX, fin = 0;
+    uint64_t heap_free = s->hdr->heap_free;
     int is_free, found = 0;
 
     if (by_alloc == NULL) {
@@ -496,7 +523,7 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
         }
         if (!is_free && !rh_block_spillable(s, off, by_alloc, lo, hi)) {
             nrun = left = 0;   /* pinned, being written: the stretch ends */
-            sum = cost = 0;
+            sum = cost = fin = 0;
             continue;
         }
         if (nrun == cap) {
@@ -509,28 +536,35 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
             run = more;
             cap = ncap;
         }
+        run[nrun].off = is_free ? off : 0;
         run[nrun].size = bsize;
         run[nrun].cost = is_free ? 0 : c;
         run[nrun].lo = is_free ? 0 : lo;
         run[nrun].hi = is_free ? 0 : hi;
         sum += bsize;
+        fin += is_free ? bsize : 0;
         cost += run[nrun].cost;
         nrun++;
         while (left < nrun && sum - run[left].size >= need) {
             sum -= run[left].size;
+            fin -= run[left].cost == 0 && run[left].off != 0 ?
+                   run[left].size : 0;
             cost -= run[left].cost;
             left++;
         }
-        if (sum >= need && cost < best) {
+        if (sum >= need && cost + (heap_free - fin) < best) {
             /* the victims of run[left..nrun) lie in by_alloc[lo..hi) */
-            best = cost;
+            best = cost + (heap_free - fin);
             found = 1;
             best_lo = SIZE_MAX;
             best_hi = 0;
+            nfree = 0;
             for (size_t i = left; i < nrun; i++) {
                 if (run[i].hi > run[i].lo) {
                     best_lo = run[i].lo < best_lo ? run[i].lo : best_lo;
                     best_hi = run[i].hi;
+                } else if (run[i].off != 0 && nfree < RH_SPILL_HELD) {
+                    free_off[nfree++] = run[i].off;
                 }
             }
         }
@@ -538,6 +572,10 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
     if (found && best_hi > 0) {
         for (size_t i = best_lo; i < best_hi; i++) {
             by_alloc[i]->pick = 1;
+        }
+        for (size_t i = 0; i < nfree; i++) {
+            rh_alloc_hold(s, free_off[i]);
+            s->hdr->spill_held[s->hdr->spill_held_n++] = free_off[i];
         }
         /* the picked to the front, the rest after them, each in order */
         tmp = malloc(n * sizeof(*tmp));
@@ -675,18 +713,91 @@ static int rh_write_all(int fd, const void *buf, uint64_t len)
     return 0;
 }
 
+static int rh_pwrite_all(int fd, const void *buf, uint64_t len, uint64_t off)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
+        ssize_t w = pwrite(fd, p, chunk, (off_t)off);
+
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += w;
+        off += (uint64_t)w;
+        len -= (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Whether v goes to its file with O_DIRECT: a large object alone in it,
+ * from a 4 KiB aligned block (alloc.c), while the file system takes it. */
+static int rh_spill_direct(const rh_store_t *s, const rh_spill_victim_t *v,
+                           size_t n)
+{
+    return n == 1 && v->pinned && v->file_off == 0 &&
+           v->size >= RH_SPILL_ALONE && (uintptr_t)v->data %
+           RH_BLOCK_UNIT == 0 && !s->hdr->spill_buffered &&
+           !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
+}
+
+/* Writes one large object with O_DIRECT on fd: the whole 4 KiB blocks
+ * from the store's memory, no copy through the page cache, then the tail
+ * buffered. A file system that refuses it (EINVAL: tmpfs, some network
+ * ones) gets the whole object buffered, and no more O_DIRECT from this
+ * process. 0 or an errno. */
+static int rh_spill_write_direct(rh_store_t *s, int fd,
+                                 const rh_spill_victim_t *v)
+{
+    uint64_t whole = v->size & ~(uint64_t)(RH_BLOCK_UNIT - 1);
+    int fl = fcntl(fd, F_GETFL);
+
+    if (rh_pwrite_all(fd, v->data, whole, 0) != 0) {
+        if (errno != EINVAL) {
+            return errno;
+        }
+        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
+        whole = 0;
+    }
+    if (whole < v->size &&
+        (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0 ||
+         rh_pwrite_all(fd, (const uint8_t *)v->data + whole,
+                       v->size - whole, whole) != 0)) {
+        return errno;
+    }
+    return 0;
+}
+
 /* Writes the victims of one file record (consecutive in v) at their
  * places, those that could be pinned; 0 or an errno. */
 static int rh_spill_write_file(rh_store_t *s, rh_spill_victim_t *v, size_t n,
-                               uint64_t fileno)
+                               uint64_t fileno, int may_direct,
+                               int *was_direct)
 {
     char path[sizeof(s->hdr->spill_dir) + 24];
-    int fd, err = 0;
+    int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fd, err = 0;
+    int direct = may_direct && rh_spill_direct(s, v, n);
 
     rh_spill_file_path(s, fileno, path, sizeof(path));
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open(path, flags | (direct ? O_DIRECT : 0), 0600);
+    if (fd < 0 && direct && errno == EINVAL) {
+        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
+        direct = 0;
+        fd = open(path, flags, 0600);
+    }
     if (fd < 0) {
         return errno;
+    }
+    if (direct) {
+        err = rh_spill_write_direct(s, fd, v);
+        n = 0;
+        /* refused on its first write: written buffered */
+        *was_direct = !atomic_load_explicit(&s->no_direct,
+                                            memory_order_relaxed);
     }
     for (size_t i = 0; i < n && err == 0; i++) {
         /* one that went meanwhile leaves a hole, not a shift */
@@ -741,6 +852,9 @@ static int rh_spill_commit(rh_store_t *s, rh_spill_victim_t *v)
     return 1;
 }
 
+static void rh_spill_futex_wait(_Atomic uint32_t *w, uint32_t v, long ms);
+static void rh_spill_futex_wake(_Atomic uint32_t *w);
+
 /* Takes the node's one spilling turn; 0 while another live process has
  * it. */
 static int rh_spill_turn(rh_store_t *s)
@@ -756,6 +870,32 @@ static int rh_spill_turn(rh_store_t *s)
     return 0;
 }
 
+/* Gives the turn back and wakes those waiting for the round to end. */
+static void rh_spill_turn_end(rh_store_t *s)
+{
+    atomic_store(&s->hdr->spill_pid, 0);
+    atomic_fetch_add_explicit(&s->hdr->spill_done, 1, memory_order_release);
+    rh_spill_futex_wake(&s->hdr->spill_done);
+}
+
+/* Sleeps until the round under way ends, then takes and gives back the
+ * turn. A creating thread waits so for the spiller (of its own process, as
+ * often as not): spinning would take the CPU from the spiller's writers.
+ * The timeout bounds the wait on a holder that died. */
+static void rh_spill_wait_round(rh_store_t *s)
+{
+    for (;;) {
+        uint32_t done = atomic_load_explicit(&s->hdr->spill_done,
+                                             memory_order_acquire);
+
+        if (rh_spill_turn(s)) {
+            rh_spill_turn_end(s);
+            return;
+        }
+        rh_spill_futex_wait(&s->hdr->spill_done, done, 10);
+    }
+}
+
 /* Writes the chosen victims v[0..k) and turns what it can into SPILLED;
  * how many. *why says when writing failed. */
 /* The files of one round, written by up to RH_SPILL_WRITERS threads:
@@ -766,19 +906,28 @@ typedef struct rh_spill_job {
     size_t            *start;
     uint64_t          *fileno;
     int               *err;      /* per file */
+    int               *direct;   /* per file: written with O_DIRECT */
     size_t             files;
     _Atomic size_t     next;
+    _Atomic unsigned   writers;
 } rh_spill_job_t;
 
+/* Every other writer uses O_DIRECT (the device takes the bytes from the
+ * store), the others the page cache (a CPU copies them): the two go on
+ * different resources at once, and as each takes the next file when done,
+ * the faster kind writes more of them: most go direct when the CPUs are
+ * busy, more go buffered when a CPU is free and memory plentiful. */
 static void *rh_spill_writer(void *arg)
 {
     rh_spill_job_t *job = arg;
+    int may_direct = atomic_fetch_add(&job->writers, 1) % 2 == 0;
     size_t g;
 
     while ((g = atomic_fetch_add(&job->next, 1)) < job->files) {
         job->err[g] = rh_spill_write_file(job->s, &job->v[job->start[g]],
                                           job->start[g + 1] - job->start[g],
-                                          job->fileno[g]);
+                                          job->fileno[g], may_direct,
+                                          &job->direct[g]);
     }
     return NULL;
 }
@@ -787,7 +936,7 @@ static void *rh_spill_writer(void *arg)
  * there are several: the disk and the page cache take parallel writers.
  * err[i] of the first victim of each file gets its outcome. */
 static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
-                                 size_t k, int *err)
+                                 size_t k, int *err, int *direct)
 {
     rh_spill_job_t job = { .s = s, .v = v };
     pthread_t th[RH_SPILL_WRITERS - 1];
@@ -796,7 +945,9 @@ static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
     job.start = malloc((k + 1) * sizeof(*job.start));
     job.fileno = malloc((k + 1) * sizeof(*job.fileno));
     job.err = calloc(k + 1, sizeof(*job.err));
-    if (job.start == NULL || job.fileno == NULL || job.err == NULL) {
+    job.direct = calloc(k + 1, sizeof(*job.direct));
+    if (job.start == NULL || job.fileno == NULL || job.err == NULL ||
+        job.direct == NULL) {
         for (size_t i = 0; i < k; i++) {
             err[i] = ENOMEM;
         }
@@ -814,6 +965,7 @@ static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
     }
     job.start[job.files] = k;
     atomic_init(&job.next, 0);
+    atomic_init(&job.writers, 0);
     while (nth + 1 < job.files && nth < RH_SPILL_WRITERS - 1 &&
            pthread_create(&th[nth], NULL, rh_spill_writer, &job) == 0) {
         nth++;
@@ -824,21 +976,25 @@ static void rh_spill_write_files(rh_store_t *s, rh_spill_victim_t *v,
     }
     for (size_t g = 0; g < job.files; g++) {
         err[job.start[g]] = job.err[g];
+        direct[job.start[g]] = job.direct[g];
     }
 out:
     free(job.start);
     free(job.fileno);
     free(job.err);
+    free(job.direct);
 }
 
 static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
                              char *why, size_t whylen)
 {
     size_t done = 0;
-    int *err = calloc(k, sizeof(*err));
+    int *err = calloc(k, sizeof(*err)), *direct = calloc(k, sizeof(*direct));
     uint64_t t0 = rh_time_ns();
 
-    if (err == NULL) {
+    if (err == NULL || direct == NULL) {
+        free(err);
+        free(direct);
         snprintf(why, whylen, "out of memory spilling");
         return 0;
     }
@@ -849,7 +1005,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
         v[i].pinned = rh_store_get(s, v[i].id, &p, &len) == RH_OK;
         v[i].data = p;
     }
-    rh_spill_write_files(s, v, k, err);
+    rh_spill_write_files(s, v, k, err, direct);
     for (size_t i = 0; i < k;) {
         size_t j = i;
 
@@ -880,11 +1036,16 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
             if (ok == 0) {
                 rh_spill_rec_free(s, (unsigned)rec, 0);
             } else {
+                rh_spill_recs(s)[rec].direct = (uint64_t)direct[i];
                 s->hdr->spill_files++;
             }
             done += ok;
             i = j;
         }
+        /* a slab whose objects all went is kept as its class's spare:
+         * given back, so that the stretch the round chose is free whole */
+        rh_alloc_release_spares(s);
+        rh_spill_unhold(s);
         s->hdr->spill_ns += rh_time_ns() - t0;
         rh_store_unlock(s);
     }
@@ -894,6 +1055,7 @@ static size_t rh_spill_write(rh_store_t *s, rh_spill_victim_t *v, size_t k,
         }
     }
     free(err);
+    free(direct);
     return done;
 }
 
@@ -913,18 +1075,16 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
         if (size == 0) {
             return RH_OK;
         }
-        while (!rh_spill_turn(s)) {
-            sched_yield();
-        }
-        atomic_store(&s->hdr->spill_pid, 0);
+        rh_spill_wait_round(s);
         return RH_OK;
     }
     status = rh_store_lock(s);
     if (status != RH_OK) {
-        atomic_store(&s->hdr->spill_pid, 0);
+        rh_spill_turn_end(s);
         snprintf(why, whylen, "%s", rh_last_error());
         return status;
     }
+    rh_spill_unhold(s);   /* left by a round whose process died */
     n = rh_spill_candidates(s, &v);
     while (copies < n && v[copies].copy) {
         copies++;
@@ -943,12 +1103,15 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
         goto out;
     }
     k = rh_spill_choose(s, v, copies, n, size, below, slack, why, whylen);
+    if (k == 0) {
+        rh_spill_unhold(s);
+    }
     rh_store_unlock(s);
     if (k > 0) {
         done = rh_spill_write(s, v + copies, k, why, whylen);
     }
 out:
-    atomic_store(&s->hdr->spill_pid, 0);
+    rh_spill_turn_end(s);
     free(v);
     if (evicted + done == 0 && !met) {
         if (why[0] == '\0') {
@@ -1033,42 +1196,113 @@ static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off)
     return 0;
 }
 
-/* Under the lock: reads e's bytes into fresh memory and makes it SEALED
- * again; RH_ERR_STORE_FULL (no message) when no memory fits it now. */
-static rh_status_t rh_spill_read_back(rh_store_t *s, rh_store_entry_t *e,
-                                      uint64_t c, rh_object_id_t id)
+/* Reads a spilled object of size bytes at file_off of fd into dst: with
+ * O_DIRECT (the whole 4 KiB blocks, then the tail buffered) where it was
+ * written so, buffered otherwise or where refused. 0 or -1. */
+static int rh_spill_read_file(rh_store_t *s, int fd, int direct, void *dst,
+                              uint64_t size, uint64_t file_off)
 {
-    uint64_t size = atomic_load_explicit(&e->size, memory_order_relaxed);
-    uint64_t file_off = atomic_load_explicit(&e->offset,
-                                             memory_order_relaxed);
-    uint64_t fileno = e->alloc, offset, alloc;
-    char path[sizeof(s->hdr->spill_dir) + 24], buf[RH_OBJECT_ID_STRLEN];
-    uint16_t klass;
-    uint64_t t0 = rh_time_ns();
-    int fd, rd;
+    uint64_t whole = direct ? size & ~(uint64_t)(RH_BLOCK_UNIT - 1) : 0;
+    int fl;
 
-    if (rh_alloc_object(s, size, &offset, &alloc, &klass) != RH_OK) {
-        return RH_ERR_STORE_FULL;
-    }
-    rh_spill_file_path(s, fileno, path, sizeof(path));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    rd = fd >= 0 ? rh_read_all(fd, rh_store_at(s, offset), size, file_off)
-                 : -1;
-    if (rd != 0) {
-        rh_status_t status = rh_error_set(RH_ERR_MALFORMED, "object %s: "
-                                          "cannot read it back from spill "
-                                          "file %s: %s",
-                                          rh_object_id_str(id, buf), path,
-                                          fd < 0 ? strerror(errno) :
-                                          "it is shorter than recorded");
-
-        if (fd >= 0) {
-            close(fd);
+    if (whole > 0 && rh_read_all(fd, dst, whole, 0) != 0) {
+        if (errno != EINVAL) {
+            return -1;
         }
-        rh_alloc_free_object(s, offset, alloc, klass, size);
+        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
+        whole = 0;
+    }
+    if (direct && whole < size &&
+        ((fl = fcntl(fd, F_GETFL)) < 0 ||
+         fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)) {
+        return -1;
+    }
+    return rh_read_all(fd, (uint8_t *)dst + whole, size - whole,
+                       file_off + whole);
+}
+
+/* One try at reading id back: under the lock, memory for it and its file
+ * opened; WITHOUT the lock, the read (creates, gets and spill rounds of
+ * other objects go on meanwhile); under the lock again, the entry made
+ * SEALED if it still is the one read (same control word: not deleted, not
+ * read back by another process meanwhile, which keeps its copy and this
+ * one is freed). RH_ERR_STORE_FULL (no message) when no memory fits it
+ * now. The memory in flight is counted in the header (restoring_*) so that
+ * rh_store_check adds up. */
+static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
+{
+    char path[sizeof(s->hdr->spill_dir) + 24], buf[RH_OBJECT_ID_STRLEN];
+    uint64_t c, c2, size, file_off, offset, alloc, foot, t0 = rh_time_ns();
+    rh_store_entry_t *e;
+    uint16_t klass;
+    unsigned rec;
+    int fd, direct, rd, err;
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
         return status;
     }
-    close(fd);
+    e = rh_table_find_locked(s, id, &c);
+    if (e == NULL || (c & RH_CTL_PENDING)) {
+        rh_store_unlock(s);
+        return rh_error_set(RH_ERR_INVALID_REF, "get: object %s is not in "
+                            "the store", rh_object_id_str(id, buf));
+    }
+    if (rh_ctl_state(c) != RH_SLOT_SPILLED) {
+        rh_store_unlock(s);
+        return RH_OK;
+    }
+    size = atomic_load_explicit(&e->size, memory_order_relaxed);
+    file_off = atomic_load_explicit(&e->offset, memory_order_relaxed);
+    if (rh_alloc_object(s, size, &offset, &alloc, &klass) != RH_OK) {
+        rh_store_unlock(s);
+        return RH_ERR_STORE_FULL;
+    }
+    foot = rh_alloc_footprint(s, alloc, klass);
+    s->hdr->restoring_used += foot;
+    s->hdr->restoring_bytes += size;
+    s->hdr->restoring_slots += klass < RH_SLAB_CLASSES;
+    rh_spill_file_path(s, e->alloc, path, sizeof(path));
+    /* once open, the file's removal (a delete) no longer matters */
+    rec = e->flags & RH_ENTRY_REC_MASK;
+    direct = rec < RH_SPILL_RECS && rh_spill_recs(s)[rec].direct &&
+             size >= RH_SPILL_ALONE && file_off == 0 &&
+             offset % RH_BLOCK_UNIT == 0 && !s->hdr->spill_buffered &&
+             !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
+    fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+    if (fd < 0 && direct && errno == EINVAL) {
+        direct = 0;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    err = fd < 0 ? errno : 0;
+    rh_store_unlock(s);
+
+    rd = fd >= 0 ? rh_spill_read_file(s, fd, direct, rh_store_at(s, offset),
+                                      size, file_off) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+
+    status = rh_store_lock(s);
+    if (status != RH_OK) {
+        return status;   /* the memory stays counted as in flight */
+    }
+    s->hdr->restoring_used -= foot;
+    s->hdr->restoring_bytes -= size;
+    s->hdr->restoring_slots -= klass < RH_SLAB_CLASSES;
+    e = rh_table_find_locked(s, id, &c2);
+    if (rd != 0 || e == NULL || c2 != c) {
+        rh_alloc_free_object(s, offset, alloc, klass, size);
+        rh_store_unlock(s);
+        if (rd != 0) {
+            return rh_error_set(RH_ERR_MALFORMED, "object %s: cannot read "
+                                "it back from spill file %s: %s",
+                                rh_object_id_str(id, buf), path,
+                                fd < 0 ? strerror(err) :
+                                "it is shorter than recorded");
+        }
+        return RH_OK;   /* deleted, or read back elsewhere: get looks again */
+    }
     s->hdr->restore_ns += rh_time_ns() - t0;
     s->hdr->restores++;
     s->hdr->restored_bytes += size;
@@ -1085,6 +1319,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_store_entry_t *e,
                           rh_ctl_with_state(c, RH_SLOT_SEALED) +
                               (1ull << RH_CTL_GEN_SHIFT),
                           memory_order_release);
+    rh_store_unlock(s);
     return RH_OK;
 }
 
@@ -1095,24 +1330,18 @@ rh_status_t rh_spill_restore(rh_store_t *s, rh_object_id_t id)
 
     for (int round = 0; round < 16; round++) {
         rh_store_entry_t *e;
-        uint64_t c, size;
+        uint64_t c, size = 0;
 
-        status = rh_store_lock(s);
-        if (status != RH_OK) {
-            return status;
-        }
-        e = rh_table_find_locked(s, id, &c);
-        if (e == NULL || (c & RH_CTL_PENDING)) {
-            rh_store_unlock(s);
-            return rh_error_set(RH_ERR_INVALID_REF, "get: object %s is not "
-                                "in the store", rh_object_id_str(id, buf));
-        }
-        size = atomic_load_explicit(&e->size, memory_order_relaxed);
-        status = rh_ctl_state(c) == RH_SLOT_SPILLED ?
-                 rh_spill_read_back(s, e, c, id) : RH_OK;
-        rh_store_unlock(s);
+        status = rh_spill_read_back(s, id);
         if (status != RH_ERR_STORE_FULL) {
             return status;
+        }
+        if (rh_store_lock(s) == RH_OK) {
+            e = rh_table_find_locked(s, id, &c);
+            size = e != NULL ? atomic_load_explicit(&e->size,
+                                                    memory_order_relaxed)
+                             : 0;
+            rh_store_unlock(s);
         }
         /* past the spill limit by at most this object: reading objects
          * back one by one (and freeing them) must work with the store and

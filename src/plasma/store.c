@@ -133,9 +133,12 @@ static rh_status_t rh_store_format(rh_store_t *s, uint64_t cap,
     rh_holds_layout(cap, procs, &hdr->holder_slots, &holds);
     hdr->holder_bytes = holds / procs;
     hdr->spill_recs_off = hdr->holders_off + holds;
-    hdr->heap_off = (rh_store_meta_bytes(cap, procs) + 4095) & ~4095ull;
+    hdr->heap_off = ((rh_store_meta_bytes(cap, procs) + RH_BLOCK_HDR +
+                      RH_BLOCK_UNIT - 1) & ~(uint64_t)(RH_BLOCK_UNIT - 1)) -
+                    RH_BLOCK_HDR;
     hdr->heap_size = hdr->heap_off < s->length ?
-                     (s->length - hdr->heap_off) & ~63ull : 0;
+                     (s->length - hdr->heap_off) &
+                     ~(uint64_t)(RH_BLOCK_UNIT - 1) : 0;
     hdr->live = hdr->lock_recoveries = 0;
     atomic_store_explicit(&hdr->moves, 0, memory_order_relaxed);
     rh_alloc_init(s);
@@ -848,6 +851,10 @@ static rh_status_t rh_table_check(rh_store_t *s, uint64_t slab_objects)
                             (unsigned long long)s->hdr->spilled_objects,
                             (unsigned long long)s->hdr->spilled_bytes);
     }
+    /* objects being read back hold memory no entry names yet */
+    used += s->hdr->restoring_used;
+    bytes += s->hdr->restoring_bytes;
+    in_slabs += s->hdr->restoring_slots;
     if (live != s->hdr->live || used != s->hdr->used ||
         bytes != s->hdr->object_bytes || in_slabs != slab_objects) {
         return rh_error_set(RH_ERR_MALFORMED, "object table disagrees with "

@@ -66,6 +66,8 @@ typedef struct rh_store_params {
     double               spill_threshold;  /* create: fraction of the heap
                                       * used past which objects are
                                       * spilled; 0 = 0.8 */
+    int                  spill_buffered;  /* create: never O_DIRECT
+                                      * (RAYHPC_SPILL_DIRECT=off) */
     uint64_t             spill_max;  /* create: bytes the spill files may
                                       * take; 0: as much as the disk has */
 } rh_store_params_t;

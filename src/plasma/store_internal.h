@@ -10,10 +10,11 @@
  *   +---------------------------+ table_off (4 KiB)
  *   | object table: capacity x   |
  *   | 64-byte entries            |
- *   +---------------------------+ heap_off (page aligned)
+ *   +---------------------------+ heap_off (64 B before a page)
  *   | heap: blocks with a 64-byte|
- *   | header; small objects live |
- *   | in slab blocks             |
+ *   | header, multiples of 4 KiB;|
+ *   | small objects live in slab |
+ *   | blocks                     |
  *   +---------------------------+ seg_size
  *
  * Every reference inside the segment is an offset from its start: each
@@ -32,7 +33,7 @@
 #include "plasma/store.h"
 
 #define RH_STORE_MAGIC        0x5453534850594152ull   /* "RAYHPSST" */
-#define RH_STORE_VERSION      2u
+#define RH_STORE_VERSION      3u
 #define RH_STORE_HDR_SIZE     4096u
 #define RH_STORE_ZERO_OFF     (RH_STORE_HDR_SIZE - 64u)  /* where objects of
                                        * size 0 point: an unused line */
@@ -138,8 +139,14 @@ _Static_assert(sizeof(rh_holder_t) == 64, "holder header is one line");
 #define RH_BLOCK_MAGIC   0x424c4b52u   /* "RKLB" */
 #define RH_BLOCK_FREE    1u
 #define RH_BLOCK_SLAB    2u
+#define RH_BLOCK_HELD    4u            /* free, kept out of the free lists
+                                        * by the spill round under way */
 #define RH_BLOCK_HDR     64u
 #define RH_BLOCK_MIN     128u          /* header + the smallest payload */
+/* Every block is a multiple of this and the heap starts a header before a
+ * multiple of it: payloads of blocks are 4 KiB aligned, as O_DIRECT wants
+ * the memory it writes a spilled object from. */
+#define RH_BLOCK_UNIT    4096u
 #define RH_BINS          64
 
 /* In front of every heap block. prev_size finds the block before, so that a
@@ -188,6 +195,8 @@ typedef struct rh_slab_class {
 
 /* ---- the segment header -------------------------------------------------- */
 
+#define RH_SPILL_HELD 32
+
 typedef struct rh_store_hdr {
     /* identity, written first so that a dead creator can be recognised */
     uint64_t         magic;
@@ -235,6 +244,7 @@ typedef struct rh_store_hdr {
     uint64_t         spill_recs_off;  /* RH_SPILL_RECS file records */
     uint64_t         spill_high;      /* used bytes that start spilling */
     uint64_t         spill_max;       /* bytes the files may take; 0: any */
+    uint64_t         spill_buffered;  /* 1: no O_DIRECT */
     uint64_t         spill_disk;      /* bytes in files now, or reserved */
     uint64_t         spill_next;      /* the next file's number */
     uint64_t         spill_files;     /* files now */
@@ -246,6 +256,9 @@ typedef struct rh_store_hdr {
     uint64_t         restored_bytes;
     uint64_t         evictions;       /* copies dropped for room, ever */
     uint64_t         evicted_bytes;
+    uint64_t         restoring_used;  /* memory of objects being read */
+    uint64_t         restoring_bytes; /* back without the lock, their */
+    uint64_t         restoring_slots; /* sizes and slab slots */
     uint64_t         spill_ns;        /* time spent spilling, ever */
     uint64_t         restore_ns;      /* and reading back */
     _Atomic int32_t  spill_pid;       /* the process spilling now, or 0 */
@@ -253,6 +266,13 @@ typedef struct rh_store_hdr {
                                        * past the threshold, or 0 */
     _Atomic uint32_t spill_kick;      /* a futex: creates past the threshold
                                        * bump it and wake the spiller */
+    _Atomic uint32_t spill_done;      /* a futex: bumped as each round ends,
+                                       * for creates waiting on it */
+    /* the free blocks of the stretch the round under way frees, held out
+     * of the allocator until it ends (creates meanwhile would split the
+     * stretch); the next round gives back those of a round that died */
+    uint32_t         spill_held_n;
+    uint64_t         spill_held[RH_SPILL_HELD];
 } rh_store_hdr_t;
 
 _Static_assert(sizeof(rh_store_hdr_t) <= RH_STORE_ZERO_OFF,
@@ -267,6 +287,7 @@ typedef struct rh_spill_rec {
     uint64_t fileno;       /* 0: a free record */
     uint64_t live;
     uint64_t bytes;        /* the file's length */
+    uint64_t direct;       /* written with O_DIRECT: read back so */
 } rh_spill_rec_t;
 
 /* ---- the per-process handle -------------------------------------------- */
@@ -286,6 +307,7 @@ struct rh_store {
     pthread_t         spiller;       /* the leader's background spiller */
     int               spiller_on;
     _Atomic int       spiller_stop;
+    _Atomic int       no_direct;     /* the spill dir refused O_DIRECT */
 };
 
 /* Address of the thing at offset off. */
@@ -375,6 +397,15 @@ void rh_alloc_free_object(rh_store_t *s, uint64_t offset, uint64_t alloc,
 /* Bytes an object holds: its class's slot, or its block with the header. */
 uint64_t rh_alloc_footprint(const rh_store_t *s, uint64_t alloc,
                             uint16_t klass);
+
+/* Gives the empty slab each class keeps for its next object back to the
+ * heap. */
+void rh_alloc_release_spares(rh_store_t *s);
+
+/* Takes the free block at off out of the free lists (RH_BLOCK_HELD) and
+ * gives it back, merged with its free neighbours. Under the lock. */
+void rh_alloc_hold(rh_store_t *s, uint64_t off);
+void rh_alloc_unhold(rh_store_t *s, uint64_t off);
 
 /* The largest payload one free block holds now. */
 uint64_t rh_alloc_largest_free(const rh_store_t *s);

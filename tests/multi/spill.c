@@ -221,13 +221,8 @@ static int workset(void)
     if (st.restores == 0) {
         return fail("nothing was read back from the spill files");
     }
-    /* The store's goal is below 0.10 (issue #15), and most runs stay under
-     * 0.05; but when the put stream ends while the leader's spiller is
-     * freeing room below the threshold in more than one stretch, 0.12 to
-     * 0.17 remain after the puts in about a third of the runs. The bound
-     * here is what the store guarantees today; a larger figure is a
-     * regression. */
-    if (frag >= 0.25) {
+    /* issue #15: below 0.10 under this mixed-size stream */
+    if (frag >= 0.10) {
         fprintf(stderr, "spill: store fragmentation %.3f (%.3f after the "
                 "puts)\n", frag, frag_put);
         return 1;

@@ -315,6 +315,41 @@ Test(store, payloads_are_64_byte_aligned_in_every_size_class)
     rh_store_close(s, 1);
 }
 
+/* Spilling writes them with O_DIRECT straight from the store, which needs
+ * 4 KiB aligned memory. */
+Test(store, payloads_of_blocks_are_4_kib_aligned)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 64 * MiB);
+    size_t sizes[] = { 65 * KiB, 100 * KiB + 3, 1 * MiB, 1 * MiB - 100,
+                       3 * MiB + 4095, 4 * MiB };
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rh_object_id_t id = rh_object_id_make(3, i, 0);
+        void *ptr;
+
+        cr_assert_eq(rh_store_create(s, id, sizes[i], &ptr), RH_OK);
+        cr_expect_eq((uintptr_t)ptr % 4096, 0, "size %zu", sizes[i]);
+        fill(id, ptr, sizes[i]);
+        cr_assert_eq(rh_store_seal(s, id), RH_OK);
+        if (i % 2 == 1) {   /* holes between the others */
+            cr_assert_eq(rh_store_delete(s, id), RH_OK);
+        }
+    }
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i += 2) {
+        rh_object_id_t id = rh_object_id_make(3, i, 0);
+        const void *got;
+        size_t n;
+
+        cr_assert_eq(rh_store_get(s, id, &got, &n), RH_OK);
+        cr_expect(matches(id, got, n), "objects overlap: size %zu", sizes[i]);
+        rh_store_release(s, id);
+        cr_assert_eq(rh_store_delete(s, id), RH_OK);
+    }
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
 Test(store, get_of_unsealed_object_is_busy_until_sealed)
 {
     char job[64];
