@@ -49,6 +49,16 @@ static rh_status_t rh_pmix_init(rh_bootstrap_t *bs)
     bs->rank = (int)pm->self.rank;
     bs->priv = pm;
     PMIX_VALUE_RELEASE(val);
+    /* Slurm's PMIx plugin and Open MPI both give it; without it the job
+     * is taken to span hosts. */
+    val = NULL;
+    if (PMIx_Get(&wild, PMIX_LOCAL_SIZE, NULL, 0, &val) == PMIX_SUCCESS &&
+        val->type == PMIX_UINT32) {
+        bs->local_size = (int)val->data.uint32;
+    }
+    if (val != NULL) {
+        PMIX_VALUE_RELEASE(val);
+    }
     return RH_OK;
 }
 
