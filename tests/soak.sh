@@ -9,7 +9,7 @@
 # usage: tests/soak.sh [-b BUILD_DIR] [-r RUNS] [-n RANKS] [-N NODES]
 #                      [-k KILLS] [-R ROUNDS] [-w WINDOW_S] [-s FIRST_SEED]
 #        tests/soak.sh -g [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
-#        tests/soak.sh -f [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
+#        tests/soak.sh -f [-S] [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
 # defaults: _build, 5 runs of 64 ranks on 8 nodes, 6 killed within 20 s,
 # 40 rounds each. With -g it soaks the GCS instead: RUNS (default 20) runs of
 # tests/multi/gcs_kill, each killing the head, middle or tail of a chain
@@ -17,21 +17,25 @@
 # -f: fault tolerance (docs/fault-tolerance.md): tests/multi/ft_kill's
 # map-reduce and nested recursion in turn, 8 ranks on 4 nodes, two random
 # ranks killed at random tasks; every get must return the right value
-# (20 runs by default).
+# (20 runs by default). -S: the same under Slurm, as `srun --mpi=pmix
+# --no-kill --kill-on-bad-exit=0 -n 8` (4 virtual nodes of 2 tasks), on
+# the cluster RH_TEST_SLURM_DIR names or on a private one started for the
+# soak (tests/slurm/local-slurm.sh) and stopped after it.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/_build runs=5 ranks=64 nodes=8 kills=6 rounds=40 window=20
 seed=$(( $(date +%s) % 100000 ))
-gcs=0 ft=0 runs_set=0
-while getopts "gfb:r:n:N:k:R:w:s:" o; do
+gcs=0 ft=0 slurm=0 runs_set=0
+while getopts "gfSb:r:n:N:k:R:w:s:" o; do
     case $o in
         g) gcs=1 ;;
         f) ft=1 ;;
+        S) slurm=1 ;;
         b) build=$OPTARG ;; r) runs=$OPTARG runs_set=1 ;; n) ranks=$OPTARG ;;
         N) nodes=$OPTARG ;; k) kills=$OPTARG ;; R) rounds=$OPTARG ;;
         w) window=$OPTARG ;; s) seed=$OPTARG ;;
-        *) sed -n '2,20p' "$0"; exit 2 ;;
+        *) sed -n '2,24p' "$0"; exit 2 ;;
     esac
 done
 if [ $gcs -eq 1 ]; then
@@ -69,6 +73,21 @@ if [ $ft -eq 1 ]; then
         exit 2
     fi
     [ $runs_set -eq 1 ] || runs=20
+    where=rayhpc-run
+    if [ $slurm -eq 1 ]; then
+        where=srun
+        sdir=${RH_TEST_SLURM_DIR:-}
+        if [ -z "$sdir" ]; then
+            sdir=$(mktemp -d /tmp/rayhpc-soak-slurm.XXXXXX)
+            trap '"$top/tests/slurm/local-slurm.sh" stop "$sdir" --purge >/dev/null 2>&1' EXIT
+            if ! LOCAL_SLURM_CPUS=8 "$top/tests/slurm/local-slurm.sh" start "$sdir" >/dev/null; then
+                echo "soak: could not start a private Slurm in $sdir" >&2
+                exit 2
+            fi
+        fi
+        # shellcheck disable=SC1091
+        . "$sdir/env.sh" || exit 2
+    fi
     passed=0 failed=0
     for ((i = 0; i < runs; i++)); do
         RANDOM=$((seed + i))
@@ -78,9 +97,17 @@ if [ $ft -eq 1 ]; then
         while [ $v2 -eq $v1 ]; do v2=$((1 + RANDOM % 7)); done
         at=$((1 + RANDOM % 56))
         log=$(mktemp /tmp/rayhpc-soak-ft.XXXXXX)
-        RAYHPC_INLINE_MAX=1K \
-            FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
-            timeout 300 "$run" -n 8 --nodes 4 "$prog" $mode >"$log" 2>&1
+        if [ $slurm -eq 1 ]; then
+            # Each task names its virtual node from its own SLURM_PROCID.
+            RAYHPC_INLINE_MAX=1K FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
+                timeout 300 srun --mpi=pmix --no-kill --kill-on-bad-exit=0 -n 8 \
+                sh -c 'RAYHPC_NODE_ID=srun-$((SLURM_PROCID / 2)) exec "$0" "$@"' \
+                "$prog" $mode >"$log" 2>&1
+        else
+            RAYHPC_INLINE_MAX=1K \
+                FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
+                timeout 300 "$run" -n 8 --nodes 4 "$prog" $mode >"$log" 2>&1
+        fi
         st=$?
         why=
         if [ $st -eq 124 ]; then why="hung (killed after 300 s)"
@@ -92,15 +119,15 @@ if [ $ft -eq 1 ]; then
         what="$mode, ranks $v1 and $v2 killed by tasks $at and $((at + 7))"
         if [ -z "$why" ]; then
             passed=$((passed + 1))
-            echo "soak -f run $((i + 1))/$runs: ok ($what)"
+            echo "soak -f run $((i + 1))/$runs under $where: ok ($what)"
             rm -f "$log"
         else
             failed=$((failed + 1))
-            echo "soak -f run $((i + 1))/$runs: FAILED ($why; $what); log in $log"
+            echo "soak -f run $((i + 1))/$runs under $where: FAILED ($why; $what); log in $log"
             grep -E 'FT FAIL' "$log" | head -5
         fi
     done
-    echo "soak -f: $passed passed, $failed failed"
+    echo "soak -f under $where: $passed passed, $failed failed"
     [ $failed -eq 0 ]
     exit
 fi

@@ -113,11 +113,14 @@ Test(srun, alltoall_over_tcp_on_2_virtual_nodes)
 static void coexist_srun(const char *bootstrap, const char *init,
                          const char *fini)
 {
-    char env[128], want[64];
+    char env[160], want[64];
     rh_run_t run;
 
+    /* MPI started after rh_init needs PMIx still open (docs/
+     * fault-tolerance.md: RAYHPC_PMIX_LEAVE). */
     snprintf(env, sizeof(env), "export RAYHPC_BOOTSTRAP=%s "
-             "RAYHPC_NODE_ID=srun-$SLURM_PROCID;", bootstrap);
+             "RAYHPC_NODE_ID=srun-$SLURM_PROCID%s;", bootstrap,
+             strcmp(init, "rh") == 0 ? " RAYHPC_PMIX_LEAVE=end" : "");
     run = srun(4, "tests/multi/mpi_coexist", env, init, fini);
     RH_EXPECT_EXIT0(run);
     for (int r = 0; r < 4; r++) {
