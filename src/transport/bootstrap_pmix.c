@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "base/config.h"
-
 #include "base/status.h"
 #include "transport/bootstrap.h"
 
@@ -175,8 +174,8 @@ static void rh_pmix_finalize(rh_bootstrap_t *bs)
     bs->priv = NULL;
 }
 
-/* After the exchange the launcher is no longer ours to ask: the rank only
- * ends, and the others see it die. */
+/* Once the rank left PMIx the launcher is no longer ours to ask: the rank
+ * only ends, and the others see it die. */
 static void rh_pmix_abort(rh_bootstrap_t *bs, int code, const char *msg)
 {
     rh_pmix_t *pm = bs->priv;
