@@ -5,6 +5,12 @@
  *                        the rank's workers; local_tasks/starpu: StarPU's
  *                        empty tasks with as many CPU workers, same run
  *   local_tasks_chain    the same for a chain of N dependent tasks
+ *   local_tasks_lineage  local_tasks with lineage kept (the default);
+ *                        local_tasks_lineage/nolineage: against
+ *                        RAYHPC_LINEAGE_MAX_BYTES=0, same run, best of 4
+ *                        each, taken in both orders (1.0: lineage costs
+ *                        local tasks nothing; the remote side is
+ *                        remote_tasks_ft)
  *   put_bw               rh_put of a 256 MiB object; put_bw/memcpy: a warm
  *                        memcpy of the same size
  *   get_lat              rh_get + rh_release of a sealed object, in us
@@ -29,7 +35,9 @@
 #include "ref_starpu.h"
 #include "sched/pool.h"
 #include "sched/resources.h"
+#include "base/config.h"
 #include "core/core.h"
+#include "core/lineage.h"
 
 static rh_status_t empty(rh_task_ctx_t *ctx)
 {
@@ -132,6 +140,37 @@ static void figure_local_tasks(int (*want)(const char *))
     perf_report("local_tasks", "", n / best, ref, "tasks/s", "starpu");
     perf_report("local_tasks_chain", "", n / best_chain, ref_chain,
                 "tasks/s", "starpu");
+}
+
+static void figure_local_tasks_lineage(int (*want)(const char *))
+{
+    const long n = 500000;
+    rh_ref_t *refs;
+    double kept = 1e30, none = 1e30;
+
+    if (!want("local_tasks_lineage") ||
+        (refs = malloc((size_t)n * sizeof(*refs))) == NULL) {
+        return;
+    }
+    /* A run not counted, then in turn, one first and then the other
+     * first: the second run of a pair was the faster whichever it was
+     * (up to 1.4x here), which one order only would count as lineage's. */
+    (void)run_empty(n, refs, NULL);
+    for (int trial = 0; trial < 4; trial++) {
+        for (int k = 0; k < 2; k++) {
+            int keep = (k + trial) % 2 == 0;
+
+            rh_lineage_set_max(keep ? rh_cfg.lineage_max_bytes : 0);
+            perf_keep_best(keep ? &kept : &none, run_empty(n, refs, NULL),
+                           1);
+        }
+    }
+    rh_lineage_set_max(rh_cfg.lineage_max_bytes);
+    free(refs);
+    printf("# local_tasks_lineage: %.0f tasks/s with lineage kept, %.0f "
+           "with RAYHPC_LINEAGE_MAX_BYTES=0\n", n / kept, n / none);
+    perf_print("local_tasks_lineage", "", n / kept, "tasks/s");
+    perf_print_ratio("local_tasks_lineage", "", "nolineage", none / kept);
 }
 
 static void figure_put_bw(int (*want)(const char *))
@@ -373,6 +412,7 @@ static int run_tasks(const perf_group_t *g, const char *suffix,
         series_tasks(perf_series() == 1);
     }
     figure_local_tasks(want);
+    figure_local_tasks_lineage(want);
     figure_put_bw(want);
     figure_get_lat(want);
     figure_small_ops(want);
@@ -382,7 +422,8 @@ static int run_tasks(const perf_group_t *g, const char *suffix,
 }
 
 static const char *const task_figures[] = {
-    "local_tasks", "local_tasks_chain", "put_bw", "get_lat", "small_ops",
+    "local_tasks", "local_tasks_chain", "local_tasks_lineage", "put_bw",
+    "get_lat", "small_ops",
     "task_scaling_10K", "task_scaling_100K", "task_scaling_1M",
     "task_scaling_10M", "task_waiting_10K", "task_waiting_100K", NULL
 };

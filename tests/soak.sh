@@ -9,7 +9,7 @@
 # usage: tests/soak.sh [-b BUILD_DIR] [-r RUNS] [-n RANKS] [-N NODES]
 #                      [-k KILLS] [-R ROUNDS] [-w WINDOW_S] [-s FIRST_SEED]
 #        tests/soak.sh -g [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
-#        tests/soak.sh -f [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED] [-m MODES]
+#        tests/soak.sh -f [-S] [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED] [-m MODES]
 # defaults: _build, 5 runs of 64 ranks on 8 nodes, 6 killed within 20 s,
 # 40 rounds each. With -g it soaks the GCS instead: RUNS (default 20) runs of
 # tests/multi/gcs_kill, each killing the head, middle or tail of a chain
@@ -20,16 +20,21 @@
 # random tasks, every get must return the right value) and checkpoint
 # (tests/multi/ft_actor: a checkpointed counter's rank killed at a random
 # count among 1,000 pipelined increments, the count must be exact).
+# -S: the same under Slurm, as `srun --mpi=pmix --no-kill
+# --kill-on-bad-exit=0 -n 8` (4 virtual nodes of 2 tasks), on the cluster
+# RH_TEST_SLURM_DIR names or on a private one started for the soak
+# (tests/slurm/local-slurm.sh) and stopped after it.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/_build runs=5 ranks=64 nodes=8 kills=6 rounds=40 window=20
 seed=$(( $(date +%s) % 100000 ))
-gcs=0 ft=0 runs_set=0 modes=mapreduce,recursion,checkpoint
-while getopts "gfb:r:n:N:k:R:w:s:m:" o; do
+gcs=0 ft=0 slurm=0 runs_set=0 modes=mapreduce,recursion,checkpoint
+while getopts "gfSb:r:n:N:k:R:w:s:m:" o; do
     case $o in
         g) gcs=1 ;;
         f) ft=1 ;;
+        S) slurm=1 ;;
         m) modes=$OPTARG ;;
         b) build=$OPTARG ;; r) runs=$OPTARG runs_set=1 ;; n) ranks=$OPTARG ;;
         N) nodes=$OPTARG ;; k) kills=$OPTARG ;; R) rounds=$OPTARG ;;
@@ -74,6 +79,32 @@ if [ $ft -eq 1 ]; then
     fi
     IFS=, read -r -a mlist <<<"$modes"
     [ $runs_set -eq 1 ] || runs=20
+    where=rayhpc-run
+    if [ $slurm -eq 1 ]; then
+        where=srun
+        sdir=${RH_TEST_SLURM_DIR:-}
+        if [ -z "$sdir" ]; then
+            sdir=$(mktemp -d /tmp/rayhpc-soak-slurm.XXXXXX)
+            trap '"$top/tests/slurm/local-slurm.sh" stop "$sdir" --purge >/dev/null 2>&1' EXIT
+            if ! LOCAL_SLURM_CPUS=8 "$top/tests/slurm/local-slurm.sh" start "$sdir" >/dev/null; then
+                echo "soak: could not start a private Slurm in $sdir" >&2
+                exit 2
+            fi
+        fi
+        # shellcheck disable=SC1091
+        . "$sdir/env.sh" || exit 2
+    fi
+    # 8 ranks on 4 nodes under rayhpc-run or srun; under srun each task
+    # names its virtual node from its own SLURM_PROCID.
+    ft_launch() {
+        if [ $slurm -eq 1 ]; then
+            timeout 300 srun --mpi=pmix --no-kill --kill-on-bad-exit=0 -n 8 \
+                sh -c 'RAYHPC_NODE_ID=srun-$((SLURM_PROCID / 2)) exec "$0" "$@"' \
+                "$@"
+        else
+            timeout 300 "$run" -n 8 --nodes 4 "$@"
+        fi
+    }
     passed=0 failed=0
     for ((i = 0; i < runs; i++)); do
         RANDOM=$((seed + i))
@@ -87,15 +118,13 @@ if [ $ft -eq 1 ]; then
             while [ $v2 -eq $v1 ]; do v2=$((1 + RANDOM % 7)); done
             at=$((1 + RANDOM % 56))
             what="$mode, ranks $v1 and $v2 killed by tasks $at and $((at + 7))"
-            RAYHPC_INLINE_MAX=1K \
-                FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
-                timeout 300 "$run" -n 8 --nodes 4 "$prog" $mode >"$log" 2>&1
+            RAYHPC_INLINE_MAX=1K FT_VICTIMS=$v1,$v2 FT_KILL_AT=$at \
+                ft_launch "$prog" $mode >"$log" 2>&1
             st=$? ;;
         checkpoint)
             ok="FT ACTOR CHECKPOINT OK" at=$((1 + RANDOM % 999))
             what="checkpoint, the counter's rank killed at count $at"
-            timeout 300 "$run" -n 8 --nodes 4 "$actor" checkpoint $at \
-                >"$log" 2>&1
+            ft_launch "$actor" checkpoint $at >"$log" 2>&1
             st=$? ;;
         *)
             echo "soak -f: unknown mode $mode (mapreduce, recursion, checkpoint)" >&2
@@ -110,15 +139,15 @@ if [ $ft -eq 1 ]; then
         fi
         if [ -z "$why" ]; then
             passed=$((passed + 1))
-            echo "soak -f run $((i + 1))/$runs: ok ($what)"
+            echo "soak -f run $((i + 1))/$runs under $where: ok ($what)"
             rm -f "$log"
         else
             failed=$((failed + 1))
-            echo "soak -f run $((i + 1))/$runs: FAILED ($why; $what); log in $log"
+            echo "soak -f run $((i + 1))/$runs under $where: FAILED ($why; $what); log in $log"
             grep -E 'FT FAIL' "$log" | head -5
         fi
     done
-    echo "soak -f: $passed passed, $failed failed"
+    echo "soak -f under $where: $passed passed, $failed failed"
     [ $failed -eq 0 ]
     exit
 fi

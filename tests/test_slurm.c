@@ -113,11 +113,14 @@ Test(srun, alltoall_over_tcp_on_2_virtual_nodes)
 static void coexist_srun(const char *bootstrap, const char *init,
                          const char *fini)
 {
-    char env[128], want[64];
+    char env[160], want[64];
     rh_run_t run;
 
+    /* MPI started after rh_init needs PMIx still open (docs/
+     * fault-tolerance.md: RAYHPC_PMIX_LEAVE). */
     snprintf(env, sizeof(env), "export RAYHPC_BOOTSTRAP=%s "
-             "RAYHPC_NODE_ID=srun-$SLURM_PROCID;", bootstrap);
+             "RAYHPC_NODE_ID=srun-$SLURM_PROCID%s;", bootstrap,
+             strcmp(init, "rh") == 0 ? " RAYHPC_PMIX_LEAVE=end" : "");
     run = srun(4, "tests/multi/mpi_coexist", env, init, fini);
     RH_EXPECT_EXIT0(run);
     for (int r = 0; r < 4; r++) {
@@ -149,6 +152,130 @@ Test(srun, mpi_coexist_rh_starts_mpi_and_finalizes_it)
     coexist_srun("mpi", "rh", "rh");
 }
 #endif
+
+/* ---- fault tolerance under srun (docs/fault-tolerance.md) ----------------- */
+
+/* These need the suite's cluster (tests/run-all.sh starts it): each runs
+ * a job of 8 ranks that loses some, which a private cluster per test
+ * would make slower still. */
+static void slurm_given(void)
+{
+    const char *given = getenv("RH_TEST_SLURM_DIR");
+
+    if (given == NULL || given[0] == '\0') {
+        cr_skip_test("RH_TEST_SLURM_DIR is unset: no shared test Slurm "
+                     "cluster (tests/run-all.sh starts one)");
+    }
+    snprintf(slurm_dir, sizeof(slurm_dir), "%s", given);
+}
+
+/* tests/multi/ft_kill MODE as 8 ranks on 4 virtual nodes (two tasks of
+ * the step each), with srun's extra flags and env (shell words). */
+static rh_run_t srun_ft(const char *flags, const char *mode, const char *env)
+{
+    char cmd[2048];
+    const char *argv[] = { "sh", "-c", cmd, NULL };
+
+    snprintf(cmd, sizeof(cmd), ". '%s/env.sh' && srun --mpi=pmix %s -n 8 "
+             "sh -c 'export RAYHPC_INLINE_MAX=1K RAYHPC_NODE_ID=srun-$(("
+             "SLURM_PROCID / 2)) %s; exec \"$0\" \"$@\"' '%s' %s",
+             slurm_dir, flags, env ? env : "",
+             rh_build_path("tests/multi/ft_kill"), mode);
+    return rh_run(argv, NULL, TIMEOUT);
+}
+
+/* As tests/test_ft.c expects under rayhpc-run: the driver's gets gave the
+ * right values, the two victims died, the six others finalized; srun
+ * reports the victims' signal (137). */
+static void expect_survived(rh_run_t *run, const char *ok)
+{
+    cr_expect_eq(rh_count_lines(run->out, ok), 1, "no \"%s\"; output ends:"
+                 "\n%s", ok, rh_tail(run->out, 4000));
+    cr_expect_eq(rh_count_lines(run->out, "FT FAIL"), 0);
+    cr_expect_eq(rh_count_lines(run->out, "FT VICTIM"), 2);
+    cr_expect_eq(rh_count_lines(run->out, "FT DONE"), 6, "a survivor did "
+                 "not finalize; output ends:\n%s", rh_tail(run->out, 4000));
+    cr_expect_eq(rh_count_lines(run->out, "Segmentation fault"), 0);
+    cr_expect_eq(rh_count_lines(run->out, "CANCELLED"), 0);
+    cr_expect_eq(run->status, 137, "status %d; output ends:\n%s",
+                 run->status, rh_tail(run->out, 4000));
+}
+
+TestSuite(srun_ft, .init = slurm_given);
+
+#define KEEP_GOING "--no-kill --kill-on-bad-exit=0"
+
+Test(srun_ft, map_reduce_survives_two_killed_ranks)
+{
+    rh_run_t run = srun_ft(KEEP_GOING, "mapreduce", NULL);
+
+    expect_survived(&run, "FT MAPREDUCE OK sum 85408");
+    rh_run_free(&run);
+}
+
+Test(srun_ft, nested_recursion_survives_two_killed_ranks)
+{
+    rh_run_t run = srun_ft(KEEP_GOING, "recursion", NULL);
+
+    expect_survived(&run, "FT RECURSION OK value 63");
+    rh_run_free(&run);
+}
+
+/* Both ranks of virtual node 3 die: its store's object is rebuilt. */
+Test(srun_ft, object_lost_with_its_node_is_rebuilt_from_lineage)
+{
+    rh_run_t run = srun_ft(KEEP_GOING, "lost_node", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "FT LOST_NODE OK"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 6);
+    cr_expect_eq(run.status, 137, "status %d", run.status);
+    rh_run_free(&run);
+}
+
+/* Slurm 22.05's own default (KillOnBadExit=0) keeps the step too. */
+Test(srun_ft, map_reduce_survives_under_slurms_defaults)
+{
+    rh_run_t run = srun_ft("", "mapreduce", NULL);
+
+    expect_survived(&run, "FT MAPREDUCE OK sum 85408");
+    rh_run_free(&run);
+}
+
+/* Where the site sets KillOnBadExit=1 (here: the flag), Slurm ends the
+ * step at the first death, says so, and srun returns: no hang. */
+Test(srun_ft, kill_on_bad_exit_ends_the_step_with_a_message)
+{
+    rh_run_t run = srun_ft("--kill-on-bad-exit=1", "mapreduce", NULL);
+
+    cr_expect_neq(run.status, 0);
+    cr_expect_neq(run.status, 124, "srun hung");
+    cr_expect_eq(rh_count_lines(run.out, "Terminating StepId="), 1,
+                 "output ends:\n%s", rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "CANCELLED AT"), 1);
+    rh_run_free(&run);
+}
+
+/* The driver's death ends the job: the others see it and leave, each
+ * rh_finalize saying the driver failed, and srun returns. */
+Test(srun_ft, driver_death_ends_the_job)
+{
+    rh_run_t run = srun_ft(KEEP_GOING, "driver", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "FT DRIVER DIES"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE rank 0"), 0);
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE rank"), 7,
+                 "a rank did not end by itself; output ends:\n%s",
+                 rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "peer rank failed"), 7);
+    cr_expect_eq(rh_count_lines(run.out, "rank 0 failed before the job "
+                                "ended"), 7);
+    cr_expect_eq(rh_count_lines(run.out, "Segmentation fault"), 0);
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s",
+                 run.status, rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
 
 /* ---- slurm/: the job scripts, through sbatch ------------------------------- */
 

@@ -221,6 +221,9 @@ static const char *const rh_log_level_names[] = {
 static const char *const rh_bootstrap_names[] = {
     "auto", "pmix", "mpi", "local", "singleton", NULL
 };
+static const char *const rh_pmix_leave_names[] = {
+    "auto", "start", "end", NULL
+};
 static const char *const rh_progress_names[] = {
     "polling", "adaptive", "blocking", NULL
 };
@@ -258,8 +261,14 @@ const rh_config_field_t rh_config_table[] = {
      RH_OFF(peer_check_ms), &rh_type_time, NULL, 1, 3600000},
     {"KEEPALIVE", "1s",
      "UCX keepalive interval that detects dead ranks on other hosts "
-     "(off under the local launcher, where deaths are seen by pid)",
+     "(off when every rank is on one host, where deaths are seen by pid)",
      RH_OFF(keepalive_ms), &rh_type_time, NULL, 1, 3600000},
+    {"PMIX_LEAVE", "auto",
+     "When a rank started through PMIx leaves it: start (right after "
+     "start-up: under srun a rank's death then ends no step, but MPI can "
+     "no longer start after rh_init), end (in rh_finalize) or auto (start "
+     "under Slurm, end elsewhere)",
+     RH_OFF(pmix_leave), &rh_type_enum, rh_pmix_leave_names, 0, 0},
     {"RNDV_THRESH", "64K",
      "Messages with a payload of this size or more go zero copy "
      "(rendezvous); smaller ones are sent eagerly",

@@ -62,7 +62,15 @@ typedef struct rh_config {
     uint64_t coalesce;         /* 1: queued small sends go as batches */
     uint64_t lineage_max_bytes;/* task specs kept to rebuild lost objects */
     uint64_t retry_backoff_ms; /* first wait before a task runs again */
+    int      pmix_leave;       /* rh_pmix_leave_t */
 } rh_config_t;
+
+/* When a rank of the pmix bootstrap leaves PMIx (RAYHPC_PMIX_LEAVE). */
+typedef enum rh_pmix_leave {
+    RH_PMIX_LEAVE_AUTO = 0,    /* START under Slurm, END elsewhere */
+    RH_PMIX_LEAVE_START,       /* right after the start-up exchange */
+    RH_PMIX_LEAVE_END          /* in rh_finalize */
+} rh_pmix_leave_t;
 
 typedef struct rh_config_field rh_config_field_t;
 

@@ -722,8 +722,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         status = rh_error_set(RH_ERR_NO_MEMORY, "finalize table");
         goto err;
     }
-    rh_tp_set_one_host(strcmp(rh_core.bs.ops->name, "local") == 0 ||
-                       rh_core.size == 1);
+    /* Every rank on this host (rayhpc-run, or srun/mpirun on one node):
+     * deaths are seen by pid, and UCX's keepalive stays off. */
+    rh_tp_set_one_host(rh_core.size == 1 ||
+                       rh_core.bs.local_size == rh_core.size);
     status = rh_tp_open(&rh_cfg);
     if (status != RH_OK) {
         goto err;

@@ -460,7 +460,10 @@ static void rh_am_sreq_failed_run(rh_tp_op_t *op)
         return;
     }
     if (sreq->status != RH_ERR_PEER_FAILED &&
-        rh_tp_peer_alive((int)sreq->dest) && sreq->attempts < retries) {
+        !rh_tp_peer_recheck((int)sreq->dest)) {
+        sreq->status = RH_ERR_PEER_FAILED;
+    }
+    if (sreq->status != RH_ERR_PEER_FAILED && sreq->attempts < retries) {
         sreq->attempts++;
         rh_am_count(&rh_am.stats.retried);
         rh_am_sreq_issue(sreq);
@@ -752,8 +755,10 @@ static void rh_am_batch_lost(void *arg, uint32_t dest, const void *hdr,
         total = sizeof(w) + w.hdr_len + w.data_len;
         e = &rh_am.table[w.id];
         retries = e->retries_set ? e->retries : RH_AM_RETRIES;
-        if (status != RH_ERR_PEER_FAILED && rh_tp_peer_alive((int)dest) &&
-            retries > 0 && rh_tp_running() &&
+        if (status != RH_ERR_PEER_FAILED && !rh_tp_peer_recheck((int)dest)) {
+            status = RH_ERR_PEER_FAILED;
+        }
+        if (status != RH_ERR_PEER_FAILED && retries > 0 && rh_tp_running() &&
             (sreq = rh_am_sreq_get()) != NULL) {
             memcpy(sreq->hdr, p + off, sizeof(w) + w.hdr_len);
             memcpy(sreq->small, p + off + sizeof(w) + w.hdr_len, w.data_len);

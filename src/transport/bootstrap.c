@@ -77,6 +77,7 @@ static rh_status_t rh_singleton_init(rh_bootstrap_t *bs)
 {
     bs->rank = 0;
     bs->size = 1;
+    bs->local_size = 1;
     return RH_OK;
 }
 

@@ -26,6 +26,9 @@ typedef struct rh_bootstrap_ops {
 struct rh_bootstrap {
     const rh_bootstrap_ops_t *ops;
     int                       rank, size;
+    /* Ranks on this host, known before the exchange (the transport picks
+     * how deaths are found from it); 0 when the backend cannot tell. */
+    int                       local_size;
     void                     *priv;
 };
 

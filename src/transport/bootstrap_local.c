@@ -44,6 +44,7 @@ static rh_status_t rh_local_init(rh_bootstrap_t *bs)
     }
     bs->rank = (int)rank;
     bs->size = (int)size;
+    bs->local_size = (int)size;   /* rayhpc-run forks them all here */
     bs->priv = (void *)(intptr_t)fd;
     return RH_OK;
 }

@@ -23,6 +23,7 @@ static rh_status_t rh_mpi_init(rh_bootstrap_t *bs)
 {
     rh_mpi_t *mp = calloc(1, sizeof(*mp));
     int inited = 0, finalized = 0;
+    MPI_Comm host;
 
     if (mp == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "MPI state");
@@ -52,6 +53,11 @@ static rh_status_t rh_mpi_init(rh_bootstrap_t *bs)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &bs->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &bs->size);
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0,
+                            MPI_INFO_NULL, &host) == MPI_SUCCESS) {
+        MPI_Comm_size(host, &bs->local_size);
+        MPI_Comm_free(&host);
+    }
     bs->priv = mp;
     return RH_OK;
 }

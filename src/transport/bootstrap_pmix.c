@@ -2,11 +2,21 @@
  * The `pmix` backend: under `srun --mpi=pmix` and Open MPI's mpirun. Each
  * rank puts its blob under one key, a collecting fence spreads them, and
  * every rank reads the others' (served locally after the fence).
+ *
+ * Under Slurm the rank leaves PMIx right after the exchange
+ * (RAYHPC_PMIX_LEAVE): a client that dies while connected makes the PMIx
+ * server report a lost connection, and Slurm's PMIx plugin answers any
+ * such event by killing the whole step, even under `srun --no-kill
+ * --kill-on-bad-exit=0` (one soak run in three lost its step so). A client
+ * that finalized may die quietly, and nothing of ours uses PMIx after the
+ * exchange; but PMIx 4.2 cannot serve MPI_Init after a finalize in the same
+ * process, so a program that starts MPI after rh_init must stay (end).
  */
 #include <pmix.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/config.h"
 #include "base/status.h"
 #include "transport/bootstrap.h"
 
@@ -14,7 +24,29 @@
 
 typedef struct rh_pmix {
     pmix_proc_t self;
+    int         finalized;
 } rh_pmix_t;
+
+static void rh_pmix_leave(rh_pmix_t *pm)
+{
+    if (!pm->finalized) {
+        pm->finalized = 1;
+        PMIx_Finalize(NULL, 0);
+    }
+}
+
+/* Slurm names its PMIx namespaces slurm.pmix.JOB.STEP. */
+static int rh_pmix_leaves_at_start(const rh_pmix_t *pm)
+{
+    switch (rh_cfg.pmix_leave) {
+    case RH_PMIX_LEAVE_START:
+        return 1;
+    case RH_PMIX_LEAVE_END:
+        return 0;
+    default:
+        return strncmp(pm->self.nspace, "slurm.pmix.", 11) == 0;
+    }
+}
 
 static rh_status_t rh_pmix_error(pmix_status_t rc, const char *what)
 {
@@ -49,6 +81,16 @@ static rh_status_t rh_pmix_init(rh_bootstrap_t *bs)
     bs->rank = (int)pm->self.rank;
     bs->priv = pm;
     PMIX_VALUE_RELEASE(val);
+    /* Slurm's PMIx plugin and Open MPI both give it; without it the job
+     * is taken to span hosts. */
+    val = NULL;
+    if (PMIx_Get(&wild, PMIX_LOCAL_SIZE, NULL, 0, &val) == PMIX_SUCCESS &&
+        val->type == PMIX_UINT32) {
+        bs->local_size = (int)val->data.uint32;
+    }
+    if (val != NULL) {
+        PMIX_VALUE_RELEASE(val);
+    }
     return RH_OK;
 }
 
@@ -119,20 +161,28 @@ out:
         }
     }
     free(vals);
+    if (status == RH_OK && rh_pmix_leaves_at_start(pm)) {
+        rh_pmix_leave(pm);
+    }
     return status;
 }
 
 static void rh_pmix_finalize(rh_bootstrap_t *bs)
 {
-    PMIx_Finalize(NULL, 0);
+    rh_pmix_leave(bs->priv);
     free(bs->priv);
     bs->priv = NULL;
 }
 
+/* Once the rank left PMIx the launcher is no longer ours to ask: the rank
+ * only ends, and the others see it die. */
 static void rh_pmix_abort(rh_bootstrap_t *bs, int code, const char *msg)
 {
-    (void)bs;
-    PMIx_Abort(code, msg, NULL, 0);
+    rh_pmix_t *pm = bs->priv;
+
+    if (pm != NULL && !pm->finalized) {
+        PMIx_Abort(code, msg, NULL, 0);
+    }
     _Exit(code ? code : 1);
 }
 

@@ -338,7 +338,10 @@ rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep)
         *ep = peer->ep;
         return RH_OK;
     }
-    if (!atomic_load_explicit(&peer->alive, memory_order_relaxed)) {
+    /* A shared-memory endpoint to a process that is gone fails to connect
+     * its lanes yet is created, and UCX 1.13's keepalive then crashes on
+     * it: a rank of this host is looked at first. */
+    if (!rh_tp_peer_recheck(rank)) {
         return rh_error_set(RH_ERR_PEER_FAILED, "rank %d is dead", rank);
     }
     if (rh_unlikely(rh_tp.closed)) {
@@ -486,14 +489,19 @@ void rh_tp_set_quiet_failures(void)
     rh_tp.quiet_failures = 1;
 }
 
-/* Whether a process on this kernel is gone (or a zombie, which is gone for
- * us even before its parent reaps it). */
+#define RH_PF_EXITING 0x4u   /* the kernel's task flag: in do_exit */
+
+/* Whether a process on this kernel is gone, a zombie, or on its way out
+ * (its main thread in exit: a SIGKILLed rank releases its memory and
+ * descriptors before it becomes a zombie, and a shared-memory send to it
+ * fails meanwhile as a plain transport error). */
 static int rh_tp_pid_dead(pid_t pid)
 {
     char path[64], buf[256];
     ssize_t n;
     int fd;
     char *paren;
+    unsigned flags = 0;
 
     if (kill(pid, 0) != 0 && errno == ESRCH) {
         return 1;
@@ -510,7 +518,33 @@ static int rh_tp_pid_dead(pid_t pid)
     }
     buf[n] = '\0';
     paren = strrchr(buf, ')');
-    return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
+    if (paren == NULL) {
+        return 0;
+    }
+    if (paren[2] == 'Z' || paren[2] == 'X') {
+        return 1;
+    }
+    /* ") S ppid pgrp session tty_nr tpgid flags" */
+    return sscanf(paren + 2, "%*c %*d %*d %*d %*d %*d %u", &flags) == 1 &&
+           (flags & RH_PF_EXITING);
+}
+
+int rh_tp_peer_recheck(int rank)
+{
+    rh_peer_t *peer;
+
+    if (rank < 0 || rank >= rh_tp.size || rank == rh_tp.rank) {
+        return rank == rh_tp.rank;
+    }
+    peer = &rh_tp.peers[rank];
+    if (!atomic_load_explicit(&peer->alive, memory_order_relaxed)) {
+        return 0;
+    }
+    if (peer->same_host && rh_tp_pid_dead(peer->pid)) {
+        rh_tp_peer_failed(rank, "its process is gone");
+        return 0;
+    }
+    return 1;
 }
 
 void rh_tp_set_tick(void (*fn)(uint64_t now), uint64_t period_ns)

@@ -36,8 +36,8 @@ struct rh_tp_op {
 typedef void (*rh_tp_failure_fn)(void *arg, int rank);
 
 /* Says, before rh_tp_open, that every rank of the job runs on this host
- * (the local launcher): their deaths are seen by pid, so UCX's keepalive
- * is left off. */
+ * (rayhpc-run, or srun or mpirun within one node): their deaths are seen
+ * by pid, so UCX's keepalive is left off. */
 void rh_tp_set_one_host(int one_host);
 
 /* Creates the UCX context and worker (before the bootstrap exchange). */
@@ -122,6 +122,12 @@ int rh_tp_peer_alive(int rank);
  * sends to it fail at once; the progress loop then closes its endpoint,
  * which fails its queued traffic, and tells the listeners. Idempotent. */
 void rh_tp_peer_failed(int rank, const char *why);
+
+/* Whether rank still lives, after a send to it failed (progress thread
+ * only): a rank on this host whose process is gone is marked dead now,
+ * not at the next periodic check, so the send is not tried again and
+ * fails as a death. */
+int rh_tp_peer_recheck(int rank);
 
 /* Stops reporting peer deaths as errors: the job is ending. */
 void rh_tp_set_quiet_failures(void);

@@ -22,6 +22,11 @@
  *               retry_exceptions it is retried elsewhere, without it fails;
  *               one run here that fails twice, then succeeds: retried
  *               within max_retries ("FT EXCEPTIONS OK")
+ *   driver      the map-reduce's maps and reduces are submitted, then the
+ *               driver SIGKILLs itself after its first reduce's value
+ *               ("FT DRIVER DIES"): the others must end by themselves,
+ *               their rh_finalize returning RH_ERR_PEER_FAILED (a launcher
+ *               that keeps the job going, such as srun, stops nobody)
  * In mapreduce and recursion, victim j of FT_VICTIMS (default "3,6") is
  * killed by task FT_KILL_AT + 7 j (default 9; see maybe_kill), in the
  * middle of the graph (tests/soak.sh draws them at random).
@@ -283,13 +288,13 @@ static void wait_dead(void)
     }
 }
 
-static void mapreduce(void)
+enum { MAPS = 64, PER = 8 };
+
+/* The 64 maps and 8 reduces; returns the sum the reduces must give. */
+static int64_t submit_mapreduce(rh_ref_t *maps, rh_ref_t *reds)
 {
-    enum { MAPS = 64, PER = 8 };
-    rh_ref_t maps[MAPS], reds[MAPS / PER];
     rh_task_params_t p;
-    int64_t expect = 0, total = 0, v;
-    rh_status_t st;
+    int64_t expect = 0;
 
     for (int64_t i = 0; i < MAPS; i++) {
         rh_arg_t a = rh_arg_bytes(&i, sizeof(i));
@@ -309,6 +314,15 @@ static void mapreduce(void)
         p = spread(j + 1);
         CHECK(rh_remote("ft_sum", a, PER + 1, &p, &reds[j]));
     }
+    return expect;
+}
+
+static void mapreduce(void)
+{
+    rh_ref_t maps[MAPS], reds[MAPS / PER];
+    int64_t expect = submit_mapreduce(maps, reds), total = 0, v;
+    rh_status_t st;
+
     for (int j = 0; j < MAPS / PER; j++) {
         if ((st = get_value(reds[j], &v)) != RH_OK) {
             fail("a reduce", st);
@@ -332,6 +346,23 @@ static void mapreduce(void)
         exit(1);
     }
     printf("FT MAPREDUCE OK sum %lld\n", (long long)total);
+}
+
+/* The driver dies with its graph half done and its objects spread over
+ * every node; no other rank is a victim here. */
+static void driver_dies(void)
+{
+    rh_ref_t maps[MAPS], reds[MAPS / PER];
+    int64_t v;
+    rh_status_t st;
+
+    (void)submit_mapreduce(maps, reds);
+    if ((st = get_value(reds[0], &v)) != RH_OK) {
+        fail("the first reduce", st);
+    }
+    printf("FT DRIVER DIES after a reduce of %lld\n", (long long)v);
+    fflush(stdout);
+    raise(SIGKILL);
 }
 
 static void recursion(void)
@@ -507,6 +538,9 @@ int main(int argc, char **argv)
     int me;
 
     parse_victims();
+    if (strcmp(mode, "driver") == 0) {
+        nvictims = 0;
+    }
     CHECK(rh_am_register(FT_DIE, 0, 0, on_die, NULL));
     CHECK(rh_register("ft_map", ft_map, 1, 1));
     CHECK(rh_register("ft_sum", ft_sum, -1, 1));
@@ -537,6 +571,8 @@ int main(int argc, char **argv)
             owner_died();
         } else if (strcmp(mode, "exceptions") == 0) {
             exceptions();
+        } else if (strcmp(mode, "driver") == 0) {
+            driver_dies();
         } else {
             fprintf(stderr, "ft_kill: unknown mode %s\n", mode);
             return 2;

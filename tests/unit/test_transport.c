@@ -1,16 +1,20 @@
 /* The transport's peer table: a peer's failure reaches the listeners from
  * the progress loop, never from inside the call that found it (UCX's
  * endpoint error callback, where a listener must not close endpoints or
- * send), and the endpoints close at the end with nothing left queued; the
- * worker's token: one thread at a time, and a waiter that drives. */
+ * send), and the endpoints close at the end with nothing left queued; a
+ * failed send's recheck of a rank of this host; the worker's token: one
+ * thread at a time, and a waiter that drives. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/completion.h"
 #include "base/config.h"
+#include "transport/tp_internal.h"
 #include "transport/transport.h"
 
 static _Atomic int told, told_rank, told_on_progress;
@@ -37,9 +41,10 @@ static void fail_rank_1(rh_tp_op_t *op)
     rh_completion_signal(&failed, RH_OK);
 }
 
-/* Two ranks that are both this process: rank 1 is never reached, only
- * declared dead. */
-static void start_two_ranks(void)
+/* Two ranks whose endpoints are both this process's worker; rank 1's
+ * liveness is that of pid1 when it is on this host. The periodic pid check
+ * is left for an hour: only what the test calls looks. */
+static void start_ranks(pid_t pid1, int same_host)
 {
     rh_config_t cfg;
     rh_tp_peer_info_t peers[2];
@@ -47,16 +52,23 @@ static void start_two_ranks(void)
     size_t len;
 
     rh_config_defaults(&cfg);
+    cfg.peer_check_ms = 3600 * 1000;
     cr_assert_eq(rh_tp_open(&cfg), RH_OK);
     cr_assert_eq(rh_tp_on_peer_failure(listener, NULL), RH_OK);
     rh_tp_local_address(&addr, &len);
     for (int r = 0; r < 2; r++) {
         peers[r].ucx_addr = addr;
         peers[r].ucx_addr_len = len;
-        peers[r].pid = getpid();
-        peers[r].same_host = 0;
+        peers[r].pid = r == 1 ? pid1 : getpid();
+        peers[r].same_host = r == 1 ? same_host : 1;
     }
     cr_assert_eq(rh_tp_start(0, 2, peers), RH_OK);
+}
+
+/* Rank 1 is never reached, only declared dead. */
+static void start_two_ranks(void)
+{
+    start_ranks(getpid(), 0);
 }
 
 Test(transport, peer_failure_listeners_run_later_from_the_progress_loop)
@@ -79,6 +91,92 @@ Test(transport, peer_failure_listeners_run_later_from_the_progress_loop)
     rh_tp_close_endpoints();
     rh_tp_close();
     cr_expect_eq(atomic_load(&told), 1, "a peer's failure is told once");
+}
+
+/* ---- a failed send looks at a rank of this host at once ----------------- */
+
+static _Atomic int recheck_alive, ep_status;
+
+static void recheck_rank_1(rh_tp_op_t *op)
+{
+    ucp_ep_h ep;
+
+    (void)op;
+    atomic_store(&recheck_alive, rh_tp_peer_recheck(1));
+    atomic_store(&ep_status, (int)rh_tp_ep(1, &ep));
+    rh_completion_signal(&failed, RH_OK);
+}
+
+static void recheck(void)
+{
+    rh_tp_op_t op = { .run = recheck_rank_1 };
+
+    rh_completion_init(&failed);
+    rh_tp_post(&op);
+    cr_assert_eq(rh_completion_wait(&failed, 10000), RH_OK);
+}
+
+/* A child that ended and was not reaped yet (a zombie) is gone: the
+ * recheck marks rank 1 dead without waiting for the periodic pid check,
+ * no endpoint is made to it, and the listeners hear of it. */
+Test(transport, recheck_finds_a_rank_of_this_host_whose_process_is_gone)
+{
+    pid_t child = fork();
+
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        _exit(0);
+    }
+    /* Until it is a zombie: kill(0) still works on one. */
+    for (int i = 0; i < 10000; i++) {
+        char path[64], buf[256] = "";
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)child);
+        f = fopen(path, "r");
+        cr_assert_not_null(f);
+        cr_assert_not_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        if (strstr(buf, ") Z ") != NULL) {
+            break;
+        }
+        usleep(1000);
+    }
+    rh_completion_init(&listened);
+    start_ranks(child, 1);
+    cr_expect_eq(rh_tp_peer_alive(1), 1, "the periodic check ran");
+    recheck();
+    cr_expect_eq(atomic_load(&recheck_alive), 0);
+    cr_expect_eq(atomic_load(&ep_status), RH_ERR_PEER_FAILED);
+    cr_expect_eq(rh_tp_peer_alive(1), 0);
+    cr_assert_eq(rh_completion_wait(&listened, 10000), RH_OK,
+                 "the listener was never told");
+    cr_expect_eq(atomic_load(&told_rank), 1);
+    rh_tp_close_endpoints();
+    rh_tp_close();
+    (void)waitpid(child, NULL, 0);
+}
+
+/* A live process of this host stays alive and gets its endpoint. */
+Test(transport, recheck_keeps_a_live_rank_and_one_of_another_host)
+{
+    start_ranks(getpid(), 1);
+    recheck();
+    cr_expect_eq(atomic_load(&recheck_alive), 1);
+    cr_expect_eq(atomic_load(&ep_status), RH_OK);
+    rh_tp_close_endpoints();
+    rh_tp_close();
+}
+
+/* A rank of another host has no pid to look at: left to the network. */
+Test(transport, recheck_leaves_a_rank_of_another_host_to_the_network)
+{
+    start_ranks(999999999, 0);   /* no such pid here: not looked at */
+    recheck();
+    cr_expect_eq(atomic_load(&recheck_alive), 1);
+    cr_expect_eq(rh_tp_peer_alive(1), 1);
+    rh_tp_close_endpoints();
+    rh_tp_close();
 }
 
 /* ---- the worker's token ------------------------------------------------- */
