@@ -1207,6 +1207,7 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
 void rh_actor_call_send(rh_task_t *t)
 {
     const char *dep = rh_task_dep_error(t);
+    rh_actor_client_t *c;
 
     if (dep != NULL) {
         if (t->call_kept != NULL && rh_actor_call_skipped(t)) {
@@ -1218,6 +1219,22 @@ void rh_actor_call_send(rh_task_t *t)
         }
         rh_task_fail_free(t, t->fail_status ? t->fail_status :
                           RH_ERR_TASK_FAILED, dep);
+        return;
+    }
+    c = rh_client_get(t->actor, 0);
+    if (c != NULL && t->call_kept == NULL &&
+        atomic_load_explicit(&c->state, memory_order_acquire) == RH_CL_DEAD) {
+        char why[sizeof(c->why)];
+
+        /* (A kept call ends through its caller's kept list instead.)
+         * Killed or dead for good while its arguments were on their way:
+         * it fails here, as a call made now would. Sent, it could reach
+         * the actor's rank before the kill did and run. Its number is not
+         * skipped: the calls behind it end with the actor. */
+        pthread_mutex_lock(&c->lock);
+        snprintf(why, sizeof(why), "%s", c->why);
+        pthread_mutex_unlock(&c->lock);
+        rh_task_fail_free(t, RH_ERR_ACTOR_DEAD, why);
         return;
     }
     rh_forward_send(t);
