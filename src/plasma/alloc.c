@@ -664,6 +664,58 @@ static rh_status_t rh_bins_check(const rh_store_t *s, uint64_t nfree)
     return RH_OK;
 }
 
+/* After a process died holding the store lock, possibly in the middle of
+ * a split, a merge or a free-list update: the heap is walked by the
+ * blocks' sizes (which every step writes before it unlinks anything), the
+ * back links are set again, free neighbours merged, and the free lists and
+ * the free byte count rebuilt from what the walk found. A block left off
+ * its list would otherwise stay lost, and with it, when it was the heap's
+ * big free block, every later create on the node. */
+rh_status_t rh_alloc_repair(rh_store_t *s)
+{
+    rh_store_hdr_t *h = s->hdr;
+    uint64_t off = h->heap_off, prev = 0, last_free = 0, free_bytes = 0;
+
+    while (off < rh_heap_end(s)) {
+        rh_block_t *b = rh_block_at(s, off);
+
+        if (b->magic != RH_BLOCK_MAGIC || b->size < RH_BLOCK_MIN ||
+            b->size % RH_BLOCK_UNIT != 0 ||
+            b->size > rh_heap_end(s) - off) {
+            return rh_error_set(RH_ERR_MALFORMED, "heap block at %llu is "
+                                "damaged beyond repair",
+                                (unsigned long long)off);
+        }
+        b->prev_size = prev;
+        if ((b->flags & RH_BLOCK_FREE) && last_free != 0) {
+            rh_block_t *p = rh_block_at(s, last_free);
+
+            p->size += b->size;   /* free neighbours: one block */
+            b->magic = 0;
+            off = last_free + p->size;
+            prev = p->size;
+            continue;
+        }
+        last_free = (b->flags & RH_BLOCK_FREE) ? off : 0;
+        prev = b->size;
+        off += b->size;
+    }
+    h->bin_map = 0;
+    memset(h->bins, 0, sizeof(h->bins));
+    for (off = h->heap_off; off < rh_heap_end(s);
+         off += rh_block_at(s, off)->size) {
+        rh_block_t *b = rh_block_at(s, off);
+
+        if (b->flags & RH_BLOCK_FREE) {
+            b->flags = RH_BLOCK_FREE;
+            rh_bin_insert(s, off);
+            free_bytes += b->size;
+        }
+    }
+    h->heap_free = free_bytes;
+    return RH_OK;
+}
+
 rh_status_t rh_alloc_check(const rh_store_t *s, uint64_t *slab_objects)
 {
     uint64_t nfree = 0, slabs = 0, counted = 0;

@@ -45,8 +45,16 @@ rh_status_t rh_store_lock(rh_store_t *s)
         rh_warn("store %s: a process died holding the store lock; "
                 "recovering", s->name);
         if (rh_store_check_locked(s) != RH_OK) {
-            rh_error("store %s may be damaged: %s", s->name,
-                     rh_last_error());
+            char why[256];
+
+            snprintf(why, sizeof(why), "%s", rh_last_error());
+            if (rh_alloc_repair(s) == RH_OK &&
+                rh_store_check_locked(s) == RH_OK) {
+                rh_warn("store %s: repaired (%s)", s->name, why);
+            } else {
+                rh_error("store %s may be damaged: %s", s->name,
+                         rh_last_error());
+            }
         }
         return RH_OK;
     }

@@ -423,6 +423,8 @@ int64_t rh_alloc_slab_used(const rh_store_t *s, uint64_t off);
 /* Walks blocks, bins and slabs; the number of slab slots taken goes to
  * *slab_objects. */
 rh_status_t rh_alloc_check(const rh_store_t *s, uint64_t *slab_objects);
+/* Rebuilds the heap's links and free lists after a death under the lock. */
+rh_status_t rh_alloc_repair(rh_store_t *s);
 
 /* ---- table.c: the object table ------------------------------------------ */
 
