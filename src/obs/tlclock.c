@@ -32,7 +32,8 @@ static int rh_tlc_tsc_invariant(void)
 #if defined(__x86_64__)
     unsigned a, b, c, d;
 
-    if (__get_cpuid_max(0x80000000u, NULL) < 0x80000007u) {
+    /* gcc returns unsigned, clang int: compare as unsigned */
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) < 0x80000007u) {
         return 0;
     }
     __cpuid(0x80000007u, a, b, c, d);
