@@ -92,7 +92,9 @@ Test(am_deliver, runs_the_handler_on_the_progress_thread_with_the_message)
     cr_expect_arr_eq(seen.hdr, "abcd", 4);
     cr_expect_eq(seen.data_len, sizeof(data));
     cr_expect_str_eq(seen.data, "payload");
-    cr_expect_eq(atomic_load(&rh_am_stats()->received), before + 1);
+    /* At least ours: the rank's own GCS records (node table, load at
+     * heartbeat rate) reach it through the transport meanwhile too. */
+    cr_expect_geq(atomic_load(&rh_am_stats()->received), before + 1);
 }
 
 Test(am_deliver, checks_the_wire_header_before_the_handler)
