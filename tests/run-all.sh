@@ -370,7 +370,7 @@ if want tsan; then
         RAYHPC_STORE_SIZE=32M tsan_run "spilling: a task graph larger than the store, 2 ranks of a node" 0 "SPILL GRAPH OK" 1 -n 2 ./tests/multi/spill graph
         RAYHPC_STORE_SIZE=32M RAYHPC_PUT_TIMEOUT_MS=2000 tsan_run "spilling: a put waits for a reader thread" 0 "SPILL WAIT OK" 1 -n 1 ./tests/multi/spill wait
         RAYHPC_STORE_SIZE=32M tsan_run "spilling: evicted copies pulled again on 4 nodes" 0 "SPILL NODES OK" 1 -n 4 --nodes 4 ./tests/multi/spill nodes
-        RAYHPC_STORE_SIZE=32M SPILL_FRAG_MAX=0.25 tsan_run "spilling: 4x the store put while the leader's thread spills, read back" 0 "SPILL WORKSET OK" 1 -n 1 ./tests/multi/spill workset
+        RAYHPC_STORE_SIZE=32M tsan_run "spilling: 4x the store put while the leader's thread spills, read back" 0 "SPILL WORKSET OK" 1 -n 1 ./tests/multi/spill workset
         tsan_run "actors: ordered calls, kill, max_concurrency, destructors" 0 "ACTORS LOCAL OK" 1 -n 1 ./tests/multi/actors_core local
         tsan_run "actors on other nodes: order, handles, names, kill" 0 "ACTORS REMOTE OK" 1 -n 3 --nodes 3 ./tests/multi/actors_core remote
         tsan_run "actors: 4 callers on 2 nodes each in order" 0 "ACTORS CALLERS OK" 1 -n 4 --nodes 2 ./tests/multi/actors_core callers
