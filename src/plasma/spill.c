@@ -625,7 +625,8 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
                     size == 0 && below != 0 && h->used > below ?
                     h->heap_size - below : 0;
 
-    if (need != 0 &&
+    /* v is NULL when nothing can go: no pointer arithmetic on it */
+    if (need != 0 && n > first &&
         (win = rh_spill_window(s, v + first, n - first, need)) > 0) {
         /* exactly the stretch's objects; they come first */
         n = first + win;
