@@ -488,9 +488,12 @@ static int rh_block_spillable(rh_store_t *s, uint64_t off,
  * made only of free blocks and of blocks that spilling victims frees whole
  * (large objects, slabs of victims only), that holds them for the fewest
  * bytes spilled plus free bytes left outside it (those stay apart from the
- * room freed: fragmentation). Its victims move to the front of v[0..n); how many (0: no
- * such stretch, as when readers pin something in every one). Spilling by
- * LRU alone scatters holes over the heap: it fragments. */
+ * room freed: fragmentation). Every stretch of `need` bytes or more counts,
+ * also one that begins or ends with a free block it could do without:
+ * the room freed merges with that block, which must not count as left
+ * outside. Its victims move to the front of v[0..n); how many (0: no such
+ * stretch, as when readers pin something in every one). Spilling by LRU
+ * alone scatters holes over the heap: it fragments. */
 static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
                               uint64_t need)
 {
@@ -499,10 +502,10 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
     rh_heap_run_t *run = NULL;
     uint64_t free_off[RH_SPILL_HELD];
     size_t nrun = 0, cap = 0, left = 0, best_lo = 0, best_hi = 0, k = 0;
-    size_t nfree = 0;
+    size_t nfree = 0, best_left = 0, best_end = 0;
     uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX, fin = 0;
     uint64_t heap_free = s->hdr->heap_free;
-    int is_free, found = 0;
+    int is_free;
 
     if (by_alloc == NULL) {
         return 0;
@@ -522,7 +525,7 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
             hi++;
         }
         if (!is_free && !rh_block_spillable(s, off, by_alloc, lo, hi)) {
-            nrun = left = 0;   /* pinned, being written: the stretch ends */
+            left = nrun;   /* pinned, being written: the stretch ends */
             sum = cost = fin = 0;
             continue;
         }
@@ -545,31 +548,34 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
         fin += is_free ? bsize : 0;
         cost += run[nrun].cost;
         nrun++;
-        while (left < nrun && sum - run[left].size >= need) {
+        /* each stretch ending here that is long enough, longest first */
+        while (sum >= need) {
+            if (cost + (heap_free - fin) < best) {
+                best = cost + (heap_free - fin);
+                best_left = left;
+                best_end = nrun;
+            }
+            if (left + 1 == nrun || sum - run[left].size < need) {
+                break;
+            }
             sum -= run[left].size;
             fin -= run[left].cost == 0 && run[left].off != 0 ?
                    run[left].size : 0;
             cost -= run[left].cost;
             left++;
         }
-        if (sum >= need && cost + (heap_free - fin) < best) {
-            /* the victims of run[left..nrun) lie in by_alloc[lo..hi) */
-            best = cost + (heap_free - fin);
-            found = 1;
-            best_lo = SIZE_MAX;
-            best_hi = 0;
-            nfree = 0;
-            for (size_t i = left; i < nrun; i++) {
-                if (run[i].hi > run[i].lo) {
-                    best_lo = run[i].lo < best_lo ? run[i].lo : best_lo;
-                    best_hi = run[i].hi;
-                } else if (run[i].off != 0 && nfree < RH_SPILL_HELD) {
-                    free_off[nfree++] = run[i].off;
-                }
-            }
+    }
+    /* the victims of run[best_left..best_end) lie in by_alloc[lo..hi) */
+    best_lo = SIZE_MAX;
+    for (size_t i = best_left; i < best_end; i++) {
+        if (run[i].hi > run[i].lo) {
+            best_lo = run[i].lo < best_lo ? run[i].lo : best_lo;
+            best_hi = run[i].hi;
+        } else if (run[i].off != 0 && nfree < RH_SPILL_HELD) {
+            free_off[nfree++] = run[i].off;
         }
     }
-    if (found && best_hi > 0) {
+    if (best_hi > 0) {
         for (size_t i = best_lo; i < best_hi; i++) {
             by_alloc[i]->pick = 1;
         }
