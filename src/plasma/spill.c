@@ -180,6 +180,11 @@ rh_status_t rh_store_reap_spill(const char *dir, int *removed)
     return RH_OK;
 }
 
+const char *rh_store_spill_dir(const rh_store_t *s)
+{
+    return s->hdr->spill_dir;
+}
+
 rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
 {
     rh_store_hdr_t *h = s->hdr;
