@@ -32,15 +32,17 @@
  * the store, with no copy by a CPU that the node's workers need. The other
  * writers go through the page cache, so the device and the CPUs work at
  * once, and the faster kind takes more of the round's files. A file's
- * record says how it was written; its restore reads it back the same
- * way. Batch files of small objects are written buffered (their objects
- * are not 4 KiB aligned, and a bounce copy would cost what the page cache
- * does). Where the file system refuses O_DIRECT (EINVAL) the process
- * writes buffered from then on. io_uring would save the system calls of a
- * round's few large writes only, which the writer threads already overlap.
+ * record says how it was written. Batch files of small objects are
+ * written buffered (their objects are not 4 KiB aligned, and a bounce copy
+ * would cost what the page cache does). Where the file system refuses
+ * O_DIRECT (EINVAL) the process writes buffered from then on. io_uring
+ * would save the system calls of a round's few large writes only, which
+ * the writer threads already overlap.
  *
  * A restore reads the file without the store lock: creates, gets and spill
- * rounds go on meanwhile.
+ * rounds go on meanwhile. A large object is read with O_DIRECT, several
+ * requests in flight, straight into its new block, unless it was written
+ * buffered and all of it is still in the page cache (spill_read.c).
  */
 #include "plasma/store_internal.h"
 
@@ -1137,8 +1139,6 @@ out:
 
 /* ---- restore -------------------------------------------------------------- */
 
-static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off);
-
 rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
                                   void **buf, size_t *len)
 {
@@ -1170,7 +1170,7 @@ rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
     fd = open(path, O_RDONLY | O_CLOEXEC);
     rh_store_unlock(s);
     b = malloc(size != 0 ? size : 1);
-    if (fd < 0 || b == NULL || rh_read_all(fd, b, size, off) != 0) {
+    if (fd < 0 || b == NULL || rh_spill_pread_all(fd, b, size, off) != 0) {
         status = rh_error_set(b == NULL ? RH_ERR_NO_MEMORY : RH_ERR_MALFORMED,
                               "object %s: cannot read %llu bytes of spill "
                               "file %s", rh_object_id_str(id, ids),
@@ -1185,52 +1185,6 @@ rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
     *buf = b;
     *len = size;
     return RH_OK;
-}
-
-static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t r = pread(fd, p, chunk, (off_t)off);
-
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return -1;
-        }
-        p += r;
-        off += (uint64_t)r;
-        len -= (uint64_t)r;
-    }
-    return 0;
-}
-
-/* Reads a spilled object of size bytes at file_off of fd into dst: with
- * O_DIRECT (the whole 4 KiB blocks, then the tail buffered) where it was
- * written so, buffered otherwise or where refused. 0 or -1. */
-static int rh_spill_read_file(rh_store_t *s, int fd, int direct, void *dst,
-                              uint64_t size, uint64_t file_off)
-{
-    uint64_t whole = direct ? size & ~(uint64_t)(RH_BLOCK_UNIT - 1) : 0;
-    int fl;
-
-    if (whole > 0 && rh_read_all(fd, dst, whole, 0) != 0) {
-        if (errno != EINVAL) {
-            return -1;
-        }
-        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
-        whole = 0;
-    }
-    if (direct && whole < size &&
-        ((fl = fcntl(fd, F_GETFL)) < 0 ||
-         fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)) {
-        return -1;
-    }
-    return rh_read_all(fd, (uint8_t *)dst + whole, size - whole,
-                       file_off + whole);
 }
 
 /* One try at reading id back: under the lock, memory for it and its file
@@ -1248,7 +1202,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     rh_store_entry_t *e;
     uint16_t klass;
     unsigned rec;
-    int fd, direct, rd, err;
+    int fd, may_direct, written_direct, rd, err;
     rh_status_t status = rh_store_lock(s);
 
     if (status != RH_OK) {
@@ -1277,21 +1231,19 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     rh_spill_file_path(s, e->alloc, path, sizeof(path));
     /* once open, the file's removal (a delete) no longer matters */
     rec = e->flags & RH_ENTRY_REC_MASK;
-    direct = rec < RH_SPILL_RECS && rh_spill_recs(s)[rec].direct &&
-             size >= RH_SPILL_ALONE && file_off == 0 &&
-             offset % RH_BLOCK_UNIT == 0 && !s->hdr->spill_buffered &&
-             !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
-    fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
-    if (fd < 0 && direct && errno == EINVAL) {
-        direct = 0;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    }
+    written_direct = rec < RH_SPILL_RECS && rh_spill_recs(s)[rec].direct;
+    may_direct = size >= RH_SPILL_ALONE && file_off == 0 &&
+                 !s->hdr->spill_buffered;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     err = fd < 0 ? errno : 0;
     rh_store_unlock(s);
 
-    rd = fd >= 0 ? rh_spill_read_file(s, fd, direct, rh_store_at(s, offset),
-                                      size, file_off) : -1;
+    rd = -1;
     if (fd >= 0) {
+        rd = rh_spill_read(&s->reader, &s->no_direct, fd,
+                           rh_store_at(s, offset), size, file_off,
+                           may_direct, written_direct);
+        err = rd != 0 ? errno : 0;
         close(fd);
     }
 
@@ -1310,8 +1262,8 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
             return rh_error_set(RH_ERR_MALFORMED, "object %s: cannot read "
                                 "it back from spill file %s: %s",
                                 rh_object_id_str(id, buf), path,
-                                fd < 0 ? strerror(err) :
-                                "it is shorter than recorded");
+                                err == EIO ? "it is shorter than recorded"
+                                           : strerror(err));
         }
         return RH_OK;   /* deleted, or read back elsewhere: get looks again */
     }
