@@ -68,6 +68,12 @@
 #define RH_SPILL_BATCH    (16ull << 20)  /* a batch file holds this much */
 #define RH_SPILL_ROUND    (256ull << 20) /* bytes one round writes at most */
 #define RH_SPILL_WRITERS  4              /* files written at once */
+#define RH_SPILL_APART    20             /* heap / this: free room a round
+                                          * past the threshold may leave
+                                          * apart from the room it frees */
+#define RH_SPILL_RETRY    32             /* heap / this: used grows so much
+                                          * before the spiller, which chose
+                                          * to wait, asks again at a kick */
 #define RH_SPILL_OWNER    "owner"
 #define RH_SPILL_SUFFIX   ".spill"
 
@@ -499,10 +505,11 @@ static int rh_block_spillable(rh_store_t *s, uint64_t off,
  * also one that begins or ends with a free block it could do without:
  * the room freed merges with that block, which must not count as left
  * outside. Its victims move to the front of v[0..n); how many (0: no such
- * stretch, as when readers pin something in every one). Spilling by LRU
- * alone scatters holes over the heap: it fragments. */
+ * stretch, as when readers pin something in every one, or the best leaves
+ * more than max_apart free bytes outside it: *apart is set). Spilling by
+ * LRU alone scatters holes over the heap: it fragments. */
 static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
-                              uint64_t need)
+                              uint64_t need, uint64_t max_apart, int *apart)
 {
     rh_spill_victim_t **by_alloc = malloc((n + 1) * sizeof(*by_alloc));
     rh_spill_victim_t *tmp = NULL;
@@ -511,7 +518,7 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
     size_t nrun = 0, cap = 0, left = 0, best_lo = 0, best_hi = 0, k = 0;
     size_t nfree = 0, best_left = 0, best_end = 0;
     uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX, fin = 0;
-    uint64_t heap_free = s->hdr->heap_free;
+    uint64_t heap_free = s->hdr->heap_free, best_cost = 0;
     int is_free;
 
     if (by_alloc == NULL) {
@@ -559,6 +566,7 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
         while (sum >= need) {
             if (cost + (heap_free - fin) < best) {
                 best = cost + (heap_free - fin);
+                best_cost = cost;
                 best_left = left;
                 best_end = nrun;
             }
@@ -571,6 +579,10 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
             cost -= run[left].cost;
             left++;
         }
+    }
+    if (best != UINT64_MAX && best - best_cost > max_apart) {
+        *apart = 1;
+        best_end = best_left;   /* none */
     }
     /* the victims of run[best_left..best_end) lie in by_alloc[lo..hi) */
     best_lo = SIZE_MAX;
@@ -617,11 +629,21 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
 
 /* Under the lock: the primaries this round spills, from v[first], into
  * file records: what must go for the goal (and no more than a round's
- * worth); their count. *why says when none could. */
+ * worth); their count. *why says when none could; *later is set (and none
+ * chosen) when a round past the threshold should rather wait.
+ *
+ * Such a round, which no create waits for, frees no stretch that leaves
+ * more than a twentieth of the heap free apart from it. The free block it
+ * would leave is most often the rest of the stretch the last round freed,
+ * beside the object being written into it, which no round can spill before
+ * it is sealed; at the end of the heap no stretch reaches past it. The
+ * creates go on into the free room meanwhile, and one that finds no room
+ * makes it for itself with a stretch fitted to its size, which takes that
+ * rest and the object beside it when that is cheapest. */
 static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
                               size_t first, size_t n, uint64_t size,
                               uint64_t below, uint64_t slack, char *why,
-                              size_t whylen)
+                              size_t whylen, int *later)
 {
     rh_store_hdr_t *h = s->hdr;
     uint64_t want, freed = 0, written = 0, batch = 0, limit = RH_SPILL_ROUND;
@@ -637,13 +659,20 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
     uint64_t need = pieces ? block :
                     size == 0 && below != 0 && h->used > below ?
                     h->heap_size - below : 0;
+    /* a round past the threshold: see above */
+    uint64_t max_apart = size == 0 && below != 0 ?
+                         h->heap_size / RH_SPILL_APART : UINT64_MAX;
 
     /* v is NULL when nothing can go: no pointer arithmetic on it */
     if (need != 0 && n > first &&
-        (win = rh_spill_window(s, v + first, n - first, need)) > 0) {
+        (win = rh_spill_window(s, v + first, n - first, need, max_apart,
+                               later)) > 0) {
         /* exactly the stretch's objects; they come first */
         n = first + win;
         limit = UINT64_MAX;
+    }
+    if (*later) {
+        return 0;
     }
 
     want = below != 0 && h->used > below ? h->used - below : 0;
@@ -1079,7 +1108,7 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
     rh_spill_victim_t *v = NULL;
     size_t n, copies = 0, evicted, k, done = 0;
     rh_status_t status;
-    int met = 0;
+    int met = 0, later = 0;
 
     why[0] = '\0';
     rh_spill_why = RH_STORE_FULL_NONE;
@@ -1116,7 +1145,8 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
                  "RAYHPC_SPILL_DIR)");
         goto out;
     }
-    k = rh_spill_choose(s, v, copies, n, size, below, slack, why, whylen);
+    k = rh_spill_choose(s, v, copies, n, size, below, slack, why, whylen,
+                        &later);
     if (k == 0) {
         rh_spill_unhold(s);
     }
@@ -1127,6 +1157,9 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
 out:
     rh_spill_turn_end(s);
     free(v);
+    if (later && evicted == 0) {
+        return RH_ERR_BUSY;
+    }
     if (evicted + done == 0 && !met) {
         if (why[0] == '\0') {
             rh_spill_why = RH_STORE_FULL_PINNED;
@@ -1348,34 +1381,51 @@ static void rh_spill_futex_wake(_Atomic uint32_t *w)
                   0);
 }
 
-static int rh_spill_over(rh_store_t *s)
+/* The bytes used when past the threshold, else 0. */
+static uint64_t rh_spill_over(rh_store_t *s)
 {
-    int over = 0;
+    uint64_t over = 0;
 
     if (rh_store_lock(s) == RH_OK) {
-        over = s->hdr->used > s->hdr->spill_high;
+        over = s->hdr->used > s->hdr->spill_high ? s->hdr->used : 0;
         rh_store_unlock(s);
     }
     return over;
 }
 
 /* Waits for a kick (or a tenth of a second), then spills the store below
- * its threshold when it passed it: off the creating threads' path. */
+ * its threshold when it passed it: off the creating threads' path. After a
+ * round that chose to wait (rh_spill_choose), a kick asks again only once
+ * the store has grown by a 32nd of the heap (each create past the
+ * threshold kicks, and a round looks at every object); the tenth of a
+ * second asks in any case, by when the object being written is sealed. */
 static void *rh_spiller_main(void *arg)
 {
     rh_store_t *s = arg;
+    uint64_t retry_at = 0, used;
+    int kicked = 0;
     char why[256];
 
     while (!atomic_load_explicit(&s->spiller_stop, memory_order_acquire)) {
         uint32_t kick = atomic_load_explicit(&s->hdr->spill_kick,
                                              memory_order_acquire);
 
-        if (rh_spill_over(s) &&
-            rh_spill_make_room(s, 0, rh_spill_low(s), 0, why,
-                               sizeof(why)) == RH_OK) {
-            continue;   /* more may have come meanwhile */
+        used = rh_spill_over(s);
+        if (used != 0 && (!kicked || used >= retry_at)) {
+            rh_status_t st = rh_spill_make_room(s, 0, rh_spill_low(s), 0,
+                                                why, sizeof(why));
+
+            if (st == RH_OK) {
+                retry_at = 0;
+                continue;   /* more may have come meanwhile */
+            }
+            if (st == RH_ERR_BUSY) {
+                retry_at = used + s->hdr->heap_size / RH_SPILL_RETRY;
+            }
         }
         rh_spill_futex_wait(&s->hdr->spill_kick, kick, 100);
+        kicked = atomic_load_explicit(&s->hdr->spill_kick,
+                                      memory_order_acquire) != kick;
     }
     return NULL;
 }

@@ -490,7 +490,8 @@ void rh_spill_remove_all(rh_store_t *s);
  * `below` is not 0, until used bytes fall under it); the spill files may
  * pass their limit by `slack` bytes. RH_OK when something was freed (or
  * another process spilled meanwhile); RH_ERR_STORE_FULL with why in `why`
- * when nothing could be. */
+ * when nothing could be; RH_ERR_BUSY (no message) when a round to go below
+ * (size 0) chose to wait rather than split the free room (spill.c). */
 rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
                                uint64_t slack, char *why, size_t whylen);
 
