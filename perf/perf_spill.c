@@ -15,13 +15,21 @@
  *                 ours in one round and after it in the next
  *   restore_bw    GiB/s of reading the spilled objects back (each rh_get of
  *                 a spilled object reads its file into the store; the time
- *                 the reads took). restore_bw/read: against plain read(2)
- *                 of those files
+ *                 the reads took). restore_bw/read: against one plain
+ *                 read(2) per 4 MiB file of the reference's files. Both
+ *                 read from the disk: the pages of the spill files and of
+ *                 the reference's are written back and dropped from the
+ *                 page cache first (fdatasync, POSIX_FADV_DONTNEED), as
+ *                 after the memory went to other uses; otherwise the
+ *                 reference reads what its write just left in the cache
+ *                 while spilled objects written with O_DIRECT come from
+ *                 the disk
  *   put_bw_over/spill_bw  how much of the disk's speed a put stream past
  *                 the store's size keeps (target >= 0.5)
  *
  * Each figure is the best of SPILL_ROUNDS rounds.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -80,7 +88,45 @@ typedef struct spill_round {
     double put_fit, put_over, spill, restore, write, read;
 } spill_round_t;
 
-/* Plain write(2) and read(2) of n files of 4 MiB in dir: GiB/s each. */
+/* Writes back and drops from the page cache the pages of path. */
+static int drop_pages(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+    if (fd < 0) {
+        return -1;
+    }
+    rc = fdatasync(fd) != 0 ||
+         posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0 ? -1 : 0;
+    close(fd);
+    return rc;
+}
+
+/* The same for every file of the store's spill directory. */
+static int drop_spill_pages(void)
+{
+    const char *dir = rh_store_spill_dir(rh_core_store());
+    char path[1200];
+    struct dirent *d;
+    DIR *dp = opendir(dir);
+
+    if (dp == NULL) {
+        fprintf(stderr, "rayhpc-perf: spill: %s: %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
+    while ((d = readdir(dp)) != NULL) {
+        if (d->d_name[0] != '.') {
+            snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+            (void)drop_pages(path);   /* gone meanwhile: nothing to drop */
+        }
+    }
+    closedir(dp);
+    return 0;
+}
+
+/* Plain write(2) and read(2) of n files of 4 MiB in dir: GiB/s each. The
+ * reads come from the disk, as restores do (see restore_bw). */
 static int plain_io(const char *dir, const void *buf, void *back, size_t n,
                     double *wbw, double *rbw)
 {
@@ -104,6 +150,14 @@ static int plain_io(const char *dir, const void *buf, void *back, size_t n,
         close(fd);
     }
     tw = perf_now() - t0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/plain-%zu", dir, i);
+        if (drop_pages(path) != 0) {
+            fprintf(stderr, "rayhpc-perf: spill: dropping the pages of %s: "
+                    "%s\n", path, strerror(errno));
+            return -1;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         int fd;
 
@@ -168,6 +222,10 @@ static int spill_once(const char *dir, void *buf, void *back,
     }
     r->spill = (double)(s1.spill_written - s0.spill_written) / GiB /
                ((double)(s1.spill_ns - s0.spill_ns) * 1e-9);
+    if (drop_spill_pages() != 0) {
+        release_all(refs, nover);
+        goto err;
+    }
     for (size_t i = 0; i < nover; i++) {
         const void *p;
         size_t len;

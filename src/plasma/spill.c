@@ -32,15 +32,17 @@
  * the store, with no copy by a CPU that the node's workers need. The other
  * writers go through the page cache, so the device and the CPUs work at
  * once, and the faster kind takes more of the round's files. A file's
- * record says how it was written; its restore reads it back the same
- * way. Batch files of small objects are written buffered (their objects
- * are not 4 KiB aligned, and a bounce copy would cost what the page cache
- * does). Where the file system refuses O_DIRECT (EINVAL) the process
- * writes buffered from then on. io_uring would save the system calls of a
- * round's few large writes only, which the writer threads already overlap.
+ * record says how it was written. Batch files of small objects are
+ * written buffered (their objects are not 4 KiB aligned, and a bounce copy
+ * would cost what the page cache does). Where the file system refuses
+ * O_DIRECT (EINVAL) the process writes buffered from then on. io_uring
+ * would save the system calls of a round's few large writes only, which
+ * the writer threads already overlap.
  *
  * A restore reads the file without the store lock: creates, gets and spill
- * rounds go on meanwhile.
+ * rounds go on meanwhile. A large object is read with O_DIRECT, several
+ * requests in flight, straight into its new block, unless it was written
+ * buffered and all of it is still in the page cache (spill_read.c).
  */
 #include "plasma/store_internal.h"
 
@@ -66,6 +68,12 @@
 #define RH_SPILL_BATCH    (16ull << 20)  /* a batch file holds this much */
 #define RH_SPILL_ROUND    (256ull << 20) /* bytes one round writes at most */
 #define RH_SPILL_WRITERS  4              /* files written at once */
+#define RH_SPILL_APART    20             /* heap / this: free room a round
+                                          * past the threshold may leave
+                                          * apart from the room it frees */
+#define RH_SPILL_RETRY    32             /* heap / this: used grows so much
+                                          * before the spiller, which chose
+                                          * to wait, asks again at a kick */
 #define RH_SPILL_OWNER    "owner"
 #define RH_SPILL_SUFFIX   ".spill"
 
@@ -178,6 +186,11 @@ rh_status_t rh_store_reap_spill(const char *dir, int *removed)
         *removed = n;
     }
     return RH_OK;
+}
+
+const char *rh_store_spill_dir(const rh_store_t *s)
+{
+    return s->hdr->spill_dir;
 }
 
 rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
@@ -488,21 +501,25 @@ static int rh_block_spillable(rh_store_t *s, uint64_t off,
  * made only of free blocks and of blocks that spilling victims frees whole
  * (large objects, slabs of victims only), that holds them for the fewest
  * bytes spilled plus free bytes left outside it (those stay apart from the
- * room freed: fragmentation). Its victims move to the front of v[0..n); how many (0: no
- * such stretch, as when readers pin something in every one). Spilling by
+ * room freed: fragmentation). Every stretch of `need` bytes or more counts,
+ * also one that begins or ends with a free block it could do without:
+ * the room freed merges with that block, which must not count as left
+ * outside. Its victims move to the front of v[0..n); how many (0: no such
+ * stretch, as when readers pin something in every one, or the best leaves
+ * more than max_apart free bytes outside it: *apart is set). Spilling by
  * LRU alone scatters holes over the heap: it fragments. */
 static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
-                              uint64_t need)
+                              uint64_t need, uint64_t max_apart, int *apart)
 {
     rh_spill_victim_t **by_alloc = malloc((n + 1) * sizeof(*by_alloc));
     rh_spill_victim_t *tmp = NULL;
     rh_heap_run_t *run = NULL;
     uint64_t free_off[RH_SPILL_HELD];
     size_t nrun = 0, cap = 0, left = 0, best_lo = 0, best_hi = 0, k = 0;
-    size_t nfree = 0;
+    size_t nfree = 0, best_left = 0, best_end = 0;
     uint64_t off = 0, bsize, sum = 0, cost = 0, best = UINT64_MAX, fin = 0;
-    uint64_t heap_free = s->hdr->heap_free;
-    int is_free, found = 0;
+    uint64_t heap_free = s->hdr->heap_free, best_cost = 0;
+    int is_free;
 
     if (by_alloc == NULL) {
         return 0;
@@ -522,7 +539,7 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
             hi++;
         }
         if (!is_free && !rh_block_spillable(s, off, by_alloc, lo, hi)) {
-            nrun = left = 0;   /* pinned, being written: the stretch ends */
+            left = nrun;   /* pinned, being written: the stretch ends */
             sum = cost = fin = 0;
             continue;
         }
@@ -545,31 +562,39 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
         fin += is_free ? bsize : 0;
         cost += run[nrun].cost;
         nrun++;
-        while (left < nrun && sum - run[left].size >= need) {
+        /* each stretch ending here that is long enough, longest first */
+        while (sum >= need) {
+            if (cost + (heap_free - fin) < best) {
+                best = cost + (heap_free - fin);
+                best_cost = cost;
+                best_left = left;
+                best_end = nrun;
+            }
+            if (left + 1 == nrun || sum - run[left].size < need) {
+                break;
+            }
             sum -= run[left].size;
             fin -= run[left].cost == 0 && run[left].off != 0 ?
                    run[left].size : 0;
             cost -= run[left].cost;
             left++;
         }
-        if (sum >= need && cost + (heap_free - fin) < best) {
-            /* the victims of run[left..nrun) lie in by_alloc[lo..hi) */
-            best = cost + (heap_free - fin);
-            found = 1;
-            best_lo = SIZE_MAX;
-            best_hi = 0;
-            nfree = 0;
-            for (size_t i = left; i < nrun; i++) {
-                if (run[i].hi > run[i].lo) {
-                    best_lo = run[i].lo < best_lo ? run[i].lo : best_lo;
-                    best_hi = run[i].hi;
-                } else if (run[i].off != 0 && nfree < RH_SPILL_HELD) {
-                    free_off[nfree++] = run[i].off;
-                }
-            }
+    }
+    if (best != UINT64_MAX && best - best_cost > max_apart) {
+        *apart = 1;
+        best_end = best_left;   /* none */
+    }
+    /* the victims of run[best_left..best_end) lie in by_alloc[lo..hi) */
+    best_lo = SIZE_MAX;
+    for (size_t i = best_left; i < best_end; i++) {
+        if (run[i].hi > run[i].lo) {
+            best_lo = run[i].lo < best_lo ? run[i].lo : best_lo;
+            best_hi = run[i].hi;
+        } else if (run[i].off != 0 && nfree < RH_SPILL_HELD) {
+            free_off[nfree++] = run[i].off;
         }
     }
-    if (found && best_hi > 0) {
+    if (best_hi > 0) {
         for (size_t i = best_lo; i < best_hi; i++) {
             by_alloc[i]->pick = 1;
         }
@@ -604,11 +629,21 @@ static size_t rh_spill_window(rh_store_t *s, rh_spill_victim_t *v, size_t n,
 
 /* Under the lock: the primaries this round spills, from v[first], into
  * file records: what must go for the goal (and no more than a round's
- * worth); their count. *why says when none could. */
+ * worth); their count. *why says when none could; *later is set (and none
+ * chosen) when a round past the threshold should rather wait.
+ *
+ * Such a round, which no create waits for, frees no stretch that leaves
+ * more than a twentieth of the heap free apart from it. The free block it
+ * would leave is most often the rest of the stretch the last round freed,
+ * beside the object being written into it, which no round can spill before
+ * it is sealed; at the end of the heap no stretch reaches past it. The
+ * creates go on into the free room meanwhile, and one that finds no room
+ * makes it for itself with a stretch fitted to its size, which takes that
+ * rest and the object beside it when that is cheapest. */
 static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
                               size_t first, size_t n, uint64_t size,
                               uint64_t below, uint64_t slack, char *why,
-                              size_t whylen)
+                              size_t whylen, int *later)
 {
     rh_store_hdr_t *h = s->hdr;
     uint64_t want, freed = 0, written = 0, batch = 0, limit = RH_SPILL_ROUND;
@@ -624,13 +659,20 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
     uint64_t need = pieces ? block :
                     size == 0 && below != 0 && h->used > below ?
                     h->heap_size - below : 0;
+    /* a round past the threshold: see above */
+    uint64_t max_apart = size == 0 && below != 0 ?
+                         h->heap_size / RH_SPILL_APART : UINT64_MAX;
 
     /* v is NULL when nothing can go: no pointer arithmetic on it */
     if (need != 0 && n > first &&
-        (win = rh_spill_window(s, v + first, n - first, need)) > 0) {
+        (win = rh_spill_window(s, v + first, n - first, need, max_apart,
+                               later)) > 0) {
         /* exactly the stretch's objects; they come first */
         n = first + win;
         limit = UINT64_MAX;
+    }
+    if (*later) {
+        return 0;
     }
 
     want = below != 0 && h->used > below ? h->used - below : 0;
@@ -1066,7 +1108,7 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
     rh_spill_victim_t *v = NULL;
     size_t n, copies = 0, evicted, k, done = 0;
     rh_status_t status;
-    int met = 0;
+    int met = 0, later = 0;
 
     why[0] = '\0';
     rh_spill_why = RH_STORE_FULL_NONE;
@@ -1103,7 +1145,8 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
                  "RAYHPC_SPILL_DIR)");
         goto out;
     }
-    k = rh_spill_choose(s, v, copies, n, size, below, slack, why, whylen);
+    k = rh_spill_choose(s, v, copies, n, size, below, slack, why, whylen,
+                        &later);
     if (k == 0) {
         rh_spill_unhold(s);
     }
@@ -1114,6 +1157,9 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
 out:
     rh_spill_turn_end(s);
     free(v);
+    if (later && evicted == 0) {
+        return RH_ERR_BUSY;
+    }
     if (evicted + done == 0 && !met) {
         if (why[0] == '\0') {
             rh_spill_why = RH_STORE_FULL_PINNED;
@@ -1125,8 +1171,6 @@ out:
 }
 
 /* ---- restore -------------------------------------------------------------- */
-
-static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off);
 
 rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
                                   void **buf, size_t *len)
@@ -1159,7 +1203,7 @@ rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
     fd = open(path, O_RDONLY | O_CLOEXEC);
     rh_store_unlock(s);
     b = malloc(size != 0 ? size : 1);
-    if (fd < 0 || b == NULL || rh_read_all(fd, b, size, off) != 0) {
+    if (fd < 0 || b == NULL || rh_spill_pread_all(fd, b, size, off) != 0) {
         status = rh_error_set(b == NULL ? RH_ERR_NO_MEMORY : RH_ERR_MALFORMED,
                               "object %s: cannot read %llu bytes of spill "
                               "file %s", rh_object_id_str(id, ids),
@@ -1174,52 +1218,6 @@ rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
     *buf = b;
     *len = size;
     return RH_OK;
-}
-
-static int rh_read_all(int fd, void *buf, uint64_t len, uint64_t off)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t r = pread(fd, p, chunk, (off_t)off);
-
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return -1;
-        }
-        p += r;
-        off += (uint64_t)r;
-        len -= (uint64_t)r;
-    }
-    return 0;
-}
-
-/* Reads a spilled object of size bytes at file_off of fd into dst: with
- * O_DIRECT (the whole 4 KiB blocks, then the tail buffered) where it was
- * written so, buffered otherwise or where refused. 0 or -1. */
-static int rh_spill_read_file(rh_store_t *s, int fd, int direct, void *dst,
-                              uint64_t size, uint64_t file_off)
-{
-    uint64_t whole = direct ? size & ~(uint64_t)(RH_BLOCK_UNIT - 1) : 0;
-    int fl;
-
-    if (whole > 0 && rh_read_all(fd, dst, whole, 0) != 0) {
-        if (errno != EINVAL) {
-            return -1;
-        }
-        atomic_store_explicit(&s->no_direct, 1, memory_order_relaxed);
-        whole = 0;
-    }
-    if (direct && whole < size &&
-        ((fl = fcntl(fd, F_GETFL)) < 0 ||
-         fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)) {
-        return -1;
-    }
-    return rh_read_all(fd, (uint8_t *)dst + whole, size - whole,
-                       file_off + whole);
 }
 
 /* One try at reading id back: under the lock, memory for it and its file
@@ -1237,7 +1235,7 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     rh_store_entry_t *e;
     uint16_t klass;
     unsigned rec;
-    int fd, direct, rd, err;
+    int fd, may_direct, written_direct, rd, err;
     rh_status_t status = rh_store_lock(s);
 
     if (status != RH_OK) {
@@ -1266,21 +1264,19 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     rh_spill_file_path(s, e->alloc, path, sizeof(path));
     /* once open, the file's removal (a delete) no longer matters */
     rec = e->flags & RH_ENTRY_REC_MASK;
-    direct = rec < RH_SPILL_RECS && rh_spill_recs(s)[rec].direct &&
-             size >= RH_SPILL_ALONE && file_off == 0 &&
-             offset % RH_BLOCK_UNIT == 0 && !s->hdr->spill_buffered &&
-             !atomic_load_explicit(&s->no_direct, memory_order_relaxed);
-    fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
-    if (fd < 0 && direct && errno == EINVAL) {
-        direct = 0;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    }
+    written_direct = rec < RH_SPILL_RECS && rh_spill_recs(s)[rec].direct;
+    may_direct = size >= RH_SPILL_ALONE && file_off == 0 &&
+                 !s->hdr->spill_buffered;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     err = fd < 0 ? errno : 0;
     rh_store_unlock(s);
 
-    rd = fd >= 0 ? rh_spill_read_file(s, fd, direct, rh_store_at(s, offset),
-                                      size, file_off) : -1;
+    rd = -1;
     if (fd >= 0) {
+        rd = rh_spill_read(&s->reader, &s->no_direct, fd,
+                           rh_store_at(s, offset), size, file_off,
+                           may_direct, written_direct);
+        err = rd != 0 ? errno : 0;
         close(fd);
     }
 
@@ -1299,8 +1295,8 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
             return rh_error_set(RH_ERR_MALFORMED, "object %s: cannot read "
                                 "it back from spill file %s: %s",
                                 rh_object_id_str(id, buf), path,
-                                fd < 0 ? strerror(err) :
-                                "it is shorter than recorded");
+                                err == EIO ? "it is shorter than recorded"
+                                           : strerror(err));
         }
         return RH_OK;   /* deleted, or read back elsewhere: get looks again */
     }
@@ -1385,34 +1381,51 @@ static void rh_spill_futex_wake(_Atomic uint32_t *w)
                   0);
 }
 
-static int rh_spill_over(rh_store_t *s)
+/* The bytes used when past the threshold, else 0. */
+static uint64_t rh_spill_over(rh_store_t *s)
 {
-    int over = 0;
+    uint64_t over = 0;
 
     if (rh_store_lock(s) == RH_OK) {
-        over = s->hdr->used > s->hdr->spill_high;
+        over = s->hdr->used > s->hdr->spill_high ? s->hdr->used : 0;
         rh_store_unlock(s);
     }
     return over;
 }
 
 /* Waits for a kick (or a tenth of a second), then spills the store below
- * its threshold when it passed it: off the creating threads' path. */
+ * its threshold when it passed it: off the creating threads' path. After a
+ * round that chose to wait (rh_spill_choose), a kick asks again only once
+ * the store has grown by a 32nd of the heap (each create past the
+ * threshold kicks, and a round looks at every object); the tenth of a
+ * second asks in any case, by when the object being written is sealed. */
 static void *rh_spiller_main(void *arg)
 {
     rh_store_t *s = arg;
+    uint64_t retry_at = 0, used;
+    int kicked = 0;
     char why[256];
 
     while (!atomic_load_explicit(&s->spiller_stop, memory_order_acquire)) {
         uint32_t kick = atomic_load_explicit(&s->hdr->spill_kick,
                                              memory_order_acquire);
 
-        if (rh_spill_over(s) &&
-            rh_spill_make_room(s, 0, rh_spill_low(s), 0, why,
-                               sizeof(why)) == RH_OK) {
-            continue;   /* more may have come meanwhile */
+        used = rh_spill_over(s);
+        if (used != 0 && (!kicked || used >= retry_at)) {
+            rh_status_t st = rh_spill_make_room(s, 0, rh_spill_low(s), 0,
+                                                why, sizeof(why));
+
+            if (st == RH_OK) {
+                retry_at = 0;
+                continue;   /* more may have come meanwhile */
+            }
+            if (st == RH_ERR_BUSY) {
+                retry_at = used + s->hdr->heap_size / RH_SPILL_RETRY;
+            }
         }
         rh_spill_futex_wait(&s->hdr->spill_kick, kick, 100);
+        kicked = atomic_load_explicit(&s->hdr->spill_kick,
+                                      memory_order_acquire) != kick;
     }
     return NULL;
 }

@@ -271,6 +271,7 @@ rh_status_t rh_store_close(rh_store_t *s, int unlink)
         return RH_OK;
     }
     rh_spill_stop(s);   /* before the holds: it may be holding some */
+    rh_spill_reader_close(&s->reader);
     rh_holds_leave(s);
     if (unlink) {
         rh_spill_remove_all(s);

@@ -240,6 +240,9 @@ uint64_t rh_store_foreach(rh_store_t *s, uint64_t max,
  * rh_store_open with spill_dir = dir) whose creating process is gone; the
  * number removed goes to *removed when it is not NULL. */
 rh_status_t rh_store_reap_spill(const char *dir, int *removed);
+/* The directory this store's spill files go to ("" when spilling is
+ * off). */
+const char *rh_store_spill_dir(const rh_store_t *s);
 
 /* Walks the whole allocator and object table under the lock and checks
  * that they agree (for tests and after a process died holding the lock);

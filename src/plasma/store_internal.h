@@ -287,10 +287,21 @@ typedef struct rh_spill_rec {
     uint64_t fileno;       /* 0: a free record */
     uint64_t live;
     uint64_t bytes;        /* the file's length */
-    uint64_t direct;       /* written with O_DIRECT: read back so */
+    uint64_t direct;       /* written with O_DIRECT: not in the cache */
 } rh_spill_rec_t;
 
 /* ---- the per-process handle -------------------------------------------- */
+
+#define RH_READ_CTXS 4   /* restores reading with requests in flight at once */
+
+/* What a process keeps to read spilled objects back (spill_read.c): AIO
+ * contexts, each taken by one restore at a time. */
+enum { RH_READ_CTX_UNSET, RH_READ_CTX_FREE, RH_READ_CTX_TAKEN,
+       RH_READ_CTX_NONE /* the kernel gave none */ };
+typedef struct rh_spill_reader {
+    _Atomic int state[RH_READ_CTXS];
+    uint64_t    ctx[RH_READ_CTXS];     /* aio_context_t */
+} rh_spill_reader_t;
 
 struct rh_store {
     uint8_t          *base;
@@ -308,6 +319,7 @@ struct rh_store {
     int               spiller_on;
     _Atomic int       spiller_stop;
     _Atomic int       no_direct;     /* the spill dir refused O_DIRECT */
+    rh_spill_reader_t reader;
 };
 
 /* Address of the thing at offset off. */
@@ -478,9 +490,27 @@ void rh_spill_remove_all(rh_store_t *s);
  * `below` is not 0, until used bytes fall under it); the spill files may
  * pass their limit by `slack` bytes. RH_OK when something was freed (or
  * another process spilled meanwhile); RH_ERR_STORE_FULL with why in `why`
- * when nothing could be. */
+ * when nothing could be; RH_ERR_BUSY (no message) when a round to go below
+ * (size 0) chose to wait rather than split the free room (spill.c). */
 rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
                                uint64_t slack, char *why, size_t whylen);
+
+/* ---- spill_read.c: a spilled object's bytes back from its file --------- */
+
+/* Reads size bytes at off of fd into dst (in the store): with O_DIRECT and
+ * several requests in flight where may_direct (a large object alone in
+ * its file), the file system takes it (else *no_direct is set) and, for a
+ * file written buffered (!written_direct), not all of it is in the page
+ * cache; buffered otherwise. fd is this read's own: its O_DIRECT flag is
+ * set and cleared here. 0, or -1 with errno (EIO: the file is shorter). */
+int rh_spill_read(rh_spill_reader_t *r, _Atomic int *no_direct, int fd,
+                  void *dst, uint64_t size, uint64_t off, int may_direct,
+                  int written_direct);
+/* pread until len bytes are in; 0, or -1 with errno (EIO at the end of the
+ * file). */
+int rh_spill_pread_all(int fd, void *buf, uint64_t len, uint64_t off);
+/* Gives back the AIO contexts (no read may be under way). */
+void rh_spill_reader_close(rh_spill_reader_t *r);
 
 /* The leader: starts the thread that spills the store below its threshold
  * in the background when creates pass it; nothing when spilling is off. */

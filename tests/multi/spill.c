@@ -221,13 +221,10 @@ static int workset(void)
     if (st.restores == 0) {
         return fail("nothing was read back from the spill files");
     }
-    /* The store's goal (issue #15) is below 0.10 under this mixed-size
-     * stream; most runs meet it, but 0.10-0.12 remain after the puts in a
-     * few (0.111 and, under TSan, 0.103 in the suite), so the guard is
-     * 0.25 until the goal holds every time. SPILL_FRAG_MAX=0.10 checks the
-     * goal. */
+    /* The store's goal (issue #15): below 0.10 under this mixed-size
+     * stream (SPILL_FRAG_MAX sets another bound). */
     frag_max = getenv("SPILL_FRAG_MAX") != NULL ?
-               strtod(getenv("SPILL_FRAG_MAX"), NULL) : 0.25;
+               strtod(getenv("SPILL_FRAG_MAX"), NULL) : 0.10;
     if (frag >= frag_max) {
         fprintf(stderr, "spill: store fragmentation %.3f (%.3f after the "
                 "puts)\n", frag, frag_put);

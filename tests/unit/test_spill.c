@@ -302,6 +302,126 @@ Test(spill, a_slab_whose_objects_all_spill_goes_back_to_the_heap)
     rh_store_close(s, 1);
 }
 
+/* A round that frees a stretch next to a free block frees them as one
+ * (they merge): the stretch is worth the free block too. Heap: free 2 MiB,
+ * objects of 3, 3, 2.9, 2.9 MiB, then one that is read (it stays). For
+ * 5.5 MiB in one piece, spilling the two 3 MiB objects leaves one free
+ * block of 8 MiB; the cheaper two of 2.9 MiB leave the 2 MiB apart
+ * (fragmentation 0.125). The round must count the free block it merges
+ * with, and pick the first. */
+Test(spill, a_round_frees_the_stretch_next_to_free_room)
+{
+    static char job[64];
+    rh_store_params_t p;
+    rh_store_t *s = NULL;
+    rh_store_stats_t st;
+    size_t sizes[] = { 2 * MiB, 3 * MiB, 3 * MiB, 3 * MiB - 100 * KiB,
+                       3 * MiB - 100 * KiB };
+    const void *ptr;
+    size_t len;
+    uint64_t below;
+    char why[256];
+
+    memset(&p, 0, sizeof(p));
+    p.job_id = unique_job(job, sizeof(job));
+    p.node = "n0";
+    p.create = 1;
+    p.size = 16 * MiB;
+    p.hugepages = RH_STORE_HUGEPAGES_OFF;
+    p.spill_dir = spill_base;
+    p.spill_threshold = 1.0;   /* no round but the test's */
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "open: %s", rh_last_error());
+    rh_spill_stop(s);
+    for (size_t i = 0; i < 5; i++) {
+        /* blocks of exactly these sizes: 4 KiB units, header included */
+        cr_assert_eq(put(s, oid(i), sizes[i] - RH_BLOCK_UNIT, 0), RH_OK,
+                     "put %zu: %s", i, rh_last_error());
+    }
+    /* the rest of the heap (largest_free leaves out the header) */
+    cr_assert_eq(put(s, oid(5), rh_alloc_largest_free(s) - RH_BLOCK_UNIT +
+                     RH_BLOCK_HDR + 1, 0), RH_OK, "%s", rh_last_error());
+    cr_assert_eq(rh_alloc_largest_free(s), 0, "the heap is not full");
+    cr_assert_eq(rh_store_get(s, oid(5), &ptr, &len), RH_OK);
+    cr_assert_eq(rh_store_delete(s, oid(0)), RH_OK);
+    below = s->hdr->heap_size - 11 * MiB / 2;
+    cr_assert_eq(rh_spill_make_room(s, 0, below, 0, why, sizeof(why)),
+                 RH_OK, "%s", why);
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.spilled_objects, 2);
+    cr_expect_eq(st.largest_free, 8 * MiB - RH_BLOCK_HDR,
+                 "not one free block of 8 MiB: fragmentation %.3f",
+                 st.fragmentation);
+    cr_expect_lt(st.fragmentation, 0.001, "fragmentation %.3f",
+                 st.fragmentation);
+    for (size_t i = 1; i < 5; i++) {
+        check(s, oid(i), sizes[i] - RH_BLOCK_UNIT);
+    }
+    cr_assert_eq(rh_store_release(s, oid(5)), RH_OK);
+    cr_assert_eq(rh_store_check(s), RH_OK, "%s", rh_last_error());
+    rh_store_close(s, 1);
+}
+
+/* A round past the threshold, which no create waits for, frees no stretch
+ * that leaves much free room apart. Heap: objects of 3 MiB x4, one of
+ * 1 MiB being written, then the rest free (about 1.7 MiB) at the end. No
+ * stretch of 6 MiB reaches the free rest past the object being written:
+ * freeing one elsewhere would leave it apart (fragmentation 0.12), so the
+ * round waits (RH_ERR_BUSY). Once that object is sealed, the round frees
+ * it and the two before it with the rest: one free block. */
+Test(spill, a_round_past_the_threshold_waits_rather_than_split_the_room)
+{
+    static char job[64];
+    rh_store_params_t p;
+    rh_store_t *s = NULL;
+    rh_store_stats_t st;
+    uint64_t below;
+    char why[256];
+    void *w;
+
+    memset(&p, 0, sizeof(p));
+    p.job_id = unique_job(job, sizeof(job));
+    p.node = "n0";
+    p.create = 1;
+    p.size = 16 * MiB;
+    p.hugepages = RH_STORE_HUGEPAGES_OFF;
+    p.spill_dir = spill_base;
+    p.spill_threshold = 1.0;   /* no round but the test's */
+    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "open: %s", rh_last_error());
+    rh_spill_stop(s);
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(put(s, oid(i), 3 * MiB - RH_BLOCK_UNIT, 0), RH_OK,
+                     "put %zu: %s", i, rh_last_error());
+    }
+    cr_assert_eq(rh_store_create(s, oid(4), 1 * MiB - RH_BLOCK_UNIT, &w),
+                 RH_OK, "%s", rh_last_error());
+    memset(w, 0x5a, 1 * MiB - RH_BLOCK_UNIT);
+    rh_store_stats(s, &st);
+    cr_assert_gt(st.largest_free, s->hdr->heap_size / 20);
+    below = s->hdr->heap_size - 6 * MiB;
+    cr_assert_eq(rh_spill_make_room(s, 0, below, 0, why, sizeof(why)),
+                 RH_ERR_BUSY, "%s", why);
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.spilled_objects, 0);
+    cr_expect_lt(st.fragmentation, 0.001, "fragmentation %.3f",
+                 st.fragmentation);
+    /* sealed, it may go: the round frees it, its neighbour and the rest */
+    cr_assert_eq(rh_store_seal(s, oid(4)), RH_OK);
+    cr_assert_eq(rh_spill_make_room(s, 0, below, 0, why, sizeof(why)),
+                 RH_OK, "%s", why);
+    rh_store_stats(s, &st);
+    cr_expect_eq(st.spilled_objects, 3, "%llu spilled, heap %llu",
+                 (unsigned long long)st.spilled_objects,
+                 (unsigned long long)s->hdr->heap_size);
+    cr_expect_leq(st.used, below);
+    cr_expect_lt(st.fragmentation, 0.001, "fragmentation %.3f",
+                 st.fragmentation);
+    for (size_t i = 0; i < 4; i++) {
+        check(s, oid(i), 3 * MiB - RH_BLOCK_UNIT);
+    }
+    cr_assert_eq(rh_store_check(s), RH_OK, "%s", rh_last_error());
+    rh_store_close(s, 1);
+}
+
 Test(spill, copies_are_evicted_before_anything_is_spilled)
 {
     rh_store_t *s = open_store(8 * MiB, spill_base, 0);
