@@ -98,6 +98,28 @@ void rh_hmap_fini(rh_hmap_t *m)
 }
 
 /* Slot of key (tag h), or the empty slot where it would go. */
+/* Whether a stored key equals key: the usual widths (a counter, an id)
+ * compared as words, the others with memcmp, which costs a call and a
+ * length dispatch on every probe of the hot maps. */
+static inline int rh_hmap_key_eq(const rh_hmap_t *m, const uint8_t *stored,
+                                 const void *key)
+{
+    uint64_t a[2], b[2];
+
+    switch (m->key_size) {
+    case 8:
+        memcpy(a, stored, 8);
+        memcpy(b, key, 8);
+        return a[0] == b[0];
+    case 16:
+        memcpy(a, stored, 16);
+        memcpy(b, key, 16);
+        return a[0] == b[0] && a[1] == b[1];
+    default:
+        return memcmp(stored, key, m->key_size) == 0;
+    }
+}
+
 static size_t rh_hmap_find(const rh_hmap_t *m, const void *key, uint64_t h)
 {
     size_t mask = m->cap - 1, i = (size_t)h & mask;
@@ -105,8 +127,8 @@ static size_t rh_hmap_find(const rh_hmap_t *m, const void *key, uint64_t h)
     for (;;) {
         uint64_t t = rh_hmap_tag(m, i);
 
-        if (t == 0 || (t == h && memcmp(rh_hmap_slot(m, i) + m->key_off, key,
-                                        m->key_size) == 0)) {
+        if (t == 0 || (t == h && rh_hmap_key_eq(m, rh_hmap_slot(m, i) +
+                                                m->key_off, key))) {
             return i;
         }
         i = (i + 1) & mask;

@@ -1,8 +1,9 @@
 /*
- * The owner's table of tasks running on other ranks, keyed by the task's
- * counter: the answer finds its entry in O(1), and the death of a rank
- * takes that rank's entries in O(their number) (an index by rank).
- * Counters are never 0 or UINT64_MAX.
+ * The owner's table of tasks running on other ranks, by running rank and
+ * counter: a put takes no lock, the answer finds its entry in O(1)
+ * (amortised; at once when answers come in the order of the puts), and the
+ * death of a rank takes that rank's entries in O(their number). Counters
+ * are never 0 or UINT64_MAX, and each is put once until it is taken.
  */
 #ifndef RH_CORE_INFLIGHT_H
 #define RH_CORE_INFLIGHT_H
@@ -27,7 +28,7 @@ typedef struct rh_inflight {
     int           kept;      /* a call kept for a resend (actor_resend.h) */
 } rh_inflight_t;
 
-/* Adds e (copied); -1 when out of memory or its counter is in already. */
+/* Adds e (copied), any thread; -1 when out of memory (or no such rank). */
 int rh_inflight_put(const rh_inflight_t *e);
 
 /* Takes the entry of counter run by rank into *out; 0 when absent. */

