@@ -94,6 +94,11 @@ void rh_object_record_spilled(rh_object_id_t id, uint64_t size, int spilled)
         return;
     }
     pthread_mutex_lock(&rh_orec_lock);
+    if (!atomic_load_explicit(&rh_orec_on, memory_order_relaxed)) {
+        /* Stopped since the look above: the map is gone. */
+        pthread_mutex_unlock(&rh_orec_lock);
+        return;
+    }
     if (spilled) {
         slot = rh_hmap_put(&rh_orecs, &id, &added);
         if (slot != NULL && added) {
@@ -142,8 +147,8 @@ void rh_object_record_stop(void)
     rh_gcs_record_t *rec;
 
     rh_store_set_spill_hook(NULL);
-    atomic_store_explicit(&rh_orec_on, 0, memory_order_release);
     pthread_mutex_lock(&rh_orec_lock);
+    atomic_store_explicit(&rh_orec_on, 0, memory_order_release);
     while (rh_hmap_pop(&rh_orecs, NULL, &rec)) {
         rh_gcs_record_drop(rec);
     }
