@@ -4,7 +4,8 @@
 # every object the ranks put (owner and size, in its node's store), the
 # task running on node 1 and the one waiting for its return on rank 0.
 # Without a job id it finds the same job. rayhpc-info --gcs shows the
-# job's GCS: epoch, masters, chains, each replica with its table sizes.
+# job's GCS: epoch, masters, chains, each replica with its table sizes,
+# and the job's record.
 # Once the job ended, asking for
 # it fails (status 1) with a message, and its sockets are gone. With
 # RAYHPC_SUMMARY=1 rank 0 prints the same report at rh_finalize.
@@ -82,6 +83,8 @@ done
 keys=$(sed -n 's/^  gcs rank [0-9]* shard [0-9]*: tail, .* test \([0-9]*\)$/\1/p' "$tmp.gcs" |
     awk '{ n += $1 } END { print n + 0 }')
 [ "$keys" -eq 10 ] || fail "--gcs: the tails hold $keys test keys, not 10"
+grep -q '^  gcs rank 0 job record: running, [0-9]* of [0-9]* writes acknowledged$' "$tmp.gcs" ||
+    fail "--gcs: rank 0 shows no job record"
 grep -q '^Nodes' "$tmp.gcs" && fail "--gcs prints the rest of the job report too"
 timeout 30 "$build/rayhpc-info" --gcs >"$tmp.all" 2>&1 ||
     fail "rayhpc-info --gcs fails: $(cat "$tmp.all")"

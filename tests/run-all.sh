@@ -309,7 +309,7 @@ if want tsan; then
             tests/multi/gcs_keys tests/multi/gcs_pubsub tests/multi/gcs_kill \
             tests/multi/gcs_partition tests/multi/gcs_named \
             tests/multi/gcs_nodes tests/multi/gcs_actors tests/multi/ft_kill \
-            tests/multi/ft_actor >>"$tsan/make.out" 2>&1; then
+            tests/multi/ft_actor tests/multi/gcs_records >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -339,6 +339,9 @@ if want tsan; then
         RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a named actor outlives a replica" 137 "NAMED FOUND" 3 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_named
         RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: node and group records outlive a replica" 137 "NODES OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_nodes
         RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: actor records outlive their ranks and owners" 137 "ACTOR RECORDS OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_actors
+        gcs_spill=$(mktemp -d /tmp/rh-gcs-spill-XXXXXX)
+        RAYHPC_FAILURE_TIMEOUT_MS=2000 RAYHPC_STORE_SIZE=32M RAYHPC_SPILL_DIR=$gcs_spill tsan_run "gcs: job and spilled object records outlive a replica" 137 "RECORDS OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_records
+        rm -rf "$gcs_spill"
         tsan_run "flagship example" 0 "checksum ok" 3 -n 3 ./examples/am_exchange
         tsan_run "tasks: pi map-reduce" 0 "pi ~ 3.14" 1 -n 1 ./examples/pi 200 20000
         CUDA_VISIBLE_DEVICES= tsan_run "GPU tasks forwarded to the node offering a GPU" 0 "GPU_PLACE TASKS OK" 1 -n 3 --nodes 3 ./tests/multi/gpu_place tasks

@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "spawn.h"
 
@@ -221,4 +222,29 @@ Test(gcs_named, a_named_actor_is_found_after_a_replica_of_its_name_dies)
                  "every survivor finds the actor by name; output ends:\n%s",
                  rh_tail(run.out, 3000));
     rh_run_free(&run);
+}
+
+Test(gcs_records, the_job_and_a_spilled_object_read_back_after_a_replica_dies)
+{
+    char dir[] = "/tmp/rh-gcs-spill-XXXXXX", env_dir[64], cmd[96];
+    const char *env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                          "RAYHPC_STORE_SIZE=32M", "RAYHPC_GCS_DUMP=1",
+                          env_dir, NULL };
+    rh_run_t run;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(env_dir, sizeof(env_dir), "RAYHPC_SPILL_DIR=%s", dir);
+    run = launch4("tests/multi/gcs_records", NULL, NULL, NULL, env);
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "RECORDS OK"), 1,
+                 "the job's or the object's record lost or wrong; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "gcs job state finished written 2 "
+                                "of 2"), 1, "the job's end was not "
+                 "acknowledged at finalize; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
 }

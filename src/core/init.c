@@ -28,7 +28,9 @@
 #include "base/status.h"
 #include "core/borrow.h"
 #include "core/core.h"
+#include "core/job_record.h"
 #include "core/nodetab.h"
+#include "core/object_record.h"
 #include "core/directory.h"
 #include "core/pgroup.h"
 #include "core/placement.h"
@@ -772,6 +774,8 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         goto err;
     }
     rh_nodetab_start();
+    rh_object_record_start();
+    rh_job_record_start(rh_core.job_id, rh_core.size, rh_core.num_nodes);
     rh_jobstate_start(rh_core.job_id);
     rh_debug("node %d of %d; progress thread running", rh_core.node,
              rh_core.num_nodes);
@@ -897,6 +901,11 @@ static rh_status_t rh_core_finalize_rounds(void)
     if (rh_core.size == 1) {
         rh_core_summary();
     }
+    /* Every rank arrived and each still serves its chains until the last
+     * round: the job's end is written now, bounded by a failure timeout. */
+    if (status == RH_OK) {
+        rh_job_record_finish((int64_t)rh_cfg.failure_timeout_ms);
+    }
     /* The snapshot reads the workers and the store, which end below. */
     rh_jobstate_stop();
     /* Ranks leave one by one from here: their silence is no failure. */
@@ -935,10 +944,12 @@ rh_status_t rh_finalize(void)
         rh_warn("%s", rh_last_error());
     }
     rh_jobstate_stop();   /* if the rounds failed before it */
+    rh_object_record_stop();   /* before the store goes */
     rh_core_close_node();
     rh_tp_close();
     rh_nodetab_stop();   /* no beat runs now: the progress thread ended */
     rh_gcs_stop();
+    rh_job_record_stop();   /* after the dump, which shows it */
     rh_core.bs.ops->finalize(&rh_core.bs);
     rh_timeline_close();
     rh_core_reset();

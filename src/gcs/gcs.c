@@ -61,19 +61,30 @@ uint64_t rh_gcs_epoch(void)
     return e;
 }
 
-static _Atomic(rh_gcs_show_fn) rh_gcs_show_extra;
+/* One for each record module (actors, objects, the job). */
+#define RH_GCS_SHOW_MAX 8
+static _Atomic(rh_gcs_show_fn) rh_gcs_show_extra[RH_GCS_SHOW_MAX];
 
 void rh_gcs_set_show(rh_gcs_show_fn fn)
 {
-    atomic_store(&rh_gcs_show_extra, fn);
+    for (int i = 0; fn != NULL && i < RH_GCS_SHOW_MAX; i++) {
+        rh_gcs_show_fn cur = NULL;
+
+        if (atomic_compare_exchange_strong(&rh_gcs_show_extra[i], &cur,
+                                           fn) || cur == fn) {
+            return;
+        }
+    }
 }
 
 static void rh_gcs_show_more(FILE *out)
 {
-    rh_gcs_show_fn fn = atomic_load(&rh_gcs_show_extra);
+    for (int i = 0; i < RH_GCS_SHOW_MAX; i++) {
+        rh_gcs_show_fn fn = atomic_load(&rh_gcs_show_extra[i]);
 
-    if (fn != NULL) {
-        fn(out);
+        if (fn != NULL) {
+            fn(out);
+        }
     }
 }
 

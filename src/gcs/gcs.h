@@ -146,10 +146,10 @@ void rh_gcs_stop(void);
 typedef void (*rh_gcs_beat_fn)(void);
 void rh_gcs_set_beat(rh_gcs_beat_fn fn);
 
-/* fn prints, at the end of rh_gcs_dump and rh_gcs_snapshot, lines
- * ("gcs ...") about the records this rank keeps in the GCS, such as the
- * actor table's: from any thread, so it must not block nor call the GCS.
- * NULL: none. */
+/* Adds fn (once; up to 8) to what prints, at the end of rh_gcs_dump and
+ * rh_gcs_snapshot, lines ("gcs ...") about the records this rank keeps in
+ * the GCS, such as the actor table's: from any thread, so it must not
+ * block nor call the GCS. It stays for the life of the process. */
 typedef void (*rh_gcs_show_fn)(FILE *out);
 void rh_gcs_set_show(rh_gcs_show_fn fn);
 

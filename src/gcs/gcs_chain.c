@@ -12,7 +12,9 @@
  * had): every write some member applied reaches the end of the chain
  * while one member that has it lives.
  *
- * Everything here runs on the progress thread (AM handlers), so the stores
+ * Everything here runs on the progress thread (AM handlers), or on a
+ * client thread that holds the transport's token as the progress thread
+ * does (rh_tp_enter: a write to a shard this rank heads), so the stores
  * need no lock.
  */
 #include <stdatomic.h>
@@ -390,6 +392,11 @@ static rh_status_t rh_gcs_on_whdr(rh_am_msg_t *msg,
     }
     body((int)msg->src, &h, msg->data);
     return RH_OK;
+}
+
+void rh_gcs_chain_write_here(const rh_gcs_whdr_t *h, const uint8_t *data)
+{
+    rh_gcs_on_write_body(rh_gcs_rank, h, data);
 }
 
 static rh_status_t rh_gcs_on_write(void *arg, rh_am_msg_t *msg)

@@ -116,10 +116,27 @@ static void rh_gcs_send_op(rh_gcs_op_t *op, uint64_t floor)
         h.klen = (uint16_t)op->klen;
         h.op = op->kind;
         h.table = op->table;
+        if (dest == rh_gcs_rank && !rh_gcs_cut(dest)) {
+            /* This rank heads the shard: the write is taken here, with the
+             * token the handler would hold, rather than sent to ourselves
+             * and taken by the next round of progress (a hop that cost as
+             * much as one to another rank). */
+            int entered = rh_tp_on_progress_thread() ? 1 :
+                          rh_tp_enter() ? 2 : 0;
+
+            if (entered != 0) {
+                rh_gcs_chain_write_here(&h, data);
+                if (entered == 2) {
+                    rh_tp_leave();
+                }
+                goto out;
+            }
+        }
         /* Copied before it returns: the op may be answered (and its owner
          * gone) before then. */
         (void)rh_gcs_send(dest, RH_AM_ID_GCS_WRITE, &h, sizeof(h), data,
                           len);
+out:
         if (data != stackbuf) {
             free(data);
         }

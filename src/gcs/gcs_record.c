@@ -10,6 +10,8 @@
 
 #include "base/log.h"
 #include "base/status.h"
+#include "core/core.h"
+#include "transport/transport.h"
 
 struct rh_gcs_record {
     rh_gcs_op_t     op;         /* the write in flight */
@@ -20,6 +22,7 @@ struct rh_gcs_record {
     void           *next;       /* the value still to write */
     size_t          next_len;
     int             has_next;
+    int             next_del;   /* the waiting change deletes the key */
     uint64_t        sets, acked;
     uint8_t         key[RH_GCS_KEY_MAX];
 };
@@ -67,9 +70,12 @@ static void rh_gcs_record_kick(rh_gcs_record_t *r, int ended, int drop)
             }
             return;
         }
+        int del = r->next_del;
+
         r->cur = r->next;
         r->next = NULL;
         r->has_next = 0;
+        r->next_del = 0;
         r->busy = 1;
         upto = r->sets;
         r->op.value = r->cur;
@@ -77,7 +83,8 @@ static void rh_gcs_record_kick(rh_gcs_record_t *r, int ended, int drop)
         r->op.arg = (void *)(uintptr_t)upto;
         r->op.done = rh_gcs_record_done;
         pthread_mutex_unlock(&r->lock);
-        if (rh_gcs_put_async(&r->op) == RH_OK) {
+        if ((del ? rh_gcs_del_async(&r->op) : rh_gcs_put_async(&r->op)) ==
+            RH_OK) {
             return;   /* done kicks again (it may have already) */
         }
         /* The GCS is not running (yet, or any more): the value is not
@@ -90,12 +97,29 @@ static void rh_gcs_record_kick(rh_gcs_record_t *r, int ended, int drop)
 
 static void rh_gcs_record_done(rh_gcs_op_t *op)
 {
-    if (op->status != RH_OK) {
+    /* A delete of a key never written (or deleted already) is done too. */
+    if (op->status != RH_OK && op->status != RH_ERR_NOT_FOUND) {
         rh_debug("GCS record of table %s not written: %s",
                  rh_gcs_table_name(op->table),
                  rh_status_string(op->status));
     }
     rh_gcs_record_kick((rh_gcs_record_t *)op, 1, 0);
+}
+
+/* The change (value, or a delete) waits for its turn, replacing any other
+ * still waiting. */
+static void rh_gcs_record_change(rh_gcs_record_t *r, void *value,
+                                 size_t vlen, int del)
+{
+    pthread_mutex_lock(&r->lock);
+    r->sets++;
+    free(r->next);   /* replaced before it went out: only the newest counts */
+    r->next = value;
+    r->next_len = vlen;
+    r->next_del = del;
+    r->has_next = 1;
+    pthread_mutex_unlock(&r->lock);
+    rh_gcs_record_kick(r, 0, 0);
 }
 
 rh_gcs_record_t *rh_gcs_record_new(int table, const void *key, size_t klen)
@@ -142,15 +166,33 @@ rh_status_t rh_gcs_record_set(rh_gcs_record_t *r, const void *value,
     if (vlen != 0) {
         memcpy(copy, value, vlen);
     }
-    pthread_mutex_lock(&r->lock);
-    r->sets++;
-    free(r->next);   /* replaced before it went out: only the newest counts */
-    r->next = copy;
-    r->next_len = vlen;
-    r->has_next = 1;
-    pthread_mutex_unlock(&r->lock);
-    rh_gcs_record_kick(r, 0, 0);
+    rh_gcs_record_change(r, copy, vlen, 0);
     return RH_OK;
+}
+
+rh_status_t rh_gcs_record_delete(rh_gcs_record_t *r)
+{
+    if (r == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "GCS record: a record is "
+                            "needed");
+    }
+    rh_gcs_record_change(r, NULL, 0, 1);
+    return RH_OK;
+}
+
+static int rh_gcs_record_caught_up(void *arg)
+{
+    uint64_t acked, sets;
+
+    rh_gcs_record_counts(arg, &acked, &sets);
+    return acked == sets;
+}
+
+int rh_gcs_record_wait(rh_gcs_record_t *r, uint64_t deadline_ns)
+{
+    return r != NULL && !rh_tp_on_progress_thread() &&
+           rh_core_wait_until_polled(rh_gcs_record_caught_up, r,
+                                     deadline_ns);
 }
 
 void rh_gcs_record_counts(rh_gcs_record_t *r, uint64_t *acked,

@@ -4,7 +4,7 @@
  * latest value set is the one that ends up stored. One write of a record
  * is in flight at a time, so its writes apply in the order they were set
  * even across retries and reconfigurations; a value set meanwhile replaces
- * any other still waiting.
+ * any other still waiting. A delete takes its turn the same way.
  */
 #ifndef RH_GCS_GCS_RECORD_H
 #define RH_GCS_GCS_RECORD_H
@@ -24,6 +24,14 @@ rh_gcs_record_t *rh_gcs_record_new(int table, const void *key, size_t klen);
  * From any thread, the progress thread too. */
 rh_status_t rh_gcs_record_set(rh_gcs_record_t *r, const void *value,
                               size_t vlen);
+
+/* Deletes the key (now, or once the write in flight ended), in its turn
+ * among the sets. From any thread. */
+rh_status_t rh_gcs_record_delete(rh_gcs_record_t *r);
+
+/* Waits until every set and delete made so far ended (1), or the deadline
+ * (rh_time_ns; 0: none) passed (0). Not on the progress thread (0). */
+int rh_gcs_record_wait(rh_gcs_record_t *r, uint64_t deadline_ns);
 
 /* Sets acknowledged so far, and sets made: equal once the GCS holds the
  * latest value (a failed write counts as acknowledged: the GCS had no

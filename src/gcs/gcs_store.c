@@ -134,7 +134,20 @@ static void rh_gcs_store_prune(rh_gcs_store_t *s)
 static rh_status_t rh_gcs_store_set(rh_gcs_store_t *s, const rh_gcs_write_t *w,
                                     rh_gcs_entry_t **pe, uint64_t hash)
 {
-    rh_gcs_entry_t *e = malloc(sizeof(*e) + w->klen + w->vlen);
+    rh_gcs_entry_t *e;
+
+    /* A record rewritten with a value of the same length (a heartbeat, a
+     * counter, a state) is rewritten in place: no allocation per write on
+     * every member. */
+    if (pe != NULL && (*pe)->vlen == w->vlen) {
+        e = *pe;
+        e->version = w->lsn;
+        if (w->vlen != 0) {
+            memcpy(e->bytes + e->klen, w->value, w->vlen);
+        }
+        return RH_OK;
+    }
+    e = malloc(sizeof(*e) + w->klen + w->vlen);
 
     if (e == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS entry of %u bytes",

@@ -716,6 +716,19 @@ static void rh_js_print_gcs(const rh_js_rank_t *ranks, int n, FILE *out)
                     fprintf(out, "  gcs rank %d actor records: %llu "
                             "pending, %llu alive, %llu dead\n",
                             ranks[i].rank, lsn, bytes, reads);
+                } else if (pass == 1 &&
+                           sscanf(line, "gcs objects spilled %llu written "
+                                  "%llu deleted %llu", &lsn, &bytes,
+                                  &reads) == 3) {
+                    fprintf(out, "  gcs rank %d object records: %llu "
+                            "spilled now, %llu written, %llu deleted\n",
+                            ranks[i].rank, lsn, bytes, reads);
+                } else if (pass == 1 &&
+                           sscanf(line, "gcs job state %15s written %llu of "
+                                  "%llu", role, &lsn, &bytes) == 3) {
+                    fprintf(out, "  gcs rank %d job record: %s, %llu of %llu "
+                            "writes acknowledged\n", ranks[i].rank, role,
+                            lsn, bytes);
                 }
             }
             free(copy);

@@ -78,6 +78,22 @@
 #define RH_SPILL_SUFFIX   ".spill"
 
 static _Thread_local rh_store_full_why_t rh_spill_why;
+static _Atomic(rh_store_spill_fn) rh_spill_hook;
+
+void rh_store_set_spill_hook(rh_store_spill_fn fn)
+{
+    atomic_store_explicit(&rh_spill_hook, fn, memory_order_release);
+}
+
+static void rh_spill_tell(rh_object_id_t id, uint64_t size, int spilled)
+{
+    rh_store_spill_fn fn = atomic_load_explicit(&rh_spill_hook,
+                                                memory_order_acquire);
+
+    if (fn != NULL) {
+        fn(id, size, spilled);
+    }
+}
 
 rh_store_full_why_t rh_store_full_why(void)
 {
@@ -308,9 +324,15 @@ void rh_spill_forget(rh_store_t *s, rh_store_entry_t *e)
     unsigned i = e->flags & RH_ENTRY_REC_MASK;
     rh_spill_rec_t *r = &rh_spill_recs(s)[i];
 
+    rh_object_id_t id = {
+        atomic_load_explicit(&e->id_hi, memory_order_relaxed),
+        atomic_load_explicit(&e->id_lo, memory_order_relaxed)
+    };
+    uint64_t size = atomic_load_explicit(&e->size, memory_order_relaxed);
+
     s->hdr->spilled_objects--;
-    s->hdr->spilled_bytes -= atomic_load_explicit(&e->size,
-                                                  memory_order_relaxed);
+    s->hdr->spilled_bytes -= size;
+    rh_spill_tell(id, size, 0);
     if (i < RH_SPILL_RECS && r->live > 0 && --r->live == 0) {
         rh_spill_rec_free(s, i, 1);
     }
@@ -892,6 +914,7 @@ static int rh_spill_commit(rh_store_t *s, rh_spill_victim_t *v)
     s->hdr->spilled_bytes += v->size;
     s->hdr->spills++;
     s->hdr->spill_written += v->size;
+    rh_spill_tell(v->id, v->size, 1);
     return 1;
 }
 

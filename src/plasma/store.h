@@ -155,6 +155,15 @@ rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
 rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
                          size_t *size);
 
+/* fn (NULL: none) is told, in the process that does it, each time a copy
+ * of this process's stores is spilled (spilled 1) or its spilled copy is
+ * forgotten (read back or deleted: 0), so that a durable record can be
+ * kept (core/object_record.c). It runs with the store's lock held: it must
+ * not block nor use the store. */
+typedef void (*rh_store_spill_fn)(rh_object_id_t id, uint64_t size,
+                                  int spilled);
+void rh_store_set_spill_hook(rh_store_spill_fn fn);
+
 /* The bytes of a spilled object, read from its spill file into a buffer
  * the caller frees, without bringing it back into the store (for a reader
  * on another node). RH_ERR_BUSY when the object is in memory (get it

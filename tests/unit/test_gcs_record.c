@@ -44,3 +44,23 @@ Test(gcs_record, bad_arguments_get_a_clear_error)
     rh_gcs_record_drop(r);
     rh_gcs_record_drop(NULL);
 }
+
+/* A delete takes its turn like a set; waiting for the writes outside a
+ * job ends at once: nothing is in flight. */
+Test(gcs_record, a_delete_is_counted_like_a_set_and_waiting_ends)
+{
+    rh_gcs_record_t *r = rh_gcs_record_new(RH_GCS_T_OBJECT, "spill/0/1/2/0",
+                                           13);
+    uint64_t acked, sets;
+
+    cr_assert_not_null(r);
+    cr_assert_eq(rh_gcs_record_set(r, "owner 1 size 8 node 0", 21), RH_OK);
+    cr_assert_eq(rh_gcs_record_delete(r), RH_OK);
+    rh_gcs_record_counts(r, &acked, &sets);
+    cr_expect_eq(sets, 2);
+    cr_expect_eq(acked, 2);
+    cr_expect_eq(rh_gcs_record_wait(r, 0), 1);
+    cr_expect_eq(rh_gcs_record_delete(NULL), RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_gcs_record_wait(NULL, 0), 0);
+    rh_gcs_record_drop(r);
+}

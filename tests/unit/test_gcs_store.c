@@ -314,3 +314,31 @@ Test(gcs_map, a_configuration_travels_whole_and_bad_ones_are_refused)
     rh_gcs_map_free(&m);
     rh_gcs_map_free(&n);
 }
+
+/* A value rewritten with one of the same length replaces it in place (no
+ * allocation); one of another length replaces the entry: either way the
+ * value, the version and the books are the new write's. */
+Test(gcs_store, a_rewrite_of_the_same_length_or_another_keeps_the_books)
+{
+    const rh_gcs_entry_t *e;
+
+    apply(RH_GCS_OP_PUT, RH_GCS_T_NODE, "load/1", "beat 1", 0, 1, 0);
+    apply(RH_GCS_OP_PUT, RH_GCS_T_NODE, "load/2", "beat 1", 0, 2, 0);
+    cr_expect_eq(apply(RH_GCS_OP_PUT, RH_GCS_T_NODE, "load/1", "beat 2", 0,
+                       3, 0).version, 3);
+    cr_expect_str_eq(value_of(RH_GCS_T_NODE, "load/1"), "beat 2");
+    cr_expect_str_eq(value_of(RH_GCS_T_NODE, "load/2"), "beat 1");
+    e = rh_gcs_store_get(&s, RH_GCS_T_NODE, "load/1", 6);
+    cr_assert_not_null(e);
+    cr_expect_eq(e->version, 3);
+    cr_expect_eq(s.count[RH_GCS_T_NODE], 2);
+    cr_expect_eq(s.bytes, 2 * (6 + 6));
+    cr_expect_eq(apply(RH_GCS_OP_CAS, RH_GCS_T_NODE, "load/1", "beat 10", 0,
+                       4, 3).status, RH_OK);
+    cr_expect_str_eq(value_of(RH_GCS_T_NODE, "load/1"), "beat 10");
+    cr_expect_eq(s.bytes, 6 + 7 + 6 + 6);
+    cr_expect_eq(apply(RH_GCS_OP_CAS, RH_GCS_T_NODE, "load/1", "beat 11", 0,
+                       5, 3).status, RH_ERR_CONFLICT);
+    cr_expect_str_eq(value_of(RH_GCS_T_NODE, "load/1"), "beat 10");
+    cr_expect_eq(s.count[RH_GCS_T_NODE], 2);
+}

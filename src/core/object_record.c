@@ -1,0 +1,186 @@
+/*
+ * Records of spilled objects in the GCS (object_record.h): one gcs_record
+ * per spilled copy this process wrote, set when it is spilled and deleted
+ * when the copy is read back or freed.
+ */
+#include "core/object_record.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "gcs/gcs.h"
+#include "gcs/gcs_record.h"
+#include "plasma/store.h"
+
+static pthread_mutex_t rh_orec_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_hmap_t rh_orecs = RH_HMAP_INITIALIZER(sizeof(rh_object_id_t),
+                                                sizeof(rh_gcs_record_t *));
+static _Atomic int rh_orec_on;
+static _Atomic uint64_t rh_orec_now, rh_orec_written, rh_orec_deleted;
+
+size_t rh_object_record_key(rh_object_id_t id, int node, char *key,
+                            size_t cap)
+{
+    char ids[RH_OBJECT_ID_STRLEN];
+    int n = snprintf(key, cap, "spill/%d/%s", node,
+                     rh_object_id_str(id, ids));
+
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+size_t rh_object_record_format(const rh_object_record_t *r, char *text,
+                               size_t cap)
+{
+    int n = snprintf(text, cap, "owner %d size %llu node %d", r->owner,
+                     (unsigned long long)r->size, r->node);
+
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+rh_status_t rh_object_record_parse(const char *text, size_t len,
+                                   rh_object_record_t *r)
+{
+    char buf[128];
+    unsigned long long size;
+    int used = 0;
+
+    if (len >= sizeof(buf)) {
+        return rh_error_set(RH_ERR_MALFORMED, "object record of %zu bytes",
+                            len);
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "owner %d size %llu node %d%n", &r->owner, &size,
+               &r->node, &used) != 3 || (size_t)used != len ||
+        r->owner < 0 || r->node < 0) {
+        return rh_error_set(RH_ERR_MALFORMED, "not an object record: "
+                            "\"%.60s\"", buf);
+    }
+    r->size = size;
+    return RH_OK;
+}
+
+/* The line rayhpc-info --gcs and RAYHPC_GCS_DUMP show. */
+static void rh_orec_show(FILE *out)
+{
+    uint64_t now, written, deleted;
+
+    rh_object_record_counts(&now, &written, &deleted);
+    if (written != 0) {
+        fprintf(out, "gcs objects spilled %llu written %llu deleted %llu\n",
+                (unsigned long long)now, (unsigned long long)written,
+                (unsigned long long)deleted);
+    }
+}
+
+void rh_object_record_spilled(rh_object_id_t id, uint64_t size, int spilled)
+{
+    rh_object_record_t r = { (int)rh_object_id_owner(id), rh_node_id(),
+                             size };
+    rh_gcs_record_t **slot, *rec = NULL;
+    char key[96], text[96];
+    size_t klen = rh_object_record_key(id, r.node, key, sizeof(key));
+    size_t n = rh_object_record_format(&r, text, sizeof(text));
+    int added = 0;
+
+    if (!atomic_load_explicit(&rh_orec_on, memory_order_acquire) ||
+        klen == 0 || n == 0) {
+        return;
+    }
+    pthread_mutex_lock(&rh_orec_lock);
+    if (!atomic_load_explicit(&rh_orec_on, memory_order_relaxed)) {
+        /* Stopped since the look above: the map is gone. */
+        pthread_mutex_unlock(&rh_orec_lock);
+        return;
+    }
+    if (spilled) {
+        slot = rh_hmap_put(&rh_orecs, &id, &added);
+        if (slot != NULL && added) {
+            *slot = rh_gcs_record_new(RH_GCS_T_OBJECT, key, klen);
+            if (*slot == NULL) {
+                (void)rh_hmap_del(&rh_orecs, &id, NULL);
+                slot = NULL;
+            }
+        }
+        if (slot != NULL && rh_gcs_record_set(*slot, text, n) == RH_OK) {
+            if (added) {
+                atomic_fetch_add(&rh_orec_now, 1);
+            }
+            atomic_fetch_add(&rh_orec_written, 1);
+        } else {
+            rh_debug("object record %s not written: %s", key,
+                     rh_last_error());
+        }
+    } else {
+        /* Spilled by another rank of this node: its record goes too. */
+        int ours = rh_hmap_del(&rh_orecs, &id, &rec);
+
+        if (!ours) {
+            rec = rh_gcs_record_new(RH_GCS_T_OBJECT, key, klen);
+        }
+        if (rec != NULL && rh_gcs_record_delete(rec) == RH_OK) {
+            atomic_fetch_add(&rh_orec_deleted, 1);
+        }
+        rh_gcs_record_drop(rec);
+        if (ours) {
+            atomic_fetch_sub(&rh_orec_now, 1);
+        }
+    }
+    pthread_mutex_unlock(&rh_orec_lock);
+}
+
+void rh_object_record_start(void)
+{
+    rh_gcs_set_show(rh_orec_show);
+    atomic_store_explicit(&rh_orec_on, 1, memory_order_release);
+    rh_store_set_spill_hook(rh_object_record_spilled);
+}
+
+void rh_object_record_stop(void)
+{
+    rh_gcs_record_t *rec;
+
+    rh_store_set_spill_hook(NULL);
+    pthread_mutex_lock(&rh_orec_lock);
+    atomic_store_explicit(&rh_orec_on, 0, memory_order_release);
+    while (rh_hmap_pop(&rh_orecs, NULL, &rec)) {
+        rh_gcs_record_drop(rec);
+    }
+    rh_hmap_fini(&rh_orecs);
+    pthread_mutex_unlock(&rh_orec_lock);
+}
+
+void rh_object_record_counts(uint64_t *spilled, uint64_t *written,
+                             uint64_t *deleted)
+{
+    *spilled = atomic_load(&rh_orec_now);
+    *written = atomic_load(&rh_orec_written);
+    *deleted = atomic_load(&rh_orec_deleted);
+}
+
+rh_status_t rh_object_record_read(rh_object_id_t id, int node,
+                                  rh_object_record_t *r)
+{
+    char key[96];
+    size_t klen = rh_object_record_key(id, node, key, sizeof(key));
+    void *v = NULL;
+    size_t len = 0;
+    rh_status_t status;
+
+    if (r == NULL || klen == 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "object record: an id, a "
+                            "node and somewhere to put it are needed");
+    }
+    status = rh_gcs_get(RH_GCS_T_OBJECT, key, klen, &v, &len, NULL);
+    if (status == RH_OK) {
+        status = rh_object_record_parse(v, len, r);
+    }
+    free(v);
+    return status;
+}
