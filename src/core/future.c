@@ -308,6 +308,7 @@ static rh_status_t rh_ft_block_alloc(int n, int is_put, rh_fblock_t **out)
     b->is_put = is_put;
     atomic_store_explicit(&b->live, n, memory_order_relaxed);
     atomic_store_explicit(&b->capacity, 1u << c, memory_order_relaxed);
+    atomic_store_explicit(&b->lineage, NULL, memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         rh_future_t *f = &b->f[i];
 
@@ -403,11 +404,24 @@ rh_future_t *rh_future_find_hold(rh_object_id_t id)
 
 /* ---- life and death -------------------------------------------------------- */
 
-static void (*rh_ft_gone_hook)(uint64_t counter);
+static void (*rh_ft_gone_hook)(rh_fblock_t *b);
 
-void rh_future_set_gone_hook(void (*hook)(uint64_t counter))
+void rh_future_set_gone_hook(void (*hook)(rh_fblock_t *b))
 {
     rh_ft_gone_hook = hook;
+}
+
+void rh_future_each_block(void (*fn)(rh_fblock_t *b))
+{
+    uint64_t cap = rh_ft_top != NULL ? atomic_load(&rh_ft_cap) : 0;
+
+    for (uint64_t pos = 0; pos < cap; pos++) {
+        uintptr_t w = atomic_load(rh_ft_slot(pos));
+
+        if ((w & RH_FT_BUSY) && (w & ~RH_FT_BUSY) != 0) {
+            fn((rh_fblock_t *)(w & ~RH_FT_BUSY));
+        }
+    }
 }
 
 static void rh_ft_dead(rh_future_t *f)
@@ -439,8 +453,10 @@ static void rh_ft_dead(rh_future_t *f)
         if (gen == RH_FUTURE_GENERATIONS) {
             atomic_fetch_add(&rh_ft_retired, 1);
         }
-        if (rh_ft_gone_hook != NULL && !rh_ft_is_put(b)) {
-            rh_ft_gone_hook(counter);   /* its lineage goes too */
+        if (rh_ft_gone_hook != NULL &&
+            atomic_load_explicit(&b->lineage, memory_order_acquire) !=
+            NULL) {
+            rh_ft_gone_hook(b);   /* its lineage goes too */
         }
         rh_ft_block_free(b);
     }

@@ -91,6 +91,11 @@ struct rh_fblock {
      * free or reused: atomics, past the cache's words. */
     _Atomic uint64_t counter;
     _Atomic uint32_t capacity;     /* futures f[] has room for */
+    /* The task's lineage entry (src/core/lineage.c), NULL when it has
+     * none: set and cleared by that module alone, and gone before the
+     * block (the gone hook), so that a task's spec needs no table of its
+     * own to be found or let go. */
+    _Atomic(void *)  lineage;
     rh_future_t      f[];          /* a put: f[0] is index 0; a task: f[i-1]
                                     * is return index i */
 };
@@ -140,9 +145,14 @@ void rh_future_fail_status(rh_future_t *f, rh_status_t status,
  * sees one run's fields, whichever state it finds next. */
 int rh_future_reopen(rh_future_t *f);
 
-/* Called with the counter of each task's block whose futures all died
- * (the owner released every return). One hook; set at start-up. */
-void rh_future_set_gone_hook(void (*hook)(uint64_t counter));
+/* Called with each task's block whose futures all died (the owner
+ * released every return), before the block goes back to its cache, when
+ * the block has a lineage entry. One hook; set at start-up. */
+void rh_future_set_gone_hook(void (*hook)(rh_fblock_t *b));
+
+/* Calls fn for every block still alive (teardown: what lineage still
+ * keeps); no other thread may use the table meanwhile. */
+void rh_future_each_block(void (*fn)(rh_fblock_t *b));
 
 /* The status a failed future gives rh_get. */
 static inline rh_status_t rh_future_status(const rh_future_t *f)
