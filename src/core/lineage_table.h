@@ -36,14 +36,14 @@ typedef struct rh_lineage_table {
     rh_lineage_t   *oldest, *newest;
     size_t          bytes, max;   /* of the entries not running */
     long            dropped;      /* entries dropped for room, ever */
-    /* Entries in the table, running or not: bumped by the submitter
-     * without the lock, so on a line of its own, away from the lock and
-     * the list the progress thread writes. */
-    _Alignas(64) _Atomic long count;
     /* Under the lock: l is dropped for room; what points at it lets go. */
     void          (*detach)(rh_lineage_t *l);
     /* Outside the lock: frees l. */
     void          (*drop)(rh_lineage_t *l);
+    /* Entries in the table, running or not: bumped by the submitter
+     * without the lock, so on a line of its own (the last), away from the
+     * lock and the list the progress thread writes. */
+    _Alignas(64) _Atomic long count;
 } rh_lineage_table_t;
 
 void rh_lineage_table_init(rh_lineage_table_t *tb, size_t max,
