@@ -73,6 +73,16 @@ Test(ft, object_lost_with_its_node_is_rebuilt_from_lineage)
     rh_run_free(&run);
 }
 
+/* Gets of an object race its rebuilds (its future reopened and completed
+ * again): each returns the value (and, under TSan, races nothing). */
+Test(ft, gets_racing_rebuilds_of_their_object_return_its_value)
+{
+    rh_run_t run = ft("rebuild_race", NULL);
+
+    expect_ft(&run, "FT REBUILD_RACE OK", 0);
+    rh_run_free(&run);
+}
+
 Test(ft, object_lost_without_lineage_fails_with_object_lost)
 {
     rh_run_t run = ft("lost_node", "RAYHPC_LINEAGE_MAX_BYTES=0");

@@ -217,7 +217,7 @@ static void rh_inflight_fail(const rh_inflight_t *e, const char *message)
         }
     }
     if (!e->is_call) {
-        rh_lineage_ran(e->counter);
+        rh_lineage_ran(e->counter, e->nreturns);
     }
 }
 
@@ -435,7 +435,7 @@ static void rh_fwd_record(rh_task_t *t, const rh_fwd_submit_t *h,
             borrowed[nborrowed++] = t->slots[i].id;
         }
     }
-    rh_lineage_record(h->counter, t->fn->name, t->nreturns, t->max_retries,
+    rh_lineage_record(t->block, t->fn->name, t->nreturns, t->max_retries,
                       t->retry_exceptions, t->forward_to, h, sizeof(*h),
                       payload, total, owned, nowned, borrowed, nborrowed);
     if (owned != few_owned) {
@@ -1025,6 +1025,7 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
                               const uint8_t *p, size_t len)
 {
     rh_inflight_t e;
+    rh_future_t *ret = NULL;   /* a return held: its block has the lineage */
     size_t off = 0;
 
     (void)len;
@@ -1064,7 +1065,11 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
             if (item.state == RH_FWD_RET_THERE) {
                 (void)rh_dir_add(id, src);
             }
-            rh_future_unhold(f);
+            if (ret == NULL) {
+                ret = f;
+            } else {
+                rh_future_unhold(f);
+            }
             continue;
         }
         if (item.state == RH_FWD_RET_THERE) {
@@ -1097,13 +1102,20 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
                 rh_future_fail(f, rh_last_error());
             }
         }
-        rh_future_unhold(f);
+        if (ret == NULL) {
+            ret = f;
+        } else {
+            rh_future_unhold(f);
+        }
     }
     if (rh_unlikely(e.kept)) {
         rh_actor_call_answered(h->counter);
     }
     rh_inflight_release(&e);
-    rh_lineage_ran(h->counter);
+    if (ret != NULL) {
+        rh_lineage_ran_held(ret);
+        rh_future_unhold(ret);
+    }
 }
 
 static rh_status_t rh_fwd_on_done(void *arg, rh_am_msg_t *msg)

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <linux/futex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -307,6 +308,7 @@ static rh_status_t rh_ft_block_alloc(int n, int is_put, rh_fblock_t **out)
     b->is_put = is_put;
     atomic_store_explicit(&b->live, n, memory_order_relaxed);
     atomic_store_explicit(&b->capacity, 1u << c, memory_order_relaxed);
+    atomic_store_explicit(&b->lineage, NULL, memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         rh_future_t *f = &b->f[i];
 
@@ -320,6 +322,7 @@ static rh_status_t rh_ft_block_alloc(int n, int is_put, rh_fblock_t **out)
         atomic_store_explicit(&f->pins, 0, memory_order_relaxed);
         f->message = NULL;
         f->status = 0;
+        atomic_store_explicit(&f->rebuilds, 0, memory_order_relaxed);
     }
     rh_ft_install(b);
     *out = b;
@@ -401,11 +404,24 @@ rh_future_t *rh_future_find_hold(rh_object_id_t id)
 
 /* ---- life and death -------------------------------------------------------- */
 
-static void (*rh_ft_gone_hook)(uint64_t counter);
+static void (*rh_ft_gone_hook)(rh_fblock_t *b);
 
-void rh_future_set_gone_hook(void (*hook)(uint64_t counter))
+void rh_future_set_gone_hook(void (*hook)(rh_fblock_t *b))
 {
     rh_ft_gone_hook = hook;
+}
+
+void rh_future_each_block(void (*fn)(rh_fblock_t *b))
+{
+    uint64_t cap = rh_ft_top != NULL ? atomic_load(&rh_ft_cap) : 0;
+
+    for (uint64_t pos = 0; pos < cap; pos++) {
+        uintptr_t w = atomic_load(rh_ft_slot(pos));
+
+        if ((w & RH_FT_BUSY) && (w & ~RH_FT_BUSY) != 0) {
+            fn((rh_fblock_t *)(w & ~RH_FT_BUSY));
+        }
+    }
 }
 
 static void rh_ft_dead(rh_future_t *f)
@@ -437,8 +453,10 @@ static void rh_ft_dead(rh_future_t *f)
         if (gen == RH_FUTURE_GENERATIONS) {
             atomic_fetch_add(&rh_ft_retired, 1);
         }
-        if (rh_ft_gone_hook != NULL && !rh_ft_is_put(b)) {
-            rh_ft_gone_hook(counter);   /* its lineage goes too */
+        if (rh_ft_gone_hook != NULL &&
+            atomic_load_explicit(&b->lineage, memory_order_acquire) !=
+            NULL) {
+            rh_ft_gone_hook(b);   /* its lineage goes too */
         }
         rh_ft_block_free(b);
     }
@@ -491,9 +509,35 @@ static void rh_ft_finish(rh_future_t *f, int state)
     rh_future_unhold(f);   /* the producer's reference */
 }
 
+/* The answer of a rebuild: the first run's fields stay (getters may be
+ * reading them); a value of another size cannot stand for them. */
+static void rh_ft_rebuilt(rh_future_t *f, size_t len)
+{
+    rh_fblock_t *b = f->block;
+    rh_object_id_t id = rh_future_id(b, (int)(f - b->f), rh_ft_is_put(b));
+    char msg[256], ids[RH_OBJECT_ID_STRLEN];
+
+    if (len == f->len) {
+        rh_ft_finish(f, RH_FUTURE_READY);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "object %s was rebuilt from its lineage with "
+             "%zu bytes, not the %zu it had: a task must return the same "
+             "size on every run to be rebuilt", rh_object_id_str(id, ids),
+             len, f->len);
+    if (rh_ft_store_delete != NULL) {
+        rh_ft_store_delete(id);   /* the new run's copy, and the old's */
+    }
+    rh_future_fail_status(f, RH_ERR_OBJECT_LOST, msg);
+}
+
 void rh_future_complete(rh_future_t *f, const void *data, size_t len,
                         int in_store)
 {
+    if (atomic_load_explicit(&f->rebuilds, memory_order_relaxed) != 0) {
+        rh_ft_rebuilt(f, len);
+        return;
+    }
     if (!in_store && len <= RH_FUTURE_INLINE) {
         if (len != 0 && data != f->inline_buf) {
             memcpy(f->inline_buf, data, len);
@@ -515,10 +559,10 @@ int rh_future_reopen(rh_future_t *f)
                                         RH_FUTURE_PENDING)) {
         return 0;
     }
-    /* A producer again: the next completion drops this reference. */
+    /* A producer again: the next completion drops this reference. The
+     * value's fields stay (see future.h): getters may be reading them. */
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    f->data = NULL;
-    f->in_store = 0;
+    atomic_fetch_add_explicit(&f->rebuilds, 1, memory_order_relaxed);
     (void)atomic_compare_exchange_strong(&f->waiters, &closed, NULL);
     return 1;
 }

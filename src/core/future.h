@@ -67,6 +67,9 @@ typedef struct rh_future {
      * the end */
     _Atomic int             pins;
     int                     status;      /* FAILED: rh_get's code ... */
+    /* times reopened for a rebuild: from the first, data, len and
+     * in_store stay as the first run set them (rh_future_reopen) */
+    _Atomic int             rebuilds;
     char                   *message;     /* ... and why */
     /* A small value is read in place through rh_get: aligned as malloc's
      * memory is for the types a value holds. */
@@ -88,6 +91,11 @@ struct rh_fblock {
      * free or reused: atomics, past the cache's words. */
     _Atomic uint64_t counter;
     _Atomic uint32_t capacity;     /* futures f[] has room for */
+    /* The task's lineage entry (src/core/lineage.c), NULL when it has
+     * none: set and cleared by that module alone, and gone before the
+     * block (the gone hook), so that a task's spec needs no table of its
+     * own to be found or let go. */
+    _Atomic(void *)  lineage;
     rh_future_t      f[];          /* a put: f[0] is index 0; a task: f[i-1]
                                     * is return index i */
 };
@@ -113,7 +121,8 @@ static inline uint64_t rh_future_slot(rh_object_id_t id)
 }
 
 /* The producer finished: READY with data, or FAILED with a message (copied).
- * Wakes every waiter and drops the producer's reference. */
+ * Wakes every waiter and drops the producer's reference. After a reopen,
+ * data and in_store are not taken (see rh_future_reopen). */
 void rh_future_complete(rh_future_t *f, const void *data, size_t len,
                         int in_store);
 void rh_future_fail(rh_future_t *f, const char *message);
@@ -123,12 +132,27 @@ void rh_future_fail_status(rh_future_t *f, rh_status_t status,
 /* An object whose every copy was lost, to be produced again: a READY
  * future goes back to PENDING with a producer's reference, so that waiters
  * queue on it again (lineage reconstruction). Returns 0 when it was not
- * READY. Its len is kept: the size the new run must give. */
+ * READY.
+ *
+ * Getters read data, len and in_store without a lock once they saw READY,
+ * and one that saw the lost run's READY may still be reading them while
+ * the future is reopened and completed again. So neither changes them:
+ * they stay as the first run set them for the future's life (a rebuilt
+ * value is on other nodes or in this node's store, which the remote path
+ * of every reader looks at first), and the rebuild's rh_future_complete
+ * only checks that the new run gave the same size, failing the object
+ * (RH_ERR_OBJECT_LOST, its copies deleted) when it did not. A getter thus
+ * sees one run's fields, whichever state it finds next. */
 int rh_future_reopen(rh_future_t *f);
 
-/* Called with the counter of each task's block whose futures all died
- * (the owner released every return). One hook; set at start-up. */
-void rh_future_set_gone_hook(void (*hook)(uint64_t counter));
+/* Called with each task's block whose futures all died (the owner
+ * released every return), before the block goes back to its cache, when
+ * the block has a lineage entry. One hook; set at start-up. */
+void rh_future_set_gone_hook(void (*hook)(rh_fblock_t *b));
+
+/* Calls fn for every block still alive (teardown: what lineage still
+ * keeps); no other thread may use the table meanwhile. */
+void rh_future_each_block(void (*fn)(rh_fblock_t *b));
 
 /* The status a failed future gives rh_get. */
 static inline rh_status_t rh_future_status(const rh_future_t *f)

@@ -20,6 +20,7 @@
 /* A task's spec, as its owner sent it; one allocation. */
 typedef struct rh_lin_spec {
     rh_lineage_t     base;
+    rh_fblock_t     *block;        /* its returns' block: points back */
     const char      *name;         /* registry entries stay */
     int              nreturns;
     int              max_retries;  /* -1: no limit */
@@ -49,7 +50,6 @@ typedef struct rh_lin_due {
 } rh_lin_due_t;
 
 static rh_lineage_table_t rh_lin_tb;
-static _Atomic long rh_lin_n;      /* entries: the gone hook's fast exit */
 static int rh_lin_up;
 
 static pthread_mutex_t rh_lin_qlock = PTHREAD_MUTEX_INITIALIZER;
@@ -79,7 +79,6 @@ static void rh_lin_drop(rh_lineage_t *l)
         rh_lin_drop_holds(s->next_held, s->next_nheld, s->next_borrowed,
                           s->next_nborrowed);
     }
-    atomic_fetch_sub_explicit(&rh_lin_n, 1, memory_order_relaxed);
     free(s);
 }
 
@@ -91,18 +90,59 @@ static void rh_lin_free(rh_lineage_t *l)
         free(s->next_held);
         free(s->next_borrowed);
     }
-    atomic_fetch_sub_explicit(&rh_lin_n, 1, memory_order_relaxed);
     free(s);
 }
 
-static void rh_lin_gone(uint64_t counter)
+/* Dropped for room (under the table's lock): its block lets go of it. The
+ * block is alive: its gone hook takes the lock before the block goes. */
+static void rh_lin_detach(rh_lineage_t *l)
 {
-    if (atomic_load_explicit(&rh_lin_n, memory_order_relaxed) != 0) {
-        (void)rh_lineage_table_remove(&rh_lin_tb, counter);
+    atomic_store_explicit(&((rh_lin_spec_t *)l)->block->lineage, NULL,
+                          memory_order_release);
+}
+
+/* Every return of the task was released: its entry goes with its block. */
+static void rh_lin_gone(rh_fblock_t *b)
+{
+    rh_lin_spec_t *s;
+
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = atomic_load_explicit(&b->lineage, memory_order_acquire);
+    if (s != NULL) {
+        atomic_store_explicit(&b->lineage, NULL, memory_order_relaxed);
+        rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    if (s != NULL) {
+        rh_lin_drop(&s->base);
     }
 }
 
-void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
+/* A hold on a live return of task counter, which keeps its block (and so
+ * its entry, unless dropped for room) alive: NULL when every return was
+ * released. Let go with rh_future_unhold after the table's lock (a last
+ * release takes it). */
+static rh_future_t *rh_lin_hold(uint64_t counter, int nreturns)
+{
+    for (uint32_t i = 1; i <= (uint32_t)nreturns; i++) {
+        rh_future_t *f = rh_future_find_hold(
+            rh_object_id_make((uint32_t)rh_rank(), counter, i));
+
+        if (f != NULL) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+/* The entry of the block f belongs to; with the table's lock held. */
+static rh_lin_spec_t *rh_lin_find_locked(rh_future_t *f)
+{
+    return f == NULL ? NULL :
+           atomic_load_explicit(&f->block->lineage, memory_order_relaxed);
+}
+
+void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
                        int max_retries, int retry_exceptions, int rank,
                        const void *hdr, size_t hdr_len, const void *payload,
                        size_t len, const rh_object_id_t *owned, int nowned,
@@ -123,7 +163,9 @@ void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
         return;
     }
     memset(s, 0, sizeof(*s));
-    s->base.counter = counter;
+    s->base.counter = atomic_load_explicit(&b->counter,
+                                           memory_order_relaxed);
+    s->block = b;
     s->base.bytes = size;
     s->base.running = 1;
     s->name = name;
@@ -151,10 +193,11 @@ void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
     }
     s->nowned = nowned;
     s->nborrowed = nborrowed;
-    atomic_fetch_add_explicit(&rh_lin_n, 1, memory_order_relaxed);
-    if (rh_lineage_table_add(&rh_lin_tb, &s->base) != 0) {
-        rh_lin_drop(&s->base);
-    }
+    /* Running: no lock. Its answer (which may drop it) comes after the
+     * send that follows, and its block outlives this call: the caller
+     * holds it. */
+    rh_lineage_table_add(&rh_lin_tb, &s->base);
+    atomic_store_explicit(&b->lineage, s, memory_order_release);
 }
 
 /* ---- reruns ------------------------------------------------------------ */
@@ -229,6 +272,7 @@ static int rh_lin_pick(int lost)
  * takes: one that is gone (released by all) makes the rebuild fail. */
 static void rh_lin_rerun(uint64_t counter)
 {
+    rh_future_t *ret = rh_lin_hold(counter, RH_MAX_RETURNS);
     rh_lin_spec_t *s;
     rh_future_t **held = NULL;
     rh_object_id_t *borrowed = NULL, gone = { 0, 0 };
@@ -240,7 +284,7 @@ static void rh_lin_rerun(uint64_t counter)
     char why[512], ids[RH_OBJECT_ID_STRLEN], gids[RH_OBJECT_ID_STRLEN];
 
     pthread_mutex_lock(&rh_lin_tb.lock);
-    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    s = rh_lin_find_locked(ret);
     if (s != NULL) {
         hdr_len = s->hdr_len;
         len = s->len;
@@ -279,6 +323,9 @@ static void rh_lin_rerun(uint64_t counter)
     }
     pthread_mutex_unlock(&rh_lin_tb.lock);
     if (s == NULL) {
+        if (ret != NULL) {
+            rh_future_unhold(ret);
+        }
         return;   /* every return was released meanwhile */
     }
     if (fresh) {
@@ -306,15 +353,17 @@ static void rh_lin_rerun(uint64_t counter)
         rh_lin_drop_holds(held, nheld, borrowed, nborrowed);
         free(msg);
         rh_lin_fail(counter, nreturns, RH_ERR_TASK_FAILED, why);
-        rh_lineage_ran(counter);
+        rh_lineage_ran(counter, nreturns);
+        rh_future_unhold(ret);
         return;
     }
     pthread_mutex_lock(&rh_lin_tb.lock);
-    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    s = rh_lin_find_locked(ret);
     if (s != NULL) {
         s->rank = dest;
     }
     pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_future_unhold(ret);
     rh_debug("task %s (counter %llu) runs again on rank %d", name,
              (unsigned long long)counter, dest);
     if (nheld == 0) {
@@ -439,14 +488,18 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
                      rh_object_id_t **borrowed, int *nborrowed, char *msg,
                      size_t len)
 {
+    rh_future_t *ret = rh_lin_hold(counter, RH_MAX_RETURNS);
     rh_lin_spec_t *s;
-    int tries = 0, again = 0;
+    int tries = 0, again = 0, nreturns = 0;
 
     if (len != 0) {
         msg[0] = '\0';
     }
     pthread_mutex_lock(&rh_lin_tb.lock);
-    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    s = rh_lin_find_locked(ret);
+    if (s != NULL) {
+        nreturns = s->nreturns;
+    }
     if (s != NULL && (!failed || s->retry_exceptions)) {
         if (rh_lin_out_of_retries(s)) {
             rh_lin_exhausted_msg(s, rank, failed ? "failed on" :
@@ -468,19 +521,45 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
         }
     }
     pthread_mutex_unlock(&rh_lin_tb.lock);
+    if (ret != NULL) {
+        rh_future_unhold(ret);
+    }
     if (again && !rh_lin_schedule(counter, tries)) {
         snprintf(msg, len, "the rerun of a task lost with rank %d could not "
                  "be queued", rank);
-        rh_lineage_ran(counter);
+        rh_lineage_ran(counter, nreturns);
         again = 0;   /* its holds go with the entry */
     }
     return again;
 }
 
-void rh_lineage_ran(uint64_t counter)
+void rh_lineage_ran_held(rh_future_t *ret)
 {
-    if (atomic_load_explicit(&rh_lin_n, memory_order_relaxed) != 0) {
-        rh_lineage_table_ran(&rh_lin_tb, counter);
+    rh_lin_spec_t *s;
+    rh_lineage_t *out = NULL;
+
+    /* Its block's word alone: a task without lineage takes no lock and
+     * touches nothing shared. */
+    if (atomic_load_explicit(&ret->block->lineage, memory_order_acquire) ==
+        NULL) {
+        return;
+    }
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = rh_lin_find_locked(ret);
+    if (s != NULL) {
+        out = rh_lineage_table_ran_locked(&rh_lin_tb, &s->base);
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lineage_table_drop_list(&rh_lin_tb, out);
+}
+
+void rh_lineage_ran(uint64_t counter, int nreturns)
+{
+    rh_future_t *f = rh_lin_hold(counter, nreturns);
+
+    if (f != NULL) {   /* else every return was released: gone with it */
+        rh_lineage_ran_held(f);
+        rh_future_unhold(f);
     }
 }
 
@@ -508,15 +587,19 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
     rh_future_t *f[RH_MAX_RETURNS];
     int lost[RH_MAX_RETURNS], nlost = 0, n = 0, again = 0, tries = 0;
     int nreturns = 0;
+    rh_future_t *ret = rh_lin_hold(counter, RH_MAX_RETURNS);
     rh_lin_spec_t *s;
     char msg[512];
 
     msg[0] = '\0';
     pthread_mutex_lock(&rh_lin_tb.lock);
-    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    s = rh_lin_find_locked(ret);
     n = s != NULL ? s->nreturns : 0;
     pthread_mutex_unlock(&rh_lin_tb.lock);
     if (s == NULL) {
+        if (ret != NULL) {
+            rh_future_unhold(ret);
+        }
         return 0;
     }
     for (int i = 0; i < n; i++) {
@@ -533,10 +616,11 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
                 rh_future_unhold(f[i]);
             }
         }
+        rh_future_unhold(ret);
         return -1;
     }
     pthread_mutex_lock(&rh_lin_tb.lock);
-    s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
+    s = rh_lin_find_locked(ret);
     if (s != NULL && s->base.running) {
         again = 2;   /* a run is out already: its answer completes them */
     } else if (s != NULL) {
@@ -561,6 +645,7 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
             rh_future_unhold(f[i]);
         }
     }
+    rh_future_unhold(ret);
     if (s == NULL) {
         return 0;
     }
@@ -571,7 +656,7 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
     }
     if (again == 0) {
         rh_lin_fail(counter, nreturns, RH_ERR_TASK_FAILED, msg);
-        rh_lineage_ran(counter);
+        rh_lineage_ran(counter, nreturns);
     } else if (again == 1) {
         rh_debug("rebuilding the returns of counter %llu, lost with rank %d",
                  (unsigned long long)counter, *where);
@@ -584,7 +669,7 @@ void rh_lineage_peer_failed(int rank)
     uint64_t *counters = NULL;
     size_t n = 0, cap = 0;
 
-    if (atomic_load_explicit(&rh_lin_n, memory_order_relaxed) == 0) {
+    if (rh_lineage_count() == 0) {
         return;
     }
     /* The counters first: looking at futures under the table's lock could
@@ -657,7 +742,8 @@ long rh_lineage_dropped(void)
 
 rh_status_t rh_lineage_setup(void)
 {
-    rh_lineage_table_init(&rh_lin_tb, rh_cfg.lineage_max_bytes, rh_lin_drop);
+    rh_lineage_table_init(&rh_lin_tb, rh_cfg.lineage_max_bytes,
+                          rh_lin_detach, rh_lin_drop);
     rh_future_set_gone_hook(rh_lin_gone);
     rh_lin_stop = 0;
     rh_lin_up = 1;
@@ -679,6 +765,21 @@ void rh_lineage_quiesce(void)
     }
 }
 
+/* Teardown: the entry of a block still alive goes; the futures and
+ * borrows it holds go with their own tables. */
+static void rh_lin_teardown_block(rh_fblock_t *b)
+{
+    rh_lin_spec_t *s = atomic_load(&b->lineage);
+
+    if (s != NULL) {
+        atomic_store(&b->lineage, NULL);
+        pthread_mutex_lock(&rh_lin_tb.lock);
+        rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
+        pthread_mutex_unlock(&rh_lin_tb.lock);
+        rh_lin_free(&s->base);
+    }
+}
+
 void rh_lineage_teardown(void)
 {
     rh_lin_due_t *d;
@@ -693,7 +794,7 @@ void rh_lineage_teardown(void)
     }
     rh_lin_up = 0;
     rh_future_set_gone_hook(NULL);
-    /* The futures and borrows go with their own tables now. */
+    rh_future_each_block(rh_lin_teardown_block);
     rh_lin_tb.drop = rh_lin_free;
     rh_lineage_table_fini(&rh_lin_tb);
 }

@@ -25,11 +25,12 @@
 /* max_retries when a task does not say */
 #define RH_TASK_RETRIES_DEFAULT 3
 
-/* Records a task sent to rank: its header and payload as sent, and the
- * ids of the objects it takes by ref (ours, and others' it borrows), which
- * a rebuild holds again while they are still there. Best effort: without
- * memory the task has no lineage. */
-void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
+/* Records a task sent to rank, whose returns are block b (held by the
+ * caller): its header and payload as sent, and the ids of the objects it
+ * takes by ref (ours, and others' it borrows), which a rebuild holds again
+ * while they are still there. The entry hangs off b and goes with it.
+ * Best effort: without memory the task has no lineage. */
+void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
                        int max_retries, int retry_exceptions, int rank,
                        const void *hdr, size_t hdr_len, const void *payload,
                        size_t len, const rh_object_id_t *owned, int nowned,
@@ -45,8 +46,10 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
                      rh_object_id_t **borrowed, int *nborrowed, char *msg,
                      size_t len);
 
-/* The answer of task counter arrived. */
-void rh_lineage_ran(uint64_t counter);
+/* The answer of task counter (of nreturns returns) arrived; or of the
+ * task one of whose returns, ret, the caller holds. */
+void rh_lineage_ran(uint64_t counter, int nreturns);
+void rh_lineage_ran_held(rh_future_t *ret);
 
 /* rank died: every object of ours that it held the last copy of and that
  * has lineage starts being rebuilt. */

@@ -3,21 +3,23 @@
 #include <stdlib.h>
 
 void rh_lineage_table_init(rh_lineage_table_t *tb, size_t max,
+                           void (*detach)(rh_lineage_t *l),
                            void (*drop)(rh_lineage_t *l))
 {
     pthread_mutexattr_t attr;
 
-    /* Short sections taken by the submitter, the progress thread and the
-     * releaser at task rates: spin a little before sleeping. */
+    /* Short sections taken by the progress thread and the releaser at
+     * task rates: spin a little before sleeping. */
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
     pthread_mutex_init(&tb->lock, &attr);
     pthread_mutexattr_destroy(&attr);
-    rh_hmap_init(&tb->map, sizeof(uint64_t), sizeof(rh_lineage_t *));
     tb->oldest = tb->newest = NULL;
     tb->bytes = 0;
     tb->max = max;
     tb->dropped = 0;
+    atomic_store(&tb->count, 0);
+    tb->detach = detach;
     tb->drop = drop;
 }
 
@@ -53,8 +55,8 @@ static void rh_lineage_unlink(rh_lineage_table_t *tb, rh_lineage_t *l)
     tb->bytes -= l->bytes;
 }
 
-/* Takes the oldest entries out while over the bound; returns them as a
- * list (through newer) to drop once the lock is let go. */
+/* Takes the oldest entries out while over the bound, detached; returns
+ * them as a list (through newer) to drop once the lock is let go. */
 static rh_lineage_t *rh_lineage_trim_locked(rh_lineage_table_t *tb)
 {
     rh_lineage_t *out = NULL;
@@ -63,7 +65,10 @@ static rh_lineage_t *rh_lineage_trim_locked(rh_lineage_table_t *tb)
         rh_lineage_t *l = tb->oldest;
 
         rh_lineage_unlink(tb, l);
-        (void)rh_hmap_del(&tb->map, &l->counter, NULL);
+        if (tb->detach != NULL) {
+            tb->detach(l);
+        }
+        atomic_fetch_sub_explicit(&tb->count, 1, memory_order_relaxed);
         l->newer = out;
         out = l;
         tb->dropped++;
@@ -71,7 +76,7 @@ static rh_lineage_t *rh_lineage_trim_locked(rh_lineage_table_t *tb)
     return out;
 }
 
-static void rh_lineage_drop_list(rh_lineage_table_t *tb, rh_lineage_t *l)
+void rh_lineage_table_drop_list(rh_lineage_table_t *tb, rh_lineage_t *l)
 {
     while (l != NULL) {
         rh_lineage_t *next = l->newer;
@@ -81,34 +86,20 @@ static void rh_lineage_drop_list(rh_lineage_table_t *tb, rh_lineage_t *l)
     }
 }
 
-int rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l)
+void rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l)
 {
-    rh_lineage_t **slot, *out = NULL;
-    int added;
+    rh_lineage_t *out;
 
-    pthread_mutex_lock(&tb->lock);
-    slot = rh_hmap_put(&tb->map, &l->counter, &added);
-    if (slot == NULL || !added) {
-        pthread_mutex_unlock(&tb->lock);
-        return -1;
-    }
-    *slot = l;
     l->older = l->newer = NULL;
-    if (!l->running) {
-        rh_lineage_link(tb, l);
-        out = rh_lineage_trim_locked(tb);
+    atomic_fetch_add_explicit(&tb->count, 1, memory_order_relaxed);
+    if (l->running) {
+        return;
     }
+    pthread_mutex_lock(&tb->lock);
+    rh_lineage_link(tb, l);
+    out = rh_lineage_trim_locked(tb);
     pthread_mutex_unlock(&tb->lock);
-    rh_lineage_drop_list(tb, out);
-    return 0;
-}
-
-rh_lineage_t *rh_lineage_table_find_locked(rh_lineage_table_t *tb,
-                                           uint64_t counter)
-{
-    rh_lineage_t **slot = rh_hmap_get(&tb->map, &counter);
-
-    return slot != NULL ? *slot : NULL;
+    rh_lineage_table_drop_list(tb, out);
 }
 
 void rh_lineage_table_run_locked(rh_lineage_table_t *tb, rh_lineage_t *l)
@@ -119,38 +110,23 @@ void rh_lineage_table_run_locked(rh_lineage_table_t *tb, rh_lineage_t *l)
     }
 }
 
-int rh_lineage_table_remove(rh_lineage_table_t *tb, uint64_t counter)
+rh_lineage_t *rh_lineage_table_ran_locked(rh_lineage_table_t *tb,
+                                          rh_lineage_t *l)
 {
-    rh_lineage_t *l;
-
-    pthread_mutex_lock(&tb->lock);
-    l = rh_lineage_table_find_locked(tb, counter);
-    if (l != NULL) {
-        if (!l->running) {
-            rh_lineage_unlink(tb, l);
-        }
-        (void)rh_hmap_del(&tb->map, &counter, NULL);
+    if (!l->running) {
+        return NULL;
     }
-    pthread_mutex_unlock(&tb->lock);
-    if (l != NULL) {
-        tb->drop(l);
-    }
-    return l != NULL;
+    l->running = 0;
+    rh_lineage_link(tb, l);
+    return rh_lineage_trim_locked(tb);
 }
 
-void rh_lineage_table_ran(rh_lineage_table_t *tb, uint64_t counter)
+void rh_lineage_table_remove_locked(rh_lineage_table_t *tb, rh_lineage_t *l)
 {
-    rh_lineage_t *l, *out = NULL;
-
-    pthread_mutex_lock(&tb->lock);
-    l = rh_lineage_table_find_locked(tb, counter);
-    if (l != NULL && l->running) {
-        l->running = 0;
-        rh_lineage_link(tb, l);
-        out = rh_lineage_trim_locked(tb);
+    if (!l->running) {
+        rh_lineage_unlink(tb, l);
     }
-    pthread_mutex_unlock(&tb->lock);
-    rh_lineage_drop_list(tb, out);
+    atomic_fetch_sub_explicit(&tb->count, 1, memory_order_relaxed);
 }
 
 void rh_lineage_table_set_max(rh_lineage_table_t *tb, size_t max)
@@ -161,17 +137,12 @@ void rh_lineage_table_set_max(rh_lineage_table_t *tb, size_t max)
     tb->max = max;
     out = rh_lineage_trim_locked(tb);
     pthread_mutex_unlock(&tb->lock);
-    rh_lineage_drop_list(tb, out);
+    rh_lineage_table_drop_list(tb, out);
 }
 
 size_t rh_lineage_table_count(rh_lineage_table_t *tb)
 {
-    size_t n;
-
-    pthread_mutex_lock(&tb->lock);
-    n = rh_hmap_count(&tb->map);
-    pthread_mutex_unlock(&tb->lock);
-    return n;
+    return (size_t)atomic_load_explicit(&tb->count, memory_order_relaxed);
 }
 
 size_t rh_lineage_table_bytes(rh_lineage_table_t *tb)
@@ -186,17 +157,21 @@ size_t rh_lineage_table_bytes(rh_lineage_table_t *tb)
 
 void rh_lineage_table_fini(rh_lineage_table_t *tb)
 {
-    rh_lineage_t *l, *out = NULL;
+    rh_lineage_t *out;
 
     pthread_mutex_lock(&tb->lock);
-    while (rh_hmap_pop(&tb->map, NULL, &l)) {
+    for (out = NULL; tb->oldest != NULL; ) {
+        rh_lineage_t *l = tb->oldest;
+
+        rh_lineage_unlink(tb, l);
+        if (tb->detach != NULL) {
+            tb->detach(l);
+        }
+        atomic_fetch_sub_explicit(&tb->count, 1, memory_order_relaxed);
         l->newer = out;
         out = l;
     }
-    rh_hmap_fini(&tb->map);
-    tb->oldest = tb->newest = NULL;
-    tb->bytes = 0;
     pthread_mutex_unlock(&tb->lock);
-    rh_lineage_drop_list(tb, out);
+    rh_lineage_table_drop_list(tb, out);
     pthread_mutex_destroy(&tb->lock);
 }

@@ -22,6 +22,11 @@
  *               retry_exceptions it is retried elsewhere, without it fails;
  *               one run here that fails twice, then succeeds: retried
  *               within max_retries ("FT EXCEPTIONS OK")
+ *   rebuild_race threads get and release a return that lives on node 1
+ *               while another thread reopens its future and completes it
+ *               again, as a rebuild from lineage and its answer do, over
+ *               and over: every get returns the value, and under TSan no
+ *               getter races the rebuilds ("FT REBUILD_RACE OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -33,12 +38,14 @@
  * Every rank prints "FT DONE rank R" after its rh_finalize; the driver
  * prints "FT FAIL ..." and exits 1 on a wrong value or status.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "rank_util.h"
+#include "core/future.h"
 #include "plasma/object_id.h"
 #include "transport/am.h"
 
@@ -426,6 +433,83 @@ static void lost_node(void)
     printf("FT LOST_NODE OK rebuilt in %.0f ms\n", (rank_now() - t0) * 1e3);
 }
 
+enum { RACE_GETTERS = 2, RACE_REBUILDS = 400 };
+
+typedef struct {
+    rh_ref_t        ref;
+    int64_t         want;
+    _Atomic int     done;
+    _Atomic long    gets;
+} race_t;
+
+static void *race_getter(void *arg)
+{
+    race_t *x = arg;
+    int64_t v;
+
+    while (!atomic_load(&x->done)) {
+        rh_status_t st = get_value(x->ref, &v);
+
+        if (st != RH_OK) {
+            fail("a get racing rebuilds", st);
+        }
+        if (v != x->want) {
+            printf("FT FAIL a get racing rebuilds read %lld\n", (long long)v);
+            exit(1);
+        }
+        atomic_fetch_add(&x->gets, 1);
+    }
+    return NULL;
+}
+
+/* The rebuild's side, as lineage.c and forward.c do it: the future goes
+ * back to PENDING (rh_future_reopen), then the rerun's answer, "it stays
+ * on the runner's node, this long", completes it again. */
+static void race_rebuild(rh_ref_t ref, size_t len)
+{
+    rh_future_t *f = rh_future_find_hold((rh_object_id_t){ ref.hi, ref.lo });
+
+    if (f == NULL) {
+        fail("the racing object's future", RH_ERR_INVALID_REF);
+    }
+    if (rh_future_reopen(f)) {
+        rh_future_complete(f, NULL, len, 0);
+    }
+    rh_future_unhold(f);
+}
+
+static void rebuild_race(void)
+{
+    int64_t i = 5;
+    rh_task_params_t p = rank_on_node(1, 0);
+    rh_arg_t a = rh_arg_bytes(&i, sizeof(i));
+    pthread_t t[RACE_GETTERS];
+    race_t x = { .want = i * i + 1 };
+    int64_t v;
+
+    CHECK(rh_remote("ft_map", &a, 1, &p, &x.ref));
+    CHECK(get_value(x.ref, &v));
+    if (v != x.want) {
+        fail("the racing object's first value", RH_ERR_MALFORMED);
+    }
+    for (int k = 0; k < RACE_GETTERS; k++) {
+        pthread_create(&t[k], NULL, race_getter, &x);
+    }
+    for (int k = 0; k < RACE_REBUILDS; k++) {
+        race_rebuild(x.ref, OBJ_WORDS * sizeof(int64_t));
+        while (atomic_load(&x.gets) <= k) {
+            rank_nap();   /* a get between each two rebuilds, at least */
+        }
+    }
+    atomic_store(&x.done, 1);
+    for (int k = 0; k < RACE_GETTERS; k++) {
+        pthread_join(t[k], NULL);
+    }
+    rh_release(x.ref);
+    printf("FT REBUILD_RACE OK %d rebuilds, %ld gets\n", RACE_REBUILDS,
+           atomic_load(&x.gets));
+}
+
 static void exhausted(void)
 {
     rh_task_params_t p = rank_on_node(1, 0);
@@ -565,6 +649,8 @@ int main(int argc, char **argv)
             recursion();
         } else if (strcmp(mode, "lost_node") == 0) {
             lost_node();
+        } else if (strcmp(mode, "rebuild_race") == 0) {
+            rebuild_race();
         } else if (strcmp(mode, "exhausted") == 0) {
             exhausted();
         } else if (strcmp(mode, "owner_died") == 0) {

@@ -3,6 +3,7 @@
  * either holds a live future or finds nothing. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -265,4 +266,118 @@ Test(future, finders_racing_the_last_release_hold_the_right_object_or_none)
     cr_expect_eq(rh_future_live(), 0, "%ld futures left",
                  rh_future_live());
     cr_log_info("%ld lookups found a live object", atomic_load(&found));
+}
+
+/* ---- rebuilds from lineage ------------------------------------------- */
+
+#define REMOTE_LEN 4096   /* a return left on the runner's node */
+
+/* A task's return, READY on another node: what a rebuild reopens. */
+static rh_future_t *remote_return(rh_fblock_t **b)
+{
+    cr_assert_eq(rh_future_block_new(1, b), RH_OK, "%s", rh_last_error());
+    rh_future_complete(&(*b)->f[0], NULL, REMOTE_LEN, 0);
+    return &(*b)->f[0];
+}
+
+/* A getter that saw READY reads data, len and in_store without a lock: a
+ * rebuild must leave them as the first run set them, even when its answer
+ * came by value into this node's store. */
+Test(future, a_rebuild_leaves_the_fields_getters_read_as_they_were)
+{
+    static uint8_t copy[REMOTE_LEN];
+    rh_fblock_t *b;
+    rh_future_t *f = remote_return(&b);
+
+    cr_assert_eq(rh_future_reopen(f), 1);
+    cr_expect_eq(atomic_load(&f->state), RH_FUTURE_PENDING);
+    cr_expect_eq(rh_future_reopen(f), 0, "reopened twice");
+    rh_future_complete(f, copy, REMOTE_LEN, 1);
+    cr_expect_eq(atomic_load(&f->state), RH_FUTURE_READY);
+    cr_expect_null(f->data);
+    cr_expect_eq(f->len, REMOTE_LEN);
+    cr_expect_eq(f->in_store, 0);
+    rh_future_unhold(f);
+    cr_expect_eq(atomic_load(&deleted), 1, "its copies go with it");
+    cr_expect_eq(rh_future_live(), 0);
+}
+
+/* The size a getter may have read already is the one the rebuild must
+ * give: another fails the object, saying why, and its copies go. */
+Test(future, a_rebuild_of_another_size_fails_its_object)
+{
+    rh_fblock_t *b;
+    rh_future_t *f = remote_return(&b);
+
+    cr_assert_eq(rh_future_reopen(f), 1);
+    rh_future_complete(f, NULL, REMOTE_LEN + 8, 0);
+    cr_assert_eq(atomic_load(&f->state), RH_FUTURE_FAILED);
+    cr_expect_eq(rh_future_status(f), RH_ERR_OBJECT_LOST);
+    cr_expect_not_null(strstr(f->message, "4104 bytes"), "%s", f->message);
+    cr_expect_not_null(strstr(f->message, "4096"), "%s", f->message);
+    cr_expect_eq(f->len, REMOTE_LEN);
+    cr_expect_eq(atomic_load(&deleted), 1);
+    rh_future_unhold(f);
+    cr_expect_eq(atomic_load(&deleted), 1, "deleted once");
+    cr_expect_eq(rh_future_live(), 0);
+}
+
+#define REBUILDS 500
+
+static _Atomic int rebuilding;
+static _Atomic long views, bad_views;
+
+/* What rh_get_mine does once the future is final: READY, then where the
+ * bytes are (rh_future_remote: in_store and len) and their size. */
+static void *getter(void *arg)
+{
+    rh_future_t *f = arg;
+
+    while (atomic_load(&rebuilding)) {
+        if (atomic_load(&f->state) == RH_FUTURE_PENDING) {
+            continue;
+        }
+        if (f->in_store || f->len != REMOTE_LEN || f->data != NULL) {
+            atomic_fetch_add(&bad_views, 1);
+        }
+        atomic_fetch_add(&views, 1);
+    }
+    return NULL;
+}
+
+/* Getters of one future race its rebuilds (reopened, then answered from
+ * the runner's node or by value into this node's store): each sees the
+ * first run's fields. Run under TSan, no getter races a rebuild. */
+Test(future, getters_racing_rebuilds_see_the_first_runs_fields)
+{
+    static uint8_t copy[REMOTE_LEN];
+    rh_fblock_t *b;
+    rh_future_t *f = remote_return(&b);
+    pthread_t t[2];
+
+    atomic_store(&rebuilding, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_create(&t[i], NULL, getter, f);
+    }
+    for (int i = 0; i < REBUILDS; i++) {
+        long seen = atomic_load(&views);
+
+        cr_assert_eq(rh_future_reopen(f), 1);
+        if (i % 2) {
+            rh_future_complete(f, copy, REMOTE_LEN, 1);
+        } else {
+            rh_future_complete(f, NULL, REMOTE_LEN, 0);
+        }
+        while (atomic_load(&views) == seen) {
+            sched_yield();   /* a getter reads this run's fields */
+        }
+    }
+    atomic_store(&rebuilding, 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    cr_expect_eq(atomic_load(&bad_views), 0, "%ld of %ld views mixed two "
+                 "runs", atomic_load(&bad_views), atomic_load(&views));
+    rh_future_unhold(f);
+    cr_expect_eq(rh_future_live(), 0);
 }
