@@ -166,6 +166,20 @@ Test(actors, an_actor_shares_its_owners_fate)
     rh_run_free(&run);
 }
 
+/* The same with calls of the owner and of a third rank in flight as the
+ * owner dies: each ends, answered in order or failed with
+ * RH_ERR_ACTOR_DEAD, none after one failed, and none is left waiting. */
+Test(actors, calls_in_flight_as_the_owner_dies_all_end)
+{
+    rh_run_t run = launch(3, 3, 1, "ownerflight", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERFLIGHT OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 52"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* With one worker, 3,000 actors are killed as they are created, then
  * rh_finalize ends one whose creation task still waits for its
  * constructor (running another task meanwhile): the instance is freed,
