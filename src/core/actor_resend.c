@@ -279,6 +279,16 @@ void rh_resend_covered(rh_resend_t *r, uint64_t seq)
     pthread_mutex_unlock(&rh_kc_lock);
 }
 
+int rh_resend_active(rh_resend_t *r)
+{
+    int active;
+
+    pthread_mutex_lock(&rh_kc_lock);
+    active = r->retries != 0;
+    pthread_mutex_unlock(&rh_kc_lock);
+    return active;
+}
+
 size_t rh_resend_kept(rh_resend_t *r)
 {
     size_t n = 0;

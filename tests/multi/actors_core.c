@@ -21,6 +21,8 @@
  *        actors_core ownerflight  as ownerdeath, with calls of ranks 0 and 1
  *                          in flight as the owner dies: each ends, answered
  *                          or RH_ERR_ACTOR_DEAD: "ACTORS OWNERFLIGHT OK".
+ *        actors_core ownerretry  the same with max_restarts and
+ *                          max_task_retries -1: "ACTORS OWNERFLIGHT OK".
  *        actors_core rankdeath  the actor's rank is SIGKILLed: its calls fail
  *                          with RH_ERR_ACTOR_DEAD: "ACTORS RANKDEATH OK".
  *        actors_core killnew  (RAYHPC_NUM_WORKERS=1) actors killed as they are
@@ -863,7 +865,7 @@ static int run_ownerdeath(void)
  * made afterwards fails too. */
 #define WINDOW 64
 
-static int run_ownerflight(void)
+static int run_ownerflight(int restartable)
 {
     rh_actor_params_t p = on_node(rh_num_nodes() - 1);
     rh_actor_t a, flag = { 0, 0 };
@@ -875,6 +877,14 @@ static int run_ownerflight(void)
 
     p.field_mask |= RH_ACTOR_PARAM_FIELD_NAME;
     p.name = "orphan-flight";
+    if (restartable) {
+        /* Restarts and resends do not outlive the owner: its death is
+         * the actor's end all the same. */
+        p.field_mask |= RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
+                        RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES;
+        p.max_restarts = -1;
+        p.max_task_retries = -1;
+    }
     if (rh_rank() == 1) {
         int64_t seq = 0;
 
@@ -1099,7 +1109,9 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "ownerdeath") == 0) {
         rc = run_ownerdeath();
     } else if (strcmp(mode, "ownerflight") == 0) {
-        rc = run_ownerflight();
+        rc = run_ownerflight(0);
+    } else if (strcmp(mode, "ownerretry") == 0) {
+        rc = run_ownerflight(1);
     } else if (strcmp(mode, "unplaced") == 0) {
         rc = run_unplaced();
     } else if (rh_rank() == 0) {
