@@ -166,24 +166,10 @@ Test(actors, an_actor_shares_its_owners_fate)
     rh_run_free(&run);
 }
 
-/* The same with calls of the owner and of a third rank in flight as the
- * owner dies: each ends, answered in order or failed with
- * RH_ERR_ACTOR_DEAD, none after one failed, and none is left waiting. */
-Test(actors, calls_in_flight_as_the_owner_dies_all_end)
-{
-    rh_run_t run = launch(3, 3, 1, "ownerflight", NULL);
-
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERFLIGHT OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 52"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
-}
-
-/* The same with max_restarts and max_task_retries -1: the owner's death
- * is the end all the same; the calls its instance refused unrun fail
- * instead of waiting for a restart nobody makes (their gets timed out
- * before the fix). */
+/* The owner of an actor with max_restarts and max_task_retries -1 dies
+ * with 64 calls of a third rank in flight: its death is the end all the
+ * same, and the calls its instance refused unrun fail instead of waiting
+ * for a restart nobody makes (their gets timed out before the fix). */
 Test(actors, calls_kept_for_a_resend_end_when_the_owner_dies)
 {
     rh_run_t run = launch(3, 3, 1, "ownerretry", NULL);
