@@ -166,6 +166,19 @@ Test(actors, an_actor_shares_its_owners_fate)
     rh_run_free(&run);
 }
 
+/* The owner of an actor with max_restarts and max_task_retries -1 dies
+ * with 64 calls of a third rank in flight: its death is the end all the
+ * same, and the calls its instance refused unrun fail instead of waiting
+ * for a restart nobody makes (their gets timed out before the fix). */
+Test(actors, calls_kept_for_a_resend_end_when_the_owner_dies)
+{
+    rh_run_t run = launch(3, 3, 1, "ownerretry", NULL);
+
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERFLIGHT OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* With one worker, 3,000 actors are killed as they are created, then
  * rh_finalize ends one whose creation task still waits for its
  * constructor (running another task meanwhile): the instance is freed,

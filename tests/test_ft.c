@@ -172,6 +172,23 @@ Test(ft, actor_call_is_resent_max_task_retries_times_then_fails)
     rh_run_free(&run);
 }
 
+/* rh_actor_kill(a, 0) with 200 calls queued behind a slow one
+ * (max_task_retries -1): the calls the kill found not started go again to
+ * the restarted instance, in order (each failed with RH_ERR_ACTOR_DEAD
+ * before). */
+Test(ft, calls_queued_at_a_kill_that_restarts_are_resent)
+{
+    rh_run_t run = ft_actor("killresend");
+
+    cr_expect_eq(rh_count_lines(run.out, "FT ACTOR KILL RESEND OK"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 8, "output ends:\n%s",
+                 rh_tail(run.out, 4000));
+    cr_expect_eq(run.status, 0, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
+
 Test(ft, checkpoint_asked_by_a_method_is_restored_with_every_call_once)
 {
     rh_run_t run = ft_actor("request");

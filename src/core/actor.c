@@ -1814,6 +1814,7 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
      * placed yet, are dead. */
     for (;;) {
         rh_actor_client_t *hit = NULL;
+        int orphan = 0;
 
         pthread_mutex_lock(&rh_cl_lock);
         rh_hmap_iter_init(&it, &rh_clients);
@@ -1821,6 +1822,13 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
             rh_actor_client_t *c = *(rh_actor_client_t **)v;
             int s = atomic_load(&c->state);
 
+            if (rh_actor_restartable(c->actor) && s == RH_CL_ALIVE &&
+                rh_actor_owner(c->actor) == (uint32_t)rank &&
+                c->rank != rank && rh_resend_active(&c->rs)) {
+                hit = c;   /* placed elsewhere, its owner gone */
+                orphan = 1;
+                break;
+            }
             if (rh_actor_restartable(c->actor) &&
                 rh_actor_owner(c->actor) != (uint32_t)rank) {
                 /* Its owner may restart it: ask where it went. (Its rank
@@ -1844,6 +1852,19 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
         pthread_mutex_unlock(&rh_cl_lock);
         if (hit == NULL) {
             break;
+        }
+        if (orphan) {
+            /* Nobody restarts it now: calls lost or refused unrun fail
+             * instead of waiting for a new place that never comes, and no
+             * more are kept (a detached instance that outlives its owner
+             * answers the others). */
+            snprintf(why, sizeof(why), "actor %s cannot be restarted: its "
+                     "owner, rank %d, died", rh_actor_class_name(hit->actor),
+                     rank);
+            pthread_mutex_lock(&hit->lock);
+            rh_resend_dead(&hit->rs, why);
+            pthread_mutex_unlock(&hit->lock);
+            continue;
         }
         snprintf(why, sizeof(why), "actor %s %s: rank %d failed",
                  rh_actor_class_name(hit->actor),

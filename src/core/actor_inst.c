@@ -120,8 +120,11 @@ static const char *rh_inst_why(rh_actor_inst_t *inst)
     }
 }
 
+/* A call the instance ends without running: its caller may send it again
+ * to a restarted instance (call_unrun). */
 static void rh_inst_drop_call(void *arg, void *item)
 {
+    ((rh_task_t *)item)->call_unrun = 1;
     rh_actor_call_reject(item, RH_ERR_ACTOR_DEAD, arg);
 }
 
@@ -233,6 +236,7 @@ static void rh_inst_drain_killed(rh_actor_inst_t *inst)
             return;
         }
         rh_task_fail_later(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
+        t->call_unrun = 1;
         if (!atomic_compare_exchange_strong(&t->actor_ready, &expected,
                                             RH_CALL_ORPHAN)) {
             rh_task_run_call(t, NULL);   /* ready: fails at once */
@@ -681,7 +685,7 @@ static void rh_inst_run_in_order(void *arg, void *item)
     rh_task_t *t = item;
 
     if (rh_actor_inst_push(inst, t) != 0) {
-        rh_actor_call_reject(t, RH_ERR_ACTOR_DEAD, rh_inst_why(inst));
+        rh_inst_drop_call((void *)rh_inst_why(inst), t);
         return;
     }
     rh_task_submitted(t);

@@ -279,6 +279,16 @@ void rh_resend_covered(rh_resend_t *r, uint64_t seq)
     pthread_mutex_unlock(&rh_kc_lock);
 }
 
+int rh_resend_active(rh_resend_t *r)
+{
+    int active;
+
+    pthread_mutex_lock(&rh_kc_lock);
+    active = r->retries != 0;
+    pthread_mutex_unlock(&rh_kc_lock);
+    return active;
+}
+
 size_t rh_resend_kept(rh_resend_t *r)
 {
     size_t n = 0;
@@ -414,6 +424,20 @@ int rh_actor_call_lost(uint64_t counter, int rank, rh_inflight_t *e)
         } else if (r->rank >= 0 && r->rank != rh_rank() &&
             k->sent_epoch != r->epoch && rh_rank_alive(r->rank)) {
             rh_kc_send(k, &doomed, why, sizeof(why));
+        } else if (r->rank >= 0 && r->rank == rh_rank() &&
+                   k->sent_epoch != r->epoch) {
+            /* Restarted here before it came back: as rh_resend_placed
+             * does with the calls lost before (kept waiting, it would
+             * never end). */
+            const rh_class_entry_t *cls = rh_registry_class(
+                (unsigned)((r->actor.hi >> 8) & 0x7fffffu));
+
+            snprintf(why, sizeof(why), "actor %s was restarted on the rank "
+                     "that made the call: calls in flight are not sent "
+                     "again there", cls != NULL ? cls->name : "?");
+            rh_kc_unlink(k);
+            k->next = doomed;
+            doomed = k;
         }
     }
     pthread_mutex_unlock(&rh_kc_lock);

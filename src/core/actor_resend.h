@@ -64,6 +64,9 @@ void rh_resend_dead(rh_resend_t *r, const char *why);
  * seq. */
 void rh_resend_covered(rh_resend_t *r, uint64_t seq);
 
+/* Whether calls are kept for a resend (max_task_retries, not dead). */
+int rh_resend_active(rh_resend_t *r);
+
 /* Calls kept now. */
 size_t rh_resend_kept(rh_resend_t *r);
 

@@ -47,8 +47,13 @@ typedef struct rh_fwd_submit {
 typedef struct rh_fwd_done {
     uint64_t counter;
     uint32_t nreturns;
-    uint32_t reserved;
+    uint32_t flags;      /* RH_FWD_DONE_* */
 } rh_fwd_done_t;
+
+/* An actor's call the instance ended before running: nothing of it ran,
+ * so a caller that keeps it (max_task_retries) may send it again to the
+ * restarted instance. */
+#define RH_FWD_DONE_UNRUN 1u
 
 /* Each argument and each return on the wire: a kind, a length, then the
  * bytes. An argument is its value (small ones) or its ref (16 bytes: the
@@ -681,9 +686,9 @@ void rh_forward_call_fail(rh_inflight_t *e, const char *msg)
  * owner's id), or, with message, every one failed with it. */
 static void rh_fwd_answer_send(uint32_t origin, uint64_t counter, int n,
                                const rh_task_ret_t *rets, const char *message,
-                               rh_status_t status)
+                               rh_status_t status, uint32_t flags)
 {
-    rh_fwd_done_t h = { counter, (uint32_t)n, 0 };
+    rh_fwd_done_t h = { counter, (uint32_t)n, flags };
     size_t total = 0, off = 0;
     uint8_t *payload, small[RH_FWD_SMALL];
 
@@ -769,7 +774,9 @@ void rh_forward_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
         }
     }
     rh_fwd_answer_send(t->ret_owner, t->ret_counter, t->nreturns, out,
-                       message, t->fail_status);
+                       message, t->fail_status,
+                       message != NULL && t->call_unrun ? RH_FWD_DONE_UNRUN :
+                       0);
     for (int i = 0; message == NULL && i < t->nreturns; i++) {
         if (rets[i].in_store && out[i].data != NULL) {
             /* sent by value: the owner keeps it, our unsealed copy goes */
@@ -786,7 +793,7 @@ static void rh_fwd_refuse(int origin, const rh_fwd_submit_t *h,
                           const char *msg)
 {
     rh_fwd_answer_send((uint32_t)origin, h->counter, (int)h->nreturns, NULL,
-                       msg, RH_ERR_TASK_FAILED);
+                       msg, RH_ERR_TASK_FAILED, 0);
 }
 
 void rh_forward_args_decode(const uint8_t *payload, uint32_t nargs,
@@ -864,7 +871,9 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
 void rh_forward_refuse(uint32_t origin, uint64_t counter, int nreturns,
                        rh_status_t status, const char *msg)
 {
-    rh_fwd_answer_send(origin, counter, nreturns, NULL, msg, status);
+    /* An actor's call refused as dead found no instance to run it. */
+    rh_fwd_answer_send(origin, counter, nreturns, NULL, msg, status,
+                       status == RH_ERR_ACTOR_DEAD ? RH_FWD_DONE_UNRUN : 0);
 }
 
 /* Checks that the items of a payload add up to its length and that each
@@ -1036,6 +1045,10 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
         rh_inflight_fail(&e, "a task's answer came back malformed");
         rh_inflight_release(&e);
         return;
+    }
+    if ((h->flags & RH_FWD_DONE_UNRUN) && e.kept &&
+        rh_actor_call_lost(h->counter, src, &e)) {
+        return;   /* sent again to the restarted instance */
     }
     if (!e.is_call && rh_fwd_answer_failed(p, h->nreturns)) {
         char why[512];

@@ -71,6 +71,9 @@ struct rh_task {
     uint64_t             call_seq;
     uint32_t             call_method;
     uint32_t             call_epoch;   /* the actor's restarts when routed */
+    int                  call_unrun;   /* refused by an instance that ended
+                                        * before running it: its caller
+                                        * may send it again */
     struct rh_kcall     *call_kept;    /* kept for a resend (actor_resend.h)
                                         * until sent; NULL: not kept */
     rh_task_t           *call_next;    /* calls waiting for their actor's

@@ -31,6 +31,12 @@
  *             is sent once again to the restarted actor, then fails with
  *             RH_ERR_ACTOR_DEAD naming its method; the third instance
  *             then answers calls ("FT ACTOR RETRIES OK")
+ *   killresend
+ *             max_restarts 1, max_task_retries -1: 200 calls pipelined
+ *             behind a slow one, then rh_actor_kill(a, 0): the calls the
+ *             kill found not started are sent again to the restarted
+ *             instance, in order; every call is answered
+ *             ("FT ACTOR KILL RESEND OK")
  * Every rank prints "FT DONE rank R" after its rh_finalize; the driver
  * prints "FT FAIL ..." and exits 1 on a wrong value or status.
  */
@@ -543,6 +549,82 @@ static void retries(void)
     printf("FT ACTOR RETRIES OK\n");
 }
 
+/* nap(ms): sleeps ms milliseconds, then +1 as inc; the calls behind it
+ * wait in the mailbox meanwhile. */
+static rh_status_t counter_nap(void *state, rh_task_ctx_t *ctx)
+{
+    counter_t *c = state;
+    int64_t ms = arg_i64(ctx, 0);
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+    c->count++;
+    return rh_task_return(ctx, 0, &c->count, sizeof(c->count));
+}
+
+/* max_restarts 1, max_task_retries -1: N calls pipelined behind a slow
+ * one, then rh_actor_kill(a, 0). The kill ends the instance with calls
+ * not started; those go again to the restarted instance, in order: every
+ * call is answered, the counts run 1.. on the old instance and then 1..
+ * again on the new one, none missing. */
+#define KILL_CALLS 200
+
+static void kill_resend(void)
+{
+    rh_actor_params_t ap = { 0 };
+    int64_t start = 0, ms = 300, victim = -1, v, prev = 0;
+    rh_arg_t arg = rh_arg_bytes(&start, sizeof(start));
+    rh_arg_t nap = rh_arg_bytes(&ms, sizeof(ms));
+    rh_arg_t vic = rh_arg_bytes(&victim, sizeof(victim));
+    rh_ref_t r[KILL_CALLS + 1];
+    rh_actor_t a;
+    const void *p;
+    size_t len;
+    rh_status_t st;
+    int restarts = 0;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY |
+                    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
+                    RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = 1;
+    ap.soft = 1;
+    ap.max_restarts = 1;
+    ap.max_task_retries = -1;
+    CHECK(rh_actor_create("Counter", &arg, 1, &ap, &a));
+    CHECK(rh_actor_ready(a, TIMEOUT, NULL));
+    CHECK(rh_actor_call(a, "nap", &nap, 1, NULL, &r[0]));
+    for (int i = 1; i <= KILL_CALLS; i++) {
+        CHECK(rh_actor_call(a, "inc", &vic, 1, NULL, &r[i]));
+    }
+    CHECK(rh_actor_kill(a, 0));
+    for (int i = 0; i <= KILL_CALLS; i++) {
+        st = rh_get(r[i], &p, &len, TIMEOUT);
+        if (st != RH_OK) {
+            printf("FT FAIL call %d of %d after rh_actor_kill(a, 0)\n", i,
+                   KILL_CALLS + 1);
+            fail("a call in flight when the actor was killed", st);
+        }
+        memcpy(&v, p, sizeof(v));
+        rh_release(r[i]);
+        if (v == 1 && i > 0) {
+            restarts++;   /* the new instance's first */
+        } else if (v != prev + 1) {
+            printf("FT FAIL call %d counted %lld after %lld\n", i,
+                   (long long)v, (long long)prev);
+            exit(1);
+        }
+        prev = v;
+    }
+    if (restarts > 1) {
+        printf("FT FAIL the counts started over %d times\n", restarts);
+        exit(1);
+    }
+    printf("FT KILL RESEND: %lld calls ran on the restarted instance\n",
+           (long long)(restarts ? prev : 0));
+    printf("FT ACTOR KILL RESEND OK\n");
+}
+
 static void final(void)
 {
     rh_actor_t a = make_counter(0);
@@ -568,6 +650,7 @@ int main(int argc, char **argv)
         { "boom", counter_boom, 0, 1 },
         { "restored", counter_restored, 0, 1 },
         { "save_now", counter_save_now, 0, 1 },
+        { "nap", counter_nap, 1, 1 },
     };
     rh_actor_class_t cls = { 0 };
     const char *mode = argc > 1 ? argv[1] : "restart";
@@ -578,7 +661,7 @@ int main(int argc, char **argv)
     cls.init = counter_init;
     cls.init_nargs = 1;
     cls.methods = methods;
-    cls.num_methods = 6;
+    cls.num_methods = 7;
     cls.fini = counter_fini;
     CHECK(rh_register_actor("Counter", &cls));
     cls.field_mask |= RH_ACTOR_CLASS_FIELD_CHECKPOINT;
@@ -599,6 +682,8 @@ int main(int argc, char **argv)
             checkpoint(argc > 2 ? atoll(argv[2]) : 350, 0);
         } else if (strcmp(mode, "retries") == 0) {
             retries();
+        } else if (strcmp(mode, "killresend") == 0) {
+            kill_resend();
         } else {
             fprintf(stderr, "ft_actor: unknown mode %s\n", mode);
             return 2;
