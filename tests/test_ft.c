@@ -107,6 +107,20 @@ Test(ft, failed_task_is_retried_only_with_retry_exceptions)
     rh_run_free(&run);
 }
 
+/* A placement group's bundle whose rank dies is placed again, and the task
+ * lost with it runs there; when no node has room left, the task, the
+ * group's wait and new tasks into the bundle fail, naming the group and
+ * the dead rank. */
+Test(ft, placement_group_bundle_is_placed_again_after_its_rank_dies)
+{
+    rh_run_t run = ft("pg_bundle", NULL);
+
+    expect_ft(&run, "FT PG_BUNDLE OK", 2);
+    cr_expect_eq(rh_count_lines(run.out, "FT PG_BUNDLE placed again"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
+
 /* Actor restarts (tests/multi/ft_actor.c): the counter's rank is killed by
  * its own call at a fixed count. */
 static rh_run_t ft_actor(const char *mode)

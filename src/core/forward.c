@@ -436,8 +436,9 @@ static void rh_fwd_record(rh_task_t *t, const rh_fwd_submit_t *h,
         }
     }
     rh_lineage_record(h->counter, t->fn->name, t->nreturns, t->max_retries,
-                      t->retry_exceptions, t->forward_to, h, sizeof(*h),
-                      payload, total, owned, nowned, borrowed, nborrowed);
+                      t->retry_exceptions, t->forward_to, t->pg, t->pg_bundle,
+                      h, sizeof(*h), payload, total, owned, nowned, borrowed,
+                      nborrowed);
     if (owned != few_owned) {
         free(owned);
         free(borrowed);

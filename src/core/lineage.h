@@ -27,10 +27,13 @@
 
 /* Records a task sent to rank: its header and payload as sent, and the
  * ids of the objects it takes by ref (ours, and others' it borrows), which
- * a rebuild holds again while they are still there. Best effort: without
- * memory the task has no lineage. */
+ * a rebuild holds again while they are still there; pg (0: none) and
+ * bundle, the placement group's bundle it runs in, which a rerun follows
+ * to where the bundle is then. Best effort: without memory the task has
+ * no lineage. */
 void rh_lineage_record(uint64_t counter, const char *name, int nreturns,
                        int max_retries, int retry_exceptions, int rank,
+                       uint64_t pg, int bundle,
                        const void *hdr, size_t hdr_len, const void *payload,
                        size_t len, const rh_object_id_t *owned, int nowned,
                        const rh_object_id_t *borrowed, int nborrowed);

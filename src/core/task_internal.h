@@ -50,7 +50,7 @@ struct rh_task {
     int                  forward_to; /* rank that runs it; -1: this one */
     int                  gs_placed;  /* ... as the global scheduler chose */
     int                  admitted;   /* holds a place of core/admit.h */
-    uint64_t             pg;         /* RH_PG_WAIT: its group ... */
+    uint64_t             pg;         /* its placement group (0: none) */
     int                  pg_bundle;  /* ... and bundle */
     int                  ret_foreign;/* returns carry another rank's ids */
     uint32_t             ret_owner;  /* ... that rank */

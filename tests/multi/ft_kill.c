@@ -22,6 +22,14 @@
  *               retry_exceptions it is retried elsewhere, without it fails;
  *               one run here that fails twice, then succeeds: retried
  *               within max_retries ("FT EXCEPTIONS OK")
+ *   pg_bundle   a STRICT_SPREAD group of 4 one-CPU bundles, one per node;
+ *               the task in node 3's bundle kills its rank: the bundle is
+ *               placed again on the other rank of node 3 and the task runs
+ *               there; a task into it kills that rank too: no node is left
+ *               for the bundle, so that task fails with RH_ERR_TASK_FAILED,
+ *               rh_pg_wait and new tasks into the bundle with
+ *               RH_ERR_PEER_FAILED, each naming the group and the rank,
+ *               while the other bundles still run tasks ("FT PG_BUNDLE OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -39,6 +47,8 @@
 #include <unistd.h>
 
 #include "rank_util.h"
+#include "core/core.h"
+#include "core/pgroup.h"
 #include "plasma/object_id.h"
 #include "transport/am.h"
 
@@ -258,6 +268,17 @@ static rh_status_t ft_put_ref(rh_task_ctx_t *ctx)
         return rh_task_fail(ctx, "put: %s", rh_last_error());
     }
     return rh_task_return(ctx, 0, &ref, sizeof(ref));
+}
+
+/* Kills the rank it runs on when that is its argument, else returns 42. */
+static rh_status_t ft_pg_step(rh_task_ctx_t *ctx)
+{
+    if (arg_i64(ctx, 0) == rh_rank()) {
+        printf("FT VICTIM rank %d dies in its group's bundle\n", rh_rank());
+        fflush(stdout);
+        raise(SIGKILL);
+    }
+    return return_obj(ctx, 42);
 }
 
 static void kill_rank(int r)
@@ -518,6 +539,123 @@ static void exceptions(void)
     printf("FT EXCEPTIONS OK\n");
 }
 
+/* ft_pg_step(victim) into bundle b of pg. */
+static rh_status_t pg_step(rh_pg_t pg, int b, int64_t victim, rh_ref_t *r)
+{
+    rh_task_params_t p = { 0 };
+    rh_arg_t a = rh_arg_bytes(&victim, sizeof(victim));
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    p.bundle = b;
+    return rh_remote("ft_pg_step", &a, 1, &p, r);
+}
+
+/* The rank of bundle b once pg's record in the GCS says state (-1 for a
+ * bundle that is placed nowhere); fails the test when it never does. */
+static int pg_record_rank(rh_pg_t pg, int b, int state)
+{
+    double end = rank_now() + 60;
+    rh_pg_record_t rec;
+    int r;
+
+    for (;;) {
+        rh_status_t st = rh_pg_record_read(pg, &rec);
+
+        if (st == RH_OK && rec.state == state) {
+            r = rec.ranks != NULL ? rec.ranks[b] : -1;
+            rh_pg_record_free(&rec);
+            return r;
+        }
+        if (st == RH_OK) {
+            rh_pg_record_free(&rec);
+        }
+        if ((st != RH_OK && st != RH_ERR_NOT_FOUND) || rank_now() > end) {
+            fail("the group's record never reached its state", st);
+        }
+        rank_nap();
+    }
+}
+
+static void pg_bundle(void)
+{
+    rh_bundle_t bs[4] = { { 1, NULL }, { 1, NULL }, { 1, NULL }, { 1, NULL } };
+    rh_pg_t pg;
+    rh_ref_t r;
+    int64_t v = 0;
+    int b = -1, node = -1, r1, r2;
+    char gname[64], rname[32];
+    rh_status_t st;
+
+    CHECK(rh_pg_create(bs, 4, RH_PG_STRICT_SPREAD, &pg));
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    for (int i = 0; i < 4 && b < 0; i++) {
+        CHECK(rh_pg_bundle_node(pg, i, &node));
+        b = node == 3 ? i : -1;
+    }
+    if (b < 0) {
+        fail("no bundle on node 3", RH_ERR_INVALID_PARAM);
+    }
+    r1 = pg_record_rank(pg, b, RH_PG_REC_PLACED);
+    /* Its rank dies running it: the bundle goes to node 3's other rank,
+     * the only one STRICT_SPREAD allows, and the task runs again there. */
+    CHECK(pg_step(pg, b, r1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task whose bundle's rank died running it", st);
+    }
+    rh_release(r);
+    if ((st = rh_pg_wait(pg, TIMEOUT)) != RH_OK ||
+        (st = rh_pg_bundle_node(pg, b, &node)) != RH_OK || node != 3) {
+        fail("the group after its bundle was placed again", st);
+    }
+    r2 = pg_record_rank(pg, b, RH_PG_REC_PLACED);
+    if (r2 == r1 || rh_core_node_of(r2) != 3 || !rh_rank_alive(r2)) {
+        printf("FT FAIL bundle %d is on rank %d after rank %d died\n", b, r2,
+               r1);
+        exit(1);
+    }
+    CHECK(pg_step(pg, b, r1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task into the bundle placed again", st);
+    }
+    rh_release(r);
+    printf("FT PG_BUNDLE placed again on rank %d after rank %d died\n", r2,
+           r1);
+    /* Now node 3 is gone: no room for the bundle anywhere. */
+    snprintf(gname, sizeof(gname), "placement group %llx",
+             (unsigned long long)pg);
+    snprintf(rname, sizeof(rname), "rank %d", r2);
+    CHECK(pg_step(pg, b, r2, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED || strstr(rh_last_error(), gname) == NULL ||
+        strstr(rh_last_error(), rname) == NULL) {
+        fail("a task whose bundle cannot be placed again", st);
+    }
+    printf("FT PG_BUNDLE lost: %s\n", rh_last_error());
+    rh_release(r);
+    st = rh_pg_wait(pg, TIMEOUT);
+    if (st != RH_ERR_PEER_FAILED || strstr(rh_last_error(), gname) == NULL ||
+        strstr(rh_last_error(), rname) == NULL) {
+        fail("rh_pg_wait of a group that lost a bundle", st);
+    }
+    st = pg_step(pg, b, -1, &r);
+    if (st != RH_ERR_PEER_FAILED || strstr(rh_last_error(), rname) == NULL) {
+        fail("a task into a lost bundle", st);
+    }
+    if (pg_record_rank(pg, b, RH_PG_REC_RESCHEDULING) != -1) {
+        fail("the record of a group that lost a bundle", RH_OK);
+    }
+    /* The bundles still placed run their tasks. */
+    CHECK(pg_step(pg, (b + 1) % 4, -1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task into a bundle of the group still placed", st);
+    }
+    rh_release(r);
+    CHECK(rh_pg_remove(pg));
+    printf("FT PG_BUNDLE OK\n");
+}
+
 static void parse_victims(void)
 {
     const char *v = getenv("FT_VICTIMS"), *k = getenv("FT_KILL_AT");
@@ -549,6 +687,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_picky", ft_picky, 0, 1));
     CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
+    CHECK(rh_register("ft_pg_step", ft_pg_step, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     for (int i = 0; i < nvictims; i++) {
@@ -571,6 +710,8 @@ int main(int argc, char **argv)
             owner_died();
         } else if (strcmp(mode, "exceptions") == 0) {
             exceptions();
+        } else if (strcmp(mode, "pg_bundle") == 0) {
+            pg_bundle();
         } else if (strcmp(mode, "driver") == 0) {
             driver_dies();
         } else {
