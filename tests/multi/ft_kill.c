@@ -23,13 +23,14 @@
  *               one run here that fails twice, then succeeds: retried
  *               within max_retries ("FT EXCEPTIONS OK")
  *   pg_bundle   a STRICT_SPREAD group of 4 one-CPU bundles, one per node;
- *               the task in node 3's bundle kills its rank: the bundle is
- *               placed again on the other rank of node 3 and the task runs
- *               there; a task into it kills that rank too: no node is left
- *               for the bundle, so that task fails with RH_ERR_TASK_FAILED,
- *               rh_pg_wait and new tasks into the bundle with
- *               RH_ERR_PEER_FAILED, each naming the group and the rank,
- *               while the other bundles still run tasks ("FT PG_BUNDLE OK")
+ *               the task in the bundle of node FT_PG_NODE (1 to 3, default
+ *               3) kills its rank: the bundle is placed again on the other
+ *               rank of that node and the task runs there; a task into it
+ *               kills that rank too: no node is left for the bundle, so
+ *               that task fails with RH_ERR_TASK_FAILED, rh_pg_wait and new
+ *               tasks into the bundle with RH_ERR_PEER_FAILED, each naming
+ *               the group and the rank, while the other bundles still run
+ *               tasks ("FT PG_BUNDLE OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -584,21 +585,25 @@ static void pg_bundle(void)
     rh_pg_t pg;
     rh_ref_t r;
     int64_t v = 0;
-    int b = -1, node = -1, r1, r2;
+    const char *at = getenv("FT_PG_NODE");
+    int b = -1, node = -1, r1, r2, x = at != NULL ? atoi(at) : 3;
     char gname[64], rname[32];
     rh_status_t st;
 
+    if (x < 1 || x > 3) {
+        fail("FT_PG_NODE is a node from 1 to 3", RH_ERR_INVALID_PARAM);
+    }
     CHECK(rh_pg_create(bs, 4, RH_PG_STRICT_SPREAD, &pg));
     CHECK(rh_pg_wait(pg, TIMEOUT));
     for (int i = 0; i < 4 && b < 0; i++) {
         CHECK(rh_pg_bundle_node(pg, i, &node));
-        b = node == 3 ? i : -1;
+        b = node == x ? i : -1;
     }
     if (b < 0) {
-        fail("no bundle on node 3", RH_ERR_INVALID_PARAM);
+        fail("no bundle on the node", RH_ERR_INVALID_PARAM);
     }
     r1 = pg_record_rank(pg, b, RH_PG_REC_PLACED);
-    /* Its rank dies running it: the bundle goes to node 3's other rank,
+    /* Its rank dies running it: the bundle goes to the node's other rank,
      * the only one STRICT_SPREAD allows, and the task runs again there. */
     CHECK(pg_step(pg, b, r1, &r));
     if ((st = get_value(r, &v)) != RH_OK || v != 42) {
@@ -606,11 +611,11 @@ static void pg_bundle(void)
     }
     rh_release(r);
     if ((st = rh_pg_wait(pg, TIMEOUT)) != RH_OK ||
-        (st = rh_pg_bundle_node(pg, b, &node)) != RH_OK || node != 3) {
+        (st = rh_pg_bundle_node(pg, b, &node)) != RH_OK || node != x) {
         fail("the group after its bundle was placed again", st);
     }
     r2 = pg_record_rank(pg, b, RH_PG_REC_PLACED);
-    if (r2 == r1 || rh_core_node_of(r2) != 3 || !rh_rank_alive(r2)) {
+    if (r2 == r1 || rh_core_node_of(r2) != x || !rh_rank_alive(r2)) {
         printf("FT FAIL bundle %d is on rank %d after rank %d died\n", b, r2,
                r1);
         exit(1);
@@ -622,7 +627,7 @@ static void pg_bundle(void)
     rh_release(r);
     printf("FT PG_BUNDLE placed again on rank %d after rank %d died\n", r2,
            r1);
-    /* Now node 3 is gone: no room for the bundle anywhere. */
+    /* Now the node is gone: no room for the bundle anywhere. */
     snprintf(gname, sizeof(gname), "placement group %llx",
              (unsigned long long)pg);
     snprintf(rname, sizeof(rname), "rank %d", r2);
