@@ -121,6 +121,16 @@ Test(ft, placement_group_bundle_is_placed_again_after_its_rank_dies)
     rh_run_free(&run);
 }
 
+/* The bundle comes back to the rank that owns the lost task: the owner
+ * runs it itself. */
+Test(ft, placement_group_task_lost_runs_again_on_its_owner_when_the_bundle_goes_there)
+{
+    rh_run_t run = ft("pg_home", "RAYHPC_NUM_WORKERS=1");
+
+    expect_ft(&run, "FT PG_HOME OK", 1);
+    rh_run_free(&run);
+}
+
 /* Actor restarts (tests/multi/ft_actor.c): the counter's rank is killed by
  * its own call at a fixed count. */
 static rh_run_t ft_actor(const char *mode)

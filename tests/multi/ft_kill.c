@@ -31,6 +31,11 @@
  *               tasks into the bundle with RH_ERR_PEER_FAILED, each naming
  *               the group and the rank, while the other bundles still run
  *               tasks ("FT PG_BUNDLE OK")
+ *   pg_home     (RAYHPC_NUM_WORKERS=1) the same group with node 0's bundle
+ *               on rank 1, rank 0's CPU taken by another group meanwhile,
+ *               then freed; the task in that bundle kills rank 1: the
+ *               bundle is placed again on rank 0, so the driver runs the
+ *               lost task itself ("FT PG_HOME OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -553,9 +558,11 @@ static rh_status_t pg_step(rh_pg_t pg, int b, int64_t victim, rh_ref_t *r)
     return rh_remote("ft_pg_step", &a, 1, &p, r);
 }
 
-/* The rank of bundle b once pg's record in the GCS says state (-1 for a
- * bundle that is placed nowhere); fails the test when it never does. */
-static int pg_record_rank(rh_pg_t pg, int b, int state)
+/* The rank of bundle b once pg's record in the GCS says state and that
+ * rank (want; -2: any, -1: placed nowhere): the global scheduler writes it
+ * without waiting, so a reader may see the one before for a while. Fails
+ * the test when it never does. */
+static int pg_record_rank(rh_pg_t pg, int b, int state, int want)
 {
     double end = rank_now() + 60;
     rh_pg_record_t rec;
@@ -564,8 +571,8 @@ static int pg_record_rank(rh_pg_t pg, int b, int state)
     for (;;) {
         rh_status_t st = rh_pg_record_read(pg, &rec);
 
-        if (st == RH_OK && rec.state == state) {
-            r = rec.ranks != NULL ? rec.ranks[b] : -1;
+        r = st == RH_OK && rec.ranks != NULL ? rec.ranks[b] : -1;
+        if (st == RH_OK && rec.state == state && (want == -2 || r == want)) {
             rh_pg_record_free(&rec);
             return r;
         }
@@ -573,9 +580,12 @@ static int pg_record_rank(rh_pg_t pg, int b, int state)
             rh_pg_record_free(&rec);
         }
         if ((st != RH_OK && st != RH_ERR_NOT_FOUND) || rank_now() > end) {
-            fail("the group's record never reached its state", st);
+            printf("FT FAIL the record of group %llx never had state %d "
+                   "and rank %d for bundle %d (last: %d)\n",
+                   (unsigned long long)pg, state, want, b, r);
+            exit(1);
         }
-        rank_nap();
+        usleep(10000);
     }
 }
 
@@ -602,7 +612,7 @@ static void pg_bundle(void)
     if (b < 0) {
         fail("no bundle on the node", RH_ERR_INVALID_PARAM);
     }
-    r1 = pg_record_rank(pg, b, RH_PG_REC_PLACED);
+    r1 = pg_record_rank(pg, b, RH_PG_REC_PLACED, -2);
     /* Its rank dies running it: the bundle goes to the node's other rank,
      * the only one STRICT_SPREAD allows, and the task runs again there. */
     CHECK(pg_step(pg, b, r1, &r));
@@ -614,8 +624,9 @@ static void pg_bundle(void)
         (st = rh_pg_bundle_node(pg, b, &node)) != RH_OK || node != x) {
         fail("the group after its bundle was placed again", st);
     }
-    r2 = pg_record_rank(pg, b, RH_PG_REC_PLACED);
-    if (r2 == r1 || rh_core_node_of(r2) != x || !rh_rank_alive(r2)) {
+    /* The node's other rank: ranks 2x and 2x + 1 make node x. */
+    r2 = pg_record_rank(pg, b, RH_PG_REC_PLACED, r1 ^ 1);
+    if (rh_core_node_of(r2) != x || !rh_rank_alive(r2)) {
         printf("FT FAIL bundle %d is on rank %d after rank %d died\n", b, r2,
                r1);
         exit(1);
@@ -648,9 +659,7 @@ static void pg_bundle(void)
     if (st != RH_ERR_PEER_FAILED || strstr(rh_last_error(), rname) == NULL) {
         fail("a task into a lost bundle", st);
     }
-    if (pg_record_rank(pg, b, RH_PG_REC_RESCHEDULING) != -1) {
-        fail("the record of a group that lost a bundle", RH_OK);
-    }
+    (void)pg_record_rank(pg, b, RH_PG_REC_RESCHEDULING, -1);
     /* The bundles still placed run their tasks. */
     CHECK(pg_step(pg, (b + 1) % 4, -1, &r));
     if ((st = get_value(r, &v)) != RH_OK || v != 42) {
@@ -659,6 +668,43 @@ static void pg_bundle(void)
     rh_release(r);
     CHECK(rh_pg_remove(pg));
     printf("FT PG_BUNDLE OK\n");
+}
+
+/* A lost task whose bundle comes to its owner's own rank. */
+static void pg_home(void)
+{
+    rh_bundle_t one = { 1, NULL };
+    rh_bundle_t bs[4] = { { 1, NULL }, { 1, NULL }, { 1, NULL }, { 1, NULL } };
+    rh_pg_t hold, pg;
+    rh_ref_t r;
+    int64_t v = 0;
+    int b = -1, node = -1;
+    rh_status_t st;
+
+    /* Rank 0's one CPU goes to a group first, so that node 0's bundle of
+     * the next one lands on rank 1. */
+    CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &hold));
+    CHECK(rh_pg_wait(hold, TIMEOUT));
+    (void)pg_record_rank(hold, 0, RH_PG_REC_PLACED, 0);
+    CHECK(rh_pg_create(bs, 4, RH_PG_STRICT_SPREAD, &pg));
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    for (int i = 0; i < 4 && b < 0; i++) {
+        CHECK(rh_pg_bundle_node(pg, i, &node));
+        b = node == 0 ? i : -1;
+    }
+    if (b < 0) {
+        fail("no bundle on node 0", RH_ERR_INVALID_PARAM);
+    }
+    (void)pg_record_rank(pg, b, RH_PG_REC_PLACED, 1);
+    CHECK(rh_pg_remove(hold));
+    CHECK(pg_step(pg, b, 1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task whose bundle came to its owner's rank", st);
+    }
+    rh_release(r);
+    (void)pg_record_rank(pg, b, RH_PG_REC_PLACED, 0);
+    CHECK(rh_pg_remove(pg));
+    printf("FT PG_HOME OK\n");
 }
 
 static void parse_victims(void)
@@ -717,6 +763,8 @@ int main(int argc, char **argv)
             exceptions();
         } else if (strcmp(mode, "pg_bundle") == 0) {
             pg_bundle();
+        } else if (strcmp(mode, "pg_home") == 0) {
+            pg_home();
         } else if (strcmp(mode, "driver") == 0) {
             driver_dies();
         } else {
