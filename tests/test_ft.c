@@ -131,6 +131,17 @@ Test(ft, placement_group_task_lost_runs_again_on_its_owner_when_the_bundle_goes_
     rh_run_free(&run);
 }
 
+/* Bundles hold the CPUs of every rank but one: the rerun of a plain task
+ * lost with its rank goes to that one, not to a rank where it would wait
+ * for the groups' end. */
+Test(ft, lost_task_runs_again_where_bundles_leave_a_cpu)
+{
+    rh_run_t run = ft("pg_full", "RAYHPC_NUM_WORKERS=1");
+
+    expect_ft(&run, "FT PG_FULL OK", 1);
+    rh_run_free(&run);
+}
+
 /* Actor restarts (tests/multi/ft_actor.c): the counter's rank is killed by
  * its own call at a fixed count. */
 static rh_run_t ft_actor(const char *mode)

@@ -15,6 +15,7 @@
 #include "core/directory.h"
 #include "core/lineage_table.h"
 #include "core/pgroup.h"
+#include "core/placement.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
 
@@ -205,10 +206,13 @@ static void rh_lin_fail(uint64_t counter, int nreturns, rh_status_t status,
     }
 }
 
-/* Another rank to run a task again: alive, not this one, preferably on
- * another node than the one it was lost on (its store may still hold what
- * the lost run began to write there). -1 when none is left. */
-static int rh_lin_pick(int lost)
+/* Another rank to run a task again: alive, not this one, that offers what
+ * the task asks for (req; NULL: unknown) beside what placement groups'
+ * bundles hold there (a rank whose CPUs a bundle holds would keep it
+ * waiting for the group's end), preferably on another node than the one
+ * it was lost on (its store may still hold what the lost run began to
+ * write there). -1 when none is left. */
+static int rh_lin_pick(int lost, const rh_res_req_t *req)
 {
     static _Atomic unsigned next;
     int n = rh_size(), me = rh_rank();
@@ -216,12 +220,13 @@ static int rh_lin_pick(int lost)
     unsigned start = atomic_fetch_add_explicit(&next, 1,
                                                memory_order_relaxed);
 
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
         for (int k = 0; k < n; k++) {
             int r = (int)((start + (unsigned)k) % (unsigned)n);
 
             if (r != me && rh_rank_alive(r) &&
-                (pass == 1 || rh_core_node_of(r) != node)) {
+                (pass >= 2 || req == NULL || rh_place_rank_fits(r, req)) &&
+                (pass % 2 == 1 || rh_core_node_of(r) != node)) {
                 return r;
             }
         }
@@ -270,6 +275,7 @@ static void rh_lin_rerun(uint64_t counter)
     const char *name = "?";
     char why[512], ids[RH_OBJECT_ID_STRLEN], gids[RH_OBJECT_ID_STRLEN];
     char pg_why[256];
+    rh_res_req_t req;
 
     pthread_mutex_lock(&rh_lin_tb.lock);
     s = (rh_lin_spec_t *)rh_lineage_table_find_locked(&rh_lin_tb, counter);
@@ -354,7 +360,10 @@ static void rh_lin_rerun(uint64_t counter)
                  rh_rank(), lost, pg_why);
     } else if (pg != 0) {
         dest = pg_dest;
-    } else if ((dest = rh_lin_pick(lost)) < 0) {
+    } else if ((dest = rh_lin_pick(lost, rh_forward_req_of(msg, hdr_len,
+                                                           msg + hdr_len, len,
+                                                           &req) == RH_OK ?
+                                          &req : NULL)) < 0) {
         snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
                  "with rank %d and no other rank is left to run it again",
                  name, ids, rh_rank(), lost);

@@ -207,6 +207,13 @@ void rh_forward_resend(int dest, const void *hdr, size_t hdr_len,
                        const void *payload, size_t len, rh_future_t **held,
                        int nheld, rh_object_id_t *borrowed, int nborrowed);
 
+/* What the task of a lineage entry (header and payload as first sent)
+ * asks for: its CPUs and custom resources, in *req. RH_ERR_MALFORMED when
+ * they cannot be read. */
+rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
+                              const void *payload, size_t len,
+                              rh_res_req_t *req);
+
 /* Registers the forwarding handlers (before rh_init's exchange) and frees
  * what is left at the end. */
 rh_status_t rh_forward_setup(void);

@@ -36,6 +36,10 @@
  *               then freed; the task in that bundle kills rank 1: the
  *               bundle is placed again on rank 0, so the driver runs the
  *               lost task itself ("FT PG_HOME OK")
+ *   pg_full     (RAYHPC_NUM_WORKERS=1) bundles hold the one CPU of ranks
+ *               1 to 4 and 7; a plain task on rank 6 kills it: its rerun
+ *               must go to rank 5, the one rank left with a CPU to run it
+ *               ("FT PG_FULL OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -55,6 +59,7 @@
 #include "rank_util.h"
 #include "core/core.h"
 #include "core/pgroup.h"
+#include "core/placement.h"
 #include "plasma/object_id.h"
 #include "transport/am.h"
 
@@ -280,7 +285,7 @@ static rh_status_t ft_put_ref(rh_task_ctx_t *ctx)
 static rh_status_t ft_pg_step(rh_task_ctx_t *ctx)
 {
     if (arg_i64(ctx, 0) == rh_rank()) {
-        printf("FT VICTIM rank %d dies in its group's bundle\n", rh_rank());
+        printf("FT VICTIM rank %d dies running ft_pg_step\n", rh_rank());
         fflush(stdout);
         raise(SIGKILL);
     }
@@ -707,6 +712,48 @@ static void pg_home(void)
     printf("FT PG_HOME OK\n");
 }
 
+/* A lost task is not run again where bundles hold every CPU. */
+static void pg_full(void)
+{
+    rh_bundle_t one = { 1, NULL };
+    rh_pg_t hold[8];
+    rh_task_params_t p = rank_on_node(3, 0);
+    int64_t victim = 6, v = 0;
+    rh_arg_t a = rh_arg_bytes(&victim, sizeof(victim));
+    rh_ref_t r;
+    rh_status_t st;
+
+    /* One-bundle groups fill the ranks in order (PACK, first fit); those
+     * of ranks 0, 5 and 6 go again. */
+    for (int i = 0; i < 8; i++) {
+        CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &hold[i]));
+        CHECK(rh_pg_wait(hold[i], TIMEOUT));
+        (void)pg_record_rank(hold[i], 0, RH_PG_REC_PLACED, i);
+    }
+    CHECK(rh_pg_remove(hold[0]));
+    CHECK(rh_pg_remove(hold[5]));
+    CHECK(rh_pg_remove(hold[6]));
+    /* Node 3's free rank is 6; it dies running the task, whose rerun
+     * fits only on rank 5. */
+    for (double end = rank_now() + 60; !rh_place_rank_fits(6, NULL); ) {
+        if (rank_now() > end) {
+            fail("rank 6 never looked free", RH_ERR_TIMEOUT);
+        }
+        usleep(10000);
+    }
+    CHECK(rh_remote("ft_pg_step", &a, 1, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task lost where bundles hold the other ranks' CPUs", st);
+    }
+    rh_release(r);
+    for (int i = 1; i < 8; i++) {
+        if (i != 5 && i != 6) {
+            CHECK(rh_pg_remove(hold[i]));
+        }
+    }
+    printf("FT PG_FULL OK\n");
+}
+
 static void parse_victims(void)
 {
     const char *v = getenv("FT_VICTIMS"), *k = getenv("FT_KILL_AT");
@@ -765,6 +812,8 @@ int main(int argc, char **argv)
             pg_bundle();
         } else if (strcmp(mode, "pg_home") == 0) {
             pg_home();
+        } else if (strcmp(mode, "pg_full") == 0) {
+            pg_full();
         } else if (strcmp(mode, "driver") == 0) {
             driver_dies();
         } else {
