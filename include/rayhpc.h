@@ -368,14 +368,25 @@ typedef struct rh_bundle {
  * (rh_pg_wait). A group that cannot be placed now stays pending, with a
  * warning naming what is missing, until resources are freed (rh_pg_remove
  * of another group). Tasks may be submitted into a pending group: they
- * start once their bundle is placed. */
+ * start once their bundle is placed. When a bundle's rank dies, the group
+ * places that bundle again where it fits by its strategy (its tasks lost
+ * with the rank run again there, later ones wait for it); a bundle that
+ * fits nowhere is lost until a group is removed and makes room: tasks into
+ * it fail (rh_remote with RH_ERR_PEER_FAILED; their returns, for those
+ * that waited or were lost with the rank, with RH_ERR_TASK_FAILED), with a
+ * message naming the group and the dead rank (docs/fault-tolerance.md). */
 RH_EXPORT rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
                          rh_pg_strategy_t strategy, rh_pg_t *pg);
 
-/* Waits up to timeout_ms for the group to be placed (RH_ERR_TIMEOUT). */
+/* Waits up to timeout_ms for the group to be placed (RH_ERR_TIMEOUT), or
+ * placed again while a bundle whose rank died is being moved; a group with
+ * a bundle lost with its rank and no room for it anywhere gives
+ * RH_ERR_PEER_FAILED, naming the bundle and the rank. */
 RH_EXPORT rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms);
 
-/* The node bundle `bundle` was placed on (the group must be ready). */
+/* The node bundle `bundle` was placed on (the group must be ready):
+ * RH_ERR_BUSY while it is being placed again after its rank died,
+ * RH_ERR_PEER_FAILED when it was lost and fits nowhere now. */
 RH_EXPORT rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node);
 
 /* Frees the group's reservations. Tasks running in it finish; tasks

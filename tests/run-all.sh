@@ -392,6 +392,9 @@ if want tsan; then
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: a node lost, its object rebuilt" 137 "FT LOST_NODE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill lost_node
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: gets racing rebuilds of their object" 0 "FT REBUILD_RACE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill rebuild_race
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: retry_exceptions" 0 "FT EXCEPTIONS OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill exceptions
+        RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: a placement group's bundle placed again" 137 "FT PG_BUNDLE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill pg_bundle
+        RAYHPC_INLINE_MAX=1K RAYHPC_NUM_WORKERS=1 tsan_run "fault tolerance: a group's bundle placed again on the owner's rank" 137 "FT PG_HOME OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill pg_home
+        RAYHPC_INLINE_MAX=1K RAYHPC_NUM_WORKERS=1 tsan_run "fault tolerance: a rerun avoids ranks whose CPUs bundles hold" 137 "FT PG_FULL OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill pg_full
         tsan_run "fault tolerance: an actor restarted after its rank died" 137 "FT ACTOR RESTART OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor restart
         tsan_run "fault tolerance: a checkpointed actor restored, its calls resent" 137 "FT ACTOR CHECKPOINT OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor checkpoint
         tsan_run "fault tolerance: a checkpoint asked by a method" 137 "FT ACTOR CHECKPOINT OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor request

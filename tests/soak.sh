@@ -19,7 +19,10 @@
 # mapreduce and recursion (tests/multi/ft_kill: two random ranks killed at
 # random tasks, every get must return the right value) and checkpoint
 # (tests/multi/ft_actor: a checkpointed counter's rank killed at a random
-# count among 1,000 pipelined increments, the count must be exact).
+# count among 1,000 pipelined increments, the count must be exact) and
+# pg_bundle (tests/multi/ft_kill: the ranks of a random node, 1 to 3, killed
+# in turn by the task in their placement group's bundle: placed again once,
+# then lost with the right errors).
 # -S: the same under Slurm, as `srun --mpi=pmix --no-kill
 # --kill-on-bad-exit=0 -n 8` (4 virtual nodes of 2 tasks), on the cluster
 # RH_TEST_SLURM_DIR names or on a private one started for the soak
@@ -29,7 +32,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/_build runs=5 ranks=64 nodes=8 kills=6 rounds=40 window=20
 seed=$(( $(date +%s) % 100000 ))
-gcs=0 ft=0 slurm=0 runs_set=0 modes=mapreduce,recursion,checkpoint
+gcs=0 ft=0 slurm=0 runs_set=0 modes=mapreduce,recursion,checkpoint,pg_bundle
 while getopts "gfSb:r:n:N:k:R:w:s:m:" o; do
     case $o in
         g) gcs=1 ;;
@@ -39,7 +42,7 @@ while getopts "gfSb:r:n:N:k:R:w:s:m:" o; do
         b) build=$OPTARG ;; r) runs=$OPTARG runs_set=1 ;; n) ranks=$OPTARG ;;
         N) nodes=$OPTARG ;; k) kills=$OPTARG ;; R) rounds=$OPTARG ;;
         w) window=$OPTARG ;; s) seed=$OPTARG ;;
-        *) sed -n '2,24p' "$0"; exit 2 ;;
+        *) sed -n '2,27p' "$0"; exit 2 ;;
     esac
 done
 if [ $gcs -eq 1 ]; then
@@ -126,8 +129,13 @@ if [ $ft -eq 1 ]; then
             what="checkpoint, the counter's rank killed at count $at"
             ft_launch "$actor" checkpoint $at >"$log" 2>&1
             st=$? ;;
+        pg_bundle)
+            ok="FT PG_BUNDLE OK" at=$((1 + RANDOM % 3))
+            what="pg_bundle, the ranks of node $at killed in their bundle"
+            RAYHPC_INLINE_MAX=1K FT_PG_NODE=$at ft_launch "$prog" pg_bundle >"$log" 2>&1
+            st=$? ;;
         *)
-            echo "soak -f: unknown mode $mode (mapreduce, recursion, checkpoint)" >&2
+            echo "soak -f: unknown mode $mode (mapreduce, recursion, checkpoint, pg_bundle)" >&2
             exit 2 ;;
         esac
         why=

@@ -117,6 +117,41 @@ Test(ft, failed_task_is_retried_only_with_retry_exceptions)
     rh_run_free(&run);
 }
 
+/* A placement group's bundle whose rank dies is placed again, and the task
+ * lost with it runs there; when no node has room left, the task, the
+ * group's wait and new tasks into the bundle fail, naming the group and
+ * the dead rank. */
+Test(ft, placement_group_bundle_is_placed_again_after_its_rank_dies)
+{
+    rh_run_t run = ft("pg_bundle", NULL);
+
+    expect_ft(&run, "FT PG_BUNDLE OK", 2);
+    cr_expect_eq(rh_count_lines(run.out, "FT PG_BUNDLE placed again"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
+
+/* The bundle comes back to the rank that owns the lost task: the owner
+ * runs it itself. */
+Test(ft, placement_group_task_lost_runs_again_on_its_owner_when_the_bundle_goes_there)
+{
+    rh_run_t run = ft("pg_home", "RAYHPC_NUM_WORKERS=1");
+
+    expect_ft(&run, "FT PG_HOME OK", 1);
+    rh_run_free(&run);
+}
+
+/* Bundles hold the CPUs of every rank but one: the rerun of a plain task
+ * lost with its rank goes to that one, not to a rank where it would wait
+ * for the groups' end. */
+Test(ft, lost_task_runs_again_where_bundles_leave_a_cpu)
+{
+    rh_run_t run = ft("pg_full", "RAYHPC_NUM_WORKERS=1");
+
+    expect_ft(&run, "FT PG_FULL OK", 1);
+    rh_run_free(&run);
+}
+
 /* Actor restarts (tests/multi/ft_actor.c): the counter's rank is killed by
  * its own call at a fixed count. */
 static rh_run_t ft_actor(const char *mode)

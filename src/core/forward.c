@@ -393,6 +393,24 @@ static void rh_fwd_res_format(const rh_res_req_t *req, char *buf, size_t len)
     }
 }
 
+rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
+                              const void *payload, size_t len,
+                              rh_res_req_t *req)
+{
+    rh_fwd_submit_t h;
+    const char *p = payload;
+
+    if (hdr_len != sizeof(h)) {
+        return rh_error_set(RH_ERR_MALFORMED, "not a task's header");
+    }
+    memcpy(&h, hdr, sizeof(h));
+    if (h.res_len > len || (h.res_len != 0 && p[h.res_len - 1] != '\0')) {
+        return rh_error_set(RH_ERR_MALFORMED, "a task's resources cannot be "
+                            "read");
+    }
+    return rh_resources_parse(h.res_len != 0 ? p : NULL, h.num_cpus, req);
+}
+
 /* Payloads up to this size are built on the stack: rh_am_send copies them
  * into its request anyway. */
 #define RH_FWD_SMALL 256
@@ -441,8 +459,9 @@ static void rh_fwd_record(rh_task_t *t, const rh_fwd_submit_t *h,
         }
     }
     rh_lineage_record(t->block, t->fn->name, t->nreturns, t->max_retries,
-                      t->retry_exceptions, t->forward_to, h, sizeof(*h),
-                      payload, total, owned, nowned, borrowed, nborrowed);
+                      t->retry_exceptions, t->forward_to, t->pg, t->pg_bundle,
+                      h, sizeof(*h), payload, total, owned, nowned, borrowed,
+                      nborrowed);
     if (owned != few_owned) {
         free(owned);
         free(borrowed);

@@ -14,6 +14,8 @@
 #include "core/core.h"
 #include "core/directory.h"
 #include "core/lineage_table.h"
+#include "core/pgroup.h"
+#include "core/placement.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
 
@@ -27,6 +29,8 @@ typedef struct rh_lin_spec {
     int              tries;        /* reruns so far */
     int              retry_exceptions;
     int              rank;         /* ran, or runs, there */
+    uint64_t         pg;           /* its placement group, or 0 ... */
+    int              pg_bundle;    /* ... and bundle: reruns go there */
     /* The objects it takes by ref, ours and others': not held (their
      * values go when their holders let go, as they would without
      * lineage), held again for a rebuild if they are still there. */
@@ -144,8 +148,9 @@ static rh_lin_spec_t *rh_lin_find_locked(rh_future_t *f)
 
 void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
                        int max_retries, int retry_exceptions, int rank,
-                       const void *hdr, size_t hdr_len, const void *payload,
-                       size_t len, const rh_object_id_t *owned, int nowned,
+                       uint64_t pg, int bundle, const void *hdr,
+                       size_t hdr_len, const void *payload, size_t len,
+                       const rh_object_id_t *owned, int nowned,
                        const rh_object_id_t *borrowed, int nborrowed)
 {
     size_t size = sizeof(rh_lin_spec_t) +
@@ -173,6 +178,8 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
     s->max_retries = max_retries;
     s->retry_exceptions = retry_exceptions;
     s->rank = rank;
+    s->pg = pg;
+    s->pg_bundle = bundle;
     p = (uint8_t *)(s + 1);
     s->owned = (rh_object_id_t *)p;
     s->borrowed = s->owned + nowned;
@@ -243,10 +250,13 @@ static void rh_lin_fail(uint64_t counter, int nreturns, rh_status_t status,
     }
 }
 
-/* Another rank to run a task again: alive, not this one, preferably on
- * another node than the one it was lost on (its store may still hold what
- * the lost run began to write there). -1 when none is left. */
-static int rh_lin_pick(int lost)
+/* Another rank to run a task again: alive, not this one, that offers what
+ * the task asks for (req; NULL: unknown) beside what placement groups'
+ * bundles hold there (a rank whose CPUs a bundle holds would keep it
+ * waiting for the group's end), preferably on another node than the one
+ * it was lost on (its store may still hold what the lost run began to
+ * write there). -1 when none is left. */
+static int rh_lin_pick(int lost, const rh_res_req_t *req)
 {
     static _Atomic unsigned next;
     int n = rh_size(), me = rh_rank();
@@ -254,12 +264,13 @@ static int rh_lin_pick(int lost)
     unsigned start = atomic_fetch_add_explicit(&next, 1,
                                                memory_order_relaxed);
 
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
         for (int k = 0; k < n; k++) {
             int r = (int)((start + (unsigned)k) % (unsigned)n);
 
             if (r != me && rh_rank_alive(r) &&
-                (pass == 1 || rh_core_node_of(r) != node)) {
+                (pass >= 2 || req == NULL || rh_place_rank_fits(r, req)) &&
+                (pass % 2 == 1 || rh_core_node_of(r) != node)) {
                 return r;
             }
         }
@@ -267,9 +278,34 @@ static int rh_lin_pick(int lost)
     return -1;
 }
 
+static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
+                            void *arg, int tries);
+
+/* A placement group's placement changed while a rerun waited for its
+ * bundle (progress thread): the rerun thread looks again. */
+static void rh_lin_rerun_again(uint64_t counter)
+{
+    if (!rh_lin_queue_due(counter, NULL, NULL, 1)) {
+        rh_debug("the rerun of counter %llu could not be queued again",
+                 (unsigned long long)counter);
+    }
+}
+
+/* Where the task of counter, in bundle `bundle` of pg, runs again: 1 with
+ * *dest, 0 when the bundle's rank died and it is being placed again (the
+ * rerun comes back once it is), -1 with why when it cannot. */
+static int rh_lin_pg_dest(uint64_t counter, uint64_t pg, int bundle,
+                          int *dest, char *why, size_t len)
+{
+    return rh_pg_rerun_rank(pg, bundle, dest, rh_lin_rerun_again, counter,
+                            why, len);
+}
+
 /* Sends the task of counter again (on the rerun thread), with the holds
  * of the run that was lost, or, for a rebuild, new ones on the objects it
- * takes: one that is gone (released by all) makes the rebuild fail. */
+ * takes: one that is gone (released by all) makes the rebuild fail. A
+ * task of a placement group goes where its bundle is now, once it has a
+ * place again: another rank would never have the bundle's resources. */
 static void rh_lin_rerun(uint64_t counter)
 {
     rh_future_t *ret = rh_lin_hold(counter, RH_MAX_RETURNS);
@@ -279,10 +315,36 @@ static void rh_lin_rerun(uint64_t counter)
     uint8_t *msg = NULL;
     size_t hdr_len = 0, len = 0;
     int nheld = 0, nborrowed = 0, nreturns = 0, lost = -1, dest = -1;
-    int fresh = 0, nomem = 0;
+    int fresh = 0, nomem = 0, pg_bundle = 0, pg_go = 1, pg_dest = -1;
+    uint64_t pg = 0;
     const char *name = "?";
     char why[512], ids[RH_OBJECT_ID_STRLEN], gids[RH_OBJECT_ID_STRLEN];
+    char pg_why[256];
+    rh_res_req_t req;
 
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    s = rh_lin_find_locked(ret);
+    if (s != NULL) {
+        pg = s->pg;
+        pg_bundle = s->pg_bundle;
+    }
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    if (s == NULL) {
+        if (ret != NULL) {
+            rh_future_unhold(ret);
+        }
+        return;   /* every return was released meanwhile */
+    }
+    /* Before the holds are taken: a rerun that waits for its bundle leaves
+     * them with the entry. */
+    if (pg != 0) {
+        pg_go = rh_lin_pg_dest(counter, pg, pg_bundle, &pg_dest, pg_why,
+                               sizeof(pg_why));
+        if (pg_go == 0) {
+            rh_future_unhold(ret);
+            return;
+        }
+    }
     pthread_mutex_lock(&rh_lin_tb.lock);
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
@@ -344,7 +406,16 @@ static void rh_lin_rerun(uint64_t counter)
                  "with rank %d and cannot run again: its argument %s was "
                  "released", name, ids, rh_rank(), lost,
                  rh_object_id_str(gone, gids));
-    } else if ((dest = rh_lin_pick(lost)) < 0) {
+    } else if (pg != 0 && pg_go < 0) {
+        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
+                 "with rank %d and cannot run again: %s", name, ids,
+                 rh_rank(), lost, pg_why);
+    } else if (pg != 0) {
+        dest = pg_dest;
+    } else if ((dest = rh_lin_pick(lost, rh_forward_req_of(msg, hdr_len,
+                                                           msg + hdr_len, len,
+                                                           &req) == RH_OK ?
+                                          &req : NULL)) < 0) {
         snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
                  "with rank %d and no other rank is left to run it again",
                  name, ids, rh_rank(), lost);

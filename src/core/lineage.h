@@ -28,10 +28,13 @@
 /* Records a task sent to rank, whose returns are block b (held by the
  * caller): its header and payload as sent, and the ids of the objects it
  * takes by ref (ours, and others' it borrows), which a rebuild holds again
- * while they are still there. The entry hangs off b and goes with it.
- * Best effort: without memory the task has no lineage. */
+ * while they are still there; pg (0: none) and bundle, the placement
+ * group's bundle it runs in, which a rerun follows to where the bundle is
+ * then. The entry hangs off b and goes with it. Best effort: without
+ * memory the task has no lineage. */
 void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
                        int max_retries, int retry_exceptions, int rank,
+                       uint64_t pg, int bundle,
                        const void *hdr, size_t hdr_len, const void *payload,
                        size_t len, const rh_object_id_t *owned, int nowned,
                        const rh_object_id_t *borrowed, int nborrowed);

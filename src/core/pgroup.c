@@ -36,6 +36,17 @@ enum {
     RH_PGS_REMOVED = 1   /* state: the group is gone */
 };
 
+#define RH_PG_FAIL (-5)  /* rh_pg_where: the task cannot run in the group */
+
+/* Something waiting for a group's placement to change (a lost task's
+ * rerun whose bundle is being placed again). */
+typedef struct rh_pg_waiter rh_pg_waiter_t;
+struct rh_pg_waiter {
+    rh_pg_waiter_t *next;
+    void          (*fn)(uint64_t key);
+    uint64_t        key;
+};
+
 /* The owner's view of a group. */
 typedef struct rh_pg_obj rh_pg_obj_t;
 struct rh_pg_obj {
@@ -43,21 +54,31 @@ struct rh_pg_obj {
     uint64_t      id;
     int           n;
     _Atomic int   state;
-    int          *ranks;          /* READY: where each bundle is */
+    /* READY: where each bundle is. A rank that died: the global scheduler
+     * is placing the bundle again; -1: it found no room (lost[b] is the
+     * rank it was lost with). */
+    int          *ranks;
     int          *cpus;           /* READY: the CPUs each bundle holds */
+    int          *lost;           /* READY: see ranks */
     int           counted;        /* cpus are in placement's view */
-    rh_task_t   **held;           /* tasks waiting for READY */
+    rh_task_t   **held;           /* tasks waiting for a place */
     size_t        nheld, cap;
+    rh_pg_waiter_t *waiters;      /* told when the placement changes */
 };
+
+/* A bundle's reservation at the global scheduler. */
+enum { RH_GS_HELD = 0, RH_GS_TO_ASK = 1, RH_GS_ASKED = 2 };
 
 /* The global scheduler's view of a group. */
 typedef struct rh_gs_pg rh_gs_pg_t;
 struct rh_gs_pg {
     rh_gs_pg_t   *next;
     uint64_t      id;
-    int           owner, n, strategy, placed, acks;
+    int           owner, n, strategy, placed;
     rh_res_req_t *bundles;
-    int          *ranks;
+    int          *ranks;          /* placed: each bundle's, -1: no room */
+    int          *lost_with;      /* a bundle with no room: its dead rank */
+    uint8_t      *asking;         /* RH_GS_*: each bundle's reservation */
     rh_gcs_record_t *rec;         /* its record in the GCS; NULL: none */
 };
 
@@ -107,11 +128,12 @@ static void rh_pg_bundle_apply(uint64_t id, int bundle,
 static void rh_gs_pg_send_state(rh_gs_pg_t *g);
 
 /* Writes g's record (pgroup.h: rh_pg_record_read) through the GCS: when it
- * is created (pending), placed and removed. Never blocks; the global
+ * is created (pending), placed (again) and removed. Never blocks; the global
  * scheduler keeps its own books, the record is for readers elsewhere. */
 static void rh_gs_pg_record(rh_gs_pg_t *g, int state)
 {
-    static const char *const names[] = { "pending", "placed", "removed" };
+    static const char *const names[] = { "pending", "placed", "removed",
+                                         "rescheduling" };
     size_t cap = 128 + (size_t)g->n * 3 * 12, k;
     char *text, key[32];
     int klen;
@@ -136,7 +158,7 @@ static void rh_gs_pg_record(rh_gs_pg_t *g, int state)
                          "bundles %d", g->owner,
                          rh_pg_strategy_names[g->strategy], names[state],
                          g->n);
-    if (state == RH_PG_REC_PLACED) {
+    if (state == RH_PG_REC_PLACED || state == RH_PG_REC_RESCHEDULING) {
         k += (size_t)snprintf(text + k, cap - k, " ranks");
         for (int b = 0; b < g->n; b++) {
             k += (size_t)snprintf(text + k, cap - k, " %d", g->ranks[b]);
@@ -154,24 +176,58 @@ static void rh_gs_pg_record(rh_gs_pg_t *g, int state)
     free(text);
 }
 
-/* Asks each chosen rank to hold its bundle (rank 0 does it at once). */
-static void rh_gs_pg_reserve_all(rh_gs_pg_t *g)
+/* Bundles of g that have no place (their rank died, no room since). */
+static int rh_gs_pg_nlost(const rh_gs_pg_t *g)
 {
-    rh_gs_pg_record(g, RH_PG_REC_PLACED);
-    g->acks = g->n;
+    int n = 0;
+
+    for (int b = 0; g->placed && b < g->n; b++) {
+        n += g->ranks[b] < 0;
+    }
+    return n;
+}
+
+/* Marks every bundle of g just placed (ranks set, lost_with still naming
+ * the rank it was lost with, or -1 for a new group) to be asked for. */
+static void rh_gs_pg_mark_placed(rh_gs_pg_t *g)
+{
+    for (int b = 0; b < g->n; b++) {
+        if (g->lost_with[b] >= 0 || g->asking[b] == RH_GS_TO_ASK) {
+            g->lost_with[b] = -1;
+            g->asking[b] = RH_GS_TO_ASK;
+        }
+    }
+}
+
+/* Asks the rank of each bundle to ask for to hold it (rank 0 does it at
+ * once), and tells every rank where the bundles are once none is left
+ * unanswered. On the progress thread, as every change of the global
+ * scheduler's groups. */
+static void rh_gs_pg_reserve(rh_gs_pg_t *g)
+{
+    int unanswered = 0;
+
+    rh_gs_pg_record(g, rh_gs_pg_nlost(g) != 0 ? RH_PG_REC_RESCHEDULING :
+                    RH_PG_REC_PLACED);
     for (int b = 0; b < g->n; b++) {
         rh_pg_hdr_t h = { g->id, b, RH_PGM_REQUEST };
 
+        if (g->asking[b] != RH_GS_TO_ASK) {
+            unanswered += g->asking[b] == RH_GS_ASKED;
+            continue;
+        }
+        g->asking[b] = RH_GS_HELD;
         if (g->ranks[b] == RH_GS_RANK) {
             rh_pg_bundle_apply(g->id, b, &g->bundles[b], 1);
-            g->acks--;
         } else if (rh_am_send((uint32_t)g->ranks[b], RH_AM_ID_PG_RESERVE, &h,
                               sizeof(h), &g->bundles[b],
-                              sizeof(g->bundles[b]), NULL, NULL) != RH_OK) {
-            g->acks--;   /* its rank is gone: tasks there fail as they go */
+                              sizeof(g->bundles[b]), NULL, NULL) == RH_OK) {
+            g->asking[b] = RH_GS_ASKED;
+            unanswered++;
         }
+        /* else its rank is gone: its death places the bundle again */
     }
-    if (g->acks == 0) {
+    if (unanswered == 0) {
         rh_gs_pg_send_state(g);
     }
 }
@@ -210,47 +266,103 @@ static void rh_gs_pg_place_pending(void)
             if (!g->placed && rh_gs_pg_try(g)) {
                 g->placed = 1;
                 hit = g;
+            } else if (rh_gs_pg_nlost(g) != 0 &&
+                       rh_place_gs_hold_bundles(g->bundles, g->n,
+                                                (rh_pg_strategy_t)g->strategy,
+                                                g->ranks)) {
+                hit = g;   /* bundles lost with their rank fit again */
             }
+        }
+        if (hit != NULL) {
+            rh_gs_pg_mark_placed(hit);
         }
         pthread_mutex_unlock(&rh_pg_lock);
         if (hit == NULL) {
             return;
         }
-        rh_gs_pg_reserve_all(hit);
+        rh_gs_pg_reserve(hit);
+    }
+}
+
+/* rank died (global scheduler): the bundles it held are placed again where
+ * they fit now, by their group's strategy; those that fit nowhere stay
+ * lost (tasks into them fail, saying so) until a group goes and makes
+ * room. Ranks never come back, so nothing else would. */
+static void rh_gs_pg_on_peer_failure(int rank)
+{
+    for (rh_gs_pg_t *g = rh_gs_pgs; g != NULL; g = g->next) {
+        int hit = 0, again;
+
+        for (int b = 0; g->placed && b < g->n; b++) {
+            if (g->ranks[b] == rank) {
+                rh_place_gs_release_group(&g->bundles[b], 1, &g->ranks[b]);
+                g->ranks[b] = -1;
+                g->lost_with[b] = rank;
+                g->asking[b] = RH_GS_HELD;   /* its answer never comes */
+                hit = 1;
+            }
+        }
+        if (!hit) {
+            continue;
+        }
+        pthread_mutex_lock(&rh_pg_lock);
+        again = rh_place_gs_hold_bundles(g->bundles, g->n,
+                                         (rh_pg_strategy_t)g->strategy,
+                                         g->ranks);
+        for (int b = 0; again && b < g->n; b++) {
+            if (g->lost_with[b] >= 0) {
+                rh_info("placement group %llx: bundle %d, lost with rank %d, "
+                        "goes to rank %d", (unsigned long long)g->id, b,
+                        g->lost_with[b], g->ranks[b]);
+            }
+        }
+        if (again) {
+            rh_gs_pg_mark_placed(g);
+        }
+        pthread_mutex_unlock(&rh_pg_lock);
+        if (!again) {
+            rh_warn("placement group %llx of rank %d lost a bundle with rank "
+                    "%d and no node has room to place it again (%s): tasks "
+                    "into it fail until a group is removed",
+                    (unsigned long long)g->id, g->owner, rank,
+                    rh_pg_strategy_names[g->strategy]);
+        }
+        rh_gs_pg_reserve(g);
     }
 }
 
 static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
-                              const int32_t *cpus);
+                              const int32_t *cpus, const int32_t *lost);
 
-/* Tells every rank where g's bundles are (n ranks, then the CPUs each
- * holds), or that g is gone (where NULL): any rank may submit tasks into a
- * group it was handed, and places other tasks where CPUs are not
- * reserved. */
-static void rh_gs_pg_broadcast(uint64_t id, int n, const int *where,
-                               const rh_res_req_t *bundles)
+/* Tells every rank where g's bundles are (n ranks, -1 for one lost with
+ * its rank and not placed again; the CPUs each holds; the rank each lost
+ * one was lost with, else -1), or that g is gone (g NULL): any rank may
+ * submit tasks into a group it was handed, and places other tasks where
+ * CPUs are not reserved. */
+static void rh_gs_pg_broadcast(uint64_t id, const rh_gs_pg_t *g)
 {
-    rh_pg_hdr_t h = { id, where != NULL ? n : 0,
-                      where != NULL ? RH_PGS_PLACED : RH_PGS_REMOVED };
+    int n = g != NULL ? g->n : 0;
+    rh_pg_hdr_t h = { id, n, g != NULL ? RH_PGS_PLACED : RH_PGS_REMOVED };
     int32_t *state = NULL;
 
-    if (where != NULL) {
-        state = malloc(2 * (size_t)n * sizeof(*state));
+    if (g != NULL) {
+        state = malloc(3 * (size_t)n * sizeof(*state));
         if (state == NULL) {
             return;
         }
         for (int b = 0; b < n; b++) {
-            state[b] = where[b];
-            state[n + b] = bundles[b].cpus;
+            state[b] = g->ranks[b];
+            state[n + b] = g->bundles[b].cpus;
+            state[2 * n + b] = g->ranks[b] < 0 ? g->lost_with[b] : -1;
         }
     }
     for (int r = 0; r < rh_size(); r++) {
         if (r == rh_rank()) {
-            rh_pg_state_apply(id, h.n, state, state != NULL ? state + n :
-                              NULL);
+            rh_pg_state_apply(id, n, state, state != NULL ? state + n : NULL,
+                              state != NULL ? state + 2 * n : NULL);
         } else if (rh_rank_alive(r)) {
             (void)rh_am_send((uint32_t)r, RH_AM_ID_PG_STATE, &h, sizeof(h),
-                             state, 2 * (size_t)h.n * sizeof(*state), NULL,
+                             state, 3 * (size_t)n * sizeof(*state), NULL,
                              NULL);
         }
     }
@@ -259,7 +371,7 @@ static void rh_gs_pg_broadcast(uint64_t id, int n, const int *where,
 
 static void rh_gs_pg_send_state(rh_gs_pg_t *g)
 {
-    rh_gs_pg_broadcast(g->id, g->n, g->ranks, g->bundles);
+    rh_gs_pg_broadcast(g->id, g);
 }
 
 static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
@@ -268,13 +380,20 @@ static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
     rh_gs_pg_t *g = calloc(1, sizeof(*g));
 
     if (g == NULL || (g->bundles = malloc((size_t)n * sizeof(*bundles))) ==
-        NULL || (g->ranks = malloc((size_t)n * sizeof(int))) == NULL) {
+        NULL || (g->ranks = malloc(2 * (size_t)n * sizeof(int))) == NULL ||
+        (g->asking = calloc((size_t)n, 1)) == NULL) {
         if (g != NULL) {
             free(g->bundles);
+            free(g->ranks);
         }
         free(g);
         rh_warn("out of memory placing a group of rank %d", owner);
         return;
+    }
+    g->lost_with = g->ranks + n;
+    for (int b = 0; b < n; b++) {
+        g->lost_with[b] = -1;
+        g->asking[b] = RH_GS_TO_ASK;
     }
     g->id = id;
     g->owner = owner;
@@ -287,7 +406,7 @@ static void rh_gs_pg_create(int owner, uint64_t id, int n, int strategy,
     g->placed = rh_gs_pg_try(g);
     pthread_mutex_unlock(&rh_pg_lock);
     if (g->placed) {
-        rh_gs_pg_reserve_all(g);
+        rh_gs_pg_reserve(g);
     } else {
         rh_gs_pg_record(g, RH_PG_REC_PENDING);
         rh_gs_pg_warn(g);
@@ -325,11 +444,12 @@ static void rh_gs_pg_remove(uint64_t id)
                              NULL);
         }
     }
-    rh_gs_pg_broadcast(id, 0, NULL, NULL);
+    rh_gs_pg_broadcast(id, NULL);
     rh_gs_pg_record(g, RH_PG_REC_REMOVED);
     rh_gcs_record_drop(g->rec);   /* still written, then freed */
     free(g->bundles);
     free(g->ranks);
+    free(g->asking);
     free(g);
     /* What waited for room may fit now. */
     rh_gs_pg_place_pending();
@@ -411,8 +531,15 @@ static rh_status_t rh_pg_on_reserve(void *arg, rh_am_msg_t *msg)
         pthread_mutex_lock(&rh_pg_lock);
         for (g = rh_gs_pgs; g != NULL && g->id != h.id; g = g->next) {
         }
-        if (g != NULL && g->placed && --g->acks == 0) {
-            done = g;
+        if (g != NULL && g->placed && h.n >= 0 && h.n < g->n &&
+            g->asking[h.n] == RH_GS_ASKED && g->ranks[h.n] == (int)msg->src) {
+            int unanswered = 0;
+
+            g->asking[h.n] = RH_GS_HELD;
+            for (int b = 0; b < g->n; b++) {
+                unanswered += g->asking[b] != RH_GS_HELD;
+            }
+            done = unanswered == 0 ? g : NULL;
         }
         pthread_mutex_unlock(&rh_pg_lock);
         /* Groups change on this thread only: done stays valid. */
@@ -469,82 +596,119 @@ static rh_pg_obj_t *rh_pg_shadow(uint64_t id)
     return g;
 }
 
-/* Fails and frees held tasks. */
-static void rh_pg_fail_held(rh_task_t **held, size_t n, const char *why)
+/* Where a task of bundle b of group g (id) goes now, under rh_pg_lock: a
+ * live rank; RH_PG_WAIT while the group is not placed, or while the
+ * bundle's rank died and the global scheduler has not said where it goes
+ * instead; RH_PG_FAIL, with *code and why, when it cannot run (the group
+ * was removed, it has no such bundle, or its bundle fits nowhere now). */
+static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
+                       rh_status_t *code, char *why, size_t len)
 {
-    for (size_t i = 0; i < n; i++) {
-        rh_task_fail_all(held[i], why);
-        rh_task_free(held[i]);
+    int state = g != NULL ? atomic_load(&g->state) : RH_PG_REMOVED, r;
+
+    *code = RH_ERR_INVALID_PARAM;
+    if (state == RH_PG_REMOVED) {
+        snprintf(why, len, "placement group %llx was removed",
+                 (unsigned long long)id);
+        return RH_PG_FAIL;
     }
-    free(held);
+    if (state == RH_PG_PENDING) {
+        return RH_PG_WAIT;
+    }
+    if (b < 0 || b >= g->n) {
+        snprintf(why, len, "placement group %llx has bundles 0 to %d, not "
+                 "%d", (unsigned long long)id, g->n - 1, b);
+        return RH_PG_FAIL;
+    }
+    r = g->ranks[b];
+    if (r < 0) {
+        *code = RH_ERR_PEER_FAILED;
+        snprintf(why, len, "bundle %d of placement group %llx was lost with "
+                 "rank %d and no node has room to place it again", b,
+                 (unsigned long long)id, g->lost[b]);
+        return RH_PG_FAIL;
+    }
+    return rh_rank_alive(r) ? r : RH_PG_WAIT;
 }
 
 /* Every rank learns where a group's bundles are (n ranks), or that it is
- * gone (ranks NULL); tasks waiting for it go, or fail. */
+ * gone (ranks NULL); tasks waiting for it go, wait on, or fail, and what
+ * waits for a change is told. */
 static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
-                              const int32_t *cpus)
+                              const int32_t *cpus, const int32_t *lost)
 {
     rh_pg_obj_t *g;
     rh_task_t **held = NULL;
+    rh_pg_waiter_t *waiters = NULL;
     size_t nheld = 0;
-    int placed = 0;
 
     pthread_mutex_lock(&rh_pg_lock);
     g = rh_pg_find(id);
     if (g == NULL && ranks != NULL) {
         g = rh_pg_shadow(id);
     }
-    if (g != NULL && atomic_load(&g->state) == RH_PG_PENDING &&
+    if (g != NULL && ranks != NULL &&
+        atomic_load(&g->state) != RH_PG_REMOVED &&
         (g->n == 0 || g->n == n)) {
-        if (ranks != NULL && g->ranks == NULL) {
+        if (g->ranks == NULL) {
             g->ranks = calloc((size_t)n, sizeof(int));
         }
-        if (ranks != NULL && g->cpus == NULL) {
+        if (g->cpus == NULL) {
             g->cpus = calloc((size_t)n, sizeof(int));
         }
-        if (ranks != NULL && g->ranks != NULL && g->cpus != NULL) {
+        if (g->lost == NULL) {
+            g->lost = calloc((size_t)n, sizeof(int));
+        }
+        if (g->ranks != NULL && g->cpus != NULL && g->lost != NULL) {
+            /* A bundle placed again moves its CPUs in every rank's view. */
+            for (int b = 0; g->counted && b < n; b++) {
+                if (g->ranks[b] >= 0) {
+                    rh_place_bundle_cpus(g->ranks[b], -g->cpus[b]);
+                }
+            }
             g->n = n;
             for (int b = 0; b < n; b++) {
                 g->ranks[b] = ranks[b];
                 g->cpus[b] = cpus[b];
-                rh_place_bundle_cpus(ranks[b], cpus[b]);
+                g->lost[b] = lost[b];
+                if (ranks[b] >= 0) {
+                    rh_place_bundle_cpus(ranks[b], cpus[b]);
+                }
             }
             g->counted = 1;
-            placed = 1;
+            atomic_store(&g->state, RH_PG_READY);
+        } else if (atomic_load(&g->state) == RH_PG_PENDING) {
+            atomic_store(&g->state, RH_PG_REMOVED);   /* no memory */
         }
-        atomic_store(&g->state, placed ? RH_PG_READY : RH_PG_REMOVED);
-        held = g->held;
-        nheld = g->nheld;
-        g->held = NULL;
-        g->nheld = g->cap = 0;
     } else if (g != NULL && ranks == NULL) {
         /* the owner marks its group removed before the news comes back */
         for (int b = 0; g->counted && b < g->n; b++) {
-            rh_place_bundle_cpus(g->ranks[b], -g->cpus[b]);
+            if (g->ranks[b] >= 0) {
+                rh_place_bundle_cpus(g->ranks[b], -g->cpus[b]);
+            }
         }
         g->counted = 0;
         atomic_store(&g->state, RH_PG_REMOVED);
     }
+    if (g != NULL) {
+        held = g->held;
+        nheld = g->nheld;
+        g->held = NULL;
+        g->nheld = g->cap = 0;
+        waiters = g->waiters;
+        g->waiters = NULL;
+    }
     pthread_mutex_unlock(&rh_pg_lock);
-    if (!placed) {
-        rh_pg_fail_held(held, nheld, "its placement group was removed "
-                        "before it was placed");
+    for (size_t i = 0; i < nheld; i++) {
+        rh_pg_hold(held[i]);
     }
-    for (size_t i = 0; placed && i < nheld; i++) {
-        rh_task_t *t = held[i];
+    free(held);
+    while (waiters != NULL) {
+        rh_pg_waiter_t *w = waiters;
 
-        if (t->pg_bundle >= n) {
-            rh_task_fail_all(t, "its placement group has fewer bundles than "
-                             "the one it named");
-            rh_task_free(t);
-            continue;
-        }
-        t->forward_to = g->ranks[t->pg_bundle] == rh_rank() ? -1 :
-                        g->ranks[t->pg_bundle];
-        rh_task_dispatch(t);
-    }
-    if (placed) {
-        free(held);
+        waiters = w->next;
+        w->fn(w->key);
+        free(w);
     }
     rh_future_notify();   /* rh_pg_wait */
 }
@@ -559,21 +723,12 @@ static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
         return RH_ERR_MALFORMED;
     }
     if (h.kind == RH_PGS_REMOVED && msg->data_len == 0) {
-        rh_pg_state_apply(h.id, 0, NULL, NULL);
+        rh_pg_state_apply(h.id, 0, NULL, NULL, NULL);
         return RH_OK;
     }
     if (h.kind != RH_PGS_PLACED || h.n <= 0 || h.n > RH_PG_MAX_BUNDLES ||
-        msg->data_len != 2 * (size_t)h.n * sizeof(int32_t)) {
+        msg->data_len != 3 * (size_t)h.n * sizeof(int32_t)) {
         return RH_ERR_MALFORMED;
-    }
-    for (int b = 0; b < 2 * h.n; b++) {
-        int32_t v;
-
-        memcpy(&v, (const uint8_t *)msg->data + (size_t)b * sizeof(v),
-               sizeof(v));
-        if (v < 0 || (b < h.n && v >= rh_size())) {
-            return RH_ERR_MALFORMED;
-        }
     }
     {
         int32_t *state = malloc(msg->data_len);
@@ -582,7 +737,17 @@ static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
             return RH_OK;
         }
         memcpy(state, msg->data, msg->data_len);
-        rh_pg_state_apply(h.id, h.n, state, state + h.n);
+        /* ranks (-1: lost, with the rank it was lost with), CPUs */
+        for (int b = 0; b < h.n; b++) {
+            int32_t r = state[b], lost = state[2 * h.n + b];
+
+            if (r < -1 || r >= rh_size() || state[h.n + b] < 0 ||
+                lost < -1 || lost >= rh_size() || (r < 0) != (lost >= 0)) {
+                free(state);
+                return RH_ERR_MALFORMED;
+            }
+        }
+        rh_pg_state_apply(h.id, h.n, state, state + h.n, state + 2 * h.n);
         free(state);
     }
     return RH_OK;
@@ -733,15 +898,31 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
     return RH_OK;
 }
 
+/* Whether g has an answer for rh_pg_wait: placed with every bundle on a
+ * live rank or lost for good, or removed; not while the global scheduler
+ * places it, or places again a bundle whose rank died. */
 static int rh_pg_ready_cond(void *arg)
 {
-    return atomic_load(&((rh_pg_obj_t *)arg)->state) != RH_PG_PENDING;
+    rh_pg_obj_t *g = arg;
+    int ready = 1;
+
+    pthread_mutex_lock(&rh_pg_lock);
+    if (atomic_load(&g->state) == RH_PG_PENDING) {
+        ready = 0;
+    }
+    for (int b = 0; ready && atomic_load(&g->state) == RH_PG_READY &&
+         b < g->n; b++) {
+        ready = g->ranks[b] < 0 || rh_rank_alive(g->ranks[b]);
+    }
+    pthread_mutex_unlock(&rh_pg_lock);
+    return ready;
 }
 
 rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms)
 {
     rh_pg_obj_t *g;
     rh_status_t status = rh_pg_get(pg, &g);
+    char why[256];
 
     if (status != RH_OK) {
         return status;
@@ -750,11 +931,26 @@ rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms)
         (timeout_ms == 0 ||
          !rh_core_wait_until(rh_pg_ready_cond, g, rh_deadline(timeout_ms)))) {
         return rh_error_set(RH_ERR_TIMEOUT, "placement group %llx is not "
-                            "placed yet", (unsigned long long)pg);
+                            "placed yet%s", (unsigned long long)pg,
+                            atomic_load(&g->state) == RH_PG_READY ?
+                            ": a bundle's rank died and it is being placed "
+                            "again" : "");
     }
-    return atomic_load(&g->state) == RH_PG_READY ? RH_OK :
-           rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx was "
-                        "removed", (unsigned long long)pg);
+    if (atomic_load(&g->state) != RH_PG_READY) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx was "
+                            "removed", (unsigned long long)pg);
+    }
+    /* A bundle the global scheduler found no room for fails the wait. */
+    pthread_mutex_lock(&rh_pg_lock);
+    for (int b = 0; status == RH_OK && b < g->n; b++) {
+        rh_status_t code;
+
+        if (rh_pg_where(g, pg, b, &code, why, sizeof(why)) == RH_PG_FAIL) {
+            status = code;
+        }
+    }
+    pthread_mutex_unlock(&rh_pg_lock);
+    return status == RH_OK ? RH_OK : rh_error_set(status, "%s", why);
 }
 
 rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node)
@@ -774,7 +970,24 @@ rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node)
                             "bundles 0 to %d", (unsigned long long)pg,
                             g->n - 1);
     }
-    *node = rh_core_node_of(g->ranks[bundle]);
+    {
+        char why[256];
+        rh_status_t code = RH_OK;
+        int r;
+
+        pthread_mutex_lock(&rh_pg_lock);
+        r = rh_pg_where(g, pg, bundle, &code, why, sizeof(why));
+        pthread_mutex_unlock(&rh_pg_lock);
+        if (r == RH_PG_FAIL) {
+            return rh_error_set(code, "%s", why);
+        }
+        if (r == RH_PG_WAIT) {
+            return rh_error_set(RH_ERR_BUSY, "bundle %d of placement group "
+                                "%llx is being placed again: its rank "
+                                "died", bundle, (unsigned long long)pg);
+        }
+        *node = rh_core_node_of(r);
+    }
     return RH_OK;
 }
 
@@ -783,6 +996,7 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
     rh_pg_obj_t *g;
     rh_pg_hdr_t h = { pg, 0, 0 };
     rh_task_t **held;
+    rh_pg_waiter_t *waiters;
     size_t nheld;
     rh_status_t status = rh_pg_get(pg, &g);
 
@@ -795,9 +1009,22 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
     nheld = g->nheld;
     g->held = NULL;
     g->nheld = g->cap = 0;
+    waiters = g->waiters;
+    g->waiters = NULL;
     pthread_mutex_unlock(&rh_pg_lock);
-    rh_pg_fail_held(held, nheld, "its placement group was removed before it "
-                    "was placed");
+    for (size_t i = 0; i < nheld; i++) {
+        rh_task_fail_all(held[i], "its placement group was removed before "
+                         "it was placed");
+        rh_task_free(held[i]);
+    }
+    free(held);
+    while (waiters != NULL) {
+        rh_pg_waiter_t *w = waiters;
+
+        waiters = w->next;
+        w->fn(w->key);
+        free(w);
+    }
     rh_future_notify();
     if (rh_rank() == RH_GS_RANK) {
         return rh_pg_local_post(1, pg, 0, 0, NULL);
@@ -813,7 +1040,7 @@ rh_status_t rh_pg_route(const rh_task_params_t *params, rh_res_req_t **res,
 {
     rh_pg_obj_t *g;
     rh_res_req_t *in = *res, *out;
-    char prefix[40];
+    char prefix[40], why[256];
     int cpus = in != NULL ? in->cpus : 1, b;
     rh_status_t status;
 
@@ -851,25 +1078,28 @@ rh_status_t rh_pg_route(const rh_task_params_t *params, rh_res_req_t **res,
     free(in);
     *res = out;
     pthread_mutex_lock(&rh_pg_lock);
-    if (atomic_load(&g->state) == RH_PG_READY) {
-        *rank = g->ranks[b] == rh_rank() ? -1 : g->ranks[b];
-    } else {
-        *rank = RH_PG_WAIT;
-    }
+    *rank = rh_pg_where(g, g->id, b, &status, why, sizeof(why));
     pthread_mutex_unlock(&rh_pg_lock);
+    if (*rank == RH_PG_FAIL) {
+        return rh_error_set(status, "%s", why);
+    }
+    if (*rank == rh_rank()) {
+        *rank = -1;
+    }
     return RH_OK;
 }
 
 void rh_pg_hold(rh_task_t *t)
 {
     rh_pg_obj_t *g;
-    int r = RH_PG_WAIT;
+    rh_status_t code;
+    char why[256];
+    int r;
 
     pthread_mutex_lock(&rh_pg_lock);
     g = rh_pg_find(t->pg);
-    if (g != NULL && atomic_load(&g->state) == RH_PG_READY) {
-        r = g->ranks[t->pg_bundle];
-    } else if (g != NULL && atomic_load(&g->state) == RH_PG_PENDING) {
+    r = rh_pg_where(g, t->pg, t->pg_bundle, &code, why, sizeof(why));
+    if (r == RH_PG_WAIT) {
         if (g->nheld == g->cap) {
             size_t cap = g->cap ? 2 * g->cap : 16;
             rh_task_t **h = realloc(g->held, cap * sizeof(*h));
@@ -884,17 +1114,51 @@ void rh_pg_hold(rh_task_t *t)
             pthread_mutex_unlock(&rh_pg_lock);
             return;
         }
+        r = RH_PG_FAIL;
+        snprintf(why, sizeof(why), "out of memory holding a task for "
+                 "placement group %llx", (unsigned long long)t->pg);
     }
     pthread_mutex_unlock(&rh_pg_lock);
-    if (r == RH_PG_WAIT) {
-        rh_task_fail_all(t, g == NULL || atomic_load(&g->state) ==
-                         RH_PG_REMOVED ? "its placement group was removed" :
-                         "out of memory holding a task for its group");
+    if (r == RH_PG_FAIL) {
+        rh_task_fail_all(t, why);
         rh_task_free(t);
         return;
     }
     t->forward_to = r == rh_rank() ? -1 : r;
     rh_task_dispatch(t);
+}
+
+int rh_pg_rerun_rank(rh_pg_t pg, int bundle, int *rank,
+                     void (*fn)(uint64_t key), uint64_t key, char *why,
+                     size_t len)
+{
+    rh_pg_obj_t *g;
+    rh_pg_waiter_t *w = NULL;
+    rh_status_t code;
+    int r;
+
+    pthread_mutex_lock(&rh_pg_lock);
+    g = rh_pg_find(pg);
+    r = rh_pg_where(g, pg, bundle, &code, why, len);
+    if (r == RH_PG_WAIT && (w = malloc(sizeof(*w))) != NULL) {
+        w->fn = fn;
+        w->key = key;
+        w->next = g->waiters;
+        g->waiters = w;
+    } else if (r == RH_PG_WAIT) {
+        r = RH_PG_FAIL;
+        snprintf(why, len, "out of memory waiting for placement group %llx",
+                 (unsigned long long)pg);
+    }
+    pthread_mutex_unlock(&rh_pg_lock);
+    if (r == RH_PG_FAIL) {
+        return -1;
+    }
+    if (r == RH_PG_WAIT) {
+        return 0;
+    }
+    *rank = r;
+    return 1;
 }
 
 /* Reads n integers in [lo, hi) after the word name at *p. */
@@ -935,7 +1199,8 @@ void rh_pg_record_free(rh_pg_record_t *rec)
 
 rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec)
 {
-    static const char *const states[] = { "pending", "placed", "removed" };
+    static const char *const states[] = { "pending", "placed", "removed",
+                                          "rescheduling" };
     char key[32], strategy[16], state[16], *text = NULL;
     void *value = NULL;
     size_t vlen = 0;
@@ -973,7 +1238,7 @@ rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec)
         rec->n < 1 || rec->n > RH_PG_MAX_BUNDLES) {
         goto err_malformed;
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (strcmp(state, states[i]) == 0) {
             rec->state = i;
         }
@@ -986,7 +1251,8 @@ rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec)
     if (rec->state < 0 || rec->strategy < 0) {
         goto err_malformed;
     }
-    if (rec->state == RH_PG_REC_PLACED) {
+    if (rec->state == RH_PG_REC_PLACED ||
+        rec->state == RH_PG_REC_RESCHEDULING) {
         rec->ranks = malloc((size_t)rec->n * sizeof(int));
         rec->nodes = malloc((size_t)rec->n * sizeof(int));
         rec->cpus = malloc((size_t)rec->n * sizeof(int));
@@ -996,14 +1262,17 @@ rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec)
             return rh_error_set(RH_ERR_NO_MEMORY, "placement group record");
         }
         p = text + used;
-        if (rh_pg_parse_ints(&p, "ranks", rec->n, 0, rh_size(),
-                             rec->ranks) != 0 ||
+        /* rescheduling: -1 for a bundle that has no place now */
+        if (rh_pg_parse_ints(&p, "ranks", rec->n,
+                             rec->state == RH_PG_REC_PLACED ? 0 : -1,
+                             rh_size(), rec->ranks) != 0 ||
             rh_pg_parse_ints(&p, "cpus", rec->n, 0, INT32_MAX,
                              rec->cpus) != 0) {
             goto err_malformed;
         }
         for (int b = 0; b < rec->n; b++) {
-            rec->nodes[b] = rh_core_node_of(rec->ranks[b]);
+            rec->nodes[b] = rec->ranks[b] >= 0 ?
+                            rh_core_node_of(rec->ranks[b]) : -1;
         }
     }
     free(text);
@@ -1014,6 +1283,14 @@ err_malformed:
     free(text);
     return rh_error_set(RH_ERR_MALFORMED, "the GCS's record of placement "
                         "group %llx cannot be read", (unsigned long long)pg);
+}
+
+/* On the progress thread, as every change of the global scheduler's
+ * groups. */
+static void rh_pg_on_peer_failure(void *arg, int rank)
+{
+    (void)arg;
+    rh_gs_pg_on_peer_failure(rank);
 }
 
 rh_status_t rh_pg_setup(void)
@@ -1034,6 +1311,9 @@ rh_status_t rh_pg_setup(void)
         status = rh_am_register(RH_AM_ID_PG_REMOVE, sizeof(rh_pg_hdr_t),
                                 sizeof(rh_pg_hdr_t), rh_pg_on_remove, NULL);
     }
+    if (status == RH_OK && rh_rank() == RH_GS_RANK) {
+        status = rh_tp_on_peer_failure(rh_pg_on_peer_failure, NULL);
+    }
     return status;
 }
 
@@ -1052,6 +1332,13 @@ void rh_pg_teardown(void)
         free(g->held);
         free(g->ranks);
         free(g->cpus);
+        free(g->lost);
+        while (g->waiters != NULL) {
+            rh_pg_waiter_t *w = g->waiters;
+
+            g->waiters = w->next;
+            free(w);
+        }
         free(g);
     }
     while (rh_gs_pgs != NULL) {
@@ -1061,6 +1348,7 @@ void rh_pg_teardown(void)
         rh_gcs_record_drop(g->rec);
         free(g->bundles);
         free(g->ranks);
+        free(g->asking);
         free(g);
     }
     rh_pg_counter = 0;

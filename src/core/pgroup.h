@@ -25,23 +25,40 @@
 rh_status_t rh_pg_route(const rh_task_params_t *params, rh_res_req_t **res,
                         int *rank);
 
-/* Keeps t (forward_to RH_PG_WAIT) until its group is placed. */
+/* Keeps t (forward_to RH_PG_WAIT) until its group is placed, or its
+ * bundle, whose rank died, is placed again; sends it there then, or fails
+ * it (the group was removed, or the bundle fits nowhere now). */
 void rh_pg_hold(rh_task_t *t);
+
+/* Where a task of bundle `bundle` of pg, lost with its rank, runs again:
+ * 1 with *rank (the bundle's live rank, which may be this one); 0 while
+ * the global scheduler places the bundle again: fn(key) is called (on the
+ * progress thread) when the group's placement changes, to ask again; -1
+ * when it cannot run again, with why naming the group (removed, or the
+ * bundle lost with its rank and no room for it anywhere). */
+int rh_pg_rerun_rank(rh_pg_t pg, int bundle, int *rank,
+                     void (*fn)(uint64_t key), uint64_t key, char *why,
+                     size_t len);
 
 /* A group's record in the GCS (table RH_GCS_T_PGROUP, key "pg/<id in
  * hex>"), written by the global scheduler when the group is created
- * (pending), placed and removed; its value is text:
+ * (pending), placed, removed, and when a bundle's rank dies; its value is
+ * text:
  *   owner R strategy PACK state placed bundles N ranks R1..RN cpus C1..CN
- * (ranks and cpus only once placed). Any rank reads it back here. */
-enum { RH_PG_REC_PENDING = 0, RH_PG_REC_PLACED = 1, RH_PG_REC_REMOVED = 2 };
+ * (ranks and cpus only once placed). State rescheduling: a bundle lost
+ * with its rank found no room elsewhere (its rank is -1) and waits for a
+ * group to go. Any rank reads it back here. */
+enum { RH_PG_REC_PENDING = 0, RH_PG_REC_PLACED = 1, RH_PG_REC_REMOVED = 2,
+       RH_PG_REC_RESCHEDULING = 3 };
 
 typedef struct rh_pg_record {
     int  owner;
     int  strategy;   /* rh_pg_strategy_t */
     int  state;      /* RH_PG_REC_* */
     int  n;          /* bundles */
-    int *ranks;      /* placed: each bundle's rank, else NULL (malloc) */
-    int *nodes;      /* placed: each bundle's node, else NULL (malloc) */
+    int *ranks;      /* placed: each bundle's rank (rescheduling: -1 for
+                      * one with no place), else NULL (malloc) */
+    int *nodes;      /* each bundle's node likewise */
     int *cpus;       /* placed: each bundle's CPUs, else NULL (malloc) */
 } rh_pg_record_t;
 

@@ -497,6 +497,86 @@ int rh_place_gs_hold_group(const rh_res_req_t *bundles, int n,
     return ok;
 }
 
+/* rh_place_gs_hold_bundles under gs_lock: the missing bundles one by one,
+ * by the nodes the others use; on failure those placed here are undone. */
+static int rh_gs_bundles_again(const rh_res_req_t *bundles, int n,
+                               rh_pg_strategy_t strategy, int *ranks,
+                               int *used)
+{
+    int *fresh = malloc((size_t)n * sizeof(int)), any = 0, ok = 1;
+
+    if (fresh == NULL) {
+        return 0;
+    }
+    for (int b = 0; b < n; b++) {
+        fresh[b] = -1;
+        if (ranks[b] >= 0) {
+            used[rh_pl.node_of[ranks[b]]] = 1;
+            any = 1;
+        }
+    }
+    if (!any) {   /* every bundle went: laid out as a new group */
+        free(fresh);
+        return rh_gs_bundles_place(bundles, n, strategy, ranks, used);
+    }
+    for (int b = 0; ok && b < n; b++) {
+        int r = -1;
+
+        if (ranks[b] >= 0) {
+            continue;
+        }
+        if (strategy == RH_PG_STRICT_PACK || strategy == RH_PG_PACK) {
+            for (int nd = 0; nd < rh_pl.nnodes && r < 0; nd++) {
+                if (used[nd]) {
+                    r = rh_gs_bundle_rank(&bundles[b], nd, NULL, 0);
+                }
+            }
+            if (r < 0 && strategy == RH_PG_PACK) {
+                r = rh_gs_bundle_rank(&bundles[b], -1, NULL, 0);
+            }
+        } else {
+            r = rh_gs_bundle_rank(&bundles[b], -1, used, 1);
+            if (r < 0 && strategy == RH_PG_SPREAD) {
+                r = rh_gs_bundle_rank(&bundles[b], -1, NULL, 0);
+            }
+        }
+        if (r < 0) {
+            ok = 0;
+            break;
+        }
+        fresh[b] = r;
+        used[rh_pl.node_of[r]] = 1;
+        rh_place_gs_reserve(r, &bundles[b], 1);
+    }
+    if (ok) {
+        for (int b = 0; b < n; b++) {
+            if (fresh[b] >= 0) {
+                ranks[b] = fresh[b];
+            }
+        }
+    } else {
+        rh_gs_bundles_undo(bundles, fresh, n);
+    }
+    free(fresh);
+    return ok;
+}
+
+int rh_place_gs_hold_bundles(const rh_res_req_t *bundles, int n,
+                             rh_pg_strategy_t strategy, int *ranks)
+{
+    int *used = calloc((size_t)rh_pl.nnodes, sizeof(int));
+    int ok;
+
+    if (used == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&rh_pl.gs_lock);
+    ok = rh_gs_bundles_again(bundles, n, strategy, ranks, used);
+    pthread_mutex_unlock(&rh_pl.gs_lock);
+    free(used);
+    return ok;
+}
+
 void rh_place_gs_release_group(const rh_res_req_t *bundles, int n,
                                const int *ranks)
 {

@@ -80,7 +80,16 @@ void rh_place_bundle_cpus(int r, int delta);
 int rh_place_gs_hold_group(const rh_res_req_t *bundles, int n,
                            rh_pg_strategy_t strategy, int *ranks);
 
-/* Gives back what rh_place_gs_hold_group held for these bundles. */
+/* The same for the bundles whose ranks[b] is -1 (their rank died), the
+ * others staying where they are: the strategy then counts the nodes those
+ * use (STRICT_PACK: their node only; STRICT_SPREAD: other nodes only).
+ * All or none: 1 with the new ranks in ranks[], 0 (books and ranks
+ * untouched) when they do not fit now. */
+int rh_place_gs_hold_bundles(const rh_res_req_t *bundles, int n,
+                             rh_pg_strategy_t strategy, int *ranks);
+
+/* Gives back what rh_place_gs_hold_group held for these bundles (those
+ * with ranks[b] -1 hold nothing). */
 void rh_place_gs_release_group(const rh_res_req_t *bundles, int n,
                                const int *ranks);
 

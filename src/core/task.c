@@ -1016,6 +1016,9 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
         status = rh_pg_route(params, &res, &forward_to);
         if (status == RH_OK && forward_to == RH_PG_NOT_GROUPED) {
             status = rh_place_decide(params, res, &forward_to);
+        } else if (status == RH_OK) {
+            pg = params->pg;   /* a lost run goes where its bundle is */
+            bundle = params->bundle;
         }
         if (status != RH_OK) {
             free(res);
@@ -1036,10 +1039,6 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
     }
     if (forward_to == -1) {
         rh_task_resources_here(name, res);
-    }
-    if (forward_to == RH_PG_WAIT) {
-        pg = params->pg;
-        bundle = params->bundle;
     }
     size = sizeof(*t) + (size_t)nargs * sizeof(rh_task_slot_t) + bytes;
     t = size <= RH_TASK_SMALL ? rh_objcache_get(&rh_task_cache) :

@@ -50,7 +50,7 @@ struct rh_task {
     int                  forward_to; /* rank that runs it; -1: this one */
     int                  gs_placed;  /* ... as the global scheduler chose */
     int                  admitted;   /* holds a place of core/admit.h */
-    uint64_t             pg;         /* RH_PG_WAIT: its group ... */
+    uint64_t             pg;         /* its placement group (0: none) */
     int                  pg_bundle;  /* ... and bundle */
     int                  ret_foreign;/* returns carry another rank's ids */
     uint32_t             ret_owner;  /* ... that rank */
@@ -209,6 +209,13 @@ void rh_forward_refuse(uint32_t origin, uint64_t counter, int nreturns,
 void rh_forward_resend(int dest, const void *hdr, size_t hdr_len,
                        const void *payload, size_t len, rh_future_t **held,
                        int nheld, rh_object_id_t *borrowed, int nborrowed);
+
+/* What the task of a lineage entry (header and payload as first sent)
+ * asks for: its CPUs and custom resources, in *req. RH_ERR_MALFORMED when
+ * they cannot be read. */
+rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
+                              const void *payload, size_t len,
+                              rh_res_req_t *req);
 
 /* Registers the forwarding handlers (before rh_init's exchange) and frees
  * what is left at the end. */

@@ -27,6 +27,24 @@
  *               again, as a rebuild from lineage and its answer do, over
  *               and over: every get returns the value, and under TSan no
  *               getter races the rebuilds ("FT REBUILD_RACE OK")
+ *   pg_bundle   a STRICT_SPREAD group of 4 one-CPU bundles, one per node;
+ *               the task in the bundle of node FT_PG_NODE (1 to 3, default
+ *               3) kills its rank: the bundle is placed again on the other
+ *               rank of that node and the task runs there; a task into it
+ *               kills that rank too: no node is left for the bundle, so
+ *               that task fails with RH_ERR_TASK_FAILED, rh_pg_wait and new
+ *               tasks into the bundle with RH_ERR_PEER_FAILED, each naming
+ *               the group and the rank, while the other bundles still run
+ *               tasks ("FT PG_BUNDLE OK")
+ *   pg_home     (RAYHPC_NUM_WORKERS=1) the same group with node 0's bundle
+ *               on rank 1, rank 0's CPU taken by another group meanwhile,
+ *               then freed; the task in that bundle kills rank 1: the
+ *               bundle is placed again on rank 0, so the driver runs the
+ *               lost task itself ("FT PG_HOME OK")
+ *   pg_full     (RAYHPC_NUM_WORKERS=1) bundles hold the one CPU of ranks
+ *               1 to 4 and 7; a plain task on rank 6 kills it: its rerun
+ *               must go to rank 5, the one rank left with a CPU to run it
+ *               ("FT PG_FULL OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -46,6 +64,9 @@
 
 #include "rank_util.h"
 #include "core/future.h"
+#include "core/core.h"
+#include "core/pgroup.h"
+#include "core/placement.h"
 #include "plasma/object_id.h"
 #include "transport/am.h"
 
@@ -265,6 +286,17 @@ static rh_status_t ft_put_ref(rh_task_ctx_t *ctx)
         return rh_task_fail(ctx, "put: %s", rh_last_error());
     }
     return rh_task_return(ctx, 0, &ref, sizeof(ref));
+}
+
+/* Kills the rank it runs on when that is its argument, else returns 42. */
+static rh_status_t ft_pg_step(rh_task_ctx_t *ctx)
+{
+    if (arg_i64(ctx, 0) == rh_rank()) {
+        printf("FT VICTIM rank %d dies running ft_pg_step\n", rh_rank());
+        fflush(stdout);
+        raise(SIGKILL);
+    }
+    return return_obj(ctx, 42);
 }
 
 static void kill_rank(int r)
@@ -602,6 +634,210 @@ static void exceptions(void)
     printf("FT EXCEPTIONS OK\n");
 }
 
+/* ft_pg_step(victim) into bundle b of pg. */
+static rh_status_t pg_step(rh_pg_t pg, int b, int64_t victim, rh_ref_t *r)
+{
+    rh_task_params_t p = { 0 };
+    rh_arg_t a = rh_arg_bytes(&victim, sizeof(victim));
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    p.bundle = b;
+    return rh_remote("ft_pg_step", &a, 1, &p, r);
+}
+
+/* The rank of bundle b once pg's record in the GCS says state and that
+ * rank (want; -2: any, -1: placed nowhere): the global scheduler writes it
+ * without waiting, so a reader may see the one before for a while. Fails
+ * the test when it never does. */
+static int pg_record_rank(rh_pg_t pg, int b, int state, int want)
+{
+    double end = rank_now() + 60;
+    rh_pg_record_t rec;
+    int r;
+
+    for (;;) {
+        rh_status_t st = rh_pg_record_read(pg, &rec);
+
+        r = st == RH_OK && rec.ranks != NULL ? rec.ranks[b] : -1;
+        if (st == RH_OK && rec.state == state && (want == -2 || r == want)) {
+            rh_pg_record_free(&rec);
+            return r;
+        }
+        if (st == RH_OK) {
+            rh_pg_record_free(&rec);
+        }
+        if ((st != RH_OK && st != RH_ERR_NOT_FOUND) || rank_now() > end) {
+            printf("FT FAIL the record of group %llx never had state %d "
+                   "and rank %d for bundle %d (last: %d)\n",
+                   (unsigned long long)pg, state, want, b, r);
+            exit(1);
+        }
+        usleep(10000);
+    }
+}
+
+static void pg_bundle(void)
+{
+    rh_bundle_t bs[4] = { { 1, NULL }, { 1, NULL }, { 1, NULL }, { 1, NULL } };
+    rh_pg_t pg;
+    rh_ref_t r;
+    int64_t v = 0;
+    const char *at = getenv("FT_PG_NODE");
+    int b = -1, node = -1, r1, r2, x = at != NULL ? atoi(at) : 3;
+    char gname[64], rname[32];
+    rh_status_t st;
+
+    if (x < 1 || x > 3) {
+        fail("FT_PG_NODE is a node from 1 to 3", RH_ERR_INVALID_PARAM);
+    }
+    CHECK(rh_pg_create(bs, 4, RH_PG_STRICT_SPREAD, &pg));
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    for (int i = 0; i < 4 && b < 0; i++) {
+        CHECK(rh_pg_bundle_node(pg, i, &node));
+        b = node == x ? i : -1;
+    }
+    if (b < 0) {
+        fail("no bundle on the node", RH_ERR_INVALID_PARAM);
+    }
+    r1 = pg_record_rank(pg, b, RH_PG_REC_PLACED, -2);
+    /* Its rank dies running it: the bundle goes to the node's other rank,
+     * the only one STRICT_SPREAD allows, and the task runs again there. */
+    CHECK(pg_step(pg, b, r1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task whose bundle's rank died running it", st);
+    }
+    rh_release(r);
+    if ((st = rh_pg_wait(pg, TIMEOUT)) != RH_OK ||
+        (st = rh_pg_bundle_node(pg, b, &node)) != RH_OK || node != x) {
+        fail("the group after its bundle was placed again", st);
+    }
+    /* The node's other rank: ranks 2x and 2x + 1 make node x. */
+    r2 = pg_record_rank(pg, b, RH_PG_REC_PLACED, r1 ^ 1);
+    if (rh_core_node_of(r2) != x || !rh_rank_alive(r2)) {
+        printf("FT FAIL bundle %d is on rank %d after rank %d died\n", b, r2,
+               r1);
+        exit(1);
+    }
+    CHECK(pg_step(pg, b, r1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task into the bundle placed again", st);
+    }
+    rh_release(r);
+    printf("FT PG_BUNDLE placed again on rank %d after rank %d died\n", r2,
+           r1);
+    /* Now the node is gone: no room for the bundle anywhere. */
+    snprintf(gname, sizeof(gname), "placement group %llx",
+             (unsigned long long)pg);
+    snprintf(rname, sizeof(rname), "rank %d", r2);
+    CHECK(pg_step(pg, b, r2, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED || strstr(rh_last_error(), gname) == NULL ||
+        strstr(rh_last_error(), rname) == NULL) {
+        fail("a task whose bundle cannot be placed again", st);
+    }
+    printf("FT PG_BUNDLE lost: %s\n", rh_last_error());
+    rh_release(r);
+    st = rh_pg_wait(pg, TIMEOUT);
+    if (st != RH_ERR_PEER_FAILED || strstr(rh_last_error(), gname) == NULL ||
+        strstr(rh_last_error(), rname) == NULL) {
+        fail("rh_pg_wait of a group that lost a bundle", st);
+    }
+    st = pg_step(pg, b, -1, &r);
+    if (st != RH_ERR_PEER_FAILED || strstr(rh_last_error(), rname) == NULL) {
+        fail("a task into a lost bundle", st);
+    }
+    (void)pg_record_rank(pg, b, RH_PG_REC_RESCHEDULING, -1);
+    /* The bundles still placed run their tasks. */
+    CHECK(pg_step(pg, (b + 1) % 4, -1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task into a bundle of the group still placed", st);
+    }
+    rh_release(r);
+    CHECK(rh_pg_remove(pg));
+    printf("FT PG_BUNDLE OK\n");
+}
+
+/* A lost task whose bundle comes to its owner's own rank. */
+static void pg_home(void)
+{
+    rh_bundle_t one = { 1, NULL };
+    rh_bundle_t bs[4] = { { 1, NULL }, { 1, NULL }, { 1, NULL }, { 1, NULL } };
+    rh_pg_t hold, pg;
+    rh_ref_t r;
+    int64_t v = 0;
+    int b = -1, node = -1;
+    rh_status_t st;
+
+    /* Rank 0's one CPU goes to a group first, so that node 0's bundle of
+     * the next one lands on rank 1. */
+    CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &hold));
+    CHECK(rh_pg_wait(hold, TIMEOUT));
+    (void)pg_record_rank(hold, 0, RH_PG_REC_PLACED, 0);
+    CHECK(rh_pg_create(bs, 4, RH_PG_STRICT_SPREAD, &pg));
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    for (int i = 0; i < 4 && b < 0; i++) {
+        CHECK(rh_pg_bundle_node(pg, i, &node));
+        b = node == 0 ? i : -1;
+    }
+    if (b < 0) {
+        fail("no bundle on node 0", RH_ERR_INVALID_PARAM);
+    }
+    (void)pg_record_rank(pg, b, RH_PG_REC_PLACED, 1);
+    CHECK(rh_pg_remove(hold));
+    CHECK(pg_step(pg, b, 1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task whose bundle came to its owner's rank", st);
+    }
+    rh_release(r);
+    (void)pg_record_rank(pg, b, RH_PG_REC_PLACED, 0);
+    CHECK(rh_pg_remove(pg));
+    printf("FT PG_HOME OK\n");
+}
+
+/* A lost task is not run again where bundles hold every CPU. */
+static void pg_full(void)
+{
+    rh_bundle_t one = { 1, NULL };
+    rh_pg_t hold[8];
+    rh_task_params_t p = rank_on_node(3, 0);
+    int64_t victim = 6, v = 0;
+    rh_arg_t a = rh_arg_bytes(&victim, sizeof(victim));
+    rh_ref_t r;
+    rh_status_t st;
+
+    /* One-bundle groups fill the ranks in order (PACK, first fit); those
+     * of ranks 0, 5 and 6 go again. */
+    for (int i = 0; i < 8; i++) {
+        CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &hold[i]));
+        CHECK(rh_pg_wait(hold[i], TIMEOUT));
+        (void)pg_record_rank(hold[i], 0, RH_PG_REC_PLACED, i);
+    }
+    CHECK(rh_pg_remove(hold[0]));
+    CHECK(rh_pg_remove(hold[5]));
+    CHECK(rh_pg_remove(hold[6]));
+    /* Node 3's free rank is 6; it dies running the task, whose rerun
+     * fits only on rank 5. */
+    for (double end = rank_now() + 60; !rh_place_rank_fits(6, NULL); ) {
+        if (rank_now() > end) {
+            fail("rank 6 never looked free", RH_ERR_TIMEOUT);
+        }
+        usleep(10000);
+    }
+    CHECK(rh_remote("ft_pg_step", &a, 1, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task lost where bundles hold the other ranks' CPUs", st);
+    }
+    rh_release(r);
+    for (int i = 1; i < 8; i++) {
+        if (i != 5 && i != 6) {
+            CHECK(rh_pg_remove(hold[i]));
+        }
+    }
+    printf("FT PG_FULL OK\n");
+}
+
 static void parse_victims(void)
 {
     const char *v = getenv("FT_VICTIMS"), *k = getenv("FT_KILL_AT");
@@ -633,6 +869,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_picky", ft_picky, 0, 1));
     CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
+    CHECK(rh_register("ft_pg_step", ft_pg_step, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     for (int i = 0; i < nvictims; i++) {
@@ -657,6 +894,12 @@ int main(int argc, char **argv)
             owner_died();
         } else if (strcmp(mode, "exceptions") == 0) {
             exceptions();
+        } else if (strcmp(mode, "pg_bundle") == 0) {
+            pg_bundle();
+        } else if (strcmp(mode, "pg_home") == 0) {
+            pg_home();
+        } else if (strcmp(mode, "pg_full") == 0) {
+            pg_full();
         } else if (strcmp(mode, "driver") == 0) {
             driver_dies();
         } else {
