@@ -23,30 +23,11 @@
 
 #include "core/actor_record.h"
 #include "gcs/gcs.h"
+#include "kill_signal.h"
 #include "rank_util.h"
 #include "transport/am.h"
 
-#define DIE (RH_AM_ID_TEST_FIRST + 11)
-#define GO (RH_AM_ID_TEST_FIRST + 12)
 #define WAIT_S 60.0
-
-static _Atomic long go;
-
-static rh_status_t on_die(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    raise(SIGKILL);
-    return RH_OK;
-}
-
-static rh_status_t on_go(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    atomic_store(&go, 1);
-    return RH_OK;
-}
 
 static rh_status_t box_init(rh_task_ctx_t *ctx, void **state)
 {
@@ -152,8 +133,7 @@ int main(int argc, char **argv)
     cls.methods = box_methods;
     cls.num_methods = 1;
     CHECK(rh_register_actor("Box", &cls));
-    CHECK(rh_am_register(DIE, 0, 0, on_die, NULL));
-    CHECK(rh_am_register(GO, 0, 0, on_go, NULL));
+    CHECK(rank_kill_signals_register());
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     n = rh_size();
@@ -212,7 +192,7 @@ int main(int argc, char **argv)
         CHECK(rh_actor_release(victim));
         CHECK(rh_actor_kill(keeper, 1));
         CHECK(rh_actor_release(keeper));
-    } else if (rank_wait_count(&go, 1, 180.0) != 0) {
+    } else if (rank_wait_count(&rank_go, 1, 180.0) != 0) {
         fprintf(stderr, "rank %d: no go\n", me);
         return 1;
     }

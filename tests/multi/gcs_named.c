@@ -14,29 +14,10 @@
 #include <string.h>
 
 #include "gcs/gcs.h"
+#include "kill_signal.h"
 #include "rank_util.h"
 #include "transport/am.h"
 
-#define DIE (RH_AM_ID_TEST_FIRST + 11)
-#define GO (RH_AM_ID_TEST_FIRST + 12)
-
-static _Atomic long go;
-
-static rh_status_t on_die(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    raise(SIGKILL);
-    return RH_OK;
-}
-
-static rh_status_t on_go(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    atomic_store(&go, 1);
-    return RH_OK;
-}
 
 static rh_status_t box_init(rh_task_ctx_t *ctx, void **state)
 {
@@ -104,8 +85,7 @@ int main(int argc, char **argv)
     cls.num_methods = 1;
     cls.fini = box_fini;
     CHECK(rh_register_actor("Box", &cls));
-    CHECK(rh_am_register(DIE, 0, 0, on_die, NULL));
-    CHECK(rh_am_register(GO, 0, 0, on_go, NULL));
+    CHECK(rank_kill_signals_register());
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     n = rh_size();
@@ -153,7 +133,7 @@ int main(int argc, char **argv)
             }
         }
     } else if (me != victim) {
-        if (rank_wait_count(&go, 1, 120.0) != 0) {
+        if (rank_wait_count(&rank_go, 1, 120.0) != 0) {
             fprintf(stderr, "rank %d: no go\n", me);
             return 1;
         }

@@ -20,30 +20,11 @@
 
 #include "core/pgroup.h"
 #include "gcs/gcs.h"
+#include "kill_signal.h"
 #include "rank_util.h"
 #include "transport/am.h"
 
-#define DIE (RH_AM_ID_TEST_FIRST + 11)
-#define GO (RH_AM_ID_TEST_FIRST + 12)
 #define WAIT_S 60.0
-
-static _Atomic long go;
-
-static rh_status_t on_die(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    raise(SIGKILL);
-    return RH_OK;
-}
-
-static rh_status_t on_go(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    atomic_store(&go, 1);
-    return RH_OK;
-}
 
 /* The value of a node-table key as a string (malloc), waiting up to
  * WAIT_S for it to be written; NULL when it never was. */
@@ -180,8 +161,7 @@ int main(int argc, char **argv)
     rh_bundle_t b[2] = { { 1, NULL }, { 1, NULL } };
     rh_pg_t pg;
 
-    CHECK(rh_am_register(DIE, 0, 0, on_die, NULL));
-    CHECK(rh_am_register(GO, 0, 0, on_go, NULL));
+    CHECK(rank_kill_signals_register());
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     n = rh_size();
@@ -235,7 +215,7 @@ int main(int argc, char **argv)
                 CHECK(rh_am_send_wait((uint32_t)r, GO, NULL, 0, NULL, 0));
             }
         }
-    } else if (rank_wait_count(&go, 1, 180.0) != 0) {
+    } else if (rank_wait_count(&rank_go, 1, 180.0) != 0) {
         fprintf(stderr, "rank %d: no go\n", me);
         return 1;
     }

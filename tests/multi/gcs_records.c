@@ -25,32 +25,13 @@
 #include "core/job_record.h"
 #include "core/object_record.h"
 #include "gcs/gcs.h"
+#include "kill_signal.h"
 #include "rank_util.h"
 #include "transport/am.h"
 
-#define DIE (RH_AM_ID_TEST_FIRST + 11)
-#define GO (RH_AM_ID_TEST_FIRST + 12)
 #define WAIT_S 60.0
 #define OBJ_BYTES (12u << 20)
 #define NOBJ 4
-
-static _Atomic long go;
-
-static rh_status_t on_die(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    raise(SIGKILL);
-    return RH_OK;
-}
-
-static rh_status_t on_go(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    atomic_store(&go, 1);
-    return RH_OK;
-}
 
 static rh_object_id_t id_of(rh_ref_t ref)
 {
@@ -147,8 +128,7 @@ int main(int argc, char **argv)
     char key[96];
     rh_ref_t refs[NOBJ];
 
-    CHECK(rh_am_register(DIE, 0, 0, on_die, NULL));
-    CHECK(rh_am_register(GO, 0, 0, on_go, NULL));
+    CHECK(rank_kill_signals_register());
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     n = rh_size();
@@ -194,7 +174,7 @@ int main(int argc, char **argv)
                 CHECK(rh_am_send_wait((uint32_t)r, GO, NULL, 0, NULL, 0));
             }
         }
-    } else if (rank_wait_count(&go, 1, 180.0) != 0) {
+    } else if (rank_wait_count(&rank_go, 1, 180.0) != 0) {
         fprintf(stderr, "rank %d: no go\n", me);
         return 1;
     }
