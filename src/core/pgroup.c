@@ -47,6 +47,18 @@ struct rh_pg_waiter {
     uint64_t        key;
 };
 
+/* Tells each waiter (taken off its group, no lock held) and frees it. */
+static void rh_pg_tell_waiters(rh_pg_waiter_t *waiters)
+{
+    while (waiters != NULL) {
+        rh_pg_waiter_t *w = waiters;
+
+        waiters = w->next;
+        w->fn(w->key);
+        free(w);
+    }
+}
+
 /* The owner's view of a group. */
 typedef struct rh_pg_obj rh_pg_obj_t;
 struct rh_pg_obj {
@@ -703,13 +715,7 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
         rh_pg_hold(held[i]);
     }
     free(held);
-    while (waiters != NULL) {
-        rh_pg_waiter_t *w = waiters;
-
-        waiters = w->next;
-        w->fn(w->key);
-        free(w);
-    }
+    rh_pg_tell_waiters(waiters);
     rh_future_notify();   /* rh_pg_wait */
 }
 
@@ -1018,13 +1024,7 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
         rh_task_free(held[i]);
     }
     free(held);
-    while (waiters != NULL) {
-        rh_pg_waiter_t *w = waiters;
-
-        waiters = w->next;
-        w->fn(w->key);
-        free(w);
-    }
+    rh_pg_tell_waiters(waiters);
     rh_future_notify();
     if (rh_rank() == RH_GS_RANK) {
         return rh_pg_local_post(1, pg, 0, 0, NULL);

@@ -435,6 +435,34 @@ static int rh_gs_bundles_one_node(const rh_res_req_t *bundles, int n,
     return 1;
 }
 
+/* A rank for one bundle by the group's strategy, given the nodes (used)
+ * its other bundles take: the packing ones look there first (STRICT_PACK
+ * only there), the spreading ones elsewhere first (STRICT_SPREAD only
+ * there). -1 when none has room. Under gs_lock. */
+static int rh_gs_bundle_by_strategy(const rh_res_req_t *bundle,
+                                    rh_pg_strategy_t strategy,
+                                    const int *used)
+{
+    int r = -1;
+
+    if (strategy == RH_PG_STRICT_PACK || strategy == RH_PG_PACK) {
+        for (int nd = 0; nd < rh_pl.nnodes && r < 0; nd++) {
+            if (used[nd]) {
+                r = rh_gs_bundle_rank(bundle, nd, NULL, 0);
+            }
+        }
+        if (r < 0 && strategy == RH_PG_PACK) {
+            r = rh_gs_bundle_rank(bundle, -1, NULL, 0);
+        }
+    } else {
+        r = rh_gs_bundle_rank(bundle, -1, used, 1);
+        if (r < 0 && strategy == RH_PG_SPREAD) {
+            r = rh_gs_bundle_rank(bundle, -1, NULL, 0);
+        }
+    }
+    return r;
+}
+
 /* rh_place_gs_hold_group under gs_lock; used is a zeroed array of nnodes. */
 static int rh_gs_bundles_place(const rh_res_req_t *bundles, int n,
                                rh_pg_strategy_t strategy, int *ranks,
@@ -454,21 +482,8 @@ static int rh_gs_bundles_place(const rh_res_req_t *bundles, int n,
         }
     }
     for (int b = 0; b < n; b++) {
-        int r = -1;
+        int r = rh_gs_bundle_by_strategy(&bundles[b], strategy, used);
 
-        if (strategy == RH_PG_PACK) {
-            /* nodes already used first */
-            for (int nd = 0; nd < rh_pl.nnodes && r < 0; nd++) {
-                if (used[nd]) {
-                    r = rh_gs_bundle_rank(&bundles[b], nd, NULL, 0);
-                }
-            }
-        } else {
-            r = rh_gs_bundle_rank(&bundles[b], -1, used, 1);
-        }
-        if (r < 0 && strategy != RH_PG_STRICT_SPREAD) {
-            r = rh_gs_bundle_rank(&bundles[b], -1, NULL, 0);
-        }
         if (r < 0) {
             rh_gs_bundles_undo(bundles, ranks, b);
             return 0;
@@ -480,8 +495,15 @@ static int rh_gs_bundles_place(const rh_res_req_t *bundles, int n,
     return 1;
 }
 
-int rh_place_gs_hold_group(const rh_res_req_t *bundles, int n,
-                           rh_pg_strategy_t strategy, int *ranks)
+typedef int (*rh_gs_bundles_fn)(const rh_res_req_t *bundles, int n,
+                                rh_pg_strategy_t strategy, int *ranks,
+                                int *used);
+
+/* fn in one critical section (task placement never sees half a group),
+ * with a zeroed array of the nodes used. */
+static int rh_gs_bundles_locked(rh_gs_bundles_fn fn,
+                                const rh_res_req_t *bundles, int n,
+                                rh_pg_strategy_t strategy, int *ranks)
 {
     int *used = calloc((size_t)rh_pl.nnodes, sizeof(int));
     int ok;
@@ -489,12 +511,18 @@ int rh_place_gs_hold_group(const rh_res_req_t *bundles, int n,
     if (used == NULL) {
         return 0;
     }
-    /* One critical section: task placement never sees half a group. */
     pthread_mutex_lock(&rh_pl.gs_lock);
-    ok = rh_gs_bundles_place(bundles, n, strategy, ranks, used);
+    ok = fn(bundles, n, strategy, ranks, used);
     pthread_mutex_unlock(&rh_pl.gs_lock);
     free(used);
     return ok;
+}
+
+int rh_place_gs_hold_group(const rh_res_req_t *bundles, int n,
+                           rh_pg_strategy_t strategy, int *ranks)
+{
+    return rh_gs_bundles_locked(rh_gs_bundles_place, bundles, n, strategy,
+                                ranks);
 }
 
 /* rh_place_gs_hold_bundles under gs_lock: the missing bundles one by one,
@@ -520,26 +548,12 @@ static int rh_gs_bundles_again(const rh_res_req_t *bundles, int n,
         return rh_gs_bundles_place(bundles, n, strategy, ranks, used);
     }
     for (int b = 0; ok && b < n; b++) {
-        int r = -1;
+        int r;
 
         if (ranks[b] >= 0) {
             continue;
         }
-        if (strategy == RH_PG_STRICT_PACK || strategy == RH_PG_PACK) {
-            for (int nd = 0; nd < rh_pl.nnodes && r < 0; nd++) {
-                if (used[nd]) {
-                    r = rh_gs_bundle_rank(&bundles[b], nd, NULL, 0);
-                }
-            }
-            if (r < 0 && strategy == RH_PG_PACK) {
-                r = rh_gs_bundle_rank(&bundles[b], -1, NULL, 0);
-            }
-        } else {
-            r = rh_gs_bundle_rank(&bundles[b], -1, used, 1);
-            if (r < 0 && strategy == RH_PG_SPREAD) {
-                r = rh_gs_bundle_rank(&bundles[b], -1, NULL, 0);
-            }
-        }
+        r = rh_gs_bundle_by_strategy(&bundles[b], strategy, used);
         if (r < 0) {
             ok = 0;
             break;
@@ -564,17 +578,8 @@ static int rh_gs_bundles_again(const rh_res_req_t *bundles, int n,
 int rh_place_gs_hold_bundles(const rh_res_req_t *bundles, int n,
                              rh_pg_strategy_t strategy, int *ranks)
 {
-    int *used = calloc((size_t)rh_pl.nnodes, sizeof(int));
-    int ok;
-
-    if (used == NULL) {
-        return 0;
-    }
-    pthread_mutex_lock(&rh_pl.gs_lock);
-    ok = rh_gs_bundles_again(bundles, n, strategy, ranks, used);
-    pthread_mutex_unlock(&rh_pl.gs_lock);
-    free(used);
-    return ok;
+    return rh_gs_bundles_locked(rh_gs_bundles_again, bundles, n, strategy,
+                                ranks);
 }
 
 void rh_place_gs_release_group(const rh_res_req_t *bundles, int n,
