@@ -299,7 +299,7 @@ if want tsan; then
        make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
        make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi examples/heat2d \
             examples/param_sweep examples/array_mapreduce examples/param_server examples/sim_farm tests/multi/alltoall tests/multi/hello \
-            tests/multi/peer_kill tests/multi/malformed tests/multi/objects \
+            tests/multi/peer_kill tests/multi/shm_stall tests/multi/malformed tests/multi/objects \
             tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
             tests/multi/placement tests/multi/release tests/multi/resources \
             tests/multi/send_faults tests/multi/burst tests/multi/recursion \
@@ -330,6 +330,7 @@ if want tsan; then
         tsan_run "alltoall, 4 ranks on 2 nodes" 0 "ALLTOALL OK" 4 -n 4 --nodes 2 ./tests/multi/alltoall
         UCX_TLS=tcp,self tsan_run "alltoall over tcp" 0 "ALLTOALL OK" 2 -n 2 --nodes 2 ./tests/multi/alltoall
         tsan_run "killed rank" 137 "status=success" 2 --keep-going -n 3 ./tests/multi/peer_kill
+        RAYHPC_NUM_WORKERS=1 tsan_run "a receive queue stalled by a kill ends its rank, not the job" 137 "SHM_STALL OK" 1 --keep-going -n 5 ./tests/multi/shm_stall
         RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
         tsan_run "gcs: keys over 3 nodes" 0 "GCS KEYS OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_keys 6000

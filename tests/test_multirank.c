@@ -140,6 +140,33 @@ Test(local, killed_rank_0_fails_finalize_instead_of_hanging)
     rh_run_free(&run);
 }
 
+/* Ranks SIGKILLed one after another while they stream to one rank of
+ * their host: a kill that leaves the receiver's shared-memory receive
+ * queue stalled (UCX: a slot taken, never marked ready) makes the receiver
+ * end itself, saying why, instead of hanging, and rank 0 sees every
+ * receiver answer or die. Without the receive watch (RAYHPC_RX_WATCH=0),
+ * 2 of 3 such jobs hung in a round. */
+Test(local, a_receive_queue_stalled_by_a_kill_ends_its_rank_not_the_job)
+{
+    static const char *const env[] = { "RAYHPC_NUM_WORKERS=1", NULL };
+
+    for (int job = 0; job < 2; job++) {
+        rh_run_t run = launch(11, 0, 1, "tests/multi/shm_stall", NULL, env);
+        const char *ok = strstr(run.out, "SHM_STALL OK");
+        int ended = -1;
+
+        cr_expect_eq(run.status, 137, "status %d; output ends:\n%s",
+                     run.status, rh_tail(run.out, 3000));
+        cr_expect_not_null(ok, "%s", rh_tail(run.out, 3000));
+        if (ok != NULL && strstr(ok, "ended=") != NULL) {
+            sscanf(strstr(ok, "ended="), "ended=%d", &ended);
+        }
+        cr_expect_eq(rh_count_lines(run.out, "receive queue is stalled"),
+                     ended, "%s", rh_tail(run.out, 3000));
+        rh_run_free(&run);
+    }
+}
+
 Test(local, malformed_messages_are_counted_and_dropped)
 {
     rh_run_t run = launch(2, 0, 0, "tests/multi/malformed", NULL, NULL);

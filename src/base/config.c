@@ -395,6 +395,14 @@ const rh_config_field_t rh_config_table[] = {
      "dead and dropped from the GCS chains (UCX errors and dead processes "
      "on the same host are seen at once)",
      RH_OFF(failure_timeout_ms), &rh_type_time, NULL, 20, 3600000},
+    {"RX_WATCH", "1",
+     "1: after a rank of this host dies, the others probe each other, and a "
+     "rank that hears none of them for twice FAILURE_TIMEOUT_MS, 10 s at "
+     "least (its "
+     "shared-memory receive queue stalled by a rank killed inside a send) "
+     "ends itself, saying why, so that the job goes on without it; 0: it "
+     "hangs instead",
+     RH_OFF(rx_watch), &rh_type_count, NULL, 0, 1},
     {"DRIVE_US", "50",
      "Microseconds a thread that is not a worker drives the network itself "
      "while it waits for a result (rh_get, rh_wait, ...), before it sleeps "

@@ -58,6 +58,7 @@ typedef struct rh_config {
     uint64_t gcs_replicas;     /* ranks in each GCS chain */
     uint64_t gcs_dump;         /* print the GCS at rh_finalize */
     uint64_t failure_timeout_ms;  /* silence after which a rank is dead */
+    uint64_t rx_watch;         /* end a rank whose receive queue stalled */
     uint64_t drive_us;         /* a waiter drives the network this long */
     uint64_t coalesce;         /* 1: queued small sends go as batches */
     uint64_t lineage_max_bytes;/* task specs kept to rebuild lost objects */

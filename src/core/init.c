@@ -897,6 +897,7 @@ static rh_status_t rh_core_finalize_rounds(void)
     if (rh_core.size > 1) {
         rh_tp_set_quiet_failures();
         status = rh_core_fin_round_trip(0, "arrived");
+        rh_tp_job_ended();
     }
     if (rh_core.size == 1) {
         rh_core_summary();

@@ -26,6 +26,10 @@ rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep);
  * for remote memory access: RDMA); known once its endpoint exists. */
 int rh_tp_peer_zcopy(int rank);
 
+/* Whether rank runs on this host (its messages come through the host's
+ * shared memory). */
+int rh_tp_peer_same_host(int rank);
+
 /* Maps a UCX error on traffic to/from rank to our status. */
 rh_status_t rh_tp_status_from_ucs(ucs_status_t status, int rank);
 

@@ -35,6 +35,7 @@
 #include "base/status.h"
 #include "transport/am.h"
 #include "transport/rma.h"
+#include "transport/rxwatch.h"
 #include "transport/tp_internal.h"
 
 #define RH_TP_MAX_LISTENERS 16
@@ -109,6 +110,12 @@ int rh_tp_on_progress_thread(void)
            pthread_equal(pthread_self(),
                          atomic_load_explicit(&rh_tp.holder,
                                               memory_order_relaxed));
+}
+
+int rh_tp_peer_same_host(int rank)
+{
+    return rank >= 0 && rank < rh_tp.size && rh_tp.peers != NULL &&
+           rh_tp.peers[rank].same_host;
 }
 
 int rh_tp_peer_alive(int rank)
@@ -264,6 +271,15 @@ rh_status_t rh_tp_open(const rh_config_t *cfg)
     }
     if (status == RH_OK) {
         status = rh_tp_rma_open();
+    }
+    if (status == RH_OK) {
+        /* twice the failure timeout, and never under 10 s: ending a
+         * rank that was only slow is far worse than a late verdict */
+        uint64_t stall_ms = 2 * cfg->failure_timeout_ms;
+
+        status = rh_rxw_open(!cfg->rx_watch ? 0 :
+                             (stall_ms > 10000 ? stall_ms : 10000) *
+                             1000000ull);
     }
     if (status != RH_OK) {
         rh_tp_close();
@@ -424,6 +440,9 @@ void rh_tp_peer_failed(int rank, const char *why)
     } else {
         rh_warn("rank %d failed (%s)", rank, why);
     }
+    if (peer->same_host) {
+        rh_rxw_peer_died(rank);   /* unless the job is past its end */
+    }
     /* We may be inside a UCX callback, where the endpoint must not be
      * closed and the listeners must not send or close anything: the
      * progress loop closes it, which fails every request still queued on
@@ -487,6 +506,11 @@ static void rh_tp_reap_dead(void)
 void rh_tp_set_quiet_failures(void)
 {
     rh_tp.quiet_failures = 1;
+}
+
+void rh_tp_job_ended(void)
+{
+    rh_rxw_stop();
 }
 
 #define RH_PF_EXITING 0x4u   /* the kernel's task flag: in do_exit */
@@ -556,6 +580,7 @@ void rh_tp_set_tick(void (*fn)(uint64_t now), uint64_t period_ns)
 
 static void rh_tp_check_peers(uint64_t now)
 {
+    rh_rxw_tick(now);
     if (rh_tp.tick != NULL && now >= rh_tp.next_tick) {
         rh_tp.next_tick = now + rh_tp.tick_ns;
         rh_tp.tick(now);

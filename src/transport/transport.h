@@ -132,6 +132,10 @@ int rh_tp_peer_recheck(int rank);
 /* Stops reporting peer deaths as errors: the job is ending. */
 void rh_tp_set_quiet_failures(void);
 
+/* Every rank reached the job's end: ranks now leave on purpose, and the
+ * receive watch (rxwatch.h) stops taking their exits for deaths. */
+void rh_tp_job_ended(void);
+
 /* Calls fn on the progress thread about every period_ns (it also bounds
  * how long the thread sleeps). Before rh_tp_start; one such function. */
 void rh_tp_set_tick(void (*fn)(uint64_t now), uint64_t period_ns);
