@@ -21,6 +21,7 @@ static struct {
     _Atomic uint64_t  heard;     /* last probe that reached us */
     _Atomic uint64_t  sent;      /* last round of probes */
     _Atomic uint64_t  suspect;   /* first tick that found us deaf */
+    _Atomic uint64_t  looked;    /* last tick that judged */
     _Atomic int       stopped;
 } rh_rxw;
 
@@ -69,6 +70,8 @@ rh_status_t rh_rxw_open(uint64_t stall_ns)
     atomic_store(&rh_rxw.died, 0);
     atomic_store(&rh_rxw.heard, 0);
     atomic_store(&rh_rxw.sent, 0);
+    atomic_store(&rh_rxw.suspect, 0);
+    atomic_store(&rh_rxw.looked, 0);
     atomic_store(&rh_rxw.stopped, stall_ns == 0);
     rh_rxw.stall_ns = stall_ns;
     status = rh_am_register(RH_AM_ID_RX_PROBE, 0, 0, rh_rxw_on_probe, NULL);
@@ -95,42 +98,45 @@ void rh_rxw_stop(void)
     atomic_store(&rh_rxw.died, 0);
 }
 
-/* Nobody to hear from: this host's ranks are all gone. */
-static int rh_rxw_others_live(void)
+/* The live ranks of this host but us (0: nobody to hear from); with probe,
+ * a probe to each. */
+static int rh_rxw_peers(int probe)
 {
-    int me = rh_tp_rank();
+    int me = rh_tp_rank(), live = 0;
 
     for (int r = 0; r < rh_tp_size(); r++) {
         if (r != me && rh_tp_peer_same_host(r) && rh_tp_peer_alive(r)) {
-            return 1;
+            live++;
+            if (probe) {
+                (void)rh_am_send((uint32_t)r, RH_AM_ID_RX_PROBE, NULL, 0,
+                                 NULL, 0, NULL, NULL);
+            }
         }
     }
-    return 0;
-}
-
-static void rh_rxw_probe_all(void)
-{
-    int me = rh_tp_rank();
-
-    for (int r = 0; r < rh_tp_size(); r++) {
-        if (r != me && rh_tp_peer_same_host(r) && rh_tp_peer_alive(r)) {
-            (void)rh_am_send((uint32_t)r, RH_AM_ID_RX_PROBE, NULL, 0, NULL,
-                             0, NULL, NULL);
-        }
-    }
+    return live;
 }
 
 void rh_rxw_tick(uint64_t now)
 {
     uint64_t died = atomic_load_explicit(&rh_rxw.died, memory_order_relaxed);
-    uint64_t sent;
+    uint64_t sent, looked;
     int others;
 
     if (died == 0 ||
         atomic_load_explicit(&rh_rxw.stopped, memory_order_relaxed)) {
         return;
     }
-    others = rh_rxw_others_live();
+    /* A sixteenth of the timeout between looks: the scan of the ranks is
+     * O(ranks), and the progress thread ticks far more often. */
+    looked = atomic_load_explicit(&rh_rxw.looked, memory_order_relaxed);
+    if (now - looked < rh_rxw.stall_ns / 16 ||
+        !atomic_compare_exchange_strong(&rh_rxw.looked, &looked, now)) {
+        return;
+    }
+    sent = atomic_load_explicit(&rh_rxw.sent, memory_order_relaxed);
+    others = rh_rxw_peers(now - sent >= rh_rxw.stall_ns / 8 &&
+                          atomic_compare_exchange_strong(&rh_rxw.sent, &sent,
+                                                         now));
     switch (rh_rxw_verdict(died, atomic_load(&rh_rxw.heard), now,
                            rh_rxw.stall_ns, others)) {
     case RH_RXW_OFF:
@@ -145,10 +151,10 @@ void rh_rxw_tick(uint64_t now)
          * thread was off its core is heard first. */
         if (since == 0) {
             atomic_store(&rh_rxw.suspect, now);
-            break;
+            return;
         }
         if (now - since < rh_rxw.stall_ns / 8) {
-            break;
+            return;
         }
         rh_error("no message from the other ranks of this host has reached "
                  "rank %d for %llu ms since rank %d died: its shared-memory "
@@ -165,10 +171,5 @@ void rh_rxw_tick(uint64_t now)
     default:
         atomic_store(&rh_rxw.suspect, 0);
         break;
-    }
-    sent = atomic_load_explicit(&rh_rxw.sent, memory_order_relaxed);
-    if (now - sent >= rh_rxw.stall_ns / 8 &&
-        atomic_compare_exchange_strong(&rh_rxw.sent, &sent, now)) {
-        rh_rxw_probe_all();
     }
 }
