@@ -78,6 +78,21 @@ struct rh_pg_obj {
     rh_pg_waiter_t *waiters;      /* told when the placement changes */
 };
 
+/* Takes the tasks g holds back and its waiters off it (rh_pg_lock held):
+ * the caller sends or fails them, and tells the waiters, after the lock. */
+static rh_pg_waiter_t *rh_pg_take_pending(rh_pg_obj_t *g, rh_task_t ***held,
+                                          size_t *nheld)
+{
+    rh_pg_waiter_t *waiters = g->waiters;
+
+    *held = g->held;
+    *nheld = g->nheld;
+    g->held = NULL;
+    g->nheld = g->cap = 0;
+    g->waiters = NULL;
+    return waiters;
+}
+
 /* A bundle's reservation at the global scheduler. */
 enum { RH_GS_HELD = 0, RH_GS_TO_ASK = 1, RH_GS_ASKED = 2 };
 
@@ -703,12 +718,7 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
         atomic_store(&g->state, RH_PG_REMOVED);
     }
     if (g != NULL) {
-        held = g->held;
-        nheld = g->nheld;
-        g->held = NULL;
-        g->nheld = g->cap = 0;
-        waiters = g->waiters;
-        g->waiters = NULL;
+        waiters = rh_pg_take_pending(g, &held, &nheld);
     }
     pthread_mutex_unlock(&rh_pg_lock);
     for (size_t i = 0; i < nheld; i++) {
@@ -1011,12 +1021,7 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
     }
     pthread_mutex_lock(&rh_pg_lock);
     atomic_store(&g->state, RH_PG_REMOVED);
-    held = g->held;
-    nheld = g->nheld;
-    g->held = NULL;
-    g->nheld = g->cap = 0;
-    waiters = g->waiters;
-    g->waiters = NULL;
+    waiters = rh_pg_take_pending(g, &held, &nheld);
     pthread_mutex_unlock(&rh_pg_lock);
     for (size_t i = 0; i < nheld; i++) {
         rh_task_fail_all(held[i], "its placement group was removed before "
