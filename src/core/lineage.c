@@ -250,12 +250,13 @@ static void rh_lin_fail(uint64_t counter, int nreturns, rh_status_t status,
     }
 }
 
-/* Another rank to run a task again: alive, not this one, that offers what
- * the task asks for (req; NULL: unknown) beside what placement groups'
- * bundles hold there (a rank whose CPUs a bundle holds would keep it
- * waiting for the group's end), preferably on another node than the one
- * it was lost on (its store may still hold what the lost run began to
- * write there). -1 when none is left. */
+/* Another rank to run a task again: alive, not this one, on another node
+ * than the one it was lost on (its store may still hold what the lost run
+ * wrote there, and the rerun's returns would find their ids taken), and
+ * there preferably one that offers what the task asks for (req; NULL:
+ * unknown) beside what placement groups' bundles hold (a rank whose CPUs a
+ * bundle holds would keep it waiting for the group's end); the lost run's
+ * node only when no other is left. -1 when none is. */
 static int rh_lin_pick(int lost, const rh_res_req_t *req)
 {
     static _Atomic unsigned next;
@@ -269,8 +270,8 @@ static int rh_lin_pick(int lost, const rh_res_req_t *req)
             int r = (int)((start + (unsigned)k) % (unsigned)n);
 
             if (r != me && rh_rank_alive(r) &&
-                (pass >= 2 || req == NULL || rh_place_rank_fits(r, req)) &&
-                (pass % 2 == 1 || rh_core_node_of(r) != node)) {
+                (pass % 2 == 1 || req == NULL || rh_place_rank_fits(r, req)) &&
+                (pass >= 2 || rh_core_node_of(r) != node)) {
                 return r;
             }
         }
