@@ -383,21 +383,6 @@ static rh_status_t rh_jg_on_part(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
-/* A request or answer that could not go: the asker's deadline reports
- * the node; a warning in the job's output would blame the job. */
-static void rh_jg_lost(void *arg, uint32_t dest, const void *hdr,
-                       size_t hdr_len, const void *data, size_t len,
-                       rh_status_t status)
-{
-    (void)arg;
-    (void)hdr;
-    (void)hdr_len;
-    (void)data;
-    (void)len;
-    rh_debug("job state: a message to rank %u was lost (%s)", dest,
-             rh_status_string(status));
-}
-
 rh_status_t rh_jobgather_setup(void)
 {
     rh_status_t s;
@@ -408,11 +393,15 @@ rh_status_t rh_jobgather_setup(void)
         s = rh_am_register(RH_JG_ID_PART, sizeof(rh_jg_part_hdr_t),
                            sizeof(rh_jg_part_hdr_t), rh_jg_on_part, NULL);
     }
+    /* A request or answer that could not go: the asker's deadline reports
+     * the node; a warning in the job's output would blame the job. */
     if (s == RH_OK) {
-        s = rh_am_set_lost(RH_JG_ID_ASK, 0, rh_jg_lost, NULL);
+        s = rh_am_set_lost(RH_JG_ID_ASK, 0, rh_am_lost_quietly,
+                           (void *)"a job-state message");
     }
     if (s == RH_OK) {
-        s = rh_am_set_lost(RH_JG_ID_PART, 0, rh_jg_lost, NULL);
+        s = rh_am_set_lost(RH_JG_ID_PART, 0, rh_am_lost_quietly,
+                           (void *)"a job-state message");
     }
     return s;
 }

@@ -148,6 +148,18 @@ rh_status_t rh_am_register(uint16_t id, size_t min_hdr, size_t max_hdr,
     return RH_OK;
 }
 
+void rh_am_lost_quietly(void *arg, uint32_t dest, const void *hdr,
+                        size_t hdr_len, const void *data, size_t len,
+                        rh_status_t status)
+{
+    (void)hdr;
+    (void)hdr_len;
+    (void)data;
+    (void)len;
+    rh_debug("%s to rank %u was lost (%s)", (const char *)arg, dest,
+             rh_status_string(status));
+}
+
 rh_status_t rh_am_set_lost(uint16_t id, unsigned retries, rh_am_lost_fn lost,
                            void *arg)
 {

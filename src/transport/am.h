@@ -127,6 +127,13 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
                        size_t hdr_len, const void *data, size_t len,
                        rh_am_done_fn done, void *done_arg);
 
+/* A lost handler for messages whose loss needs nothing done (their rank
+ * died, and whoever waits learns it otherwise): one debug line naming the
+ * message by arg, a string. */
+void rh_am_lost_quietly(void *arg, uint32_t dest, const void *hdr,
+                        size_t hdr_len, const void *data, size_t len,
+                        rh_status_t status);
+
 /* What happens to a send of id that failed: it goes again up to retries
  * times while its rank lives, then lost runs (NULL: a warning). The
  * default, before any call, is RH_AM_RETRIES retries and a warning. */

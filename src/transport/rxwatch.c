@@ -49,20 +49,6 @@ static rh_status_t rh_rxw_on_probe(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
-/* A probe to a rank that died meanwhile: nothing to say. */
-static void rh_rxw_lost(void *arg, uint32_t dest, const void *hdr,
-                        size_t hdr_len, const void *data, size_t len,
-                        rh_status_t status)
-{
-    (void)arg;
-    (void)dest;
-    (void)hdr;
-    (void)hdr_len;
-    (void)data;
-    (void)len;
-    (void)status;
-}
-
 rh_status_t rh_rxw_open(uint64_t stall_ns)
 {
     rh_status_t status;
@@ -76,7 +62,8 @@ rh_status_t rh_rxw_open(uint64_t stall_ns)
     rh_rxw.stall_ns = stall_ns;
     status = rh_am_register(RH_AM_ID_RX_PROBE, 0, 0, rh_rxw_on_probe, NULL);
     if (status == RH_OK) {
-        status = rh_am_set_lost(RH_AM_ID_RX_PROBE, 0, rh_rxw_lost, NULL);
+        status = rh_am_set_lost(RH_AM_ID_RX_PROBE, 0, rh_am_lost_quietly,
+                                (void *)"a receive-watch probe");
     }
     return status;
 }
