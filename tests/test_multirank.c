@@ -161,8 +161,11 @@ Test(local, a_receive_queue_stalled_by_a_kill_ends_its_rank_not_the_job)
         if (ok != NULL && strstr(ok, "ended=") != NULL) {
             sscanf(strstr(ok, "ended="), "ended=%d", &ended);
         }
-        cr_expect_eq(rh_count_lines(run.out, "receive queue is stalled"),
-                     ended, "%s", rh_tail(run.out, 3000));
+        /* every rank that ended said why (one may end after rank 0
+         * counted: a kill can stall a rank it did not stream to) */
+        cr_expect_geq(rh_count_lines(run.out, "receive queue is stalled"),
+                      ended, "%s", rh_tail(run.out, 3000));
+        cr_expect_geq(ended, 0);
         rh_run_free(&run);
     }
 }

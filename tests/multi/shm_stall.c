@@ -100,7 +100,8 @@ static void stream(void)
     }
 }
 
-/* One round; 1 heard, 0 the receiver ended, -1 neither in time. */
+/* One round; 1 heard, 0 the receiver ended, -1 neither in time, 2 the
+ * streamer had ended before it started (a death before left it deaf). */
 static int round_of(int s, int v, double wait_s)
 {
     int32_t v32 = v;
@@ -110,8 +111,12 @@ static int round_of(int s, int v, double wait_s)
     atomic_store(&started_pid, 0);
     CHECK(rh_am_send_wait((uint32_t)s, START, &v32, sizeof(v32), NULL, 0));
     end = rank_now() + wait_s;
-    while (atomic_load(&started_pid) == 0 && rank_now() < end) {
+    while (atomic_load(&started_pid) == 0 && rank_now() < end &&
+           rh_rank_alive(s)) {
         rank_nap();
+    }
+    if (atomic_load(&started_pid) == 0 && !rh_rank_alive(s)) {
+        return 2;
     }
     if (atomic_load(&started_pid) == 0) {
         fprintf(stderr, "rank %d never started streaming\n", s);
@@ -157,18 +162,33 @@ int main(int argc, char **argv)
     }
     if (me == 0) {
         int v = n - 1;
+        char *killed = calloc((size_t)n, 1);
 
+        if (killed == NULL) {
+            fprintf(stderr, "shm_stall: no memory\n");
+            return 2;
+        }
         srand((unsigned)getpid());
-        for (int s = 1; s < v && failed == 0; s++) {
-            int r = round_of(s, v, wait_s);
 
-            rounds++;
-            if (r > 0) {
-                heard++;
-            } else if (r == 0) {
-                ended++;
+        for (int s = 1; s < v && failed == 0; s++) {
+            int r;
+
+            /* a rank that a death before left deaf has ended itself */
+            while (v > s && !rh_rank_alive(v)) {
                 v--;
-            } else {
+            }
+            if (v <= s || !rh_rank_alive(s)) {
+                continue;
+            }
+            r = round_of(s, v, wait_s);
+            if (r == 2) {
+                continue;
+            }
+            rounds++;
+            killed[s] = 1;
+            if (r == 1) {
+                heard++;
+            } else if (r == -1) {
                 failed++;
                 fprintf(stderr, "round %d: rank %d neither answers nor died "
                         "within %.0f s of rank %d's death\n", rounds, v,
@@ -178,8 +198,11 @@ int main(int argc, char **argv)
         for (int r = 1; r < n; r++) {
             if (rh_rank_alive(r)) {
                 (void)rh_am_send_wait((uint32_t)r, DONE, NULL, 0, NULL, 0);
+            } else if (!killed[r]) {
+                ended++;   /* ended deaf */
             }
         }
+        free(killed);
         if (failed == 0) {
             printf("SHM_STALL OK rounds=%d heard=%d ended=%d\n", rounds,
                    heard, ended);
