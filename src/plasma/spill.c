@@ -760,43 +760,12 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
 
 static int rh_write_all(int fd, const void *buf, uint64_t len)
 {
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t w = write(fd, p, chunk);
-
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        p += w;
-        len -= (uint64_t)w;
-    }
-    return 0;
+    return rh_spill_io_all(fd, RH_SPILL_WRITE, (void *)buf, len, 0);
 }
 
 static int rh_pwrite_all(int fd, const void *buf, uint64_t len, uint64_t off)
 {
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t w = pwrite(fd, p, chunk, (off_t)off);
-
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        p += w;
-        off += (uint64_t)w;
-        len -= (uint64_t)w;
-    }
-    return 0;
+    return rh_spill_io_all(fd, RH_SPILL_PWRITE, (void *)buf, len, off);
 }
 
 /* Whether v goes to its file with O_DIRECT: a large object alone in it,

@@ -30,28 +30,36 @@
 #define RH_READ_DEPTH  8              /* requests in flight per restore */
 #define RH_READ_PAGES  4096           /* pages mincore looks at a time */
 
-int rh_spill_pread_all(int fd, void *buf, uint64_t len, uint64_t off)
+int rh_spill_io_all(int fd, rh_spill_io_t op, void *buf, uint64_t len,
+                    uint64_t off)
 {
     uint8_t *p = buf;
 
     while (len > 0) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t r = pread(fd, p, chunk, (off_t)off);
+        ssize_t n = op == RH_SPILL_PREAD ? pread(fd, p, chunk, (off_t)off) :
+                    op == RH_SPILL_PWRITE ? pwrite(fd, p, chunk, (off_t)off) :
+                    write(fd, p, chunk);
 
-        if (r < 0 && errno == EINTR) {
+        if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (r <= 0) {
-            if (r == 0) {
-                errno = EIO;   /* shorter than recorded */
+        if (n <= 0) {
+            if (n == 0) {
+                errno = EIO;   /* a read past the end: shorter than recorded */
             }
             return -1;
         }
-        p += r;
-        off += (uint64_t)r;
-        len -= (uint64_t)r;
+        p += n;
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
     }
     return 0;
+}
+
+int rh_spill_pread_all(int fd, void *buf, uint64_t len, uint64_t off)
+{
+    return rh_spill_io_all(fd, RH_SPILL_PREAD, buf, len, off);
 }
 
 /* Whether every page of [off, off + len) of fd is in the page cache (off

@@ -506,8 +506,12 @@ rh_status_t rh_spill_make_room(rh_store_t *s, uint64_t size, uint64_t below,
 int rh_spill_read(rh_spill_reader_t *r, _Atomic int *no_direct, int fd,
                   void *dst, uint64_t size, uint64_t off, int may_direct,
                   int written_direct);
-/* pread until len bytes are in; 0, or -1 with errno (EIO at the end of the
- * file). */
+/* Reads or writes until all len bytes moved (retrying short and
+ * interrupted calls); off is ignored by RH_SPILL_WRITE. 0, or -1 with errno
+ * (EIO: a read reached the end of the file). */
+typedef enum { RH_SPILL_PREAD, RH_SPILL_PWRITE, RH_SPILL_WRITE } rh_spill_io_t;
+int rh_spill_io_all(int fd, rh_spill_io_t op, void *buf, uint64_t len,
+                    uint64_t off);
 int rh_spill_pread_all(int fd, void *buf, uint64_t len, uint64_t off);
 /* Gives back the AIO contexts (no read may be under way). */
 void rh_spill_reader_close(rh_spill_reader_t *r);
