@@ -279,7 +279,9 @@ const rh_config_field_t rh_config_table[] = {
      "arrive in rh_finalize as long as they live)",
      RH_OFF(finalize_timeout_ms), &rh_type_time, NULL, 1, 86400000},
     {"STORE_SIZE", "256M",
-     "Bytes of each node's shared-memory object store, pre-faulted at start",
+     "Bytes of each node's shared-memory object store, pre-faulted at start "
+     "by the node's first rank (the node's other ranks wait for it as long "
+     "as it lives, with a warning past 10 s plus 15 s a GiB)",
      RH_OFF(store_size), &rh_type_size, NULL, 1u << 20, UINT64_MAX},
     {"HUGEPAGES", "auto",
      "Huge pages for the object store: auto (when the system has them), on "

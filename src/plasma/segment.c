@@ -732,7 +732,7 @@ rh_status_t rh_segment_create(rh_store_t *s, const rh_store_params_t *p,
 /* One look at the segment at path: 1 mapped, 0 not ready yet (what we saw
  * goes to state), -1 a hard error (message set). */
 static int rh_segment_try_path(rh_store_t *s, int is_shm, const char *path,
-                               char *state, size_t statelen)
+                               char *state, size_t statelen, int *filling)
 {
     rh_store_hdr_t hdr;
     struct stat st;
@@ -753,9 +753,21 @@ static int rh_segment_try_path(rh_store_t *s, int is_shm, const char *path,
     }
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < RH_STORE_HDR_SIZE ||
         pread(fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-        hdr.magic != RH_STORE_MAGIC ||
-        atomic_load_explicit(&hdr.ready, memory_order_relaxed) != 1) {
+        hdr.magic != RH_STORE_MAGIC) {
         snprintf(state, statelen, "it is not initialized");
+        goto out;
+    }
+    /* Stamped, not ready: its creator is still pre-faulting it, which
+     * takes long on a busy host, or it died doing so. */
+    if (atomic_load_explicit(&hdr.ready, memory_order_relaxed) != 1) {
+        if (rh_segment_creator_gone(&hdr)) {
+            snprintf(state, statelen, "its creator (pid %d) is gone and "
+                     "left it unfinished", (int)hdr.creator_pid);
+        } else {
+            snprintf(state, statelen, "its creator (pid %d) is still "
+                     "preparing it", (int)hdr.creator_pid);
+            *filling = 1;
+        }
         goto out;
     }
     if (hdr.version != RH_STORE_VERSION) {
@@ -802,25 +814,30 @@ out:
 /* The segment is in /dev/shm or on the hugetlbfs mount; a stale file in
  * one place must not hide the live one in the other. */
 static int rh_segment_try_attach(rh_store_t *s, const rh_store_params_t *p,
-                                 char *state, size_t statelen)
+                                 char *state, size_t statelen, int *filling)
 {
     char dirbuf[512], path[4096], other[256];
     const char *dir;
     int ret;
 
+    *filling = 0;
     snprintf(path, sizeof(path), "%s%s", RH_SHM_DIR, s->name);
-    ret = rh_segment_try_path(s, 1, path, state, statelen);
+    ret = rh_segment_try_path(s, 1, path, state, statelen, filling);
     dir = rh_hugetlbfs_find(p->hugetlbfs_dir, dirbuf, sizeof(dirbuf));
     if (ret != 0 || dir == NULL) {
         return ret;
     }
     snprintf(path, sizeof(path), "%s/%s", dir, s->name + 1);
-    ret = rh_segment_try_path(s, 0, path, other, sizeof(other));
+    ret = rh_segment_try_path(s, 0, path, other, sizeof(other), filling);
     if (ret == 0 && strcmp(other, "it does not exist") != 0) {
         snprintf(state, statelen, "%s", other);
     }
     return ret;
 }
+
+/* Past its timeout, an attach still waits for a live creator that is
+ * preparing the segment (a busy host pre-faults slowly), up to this. */
+#define RH_SEGMENT_FILL_WAIT_MS (10 * 60 * 1000)
 
 rh_status_t rh_segment_attach(rh_store_t *s, const rh_store_params_t *p)
 {
@@ -828,21 +845,27 @@ rh_status_t rh_segment_attach(rh_store_t *s, const rh_store_params_t *p)
     struct timespec start, now, nap = { 0, 100000 };
     char state[256] = "";
     long waited_ms;
-    int ret;
+    int ret, filling, warned = 0;
 
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        ret = rh_segment_try_attach(s, p, state, sizeof(state));
+        ret = rh_segment_try_attach(s, p, state, sizeof(state), &filling);
         if (ret != 0) {
             return ret > 0 ? RH_OK : RH_ERR_UNSUPPORTED;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
         waited_ms = (now.tv_sec - start.tv_sec) * 1000 +
                     (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (waited_ms >= timeout_ms) {
+        if (waited_ms >= timeout_ms &&
+            (!filling || waited_ms >= RH_SEGMENT_FILL_WAIT_MS)) {
             return rh_error_set(RH_ERR_TIMEOUT, "store segment %s was not "
-                                "ready after %d ms: %s (has the node leader "
-                                "created it?)", s->name, timeout_ms, state);
+                                "ready after %ld ms: %s (has the node leader "
+                                "created it?)", s->name, waited_ms, state);
+        }
+        if (waited_ms >= timeout_ms && !warned) {
+            rh_warn("store segment %s not ready after %ld ms: %s; waiting "
+                    "on while it lives", s->name, waited_ms, state);
+            warned = 1;
         }
         nanosleep(&nap, NULL);
         if (nap.tv_nsec < 10000000) {

@@ -1,6 +1,7 @@
 /* The node's shared-memory object store (src/plasma/). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1110,6 +1111,65 @@ Test(store, new_leader_replaces_a_dead_leaders_segment_but_not_a_live_one)
     put_object(s, rh_object_id_make(1, 1, 1), 100);
     cr_expect(rh_store_contains(s, rh_object_id_make(1, 1, 1)));
     rh_store_close(s, 1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* A leader still pre-faulting a large store on a busy host is waited for
+ * past the attach timeout for as long as it lives; once it is gone the
+ * wait ends at once. The child stamps a header and never marks it ready,
+ * as a leader does while it fills the segment. */
+Test(store, attach_waits_past_its_timeout_for_a_leader_still_filling)
+{
+    char job[64], name[256];
+    rh_store_params_t p = attach_params(unique_job(job, sizeof(job)));
+    rh_store_t *s = NULL;
+    int fds[2];
+    double t0, dt;
+    pid_t pid;
+
+    cr_assert_eq(rh_store_segment_name(job, "n0", name, sizeof(name)), RH_OK);
+    cr_assert_eq(pipe(fds), 0);
+    pid = fork();
+    if (pid == 0) {
+        int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        rh_store_hdr_t *hdr;
+        rh_segment_id_t self;
+
+        if (fd < 0 || ftruncate(fd, RH_STORE_HDR_SIZE) != 0) {
+            _exit(10);
+        }
+        hdr = mmap(NULL, RH_STORE_HDR_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd, 0);
+        if (hdr == MAP_FAILED) {
+            _exit(11);
+        }
+        rh_segment_self(&self);
+        hdr->version = RH_STORE_VERSION;
+        hdr->seg_size = RH_STORE_HDR_SIZE;
+        hdr->creator_pid = self.pid;
+        hdr->creator_start = self.start;
+        hdr->pidns = self.pidns;
+        memcpy(hdr->boot_id, self.boot_id, sizeof(hdr->boot_id));
+        hdr->magic = RH_STORE_MAGIC;
+        atomic_store(&hdr->ready, 0);
+        signal_fd(fds[1]);
+        usleep(600000);   /* still "filling" long past the timeout */
+        _exit(0);
+    }
+    cr_assert_eq(wait_fd(fds[0]), 0);
+    p.attach_timeout_ms = 100;
+    t0 = now_s();
+    cr_expect_neq(rh_store_open(&p, &s), RH_OK);
+    dt = now_s() - t0;
+    cr_expect_eq(child_status(pid), 0);
+    cr_expect(dt >= 0.6, "gave up after %.3f s while the leader still lived "
+              "(%s)", dt, rh_last_error());
+    cr_expect(strstr(rh_last_error(), "gone") != NULL ||
+              strstr(rh_last_error(), "does not exist") != NULL, "%s",
+              rh_last_error());
+    cr_expect_null(s);
+    shm_unlink(name);
     close(fds[0]);
     close(fds[1]);
 }
