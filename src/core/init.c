@@ -413,7 +413,7 @@ static void rh_core_pool_notify(void)
 
 /* The node's object store (the lowest rank of the node creates it, the
  * others attach), the future table and the worker pool. */
-static rh_status_t rh_core_open_node(void)
+static rh_status_t rh_core_open_node(const rh_tp_peer_info_t *peers)
 {
     rh_store_params_t sp;
     rh_pool_params_t pp;
@@ -435,6 +435,9 @@ static rh_status_t rh_core_open_node(void)
     /* The leader pre-faults the whole segment before the others may attach:
      * give them time in proportion (about 15 s a GiB on a loaded host). */
     sp.attach_timeout_ms = 10000 + (int)((rh_cfg.store_size >> 30) * 15000);
+    if (peers[rh_core.node_leader].same_host) {
+        sp.leader_pid = (int32_t)peers[rh_core.node_leader].pid;
+    }
     if (strcmp(rh_cfg.spill_dir, "off") != 0) {
         const char *tmp = getenv("TMPDIR");
 
@@ -757,7 +760,7 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     /* Store, futures and workers come before the progress thread: a task
      * another rank forwards at once finds everything ready. */
     if (status == RH_OK) {
-        status = rh_core_open_node();
+        status = rh_core_open_node(peers);
     }
     if (status == RH_OK) {
         rh_core.initialized = 1;

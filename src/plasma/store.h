@@ -56,6 +56,10 @@ typedef struct rh_store_params {
                                       * to use; NULL: the first in
                                       * /proc/mounts */
     int                  attach_timeout_ms;  /* attach: 0 = 10000 */
+    int32_t              leader_pid; /* attach: the process that creates the
+                                      * segment on this host, waited for past
+                                      * the timeout while it lives; 0: not
+                                      * known */
     int                  no_reap;    /* create: skip rh_store_reap_stale() */
     uint32_t             procs;      /* create: processes that may have the
                                       * store open at once (each has a record

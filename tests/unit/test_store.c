@@ -1115,6 +1115,42 @@ Test(store, new_leader_replaces_a_dead_leaders_segment_but_not_a_live_one)
     close(fds[1]);
 }
 
+/* A leader known by its pid that comes up long after the attach timeout
+ * is waited for while it lives. */
+Test(store, attach_waits_past_its_timeout_for_a_live_leader_that_starts_late)
+{
+    char job[64];
+    rh_store_params_t p = attach_params(unique_job(job, sizeof(job)));
+    rh_store_t *s = NULL;
+    int done[2];
+    pid_t pid;
+
+    cr_assert_eq(pipe(done), 0);
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t lp = leader_params(job, 16 * MiB);
+        rh_store_t *l;
+
+        usleep(500000);
+        if (rh_store_open(&lp, &l) != RH_OK) {
+            _exit(10);
+        }
+        wait_fd(done[0]);
+        rh_store_close(l, 1);
+        _exit(0);
+    }
+    p.attach_timeout_ms = 100;
+    p.leader_pid = pid;
+    cr_expect_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    if (s != NULL) {
+        rh_store_close(s, 0);
+    }
+    signal_fd(done[1]);
+    cr_expect_eq(child_status(pid), 0);
+    close(done[0]);
+    close(done[1]);
+}
+
 /* A leader still pre-faulting a large store on a busy host is waited for
  * past the attach timeout for as long as it lives; once it is gone the
  * wait ends at once. The child stamps a header and never marks it ready,
