@@ -79,6 +79,7 @@ struct rh_actor_inst {
 
     /* the reorder, on the progress thread */
     rh_hmap_t               callers;      /* rank -> rh_order_t */
+    _Atomic int             gone;         /* out of the registry */
 
     int                     keeps_res;
     rh_res_req_t            res;
@@ -163,6 +164,67 @@ rh_actor_inst_t *rh_actor_inst_find(rh_actor_t actor)
     }
     pthread_mutex_unlock(&rh_inst_lock);
     return inst;
+}
+
+/* The instances the progress thread found last for arriving calls, one per
+ * hash of the handle, each with a reference of its own: a stream of calls
+ * finds its actor without the registry's lock and hash. Only the progress
+ * thread (whoever holds the worker) reads or changes the slots, so they
+ * need no lock; an instance that left the registry (gone, set before it
+ * leaves) is dropped from its slot by the next look, and what is left is
+ * dropped at teardown, after the progress thread stopped. Only instances
+ * whose constructor ran are kept: a creation that fails later frees its
+ * instance at once. */
+#define RH_INST_HOT 64   /* a power of two */
+static rh_actor_inst_t *rh_inst_hot[RH_INST_HOT];
+
+static inline unsigned rh_inst_hot_slot(rh_actor_t actor)
+{
+    uint64_t h = (actor.hi ^ actor.lo) * 0x9e3779b97f4a7c15ull;
+
+    return (unsigned)(h >> 58) & (RH_INST_HOT - 1);
+}
+
+rh_actor_inst_t *rh_actor_inst_find_here(rh_actor_t actor)
+{
+    rh_actor_inst_t **slot, *inst;
+
+    if (rh_unlikely(!rh_tp_on_progress_thread())) {
+        return rh_actor_inst_find(actor);
+    }
+    slot = &rh_inst_hot[rh_inst_hot_slot(actor)];
+    inst = *slot;
+    if (rh_likely(inst != NULL && inst->actor.lo == actor.lo &&
+                  inst->actor.hi == actor.hi &&
+                  !atomic_load_explicit(&inst->gone,
+                                        memory_order_acquire))) {
+        rh_actor_inst_get(inst);
+        return inst;
+    }
+    inst = rh_actor_inst_find(actor);
+    if (inst != NULL &&
+        atomic_load_explicit(&inst->ctor_done, memory_order_acquire) == 1) {
+        if (*slot != NULL) {
+            rh_actor_inst_put(*slot);
+        }
+        rh_actor_inst_get(inst);   /* the slot's */
+        *slot = inst;
+    } else if (*slot != NULL &&
+               atomic_load_explicit(&(*slot)->gone, memory_order_acquire)) {
+        rh_actor_inst_put(*slot);
+        *slot = NULL;
+    }
+    return inst;
+}
+
+void rh_actor_inst_hot_clear(void)
+{
+    for (int i = 0; i < RH_INST_HOT; i++) {
+        if (rh_inst_hot[i] != NULL) {
+            rh_actor_inst_put(rh_inst_hot[i]);
+            rh_inst_hot[i] = NULL;
+        }
+    }
 }
 
 /* ---- waking ------------------------------------------------------------ */
@@ -313,6 +375,7 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
     }
     /* Gone from the registry before the owner hears it: a restart the
      * owner starts then may land on this rank again. */
+    atomic_store_explicit(&inst->gone, 1, memory_order_release);
     pthread_mutex_lock(&rh_inst_lock);
     (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
     pthread_cond_broadcast(&rh_inst_gone);
