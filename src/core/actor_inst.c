@@ -42,14 +42,22 @@
 enum { RH_INST_RUNNING = 0, RH_INST_DRAIN = 1, RH_INST_KILL = 2 };
 
 
+/* What each call writes sits on cache lines apart by who writes it: the
+ * pusher (the progress thread, for calls of other ranks) its counts, the
+ * executor what it takes. The executor's `head` and lock shared a line
+ * with `pushers`, which then crossed between the two cores on every
+ * call. */
+#define RH_INST_LINE 64
+
 struct rh_actor_inst {
+    /* read-mostly */
     rh_actor_t              actor;
     const rh_class_entry_t *cls;
     void                   *state;
     int                     nthreads;
     int                     detached;
-    _Atomic int             refs;
     _Atomic int             live_threads;
+    _Atomic int             ending;       /* RH_INST_* */
 
     /* the constructor, run by the first executor */
     rh_task_ctx_t          *ctor_ctx;
@@ -57,13 +65,18 @@ struct rh_actor_inst {
     _Atomic int             ctor_done;    /* 1: ran; 2: failed */
     rh_status_t             ctor_status;
 
-    /* the mailbox */
-    rh_mpsc_t               mailbox;
-    pthread_mutex_t         consume;
-    rh_task_t              *head;         /* taken, not yet started */
+    /* the pusher's: a reference per call, the closing handshake */
+    _Alignas(RH_INST_LINE) _Atomic int refs;
     _Atomic int             pushers;
     _Atomic int             closed;
-    _Atomic int             ending;       /* RH_INST_* */
+    _Atomic int             gone;         /* out of the registry */
+
+    /* the mailbox: both sides */
+    _Alignas(RH_INST_LINE) rh_mpsc_t mailbox;
+
+    /* the executor's */
+    _Alignas(RH_INST_LINE) pthread_mutex_t consume;
+    rh_task_t              *head;         /* taken, not yet started */
     /* Why it ended: each written once, before ending says which one
      * holds (RH_INST_RUNNING: why, the default). */
     char                    why[256];
@@ -79,7 +92,6 @@ struct rh_actor_inst {
 
     /* the reorder, on the progress thread */
     rh_hmap_t               callers;      /* rank -> rh_order_t */
-    _Atomic int             gone;         /* out of the registry */
 
     int                     keeps_res;
     rh_res_req_t            res;
@@ -573,7 +585,10 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
                                  size_t ckpt_len, char *msg, size_t len,
                                  rh_actor_inst_t **out)
 {
-    rh_actor_inst_t *inst = calloc(1, sizeof(*inst));
+    /* (aligned: see RH_INST_LINE) */
+    size_t size = (sizeof(rh_actor_inst_t) + RH_INST_LINE - 1) /
+                  RH_INST_LINE * RH_INST_LINE;
+    rh_actor_inst_t *inst = aligned_alloc(RH_INST_LINE, size);
     rh_actor_inst_t **slot;
     pthread_attr_t attr;
     pthread_t th;
@@ -584,6 +599,7 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
         snprintf(msg, len, "out of memory creating actor %s", cls->name);
         return RH_ERR_NO_MEMORY;
     }
+    memset(inst, 0, size);
     inst->actor.hi = meta->actor_hi;
     inst->actor.lo = meta->actor_lo;
     inst->cls = cls;
