@@ -1364,7 +1364,7 @@ static void rh_actor_call_run(int src, const rh_call_hdr_t *h,
 {
     rh_actor_t a = { h->actor_hi, h->actor_lo };
     const rh_class_entry_t *cls = rh_registry_class(rh_actor_class_id(a));
-    rh_actor_inst_t *inst = rh_actor_inst_find(a);
+    rh_actor_inst_t *inst = rh_actor_inst_find_here(a);
     rh_arg_t few[8];
     rh_arg_t *args;
     rh_task_t *t = NULL;
@@ -1443,7 +1443,7 @@ static void rh_call_rndv_arrived(void *arg, rh_status_t status)
         rh_forward_items_ok(x->buf, x->len, x->h.nargs, 0)) {
         rh_actor_call_run(x->src, &x->h, x->buf);
     } else {
-        rh_actor_inst_t *inst = rh_actor_inst_find((rh_actor_t){
+        rh_actor_inst_t *inst = rh_actor_inst_find_here((rh_actor_t){
                                     x->h.actor_hi, x->h.actor_lo });
 
         /* Never runs: its caller hears it, and later calls go on. */
@@ -1948,5 +1948,6 @@ void rh_actor_teardown(void)
     }
     rh_cl_last = NULL;
     atomic_fetch_add(&rh_cl_gen, 1);
+    rh_actor_inst_hot_clear();
     rh_atab_clear();
 }

@@ -135,6 +135,12 @@ const rh_gpu_hold_t *rh_actor_inst_gpu(const rh_actor_inst_t *inst);
 /* The instance of actor here, with a reference (rh_actor_inst_put), or
  * NULL when none (it never was here, or it ended). */
 rh_actor_inst_t *rh_actor_inst_find(rh_actor_t actor);
+/* The same for a call arriving (on the progress thread: O(1), no lock,
+ * for an actor found before). */
+rh_actor_inst_t *rh_actor_inst_find_here(rh_actor_t actor);
+/* Drops what the lookups above keep (teardown, the progress thread
+ * stopped). */
+void rh_actor_inst_hot_clear(void);
 void rh_actor_inst_get(rh_actor_inst_t *inst);
 void rh_actor_inst_put(rh_actor_inst_t *inst);
 

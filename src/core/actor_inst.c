@@ -42,14 +42,22 @@
 enum { RH_INST_RUNNING = 0, RH_INST_DRAIN = 1, RH_INST_KILL = 2 };
 
 
+/* What each call writes sits on cache lines apart by who writes it: the
+ * pusher (the progress thread, for calls of other ranks) its counts, the
+ * executor what it takes. The executor's `head` and lock shared a line
+ * with `pushers`, which then crossed between the two cores on every
+ * call. */
+#define RH_INST_LINE 64
+
 struct rh_actor_inst {
+    /* read-mostly */
     rh_actor_t              actor;
     const rh_class_entry_t *cls;
     void                   *state;
     int                     nthreads;
     int                     detached;
-    _Atomic int             refs;
     _Atomic int             live_threads;
+    _Atomic int             ending;       /* RH_INST_* */
 
     /* the constructor, run by the first executor */
     rh_task_ctx_t          *ctor_ctx;
@@ -57,13 +65,18 @@ struct rh_actor_inst {
     _Atomic int             ctor_done;    /* 1: ran; 2: failed */
     rh_status_t             ctor_status;
 
-    /* the mailbox */
-    rh_mpsc_t               mailbox;
-    pthread_mutex_t         consume;
-    rh_task_t              *head;         /* taken, not yet started */
+    /* the pusher's: a reference per call, the closing handshake */
+    _Alignas(RH_INST_LINE) _Atomic int refs;
     _Atomic int             pushers;
     _Atomic int             closed;
-    _Atomic int             ending;       /* RH_INST_* */
+    _Atomic int             gone;         /* out of the registry */
+
+    /* the mailbox: both sides */
+    _Alignas(RH_INST_LINE) rh_mpsc_t mailbox;
+
+    /* the executor's */
+    _Alignas(RH_INST_LINE) pthread_mutex_t consume;
+    rh_task_t              *head;         /* taken, not yet started */
     /* Why it ended: each written once, before ending says which one
      * holds (RH_INST_RUNNING: why, the default). */
     char                    why[256];
@@ -163,6 +176,67 @@ rh_actor_inst_t *rh_actor_inst_find(rh_actor_t actor)
     }
     pthread_mutex_unlock(&rh_inst_lock);
     return inst;
+}
+
+/* The instances the progress thread found last for arriving calls, one per
+ * hash of the handle, each with a reference of its own: a stream of calls
+ * finds its actor without the registry's lock and hash. Only the progress
+ * thread (whoever holds the worker) reads or changes the slots, so they
+ * need no lock; an instance that left the registry (gone, set before it
+ * leaves) is dropped from its slot by the next look, and what is left is
+ * dropped at teardown, after the progress thread stopped. Only instances
+ * whose constructor ran are kept: a creation that fails later frees its
+ * instance at once. */
+#define RH_INST_HOT 64   /* a power of two */
+static rh_actor_inst_t *rh_inst_hot[RH_INST_HOT];
+
+static inline unsigned rh_inst_hot_slot(rh_actor_t actor)
+{
+    uint64_t h = (actor.hi ^ actor.lo) * 0x9e3779b97f4a7c15ull;
+
+    return (unsigned)(h >> 58) & (RH_INST_HOT - 1);
+}
+
+rh_actor_inst_t *rh_actor_inst_find_here(rh_actor_t actor)
+{
+    rh_actor_inst_t **slot, *inst;
+
+    if (rh_unlikely(!rh_tp_on_progress_thread())) {
+        return rh_actor_inst_find(actor);
+    }
+    slot = &rh_inst_hot[rh_inst_hot_slot(actor)];
+    inst = *slot;
+    if (rh_likely(inst != NULL && inst->actor.lo == actor.lo &&
+                  inst->actor.hi == actor.hi &&
+                  !atomic_load_explicit(&inst->gone,
+                                        memory_order_acquire))) {
+        rh_actor_inst_get(inst);
+        return inst;
+    }
+    inst = rh_actor_inst_find(actor);
+    if (inst != NULL &&
+        atomic_load_explicit(&inst->ctor_done, memory_order_acquire) == 1) {
+        if (*slot != NULL) {
+            rh_actor_inst_put(*slot);
+        }
+        rh_actor_inst_get(inst);   /* the slot's */
+        *slot = inst;
+    } else if (*slot != NULL &&
+               atomic_load_explicit(&(*slot)->gone, memory_order_acquire)) {
+        rh_actor_inst_put(*slot);
+        *slot = NULL;
+    }
+    return inst;
+}
+
+void rh_actor_inst_hot_clear(void)
+{
+    for (int i = 0; i < RH_INST_HOT; i++) {
+        if (rh_inst_hot[i] != NULL) {
+            rh_actor_inst_put(rh_inst_hot[i]);
+            rh_inst_hot[i] = NULL;
+        }
+    }
 }
 
 /* ---- waking ------------------------------------------------------------ */
@@ -313,6 +387,7 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
     }
     /* Gone from the registry before the owner hears it: a restart the
      * owner starts then may land on this rank again. */
+    atomic_store_explicit(&inst->gone, 1, memory_order_release);
     pthread_mutex_lock(&rh_inst_lock);
     (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
     pthread_cond_broadcast(&rh_inst_gone);
@@ -510,7 +585,10 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
                                  size_t ckpt_len, char *msg, size_t len,
                                  rh_actor_inst_t **out)
 {
-    rh_actor_inst_t *inst = calloc(1, sizeof(*inst));
+    /* (aligned: see RH_INST_LINE) */
+    size_t size = (sizeof(rh_actor_inst_t) + RH_INST_LINE - 1) /
+                  RH_INST_LINE * RH_INST_LINE;
+    rh_actor_inst_t *inst = aligned_alloc(RH_INST_LINE, size);
     rh_actor_inst_t **slot;
     pthread_attr_t attr;
     pthread_t th;
@@ -521,6 +599,7 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
         snprintf(msg, len, "out of memory creating actor %s", cls->name);
         return RH_ERR_NO_MEMORY;
     }
+    memset(inst, 0, size);
     inst->actor.hi = meta->actor_hi;
     inst->actor.lo = meta->actor_lo;
     inst->cls = cls;
