@@ -24,8 +24,45 @@
 #include <stdint.h>
 
 #include "base/status.h"
+#include "transport/am_ids.h"
 
 #define RH_JOBGATHER_TIMEOUT_MS 5000   /* rayhpc-info's default */
+
+/* A process outside the job (rayhpc-info on a host with none of its
+ * ranks, jobremote.h) asks any rank for the whole job: message
+ * RH_JG_ID_GUEST with the guest flag (am.h), header rh_jg_ask_t (seq: the
+ * asker's, timeout_ms: the gather's), payload its UCX worker address (at
+ * most RH_JC_MAX_ADDR bytes, sent eager). The rank gathers the job on its
+ * jobstate thread, as for its unix socket, and answers on an endpoint to
+ * that address (transport/guest.h) with RH_JG_ID_PART, header
+ * rh_jg_part_hdr_t with node -1 and the asker's seq, payload the gathered
+ * text. At most RH_TP_GUESTS_MAX asks wait at once; more, and those that
+ * reach a rank that stopped serving, are dropped: the asker times out. */
+#define RH_JG_ID_GUEST    RH_AM_ID_OBS_GUEST
+#define RH_JG_ID_PART     (RH_AM_ID_OBS_FIRST + 1)
+#define RH_JG_MAX_PART    (64u << 20)   /* a node's or the job's text */
+#define RH_JG_MAX_TIMEOUT 600000        /* ms */
+#define RH_JG_NODE_JOB    (-1)          /* a part that is the whole job */
+
+/* gatherer (or guest) -> the rank asked */
+typedef struct rh_jg_ask {
+    uint64_t seq;
+    uint32_t timeout_ms;   /* the node's part must leave within this */
+    uint32_t pad;
+} rh_jg_ask_t;
+
+/* the head of a guest's payload */
+typedef struct rh_jg_guest {
+    int32_t  pid;
+    uint32_t host_len;   /* host key bytes that follow, then the address */
+} rh_jg_guest_t;
+
+/* that rank -> the gatherer; the payload is the node's text */
+typedef struct rh_jg_part_hdr {
+    uint64_t seq;
+    int32_t  node;
+    uint32_t pad;
+} rh_jg_part_hdr_t;
 
 /* rh_init, before the transport starts: the handlers of the requests and
  * their answers. */
