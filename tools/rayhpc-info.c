@@ -198,11 +198,14 @@ int main(int argc, char **argv)
             u = 1;
             break;
         case 'j':
-            j = 1;
-            job = optarg;
-            break;
         case 'g':
-            g = 1;
+            if (optarg != NULL && optarg[0] == '\0') {
+                fprintf(stderr, "rayhpc-info: --%s= names no job\n",
+                        opt == 'j' ? "job" : "gcs");
+                return 2;
+            }
+            j |= opt == 'j';
+            g |= opt == 'g';
             job = optarg;
             break;
         case 'T': {

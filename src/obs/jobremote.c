@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <ucp/api/ucp.h>
+#include <ucs/config/global_opts.h>
 
 #include "base/completion.h"
 #include "obs/jobcontact.h"
@@ -140,6 +141,12 @@ static int rh_jr_open(rh_jr_t *jr, char *why, size_t why_len)
     ucp_am_handler_param_t hp;
     ucs_status_t status;
 
+    /* A rank that died refuses the connection, and UCX would print its
+     * own error lines (on stdout) beside the line that says so; a user's
+     * UCX_LOG_LEVEL wins. */
+    if (getenv("UCX_LOG_LEVEL") == NULL) {
+        (void)ucs_global_opts_set_value("LOG_LEVEL", "fatal");
+    }
     status = ucp_config_read(NULL, NULL, &config);
     if (status != UCS_OK) {
         snprintf(why, why_len, "UCX's configuration: %s",
@@ -359,6 +366,8 @@ char *rh_jobremote_ask(const void *addr, size_t addr_len, int gather_ms,
         text = jr.text;
         *len = jr.len;
         jr.text = NULL;
+    } else if (rh_time_ns() >= deadline) {
+        snprintf(why, why_len, "it did not answer within %d ms", wait_ms);
     } else if (jr.failed) {
         snprintf(why, why_len, "UCX reported %s",
                  ucs_status_string(jr.fail_status));
