@@ -262,6 +262,10 @@ static rh_status_t rh_core_build_blob(rh_blob_t *blob)
         status = rh_blob_add_str(blob, RH_BLOB_TOPO, topo);
     }
     if (status == RH_OK) {
+        status = rh_blob_add(blob, RH_BLOB_GUEST_KEY, rh_jobgather_key(),
+                             RH_JG_KEY_LEN);
+    }
+    if (status == RH_OK) {
         char offer[700];
 
         rh_place_describe(offer, sizeof(offer));
@@ -410,9 +414,9 @@ static void rh_core_contact_build(const rh_blob_set_t *set)
     for (int r = 0; r < set->n; r++) {
         const uint8_t *blob = set->data + set->off[r];
         rh_jc_server_t *sv = &c->servers[c->n];
-        const void *addr, *pid;
+        const void *addr, *pid, *key;
         const char *host;
-        uint32_t len, plen;
+        uint32_t len, plen, klen;
 
         if (c->n == c->nodes || rh_core.node_of_rank[r] != c->n) {
             continue;   /* not the first rank of the next node */
@@ -420,6 +424,8 @@ static void rh_core_contact_build(const rh_blob_set_t *set)
         if (rh_core_blob_str(set, r, RH_BLOB_HOST, &host) != RH_OK ||
             rh_blob_find(blob, set->len[r], RH_BLOB_PID, &pid, &plen) !=
             RH_OK || plen != sizeof(int32_t) ||
+            rh_blob_find(blob, set->len[r], RH_BLOB_GUEST_KEY, &key, &klen) !=
+            RH_OK || klen != sizeof(sv->key) ||
             rh_blob_find(blob, set->len[r], RH_BLOB_UCX_ADDR, &addr, &len) !=
             RH_OK || (sv->addr = malloc(len)) == NULL) {
             break;
@@ -427,6 +433,7 @@ static void rh_core_contact_build(const rh_blob_set_t *set)
         sv->node = c->n;
         sv->rank = r;
         memcpy(&sv->pid, pid, sizeof(int32_t));
+        memcpy(sv->key, key, sizeof(sv->key));
         snprintf(sv->host, sizeof(sv->host), "%s", host);
         memcpy(sv->addr, addr, len);
         sv->addr_len = len;

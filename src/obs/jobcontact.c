@@ -80,8 +80,12 @@ char *rh_jc_format(const rh_jc_t *c, size_t *len)
     for (int i = 0; i < c->n; i++) {
         const rh_jc_server_t *s = &c->servers[i];
 
-        fprintf(f, "server node %d rank %d pid %d host %s addr ", s->node,
+        fprintf(f, "server node %d rank %d pid %d host %s key ", s->node,
                 s->rank, s->pid, s->host);
+        for (size_t b = 0; b < sizeof(s->key); b++) {
+            fprintf(f, "%02x", s->key[b]);
+        }
+        fputs(" addr ", f);
         for (size_t b = 0; b < s->addr_len; b++) {
             fprintf(f, "%02x", s->addr[b]);
         }
@@ -119,17 +123,31 @@ static int rh_jc_hex(char ch)
 static rh_status_t rh_jc_parse_server(const char *line, size_t n,
                                       const rh_jc_t *c, rh_jc_server_t *s)
 {
-    char fmt[64];
+    char fmt[80], key[2 * sizeof(s->key) + 2];
     int k = 0;
     size_t hex;
     const char *h;
 
-    snprintf(fmt, sizeof(fmt), "node %%d rank %%d pid %%d host %%%zus addr "
-             "%%n", sizeof(s->host) - 1);
-    if (sscanf(line, fmt, &s->node, &s->rank, &s->pid, s->host, &k) != 4 ||
-        k == 0 || (size_t)k > n) {
+    snprintf(fmt, sizeof(fmt), "node %%d rank %%d pid %%d host %%%zus key "
+             "%%%zus addr %%n", sizeof(s->host) - 1, sizeof(key) - 1);
+    if (sscanf(line, fmt, &s->node, &s->rank, &s->pid, s->host, key,
+               &k) != 5 || k == 0 || (size_t)k > n) {
         return rh_error_set(RH_ERR_MALFORMED, "a server line does not read "
-                            "'server node K rank R pid P host H addr HEX'");
+                            "'server node K rank R pid P host H key HEX addr "
+                            "HEX'");
+    }
+    if (strlen(key) != 2 * sizeof(s->key)) {
+        return rh_error_set(RH_ERR_MALFORMED, "server of node %d: its key is "
+                            "not %zu bytes in hex", s->node, sizeof(s->key));
+    }
+    for (size_t b = 0; b < sizeof(s->key); b++) {
+        int hi = rh_jc_hex(key[2 * b]), lo = rh_jc_hex(key[2 * b + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return rh_error_set(RH_ERR_MALFORMED, "server of node %d: its "
+                                "key is not hex", s->node);
+        }
+        s->key[b] = (uint8_t)(hi << 4 | lo);
     }
     if (s->node < 0 || s->node >= c->nodes || s->rank < 0 ||
         s->rank >= c->ranks || s->pid <= 0) {

@@ -11,12 +11,14 @@
  *   job JOB
  *   ranks N nodes M
  *   created SECONDS                      (since the epoch)
- *   server node K rank R pid P host HOSTKEY addr HEX   (one per node: its
- *                                                       first rank)
+ *   server node K rank R pid P host HOSTKEY key HEX addr HEX
+ *                                  (one per node: its first rank; key: the
+ *                                   16 bytes it asks of a guest)
  *   end
  * HOSTKEY is the host name and pid namespace (the start-up blob's), so a
  * reader on the same host can tell that a server is gone: its pid ended,
- * or belongs to a process started after the record (pid reused). A record
+ * or belongs to a process started after the record (pid reused). The
+ * file is its user's alone (0600): whoever reads it can ask the job. A record
  * whose servers are all gone so is stale: a job killed before rh_finalize.
  */
 #ifndef RH_OBS_JOBCONTACT_H
@@ -33,6 +35,7 @@
 typedef struct rh_jc_server {
     int      node, rank, pid;
     char     host[384];
+    uint8_t  key[16];     /* its guest key (obs/jobgather.h) */
     uint8_t *addr;        /* malloc'd */
     size_t   addr_len;
 } rh_jc_server_t;

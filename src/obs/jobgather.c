@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -223,6 +224,50 @@ static rh_status_t rh_jg_on_ask(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
+static uint8_t rh_jg_key[RH_JG_KEY_LEN];
+
+static void rh_jg_make_key_once(void)
+{
+    size_t got = 0;
+
+    while (got < sizeof(rh_jg_key)) {
+        ssize_t n = getrandom(rh_jg_key + got, sizeof(rh_jg_key) - got, 0);
+
+        if (n <= 0) {
+            /* no entropy source: the time and pid, still no key to guess
+             * from another host */
+            uint64_t t = rh_time_ns() ^ ((uint64_t)getpid() << 32);
+
+            for (size_t i = got; i < sizeof(rh_jg_key); i++) {
+                rh_jg_key[i] ^= (uint8_t)(t >> (8 * (i % 8)));
+            }
+            break;
+        }
+        got += (size_t)n;
+    }
+}
+
+const uint8_t *rh_jobgather_key(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, rh_jg_make_key_once);
+    return rh_jg_key;
+}
+
+/* Whether a guest showed this rank's key: every byte looked at, whatever
+ * differs, so that the time taken says nothing of where. */
+static int rh_jg_key_ok(const uint8_t *key)
+{
+    const uint8_t *mine = rh_jobgather_key();
+    uint8_t diff = 0;
+
+    for (int i = 0; i < RH_JG_KEY_LEN; i++) {
+        diff |= (uint8_t)(key[i] ^ mine[i]);
+    }
+    return diff == 0;
+}
+
 /* Progress thread: a guest's request, untrusted (the AM layer checked its
  * framing; the body is checked here), queued for the jobstate thread,
  * which answers it; never waited for here. */
@@ -244,7 +289,7 @@ static rh_status_t rh_jg_on_guest(void *arg, rh_am_msg_t *msg)
                                     * sends eager */
     }
     memcpy(&g, msg->data, sizeof(g));
-    if (g.host_len >= sizeof(q->guest_host) ||
+    if (!rh_jg_key_ok(g.key) || g.host_len >= sizeof(q->guest_host) ||
         msg->data_len - sizeof(g) <= g.host_len) {
         return RH_ERR_MALFORMED;
     }

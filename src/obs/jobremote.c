@@ -262,8 +262,9 @@ static void rh_jr_close(rh_jr_t *jr)
     }
 }
 
-char *rh_jobremote_ask(const void *addr, size_t addr_len, int gather_ms,
-                       int wait_ms, size_t *len, char *why, size_t why_len)
+char *rh_jobremote_ask(const void *addr, size_t addr_len, const uint8_t *key,
+                       int gather_ms, int wait_ms, size_t *len, char *why,
+                       size_t why_len)
 {
     rh_jr_t jr;
     ucp_ep_params_t ep_params;
@@ -312,6 +313,7 @@ char *rh_jobremote_ask(const void *addr, size_t addr_len, int gather_ms,
     }
     /* who asks (pid, host key), then where to answer */
     rh_jc_host_key(host, sizeof(host));
+    memcpy(who.key, key, sizeof(who.key));
     who.pid = (int32_t)getpid();
     who.host_len = (uint32_t)strlen(host);
     body_len = sizeof(who) + who.host_len + jr.mine_len;
@@ -468,8 +470,9 @@ static int rh_jrc_print_record(const char *path, const char *job, FILE *out,
                     sv->rank, sv->node, sv->pid);
             continue;
         }
-        text = rh_jobremote_ask(sv->addr, sv->addr_len, rh_jrc.timeout_ms,
-                                wait_ms, &len, why, sizeof(why));
+        text = rh_jobremote_ask(sv->addr, sv->addr_len, sv->key,
+                                rh_jrc.timeout_ms, wait_ms, &len, why,
+                                sizeof(why));
         if (text != NULL && rh_jobstate_print_text(text, out, gcs_only) > 0) {
             result = RH_JRC_ANSWERED;
         } else {

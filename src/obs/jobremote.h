@@ -9,13 +9,16 @@
 #define RH_OBS_JOBREMOTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
-/* Asks the rank at addr (addr_len bytes) for the whole job, gathered
- * within gather_ms, and waits at most wait_ms. Returns the gathered text
+/* Asks the rank at addr (addr_len bytes), showing its guest key (16
+ * bytes, from the contact record), for the whole job, gathered within
+ * gather_ms, and waits at most wait_ms. Returns the gathered text
  * (malloc'd, *len bytes, NUL ended), or NULL with why filled. */
-char *rh_jobremote_ask(const void *addr, size_t addr_len, int gather_ms,
-                       int wait_ms, size_t *len, char *why, size_t why_len);
+char *rh_jobremote_ask(const void *addr, size_t addr_len, const uint8_t *key,
+                       int gather_ms, int wait_ms, size_t *len, char *why,
+                       size_t why_len);
 
 /* rayhpc-info's choices: remote_only (--remote: this host's sockets are
  * not used, as on a host with none of the job's ranks), contact_file

@@ -123,7 +123,8 @@ static void ask_remote(void)
     for (int i = 0; i < c.n; i++) {
         size_t len = 0;
         char *text = rh_jobremote_ask(c.servers[i].addr, c.servers[i].addr_len,
-                                      5000, 20000, &len, why, sizeof(why));
+                                      c.servers[i].key, 5000, 20000, &len,
+                                      why, sizeof(why));
 
         if (text == NULL || count_lines(text, "rank ") != rh_size() ||
             count_lines(text, "object ") != rh_size() ||

@@ -14,6 +14,8 @@
 #include "obs/jobcontact.h"
 #include "rayhpc.h"
 
+#define K "000102030405060708090a0b0c0d0e0f"   /* a server's key */
+
 static uint8_t addr0[] = { 0x20, 0x59, 0x00, 0xff, 0x7a };
 static uint8_t addr1[] = { 0x01, 0x02 };
 
@@ -33,6 +35,9 @@ static void two_nodes(rh_jc_t *c, const char *host)
                                       .addr_len = sizeof(addr1) };
     snprintf(c->servers[0].host, sizeof(c->servers[0].host), "%s", host);
     snprintf(c->servers[1].host, sizeof(c->servers[1].host), "node18/x");
+    for (int i = 0; i < 16; i++) {
+        c->servers[0].key[i] = (uint8_t)i;
+    }
     c->servers[0].addr = malloc(sizeof(addr0));
     c->servers[1].addr = malloc(sizeof(addr1));
     memcpy(c->servers[0].addr, addr0, sizeof(addr0));
@@ -49,7 +54,7 @@ Test(jobcontact, text_both_ways)
     text = rh_jc_format(&c, &len);
     cr_assert_not_null(text);
     cr_expect(strstr(text, "server node 0 rank 0 pid 4242 host node17/pid:[1] "
-                     "addr 205900ff7a\n") != NULL, "%s", text);
+                     "key " K " addr 205900ff7a\n") != NULL, "%s", text);
     cr_assert_eq(rh_jc_parse(text, len, &back), RH_OK, "%s", rh_last_error());
     cr_expect_str_eq(back.job, "4242-node17");
     cr_expect_eq(back.ranks, 4);
@@ -61,6 +66,9 @@ Test(jobcontact, text_both_ways)
     cr_expect_str_eq(back.servers[1].host, "node18/x");
     cr_assert_eq(back.servers[0].addr_len, sizeof(addr0));
     cr_expect_eq(memcmp(back.servers[0].addr, addr0, sizeof(addr0)), 0);
+    for (int i = 0; i < 16; i++) {
+        cr_expect_eq(back.servers[0].key[i], i);
+    }
     free(text);
     rh_jc_free(&back);
     rh_jc_free(&c);
@@ -73,32 +81,40 @@ Test(jobcontact, hostile_texts_refused)
     static const char *const bad[] = {
         "",
         "rayhpc-job-contact 2\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
-        "pid 1 host h addr 00\nend\n",
-        "rayhpc-job-contact 1\njob j\nserver node 0 rank 0 pid 1 host h addr "
-        "00\nranks 1 nodes 1\nend\n",
+        "pid 1 host h key " K " addr 00\nend\n",
+        "rayhpc-job-contact 1\njob j\nserver node 0 rank 0 pid 1 host h key " K " addr 00"
+        "\nranks 1 nodes 1\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 1 rank 0 "
-        "pid 1 host h addr 00\nend\n",
+        "pid 1 host h key " K " addr 00\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 5 "
-        "pid 1 host h addr 00\nend\n",
+        "pid 1 host h key " K " addr 00\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
-        "pid 1 host h addr 0\nend\n",
+        "pid 1 host h key " K " addr 0\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
-        "pid 1 host h addr zz\nend\n",
+        "pid 1 host h key " K " addr zz\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
-        "pid 1 host h addr \nend\n",
+        "pid 1 host h key " K " addr \nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
-        "pid 1 host h addr 00\n",
+        "pid 1 host h key " K " addr 00\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
-        "pid 1 host h addr 00\nserver node 0 rank 0 pid 1 host h addr 00\n"
+        "pid 1 host h key " K " addr 00\nserver node 0 rank 0 pid 1 host h key " K " addr 00\n"
         "end\n",
         "rayhpc-job-contact 1\njob j\nranks 2 nodes 3\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nranks 1 nodes 1\n"
         "end\n",
         "rayhpc-job-contact 1\nranks 1 nodes 1\nserver node 0 rank 0 pid 1 "
-        "host h addr 00\nend\n",
+        "host h key " K " addr 00\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
-        "pid 0 host h addr 00\nend\n",
+        "pid 0 host h key " K " addr 00\nend\n",
         "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nwhat is this\nend\n",
+        "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
+        "pid 1 host h key 0011 addr 00\nend\n",
+        "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
+        "pid 1 host h key " K "00 addr 00\nend\n",
+        "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
+        "pid 1 host h key 0g0102030405060708090a0b0c0d0e0f addr 00\nend\n",
+        "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\nserver node 0 rank 0 "
+        "pid 1 host h addr 00\nend\n",
     };
     rh_jc_t c;
 
@@ -118,7 +134,7 @@ Test(jobcontact, hostile_texts_refused)
         cr_expect_eq(rh_jc_parse(nul, sizeof(nul) - 1, &c), RH_ERR_MALFORMED);
         cr_assert_not_null(big);
         k = snprintf(big, n, "rayhpc-job-contact 1\njob j\nranks 1 nodes 1\n"
-                     "server node 0 rank 0 pid 1 host h addr ");
+                     "server node 0 rank 0 pid 1 host h key " K " addr ");
         memset(big + k, 'a', 2 * (RH_JC_MAX_ADDR + 1));
         k += 2 * (RH_JC_MAX_ADDR + 1);
         cr_expect_eq(rh_jc_parse(big, (size_t)k, &c), RH_ERR_MALFORMED);

@@ -1,6 +1,7 @@
 /*
  * A rank's side of a request from outside the job (rayhpc-info through a
- * contact record): hostile requests are dropped before anything is queued,
+ * contact record): hostile requests (a wrong key among them) are dropped
+ * before anything is queued,
  * and a good one is answered at the address it gave. Each test is a
  * singleton job of its own.
  */
@@ -43,11 +44,12 @@ static void make(req_t *r, uint16_t id, uint8_t flags, uint32_t src,
                  uint32_t timeout_ms, const char *host, uint32_t host_len,
                  const void *addr, size_t addr_len)
 {
-    rh_jg_guest_t g = { (int32_t)getpid(), host_len };
+    rh_jg_guest_t g = { .pid = (int32_t)getpid(), .host_len = host_len };
     rh_jg_ask_t a = { .seq = 7, .timeout_ms = timeout_ms };
     rh_am_wire_hdr_t w = { RH_AM_MAGIC, RH_AM_VERSION, flags, id, sizeof(a),
                            src, 0 };
 
+    memcpy(g.key, rh_jobgather_key(), sizeof(g.key));
     memcpy(r->body, &g, sizeof(g));
     memcpy(r->body + sizeof(g), host, strlen(host));
     memcpy(r->body + sizeof(g) + strlen(host), addr, addr_len);
@@ -79,6 +81,10 @@ Test(jobguest, hostile_requests_dropped)
     rh_jc_host_key(host, sizeof(host));
     make(&r, RH_JG_ID_GUEST, RH_AM_FLAG_GUEST, RH_AM_SRC_GUEST, 1000, host,
          (uint32_t)strlen(host), addr, sizeof(addr));
+    r.body[3] ^= 1;
+    cr_expect_eq(deliver(&r, r.body_len), RH_AM_DROP_REJECTED, "a wrong "
+                 "key");
+    r.body[3] ^= 1;
     cr_expect_eq(deliver(&r, 4), RH_AM_DROP_REJECTED, "shorter than its "
                  "head");
     cr_expect_eq(deliver(&r, sizeof(rh_jg_guest_t) + strlen(host)),
