@@ -4,8 +4,9 @@
 # RAYHPC_JOB_CONTACT_DIR; rayhpc-info --remote leaves this host's sockets
 # out, as on a login node, reads the record, asks a serving rank over UCX
 # and prints the job's 4 ranks and the 4 objects they put. Found by job id,
-# without one (the records' directory), and by --contact FILE. An unknown
-# job: a clear line, status 1.
+# without one (the records' directory), and by --contact FILE; and by job
+# id without --remote once the job's sockets are not on this host. An
+# unknown job: a clear line, status 1.
 #
 # Node 0's server (rank 0) stopped: it does not answer within the time
 # given, and rayhpc-info asks node 1's. Then, over TCP, with the record
@@ -90,6 +91,20 @@ for tls in default tcp,self; do
     info --gcs="$job" --remote >"$tmp.info" 2>"$tmp.ierr" ||
         fail "--gcs --remote fails: $(cat "$tmp.ierr")"
     grep -q '^  gcs epoch 1: 2 shards' "$tmp.info" || fail "--gcs --remote: no GCS"
+
+    # Without --remote, the records are read when no rank of the job
+    # answers here: its sockets moved away (its servers cannot read their
+    # node's other ranks either, so some ranks are unreachable).
+    sockdir="/tmp/rayhpc-$(id -u)/$job"
+    if mv "$sockdir" "$sockdir.away"; then
+        info --job="$job" >"$tmp.info" 2>"$tmp.ierr" ||
+            fail "--job=$job with no socket here fails: $(cat "$tmp.ierr")"
+        grep -q "^Job $job: 4 ranks on 2 nodes; " "$tmp.info" ||
+            fail "--job=$job with no socket here: no report: $(cat "$tmp.ierr")"
+        mv "$sockdir.away" "$sockdir"
+    else
+        fail "the job has no socket directory $sockdir"
+    fi
 
     info --job=nosuchjob --remote >"$tmp.info" 2>"$tmp.ierr"
     st=$?
