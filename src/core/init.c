@@ -827,8 +827,8 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     rh_job_record_start(rh_core.job_id, rh_core.size, rh_core.num_nodes);
     rh_jobstate_start(rh_core.job_id);
     if (rh_core.contact.n > 0) {
-        /* every rank answers guests from now on: their handler came
-         * before the transport started */
+        /* this rank serves now; another node's server may still be
+         * starting: a guest it does not answer in time asks the next */
         rh_jc_publish(&rh_core.contact, rh_cfg.job_contact_dir);
         rh_jc_free(&rh_core.contact);
     }
