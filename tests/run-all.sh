@@ -333,6 +333,8 @@ if want tsan; then
         RAYHPC_NUM_WORKERS=1 tsan_run "a receive queue stalled by a kill ends its rank, not the job" 137 "SHM_STALL OK" 1 --keep-going -n 5 ./tests/multi/shm_stall
         RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
+        rm -rf "$tsan/contacts" "$tsan/jobremote.gate"
+        RAYHPC_JOB_CONTACT_DIR="$tsan/contacts" tsan_run "job state asked from outside the job, at each node's server" 0 "JOBSTATE REMOTE OK 2" 1 -n 4 --nodes 2 ./tests/multi/jobstate "$tsan/jobremote.gate" remote
         tsan_run "gcs: keys over 3 nodes" 0 "GCS KEYS OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_keys 6000
         tsan_run "gcs: pub-sub" 0 "PUBSUB OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_pubsub 300
         RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: the tail dies mid-stream" 137 "GCS KILL OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_kill tail 3000 10000

@@ -2,10 +2,11 @@
  * rayhpc-info: what this librayhpc is and what it would do here: version,
  * build options, every RAYHPC_* setting with its value and doc, the hwloc
  * summary, and the UCX transports and devices a rank would use; or, with
- * --job, the state of the jobs running on this host (--gcs: their GCS).
+ * --job, the state of the jobs running on this host (--gcs: their GCS),
+ * or of those of other hosts through their contact records.
  *
  * usage: rayhpc-info [-v] [-c] [-t] [-u] | --job[=JOB] | --gcs[=JOB]
- *        [--timeout MS] | --help | --version
+ *        [--timeout MS] [--remote | --contact FILE] | --help | --version
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "obs/jobremote.h"
 #include "obs/jobstate.h"
 #include "gpu/cuda.h"
 #include "rayhpc.h"
@@ -120,6 +122,12 @@ static const struct opt_doc opt_docs[] = {
       "5000) for the\n                  job's other nodes to answer over "
       "the network; those\n                  that do not are listed as "
       "unreachable" },
+    { NULL, "remote", 'r', "with --job or --gcs: leave this host's ranks "
+      "out and reach\n                  the job through its contact record "
+      "over UCX, as on a\n                  host with none of its ranks "
+      "(RAYHPC_JOB_CONTACT_DIR)" },
+    { NULL, "contact", 'C', "FILE: the job of that contact record, reached "
+      "over UCX\n                  (--job implied)" },
     { "Information:", "help", 'h', "print this help and exit" },
     { NULL, "version", 'V', "print the version and exit" },
 };
@@ -130,6 +138,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: rayhpc-info [-v] [-c] [-t] [-u]\n"
                "       rayhpc-info --job[=JOB] | --gcs[=JOB] [--timeout MS]\n"
+               "                   [--remote | --contact FILE]\n"
                "       rayhpc-info --help | --version\n"
                "What this librayhpc is and would do on this host.\n");
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -150,8 +159,9 @@ int main(int argc, char **argv)
     struct option long_options[N_OPTS + 1];
     char short_options[3 * N_OPTS + 1];
     int v = 0, c = 0, t = 0, u = 0, j = 0, g = 0, opt, timeout = 0;
+    int remote = 0;
     size_t k = 0;
-    const char *job = NULL;
+    const char *job = NULL, *contact = NULL;
 
     for (size_t i = 0; i < N_OPTS; i++) {
         int val = opt_docs[i].val;
@@ -159,10 +169,11 @@ int main(int argc, char **argv)
         long_options[i] = (struct option){ opt_docs[i].name,
                                            val == 'j' || val == 'g' ?
                                            optional_argument :
-                                           val == 'T' ? required_argument :
+                                           val == 'T' || val == 'C' ?
+                                           required_argument :
                                            no_argument, NULL, val };
         short_options[k++] = (char)val;
-        if (val == 'j' || val == 'g' || val == 'T') {
+        if (val == 'j' || val == 'g' || val == 'T' || val == 'C') {
             short_options[k++] = ':';
         }
         if (val == 'j' || val == 'g') {
@@ -187,11 +198,14 @@ int main(int argc, char **argv)
             u = 1;
             break;
         case 'j':
-            j = 1;
-            job = optarg;
-            break;
         case 'g':
-            g = 1;
+            if (optarg != NULL && optarg[0] == '\0') {
+                fprintf(stderr, "rayhpc-info: --%s= names no job\n",
+                        opt == 'j' ? "job" : "gcs");
+                return 2;
+            }
+            j |= opt == 'j';
+            g |= opt == 'g';
             job = optarg;
             break;
         case 'T': {
@@ -206,6 +220,12 @@ int main(int argc, char **argv)
             timeout = (int)ms;
             break;
         }
+        case 'r':
+            remote = 1;
+            break;
+        case 'C':
+            contact = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -224,13 +244,30 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (timeout != 0 && !(j || g)) {
-        fprintf(stderr, "rayhpc-info: --timeout goes with --job or --gcs\n\n");
+    if (contact != NULL && !g) {
+        j = 1;
+    }
+    if ((timeout != 0 || remote) && !(j || g)) {
+        fprintf(stderr, "rayhpc-info: --%s goes with --job or --gcs\n\n",
+                remote ? "remote" : "timeout");
+        usage(stderr);
+        return 2;
+    }
+    if (remote && contact != NULL) {
+        fprintf(stderr, "rayhpc-info: --remote and --contact exclude each "
+                "other (--contact is remote)\n\n");
         usage(stderr);
         return 2;
     }
     if (j || g) {
+        rh_config_defaults(&rh_cfg);
+        if (rh_config_load_env(&rh_cfg) != RH_OK) {
+            fprintf(stderr, "rayhpc-info: %s\n", rh_last_error());
+            return 2;
+        }
         rh_jobstate_set_timeout(timeout);
+        rh_jobremote_configure(remote, contact, rh_cfg.job_contact_dir,
+                               timeout);
         if (v || c || t || u || (j && g)) {
             fprintf(stderr, "rayhpc-info: --%s goes alone\n\n",
                     j ? "job" : "gcs");

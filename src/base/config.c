@@ -415,6 +415,13 @@ const rh_config_field_t rh_config_table[] = {
      "1: small messages that queue up for one rank leave as one message "
      "once the progress thread drains its queue; 0: each alone",
      RH_OFF(coalesce), &rh_type_count, NULL, 0, 1},
+    {"JOB_CONTACT_DIR", "",
+     "Directory, shared by the nodes, where rank 0 writes the job's contact "
+     "record (the UCX addresses of one rank per node), for rayhpc-info --job "
+     "on a host with none of the job's ranks; removed at rh_finalize. "
+     "Empty: $HOME/.rayhpc/jobs; off: no record",
+     RH_OFF(job_contact_dir), &rh_type_string, NULL, 0,
+     sizeof(((rh_config_t *)0)->job_contact_dir)},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

@@ -64,6 +64,8 @@ typedef struct rh_config {
     uint64_t lineage_max_bytes;/* task specs kept to rebuild lost objects */
     uint64_t retry_backoff_ms; /* first wait before a task runs again */
     int      pmix_leave;       /* rh_pmix_leave_t */
+    char     job_contact_dir[512];  /* the jobs' contact records; "": in
+                                     * $HOME/.rayhpc/jobs, "off": none */
 } rh_config_t;
 
 /* When a rank of the pmix bootstrap leaves PMIx (RAYHPC_PMIX_LEAVE). */

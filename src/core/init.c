@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/completion.h"
@@ -41,6 +42,7 @@
 #include "gcs/gcs.h"
 #include "core/actor.h"
 #include "core/task_internal.h"
+#include "obs/jobcontact.h"
 #include "obs/jobgather.h"
 #include "obs/jobstate.h"
 #include "obs/timeline.h"
@@ -76,6 +78,7 @@ typedef struct rh_core {
     rh_completion_t fin_all[RH_CORE_FIN_ROUNDS]; /* rank 0: all live came */
     rh_completion_t fin_go[RH_CORE_FIN_ROUNDS];  /* others: rank 0 said go */
     _Atomic int     fin_flushed;     /* others: reported the last round */
+    rh_jc_t         contact;         /* rank 0: the job's contact record */
 } rh_core_t;
 
 static rh_core_t rh_core = { .rank = -1 };
@@ -221,18 +224,6 @@ static rh_status_t rh_core_apply_params(const rh_init_params_t *params)
     return status;
 }
 
-/* Same kernel, same pid namespace: pids can be compared. */
-static void rh_core_host_key(char *buf, size_t len)
-{
-    char host[256] = "", ns[64] = "";
-    ssize_t n;
-
-    gethostname(host, sizeof(host) - 1);
-    n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
-    ns[n > 0 ? n : 0] = '\0';
-    snprintf(buf, len, "%s/%s", host, ns);
-}
-
 static rh_status_t rh_core_build_blob(rh_blob_t *blob)
 {
     char host_key[384], node[256], topo[128];
@@ -242,7 +233,8 @@ static rh_status_t rh_core_build_blob(rh_blob_t *blob)
     size_t addr_len;
     rh_status_t status;
 
-    rh_core_host_key(host_key, sizeof(host_key));
+    /* same kernel, same pid namespace: pids can be compared */
+    rh_jc_host_key(host_key, sizeof(host_key));
     if (rh_cfg.node_id[0] != '\0') {
         snprintf(node, sizeof(node), "%s", rh_cfg.node_id);
     } else {
@@ -268,6 +260,10 @@ static rh_status_t rh_core_build_blob(rh_blob_t *blob)
     }
     if (status == RH_OK) {
         status = rh_blob_add_str(blob, RH_BLOB_TOPO, topo);
+    }
+    if (status == RH_OK) {
+        status = rh_blob_add(blob, RH_BLOB_GUEST_KEY, rh_jobgather_key(),
+                             RH_JG_KEY_LEN);
     }
     if (status == RH_OK) {
         char offer[700];
@@ -397,6 +393,55 @@ out:
     }
     free(node_names);
     return status;
+}
+
+/* Rank 0: the job's contact record (jobcontact.h) from everybody's blob:
+ * each node's first rank, its host, pid and worker address. Without it
+ * (no memory) the job only runs unseen from other hosts. */
+static void rh_core_contact_build(const rh_blob_set_t *set)
+{
+    rh_jc_t *c = &rh_core.contact;
+
+    memset(c, 0, sizeof(*c));
+    c->servers = calloc((size_t)rh_core.num_nodes, sizeof(*c->servers));
+    if (c->servers == NULL) {
+        return;
+    }
+    snprintf(c->job, sizeof(c->job), "%s", rh_core.job_id);
+    c->ranks = rh_core.size;
+    c->nodes = rh_core.num_nodes;
+    c->created = (int64_t)time(NULL);
+    for (int r = 0; r < set->n; r++) {
+        const uint8_t *blob = set->data + set->off[r];
+        rh_jc_server_t *sv = &c->servers[c->n];
+        const void *addr, *pid, *key;
+        const char *host;
+        uint32_t len, plen, klen;
+
+        if (c->n == c->nodes || rh_core.node_of_rank[r] != c->n) {
+            continue;   /* not the first rank of the next node */
+        }
+        if (rh_core_blob_str(set, r, RH_BLOB_HOST, &host) != RH_OK ||
+            rh_blob_find(blob, set->len[r], RH_BLOB_PID, &pid, &plen) !=
+            RH_OK || plen != sizeof(int32_t) ||
+            rh_blob_find(blob, set->len[r], RH_BLOB_GUEST_KEY, &key, &klen) !=
+            RH_OK || klen != sizeof(sv->key) ||
+            rh_blob_find(blob, set->len[r], RH_BLOB_UCX_ADDR, &addr, &len) !=
+            RH_OK || (sv->addr = malloc(len)) == NULL) {
+            break;
+        }
+        sv->node = c->n;
+        sv->rank = r;
+        memcpy(&sv->pid, pid, sizeof(int32_t));
+        memcpy(sv->key, key, sizeof(sv->key));
+        snprintf(sv->host, sizeof(sv->host), "%s", host);
+        memcpy(sv->addr, addr, len);
+        sv->addr_len = len;
+        c->n++;
+    }
+    if (c->n != c->nodes) {
+        rh_jc_free(c);
+    }
 }
 
 /* The owner let an object go: its copy here and those on other nodes. */
@@ -670,6 +715,7 @@ static void rh_core_reset(void)
 {
     free(rh_core.node_of_rank);
     free(rh_core.fin_seen);
+    rh_jc_free(&rh_core.contact);
     memset(&rh_core, 0, sizeof(rh_core));
     rh_core.rank = -1;
 }
@@ -750,6 +796,9 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
         goto err;
     }
     status = rh_core_connect(&all, &peers);
+    if (status == RH_OK && rh_core.rank == 0) {
+        rh_core_contact_build(&all);
+    }
     if (status == RH_OK) {
         status = rh_place_init(&all, rh_core.node_of_rank, rh_core.num_nodes);
     }
@@ -780,6 +829,12 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     rh_object_record_start();
     rh_job_record_start(rh_core.job_id, rh_core.size, rh_core.num_nodes);
     rh_jobstate_start(rh_core.job_id);
+    if (rh_core.contact.n > 0) {
+        /* this rank serves now; another node's server may still be
+         * starting: a guest it does not answer in time asks the next */
+        rh_jc_publish(&rh_core.contact, rh_cfg.job_contact_dir);
+        rh_jc_free(&rh_core.contact);
+    }
     rh_debug("node %d of %d; progress thread running", rh_core.node,
              rh_core.num_nodes);
     return RH_OK;
@@ -940,6 +995,11 @@ rh_status_t rh_finalize(void)
     if (!rh_core.initialized) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "rh_finalize without "
                             "rh_init");
+    }
+    /* Nobody new finds the job from here on: its state stops being
+     * served in the rounds. */
+    if (rh_core.rank == 0) {
+        rh_jc_withdraw();
     }
     status = rh_core_finalize_rounds();
     /* Teardown below may overwrite the message. */

@@ -12,36 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/completion.h"
 #include "base/log.h"
 #include "core/core.h"
+#include "obs/jobcontact.h"
 #include "obs/jobstate.h"
 #include "rayhpc.h"
 #include "transport/am.h"
+#include "transport/guest.h"
 #include "transport/transport.h"
 
 #define RH_JG_ID_ASK      (RH_AM_ID_OBS_FIRST + 0)
-#define RH_JG_ID_PART     (RH_AM_ID_OBS_FIRST + 1)
-#define RH_JG_MAX_PART    (64u << 20)   /* a node's text, at most */
-#define RH_JG_MAX_TIMEOUT 600000        /* ms */
 #define RH_JG_SLICE_NS    50000000ull   /* between looks at dead ranks */
-
-/* gatherer -> one rank of a node */
-typedef struct rh_jg_ask {
-    uint64_t seq;
-    uint32_t timeout_ms;   /* the node's part must leave within this */
-    uint32_t pad;
-} rh_jg_ask_t;
-
-/* that rank -> the gatherer; the payload is the node's text */
-typedef struct rh_jg_part_hdr {
-    uint64_t seq;
-    int32_t  node;
-    uint32_t pad;
-} rh_jg_part_hdr_t;
 
 typedef enum rh_jg_state {
     RH_JG_IDLE = 0,      /* this node's own, or nothing asked */
@@ -57,11 +43,16 @@ typedef struct rh_jg_slot {
     size_t        len;
 } rh_jg_slot_t;
 
-/* A request of another node, waiting for the jobstate thread. */
+/* A request of another node, or of a guest, waiting for the jobstate
+ * thread. */
 typedef struct rh_jg_req {
     struct rh_jg_req *next;
     uint32_t          src;
     rh_jg_ask_t       ask;
+    int               guest_pid;   /* a guest's: who it is */
+    char              guest_host[384];
+    size_t            guest_len;   /* its worker address */
+    uint8_t           guest[];
 } rh_jg_req_t;
 
 /* A rendezvous answer on its way into buf. */
@@ -83,6 +74,7 @@ static struct {
     rh_jg_slot_t   *slot;     /* one per node */
     int             left;     /* slots still waiting or receiving */
     rh_jg_req_t    *reqs;     /* other nodes' requests, newest first */
+    int             guests;   /* guests' requests among them */
     int             efd;      /* wakes the jobstate thread */
     int             serving;
 } rh_jg = { .run = PTHREAD_MUTEX_INITIALIZER,
@@ -232,6 +224,137 @@ static rh_status_t rh_jg_on_ask(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
+static uint8_t rh_jg_key[RH_JG_KEY_LEN];
+
+static void rh_jg_make_key_once(void)
+{
+    size_t got = 0;
+
+    while (got < sizeof(rh_jg_key)) {
+        ssize_t n = getrandom(rh_jg_key + got, sizeof(rh_jg_key) - got, 0);
+
+        if (n <= 0) {
+            /* no entropy source: the time and pid, still no key to guess
+             * from another host */
+            uint64_t t = rh_time_ns() ^ ((uint64_t)getpid() << 32);
+
+            for (size_t i = got; i < sizeof(rh_jg_key); i++) {
+                rh_jg_key[i] ^= (uint8_t)(t >> (8 * (i % 8)));
+            }
+            break;
+        }
+        got += (size_t)n;
+    }
+}
+
+const uint8_t *rh_jobgather_key(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, rh_jg_make_key_once);
+    return rh_jg_key;
+}
+
+/* Whether a guest showed this rank's key: every byte looked at, whatever
+ * differs, so that the time taken says nothing of where. */
+static int rh_jg_key_ok(const uint8_t *key)
+{
+    const uint8_t *mine = rh_jobgather_key();
+    uint8_t diff = 0;
+
+    for (int i = 0; i < RH_JG_KEY_LEN; i++) {
+        diff |= (uint8_t)(key[i] ^ mine[i]);
+    }
+    return diff == 0;
+}
+
+/* Progress thread: a guest's request, untrusted (the AM layer checked its
+ * framing; the body is checked here), queued for the jobstate thread,
+ * which answers it; never waited for here. */
+static rh_status_t rh_jg_on_guest(void *arg, rh_am_msg_t *msg)
+{
+    rh_jg_req_t *q;
+    rh_jg_ask_t a;
+    rh_jg_guest_t g;
+    uint64_t one = 1;
+    size_t addr_len;
+    int queued = 0;
+
+    (void)arg;
+    memcpy(&a, msg->hdr, sizeof(a));
+    if (msg->src != RH_AM_SRC_GUEST || msg->data == NULL ||
+        msg->data_len < sizeof(g) || a.timeout_ms == 0 ||
+        a.timeout_ms > RH_JG_MAX_TIMEOUT) {
+        return RH_ERR_MALFORMED;   /* a rendezvous payload too: the guest
+                                    * sends eager */
+    }
+    memcpy(&g, msg->data, sizeof(g));
+    if (!rh_jg_key_ok(g.key) || g.host_len >= sizeof(q->guest_host) ||
+        msg->data_len - sizeof(g) <= g.host_len) {
+        return RH_ERR_MALFORMED;
+    }
+    addr_len = msg->data_len - sizeof(g) - g.host_len;
+    if (addr_len > RH_JC_MAX_ADDR) {
+        return RH_ERR_MALFORMED;
+    }
+    q = malloc(sizeof(*q) + addr_len);
+    if (q == NULL) {
+        return RH_OK;   /* the guest times out */
+    }
+    q->src = msg->src;
+    q->ask = a;
+    q->guest_pid = g.pid;
+    memcpy(q->guest_host, (const char *)msg->data + sizeof(g), g.host_len);
+    q->guest_host[g.host_len] = '\0';
+    q->guest_len = addr_len;
+    memcpy(q->guest, (const char *)msg->data + sizeof(g) + g.host_len,
+           addr_len);
+    pthread_mutex_lock(&rh_jg.lock);
+    if (rh_jg.serving && rh_jg.efd >= 0 && rh_jg.guests < RH_TP_GUESTS_MAX) {
+        q->next = rh_jg.reqs;
+        rh_jg.reqs = q;
+        rh_jg.guests++;
+        queued = 1;
+    }
+    pthread_mutex_unlock(&rh_jg.lock);
+    if (!queued) {
+        rh_debug("job state: a request from outside the job dropped (not "
+                 "serving, or %d waiting already)", RH_TP_GUESTS_MAX);
+        free(q);
+        return RH_OK;
+    }
+    if (write(rh_jg.efd, &one, sizeof(one)) < 0) {
+        /* the counter is full: the thread is awake anyway */
+    }
+    return RH_OK;
+}
+
+/* The jobstate thread: the whole job, gathered as for a unix socket's
+ * "job" request, to the guest's address. */
+static void rh_jg_answer_guest(const rh_jg_req_t *q)
+{
+    rh_jg_part_hdr_t h = { .seq = q->ask.seq, .node = RH_JG_NODE_JOB };
+    size_t len = 0;
+    char *text = rh_jobgather_run((int)q->ask.timeout_ms, &len), me[384];
+
+    if (text == NULL) {
+        return;   /* no memory: the guest times out */
+    }
+    /* Looked at once the gather is over: the guest may have given up. */
+    rh_jc_host_key(me, sizeof(me));
+    if (rh_jc_process_gone(q->guest_host, q->guest_pid, 0, me)) {
+        rh_debug("job state: the process outside the job that asked (pid "
+                 "%d) is gone", q->guest_pid);
+        free(text);
+        return;
+    }
+    if (rh_tp_guest_send(q->guest, q->guest_len, RH_JG_ID_PART, &h,
+                         sizeof(h), text, len) != RH_OK) {
+        rh_debug("job state: no answer to a process outside the job: %s",
+                 rh_last_error());
+    }
+}
+
 int rh_jobgather_fd(void)
 {
     return rh_jg.efd;
@@ -249,6 +372,7 @@ void rh_jobgather_set_serving(int on)
     q = on ? NULL : rh_jg.reqs;
     if (!on) {
         rh_jg.reqs = NULL;
+        rh_jg.guests = 0;
     }
     pthread_mutex_unlock(&rh_jg.lock);
     /* Not served now: the askers report this node at their deadline. */
@@ -277,10 +401,16 @@ void rh_jobgather_serve(void)
         q = rh_jg.reqs;
         if (q != NULL) {
             rh_jg.reqs = q->next;
+            rh_jg.guests -= q->src == RH_AM_SRC_GUEST;
         }
         pthread_mutex_unlock(&rh_jg.lock);
         if (q == NULL) {
             return;
+        }
+        if (q->src == RH_AM_SRC_GUEST) {
+            rh_jg_answer_guest(q);
+            free(q);
+            continue;
         }
         /* Three quarters of the asker's time for the node's sockets: the
          * answer still has to travel. */
@@ -395,6 +525,13 @@ rh_status_t rh_jobgather_setup(void)
     }
     /* A request or answer that could not go: the asker's deadline reports
      * the node; a warning in the job's output would blame the job. */
+    if (s == RH_OK) {
+        s = rh_am_register(RH_JG_ID_GUEST, sizeof(rh_jg_ask_t),
+                           sizeof(rh_jg_ask_t), rh_jg_on_guest, NULL);
+    }
+    if (s == RH_OK) {
+        s = rh_am_accept_guests(RH_JG_ID_GUEST);
+    }
     if (s == RH_OK) {
         s = rh_am_set_lost(RH_JG_ID_ASK, 0, rh_am_lost_quietly,
                            (void *)"a job-state message");

@@ -24,6 +24,7 @@
 #include "core/core.h"
 #include "gcs/gcs.h"
 #include "obs/jobgather.h"
+#include "obs/jobremote.h"
 #include "plasma/object_id.h"
 #include "plasma/store.h"
 #include "rayhpc.h"
@@ -778,9 +779,7 @@ static int rh_js_split(const char *text, rh_js_rank_t *ranks, char **unreach,
     return n;
 }
 
-/* Prints the job report of a gathered answer, or only the GCS's part.
- * Returns the ranks that answered. */
-static int rh_js_print_text(const char *text, FILE *out, int gcs_only)
+int rh_jobstate_print_text(const char *text, FILE *out, int gcs_only)
 {
     rh_js_rank_t *ranks = calloc(RH_JS_MAX_RANKS, sizeof(*ranks));
     char *unreach = NULL;
@@ -933,7 +932,7 @@ static int rh_js_print(const char *dir, FILE *out, int gcs_only)
                        (uint64_t)(rh_js.timeout_ms + RH_JS_TIMEOUT_MS) *
                        1000000ull, &text, &why, &refused);
         if (text != NULL) {
-            n = rh_js_print_text(text, out, gcs_only);
+            n = rh_jobstate_print_text(text, out, gcs_only);
         } else if (refused) {
             unlink(path);   /* nobody listens: a rank that died */
             stale++;
@@ -956,7 +955,7 @@ int rh_jobstate_print_gathered(FILE *out)
 {
     size_t len = 0;
     char *text = rh_jobgather_run(rh_js.timeout_ms, &len);
-    int n = text != NULL ? rh_js_print_text(text, out, 0) : 0;
+    int n = text != NULL ? rh_jobstate_print_text(text, out, 0) : 0;
 
     free(text);
     return n;
@@ -980,15 +979,20 @@ static int rh_js_print_jobs(const char *job, FILE *out, FILE *err,
     struct dirent *de;
     int found = 0;
 
+    /* rayhpc-info --contact FILE, or --remote: not this host's sockets */
+    if (!rh_jobremote_local_allowed()) {
+        return rh_jobremote_print_jobs(job, NULL, out, err, gcs_only);
+    }
     snprintf(top, sizeof(top), "/tmp/rayhpc-%u", (unsigned)getuid());
     if (job != NULL) {
         rh_jobstate_dir(job, dir, sizeof(dir));
         if (rh_js_print(dir, out, gcs_only) > 0) {
             return 0;
         }
-        fprintf(err, "rayhpc-info: no rank of job %s answers on this host "
-                "(%s)\n", job, dir);
-        return 1;
+        /* No rank here: the job's contact record, if it has one. */
+        snprintf(top, sizeof(top), "no rank of job %s answers on this host",
+                 job);
+        return rh_jobremote_print_jobs(job, top, out, err, gcs_only);
     }
     d = opendir(top);
     while (d != NULL && (de = readdir(d)) != NULL) {
@@ -1005,9 +1009,9 @@ static int rh_js_print_jobs(const char *job, FILE *out, FILE *err,
         closedir(d);
     }
     if (found == 0) {
-        fprintf(err, "rayhpc-info: no job of this user runs on this host "
-                "(none serves in %s)\n", top);
-        return 1;
+        snprintf(dir, sizeof(dir), "no job of this user runs on this host "
+                 "(none serves in %s)", top);
+        return rh_jobremote_print_jobs(NULL, dir, out, err, gcs_only);
     }
     return 0;
 }

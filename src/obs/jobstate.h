@@ -90,13 +90,19 @@ void rh_jobstate_set_timeout(int timeout_ms);
  * when none did (the job is gone: its stale sockets are removed). */
 int rh_jobstate_print(const char *dir, FILE *out);
 
+/* Prints the report of a gathered answer (rh_jobgather_run's text), or
+ * only its GCS part; returns the ranks in it. */
+int rh_jobstate_print_text(const char *text, FILE *out, int gcs_only);
+
 /* RAYHPC_SUMMARY: gathers the job from this rank and prints the report;
  * returns the ranks that answered. */
 int rh_jobstate_print_gathered(FILE *out);
 
 /* rayhpc-info --job [JOB]: the report for JOB, or for every job of this
- * user running on this host. Returns 0 when one answered, 1 when none is
- * running (said on err). */
+ * user running on this host; failing that, for the jobs of the contact
+ * records (jobremote.h), which rayhpc-info --remote and --contact use
+ * alone. Returns 0 when one answered, 1 when none is running (said on
+ * err). */
 int rh_jobstate_print_jobs(const char *job, FILE *out, FILE *err);
 
 /* rayhpc-info --gcs [JOB]: the same, with only the GCS's part of the

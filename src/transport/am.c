@@ -45,6 +45,7 @@ typedef struct rh_am_entry {
     void            *lost_arg;
     unsigned         retries;
     int              retries_set;
+    int              guests;   /* takes messages from outside the job */
 } rh_am_entry_t;
 
 typedef struct rh_am_sreq rh_am_sreq_t;
@@ -160,6 +161,17 @@ void rh_am_lost_quietly(void *arg, uint32_t dest, const void *hdr,
              rh_status_string(status));
 }
 
+rh_status_t rh_am_accept_guests(uint16_t id)
+{
+    if (id == RH_AM_ID_INVALID || id >= RH_AM_ID_MAX) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "cannot open AM id %u to "
+                            "messages from outside the job (ids 1..%u)",
+                            (unsigned)id, RH_AM_ID_MAX - 1);
+    }
+    __atomic_store_n(&rh_am.table[id].guests, 1, __ATOMIC_RELEASE);
+    return RH_OK;
+}
+
 rh_status_t rh_am_set_lost(uint16_t id, unsigned retries, rh_am_lost_fn lost,
                            void *arg)
 {
@@ -206,7 +218,10 @@ rh_am_drop_t rh_am_check(const void *hdr, size_t hlen, size_t dlen,
         __atomic_load_n(&rh_am.table[w.id].fn, __ATOMIC_ACQUIRE) == NULL) {
         return RH_AM_DROP_UNKNOWN_ID;
     }
-    if (w.src >= nranks) {
+    if ((w.flags & RH_AM_FLAG_GUEST) != 0 ?
+        w.src != RH_AM_SRC_GUEST ||
+        !__atomic_load_n(&rh_am.table[w.id].guests, __ATOMIC_ACQUIRE) :
+        w.src >= nranks) {
         return RH_AM_DROP_BAD_SOURCE;
     }
     uhdr = hlen - sizeof(w);

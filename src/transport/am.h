@@ -21,6 +21,7 @@
 #define RH_AM_MAGIC    0x5248u   /* "RH" */
 #define RH_AM_VERSION  1u
 #define RH_AM_MAX_HDR  256u      /* user header bytes */
+#define RH_UCX_AM_ID   0         /* the UCX AM id that carries them all */
 
 /* On the wire in front of every user header. 16 bytes on purpose: UCX
  * 1.13 sends a message whose header is at most 16 bytes on a faster short
@@ -36,6 +37,14 @@ typedef struct rh_am_wire_hdr {
 } rh_am_wire_hdr_t;
 
 _Static_assert(sizeof(rh_am_wire_hdr_t) == 16, "wire header is 16 bytes");
+
+/* A message from a process outside the job (rayhpc-info on a host with
+ * none of its ranks): flags has RH_AM_FLAG_GUEST and src is
+ * RH_AM_SRC_GUEST. Only ids that rh_am_accept_guests named take one; it
+ * passes the same checks as any other, and its handler sees src
+ * RH_AM_SRC_GUEST (no rank to answer: the body says where). */
+#define RH_AM_FLAG_GUEST 0x01u
+#define RH_AM_SRC_GUEST  UINT32_MAX
 
 /* Coalesced messages: small sends of other threads that queue up for one
  * rank while the progress thread is busy leave as one message of this id
@@ -112,6 +121,10 @@ typedef void (*rh_am_lost_fn)(void *arg, uint32_t dest, const void *hdr,
  * with no handler yet is dropped as unknown. */
 rh_status_t rh_am_register(uint16_t id, size_t min_hdr, size_t max_hdr,
                            rh_am_handler_fn fn, void *arg);
+
+/* Lets messages from outside the job reach the handler of id (registered
+ * or not yet); every other id drops them as from a bad source. */
+rh_status_t rh_am_accept_guests(uint16_t id);
 
 /* Sends header + data to rank dest. With done == NULL the data is copied
  * (or sent) before the call returns; otherwise the data is sent in place

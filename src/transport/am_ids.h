@@ -43,6 +43,8 @@ enum rh_am_id {
                                   * owner */
     RH_AM_ID_RX_PROBE     = 77,  /* transport: proof that this host's
                                   * messages still arrive, after a death */
+    RH_AM_ID_OBS_GUEST    = 79,  /* observability: a process outside the
+                                  * job asks for its state (jobgather.h) */
     RH_AM_ID_SPILL_FIRST  = 80,  /* plasma: spilling, 80..83 */
     RH_AM_ID_OBS_FIRST    = 84,  /* observability, 84..87 */
     RH_AM_ID_GPU_FIRST    = 88,  /* gpu/: 88..91 */

@@ -22,7 +22,9 @@ typedef enum rh_blob_key {
     RH_BLOB_TOPO      = 5,  /* hwloc summary text */
     RH_BLOB_STORE_RKEY = 6, /* packed rkey of the node's object store */
     RH_BLOB_RESOURCES = 7,  /* resources this rank offers */
-    RH_BLOB_FUNCS     = 8   /* registered functions: "name:nargs:nreturns\n" */
+    RH_BLOB_FUNCS     = 8,  /* registered functions: "name:nargs:nreturns\n" */
+    RH_BLOB_GUEST_KEY = 9   /* 16 random bytes a process outside the job
+                             * shows to ask this rank (obs/jobgather.h) */
 } rh_blob_key_t;
 
 typedef struct rh_blob {

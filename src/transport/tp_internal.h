@@ -5,9 +5,7 @@
 #include <ucp/api/ucp.h>
 
 #include "rayhpc.h"
-
-/* UCX AM id that carries all of our messages. */
-#define RH_UCX_AM_ID 0
+#include "transport/am.h"   /* RH_UCX_AM_ID */
 
 extern ucp_worker_h rh_tp_worker;
 

@@ -34,6 +34,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "transport/am.h"
+#include "transport/guest.h"
 #include "transport/rma.h"
 #include "transport/rxwatch.h"
 #include "transport/tp_internal.h"
@@ -137,7 +138,7 @@ static rh_status_t rh_tp_ucs_error(ucs_status_t status, const char *what)
 
 /* Whether a UCX_TLS value lets shared-memory transports in (UCX warns
  * about settings of transports that are not in use). */
-static int rh_tp_tls_has_shm(const char *tls)
+int rh_tp_tls_has_shm(const char *tls)
 {
     static const char *const shm[] = { "all", "sm", "shm", "mm", "posix",
                                        "sysv", NULL };
@@ -265,6 +266,7 @@ rh_status_t rh_tp_open(const rh_config_t *cfg)
     rh_tp.peer_check_ns = cfg->peer_check_ms * 1000000ull;
     atomic_store(&rh_tp.mode, cfg->progress);
     rh_mpsc_init(&rh_tp.ops);
+    rh_tp_guest_open();
     status = rh_tp_open_context(cfg);
     if (status == RH_OK) {
         status = rh_tp_open_worker();
@@ -1091,6 +1093,7 @@ static void rh_tp_close_endpoints_now(void)
             peer->dead_ep = NULL;
         }
     }
+    rh_tp_guest_close_all();
     rh_tp_wait_open_reqs();
 }
 

@@ -40,6 +40,11 @@ typedef void (*rh_tp_failure_fn)(void *arg, int rank);
  * by pid, so UCX's keepalive is left off. */
 void rh_tp_set_one_host(int one_host);
 
+/* Whether a UCX_TLS value lets shared-memory transports in (NULL: UCX's
+ * default, all of them): their error handling is then turned on, which
+ * endpoints with peer error handling need to use them. */
+int rh_tp_tls_has_shm(const char *tls);
+
 /* Creates the UCX context and worker (before the bootstrap exchange). */
 rh_status_t rh_tp_open(const rh_config_t *cfg);
 

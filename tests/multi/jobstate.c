@@ -8,13 +8,25 @@
  *   JOBSTATE READY JOB
  * then every rank waits for the gate (60 s at most), and the job ends.
  *
- * usage: jobstate GATE
+ * With "remote", rank 0 then asks the job for its state as rayhpc-info
+ * does from a host with none of its ranks: it reads the job's contact
+ * record and asks each server in it from a UCX worker of its own (not the
+ * job's), checks that each answer holds the 4 ranks and their 4 objects,
+ * prints
+ *   JOBSTATE REMOTE OK SERVERS
+ * and opens the gate itself (for the TSan stage of tests/run-all.sh: the
+ * servers' threads, the guest endpoints, in one job).
+ *
+ * usage: jobstate GATE [remote]
  */
 #include <string.h>
 #include <unistd.h>
 
+#include "base/config.h"
 #include "core/core.h"
 #include "gcs/gcs.h"
+#include "obs/jobcontact.h"
+#include "obs/jobremote.h"
 #include "plasma/object_id.h"
 #include "rank_util.h"
 
@@ -79,14 +91,64 @@ static void wait_for(const char *path)
     }
 }
 
+/* Lines of text that start with what. */
+static int count_lines(const char *text, const char *what)
+{
+    int n = 0;
+
+    for (const char *p = text; p != NULL && *p != '\0';
+         p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL) {
+        n += strncmp(p, what, strlen(what)) == 0;
+    }
+    return n;
+}
+
+/* Rank 0: every server of the contact record, asked from outside. */
+static void ask_remote(void)
+{
+    char dir[512], path[1024], why[256];
+    rh_jc_t c;
+
+    if (!rh_jc_dir(rh_cfg.job_contact_dir, dir, sizeof(dir))) {
+        fprintf(stderr, "jobstate: no contact record: %s\n", dir);
+        exit(1);
+    }
+    rh_jc_path(dir, rh_core_job_id(), path, sizeof(path));
+    CHECK(rh_jc_read(path, &c));
+    if (c.n != rh_num_nodes()) {
+        fprintf(stderr, "jobstate: %d servers in %s, not %d\n", c.n, path,
+                rh_num_nodes());
+        exit(1);
+    }
+    for (int i = 0; i < c.n; i++) {
+        size_t len = 0;
+        char *text = rh_jobremote_ask(c.servers[i].addr, c.servers[i].addr_len,
+                                      c.servers[i].key, 5000, 20000, &len,
+                                      why, sizeof(why));
+
+        if (text == NULL || count_lines(text, "rank ") != rh_size() ||
+            count_lines(text, "object ") != rh_size() ||
+            count_lines(text, "unreachable ") != 0) {
+            fprintf(stderr, "jobstate: server %d (rank %d): %s\n%s", i,
+                    c.servers[i].rank, text == NULL ? why : "a partial "
+                    "answer:", text != NULL ? text : "");
+            exit(1);
+        }
+        free(text);
+    }
+    printf("JOBSTATE REMOTE OK %d\n", c.n);
+    fflush(stdout);
+    rh_jc_free(&c);
+}
+
 int main(int argc, char **argv)
 {
     rh_ref_t block, after;
     rh_arg_t arg;
     char mark[4200];
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: jobstate GATE\n");
+    if (argc != 2 && (argc != 3 || strcmp(argv[2], "remote") != 0)) {
+        fprintf(stderr, "usage: jobstate GATE [remote]\n");
         return 2;
     }
     gate = argv[1];
@@ -122,6 +184,15 @@ int main(int argc, char **argv)
         }
         printf("JOBSTATE READY %s\n", rh_core_job_id());
         fflush(stdout);
+        if (argc == 3) {
+            FILE *fp;
+
+            ask_remote();
+            fp = fopen(gate, "w");
+            if (fp != NULL) {
+                fclose(fp);
+            }
+        }
     }
     wait_for(gate);
     if (rh_rank() == 0) {

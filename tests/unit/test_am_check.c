@@ -144,3 +144,28 @@ Test(am_check, every_drop_reason_has_a_description)
         cr_expect_str_neq(rh_am_drop_string((rh_am_drop_t)r), "none");
     }
 }
+
+/* A message from outside the job reaches only the ids opened to guests,
+ * and only with the guest source; a rank's message cannot claim it. */
+Test(am_check, guests_only_where_opened)
+{
+    uint8_t buf[64];
+    size_t n = make(buf, ID, 4, RH_AM_SRC_GUEST, 0, 4);
+
+    cr_expect_eq(rh_am_check(buf, n, 0, 4), RH_AM_DROP_BAD_SOURCE,
+                 "no flag: the guest source is out of range");
+    buf[offsetof(rh_am_wire_hdr_t, flags)] = RH_AM_FLAG_GUEST;
+    cr_expect_eq(rh_am_check(buf, n, 0, 4), RH_AM_DROP_BAD_SOURCE,
+                 "an id not opened to guests");
+    cr_assert_eq(rh_am_accept_guests(ID), RH_OK);
+    cr_expect_eq(rh_am_check(buf, n, 0, 4), RH_AM_DROP_NUM);
+    n = make(buf, ID, 4, 1, 0, 4);
+    buf[offsetof(rh_am_wire_hdr_t, flags)] = RH_AM_FLAG_GUEST;
+    cr_expect_eq(rh_am_check(buf, n, 0, 4), RH_AM_DROP_BAD_SOURCE,
+                 "a guest names no rank");
+    cr_expect_eq(rh_am_check(buf, make(buf, ID, 4, RH_AM_SRC_GUEST, 0, 4),
+                             0, 4), RH_AM_DROP_BAD_SOURCE,
+                 "without the flag");
+    cr_expect_eq(rh_am_accept_guests(0), RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_am_accept_guests(RH_AM_ID_MAX), RH_ERR_INVALID_PARAM);
+}
