@@ -248,3 +248,17 @@ Test(gcs_records, the_job_and_a_spilled_object_read_back_after_a_replica_dies)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* A spill's record written by one rank of a node and deleted by another:
+ * whichever of the two the GCS gets first, a copy read back leaves no
+ * record and a copy spilled again keeps its own. */
+Test(gcs_records, spill_records_of_two_ranks_of_a_node_end_right_in_any_order)
+{
+    rh_run_t run = rh_launch(2, 1, 0, "tests/multi/gcs_spill_order", NULL,
+                             NULL, TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "SPILL ORDER OK"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
