@@ -136,7 +136,6 @@ static void rh_orec_change(rh_object_id_t id, uint64_t size, int spilled,
     if (klen == 0 || n == 0) {
         return;
     }
-    (void)stamp;
     if (spilled) {
         slot = rh_hmap_put(&rh_orecs, &id, &added);
         if (slot != NULL && added) {
@@ -146,7 +145,8 @@ static void rh_orec_change(rh_object_id_t id, uint64_t size, int spilled,
                 slot = NULL;
             }
         }
-        if (slot != NULL && rh_gcs_record_set(*slot, text, n) == RH_OK) {
+        if (slot != NULL &&
+            rh_gcs_record_set_stamped(*slot, text, n, stamp) == RH_OK) {
             if (added) {
                 atomic_fetch_add(&rh_orec_now, 1);
             }
@@ -157,13 +157,15 @@ static void rh_orec_change(rh_object_id_t id, uint64_t size, int spilled,
         }
         return;
     }
-    /* Spilled by another rank of this node: its record goes too. */
+    /* Spilled by this process or by another of this node, whose write
+     * nothing orders with this delete: the stamps do (the GCS keeps what
+     * the highest said). */
     int ours = rh_hmap_del(&rh_orecs, &id, &rec);
 
     if (!ours) {
         rec = rh_gcs_record_new(RH_GCS_T_OBJECT, key, klen);
     }
-    if (rec != NULL && rh_gcs_record_delete(rec) == RH_OK) {
+    if (rec != NULL && rh_gcs_record_delete_stamped(rec, stamp) == RH_OK) {
         atomic_fetch_add(&rh_orec_deleted, 1);
     }
     if (ours) {

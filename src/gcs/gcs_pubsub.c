@@ -124,9 +124,10 @@ static void rh_gcs_pub_send(uint32_t shard, const rh_gcs_write_t *w,
     p.version = res->version;
     p.id = m->id;
     p.shard = shard;
-    p.vlen = w->op == RH_GCS_OP_DEL ? 0 : w->vlen;
+    p.op = w->op == RH_GCS_OP_DEL || w->op == RH_GCS_OP_SDEL ?
+           RH_GCS_OP_DEL : RH_GCS_OP_PUT;
+    p.vlen = p.op == RH_GCS_OP_DEL ? 0 : w->vlen;
     p.klen = w->klen;
-    p.op = w->op == RH_GCS_OP_DEL ? RH_GCS_OP_DEL : RH_GCS_OP_PUT;
     p.table = w->table;
     len = (size_t)p.klen + p.vlen;
     buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);

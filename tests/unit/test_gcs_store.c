@@ -342,3 +342,75 @@ Test(gcs_store, a_rewrite_of_the_same_length_or_another_keeps_the_books)
     cr_expect_str_eq(value_of(RH_GCS_T_NODE, "load/1"), "beat 10");
     cr_expect_eq(s.count[RH_GCS_T_NODE], 2);
 }
+
+/* Stamped writes and deletes of one key, from processes that nothing
+ * orders: every order of arrival of spill 3, its delete, spill 5 (and its
+ * delete) ends as the last of them said. */
+Test(gcs_store, stamped_writes_and_deletes_end_right_in_every_order)
+{
+    static const struct { uint8_t op; uint64_t stamp; } ev[4] = {
+        { RH_GCS_OP_SPUT, 3 }, { RH_GCS_OP_SDEL, 3 },
+        { RH_GCS_OP_SPUT, 5 }, { RH_GCS_OP_SDEL, 5 } };
+    static const int perm[24][4] = {
+        {0,1,2,3},{0,1,3,2},{0,2,1,3},{0,2,3,1},{0,3,1,2},{0,3,2,1},
+        {1,0,2,3},{1,0,3,2},{1,2,0,3},{1,2,3,0},{1,3,0,2},{1,3,2,0},
+        {2,0,1,3},{2,0,3,1},{2,1,0,3},{2,1,3,0},{2,3,0,1},{2,3,1,0},
+        {3,0,1,2},{3,0,2,1},{3,1,0,2},{3,1,2,0},{3,2,0,1},{3,2,1,0} };
+
+    uint64_t seq = 1;   /* one client: each write a new number */
+
+    for (int n = 3; n <= 4; n++) {
+        for (int p = 0; p < 24; p++) {
+            char key[32];
+
+            snprintf(key, sizeof(key), "spill/%d/%d", n, p);
+            for (int i = 0; i < 4; i++) {
+                int k = perm[p][i];
+
+                if (k < n) {
+                    apply(ev[k].op, RH_GCS_T_OBJECT, key,
+                          ev[k].op == RH_GCS_OP_SPUT ?
+                          (ev[k].stamp == 3 ? "three" : "five") : NULL,
+                          9, seq++, ev[k].stamp);
+                }
+            }
+            if (n == 3) {
+                cr_expect_str_eq(value_of(RH_GCS_T_OBJECT, key), "five",
+                                 "order %d %d %d %d", perm[p][0], perm[p][1],
+                                 perm[p][2], perm[p][3]);
+            } else {
+                cr_expect_null(value_of(RH_GCS_T_OBJECT, key),
+                               "order %d %d %d %d", perm[p][0], perm[p][1],
+                               perm[p][2], perm[p][3]);
+            }
+        }
+    }
+}
+
+Test(gcs_store, a_stamped_delete_before_its_write_drops_it_and_keeps_books)
+{
+    rh_gcs_result_t r;
+
+    r = apply(RH_GCS_OP_SDEL, RH_GCS_T_OBJECT, "o", NULL, 1, 1, 7);
+    cr_expect_eq(r.status, RH_ERR_NOT_FOUND, "nothing visible changed");
+    cr_expect_eq(s.tombs, 1);
+    cr_expect_eq(s.count[RH_GCS_T_OBJECT], 0, "a tombstone is not a key");
+    r = apply(RH_GCS_OP_SPUT, RH_GCS_T_OBJECT, "o", "late", 2, 1, 7);
+    cr_expect_eq(r.status, RH_ERR_CONFLICT, "the overtaken write is dropped");
+    cr_expect_null(value_of(RH_GCS_T_OBJECT, "o"));
+    r = apply(RH_GCS_OP_SPUT, RH_GCS_T_OBJECT, "o", "again", 2, 2, 8);
+    cr_expect_eq(r.status, RH_OK, "a later spill writes");
+    cr_expect_str_eq(value_of(RH_GCS_T_OBJECT, "o"), "again");
+    cr_expect_eq(s.tombs, 0);
+    cr_expect_eq(s.count[RH_GCS_T_OBJECT], 1);
+    cr_expect_eq(s.bytes, strlen("o") + strlen("again"));
+    r = apply(RH_GCS_OP_SDEL, RH_GCS_T_OBJECT, "o", NULL, 1, 2, 8);
+    cr_expect_eq(r.status, RH_OK);
+    cr_expect_eq(s.bytes, 0);
+    cr_expect_eq(s.count[RH_GCS_T_OBJECT], 0);
+    cr_expect_eq(s.tombs, 1);
+    /* A plain put replaces a tombstone. */
+    apply(RH_GCS_OP_PUT, RH_GCS_T_OBJECT, "o", "plain", 3, 1, 0);
+    cr_expect_str_eq(value_of(RH_GCS_T_OBJECT, "o"), "plain");
+    cr_expect_eq(s.tombs, 0);
+}
