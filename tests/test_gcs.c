@@ -262,3 +262,27 @@ Test(gcs_records, spill_records_of_two_ranks_of_a_node_end_right_in_any_order)
                  "output ends:\n%s", rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
+
+/* The three original members of a chain die one after the other, and each
+ * time the chain grows back to three with a live rank that takes the
+ * shard's state: every acknowledged write reads back from the ranks that
+ * joined, and each update reaches the subscriber once, in order. */
+Test(gcs_grow, a_chain_grows_back_after_each_death_and_keeps_every_write)
+{
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                       "RAYHPC_GCS_DUMP=1", NULL };
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "6", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_grow"), "100000",
+                           NULL };
+    rh_run_t run = rh_run(argv, env, TIMEOUT);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILLs; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "GCS GROW OK: 100000 writes"), 1,
+                 "a chain did not grow back, or writes or updates were lost; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "killed rank"), 3,
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}

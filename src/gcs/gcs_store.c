@@ -389,3 +389,186 @@ void rh_gcs_store_each(rh_gcs_store_t *s,
         }
     }
 }
+
+/* ---- state transfer: a joining replica gets the whole store ---------- */
+
+typedef struct rh_gcs_pack_hdr {
+    uint64_t lsn, entries, applied, floors;
+} rh_gcs_pack_hdr_t;
+
+typedef struct rh_gcs_pack_entry {
+    uint64_t version, stamp;
+    uint8_t  tomb, table;
+    uint16_t klen;
+    uint32_t vlen;
+} rh_gcs_pack_entry_t;
+
+typedef struct rh_gcs_pack_applied {
+    rh_gcs_cseq_t   k;
+    rh_gcs_result_t r;
+} rh_gcs_pack_applied_t;
+
+typedef struct rh_gcs_pack_floor {
+    uint32_t client, pad;
+    uint64_t floor;
+} rh_gcs_pack_floor_t;
+
+typedef struct rh_gcs_pack_cursor {
+    uint8_t *p;
+    size_t   n, entries;
+} rh_gcs_pack_cursor_t;
+
+static void rh_gcs_pack_one(void *arg, const rh_gcs_entry_t *e)
+{
+    rh_gcs_pack_cursor_t *c = arg;
+    rh_gcs_pack_entry_t pe = { e->version, e->stamp, e->tomb, e->table,
+                               e->klen, e->vlen };
+    size_t len = sizeof(pe) + e->klen + e->vlen;
+
+    if (c->p != NULL) {
+        memcpy(c->p + c->n, &pe, sizeof(pe));
+        memcpy(c->p + c->n + sizeof(pe), e->bytes, (size_t)e->klen + e->vlen);
+    }
+    c->n += len;
+    c->entries++;
+}
+
+size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf)
+{
+    rh_gcs_pack_cursor_t c = { buf, sizeof(rh_gcs_pack_hdr_t), 0 };
+    rh_gcs_pack_hdr_t h;
+    rh_hmap_iter_t it;
+    void *key, *val;
+
+    rh_gcs_store_each(s, rh_gcs_pack_one, &c);
+    h.lsn = s->lsn;
+    h.entries = c.entries;
+    h.applied = rh_hmap_count(&s->applied);
+    h.floors = rh_hmap_count(&s->floors);
+    if (buf != NULL) {
+        memcpy(buf, &h, sizeof(h));
+        rh_hmap_iter_init(&it, &s->applied);
+        while (rh_hmap_iter_next(&it, &key, &val)) {
+            rh_gcs_pack_applied_t a;
+
+            memcpy(&a.k, key, sizeof(a.k));
+            memcpy(&a.r, val, sizeof(a.r));
+            memcpy(c.p + c.n, &a, sizeof(a));
+            c.n += sizeof(a);
+        }
+        rh_hmap_iter_init(&it, &s->floors);
+        while (rh_hmap_iter_next(&it, &key, &val)) {
+            rh_gcs_pack_floor_t f = { 0, 0, 0 };
+
+            memcpy(&f.client, key, sizeof(f.client));
+            memcpy(&f.floor, val, sizeof(f.floor));
+            memcpy(c.p + c.n, &f, sizeof(f));
+            c.n += sizeof(f);
+        }
+        return c.n;
+    }
+    return c.n + h.applied * sizeof(rh_gcs_pack_applied_t) +
+           h.floors * sizeof(rh_gcs_pack_floor_t);
+}
+
+rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
+                                size_t len)
+{
+    const uint8_t *p = buf, *end = p + len;
+    rh_gcs_pack_hdr_t h;
+
+    rh_gcs_store_fini(s);
+    rh_gcs_store_init(s);
+    if (len < sizeof(h)) {
+        goto err_bad;
+    }
+    memcpy(&h, p, sizeof(h));
+    p += sizeof(h);
+    for (uint64_t i = 0; i < h.entries; i++) {
+        rh_gcs_pack_entry_t pe;
+        rh_gcs_entry_t *e, **head;
+        uint64_t hash;
+
+        if ((size_t)(end - p) < sizeof(pe)) {
+            goto err_bad;
+        }
+        memcpy(&pe, p, sizeof(pe));
+        p += sizeof(pe);
+        if (pe.table >= RH_GCS_NTABLES || pe.klen < 1 ||
+            pe.klen > RH_GCS_KEY_MAX || pe.vlen > RH_GCS_VALUE_MAX ||
+            (pe.tomb && pe.vlen != 0) ||
+            (size_t)(end - p) < (size_t)pe.klen + pe.vlen) {
+            goto err_bad;
+        }
+        e = malloc(sizeof(*e) + pe.klen + pe.vlen);
+        hash = rh_gcs_key_hash(pe.table, p, pe.klen);
+        head = e != NULL ? rh_hmap_put(&s->index, &hash, NULL) : NULL;
+        if (head == NULL) {
+            free(e);
+            rh_gcs_store_fini(s);
+            rh_gcs_store_init(s);
+            return rh_error_set(RH_ERR_NO_MEMORY, "GCS state of %zu bytes",
+                                len);
+        }
+        e->version = pe.version;
+        e->stamp = pe.stamp;
+        e->tomb = pe.tomb;
+        e->table = pe.table;
+        e->klen = pe.klen;
+        e->vlen = pe.vlen;
+        memcpy(e->bytes, p, (size_t)pe.klen + pe.vlen);
+        p += (size_t)pe.klen + pe.vlen;
+        e->next = *head;
+        *head = e;
+        if (e->tomb) {
+            s->tombs++;
+        } else {
+            s->count[e->table]++;
+            s->bytes += (size_t)e->klen + e->vlen;
+        }
+    }
+    if ((size_t)(end - p) != h.applied * sizeof(rh_gcs_pack_applied_t) +
+        h.floors * sizeof(rh_gcs_pack_floor_t)) {
+        goto err_bad;
+    }
+    for (uint64_t i = 0; i < h.applied; i++) {
+        rh_gcs_pack_applied_t a;
+        rh_gcs_result_t *r;
+
+        memcpy(&a, p, sizeof(a));
+        p += sizeof(a);
+        r = rh_hmap_put(&s->applied, &a.k, NULL);
+        if (r == NULL) {
+            goto err_nomem;
+        }
+        *r = a.r;
+    }
+    for (uint64_t i = 0; i < h.floors; i++) {
+        rh_gcs_pack_floor_t f;
+        uint64_t *fl;
+
+        memcpy(&f, p, sizeof(f));
+        p += sizeof(f);
+        fl = rh_hmap_put(&s->floors, &f.client, NULL);
+        if (fl == NULL) {
+            goto err_nomem;
+        }
+        *fl = f.floor;
+    }
+    s->lsn = h.lsn;
+    s->prune_at = 2 * rh_hmap_count(&s->applied);
+    if (s->prune_at < RH_GCS_PRUNE_MIN) {
+        s->prune_at = RH_GCS_PRUNE_MIN;
+    }
+    return RH_OK;
+
+err_nomem:
+    rh_gcs_store_fini(s);
+    rh_gcs_store_init(s);
+    return rh_error_set(RH_ERR_NO_MEMORY, "GCS state of %zu bytes", len);
+err_bad:
+    rh_gcs_store_fini(s);
+    rh_gcs_store_init(s);
+    return rh_error_set(RH_ERR_MALFORMED, "GCS state of %zu bytes does not "
+                        "parse", len);
+}

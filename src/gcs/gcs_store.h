@@ -115,6 +115,16 @@ void rh_gcs_store_each(rh_gcs_store_t *s,
                        void (*fn)(void *arg, const rh_gcs_entry_t *e),
                        void *arg);
 
+/* The whole store (entries, tombstones, what each client's writes
+ * returned, the clients' floors and the log index) in a flat form, for a
+ * replica that joins the chain: with buf NULL, only the size. Returns the
+ * bytes. */
+size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf);
+/* Replaces s's contents (an initialised store) with a packed one;
+ * RH_ERR_MALFORMED or RH_ERR_NO_MEMORY leave it empty. */
+rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
+                                size_t len);
+
 static inline const uint8_t *rh_gcs_entry_value(const rh_gcs_entry_t *e)
 {
     return e->bytes + e->klen;
