@@ -180,10 +180,13 @@ void rh_gcs_dump(FILE *out);
  * thread, one record a line:
  *   gcs epoch E shards N replicas R dead D
  *   gcs masters M1 M2 M3
- *   gcs chain S R1 R2 R3          (each shard, head first)
+ *   gcs chain S R1 R2 R3          (each shard, head first; then
+ *                                  " (joining: J)" while rank J joins it)
  *   gcs replica S ROLE lsn L bytes B reads N subscriptions K node n
  *       function f actor a pgroup p object o job j test t
- *                                 (each shard whose chain holds this rank)
+ *                                 (each shard whose chain holds this rank
+ *                                  or that it joins; ROLE head, middle,
+ *                                  tail or joining)
  *   gcs ...                       (what rh_gcs_set_show's fn prints)
  * Nothing while the GCS does not run. */
 void rh_gcs_snapshot(FILE *out);

@@ -7,7 +7,9 @@
  * the third death only ranks that joined hold the shard: without growth
  * its data would be gone.
  *
- * usage: gcs_grow NWRITES   (6 ranks on 4 nodes; shards: one per node)
+ * usage: gcs_grow NWRITES [AT1 AT2 AT3]   (6 ranks on 4 nodes; shards: one
+ * per node; ATn: the kill points, in writes, increasing; default 3, 5 and
+ * 7 tenths of NWRITES)
  * Rank 0 picks the shard whose chain holds no master and not itself, and
  * writes NWRITES updates to 1000 keys of it, a window at a time. After 3,
  * 5 and 7 tenths of them (fixed kill points) it waits until the chain has
@@ -171,8 +173,12 @@ int main(int argc, char **argv)
     long nwrites = argc > 1 ? atol(argv[1]) : 100000;
     long done = 0;
     int masters[3], chain[8], orig[3], kills = 0;
+    long at[3];
     uint32_t sub, shard = UINT32_MAX;
 
+    for (int i = 0; i < 3; i++) {
+        at[i] = argc > 4 ? atol(argv[2 + i]) : nwrites * (3 + 2 * i) / 10;
+    }
     CHECK(rh_am_register(DIE, 0, 0, on_die, NULL));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_size() != 6 || rh_num_nodes() != 4) {
@@ -219,7 +225,7 @@ int main(int argc, char **argv)
     while (done < nwrites) {
         long n = nwrites - done < WINDOW ? nwrites - done : WINDOW;
 
-        if (kills < 3 && done >= nwrites * (3 + 2 * kills) / 10) {
+        if (kills < 3 && done >= at[kills]) {
             /* Grown back (after the first), every key there, then the
              * next original member dies. */
             if (kills > 0 && (await_grown(shard, chain) != 3 ||
