@@ -433,7 +433,9 @@ static void rh_gcs_on_fwd_body(int src, const rh_gcs_whdr_t *h,
         return;
     }
     if (h->flags & RH_GCS_FWD_HANDOFF) {
-        rep->serve_at = h->lsn;
+        if (rep->serve_at == UINT64_MAX) {
+            rep->serve_at = h->lsn;   /* only a tail that waits for it */
+        }
         return;
     }
     if (rep->have_state && h->lsn <= rep->store.lsn) {
@@ -692,9 +694,12 @@ void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
         if (rep == NULL || pos < 0) {
             continue;
         }
-        if (next < 0 && old->joining[s] == rh_gcs_rank) {
-            rep->serve_at = UINT64_MAX;   /* until the HANDOFF */
-        }
+        /* A tail that joined, or that still waits for what its old
+         * predecessor passed on, serves reads once its predecessor's
+         * HANDOFF says how far to go; a head has nobody to wait for. */
+        rep->serve_at = next < 0 && pos > 0 &&
+                        (old->joining[s] == rh_gcs_rank ||
+                         rep->store.lsn < rep->serve_at) ? UINT64_MAX : 0;
         if (next < 0 && rh_gcs_map_tail(old, s) != rh_gcs_rank) {
             /* The new tail: what it kept may not have reached the old
              * one; it answers and publishes it (again). */
