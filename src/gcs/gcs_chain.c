@@ -17,6 +17,7 @@
  * does (rh_tp_enter: a write to a shard this rank heads), so the stores
  * need no lock.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -683,7 +684,11 @@ void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
                              s);
                     continue;
                 }
+                /* rh_gcs_chain_snapshot reads the table from other
+                 * threads, under the map's lock. */
+                pthread_rwlock_wrlock(&rh_gcs_map_lock);
                 rh_gcs_replicas[s] = rep;
+                pthread_rwlock_unlock(&rh_gcs_map_lock);
             }
             rep->have_state = 0;
             while (rh_hmap_pop(&rep->early, NULL, &x)) {
