@@ -766,6 +766,20 @@ void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
     }
 }
 
+void rh_gcs_chain_tick(void)
+{
+    /* A joiner that holds the state says so again at each heartbeat until
+     * it is the tail: the leader may have changed, or been busy
+     * proposing. */
+    for (uint32_t s = 0; rh_gcs_replicas != NULL && s < rh_gcs_map.nshards;
+         s++) {
+        if (rh_gcs_map.joining[s] == rh_gcs_rank &&
+            rh_gcs_replicas[s] != NULL && rh_gcs_replicas[s]->have_state) {
+            rh_gcs_caught_up(s, rh_gcs_map.epoch);
+        }
+    }
+}
+
 /* ---- life ------------------------------------------------------------------------ */
 
 rh_status_t rh_gcs_chain_setup(void)

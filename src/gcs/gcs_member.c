@@ -550,6 +550,7 @@ static void rh_gcs_tick(rh_tp_op_t *op)
         }
     }
     rh_gcs_client_tick(now);
+    rh_gcs_chain_tick();
     beat = atomic_load(&rh_gcs_beat);
     if (beat != NULL) {
         beat();

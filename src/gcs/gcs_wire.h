@@ -131,6 +131,8 @@ rh_status_t rh_gcs_chain_start(void);
 /* After the map changed from old: chains re-form. */
 void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old);
 void rh_gcs_chain_stop(void);
+/* At each GCS heartbeat (progress thread). */
+void rh_gcs_chain_tick(void);
 /* A write of this rank's client to a shard it heads, taken as the WRITE
  * handler would take it: with the transport's token held. */
 void rh_gcs_chain_write_here(const rh_gcs_whdr_t *h, const uint8_t *data);
