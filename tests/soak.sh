@@ -11,9 +11,12 @@
 #        tests/soak.sh -g [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED]
 #        tests/soak.sh -f [-S] [-b BUILD_DIR] [-r RUNS] [-s FIRST_SEED] [-m MODES]
 # defaults: _build, 5 runs of 64 ranks on 8 nodes, 6 killed within 20 s,
-# 40 rounds each. With -g it soaks the GCS instead: RUNS (default 20) runs of
-# tests/multi/gcs_kill, each killing the head, middle or tail of a chain
-# after a random number of its 100 000 writes; each must print GCS KILL OK.
+# 40 rounds each. With -g it soaks the GCS instead: RUNS (default 20) runs,
+# in turn, of tests/multi/gcs_kill, each killing the head, middle or tail of
+# a chain after a random number of its 100 000 writes (it must print GCS
+# KILL OK), and of tests/multi/gcs_grow, killing the three original members
+# of a chain at three random points of its 100 000 writes, the chain grown
+# back before each (it must print GCS GROW OK).
 # -f: fault tolerance (docs/fault-tolerance.md), 8 ranks on 4 nodes, 20 runs
 # by default, taking in turn the MODES (comma-separated; default all):
 # mapreduce and recursion (tests/multi/ft_kill: two random ranks killed at
@@ -47,14 +50,32 @@ while getopts "gfSb:r:n:N:k:R:w:s:m:" o; do
 done
 if [ $gcs -eq 1 ]; then
     [ $runs_set -eq 1 ] || runs=20
-    prog=$build/tests/multi/gcs_kill
-    if [ ! -x "$prog" ] || [ ! -x "$build/rayhpc-run" ]; then
-        echo "soak: build first: make -C $build tests/multi/gcs_kill rayhpc-run" >&2
+    prog=$build/tests/multi/gcs_kill grow=$build/tests/multi/gcs_grow
+    if [ ! -x "$prog" ] || [ ! -x "$grow" ] || [ ! -x "$build/rayhpc-run" ]; then
+        echo "soak: build first: make -C $build tests/multi/gcs_kill tests/multi/gcs_grow rayhpc-run" >&2
         exit 2
     fi
     roles=(head middle tail) passed=0 failed=0
     RANDOM=$seed
     for ((i = 0; i < runs; i++)); do
+        if [ $((i % 2)) -eq 1 ]; then
+            # three kill points in 500..99500, increasing
+            a=$(( (RANDOM * 32768 + RANDOM) % 33000 + 500 ))
+            b=$(( a + (RANDOM * 32768 + RANDOM) % 33000 + 1 ))
+            c=$(( b + (RANDOM * 32768 + RANDOM) % 33000 + 1 ))
+            out=$(RAYHPC_FAILURE_TIMEOUT_MS=3000 timeout 600 \
+                  "$build/rayhpc-run" --keep-going -n 6 --nodes 4 "$grow" 100000 "$a" "$b" "$c" 2>&1)
+            st=$?
+            if [ $st -eq 137 ] && grep -q "GCS GROW OK" <<<"$out"; then
+                passed=$((passed + 1))
+                echo "gcs soak run $((i + 1))/$runs: a chain's members killed after $a, $b, $c writes: grew back each time"
+            else
+                failed=$((failed + 1))
+                echo "gcs soak run $((i + 1))/$runs: a chain's members killed after $a, $b, $c writes: FAILED (status $st)"
+                tail -20 <<<"$out"
+            fi
+            continue
+        fi
         role=${roles[RANDOM % 3]} at=$(( (RANDOM * 32768 + RANDOM) % 99000 + 500 ))
         out=$(RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=1000 timeout 600 \
               "$build/rayhpc-run" --keep-going -n 4 --nodes 4 "$prog" "$role" "$at" 100000 2>&1)

@@ -248,3 +248,43 @@ Test(gcs_records, the_job_and_a_spilled_object_read_back_after_a_replica_dies)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* A spill's record written by one rank of a node and deleted by another:
+ * whichever of the two the GCS gets first, a copy read back leaves no
+ * record and a copy spilled again keeps its own. */
+Test(gcs_records, spill_records_of_two_ranks_of_a_node_end_right_in_any_order)
+{
+    rh_run_t run = rh_launch(2, 1, 0, "tests/multi/gcs_spill_order", NULL,
+                             NULL, TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "SPILL ORDER OK"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The three original members of a chain die one after the other, and each
+ * time the chain grows back to three with a live rank that takes the
+ * shard's state: every acknowledged write reads back from the ranks that
+ * joined, and each update reaches the subscriber once, in order. */
+Test(gcs_grow, a_chain_grows_back_after_each_death_and_keeps_every_write)
+{
+    /* Deaths are seen at once (the transport); the timeout only keeps 6
+     * ranks on a loaded host from being taken for dead. */
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=3000",
+                                       "RAYHPC_GCS_DUMP=1", NULL };
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "6", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_grow"), "100000",
+                           NULL };
+    rh_run_t run = rh_run(argv, env, TIMEOUT);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILLs; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "GCS GROW OK: 100000 writes"), 1,
+                 "a chain did not grow back, or writes or updates were lost; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "killed rank"), 3,
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}

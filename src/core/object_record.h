@@ -48,9 +48,21 @@ rh_status_t rh_object_record_parse(const char *text, size_t len,
                                    rh_object_record_t *r);
 
 /* From the store's spill hook: id's copy of size bytes on this node was
- * spilled (1) or is no longer (0). Never blocks; from any thread, also
- * with the store's lock held. */
-void rh_object_record_spilled(rh_object_id_t id, uint64_t size, int spilled);
+ * spilled (1) or is no longer (0); stamp names the spill (the store's
+ * file number: the same for a spill and its forgetting, higher for a
+ * later spill of the object on this node). Never blocks; from any thread,
+ * also with the store's lock held. */
+void rh_object_record_spilled(rh_object_id_t id, uint64_t size, int spilled,
+                              uint64_t stamp);
+
+/* Waits until every record change this process made so far was answered
+ * by the GCS (1), or the deadline (rh_time_ns; 0: none) passed (0). Not on
+ * the progress thread. */
+int rh_object_record_wait(uint64_t deadline_ns);
+
+/* Tests: while on, this process's record changes wait here (unsent);
+ * turning it off sends them, in the order they were made. */
+void rh_object_record_test_hold(int on);
 
 /* At rh_init, once the GCS runs: this rank's spills are recorded from now
  * on. */

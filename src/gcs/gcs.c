@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/config.h"
 #include "base/status.h"
@@ -18,6 +19,7 @@ pthread_rwlock_t rh_gcs_map_lock = PTHREAD_RWLOCK_INITIALIZER;
 int rh_gcs_rank = -1;
 int rh_gcs_size;
 uint32_t rh_gcs_nshards;
+int *rh_gcs_node_of;
 
 static const char *const rh_gcs_table_names[RH_GCS_NTABLES] = {
     "node", "function", "actor", "pgroup", "object", "job", "test",
@@ -114,6 +116,13 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
     if (status != RH_OK) {
         return status;
     }
+    free(rh_gcs_node_of);
+    rh_gcs_node_of = malloc((size_t)size * sizeof(*rh_gcs_node_of));
+    if (rh_gcs_node_of == NULL) {
+        rh_gcs_map_free(&rh_gcs_map);
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS node table");
+    }
+    memcpy(rh_gcs_node_of, node_of, (size_t)size * sizeof(*node_of));
     rh_gcs_rank = rank;
     rh_gcs_size = size;
     rh_gcs_nshards = rh_gcs_map.nshards;
@@ -133,6 +142,8 @@ rh_status_t rh_gcs_start(int rank, int size, const int *node_of, int nnodes)
     }
     if (status != RH_OK) {
         rh_gcs_map_free(&rh_gcs_map);
+        free(rh_gcs_node_of);
+        rh_gcs_node_of = NULL;
         rh_gcs_rank = -1;
     }
     return status;
@@ -163,6 +174,8 @@ void rh_gcs_stop(void)
     rh_gcs_chain_stop();
     rh_gcs_pub_stop();
     rh_gcs_map_free(&rh_gcs_map);
+    free(rh_gcs_node_of);
+    rh_gcs_node_of = NULL;
     rh_gcs_rank = -1;
 }
 
@@ -181,6 +194,9 @@ void rh_gcs_dump(FILE *out)
             for (uint32_t i = 0; i < rh_gcs_map.len[s]; i++) {
                 fprintf(out, " %d",
                         rh_gcs_map.chain[(size_t)s * rh_gcs_map.replicas + i]);
+            }
+            if (rh_gcs_map.joining[s] >= 0) {
+                fprintf(out, " (joining: %d)", rh_gcs_map.joining[s]);
             }
             fputc('\n', out);
         }
@@ -214,6 +230,9 @@ void rh_gcs_snapshot(FILE *out)
         for (uint32_t i = 0; i < rh_gcs_map.len[s]; i++) {
             fprintf(out, " %d",
                     rh_gcs_map.chain[(size_t)s * rh_gcs_map.replicas + i]);
+        }
+        if (rh_gcs_map.joining[s] >= 0) {
+            fprintf(out, " (joining: %d)", rh_gcs_map.joining[s]);
         }
         fputc('\n', out);
     }

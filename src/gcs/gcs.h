@@ -50,7 +50,8 @@ struct rh_gcs_op {
     size_t          klen;
     const void     *value;      /* put, cas */
     size_t          vlen;
-    uint64_t        expect;     /* cas: the version it must have; 0: absent */
+    uint64_t        expect;     /* cas: the version it must have; 0: absent.
+                                 * sput, sdel: the stamp */
     rh_gcs_done_fn  done;       /* progress thread; NULL for the sync calls */
     void           *arg;
     /* results */
@@ -75,6 +76,17 @@ rh_status_t rh_gcs_put_async(rh_gcs_op_t *op);
 rh_status_t rh_gcs_del_async(rh_gcs_op_t *op);
 rh_status_t rh_gcs_cas_async(rh_gcs_op_t *op);
 rh_status_t rh_gcs_get_async(rh_gcs_op_t *op);
+/* Stamped put and delete, for a record that processes not ordered with
+ * each other write and delete (a spilled copy's): expect is the stamp. A
+ * delete names the stamp of the write it undoes, and a later write of the
+ * key has a higher stamp; the key ends as the highest stamp said, a delete
+ * winning over its own write, whatever order they arrive in. A put that
+ * arrives after a delete of its stamp or a write of a higher one ends in
+ * RH_ERR_CONFLICT (dropped); a delete that changed nothing visible in
+ * RH_ERR_NOT_FOUND. A delete keeps a tombstone of the key until a later
+ * put replaces it. */
+rh_status_t rh_gcs_sput_async(rh_gcs_op_t *op);
+rh_status_t rh_gcs_sdel_async(rh_gcs_op_t *op);
 
 /* Synchronous forms (not on the progress thread). version may be NULL. */
 rh_status_t rh_gcs_put(int table, const void *key, size_t klen,
@@ -168,10 +180,13 @@ void rh_gcs_dump(FILE *out);
  * thread, one record a line:
  *   gcs epoch E shards N replicas R dead D
  *   gcs masters M1 M2 M3
- *   gcs chain S R1 R2 R3          (each shard, head first)
+ *   gcs chain S R1 R2 R3          (each shard, head first; then
+ *                                  " (joining: J)" while rank J joins it)
  *   gcs replica S ROLE lsn L bytes B reads N subscriptions K node n
  *       function f actor a pgroup p object o job j test t
- *                                 (each shard whose chain holds this rank)
+ *                                 (each shard whose chain holds this rank
+ *                                  or that it joins; ROLE head, middle,
+ *                                  tail or joining)
  *   gcs ...                       (what rh_gcs_set_show's fn prints)
  * Nothing while the GCS does not run. */
 void rh_gcs_snapshot(FILE *out);

@@ -17,6 +17,7 @@
  * does (rh_tp_enter: a write to a shard this rank heads), so the stores
  * need no lock.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +44,23 @@ struct rh_gcs_held {
     uint8_t             data[];
 };
 
+typedef struct rh_gcs_pub_matches {
+    rh_gcs_pub_match_t *v;
+    uint32_t            n;
+} rh_gcs_pub_matches_t;
+
 typedef struct rh_gcs_replica {
     rh_gcs_store_t store;
     rh_hmap_t      early;   /* lsn -> rh_gcs_held_t *: came before its turn */
     rh_hmap_t      log;     /* lsn -> rh_gcs_held_t *: passed on, kept */
     uint64_t       log_lo;  /* no kept write below this */
     uint64_t       served;  /* reads answered */
+    int            have_state;   /* 0: joining, the tail's state not in
+                                  * yet (writes wait in early) */
+    uint64_t       serve_at;     /* a tail that joined serves reads once
+                                  * it applied this (its predecessor's
+                                  * HANDOFF): the old tail acknowledged
+                                  * writes it may not have had yet */
     /* What rayhpc-info --gcs shows, read by the job-state thread: copies
      * set after each write applied and each read served. */
     struct {
@@ -191,6 +203,8 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
     rh_gcs_result_t res;
     rh_gcs_held_t *x, **slot;
     rh_status_t status;
+    int joiner = rh_gcs_map.joining[h->shard];
+    int tail = pos >= 0 && next < 0;
 
     rh_gcs_write_from(h, data, &w);
     status = rh_gcs_store_apply(&rep->store, &w, &res);
@@ -201,22 +215,45 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
                  (unsigned long long)h->lsn, rh_last_error());
         return;
     }
+    if (pos < 0) {
+        /* Joining behind the tail, which answered and published it: only
+         * the books (the subscriptions' counts, for when this rank is the
+         * tail). */
+        rh_gcs_pub_matches_t none = { NULL, 0 };
+
+        rh_gcs_pub_applied(h->shard, &w, &res, &none.v, &none.n);
+        free(none.v);
+        rh_gcs_show(rep, h->shard);
+        return;
+    }
     if (next < 0) {
         /* Subscribers first: a subscriber that is the client too sees
          * the update before the answer, as before. */
         rh_gcs_pub_applied(h->shard, &w, &res, NULL, NULL);
         rh_gcs_answer(h->client, h->shard, h->seq, &res, NULL, 0);
         rh_gcs_show(rep, h->shard);
-        if (h->lsn % RH_GCS_ACKUP_EVERY == 0) {
-            rh_gcs_ackup(h->shard, h->lsn);
+        if (joiner < 0) {
+            if (h->lsn % RH_GCS_ACKUP_EVERY == 0) {
+                rh_gcs_ackup(h->shard, h->lsn);
+            }
+            return;
         }
-        return;
+        /* No ACKUP while a rank joins: should this tail die once the
+         * joiner took its place, the members above it still keep every
+         * write the joiner may lack, and pass them on. */
+        /* A rank joins behind us: it gets the write too, and we keep it
+         * until it, the tail to be, reports it applied (it answers what
+         * we keep when it becomes the tail). */
+        next = joiner;
     }
     rh_gcs_forward(next, h, data);
     x = rh_gcs_held_new(rh_gcs_rank, h, data);
     if (x != NULL) {
         x->res = res;
-        rh_gcs_pub_applied(h->shard, &w, &res, &x->matches, &x->nmatches);
+        if (!tail) {   /* the tail matched and published it above */
+            rh_gcs_pub_applied(h->shard, &w, &res, &x->matches,
+                               &x->nmatches);
+        }
         slot = rh_hmap_put(&rep->log, &h->lsn, NULL);
         if (slot != NULL) {
             *slot = x;
@@ -274,16 +311,92 @@ static void rh_gcs_on_write_body(int src, const rh_gcs_whdr_t *hin,
     rh_gcs_apply_pass(rep, &h, data);
 }
 
+/* Forgets every kept write: the log starts after the store's last. */
+static void rh_gcs_log_drop(rh_gcs_replica_t *rep)
+{
+    rh_gcs_held_t *x;
+
+    while (rh_hmap_pop(&rep->log, NULL, &x)) {
+        rh_gcs_held_free(x);
+    }
+    rep->log_lo = rep->store.lsn + 1;
+}
+
+/* Applies the writes that waited in early from the next in log order on,
+ * dropping those the store has. */
+static void rh_gcs_apply_early(rh_gcs_replica_t *rep)
+{
+    rh_gcs_held_t *held;
+    rh_hmap_iter_t it;
+    void *key, *val;
+
+    rh_hmap_iter_init(&it, &rep->early);
+    while (rh_hmap_iter_next(&it, &key, &val)) {
+        if (*(uint64_t *)key <= rep->store.lsn) {
+            rh_gcs_held_free(*(rh_gcs_held_t **)val);
+            rh_hmap_iter_del(&it);
+        }
+    }
+    for (;;) {
+        uint64_t next = rep->store.lsn + 1;
+
+        if (!rh_hmap_del(&rep->early, &next, &held)) {
+            break;
+        }
+        rh_gcs_apply_pass(rep, &held->h, held->data);
+        rh_gcs_held_free(held);
+    }
+}
+
+/* The joining rank: the tail's state, then what waited. */
+static void rh_gcs_take_state(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
+                              const uint8_t *data)
+{
+    uint64_t slen;
+    rh_status_t status = RH_ERR_MALFORMED;
+
+    if (h->vlen >= sizeof(slen)) {
+        memcpy(&slen, data, sizeof(slen));
+        if (slen <= h->vlen - sizeof(slen)) {
+            status = rh_gcs_store_unpack(&rep->store, data + sizeof(slen),
+                                         (size_t)slen);
+            if (status == RH_OK) {
+                status = rh_gcs_pub_unpack(h->shard,
+                                           data + sizeof(slen) + slen,
+                                           h->vlen - sizeof(slen) -
+                                           (size_t)slen);
+            }
+        }
+    }
+    if (status != RH_OK || rep->store.lsn != h->lsn) {
+        /* The next configuration (the tail sends it again) or the next
+         * joiner: this rank does not serve the shard meanwhile. */
+        rh_error("GCS shard %u: the state from rank %u does not take: %s",
+                 h->shard, h->client, rh_last_error());
+        return;
+    }
+    rep->have_state = 1;
+    rh_gcs_log_drop(rep);
+    rh_gcs_apply_early(rep);
+    rh_gcs_show(rep, h->shard);
+    rh_info("GCS shard %u: caught up with the tail at write %llu (now "
+            "%llu)", h->shard, (unsigned long long)h->lsn,
+            (unsigned long long)rep->store.lsn);
+    rh_gcs_caught_up(h->shard, rh_gcs_map.epoch);
+}
+
 /* A member below the head: applies writes of its predecessor in log
  * order, holding those that overtook their predecessors; a write of an
  * epoch still to come waits for it, one of an epoch gone is dropped (its
- * sender sends it again under the new one). */
+ * sender sends it again under the new one). A rank joining behind the
+ * tail takes the tail's writes the same way, once it has the tail's
+ * state. */
 static void rh_gcs_on_fwd_body(int src, const rh_gcs_whdr_t *h,
                                const uint8_t *data)
 {
     rh_gcs_replica_t *rep = rh_gcs_replica(h->shard);
     rh_gcs_held_t *held, **slot;
-    int pos, added;
+    int pos, pred, added;
 
     if (h->epoch > rh_gcs_map.epoch) {
         held = rh_gcs_held_new(src, h, data);
@@ -307,14 +420,29 @@ static void rh_gcs_on_fwd_body(int src, const rh_gcs_whdr_t *h,
         }
         return;
     }
-    if (pos <= 0 || rh_gcs_map.chain[(size_t)h->shard * rh_gcs_map.replicas +
-                                     (uint32_t)pos - 1] != src) {
+    pred = pos > 0 ? rh_gcs_map.chain[(size_t)h->shard * rh_gcs_map.replicas +
+                                      (uint32_t)pos - 1] :
+           pos < 0 && rh_gcs_map.joining[h->shard] == rh_gcs_rank ?
+           rh_gcs_map_tail(&rh_gcs_map, h->shard) : -1;
+    if (pred < 0 || pred != src) {
         return;   /* not from our predecessor in this epoch */
     }
-    if (h->lsn <= rep->store.lsn) {
+    if (h->flags & RH_GCS_FWD_STATE) {
+        if (pos < 0) {
+            rh_gcs_take_state(rep, h, data);
+        }
+        return;
+    }
+    if (h->flags & RH_GCS_FWD_HANDOFF) {
+        if (rep->serve_at == UINT64_MAX) {
+            rep->serve_at = h->lsn;   /* only a tail that waits for it */
+        }
+        return;
+    }
+    if (rep->have_state && h->lsn <= rep->store.lsn) {
         return;   /* had it */
     }
-    if (h->lsn > rep->store.lsn + 1) {
+    if (!rep->have_state || h->lsn > rep->store.lsn + 1) {
         slot = rh_hmap_put(&rep->early, &h->lsn, &added);
         if (slot == NULL || !added) {
             if (slot == NULL) {
@@ -371,8 +499,12 @@ static rh_status_t rh_gcs_on_whdr(rh_am_msg_t *msg,
         return RH_OK;
     }
     memcpy(&h, msg->hdr, sizeof(h));
-    if ((h.flags & RH_GCS_FWD_REACK) ?
+    if ((h.flags & (RH_GCS_FWD_REACK | RH_GCS_FWD_HANDOFF)) ?
         (msg->data_len != 0 || h.shard >= rh_gcs_map.nshards ||
+         (int)h.client >= rh_gcs_size) :
+        (h.flags & RH_GCS_FWD_STATE) ?
+        (msg->id != RH_AM_ID_GCS_FWD || h.klen != 0 ||
+         h.vlen != msg->data_len || h.shard >= rh_gcs_map.nshards ||
          (int)h.client >= rh_gcs_size) :
         !rh_gcs_whdr_ok(&h, msg->data_len)) {
         return RH_ERR_MALFORMED;
@@ -463,7 +595,7 @@ static rh_status_t rh_gcs_on_read(void *arg, rh_am_msg_t *msg)
     }
     rep = rh_gcs_replica(h.shard);
     if (rep == NULL || rh_gcs_map_tail(&rh_gcs_map, h.shard) != rh_gcs_rank ||
-        !rh_gcs_lease_ok()) {
+        !rh_gcs_lease_ok() || rep->store.lsn < rep->serve_at) {
         rh_gcs_refuse((int)msg->src, h.shard, h.seq, h.epoch);
         return RH_OK;
     }
@@ -484,6 +616,54 @@ static rh_status_t rh_gcs_on_read(void *arg, rh_am_msg_t *msg)
 
 /* ---- re-forming ---------------------------------------------------------------- */
 
+static rh_gcs_replica_t *rh_gcs_replica_new(void)
+{
+    rh_gcs_replica_t *rep = calloc(1, sizeof(*rep));
+
+    if (rep == NULL) {
+        return NULL;
+    }
+    rh_gcs_store_init(&rep->store);
+    rh_hmap_init(&rep->early, sizeof(uint64_t), sizeof(rh_gcs_held_t *));
+    rh_hmap_init(&rep->log, sizeof(uint64_t), sizeof(rh_gcs_held_t *));
+    rep->log_lo = 1;
+    rep->have_state = 1;
+    return rep;
+}
+
+/* The tail sends a joining rank the shard's state as of its last write;
+ * every write it applies after goes there too (rh_gcs_apply_pass). */
+static void rh_gcs_send_state(rh_gcs_replica_t *rep, uint32_t shard, int to)
+{
+    uint64_t slen = rh_gcs_store_pack(&rep->store, NULL);
+    size_t plen = rh_gcs_pub_pack(shard, NULL);
+    size_t len = sizeof(slen) + (size_t)slen + plen;
+    rh_gcs_whdr_t h;
+    uint8_t *buf;
+
+    if (len > UINT32_MAX || (buf = malloc(len)) == NULL) {
+        rh_error("GCS shard %u: no memory to send its %zu-byte state to "
+                 "rank %d", shard, len, to);
+        return;
+    }
+    memcpy(buf, &slen, sizeof(slen));
+    (void)rh_gcs_store_pack(&rep->store, buf + sizeof(slen));
+    (void)rh_gcs_pub_pack(shard, buf + sizeof(slen) + slen);
+    memset(&h, 0, sizeof(h));
+    h.epoch = rh_gcs_map.epoch;
+    h.lsn = rep->store.lsn;
+    h.client = (uint32_t)rh_gcs_rank;
+    h.shard = shard;
+    h.vlen = (uint32_t)len;
+    h.op = RH_GCS_OP_PUT;
+    h.flags = RH_GCS_FWD_STATE;
+    rh_info("GCS shard %u: sending its state (%zu bytes, write %llu) to "
+            "rank %d, which joins the chain", shard, len,
+            (unsigned long long)h.lsn, to);
+    (void)rh_gcs_send(to, RH_AM_ID_GCS_FWD, &h, sizeof(h), buf, len);
+    free(buf);
+}
+
 void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
 {
     rh_gcs_held_t *future = rh_gcs_future, *x;
@@ -492,10 +672,39 @@ void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
         rh_gcs_replica_t *rep = rh_gcs_replicas[s];
         int pos = rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank);
         int next = rh_gcs_map_next(&rh_gcs_map, s, pos);
+        int joiner = rh_gcs_map.joining[s];
 
+        if (joiner == rh_gcs_rank) {
+            /* Joining: the tail of this configuration sends its state; what
+             * we had of another is replaced by it. */
+            if (rep == NULL) {
+                rep = rh_gcs_replica_new();
+                if (rep == NULL) {
+                    rh_error("GCS: no memory to join the chain of shard %u",
+                             s);
+                    continue;
+                }
+                /* rh_gcs_chain_snapshot reads the table from other
+                 * threads, under the map's lock. */
+                pthread_rwlock_wrlock(&rh_gcs_map_lock);
+                rh_gcs_replicas[s] = rep;
+                pthread_rwlock_unlock(&rh_gcs_map_lock);
+            }
+            rep->have_state = 0;
+            while (rh_hmap_pop(&rep->early, NULL, &x)) {
+                rh_gcs_held_free(x);
+            }
+            continue;
+        }
         if (rep == NULL || pos < 0) {
             continue;
         }
+        /* A tail that joined, or that still waits for what its old
+         * predecessor passed on, serves reads once its predecessor's
+         * HANDOFF says how far to go; a head has nobody to wait for. */
+        rep->serve_at = next < 0 && pos > 0 &&
+                        (old->joining[s] == rh_gcs_rank ||
+                         rep->store.lsn < rep->serve_at) ? UINT64_MAX : 0;
         if (next < 0 && rh_gcs_map_tail(old, s) != rh_gcs_rank) {
             /* The new tail: what it kept may not have reached the old
              * one; it answers and publishes it (again). */
@@ -520,6 +729,26 @@ void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
                     rh_gcs_forward(next, &(*slot)->h, (*slot)->data);
                 }
             }
+            if (next == rh_gcs_map_tail(&rh_gcs_map, s)) {
+                rh_gcs_whdr_t h;
+
+                memset(&h, 0, sizeof(h));
+                h.epoch = rh_gcs_map.epoch;
+                h.lsn = rep->store.lsn;
+                h.client = (uint32_t)rh_gcs_rank;
+                h.shard = s;
+                h.flags = RH_GCS_FWD_HANDOFF;
+                (void)rh_gcs_send(next, RH_AM_ID_GCS_FWD, &h, sizeof(h),
+                                  NULL, 0);
+            }
+        }
+        if (next < 0) {
+            /* The tail keeps writes only for a joiner, which gets the whole
+             * state again under each configuration. */
+            rh_gcs_log_drop(rep);
+            if (joiner >= 0) {
+                rh_gcs_send_state(rep, s, joiner);
+            }
         }
     }
     /* Writes sent under this epoch before we knew it. */
@@ -533,6 +762,20 @@ void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old)
         } else {
             x->next = rh_gcs_future;
             rh_gcs_future = x;
+        }
+    }
+}
+
+void rh_gcs_chain_tick(void)
+{
+    /* A joiner that holds the state says so again at each heartbeat until
+     * it is the tail: the leader may have changed, or been busy
+     * proposing. */
+    for (uint32_t s = 0; rh_gcs_replicas != NULL && s < rh_gcs_map.nshards;
+         s++) {
+        if (rh_gcs_map.joining[s] == rh_gcs_rank &&
+            rh_gcs_replicas[s] != NULL && rh_gcs_replicas[s]->have_state) {
+            rh_gcs_caught_up(s, rh_gcs_map.epoch);
         }
     }
 }
@@ -572,16 +815,12 @@ rh_status_t rh_gcs_chain_start(void)
         if (rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank) < 0) {
             continue;
         }
-        rep = calloc(1, sizeof(*rep));
+        rep = rh_gcs_replica_new();
         if (rep == NULL) {
             rh_gcs_chain_stop();
             return rh_error_set(RH_ERR_NO_MEMORY, "GCS replica of shard %u",
                                 s);
         }
-        rh_gcs_store_init(&rep->store);
-        rh_hmap_init(&rep->early, sizeof(uint64_t), sizeof(rh_gcs_held_t *));
-        rh_hmap_init(&rep->log, sizeof(uint64_t), sizeof(rh_gcs_held_t *));
-        rep->log_lo = 1;
         rh_gcs_replicas[s] = rep;
     }
     return RH_OK;
@@ -625,11 +864,12 @@ void rh_gcs_chain_dump(FILE *out)
         const rh_gcs_replica_t *rep = rh_gcs_replicas[s];
         int pos = rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank);
 
-        if (rep == NULL || pos < 0) {
+        if (rep == NULL || (pos < 0 && rh_gcs_map.joining[s] != rh_gcs_rank)) {
             continue;
         }
         fprintf(out, "gcs rank %d shard %u: %s, lsn %llu, %zu bytes, "
                 "reads %llu, subscriptions %zu;", rh_gcs_rank, s,
+                pos < 0 ? "joining" :
                 (uint32_t)pos + 1 == rh_gcs_map.len[s] ? "tail" :
                 pos == 0 ? "head" : "middle",
                 (unsigned long long)rep->store.lsn, rep->store.bytes,
@@ -649,11 +889,11 @@ void rh_gcs_chain_snapshot(FILE *out)
         rh_gcs_replica_t *rep = rh_gcs_replicas[s];
         int pos = rh_gcs_map_pos(&rh_gcs_map, s, rh_gcs_rank);
 
-        if (rep == NULL || pos < 0) {
+        if (rep == NULL || (pos < 0 && rh_gcs_map.joining[s] != rh_gcs_rank)) {
             continue;
         }
         fprintf(out, "gcs replica %u %s lsn %llu bytes %llu reads %llu "
-                "subscriptions %llu", s,
+                "subscriptions %llu", s, pos < 0 ? "joining" :
                 (uint32_t)pos + 1 == rh_gcs_map.len[s] ? "tail" :
                 pos == 0 ? "head" : "middle",
                 (unsigned long long)atomic_load_explicit(

@@ -109,7 +109,8 @@ static void rh_gcs_send_op(rh_gcs_op_t *op, uint64_t floor)
         h.epoch = epoch;
         h.seq = op->seq;
         h.floor = floor;
-        h.expect = op->kind == RH_GCS_OP_CAS ? op->expect : 0;
+        h.expect = op->kind == RH_GCS_OP_CAS || op->kind == RH_GCS_OP_SPUT ||
+                   op->kind == RH_GCS_OP_SDEL ? op->expect : 0;
         h.client = (uint32_t)rh_gcs_rank;
         h.shard = op->shard;
         h.vlen = (uint32_t)op->vlen;
@@ -206,7 +207,7 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
     if (status != RH_OK) {
         return status;
     }
-    if (kind == RH_GCS_OP_DEL) {
+    if (kind == RH_GCS_OP_DEL || kind == RH_GCS_OP_SDEL) {
         op->vlen = 0;
     }
     op->kind = kind;
@@ -236,6 +237,16 @@ rh_status_t rh_gcs_del_async(rh_gcs_op_t *op)
 rh_status_t rh_gcs_cas_async(rh_gcs_op_t *op)
 {
     return rh_gcs_write_async(op, RH_GCS_OP_CAS, -1);
+}
+
+rh_status_t rh_gcs_sput_async(rh_gcs_op_t *op)
+{
+    return rh_gcs_write_async(op, RH_GCS_OP_SPUT, -1);
+}
+
+rh_status_t rh_gcs_sdel_async(rh_gcs_op_t *op)
+{
+    return rh_gcs_write_async(op, RH_GCS_OP_SDEL, -1);
 }
 
 rh_status_t rh_gcs_get_async(rh_gcs_op_t *op)

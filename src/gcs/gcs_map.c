@@ -30,10 +30,11 @@ rh_status_t rh_gcs_map_build(rh_gcs_map_t *m, int size, const int *node_of,
     seen = calloc(3 * (size_t)nnodes, sizeof(*seen));
     byrank = malloc((size_t)size * sizeof(*byrank));
     m->len = malloc(shards * sizeof(*m->len));
+    m->joining = malloc(shards * sizeof(*m->joining));
     m->dead = calloc((size_t)size, 1);
     m->chain = malloc((size_t)shards * replicas * sizeof(*m->chain));
     if (order == NULL || seen == NULL || byrank == NULL || m->len == NULL ||
-        m->chain == NULL || m->dead == NULL) {
+        m->chain == NULL || m->dead == NULL || m->joining == NULL) {
         goto err_nomem;
     }
     cnt = seen + nnodes;
@@ -68,6 +69,7 @@ rh_status_t rh_gcs_map_build(rh_gcs_map_t *m, int size, const int *node_of,
     }
     for (uint32_t s = 0; s < shards; s++) {
         m->len[s] = replicas;
+        m->joining[s] = -1;
         for (uint32_t i = 0; i < replicas; i++) {
             m->chain[(size_t)s * replicas + i] =
                 order[(s + i) % (uint32_t)size];
@@ -99,6 +101,7 @@ void rh_gcs_map_free(rh_gcs_map_t *m)
 {
     free(m->len);
     free(m->chain);
+    free(m->joining);
     free(m->dead);
     memset(m, 0, sizeof(*m));
 }
@@ -128,14 +131,18 @@ rh_status_t rh_gcs_map_copy(rh_gcs_map_t *dst, const rh_gcs_map_t *src)
 
     m.len = malloc(src->nshards * sizeof(*m.len));
     m.chain = malloc(nchain * sizeof(*m.chain));
+    m.joining = malloc(src->nshards * sizeof(*m.joining));
     m.dead = malloc(src->size);
-    if (m.len == NULL || m.chain == NULL || m.dead == NULL) {
+    if (m.len == NULL || m.chain == NULL || m.dead == NULL ||
+        m.joining == NULL) {
         free(m.len);
         free(m.chain);
+        free(m.joining);
         free(m.dead);
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS configuration copy");
     }
     memcpy(m.len, src->len, src->nshards * sizeof(*m.len));
+    memcpy(m.joining, src->joining, src->nshards * sizeof(*m.joining));
     memcpy(m.chain, src->chain, nchain * sizeof(*m.chain));
     memcpy(m.dead, src->dead, src->size);
     rh_gcs_map_free(dst);
@@ -165,8 +172,47 @@ int rh_gcs_map_drop(rh_gcs_map_t *m, int rank)
         }
         changed |= k != m->len[s];
         m->len[s] = k;
+        if (m->joining[s] == rank) {
+            m->joining[s] = -1;
+            changed = 1;
+        }
     }
     return changed;
+}
+
+int rh_gcs_map_pick_joiner(const rh_gcs_map_t *m, uint32_t shard,
+                           const uint8_t *alive, const int *node_of)
+{
+    const int32_t *c = m->chain + (size_t)shard * m->replicas;
+    int best = -1, best_other = 0;
+    size_t best_load = 0;
+
+    if (m->len[shard] == 0 || m->len[shard] >= m->replicas ||
+        m->joining[shard] >= 0) {
+        return -1;
+    }
+    for (uint32_t r = 0; r < m->size; r++) {
+        int other = 1;
+        size_t load = 0;
+
+        if (m->dead[r] || !alive[r] || rh_gcs_map_pos(m, shard, (int)r) >= 0) {
+            continue;
+        }
+        for (uint32_t i = 0; i < m->len[shard]; i++) {
+            other &= node_of[c[i]] != node_of[r];
+        }
+        for (uint32_t s = 0; s < m->nshards; s++) {
+            load += rh_gcs_map_pos(m, s, (int)r) >= 0 ||
+                    m->joining[s] == (int32_t)r;
+        }
+        if (best < 0 || other > best_other ||
+            (other == best_other && load < best_load)) {
+            best = (int)r;
+            best_other = other;
+            best_load = load;
+        }
+    }
+    return best;
 }
 
 /* Wire form: the fixed fields, then len, chain and dead. */
@@ -180,7 +226,8 @@ typedef struct rh_gcs_map_wire {
 size_t rh_gcs_map_packed_size(const rh_gcs_map_t *m)
 {
     return sizeof(rh_gcs_map_wire_t) + m->nshards * sizeof(uint32_t) +
-           (size_t)m->nshards * m->replicas * sizeof(int32_t) + m->size;
+           (size_t)m->nshards * m->replicas * sizeof(int32_t) +
+           m->nshards * sizeof(int32_t) + m->size;
 }
 
 void rh_gcs_map_pack(const rh_gcs_map_t *m, void *buf)
@@ -201,6 +248,8 @@ void rh_gcs_map_pack(const rh_gcs_map_t *m, void *buf)
     p += m->nshards * sizeof(uint32_t);
     memcpy(p, m->chain, (size_t)m->nshards * m->replicas * sizeof(int32_t));
     p += (size_t)m->nshards * m->replicas * sizeof(int32_t);
+    memcpy(p, m->joining, m->nshards * sizeof(int32_t));
+    p += m->nshards * sizeof(int32_t);
     memcpy(p, m->dead, m->size);
 }
 
@@ -242,8 +291,10 @@ rh_status_t rh_gcs_map_unpack(rh_gcs_map_t *m, const void *buf, size_t len)
     }
     n.len = malloc(n.nshards * sizeof(*n.len));
     n.chain = malloc(nchain * sizeof(*n.chain));
+    n.joining = malloc(n.nshards * sizeof(*n.joining));
     n.dead = malloc(n.size);
-    if (n.len == NULL || n.chain == NULL || n.dead == NULL) {
+    if (n.len == NULL || n.chain == NULL || n.dead == NULL ||
+        n.joining == NULL) {
         rh_gcs_map_free(&n);
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS configuration");
     }
@@ -251,9 +302,16 @@ rh_status_t rh_gcs_map_unpack(rh_gcs_map_t *m, const void *buf, size_t len)
     p += n.nshards * sizeof(*n.len);
     memcpy(n.chain, p, nchain * sizeof(*n.chain));
     p += nchain * sizeof(*n.chain);
+    memcpy(n.joining, p, n.nshards * sizeof(*n.joining));
+    p += n.nshards * sizeof(*n.joining);
     memcpy(n.dead, p, n.size);
     for (uint32_t s = 0; s < n.nshards; s++) {
-        if (n.len[s] > n.replicas) {
+        if (n.len[s] > n.replicas || n.joining[s] < -1 ||
+            (n.joining[s] >= 0 && ((uint32_t)n.joining[s] >= n.size ||
+                                   n.len[s] == 0 ||
+                                   n.len[s] >= n.replicas ||
+                                   rh_gcs_map_pos(&n, s, n.joining[s]) >=
+                                   0))) {
             goto err_bad;
         }
         for (uint32_t i = 0; i < n.len[s]; i++) {

@@ -26,6 +26,9 @@ typedef struct rh_gcs_map {
     int32_t   masters[RH_GCS_MASTERS_MAX];
     uint32_t *len;         /* nshards: live members of each chain */
     int32_t  *chain;       /* nshards x replicas ranks, head first */
+    int32_t  *joining;     /* nshards: a rank catching up behind the tail
+                            * to become the next tail of a chain that lost
+                            * a member, -1: none */
     uint8_t  *dead;        /* size: 1 for a rank the configuration dropped */
 } rh_gcs_map_t;
 
@@ -43,6 +46,13 @@ rh_status_t rh_gcs_map_copy(rh_gcs_map_t *dst, const rh_gcs_map_t *src);
 /* Drops rank from every chain (the survivors keep their order) and marks it
  * dead; does not change the epoch. 1 when something changed. */
 int rh_gcs_map_drop(rh_gcs_map_t *m, int rank);
+
+/* A rank to join shard's chain, which has fewer than replicas members and
+ * no rank joining: one alive (alive[r] != 0), not dead and not in the
+ * chain, on a node the chain does not use where there is one, then the one
+ * holding the fewest chain places (node_of: size entries); -1: none. */
+int rh_gcs_map_pick_joiner(const rh_gcs_map_t *m, uint32_t shard,
+                           const uint8_t *alive, const int *node_of);
 
 /* The wire form: rh_gcs_map_packed_size bytes. unpack validates every field
  * (RH_ERR_MALFORMED) and replaces m's contents only on success. */

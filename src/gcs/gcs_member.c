@@ -34,7 +34,8 @@
 
 enum { RH_GCS_HB_PING = 0, RH_GCS_HB_PONG = 1 };
 enum { RH_GCS_CONF_PROPOSE = 1, RH_GCS_CONF_ACCEPT = 2,
-       RH_GCS_CONF_REJECT = 3, RH_GCS_CONF_NEW = 4 };
+       RH_GCS_CONF_REJECT = 3, RH_GCS_CONF_NEW = 4,
+       RH_GCS_CONF_CAUGHT = 5 /* joining rank -> masters; voters: shard */ };
 
 typedef struct rh_gcs_hb_hdr {
     uint64_t epoch;
@@ -65,6 +66,10 @@ static struct {
     uint32_t       votes;
     uint64_t       proposed_ns;
     int            proposing;
+    int32_t       *caught;          /* nshards: the joining rank that holds
+                                     * the shard's state under our epoch,
+                                     * -1: none */
+    uint8_t       *alive;           /* size: scratch for picking joiners */
     /* the timer */
     pthread_t      timer;
     pthread_mutex_t timer_lock;
@@ -169,6 +174,18 @@ void rh_gcs_offer_conf(int dest)
     rh_gcs_send_conf(dest, RH_GCS_CONF_NEW, 0, &rh_gcs_map, 0);
 }
 
+void rh_gcs_caught_up(uint32_t shard, uint64_t epoch)
+{
+    rh_gcs_conf_hdr_t h = { epoch, RH_GCS_CONF_CAUGHT, shard };
+
+    for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
+        if (!rh_gcs_map.dead[rh_gcs_map.masters[i]]) {
+            (void)rh_gcs_send(rh_gcs_map.masters[i], RH_AM_ID_GCS_CONF, &h,
+                              sizeof(h), NULL, 0);
+        }
+    }
+}
+
 /* Writes each newly dead rank into the node table, for subscribers. */
 static void rh_gcs_death_done(rh_gcs_op_t *op)
 {
@@ -232,6 +249,9 @@ static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
     if (rh_gcs_mb.proposing && rh_gcs_mb.proposal.epoch <= m->epoch) {
         rh_gcs_mb.proposing = 0;
     }
+    for (uint32_t s = 0; rh_gcs_mb.caught != NULL && s < m->nshards; s++) {
+        rh_gcs_mb.caught[s] = -1;   /* a joiner catches up again under it */
+    }
     rh_info("GCS epoch %llu", (unsigned long long)m->epoch);
     if (m->dead[rh_gcs_rank]) {
         rh_warn("GCS epoch %llu dropped this rank (rank %d): the others "
@@ -272,8 +292,48 @@ static int rh_gcs_leader(void)
     return -1;
 }
 
-/* The leader: a new configuration without the suspects, on top of the
- * highest one accepted or committed. */
+/* Chains that lost members grow back, one rank at a time: a live rank
+ * not in the chain joins it behind the tail (m->joining), which sends it
+ * the shard's state and then every write it applies; once the joiner says
+ * it caught up under our epoch, the next configuration makes it the tail.
+ * 1 when m changed. */
+static int rh_gcs_grow(rh_gcs_map_t *m)
+{
+    uint64_t now = rh_time_ns();
+    int changed = 0;
+
+    for (uint32_t r = 0; r < m->size; r++) {
+        rh_gcs_mb.alive[r] = !rh_gcs_mb.suspect[r] && !m->dead[r] &&
+                             ((int)r == rh_gcs_rank ||
+                              (rh_gcs_mb.last_seen[r] != 0 &&
+                               now - rh_gcs_mb.last_seen[r] <=
+                               rh_gcs_mb.timeout_ns));
+    }
+    for (uint32_t s = 0; s < m->nshards; s++) {
+        int j = m->joining[s];
+
+        if (j >= 0 && rh_gcs_mb.caught[s] == j && m->len[s] < m->replicas &&
+            m->epoch == rh_gcs_map.epoch) {
+            m->chain[(size_t)s * m->replicas + m->len[s]++] = j;
+            m->joining[s] = -1;
+            changed = 1;
+            rh_info("GCS: rank %d becomes the tail of shard %u", j, s);
+        }
+        if (m->joining[s] < 0) {
+            j = rh_gcs_map_pick_joiner(m, s, rh_gcs_mb.alive,
+                                       rh_gcs_node_of);
+            if (j >= 0) {
+                m->joining[s] = j;
+                changed = 1;
+                rh_info("GCS: rank %d joins the chain of shard %u", j, s);
+            }
+        }
+    }
+    return changed;
+}
+
+/* The leader: a new configuration without the suspects, with chains grown
+ * back, on top of the highest one accepted or committed. */
 static void rh_gcs_propose(void)
 {
     const rh_gcs_map_t *base = rh_gcs_mb.accepted.epoch > rh_gcs_map.epoch ?
@@ -288,6 +348,7 @@ static void rh_gcs_propose(void)
             changed |= rh_gcs_map_drop(&rh_gcs_mb.proposal, (int)r);
         }
     }
+    changed |= rh_gcs_grow(&rh_gcs_mb.proposal);
     if (!changed && base == &rh_gcs_map) {
         return;
     }
@@ -360,6 +421,18 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
         }
     }
     memset(&m, 0, sizeof(m));
+    if (h.kind == RH_GCS_CONF_CAUGHT) {
+        if (rh_gcs_mb.my_master >= 0 && h.voters < rh_gcs_map.nshards &&
+            h.epoch == rh_gcs_map.epoch &&
+            rh_gcs_map.joining[h.voters] == src) {
+            rh_gcs_mb.caught[h.voters] = src;
+            if (rh_gcs_leader() == rh_gcs_rank && !rh_gcs_mb.proposing &&
+                !atomic_load(&rh_gcs_mb.quiet)) {
+                rh_gcs_propose();
+            }
+        }
+        return RH_OK;
+    }
     if (h.kind != RH_GCS_CONF_ACCEPT) {
         if (msg->data == NULL ||
             rh_gcs_map_unpack(&m, msg->data, msg->data_len) != RH_OK ||
@@ -477,6 +550,7 @@ static void rh_gcs_tick(rh_tp_op_t *op)
         }
     }
     rh_gcs_client_tick(now);
+    rh_gcs_chain_tick();
     beat = atomic_load(&rh_gcs_beat);
     if (beat != NULL) {
         beat();
@@ -595,7 +669,15 @@ rh_status_t rh_gcs_member_start(void)
     }
     rh_gcs_mb.last_seen = calloc(rh_gcs_map.size, sizeof(uint64_t));
     rh_gcs_mb.suspect = calloc(rh_gcs_map.size, 1);
+    rh_gcs_mb.alive = calloc(rh_gcs_map.size, 1);
+    rh_gcs_mb.caught = malloc(rh_gcs_map.nshards *
+                              sizeof(*rh_gcs_mb.caught));
+    for (uint32_t s = 0; rh_gcs_mb.caught != NULL && s < rh_gcs_map.nshards;
+         s++) {
+        rh_gcs_mb.caught[s] = -1;
+    }
     if (rh_gcs_mb.last_seen == NULL || rh_gcs_mb.suspect == NULL ||
+        rh_gcs_mb.alive == NULL || rh_gcs_mb.caught == NULL ||
         rh_gcs_map_copy(&rh_gcs_mb.accepted, &rh_gcs_map) != RH_OK) {
         rh_gcs_member_stop();
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS membership");
@@ -644,8 +726,12 @@ void rh_gcs_member_stop(void)
     rh_gcs_member_quiesce();
     free(rh_gcs_mb.last_seen);
     free(rh_gcs_mb.suspect);
+    free(rh_gcs_mb.alive);
+    free(rh_gcs_mb.caught);
     rh_gcs_mb.last_seen = NULL;
     rh_gcs_mb.suspect = NULL;
+    rh_gcs_mb.alive = NULL;
+    rh_gcs_mb.caught = NULL;
     rh_gcs_map_free(&rh_gcs_mb.accepted);
     rh_gcs_map_free(&rh_gcs_mb.proposal);
 }

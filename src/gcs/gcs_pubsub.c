@@ -124,9 +124,10 @@ static void rh_gcs_pub_send(uint32_t shard, const rh_gcs_write_t *w,
     p.version = res->version;
     p.id = m->id;
     p.shard = shard;
-    p.vlen = w->op == RH_GCS_OP_DEL ? 0 : w->vlen;
+    p.op = w->op == RH_GCS_OP_DEL || w->op == RH_GCS_OP_SDEL ?
+           RH_GCS_OP_DEL : RH_GCS_OP_PUT;
+    p.vlen = p.op == RH_GCS_OP_DEL ? 0 : w->vlen;
     p.klen = w->klen;
-    p.op = w->op == RH_GCS_OP_DEL ? RH_GCS_OP_DEL : RH_GCS_OP_PUT;
     p.table = w->table;
     len = (size_t)p.klen + p.vlen;
     buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
@@ -200,6 +201,57 @@ void rh_gcs_pub_resend(uint32_t shard, const rh_gcs_write_t *w,
     for (uint32_t i = 0; i < n; i++) {
         rh_gcs_pub_send(shard, w, res, &matches[i]);
     }
+}
+
+size_t rh_gcs_pub_pack(uint32_t shard, void *buf)
+{
+    const rh_gcs_shard_subs_t *ss = &rh_gcs_subs[shard];
+    uint64_t n = ss->n;
+
+    if (buf != NULL) {
+        memcpy(buf, &n, sizeof(n));
+        if (n != 0) {
+            memcpy((uint8_t *)buf + sizeof(n), ss->v, n * sizeof(*ss->v));
+        }
+    }
+    return sizeof(n) + n * sizeof(*ss->v);
+}
+
+rh_status_t rh_gcs_pub_unpack(uint32_t shard, const void *buf, size_t len)
+{
+    rh_gcs_shard_subs_t *ss = &rh_gcs_subs[shard];
+    rh_gcs_sub_rec_t *v = NULL;
+    uint64_t n;
+
+    if (len < sizeof(n)) {
+        return rh_error_set(RH_ERR_MALFORMED, "GCS subscriptions of %zu "
+                            "bytes", len);
+    }
+    memcpy(&n, buf, sizeof(n));
+    if (n > (len - sizeof(n)) / sizeof(*v) ||
+        len != sizeof(n) + n * sizeof(*v)) {
+        return rh_error_set(RH_ERR_MALFORMED, "GCS subscriptions of %zu "
+                            "bytes", len);
+    }
+    if (n != 0) {
+        v = malloc(n * sizeof(*v));
+        if (v == NULL) {
+            return rh_error_set(RH_ERR_NO_MEMORY, "GCS subscriptions");
+        }
+        memcpy(v, (const uint8_t *)buf + sizeof(n), n * sizeof(*v));
+        for (uint64_t i = 0; i < n; i++) {
+            if (v[i].plen > RH_GCS_KEY_MAX || v[i].kind < RH_GCS_SUB_KEY ||
+                v[i].kind > RH_GCS_SUB_TABLE) {
+                free(v);
+                return rh_error_set(RH_ERR_MALFORMED, "GCS subscription "
+                                    "out of range");
+            }
+        }
+    }
+    free(ss->v);
+    ss->v = v;
+    ss->n = ss->cap = n;
+    return RH_OK;
 }
 
 size_t rh_gcs_pub_count(uint32_t shard)

@@ -40,6 +40,12 @@ void rh_gcs_pub_resend(uint32_t shard, const rh_gcs_write_t *w,
                        const rh_gcs_result_t *res,
                        const rh_gcs_pub_match_t *matches, uint32_t n);
 
+/* Shard's subscriptions and their match counts, packed for a replica that
+ * joins the chain (buf NULL: only the size; returns the bytes), and
+ * unpacked there in place of its own. */
+size_t rh_gcs_pub_pack(uint32_t shard, void *buf);
+rh_status_t rh_gcs_pub_unpack(uint32_t shard, const void *buf, size_t len);
+
 /* Subscriptions this rank holds for shard (dump). */
 size_t rh_gcs_pub_count(uint32_t shard);
 

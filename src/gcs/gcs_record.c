@@ -23,6 +23,8 @@ struct rh_gcs_record {
     size_t          next_len;
     int             has_next;
     int             next_del;   /* the waiting change deletes the key */
+    int             next_stamped;   /* ... with a stamp (sput, sdel) */
+    uint64_t        next_stamp;
     uint64_t        sets, acked;
     uint8_t         key[RH_GCS_KEY_MAX];
 };
@@ -70,12 +72,14 @@ static void rh_gcs_record_kick(rh_gcs_record_t *r, int ended, int drop)
             }
             return;
         }
-        int del = r->next_del;
+        int del = r->next_del, stamped = r->next_stamped;
 
         r->cur = r->next;
         r->next = NULL;
         r->has_next = 0;
         r->next_del = 0;
+        r->next_stamped = 0;
+        r->op.expect = r->next_stamp;
         r->busy = 1;
         upto = r->sets;
         r->op.value = r->cur;
@@ -83,7 +87,9 @@ static void rh_gcs_record_kick(rh_gcs_record_t *r, int ended, int drop)
         r->op.arg = (void *)(uintptr_t)upto;
         r->op.done = rh_gcs_record_done;
         pthread_mutex_unlock(&r->lock);
-        if ((del ? rh_gcs_del_async(&r->op) : rh_gcs_put_async(&r->op)) ==
+        if ((stamped ? (del ? rh_gcs_sdel_async(&r->op) :
+                        rh_gcs_sput_async(&r->op)) :
+             del ? rh_gcs_del_async(&r->op) : rh_gcs_put_async(&r->op)) ==
             RH_OK) {
             return;   /* done kicks again (it may have already) */
         }
@@ -97,8 +103,10 @@ static void rh_gcs_record_kick(rh_gcs_record_t *r, int ended, int drop)
 
 static void rh_gcs_record_done(rh_gcs_op_t *op)
 {
-    /* A delete of a key never written (or deleted already) is done too. */
-    if (op->status != RH_OK && op->status != RH_ERR_NOT_FOUND) {
+    /* A delete of a key never written (or deleted already) is done too,
+     * and so is a stamped write that a later change overtook. */
+    if (op->status != RH_OK && op->status != RH_ERR_NOT_FOUND &&
+        op->status != RH_ERR_CONFLICT) {
         rh_debug("GCS record of table %s not written: %s",
                  rh_gcs_table_name(op->table),
                  rh_status_string(op->status));
@@ -109,7 +117,8 @@ static void rh_gcs_record_done(rh_gcs_op_t *op)
 /* The change (value, or a delete) waits for its turn, replacing any other
  * still waiting. */
 static void rh_gcs_record_change(rh_gcs_record_t *r, void *value,
-                                 size_t vlen, int del)
+                                 size_t vlen, int del, int stamped,
+                                 uint64_t stamp)
 {
     pthread_mutex_lock(&r->lock);
     r->sets++;
@@ -117,6 +126,8 @@ static void rh_gcs_record_change(rh_gcs_record_t *r, void *value,
     r->next = value;
     r->next_len = vlen;
     r->next_del = del;
+    r->next_stamped = stamped;
+    r->next_stamp = stamp;
     r->has_next = 1;
     pthread_mutex_unlock(&r->lock);
     rh_gcs_record_kick(r, 0, 0);
@@ -146,8 +157,9 @@ rh_gcs_record_t *rh_gcs_record_new(int table, const void *key, size_t klen)
     return r;
 }
 
-rh_status_t rh_gcs_record_set(rh_gcs_record_t *r, const void *value,
-                              size_t vlen)
+static rh_status_t rh_gcs_record_put(rh_gcs_record_t *r, const void *value,
+                                     size_t vlen, int stamped,
+                                     uint64_t stamp)
 {
     void *copy;
 
@@ -166,18 +178,41 @@ rh_status_t rh_gcs_record_set(rh_gcs_record_t *r, const void *value,
     if (vlen != 0) {
         memcpy(copy, value, vlen);
     }
-    rh_gcs_record_change(r, copy, vlen, 0);
+    rh_gcs_record_change(r, copy, vlen, 0, stamped, stamp);
     return RH_OK;
 }
 
-rh_status_t rh_gcs_record_delete(rh_gcs_record_t *r)
+rh_status_t rh_gcs_record_set(rh_gcs_record_t *r, const void *value,
+                              size_t vlen)
+{
+    return rh_gcs_record_put(r, value, vlen, 0, 0);
+}
+
+rh_status_t rh_gcs_record_set_stamped(rh_gcs_record_t *r, const void *value,
+                                      size_t vlen, uint64_t stamp)
+{
+    return rh_gcs_record_put(r, value, vlen, 1, stamp);
+}
+
+static rh_status_t rh_gcs_record_del(rh_gcs_record_t *r, int stamped,
+                                     uint64_t stamp)
 {
     if (r == NULL) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "GCS record: a record is "
                             "needed");
     }
-    rh_gcs_record_change(r, NULL, 0, 1);
+    rh_gcs_record_change(r, NULL, 0, 1, stamped, stamp);
     return RH_OK;
+}
+
+rh_status_t rh_gcs_record_delete(rh_gcs_record_t *r)
+{
+    return rh_gcs_record_del(r, 0, 0);
+}
+
+rh_status_t rh_gcs_record_delete_stamped(rh_gcs_record_t *r, uint64_t stamp)
+{
+    return rh_gcs_record_del(r, 1, stamp);
 }
 
 static int rh_gcs_record_caught_up(void *arg)

@@ -29,6 +29,13 @@ rh_status_t rh_gcs_record_set(rh_gcs_record_t *r, const void *value,
  * among the sets. From any thread. */
 rh_status_t rh_gcs_record_delete(rh_gcs_record_t *r);
 
+/* The same with a stamp (rh_gcs_sput_async, rh_gcs_sdel_async): for a
+ * record that other processes, not ordered with this one, write or delete
+ * too. A set overtaken by a later stamp counts as acknowledged. */
+rh_status_t rh_gcs_record_set_stamped(rh_gcs_record_t *r, const void *value,
+                                      size_t vlen, uint64_t stamp);
+rh_status_t rh_gcs_record_delete_stamped(rh_gcs_record_t *r, uint64_t stamp);
+
 /* Waits until every set and delete made so far ended (1), or the deadline
  * (rh_time_ns; 0: none) passed (0). Not on the progress thread (0). */
 int rh_gcs_record_wait(rh_gcs_record_t *r, uint64_t deadline_ns);

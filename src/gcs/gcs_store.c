@@ -86,7 +86,7 @@ const rh_gcs_entry_t *rh_gcs_store_get(const rh_gcs_store_t *s,
 {
     rh_gcs_entry_t **pe = rh_gcs_store_slot(s, table, key, klen, NULL);
 
-    return pe != NULL ? *pe : NULL;
+    return pe != NULL && !(*pe)->tomb ? *pe : NULL;
 }
 
 int rh_gcs_store_applied(rh_gcs_store_t *s, uint32_t client, uint64_t seq,
@@ -134,14 +134,16 @@ static void rh_gcs_store_prune(rh_gcs_store_t *s)
 static rh_status_t rh_gcs_store_set(rh_gcs_store_t *s, const rh_gcs_write_t *w,
                                     rh_gcs_entry_t **pe, uint64_t hash)
 {
+    uint64_t stamp = w->op == RH_GCS_OP_SPUT ? w->expect : 0;
     rh_gcs_entry_t *e;
 
     /* A record rewritten with a value of the same length (a heartbeat, a
      * counter, a state) is rewritten in place: no allocation per write on
      * every member. */
-    if (pe != NULL && (*pe)->vlen == w->vlen) {
+    if (pe != NULL && !(*pe)->tomb && (*pe)->vlen == w->vlen) {
         e = *pe;
         e->version = w->lsn;
+        e->stamp = stamp;
         if (w->vlen != 0) {
             memcpy(e->bytes + e->klen, w->value, w->vlen);
         }
@@ -154,6 +156,8 @@ static rh_status_t rh_gcs_store_set(rh_gcs_store_t *s, const rh_gcs_write_t *w,
                             (unsigned)(w->klen + w->vlen));
     }
     e->version = w->lsn;
+    e->stamp = stamp;
+    e->tomb = 0;
     e->table = w->table;
     e->klen = w->klen;
     e->vlen = w->vlen;
@@ -164,7 +168,12 @@ static rh_status_t rh_gcs_store_set(rh_gcs_store_t *s, const rh_gcs_write_t *w,
     if (pe != NULL) {
         /* Replace in place: the old entry's neighbours stay linked. */
         e->next = (*pe)->next;
-        s->bytes -= (*pe)->klen + (*pe)->vlen;
+        if ((*pe)->tomb) {
+            s->tombs--;
+            s->count[w->table]++;
+        } else {
+            s->bytes -= (*pe)->klen + (*pe)->vlen;
+        }
         free(*pe);
         *pe = e;
     } else {
@@ -188,12 +197,97 @@ static void rh_gcs_store_remove(rh_gcs_store_t *s, rh_gcs_entry_t **pe,
     rh_gcs_entry_t *e = *pe;
 
     *pe = e->next;
-    s->count[e->table]--;
-    s->bytes -= e->klen + e->vlen;
+    if (e->tomb) {
+        s->tombs--;
+    } else {
+        s->count[e->table]--;
+        s->bytes -= e->klen + e->vlen;
+    }
     free(e);
     if (*(rh_gcs_entry_t **)rh_hmap_get(&s->index, &hash) == NULL) {
         rh_hmap_del(&s->index, &hash, NULL);
     }
+}
+
+/* A stamped delete: the key becomes (or stays) a tombstone of the
+ * delete's stamp, which drops the writes of that stamp and below that come
+ * after it. */
+static rh_status_t rh_gcs_store_tomb(rh_gcs_store_t *s, const rh_gcs_write_t *w,
+                                     rh_gcs_entry_t **pe, uint64_t hash)
+{
+    rh_gcs_entry_t *e, **head;
+
+    if (pe != NULL) {
+        e = *pe;
+        if (!e->tomb) {
+            /* The value goes; the allocation stays (it is the larger). */
+            s->count[e->table]--;
+            s->bytes -= e->klen + e->vlen;
+            s->tombs++;
+            e->tomb = 1;
+            e->vlen = 0;
+        }
+        e->stamp = w->expect;
+        e->version = w->lsn;
+        return RH_OK;
+    }
+    e = malloc(sizeof(*e) + w->klen);
+    if (e == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS tombstone");
+    }
+    head = rh_hmap_put(&s->index, &hash, NULL);
+    if (head == NULL) {
+        free(e);
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS index");
+    }
+    e->version = w->lsn;
+    e->stamp = w->expect;
+    e->tomb = 1;
+    e->table = w->table;
+    e->klen = w->klen;
+    e->vlen = 0;
+    memcpy(e->bytes, w->key, w->klen);
+    e->next = *head;
+    *head = e;
+    s->tombs++;
+    return RH_OK;
+}
+
+/* The stamped ops (see rh_gcs_op_kind_t): the key holds what the highest
+ * stamp seen said, a delete winning over the write of its own stamp, so
+ * it ends the same whatever order the writes and deletes of different
+ * processes arrive in. A delete leaves a tombstone (a key, a stamp) that
+ * stays until a later write replaces it: a write of an older stamp may
+ * still be on its way, from a process that nothing orders with this
+ * one. res->version: the key's version after it. */
+static rh_status_t rh_gcs_store_stamped(rh_gcs_store_t *s,
+                                        const rh_gcs_write_t *w,
+                                        rh_gcs_entry_t **pe, uint64_t hash,
+                                        rh_gcs_result_t *res)
+{
+    rh_gcs_entry_t *e = pe != NULL ? *pe : NULL;
+    uint64_t stamp = w->expect;
+    rh_status_t status = RH_OK;
+
+    res->status = RH_OK;
+    res->version = e != NULL && !e->tomb ? e->version : 0;
+    if (w->op == RH_GCS_OP_SPUT) {
+        if (e != NULL && (e->stamp > stamp ||
+                          (e->tomb && e->stamp == stamp))) {
+            res->status = RH_ERR_CONFLICT;   /* overtaken: dropped */
+        } else {
+            status = rh_gcs_store_set(s, w, pe, hash);
+            res->version = w->lsn;
+        }
+        return status;
+    }
+    if (e != NULL && e->stamp > stamp) {
+        res->status = RH_ERR_NOT_FOUND;   /* a later write's record stays */
+        return RH_OK;
+    }
+    res->status = e != NULL && !e->tomb ? RH_OK : RH_ERR_NOT_FOUND;
+    res->version = 0;
+    return rh_gcs_store_tomb(s, w, pe, hash);
 }
 
 rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
@@ -201,7 +295,7 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
 {
     rh_gcs_cseq_t k = { w->client, 0, w->seq };
     rh_gcs_result_t *slot;
-    rh_gcs_entry_t **pe;
+    rh_gcs_entry_t **pe, *live;
     uint64_t hash, *floor;
     rh_status_t status = RH_OK;
     int added;
@@ -234,35 +328,38 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
         return RH_OK;
     }
     pe = rh_gcs_store_slot(s, w->table, w->key, w->klen, &hash);
+    live = pe != NULL && !(*pe)->tomb ? *pe : NULL;   /* what reads see */
     res->status = RH_OK;
     res->fresh = 0;
+    res->version = 0;
     switch (w->op) {
     case RH_GCS_OP_CAS:
-        if ((pe == NULL ? 0 : (*pe)->version) != w->expect) {
+        if ((live == NULL ? 0 : live->version) != w->expect) {
             res->status = RH_ERR_CONFLICT;
+            res->version = live != NULL ? live->version : 0;
             break;
         }
         /* fall through */
     case RH_GCS_OP_PUT:
         status = rh_gcs_store_set(s, w, pe, hash);
+        res->version = w->lsn;
         break;
     case RH_GCS_OP_DEL:
-        if (pe == NULL) {
+        if (live == NULL) {
             res->status = RH_ERR_NOT_FOUND;
         } else {
             rh_gcs_store_remove(s, pe, hash);
         }
+        break;
+    case RH_GCS_OP_SPUT:
+    case RH_GCS_OP_SDEL:
+        status = rh_gcs_store_stamped(s, w, pe, hash, res);
         break;
     }
     if (status != RH_OK) {
         rh_hmap_del(&s->applied, &k, NULL);
         return status;
     }
-    /* The key's version now: the write's own log index where it set the
-     * key, the old one where a compare-and-swap lost, 0 once deleted. */
-    res->version = w->op == RH_GCS_OP_DEL ? 0 :
-                   res->status == RH_OK ? w->lsn :
-                   pe != NULL ? (*pe)->version : 0;
     /* No put or del on applied since slot was taken (a failed set or
      * delete above changed only the index): slot still points at it. */
     *slot = *res;
@@ -291,4 +388,187 @@ void rh_gcs_store_each(rh_gcs_store_t *s,
             fn(arg, e);
         }
     }
+}
+
+/* ---- state transfer: a joining replica gets the whole store ---------- */
+
+typedef struct rh_gcs_pack_hdr {
+    uint64_t lsn, entries, applied, floors;
+} rh_gcs_pack_hdr_t;
+
+typedef struct rh_gcs_pack_entry {
+    uint64_t version, stamp;
+    uint8_t  tomb, table;
+    uint16_t klen;
+    uint32_t vlen;
+} rh_gcs_pack_entry_t;
+
+typedef struct rh_gcs_pack_applied {
+    rh_gcs_cseq_t   k;
+    rh_gcs_result_t r;
+} rh_gcs_pack_applied_t;
+
+typedef struct rh_gcs_pack_floor {
+    uint32_t client, pad;
+    uint64_t floor;
+} rh_gcs_pack_floor_t;
+
+typedef struct rh_gcs_pack_cursor {
+    uint8_t *p;
+    size_t   n, entries;
+} rh_gcs_pack_cursor_t;
+
+static void rh_gcs_pack_one(void *arg, const rh_gcs_entry_t *e)
+{
+    rh_gcs_pack_cursor_t *c = arg;
+    rh_gcs_pack_entry_t pe = { e->version, e->stamp, e->tomb, e->table,
+                               e->klen, e->vlen };
+    size_t len = sizeof(pe) + e->klen + e->vlen;
+
+    if (c->p != NULL) {
+        memcpy(c->p + c->n, &pe, sizeof(pe));
+        memcpy(c->p + c->n + sizeof(pe), e->bytes, (size_t)e->klen + e->vlen);
+    }
+    c->n += len;
+    c->entries++;
+}
+
+size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf)
+{
+    rh_gcs_pack_cursor_t c = { buf, sizeof(rh_gcs_pack_hdr_t), 0 };
+    rh_gcs_pack_hdr_t h;
+    rh_hmap_iter_t it;
+    void *key, *val;
+
+    rh_gcs_store_each(s, rh_gcs_pack_one, &c);
+    h.lsn = s->lsn;
+    h.entries = c.entries;
+    h.applied = rh_hmap_count(&s->applied);
+    h.floors = rh_hmap_count(&s->floors);
+    if (buf != NULL) {
+        memcpy(buf, &h, sizeof(h));
+        rh_hmap_iter_init(&it, &s->applied);
+        while (rh_hmap_iter_next(&it, &key, &val)) {
+            rh_gcs_pack_applied_t a;
+
+            memcpy(&a.k, key, sizeof(a.k));
+            memcpy(&a.r, val, sizeof(a.r));
+            memcpy(c.p + c.n, &a, sizeof(a));
+            c.n += sizeof(a);
+        }
+        rh_hmap_iter_init(&it, &s->floors);
+        while (rh_hmap_iter_next(&it, &key, &val)) {
+            rh_gcs_pack_floor_t f = { 0, 0, 0 };
+
+            memcpy(&f.client, key, sizeof(f.client));
+            memcpy(&f.floor, val, sizeof(f.floor));
+            memcpy(c.p + c.n, &f, sizeof(f));
+            c.n += sizeof(f);
+        }
+        return c.n;
+    }
+    return c.n + h.applied * sizeof(rh_gcs_pack_applied_t) +
+           h.floors * sizeof(rh_gcs_pack_floor_t);
+}
+
+rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
+                                size_t len)
+{
+    const uint8_t *p = buf, *end = p + len;
+    rh_gcs_pack_hdr_t h;
+
+    rh_gcs_store_fini(s);
+    rh_gcs_store_init(s);
+    if (len < sizeof(h)) {
+        goto err_bad;
+    }
+    memcpy(&h, p, sizeof(h));
+    p += sizeof(h);
+    for (uint64_t i = 0; i < h.entries; i++) {
+        rh_gcs_pack_entry_t pe;
+        rh_gcs_entry_t *e, **head;
+        uint64_t hash;
+
+        if ((size_t)(end - p) < sizeof(pe)) {
+            goto err_bad;
+        }
+        memcpy(&pe, p, sizeof(pe));
+        p += sizeof(pe);
+        if (pe.table >= RH_GCS_NTABLES || pe.klen < 1 ||
+            pe.klen > RH_GCS_KEY_MAX || pe.vlen > RH_GCS_VALUE_MAX ||
+            (pe.tomb && pe.vlen != 0) ||
+            (size_t)(end - p) < (size_t)pe.klen + pe.vlen) {
+            goto err_bad;
+        }
+        e = malloc(sizeof(*e) + pe.klen + pe.vlen);
+        hash = rh_gcs_key_hash(pe.table, p, pe.klen);
+        head = e != NULL ? rh_hmap_put(&s->index, &hash, NULL) : NULL;
+        if (head == NULL) {
+            free(e);
+            rh_gcs_store_fini(s);
+            rh_gcs_store_init(s);
+            return rh_error_set(RH_ERR_NO_MEMORY, "GCS state of %zu bytes",
+                                len);
+        }
+        e->version = pe.version;
+        e->stamp = pe.stamp;
+        e->tomb = pe.tomb;
+        e->table = pe.table;
+        e->klen = pe.klen;
+        e->vlen = pe.vlen;
+        memcpy(e->bytes, p, (size_t)pe.klen + pe.vlen);
+        p += (size_t)pe.klen + pe.vlen;
+        e->next = *head;
+        *head = e;
+        if (e->tomb) {
+            s->tombs++;
+        } else {
+            s->count[e->table]++;
+            s->bytes += (size_t)e->klen + e->vlen;
+        }
+    }
+    if ((size_t)(end - p) != h.applied * sizeof(rh_gcs_pack_applied_t) +
+        h.floors * sizeof(rh_gcs_pack_floor_t)) {
+        goto err_bad;
+    }
+    for (uint64_t i = 0; i < h.applied; i++) {
+        rh_gcs_pack_applied_t a;
+        rh_gcs_result_t *r;
+
+        memcpy(&a, p, sizeof(a));
+        p += sizeof(a);
+        r = rh_hmap_put(&s->applied, &a.k, NULL);
+        if (r == NULL) {
+            goto err_nomem;
+        }
+        *r = a.r;
+    }
+    for (uint64_t i = 0; i < h.floors; i++) {
+        rh_gcs_pack_floor_t f;
+        uint64_t *fl;
+
+        memcpy(&f, p, sizeof(f));
+        p += sizeof(f);
+        fl = rh_hmap_put(&s->floors, &f.client, NULL);
+        if (fl == NULL) {
+            goto err_nomem;
+        }
+        *fl = f.floor;
+    }
+    s->lsn = h.lsn;
+    s->prune_at = 2 * rh_hmap_count(&s->applied);
+    if (s->prune_at < RH_GCS_PRUNE_MIN) {
+        s->prune_at = RH_GCS_PRUNE_MIN;
+    }
+    return RH_OK;
+
+err_nomem:
+    rh_gcs_store_fini(s);
+    rh_gcs_store_init(s);
+    return rh_error_set(RH_ERR_NO_MEMORY, "GCS state of %zu bytes", len);
+err_bad:
+    rh_gcs_store_fini(s);
+    rh_gcs_store_init(s);
+    return rh_error_set(RH_ERR_MALFORMED, "GCS state of %zu bytes does not "
+                        "parse", len);
 }

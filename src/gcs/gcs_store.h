@@ -24,7 +24,19 @@ typedef enum rh_gcs_op_kind {
     RH_GCS_OP_PUT = 1,   /* set the value */
     RH_GCS_OP_DEL = 2,   /* remove the key (RH_ERR_NOT_FOUND when absent) */
     RH_GCS_OP_CAS = 3,   /* set it when its version is `expect` (0: absent) */
-    RH_GCS_OP_MAX = 3
+    /* Stamped: records whose write and delete come from different
+     * processes, so that either may arrive first (a spilled copy's).
+     * `expect` carries the stamp; a delete names the stamp of the write it
+     * undoes, and a later write of the key has a higher stamp. */
+    RH_GCS_OP_SPUT = 4,  /* set it unless it holds a higher stamp, or a
+                          * delete of this stamp came first
+                          * (RH_ERR_CONFLICT: dropped) */
+    RH_GCS_OP_SDEL = 5,  /* unless it holds a higher stamp, remove it and
+                          * keep a tombstone of the stamp, which drops the
+                          * writes of that stamp and below that come later
+                          * (RH_ERR_NOT_FOUND when nothing visible
+                          * changed) */
+    RH_GCS_OP_MAX = 5
 } rh_gcs_op_kind_t;
 
 /* One write as the chain carries it. */
@@ -53,6 +65,9 @@ typedef struct rh_gcs_entry rh_gcs_entry_t;
 struct rh_gcs_entry {
     rh_gcs_entry_t *next;      /* same 64-bit hash */
     uint64_t        version;   /* lsn of the write that set it */
+    uint64_t        stamp;     /* a stamped write's or delete's; else 0 */
+    uint8_t         tomb;      /* 1: a stamped delete's tombstone (no
+                                * value; reads do not see it) */
     uint8_t         table;
     uint16_t        klen;
     uint32_t        vlen;
@@ -65,8 +80,9 @@ typedef struct rh_gcs_store {
     rh_hmap_t floors;       /* client -> its floor */
     size_t    prune_at;     /* applied entries before the next prune */
     uint64_t  lsn;          /* last write applied */
-    size_t    count[RH_GCS_NTABLES];
+    size_t    count[RH_GCS_NTABLES];   /* keys held (not tombstones) */
     size_t    bytes;        /* keys and values held */
+    size_t    tombs;        /* tombstones of stamped deletes */
 } rh_gcs_store_t;
 
 void rh_gcs_store_init(rh_gcs_store_t *s);
@@ -76,7 +92,7 @@ void rh_gcs_store_fini(rh_gcs_store_t *s);
  * shard). */
 uint64_t rh_gcs_key_hash(uint8_t table, const void *key, size_t klen);
 
-/* The entry of a key, NULL when absent. */
+/* The entry of a key, NULL when absent (or a tombstone). */
 const rh_gcs_entry_t *rh_gcs_store_get(const rh_gcs_store_t *s,
                                        uint8_t table, const void *key,
                                        size_t klen);
@@ -93,11 +109,21 @@ int rh_gcs_store_applied(rh_gcs_store_t *s, uint32_t client, uint64_t seq,
 rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
                                rh_gcs_result_t *res);
 
-/* Calls fn for each entry (table order not defined); the entry must not be
- * changed. For catch-up and dumps. */
+/* Calls fn for each entry, tombstones too (table order not defined); the
+ * entry must not be changed. For catch-up and dumps. */
 void rh_gcs_store_each(rh_gcs_store_t *s,
                        void (*fn)(void *arg, const rh_gcs_entry_t *e),
                        void *arg);
+
+/* The whole store (entries, tombstones, what each client's writes
+ * returned, the clients' floors and the log index) in a flat form, for a
+ * replica that joins the chain: with buf NULL, only the size. Returns the
+ * bytes. */
+size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf);
+/* Replaces s's contents (an initialised store) with a packed one;
+ * RH_ERR_MALFORMED or RH_ERR_NO_MEMORY leave it empty. */
+rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
+                                size_t len);
 
 static inline const uint8_t *rh_gcs_entry_value(const rh_gcs_entry_t *e)
 {

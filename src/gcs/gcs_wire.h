@@ -31,6 +31,11 @@ _Static_assert((int)RH_AM_ID_GCS_LAST < (int)RH_AM_ID_FT_FIRST,
 /* FWD flags */
 #define RH_GCS_FWD_REACK 1u   /* a retried write the head had applied: the
                                * tail answers it again if it has it too */
+#define RH_GCS_FWD_STATE 2u   /* tail -> joining rank: the shard's state
+                               * (gcs_chain.c), its log index in lsn */
+#define RH_GCS_FWD_HANDOFF 4u /* a member -> the tail after it, once it
+                               * passed on what it kept: the tail serves
+                               * reads from lsn on */
 
 /* WRITE and FWD; the payload is the key, then the value. */
 typedef struct rh_gcs_whdr {
@@ -95,6 +100,8 @@ extern int rh_gcs_rank;
 extern int rh_gcs_size;
 /* The shard count never changes: threads read it without the lock. */
 extern uint32_t rh_gcs_nshards;
+/* Each rank's node (rh_gcs_size of them), fixed at start. */
+extern int *rh_gcs_node_of;
 
 /* Membership (gcs_member.c). */
 rh_status_t rh_gcs_member_setup(void);
@@ -108,6 +115,9 @@ void rh_gcs_member_stop(void);
 int rh_gcs_lease_ok(void);
 /* Sends our configuration to a rank that showed an older epoch. */
 void rh_gcs_offer_conf(int dest);
+/* A joining rank tells the masters it holds shard's state as of the
+ * configuration of epoch: it may become the tail. */
+void rh_gcs_caught_up(uint32_t shard, uint64_t epoch);
 uint64_t rh_gcs_timeout_ns(void);
 /* Every GCS message goes through here (copied before it returns); the
  * tests' partition drops what crosses it, here and on arrival. */
@@ -121,6 +131,8 @@ rh_status_t rh_gcs_chain_start(void);
 /* After the map changed from old: chains re-form. */
 void rh_gcs_chain_reconfigure(const rh_gcs_map_t *old);
 void rh_gcs_chain_stop(void);
+/* At each GCS heartbeat (progress thread). */
+void rh_gcs_chain_tick(void);
 /* A write of this rank's client to a shard it heads, taken as the WRITE
  * handler would take it: with the transport's token held. */
 void rh_gcs_chain_write_here(const rh_gcs_whdr_t *h, const uint8_t *data);

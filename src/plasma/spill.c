@@ -85,13 +85,14 @@ void rh_store_set_spill_hook(rh_store_spill_fn fn)
     atomic_store_explicit(&rh_spill_hook, fn, memory_order_release);
 }
 
-static void rh_spill_tell(rh_object_id_t id, uint64_t size, int spilled)
+static void rh_spill_tell(rh_object_id_t id, uint64_t size, int spilled,
+                          uint64_t fileno)
 {
     rh_store_spill_fn fn = atomic_load_explicit(&rh_spill_hook,
                                                 memory_order_acquire);
 
     if (fn != NULL) {
-        fn(id, size, spilled);
+        fn(id, size, spilled, fileno);
     }
 }
 
@@ -332,7 +333,7 @@ void rh_spill_forget(rh_store_t *s, rh_store_entry_t *e)
 
     s->hdr->spilled_objects--;
     s->hdr->spilled_bytes -= size;
-    rh_spill_tell(id, size, 0);
+    rh_spill_tell(id, size, 0, e->alloc);   /* the file's number */
     if (i < RH_SPILL_RECS && r->live > 0 && --r->live == 0) {
         rh_spill_rec_free(s, i, 1);
     }
@@ -883,7 +884,7 @@ static int rh_spill_commit(rh_store_t *s, rh_spill_victim_t *v)
     s->hdr->spilled_bytes += v->size;
     s->hdr->spills++;
     s->hdr->spill_written += v->size;
-    rh_spill_tell(v->id, v->size, 1);
+    rh_spill_tell(v->id, v->size, 1, r->fileno);
     return 1;
 }
 

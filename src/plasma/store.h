@@ -162,10 +162,13 @@ rh_status_t rh_store_get(rh_store_t *s, rh_object_id_t id, const void **ptr,
 /* fn (NULL: none) is told, in the process that does it, each time a copy
  * of this process's stores is spilled (spilled 1) or its spilled copy is
  * forgotten (read back or deleted: 0), so that a durable record can be
- * kept (core/object_record.c). It runs with the store's lock held: it must
- * not block nor use the store. */
+ * kept (core/object_record.c). stamp is the spill file's number, the same
+ * for a spill and its forgetting, and higher for a later spill of the same
+ * object on this node (files are numbered in order): it orders the record
+ * writes of several processes. It runs with the store's lock held: it
+ * must not block nor use the store. */
 typedef void (*rh_store_spill_fn)(rh_object_id_t id, uint64_t size,
-                                  int spilled);
+                                  int spilled, uint64_t stamp);
 void rh_store_set_spill_hook(rh_store_spill_fn fn);
 
 /* The bytes of a spilled object, read from its spill file into a buffer

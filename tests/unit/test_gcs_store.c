@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gcs/gcs_map.h"
@@ -341,4 +342,151 @@ Test(gcs_store, a_rewrite_of_the_same_length_or_another_keeps_the_books)
                        5, 3).status, RH_ERR_CONFLICT);
     cr_expect_str_eq(value_of(RH_GCS_T_NODE, "load/1"), "beat 10");
     cr_expect_eq(s.count[RH_GCS_T_NODE], 2);
+}
+
+/* Stamped writes and deletes of one key, from processes that nothing
+ * orders: every order of arrival of spill 3, its delete, spill 5 (and its
+ * delete) ends as the last of them said. */
+Test(gcs_store, stamped_writes_and_deletes_end_right_in_every_order)
+{
+    static const struct { uint8_t op; uint64_t stamp; } ev[4] = {
+        { RH_GCS_OP_SPUT, 3 }, { RH_GCS_OP_SDEL, 3 },
+        { RH_GCS_OP_SPUT, 5 }, { RH_GCS_OP_SDEL, 5 } };
+    static const int perm[24][4] = {
+        {0,1,2,3},{0,1,3,2},{0,2,1,3},{0,2,3,1},{0,3,1,2},{0,3,2,1},
+        {1,0,2,3},{1,0,3,2},{1,2,0,3},{1,2,3,0},{1,3,0,2},{1,3,2,0},
+        {2,0,1,3},{2,0,3,1},{2,1,0,3},{2,1,3,0},{2,3,0,1},{2,3,1,0},
+        {3,0,1,2},{3,0,2,1},{3,1,0,2},{3,1,2,0},{3,2,0,1},{3,2,1,0} };
+
+    uint64_t seq = 1;   /* one client: each write a new number */
+
+    for (int n = 3; n <= 4; n++) {
+        for (int p = 0; p < 24; p++) {
+            char key[32];
+
+            snprintf(key, sizeof(key), "spill/%d/%d", n, p);
+            for (int i = 0; i < 4; i++) {
+                int k = perm[p][i];
+
+                if (k < n) {
+                    apply(ev[k].op, RH_GCS_T_OBJECT, key,
+                          ev[k].op == RH_GCS_OP_SPUT ?
+                          (ev[k].stamp == 3 ? "three" : "five") : NULL,
+                          9, seq++, ev[k].stamp);
+                }
+            }
+            if (n == 3) {
+                cr_expect_str_eq(value_of(RH_GCS_T_OBJECT, key), "five",
+                                 "order %d %d %d %d", perm[p][0], perm[p][1],
+                                 perm[p][2], perm[p][3]);
+            } else {
+                cr_expect_null(value_of(RH_GCS_T_OBJECT, key),
+                               "order %d %d %d %d", perm[p][0], perm[p][1],
+                               perm[p][2], perm[p][3]);
+            }
+        }
+    }
+}
+
+Test(gcs_store, a_stamped_delete_before_its_write_drops_it_and_keeps_books)
+{
+    rh_gcs_result_t r;
+
+    r = apply(RH_GCS_OP_SDEL, RH_GCS_T_OBJECT, "o", NULL, 1, 1, 7);
+    cr_expect_eq(r.status, RH_ERR_NOT_FOUND, "nothing visible changed");
+    cr_expect_eq(s.tombs, 1);
+    cr_expect_eq(s.count[RH_GCS_T_OBJECT], 0, "a tombstone is not a key");
+    r = apply(RH_GCS_OP_SPUT, RH_GCS_T_OBJECT, "o", "late", 2, 1, 7);
+    cr_expect_eq(r.status, RH_ERR_CONFLICT, "the overtaken write is dropped");
+    cr_expect_null(value_of(RH_GCS_T_OBJECT, "o"));
+    r = apply(RH_GCS_OP_SPUT, RH_GCS_T_OBJECT, "o", "again", 2, 2, 8);
+    cr_expect_eq(r.status, RH_OK, "a later spill writes");
+    cr_expect_str_eq(value_of(RH_GCS_T_OBJECT, "o"), "again");
+    cr_expect_eq(s.tombs, 0);
+    cr_expect_eq(s.count[RH_GCS_T_OBJECT], 1);
+    cr_expect_eq(s.bytes, strlen("o") + strlen("again"));
+    r = apply(RH_GCS_OP_SDEL, RH_GCS_T_OBJECT, "o", NULL, 1, 2, 8);
+    cr_expect_eq(r.status, RH_OK);
+    cr_expect_eq(s.bytes, 0);
+    cr_expect_eq(s.count[RH_GCS_T_OBJECT], 0);
+    cr_expect_eq(s.tombs, 1);
+    /* A plain put replaces a tombstone. */
+    apply(RH_GCS_OP_PUT, RH_GCS_T_OBJECT, "o", "plain", 3, 1, 0);
+    cr_expect_str_eq(value_of(RH_GCS_T_OBJECT, "o"), "plain");
+    cr_expect_eq(s.tombs, 0);
+}
+
+/* A chain that lost a member takes a live rank from a node it does not
+ * use; the joiner travels with the configuration and goes when it dies. */
+Test(gcs_map, a_short_chain_picks_a_joiner_on_another_node)
+{
+    int node_of[5] = { 0, 1, 2, 3, 0 };
+    uint8_t alive[5] = { 1, 1, 1, 1, 1 };
+    rh_gcs_map_t m, n;
+    uint8_t buf[1024];
+
+    memset(&n, 0, sizeof(n));
+    cr_assert_eq(rh_gcs_map_build(&m, 5, node_of, 4, 1, 3), RH_OK);
+    /* order 0 1 2 3 4: shard 0 is 0 1 2 */
+    cr_expect_eq(rh_gcs_map_pick_joiner(&m, 0, alive, node_of), -1,
+                 "a full chain takes nobody");
+    rh_gcs_map_drop(&m, 1);
+    cr_expect_eq(rh_gcs_map_pick_joiner(&m, 0, alive, node_of), 3,
+                 "rank 3's node holds none of the chain (rank 4 shares "
+                 "rank 0's)");
+    alive[3] = 0;
+    cr_expect_eq(rh_gcs_map_pick_joiner(&m, 0, alive, node_of), 4);
+    m.joining[0] = 4;
+    cr_expect_eq(rh_gcs_map_pick_joiner(&m, 0, alive, node_of), -1,
+                 "one joiner at a time");
+    cr_assert_leq(rh_gcs_map_packed_size(&m), sizeof(buf));
+    rh_gcs_map_pack(&m, buf);
+    cr_assert_eq(rh_gcs_map_unpack(&n, buf, rh_gcs_map_packed_size(&m)),
+                 RH_OK);
+    cr_expect_eq(n.joining[0], 4);
+    m.joining[0] = 2;   /* a member cannot join its own chain */
+    rh_gcs_map_pack(&m, buf);
+    cr_expect_eq(rh_gcs_map_unpack(&n, buf, rh_gcs_map_packed_size(&m)),
+                 RH_ERR_MALFORMED);
+    m.joining[0] = 4;
+    cr_expect_eq(rh_gcs_map_drop(&m, 4), 1);
+    cr_expect_eq(m.joining[0], -1, "a joiner that died is dropped");
+    rh_gcs_map_free(&m);
+    rh_gcs_map_free(&n);
+}
+
+/* A joining replica gets the whole store: values, versions, tombstones,
+ * the log index, and what each client's writes returned (a retry after
+ * the move is still answered with its first result). */
+Test(gcs_store, the_state_moves_whole_to_a_joining_replica)
+{
+    rh_gcs_store_t t;
+    rh_gcs_result_t res;
+    const rh_gcs_entry_t *e;
+    size_t len;
+    void *buf;
+
+    apply(RH_GCS_OP_PUT, RH_GCS_T_ACTOR, "a", "one", 4, 1, 0);
+    apply(RH_GCS_OP_PUT, RH_GCS_T_NODE, "b", "two", 4, 2, 0);
+    apply(RH_GCS_OP_SDEL, RH_GCS_T_OBJECT, "spill/x", NULL, 5, 1, 9);
+    len = rh_gcs_store_pack(&s, NULL);
+    buf = malloc(len);
+    cr_assert_not_null(buf);
+    cr_expect_eq(rh_gcs_store_pack(&s, buf), len);
+    rh_gcs_store_init(&t);
+    cr_assert_eq(rh_gcs_store_unpack(&t, buf, len), RH_OK);
+    cr_expect_eq(t.lsn, 3);
+    cr_expect_eq(t.bytes, s.bytes);
+    cr_expect_eq(t.tombs, 1);
+    cr_expect_eq(t.count[RH_GCS_T_ACTOR], 1);
+    e = rh_gcs_store_get(&t, RH_GCS_T_NODE, "b", 1);
+    cr_assert_not_null(e);
+    cr_expect_eq(e->version, 2);
+    cr_expect_eq(memcmp(rh_gcs_entry_value(e), "two", 3), 0);
+    cr_expect_eq(rh_gcs_store_applied(&t, 4, 2, &res), 1);
+    cr_expect_eq(res.version, 2);
+    cr_expect_eq(rh_gcs_store_unpack(&t, buf, len - 1), RH_ERR_MALFORMED);
+    cr_expect_eq(t.lsn, 0, "a state that does not parse leaves it empty");
+    rh_gcs_store_fini(&t);
+    free(buf);
 }

@@ -53,8 +53,8 @@ Test(object_record, a_spill_outside_a_job_records_nothing)
 {
     uint64_t now, written, deleted;
 
-    rh_object_record_spilled(rh_object_id_make(1, 2, 0), 64, 1);
-    rh_object_record_spilled(rh_object_id_make(1, 2, 0), 64, 0);
+    rh_object_record_spilled(rh_object_id_make(1, 2, 0), 64, 1, 3);
+    rh_object_record_spilled(rh_object_id_make(1, 2, 0), 64, 0, 3);
     rh_object_record_counts(&now, &written, &deleted);
     cr_expect_eq(now + written + deleted, 0);
 }
