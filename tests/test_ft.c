@@ -117,6 +117,16 @@ Test(ft, failed_task_is_retried_only_with_retry_exceptions)
     rh_run_free(&run);
 }
 
+/* A task that returns a failed call's status without rh_task_fail: the
+ * getter reads the reason the call gave, not the status string alone. */
+Test(ft, failed_task_message_holds_the_reason_its_function_was_given)
+{
+    rh_run_t run = ft("failmsg", NULL);
+
+    expect_ft(&run, "FT TASKMSG OK", 0);
+    rh_run_free(&run);
+}
+
 /* A placement group's bundle whose rank dies is placed again, and the task
  * lost with it runs there; when no node has room left, the task, the
  * group's wait and new tasks into the bundle fail, naming the group and

@@ -516,6 +516,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
     const rh_gpu_hold_t *hold = NULL;
     rh_status_t status;
     uint64_t tl0;
+    unsigned sets;
 
     gpu.active = 0;
     /* Resources are counted once some task asked for more than a CPU;
@@ -567,6 +568,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
         }
     }
     rh_task_running = t;
+    sets = rh_error_sets;
     tl0 = rh_tl_begin();
     if (rh_unlikely((++rh_task_sample & 15) == 0) && !t->is_call) {
         /* One task in 16 is timed: the load the heartbeats report. */
@@ -592,7 +594,13 @@ static void rh_task_execute(rh_task_t *t, void *state)
         return;   /* runs again after its backoff */
     }
     if (status != RH_OK || ctx.failed) {
-        if (!ctx.failed) {
+        if (!ctx.failed && rh_error_sets != sets) {
+            /* It returned the status of a call that said why: that is
+             * the reason the getter needs (bounded, with the name). */
+            snprintf(ctx.message, sizeof(ctx.message), "task %s failed: "
+                     "%s: %.400s", t->fn->name, rh_status_string(status),
+                     rh_last_error());
+        } else if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",
                      t->fn->name, rh_status_string(status));
         }

@@ -27,6 +27,9 @@
  *               again, as a rebuild from lineage and its answer do, over
  *               and over: every get returns the value, and under TSan no
  *               getter races the rebuilds ("FT REBUILD_RACE OK")
+ *   failmsg     a task that returns the status of a call that failed
+ *               (without rh_task_fail), on node 1 and on the driver: the
+ *               getter's message holds the call's reason ("FT TASKMSG OK")
  *   pg_bundle   a STRICT_SPREAD group of 4 one-CPU bundles, one per node;
  *               the task in the bundle of node FT_PG_NODE (1 to 3, default
  *               3) kills its rank: the bundle is placed again on the other
@@ -268,6 +271,16 @@ static rh_status_t ft_flaky(rh_task_ctx_t *ctx)
         return rh_task_fail(ctx, "ft_flaky fails its run %d", n);
     }
     return return_obj(ctx, 42);
+}
+
+/* Returns, without rh_task_fail, the status of a call that failed and
+ * said why (return 0 set twice). */
+static rh_status_t ft_twice(rh_task_ctx_t *ctx)
+{
+    int64_t v = 1;
+    rh_status_t st = rh_task_return(ctx, 0, &v, sizeof(v));
+
+    return st != RH_OK ? st : rh_task_return(ctx, 0, &v, sizeof(v));
 }
 
 /* A put of ours whose ref goes back to the driver; the put is never
@@ -634,6 +647,31 @@ static void exceptions(void)
     printf("FT EXCEPTIONS OK\n");
 }
 
+/* A task that returns a failed call's status: its getter reads the
+ * call's reason, run elsewhere (the answer carries it) and here. */
+static void failmsg(void)
+{
+    for (int node = 1; node >= 0; node--) {
+        rh_task_params_t p = rank_on_node(node, 0);
+        rh_ref_t r;
+        const void *d;
+        size_t len;
+        rh_status_t st;
+
+        CHECK(rh_remote("ft_twice", NULL, 0, &p, &r));
+        st = rh_get(r, &d, &len, TIMEOUT);
+        if (st != RH_ERR_TASK_FAILED ||
+            strstr(rh_last_error(), "task ft_twice failed: invalid "
+                   "parameter: return 0 of task ft_twice is set already") ==
+            NULL) {
+            fail("a task returning a failed call's status", st);
+        }
+        printf("FT TASKMSG node %d: %s\n", node, rh_last_error());
+        rh_release(r);
+    }
+    printf("FT TASKMSG OK\n");
+}
+
 /* ft_pg_step(victim) into bundle b of pg. */
 static rh_status_t pg_step(rh_pg_t pg, int b, int64_t victim, rh_ref_t *r)
 {
@@ -869,6 +907,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_picky", ft_picky, 0, 1));
     CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
+    CHECK(rh_register("ft_twice", ft_twice, 0, 1));
     CHECK(rh_register("ft_pg_step", ft_pg_step, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
@@ -894,6 +933,8 @@ int main(int argc, char **argv)
             owner_died();
         } else if (strcmp(mode, "exceptions") == 0) {
             exceptions();
+        } else if (strcmp(mode, "failmsg") == 0) {
+            failmsg();
         } else if (strcmp(mode, "pg_bundle") == 0) {
             pg_bundle();
         } else if (strcmp(mode, "pg_home") == 0) {
