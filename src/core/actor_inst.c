@@ -424,7 +424,7 @@ static void *rh_inst_thread(void *arg)
  * previous checkpoint stays. */
 static void rh_inst_checkpoint(rh_actor_inst_t *inst)
 {
-    rh_task_ret_t ret = { NULL, 0, 0, 0 };
+    rh_task_ret_t ret = { NULL, 0, 0, 0, 0, NULL };
     rh_task_ctx_t ctx;
     rh_ckpt_hdr_t h = { 0, 0, 0 };
     rh_status_t status;

@@ -30,6 +30,12 @@
  *   failmsg     a task that returns the status of a call that failed
  *               (without rh_task_fail), on node 1 and on the driver: the
  *               getter's message holds the call's reason ("FT TASKMSG OK")
+ *   same_node_sealed, same_node_unsealed
+ *               (4 ranks on 2 nodes) rank 1 is killed; a task on node 1
+ *               writes its return (and seals it) and kills its rank: its
+ *               rerun can only go to the other rank of node 1, where it
+ *               meets that object and must take it over or replace it
+ *               ("FT SAME_NODE SEALED OK", "... UNSEALED OK")
  *   pg_bundle   a STRICT_SPREAD group of 4 one-CPU bundles, one per node;
  *               the task in the bundle of node FT_PG_NODE (1 to 3, default
  *               3) kills its rank: the bundle is placed again on the other
@@ -70,6 +76,8 @@
 #include "core/core.h"
 #include "core/pgroup.h"
 #include "core/placement.h"
+#include "core/task_internal.h"
+#include "plasma/store.h"
 #include "plasma/object_id.h"
 #include "transport/am.h"
 
@@ -281,6 +289,43 @@ static rh_status_t ft_twice(rh_task_ctx_t *ctx)
     rh_status_t st = rh_task_return(ctx, 0, &v, sizeof(v));
 
     return st != RH_OK ? st : rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* Its first run (no file at the path it is given) leaves its return in
+ * the node's store, written (sealed too when asked: as a run that died
+ * between its seal and its answer) and dies; a run that finds the file is
+ * the rerun, on the same node, and returns the same value. */
+static rh_status_t ft_leave(rh_task_ctx_t *ctx)
+{
+    int64_t seal = arg_i64(ctx, 0), *p;
+    const char *path = rh_task_arg(ctx, 1, NULL);
+    rh_object_id_t id = rh_object_id_make(ctx->task->ret_owner,
+                                          ctx->task->ret_counter, 1);
+    rh_status_t st;
+    FILE *f;
+
+    if (access(path, F_OK) == 0) {
+        return return_obj(ctx, 99);
+    }
+    st = rh_task_return_alloc(ctx, 0, OBJ_WORDS * sizeof(*p), (void **)&p);
+    if (st != RH_OK || !ctx->task->ret_foreign) {
+        return rh_task_fail(ctx, "ft_leave runs for another rank");
+    }
+    for (int i = 0; i < OBJ_WORDS; i++) {
+        p[i] = 99;
+    }
+    if (seal && rh_store_seal(rh_core_store(), id) != RH_OK) {
+        return rh_task_fail(ctx, "seal: %s", rh_last_error());
+    }
+    if ((f = fopen(path, "w")) == NULL) {
+        return rh_task_fail(ctx, "cannot write %s", path);
+    }
+    fclose(f);
+    printf("FT VICTIM rank %d dies leaving its %s return\n", rh_rank(),
+           seal ? "sealed" : "unsealed");
+    fflush(stdout);
+    raise(SIGKILL);
+    return RH_OK;
 }
 
 /* A put of ours whose ref goes back to the driver; the put is never
@@ -672,6 +717,34 @@ static void failmsg(void)
     printf("FT TASKMSG OK\n");
 }
 
+/* (4 ranks on 2 nodes) Rank 1 dies, so that a rerun of a task lost on
+ * node 1 has only node 1 left: there it meets the return the lost run
+ * left in the node's store, sealed or not, and must take it over or
+ * replace it. */
+static void same_node(int seal)
+{
+    rh_task_params_t p = rank_on_node(1, 0);
+    int64_t sealed = seal, v = 0;
+    char path[128];
+    rh_arg_t a[2];
+    rh_ref_t r;
+    rh_status_t st;
+
+    snprintf(path, sizeof(path), "/tmp/rayhpc-ft-same-%d-%d", (int)getpid(),
+             seal);
+    a[0] = rh_arg_bytes(&sealed, sizeof(sealed));
+    a[1] = rh_arg_bytes(path, strlen(path) + 1);
+    (void)unlink(path);
+    kill_rank(1);
+    CHECK(rh_remote("ft_leave", a, 2, &p, &r));
+    st = get_value(r, &v);
+    (void)unlink(path);
+    if (st != RH_OK || v != 99) {
+        fail("a rerun on the node where its lost run left its return", st);
+    }
+    printf("FT SAME_NODE %s OK\n", seal ? "SEALED" : "UNSEALED");
+}
+
 /* ft_pg_step(victim) into bundle b of pg. */
 static rh_status_t pg_step(rh_pg_t pg, int b, int64_t victim, rh_ref_t *r)
 {
@@ -896,7 +969,7 @@ int main(int argc, char **argv)
     int me;
 
     parse_victims();
-    if (strcmp(mode, "driver") == 0) {
+    if (strcmp(mode, "driver") == 0 || strncmp(mode, "same_node", 9) == 0) {
         nvictims = 0;
     }
     CHECK(rh_am_register(FT_DIE, 0, 0, on_die, NULL));
@@ -908,6 +981,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
     CHECK(rh_register("ft_twice", ft_twice, 0, 1));
+    CHECK(rh_register("ft_leave", ft_leave, 2, 1));
     CHECK(rh_register("ft_pg_step", ft_pg_step, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
@@ -935,6 +1009,10 @@ int main(int argc, char **argv)
             exceptions();
         } else if (strcmp(mode, "failmsg") == 0) {
             failmsg();
+        } else if (strcmp(mode, "same_node_sealed") == 0) {
+            same_node(1);
+        } else if (strcmp(mode, "same_node_unsealed") == 0) {
+            same_node(0);
         } else if (strcmp(mode, "pg_bundle") == 0) {
             pg_bundle();
         } else if (strcmp(mode, "pg_home") == 0) {
