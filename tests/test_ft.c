@@ -193,6 +193,27 @@ Test(ft, lost_task_runs_again_where_bundles_leave_a_cpu)
     rh_run_free(&run);
 }
 
+/* A bundle lost with its rank that found no room (actors hold the other
+ * ranks' CPUs) is placed once an actor holding CPUs is killed, and its
+ * group's wait and tasks proceed (4 ranks on 4 nodes). */
+Test(ft, bundle_with_no_room_is_placed_when_an_actor_frees_its_cpus)
+{
+    const char *env[] = { "RAYHPC_INLINE_MAX=1K", "RAYHPC_NUM_WORKERS=1",
+                          "RAYHPC_RESOURCES=slot=1", NULL };
+    rh_run_t run = rh_launch(4, 4, 0, "tests/multi/ft_kill", "pg_actor", env,
+                             TIMEOUT);
+
+    cr_expect_eq(rh_count_lines(run.out, "FT PG_ACTOR OK"), 1, "output "
+                 "ends:\n%s", rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "FT FAIL"), 0);
+    cr_expect_eq(rh_count_lines(run.out, "FT VICTIM"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 3, "output ends:\n%s",
+                 rh_tail(run.out, 4000));
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
+
 /* Actor restarts (tests/multi/ft_actor.c): the counter's rank is killed by
  * its own call at a fixed count. */
 static rh_run_t ft_actor(const char *mode)

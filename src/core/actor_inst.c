@@ -34,6 +34,7 @@
 #include "core/actor.h"
 #include "core/actor_order.h"
 #include "core/core.h"
+#include "core/placement.h"
 #include "core/future.h"
 #include "obs/timeline.h"
 #include "sched/pool.h"
@@ -331,6 +332,7 @@ static void rh_inst_finish(rh_actor_inst_t *inst)
     if (inst->keeps_res) {
         rh_gpu_hold_release(&inst->gpu);
         rh_resources_release(&inst->res);
+        rh_place_actor_cpus(-inst->res.cpus);
         inst->keeps_res = 0;
     }
     inst->ended_op.run = rh_inst_ended_run;
@@ -639,6 +641,7 @@ void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res)
 {
     inst->res = *res;
     inst->keeps_res = 1;
+    rh_place_actor_cpus(res->cpus);   /* the global scheduler's books */
     if (rh_gpu_req_wants(res)) {
         rh_gpu_task_keep(&inst->gpu);
     }

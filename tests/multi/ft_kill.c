@@ -54,6 +54,13 @@
  *               1 to 4 and 7; a plain task on rank 6 kills it: its rerun
  *               must go to rank 5, the one rank left with a CPU to run it
  *               ("FT PG_FULL OK")
+ *   pg_actor    (4 ranks on 4 nodes, RAYHPC_NUM_WORKERS=1,
+ *               RAYHPC_RESOURCES=slot=1) actors hold
+ *               the CPUs of ranks 2 and 3, one-bundle groups those of
+ *               ranks 0 and 1; rank 1 dies in its group's task: no room
+ *               for the bundle (the task fails, rh_pg_wait too); the actor
+ *               of rank 3 is killed: the bundle goes to rank 3 and a task
+ *               into it runs ("FT PG_ACTOR OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -949,6 +956,103 @@ static void pg_full(void)
     printf("FT PG_FULL OK\n");
 }
 
+/* An actor that holds its CPUs for its life. */
+static rh_status_t holder_init(rh_task_ctx_t *ctx, void **state)
+{
+    (void)ctx;
+    *state = NULL;
+    return RH_OK;
+}
+
+static rh_status_t holder_ping(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t one = 1;
+
+    (void)state;
+    return rh_task_return(ctx, 0, &one, sizeof(one));
+}
+
+/* (4 ranks on 4 nodes, RAYHPC_NUM_WORKERS=1: one CPU each) Actors hold the
+ * CPUs of ranks 2 and 3, groups those of ranks 0 and 1; rank 1 dies in its
+ * group's task: no rank has room for the bundle (the task fails, the wait
+ * too). The actor of rank 3 is killed: the bundle goes there, and the
+ * group's wait and a task into it proceed. */
+static void pg_actor(void)
+{
+    rh_bundle_t one = { 1, NULL };
+    rh_actor_params_t ap;
+    rh_actor_t act[2];
+    rh_pg_t hold, pg;
+    rh_ref_t r;
+    int64_t v = 0;
+    int rank = -1, node = -1;
+    rh_status_t st;
+
+    for (int i = 0; i < 2; i++) {
+        memset(&ap, 0, sizeof(ap));
+        ap.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS |
+                        RH_ACTOR_PARAM_FIELD_RESOURCES |
+                        RH_ACTOR_PARAM_FIELD_STRATEGY;
+        ap.num_cpus = 1;
+        ap.resources = "slot=1";   /* every rank offers one (the test's) */
+        ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+        ap.node = 2 + i;
+        CHECK(rh_actor_create("Holder", NULL, 0, &ap, &act[i]));
+        CHECK(rh_actor_ready(act[i], TIMEOUT, &rank));
+        if (rank != 2 + i) {
+            fail("an actor not on its node's rank", RH_ERR_INVALID_PARAM);
+        }
+    }
+    /* The global scheduler hears of them with their ranks' heartbeats. */
+    for (double end = rank_now() + 60; rh_place_gs_actor_cpus(2) != 1 ||
+         rh_place_gs_actor_cpus(3) != 1; usleep(10000)) {
+        if (rank_now() > end) {
+            fail("the actors' CPUs never reached the global scheduler",
+                 RH_ERR_TIMEOUT);
+        }
+    }
+    CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &hold));
+    CHECK(rh_pg_wait(hold, TIMEOUT));
+    (void)pg_record_rank(hold, 0, RH_PG_REC_PLACED, 0);
+    CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &pg));
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    (void)pg_record_rank(pg, 0, RH_PG_REC_PLACED, 1);
+    CHECK(pg_step(pg, 0, 1, &r));
+    if ((st = get_value(r, &v)) != RH_ERR_TASK_FAILED) {
+        fail("a task whose bundle found no room after its rank died", st);
+    }
+    rh_release(r);
+    (void)pg_record_rank(pg, 0, RH_PG_REC_RESCHEDULING, -1);
+    if ((st = rh_pg_wait(pg, TIMEOUT)) != RH_ERR_PEER_FAILED) {
+        fail("the wait of a group whose bundle found no room", st);
+    }
+    printf("FT PG_ACTOR no room: %s\n", rh_last_error());
+    CHECK(rh_actor_kill(act[1], 1));
+    (void)pg_record_rank(pg, 0, RH_PG_REC_PLACED, 3);
+    for (double end = rank_now() + 60;
+         rh_pg_bundle_node(pg, 0, &node) != RH_OK; usleep(10000)) {
+        if (rank_now() > end) {
+            fail("the bundle placed again never reached the driver",
+                 RH_ERR_TIMEOUT);
+        }
+    }
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    if (node != 3) {
+        fail("the bundle is not where the actor's CPU was freed",
+             RH_ERR_INVALID_PARAM);
+    }
+    CHECK(pg_step(pg, 0, -1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task into the bundle placed again", st);
+    }
+    rh_release(r);
+    CHECK(rh_pg_remove(pg));
+    CHECK(rh_pg_remove(hold));
+    CHECK(rh_actor_release(act[0]));
+    CHECK(rh_actor_release(act[1]));
+    printf("FT PG_ACTOR OK\n");
+}
+
 static void parse_victims(void)
 {
     const char *v = getenv("FT_VICTIMS"), *k = getenv("FT_KILL_AT");
@@ -969,7 +1073,8 @@ int main(int argc, char **argv)
     int me;
 
     parse_victims();
-    if (strcmp(mode, "driver") == 0 || strncmp(mode, "same_node", 9) == 0) {
+    if (strcmp(mode, "driver") == 0 || strncmp(mode, "same_node", 9) == 0 ||
+        strcmp(mode, "pg_actor") == 0) {
         nvictims = 0;
     }
     CHECK(rh_am_register(FT_DIE, 0, 0, on_die, NULL));
@@ -982,6 +1087,18 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
     CHECK(rh_register("ft_twice", ft_twice, 0, 1));
     CHECK(rh_register("ft_leave", ft_leave, 2, 1));
+    {
+        static const rh_method_def_t holder_methods[] = {
+            { "ping", holder_ping, 0, 1 },
+        };
+        rh_actor_class_t cls = { 0 };
+
+        cls.init = holder_init;
+        cls.init_nargs = 0;
+        cls.methods = holder_methods;
+        cls.num_methods = 1;
+        CHECK(rh_register_actor("Holder", &cls));
+    }
     CHECK(rh_register("ft_pg_step", ft_pg_step, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
@@ -1019,6 +1136,8 @@ int main(int argc, char **argv)
             pg_home();
         } else if (strcmp(mode, "pg_full") == 0) {
             pg_full();
+        } else if (strcmp(mode, "pg_actor") == 0) {
+            pg_actor();
         } else if (strcmp(mode, "driver") == 0) {
             driver_dies();
         } else {
