@@ -367,12 +367,13 @@ typedef struct rh_bundle {
  * group is ready once every bundle holds its resources on a node
  * (rh_pg_wait). A group that cannot be placed now stays pending, with a
  * warning naming what is missing, until resources are freed (rh_pg_remove
- * of another group). Tasks may be submitted into a pending group: they
- * start once their bundle is placed. When a bundle's rank dies, the group
- * places that bundle again where it fits by its strategy (its tasks lost
- * with the rank run again there, later ones wait for it); a bundle that
- * fits nowhere is lost until a group is removed and makes room: tasks into
- * it fail (rh_remote with RH_ERR_PEER_FAILED; their returns, for those
+ * of another group, the end of an actor that held CPUs for its life).
+ * Tasks may be submitted into a pending group: they start once their
+ * bundle is placed. When a bundle's rank dies, the group places that
+ * bundle again where it fits by its strategy (its tasks lost with the rank
+ * run again there, later ones wait for it); a bundle that fits nowhere is
+ * lost until room frees (a group removed, an actor that held CPUs ended, a
+ * change of the job's ranks): tasks into it fail (rh_remote with RH_ERR_PEER_FAILED; their returns, for those
  * that waited or were lost with the rank, with RH_ERR_TASK_FAILED), with a
  * message naming the group and the dead rank (docs/fault-tolerance.md). */
 RH_EXPORT rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,

@@ -401,6 +401,8 @@ if want tsan; then
         RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: a placement group's bundle placed again" 137 "FT PG_BUNDLE OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill pg_bundle
         RAYHPC_INLINE_MAX=1K RAYHPC_NUM_WORKERS=1 tsan_run "fault tolerance: a group's bundle placed again on the owner's rank" 137 "FT PG_HOME OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill pg_home
         RAYHPC_INLINE_MAX=1K RAYHPC_NUM_WORKERS=1 tsan_run "fault tolerance: a rerun avoids ranks whose CPUs bundles hold" 137 "FT PG_FULL OK" 1 -n 8 --nodes 4 ./tests/multi/ft_kill pg_full
+        RAYHPC_INLINE_MAX=1K RAYHPC_NUM_WORKERS=1 RAYHPC_RESOURCES=slot=1 tsan_run "fault tolerance: a lost bundle placed once an actor frees its CPUs" 137 "FT PG_ACTOR OK" 1 -n 4 --nodes 4 ./tests/multi/ft_kill pg_actor
+        RAYHPC_INLINE_MAX=1K tsan_run "fault tolerance: a rerun takes over the sealed return its lost run left" 137 "FT SAME_NODE SEALED OK" 1 -n 4 --nodes 2 ./tests/multi/ft_kill same_node_sealed
         tsan_run "fault tolerance: an actor restarted after its rank died" 137 "FT ACTOR RESTART OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor restart
         tsan_run "fault tolerance: a checkpointed actor restored, its calls resent" 137 "FT ACTOR CHECKPOINT OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor checkpoint
         tsan_run "fault tolerance: a checkpoint asked by a method" 137 "FT ACTOR CHECKPOINT OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor request

@@ -117,6 +117,47 @@ Test(ft, failed_task_is_retried_only_with_retry_exceptions)
     rh_run_free(&run);
 }
 
+/* A task that returns a failed call's status without rh_task_fail: the
+ * getter reads the reason the call gave, not the status string alone. */
+Test(ft, failed_task_message_holds_the_reason_its_function_was_given)
+{
+    rh_run_t run = ft("failmsg", NULL);
+
+    expect_ft(&run, "FT TASKMSG OK", 0);
+    rh_run_free(&run);
+}
+
+/* 4 ranks on 2 nodes, rank 1 killed: a task lost on node 1 runs again on
+ * the other rank of node 1, where the lost run left its return in the
+ * node's store: sealed, it is taken over; unsealed, it is replaced. Both
+ * return the value (before, the rerun failed: "already exists"). */
+static void expect_same_node(const char *mode, const char *ok)
+{
+    const char *env[] = { "RAYHPC_INLINE_MAX=1K", NULL };
+    rh_run_t run = rh_launch(4, 2, 0, "tests/multi/ft_kill", mode, env,
+                             TIMEOUT);
+
+    cr_expect_eq(rh_count_lines(run.out, ok), 1, "no \"%s\"; output ends:"
+                 "\n%s", ok, rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "FT FAIL"), 0);
+    cr_expect_eq(rh_count_lines(run.out, "FT VICTIM"), 2);
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 2, "output ends:\n%s",
+                 rh_tail(run.out, 4000));
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
+
+Test(ft, rerun_on_the_lost_runs_node_takes_over_its_sealed_return)
+{
+    expect_same_node("same_node_sealed", "FT SAME_NODE SEALED OK");
+}
+
+Test(ft, rerun_on_the_lost_runs_node_replaces_its_unsealed_return)
+{
+    expect_same_node("same_node_unsealed", "FT SAME_NODE UNSEALED OK");
+}
+
 /* A placement group's bundle whose rank dies is placed again, and the task
  * lost with it runs there; when no node has room left, the task, the
  * group's wait and new tasks into the bundle fail, naming the group and
@@ -149,6 +190,27 @@ Test(ft, lost_task_runs_again_where_bundles_leave_a_cpu)
     rh_run_t run = ft("pg_full", "RAYHPC_NUM_WORKERS=1");
 
     expect_ft(&run, "FT PG_FULL OK", 1);
+    rh_run_free(&run);
+}
+
+/* A bundle lost with its rank that found no room (actors hold the other
+ * ranks' CPUs) is placed once an actor holding CPUs is killed, and its
+ * group's wait and tasks proceed (4 ranks on 4 nodes). */
+Test(ft, bundle_with_no_room_is_placed_when_an_actor_frees_its_cpus)
+{
+    const char *env[] = { "RAYHPC_INLINE_MAX=1K", "RAYHPC_NUM_WORKERS=1",
+                          "RAYHPC_RESOURCES=slot=1", NULL };
+    rh_run_t run = rh_launch(4, 4, 0, "tests/multi/ft_kill", "pg_actor", env,
+                             TIMEOUT);
+
+    cr_expect_eq(rh_count_lines(run.out, "FT PG_ACTOR OK"), 1, "output "
+                 "ends:\n%s", rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "FT FAIL"), 0);
+    cr_expect_eq(rh_count_lines(run.out, "FT VICTIM"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 3, "output ends:\n%s",
+                 rh_tail(run.out, 4000));
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 4000));
     rh_run_free(&run);
 }
 

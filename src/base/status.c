@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 static _Thread_local char rh_last_error_buf[512];
+_Thread_local unsigned rh_error_sets;
 
 const char *rh_status_string(rh_status_t status)
 {
@@ -56,6 +57,7 @@ rh_status_t rh_error_set(rh_status_t status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(rh_last_error_buf, sizeof(rh_last_error_buf), fmt, ap);
     va_end(ap);
+    rh_error_sets++;
     return status;
 }
 

@@ -34,6 +34,7 @@
 #include "core/actor.h"
 #include "core/actor_order.h"
 #include "core/core.h"
+#include "core/placement.h"
 #include "core/future.h"
 #include "obs/timeline.h"
 #include "sched/pool.h"
@@ -406,6 +407,7 @@ static void rh_inst_finish(rh_actor_inst_t *inst)
     if (inst->keeps_res) {
         rh_gpu_hold_release(&inst->gpu);
         rh_resources_release(&inst->res);
+        rh_place_actor_cpus(-inst->res.cpus);
         inst->keeps_res = 0;
     }
     inst->ended_op.run = rh_inst_ended_run;
@@ -499,7 +501,7 @@ static void *rh_inst_thread(void *arg)
  * previous checkpoint stays. */
 static void rh_inst_checkpoint(rh_actor_inst_t *inst)
 {
-    rh_task_ret_t ret = { NULL, 0, 0, 0 };
+    rh_task_ret_t ret = { NULL, 0, 0, 0, 0, NULL };
     rh_task_ctx_t ctx;
     rh_ckpt_hdr_t h = { 0, 0, 0 };
     rh_status_t status;
@@ -718,6 +720,7 @@ void rh_actor_inst_keep(rh_actor_inst_t *inst, const rh_res_req_t *res)
 {
     inst->res = *res;
     inst->keeps_res = 1;
+    rh_place_actor_cpus(res->cpus);   /* the global scheduler's books */
     if (rh_gpu_req_wants(res)) {
         rh_gpu_task_keep(&inst->gpu);
     }

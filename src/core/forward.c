@@ -775,7 +775,8 @@ void rh_forward_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
             out[i].data = "";
             out[i].len = 0;
         } else if (rets[i].in_store && rets[i].len >= rh_cfg.inline_max) {
-            if (rh_store_seal(rh_core_store(), id) != RH_OK) {
+            if (!rets[i].adopted &&
+                rh_store_seal(rh_core_store(), id) != RH_OK) {
                 snprintf(why, sizeof(why), "%s", rh_last_error());
                 message = why;
             }

@@ -252,7 +252,7 @@ static void rh_lin_fail(uint64_t counter, int nreturns, rh_status_t status,
 
 /* Another rank to run a task again: alive, not this one, on another node
  * than the one it was lost on (its store may still hold what the lost run
- * wrote there, and the rerun's returns would find their ids taken), and
+ * wrote there, which the rerun's returns then take over or replace), and
  * there preferably one that offers what the task asks for (req; NULL:
  * unknown) beside what placement groups' bundles hold (a rank whose CPUs a
  * bundle holds would keep it waiting for the group's end); the lost run's

@@ -313,8 +313,9 @@ static void rh_gs_pg_place_pending(void)
 
 /* rank died (global scheduler): the bundles it held are placed again where
  * they fit now, by their group's strategy; those that fit nowhere stay
- * lost (tasks into them fail, saying so) until a group goes and makes
- * room. Ranks never come back, so nothing else would. */
+ * lost (tasks into them fail, saying so) until room frees: a group goes,
+ * an actor that held CPUs ends (rh_pg_gs_room_freed), the members
+ * change. */
 static void rh_gs_pg_on_peer_failure(int rank)
 {
     for (rh_gs_pg_t *g = rh_gs_pgs; g != NULL; g = g->next) {
@@ -350,7 +351,8 @@ static void rh_gs_pg_on_peer_failure(int rank)
         if (!again) {
             rh_warn("placement group %llx of rank %d lost a bundle with rank "
                     "%d and no node has room to place it again (%s): tasks "
-                    "into it fail until a group is removed",
+                    "into it fail until room frees (a group removed, an "
+                    "actor holding CPUs ended)",
                     (unsigned long long)g->id, g->owner, rank,
                     rh_pg_strategy_names[g->strategy]);
         }
@@ -479,6 +481,11 @@ static void rh_gs_pg_remove(uint64_t id)
     free(g->asking);
     free(g);
     /* What waited for room may fit now. */
+    rh_pg_gs_room_freed();
+}
+
+void rh_pg_gs_room_freed(void)
+{
     rh_gs_pg_place_pending();
     rh_place_gs_retry();
 }
@@ -1296,6 +1303,9 @@ static void rh_pg_on_peer_failure(void *arg, int rank)
 {
     (void)arg;
     rh_gs_pg_on_peer_failure(rank);
+    /* Any change of the members: what waits for room is tried again
+     * (the global scheduler's books moved). */
+    rh_gs_pg_place_pending();
 }
 
 rh_status_t rh_pg_setup(void)

@@ -68,6 +68,12 @@ typedef struct rh_pg_record {
 rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec);
 void rh_pg_record_free(rh_pg_record_t *rec);
 
+/* Global scheduler, progress thread: resources that bundles compete for
+ * were let go (an actor that held CPUs ended); the groups waiting for
+ * room and the bundles lost with their rank are tried again, then the
+ * tasks waiting for room. */
+void rh_pg_gs_room_freed(void);
+
 rh_status_t rh_pg_setup(void);
 void rh_pg_teardown(void);
 

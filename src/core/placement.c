@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "core/core.h"
+#include "core/pgroup.h"
 #include "core/pull.h"
 #include "gpu/gpu.h"
 #include "sched/pool.h"
@@ -34,6 +35,7 @@ typedef struct rh_load_hdr {
     uint64_t task_ns;       /* average task time */
     uint64_t bw_kbps;       /* measured pull bandwidth, KiB per ms */
     uint64_t arrived;       /* tasks the scheduler placed here that came */
+    int64_t  actor_cpus;    /* CPUs actors hold here for their lives */
 } rh_load_hdr_t;
 
 typedef struct rh_place_hdr {
@@ -60,6 +62,7 @@ typedef struct rh_gs_rank {
     uint64_t arrived;    /* of those, came by the last heartbeat */
     uint64_t before;     /* assigned at the last heartbeat */
     double   task_ns;    /* 0: not reported yet */
+    int      actor_cpus; /* held by actors, as last reported */
 } rh_gs_rank_t;
 
 /* A request the global scheduler could not place yet. */
@@ -94,6 +97,7 @@ static struct {
     _Atomic unsigned spread_turn, rank_turn;
     _Atomic uint64_t task_ns;    /* moving average, ns */
     _Atomic uint64_t arrived;    /* placed here by the scheduler, came */
+    _Atomic int      actor_cpus; /* this rank's CPUs actors hold */
 } rh_pl = {
     .gs_lock = PTHREAD_MUTEX_INITIALIZER,
     .spill_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -343,13 +347,20 @@ int rh_place_rank_fits(int r, const rh_res_req_t *req)
     return rh_place_offers(r, req, 1);
 }
 
-/* What rank r has left once groups took their bundles (global scheduler,
- * under gs_lock). */
-static int rh_place_gs_fits(int r, const rh_res_req_t *req)
+void rh_place_actor_cpus(int delta)
+{
+    atomic_fetch_add_explicit(&rh_pl.actor_cpus, delta, memory_order_relaxed);
+}
+
+/* What rank r has left once groups took their bundles, and, for a bundle
+ * (actors), the CPUs actors hold there for their lives: a bundle promises
+ * its CPUs to its tasks (global scheduler, under gs_lock). */
+static int rh_place_gs_fits(int r, const rh_res_req_t *req, int actors)
 {
     const rh_res_req_t *o = &rh_pl.offer[r], *z = &rh_pl.reserved[r];
+    int held = actors ? rh_pl.gs[r].actor_cpus : 0;
 
-    if ((req == NULL ? 1 : req->cpus) > o->cpus - z->cpus) {
+    if ((req == NULL ? 1 : req->cpus) > o->cpus - z->cpus - held) {
         return 0;
     }
     for (int i = 0; req != NULL && i < req->n; i++) {
@@ -399,7 +410,7 @@ static int rh_gs_bundle_rank(const rh_res_req_t *req, int node,
         int nd = rh_pl.node_of[r];
 
         if (!rh_rank_alive(r) || (node >= 0 && nd != node) ||
-            (avoid && used[nd]) || !rh_place_gs_fits(r, req)) {
+            (avoid && used[nd]) || !rh_place_gs_fits(r, req, 1)) {
             continue;
         }
         return r;
@@ -802,7 +813,7 @@ static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
                         (double)(g->assigned - g->arrived) : 0;
         double wait;
 
-        if (!rh_rank_alive(r) || !rh_place_gs_fits(r, req)) {
+        if (!rh_rank_alive(r) || !rh_place_gs_fits(r, req, 0)) {
             continue;
         }
         wait = ((double)g->backlog + coming + 1) * task_ns /
@@ -947,11 +958,28 @@ static rh_status_t rh_gs_on_place(void *arg, rh_am_msg_t *msg)
     return RH_OK;
 }
 
+int rh_place_gs_actor_cpus(int r)
+{
+    int n = 0;
+
+    if (rh_pl.gs != NULL && r >= 0 && r < rh_pl.nranks) {
+        pthread_mutex_lock(&rh_pl.gs_lock);
+        n = rh_pl.gs[r].actor_cpus;
+        pthread_mutex_unlock(&rh_pl.gs_lock);
+    }
+    return n;
+}
+
 static void rh_gs_load(int from, const rh_load_hdr_t *h)
 {
     rh_gs_rank_t *g = &rh_pl.gs[from];
+    int freed;
 
     pthread_mutex_lock(&rh_pl.gs_lock);
+    freed = h->actor_cpus >= 0 && h->actor_cpus < g->actor_cpus;
+    if (h->actor_cpus >= 0 && h->actor_cpus <= rh_pl.offer[from].cpus) {
+        g->actor_cpus = (int)h->actor_cpus;
+    }
     g->backlog = (long)h->backlog;
     /* A placement takes microseconds to arrive. One made before the last
      * heartbeat and still missing now never will (its submitter failed it,
@@ -971,6 +999,10 @@ static void rh_gs_load(int from, const rh_load_hdr_t *h)
         rh_pl.gs_bw = rh_pl.gs_bw <= 0 ? bw : 0.9 * rh_pl.gs_bw + 0.1 * bw;
     }
     pthread_mutex_unlock(&rh_pl.gs_lock);
+    if (freed) {
+        /* An actor that held CPUs ended: bundles may fit now. */
+        rh_pg_gs_room_freed();
+    }
 }
 
 static rh_status_t rh_gs_on_load(void *arg, rh_am_msg_t *msg)
@@ -1005,6 +1037,8 @@ static void rh_place_tick(uint64_t now)
     h.arrived = atomic_load_explicit(&rh_pl.arrived, memory_order_relaxed);
     h.backlog = (uint64_t)rh_pool_backlog(rh_core_pool());
     h.task_ns = atomic_load_explicit(&rh_pl.task_ns, memory_order_relaxed);
+    h.actor_cpus = atomic_load_explicit(&rh_pl.actor_cpus,
+                                        memory_order_relaxed);
     h.bw_kbps = ns != 0 ? (uint64_t)((double)bytes / 1024.0 /
                                      ((double)ns / 1e6)) : 0;
     if (rh_rank() == RH_GS_RANK) {

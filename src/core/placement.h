@@ -96,6 +96,16 @@ void rh_place_gs_release_group(const rh_res_req_t *bundles, int n,
 /* Tries the tasks waiting at the global scheduler again. */
 void rh_place_gs_retry(void);
 
+/* CPUs an actor of this rank holds for its life: delta more (it kept its
+ * creation's) or fewer (it ended). Each heartbeat tells the global
+ * scheduler, which places no bundle on them and, once they are fewer,
+ * tries again the groups that found no room. */
+void rh_place_actor_cpus(int delta);
+
+/* The global scheduler's view of the CPUs actors hold on rank r (0
+ * elsewhere). */
+int rh_place_gs_actor_cpus(int r);
+
 /* A task ran for ns (sampled): feeds the average the heartbeats carry. */
 void rh_place_task_time(uint64_t ns);
 

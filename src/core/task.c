@@ -126,6 +126,38 @@ static rh_status_t rh_task_ret_check(rh_task_ctx_t *ctx, int i)
     return RH_OK;
 }
 
+/* Return ret's id is taken in this node's store: a run of the task lost
+ * here (its rerun may come back to the node when no other is left) left
+ * it. What a dead process was writing goes (the store gives back what dead
+ * processes held and were creating) and the return is created again; what
+ * one sealed is taken over when its size is the return's (the task gives
+ * the same value again: the function writes into a buffer of its own).
+ * Any object a live process created stays as it is: RH_ERR_BUSY. */
+static rh_status_t rh_task_ret_take_over(rh_object_id_t id, size_t len,
+                                         rh_task_ret_t *ret, void **ptr)
+{
+    char taken[512];
+    void *p;
+    rh_status_t status;
+
+    snprintf(taken, sizeof(taken), "%s", rh_last_error());
+    (void)rh_store_reap_holders(rh_core_store(), NULL, NULL);
+    status = rh_object_create(id, len, ptr);
+    if (status != RH_ERR_BUSY) {
+        return status;
+    }
+    if (rh_store_adopt(rh_core_store(), id, len, &p) != RH_OK) {
+        return rh_error_set(RH_ERR_BUSY, "%s; %s", taken, rh_last_error());
+    }
+    if ((ret->scratch = malloc(len ? len : 1)) == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "a return of %zu bytes", len);
+    }
+    ret->data = p;
+    ret->adopted = 1;
+    *ptr = ret->scratch;
+    return RH_OK;
+}
+
 rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
                                  void **ptr)
 {
@@ -150,12 +182,18 @@ rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
         p = f->inline_buf;
     } else {
         status = rh_object_create(rh_task_ret_id(ctx->task, i), len, &p);
+        if (rh_unlikely(status == RH_ERR_BUSY)) {
+            status = rh_task_ret_take_over(rh_task_ret_id(ctx->task, i), len,
+                                           &ctx->rets[i], &p);
+        }
         if (status != RH_OK) {
             return status;
         }
         ctx->rets[i].in_store = 1;
     }
-    ctx->rets[i].data = p;
+    if (!ctx->rets[i].adopted) {
+        ctx->rets[i].data = p;
+    }
     ctx->rets[i].len = len;
     ctx->rets[i].set = 1;
     *ptr = p;
@@ -312,7 +350,8 @@ static void rh_task_publish_returns(rh_task_t *t, rh_task_ret_t *rets)
         if (!rets[i].set) {
             rh_future_complete(f, NULL, 0, 0);
         } else if (rets[i].in_store) {
-            if (rh_store_seal(rh_core_store(), rh_task_ret_id(t, i)) !=
+            if (!rets[i].adopted &&
+                rh_store_seal(rh_core_store(), rh_task_ret_id(t, i)) !=
                 RH_OK) {
                 rh_future_fail(f, rh_last_error());
                 continue;
@@ -516,6 +555,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
     const rh_gpu_hold_t *hold = NULL;
     rh_status_t status;
     uint64_t tl0;
+    unsigned sets;
 
     gpu.active = 0;
     /* Resources are counted once some task asked for more than a CPU;
@@ -567,6 +607,7 @@ static void rh_task_execute(rh_task_t *t, void *state)
         }
     }
     rh_task_running = t;
+    sets = rh_error_sets;
     tl0 = rh_tl_begin();
     if (rh_unlikely((++rh_task_sample & 15) == 0) && !t->is_call) {
         /* One task in 16 is timed: the load the heartbeats report. */
@@ -588,11 +629,23 @@ static void rh_task_execute(rh_task_t *t, void *state)
                  "failed: %s", t->fn->name, rh_last_error());
         ctx.failed = 1;
     }
+    for (int i = 0; i < t->nreturns; i++) {
+        if (rh_unlikely(rets[i].scratch != NULL)) {
+            free(rets[i].scratch);   /* it wrote over a value taken over */
+            rets[i].scratch = NULL;
+        }
+    }
     if ((status != RH_OK || ctx.failed) && rh_task_retry_here(t, rets)) {
         return;   /* runs again after its backoff */
     }
     if (status != RH_OK || ctx.failed) {
-        if (!ctx.failed) {
+        if (!ctx.failed && rh_error_sets != sets) {
+            /* It returned the status of a call that said why: that is
+             * the reason the getter needs (bounded, with the name). */
+            snprintf(ctx.message, sizeof(ctx.message), "task %s failed: "
+                     "%s: %.400s", t->fn->name, rh_status_string(status),
+                     rh_last_error());
+        } else if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",
                      t->fn->name, rh_status_string(status));
         }

@@ -93,6 +93,10 @@ struct rh_task_ret {
     const void *data;
     size_t      len;
     int         set, in_store;
+    /* in_store: an object a lost run of the task sealed on this node,
+     * taken over (sealed already); the function wrote into scratch */
+    int         adopted;
+    void       *scratch;
 };
 
 /* Small returns of a task without futures live here while it ends. */

@@ -442,6 +442,53 @@ rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
     return rh_store_create_flags(s, id, size, RH_ENTRY_COPY, ptr);
 }
 
+rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
+                           void **ptr)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    const char *why = NULL;
+    rh_store_entry_t *e;
+    uint64_t c, offset = 0, bytes = 0;
+    int32_t creator = 0;
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    e = rh_table_find_locked(s, id, &c);
+    if (e == NULL) {
+        rh_store_unlock(s);
+        return rh_store_absent(id, "adopt");
+    }
+    creator = atomic_load_explicit(&e->creator_pid, memory_order_relaxed);
+    offset = atomic_load_explicit(&e->offset, memory_order_relaxed);
+    bytes = atomic_load_explicit(&e->size, memory_order_relaxed);
+    if (c & RH_CTL_PENDING) {
+        why = "it is deleted";
+    } else if (rh_ctl_state(c) != RH_SLOT_SEALED) {
+        why = rh_ctl_state(c) == RH_SLOT_SPILLED ? "it is spilled" :
+              "it is being written";
+    } else if ((e->flags & RH_ENTRY_COPY) != 0) {
+        why = "it is a copy of another node's";
+    } else if (creator == (int32_t)getpid() ||
+               !rh_segment_pid_gone(creator, 0)) {
+        /* A pid reused since looks alive: left alone, as it should. */
+        why = "the process that created it lives";
+    } else if (bytes != size) {
+        why = "its size differs";
+    }
+    rh_store_unlock(s);
+    if (why != NULL) {
+        return rh_error_set(RH_ERR_BUSY, "object %s (%llu bytes, created by "
+                            "process %d) cannot be taken over as a value of "
+                            "%zu bytes: %s", rh_object_id_str(id, buf),
+                            (unsigned long long)bytes, (int)creator, size,
+                            why);
+    }
+    *ptr = rh_store_at(s, offset);
+    return RH_OK;
+}
+
 rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id)
 {
     char buf[RH_OBJECT_ID_STRLEN];

@@ -150,6 +150,15 @@ rh_store_full_why_t rh_store_full_why(void);
 rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
                                  size_t size, void **ptr);
 
+/* For a task's run again on a node where its lost run left its return:
+ * the object id of size `size`, sealed by a process that is gone (dead or
+ * a zombie), becomes the caller's as if it had created and sealed it; its
+ * bytes in *ptr (no reference is taken, as after create and seal). Any
+ * other object of that id is left alone: RH_ERR_BUSY saying why (being
+ * written, created by a live process, spilled, deleted, another size);
+ * RH_ERR_INVALID_REF when absent. */
+rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
+                           void **ptr);
 /* CREATED -> SEALED: the bytes are final and get may return them. */
 rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
 

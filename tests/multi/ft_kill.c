@@ -27,6 +27,15 @@
  *               again, as a rebuild from lineage and its answer do, over
  *               and over: every get returns the value, and under TSan no
  *               getter races the rebuilds ("FT REBUILD_RACE OK")
+ *   failmsg     a task that returns the status of a call that failed
+ *               (without rh_task_fail), on node 1 and on the driver: the
+ *               getter's message holds the call's reason ("FT TASKMSG OK")
+ *   same_node_sealed, same_node_unsealed
+ *               (4 ranks on 2 nodes) rank 1 is killed; a task on node 1
+ *               writes its return (and seals it) and kills its rank: its
+ *               rerun can only go to the other rank of node 1, where it
+ *               meets that object and must take it over or replace it
+ *               ("FT SAME_NODE SEALED OK", "... UNSEALED OK")
  *   pg_bundle   a STRICT_SPREAD group of 4 one-CPU bundles, one per node;
  *               the task in the bundle of node FT_PG_NODE (1 to 3, default
  *               3) kills its rank: the bundle is placed again on the other
@@ -45,6 +54,13 @@
  *               1 to 4 and 7; a plain task on rank 6 kills it: its rerun
  *               must go to rank 5, the one rank left with a CPU to run it
  *               ("FT PG_FULL OK")
+ *   pg_actor    (4 ranks on 4 nodes, RAYHPC_NUM_WORKERS=1,
+ *               RAYHPC_RESOURCES=slot=1) actors hold
+ *               the CPUs of ranks 2 and 3, one-bundle groups those of
+ *               ranks 0 and 1; rank 1 dies in its group's task: no room
+ *               for the bundle (the task fails, rh_pg_wait too); the actor
+ *               of rank 3 is killed: the bundle goes to rank 3 and a task
+ *               into it runs ("FT PG_ACTOR OK")
  *   driver      the map-reduce's maps and reduces are submitted, then the
  *               driver SIGKILLs itself after its first reduce's value
  *               ("FT DRIVER DIES"): the others must end by themselves,
@@ -67,6 +83,8 @@
 #include "core/core.h"
 #include "core/pgroup.h"
 #include "core/placement.h"
+#include "core/task_internal.h"
+#include "plasma/store.h"
 #include "plasma/object_id.h"
 #include "transport/am.h"
 
@@ -268,6 +286,53 @@ static rh_status_t ft_flaky(rh_task_ctx_t *ctx)
         return rh_task_fail(ctx, "ft_flaky fails its run %d", n);
     }
     return return_obj(ctx, 42);
+}
+
+/* Returns, without rh_task_fail, the status of a call that failed and
+ * said why (return 0 set twice). */
+static rh_status_t ft_twice(rh_task_ctx_t *ctx)
+{
+    int64_t v = 1;
+    rh_status_t st = rh_task_return(ctx, 0, &v, sizeof(v));
+
+    return st != RH_OK ? st : rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* Its first run (no file at the path it is given) leaves its return in
+ * the node's store, written (sealed too when asked: as a run that died
+ * between its seal and its answer) and dies; a run that finds the file is
+ * the rerun, on the same node, and returns the same value. */
+static rh_status_t ft_leave(rh_task_ctx_t *ctx)
+{
+    int64_t seal = arg_i64(ctx, 0), *p;
+    const char *path = rh_task_arg(ctx, 1, NULL);
+    rh_object_id_t id = rh_object_id_make(ctx->task->ret_owner,
+                                          ctx->task->ret_counter, 1);
+    rh_status_t st;
+    FILE *f;
+
+    if (access(path, F_OK) == 0) {
+        return return_obj(ctx, 99);
+    }
+    st = rh_task_return_alloc(ctx, 0, OBJ_WORDS * sizeof(*p), (void **)&p);
+    if (st != RH_OK || !ctx->task->ret_foreign) {
+        return rh_task_fail(ctx, "ft_leave runs for another rank");
+    }
+    for (int i = 0; i < OBJ_WORDS; i++) {
+        p[i] = 99;
+    }
+    if (seal && rh_store_seal(rh_core_store(), id) != RH_OK) {
+        return rh_task_fail(ctx, "seal: %s", rh_last_error());
+    }
+    if ((f = fopen(path, "w")) == NULL) {
+        return rh_task_fail(ctx, "cannot write %s", path);
+    }
+    fclose(f);
+    printf("FT VICTIM rank %d dies leaving its %s return\n", rh_rank(),
+           seal ? "sealed" : "unsealed");
+    fflush(stdout);
+    raise(SIGKILL);
+    return RH_OK;
 }
 
 /* A put of ours whose ref goes back to the driver; the put is never
@@ -634,6 +699,59 @@ static void exceptions(void)
     printf("FT EXCEPTIONS OK\n");
 }
 
+/* A task that returns a failed call's status: its getter reads the
+ * call's reason, run elsewhere (the answer carries it) and here. */
+static void failmsg(void)
+{
+    for (int node = 1; node >= 0; node--) {
+        rh_task_params_t p = rank_on_node(node, 0);
+        rh_ref_t r;
+        const void *d;
+        size_t len;
+        rh_status_t st;
+
+        CHECK(rh_remote("ft_twice", NULL, 0, &p, &r));
+        st = rh_get(r, &d, &len, TIMEOUT);
+        if (st != RH_ERR_TASK_FAILED ||
+            strstr(rh_last_error(), "task ft_twice failed: invalid "
+                   "parameter: return 0 of task ft_twice is set already") ==
+            NULL) {
+            fail("a task returning a failed call's status", st);
+        }
+        printf("FT TASKMSG node %d: %s\n", node, rh_last_error());
+        rh_release(r);
+    }
+    printf("FT TASKMSG OK\n");
+}
+
+/* (4 ranks on 2 nodes) Rank 1 dies, so that a rerun of a task lost on
+ * node 1 has only node 1 left: there it meets the return the lost run
+ * left in the node's store, sealed or not, and must take it over or
+ * replace it. */
+static void same_node(int seal)
+{
+    rh_task_params_t p = rank_on_node(1, 0);
+    int64_t sealed = seal, v = 0;
+    char path[128];
+    rh_arg_t a[2];
+    rh_ref_t r;
+    rh_status_t st;
+
+    snprintf(path, sizeof(path), "/tmp/rayhpc-ft-same-%d-%d", (int)getpid(),
+             seal);
+    a[0] = rh_arg_bytes(&sealed, sizeof(sealed));
+    a[1] = rh_arg_bytes(path, strlen(path) + 1);
+    (void)unlink(path);
+    kill_rank(1);
+    CHECK(rh_remote("ft_leave", a, 2, &p, &r));
+    st = get_value(r, &v);
+    (void)unlink(path);
+    if (st != RH_OK || v != 99) {
+        fail("a rerun on the node where its lost run left its return", st);
+    }
+    printf("FT SAME_NODE %s OK\n", seal ? "SEALED" : "UNSEALED");
+}
+
 /* ft_pg_step(victim) into bundle b of pg. */
 static rh_status_t pg_step(rh_pg_t pg, int b, int64_t victim, rh_ref_t *r)
 {
@@ -838,6 +956,103 @@ static void pg_full(void)
     printf("FT PG_FULL OK\n");
 }
 
+/* An actor that holds its CPUs for its life. */
+static rh_status_t holder_init(rh_task_ctx_t *ctx, void **state)
+{
+    (void)ctx;
+    *state = NULL;
+    return RH_OK;
+}
+
+static rh_status_t holder_ping(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t one = 1;
+
+    (void)state;
+    return rh_task_return(ctx, 0, &one, sizeof(one));
+}
+
+/* (4 ranks on 4 nodes, RAYHPC_NUM_WORKERS=1: one CPU each) Actors hold the
+ * CPUs of ranks 2 and 3, groups those of ranks 0 and 1; rank 1 dies in its
+ * group's task: no rank has room for the bundle (the task fails, the wait
+ * too). The actor of rank 3 is killed: the bundle goes there, and the
+ * group's wait and a task into it proceed. */
+static void pg_actor(void)
+{
+    rh_bundle_t one = { 1, NULL };
+    rh_actor_params_t ap;
+    rh_actor_t act[2];
+    rh_pg_t hold, pg;
+    rh_ref_t r;
+    int64_t v = 0;
+    int rank = -1, node = -1;
+    rh_status_t st;
+
+    for (int i = 0; i < 2; i++) {
+        memset(&ap, 0, sizeof(ap));
+        ap.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS |
+                        RH_ACTOR_PARAM_FIELD_RESOURCES |
+                        RH_ACTOR_PARAM_FIELD_STRATEGY;
+        ap.num_cpus = 1;
+        ap.resources = "slot=1";   /* every rank offers one (the test's) */
+        ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+        ap.node = 2 + i;
+        CHECK(rh_actor_create("Holder", NULL, 0, &ap, &act[i]));
+        CHECK(rh_actor_ready(act[i], TIMEOUT, &rank));
+        if (rank != 2 + i) {
+            fail("an actor not on its node's rank", RH_ERR_INVALID_PARAM);
+        }
+    }
+    /* The global scheduler hears of them with their ranks' heartbeats. */
+    for (double end = rank_now() + 60; rh_place_gs_actor_cpus(2) != 1 ||
+         rh_place_gs_actor_cpus(3) != 1; usleep(10000)) {
+        if (rank_now() > end) {
+            fail("the actors' CPUs never reached the global scheduler",
+                 RH_ERR_TIMEOUT);
+        }
+    }
+    CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &hold));
+    CHECK(rh_pg_wait(hold, TIMEOUT));
+    (void)pg_record_rank(hold, 0, RH_PG_REC_PLACED, 0);
+    CHECK(rh_pg_create(&one, 1, RH_PG_PACK, &pg));
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    (void)pg_record_rank(pg, 0, RH_PG_REC_PLACED, 1);
+    CHECK(pg_step(pg, 0, 1, &r));
+    if ((st = get_value(r, &v)) != RH_ERR_TASK_FAILED) {
+        fail("a task whose bundle found no room after its rank died", st);
+    }
+    rh_release(r);
+    (void)pg_record_rank(pg, 0, RH_PG_REC_RESCHEDULING, -1);
+    if ((st = rh_pg_wait(pg, TIMEOUT)) != RH_ERR_PEER_FAILED) {
+        fail("the wait of a group whose bundle found no room", st);
+    }
+    printf("FT PG_ACTOR no room: %s\n", rh_last_error());
+    CHECK(rh_actor_kill(act[1], 1));
+    (void)pg_record_rank(pg, 0, RH_PG_REC_PLACED, 3);
+    for (double end = rank_now() + 60;
+         rh_pg_bundle_node(pg, 0, &node) != RH_OK; usleep(10000)) {
+        if (rank_now() > end) {
+            fail("the bundle placed again never reached the driver",
+                 RH_ERR_TIMEOUT);
+        }
+    }
+    CHECK(rh_pg_wait(pg, TIMEOUT));
+    if (node != 3) {
+        fail("the bundle is not where the actor's CPU was freed",
+             RH_ERR_INVALID_PARAM);
+    }
+    CHECK(pg_step(pg, 0, -1, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 42) {
+        fail("a task into the bundle placed again", st);
+    }
+    rh_release(r);
+    CHECK(rh_pg_remove(pg));
+    CHECK(rh_pg_remove(hold));
+    CHECK(rh_actor_release(act[0]));
+    CHECK(rh_actor_release(act[1]));
+    printf("FT PG_ACTOR OK\n");
+}
+
 static void parse_victims(void)
 {
     const char *v = getenv("FT_VICTIMS"), *k = getenv("FT_KILL_AT");
@@ -858,7 +1073,8 @@ int main(int argc, char **argv)
     int me;
 
     parse_victims();
-    if (strcmp(mode, "driver") == 0) {
+    if (strcmp(mode, "driver") == 0 || strncmp(mode, "same_node", 9) == 0 ||
+        strcmp(mode, "pg_actor") == 0) {
         nvictims = 0;
     }
     CHECK(rh_am_register(FT_DIE, 0, 0, on_die, NULL));
@@ -869,6 +1085,20 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_picky", ft_picky, 0, 1));
     CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
+    CHECK(rh_register("ft_twice", ft_twice, 0, 1));
+    CHECK(rh_register("ft_leave", ft_leave, 2, 1));
+    {
+        static const rh_method_def_t holder_methods[] = {
+            { "ping", holder_ping, 0, 1 },
+        };
+        rh_actor_class_t cls = { 0 };
+
+        cls.init = holder_init;
+        cls.init_nargs = 0;
+        cls.methods = holder_methods;
+        cls.num_methods = 1;
+        CHECK(rh_register_actor("Holder", &cls));
+    }
     CHECK(rh_register("ft_pg_step", ft_pg_step, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
@@ -894,12 +1124,20 @@ int main(int argc, char **argv)
             owner_died();
         } else if (strcmp(mode, "exceptions") == 0) {
             exceptions();
+        } else if (strcmp(mode, "failmsg") == 0) {
+            failmsg();
+        } else if (strcmp(mode, "same_node_sealed") == 0) {
+            same_node(1);
+        } else if (strcmp(mode, "same_node_unsealed") == 0) {
+            same_node(0);
         } else if (strcmp(mode, "pg_bundle") == 0) {
             pg_bundle();
         } else if (strcmp(mode, "pg_home") == 0) {
             pg_home();
         } else if (strcmp(mode, "pg_full") == 0) {
             pg_full();
+        } else if (strcmp(mode, "pg_actor") == 0) {
+            pg_actor();
         } else if (strcmp(mode, "driver") == 0) {
             driver_dies();
         } else {

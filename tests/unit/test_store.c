@@ -756,6 +756,62 @@ Test(store, objects_a_killed_process_was_writing_are_removed_by_a_survivor)
     rh_store_close(s, 1);
 }
 
+/* A task's rerun meets what its lost run left: a sealed object of a dead
+ * process of the right size is taken over; nothing else is. */
+Test(store, only_a_sealed_object_of_a_dead_process_is_adopted)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t left = rh_object_id_make(7, 21, 1);
+    rh_object_id_t writing = rh_object_id_make(7, 22, 1);
+    rh_object_id_t mine = rh_object_id_make(7, 23, 1);
+    void *ptr;
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        rh_store_t *c;
+
+        if (rh_store_open(&p, &c) != RH_OK ||
+            rh_store_create(c, left, 70000, &ptr) != RH_OK) {
+            _exit(10);
+        }
+        fill(left, ptr, 70000);
+        if (rh_store_seal(c, left) != RH_OK ||
+            rh_store_create(c, writing, 1000, &ptr) != RH_OK) {
+            _exit(11);
+        }
+        _exit(0);   /* without closing: as a killed rank */
+    }
+    cr_assert_eq(child_status(pid), 0);
+    put_object(s, mine, 1000);
+    cr_expect_eq(rh_store_adopt(s, left, 69999, &ptr), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "its size differs") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(rh_store_adopt(s, writing, 1000, &ptr), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "being written") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(rh_store_adopt(s, mine, 1000, &ptr), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "lives") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(rh_store_adopt(s, rh_object_id_make(7, 24, 1), 10, &ptr),
+                 RH_ERR_INVALID_REF);
+    cr_assert_eq(rh_store_adopt(s, left, 70000, &ptr), RH_OK, "%s",
+                 rh_last_error());
+    for (size_t i = 0; i < 70000; i++) {
+        if (((uint8_t *)ptr)[i] != pattern_byte(left, i)) {
+            cr_assert_fail("byte %zu of the adopted object differs", i);
+        }
+    }
+    cr_expect(rh_store_contains(s, left));
+    cr_assert_eq(rh_store_reap_holders(s, NULL, NULL), RH_OK);
+    cr_expect_eq(rh_store_present(s, writing), 0);
+    cr_assert_eq(rh_store_delete(s, left), RH_OK);
+    cr_assert_eq(rh_store_delete(s, mine), RH_OK);
+    expect_empty_and_consistent(s);
+    rh_store_close(s, 1);
+}
+
 Test(store, closing_gives_back_what_the_handle_still_holds)
 {
     char job[64];
