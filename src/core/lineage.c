@@ -9,6 +9,7 @@
 #include "base/completion.h"
 #include "base/config.h"
 #include "base/log.h"
+#include "base/objcache.h"
 #include "base/status.h"
 #include "core/borrow.h"
 #include "core/core.h"
@@ -56,6 +57,32 @@ typedef struct rh_lin_due {
 static rh_lineage_table_t rh_lin_tb;
 static int rh_lin_up;
 
+/* A spec of up to this many bytes (an empty task's is about 280) comes
+ * from an object cache: the submitter takes it and the releaser, or the
+ * progress thread that drops it for room, gives it back, without malloc's
+ * locks and page faults on a stream of them. Larger ones are malloc'd. */
+#define RH_LIN_SMALL    384
+#define RH_LIN_CACHE_ID 10   /* our rh_objcache slot */
+static rh_objcache_t rh_lin_cache;
+
+_Static_assert(sizeof(rh_lin_spec_t) + 128 <= RH_LIN_SMALL,
+               "an empty task's header and spec fit the cache's objects");
+
+static rh_lin_spec_t *rh_lin_spec_alloc(size_t size)
+{
+    return size <= RH_LIN_SMALL ? rh_objcache_get(&rh_lin_cache) :
+                                  malloc(size);
+}
+
+static void rh_lin_spec_free(rh_lin_spec_t *s)
+{
+    if (s->base.bytes <= RH_LIN_SMALL) {
+        rh_objcache_put(&rh_lin_cache, s);
+    } else {
+        free(s);
+    }
+}
+
 static pthread_mutex_t rh_lin_qlock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rh_lin_qcond = PTHREAD_COND_INITIALIZER;
 static rh_lin_due_t *rh_lin_queue;    /* by at_ns */
@@ -83,7 +110,7 @@ static void rh_lin_drop(rh_lineage_t *l)
         rh_lin_drop_holds(s->next_held, s->next_nheld, s->next_borrowed,
                           s->next_nborrowed);
     }
-    free(s);
+    rh_lin_spec_free(s);
 }
 
 static void rh_lin_free(rh_lineage_t *l)
@@ -94,7 +121,7 @@ static void rh_lin_free(rh_lineage_t *l)
         free(s->next_held);
         free(s->next_borrowed);
     }
-    free(s);
+    rh_lin_spec_free(s);
 }
 
 /* Dropped for room (under the table's lock): its block lets go of it. The
@@ -162,7 +189,7 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
     if (!rh_lin_up) {
         return;
     }
-    s = malloc(size);
+    s = rh_lin_spec_alloc(size);
     if (s == NULL) {
         rh_debug("no memory for the lineage of task %s", name);
         return;
@@ -814,6 +841,7 @@ long rh_lineage_dropped(void)
 
 rh_status_t rh_lineage_setup(void)
 {
+    rh_objcache_init(&rh_lin_cache, RH_LIN_CACHE_ID, RH_LIN_SMALL);
     rh_lineage_table_init(&rh_lin_tb, rh_cfg.lineage_max_bytes,
                           rh_lin_detach, rh_lin_drop);
     rh_future_set_gone_hook(rh_lin_gone);
@@ -869,4 +897,5 @@ void rh_lineage_teardown(void)
     rh_future_each_block(rh_lin_teardown_block);
     rh_lin_tb.drop = rh_lin_free;
     rh_lineage_table_fini(&rh_lin_tb);
+    rh_objcache_fini(&rh_lin_cache);
 }
