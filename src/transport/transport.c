@@ -750,6 +750,11 @@ void rh_tp_drive_end(void)
     }
 }
 
+int rh_tp_parked(void)
+{
+    return atomic_load_explicit(&rh_tp.parked, memory_order_relaxed);
+}
+
 int rh_tp_enter(void)
 {
     if (!atomic_load_explicit(&rh_tp.pt_running, memory_order_acquire) ||
@@ -790,30 +795,19 @@ static int rh_tp_sleep_ms(void)
 /* Drivers progress the worker themselves: the progress thread steps
  * aside, without the token, until the last of them leaves or a tick is
  * due. Running beside them would only take their turns on the worker and,
- * where cores are few, their cores. It spins as its mode says (a driver
- * that leaves then owes it nothing), then parks on the drivers' count
- * (the last to leave wakes it). */
-static void rh_tp_step_aside(uint64_t *idle)
+ * where cores are few, their cores. So it parks at once on the drivers'
+ * count (the last to leave wakes it), in every mode: spinning there, even
+ * with a yield now and then, made a polling round trip between two ranks
+ * on two cores bimodal (1.6 or 9 us for the whole run), the slow mode
+ * being the caller's core shared with both ranks' spinning progress
+ * threads, a third of it left to the caller. A wake costs the leaving
+ * driver one futex call; a thread that waits for the network drives for
+ * its whole wait, so that is one call a wait, not one a round. */
+static void rh_tp_step_aside(void)
 {
-    int mode = atomic_load_explicit(&rh_tp.mode, memory_order_relaxed);
-    uint64_t spin = mode == RH_PROGRESS_POLLING ? UINT64_MAX :
-                    mode == RH_PROGRESS_ADAPTIVE ? rh_tp.spin : 0;
     int d;
 
     rh_tp_token_give();
-    for (unsigned i = 0; i < 1024 && *idle < spin; i++, ++*idle) {
-        if (atomic_load_explicit(&rh_tp.drivers, memory_order_relaxed) == 0 ||
-            rh_tp_stop_seen()) {
-            goto out;
-        }
-        rh_cpu_relax();
-        if ((i & 15) == 15) {
-            sched_yield();
-        }
-    }
-    if (*idle < spin) {
-        goto out;   /* the ticks are due a look */
-    }
     atomic_store_explicit(&rh_tp.parked, 1, memory_order_seq_cst);
     d = atomic_load_explicit(&rh_tp.drivers, memory_order_seq_cst);
     if (d > 0 && !rh_tp_stop_seen()) {
@@ -824,7 +818,6 @@ static void rh_tp_step_aside(uint64_t *idle)
                 NULL, 0);
     }
     atomic_store_explicit(&rh_tp.parked, 0, memory_order_relaxed);
-out:
     rh_tp_token_take();
 }
 
@@ -881,7 +874,7 @@ static void *rh_tp_progress_main(void *arg)
         unsigned n;
 
         if (atomic_load_explicit(&rh_tp.drivers, memory_order_relaxed)) {
-            rh_tp_step_aside(&idle);
+            rh_tp_step_aside();
             rh_tp_check_peers(rh_time_ns());
             continue;
         }
