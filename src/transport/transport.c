@@ -750,6 +750,11 @@ void rh_tp_drive_end(void)
     }
 }
 
+void rh_tp_drive_leave(void)
+{
+    atomic_fetch_sub_explicit(&rh_tp.drivers, 1, memory_order_seq_cst);
+}
+
 int rh_tp_parked(void)
 {
     return atomic_load_explicit(&rh_tp.parked, memory_order_relaxed);
@@ -796,24 +801,26 @@ static int rh_tp_sleep_ms(void)
  * aside, without the token, until the last of them leaves or a tick is
  * due. Running beside them would only take their turns on the worker and,
  * where cores are few, their cores. So it parks at once on the drivers'
- * count (the last to leave wakes it), in every mode: spinning there, even
- * with a yield now and then, made a polling round trip between two ranks
- * on two cores bimodal (1.6 or 9 us for the whole run), the slow mode
- * being the caller's core shared with both ranks' spinning progress
- * threads, a third of it left to the caller. A wake costs the leaving
- * driver one futex call; a thread that waits for the network drives for
- * its whole wait, so that is one call a wait, not one a round. */
+ * count, in every mode: spinning there, even with a yield now and then,
+ * made a polling round trip between two ranks on two cores bimodal (1.6
+ * or 9 us for a whole run), the slow mode being the caller's core shared
+ * with both ranks' spinning progress threads, a third of it left to the
+ * caller. The last driver to leave with rh_tp_drive_end wakes it; one that
+ * leaves with rh_tp_drive_leave does not, and it looks again every
+ * RH_TP_ASIDE_US (the count changing wakes it early). The token is taken
+ * again only once it goes back to work: taking it beside a driver would
+ * make the driver's next release a futex call. */
 static void rh_tp_step_aside(void)
 {
+    uint64_t due = rh_time_ns() + (uint64_t)rh_tp_sleep_ms() * 1000000ull;
+    struct timespec ts = { 0, RH_TP_ASIDE_US * 1000L };
     int d;
 
     rh_tp_token_give();
     atomic_store_explicit(&rh_tp.parked, 1, memory_order_seq_cst);
-    d = atomic_load_explicit(&rh_tp.drivers, memory_order_seq_cst);
-    if (d > 0 && !rh_tp_stop_seen()) {
-        int ms = rh_tp_sleep_ms();
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
+    while ((d = atomic_load_explicit(&rh_tp.drivers,
+                                     memory_order_seq_cst)) > 0 &&
+           !rh_tp_stop_seen() && rh_time_ns() < due) {
         syscall(SYS_futex, &rh_tp.drivers, FUTEX_WAIT_PRIVATE, d, &ts,
                 NULL, 0);
     }
