@@ -9,6 +9,7 @@
 #include "base/completion.h"
 #include "base/config.h"
 #include "base/log.h"
+#include "base/mpsc.h"
 #include "base/objcache.h"
 #include "base/status.h"
 #include "core/borrow.h"
@@ -43,6 +44,11 @@ typedef struct rh_lin_spec {
     rh_object_id_t  *next_borrowed;
     size_t           hdr_len, len;
     uint8_t         *hdr, *payload;
+    /* On the answered queue (below) ... */
+    rh_mpsc_node_t   ran_node;
+    _Atomic int      queued;
+    int              gone;        /* ... when its block went meanwhile:
+                                   * whoever takes it off drops it */
 } rh_lin_spec_t;
 
 /* A rerun waiting out its backoff. */
@@ -56,6 +62,24 @@ typedef struct rh_lin_due {
 
 static rh_lineage_table_t rh_lin_tb;
 static int rh_lin_up;
+
+/* A task's answer (on the progress thread) does not take the table's lock
+ * to link its entry as the newest: it queues the entry, and whoever takes
+ * the lock next (the release of a task's returns, mostly, on the caller's
+ * thread) links what is queued first, in the order the answers came. The
+ * lock then stays with one thread in a stream of tasks, where the answers
+ * and the releases took it in turn from two cores for every task. An
+ * answer still takes the lock itself every RH_LIN_RAN_BATCH answers (on
+ * its thread), and at every answer while the bound is under
+ * RH_LIN_EAGER_MAX, so that the bound holds within that many entries. */
+#define RH_LIN_RAN_BATCH 64
+#define RH_LIN_EAGER_MAX (1u << 20)
+static rh_mpsc_t rh_lin_ran_q;
+static _Atomic int rh_lin_eager;
+static _Thread_local unsigned rh_lin_ran_n;
+/* Under the lock: what linking the queue dropped for room, and the queued
+ * entries whose block went; dropped by rh_lin_unlock once it is let go. */
+static rh_lineage_t *rh_lin_out;
 
 /* A spec of up to this many bytes (an empty task's is about 280) comes
  * from an object cache: the submitter takes it and the releaser, or the
@@ -124,6 +148,45 @@ static void rh_lin_free(rh_lineage_t *l)
     rh_lin_spec_free(s);
 }
 
+/* Takes the table's lock and links the answered entries queued so far. */
+static void rh_lin_lock(void)
+{
+    rh_mpsc_node_t *n;
+
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    while ((n = rh_mpsc_pop(&rh_lin_ran_q)) != NULL) {
+        rh_lin_spec_t *q = (rh_lin_spec_t *)((char *)n -
+                                              offsetof(rh_lin_spec_t,
+                                                       ran_node));
+        rh_lineage_t *out;
+
+        atomic_store_explicit(&q->queued, 0, memory_order_relaxed);
+        if (q->gone) {
+            out = &q->base;   /* taken out of the table already */
+            out->newer = NULL;
+        } else {
+            out = rh_lineage_table_ran_locked(&rh_lin_tb, &q->base);
+        }
+        while (out != NULL) {
+            rh_lineage_t *next = out->newer;
+
+            out->newer = rh_lin_out;
+            rh_lin_out = out;
+            out = next;
+        }
+    }
+}
+
+/* Lets the lock go, then drops what rh_lin_lock took out. */
+static void rh_lin_unlock(void)
+{
+    rh_lineage_t *out = rh_lin_out;
+
+    rh_lin_out = NULL;
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lineage_table_drop_list(&rh_lin_tb, out);
+}
+
 /* Dropped for room (under the table's lock): its block lets go of it. The
  * block is alive: its gone hook takes the lock before the block goes. */
 static void rh_lin_detach(rh_lineage_t *l)
@@ -137,13 +200,19 @@ static void rh_lin_gone(rh_fblock_t *b)
 {
     rh_lin_spec_t *s;
 
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = atomic_load_explicit(&b->lineage, memory_order_acquire);
     if (s != NULL) {
         atomic_store_explicit(&b->lineage, NULL, memory_order_relaxed);
         rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
+        /* Answered but still queued (a producer mid-push ahead of it
+         * stops the queue's drain): whoever takes it off drops it. */
+        if (atomic_load_explicit(&s->queued, memory_order_relaxed)) {
+            s->gone = 1;
+            s = NULL;
+        }
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s != NULL) {
         rh_lin_drop(&s->base);
     }
@@ -350,13 +419,13 @@ static void rh_lin_rerun(uint64_t counter)
     char pg_why[256];
     rh_res_req_t req;
 
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         pg = s->pg;
         pg_bundle = s->pg_bundle;
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s == NULL) {
         if (ret != NULL) {
             rh_future_unhold(ret);
@@ -373,7 +442,7 @@ static void rh_lin_rerun(uint64_t counter)
             return;
         }
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         hdr_len = s->hdr_len;
@@ -411,7 +480,7 @@ static void rh_lin_rerun(uint64_t counter)
         }
         nomem = msg == NULL || (fresh && (held == NULL || borrowed == NULL));
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s == NULL) {
         if (ret != NULL) {
             rh_future_unhold(ret);
@@ -456,12 +525,12 @@ static void rh_lin_rerun(uint64_t counter)
         rh_future_unhold(ret);
         return;
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         s->rank = dest;
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     rh_future_unhold(ret);
     rh_debug("task %s (counter %llu) runs again on rank %d", name,
              (unsigned long long)counter, dest);
@@ -594,7 +663,7 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
     if (len != 0) {
         msg[0] = '\0';
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         nreturns = s->nreturns;
@@ -619,7 +688,7 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
             again = 1;
         }
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (ret != NULL) {
         rh_future_unhold(ret);
     }
@@ -635,7 +704,6 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
 void rh_lineage_ran_held(rh_future_t *ret)
 {
     rh_lin_spec_t *s;
-    rh_lineage_t *out = NULL;
 
     /* Its block's word alone: a task without lineage takes no lock and
      * touches nothing shared. */
@@ -643,13 +711,44 @@ void rh_lineage_ran_held(rh_future_t *ret)
         NULL) {
         return;
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
-        out = rh_lineage_table_ran_locked(&rh_lin_tb, &s->base);
+        rh_lineage_t *out = rh_lineage_table_ran_locked(&rh_lin_tb,
+                                                         &s->base);
+
+        while (out != NULL) {
+            rh_lineage_t *next = out->newer;
+
+            out->newer = rh_lin_out;
+            rh_lin_out = out;
+            out = next;
+        }
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
-    rh_lineage_table_drop_list(&rh_lin_tb, out);
+    rh_lin_unlock();
+}
+
+void rh_lineage_answered(rh_future_t *ret)
+{
+    rh_lin_spec_t *s;
+
+    /* Its block's word alone: a task without lineage takes no lock and
+     * touches nothing shared. Its run being out, the entry is running:
+     * never dropped for room, and the hold on ret keeps its block (and so
+     * the entry) until we return. */
+    s = atomic_load_explicit(&ret->block->lineage, memory_order_acquire);
+    if (s == NULL) {
+        return;
+    }
+    /* Once: queued twice, the queue would break. */
+    if (!atomic_exchange_explicit(&s->queued, 1, memory_order_acq_rel)) {
+        rh_mpsc_push(&rh_lin_ran_q, &s->ran_node);
+    }
+    if (atomic_load_explicit(&rh_lin_eager, memory_order_relaxed) ||
+        (++rh_lin_ran_n % RH_LIN_RAN_BATCH) == 0) {
+        rh_lin_lock();
+        rh_lin_unlock();
+    }
 }
 
 void rh_lineage_ran(uint64_t counter, int nreturns)
@@ -691,10 +790,10 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
     char msg[512];
 
     msg[0] = '\0';
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     n = s != NULL ? s->nreturns : 0;
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s == NULL) {
         if (ret != NULL) {
             rh_future_unhold(ret);
@@ -718,7 +817,7 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
         rh_future_unhold(ret);
         return -1;
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL && s->base.running) {
         again = 2;   /* a run is out already: its answer completes them */
@@ -738,7 +837,7 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
             }
         }
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     for (int i = 0; i < n; i++) {
         if (f[i] != NULL) {
             rh_future_unhold(f[i]);
@@ -773,7 +872,7 @@ void rh_lineage_peer_failed(int rank)
     }
     /* The counters first: looking at futures under the table's lock could
      * end one, whose end takes the lock. */
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     for (rh_lineage_t *l = rh_lin_tb.oldest; l != NULL; l = l->newer) {
         if (l->running) {
             continue;
@@ -790,7 +889,7 @@ void rh_lineage_peer_failed(int rank)
         }
         counters[n++] = l->counter;
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     for (size_t i = 0; i < n; i++) {
         int where = rank;
 
@@ -820,6 +919,10 @@ int rh_lineage_rebuild(rh_object_id_t id)
 void rh_lineage_set_max(size_t max)
 {
     if (rh_lin_up) {
+        atomic_store_explicit(&rh_lin_eager, max < RH_LIN_EAGER_MAX,
+                              memory_order_relaxed);
+        rh_lin_lock();   /* what is queued counts first */
+        rh_lin_unlock();
         rh_lineage_table_set_max(&rh_lin_tb, max);
     }
 }
@@ -831,7 +934,12 @@ size_t rh_lineage_count(void)
 
 size_t rh_lineage_bytes(void)
 {
-    return rh_lin_up ? rh_lineage_table_bytes(&rh_lin_tb) : 0;
+    if (!rh_lin_up) {
+        return 0;
+    }
+    rh_lin_lock();
+    rh_lin_unlock();
+    return rh_lineage_table_bytes(&rh_lin_tb);
 }
 
 long rh_lineage_dropped(void)
@@ -844,6 +952,10 @@ rh_status_t rh_lineage_setup(void)
     rh_objcache_init(&rh_lin_cache, RH_LIN_CACHE_ID, RH_LIN_SMALL);
     rh_lineage_table_init(&rh_lin_tb, rh_cfg.lineage_max_bytes,
                           rh_lin_detach, rh_lin_drop);
+    rh_mpsc_init(&rh_lin_ran_q);
+    rh_lin_out = NULL;
+    atomic_store(&rh_lin_eager,
+                 rh_cfg.lineage_max_bytes < RH_LIN_EAGER_MAX);
     rh_future_set_gone_hook(rh_lin_gone);
     rh_lin_stop = 0;
     rh_lin_up = 1;
@@ -873,9 +985,9 @@ static void rh_lin_teardown_block(rh_fblock_t *b)
 
     if (s != NULL) {
         atomic_store(&b->lineage, NULL);
-        pthread_mutex_lock(&rh_lin_tb.lock);
+        rh_lin_lock();
         rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
-        pthread_mutex_unlock(&rh_lin_tb.lock);
+        rh_lin_unlock();
         rh_lin_free(&s->base);
     }
 }
@@ -894,8 +1006,12 @@ void rh_lineage_teardown(void)
     }
     rh_lin_up = 0;
     rh_future_set_gone_hook(NULL);
-    rh_future_each_block(rh_lin_teardown_block);
+    /* Nobody queues any more: what is queued is linked (or freed, its
+     * block gone) before the blocks are looked at. */
     rh_lin_tb.drop = rh_lin_free;
+    rh_lin_lock();
+    rh_lin_unlock();
+    rh_future_each_block(rh_lin_teardown_block);
     rh_lineage_table_fini(&rh_lin_tb);
     rh_objcache_fini(&rh_lin_cache);
 }
