@@ -9,7 +9,6 @@
 #include "base/completion.h"
 #include "base/config.h"
 #include "base/log.h"
-#include "base/mpsc.h"
 #include "base/objcache.h"
 #include "base/status.h"
 #include "core/borrow.h"
@@ -20,6 +19,7 @@
 #include "core/placement.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
+#include "transport/transport.h"
 
 /* A task's spec, as its owner sent it; one allocation. */
 typedef struct rh_lin_spec {
@@ -44,11 +44,6 @@ typedef struct rh_lin_spec {
     rh_object_id_t  *next_borrowed;
     size_t           hdr_len, len;
     uint8_t         *hdr, *payload;
-    /* On the answered queue (below) ... */
-    rh_mpsc_node_t   ran_node;
-    _Atomic int      queued;
-    int              gone;        /* ... when its block went meanwhile:
-                                   * whoever takes it off drops it */
 } rh_lin_spec_t;
 
 /* A rerun waiting out its backoff. */
@@ -63,22 +58,34 @@ typedef struct rh_lin_due {
 static rh_lineage_table_t rh_lin_tb;
 static int rh_lin_up;
 
-/* A task's answer (on the progress thread) does not take the table's lock
- * to link its entry as the newest: it queues the entry, and whoever takes
- * the lock next (the release of a task's returns, mostly, on the caller's
- * thread) links what is queued first, in the order the answers came. The
- * lock then stays with one thread in a stream of tasks, where the answers
- * and the releases took it in turn from two cores for every task. An
- * answer still takes the lock itself every RH_LIN_RAN_BATCH answers (on
- * its thread), and at every answer while the bound is under
- * RH_LIN_EAGER_MAX, so that the bound holds within that many entries. */
+/* A task's answer (on the progress thread, or whichever thread holds the
+ * network then) does not take the table's lock to link its entry as the
+ * newest: it puts the entry in a ring, and whoever takes the lock next
+ * (the release of a task's returns, mostly, on the caller's thread) links
+ * what is there first, in the order the answers came. In a stream of
+ * tasks the answers and the releases took the lock in turn from two cores
+ * for every task, and the answer wrote to the entry, a line the caller
+ * then took back. One thread at a time puts (the network's token holder:
+ * a single producer), the lock's holder takes (a single consumer). An
+ * answer still takes the lock itself every RH_LIN_RAN_BATCH answers, at
+ * every answer while the bound is under RH_LIN_EAGER_MAX (so that the
+ * bound holds within that many entries), and when the ring is full. An
+ * entry in the ring is running (its run's answer is what put it there):
+ * never dropped for room; and its block lives until it is taken (the
+ * answer holds a return while it puts it, and the release of the last
+ * takes the lock). */
+#define RH_LIN_RING      1024
 #define RH_LIN_RAN_BATCH 64
 #define RH_LIN_EAGER_MAX (1u << 20)
-static rh_mpsc_t rh_lin_ran_q;
+static struct {
+    _Alignas(64) _Atomic size_t head;   /* the producer's */
+    size_t tail_seen;                   /* the producer's look at tail */
+    _Alignas(64) _Atomic size_t tail;   /* the consumer's */
+    _Alignas(64) rh_lin_spec_t *slot[RH_LIN_RING];
+} rh_lin_ring;
 static _Atomic int rh_lin_eager;
-static _Thread_local unsigned rh_lin_ran_n;
-/* Under the lock: what linking the queue dropped for room, and the queued
- * entries whose block went; dropped by rh_lin_unlock once it is let go. */
+/* Under the lock: what linking the ring dropped for room; dropped by
+ * rh_lin_unlock once it is let go. */
 static rh_lineage_t *rh_lin_out;
 
 /* A spec of up to this many bytes (an empty task's is about 280) comes
@@ -148,25 +155,21 @@ static void rh_lin_free(rh_lineage_t *l)
     rh_lin_spec_free(s);
 }
 
-/* Takes the table's lock and links the answered entries queued so far. */
+/* Takes the table's lock and links the answered entries in the ring. */
 static void rh_lin_lock(void)
 {
-    rh_mpsc_node_t *n;
+    size_t t, h;
 
     pthread_mutex_lock(&rh_lin_tb.lock);
-    while ((n = rh_mpsc_pop(&rh_lin_ran_q)) != NULL) {
-        rh_lin_spec_t *q = (rh_lin_spec_t *)((char *)n -
-                                              offsetof(rh_lin_spec_t,
-                                                       ran_node));
-        rh_lineage_t *out;
+    t = atomic_load_explicit(&rh_lin_ring.tail, memory_order_relaxed);
+    h = atomic_load_explicit(&rh_lin_ring.head, memory_order_acquire);
+    if (t == h) {
+        return;
+    }
+    for (; t != h; t++) {
+        rh_lineage_t *out = rh_lineage_table_ran_locked(
+            &rh_lin_tb, &rh_lin_ring.slot[t % RH_LIN_RING]->base);
 
-        atomic_store_explicit(&q->queued, 0, memory_order_relaxed);
-        if (q->gone) {
-            out = &q->base;   /* taken out of the table already */
-            out->newer = NULL;
-        } else {
-            out = rh_lineage_table_ran_locked(&rh_lin_tb, &q->base);
-        }
         while (out != NULL) {
             rh_lineage_t *next = out->newer;
 
@@ -175,6 +178,7 @@ static void rh_lin_lock(void)
             out = next;
         }
     }
+    atomic_store_explicit(&rh_lin_ring.tail, t, memory_order_release);
 }
 
 /* Lets the lock go, then drops what rh_lin_lock took out. */
@@ -205,12 +209,6 @@ static void rh_lin_gone(rh_fblock_t *b)
     if (s != NULL) {
         atomic_store_explicit(&b->lineage, NULL, memory_order_relaxed);
         rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
-        /* Answered but still queued (a producer mid-push ahead of it
-         * stops the queue's drain): whoever takes it off drops it. */
-        if (atomic_load_explicit(&s->queued, memory_order_relaxed)) {
-            s->gone = 1;
-            s = NULL;
-        }
     }
     rh_lin_unlock();
     if (s != NULL) {
@@ -731,21 +729,31 @@ void rh_lineage_ran_held(rh_future_t *ret)
 void rh_lineage_answered(rh_future_t *ret)
 {
     rh_lin_spec_t *s;
+    size_t h;
 
     /* Its block's word alone: a task without lineage takes no lock and
-     * touches nothing shared. Its run being out, the entry is running:
-     * never dropped for room, and the hold on ret keeps its block (and so
-     * the entry) until we return. */
+     * touches nothing shared. */
     s = atomic_load_explicit(&ret->block->lineage, memory_order_acquire);
     if (s == NULL) {
         return;
     }
-    /* Once: queued twice, the queue would break. */
-    if (!atomic_exchange_explicit(&s->queued, 1, memory_order_acq_rel)) {
-        rh_mpsc_push(&rh_lin_ran_q, &s->ran_node);
+    if (!rh_tp_on_progress_thread()) {
+        rh_lineage_ran_held(ret);   /* not the ring's one producer */
+        return;
     }
+    h = atomic_load_explicit(&rh_lin_ring.head, memory_order_relaxed);
+    if (h - rh_lin_ring.tail_seen >= RH_LIN_RING) {
+        rh_lin_ring.tail_seen = atomic_load_explicit(&rh_lin_ring.tail,
+                                                     memory_order_acquire);
+        if (h - rh_lin_ring.tail_seen >= RH_LIN_RING) {
+            rh_lineage_ran_held(ret);   /* links the ring, then it */
+            return;
+        }
+    }
+    rh_lin_ring.slot[h % RH_LIN_RING] = s;
+    atomic_store_explicit(&rh_lin_ring.head, h + 1, memory_order_release);
     if (atomic_load_explicit(&rh_lin_eager, memory_order_relaxed) ||
-        (++rh_lin_ran_n % RH_LIN_RAN_BATCH) == 0) {
+        (h + 1) % RH_LIN_RAN_BATCH == 0) {
         rh_lin_lock();
         rh_lin_unlock();
     }
@@ -921,7 +929,7 @@ void rh_lineage_set_max(size_t max)
     if (rh_lin_up) {
         atomic_store_explicit(&rh_lin_eager, max < RH_LIN_EAGER_MAX,
                               memory_order_relaxed);
-        rh_lin_lock();   /* what is queued counts first */
+        rh_lin_lock();   /* what is in the ring counts first */
         rh_lin_unlock();
         rh_lineage_table_set_max(&rh_lin_tb, max);
     }
@@ -952,7 +960,9 @@ rh_status_t rh_lineage_setup(void)
     rh_objcache_init(&rh_lin_cache, RH_LIN_CACHE_ID, RH_LIN_SMALL);
     rh_lineage_table_init(&rh_lin_tb, rh_cfg.lineage_max_bytes,
                           rh_lin_detach, rh_lin_drop);
-    rh_mpsc_init(&rh_lin_ran_q);
+    atomic_store(&rh_lin_ring.head, 0);
+    atomic_store(&rh_lin_ring.tail, 0);
+    rh_lin_ring.tail_seen = 0;
     rh_lin_out = NULL;
     atomic_store(&rh_lin_eager,
                  rh_cfg.lineage_max_bytes < RH_LIN_EAGER_MAX);
@@ -1006,8 +1016,8 @@ void rh_lineage_teardown(void)
     }
     rh_lin_up = 0;
     rh_future_set_gone_hook(NULL);
-    /* Nobody queues any more: what is queued is linked (or freed, its
-     * block gone) before the blocks are looked at. */
+    /* Nobody answers any more: what is in the ring is linked before the
+     * blocks are looked at. */
     rh_lin_tb.drop = rh_lin_free;
     rh_lin_lock();
     rh_lin_unlock();

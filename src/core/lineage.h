@@ -56,8 +56,9 @@ void rh_lineage_ran_held(rh_future_t *ret);
 
 /* The answer of the run that is out of the task one of whose returns,
  * ret, the caller holds (its in-flight record was taken, so its entry is
- * running): as rh_lineage_ran_held, without the table's lock (the entry
- * is queued, and linked by the lock's next holder). */
+ * running): as rh_lineage_ran_held, without the table's lock when called
+ * by the network's token holder (the entry waits in a ring, linked by the
+ * lock's next holder). */
 void rh_lineage_answered(rh_future_t *ret);
 
 /* rank died: every object of ours that it held the last copy of and that
