@@ -635,6 +635,11 @@ void rh_tp_post(rh_tp_op_t *op)
     rh_tp_defer(op);
 }
 
+static void rh_tp_futex_wake(_Atomic int *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
 void rh_tp_defer(rh_tp_op_t *op)
 {
     static const uint64_t one = 1;
@@ -648,6 +653,14 @@ void rh_tp_defer(rh_tp_op_t *op)
         if (write(rh_tp.wake_fd, &one, sizeof(one)) < 0) {
             /* EAGAIN: the counter is already non-zero, the thread wakes. */
         }
+    }
+    /* Parked with no driver left (the last left with rh_tp_drive_leave):
+     * the op would wait for its next look; a driver runs it instead. */
+    if (rh_unlikely(atomic_load_explicit(&rh_tp.parked,
+                                         memory_order_seq_cst) &&
+                    atomic_load_explicit(&rh_tp.drivers,
+                                         memory_order_seq_cst) == 0)) {
+        rh_tp_futex_wake(&rh_tp.drivers);
     }
 }
 
@@ -702,11 +715,6 @@ static unsigned rh_tp_round(void)
 static int rh_tp_stop_seen(void)
 {
     return atomic_load_explicit(&rh_tp.stop, memory_order_acquire);
-}
-
-static void rh_tp_futex_wake(_Atomic int *word)
-{
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 int rh_tp_drive_begin(void)

@@ -102,11 +102,12 @@ void rh_tp_drive_end(void);
 
 /* Ends driving as rh_tp_drive_end does, but without waking the parked
  * progress thread: it takes the network back by itself within
- * RH_TP_ASIDE_US. For a thread that got what it waited for, or a worker
- * about to run a job, and most likely drives again in a moment: a wake
- * there cost both ranks of a round trip a futex call and a context switch
- * each on the critical path. A thread going to sleep, or to wait on
- * something else, uses rh_tp_drive_end. */
+ * RH_TP_ASIDE_US (an op posted meanwhile wakes it at once). For a thread
+ * that got what it waited for, or a worker about to run a job, which most
+ * likely drives again in a moment: a wake there cost both ranks of a
+ * round trip a futex call and a context switch each on the critical path.
+ * A thread going to sleep, or to wait on something else, uses
+ * rh_tp_drive_end. */
 void rh_tp_drive_leave(void);
 
 /* How long a progress thread parked for drivers sleeps at most before it
