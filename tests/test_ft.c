@@ -64,6 +64,23 @@ Test(ft, map_reduce_survives_ranks_killed_in_their_first_task)
     rh_run_free(&run);
 }
 
+/* A stream of forwarded tasks: the answers hand their lineage entries on
+ * without the table's lock (a ring its next holder empties); the entries
+ * are all there, counted in the bytes, while the returns are held, gone
+ * once released, and dropped at the answer with no room. */
+Test(ft, lineage_of_a_forwarded_stream_is_kept_while_held_and_bounded)
+{
+    const char *env[] = { NULL };
+    rh_run_t run = rh_launch(2, 2, 0, "tests/multi/ft_kill", "accounting",
+                             env, TIMEOUT);
+
+    cr_expect_eq(rh_count_lines(run.out, "FT ACCOUNTING OK"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 4000));
+    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 2);
+    cr_expect_eq(run.status, 0, "status %d", run.status);
+    rh_run_free(&run);
+}
+
 /* Both ranks of a node: its store goes, the object is rebuilt. */
 Test(ft, object_lost_with_its_node_is_rebuilt_from_lineage)
 {

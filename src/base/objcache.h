@@ -20,7 +20,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
-#define RH_OBJCACHE_MAX   10    /* caches in the process */
+#define RH_OBJCACHE_MAX   11    /* caches in the process */
 #define RH_OBJCACHE_BATCH 256   /* objects moved to or from the depot */
 
 typedef struct rh_objcache {

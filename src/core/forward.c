@@ -1146,7 +1146,7 @@ static void rh_fwd_done_apply(int src, const rh_fwd_done_t *h,
     }
     rh_inflight_release(&e);
     if (ret != NULL) {
-        rh_lineage_ran_held(ret);
+        rh_lineage_answered(ret);
         rh_future_unhold(ret);
     }
 }

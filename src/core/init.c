@@ -516,6 +516,7 @@ static rh_status_t rh_core_open_node(const rh_tp_peer_info_t *peers)
         pp.idle_begin = rh_tp_drive_begin;
         pp.idle_round = rh_tp_drive;
         pp.idle_end = rh_tp_drive_end;
+        pp.idle_leave = rh_tp_drive_leave;
     }
     if (pp.num_workers == 0) {
         int cores = rh_topo_query(&counts) == RH_OK && counts.cores > 0 ?

@@ -9,6 +9,7 @@
 #include "base/completion.h"
 #include "base/config.h"
 #include "base/log.h"
+#include "base/objcache.h"
 #include "base/status.h"
 #include "core/borrow.h"
 #include "core/core.h"
@@ -18,6 +19,7 @@
 #include "core/placement.h"
 #include "core/task_internal.h"
 #include "plasma/store.h"
+#include "transport/transport.h"
 
 /* A task's spec, as its owner sent it; one allocation. */
 typedef struct rh_lin_spec {
@@ -56,6 +58,62 @@ typedef struct rh_lin_due {
 static rh_lineage_table_t rh_lin_tb;
 static int rh_lin_up;
 
+/* A task's answer (on the progress thread, or whichever thread holds the
+ * network then) does not take the table's lock to link its entry as the
+ * newest: it puts the entry in a ring, and whoever takes the lock next
+ * (the release of a task's returns, mostly, on the caller's thread) links
+ * what is there first, in the order the answers came. In a stream of
+ * tasks the answers and the releases took the lock in turn from two cores
+ * for every task, and the answer wrote to the entry, a line the caller
+ * then took back. One thread at a time puts (the network's token holder:
+ * a single producer), the lock's holder takes (a single consumer). An
+ * answer still takes the lock itself every RH_LIN_RAN_BATCH answers, at
+ * every answer while the bound is under RH_LIN_EAGER_MAX (so that the
+ * bound holds within that many entries), and when the ring is full. An
+ * entry in the ring is running (its run's answer is what put it there):
+ * never dropped for room; and its block lives until it is taken (the
+ * answer holds a return while it puts it, and the release of the last
+ * takes the lock). */
+#define RH_LIN_RING      1024
+#define RH_LIN_RAN_BATCH 64
+#define RH_LIN_EAGER_MAX (1u << 20)
+static struct {
+    _Alignas(64) _Atomic size_t head;   /* the producer's */
+    size_t tail_seen;                   /* the producer's look at tail */
+    _Alignas(64) _Atomic size_t tail;   /* the consumer's */
+    _Alignas(64) rh_lin_spec_t *slot[RH_LIN_RING];
+} rh_lin_ring;
+static _Atomic int rh_lin_eager;
+/* Under the lock: what linking the ring dropped for room; dropped by
+ * rh_lin_unlock once it is let go. */
+static rh_lineage_t *rh_lin_out;
+
+/* A spec of up to this many bytes (an empty task's is about 280) comes
+ * from an object cache: the submitter takes it and the releaser, or the
+ * progress thread that drops it for room, gives it back, without malloc's
+ * locks and page faults on a stream of them. Larger ones are malloc'd. */
+#define RH_LIN_SMALL    384
+#define RH_LIN_CACHE_ID 10   /* our rh_objcache slot */
+static rh_objcache_t rh_lin_cache;
+
+_Static_assert(sizeof(rh_lin_spec_t) + 128 <= RH_LIN_SMALL,
+               "an empty task's header and spec fit the cache's objects");
+
+static rh_lin_spec_t *rh_lin_spec_alloc(size_t size)
+{
+    return size <= RH_LIN_SMALL ? rh_objcache_get(&rh_lin_cache) :
+                                  malloc(size);
+}
+
+static void rh_lin_spec_free(rh_lin_spec_t *s)
+{
+    if (s->base.bytes <= RH_LIN_SMALL) {
+        rh_objcache_put(&rh_lin_cache, s);
+    } else {
+        free(s);
+    }
+}
+
 static pthread_mutex_t rh_lin_qlock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rh_lin_qcond = PTHREAD_COND_INITIALIZER;
 static rh_lin_due_t *rh_lin_queue;    /* by at_ns */
@@ -83,7 +141,7 @@ static void rh_lin_drop(rh_lineage_t *l)
         rh_lin_drop_holds(s->next_held, s->next_nheld, s->next_borrowed,
                           s->next_nborrowed);
     }
-    free(s);
+    rh_lin_spec_free(s);
 }
 
 static void rh_lin_free(rh_lineage_t *l)
@@ -94,7 +152,43 @@ static void rh_lin_free(rh_lineage_t *l)
         free(s->next_held);
         free(s->next_borrowed);
     }
-    free(s);
+    rh_lin_spec_free(s);
+}
+
+/* Takes the table's lock and links the answered entries in the ring. */
+static void rh_lin_lock(void)
+{
+    size_t t, h;
+
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    t = atomic_load_explicit(&rh_lin_ring.tail, memory_order_relaxed);
+    h = atomic_load_explicit(&rh_lin_ring.head, memory_order_acquire);
+    if (t == h) {
+        return;
+    }
+    for (; t != h; t++) {
+        rh_lineage_t *out = rh_lineage_table_ran_locked(
+            &rh_lin_tb, &rh_lin_ring.slot[t % RH_LIN_RING]->base);
+
+        while (out != NULL) {
+            rh_lineage_t *next = out->newer;
+
+            out->newer = rh_lin_out;
+            rh_lin_out = out;
+            out = next;
+        }
+    }
+    atomic_store_explicit(&rh_lin_ring.tail, t, memory_order_release);
+}
+
+/* Lets the lock go, then drops what rh_lin_lock took out. */
+static void rh_lin_unlock(void)
+{
+    rh_lineage_t *out = rh_lin_out;
+
+    rh_lin_out = NULL;
+    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lineage_table_drop_list(&rh_lin_tb, out);
 }
 
 /* Dropped for room (under the table's lock): its block lets go of it. The
@@ -110,13 +204,13 @@ static void rh_lin_gone(rh_fblock_t *b)
 {
     rh_lin_spec_t *s;
 
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = atomic_load_explicit(&b->lineage, memory_order_acquire);
     if (s != NULL) {
         atomic_store_explicit(&b->lineage, NULL, memory_order_relaxed);
         rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s != NULL) {
         rh_lin_drop(&s->base);
     }
@@ -162,7 +256,7 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
     if (!rh_lin_up) {
         return;
     }
-    s = malloc(size);
+    s = rh_lin_spec_alloc(size);
     if (s == NULL) {
         rh_debug("no memory for the lineage of task %s", name);
         return;
@@ -323,13 +417,13 @@ static void rh_lin_rerun(uint64_t counter)
     char pg_why[256];
     rh_res_req_t req;
 
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         pg = s->pg;
         pg_bundle = s->pg_bundle;
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s == NULL) {
         if (ret != NULL) {
             rh_future_unhold(ret);
@@ -346,7 +440,7 @@ static void rh_lin_rerun(uint64_t counter)
             return;
         }
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         hdr_len = s->hdr_len;
@@ -384,7 +478,7 @@ static void rh_lin_rerun(uint64_t counter)
         }
         nomem = msg == NULL || (fresh && (held == NULL || borrowed == NULL));
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s == NULL) {
         if (ret != NULL) {
             rh_future_unhold(ret);
@@ -429,12 +523,12 @@ static void rh_lin_rerun(uint64_t counter)
         rh_future_unhold(ret);
         return;
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         s->rank = dest;
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     rh_future_unhold(ret);
     rh_debug("task %s (counter %llu) runs again on rank %d", name,
              (unsigned long long)counter, dest);
@@ -567,7 +661,7 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
     if (len != 0) {
         msg[0] = '\0';
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
         nreturns = s->nreturns;
@@ -592,7 +686,7 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
             again = 1;
         }
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (ret != NULL) {
         rh_future_unhold(ret);
     }
@@ -608,7 +702,6 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
 void rh_lineage_ran_held(rh_future_t *ret)
 {
     rh_lin_spec_t *s;
-    rh_lineage_t *out = NULL;
 
     /* Its block's word alone: a task without lineage takes no lock and
      * touches nothing shared. */
@@ -616,13 +709,54 @@ void rh_lineage_ran_held(rh_future_t *ret)
         NULL) {
         return;
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL) {
-        out = rh_lineage_table_ran_locked(&rh_lin_tb, &s->base);
+        rh_lineage_t *out = rh_lineage_table_ran_locked(&rh_lin_tb,
+                                                         &s->base);
+
+        while (out != NULL) {
+            rh_lineage_t *next = out->newer;
+
+            out->newer = rh_lin_out;
+            rh_lin_out = out;
+            out = next;
+        }
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
-    rh_lineage_table_drop_list(&rh_lin_tb, out);
+    rh_lin_unlock();
+}
+
+void rh_lineage_answered(rh_future_t *ret)
+{
+    rh_lin_spec_t *s;
+    size_t h;
+
+    /* Its block's word alone: a task without lineage takes no lock and
+     * touches nothing shared. */
+    s = atomic_load_explicit(&ret->block->lineage, memory_order_acquire);
+    if (s == NULL) {
+        return;
+    }
+    if (!rh_tp_on_progress_thread()) {
+        rh_lineage_ran_held(ret);   /* not the ring's one producer */
+        return;
+    }
+    h = atomic_load_explicit(&rh_lin_ring.head, memory_order_relaxed);
+    if (h - rh_lin_ring.tail_seen >= RH_LIN_RING) {
+        rh_lin_ring.tail_seen = atomic_load_explicit(&rh_lin_ring.tail,
+                                                     memory_order_acquire);
+        if (h - rh_lin_ring.tail_seen >= RH_LIN_RING) {
+            rh_lineage_ran_held(ret);   /* links the ring, then it */
+            return;
+        }
+    }
+    rh_lin_ring.slot[h % RH_LIN_RING] = s;
+    atomic_store_explicit(&rh_lin_ring.head, h + 1, memory_order_release);
+    if (atomic_load_explicit(&rh_lin_eager, memory_order_relaxed) ||
+        (h + 1) % RH_LIN_RAN_BATCH == 0) {
+        rh_lin_lock();
+        rh_lin_unlock();
+    }
 }
 
 void rh_lineage_ran(uint64_t counter, int nreturns)
@@ -664,10 +798,10 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
     char msg[512];
 
     msg[0] = '\0';
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     n = s != NULL ? s->nreturns : 0;
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     if (s == NULL) {
         if (ret != NULL) {
             rh_future_unhold(ret);
@@ -691,7 +825,7 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
         rh_future_unhold(ret);
         return -1;
     }
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     s = rh_lin_find_locked(ret);
     if (s != NULL && s->base.running) {
         again = 2;   /* a run is out already: its answer completes them */
@@ -711,7 +845,7 @@ static int rh_lin_rebuild_counter(uint64_t counter, int *where)
             }
         }
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     for (int i = 0; i < n; i++) {
         if (f[i] != NULL) {
             rh_future_unhold(f[i]);
@@ -746,7 +880,7 @@ void rh_lineage_peer_failed(int rank)
     }
     /* The counters first: looking at futures under the table's lock could
      * end one, whose end takes the lock. */
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_lock();
     for (rh_lineage_t *l = rh_lin_tb.oldest; l != NULL; l = l->newer) {
         if (l->running) {
             continue;
@@ -763,7 +897,7 @@ void rh_lineage_peer_failed(int rank)
         }
         counters[n++] = l->counter;
     }
-    pthread_mutex_unlock(&rh_lin_tb.lock);
+    rh_lin_unlock();
     for (size_t i = 0; i < n; i++) {
         int where = rank;
 
@@ -793,6 +927,10 @@ int rh_lineage_rebuild(rh_object_id_t id)
 void rh_lineage_set_max(size_t max)
 {
     if (rh_lin_up) {
+        atomic_store_explicit(&rh_lin_eager, max < RH_LIN_EAGER_MAX,
+                              memory_order_relaxed);
+        rh_lin_lock();   /* what is in the ring counts first */
+        rh_lin_unlock();
         rh_lineage_table_set_max(&rh_lin_tb, max);
     }
 }
@@ -804,7 +942,12 @@ size_t rh_lineage_count(void)
 
 size_t rh_lineage_bytes(void)
 {
-    return rh_lin_up ? rh_lineage_table_bytes(&rh_lin_tb) : 0;
+    if (!rh_lin_up) {
+        return 0;
+    }
+    rh_lin_lock();
+    rh_lin_unlock();
+    return rh_lineage_table_bytes(&rh_lin_tb);
 }
 
 long rh_lineage_dropped(void)
@@ -814,8 +957,15 @@ long rh_lineage_dropped(void)
 
 rh_status_t rh_lineage_setup(void)
 {
+    rh_objcache_init(&rh_lin_cache, RH_LIN_CACHE_ID, RH_LIN_SMALL);
     rh_lineage_table_init(&rh_lin_tb, rh_cfg.lineage_max_bytes,
                           rh_lin_detach, rh_lin_drop);
+    atomic_store(&rh_lin_ring.head, 0);
+    atomic_store(&rh_lin_ring.tail, 0);
+    rh_lin_ring.tail_seen = 0;
+    rh_lin_out = NULL;
+    atomic_store(&rh_lin_eager,
+                 rh_cfg.lineage_max_bytes < RH_LIN_EAGER_MAX);
     rh_future_set_gone_hook(rh_lin_gone);
     rh_lin_stop = 0;
     rh_lin_up = 1;
@@ -845,9 +995,9 @@ static void rh_lin_teardown_block(rh_fblock_t *b)
 
     if (s != NULL) {
         atomic_store(&b->lineage, NULL);
-        pthread_mutex_lock(&rh_lin_tb.lock);
+        rh_lin_lock();
         rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
-        pthread_mutex_unlock(&rh_lin_tb.lock);
+        rh_lin_unlock();
         rh_lin_free(&s->base);
     }
 }
@@ -866,7 +1016,12 @@ void rh_lineage_teardown(void)
     }
     rh_lin_up = 0;
     rh_future_set_gone_hook(NULL);
-    rh_future_each_block(rh_lin_teardown_block);
+    /* Nobody answers any more: what is in the ring is linked before the
+     * blocks are looked at. */
     rh_lin_tb.drop = rh_lin_free;
+    rh_lin_lock();
+    rh_lin_unlock();
+    rh_future_each_block(rh_lin_teardown_block);
     rh_lineage_table_fini(&rh_lin_tb);
+    rh_objcache_fini(&rh_lin_cache);
 }

@@ -54,6 +54,13 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
 void rh_lineage_ran(uint64_t counter, int nreturns);
 void rh_lineage_ran_held(rh_future_t *ret);
 
+/* The answer of the run that is out of the task one of whose returns,
+ * ret, the caller holds (its in-flight record was taken, so its entry is
+ * running): as rh_lineage_ran_held, without the table's lock when called
+ * by the network's token holder (the entry waits in a ring, linked by the
+ * lock's next holder). */
+void rh_lineage_answered(rh_future_t *ret);
+
 /* rank died: every object of ours that it held the last copy of and that
  * has lineage starts being rebuilt. */
 void rh_lineage_peer_failed(int rank);

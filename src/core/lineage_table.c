@@ -18,9 +18,19 @@ void rh_lineage_table_init(rh_lineage_table_t *tb, size_t max,
     tb->bytes = 0;
     tb->max = max;
     tb->dropped = 0;
-    atomic_store(&tb->count, 0);
+    atomic_store(&tb->added, 0);
+    atomic_store(&tb->removed, 0);
     tb->detach = detach;
     tb->drop = drop;
+}
+
+/* One entry fewer; lock held. */
+static void rh_lineage_removed_locked(rh_lineage_table_t *tb)
+{
+    atomic_store_explicit(&tb->removed,
+                          atomic_load_explicit(&tb->removed,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /* The age list holds the entries whose task is not running, oldest
@@ -68,7 +78,7 @@ static rh_lineage_t *rh_lineage_trim_locked(rh_lineage_table_t *tb)
         if (tb->detach != NULL) {
             tb->detach(l);
         }
-        atomic_fetch_sub_explicit(&tb->count, 1, memory_order_relaxed);
+        rh_lineage_removed_locked(tb);
         l->newer = out;
         out = l;
         tb->dropped++;
@@ -91,7 +101,7 @@ void rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l)
     rh_lineage_t *out;
 
     l->older = l->newer = NULL;
-    atomic_fetch_add_explicit(&tb->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tb->added, 1, memory_order_relaxed);
     if (l->running) {
         return;
     }
@@ -126,7 +136,7 @@ void rh_lineage_table_remove_locked(rh_lineage_table_t *tb, rh_lineage_t *l)
     if (!l->running) {
         rh_lineage_unlink(tb, l);
     }
-    atomic_fetch_sub_explicit(&tb->count, 1, memory_order_relaxed);
+    rh_lineage_removed_locked(tb);
 }
 
 void rh_lineage_table_set_max(rh_lineage_table_t *tb, size_t max)
@@ -142,7 +152,12 @@ void rh_lineage_table_set_max(rh_lineage_table_t *tb, size_t max)
 
 size_t rh_lineage_table_count(rh_lineage_table_t *tb)
 {
-    return (size_t)atomic_load_explicit(&tb->count, memory_order_relaxed);
+    /* removed first: it never runs ahead of added, so a count taken
+     * while entries come and go is off by those only, never negative. */
+    long removed = atomic_load_explicit(&tb->removed, memory_order_acquire);
+    long added = atomic_load_explicit(&tb->added, memory_order_acquire);
+
+    return added > removed ? (size_t)(added - removed) : 0;
 }
 
 size_t rh_lineage_table_bytes(rh_lineage_table_t *tb)
@@ -167,7 +182,7 @@ void rh_lineage_table_fini(rh_lineage_table_t *tb)
         if (tb->detach != NULL) {
             tb->detach(l);
         }
-        atomic_fetch_sub_explicit(&tb->count, 1, memory_order_relaxed);
+        rh_lineage_removed_locked(tb);
         l->newer = out;
         out = l;
     }

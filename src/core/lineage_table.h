@@ -36,14 +36,18 @@ typedef struct rh_lineage_table {
     rh_lineage_t   *oldest, *newest;
     size_t          bytes, max;   /* of the entries not running */
     long            dropped;      /* entries dropped for room, ever */
+    /* Entries taken out, ever: written only under the lock (a load and a
+     * store, no read-modify-write), read by anyone. */
+    _Atomic long    removed;
     /* Under the lock: l is dropped for room; what points at it lets go. */
     void          (*detach)(rh_lineage_t *l);
     /* Outside the lock: frees l. */
     void          (*drop)(rh_lineage_t *l);
-    /* Entries in the table, running or not: bumped by the submitter
-     * without the lock, so on a line of its own (the last), away from the
-     * lock and the list the progress thread writes. */
-    _Alignas(64) _Atomic long count;
+    /* Entries added, ever: bumped by the submitter without the lock, so
+     * on a line of its own (the last) that only submitters write: a line
+     * the releaser or the progress thread also wrote made every record
+     * wait for it. The count in the table is added - removed. */
+    _Alignas(64) _Atomic long added;
 } rh_lineage_table_t;
 
 void rh_lineage_table_init(rh_lineage_table_t *tb, size_t max,

@@ -52,7 +52,15 @@ static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
         }
         rh_cpu_relax();
     }
-    rh_tp_drive_end();
+    /* Done: most callers come back with the next wait in a moment, and a
+     * wake of the progress thread would cost them a futex call and, on
+     * few cores, a turn of their core; one that does not is covered
+     * within RH_TP_ASIDE_US. Not done: we sleep, the network is its. */
+    if (done) {
+        rh_tp_drive_leave();
+    } else {
+        rh_tp_drive_end();
+    }
     return done;
 }
 

@@ -200,6 +200,7 @@ struct rh_pool {
     int            (*idle_begin)(void);
     int            (*idle_round)(void);
     void           (*idle_end)(void);
+    void           (*idle_leave)(void);   /* before a job: idle_end's cheap form */
     hwloc_topology_t topo;        /* to pin, or to count cores; or NULL */
     hwloc_obj_t     *place;       /* the cores (or PUs) the workers may
                                    * bind to: this pool's share */
@@ -763,6 +764,16 @@ static void rh_worker_idle_end(rh_pool_t *pool, int *busy)
     }
 }
 
+/* The idle work ends because a job runs now. */
+static void rh_worker_idle_leave(rh_pool_t *pool, int *busy)
+{
+    if (*busy) {
+        pool->idle_leave();
+        atomic_store_explicit(&pool->idle_busy, 0, memory_order_release);
+        *busy = 0;
+    }
+}
+
 static int rh_worker_idle_round(rh_pool_t *pool)
 {
     int n;
@@ -805,7 +816,7 @@ static int rh_worker_loop(rh_pool_thread_t *me, rh_worker_t *w)
             /* The idle work ends before any job runs: a job may block
              * for as long as it likes, and the idle work (the network)
              * must go on meanwhile elsewhere. */
-            rh_worker_idle_end(pool, &busy);
+            rh_worker_idle_leave(pool, &busy);
             w = rh_worker_run(me, w, job, 0);
             idle = 0;
             continue;
@@ -1294,6 +1305,8 @@ rh_status_t rh_pool_create(const rh_pool_params_t *params, rh_pool_t **out)
         pool->idle_begin = params->idle_begin;
         pool->idle_round = params->idle_round;
         pool->idle_end = params->idle_end;
+        pool->idle_leave = params->idle_leave != NULL ? params->idle_leave :
+                                                        params->idle_end;
     }
     rh_pool_load_topology(pool, params);
     pool->num_workers = params->num_workers > 0 ? params->num_workers

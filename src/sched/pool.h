@@ -54,12 +54,16 @@ typedef struct rh_pool_params {
      * driving the network so that a job arriving from it runs on that
      * worker at once, with no hand-off and no wake-up: idle_begin (0: not
      * now), then idle_round between its looks for jobs (returns the events
-     * it handled), then idle_end before the worker runs a job or sleeps.
-     * One worker at a time does it; a job submitted from idle_round goes
-     * onto that worker's own deque. NULL: none. */
+     * it handled), then idle_end before the worker sleeps, and idle_leave
+     * (NULL: idle_end) before it runs a job, which most often ends soon
+     * and has the worker back at the idle work: a cheaper end that may
+     * leave the work undone for a moment. One worker at a time does it; a
+     * job submitted from idle_round goes onto that worker's own deque.
+     * NULL: none. */
     int    (*idle_begin)(void);
     int    (*idle_round)(void);
     void   (*idle_end)(void);
+    void   (*idle_leave)(void);
 } rh_pool_params_t;
 
 /* About 2 KiB of stack per nested task level: a quarter of the 8 MiB a

@@ -31,4 +31,8 @@ int rh_tp_peer_same_host(int rank);
 /* Maps a UCX error on traffic to/from rank to our status. */
 rh_status_t rh_tp_status_from_ucs(ucs_status_t status, int rank);
 
+/* Whether the progress thread is parked, stepping aside for a driver
+ * (tests). */
+int rh_tp_parked(void);
+
 #endif

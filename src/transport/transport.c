@@ -637,6 +637,11 @@ void rh_tp_post(rh_tp_op_t *op)
     rh_tp_defer(op);
 }
 
+static void rh_tp_futex_wake(_Atomic int *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
 void rh_tp_defer(rh_tp_op_t *op)
 {
     static const uint64_t one = 1;
@@ -650,6 +655,14 @@ void rh_tp_defer(rh_tp_op_t *op)
         if (write(rh_tp.wake_fd, &one, sizeof(one)) < 0) {
             /* EAGAIN: the counter is already non-zero, the thread wakes. */
         }
+    }
+    /* Parked with no driver left (the last left with rh_tp_drive_leave):
+     * the op would wait for its next look; a driver runs it instead. */
+    if (rh_unlikely(atomic_load_explicit(&rh_tp.parked,
+                                         memory_order_seq_cst) &&
+                    atomic_load_explicit(&rh_tp.drivers,
+                                         memory_order_seq_cst) == 0)) {
+        rh_tp_futex_wake(&rh_tp.drivers);
     }
 }
 
@@ -706,11 +719,6 @@ static int rh_tp_stop_seen(void)
     return atomic_load_explicit(&rh_tp.stop, memory_order_acquire);
 }
 
-static void rh_tp_futex_wake(_Atomic int *word)
-{
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-}
-
 int rh_tp_drive_begin(void)
 {
     if (!atomic_load_explicit(&rh_tp.pt_running, memory_order_acquire) ||
@@ -750,6 +758,16 @@ void rh_tp_drive_end(void)
         atomic_load_explicit(&rh_tp.parked, memory_order_seq_cst)) {
         rh_tp_futex_wake(&rh_tp.drivers);
     }
+}
+
+void rh_tp_drive_leave(void)
+{
+    atomic_fetch_sub_explicit(&rh_tp.drivers, 1, memory_order_seq_cst);
+}
+
+int rh_tp_parked(void)
+{
+    return atomic_load_explicit(&rh_tp.parked, memory_order_relaxed);
 }
 
 int rh_tp_enter(void)
@@ -792,41 +810,31 @@ static int rh_tp_sleep_ms(void)
 /* Drivers progress the worker themselves: the progress thread steps
  * aside, without the token, until the last of them leaves or a tick is
  * due. Running beside them would only take their turns on the worker and,
- * where cores are few, their cores. It spins as its mode says (a driver
- * that leaves then owes it nothing), then parks on the drivers' count
- * (the last to leave wakes it). */
-static void rh_tp_step_aside(uint64_t *idle)
+ * where cores are few, their cores. So it parks at once on the drivers'
+ * count, in every mode: spinning there, even with a yield now and then,
+ * made a polling round trip between two ranks on two cores bimodal (1.6
+ * or 9 us for a whole run), the slow mode being the caller's core shared
+ * with both ranks' spinning progress threads, a third of it left to the
+ * caller. The last driver to leave with rh_tp_drive_end wakes it; one that
+ * leaves with rh_tp_drive_leave does not, and it looks again every
+ * RH_TP_ASIDE_US (the count changing wakes it early). The token is taken
+ * again only once it goes back to work: taking it beside a driver would
+ * make the driver's next release a futex call. */
+static void rh_tp_step_aside(void)
 {
-    int mode = atomic_load_explicit(&rh_tp.mode, memory_order_relaxed);
-    uint64_t spin = mode == RH_PROGRESS_POLLING ? UINT64_MAX :
-                    mode == RH_PROGRESS_ADAPTIVE ? rh_tp.spin : 0;
+    uint64_t due = rh_time_ns() + (uint64_t)rh_tp_sleep_ms() * 1000000ull;
+    struct timespec ts = { 0, RH_TP_ASIDE_US * 1000L };
     int d;
 
     rh_tp_token_give();
-    for (unsigned i = 0; i < 1024 && *idle < spin; i++, ++*idle) {
-        if (atomic_load_explicit(&rh_tp.drivers, memory_order_relaxed) == 0 ||
-            rh_tp_stop_seen()) {
-            goto out;
-        }
-        rh_cpu_relax();
-        if ((i & 15) == 15) {
-            sched_yield();
-        }
-    }
-    if (*idle < spin) {
-        goto out;   /* the ticks are due a look */
-    }
     atomic_store_explicit(&rh_tp.parked, 1, memory_order_seq_cst);
-    d = atomic_load_explicit(&rh_tp.drivers, memory_order_seq_cst);
-    if (d > 0 && !rh_tp_stop_seen()) {
-        int ms = rh_tp_sleep_ms();
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
+    while ((d = atomic_load_explicit(&rh_tp.drivers,
+                                     memory_order_seq_cst)) > 0 &&
+           !rh_tp_stop_seen() && rh_time_ns() < due) {
         syscall(SYS_futex, &rh_tp.drivers, FUTEX_WAIT_PRIVATE, d, &ts,
                 NULL, 0);
     }
     atomic_store_explicit(&rh_tp.parked, 0, memory_order_relaxed);
-out:
     rh_tp_token_take();
 }
 
@@ -883,7 +891,7 @@ static void *rh_tp_progress_main(void *arg)
         unsigned n;
 
         if (atomic_load_explicit(&rh_tp.drivers, memory_order_relaxed)) {
-            rh_tp_step_aside(&idle);
+            rh_tp_step_aside();
             rh_tp_check_peers(rh_time_ns());
             continue;
         }

@@ -105,6 +105,21 @@ int rh_tp_drive_begin(void);
 int rh_tp_drive(void);
 void rh_tp_drive_end(void);
 
+/* Ends driving as rh_tp_drive_end does, but without waking the parked
+ * progress thread: it takes the network back by itself within
+ * RH_TP_ASIDE_US (an op posted meanwhile wakes it at once). For a thread
+ * that got what it waited for, or a worker about to run a job, which most
+ * likely drives again in a moment: a wake there cost both ranks of a
+ * round trip a futex call and a context switch each on the critical path.
+ * A thread going to sleep, or to wait on something else, uses
+ * rh_tp_drive_end. */
+void rh_tp_drive_leave(void);
+
+/* How long a progress thread parked for drivers sleeps at most before it
+ * looks whether any is left: the longest the network goes unattended
+ * after rh_tp_drive_leave. */
+#define RH_TP_ASIDE_US 100
+
 /* Takes the worker for a direct call when nobody has it and nothing
  * posted waits (so nothing is overtaken); 1 on success, then the caller
  * counts as the progress thread until rh_tp_leave. For sends that leave

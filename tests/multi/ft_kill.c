@@ -66,6 +66,11 @@
  *               ("FT DRIVER DIES"): the others must end by themselves,
  *               their rh_finalize returning RH_ERR_PEER_FAILED (a launcher
  *               that keeps the job going, such as srun, stops nobody)
+ *   accounting  (no victim) a stream of 2000 tasks to node 1: while their
+ *               returns are held, each has lineage, counted in the bytes
+ *               of the answered ones; once released, none is left; with
+ *               RAYHPC_LINEAGE_MAX_BYTES at 0 the answers drop it and
+ *               count it dropped ("FT ACCOUNTING OK")
  * In mapreduce and recursion, victim j of FT_VICTIMS (default "3,6") is
  * killed by task FT_KILL_AT + 7 j (default 9; see maybe_kill), in the
  * middle of the graph (tests/soak.sh draws them at random).
@@ -80,6 +85,7 @@
 
 #include "rank_util.h"
 #include "core/future.h"
+#include "core/lineage.h"
 #include "core/core.h"
 #include "core/pgroup.h"
 #include "core/placement.h"
@@ -1066,6 +1072,91 @@ static void parse_victims(void)
     kill_at = k ? atoi(k) : 9;
 }
 
+/* Waits (a few seconds at most) for cond over the lineage table: an
+ * answer completes its futures before its entry is handed on. */
+static int lineage_settles(size_t count, int bytes_nonzero)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (rh_lineage_count() == count &&
+            (rh_lineage_bytes() != 0) == bytes_nonzero) {
+            return 1;
+        }
+        usleep(1000);
+    }
+    return 0;
+}
+
+#define FT_STREAM 2000
+
+static void accounting(void)
+{
+    static rh_ref_t r[FT_STREAM];
+    rh_task_params_t p = rank_on_node(1, 0);
+    long dropped = rh_lineage_dropped();
+    int64_t v;
+
+    for (int64_t i = 0; i < FT_STREAM; i++) {
+        rh_arg_t a = rh_arg_bytes(&i, sizeof(i));
+
+        CHECK(rh_remote("ft_map", &a, 1, &p, &r[i]));
+    }
+    for (int i = 0; i < FT_STREAM; i++) {
+        const void *d;
+        size_t len;
+
+        CHECK(rh_get(r[i], &d, &len, TIMEOUT));
+        if (obj_value(d, len) != (int64_t)i * i + 1) {
+            printf("FT FAIL value %lld of task %d\n",
+                   (long long)obj_value(d, len), i);
+            exit(1);
+        }
+    }
+    /* Every entry answered and linked: the bytes are all of theirs. */
+    if (!lineage_settles(FT_STREAM, 1)) {
+        printf("FT FAIL %zu entries, %zu bytes kept for %d tasks answered\n",
+               rh_lineage_count(), rh_lineage_bytes(), FT_STREAM);
+        exit(1);
+    }
+    for (int i = 0; i < FT_STREAM; i++) {
+        rh_release(r[i]);
+        rh_release(r[i]);
+    }
+    if (!lineage_settles(0, 0)) {
+        printf("FT FAIL %zu entries, %zu bytes left after every release\n",
+               rh_lineage_count(), rh_lineage_bytes());
+        exit(1);
+    }
+    rh_lineage_set_max(0);
+    for (int64_t i = 0; i < FT_STREAM; i++) {
+        rh_arg_t a = rh_arg_bytes(&i, sizeof(i));
+
+        CHECK(rh_remote("ft_map", &a, 1, &p, &r[i]));
+    }
+    for (int i = 0; i < FT_STREAM; i++) {
+        rh_status_t st = get_value(r[i], &v);
+
+        if (st != RH_OK) {
+            fail("a task of the stream without lineage", st);
+        }
+        if (v != (int64_t)i * i + 1) {
+            printf("FT FAIL value %lld of task %d without lineage\n",
+                   (long long)v, i);
+            exit(1);
+        }
+    }
+    if (!lineage_settles(0, 0) ||
+        rh_lineage_dropped() - dropped != FT_STREAM) {
+        printf("FT FAIL %zu entries, %zu bytes, %ld dropped with no room "
+               "for lineage\n", rh_lineage_count(), rh_lineage_bytes(),
+               rh_lineage_dropped() - dropped);
+        exit(1);
+    }
+    for (int i = 0; i < FT_STREAM; i++) {
+        rh_release(r[i]);
+    }
+    printf("FT ACCOUNTING OK\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "mapreduce";
@@ -1074,7 +1165,7 @@ int main(int argc, char **argv)
 
     parse_victims();
     if (strcmp(mode, "driver") == 0 || strncmp(mode, "same_node", 9) == 0 ||
-        strcmp(mode, "pg_actor") == 0) {
+        strcmp(mode, "pg_actor") == 0 || strcmp(mode, "accounting") == 0) {
         nvictims = 0;
     }
     CHECK(rh_am_register(FT_DIE, 0, 0, on_die, NULL));
@@ -1140,6 +1231,8 @@ int main(int argc, char **argv)
             pg_actor();
         } else if (strcmp(mode, "driver") == 0) {
             driver_dies();
+        } else if (strcmp(mode, "accounting") == 0) {
+            accounting();
         } else {
             fprintf(stderr, "ft_kill: unknown mode %s\n", mode);
             return 2;
