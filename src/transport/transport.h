@@ -40,6 +40,10 @@ typedef void (*rh_tp_failure_fn)(void *arg, int rank);
  * by pid, so UCX's keepalive is left off. */
 void rh_tp_set_one_host(int one_host);
 
+/* Names the job, before rh_tp_start: the same-host rings' segments are
+ * named from it. */
+void rh_tp_set_job(const char *job_id);
+
 /* Creates the UCX context and worker (before the bootstrap exchange). */
 rh_status_t rh_tp_open(const rh_config_t *cfg);
 

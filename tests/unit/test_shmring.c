@@ -5,7 +5,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "plasma/store.h"
+#include "transport/shmlink.h"
 #include "transport/shmring.h"
 
 #define CAP 4096u
@@ -244,4 +249,55 @@ Test(shmring, two_threads_keep_order_and_content)
     }
     pthread_join(t, NULL);
     free(pr.mem);
+}
+
+/* A rank killed before its finalize leaves its ring segment behind: the
+ * store's stale-segment reaper removes it once its creator is gone, and
+ * leaves a live one's alone. */
+Test(shmring, stale_ring_segment_is_reaped)
+{
+    rh_tp_peer_info_t peers[2];
+    char name[256], path[300];
+    int removed = -1, status;
+    pid_t child;
+
+    memset(peers, 0, sizeof(peers));
+    peers[0].pid = getpid();
+    peers[0].same_host = 1;
+    peers[1].pid = getpid();
+    peers[1].same_host = 1;
+    cr_assert_eq(rh_shml_segment_name("reaptest-x", 1, name, sizeof(name)),
+                 RH_OK);
+    snprintf(path, sizeof(path), "/dev/shm%s", name);
+    child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        int ep = epoll_create1(0);
+
+        peers[1].pid = getpid();
+        _exit(rh_shml_open("reaptest-x", 1, 2, peers, 4096, ep,
+                           NULL) == RH_OK ? 0 : 1);
+    }
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_assert_eq(access(path, F_OK), 0, "the dead rank left %s", path);
+    cr_assert_eq(rh_store_reap_stale("rayhpc-reaptest-x", &removed), RH_OK);
+    cr_assert_eq(removed, 1);
+    cr_assert_neq(access(path, F_OK), 0, "%s was removed", path);
+
+    /* ours, alive: kept */
+    {
+        int ep = epoll_create1(0);
+
+        peers[1].pid = getpid();
+        cr_assert_eq(rh_shml_open("reaptest-x", 1, 2, peers, 4096, ep, NULL),
+                     RH_OK);
+        cr_assert_eq(rh_store_reap_stale("rayhpc-reaptest-x", &removed),
+                     RH_OK);
+        cr_assert_eq(removed, 0);
+        cr_assert_eq(access(path, F_OK), 0);
+        rh_shml_close();
+        cr_assert_neq(access(path, F_OK), 0, "the close removes it");
+        close(ep);
+    }
 }
