@@ -446,14 +446,14 @@ static rh_status_t rh_shml_attach(uint32_t dest, rh_shml_peer_t *p)
     return RH_OK;
 }
 
-/* What we published may find the receiver asleep: wake it. The fence
- * pairs with rh_shml_sleep_prepare's: either it sees our head, or we see
- * its flag. */
+/* What we published may find the receiver asleep: wake it. The commit's
+ * store of head and this load are sequentially consistent, as are
+ * rh_shml_sleep_prepare's store of the flag and its loads of the heads:
+ * either it sees our head, or we see its flag. */
 static inline void rh_shml_notify(rh_shml_peer_t *p)
 {
-    atomic_thread_fence(memory_order_seq_cst);
     if (rh_unlikely(atomic_load_explicit(p->tx_sleeping,
-                                         memory_order_relaxed) != 0) &&
+                                         memory_order_seq_cst) != 0) &&
         atomic_exchange_explicit(p->tx_sleeping, 0, memory_order_relaxed)) {
         rh_shml_ring_bell(p);
     }
@@ -486,7 +486,9 @@ static void *rh_shml_reserve(rh_shml_peer_t *p, uint32_t len)
         return body;
     }
     rh_shml.stats.full++;
-    if (rh_shmring_wait_room(&p->tx)) {
+    /* Until the flag is left set with no room made since: the reader then
+     * rings us once it consumed something. */
+    while (body == NULL && rh_shmring_wait_room(&p->tx)) {
         body = rh_shmring_reserve(&p->tx, len);
     }
     return body;
@@ -690,12 +692,11 @@ int rh_shml_sleep_prepare(void)
     if (rh_shml.seg == NULL) {
         return 1;
     }
-    atomic_store_explicit(&rh_shml.seg->sleeping, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_store_explicit(&rh_shml.seg->sleeping, 1, memory_order_seq_cst);
     for (int i = 0; i < rh_shml.num_rx; i++) {
         rh_shml_peer_t *p = &rh_shml.peers[rh_shml.rx_ranks[i]];
 
-        if (p->rx_on && rh_shmring_readable(&p->rx)) {
+        if (p->rx_on && rh_shmring_readable_sc(&p->rx)) {
             atomic_store_explicit(&rh_shml.seg->sleeping, 0,
                                   memory_order_relaxed);
             return 0;

@@ -94,7 +94,10 @@ void rh_shmring_commit(rh_shmring_t *r, uint32_t tag)
 
     memcpy(r->data + (r->rec & (r->cap - 1)), &h, sizeof(h));
     r->pos = r->rec + rh_shmring_span(r->rec_len);
-    atomic_store_explicit(&r->ctl->head, r->pos, memory_order_release);
+    /* seq_cst, not only release: the sender then reads the reader's
+     * sleeping word (shmlink.c), and either the reader sees this head
+     * before it sleeps or the sender sees it asleep. */
+    atomic_store_explicit(&r->ctl->head, r->pos, memory_order_seq_cst);
 }
 
 int rh_shmring_wait_room(rh_shmring_t *r)

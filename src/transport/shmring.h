@@ -75,7 +75,8 @@ void rh_shmring_attach_reader(rh_shmring_t *r, void *mem, uint64_t cap);
 void *rh_shmring_reserve(rh_shmring_t *r, uint32_t len);
 
 /* Writer: seals the reserved record with its tag (anything but
- * RH_SHMRING_TAG_PAD) and publishes it, and any padding before it. */
+ * RH_SHMRING_TAG_PAD) and publishes it, and any padding before it, with a
+ * sequentially consistent store. */
 void rh_shmring_commit(rh_shmring_t *r, uint32_t tag);
 
 /* Writer: after a NULL reserve, asks the reader to say when it consumed
@@ -90,6 +91,14 @@ static inline int rh_shmring_readable(rh_shmring_t *r)
         return 1;
     }
     r->limit = atomic_load_explicit(&r->ctl->head, memory_order_acquire);
+    return r->pos != r->limit;
+}
+
+/* Reader, about to sleep: whether a record waits, by a sequentially
+ * consistent load (pairs with the writer's commit). */
+static inline int rh_shmring_readable_sc(rh_shmring_t *r)
+{
+    r->limit = atomic_load_explicit(&r->ctl->head, memory_order_seq_cst);
     return r->pos != r->limit;
 }
 
