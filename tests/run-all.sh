@@ -332,6 +332,8 @@ if want tsan; then
         UCX_TLS=tcp,self tsan_run "alltoall over tcp" 0 "ALLTOALL OK" 2 -n 2 --nodes 2 ./tests/multi/alltoall
         tsan_run "killed rank" 137 "status=success" 2 --keep-going -n 3 ./tests/multi/peer_kill
         RAYHPC_NUM_WORKERS=1 tsan_run "a receive queue stalled by a kill ends its rank, not the job" 137 "SHM_STALL OK" 1 --keep-going -n 5 ./tests/multi/shm_stall
+        RAYHPC_NUM_WORKERS=1 RAYHPC_RX_WATCH=0 tsan_run "a sender killed mid-message stalls no receiver over the rings" 137 "SHM_STALL OK.*ended=0$" 1 --keep-going -n 5 ./tests/multi/shm_stall
+        RAYHPC_SHM_RING=0 tsan_run "alltoall, 2 ranks, over UCX's shared memory" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
         RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
         rm -rf "$tsan/contacts" "$tsan/jobremote.gate"

@@ -57,6 +57,17 @@ Test(local, alltoall_8_ranks_byte_exact)
     rh_run_free(&run);
 }
 
+/* RAYHPC_SHM_RING=0: ranks of a host talk through UCX's shared memory, as
+ * before the rings. */
+Test(local, alltoall_over_ucx_shared_memory_with_the_rings_off)
+{
+    static const char *const off[] = { "RAYHPC_SHM_RING=0", NULL };
+    rh_run_t run = launch(4, 0, 0, "tests/multi/alltoall", NULL, off);
+
+    expect_alltoall(&run, 4);
+    rh_run_free(&run);
+}
+
 Test(local, alltoall_across_2_virtual_nodes)
 {
     rh_run_t run = launch(4, 2, 0, "tests/multi/alltoall", NULL, NULL);
@@ -166,6 +177,41 @@ Test(local, a_receive_queue_stalled_by_a_kill_ends_its_rank_not_the_job)
         cr_expect_geq(rh_count_lines(run.out, "receive queue is stalled"),
                       ended, "%s", rh_tail(run.out, 3000));
         cr_expect_geq(ended, 0);
+        rh_run_free(&run);
+    }
+}
+
+/* The same kills with the same-host rings (RAYHPC_SHM_RING=1) and no
+ * receive watch: a sender killed mid-message holds up only its own ring,
+ * which the receiver drops, so every receiver answers every round and no
+ * rank ends deaf. Over UCX's shared memory with the watch off, 2 of 3 such
+ * jobs hung in a round. */
+Test(local, a_sender_killed_mid_message_stalls_no_receiver_over_the_rings)
+{
+    static const char *const env[] = { "RAYHPC_NUM_WORKERS=1",
+                                       "RAYHPC_RX_WATCH=0",
+                                       "RAYHPC_SHM_RING=1",
+                                       "SHM_STALL_WAIT_S=60", NULL };
+
+    for (int job = 0; job < 2; job++) {
+        rh_run_t run = launch(11, 0, 1, "tests/multi/shm_stall", NULL, env);
+        const char *ok = strstr(run.out, "SHM_STALL OK");
+        int rounds = -1, heard = -1, ended = -1;
+
+        cr_expect_eq(run.status, 137, "status %d; output ends:\n%s",
+                     run.status, rh_tail(run.out, 3000));
+        cr_expect_not_null(ok, "a round failed:\n%s",
+                           rh_tail(run.out, 3000));
+        if (ok != NULL) {
+            sscanf(ok, "SHM_STALL OK rounds=%d heard=%d ended=%d", &rounds,
+                   &heard, &ended);
+        }
+        cr_expect_gt(rounds, 0, "%s", rh_tail(run.out, 3000));
+        cr_expect_eq(heard, rounds, "a receiver went deaf:\n%s",
+                     rh_tail(run.out, 3000));
+        cr_expect_eq(ended, 0, "%s", rh_tail(run.out, 3000));
+        cr_expect_eq(rh_count_lines(run.out, "receive queue is stalled"), 0,
+                     "%s", rh_tail(run.out, 3000));
         rh_run_free(&run);
     }
 }

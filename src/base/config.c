@@ -422,6 +422,17 @@ const rh_config_field_t rh_config_table[] = {
      "Empty: $HOME/.rayhpc/jobs; off: no record",
      RH_OFF(job_contact_dir), &rh_type_string, NULL, 0,
      sizeof(((rh_config_t *)0)->job_contact_dir)},
+    {"SHM_RING", "1",
+     "1: active messages between ranks of one host go through a ring per "
+     "sender in shared memory (a rank killed in the middle of a send then "
+     "holds up only its own ring), unless UCX_TLS leaves shared memory out; "
+     "0: through UCX's shared-memory transport. Every rank needs the same",
+     RH_OFF(shm_ring), &rh_type_count, NULL, 0, 1},
+    {"SHM_RING_BYTES", "256K",
+     "Bytes of each same-host ring (a power of two, 4K at least; a message "
+     "of up to a quarter of it goes in one piece). Every rank needs the "
+     "same",
+     RH_OFF(shm_ring_bytes), &rh_type_size, NULL, 4096, 1ull << 31},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

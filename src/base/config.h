@@ -61,6 +61,8 @@ typedef struct rh_config {
     uint64_t rx_watch;         /* end a rank whose receive queue stalled */
     uint64_t drive_us;         /* a waiter drives the network this long */
     uint64_t coalesce;         /* 1: queued small sends go as batches */
+    uint64_t shm_ring;         /* 1: same-host messages through rings */
+    uint64_t shm_ring_bytes;   /* bytes of each same-host ring */
     uint64_t lineage_max_bytes;/* task specs kept to rebuild lost objects */
     uint64_t retry_backoff_ms; /* first wait before a task runs again */
     int      pmix_leave;       /* rh_pmix_leave_t */

@@ -815,6 +815,7 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     if (status == RH_OK) {
         rh_core.initialized = 1;
         rh_place_start();
+        rh_tp_set_job(rh_core.job_id);
         status = rh_tp_start(rh_core.rank, rh_core.size, peers);
     }
     if (status == RH_OK) {

@@ -26,6 +26,7 @@
 
 #include "base/log.h"
 #include "base/status.h"
+#include "transport/shmlink.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -958,7 +959,9 @@ static int rh_reap_dir(const char *dir, const char *prefix)
             continue;
         }
         snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-        removed += rh_segment_remove_if_stale(path);
+        /* a store's segment, or a rank's same-host rings */
+        removed += rh_segment_remove_if_stale(path) ||
+                   rh_shml_remove_if_stale(path);
     }
     closedir(dp);
     return removed;

@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "base/objcache.h"
 #include "base/status.h"
+#include "transport/shmlink.h"
 #include "transport/tp_internal.h"
 #include "transport/transport.h"
 
@@ -63,9 +64,14 @@ struct rh_am_sreq {
     const void    *data;
     size_t         len;
     void          *copy;      /* heap copy of a large payload, freed at end */
+    size_t         ring_sent; /* bytes in a same-host ring so far */
     uint8_t        hdr[sizeof(rh_am_wire_hdr_t) + RH_AM_MAX_HDR];
     uint8_t        small[RH_AM_SMALL_DATA];
 };
+
+typedef struct rh_am_ringq {
+    rh_am_sreq_t *head, *tail;
+} rh_am_ringq_t;
 
 /* Messages to one rank held back while more posted work waits: the first
  * stays whole (alone it leaves as it came), from the second on they are
@@ -93,6 +99,11 @@ typedef struct rh_am_layer {
     struct rh_am_batch *batches;
     uint32_t      *batch_dests;   /* ranks with one listed */
     uint32_t       num_batch_dests;
+    /* sends waiting for room in a same-host ring, per rank, in order
+     * (progress thread only; linked through next_free) */
+    struct rh_am_ringq *ringq;
+    uint32_t      *ringq_dests;   /* ranks with some */
+    uint32_t       num_ringq_dests;
     /* sends from other threads not done yet, and who waits for room: a
      * line of their own, written by every sender, away from the fields
      * the progress thread reads on each send */
@@ -302,6 +313,11 @@ static ucs_status_t rh_am_recv(void *arg, const void *header,
     return UCS_OK;
 }
 
+void rh_am_ring_deliver(const void *hdr, size_t hlen, void *data, size_t dlen)
+{
+    (void)rh_am_dispatch(hdr, hlen, data, dlen, 0);
+}
+
 /* Messages handed in by rh_am_deliver, run on the progress thread. */
 typedef struct rh_am_inject {
     rh_tp_op_t       op;
@@ -444,6 +460,7 @@ static void rh_am_sreq_put(rh_am_sreq_t *sreq)
 }
 
 static void rh_am_sreq_issue(rh_am_sreq_t *sreq);
+static void rh_am_ring_issue(rh_am_sreq_t *sreq);
 
 static const rh_am_entry_t *rh_am_sreq_entry(const rh_am_sreq_t *sreq)
 {
@@ -555,6 +572,95 @@ static inline void rh_am_batch_before(uint32_t dest)
     }
 }
 
+/* ---- same-host rings ------------------------------------------------------ */
+
+static inline int rh_am_ring_queued_for(uint32_t dest)
+{
+    return rh_am.ringq != NULL && rh_am.ringq[dest].head != NULL;
+}
+
+/* Keeps sreq for when dest's ring has room; 0 without memory for the
+ * queues (the caller fails it). */
+static int rh_am_ring_queue(rh_am_sreq_t *sreq)
+{
+    rh_am_ringq_t *q;
+
+    if (rh_unlikely(rh_am.ringq == NULL)) {
+        rh_am.ringq = calloc((size_t)rh_tp_size(), sizeof(*rh_am.ringq));
+        rh_am.ringq_dests = calloc((size_t)rh_tp_size(),
+                                   sizeof(*rh_am.ringq_dests));
+        if (rh_am.ringq == NULL || rh_am.ringq_dests == NULL) {
+            free(rh_am.ringq);
+            free(rh_am.ringq_dests);
+            rh_am.ringq = NULL;
+            rh_am.ringq_dests = NULL;
+            return 0;
+        }
+    }
+    q = &rh_am.ringq[sreq->dest];
+    sreq->next_free = NULL;
+    if (q->head == NULL) {
+        q->head = sreq;
+        rh_am.ringq_dests[rh_am.num_ringq_dests++] = sreq->dest;
+    } else {
+        q->tail->next_free = sreq;
+    }
+    q->tail = sreq;
+    return 1;
+}
+
+/* Writes sreq to its rank's ring, after what waits there already. */
+static void rh_am_ring_issue(rh_am_sreq_t *sreq)
+{
+    rh_status_t status;
+
+    if (!rh_am_ring_queued_for(sreq->dest)) {
+        status = rh_shml_send(sreq->dest, sreq->hdr, sreq->hdr_total,
+                              sreq->data, sreq->len, &sreq->ring_sent);
+        if (rh_likely(status != RH_ERR_BUSY)) {
+            rh_am_sreq_finish(sreq, status);
+            return;
+        }
+    }
+    if (!rh_am_ring_queue(sreq)) {
+        rh_am_sreq_finish(sreq, rh_error_set(RH_ERR_NO_MEMORY, "queue of "
+                                             "sends to rank %u",
+                                             sreq->dest));
+    }
+}
+
+int rh_am_ring_waiting(void)
+{
+    return rh_am.num_ringq_dests != 0;
+}
+
+void rh_am_ring_retry(rh_status_t fail)
+{
+    for (uint32_t i = 0; i < rh_am.num_ringq_dests;) {
+        uint32_t dest = rh_am.ringq_dests[i];
+        rh_am_ringq_t *q = &rh_am.ringq[dest];
+        rh_am_sreq_t *sreq;
+
+        while ((sreq = q->head) != NULL) {
+            rh_status_t status = fail != RH_OK ? fail :
+                rh_shml_send(dest, sreq->hdr, sreq->hdr_total, sreq->data,
+                             sreq->len, &sreq->ring_sent);
+
+            if (status == RH_ERR_BUSY) {
+                break;
+            }
+            q->head = sreq->next_free;
+            /* a done callback may send to dest again: it queues behind */
+            rh_am_sreq_finish(sreq, status);
+        }
+        if (q->head == NULL) {
+            rh_am.ringq_dests[i] = rh_am.ringq_dests[--rh_am.num_ringq_dests];
+        } else {
+            i++;
+        }
+    }
+}
+
 /* Hands a request to UCX (progress thread only). */
 static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
 {
@@ -571,6 +677,11 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
                      "(RAYHPC_FAULT_SENDS=%llu)",
                      (unsigned long long)rh_am.fault_every);
         rh_am_sreq_finish(sreq, RH_ERR_TRANSPORT);
+        return;
+    }
+    if (rh_shml_on(sreq->dest)) {
+        sreq->ring_sent = 0;
+        rh_am_ring_issue(sreq);
         return;
     }
     status = rh_tp_ep((int)sreq->dest, &ep);
@@ -930,8 +1041,19 @@ static rh_status_t rh_am_send_now(uint32_t dest, const void *hdr,
     ucp_request_param_t param;
     ucp_ep_h ep;
     void *req;
-    rh_status_t status = rh_tp_ep((int)dest, &ep);
+    rh_status_t status;
 
+    if (rh_shml_on(dest)) {
+        size_t sent = 0;
+
+        /* whole or not at all, and never past what waits already */
+        if (rh_am_ring_queued_for(dest) ||
+            hdr_total + len > rh_shml_max_whole()) {
+            return RH_ERR_BUSY;
+        }
+        return rh_shml_send(dest, hdr, hdr_total, data, len, &sent);
+    }
+    status = rh_tp_ep((int)dest, &ep);
     if (rh_unlikely(status != RH_OK)) {
         return status;
     }
@@ -1200,6 +1322,11 @@ void rh_am_detach(void)
         rh_am.batch_dests = NULL;
         rh_am.num_batch_dests = 0;
     }
+    free(rh_am.ringq);
+    free(rh_am.ringq_dests);
+    rh_am.ringq = NULL;
+    rh_am.ringq_dests = NULL;
+    rh_am.num_ringq_dests = 0;
     rh_objcache_fini(&rh_am.cache);
     /* Handlers stay registered: they are static and a re-init keeps them. */
     memset(&rh_am.stats, 0, sizeof(rh_am.stats));

@@ -211,6 +211,15 @@ struct ucp_worker;
 rh_status_t rh_am_attach(struct ucp_worker *worker);
 void rh_am_detach(void);
 
+/* Internal to the transport: the same-host rings' receive path
+ * (shmlink.h's deliver); whether sends wait for room in a ring; sends them
+ * what room there is now, or with fail != RH_OK fails every one of them
+ * (progress thread). */
+void rh_am_ring_deliver(const void *hdr, size_t hlen, void *data,
+                        size_t dlen);
+int rh_am_ring_waiting(void);
+void rh_am_ring_retry(rh_status_t fail);
+
 /* Sends everything held back to coalesce (the progress loop, once the op
  * queue drained); returns how many ranks had some. */
 unsigned rh_am_flush_batches(void);

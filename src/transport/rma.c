@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "transport/am_ids.h"
+#include "transport/shmlink.h"
 #include "transport/tp_internal.h"
 #include "transport/transport.h"
 
@@ -29,6 +30,8 @@ typedef struct rh_rma_peer {
     ucp_rkey_h rkey;
     uint64_t   base;      /* where that rank maps its region */
     int        by_am;     /* UCX cannot read its memory: reads are messages */
+    int        known;     /* its rkey arrived (rkey stays NULL where reads
+                           * go through its same-host ring) */
 } rh_rma_peer_t;
 
 /* A read request, and its answer: the bytes, or status != 0 and none. */
@@ -148,7 +151,7 @@ int rh_tp_has_rkey(int rank)
 {
     rh_rma_peer_t *p = rh_rma_peer(rank);
 
-    return p != NULL && p->rkey != NULL;
+    return p != NULL && p->known;
 }
 
 rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len)
@@ -162,12 +165,23 @@ rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len)
     if (p == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "rkey table");
     }
-    if (p->rkey != NULL) {
+    if (p->known) {
         return RH_OK;
     }
     if (len <= sizeof(h)) {
         return rh_error_set(RH_ERR_MALFORMED, "rank %d sent a %zu-byte rkey",
                             rank, len);
+    }
+    /* A rank of this host reached through a ring: UCX has no lane that
+     * reads its memory there (none with peer-failure handling in 1.13), and
+     * an endpoint made now only for the rkey may meet a rank that died
+     * meanwhile (UCX then logs errors of its shared memory). */
+    if (rh_shml_on((uint32_t)rank)) {
+        memcpy(&h, buf, sizeof(h));
+        p->base = h.base;
+        p->by_am = 1;
+        p->known = 1;
+        return RH_OK;
     }
     status = rh_tp_ep(rank, &ep);
     if (status != RH_OK) {
@@ -182,6 +196,7 @@ rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len)
     }
     p->base = h.base;
     p->by_am = !rh_tp_peer_zcopy(rank);
+    p->known = 1;
     return RH_OK;
 }
 
@@ -421,7 +436,7 @@ rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
     void *req;
     rh_status_t status;
 
-    if (p == NULL || p->rkey == NULL) {
+    if (p == NULL || !p->known) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "no rkey of rank %d", rank);
     }
     if (p->by_am) {

@@ -37,6 +37,7 @@
 #include "transport/guest.h"
 #include "transport/rma.h"
 #include "transport/rxwatch.h"
+#include "transport/shmlink.h"
 #include "transport/tp_internal.h"
 
 #define RH_TP_MAX_LISTENERS 16
@@ -83,6 +84,7 @@ typedef struct rh_transport {
     int                reap_pending;
     int                closed;         /* no new endpoints (job over) */
     int                flush_left;     /* peers rh_tp_flush waits for */
+    int                flush_rings;    /* it waits for sends to rings */
     rh_completion_t    flush_done;
     rh_mpsc_t          ops;
     struct {
@@ -161,6 +163,12 @@ int rh_tp_tls_has_shm(const char *tls)
 
 /* Outside rh_tp: set before rh_tp_open, which clears that. */
 static int rh_tp_one_host;
+static char rh_tp_job_id[160];
+
+void rh_tp_set_job(const char *job_id)
+{
+    snprintf(rh_tp_job_id, sizeof(rh_tp_job_id), "%s", job_id);
+}
 
 void rh_tp_set_one_host(int one_host)
 {
@@ -489,6 +497,7 @@ static void rh_tp_reap_dead(void)
         }
         if (peer->tell) {
             peer->tell = 0;
+            rh_shml_peer_dead(r);
             for (int i = 0; i < rh_tp.num_listeners; i++) {
                 rh_tp.listeners[i].fn(rh_tp.listeners[i].arg, r);
             }
@@ -706,8 +715,18 @@ static unsigned rh_tp_round(void)
     unsigned n = rh_tp_drain_ops();
 
     n += ucp_worker_progress(rh_tp_worker);
+    n += rh_shml_poll();
+    if (rh_unlikely(rh_am_ring_waiting())) {
+        rh_am_ring_retry(RH_OK);
+    }
     if (rh_unlikely(rh_tp.reap_pending)) {
         rh_tp_reap_dead();
+    }
+    if (rh_unlikely(rh_tp.flush_rings) && !rh_am_ring_waiting()) {
+        rh_tp.flush_rings = 0;
+        if (--rh_tp.flush_left == 0) {
+            rh_completion_signal(&rh_tp.flush_done, RH_OK);
+        }
     }
     return n;
 }
@@ -840,9 +859,9 @@ static void rh_tp_step_aside(void)
 
 static void rh_tp_sleep(void)
 {
-    struct epoll_event ev[2];
+    struct epoll_event ev[3];
     uint64_t count;
-    int timeout_ms = rh_tp_sleep_ms();
+    int timeout_ms = rh_shml_sleep_ms(rh_tp_sleep_ms());
 
     atomic_store_explicit(&rh_tp.sleeping, 1, memory_order_seq_cst);
     if (!rh_mpsc_idle(&rh_tp.ops) || atomic_load(&rh_tp.stop) ||
@@ -854,10 +873,15 @@ static void rh_tp_sleep(void)
         atomic_store(&rh_tp.sleeping, 0);
         return;
     }
+    /* After the arm: a record that arrives from here on rings the bell. */
+    if (!rh_shml_sleep_prepare()) {
+        atomic_store(&rh_tp.sleeping, 0);
+        return;
+    }
     /* Without the token while asleep: a thread that sends meanwhile
      * sends itself instead of waking us for it. */
     rh_tp_token_give();
-    if (epoll_wait(rh_tp.epoll_fd, ev, 2, timeout_ms) < 0 && errno != EINTR) {
+    if (epoll_wait(rh_tp.epoll_fd, ev, 3, timeout_ms) < 0 && errno != EINTR) {
         rh_warn("epoll_wait: %s", strerror(errno));
     }
     atomic_store(&rh_tp.sleeping, 0);
@@ -865,6 +889,7 @@ static void rh_tp_sleep(void)
         /* Nothing to drain (EAGAIN). */
     }
     rh_tp_token_take();
+    rh_shml_woken();
 }
 
 /* An idle spin: the token is free meanwhile, so that a thread with a
@@ -942,8 +967,30 @@ void rh_tp_set_progress_mode(rh_progress_mode_t mode)
     rh_tp_wake();
 }
 
+/* The same-host rings, when asked for and when UCX_TLS would let shared
+ * memory in (UCX_TLS=tcp,self means none, tests emulate a network so). */
+static rh_status_t rh_tp_open_rings(const rh_tp_peer_info_t *peers)
+{
+    int others = 0;
+
+    for (int r = 0; r < rh_tp.size; r++) {
+        others |= r != rh_tp.rank && peers[r].same_host;
+    }
+    if (!others || !rh_cfg.shm_ring ||
+        !rh_tp_tls_has_shm(getenv("UCX_TLS"))) {
+        return RH_OK;
+    }
+    if (rh_tp_job_id[0] == '\0') {
+        snprintf(rh_tp_job_id, sizeof(rh_tp_job_id), "%d", (int)peers[0].pid);
+    }
+    return rh_shml_open(rh_tp_job_id, rh_tp.rank, rh_tp.size, peers,
+                        rh_cfg.shm_ring_bytes, rh_tp.epoll_fd,
+                        rh_am_ring_deliver);
+}
+
 rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
 {
+    rh_status_t status;
     int err;
 
     rh_tp.rank = rank;
@@ -966,6 +1013,10 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
         atomic_store(&peer->alive, 1);
     }
     rh_tp.last_peer_check = rh_time_ns();
+    status = rh_tp_open_rings(peers);
+    if (status != RH_OK) {
+        return status;
+    }
     /* Set before the thread starts, which reads it (rh_tp_running): set
      * after, it raced with the thread's first rounds. */
     rh_tp.thread_started = 1;
@@ -1015,6 +1066,10 @@ static void rh_tp_flush_start(rh_tp_op_t *op)
                          UCP_OP_ATTR_FIELD_USER_DATA;
     param.cb.send = rh_tp_ep_flush_cb;
     rh_tp.flush_left = 1;   /* until every flush is started */
+    if (rh_am_ring_waiting()) {
+        rh_tp.flush_rings = 1;   /* until they are in their rings */
+        rh_tp.flush_left++;
+    }
     for (int r = 0; r < rh_tp.size; r++) {
         rh_peer_t *peer = &rh_tp.peers[r];
 
@@ -1084,6 +1139,7 @@ static void rh_tp_wait_open_reqs(void)
 static void rh_tp_close_endpoints_now(void)
 {
     rh_tp.closed = 1;
+    rh_am_ring_retry(RH_ERR_SHUTDOWN);
     if (rh_tp.peers == NULL) {
         return;
     }
@@ -1159,6 +1215,7 @@ void rh_tp_close(void)
          * through the queue. */
         rh_tp_drain_ops();
         rh_am_detach();
+        rh_shml_close();
         if (rh_tp.local_addr != NULL) {
             ucp_worker_release_address(rh_tp_worker, rh_tp.local_addr);
         }

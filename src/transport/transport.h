@@ -44,6 +44,9 @@ void rh_tp_set_one_host(int one_host);
  * default, all of them): their error handling is then turned on, which
  * endpoints with peer error handling need to use them. */
 int rh_tp_tls_has_shm(const char *tls);
+/* Names the job, before rh_tp_start: the same-host rings' segments are
+ * named from it. */
+void rh_tp_set_job(const char *job_id);
 
 /* Creates the UCX context and worker (before the bootstrap exchange). */
 rh_status_t rh_tp_open(const rh_config_t *cfg);
