@@ -310,7 +310,7 @@ if want tsan; then
             tests/multi/gcs_partition tests/multi/gcs_named \
             tests/multi/gcs_nodes tests/multi/gcs_actors tests/multi/ft_kill \
             tests/multi/ft_actor tests/multi/gcs_records tests/multi/gcs_grow \
-            tests/multi/gcs_spill_order >>"$tsan/make.out" 2>&1; then
+            tests/multi/gcs_spill_order tests/multi/gcs_suspect >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -342,6 +342,7 @@ if want tsan; then
         tsan_run "gcs: pub-sub" 0 "PUBSUB OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_pubsub 300
         RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: the tail dies mid-stream" 137 "GCS KILL OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_kill tail 3000 10000
         RAYHPC_FAILURE_TIMEOUT_MS=3000 tsan_run "gcs: a chain grows back after each of 3 deaths" 137 "GCS GROW OK" 1 --keep-going -n 6 --nodes 4 ./tests/multi/gcs_grow 10000
+        RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a suspect heard again is kept, a later death re-forms" 137 "GCS SUSPECT OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_suspect 1000
         tsan_run "gcs: spill records of two ranks of a node end right in any order" 0 "SPILL ORDER OK" 1 -n 2 ./tests/multi/gcs_spill_order
         RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a partition" 0 "MAJORITY WROTE 8" 2 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_partition
         RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a named actor outlives a replica" 137 "NAMED FOUND" 3 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_named

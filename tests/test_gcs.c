@@ -288,3 +288,27 @@ Test(gcs_grow, a_chain_grows_back_after_each_death_and_keeps_every_write)
                  "output ends:\n%s", rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
+
+/* The leader, deaf to heartbeats for a while (as a starved progress thread
+ * is), suspects every other rank, the two other masters among them; once
+ * it hears them again the suspicion, never committed, is withdrawn, and a
+ * later real death re-forms the chains with a quorum, keeping every
+ * acknowledged write and the live masters. */
+Test(gcs_suspect, a_suspect_heard_again_is_kept_and_a_later_death_reforms)
+{
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_suspect"), "2000",
+                           NULL };
+    rh_run_t run = rh_run(argv, KILL_ENV, TIMEOUT);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "suspicion withdrawn"), 1,
+                 "the suspicion stayed; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "GCS SUSPECT OK: 4000 writes"), 1,
+                 "no quorum after the death, or writes lost; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}

@@ -173,6 +173,17 @@ void rh_gcs_quiesce(void);
  * on the other side of boundary (ranks below it, ranks at or above it). */
 void rh_gcs_test_partition(int boundary);
 
+/* Tests: while on, this rank, a master, ignores the membership messages
+ * (heartbeats, votes) the others send it, as a master whose progress
+ * thread starves would not see them: it comes to suspect them all, and no
+ * proposal of its own gets a majority meanwhile. */
+void rh_gcs_test_deaf(int on);
+
+/* Tests: 1 when this rank, a master, suspects rank (silent, failed or
+ * dropped), else 0. Progress thread's state read from another thread: a
+ * test polls it until it holds. */
+int rh_gcs_test_suspects(int rank);
+
 /* Prints shards, chains, epoch and this rank's table sizes. */
 void rh_gcs_dump(FILE *out);
 

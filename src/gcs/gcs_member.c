@@ -9,6 +9,12 @@
  * gets a majority; once one has, the leader sends it to every rank
  * (NEWCONF) and the chains re-form under it.
  *
+ * Silence is only a guess (a starved host falls silent too): a master that
+ * hears a silent suspect again withdraws the suspicion, unless a committed
+ * configuration already dropped the rank, and a leader gives up a
+ * proposal that drops it. A leader's own proposal binds nobody once it
+ * stopped counting votes for it: only the leader that proposed commits.
+ *
  * A replica serves (accepts writes at the head, reads at the tail) only
  * while a majority of the masters confirmed its epoch within half a
  * timeout: the pongs of the masters, or the NEWCONF they voted for. A
@@ -33,6 +39,11 @@
 #include "transport/transport.h"
 
 enum { RH_GCS_HB_PING = 0, RH_GCS_HB_PONG = 1 };
+/* Why a master suspects a rank. Only silence is withdrawn when the rank is
+ * heard again; a failure its transport saw is final. */
+enum { RH_GCS_SUSPECT_NO = 0, RH_GCS_SUSPECT_SILENT = 1,
+       RH_GCS_SUSPECT_RECORD = 2 /* dropped: record the death */,
+       RH_GCS_SUSPECT_FAILED = 3 };
 enum { RH_GCS_CONF_PROPOSE = 1, RH_GCS_CONF_ACCEPT = 2,
        RH_GCS_CONF_REJECT = 3, RH_GCS_CONF_NEW = 4,
        RH_GCS_CONF_CAUGHT = 5 /* joining rank -> masters; voters: shard */ };
@@ -59,8 +70,10 @@ static struct {
     /* masters */
     int            my_master;       /* index in masters, -1: not one */
     uint64_t      *last_seen;       /* size: last ping (0: never) */
-    uint8_t       *suspect;         /* size */
+    uint8_t       *suspect;         /* size: RH_GCS_SUSPECT_* */
     rh_gcs_map_t   accepted;        /* the highest configuration accepted */
+    int            accepted_own;    /* accepted is our own proposal, built
+                                     * on the committed configuration */
     /* the leader's proposal */
     rh_gcs_map_t   proposal;
     uint32_t       votes;
@@ -82,10 +95,18 @@ static struct {
     _Atomic int    tick_queued;
     _Atomic int    quiet;           /* finalizing: no more suspicion */
     _Atomic int    cut_at;          /* tests: the partition's boundary */
+    _Atomic int    deaf;            /* tests: membership messages ignored */
 } rh_gcs_mb = { .my_master = -1,
                 .timer_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static rh_tp_op_t rh_gcs_tick_op;
+
+/* Only the progress thread writes; tests read from theirs. */
+static void rh_gcs_set_suspect(uint32_t r, uint8_t why)
+{
+    __atomic_store_n(&rh_gcs_mb.suspect[r], why, __ATOMIC_RELAXED);
+}
+
 static _Atomic(rh_gcs_beat_fn) rh_gcs_beat;
 
 void rh_gcs_set_beat(rh_gcs_beat_fn fn)
@@ -103,6 +124,20 @@ int rh_gcs_cut(int peer)
 void rh_gcs_test_partition(int boundary)
 {
     atomic_store(&rh_gcs_mb.cut_at, boundary);
+}
+
+void rh_gcs_test_deaf(int on)
+{
+    atomic_store(&rh_gcs_mb.deaf, on);
+}
+
+int rh_gcs_test_suspects(int rank)
+{
+    uint8_t *suspect = rh_gcs_mb.suspect;
+
+    return suspect != NULL && rank >= 0 &&
+           (uint32_t)rank < rh_gcs_mb.job_size &&
+           __atomic_load_n(&suspect[rank], __ATOMIC_RELAXED) != 0;
 }
 
 rh_status_t rh_gcs_send(int dest, uint16_t id, const void *hdr,
@@ -246,6 +281,9 @@ static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
     if (rh_gcs_mb.my_master >= 0 && m->epoch > rh_gcs_mb.accepted.epoch) {
         (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, m);
     }
+    if (m->epoch >= rh_gcs_mb.accepted.epoch) {
+        rh_gcs_mb.accepted_own = 0;
+    }
     if (rh_gcs_mb.proposing && rh_gcs_mb.proposal.epoch <= m->epoch) {
         rh_gcs_mb.proposing = 0;
     }
@@ -333,10 +371,17 @@ static int rh_gcs_grow(rh_gcs_map_t *m)
 }
 
 /* The leader: a new configuration without the suspects, with chains grown
- * back, on top of the highest one accepted or committed. */
+ * back, on top of the highest one accepted from another leader (it may
+ * have been committed) or committed. Our own earlier proposal is not
+ * built on: we stopped counting its votes, so it was never committed and
+ * never will be, and a suspicion withdrawn since must not come back
+ * through it. The epoch still goes past every one accepted. */
 static void rh_gcs_propose(void)
 {
-    const rh_gcs_map_t *base = rh_gcs_mb.accepted.epoch > rh_gcs_map.epoch ?
+    uint64_t top = rh_gcs_mb.accepted.epoch > rh_gcs_map.epoch ?
+                   rh_gcs_mb.accepted.epoch : rh_gcs_map.epoch;
+    const rh_gcs_map_t *base = rh_gcs_mb.accepted.epoch > rh_gcs_map.epoch &&
+                               !rh_gcs_mb.accepted_own ?
                                &rh_gcs_mb.accepted : &rh_gcs_map;
     int changed = 0;
 
@@ -352,11 +397,15 @@ static void rh_gcs_propose(void)
     if (!changed && base == &rh_gcs_map) {
         return;
     }
-    rh_gcs_mb.proposal.epoch = base->epoch + 1;
+    rh_gcs_mb.proposal.epoch = top + 1;
     rh_gcs_mb.proposing = 1;
     rh_gcs_mb.proposed_ns = rh_time_ns();
     rh_gcs_mb.votes = 1u << rh_gcs_mb.my_master;
-    (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, &rh_gcs_mb.proposal);
+    /* Built on another leader's, ours carries what that one may have
+     * committed: it binds us as that one does. */
+    if (rh_gcs_map_copy(&rh_gcs_mb.accepted, &rh_gcs_mb.proposal) == RH_OK) {
+        rh_gcs_mb.accepted_own = base == &rh_gcs_map;
+    }
     rh_info("GCS: proposing epoch %llu",
             (unsigned long long)rh_gcs_mb.proposal.epoch);
     for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
@@ -390,13 +439,13 @@ static void rh_gcs_commit_if_majority(void)
      * chains (the records go through them). */
     for (uint32_t r = 0; r < m.size; r++) {
         if (m.dead[r] && !rh_gcs_map.dead[r]) {
-            rh_gcs_mb.suspect[r] = 2;   /* to record */
+            rh_gcs_set_suspect(r, RH_GCS_SUSPECT_RECORD);
         }
     }
     rh_gcs_adopt(&m, votes);
     for (uint32_t r = 0; r < m.size; r++) {
-        if (rh_gcs_mb.suspect[r] == 2) {
-            rh_gcs_mb.suspect[r] = 1;
+        if (rh_gcs_mb.suspect[r] == RH_GCS_SUSPECT_RECORD) {
+            rh_gcs_set_suspect(r, RH_GCS_SUSPECT_FAILED);
             rh_gcs_publish_death((int)r, m.epoch);
         }
     }
@@ -411,7 +460,7 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
     int idx = -1;
 
     (void)arg;
-    if (rh_gcs_cut(src) || rh_gcs_rank < 0) {
+    if (rh_gcs_cut(src) || rh_gcs_rank < 0 || atomic_load(&rh_gcs_mb.deaf)) {
         return RH_OK;
     }
     memcpy(&h, msg->hdr, sizeof(h));
@@ -449,6 +498,7 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
         if (m.epoch > rh_gcs_mb.accepted.epoch &&
             m.epoch > rh_gcs_map.epoch) {
             (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, &m);
+            rh_gcs_mb.accepted_own = 0;
             rh_gcs_send_conf(src, RH_GCS_CONF_ACCEPT, m.epoch, NULL, 0);
         } else {
             rh_gcs_send_conf(src, RH_GCS_CONF_REJECT, 0,
@@ -467,6 +517,7 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
         /* Somebody accepted as high: build on that next time. */
         if (rh_gcs_mb.my_master >= 0 && m.epoch >= rh_gcs_mb.accepted.epoch) {
             (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, &m);
+            rh_gcs_mb.accepted_own = 0;
             rh_gcs_mb.proposing = 0;
         }
         break;
@@ -483,13 +534,30 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
 
 /* ---- heartbeats --------------------------------------------------------------- */
 
+/* A master hears rank src: a suspicion of silence goes, unless a committed
+ * configuration dropped src already (it stays dropped: it learns so from
+ * the configuration we offer it and ends its part). A proposal that drops
+ * src is given up, never to be committed; the next one keeps src. */
+static void rh_gcs_heard(int src)
+{
+    if (rh_gcs_mb.suspect[src] != RH_GCS_SUSPECT_SILENT ||
+        rh_gcs_map.dead[src]) {
+        return;
+    }
+    rh_gcs_set_suspect((uint32_t)src, RH_GCS_SUSPECT_NO);
+    rh_warn("GCS: rank %d heard from again: no longer suspect", src);
+    if (rh_gcs_mb.proposing && rh_gcs_mb.proposal.dead[src]) {
+        rh_gcs_mb.proposing = 0;
+    }
+}
+
 static rh_status_t rh_gcs_on_hb(void *arg, rh_am_msg_t *msg)
 {
     rh_gcs_hb_hdr_t h;
     int src = (int)msg->src;
 
     (void)arg;
-    if (rh_gcs_cut(src) || rh_gcs_rank < 0) {
+    if (rh_gcs_cut(src) || rh_gcs_rank < 0 || atomic_load(&rh_gcs_mb.deaf)) {
         return RH_OK;
     }
     memcpy(&h, msg->hdr, sizeof(h));
@@ -500,6 +568,7 @@ static rh_status_t rh_gcs_on_hb(void *arg, rh_am_msg_t *msg)
             return RH_OK;
         }
         rh_gcs_mb.last_seen[src] = rh_time_ns();
+        rh_gcs_heard(src);
         (void)rh_gcs_send(src, RH_AM_ID_GCS_HB, &pong, sizeof(pong), NULL,
                           0);
         if (h.epoch < rh_gcs_map.epoch) {
@@ -571,8 +640,8 @@ static void rh_gcs_tick(rh_tp_op_t *op)
                 rh_warn("GCS: rank %u silent for more than %llu ms", r,
                         (unsigned long long)(rh_gcs_mb.timeout_ns /
                                              1000000));
+                rh_gcs_set_suspect(r, RH_GCS_SUSPECT_SILENT);
             }
-            rh_gcs_mb.suspect[r] = 1;
         }
     }
     if (rh_gcs_leader() != rh_gcs_rank) {
@@ -594,7 +663,7 @@ static void rh_gcs_on_peer_failure(void *arg, int rank)
         rh_gcs_mb.suspect == NULL || (uint32_t)rank >= rh_gcs_map.size) {
         return;
     }
-    rh_gcs_mb.suspect[rank] = 1;
+    rh_gcs_set_suspect((uint32_t)rank, RH_GCS_SUSPECT_FAILED);
     if (rh_gcs_mb.my_master >= 0 && rh_gcs_leader() == rh_gcs_rank &&
         !rh_gcs_mb.proposing) {
         rh_gcs_propose();
@@ -656,10 +725,12 @@ rh_status_t rh_gcs_member_start(void)
     rh_gcs_mb.start_ns = now;
     rh_gcs_mb.my_master = -1;
     rh_gcs_mb.proposing = 0;
+    rh_gcs_mb.accepted_own = 0;
     atomic_store(&rh_gcs_mb.stop, 0);
     atomic_store(&rh_gcs_mb.quiet, 0);
     atomic_store(&rh_gcs_mb.tick_queued, 0);
     atomic_store(&rh_gcs_mb.cut_at, 0);
+    atomic_store(&rh_gcs_mb.deaf, 0);
     for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
         rh_gcs_mb.confirm_ns[i] = now;
         rh_gcs_mb.confirm_epoch[i] = rh_gcs_map.epoch;
