@@ -752,8 +752,12 @@ static void rh_actor_task_params(const rh_actor_params_t *p,
         return;
     }
     if (p->field_mask & RH_ACTOR_PARAM_FIELD_NUM_CPUS) {
-        tp->field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS;
+        tp->field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS |
+                          RH_TASK_PARAM_FIELD_FLAGS;
         tp->num_cpus = p->num_cpus;
+        /* One CPU and nothing else is otherwise not counted at all, and
+         * then nothing would be left to keep. */
+        tp->flags = RH_TASK_FLAG_COUNTED;
         *keep = 1;
     }
     if ((p->field_mask & RH_ACTOR_PARAM_FIELD_RESOURCES) &&
