@@ -413,6 +413,7 @@ if want tsan; then
         tsan_run "fault tolerance: a checkpoint asked by a method" 137 "FT ACTOR CHECKPOINT OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor request
         tsan_run "fault tolerance: a call resent max_task_retries times" 137 "FT ACTOR RETRIES OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor retries
         tsan_run "fault tolerance: calls queued at a kill that restarts are resent" 0 "FT ACTOR KILL RESEND OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor killresend
+        RAYHPC_NUM_WORKERS=1 tsan_run "fault tolerance: calls resent to an actor restarted on the caller's rank" 137 "FT ACTOR HOME OK" 1 -n 8 --nodes 4 ./tests/multi/ft_actor home
         unset TSAN_OPTIONS UCX_MEM_EVENTS
     else
         grep -E 'error' "$tsan/make.out" "$tsan/configure.out" | head -20

@@ -25,7 +25,9 @@
 # count among 1,000 pipelined increments, the count must be exact) and
 # pg_bundle (tests/multi/ft_kill: the ranks of a random node, 1 to 3, killed
 # in turn by the task in their placement group's bundle: placed again once,
-# then lost with the right errors).
+# then lost with the right errors) and home (tests/multi/ft_actor, one
+# worker a rank: as checkpoint, the counter restarted on the caller's own
+# rank).
 # -S: the same under Slurm, as `srun --mpi=pmix --no-kill
 # --kill-on-bad-exit=0 -n 8` (4 virtual nodes of 2 tasks), on the cluster
 # RH_TEST_SLURM_DIR names or on a private one started for the soak
@@ -35,7 +37,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/_build runs=5 ranks=64 nodes=8 kills=6 rounds=40 window=20
 seed=$(( $(date +%s) % 100000 ))
-gcs=0 ft=0 slurm=0 runs_set=0 modes=mapreduce,recursion,checkpoint,pg_bundle
+gcs=0 ft=0 slurm=0 runs_set=0 modes=mapreduce,recursion,checkpoint,pg_bundle,home
 while getopts "gfSb:r:n:N:k:R:w:s:m:" o; do
     case $o in
         g) gcs=1 ;;
@@ -134,6 +136,7 @@ if [ $ft -eq 1 ]; then
         RANDOM=$((seed + i))
         mode=${mlist[i % ${#mlist[@]}]}
         log=$(mktemp /tmp/rayhpc-soak-ft.XXXXXX)
+        survivors=6
         case $mode in
         mapreduce|recursion)
             ok="FT MAPREDUCE OK sum 85408"
@@ -150,20 +153,25 @@ if [ $ft -eq 1 ]; then
             what="checkpoint, the counter's rank killed at count $at"
             ft_launch "$actor" checkpoint $at >"$log" 2>&1
             st=$? ;;
+        home)
+            ok="FT ACTOR HOME OK" at=$((1 + RANDOM % 999)) survivors=7
+            what="home, the counter's rank killed at count $at"
+            RAYHPC_NUM_WORKERS=1 ft_launch "$actor" home $at >"$log" 2>&1
+            st=$? ;;
         pg_bundle)
             ok="FT PG_BUNDLE OK" at=$((1 + RANDOM % 3))
             what="pg_bundle, the ranks of node $at killed in their bundle"
             RAYHPC_INLINE_MAX=1K FT_PG_NODE=$at ft_launch "$prog" pg_bundle >"$log" 2>&1
             st=$? ;;
         *)
-            echo "soak -f: unknown mode $mode (mapreduce, recursion, checkpoint, pg_bundle)" >&2
+            echo "soak -f: unknown mode $mode (mapreduce, recursion, checkpoint, pg_bundle, home)" >&2
             exit 2 ;;
         esac
         why=
         if [ $st -eq 124 ]; then why="hung (killed after 300 s)"
         elif [ $st -ne 137 ]; then why="exit status $st"
         elif ! grep -q "^$ok" "$log"; then why="no \"$ok\" line"
-        elif [ "$(grep -c '^FT DONE' "$log")" -ne 6 ]; then why="a survivor did not finalize"
+        elif [ "$(grep -c '^FT DONE' "$log")" -ne "$survivors" ]; then why="a survivor did not finalize"
         elif pgrep -f "^($prog|$actor)" >/dev/null; then why="left processes behind"
         fi
         if [ -z "$why" ]; then

@@ -119,6 +119,32 @@ Test(actors, an_actors_cpus_stay_reserved_while_it_lives)
     rh_run_free(&run);
 }
 
+/* Two actors of one CPU each (no other resource) keep both CPUs of their
+ * rank while they live (as above: a slow host can only make it pass). */
+Test(actors, actors_of_one_cpu_each_keep_their_cpus_while_they_live)
+{
+    rh_run_t run = launch(1, 1, 0, "keep1", TWO_CPUS);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS KEEP1 OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The same for an actor placed on another node, whose one CPU it keeps:
+ * the CPU is counted where the creation arrives. */
+static const char *const ONE_CPU[] = { "RAYHPC_NUM_WORKERS=1", NULL };
+
+Test(actors, an_actor_of_one_cpu_keeps_it_on_the_node_it_was_sent_to)
+{
+    rh_run_t run = launch(2, 2, 0, "keep1remote", ONE_CPU);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "ACTORS KEEP1 REMOTE OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* An actor created in a placement-group bundle sits on the bundle's
  * node. */
 Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)

@@ -303,6 +303,21 @@ Test(ft, calls_queued_at_a_kill_that_restarts_are_resent)
     rh_run_free(&run);
 }
 
+/* The counter's restart comes to the caller's own rank: the calls lost
+ * with its rank are sent again there (they failed before, "calls in
+ * flight are not sent again there"), each taking effect once. */
+Test(ft, calls_lost_with_an_actor_restarted_on_the_callers_rank_are_resent)
+{
+    const char *env[] = { "RAYHPC_NUM_WORKERS=1", NULL };
+    rh_run_t run = rh_launch(8, 4, 0, "tests/multi/ft_actor", "home", env,
+                             TIMEOUT);
+
+    expect_actor(&run, "FT ACTOR HOME OK", 1);
+    cr_expect_eq(rh_count_lines(run.out, "FT CHECKPOINT count 1000 exact"),
+                 1, "output ends:\n%s", rh_tail(run.out, 4000));
+    rh_run_free(&run);
+}
+
 Test(ft, checkpoint_asked_by_a_method_is_restored_with_every_call_once)
 {
     rh_run_t run = ft_actor("request");

@@ -72,7 +72,11 @@ static void rh_actl_send(int dest, int op, rh_actor_t a, int32_t value,
 {
     rh_actl_hdr_t h = { a.hi, a.lo, (uint32_t)op, value, arg };
 
-    if (dest == rh_rank() || !rh_rank_alive(dest)) {
+    /* To our own rank only what numbered calls to a local instance need
+     * (a restart here with calls kept: they go by message to keep their
+     * order); the rest is handled here directly. */
+    if ((dest == rh_rank() && op != RH_ACTL_SKIP && op != RH_ACTL_FROM) ||
+        !rh_rank_alive(dest)) {
         return;
     }
     if (rh_am_send((uint32_t)dest, RH_AM_ID_ACTOR_CTL, &h, sizeof(h), text,
@@ -233,13 +237,17 @@ static void rh_client_located(rh_actor_client_t *c, int rank,
         drop = c->inst;
         c->inst = NULL;
     }
-    if (rank == rh_rank()) {
+    if (rank == rh_rank() && !(epoch > 0 && rh_resend_active(&c->rs))) {
         c->inst = rh_actor_inst_find(c->actor);
         if (c->inst == NULL) {
             rank = -1;
             why = "the actor ended";
         }
     }
+    /* A restart here while our calls are kept for resends: they and every
+     * later call go numbered, by message to our own rank, as to any
+     * other, so that the kept ones replay first, in order, skipping what
+     * the checkpoint covers, and each takes effect once. */
     if (rank < 0) {
         snprintf(c->why, sizeof(c->why), "%s", why ? why : "actor is dead");
         if (drop == NULL) {
@@ -752,8 +760,12 @@ static void rh_actor_task_params(const rh_actor_params_t *p,
         return;
     }
     if (p->field_mask & RH_ACTOR_PARAM_FIELD_NUM_CPUS) {
-        tp->field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS;
+        tp->field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS |
+                          RH_TASK_PARAM_FIELD_FLAGS;
         tp->num_cpus = p->num_cpus;
+        /* One CPU and nothing else is otherwise not counted at all, and
+         * then nothing would be left to keep. */
+        tp->flags = RH_TASK_FLAG_COUNTED;
         *keep = 1;
     }
     if ((p->field_mask & RH_ACTOR_PARAM_FIELD_RESOURCES) &&

@@ -201,35 +201,17 @@ void rh_resend_placed(rh_resend_t *r, int rank, uint32_t epoch,
     pthread_mutex_lock(&rh_kc_lock);
     r->rank = rank;
     r->epoch = epoch;
-    if (rank != rh_rank()) {
-        if (epoch > 0) {
-            rh_actor_call_from(rank, r->actor, epoch,
-                               r->head != NULL ? r->head->seq : next);
-        }
-        for (rh_kcall_t *k = r->head, *n; k != NULL; k = n) {
-            n = k->next;
-            if ((k->state == RH_KC_LOST || k->state == RH_KC_DONE) &&
-                k->sent_epoch != epoch) {
-                rh_kc_send(k, &doomed, why, sizeof(why));
-            }
-        }
-    } else {
-        /* Its calls go to the mailbox here, unnumbered: what was lost
-         * cannot follow them. */
-        snprintf(why, sizeof(why), "actor %s was restarted on the rank "
-                 "that made the call: calls in flight are not sent again "
-                 "there", rh_registry_class(
-                     (unsigned)((r->actor.hi >> 8) & 0x7fffffu))->name);
-        for (rh_kcall_t *k = r->head, *n; k != NULL; k = n) {
-            n = k->next;
-            if (k->state == RH_KC_LOST) {
-                rh_kc_unlink(k);
-                k->next = doomed;
-                doomed = k;
-            } else if (k->state == RH_KC_DONE) {
-                rh_kc_unlink(k);
-                rh_kc_free(k);
-            }
+    /* Our own rank too: calls to a restarted instance here go by message
+     * (rh_client_located), numbered like any caller's. */
+    if (epoch > 0) {
+        rh_actor_call_from(rank, r->actor, epoch,
+                           r->head != NULL ? r->head->seq : next);
+    }
+    for (rh_kcall_t *k = r->head, *n; k != NULL; k = n) {
+        n = k->next;
+        if ((k->state == RH_KC_LOST || k->state == RH_KC_DONE) &&
+            k->sent_epoch != epoch) {
+            rh_kc_send(k, &doomed, why, sizeof(why));
         }
     }
     rh_kc_trim(r);
@@ -353,14 +335,6 @@ int rh_actor_call_keep(rh_task_t *t, uint64_t counter, const void *payload,
     k->len = len;
     k->counter = counter;
     k->state = RH_KC_SENT;
-    if (r->epoch != t->call_epoch && r->rank == rh_rank()) {
-        /* Restarted here: calls go to the mailbox, this one fails as the
-         * old instance's. */
-        rh_kc_unlink(k);
-        pthread_mutex_unlock(&rh_kc_lock);
-        rh_kc_free(k);
-        return 0;
-    }
     if (r->epoch != t->call_epoch) {
         /* Numbered for an instance that is gone: the new one waits for
          * this number. */
@@ -387,8 +361,7 @@ void rh_actor_call_answered(uint64_t counter)
         rh_resend_t *r = k->r;
 
         k->state = RH_KC_DONE;
-        if (r->rank >= 0 && r->rank != rh_rank() &&
-            k->sent_epoch != r->epoch) {
+        if (r->rank >= 0 && k->sent_epoch != r->epoch) {
             /* Answered by an instance that ended since (a kill): the one
              * now placed waits for its number. */
             rh_kc_send(k, &doomed, why, sizeof(why));
@@ -421,23 +394,9 @@ int rh_actor_call_lost(uint64_t counter, int rank, rh_inflight_t *e)
         kept = 1;
         if (r->retries >= 0 && k->tries >= r->retries) {
             rh_kc_send(k, &doomed, why, sizeof(why));   /* fails it */
-        } else if (r->rank >= 0 && r->rank != rh_rank() &&
-            k->sent_epoch != r->epoch && rh_rank_alive(r->rank)) {
+        } else if (r->rank >= 0 && k->sent_epoch != r->epoch &&
+                   rh_rank_alive(r->rank)) {
             rh_kc_send(k, &doomed, why, sizeof(why));
-        } else if (r->rank >= 0 && r->rank == rh_rank() &&
-                   k->sent_epoch != r->epoch) {
-            /* Restarted here before it came back: as rh_resend_placed
-             * does with the calls lost before (kept waiting, it would
-             * never end). */
-            const rh_class_entry_t *cls = rh_registry_class(
-                (unsigned)((r->actor.hi >> 8) & 0x7fffffu));
-
-            snprintf(why, sizeof(why), "actor %s was restarted on the rank "
-                     "that made the call: calls in flight are not sent "
-                     "again there", cls != NULL ? cls->name : "?");
-            rh_kc_unlink(k);
-            k->next = doomed;
-            doomed = k;
         }
     }
     pthread_mutex_unlock(&rh_kc_lock);
@@ -464,7 +423,7 @@ int rh_actor_call_skipped(rh_task_t *t)
     if (r->epoch != t->call_epoch) {
         /* The instance waiting for it is a new one (or not placed yet:
          * it hears at its placement). */
-        if (r->rank >= 0 && r->rank != rh_rank()) {
+        if (r->rank >= 0) {
             rh_actor_call_skip(r->rank, r->actor.hi, r->actor.lo, k->seq);
         }
         k->sent_epoch = r->epoch;

@@ -35,7 +35,7 @@ typedef struct rh_fwd_submit {
     int32_t  num_cpus;         /* what it holds while it runs ... */
     uint32_t res_len;          /* ... and the custom resources: the payload
                                 * starts with "name=amount,...\0" */
-    uint32_t flags;            /* RH_FWD_PLACED */
+    uint32_t flags;            /* RH_FWD_PLACED, RH_FWD_COUNTED */
     uint32_t reserved;
     char     name[RH_FN_NAME_MAX];
 } rh_fwd_submit_t;
@@ -43,6 +43,9 @@ typedef struct rh_fwd_submit {
 /* The global scheduler chose the runner: it counts the task as on its way
  * there until the runner's heartbeat says it arrived. */
 #define RH_FWD_PLACED 1u
+/* Its resources are counted also when they are one CPU alone
+ * (RH_TASK_FLAG_COUNTED: an actor keeps them). */
+#define RH_FWD_COUNTED 2u
 
 typedef struct rh_fwd_done {
     uint64_t counter;
@@ -479,7 +482,7 @@ void rh_forward_resend(int dest, const void *hdr, size_t hdr_len,
 
     (void)hdr_len;
     memcpy(&h, hdr, sizeof(h));
-    h.flags = 0;   /* not the global scheduler's placement any more */
+    h.flags &= ~RH_FWD_PLACED;   /* not the global scheduler's any more */
     fn = rh_registry_find(h.name);
     memset(&e, 0, sizeof(e));
     e.counter = h.counter;
@@ -577,7 +580,8 @@ void rh_forward_send(rh_task_t *t)
     h.nreturns = (uint32_t)t->nreturns;
     h.num_cpus = t->res != NULL ? t->res->cpus : 1;
     h.res_len = (uint32_t)res_len;
-    h.flags = t->gs_placed ? RH_FWD_PLACED : 0;
+    h.flags = (t->gs_placed ? RH_FWD_PLACED : 0) |
+              (t->res != NULL ? RH_FWD_COUNTED : 0);
     memcpy(h.name, t->fn->name, RH_FN_NAME_MAX);
     if (t->block != NULL && !t->is_call && t->max_retries != 0) {
         rh_fwd_record(t, &h, payload, total, res_len);
@@ -869,6 +873,10 @@ static void rh_fwd_run(int origin, const rh_fwd_submit_t *h,
                         RH_TASK_PARAM_FIELD_NUM_CPUS;
     params.num_returns = (int)h->nreturns;
     params.num_cpus = h->num_cpus;
+    if (h->flags & RH_FWD_COUNTED) {
+        params.field_mask |= RH_TASK_PARAM_FIELD_FLAGS;
+        params.flags = RH_TASK_FLAG_COUNTED;
+    }
     if (h->res_len != 0) {
         params.field_mask |= RH_TASK_PARAM_FIELD_RESOURCES;
         params.resources = (const char *)payload;
@@ -940,7 +948,7 @@ static int rh_fwd_submit_ok(const rh_fwd_submit_t *h)
 {
     return h->nreturns <= RH_MAX_RETURNS && h->nargs <= 65536 &&
            h->num_cpus >= 0 && h->res_len <= 4096 &&
-           (h->flags & ~RH_FWD_PLACED) == 0 &&
+           (h->flags & ~(RH_FWD_PLACED | RH_FWD_COUNTED)) == 0 &&
            memchr(h->name, '\0', sizeof(h->name)) != NULL;
 }
 

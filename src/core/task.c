@@ -913,7 +913,9 @@ static rh_status_t rh_task_resources(const char *name,
         (params->field_mask & RH_TASK_PARAM_FIELD_RESOURCES)) {
         spec = params->resources;
     }
-    if (cpus == 1 && (spec == NULL || spec[0] == '\0')) {
+    if (cpus == 1 && (spec == NULL || spec[0] == '\0') &&
+        !(params != NULL && (params->field_mask & RH_TASK_PARAM_FIELD_FLAGS) &&
+          (params->flags & RH_TASK_FLAG_COUNTED))) {
         return RH_OK;
     }
     req = malloc(sizeof(*req));

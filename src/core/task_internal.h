@@ -99,6 +99,11 @@ struct rh_task_ret {
     void       *scratch;
 };
 
+/* Internal task flag (beside the public RH_TASK_FLAG_* bits): the task's
+ * resources are counted even when it asks for one CPU and nothing else,
+ * so that they can be kept after it ends (an actor's creation). */
+#define RH_TASK_FLAG_COUNTED (1u << 31)
+
 /* Small returns of a task without futures live here while it ends. */
 #define RH_TASK_RET_SMALL RH_FUTURE_INLINE
 

@@ -806,6 +806,59 @@ static int run_keep(void)
     return failures;
 }
 
+/* On a rank of 2 CPUs, two actors that asked for one CPU each (no other
+ * resource) keep them while they live: a task that needs one waits until
+ * one of them is dropped, then runs. remote: the same with one actor on
+ * node 1, whose one CPU (RAYHPC_NUM_WORKERS=1) it keeps, and the task
+ * bound to that node. */
+static int run_keep1(int remote)
+{
+    rh_actor_params_t p = { 0 };
+    rh_task_params_t tp = { 0 };
+    int64_t one = 1;
+    rh_arg_t x = rh_arg_bytes(&one, sizeof(one));
+    rh_actor_t a, b;
+    rh_ref_t r;
+    rh_status_t st;
+    const void *d;
+    size_t len;
+
+    if (remote) {
+        /* One CPU on node 1, taken by the actor created from rank 0: its
+         * creation arrives there as a forwarded task. */
+        p = on_node(1);
+        tp.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+        tp.strategy = RH_STRATEGY_NODE_AFFINITY;
+        tp.node = 1;
+    }
+    p.field_mask |= RH_ACTOR_PARAM_FIELD_NUM_CPUS;
+    p.num_cpus = 1;
+    a = make_counter(60, &p);
+    b = remote ? a : make_counter(70, &p);
+    CHECK(rh_actor_ready(a, 30000, NULL));
+    CHECK(rh_actor_ready(b, 30000, NULL));
+    tp.field_mask |= RH_TASK_PARAM_FIELD_NUM_CPUS;
+    tp.num_cpus = 1;
+    CHECK(rh_remote("value_after", &x, 1, &tp, &r));
+    st = rh_get(r, &d, &len, 1000);
+    EXPECT(st == RH_ERR_TIMEOUT, "a task ran while actors of one CPU each "
+           "held every CPU: %d", st);
+    CHECK(rh_actor_release(a));
+    st = rh_get(r, &d, &len, 30000);
+    EXPECT(st == RH_OK, "the task after an actor ended: %d", st);
+    if (st == RH_OK) {
+        rh_release(r);
+    }
+    rh_release(r);
+    if (!remote) {
+        CHECK(rh_actor_release(b));
+    }
+    if (failures == 0) {
+        printf("ACTORS KEEP1%s OK\n", remote ? " REMOTE" : "");
+    }
+    return failures;
+}
+
 /* Rank 1 creates a named actor on the last node and dies once rank 0 has
  * found it: the actor shares its owner's fate (its destructor runs on its
  * rank) and rank 0's calls fail with RH_ERR_ACTOR_DEAD. */
@@ -1128,6 +1181,10 @@ int main(int argc, char **argv)
             rc = run_remote();
         } else if (strcmp(mode, "pg") == 0) {
             rc = run_pg();
+        } else if (strcmp(mode, "keep1") == 0) {
+            rc = run_keep1(0);
+        } else if (strcmp(mode, "keep1remote") == 0) {
+            rc = run_keep1(1);
         } else if (strcmp(mode, "keep") == 0) {
             rc = run_keep();
         } else if (strcmp(mode, "rankdeath") == 0) {

@@ -42,10 +42,7 @@
  *             bound to node 0, on rank 1 while a group holds rank 0's
  *             CPU: its restart comes to rank 0, the caller's own rank;
  *             passes once the calls lost with rank 1 are sent again
- *             there, each taking effect once ("FT ACTOR HOME OK"). Kept
- *             out of the suites: it reproduces the limitation of
- *             docs/fault-tolerance.md (they fail, "calls in flight are
- *             not sent again there")
+ *             there, each taking effect once ("FT ACTOR HOME OK")
  * Every rank prints "FT DONE rank R" after its rh_finalize; the driver
  * prints "FT FAIL ..." and exits 1 on a wrong value or status.
  */
