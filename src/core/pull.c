@@ -403,7 +403,10 @@ again:
     {
         int src;
 
-        if (rh_dir_sources(id, &src, 1) == 1 && src != to &&
+        /* The copy may be the asker's own: a run on its node (a rerun,
+         * most often) sealed it after the asker looked, while we waited
+         * for that run. The asker looks again. */
+        if (rh_dir_sources(id, &src, 1) == 1 &&
             (rh_rank_alive(src) || rebuilt)) {
             h->kind = RH_WHERE_ASK;
             h->len = f->len;
@@ -927,6 +930,17 @@ static rh_status_t rh_pull_on_where(void *arg, rh_am_msg_t *msg)
         if (h.offset >= (uint64_t)rh_size() || ++p->hops > RH_PULL_MAX_HOPS) {
             rh_pull_fail(p, RH_ERR_INVALID_REF, "object %s: no rank could "
                          "give it", rh_object_id_str(p->id, ids));
+            return RH_OK;
+        }
+        if ((int)h.offset == rh_rank()) {
+            if (rh_store_contains(rh_core_store(), p->id)) {
+                rh_pull_end(p, RH_OK, NULL);
+            } else {
+                rh_pull_fail(p, RH_ERR_INVALID_REF, "object %s: rank %d, "
+                             "its owner, has this rank down as holding it, "
+                             "but this node's store has no copy",
+                             rh_object_id_str(p->id, ids), (int)msg->src);
+            }
             return RH_OK;
         }
         p->ask = (int)h.offset;
