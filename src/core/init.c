@@ -55,6 +55,7 @@
 #include "transport/blob.h"
 #include "transport/rma.h"
 #include "transport/bootstrap.h"
+#include "transport/shmlink.h"
 #include "transport/transport.h"
 
 #define RH_CORE_FIN_ROUNDS 2
@@ -661,6 +662,15 @@ static void rh_core_close_node(void)
         if (rh_core.rank == 0 &&
             rh_store_segment_name(rh_core.job_id, "n", name,
                                   sizeof(name)) == RH_OK) {
+            (void)rh_store_reap_stale(name, NULL);
+        }
+        /* And the same-host rings of ranks that were killed: rank N's is
+         * named ...-ringN, so the name of rank 0's less its 0 is all of
+         * them. */
+        if (rh_core.rank == 0 &&
+            rh_shml_segment_name(rh_core.job_id, 0, name,
+                                 sizeof(name)) == RH_OK) {
+            name[strlen(name) - 1] = '\0';
             (void)rh_store_reap_stale(name, NULL);
         }
     }
