@@ -14,7 +14,6 @@
  * value of its last acknowledged write must be there, dead/3 recorded,
  * ranks 1 and 2 never dropped. Prints "GCS SUSPECT OK".
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,39 +21,14 @@
 
 #include "gcs/gcs.h"
 #include "rank_util.h"
-#include "transport/am.h"
 
-#define DIE (RH_AM_ID_TEST_FIRST + 8)
 #define KEYS 200
 #define WINDOW 64
 #define VICTIM 3
 
-static _Atomic long finished;
-static long acked[KEYS];   /* the value of the last acknowledged write */
-static char keys[KEYS][16];
+#include "gcs_stream.h"
+
 static double timeout_s;
-
-static rh_status_t on_die(void *arg, rh_am_msg_t *msg)
-{
-    (void)arg;
-    (void)msg;
-    raise(SIGKILL);
-    return RH_OK;
-}
-
-static void on_done(rh_gcs_op_t *op)
-{
-    (void)op;
-    atomic_fetch_add(&finished, 1);
-}
-
-typedef struct slot {
-    rh_gcs_op_t op;
-    long value;
-    int key;
-} slot_t;
-
-static slot_t slots[WINDOW];
 
 /* Writes nwrites updates, from value base + 1, a window at a time; a
  * write refused for want of a quorum (chains re-forming) is tried again
@@ -68,23 +42,7 @@ static void write_all(long base, long nwrites)
         long n = nwrites - done < WINDOW ? nwrites - done : WINDOW;
         long ok = 0;
 
-        atomic_store(&finished, 0);
-        for (long j = 0; j < n; j++) {
-            slot_t *s = &slots[j];
-
-            memset(&s->op, 0, sizeof(s->op));
-            s->key = (int)((done + j) % KEYS);
-            s->value = base + done + j + 1;
-            s->op.table = RH_GCS_T_TEST;
-            s->op.key = keys[s->key];
-            s->op.klen = strlen(keys[s->key]);
-            s->op.value = &s->value;
-            s->op.vlen = sizeof(s->value);
-            s->op.done = on_done;
-            CHECK(rh_gcs_put_async(&s->op));
-        }
-        if (rank_wait_count(&finished, n, 120.0) != 0) {
-            fprintf(stderr, "rank 0: writes unanswered\n");
+        if (stream_window(base, done, n) != 0) {
             exit(1);
         }
         for (long j = 0; j < n; j++) {
@@ -144,16 +102,7 @@ int main(int argc, char **argv)
     long nwrites = argc > 1 ? atol(argv[1]) : 2000;
 
     timeout_s = (t != NULL ? atof(t) : 5000.0) / 1000.0;
-    CHECK(rh_am_register(DIE, 0, 0, on_die, NULL));
-    CHECK(rh_init(&argc, &argv, NULL));
-    if (rh_size() != 4) {
-        fprintf(stderr, "gcs_suspect runs on 4 ranks\n");
-        return 1;
-    }
-    if (rh_rank() != 0) {
-        CHECK(rh_finalize());
-        return 0;
-    }
+    stream_start(&argc, &argv, 4, 0, "gcs_suspect");
     for (int i = 0; i < KEYS; i++) {
         snprintf(keys[i], sizeof(keys[i]), "s%d", i);
     }
@@ -174,20 +123,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     CHECK(rh_am_send_wait(VICTIM, DIE, NULL, 0, NULL, 0));
     write_all(nwrites, nwrites);
-    for (int k = 0; k < KEYS; k++) {
-        void *val;
-        size_t len;
-        long v;
-
-        CHECK(rh_gcs_get(RH_GCS_T_TEST, keys[k], strlen(keys[k]), &val, &len,
-                         NULL));
-        memcpy(&v, val, sizeof(v));
-        free(val);
-        if (len != sizeof(v) || v != acked[k]) {
-            fprintf(stderr, "rank 0: key %s holds %ld, acknowledged %ld\n",
-                    keys[k], v, acked[k]);
-            return 1;
-        }
+    if (!stream_read_back()) {
+        return 1;
     }
     for (int r = 1; r <= VICTIM; r++) {
         char key[32];
