@@ -1,6 +1,7 @@
 /*
  * GPU placement across nodes (tests/multi/gpu_place.c): 3 ranks on 3
- * virtual nodes, only node 2 offering a GPU. Runs on any host: real
+ * virtual nodes, only node 2 offering a GPU (and node 1 half of one in
+ * the fractions' test). Runs on any host: real
  * devices are hidden from the job.
  */
 #include <criterion/criterion.h>
@@ -33,4 +34,9 @@ Test(gpu_place, a_bundle_reserves_a_gpu_on_the_node_that_has_it)
 Test(gpu_place, a_gpu_task_that_fits_nowhere_waits)
 {
     gpu_place("nofit", "GPU_PLACE NOFIT OK: ");
+}
+
+Test(gpu_place, fractions_of_gpus_are_counted_across_nodes)
+{
+    gpu_place("frac", "GPU_PLACE FRAC OK: ");
 }

@@ -9,6 +9,8 @@
  *   gpu_place pg      a bundle reserving half a GPU lands on node 2, and a
  *                     task in it asks for the bundle's GPU there
  *   gpu_place nofit   a task asking for 2 GPUs, which no node has, waits
+ *   gpu_place frac    node 1 offers GPU=0.5 too: quarter-GPU bundles fill
+ *                     node 2's GPU, then node 1's half, then wait for room
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +112,60 @@ static int nofit(void)
     return 0;
 }
 
+/* Whether every bundle of g is on node want. */
+static int bundles_on(rh_pg_t g, int n, int want, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        int node = -1;
+
+        if (rh_pg_bundle_node(g, i, &node) != RH_OK || node != want) {
+            fprintf(stderr, "gpu_place: %s: bundle %d on node %d, not %d "
+                    "(%s)\n", what, i, node, want, rh_last_error());
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Fractions of a GPU counted across nodes: four quarters take node 2's
+ * whole GPU, two more can only go to node 1's half, a seventh fits
+ * nowhere until the two are given back. */
+static int frac(void)
+{
+    rh_bundle_t q[4] = { { 0, "GPU=0.25" }, { 0, "GPU=0.25" },
+                         { 0, "GPU=0.25" }, { 0, "GPU=0.25" } };
+    rh_pg_t whole, half, late;
+    rh_status_t st;
+
+    CHECK(rh_pg_create(q, 4, RH_PG_STRICT_PACK, &whole));
+    CHECK(rh_pg_wait(whole, 60000));
+    if (bundles_on(whole, 4, 2, "four quarters") != 0) {
+        return 1;
+    }
+    CHECK(rh_pg_create(q, 2, RH_PG_STRICT_PACK, &half));
+    CHECK(rh_pg_wait(half, 60000));
+    if (bundles_on(half, 2, 1, "two more quarters") != 0) {
+        return 1;
+    }
+    CHECK(rh_pg_create(q, 1, RH_PG_PACK, &late));
+    st = rh_pg_wait(late, 500);
+    if (st != RH_ERR_TIMEOUT) {
+        fprintf(stderr, "gpu_place: a seventh quarter GPU was placed (%s) "
+                "with every offered GPU reserved\n", rh_status_string(st));
+        return 1;
+    }
+    CHECK(rh_pg_remove(half));
+    CHECK(rh_pg_wait(late, 60000));
+    if (bundles_on(late, 1, 1, "the seventh quarter") != 0) {
+        return 1;
+    }
+    CHECK(rh_pg_remove(late));
+    CHECK(rh_pg_remove(whole));
+    printf("GPU_PLACE FRAC OK: 4 quarters filled node 2's GPU, 2 node 1's "
+           "half, a seventh waited for them\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "tasks";
@@ -118,6 +174,10 @@ int main(int argc, char **argv)
 
     if (node_id != NULL && strcmp(node_id, "vnode2") == 0) {
         setenv("RAYHPC_RESOURCES", "GPU=1", 1);
+    }
+    if (node_id != NULL && strcmp(node_id, "vnode1") == 0 &&
+        strcmp(mode, "frac") == 0) {
+        setenv("RAYHPC_RESOURCES", "GPU=0.5", 1);
     }
     CHECK(rh_register("gpu_where", gpu_where, 0, 1));
     CHECK(rh_init(&argc, &argv, NULL));
@@ -133,6 +193,8 @@ int main(int argc, char **argv)
             rc = pg(rank2);
         } else if (strcmp(mode, "nofit") == 0) {
             rc = nofit();
+        } else if (strcmp(mode, "frac") == 0) {
+            rc = frac();
         } else {
             fprintf(stderr, "gpu_place: unknown mode %s\n", mode);
             rc = 1;
