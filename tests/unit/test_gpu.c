@@ -162,6 +162,34 @@ Test(nogpu, a_gpu_actor_dies_with_the_reason)
     rh_actor_release(a);
 }
 
+/* A GPU task or actor that fails for want of a device gives its GPU back
+ * to the ledger: the rank offers GPU=1, so one that kept it would leave
+ * every later one waiting instead of failing with the reason. */
+Test(nogpu, failed_gpu_tasks_and_actors_give_the_gpu_back)
+{
+    rh_task_params_t tp = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+                            .resources = "GPU=1" };
+    rh_actor_params_t ap = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
+                             .resources = "GPU=1" };
+    const void *ptr;
+    size_t len;
+
+    skip_with_gpus();
+    for (int i = 0; i < 3; i++) {
+        rh_actor_t a;
+        rh_ref_t ret;
+
+        cr_assert_eq(rh_remote("gpu_task", NULL, 0, &tp, &ret), RH_OK);
+        cr_assert_eq(rh_get(ret, &ptr, &len, 30000), RH_ERR_TASK_FAILED,
+                     "task %d: %s", i, rh_last_error());
+        rh_release(ret);
+        cr_assert_eq(rh_actor_create("gpu_actor", NULL, 0, &ap, &a), RH_OK);
+        cr_assert_eq(rh_actor_ready(a, 30000, NULL), RH_ERR_ACTOR_DEAD,
+                     "actor %d: %s", i, rh_last_error());
+        rh_actor_release(a);
+    }
+}
+
 /* Device d of a node goes to the rank with index d % ranks there. */
 Test(gpu_deal, a_node_s_gpus_are_dealt_to_its_ranks)
 {
