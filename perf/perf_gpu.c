@@ -163,9 +163,13 @@ static void figure_ipc(void)
     for (int trial = 0; trial < GPU_TRIALS; trial++) {
         double t0 = perf_now();
 
-        if (rh_put_device(a, GPU_BYTES, &r) != RH_OK ||
-            rh_get_device(r, b, GPU_BYTES, NULL, 60000) != RH_OK) {
+        if (rh_put_device(a, GPU_BYTES, &r) != RH_OK) {
             fprintf(stderr, "rayhpc-perf: gpu_ipc_bw: %s\n", rh_last_error());
+            goto out;
+        }
+        if (rh_get_device(r, b, GPU_BYTES, NULL, 60000) != RH_OK) {
+            fprintf(stderr, "rayhpc-perf: gpu_ipc_bw: %s\n", rh_last_error());
+            rh_release(r);
             goto out;
         }
         perf_keep_best(&best, perf_now() - t0, 1);
