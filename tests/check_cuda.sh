@@ -103,9 +103,9 @@ for f in perf/perf_gpu_ref.o examples/heat_gpu rayhpc-perf; do
     fi
     if [ -n "$cuobjdump" ]; then
         "$cuobjdump" --list-elf "$bin" 2>/dev/null |
-            sed -n 's/.*\.sm_\([0-9a-z]*\)\.cubin$/ELF \1/p' > "$tmp.cuobj"
+            sed -n 's/.*[._]\(sm\|compute\)_\([0-9a-z]*\)\.cubin$/ELF \2/p' > "$tmp.cuobj"
         "$cuobjdump" --list-ptx "$bin" 2>/dev/null |
-            sed -n 's/.*\.sm_\([0-9a-z]*\)\.ptx$/PTX \1/p' >> "$tmp.cuobj"
+            sed -n 's/.*[._]\(sm\|compute\)_\([0-9a-z]*\)\.ptx$/PTX \2/p' >> "$tmp.cuobj"
         if ! sort -u "$tmp.cuobj" | cmp -s - "$tmp.have"; then
             echo "check_cuda: $f: cuobjdump lists $(sort -u "$tmp.cuobj" |
                  tr '\n' ' '), the section reads $(tr '\n' ' ' < "$tmp.have")" >&2
