@@ -43,7 +43,10 @@ FILES='config.h Makefile perf/perf_gpu_ref.o'
 
 # The program of a build tree's name: libtool's .libs/ one when there is.
 real() {
-    local d=$(dirname "$2") b=$(basename "$2")
+    local d b
+
+    d=$(dirname "$2")
+    b=$(basename "$2")
 
     if [ -f "$1/$d/.libs/$b" ]; then
         echo "$1/$d/.libs/$b"
@@ -85,7 +88,7 @@ pack() {
         grep -v "^$dest/" | while read -r f; do cp -L "$f" "$dest/lib/"; done
     rm -f "$dest/.elf"
     echo "gpu-node: packed $(du -sh "$dest" | cut -f1) into $dest:" \
-         "$(ls "$dest/lib" | grep -c '\.so') libraries, the programs of $build"
+         "$(find "$dest/lib" -maxdepth 1 -name '*.so*' | wc -l) libraries, the programs of $build"
 }
 
 [ $# -ge 1 ] || usage
@@ -102,7 +105,8 @@ mkdir -p "$logs"
 export LD_LIBRARY_PATH="$dir/.libs:$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 [ -d "$dir/lib/ucx" ] && export UCX_MODULE_DIR="$dir/lib/ucx"
 [ -d "$dir/lib/hwloc" ] && export HWLOC_PLUGINS_PATH="$dir/lib/hwloc"
-export RH_TEST_BUILDDIR=$dir RH_TEST_SRCDIR=$(dirname "$here") CRITERION_JOBS=1
+RH_TEST_SRCDIR=$(dirname "$here")
+export RH_TEST_BUILDDIR=$dir RH_TEST_SRCDIR CRITERION_JOBS=1
 deadline=$(( $(date +%s) + 460 ))
 results=()
 failed=0
@@ -184,7 +188,7 @@ fi
 step perf 150 "$dir/rayhpc-perf" gpu_task_rtt gpu_put_bw gpu_get_bw gpu_ipc_bw
 rc=$?
 for fig in gpu_task_rtt gpu_put_bw gpu_get_bw gpu_ipc_bw; do
-    line=$(grep -E "^$fig[ /]" "$logs/perf.log" | tr '\n' ' ')
+    line=$(grep -E "^${fig}[ /]" "$logs/perf.log" | tr '\n' ' ')
     [ -n "$line" ] || line=$(grep -m1 "^# $fig skipped" "$logs/perf.log")
     if [ $rc -ne 0 ]; then
         note "$fig" "FAIL (rayhpc-perf exit $rc): $(grep "$fig" "$logs/perf.log" | tail -1)"
