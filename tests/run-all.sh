@@ -12,14 +12,17 @@
 #   6. `make distcheck`, and a check that the tarball holds every file of
 #      the tree;
 #   7. the README's build command and the suite's build, in either order,
-#      in fresh copies of the tree (tests/build-order.sh).
+#      in fresh copies of the tree (tests/build-order.sh);
+#   8. a -Werror build configured --without-cuda, even where a toolkit is,
+#      running the GPU tests (their no-CUDA paths) and the checks of the
+#      exports and the docs.
 # Ends with one line "suite: N passed, N failed".
 #
 #   tests/run-all.sh                      every stage
 #   tests/run-all.sh --only STAGE[,...]   those stages (--list names them)
 set -uo pipefail
 
-all_stages="build check install asan fuzz tsan distcheck order"
+all_stages="build check install asan fuzz tsan distcheck order nocuda"
 usage() {
     echo "usage: tests/run-all.sh [--only STAGE[,STAGE...]] [--list]"
     echo "stages: $all_stages"
@@ -452,6 +455,22 @@ if want distcheck && need_build; then
         bad "the tarball holds every file of the tree (no $tarball, or the copy failed)"
     fi
     rm -rf "$tree"
+fi
+
+# The library without CUDA: configure --without-cuda builds no CUDA code
+# even where the toolkit is (the main build has it where it is), and every
+# GPU call says so; the GPU tests take those paths, check_cuda.sh skips.
+if want nocuda; then
+    nocuda="$top/_build-nocuda"
+    if build_dir "$nocuda" --enable-werror --without-cuda; then
+        step "GPU tests, exports and docs in $nocuda"
+        # only this run's results are counted
+        rm -f "$nocuda"/tests/*.log "$nocuda"/tests/*.trs \
+              "$nocuda"/tests/unit/*.log "$nocuda"/tests/unit/*.trs
+        make -C "$nocuda" -j1 check TESTS='tests/unit/test_gpu tests/unit/test_gpu_stage tests/test_gpu_multi tests/check_exports.sh tests/check_docs.sh tests/check_cuda.sh' \
+            2>&1 | tee "$nocuda/check.out" | grep -E '^(PASS|FAIL|ERROR|SKIP|# )'
+        count_check "$nocuda"
+    fi
 fi
 
 # The README's first command (its build and install, tests/build-order.sh
