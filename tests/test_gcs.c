@@ -312,3 +312,27 @@ Test(gcs_suspect, a_suspect_heard_again_is_kept_and_a_later_death_reforms)
                  "ends:\n%s", rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
+
+/* The leader alone stops hearing a live master (its host starves that
+ * master's heartbeats to it only): the other master still hears it and
+ * refuses to drop it, so no configuration drops it; a real death later
+ * still re-forms the chains, with that master in them, and every
+ * acknowledged write reads back. */
+Test(gcs_suspect, a_master_the_others_hear_is_not_dropped_by_the_leader)
+{
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_suspect"), "2000",
+                           "one", NULL };
+    rh_run_t run = rh_run(argv, KILL_ENV, TIMEOUT);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "rank 2 refused to drop rank 1"), 1,
+                 "rank 1 was dropped; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "GCS DEAF OK: 4000 writes"), 1,
+                 "no quorum after the death, rank 1 dropped or writes lost; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}

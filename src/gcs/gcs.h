@@ -179,6 +179,15 @@ void rh_gcs_test_partition(int boundary);
  * proposal of its own gets a majority meanwhile. */
 void rh_gcs_test_deaf(int on);
 
+/* Tests: this rank ignores the membership messages of rank alone (-1:
+ * nobody), as a master whose host starves that rank's heartbeats to it
+ * only. */
+void rh_gcs_test_deaf_to(int rank);
+
+/* Tests: how many times another master refused this rank's proposal, as
+ * one that drops a rank it still hears. */
+int rh_gcs_test_refusals(void);
+
 /* Tests: 1 when this rank, a master, suspects rank (silent, failed or
  * dropped), else 0. Progress thread's state read from another thread: a
  * test polls it until it holds. */
