@@ -119,6 +119,7 @@ static struct {
     _Atomic int    deaf;            /* tests: membership messages ignored */
     _Atomic int    deaf_to;         /* tests: those of this rank ignored */
     _Atomic int    refusals;        /* tests: refusals received */
+    _Atomic int    hold_joins;      /* tests: joiners stay joiners */
 } rh_gcs_mb = { .my_master = -1,
                 .timer_lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -157,6 +158,19 @@ void rh_gcs_test_deaf(int on)
 void rh_gcs_test_deaf_to(int rank)
 {
     atomic_store(&rh_gcs_mb.deaf_to, rank);
+}
+
+void rh_gcs_test_hold_joins(int on)
+{
+    atomic_store(&rh_gcs_mb.hold_joins, on);
+}
+
+int rh_gcs_test_caught(uint32_t shard)
+{
+    int32_t *caught = rh_gcs_mb.caught;
+
+    return caught != NULL && shard < rh_gcs_nshards ?
+           __atomic_load_n(&caught[shard], __ATOMIC_RELAXED) : -1;
 }
 
 int rh_gcs_test_refusals(void)
@@ -333,7 +347,8 @@ static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
         rh_gcs_mb.proposing = 0;
     }
     for (uint32_t s = 0; rh_gcs_mb.caught != NULL && s < m->nshards; s++) {
-        rh_gcs_mb.caught[s] = -1;   /* a joiner catches up again under it */
+        /* a joiner catches up again under it */
+        __atomic_store_n(&rh_gcs_mb.caught[s], -1, __ATOMIC_RELAXED);
     }
     rh_info("GCS epoch %llu", (unsigned long long)m->epoch);
     if (m->dead[rh_gcs_rank]) {
@@ -396,7 +411,8 @@ static int rh_gcs_grow(rh_gcs_map_t *m)
         int j = m->joining[s];
 
         if (j >= 0 && rh_gcs_mb.caught[s] == j && m->len[s] < m->replicas &&
-            m->epoch == rh_gcs_map.epoch) {
+            m->epoch == rh_gcs_map.epoch &&
+            !atomic_load(&rh_gcs_mb.hold_joins)) {
             m->chain[(size_t)s * m->replicas + m->len[s]++] = j;
             m->joining[s] = -1;
             changed = 1;
@@ -609,7 +625,8 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
         if (rh_gcs_mb.my_master >= 0 && h.voters < rh_gcs_map.nshards &&
             h.epoch == rh_gcs_map.epoch &&
             rh_gcs_map.joining[h.voters] == src) {
-            rh_gcs_mb.caught[h.voters] = src;
+            __atomic_store_n(&rh_gcs_mb.caught[h.voters], src,
+                             __ATOMIC_RELAXED);
             if (rh_gcs_leader() == rh_gcs_rank && !rh_gcs_mb.proposing &&
                 !atomic_load(&rh_gcs_mb.quiet)) {
                 rh_gcs_propose();
@@ -891,6 +908,7 @@ rh_status_t rh_gcs_member_start(void)
     atomic_store(&rh_gcs_mb.deaf, 0);
     atomic_store(&rh_gcs_mb.deaf_to, -1);
     atomic_store(&rh_gcs_mb.refusals, 0);
+    atomic_store(&rh_gcs_mb.hold_joins, 0);
     for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
         rh_gcs_mb.confirm_ns[i] = now;
         rh_gcs_mb.confirm_epoch[i] = rh_gcs_map.epoch;
