@@ -345,7 +345,9 @@ if want tsan; then
         tsan_run "gcs: pub-sub" 0 "PUBSUB OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_pubsub 300
         RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: the tail dies mid-stream" 137 "GCS KILL OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_kill tail 3000 10000
         RAYHPC_FAILURE_TIMEOUT_MS=3000 tsan_run "gcs: a chain grows back after each of 3 deaths" 137 "GCS GROW OK" 1 --keep-going -n 6 --nodes 4 ./tests/multi/gcs_grow 10000
+        RAYHPC_FAILURE_TIMEOUT_MS=3000 tsan_run "gcs: a tail dies while a rank joins its chain" 137 "GCS MIDJOIN OK" 1 --keep-going -n 6 --nodes 4 ./tests/multi/gcs_grow 10000 midjoin
         RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a suspect heard again is kept, a later death re-forms" 137 "GCS SUSPECT OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_suspect 1000
+        RAYHPC_GCS_SHARDS=2 RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a master the others hear is not dropped by the leader alone" 137 "GCS DEAF OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_suspect 1000 one
         tsan_run "gcs: spill records of two ranks of a node end right in any order" 0 "SPILL ORDER OK" 1 -n 2 ./tests/multi/gcs_spill_order
         RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a partition" 0 "MAJORITY WROTE 8" 2 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_partition
         RAYHPC_FAILURE_TIMEOUT_MS=2000 tsan_run "gcs: a named actor outlives a replica" 137 "NAMED FOUND" 3 --keep-going -n 4 --nodes 4 ./tests/multi/gcs_named

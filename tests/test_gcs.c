@@ -289,6 +289,31 @@ Test(gcs_grow, a_chain_grows_back_after_each_death_and_keeps_every_write)
     rh_run_free(&run);
 }
 
+/* The tail of a chain dies while a rank joins it (the joiner held
+ * joining), mid-stream: the new tail sends the joiner the whole state
+ * again, and once the chain grew back every acknowledged write reads back
+ * from the ranks that joined. */
+Test(gcs_grow, a_tail_dies_mid_join_and_the_joiner_gets_the_whole_state)
+{
+    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=3000",
+                                       NULL };
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "6", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_grow"), "50000",
+                           "midjoin", NULL };
+    rh_run_t run = rh_run(argv, env, TIMEOUT);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILLs; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "caught up again with shard"), 1,
+                 "the joiner never took the state again; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "GCS MIDJOIN OK: 50000 writes"), 1,
+                 "writes or updates lost after a death mid-join; output "
+                 "ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* The leader, deaf to heartbeats for a while (as a starved progress thread
  * is), suspects every other rank, the two other masters among them; once
  * it hears them again the suspicion, never committed, is withdrawn, and a
@@ -310,5 +335,29 @@ Test(gcs_suspect, a_suspect_heard_again_is_kept_and_a_later_death_reforms)
     cr_expect_eq(rh_count_lines(run.out, "GCS SUSPECT OK: 4000 writes"), 1,
                  "no quorum after the death, or writes lost; output "
                  "ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+/* The leader alone stops hearing a live master (its host starves that
+ * master's heartbeats to it only): the other master still hears it and
+ * refuses to drop it, so no configuration drops it; a real death later
+ * still re-forms the chains, with that master in them, and every
+ * acknowledged write reads back. */
+Test(gcs_suspect, a_master_the_others_hear_is_not_dropped_by_the_leader)
+{
+    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
+                           "4", "--keep-going",
+                           rh_build_path("tests/multi/gcs_suspect"), "2000",
+                           "one", NULL };
+    rh_run_t run = rh_run(argv, KILL_ENV, TIMEOUT);
+
+    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "rank 2 refused to drop rank 1"), 1,
+                 "rank 1 was dropped; output ends:\n%s",
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "GCS DEAF OK: 4000 writes"), 1,
+                 "no quorum after the death, rank 1 dropped or writes lost; "
+                 "output ends:\n%s", rh_tail(run.out, 3000));
     rh_run_free(&run);
 }

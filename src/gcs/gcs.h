@@ -179,6 +179,24 @@ void rh_gcs_test_partition(int boundary);
  * proposal of its own gets a majority meanwhile. */
 void rh_gcs_test_deaf(int on);
 
+/* Tests: this rank ignores the membership messages of rank alone (-1:
+ * nobody), as a master whose host starves that rank's heartbeats to it
+ * only. */
+void rh_gcs_test_deaf_to(int rank);
+
+/* Tests: how many times another master refused this rank's proposal, as
+ * one that drops a rank it still hears. */
+int rh_gcs_test_refusals(void);
+
+/* Tests: while on, this rank, the leader, keeps a rank that joins a chain
+ * joining (it does not make it the tail), so that a test can change the
+ * configuration mid-join. */
+void rh_gcs_test_hold_joins(int on);
+
+/* Tests: the rank joining shard's chain that told this rank, a master, it
+ * holds the shard's state under the current epoch; -1: none. */
+int rh_gcs_test_caught(uint32_t shard);
+
 /* Tests: 1 when this rank, a master, suspects rank (silent, failed or
  * dropped), else 0. Progress thread's state read from another thread: a
  * test polls it until it holds. */

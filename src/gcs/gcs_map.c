@@ -255,6 +255,28 @@ void rh_gcs_map_pack(const rh_gcs_map_t *m, void *buf)
 
 rh_status_t rh_gcs_map_unpack(rh_gcs_map_t *m, const void *buf, size_t len)
 {
+    size_t used;
+    rh_gcs_map_t n;
+    rh_status_t status;
+
+    memset(&n, 0, sizeof(n));
+    status = rh_gcs_map_unpack_prefix(&n, buf, len, &used);
+    if (status != RH_OK) {
+        return status;
+    }
+    if (used != len) {
+        rh_gcs_map_free(&n);
+        return rh_error_set(RH_ERR_MALFORMED, "GCS configuration of %zu "
+                            "bytes", len);
+    }
+    rh_gcs_map_free(m);
+    *m = n;
+    return RH_OK;
+}
+
+rh_status_t rh_gcs_map_unpack_prefix(rh_gcs_map_t *m, const void *buf,
+                                     size_t len, size_t *used)
+{
     rh_gcs_map_wire_t w;
     rh_gcs_map_t n;
     const uint8_t *p = buf;
@@ -279,7 +301,7 @@ rh_status_t rh_gcs_map_unpack(rh_gcs_map_t *m, const void *buf, size_t len)
     n.size = w.size;
     n.nmasters = w.nmasters;
     memcpy(n.masters, w.masters, sizeof(n.masters));
-    if (rh_gcs_map_packed_size(&n) != len) {
+    if (rh_gcs_map_packed_size(&n) > len) {
         return rh_error_set(RH_ERR_MALFORMED, "GCS configuration of %zu "
                             "bytes", len);
     }
@@ -322,6 +344,7 @@ rh_status_t rh_gcs_map_unpack(rh_gcs_map_t *m, const void *buf, size_t len)
             }
         }
     }
+    *used = rh_gcs_map_packed_size(&n);
     rh_gcs_map_free(m);
     *m = n;
     return RH_OK;

@@ -59,6 +59,10 @@ int rh_gcs_map_pick_joiner(const rh_gcs_map_t *m, uint32_t shard,
 size_t rh_gcs_map_packed_size(const rh_gcs_map_t *m);
 void rh_gcs_map_pack(const rh_gcs_map_t *m, void *buf);
 rh_status_t rh_gcs_map_unpack(rh_gcs_map_t *m, const void *buf, size_t len);
+/* The same for a configuration at the start of buf, with more after it:
+ * *used says how many bytes it took. */
+rh_status_t rh_gcs_map_unpack_prefix(rh_gcs_map_t *m, const void *buf,
+                                     size_t len, size_t *used);
 
 static inline int rh_gcs_map_is_master(const rh_gcs_map_t *m, int rank)
 {

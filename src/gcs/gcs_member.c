@@ -14,6 +14,9 @@
  * configuration already dropped the rank, and a leader gives up a
  * proposal that drops it. A leader's own proposal binds nobody once it
  * stopped counting votes for it: only the leader that proposed commits.
+ * Silence may be one-sided too (one rank's heartbeats starved to the leader
+ * alone): a voter refuses a proposal that drops for its silence a rank it
+ * heard within the timeout, and the leader then counts that rank as heard.
  *
  * A replica serves (accepts writes at the head, reads at the tail) only
  * while a majority of the masters confirmed its epoch within half a
@@ -46,7 +49,9 @@ enum { RH_GCS_SUSPECT_NO = 0, RH_GCS_SUSPECT_SILENT = 1,
        RH_GCS_SUSPECT_FAILED = 3 };
 enum { RH_GCS_CONF_PROPOSE = 1, RH_GCS_CONF_ACCEPT = 2,
        RH_GCS_CONF_REJECT = 3, RH_GCS_CONF_NEW = 4,
-       RH_GCS_CONF_CAUGHT = 5 /* joining rank -> masters; voters: shard */ };
+       RH_GCS_CONF_CAUGHT = 5 /* joining rank -> masters; voters: shard */,
+       RH_GCS_CONF_REFUSE = 6 /* voter -> leader; voters: how many
+                               * rh_gcs_vouch_t follow */ };
 
 typedef struct rh_gcs_hb_hdr {
     uint64_t epoch;
@@ -54,12 +59,23 @@ typedef struct rh_gcs_hb_hdr {
     uint32_t pad;
 } rh_gcs_hb_hdr_t;
 
-/* CONF; the payload is a packed configuration (none for ACCEPT). */
+/* CONF; the payload is a packed configuration (none for ACCEPT), for
+ * PROPOSE followed by one byte per rank: 1 where the proposal drops the
+ * rank for its silence alone (a drop a voter that hears the rank refuses),
+ * and for REFUSE the ranks the voter heard (rh_gcs_vouch_t). */
 typedef struct rh_gcs_conf_hdr {
     uint64_t epoch;
     uint32_t kind;
     uint32_t voters;    /* NEW: bit i: masters[i] accepted it */
 } rh_gcs_conf_hdr_t;
+
+/* REFUSE: a rank the proposal dropped for its silence that the voter heard
+ * age_ns before it refused. */
+typedef struct rh_gcs_vouch {
+    int32_t  rank;
+    uint32_t pad;
+    uint64_t age_ns;
+} rh_gcs_vouch_t;
 
 static struct {
     uint64_t       timeout_ns;
@@ -70,12 +86,17 @@ static struct {
     /* masters */
     int            my_master;       /* index in masters, -1: not one */
     uint64_t      *last_seen;       /* size: last ping (0: never) */
+    uint64_t      *vouched;         /* size: when another master last heard
+                                     * the rank, by its refusal (0: never) */
+    rh_gcs_vouch_t *vouch_buf;      /* size: a refusal being built */
     uint8_t       *suspect;         /* size: RH_GCS_SUSPECT_* */
     rh_gcs_map_t   accepted;        /* the highest configuration accepted */
     int            accepted_own;    /* accepted is our own proposal, built
                                      * on the committed configuration */
     /* the leader's proposal */
     rh_gcs_map_t   proposal;
+    uint8_t       *silent;          /* size: the proposal drops the rank for
+                                     * its silence alone */
     uint32_t       votes;
     uint64_t       proposed_ns;
     int            proposing;
@@ -96,6 +117,9 @@ static struct {
     _Atomic int    quiet;           /* finalizing: no more suspicion */
     _Atomic int    cut_at;          /* tests: the partition's boundary */
     _Atomic int    deaf;            /* tests: membership messages ignored */
+    _Atomic int    deaf_to;         /* tests: those of this rank ignored */
+    _Atomic int    refusals;        /* tests: refusals received */
+    _Atomic int    hold_joins;      /* tests: joiners stay joiners */
 } rh_gcs_mb = { .my_master = -1,
                 .timer_lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -129,6 +153,35 @@ void rh_gcs_test_partition(int boundary)
 void rh_gcs_test_deaf(int on)
 {
     atomic_store(&rh_gcs_mb.deaf, on);
+}
+
+void rh_gcs_test_deaf_to(int rank)
+{
+    atomic_store(&rh_gcs_mb.deaf_to, rank);
+}
+
+void rh_gcs_test_hold_joins(int on)
+{
+    atomic_store(&rh_gcs_mb.hold_joins, on);
+}
+
+int rh_gcs_test_caught(uint32_t shard)
+{
+    int32_t *caught = rh_gcs_mb.caught;
+
+    return caught != NULL && shard < rh_gcs_nshards ?
+           __atomic_load_n(&caught[shard], __ATOMIC_RELAXED) : -1;
+}
+
+int rh_gcs_test_refusals(void)
+{
+    return atomic_load(&rh_gcs_mb.refusals);
+}
+
+static int rh_gcs_deaf_to(int src)
+{
+    return atomic_load(&rh_gcs_mb.deaf) ||
+           atomic_load(&rh_gcs_mb.deaf_to) == src;
 }
 
 int rh_gcs_test_suspects(int rank)
@@ -185,13 +238,16 @@ int rh_gcs_lease_ok(void)
 
 /* ---- configurations ----------------------------------------------------------- */
 
-/* m: the configuration sent (NULL for ACCEPT, which names its epoch). */
+/* m: the configuration sent (NULL for ACCEPT, which names its epoch);
+ * extra: bytes after it (PROPOSE's silent drops). */
 static void rh_gcs_send_conf(int dest, uint32_t kind, uint64_t epoch,
-                             const rh_gcs_map_t *m, uint32_t voters)
+                             const rh_gcs_map_t *m, uint32_t voters,
+                             const void *extra, size_t extra_len)
 {
     rh_gcs_conf_hdr_t h = { m != NULL ? m->epoch : epoch, kind, voters };
-    size_t len = m != NULL ? rh_gcs_map_packed_size(m) : 0;
-    void *buf = len != 0 ? malloc(len) : NULL;
+    size_t mlen = m != NULL ? rh_gcs_map_packed_size(m) : 0;
+    size_t len = mlen + extra_len;
+    uint8_t *buf = len != 0 ? malloc(len) : NULL;
 
     if (len != 0 && buf == NULL) {
         rh_error("GCS: no memory to send a configuration");
@@ -200,13 +256,16 @@ static void rh_gcs_send_conf(int dest, uint32_t kind, uint64_t epoch,
     if (m != NULL) {
         rh_gcs_map_pack(m, buf);
     }
+    if (extra_len != 0) {
+        memcpy(buf + mlen, extra, extra_len);
+    }
     (void)rh_gcs_send(dest, RH_AM_ID_GCS_CONF, &h, sizeof(h), buf, len);
     free(buf);
 }
 
 void rh_gcs_offer_conf(int dest)
 {
-    rh_gcs_send_conf(dest, RH_GCS_CONF_NEW, 0, &rh_gcs_map, 0);
+    rh_gcs_send_conf(dest, RH_GCS_CONF_NEW, 0, &rh_gcs_map, 0, NULL, 0);
 }
 
 void rh_gcs_caught_up(uint32_t shard, uint64_t epoch)
@@ -288,7 +347,8 @@ static void rh_gcs_adopt(const rh_gcs_map_t *m, uint32_t voters)
         rh_gcs_mb.proposing = 0;
     }
     for (uint32_t s = 0; rh_gcs_mb.caught != NULL && s < m->nshards; s++) {
-        rh_gcs_mb.caught[s] = -1;   /* a joiner catches up again under it */
+        /* a joiner catches up again under it */
+        __atomic_store_n(&rh_gcs_mb.caught[s], -1, __ATOMIC_RELAXED);
     }
     rh_info("GCS epoch %llu", (unsigned long long)m->epoch);
     if (m->dead[rh_gcs_rank]) {
@@ -351,7 +411,8 @@ static int rh_gcs_grow(rh_gcs_map_t *m)
         int j = m->joining[s];
 
         if (j >= 0 && rh_gcs_mb.caught[s] == j && m->len[s] < m->replicas &&
-            m->epoch == rh_gcs_map.epoch) {
+            m->epoch == rh_gcs_map.epoch &&
+            !atomic_load(&rh_gcs_mb.hold_joins)) {
             m->chain[(size_t)s * m->replicas + m->len[s]++] = j;
             m->joining[s] = -1;
             changed = 1;
@@ -388,7 +449,12 @@ static void rh_gcs_propose(void)
     if (rh_gcs_map_copy(&rh_gcs_mb.proposal, base) != RH_OK) {
         return;
     }
+    /* Only the drops this proposal makes for silence are marked for the
+     * voters to check: a drop the base holds may have been committed
+     * (it stays final), and a failure the transport saw is final too. */
     for (uint32_t r = 0; r < rh_gcs_map.size; r++) {
+        rh_gcs_mb.silent[r] = rh_gcs_mb.suspect[r] == RH_GCS_SUSPECT_SILENT &&
+                              !base->dead[r];
         if (rh_gcs_mb.suspect[r]) {
             changed |= rh_gcs_map_drop(&rh_gcs_mb.proposal, (int)r);
         }
@@ -412,7 +478,8 @@ static void rh_gcs_propose(void)
         if ((int)i != rh_gcs_mb.my_master &&
             !rh_gcs_mb.proposal.dead[rh_gcs_map.masters[i]]) {
             rh_gcs_send_conf(rh_gcs_map.masters[i], RH_GCS_CONF_PROPOSE, 0,
-                             &rh_gcs_mb.proposal, 0);
+                             &rh_gcs_mb.proposal, 0, rh_gcs_mb.silent,
+                             rh_gcs_map.size);
         }
     }
 }
@@ -432,7 +499,7 @@ static void rh_gcs_commit_if_majority(void)
     rh_gcs_mb.proposing = 0;
     for (uint32_t r = 0; r < m.size; r++) {
         if (!m.dead[r] && (int)r != rh_gcs_rank) {
-            rh_gcs_send_conf((int)r, RH_GCS_CONF_NEW, 0, &m, votes);
+            rh_gcs_send_conf((int)r, RH_GCS_CONF_NEW, 0, &m, votes, NULL, 0);
         }
     }
     /* The leader records the deaths, once, after it adopted the new
@@ -452,15 +519,96 @@ static void rh_gcs_commit_if_majority(void)
     rh_gcs_map_free(&m);
 }
 
+/* A voter: the ranks that proposal m drops for their silence alone
+ * (silent) which we heard within a timeout and do not suspect ourselves,
+ * listed in out (size entries); how many. A drop our committed or
+ * accepted configuration holds is not checked: it may have been
+ * committed, and a committed drop stays final. */
+static uint32_t rh_gcs_vouch_for(const rh_gcs_map_t *m, const uint8_t *silent,
+                                 rh_gcs_vouch_t *out)
+{
+    uint64_t now = rh_time_ns();
+    uint32_t n = 0;
+
+    for (uint32_t r = 0; r < m->size; r++) {
+        uint64_t seen = rh_gcs_mb.last_seen[r];
+
+        if (!silent[r] || !m->dead[r] || rh_gcs_map.dead[r] ||
+            rh_gcs_mb.accepted.dead[r] || rh_gcs_mb.suspect[r]) {
+            continue;
+        }
+        if ((int)r == rh_gcs_rank) {
+            seen = now;
+        }
+        if (seen != 0 && now - seen <= rh_gcs_mb.timeout_ns) {
+            out[n].rank = (int32_t)r;
+            out[n].pad = 0;
+            out[n].age_ns = now - seen;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The leader: a voter heard these ranks lately. They count as heard then
+ * (a suspicion of their silence goes), and the refused proposal is given
+ * up; the next one keeps them. */
+static rh_status_t rh_gcs_on_refuse(const rh_gcs_conf_hdr_t *h, int idx,
+                                    const rh_am_msg_t *msg)
+{
+    uint64_t now = rh_time_ns();
+    int src = (int)msg->src;
+
+    if (idx < 0 || rh_gcs_mb.my_master < 0) {
+        return RH_OK;
+    }
+    if (h->voters > rh_gcs_map.size ||
+        msg->data_len != (size_t)h->voters * sizeof(rh_gcs_vouch_t) ||
+        (h->voters != 0 && msg->data == NULL)) {
+        return RH_ERR_MALFORMED;
+    }
+    for (uint32_t i = 0; i < h->voters; i++) {
+        rh_gcs_vouch_t v;
+
+        memcpy(&v, (const uint8_t *)msg->data + i * sizeof(v), sizeof(v));
+        if (v.rank < 0 || (uint32_t)v.rank >= rh_gcs_map.size ||
+            v.age_ns > now) {
+            return RH_ERR_MALFORMED;
+        }
+        if (now - v.age_ns > rh_gcs_mb.vouched[v.rank]) {
+            rh_gcs_mb.vouched[v.rank] = now - v.age_ns;
+        }
+        if (rh_gcs_mb.suspect[v.rank] == RH_GCS_SUSPECT_SILENT &&
+            !rh_gcs_map.dead[v.rank]) {
+            rh_gcs_set_suspect((uint32_t)v.rank, RH_GCS_SUSPECT_NO);
+            rh_warn("GCS: master %d heard rank %d within the timeout and "
+                    "refuses to drop it: no longer suspect", src, v.rank);
+        }
+    }
+    atomic_fetch_add(&rh_gcs_mb.refusals, 1);
+    if (rh_gcs_mb.proposing && h->epoch == rh_gcs_mb.proposal.epoch) {
+        rh_gcs_mb.proposing = 0;
+        /* What else it carried (a death the transport saw, a joiner)
+         * goes again at once, without the ranks heard. */
+        if (rh_gcs_leader() == rh_gcs_rank && !atomic_load(&rh_gcs_mb.quiet)) {
+            rh_gcs_propose();
+        }
+    }
+    return RH_OK;
+}
+
 static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
 {
     rh_gcs_conf_hdr_t h;
     rh_gcs_map_t m;
+    rh_gcs_vouch_t *vouch = rh_gcs_mb.vouch_buf;
+    const uint8_t *silent = NULL;
+    uint32_t nvouch;
     int src = (int)msg->src;
     int idx = -1;
 
     (void)arg;
-    if (rh_gcs_cut(src) || rh_gcs_rank < 0 || atomic_load(&rh_gcs_mb.deaf)) {
+    if (rh_gcs_cut(src) || rh_gcs_rank < 0 || rh_gcs_deaf_to(src)) {
         return RH_OK;
     }
     memcpy(&h, msg->hdr, sizeof(h));
@@ -470,11 +618,15 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
         }
     }
     memset(&m, 0, sizeof(m));
+    if (h.kind == RH_GCS_CONF_REFUSE) {
+        return rh_gcs_on_refuse(&h, idx, msg);
+    }
     if (h.kind == RH_GCS_CONF_CAUGHT) {
         if (rh_gcs_mb.my_master >= 0 && h.voters < rh_gcs_map.nshards &&
             h.epoch == rh_gcs_map.epoch &&
             rh_gcs_map.joining[h.voters] == src) {
-            rh_gcs_mb.caught[h.voters] = src;
+            __atomic_store_n(&rh_gcs_mb.caught[h.voters], src,
+                             __ATOMIC_RELAXED);
             if (rh_gcs_leader() == rh_gcs_rank && !rh_gcs_mb.proposing &&
                 !atomic_load(&rh_gcs_mb.quiet)) {
                 rh_gcs_propose();
@@ -483,12 +635,19 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
         return RH_OK;
     }
     if (h.kind != RH_GCS_CONF_ACCEPT) {
+        size_t used = 0;
+
+        /* A proposal is followed by its silent drops, a byte per rank. */
         if (msg->data == NULL ||
-            rh_gcs_map_unpack(&m, msg->data, msg->data_len) != RH_OK ||
-            m.epoch != h.epoch) {
+            rh_gcs_map_unpack_prefix(&m, msg->data, msg->data_len, &used) !=
+            RH_OK || m.epoch != h.epoch ||
+            msg->data_len - used !=
+            (h.kind == RH_GCS_CONF_PROPOSE ? m.size : 0) ||
+            m.size != rh_gcs_map.size) {
             rh_gcs_map_free(&m);
             return RH_ERR_MALFORMED;
         }
+        silent = (const uint8_t *)msg->data + used;
     }
     switch (h.kind) {
     case RH_GCS_CONF_PROPOSE:
@@ -496,14 +655,26 @@ static rh_status_t rh_gcs_on_conf(void *arg, rh_am_msg_t *msg)
             break;
         }
         if (m.epoch > rh_gcs_mb.accepted.epoch &&
-            m.epoch > rh_gcs_map.epoch) {
+            m.epoch > rh_gcs_map.epoch &&
+            (nvouch = rh_gcs_vouch_for(&m, silent, vouch)) != 0) {
+            rh_gcs_conf_hdr_t r = { m.epoch, RH_GCS_CONF_REFUSE, nvouch };
+
+            rh_info("GCS: refusing epoch %llu: it drops rank %d, heard "
+                    "%llu ms ago", (unsigned long long)m.epoch,
+                    vouch[0].rank,
+                    (unsigned long long)(vouch[0].age_ns / 1000000));
+            (void)rh_gcs_send(src, RH_AM_ID_GCS_CONF, &r, sizeof(r), vouch,
+                              nvouch * sizeof(*vouch));
+        } else if (m.epoch > rh_gcs_mb.accepted.epoch &&
+                   m.epoch > rh_gcs_map.epoch) {
             (void)rh_gcs_map_copy(&rh_gcs_mb.accepted, &m);
             rh_gcs_mb.accepted_own = 0;
-            rh_gcs_send_conf(src, RH_GCS_CONF_ACCEPT, m.epoch, NULL, 0);
+            rh_gcs_send_conf(src, RH_GCS_CONF_ACCEPT, m.epoch, NULL, 0,
+                             NULL, 0);
         } else {
             rh_gcs_send_conf(src, RH_GCS_CONF_REJECT, 0,
                              rh_gcs_mb.accepted.epoch > rh_gcs_map.epoch ?
-                             &rh_gcs_mb.accepted : &rh_gcs_map, 0);
+                             &rh_gcs_mb.accepted : &rh_gcs_map, 0, NULL, 0);
         }
         break;
     case RH_GCS_CONF_ACCEPT:
@@ -557,7 +728,7 @@ static rh_status_t rh_gcs_on_hb(void *arg, rh_am_msg_t *msg)
     int src = (int)msg->src;
 
     (void)arg;
-    if (rh_gcs_cut(src) || rh_gcs_rank < 0 || atomic_load(&rh_gcs_mb.deaf)) {
+    if (rh_gcs_cut(src) || rh_gcs_rank < 0 || rh_gcs_deaf_to(src)) {
         return RH_OK;
     }
     memcpy(&h, msg->hdr, sizeof(h));
@@ -631,6 +802,10 @@ static void rh_gcs_tick(rh_tp_op_t *op)
     for (uint32_t r = 0; r < rh_gcs_map.size; r++) {
         uint64_t seen = rh_gcs_mb.last_seen[r];
 
+        /* Another master that heard it later vouches for it. */
+        if (rh_gcs_mb.vouched[r] > seen) {
+            seen = rh_gcs_mb.vouched[r];
+        }
         if ((int)r == rh_gcs_rank || rh_gcs_map.dead[r]) {
             continue;
         }
@@ -731,6 +906,9 @@ rh_status_t rh_gcs_member_start(void)
     atomic_store(&rh_gcs_mb.tick_queued, 0);
     atomic_store(&rh_gcs_mb.cut_at, 0);
     atomic_store(&rh_gcs_mb.deaf, 0);
+    atomic_store(&rh_gcs_mb.deaf_to, -1);
+    atomic_store(&rh_gcs_mb.refusals, 0);
+    atomic_store(&rh_gcs_mb.hold_joins, 0);
     for (uint32_t i = 0; i < rh_gcs_map.nmasters; i++) {
         rh_gcs_mb.confirm_ns[i] = now;
         rh_gcs_mb.confirm_epoch[i] = rh_gcs_map.epoch;
@@ -740,6 +918,9 @@ rh_status_t rh_gcs_member_start(void)
     }
     rh_gcs_mb.last_seen = calloc(rh_gcs_map.size, sizeof(uint64_t));
     rh_gcs_mb.suspect = calloc(rh_gcs_map.size, 1);
+    rh_gcs_mb.vouched = calloc(rh_gcs_map.size, sizeof(uint64_t));
+    rh_gcs_mb.vouch_buf = calloc(rh_gcs_map.size, sizeof(rh_gcs_vouch_t));
+    rh_gcs_mb.silent = calloc(rh_gcs_map.size, 1);
     rh_gcs_mb.alive = calloc(rh_gcs_map.size, 1);
     rh_gcs_mb.caught = malloc(rh_gcs_map.nshards *
                               sizeof(*rh_gcs_mb.caught));
@@ -748,6 +929,8 @@ rh_status_t rh_gcs_member_start(void)
         rh_gcs_mb.caught[s] = -1;
     }
     if (rh_gcs_mb.last_seen == NULL || rh_gcs_mb.suspect == NULL ||
+        rh_gcs_mb.vouched == NULL || rh_gcs_mb.vouch_buf == NULL ||
+        rh_gcs_mb.silent == NULL ||
         rh_gcs_mb.alive == NULL || rh_gcs_mb.caught == NULL ||
         rh_gcs_map_copy(&rh_gcs_mb.accepted, &rh_gcs_map) != RH_OK) {
         rh_gcs_member_stop();
@@ -799,6 +982,12 @@ void rh_gcs_member_stop(void)
     free(rh_gcs_mb.suspect);
     free(rh_gcs_mb.alive);
     free(rh_gcs_mb.caught);
+    free(rh_gcs_mb.vouched);
+    free(rh_gcs_mb.vouch_buf);
+    free(rh_gcs_mb.silent);
+    rh_gcs_mb.vouched = NULL;
+    rh_gcs_mb.vouch_buf = NULL;
+    rh_gcs_mb.silent = NULL;
     rh_gcs_mb.last_seen = NULL;
     rh_gcs_mb.suspect = NULL;
     rh_gcs_mb.alive = NULL;

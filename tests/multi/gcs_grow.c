@@ -18,6 +18,18 @@
  * tells the next original member to kill itself. At the end it reads
  * every key back once more and checks what its subscription saw. Prints
  * "GCS GROW OK" and each chain it saw.
+ *
+ * usage: gcs_grow NWRITES midjoin
+ * A reconfiguration mid-join. Rank 0, the leader, holds joiners (the
+ * GCS's test hook: they stay joining). The chain's head dies; a rank J
+ * joins and takes the tail's state; writes go on and reach J from the
+ * tail; then that tail dies too, mid-stream, while J is still joining.
+ * The one member left, the new tail, must send J the whole state again
+ * (not only what it kept): J says it caught up again under the new epoch.
+ * Then joiners go free, the chain grows back to three, every key reads
+ * back from the tail; the last original member dies, the chain grows back
+ * again from J's copy, every key reads back once more and the subscriber
+ * saw each update once, in order. Prints "GCS MIDJOIN OK".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +95,115 @@ static int await_grown(uint32_t shard, int *chain)
     return len;
 }
 
+/* Writes the stream on up to upto: 0, or -1 (printed). */
+static int write_upto(long *done, long upto)
+{
+    while (*done < upto) {
+        long n = upto - *done < WINDOW ? upto - *done : WINDOW;
+
+        if (stream_window(0, *done, n) != 0 ||
+            stream_ack_window(*done, n) != 0) {
+            return -1;
+        }
+        *done += n;
+    }
+    return 0;
+}
+
+static void kill_member(uint32_t shard, int rank, long done)
+{
+    CHECK(rh_am_send_wait((uint32_t)rank, DIE, NULL, 0, NULL, 0));
+    dead[rank] = 1;
+    printf("rank 0: killed rank %d of shard %u's chain after %ld writes\n",
+           rank, shard, done);
+    fflush(stdout);
+}
+
+/* Waits until rank, once dead, has left shard's chain in this rank's
+ * configuration, then until a rank joining it said it caught up under
+ * that configuration: that rank, or -1 (printed). */
+static int await_caught(uint32_t shard, int gone)
+{
+    double end = rank_now() + WAIT_S;
+    int chain[8], len, in = 1, j = -1;
+
+    while (in && rank_now() < end) {
+        len = rh_gcs_chain(shard, chain, 8);
+        in = 0;
+        for (int i = 0; i < len; i++) {
+            in |= chain[i] == gone;
+        }
+        if (in) {
+            rank_nap();
+        }
+    }
+    while (!in && (j = rh_gcs_test_caught(shard)) < 0 && rank_now() < end) {
+        rank_nap();
+    }
+    if (j < 0) {
+        fprintf(stderr, "rank 0: %s\n", in ? "the dead rank stayed in the "
+                "chain" : "no joining rank caught up");
+    }
+    return j;
+}
+
+static int mid_join(uint32_t shard, const int *orig, long nwrites)
+{
+    int chain[8], j, again;
+    long done = 0;
+
+    rh_gcs_test_hold_joins(1);
+    if (write_upto(&done, nwrites / 5) != 0) {
+        return 1;
+    }
+    kill_member(shard, orig[0], done);
+    if (write_upto(&done, 2 * nwrites / 5) != 0 ||
+        (j = await_caught(shard, orig[0])) < 0) {
+        return 1;
+    }
+    printf("rank 0: rank %d caught up with shard %u, held joining\n", j,
+           shard);
+    /* These reach J from the tail, which then dies with writes in flight:
+     * J's copy is the old tail's, which the new tail may be ahead of. */
+    if (write_upto(&done, 3 * nwrites / 5) != 0) {
+        return 1;
+    }
+    kill_member(shard, orig[2], done);
+    if (write_upto(&done, 4 * nwrites / 5) != 0 ||
+        (again = await_caught(shard, orig[2])) < 0) {
+        return 1;
+    }
+    if (again != j) {
+        fprintf(stderr, "rank 0: rank %d joins now, not rank %d\n", again,
+                j);
+        return 1;
+    }
+    printf("rank 0: rank %d caught up again with shard %u after its tail "
+           "died mid-join\n", j, shard);
+    fflush(stdout);
+    rh_gcs_test_hold_joins(0);
+    if (await_grown(shard, chain) != 3 || !stream_read_back()) {
+        fprintf(stderr, "rank 0: the chain did not grow back, or lost keys, "
+                "after a death mid-join\n");
+        return 1;
+    }
+    /* Now only J's copy and those taken from it are left. */
+    kill_member(shard, orig[1], done);
+    if (write_upto(&done, nwrites) != 0 ||
+        await_grown(shard, chain) != 3 || !stream_read_back() ||
+        stream_check_updates(nwrites, WAIT_S) != 0) {
+        fprintf(stderr, "rank 0: keys or updates lost once only ranks that "
+                "joined hold the shard\n");
+        return 1;
+    }
+    printf("rank 0: GCS MIDJOIN OK: %ld writes, a tail died while rank %d "
+           "joined, every key read back from ranks that joined, each update "
+           "seen once in order\n", nwrites, j);
+    fflush(stdout);
+    CHECK(rh_finalize());
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long nwrites = argc > 1 ? atol(argv[1]) : 100000;
@@ -90,6 +211,7 @@ int main(int argc, char **argv)
     int masters[3], chain[8], orig[3], kills = 0;
     long at[3];
     uint32_t sub, shard = UINT32_MAX;
+    int midjoin = argc > 2 && strcmp(argv[2], "midjoin") == 0;
 
     for (int i = 0; i < 3; i++) {
         at[i] = argc > 4 ? atol(argv[2 + i]) : nwrites * (3 + 2 * i) / 10;
@@ -121,6 +243,13 @@ int main(int argc, char **argv)
     stream_keys_of_shard(shard);
     CHECK(rh_gcs_subscribe(RH_GCS_T_TEST, RH_GCS_SUB_PREFIX, "k", 1,
                            on_update, NULL, &sub));
+    if (midjoin) {
+        if (masters[0] != 0) {
+            fprintf(stderr, "rank 0: not the leader\n");
+            return 1;
+        }
+        return mid_join(shard, orig, nwrites);
+    }
     while (done < nwrites) {
         long n = nwrites - done < WINDOW ? nwrites - done : WINDOW;
 

@@ -316,6 +316,34 @@ Test(gcs_map, a_configuration_travels_whole_and_bad_ones_are_refused)
     rh_gcs_map_free(&n);
 }
 
+/* A proposal carries bytes after its configuration (the ranks it drops
+ * for their silence): the prefix form says where the configuration ends,
+ * the whole form refuses the extra bytes. */
+Test(gcs_map, a_configuration_followed_by_more_says_where_it_ends)
+{
+    int node_of[3] = { 0, 1, 2 };
+    rh_gcs_map_t m, n;
+    uint8_t buf[1024];
+    size_t len, used = 0;
+
+    memset(&n, 0, sizeof(n));
+    cr_assert_eq(rh_gcs_map_build(&m, 3, node_of, 3, 3, 3), RH_OK);
+    m.epoch = 9;
+    len = rh_gcs_map_packed_size(&m);
+    cr_assert_leq(len + 3, sizeof(buf));
+    rh_gcs_map_pack(&m, buf);
+    memset(buf + len, 1, 3);
+    cr_assert_eq(rh_gcs_map_unpack_prefix(&n, buf, len + 3, &used), RH_OK);
+    cr_expect_eq(used, len);
+    cr_expect_eq(n.epoch, 9);
+    cr_expect_eq(rh_gcs_map_unpack(&n, buf, len + 3), RH_ERR_MALFORMED,
+                 "a whole configuration with bytes after it");
+    cr_expect_eq(rh_gcs_map_unpack_prefix(&n, buf, len - 1, &used),
+                 RH_ERR_MALFORMED, "a truncated one");
+    rh_gcs_map_free(&m);
+    rh_gcs_map_free(&n);
+}
+
 /* A value rewritten with one of the same length replaces it in place (no
  * allocation); one of another length replaces the entry: either way the
  * value, the version and the books are the new write's. */
