@@ -1,0 +1,132 @@
+/*
+ * What a program written from README.md and rayhpc.h meets: each mode
+ * calls the public API as a user would, with the bad input a user passes
+ * by mistake, and checks the status and the sentence the header promises.
+ * Only the public header: these are the library's promises, not its
+ * internals.
+ *
+ *   pg      tasks into placement groups that were never made fail in
+ *           rh_remote with RH_ERR_INVALID_PARAM instead of waiting for
+ *           ever (this rank's ids, another rank's id 0, a removed group)
+ *   args    a NULL function name or a NULL argument array is
+ *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong
+ *
+ * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rank_util.h"
+
+static int fails;
+
+static void expect(rh_status_t got, rh_status_t want, const char *what,
+                   const char *needle)
+{
+    if (got != want) {
+        printf("USER FAIL rank %d: %s gave %s (%s), not %s\n", rh_rank(), what,
+               rh_status_string(got), got ? rh_last_error() : "",
+               rh_status_string(want));
+        fails++;
+    } else if (needle != NULL && strstr(rh_last_error(), needle) == NULL) {
+        printf("USER FAIL rank %d: %s: message \"%s\" does not say \"%s\"\n",
+               rh_rank(), what, rh_last_error(), needle);
+        fails++;
+    }
+}
+
+static rh_status_t one(rh_task_ctx_t *ctx)
+{
+    int v = 1;
+
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* A task into group pg, bundle 0: must be refused at once. A task that was
+ * taken is looked at, not waited for. */
+static void refused_group(rh_pg_t pg, const char *what)
+{
+    rh_task_params_t p = { 0 };
+    rh_ref_t r;
+    rh_status_t st;
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_ERR_INVALID_PARAM, what, "placement group");
+    if (st == RH_OK) {
+        rh_release(r);
+    }
+}
+
+static void mode_pg(void)
+{
+    int me = rh_rank(), other = (me + 1) % rh_size();
+    rh_bundle_t b = { 1, NULL };
+    rh_pg_t pg;
+
+    refused_group((uint64_t)me << 32 | 7, "a task into this rank's group 7, "
+                  "never made");
+    refused_group((uint64_t)other << 32, "a task into group 0 of rank "
+                  "other, which no rank numbers");
+    refused_group((uint64_t)rh_size() << 32 | 1, "a task into a group of a "
+                  "rank past the job");
+    expect(rh_pg_wait((uint64_t)me << 32 | 7, 0), RH_ERR_INVALID_PARAM,
+           "rh_pg_wait of a group this rank never made", NULL);
+    CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
+    CHECK(rh_pg_wait(pg, 30000));
+    CHECK(rh_pg_remove(pg));
+    refused_group(pg, "a task into a removed group");
+}
+
+static void mode_args(void)
+{
+    rh_ref_t r;
+    int x = 3;
+    rh_arg_t a = rh_arg_bytes(&x, sizeof(x));
+
+    expect(rh_remote(NULL, &a, 1, NULL, &r), RH_ERR_INVALID_PARAM,
+           "rh_remote of a NULL name", "name");
+    expect(rh_remote("any", NULL, 1, NULL, &r), RH_ERR_INVALID_PARAM,
+           "rh_remote with args NULL and nargs 1", "NULL");
+    expect(rh_actor_create(NULL, NULL, 0, NULL, NULL), RH_ERR_INVALID_PARAM,
+           "rh_actor_create of a NULL class", NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "pg";
+    char up[16];
+    int me;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    CHECK(rh_register("one", one, 0, 1));
+    CHECK(rh_register("any", one, -1, 1));
+    CHECK(rh_init(&argc, &argv, NULL));
+    me = rh_rank();
+    if (strcmp(mode, "pg") == 0) {
+        mode_pg();
+    } else if (strcmp(mode, "args") == 0) {
+        mode_args();
+    } else {
+        printf("USER FAIL unknown mode %s\n", mode);
+        fails++;
+    }
+    CHECK(rh_finalize());
+    if (fails != 0) {
+        return 1;
+    }
+    if (me == 0) {
+        size_t i = 0;
+
+        for (; mode[i] != '\0' && i + 1 < sizeof(up); i++) {
+            up[i] = (char)(mode[i] >= 'a' && mode[i] <= 'z' ? mode[i] - 32
+                                                            : mode[i]);
+        }
+        up[i] = '\0';
+        printf("USER %s OK\n", up);
+    }
+    return 0;
+}
