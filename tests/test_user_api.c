@@ -42,3 +42,18 @@ Test(user_api, null_names_and_argument_arrays_are_invalid_parameters)
 {
     user_case("args", 1, 1, NULL, "USER ARGS OK");
 }
+
+Test(user_api, calls_after_a_restarting_kill_reach_the_new_instance)
+{
+    user_case("restart", 1, 1, NULL, "USER RESTART OK");
+}
+
+Test(user_api, calls_after_a_restarting_kill_reach_it_on_another_node)
+{
+    user_case("restart", 4, 2, NULL, "USER RESTART OK");
+}
+
+Test(user_api, calls_after_a_restarting_kill_reach_it_over_tcp)
+{
+    user_case("restart", 2, 2, TCP, "USER RESTART OK");
+}

@@ -10,6 +10,10 @@
  *           ever (this rank's ids, another rank's id 0, a removed group)
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong
+ *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
+ *           rank and on the last node: the calls made after the kill
+ *           returned reach the restarted instance (its constructor ran
+ *           again), and rh_actor_ready names a rank only once it is there
  *
  * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
  */
@@ -81,6 +85,96 @@ static void mode_pg(void)
     refused_group(pg, "a task into a removed group");
 }
 
+static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
+{
+    *state = calloc(1, sizeof(int64_t));
+    return *state ? RH_OK : rh_task_fail(ctx, "out of memory");
+}
+
+static rh_status_t counter_add(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t *n = state;
+
+    *n += 1;
+    return rh_task_return(ctx, 0, n, sizeof(*n));
+}
+
+static const rh_method_def_t counter_methods[] = {
+    { "add", counter_add, 0, 1 }
+};
+
+/* One call of add: its value, or -1 with the failure said. */
+static int64_t add(rh_actor_t a, const char *what)
+{
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    int64_t v = -1;
+    rh_status_t st = rh_actor_call(a, "add", NULL, 0, NULL, &r);
+
+    if (st == RH_OK) {
+        st = rh_get(r, &p, &len, 60000);
+        if (st == RH_OK) {
+            v = *(const int64_t *)p;
+            rh_release(r);
+        }
+        rh_release(r);
+    }
+    if (st != RH_OK) {
+        printf("USER FAIL rank %d: %s: %s (%s)\n", rh_rank(), what,
+               rh_status_string(st), rh_last_error());
+        fails++;
+    }
+    return v;
+}
+
+static void restart_on(int node)
+{
+    rh_actor_params_t ap = { 0 };
+    rh_actor_t a;
+    int64_t v;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
+                    RH_ACTOR_PARAM_FIELD_STRATEGY;
+    ap.max_restarts = 1;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = node;
+    CHECK(rh_actor_create("Counter", NULL, 0, &ap, &a));
+    for (int i = 1; i <= 3; i++) {
+        if ((v = add(a, "a call before the kill")) != i && v >= 0) {
+            printf("USER FAIL add gave %ld, not %d\n", (long)v, i);
+            fails++;
+        }
+    }
+    CHECK(rh_actor_kill(a, 0));
+    /* The constructor ran again: the count starts over. */
+    if ((v = add(a, "the first call after rh_actor_kill(a, 0)")) != 1 &&
+        v >= 0) {
+        printf("USER FAIL the first call after the restart gave %ld, not "
+               "1\n", (long)v);
+        fails++;
+    }
+    expect(rh_actor_ready(a, 60000, NULL), RH_OK, "rh_actor_ready after the "
+           "restart", NULL);
+    if ((v = add(a, "a call once the restart is ready")) != 2 && v >= 0) {
+        printf("USER FAIL the second call after the restart gave %ld, not "
+               "2\n", (long)v);
+        fails++;
+    }
+    CHECK(rh_actor_release(a));
+}
+
+static void mode_restart(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    restart_on(0);
+    if (rh_num_nodes() > 1) {
+        restart_on(rh_num_nodes() - 1);
+    }
+}
+
 static void mode_args(void)
 {
     rh_ref_t r;
@@ -104,12 +198,24 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     CHECK(rh_register("one", one, 0, 1));
     CHECK(rh_register("any", one, -1, 1));
+    {
+        rh_actor_class_t cls = { 0 };
+
+        cls.field_mask = RH_ACTOR_CLASS_FIELD_FINI;
+        cls.init = counter_init;
+        cls.methods = counter_methods;
+        cls.num_methods = 1;
+        cls.fini = free;
+        CHECK(rh_register_actor("Counter", &cls));
+    }
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     if (strcmp(mode, "pg") == 0) {
         mode_pg();
     } else if (strcmp(mode, "args") == 0) {
         mode_args();
+    } else if (strcmp(mode, "restart") == 0) {
+        mode_restart();
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
