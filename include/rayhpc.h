@@ -357,9 +357,10 @@ typedef enum rh_pg_strategy {
     RH_PG_STRICT_SPREAD = 3   /* each on a different node, or pending */
 } rh_pg_strategy_t;
 
-/* One bundle: the resources it reserves on its node. */
+/* One bundle: the resources it reserves on its node. A bundle that
+ * reserves nothing (no CPU and no resources) is RH_ERR_INVALID_PARAM. */
 typedef struct rh_bundle {
-    int         num_cpus;     /* 0 is allowed */
+    int         num_cpus;     /* 0 is allowed, with resources */
     const char *resources;    /* "gpu=1,lic=2" or NULL */
 } rh_bundle_t;
 

@@ -7,7 +7,8 @@
  *
  *   pg      tasks into placement groups that were never made fail in
  *           rh_remote with RH_ERR_INVALID_PARAM instead of waiting for
- *           ever (this rank's ids, another rank's id 0, a removed group)
+ *           ever (this rank's ids, another rank's id 0, a removed group);
+ *           a bundle that reserves nothing is refused
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
@@ -79,6 +80,12 @@ static void mode_pg(void)
                   "rank past the job");
     expect(rh_pg_wait((uint64_t)me << 32 | 7, 0), RH_ERR_INVALID_PARAM,
            "rh_pg_wait of a group this rank never made", NULL);
+    {
+        rh_bundle_t empty = { 0, NULL };
+
+        expect(rh_pg_create(&empty, 1, RH_PG_PACK, &pg), RH_ERR_INVALID_PARAM,
+               "a bundle that reserves nothing", "reserves nothing");
+    }
     CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
     CHECK(rh_pg_wait(pg, 30000));
     CHECK(rh_pg_remove(pg));
