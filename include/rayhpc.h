@@ -218,7 +218,8 @@ typedef rh_status_t (*rh_function_t)(rh_task_ctx_t *ctx);
 /* Registers fn under name on this rank, taking nargs arguments (-1: any
  * number) and giving nreturns returns by default. Call it on every rank,
  * before rh_init, with the same names and counts: rh_init reports names
- * that some ranks lack or register differently. */
+ * that some ranks lack or register differently. A name registered already
+ * is RH_ERR_BUSY; after rh_init, RH_ERR_ALREADY_INITIALIZED. */
 RH_EXPORT
 rh_status_t rh_register(const char *name, rh_function_t fn, int nargs,
                         int nreturns);

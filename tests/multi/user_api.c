@@ -10,7 +10,9 @@
  *           ever (this rank's ids, another rank's id 0, a removed group);
  *           a bundle that reserves nothing is refused
  *   args    a NULL function name or a NULL argument array is
- *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong
+ *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
+ *           name registered twice is RH_ERR_BUSY, a registration after
+ *           rh_init RH_ERR_ALREADY_INITIALIZED
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
@@ -194,6 +196,8 @@ static void mode_args(void)
            "rh_remote with args NULL and nargs 1", "NULL");
     expect(rh_actor_create(NULL, NULL, 0, NULL, NULL), RH_ERR_INVALID_PARAM,
            "rh_actor_create of a NULL class", NULL);
+    expect(rh_register("late", one, 0, 1), RH_ERR_ALREADY_INITIALIZED,
+           "rh_register after rh_init", NULL);
 }
 
 int main(int argc, char **argv)
@@ -205,6 +209,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     CHECK(rh_register("one", one, 0, 1));
     CHECK(rh_register("any", one, -1, 1));
+    expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
+           "rh_register of one name", "already");
     {
         rh_actor_class_t cls = { 0 };
 
