@@ -16,7 +16,8 @@
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
- *           again), and rh_actor_ready names a rank only once it is there
+ *           again), and rh_actor_ready names a rank only once it is there;
+ *           the same for a kill made by a task on another node
  *
  * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
  */
@@ -173,6 +174,49 @@ static void restart_on(int node)
     CHECK(rh_actor_release(a));
 }
 
+/* On a rank that is not the actor's owner: count, kill with a restart,
+ * count again; returns the three counts. */
+static rh_status_t killer(rh_task_ctx_t *ctx)
+{
+    rh_actor_t a;
+    int64_t v[3];
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    v[0] = add(a, "a call before a kill from another rank");
+    CHECK(rh_actor_kill(a, 0));
+    v[1] = add(a, "the first call after a kill from another rank");
+    v[2] = add(a, "the second call after a kill from another rank");
+    return rh_task_return(ctx, 0, v, sizeof(v));
+}
+
+static void restart_from_another_rank(void)
+{
+    rh_actor_params_t ap = { 0 };
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+    rh_actor_t a;
+    rh_arg_t h = rh_arg_bytes(&a, sizeof(a));
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    const int64_t *v;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_MAX_RESTARTS;
+    ap.max_restarts = 1;
+    CHECK(rh_actor_create("Counter", NULL, 0, &ap, &a));
+    CHECK(rh_remote("killer", &h, 1, &tp, &r));
+    CHECK(rh_get(r, &p, &len, 60000));
+    v = p;
+    if (v[0] != 1 || v[1] != 1 || v[2] != 2) {
+        printf("USER FAIL a kill from node %d: counts %ld %ld %ld, not 1 1 "
+               "2\n", rh_num_nodes() - 1, (long)v[0], (long)v[1],
+               (long)v[2]);
+        fails++;
+    }
+    rh_release(r);
+    rh_release(r);
+    CHECK(rh_actor_release(a));
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -181,6 +225,7 @@ static void mode_restart(void)
     restart_on(0);
     if (rh_num_nodes() > 1) {
         restart_on(rh_num_nodes() - 1);
+        restart_from_another_rank();
     }
 }
 
@@ -209,6 +254,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     CHECK(rh_register("one", one, 0, 1));
     CHECK(rh_register("any", one, -1, 1));
+    CHECK(rh_register("killer", killer, 1, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
            "rh_register of one name", "already");
     {
