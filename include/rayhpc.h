@@ -218,7 +218,8 @@ typedef rh_status_t (*rh_function_t)(rh_task_ctx_t *ctx);
 /* Registers fn under name on this rank, taking nargs arguments (-1: any
  * number) and giving nreturns returns by default. Call it on every rank,
  * before rh_init, with the same names and counts: rh_init reports names
- * that some ranks lack or register differently. */
+ * that some ranks lack or register differently. A name registered already
+ * is RH_ERR_BUSY; after rh_init, RH_ERR_ALREADY_INITIALIZED. */
 RH_EXPORT
 rh_status_t rh_register(const char *name, rh_function_t fn, int nargs,
                         int nreturns);
@@ -357,9 +358,10 @@ typedef enum rh_pg_strategy {
     RH_PG_STRICT_SPREAD = 3   /* each on a different node, or pending */
 } rh_pg_strategy_t;
 
-/* One bundle: the resources it reserves on its node. */
+/* One bundle: the resources it reserves on its node. A bundle that
+ * reserves nothing (no CPU and no resources) is RH_ERR_INVALID_PARAM. */
 typedef struct rh_bundle {
-    int         num_cpus;     /* 0 is allowed */
+    int         num_cpus;     /* 0 is allowed, with resources */
     const char *resources;    /* "gpu=1,lic=2" or NULL */
 } rh_bundle_t;
 

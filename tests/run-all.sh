@@ -313,7 +313,8 @@ if want tsan; then
             tests/multi/gcs_partition tests/multi/gcs_named \
             tests/multi/gcs_nodes tests/multi/gcs_actors tests/multi/ft_kill \
             tests/multi/ft_actor tests/multi/gcs_records tests/multi/gcs_grow \
-            tests/multi/gcs_spill_order tests/multi/gcs_suspect >>"$tsan/make.out" 2>&1; then
+            tests/multi/gcs_spill_order tests/multi/gcs_suspect \
+            tests/multi/user_api >>"$tsan/make.out" 2>&1; then
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UCX_MEM_EVENTS=no
         tsan_run() {   # name, expected status, expected line, count, args...
             local name=$1 want=$2 line=$3 count=$4; shift 4
@@ -339,6 +340,7 @@ if want tsan; then
         RAYHPC_SHM_RING=0 tsan_run "alltoall, 2 ranks, over UCX's shared memory" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
         RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
+        tsan_run "calls after a kill that restarts the actor, on its rank and on another node" 0 "USER RESTART OK" 1 -n 4 --nodes 2 ./tests/multi/user_api restart
         rm -rf "$tsan/contacts" "$tsan/jobremote.gate"
         RAYHPC_JOB_CONTACT_DIR="$tsan/contacts" tsan_run "job state asked from outside the job, at each node's server" 0 "JOBSTATE REMOTE OK 2" 1 -n 4 --nodes 2 ./tests/multi/jobstate "$tsan/jobremote.gate" remote
         tsan_run "gcs: keys over 3 nodes" 0 "GCS KEYS OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_keys 6000

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char rh_last_error_buf[512];
 _Thread_local unsigned rh_error_sets;
@@ -52,11 +53,16 @@ const char *rh_last_error(void)
 
 rh_status_t rh_error_set(rh_status_t status, const char *fmt, ...)
 {
+    char msg[sizeof(rh_last_error_buf)];
     va_list ap;
 
+    /* Formatted apart first: callers add context to the error they got by
+     * passing rh_last_error() itself, which vsnprintf may not read while
+     * writing it. */
     va_start(ap, fmt);
-    vsnprintf(rh_last_error_buf, sizeof(rh_last_error_buf), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(rh_last_error_buf, msg, sizeof(msg));
     rh_error_sets++;
     return status;
 }

@@ -1297,6 +1297,19 @@ rh_status_t rh_actor_release(rh_actor_t actor)
     return rh_actor_hold_delta(actor, -1);
 }
 
+/* A kill that restarts: this rank's later calls wait for the new instance
+ * (the owner tells where it is) instead of reaching the one that ends. */
+static void rh_kill_unplace(rh_actor_t actor)
+{
+    rh_actor_client_t *c = rh_client_get(actor, 1);
+
+    if (c != NULL) {
+        pthread_mutex_lock(&c->lock);
+        rh_client_unplace(c);
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
 rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
 {
     const rh_class_entry_t *cls;
@@ -1309,10 +1322,15 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
     no_restart = no_restart != 0 || !rh_actor_restartable(actor);
     owner = (int)rh_actor_owner(actor);
     if (owner == rh_rank()) {
+        if (!no_restart) {
+            rh_kill_unplace(actor);   /* before the table can place it */
+        }
         rh_atab_kill_tell(actor, no_restart);
     } else if (!no_restart) {
-        /* The owner restarts it, or says it is dead, to every rank. */
+        /* The owner restarts it, or says it is dead, to every rank; our
+         * question where it went follows the kill. */
         rh_actl_send(owner, RH_ACTL_KILL, actor, 0, 0, NULL);
+        rh_kill_unplace(actor);
     } else {
         rh_actor_client_t *c = rh_client_get(actor, 1);
         char why[256];

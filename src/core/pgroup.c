@@ -900,12 +900,19 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
     if (!rh_core_initialized()) {
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
     }
-    if (pg == 0 || (pg >> 32) >= (uint64_t)rh_size()) {
+    if ((uint32_t)pg == 0 || (pg >> 32) >= (uint64_t)rh_size()) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "%llx is not a placement "
                             "group of this job", (unsigned long long)pg);
     }
     pthread_mutex_lock(&rh_pg_lock);
     g = rh_pg_find(pg);
+    if (g == NULL && (pg >> 32) == (uint64_t)rh_rank()) {
+        /* This rank made every group of its own: a task into one it never
+         * made would wait for a placement that never comes. */
+        pthread_mutex_unlock(&rh_pg_lock);
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%llx is not a placement "
+                            "group of this job", (unsigned long long)pg);
+    }
     if (g == NULL) {
         g = rh_pg_shadow(pg);   /* another rank's: placed when we hear */
     }

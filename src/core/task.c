@@ -866,13 +866,19 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
     }
     if (*fn != NULL) {
         name = (*fn)->name;   /* an actor's method, checked by the caller */
-    } else if (name == NULL || (*fn = rh_registry_find(name)) == NULL) {
+    } else if (name == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_remote: the function "
+                            "name is NULL");
+    } else if ((*fn = rh_registry_find(name)) == NULL) {
         return rh_error_set(RH_ERR_UNKNOWN_FUNCTION, "no function named %s is "
                             "registered (rh_register it on every rank before "
-                            "rh_init)", name ? name : "(null)");
+                            "rh_init)", name);
     }
-    if (nargs < 0 || (nargs > 0 && args == NULL) ||
-        ((*fn)->nargs >= 0 && nargs != (*fn)->nargs)) {
+    if (nargs > 0 && args == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%s: args is NULL but nargs "
+                            "is %d", name, nargs);
+    }
+    if (nargs < 0 || ((*fn)->nargs >= 0 && nargs != (*fn)->nargs)) {
         return rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s takes %d argument%s, "
                             "got %d", name, (*fn)->nargs,
                             (*fn)->nargs == 1 ? "" : "s", nargs);

@@ -46,3 +46,16 @@ Test(status, calls_before_init_fail_cleanly)
     cr_expect_eq(rh_rank(), -1);
     cr_expect_eq(rh_rank_alive(0), 0);
 }
+
+/* Callers add context to an error they got: the message they pass in is the
+ * buffer being written, and must come out whole. */
+Test(status, a_message_may_quote_the_last_error)
+{
+    rh_error_set(RH_ERR_INVALID_PARAM, "bad amount in resource 'lic=-1'");
+    rh_error_set(RH_ERR_INVALID_PARAM, "task probe: %s", rh_last_error());
+    cr_expect_str_eq(rh_last_error(),
+                     "task probe: bad amount in resource 'lic=-1'");
+    rh_error_set(RH_ERR_INVALID_PARAM, "%s (and more)", rh_last_error());
+    cr_expect_str_eq(rh_last_error(),
+                     "task probe: bad amount in resource 'lic=-1' (and more)");
+}

@@ -1,0 +1,297 @@
+/*
+ * What a program written from README.md and rayhpc.h meets: each mode
+ * calls the public API as a user would, with the bad input a user passes
+ * by mistake, and checks the status and the sentence the header promises.
+ * Only the public header: these are the library's promises, not its
+ * internals.
+ *
+ *   pg      tasks into placement groups that were never made fail in
+ *           rh_remote with RH_ERR_INVALID_PARAM instead of waiting for
+ *           ever (this rank's ids, another rank's id 0, a removed group);
+ *           a bundle that reserves nothing is refused
+ *   args    a NULL function name or a NULL argument array is
+ *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
+ *           name registered twice is RH_ERR_BUSY, a registration after
+ *           rh_init RH_ERR_ALREADY_INITIALIZED
+ *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
+ *           rank and on the last node: the calls made after the kill
+ *           returned reach the restarted instance (its constructor ran
+ *           again), and rh_actor_ready names a rank only once it is there;
+ *           the same for a kill made by a task on another node
+ *
+ * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rank_util.h"
+
+static int fails;
+
+static void expect(rh_status_t got, rh_status_t want, const char *what,
+                   const char *needle)
+{
+    if (got != want) {
+        printf("USER FAIL rank %d: %s gave %s (%s), not %s\n", rh_rank(), what,
+               rh_status_string(got), got ? rh_last_error() : "",
+               rh_status_string(want));
+        fails++;
+    } else if (needle != NULL && strstr(rh_last_error(), needle) == NULL) {
+        printf("USER FAIL rank %d: %s: message \"%s\" does not say \"%s\"\n",
+               rh_rank(), what, rh_last_error(), needle);
+        fails++;
+    }
+}
+
+static rh_status_t one(rh_task_ctx_t *ctx)
+{
+    int v = 1;
+
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* A task into group pg, bundle 0: must be refused at once. A task that was
+ * taken is looked at, not waited for. */
+static void refused_group(rh_pg_t pg, const char *what)
+{
+    rh_task_params_t p = { 0 };
+    rh_ref_t r;
+    rh_status_t st;
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_ERR_INVALID_PARAM, what, "placement group");
+    if (st == RH_OK) {
+        rh_release(r);
+    }
+}
+
+static void mode_pg(void)
+{
+    int me = rh_rank(), other = (me + 1) % rh_size();
+    rh_bundle_t b = { 1, NULL };
+    rh_pg_t pg;
+
+    refused_group((uint64_t)me << 32 | 7, "a task into this rank's group 7, "
+                  "never made");
+    refused_group((uint64_t)other << 32, "a task into group 0 of rank "
+                  "other, which no rank numbers");
+    refused_group((uint64_t)rh_size() << 32 | 1, "a task into a group of a "
+                  "rank past the job");
+    expect(rh_pg_wait((uint64_t)me << 32 | 7, 0), RH_ERR_INVALID_PARAM,
+           "rh_pg_wait of a group this rank never made", NULL);
+    {
+        rh_bundle_t empty = { 0, NULL };
+
+        expect(rh_pg_create(&empty, 1, RH_PG_PACK, &pg), RH_ERR_INVALID_PARAM,
+               "a bundle that reserves nothing", "reserves nothing");
+    }
+    CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
+    CHECK(rh_pg_wait(pg, 30000));
+    CHECK(rh_pg_remove(pg));
+    refused_group(pg, "a task into a removed group");
+}
+
+static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
+{
+    *state = calloc(1, sizeof(int64_t));
+    return *state ? RH_OK : rh_task_fail(ctx, "out of memory");
+}
+
+static rh_status_t counter_add(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t *n = state;
+
+    *n += 1;
+    return rh_task_return(ctx, 0, n, sizeof(*n));
+}
+
+static const rh_method_def_t counter_methods[] = {
+    { "add", counter_add, 0, 1 }
+};
+
+/* One call of add: its value, or -1 with the failure said. */
+static int64_t add(rh_actor_t a, const char *what)
+{
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    int64_t v = -1;
+    rh_status_t st = rh_actor_call(a, "add", NULL, 0, NULL, &r);
+
+    if (st == RH_OK) {
+        st = rh_get(r, &p, &len, 60000);
+        if (st == RH_OK) {
+            v = *(const int64_t *)p;
+            rh_release(r);
+        }
+        rh_release(r);
+    }
+    if (st != RH_OK) {
+        printf("USER FAIL rank %d: %s: %s (%s)\n", rh_rank(), what,
+               rh_status_string(st), rh_last_error());
+        fails++;
+    }
+    return v;
+}
+
+static void restart_on(int node)
+{
+    rh_actor_params_t ap = { 0 };
+    rh_actor_t a;
+    int64_t v;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
+                    RH_ACTOR_PARAM_FIELD_STRATEGY;
+    ap.max_restarts = 1;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = node;
+    CHECK(rh_actor_create("Counter", NULL, 0, &ap, &a));
+    for (int i = 1; i <= 3; i++) {
+        if ((v = add(a, "a call before the kill")) != i && v >= 0) {
+            printf("USER FAIL add gave %ld, not %d\n", (long)v, i);
+            fails++;
+        }
+    }
+    CHECK(rh_actor_kill(a, 0));
+    /* The constructor ran again: the count starts over. */
+    if ((v = add(a, "the first call after rh_actor_kill(a, 0)")) != 1 &&
+        v >= 0) {
+        printf("USER FAIL the first call after the restart gave %ld, not "
+               "1\n", (long)v);
+        fails++;
+    }
+    expect(rh_actor_ready(a, 60000, NULL), RH_OK, "rh_actor_ready after the "
+           "restart", NULL);
+    if ((v = add(a, "a call once the restart is ready")) != 2 && v >= 0) {
+        printf("USER FAIL the second call after the restart gave %ld, not "
+               "2\n", (long)v);
+        fails++;
+    }
+    CHECK(rh_actor_release(a));
+}
+
+/* On a rank that is not the actor's owner: count, kill with a restart,
+ * count again; returns the three counts. */
+static rh_status_t killer(rh_task_ctx_t *ctx)
+{
+    rh_actor_t a;
+    int64_t v[3];
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    v[0] = add(a, "a call before a kill from another rank");
+    CHECK(rh_actor_kill(a, 0));
+    v[1] = add(a, "the first call after a kill from another rank");
+    v[2] = add(a, "the second call after a kill from another rank");
+    return rh_task_return(ctx, 0, v, sizeof(v));
+}
+
+static void restart_from_another_rank(void)
+{
+    rh_actor_params_t ap = { 0 };
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+    rh_actor_t a;
+    rh_arg_t h = rh_arg_bytes(&a, sizeof(a));
+    rh_ref_t r;
+    const void *p;
+    size_t len;
+    const int64_t *v;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_MAX_RESTARTS;
+    ap.max_restarts = 1;
+    CHECK(rh_actor_create("Counter", NULL, 0, &ap, &a));
+    CHECK(rh_remote("killer", &h, 1, &tp, &r));
+    CHECK(rh_get(r, &p, &len, 60000));
+    v = p;
+    if (v[0] != 1 || v[1] != 1 || v[2] != 2) {
+        printf("USER FAIL a kill from node %d: counts %ld %ld %ld, not 1 1 "
+               "2\n", rh_num_nodes() - 1, (long)v[0], (long)v[1],
+               (long)v[2]);
+        fails++;
+    }
+    rh_release(r);
+    rh_release(r);
+    CHECK(rh_actor_release(a));
+}
+
+static void mode_restart(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    restart_on(0);
+    if (rh_num_nodes() > 1) {
+        restart_on(rh_num_nodes() - 1);
+        restart_from_another_rank();
+    }
+}
+
+static void mode_args(void)
+{
+    rh_ref_t r;
+    int x = 3;
+    rh_arg_t a = rh_arg_bytes(&x, sizeof(x));
+
+    expect(rh_remote(NULL, &a, 1, NULL, &r), RH_ERR_INVALID_PARAM,
+           "rh_remote of a NULL name", "name");
+    expect(rh_remote("any", NULL, 1, NULL, &r), RH_ERR_INVALID_PARAM,
+           "rh_remote with args NULL and nargs 1", "NULL");
+    expect(rh_actor_create(NULL, NULL, 0, NULL, NULL), RH_ERR_INVALID_PARAM,
+           "rh_actor_create of a NULL class", NULL);
+    expect(rh_register("late", one, 0, 1), RH_ERR_ALREADY_INITIALIZED,
+           "rh_register after rh_init", NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "pg";
+    char up[16];
+    int me;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    CHECK(rh_register("one", one, 0, 1));
+    CHECK(rh_register("any", one, -1, 1));
+    CHECK(rh_register("killer", killer, 1, 1));
+    expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
+           "rh_register of one name", "already");
+    {
+        rh_actor_class_t cls = { 0 };
+
+        cls.field_mask = RH_ACTOR_CLASS_FIELD_FINI;
+        cls.init = counter_init;
+        cls.methods = counter_methods;
+        cls.num_methods = 1;
+        cls.fini = free;
+        CHECK(rh_register_actor("Counter", &cls));
+    }
+    CHECK(rh_init(&argc, &argv, NULL));
+    me = rh_rank();
+    if (strcmp(mode, "pg") == 0) {
+        mode_pg();
+    } else if (strcmp(mode, "args") == 0) {
+        mode_args();
+    } else if (strcmp(mode, "restart") == 0) {
+        mode_restart();
+    } else {
+        printf("USER FAIL unknown mode %s\n", mode);
+        fails++;
+    }
+    CHECK(rh_finalize());
+    if (fails != 0) {
+        return 1;
+    }
+    if (me == 0) {
+        size_t i = 0;
+
+        for (; mode[i] != '\0' && i + 1 < sizeof(up); i++) {
+            up[i] = (char)(mode[i] >= 'a' && mode[i] <= 'z' ? mode[i] - 32
+                                                            : mode[i]);
+        }
+        up[i] = '\0';
+        printf("USER %s OK\n", up);
+    }
+    return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * The library as a program written from README.md and rayhpc.h meets it:
+ * tests/multi/user_api on 1, 2 and 4 ranks, over the default transports
+ * and over TCP.
+ */
+#include <criterion/criterion.h>
+
+#include "spawn.h"
+
+#define TIMEOUT 120
+
+static const char *const TCP[] = { "UCX_TLS=tcp,self", NULL };
+
+static void user_case(const char *mode, int n, int nodes,
+                      const char *const *env, const char *ok)
+{
+    rh_run_t run = rh_launch(n, nodes, 0, "tests/multi/user_api", mode, env,
+                             TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, ok), 1, "no line \"%s\"; output "
+                 "ends:\n%s", ok, rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(user_api, tasks_into_groups_never_made_are_refused_on_one_rank)
+{
+    user_case("pg", 1, 1, NULL, "USER PG OK");
+}
+
+Test(user_api, tasks_into_groups_never_made_are_refused_on_two_nodes)
+{
+    user_case("pg", 4, 2, NULL, "USER PG OK");
+}
+
+Test(user_api, tasks_into_groups_never_made_are_refused_over_tcp)
+{
+    user_case("pg", 2, 2, TCP, "USER PG OK");
+}
+
+Test(user_api, null_names_and_argument_arrays_are_invalid_parameters)
+{
+    user_case("args", 1, 1, NULL, "USER ARGS OK");
+}
+
+Test(user_api, calls_after_a_restarting_kill_reach_the_new_instance)
+{
+    user_case("restart", 1, 1, NULL, "USER RESTART OK");
+}
+
+Test(user_api, calls_after_a_restarting_kill_reach_it_on_another_node)
+{
+    user_case("restart", 4, 2, NULL, "USER RESTART OK");
+}
+
+Test(user_api, calls_after_a_restarting_kill_reach_it_over_tcp)
+{
+    user_case("restart", 2, 2, TCP, "USER RESTART OK");
+}
