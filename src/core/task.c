@@ -269,6 +269,9 @@ void rh_task_free(rh_task_t *t)
     if (t->holds_res) {
         rh_resources_release(t->res ? t->res : &rh_task_default_res);
     }
+    if (t->res_uncounted) {
+        rh_resources_end_uncounted();
+    }
     free(t->res);
     for (int i = 0; i < t->nargs; i++) {
         rh_task_slot_t *s = &t->slots[i];
@@ -482,6 +485,10 @@ int rh_task_lend_cpus(void)
 {
     rh_task_t *t = rh_task_running;
 
+    if (t != NULL && t->res_uncounted) {
+        rh_resources_lend_uncounted();
+        return 1;
+    }
     if (t == NULL || !t->holds_res) {
         return 0;
     }
@@ -493,7 +500,9 @@ void rh_task_reclaim_cpus(int cpus)
 {
     rh_task_t *t = rh_task_running;
 
-    if (cpus > 0 && t != NULL) {
+    if (cpus > 0 && t != NULL && t->res_uncounted) {
+        rh_resources_reclaim_uncounted();
+    } else if (cpus > 0 && t != NULL) {
         rh_resources_reclaim(t->res != NULL ? t->res : &rh_task_default_res);
     }
 }
@@ -556,6 +565,10 @@ static int rh_task_retry_here(rh_task_t *t, rh_task_ret_t *rets)
         rh_resources_release(t->res ? t->res : &rh_task_default_res);
         t->holds_res = 0;
     }
+    if (t->res_uncounted) {
+        rh_resources_end_uncounted();
+        t->res_uncounted = 0;
+    }
     t->tries++;
     return rh_retry_later(t->tries, rh_task_rerun, t);
 }
@@ -574,17 +587,20 @@ static void rh_task_execute(rh_task_t *t, void *state)
     unsigned sets;
 
     gpu.active = 0;
-    /* Resources are counted once some task asked for more than a CPU;
-     * an actor's calls run on what the actor holds. */
-    if (dep_error == NULL && !t->holds_res && !t->is_call &&
-        (t->res != NULL || atomic_load_explicit(&rh_resources_active,
-                                                memory_order_relaxed))) {
-        t->res_wait.retry = rh_task_res_retry;
-        if (!rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
-                                  &t->res_wait)) {
-            return;   /* queued: runs again once it holds them */
+    /* Resources are counted once some task asked for more than a CPU
+     * (before, a one-CPU task only counts itself on its thread, without a
+     * lock); an actor's calls run on what the actor holds. */
+    if (dep_error == NULL && !t->holds_res && !t->is_call) {
+        if (t->res == NULL && rh_resources_begin_uncounted()) {
+            t->res_uncounted = 1;
+        } else {
+            t->res_wait.retry = rh_task_res_retry;
+            if (!rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
+                                      &t->res_wait)) {
+                return;   /* queued: runs again once it holds them */
+            }
+            t->holds_res = 1;
         }
-        t->holds_res = 1;
     }
     if (t->fn->method == NULL) {
         rh_js_count(RH_JS_STARTED);
