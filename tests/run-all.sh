@@ -305,6 +305,7 @@ if want tsan; then
             tests/multi/peer_kill tests/multi/shm_stall tests/multi/malformed tests/multi/objects \
             tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
             tests/multi/placement tests/multi/release tests/multi/resources \
+            tests/multi/resources_late \
             tests/multi/send_faults tests/multi/burst tests/multi/recursion \
             tests/multi/finalize tests/multi/actors_core tests/multi/reader_dies \
             tests/multi/timeline tests/multi/jobstate \
@@ -369,6 +370,8 @@ if want tsan; then
         tsan_run "tasks: 3 drivers on one rank" 0 "STRESS OK" 1 -n 1 ./tests/multi/tasks_stress 10
         RAYHPC_NUM_WORKERS=3 tsan_run "tasks: 2 ranks, 3 workers each" 0 "STRESS OK" 2 -n 2 ./tests/multi/tasks_stress 5
         RAYHPC_NUM_WORKERS=3 tsan_run "tasks waiting for CPUs in the ledger" 0 "RESOURCES OK" 1 -n 1 ./tests/multi/resources 200
+        RAYHPC_NUM_WORKERS=2 tsan_run "an all-CPUs task waits for one-CPU tasks begun uncounted" 0 "LATE OK" 1 -n 1 ./tests/multi/resources_late late
+        RAYHPC_NUM_WORKERS=2 tsan_run "an uncounted task lends its CPU to an all-CPUs child" 0 "LATE OK" 1 -n 1 ./tests/multi/resources_late lend
         tsan_run "tasks forwarded between 3 nodes" 0 "FORWARD OK" 1 -n 3 --nodes 3 ./tests/multi/forward check
         tsan_run "forwarded task whose rank dies" 137 "FORWARD KILL OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/forward kill
         tsan_run "lineage of a forwarded stream: answers hand entries on through a ring" 0 "FT ACCOUNTING OK" 1 -n 2 --nodes 2 ./tests/multi/ft_kill accounting

@@ -613,6 +613,32 @@ Test(objects, threads_share_one_rank_s_cpus_through_the_resource_ledger)
     rh_run_free(&run);
 }
 
+/* A one-CPU task that started before any task asked for more than a CPU
+ * (the ledger counted nothing then) keeps its CPU: a task asking for all
+ * of them, submitted while it runs, waits until it ends. */
+Test(objects, a_task_for_all_cpus_waits_for_one_cpu_tasks_started_uncounted)
+{
+    static const char *const env[] = { "RAYHPC_NUM_WORKERS=2", NULL };
+    rh_run_t run = launch(1, 0, 0, "tests/multi/resources_late", "late",
+                          env);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "LATE OK"), 1);
+    rh_run_free(&run);
+}
+
+/* ... and lends it while it waits for such a task of its own. */
+Test(objects, an_uncounted_task_lends_its_cpu_to_an_all_cpus_child)
+{
+    static const char *const env[] = { "RAYHPC_NUM_WORKERS=2", NULL };
+    rh_run_t run = launch(1, 0, 0, "tests/multi/resources_late", "lend",
+                          env);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "LATE OK"), 1);
+    rh_run_free(&run);
+}
+
 /* ---- soak: a mixed graph while ranks die ----------------------------------------- */
 
 /* The short soak (tests/soak.sh runs the long one): nested trees spread over

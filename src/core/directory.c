@@ -202,6 +202,7 @@ static void rh_dir_on_peer_failure(void *arg, int rank)
     size_t deleted = 0;
     uint64_t refs = 0;
     int procs = 0;
+    pid_t pid;
 
     (void)arg;
     if (rh_core_store() == NULL) {
@@ -212,8 +213,22 @@ static void rh_dir_on_peer_failure(void *arg, int rank)
         rh_debug("rank %d failed: %zu objects it owned left node %d's store",
                  rank, deleted, rh_node_id());
     }
-    /* a rank of this node that died reading objects: its references go
-     * back, so those objects can be freed */
+    /* A rank of this node that died reading or writing objects: its
+     * references go back, so those objects can be freed, and what it was
+     * writing goes, now that it is declared dead rather than once its
+     * process is reaped (a rerun of its task here may need the id). */
+    pid = rh_tp_peer_pid(rank);
+    if (pid > 0 && rh_core_node_of(rank) == rh_node_id()) {
+        if (rh_store_reap_process(rh_core_store(), (int32_t)pid, &refs) !=
+            RH_OK) {
+            rh_debug("rank %d failed: %s", rank, rh_last_error());
+        } else if (refs != 0) {
+            rh_debug("rank %d failed: %llu references it held in node %d's "
+                     "store were given back", rank, (unsigned long long)refs,
+                     rh_node_id());
+        }
+        return;
+    }
     if (rh_store_reap_holders(rh_core_store(), &procs, &refs) == RH_OK &&
         procs != 0) {
         rh_debug("rank %d failed: %llu references it held in node %d's "

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/completion.h"
 #include "base/log.h"
@@ -133,9 +132,10 @@ static rh_status_t rh_task_ret_check(rh_task_ctx_t *ctx, int i)
  * processes held and were creating) and the return is created again; what
  * one sealed is taken over when its size is the return's (the task gives
  * the same value again: the function writes into a buffer of its own).
- * Any object a live process created stays as it is: RH_ERR_BUSY. */
-#define RH_TAKE_OVER_TRIES 500   /* 10 ms apart: 5 s */
-
+ * The lost run's process counts as dead for the store once it is in its
+ * exit, as it is for the transport, which declared it dead: nothing is
+ * waited for. Any object a process that still runs created stays as it
+ * is: RH_ERR_BUSY. */
 static rh_status_t rh_task_ret_take_over(rh_object_id_t id, size_t len,
                                          rh_task_ret_t *ret, void **ptr)
 {
@@ -144,26 +144,13 @@ static rh_status_t rh_task_ret_take_over(rh_object_id_t id, size_t len,
     rh_status_t status;
 
     snprintf(taken, sizeof(taken), "%s", rh_last_error());
-    for (int tries = 0;; tries++) {
-        (void)rh_store_reap_holders(rh_core_store(), NULL, NULL);
-        status = rh_object_create(id, len, ptr);
-        if (status != RH_ERR_BUSY) {
-            return status;
-        }
-        if (rh_store_adopt(rh_core_store(), id, len, &p) == RH_OK) {
-            break;
-        }
-        /* Still being written: the run killed while writing it may be
-         * known dead (a transport error) while its process is still
-         * exiting, and its pid, so its hold, goes a moment later. A live
-         * writer is waited for this long too, then left alone. */
-        if (tries >= RH_TAKE_OVER_TRIES ||
-            !rh_store_present(rh_core_store(), id) ||
-            rh_store_contains(rh_core_store(), id)) {
-            return rh_error_set(RH_ERR_BUSY, "%s; %s", taken,
-                                rh_last_error());
-        }
-        nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+    (void)rh_store_reap_holders(rh_core_store(), NULL, NULL);
+    status = rh_object_create(id, len, ptr);
+    if (status != RH_ERR_BUSY) {
+        return status;
+    }
+    if (rh_store_adopt(rh_core_store(), id, len, &p) != RH_OK) {
+        return rh_error_set(RH_ERR_BUSY, "%s; %s", taken, rh_last_error());
     }
     if ((ret->scratch = malloc(len ? len : 1)) == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "a return of %zu bytes", len);
@@ -268,6 +255,9 @@ void rh_task_free(rh_task_t *t)
     }
     if (t->holds_res) {
         rh_resources_release(t->res ? t->res : &rh_task_default_res);
+    }
+    if (t->res_uncounted) {
+        rh_resources_end_uncounted();
     }
     free(t->res);
     for (int i = 0; i < t->nargs; i++) {
@@ -482,6 +472,10 @@ int rh_task_lend_cpus(void)
 {
     rh_task_t *t = rh_task_running;
 
+    if (t != NULL && t->res_uncounted) {
+        rh_resources_lend_uncounted();
+        return 1;
+    }
     if (t == NULL || !t->holds_res) {
         return 0;
     }
@@ -493,7 +487,9 @@ void rh_task_reclaim_cpus(int cpus)
 {
     rh_task_t *t = rh_task_running;
 
-    if (cpus > 0 && t != NULL) {
+    if (cpus > 0 && t != NULL && t->res_uncounted) {
+        rh_resources_reclaim_uncounted();
+    } else if (cpus > 0 && t != NULL) {
         rh_resources_reclaim(t->res != NULL ? t->res : &rh_task_default_res);
     }
 }
@@ -556,6 +552,10 @@ static int rh_task_retry_here(rh_task_t *t, rh_task_ret_t *rets)
         rh_resources_release(t->res ? t->res : &rh_task_default_res);
         t->holds_res = 0;
     }
+    if (t->res_uncounted) {
+        rh_resources_end_uncounted();
+        t->res_uncounted = 0;
+    }
     t->tries++;
     return rh_retry_later(t->tries, rh_task_rerun, t);
 }
@@ -574,17 +574,20 @@ static void rh_task_execute(rh_task_t *t, void *state)
     unsigned sets;
 
     gpu.active = 0;
-    /* Resources are counted once some task asked for more than a CPU;
-     * an actor's calls run on what the actor holds. */
-    if (dep_error == NULL && !t->holds_res && !t->is_call &&
-        (t->res != NULL || atomic_load_explicit(&rh_resources_active,
-                                                memory_order_relaxed))) {
-        t->res_wait.retry = rh_task_res_retry;
-        if (!rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
-                                  &t->res_wait)) {
-            return;   /* queued: runs again once it holds them */
+    /* Resources are counted once some task asked for more than a CPU
+     * (before, a one-CPU task only counts itself on its thread, without a
+     * lock); an actor's calls run on what the actor holds. */
+    if (dep_error == NULL && !t->holds_res && !t->is_call) {
+        if (t->res == NULL && rh_resources_begin_uncounted()) {
+            t->res_uncounted = 1;
+        } else {
+            t->res_wait.retry = rh_task_res_retry;
+            if (!rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
+                                      &t->res_wait)) {
+                return;   /* queued: runs again once it holds them */
+            }
+            t->holds_res = 1;
         }
-        t->holds_res = 1;
     }
     if (t->fn->method == NULL) {
         rh_js_count(RH_JS_STARTED);

@@ -46,6 +46,9 @@ struct rh_task {
     rh_res_waiter_t      res_wait;   /* queued while resources are short */
     rh_res_req_t        *res;        /* NULL: one CPU, nothing else */
     int                  holds_res;
+    int                  res_uncounted; /* holds its one CPU uncounted
+                                         * (resources.h), on the thread
+                                         * that runs it */
     int                  cached;     /* from rh_task_cache */
     int                  forward_to; /* rank that runs it; -1: this one */
     int                  gs_placed;  /* ... as the global scheduler chose */

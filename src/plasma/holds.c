@@ -310,6 +310,51 @@ rh_status_t rh_store_reap_holders(rh_store_t *s, int *procs, uint64_t *refs)
     return RH_OK;
 }
 
+rh_status_t rh_store_reap_process(rh_store_t *s, int32_t pid,
+                                  uint64_t *refs)
+{
+    rh_segment_id_t self;
+    uint64_t given = 0;
+
+    if (refs != NULL) {
+        *refs = 0;
+    }
+    if (s == NULL || pid <= 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_store_reap_process "
+                            "needs a store and a pid (%d)", (int)pid);
+    }
+    rh_segment_self(&self);
+    if (pid == self.pid) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "store %s: process %d "
+                            "cannot reap itself", s->name, (int)pid);
+    }
+    for (uint32_t i = 0; i < s->hdr->holders; i++) {
+        rh_holder_t *h = rh_holder_at(s, i);
+        int32_t cur = pid;
+
+        if (atomic_load_explicit(&h->pid, memory_order_acquire) != pid ||
+            h->pidns != self.pidns) {
+            continue;
+        }
+        if (!rh_segment_pid_gone(pid, h->start)) {
+            return rh_error_set(RH_ERR_BUSY, "store %s: process %d still "
+                                "runs: what it holds and writes stays its "
+                                "own", s->name, (int)pid);
+        }
+        if (atomic_compare_exchange_strong_explicit(
+                &h->pid, &cur, RH_HOLDER_REAPING, memory_order_acq_rel,
+                memory_order_relaxed)) {
+            given = rh_holder_give_back(s, h);
+            (void)rh_store_abort_created_by(s, pid);
+        }
+        break;   /* else another survivor reaps it */
+    }
+    if (refs != NULL) {
+        *refs = given;
+    }
+    return RH_OK;
+}
+
 rh_status_t rh_holds_claim(rh_store_t *s)
 {
     rh_segment_id_t self;

@@ -53,14 +53,42 @@ static void rh_read_boot_id(char *out)
     fclose(f);
 }
 
-/* State letter and start time (clock ticks since boot) of a process, from
- * /proc/<pid>/stat; -1 when it cannot be read (the process is gone). The
- * command name may hold spaces and parentheses: fields are counted from the
- * last ')'. */
-static int rh_proc_stat(int32_t pid, char *state, uint64_t *start)
+/* The kernel's task flag of a thread in its exit (PF_EXITING). */
+#define RH_PF_EXITING 0x4u
+
+int rh_proc_stat_parse(const char *text, rh_proc_stat_t *ps)
 {
-    char path[64], buf[1024], *p;
+    const char *p = strrchr(text, ')');
     unsigned long long st = 0;
+
+    /* the command name may hold spaces and parentheses: fields are
+     * counted from the last ')' */
+    if (p == NULL || p[1] != ' ' || p[2] == '\0') {
+        return -1;
+    }
+    ps->state = p[2];
+    p += 2;
+    /* the state is field 3, the flags field 9, the start time field 22 */
+    for (int field = 3; field < 22 && p != NULL; field++) {
+        p = strchr(p, ' ');
+        if (p != NULL) {
+            p++;
+        }
+        if (field == 8 && (p == NULL || sscanf(p, "%u", &ps->flags) != 1)) {
+            return -1;
+        }
+    }
+    if (p == NULL || sscanf(p, "%llu", &st) != 1) {
+        return -1;
+    }
+    ps->start = st;
+    return 0;
+}
+
+/* /proc/<pid>/stat read; -1 when it cannot be read (the process is gone). */
+static int rh_proc_stat(int32_t pid, rh_proc_stat_t *ps)
+{
+    char path[64], buf[1024];
     ssize_t n;
     int fd;
 
@@ -75,24 +103,27 @@ static int rh_proc_stat(int32_t pid, char *state, uint64_t *start)
         return -1;
     }
     buf[n] = '\0';
-    p = strrchr(buf, ')');
-    if (p == NULL || p[1] != ' ') {
-        return -1;
-    }
-    *state = p[2];
-    p += 2;
-    /* starttime is field 22; the state is field 3 */
-    for (int field = 3; field < 22 && p != NULL; field++) {
-        p = strchr(p, ' ');
-        if (p != NULL) {
-            p++;
-        }
-    }
-    if (p == NULL || sscanf(p, "%llu", &st) != 1) {
-        return -1;
-    }
-    *start = st;
-    return 0;
+    return rh_proc_stat_parse(buf, ps);
+}
+
+/* A zombie, a process in its exit, or a pid reused since (the start time
+ * tells another process apart).
+ *
+ * In its exit (the kernel set PF_EXITING on its main thread, which comes
+ * before its memory and descriptors go) a process runs no code of its own
+ * again, so nothing of it writes into the segment any more: its records,
+ * the objects it was writing and the ones it sealed may be taken over at
+ * once. That is also when the transport declares a rank of this host dead
+ * for its process (transport.c), which a SIGKILLed rank reaches long
+ * before it is a zombie when its exit has much memory to give back (ASan's
+ * shadow): a rank the runtime took for dead for that reason is gone here
+ * as well. One it took for dead for a transport error while its process
+ * still runs is not: it may still write. */
+int rh_proc_stat_gone(const rh_proc_stat_t *ps, uint64_t start)
+{
+    return ps->state == 'Z' || ps->state == 'X' ||
+           (ps->flags & RH_PF_EXITING) != 0 ||
+           (start != 0 && ps->start != start);
 }
 
 static uint64_t rh_self_pidns(void)
@@ -104,23 +135,22 @@ static uint64_t rh_self_pidns(void)
 
 void rh_segment_self(rh_segment_id_t *id)
 {
-    char state;
+    rh_proc_stat_t ps;
 
     memset(id, 0, sizeof(*id));
     id->pid = (int32_t)getpid();
-    if (rh_proc_stat(id->pid, &state, &id->start) != 0) {
-        id->start = 0;
+    if (rh_proc_stat(id->pid, &ps) == 0) {
+        id->start = ps.start;
     }
     id->pidns = rh_self_pidns();
     rh_read_boot_id(id->boot_id);
 }
 
-/* A zombie still answers kill(pid, 0); a pid can be reused by another
- * process, which the start time tells apart. */
+/* A zombie or a process in its exit still answers kill(pid, 0): its
+ * /proc/<pid>/stat tells (rh_proc_stat_gone). */
 int rh_segment_pid_gone(int32_t pid, uint64_t start)
 {
-    uint64_t now_start = 0;
-    char state = '?';
+    rh_proc_stat_t ps;
 
     if (pid <= 0) {
         return 1;
@@ -128,13 +158,10 @@ int rh_segment_pid_gone(int32_t pid, uint64_t start)
     if (kill(pid, 0) != 0 && errno == ESRCH) {
         return 1;
     }
-    if (rh_proc_stat(pid, &state, &now_start) != 0) {
+    if (rh_proc_stat(pid, &ps) != 0) {
         return kill(pid, 0) != 0 && errno == ESRCH;
     }
-    if (state == 'Z' || state == 'X') {
-        return 1;
-    }
-    return start != 0 && now_start != start;
+    return rh_proc_stat_gone(&ps, start);
 }
 
 int rh_segment_creator_gone(const rh_store_hdr_t *hdr)

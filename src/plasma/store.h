@@ -208,9 +208,21 @@ rh_status_t rh_store_delete_owned(rh_store_t *s, uint32_t owner,
  * objects can be freed. Any survivor may call it, any number of times:
  * each dead process's references go back once, and the objects it was
  * creating and never sealed are removed. *procs (dead processes
- * found) and *refs (references given back) may be NULL. A process that
- * still runs keeps its references, even when its rank was declared dead. */
+ * found) and *refs (references given back) may be NULL. A process in its
+ * exit counts as dead (it writes nothing more); one that still runs keeps
+ * its references, even when its rank was declared dead. */
 rh_status_t rh_store_reap_holders(rh_store_t *s, int *procs, uint64_t *refs);
+
+/* rh_store_reap_holders for one process, pid, which the runtime declared
+ * dead (a rank of this node): its references go back (*refs: how many,
+ * may be NULL) and the objects it was creating are removed at once, and
+ * its sealed objects may be adopted, once it is gone, a zombie or in its
+ * exit, which is when a rank is declared dead for its process. RH_ERR_BUSY,
+ * changing nothing, while it still runs (declared dead for a transport
+ * error): it may still write. RH_OK when it has no record here (it never
+ * attached, or another survivor reaped it). */
+rh_status_t rh_store_reap_process(rh_store_t *s, int32_t pid,
+                                  uint64_t *refs);
 
 /* 1 when the object is in the store and sealed (get would succeed). */
 int rh_store_contains(rh_store_t *s, rh_object_id_t id);

@@ -347,8 +347,20 @@ typedef struct rh_segment_id {
 void rh_segment_self(rh_segment_id_t *id);
 
 /* Whether process pid, started at start (0: unknown), is gone: dead, a
- * zombie, or its pid reused. */
+ * zombie, in its exit, or its pid reused. */
 int rh_segment_pid_gone(int32_t pid, uint64_t start);
+
+/* What rh_segment_pid_gone reads in /proc/<pid>/stat. */
+typedef struct rh_proc_stat {
+    char     state;     /* 'R', 'S', 'Z', ... */
+    unsigned flags;     /* the kernel's task flags */
+    uint64_t start;     /* clock ticks since boot */
+} rh_proc_stat_t;
+
+/* Parses the text of a /proc/<pid>/stat (-1: not one), and whether the
+ * process it describes, started at start (0: unknown), is gone. */
+int rh_proc_stat_parse(const char *text, rh_proc_stat_t *ps);
+int rh_proc_stat_gone(const rh_proc_stat_t *ps, uint64_t start);
 
 /* Whether a header's creator is gone: same boot and pid namespace as us,
  * and its pid dead, a zombie, or reused. 0 when it cannot be told. */

@@ -21,6 +21,20 @@ struct rh_res_queue {
     int              shaped;          /* 0: the overflow queue */
 };
 
+/* The uncounted one-CPU tasks of one thread (resources.h): those running
+ * in the low half, those lent while they wait in the high half, so that a
+ * lend moves a task from one to the other in one step and the ledger never
+ * sees it in neither. Only its thread changes `tasks`, on a line of its
+ * own; `in_use` and `next` are the ledger's, under its lock. */
+#define RH_RES_LENT_ONE (1ull << 32)
+
+typedef struct rh_res_cell rh_res_cell_t;
+struct rh_res_cell {
+    _Alignas(64) _Atomic uint64_t tasks;
+    int            in_use;    /* a thread has it */
+    rh_res_cell_t *next;      /* every cell ever made */
+};
+
 typedef struct rh_res_ledger {
     pthread_mutex_t  lock;
     int              cpus_total, cpus_free;
@@ -40,6 +54,12 @@ typedef struct rh_res_ledger {
     rh_res_queue_t   overflow;
     uint64_t         next_seq;
     size_t           nwaiting;
+    rh_res_cell_t   *cells;
+    /* The uncounted tasks running now, as rh_res_look last saw them; none
+     * is left once they are all seen ended after counting began (no new
+     * one starts after that). */
+    int              uncounted;
+    int              uncounted_gone;
 } rh_res_ledger_t;
 
 #define RH_RES_HOME_CPU (-2)
@@ -49,6 +69,11 @@ static rh_res_ledger_t rh_res = {
     .shapes = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(rh_res_queue_t *)),
 };
 _Atomic int rh_resources_active;
+
+static pthread_once_t rh_res_cell_once = PTHREAD_ONCE_INIT;
+static pthread_key_t rh_res_cell_key;   /* gives the cell back at exit */
+static int rh_res_cell_key_ok;
+static _Thread_local rh_res_cell_t *rh_res_cell;
 
 int rh_resources_is_gpu(const char *name)
 {
@@ -178,6 +203,8 @@ rh_status_t rh_resources_init(int cpus, const char *spec)
         rh_res.total[i] = rh_res.free[i] = offer.items[i].amount;
         rh_res.owed[i] = 0;
     }
+    rh_res.uncounted = 0;
+    rh_res.uncounted_gone = 0;
     pthread_mutex_unlock(&rh_res.lock);
     atomic_store(&rh_resources_active, 0);
     return RH_OK;
@@ -264,9 +291,135 @@ void rh_resources_activate(void)
     atomic_store(&rh_resources_active, 1);
 }
 
+/* ---- uncounted one-CPU tasks -------------------------------------------- */
+
+/* A thread that ends: its tasks have all ended, its cell is free again. */
+static void rh_res_cell_drop(void *arg)
+{
+    rh_res_cell_t *c = arg;
+
+    pthread_mutex_lock(&rh_res.lock);
+    c->in_use = 0;
+    pthread_mutex_unlock(&rh_res.lock);
+}
+
+static void rh_res_cell_key_make(void)
+{
+    rh_res_cell_key_ok = pthread_key_create(&rh_res_cell_key,
+                                            rh_res_cell_drop) == 0;
+}
+
+/* The first uncounted task of this thread: a cell, one a thread that
+ * ended left if there is one (NULL: the task is counted instead). */
+static rh_res_cell_t *rh_res_cell_get(void)
+{
+    rh_res_cell_t *c;
+
+    pthread_once(&rh_res_cell_once, rh_res_cell_key_make);
+    if (!rh_res_cell_key_ok) {
+        return NULL;
+    }
+    pthread_mutex_lock(&rh_res.lock);
+    for (c = rh_res.cells; c != NULL && c->in_use; c = c->next) {
+    }
+    if (c == NULL && (c = aligned_alloc(_Alignof(rh_res_cell_t),
+                                        sizeof(*c))) != NULL) {
+        memset(c, 0, sizeof(*c));
+        c->next = rh_res.cells;
+        rh_res.cells = c;
+    }
+    if (c != NULL) {
+        c->in_use = 1;
+    }
+    pthread_mutex_unlock(&rh_res.lock);
+    if (c != NULL && pthread_setspecific(rh_res_cell_key, c) != 0) {
+        rh_res_cell_drop(c);
+        return NULL;
+    }
+    rh_res_cell = c;
+    return c;
+}
+
+/* Reads the cells, with the lock held: what the ledger's free count
+ * misses. The adds and subtracts of the cells and the ledger's loads here
+ * are all seq_cst, as are the switching on and the threads' loads of
+ * rh_resources_active, so they sit in one order: a thread whose add comes
+ * after these loads sees the ledger on and counts its task the other way;
+ * one whose subtract comes after them sees it on and wakes its waiters
+ * (rh_res_wake), which looks again. */
+static void rh_res_look(void)
+{
+    uint64_t held = 0, lent = 0;
+
+    if (rh_res.uncounted_gone || !atomic_load(&rh_resources_active)) {
+        rh_res.uncounted = 0;
+        return;
+    }
+    for (rh_res_cell_t *c = rh_res.cells; c != NULL; c = c->next) {
+        uint64_t v = atomic_load(&c->tasks);
+
+        held += v & (RH_RES_LENT_ONE - 1);
+        lent += v >> 32;
+    }
+    rh_res.uncounted = (int)held;
+    rh_res.uncounted_gone = held == 0 && lent == 0;
+}
+
+static void rh_res_wake_and_unlock(void);
+
+static void rh_res_wake(void)
+{
+    pthread_mutex_lock(&rh_res.lock);
+    rh_res_wake_and_unlock();
+}
+
+int rh_resources_begin_uncounted(void)
+{
+    rh_res_cell_t *c = rh_res_cell;
+
+    if (atomic_load_explicit(&rh_resources_active, memory_order_relaxed)) {
+        return 0;
+    }
+    if (rh_unlikely(c == NULL) && (c = rh_res_cell_get()) == NULL) {
+        return 0;
+    }
+    /* An add on a line only this thread writes (no lock, no sharing):
+     * what orders it before the load below, see rh_res_look. */
+    atomic_fetch_add(&c->tasks, 1);
+    if (rh_likely(!atomic_load(&rh_resources_active))) {
+        return 1;
+    }
+    rh_resources_end_uncounted();   /* counting began meanwhile */
+    return 0;
+}
+
+void rh_resources_end_uncounted(void)
+{
+    atomic_fetch_sub(&rh_res_cell->tasks, 1);
+    if (rh_unlikely(atomic_load(&rh_resources_active))) {
+        rh_res_wake();   /* a waiter may have been kept out by this task */
+    }
+}
+
+void rh_resources_lend_uncounted(void)
+{
+    atomic_fetch_add(&rh_res_cell->tasks, RH_RES_LENT_ONE - 1);
+    if (atomic_load(&rh_resources_active)) {
+        rh_res_wake();
+    }
+}
+
+void rh_resources_reclaim_uncounted(void)
+{
+    atomic_fetch_sub(&rh_res_cell->tasks, RH_RES_LENT_ONE - 1);
+}
+
+/* ---- the ledger --------------------------------------------------------- */
+
+/* Whether req fits now (rh_res_look has been called). */
 static int rh_res_fits(const rh_res_req_t *req)
 {
-    if (req->cpus > rh_res.cpus_free) {
+    if (req->cpus > rh_res.cpus_free - rh_res.uncounted) {
         return 0;
     }
     for (int i = 0; i < req->n; i++) {
@@ -445,6 +598,7 @@ static void rh_res_wake_and_unlock(void)
 {
     rh_res_waiter_t *run = NULL, **last = &run;
 
+    rh_res_look();
     while (rh_res.nwaiting != 0) {
         rh_res_queue_t *best = NULL;
         rh_res_waiter_t *w;
@@ -485,6 +639,7 @@ int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
     int got;
 
     pthread_mutex_lock(&rh_res.lock);
+    rh_res_look();
     got = rh_res_fits(req) &&
           (rh_res.nwaiting == 0 || rh_res_may_overtake(rh_res.next_seq));
     if (got) {
@@ -706,7 +861,9 @@ void rh_resources_format(char *buf, size_t len)
     size_t n;
 
     pthread_mutex_lock(&rh_res.lock);
-    n = (size_t)snprintf(buf, len, "CPU=%d", rh_res.cpus_free);
+    rh_res_look();
+    n = (size_t)snprintf(buf, len, "CPU=%d",
+                         rh_res.cpus_free - rh_res.uncounted);
     for (int i = 0; i < rh_res.n && n < len; i++) {
         if (rh_res.names[i][0] != '\0') {
             char amount[32];

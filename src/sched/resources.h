@@ -6,7 +6,10 @@
  * Tasks that ask for nothing but one CPU never come here as long as no task
  * has asked for more: the pool's size already bounds them, so the common
  * path stays free of locks. From the first task with other needs on, every
- * task is counted, under one lock.
+ * task is counted, under one lock. The one-CPU tasks that started before
+ * that still hold their CPU: each counts itself on its thread's own
+ * counter (rh_resources_begin_uncounted), which the ledger reads once it
+ * counts, until they have all ended.
  */
 #ifndef RH_SCHED_RESOURCES_H
 #define RH_SCHED_RESOURCES_H
@@ -90,6 +93,19 @@ int rh_resources_feasible(const rh_res_req_t *req, char *why, size_t len);
 /* Whether accounting is on (some task asked for more than one CPU). */
 extern _Atomic int rh_resources_active;
 void rh_resources_activate(void);
+
+/*
+ * A one-CPU task that asks for nothing else, on the thread that runs it.
+ * Begin returns 1 when the task holds its CPU uncounted (the ledger is
+ * off: no lock, one atomic add on a counter only this thread writes), 0
+ * when it must go through rh_resources_acquire instead. End gives the CPU
+ * back on the same thread (and wakes the ledger's waiters once it counts);
+ * lend and reclaim are rh_resources_lend and _reclaim for such a task.
+ */
+int rh_resources_begin_uncounted(void);
+void rh_resources_end_uncounted(void);
+void rh_resources_lend_uncounted(void);
+void rh_resources_reclaim_uncounted(void);
 
 /* Takes req (1), or queues w (0): w->retry runs once w holds req; req
  * must stay valid until then. */

@@ -121,6 +121,11 @@ int rh_tp_peer_same_host(int rank)
            rh_tp.peers[rank].same_host;
 }
 
+pid_t rh_tp_peer_pid(int rank)
+{
+    return rh_tp_peer_same_host(rank) ? rh_tp.peers[rank].pid : 0;
+}
+
 int rh_tp_peer_alive(int rank)
 {
     if (rank < 0 || rank >= rh_tp.size || rh_tp.peers == NULL) {

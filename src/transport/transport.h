@@ -141,6 +141,9 @@ rh_status_t rh_tp_on_peer_failure(rh_tp_failure_fn fn, void *arg);
 
 int rh_tp_peer_alive(int rank);
 
+/* The process of a rank on this host (0: on another host, or unknown). */
+pid_t rh_tp_peer_pid(int rank);
+
 /* Marks a peer dead (progress thread only, UCX callbacks included): new
  * sends to it fail at once; the progress loop then closes its endpoint,
  * which fails its queued traffic, and tells the listeners. Idempotent. */

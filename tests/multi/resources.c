@@ -22,11 +22,14 @@ static _Atomic int in_use, over, wrong;
 
 static rh_status_t hold(rh_task_ctx_t *ctx)
 {
+    /* Not `workers`: another rank's tasks may run here before this rank's
+     * main has set it. */
+    int have = rh_pool_num_workers(rh_core_pool());
     int64_t v, cpus;
 
     memcpy(&v, rh_task_arg(ctx, 0, NULL), sizeof(v));
     memcpy(&cpus, rh_task_arg(ctx, 1, NULL), sizeof(cpus));
-    if (atomic_fetch_add(&in_use, (int)cpus) + cpus > workers) {
+    if (atomic_fetch_add(&in_use, (int)cpus) + cpus > have) {
         atomic_store(&over, 1);
     }
     for (volatile int i = 0; i < 2000; i++) {

@@ -1,6 +1,7 @@
 /* A rank's resource ledger with placement-group bundles: reserving moves
  * CPUs and resources to the bundle's names, removing moves them back. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -406,4 +407,131 @@ Test(resources, bad_gpu_amounts_are_refused_with_a_sentence)
     cr_assert_eq(r.items[1].amount, 25000);
     /* other resources stay whole numbers */
     cr_assert_eq(rh_resources_parse("gpu=0.5", 1, &r), RH_ERR_INVALID_PARAM);
+}
+
+/* ---- one-CPU tasks that began before the ledger counted ----------------- */
+
+static void expect_free(const char *want)
+{
+    char free_now[256];
+
+    rh_resources_format(free_now, sizeof(free_now));
+    cr_expect_str_eq(free_now, want);
+}
+
+Test(resources, a_task_begun_uncounted_keeps_its_cpu_once_counting_begins)
+{
+    rh_res_req_t two = req(2, NULL);
+    rh_res_waiter_t w = { .retry = count_retry };
+
+    cr_assert_eq(rh_resources_init(2, NULL), RH_OK);
+    cr_assert(rh_resources_begin_uncounted(), "the ledger was off");
+    rh_resources_activate();
+    expect_free("CPU=1");
+    cr_assert_not(rh_resources_acquire(&two, &w),
+                  "two CPUs given while an uncounted task held one");
+    cr_expect_eq(rh_resources_waiting(), 1);
+    rh_resources_end_uncounted();
+    cr_expect_eq(retried, 1, "its end did not start the waiter");
+    expect_free("CPU=0");
+    /* once counting is on, a one-CPU task goes through the ledger */
+    cr_expect_not(rh_resources_begin_uncounted());
+    rh_resources_release(&two);
+    expect_free("CPU=2");
+    rh_resources_fini(no_retry);
+}
+
+Test(resources, an_uncounted_task_lends_its_cpu_while_it_waits)
+{
+    rh_res_req_t two = req(2, NULL), one = req(1, NULL);
+    rh_res_waiter_t w = { .retry = count_retry };
+
+    cr_assert_eq(rh_resources_init(2, NULL), RH_OK);
+    cr_assert(rh_resources_begin_uncounted());
+    rh_resources_activate();
+    rh_resources_lend_uncounted();
+    expect_free("CPU=2");
+    cr_assert(rh_resources_acquire(&two, &w), "the lent CPU was not free");
+    /* back from its wait, it takes its CPU whether or not it is free, and
+     * nothing new starts until enough is back */
+    rh_resources_reclaim_uncounted();
+    expect_free("CPU=-1");
+    cr_assert_not(rh_resources_acquire(&one, &w));
+    rh_resources_release(&two);
+    cr_expect_eq(retried, 1);
+    expect_free("CPU=0");
+    rh_resources_release(&one);
+    rh_resources_end_uncounted();
+    expect_free("CPU=2");
+    rh_resources_fini(no_retry);
+}
+
+static pthread_mutex_t step_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t step_cond = PTHREAD_COND_INITIALIZER;
+static int step;
+
+static void step_to(int n)
+{
+    pthread_mutex_lock(&step_lock);
+    step = n;
+    pthread_cond_broadcast(&step_cond);
+    pthread_mutex_unlock(&step_lock);
+}
+
+static void step_wait(int n)
+{
+    pthread_mutex_lock(&step_lock);
+    while (step < n) {
+        pthread_cond_wait(&step_cond, &step_lock);
+    }
+    pthread_mutex_unlock(&step_lock);
+}
+
+static void *uncounted_worker(void *arg)
+{
+    int *begun = arg;
+
+    *begun = rh_resources_begin_uncounted();
+    step_to(1);
+    step_wait(2);
+    if (*begun) {
+        rh_resources_end_uncounted();
+    }
+    return NULL;
+}
+
+/* Each thread counts its own tasks; a thread that ends leaves its counter
+ * to the next one, and the ledger goes on seeing what runs. */
+Test(resources, uncounted_tasks_of_every_thread_are_seen)
+{
+    rh_res_req_t two = req(2, NULL);
+    rh_res_waiter_t w = { .retry = count_retry };
+    pthread_t th;
+    int begun = 0;
+
+    cr_assert_eq(rh_resources_init(2, NULL), RH_OK);
+    for (int round = 0; round < 3; round++) {
+        step = 0;
+        cr_assert_eq(pthread_create(&th, NULL, uncounted_worker, &begun), 0);
+        step_wait(1);
+        cr_assert(begun);
+        step_to(2);
+        pthread_join(th, NULL);
+    }
+    step = 0;
+    cr_assert_eq(pthread_create(&th, NULL, uncounted_worker, &begun), 0);
+    step_wait(1);
+    cr_assert(rh_resources_begin_uncounted());
+    rh_resources_activate();
+    expect_free("CPU=0");
+    cr_assert_not(rh_resources_acquire(&two, &w));
+    rh_resources_end_uncounted();
+    cr_expect_eq(retried, 0, "one uncounted task still runs");
+    step_to(2);
+    pthread_join(th, NULL);
+    cr_expect_eq(retried, 1, "the thread's end did not start "
+                 "the waiter");
+    rh_resources_release(&two);
+    expect_free("CPU=2");
+    rh_resources_fini(no_retry);
 }

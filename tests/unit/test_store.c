@@ -812,6 +812,137 @@ Test(store, only_a_sealed_object_of_a_dead_process_is_adopted)
     rh_store_close(s, 1);
 }
 
+/* /proc/<pid>/stat as the kernel writes it: a command name with spaces
+ * and parentheses, the state, then the flags (field 9) and the start time
+ * (field 22). */
+static void stat_line(char *buf, size_t len, char state, unsigned flags,
+                      unsigned long long start)
+{
+    snprintf(buf, len, "4242 (a (b) c) %c 1 4242 4242 0 -1 %u 120 0 0 0 3 "
+             "1 0 0 20 0 9 0 %llu 1000000 200 18446744073709551615",
+             state, flags, start);
+}
+
+/* A process in its exit (PF_EXITING, 0x4, on its main thread) writes
+ * nothing more: gone for the store, as a zombie is; a running or sleeping
+ * one is not, unless its pid now names another process. */
+Test(store, a_process_in_its_exit_reads_as_gone)
+{
+    rh_proc_stat_t ps;
+    char line[256];
+
+    stat_line(line, sizeof(line), 'R', 0x400100, 777);
+    cr_assert_eq(rh_proc_stat_parse(line, &ps), 0);
+    cr_expect_eq(ps.state, 'R');
+    cr_expect_eq(ps.flags, 0x400100u);
+    cr_expect_eq(ps.start, 777);
+    cr_expect_not(rh_proc_stat_gone(&ps, 777));
+    cr_expect_not(rh_proc_stat_gone(&ps, 0));
+    cr_expect(rh_proc_stat_gone(&ps, 778), "a pid reused since");
+    stat_line(line, sizeof(line), 'S', 0x400100, 777);
+    cr_assert_eq(rh_proc_stat_parse(line, &ps), 0);
+    cr_expect_not(rh_proc_stat_gone(&ps, 777));
+    stat_line(line, sizeof(line), 'D', 0x400104, 777);
+    cr_assert_eq(rh_proc_stat_parse(line, &ps), 0);
+    cr_expect(rh_proc_stat_gone(&ps, 777), "in its exit, not gone");
+    stat_line(line, sizeof(line), 'Z', 0x40040c, 777);
+    cr_assert_eq(rh_proc_stat_parse(line, &ps), 0);
+    cr_expect(rh_proc_stat_gone(&ps, 777));
+    cr_expect_eq(rh_proc_stat_parse("4242 (cut short) R 1 2", &ps), -1);
+    cr_expect_eq(rh_proc_stat_parse("no name", &ps), -1);
+}
+
+/* A child attaches, takes `refs` references to id_read, seals id_sealed
+ * and leaves id_writing unsealed, says so, and waits to be killed. */
+static pid_t spawn_writer(const char *job, rh_object_id_t id_read, int refs,
+                          rh_object_id_t id_sealed,
+                          rh_object_id_t id_writing, int ready_fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        rh_store_params_t p = attach_params(job);
+        rh_store_t *c;
+        const void *cptr;
+        void *ptr;
+        size_t n;
+
+        if (rh_store_open(&p, &c) != RH_OK) {
+            _exit(10);
+        }
+        for (int i = 0; i < refs; i++) {
+            if (rh_store_get(c, id_read, &cptr, &n) != RH_OK) {
+                _exit(11);
+            }
+        }
+        if (rh_store_create(c, id_sealed, 5000, &ptr) != RH_OK) {
+            _exit(12);
+        }
+        fill(id_sealed, ptr, 5000);
+        if (rh_store_seal(c, id_sealed) != RH_OK ||
+            rh_store_create(c, id_writing, 3000, &ptr) != RH_OK ||
+            write(ready_fd, "r", 1) != 1) {
+            _exit(13);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    return pid;
+}
+
+/* The runtime declared a rank of the node dead: the store reaps its
+ * process alone, at once once it writes nothing more, never while it
+ * runs. */
+Test(store, a_process_declared_dead_is_reaped_once_it_no_longer_runs)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t read = rh_object_id_make(7, 31, 0);
+    rh_object_id_t sealed = rh_object_id_make(7, 32, 1);
+    rh_object_id_t writing = rh_object_id_make(7, 33, 1);
+    siginfo_t info;
+    uint64_t refs = 99;
+    void *ptr;
+    int ready[2];
+    pid_t pid;
+
+    put_object(s, read, 1000);
+    cr_assert_eq(pipe(ready), 0);
+    pid = spawn_writer(job, read, 3, sealed, writing, ready[1]);
+    cr_assert_eq(wait_fd(ready[0]), 0);
+    /* declared dead while it runs (a transport error): left alone */
+    cr_expect_eq(rh_store_reap_process(s, pid, &refs), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "still runs") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(refs, 0);
+    cr_expect(rh_store_present(s, writing));
+    cr_expect_eq(rh_store_adopt(s, sealed, 5000, &ptr), RH_ERR_BUSY);
+    /* killed: once it is a zombie (not waited for) it is gone */
+    kill(pid, SIGKILL);
+    cr_assert_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
+    cr_expect_eq(rh_store_reap_process(s, pid, &refs), RH_OK, "%s",
+                 rh_last_error());
+    cr_expect_eq(refs, 3, "gave back %llu of 3 references",
+                 (unsigned long long)refs);
+    cr_expect_not(rh_store_present(s, writing), "what it was writing stays");
+    cr_assert_eq(rh_store_adopt(s, sealed, 5000, &ptr), RH_OK, "%s",
+                 rh_last_error());
+    cr_expect(matches(sealed, ptr, 5000));
+    /* once only; a process that never attached has nothing here */
+    cr_expect_eq(rh_store_reap_process(s, pid, &refs), RH_OK);
+    cr_expect_eq(refs, 0);
+    cr_expect_eq(child_status(pid), 128 + SIGKILL);
+    cr_expect_eq(rh_store_reap_process(s, getpid(), &refs),
+                 RH_ERR_INVALID_PARAM);
+    cr_assert_eq(rh_store_delete(s, read), RH_OK);
+    cr_assert_eq(rh_store_delete(s, sealed), RH_OK);
+    expect_empty_and_consistent(s);
+    close(ready[0]);
+    close(ready[1]);
+    rh_store_close(s, 1);
+}
+
 Test(store, closing_gives_back_what_the_handle_still_holds)
 {
     char job[64];
