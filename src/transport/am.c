@@ -36,7 +36,8 @@
 #define RH_AM_SMALL_DATA 256   /* payload copied into a free-list request */
 #define RH_AM_FREE_MAX   1024  /* requests kept on the free list */
 #define RH_AM_CACHE_ID   2     /* our rh_objcache slot */
-#define RH_AM_HOME_SLOTS 1024  /* requests a sending thread keeps (2^n) */
+#define RH_AM_HOME_SLOTS 4096  /* a sending thread keeps (2^n), the default
+                                * RAYHPC_SEND_QUEUE_MAX: its sends in flight */
 
 typedef struct rh_am_entry {
     rh_am_handler_fn fn;
