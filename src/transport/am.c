@@ -36,8 +36,6 @@
 #define RH_AM_SMALL_DATA 256   /* payload copied into a free-list request */
 #define RH_AM_FREE_MAX   1024  /* requests kept on the free list */
 #define RH_AM_CACHE_ID   2     /* our rh_objcache slot */
-#define RH_AM_HOME_SLOTS 4096  /* a sending thread keeps (2^n), the default
-                                * RAYHPC_SEND_QUEUE_MAX: its sends in flight */
 
 typedef struct rh_am_entry {
     rh_am_handler_fn fn;
@@ -52,11 +50,9 @@ typedef struct rh_am_entry {
 } rh_am_entry_t;
 
 typedef struct rh_am_sreq rh_am_sreq_t;
-typedef struct rh_am_home rh_am_home_t;
 struct rh_am_sreq {
     rh_tp_op_t     op;        /* queue node when posted by another thread */
     rh_am_sreq_t  *next_free;
-    rh_am_home_t  *home;      /* the sending thread's, to go back to */
     uint32_t       dest;
     uint32_t       hdr_total;
     uint16_t       id;        /* RH_AM_ID_INVALID: a raw send */
@@ -72,44 +68,6 @@ struct rh_am_sreq {
     uint8_t        hdr[sizeof(rh_am_wire_hdr_t) + RH_AM_MAX_HDR];
     uint8_t        small[RH_AM_SMALL_DATA];
 };
-
-/* The requests of one thread that sends from outside the progress thread.
- * The progress thread hands each one back to the thread that wrote it by
- * storing its pointer in `back`, a ring only it writes, and writes nothing
- * into the request itself: the sender's next get loads a slot of that ring
- * (eight to a line, read in bulk) where the object cache loaded the link
- * word the progress thread had just written into the request, a miss on
- * every send. A thread that ends leaves its home to the next one to send;
- * homes are emptied, never freed, so a request may always go back to its
- * own. */
-struct rh_am_home {
-    rh_am_sreq_t  *back[RH_AM_HOME_SLOTS];
-    /* the progress thread's (whoever holds the worker) */
-    _Alignas(64) _Atomic uint32_t back_tail;
-    uint32_t       seen_head;    /* back_head when last looked at */
-    /* the owning thread's */
-    _Alignas(64) _Atomic uint32_t back_head;
-    /* counted in rh_am.posted ahead, not sent yet: the thread adds a
-     * batch at a time, not one locked add per send on a line every
-     * sender and the progress thread write */
-    _Atomic long   credit;
-    uint32_t       nfree;
-    rh_am_sreq_t  *free[RH_AM_HOME_SLOTS];
-    rh_am_home_t  *next;         /* every home, under rh_am_homes.lock */
-    rh_am_home_t  *next_orphan;  /* left by its thread, the same */
-};
-
-static struct {
-    pthread_mutex_t lock;
-    rh_am_home_t   *all, *orphans;
-    pthread_key_t   key;
-    pthread_once_t  once;
-} rh_am_homes = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
-    .once = PTHREAD_ONCE_INIT,
-};
-
-static _Thread_local rh_am_home_t *rh_am_my_home;
 
 typedef struct rh_am_ringq {
     rh_am_sreq_t *head, *tail;
@@ -137,7 +95,6 @@ typedef struct rh_am_layer {
     uint64_t       fault_count; /* progress thread only */
     int            coalesce;    /* RAYHPC_COALESCE */
     long           posted_max;
-    long           credit_batch;  /* counts a home takes at once */
     /* held back to coalesce, per rank (progress thread only) */
     struct rh_am_batch *batches;
     uint32_t      *batch_dests;   /* ranks with one listed */
@@ -151,8 +108,6 @@ typedef struct rh_am_layer {
      * line of their own, written by every sender, away from the fields
      * the progress thread reads on each send */
     _Alignas(64) _Atomic long posted;
-    /* done but not yet taken off posted (progress thread writes) */
-    _Atomic long   done_pending;
     _Atomic int    room_waiters;
     pthread_mutex_t room_lock;
     pthread_cond_t  room_cond;
@@ -459,207 +414,31 @@ rh_status_t rh_am_recv_data(rh_am_msg_t *msg, void *buf, rh_am_done_fn done,
 
 /* ---- send ---------------------------------------------------------------- */
 
-/* Its thread ended: the next thread to send takes the home over, with
- * what it holds and what is still coming back to it. */
-static void rh_am_home_leave(void *arg)
-{
-    rh_am_home_t *h = arg;
-
-    pthread_mutex_lock(&rh_am_homes.lock);
-    h->next_orphan = rh_am_homes.orphans;
-    rh_am_homes.orphans = h;
-    pthread_mutex_unlock(&rh_am_homes.lock);
-}
-
-static void rh_am_homes_init(void)
-{
-    pthread_key_create(&rh_am_homes.key, rh_am_home_leave);
-}
-
-/* The calling thread's home; NULL without memory for one. */
-static rh_am_home_t *rh_am_home_mine(void)
-{
-    rh_am_home_t *h = rh_am_my_home;
-
-    if (rh_likely(h != NULL)) {
-        return h;
-    }
-    pthread_once(&rh_am_homes.once, rh_am_homes_init);
-    pthread_mutex_lock(&rh_am_homes.lock);
-    if ((h = rh_am_homes.orphans) != NULL) {
-        rh_am_homes.orphans = h->next_orphan;
-    } else if ((h = calloc(1, sizeof(*h))) != NULL) {
-        h->next = rh_am_homes.all;
-        rh_am_homes.all = h;
-    }
-    pthread_mutex_unlock(&rh_am_homes.lock);
-    if (h != NULL) {
-        pthread_setspecific(rh_am_homes.key, h);
-        rh_am_my_home = h;
-    }
-    return h;
-}
-
-/* A request of the calling thread's own, from what came back to it. */
-static rh_am_sreq_t *rh_am_home_get(void)
-{
-    rh_am_home_t *h = rh_am_home_mine();
-    rh_am_sreq_t *sreq;
-
-    if (rh_unlikely(h == NULL)) {
-        sreq = rh_objcache_get(&rh_am.cache);
-        if (sreq != NULL) {
-            sreq->home = NULL;
-        }
-        return sreq;
-    }
-    if (h->nfree == 0) {
-        uint32_t head = atomic_load_explicit(&h->back_head,
-                                             memory_order_relaxed);
-        uint32_t tail = atomic_load_explicit(&h->back_tail,
-                                             memory_order_acquire);
-
-        /* (free has room for the whole ring) */
-        while (head != tail) {
-            h->free[h->nfree++] = h->back[head++ & (RH_AM_HOME_SLOTS - 1)];
-        }
-        atomic_store_explicit(&h->back_head, head, memory_order_release);
-    }
-    if (h->nfree != 0) {
-        sreq = h->free[--h->nfree];
-    } else if ((sreq = rh_objcache_get(&rh_am.cache)) == NULL) {
-        return NULL;
-    }
-    sreq->home = h;
-    return sreq;
-}
-
-/* Hands sreq back to its thread's home (progress thread); 0 when that
- * has no room. */
-static int rh_am_home_back(rh_am_sreq_t *sreq)
-{
-    rh_am_home_t *h = sreq->home;
-    uint32_t tail = atomic_load_explicit(&h->back_tail, memory_order_relaxed);
-
-    if (tail - h->seen_head >= RH_AM_HOME_SLOTS) {
-        h->seen_head = atomic_load_explicit(&h->back_head,
-                                            memory_order_acquire);
-        if (tail - h->seen_head >= RH_AM_HOME_SLOTS) {
-            return 0;
-        }
-    }
-    h->back[tail & (RH_AM_HOME_SLOTS - 1)] = sreq;
-    atomic_store_explicit(&h->back_tail, tail + 1, memory_order_release);
-    return 1;
-}
-
-/* Frees what the homes of ended threads hold (nothing sends meanwhile:
- * the progress thread stopped). Live threads keep theirs for the next
- * start. */
-static void rh_am_homes_empty(void)
-{
-    pthread_mutex_lock(&rh_am_homes.lock);
-    for (rh_am_home_t *h = rh_am_homes.all; h != NULL; h = h->next) {
-        atomic_store_explicit(&h->credit, 0, memory_order_relaxed);
-    }
-    for (rh_am_home_t *h = rh_am_homes.orphans; h != NULL;
-         h = h->next_orphan) {
-        uint32_t head = atomic_load_explicit(&h->back_head,
-                                             memory_order_relaxed);
-        uint32_t tail = atomic_load_explicit(&h->back_tail,
-                                             memory_order_acquire);
-
-        while (h->nfree != 0) {
-            free(h->free[--h->nfree]);
-        }
-        while (head != tail) {
-            free(h->back[head++ & (RH_AM_HOME_SLOTS - 1)]);
-        }
-        atomic_store_explicit(&h->back_head, head, memory_order_relaxed);
-        h->seen_head = head;
-    }
-    pthread_mutex_unlock(&rh_am_homes.lock);
-}
-
 static rh_am_sreq_t *rh_am_sreq_get(void)
 {
     rh_am_sreq_t *sreq;
 
-    if (rh_tp_on_progress_thread()) {
-        if (rh_am.free_list != NULL) {
-            sreq = rh_am.free_list;
-            rh_am.free_list = sreq->next_free;
-            rh_am.num_free--;
-        } else if ((sreq = rh_objcache_get(&rh_am.cache)) == NULL) {
-            return NULL;
-        }
-        sreq->home = NULL;
+    if (rh_tp_on_progress_thread() && rh_am.free_list != NULL) {
+        sreq = rh_am.free_list;
+        rh_am.free_list = sreq->next_free;
+        rh_am.num_free--;
         return sreq;
     }
-    return rh_am_home_get();
+    return rh_objcache_get(&rh_am.cache);
 }
 
-/* Takes what is done off posted; a submitter waiting for room looks
- * again (it goes on once half of the room is free). */
-static void rh_am_uncount_flush(void)
+/* One send of another thread is done: a submitter waiting for room may
+ * go on once half of the room is free again. */
+static void rh_am_uncount(void)
 {
-    long n = atomic_load_explicit(&rh_am.done_pending, memory_order_relaxed);
+    long n = atomic_fetch_sub(&rh_am.posted, 1) - 1;
 
-    atomic_fetch_sub(&rh_am.posted, n);
-    atomic_store_explicit(&rh_am.done_pending, 0, memory_order_relaxed);
-    if (rh_unlikely(atomic_load(&rh_am.room_waiters) != 0)) {
+    if (rh_unlikely(atomic_load(&rh_am.room_waiters) != 0) &&
+        n <= rh_am.posted_max / 2) {
         pthread_mutex_lock(&rh_am.room_lock);
         pthread_cond_broadcast(&rh_am.room_cond);
         pthread_mutex_unlock(&rh_am.room_lock);
     }
-}
-
-/* One send of another thread is done (progress thread): counted off
- * posted a batch at a time, or at once while someone waits for room. */
-static void rh_am_uncount(void)
-{
-    long n = atomic_load_explicit(&rh_am.done_pending,
-                                  memory_order_relaxed) + 1;
-
-    atomic_store_explicit(&rh_am.done_pending, n, memory_order_relaxed);
-    if (n >= rh_am.credit_batch ||
-        rh_unlikely(atomic_load_explicit(&rh_am.room_waiters,
-                                         memory_order_relaxed) != 0)) {
-        rh_am_uncount_flush();
-    }
-}
-
-/* A send of this thread is posted: counted from its home's credit. */
-static void rh_am_post_count(rh_am_sreq_t *sreq)
-{
-    rh_am_home_t *h = sreq->home;
-    long c;
-
-    if (rh_unlikely(h == NULL)) {
-        atomic_fetch_add_explicit(&rh_am.posted, 1, memory_order_relaxed);
-        return;
-    }
-    c = atomic_load_explicit(&h->credit, memory_order_relaxed);
-    if (c == 0) {
-        c = rh_am.credit_batch;
-        atomic_fetch_add_explicit(&rh_am.posted, c, memory_order_relaxed);
-    }
-    atomic_store_explicit(&h->credit, c - 1, memory_order_relaxed);
-}
-
-/* Sends of other threads on their way: posted less what is counted ahead
- * and what is done already (exact while nothing sends). */
-static long rh_am_posted_now(void)
-{
-    long n = atomic_load(&rh_am.posted) -
-             atomic_load_explicit(&rh_am.done_pending, memory_order_relaxed);
-
-    pthread_mutex_lock(&rh_am_homes.lock);
-    for (rh_am_home_t *h = rh_am_homes.all; h != NULL; h = h->next) {
-        n -= atomic_load_explicit(&h->credit, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&rh_am_homes.lock);
-    return n;
 }
 
 /* Runs on the progress thread. */
@@ -670,9 +449,6 @@ static void rh_am_sreq_put(rh_am_sreq_t *sreq)
     }
     if (sreq->counted) {
         rh_am_uncount();
-    }
-    if (sreq->home != NULL && rh_am_home_back(sreq)) {
-        return;
     }
     if (rh_am.num_free < RH_AM_FREE_MAX) {
         sreq->next_free = rh_am.free_list;
@@ -838,19 +614,14 @@ static void rh_am_ring_issue(rh_am_sreq_t *sreq)
 {
     rh_status_t status;
 
-    size_t sent = 0;
-
-    /* (sent is a local: the request is written only when it must wait,
-     * since it goes back to a sender that writes it next) */
     if (!rh_am_ring_queued_for(sreq->dest)) {
         status = rh_shml_send(sreq->dest, sreq->hdr, sreq->hdr_total,
-                              sreq->data, sreq->len, &sent);
+                              sreq->data, sreq->len, &sreq->ring_sent);
         if (rh_likely(status != RH_ERR_BUSY)) {
             rh_am_sreq_finish(sreq, status);
             return;
         }
     }
-    sreq->ring_sent = sent;
     if (!rh_am_ring_queue(sreq)) {
         rh_am_sreq_finish(sreq, rh_error_set(RH_ERR_NO_MEMORY, "queue of "
                                              "sends to rank %u",
@@ -909,6 +680,7 @@ static void rh_am_sreq_issue(rh_am_sreq_t *sreq)
         return;
     }
     if (rh_shml_on(sreq->dest)) {
+        sreq->ring_sent = 0;
         rh_am_ring_issue(sreq);
         return;
     }
@@ -1228,7 +1000,7 @@ static rh_status_t rh_am_sreq_submit(rh_am_sreq_t *sreq)
         rh_am_sreq_issue(sreq);
     } else {
         sreq->counted = 1;
-        rh_am_post_count(sreq);
+        atomic_fetch_add_explicit(&rh_am.posted, 1, memory_order_relaxed);
         sreq->op.run = rh_am_sreq_run;
         rh_tp_post(&sreq->op);
     }
@@ -1396,22 +1168,20 @@ rh_status_t rh_am_wait_room(int nonblock)
     long max = rh_am.posted_max;
 
     /* max is 0 until the transport starts: nothing is queued yet. */
-    /* (posted counts ahead: the exact count only when it says full) */
     if (rh_likely(atomic_load_explicit(&rh_am.posted, memory_order_relaxed) <
-                  max) || max == 0 || rh_tp_on_progress_thread() ||
-        rh_am_posted_now() < max) {
+                  max) || max == 0 || rh_tp_on_progress_thread()) {
         return RH_OK;
     }
     if (nonblock) {
         return rh_error_set(RH_ERR_BUSY, "%ld messages of this rank are "
                             "still on their way (RAYHPC_SEND_QUEUE_MAX=%ld)",
-                            rh_am_posted_now(), max);
+                            atomic_load(&rh_am.posted), max);
     }
     pthread_mutex_lock(&rh_am.room_lock);
     atomic_fetch_add(&rh_am.room_waiters, 1);
     /* Until half the room is free: one wake-up lets a burst through. The
      * timeout only covers a transport that stops meanwhile. */
-    while (rh_am_posted_now() > max / 2 && rh_tp_running()) {
+    while (atomic_load(&rh_am.posted) > max / 2 && rh_tp_running()) {
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -1429,7 +1199,7 @@ rh_status_t rh_am_wait_room(int nonblock)
 
 long rh_am_posted(void)
 {
-    return rh_am_posted_now();
+    return atomic_load_explicit(&rh_am.posted, memory_order_relaxed);
 }
 
 rh_status_t rh_am_send_raw(uint32_t dest, const void *hdr, size_t hdr_len,
@@ -1508,12 +1278,7 @@ rh_status_t rh_am_attach(struct ucp_worker *worker)
     rh_am.fault_count = 0;
     rh_am.coalesce = rh_cfg.coalesce != 0;
     rh_am.posted_max = (long)rh_cfg.send_queue_max;
-    /* a batch small against the bound, whatever the number of threads */
-    rh_am.credit_batch = rh_am.posted_max / 256;
-    rh_am.credit_batch = rh_am.credit_batch < 1 ? 1 :
-                         rh_am.credit_batch > 16 ? 16 : rh_am.credit_batch;
     atomic_store(&rh_am.posted, 0);
-    atomic_store(&rh_am.done_pending, 0);
     rh_objcache_init(&rh_am.cache, RH_AM_CACHE_ID, sizeof(rh_am_sreq_t));
     memset(&param, 0, sizeof(param));
     param.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID |
@@ -1562,7 +1327,6 @@ void rh_am_detach(void)
     rh_am.ringq = NULL;
     rh_am.ringq_dests = NULL;
     rh_am.num_ringq_dests = 0;
-    rh_am_homes_empty();
     rh_objcache_fini(&rh_am.cache);
     /* Handlers stay registered: they are static and a re-init keeps them. */
     memset(&rh_am.stats, 0, sizeof(rh_am.stats));

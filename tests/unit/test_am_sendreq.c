@@ -1,9 +1,10 @@
 /*
- * Send requests of threads other than the progress thread: each goes back
- * to the thread that wrote it, and what is on its way is counted against
- * RAYHPC_SEND_QUEUE_MAX ahead, a batch at a time (src/transport/am.c).
- * A singleton job sending to itself; a send with a completion callback
- * always takes a request (it never leaves from the sending thread).
+ * Send requests of threads other than the progress thread
+ * (src/transport/am.c): what they have on their way is counted against
+ * RAYHPC_SEND_QUEUE_MAX until each send is done, whichever thread sent it
+ * and whether that thread still runs. A singleton job sending to itself;
+ * a send with a completion callback always takes a request (it never
+ * leaves from the sending thread).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -101,8 +102,8 @@ Test(am_sendreq, sends_of_several_threads_arrive_and_are_all_counted_off)
     wait_all_done((long)THREADS * SENDS);
 }
 
-/* Each thread ends before the next begins: the next takes over the
- * requests (and the counts taken ahead) the one before left. */
+/* Each thread ends before the next begins, with sends of its own still
+ * on their way: they are counted off all the same. */
 Test(am_sendreq, a_thread_takes_over_what_an_ended_one_left)
 {
     long want = 0;
