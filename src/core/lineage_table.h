@@ -27,7 +27,7 @@ struct rh_lineage {
     rh_lineage_t *older, *newer;  /* the age list, while not running; the
                                    * drop list once dropped for room */
     uint64_t      counter;        /* the task's; never 0 */
-    size_t        bytes;          /* counted against the bound */
+    uint32_t      bytes;          /* counted against the bound */
     int           running;        /* a run is out: never dropped */
 };
 
