@@ -297,8 +297,13 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
         rh_debug("no memory for the lineage of task %s", name);
         return;
     }
-    /* Each field once, no memset: the spec is likely cold (a stream keeps
-     * as many as it holds returns), and each line written costs a miss. */
+    /* Counted first, then each field once, no memset: the spec is likely
+     * cold (a stream keeps as many as it holds returns), and each line
+     * written costs a miss, which the count's barrier after them would
+     * wait for. Running: no lock, on no list. Its answer (which may drop
+     * it) comes after the send that follows, and its block outlives this
+     * call: the caller holds it. */
+    rh_lineage_table_add_running(&rh_lin_tb);
     s->base.older = s->base.newer = NULL;
     s->base.counter = atomic_load_explicit(&b->counter,
                                            memory_order_relaxed);
@@ -331,10 +336,6 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
     if (len != 0) {
         memcpy(p + hdr_len, payload, len);
     }
-    /* Running: no lock. Its answer (which may drop it) comes after the
-     * send that follows, and its block outlives this call: the caller
-     * holds it. */
-    rh_lineage_table_add(&rh_lin_tb, &s->base);
     atomic_store_explicit(&b->lineage, s, memory_order_release);
 }
 

@@ -65,6 +65,13 @@ void rh_lineage_table_fini(rh_lineage_table_t *tb);
  * bound, l included. */
 void rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l);
 
+/* Counts an entry about to be added running, before any of it is written:
+ * the count's atomic add is a full barrier, which after the writes of a
+ * cold entry would wait for each of its lines. The entry is then the
+ * caller's to set up (older and newer NULL, running 1), with no call of
+ * rh_lineage_table_add. */
+void rh_lineage_table_add_running(rh_lineage_table_t *tb);
+
 /* l runs again (a retry or a rebuild): kept whatever the bound; with
  * tb->lock held. */
 void rh_lineage_table_run_locked(rh_lineage_table_t *tb, rh_lineage_t *l);
