@@ -9,6 +9,8 @@
  * leaving their getters waiting.
  */
 #include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +41,11 @@ typedef struct rh_fwd_submit {
     uint32_t reserved;
     char     name[RH_FN_NAME_MAX];
 } rh_fwd_submit_t;
+
+/* What lineage keeps of the header: all but the task's name, which the
+ * registry keeps (its entry's name is the spec's name): 32 bytes of a spec
+ * instead of 96, in every entry of a stream. */
+#define RH_FWD_KEPT_HDR offsetof(rh_fwd_submit_t, name)
 
 /* The global scheduler chose the runner: it counts the task as on its way
  * there until the runner's heartbeat says it arrived. */
@@ -403,10 +410,10 @@ rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
     rh_fwd_submit_t h;
     const char *p = payload;
 
-    if (hdr_len != sizeof(h)) {
+    if (hdr_len != RH_FWD_KEPT_HDR) {
         return rh_error_set(RH_ERR_MALFORMED, "not a task's header");
     }
-    memcpy(&h, hdr, sizeof(h));
+    memcpy(&h, hdr, RH_FWD_KEPT_HDR);
     if (h.res_len > len || (h.res_len != 0 && p[h.res_len - 1] != '\0')) {
         return rh_error_set(RH_ERR_MALFORMED, "a task's resources cannot be "
                             "read");
@@ -463,25 +470,27 @@ static void rh_fwd_record(rh_task_t *t, const rh_fwd_submit_t *h,
     }
     rh_lineage_record(t->block, t->fn->name, t->nreturns, t->max_retries,
                       t->retry_exceptions, t->forward_to, t->pg, t->pg_bundle,
-                      h, sizeof(*h), payload, total, owned, nowned, borrowed,
-                      nborrowed);
+                      h, RH_FWD_KEPT_HDR, payload, total, owned, nowned,
+                      borrowed, nborrowed);
     if (owned != few_owned) {
         free(owned);
         free(borrowed);
     }
 }
 
-void rh_forward_resend(int dest, const void *hdr, size_t hdr_len,
-                       const void *payload, size_t len, rh_future_t **held,
-                       int nheld, rh_object_id_t *borrowed, int nborrowed)
+void rh_forward_resend(int dest, const char *name, const void *hdr,
+                       size_t hdr_len, const void *payload, size_t len,
+                       rh_future_t **held, int nheld,
+                       rh_object_id_t *borrowed, int nborrowed)
 {
     rh_fwd_submit_t h;
     const rh_fn_entry_t *fn;
     rh_inflight_t e;
     rh_status_t status;
 
-    (void)hdr_len;
-    memcpy(&h, hdr, sizeof(h));
+    memset(&h, 0, sizeof(h));
+    memcpy(&h, hdr, hdr_len < RH_FWD_KEPT_HDR ? hdr_len : RH_FWD_KEPT_HDR);
+    snprintf(h.name, sizeof(h.name), "%s", name);
     h.flags &= ~RH_FWD_PLACED;   /* not the global scheduler's any more */
     fn = rh_registry_find(h.name);
     memset(&e, 0, sizeof(e));

@@ -21,30 +21,61 @@
 #include "plasma/store.h"
 #include "transport/transport.h"
 
-/* A task's spec, as its owner sent it; one allocation. */
+/* The holds of a run that was lost, kept for its retry (malloc'd: only a
+ * retry has them). */
+typedef struct rh_lin_next {
+    rh_future_t    **held;
+    rh_object_id_t  *borrowed;
+    int              nheld, nborrowed;
+} rh_lin_next_t;
+
+/* A task's spec, as its owner sent it; one allocation. Recorded for every
+ * forwarded task and, kept, one per return block held: 96 bytes before
+ * what was sent (an empty task's: 128 in all), so that a stream of them
+ * writes two or three cache lines per task, not five or six. The objects
+ * it takes by ref (ours, then others'), the header and the payload follow
+ * it in data[]. */
 typedef struct rh_lin_spec {
     rh_lineage_t     base;
     rh_fblock_t     *block;        /* its returns' block: points back */
     const char      *name;         /* registry entries stay */
-    int              nreturns;
-    int              max_retries;  /* -1: no limit */
-    int              tries;        /* reruns so far */
-    int              retry_exceptions;
-    int              rank;         /* ran, or runs, there */
     uint64_t         pg;           /* its placement group, or 0 ... */
-    int              pg_bundle;    /* ... and bundle: reruns go there */
+    rh_lin_next_t   *next;         /* a retry's holds, or NULL */
+    int32_t          max_retries;  /* -1: no limit */
+    int32_t          tries;        /* reruns so far */
+    int32_t          rank;         /* ran, or runs, there */
+    int32_t          pg_bundle;    /* ... and bundle: reruns go there */
     /* The objects it takes by ref, ours and others': not held (their
      * values go when their holders let go, as they would without
      * lineage), held again for a rebuild if they are still there. */
-    int              nowned, nborrowed;
-    rh_object_id_t  *owned, *borrowed;
-    /* The holds of the run that was lost, kept for its retry (malloc'd) */
-    int              next_nheld, next_nborrowed, has_next;
-    rh_future_t    **next_held;
-    rh_object_id_t  *next_borrowed;
-    size_t           hdr_len, len;
-    uint8_t         *hdr, *payload;
+    uint32_t         nowned, nborrowed;
+    uint32_t         len;          /* of the payload */
+    uint16_t         hdr_len;
+    uint8_t          nreturns;
+    uint8_t          retry_exceptions;
+    _Alignas(8) uint8_t data[];
 } rh_lin_spec_t;
+
+_Static_assert(sizeof(rh_lin_spec_t) == 96, "a spec's fixed part is 96 "
+               "bytes: its line and a half");
+_Static_assert(RH_MAX_RETURNS <= UINT8_MAX, "nreturns fits its byte");
+
+static rh_object_id_t *rh_lin_owned(rh_lin_spec_t *s)
+{
+    return (rh_object_id_t *)s->data;
+}
+
+static rh_object_id_t *rh_lin_borrowed(rh_lin_spec_t *s)
+{
+    return rh_lin_owned(s) + s->nowned;
+}
+
+/* The header, then the payload. */
+static uint8_t *rh_lin_msg(rh_lin_spec_t *s)
+{
+    return s->data + (size_t)(s->nowned + s->nborrowed) *
+                     sizeof(rh_object_id_t);
+}
 
 /* A rerun waiting out its backoff. */
 typedef struct rh_lin_due {
@@ -88,7 +119,7 @@ static _Atomic int rh_lin_eager;
  * rh_lin_unlock once it is let go. */
 static rh_lineage_t *rh_lin_out;
 
-/* A spec of up to this many bytes (an empty task's is about 280) comes
+/* A spec of up to this many bytes (an empty task's is 128) comes
  * from an object cache: the submitter takes it and the releaser, or the
  * progress thread that drops it for room, gives it back, without malloc's
  * locks and page faults on a stream of them. Larger ones are malloc'd. */
@@ -97,7 +128,7 @@ static rh_lineage_t *rh_lin_out;
 static rh_objcache_t rh_lin_cache;
 
 _Static_assert(sizeof(rh_lin_spec_t) + 128 <= RH_LIN_SMALL,
-               "an empty task's header and spec fit the cache's objects");
+               "a task of a few small arguments fits the cache's objects");
 
 static rh_lin_spec_t *rh_lin_spec_alloc(size_t size)
 {
@@ -137,9 +168,10 @@ static void rh_lin_drop(rh_lineage_t *l)
 {
     rh_lin_spec_t *s = (rh_lin_spec_t *)l;
 
-    if (s->has_next) {
-        rh_lin_drop_holds(s->next_held, s->next_nheld, s->next_borrowed,
-                          s->next_nborrowed);
+    if (s->next != NULL) {
+        rh_lin_drop_holds(s->next->held, s->next->nheld, s->next->borrowed,
+                          s->next->nborrowed);
+        free(s->next);
     }
     rh_lin_spec_free(s);
 }
@@ -148,9 +180,10 @@ static void rh_lin_free(rh_lineage_t *l)
 {
     rh_lin_spec_t *s = (rh_lin_spec_t *)l;
 
-    if (s->has_next) {
-        free(s->next_held);
-        free(s->next_borrowed);
+    if (s->next != NULL) {
+        free(s->next->held);
+        free(s->next->borrowed);
+        free(s->next);
     }
     rh_lin_spec_free(s);
 }
@@ -247,13 +280,16 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
                        const rh_object_id_t *owned, int nowned,
                        const rh_object_id_t *borrowed, int nborrowed)
 {
-    size_t size = sizeof(rh_lin_spec_t) +
-                  (size_t)(nowned + nborrowed) * sizeof(rh_object_id_t) +
-                  hdr_len + len;
+    size_t ids = (size_t)(nowned + nborrowed) * sizeof(rh_object_id_t);
+    size_t size = sizeof(rh_lin_spec_t) + ids + hdr_len + len;
     rh_lin_spec_t *s;
     uint8_t *p;
 
     if (!rh_lin_up) {
+        return;
+    }
+    if (size > UINT32_MAX || hdr_len > UINT16_MAX) {
+        rh_debug("task %s is too large to keep as lineage", name);
         return;
     }
     s = rh_lin_spec_alloc(size);
@@ -261,43 +297,45 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
         rh_debug("no memory for the lineage of task %s", name);
         return;
     }
-    memset(s, 0, sizeof(*s));
+    /* Counted first, then each field once, no memset: the spec is likely
+     * cold (a stream keeps as many as it holds returns), and each line
+     * written costs a miss, which the count's barrier after them would
+     * wait for. Running: no lock, on no list. Its answer (which may drop
+     * it) comes after the send that follows, and its block outlives this
+     * call: the caller holds it. */
+    rh_lineage_table_add_running(&rh_lin_tb);
+    s->base.older = s->base.newer = NULL;
     s->base.counter = atomic_load_explicit(&b->counter,
                                            memory_order_relaxed);
-    s->block = b;
-    s->base.bytes = size;
+    s->base.bytes = (uint32_t)size;
     s->base.running = 1;
+    s->block = b;
     s->name = name;
-    s->nreturns = nreturns;
-    s->max_retries = max_retries;
-    s->retry_exceptions = retry_exceptions;
-    s->rank = rank;
     s->pg = pg;
+    s->next = NULL;
+    s->max_retries = max_retries;
+    s->tries = 0;
+    s->rank = rank;
     s->pg_bundle = bundle;
-    p = (uint8_t *)(s + 1);
-    s->owned = (rh_object_id_t *)p;
-    s->borrowed = s->owned + nowned;
-    p += (size_t)(nowned + nborrowed) * sizeof(rh_object_id_t);
-    s->hdr = p;
-    s->payload = p + hdr_len;
-    s->hdr_len = hdr_len;
-    s->len = len;
-    memcpy(s->hdr, hdr, hdr_len);
-    if (len != 0) {
-        memcpy(s->payload, payload, len);
-    }
+    s->nowned = (uint32_t)nowned;
+    s->nborrowed = (uint32_t)nborrowed;
+    s->len = (uint32_t)len;
+    s->hdr_len = (uint16_t)hdr_len;
+    s->nreturns = (uint8_t)nreturns;
+    s->retry_exceptions = (uint8_t)(retry_exceptions != 0);
+    p = s->data;
     if (nowned != 0) {
-        memcpy(s->owned, owned, (size_t)nowned * sizeof(*owned));
+        memcpy(p, owned, (size_t)nowned * sizeof(*owned));
     }
     if (nborrowed != 0) {
-        memcpy(s->borrowed, borrowed, (size_t)nborrowed * sizeof(*borrowed));
+        memcpy(p + (size_t)nowned * sizeof(*owned), borrowed,
+               (size_t)nborrowed * sizeof(*borrowed));
     }
-    s->nowned = nowned;
-    s->nborrowed = nborrowed;
-    /* Running: no lock. Its answer (which may drop it) comes after the
-     * send that follows, and its block outlives this call: the caller
-     * holds it. */
-    rh_lineage_table_add(&rh_lin_tb, &s->base);
+    p += ids;
+    memcpy(p, hdr, hdr_len);
+    if (len != 0) {
+        memcpy(p + hdr_len, payload, len);
+    }
     atomic_store_explicit(&b->lineage, s, memory_order_release);
 }
 
@@ -450,29 +488,32 @@ static void rh_lin_rerun(uint64_t counter)
         lost = s->rank;
         msg = malloc(hdr_len + len + 1);
         if (msg != NULL) {
-            memcpy(msg, s->hdr, hdr_len + len);
+            memcpy(msg, rh_lin_msg(s), hdr_len + len);
         }
-        if (s->has_next) {
-            held = s->next_held;
-            nheld = s->next_nheld;
-            borrowed = s->next_borrowed;
-            nborrowed = s->next_nborrowed;
-            s->has_next = 0;
+        if (s->next != NULL) {
+            held = s->next->held;
+            nheld = s->next->nheld;
+            borrowed = s->next->borrowed;
+            nborrowed = s->next->nborrowed;
+            free(s->next);
+            s->next = NULL;
         } else {
+            const rh_object_id_t *owned = rh_lin_owned(s);
+
             fresh = 1;
             held = malloc((size_t)s->nowned * sizeof(*held) + 1);
             borrowed = malloc((size_t)s->nborrowed * sizeof(*borrowed) + 1);
-            for (int i = 0; held != NULL && i < s->nowned; i++) {
-                held[nheld] = rh_future_find_hold(s->owned[i]);
+            for (uint32_t i = 0; held != NULL && i < s->nowned; i++) {
+                held[nheld] = rh_future_find_hold(owned[i]);
                 if (held[nheld] == NULL) {
-                    gone = s->owned[i];
+                    gone = owned[i];
                     break;
                 }
                 nheld++;
             }
             if (borrowed != NULL) {
-                nborrowed = s->nborrowed;
-                memcpy(borrowed, s->borrowed,
+                nborrowed = (int)s->nborrowed;
+                memcpy(borrowed, rh_lin_borrowed(s),
                        (size_t)nborrowed * sizeof(*borrowed));
             }
         }
@@ -540,8 +581,8 @@ static void rh_lin_rerun(uint64_t counter)
         free(borrowed);
         borrowed = NULL;
     }
-    rh_forward_resend(dest, msg, hdr_len, msg + hdr_len, len, held, nheld,
-                      borrowed, nborrowed);
+    rh_forward_resend(dest, name, msg, hdr_len, msg + hdr_len, len, held,
+                      nheld, borrowed, nborrowed);
     free(msg);
 }
 
@@ -655,6 +696,8 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
                      size_t len)
 {
     rh_future_t *ret = rh_lin_hold(counter, RH_MAX_RETURNS);
+    /* Taken before the lock; let go unless a retry keeps it. */
+    rh_lin_next_t *next = malloc(sizeof(*next));
     rh_lin_spec_t *s;
     int tries = 0, again = 0, nreturns = 0;
 
@@ -670,13 +713,17 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
         if (rh_lin_out_of_retries(s)) {
             rh_lin_exhausted_msg(s, rank, failed ? "failed on" :
                                  "was lost with", msg, len);
-        } else if (!s->has_next) {
+        } else if (s->next == NULL && next == NULL) {
+            snprintf(msg, len, "task %s was lost with rank %d and there was "
+                     "no memory to keep it for a retry", s->name, rank);
+        } else if (s->next == NULL) {
             /* The lost run's holds keep its arguments for the next. */
-            s->next_held = *held;
-            s->next_nheld = *nheld;
-            s->next_borrowed = *borrowed;
-            s->next_nborrowed = *nborrowed;
-            s->has_next = 1;
+            next->held = *held;
+            next->nheld = *nheld;
+            next->borrowed = *borrowed;
+            next->nborrowed = *nborrowed;
+            s->next = next;
+            next = NULL;
             *held = NULL;
             *borrowed = NULL;
             *nheld = *nborrowed = 0;
@@ -687,6 +734,7 @@ int rh_lineage_retry(uint64_t counter, int rank, int failed,
         }
     }
     rh_lin_unlock();
+    free(next);
     if (ret != NULL) {
         rh_future_unhold(ret);
     }

@@ -26,7 +26,8 @@
 #define RH_TASK_RETRIES_DEFAULT 3
 
 /* Records a task sent to rank, whose returns are block b (held by the
- * caller): its header and payload as sent, and the ids of the objects it
+ * caller): its header (what of it a rerun needs: name is kept apart) and
+ * payload as sent, and the ids of the objects it
  * takes by ref (ours, and others' it borrows), which a rebuild holds again
  * while they are still there; pg (0: none) and bundle, the placement
  * group's bundle it runs in, which a rerun follows to where the bundle is

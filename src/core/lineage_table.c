@@ -96,12 +96,17 @@ void rh_lineage_table_drop_list(rh_lineage_table_t *tb, rh_lineage_t *l)
     }
 }
 
+void rh_lineage_table_add_running(rh_lineage_table_t *tb)
+{
+    atomic_fetch_add_explicit(&tb->added, 1, memory_order_relaxed);
+}
+
 void rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l)
 {
     rh_lineage_t *out;
 
     l->older = l->newer = NULL;
-    atomic_fetch_add_explicit(&tb->added, 1, memory_order_relaxed);
+    rh_lineage_table_add_running(tb);
     if (l->running) {
         return;
     }

@@ -27,7 +27,7 @@ struct rh_lineage {
     rh_lineage_t *older, *newer;  /* the age list, while not running; the
                                    * drop list once dropped for room */
     uint64_t      counter;        /* the task's; never 0 */
-    size_t        bytes;          /* counted against the bound */
+    uint32_t      bytes;          /* counted against the bound */
     int           running;        /* a run is out: never dropped */
 };
 
@@ -64,6 +64,13 @@ void rh_lineage_table_fini(rh_lineage_table_t *tb);
  * newest, then the oldest entries are dropped while the table is over its
  * bound, l included. */
 void rh_lineage_table_add(rh_lineage_table_t *tb, rh_lineage_t *l);
+
+/* Counts an entry about to be added running, before any of it is written:
+ * the count's atomic add is a full barrier, which after the writes of a
+ * cold entry would wait for each of its lines. The entry is then the
+ * caller's to set up (older and newer NULL, running 1), with no call of
+ * rh_lineage_table_add. */
+void rh_lineage_table_add_running(rh_lineage_table_t *tb);
 
 /* l runs again (a retry or a rebuild): kept whatever the bound; with
  * tb->lock held. */

@@ -213,17 +213,19 @@ void rh_forward_answer(rh_task_t *t, void *arg, rh_task_ret_t *rets,
 void rh_forward_refuse(uint32_t origin, uint64_t counter, int nreturns,
                        rh_status_t status, const char *msg);
 
-/* Sends the task of a lineage entry (its header and payload as first
- * sent) to dest again, with the same counter, so that its answer completes
- * the futures waiting for it; held (futures, each held once for this run)
- * and borrowed (ids, each borrowed once for it) are the objects it takes by
+/* Sends the task of a lineage entry (its header as kept, less the name,
+ * and payload as first sent) to dest again, with the same counter, so that
+ * its answer completes the futures waiting for it; name is the function's
+ * (its registry entry's); held (futures, each held once for this run) and
+ * borrowed (ids, each borrowed once for it) are the objects it takes by
  * ref, both malloc'd and taken over. */
-void rh_forward_resend(int dest, const void *hdr, size_t hdr_len,
-                       const void *payload, size_t len, rh_future_t **held,
-                       int nheld, rh_object_id_t *borrowed, int nborrowed);
+void rh_forward_resend(int dest, const char *name, const void *hdr,
+                       size_t hdr_len, const void *payload, size_t len,
+                       rh_future_t **held, int nheld,
+                       rh_object_id_t *borrowed, int nborrowed);
 
-/* What the task of a lineage entry (header and payload as first sent)
- * asks for: its CPUs and custom resources, in *req. RH_ERR_MALFORMED when
+/* What the task of a lineage entry (header as kept and payload as first
+ * sent) asks for: its CPUs and custom resources, in *req. RH_ERR_MALFORMED when
  * they cannot be read. */
 rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
                               const void *payload, size_t len,

@@ -213,3 +213,24 @@ Test(lineage_table, many_entries_keep_their_order)
     rh_lineage_table_fini(&tb);
     cr_expect_eq(ndropped, 100);
 }
+
+/* A submitter counts its entry before writing it, then sets it up running
+ * itself: counted once, bounded like any other once its run ends. */
+Test(lineage_table, an_entry_counted_before_it_is_written_runs_as_added)
+{
+    rh_lineage_t *l;
+
+    setup(100);
+    rh_lineage_table_add_running(&tb);
+    l = entry(9, 64, 1);
+    cr_expect_eq(rh_lineage_table_count(&tb), 1);
+    cr_expect_eq(rh_lineage_table_bytes(&tb), 0);
+    ran(l);
+    cr_expect_eq(rh_lineage_table_count(&tb), 1);
+    cr_expect_eq(rh_lineage_table_bytes(&tb), 64);
+    rh_lineage_table_add(&tb, entry(10, 64, 0));
+    cr_expect_eq(ndropped, 1, "over the bound: the oldest goes");
+    cr_expect_eq(dropped[0], 9);
+    cr_expect_eq(rh_lineage_table_count(&tb), 1);
+    rh_lineage_table_fini(&tb);
+}
