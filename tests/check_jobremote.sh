@@ -26,25 +26,14 @@ trap 'touch "$tmp".gate.*; rm -rf "$tmp".*' EXIT
 fails=0
 fail() { echo "check_jobremote ($label): $*" >&2; fails=$((fails + 1)); }
 info() { timeout 60 "$build/rayhpc-info" "$@"; }
+# shellcheck source=tests/jobstate_job.sh
+. "$(dirname "$0")/jobstate_job.sh"
 
 # Starts the job of round $label; sets job, job_pid, record.
 start_job() {
     rm -f "$tmp.gate.$label"
-    timeout 120 "$build/rayhpc-run" -n 4 --nodes 2 --keep-going \
-        "$build/tests/multi/jobstate" "$tmp.gate.$label" \
-        >"$tmp.out.$label" 2>"$tmp.err.$label" &
-    job_pid=$!
-    i=0
-    while ! grep -q '^JOBSTATE READY' "$tmp.out.$label" 2>/dev/null; do
-        i=$((i + 1))
-        if [ $i -gt 600 ] || ! kill -0 $job_pid 2>/dev/null; then
-            echo "check_jobremote ($label): the job never got ready:" >&2
-            cat "$tmp.out.$label" "$tmp.err.$label" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    job=$(sed -n 's/^JOBSTATE READY //p' "$tmp.out.$label")
+    start_jobstate "check_jobremote ($label)" "$tmp.gate.$label" \
+        "$tmp.out.$label" "$tmp.err.$label" -n 4 --nodes 2 --keep-going
     record="$RAYHPC_JOB_CONTACT_DIR/$job"
 }
 
@@ -56,17 +45,7 @@ check_report() {
         grep -q "^  $r  *$((r / 2))  *[0-9][0-9]*  *CPU=" "$1" ||
             fail "$2: rank $r is not in the Ranks table"
     done
-    grep '^JOBSTATE PUT' "$tmp.out.$label" >"$tmp.puts"
-    [ "$(grep -c . "$tmp.puts")" -eq 4 ] || fail "$2: the job did not put 4 objects"
-    while read -r _ _ rank id size; do
-        grep -q "^    $id  *$rank  *$size  *[0-9]*  *sealed" "$1" ||
-            fail "$2: object $id of rank $rank ($size bytes) is not listed"
-    done <"$tmp.puts"
-}
-
-# pid of rank $2 in report $1
-pid_of() {
-    awk -v r="$2" '/^Ranks/ { t = 1; next } t && $1 == r { print $3; exit }' "$1"
+    check_objects "$1" "$tmp.out.$label" "$2: "
 }
 
 for tls in default tcp,self; do

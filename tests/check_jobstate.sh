@@ -20,21 +20,10 @@ tmp=${TMPDIR:-/tmp}/rh-jobstate.$$
 trap 'touch "$tmp.gate" "$tmp.gate4"; rm -f "$tmp".*' EXIT
 fails=0
 fail() { echo "check_jobstate: $*" >&2; fails=$((fails + 1)); }
+# shellcheck source=tests/jobstate_job.sh
+. "$(dirname "$0")/jobstate_job.sh"
 
-timeout 120 "$build/rayhpc-run" -n 4 --nodes 2 "$build/tests/multi/jobstate" \
-    "$tmp.gate" >"$tmp.out" 2>"$tmp.err" &
-job_pid=$!
-i=0
-while ! grep -q '^JOBSTATE READY' "$tmp.out" 2>/dev/null; do
-    i=$((i + 1))
-    if [ $i -gt 600 ] || ! kill -0 $job_pid 2>/dev/null; then
-        echo "check_jobstate: the job never got ready:" >&2
-        cat "$tmp.out" "$tmp.err" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-job=$(sed -n 's/^JOBSTATE READY //p' "$tmp.out")
+start_jobstate check_jobstate "$tmp.gate" "$tmp.out" "$tmp.err" -n 4 --nodes 2
 
 timeout 30 "$build/rayhpc-info" --job="$job" >"$tmp.info" 2>"$tmp.ierr" ||
     fail "rayhpc-info --job=$job fails: $(cat "$tmp.ierr")"
@@ -45,12 +34,7 @@ for r in 0 1 2 3; do
     grep -q "^  $r  *$node  *[0-9][0-9]*  *CPU=" "$tmp.info" ||
         fail "rank $r on node $node is not in the Ranks table"
 done
-grep '^JOBSTATE PUT' "$tmp.out" >"$tmp.puts"
-[ "$(grep -c . "$tmp.puts")" -eq 4 ] || fail "the job put $(grep -c . "$tmp.puts") objects, not 4"
-while read -r _ _ rank id size; do
-    grep -q "^    $id  *$rank  *$size  *[0-9]*  *sealed" "$tmp.info" ||
-        fail "object $id of rank $rank ($size bytes) is not listed"
-done <"$tmp.puts"
+check_objects "$tmp.info" "$tmp.out" ""
 grep -q '^  node 0 store: 2 objects' "$tmp.info" || fail "node 0's store does not hold 2 objects"
 grep -q '^  node 1 store: 2 objects' "$tmp.info" || fail "node 1's store does not hold 2 objects"
 grep -q '^  node 0 spilled: 0 objects, 0 B in 0 files' "$tmp.info" || fail "node 0's spill line is missing"
@@ -112,20 +96,8 @@ grep -q '^Job .*: 4 ranks on 2 nodes; 4 of them answered' "$tmp.out" ||
     fail "the summary does not list the 4 objects"
 
 # ---- 4 nodes: the other nodes' state comes over the network --------------
-timeout 120 "$build/rayhpc-run" -n 4 --nodes 4 "$build/tests/multi/jobstate" \
-    "$tmp.gate4" >"$tmp.out4" 2>"$tmp.err4" &
-job_pid=$!
-i=0
-while ! grep -q '^JOBSTATE READY' "$tmp.out4" 2>/dev/null; do
-    i=$((i + 1))
-    if [ $i -gt 600 ] || ! kill -0 $job_pid 2>/dev/null; then
-        echo "check_jobstate: the 4-node job never got ready:" >&2
-        cat "$tmp.out4" "$tmp.err4" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-job=$(sed -n 's/^JOBSTATE READY //p' "$tmp.out4")
+start_jobstate "check_jobstate (4 nodes)" "$tmp.gate4" "$tmp.out4" \
+    "$tmp.err4" -n 4 --nodes 4
 dir="/tmp/rayhpc-$(id -u)/$job"
 for r in 1 2 3; do
     mv "$dir/rank$r.sock" "$dir/away$r" || fail "rank $r has no socket in $dir"
@@ -140,12 +112,7 @@ for r in 0 1 2 3; do
     grep -q "^  node $r store: 1 objects" "$tmp.info4" ||
         fail "4 nodes: node $r's store does not hold 1 object"
 done
-grep '^JOBSTATE PUT' "$tmp.out4" >"$tmp.puts4"
-while read -r _ _ rank id size; do
-    grep -q "^    $id  *$rank  *$size  *[0-9]*  *sealed" "$tmp.info4" ||
-        fail "4 nodes: object $id of rank $rank ($size bytes) is not listed"
-done <"$tmp.puts4"
-[ "$(grep -c . "$tmp.puts4")" -eq 4 ] || fail "4 nodes: the job put $(grep -c . "$tmp.puts4") objects, not 4"
+check_objects "$tmp.info4" "$tmp.out4" "4 nodes: "
 timeout 30 "$build/rayhpc-info" --gcs="$job" >"$tmp.gcs4" 2>&1 ||
     fail "4 nodes: rayhpc-info --gcs fails: $(cat "$tmp.gcs4")"
 [ "$(grep -c '^  gcs rank [0-3] shard [0-9]*: ' "$tmp.gcs4")" -ge 4 ] ||
@@ -155,7 +122,7 @@ for r in 1 2 3; do
 done
 
 # A stopped rank does not answer: reported at the timeout, no hang.
-pid2=$(awk '/^Ranks/ { t = 1; next } t && $1 == 2 { print $3; exit }' "$tmp.info4")
+pid2=$(pid_of "$tmp.info4" 2)
 kill -STOP "$pid2"
 timeout 30 "$build/rayhpc-info" --job="$job" --timeout 3000 >"$tmp.stop" 2>&1 ||
     fail "4 nodes, rank 2 stopped: rayhpc-info fails: $(cat "$tmp.stop")"
@@ -167,7 +134,7 @@ grep -q '^  rank 2 node 2: node 2 did not answer within 3000 ms' "$tmp.stop" ||
 grep -q '^  2  *(no answer)' "$tmp.stop" || fail "4 nodes, rank 2 stopped: node 2 is not shown without an answer"
 
 # A killed rank: reported unreachable too (failed, or silent at the timeout).
-pid3=$(awk '/^Ranks/ { t = 1; next } t && $1 == 3 { print $3; exit }' "$tmp.info4")
+pid3=$(pid_of "$tmp.info4" 3)
 kill -KILL "$pid3"
 timeout 30 "$build/rayhpc-info" --job="$job" --timeout 3000 >"$tmp.kill" 2>&1 ||
     fail "4 nodes, rank 3 killed: rayhpc-info fails: $(cat "$tmp.kill")"

@@ -44,4 +44,11 @@ const char *rh_tail(const char *out, size_t n);
     cr_expect_eq((run).status, 0, "exited with status %d; output ends:\n%s", \
                  (run).status, rh_tail((run).out, 3000))
 
+/* In criterion tests: exactly n lines of the run's output contain needle,
+ * or the failure shows how the output ended. */
+#define RH_EXPECT_LINES(run, needle, n)                                     \
+    cr_expect_eq(rh_count_lines((run).out, (needle)), (n),                  \
+                 "not %d lines with \"%s\"; output ends:\n%s", (n),         \
+                 (needle), rh_tail((run).out, 3000))
+
 #endif

@@ -12,11 +12,29 @@
 
 static const char *const TCP[] = { "UCX_TLS=tcp,self", NULL };
 
-static rh_run_t launch(int n, int nodes, int keep_going, const char *arg,
-                       const char *const *env)
+/* Runs actors_core's mode on n ranks over nodes virtual nodes and checks
+ * that its OK line came oks times; a run that keeps going after a rank's
+ * death exits with that death's status, the others exit 0. The caller
+ * checks the rest and frees the run. */
+static rh_run_t run_ok(int n, int nodes, int keep_going, const char *mode,
+                       const char *const *env, const char *ok, int oks)
 {
-    return rh_launch(n, nodes, keep_going, "tests/multi/actors_core", arg,
-                     env, TIMEOUT);
+    rh_run_t run = rh_launch(n, nodes, keep_going, "tests/multi/actors_core",
+                             mode, env, TIMEOUT);
+
+    if (!keep_going) {
+        RH_EXPECT_EXIT0(run);
+    }
+    RH_EXPECT_LINES(run, ok, oks);
+    return run;
+}
+
+static void expect_ok(int n, int nodes, int keep_going, const char *mode,
+                      const char *const *env, const char *ok, int oks)
+{
+    rh_run_t run = run_ok(n, nodes, keep_going, mode, env, ok, oks);
+
+    rh_run_free(&run);
 }
 
 /* One rank: a counter gets 100 K pipelined increments and saw them in
@@ -29,13 +47,10 @@ static rh_run_t launch(int n, int nodes, int keep_going, const char *arg,
  * nobody holds at rh_finalize. */
 Test(actors, local_calls_errors_kill_concurrency_and_destructors)
 {
-    rh_run_t run = launch(1, 1, 0, "local", NULL);
+    rh_run_t run = run_ok(1, 1, 0, "local", NULL, "ACTORS LOCAL OK", 1);
 
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS LOCAL OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 4);
-    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 99"), 1);
+    RH_EXPECT_LINES(run, "DESTROYED", 4);
+    RH_EXPECT_LINES(run, "DESTROYED 99", 1);
     rh_run_free(&run);
 }
 
@@ -47,46 +62,31 @@ Test(actors, local_calls_errors_kill_concurrency_and_destructors)
  * every actor's destructor runs on its rank. */
 Test(actors, remote_calls_handles_names_order_and_kill)
 {
-    rh_run_t run = launch(3, 3, 0, "remote", NULL);
+    rh_run_t run = run_ok(3, 3, 0, "remote", NULL, "ACTORS REMOTE OK", 1);
 
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS REMOTE OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "DESTROYED"), 5);
+    RH_EXPECT_LINES(run, "DESTROYED", 5);
     rh_run_free(&run);
 }
 
 Test(actors, remote_the_same_over_tcp)
 {
-    rh_run_t run = launch(4, 2, 0, "remote", TCP);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS REMOTE OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(4, 2, 0, "remote", TCP, "ACTORS REMOTE OK", 1);
 }
 
 /* 8 callers on 4 nodes call one named actor: each sees its own sequence
  * in order. */
 Test(actors, eight_callers_on_four_nodes_each_in_order)
 {
-    rh_run_t run = launch(8, 4, 0, "callers", NULL);
+    rh_run_t run = run_ok(8, 4, 0, "callers", NULL,
+                          "ACTORS CALLERS OK: 8 callers", 1);
 
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
-                 "%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, " DONE"), 8);
+    RH_EXPECT_LINES(run, " DONE", 8);
     rh_run_free(&run);
 }
 
 Test(actors, eight_callers_over_tcp)
 {
-    rh_run_t run = launch(8, 4, 0, "callers", TCP);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
-                 "%s", rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(8, 4, 0, "callers", TCP, "ACTORS CALLERS OK: 8 callers", 1);
 }
 
 /* Every 7th send fails and goes again: calls overtake one another on the
@@ -95,12 +95,7 @@ static const char *const FAULTS[] = { "RAYHPC_FAULT_SENDS=7", NULL };
 
 Test(actors, callers_in_order_when_sends_fail_and_go_again)
 {
-    rh_run_t run = launch(8, 4, 0, "callers", FAULTS);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS CALLERS OK: 8 callers"), 1,
-                 "%s", rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(8, 4, 0, "callers", FAULTS, "ACTORS CALLERS OK: 8 callers", 1);
 }
 
 /* An actor that asked for both CPUs of its rank keeps them while it
@@ -111,24 +106,14 @@ static const char *const TWO_CPUS[] = { "RAYHPC_NUM_WORKERS=2", NULL };
 
 Test(actors, an_actors_cpus_stay_reserved_while_it_lives)
 {
-    rh_run_t run = launch(1, 1, 0, "keep", TWO_CPUS);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS KEEP OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(1, 1, 0, "keep", TWO_CPUS, "ACTORS KEEP OK", 1);
 }
 
 /* Two actors of one CPU each (no other resource) keep both CPUs of their
  * rank while they live (as above: a slow host can only make it pass). */
 Test(actors, actors_of_one_cpu_each_keep_their_cpus_while_they_live)
 {
-    rh_run_t run = launch(1, 1, 0, "keep1", TWO_CPUS);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS KEEP1 OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(1, 1, 0, "keep1", TWO_CPUS, "ACTORS KEEP1 OK", 1);
 }
 
 /* The same for an actor placed on another node, whose one CPU it keeps:
@@ -137,24 +122,14 @@ static const char *const ONE_CPU[] = { "RAYHPC_NUM_WORKERS=1", NULL };
 
 Test(actors, an_actor_of_one_cpu_keeps_it_on_the_node_it_was_sent_to)
 {
-    rh_run_t run = launch(2, 2, 0, "keep1remote", ONE_CPU);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS KEEP1 REMOTE OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(2, 2, 0, "keep1remote", ONE_CPU, "ACTORS KEEP1 REMOTE OK", 1);
 }
 
 /* An actor created in a placement-group bundle sits on the bundle's
  * node. */
 Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)
 {
-    rh_run_t run = launch(3, 3, 0, "pg", NULL);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS PG OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(3, 3, 0, "pg", NULL, "ACTORS PG OK", 1);
 }
 
 /* The actor's rank is SIGKILLed by its first call: the 100 calls
@@ -162,20 +137,12 @@ Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)
  * calls fail at the call. */
 Test(actors, calls_fail_as_dead_when_the_actors_rank_dies)
 {
-    rh_run_t run = launch(3, 3, 1, "rankdeath", NULL);
-
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS RANKDEATH OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(3, 3, 1, "rankdeath", NULL, "ACTORS RANKDEATH OK", 1);
 }
 
 Test(actors, rank_death_over_tcp)
 {
-    rh_run_t run = launch(2, 2, 1, "rankdeath", TCP);
-
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS RANKDEATH OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(2, 2, 1, "rankdeath", TCP, "ACTORS RANKDEATH OK", 1);
 }
 
 /* The rank that created an actor dies: the actor ends with it (its
@@ -188,12 +155,10 @@ static const char *const dflt_env[] = { NULL };
 
 Test(actors, an_actor_shares_its_owners_fate)
 {
-    rh_run_t run = launch(3, 3, 1, "ownerdeath", dflt_env);
+    rh_run_t run = run_ok(3, 3, 1, "ownerdeath", dflt_env,
+                          "ACTORS OWNERDEATH OK", 1);
 
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERDEATH OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "DESTROYED 50"), 1, "%s",
-                 rh_tail(run.out, 3000));
+    RH_EXPECT_LINES(run, "DESTROYED 50", 1);
     rh_run_free(&run);
 }
 
@@ -203,11 +168,7 @@ Test(actors, an_actor_shares_its_owners_fate)
  * for a restart nobody makes (their gets timed out before the fix). */
 Test(actors, calls_kept_for_a_resend_end_when_the_owner_dies)
 {
-    rh_run_t run = launch(3, 3, 1, "ownerretry", dflt_env);
-
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS OWNERFLIGHT OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(3, 3, 1, "ownerretry", dflt_env, "ACTORS OWNERFLIGHT OK", 1);
 }
 
 /* With one worker, 3,000 actors are killed as they are created, then
@@ -219,12 +180,7 @@ static const char *const ONE_WORKER[] = { "RAYHPC_NUM_WORKERS=1", NULL };
 
 Test(actors, a_kill_during_creation_leaves_the_creator_nothing_freed)
 {
-    rh_run_t run = launch(1, 1, 0, "killnew", ONE_WORKER);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS KILLNEW OK"), 1, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(1, 1, 0, "killnew", ONE_WORKER, "ACTORS KILLNEW OK", 1);
 }
 
 /* Every rank of 2 creates an actor that fits no rank, queues a call to
@@ -233,10 +189,5 @@ Test(actors, a_kill_during_creation_leaves_the_creator_nothing_freed)
  * still be there. */
 Test(actors, finalize_with_an_actor_that_fits_no_rank)
 {
-    rh_run_t run = launch(2, 2, 0, "unplaced", NULL);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "ACTORS UNPLACED OK"), 2, "%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_ok(2, 2, 0, "unplaced", NULL, "ACTORS UNPLACED OK", 2);
 }

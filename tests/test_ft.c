@@ -22,37 +22,55 @@ static rh_run_t ft(const char *mode, const char *extra)
     return rh_launch(8, 4, 0, "tests/multi/ft_kill", mode, env, TIMEOUT);
 }
 
-/* The driver saw what it expected; survivors finalized; the launcher
- * reported the deaths (137) and did not stop the job for them. */
+/* The driver saw what it expected and no rank failed; of the run's ranks,
+ * deaths were killed and the others finalized; the launcher exited with
+ * status. */
+static void expect_deaths(rh_run_t *run, const char *ok, int ranks,
+                          int deaths, int status)
+{
+    RH_EXPECT_LINES(*run, ok, 1);
+    RH_EXPECT_LINES(*run, "FT FAIL", 0);
+    RH_EXPECT_LINES(*run, "FT VICTIM", deaths);
+    RH_EXPECT_LINES(*run, "FT DONE", ranks - deaths);
+    cr_expect_eq(run->status, status, "status %d; output ends:\n%s",
+                 run->status, rh_tail(run->out, 4000));
+}
+
+/* No rank was killed: the driver saw what it expected, every rank
+ * finalized and the job exited 0. */
+static void expect_all_done(rh_run_t *run, const char *ok, int ranks)
+{
+    RH_EXPECT_LINES(*run, ok, 1);
+    RH_EXPECT_LINES(*run, "FT DONE", ranks);
+    RH_EXPECT_EXIT0(*run);
+}
+
+/* The 8 ranks of ft(): the launcher reported the deaths (137) and did not
+ * stop the job for them. */
 static void expect_ft(rh_run_t *run, const char *ok, int deaths)
 {
-    cr_expect_eq(rh_count_lines(run->out, ok), 1, "no \"%s\"; output ends:"
-                 "\n%s", ok, rh_tail(run->out, 4000));
-    cr_expect_eq(rh_count_lines(run->out, "FT FAIL"), 0);
-    cr_expect_eq(rh_count_lines(run->out, "FT VICTIM"), deaths,
-                 "output ends:\n%s", rh_tail(run->out, 4000));
-    cr_expect_eq(rh_count_lines(run->out, "FT DONE"), 8 - deaths,
-                 "a survivor did not finalize; output ends:\n%s",
-                 rh_tail(run->out, 4000));
-    cr_expect_eq(rh_count_lines(run->out, "stopping the other ranks"), 0);
-    cr_expect_eq(run->status, deaths ? 137 : 0, "status %d; output ends:\n%s",
-                 run->status, rh_tail(run->out, 4000));
+    expect_deaths(run, ok, 8, deaths, deaths ? 137 : 0);
+    RH_EXPECT_LINES(*run, "stopping the other ranks", 0);
+}
+
+/* Runs ft(mode, extra) and checks it as expect_ft does. */
+static void check_ft(const char *mode, const char *extra, const char *ok,
+                     int deaths)
+{
+    rh_run_t run = ft(mode, extra);
+
+    expect_ft(&run, ok, deaths);
+    rh_run_free(&run);
 }
 
 Test(ft, map_reduce_survives_two_killed_ranks)
 {
-    rh_run_t run = ft("mapreduce", NULL);
-
-    expect_ft(&run, "FT MAPREDUCE OK sum 85408", 2);
-    rh_run_free(&run);
+    check_ft("mapreduce", NULL, "FT MAPREDUCE OK sum 85408", 2);
 }
 
 Test(ft, nested_recursion_survives_two_killed_ranks)
 {
-    rh_run_t run = ft("recursion", NULL);
-
-    expect_ft(&run, "FT RECURSION OK value 63", 2);
-    rh_run_free(&run);
+    check_ft("recursion", NULL, "FT RECURSION OK value 63", 2);
 }
 
 /* Both ranks of one node killed late in the maps: reduces already sent to
@@ -77,10 +95,7 @@ Test(ft, map_reduce_survives_a_node_lost_while_reduces_wait_beside_rebuilt_maps)
 /* Killed in their first task: the runs they had not answered yet. */
 Test(ft, map_reduce_survives_ranks_killed_in_their_first_task)
 {
-    rh_run_t run = ft("mapreduce", "FT_KILL_AT=1");
-
-    expect_ft(&run, "FT MAPREDUCE OK", 2);
-    rh_run_free(&run);
+    check_ft("mapreduce", "FT_KILL_AT=1", "FT MAPREDUCE OK", 2);
 }
 
 /* A stream of forwarded tasks: the answers hand their lineage entries on
@@ -93,30 +108,21 @@ Test(ft, lineage_of_a_forwarded_stream_is_kept_while_held_and_bounded)
     rh_run_t run = rh_launch(2, 2, 0, "tests/multi/ft_kill", "accounting",
                              env, TIMEOUT);
 
-    cr_expect_eq(rh_count_lines(run.out, "FT ACCOUNTING OK"), 1,
-                 "output ends:\n%s", rh_tail(run.out, 4000));
-    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 2);
-    cr_expect_eq(run.status, 0, "status %d", run.status);
+    expect_all_done(&run, "FT ACCOUNTING OK", 2);
     rh_run_free(&run);
 }
 
 /* Both ranks of a node: its store goes, the object is rebuilt. */
 Test(ft, object_lost_with_its_node_is_rebuilt_from_lineage)
 {
-    rh_run_t run = ft("lost_node", NULL);
-
-    expect_ft(&run, "FT LOST_NODE OK", 2);
-    rh_run_free(&run);
+    check_ft("lost_node", NULL, "FT LOST_NODE OK", 2);
 }
 
 /* Gets of an object race its rebuilds (its future reopened and completed
  * again): each returns the value (and, under TSan, races nothing). */
 Test(ft, gets_racing_rebuilds_of_their_object_return_its_value)
 {
-    rh_run_t run = ft("rebuild_race", NULL);
-
-    expect_ft(&run, "FT REBUILD_RACE OK", 0);
-    rh_run_free(&run);
+    check_ft("rebuild_race", NULL, "FT REBUILD_RACE OK", 0);
 }
 
 Test(ft, object_lost_without_lineage_fails_with_object_lost)
@@ -124,7 +130,7 @@ Test(ft, object_lost_without_lineage_fails_with_object_lost)
     rh_run_t run = ft("lost_node", "RAYHPC_LINEAGE_MAX_BYTES=0");
 
     expect_ft(&run, "FT LOST_NODE LINEAGE DROPPED OK", 2);
-    cr_expect_eq(rh_count_lines(run.out, "the last on rank 6"), 1);
+    RH_EXPECT_LINES(run, "the last on rank 6", 1);
     rh_run_free(&run);
 }
 
@@ -133,34 +139,25 @@ Test(ft, retries_exhausted_fail_with_task_failed)
     rh_run_t run = ft("exhausted", NULL);
 
     expect_ft(&run, "FT EXHAUSTED OK", 2);
-    cr_expect_eq(rh_count_lines(run.out, "max_retries 1, ran 2 times"), 1);
+    RH_EXPECT_LINES(run, "max_retries 1, ran 2 times", 1);
     rh_run_free(&run);
 }
 
 Test(ft, object_of_a_dead_owner_fails_with_owner_died)
 {
-    rh_run_t run = ft("owner_died", NULL);
-
-    expect_ft(&run, "FT OWNER_DIED OK", 1);
-    rh_run_free(&run);
+    check_ft("owner_died", NULL, "FT OWNER_DIED OK", 1);
 }
 
 Test(ft, failed_task_is_retried_only_with_retry_exceptions)
 {
-    rh_run_t run = ft("exceptions", NULL);
-
-    expect_ft(&run, "FT EXCEPTIONS OK", 0);
-    rh_run_free(&run);
+    check_ft("exceptions", NULL, "FT EXCEPTIONS OK", 0);
 }
 
 /* A task that returns a failed call's status without rh_task_fail: the
  * getter reads the reason the call gave, not the status string alone. */
 Test(ft, failed_task_message_holds_the_reason_its_function_was_given)
 {
-    rh_run_t run = ft("failmsg", NULL);
-
-    expect_ft(&run, "FT TASKMSG OK", 0);
-    rh_run_free(&run);
+    check_ft("failmsg", NULL, "FT TASKMSG OK", 0);
 }
 
 /* 4 ranks on 2 nodes, rank 1 killed: a task lost on node 1 runs again on
@@ -173,14 +170,7 @@ static void expect_same_node(const char *mode, const char *ok)
     rh_run_t run = rh_launch(4, 2, 0, "tests/multi/ft_kill", mode, env,
                              TIMEOUT);
 
-    cr_expect_eq(rh_count_lines(run.out, ok), 1, "no \"%s\"; output ends:"
-                 "\n%s", ok, rh_tail(run.out, 4000));
-    cr_expect_eq(rh_count_lines(run.out, "FT FAIL"), 0);
-    cr_expect_eq(rh_count_lines(run.out, "FT VICTIM"), 2);
-    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 2, "output ends:\n%s",
-                 rh_tail(run.out, 4000));
-    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
-                 rh_tail(run.out, 4000));
+    expect_deaths(&run, ok, 4, 2, 137);
     rh_run_free(&run);
 }
 
@@ -203,8 +193,7 @@ Test(ft, placement_group_bundle_is_placed_again_after_its_rank_dies)
     rh_run_t run = ft("pg_bundle", NULL);
 
     expect_ft(&run, "FT PG_BUNDLE OK", 2);
-    cr_expect_eq(rh_count_lines(run.out, "FT PG_BUNDLE placed again"), 1,
-                 "output ends:\n%s", rh_tail(run.out, 4000));
+    RH_EXPECT_LINES(run, "FT PG_BUNDLE placed again", 1);
     rh_run_free(&run);
 }
 
@@ -212,10 +201,7 @@ Test(ft, placement_group_bundle_is_placed_again_after_its_rank_dies)
  * runs it itself. */
 Test(ft, placement_group_task_lost_runs_again_on_its_owner_when_the_bundle_goes_there)
 {
-    rh_run_t run = ft("pg_home", "RAYHPC_NUM_WORKERS=1");
-
-    expect_ft(&run, "FT PG_HOME OK", 1);
-    rh_run_free(&run);
+    check_ft("pg_home", "RAYHPC_NUM_WORKERS=1", "FT PG_HOME OK", 1);
 }
 
 /* Bundles hold the CPUs of every rank but one: the rerun of a plain task
@@ -223,10 +209,7 @@ Test(ft, placement_group_task_lost_runs_again_on_its_owner_when_the_bundle_goes_
  * for the groups' end. */
 Test(ft, lost_task_runs_again_where_bundles_leave_a_cpu)
 {
-    rh_run_t run = ft("pg_full", "RAYHPC_NUM_WORKERS=1");
-
-    expect_ft(&run, "FT PG_FULL OK", 1);
-    rh_run_free(&run);
+    check_ft("pg_full", "RAYHPC_NUM_WORKERS=1", "FT PG_FULL OK", 1);
 }
 
 /* A bundle lost with its rank that found no room (actors hold the other
@@ -239,14 +222,7 @@ Test(ft, bundle_with_no_room_is_placed_when_an_actor_frees_its_cpus)
     rh_run_t run = rh_launch(4, 4, 0, "tests/multi/ft_kill", "pg_actor", env,
                              TIMEOUT);
 
-    cr_expect_eq(rh_count_lines(run.out, "FT PG_ACTOR OK"), 1, "output "
-                 "ends:\n%s", rh_tail(run.out, 4000));
-    cr_expect_eq(rh_count_lines(run.out, "FT FAIL"), 0);
-    cr_expect_eq(rh_count_lines(run.out, "FT VICTIM"), 1);
-    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 3, "output ends:\n%s",
-                 rh_tail(run.out, 4000));
-    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
-                 rh_tail(run.out, 4000));
+    expect_deaths(&run, "FT PG_ACTOR OK", 4, 1, 137);
     rh_run_free(&run);
 }
 
@@ -259,32 +235,25 @@ static rh_run_t ft_actor(const char *mode)
 
 static void expect_actor(rh_run_t *run, const char *ok, int deaths)
 {
-    cr_expect_eq(rh_count_lines(run->out, ok), 1, "no \"%s\"; output ends:"
-                 "\n%s", ok, rh_tail(run->out, 4000));
-    cr_expect_eq(rh_count_lines(run->out, "FT FAIL"), 0);
-    cr_expect_eq(rh_count_lines(run->out, "FT VICTIM"), deaths,
-                 "output ends:\n%s", rh_tail(run->out, 4000));
-    cr_expect_eq(rh_count_lines(run->out, "FT DONE"), 8 - deaths,
-                 "a survivor did not finalize; output ends:\n%s",
-                 rh_tail(run->out, 4000));
-    cr_expect_eq(run->status, 137, "status %d; output ends:\n%s",
-                 run->status, rh_tail(run->out, 4000));
+    expect_deaths(run, ok, 8, deaths, 137);
+}
+
+static void check_actor(const char *mode, const char *ok, int deaths)
+{
+    rh_run_t run = ft_actor(mode);
+
+    expect_actor(&run, ok, deaths);
+    rh_run_free(&run);
 }
 
 Test(ft, actor_restarts_after_its_rank_dies_until_restarts_run_out)
 {
-    rh_run_t run = ft_actor("restart");
-
-    expect_actor(&run, "FT ACTOR RESTART OK", 2);
-    rh_run_free(&run);
+    check_actor("restart", "FT ACTOR RESTART OK", 2);
 }
 
 Test(ft, actor_without_restarts_dies_with_its_rank)
 {
-    rh_run_t run = ft_actor("final");
-
-    expect_actor(&run, "FT ACTOR FINAL OK", 1);
-    rh_run_free(&run);
+    check_actor("final", "FT ACTOR FINAL OK", 1);
 }
 
 Test(ft, checkpointed_counter_counts_each_pipelined_call_once_across_a_death)
@@ -292,17 +261,13 @@ Test(ft, checkpointed_counter_counts_each_pipelined_call_once_across_a_death)
     rh_run_t run = ft_actor("checkpoint");
 
     expect_actor(&run, "FT ACTOR CHECKPOINT OK", 2);
-    cr_expect_eq(rh_count_lines(run.out, "FT CHECKPOINT count 1000 exact"),
-                 1, "output ends:\n%s", rh_tail(run.out, 4000));
+    RH_EXPECT_LINES(run, "FT CHECKPOINT count 1000 exact", 1);
     rh_run_free(&run);
 }
 
 Test(ft, actor_call_is_resent_max_task_retries_times_then_fails)
 {
-    rh_run_t run = ft_actor("retries");
-
-    expect_actor(&run, "FT ACTOR RETRIES OK", 2);
-    rh_run_free(&run);
+    check_actor("retries", "FT ACTOR RETRIES OK", 2);
 }
 
 /* rh_actor_kill(a, 0) with 200 calls queued behind a slow one
@@ -313,12 +278,7 @@ Test(ft, calls_queued_at_a_kill_that_restarts_are_resent)
 {
     rh_run_t run = ft_actor("killresend");
 
-    cr_expect_eq(rh_count_lines(run.out, "FT ACTOR KILL RESEND OK"), 1,
-                 "output ends:\n%s", rh_tail(run.out, 4000));
-    cr_expect_eq(rh_count_lines(run.out, "FT DONE"), 8, "output ends:\n%s",
-                 rh_tail(run.out, 4000));
-    cr_expect_eq(run.status, 0, "status %d; output ends:\n%s", run.status,
-                 rh_tail(run.out, 4000));
+    expect_all_done(&run, "FT ACTOR KILL RESEND OK", 8);
     rh_run_free(&run);
 }
 
@@ -332,8 +292,7 @@ Test(ft, calls_lost_with_an_actor_restarted_on_the_callers_rank_are_resent)
                              TIMEOUT);
 
     expect_actor(&run, "FT ACTOR HOME OK", 1);
-    cr_expect_eq(rh_count_lines(run.out, "FT CHECKPOINT count 1000 exact"),
-                 1, "output ends:\n%s", rh_tail(run.out, 4000));
+    RH_EXPECT_LINES(run, "FT CHECKPOINT count 1000 exact", 1);
     rh_run_free(&run);
 }
 
@@ -342,7 +301,6 @@ Test(ft, checkpoint_asked_by_a_method_is_restored_with_every_call_once)
     rh_run_t run = ft_actor("request");
 
     expect_actor(&run, "FT ACTOR CHECKPOINT OK", 2);
-    cr_expect_eq(rh_count_lines(run.out, "FT CHECKPOINT count 1000 exact"),
-                 1, "output ends:\n%s", rh_tail(run.out, 4000));
+    RH_EXPECT_LINES(run, "FT CHECKPOINT count 1000 exact", 1);
     rh_run_free(&run);
 }

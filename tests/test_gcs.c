@@ -113,6 +113,17 @@ static rh_run_t launch4(const char *prog, const char *a1, const char *a2,
     return rh_run(argv, env, TIMEOUT);
 }
 
+/* The run's ranks were SIGKILLed where it meant to (the launcher reports
+ * it), and the survivors printed ok n times, or what went missing is said. */
+static void expect_killed(rh_run_t *run, const char *ok, int n,
+                          const char *missing)
+{
+    cr_expect_eq(run->status, 137, "the launcher reports no SIGKILL; "
+                 "output ends:\n%s", rh_tail(run->out, 3000));
+    cr_expect_eq(rh_count_lines(run->out, ok), n, "%s; output ends:\n%s",
+                 missing, rh_tail(run->out, 3000));
+}
+
 static void expect_kill(const char *role, const char *const *env)
 {
     char line[64];
@@ -120,14 +131,14 @@ static void expect_kill(const char *role, const char *const *env)
                            env);
 
     snprintf(line, sizeof(line), "GCS KILL OK %s: 100000 writes", role);
-    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; "
-                 "output ends:\n%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, line), 1,
-                 "acknowledged writes lost or updates missed; output "
-                 "ends:\n%s", rh_tail(run.out, 3000));
+    expect_killed(&run, line, 1, "acknowledged writes lost or updates "
+                  "missed");
     rh_run_free(&run);
 }
 
+/* A rank that stops answering is taken for dead within 1 s. */
+static const char *const DEATH_1S[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
+                                        NULL };
 static const char *const KILL_ENV[] = { "RAYHPC_GCS_SHARDS=2",
                                         "RAYHPC_FAILURE_TIMEOUT_MS=1000",
                                         NULL };
@@ -159,12 +170,8 @@ Test(gcs_kill, middle_dies_over_tcp)
 
 Test(gcs_partition, only_the_side_with_a_master_majority_writes)
 {
-    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
-                                       NULL };
-    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
-                           "4", "--keep-going",
-                           rh_build_path("tests/multi/gcs_partition"), NULL };
-    rh_run_t run = rh_run(argv, env, TIMEOUT);
+    rh_run_t run = launch4("tests/multi/gcs_partition", NULL, NULL, NULL,
+                           DEATH_1S);
     const char *recorded, *leaving;
 
     RH_EXPECT_EXIT0(run);
@@ -182,46 +189,33 @@ Test(gcs_partition, only_the_side_with_a_master_majority_writes)
 
 /* ---- control state in the GCS ----------------------------------------------- */
 
+/* A record's replicas (and more) are SIGKILLed among 4 ranks on 4 nodes;
+ * the survivors print ok n times. */
+static void expect_records_kept(const char *prog, const char *ok, int n,
+                                const char *missing)
+{
+    rh_run_t run = launch4(prog, NULL, NULL, NULL, DEATH_1S);
+
+    expect_killed(&run, ok, n, missing);
+    rh_run_free(&run);
+}
+
 Test(gcs_nodes, node_records_and_a_group_record_read_back_after_a_replica_dies)
 {
-    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
-                                       NULL };
-    rh_run_t run = launch4("tests/multi/gcs_nodes", NULL, NULL, NULL, env);
-
-    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; output "
-                 "ends:\n%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "NODES OK"), 1,
-                 "node records or the group's record lost; output ends:\n%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_records_kept("tests/multi/gcs_nodes", "NODES OK", 1,
+                        "node records or the group's record lost");
 }
 
 Test(gcs_actors, actor_records_read_back_after_an_actors_rank_an_owner_and_replicas_die)
 {
-    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
-                                       NULL };
-    rh_run_t run = launch4("tests/multi/gcs_actors", NULL, NULL, NULL, env);
-
-    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILLs; "
-                 "output ends:\n%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "ACTOR RECORDS OK"), 1,
-                 "an actor's record lost or wrong; output ends:\n%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_records_kept("tests/multi/gcs_actors", "ACTOR RECORDS OK", 1,
+                        "an actor's record lost or wrong");
 }
 
 Test(gcs_named, a_named_actor_is_found_after_a_replica_of_its_name_dies)
 {
-    static const char *const env[] = { "RAYHPC_FAILURE_TIMEOUT_MS=1000",
-                                       NULL };
-    rh_run_t run = launch4("tests/multi/gcs_named", NULL, NULL, NULL, env);
-
-    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; output "
-                 "ends:\n%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "NAMED FOUND"), 3,
-                 "every survivor finds the actor by name; output ends:\n%s",
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    expect_records_kept("tests/multi/gcs_named", "NAMED FOUND", 3,
+                        "not every survivor finds the actor by name");
 }
 
 Test(gcs_records, the_job_and_a_spilled_object_read_back_after_a_replica_dies)
@@ -235,11 +229,8 @@ Test(gcs_records, the_job_and_a_spilled_object_read_back_after_a_replica_dies)
     cr_assert_not_null(mkdtemp(dir));
     snprintf(env_dir, sizeof(env_dir), "RAYHPC_SPILL_DIR=%s", dir);
     run = launch4("tests/multi/gcs_records", NULL, NULL, NULL, env);
-    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; output "
-                 "ends:\n%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "RECORDS OK"), 1,
-                 "the job's or the object's record lost or wrong; output "
-                 "ends:\n%s", rh_tail(run.out, 3000));
+    expect_killed(&run, "RECORDS OK", 1,
+                  "the job's or the object's record lost or wrong");
     cr_expect_eq(rh_count_lines(run.out, "gcs job state finished written 2 "
                                 "of 2"), 1, "the job's end was not "
                  "acknowledged at finalize; output ends:\n%s",
@@ -258,8 +249,7 @@ Test(gcs_records, spill_records_of_two_ranks_of_a_node_end_right_in_any_order)
                              NULL, TIMEOUT);
 
     RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "SPILL ORDER OK"), 1,
-                 "output ends:\n%s", rh_tail(run.out, 3000));
+    RH_EXPECT_LINES(run, "SPILL ORDER OK", 1);
     rh_run_free(&run);
 }
 
@@ -279,13 +269,10 @@ Test(gcs_grow, a_chain_grows_back_after_each_death_and_keeps_every_write)
                            NULL };
     rh_run_t run = rh_run(argv, env, TIMEOUT);
 
-    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILLs; "
-                 "output ends:\n%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "GCS GROW OK: 100000 writes"), 1,
-                 "a chain did not grow back, or writes or updates were lost; "
-                 "output ends:\n%s", rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "killed rank"), 3,
-                 "output ends:\n%s", rh_tail(run.out, 3000));
+    expect_killed(&run, "GCS GROW OK: 100000 writes", 1,
+                  "a chain did not grow back, or writes or updates were "
+                  "lost");
+    RH_EXPECT_LINES(run, "killed rank", 3);
     rh_run_free(&run);
 }
 
@@ -321,20 +308,14 @@ Test(gcs_grow, a_tail_dies_mid_join_and_the_joiner_gets_the_whole_state)
  * acknowledged write and the live masters. */
 Test(gcs_suspect, a_suspect_heard_again_is_kept_and_a_later_death_reforms)
 {
-    const char *argv[] = { rh_build_path("rayhpc-run"), "-n", "4", "--nodes",
-                           "4", "--keep-going",
-                           rh_build_path("tests/multi/gcs_suspect"), "2000",
-                           NULL };
-    rh_run_t run = rh_run(argv, KILL_ENV, TIMEOUT);
+    rh_run_t run = launch4("tests/multi/gcs_suspect", "2000", NULL, NULL,
+                           KILL_ENV);
 
-    cr_expect_eq(run.status, 137, "the launcher reports the SIGKILL; "
-                 "output ends:\n%s", rh_tail(run.out, 3000));
+    expect_killed(&run, "GCS SUSPECT OK: 4000 writes", 1,
+                  "no quorum after the death, or writes lost");
     cr_expect_eq(rh_count_lines(run.out, "suspicion withdrawn"), 1,
                  "the suspicion stayed; output ends:\n%s",
                  rh_tail(run.out, 3000));
-    cr_expect_eq(rh_count_lines(run.out, "GCS SUSPECT OK: 4000 writes"), 1,
-                 "no quorum after the death, or writes lost; output "
-                 "ends:\n%s", rh_tail(run.out, 3000));
     rh_run_free(&run);
 }
 

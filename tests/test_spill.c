@@ -58,72 +58,68 @@ static rh_run_t run_mode(int n, int nodes, int keep_going, const char *mode,
                      TIMEOUT);
 }
 
-Test(spill, working_set_four_times_the_store_reads_back_in_random_order)
+/* Runs mode, which kills no rank: it exits 0 and prints its OK line once.
+ * The caller checks the rest and frees the run. */
+static rh_run_t run_ok(int n, int nodes, const char *mode, const char *extra,
+                       const char *ok)
 {
-    rh_run_t run = run_mode(1, 0, 0, "workset", NULL);
+    rh_run_t run = run_mode(n, nodes, 0, mode, extra);
 
     RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "SPILL WORKSET OK"), 1, "%s",
-                 rh_tail(run.out, 2000));
+    RH_EXPECT_LINES(run, ok, 1);
+    return run;
+}
+
+static void expect_ok(int n, int nodes, const char *mode, const char *extra,
+                      const char *ok)
+{
+    rh_run_t run = run_ok(n, nodes, mode, extra, ok);
+
+    rh_run_free(&run);
+}
+
+Test(spill, working_set_four_times_the_store_reads_back_in_random_order)
+{
+    rh_run_t run = run_ok(1, 0, "workset", NULL, "SPILL WORKSET OK");
+
     cr_expect_eq(entries(spill_dir), 0, "spill files left after the job");
     rh_run_free(&run);
 }
 
 Test(spill, four_nodes_pull_evict_and_pull_again)
 {
-    rh_run_t run = run_mode(4, 4, 0, "nodes", NULL);
+    rh_run_t run = run_ok(4, 4, "nodes", NULL, "SPILL NODES OK");
 
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "SPILL NODES OK"), 1, "%s",
-                 rh_tail(run.out, 2000));
     cr_expect_eq(entries(spill_dir), 0, "spill files left after the job");
     rh_run_free(&run);
 }
 
 Test(spill, task_graph_with_intermediates_larger_than_the_store)
 {
-    rh_run_t run = run_mode(2, 0, 0, "graph", NULL);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "SPILL GRAPH OK"), 1, "%s",
-                 rh_tail(run.out, 2000));
-    rh_run_free(&run);
+    expect_ok(2, 0, "graph", NULL, "SPILL GRAPH OK");
 }
 
 Test(spill, a_full_spill_dir_says_so_and_loses_nothing)
 {
-    rh_run_t run = run_mode(1, 0, 0, "full", "RAYHPC_SPILL_MAX=16M");
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "SPILL FULL OK"), 1, "%s",
-                 rh_tail(run.out, 2000));
-    rh_run_free(&run);
+    expect_ok(1, 0, "full", "RAYHPC_SPILL_MAX=16M", "SPILL FULL OK");
 }
 
 Test(spill, a_put_waits_for_readers_of_a_full_store_then_says_why)
 {
-    rh_run_t run = run_mode(1, 0, 0, "wait", "RAYHPC_PUT_TIMEOUT_MS=2000");
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "SPILL WAIT OK"), 1, "%s",
-                 rh_tail(run.out, 2000));
-    rh_run_free(&run);
+    expect_ok(1, 0, "wait", "RAYHPC_PUT_TIMEOUT_MS=2000", "SPILL WAIT OK");
 }
 
 Test(spill, every_spill_file_is_0600)
 {
-    rh_run_t run = run_mode(1, 0, 0, "modes", NULL);
+    rh_run_t run = run_ok(1, 0, "modes", NULL, "SPILL MODES OK");
 
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "SPILL MODES OK"), 1, "%s",
-                 rh_tail(run.out, 2000));
     cr_expect_gt(rh_count_lines(run.out, "MODE 600 "), 2, "%s",
                  rh_tail(run.out, 2000));
     cr_expect_eq(rh_count_lines(run.out, "MODE "),
                  rh_count_lines(run.out, "MODE 600 ") +
                  rh_count_lines(run.out, "DIRMODE 700"), "%s",
                  rh_tail(run.out, 2000));
-    cr_expect_eq(rh_count_lines(run.out, "DIRMODE 700"), 1);
+    RH_EXPECT_LINES(run, "DIRMODE 700", 1);
     rh_run_free(&run);
 }
 

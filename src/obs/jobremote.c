@@ -153,13 +153,7 @@ static int rh_jr_open(rh_jr_t *jr, char *why, size_t why_len)
                  ucs_status_string(status));
         return -1;
     }
-    /* As a rank does: peer error handling needs it to use shared memory */
-    if (rh_tp_tls_has_shm(getenv("UCX_TLS")) &&
-        getenv("UCX_MM_ERROR_HANDLING") == NULL &&
-        getenv("UCX_POSIX_ERROR_HANDLING") == NULL &&
-        getenv("UCX_SYSV_ERROR_HANDLING") == NULL) {
-        (void)ucp_config_modify(config, "MM_ERROR_HANDLING", "y");
-    }
+    rh_tp_config_shm_errors(config);
     memset(&params, 0, sizeof(params));
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
     params.features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;

@@ -166,6 +166,21 @@ int rh_tp_tls_has_shm(const char *tls)
     return 0;
 }
 
+/* Our endpoints ask for peer-failure handling, and UCX 1.13 leaves the
+ * shared-memory transports out of such endpoints unless their error
+ * handling is on: without this, ranks of one host (and rayhpc-info's
+ * guest beside them) talk over TCP loopback. A user's own
+ * UCX_*_ERROR_HANDLING wins. */
+void rh_tp_config_shm_errors(ucp_config_t *config)
+{
+    if (rh_tp_tls_has_shm(getenv("UCX_TLS")) &&
+        getenv("UCX_MM_ERROR_HANDLING") == NULL &&
+        getenv("UCX_POSIX_ERROR_HANDLING") == NULL &&
+        getenv("UCX_SYSV_ERROR_HANDLING") == NULL) {
+        (void)ucp_config_modify(config, "MM_ERROR_HANDLING", "y");
+    }
+}
+
 /* Outside rh_tp: set before rh_tp_open, which clears that. */
 static int rh_tp_one_host;
 static char rh_tp_job_id[160];
@@ -205,16 +220,7 @@ static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
         }
         (void)ucp_config_modify(config, "KEEPALIVE_INTERVAL", keepalive);
     }
-    /* Our endpoints ask for peer-failure handling, and UCX 1.13 leaves the
-     * shared-memory transports out of such endpoints unless their error
-     * handling is on: without this, ranks of one host talk over TCP
-     * loopback. A user's own UCX_*_ERROR_HANDLING wins. */
-    if (rh_tp_tls_has_shm(getenv("UCX_TLS")) &&
-        getenv("UCX_MM_ERROR_HANDLING") == NULL &&
-        getenv("UCX_POSIX_ERROR_HANDLING") == NULL &&
-        getenv("UCX_SYSV_ERROR_HANDLING") == NULL) {
-        (void)ucp_config_modify(config, "MM_ERROR_HANDLING", "y");
-    }
+    rh_tp_config_shm_errors(config);
     memset(&params, 0, sizeof(params));
     params.field_mask = UCP_PARAM_FIELD_FEATURES |
                         UCP_PARAM_FIELD_MT_WORKERS_SHARED;

@@ -44,6 +44,13 @@ void rh_tp_set_one_host(int one_host);
  * default, all of them): their error handling is then turned on, which
  * endpoints with peer error handling need to use them. */
 int rh_tp_tls_has_shm(const char *tls);
+
+/* Turns that error handling on in a UCX configuration read for a worker
+ * that connects to ranks (a rank's own, rayhpc-info's), unless the user
+ * set UCX's own: both must reach the ranks over the same transports. */
+struct ucp_config;
+void rh_tp_config_shm_errors(struct ucp_config *config);
+
 /* Names the job, before rh_tp_start: the same-host rings' segments are
  * named from it. */
 void rh_tp_set_job(const char *job_id);

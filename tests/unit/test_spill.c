@@ -48,9 +48,10 @@ static const char *unique_job(char *buf, size_t len)
     return buf;
 }
 
-/* A store whose rounds past the threshold run in the creating thread (the
- * background spiller stopped), so that what a test counts is exact. */
-static rh_store_t *open_store(uint64_t size, const char *dir, uint64_t max)
+/* Creates a store of a new job on node n0, size bytes, spilling into dir
+ * up to max bytes (0: no limit) past threshold (0: the default). */
+static rh_store_t *create_store(uint64_t size, const char *dir, uint64_t max,
+                                double threshold)
 {
     static char job[64];
     rh_store_params_t p;
@@ -64,10 +65,31 @@ static rh_store_t *open_store(uint64_t size, const char *dir, uint64_t max)
     p.hugepages = RH_STORE_HUGEPAGES_OFF;
     p.spill_dir = dir;
     p.spill_max = max;
+    p.spill_threshold = threshold;
     cr_assert_eq(rh_store_open(&p, &s), RH_OK, "open: %s", rh_last_error());
+    return s;
+}
+
+/* A store whose rounds past the threshold run in the creating thread (the
+ * background spiller stopped), so that what a test counts is exact. */
+static rh_store_t *open_store(uint64_t size, const char *dir, uint64_t max)
+{
+    rh_store_t *s = create_store(size, dir, max, 0);
+
     if (getenv("SPILL_TEST_BACKGROUND") == NULL) {
         rh_spill_stop(s);
     }
+    return s;
+}
+
+/* A store of 16 MiB where no round runs but the test's own
+ * (rh_spill_make_room): no threshold is ever passed, whatever the
+ * environment says of the background spiller. */
+static rh_store_t *open_store_for_rounds(void)
+{
+    rh_store_t *s = create_store(16 * MiB, spill_base, 0, 1.0);
+
+    rh_spill_stop(s);
     return s;
 }
 
@@ -311,9 +333,7 @@ Test(spill, a_slab_whose_objects_all_spill_goes_back_to_the_heap)
  * with, and pick the first. */
 Test(spill, a_round_frees_the_stretch_next_to_free_room)
 {
-    static char job[64];
-    rh_store_params_t p;
-    rh_store_t *s = NULL;
+    rh_store_t *s = open_store_for_rounds();
     rh_store_stats_t st;
     size_t sizes[] = { 2 * MiB, 3 * MiB, 3 * MiB, 3 * MiB - 100 * KiB,
                        3 * MiB - 100 * KiB };
@@ -322,16 +342,6 @@ Test(spill, a_round_frees_the_stretch_next_to_free_room)
     uint64_t below;
     char why[256];
 
-    memset(&p, 0, sizeof(p));
-    p.job_id = unique_job(job, sizeof(job));
-    p.node = "n0";
-    p.create = 1;
-    p.size = 16 * MiB;
-    p.hugepages = RH_STORE_HUGEPAGES_OFF;
-    p.spill_dir = spill_base;
-    p.spill_threshold = 1.0;   /* no round but the test's */
-    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "open: %s", rh_last_error());
-    rh_spill_stop(s);
     for (size_t i = 0; i < 5; i++) {
         /* blocks of exactly these sizes: 4 KiB units, header included */
         cr_assert_eq(put(s, oid(i), sizes[i] - RH_BLOCK_UNIT, 0), RH_OK,
@@ -370,24 +380,12 @@ Test(spill, a_round_frees_the_stretch_next_to_free_room)
  * it and the two before it with the rest: one free block. */
 Test(spill, a_round_past_the_threshold_waits_rather_than_split_the_room)
 {
-    static char job[64];
-    rh_store_params_t p;
-    rh_store_t *s = NULL;
+    rh_store_t *s = open_store_for_rounds();
     rh_store_stats_t st;
     uint64_t below;
     char why[256];
     void *w;
 
-    memset(&p, 0, sizeof(p));
-    p.job_id = unique_job(job, sizeof(job));
-    p.node = "n0";
-    p.create = 1;
-    p.size = 16 * MiB;
-    p.hugepages = RH_STORE_HUGEPAGES_OFF;
-    p.spill_dir = spill_base;
-    p.spill_threshold = 1.0;   /* no round but the test's */
-    cr_assert_eq(rh_store_open(&p, &s), RH_OK, "open: %s", rh_last_error());
-    rh_spill_stop(s);
     for (size_t i = 0; i < 4; i++) {
         cr_assert_eq(put(s, oid(i), 3 * MiB - RH_BLOCK_UNIT, 0), RH_OK,
                      "put %zu: %s", i, rh_last_error());

@@ -251,6 +251,37 @@ Test(transport, a_waiting_thread_drives_the_worker_and_the_progress_thread_steps
     rh_tp_close();
 }
 
+/* In polling mode, once the progress thread runs, this thread drives
+ * until it parks; whether it did. The bound is generous: a parking thread
+ * needs one turn on a core. */
+static int drive_until_parked(void)
+{
+    int parked = 0;
+
+    rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
+    for (int i = 0; i < 20000 && !(parked = rh_tp_drive_begin()); i++) {
+        usleep(100);
+    }
+    cr_assert(parked, "the progress thread never started");
+    parked = 0;
+    for (int i = 0; i < 20000 && !(parked = rh_tp_parked()); i++) {
+        (void)rh_tp_drive();
+        usleep(100);
+    }
+    return parked;
+}
+
+/* Posts note and gives the progress thread 2 s to run it; whether it
+ * ran. */
+static int post_and_wait(tok_op_t *note)
+{
+    rh_tp_post(&note->op);
+    for (int i = 0; i < 20000 && !atomic_load(&note->ran); i++) {
+        usleep(100);
+    }
+    return atomic_load(&note->ran);
+}
+
 /* While a thread drives, the progress thread parks at once, whatever the
  * mode: in polling mode it used to spin beside the driver (yielding now
  * and then), and on a host with fewer cores than runtime threads two
@@ -260,30 +291,13 @@ Test(transport, a_waiting_thread_drives_the_worker_and_the_progress_thread_steps
 Test(transport, the_progress_thread_parks_while_a_thread_drives_even_when_polling)
 {
     static tok_op_t note = { .op.run = note_run };
-    int parked = 0;
 
     start_two_ranks();
-    rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
-    /* Once the progress thread runs. */
-    for (int i = 0; i < 20000 && !(parked = rh_tp_drive_begin()); i++) {
-        usleep(100);
-    }
-    cr_assert(parked, "the progress thread never started");
-    parked = 0;
-    /* A generous bound: a parking thread needs one turn on a core. */
-    for (int i = 0; i < 20000 && !(parked = rh_tp_parked()); i++) {
-        (void)rh_tp_drive();
-        usleep(100);
-    }
-    cr_expect(parked, "the polling progress thread never parked while a "
-              "thread drove");
+    cr_expect(drive_until_parked(), "the polling progress thread never "
+              "parked while a thread drove");
     rh_tp_drive_end();
     /* Woken: posted work runs on it again. */
-    rh_tp_post(&note.op);
-    for (int i = 0; i < 20000 && !atomic_load(&note.ran); i++) {
-        usleep(100);
-    }
-    cr_assert(atomic_load(&note.ran), "the progress thread was not woken "
+    cr_assert(post_and_wait(&note), "the progress thread was not woken "
               "when the driver left");
     cr_expect(!pthread_equal(note.thread, pthread_self()));
     rh_tp_close_endpoints();
@@ -296,26 +310,11 @@ Test(transport, the_progress_thread_parks_while_a_thread_drives_even_when_pollin
 Test(transport, the_progress_thread_takes_the_network_back_after_a_driver_left_quietly)
 {
     static tok_op_t note = { .op.run = note_run };
-    int parked = 0;
 
     start_two_ranks();
-    rh_tp_set_progress_mode(RH_PROGRESS_POLLING);
-    for (int i = 0; i < 20000 && !(parked = rh_tp_drive_begin()); i++) {
-        usleep(100);
-    }
-    cr_assert(parked, "the progress thread never started");
-    parked = 0;
-    for (int i = 0; i < 20000 && !(parked = rh_tp_parked()); i++) {
-        (void)rh_tp_drive();
-        usleep(100);
-    }
-    cr_assert(parked, "the progress thread never parked");
+    cr_assert(drive_until_parked(), "the progress thread never parked");
     rh_tp_drive_leave();
-    rh_tp_post(&note.op);
-    for (int i = 0; i < 20000 && !atomic_load(&note.ran); i++) {
-        usleep(100);
-    }
-    cr_assert(atomic_load(&note.ran), "nobody took the network back after "
+    cr_assert(post_and_wait(&note), "nobody took the network back after "
               "the driver left");
     cr_expect(!pthread_equal(note.thread, pthread_self()));
     rh_tp_close_endpoints();
