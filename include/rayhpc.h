@@ -286,7 +286,11 @@ typedef enum rh_strategy {
 } rh_strategy_t;
 
 /* A placement group: resources reserved across nodes as bundles, which
- * tasks are then scheduled into (rh_pg_create). 0 is no group. */
+ * tasks are then scheduled into (rh_pg_create). 0 is no group. An id no
+ * rank made is refused (RH_ERR_INVALID_PARAM) by rh_remote, rh_pg_wait and
+ * the rest; another rank's id this rank has not heard of may be taken
+ * first: its tasks' returns then fail (RH_ERR_TASK_FAILED) once that rank
+ * says it never made it, or removed it. */
 typedef uint64_t rh_pg_t;
 
 typedef struct rh_task_params {

@@ -8,7 +8,10 @@
  *   pg      tasks into placement groups that were never made fail in
  *           rh_remote with RH_ERR_INVALID_PARAM instead of waiting for
  *           ever (this rank's ids, another rank's id 0, a removed group);
- *           a bundle that reserves nothing is refused
+ *           one into another rank's id that rank never made fails too:
+ *           rh_remote refuses it, or the task's return fails, naming the
+ *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; a bundle
+ *           that reserves nothing is refused
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
@@ -69,6 +72,33 @@ static void refused_group(rh_pg_t pg, const char *what)
     }
 }
 
+/* A task into a group another rank never made: the caller learns it from
+ * the group's owner, so rh_remote may take the task; then its return
+ * fails, naming the group, and does not wait for ever. */
+static void never_made_elsewhere(rh_pg_t pg, const char *what)
+{
+    rh_task_params_t p = { 0 };
+    rh_ref_t r;
+    const void *v;
+    size_t len;
+    rh_status_t st;
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, &len, 60000);
+        expect(st, RH_ERR_TASK_FAILED, what, "never made");
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    } else {
+        expect(st, RH_ERR_INVALID_PARAM, what, "never made");
+    }
+}
+
 static void mode_pg(void)
 {
     int me = rh_rank(), other = (me + 1) % rh_size();
@@ -83,6 +113,15 @@ static void mode_pg(void)
                   "rank past the job");
     expect(rh_pg_wait((uint64_t)me << 32 | 7, 0), RH_ERR_INVALID_PARAM,
            "rh_pg_wait of a group this rank never made", NULL);
+    if (other != me) {
+        never_made_elsewhere((uint64_t)other << 32 | 7, "a task into group 7 "
+                             "of another rank, which it never made");
+        never_made_elsewhere((uint64_t)other << 32 | 7, "a second task into "
+                             "group 7 of another rank");
+        expect(rh_pg_wait((uint64_t)other << 32 | 9, 60000),
+               RH_ERR_INVALID_PARAM, "rh_pg_wait of a group another rank "
+               "never made", "never made");
+    }
     {
         rh_bundle_t empty = { 0, NULL };
 
