@@ -571,7 +571,9 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
  * before the one who handed it may drop theirs); rh_actor_release drops
  * one. When the last hold in the job is dropped, the calls already made
  * run, then the destructor, and the actor's resources are freed; detached
- * actors ignore holds. Holds of a rank that dies are dropped. */
+ * actors ignore holds. Holds of a rank that dies are dropped. A rank drops
+ * only holds it took: a release past them is RH_ERR_INVALID_REF (as
+ * rh_release of a ref released already) and drops nothing. */
 RH_EXPORT rh_status_t rh_actor_hold(rh_actor_t actor);
 RH_EXPORT rh_status_t rh_actor_release(rh_actor_t actor);
 

@@ -57,3 +57,13 @@ Test(user_api, calls_after_a_restarting_kill_reach_it_over_tcp)
 {
     user_case("restart", 2, 2, TCP, "USER RESTART OK");
 }
+
+Test(user_api, releases_past_the_holds_are_refused_on_one_rank)
+{
+    user_case("holds", 1, 1, NULL, "USER HOLDS OK");
+}
+
+Test(user_api, releases_past_the_holds_are_refused_on_two_nodes)
+{
+    user_case("holds", 4, 2, NULL, "USER HOLDS OK");
+}

@@ -21,6 +21,9 @@
  *           returned reach the restarted instance (its constructor ran
  *           again), and rh_actor_ready names a rank only once it is there;
  *           the same for a kill made by a task on another node
+ *   holds   rh_actor_release once more than the rank's holds is
+ *           RH_ERR_INVALID_REF, on the actor's rank and in a task on the
+ *           last node that was handed the handle; the actor lives on
  *
  * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
  */
@@ -256,6 +259,61 @@ static void restart_from_another_rank(void)
     CHECK(rh_actor_release(a));
 }
 
+/* Handed a handle it holds nothing of: a release is refused, a hold and
+ * its release are not, and one more release is refused again. Returns
+ * how many of the four answers were wrong. */
+static rh_status_t releaser(rh_task_ctx_t *ctx)
+{
+    rh_actor_t a;
+    int before = fails;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    expect(rh_actor_release(a), RH_ERR_INVALID_REF, "rh_actor_release of a "
+           "handle this rank was handed and never held", "more often");
+    expect(rh_actor_hold(a), RH_OK, "rh_actor_hold of a handed handle", NULL);
+    expect(rh_actor_release(a), RH_OK, "rh_actor_release of that hold", NULL);
+    expect(rh_actor_release(a), RH_ERR_INVALID_REF, "a second "
+           "rh_actor_release after one rh_actor_hold", "more often");
+    before = fails - before;
+    return rh_task_return(ctx, 0, &before, sizeof(before));
+}
+
+static void mode_holds(void)
+{
+    rh_actor_t a;
+    rh_arg_t h = rh_arg_bytes(&a, sizeof(a));
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    CHECK(rh_actor_create("Counter", NULL, 0, NULL, &a));
+    CHECK(rh_actor_hold(a));
+    CHECK(rh_actor_release(a));
+    if (rh_num_nodes() > 1) {
+        rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+        rh_ref_t r;
+        const void *p;
+        size_t len;
+
+        CHECK(rh_remote("releaser", &h, 1, &tp, &r));
+        CHECK(rh_get(r, &p, &len, 60000));
+        if (*(const int *)p != 0) {
+            printf("USER FAIL releases on node %d: %d wrong answers\n",
+                   rh_num_nodes() - 1, *(const int *)p);
+            fails++;
+        }
+        rh_release(r);
+        rh_release(r);
+    }
+    /* The creator's hold is still there: the actor lives. */
+    if (add(a, "a call after the other ranks' releases") != 1) {
+        fails++;
+    }
+    CHECK(rh_actor_release(a));
+    expect(rh_actor_release(a), RH_ERR_INVALID_REF, "rh_actor_release after "
+           "the creator's one hold was dropped", "more often");
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -294,6 +352,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("one", one, 0, 1));
     CHECK(rh_register("any", one, -1, 1));
     CHECK(rh_register("killer", killer, 1, 1));
+    CHECK(rh_register("releaser", releaser, 1, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
            "rh_register of one name", "already");
     {
@@ -314,6 +373,8 @@ int main(int argc, char **argv)
         mode_args();
     } else if (strcmp(mode, "restart") == 0) {
         mode_restart();
+    } else if (strcmp(mode, "holds") == 0) {
+        mode_holds();
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
