@@ -184,12 +184,12 @@ RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
  * with every copy is rebuilt from its lineage meanwhile (the get waits for
  * it); one that cannot be gives RH_ERR_OBJECT_LOST, one whose owner died
  * RH_ERR_OWNER_DIED (docs/fault-tolerance.md). Inside a task, a get that
- * waits lends the worker to other tasks meanwhile. */
+ * waits lends the worker to other tasks meanwhile. len may be NULL. */
 RH_EXPORT rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms);
 
-/* rh_get of n refs, with one deadline for all of them. On error none of
- * the holds is kept. */
+/* rh_get of n refs, with one deadline for all of them; lens may be NULL
+ * (as rh_get's len). On error none of the holds is kept. */
 RH_EXPORT
 rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
                         size_t *lens, int64_t timeout_ms);

@@ -455,12 +455,16 @@ rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
     if (status != RH_OK) {
         return status;
     }
-    if ((refs == NULL || ptrs == NULL || lens == NULL) && n != 0) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get_many needs refs, "
-                            "ptrs and lens");
+    if ((refs == NULL || ptrs == NULL) && n != 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get_many needs refs "
+                            "and ptrs");
     }
     for (size_t i = 0; i < n; i++) {
-        status = rh_get_one(refs[i], &ptrs[i], &lens[i], deadline);
+        size_t len;
+
+        /* lens may be NULL, as rh_get's len */
+        status = rh_get_one(refs[i], &ptrs[i], lens ? &lens[i] : &len,
+                            deadline);
         if (status != RH_OK) {
             char msg[512];
 

@@ -24,9 +24,17 @@
  *   holds   rh_actor_release once more than the rank's holds is
  *           RH_ERR_INVALID_REF, on the actor's rank and in a task on the
  *           last node that was handed the handle; the actor lives on
+ *   scale   on rank 0, what a program does at size: rh_wait and
+ *           rh_get_many of 10,000 refs, every tenth one failed (the get
+ *           fails and keeps no hold; the others all come); a chain of
+ *           10,000 dependent tasks; a task of 256 ref arguments; an object
+ *           handed down through 3 levels of nested tasks; rh_put of 0
+ *           bytes (a ref to an empty object) and of more than any store
+ *           holds (RH_ERR_TOO_LARGE)
  *
  * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +322,247 @@ static void mode_holds(void)
            "the creator's one hold was dropped", "more often");
 }
 
+static rh_status_t bad(rh_task_ctx_t *ctx)
+{
+    return rh_task_fail(ctx, "bad on purpose");
+}
+
+/* The sum of its int64 arguments (any number). */
+static rh_status_t sum(rh_task_ctx_t *ctx)
+{
+    int64_t s = 0;
+
+    for (int i = 0; i < rh_task_nargs(ctx); i++) {
+        s += *(const int64_t *)rh_task_arg(ctx, i, NULL);
+    }
+    return rh_task_return(ctx, 0, &s, sizeof(s));
+}
+
+/* Argument 0 (an int64) plus 1. */
+static rh_status_t inc(rh_task_ctx_t *ctx)
+{
+    int64_t v = *(const int64_t *)rh_task_arg(ctx, 0, NULL) + 1;
+
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* Level d (argument 1) of a nest: hands the ref it was given (argument 0)
+ * to a task of level d - 1 on another node, and returns what level 0 read
+ * from it, plus d. */
+static rh_status_t nest(rh_task_ctx_t *ctx)
+{
+    int d = *(const int *)rh_task_arg(ctx, 1, NULL);
+    int64_t v = *(const int64_t *)rh_task_arg(ctx, 0, NULL);
+
+    if (d > 0) {
+        int next = d - 1;
+        rh_arg_t a[2] = { rh_arg_ref(rh_task_arg_ref(ctx, 0)),
+                          rh_arg_bytes(&next, sizeof(next)) };
+        rh_task_params_t tp = rank_on_node((rh_node_id() + 1) %
+                                           rh_num_nodes(), 0);
+        rh_ref_t r;
+        const void *p;
+        rh_status_t st = rh_remote("nest", a, 2, &tp, &r);
+
+        if (st == RH_OK && (st = rh_get(r, &p, NULL, 60000)) == RH_OK) {
+            v = *(const int64_t *)p;
+            rh_release(r);
+        }
+        if (st != RH_OK) {
+            return rh_task_fail(ctx, "level %d: %s (%s)", d,
+                                rh_status_string(st), rh_last_error());
+        }
+        rh_release(r);
+    }
+    v += d;
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+#define SCALE_N 10000
+
+static void scale_wait_many(void)
+{
+    rh_ref_t *refs = calloc(SCALE_N, sizeof(*refs)),
+             *ok = calloc(SCALE_N, sizeof(*ok));
+    const void **ptrs = calloc(SCALE_N, sizeof(*ptrs));
+    int *ready = calloc(SCALE_N, sizeof(*ready));
+    size_t nok = 0, nready = 0;
+    int64_t x;
+    rh_arg_t a = rh_arg_bytes(&x, sizeof(x));
+
+    if (refs == NULL || ok == NULL || ptrs == NULL || ready == NULL) {
+        printf("USER FAIL out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < SCALE_N; i++) {
+        x = i;
+        if (i % 10 == 3) {
+            CHECK(rh_remote("bad", NULL, 0, NULL, &refs[i]));
+        } else {
+            CHECK(rh_remote("inc", &a, 1, NULL, &refs[i]));
+            ok[nok++] = refs[i];
+        }
+    }
+    expect(rh_wait(refs, SCALE_N, SCALE_N, 120000, ready), RH_OK,
+           "rh_wait of 10,000 refs", NULL);
+    for (int i = 0; i < SCALE_N; i++) {
+        nready += ready[i] == 1;
+    }
+    if (nready != SCALE_N) {
+        printf("USER FAIL rh_wait of 10,000 refs: %zu ready\n", nready);
+        fails++;
+    }
+    expect(rh_get_many(refs, SCALE_N, ptrs, NULL, 60000), RH_ERR_TASK_FAILED,
+           "rh_get_many of 10,000 refs, some failed", "bad on purpose");
+    expect(rh_get_many(ok, nok, ptrs, NULL, 60000), RH_OK,
+           "rh_get_many of the 9,000 that did not fail", NULL);
+    for (size_t i = 0, j = 0; i < SCALE_N && fails == 0; i++) {
+        if (i % 10 != 3 && *(const int64_t *)ptrs[j++] != (int64_t)i + 1) {
+            printf("USER FAIL rh_get_many: ref %zu holds %ld\n", i,
+                   (long)*(const int64_t *)ptrs[j - 1]);
+            fails++;
+        }
+    }
+    for (size_t i = 0; i < nok; i++) {
+        rh_release(ok[i]);   /* the get's */
+    }
+    for (int i = 0; i < SCALE_N; i++) {
+        expect(rh_release(refs[i]), RH_OK, "rh_release of a waited ref",
+               NULL);
+    }
+    /* The failed get kept no hold: nothing is left to release. */
+    expect(rh_release(refs[0]), RH_ERR_INVALID_REF, "a release past the "
+           "holds of a ref a failed rh_get_many took in", NULL);
+    free(refs);
+    free(ok);
+    free(ptrs);
+    free(ready);
+}
+
+static void scale_chain(void)
+{
+    int64_t zero = 0;
+    rh_ref_t prev, next;
+    rh_arg_t a;
+    const void *p;
+
+    CHECK(rh_put(&zero, sizeof(zero), &prev));
+    for (int i = 0; i < SCALE_N; i++) {
+        a = rh_arg_ref(prev);
+        CHECK(rh_remote("inc", &a, 1, NULL, &next));
+        rh_release(prev);   /* the task holds what it needs */
+        prev = next;
+    }
+    CHECK(rh_get(prev, &p, NULL, 300000));
+    if (*(const int64_t *)p != SCALE_N) {
+        printf("USER FAIL a chain of %d tasks gave %ld\n", SCALE_N,
+               (long)*(const int64_t *)p);
+        fails++;
+    }
+    rh_release(prev);
+    rh_release(prev);
+}
+
+static void scale_fan_in(void)
+{
+    rh_arg_t a[256];
+    rh_ref_t r[256], out;
+    const void *p;
+    int64_t want = 0;
+
+    for (int i = 0; i < 256; i++) {
+        int64_t v = i;
+        rh_arg_t b = rh_arg_bytes(&v, sizeof(v));
+
+        if (i % 2 == 0) {
+            CHECK(rh_put(&v, sizeof(v), &r[i]));
+            want += i;
+        } else {
+            CHECK(rh_remote("inc", &b, 1, NULL, &r[i]));
+            want += i + 1;
+        }
+        a[i] = rh_arg_ref(r[i]);
+    }
+    CHECK(rh_remote("sum", a, 256, NULL, &out));
+    CHECK(rh_get(out, &p, NULL, 60000));
+    if (*(const int64_t *)p != want) {
+        printf("USER FAIL a task of 256 ref arguments gave %ld, not %ld\n",
+               (long)*(const int64_t *)p, (long)want);
+        fails++;
+    }
+    rh_release(out);
+    rh_release(out);
+    for (int i = 0; i < 256; i++) {
+        rh_release(r[i]);
+    }
+}
+
+static void scale_nest(void)
+{
+    int64_t v = 40;
+    int d = 3;
+    rh_ref_t x, out;
+    rh_arg_t a[2];
+    const void *p;
+
+    CHECK(rh_put(&v, sizeof(v), &x));
+    a[0] = rh_arg_ref(x);
+    a[1] = rh_arg_bytes(&d, sizeof(d));
+    CHECK(rh_remote("nest", a, 2, NULL, &out));
+    rh_release(x);   /* the tasks borrow it */
+    expect(rh_get(out, &p, NULL, 60000), RH_OK, "an object through 3 levels "
+           "of nested tasks", NULL);
+    if (fails == 0 && *(const int64_t *)p != 46) {
+        printf("USER FAIL 3 levels of nested tasks gave %ld, not 46\n",
+               (long)*(const int64_t *)p);
+        fails++;
+    }
+    if (fails == 0) {
+        rh_release(out);
+    }
+    rh_release(out);
+}
+
+static void scale_puts(void)
+{
+    rh_ref_t r;
+    const void *p;
+    size_t len = 1;
+    char c = 0;
+
+    expect(rh_put(&c, 0, &r), RH_OK, "rh_put of 0 bytes", NULL);
+    expect(rh_get(r, &p, &len, 10000), RH_OK, "rh_get of a 0-byte object",
+           NULL);
+    if (len != 0) {
+        printf("USER FAIL a 0-byte object has %zu bytes\n", len);
+        fails++;
+    }
+    rh_release(r);
+    rh_release(r);
+    expect(rh_put(NULL, 0, &r), RH_OK, "rh_put(NULL, 0)", NULL);
+    rh_release(r);
+    expect(rh_put(&c, SIZE_MAX / 2, &r), RH_ERR_TOO_LARGE,
+           "rh_put of SIZE_MAX / 2 bytes", NULL);
+    {
+        void *w;
+
+        expect(rh_put_create(SIZE_MAX - 7, &r, &w), RH_ERR_TOO_LARGE,
+               "rh_put_create of SIZE_MAX - 7 bytes", NULL);
+    }
+}
+
+static void mode_scale(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    scale_puts();
+    scale_nest();
+    scale_fan_in();
+    scale_wait_many();
+    scale_chain();
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -353,6 +602,10 @@ int main(int argc, char **argv)
     CHECK(rh_register("any", one, -1, 1));
     CHECK(rh_register("killer", killer, 1, 1));
     CHECK(rh_register("releaser", releaser, 1, 1));
+    CHECK(rh_register("bad", bad, 0, 1));
+    CHECK(rh_register("sum", sum, -1, 1));
+    CHECK(rh_register("inc", inc, 1, 1));
+    CHECK(rh_register("nest", nest, 2, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
            "rh_register of one name", "already");
     {
@@ -375,6 +628,8 @@ int main(int argc, char **argv)
         mode_restart();
     } else if (strcmp(mode, "holds") == 0) {
         mode_holds();
+    } else if (strcmp(mode, "scale") == 0) {
+        mode_scale();
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
