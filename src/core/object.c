@@ -243,6 +243,9 @@ rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref)
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_put of %zu bytes from "
                             "NULL", len);
     }
+    if (ref == NULL && rh_core_initialized()) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_put needs ref");
+    }
     status = rh_put_begin(len, ref, &p, &f);
     if (status != RH_OK) {
         return status;

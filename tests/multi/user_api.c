@@ -15,7 +15,8 @@
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
- *           rh_init RH_ERR_ALREADY_INITIALIZED
+ *           rh_init RH_ERR_ALREADY_INITIALIZED; rh_put with ref NULL is
+ *           RH_ERR_INVALID_PARAM naming rh_put
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
@@ -589,6 +590,9 @@ static void mode_args(void)
            "rh_actor_create of a NULL class", NULL);
     expect(rh_register("late", one, 0, 1), RH_ERR_ALREADY_INITIALIZED,
            "rh_register after rh_init", NULL);
+    /* The sentence names the call the program made. */
+    expect(rh_put(&x, sizeof(x), NULL), RH_ERR_INVALID_PARAM,
+           "rh_put with ref NULL", "rh_put needs");
 }
 
 int main(int argc, char **argv)
