@@ -337,7 +337,9 @@ const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len);
 RH_EXPORT rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i);
 
 /* Inside a task: set return i by copying len bytes, or get room for it to
- * fill in place (zero copy; published when the task ends). */
+ * fill in place (zero copy; published when the task ends). Each return is
+ * set once (again: RH_ERR_INVALID_PARAM); one the task does not set is an
+ * empty object (0 bytes) once the task returns RH_OK. */
 RH_EXPORT
 rh_status_t rh_task_return(rh_task_ctx_t *ctx, int i, const void *buf,
                            size_t len);

@@ -16,7 +16,8 @@
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
  *           rh_init RH_ERR_ALREADY_INITIALIZED; rh_put with ref NULL is
- *           RH_ERR_INVALID_PARAM naming rh_put
+ *           RH_ERR_INVALID_PARAM naming rh_put; a return the task did not
+ *           set is an empty object
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
@@ -590,6 +591,27 @@ static void mode_args(void)
            "rh_actor_create of a NULL class", NULL);
     expect(rh_register("late", one, 0, 1), RH_ERR_ALREADY_INITIALIZED,
            "rh_register after rh_init", NULL);
+    {
+        rh_ref_t two[2];
+        const void *p;
+        size_t len = 1;
+
+        /* "one" sets return 0 of 2: return 1 is an empty object. */
+        CHECK(rh_remote("one", NULL, 0, &(rh_task_params_t){
+                  .field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS,
+                  .num_returns = 2 }, two));
+        expect(rh_get(two[1], &p, &len, 60000), RH_OK, "rh_get of a return "
+               "the task did not set", NULL);
+        if (len != 0) {
+            printf("USER FAIL a return the task did not set has %zu bytes, "
+                   "not 0\n", len);
+            fails++;
+        }
+        for (int i = 0; i < 2; i++) {
+            rh_release(two[i]);
+        }
+        rh_release(two[1]);
+    }
     /* The sentence names the call the program made. */
     expect(rh_put(&x, sizeof(x), NULL), RH_ERR_INVALID_PARAM,
            "rh_put with ref NULL", "rh_put needs");
