@@ -10,8 +10,9 @@
  *           ever (this rank's ids, another rank's id 0, a removed group);
  *           one into another rank's id that rank never made fails too:
  *           rh_remote refuses it, or the task's return fails, naming the
- *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; a bundle
- *           that reserves nothing is refused
+ *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; so does
+ *           one into a group another rank removed before it was placed;
+ *           a bundle that reserves nothing is refused
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
@@ -112,6 +113,52 @@ static void never_made_elsewhere(rh_pg_t pg, const char *what)
     }
 }
 
+/* Makes a group no node has room for, removes it while it waits and
+ * returns its id: no rank but this one heard where it was placed. */
+static rh_status_t gone_group(rh_task_ctx_t *ctx)
+{
+    rh_bundle_t b = { 1, "user_api_nowhere=1" };
+    rh_pg_t pg;
+
+    CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
+    CHECK(rh_pg_remove(pg));
+    return rh_task_return(ctx, 0, &pg, sizeof(pg));
+}
+
+/* A task into a group another rank made and removed before it was
+ * placed, which this rank never heard of. */
+static void removed_elsewhere(void)
+{
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0), p = { 0 };
+    rh_ref_t r;
+    const void *v;
+    rh_status_t st;
+
+    CHECK(rh_remote("gone_group", NULL, 0, &tp, &r));
+    CHECK(rh_get(r, &v, NULL, 60000));
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = *(const rh_pg_t *)v;
+    rh_release(r);
+    rh_release(r);
+    if ((p.pg >> 32) == 0) {
+        return;   /* the task ran here */
+    }
+    st = rh_remote("one", NULL, 0, &p, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, NULL, 60000);
+        expect(st, RH_ERR_TASK_FAILED, "a task into a group another rank "
+               "removed", "removed");
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    } else {
+        expect(st, RH_ERR_INVALID_PARAM, "a task into a group another rank "
+               "removed", "removed");
+    }
+}
+
 static void mode_pg(void)
 {
     int me = rh_rank(), other = (me + 1) % rh_size();
@@ -134,6 +181,9 @@ static void mode_pg(void)
         expect(rh_pg_wait((uint64_t)other << 32 | 9, 60000),
                RH_ERR_INVALID_PARAM, "rh_pg_wait of a group another rank "
                "never made", "never made");
+    }
+    if (me == 0 && rh_num_nodes() > 1) {
+        removed_elsewhere();
     }
     {
         rh_bundle_t empty = { 0, NULL };
@@ -628,6 +678,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("any", one, -1, 1));
     CHECK(rh_register("killer", killer, 1, 1));
     CHECK(rh_register("releaser", releaser, 1, 1));
+    CHECK(rh_register("gone_group", gone_group, 0, 1));
     CHECK(rh_register("bad", bad, 0, 1));
     CHECK(rh_register("sum", sum, -1, 1));
     CHECK(rh_register("inc", inc, 1, 1));
