@@ -184,12 +184,12 @@ RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
  * with every copy is rebuilt from its lineage meanwhile (the get waits for
  * it); one that cannot be gives RH_ERR_OBJECT_LOST, one whose owner died
  * RH_ERR_OWNER_DIED (docs/fault-tolerance.md). Inside a task, a get that
- * waits lends the worker to other tasks meanwhile. */
+ * waits lends the worker to other tasks meanwhile. len may be NULL. */
 RH_EXPORT rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms);
 
-/* rh_get of n refs, with one deadline for all of them. On error none of
- * the holds is kept. */
+/* rh_get of n refs, with one deadline for all of them; lens may be NULL
+ * (as rh_get's len). On error none of the holds is kept. */
 RH_EXPORT
 rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
                         size_t *lens, int64_t timeout_ms);
@@ -286,7 +286,11 @@ typedef enum rh_strategy {
 } rh_strategy_t;
 
 /* A placement group: resources reserved across nodes as bundles, which
- * tasks are then scheduled into (rh_pg_create). 0 is no group. */
+ * tasks are then scheduled into (rh_pg_create). 0 is no group. An id no
+ * rank made is refused (RH_ERR_INVALID_PARAM) by rh_remote, rh_pg_wait and
+ * the rest; another rank's id this rank has not heard of may be taken
+ * first: its tasks' returns then fail (RH_ERR_TASK_FAILED) once that rank
+ * says it never made it, or removed it. */
 typedef uint64_t rh_pg_t;
 
 typedef struct rh_task_params {
@@ -333,7 +337,9 @@ const void *rh_task_arg(const rh_task_ctx_t *ctx, int i, size_t *len);
 RH_EXPORT rh_ref_t rh_task_arg_ref(const rh_task_ctx_t *ctx, int i);
 
 /* Inside a task: set return i by copying len bytes, or get room for it to
- * fill in place (zero copy; published when the task ends). */
+ * fill in place (zero copy; published when the task ends). Each return is
+ * set once (again: RH_ERR_INVALID_PARAM); one the task does not set is an
+ * empty object (0 bytes) once the task returns RH_OK. */
 RH_EXPORT
 rh_status_t rh_task_return(rh_task_ctx_t *ctx, int i, const void *buf,
                            size_t len);
@@ -567,7 +573,9 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
  * before the one who handed it may drop theirs); rh_actor_release drops
  * one. When the last hold in the job is dropped, the calls already made
  * run, then the destructor, and the actor's resources are freed; detached
- * actors ignore holds. Holds of a rank that dies are dropped. */
+ * actors ignore holds. Holds of a rank that dies are dropped. A rank drops
+ * only holds it took: a release past them is RH_ERR_INVALID_REF (as
+ * rh_release of a ref released already) and drops nothing. */
 RH_EXPORT rh_status_t rh_actor_hold(rh_actor_t actor);
 RH_EXPORT rh_status_t rh_actor_release(rh_actor_t actor);
 

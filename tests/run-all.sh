@@ -342,6 +342,7 @@ if want tsan; then
         RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
         tsan_run "calls after a kill that restarts the actor, on its rank and on another node" 0 "USER RESTART OK" 1 -n 4 --nodes 2 ./tests/multi/user_api restart
+        tsan_run "tasks into placement groups never made, also another rank's" 0 "USER PG OK" 1 -n 4 --nodes 2 ./tests/multi/user_api pg
         rm -rf "$tsan/contacts" "$tsan/jobremote.gate"
         RAYHPC_JOB_CONTACT_DIR="$tsan/contacts" tsan_run "job state asked from outside the job, at each node's server" 0 "JOBSTATE REMOTE OK 2" 1 -n 4 --nodes 2 ./tests/multi/jobstate "$tsan/jobremote.gate" remote
         tsan_run "gcs: keys over 3 nodes" 0 "GCS KEYS OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_keys 6000

@@ -57,3 +57,23 @@ Test(user_api, calls_after_a_restarting_kill_reach_it_over_tcp)
 {
     user_case("restart", 2, 2, TCP, "USER RESTART OK");
 }
+
+Test(user_api, releases_past_the_holds_are_refused_on_one_rank)
+{
+    user_case("holds", 1, 1, NULL, "USER HOLDS OK");
+}
+
+Test(user_api, releases_past_the_holds_are_refused_on_two_nodes)
+{
+    user_case("holds", 4, 2, NULL, "USER HOLDS OK");
+}
+
+Test(user_api, many_refs_deep_chains_wide_fan_in_and_nesting_on_one_rank)
+{
+    user_case("scale", 1, 1, NULL, "USER SCALE OK");
+}
+
+Test(user_api, many_refs_deep_chains_wide_fan_in_and_nesting_on_two_nodes)
+{
+    user_case("scale", 4, 2, NULL, "USER SCALE OK");
+}

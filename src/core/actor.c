@@ -108,6 +108,7 @@ typedef struct rh_actor_client {
     rh_actor_inst_t *inst;            /* here: the instance (a reference) */
     char             why[256];        /* DEAD: why */
     rh_resend_t      rs;              /* calls kept for a resend */
+    _Atomic long     holds;           /* this rank's holds of the actor */
 } rh_actor_client_t;
 
 static pthread_mutex_t rh_cl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -797,6 +798,7 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     rh_arg_t few[9], *all;
     const char *name = NULL;
     rh_actor_t a;
+    rh_actor_client_t *c;
     rh_status_t status;
     int keep, conc = 1, detached = 0, named = 0, max_restarts = 0;
     int retries = 0, interval = 0, ckpts;
@@ -912,11 +914,12 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     for (int i = 0; i < nargs; i++) {
         all[i + 1] = args[i];
     }
-    if (rh_client_get(a, 1) == NULL) {
+    if ((c = rh_client_get(a, 1)) == NULL) {
         status = rh_error_set(RH_ERR_NO_MEMORY, "creating actor %s",
                               cls->name);
         goto err_free;
     }
+    atomic_store(&c->holds, 1);   /* the creator's, as rh_atab_add counts */
     status = rh_atab_add(a, detached, name, max_restarts);
     if (status != RH_OK) {
         goto err_free;
@@ -1273,10 +1276,31 @@ static rh_status_t rh_actor_hold_delta(rh_actor_t actor, int delta)
 {
     const rh_class_entry_t *cls;
     rh_status_t status = rh_actor_check(actor, &cls);
+    rh_actor_client_t *c;
     int owner;
 
     if (status != RH_OK) {
         return status;
+    }
+    if ((c = rh_client_get(actor, 1)) == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "holding actor %s", cls->name);
+    }
+    /* The owner counts each rank's holds and drops only those a rank took:
+     * this rank's count says at once when a release has nothing to drop. */
+    if (delta > 0) {
+        atomic_fetch_add(&c->holds, 1);
+    } else {
+        long held = atomic_load(&c->holds);
+
+        do {
+            if (held <= 0) {
+                return rh_error_set(RH_ERR_INVALID_REF, "actor %s: rank %d "
+                                    "released it more often than it held "
+                                    "it (rh_actor_create, "
+                                    "rh_actor_get_named, rh_actor_hold)",
+                                    cls->name, rh_rank());
+            }
+        } while (!atomic_compare_exchange_weak(&c->holds, &held, held - 1));
     }
     owner = (int)rh_actor_owner(actor);
     if (owner == rh_rank()) {

@@ -243,6 +243,9 @@ rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref)
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_put of %zu bytes from "
                             "NULL", len);
     }
+    if (ref == NULL && rh_core_initialized()) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_put needs ref");
+    }
     status = rh_put_begin(len, ref, &p, &f);
     if (status != RH_OK) {
         return status;
@@ -455,12 +458,16 @@ rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
     if (status != RH_OK) {
         return status;
     }
-    if ((refs == NULL || ptrs == NULL || lens == NULL) && n != 0) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get_many needs refs, "
-                            "ptrs and lens");
+    if ((refs == NULL || ptrs == NULL) && n != 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get_many needs refs "
+                            "and ptrs");
     }
     for (size_t i = 0; i < n; i++) {
-        status = rh_get_one(refs[i], &ptrs[i], &lens[i], deadline);
+        size_t len;
+
+        /* lens may be NULL, as rh_get's len */
+        status = rh_get_one(refs[i], &ptrs[i], lens ? &lens[i] : &len,
+                            deadline);
         if (status != RH_OK) {
             char msg[512];
 

@@ -33,7 +33,9 @@ enum {
 
 enum {
     RH_PGS_PLACED  = 0,  /* state: where the bundles are */
-    RH_PGS_REMOVED = 1   /* state: the group is gone */
+    RH_PGS_REMOVED = 1,  /* state: the group is gone */
+    RH_PGS_ASK     = 2,  /* state, to a group's owner: was it made? */
+    RH_PGS_UNMADE  = 3   /* the owner's answer: never made (n 0), removed */
 };
 
 #define RH_PG_FAIL (-5)  /* rh_pg_where: the task cannot run in the group */
@@ -73,6 +75,7 @@ struct rh_pg_obj {
     int          *cpus;           /* READY: the CPUs each bundle holds */
     int          *lost;           /* READY: see ranks */
     int           counted;        /* cpus are in placement's view */
+    int           never;          /* REMOVED: its owner never made it */
     rh_task_t   **held;           /* tasks waiting for a place */
     size_t        nheld, cap;
     rh_pg_waiter_t *waiters;      /* told when the placement changes */
@@ -641,6 +644,12 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
     int state = g != NULL ? atomic_load(&g->state) : RH_PG_REMOVED, r;
 
     *code = RH_ERR_INVALID_PARAM;
+    if (state == RH_PG_REMOVED && g != NULL && g->never) {
+        snprintf(why, len, "placement group %llx was never made: rank %llu "
+                 "made no group of that number", (unsigned long long)id,
+                 (unsigned long long)(id >> 32));
+        return RH_PG_FAIL;
+    }
     if (state == RH_PG_REMOVED) {
         snprintf(why, len, "placement group %llx was removed",
                  (unsigned long long)id);
@@ -736,12 +745,67 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
     rh_future_notify();   /* rh_pg_wait */
 }
 
+/* At a group's owner: a rank asks about one of our ids it was handed and
+ * knows nothing of. Only the owner knows for sure that it never made an id
+ * (the global scheduler may not have heard of a group being made yet); a
+ * group that lives is told by the global scheduler's news. */
+static void rh_pg_on_ask(uint64_t id, int asker)
+{
+    rh_pg_obj_t *g;
+    rh_pg_hdr_t h = { id, 0, RH_PGS_UNMADE };
+
+    pthread_mutex_lock(&rh_pg_lock);
+    g = rh_pg_find(id);
+    if (g != NULL) {
+        h.n = atomic_load(&g->state) == RH_PG_REMOVED ? 1 : -1;
+    }
+    pthread_mutex_unlock(&rh_pg_lock);
+    if (h.n >= 0) {
+        (void)rh_am_send((uint32_t)asker, RH_AM_ID_PG_STATE, &h, sizeof(h),
+                         NULL, 0, NULL, NULL);
+    }
+}
+
+/* The owner's answer: a group we wait for was never made, or is gone;
+ * the tasks held for it fail. */
+static void rh_pg_on_unmade(uint64_t id, int never)
+{
+    rh_pg_obj_t *g;
+    rh_task_t **held = NULL;
+    rh_pg_waiter_t *waiters = NULL;
+    size_t nheld = 0;
+
+    pthread_mutex_lock(&rh_pg_lock);
+    g = rh_pg_find(id);
+    if (g != NULL && atomic_load(&g->state) == RH_PG_PENDING) {
+        g->never = never;
+        atomic_store(&g->state, RH_PG_REMOVED);
+        waiters = rh_pg_take_pending(g, &held, &nheld);
+    }
+    pthread_mutex_unlock(&rh_pg_lock);
+    for (size_t i = 0; i < nheld; i++) {
+        rh_pg_hold(held[i]);
+    }
+    free(held);
+    rh_pg_tell_waiters(waiters);
+    rh_future_notify();   /* rh_pg_wait */
+}
+
 static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
 {
     rh_pg_hdr_t h;
 
     (void)arg;
     memcpy(&h, msg->hdr, sizeof(h));
+    if (h.kind == RH_PGS_ASK && (h.id >> 32) == (uint64_t)rh_rank()) {
+        rh_pg_on_ask(h.id, (int)msg->src);
+        return RH_OK;
+    }
+    if (h.kind == RH_PGS_UNMADE && (h.id >> 32) == msg->src &&
+        (h.n == 0 || h.n == 1)) {
+        rh_pg_on_unmade(h.id, h.n == 0);
+        return RH_OK;
+    }
     if (msg->src != RH_GS_RANK || msg->rndv_desc != NULL) {
         return RH_ERR_MALFORMED;
     }
@@ -913,16 +977,29 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
         return rh_error_set(RH_ERR_INVALID_PARAM, "%llx is not a placement "
                             "group of this job", (unsigned long long)pg);
     }
-    if (g == NULL) {
-        g = rh_pg_shadow(pg);   /* another rank's: placed when we hear */
+    if (g == NULL && (g = rh_pg_shadow(pg)) != NULL) {
+        /* Another rank's: placed when the global scheduler tells us. Its
+         * owner says if it never made it or removed it already (the news
+         * of that may have come before we knew the id). */
+        rh_pg_hdr_t h = { pg, 0, RH_PGS_ASK };
+
+        pthread_mutex_unlock(&rh_pg_lock);
+        (void)rh_am_send((uint32_t)(pg >> 32), RH_AM_ID_PG_STATE, &h,
+                         sizeof(h), NULL, 0, NULL, NULL);
+    } else {
+        pthread_mutex_unlock(&rh_pg_lock);
     }
-    pthread_mutex_unlock(&rh_pg_lock);
     if (g == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "placement group");
     }
     if (atomic_load(&g->state) == RH_PG_REMOVED) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx was "
-                            "removed", (unsigned long long)pg);
+        char why[256];
+        rh_status_t code;
+
+        pthread_mutex_lock(&rh_pg_lock);
+        (void)rh_pg_where(g, pg, 0, &code, why, sizeof(why));
+        pthread_mutex_unlock(&rh_pg_lock);
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%s", why);
     }
     *out = g;
     return RH_OK;
@@ -967,8 +1044,10 @@ rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms)
                             "again" : "");
     }
     if (atomic_load(&g->state) != RH_PG_READY) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx was "
-                            "removed", (unsigned long long)pg);
+        pthread_mutex_lock(&rh_pg_lock);
+        (void)rh_pg_where(g, pg, 0, &status, why, sizeof(why));
+        pthread_mutex_unlock(&rh_pg_lock);
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%s", why);
     }
     /* A bundle the global scheduler found no room for fails the wait. */
     pthread_mutex_lock(&rh_pg_lock);

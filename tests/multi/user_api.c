@@ -8,19 +8,36 @@
  *   pg      tasks into placement groups that were never made fail in
  *           rh_remote with RH_ERR_INVALID_PARAM instead of waiting for
  *           ever (this rank's ids, another rank's id 0, a removed group);
+ *           one into another rank's id that rank never made fails too:
+ *           rh_remote refuses it, or the task's return fails, naming the
+ *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; so does
+ *           one into a group another rank removed before it was placed;
  *           a bundle that reserves nothing is refused
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
- *           rh_init RH_ERR_ALREADY_INITIALIZED
+ *           rh_init RH_ERR_ALREADY_INITIALIZED; rh_put with ref NULL is
+ *           RH_ERR_INVALID_PARAM naming rh_put; a return the task did not
+ *           set is an empty object
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
  *           again), and rh_actor_ready names a rank only once it is there;
  *           the same for a kill made by a task on another node
+ *   holds   rh_actor_release once more than the rank's holds is
+ *           RH_ERR_INVALID_REF, on the actor's rank and in a task on the
+ *           last node that was handed the handle; the actor lives on
+ *   scale   on rank 0, what a program does at size: rh_wait and
+ *           rh_get_many of 10,000 refs, every tenth one failed (the get
+ *           fails and keeps no hold; the others all come); a chain of
+ *           10,000 dependent tasks; a task of 256 ref arguments; an object
+ *           handed down through 3 levels of nested tasks; rh_put of 0
+ *           bytes (a ref to an empty object) and of more than any store
+ *           holds (RH_ERR_TOO_LARGE)
  *
  * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +86,79 @@ static void refused_group(rh_pg_t pg, const char *what)
     }
 }
 
+/* A task into a group another rank never made: the caller learns it from
+ * the group's owner, so rh_remote may take the task; then its return
+ * fails, naming the group, and does not wait for ever. */
+static void never_made_elsewhere(rh_pg_t pg, const char *what)
+{
+    rh_task_params_t p = { 0 };
+    rh_ref_t r;
+    const void *v;
+    size_t len;
+    rh_status_t st;
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, &len, 60000);
+        expect(st, RH_ERR_TASK_FAILED, what, "never made");
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    } else {
+        expect(st, RH_ERR_INVALID_PARAM, what, "never made");
+    }
+}
+
+/* Makes a group no node has room for, removes it while it waits and
+ * returns its id: no rank but this one heard where it was placed. */
+static rh_status_t gone_group(rh_task_ctx_t *ctx)
+{
+    rh_bundle_t b = { 1, "user_api_nowhere=1" };
+    rh_pg_t pg;
+
+    CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
+    CHECK(rh_pg_remove(pg));
+    return rh_task_return(ctx, 0, &pg, sizeof(pg));
+}
+
+/* A task into a group another rank made and removed before it was
+ * placed, which this rank never heard of. */
+static void removed_elsewhere(void)
+{
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0), p = { 0 };
+    rh_ref_t r;
+    const void *v;
+    rh_status_t st;
+
+    CHECK(rh_remote("gone_group", NULL, 0, &tp, &r));
+    CHECK(rh_get(r, &v, NULL, 60000));
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = *(const rh_pg_t *)v;
+    rh_release(r);
+    rh_release(r);
+    if ((p.pg >> 32) == 0) {
+        return;   /* the task ran here */
+    }
+    st = rh_remote("one", NULL, 0, &p, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, NULL, 60000);
+        expect(st, RH_ERR_TASK_FAILED, "a task into a group another rank "
+               "removed", "removed");
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    } else {
+        expect(st, RH_ERR_INVALID_PARAM, "a task into a group another rank "
+               "removed", "removed");
+    }
+}
+
 static void mode_pg(void)
 {
     int me = rh_rank(), other = (me + 1) % rh_size();
@@ -83,6 +173,18 @@ static void mode_pg(void)
                   "rank past the job");
     expect(rh_pg_wait((uint64_t)me << 32 | 7, 0), RH_ERR_INVALID_PARAM,
            "rh_pg_wait of a group this rank never made", NULL);
+    if (other != me) {
+        never_made_elsewhere((uint64_t)other << 32 | 7, "a task into group 7 "
+                             "of another rank, which it never made");
+        never_made_elsewhere((uint64_t)other << 32 | 7, "a second task into "
+                             "group 7 of another rank");
+        expect(rh_pg_wait((uint64_t)other << 32 | 9, 60000),
+               RH_ERR_INVALID_PARAM, "rh_pg_wait of a group another rank "
+               "never made", "never made");
+    }
+    if (me == 0 && rh_num_nodes() > 1) {
+        removed_elsewhere();
+    }
     {
         rh_bundle_t empty = { 0, NULL };
 
@@ -217,6 +319,302 @@ static void restart_from_another_rank(void)
     CHECK(rh_actor_release(a));
 }
 
+/* Handed a handle it holds nothing of: a release is refused, a hold and
+ * its release are not, and one more release is refused again. Returns
+ * how many of the four answers were wrong. */
+static rh_status_t releaser(rh_task_ctx_t *ctx)
+{
+    rh_actor_t a;
+    int before = fails;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    expect(rh_actor_release(a), RH_ERR_INVALID_REF, "rh_actor_release of a "
+           "handle this rank was handed and never held", "more often");
+    expect(rh_actor_hold(a), RH_OK, "rh_actor_hold of a handed handle", NULL);
+    expect(rh_actor_release(a), RH_OK, "rh_actor_release of that hold", NULL);
+    expect(rh_actor_release(a), RH_ERR_INVALID_REF, "a second "
+           "rh_actor_release after one rh_actor_hold", "more often");
+    before = fails - before;
+    return rh_task_return(ctx, 0, &before, sizeof(before));
+}
+
+static void mode_holds(void)
+{
+    rh_actor_t a;
+    rh_arg_t h = rh_arg_bytes(&a, sizeof(a));
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    CHECK(rh_actor_create("Counter", NULL, 0, NULL, &a));
+    CHECK(rh_actor_hold(a));
+    CHECK(rh_actor_release(a));
+    if (rh_num_nodes() > 1) {
+        rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+        rh_ref_t r;
+        const void *p;
+        size_t len;
+
+        CHECK(rh_remote("releaser", &h, 1, &tp, &r));
+        CHECK(rh_get(r, &p, &len, 60000));
+        if (*(const int *)p != 0) {
+            printf("USER FAIL releases on node %d: %d wrong answers\n",
+                   rh_num_nodes() - 1, *(const int *)p);
+            fails++;
+        }
+        rh_release(r);
+        rh_release(r);
+    }
+    /* The creator's hold is still there: the actor lives. */
+    if (add(a, "a call after the other ranks' releases") != 1) {
+        fails++;
+    }
+    CHECK(rh_actor_release(a));
+    expect(rh_actor_release(a), RH_ERR_INVALID_REF, "rh_actor_release after "
+           "the creator's one hold was dropped", "more often");
+}
+
+static rh_status_t bad(rh_task_ctx_t *ctx)
+{
+    return rh_task_fail(ctx, "bad on purpose");
+}
+
+/* The sum of its int64 arguments (any number). */
+static rh_status_t sum(rh_task_ctx_t *ctx)
+{
+    int64_t s = 0;
+
+    for (int i = 0; i < rh_task_nargs(ctx); i++) {
+        s += *(const int64_t *)rh_task_arg(ctx, i, NULL);
+    }
+    return rh_task_return(ctx, 0, &s, sizeof(s));
+}
+
+/* Argument 0 (an int64) plus 1. */
+static rh_status_t inc(rh_task_ctx_t *ctx)
+{
+    int64_t v = *(const int64_t *)rh_task_arg(ctx, 0, NULL) + 1;
+
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* Level d (argument 1) of a nest: hands the ref it was given (argument 0)
+ * to a task of level d - 1 on another node, and returns what level 0 read
+ * from it, plus d. */
+static rh_status_t nest(rh_task_ctx_t *ctx)
+{
+    int d = *(const int *)rh_task_arg(ctx, 1, NULL);
+    int64_t v = *(const int64_t *)rh_task_arg(ctx, 0, NULL);
+
+    if (d > 0) {
+        int next = d - 1;
+        rh_arg_t a[2] = { rh_arg_ref(rh_task_arg_ref(ctx, 0)),
+                          rh_arg_bytes(&next, sizeof(next)) };
+        rh_task_params_t tp = rank_on_node((rh_node_id() + 1) %
+                                           rh_num_nodes(), 0);
+        rh_ref_t r;
+        const void *p;
+        rh_status_t st = rh_remote("nest", a, 2, &tp, &r);
+
+        if (st == RH_OK && (st = rh_get(r, &p, NULL, 60000)) == RH_OK) {
+            v = *(const int64_t *)p;
+            rh_release(r);
+        }
+        if (st != RH_OK) {
+            return rh_task_fail(ctx, "level %d: %s (%s)", d,
+                                rh_status_string(st), rh_last_error());
+        }
+        rh_release(r);
+    }
+    v += d;
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+#define SCALE_N 10000
+
+static void scale_wait_many(void)
+{
+    rh_ref_t *refs = calloc(SCALE_N, sizeof(*refs)),
+             *ok = calloc(SCALE_N, sizeof(*ok));
+    const void **ptrs = calloc(SCALE_N, sizeof(*ptrs));
+    int *ready = calloc(SCALE_N, sizeof(*ready));
+    size_t nok = 0, nready = 0;
+    int64_t x;
+    rh_arg_t a = rh_arg_bytes(&x, sizeof(x));
+
+    if (refs == NULL || ok == NULL || ptrs == NULL || ready == NULL) {
+        printf("USER FAIL out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < SCALE_N; i++) {
+        x = i;
+        if (i % 10 == 3) {
+            CHECK(rh_remote("bad", NULL, 0, NULL, &refs[i]));
+        } else {
+            CHECK(rh_remote("inc", &a, 1, NULL, &refs[i]));
+            ok[nok++] = refs[i];
+        }
+    }
+    expect(rh_wait(refs, SCALE_N, SCALE_N, 120000, ready), RH_OK,
+           "rh_wait of 10,000 refs", NULL);
+    for (int i = 0; i < SCALE_N; i++) {
+        nready += ready[i] == 1;
+    }
+    if (nready != SCALE_N) {
+        printf("USER FAIL rh_wait of 10,000 refs: %zu ready\n", nready);
+        fails++;
+    }
+    expect(rh_get_many(refs, SCALE_N, ptrs, NULL, 60000), RH_ERR_TASK_FAILED,
+           "rh_get_many of 10,000 refs, some failed", "bad on purpose");
+    expect(rh_get_many(ok, nok, ptrs, NULL, 60000), RH_OK,
+           "rh_get_many of the 9,000 that did not fail", NULL);
+    for (size_t i = 0, j = 0; i < SCALE_N && fails == 0; i++) {
+        if (i % 10 != 3 && *(const int64_t *)ptrs[j++] != (int64_t)i + 1) {
+            printf("USER FAIL rh_get_many: ref %zu holds %ld\n", i,
+                   (long)*(const int64_t *)ptrs[j - 1]);
+            fails++;
+        }
+    }
+    for (size_t i = 0; i < nok; i++) {
+        rh_release(ok[i]);   /* the get's */
+    }
+    for (int i = 0; i < SCALE_N; i++) {
+        expect(rh_release(refs[i]), RH_OK, "rh_release of a waited ref",
+               NULL);
+    }
+    /* The failed get kept no hold: nothing is left to release. */
+    expect(rh_release(refs[0]), RH_ERR_INVALID_REF, "a release past the "
+           "holds of a ref a failed rh_get_many took in", NULL);
+    free(refs);
+    free(ok);
+    free(ptrs);
+    free(ready);
+}
+
+static void scale_chain(void)
+{
+    int64_t zero = 0;
+    rh_ref_t prev, next;
+    rh_arg_t a;
+    const void *p;
+
+    CHECK(rh_put(&zero, sizeof(zero), &prev));
+    for (int i = 0; i < SCALE_N; i++) {
+        a = rh_arg_ref(prev);
+        CHECK(rh_remote("inc", &a, 1, NULL, &next));
+        rh_release(prev);   /* the task holds what it needs */
+        prev = next;
+    }
+    CHECK(rh_get(prev, &p, NULL, 300000));
+    if (*(const int64_t *)p != SCALE_N) {
+        printf("USER FAIL a chain of %d tasks gave %ld\n", SCALE_N,
+               (long)*(const int64_t *)p);
+        fails++;
+    }
+    rh_release(prev);
+    rh_release(prev);
+}
+
+static void scale_fan_in(void)
+{
+    rh_arg_t a[256];
+    rh_ref_t r[256], out;
+    const void *p;
+    int64_t want = 0;
+
+    for (int i = 0; i < 256; i++) {
+        int64_t v = i;
+        rh_arg_t b = rh_arg_bytes(&v, sizeof(v));
+
+        if (i % 2 == 0) {
+            CHECK(rh_put(&v, sizeof(v), &r[i]));
+            want += i;
+        } else {
+            CHECK(rh_remote("inc", &b, 1, NULL, &r[i]));
+            want += i + 1;
+        }
+        a[i] = rh_arg_ref(r[i]);
+    }
+    CHECK(rh_remote("sum", a, 256, NULL, &out));
+    CHECK(rh_get(out, &p, NULL, 60000));
+    if (*(const int64_t *)p != want) {
+        printf("USER FAIL a task of 256 ref arguments gave %ld, not %ld\n",
+               (long)*(const int64_t *)p, (long)want);
+        fails++;
+    }
+    rh_release(out);
+    rh_release(out);
+    for (int i = 0; i < 256; i++) {
+        rh_release(r[i]);
+    }
+}
+
+static void scale_nest(void)
+{
+    int64_t v = 40;
+    int d = 3;
+    rh_ref_t x, out;
+    rh_arg_t a[2];
+    const void *p;
+
+    CHECK(rh_put(&v, sizeof(v), &x));
+    a[0] = rh_arg_ref(x);
+    a[1] = rh_arg_bytes(&d, sizeof(d));
+    CHECK(rh_remote("nest", a, 2, NULL, &out));
+    rh_release(x);   /* the tasks borrow it */
+    expect(rh_get(out, &p, NULL, 60000), RH_OK, "an object through 3 levels "
+           "of nested tasks", NULL);
+    if (fails == 0 && *(const int64_t *)p != 46) {
+        printf("USER FAIL 3 levels of nested tasks gave %ld, not 46\n",
+               (long)*(const int64_t *)p);
+        fails++;
+    }
+    if (fails == 0) {
+        rh_release(out);
+    }
+    rh_release(out);
+}
+
+static void scale_puts(void)
+{
+    rh_ref_t r;
+    const void *p;
+    size_t len = 1;
+    char c = 0;
+
+    expect(rh_put(&c, 0, &r), RH_OK, "rh_put of 0 bytes", NULL);
+    expect(rh_get(r, &p, &len, 10000), RH_OK, "rh_get of a 0-byte object",
+           NULL);
+    if (len != 0) {
+        printf("USER FAIL a 0-byte object has %zu bytes\n", len);
+        fails++;
+    }
+    rh_release(r);
+    rh_release(r);
+    expect(rh_put(NULL, 0, &r), RH_OK, "rh_put(NULL, 0)", NULL);
+    rh_release(r);
+    expect(rh_put(&c, SIZE_MAX / 2, &r), RH_ERR_TOO_LARGE,
+           "rh_put of SIZE_MAX / 2 bytes", NULL);
+    {
+        void *w;
+
+        expect(rh_put_create(SIZE_MAX - 7, &r, &w), RH_ERR_TOO_LARGE,
+               "rh_put_create of SIZE_MAX - 7 bytes", NULL);
+    }
+}
+
+static void mode_scale(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    scale_puts();
+    scale_nest();
+    scale_fan_in();
+    scale_wait_many();
+    scale_chain();
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -243,6 +641,30 @@ static void mode_args(void)
            "rh_actor_create of a NULL class", NULL);
     expect(rh_register("late", one, 0, 1), RH_ERR_ALREADY_INITIALIZED,
            "rh_register after rh_init", NULL);
+    {
+        rh_ref_t two[2];
+        const void *p;
+        size_t len = 1;
+
+        /* "one" sets return 0 of 2: return 1 is an empty object. */
+        CHECK(rh_remote("one", NULL, 0, &(rh_task_params_t){
+                  .field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS,
+                  .num_returns = 2 }, two));
+        expect(rh_get(two[1], &p, &len, 60000), RH_OK, "rh_get of a return "
+               "the task did not set", NULL);
+        if (len != 0) {
+            printf("USER FAIL a return the task did not set has %zu bytes, "
+                   "not 0\n", len);
+            fails++;
+        }
+        for (int i = 0; i < 2; i++) {
+            rh_release(two[i]);
+        }
+        rh_release(two[1]);
+    }
+    /* The sentence names the call the program made. */
+    expect(rh_put(&x, sizeof(x), NULL), RH_ERR_INVALID_PARAM,
+           "rh_put with ref NULL", "rh_put needs");
 }
 
 int main(int argc, char **argv)
@@ -255,6 +677,12 @@ int main(int argc, char **argv)
     CHECK(rh_register("one", one, 0, 1));
     CHECK(rh_register("any", one, -1, 1));
     CHECK(rh_register("killer", killer, 1, 1));
+    CHECK(rh_register("releaser", releaser, 1, 1));
+    CHECK(rh_register("gone_group", gone_group, 0, 1));
+    CHECK(rh_register("bad", bad, 0, 1));
+    CHECK(rh_register("sum", sum, -1, 1));
+    CHECK(rh_register("inc", inc, 1, 1));
+    CHECK(rh_register("nest", nest, 2, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
            "rh_register of one name", "already");
     {
@@ -275,6 +703,10 @@ int main(int argc, char **argv)
         mode_args();
     } else if (strcmp(mode, "restart") == 0) {
         mode_restart();
+    } else if (strcmp(mode, "holds") == 0) {
+        mode_holds();
+    } else if (strcmp(mode, "scale") == 0) {
+        mode_scale();
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
