@@ -281,7 +281,11 @@ const rh_config_field_t rh_config_table[] = {
     {"STORE_SIZE", "256M",
      "Bytes of each node's shared-memory object store, pre-faulted at start "
      "by the node's first rank (the node's other ranks wait for it as long "
-     "as it lives, with a warning past 10 s plus 15 s a GiB)",
+     "as it lives, with a warning past 10 s plus 15 s a GiB). Its object "
+     "table has a slot per 8 KiB of it (a power of two, 1,024 at least) "
+     "and holds objects in 7 of each 8 slots: 28,672 objects at the "
+     "default, past which puts fail with RH_ERR_STORE_FULL; many small "
+     "objects need a larger store",
      RH_OFF(store_size), &rh_type_size, NULL, 1u << 20, UINT64_MAX},
     {"HUGEPAGES", "auto",
      "Huge pages for the object store: auto (when the system has them), on "
