@@ -334,6 +334,7 @@ if want tsan; then
         RAYHPC_PROGRESS=polling tsan_run "alltoall, 2 ranks, polling" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
         RAYHPC_PROGRESS=blocking tsan_run "alltoall, 2 ranks, blocking" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
         tsan_run "alltoall, 4 ranks on 2 nodes" 0 "ALLTOALL OK" 4 -n 4 --nodes 2 ./tests/multi/alltoall
+        RAYHPC_PROGRESS=polling tsan_run "alltoall, 4 ranks on 2 nodes, polling" 0 "ALLTOALL OK" 4 -n 4 --nodes 2 ./tests/multi/alltoall
         UCX_TLS=tcp,self tsan_run "alltoall over tcp" 0 "ALLTOALL OK" 2 -n 2 --nodes 2 ./tests/multi/alltoall
         tsan_run "killed rank" 137 "status=success" 2 --keep-going -n 3 ./tests/multi/peer_kill
         RAYHPC_NUM_WORKERS=1 tsan_run "a receive queue stalled by a kill ends its rank, not the job" 137 "SHM_STALL OK" 1 --keep-going -n 5 ./tests/multi/shm_stall

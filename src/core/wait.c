@@ -47,7 +47,7 @@ static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
         }
         /* Nothing came, or another thread has the worker: on few cores
          * the peer we wait for may need ours. */
-        if ((idle++ & 15) == 0) {
+        if (rh_tp_idle_yield(idle++)) {
             sched_yield();
         }
         rh_cpu_relax();

@@ -80,6 +80,7 @@ typedef struct rh_transport {
     _Atomic int        sleeping;
     _Atomic int        mode;
     uint64_t           spin, peer_check_ns, last_peer_check;
+    unsigned           yield_mask;     /* rh_tp_idle_yield */
     _Atomic int        quiet_failures;
     int                reap_pending;
     int                closed;         /* no new endpoints (job over) */
@@ -903,6 +904,36 @@ static void rh_tp_sleep(void)
     rh_shml_woken();
 }
 
+/* When this host's ranks outnumber its cores, at least one rank's
+ * progress thread is off a core at any time, and a message to it waits
+ * until a thread on a core that has nothing to do yields: every 16 idle
+ * rounds (a microsecond or two) made each hop of a GCS write (3 ranks, 2
+ * cores) 1.5-2.9 us at the median; a yield on every idle round made them
+ * 0.25-1.2 us. With as many cores as ranks, the rank's own threads (a
+ * progress thread, a driver, a worker) share them as before: every 16th
+ * idle round offers the core to one woken meanwhile, and a yield more
+ * often only delays the next look at the network. */
+static void rh_tp_set_yield(const rh_tp_peer_info_t *peers)
+{
+    cpu_set_t set;
+    int local = 0, cpus;
+
+    for (int r = 0; r < rh_tp.size; r++) {
+        local += r == rh_tp.rank || peers[r].same_host;
+    }
+    CPU_ZERO(&set);
+    cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) :
+           (int)sysconf(_SC_NPROCESSORS_ONLN);
+    rh_tp.yield_mask = cpus > 0 && local > cpus ? 0 : 15;
+    rh_debug("idle polling yields every %u rounds (%d ranks here, %d cpus)",
+             rh_tp.yield_mask + 1, local, cpus);
+}
+
+int rh_tp_idle_yield(uint64_t idle)
+{
+    return (idle & rh_tp.yield_mask) == 0;
+}
+
 /* An idle spin: the token is free meanwhile, so that a thread with a
  * message sends it itself rather than waiting for our next turn on a
  * core (two ranks' threads share few cores). */
@@ -945,12 +976,11 @@ static void *rh_tp_progress_main(void *arg)
         }
         switch (atomic_load_explicit(&rh_tp.mode, memory_order_relaxed)) {
         case RH_PROGRESS_POLLING:
-            /* A spinning thread keeps the core until its time slice ends;
-             * every 16 idle rounds (a microsecond or two) offer it to a
-             * thread that has work (a worker or the driver woken by us)
-             * when cores are oversubscribed: a yield with nobody waiting
-             * costs a fraction of that. */
-            rh_tp_idle_spin((idle & 15) == 0);
+            /* A spinning thread keeps the core until its time slice ends:
+             * now and then it offers it to a thread that has work (a
+             * worker, the driver woken by us, another rank's thread that
+             * our message woke), see rh_tp_idle_yield. */
+            rh_tp_idle_spin(rh_tp_idle_yield(idle));
             break;
         case RH_PROGRESS_ADAPTIVE:
             if (idle < rh_tp.spin) {
@@ -1024,6 +1054,7 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
         atomic_store(&peer->alive, 1);
     }
     rh_tp.last_peer_check = rh_time_ns();
+    rh_tp_set_yield(peers);
     status = rh_tp_open_rings(peers);
     if (status != RH_OK) {
         return status;

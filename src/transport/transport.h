@@ -125,6 +125,12 @@ void rh_tp_drive_end(void);
  * rh_tp_drive_end. */
 void rh_tp_drive_leave(void);
 
+/* Whether a thread that polls the network, after idle rounds that found
+ * nothing, should yield its core now: on every such round when this
+ * host's ranks outnumber the cores this process may run on, on every
+ * 16th otherwise. For progress threads and drivers alike. */
+int rh_tp_idle_yield(uint64_t idle);
+
 /* How long a progress thread parked for drivers sleeps at most before it
  * looks whether any is left: the longest the network goes unattended
  * after rh_tp_drive_leave. */
