@@ -177,7 +177,7 @@ static void rh_pg_bundle_apply(uint64_t id, int bundle,
 /* ---- the global scheduler ---------------------------------------------------- */
 
 static void rh_gs_pg_send_state(rh_gs_pg_t *g);
-static rh_status_t rh_pg_local_post(int remove, uint64_t id, int n,
+static rh_status_t rh_pg_local_post(int what, uint64_t id, int n,
                                     int strategy, const rh_res_req_t *reqs);
 
 /* Writes g's record (pgroup.h: rh_pg_record_read) through the GCS: when it
@@ -991,7 +991,7 @@ static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
  * change of the global scheduler's groups happens. */
 typedef struct rh_pg_local_op {
     rh_tp_op_t    op;
-    int           remove, n, strategy;   /* remove: RH_PG_OP_* */
+    int           what, n, strategy;     /* what: RH_PG_OP_* */
     uint64_t      id;
     rh_res_req_t  bundles[];
 } rh_pg_local_op_t;
@@ -1000,9 +1000,9 @@ static void rh_pg_local_run(rh_tp_op_t *op)
 {
     rh_pg_local_op_t *o = (rh_pg_local_op_t *)op;
 
-    if (o->remove == RH_PG_OP_ASK) {
+    if (o->what == RH_PG_OP_ASK) {
         rh_gs_pg_on_ask(o->id, RH_GS_RANK);
-    } else if (o->remove == RH_PG_OP_REMOVE) {
+    } else if (o->what == RH_PG_OP_REMOVE) {
         rh_gs_pg_remove(o->id);
     } else {
         rh_gs_pg_create(RH_GS_RANK, o->id, o->n, o->strategy, o->bundles);
@@ -1010,7 +1010,7 @@ static void rh_pg_local_run(rh_tp_op_t *op)
     free(o);
 }
 
-static rh_status_t rh_pg_local_post(int remove, uint64_t id, int n,
+static rh_status_t rh_pg_local_post(int what, uint64_t id, int n,
                                     int strategy, const rh_res_req_t *reqs)
 {
     rh_pg_local_op_t *o = malloc(sizeof(*o) + (size_t)n * sizeof(*reqs));
@@ -1019,7 +1019,7 @@ static rh_status_t rh_pg_local_post(int remove, uint64_t id, int n,
         return rh_error_set(RH_ERR_NO_MEMORY, "placement group");
     }
     o->op.run = rh_pg_local_run;
-    o->remove = remove;
+    o->what = what;
     o->id = id;
     o->n = n;
     o->strategy = strategy;
