@@ -290,7 +290,10 @@ typedef enum rh_strategy {
  * rank made is refused (RH_ERR_INVALID_PARAM) by rh_remote, rh_pg_wait and
  * the rest; another rank's id this rank has not heard of may be taken
  * first: its tasks' returns then fail (RH_ERR_TASK_FAILED) once that rank
- * says it never made it, or removed it. */
+ * says it never made it, or removed it, or once that rank died without
+ * placing it (rank 0, the global scheduler, answers for a dead owner);
+ * rh_remote and rh_pg_wait of the id are then RH_ERR_INVALID_PARAM, with
+ * the same reason (docs/fault-tolerance.md). */
 typedef uint64_t rh_pg_t;
 
 typedef struct rh_task_params {

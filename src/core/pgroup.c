@@ -35,8 +35,18 @@ enum {
     RH_PGS_PLACED  = 0,  /* state: where the bundles are */
     RH_PGS_REMOVED = 1,  /* state: the group is gone */
     RH_PGS_ASK     = 2,  /* state, to a group's owner: was it made? */
-    RH_PGS_UNMADE  = 3   /* the owner's answer: never made (n 0), removed */
+    RH_PGS_UNMADE  = 3,  /* the owner's answer: never made (n 0), removed
+                          * (n 1); the global scheduler's: the owner died
+                          * and it holds no such group (n 2) */
+    RH_PGS_ASK_GS  = 4   /* state, to the global scheduler: the group's
+                          * owner died before answering RH_PGS_ASK */
 };
+
+/* rh_pg_obj_t.never: why a group this rank never saw placed is gone. */
+enum { RH_PG_NEVER_MADE = 1, RH_PG_OWNER_DIED = 2 };
+
+/* What rank 0's progress thread does for its own calls (rh_pg_local_post). */
+enum { RH_PG_OP_CREATE = 0, RH_PG_OP_REMOVE = 1, RH_PG_OP_ASK = 2 };
 
 #define RH_PG_FAIL (-5)  /* rh_pg_where: the task cannot run in the group */
 
@@ -75,7 +85,8 @@ struct rh_pg_obj {
     int          *cpus;           /* READY: the CPUs each bundle holds */
     int          *lost;           /* READY: see ranks */
     int           counted;        /* cpus are in placement's view */
-    int           never;          /* REMOVED: its owner never made it */
+    int           never;          /* REMOVED: RH_PG_NEVER_MADE, or
+                                   * RH_PG_OWNER_DIED */
     rh_task_t   **held;           /* tasks waiting for a place */
     size_t        nheld, cap;
     rh_pg_waiter_t *waiters;      /* told when the placement changes */
@@ -112,9 +123,19 @@ struct rh_gs_pg {
     rh_gcs_record_t *rec;         /* its record in the GCS; NULL: none */
 };
 
+/* Rank 0: an RH_PGS_ASK_GS about an id it does not hold, from a rank
+ * that saw the owner dead before rank 0 did; answered once rank 0 does. */
+typedef struct rh_gs_ask rh_gs_ask_t;
+struct rh_gs_ask {
+    rh_gs_ask_t *next;
+    uint64_t     id;
+    int          asker;
+};
+
 static pthread_mutex_t rh_pg_lock = PTHREAD_MUTEX_INITIALIZER;
 static rh_pg_obj_t *rh_pgs;           /* ours */
 static rh_gs_pg_t *rh_gs_pgs;         /* rank 0: every group */
+static rh_gs_ask_t *rh_gs_asks;       /* rank 0, progress thread only */
 static uint64_t rh_pg_counter;
 
 static const char *const rh_pg_strategy_names[] = {
@@ -156,6 +177,8 @@ static void rh_pg_bundle_apply(uint64_t id, int bundle,
 /* ---- the global scheduler ---------------------------------------------------- */
 
 static void rh_gs_pg_send_state(rh_gs_pg_t *g);
+static rh_status_t rh_pg_local_post(int what, uint64_t id, int n,
+                                    int strategy, const rh_res_req_t *reqs);
 
 /* Writes g's record (pgroup.h: rh_pg_record_read) through the GCS: when it
  * is created (pending), placed (again) and removed. Never blocks; the global
@@ -366,12 +389,12 @@ static void rh_gs_pg_on_peer_failure(int rank)
 static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
                               const int32_t *cpus, const int32_t *lost);
 
-/* Tells every rank where g's bundles are (n ranks, -1 for one lost with
- * its rank and not placed again; the CPUs each holds; the rank each lost
- * one was lost with, else -1), or that g is gone (g NULL): any rank may
- * submit tasks into a group it was handed, and places other tasks where
- * CPUs are not reserved. */
-static void rh_gs_pg_broadcast(uint64_t id, const rh_gs_pg_t *g)
+/* Tells every rank (only rank only, when only >= 0) where g's bundles
+ * are (n ranks, -1 for one lost with its rank and not placed again; the
+ * CPUs each holds; the rank each lost one was lost with, else -1), or that
+ * g is gone (g NULL): any rank may submit tasks into a group it was
+ * handed, and places other tasks where CPUs are not reserved. */
+static void rh_gs_pg_tell(uint64_t id, const rh_gs_pg_t *g, int only)
 {
     int n = g != NULL ? g->n : 0;
     rh_pg_hdr_t h = { id, n, g != NULL ? RH_PGS_PLACED : RH_PGS_REMOVED };
@@ -389,6 +412,9 @@ static void rh_gs_pg_broadcast(uint64_t id, const rh_gs_pg_t *g)
         }
     }
     for (int r = 0; r < rh_size(); r++) {
+        if (only >= 0 && r != only) {
+            continue;
+        }
         if (r == rh_rank()) {
             rh_pg_state_apply(id, n, state, state != NULL ? state + n : NULL,
                               state != NULL ? state + 2 * n : NULL);
@@ -399,6 +425,11 @@ static void rh_gs_pg_broadcast(uint64_t id, const rh_gs_pg_t *g)
         }
     }
     free(state);
+}
+
+static void rh_gs_pg_broadcast(uint64_t id, const rh_gs_pg_t *g)
+{
+    rh_gs_pg_tell(id, g, -1);
 }
 
 static void rh_gs_pg_send_state(rh_gs_pg_t *g)
@@ -644,6 +675,14 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
     int state = g != NULL ? atomic_load(&g->state) : RH_PG_REMOVED, r;
 
     *code = RH_ERR_INVALID_PARAM;
+    if (state == RH_PG_REMOVED && g != NULL &&
+        g->never == RH_PG_OWNER_DIED) {
+        snprintf(why, len, "placement group %llx was never placed: its "
+                 "owner, rank %llu, died and the global scheduler holds no "
+                 "such group (never made, or removed)",
+                 (unsigned long long)id, (unsigned long long)(id >> 32));
+        return RH_PG_FAIL;
+    }
     if (state == RH_PG_REMOVED && g != NULL && g->never) {
         snprintf(why, len, "placement group %llx was never made: rank %llu "
                  "made no group of that number", (unsigned long long)id,
@@ -766,8 +805,9 @@ static void rh_pg_on_ask(uint64_t id, int asker)
     }
 }
 
-/* The owner's answer: a group we wait for was never made, or is gone;
- * the tasks held for it fail. */
+/* The owner's answer: a group we wait for was never made, or is gone; or
+ * the global scheduler's: its owner died and it holds no such group. The
+ * tasks held for it fail. */
 static void rh_pg_on_unmade(uint64_t id, int never)
 {
     rh_pg_obj_t *g;
@@ -791,6 +831,103 @@ static void rh_pg_on_unmade(uint64_t id, int never)
     rh_future_notify();   /* rh_pg_wait */
 }
 
+/* At the global scheduler, on its progress thread: asker waits for group
+ * id, whose owner died before answering. A group placed here is told to
+ * asker; one pending here is a pending group (its placement comes as for
+ * any); one this rank does not hold was never made or was removed, which
+ * is said once this rank sees the owner dead too (until then the ask is
+ * kept: rh_gs_pg_on_owner_failure). */
+static void rh_gs_pg_on_ask(uint64_t id, int asker)
+{
+    int owner = (int)(id >> 32), held = 0, ready = 0;
+    rh_pg_hdr_t h = { id, RH_PG_OWNER_DIED, RH_PGS_UNMADE };
+    rh_gs_pg_t *g;
+
+    pthread_mutex_lock(&rh_pg_lock);
+    for (g = rh_gs_pgs; g != NULL && g->id != id; g = g->next) {
+    }
+    if (g != NULL) {
+        held = 1;
+        ready = g->placed;
+        for (int b = 0; ready && b < g->n; b++) {
+            ready = g->asking[b] != RH_GS_ASKED;
+        }
+    }
+    pthread_mutex_unlock(&rh_pg_lock);
+    if (held) {
+        /* Groups change on this thread only: g stays valid. Not ready:
+         * its broadcast comes when it is. */
+        if (ready) {
+            rh_gs_pg_tell(id, g, asker);
+        }
+        return;
+    }
+    if (rh_rank_alive(owner)) {
+        rh_gs_ask_t *a = malloc(sizeof(*a));
+
+        if (a != NULL) {
+            a->id = id;
+            a->asker = asker;
+            a->next = rh_gs_asks;
+            rh_gs_asks = a;
+            return;
+        }
+        rh_warn("placement group %llx: no memory to keep rank %d's ask",
+                (unsigned long long)id, asker);
+    }
+    if (asker == rh_rank()) {
+        rh_pg_on_unmade(id, RH_PG_OWNER_DIED);
+    } else {
+        (void)rh_am_send((uint32_t)asker, RH_AM_ID_PG_STATE, &h, sizeof(h),
+                         NULL, 0, NULL, NULL);
+    }
+}
+
+/* The global scheduler sees owner dead: the asks about its ids kept until
+ * now are answered. */
+static void rh_gs_pg_on_owner_failure(int owner)
+{
+    rh_gs_ask_t *mine = NULL;
+
+    for (rh_gs_ask_t **pp = &rh_gs_asks; *pp != NULL;) {
+        rh_gs_ask_t *a = *pp;
+
+        if ((int)(a->id >> 32) == owner) {
+            *pp = a->next;
+            a->next = mine;
+            mine = a;
+        } else {
+            pp = &a->next;
+        }
+    }
+    while (mine != NULL) {
+        rh_gs_ask_t *a = mine;
+
+        mine = a->next;
+        if (rh_rank_alive(a->asker)) {
+            rh_gs_pg_on_ask(a->id, a->asker);
+        }
+        free(a);
+    }
+}
+
+/* Asks the global scheduler about id, whose owner is dead (rank 0 asks
+ * itself, on its progress thread). */
+static rh_status_t rh_pg_ask_gs(uint64_t id, int on_progress)
+{
+    rh_pg_hdr_t h = { id, 0, RH_PGS_ASK_GS };
+
+    if (rh_rank() != RH_GS_RANK) {
+        return rh_am_send(RH_GS_RANK, RH_AM_ID_PG_STATE, &h, sizeof(h), NULL,
+                          0, NULL, NULL);
+    }
+    if (on_progress) {
+        rh_gs_pg_on_ask(id, RH_GS_RANK);
+        return RH_OK;
+    }
+    return rh_pg_local_post(RH_PG_OP_ASK, id, 0, 0, NULL);
+}
+
 static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
 {
     rh_pg_hdr_t h;
@@ -803,7 +940,17 @@ static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
     }
     if (h.kind == RH_PGS_UNMADE && (h.id >> 32) == msg->src &&
         (h.n == 0 || h.n == 1)) {
-        rh_pg_on_unmade(h.id, h.n == 0);
+        rh_pg_on_unmade(h.id, h.n == 0 ? RH_PG_NEVER_MADE : 0);
+        return RH_OK;
+    }
+    if (h.kind == RH_PGS_UNMADE && msg->src == RH_GS_RANK &&
+        h.n == RH_PG_OWNER_DIED) {
+        rh_pg_on_unmade(h.id, RH_PG_OWNER_DIED);
+        return RH_OK;
+    }
+    if (h.kind == RH_PGS_ASK_GS && rh_rank() == RH_GS_RANK &&
+        (h.id >> 32) < (uint64_t)rh_size() && (uint32_t)h.id != 0) {
+        rh_gs_pg_on_ask(h.id, (int)msg->src);
         return RH_OK;
     }
     if (msg->src != RH_GS_RANK || msg->rndv_desc != NULL) {
@@ -844,7 +991,7 @@ static rh_status_t rh_pg_on_state(void *arg, rh_am_msg_t *msg)
  * change of the global scheduler's groups happens. */
 typedef struct rh_pg_local_op {
     rh_tp_op_t    op;
-    int           remove, n, strategy;
+    int           what, n, strategy;     /* what: RH_PG_OP_* */
     uint64_t      id;
     rh_res_req_t  bundles[];
 } rh_pg_local_op_t;
@@ -853,7 +1000,9 @@ static void rh_pg_local_run(rh_tp_op_t *op)
 {
     rh_pg_local_op_t *o = (rh_pg_local_op_t *)op;
 
-    if (o->remove) {
+    if (o->what == RH_PG_OP_ASK) {
+        rh_gs_pg_on_ask(o->id, RH_GS_RANK);
+    } else if (o->what == RH_PG_OP_REMOVE) {
         rh_gs_pg_remove(o->id);
     } else {
         rh_gs_pg_create(RH_GS_RANK, o->id, o->n, o->strategy, o->bundles);
@@ -861,7 +1010,7 @@ static void rh_pg_local_run(rh_tp_op_t *op)
     free(o);
 }
 
-static rh_status_t rh_pg_local_post(int remove, uint64_t id, int n,
+static rh_status_t rh_pg_local_post(int what, uint64_t id, int n,
                                     int strategy, const rh_res_req_t *reqs)
 {
     rh_pg_local_op_t *o = malloc(sizeof(*o) + (size_t)n * sizeof(*reqs));
@@ -870,7 +1019,7 @@ static rh_status_t rh_pg_local_post(int remove, uint64_t id, int n,
         return rh_error_set(RH_ERR_NO_MEMORY, "placement group");
     }
     o->op.run = rh_pg_local_run;
-    o->remove = remove;
+    o->what = what;
     o->id = id;
     o->n = n;
     o->strategy = strategy;
@@ -948,7 +1097,8 @@ rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
     h.n = n;
     h.kind = (int32_t)strategy;
     if (rh_rank() == RH_GS_RANK) {
-        status = rh_pg_local_post(0, g->id, n, (int)strategy, reqs);
+        status = rh_pg_local_post(RH_PG_OP_CREATE, g->id, n, (int)strategy,
+                                  reqs);
     } else {
         status = rh_am_send(RH_GS_RANK, RH_AM_ID_PG_CREATE, &h, sizeof(h),
                             reqs, (size_t)n * sizeof(*reqs), NULL, NULL);
@@ -980,12 +1130,18 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
     if (g == NULL && (g = rh_pg_shadow(pg)) != NULL) {
         /* Another rank's: placed when the global scheduler tells us. Its
          * owner says if it never made it or removed it already (the news
-         * of that may have come before we knew the id). */
+         * of that may have come before we knew the id); a dead owner never
+         * answers: the global scheduler does (rh_pg_on_peer_failure asks
+         * it for an owner that dies from now on). */
+        int owner = (int)(pg >> 32);
         rh_pg_hdr_t h = { pg, 0, RH_PGS_ASK };
 
         pthread_mutex_unlock(&rh_pg_lock);
-        (void)rh_am_send((uint32_t)(pg >> 32), RH_AM_ID_PG_STATE, &h,
-                         sizeof(h), NULL, 0, NULL, NULL);
+        if (!rh_rank_alive(owner) ||
+            rh_am_send((uint32_t)owner, RH_AM_ID_PG_STATE, &h, sizeof(h),
+                       NULL, 0, NULL, NULL) != RH_OK) {
+            (void)rh_pg_ask_gs(pg, 0);
+        }
     } else {
         pthread_mutex_unlock(&rh_pg_lock);
     }
@@ -1125,7 +1281,7 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
     rh_pg_tell_waiters(waiters);
     rh_future_notify();
     if (rh_rank() == RH_GS_RANK) {
-        return rh_pg_local_post(1, pg, 0, 0, NULL);
+        return rh_pg_local_post(RH_PG_OP_REMOVE, pg, 0, 0, NULL);
     }
     return rh_am_send(RH_GS_RANK, RH_AM_ID_PG_REMOVE, &h, sizeof(h), NULL, 0,
                       NULL, NULL);
@@ -1387,11 +1543,44 @@ err_malformed:
  * groups. */
 static void rh_pg_on_peer_failure(void *arg, int rank)
 {
+    uint64_t *ids = NULL;
+    size_t nids = 0, cap = 0;
+
     (void)arg;
-    rh_gs_pg_on_peer_failure(rank);
-    /* Any change of the members: what waits for room is tried again
-     * (the global scheduler's books moved). */
-    rh_gs_pg_place_pending();
+    if (rh_rank() == RH_GS_RANK) {
+        rh_gs_pg_on_peer_failure(rank);
+        /* Any change of the members: what waits for room is tried again
+         * (the global scheduler's books moved). */
+        rh_gs_pg_place_pending();
+        rh_gs_pg_on_owner_failure(rank);
+    }
+    /* Groups of rank we wait to hear of: it may have died before it
+     * answered our RH_PGS_ASK; the global scheduler answers instead. */
+    pthread_mutex_lock(&rh_pg_lock);
+    for (rh_pg_obj_t *g = rh_pgs; g != NULL; g = g->next) {
+        if ((int)(g->id >> 32) != rank ||
+            atomic_load(&g->state) != RH_PG_PENDING) {
+            continue;
+        }
+        if (nids == cap) {
+            size_t c = cap ? 2 * cap : 8;
+            uint64_t *more = realloc(ids, c * sizeof(*ids));
+
+            if (more == NULL) {
+                rh_warn("placement groups of rank %d: no memory to ask the "
+                        "global scheduler about them", rank);
+                break;
+            }
+            ids = more;
+            cap = c;
+        }
+        ids[nids++] = g->id;
+    }
+    pthread_mutex_unlock(&rh_pg_lock);
+    for (size_t i = 0; i < nids; i++) {
+        (void)rh_pg_ask_gs(ids[i], 1);
+    }
+    free(ids);
 }
 
 rh_status_t rh_pg_setup(void)
@@ -1412,7 +1601,7 @@ rh_status_t rh_pg_setup(void)
         status = rh_am_register(RH_AM_ID_PG_REMOVE, sizeof(rh_pg_hdr_t),
                                 sizeof(rh_pg_hdr_t), rh_pg_on_remove, NULL);
     }
-    if (status == RH_OK && rh_rank() == RH_GS_RANK) {
+    if (status == RH_OK) {
         status = rh_tp_on_peer_failure(rh_pg_on_peer_failure, NULL);
     }
     return status;
@@ -1451,6 +1640,12 @@ void rh_pg_teardown(void)
         free(g->ranks);
         free(g->asking);
         free(g);
+    }
+    while (rh_gs_asks != NULL) {
+        rh_gs_ask_t *a = rh_gs_asks;
+
+        rh_gs_asks = a->next;
+        free(a);
     }
     rh_pg_counter = 0;
     pthread_mutex_unlock(&rh_pg_lock);

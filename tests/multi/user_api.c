@@ -13,6 +13,14 @@
  *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; so does
  *           one into a group another rank removed before it was placed;
  *           a bundle that reserves nothing is refused
+ *   pgdead  (3+ ranks) rank 1 dies once the others are up; once each
+ *           survivor sees it dead, a task into group 7 of rank 1 (which
+ *           no rank heard of) fails, saying its owner died, instead of
+ *           waiting for an answer that never comes; so do rh_pg_wait of
+ *           that id and a second rh_remote into it (RH_ERR_INVALID_PARAM)
+ *   pgstop  (3+ ranks) rank 1 stops (SIGSTOP); rank 2 submits a task into
+ *           group 9 of rank 1, whose ask then sits unanswered; rank 1 is
+ *           killed: the task fails, saying the owner died
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
@@ -35,12 +43,17 @@
  *           bytes (a ref to an empty object) and of more than any store
  *           holds (RH_ERR_TOO_LARGE)
  *
- * Prints "USER <MODE> OK" on rank 0, or "USER FAIL ..." and exits 1.
+ * Prints "USER <MODE> OK" on rank 0 (in pgdead and pgstop, on each rank
+ * that lives), or "USER FAIL ..." and exits 1.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "rank_util.h"
 
@@ -195,6 +208,250 @@ static void mode_pg(void)
     CHECK(rh_pg_wait(pg, 30000));
     CHECK(rh_pg_remove(pg));
     refused_group(pg, "a task into a removed group");
+}
+
+/* Files beside the job for the steps of pgdead and pgstop that no message
+ * can carry (a stopped rank reads none): "<base>up<rank>", "<base>stopped",
+ * "<base>go". */
+static char dead_base[128];
+
+static void dead_path(char *buf, size_t len, const char *what, int rank)
+{
+    if (rank >= 0) {
+        snprintf(buf, len, "%s%s%d", dead_base, what, rank);
+    } else {
+        snprintf(buf, len, "%s%s", dead_base, what);
+    }
+}
+
+static void dead_touch(const char *what, int rank)
+{
+    char path[192];
+    int fd;
+
+    dead_path(path, sizeof(path), what, rank);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (fd < 0) {
+        printf("USER FAIL rank %d: cannot make %s\n", rh_rank(), path);
+        fails++;
+        return;
+    }
+    close(fd);
+}
+
+static void dead_unlink(const char *what, int rank)
+{
+    char path[192];
+
+    dead_path(path, sizeof(path), what, rank);
+    (void)unlink(path);
+}
+
+/* Waits (at most 120 s: a test fails, it does not hang) for a file. */
+static int dead_await(const char *what, int rank)
+{
+    char path[192];
+    double end = rank_now() + 120;
+
+    dead_path(path, sizeof(path), what, rank);
+    while (access(path, F_OK) != 0) {
+        if (rank_now() > end) {
+            printf("USER FAIL rank %d: %s never came\n", rh_rank(), path);
+            fails++;
+            return -1;
+        }
+        rank_nap();
+    }
+    return 0;
+}
+
+static int dead_setup(void)
+{
+    const char *job = getenv("RAYHPC_LOCAL_JOBID");
+
+    if (rh_size() < 3 || job == NULL) {
+        printf("USER FAIL this mode needs 3 ranks or more, started by "
+               "rayhpc-run\n");
+        fails++;
+        return -1;
+    }
+    snprintf(dead_base, sizeof(dead_base), "/tmp/rayhpc-user-%s-", job);
+    return 0;
+}
+
+/* Waits until this rank sees rank dead (at most 120 s). */
+static void seen_dead(int rank)
+{
+    double end = rank_now() + 120;
+
+    while (rh_rank_alive(rank)) {
+        if (rank_now() > end) {
+            printf("USER FAIL rank %d: rank %d still lives\n", rh_rank(),
+                   rank);
+            fails++;
+            return;
+        }
+        rank_nap();
+    }
+}
+
+/* A task into group pg, whose owner died: its return fails (or rh_remote
+ * refuses it), saying so, rather than waiting for ever; then rh_pg_wait
+ * and rh_remote refuse the id with the same reason. */
+static void owner_died(rh_pg_t pg, const char *what)
+{
+    rh_task_params_t p = { 0 };
+    rh_ref_t r;
+    const void *v;
+    char more[160];
+    rh_status_t st;
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, NULL, 60000);
+        expect(st, RH_ERR_TASK_FAILED, what, "died");
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    } else {
+        expect(st, RH_ERR_INVALID_PARAM, what, "died");
+    }
+    snprintf(more, sizeof(more), "rh_pg_wait after %s", what);
+    expect(rh_pg_wait(pg, 60000), RH_ERR_INVALID_PARAM, more, "died");
+    snprintf(more, sizeof(more), "rh_remote again after %s", what);
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_ERR_INVALID_PARAM, more, "died");
+    if (st == RH_OK) {
+        rh_release(r);
+    }
+}
+
+static void mode_pgdead(void)
+{
+    int me = rh_rank();
+
+    if (dead_setup() != 0) {
+        return;
+    }
+    if (me == 1) {
+        /* Dies once every other rank is past rh_init. */
+        for (int r = 0; r < rh_size(); r++) {
+            if (r != 1 && dead_await("up", r) != 0) {
+                exit(1);
+            }
+        }
+        raise(SIGKILL);
+    }
+    dead_touch("up", me);
+    seen_dead(1);
+    /* Rank 1 read them all before it died; rank 0 clears them all, also
+     * those of a rank that failed since. */
+    for (int r = 0; r < rh_size(); r++) {
+        if (r == me || me == 0) {
+            dead_unlink("up", r);
+        }
+    }
+    owner_died((uint64_t)1 << 32 | 7, "a task into group 7 of rank 1, "
+               "which died");
+}
+
+/* Rank 1's helper process: once rank 1 stops, says so; once rank 2 says go
+ * (or after 120 s), kills rank 1. System calls only: it was forked from
+ * a process with threads. */
+static void stop_helper(pid_t victim, const char *stat, const char *stopped,
+                        const char *go)
+{
+    struct timespec nap = { 0, 1000000 };
+    int told = 0;
+
+    for (long i = 0; i < 120000; i++) {
+        if (!told) {
+            char buf[256];
+            int fd = open(stat, O_RDONLY);
+            ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+            char *p;
+
+            if (fd >= 0) {
+                close(fd);
+            }
+            buf[n > 0 ? n : 0] = '\0';
+            p = strrchr(buf, ')');
+            if (p != NULL && p[1] == ' ' && p[2] == 'T') {
+                fd = open(stopped, O_WRONLY | O_CREAT, 0600);
+                if (fd >= 0) {
+                    close(fd);
+                }
+                told = 1;
+            }
+        } else if (access(go, F_OK) == 0) {
+            break;
+        }
+        nanosleep(&nap, NULL);
+    }
+    kill(victim, SIGKILL);
+    _exit(0);
+}
+
+static void mode_pgstop(void)
+{
+    int me = rh_rank();
+
+    if (dead_setup() != 0) {
+        return;
+    }
+    if (me == 1) {
+        char stat[64], stopped[192], go[192];
+        pid_t self = getpid(), helper;
+
+        snprintf(stat, sizeof(stat), "/proc/%ld/stat", (long)self);
+        dead_path(stopped, sizeof(stopped), "stopped", -1);
+        dead_path(go, sizeof(go), "go", -1);
+        fflush(NULL);
+        helper = fork();
+        if (helper == 0) {
+            stop_helper(self, stat, stopped, go);
+        }
+        if (helper < 0) {
+            printf("USER FAIL rank 1: fork failed\n");
+            exit(1);
+        }
+        raise(SIGSTOP);
+        exit(1);   /* the helper kills this rank while it is stopped */
+    }
+    if (me == 2 && dead_await("stopped", -1) == 0) {
+        rh_task_params_t p = { 0 };
+        rh_pg_t pg = (uint64_t)1 << 32 | 9;
+        rh_ref_t r;
+        const void *v;
+        rh_status_t st;
+
+        /* Rank 1 lives but answers nothing: the ask about group 9 waits. */
+        p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+        p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+        p.pg = pg;
+        CHECK(rh_remote("one", NULL, 0, &p, &r));
+        dead_touch("go", -1);
+        st = rh_get(r, &v, NULL, 60000);
+        expect(st, RH_ERR_TASK_FAILED, "a task into group 9 of rank 1, "
+               "which died while it was asked", "died");
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+        expect(rh_pg_wait(pg, 60000), RH_ERR_INVALID_PARAM, "rh_pg_wait of "
+               "group 9 of rank 1, which died", "died");
+    }
+    seen_dead(1);
+    if (me == 0 || me == 2) {
+        /* Read by none once rank 1 is dead (its helper killed it after go,
+         * or after its 120 s). */
+        dead_unlink("stopped", -1);
+        dead_unlink("go", -1);
+    }
 }
 
 static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
@@ -699,6 +956,10 @@ int main(int argc, char **argv)
     me = rh_rank();
     if (strcmp(mode, "pg") == 0) {
         mode_pg();
+    } else if (strcmp(mode, "pgdead") == 0) {
+        mode_pgdead();
+    } else if (strcmp(mode, "pgstop") == 0) {
+        mode_pgstop();
     } else if (strcmp(mode, "args") == 0) {
         mode_args();
     } else if (strcmp(mode, "restart") == 0) {
@@ -715,7 +976,7 @@ int main(int argc, char **argv)
     if (fails != 0) {
         return 1;
     }
-    if (me == 0) {
+    if (me == 0 || (strncmp(mode, "pg", 2) == 0 && mode[2] != '\0')) {
         size_t i = 0;
 
         for (; mode[i] != '\0' && i + 1 < sizeof(up); i++) {
