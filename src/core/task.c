@@ -133,9 +133,11 @@ static rh_status_t rh_task_ret_check(rh_task_ctx_t *ctx, int i)
  * one sealed is taken over when its size is the return's (the task gives
  * the same value again: the function writes into a buffer of its own).
  * The lost run's process counts as dead for the store once it is in its
- * exit, as it is for the transport, which declared it dead: nothing is
- * waited for. Any object a process that still runs created stays as it
- * is: RH_ERR_BUSY. */
+ * exit, as it is for the transport, which declared it dead. Only a reap
+ * of it that another rank of the node is still doing is waited for. Any
+ * object a process that still runs created stays as it is: RH_ERR_BUSY. */
+#define RH_TAKE_OVER_TRIES 2000   /* 1 ms apart */
+
 static rh_status_t rh_task_ret_take_over(rh_object_id_t id, size_t len,
                                          rh_task_ret_t *ret, void **ptr)
 {
@@ -146,6 +148,19 @@ static rh_status_t rh_task_ret_take_over(rh_object_id_t id, size_t len,
     snprintf(taken, sizeof(taken), "%s", rh_last_error());
     (void)rh_store_reap_holders(rh_core_store(), NULL, NULL);
     status = rh_object_create(id, len, ptr);
+    /* The dead run's process may be in another rank's reap still, which
+     * gives back its references before it removes what it was writing:
+     * its unsealed return goes once that reap ends (a few steps of a live
+     * process; the bound is for a reaper that dies meanwhile). */
+    for (int i = 0; status == RH_ERR_BUSY && i < RH_TAKE_OVER_TRIES &&
+         rh_store_drop_dead_write(rh_core_store(), id) == RH_OK; i++) {
+        struct timespec ts = { 0, 1000000 };
+
+        status = rh_object_create(id, len, ptr);
+        if (status == RH_ERR_BUSY) {
+            nanosleep(&ts, NULL);
+        }
+    }
     if (status != RH_ERR_BUSY) {
         return status;
     }

@@ -489,6 +489,41 @@ rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
     return RH_OK;
 }
 
+static rh_status_t rh_store_remove(rh_store_t *s, rh_store_entry_t *e,
+                                   uint64_t c);
+
+rh_status_t rh_store_drop_dead_write(rh_store_t *s, rh_object_id_t id)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    rh_store_entry_t *e;
+    uint64_t c;
+    int32_t writer;
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    e = rh_table_find_locked(s, id, &c);
+    if (e == NULL) {
+        rh_store_unlock(s);
+        return rh_store_absent(id, "drop");
+    }
+    writer = atomic_load_explicit(&e->creator_pid, memory_order_relaxed);
+    if (rh_ctl_state(c) != RH_SLOT_CREATED || writer == (int32_t)getpid() ||
+        !rh_segment_pid_gone(writer, 0)) {
+        rh_store_unlock(s);
+        return rh_error_set(RH_ERR_BUSY, "object %s is not an unsealed "
+                            "object of a process that is gone (writer %d)",
+                            rh_object_id_str(id, buf), (int)writer);
+    }
+    /* A process that is gone writes no more: its bytes are abandoned. One
+     * marked already goes with the last of its references, which the dead
+     * process's reap gives back. */
+    status = (c & RH_CTL_PENDING) ? RH_OK : rh_store_remove(s, e, c);
+    rh_store_unlock(s);
+    return status;
+}
+
 rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id)
 {
     char buf[RH_OBJECT_ID_STRLEN];

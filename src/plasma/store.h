@@ -159,6 +159,16 @@ rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
  * RH_ERR_INVALID_REF when absent. */
 rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
                            void **ptr);
+/* For the same run again: the object id, unsealed, whose writer is gone
+ * (dead, a zombie, or in its exit), is removed so that the caller can
+ * create it anew. The death's own reap removes it too, but it may be in
+ * another process's hands still (see rh_store_reap_holders), and a run
+ * again must not fail for that. RH_OK also when it is marked removed
+ * already and goes with the references the dead process's reap gives
+ * back (create it again once that is done). RH_ERR_BUSY when the writer
+ * lives or the object is sealed or spilled; RH_ERR_INVALID_REF when
+ * absent. */
+rh_status_t rh_store_drop_dead_write(rh_store_t *s, rh_object_id_t id);
 /* CREATED -> SEALED: the bytes are final and get may return them. */
 rh_status_t rh_store_seal(rh_store_t *s, rh_object_id_t id);
 

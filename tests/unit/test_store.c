@@ -943,6 +943,57 @@ Test(store, a_process_declared_dead_is_reaped_once_it_no_longer_runs)
     rh_store_close(s, 1);
 }
 
+/* A run again meets its lost run's unsealed return while another rank of
+ * the node is still reaping the dead process: the object goes for it
+ * anyway (removed now, or once the reap gives its references back), and
+ * never while its writer runs. */
+Test(store, a_dead_writers_unsealed_object_is_dropped_for_a_run_again)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_object_id_t read = rh_object_id_make(7, 41, 0);
+    rh_object_id_t sealed = rh_object_id_make(7, 42, 1);
+    rh_object_id_t writing = rh_object_id_make(7, 43, 1);
+    siginfo_t info;
+    void *ptr;
+    int ready[2];
+    pid_t pid;
+
+    put_object(s, read, 1000);
+    cr_assert_eq(pipe(ready), 0);
+    pid = spawn_writer(job, read, 2, sealed, writing, ready[1]);
+    cr_assert_eq(wait_fd(ready[0]), 0);
+    cr_expect_eq(rh_store_drop_dead_write(s, writing), RH_ERR_BUSY,
+                 "its writer runs");
+    cr_expect(rh_store_present(s, writing));
+    kill(pid, SIGKILL);
+    cr_assert_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
+    /* nobody reaped it yet (another rank's reap is under way) */
+    cr_expect_eq(rh_store_create(s, writing, 3000, &ptr), RH_ERR_BUSY);
+    cr_expect_eq(rh_store_drop_dead_write(s, sealed), RH_ERR_BUSY,
+                 "a sealed object is adopted, not dropped");
+    cr_assert_eq(rh_store_drop_dead_write(s, writing), RH_OK, "%s",
+                 rh_last_error());
+    cr_expect_eq(rh_store_drop_dead_write(s, writing) == RH_OK ||
+                 !rh_store_present(s, writing), 1,
+                 "a second drop while it goes is not an error");
+    cr_expect_eq(rh_store_reap_process(s, pid, NULL), RH_OK, "%s",
+                 rh_last_error());
+    cr_assert_eq(rh_store_create(s, writing, 3000, &ptr), RH_OK, "%s",
+                 rh_last_error());
+    cr_assert_eq(rh_store_seal(s, writing), RH_OK);
+    cr_expect_eq(rh_store_drop_dead_write(s, rh_object_id_make(7, 44, 1)),
+                 RH_ERR_INVALID_REF);
+    cr_expect_eq(child_status(pid), 128 + SIGKILL);
+    cr_assert_eq(rh_store_delete(s, writing), RH_OK);
+    cr_assert_eq(rh_store_delete(s, read), RH_OK);
+    cr_assert_eq(rh_store_delete(s, sealed), RH_OK);
+    expect_empty_and_consistent(s);
+    close(ready[0]);
+    close(ready[1]);
+    rh_store_close(s, 1);
+}
+
 Test(store, closing_gives_back_what_the_handle_still_holds)
 {
     char job[64];
