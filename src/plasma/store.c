@@ -442,6 +442,26 @@ rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
     return rh_store_create_flags(s, id, size, RH_ENTRY_COPY, ptr);
 }
 
+/* Locks the store and finds id in it; on RH_OK the lock is held and *e,
+ * *c are the entry and its control word. what names the caller's act in
+ * the message when the id is absent. */
+static rh_status_t rh_store_find_locking(rh_store_t *s, rh_object_id_t id,
+                                         const char *what,
+                                         rh_store_entry_t **e, uint64_t *c)
+{
+    rh_status_t status = rh_store_lock(s);
+
+    if (status != RH_OK) {
+        return status;
+    }
+    *e = rh_table_find_locked(s, id, c);
+    if (*e == NULL) {
+        rh_store_unlock(s);
+        return rh_store_absent(id, what);
+    }
+    return RH_OK;
+}
+
 rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
                            void **ptr)
 {
@@ -450,15 +470,10 @@ rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
     rh_store_entry_t *e;
     uint64_t c, offset = 0, bytes = 0;
     int32_t creator = 0;
-    rh_status_t status = rh_store_lock(s);
+    rh_status_t status = rh_store_find_locking(s, id, "adopt", &e, &c);
 
     if (status != RH_OK) {
         return status;
-    }
-    e = rh_table_find_locked(s, id, &c);
-    if (e == NULL) {
-        rh_store_unlock(s);
-        return rh_store_absent(id, "adopt");
     }
     creator = atomic_load_explicit(&e->creator_pid, memory_order_relaxed);
     offset = atomic_load_explicit(&e->offset, memory_order_relaxed);
@@ -498,15 +513,10 @@ rh_status_t rh_store_drop_dead_write(rh_store_t *s, rh_object_id_t id)
     rh_store_entry_t *e;
     uint64_t c;
     int32_t writer;
-    rh_status_t status = rh_store_lock(s);
+    rh_status_t status = rh_store_find_locking(s, id, "drop", &e, &c);
 
     if (status != RH_OK) {
         return status;
-    }
-    e = rh_table_find_locked(s, id, &c);
-    if (e == NULL) {
-        rh_store_unlock(s);
-        return rh_store_absent(id, "drop");
     }
     writer = atomic_load_explicit(&e->creator_pid, memory_order_relaxed);
     if (rh_ctl_state(c) != RH_SLOT_CREATED || writer == (int32_t)getpid() ||
