@@ -713,6 +713,20 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
     return rh_rank_alive(r) ? r : RH_PG_WAIT;
 }
 
+/* After a group's state changed under the lock: the tasks held for it go
+ * on (placed, or failed by rh_pg_hold with the group's reason) and its
+ * waiters are told. */
+static void rh_pg_settled(rh_task_t **held, size_t nheld,
+                          rh_pg_waiter_t *waiters)
+{
+    for (size_t i = 0; i < nheld; i++) {
+        rh_pg_hold(held[i]);
+    }
+    free(held);
+    rh_pg_tell_waiters(waiters);
+    rh_future_notify();   /* rh_pg_wait */
+}
+
 /* Every rank learns where a group's bundles are (n ranks), or that it is
  * gone (ranks NULL); tasks waiting for it go, wait on, or fail, and what
  * waits for a change is told. */
@@ -776,12 +790,7 @@ static void rh_pg_state_apply(uint64_t id, int n, const int32_t *ranks,
         waiters = rh_pg_take_pending(g, &held, &nheld);
     }
     pthread_mutex_unlock(&rh_pg_lock);
-    for (size_t i = 0; i < nheld; i++) {
-        rh_pg_hold(held[i]);
-    }
-    free(held);
-    rh_pg_tell_waiters(waiters);
-    rh_future_notify();   /* rh_pg_wait */
+    rh_pg_settled(held, nheld, waiters);
 }
 
 /* At a group's owner: a rank asks about one of our ids it was handed and
@@ -823,12 +832,7 @@ static void rh_pg_on_unmade(uint64_t id, int never)
         waiters = rh_pg_take_pending(g, &held, &nheld);
     }
     pthread_mutex_unlock(&rh_pg_lock);
-    for (size_t i = 0; i < nheld; i++) {
-        rh_pg_hold(held[i]);
-    }
-    free(held);
-    rh_pg_tell_waiters(waiters);
-    rh_future_notify();   /* rh_pg_wait */
+    rh_pg_settled(held, nheld, waiters);
 }
 
 /* At the global scheduler, on its progress thread: asker waits for group
