@@ -109,6 +109,12 @@ Test(spill, a_put_waits_for_readers_of_a_full_store_then_says_why)
     expect_ok(1, 0, "wait", "RAYHPC_PUT_TIMEOUT_MS=2000", "SPILL WAIT OK");
 }
 
+Test(spill, a_get_of_a_spilled_object_waits_for_readers_then_says_why)
+{
+    expect_ok(1, 0, "getwait", "RAYHPC_PUT_TIMEOUT_MS=2000",
+              "SPILL GETWAIT OK");
+}
+
 Test(spill, every_spill_file_is_0600)
 {
     rh_run_t run = run_ok(1, 0, "modes", NULL, "SPILL MODES OK");

@@ -351,8 +351,9 @@ const rh_config_field_t rh_config_table[] = {
      "off: all buffered, so that the page cache may keep what was spilled",
      RH_OFF(spill_direct), &rh_type_enum, rh_spill_direct_names, 0, 0},
     {"PUT_TIMEOUT_MS", "10s",
-     "How long rh_put, rh_put_create and task returns wait for room while "
-     "the objects that fill the store are being read, before "
+     "How long rh_put, rh_put_create, task returns and the read-back of a "
+     "spilled object (a get, a task's argument) wait for room while the "
+     "objects that fill the store are being read, before "
      "RH_ERR_STORE_FULL",
      RH_OFF(put_timeout_ms), &rh_type_time, NULL, 0, 86400000},
     {"LINEAGE_MAX_BYTES", "64M",

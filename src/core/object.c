@@ -72,22 +72,30 @@ static rh_status_t rh_bad_ref(rh_object_id_t id, const char *what)
 
 /* ---- room in the store ---------------------------------------------------- */
 
-typedef struct rh_create_try {
+typedef struct rh_room_try {
     rh_object_id_t id;
     size_t         len;
-    void          *ptr;
+    void          *ptr;      /* a create's bytes to write, a get's to read */
+    int            get;      /* a get (of a spilled object), else a create */
     rh_status_t    status;
     char           msg[512];
-} rh_create_try_t;
+} rh_room_try_t;
 
 /* Done (1) unless the store is full in a way that may pass: what fills it
  * is being read or written (spilling and eviction already had their go
- * inside rh_store_create). */
-static int rh_create_tried(void *arg)
+ * inside the store's create, or the read-back of a spilled object). */
+static int rh_room_tried(void *arg)
 {
-    rh_create_try_t *t = arg;
+    rh_room_try_t *t = arg;
 
-    t->status = rh_store_create(rh_core_store(), t->id, t->len, &t->ptr);
+    if (t->get) {
+        const void *p = NULL;
+
+        t->status = rh_store_get(rh_core_store(), t->id, &p, &t->len);
+        t->ptr = (void *)p;
+    } else {
+        t->status = rh_store_create(rh_core_store(), t->id, t->len, &t->ptr);
+    }
     if (t->status != RH_ERR_STORE_FULL) {
         return 1;
     }
@@ -95,27 +103,46 @@ static int rh_create_tried(void *arg)
     return rh_store_full_why() != RH_STORE_FULL_PINNED;
 }
 
-rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr)
+/* Backpressure: waits, driving the network (a release may come from
+ * another node), while readers hold what fills the store. */
+static rh_status_t rh_room_wait(rh_room_try_t *t)
 {
-    rh_create_try_t t = { .id = id, .len = len };
-
-    /* Backpressure: wait, driving the network (a release may come from
-     * another node), while readers hold what fills the store. */
-    if (!rh_create_tried(&t) &&
-        !rh_core_wait_until_polled(rh_create_tried, &t,
+    if (!rh_room_tried(t) &&
+        !rh_core_wait_until_polled(rh_room_tried, t,
                                    rh_deadline((int64_t)
                                                rh_cfg.put_timeout_ms))) {
         return rh_error_set(RH_ERR_STORE_FULL, "%s (waited %llu ms for "
                             "readers to let go: RAYHPC_PUT_TIMEOUT_MS)",
-                            t.msg, (unsigned long long)rh_cfg.put_timeout_ms);
+                            t->msg, (unsigned long long)rh_cfg.put_timeout_ms);
     }
-    if (t.status == RH_ERR_STORE_FULL) {
-        return rh_error_set(RH_ERR_STORE_FULL, "%s", t.msg);
+    if (t->status == RH_ERR_STORE_FULL) {
+        return rh_error_set(RH_ERR_STORE_FULL, "%s", t->msg);
     }
-    if (t.status == RH_OK) {
+    return t->status;
+}
+
+rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr)
+{
+    rh_room_try_t t = { .id = id, .len = len };
+    rh_status_t status = rh_room_wait(&t);
+
+    if (status == RH_OK) {
         *ptr = t.ptr;
     }
-    return t.status;
+    return status;
+}
+
+rh_status_t rh_object_get_stored(rh_object_id_t id, const void **ptr,
+                                 size_t *len)
+{
+    rh_room_try_t t = { .id = id, .get = 1 };
+    rh_status_t status = rh_room_wait(&t);
+
+    if (status == RH_OK) {
+        *ptr = t.ptr;
+        *len = t.len;
+    }
+    return status;
 }
 
 /* Gives back n pins of an object whose future ended. */
@@ -133,7 +160,7 @@ static rh_status_t rh_get_pinned(rh_future_t *f, rh_object_id_t id,
 {
     size_t len;
     char s[RH_OBJECT_ID_STRLEN];
-    rh_status_t status = rh_store_get(rh_core_store(), id, ptr, &len);
+    rh_status_t status = rh_object_get_stored(id, ptr, &len);
 
     if (status != RH_OK) {
         return status;
@@ -407,7 +434,7 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
                             rh_object_id_str(id, s), rh_object_id_owner(id));
     }
     for (int round = 0;; round++) {
-        rh_status_t status = rh_store_get(rh_core_store(), id, ptr, len);
+        rh_status_t status = rh_object_get_stored(id, ptr, len);
 
         /* a copy evicted for room between the pull and the get: again */
         if (status != RH_ERR_INVALID_REF || round == 3 ||

@@ -391,14 +391,15 @@ static rh_status_t rh_task_bind_borrowed(rh_task_slot_t *s)
 {
     rh_status_t status;
 
-    if (rh_store_get(rh_core_store(), s->id, &s->data, &s->len) == RH_OK) {
-        return RH_OK;
+    status = rh_object_get_stored(s->id, &s->data, &s->len);
+    if (status == RH_OK || status == RH_ERR_STORE_FULL) {
+        return status;   /* full: it waited for room already */
     }
     status = rh_pull_ensure(s->id, (int)rh_object_id_owner(s->id), 0);
     if (status != RH_OK) {
         return status;
     }
-    return rh_store_get(rh_core_store(), s->id, &s->data, &s->len);
+    return rh_object_get_stored(s->id, &s->data, &s->len);
 }
 
 /* Points every ref argument at its bytes. Owned refs are ready by now (and
@@ -437,8 +438,7 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
                 }
             }
             if (status == RH_OK) {
-                status = rh_store_get(rh_core_store(), s->id, &s->data,
-                                      &s->len);
+                status = rh_object_get_stored(s->id, &s->data, &s->len);
             }
             s->pinned = status == RH_OK;
         } else {

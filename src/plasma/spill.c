@@ -1336,10 +1336,19 @@ rh_status_t rh_spill_restore(rh_store_t *s, rh_object_id_t id)
         /* past the spill limit by at most this object: reading objects
          * back one by one (and freeing them) must work with the store and
          * the spill directory both full */
-        if (rh_spill_make_room(s, size, 0, size, why,
-                               sizeof(why)) != RH_OK) {
+        status = rh_spill_make_room(s, size, 0, size, why, sizeof(why));
+        if (status == RH_ERR_BUSY && why[0] == '\0') {
+            snprintf(why, sizeof(why), "another round frees a stretch of "
+                     "the store now");
+        }
+        if (status != RH_OK) {
             break;
         }
+    }
+    /* rounds whose room others took, or a round under way: it may pass,
+     * as when what fills the store is being read (the caller may wait) */
+    if (rh_spill_why == RH_STORE_FULL_NONE) {
+        rh_spill_why = RH_STORE_FULL_PINNED;
     }
     return rh_error_set(RH_ERR_STORE_FULL, "object %s is spilled and there "
                         "is no room to read it back: %s",

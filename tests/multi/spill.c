@@ -20,6 +20,11 @@
  *                       saying why; a put while a thread lets some of
  *                       them go waits for that and succeeds:
  *                       "SPILL WAIT OK".
+ *        spill getwait  (RAYHPC_PUT_TIMEOUT_MS=2000) objects put first
+ *                       spill while objects being read fill the store: a
+ *                       get of one fails after the timeout saying why; a
+ *                       get while a thread lets readers go waits and
+ *                       reads it back: "SPILL GETWAIT OK".
  *        spill kill     prints "SPILLDIR <path>" and puts for ever while a
  *                       thread SIGKILLs the rank once it has spilled.
  *        spill modes    prints the mode of every file in the spill
@@ -384,14 +389,14 @@ static void *let_go(void *arg)
     return NULL;
 }
 
-static int wait_mode(void)
+/* Puts objects of 1 MiB and reads each (the get's hold pins it) until the
+ * store is full of them: 0, or 1 when the full store's error is not the
+ * one a put into a store of objects being read gives. */
+static int fill_with_read(void)
 {
     rh_status_t status;
-    pthread_t t;
     const void *q;
     size_t len;
-    double t0;
-    rh_ref_t r;
     void *p;
 
     while ((status = rh_put_create(1 * MiB, &held[nheld], &p)) == RH_OK) {
@@ -411,6 +416,30 @@ static int wait_mode(void)
     }
     printf("spill: %zu objects being read fill the store: %s\n", nheld,
            rh_last_error());
+    return 0;
+}
+
+static int check_held(void)
+{
+    for (size_t i = 0; i < nheld; i++) {
+        if (check_ref(held[i], 1 * MiB, i) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int wait_mode(void)
+{
+    rh_status_t status;
+    pthread_t t;
+    double t0;
+    rh_ref_t r;
+    void *p;
+
+    if (fill_with_read() != 0) {
+        return 1;
+    }
     pthread_create(&t, NULL, let_go, NULL);
     t0 = rank_now();
     status = rh_put_create(1 * MiB, &r, &p);
@@ -419,13 +448,75 @@ static int wait_mode(void)
         return fail("the put that readers made room for");
     }
     CHECK(rh_put_seal(r));
-    for (size_t i = 0; i < nheld; i++) {
-        if (check_ref(held[i], 1 * MiB, i) != 0) {
-            return 1;
-        }
+    if (check_held() != 0) {
+        return 1;
     }
     printf("SPILL WAIT OK: the put waited %.0f ms for readers to let go\n",
            (rank_now() - t0) * 1e3);
+    return 0;
+}
+
+/* Objects put first, unread, spill as objects being read fill the store.
+ * A get of one waits for readers to let go, then reads it back; with no
+ * one letting go it fails after RAYHPC_PUT_TIMEOUT_MS saying why, and
+ * loses nothing. */
+static int getwait_mode(void)
+{
+    enum { EARLY = 4 };
+    rh_ref_t early[EARLY];
+    rh_stats_t st;
+    rh_status_t status;
+    const void *q;
+    size_t len;
+    pthread_t t;
+    double t0;
+    void *p;
+
+    for (int i = 0; i < EARLY; i++) {
+        CHECK(rh_put_create(1 * MiB, &early[i], &p));
+        fill_pattern(p, 1 * MiB, 1000 + (uint64_t)i);
+        CHECK(rh_put_seal(early[i]));
+    }
+    if (fill_with_read() != 0) {
+        return 1;
+    }
+    CHECK(rh_stats(&st));
+    if (st.spilled_objects < EARLY) {
+        fprintf(stderr, "spill: %llu objects spilled, not the %d unread\n",
+                (unsigned long long)st.spilled_objects, EARLY);
+        return 1;
+    }
+    status = rh_get(early[0], &q, &len, WAIT_MS);
+    if (status != RH_ERR_STORE_FULL ||
+        strstr(rh_last_error(), "read it back") == NULL ||
+        strstr(rh_last_error(), "RAYHPC_PUT_TIMEOUT_MS") == NULL) {
+        fprintf(stderr, "spill: get of a spilled object, no room: %s: %s\n",
+                rh_status_string(status), rh_last_error());
+        return 1;
+    }
+    printf("spill: a get with no room: %s\n", rh_last_error());
+    pthread_create(&t, NULL, let_go, NULL);
+    t0 = rank_now();
+    status = rh_get(early[1], &q, &len, WAIT_MS);
+    pthread_join(t, NULL);
+    if (status != RH_OK) {
+        return fail("the get that readers made room for");
+    }
+    if (len != 1 * MiB || first_bad(q, len, 1001) != len) {
+        return fail("the object read back differs");
+    }
+    CHECK(rh_release(early[1]));   /* the get's hold */
+    for (int i = 0; i < EARLY; i++) {
+        if (check_ref(early[i], 1 * MiB, 1000 + (uint64_t)i) != 0 ||
+            rh_release(early[i]) != RH_OK) {
+            return 1;
+        }
+    }
+    if (check_held() != 0) {
+        return 1;
+    }
+    printf("SPILL GETWAIT OK: the get waited %.0f ms for readers to let "
+           "go\n", (rank_now() - t0) * 1e3);
     return 0;
 }
 
@@ -535,6 +626,8 @@ int main(int argc, char **argv)
             rc = full();
         } else if (strcmp(mode, "wait") == 0) {
             rc = wait_mode();
+        } else if (strcmp(mode, "getwait") == 0) {
+            rc = getwait_mode();
         } else if (strcmp(mode, "kill") == 0) {
             rc = kill_mode();
         } else if (strcmp(mode, "modes") == 0) {
