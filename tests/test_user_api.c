@@ -73,6 +73,22 @@ Test(user_api, tasks_into_groups_whose_owner_dies_unanswering_fail_over_tcp)
     owner_dies_case("pgstop", TCP, "USER PGSTOP OK");
 }
 
+/* Ranks 1 and 0 (the global scheduler) are killed; rank 0's death ends a
+ * job without --keep-going. Ranks 2 and 3 each say they saw what they
+ * expected. */
+Test(user_api, groups_fail_naming_the_dead_global_scheduler)
+{
+    rh_run_t run = rh_launch(4, 2, 1, "tests/multi/user_api", "pgboth", NULL,
+                             TIMEOUT);
+
+    RH_EXPECT_LINES(run, "USER PGBOTH OK", 2);
+    RH_EXPECT_LINES(run, "USER FAIL", 0);
+    RH_EXPECT_LINES(run, "stopping the other ranks", 0);
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 Test(user_api, null_names_and_argument_arrays_are_invalid_parameters)
 {
     user_case("args", 1, 1, NULL, "USER ARGS OK");

@@ -43,12 +43,15 @@ enum {
 };
 
 /* rh_pg_obj_t.never: why a group this rank never saw placed is gone. */
-enum { RH_PG_NEVER_MADE = 1, RH_PG_OWNER_DIED = 2 };
+enum { RH_PG_NEVER_MADE = 1, RH_PG_OWNER_DIED = 2, RH_PG_GS_DIED = 3 };
 
 /* What rank 0's progress thread does for its own calls (rh_pg_local_post). */
 enum { RH_PG_OP_CREATE = 0, RH_PG_OP_REMOVE = 1, RH_PG_OP_ASK = 2 };
 
 #define RH_PG_FAIL (-5)  /* rh_pg_where: the task cannot run in the group */
+
+/* What every failure for want of the global scheduler says. */
+#define RH_PG_GS_DIED_SAYS "the global scheduler, rank 0, died"
 
 /* Something waiting for a group's placement to change (a lost task's
  * rerun whose bundle is being placed again). */
@@ -85,8 +88,8 @@ struct rh_pg_obj {
     int          *cpus;           /* READY: the CPUs each bundle holds */
     int          *lost;           /* READY: see ranks */
     int           counted;        /* cpus are in placement's view */
-    int           never;          /* REMOVED: RH_PG_NEVER_MADE, or
-                                   * RH_PG_OWNER_DIED */
+    int           never;          /* REMOVED: RH_PG_NEVER_MADE,
+                                   * RH_PG_OWNER_DIED or RH_PG_GS_DIED */
     rh_task_t   **held;           /* tasks waiting for a place */
     size_t        nheld, cap;
     rh_pg_waiter_t *waiters;      /* told when the placement changes */
@@ -675,6 +678,14 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
     int state = g != NULL ? atomic_load(&g->state) : RH_PG_REMOVED, r;
 
     *code = RH_ERR_INVALID_PARAM;
+    if (state == RH_PG_REMOVED && g != NULL && g->never == RH_PG_GS_DIED) {
+        *code = RH_ERR_PEER_FAILED;
+        snprintf(why, len, "placement group %llx of rank %llu is not placed "
+                 "and never will be: " RH_PG_GS_DIED_SAYS ", and only it "
+                 "places groups", (unsigned long long)id,
+                 (unsigned long long)(id >> 32));
+        return RH_PG_FAIL;
+    }
     if (state == RH_PG_REMOVED && g != NULL &&
         g->never == RH_PG_OWNER_DIED) {
         snprintf(why, len, "placement group %llx was never placed: its "
@@ -703,6 +714,13 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
         return RH_PG_FAIL;
     }
     r = g->ranks[b];
+    if ((r < 0 || !rh_rank_alive(r)) && !rh_rank_alive(RH_GS_RANK)) {
+        *code = RH_ERR_PEER_FAILED;
+        snprintf(why, len, "bundle %d of placement group %llx was lost with "
+                 "rank %d, and " RH_PG_GS_DIED_SAYS ": no rank places it "
+                 "again", b, (unsigned long long)id, r < 0 ? g->lost[b] : r);
+        return RH_PG_FAIL;
+    }
     if (r < 0) {
         *code = RH_ERR_PEER_FAILED;
         snprintf(why, len, "bundle %d of placement group %llx was lost with "
@@ -1036,6 +1054,14 @@ static rh_status_t rh_pg_local_post(int what, uint64_t id, int n,
 
 /* ---- the owner: the public calls ------------------------------------------------ */
 
+/* A call that needs the global scheduler, which died: no rank places,
+ * moves or frees a group's bundles any more. */
+static rh_status_t rh_pg_gs_died(const char *call)
+{
+    return rh_error_set(RH_ERR_PEER_FAILED, "%s: " RH_PG_GS_DIED_SAYS ", and "
+                        "only it places groups", call);
+}
+
 static rh_status_t rh_pg_bundle_req(const rh_bundle_t *b, int i,
                                     rh_res_req_t *req)
 {
@@ -1091,6 +1117,15 @@ rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
         return status;
     }
     pthread_mutex_lock(&rh_pg_lock);
+    if (!rh_rank_alive(RH_GS_RANK)) {
+        /* Under the lock: a group linked after this look is one the
+         * scheduler's death (rh_pg_on_peer_failure) finds and fails. */
+        pthread_mutex_unlock(&rh_pg_lock);
+        free(g->ranks);
+        free(g);
+        free(reqs);
+        return rh_pg_gs_died("rh_pg_create");
+    }
     g->id = (uint64_t)rh_rank() << 32 | ++rh_pg_counter;
     g->n = n;
     g->next = rh_pgs;
@@ -1108,6 +1143,9 @@ rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
                             reqs, (size_t)n * sizeof(*reqs), NULL, NULL);
     }
     free(reqs);
+    if (status != RH_OK && !rh_rank_alive(RH_GS_RANK)) {
+        return rh_pg_gs_died("rh_pg_create");
+    }
     return status;
 }
 
@@ -1131,7 +1169,15 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
         return rh_error_set(RH_ERR_INVALID_PARAM, "%llx is not a placement "
                             "group of this job", (unsigned long long)pg);
     }
-    if (g == NULL && (g = rh_pg_shadow(pg)) != NULL) {
+    if (g == NULL && !rh_rank_alive(RH_GS_RANK) &&
+        (g = rh_pg_shadow(pg)) != NULL) {
+        /* The global scheduler told every rank of each group it placed
+         * before it died, and no other places one: this one never will
+         * be (rh_pg_on_peer_failure did the same to those we waited for). */
+        g->never = RH_PG_GS_DIED;
+        atomic_store(&g->state, RH_PG_REMOVED);
+        pthread_mutex_unlock(&rh_pg_lock);
+    } else if (g == NULL && (g = rh_pg_shadow(pg)) != NULL) {
         /* Another rank's: placed when the global scheduler tells us. Its
          * owner says if it never made it or removed it already (the news
          * of that may have come before we knew the id); a dead owner never
@@ -1159,7 +1205,7 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
         pthread_mutex_lock(&rh_pg_lock);
         (void)rh_pg_where(g, pg, 0, &code, why, sizeof(why));
         pthread_mutex_unlock(&rh_pg_lock);
-        return rh_error_set(RH_ERR_INVALID_PARAM, "%s", why);
+        return rh_error_set(code, "%s", why);
     }
     *out = g;
     return RH_OK;
@@ -1167,7 +1213,8 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
 
 /* Whether g has an answer for rh_pg_wait: placed with every bundle on a
  * live rank or lost for good, or removed; not while the global scheduler
- * places it, or places again a bundle whose rank died. */
+ * places it, or places again a bundle whose rank died (once it is dead
+ * itself, such a bundle is lost for good). */
 static int rh_pg_ready_cond(void *arg)
 {
     rh_pg_obj_t *g = arg;
@@ -1179,7 +1226,8 @@ static int rh_pg_ready_cond(void *arg)
     }
     for (int b = 0; ready && atomic_load(&g->state) == RH_PG_READY &&
          b < g->n; b++) {
-        ready = g->ranks[b] < 0 || rh_rank_alive(g->ranks[b]);
+        ready = g->ranks[b] < 0 || rh_rank_alive(g->ranks[b]) ||
+                !rh_rank_alive(RH_GS_RANK);
     }
     pthread_mutex_unlock(&rh_pg_lock);
     return ready;
@@ -1207,7 +1255,7 @@ rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms)
         pthread_mutex_lock(&rh_pg_lock);
         (void)rh_pg_where(g, pg, 0, &status, why, sizeof(why));
         pthread_mutex_unlock(&rh_pg_lock);
-        return rh_error_set(RH_ERR_INVALID_PARAM, "%s", why);
+        return rh_error_set(status, "%s", why);
     }
     /* A bundle the global scheduler found no room for fails the wait. */
     pthread_mutex_lock(&rh_pg_lock);
@@ -1287,8 +1335,20 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
     if (rh_rank() == RH_GS_RANK) {
         return rh_pg_local_post(RH_PG_OP_REMOVE, pg, 0, 0, NULL);
     }
-    return rh_am_send(RH_GS_RANK, RH_AM_ID_PG_REMOVE, &h, sizeof(h), NULL, 0,
-                      NULL, NULL);
+    if (!rh_rank_alive(RH_GS_RANK) ||
+        (status = rh_am_send(RH_GS_RANK, RH_AM_ID_PG_REMOVE, &h, sizeof(h),
+                             NULL, 0, NULL, NULL)) != RH_OK) {
+        if (rh_rank_alive(RH_GS_RANK)) {
+            return status;
+        }
+        /* The scheduler frees a group's bundles: without it they keep
+         * what they reserved, and the program should know. */
+        return rh_error_set(RH_ERR_PEER_FAILED, "placement group %llx is "
+                            "removed (tasks into it fail), but "
+                            RH_PG_GS_DIED_SAYS ": its bundles keep what they "
+                            "reserved", (unsigned long long)pg);
+    }
+    return RH_OK;
 }
 
 /* ---- tasks into bundles ----------------------------------------------------------- */
@@ -1543,6 +1603,41 @@ err_malformed:
                         "group %llx cannot be read", (unsigned long long)pg);
 }
 
+/* The global scheduler died (any other rank): it alone placed groups, and
+ * it told every rank of each it placed. A group still pending here (ours,
+ * or one we wait to hear of) never will be placed; a bundle whose rank is
+ * dead, or dies from now on, is never placed again. The tasks held for
+ * each group go on or fail (rh_pg_where says why) and its waiters are
+ * told, a group at a time: none is held again, as rh_pg_where waits for
+ * nothing from now on. */
+static void rh_pg_on_gs_failure(void)
+{
+    for (;;) {
+        rh_pg_obj_t *g;
+        rh_task_t **held = NULL;
+        rh_pg_waiter_t *waiters = NULL;
+        size_t nheld = 0;
+
+        pthread_mutex_lock(&rh_pg_lock);
+        for (g = rh_pgs; g != NULL; g = g->next) {
+            if (atomic_load(&g->state) == RH_PG_PENDING) {
+                g->never = RH_PG_GS_DIED;
+                atomic_store(&g->state, RH_PG_REMOVED);
+            }
+            if (g->nheld != 0 || g->waiters != NULL) {
+                waiters = rh_pg_take_pending(g, &held, &nheld);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&rh_pg_lock);
+        if (g == NULL) {
+            break;
+        }
+        rh_pg_settled(held, nheld, waiters);
+    }
+    rh_future_notify();   /* rh_pg_wait */
+}
+
 /* On the progress thread, as every change of the global scheduler's
  * groups. */
 static void rh_pg_on_peer_failure(void *arg, int rank)
@@ -1551,6 +1646,10 @@ static void rh_pg_on_peer_failure(void *arg, int rank)
     size_t nids = 0, cap = 0;
 
     (void)arg;
+    if (rank == RH_GS_RANK) {
+        rh_pg_on_gs_failure();
+        return;
+    }
     if (rh_rank() == RH_GS_RANK) {
         rh_gs_pg_on_peer_failure(rank);
         /* Any change of the members: what waits for room is tried again

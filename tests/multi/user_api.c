@@ -21,6 +21,17 @@
  *   pgstop  (3+ ranks) rank 1 stops (SIGSTOP); rank 2 submits a task into
  *           group 9 of rank 1, whose ask then sits unanswered; rank 1 is
  *           killed: the task fails, saying the owner died
+ *   pgboth  (4 ranks on 2 nodes) rank 2 drives: it makes a group of two
+ *           STRICT_SPREAD bundles (one per node) and a group no node has
+ *           room for, with a task held for it; then ranks 1 and 0 (the
+ *           global scheduler) die. Once the survivors see both dead: the
+ *           held task fails and rh_pg_wait of its group is
+ *           RH_ERR_PEER_FAILED, both naming the dead global scheduler; a
+ *           task into group 7 of rank 1 (which no rank heard of) and
+ *           rh_pg_wait of it fail so too, as does a new rh_pg_create; the
+ *           bundle on the living node still runs tasks, the one on the
+ *           dead node fails them (RH_ERR_PEER_FAILED), and rh_pg_remove
+ *           says what it could not free
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
@@ -452,6 +463,162 @@ static void mode_pgstop(void)
         dead_unlink("stopped", -1);
         dead_unlink("go", -1);
     }
+}
+
+/* What fails for want of the global scheduler names it. */
+#define GS_DIED "the global scheduler, rank 0, died"
+
+/* A task into bundle of group pg, which cannot run now that the global
+ * scheduler is dead: rh_remote refuses it with want_remote, or its return
+ * fails with RH_ERR_TASK_FAILED, saying why, rather than waiting for
+ * ever. */
+static void gs_died_task(rh_pg_t pg, int bundle, rh_status_t want_remote,
+                         const char *what)
+{
+    rh_task_params_t p = { 0 };
+    rh_ref_t r;
+    const void *v;
+    rh_status_t st;
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    p.bundle = bundle;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, NULL, 60000);
+        expect(st, RH_ERR_TASK_FAILED, what, GS_DIED);
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    } else {
+        expect(st, want_remote, what, GS_DIED);
+    }
+}
+
+/* rank 2 of pgboth: groups made while the global scheduler lives, looked
+ * at once it is dead. */
+static void pgboth_driver(void)
+{
+    rh_bundle_t two[2] = { { 1, NULL }, { 1, NULL } };
+    rh_bundle_t nowhere = { 1, "user_api_nowhere=1" };
+    rh_task_params_t p = { 0 };
+    rh_pg_t spread, pending, pg;
+    rh_ref_t held, r;
+    const void *v;
+    int node[2] = { -1, -1 }, live;
+    rh_status_t st;
+
+    CHECK(rh_pg_create(two, 2, RH_PG_STRICT_SPREAD, &spread));
+    CHECK(rh_pg_create(&nowhere, 1, RH_PG_PACK, &pending));
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pending;
+    CHECK(rh_remote("one", NULL, 0, &p, &held));
+    CHECK(rh_pg_wait(spread, 60000));
+    CHECK(rh_pg_bundle_node(spread, 0, &node[0]));
+    CHECK(rh_pg_bundle_node(spread, 1, &node[1]));
+    if (node[0] == node[1] || node[0] < 0 || node[1] < 0) {
+        printf("USER FAIL rank 2: STRICT_SPREAD put its bundles on nodes %d "
+               "and %d\n", node[0], node[1]);
+        fails++;
+        return;
+    }
+    live = node[0] == rh_node_id() ? 0 : 1;
+    dead_touch("ready", -1);
+    seen_dead(1);
+    seen_dead(0);
+    for (int k = 0; k < rh_size(); k++) {
+        dead_unlink("up", k);
+    }
+    dead_unlink("ready", -1);
+
+    st = rh_get(held, &v, NULL, 60000);
+    expect(st, RH_ERR_TASK_FAILED, "a task held for a group pending when "
+           "the global scheduler died", GS_DIED);
+    if (st == RH_OK) {
+        rh_release(held);
+    }
+    rh_release(held);
+    expect(rh_pg_wait(pending, 60000), RH_ERR_PEER_FAILED, "rh_pg_wait of "
+           "a group pending when the global scheduler died", GS_DIED);
+    gs_died_task(pending, 0, RH_ERR_PEER_FAILED, "a task into a group "
+                 "pending when the global scheduler died");
+
+    /* The bundle on this node lives on: its tasks go straight to it. */
+    p.pg = spread;
+    p.bundle = live;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_OK, "a task into the bundle on a living node", NULL);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, NULL, 60000);
+        expect(st, RH_OK, "the return of a task into the bundle on a living "
+               "node", NULL);
+        if (st == RH_OK && *(const int *)v != 1) {
+            printf("USER FAIL rank 2: the task into the living bundle "
+                   "returned %d\n", *(const int *)v);
+            fails++;
+        }
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    }
+    gs_died_task(spread, 1 - live, RH_ERR_PEER_FAILED, "a task into the "
+                 "bundle lost with node 0");
+    expect(rh_pg_bundle_node(spread, 1 - live, &node[0]), RH_ERR_PEER_FAILED,
+           "rh_pg_bundle_node of the bundle lost with node 0", GS_DIED);
+    expect(rh_pg_wait(spread, 60000), RH_ERR_PEER_FAILED, "rh_pg_wait of a "
+           "group with a bundle lost with node 0", GS_DIED);
+    expect(rh_pg_create(two, 1, RH_PG_PACK, &pg), RH_ERR_PEER_FAILED,
+           "rh_pg_create with the global scheduler dead", GS_DIED);
+    expect(rh_pg_remove(spread), RH_ERR_PEER_FAILED, "rh_pg_remove with "
+           "the global scheduler dead", GS_DIED);
+    /* Removed here all the same: its tasks are refused. */
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_ERR_INVALID_PARAM, "a task into a group removed after the "
+           "global scheduler died", "was removed");
+    if (st == RH_OK) {
+        rh_release(r);
+    }
+}
+
+static void mode_pgboth(void)
+{
+    int me = rh_rank();
+    rh_pg_t pg = (uint64_t)1 << 32 | 7;
+
+    if (dead_setup() != 0) {
+        return;
+    }
+    if (rh_size() != 4 || rh_num_nodes() != 2) {
+        printf("USER FAIL pgboth needs 4 ranks on 2 nodes\n");
+        fails++;
+        return;
+    }
+    dead_touch("up", me);
+    if (me <= 1) {
+        /* Both die once the driver's groups are placed (or pending). */
+        if (dead_await("ready", -1) != 0) {
+            exit(1);
+        }
+        raise(SIGKILL);
+    }
+    if (me == 2) {
+        pgboth_driver();
+    } else {
+        seen_dead(1);
+        seen_dead(0);
+    }
+    /* No rank heard of group 7 of rank 1: neither its owner nor the
+     * global scheduler is there to say what became of it. */
+    gs_died_task(pg, 0, RH_ERR_PEER_FAILED, "a task into group 7 of rank 1, "
+                 "with rank 1 and rank 0 dead");
+    expect(rh_pg_wait(pg, 60000), RH_ERR_PEER_FAILED, "rh_pg_wait of group "
+           "7 of rank 1, with rank 1 and rank 0 dead", GS_DIED);
+    gs_died_task(pg, 0, RH_ERR_PEER_FAILED, "a second task into group 7 of "
+                 "rank 1");
 }
 
 static rh_status_t counter_init(rh_task_ctx_t *ctx, void **state)
@@ -960,6 +1127,8 @@ int main(int argc, char **argv)
         mode_pgdead();
     } else if (strcmp(mode, "pgstop") == 0) {
         mode_pgstop();
+    } else if (strcmp(mode, "pgboth") == 0) {
+        mode_pgboth();
     } else if (strcmp(mode, "args") == 0) {
         mode_args();
     } else if (strcmp(mode, "restart") == 0) {
@@ -972,7 +1141,13 @@ int main(int argc, char **argv)
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
     }
-    CHECK(rh_finalize());
+    if (strcmp(mode, "pgboth") == 0) {
+        /* Rank 0 leads the end of the job: the survivors are told it died. */
+        expect(rh_finalize(), RH_ERR_PEER_FAILED, "rh_finalize with rank 0 "
+               "dead", "rank 0");
+    } else {
+        CHECK(rh_finalize());
+    }
     if (fails != 0) {
         return 1;
     }
