@@ -293,7 +293,12 @@ typedef enum rh_strategy {
  * says it never made it, or removed it, or once that rank died without
  * placing it (rank 0, the global scheduler, answers for a dead owner);
  * rh_remote and rh_pg_wait of the id are then RH_ERR_INVALID_PARAM, with
- * the same reason (docs/fault-tolerance.md). */
+ * the same reason. Once rank 0 died, no group is placed, placed again or
+ * freed: what waits for it (a pending group, an id this rank meets then,
+ * a bundle whose rank died) fails with RH_ERR_PEER_FAILED (the tasks'
+ * returns with RH_ERR_TASK_FAILED) saying "the global scheduler, rank 0,
+ * died", while bundles on live ranks keep running tasks
+ * (docs/fault-tolerance.md). */
 typedef uint64_t rh_pg_t;
 
 typedef struct rh_task_params {
@@ -393,7 +398,8 @@ RH_EXPORT rh_status_t rh_pg_create(const rh_bundle_t *bundles, int n,
 /* Waits up to timeout_ms for the group to be placed (RH_ERR_TIMEOUT), or
  * placed again while a bundle whose rank died is being moved; a group with
  * a bundle lost with its rank and no room for it anywhere gives
- * RH_ERR_PEER_FAILED, naming the bundle and the rank. */
+ * RH_ERR_PEER_FAILED, naming the bundle and the rank, as does a group that
+ * rank 0, the global scheduler, died before placing or placing again. */
 RH_EXPORT rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms);
 
 /* The node bundle `bundle` was placed on (the group must be ready):
@@ -402,7 +408,10 @@ RH_EXPORT rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms);
 RH_EXPORT rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node);
 
 /* Frees the group's reservations. Tasks running in it finish; tasks
- * submitted into it afterwards fail with RH_ERR_INVALID_PARAM. */
+ * submitted into it afterwards fail with RH_ERR_INVALID_PARAM. Once rank 0
+ * (the global scheduler) died, the group is removed on this rank but its
+ * bundles keep what they reserved: RH_ERR_PEER_FAILED says so; rh_pg_create
+ * is refused then with RH_ERR_PEER_FAILED. */
 RH_EXPORT rh_status_t rh_pg_remove(rh_pg_t pg);
 
 /* ------------------------------------------------------------------------ */
