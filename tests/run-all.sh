@@ -346,6 +346,7 @@ if want tsan; then
         tsan_run "tasks into placement groups never made, also another rank's" 0 "USER PG OK" 1 -n 4 --nodes 2 ./tests/multi/user_api pg
         tsan_run "tasks into groups of a rank that died" 137 "USER PGDEAD OK" 3 -n 4 --nodes 2 ./tests/multi/user_api pgdead
         tsan_run "tasks into groups of a rank that dies before it answers" 137 "USER PGSTOP OK" 3 -n 4 --nodes 2 ./tests/multi/user_api pgstop
+        tsan_run "placement groups once a group's owner and the global scheduler died" 137 "USER PGBOTH OK" 2 --keep-going -n 4 --nodes 2 ./tests/multi/user_api pgboth
         rm -rf "$tsan/contacts" "$tsan/jobremote.gate"
         RAYHPC_JOB_CONTACT_DIR="$tsan/contacts" tsan_run "job state asked from outside the job, at each node's server" 0 "JOBSTATE REMOTE OK 2" 1 -n 4 --nodes 2 ./tests/multi/jobstate "$tsan/jobremote.gate" remote
         tsan_run "gcs: keys over 3 nodes" 0 "GCS KEYS OK" 3 -n 3 --nodes 3 ./tests/multi/gcs_keys 6000

@@ -676,6 +676,7 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
                        rh_status_t *code, char *why, size_t len)
 {
     int state = g != NULL ? atomic_load(&g->state) : RH_PG_REMOVED, r;
+    int alive;
 
     *code = RH_ERR_INVALID_PARAM;
     if (state == RH_PG_REMOVED && g != NULL && g->never == RH_PG_GS_DIED) {
@@ -714,7 +715,8 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
         return RH_PG_FAIL;
     }
     r = g->ranks[b];
-    if ((r < 0 || !rh_rank_alive(r)) && !rh_rank_alive(RH_GS_RANK)) {
+    alive = r >= 0 && rh_rank_alive(r);
+    if (!alive && !rh_rank_alive(RH_GS_RANK)) {
         *code = RH_ERR_PEER_FAILED;
         snprintf(why, len, "bundle %d of placement group %llx was lost with "
                  "rank %d, and " RH_PG_GS_DIED_SAYS ": no rank places it "
@@ -728,7 +730,7 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
                  (unsigned long long)id, g->lost[b]);
         return RH_PG_FAIL;
     }
-    return rh_rank_alive(r) ? r : RH_PG_WAIT;
+    return alive ? r : RH_PG_WAIT;
 }
 
 /* After a group's state changed under the lock: the tasks held for it go
