@@ -30,8 +30,8 @@
  *           task into group 7 of rank 1 (which no rank heard of) and
  *           rh_pg_wait of it fail so too, as does a new rh_pg_create; the
  *           bundle on the living node still runs tasks, the one on the
- *           dead node fails them (RH_ERR_PEER_FAILED), and rh_pg_remove
- *           says what it could not free
+ *           dead node fails them (RH_ERR_PEER_FAILED), on rank 2 and on
+ *           rank 3, and rh_pg_remove says what it could not free
  *   args    a NULL function name or a NULL argument array is
  *           RH_ERR_INVALID_PARAM, with a sentence naming what is wrong; a
  *           name registered twice is RH_ERR_BUSY, a registration after
@@ -526,12 +526,19 @@ static void pgboth_driver(void)
         return;
     }
     live = node[0] == rh_node_id() ? 0 : 1;
+    /* Rank 3 hears of the group too before the global scheduler dies. */
+    dead_touch("placed", -1);
+    if (dead_await("seen", 3) != 0) {
+        return;
+    }
     dead_touch("ready", -1);
     seen_dead(1);
     seen_dead(0);
     for (int k = 0; k < rh_size(); k++) {
         dead_unlink("up", k);
     }
+    dead_unlink("placed", -1);
+    dead_unlink("seen", 3);
     dead_unlink("ready", -1);
 
     st = rh_get(held, &v, NULL, 60000);
@@ -575,6 +582,10 @@ static void pgboth_driver(void)
            "rh_pg_create with the global scheduler dead", GS_DIED);
     expect(rh_pg_remove(spread), RH_ERR_PEER_FAILED, "rh_pg_remove with "
            "the global scheduler dead", GS_DIED);
+    /* Rank 3 uses the group too: the bundle may be this rank's. */
+    if (dead_await("done", 3) == 0) {
+        dead_unlink("done", 3);
+    }
     /* Removed here all the same: its tasks are refused. */
     st = rh_remote("one", NULL, 0, &p, &r);
     expect(st, RH_ERR_INVALID_PARAM, "a task into a group removed after the "
@@ -582,6 +593,60 @@ static void pgboth_driver(void)
     if (st == RH_OK) {
         rh_release(r);
     }
+}
+
+/* rank 3 of pgboth: the driver's group of two bundles, which this rank
+ * was told of while the global scheduler lived, keeps running tasks in
+ * the bundle on the living node once it is dead; the other is lost. */
+static void pgboth_other(void)
+{
+    rh_pg_t spread = (uint64_t)2 << 32 | 1;   /* rank 2's first */
+    rh_task_params_t p = { 0 };
+    rh_ref_t r;
+    const void *v;
+    int node = -1, live = -1;
+    rh_status_t st;
+
+    if (dead_await("placed", -1) != 0) {
+        return;
+    }
+    CHECK(rh_pg_wait(spread, 60000));
+    dead_touch("seen", 3);
+    seen_dead(1);
+    seen_dead(0);
+    for (int b = 0; b < 2; b++) {
+        st = rh_pg_bundle_node(spread, b, &node);
+        if (st == RH_OK && node == rh_node_id()) {
+            live = b;
+        } else {
+            expect(st, RH_ERR_PEER_FAILED, "rh_pg_bundle_node of the bundle "
+                   "of rank 2's group lost with node 0", GS_DIED);
+        }
+    }
+    if (live < 0) {
+        printf("USER FAIL rank 3: no bundle of rank 2's group on node %d\n",
+               rh_node_id());
+        fails++;
+        return;
+    }
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = spread;
+    p.bundle = live;
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_OK, "a task into rank 2's bundle on a living node", NULL);
+    if (st == RH_OK) {
+        st = rh_get(r, &v, NULL, 60000);
+        expect(st, RH_OK, "the return of a task into rank 2's bundle on a "
+               "living node", NULL);
+        if (st == RH_OK) {
+            rh_release(r);
+        }
+        rh_release(r);
+    }
+    gs_died_task(spread, 1 - live, RH_ERR_PEER_FAILED, "a task into rank "
+                 "2's bundle lost with node 0");
+    dead_touch("done", 3);   /* rank 2, which may hold the bundle, may go */
 }
 
 static void mode_pgboth(void)
@@ -608,8 +673,7 @@ static void mode_pgboth(void)
     if (me == 2) {
         pgboth_driver();
     } else {
-        seen_dead(1);
-        seen_dead(0);
+        pgboth_other();
     }
     /* No rank heard of group 7 of rank 1: neither its owner nor the
      * global scheduler is there to say what became of it. */
