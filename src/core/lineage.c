@@ -131,7 +131,7 @@ static rh_lineage_t *rh_lin_out;
  * loses or wins) and pushes it here; whoever takes the lock next takes it
  * out of the age list and frees it. The lock and the unlink, whose
  * neighbours were cold by then, were what was left of lineage on the
- * caller's thread in a stream of tasks: now one releaser of
+ * caller's thread in a stream of tasks: now one release in
  * RH_LIN_GONE_BATCH takes the lock, if it is free, and takes out the
  * batch, whose neighbours on the age list are each other. While the bound
  * is under RH_LIN_EAGER_MAX every release takes the lock, so that bytes
@@ -139,8 +139,11 @@ static rh_lineage_t *rh_lin_out;
 #define RH_LIN_GONE_BATCH 64
 static struct {
     _Alignas(64) rh_mpsc_t q;
+    /* Releases pushed, roughly: a load and a store, no read-modify-write,
+     * on the line every push writes anyway (a lost count only moves the
+     * next batch). A thread-local count cost a __tls_get_addr call. */
+    _Atomic unsigned pushed;
 } rh_lin_gone_q;
-static _Thread_local unsigned rh_lin_gone_n;
 
 /* A spec of up to this many bytes (an empty task's is 128) comes
  * from an object cache: the submitter takes it and the releaser, or the
@@ -295,6 +298,16 @@ static int rh_lin_detach(rh_lineage_t *l)
         memory_order_acq_rel, memory_order_relaxed);
 }
 
+/* Counts a release pushed; returns the count. */
+static unsigned rh_lin_gone_count(void)
+{
+    unsigned n = atomic_load_explicit(&rh_lin_gone_q.pushed,
+                                      memory_order_relaxed) + 1;
+
+    atomic_store_explicit(&rh_lin_gone_q.pushed, n, memory_order_relaxed);
+    return n;
+}
+
 /* Every return of the task was released: its entry goes with its block,
  * taken out by the lock's next holder (see rh_lin_gone_q). */
 static void rh_lin_gone(rh_fblock_t *b)
@@ -309,7 +322,7 @@ static void rh_lin_gone(rh_fblock_t *b)
     if (atomic_load_explicit(&rh_lin_eager, memory_order_relaxed)) {
         rh_lin_lock();
         rh_lin_unlock();
-    } else if (++rh_lin_gone_n % RH_LIN_GONE_BATCH == 0 &&
+    } else if (rh_lin_gone_count() % RH_LIN_GONE_BATCH == 0 &&
                pthread_mutex_trylock(&rh_lin_tb.lock) == 0) {
         rh_lin_catch_up_locked();
         rh_lin_unlock();
