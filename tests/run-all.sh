@@ -379,7 +379,7 @@ if want tsan; then
         RAYHPC_NUM_WORKERS=2 tsan_run "an uncounted task lends its CPU to an all-CPUs child" 0 "LATE OK" 1 -n 1 ./tests/multi/resources_late lend
         tsan_run "tasks forwarded between 3 nodes" 0 "FORWARD OK" 1 -n 3 --nodes 3 ./tests/multi/forward check
         tsan_run "forwarded task whose rank dies" 137 "FORWARD KILL OK" 1 --keep-going -n 2 --nodes 2 ./tests/multi/forward kill
-        tsan_run "lineage of a forwarded stream: answers hand entries on through a ring" 0 "FT ACCOUNTING OK" 1 -n 2 --nodes 2 ./tests/multi/ft_kill accounting
+        tsan_run "lineage of a forwarded stream: answers and releases hand entries on without the lock" 0 "FT ACCOUNTING OK" 1 -n 2 --nodes 2 ./tests/multi/ft_kill accounting
         RAYHPC_PROGRESS=polling tsan_run "lineage of a forwarded stream, polling progress" 0 "FT ACCOUNTING OK" 1 -n 2 --nodes 2 ./tests/multi/ft_kill accounting
         tsan_run "pulls: a chain of ref arguments across nodes" 0 "PULL CHAIN OK" 1 -n 3 --nodes 3 ./tests/multi/pull chain
         tsan_run "pulls: 16 threads get one remote object" 0 "PULL CONCURRENT OK" 1 -n 3 --nodes 3 ./tests/multi/pull concurrent

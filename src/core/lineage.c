@@ -9,6 +9,7 @@
 #include "base/completion.h"
 #include "base/config.h"
 #include "base/log.h"
+#include "base/mpsc.h"
 #include "base/objcache.h"
 #include "base/status.h"
 #include "core/borrow.h"
@@ -38,7 +39,12 @@ typedef struct rh_lin_next {
 typedef struct rh_lin_spec {
     rh_lineage_t     base;
     rh_fblock_t     *block;        /* its returns' block: points back */
-    const char      *name;         /* registry entries stay */
+    union {
+        const char     *name;      /* registry entries stay */
+        /* Once its returns were all released, its link in the queue of
+         * released entries (nobody reads the name from then on). */
+        rh_mpsc_node_t  gone;
+    };
     uint64_t         pg;           /* its placement group, or 0 ... */
     rh_lin_next_t   *next;         /* a retry's holds, or NULL */
     int32_t          max_retries;  /* -1: no limit */
@@ -102,9 +108,9 @@ static int rh_lin_up;
  * every answer while the bound is under RH_LIN_EAGER_MAX (so that the
  * bound holds within that many entries), and when the ring is full. An
  * entry in the ring is running (its run's answer is what put it there):
- * never dropped for room; and its block lives until it is taken (the
- * answer holds a return while it puts it, and the release of the last
- * takes the lock). */
+ * never dropped for room; and its spec lives until it is taken: a
+ * release that comes first is taken out only after the ring is read (see
+ * rh_lin_catch_up_locked). */
 #define RH_LIN_RING      1024
 #define RH_LIN_RAN_BATCH 64
 #define RH_LIN_EAGER_MAX (1u << 20)
@@ -115,9 +121,29 @@ static struct {
     _Alignas(64) rh_lin_spec_t *slot[RH_LIN_RING];
 } rh_lin_ring;
 static _Atomic int rh_lin_eager;
-/* Under the lock: what linking the ring dropped for room; dropped by
- * rh_lin_unlock once it is let go. */
+/* Under the lock: what linking the ring dropped for room, and the
+ * released entries taken out; dropped by rh_lin_unlock once it is let go. */
 static rh_lineage_t *rh_lin_out;
+
+/* The release of a task's returns (on the caller's thread, mostly) does
+ * not take the table's lock either: it claims the entry from its block
+ * (an exchange, which a drop for room's compare-and-swap on the block
+ * loses or wins) and pushes it here; whoever takes the lock next takes it
+ * out of the age list and frees it. The lock and the unlink, whose
+ * neighbours were cold by then, were what was left of lineage on the
+ * caller's thread in a stream of tasks: now one release in
+ * RH_LIN_GONE_BATCH takes the lock, if it is free, and takes out the
+ * batch, whose neighbours on the age list are each other. While the bound
+ * is under RH_LIN_EAGER_MAX every release takes the lock, so that bytes
+ * released count no more against it. */
+#define RH_LIN_GONE_BATCH 64
+static struct {
+    _Alignas(64) rh_mpsc_t q;
+    /* Releases pushed, roughly: a load and a store, no read-modify-write,
+     * on the line every push writes anyway (a lost count only moves the
+     * next batch). A thread-local count cost a __tls_get_addr call. */
+    _Atomic unsigned pushed;
+} rh_lin_gone_q;
 
 /* A spec of up to this many bytes (an empty task's is 128) comes
  * from an object cache: the submitter takes it and the releaser, or the
@@ -188,30 +214,64 @@ static void rh_lin_free(rh_lineage_t *l)
     rh_lin_spec_free(s);
 }
 
-/* Takes the table's lock and links the answered entries in the ring. */
-static void rh_lin_lock(void)
+/* Queues what the table dropped for room for rh_lin_unlock. */
+static void rh_lin_out_add(rh_lineage_t *out)
 {
+    while (out != NULL) {
+        rh_lineage_t *next = out->newer;
+
+        out->newer = rh_lin_out;
+        rh_lin_out = out;
+        out = next;
+    }
+}
+
+/* With the table's lock just taken: links the answered entries in the
+ * ring and takes out the released ones (dropped by rh_lin_unlock). The released are popped before the ring
+ * is read: an entry's answer put it in the ring before its release pushed
+ * it (the answer holds a return meanwhile), so the ring read after the pop
+ * has every released entry's answer, and none is linked after it went. */
+static void rh_lin_catch_up_locked(void)
+{
+    rh_mpsc_node_t *n, *gone = NULL, *last = NULL;
     size_t t, h;
 
-    pthread_mutex_lock(&rh_lin_tb.lock);
+    /* Popped, a node's link is ours: it chains them in their order (not
+     * the block: a drop for room below may still read it). */
+    while ((n = rh_mpsc_pop(&rh_lin_gone_q.q)) != NULL) {
+        atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+        if (last != NULL) {
+            atomic_store_explicit(&last->next, n, memory_order_relaxed);
+        } else {
+            gone = n;
+        }
+        last = n;
+    }
     t = atomic_load_explicit(&rh_lin_ring.tail, memory_order_relaxed);
     h = atomic_load_explicit(&rh_lin_ring.head, memory_order_acquire);
-    if (t == h) {
-        return;
-    }
-    for (; t != h; t++) {
-        rh_lineage_t *out = rh_lineage_table_ran_locked(
-            &rh_lin_tb, &rh_lin_ring.slot[t % RH_LIN_RING]->base);
-
-        while (out != NULL) {
-            rh_lineage_t *next = out->newer;
-
-            out->newer = rh_lin_out;
-            rh_lin_out = out;
-            out = next;
+    if (t != h) {
+        for (; t != h; t++) {
+            rh_lin_out_add(rh_lineage_table_ran_locked(
+                &rh_lin_tb, &rh_lin_ring.slot[t % RH_LIN_RING]->base));
         }
+        atomic_store_explicit(&rh_lin_ring.tail, t, memory_order_release);
     }
-    atomic_store_explicit(&rh_lin_ring.tail, t, memory_order_release);
+    while (gone != NULL) {
+        rh_lin_spec_t *s = (rh_lin_spec_t *)((char *)gone -
+                                             offsetof(rh_lin_spec_t, gone));
+
+        gone = atomic_load_explicit(&gone->next, memory_order_relaxed);
+        rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
+        s->base.newer = rh_lin_out;
+        rh_lin_out = &s->base;
+    }
+}
+
+/* Takes the table's lock and catches up with answers and releases. */
+static void rh_lin_lock(void)
+{
+    pthread_mutex_lock(&rh_lin_tb.lock);
+    rh_lin_catch_up_locked();
 }
 
 /* Lets the lock go, then drops what rh_lin_lock took out. */
@@ -224,28 +284,48 @@ static void rh_lin_unlock(void)
     rh_lineage_table_drop_list(&rh_lin_tb, out);
 }
 
-/* Dropped for room (under the table's lock): its block lets go of it. The
- * block is alive: its gone hook takes the lock before the block goes. */
-static void rh_lin_detach(rh_lineage_t *l)
+/* Dropped for room (under the table's lock): its block lets go of it,
+ * unless the entry's release claimed it first (0). The block may have gone
+ * meanwhile (its release takes no lock), and been reused: blocks are
+ * never handed back to malloc while the table lives, and a reused block's
+ * word never holds l, which is not freed before it is out of the table. */
+static int rh_lin_detach(rh_lineage_t *l)
 {
-    atomic_store_explicit(&((rh_lin_spec_t *)l)->block->lineage, NULL,
-                          memory_order_release);
+    void *expected = l;
+
+    return atomic_compare_exchange_strong_explicit(
+        &((rh_lin_spec_t *)l)->block->lineage, &expected, NULL,
+        memory_order_acq_rel, memory_order_relaxed);
 }
 
-/* Every return of the task was released: its entry goes with its block. */
+/* Counts a release pushed; returns the count. */
+static unsigned rh_lin_gone_count(void)
+{
+    unsigned n = atomic_load_explicit(&rh_lin_gone_q.pushed,
+                                      memory_order_relaxed) + 1;
+
+    atomic_store_explicit(&rh_lin_gone_q.pushed, n, memory_order_relaxed);
+    return n;
+}
+
+/* Every return of the task was released: its entry goes with its block,
+ * taken out by the lock's next holder (see rh_lin_gone_q). */
 static void rh_lin_gone(rh_fblock_t *b)
 {
-    rh_lin_spec_t *s;
+    rh_lin_spec_t *s = atomic_exchange_explicit(&b->lineage, NULL,
+                                                memory_order_acq_rel);
 
-    rh_lin_lock();
-    s = atomic_load_explicit(&b->lineage, memory_order_acquire);
-    if (s != NULL) {
-        atomic_store_explicit(&b->lineage, NULL, memory_order_relaxed);
-        rh_lineage_table_remove_locked(&rh_lin_tb, &s->base);
+    if (s == NULL) {
+        return;   /* dropped for room meanwhile */
     }
-    rh_lin_unlock();
-    if (s != NULL) {
-        rh_lin_drop(&s->base);
+    rh_mpsc_push(&rh_lin_gone_q.q, &s->gone);
+    if (atomic_load_explicit(&rh_lin_eager, memory_order_relaxed)) {
+        rh_lin_lock();
+        rh_lin_unlock();
+    } else if (rh_lin_gone_count() % RH_LIN_GONE_BATCH == 0 &&
+               pthread_mutex_trylock(&rh_lin_tb.lock) == 0) {
+        rh_lin_catch_up_locked();
+        rh_lin_unlock();
     }
 }
 
@@ -309,6 +389,7 @@ void rh_lineage_record(rh_fblock_t *b, const char *name, int nreturns,
                                            memory_order_relaxed);
     s->base.bytes = (uint32_t)size;
     s->base.running = 1;
+    s->base.out = 0;
     s->block = b;
     s->name = name;
     s->pg = pg;
@@ -985,7 +1066,14 @@ void rh_lineage_set_max(size_t max)
 
 size_t rh_lineage_count(void)
 {
-    return rh_lin_up ? rh_lineage_table_count(&rh_lin_tb) : 0;
+    if (!rh_lin_up) {
+        return 0;
+    }
+    if (!rh_mpsc_looks_empty(&rh_lin_gone_q.q)) {
+        rh_lin_lock();   /* the released ones waiting go first */
+        rh_lin_unlock();
+    }
+    return rh_lineage_table_count(&rh_lin_tb);
 }
 
 size_t rh_lineage_bytes(void)
@@ -1012,6 +1100,7 @@ rh_status_t rh_lineage_setup(void)
     atomic_store(&rh_lin_ring.tail, 0);
     rh_lin_ring.tail_seen = 0;
     rh_lin_out = NULL;
+    rh_mpsc_init(&rh_lin_gone_q.q);
     atomic_store(&rh_lin_eager,
                  rh_cfg.lineage_max_bytes < RH_LIN_EAGER_MAX);
     rh_future_set_gone_hook(rh_lin_gone);

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 void rh_lineage_table_init(rh_lineage_table_t *tb, size_t max,
-                           void (*detach)(rh_lineage_t *l),
+                           int (*detach)(rh_lineage_t *l),
                            void (*drop)(rh_lineage_t *l))
 {
     pthread_mutexattr_t attr;
@@ -75,10 +75,11 @@ static rh_lineage_t *rh_lineage_trim_locked(rh_lineage_table_t *tb)
         rh_lineage_t *l = tb->oldest;
 
         rh_lineage_unlink(tb, l);
-        if (tb->detach != NULL) {
-            tb->detach(l);
-        }
         rh_lineage_removed_locked(tb);
+        if (tb->detach != NULL && !tb->detach(l)) {
+            l->out = 1;   /* released meanwhile: its releaser frees it */
+            continue;
+        }
         l->newer = out;
         out = l;
         tb->dropped++;
@@ -138,6 +139,9 @@ rh_lineage_t *rh_lineage_table_ran_locked(rh_lineage_table_t *tb,
 
 void rh_lineage_table_remove_locked(rh_lineage_table_t *tb, rh_lineage_t *l)
 {
+    if (l->out) {
+        return;   /* a detach took it out, finding it released */
+    }
     if (!l->running) {
         rh_lineage_unlink(tb, l);
     }
@@ -184,10 +188,11 @@ void rh_lineage_table_fini(rh_lineage_table_t *tb)
         rh_lineage_t *l = tb->oldest;
 
         rh_lineage_unlink(tb, l);
-        if (tb->detach != NULL) {
-            tb->detach(l);
-        }
         rh_lineage_removed_locked(tb);
+        if (tb->detach != NULL && !tb->detach(l)) {
+            l->out = 1;
+            continue;
+        }
         l->newer = out;
         out = l;
     }

@@ -13,6 +13,12 @@
  * adding one takes no lock. An entry dropped for room is detached (under
  * the lock: whoever points at it lets go) and then dropped outside the
  * lock: dropping releases objects, which may end other entries.
+ *
+ * An entry's release (every return of its task let go) takes no lock
+ * either: the owner claims the entry from its block and hands it to the
+ * lock's next holder, who takes it out. A detach that finds the entry
+ * claimed so meanwhile says so; the table then takes the entry out
+ * without dropping it (its releaser frees it) and marks it out.
  */
 #ifndef RH_CORE_LINEAGE_TABLE_H
 #define RH_CORE_LINEAGE_TABLE_H
@@ -28,7 +34,9 @@ struct rh_lineage {
                                    * drop list once dropped for room */
     uint64_t      counter;        /* the task's; never 0 */
     uint32_t      bytes;          /* counted against the bound */
-    int           running;        /* a run is out: never dropped */
+    uint8_t       running;        /* a run is out: never dropped */
+    uint8_t       out;            /* taken out while its release was on
+                                   * its way (under the lock) */
 };
 
 typedef struct rh_lineage_table {
@@ -39,8 +47,11 @@ typedef struct rh_lineage_table {
     /* Entries taken out, ever: written only under the lock (a load and a
      * store, no read-modify-write), read by anyone. */
     _Atomic long    removed;
-    /* Under the lock: l is dropped for room; what points at it lets go. */
-    void          (*detach)(rh_lineage_t *l);
+    /* Under the lock: l is dropped for room; what points at it lets go.
+     * Returns 0 when l's release claimed it first (then l is not
+     * dropped: it is taken out and marked out, and its releaser frees
+     * it). */
+    int           (*detach)(rh_lineage_t *l);
     /* Outside the lock: frees l. */
     void          (*drop)(rh_lineage_t *l);
     /* Entries added, ever: bumped by the submitter without the lock, so
@@ -51,7 +62,7 @@ typedef struct rh_lineage_table {
 } rh_lineage_table_t;
 
 void rh_lineage_table_init(rh_lineage_table_t *tb, size_t max,
-                           void (*detach)(rh_lineage_t *l),
+                           int (*detach)(rh_lineage_t *l),
                            void (*drop)(rh_lineage_t *l));
 
 /* Detaches and drops the entries not running, and frees the table; the
@@ -82,7 +93,8 @@ void rh_lineage_table_run_locked(rh_lineage_table_t *tb, rh_lineage_t *l);
 rh_lineage_t *rh_lineage_table_ran_locked(rh_lineage_table_t *tb,
                                           rh_lineage_t *l);
 
-/* Takes l out of the table (its objects were all released); the caller
+/* Takes l out of the table (its objects were all released), unless a
+ * detach found it released and took it out already (l->out); the caller
  * frees it. With tb->lock held. */
 void rh_lineage_table_remove_locked(rh_lineage_table_t *tb, rh_lineage_t *l);
 

@@ -1,7 +1,8 @@
 /*
  * The lineage table: entries bounded, oldest dropped first past the bound,
  * running ones never (and added without the lock), each dropped one
- * detached under the lock and dropped outside it.
+ * detached under the lock and dropped outside it; one whose release
+ * claimed it first taken out, not dropped.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -11,17 +12,24 @@
 static rh_lineage_table_t tb;
 static uint64_t dropped[64], detached[64];
 static long ndropped, ndetached;
+/* An entry whose release claimed it before a drop for room (its detach
+ * finds it so), as lineage.c's release does without the lock. */
+static uint64_t released_counter;
 
-static void detach(rh_lineage_t *l)
+static int detach(rh_lineage_t *l)
 {
     /* Under the lock: whoever points at l lets go before anyone else
      * can find it. */
     cr_assert_neq(pthread_mutex_trylock(&tb.lock), 0,
                   "detach called without the table's lock");
+    if (l->counter == released_counter) {
+        return 0;
+    }
     if (ndetached < 64) {
         detached[ndetached] = l->counter;
     }
     ndetached++;
+    return 1;
 }
 
 static void drop(rh_lineage_t *l)
@@ -51,6 +59,7 @@ static rh_lineage_t *entry(uint64_t counter, size_t bytes, int running)
 static void setup(size_t max)
 {
     ndropped = ndetached = 0;
+    released_counter = 0;
     rh_lineage_table_init(&tb, max, detach, drop);
 }
 
@@ -233,4 +242,39 @@ Test(lineage_table, an_entry_counted_before_it_is_written_runs_as_added)
     cr_expect_eq(dropped[0], 9);
     cr_expect_eq(rh_lineage_table_count(&tb), 1);
     rh_lineage_table_fini(&tb);
+}
+
+/* A release claims its entry without the lock and hands it to the lock's
+ * next holder; a drop for room that meets it first takes it out (its
+ * bytes and count go) without dropping it or counting it dropped, and the
+ * holder's removal after finds it out already. */
+Test(lineage_table, a_released_entry_met_by_a_drop_is_taken_out_not_dropped)
+{
+    rh_lineage_t *one = entry(1, 100, 0), *two = entry(2, 100, 0);
+
+    setup(250);
+    rh_lineage_table_add(&tb, one);
+    rh_lineage_table_add(&tb, two);
+    released_counter = 1;   /* its release is on its way */
+    rh_lineage_table_add(&tb, entry(3, 100, 0));
+    cr_expect_eq(ndropped, 0, "the released entry is not dropped");
+    cr_expect_eq(tb.dropped, 0, "nor counted as dropped for room");
+    cr_expect_eq(ndetached, 0);
+    cr_expect(one->out, "taken out, marked so");
+    cr_expect_eq(rh_lineage_table_count(&tb), 2);
+    cr_expect_eq(rh_lineage_table_bytes(&tb), 200);
+    pthread_mutex_lock(&tb.lock);
+    cr_expect_eq(tb.oldest, two, "the next oldest is the oldest");
+    rh_lineage_table_remove_locked(&tb, one);   /* the release arrives */
+    pthread_mutex_unlock(&tb.lock);
+    cr_expect_eq(rh_lineage_table_count(&tb), 2, "counted out once");
+    cr_expect_eq(rh_lineage_table_bytes(&tb), 200);
+    free(one);
+    /* Past the bound again: the oldest live entry goes as before. */
+    rh_lineage_table_add(&tb, entry(4, 100, 0));
+    cr_assert_eq(ndropped, 1);
+    cr_expect_eq(dropped[0], 2);
+    cr_expect_eq(tb.dropped, 1);
+    rh_lineage_table_fini(&tb);
+    cr_expect_eq(rh_lineage_table_count(&tb), 0);
 }
