@@ -1150,10 +1150,15 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     }
     /* Small sends leave at once from the progress thread, and from any
      * other thread that finds the worker free (no hand-off, no wake-up);
-     * only without done there, which may take locks its caller holds. */
+     * only without done there, which may take locks its caller holds, and
+     * only while no request waits to be written: the op queue can look
+     * empty to rh_tp_enter with requests still in it (a stub pushed back
+     * behind a push in flight), and one of ours among them would be
+     * overtaken. */
     if (len <= RH_AM_SMALL_DATA && rh_likely(rh_am.fault_every == 0) &&
         (direct = rh_tp_on_progress_thread() ? 1 :
-                  done == NULL && rh_tp_enter() ? 2 : 0) != 0) {
+                  done == NULL && rh_am_none_posted() && rh_tp_enter() ?
+                  2 : 0) != 0) {
         uint8_t whole[sizeof(w) + RH_AM_MAX_HDR];
 
         memcpy(whole, &w, sizeof(w));
