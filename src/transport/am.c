@@ -21,6 +21,7 @@
 #include "transport/am.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +35,7 @@
 #include "transport/transport.h"
 
 #define RH_AM_SMALL_DATA 256   /* payload copied into a free-list request */
+#define RH_AM_RING_WAITS 64    /* yields of a thread that found a ring full */
 #define RH_AM_FREE_MAX   1024  /* requests kept on the free list */
 #define RH_AM_CACHE_ID   2     /* our rh_objcache slot */
 
@@ -1143,10 +1145,22 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     } else if (len <= RH_AM_SMALL_DATA && done == NULL &&
                rh_shml_on(dest) && rh_likely(rh_am.fault_every == 0) &&
                sizeof(w) + hdr_len + len <= rh_shml_max_whole() &&
-               rh_am_none_posted() &&
-               rh_shml_send_any(dest, &w, sizeof(w), hdr, hdr_len, data,
-                                len) == RH_OK) {
-        return RH_OK;
+               rh_am_none_posted()) {
+        rh_shml_any_t r;
+
+        /* A full ring is let out by its reader, not by our progress
+         * thread: a request would only move the wait there, and then every
+         * send after it must wait its turn as a request too. Waiting here
+         * a little gives the cores to those who empty it. */
+        for (unsigned i = 0;
+             (r = rh_shml_send_any(dest, &w, sizeof(w), hdr, hdr_len, data,
+                                   len)) == RH_SHML_ANY_FULL &&
+             i < RH_AM_RING_WAITS; i++) {
+            sched_yield();
+        }
+        if (rh_likely(r == RH_SHML_ANY_SENT)) {
+            return RH_OK;
+        }
     }
     /* Small sends leave at once from the progress thread, and from any
      * other thread that finds the worker free (no hand-off, no wake-up);

@@ -565,28 +565,27 @@ rh_status_t rh_shml_send(uint32_t dest, const void *hdr, size_t hlen,
     return status;
 }
 
-rh_status_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
-                             const void *hdr, size_t hlen, const void *data,
-                             size_t dlen)
+rh_shml_any_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
+                               const void *hdr, size_t hlen,
+                               const void *data, size_t dlen)
 {
     rh_shml_peer_t *p = &rh_shml.peers[dest];
     uint8_t *body;
 
     /* Held by the progress thread: the request path is as quick. */
     if (rh_unlikely(!rh_shml_tx_trylock(p))) {
-        return RH_ERR_BUSY;
+        return RH_SHML_ANY_NOT_NOW;
     }
     if (rh_unlikely(p->tx_state != RH_SHML_TX_OPEN ||
                     atomic_load_explicit(&p->tx_held,
                                          memory_order_relaxed) != 0)) {
         rh_shml_tx_unlock(p);
-        return RH_ERR_BUSY;
+        return RH_SHML_ANY_NOT_NOW;
     }
-    /* full: the request path waits for room, with the reader's bell */
     body = rh_shmring_reserve(&p->tx, (uint32_t)(wlen + hlen + dlen));
     if (rh_unlikely(body == NULL)) {
         rh_shml_tx_unlock(p);
-        return RH_ERR_BUSY;
+        return RH_SHML_ANY_FULL;
     }
     memcpy(body, wire, wlen);
     if (hlen != 0) {
@@ -599,7 +598,7 @@ rh_status_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
     rh_shml_tx_count(&p->tx_sent);
     rh_shml_notify(p);
     rh_shml_tx_unlock(p);
-    return RH_OK;
+    return RH_SHML_ANY_SENT;
 }
 
 void rh_shml_unhold(uint32_t dest)

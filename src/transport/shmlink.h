@@ -70,14 +70,20 @@ size_t rh_shml_max_whole(void);
 rh_status_t rh_shml_send(uint32_t dest, const void *hdr, size_t hlen,
                          const void *data, size_t dlen, size_t *sent);
 
+/* What rh_shml_send_any did. */
+typedef enum {
+    RH_SHML_ANY_SENT,    /* the message is in the ring */
+    RH_SHML_ANY_FULL,    /* no room now: the reader makes some soon */
+    RH_SHML_ANY_NOT_NOW  /* the ring is being written, not mapped yet,
+                          * dead, or held (rh_shml_unhold) */
+} rh_shml_any_t;
+
 /* Any thread: writes the message wire || hdr || data, which fits one
- * record (rh_shml_max_whole), to dest's ring at once, or returns
- * RH_ERR_BUSY and writes nothing: the ring is being written, full, not
- * mapped yet, dead, or held (rh_shml_hold). The caller then sends it the
- * usual way. */
-rh_status_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
-                             const void *hdr, size_t hlen, const void *data,
-                             size_t dlen);
+ * record (rh_shml_max_whole), to dest's ring at once, or writes nothing
+ * and says why; the caller then sends it the usual way. */
+rh_shml_any_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
+                               const void *hdr, size_t hlen,
+                               const void *data, size_t dlen);
 
 /* Progress thread: nothing waits any more for room in dest's ring. A send
  * that found the ring busy holds it (rh_shml_send_any writes nothing to
