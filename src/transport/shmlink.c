@@ -34,6 +34,19 @@
 #include "base/status.h"
 #include "transport/shmring.h"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+/* A thread that wrote a message into a ring itself and the progress thread
+ * that reads the answer are ordered through the other process (its reads
+ * and writes of the rings), which ThreadSanitizer does not see: it is told
+ * here, as the op queue told it when such messages went through it. */
+#define RH_SHML_TSAN_RELEASE() __tsan_release(&rh_shml)
+#define RH_SHML_TSAN_ACQUIRE() __tsan_acquire(&rh_shml)
+#else
+#define RH_SHML_TSAN_RELEASE() ((void)0)
+#define RH_SHML_TSAN_ACQUIRE() ((void)0)
+#endif
+
 #define RH_SHML_MAGIC    0x52484c4e4b524e47ull   /* "RHLNKRNG" */
 #define RH_SHML_VERSION  1u
 #define RH_SHML_HDR      128u
@@ -594,6 +607,7 @@ rh_shml_any_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
     if (dlen != 0) {
         memcpy(body + wlen + hlen, data, dlen);
     }
+    RH_SHML_TSAN_RELEASE();
     rh_shmring_commit(&p->tx, (uint32_t)(wlen + hlen));
     rh_shml_tx_count(&p->tx_sent);
     rh_shml_notify(p);
@@ -760,6 +774,7 @@ static unsigned rh_shml_read(int src, rh_shml_peer_t *p)
 
     while (n < RH_SHML_BURST &&
            (body = (uint8_t *)rh_shmring_peek(&p->rx, &len, &tag)) != NULL) {
+        RH_SHML_TSAN_ACQUIRE();
         if (rh_likely((tag & (RH_SHML_FIRST | RH_SHML_CONT)) == 0)) {
             uint32_t hlen = tag & RH_SHML_HLEN;
 
