@@ -302,7 +302,8 @@ if want tsan; then
        make -C "$tsan" -j"$jobs" all >"$tsan/make.out" 2>&1 &&
        make -C "$tsan" -j"$jobs" examples/am_exchange examples/pi examples/heat2d \
             examples/param_sweep examples/array_mapreduce examples/param_server examples/sim_farm tests/multi/alltoall tests/multi/hello \
-            tests/multi/peer_kill tests/multi/shm_stall tests/multi/malformed tests/multi/objects \
+            tests/multi/peer_kill tests/multi/shm_stall tests/multi/ring_threads \
+            tests/multi/malformed tests/multi/objects \
             tests/multi/tasks_stress tests/multi/forward tests/multi/pull \
             tests/multi/placement tests/multi/release tests/multi/resources \
             tests/multi/resources_late \
@@ -339,6 +340,8 @@ if want tsan; then
         tsan_run "killed rank" 137 "status=success" 2 --keep-going -n 3 ./tests/multi/peer_kill
         RAYHPC_NUM_WORKERS=1 tsan_run "a receive queue stalled by a kill ends its rank, not the job" 137 "SHM_STALL OK" 1 --keep-going -n 5 ./tests/multi/shm_stall
         RAYHPC_NUM_WORKERS=1 RAYHPC_RX_WATCH=0 tsan_run "a sender killed mid-message stalls no receiver over the rings" 137 "SHM_STALL OK.*ended=0$" 1 --keep-going -n 5 ./tests/multi/shm_stall
+        tsan_run "threads sending over a ring keep their order" 0 "RING THREADS OK" 1 -n 2 ./tests/multi/ring_threads
+        RAYHPC_SHM_RING_BYTES=4096 tsan_run "threads sending over a full ring keep their order" 0 "RING THREADS OK" 1 -n 2 ./tests/multi/ring_threads
         RAYHPC_SHM_RING=0 tsan_run "alltoall, 2 ranks, over UCX's shared memory" 0 "ALLTOALL OK" 2 -n 2 ./tests/multi/alltoall
         RAYHPC_FINALIZE_TIMEOUT=30s PEER_KILL_FLOOD=1 tsan_run "finalize after a kill with sends in flight" 137 "status=success" 3 --keep-going -n 4 --nodes 2 ./tests/multi/peer_kill
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed

@@ -181,6 +181,30 @@ Test(local, a_receive_queue_stalled_by_a_kill_ends_its_rank_not_the_job)
     }
 }
 
+/* Threads that send at once over a same-host ring, some of their messages
+ * written into the ring by the thread itself and some handed to the
+ * progress thread as requests (larger ones, ones with a callback, ones
+ * that met a full ring): each thread's arrive all, in its order. With
+ * rings of 4 KiB, full most of the time, and of the default size. */
+Test(local, threads_sending_over_a_ring_keep_their_order)
+{
+    static const char *const small[] = { "RAYHPC_SHM_RING=1",
+                                         "RAYHPC_SHM_RING_BYTES=4096", NULL };
+    static const char *const dflt[] = { "RAYHPC_SHM_RING=1", NULL };
+    const char *const *envs[] = { small, dflt };
+
+    for (int i = 0; i < 2; i++) {
+        rh_run_t run = launch(2, 0, 0, "tests/multi/ring_threads", NULL,
+                              envs[i]);
+
+        cr_expect_eq(run.status, 0, "status %d; output ends:\n%s",
+                     run.status, rh_tail(run.out, 3000));
+        cr_expect_eq(rh_count_lines(run.out, "RING THREADS OK"), 1, "%s",
+                     rh_tail(run.out, 3000));
+        rh_run_free(&run);
+    }
+}
+
 /* The same kills with the same-host rings (RAYHPC_SHM_RING=1) and no
  * receive watch: a sender killed mid-message holds up only its own ring,
  * which the receiver drops, so every receiver answers every round and no

@@ -21,6 +21,7 @@
 #include "transport/am.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +35,7 @@
 #include "transport/transport.h"
 
 #define RH_AM_SMALL_DATA 256   /* payload copied into a free-list request */
+#define RH_AM_RING_WAITS 64    /* yields of a thread that found a ring full */
 #define RH_AM_FREE_MAX   1024  /* requests kept on the free list */
 #define RH_AM_CACHE_ID   2     /* our rh_objcache slot */
 
@@ -81,6 +83,8 @@ typedef struct rh_am_batch {
     uint8_t      *buf;        /* RH_AM_BATCH_BYTES */
     uint32_t      len;        /* bytes the messages take, padded */
     uint32_t      count;
+    uint32_t      counted;    /* copies of counted sends: off `posted` once
+                               * the batch left (nothing overtakes them) */
     int           listed;     /* in batch_dests */
 } rh_am_batch_t;
 
@@ -429,9 +433,9 @@ static rh_am_sreq_t *rh_am_sreq_get(void)
 
 /* One send of another thread is done: a submitter waiting for room may
  * go on once half of the room is free again. */
-static void rh_am_uncount(void)
+static void rh_am_uncount_n(long k)
 {
-    long n = atomic_fetch_sub(&rh_am.posted, 1) - 1;
+    long n = atomic_fetch_sub(&rh_am.posted, k) - k;
 
     if (rh_unlikely(atomic_load(&rh_am.room_waiters) != 0) &&
         n <= rh_am.posted_max / 2) {
@@ -448,7 +452,7 @@ static void rh_am_sreq_put(rh_am_sreq_t *sreq)
         free(sreq->copy);
     }
     if (sreq->counted) {
-        rh_am_uncount();
+        rh_am_uncount_n(1);
     }
     if (rh_am.num_free < RH_AM_FREE_MAX) {
         sreq->next_free = rh_am.free_list;
@@ -618,14 +622,20 @@ static void rh_am_ring_issue(rh_am_sreq_t *sreq)
         status = rh_shml_send(sreq->dest, sreq->hdr, sreq->hdr_total,
                               sreq->data, sreq->len, &sreq->ring_sent);
         if (rh_likely(status != RH_ERR_BUSY)) {
+            /* a send of ours that found it busy before may have held it */
+            rh_shml_unhold(sreq->dest);
             rh_am_sreq_finish(sreq, status);
             return;
         }
     }
     if (!rh_am_ring_queue(sreq)) {
+        uint32_t dest = sreq->dest;
+
         rh_am_sreq_finish(sreq, rh_error_set(RH_ERR_NO_MEMORY, "queue of "
-                                             "sends to rank %u",
-                                             sreq->dest));
+                                             "sends to rank %u", dest));
+        if (!rh_am_ring_queued_for(dest)) {
+            rh_shml_unhold(dest);
+        }
     }
 }
 
@@ -654,6 +664,7 @@ void rh_am_ring_retry(rh_status_t fail)
             rh_am_sreq_finish(sreq, status);
         }
         if (q->head == NULL) {
+            rh_shml_unhold(dest);
             rh_am.ringq_dests[i] = rh_am.ringq_dests[--rh_am.num_ringq_dests];
         } else {
             i++;
@@ -741,6 +752,14 @@ static void rh_am_batch_copy(rh_am_batch_t *b, const rh_am_sreq_t *sreq)
     b->len += rh_am_batch_size(sreq);
 }
 
+/* A copy of sreq went into b: its count goes with it. */
+static inline void rh_am_batch_keep_count(rh_am_batch_t *b,
+                                          rh_am_sreq_t *sreq)
+{
+    b->counted += sreq->counted;
+    sreq->counted = 0;
+}
+
 /* Holds sreq back for its rank; 0 when it cannot (no memory): the caller
  * sends it alone. */
 static int rh_am_batch_add(rh_am_sreq_t *sreq)
@@ -781,11 +800,13 @@ static int rh_am_batch_add(rh_am_sreq_t *sreq)
         }
         b->len = 0;
         rh_am_batch_copy(b, b->first);
+        rh_am_batch_keep_count(b, b->first);
         rh_am_sreq_put(b->first);
         b->first = NULL;
     }
     rh_am_batch_copy(b, sreq);
     b->count++;
+    rh_am_batch_keep_count(b, sreq);
     rh_am_sreq_put(sreq);
     return 1;
 }
@@ -799,8 +820,10 @@ static void rh_am_batch_flush(uint32_t dest)
     rh_am_sreq_t *sreq;
     uint8_t whole[sizeof(w) + sizeof(bh)];
     uint32_t count = b->count;
+    uint32_t counted = b->counted;
 
     b->count = 0;
+    b->counted = 0;
     if (count == 1) {
         sreq = b->first;
         b->first = NULL;
@@ -830,6 +853,7 @@ static void rh_am_batch_flush(uint32_t dest)
      * takes the buffer along. */
     if (rh_likely(rh_am.fault_every == 0) &&
         rh_am_send_now(dest, whole, sizeof(whole), b->buf, b->len) == RH_OK) {
+        rh_am_uncount_n(counted);
         return;
     }
     sreq = rh_am_sreq_get();
@@ -838,6 +862,7 @@ static void rh_am_batch_flush(uint32_t dest)
         rh_error_set(RH_ERR_NO_MEMORY, "send request for a batch");
         rh_am_batch_lost(NULL, dest, &bh, sizeof(bh), b->buf, b->len,
                          RH_ERR_NO_MEMORY);
+        rh_am_uncount_n(counted);
         return;
     }
     memcpy(sreq->hdr, whole, sizeof(whole));
@@ -852,7 +877,10 @@ static void rh_am_batch_flush(uint32_t dest)
     sreq->len = b->len;
     sreq->copy = b->buf;
     b->buf = NULL;
+    /* written, or held in the ring's queue, or failed: whichever, nothing
+     * sent after overtakes it now */
     rh_am_sreq_issue(sreq);
+    rh_am_uncount_n(counted);
 }
 
 unsigned rh_am_flush_batches(void)
@@ -1007,6 +1035,16 @@ static rh_status_t rh_am_sreq_submit(rh_am_sreq_t *sreq)
     return RH_OK;
 }
 
+/* Whether no request of any thread waits to be written (in the op queue,
+ * a batch or a ring's queue): a thread may then write its message into a
+ * same-host ring itself without overtaking one it posted before. The
+ * acquire pairs with the count's decrement after each write. */
+static inline int rh_am_none_posted(void)
+{
+    return atomic_load_explicit(&rh_am.posted, memory_order_acquire) == 0 &&
+           rh_tp_ops_look_empty();
+}
+
 static rh_status_t rh_am_check_dest(uint32_t dest)
 {
     if (rh_unlikely(rh_tp_worker == NULL)) {
@@ -1051,7 +1089,12 @@ static rh_status_t rh_am_send_now(uint32_t dest, const void *hdr,
             hdr_total + len > rh_shml_max_whole()) {
             return RH_ERR_BUSY;
         }
-        return rh_shml_send(dest, hdr, hdr_total, data, len, &sent);
+        status = rh_shml_send(dest, hdr, hdr_total, data, len, &sent);
+        if (status == RH_OK) {
+            /* nothing waits: a send that found it busy held it */
+            rh_shml_unhold(dest);
+        }
+        return status;
     }
     status = rh_tp_ep((int)dest, &ep);
     if (rh_unlikely(status != RH_OK)) {
@@ -1099,13 +1142,37 @@ rh_status_t rh_am_send(uint32_t dest, uint16_t id, const void *hdr,
     w.data_len = (uint32_t)len;
     if (rh_tp_on_progress_thread()) {
         rh_am_batch_before(dest);
+    } else if (len <= RH_AM_SMALL_DATA && done == NULL &&
+               rh_shml_on(dest) && rh_likely(rh_am.fault_every == 0) &&
+               sizeof(w) + hdr_len + len <= rh_shml_max_whole() &&
+               rh_am_none_posted()) {
+        rh_shml_any_t r;
+
+        /* A full ring is let out by its reader, not by our progress
+         * thread: a request would only move the wait there, and then every
+         * send after it must wait its turn as a request too. Waiting here
+         * a little gives the cores to those who empty it. */
+        for (unsigned i = 0;
+             (r = rh_shml_send_any(dest, &w, sizeof(w), hdr, hdr_len, data,
+                                   len)) == RH_SHML_ANY_FULL &&
+             i < RH_AM_RING_WAITS; i++) {
+            sched_yield();
+        }
+        if (rh_likely(r == RH_SHML_ANY_SENT)) {
+            return RH_OK;
+        }
     }
     /* Small sends leave at once from the progress thread, and from any
      * other thread that finds the worker free (no hand-off, no wake-up);
-     * only without done there, which may take locks its caller holds. */
+     * only without done there, which may take locks its caller holds, and
+     * only while no request waits to be written: the op queue can look
+     * empty to rh_tp_enter with requests still in it (a stub pushed back
+     * behind a push in flight), and one of ours among them would be
+     * overtaken. */
     if (len <= RH_AM_SMALL_DATA && rh_likely(rh_am.fault_every == 0) &&
         (direct = rh_tp_on_progress_thread() ? 1 :
-                  done == NULL && rh_tp_enter() ? 2 : 0) != 0) {
+                  done == NULL && rh_am_none_posted() && rh_tp_enter() ?
+                  2 : 0) != 0) {
         uint8_t whole[sizeof(w) + RH_AM_MAX_HDR];
 
         memcpy(whole, &w, sizeof(w));

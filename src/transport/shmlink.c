@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,6 +33,19 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "transport/shmring.h"
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+/* A thread that wrote a message into a ring itself and the progress thread
+ * that reads the answer are ordered through the other process (its reads
+ * and writes of the rings), which ThreadSanitizer does not see: it is told
+ * here, as the op queue told it when such messages went through it. */
+#define RH_SHML_TSAN_RELEASE() __tsan_release(&rh_shml)
+#define RH_SHML_TSAN_ACQUIRE() __tsan_acquire(&rh_shml)
+#else
+#define RH_SHML_TSAN_RELEASE() ((void)0)
+#define RH_SHML_TSAN_ACQUIRE() ((void)0)
+#endif
 
 #define RH_SHML_MAGIC    0x52484c4e4b524e47ull   /* "RHLNKRNG" */
 #define RH_SHML_VERSION  1u
@@ -70,7 +84,12 @@ typedef struct rh_shml_peer {
     pid_t               pid;
     struct sockaddr_un  bell;       /* its doorbell */
     socklen_t           bell_len;
-    /* sending to it */
+    /* sending to it: the writer's side belongs to whoever holds tx_lock
+     * (the progress thread, or a thread writing a small message itself) */
+    _Atomic uint32_t    tx_lock;
+    _Atomic uint32_t    tx_held;    /* am.c keeps messages for this ring */
+    _Atomic uint64_t    tx_sent;    /* records; written under tx_lock */
+    _Atomic uint64_t    tx_bells;
     int                 tx_state;
     rh_shmring_t        tx;
     _Atomic uint32_t   *tx_sleeping;
@@ -109,7 +128,46 @@ static rh_shml_t rh_shml = { .bell_fd = -1 };
 
 const rh_shml_stats_t *rh_shml_stats(void)
 {
+    rh_shml.stats.sent = 0;
+    rh_shml.stats.bells = 0;
+    for (int r = 0; rh_shml.peers != NULL && r < rh_shml.size; r++) {
+        rh_shml.stats.sent += atomic_load_explicit(&rh_shml.peers[r].tx_sent,
+                                                   memory_order_relaxed);
+        rh_shml.stats.bells +=
+            atomic_load_explicit(&rh_shml.peers[r].tx_bells,
+                                 memory_order_relaxed);
+    }
     return &rh_shml.stats;
+}
+
+/* A count only its lock's holder writes: a plain add, readable anywhere. */
+static inline void rh_shml_tx_count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) +
+                          1, memory_order_relaxed);
+}
+
+static inline int rh_shml_tx_trylock(rh_shml_peer_t *p)
+{
+    return atomic_load_explicit(&p->tx_lock, memory_order_relaxed) == 0 &&
+           atomic_exchange_explicit(&p->tx_lock, 1,
+                                    memory_order_acquire) == 0;
+}
+
+/* Another thread holds a ring only for the copy of one small message:
+ * spin, yielding now and then for a holder that lost its core. */
+static void rh_shml_tx_lock(rh_shml_peer_t *p)
+{
+    for (unsigned i = 1; !rh_shml_tx_trylock(p); i++) {
+        if ((i & 63) == 0) {
+            sched_yield();
+        }
+    }
+}
+
+static inline void rh_shml_tx_unlock(rh_shml_peer_t *p)
+{
+    atomic_store_explicit(&p->tx_lock, 0, memory_order_release);
 }
 
 size_t rh_shml_max_whole(void)
@@ -164,7 +222,7 @@ static void rh_shml_ring_bell(rh_shml_peer_t *p)
 {
     static const char b = 1;
 
-    rh_shml.stats.bells++;
+    rh_shml_tx_count(&p->tx_bells);
     /* EAGAIN: its queue holds a ring already, it wakes anyway. */
     (void)sendto(rh_shml.bell_fd, &b, 1, MSG_DONTWAIT,
                  (const struct sockaddr *)&p->bell, p->bell_len);
@@ -360,6 +418,9 @@ void rh_shml_close(void)
         for (int r = 0; r < rh_shml.size; r++) {
             rh_shml_peer_t *p = &rh_shml.peers[r];
 
+            rh_shml_tx_lock(p);
+            p->tx_state = RH_SHML_TX_DEAD;
+            rh_shml_tx_unlock(p);
             if (p->tx_map != NULL) {
                 munmap(p->tx_map, p->tx_map_len);
             }
@@ -494,10 +555,81 @@ static void *rh_shml_reserve(rh_shml_peer_t *p, uint32_t len)
     return body;
 }
 
+static rh_status_t rh_shml_send_locked(uint32_t dest, rh_shml_peer_t *p,
+                                       const void *hdr, size_t hlen,
+                                       const void *data, size_t dlen,
+                                       size_t *sent);
+
 rh_status_t rh_shml_send(uint32_t dest, const void *hdr, size_t hlen,
                          const void *data, size_t dlen, size_t *sent)
 {
     rh_shml_peer_t *p = &rh_shml.peers[dest];
+    rh_status_t status;
+
+    rh_shml_tx_lock(p);
+    status = rh_shml_send_locked(dest, p, hdr, hlen, data, dlen, sent);
+    /* The rest will wait in am.c, which lets go once nothing does: from
+     * now on, before anyone else writes (a message half written in
+     * fragments cannot take another in between). */
+    if (status == RH_ERR_BUSY) {
+        atomic_store_explicit(&p->tx_held, 1, memory_order_relaxed);
+    }
+    rh_shml_tx_unlock(p);
+    return status;
+}
+
+rh_shml_any_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
+                               const void *hdr, size_t hlen,
+                               const void *data, size_t dlen)
+{
+    rh_shml_peer_t *p = &rh_shml.peers[dest];
+    uint8_t *body;
+
+    /* Held by the progress thread: the request path is as quick. */
+    if (rh_unlikely(!rh_shml_tx_trylock(p))) {
+        return RH_SHML_ANY_NOT_NOW;
+    }
+    if (rh_unlikely(p->tx_state != RH_SHML_TX_OPEN ||
+                    atomic_load_explicit(&p->tx_held,
+                                         memory_order_relaxed) != 0)) {
+        rh_shml_tx_unlock(p);
+        return RH_SHML_ANY_NOT_NOW;
+    }
+    body = rh_shmring_reserve(&p->tx, (uint32_t)(wlen + hlen + dlen));
+    if (rh_unlikely(body == NULL)) {
+        rh_shml_tx_unlock(p);
+        return RH_SHML_ANY_FULL;
+    }
+    memcpy(body, wire, wlen);
+    if (hlen != 0) {
+        memcpy(body + wlen, hdr, hlen);
+    }
+    if (dlen != 0) {
+        memcpy(body + wlen + hlen, data, dlen);
+    }
+    RH_SHML_TSAN_RELEASE();
+    rh_shmring_commit(&p->tx, (uint32_t)(wlen + hlen));
+    rh_shml_tx_count(&p->tx_sent);
+    rh_shml_notify(p);
+    rh_shml_tx_unlock(p);
+    return RH_SHML_ANY_SENT;
+}
+
+void rh_shml_unhold(uint32_t dest)
+{
+    _Atomic uint32_t *held = &rh_shml.peers[dest].tx_held;
+
+    /* read first: the line stays shared with the threads that look */
+    if (atomic_load_explicit(held, memory_order_relaxed) != 0) {
+        atomic_store_explicit(held, 0, memory_order_relaxed);
+    }
+}
+
+static rh_status_t rh_shml_send_locked(uint32_t dest, rh_shml_peer_t *p,
+                                       const void *hdr, size_t hlen,
+                                       const void *data, size_t dlen,
+                                       size_t *sent)
+{
     size_t total = hlen + dlen;
     uint32_t max = rh_shmring_max_record(rh_shml.cap);
     uint8_t *body;
@@ -523,7 +655,7 @@ rh_status_t rh_shml_send(uint32_t dest, const void *hdr, size_t hlen,
             memcpy(body + hlen, data, dlen);
         }
         rh_shmring_commit(&p->tx, (uint32_t)hlen);
-        rh_shml.stats.sent++;
+        rh_shml_tx_count(&p->tx_sent);
         rh_shml_notify(p);
         return RH_OK;
     }
@@ -553,7 +685,7 @@ rh_status_t rh_shml_send(uint32_t dest, const void *hdr, size_t hlen,
             tag |= RH_SHML_LAST;
         }
         rh_shmring_commit(&p->tx, tag);
-        rh_shml.stats.sent++;
+        rh_shml_tx_count(&p->tx_sent);
     }
     rh_shml_notify(p);
     return RH_OK;
@@ -642,6 +774,7 @@ static unsigned rh_shml_read(int src, rh_shml_peer_t *p)
 
     while (n < RH_SHML_BURST &&
            (body = (uint8_t *)rh_shmring_peek(&p->rx, &len, &tag)) != NULL) {
+        RH_SHML_TSAN_ACQUIRE();
         if (rh_likely((tag & (RH_SHML_FIRST | RH_SHML_CONT)) == 0)) {
             uint32_t hlen = tag & RH_SHML_HLEN;
 
@@ -759,7 +892,9 @@ void rh_shml_peer_dead(int rank)
         }
         rh_shml_asm_drop(p);
     }
+    rh_shml_tx_lock(p);
     p->tx_state = RH_SHML_TX_DEAD;
+    rh_shml_tx_unlock(p);
 }
 
 /* ---- stale segments -------------------------------------------------------- */

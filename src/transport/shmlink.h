@@ -20,8 +20,10 @@
  * when the receiver said, in its segment, that it is about to sleep.
  *
  * Everything here runs on the thread that acts as the progress thread (it
- * holds the worker's token), the writer of every ring we send on and the
- * reader of every ring we receive on.
+ * holds the worker's token), the reader of every ring we receive on,
+ * except rh_shml_send_any: a ring we send on is written under a lock of
+ * its own, so that another thread may put a small message in it itself,
+ * with no request handed to the progress thread.
  */
 #ifndef RH_TRANSPORT_SHMLINK_H
 #define RH_TRANSPORT_SHMLINK_H
@@ -62,10 +64,31 @@ size_t rh_shml_max_whole(void);
  * RH_OK: all of it is in the ring. RH_ERR_BUSY: the ring is full, or the
  * segment not there yet; *sent says how far it got (0 for a message that
  * fits one record: such a message goes whole or not at all) and the caller
- * tries again later. RH_ERR_PEER_FAILED: dest is dead; other errors with
+ * tries again later (the ring stays held until rh_shml_unhold).
+ * RH_ERR_PEER_FAILED: dest is dead; other errors with
  * a message. */
 rh_status_t rh_shml_send(uint32_t dest, const void *hdr, size_t hlen,
                          const void *data, size_t dlen, size_t *sent);
+
+/* What rh_shml_send_any did. */
+typedef enum {
+    RH_SHML_ANY_SENT,    /* the message is in the ring */
+    RH_SHML_ANY_FULL,    /* no room now: the reader makes some soon */
+    RH_SHML_ANY_NOT_NOW  /* the ring is being written, not mapped yet,
+                          * dead, or held (rh_shml_unhold) */
+} rh_shml_any_t;
+
+/* Any thread: writes the message wire || hdr || data, which fits one
+ * record (rh_shml_max_whole), to dest's ring at once, or writes nothing
+ * and says why; the caller then sends it the usual way. */
+rh_shml_any_t rh_shml_send_any(uint32_t dest, const void *wire, size_t wlen,
+                               const void *hdr, size_t hlen,
+                               const void *data, size_t dlen);
+
+/* Progress thread: nothing waits any more for room in dest's ring. A send
+ * that found the ring busy holds it (rh_shml_send_any writes nothing to
+ * it, which would overtake what waits) until this is called. */
+void rh_shml_unhold(uint32_t dest);
 
 /* Reads what waits in our rings and hands it to the receive path; returns
  * how many records. */

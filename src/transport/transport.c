@@ -630,6 +630,11 @@ int rh_tp_more_posted(void)
     return !rh_mpsc_empty(&rh_tp.ops);
 }
 
+int rh_tp_ops_look_empty(void)
+{
+    return rh_mpsc_looks_empty(&rh_tp.ops);
+}
+
 static unsigned rh_tp_drain_ops(void)
 {
     unsigned n = 0;

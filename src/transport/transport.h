@@ -148,6 +148,10 @@ void rh_tp_leave(void);
  * then. */
 int rh_tp_more_posted(void);
 
+/* Any thread: whether nothing is posted for the progress thread (a look,
+ * not a promise: an op it took may still be running). */
+int rh_tp_ops_look_empty(void);
+
 /* Registers fn to be called from the progress loop, outside any UCX
  * callback, once a peer was found dead. Call before rh_tp_start. */
 rh_status_t rh_tp_on_peer_failure(rh_tp_failure_fn fn, void *arg);
