@@ -15,7 +15,9 @@ typedef struct rh_mpsc_node {
 
 typedef struct rh_mpsc {
     _Atomic(rh_mpsc_node_t *) head;   /* producers push here */
-    rh_mpsc_node_t           *tail;   /* consumer pops here */
+    /* consumer pops here; written by the consumer alone (relaxed stores,
+     * plain moves), atomic so that rh_mpsc_looks_empty may read it */
+    _Atomic(rh_mpsc_node_t *) tail;
     rh_mpsc_node_t            stub;
 } rh_mpsc_t;
 
@@ -23,7 +25,12 @@ static inline void rh_mpsc_init(rh_mpsc_t *q)
 {
     atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
     atomic_store_explicit(&q->head, &q->stub, memory_order_relaxed);
-    q->tail = &q->stub;
+    atomic_store_explicit(&q->tail, &q->stub, memory_order_relaxed);
+}
+
+static inline rh_mpsc_node_t *rh_mpsc_tail(rh_mpsc_t *q)
+{
+    return atomic_load_explicit(&q->tail, memory_order_relaxed);
 }
 
 static inline void rh_mpsc_push(rh_mpsc_t *q, rh_mpsc_node_t *node)
@@ -41,7 +48,7 @@ static inline void rh_mpsc_push(rh_mpsc_t *q, rh_mpsc_node_t *node)
  * still be invisible; the producer's wake-up covers that window). */
 static inline int rh_mpsc_empty(rh_mpsc_t *q)
 {
-    return q->tail == &q->stub &&
+    return rh_mpsc_tail(q) == &q->stub &&
            atomic_load_explicit(&q->stub.next, memory_order_acquire) == NULL;
 }
 
@@ -50,25 +57,31 @@ static inline int rh_mpsc_empty(rh_mpsc_t *q)
  * the producer sees the consumer's sleeping flag (stored seq_cst before). */
 static inline int rh_mpsc_idle(rh_mpsc_t *q)
 {
-    return q->tail == &q->stub &&
+    return rh_mpsc_tail(q) == &q->stub &&
            atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
 }
 
-/* Any thread: whether the queue is empty, from head alone (a seq_cst load,
- * as in rh_mpsc_idle). Every pop that takes the last node pushes the stub
- * back behind it, so a queue whose head is the stub holds nothing; the
- * consumer's private tail is not read, so a thread that may just have
- * stopped being the consumer can ask. */
+/* Any thread: whether the queue is empty. head alone does not say it: a
+ * pop that takes the last node pushes the stub back behind it, and a push
+ * whose exchange came just before that (its link not stored yet) leaves
+ * head on the stub with that node and the one popped next still queued;
+ * the consumer's tail is then still on that node. So: head (seq_cst, as
+ * in rh_mpsc_idle) on the stub, then tail on the stub too. The consumer
+ * moves tail before it pushes the stub, so a head read that sees that
+ * push sees tail's move as well. */
 static inline int rh_mpsc_looks_empty(rh_mpsc_t *q)
 {
-    return atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
+    if (atomic_load_explicit(&q->head, memory_order_seq_cst) != &q->stub) {
+        return 0;
+    }
+    return atomic_load_explicit(&q->tail, memory_order_acquire) == &q->stub;
 }
 
 /* Returns the oldest node, or NULL when the queue is empty or a producer is
  * between its two steps (the node then shows up on a later pop). */
 static inline rh_mpsc_node_t *rh_mpsc_pop(rh_mpsc_t *q)
 {
-    rh_mpsc_node_t *tail = q->tail;
+    rh_mpsc_node_t *tail = rh_mpsc_tail(q);
     rh_mpsc_node_t *next = atomic_load_explicit(&tail->next,
                                                 memory_order_acquire);
 
@@ -76,12 +89,12 @@ static inline rh_mpsc_node_t *rh_mpsc_pop(rh_mpsc_t *q)
         if (next == NULL) {
             return NULL;
         }
-        q->tail = next;
+        atomic_store_explicit(&q->tail, next, memory_order_relaxed);
         tail = next;
         next = atomic_load_explicit(&next->next, memory_order_acquire);
     }
     if (next != NULL) {
-        q->tail = next;
+        atomic_store_explicit(&q->tail, next, memory_order_relaxed);
         return tail;
     }
     if (tail != atomic_load_explicit(&q->head, memory_order_acquire)) {
@@ -90,10 +103,10 @@ static inline rh_mpsc_node_t *rh_mpsc_pop(rh_mpsc_t *q)
     rh_mpsc_push(q, &q->stub);
     next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (next != NULL) {
-        q->tail = next;
+        atomic_store_explicit(&q->tail, next, memory_order_relaxed);
         return tail;
     }
-    return NULL;
+    return NULL;   /* a push came between the look at head and the stub's */
 }
 
 #endif

@@ -22,7 +22,7 @@
  *   S1 sleeping = mode        (seq_cst)     inbox exchange / deque bottom)
  *   S2 sleepers += 1          (seq_cst)  P2 read sleepers      (seq_cst)
  *   S3 look for work          (seq_cst:  P3 if > 0: read the target's
- *      own inbox head, every deque's        sleeping; if set, exchange it
+ *      own inbox ends, every deque's        sleeping; if set, exchange it
  *      top and bottom, resumers,            to AWAKE, and if we were the
  *      the end of a shutdown)
  *   S4 nothing: futex_wait(wake_seq, seq)   one to clear it, wake_seq += 1

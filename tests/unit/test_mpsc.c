@@ -55,8 +55,8 @@ Test(mpsc, single_thread_is_fifo)
     cr_expect(rh_mpsc_empty(&queue));
 }
 
-/* looks_empty, which reads head only, agrees with the consumer's own view
- * whenever the consumer is between pops. */
+/* looks_empty agrees with the consumer's own view whenever the consumer is
+ * between pops. */
 Test(mpsc, looks_empty_agrees_with_the_consumer_between_pops)
 {
     item_t it[3];
@@ -76,6 +76,42 @@ Test(mpsc, looks_empty_agrees_with_the_consumer_between_pops)
         cr_expect(rh_mpsc_idle(&queue));
         cr_expect_null(rh_mpsc_pop(&queue));
     }
+}
+
+/* The interleaving that left head on the stub with nodes queued: the
+ * consumer takes the last node's place (tail = t), sees head == t, and
+ * before it pushes the stub back a producer exchanges head to n but has
+ * not linked t to n yet. The pop cannot give t (its link is missing) and
+ * nothing is lost, but the queue is not empty, and any thread asking must
+ * hear so: the pool's worker slept on its inbox, the table of requests in
+ * flight missed an entry, a sending thread overtook a queued request. */
+Test(mpsc, a_push_racing_the_stubs_return_does_not_look_empty)
+{
+    item_t t, n;
+    rh_mpsc_node_t *prev;
+
+    rh_mpsc_init(&queue);
+    rh_mpsc_push(&queue, &t.node);
+    /* the pop's first steps: past the stub to t, t has no next, head is t */
+    atomic_store_explicit(&queue.tail, &t.node, memory_order_relaxed);
+    cr_assert_eq(atomic_load(&queue.head), &t.node);
+    /* the producer's exchange, its link still to come */
+    atomic_store_explicit(&n.node.next, NULL, memory_order_relaxed);
+    prev = atomic_exchange(&queue.head, &n.node);
+    cr_assert_eq(prev, &t.node);
+    /* the pop goes on: the stub back behind what it took for the last */
+    rh_mpsc_push(&queue, &queue.stub);
+    cr_expect(!rh_mpsc_looks_empty(&queue), "t and n are queued");
+    cr_expect(!rh_mpsc_idle(&queue));
+    cr_expect_null(rh_mpsc_pop(&queue), "t's link is not there yet");
+    cr_expect(!rh_mpsc_looks_empty(&queue));
+    atomic_store_explicit(&prev->next, &n.node, memory_order_release);
+    cr_expect_eq(rh_mpsc_pop(&queue), &t.node);
+    cr_expect(!rh_mpsc_looks_empty(&queue));
+    cr_expect_eq(rh_mpsc_pop(&queue), &n.node);
+    cr_expect_null(rh_mpsc_pop(&queue));
+    cr_expect(rh_mpsc_looks_empty(&queue));
+    cr_expect(rh_mpsc_idle(&queue));
 }
 
 Test(mpsc, concurrent_producers_lose_nothing_and_keep_their_order)
