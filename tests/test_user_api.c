@@ -112,3 +112,36 @@ Test(user_api, many_refs_deep_chains_wide_fan_in_and_nesting_on_two_nodes)
 {
     user_case("scale", 4, 2, NULL, "USER SCALE OK");
 }
+
+Test(user_api, nested_failures_name_the_root_cause_at_any_depth)
+{
+    user_case("deep", 4, 2, NULL, "USER DEEP OK");
+}
+
+/* A released ref given to rh_remote is refused there, and that is all: no
+ * task runs to log a failure of its own. */
+static void refs_case(int n, int nodes, const char *const *env)
+{
+    rh_run_t run = rh_launch(n, nodes, 0, "tests/multi/user_api", "refs", env,
+                             TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    RH_EXPECT_LINES(run, "USER REFS OK", 1);
+    RH_EXPECT_LINES(run, "which has no returns", 0);
+    rh_run_free(&run);
+}
+
+Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_on_one_rank)
+{
+    refs_case(1, 1, NULL);
+}
+
+Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_on_two_nodes)
+{
+    refs_case(4, 2, NULL);
+}
+
+Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_over_tcp)
+{
+    refs_case(2, 2, TCP);
+}

@@ -42,6 +42,15 @@
  *           handed down through 3 levels of nested tasks; rh_put of 0
  *           bytes (a ref to an empty object) and of more than any store
  *           holds (RH_ERR_TOO_LARGE)
+ *   deep    a task of 3 returns nested 3 and 24 levels over the nodes, the
+ *           last failing with a message and each above passing on the
+ *           status of its get: each return at the top fails naming the
+ *           root cause
+ *   refs    rh_wait and rh_get_many of refs given twice and of a failed
+ *           one; a released ref passed to a task is RH_ERR_INVALID_REF
+ *           from rh_remote, and nothing else; returns of 0 bytes, 39, 40
+ *           and 41 bytes and RAYHPC_INLINE_MAX - 1, + 0 and + 1 from the
+ *           last node, whole
  *
  * Prints "USER <MODE> OK" on rank 0 (in pgdead and pgstop, on each rank
  * that lives), or "USER FAIL ..." and exits 1.
@@ -687,6 +696,60 @@ static rh_status_t nest(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &v, sizeof(v));
 }
 
+/* deep: a task of 3 returns that submits itself one level down, on the next
+ * node, and passes on the status of the get that failed (no message of its
+ * own); at level 0 return 1 fails and returns 0 and 2 are set. */
+static rh_status_t deep(rh_task_ctx_t *ctx)
+{
+    int d = *(const int *)rh_task_arg(ctx, 0, NULL);
+    rh_task_params_t tp = rank_on_node((rh_node_id() + 1) % rh_num_nodes(),
+                                       0);
+    rh_ref_t r[3];
+    rh_status_t st;
+
+    if (d == 0) {
+        int v = 7;
+
+        rh_task_return(ctx, 0, &v, sizeof(v));
+        rh_task_return(ctx, 2, &v, sizeof(v));
+        return rh_task_fail(ctx, "the root cause, at level 0");
+    }
+    d--;
+    tp.field_mask |= RH_TASK_PARAM_FIELD_NUM_RETURNS;
+    tp.num_returns = 3;
+    st = rh_remote("deep", &(rh_arg_t){ RH_ARG_BYTES, { 0, 0 }, &d,
+                                        sizeof(d) }, 1, &tp, r);
+    if (st != RH_OK) {
+        return st;
+    }
+    for (int i = 0; i < 3 && st == RH_OK; i++) {
+        const void *p;
+
+        st = rh_get(r[i], &p, NULL, 60000);
+        if (st == RH_OK) {
+            rh_task_return(ctx, i, p, sizeof(int));
+            rh_release(r[i]);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        rh_release(r[i]);
+    }
+    return st;
+}
+
+/* Returns an object of the size its argument says, every byte 0x5a. */
+static rh_status_t sized(rh_task_ctx_t *ctx)
+{
+    size_t n = *(const size_t *)rh_task_arg(ctx, 0, NULL);
+    void *p;
+    rh_status_t st = rh_task_return_alloc(ctx, 0, n, &p);
+
+    if (st == RH_OK && n > 0) {
+        memset(p, 0x5a, n);
+    }
+    return st;
+}
+
 #define SCALE_N 10000
 
 static void scale_wait_many(void)
@@ -872,6 +935,126 @@ static void mode_scale(void)
     scale_chain();
 }
 
+/* A task failed `levels` levels down: every return of the top task fails
+ * with RH_ERR_TASK_FAILED, and the message names the root cause, however
+ * deep it was. */
+static void deep_fails(int levels)
+{
+    rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS,
+                           .num_returns = 3 };
+    rh_arg_t a = rh_arg_bytes(&levels, sizeof(levels));
+    rh_ref_t r[3];
+    char what[64];
+
+    CHECK(rh_remote("deep", &a, 1, &p, r));
+    for (int i = 0; i < 3; i++) {
+        const void *v;
+
+        snprintf(what, sizeof(what), "return %d of %d nested levels", i,
+                 levels);
+        expect(rh_get(r[i], &v, NULL, 60000), RH_ERR_TASK_FAILED, what,
+               "the root cause, at level 0");
+        rh_release(r[i]);
+    }
+}
+
+static void mode_deep(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    deep_fails(3);
+    deep_fails(24);
+}
+
+/* Objects of exactly the sizes where their path changes, made by a task on
+ * the last node and got here: 0 bytes, the small-return limit (40) and
+ * RAYHPC_INLINE_MAX (64K) +/- 1. */
+static void refs_sizes(void)
+{
+    static const size_t sizes[] = { 0, 39, 40, 41, 65535, 65536, 65537 };
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rh_arg_t a = rh_arg_bytes(&sizes[i], sizeof(size_t));
+        rh_ref_t r;
+        const void *p;
+        size_t len = 1;
+        size_t j = 0;
+
+        CHECK(rh_remote("sized", &a, 1, &tp, &r));
+        CHECK(rh_get(r, &p, &len, 60000));
+        while (j < len && ((const unsigned char *)p)[j] == 0x5a) {
+            j++;
+        }
+        if (len != sizes[i] || j != len) {
+            printf("USER FAIL a return of %zu bytes came as %zu, %zu of "
+                   "them right\n", sizes[i], len, j);
+            fails++;
+        }
+        rh_release(r);
+        rh_release(r);
+    }
+}
+
+/* rh_wait and rh_get_many of refs given twice, and of a failed one: each
+ * copy counts, each get takes a hold; a released ref passed to a task is
+ * refused by rh_remote alone (nothing runs, nothing is logged). */
+static void refs_dup(void)
+{
+    int64_t v = 5;
+    int ready[4];
+    rh_arg_t a = rh_arg_bytes(&v, sizeof(v));
+    rh_ref_t x, y, f, gone;
+    const void *ptrs[4];
+    size_t lens[4];
+
+    CHECK(rh_put(&v, sizeof(v), &x));
+    CHECK(rh_remote("inc", &a, 1, NULL, &y));
+    CHECK(rh_remote("bad", NULL, 0, NULL, &f));
+    {
+        rh_ref_t dup[4] = { x, y, x, y };
+
+        CHECK(rh_wait(dup, 4, 4, 60000, ready));
+        if (!(ready[0] && ready[1] && ready[2] && ready[3])) {
+            printf("USER FAIL rh_wait of refs given twice: %d %d %d %d\n",
+                   ready[0], ready[1], ready[2], ready[3]);
+            fails++;
+        }
+        expect(rh_get_many(dup, 4, ptrs, lens, 60000), RH_OK,
+               "rh_get_many of refs given twice", NULL);
+        for (int i = 0; i < 4; i++) {
+            expect(rh_release(dup[i]), RH_OK, "a release of a get's hold of "
+                   "a ref given twice", NULL);
+        }
+    }
+    {
+        rh_ref_t mix[3] = { f, x, f };
+
+        CHECK(rh_wait(mix, 3, 3, 60000, ready));
+        expect(rh_get_many(mix, 3, ptrs, NULL, 60000), RH_ERR_TASK_FAILED,
+               "rh_get_many with a failed ref given twice", "bad on purpose");
+    }
+    CHECK(rh_put(&v, sizeof(v), &gone));
+    CHECK(rh_release(gone));
+    a = rh_arg_ref(gone);
+    expect(rh_remote("inc", &a, 1, NULL, &y), RH_ERR_INVALID_REF,
+           "rh_remote with a released ref", "released");
+    rh_release(x);
+    rh_release(f);
+    expect(rh_release(x), RH_ERR_INVALID_REF, "a release past the holds",
+           NULL);
+}
+
+static void mode_refs(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    refs_dup();
+    refs_sizes();
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -940,6 +1123,8 @@ int main(int argc, char **argv)
     CHECK(rh_register("sum", sum, -1, 1));
     CHECK(rh_register("inc", inc, 1, 1));
     CHECK(rh_register("nest", nest, 2, 1));
+    CHECK(rh_register("deep", deep, 1, 3));
+    CHECK(rh_register("sized", sized, 1, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
            "rh_register of one name", "already");
     {
@@ -968,6 +1153,10 @@ int main(int argc, char **argv)
         mode_holds();
     } else if (strcmp(mode, "scale") == 0) {
         mode_scale();
+    } else if (strcmp(mode, "deep") == 0) {
+        mode_deep();
+    } else if (strcmp(mode, "refs") == 0) {
+        mode_refs();
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
