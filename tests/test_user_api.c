@@ -4,6 +4,8 @@
  * and over TCP.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "spawn.h"
 
@@ -144,4 +146,55 @@ Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_on_two_nodes)
 Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_over_tcp)
 {
     refs_case(2, 2, TCP);
+}
+
+/* Each documented setting a user sets, with a bad value: rh_init fails on
+ * every rank with RH_ERR_CONFIG and a sentence naming the variable. */
+static void bad_setting(int n, const char *assign)
+{
+    char var[128], name[96];
+    const char *env[3] = { assign, var, NULL };
+    rh_run_t run;
+
+    snprintf(name, sizeof(name), "%.*s", (int)(strchr(assign, '=') - assign),
+             assign);
+    snprintf(var, sizeof(var), "USER_API_VAR=%s", name);
+    run = rh_launch(n, n, 0, "tests/multi/user_api", "badenv", env, TIMEOUT);
+    cr_expect_eq(rh_count_lines(run.out, "USER BADENV OK"), n, "%s on %d "
+                 "ranks: output ends:\n%s", assign, n, rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(user_api, bad_settings_are_config_errors_naming_the_variable)
+{
+    static const char *const bad[] = {
+        "RAYHPC_STORE_SIZE=64Q", "RAYHPC_STORE_SIZE=0",
+        "RAYHPC_PUT_TIMEOUT_MS=10x", "RAYHPC_FINALIZE_TIMEOUT=1h",
+        "RAYHPC_SPILL_THRESHOLD=1.5", "RAYHPC_NUM_WORKERS=-1",
+        "RAYHPC_LOG_LEVEL=loud", "RAYHPC_PROGRESS=fast",
+        "RAYHPC_HEARTBEAT_MS=0", "RAYHPC_PULL_CHUNK=1",
+        "RAYHPC_DRIVE_US=10s", "RAYHPC_COALESCE=yes",
+        "RAYHPC_RESOURCES=lic", "RAYHPC_RESOURCES=lic=-1",
+        "RAYHPC_SPILL_DIR=/proc/no/such/dir",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bad_setting(1, bad[i]);
+    }
+    bad_setting(2, "RAYHPC_RESOURCES=lic=x");
+    bad_setting(2, "RAYHPC_SPILL_DIR=/proc/no/such/dir");
+}
+
+/* The documented units: sizes with K, M, G, times with ms, s, m. */
+Test(user_api, settings_take_their_documented_units)
+{
+    static const char *const env[] = {
+        "RAYHPC_STORE_SIZE=64M", "RAYHPC_INLINE_MAX=16K",
+        "RAYHPC_PUT_TIMEOUT_MS=10s", "RAYHPC_FINALIZE_TIMEOUT=2m",
+        "RAYHPC_HEARTBEAT_MS=20ms", "RAYHPC_PULL_CHUNK=1M",
+        "RAYHPC_LINEAGE_MAX_BYTES=1G", "RAYHPC_SPILL_THRESHOLD=0.5",
+        "RAYHPC_RESOURCES=lic=2", NULL
+    };
+
+    user_case("refs", 2, 2, env, "USER REFS OK");
 }

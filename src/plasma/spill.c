@@ -225,19 +225,19 @@ rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
         threshold = 0.8;
     }
     if (!(threshold > 0 && threshold <= 1)) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "spill threshold %g is not "
+        return rh_error_set(RH_ERR_CONFIG, "spill threshold %g is not "
                             "a fraction in (0, 1] (RAYHPC_SPILL_THRESHOLD)",
                             threshold);
     }
     n = snprintf(dir, sizeof(dir), "%s/%s" RH_SPILL_SUFFIX, p->spill_dir,
                  s->name + 1);
     if (n < 0 || (size_t)n >= sizeof(dir) - 24) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "spill directory %s: the "
+        return rh_error_set(RH_ERR_CONFIG, "spill directory %s: the "
                             "path is too long (RAYHPC_SPILL_DIR)",
                             p->spill_dir);
     }
     if (mkdir(p->spill_dir, 0700) != 0 && errno != EEXIST) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "cannot make spill "
+        return rh_error_set(RH_ERR_CONFIG, "cannot make spill "
                             "directory %s: %s (RAYHPC_SPILL_DIR)",
                             p->spill_dir, strerror(errno));
     }
@@ -250,7 +250,7 @@ rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
      * segment was just made anew, so none of its files is wanted */
     (void)rh_spill_rmtree(dir);
     if (mkdir(dir, 0700) != 0) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "cannot make spill "
+        return rh_error_set(RH_ERR_CONFIG, "cannot make spill "
                             "directory %s: %s (RAYHPC_SPILL_DIR)", dir,
                             strerror(errno));
     }

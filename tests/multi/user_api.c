@@ -46,6 +46,8 @@
  *           last failing with a message and each above passing on the
  *           status of its get: each return at the top fails naming the
  *           root cause
+ *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
+ *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
  *           one; a released ref passed to a task is RH_ERR_INVALID_REF
  *           from rh_remote, and nothing else; returns of 0 bytes, 39, 40
@@ -1107,6 +1109,25 @@ static void mode_args(void)
            "rh_put with ref NULL", "rh_put needs");
 }
 
+/* rh_init with a RAYHPC_* setting of a bad value (USER_API_VAR names it):
+ * RH_ERR_CONFIG, with a sentence naming the variable; each rank says so. */
+static int mode_badenv(int *argc, char ***argv)
+{
+    const char *var = getenv("USER_API_VAR");
+    rh_status_t st = rh_init(argc, argv, NULL);
+
+    expect(st, RH_ERR_CONFIG, "rh_init with a bad setting",
+           var != NULL ? var : "RAYHPC_");
+    if (st == RH_OK) {
+        rh_finalize();
+    }
+    if (fails != 0) {
+        return 1;
+    }
+    printf("USER BADENV OK\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "pg";
@@ -1136,6 +1157,9 @@ int main(int argc, char **argv)
         cls.num_methods = 1;
         cls.fini = free;
         CHECK(rh_register_actor("Counter", &cls));
+    }
+    if (strcmp(mode, "badenv") == 0) {
+        return mode_badenv(&argc, &argv);
     }
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
