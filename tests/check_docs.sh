@@ -4,7 +4,8 @@
 # librayhpc.so exports has an entry there with a comment; docs/
 # configuration.md is what tools/gen-config.sh makes of this build's
 # `rayhpc-info -c`, and every RAYHPC_ variable the sources read is in it;
-# the program of docs/getting-started.md builds and prints what it says.
+# the program of docs/getting-started.md and the first of README.md build
+# and print what they say.
 # Run by `make check` (RH_TEST_BUILDDIR and RH_TEST_SRCDIR are set there).
 build=${RH_TEST_BUILDDIR:-.}
 src=${RH_TEST_SRCDIR:-.}
@@ -67,5 +68,22 @@ else
         fail "the program of docs/getting-started.md printed: $out"
 fi
 
+# The first program of README.md ("Using it"), printed whole: it builds
+# and runs alone and on 2 ranks of 2 nodes.
+awk '/^```c$/ { n++; next } /^```$/ { if (n == 1) exit } n == 1' \
+    "$src/README.md" >"$tmp.readme.c"
+# shellcheck disable=SC2086
+if ! ${CC:-cc} -Wall -Wextra -Werror $san -o "$tmp.readme" "$tmp.readme.c" \
+        -I"$src/include" -L"$build/.libs" -lrayhpc 2>"$tmp.err"; then
+    fail "the first program of README.md does not build: $(head -5 "$tmp.err")"
+else
+    out=$(LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+          timeout 120 "$build/rayhpc-run" -n 2 --nodes 2 "$tmp.readme" 2>&1 |
+          sort)
+    [ "$out" = "rank 0 of 2 on node 0 of 2
+rank 1 of 2 on node 1 of 2" ] ||
+        fail "the first program of README.md printed: $out"
+fi
+
 [ $fails -eq 0 ] || exit 1
-echo "check_docs: docs/api.md and docs/configuration.md are current and complete, getting-started.md's program runs"
+echo "check_docs: docs/api.md and docs/configuration.md are current and complete, the programs of getting-started.md and README.md run"
