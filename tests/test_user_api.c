@@ -198,3 +198,14 @@ Test(user_api, settings_take_their_documented_units)
 
     user_case("refs", 2, 2, env, "USER REFS OK");
 }
+
+/* More 1 MiB returns held at once than a spill file per object allowed
+ * for (1,024): every one is spilled and read back. */
+Test(user_api, more_large_returns_held_than_the_store_all_come_back)
+{
+    static const char *const env[] = {
+        "RAYHPC_STORE_SIZE=16M", "USER_API_FANOUT=1100", NULL
+    };
+
+    user_case("fanout", 1, 1, env, "USER FANOUT OK");
+}

@@ -46,6 +46,9 @@
  *           last failing with a message and each above passing on the
  *           status of its get: each return at the top fails naming the
  *           root cause
+ *   fanout  rank 0 holds the 1 MiB returns of USER_API_FANOUT (10,000)
+ *           tasks, far more than the store, waits for them all, then
+ *           gets them: spilled, each is read back whole
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
@@ -1057,6 +1060,60 @@ static void mode_refs(void)
     refs_sizes();
 }
 
+/* fanout: rank 0 submits USER_API_FANOUT (10,000) tasks, each returning
+ * 1 MiB, holds every return, then gets each and checks its bytes: far
+ * more than the store, so most are spilled and read back. */
+static void mode_fanout(void)
+{
+    const char *env = getenv("USER_API_FANOUT");
+    size_t n = env != NULL ? strtoul(env, NULL, 10) : 10000, bad = 0;
+    size_t mib = (size_t)1 << 20;
+    rh_ref_t *r = calloc(n, sizeof(*r));
+
+    if (rh_rank() != 0 || r == NULL) {
+        free(r);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t size = mib + (i & 1);   /* odd ones just past 1 MiB */
+        rh_arg_t a = rh_arg_bytes(&size, sizeof(size));
+
+        CHECK(rh_remote("sized", &a, 1, NULL, &r[i]));
+    }
+    {
+        int *ready = calloc(n, sizeof(int));   /* all made before any get */
+
+        CHECK(ready != NULL ? RH_OK : RH_ERR_NO_MEMORY);
+        CHECK(rh_wait(r, n, n, 300000, ready));
+        free(ready);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const void *p;
+        size_t len = 0;
+        rh_status_t st = rh_get(r[i], &p, &len, 120000);
+
+        if (st != RH_OK) {
+            if (bad++ < 3) {
+                printf("USER FAIL return %zu of %zu of 1 MiB: %s (%s)\n", i,
+                       n, rh_status_string(st), rh_last_error());
+            }
+        } else {
+            if (len != mib + (i & 1) ||
+                ((const unsigned char *)p)[0] != 0x5a ||
+                ((const unsigned char *)p)[len - 1] != 0x5a) {
+                if (bad++ < 3) {
+                    printf("USER FAIL return %zu has %zu bytes, not as "
+                           "written\n", i, len);
+                }
+            }
+            rh_release(r[i]);
+        }
+        rh_release(r[i]);
+    }
+    fails += bad != 0;
+    free(r);
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -1181,6 +1238,8 @@ int main(int argc, char **argv)
         mode_deep();
     } else if (strcmp(mode, "refs") == 0) {
         mode_refs();
+    } else if (strcmp(mode, "fanout") == 0) {
+        mode_fanout();
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
