@@ -209,3 +209,13 @@ Test(user_api, more_large_returns_held_than_the_store_all_come_back)
 
     user_case("fanout", 1, 1, env, "USER FANOUT OK");
 }
+
+Test(user_api, four_threads_submit_get_and_release_at_once_on_one_rank)
+{
+    user_case("threads", 1, 1, NULL, "USER THREADS OK");
+}
+
+Test(user_api, four_threads_submit_get_and_release_at_once_on_two_nodes)
+{
+    user_case("threads", 4, 2, NULL, "USER THREADS OK");
+}

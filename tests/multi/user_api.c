@@ -49,6 +49,9 @@
  *   fanout  rank 0 holds the 1 MiB returns of USER_API_FANOUT (10,000)
  *           tasks, far more than the store, waits for them all, then
  *           gets them: spilled, each is read back whole
+ *   threads 4 threads of rank 0 at once submit nested tasks of 3 returns
+ *           (every 5th failing at the bottom), put, wait, get many and
+ *           release: each gets what it should
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
@@ -61,6 +64,7 @@
  * that lives), or "USER FAIL ..." and exits 1.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -703,7 +707,8 @@ static rh_status_t nest(rh_task_ctx_t *ctx)
 
 /* deep: a task of 3 returns that submits itself one level down, on the next
  * node, and passes on the status of the get that failed (no message of its
- * own); at level 0 return 1 fails and returns 0 and 2 are set. */
+ * own); at level 0 return 1 fails and returns 0 and 2 are set. A negative
+ * level counts up to -1, where all three are set. */
 static rh_status_t deep(rh_task_ctx_t *ctx)
 {
     int d = *(const int *)rh_task_arg(ctx, 0, NULL);
@@ -712,14 +717,15 @@ static rh_status_t deep(rh_task_ctx_t *ctx)
     rh_ref_t r[3];
     rh_status_t st;
 
-    if (d == 0) {
+    if (d == 0 || d == -1) {   /* -d levels that do not fail */
         int v = 7;
 
         rh_task_return(ctx, 0, &v, sizeof(v));
         rh_task_return(ctx, 2, &v, sizeof(v));
-        return rh_task_fail(ctx, "the root cause, at level 0");
+        return d == 0 ? rh_task_fail(ctx, "the root cause, at level 0")
+                      : rh_task_return(ctx, 1, &v, sizeof(v));
     }
-    d--;
+    d += d > 0 ? -1 : 1;
     tp.field_mask |= RH_TASK_PARAM_FIELD_NUM_RETURNS;
     tp.num_returns = 3;
     st = rh_remote("deep", &(rh_arg_t){ RH_ARG_BYTES, { 0, 0 }, &d,
@@ -1114,6 +1120,91 @@ static void mode_fanout(void)
     free(r);
 }
 
+/* threads: 4 threads of rank 0 at once, each submitting tasks of 3 returns
+ * nested 2 levels over the nodes (every 5th failing at the bottom), putting
+ * objects, waiting on both, getting them in one call and releasing every
+ * hold; the failed ones fail naming their root cause, the others come. */
+#define THREAD_ROUNDS 150
+
+static _Atomic int thread_fails;
+
+static void *thread_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+
+    for (int k = 0; k < THREAD_ROUNDS; k++) {
+        int d = k % 5 == 0 ? 2 : -2;   /* negative: no failure */
+        rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS,
+                               .num_returns = 3 };
+        rh_arg_t a = rh_arg_bytes(&d, sizeof(d));
+        int v = id * 100000 + k, ready[4];
+        rh_ref_t r[4];
+        const void *ptrs[4];
+        rh_status_t st;
+
+        if (rh_remote("deep", &a, 1, &p, r) != RH_OK) {
+            thread_fails++;
+            continue;
+        }
+        if (rh_put(&v, sizeof(v), &r[3]) != RH_OK) {
+            thread_fails++;
+            for (int i = 0; i < 3; i++) {
+                rh_release(r[i]);
+            }
+            continue;
+        }
+        if (rh_wait(r, 4, 4, 120000, ready) != RH_OK ||
+            !(ready[0] && ready[1] && ready[2] && ready[3])) {
+            thread_fails++;
+        }
+        st = rh_get_many(r, 4, ptrs, NULL, 120000);
+        if (d > 0 && (st != RH_ERR_TASK_FAILED ||
+                      strstr(rh_last_error(), "the root cause") == NULL)) {
+            printf("USER FAIL thread %d: a failing nest gave %s (%s)\n", id,
+                   rh_status_string(st), rh_last_error());
+            thread_fails++;
+        } else if (d < 0 && (st != RH_OK || *(const int *)ptrs[3] != v ||
+                             *(const int *)ptrs[0] != 7)) {
+            printf("USER FAIL thread %d: a nest gave %s (%s)\n", id,
+                   rh_status_string(st), rh_last_error());
+            thread_fails++;
+        }
+        for (int i = 0; i < 4; i++) {
+            if (st == RH_OK) {
+                rh_release(r[i]);   /* the get's hold */
+            }
+            if (rh_release(r[i]) != RH_OK) {
+                thread_fails++;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void mode_threads(void)
+{
+    pthread_t t[4];
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (pthread_create(&t[i], NULL, thread_main, (void *)(intptr_t)i) !=
+            0) {
+            printf("USER FAIL pthread_create\n");
+            exit(1);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+    }
+    if (thread_fails != 0) {
+        printf("USER FAIL %d rounds of 4 threads went wrong\n",
+               (int)thread_fails);
+        fails++;
+    }
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -1240,6 +1331,8 @@ int main(int argc, char **argv)
         mode_refs();
     } else if (strcmp(mode, "fanout") == 0) {
         mode_fanout();
+    } else if (strcmp(mode, "threads") == 0) {
+        mode_threads();
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
