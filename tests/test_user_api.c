@@ -219,3 +219,8 @@ Test(user_api, four_threads_submit_get_and_release_at_once_on_two_nodes)
 {
     user_case("threads", 4, 2, NULL, "USER THREADS OK");
 }
+
+Test(user_api, init_after_finalize_is_refused_under_the_launcher_or_alone)
+{
+    user_case("reinit", 2, 2, NULL, "USER REINIT OK");
+}

@@ -52,6 +52,9 @@
  *   threads 4 threads of rank 0 at once submit nested tasks of 3 returns
  *           (every 5th failing at the bottom), put, wait, get many and
  *           release: each gets what it should
+ *   reinit  after rh_finalize, rh_init cannot join rayhpc-run's job again
+ *           (RH_ERR_BOOTSTRAP saying so); with bootstrap "singleton" it
+ *           starts a one-rank job, twice over
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
@@ -1048,6 +1051,10 @@ static void refs_dup(void)
     }
     CHECK(rh_put(&v, sizeof(v), &gone));
     CHECK(rh_release(gone));
+    ready[0] = 0;
+    CHECK(rh_wait(&gone, 1, 1, RH_TIMEOUT_INFINITE, ready));
+    expect(ready[0] ? RH_OK : RH_ERR_TIMEOUT, RH_OK, "rh_wait of a released "
+           "ref: ready", NULL);
     a = rh_arg_ref(gone);
     expect(rh_remote("inc", &a, 1, NULL, &y), RH_ERR_INVALID_REF,
            "rh_remote with a released ref", "released");
@@ -1257,6 +1264,32 @@ static void mode_args(void)
            "rh_put with ref NULL", "rh_put needs");
 }
 
+/* reinit, after rh_finalize: rh_init cannot join rayhpc-run's job again
+ * (RH_ERR_BOOTSTRAP, saying so), and with bootstrap "singleton" it starts
+ * a one-rank job that runs tasks, twice over. */
+static void mode_reinit(int *argc, char ***argv)
+{
+    rh_init_params_t ip = { .field_mask = RH_INIT_PARAM_FIELD_BOOTSTRAP,
+                            .bootstrap = "singleton" };
+
+    expect(rh_init(argc, argv, NULL), RH_ERR_BOOTSTRAP, "rh_init after "
+           "rh_finalize under rayhpc-run", "once");
+    for (int i = 0; i < 2; i++) {
+        rh_ref_t r;
+        const void *p;
+
+        CHECK(rh_init(argc, argv, &ip));
+        if (rh_size() != 1) {
+            printf("USER FAIL a singleton has %d ranks\n", rh_size());
+            fails++;
+        }
+        CHECK(rh_remote("one", NULL, 0, NULL, &r));
+        expect(rh_get(r, &p, NULL, 60000), RH_OK, "a task of a singleton "
+               "after rh_finalize", NULL);
+        CHECK(rh_finalize());
+    }
+}
+
 /* rh_init with a RAYHPC_* setting of a bad value (USER_API_VAR names it):
  * RH_ERR_CONFIG, with a sentence naming the variable; each rank says so. */
 static int mode_badenv(int *argc, char ***argv)
@@ -1333,11 +1366,16 @@ int main(int argc, char **argv)
         mode_fanout();
     } else if (strcmp(mode, "threads") == 0) {
         mode_threads();
+    } else if (strcmp(mode, "reinit") == 0) {
+        /* after rh_finalize, below */
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
     }
     CHECK(rh_finalize());
+    if (strcmp(mode, "reinit") == 0) {
+        mode_reinit(&argc, &argv);
+    }
     if (fails != 0) {
         return 1;
     }
