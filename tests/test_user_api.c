@@ -224,3 +224,9 @@ Test(user_api, init_after_finalize_is_refused_under_the_launcher_or_alone)
 {
     user_case("reinit", 2, 2, NULL, "USER REINIT OK");
 }
+
+/* Rank 1 makes named actors and is killed: 3 survivors report. */
+Test(user_api, named_actors_outlive_or_share_their_dead_creators_fate)
+{
+    owner_dies_case("named", NULL, "USER NAMED OK");
+}

@@ -55,6 +55,10 @@
  *   reinit  after rh_finalize, rh_init cannot join rayhpc-run's job again
  *           (RH_ERR_BOOTSTRAP saying so); with bootstrap "singleton" it
  *           starts a one-rank job, twice over
+ *   named   (3+ ranks) rank 1 makes a detached named actor and one not
+ *           detached on the last node and dies once the others found and
+ *           called both: the detached one is still found and answers, the
+ *           other ends (its name gone or its calls RH_ERR_ACTOR_DEAD)
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
@@ -63,8 +67,8 @@
  *           and 41 bytes and RAYHPC_INLINE_MAX - 1, + 0 and + 1 from the
  *           last node, whole
  *
- * Prints "USER <MODE> OK" on rank 0 (in pgdead and pgstop, on each rank
- * that lives), or "USER FAIL ..." and exits 1.
+ * Prints "USER <MODE> OK" on rank 0 (in pgdead, pgstop and named, on each
+ * rank that lives), or "USER FAIL ..." and exits 1.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -1212,6 +1216,121 @@ static void mode_threads(void)
     }
 }
 
+/* named (3+ ranks, 2+ nodes): rank 1 makes two named actors on the last
+ * node, "keeper" detached and "fated" not, and dies once every other rank
+ * found both and called them. Then, from every survivor, "keeper" is
+ * still found by name and answers (detached: it outlives its creator);
+ * "fated" ends with its creator: its name is gone or its calls fail with
+ * RH_ERR_ACTOR_DEAD, within a minute, and so do calls on the handle found
+ * before. */
+static void mode_named(void)
+{
+    rh_actor_params_t p = { 0 };
+    int me = rh_rank();
+    rh_actor_t keeper, fated;
+    rh_status_t st;
+    double end;
+
+    if (dead_setup() != 0) {
+        return;
+    }
+    p.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY | RH_ACTOR_PARAM_FIELD_NAME;
+    p.strategy = RH_STRATEGY_NODE_AFFINITY;
+    p.node = rh_num_nodes() - 1;
+    if (me == 1) {
+        p.name = "fated";
+        CHECK(rh_actor_create("Counter", NULL, 0, &p, &fated));
+        p.field_mask |= RH_ACTOR_PARAM_FIELD_DETACHED;
+        p.detached = 1;
+        p.name = "keeper";
+        CHECK(rh_actor_create("Counter", NULL, 0, &p, &keeper));
+        CHECK(rh_actor_ready(fated, 60000, NULL));
+        CHECK(rh_actor_ready(keeper, 60000, NULL));
+        dead_touch("made", 1);
+        for (int r = 0; r < rh_size(); r++) {
+            if (r != 1 && dead_await("found", r) != 0) {
+                exit(1);
+            }
+        }
+        raise(SIGKILL);
+    }
+    if (dead_await("made", 1) != 0) {
+        return;
+    }
+    expect(rh_actor_get_named("keeper", &keeper), RH_OK, "rh_actor_get_named "
+           "of a detached actor", NULL);
+    expect(rh_actor_get_named("fated", &fated), RH_OK, "rh_actor_get_named "
+           "of an actor", NULL);
+    if (fails != 0) {
+        return;
+    }
+    add(keeper, "a call to keeper");
+    add(fated, "a call to fated");
+    dead_touch("found", me);
+    seen_dead(1);
+    if (me == 0) {
+        dead_unlink("made", 1);
+        for (int r = 0; r < rh_size(); r++) {
+            dead_unlink("found", r);
+        }
+    }
+    {
+        rh_actor_t again;
+
+        expect(rh_actor_get_named("keeper", &again), RH_OK,
+               "rh_actor_get_named of a detached actor whose creator died",
+               NULL);
+        if (fails == 0) {
+            add(again, "a call to keeper after its creator died");
+            add(keeper, "a call to keeper's first handle after its creator "
+                "died");
+            rh_actor_release(again);
+        }
+    }
+    /* fated: gone by name, or dead to calls, without a hang */
+    end = rank_now() + 60;
+    do {
+        rh_actor_t again;
+        rh_ref_t r;
+        const void *v;
+
+        st = rh_actor_get_named("fated", &again);
+        if (st == RH_OK) {
+            st = rh_actor_call(again, "add", NULL, 0, NULL, &r);
+            if (st == RH_OK) {
+                st = rh_get(r, &v, NULL, 60000);
+                if (st == RH_OK) {
+                    rh_release(r);
+                }
+                rh_release(r);
+            }
+            rh_actor_release(again);
+        }
+        if (st == RH_OK) {
+            rank_nap();
+        }
+    } while (st == RH_OK && rank_now() < end);
+    if (st != RH_ERR_NOT_FOUND && st != RH_ERR_ACTOR_DEAD) {
+        printf("USER FAIL rank %d: fated after its creator died: %s (%s)\n",
+               me, rh_status_string(st), rh_last_error());
+        fails++;
+    }
+    {
+        rh_ref_t r;
+        const void *v;
+
+        st = rh_actor_call(fated, "add", NULL, 0, NULL, &r);
+        if (st == RH_OK) {
+            st = rh_get(r, &v, NULL, 60000);
+            rh_release(r);
+        }
+        expect(st, RH_ERR_ACTOR_DEAD, "a call on fated's handle after its "
+               "creator died", NULL);
+    }
+    rh_actor_release(keeper);
+    rh_actor_release(fated);
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -1366,6 +1485,8 @@ int main(int argc, char **argv)
         mode_fanout();
     } else if (strcmp(mode, "threads") == 0) {
         mode_threads();
+    } else if (strcmp(mode, "named") == 0) {
+        mode_named();
     } else if (strcmp(mode, "reinit") == 0) {
         /* after rh_finalize, below */
     } else {
@@ -1379,7 +1500,8 @@ int main(int argc, char **argv)
     if (fails != 0) {
         return 1;
     }
-    if (me == 0 || (strncmp(mode, "pg", 2) == 0 && mode[2] != '\0')) {
+    if (me == 0 || (strncmp(mode, "pg", 2) == 0 && mode[2] != '\0') ||
+        strcmp(mode, "named") == 0) {
         size_t i = 0;
 
         for (; mode[i] != '\0' && i + 1 < sizeof(up); i++) {
