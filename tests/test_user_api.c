@@ -230,3 +230,13 @@ Test(user_api, named_actors_outlive_or_share_their_dead_creators_fate)
 {
     owner_dies_case("named", NULL, "USER NAMED OK");
 }
+
+Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_one_rank)
+{
+    user_case("actors", 1, 1, NULL, "USER ACTORS OK");
+}
+
+Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_two_nodes)
+{
+    user_case("actors", 4, 2, NULL, "USER ACTORS OK");
+}

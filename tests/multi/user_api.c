@@ -59,6 +59,10 @@
  *           detached on the last node and dies once the others found and
  *           called both: the detached one is still found and answers, the
  *           other ends (its name gone or its calls RH_ERR_ACTOR_DEAD)
+ *   actors  a handle put in an object reaches the actor from a task on the
+ *           last node; a method that fails, then one that succeeds; calls
+ *           after a kill from another rank fail; max_restarts -1 restarts
+ *           after every kill, 0 after none, -2 is refused
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
@@ -493,8 +497,21 @@ static rh_status_t counter_add(void *state, rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, n, sizeof(*n));
 }
 
+/* Fails when its argument is negative; else returns the count as add
+ * left it. */
+static rh_status_t counter_check(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t d = *(const int64_t *)rh_task_arg(ctx, 0, NULL);
+
+    if (d < 0) {
+        return rh_task_fail(ctx, "check of %ld refused", (long)d);
+    }
+    return rh_task_return(ctx, 0, state, sizeof(int64_t));
+}
+
 static const rh_method_def_t counter_methods[] = {
-    { "add", counter_add, 0, 1 }
+    { "add", counter_add, 0, 1 },
+    { "check", counter_check, 1, 1 }
 };
 
 /* One call of add: its value, or -1 with the failure said. */
@@ -1331,6 +1348,123 @@ static void mode_named(void)
     rh_actor_release(fated);
 }
 
+/* A task handed an actor's handle inside an object (a ref argument): its
+ * calls reach the actor. Or, with a kill flag, kills it for good. */
+static rh_status_t in_object(rh_task_ctx_t *ctx)
+{
+    rh_actor_t a;
+    int kill = *(const int *)rh_task_arg(ctx, 1, NULL);
+    int64_t v;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    if (kill) {
+        return rh_actor_kill(a, 1);
+    }
+    v = add(a, "a call through a handle in an object");
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* actors: a handle put in an object and called by a task on the last node;
+ * a call that fails and the next that succeeds (the actor lives on); a
+ * kill from a task on the last node, after which calls fail with
+ * RH_ERR_ACTOR_DEAD; max_restarts -1 restarts after every kill, 0 after
+ * none, -2 is refused. */
+static void mode_actors(void)
+{
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+    rh_actor_t a;
+    rh_ref_t obj, r[2];
+    const void *p;
+    int kill = 0;
+    rh_arg_t args[2];
+    int64_t neg = -1, pos = 1;
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    CHECK(rh_actor_create("Counter", NULL, 0, NULL, &a));
+    CHECK(rh_put(&a, sizeof(a), &obj));
+    args[0] = rh_arg_ref(obj);
+    args[1] = rh_arg_bytes(&kill, sizeof(kill));
+    CHECK(rh_remote("in_object", args, 2, &tp, &r[0]));
+    expect(rh_get(r[0], &p, NULL, 60000), RH_OK, "a task calling a handle "
+           "it got in an object", NULL);
+    if (fails == 0 && *(const int64_t *)p != 1) {
+        printf("USER FAIL a call through a handle in an object gave %ld\n",
+               (long)*(const int64_t *)p);
+        fails++;
+    }
+    rh_release(r[0]);
+    rh_release(r[0]);
+    args[0] = rh_arg_bytes(&neg, sizeof(neg));
+    CHECK(rh_actor_call(a, "check", args, 1, NULL, &r[0]));
+    args[0] = rh_arg_bytes(&pos, sizeof(pos));
+    CHECK(rh_actor_call(a, "check", args, 1, NULL, &r[1]));
+    expect(rh_get(r[0], &p, NULL, 60000), RH_ERR_TASK_FAILED, "a method "
+           "that fails", "check of -1 refused");
+    expect(rh_get(r[1], &p, NULL, 60000), RH_OK, "the call after a method "
+           "failed", NULL);
+    rh_release(r[0]);
+    rh_release(r[1]);
+    rh_release(r[1]);
+    kill = 1;
+    args[0] = rh_arg_ref(obj);
+    args[1] = rh_arg_bytes(&kill, sizeof(kill));
+    CHECK(rh_remote("in_object", args, 2, &tp, &r[0]));
+    expect(rh_get(r[0], &p, NULL, 60000), RH_OK, "a kill from a task on the "
+           "last node", NULL);
+    rh_release(r[0]);
+    rh_release(r[0]);
+    {
+        rh_status_t st = rh_actor_call(a, "add", NULL, 0, NULL, &r[0]);
+
+        if (st == RH_OK) {
+            st = rh_get(r[0], &p, NULL, 60000);
+            rh_release(r[0]);
+        }
+        expect(st, RH_ERR_ACTOR_DEAD, "a call after a kill from another "
+               "rank", "killed");
+    }
+    rh_release(obj);
+    rh_actor_release(a);
+    for (int mr = -1; mr <= 0; mr++) {
+        rh_actor_params_t ap = { .field_mask =
+                                     RH_ACTOR_PARAM_FIELD_MAX_RESTARTS,
+                                 .max_restarts = mr };
+        rh_actor_t b;
+        char what[96];
+
+        CHECK(rh_actor_create("Counter", NULL, 0, &ap, &b));
+        CHECK(rh_actor_ready(b, 60000, NULL));
+        for (int k = 0; k < 2; k++) {
+            rh_status_t st;
+
+            CHECK(rh_actor_kill(b, 0));
+            st = rh_actor_call(b, "add", NULL, 0, NULL, &r[0]);
+            if (st == RH_OK) {
+                st = rh_get(r[0], &p, NULL, 60000);
+                if (st == RH_OK) {
+                    rh_release(r[0]);
+                }
+                rh_release(r[0]);
+            }
+            snprintf(what, sizeof(what), "a call after kill %d of an actor "
+                     "of max_restarts %d", k + 1, mr);
+            expect(st, mr < 0 ? RH_OK : RH_ERR_ACTOR_DEAD, what, NULL);
+        }
+        rh_actor_release(b);
+    }
+    {
+        rh_actor_params_t ap = { .field_mask =
+                                     RH_ACTOR_PARAM_FIELD_MAX_RESTARTS,
+                                 .max_restarts = -2 };
+        rh_actor_t b;
+
+        expect(rh_actor_create("Counter", NULL, 0, &ap, &b),
+               RH_ERR_INVALID_PARAM, "max_restarts -2", "max_restarts");
+    }
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -1445,6 +1579,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("inc", inc, 1, 1));
     CHECK(rh_register("nest", nest, 2, 1));
     CHECK(rh_register("deep", deep, 1, 3));
+    CHECK(rh_register("in_object", in_object, 2, 1));
     CHECK(rh_register("sized", sized, 1, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
            "rh_register of one name", "already");
@@ -1454,7 +1589,7 @@ int main(int argc, char **argv)
         cls.field_mask = RH_ACTOR_CLASS_FIELD_FINI;
         cls.init = counter_init;
         cls.methods = counter_methods;
-        cls.num_methods = 1;
+        cls.num_methods = 2;
         cls.fini = free;
         CHECK(rh_register_actor("Counter", &cls));
     }
@@ -1487,6 +1622,8 @@ int main(int argc, char **argv)
         mode_threads();
     } else if (strcmp(mode, "named") == 0) {
         mode_named();
+    } else if (strcmp(mode, "actors") == 0) {
+        mode_actors();
     } else if (strcmp(mode, "reinit") == 0) {
         /* after rh_finalize, below */
     } else {
