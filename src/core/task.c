@@ -186,6 +186,10 @@ rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
     if (status != RH_OK) {
         return status;
     }
+    if (ptr == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_task_return_alloc "
+                            "needs ptr, for the room of return %d", i);
+    }
     if (ctx->task == NULL) {
         p = malloc(len ? len : 1);   /* the checkpoint's: freed there */
         if (p == NULL) {

@@ -26,7 +26,8 @@
  *           name registered twice is RH_ERR_BUSY, a registration after
  *           rh_init RH_ERR_ALREADY_INITIALIZED; rh_put with ref NULL is
  *           RH_ERR_INVALID_PARAM naming rh_put; a return the task did not
- *           set is an empty object
+ *           set is an empty object; rh_task_return_alloc with ptr NULL
+ *           and rh_task_return of NULL bytes are RH_ERR_INVALID_PARAM
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
@@ -1477,6 +1478,25 @@ static void mode_restart(void)
     }
 }
 
+/* Calls the task-side functions with NULL where a pointer belongs: each
+ * says RH_ERR_INVALID_PARAM, and the task returns that status. */
+static rh_status_t null_outs(rh_task_ctx_t *ctx)
+{
+    int v = 1;
+    rh_status_t st = rh_task_return_alloc(ctx, 0, 4, NULL);
+
+    if (st != RH_ERR_INVALID_PARAM) {
+        return rh_task_fail(ctx, "rh_task_return_alloc with ptr NULL gave %s",
+                            rh_status_string(st));
+    }
+    st = rh_task_return(ctx, 0, NULL, 4);
+    if (st != RH_ERR_INVALID_PARAM) {
+        return rh_task_fail(ctx, "rh_task_return of NULL gave %s",
+                            rh_status_string(st));
+    }
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
 static void mode_args(void)
 {
     rh_ref_t r;
@@ -1511,6 +1531,16 @@ static void mode_args(void)
             rh_release(two[i]);
         }
         rh_release(two[1]);
+    }
+    {
+        rh_ref_t r1;
+        const void *p;
+
+        CHECK(rh_remote("null_outs", NULL, 0, NULL, &r1));
+        expect(rh_get(r1, &p, NULL, 60000), RH_OK, "a task that passes NULL "
+               "for its return's pointers", NULL);
+        rh_release(r1);
+        rh_release(r1);
     }
     /* The sentence names the call the program made. */
     expect(rh_put(&x, sizeof(x), NULL), RH_ERR_INVALID_PARAM,
@@ -1579,6 +1609,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("inc", inc, 1, 1));
     CHECK(rh_register("nest", nest, 2, 1));
     CHECK(rh_register("deep", deep, 1, 3));
+    CHECK(rh_register("null_outs", null_outs, 0, 1));
     CHECK(rh_register("in_object", in_object, 2, 1));
     CHECK(rh_register("sized", sized, 1, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
