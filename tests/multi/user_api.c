@@ -27,7 +27,9 @@
  *           rh_init RH_ERR_ALREADY_INITIALIZED; rh_put with ref NULL is
  *           RH_ERR_INVALID_PARAM naming rh_put; a return the task did not
  *           set is an empty object; rh_task_return_alloc with ptr NULL
- *           and rh_task_return of NULL bytes are RH_ERR_INVALID_PARAM
+ *           and rh_task_return of NULL bytes are RH_ERR_INVALID_PARAM, and
+ *           so are rh_actor_call of a NULL method and rh_pg_bundle_node
+ *           with node NULL, saying so
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
@@ -1541,6 +1543,22 @@ static void mode_args(void)
                "for its return's pointers", NULL);
         rh_release(r1);
         rh_release(r1);
+    }
+    {
+        rh_actor_t c;
+        rh_bundle_t b = { 1, NULL };
+        rh_pg_t pg;
+
+        CHECK(rh_actor_create("Counter", NULL, 0, NULL, &c));
+        expect(rh_actor_call(c, NULL, NULL, 0, NULL, &r),
+               RH_ERR_INVALID_PARAM, "rh_actor_call of a NULL method",
+               "method");
+        CHECK(rh_actor_release(c));
+        CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
+        CHECK(rh_pg_wait(pg, 60000));
+        expect(rh_pg_bundle_node(pg, 0, NULL), RH_ERR_INVALID_PARAM,
+               "rh_pg_bundle_node of bundle 0 with node NULL", "node");
+        CHECK(rh_pg_remove(pg));
     }
     /* The sentence names the call the program made. */
     expect(rh_put(&x, sizeof(x), NULL), RH_ERR_INVALID_PARAM,
