@@ -69,7 +69,8 @@
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
- *           one; a released ref passed to a task is RH_ERR_INVALID_REF
+ *           one; rh_wait for k of an unsealed put, a remote task's return,
+ *           a failed ref and a put, and with a timeout (not an error); a released ref passed to a task is RH_ERR_INVALID_REF
  *           from rh_remote, and nothing else; returns of 0 bytes, 39, 40
  *           and 41 bytes and RAYHPC_INLINE_MAX - 1, + 0 and + 1 from the
  *           last node, whole
@@ -1072,6 +1073,34 @@ static void refs_dup(void)
         CHECK(rh_wait(mix, 3, 3, 60000, ready));
         expect(rh_get_many(mix, 3, ptrs, NULL, 60000), RH_ERR_TASK_FAILED,
                "rh_get_many with a failed ref given twice", "bad on purpose");
+    }
+    {
+        /* An unsealed put is not ready until sealed: k of 4 with a
+         * remote task's return, a failed one and a put. */
+        rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+        rh_ref_t mix[4];
+        void *w;
+
+        CHECK(rh_put_create(8, &mix[0], &w));
+        CHECK(rh_remote("inc", &a, 1, &tp, &mix[1]));
+        mix[2] = f;
+        mix[3] = x;
+        CHECK(rh_wait(mix, 4, 3, RH_TIMEOUT_INFINITE, ready));
+        expect(!ready[0] && ready[1] && ready[2] && ready[3] ? RH_OK :
+               RH_ERR_TIMEOUT, RH_OK, "rh_wait for 3 of 4 refs, one an "
+               "unsealed put", NULL);
+        CHECK(rh_wait(mix, 4, 4, 50, ready));   /* times out: not an error */
+        expect(!ready[0] && ready[1] && ready[2] && ready[3] ? RH_OK :
+               RH_ERR_TIMEOUT, RH_OK, "rh_wait for 4 of 4 refs that timed "
+               "out", NULL);
+        memset(w, 0, 8);
+        CHECK(rh_put_seal(mix[0]));
+        CHECK(rh_wait(mix, 4, 4, RH_TIMEOUT_INFINITE, ready));
+        expect(ready[0] && ready[1] && ready[2] && ready[3] ? RH_OK :
+               RH_ERR_TIMEOUT, RH_OK, "rh_wait for 4 of 4 refs once the put "
+               "was sealed", NULL);
+        rh_release(mix[0]);
+        rh_release(mix[1]);
     }
     CHECK(rh_put(&v, sizeof(v), &gone));
     CHECK(rh_release(gone));
