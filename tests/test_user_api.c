@@ -240,3 +240,19 @@ Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_two_node
 {
     user_case("actors", 4, 2, NULL, "USER ACTORS OK");
 }
+
+/* A contact directory the user names that cannot be written is warned
+ * about once (rank 0 writes the record), and the job runs on. */
+Test(user_api, a_contact_directory_that_cannot_be_written_is_warned_about)
+{
+    static const char *const env[] = {
+        "RAYHPC_JOB_CONTACT_DIR=/proc/no/such/dir", NULL
+    };
+    rh_run_t run = rh_launch(2, 2, 0, "tests/multi/user_api", "args", env,
+                             TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    RH_EXPECT_LINES(run, "USER ARGS OK", 1);
+    RH_EXPECT_LINES(run, "/proc/no/such/dir", 1);
+    rh_run_free(&run);
+}
