@@ -65,7 +65,8 @@
  *   actors  a handle put in an object reaches the actor from a task on the
  *           last node; a method that fails, then one that succeeds; calls
  *           after a kill from another rank fail; max_restarts -1 restarts
- *           after every kill, 0 after none, -2 is refused
+ *           after every kill, 0 after none, -2 is refused; an actor that
+ *           fits nowhere, killed before it was created, is dead at once
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
@@ -1484,6 +1485,30 @@ static void mode_actors(void)
                      "of max_restarts %d", k + 1, mr);
             expect(st, mr < 0 ? RH_OK : RH_ERR_ACTOR_DEAD, what, NULL);
         }
+        rh_actor_release(b);
+    }
+    {
+        /* Killed before it was created (no rank offers what it asks):
+         * dead at once, not waiting to be made. */
+        rh_actor_params_t ap = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
+                                 .resources = "nowhere=1" };
+        rh_actor_t b;
+        rh_status_t st;
+
+        CHECK(rh_actor_create("Counter", NULL, 0, &ap, &b));
+        expect(rh_actor_ready(b, 0, NULL), RH_ERR_TIMEOUT, "rh_actor_ready "
+               "of an actor that fits nowhere", NULL);
+        CHECK(rh_actor_kill(b, 1));
+        expect(rh_actor_ready(b, 60000, NULL), RH_ERR_ACTOR_DEAD,
+               "rh_actor_ready of an actor killed before it was created",
+               "killed");
+        st = rh_actor_call(b, "add", NULL, 0, NULL, &r[0]);
+        if (st == RH_OK) {
+            st = rh_get(r[0], &p, NULL, 60000);
+            rh_release(r[0]);
+        }
+        expect(st, RH_ERR_ACTOR_DEAD, "a call on an actor killed before it "
+               "was created", "killed");
         rh_actor_release(b);
     }
     {
