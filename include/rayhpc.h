@@ -591,7 +591,9 @@ RH_EXPORT rh_status_t rh_actor_release(rh_actor_t actor);
 /* Kills the actor: calls not yet started fail at once with
  * RH_ERR_ACTOR_DEAD, a running call ends, the destructor runs, its name
  * and resources are freed. no_restart: no restart even when restarts are
- * allowed. Killing a dead actor is RH_OK. */
+ * allowed. An actor not created yet (waiting for resources, say) that is
+ * killed without a restart is dead at once, and ended as soon as it is
+ * made. Killing a dead actor is RH_OK. */
 RH_EXPORT rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart);
 
 /* The actor created with this name, with one hold on it (RH_ERR_NOT_FOUND
