@@ -115,7 +115,11 @@ typedef struct rh_init_params {
 
 /* Joins the job: finds the launcher (or none), exchanges addresses with
  * every rank and starts the runtime's threads. argc/argv may be NULL.
- * Collective: every rank of the job must call it. */
+ * Collective: every rank of the job must call it. A process joins its
+ * launcher's job once: after rh_finalize, rh_init starts a one-rank job
+ * when the process was started alone or asks for bootstrap "singleton";
+ * under rayhpc-run otherwise it is RH_ERR_BOOTSTRAP. Refs and handles of
+ * an earlier rh_init are not valid in a later one. */
 RH_EXPORT
 rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params);
 
@@ -199,8 +203,10 @@ RH_EXPORT rh_status_t rh_release(rh_ref_t ref);
 
 /* Ray's wait: returns once k of the n refs are ready (done or failed), or
  * when timeout_ms has passed; 0 only looks. ready[i] is set to 1 for each
- * ready ref and 0 for the others. k > n is RH_ERR_INVALID_PARAM; a timeout
- * is not an error: count the ready flags. */
+ * ready ref and 0 for the others; a ref given twice counts twice, and one
+ * released already (or never made) is ready: its get says why. k > n is
+ * RH_ERR_INVALID_PARAM; a timeout is not an error: count the ready
+ * flags. */
 RH_EXPORT rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
                     int64_t timeout_ms, int *ready);
 
@@ -594,7 +600,9 @@ RH_EXPORT rh_status_t rh_actor_release(rh_actor_t actor);
 /* Kills the actor: calls not yet started fail at once with
  * RH_ERR_ACTOR_DEAD, a running call ends, the destructor runs, its name
  * and resources are freed. no_restart: no restart even when restarts are
- * allowed. Killing a dead actor is RH_OK. */
+ * allowed. An actor not created yet (waiting for resources, say) that is
+ * killed without a restart is dead at once, and ended as soon as it is
+ * made. Killing a dead actor is RH_OK. */
 RH_EXPORT rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart);
 
 /* The actor created with this name, with one hold on it (RH_ERR_NOT_FOUND

@@ -4,7 +4,9 @@
 # librayhpc.so exports has an entry there with a comment; docs/
 # configuration.md is what tools/gen-config.sh makes of this build's
 # `rayhpc-info -c`, and every RAYHPC_ variable the sources read is in it;
-# the program of docs/getting-started.md builds and prints what it says.
+# the program of docs/getting-started.md and the first of README.md build
+# and print what they say, and README's task and actor fragments build and
+# run.
 # Run by `make check` (RH_TEST_BUILDDIR and RH_TEST_SRCDIR are set there).
 build=${RH_TEST_BUILDDIR:-.}
 src=${RH_TEST_SRCDIR:-.}
@@ -67,5 +69,47 @@ else
         fail "the program of docs/getting-started.md printed: $out"
 fi
 
+# The first program of README.md ("Using it"), printed whole: it builds
+# and runs alone and on 2 ranks of 2 nodes.
+awk '/^```c$/ { n++; next } /^```$/ { if (n == 1) exit } n == 1' \
+    "$src/README.md" >"$tmp.readme.c"
+# shellcheck disable=SC2086
+if ! ${CC:-cc} -Wall -Wextra -Werror $san -o "$tmp.readme" "$tmp.readme.c" \
+        -I"$src/include" -L"$build/.libs" -lrayhpc 2>"$tmp.err"; then
+    fail "the first program of README.md does not build: $(head -5 "$tmp.err")"
+else
+    out=$(LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+          timeout 120 "$build/rayhpc-run" -n 2 --nodes 2 "$tmp.readme" 2>&1 |
+          sort)
+    [ "$out" = "rank 0 of 2 on node 0 of 2
+rank 1 of 2 on node 1 of 2" ] ||
+        fail "the first program of README.md printed: $out"
+fi
+
+# README's fragments of tasks (the 2nd C block) and actors (the 4th), as a
+# reader completes them: its functions above main, the rest as main's body.
+for n in 2 4; do
+    awk -v n=$n '/^```c$/ { b++; next } /^```$/ { if (b == n) exit } b == n' \
+        "$src/README.md" >"$tmp.frag"
+    {
+        printf '#include <stdlib.h>\n#include <string.h>\n#include <rayhpc.h>\n'
+        awk '/^(rh_register|static const rh_method_def_t)/ { exit } { print }' \
+            "$tmp.frag"
+        printf 'int main(int argc, char **argv)\n{\n'
+        awk '/^(rh_register|static const rh_method_def_t)/ { f = 1 } f' \
+            "$tmp.frag"
+        printf 'return rh_finalize() == RH_OK ? 0 : 1;\n}\n'
+    } >"$tmp.frag.c"
+    # shellcheck disable=SC2086
+    if ! ${CC:-cc} -Wall -Wextra -Werror $san -o "$tmp.frag" "$tmp.frag.c" \
+            -I"$src/include" -L"$build/.libs" -lrayhpc 2>"$tmp.err"; then
+        fail "C block $n of README.md does not build: $(head -5 "$tmp.err")"
+    elif ! LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+            timeout 120 "$build/rayhpc-run" -n 2 --nodes 2 "$tmp.frag" \
+            >"$tmp.err" 2>&1; then
+        fail "C block $n of README.md failed: $(tail -5 "$tmp.err")"
+    fi
+done
+
 [ $fails -eq 0 ] || exit 1
-echo "check_docs: docs/api.md and docs/configuration.md are current and complete, getting-started.md's program runs"
+echo "check_docs: docs/api.md and docs/configuration.md are current and complete, the programs of getting-started.md and README.md run"

@@ -347,6 +347,7 @@ if want tsan; then
         tsan_run "malformed messages" 0 "MALFORMED OK" 1 -n 2 ./tests/multi/malformed
         tsan_run "calls after a kill that restarts the actor, on its rank and on another node" 0 "USER RESTART OK" 1 -n 4 --nodes 2 ./tests/multi/user_api restart
         tsan_run "tasks into placement groups never made, also another rank's" 0 "USER PG OK" 1 -n 4 --nodes 2 ./tests/multi/user_api pg
+        tsan_run "4 threads of a rank submit, get and release nested tasks at once" 0 "USER THREADS OK" 1 -n 4 --nodes 2 ./tests/multi/user_api threads
         tsan_run "tasks into groups of a rank that died" 137 "USER PGDEAD OK" 3 -n 4 --nodes 2 ./tests/multi/user_api pgdead
         tsan_run "tasks into groups of a rank that dies before it answers" 137 "USER PGSTOP OK" 3 -n 4 --nodes 2 ./tests/multi/user_api pgstop
         tsan_run "placement groups once a group's owner and the global scheduler died" 137 "USER PGBOTH OK" 2 --keep-going -n 4 --nodes 2 ./tests/multi/user_api pgboth

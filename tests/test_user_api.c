@@ -4,6 +4,8 @@
  * and over TCP.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "spawn.h"
 
@@ -127,4 +129,146 @@ Test(user_api, many_refs_deep_chains_wide_fan_in_and_nesting_on_one_rank)
 Test(user_api, many_refs_deep_chains_wide_fan_in_and_nesting_on_two_nodes)
 {
     user_case("scale", 4, 2, NULL, "USER SCALE OK");
+}
+
+Test(user_api, nested_failures_name_the_root_cause_at_any_depth)
+{
+    user_case("deep", 4, 2, NULL, "USER DEEP OK");
+}
+
+/* A released ref given to rh_remote is refused there, and that is all: no
+ * task runs to log a failure of its own. */
+static void refs_case(int n, int nodes, const char *const *env)
+{
+    rh_run_t run = rh_launch(n, nodes, 0, "tests/multi/user_api", "refs", env,
+                             TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    RH_EXPECT_LINES(run, "USER REFS OK", 1);
+    RH_EXPECT_LINES(run, "which has no returns", 0);
+    rh_run_free(&run);
+}
+
+Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_on_one_rank)
+{
+    refs_case(1, 1, NULL);
+}
+
+Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_on_two_nodes)
+{
+    refs_case(4, 2, NULL);
+}
+
+Test(user_api, duplicate_failed_and_released_refs_and_edge_sizes_over_tcp)
+{
+    refs_case(2, 2, TCP);
+}
+
+/* Each documented setting a user sets, with a bad value: rh_init fails on
+ * every rank with RH_ERR_CONFIG and a sentence naming the variable. */
+static void bad_setting(int n, const char *assign)
+{
+    char var[128], name[96];
+    const char *env[3] = { assign, var, NULL };
+    rh_run_t run;
+
+    snprintf(name, sizeof(name), "%.*s", (int)(strchr(assign, '=') - assign),
+             assign);
+    snprintf(var, sizeof(var), "USER_API_VAR=%s", name);
+    run = rh_launch(n, n, 0, "tests/multi/user_api", "badenv", env, TIMEOUT);
+    cr_expect_eq(rh_count_lines(run.out, "USER BADENV OK"), n, "%s on %d "
+                 "ranks: output ends:\n%s", assign, n, rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
+Test(user_api, bad_settings_are_config_errors_naming_the_variable)
+{
+    static const char *const bad[] = {
+        "RAYHPC_STORE_SIZE=64Q", "RAYHPC_STORE_SIZE=0",
+        "RAYHPC_PUT_TIMEOUT_MS=10x", "RAYHPC_FINALIZE_TIMEOUT=1h",
+        "RAYHPC_SPILL_THRESHOLD=1.5", "RAYHPC_NUM_WORKERS=-1",
+        "RAYHPC_LOG_LEVEL=loud", "RAYHPC_PROGRESS=fast",
+        "RAYHPC_HEARTBEAT_MS=0", "RAYHPC_PULL_CHUNK=1",
+        "RAYHPC_DRIVE_US=10s", "RAYHPC_COALESCE=yes",
+        "RAYHPC_RESOURCES=lic", "RAYHPC_RESOURCES=lic=-1",
+        "RAYHPC_SPILL_DIR=/proc/no/such/dir",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bad_setting(1, bad[i]);
+    }
+    bad_setting(2, "RAYHPC_RESOURCES=lic=x");
+    bad_setting(2, "RAYHPC_SPILL_DIR=/proc/no/such/dir");
+}
+
+/* The documented units: sizes with K, M, G, times with ms, s, m. */
+Test(user_api, settings_take_their_documented_units)
+{
+    static const char *const env[] = {
+        "RAYHPC_STORE_SIZE=64M", "RAYHPC_INLINE_MAX=16K",
+        "RAYHPC_PUT_TIMEOUT_MS=10s", "RAYHPC_FINALIZE_TIMEOUT=2m",
+        "RAYHPC_HEARTBEAT_MS=20ms", "RAYHPC_PULL_CHUNK=1M",
+        "RAYHPC_LINEAGE_MAX_BYTES=1G", "RAYHPC_SPILL_THRESHOLD=0.5",
+        "RAYHPC_RESOURCES=lic=2", NULL
+    };
+
+    user_case("refs", 2, 2, env, "USER REFS OK");
+}
+
+/* More 1 MiB returns held at once than a spill file per object allowed
+ * for (1,024): every one is spilled and read back. */
+Test(user_api, more_large_returns_held_than_the_store_all_come_back)
+{
+    static const char *const env[] = {
+        "RAYHPC_STORE_SIZE=16M", "USER_API_FANOUT=1100", NULL
+    };
+
+    user_case("fanout", 1, 1, env, "USER FANOUT OK");
+}
+
+Test(user_api, four_threads_submit_get_and_release_at_once_on_one_rank)
+{
+    user_case("threads", 1, 1, NULL, "USER THREADS OK");
+}
+
+Test(user_api, four_threads_submit_get_and_release_at_once_on_two_nodes)
+{
+    user_case("threads", 4, 2, NULL, "USER THREADS OK");
+}
+
+Test(user_api, init_after_finalize_is_refused_under_the_launcher_or_alone)
+{
+    user_case("reinit", 2, 2, NULL, "USER REINIT OK");
+}
+
+/* Rank 1 makes named actors and is killed: 3 survivors report. */
+Test(user_api, named_actors_outlive_or_share_their_dead_creators_fate)
+{
+    owner_dies_case("named", NULL, "USER NAMED OK");
+}
+
+Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_one_rank)
+{
+    user_case("actors", 1, 1, NULL, "USER ACTORS OK");
+}
+
+Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_two_nodes)
+{
+    user_case("actors", 4, 2, NULL, "USER ACTORS OK");
+}
+
+/* A contact directory the user names that cannot be written is warned
+ * about once (rank 0 writes the record), and the job runs on. */
+Test(user_api, a_contact_directory_that_cannot_be_written_is_warned_about)
+{
+    static const char *const env[] = {
+        "RAYHPC_JOB_CONTACT_DIR=/proc/no/such/dir", NULL
+    };
+    rh_run_t run = rh_launch(2, 2, 0, "tests/multi/user_api", "args", env,
+                             TIMEOUT);
+
+    RH_EXPECT_EXIT0(run);
+    RH_EXPECT_LINES(run, "USER ARGS OK", 1);
+    RH_EXPECT_LINES(run, "/proc/no/such/dir", 1);
+    rh_run_free(&run);
 }

@@ -1132,9 +1132,11 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
         return status;
     }
     if ((m = rh_registry_method(cls, method)) < 0) {
-        return rh_error_set(RH_ERR_UNKNOWN_FUNCTION, "actor class %s has no "
-                            "method %s", cls->name, method ? method :
-                            "(null)");
+        return method == NULL ?
+               rh_error_set(RH_ERR_INVALID_PARAM, "rh_actor_call needs a "
+                            "method name") :
+               rh_error_set(RH_ERR_UNKNOWN_FUNCTION, "actor class %s has no "
+                            "method %s", cls->name, method);
     }
     fn = &cls->methods[m];
     if (nargs < 0 || (nargs > 0 && args == NULL) ||

@@ -217,6 +217,12 @@ void rh_atab_created(rh_actor_t a, int rank, const char *why,
     if (e == NULL || e->state != RH_AT_PENDING) {
         if (e != NULL) {
             e->creating = 0;
+            if (e->state == RH_AT_DEAD && rank >= 0 && rank < rh_at_size) {
+                /* killed while it was being made: this instance ends */
+                death->end_rank = rank;
+                death->end_kill = 1;
+                snprintf(death->why, sizeof(death->why), "%s", e->why);
+            }
             rh_atab_reap(e);
         }
         pthread_mutex_unlock(&rh_at_lock);
@@ -294,8 +300,18 @@ void rh_atab_kill(rh_actor_t a, int no_restart, rh_atab_news_t *n)
             e->rank = -1;
             e->creating = 1;   /* no reaping until the restart answers */
             rh_atab_record(e);
-        } else if (e->state == RH_AT_PENDING) {
+        } else if (e->state == RH_AT_PENDING &&
+                   (!no_restart || e->await_end >= 0)) {
             e->kill_asked = 1;
+        } else if (e->state == RH_AT_PENDING) {
+            /* Not made yet, and its creation may wait for resources that
+             * never free: dead now; an instance made later ends at once
+             * (rh_atab_created). */
+            char why[256];
+
+            snprintf(why, sizeof(why), "actor %s was killed before it was "
+                     "created", rh_atab_class(a));
+            rh_atab_die(e, why, 1, n);
         } else {
             char why[256];
 

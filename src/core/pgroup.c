@@ -1284,7 +1284,11 @@ rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node)
         return rh_error_set(RH_ERR_BUSY, "placement group %llx is not "
                             "placed yet", (unsigned long long)pg);
     }
-    if (node == NULL || bundle < 0 || bundle >= g->n) {
+    if (node == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_pg_bundle_node needs "
+                            "node");
+    }
+    if (bundle < 0 || bundle >= g->n) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx has "
                             "bundles 0 to %d", (unsigned long long)pg,
                             g->n - 1);

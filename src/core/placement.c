@@ -291,8 +291,11 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
         if (rh_resources_parse(spec, workers, &rh_pl.offer[r]) != RH_OK) {
             free(per_node);
             free(on_host);
-            return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d offers '%s': %s", r,
-                                spec, rh_last_error());
+            /* The part a rank cannot get wrong is ours: what is bad is
+             * the user's RAYHPC_RESOURCES. */
+            return rh_error_set(RH_ERR_CONFIG, "bad value '%s' for "
+                                "RAYHPC_RESOURCES (rank %d): %s", text + used,
+                                r, rh_last_error());
         }
     }
     free(per_node);

@@ -186,6 +186,10 @@ rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
     if (status != RH_OK) {
         return status;
     }
+    if (ptr == NULL) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "rh_task_return_alloc "
+                            "needs ptr, for the room of return %d", i);
+    }
     if (ctx->task == NULL) {
         p = malloc(len ? len : 1);   /* the checkpoint's: freed there */
         if (p == NULL) {
@@ -575,6 +579,33 @@ static int rh_task_retry_here(rh_task_t *t, rh_task_ret_t *rets)
     return rh_retry_later(t->tries, rh_task_rerun, t);
 }
 
+/* "task NAME failed: STATUS: WHY", within cap and the bound of a thread's
+ * error sentence. A failure passed up through many nested tasks has its
+ * root cause at the end of why: what does not fit goes from the middle. */
+static void rh_task_why(char *dst, size_t cap, const char *name,
+                        rh_status_t status, const char *why)
+{
+    static const char cut[] = " ... ";
+    size_t fit = cap < 448 ? cap : 448;   /* room for a getter's prefix */
+    int head = snprintf(dst, fit, "task %.64s failed: %s: ", name,
+                        rh_status_string(status));
+    size_t room, len = strlen(why);
+
+    if (head < 0 || (size_t)head + sizeof(cut) + 64 >= fit) {
+        return;
+    }
+    room = fit - (size_t)head - 1;
+    if (len <= room) {
+        memcpy(dst + head, why, len + 1);
+        return;
+    }
+    /* The first 64 bytes say where it came from, the rest is the tail. */
+    memcpy(dst + head, why, 64);
+    memcpy(dst + head + 64, cut, sizeof(cut) - 1);
+    room -= 64 + sizeof(cut) - 1;
+    memcpy(dst + head + 64 + sizeof(cut) - 1, why + len - room, room + 1);
+}
+
 static void rh_task_execute(rh_task_t *t, void *state)
 {
     rh_task_ret_t rets[RH_MAX_RETURNS];
@@ -675,10 +706,9 @@ static void rh_task_execute(rh_task_t *t, void *state)
     if (status != RH_OK || ctx.failed) {
         if (!ctx.failed && rh_error_sets != sets) {
             /* It returned the status of a call that said why: that is
-             * the reason the getter needs (bounded, with the name). */
-            snprintf(ctx.message, sizeof(ctx.message), "task %s failed: "
-                     "%s: %.400s", t->fn->name, rh_status_string(status),
-                     rh_last_error());
+             * the reason the getter needs. */
+            rh_task_why(ctx.message, sizeof(ctx.message), t->fn->name,
+                        status, rh_last_error());
         } else if (!ctx.failed) {
             snprintf(ctx.message, sizeof(ctx.message), "task %s failed: %s",
                      t->fn->name, rh_status_string(status));
@@ -1219,10 +1249,9 @@ err_args:
             nreturns = 0;
         }
         t->nreturns = t->block || answer ? nreturns : 0;
-        if (answer != NULL) {
-            /* the caller answers for a task that was refused */
-            t->answer = rh_task_answer_nothing;
-        }
+        /* The caller answers for a task that was refused (rh_remote
+         * returns the error): the run that unwinds it tells no one. */
+        t->answer = rh_task_answer_nothing;
         {
             char *expected = NULL, *copy = strdup(msg);
 

@@ -468,8 +468,12 @@ void rh_jc_publish(const rh_jc_t *c, const char *setting)
     rh_jc_sweep(dir, host);
     rh_jc_path(dir, c->job, rh_jc_mine, sizeof(rh_jc_mine));
     if (rh_jc_write(rh_jc_mine, c) != RH_OK) {
-        rh_info("job contact record: %s (rayhpc-info --job will see this "
-                "job only on its hosts)", rh_last_error());
+        /* A directory the user named is worth a warning; a missing
+         * $HOME on a compute node is not. */
+        rh_log(setting != NULL && setting[0] != '\0' ? RH_LOG_WARN :
+               RH_LOG_INFO, "job contact record: %s (RAYHPC_JOB_CONTACT_DIR; "
+               "rayhpc-info --job will see this job only on its hosts)",
+               rh_last_error());
         rh_jc_mine[0] = '\0';
         return;
     }

@@ -89,7 +89,8 @@ void rh_jc_free(rh_jc_t *c);
 
 /* Rank 0 at rh_init, once its node serves its state: writes c where
  * setting (RAYHPC_JOB_CONTACT_DIR) says, after removing the stale records
- * there; a failure is only logged (info): the job runs without it. */
+ * there; a failure is only logged (a warning when the user named the
+ * directory, info for $HOME): the job runs without it. */
 void rh_jc_publish(const rh_jc_t *c, const char *setting);
 
 /* Rank 0 at rh_finalize: removes the record it wrote, if it is still

@@ -111,9 +111,16 @@ static rh_spill_rec_t *rh_spill_recs(rh_store_t *s)
     return (rh_spill_rec_t *)rh_store_at(s, s->hdr->spill_recs_off);
 }
 
-uint64_t rh_spill_meta_bytes(void)
+uint64_t rh_spill_recs_for(uint64_t table_cap)
 {
-    return RH_SPILL_RECS * sizeof(rh_spill_rec_t);
+    uint64_t n = table_cap - table_cap / 8;   /* the objects it holds */
+
+    return n < RH_SPILL_RECS_MAX ? n : RH_SPILL_RECS_MAX;
+}
+
+uint64_t rh_spill_meta_bytes(uint64_t table_cap)
+{
+    return rh_spill_recs_for(table_cap) * sizeof(rh_spill_rec_t);
 }
 
 static void rh_spill_file_path(const rh_store_t *s, uint64_t fileno,
@@ -225,19 +232,19 @@ rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
         threshold = 0.8;
     }
     if (!(threshold > 0 && threshold <= 1)) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "spill threshold %g is not "
+        return rh_error_set(RH_ERR_CONFIG, "spill threshold %g is not "
                             "a fraction in (0, 1] (RAYHPC_SPILL_THRESHOLD)",
                             threshold);
     }
     n = snprintf(dir, sizeof(dir), "%s/%s" RH_SPILL_SUFFIX, p->spill_dir,
                  s->name + 1);
     if (n < 0 || (size_t)n >= sizeof(dir) - 24) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "spill directory %s: the "
+        return rh_error_set(RH_ERR_CONFIG, "spill directory %s: the "
                             "path is too long (RAYHPC_SPILL_DIR)",
                             p->spill_dir);
     }
     if (mkdir(p->spill_dir, 0700) != 0 && errno != EEXIST) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "cannot make spill "
+        return rh_error_set(RH_ERR_CONFIG, "cannot make spill "
                             "directory %s: %s (RAYHPC_SPILL_DIR)",
                             p->spill_dir, strerror(errno));
     }
@@ -250,7 +257,7 @@ rh_status_t rh_spill_setup(rh_store_t *s, const rh_store_params_t *p)
      * segment was just made anew, so none of its files is wanted */
     (void)rh_spill_rmtree(dir);
     if (mkdir(dir, 0700) != 0) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "cannot make spill "
+        return rh_error_set(RH_ERR_CONFIG, "cannot make spill "
                             "directory %s: %s (RAYHPC_SPILL_DIR)", dir,
                             strerror(errno));
     }
@@ -292,9 +299,15 @@ void rh_spill_remove_all(rh_store_t *s)
 static int rh_spill_rec_take(rh_store_t *s, uint64_t bytes)
 {
     rh_spill_rec_t *r = rh_spill_recs(s);
+    uint64_t n = s->hdr->spill_recs;
 
-    for (unsigned i = 0; i < RH_SPILL_RECS; i++) {
+    /* From where the last one was found: records are taken and freed
+     * roughly in turn, so the search is short. */
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t i = (s->hdr->spill_rec_hint + k) % n;
+
         if (r[i].fileno == 0) {
+            s->hdr->spill_rec_hint = i + 1;
             r[i].fileno = s->hdr->spill_next++;
             r[i].live = 0;
             r[i].bytes = bytes;
@@ -334,7 +347,7 @@ void rh_spill_forget(rh_store_t *s, rh_store_entry_t *e)
     s->hdr->spilled_objects--;
     s->hdr->spilled_bytes -= size;
     rh_spill_tell(id, size, 0, e->alloc);   /* the file's number */
-    if (i < RH_SPILL_RECS && r->live > 0 && --r->live == 0) {
+    if (i < s->hdr->spill_recs && r->live > 0 && --r->live == 0) {
         rh_spill_rec_free(s, i, 1);
     }
 }
@@ -733,8 +746,8 @@ static size_t rh_spill_choose(rh_store_t *s, rh_spill_victim_t *v,
             rec = rh_spill_rec_take(s, 0);
             if (rec < 0) {
                 rh_spill_why = RH_STORE_FULL_OTHER;
-                snprintf(why, whylen, "all %u spill files are in use",
-                         RH_SPILL_RECS);
+                snprintf(why, whylen, "all %llu spill files are in use",
+                         (unsigned long long)s->hdr->spill_recs);
                 break;
             }
             batch = 0;
@@ -1257,7 +1270,8 @@ static rh_status_t rh_spill_read_back(rh_store_t *s, rh_object_id_t id)
     rh_spill_file_path(s, e->alloc, path, sizeof(path));
     /* once open, the file's removal (a delete) no longer matters */
     rec = e->flags & RH_ENTRY_REC_MASK;
-    written_direct = rec < RH_SPILL_RECS && rh_spill_recs(s)[rec].direct;
+    written_direct = rec < s->hdr->spill_recs &&
+                     rh_spill_recs(s)[rec].direct;
     may_direct = size >= RH_SPILL_ALONE && file_off == 0 &&
                  !s->hdr->spill_buffered;
     fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -120,7 +120,7 @@ static uint64_t rh_store_meta_bytes(uint64_t cap, uint32_t procs)
 
     rh_holds_layout(cap, procs, &slots, &holds);
     return RH_STORE_HDR_SIZE + cap * sizeof(rh_store_entry_t) + holds +
-           rh_spill_meta_bytes();
+           rh_spill_meta_bytes(cap);
 }
 
 static uint32_t rh_store_procs(const rh_store_params_t *p)
@@ -141,6 +141,7 @@ static rh_status_t rh_store_format(rh_store_t *s, uint64_t cap,
     rh_holds_layout(cap, procs, &hdr->holder_slots, &holds);
     hdr->holder_bytes = holds / procs;
     hdr->spill_recs_off = hdr->holders_off + holds;
+    hdr->spill_recs = rh_spill_recs_for(cap);
     hdr->heap_off = ((rh_store_meta_bytes(cap, procs) + RH_BLOCK_HDR +
                       RH_BLOCK_UNIT - 1) & ~(uint64_t)(RH_BLOCK_UNIT - 1)) -
                     RH_BLOCK_HDR;

@@ -33,7 +33,7 @@
 #include "plasma/store.h"
 
 #define RH_STORE_MAGIC        0x5453534850594152ull   /* "RAYHPSST" */
-#define RH_STORE_VERSION      3u
+#define RH_STORE_VERSION      4u
 #define RH_STORE_HDR_SIZE     4096u
 #define RH_STORE_ZERO_OFF     (RH_STORE_HDR_SIZE - 64u)  /* where objects of
                                        * size 0 point: an unused line */
@@ -241,7 +241,9 @@ typedef struct rh_store_hdr {
 
     /* spilling (spill.c); spill_dir empty: spilling is off */
     char             spill_dir[1024];
-    uint64_t         spill_recs_off;  /* RH_SPILL_RECS file records */
+    uint64_t         spill_recs_off;  /* spill_recs file records */
+    uint64_t         spill_recs;
+    uint64_t         spill_rec_hint;  /* where a free record was last */
     uint64_t         spill_high;      /* used bytes that start spilling */
     uint64_t         spill_max;       /* bytes the files may take; 0: any */
     uint64_t         spill_buffered;  /* 1: no O_DIRECT */
@@ -280,7 +282,10 @@ _Static_assert(sizeof(rh_store_hdr_t) <= RH_STORE_ZERO_OFF,
 
 /* ---- spill files (spill.c) ----------------------------------------------- */
 
-#define RH_SPILL_RECS 1024u
+/* A record per object the table can hold, so that every object may be
+ * spilled to a file of its own (1 MiB and more are), up to what an entry's
+ * flags can name. */
+#define RH_SPILL_RECS_MAX RH_ENTRY_REC_MASK
 
 /* One spill file: how many objects it still holds; freed with the file. */
 typedef struct rh_spill_rec {
@@ -486,8 +491,10 @@ int rh_store_free_entry(rh_store_t *s, rh_store_entry_t *e, uint64_t expect);
 
 /* ---- spill.c: eviction and spilling ------------------------------------- */
 
-/* Bytes of the spill file records, in front of the heap. */
-uint64_t rh_spill_meta_bytes(void);
+/* The spill file records of a table of table_cap entries, and their
+ * bytes, in front of the heap. */
+uint64_t rh_spill_recs_for(uint64_t table_cap);
+uint64_t rh_spill_meta_bytes(uint64_t table_cap);
 
 /* The leader: makes the job's spill directory under p->spill_dir (after
  * removing stale ones) and records it in the header; nothing when

@@ -31,10 +31,20 @@ static int rh_local_env_int(const char *name, long min, long max, long *out)
     return (errno || *end || end == s || *out < min || *out > max) ? -1 : 0;
 }
 
+/* Set once rh_finalize closed the launcher's socket: its descriptor may
+ * name another file since, and rayhpc-run exchanges addresses once. */
+static int rh_local_left;
+
 static rh_status_t rh_local_init(rh_bootstrap_t *bs)
 {
     long fd, rank, size;
 
+    if (rh_local_left) {
+        return rh_error_set(RH_ERR_BOOTSTRAP, "rayhpc-run joins a process "
+                            "to its job once: rh_init after rh_finalize "
+                            "cannot join it again (bootstrap \"singleton\" "
+                            "starts a one-rank job instead)");
+    }
     if (rh_local_env_int(RH_LOCAL_ENV_FD, 0, INT_MAX, &fd) ||
         rh_local_env_int(RH_LOCAL_ENV_SIZE, 1, INT_MAX, &size) ||
         rh_local_env_int(RH_LOCAL_ENV_RANK, 0, size - 1, &rank)) {
@@ -118,6 +128,7 @@ static rh_status_t rh_local_allgather(rh_bootstrap_t *bs, const void *blob,
 static void rh_local_finalize(rh_bootstrap_t *bs)
 {
     close(rh_local_fd(bs));
+    rh_local_left = 1;
 }
 
 static void rh_local_abort(rh_bootstrap_t *bs, int code, const char *msg)

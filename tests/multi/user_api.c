@@ -37,7 +37,10 @@
  *           name registered twice is RH_ERR_BUSY, a registration after
  *           rh_init RH_ERR_ALREADY_INITIALIZED; rh_put with ref NULL is
  *           RH_ERR_INVALID_PARAM naming rh_put; a return the task did not
- *           set is an empty object
+ *           set is an empty object; rh_task_return_alloc with ptr NULL
+ *           and rh_task_return of NULL bytes are RH_ERR_INVALID_PARAM, and
+ *           so are rh_actor_call of a NULL method and rh_pg_bundle_node
+ *           with node NULL, saying so
  *   restart rh_actor_kill(a, 0) of an actor with max_restarts, on this
  *           rank and on the last node: the calls made after the kill
  *           returned reach the restarted instance (its constructor ran
@@ -53,11 +56,42 @@
  *           handed down through 3 levels of nested tasks; rh_put of 0
  *           bytes (a ref to an empty object) and of more than any store
  *           holds (RH_ERR_TOO_LARGE)
+ *   deep    a task of 3 returns nested 3 and 24 levels over the nodes, the
+ *           last failing with a message and each above passing on the
+ *           status of its get: each return at the top fails naming the
+ *           root cause
+ *   fanout  rank 0 holds the 1 MiB returns of USER_API_FANOUT (10,000)
+ *           tasks, far more than the store, waits for them all, then
+ *           gets them: spilled, each is read back whole
+ *   threads 4 threads of rank 0 at once submit nested tasks of 3 returns
+ *           (every 5th failing at the bottom), put, wait, get many and
+ *           release: each gets what it should
+ *   reinit  after rh_finalize, rh_init cannot join rayhpc-run's job again
+ *           (RH_ERR_BOOTSTRAP saying so); with bootstrap "singleton" it
+ *           starts a one-rank job, twice over
+ *   named   (3+ ranks) rank 1 makes a detached named actor and one not
+ *           detached on the last node and dies once the others found and
+ *           called both: the detached one is still found and answers, the
+ *           other ends (its name gone or its calls RH_ERR_ACTOR_DEAD)
+ *   actors  a handle put in an object reaches the actor from a task on the
+ *           last node; a method that fails, then one that succeeds; calls
+ *           after a kill from another rank fail; max_restarts -1 restarts
+ *           after every kill, 0 after none, -2 is refused; an actor that
+ *           fits nowhere, killed before it was created, is dead at once
+ *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
+ *           bad value fails with RH_ERR_CONFIG naming it, on every rank
+ *   refs    rh_wait and rh_get_many of refs given twice and of a failed
+ *           one; rh_wait for k of an unsealed put, a remote task's return,
+ *           a failed ref and a put, and with a timeout (not an error); a released ref passed to a task is RH_ERR_INVALID_REF
+ *           from rh_remote, and nothing else; returns of 0 bytes, 39, 40
+ *           and 41 bytes and RAYHPC_INLINE_MAX - 1, + 0 and + 1 from the
+ *           last node, whole
  *
- * Prints "USER <MODE> OK" on rank 0 (in pgdead and pgstop, on each rank
- * that lives), or "USER FAIL ..." and exits 1.
+ * Prints "USER <MODE> OK" on rank 0 (in pgdead, pgstop and named, on each
+ * rank that lives), or "USER FAIL ..." and exits 1.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -699,8 +733,21 @@ static rh_status_t counter_add(void *state, rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, n, sizeof(*n));
 }
 
+/* Fails when its argument is negative; else returns the count as add
+ * left it. */
+static rh_status_t counter_check(void *state, rh_task_ctx_t *ctx)
+{
+    int64_t d = *(const int64_t *)rh_task_arg(ctx, 0, NULL);
+
+    if (d < 0) {
+        return rh_task_fail(ctx, "check of %ld refused", (long)d);
+    }
+    return rh_task_return(ctx, 0, state, sizeof(int64_t));
+}
+
 static const rh_method_def_t counter_methods[] = {
-    { "add", counter_add, 0, 1 }
+    { "add", counter_add, 0, 1 },
+    { "check", counter_check, 1, 1 }
 };
 
 /* One call of add: its value, or -1 with the failure said. */
@@ -918,6 +965,62 @@ static rh_status_t nest(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &v, sizeof(v));
 }
 
+/* deep: a task of 3 returns that submits itself one level down, on the next
+ * node, and passes on the status of the get that failed (no message of its
+ * own); at level 0 return 1 fails and returns 0 and 2 are set. A negative
+ * level counts up to -1, where all three are set. */
+static rh_status_t deep(rh_task_ctx_t *ctx)
+{
+    int d = *(const int *)rh_task_arg(ctx, 0, NULL);
+    rh_task_params_t tp = rank_on_node((rh_node_id() + 1) % rh_num_nodes(),
+                                       0);
+    rh_ref_t r[3];
+    rh_status_t st;
+
+    if (d == 0 || d == -1) {   /* -d levels that do not fail */
+        int v = 7;
+
+        rh_task_return(ctx, 0, &v, sizeof(v));
+        rh_task_return(ctx, 2, &v, sizeof(v));
+        return d == 0 ? rh_task_fail(ctx, "the root cause, at level 0")
+                      : rh_task_return(ctx, 1, &v, sizeof(v));
+    }
+    d += d > 0 ? -1 : 1;
+    tp.field_mask |= RH_TASK_PARAM_FIELD_NUM_RETURNS;
+    tp.num_returns = 3;
+    st = rh_remote("deep", &(rh_arg_t){ RH_ARG_BYTES, { 0, 0 }, &d,
+                                        sizeof(d) }, 1, &tp, r);
+    if (st != RH_OK) {
+        return st;
+    }
+    for (int i = 0; i < 3 && st == RH_OK; i++) {
+        const void *p;
+
+        st = rh_get(r[i], &p, NULL, 60000);
+        if (st == RH_OK) {
+            rh_task_return(ctx, i, p, sizeof(int));
+            rh_release(r[i]);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        rh_release(r[i]);
+    }
+    return st;
+}
+
+/* Returns an object of the size its argument says, every byte 0x5a. */
+static rh_status_t sized(rh_task_ctx_t *ctx)
+{
+    size_t n = *(const size_t *)rh_task_arg(ctx, 0, NULL);
+    void *p;
+    rh_status_t st = rh_task_return_alloc(ctx, 0, n, &p);
+
+    if (st == RH_OK && n > 0) {
+        memset(p, 0x5a, n);
+    }
+    return st;
+}
+
 #define SCALE_N 10000
 
 static void scale_wait_many(void)
@@ -1103,6 +1206,553 @@ static void mode_scale(void)
     scale_chain();
 }
 
+/* A task failed `levels` levels down: every return of the top task fails
+ * with RH_ERR_TASK_FAILED, and the message names the root cause, however
+ * deep it was. */
+static void deep_fails(int levels)
+{
+    rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS,
+                           .num_returns = 3 };
+    rh_arg_t a = rh_arg_bytes(&levels, sizeof(levels));
+    rh_ref_t r[3];
+    char what[64];
+
+    CHECK(rh_remote("deep", &a, 1, &p, r));
+    for (int i = 0; i < 3; i++) {
+        const void *v;
+
+        snprintf(what, sizeof(what), "return %d of %d nested levels", i,
+                 levels);
+        expect(rh_get(r[i], &v, NULL, 60000), RH_ERR_TASK_FAILED, what,
+               "the root cause, at level 0");
+        rh_release(r[i]);
+    }
+}
+
+static void mode_deep(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    deep_fails(3);
+    deep_fails(24);
+}
+
+/* Objects of exactly the sizes where their path changes, made by a task on
+ * the last node and got here: 0 bytes, the small-return limit (40) and
+ * RAYHPC_INLINE_MAX (64K) +/- 1. */
+static void refs_sizes(void)
+{
+    static const size_t sizes[] = { 0, 39, 40, 41, 65535, 65536, 65537 };
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rh_arg_t a = rh_arg_bytes(&sizes[i], sizeof(size_t));
+        rh_ref_t r;
+        const void *p;
+        size_t len = 1;
+        size_t j = 0;
+
+        CHECK(rh_remote("sized", &a, 1, &tp, &r));
+        CHECK(rh_get(r, &p, &len, 60000));
+        while (j < len && ((const unsigned char *)p)[j] == 0x5a) {
+            j++;
+        }
+        if (len != sizes[i] || j != len) {
+            printf("USER FAIL a return of %zu bytes came as %zu, %zu of "
+                   "them right\n", sizes[i], len, j);
+            fails++;
+        }
+        rh_release(r);
+        rh_release(r);
+    }
+}
+
+/* rh_wait and rh_get_many of refs given twice, and of a failed one: each
+ * copy counts, each get takes a hold; a released ref passed to a task is
+ * refused by rh_remote alone (nothing runs, nothing is logged). */
+static void refs_dup(void)
+{
+    int64_t v = 5;
+    int ready[4];
+    rh_arg_t a = rh_arg_bytes(&v, sizeof(v));
+    rh_ref_t x, y, f, gone;
+    const void *ptrs[4];
+    size_t lens[4];
+
+    CHECK(rh_put(&v, sizeof(v), &x));
+    CHECK(rh_remote("inc", &a, 1, NULL, &y));
+    CHECK(rh_remote("bad", NULL, 0, NULL, &f));
+    {
+        rh_ref_t dup[4] = { x, y, x, y };
+
+        CHECK(rh_wait(dup, 4, 4, 60000, ready));
+        if (!(ready[0] && ready[1] && ready[2] && ready[3])) {
+            printf("USER FAIL rh_wait of refs given twice: %d %d %d %d\n",
+                   ready[0], ready[1], ready[2], ready[3]);
+            fails++;
+        }
+        expect(rh_get_many(dup, 4, ptrs, lens, 60000), RH_OK,
+               "rh_get_many of refs given twice", NULL);
+        for (int i = 0; i < 4; i++) {
+            expect(rh_release(dup[i]), RH_OK, "a release of a get's hold of "
+                   "a ref given twice", NULL);
+        }
+    }
+    {
+        rh_ref_t mix[3] = { f, x, f };
+
+        CHECK(rh_wait(mix, 3, 3, 60000, ready));
+        expect(rh_get_many(mix, 3, ptrs, NULL, 60000), RH_ERR_TASK_FAILED,
+               "rh_get_many with a failed ref given twice", "bad on purpose");
+    }
+    {
+        /* An unsealed put is not ready until sealed: k of 4 with a
+         * remote task's return, a failed one and a put. */
+        rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+        rh_ref_t mix[4];
+        void *w;
+
+        CHECK(rh_put_create(8, &mix[0], &w));
+        CHECK(rh_remote("inc", &a, 1, &tp, &mix[1]));
+        mix[2] = f;
+        mix[3] = x;
+        CHECK(rh_wait(mix, 4, 3, RH_TIMEOUT_INFINITE, ready));
+        expect(!ready[0] && ready[1] && ready[2] && ready[3] ? RH_OK :
+               RH_ERR_TIMEOUT, RH_OK, "rh_wait for 3 of 4 refs, one an "
+               "unsealed put", NULL);
+        CHECK(rh_wait(mix, 4, 4, 50, ready));   /* times out: not an error */
+        expect(!ready[0] && ready[1] && ready[2] && ready[3] ? RH_OK :
+               RH_ERR_TIMEOUT, RH_OK, "rh_wait for 4 of 4 refs that timed "
+               "out", NULL);
+        memset(w, 0, 8);
+        CHECK(rh_put_seal(mix[0]));
+        CHECK(rh_wait(mix, 4, 4, RH_TIMEOUT_INFINITE, ready));
+        expect(ready[0] && ready[1] && ready[2] && ready[3] ? RH_OK :
+               RH_ERR_TIMEOUT, RH_OK, "rh_wait for 4 of 4 refs once the put "
+               "was sealed", NULL);
+        rh_release(mix[0]);
+        rh_release(mix[1]);
+    }
+    CHECK(rh_put(&v, sizeof(v), &gone));
+    CHECK(rh_release(gone));
+    ready[0] = 0;
+    CHECK(rh_wait(&gone, 1, 1, RH_TIMEOUT_INFINITE, ready));
+    expect(ready[0] ? RH_OK : RH_ERR_TIMEOUT, RH_OK, "rh_wait of a released "
+           "ref: ready", NULL);
+    a = rh_arg_ref(gone);
+    expect(rh_remote("inc", &a, 1, NULL, &y), RH_ERR_INVALID_REF,
+           "rh_remote with a released ref", "released");
+    rh_release(x);
+    rh_release(f);
+    expect(rh_release(x), RH_ERR_INVALID_REF, "a release past the holds",
+           NULL);
+}
+
+static void mode_refs(void)
+{
+    if (rh_rank() != 0) {
+        return;
+    }
+    refs_dup();
+    refs_sizes();
+}
+
+/* fanout: rank 0 submits USER_API_FANOUT (10,000) tasks, each returning
+ * 1 MiB, holds every return, then gets each and checks its bytes: far
+ * more than the store, so most are spilled and read back. */
+static void mode_fanout(void)
+{
+    const char *env = getenv("USER_API_FANOUT");
+    size_t n = env != NULL ? strtoul(env, NULL, 10) : 10000, bad = 0;
+    size_t mib = (size_t)1 << 20;
+    rh_ref_t *r = calloc(n, sizeof(*r));
+
+    if (rh_rank() != 0 || r == NULL) {
+        free(r);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t size = mib + (i & 1);   /* odd ones just past 1 MiB */
+        rh_arg_t a = rh_arg_bytes(&size, sizeof(size));
+
+        CHECK(rh_remote("sized", &a, 1, NULL, &r[i]));
+    }
+    {
+        int *ready = calloc(n, sizeof(int));   /* all made before any get */
+
+        CHECK(ready != NULL ? RH_OK : RH_ERR_NO_MEMORY);
+        CHECK(rh_wait(r, n, n, 300000, ready));
+        free(ready);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const void *p;
+        size_t len = 0;
+        rh_status_t st = rh_get(r[i], &p, &len, 120000);
+
+        if (st != RH_OK) {
+            if (bad++ < 3) {
+                printf("USER FAIL return %zu of %zu of 1 MiB: %s (%s)\n", i,
+                       n, rh_status_string(st), rh_last_error());
+            }
+        } else {
+            if (len != mib + (i & 1) ||
+                ((const unsigned char *)p)[0] != 0x5a ||
+                ((const unsigned char *)p)[len - 1] != 0x5a) {
+                if (bad++ < 3) {
+                    printf("USER FAIL return %zu has %zu bytes, not as "
+                           "written\n", i, len);
+                }
+            }
+            rh_release(r[i]);
+        }
+        rh_release(r[i]);
+    }
+    fails += bad != 0;
+    free(r);
+}
+
+/* threads: 4 threads of rank 0 at once, each submitting tasks of 3 returns
+ * nested 2 levels over the nodes (every 5th failing at the bottom), putting
+ * objects, waiting on both, getting them in one call and releasing every
+ * hold; the failed ones fail naming their root cause, the others come. */
+#define THREAD_ROUNDS 150
+
+static _Atomic int thread_fails;
+
+static void *thread_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+
+    for (int k = 0; k < THREAD_ROUNDS; k++) {
+        int d = k % 5 == 0 ? 2 : -2;   /* negative: no failure */
+        rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_NUM_RETURNS,
+                               .num_returns = 3 };
+        rh_arg_t a = rh_arg_bytes(&d, sizeof(d));
+        int v = id * 100000 + k, ready[4];
+        rh_ref_t r[4];
+        const void *ptrs[4];
+        rh_status_t st;
+
+        if (rh_remote("deep", &a, 1, &p, r) != RH_OK) {
+            thread_fails++;
+            continue;
+        }
+        if (rh_put(&v, sizeof(v), &r[3]) != RH_OK) {
+            thread_fails++;
+            for (int i = 0; i < 3; i++) {
+                rh_release(r[i]);
+            }
+            continue;
+        }
+        if (rh_wait(r, 4, 4, 120000, ready) != RH_OK ||
+            !(ready[0] && ready[1] && ready[2] && ready[3])) {
+            thread_fails++;
+        }
+        st = rh_get_many(r, 4, ptrs, NULL, 120000);
+        if (d > 0 && (st != RH_ERR_TASK_FAILED ||
+                      strstr(rh_last_error(), "the root cause") == NULL)) {
+            printf("USER FAIL thread %d: a failing nest gave %s (%s)\n", id,
+                   rh_status_string(st), rh_last_error());
+            thread_fails++;
+        } else if (d < 0 && (st != RH_OK || *(const int *)ptrs[3] != v ||
+                             *(const int *)ptrs[0] != 7)) {
+            printf("USER FAIL thread %d: a nest gave %s (%s)\n", id,
+                   rh_status_string(st), rh_last_error());
+            thread_fails++;
+        }
+        for (int i = 0; i < 4; i++) {
+            if (st == RH_OK) {
+                rh_release(r[i]);   /* the get's hold */
+            }
+            if (rh_release(r[i]) != RH_OK) {
+                thread_fails++;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void mode_threads(void)
+{
+    pthread_t t[4];
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (pthread_create(&t[i], NULL, thread_main, (void *)(intptr_t)i) !=
+            0) {
+            printf("USER FAIL pthread_create\n");
+            exit(1);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+    }
+    if (thread_fails != 0) {
+        printf("USER FAIL %d rounds of 4 threads went wrong\n",
+               (int)thread_fails);
+        fails++;
+    }
+}
+
+/* named (3+ ranks, 2+ nodes): rank 1 makes two named actors on the last
+ * node, "keeper" detached and "fated" not, and dies once every other rank
+ * found both and called them. Then, from every survivor, "keeper" is
+ * still found by name and answers (detached: it outlives its creator);
+ * "fated" ends with its creator: its name is gone or its calls fail with
+ * RH_ERR_ACTOR_DEAD, within a minute, and so do calls on the handle found
+ * before. */
+static void mode_named(void)
+{
+    rh_actor_params_t p = { 0 };
+    int me = rh_rank();
+    rh_actor_t keeper, fated;
+    rh_status_t st;
+    double end;
+
+    if (dead_setup() != 0) {
+        return;
+    }
+    p.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY | RH_ACTOR_PARAM_FIELD_NAME;
+    p.strategy = RH_STRATEGY_NODE_AFFINITY;
+    p.node = rh_num_nodes() - 1;
+    if (me == 1) {
+        p.name = "fated";
+        CHECK(rh_actor_create("Counter", NULL, 0, &p, &fated));
+        p.field_mask |= RH_ACTOR_PARAM_FIELD_DETACHED;
+        p.detached = 1;
+        p.name = "keeper";
+        CHECK(rh_actor_create("Counter", NULL, 0, &p, &keeper));
+        CHECK(rh_actor_ready(fated, 60000, NULL));
+        CHECK(rh_actor_ready(keeper, 60000, NULL));
+        dead_touch("made", 1);
+        for (int r = 0; r < rh_size(); r++) {
+            if (r != 1 && dead_await("found", r) != 0) {
+                exit(1);
+            }
+        }
+        raise(SIGKILL);
+    }
+    if (dead_await("made", 1) != 0) {
+        return;
+    }
+    expect(rh_actor_get_named("keeper", &keeper), RH_OK, "rh_actor_get_named "
+           "of a detached actor", NULL);
+    expect(rh_actor_get_named("fated", &fated), RH_OK, "rh_actor_get_named "
+           "of an actor", NULL);
+    if (fails != 0) {
+        return;
+    }
+    add(keeper, "a call to keeper");
+    add(fated, "a call to fated");
+    dead_touch("found", me);
+    seen_dead(1);
+    if (me == 0) {
+        dead_unlink("made", 1);
+        for (int r = 0; r < rh_size(); r++) {
+            dead_unlink("found", r);
+        }
+    }
+    {
+        rh_actor_t again;
+
+        expect(rh_actor_get_named("keeper", &again), RH_OK,
+               "rh_actor_get_named of a detached actor whose creator died",
+               NULL);
+        if (fails == 0) {
+            add(again, "a call to keeper after its creator died");
+            add(keeper, "a call to keeper's first handle after its creator "
+                "died");
+            rh_actor_release(again);
+        }
+    }
+    /* fated: gone by name, or dead to calls, without a hang */
+    end = rank_now() + 60;
+    do {
+        rh_actor_t again;
+        rh_ref_t r;
+        const void *v;
+
+        st = rh_actor_get_named("fated", &again);
+        if (st == RH_OK) {
+            st = rh_actor_call(again, "add", NULL, 0, NULL, &r);
+            if (st == RH_OK) {
+                st = rh_get(r, &v, NULL, 60000);
+                if (st == RH_OK) {
+                    rh_release(r);
+                }
+                rh_release(r);
+            }
+            rh_actor_release(again);
+        }
+        if (st == RH_OK) {
+            rank_nap();
+        }
+    } while (st == RH_OK && rank_now() < end);
+    if (st != RH_ERR_NOT_FOUND && st != RH_ERR_ACTOR_DEAD) {
+        printf("USER FAIL rank %d: fated after its creator died: %s (%s)\n",
+               me, rh_status_string(st), rh_last_error());
+        fails++;
+    }
+    {
+        rh_ref_t r;
+        const void *v;
+
+        st = rh_actor_call(fated, "add", NULL, 0, NULL, &r);
+        if (st == RH_OK) {
+            st = rh_get(r, &v, NULL, 60000);
+            rh_release(r);
+        }
+        expect(st, RH_ERR_ACTOR_DEAD, "a call on fated's handle after its "
+               "creator died", NULL);
+    }
+    rh_actor_release(keeper);
+    rh_actor_release(fated);
+}
+
+/* A task handed an actor's handle inside an object (a ref argument): its
+ * calls reach the actor. Or, with a kill flag, kills it for good. */
+static rh_status_t in_object(rh_task_ctx_t *ctx)
+{
+    rh_actor_t a;
+    int kill = *(const int *)rh_task_arg(ctx, 1, NULL);
+    int64_t v;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    if (kill) {
+        return rh_actor_kill(a, 1);
+    }
+    v = add(a, "a call through a handle in an object");
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* actors: a handle put in an object and called by a task on the last node;
+ * a call that fails and the next that succeeds (the actor lives on); a
+ * kill from a task on the last node, after which calls fail with
+ * RH_ERR_ACTOR_DEAD; max_restarts -1 restarts after every kill, 0 after
+ * none, -2 is refused. */
+static void mode_actors(void)
+{
+    rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+    rh_actor_t a;
+    rh_ref_t obj, r[2];
+    const void *p;
+    int kill = 0;
+    rh_arg_t args[2];
+    int64_t neg = -1, pos = 1;
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    CHECK(rh_actor_create("Counter", NULL, 0, NULL, &a));
+    CHECK(rh_put(&a, sizeof(a), &obj));
+    args[0] = rh_arg_ref(obj);
+    args[1] = rh_arg_bytes(&kill, sizeof(kill));
+    CHECK(rh_remote("in_object", args, 2, &tp, &r[0]));
+    expect(rh_get(r[0], &p, NULL, 60000), RH_OK, "a task calling a handle "
+           "it got in an object", NULL);
+    if (fails == 0 && *(const int64_t *)p != 1) {
+        printf("USER FAIL a call through a handle in an object gave %ld\n",
+               (long)*(const int64_t *)p);
+        fails++;
+    }
+    rh_release(r[0]);
+    rh_release(r[0]);
+    args[0] = rh_arg_bytes(&neg, sizeof(neg));
+    CHECK(rh_actor_call(a, "check", args, 1, NULL, &r[0]));
+    args[0] = rh_arg_bytes(&pos, sizeof(pos));
+    CHECK(rh_actor_call(a, "check", args, 1, NULL, &r[1]));
+    expect(rh_get(r[0], &p, NULL, 60000), RH_ERR_TASK_FAILED, "a method "
+           "that fails", "check of -1 refused");
+    expect(rh_get(r[1], &p, NULL, 60000), RH_OK, "the call after a method "
+           "failed", NULL);
+    rh_release(r[0]);
+    rh_release(r[1]);
+    rh_release(r[1]);
+    kill = 1;
+    args[0] = rh_arg_ref(obj);
+    args[1] = rh_arg_bytes(&kill, sizeof(kill));
+    CHECK(rh_remote("in_object", args, 2, &tp, &r[0]));
+    expect(rh_get(r[0], &p, NULL, 60000), RH_OK, "a kill from a task on the "
+           "last node", NULL);
+    rh_release(r[0]);
+    rh_release(r[0]);
+    {
+        rh_status_t st = rh_actor_call(a, "add", NULL, 0, NULL, &r[0]);
+
+        if (st == RH_OK) {
+            st = rh_get(r[0], &p, NULL, 60000);
+            rh_release(r[0]);
+        }
+        expect(st, RH_ERR_ACTOR_DEAD, "a call after a kill from another "
+               "rank", "killed");
+    }
+    rh_release(obj);
+    rh_actor_release(a);
+    for (int mr = -1; mr <= 0; mr++) {
+        rh_actor_params_t ap = { .field_mask =
+                                     RH_ACTOR_PARAM_FIELD_MAX_RESTARTS,
+                                 .max_restarts = mr };
+        rh_actor_t b;
+        char what[96];
+
+        CHECK(rh_actor_create("Counter", NULL, 0, &ap, &b));
+        CHECK(rh_actor_ready(b, 60000, NULL));
+        for (int k = 0; k < 2; k++) {
+            rh_status_t st;
+
+            CHECK(rh_actor_kill(b, 0));
+            st = rh_actor_call(b, "add", NULL, 0, NULL, &r[0]);
+            if (st == RH_OK) {
+                st = rh_get(r[0], &p, NULL, 60000);
+                if (st == RH_OK) {
+                    rh_release(r[0]);
+                }
+                rh_release(r[0]);
+            }
+            snprintf(what, sizeof(what), "a call after kill %d of an actor "
+                     "of max_restarts %d", k + 1, mr);
+            expect(st, mr < 0 ? RH_OK : RH_ERR_ACTOR_DEAD, what, NULL);
+        }
+        rh_actor_release(b);
+    }
+    {
+        /* Killed before it was created (no rank offers what it asks):
+         * dead at once, not waiting to be made. */
+        rh_actor_params_t ap = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
+                                 .resources = "nowhere=1" };
+        rh_actor_t b;
+        rh_status_t st;
+
+        CHECK(rh_actor_create("Counter", NULL, 0, &ap, &b));
+        expect(rh_actor_ready(b, 0, NULL), RH_ERR_TIMEOUT, "rh_actor_ready "
+               "of an actor that fits nowhere", NULL);
+        CHECK(rh_actor_kill(b, 1));
+        expect(rh_actor_ready(b, 60000, NULL), RH_ERR_ACTOR_DEAD,
+               "rh_actor_ready of an actor killed before it was created",
+               "killed");
+        st = rh_actor_call(b, "add", NULL, 0, NULL, &r[0]);
+        if (st == RH_OK) {
+            st = rh_get(r[0], &p, NULL, 60000);
+            rh_release(r[0]);
+        }
+        expect(st, RH_ERR_ACTOR_DEAD, "a call on an actor killed before it "
+               "was created", "killed");
+        rh_actor_release(b);
+    }
+    {
+        rh_actor_params_t ap = { .field_mask =
+                                     RH_ACTOR_PARAM_FIELD_MAX_RESTARTS,
+                                 .max_restarts = -2 };
+        rh_actor_t b;
+
+        expect(rh_actor_create("Counter", NULL, 0, &ap, &b),
+               RH_ERR_INVALID_PARAM, "max_restarts -2", "max_restarts");
+    }
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -1113,6 +1763,25 @@ static void mode_restart(void)
         restart_on(rh_num_nodes() - 1);
         restart_from_another_rank();
     }
+}
+
+/* Calls the task-side functions with NULL where a pointer belongs: each
+ * says RH_ERR_INVALID_PARAM, and the task returns that status. */
+static rh_status_t null_outs(rh_task_ctx_t *ctx)
+{
+    int v = 1;
+    rh_status_t st = rh_task_return_alloc(ctx, 0, 4, NULL);
+
+    if (st != RH_ERR_INVALID_PARAM) {
+        return rh_task_fail(ctx, "rh_task_return_alloc with ptr NULL gave %s",
+                            rh_status_string(st));
+    }
+    st = rh_task_return(ctx, 0, NULL, 4);
+    if (st != RH_ERR_INVALID_PARAM) {
+        return rh_task_fail(ctx, "rh_task_return of NULL gave %s",
+                            rh_status_string(st));
+    }
+    return rh_task_return(ctx, 0, &v, sizeof(v));
 }
 
 static void mode_args(void)
@@ -1150,9 +1819,80 @@ static void mode_args(void)
         }
         rh_release(two[1]);
     }
+    {
+        rh_ref_t r1;
+        const void *p;
+
+        CHECK(rh_remote("null_outs", NULL, 0, NULL, &r1));
+        expect(rh_get(r1, &p, NULL, 60000), RH_OK, "a task that passes NULL "
+               "for its return's pointers", NULL);
+        rh_release(r1);
+        rh_release(r1);
+    }
+    {
+        rh_actor_t c;
+        rh_bundle_t b = { 1, NULL };
+        rh_pg_t pg;
+
+        CHECK(rh_actor_create("Counter", NULL, 0, NULL, &c));
+        expect(rh_actor_call(c, NULL, NULL, 0, NULL, &r),
+               RH_ERR_INVALID_PARAM, "rh_actor_call of a NULL method",
+               "method");
+        CHECK(rh_actor_release(c));
+        CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
+        CHECK(rh_pg_wait(pg, 60000));
+        expect(rh_pg_bundle_node(pg, 0, NULL), RH_ERR_INVALID_PARAM,
+               "rh_pg_bundle_node of bundle 0 with node NULL", "node");
+        CHECK(rh_pg_remove(pg));
+    }
     /* The sentence names the call the program made. */
     expect(rh_put(&x, sizeof(x), NULL), RH_ERR_INVALID_PARAM,
            "rh_put with ref NULL", "rh_put needs");
+}
+
+/* reinit, after rh_finalize: rh_init cannot join rayhpc-run's job again
+ * (RH_ERR_BOOTSTRAP, saying so), and with bootstrap "singleton" it starts
+ * a one-rank job that runs tasks, twice over. */
+static void mode_reinit(int *argc, char ***argv)
+{
+    rh_init_params_t ip = { .field_mask = RH_INIT_PARAM_FIELD_BOOTSTRAP,
+                            .bootstrap = "singleton" };
+
+    expect(rh_init(argc, argv, NULL), RH_ERR_BOOTSTRAP, "rh_init after "
+           "rh_finalize under rayhpc-run", "once");
+    for (int i = 0; i < 2; i++) {
+        rh_ref_t r;
+        const void *p;
+
+        CHECK(rh_init(argc, argv, &ip));
+        if (rh_size() != 1) {
+            printf("USER FAIL a singleton has %d ranks\n", rh_size());
+            fails++;
+        }
+        CHECK(rh_remote("one", NULL, 0, NULL, &r));
+        expect(rh_get(r, &p, NULL, 60000), RH_OK, "a task of a singleton "
+               "after rh_finalize", NULL);
+        CHECK(rh_finalize());
+    }
+}
+
+/* rh_init with a RAYHPC_* setting of a bad value (USER_API_VAR names it):
+ * RH_ERR_CONFIG, with a sentence naming the variable; each rank says so. */
+static int mode_badenv(int *argc, char ***argv)
+{
+    const char *var = getenv("USER_API_VAR");
+    rh_status_t st = rh_init(argc, argv, NULL);
+
+    expect(st, RH_ERR_CONFIG, "rh_init with a bad setting",
+           var != NULL ? var : "RAYHPC_");
+    if (st == RH_OK) {
+        rh_finalize();
+    }
+    if (fails != 0) {
+        return 1;
+    }
+    printf("USER BADENV OK\n");
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -1171,6 +1911,10 @@ int main(int argc, char **argv)
     CHECK(rh_register("sum", sum, -1, 1));
     CHECK(rh_register("inc", inc, 1, 1));
     CHECK(rh_register("nest", nest, 2, 1));
+    CHECK(rh_register("deep", deep, 1, 3));
+    CHECK(rh_register("null_outs", null_outs, 0, 1));
+    CHECK(rh_register("in_object", in_object, 2, 1));
+    CHECK(rh_register("sized", sized, 1, 1));
     expect(rh_register("one", one, 0, 1), RH_ERR_BUSY, "a second "
            "rh_register of one name", "already");
     {
@@ -1179,9 +1923,12 @@ int main(int argc, char **argv)
         cls.field_mask = RH_ACTOR_CLASS_FIELD_FINI;
         cls.init = counter_init;
         cls.methods = counter_methods;
-        cls.num_methods = 1;
+        cls.num_methods = 2;
         cls.fini = free;
         CHECK(rh_register_actor("Counter", &cls));
+    }
+    if (strcmp(mode, "badenv") == 0) {
+        return mode_badenv(&argc, &argv);
     }
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
@@ -1201,6 +1948,20 @@ int main(int argc, char **argv)
         mode_holds();
     } else if (strcmp(mode, "scale") == 0) {
         mode_scale();
+    } else if (strcmp(mode, "deep") == 0) {
+        mode_deep();
+    } else if (strcmp(mode, "refs") == 0) {
+        mode_refs();
+    } else if (strcmp(mode, "fanout") == 0) {
+        mode_fanout();
+    } else if (strcmp(mode, "threads") == 0) {
+        mode_threads();
+    } else if (strcmp(mode, "named") == 0) {
+        mode_named();
+    } else if (strcmp(mode, "actors") == 0) {
+        mode_actors();
+    } else if (strcmp(mode, "reinit") == 0) {
+        /* after rh_finalize, below */
     } else {
         printf("USER FAIL unknown mode %s\n", mode);
         fails++;
@@ -1212,10 +1973,14 @@ int main(int argc, char **argv)
     } else {
         CHECK(rh_finalize());
     }
+    if (strcmp(mode, "reinit") == 0) {
+        mode_reinit(&argc, &argv);
+    }
     if (fails != 0) {
         return 1;
     }
-    if (me == 0 || (strncmp(mode, "pg", 2) == 0 && mode[2] != '\0')) {
+    if (me == 0 || (strncmp(mode, "pg", 2) == 0 && mode[2] != '\0') ||
+        strcmp(mode, "named") == 0) {
         size_t i = 0;
 
         for (; mode[i] != '\0' && i + 1 < sizeof(up); i++) {
