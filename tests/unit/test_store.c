@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1205,7 +1206,7 @@ Test(store, attach_times_out_when_no_leader_made_the_segment)
     p.attach_timeout_ms = 200;
     cr_expect_eq(rh_store_open(&p, &s), RH_ERR_TIMEOUT);
     dt = now_s() - t0;
-    cr_expect(dt >= 0.19 && dt < 3.0, "waited %.3f s", dt);
+    cr_expect(dt >= 0.19 && dt < 60.0, "waited %.3f s", dt);
     cr_expect(strstr(rh_last_error(), "does not exist") != NULL, "%s",
               rh_last_error());
     cr_expect_null(s);
@@ -1398,6 +1399,7 @@ Test(store, attach_waits_past_its_timeout_for_a_leader_still_filling)
     char job[64], name[256];
     rh_store_params_t p = attach_params(unique_job(job, sizeof(job)));
     rh_store_t *s = NULL;
+    struct pollfd pfd = { .events = POLLIN };
     int fds[2];
     double t0, dt;
     pid_t pid;
@@ -1429,6 +1431,7 @@ Test(store, attach_waits_past_its_timeout_for_a_leader_still_filling)
         atomic_store(&hdr->ready, 0);
         signal_fd(fds[1]);
         usleep(600000);   /* still "filling" long past the timeout */
+        signal_fd(fds[1]);   /* leaving: the open may end from here on */
         _exit(0);
     }
     cr_assert_eq(wait_fd(fds[0]), 0);
@@ -1436,9 +1439,11 @@ Test(store, attach_waits_past_its_timeout_for_a_leader_still_filling)
     t0 = now_s();
     cr_expect_neq(rh_store_open(&p, &s), RH_OK);
     dt = now_s() - t0;
+    /* the leader said it was leaving before the open gave up */
+    pfd.fd = fds[0];
+    cr_expect_eq(poll(&pfd, 1, 0), 1, "gave up after %.3f s while the "
+                 "leader still lived (%s)", dt, rh_last_error());
     cr_expect_eq(child_status(pid), 0);
-    cr_expect(dt >= 0.6, "gave up after %.3f s while the leader still lived "
-              "(%s)", dt, rh_last_error());
     cr_expect(strstr(rh_last_error(), "gone") != NULL ||
               strstr(rh_last_error(), "does not exist") != NULL, "%s",
               rh_last_error());
