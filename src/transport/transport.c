@@ -177,15 +177,16 @@ int rh_tp_tls_has_shm(const char *tls)
  * send made inside one of them (from a message handler of ours, or by UCX
  * itself) that fails on a dead peer closes that endpoint, and the event of
  * it still queued in the same poll then trips an assertion
- * (tcp_iface.c:307). One event per poll leaves none queued. A user's own
- * UCX_TCP_MAX_POLL wins. */
-static void rh_tp_config_tcp_poll(ucp_config_t *config)
+ * (tcp_iface.c:307). One event per poll leaves none queued. Set in the
+ * environment, before UCX reads it: ucp_config_modify knows the setting
+ * only as MAX_POLL, which would also slow the CUDA transports' polls. A
+ * user's own UCX_TCP_MAX_POLL wins. */
+static void rh_tp_config_tcp_poll(void)
 {
     static const char *const tcp[] = { "all", "tcp", NULL };
 
-    if (rh_tp_tls_has(getenv("UCX_TLS"), tcp) &&
-        getenv("UCX_TCP_MAX_POLL") == NULL) {
-        (void)ucp_config_modify(config, "TCP_MAX_POLL", "1");
+    if (rh_tp_tls_has(getenv("UCX_TLS"), tcp)) {
+        (void)setenv("UCX_TCP_MAX_POLL", "1", 0);
     }
 }
 
@@ -225,6 +226,7 @@ static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
     ucs_status_t status;
     char keepalive[32];
 
+    rh_tp_config_tcp_poll();
     status = ucp_config_read(NULL, NULL, &config);
     if (status != UCS_OK) {
         return rh_tp_ucs_error(status, "ucp_config_read");
@@ -243,7 +245,6 @@ static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
         }
         (void)ucp_config_modify(config, "KEEPALIVE_INTERVAL", keepalive);
     }
-    rh_tp_config_tcp_poll(config);
     rh_tp_config_shm_errors(config);
     memset(&params, 0, sizeof(params));
     params.field_mask = UCP_PARAM_FIELD_FEATURES |
