@@ -144,12 +144,10 @@ static rh_status_t rh_tp_ucs_error(ucs_status_t status, const char *what)
                         ucs_status_string(status));
 }
 
-/* Whether a UCX_TLS value lets shared-memory transports in (UCX warns
- * about settings of transports that are not in use). */
-int rh_tp_tls_has_shm(const char *tls)
+/* Whether a UCX_TLS value lets one of names in (UCX warns about settings
+ * of transports that are not in use). */
+static int rh_tp_tls_has(const char *tls, const char *const *names)
 {
-    static const char *const shm[] = { "all", "sm", "shm", "mm", "posix",
-                                       "sysv", NULL };
     char buf[256], *save = NULL;
 
     if (tls == NULL || tls[0] == '^') {
@@ -158,13 +156,38 @@ int rh_tp_tls_has_shm(const char *tls)
     snprintf(buf, sizeof(buf), "%s", tls);
     for (char *t = strtok_r(buf, ",", &save); t != NULL;
          t = strtok_r(NULL, ",", &save)) {
-        for (int i = 0; shm[i] != NULL; i++) {
-            if (strcmp(t, shm[i]) == 0) {
+        for (int i = 0; names[i] != NULL; i++) {
+            if (strcmp(t, names[i]) == 0) {
                 return 1;
             }
         }
     }
     return 0;
+}
+
+int rh_tp_tls_has_shm(const char *tls)
+{
+    static const char *const shm[] = { "all", "sm", "shm", "mm", "posix",
+                                       "sysv", NULL };
+
+    return rh_tp_tls_has(tls, shm);
+}
+
+/* UCX 1.13's TCP transport handles the events of one poll in a row: a
+ * send made inside one of them (from a message handler of ours, or by UCX
+ * itself) that fails on a dead peer closes that endpoint, and the event of
+ * it still queued in the same poll then trips an assertion
+ * (tcp_iface.c:307). One event per poll leaves none queued. Set in the
+ * environment, before UCX reads it: ucp_config_modify knows the setting
+ * only as MAX_POLL, which would also slow the CUDA transports' polls. A
+ * user's own UCX_TCP_MAX_POLL wins. */
+static void rh_tp_config_tcp_poll(void)
+{
+    static const char *const tcp[] = { "all", "tcp", NULL };
+
+    if (rh_tp_tls_has(getenv("UCX_TLS"), tcp)) {
+        (void)setenv("UCX_TCP_MAX_POLL", "1", 0);
+    }
 }
 
 /* Our endpoints ask for peer-failure handling, and UCX 1.13 leaves the
@@ -203,6 +226,7 @@ static rh_status_t rh_tp_open_context(const rh_config_t *cfg)
     ucs_status_t status;
     char keepalive[32];
 
+    rh_tp_config_tcp_poll();
     status = ucp_config_read(NULL, NULL, &config);
     if (status != UCS_OK) {
         return rh_tp_ucs_error(status, "ucp_config_read");
@@ -1034,6 +1058,8 @@ static rh_status_t rh_tp_open_rings(const rh_tp_peer_info_t *peers)
                         rh_am_ring_deliver);
 }
 
+static void rh_tp_connect_all(uint64_t timeout_ms);
+
 rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
 {
     rh_status_t status;
@@ -1074,6 +1100,9 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
                             "thread: %s", strerror(err));
     }
     pthread_setname_np(rh_tp.thread, "rayhpc-progress");
+    if (rh_cfg.connect_all) {
+        rh_tp_connect_all(rh_cfg.failure_timeout_ms);
+    }
     return RH_OK;
 }
 
@@ -1138,6 +1167,41 @@ static void rh_tp_flush_start(rh_tp_op_t *op)
     }
     if (--rh_tp.flush_left == 0) {
         rh_completion_signal(&rh_tp.flush_done, RH_OK);
+    }
+}
+
+/* Makes an endpoint to every other rank, then flushes them all (progress
+ * thread). */
+static void rh_tp_connect_start(rh_tp_op_t *op)
+{
+    ucp_ep_h ep;
+
+    for (int r = 0; r < rh_tp.size; r++) {
+        if (r != rh_tp.rank && rh_tp_ep(r, &ep) != RH_OK) {
+            rh_debug("no connection to rank %d yet: %s", r, rh_last_error());
+        }
+    }
+    rh_tp_flush_start(op);
+}
+
+/* Connects to every other rank and waits, for at most timeout_ms, until
+ * each connection is up: an endpoint's flush ends only once every lane of
+ * it is connected and drained, its wire-up request included. UCX 1.13's
+ * TCP transport aborts a rank whose peer dies while a connection between
+ * them is being made: the peer's request for a connection is answered on
+ * a lane whose connect is then refused, and purging that answer trips an
+ * assertion (ucp_request.c:684, removed in UCX 1.14). Made here, every
+ * connection is up before rh_init returns anywhere; one still being made
+ * after timeout_ms is left to finish meanwhile. */
+static void rh_tp_connect_all(uint64_t timeout_ms)
+{
+    static rh_tp_op_t connect_op = { .run = rh_tp_connect_start };
+
+    rh_completion_init(&rh_tp.flush_done);
+    rh_tp_post(&connect_op);
+    if (rh_completion_wait(&rh_tp.flush_done, (int64_t)timeout_ms) != RH_OK) {
+        rh_debug("connections to some ranks still not up after %llu ms",
+                 (unsigned long long)timeout_ms);
     }
 }
 
