@@ -230,6 +230,10 @@ static const char *const rh_progress_names[] = {
 static const char *const rh_hugepages_names[] = {
     "auto", "on", "off", NULL
 };
+static const char *const rh_connect_all_names[] = {
+    "auto", "on", "off", NULL
+};
+
 static const char *const rh_spill_direct_names[] = {
     "auto", "off", NULL
 };
@@ -433,12 +437,14 @@ const rh_config_field_t rh_config_table[] = {
      "holds up only its own ring), unless UCX_TLS leaves shared memory out; "
      "0: through UCX's shared-memory transport. Every rank needs the same",
      RH_OFF(shm_ring), &rh_type_count, NULL, 0, 1},
-    {"CONNECT_ALL", "1",
-     "1: rh_init connects to every rank and waits (up to "
+    {"CONNECT_ALL", "auto",
+     "on: rh_init connects to every rank and waits (up to "
      "FAILURE_TIMEOUT_MS) until each connection is up, so that none is "
-     "made later with a rank that may die meanwhile (UCX 1.13's TCP "
-     "transport aborts a rank then); 0: connections are made on first use",
-     RH_OFF(connect_all), &rh_type_count, NULL, 0, 1},
+     "made later with a rank that may die meanwhile (UCX before 1.14 "
+     "aborts a rank then); off: connections are made on first use; auto: "
+     "on with UCX before 1.14 in jobs of up to 1024 ranks (a connection "
+     "per pair of ranks at start-up), off otherwise",
+     RH_OFF(connect_all), &rh_type_enum, rh_connect_all_names, 0, 0},
     {"SHM_RING_BYTES", "256K",
      "Bytes of each same-host ring (a power of two, 4K at least; a message "
      "of up to a quarter of it goes in one piece). Every rank needs the "

@@ -63,7 +63,7 @@ typedef struct rh_config {
     uint64_t coalesce;         /* 1: queued small sends go as batches */
     uint64_t shm_ring;         /* 1: same-host messages through rings */
     uint64_t shm_ring_bytes;   /* bytes of each same-host ring */
-    uint64_t connect_all;      /* 1: rh_init connects to every rank */
+    int      connect_all;      /* 0 auto, 1 on, 2 off: rh_init connects */
     uint64_t lineage_max_bytes;/* task specs kept to rebuild lost objects */
     uint64_t retry_backoff_ms; /* first wait before a task runs again */
     int      pmix_leave;       /* rh_pmix_leave_t */

@@ -1060,6 +1060,20 @@ static rh_status_t rh_tp_open_rings(const rh_tp_peer_info_t *peers)
 
 static void rh_tp_connect_all(uint64_t timeout_ms);
 
+/* RAYHPC_CONNECT_ALL: auto connects every pair at start-up only where the
+ * UCX in use has the wire-up assertion (before 1.14) and the job is small
+ * enough for an endpoint per pair to be cheap. */
+static int rh_tp_connects_all(int size)
+{
+    unsigned major, minor, release;
+
+    if (rh_cfg.connect_all != 0) {
+        return rh_cfg.connect_all == 1;
+    }
+    ucp_get_version(&major, &minor, &release);
+    return (major < 1 || (major == 1 && minor < 14)) && size <= 1024;
+}
+
 rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
 {
     rh_status_t status;
@@ -1100,7 +1114,7 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
                             "thread: %s", strerror(err));
     }
     pthread_setname_np(rh_tp.thread, "rayhpc-progress");
-    if (rh_cfg.connect_all) {
+    if (rh_tp_connects_all(size)) {
         rh_tp_connect_all(rh_cfg.failure_timeout_ms);
     }
     return RH_OK;
