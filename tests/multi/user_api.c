@@ -531,6 +531,30 @@ static void gs_died_task(rh_pg_t pg, int bundle, rh_status_t want_remote,
     }
 }
 
+/* A task into a bundle on a living node runs, and returns 1. */
+static void live_bundle_task(const rh_task_params_t *p, const char *what)
+{
+    rh_ref_t r;
+    const void *v;
+    rh_status_t st = rh_remote("one", NULL, 0, p, &r);
+
+    expect(st, RH_OK, what, NULL);
+    if (st != RH_OK) {
+        return;
+    }
+    st = rh_get(r, &v, NULL, 60000);
+    expect(st, RH_OK, what, NULL);
+    if (st == RH_OK) {
+        if (*(const int *)v != 1) {
+            printf("USER FAIL rank %d: %s returned %d\n", rh_rank(), what,
+                   *(const int *)v);
+            fails++;
+        }
+        rh_release(r);
+    }
+    rh_release(r);
+}
+
 /* rank 2 of pgboth: groups made while the global scheduler lives, looked
  * at once it is dead. */
 static void pgboth_driver(void)
@@ -590,22 +614,7 @@ static void pgboth_driver(void)
     /* The bundle on this node lives on: its tasks go straight to it. */
     p.pg = spread;
     p.bundle = live;
-    st = rh_remote("one", NULL, 0, &p, &r);
-    expect(st, RH_OK, "a task into the bundle on a living node", NULL);
-    if (st == RH_OK) {
-        st = rh_get(r, &v, NULL, 60000);
-        expect(st, RH_OK, "the return of a task into the bundle on a living "
-               "node", NULL);
-        if (st == RH_OK && *(const int *)v != 1) {
-            printf("USER FAIL rank 2: the task into the living bundle "
-                   "returned %d\n", *(const int *)v);
-            fails++;
-        }
-        if (st == RH_OK) {
-            rh_release(r);
-        }
-        rh_release(r);
-    }
+    live_bundle_task(&p, "a task into the bundle on a living node");
     gs_died_task(spread, 1 - live, RH_ERR_PEER_FAILED, "a task into the "
                  "bundle lost with node 0");
     expect(rh_pg_bundle_node(spread, 1 - live, &node[0]), RH_ERR_PEER_FAILED,
@@ -636,8 +645,6 @@ static void pgboth_other(void)
 {
     rh_pg_t spread = (uint64_t)2 << 32 | 1;   /* rank 2's first */
     rh_task_params_t p = { 0 };
-    rh_ref_t r;
-    const void *v;
     int node = -1, live = -1;
     rh_status_t st;
 
@@ -667,17 +674,7 @@ static void pgboth_other(void)
     p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
     p.pg = spread;
     p.bundle = live;
-    st = rh_remote("one", NULL, 0, &p, &r);
-    expect(st, RH_OK, "a task into rank 2's bundle on a living node", NULL);
-    if (st == RH_OK) {
-        st = rh_get(r, &v, NULL, 60000);
-        expect(st, RH_OK, "the return of a task into rank 2's bundle on a "
-               "living node", NULL);
-        if (st == RH_OK) {
-            rh_release(r);
-        }
-        rh_release(r);
-    }
+    live_bundle_task(&p, "a task into rank 2's bundle on a living node");
     gs_died_task(spread, 1 - live, RH_ERR_PEER_FAILED, "a task into rank "
                  "2's bundle lost with node 0");
     dead_touch("done", 3);   /* rank 2, which may hold the bundle, may go */
