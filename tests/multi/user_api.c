@@ -1625,6 +1625,24 @@ static rh_status_t in_object(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &v, sizeof(v));
 }
 
+/* A call of a's "add", and the get of its return: the status of either. */
+static rh_status_t add_call(rh_actor_t a)
+{
+    rh_ref_t r;
+    const void *p;
+    rh_status_t st = rh_actor_call(a, "add", NULL, 0, NULL, &r);
+
+    if (st != RH_OK) {
+        return st;
+    }
+    st = rh_get(r, &p, NULL, 60000);
+    if (st == RH_OK) {
+        rh_release(r);   /* the get's hold */
+    }
+    rh_release(r);
+    return st;
+}
+
 /* actors: a handle put in an object and called by a task on the last node;
  * a call that fails and the next that succeeds (the actor lives on); a
  * kill from a task on the last node, after which calls fail with
@@ -1676,16 +1694,8 @@ static void mode_actors(void)
            "last node", NULL);
     rh_release(r[0]);
     rh_release(r[0]);
-    {
-        rh_status_t st = rh_actor_call(a, "add", NULL, 0, NULL, &r[0]);
-
-        if (st == RH_OK) {
-            st = rh_get(r[0], &p, NULL, 60000);
-            rh_release(r[0]);
-        }
-        expect(st, RH_ERR_ACTOR_DEAD, "a call after a kill from another "
-               "rank", "killed");
-    }
+    expect(add_call(a), RH_ERR_ACTOR_DEAD, "a call after a kill from "
+           "another rank", "killed");
     rh_release(obj);
     rh_actor_release(a);
     for (int mr = -1; mr <= 0; mr++) {
@@ -1698,20 +1708,11 @@ static void mode_actors(void)
         CHECK(rh_actor_create("Counter", NULL, 0, &ap, &b));
         CHECK(rh_actor_ready(b, 60000, NULL));
         for (int k = 0; k < 2; k++) {
-            rh_status_t st;
-
             CHECK(rh_actor_kill(b, 0));
-            st = rh_actor_call(b, "add", NULL, 0, NULL, &r[0]);
-            if (st == RH_OK) {
-                st = rh_get(r[0], &p, NULL, 60000);
-                if (st == RH_OK) {
-                    rh_release(r[0]);
-                }
-                rh_release(r[0]);
-            }
             snprintf(what, sizeof(what), "a call after kill %d of an actor "
                      "of max_restarts %d", k + 1, mr);
-            expect(st, mr < 0 ? RH_OK : RH_ERR_ACTOR_DEAD, what, NULL);
+            expect(add_call(b), mr < 0 ? RH_OK : RH_ERR_ACTOR_DEAD, what,
+                   NULL);
         }
         rh_actor_release(b);
     }
@@ -1721,7 +1722,6 @@ static void mode_actors(void)
         rh_actor_params_t ap = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
                                  .resources = "nowhere=1" };
         rh_actor_t b;
-        rh_status_t st;
 
         CHECK(rh_actor_create("Counter", NULL, 0, &ap, &b));
         expect(rh_actor_ready(b, 0, NULL), RH_ERR_TIMEOUT, "rh_actor_ready "
@@ -1730,13 +1730,8 @@ static void mode_actors(void)
         expect(rh_actor_ready(b, 60000, NULL), RH_ERR_ACTOR_DEAD,
                "rh_actor_ready of an actor killed before it was created",
                "killed");
-        st = rh_actor_call(b, "add", NULL, 0, NULL, &r[0]);
-        if (st == RH_OK) {
-            st = rh_get(r[0], &p, NULL, 60000);
-            rh_release(r[0]);
-        }
-        expect(st, RH_ERR_ACTOR_DEAD, "a call on an actor killed before it "
-               "was created", "killed");
+        expect(add_call(b), RH_ERR_ACTOR_DEAD, "a call on an actor killed "
+               "before it was created", "killed");
         rh_actor_release(b);
     }
     {
