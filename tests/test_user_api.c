@@ -40,21 +40,29 @@ Test(user_api, tasks_into_groups_never_made_are_refused_over_tcp)
     user_case("pg", 2, 2, TCP, "USER PG OK");
 }
 
+/* Runs mode on 4 ranks over 2 nodes, in which ranks are SIGKILLed (137)
+ * and oks survivors each print ok. */
+static void deaths_case(const char *mode, const char *const *env,
+                        int keep_going, const char *ok, int oks)
+{
+    rh_run_t run = rh_launch(4, 2, keep_going, "tests/multi/user_api", mode,
+                             env, TIMEOUT);
+
+    RH_EXPECT_LINES(run, ok, oks);
+    RH_EXPECT_LINES(run, "USER FAIL", 0);
+    RH_EXPECT_LINES(run, "stopping the other ranks", 0);
+    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* Rank 1 is killed (pgdead: by itself; pgstop: while stopped, after rank 2
  * asked it about a group): the launcher reports it (137) and keeps the
  * others going, each of which says it saw what it expected. */
 static void owner_dies_case(const char *mode, const char *const *env,
                             const char *ok)
 {
-    rh_run_t run = rh_launch(4, 2, 0, "tests/multi/user_api", mode, env,
-                             TIMEOUT);
-
-    RH_EXPECT_LINES(run, ok, 3);
-    RH_EXPECT_LINES(run, "USER FAIL", 0);
-    RH_EXPECT_LINES(run, "stopping the other ranks", 0);
-    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    deaths_case(mode, env, 0, ok, 3);
 }
 
 Test(user_api, tasks_into_groups_of_a_dead_owner_fail_on_two_nodes)
@@ -88,15 +96,7 @@ Test(user_api, tasks_into_groups_whose_owner_dies_unanswering_fail_over_tcp)
  * expected. */
 Test(user_api, groups_fail_naming_the_dead_global_scheduler)
 {
-    rh_run_t run = rh_launch(4, 2, 1, "tests/multi/user_api", "pgboth", NULL,
-                             TIMEOUT);
-
-    RH_EXPECT_LINES(run, "USER PGBOTH OK", 2);
-    RH_EXPECT_LINES(run, "USER FAIL", 0);
-    RH_EXPECT_LINES(run, "stopping the other ranks", 0);
-    cr_expect_eq(run.status, 137, "status %d; output ends:\n%s", run.status,
-                 rh_tail(run.out, 3000));
-    rh_run_free(&run);
+    deaths_case("pgboth", NULL, 1, "USER PGBOTH OK", 2);
 }
 
 Test(user_api, null_names_and_argument_arrays_are_invalid_parameters)
