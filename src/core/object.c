@@ -121,11 +121,18 @@ static rh_status_t rh_room_wait(rh_room_try_t *t)
     return t->status;
 }
 
+/* Both first try the store directly: the try record (its message buffer
+ * included) is made only when the store is full. */
 rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr)
 {
-    rh_room_try_t t = { .id = id, .len = len };
-    rh_status_t status = rh_room_wait(&t);
+    rh_room_try_t t;
+    rh_status_t status = rh_store_create(rh_core_store(), id, len, ptr);
 
+    if (rh_likely(status != RH_ERR_STORE_FULL)) {
+        return status;
+    }
+    t = (rh_room_try_t){ .id = id, .len = len };
+    status = rh_room_wait(&t);
     if (status == RH_OK) {
         *ptr = t.ptr;
     }
@@ -135,9 +142,14 @@ rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr)
 rh_status_t rh_object_get_stored(rh_object_id_t id, const void **ptr,
                                  size_t *len)
 {
-    rh_room_try_t t = { .id = id, .get = 1 };
-    rh_status_t status = rh_room_wait(&t);
+    rh_room_try_t t;
+    rh_status_t status = rh_store_get(rh_core_store(), id, ptr, len);
 
+    if (rh_likely(status != RH_ERR_STORE_FULL)) {
+        return status;
+    }
+    t = (rh_room_try_t){ .id = id, .get = 1 };
+    status = rh_room_wait(&t);
     if (status == RH_OK) {
         *ptr = t.ptr;
         *len = t.len;
