@@ -440,8 +440,9 @@ const rh_config_field_t rh_config_table[] = {
     {"CONNECT_ALL", "auto",
      "on: rh_init connects to every rank and waits (up to "
      "FAILURE_TIMEOUT_MS) until each connection is up, so that none is "
-     "made later with a rank that may die meanwhile (UCX before 1.14 "
-     "aborts a rank then); off: connections are made on first use; auto: "
+     "made later with a rank that may die meanwhile, nor by a message "
+     "handler (UCX before 1.14 aborts or crashes a rank then, over TCP); "
+     "off: connections are made on first use; auto: "
      "on with UCX before 1.14 in jobs of up to 1024 ranks (a connection "
      "per pair of ranks at start-up), off otherwise",
      RH_OFF(connect_all), &rh_type_enum, rh_connect_all_names, 0, 0},

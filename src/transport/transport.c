@@ -84,6 +84,7 @@ typedef struct rh_transport {
     _Atomic int        quiet_failures;
     int                reap_pending;
     int                closed;         /* no new endpoints (job over) */
+    _Atomic int        late_eps;       /* made once the worker ran */
     int                flush_left;     /* peers rh_tp_flush waits for */
     int                flush_rings;    /* it waits for sends to rings */
     rh_completion_t    flush_done;
@@ -425,8 +426,16 @@ rh_status_t rh_tp_ep(int rank, ucp_ep_h *ep)
                             "%s", rank, ucs_status_string(status));
     }
     peer->zcopy = rh_tp_ep_zcopy(peer->ep);
+    if (rh_tp.thread_started && rank != rh_tp.rank) {
+        atomic_fetch_add_explicit(&rh_tp.late_eps, 1, memory_order_relaxed);
+    }
     *ep = peer->ep;
     return RH_OK;
+}
+
+int rh_tp_late_endpoints(void)
+{
+    return atomic_load_explicit(&rh_tp.late_eps, memory_order_relaxed);
 }
 
 rh_status_t rh_tp_status_from_ucs(ucs_status_t status, int rank)
@@ -1060,6 +1069,26 @@ static rh_status_t rh_tp_open_rings(const rh_tp_peer_info_t *peers)
 
 static void rh_tp_connect_all(uint64_t timeout_ms);
 
+/* Makes an endpoint to every other rank before anything progresses the
+ * worker. UCX 1.13's TCP transport crashes (ucs_mpool_put of NULL in
+ * uct_tcp_ep_progress_am_rx; fixed in 1.14) when a TCP endpoint is created
+ * while a message from that peer is being handled and more of the peer's
+ * messages sit behind it in the same receive: the new endpoint takes over
+ * the accepted connection's receive buffer, which the loop then frees
+ * again. Made afterwards, the first endpoint to a peer could come from
+ * UCX's own handler of the peer's wire-up request, or from one of ours
+ * answering it; made here, neither ever creates one. */
+static void rh_tp_create_endpoints(void)
+{
+    ucp_ep_h ep;
+
+    for (int r = 0; r < rh_tp.size; r++) {
+        if (r != rh_tp.rank && rh_tp_ep(r, &ep) != RH_OK) {
+            rh_debug("no connection to rank %d yet: %s", r, rh_last_error());
+        }
+    }
+}
+
 /* RAYHPC_CONNECT_ALL: auto connects every pair at start-up only where the
  * UCX in use has the wire-up assertion (before 1.14) and the job is small
  * enough for an endpoint per pair to be cheap. */
@@ -1077,6 +1106,7 @@ static int rh_tp_connects_all(int size)
 rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
 {
     rh_status_t status;
+    int connect_all;
     int err;
 
     rh_tp.rank = rank;
@@ -1104,6 +1134,10 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
     if (status != RH_OK) {
         return status;
     }
+    connect_all = rh_tp_connects_all(size);
+    if (connect_all) {
+        rh_tp_create_endpoints();
+    }
     /* Set before the thread starts, which reads it (rh_tp_running): set
      * after, it raced with the thread's first rounds. */
     rh_tp.thread_started = 1;
@@ -1114,7 +1148,7 @@ rh_status_t rh_tp_start(int rank, int size, const rh_tp_peer_info_t *peers)
                             "thread: %s", strerror(err));
     }
     pthread_setname_np(rh_tp.thread, "rayhpc-progress");
-    if (rh_tp_connects_all(size)) {
+    if (connect_all) {
         rh_tp_connect_all(rh_cfg.failure_timeout_ms);
     }
     return RH_OK;
@@ -1184,32 +1218,18 @@ static void rh_tp_flush_start(rh_tp_op_t *op)
     }
 }
 
-/* Makes an endpoint to every other rank, then flushes them all (progress
- * thread). */
-static void rh_tp_connect_start(rh_tp_op_t *op)
-{
-    ucp_ep_h ep;
-
-    for (int r = 0; r < rh_tp.size; r++) {
-        if (r != rh_tp.rank && rh_tp_ep(r, &ep) != RH_OK) {
-            rh_debug("no connection to rank %d yet: %s", r, rh_last_error());
-        }
-    }
-    rh_tp_flush_start(op);
-}
-
-/* Connects to every other rank and waits, for at most timeout_ms, until
- * each connection is up: an endpoint's flush ends only once every lane of
+/* Waits, for at most timeout_ms, until each connection that
+ * rh_tp_create_endpoints began is up: an endpoint's flush ends only once every lane of
  * it is connected and drained, its wire-up request included. UCX 1.13's
  * TCP transport aborts a rank whose peer dies while a connection between
  * them is being made: the peer's request for a connection is answered on
  * a lane whose connect is then refused, and purging that answer trips an
- * assertion (ucp_request.c:684, removed in UCX 1.14). Made here, every
- * connection is up before rh_init returns anywhere; one still being made
+ * assertion (ucp_request.c:684, removed in UCX 1.14). Waited for here,
+ * every connection is up before rh_init returns anywhere; one still being made
  * after timeout_ms is left to finish meanwhile. */
 static void rh_tp_connect_all(uint64_t timeout_ms)
 {
-    static rh_tp_op_t connect_op = { .run = rh_tp_connect_start };
+    static rh_tp_op_t connect_op = { .run = rh_tp_flush_start };
 
     rh_completion_init(&rh_tp.flush_done);
     rh_tp_post(&connect_op);

@@ -189,6 +189,11 @@ void rh_tp_set_progress_mode(rh_progress_mode_t mode);
 int rh_tp_rank(void);
 int rh_tp_size(void);
 
+/* Endpoints to other ranks made once the progress thread started (made by
+ * a send, or by a handler; with RAYHPC_CONNECT_ALL none: see
+ * rh_tp_create_endpoints). */
+int rh_tp_late_endpoints(void);
+
 /* Prints the UCX resources the worker would use (rayhpc-info). */
 void rh_tp_print_info(FILE *out);
 
