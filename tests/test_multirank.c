@@ -308,6 +308,22 @@ Test(tcp, killed_rank_gives_peer_failure_to_the_others)
     rh_run_free(&run);
 }
 
+/* Runs tests/multi/connect on 4 ranks of 2 nodes over TCP with
+ * RAYHPC_CONNECT_ALL=mode; every rank must print `expect`. */
+static void connect_case(const char *mode, const char *expect)
+{
+    char setting[64];
+    const char *env[] = { "UCX_TLS=tcp,self", setting, NULL };
+    rh_run_t run;
+
+    snprintf(setting, sizeof(setting), "RAYHPC_CONNECT_ALL=%s", mode);
+    run = launch(4, 2, 0, "tests/multi/connect", NULL, env);
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, expect), 4, "not every rank says "
+                 "\"%s\":\n%s", expect, rh_tail(run.out, 2000));
+    rh_run_free(&run);
+}
+
 /* UCX 1.13's TCP transport crashes when an endpoint to a peer is made
  * while a message of that peer is handled and more of them wait behind it
  * (see rh_tp_create_endpoints): with connections made at start-up, every
@@ -315,28 +331,13 @@ Test(tcp, killed_rank_gives_peer_failure_to_the_others)
  * by a handler, UCX's or ours. */
 Test(tcp, connections_made_at_start_exist_before_the_progress_thread_runs)
 {
-    static const char *const env[] = { "UCX_TLS=tcp,self",
-                                       "RAYHPC_CONNECT_ALL=on", NULL };
-    rh_run_t run = launch(4, 2, 0, "tests/multi/connect", NULL, env);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "init=0 after=0"), 4,
-                 "an endpoint was made once the progress thread ran:\n%s",
-                 rh_tail(run.out, 2000));
-    rh_run_free(&run);
+    connect_case("on", "init=0 after=0");
 }
 
 /* The counter sees endpoints made late: one per peer, by the first send. */
 Test(tcp, without_connections_at_start_each_first_send_makes_one)
 {
-    static const char *const env[] = { "UCX_TLS=tcp,self",
-                                       "RAYHPC_CONNECT_ALL=off", NULL };
-    rh_run_t run = launch(4, 2, 0, "tests/multi/connect", NULL, env);
-
-    RH_EXPECT_EXIT0(run);
-    cr_expect_eq(rh_count_lines(run.out, "after=3"), 4, "%s",
-                 rh_tail(run.out, 2000));
-    rh_run_free(&run);
+    connect_case("off", "init=0 after=3");
 }
 
 Test(tcp, malformed_messages_are_counted_and_dropped)
