@@ -145,7 +145,19 @@ if want check || want install; then
     # that 4-rank jobs fit under sbatch on a small host as they do on a node.
     cpus=$(nproc)
     [ "$cpus" -ge 4 ] || cpus=4
-    if LOCAL_SLURM_CPUS=${LOCAL_SLURM_CPUS:-$cpus} "$top/tests/slurm/local-slurm.sh" start "$slurm_dir" >/dev/null; then
+    start_slurm() {
+        LOCAL_SLURM_CPUS=${LOCAL_SLURM_CPUS:-$cpus} \
+            "$top/tests/slurm/local-slurm.sh" start "$slurm_dir" >/dev/null
+    }
+    # Once, a slurmd on a loaded host had not registered after 30 s (its
+    # node still "unknown", munged refusing a credential) and started at
+    # once when tried again: a failed start gets one more, from scratch.
+    if start_slurm ||
+       { "$top/tests/slurm/local-slurm.sh" stop "$slurm_dir" --purge \
+             >/dev/null 2>&1
+         mkdir -p "$slurm_dir"
+         echo "local-slurm: starting it again"
+         start_slurm; }; then
         export RH_TEST_SLURM_DIR=$slurm_dir
         ok "Slurm cluster in $slurm_dir"
     else
