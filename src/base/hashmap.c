@@ -181,7 +181,7 @@ void *rh_hmap_get(const rh_hmap_t *m, const void *key)
 void *rh_hmap_put(rh_hmap_t *m, const void *key, int *added)
 {
     uint64_t h = rh_hmap_hash(m, key);
-    size_t i;
+    size_t i = (size_t)h & (m->cap - 1);   /* empty: the home is free */
     uint8_t *s;
 
     if (m->n != 0) {
@@ -194,12 +194,14 @@ void *rh_hmap_put(rh_hmap_t *m, const void *key, int *added)
         }
     }
     /* At most 3/4 full: probes stay short and an empty slot always ends a
-     * run (iteration starts from one). */
-    if (4 * (m->n + 1) > 3 * m->cap &&
-        !rh_hmap_resize(m, m->cap ? 2 * m->cap : RH_HMAP_MIN_CAP)) {
-        return NULL;
+     * run (iteration starts from one). The empty slot found above stays
+     * the key's unless the table moved. */
+    if (4 * (m->n + 1) > 3 * m->cap) {
+        if (!rh_hmap_resize(m, m->cap ? 2 * m->cap : RH_HMAP_MIN_CAP)) {
+            return NULL;
+        }
+        i = rh_hmap_find(m, key, h);
     }
-    i = rh_hmap_find(m, key, h);
     s = rh_hmap_slot(m, i);
     memset(s, 0, m->slot_size);
     memcpy(s, &h, 8);
@@ -240,15 +242,21 @@ static void rh_hmap_remove_at(rh_hmap_t *m, size_t i)
 }
 
 /* Halves (or more) a table left less than 1/8 full, to about 1/4; keeps
- * the larger one when memory is short. */
+ * the larger one when memory is short. A table of up to
+ * RH_HMAP_KEEP_BYTES stays: one filled and emptied in turn (writes held
+ * until acknowledged, requests in flight) would otherwise be freed and
+ * grown again on every turn, for memory that does not matter. */
 static void rh_hmap_maybe_shrink(rh_hmap_t *m)
 {
-    size_t cap = m->cap;
+    size_t cap = m->cap, floor = RH_HMAP_MIN_CAP;
 
-    if (cap <= RH_HMAP_MIN_CAP || 8 * m->n >= cap) {
+    while (2 * floor * m->slot_size <= RH_HMAP_KEEP_BYTES) {
+        floor *= 2;
+    }
+    if (cap <= floor || 8 * m->n >= cap) {
         return;
     }
-    while (cap > RH_HMAP_MIN_CAP && 4 * m->n < cap / 2) {
+    while (cap > floor && 4 * m->n < cap / 2) {
         cap /= 2;
     }
     (void)rh_hmap_resize(m, cap);

@@ -7,8 +7,9 @@
  * shifts the entries behind the hole back (no tombstones, so a table that
  * sees inserts and removals forever never needs a clean-up rebuild and a
  * lookup never walks dead slots). The table doubles when it would be more
- * than 3/4 full and halves when rh_hmap_del leaves it less than 1/8 full:
- * both are amortised O(1) (a resize of cap slots follows at least cap/8
+ * than 3/4 full and halves when rh_hmap_del leaves it less than 1/8 full
+ * (down to RH_HMAP_KEEP_BYTES of slots, below which it stays): both are
+ * amortised O(1) (a resize of cap slots follows at least cap/8
  * operations), and a rank that once held a million entries does not keep
  * their table for days.
  *
@@ -31,6 +32,7 @@
 #include <stdint.h>
 
 #define RH_HMAP_MIN_CAP 16
+#define RH_HMAP_KEEP_BYTES 4096   /* a table this small is never shrunk */
 
 typedef struct rh_hmap {
     uint8_t *slots;        /* cap slots: tag (8), key, value; NULL: empty */

@@ -125,6 +125,31 @@ Test(hashmap, grows_under_load_and_shrinks_when_emptied)
     rh_hmap_fini(&m);
 }
 
+/* A small table filled and emptied in turn (a chain replica's writes held
+ * until the tail acknowledges them) keeps its slots: it was freed once
+ * empty and grown again, three allocations a turn. */
+Test(hashmap, a_small_table_filled_and_emptied_in_turn_keeps_its_slots)
+{
+    rh_hmap_t m = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(uint64_t));
+    const uint8_t *slots = NULL;
+    uint64_t k = 0;
+
+    for (int turn = 0; turn < 100; turn++) {
+        for (int i = 0; i < 32; i++, k++) {
+            cr_assert_not_null(rh_hmap_put(&m, &k, NULL));
+        }
+        if (turn == 0) {
+            slots = m.slots;
+        }
+        cr_assert_eq(m.slots, slots, "turn %d grew a new table", turn);
+        for (uint64_t j = k - 32; j < k; j++) {
+            cr_assert_eq(rh_hmap_del(&m, &j, NULL), 1);
+        }
+        cr_assert_eq(m.slots, slots, "turn %d shrank the table", turn);
+    }
+    rh_hmap_fini(&m);
+}
+
 Test(hashmap, random_operations_match_a_plain_array)
 {
     enum { KEYS = 4096, OPS = 400000 };
