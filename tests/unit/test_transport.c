@@ -116,10 +116,9 @@ static void recheck(void)
     cr_assert_eq(rh_completion_wait(&failed, 10000), RH_OK);
 }
 
-/* A child that ended and was not reaped yet (a zombie) is gone: the
- * recheck marks rank 1 dead without waiting for the periodic pid check,
- * no endpoint is made to it, and the listeners hear of it. */
-Test(transport, recheck_finds_a_rank_of_this_host_whose_process_is_gone)
+/* A child that ended and was not reaped yet (a zombie): kill(0) still
+ * works on one. */
+static pid_t zombie(void)
 {
     pid_t child = fork();
 
@@ -127,7 +126,6 @@ Test(transport, recheck_finds_a_rank_of_this_host_whose_process_is_gone)
     if (child == 0) {
         _exit(0);
     }
-    /* Until it is a zombie: kill(0) still works on one. */
     for (int i = 0; i < 10000; i++) {
         char path[64], buf[256] = "";
         FILE *f;
@@ -142,6 +140,18 @@ Test(transport, recheck_finds_a_rank_of_this_host_whose_process_is_gone)
         }
         usleep(1000);
     }
+    return child;
+}
+
+/* A zombie is gone: the recheck marks rank 1 dead without waiting for the
+ * periodic pid check, no endpoint is made to it, and the listeners hear of
+ * it. Endpoints are made on first use here, so that the recheck is
+ * rh_tp_ep's. */
+Test(transport, recheck_finds_a_rank_of_this_host_whose_process_is_gone)
+{
+    pid_t child = zombie();
+
+    rh_cfg.connect_all = 2;
     rh_completion_init(&listened);
     start_ranks(child, 1);
     cr_expect_eq(rh_tp_peer_alive(1), 1, "the periodic check ran");
@@ -155,6 +165,33 @@ Test(transport, recheck_finds_a_rank_of_this_host_whose_process_is_gone)
     rh_tp_close_endpoints();
     rh_tp_close();
     (void)waitpid(child, NULL, 0);
+}
+
+/* With connections made at start-up, rh_tp_start makes each endpoint
+ * before the progress thread first polls the worker (none is made later,
+ * by a handler), and a rank whose process is gone is found dead there. */
+Test(transport, connecting_at_start_makes_endpoints_before_the_thread_runs)
+{
+    pid_t child = zombie();
+
+    rh_cfg.connect_all = 1;
+    rh_completion_init(&listened);
+    start_ranks(child, 1);
+    cr_expect_eq(rh_tp_peer_alive(1), 0, "rh_tp_start let a dead rank be");
+    cr_assert_eq(rh_completion_wait(&listened, 10000), RH_OK,
+                 "the listener was never told");
+    rh_tp_close_endpoints();
+    rh_tp_close();
+    (void)waitpid(child, NULL, 0);
+
+    start_ranks(getpid(), 1);
+    cr_expect_eq(rh_tp_late_endpoints(), 0);
+    recheck();
+    cr_expect_eq(atomic_load(&ep_status), RH_OK);
+    cr_expect_eq(rh_tp_late_endpoints(), 0, "rank 1's endpoint was made "
+                 "once the progress thread ran");
+    rh_tp_close_endpoints();
+    rh_tp_close();
 }
 
 /* A live process of this host stays alive and gets its endpoint. */
