@@ -250,10 +250,13 @@ static void rh_hmap_maybe_shrink(rh_hmap_t *m)
 {
     size_t cap = m->cap, floor = RH_HMAP_MIN_CAP;
 
+    if (cap <= floor || 8 * m->n >= cap) {
+        return;   /* every delete comes here: the floor only when it may */
+    }
     while (2 * floor * m->slot_size <= RH_HMAP_KEEP_BYTES) {
         floor *= 2;
     }
-    if (cap <= floor || 8 * m->n >= cap) {
+    if (cap <= floor) {
         return;
     }
     while (cap > floor && 4 * m->n < cap / 2) {

@@ -31,6 +31,18 @@ static inline rh_task_params_t rank_on_node(int node, int soft)
     return p;
 }
 
+/* Params that place a task into bundle `bundle` of placement group pg. */
+static inline rh_task_params_t rank_in_group(rh_pg_t pg, int bundle)
+{
+    rh_task_params_t p = { 0 };
+
+    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    p.pg = pg;
+    p.bundle = bundle;
+    return p;
+}
+
 static inline double rank_now(void)
 {
     struct timespec ts;

@@ -134,9 +134,7 @@ static void refused_group(rh_pg_t pg, const char *what)
     rh_ref_t r;
     rh_status_t st;
 
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-    p.pg = pg;
+    p = rank_in_group(pg, 0);
     st = rh_remote("one", NULL, 0, &p, &r);
     expect(st, RH_ERR_INVALID_PARAM, what, "placement group");
     if (st == RH_OK) {
@@ -155,9 +153,7 @@ static void never_made_elsewhere(rh_pg_t pg, const char *what)
     size_t len;
     rh_status_t st;
 
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-    p.pg = pg;
+    p = rank_in_group(pg, 0);
     st = rh_remote("one", NULL, 0, &p, &r);
     if (st == RH_OK) {
         st = rh_get(r, &v, &len, 60000);
@@ -194,9 +190,7 @@ static void removed_elsewhere(void)
 
     CHECK(rh_remote("gone_group", NULL, 0, &tp, &r));
     CHECK(rh_get(r, &v, NULL, 60000));
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-    p.pg = *(const rh_pg_t *)v;
+    p = rank_in_group(*(const rh_pg_t *)v, 0);
     rh_release(r);
     rh_release(r);
     if ((p.pg >> 32) == 0) {
@@ -351,9 +345,7 @@ static void owner_died(rh_pg_t pg, const char *what)
     char more[160];
     rh_status_t st;
 
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-    p.pg = pg;
+    p = rank_in_group(pg, 0);
     st = rh_remote("one", NULL, 0, &p, &r);
     if (st == RH_OK) {
         st = rh_get(r, &v, NULL, 60000);
@@ -475,9 +467,7 @@ static void mode_pgstop(void)
         rh_status_t st;
 
         /* Rank 1 lives but answers nothing: the ask about group 9 waits. */
-        p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-        p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-        p.pg = pg;
+        p = rank_in_group(pg, 0);
         CHECK(rh_remote("one", NULL, 0, &p, &r));
         dead_touch("go", -1);
         st = rh_get(r, &v, NULL, 60000);
@@ -514,10 +504,7 @@ static void gs_died_task(rh_pg_t pg, int bundle, rh_status_t want_remote,
     const void *v;
     rh_status_t st;
 
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-    p.pg = pg;
-    p.bundle = bundle;
+    p = rank_in_group(pg, bundle);
     st = rh_remote("one", NULL, 0, &p, &r);
     if (st == RH_OK) {
         st = rh_get(r, &v, NULL, 60000);
@@ -570,9 +557,7 @@ static void pgboth_driver(void)
 
     CHECK(rh_pg_create(two, 2, RH_PG_STRICT_SPREAD, &spread));
     CHECK(rh_pg_create(&nowhere, 1, RH_PG_PACK, &pending));
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-    p.pg = pending;
+    p = rank_in_group(pending, 0);
     CHECK(rh_remote("one", NULL, 0, &p, &held));
     CHECK(rh_pg_wait(spread, 60000));
     CHECK(rh_pg_bundle_node(spread, 0, &node[0]));
@@ -670,10 +655,7 @@ static void pgboth_other(void)
         fails++;
         return;
     }
-    p.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
-    p.strategy = RH_STRATEGY_PLACEMENT_GROUP;
-    p.pg = spread;
-    p.bundle = live;
+    p = rank_in_group(spread, live);
     live_bundle_task(&p, "a task into rank 2's bundle on a living node");
     gs_died_task(spread, 1 - live, RH_ERR_PEER_FAILED, "a task into rank "
                  "2's bundle lost with node 0");
