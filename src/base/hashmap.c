@@ -213,6 +213,17 @@ void *rh_hmap_put(rh_hmap_t *m, const void *key, int *added)
     return s + m->val_off;
 }
 
+int rh_hmap_reserve(rh_hmap_t *m, size_t more)
+{
+    size_t cap = m->cap ? m->cap : RH_HMAP_MIN_CAP;
+
+    /* The bound rh_hmap_put grows at. */
+    while (4 * (m->n + more) > 3 * cap) {
+        cap *= 2;
+    }
+    return cap == m->cap || rh_hmap_resize(m, cap);
+}
+
 /* Empties slot i, shifting back the entries of its run that may move
  * closer to their home; entries only move from later slots of the run to
  * earlier ones (what the iterator relies on). */

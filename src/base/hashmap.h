@@ -71,6 +71,11 @@ void *rh_hmap_get(const rh_hmap_t *m, const void *key);
  * NULL); NULL when the table could not grow (nothing changed then). */
 void *rh_hmap_put(rh_hmap_t *m, const void *key, int *added);
 
+/* Grows the table now, if need be, so that the next `more` puts of new
+ * keys can neither fail nor move it (no rh_hmap_del in between: that may
+ * shrink it); 0 when it could not grow (nothing changed then). */
+int rh_hmap_reserve(rh_hmap_t *m, size_t more);
+
 /* Removes key, copying its value to val_out (may be NULL); 1 when it was
  * there. May shrink the table: not during an iteration (use
  * rh_hmap_iter_del there). */

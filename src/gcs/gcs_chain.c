@@ -189,11 +189,14 @@ static void rh_gcs_show(rh_gcs_replica_t *rep, uint32_t shard)
 
 /* Applies a write in its turn and passes it on: down the chain (keeping
  * it), or to the client and the subscribers from the tail. What is on the
- * way to the client leaves first; the books (the kept copy, the
- * subscriptions a middle member matches, what rayhpc-info shows) are kept
- * after the send, off the write's path: the send copies what it sends, and
- * no ACKUP can come between (handlers run one at a time on this thread),
- * so the copy is kept before the tail can report the write applied. */
+ * way to the client leaves first: a member above the tail sends the write
+ * down before it applies it (its room reserved first, so that the apply
+ * cannot fail once it left); the tail applies it, then answers. The apply
+ * and the books (the kept copy, the subscriptions a member above the tail
+ * matches, what rayhpc-info shows) come after the send, off the write's
+ * path: the send copies what it sends, and no other message is handled
+ * between (handlers run one at a time on this thread), so the write is
+ * applied and kept before the tail can report it applied. */
 static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
                               const uint8_t *data)
 {
@@ -207,10 +210,17 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
     int tail = pos >= 0 && next < 0;
 
     rh_gcs_write_from(h, data, &w);
-    status = rh_gcs_store_apply(&rep->store, &w, &res);
+    status = next >= 0 ? rh_gcs_store_reserve(&rep->store, &w) : RH_OK;
+    if (status == RH_OK) {
+        if (next >= 0) {
+            rh_gcs_forward(next, h, data);
+        }
+        status = rh_gcs_store_apply(&rep->store, &w, &res);
+    }
     if (status != RH_OK) {
-        /* Out of memory: the write stays unanswered here and its client
-         * sends it again. */
+        /* Out of memory (before anything left: see rh_gcs_store_reserve):
+         * the write stays unanswered here and its client sends it
+         * again. */
         rh_error("GCS shard %u: write %llu not applied: %s", h->shard,
                  (unsigned long long)h->lsn, rh_last_error());
         return;
@@ -245,8 +255,8 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
          * until it, the tail to be, reports it applied (it answers what
          * we keep when it becomes the tail). */
         next = joiner;
+        rh_gcs_forward(next, h, data);
     }
-    rh_gcs_forward(next, h, data);
     x = rh_gcs_held_new(rh_gcs_rank, h, data);
     if (x != NULL) {
         x->res = res;

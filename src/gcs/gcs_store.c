@@ -40,6 +40,9 @@ void rh_gcs_store_fini(rh_gcs_store_t *s)
     rh_hmap_fini(&s->index);
     rh_hmap_fini(&s->applied);
     rh_hmap_fini(&s->floors);
+    free(s->spare);
+    s->spare = NULL;
+    s->spare_bytes = 0;
     memset(s->count, 0, sizeof(s->count));
     s->bytes = 0;
 }
@@ -131,6 +134,52 @@ static void rh_gcs_store_prune(rh_gcs_store_t *s)
     }
 }
 
+/* Whether the spare entry suits a record of `bytes` (key and value): room
+ * enough, and not so much that a small record would hold a large block. */
+static int rh_gcs_spare_fits(const rh_gcs_store_t *s, size_t bytes)
+{
+    return s->spare != NULL && s->spare_bytes >= bytes &&
+           s->spare_bytes <= 2 * bytes + 64;
+}
+
+/* An entry with room for `bytes` of key and value: the spare when it
+ * suits, else a new one (NULL: no memory). */
+static rh_gcs_entry_t *rh_gcs_store_entry(rh_gcs_store_t *s, size_t bytes)
+{
+    rh_gcs_entry_t *e;
+
+    if (rh_gcs_spare_fits(s, bytes)) {
+        e = s->spare;
+        s->spare = NULL;
+        return e;
+    }
+    return malloc(sizeof(*e) + bytes);
+}
+
+rh_status_t rh_gcs_store_reserve(rh_gcs_store_t *s, const rh_gcs_write_t *w)
+{
+    size_t bytes = (size_t)w->klen + w->vlen;
+
+    /* apply puts into floors and applied, and into index for a new key;
+     * only a put of a new key can grow a table. */
+    if (!rh_hmap_reserve(&s->floors, 1) || !rh_hmap_reserve(&s->applied, 1) ||
+        !rh_hmap_reserve(&s->index, 1)) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS tables");
+    }
+    if (!rh_gcs_spare_fits(s, bytes)) {
+        rh_gcs_entry_t *e = malloc(sizeof(*e) + bytes);
+
+        if (e == NULL) {
+            return rh_error_set(RH_ERR_NO_MEMORY, "GCS entry of %zu bytes",
+                                bytes);
+        }
+        free(s->spare);
+        s->spare = e;
+        s->spare_bytes = bytes;
+    }
+    return RH_OK;
+}
+
 static rh_status_t rh_gcs_store_set(rh_gcs_store_t *s, const rh_gcs_write_t *w,
                                     rh_gcs_entry_t **pe, uint64_t hash)
 {
@@ -149,8 +198,7 @@ static rh_status_t rh_gcs_store_set(rh_gcs_store_t *s, const rh_gcs_write_t *w,
         }
         return RH_OK;
     }
-    e = malloc(sizeof(*e) + w->klen + w->vlen);
-
+    e = rh_gcs_store_entry(s, (size_t)w->klen + w->vlen);
     if (e == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS entry of %u bytes",
                             (unsigned)(w->klen + w->vlen));
@@ -231,7 +279,7 @@ static rh_status_t rh_gcs_store_tomb(rh_gcs_store_t *s, const rh_gcs_write_t *w,
         e->version = w->lsn;
         return RH_OK;
     }
-    e = malloc(sizeof(*e) + w->klen);
+    e = rh_gcs_store_entry(s, w->klen);
     if (e == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS tombstone");
     }

@@ -83,6 +83,8 @@ typedef struct rh_gcs_store {
     size_t    count[RH_GCS_NTABLES];   /* keys held (not tombstones) */
     size_t    bytes;        /* keys and values held */
     size_t    tombs;        /* tombstones of stamped deletes */
+    rh_gcs_entry_t *spare;  /* put aside by rh_gcs_store_reserve */
+    size_t    spare_bytes;  /* the key and value bytes it has room for */
 } rh_gcs_store_t;
 
 void rh_gcs_store_init(rh_gcs_store_t *s);
@@ -108,6 +110,13 @@ int rh_gcs_store_applied(rh_gcs_store_t *s, uint32_t client, uint64_t seq,
  * answers its first result. RH_ERR_NO_MEMORY leaves the store as it was. */
 rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
                                rh_gcs_result_t *res);
+
+/* Makes the next rh_gcs_store_apply, of w, unable to fail: its tables get
+ * room for the keys it may add, and an entry is put aside for its record.
+ * For a chain member that passes a write on before it applies it (the
+ * write's path is then one apply shorter at each member): once the write
+ * has left, the member must hold it too. RH_ERR_NO_MEMORY otherwise. */
+rh_status_t rh_gcs_store_reserve(rh_gcs_store_t *s, const rh_gcs_write_t *w);
 
 /* Calls fn for each entry, tombstones too (table order not defined); the
  * entry must not be changed. For catch-up and dumps. */

@@ -372,6 +372,95 @@ Test(gcs_store, a_rewrite_of_the_same_length_or_another_keeps_the_books)
     cr_expect_eq(s.count[RH_GCS_T_NODE], 2);
 }
 
+/* After rh_gcs_store_reserve the apply takes nothing new from the heap: no
+ * table moves, and a new record is the entry put aside (a chain member
+ * passes the write on first, and then must hold it). Every kind of write,
+ * new keys and clients through the tables' growth among them. */
+static void apply_reserved(uint8_t op, const char *key, const char *value,
+                           uint32_t client, uint64_t seq, uint64_t expect,
+                           int new_record)
+{
+    rh_gcs_write_t w = { .op = op, .table = RH_GCS_T_JOB,
+                         .klen = (uint16_t)strlen(key),
+                         .vlen = value != NULL ? (uint32_t)strlen(value) : 0,
+                         .client = client, .seq = seq, .floor = 1,
+                         .expect = expect, .lsn = lsn + 1, .key = key,
+                         .value = value };
+    const uint8_t *index, *applied, *floors;
+    const rh_gcs_entry_t *spare;
+    rh_gcs_result_t res;
+
+    cr_assert_eq(rh_gcs_store_reserve(&s, &w), RH_OK);
+    cr_assert_not_null(s.spare);
+    index = s.index.slots;
+    applied = s.applied.slots;
+    floors = s.floors.slots;
+    spare = s.spare;
+    cr_assert_eq(rh_gcs_store_apply(&s, &w, &res), RH_OK);
+    lsn++;
+    cr_assert_eq(s.index.slots, index, "write %lu grew the index",
+                 (unsigned long)lsn);
+    cr_assert_eq(s.applied.slots, applied);
+    cr_assert_eq(s.floors.slots, floors);
+    if (new_record) {
+        cr_assert_null(s.spare, "write %lu left its entry aside",
+                       (unsigned long)lsn);
+    }
+    if (new_record && value != NULL) {   /* a tombstone is not read */
+        cr_assert_eq((const void *)rh_gcs_store_get(&s, RH_GCS_T_JOB, key,
+                                                    strlen(key)),
+                     (const void *)spare);
+    }
+}
+
+Test(gcs_store, a_reserved_write_is_applied_in_the_room_put_aside)
+{
+    char key[32], value[200];
+    uint64_t seq = 1;
+
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "key/%d", i);
+        snprintf(value, sizeof(value), "%0*d", 1 + i % 150, i);
+        /* A new key from a new client, then the same length in place, then
+         * another length (a new record). */
+        apply_reserved(RH_GCS_OP_PUT, key, value, (uint32_t)i, 1, 0, 1);
+        apply_reserved(RH_GCS_OP_PUT, key, value, 1000, seq++, 0, 0);
+        value[0] = '\0';
+        snprintf(value, sizeof(value), "%0*d", 2 + i % 170, i);
+        apply_reserved(RH_GCS_OP_CAS, key, value, 1000, seq++, lsn, 1);
+    }
+    cr_expect_eq(s.count[RH_GCS_T_JOB], 300);
+    cr_expect_str_eq(value_of(RH_GCS_T_JOB, "key/7"), "000000007");
+    /* Stamped: a new key's tombstone, then a write over it. */
+    apply_reserved(RH_GCS_OP_SDEL, "spill/1", NULL, 1000, seq++, 4, 1);
+    cr_expect_null(value_of(RH_GCS_T_JOB, "spill/1"));
+    apply_reserved(RH_GCS_OP_SPUT, "spill/1", "there", 1000, seq++, 5, 1);
+    cr_expect_str_eq(value_of(RH_GCS_T_JOB, "spill/1"), "there");
+    apply_reserved(RH_GCS_OP_DEL, "key/3", NULL, 1000, seq++, 0, 0);
+    cr_expect_null(value_of(RH_GCS_T_JOB, "key/3"));
+}
+
+/* A large record's room is not kept for a small one, nor a small one's
+ * used for a large one. */
+Test(gcs_store, the_room_put_aside_fits_the_write)
+{
+    static char big[4096];
+    rh_gcs_write_t w = { .op = RH_GCS_OP_PUT, .table = RH_GCS_T_JOB,
+                         .klen = 3, .vlen = sizeof(big), .client = 1,
+                         .seq = 1, .floor = 1, .lsn = 1, .key = "big",
+                         .value = big };
+
+    cr_assert_eq(rh_gcs_store_reserve(&s, &w), RH_OK);
+    cr_assert_geq(s.spare_bytes, 3 + sizeof(big));
+    w.vlen = 5;
+    cr_assert_eq(rh_gcs_store_reserve(&s, &w), RH_OK);
+    cr_assert_geq(s.spare_bytes, 8);
+    cr_assert_lt(s.spare_bytes, 100);
+    w.vlen = 100;
+    cr_assert_eq(rh_gcs_store_reserve(&s, &w), RH_OK);
+    cr_assert_geq(s.spare_bytes, 103);
+}
+
 /* Stamped writes and deletes of one key, from processes that nothing
  * orders: every order of arrival of spill 3, its delete, spill 5 (and its
  * delete) ends as the last of them said. */

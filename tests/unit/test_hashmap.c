@@ -150,6 +150,48 @@ Test(hashmap, a_small_table_filled_and_emptied_in_turn_keeps_its_slots)
     rh_hmap_fini(&m);
 }
 
+/* Room reserved for k new keys takes k puts without moving the table, at
+ * every fill level (a chain member reserves before it passes a write on,
+ * and its apply must not fail after). */
+Test(hashmap, reserved_room_takes_that_many_new_keys_in_place)
+{
+    rh_hmap_t m = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(uint64_t));
+    uint64_t k = 0;
+
+    for (int round = 0; round < 200; round++) {
+        size_t more = (size_t)(round % 7) + 1;
+        const uint8_t *slots;
+
+        cr_assert_eq(rh_hmap_reserve(&m, more), 1);
+        cr_assert(is_pow2(m.cap));
+        cr_assert_leq(4 * (m.n + more), 3 * m.cap);
+        slots = m.slots;
+        for (size_t i = 0; i < more; i++, k++) {
+            int added = 0;
+
+            cr_assert_not_null(rh_hmap_put(&m, &k, &added));
+            cr_assert_eq(added, 1);
+            cr_assert_eq(m.slots, slots, "put %lu moved the reserved table",
+                         (unsigned long)k);
+        }
+    }
+    cr_assert_eq(rh_hmap_count(&m), k);
+    for (uint64_t j = 0; j < k; j++) {
+        cr_assert_not_null(rh_hmap_get(&m, &j));
+    }
+    /* Room that is there already changes nothing. */
+    {
+        const uint8_t *slots = m.slots;
+        size_t cap = m.cap;
+
+        cr_assert_eq(rh_hmap_reserve(&m, 0), 1);
+        cr_assert_eq(rh_hmap_reserve(&m, 1), 1);
+        cr_assert_eq(m.slots, slots);
+        cr_assert_eq(m.cap, cap);
+    }
+    rh_hmap_fini(&m);
+}
+
 Test(hashmap, random_operations_match_a_plain_array)
 {
     enum { KEYS = 4096, OPS = 400000 };
