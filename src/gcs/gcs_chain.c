@@ -187,16 +187,29 @@ static void rh_gcs_show(rh_gcs_replica_t *rep, uint32_t shard)
     }
 }
 
+/* The tail's answer to a write, and its notices: subscribers first, so
+ * that a subscriber that is the client too sees the update before the
+ * answer. */
+static void rh_gcs_tail_answer(const rh_gcs_whdr_t *h,
+                               const rh_gcs_write_t *w,
+                               const rh_gcs_result_t *res)
+{
+    rh_gcs_pub_applied(h->shard, w, res, NULL, NULL);
+    rh_gcs_answer(h->client, h->shard, h->seq, res, NULL, 0);
+}
+
 /* Applies a write in its turn and passes it on: down the chain (keeping
  * it), or to the client and the subscribers from the tail. What is on the
  * way to the client leaves first: a member above the tail sends the write
- * down before it applies it (its room reserved first, so that the apply
- * cannot fail once it left); the tail applies it, then answers. The apply
- * and the books (the kept copy, the subscriptions a member above the tail
- * matches, what rayhpc-info shows) come after the send, off the write's
- * path: the send copies what it sends, and no other message is handled
- * between (handlers run one at a time on this thread), so the write is
- * applied and kept before the tail can report it applied. */
+ * down before it applies it, and the tail answers a PUT (whose result
+ * needs no look at the key) before it applies it, the room for the apply
+ * reserved first so that it cannot fail once the write left; other writes
+ * the tail applies, then answers. The apply and the books (the kept copy,
+ * the subscriptions a member above the tail matches, what rayhpc-info
+ * shows) come after the send, off the write's path: the send copies what
+ * it sends, and no other message is handled between (handlers run one at
+ * a time on this thread: no read, no ACKUP), so the write is applied and
+ * kept before anyone can read it or report it applied. */
 static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
                               const uint8_t *data)
 {
@@ -208,12 +221,18 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
     rh_status_t status;
     int joiner = rh_gcs_map.joining[h->shard];
     int tail = pos >= 0 && next < 0;
+    /* A PUT of the subscription table changes what the tail publishes. */
+    int early = next >= 0 || (tail && h->op == RH_GCS_OP_PUT &&
+                              h->table < RH_GCS_T_SUB);
 
     rh_gcs_write_from(h, data, &w);
-    status = next >= 0 ? rh_gcs_store_reserve(&rep->store, &w) : RH_OK;
+    status = early ? rh_gcs_store_reserve(&rep->store, &w) : RH_OK;
     if (status == RH_OK) {
         if (next >= 0) {
             rh_gcs_forward(next, h, data);
+        } else if (early) {
+            rh_gcs_store_put_result(&rep->store, &w, &res);
+            rh_gcs_tail_answer(h, &w, &res);
         }
         status = rh_gcs_store_apply(&rep->store, &w, &res);
     }
@@ -237,10 +256,9 @@ static void rh_gcs_apply_pass(rh_gcs_replica_t *rep, const rh_gcs_whdr_t *h,
         return;
     }
     if (next < 0) {
-        /* Subscribers first: a subscriber that is the client too sees
-         * the update before the answer, as before. */
-        rh_gcs_pub_applied(h->shard, &w, &res, NULL, NULL);
-        rh_gcs_answer(h->client, h->shard, h->seq, &res, NULL, 0);
+        if (!early) {
+            rh_gcs_tail_answer(h, &w, &res);
+        }
         rh_gcs_show(rep, h->shard);
         if (joiner < 0) {
             if (h->lsn % RH_GCS_ACKUP_EVERY == 0) {

@@ -156,6 +156,16 @@ static rh_gcs_entry_t *rh_gcs_store_entry(rh_gcs_store_t *s, size_t bytes)
     return malloc(sizeof(*e) + bytes);
 }
 
+void rh_gcs_store_put_result(rh_gcs_store_t *s, const rh_gcs_write_t *w,
+                             rh_gcs_result_t *res)
+{
+    if (!rh_gcs_store_applied(s, w->client, w->seq, res)) {
+        res->version = w->lsn;
+        res->status = RH_OK;
+        res->fresh = 1;
+    }
+}
+
 rh_status_t rh_gcs_store_reserve(rh_gcs_store_t *s, const rh_gcs_write_t *w)
 {
     size_t bytes = (size_t)w->klen + w->vlen;

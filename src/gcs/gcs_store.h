@@ -111,6 +111,12 @@ int rh_gcs_store_applied(rh_gcs_store_t *s, uint32_t client, uint64_t seq,
 rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
                                rh_gcs_result_t *res);
 
+/* The result rh_gcs_store_apply will give w, a PUT, found without a look
+ * at its key (a new PUT always succeeds; a retry gets its first result):
+ * the tail answers with it before it applies the write. */
+void rh_gcs_store_put_result(rh_gcs_store_t *s, const rh_gcs_write_t *w,
+                             rh_gcs_result_t *res);
+
 /* Makes the next rh_gcs_store_apply, of w, unable to fail: its tables get
  * room for the keys it may add, and an entry is put aside for its record.
  * For a chain member that passes a write on before it applies it (the

@@ -440,6 +440,36 @@ Test(gcs_store, a_reserved_write_is_applied_in_the_room_put_aside)
     cr_expect_null(value_of(RH_GCS_T_JOB, "key/3"));
 }
 
+/* The tail answers a PUT before it applies it: the result foretold
+ * without a look at the key is the one the apply gives, for a new key, a
+ * rewrite, a retry and a write below its client's floor. */
+Test(gcs_store, a_puts_result_is_known_before_it_is_applied)
+{
+    struct { const char *key; uint32_t client; uint64_t seq, floor; } ws[] = {
+        { "a", 1, 1, 1 }, { "b", 1, 2, 1 }, { "a", 2, 1, 1 },
+        { "a", 1, 2, 1 },   /* a retry: its first result */
+        { "c", 1, 3, 3 }, { "b", 1, 1, 3 },   /* below the floor */
+        { "a", 1, 4, 4 }, { "a", 1, 4, 4 },
+    };
+
+    for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+        rh_gcs_write_t w = { .op = RH_GCS_OP_PUT, .table = RH_GCS_T_JOB,
+                             .klen = 1, .vlen = 2, .client = ws[i].client,
+                             .seq = ws[i].seq, .floor = ws[i].floor,
+                             .lsn = ++lsn, .key = ws[i].key, .value = "vv" };
+        rh_gcs_result_t told, got;
+
+        rh_gcs_store_put_result(&s, &w, &told);
+        cr_assert_eq(rh_gcs_store_apply(&s, &w, &got), RH_OK);
+        cr_expect_eq(told.version, got.version, "write %zu", i);
+        cr_expect_eq(told.status, got.status, "write %zu", i);
+        cr_expect_eq(told.fresh, got.fresh, "write %zu", i);
+    }
+    /* The retries were answered as first, not applied again. */
+    cr_expect_eq(rh_gcs_store_get(&s, RH_GCS_T_JOB, "a", 1)->version, 7);
+    cr_expect_eq(s.count[RH_GCS_T_JOB], 3);
+}
+
 /* A large record's room is not kept for a small one, nor a small one's
  * used for a large one. */
 Test(gcs_store, the_room_put_aside_fits_the_write)
