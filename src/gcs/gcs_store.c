@@ -21,7 +21,7 @@ void rh_gcs_store_init(rh_gcs_store_t *s)
     memset(s, 0, sizeof(*s));
     rh_hmap_init(&s->index, sizeof(uint64_t), sizeof(rh_gcs_entry_t *));
     rh_hmap_init(&s->applied, sizeof(rh_gcs_cseq_t), sizeof(rh_gcs_result_t));
-    rh_hmap_init(&s->floors, sizeof(uint32_t), sizeof(uint64_t));
+    rh_hmap_init(&s->floors, sizeof(uint32_t), sizeof(rh_gcs_client_t));
     s->prune_at = RH_GCS_PRUNE_MIN;
 }
 
@@ -96,15 +96,22 @@ int rh_gcs_store_applied(rh_gcs_store_t *s, uint32_t client, uint64_t seq,
                          rh_gcs_result_t *res)
 {
     rh_gcs_cseq_t k = { client, 0, seq };
-    const uint64_t *floor = rh_hmap_get(&s->floors, &client);
-    const rh_gcs_result_t *r = rh_hmap_get(&s->applied, &k);
+    const rh_gcs_client_t *c = rh_hmap_get(&s->floors, &client);
+    const rh_gcs_result_t *r;
 
+    /* A client's next write, the common case, is told apart by its small
+     * record alone: the results table is large, and a look into it missed
+     * the cache on the write's path, at the head and at the tail. */
+    if (c == NULL || seq >= c->top) {
+        return 0;
+    }
+    r = rh_hmap_get(&s->applied, &k);
     if (r != NULL) {
         *res = *r;
         res->fresh = 0;
         return 1;
     }
-    if (floor != NULL && seq < *floor) {
+    if (seq < c->floor) {
         res->version = 0;
         res->status = RH_ERR_NOT_FOUND;
         res->fresh = 0;
@@ -122,9 +129,9 @@ static void rh_gcs_store_prune(rh_gcs_store_t *s)
     rh_hmap_iter_init(&it, &s->applied);
     while (rh_hmap_iter_next(&it, &key, &val)) {
         const rh_gcs_cseq_t *k = key;
-        const uint64_t *floor = rh_hmap_get(&s->floors, &k->client);
+        const rh_gcs_client_t *c = rh_hmap_get(&s->floors, &k->client);
 
-        if (floor != NULL && k->seq < *floor) {
+        if (c != NULL && k->seq < c->floor) {
             rh_hmap_iter_del(&it);
         }
     }
@@ -354,7 +361,8 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
     rh_gcs_cseq_t k = { w->client, 0, w->seq };
     rh_gcs_result_t *slot;
     rh_gcs_entry_t **pe, *live;
-    uint64_t hash, *floor;
+    rh_gcs_client_t *c;
+    uint64_t hash;
     rh_status_t status = RH_OK;
     int added;
 
@@ -362,11 +370,11 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
         return rh_error_set(RH_ERR_MALFORMED, "GCS write of op %u to table "
                             "%u", w->op, w->table);
     }
-    /* One lookup each for the client's floor and for the write's result
+    /* One lookup each for the client's record and for the write's result
      * slot, which also tells a write seen before (a retry): this runs on
      * every member for every write. */
-    floor = rh_hmap_put(&s->floors, &w->client, NULL);
-    slot = floor != NULL ? rh_hmap_put(&s->applied, &k, &added) : NULL;
+    c = rh_hmap_put(&s->floors, &w->client, NULL);
+    slot = c != NULL ? rh_hmap_put(&s->applied, &k, &added) : NULL;
     if (slot == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS applied-write table");
     }
@@ -376,7 +384,7 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
         s->lsn = w->lsn;
         return RH_OK;
     }
-    if (w->seq < *floor) {
+    if (w->seq < c->floor) {
         /* Answered long ago and forgotten: not applied again. */
         rh_hmap_del(&s->applied, &k, NULL);
         res->version = 0;
@@ -422,8 +430,11 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
      * delete above changed only the index): slot still points at it. */
     *slot = *res;
     res->fresh = 1;
-    if (w->floor > *floor) {
-        *floor = w->floor;
+    if (w->floor > c->floor) {
+        c->floor = w->floor;
+    }
+    if (w->seq >= c->top) {
+        c->top = w->seq + 1;
     }
     s->lsn = w->lsn;
     if (rh_hmap_count(&s->applied) >= s->prune_at) {
@@ -468,7 +479,7 @@ typedef struct rh_gcs_pack_applied {
 
 typedef struct rh_gcs_pack_floor {
     uint32_t client, pad;
-    uint64_t floor;
+    uint64_t floor, top;
 } rh_gcs_pack_floor_t;
 
 typedef struct rh_gcs_pack_cursor {
@@ -516,10 +527,13 @@ size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf)
         }
         rh_hmap_iter_init(&it, &s->floors);
         while (rh_hmap_iter_next(&it, &key, &val)) {
-            rh_gcs_pack_floor_t f = { 0, 0, 0 };
+            rh_gcs_pack_floor_t f = { 0, 0, 0, 0 };
+            rh_gcs_client_t cl;
 
             memcpy(&f.client, key, sizeof(f.client));
-            memcpy(&f.floor, val, sizeof(f.floor));
+            memcpy(&cl, val, sizeof(cl));
+            f.floor = cl.floor;
+            f.top = cl.top;
             memcpy(c.p + c.n, &f, sizeof(f));
             c.n += sizeof(f);
         }
@@ -603,15 +617,16 @@ rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
     }
     for (uint64_t i = 0; i < h.floors; i++) {
         rh_gcs_pack_floor_t f;
-        uint64_t *fl;
+        rh_gcs_client_t *cl;
 
         memcpy(&f, p, sizeof(f));
         p += sizeof(f);
-        fl = rh_hmap_put(&s->floors, &f.client, NULL);
-        if (fl == NULL) {
+        cl = rh_hmap_put(&s->floors, &f.client, NULL);
+        if (cl == NULL) {
             goto err_nomem;
         }
-        *fl = f.floor;
+        cl->floor = f.floor;
+        cl->top = f.top;
     }
     s->lsn = h.lsn;
     s->prune_at = 2 * rh_hmap_count(&s->applied);

@@ -74,10 +74,18 @@ struct rh_gcs_entry {
     uint8_t         bytes[];   /* key, then value */
 };
 
+/* What a store knows of a client's writes besides their results. */
+typedef struct rh_gcs_client {
+    uint64_t floor;   /* every seq below it was answered */
+    uint64_t top;     /* above every seq applied: a write of a seq from
+                       * here on is new without a look at the results
+                       * (the client numbers its writes in order) */
+} rh_gcs_client_t;
+
 typedef struct rh_gcs_store {
     rh_hmap_t index;        /* key hash -> rh_gcs_entry_t * */
     rh_hmap_t applied;      /* (client, seq) -> rh_gcs_result_t */
-    rh_hmap_t floors;       /* client -> its floor */
+    rh_hmap_t floors;       /* client -> rh_gcs_client_t */
     size_t    prune_at;     /* applied entries before the next prune */
     uint64_t  lsn;          /* last write applied */
     size_t    count[RH_GCS_NTABLES];   /* keys held (not tombstones) */

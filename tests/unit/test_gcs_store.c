@@ -470,6 +470,31 @@ Test(gcs_store, a_puts_result_is_known_before_it_is_applied)
     cr_expect_eq(s.count[RH_GCS_T_JOB], 3);
 }
 
+/* A client's writes may reach the head out of their order (two threads
+ * of one rank): a number below the highest applied is looked up, not
+ * taken for new or for seen; one above it is new. */
+Test(gcs_store, writes_of_a_client_out_of_order_are_told_apart)
+{
+    rh_gcs_result_t res;
+
+    cr_expect_eq(rh_gcs_store_applied(&s, 3, 1, &res), 0);
+    apply(RH_GCS_OP_PUT, RH_GCS_T_JOB, "x", "5", 3, 5, 0);
+    cr_expect_eq(rh_gcs_store_applied(&s, 3, 5, &res), 1);
+    cr_expect_eq(res.version, 1);
+    cr_expect_eq(rh_gcs_store_applied(&s, 3, 3, &res), 0);
+    cr_expect_eq(rh_gcs_store_applied(&s, 3, 6, &res), 0);
+    cr_expect_eq(rh_gcs_store_applied(&s, 4, 5, &res), 0, "another client");
+    cr_expect_eq(apply(RH_GCS_OP_PUT, RH_GCS_T_JOB, "x", "3", 3, 3, 0).fresh,
+                 1);
+    cr_expect_str_eq(value_of(RH_GCS_T_JOB, "x"), "3");
+    cr_expect_eq(rh_gcs_store_applied(&s, 3, 3, &res), 1);
+    cr_expect_eq(res.version, 2);
+    cr_expect_eq(rh_gcs_store_applied(&s, 3, 4, &res), 0);
+    cr_expect_eq(apply(RH_GCS_OP_PUT, RH_GCS_T_JOB, "x", "5", 3, 5, 0).fresh,
+                 0, "a retry is answered, not applied");
+    cr_expect_str_eq(value_of(RH_GCS_T_JOB, "x"), "3");
+}
+
 /* A large record's room is not kept for a small one, nor a small one's
  * used for a large one. */
 Test(gcs_store, the_room_put_aside_fits_the_write)
