@@ -184,6 +184,20 @@ Test(ft, rerun_on_the_lost_runs_node_replaces_its_unsealed_return)
     expect_same_node("same_node_unsealed", "FT SAME_NODE UNSEALED OK");
 }
 
+/* A task's return is being written in its node's store by a live process
+ * (another run of the task, or a pull of a copy that began before the
+ * object was lost): the return waits until it is sealed and takes it
+ * over (before, the task failed: "already exists ... being written"). */
+Test(ft, a_return_a_live_process_is_writing_is_waited_for_and_taken_over)
+{
+    const char *env[] = { "RAYHPC_INLINE_MAX=1K", NULL };
+    rh_run_t run = rh_launch(2, 2, 0, "tests/multi/ft_kill",
+                             "same_node_live", env, TIMEOUT);
+
+    expect_all_done(&run, "FT SAME_NODE LIVE OK", 2);
+    rh_run_free(&run);
+}
+
 /* A placement group's bundle whose rank dies is placed again, and the task
  * lost with it runs there; when no node has room left, the task, the
  * group's wait and new tasks into the bundle fail, naming the group and

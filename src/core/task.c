@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/completion.h"
+#include "base/config.h"
 #include "base/log.h"
 #include "base/objcache.h"
 #include "base/status.h"
@@ -126,45 +127,55 @@ static rh_status_t rh_task_ret_check(rh_task_ctx_t *ctx, int i)
     return RH_OK;
 }
 
-/* Return ret's id is taken in this node's store: a run of the task lost
+/* Return ret's id is taken in this node's store. A run of the task lost
  * here (its rerun may come back to the node when no other is left) left
- * it. What a dead process was writing goes (the store gives back what dead
- * processes held and were creating) and the return is created again; what
- * one sealed is taken over when its size is the return's (the task gives
- * the same value again: the function writes into a buffer of its own).
- * The lost run's process counts as dead for the store once it is in its
- * exit, as it is for the transport, which declared it dead. Only a reap
- * of it that another rank of the node is still doing is waited for. Any
- * object a process that still runs created stays as it is: RH_ERR_BUSY. */
+ * it, or a rank of this node is bringing a copy of it (a pull that began
+ * before the object was lost: its reads fail once the holder's death is
+ * seen), or writes it in another run. What a dead process was writing
+ * goes (the store gives back what dead processes held and were creating)
+ * and the return is created again; what a live one writes is waited for
+ * until it is sealed or let go, at most the failure timeout; a sealed one
+ * of the return's size is taken over (the task gives the same value
+ * again: the function writes into a buffer of its own). The lost run's
+ * process counts as dead for the store once it is in its exit, as it is
+ * for the transport, which declared it dead. */
 #define RH_TAKE_OVER_TRIES 2000   /* 1 ms apart */
 
 static rh_status_t rh_task_ret_take_over(rh_object_id_t id, size_t len,
                                          rh_task_ret_t *ret, void **ptr)
 {
+    rh_store_t *store = rh_core_store();
+    uint64_t end = rh_time_ns() + rh_cfg.failure_timeout_ms * 1000000ull;
     char taken[512];
     void *p;
     rh_status_t status;
 
     snprintf(taken, sizeof(taken), "%s", rh_last_error());
-    (void)rh_store_reap_holders(rh_core_store(), NULL, NULL);
-    status = rh_object_create(id, len, ptr);
+    (void)rh_store_reap_holders(store, NULL, NULL);
     /* The dead run's process may be in another rank's reap still, which
      * gives back its references before it removes what it was writing:
      * its unsealed return goes once that reap ends (a few steps of a live
      * process; the bound is for a reaper that dies meanwhile). */
-    for (int i = 0; status == RH_ERR_BUSY && i < RH_TAKE_OVER_TRIES &&
-         rh_store_drop_dead_write(rh_core_store(), id) == RH_OK; i++) {
+    for (int dead = 0;;) {
         struct timespec ts = { 0, 1000000 };
 
         status = rh_object_create(id, len, ptr);
-        if (status == RH_ERR_BUSY) {
-            nanosleep(&ts, NULL);
+        if (status != RH_ERR_BUSY || rh_store_contains(store, id)) {
+            break;   /* ours now, failed otherwise, or sealed: adopted */
         }
+        if (rh_store_drop_dead_write(store, id) == RH_OK) {
+            if (++dead > RH_TAKE_OVER_TRIES) {
+                break;
+            }
+        } else if (rh_time_ns() >= end) {
+            break;   /* a live writer that neither seals nor lets go */
+        }
+        nanosleep(&ts, NULL);
     }
     if (status != RH_ERR_BUSY) {
         return status;
     }
-    if (rh_store_adopt(rh_core_store(), id, len, &p) != RH_OK) {
+    if (rh_store_adopt(store, id, len, &p) != RH_OK) {
         return rh_error_set(RH_ERR_BUSY, "%s; %s", taken, rh_last_error());
     }
     if ((ret->scratch = malloc(len ? len : 1)) == NULL) {

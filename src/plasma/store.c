@@ -484,14 +484,14 @@ rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
     } else if (rh_ctl_state(c) != RH_SLOT_SEALED) {
         why = rh_ctl_state(c) == RH_SLOT_SPILLED ? "it is spilled" :
               "it is being written";
-    } else if ((e->flags & RH_ENTRY_COPY) != 0) {
-        why = "it is a copy of another node's";
-    } else if (creator == (int32_t)getpid() ||
-               !rh_segment_pid_gone(creator, 0)) {
-        /* A pid reused since looks alive: left alone, as it should. */
-        why = "the process that created it lives";
     } else if (bytes != size) {
         why = "its size differs";
+    } else {
+        /* Sealed objects do not change, whoever wrote them. A copy
+         * brought from another node becomes this node's own: the node
+         * holds the task's return now, which must not be evicted as a
+         * spare copy. */
+        e->flags &= (uint16_t)~RH_ENTRY_COPY;
     }
     rh_store_unlock(s);
     if (why != NULL) {

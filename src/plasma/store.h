@@ -150,12 +150,13 @@ rh_store_full_why_t rh_store_full_why(void);
 rh_status_t rh_store_create_copy(rh_store_t *s, rh_object_id_t id,
                                  size_t size, void **ptr);
 
-/* For a task's run again on a node where its lost run left its return:
- * the object id of size `size`, sealed by a process that is gone (dead or
- * a zombie), becomes the caller's as if it had created and sealed it; its
- * bytes in *ptr (no reference is taken, as after create and seal). Any
- * other object of that id is left alone: RH_ERR_BUSY saying why (being
- * written, created by a live process, spilled, deleted, another size);
+/* For a task's run again on a node where its id is taken already (its lost
+ * run left its return, a pull of this node brought a copy of it, another
+ * run of it sealed it): the sealed object id of size `size` becomes the
+ * caller's as if it had created and sealed it (a copy becomes the node's
+ * own, no longer evicted first); its bytes in *ptr (no reference is taken,
+ * as after create and seal). Any other object of that id is left alone:
+ * RH_ERR_BUSY saying why (being written, spilled, deleted, another size);
  * RH_ERR_INVALID_REF when absent. */
 rh_status_t rh_store_adopt(rh_store_t *s, rh_object_id_t id, size_t size,
                            void **ptr);

@@ -36,6 +36,11 @@
  *               rerun can only go to the other rank of node 1, where it
  *               meets that object and must take it over or replace it
  *               ("FT SAME_NODE SEALED OK", "... UNSEALED OK")
+ *   same_node_live a task on node 1 finds its return being written in the
+ *               node's store by a live process (a thread of its rank, as
+ *               another run or a pull would) and returns the same value:
+ *               its return waits for that object and takes it over
+ *               ("FT SAME_NODE LIVE OK")
  *   pg_bundle   a STRICT_SPREAD group of 4 one-CPU bundles, one per node;
  *               the task in the bundle of node FT_PG_NODE (1 to 3, default
  *               3) kills its rank: the bundle is placed again on the other
@@ -82,6 +87,8 @@
  * prints "FT FAIL ..." and exits 1 on a wrong value or status.
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -344,6 +351,58 @@ static rh_status_t ft_leave(rh_task_ctx_t *ctx)
     fflush(stdout);
     raise(SIGKILL);
     return RH_OK;
+}
+
+/* (same_node_live) Another run of a task, as far as this node's store can
+ * tell: it creates the task's return (OBJ_WORDS 99s), says so, and seals
+ * it a moment later. */
+typedef struct other_run {
+    rh_object_id_t id;
+    atomic_int     created;   /* 1: created; -1: could not */
+} other_run_t;
+
+static void *other_run(void *arg)
+{
+    other_run_t *o = arg;
+    struct timespec ts = { 0, 200000000 };
+    int64_t *p;
+
+    if (rh_store_create(rh_core_store(), o->id, OBJ_WORDS * sizeof(*p),
+                        (void **)&p) != RH_OK) {
+        atomic_store(&o->created, -1);
+        return NULL;
+    }
+    atomic_store(&o->created, 1);
+    nanosleep(&ts, NULL);
+    for (int i = 0; i < OBJ_WORDS; i++) {
+        p[i] = 99;
+    }
+    if (rh_store_seal(rh_core_store(), o->id) != RH_OK) {
+        fprintf(stderr, "ft_kill: seal: %s\n", rh_last_error());
+    }
+    return NULL;
+}
+
+/* (same_node_live) Returns OBJ_WORDS 99s once another run has begun
+ * writing its return in this node's store (a pull of a copy looks the
+ * same there): the return waits for that object and takes it over. */
+static rh_status_t ft_beside(rh_task_ctx_t *ctx)
+{
+    other_run_t o = { rh_object_id_make(ctx->task->ret_owner,
+                                        ctx->task->ret_counter, 1), 0 };
+    pthread_t t;
+    rh_status_t st;
+
+    if (pthread_create(&t, NULL, other_run, &o) != 0) {
+        return rh_task_fail(ctx, "pthread_create");
+    }
+    while (atomic_load(&o.created) == 0) {
+        sched_yield();
+    }
+    st = atomic_load(&o.created) == 1 ? return_obj(ctx, 99) :
+         rh_task_fail(ctx, "the other run could not create the return");
+    pthread_join(t, NULL);
+    return st;
 }
 
 /* A put of ours whose ref goes back to the driver; the put is never
@@ -761,6 +820,24 @@ static void same_node(int seal)
         fail("a rerun on the node where its lost run left its return", st);
     }
     printf("FT SAME_NODE %s OK\n", seal ? "SEALED" : "UNSEALED");
+}
+
+/* A task's return is being written on its node by a live process
+ * (another run of it; a pull of a copy is the same to the store): the
+ * task's return waits for it and takes it over. */
+static void same_node_live(void)
+{
+    rh_task_params_t p = rank_on_node(1, 0);
+    int64_t v = 0;
+    rh_ref_t r;
+    rh_status_t st;
+
+    CHECK(rh_remote("ft_beside", NULL, 0, &p, &r));
+    st = get_value(r, &v);
+    if (st != RH_OK || v != 99) {
+        fail("a return another live run of the task writes on its node", st);
+    }
+    printf("FT SAME_NODE LIVE OK\n");
 }
 
 /* ft_pg_step(victim) into bundle b of pg. */
@@ -1247,6 +1324,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
     CHECK(rh_register("ft_twice", ft_twice, 0, 1));
     CHECK(rh_register("ft_leave", ft_leave, 2, 1));
+    CHECK(rh_register("ft_beside", ft_beside, 0, 1));
     {
         static const rh_method_def_t holder_methods[] = {
             { "ping", holder_ping, 0, 1 },
@@ -1290,6 +1368,8 @@ int main(int argc, char **argv)
             same_node(1);
         } else if (strcmp(mode, "same_node_unsealed") == 0) {
             same_node(0);
+        } else if (strcmp(mode, "same_node_live") == 0) {
+            same_node_live();
         } else if (strcmp(mode, "pg_bundle") == 0) {
             pg_bundle();
         } else if (strcmp(mode, "pg_home") == 0) {

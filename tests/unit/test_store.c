@@ -757,15 +757,20 @@ Test(store, objects_a_killed_process_was_writing_are_removed_by_a_survivor)
     rh_store_close(s, 1);
 }
 
-/* A task's rerun meets what its lost run left: a sealed object of a dead
- * process of the right size is taken over; nothing else is. */
-Test(store, only_a_sealed_object_of_a_dead_process_is_adopted)
+/* A task's rerun meets its id taken: a sealed object of the right size is
+ * taken over, whoever sealed it (a dead lost run, a live rank's pull of a
+ * copy, another run), a copy becoming the node's own; nothing unsealed,
+ * spilled or deleted is. */
+Test(store, only_a_sealed_object_of_the_size_is_adopted)
 {
     char job[64];
     rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
     rh_object_id_t left = rh_object_id_make(7, 21, 1);
     rh_object_id_t writing = rh_object_id_make(7, 22, 1);
     rh_object_id_t mine = rh_object_id_make(7, 23, 1);
+    rh_object_id_t pulled = rh_object_id_make(7, 25, 1);
+    rh_store_entry_t *e;
+    uint64_t ctl;
     void *ptr;
     pid_t pid = fork();
 
@@ -792,11 +797,22 @@ Test(store, only_a_sealed_object_of_a_dead_process_is_adopted)
     cr_expect_eq(rh_store_adopt(s, writing, 1000, &ptr), RH_ERR_BUSY);
     cr_expect(strstr(rh_last_error(), "being written") != NULL, "%s",
               rh_last_error());
-    cr_expect_eq(rh_store_adopt(s, mine, 1000, &ptr), RH_ERR_BUSY);
-    cr_expect(strstr(rh_last_error(), "lives") != NULL, "%s",
-              rh_last_error());
+    cr_expect_eq(rh_store_adopt(s, mine, 1000, &ptr), RH_OK, "%s",
+                 rh_last_error());
     cr_expect_eq(rh_store_adopt(s, rh_object_id_make(7, 24, 1), 10, &ptr),
                  RH_ERR_INVALID_REF);
+    cr_assert_eq(rh_store_create_copy(s, pulled, 500, &ptr), RH_OK);
+    cr_expect_eq(rh_store_adopt(s, pulled, 500, &ptr), RH_ERR_BUSY);
+    cr_expect(strstr(rh_last_error(), "being written") != NULL, "%s",
+              rh_last_error());
+    cr_assert_eq(rh_store_seal(s, pulled), RH_OK);
+    e = rh_table_find(s, pulled, &ctl);
+    cr_assert_not_null(e);
+    cr_expect_neq(e->flags & RH_ENTRY_COPY, 0);
+    cr_expect_eq(rh_store_adopt(s, pulled, 500, &ptr), RH_OK, "%s",
+                 rh_last_error());
+    cr_expect_eq(e->flags & RH_ENTRY_COPY, 0, "still a spare copy");
+    cr_assert_eq(rh_store_delete(s, pulled), RH_OK);
     cr_assert_eq(rh_store_adopt(s, left, 70000, &ptr), RH_OK, "%s",
                  rh_last_error());
     for (size_t i = 0; i < 70000; i++) {
@@ -918,7 +934,10 @@ Test(store, a_process_declared_dead_is_reaped_once_it_no_longer_runs)
               rh_last_error());
     cr_expect_eq(refs, 0);
     cr_expect(rh_store_present(s, writing));
-    cr_expect_eq(rh_store_adopt(s, sealed, 5000, &ptr), RH_ERR_BUSY);
+    cr_expect_eq(rh_store_adopt(s, writing, 5000, &ptr), RH_ERR_BUSY);
+    /* what it sealed does not change: taken over while it lives too */
+    cr_expect_eq(rh_store_adopt(s, sealed, 5000, &ptr), RH_OK, "%s",
+                 rh_last_error());
     /* killed: once it is a zombie (not waited for) it is gone */
     kill(pid, SIGKILL);
     cr_assert_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
