@@ -8,7 +8,8 @@
  * usage: gcs_partition   (4 ranks on 4 nodes)
  * The majority side prints "MAJORITY WROTE n" and "DEATHS RECORDED"; the
  * minority side prints "MINORITY WROTE 0" when none of its writes was
- * accepted, stays alive six timeouts longer and prints "MINORITY LEAVING".
+ * accepted, stays alive until rank 0 says the majority is done (a message
+ * outside the GCS; at most 30 timeouts) and prints "MINORITY LEAVING".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 #define READY (RH_AM_ID_TEST_FIRST + 9)
 #define GO (RH_AM_ID_TEST_FIRST + 10)
+#define DONE (RH_AM_ID_TEST_FIRST + 11)
 
 #define NOPS 8
 #define BOUNDARY 2
@@ -36,7 +38,7 @@ static void on_done(rh_gcs_op_t *op)
 
 /* Outside the GCS, which the partition cuts: every rank tells rank 0 it
  * is ready, rank 0 tells all to go. */
-static _Atomic long readies, go;
+static _Atomic long readies, go, done;
 
 static rh_status_t on_ready(void *arg, rh_am_msg_t *msg)
 {
@@ -51,6 +53,14 @@ static rh_status_t on_go(void *arg, rh_am_msg_t *msg)
     (void)arg;
     (void)msg;
     atomic_store(&go, 1);
+    return RH_OK;
+}
+
+static rh_status_t on_done_msg(void *arg, rh_am_msg_t *msg)
+{
+    (void)arg;
+    (void)msg;
+    atomic_store(&done, 1);
     return RH_OK;
 }
 
@@ -117,6 +127,7 @@ int main(int argc, char **argv)
 
     CHECK(rh_am_register(READY, 0, 0, on_ready, NULL));
     CHECK(rh_am_register(GO, 0, 0, on_go, NULL));
+    CHECK(rh_am_register(DONE, 0, 0, on_done_msg, NULL));
     CHECK(rh_init(&argc, &argv, NULL));
     me = rh_rank();
     n = rh_size();
@@ -138,11 +149,10 @@ int main(int argc, char **argv)
         wrote = write_round(me, 1);
         printf("rank %d: MINORITY WROTE %ld\n", me, wrote);
         fflush(stdout);
-        /* Alive a while longer, so that the majority can only have gone on
-         * by the silence it saw, not by our processes ending. */
-        ts.tv_sec = (time_t)(6 * timeout_s);
-        ts.tv_nsec = 0;
-        nanosleep(&ts, NULL);
+        /* Alive until the majority is done, so that it can only have gone
+         * on by the silence it saw, not by our processes ending: however
+         * slow the host, not for a time. */
+        (void)rank_wait_count(&done, 1, 30 * timeout_s);
         printf("rank %d: MINORITY LEAVING\n", me);
         fflush(stdout);
         /* Cut off from rank 0, which ends the job: leave. */
@@ -150,7 +160,7 @@ int main(int argc, char **argv)
     }
     /* The majority: writes fail until the chains re-form, then go on. */
     {
-        double end = rank_now() + 10 * timeout_s;
+        double end = rank_now() + 30 * timeout_s;
         long wrote = 0;
         void *val;
         size_t len;
@@ -175,6 +185,11 @@ int main(int argc, char **argv)
         }
         printf("rank %d: DEATHS RECORDED\n", me);
         fflush(stdout);
+        /* The minority may leave: outside the GCS, which the partition
+         * cuts (the transport still reaches it). */
+        for (int r = BOUNDARY; me == 0 && r < n; r++) {
+            (void)rh_am_send_wait((uint32_t)r, DONE, NULL, 0, NULL, 0);
+        }
     }
     CHECK(rh_finalize());
     return 0;
