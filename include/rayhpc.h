@@ -68,7 +68,7 @@ typedef enum rh_status {
     RH_ERR_ACTOR_DEAD          = -20,  /* the actor was killed, its rank
                                         * died, or its constructor failed */
     RH_ERR_NAME_TAKEN          = -21,  /* an actor of that name exists */
-    RH_ERR_NOT_FOUND           = -22,  /* no actor of that name */
+    RH_ERR_NOT_FOUND           = -22,  /* no actor of that name, no such key */
     RH_ERR_OBJECT_LOST         = -23,  /* every copy died and it cannot be
                                         * rebuilt (a put, or its lineage
                                         * was dropped) */

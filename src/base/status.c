@@ -37,7 +37,7 @@ const char *rh_status_string(rh_status_t status)
     case RH_ERR_SHUTDOWN:            return "runtime is shutting down";
     case RH_ERR_ACTOR_DEAD:          return "actor is dead";
     case RH_ERR_NAME_TAKEN:          return "actor name taken";
-    case RH_ERR_NOT_FOUND:           return "no such actor";
+    case RH_ERR_NOT_FOUND:           return "not found";
     case RH_ERR_CONFLICT:            return "version conflict";
     case RH_ERR_NO_QUORUM:           return "no quorum";
     case RH_ERR_OBJECT_LOST:         return "object lost";
