@@ -21,6 +21,9 @@ static void expect_keys(rh_run_t *run, int n, const char *count)
     cr_expect_eq(rh_count_lines(run->out, line), n,
                  "not every rank read its keys back; output ends:\n%s",
                  rh_tail(run->out, 3000));
+    cr_expect_eq(rh_count_lines(run->out, "GCS REUSE OK"), n,
+                 "a write whose owner reused it once done ran did not "
+                 "leave as asked; output ends:\n%s", rh_tail(run->out, 3000));
     cr_expect_eq(rh_count_lines(run->out, "GCS CROSS OK"), 1,
                  "rank 0 did not read the other ranks' keys");
     cr_expect_eq(rh_count_lines(run->out, "CAS WON"), 1,

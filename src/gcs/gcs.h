@@ -202,6 +202,13 @@ int rh_gcs_test_caught(uint32_t shard);
  * test polls it until it holds. */
 int rh_gcs_test_suspects(int rank);
 
+/* Tests: the next operation this thread starts is failed (RH_ERR_NO_QUORUM)
+ * once it is listed and before its first send, as one answered (to a
+ * resend) or timed out while its sender was descheduled there: its done
+ * runs before the start returns, and the owner may reuse op, key and value
+ * in it. The write still leaves, with what was asked. */
+void rh_gcs_test_fail_first(void);
+
 /* Prints shards, chains, epoch and this rank's table sizes. */
 void rh_gcs_dump(FILE *out);
 

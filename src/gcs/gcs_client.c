@@ -32,8 +32,66 @@ static struct {
     .next_seq = 1
 };
 
-/* Numbers op and lists it; *floor: the oldest unanswered number now. */
-static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *floor)
+/* A message of an op, built before the op is listed: once listed, an
+ * answer (to a resend by the tick, on the progress thread) may finish it
+ * and its owner reuse or free the op, key and value while we still send. */
+typedef struct rh_gcs_msg {
+    union {
+        rh_gcs_whdr_t w;
+        rh_gcs_rhdr_t r;
+    } h;
+    uint8_t  read;
+    uint32_t shard;
+    size_t   len;
+    uint8_t *data;              /* stack, or malloc for a large value */
+    uint8_t  stack[512];
+} rh_gcs_msg_t;
+
+/* Copies what op's message carries; the header lacks epoch, seq and floor,
+ * which the send fills in. */
+static rh_status_t rh_gcs_msg_build(rh_gcs_msg_t *m, const rh_gcs_op_t *op)
+{
+    m->read = op->kind == RH_GCS_KIND_READ;
+    m->shard = op->shard;
+    m->len = op->klen + (m->read ? 0 : op->vlen);
+    m->data = m->len <= sizeof(m->stack) ? m->stack : malloc(m->len);
+    if (m->data == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "GCS: a %zu-byte write",
+                            m->len);
+    }
+    memcpy(m->data, op->key, op->klen);
+    memset(&m->h, 0, sizeof(m->h));
+    if (m->read) {
+        m->h.r.shard = op->shard;
+        m->h.r.klen = (uint16_t)op->klen;
+        m->h.r.table = op->table;
+        return RH_OK;
+    }
+    if (op->vlen != 0) {
+        memcpy(m->data + op->klen, op->value, op->vlen);
+    }
+    m->h.w.expect = op->kind == RH_GCS_OP_CAS || op->kind == RH_GCS_OP_SPUT ||
+                    op->kind == RH_GCS_OP_SDEL ? op->expect : 0;
+    m->h.w.client = (uint32_t)rh_gcs_rank;
+    m->h.w.shard = op->shard;
+    m->h.w.vlen = (uint32_t)op->vlen;
+    m->h.w.klen = (uint16_t)op->klen;
+    m->h.w.op = op->kind;
+    m->h.w.table = op->table;
+    return RH_OK;
+}
+
+static void rh_gcs_msg_free(rh_gcs_msg_t *m)
+{
+    if (m->data != m->stack) {
+        free(m->data);
+    }
+}
+
+/* Numbers op and lists it: *seq, its number; *floor, the oldest
+ * unanswered number now. The op is not touched after: see rh_gcs_msg_t. */
+static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *seq,
+                                uint64_t *floor)
 {
     rh_gcs_op_t **slot;
     uint64_t now = rh_time_ns();
@@ -45,7 +103,7 @@ static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *floor)
         pthread_mutex_unlock(&rh_gcs_cl.lock);
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS operation table");
     }
-    rh_gcs_cl.next_seq++;
+    *seq = rh_gcs_cl.next_seq++;
     *slot = op;
     op->sent_ns = now;
     op->deadline_ns = now + 4 * rh_gcs_timeout_ns();
@@ -62,86 +120,105 @@ static rh_status_t rh_gcs_track(rh_gcs_op_t *op, uint64_t *floor)
     return RH_OK;
 }
 
-/* Sends op to the head (writes) or tail (reads) of its shard under the
- * configuration we know, a write with the client's floor (taken with the
- * op's listing or its resend: no lock here). A send that fails is sent
- * again by the tick or when the chain re-forms. */
-static void rh_gcs_send_op(rh_gcs_op_t *op, uint64_t floor)
+/* Sends m, numbered seq, to the head (writes) or tail (reads) of its shard
+ * under the configuration we know, a write with the client's floor (taken
+ * with the op's listing or its resend). A send that fails is sent again by
+ * the tick or when the chain re-forms. */
+static void rh_gcs_msg_send(rh_gcs_msg_t *m, uint64_t seq, uint64_t floor)
 {
     uint64_t epoch;
     int dest;
 
     pthread_rwlock_rdlock(&rh_gcs_map_lock);
     epoch = rh_gcs_map.epoch;
-    dest = op->kind == RH_GCS_KIND_READ ?
-           rh_gcs_map_tail(&rh_gcs_map, op->shard) :
-           rh_gcs_map_head(&rh_gcs_map, op->shard);
+    dest = m->read ? rh_gcs_map_tail(&rh_gcs_map, m->shard) :
+           rh_gcs_map_head(&rh_gcs_map, m->shard);
     pthread_rwlock_unlock(&rh_gcs_map_lock);
     if (dest < 0) {
         return;   /* the shard lost its chain: the deadline fails it */
     }
-    if (op->kind == RH_GCS_KIND_READ) {
-        rh_gcs_rhdr_t h;
+    if (m->read) {
+        m->h.r.epoch = epoch;
+        m->h.r.seq = seq;
+        (void)rh_gcs_send(dest, RH_AM_ID_GCS_READ, &m->h.r, sizeof(m->h.r),
+                          m->data, m->len);
+        return;
+    }
+    m->h.w.epoch = epoch;
+    m->h.w.seq = seq;
+    m->h.w.floor = floor;
+    if (dest == rh_gcs_rank && !rh_gcs_cut(dest)) {
+        /* This rank heads the shard: the write is taken here, with the
+         * token the handler would hold, rather than sent to ourselves and
+         * taken by the next round of progress (a hop that cost as much as
+         * one to another rank). */
+        int entered = rh_tp_on_progress_thread() ? 1 :
+                      rh_tp_enter() ? 2 : 0;
 
-        memset(&h, 0, sizeof(h));
-        h.epoch = epoch;
-        h.seq = op->seq;
-        h.shard = op->shard;
-        h.klen = (uint16_t)op->klen;
-        h.table = op->table;
-        (void)rh_gcs_send(dest, RH_AM_ID_GCS_READ, &h, sizeof(h), op->key,
-                          op->klen);
-    } else {
-        rh_gcs_whdr_t h;
-        uint8_t *data, stackbuf[512];
-        size_t len = op->klen + op->vlen;
-
-        data = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
-        if (data == NULL) {
-            rh_error("GCS: no memory to send a %zu-byte write", len);
+        if (entered != 0) {
+            rh_gcs_chain_write_here(&m->h.w, m->data);
+            if (entered == 2) {
+                rh_tp_leave();
+            }
             return;
         }
-        memcpy(data, op->key, op->klen);
-        if (op->vlen != 0) {
-            memcpy(data + op->klen, op->value, op->vlen);
-        }
-        memset(&h, 0, sizeof(h));
-        h.epoch = epoch;
-        h.seq = op->seq;
-        h.floor = floor;
-        h.expect = op->kind == RH_GCS_OP_CAS || op->kind == RH_GCS_OP_SPUT ||
-                   op->kind == RH_GCS_OP_SDEL ? op->expect : 0;
-        h.client = (uint32_t)rh_gcs_rank;
-        h.shard = op->shard;
-        h.vlen = (uint32_t)op->vlen;
-        h.klen = (uint16_t)op->klen;
-        h.op = op->kind;
-        h.table = op->table;
-        if (dest == rh_gcs_rank && !rh_gcs_cut(dest)) {
-            /* This rank heads the shard: the write is taken here, with the
-             * token the handler would hold, rather than sent to ourselves
-             * and taken by the next round of progress (a hop that cost as
-             * much as one to another rank). */
-            int entered = rh_tp_on_progress_thread() ? 1 :
-                          rh_tp_enter() ? 2 : 0;
+    }
+    (void)rh_gcs_send(dest, RH_AM_ID_GCS_WRITE, &m->h.w, sizeof(m->h.w),
+                      m->data, m->len);
+}
 
-            if (entered != 0) {
-                rh_gcs_chain_write_here(&h, data);
-                if (entered == 2) {
-                    rh_tp_leave();
-                }
-                goto out;
+static _Thread_local int rh_gcs_fail_first;
+
+void rh_gcs_test_fail_first(void)
+{
+    rh_gcs_fail_first = 1;
+}
+
+static rh_gcs_op_t *rh_gcs_untrack(uint64_t seq);
+static void rh_gcs_finish(rh_gcs_op_t *op, rh_status_t status);
+
+/* Lists op and sends it. */
+static rh_status_t rh_gcs_op_start(rh_gcs_op_t *op)
+{
+    rh_gcs_msg_t m;
+    uint64_t seq = 0, floor = 0;
+    rh_status_t status;
+
+    op->out = NULL;
+    op->out_len = 0;
+    op->version = 0;
+    atomic_store_explicit(&op->finished, 0, memory_order_relaxed);
+    status = rh_gcs_msg_build(&m, op);
+    if (status != RH_OK) {
+        return status;
+    }
+    status = rh_gcs_track(op, &seq, &floor);
+    if (status == RH_OK) {
+        if (rh_gcs_fail_first) {
+            rh_gcs_fail_first = 0;
+            if (rh_gcs_untrack(seq) == op) {
+                rh_gcs_finish(op, rh_error_set(RH_ERR_NO_QUORUM, "failed "
+                                               "before its first send "
+                                               "(test)"));
             }
         }
-        /* Copied before it returns: the op may be answered (and its owner
-         * gone) before then. */
-        (void)rh_gcs_send(dest, RH_AM_ID_GCS_WRITE, &h, sizeof(h), data,
-                          len);
-out:
-        if (data != stackbuf) {
-            free(data);
-        }
+        rh_gcs_msg_send(&m, seq, floor);
     }
+    rh_gcs_msg_free(&m);
+    return status;
+}
+
+/* A resend, on the progress thread: only it finishes ops, so op stays
+ * valid here. */
+static void rh_gcs_resend(const rh_gcs_op_t *op, uint64_t floor)
+{
+    rh_gcs_msg_t m;
+
+    if (rh_gcs_msg_build(&m, op) != RH_OK) {
+        return;   /* the next tick tries again */
+    }
+    rh_gcs_msg_send(&m, op->seq, floor);
+    rh_gcs_msg_free(&m);
 }
 
 /* Takes the op of seq off the list; NULL when none waits (an answer sent
@@ -202,7 +279,6 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
                                       int64_t shard)
 {
     rh_status_t status = rh_gcs_check(op, 1, shard >= 0);
-    uint64_t floor;
 
     if (status != RH_OK) {
         return status;
@@ -213,15 +289,7 @@ static rh_status_t rh_gcs_write_async(rh_gcs_op_t *op, uint8_t kind,
     op->kind = kind;
     op->shard = shard >= 0 ? (uint32_t)shard :
                 rh_gcs_shard_of(op->table, op->key, op->klen);
-    op->out = NULL;
-    op->out_len = 0;
-    op->version = 0;
-    atomic_store_explicit(&op->finished, 0, memory_order_relaxed);
-    status = rh_gcs_track(op, &floor);
-    if (status == RH_OK) {
-        rh_gcs_send_op(op, floor);
-    }
-    return status;
+    return rh_gcs_op_start(op);
 }
 
 rh_status_t rh_gcs_put_async(rh_gcs_op_t *op)
@@ -252,22 +320,13 @@ rh_status_t rh_gcs_sdel_async(rh_gcs_op_t *op)
 rh_status_t rh_gcs_get_async(rh_gcs_op_t *op)
 {
     rh_status_t status = rh_gcs_check(op, 0, 0);
-    uint64_t floor;
 
     if (status != RH_OK) {
         return status;
     }
     op->kind = RH_GCS_KIND_READ;
     op->shard = rh_gcs_shard_of(op->table, op->key, op->klen);
-    op->out = NULL;
-    op->out_len = 0;
-    op->version = 0;
-    atomic_store_explicit(&op->finished, 0, memory_order_relaxed);
-    status = rh_gcs_track(op, &floor);
-    if (status == RH_OK) {
-        rh_gcs_send_op(op, floor);
-    }
-    return status;
+    return rh_gcs_op_start(op);
 }
 
 static void rh_gcs_deliver(rh_gcs_op_t *op, const rh_gcs_ahdr_t *a,
@@ -391,7 +450,7 @@ static void rh_gcs_sweep(uint64_t now, int all, rh_gcs_op_t **failed)
     for (size_t i = 0; i < n; i++) {
         /* floor is at most the number of every op still listed then: a
          * floor below the newest only keeps results a little longer. */
-        rh_gcs_send_op(resend[i], floor);
+        rh_gcs_resend(resend[i], floor);
     }
     free(resend);
 }

@@ -6,8 +6,12 @@
  * acknowledged. Compare-and-swap and delete are checked on a contended key.
  *
  * usage: gcs_keys [NKEYS]   (default 100000)
- * Prints "GCS KEYS OK <n>" on each rank that verified its keys and
- * "GCS CROSS OK" on rank 0.
+ * Each rank first checks that the owner of a write may reuse its value
+ * and op once done ran, even when done ran before the write's first send:
+ * the write that leaves is the one asked for.
+ *
+ * Prints "GCS REUSE OK" and "GCS KEYS OK <n>" on each rank that verified
+ * its keys and "GCS CROSS OK" on rank 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +161,63 @@ static void contend(int me)
     }
 }
 
+static char reuse_value[8];
+static char reuse_other[32];
+static _Atomic int reuse_status = 1;
+
+/* The owner's next use of its op and buffer: another key, another value. */
+static void on_reuse_done(rh_gcs_op_t *op)
+{
+    memcpy(reuse_value, "WRONG", 6);
+    op->key = reuse_other;
+    op->klen = strlen(reuse_other);
+    atomic_store(&reuse_status, (int)op->status);
+}
+
+static void check_reuse(int me)
+{
+    char key[32];
+    rh_gcs_op_t op;
+    double end = rank_now() + 60.0;
+    rh_status_t st;
+    void *val = NULL;
+    size_t len = 0;
+
+    snprintf(key, sizeof(key), "reuse/%d", me);
+    snprintf(reuse_other, sizeof(reuse_other), "reuse/%d/other", me);
+    memcpy(reuse_value, "RIGHT", 6);
+    memset(&op, 0, sizeof(op));
+    op.table = RH_GCS_T_TEST;
+    op.key = key;
+    op.klen = strlen(key);
+    op.value = reuse_value;
+    op.vlen = 6;
+    op.done = on_reuse_done;
+    rh_gcs_test_fail_first();
+    CHECK(rh_gcs_put_async(&op));
+    if (atomic_load(&reuse_status) != RH_ERR_NO_QUORUM) {
+        fprintf(stderr, "rank %d: the write was not failed before its "
+                "send (%d)\n", me, atomic_load(&reuse_status));
+        exit(1);
+    }
+    while ((st = rh_gcs_get(RH_GCS_T_TEST, key, strlen(key), &val, &len,
+                            NULL)) == RH_ERR_NOT_FOUND && rank_now() < end) {
+        rank_nap();
+    }
+    if (st != RH_OK || len != 6 || memcmp(val, "RIGHT", 6) != 0) {
+        fprintf(stderr, "rank %d: %s holds %s, not what was asked\n", me,
+                key, st == RH_OK ? (char *)val : rh_status_string(st));
+        exit(1);
+    }
+    free(val);
+    if (rh_gcs_get(RH_GCS_T_TEST, reuse_other, strlen(reuse_other), &val,
+                   &len, NULL) != RH_ERR_NOT_FOUND) {
+        fprintf(stderr, "rank %d: the owner's next key was written\n", me);
+        exit(1);
+    }
+    printf("rank %d: GCS REUSE OK\n", me);
+}
+
 int main(int argc, char **argv)
 {
     long nkeys = argc > 1 ? atol(argv[1]) : 100000;
@@ -174,6 +235,7 @@ int main(int argc, char **argv)
     if (versions == NULL) {
         return 1;
     }
+    check_reuse(me);
     write_all(me, nkeys, versions);
     read_all(me, me, nkeys, 1, versions);
     printf("rank %d: GCS KEYS OK %ld\n", me, nkeys);
