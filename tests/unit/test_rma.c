@@ -2,7 +2,8 @@
  * The handlers of reads by message (transport/rma.c), fed through
  * rh_am_deliver in a singleton job: what a hostile or confused peer could
  * send them is refused or dropped, never served out of bounds and never
- * taken for the answer of a read that does not exist.
+ * taken for the answer of a read that does not exist. And a read's done
+ * never runs inside rh_tp_get, even when it has the bytes at once.
  */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
@@ -10,9 +11,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/core.h"
 #include "rayhpc.h"
 #include "transport/am.h"
 #include "transport/am_ids.h"
+#include "transport/rma.h"
+#include "transport/transport.h"
 
 /* The wire forms of RMA_READ and RMA_DATA. */
 typedef struct read_hdr {
@@ -112,4 +116,81 @@ Test(rma, a_read_past_the_end_of_the_region_is_refused)
         nanosleep(&nap, NULL);
     }
     cr_expect_eq(rejected(), before + 2, "no refusal came back");
+}
+
+/* A read of this rank's own region, on the progress thread. */
+typedef struct self_read {
+    rh_tp_op_t  op;
+    uint8_t    *src, *dst;
+    size_t      len;
+    _Atomic int in_call;       /* done ran while rh_tp_get had not returned */
+    _Atomic int done;          /* 1 + the status */
+    _Atomic int started;       /* 1 + rh_tp_get's status */
+    int         calling;
+} self_read_t;
+
+static void self_read_done(void *arg, rh_status_t status)
+{
+    self_read_t *r = arg;
+
+    if (r->calling) {
+        atomic_store(&r->in_call, 1);
+    }
+    atomic_store(&r->done, 1 + (int)status);
+}
+
+static void self_read_run(rh_tp_op_t *op)
+{
+    self_read_t *r = (self_read_t *)op;
+    const void *rkey;
+    size_t rlen;
+    uint64_t base;
+    rh_status_t st;
+
+    rh_tp_local_rkey(&rkey, &rlen);
+    memcpy(&base, rkey, sizeof(base));
+    st = rh_tp_set_rkey(0, rkey, rlen);
+    if (st == RH_OK) {
+        r->calling = 1;
+        st = rh_tp_get(0, r->dst, r->len, (uint64_t)(uintptr_t)r->src - base,
+                       self_read_done, r);
+        r->calling = 0;
+    }
+    atomic_store(&r->started, 1 + (int)st);
+}
+
+static void self_read(size_t len)
+{
+    rh_object_id_t a = { 0x5e1f, 2 * len + 1 }, b = { 0x5e1f, 2 * len + 2 };
+    self_read_t r = { .op.run = self_read_run, .len = len };
+    struct timespec nap = { 0, 1000000 };
+    void *pa, *pb;
+
+    cr_assert_eq(rh_object_create(a, r.len + 1, &pa), RH_OK, "%s",
+                 rh_last_error());
+    cr_assert_eq(rh_object_create(b, r.len + 1, &pb), RH_OK, "%s",
+                 rh_last_error());
+    r.src = pa;
+    r.dst = pb;
+    for (size_t i = 0; i < r.len; i++) {
+        r.src[i] = (uint8_t)(i * 7 + 1);
+    }
+    memset(r.dst, 0, r.len);
+    rh_tp_post(&r.op);
+    for (int i = 0; i < 10000 && atomic_load(&r.done) == 0; i++) {
+        nanosleep(&nap, NULL);
+    }
+    cr_assert_eq(atomic_load(&r.started), 1 + RH_OK, "rh_tp_get failed");
+    cr_assert_eq(atomic_load(&r.done), 1 + RH_OK, "the read did not end "
+                 "well");
+    cr_expect_eq(atomic_load(&r.in_call), 0, "done ran inside rh_tp_get");
+    cr_expect_eq(memcmp(r.src, r.dst, r.len), 0);
+}
+
+/* Done runs after rh_tp_get returned, a read of nothing included: the
+ * caller (a pull) counts the read in flight after the call. */
+Test(rma, a_reads_done_runs_after_rh_tp_get_returned)
+{
+    self_read(4096);
+    self_read(0);
 }
