@@ -722,16 +722,20 @@ static void rh_pull_read_more(rh_pull_t *p)
         size_t n = limit - p->next_off < chunk ? limit - p->next_off :
                    chunk;
         int k = (int)(p->turn++ % (unsigned)p->nsrc);   /* copies in turn */
-        rh_status_t st = rh_tp_get(p->srcs[k], p->dst + p->next_off, n,
-                                   p->src_off[k] + p->next_off,
-                                   rh_pull_read_done, p);
+        size_t off = p->next_off;
+        rh_status_t st;
 
+        /* Counted before the call, whenever the read's done runs. */
+        p->inflight++;
+        p->next_off += n;
+        st = rh_tp_get(p->srcs[k], p->dst + off, n, p->src_off[k] + off,
+                       rh_pull_read_done, p);
         if (st != RH_OK) {
+            p->inflight--;
+            p->next_off = off;
             p->read_error = st;
             break;
         }
-        p->inflight++;
-        p->next_off += n;
     }
     if (p->inflight != 0) {
         return;
