@@ -996,6 +996,21 @@ Test(pull, copies_of_a_dead_owners_object_leave_the_stores_over_tcp)
     owner_dies_case(ONE_WORKER_TCP);
 }
 
+/* An object released while this node pulls it: the copy being written
+ * stays until the pull's reads are over, then leaves (a stopped rank 1
+ * holds the pull; over TCP a stopped process serves no read). */
+Test(pull, a_copy_released_mid_pull_stays_until_its_reads_are_over)
+{
+    const char *env[] = { "UCX_TLS=tcp,self", "RAYHPC_PULL_CHUNK=4096",
+                          "RAYHPC_FAILURE_TIMEOUT_MS=60000", NULL };
+    rh_run_t run = launch(2, 2, 0, "tests/multi/pull_release", NULL, env);
+
+    RH_EXPECT_EXIT0(run);
+    cr_expect_eq(rh_count_lines(run.out, "PULL RELEASE OK"), 1, "%s",
+                 rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* A rank dies in the middle of its read of rank 0's region: rank 0 serves
  * the read, hears of the death and ends with nothing of that read left in
  * UCX (UCX warns at finalize about a request never handed back). */

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "core/core.h"
+#include "core/pull.h"
 #include "plasma/store.h"
 #include "transport/am.h"
 #include "transport/transport.h"
@@ -188,7 +189,7 @@ static rh_status_t rh_dir_on_free(void *arg, rh_am_msg_t *msg)
         return RH_ERR_MALFORMED;
     }
     if (rh_core_store() != NULL) {
-        (void)rh_store_delete(rh_core_store(), id);
+        rh_pull_delete_copy(id);
     }
     return RH_OK;
 }

@@ -62,6 +62,7 @@ struct rh_pull {
     rh_status_t             status;
     char                   *message;
     rh_tp_op_t              op;
+    int                     unwanted;    /* rh_pull_lock: delete at the end */
     /* progress thread only */
     int                     ask, src, hops, created, inflight;
     rh_status_t             read_error;
@@ -512,13 +513,15 @@ static void rh_pull_forget(rh_pull_t *p)
 static void rh_pull_end(rh_pull_t *p, rh_status_t status, const char *message)
 {
     rh_waiter_t *w;
-    int failed = status != RH_OK;
+    int failed = status != RH_OK, unwanted;
 
     pthread_mutex_lock(&rh_pull_lock);
     rh_pull_forget(p);
+    unwanted = p->unwanted;
     pthread_mutex_unlock(&rh_pull_lock);
-    if (failed && p->created) {
-        (void)rh_store_delete(rh_core_store(), p->id);   /* abort ours */
+    if (unwanted || (failed && p->created)) {
+        /* abort ours, or the delete put off while our reads wrote it */
+        (void)rh_store_delete(rh_core_store(), p->id);
     }
     p->status = status;
     p->message = failed ? strdup(message ? message : "pull failed") : NULL;
@@ -532,6 +535,23 @@ static void rh_pull_end(rh_pull_t *p, rh_status_t status, const char *message)
     }
     rh_future_notify();
     rh_pull_put(p);   /* the active list's reference */
+}
+
+void rh_pull_delete_copy(rh_object_id_t id)
+{
+    rh_pull_t **q;
+
+    pthread_mutex_lock(&rh_pull_lock);
+    q = rh_hmap_get(&rh_pull_by_id, &id);
+    if (q != NULL) {
+        /* The store would free the block it is creating at once: the
+         * delete waits for rh_pull_end, which reads this under the lock. */
+        (*q)->unwanted = 1;
+        pthread_mutex_unlock(&rh_pull_lock);
+        return;
+    }
+    pthread_mutex_unlock(&rh_pull_lock);
+    (void)rh_store_delete(rh_core_store(), id);
 }
 
 static void rh_pull_fail(rh_pull_t *p, rh_status_t status, const char *fmt,
