@@ -21,7 +21,7 @@ void rh_gcs_store_init(rh_gcs_store_t *s)
     memset(s, 0, sizeof(*s));
     rh_hmap_init(&s->index, sizeof(uint64_t), sizeof(rh_gcs_entry_t *));
     rh_hmap_init(&s->applied, sizeof(rh_gcs_cseq_t), sizeof(rh_gcs_result_t));
-    rh_hmap_init(&s->floors, sizeof(uint32_t), sizeof(rh_gcs_client_t));
+    rh_hmap_init(&s->clients, sizeof(uint32_t), sizeof(rh_gcs_client_t));
     s->prune_at = RH_GCS_PRUNE_MIN;
 }
 
@@ -39,7 +39,7 @@ void rh_gcs_store_fini(rh_gcs_store_t *s)
     }
     rh_hmap_fini(&s->index);
     rh_hmap_fini(&s->applied);
-    rh_hmap_fini(&s->floors);
+    rh_hmap_fini(&s->clients);
     free(s->spare);
     s->spare = NULL;
     s->spare_bytes = 0;
@@ -96,7 +96,7 @@ int rh_gcs_store_applied(rh_gcs_store_t *s, uint32_t client, uint64_t seq,
                          rh_gcs_result_t *res)
 {
     rh_gcs_cseq_t k = { client, 0, seq };
-    const rh_gcs_client_t *c = rh_hmap_get(&s->floors, &client);
+    const rh_gcs_client_t *c = rh_hmap_get(&s->clients, &client);
     const rh_gcs_result_t *r;
 
     /* A client's next write, the common case, is told apart by its small
@@ -129,7 +129,7 @@ static void rh_gcs_store_prune(rh_gcs_store_t *s)
     rh_hmap_iter_init(&it, &s->applied);
     while (rh_hmap_iter_next(&it, &key, &val)) {
         const rh_gcs_cseq_t *k = key;
-        const rh_gcs_client_t *c = rh_hmap_get(&s->floors, &k->client);
+        const rh_gcs_client_t *c = rh_hmap_get(&s->clients, &k->client);
 
         if (c != NULL && k->seq < c->floor) {
             rh_hmap_iter_del(&it);
@@ -177,9 +177,9 @@ rh_status_t rh_gcs_store_reserve(rh_gcs_store_t *s, const rh_gcs_write_t *w)
 {
     size_t bytes = (size_t)w->klen + w->vlen;
 
-    /* apply puts into floors and applied, and into index for a new key;
+    /* apply puts into clients and applied, and into index for a new key;
      * only a put of a new key can grow a table. */
-    if (!rh_hmap_reserve(&s->floors, 1) || !rh_hmap_reserve(&s->applied, 1) ||
+    if (!rh_hmap_reserve(&s->clients, 1) || !rh_hmap_reserve(&s->applied, 1) ||
         !rh_hmap_reserve(&s->index, 1)) {
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS tables");
     }
@@ -373,7 +373,7 @@ rh_status_t rh_gcs_store_apply(rh_gcs_store_t *s, const rh_gcs_write_t *w,
     /* One lookup each for the client's record and for the write's result
      * slot, which also tells a write seen before (a retry): this runs on
      * every member for every write. */
-    c = rh_hmap_put(&s->floors, &w->client, NULL);
+    c = rh_hmap_put(&s->clients, &w->client, NULL);
     slot = c != NULL ? rh_hmap_put(&s->applied, &k, &added) : NULL;
     if (slot == NULL) {
         return rh_error_set(RH_ERR_NO_MEMORY, "GCS applied-write table");
@@ -462,7 +462,7 @@ void rh_gcs_store_each(rh_gcs_store_t *s,
 /* ---- state transfer: a joining replica gets the whole store ---------- */
 
 typedef struct rh_gcs_pack_hdr {
-    uint64_t lsn, entries, applied, floors;
+    uint64_t lsn, entries, applied, clients;
 } rh_gcs_pack_hdr_t;
 
 typedef struct rh_gcs_pack_entry {
@@ -477,10 +477,10 @@ typedef struct rh_gcs_pack_applied {
     rh_gcs_result_t r;
 } rh_gcs_pack_applied_t;
 
-typedef struct rh_gcs_pack_floor {
+typedef struct rh_gcs_pack_client {
     uint32_t client, pad;
     uint64_t floor, top;
-} rh_gcs_pack_floor_t;
+} rh_gcs_pack_client_t;
 
 typedef struct rh_gcs_pack_cursor {
     uint8_t *p;
@@ -513,7 +513,7 @@ size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf)
     h.lsn = s->lsn;
     h.entries = c.entries;
     h.applied = rh_hmap_count(&s->applied);
-    h.floors = rh_hmap_count(&s->floors);
+    h.clients = rh_hmap_count(&s->clients);
     if (buf != NULL) {
         memcpy(buf, &h, sizeof(h));
         rh_hmap_iter_init(&it, &s->applied);
@@ -525,9 +525,9 @@ size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf)
             memcpy(c.p + c.n, &a, sizeof(a));
             c.n += sizeof(a);
         }
-        rh_hmap_iter_init(&it, &s->floors);
+        rh_hmap_iter_init(&it, &s->clients);
         while (rh_hmap_iter_next(&it, &key, &val)) {
-            rh_gcs_pack_floor_t f = { 0, 0, 0, 0 };
+            rh_gcs_pack_client_t f = { 0, 0, 0, 0 };
             rh_gcs_client_t cl;
 
             memcpy(&f.client, key, sizeof(f.client));
@@ -540,7 +540,7 @@ size_t rh_gcs_store_pack(rh_gcs_store_t *s, void *buf)
         return c.n;
     }
     return c.n + h.applied * sizeof(rh_gcs_pack_applied_t) +
-           h.floors * sizeof(rh_gcs_pack_floor_t);
+           h.clients * sizeof(rh_gcs_pack_client_t);
 }
 
 rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
@@ -600,7 +600,7 @@ rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
         }
     }
     if ((size_t)(end - p) != h.applied * sizeof(rh_gcs_pack_applied_t) +
-        h.floors * sizeof(rh_gcs_pack_floor_t)) {
+        h.clients * sizeof(rh_gcs_pack_client_t)) {
         goto err_bad;
     }
     for (uint64_t i = 0; i < h.applied; i++) {
@@ -615,13 +615,13 @@ rh_status_t rh_gcs_store_unpack(rh_gcs_store_t *s, const void *buf,
         }
         *r = a.r;
     }
-    for (uint64_t i = 0; i < h.floors; i++) {
-        rh_gcs_pack_floor_t f;
+    for (uint64_t i = 0; i < h.clients; i++) {
+        rh_gcs_pack_client_t f;
         rh_gcs_client_t *cl;
 
         memcpy(&f, p, sizeof(f));
         p += sizeof(f);
-        cl = rh_hmap_put(&s->floors, &f.client, NULL);
+        cl = rh_hmap_put(&s->clients, &f.client, NULL);
         if (cl == NULL) {
             goto err_nomem;
         }

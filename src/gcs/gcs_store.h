@@ -85,7 +85,7 @@ typedef struct rh_gcs_client {
 typedef struct rh_gcs_store {
     rh_hmap_t index;        /* key hash -> rh_gcs_entry_t * */
     rh_hmap_t applied;      /* (client, seq) -> rh_gcs_result_t */
-    rh_hmap_t floors;       /* client -> rh_gcs_client_t */
+    rh_hmap_t clients;      /* client -> rh_gcs_client_t */
     size_t    prune_at;     /* applied entries before the next prune */
     uint64_t  lsn;          /* last write applied */
     size_t    count[RH_GCS_NTABLES];   /* keys held (not tombstones) */

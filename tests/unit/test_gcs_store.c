@@ -386,7 +386,7 @@ static void apply_reserved(uint8_t op, const char *key, const char *value,
                          .client = client, .seq = seq, .floor = 1,
                          .expect = expect, .lsn = lsn + 1, .key = key,
                          .value = value };
-    const uint8_t *index, *applied, *floors;
+    const uint8_t *index, *applied, *clients;
     const rh_gcs_entry_t *spare;
     rh_gcs_result_t res;
 
@@ -394,14 +394,14 @@ static void apply_reserved(uint8_t op, const char *key, const char *value,
     cr_assert_not_null(s.spare);
     index = s.index.slots;
     applied = s.applied.slots;
-    floors = s.floors.slots;
+    clients = s.clients.slots;
     spare = s.spare;
     cr_assert_eq(rh_gcs_store_apply(&s, &w, &res), RH_OK);
     lsn++;
     cr_assert_eq(s.index.slots, index, "write %lu grew the index",
                  (unsigned long)lsn);
     cr_assert_eq(s.applied.slots, applied);
-    cr_assert_eq(s.floors.slots, floors);
+    cr_assert_eq(s.clients.slots, clients);
     if (new_record) {
         cr_assert_null(s.spare, "write %lu left its entry aside",
                        (unsigned long)lsn);
