@@ -68,20 +68,24 @@ static void *sender(void *arg)
     return NULL;
 }
 
-/* Until every send is done and counted off (60 s at most: a send lost,
- * or a count never taken off, fails the test instead of hanging it). */
+/* Until every send is done and counted off, and every message arrived:
+ * a send to ourselves is done once UCX took its bytes, and its handler may
+ * run later (60 s at most: a send lost, or a count never taken off, fails
+ * the test instead of hanging it). */
 static void wait_all_done(long want)
 {
     struct timespec pause = { 0, 1000000 };
 
     for (int i = 0; i < 60000 && (atomic_load(&done_ok) +
                                   atomic_load(&done_failed) < want ||
+                                  atomic_load(&received) < want ||
                                   rh_am_posted() != 0); i++) {
         nanosleep(&pause, NULL);
     }
     cr_assert_eq(atomic_load(&done_failed), 0);
     cr_assert_eq(atomic_load(&done_ok), want);
-    cr_assert_eq(atomic_load(&received), want);
+    cr_assert_eq(atomic_load(&received), want, "%ld received of %ld",
+                 atomic_load(&received), want);
     cr_assert_eq(rh_am_posted(), 0, "%ld sends still counted as on their "
                  "way after all were done", rh_am_posted());
 }
