@@ -35,8 +35,8 @@ rh_status_t rh_tp_set_rkey(int rank, const void *buf, size_t len);
  * (inside our own region). done(arg, status) runs once, on the progress
  * thread, when the bytes are there or the read failed, and always after
  * this returned (also when the transport had the bytes at once, or len is
- * 0): the caller counts the read in flight after the call. Not when this
- * returns an error. */
+ * 0), so a caller may count the read in flight after the call. Not when
+ * this returns an error. */
 rh_status_t rh_tp_get(int rank, void *local, size_t len, uint64_t offset,
                       rh_am_done_fn done, void *arg);
 
