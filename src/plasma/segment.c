@@ -881,14 +881,18 @@ rh_status_t rh_segment_attach(rh_store_t *s, const rh_store_params_t *p)
         if (ret != 0) {
             return ret > 0 ? RH_OK : RH_ERR_UNSUPPORTED;
         }
-        /* A leader that has not got to creating it yet, while it lives,
-         * is as good as one filling it. */
+        /* A leader that has not got to creating it yet, or has created
+         * it and not yet stamped its header, while it lives, is as good as
+         * one filling it. */
         if (!filling && p->leader_pid > 0 &&
-            strcmp(state, "it does not exist") == 0 &&
+            (strcmp(state, "it does not exist") == 0 ||
+             strcmp(state, "it is not initialized") == 0) &&
             !rh_segment_pid_gone(p->leader_pid, 0)) {
             filling = 1;
-            snprintf(state, sizeof(state), "it does not exist yet and its "
-                     "creator (pid %d) is alive", (int)p->leader_pid);
+            snprintf(state, sizeof(state), "%s yet and its creator (pid %d) "
+                     "is alive", strcmp(state, "it does not exist") == 0 ?
+                     "it does not exist" : "it is not initialized",
+                     (int)p->leader_pid);
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
         waited_ms = (now.tv_sec - start.tv_sec) * 1000 +

@@ -1409,6 +1409,69 @@ Test(store, attach_waits_past_its_timeout_for_a_live_leader_that_starts_late)
     close(done[1]);
 }
 
+/* The window between a live leader's creating the segment and stamping
+ * its header: the attach waits on past its timeout. The child makes an
+ * empty segment of the name and holds it so until told, well after the
+ * attach's timeout; then it makes the real one. */
+static void *tell_after(void *arg)
+{
+    int fd = *(int *)arg;
+
+    usleep(400000);   /* past the 100 ms timeout, whatever the host does */
+    signal_fd(fd);
+    return NULL;
+}
+
+Test(store, attach_waits_for_a_live_leader_between_creating_and_stamping)
+{
+    char job[64], name[256];
+    rh_store_params_t p = attach_params(unique_job(job, sizeof(job)));
+    rh_store_t *s = NULL;
+    int go[2], done[2];
+    pthread_t th;
+    pid_t pid;
+
+    cr_assert_eq(rh_store_segment_name(job, "n0", name, sizeof(name)), RH_OK);
+    cr_assert_eq(pipe(go), 0);
+    cr_assert_eq(pipe(done), 0);
+    pid = fork();
+    if (pid == 0) {
+        rh_store_params_t lp = leader_params(job, 16 * MiB);
+        rh_store_t *l;
+        int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+
+        if (fd < 0) {
+            _exit(10);
+        }
+        close(fd);
+        signal_fd(done[1]);   /* made, not stamped */
+        wait_fd(go[0]);
+        shm_unlink(name);
+        if (rh_store_open(&lp, &l) != RH_OK) {
+            _exit(11);
+        }
+        wait_fd(go[0]);
+        rh_store_close(l, 1);
+        _exit(0);
+    }
+    cr_assert_eq(wait_fd(done[0]), 0);
+    cr_assert_eq(pthread_create(&th, NULL, tell_after, &go[1]), 0);
+    p.attach_timeout_ms = 100;
+    p.leader_pid = pid;
+    cr_expect_eq(rh_store_open(&p, &s), RH_OK, "%s", rh_last_error());
+    if (s != NULL) {
+        rh_store_close(s, 0);
+    }
+    pthread_join(th, NULL);
+    signal_fd(go[1]);
+    cr_expect_eq(child_status(pid), 0);
+    shm_unlink(name);
+    close(go[0]);
+    close(go[1]);
+    close(done[0]);
+    close(done[1]);
+}
+
 /* A leader still pre-faulting a large store on a busy host is waited for
  * past the attach timeout for as long as it lives; once it is gone the
  * wait ends at once. The child stamps a header and never marks it ready,
