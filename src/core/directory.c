@@ -189,7 +189,7 @@ static rh_status_t rh_dir_on_free(void *arg, rh_am_msg_t *msg)
         return RH_ERR_MALFORMED;
     }
     if (rh_core_store() != NULL) {
-        rh_pull_delete_copy(id);
+        rh_pull_delete_copy(id, 1);
     }
     return RH_OK;
 }

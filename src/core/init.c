@@ -448,7 +448,7 @@ static void rh_core_contact_build(const rh_blob_set_t *set)
 /* The owner let an object go: its copy here and those on other nodes. */
 static void rh_core_store_delete(rh_object_id_t id)
 {
-    rh_pull_delete_copy(id);
+    rh_pull_delete_copy(id, 0);
     rh_dir_forget(id);
 }
 

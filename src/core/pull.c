@@ -537,7 +537,7 @@ static void rh_pull_end(rh_pull_t *p, rh_status_t status, const char *message)
     rh_pull_put(p);   /* the active list's reference */
 }
 
-void rh_pull_delete_copy(rh_object_id_t id)
+void rh_pull_delete_copy(rh_object_id_t id, int keep_pulled)
 {
     rh_pull_t **q;
 
@@ -545,8 +545,9 @@ void rh_pull_delete_copy(rh_object_id_t id)
     q = rh_hmap_get(&rh_pull_by_id, &id);
     if (q != NULL) {
         /* The store would free the block it is creating at once: the
-         * delete waits for rh_pull_end, which reads this under the lock. */
-        (*q)->unwanted = 1;
+         * delete waits for rh_pull_end, which reads this under the lock;
+         * or there is none, when a get of this rank may wait for it. */
+        (*q)->unwanted = !keep_pulled;
         pthread_mutex_unlock(&rh_pull_lock);
         return;
     }

@@ -45,9 +45,11 @@ void rh_pull_put(rh_pull_t *p);
 rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline);
 
 /* Deletes this node's copy of id (an object its owner let go), from any
- * thread. A pull of this rank that writes the copy now keeps it until its
- * reads are over (they write into its block) and deletes it then. */
-void rh_pull_delete_copy(rh_object_id_t id);
+ * thread. A copy that a pull of this rank writes now is never deleted under
+ * its reads (they write into its block): the pull deletes it once they are
+ * over, or, with keep_pulled (a free that may have crossed a borrower's
+ * new get of this rank), leaves it as a spare copy for eviction. */
+void rh_pull_delete_copy(rh_object_id_t id, int keep_pulled);
 
 /* Counters for rh_stats. */
 void rh_pull_counters(uint64_t *pulls, uint64_t *bytes, uint64_t *joined);
