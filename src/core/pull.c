@@ -547,7 +547,9 @@ void rh_pull_delete_copy(rh_object_id_t id, int keep_pulled)
         /* The store would free the block it is creating at once: the
          * delete waits for rh_pull_end, which reads this under the lock;
          * or there is none, when a get of this rank may wait for it. */
-        (*q)->unwanted = !keep_pulled;
+        if (!keep_pulled) {
+            (*q)->unwanted = 1;
+        }
         pthread_mutex_unlock(&rh_pull_lock);
         return;
     }

@@ -873,7 +873,7 @@ rh_status_t rh_segment_attach(rh_store_t *s, const rh_store_params_t *p)
     struct timespec start, now, nap = { 0, 100000 };
     char state[256] = "";
     long waited_ms;
-    int ret, filling, warned = 0;
+    int ret, filling, absent, warned = 0;
 
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -884,15 +884,14 @@ rh_status_t rh_segment_attach(rh_store_t *s, const rh_store_params_t *p)
         /* A leader that has not got to creating it yet, or has created
          * it and not yet stamped its header, while it lives, is as good as
          * one filling it. */
+        absent = strcmp(state, "it does not exist") == 0;
         if (!filling && p->leader_pid > 0 &&
-            (strcmp(state, "it does not exist") == 0 ||
-             strcmp(state, "it is not initialized") == 0) &&
+            (absent || strcmp(state, "it is not initialized") == 0) &&
             !rh_segment_pid_gone(p->leader_pid, 0)) {
             filling = 1;
             snprintf(state, sizeof(state), "%s yet and its creator (pid %d) "
-                     "is alive", strcmp(state, "it does not exist") == 0 ?
-                     "it does not exist" : "it is not initialized",
-                     (int)p->leader_pid);
+                     "is alive", absent ? "it does not exist" :
+                     "it is not initialized", (int)p->leader_pid);
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
         waited_ms = (now.tv_sec - start.tv_sec) * 1000 +
