@@ -112,6 +112,11 @@ double perf_raw_lat(long iters);
 double perf_raw_rate(long windows);
 void perf_raw_close(void);
 
+/* The host's price of handing a core from one process to another
+ * (perf_host.c): us per handoff, two processes taking turns on one core
+ * through a futex, n handoffs each way; 0 when it could not run. */
+double perf_switch_lat(long n);
+
 /* Closes a raw UCX endpoint (forced) and waits for it on its worker; the
  * references' teardown. */
 struct ucp_ep;

@@ -7,6 +7,9 @@
  *                 gcs_write/ucx_rtt: raw UCX AM round trip between ranks 0
  *                 and 1, same run (target <= 6 on a 2-core host, <= 3 with
  *                 a core for each runtime thread)
+ *   host_switch   with gcs_write: us for one process to hand its core to
+ *                 another (perf_host.c); a write holds two wherever the
+ *                 host has fewer cores than the chain has ranks
  *   gcs_writes    acknowledged writes per second, pipelined (windows of
  *                 256) on the one chain; gcs_writes/target against 300,000/s
  *   gcs_reads     reads per second served by the shard's tail, pipelined;
@@ -196,6 +199,20 @@ static int run_gcs(const perf_group_t *g, const char *suffix,
         }
         if (rh_gcs_put(RH_GCS_T_JOB, "perf/done", 9, "1", 1, NULL) != RH_OK) {
             return gcs_fail("the end");
+        }
+        if (do_write) {
+            double sw = 1e30;
+
+            /* After the others stopped polling: the host alone. */
+            for (int t = 0; t < GCS_TRIALS; t++) {
+                perf_keep_best(&sw, perf_switch_lat(5000), 1);
+            }
+            perf_print("host_switch", suffix, sw, "us");
+            /* Two of the three ranks share a core, and a write needs
+             * both: the core goes from one to the other and back. */
+            printf("# host_switch: one process handing its core to another "
+                   "(futex, one core); with 3 ranks on 2 cores a write holds "
+                   "at least two: gcs_write is %.1f of them\n", o_lat / sw);
         }
     }
     return 0;
