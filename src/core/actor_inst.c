@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "base/completion.h"
+#include "base/config.h"
 #include "base/hashmap.h"
 #include "base/log.h"
 #include "base/mpsc.h"
@@ -344,17 +345,37 @@ static int rh_inst_can_go(rh_actor_inst_t *inst)
 static rh_task_t *rh_inst_next(rh_actor_inst_t *inst)
 {
     rh_task_t *t;
+    int driving = 0;
 
     pthread_mutex_lock(&inst->consume);
     /* Spin a while first, as the pool's workers do: a call that follows
      * at once (pipelined callers, round trips) then costs no wake-up, and
      * a wake-up on a host with fewer cores than threads can wait for a
-     * time slice. */
+     * time slice. Meanwhile the executor drives the network, as an idle
+     * pool worker does: the next call's message is then received on this
+     * thread and runs here at once, with no progress thread to schedule
+     * in between (on few cores, a context switch a call). Handlers that
+     * run meanwhile never wait for `consume` (a kill only tries it). */
     for (unsigned idle = 0; !rh_inst_can_go(inst) &&
                             idle < RH_POOL_SPIN_DEFAULT; idle++) {
+        if (rh_cfg.drive_us != 0 &&
+            (driving || (driving = rh_tp_drive_begin())) &&
+            rh_tp_drive() > 0) {
+            continue;   /* it may have brought the call: look at once */
+        }
         rh_cpu_relax();
         if ((idle & 63) == 63) {
             sched_yield();
+        }
+    }
+    /* A call to run: the network goes back without a wake (the progress
+     * thread takes it within RH_TP_ASIDE_US, as after a pool job). Going
+     * to sleep: it goes back at once. */
+    if (driving) {
+        if (rh_inst_can_go(inst)) {
+            rh_tp_drive_leave();
+        } else {
+            rh_tp_drive_end();
         }
     }
     while (!rh_inst_can_go(inst)) {
