@@ -130,6 +130,23 @@ static rh_status_t big(rh_task_ctx_t *ctx)
     return RH_OK;
 }
 
+/* Waits until the test opens the gate, then reads its argument: the
+ * runtime holds the argument and the return meanwhile. */
+static _Atomic int gate_open;
+static _Atomic int64_t gated_seen = -1;
+
+static rh_status_t gated(rh_task_ctx_t *ctx)
+{
+    int64_t v;
+
+    while (!atomic_load(&gate_open)) {
+        usleep(1000);
+    }
+    memcpy(&v, rh_task_arg(ctx, 0, NULL), sizeof(v));
+    atomic_store(&gated_seen, v);
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
 static void setup(void)
 {
     cr_assert_eq(rh_register("fib", fib, 1, 1), RH_OK);
@@ -139,6 +156,7 @@ static void setup(void)
     cr_assert_eq(rh_register("inc", inc, 1, 1), RH_OK);
     cr_assert_eq(rh_register("big", big, 0, 1), RH_OK);
     cr_assert_eq(rh_register("deep", deep, 1, 1), RH_OK);
+    cr_assert_eq(rh_register("gated", gated, 1, 1), RH_OK);
     cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
 }
 
@@ -429,6 +447,52 @@ Test(tasks, bad_calls_get_their_own_status_and_message)
     cr_expect_eq(rh_put(NULL, 5, &r), RH_ERR_INVALID_PARAM);
 }
 
+/* rh_release drops the owner's holds only: one past them is refused and
+ * takes nothing from the runtime (an unsealed put, a running task's
+ * argument and return), which would otherwise free the object under it. */
+Test(tasks, a_release_past_the_owner_s_holds_takes_none_of_the_runtime_s)
+{
+    int64_t v = 41;
+    rh_ref_t put, arg, ret;
+    rh_arg_t a;
+    void *p;
+    const void *q;
+    size_t len;
+    long live0 = rh_future_live();
+
+    cr_assert_eq(rh_put_create(sizeof(v), &put, &p), RH_OK);
+    cr_expect_eq(rh_release(put), RH_OK);
+    cr_expect_eq(rh_release(put), RH_ERR_INVALID_REF,
+                 "the put's own reference is not the owner's");
+    cr_expect(strstr(rh_last_error(), "released already") != NULL, "%s",
+              rh_last_error());
+    memcpy(p, &v, sizeof(v));
+    cr_expect_eq(rh_put_seal(put), RH_OK, "the put still stands: %s",
+                 rh_last_error());
+
+    cr_assert_eq(rh_put(&v, sizeof(v), &arg), RH_OK);
+    a = rh_arg_ref(arg);
+    cr_assert_eq(rh_remote("gated", &a, 1, NULL, &ret), RH_OK);
+    cr_assert_eq(rh_get(arg, &q, &len, 0), RH_OK);
+    cr_expect_eq(rh_release(arg), RH_OK);   /* the get's */
+    cr_expect_eq(rh_release(arg), RH_OK);   /* the put's */
+    cr_expect_eq(rh_release(arg), RH_ERR_INVALID_REF,
+                 "the task's hold on its argument is not the owner's");
+    cr_expect_eq(rh_release(ret), RH_OK);
+    cr_expect_eq(rh_release(ret), RH_ERR_INVALID_REF,
+                 "the running task's hold on its return is not the owner's");
+    atomic_store(&gate_open, 1);
+    while (atomic_load(&gated_seen) < 0) {
+        usleep(1000);
+    }
+    cr_expect_eq(atomic_load(&gated_seen), 41, "the argument stayed intact");
+    /* Every future dies once the task is done, none twice. */
+    while (rh_future_live() > live0) {
+        usleep(1000);
+    }
+    cr_expect_eq(rh_future_live(), live0);
+}
+
 Test(big, oversize_object_names_both_sizes)
 {
     rh_ref_t r;
@@ -554,6 +618,7 @@ static void setup_resources(void)
     cr_assert_eq(rh_register("exclusive", exclusive, 0, 1), RH_OK);
     cr_assert_eq(rh_register("ordinary", ordinary, 0, 1), RH_OK);
     cr_assert_eq(rh_register("deep", deep, 1, 1), RH_OK);
+    cr_assert_eq(rh_register("gated", gated, 1, 1), RH_OK);
     cr_assert_eq(rh_init(NULL, NULL, NULL), RH_OK, "%s", rh_last_error());
 }
 

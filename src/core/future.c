@@ -272,6 +272,8 @@ static void rh_ft_install(rh_fblock_t *b)
      * in its last life) that takes a hold on one of these refs then sees
      * the new counter and lets go. Refs past n stay 0: no hold there. */
     for (uint32_t i = 0; i < capacity; i++) {
+        atomic_store_explicit(&b->f[i].holds, i < (uint32_t)b->n,
+                              memory_order_relaxed);
         atomic_store_explicit(&b->f[i].refs, i < (uint32_t)b->n ? 2 : 0,
                               memory_order_release);
     }
@@ -472,6 +474,26 @@ void rh_future_unhold(rh_future_t *f)
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
         rh_ft_dead(f);
     }
+}
+
+void rh_future_owner_hold(rh_future_t *f)
+{
+    atomic_fetch_add_explicit(&f->holds, 1, memory_order_relaxed);
+}
+
+int rh_future_owner_drop(rh_future_t *f)
+{
+    int holds = atomic_load_explicit(&f->holds, memory_order_relaxed);
+
+    while (holds > 0) {
+        if (atomic_compare_exchange_weak_explicit(&f->holds, &holds,
+                                                  holds - 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int rh_future_wait_add(rh_future_t *f, rh_waiter_t *w)

@@ -55,8 +55,14 @@ typedef struct rh_fblock rh_fblock_t;
 
 typedef struct rh_future {
     _Atomic int             state;
-    /* holds of the owner, plus one while the producer has not finished */
+    /* holds of the owner, plus one while the producer has not finished,
+     * plus the runtime's own (lookups, tasks that take it as an argument,
+     * borrowers, lineage) */
     _Atomic int             refs;
+    /* the owner's holds alone: what rh_release may drop, so that a
+     * release past them cannot take a reference of the runtime's and
+     * free the future under it */
+    _Atomic int             holds;
     _Atomic(rh_waiter_t *)  waiters;     /* RH_WAITERS_CLOSED once final */
     rh_fblock_t            *block;
     const void             *data;        /* READY: the bytes */
@@ -169,6 +175,13 @@ int rh_future_wait_add(rh_future_t *f, rh_waiter_t *w);
  * object). */
 void rh_future_hold(rh_future_t *f);
 void rh_future_unhold(rh_future_t *f);
+
+/* The owner's holds (rh_put, rh_remote, rh_get give one; rh_release drops
+ * one), counted apart from the references above: the reference of each
+ * is taken and dropped as before. rh_future_owner_drop returns 0, and
+ * drops nothing, when the owner holds none. */
+void rh_future_owner_hold(rh_future_t *f);
+int rh_future_owner_drop(rh_future_t *f);
 
 /* Futures still alive (tests, leak checks). */
 long rh_future_live(void);

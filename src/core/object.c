@@ -369,6 +369,7 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
         }
         status = rh_get_mine_remote(f, id, ptr, deadline);
         if (status == RH_OK) {
+            rh_future_owner_hold(f);   /* the lookup's is the get's hold */
             *len = f->len;
             return RH_OK;
         }
@@ -402,9 +403,11 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
             rh_future_unhold(f);
             return status;
         }
+        rh_future_owner_hold(f);
         *len = f->len;
         return RH_OK;
     }
+    rh_future_owner_hold(f);
     *ptr = f->data;
     *len = f->len;
     return RH_OK;
@@ -536,6 +539,12 @@ rh_status_t rh_release(rh_ref_t ref)
     }
     f = rh_future_find_hold(id);
     if (f == NULL) {
+        return rh_bad_ref(id, "was released already or never existed");
+    }
+    /* Alive for the runtime's own references (a task still producing it,
+     * one taking it as an argument) is not held by the owner. */
+    if (!rh_future_owner_drop(f)) {
+        rh_future_unhold(f);
         return rh_bad_ref(id, "was released already or never existed");
     }
     rh_future_unhold(f);   /* the lookup's hold */
