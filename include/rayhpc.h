@@ -188,7 +188,10 @@ RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
  * with every copy is rebuilt from its lineage meanwhile (the get waits for
  * it); one that cannot be gives RH_ERR_OBJECT_LOST, one whose owner died
  * RH_ERR_OWNER_DIED (docs/fault-tolerance.md). Inside a task, a get that
- * waits lends the worker to other tasks meanwhile. len may be NULL. */
+ * waits lends the worker to other tasks meanwhile. A spilled object that
+ * cannot be read back because the store is full of objects in use gives
+ * RH_ERR_STORE_FULL once they were not let go within timeout_ms (or
+ * RAYHPC_PUT_TIMEOUT_MS when that is shorter). len may be NULL. */
 RH_EXPORT rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms);
 

@@ -444,6 +444,14 @@ Test(tasks, bad_calls_get_their_own_status_and_message)
     cr_expect_eq(rh_release(bogus), RH_ERR_INVALID_REF);
     one = rh_arg_ref(null_ref);
     cr_expect_eq(rh_remote("inc", &one, 1, NULL, &r), RH_ERR_INVALID_REF);
+    cr_expect(strstr(rh_last_error(), "null ref") != NULL, "%s",
+              rh_last_error());
+    /* An argument kind out of range is a bad parameter, not a bad ref. */
+    one = rh_arg_bytes(&v, sizeof(v));
+    one.kind = (rh_arg_kind_t)7;
+    cr_expect_eq(rh_remote("inc", &one, 1, NULL, &r), RH_ERR_INVALID_PARAM);
+    cr_expect(strstr(rh_last_error(), "kind 7") != NULL, "%s",
+              rh_last_error());
     cr_expect_eq(rh_put(NULL, 5, &r), RH_ERR_INVALID_PARAM);
 }
 

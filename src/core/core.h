@@ -35,9 +35,11 @@ uint64_t rh_deadline(int64_t timeout_ms);
 rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr);
 
 /* rh_store_get, waiting the same way while a spilled object cannot be read
- * back because the store is full of objects being read or written. */
+ * back because the store is full of objects being read or written: up to
+ * RAYHPC_PUT_TIMEOUT_MS, or to deadline (rh_time_ns; 0: none) when that
+ * comes first. */
 rh_status_t rh_object_get_stored(rh_object_id_t id, const void **ptr,
-                                 size_t *len);
+                                 size_t *len, uint64_t deadline);
 
 /* Gives back n store references that the gets of an ended future held. */
 void rh_object_unpin(rh_object_id_t id, int n);

@@ -104,13 +104,23 @@ static int rh_room_tried(void *arg)
 }
 
 /* Backpressure: waits, driving the network (a release may come from
- * another node), while readers hold what fills the store. */
-static rh_status_t rh_room_wait(rh_room_try_t *t)
+ * another node), while readers hold what fills the store; up to
+ * RAYHPC_PUT_TIMEOUT_MS, or to a get's own deadline when that comes first
+ * (0: none). */
+static rh_status_t rh_room_wait(rh_room_try_t *t, uint64_t deadline)
 {
+    uint64_t limit = rh_deadline((int64_t)rh_cfg.put_timeout_ms);
+    int caller_first = deadline != 0 && (limit == 0 || deadline < limit);
+
+    if (caller_first) {
+        limit = deadline;
+    }
     if (!rh_room_tried(t) &&
-        !rh_core_wait_until_polled(rh_room_tried, t,
-                                   rh_deadline((int64_t)
-                                               rh_cfg.put_timeout_ms))) {
+        !rh_core_wait_until_polled(rh_room_tried, t, limit)) {
+        if (caller_first) {
+            return rh_error_set(RH_ERR_STORE_FULL, "%s (the get's timeout "
+                                "ended before readers let go)", t->msg);
+        }
         return rh_error_set(RH_ERR_STORE_FULL, "%s (waited %llu ms for "
                             "readers to let go: RAYHPC_PUT_TIMEOUT_MS)",
                             t->msg, (unsigned long long)rh_cfg.put_timeout_ms);
@@ -132,7 +142,7 @@ rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr)
         return status;
     }
     t = (rh_room_try_t){ .id = id, .len = len };
-    status = rh_room_wait(&t);
+    status = rh_room_wait(&t, 0);
     if (status == RH_OK) {
         *ptr = t.ptr;
     }
@@ -140,7 +150,7 @@ rh_status_t rh_object_create(rh_object_id_t id, size_t len, void **ptr)
 }
 
 rh_status_t rh_object_get_stored(rh_object_id_t id, const void **ptr,
-                                 size_t *len)
+                                 size_t *len, uint64_t deadline)
 {
     rh_room_try_t t;
     rh_status_t status = rh_store_get(rh_core_store(), id, ptr, len);
@@ -149,7 +159,7 @@ rh_status_t rh_object_get_stored(rh_object_id_t id, const void **ptr,
         return status;
     }
     t = (rh_room_try_t){ .id = id, .get = 1 };
-    status = rh_room_wait(&t);
+    status = rh_room_wait(&t, deadline);
     if (status == RH_OK) {
         *ptr = t.ptr;
         *len = t.len;
@@ -168,11 +178,11 @@ void rh_object_unpin(rh_object_id_t id, int n)
 /* A store reference for a get of our own object: kept (a pin of the
  * future) so that the bytes stay in place until the get's hold goes. */
 static rh_status_t rh_get_pinned(rh_future_t *f, rh_object_id_t id,
-                                 const void **ptr)
+                                 const void **ptr, uint64_t deadline)
 {
     size_t len;
     char s[RH_OBJECT_ID_STRLEN];
-    rh_status_t status = rh_object_get_stored(id, ptr, &len);
+    rh_status_t status = rh_object_get_stored(id, ptr, &len, deadline);
 
     if (status != RH_OK) {
         return status;
@@ -335,7 +345,7 @@ static rh_status_t rh_get_mine_remote(rh_future_t *f, rh_object_id_t id,
                 return status;
             }
         }
-        status = rh_get_pinned(f, id, ptr);
+        status = rh_get_pinned(f, id, ptr, deadline);
     }
     return status;
 }
@@ -398,7 +408,7 @@ static rh_status_t rh_get_mine(rh_object_id_t id, const void **ptr,
     }
     if (f->in_store) {
         /* it may have been spilled: the store reads it back */
-        status = rh_get_pinned(f, id, ptr);
+        status = rh_get_pinned(f, id, ptr, deadline);
         if (status != RH_OK) {
             rh_future_unhold(f);
             return status;
@@ -449,7 +459,7 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
                             rh_object_id_str(id, s), rh_object_id_owner(id));
     }
     for (int round = 0;; round++) {
-        rh_status_t status = rh_object_get_stored(id, ptr, len);
+        rh_status_t status = rh_object_get_stored(id, ptr, len, deadline);
 
         /* a copy evicted for room between the pull and the get: again */
         if (status != RH_ERR_INVALID_REF || round == 3 ||

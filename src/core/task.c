@@ -406,7 +406,7 @@ static rh_status_t rh_task_bind_borrowed(rh_task_slot_t *s)
 {
     rh_status_t status;
 
-    status = rh_object_get_stored(s->id, &s->data, &s->len);
+    status = rh_object_get_stored(s->id, &s->data, &s->len, 0);
     if (status == RH_OK || status == RH_ERR_STORE_FULL) {
         return status;   /* full: it waited for room already */
     }
@@ -414,7 +414,7 @@ static rh_status_t rh_task_bind_borrowed(rh_task_slot_t *s)
     if (status != RH_OK) {
         return status;
     }
-    return rh_object_get_stored(s->id, &s->data, &s->len);
+    return rh_object_get_stored(s->id, &s->data, &s->len, 0);
 }
 
 /* Points every ref argument at its bytes. Owned refs are ready by now (and
@@ -453,7 +453,7 @@ static int rh_task_bind_args(rh_task_t *t, char *msg, size_t msglen)
                 }
             }
             if (status == RH_OK) {
-                status = rh_object_get_stored(s->id, &s->data, &s->len);
+                status = rh_object_get_stored(s->id, &s->data, &s->len, 0);
             }
             s->pinned = status == RH_OK;
         } else {
@@ -967,10 +967,13 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
                                     args[i].len);
             }
             *bytes += args[i].len;
-        } else if (args[i].kind != RH_ARG_REF ||
-                   (args[i].ref.hi == 0 && args[i].ref.lo == 0)) {
+        } else if (args[i].kind != RH_ARG_REF) {
+            return rh_error_set(RH_ERR_INVALID_PARAM, "argument %d of %s: "
+                                "kind %d is neither RH_ARG_REF nor "
+                                "RH_ARG_BYTES", i, name, (int)args[i].kind);
+        } else if (args[i].ref.hi == 0 && args[i].ref.lo == 0) {
             return rh_error_set(RH_ERR_INVALID_REF, "argument %d of %s is "
-                                "not a ref or bytes (a null ref?)", i, name);
+                                "a null ref", i, name);
         }
     }
     return RH_OK;

@@ -22,7 +22,8 @@
  *                       "SPILL WAIT OK".
  *        spill getwait  (RAYHPC_PUT_TIMEOUT_MS=2000) objects put first
  *                       spill while objects being read fill the store: a
- *                       get of one fails after the timeout saying why; a
+ *                       get of one fails after the timeout saying why (at
+ *                       once with a get's timeout of 0); a
  *                       get while a thread lets readers go waits and
  *                       reads it back: "SPILL GETWAIT OK".
  *        spill kill     prints "SPILLDIR <path>" and puts for ever while a
@@ -495,6 +496,15 @@ static int getwait_mode(void)
         return 1;
     }
     printf("spill: a get with no room: %s\n", rh_last_error());
+    /* A get's own timeout ends its wait when it is the shorter: 0 only
+     * looks, as for an object not ready. */
+    status = rh_get(early[2], &q, &len, 0);
+    if (status != RH_ERR_STORE_FULL ||
+        strstr(rh_last_error(), "the get's timeout") == NULL) {
+        fprintf(stderr, "spill: get with timeout 0, no room: %s: %s\n",
+                rh_status_string(status), rh_last_error());
+        return 1;
+    }
     pthread_create(&t, NULL, let_go, NULL);
     t0 = rank_now();
     status = rh_get(early[1], &q, &len, WAIT_MS);
