@@ -162,6 +162,15 @@ Test(actors, an_actor_shares_its_owners_fate)
     rh_run_free(&run);
 }
 
+/* A detached actor outlives its owner: a rank that knew where it was and
+ * one that finds it by name afterwards both call it, and a kill with no
+ * owner left to route it ends it and frees its name. */
+Test(actors, a_detached_actor_outlives_its_owner_and_dies_by_a_kill)
+{
+    expect_ok(4, 4, 1, "detachedorphan", dflt_env, "ACTORS DETACHEDORPHAN OK",
+              1);
+}
+
 /* The owner of an actor with max_restarts and max_task_retries -1 dies
  * with 64 calls of a third rank in flight: its death is the end all the
  * same, and the calls its instance refused unrun fail instead of waiting

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "core/actor.h"
+#include "core/actor_record.h"
 #include "core/actor_resend.h"
 #include "core/actor_table.h"
 #include "core/core.h"
@@ -109,6 +110,7 @@ typedef struct rh_actor_client {
     char             why[256];        /* DEAD: why */
     rh_resend_t      rs;              /* calls kept for a resend */
     _Atomic long     holds;           /* this rank's holds of the actor */
+    int              orphan;          /* asked the GCS: its owner died */
 } rh_actor_client_t;
 
 static pthread_mutex_t rh_cl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -910,6 +912,9 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
     meta.keep_res = keep;
     meta.checkpoints = ckpts;
     meta.ckpt_interval = interval;
+    if (name != NULL) {
+        snprintf(meta.name, sizeof(meta.name), "%s", name);
+    }
     all[0] = rh_arg_bytes(&meta, sizeof(meta));
     for (int i = 0; i < nargs; i++) {
         all[i + 1] = args[i];
@@ -1036,6 +1041,68 @@ static int rh_client_known(void *arg)
     return s == RH_CL_ALIVE || s == RH_CL_DEAD;
 }
 
+/* Where an actor whose owner died is: asked of its record in the GCS. */
+typedef struct rh_orphan_ask {
+    rh_tp_op_t op;    /* the read starts on the progress thread */
+    rh_actor_t actor;
+    unsigned   gen;   /* rh_cl_gen when asked: the cache may be gone since */
+} rh_orphan_ask_t;
+
+static void rh_client_orphan_found(void *arg, rh_status_t status,
+                                   const rh_actor_record_t *rec)
+{
+    rh_orphan_ask_t *q = arg;
+    rh_actor_client_t *c = NULL;
+    char why[256];
+
+    if (q->gen == atomic_load(&rh_cl_gen)) {
+        c = rh_client_get(q->actor, 0);
+    }
+    if (c != NULL) {
+        if (status == RH_OK && rec->state == RH_AT_ALIVE && rec->rank >= 0 &&
+            rec->rank < rh_size() && rh_rank_alive(rec->rank)) {
+            rh_client_located(c, rec->rank, rec->restarts, -2, NULL);
+        } else {
+            snprintf(why, sizeof(why), "actor %s: its owner, rank %u, died",
+                     rh_actor_class_name(q->actor),
+                     rh_actor_owner(q->actor));
+            rh_client_located(c, -1, 0, -2, why);
+        }
+    }
+    free(q);
+}
+
+/* Without c->lock: an answer may come at once and take it. */
+static void rh_client_orphan_ask(rh_tp_op_t *op)
+{
+    rh_orphan_ask_t *q = (rh_orphan_ask_t *)op;
+    rh_status_t status = rh_actor_record_read_async(q->actor,
+                                                    rh_client_orphan_found,
+                                                    q);
+
+    if (status != RH_OK) {
+        rh_client_orphan_found(q, status, NULL);
+    }
+}
+
+/* Asks the GCS where the actor is, once its owner died. c->lock held.
+ * Returns 0 when it could not (no memory). */
+static int rh_client_ask_gcs(rh_actor_client_t *c)
+{
+    rh_orphan_ask_t *q = malloc(sizeof(*q));
+
+    if (q == NULL) {
+        return 0;
+    }
+    q->op.run = rh_client_orphan_ask;
+    q->actor = c->actor;
+    q->gen = atomic_load(&rh_cl_gen);
+    c->orphan = 1;
+    atomic_store(&c->state, RH_CL_ASKED);
+    rh_tp_defer(&q->op);
+    return 1;
+}
+
 /* Asks the owner where the actor is, once. c->lock held. Returns 0, or
  * -1 with why when the actor is known dead already (the caller then tells
  * the cache, with rh_client_located, once it let go of c->lock). */
@@ -1056,6 +1123,12 @@ static int rh_client_ask(rh_actor_client_t *c, char *why, size_t len)
         return 0;
     }
     if (!rh_rank_alive(owner)) {
+        /* A detached actor outlives its owner: where it is, the owner's
+         * last record in the GCS says (one that shared its owner's fate
+         * ended, and its rank answers calls so). */
+        if (rh_client_ask_gcs(c)) {
+            return 0;
+        }
         snprintf(why, len, "actor %s: its owner, rank %d, died",
                  rh_actor_class_name(c->actor), owner);
         return -1;
@@ -1360,10 +1433,32 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
     } else {
         rh_actor_client_t *c = rh_client_get(actor, 1);
         char why[256];
+        int at = -1;
 
-        rh_actl_send(owner, RH_ACTL_KILL, actor, 1, 0, NULL);
         snprintf(why, sizeof(why), "actor %s was killed by rank %d",
                  cls->name, rh_rank());
+        if (rh_rank_alive(owner)) {
+            rh_actl_send(owner, RH_ACTL_KILL, actor, 1, 0, NULL);
+        } else if (c != NULL) {
+            /* Its owner died: only a detached actor outlived it, and the
+             * owner's table cannot end it now. Where this rank last knew
+             * it to be is told directly. */
+            pthread_mutex_lock(&c->lock);
+            if (atomic_load(&c->state) == RH_CL_ALIVE) {
+                at = c->rank;
+            }
+            pthread_mutex_unlock(&c->lock);
+        }
+        if (at == rh_rank()) {
+            rh_actor_inst_t *inst = rh_actor_inst_find(actor);
+
+            if (inst != NULL) {
+                rh_actor_inst_end(inst, 1, why);
+                rh_actor_inst_put(inst);
+            }
+        } else if (at >= 0 && rh_rank_alive(at)) {
+            rh_actl_send(at, RH_ACTL_END, actor, 1, 0, why);
+        }
         if (c != NULL) {
             rh_client_located(c, -1, 0, -2, why);
         }
@@ -1400,17 +1495,26 @@ rh_status_t rh_actor_get_named(const char *name, rh_actor_t *actor)
     return status;
 }
 
+_Static_assert(sizeof(((rh_actor_meta_t *)0)->name) >= RH_ACTOR_NAME_MAX,
+               "an actor's meta holds its name");
+
 /* ---- the wire ----------------------------------------------------------------- */
 
-void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why)
+void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why,
+                         const char *name)
 {
     int owner = (int)rh_actor_owner(actor);
 
     (void)killed;
     if (owner == rh_rank()) {
         rh_atab_ended_tell(actor, rh_rank(), why);
-    } else {
+    } else if (rh_rank_alive(owner)) {
         rh_actl_send(owner, RH_ACTL_ENDED, actor, 0, 0, why);
+    } else if (name != NULL && name[0] != '\0') {
+        /* Its owner's table, which frees the name of an actor that ends,
+         * died before it (a detached actor killed later, or one that
+         * shared its owner's fate): the name is free again from here. */
+        rh_name_drop(name);
     }
 }
 
@@ -1611,10 +1715,17 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
     case RH_ACTL_END: {
         rh_actor_inst_t *inst;
 
-        if (rh_actor_owner(a) != (uint32_t)src) {
-            return RH_ERR_MALFORMED;
-        }
+        /* The owner ends its actors; a detached one that outlived its
+         * owner is killed by whoever kills it (rh_actor_kill). */
         inst = rh_actor_inst_find(a);
+        if (rh_actor_owner(a) != (uint32_t)src &&
+            (inst == NULL || !rh_actor_inst_detached(inst) ||
+             h.value == 0)) {
+            if (inst != NULL) {
+                rh_actor_inst_put(inst);
+            }
+            return inst == NULL ? RH_OK : RH_ERR_MALFORMED;
+        }
         if (inst != NULL) {
             rh_actor_inst_end(inst, h.value != 0, text ? text :
                               "the actor ended");
@@ -1897,6 +2008,23 @@ static void rh_actor_on_peer_failure(void *arg, int rank)
                     pthread_mutex_unlock(&c->lock);
                 }
                 continue;
+            }
+            if (s != RH_CL_DEAD && s != RH_CL_ALIVE && !c->orphan &&
+                rh_actor_owner(c->actor) == (uint32_t)rank) {
+                /* Asked the owner, which died before it answered: a
+                 * detached actor outlives it, and the GCS's record says
+                 * where (one that shared its owner's fate ended, and its
+                 * rank answers calls so). */
+                int asked;
+
+                pthread_mutex_lock(&c->lock);
+                s = atomic_load(&c->state);
+                asked = s != RH_CL_DEAD && s != RH_CL_ALIVE && !c->orphan &&
+                        rh_client_ask_gcs(c);
+                pthread_mutex_unlock(&c->lock);
+                if (asked || s == RH_CL_DEAD || s == RH_CL_ALIVE) {
+                    continue;
+                }
             }
             if ((s == RH_CL_ALIVE && c->rank == rank) ||
                 (s != RH_CL_DEAD && s != RH_CL_ALIVE &&

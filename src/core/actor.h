@@ -56,6 +56,9 @@ typedef struct rh_actor_meta {
     int32_t  restore;    /* 1: argument 1 is a checkpoint to restore */
     int32_t  checkpoints;    /* 1: the actor takes checkpoints */
     int32_t  reserved;
+    /* its name, "" when it has none: the instance's rank frees the name
+     * itself when the actor ends after its owner died */
+    char     name[64];
 } rh_actor_meta_t;
 
 /* A checkpoint, as the instance sends it to the owner and the owner hands
@@ -149,6 +152,9 @@ void rh_actor_inst_put(rh_actor_inst_t *inst);
  * calls (the task is untouched). */
 int rh_actor_inst_push(rh_actor_inst_t *inst, rh_task_t *t);
 
+/* Whether the instance outlives its owner (a detached actor). */
+int rh_actor_inst_detached(const rh_actor_inst_t *inst);
+
 /* A call of rank src with sequence number seq (progress thread): runs in
  * that caller's order. t NULL: seq will never come (skip it). */
 void rh_actor_inst_arrived(rh_actor_inst_t *inst, int src, uint64_t seq,
@@ -168,7 +174,8 @@ void rh_actor_inst_caller_died(int rank);
 
 /* The instance ended here (actor_inst.c tells actor.c, on the progress
  * thread): the owner hears of it. */
-void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why);
+void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why,
+                         const char *name);
 
 /* Fails t, a call that will not run on its actor, with status and msg:
  * its returns fail (or its caller is answered) once it may go. */

@@ -58,6 +58,7 @@ struct rh_actor_inst {
     void                   *state;
     int                     nthreads;
     int                     detached;
+    char                    name[64];   /* "" when it has none */
     _Atomic int             live_threads;
     _Atomic int             ending;       /* RH_INST_* */
 
@@ -274,6 +275,11 @@ void rh_actor_call_ready(rh_task_t *t)
     rh_actor_inst_put(inst);
 }
 
+int rh_actor_inst_detached(const rh_actor_inst_t *inst)
+{
+    return inst->detached;
+}
+
 int rh_actor_inst_push(rh_actor_inst_t *inst, rh_task_t *t)
 {
     atomic_fetch_add_explicit(&inst->pushers, 1, memory_order_seq_cst);
@@ -414,7 +420,7 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
     (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
     pthread_cond_broadcast(&rh_inst_gone);
     pthread_mutex_unlock(&rh_inst_lock);
-    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst));
+    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst), inst->name);
     rh_actor_inst_put(inst);   /* the registry's */
 }
 
@@ -628,6 +634,8 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
     inst->cls = cls;
     inst->nthreads = meta->max_concurrency;
     inst->detached = meta->detached;
+    memcpy(inst->name, meta->name, sizeof(inst->name));
+    inst->name[sizeof(inst->name) - 1] = '\0';
     inst->epoch = (uint32_t)meta->epoch;
     inst->ctor_ctx = ctx;
     /* The registry's, the thread's, and ours while we wait for the

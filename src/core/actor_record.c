@@ -253,3 +253,47 @@ rh_status_t rh_actor_record_read(rh_actor_t a, rh_actor_record_t *rec)
     free(value);
     return status;
 }
+
+typedef struct rh_arec_read {
+    rh_gcs_op_t             op;
+    char                    key[48];
+    rh_actor_record_done_fn done;
+    void                   *arg;
+} rh_arec_read_t;
+
+static void rh_arec_read_done(rh_gcs_op_t *op)
+{
+    rh_arec_read_t *r = (rh_arec_read_t *)op;
+    rh_actor_record_t rec;
+    rh_status_t status = op->status;
+
+    if (status == RH_OK) {
+        status = rh_actor_record_parse(op->out, op->out_len, &rec);
+    }
+    free(op->out);
+    r->done(r->arg, status, status == RH_OK ? &rec : NULL);
+    free(r);
+}
+
+rh_status_t rh_actor_record_read_async(rh_actor_t a,
+                                       rh_actor_record_done_fn done,
+                                       void *arg)
+{
+    rh_arec_read_t *r = calloc(1, sizeof(*r));
+    rh_status_t status;
+
+    if (r == NULL) {
+        return rh_error_set(RH_ERR_NO_MEMORY, "reading an actor's record");
+    }
+    r->op.table = RH_GCS_T_ACTOR;
+    r->op.klen = (size_t)rh_arec_key(a, r->key, sizeof(r->key));
+    r->op.key = r->key;
+    r->op.done = rh_arec_read_done;
+    r->done = done;
+    r->arg = arg;
+    status = rh_gcs_get_async(&r->op);
+    if (status != RH_OK) {
+        free(r);
+    }
+    return status;
+}

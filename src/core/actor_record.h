@@ -63,6 +63,15 @@ typedef struct rh_actor_record {
  * value is not a record. */
 rh_status_t rh_actor_record_read(rh_actor_t a, rh_actor_record_t *rec);
 
+/* The same without waiting: done runs once, on the progress thread (or at
+ * the GCS's stop, with RH_ERR_SHUTDOWN), with the status and, when it is
+ * RH_OK, the record. RH_OK when the read was started. */
+typedef void (*rh_actor_record_done_fn)(void *arg, rh_status_t status,
+                                        const rh_actor_record_t *rec);
+rh_status_t rh_actor_record_read_async(rh_actor_t a,
+                                       rh_actor_record_done_fn done,
+                                       void *arg);
+
 /* Parses a record's value (len bytes, not terminated). */
 rh_status_t rh_actor_record_parse(const char *text, size_t len,
                                   rh_actor_record_t *rec);

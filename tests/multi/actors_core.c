@@ -18,6 +18,11 @@
  *        actors_core ownerdeath  rank 1 creates an actor and dies: rank 0's
  *                          calls fail with RH_ERR_ACTOR_DEAD: "ACTORS
  *                          OWNERDEATH OK".
+ *                          Its name is then free again.
+ *        actors_core detachedorphan  (4 ranks on 4 nodes) rank 3 creates a
+ *                          detached named actor and dies: ranks 0 and 1
+ *                          still call it, rank 0 kills it, its name is
+ *                          free: "ACTORS DETACHEDORPHAN OK".
  *        actors_core ownerflight  as ownerdeath, with calls of ranks 0 and 1
  *                          in flight as the owner dies: each ends, answered
  *                          or RH_ERR_ACTOR_DEAD: "ACTORS OWNERFLIGHT OK".
@@ -859,6 +864,60 @@ static int run_keep1(int remote)
     return failures;
 }
 
+/* One add of caller id with sequence number seq: its status. */
+static rh_status_t add_one(rh_actor_t a, int caller, int64_t seq)
+{
+    add_arg_t arg = { caller, 0, seq };
+    rh_arg_t x = rh_arg_bytes(&arg, sizeof(arg));
+    rh_status_t st;
+    rh_ref_t r;
+
+    st = rh_actor_call(a, "add", &x, 1, NULL, &r);
+    if (st == RH_OK) {
+        (void)get_i64(r, 0, &st);
+    }
+    return st;
+}
+
+/* Waits until the named actor exists (a flag between ranks): 1, or 0 at
+ * end. */
+static int await_name(const char *name, double end)
+{
+    rh_actor_t f;
+
+    while (rh_actor_get_named(name, &f) != RH_OK) {
+        if (rank_now() >= end) {
+            return 0;
+        }
+        rank_nap();
+    }
+    (void)rh_actor_release(f);
+    return 1;
+}
+
+/* Waits until no actor holds the name any more: its last status. */
+static rh_status_t await_name_free(const char *name, double end)
+{
+    rh_actor_t f;
+    rh_status_t st;
+
+    while ((st = rh_actor_get_named(name, &f)) == RH_OK &&
+           rank_now() < end) {
+        (void)rh_actor_release(f);
+        rank_nap();
+    }
+    return st;
+}
+
+static rh_actor_t make_flag(const char *name, int64_t tag)
+{
+    rh_actor_params_t fp = { 0 };
+
+    fp.field_mask = RH_ACTOR_PARAM_FIELD_NAME;
+    fp.name = name;
+    return make_counter(tag, &fp);
+}
+
 /* Rank 1 creates a named actor on the last node and dies once rank 0 has
  * found it: the actor shares its owner's fate (its destructor runs on its
  * rank) and rank 0's calls fail with RH_ERR_ACTOR_DEAD. */
@@ -908,9 +967,85 @@ static int run_ownerdeath(void)
         }
     } while (st == RH_OK && rank_now() < end);
     EXPECT(st == RH_ERR_ACTOR_DEAD, "calls after the owner died: %d", st);
+    /* The owner's table, which frees the name of an actor that ends, died
+     * with the owner: the actor's rank freed it. */
+    st = await_name_free("orphan", end);
+    EXPECT(st == RH_ERR_NOT_FOUND, "the name of an actor that ended with "
+           "its owner: %s", rh_status_string(st));
+    CHECK(rh_actor_release(make_flag("orphan", 52)));
     CHECK(rh_actor_release(flag));
     if (failures == 0) {
         printf("ACTORS OWNERDEATH OK\n");
+    }
+    return failures;
+}
+
+/* Rank 3 creates a detached, named actor on node 2 and dies once rank 0
+ * has called it: the actor outlives its owner. Rank 0 (whose rank knew
+ * where it was) and rank 1 (which finds it by name only after the death:
+ * nobody is left to ask but the GCS) both reach it; then rank 0 kills it,
+ * with nobody left to tell but the actor's rank: later calls fail as
+ * dead, and its name is free again. */
+static int run_detachedorphan(void)
+{
+    rh_actor_params_t p = on_node(2);
+    rh_actor_t a, flag, gone, done;
+    rh_status_t st;
+    double end = rank_now() + 60;
+
+    p.field_mask |= RH_ACTOR_PARAM_FIELD_NAME | RH_ACTOR_PARAM_FIELD_DETACHED;
+    p.name = "survivor";
+    p.detached = 1;
+    if (rh_rank() == 3) {
+        a = make_counter(60, &p);
+        CHECK(rh_actor_ready(a, 30000, NULL));
+        (void)await_name("go-die", end);
+        raise(SIGKILL);
+    }
+    if (rh_rank() == 1) {
+        if (!await_name("owner-gone", end)) {
+            EXPECT(0, "rank 1: rank 0 never saw the owner die");
+            return failures;
+        }
+        CHECK(rh_actor_get_named("survivor", &a));
+        EXPECT((st = add_one(a, 1, 1)) == RH_OK, "rank 1's call to the "
+               "detached actor whose owner died: %s", rh_status_string(st));
+        done = make_flag("rank1-done", 63);
+        (void)await_name_free("survivor", end);
+        CHECK(rh_actor_release(done));
+        return failures;
+    }
+    if (rh_rank() != 0) {
+        return 0;
+    }
+    if (!await_name("survivor", end)) {
+        EXPECT(0, "rank 0: no actor named survivor");
+        return failures;
+    }
+    CHECK(rh_actor_get_named("survivor", &a));
+    EXPECT((st = add_one(a, 0, 1)) == RH_OK, "first call: %s",
+           rh_status_string(st));
+    flag = make_flag("go-die", 61);
+    while (rh_rank_alive(3) && rank_now() < end) {
+        rank_nap();
+    }
+    EXPECT(!rh_rank_alive(3), "rank 3 never died");
+    EXPECT((st = add_one(a, 0, 2)) == RH_OK, "rank 0's call after the "
+           "owner died: %s", rh_status_string(st));
+    gone = make_flag("owner-gone", 62);
+    EXPECT(await_name("rank1-done", end), "rank 1 never called");
+    check_total(a, 3);
+    CHECK(rh_actor_kill(a, 1));
+    st = add_one(a, 0, 3);
+    EXPECT(st == RH_ERR_ACTOR_DEAD, "a call after the kill: %s",
+           rh_status_string(st));
+    st = await_name_free("survivor", end);
+    EXPECT(st == RH_ERR_NOT_FOUND, "the name of the killed actor: %s",
+           rh_status_string(st));
+    CHECK(rh_actor_release(flag));
+    CHECK(rh_actor_release(gone));
+    if (failures == 0) {
+        printf("ACTORS DETACHEDORPHAN OK\n");
     }
     return failures;
 }
@@ -1168,6 +1303,8 @@ int main(int argc, char **argv)
         rc = run_callers();
     } else if (strcmp(mode, "ownerdeath") == 0) {
         rc = run_ownerdeath();
+    } else if (strcmp(mode, "detachedorphan") == 0) {
+        rc = run_detachedorphan();
     } else if (strcmp(mode, "ownerflight") == 0) {
         rc = run_ownerflight(0);
     } else if (strcmp(mode, "ownerretry") == 0) {
