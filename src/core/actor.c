@@ -1453,6 +1453,7 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
             rh_actor_inst_t *inst = rh_actor_inst_find(actor);
 
             if (inst != NULL) {
+                rh_actor_inst_owner_gone(inst);
                 rh_actor_inst_end(inst, 1, why);
                 rh_actor_inst_put(inst);
             }
@@ -1501,14 +1502,14 @@ _Static_assert(sizeof(((rh_actor_meta_t *)0)->name) >= RH_ACTOR_NAME_MAX,
 /* ---- the wire ----------------------------------------------------------------- */
 
 void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why,
-                         const char *name)
+                         const char *name, int owner_gone)
 {
     int owner = (int)rh_actor_owner(actor);
 
     (void)killed;
     if (owner == rh_rank()) {
         rh_atab_ended_tell(actor, rh_rank(), why);
-    } else if (rh_rank_alive(owner)) {
+    } else if (!owner_gone && rh_rank_alive(owner)) {
         rh_actl_send(owner, RH_ACTL_ENDED, actor, 0, 0, why);
     } else if (name != NULL && name[0] != '\0') {
         /* Its owner's table, which frees the name of an actor that ends,
@@ -1727,6 +1728,10 @@ static rh_status_t rh_actor_on_ctl(void *arg, rh_am_msg_t *msg)
             return inst == NULL ? RH_OK : RH_ERR_MALFORMED;
         }
         if (inst != NULL) {
+            if (rh_actor_owner(a) != (uint32_t)src) {
+                /* sent only once its owner died (rh_actor_kill) */
+                rh_actor_inst_owner_gone(inst);
+            }
             rh_actor_inst_end(inst, h.value != 0, text ? text :
                               "the actor ended");
             rh_actor_inst_put(inst);

@@ -155,6 +155,10 @@ int rh_actor_inst_push(rh_actor_inst_t *inst, rh_task_t *t);
 /* Whether the instance outlives its owner (a detached actor). */
 int rh_actor_inst_detached(const rh_actor_inst_t *inst);
 
+/* The instance ends for, or after, its owner's death: when it has ended,
+ * its rank frees its name, as the owner's table would have. */
+void rh_actor_inst_owner_gone(rh_actor_inst_t *inst);
+
 /* A call of rank src with sequence number seq (progress thread): runs in
  * that caller's order. t NULL: seq will never come (skip it). */
 void rh_actor_inst_arrived(rh_actor_inst_t *inst, int src, uint64_t seq,
@@ -175,7 +179,7 @@ void rh_actor_inst_caller_died(int rank);
 /* The instance ended here (actor_inst.c tells actor.c, on the progress
  * thread): the owner hears of it. */
 void rh_actor_ended_here(rh_actor_t actor, int killed, const char *why,
-                         const char *name);
+                         const char *name, int owner_gone);
 
 /* Fails t, a call that will not run on its actor, with status and msg:
  * its returns fail (or its caller is answered) once it may go. */

@@ -59,6 +59,9 @@ struct rh_actor_inst {
     int                     nthreads;
     int                     detached;
     char                    name[64];   /* "" when it has none */
+    _Atomic int             owner_gone; /* ended for, or after, its owner's
+                                         * death: nobody else frees the
+                                         * name */
     _Atomic int             live_threads;
     _Atomic int             ending;       /* RH_INST_* */
 
@@ -280,6 +283,11 @@ int rh_actor_inst_detached(const rh_actor_inst_t *inst)
     return inst->detached;
 }
 
+void rh_actor_inst_owner_gone(rh_actor_inst_t *inst)
+{
+    atomic_store(&inst->owner_gone, 1);
+}
+
 int rh_actor_inst_push(rh_actor_inst_t *inst, rh_task_t *t)
 {
     atomic_fetch_add_explicit(&inst->pushers, 1, memory_order_seq_cst);
@@ -420,7 +428,8 @@ static void rh_inst_ended_run(rh_tp_op_t *op)
     (void)rh_hmap_del(&rh_insts, &inst->actor, NULL);
     pthread_cond_broadcast(&rh_inst_gone);
     pthread_mutex_unlock(&rh_inst_lock);
-    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst), inst->name);
+    rh_actor_ended_here(inst->actor, killed, rh_inst_why(inst), inst->name,
+                        atomic_load(&inst->owner_gone));
     rh_actor_inst_put(inst);   /* the registry's */
 }
 
@@ -895,6 +904,9 @@ void rh_actor_inst_end_owned_by(int rank, const char *why)
 
             snprintf(msg, sizeof(msg), "actor %s on rank %d %s",
                      inst->cls->name, rh_rank(), why);
+            if (rank >= 0) {
+                rh_actor_inst_owner_gone(inst);
+            }
             rh_actor_inst_end(inst, 1, msg);
         }
     }
