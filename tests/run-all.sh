@@ -426,6 +426,7 @@ if want tsan; then
         RAYHPC_SUMMARY=1 tsan_run "job state served and summed up at finalize" 0 "RAYHPC_SUMMARY" 1 -n 4 --nodes 2 ./tests/multi/jobstate "$tsan/jobstate.gate"
         RAYHPC_SUMMARY=1 tsan_run "job state gathered over the network from 4 nodes" 0 "4 ranks on 4 nodes; 4 of them answered$" 1 -n 4 --nodes 4 ./tests/multi/jobstate "$tsan/jobstate.gate"
         UCX_TLS=tcp,self tsan_run "actors: the actor's owner dies" 137 "ACTORS OWNERDEATH OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core ownerdeath
+        tsan_run "actors: a detached actor outlives its owner, then a kill frees its name" 137 "ACTORS DETACHEDORPHAN OK" 1 --keep-going -n 4 --nodes 4 ./tests/multi/actors_core detachedorphan
         UCX_TLS=tcp,self tsan_run "actors: the owner of a restartable actor dies with calls in flight" 137 "ACTORS OWNERFLIGHT OK" 1 --keep-going -n 3 --nodes 3 ./tests/multi/actors_core ownerretry
         tsan_run "actors: parameter server, 4 workers on 2 nodes" 0 "PARAM_SERVER OK" 1 -n 4 --nodes 2 ./examples/param_server 16384 4 4
         tsan_run "actors: simulation farm, 6 rods on 2 nodes" 0 "SIM_FARM OK" 1 -n 4 --nodes 2 ./examples/sim_farm 6 10 256
