@@ -1443,11 +1443,21 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
             /* Its owner died: only a detached actor outlived it, and the
              * owner's table cannot end it now. Where this rank last knew
              * it to be is told directly. */
+            rh_actor_record_t rec;
+
             pthread_mutex_lock(&c->lock);
             if (atomic_load(&c->state) == RH_CL_ALIVE) {
                 at = c->rank;
             }
             pthread_mutex_unlock(&c->lock);
+            /* Never located here (a handle just handed over or found by
+             * name): the owner's last record says where. */
+            if (at < 0 && !rh_tp_on_progress_thread() &&
+                rh_actor_record_read(actor, &rec) == RH_OK &&
+                rec.state == RH_AT_ALIVE && rec.rank >= 0 &&
+                rec.rank < rh_size()) {
+                at = rec.rank;
+            }
         }
         if (at == rh_rank()) {
             rh_actor_inst_t *inst = rh_actor_inst_find(actor);

@@ -20,9 +20,10 @@
  *                          OWNERDEATH OK".
  *                          Its name is then free again.
  *        actors_core detachedorphan  (4 ranks on 4 nodes) rank 3 creates a
- *                          detached named actor and dies: ranks 0 and 1
- *                          still call it, rank 0 kills it, its name is
- *                          free: "ACTORS DETACHEDORPHAN OK".
+ *                          detached named actor (and a second one) and
+ *                          dies: ranks 0 and 1 still call it, rank 0 kills
+ *                          both, their names are free: "ACTORS
+ *                          DETACHEDORPHAN OK".
  *        actors_core ownerflight  as ownerdeath, with calls of ranks 0 and 1
  *                          in flight as the owner dies: each ends, answered
  *                          or RH_ERR_ACTOR_DEAD: "ACTORS OWNERFLIGHT OK".
@@ -989,7 +990,7 @@ static int run_ownerdeath(void)
 static int run_detachedorphan(void)
 {
     rh_actor_params_t p = on_node(2);
-    rh_actor_t a, flag, gone, done;
+    rh_actor_t a, b, flag, gone, done;
     rh_status_t st;
     double end = rank_now() + 60;
 
@@ -999,6 +1000,9 @@ static int run_detachedorphan(void)
     if (rh_rank() == 3) {
         a = make_counter(60, &p);
         CHECK(rh_actor_ready(a, 30000, NULL));
+        p.name = "survivor2";
+        b = make_counter(64, &p);
+        CHECK(rh_actor_ready(b, 30000, NULL));
         (void)await_name("go-die", end);
         raise(SIGKILL);
     }
@@ -1042,6 +1046,12 @@ static int run_detachedorphan(void)
     st = await_name_free("survivor", end);
     EXPECT(st == RH_ERR_NOT_FOUND, "the name of the killed actor: %s",
            rh_status_string(st));
+    /* One this rank never called: killed at once, found by name only. */
+    CHECK(rh_actor_get_named("survivor2", &b));
+    CHECK(rh_actor_kill(b, 1));
+    st = await_name_free("survivor2", end);
+    EXPECT(st == RH_ERR_NOT_FOUND, "the name of an actor killed before any "
+           "call: %s", rh_status_string(st));
     CHECK(rh_actor_release(flag));
     CHECK(rh_actor_release(gone));
     if (failures == 0) {
