@@ -1059,9 +1059,10 @@ static void rh_client_orphan_found(void *arg, rh_status_t status,
         c = rh_client_get(q->actor, 0);
     }
     if (c != NULL) {
-        if (status == RH_OK && rec->state == RH_AT_ALIVE && rec->rank >= 0 &&
-            rec->rank < rh_size() && rh_rank_alive(rec->rank)) {
-            rh_client_located(c, rec->rank, rec->restarts, -2, NULL);
+        int at = status == RH_OK ? rh_actor_record_rank(rec) : -1;
+
+        if (at >= 0 && rh_rank_alive(at)) {
+            rh_client_located(c, at, rec->restarts, -2, NULL);
         } else {
             snprintf(why, sizeof(why), "actor %s: its owner, rank %u, died",
                      rh_actor_class_name(q->actor),
@@ -1453,10 +1454,8 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
             /* Never located here (a handle just handed over or found by
              * name): the owner's last record says where. */
             if (at < 0 && !rh_tp_on_progress_thread() &&
-                rh_actor_record_read(actor, &rec) == RH_OK &&
-                rec.state == RH_AT_ALIVE && rec.rank >= 0 &&
-                rec.rank < rh_size()) {
-                at = rec.rank;
+                rh_actor_record_read(actor, &rec) == RH_OK) {
+                at = rh_actor_record_rank(&rec);
             }
         }
         if (at == rh_rank()) {
@@ -1505,9 +1504,6 @@ rh_status_t rh_actor_get_named(const char *name, rh_actor_t *actor)
     }
     return status;
 }
-
-_Static_assert(sizeof(((rh_actor_meta_t *)0)->name) >= RH_ACTOR_NAME_MAX,
-               "an actor's meta holds its name");
 
 /* ---- the wire ----------------------------------------------------------------- */
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/actor_table.h"
 #include "core/registry.h"
 #include "core/task_internal.h"
 #include "gpu/gpu.h"
@@ -58,7 +59,7 @@ typedef struct rh_actor_meta {
     int32_t  reserved;
     /* its name, "" when it has none: the instance's rank frees the name
      * itself when the actor ends after its owner died */
-    char     name[64];
+    char     name[RH_ATAB_NAME_MAX];
 } rh_actor_meta_t;
 
 /* A checkpoint, as the instance sends it to the owner and the owner hands

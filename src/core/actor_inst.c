@@ -58,7 +58,7 @@ struct rh_actor_inst {
     void                   *state;
     int                     nthreads;
     int                     detached;
-    char                    name[64];   /* "" when it has none */
+    char                    name[RH_ATAB_NAME_MAX];   /* "" if none */
     _Atomic int             owner_gone; /* ended for, or after, its owner's
                                          * death: nobody else frees the
                                          * name */
@@ -359,7 +359,7 @@ static int rh_inst_can_go(rh_actor_inst_t *inst)
 static rh_task_t *rh_inst_next(rh_actor_inst_t *inst)
 {
     rh_task_t *t;
-    int driving = 0;
+    int driving = 0, go;
 
     pthread_mutex_lock(&inst->consume);
     /* Spin a while first, as the pool's workers do: a call that follows
@@ -370,7 +370,7 @@ static rh_task_t *rh_inst_next(rh_actor_inst_t *inst)
      * thread and runs here at once, with no progress thread to schedule
      * in between (on few cores, a context switch a call). Handlers that
      * run meanwhile never wait for `consume` (a kill only tries it). */
-    for (unsigned idle = 0; !rh_inst_can_go(inst) &&
+    for (unsigned idle = 0; !(go = rh_inst_can_go(inst)) &&
                             idle < RH_POOL_SPIN_DEFAULT; idle++) {
         if (rh_cfg.drive_us != 0 &&
             (driving || (driving = rh_tp_drive_begin())) &&
@@ -386,7 +386,7 @@ static rh_task_t *rh_inst_next(rh_actor_inst_t *inst)
      * thread takes it within RH_TP_ASIDE_US, as after a pool job). Going
      * to sleep: it goes back at once. */
     if (driving) {
-        if (rh_inst_can_go(inst)) {
+        if (go) {
             rh_tp_drive_leave();
         } else {
             rh_tp_drive_end();

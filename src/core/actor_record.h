@@ -72,6 +72,13 @@ rh_status_t rh_actor_record_read_async(rh_actor_t a,
                                        rh_actor_record_done_fn done,
                                        void *arg);
 
+/* The rank a record says the actor lives on; -1 when it is not alive. */
+static inline int rh_actor_record_rank(const rh_actor_record_t *rec)
+{
+    return rec->state == RH_AT_ALIVE && rec->rank >= 0 &&
+           rec->rank < rh_size() ? rec->rank : -1;
+}
+
 /* Parses a record's value (len bytes, not terminated). */
 rh_status_t rh_actor_record_parse(const char *text, size_t len,
                                   rh_actor_record_t *rec);
