@@ -500,7 +500,7 @@ static void rh_actor_restart(rh_actor_t a)
         return;
     }
     *arg = a;
-    if (!rh_retry_later(0, rh_actor_restart_run, arg)) {
+    if (!rh_retry_later(0, rh_actor_restart_run, free, arg)) {
         rh_actor_restart_run(arg);
     }
 }

@@ -89,6 +89,7 @@ typedef struct rh_lin_due {
     uint64_t           at_ns;
     uint64_t           counter;
     void             (*fn)(void *arg);   /* or this, when set */
+    void             (*drop)(void *arg); /* instead of fn, at teardown */
     void              *arg;
 } rh_lin_due_t;
 
@@ -493,13 +494,13 @@ static int rh_lin_pick(int lost, const rh_res_req_t *req)
 }
 
 static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
-                            void *arg, int tries);
+                            void (*drop)(void *), void *arg, int tries);
 
 /* A placement group's placement changed while a rerun waited for its
  * bundle (progress thread): the rerun thread looks again. */
 static void rh_lin_rerun_again(uint64_t counter)
 {
-    if (!rh_lin_queue_due(counter, NULL, NULL, 1)) {
+    if (!rh_lin_queue_due(counter, NULL, NULL, NULL, 1)) {
         rh_debug("the rerun of counter %llu could not be queued again",
                  (unsigned long long)counter);
     }
@@ -710,7 +711,7 @@ static void *rh_lin_main(void *arg)
 /* Queues the rerun of counter (or fn(arg)) after its backoff; 0 when it
  * cannot be (no memory, or the rank is ending). */
 static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
-                            void *arg, int tries)
+                            void (*drop)(void *), void *arg, int tries)
 {
     rh_lin_due_t *d = malloc(sizeof(*d)), **pp;
     int ok = 1;
@@ -721,6 +722,7 @@ static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
     d->at_ns = rh_time_ns() + rh_lin_backoff_ns(tries);
     d->counter = counter;
     d->fn = fn;
+    d->drop = drop;
     d->arg = arg;
     pthread_mutex_lock(&rh_lin_qlock);
     if (rh_lin_stop) {
@@ -746,12 +748,13 @@ static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
 
 static int rh_lin_schedule(uint64_t counter, int tries)
 {
-    return rh_lin_queue_due(counter, NULL, NULL, tries);
+    return rh_lin_queue_due(counter, NULL, NULL, NULL, tries);
 }
 
-int rh_retry_later(int tries, void (*fn)(void *arg), void *arg)
+int rh_retry_later(int tries, void (*fn)(void *arg), void (*drop)(void *arg),
+                   void *arg)
 {
-    return rh_lin_up && rh_lin_queue_due(0, fn, arg, tries);
+    return rh_lin_up && rh_lin_queue_due(0, fn, drop, arg, tries);
 }
 
 static int rh_lin_out_of_retries(const rh_lin_spec_t *s)
@@ -1147,8 +1150,14 @@ void rh_lineage_teardown(void)
         return;
     }
     rh_lineage_quiesce();
+    /* What waited for its backoff ends as its owner says: a task fails, an
+     * argument's wait ends, so nothing it holds is left behind. A drop that
+     * asks for a retry again is refused (the thread stopped). */
     while ((d = rh_lin_queue) != NULL) {
         rh_lin_queue = d->next;
+        if (d->fn != NULL && d->drop != NULL) {
+            d->drop(d->arg);
+        }
         free(d);
     }
     rh_lin_up = 0;

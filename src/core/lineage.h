@@ -73,8 +73,12 @@ void rh_lineage_peer_failed(int rank);
 int rh_lineage_rebuild(rh_object_id_t id);
 
 /* Calls fn(arg) on the rerun thread after the backoff of retry number
- * tries (a task run here again); 0 when it cannot (the rank is ending). */
-int rh_retry_later(int tries, void (*fn)(void *arg), void *arg);
+ * tries (a task run here again); 0 when it cannot (the rank is ending).
+ * When the rank ends first, drop(arg) is called instead, at
+ * rh_lineage_teardown: with the pool and the network stopped, before the
+ * pulls, futures and tables end. */
+int rh_retry_later(int tries, void (*fn)(void *arg), void (*drop)(void *arg),
+                   void *arg);
 
 /* Changes RAYHPC_LINEAGE_MAX_BYTES at run time (benchmarks). */
 void rh_lineage_set_max(size_t max);

@@ -545,7 +545,8 @@ void rh_task_run_call(rh_task_t *t, void *state)
     rh_task_execute(t, state);
 }
 
-/* The backoff of a task run here again is over. */
+/* The backoff of a task run here again is over, or the rank ended during
+ * it (the pool is gone then). */
 static void rh_task_rerun(void *arg)
 {
     rh_task_t *t = arg;
@@ -587,7 +588,7 @@ static int rh_task_retry_here(rh_task_t *t, rh_task_ret_t *rets)
         t->res_uncounted = 0;
     }
     t->tries++;
-    return rh_retry_later(t->tries, rh_task_rerun, t);
+    return rh_retry_later(t->tries, rh_task_rerun, rh_task_rerun, t);
 }
 
 /* "task NAME failed: STATUS: WHY", within cap and the bound of a thread's
@@ -862,6 +863,16 @@ static void rh_task_arg_refetch_run(void *arg)
     rh_task_arg_wake(&s->waiter, RH_ERR_TASK_FAILED, msg);
 }
 
+/* The rank ended during the backoff of argument s's refetch: its wait
+ * ends as the pulls' do at teardown, and its task with the last of them. */
+static void rh_task_arg_refetch_drop(void *arg)
+{
+    rh_task_slot_t *s = arg;
+
+    rh_task_arg_wake(&s->waiter, RH_ERR_SHUTDOWN, "the rank ended before an "
+                     "argument lost with a rank was fetched again");
+}
+
 /* The pull of argument s failed as the rank it read from died (or could
  * not be reached, as happens before its death is known): fetched again
  * after a backoff, a few times. 1 when the task waits on. */
@@ -874,7 +885,8 @@ static int rh_task_arg_refetch(rh_task_slot_t *s, int failed)
     rh_pull_put(s->pull);
     s->pull = NULL;
     s->refetches++;
-    return rh_retry_later(s->refetches, rh_task_arg_refetch_run, s);
+    return rh_retry_later(s->refetches, rh_task_arg_refetch_run,
+                          rh_task_arg_refetch_drop, s);
 }
 
 /* An argument's future (or its pull) became final. */
