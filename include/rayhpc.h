@@ -201,7 +201,10 @@ RH_EXPORT
 rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
                         size_t *lens, int64_t timeout_ms);
 
-/* Drops one hold (see above). */
+/* Drops one hold (see above). One release past the holds this process
+ * has of the ref (its own, for a ref it owns; its gets, for another
+ * rank's) is RH_ERR_INVALID_REF and takes nothing the runtime keeps for
+ * itself, such as a running task's argument. */
 RH_EXPORT rh_status_t rh_release(rh_ref_t ref);
 
 /* Ray's wait: returns once k of the n refs are ready (done or failed), or

@@ -461,6 +461,10 @@ static rh_status_t rh_get_borrowed(rh_object_id_t id, const void **ptr,
     for (int round = 0;; round++) {
         rh_status_t status = rh_object_get_stored(id, ptr, len, deadline);
 
+        if (status == RH_OK) {
+            rh_store_mark_user(rh_core_store(), id);   /* see rh_release */
+            return RH_OK;
+        }
         /* a copy evicted for room between the pull and the get: again */
         if (status != RH_ERR_INVALID_REF || round == 3 ||
             (status = rh_pull_ensure(id, owner, deadline)) != RH_OK) {
@@ -545,7 +549,9 @@ rh_status_t rh_release(rh_ref_t ref)
         return status;
     }
     if (!rh_is_mine(id)) {
-        return rh_store_release(rh_core_store(), id);
+        /* Only a get's own: the store counts the runtime's references of
+         * this process with them. */
+        return rh_store_release_user(rh_core_store(), id);
     }
     f = rh_future_find_hold(id);
     if (f == NULL) {

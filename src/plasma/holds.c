@@ -143,12 +143,30 @@ static void rh_holder_close_gap(rh_holder_t *h, uint64_t n, uint64_t i)
         }
         atomic_store_explicit(&slots[i].id_hi, hi, memory_order_relaxed);
         atomic_store_explicit(&slots[i].id_lo, lo, memory_order_relaxed);
+        atomic_store_explicit(&slots[i].user,
+                              atomic_load_explicit(&sj->user,
+                                                   memory_order_relaxed),
+                              memory_order_relaxed);
         atomic_store_explicit(&slots[i].n,
                               atomic_load_explicit(&sj->n,
                                                    memory_order_relaxed),
                               memory_order_release);
         atomic_store_explicit(&sj->n, 0, memory_order_release);
         i = j;
+    }
+}
+
+/* One reference of slot sl goes; the user's never outnumber them all. */
+static void rh_holder_dec(rh_holder_t *h, uint64_t n, rh_hold_slot_t *sl)
+{
+    uint32_t count = atomic_load_explicit(&sl->n, memory_order_relaxed);
+
+    if (atomic_load_explicit(&sl->user, memory_order_relaxed) >= count) {
+        atomic_store_explicit(&sl->user, count - 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&sl->n, count - 1, memory_order_release);
+    if (count == 1) {
+        rh_holder_close_gap(h, n, (uint64_t)(sl - rh_holder_slots(h)));
     }
 }
 
@@ -171,9 +189,52 @@ void rh_holds_add(rh_store_t *s, rh_object_id_t id)
     } else {
         atomic_store_explicit(&sl->id_hi, id.hi, memory_order_relaxed);
         atomic_store_explicit(&sl->id_lo, id.lo, memory_order_relaxed);
+        atomic_store_explicit(&sl->user, 0, memory_order_relaxed);
         atomic_store_explicit(&sl->n, 1, memory_order_release);
     }
     rh_holder_unlock(h);
+}
+
+/* The reaper reads n alone: user only tells a user's release from the
+ * runtime's own (a task's argument, a spill round), which share n. */
+void rh_holds_mark_user(rh_store_t *s, rh_object_id_t id)
+{
+    rh_holder_t *h = s->holder;
+    rh_hold_slot_t *sl;
+    int found;
+
+    if (h == NULL) {
+        return;
+    }
+    rh_holder_lock(h);
+    sl = rh_holder_probe(h, s->hdr->holder_slots, id, &found);
+    if (found && atomic_load_explicit(&sl->user, memory_order_relaxed) <
+                 atomic_load_explicit(&sl->n, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&sl->user, 1, memory_order_relaxed);
+    }
+    rh_holder_unlock(h);
+}
+
+int rh_holds_drop_user(rh_store_t *s, rh_object_id_t id)
+{
+    rh_holder_t *h = s->holder;
+    uint64_t n = s->hdr->holder_slots;
+    rh_hold_slot_t *sl;
+    int found;
+
+    if (h == NULL) {
+        return -1;
+    }
+    rh_holder_lock(h);
+    sl = rh_holder_probe(h, n, id, &found);
+    if (!found || atomic_load_explicit(&sl->user, memory_order_relaxed) == 0) {
+        rh_holder_unlock(h);
+        return 0;
+    }
+    atomic_fetch_sub_explicit(&sl->user, 1, memory_order_relaxed);
+    rh_holder_dec(h, n, sl);
+    rh_holder_unlock(h);
+    return 1;
 }
 
 int rh_holds_drop(rh_store_t *s, rh_object_id_t id)
@@ -181,7 +242,6 @@ int rh_holds_drop(rh_store_t *s, rh_object_id_t id)
     rh_holder_t *h = s->holder;
     uint64_t n = s->hdr->holder_slots;
     rh_hold_slot_t *sl;
-    uint32_t count;
     int found;
 
     if (h == NULL) {
@@ -190,11 +250,7 @@ int rh_holds_drop(rh_store_t *s, rh_object_id_t id)
     rh_holder_lock(h);
     sl = rh_holder_probe(h, n, id, &found);
     if (found) {
-        count = atomic_load_explicit(&sl->n, memory_order_relaxed);
-        atomic_store_explicit(&sl->n, count - 1, memory_order_release);
-        if (count == 1) {
-            rh_holder_close_gap(h, n, (uint64_t)(sl - rh_holder_slots(h)));
-        }
+        rh_holder_dec(h, n, sl);
     }
     rh_holder_unlock(h);
     return found;

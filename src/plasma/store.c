@@ -678,6 +678,21 @@ uint64_t rh_store_unref(rh_store_t *s, rh_object_id_t id, uint32_t n)
     return k;
 }
 
+/* A reference uncounted from the record already leaves the word. */
+static rh_status_t rh_store_unref_one(rh_store_t *s, rh_object_id_t id)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    uint64_t c;
+
+    if (rh_unlikely(rh_store_unref(s, id, 1) == 0)) {
+        return rh_table_find(s, id, &c) == NULL ?
+               rh_store_absent(id, "release") :
+               rh_error_set(RH_ERR_INVALID_REF, "release: object %s holds "
+                            "no reference", rh_object_id_str(id, buf));
+    }
+    return RH_OK;
+}
+
 rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id)
 {
     char buf[RH_OBJECT_ID_STRLEN];
@@ -698,13 +713,28 @@ rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id)
         /* taken through another handle of this process, or by a process
          * that hands it over: still a reference to drop */
     }
-    if (rh_unlikely(rh_store_unref(s, id, 1) == 0)) {
-        return rh_table_find(s, id, &c) == NULL ?
-               rh_store_absent(id, "release") :
-               rh_error_set(RH_ERR_INVALID_REF, "release: object %s holds "
-                            "no reference", rh_object_id_str(id, buf));
+    return rh_store_unref_one(s, id);
+}
+
+void rh_store_mark_user(rh_store_t *s, rh_object_id_t id)
+{
+    rh_holds_mark_user(s, id);
+}
+
+rh_status_t rh_store_release_user(rh_store_t *s, rh_object_id_t id)
+{
+    char buf[RH_OBJECT_ID_STRLEN];
+    int dropped = rh_holds_drop_user(s, id);
+
+    if (dropped < 0) {
+        return rh_store_release(s, id);
     }
-    return RH_OK;
+    if (dropped == 0) {
+        return rh_error_set(RH_ERR_INVALID_REF, "object %s: this process "
+                            "holds no get of it (released already, or never "
+                            "got)", rh_object_id_str(id, buf));
+    }
+    return rh_store_unref_one(s, id);
 }
 
 /* Under the lock: frees e now if nothing references it, else marks it so

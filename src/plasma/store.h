@@ -201,6 +201,14 @@ rh_status_t rh_store_read_spilled(rh_store_t *s, rh_object_id_t id,
 /* Drops a reference taken by rh_store_get. */
 rh_status_t rh_store_release(rh_store_t *s, rh_object_id_t id);
 
+/* The reference this process's last rh_store_get of id took is its user's
+ * (rh_get of another rank's object); rh_store_release_user drops one of
+ * those only: RH_ERR_INVALID_REF when the process holds none, so that a
+ * release too many never takes a reference the runtime holds for itself
+ * (a task's argument) or another process holds. */
+void rh_store_mark_user(rh_store_t *s, rh_object_id_t id);
+rh_status_t rh_store_release_user(rh_store_t *s, rh_object_id_t id);
+
 /* Removes the object: it is no longer found at once, and its memory is
  * freed when the last reference is released (at once when none is held).
  * An object not sealed yet may be deleted (aborted) only by the process

@@ -120,7 +120,7 @@ typedef struct rh_hold_slot {
     _Atomic uint64_t id_hi;
     _Atomic uint64_t id_lo;
     _Atomic uint32_t n;        /* references held; 0: an empty slot */
-    uint32_t         reserved;
+    _Atomic uint32_t user;     /* of them, the process's user's gets */
 } rh_hold_slot_t;
 
 /* The record of one process that opened the store; its slots follow. */
@@ -399,6 +399,12 @@ void rh_holds_leave(rh_store_t *s);
  * one (0 when none was noted: the reference came from another handle). */
 void rh_holds_add(rh_store_t *s, rh_object_id_t id);
 int rh_holds_drop(rh_store_t *s, rh_object_id_t id);
+
+/* Counts one reference already noted as the user's, and drops one of
+ * those: 1 done, 0 when the process holds none as the user's, -1 when the
+ * handle has no record (nothing can be told apart). */
+void rh_holds_mark_user(rh_store_t *s, rh_object_id_t id);
+int rh_holds_drop_user(rh_store_t *s, rh_object_id_t id);
 
 /* store.c: drops up to n references of id from its control word (freeing a
  * deleted object whose last one goes) and returns how many it dropped. */

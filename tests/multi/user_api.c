@@ -48,7 +48,10 @@
  *           the same for a kill made by a task on another node
  *   holds   rh_actor_release once more than the rank's holds is
  *           RH_ERR_INVALID_REF, on the actor's rank and in a task on the
- *           last node that was handed the handle; the actor lives on
+ *           last node that was handed the handle; the actor lives on; so
+ *           is rh_release of another rank's object past this process's
+ *           gets of it, in a task that takes it as its argument, which
+ *           stays in place
  *   scale   on rank 0, what a program does at size: rh_wait and
  *           rh_get_many of 10,000 refs, every tenth one failed (the get
  *           fails and keeps no hold; the others all come); a chain of
@@ -852,6 +855,42 @@ static rh_status_t releaser(rh_task_ctx_t *ctx)
     return rh_task_return(ctx, 0, &before, sizeof(before));
 }
 
+/* Takes another rank's object as its argument (the runtime pins it here
+ * while the task runs) and gets it once: one release is the get's, the
+ * next is refused and leaves the argument in place. Returns how many of
+ * its answers were wrong. */
+static rh_status_t obj_releaser(rh_task_ctx_t *ctx)
+{
+    rh_ref_t x = rh_task_arg_ref(ctx, 0);
+    const unsigned char *arg = rh_task_arg(ctx, 0, NULL);
+    const void *p;
+    size_t len;
+    int before = fails;
+
+    expect(rh_release(x), RH_ERR_INVALID_REF, "rh_release of another rank's "
+           "object this process never got", "holds no get");
+    expect(rh_get(x, &p, &len, 60000), RH_OK, "rh_get of the argument", NULL);
+    expect(rh_release(x), RH_OK, "rh_release of that get", NULL);
+    expect(rh_release(x), RH_ERR_INVALID_REF, "a second rh_release of "
+           "another rank's object after one get", "holds no get");
+    if (arg[0] != 7 || arg[65535] != 7) {
+        printf("USER FAIL rank %d: the argument changed under the task\n",
+               rh_rank());
+        fails++;
+    }
+    /* Got again, to check the store still has it as it was. */
+    expect(rh_get(x, &p, &len, 60000), RH_OK, "rh_get after the refused "
+           "release", NULL);
+    if (fails == before && (len != 65536 || ((const unsigned char *)p)[9] !=
+                            7)) {
+        printf("USER FAIL rank %d: the object read back wrong\n", rh_rank());
+        fails++;
+    }
+    rh_release(x);
+    before = fails - before;
+    return rh_task_return(ctx, 0, &before, sizeof(before));
+}
+
 static void mode_holds(void)
 {
     rh_actor_t a;
@@ -878,6 +917,27 @@ static void mode_holds(void)
         }
         rh_release(r);
         rh_release(r);
+
+        /* The same for an object of this rank's, read on the last node. */
+        {
+            static unsigned char big[65536];
+            rh_ref_t x;
+            rh_arg_t xa;
+
+            memset(big, 7, sizeof(big));
+            CHECK(rh_put(big, sizeof(big), &x));
+            xa = rh_arg_ref(x);
+            CHECK(rh_remote("obj_releaser", &xa, 1, &tp, &r));
+            CHECK(rh_get(r, &p, &len, 60000));
+            if (*(const int *)p != 0) {
+                printf("USER FAIL object releases on node %d: %d wrong "
+                       "answers\n", rh_num_nodes() - 1, *(const int *)p);
+                fails++;
+            }
+            rh_release(r);
+            rh_release(r);
+            rh_release(x);
+        }
     }
     /* The creator's hold is still there: the actor lives. */
     if (add(a, "a call after the other ranks' releases") != 1) {
@@ -1880,6 +1940,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("any", one, -1, 1));
     CHECK(rh_register("killer", killer, 1, 1));
     CHECK(rh_register("releaser", releaser, 1, 1));
+    CHECK(rh_register("obj_releaser", obj_releaser, 1, 1));
     CHECK(rh_register("gone_group", gone_group, 0, 1));
     CHECK(rh_register("bad", bad, 0, 1));
     CHECK(rh_register("sum", sum, -1, 1));

@@ -1091,6 +1091,43 @@ Test(store, release_without_a_reference_is_refused)
     rh_store_close(s, 1);
 }
 
+/* A process's user releases only what its user got: one past its gets is
+ * refused and leaves the references the runtime took for itself, and those
+ * another handle (process) holds. */
+Test(store, a_user_release_past_the_user_s_gets_takes_nothing)
+{
+    char job[64];
+    rh_store_t *s = open_leader(job, sizeof(job), 16 * MiB);
+    rh_store_params_t p = attach_params(job);
+    rh_store_t *other;
+    rh_object_id_t id = rh_object_id_make(1, 1, 2);
+    const void *ptr;
+    size_t len;
+    uint64_t c;
+
+    cr_assert_eq(rh_store_open(&p, &other), RH_OK, "%s", rh_last_error());
+    put_object(s, id, 10);
+    cr_expect_eq(rh_store_get(other, id, &ptr, &len), RH_OK);   /* theirs */
+    cr_expect_eq(rh_store_get(s, id, &ptr, &len), RH_OK);       /* runtime */
+    cr_expect_eq(rh_store_release_user(s, id), RH_ERR_INVALID_REF,
+                 "no user get yet");
+    cr_expect(strstr(rh_last_error(), "holds no get") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(rh_store_get(s, id, &ptr, &len), RH_OK);       /* user */
+    rh_store_mark_user(s, id);
+    cr_expect_eq(rh_store_release_user(s, id), RH_OK);
+    cr_expect_eq(rh_store_release_user(s, id), RH_ERR_INVALID_REF);
+    cr_assert_not_null(rh_table_find(s, id, &c));
+    cr_expect_eq(c & RH_CTL_RC_MASK, 2, "the runtime's and the other "
+                 "process's references stay");
+    cr_expect_eq(rh_store_release(s, id), RH_OK);
+    cr_expect_eq(rh_store_release(other, id), RH_OK);
+    rh_store_delete(s, id);
+    expect_empty_and_consistent(s);
+    rh_store_close(other, 0);
+    rh_store_close(s, 1);
+}
+
 Test(store, unsealed_object_is_aborted_by_delete_in_its_creator)
 {
     char job[64];
