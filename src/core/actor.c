@@ -1419,8 +1419,11 @@ rh_status_t rh_actor_kill(rh_actor_t actor, int no_restart)
     if (status != RH_OK) {
         return status;
     }
-    no_restart = no_restart != 0 || !rh_actor_restartable(actor);
     owner = (int)rh_actor_owner(actor);
+    /* A restart is its owner's to make: with the owner dead (a detached
+     * actor outlives it), a kill ends it. */
+    no_restart = no_restart != 0 || !rh_actor_restartable(actor) ||
+                 (owner != rh_rank() && !rh_rank_alive(owner));
     if (owner == rh_rank()) {
         if (!no_restart) {
             rh_kill_unplace(actor);   /* before the table can place it */

@@ -20,10 +20,11 @@
  *                          OWNERDEATH OK".
  *                          Its name is then free again.
  *        actors_core detachedorphan  (4 ranks on 4 nodes) rank 3 creates a
- *                          detached named actor (and a second one) and
- *                          dies: ranks 0 and 1 still call it, rank 0 kills
- *                          both, their names are free: "ACTORS
- *                          DETACHEDORPHAN OK".
+ *                          detached named actor (and a second one,
+ *                          restartable) and dies: ranks 0 and 1 still
+ *                          call it, rank 0 kills both (the second with a
+ *                          restart asked: nobody can make it), their names
+ *                          are free: "ACTORS DETACHEDORPHAN OK".
  *        actors_core ownerflight  as ownerdeath, with calls of ranks 0 and 1
  *                          in flight as the owner dies: each ends, answered
  *                          or RH_ERR_ACTOR_DEAD: "ACTORS OWNERFLIGHT OK".
@@ -1000,7 +1001,10 @@ static int run_detachedorphan(void)
     if (rh_rank() == 3) {
         a = make_counter(60, &p);
         CHECK(rh_actor_ready(a, 30000, NULL));
+        /* Restartable: only its owner could restart it. */
         p.name = "survivor2";
+        p.field_mask |= RH_ACTOR_PARAM_FIELD_MAX_RESTARTS;
+        p.max_restarts = 1;
         b = make_counter(64, &p);
         CHECK(rh_actor_ready(b, 30000, NULL));
         (void)await_name("go-die", end);
@@ -1046,9 +1050,14 @@ static int run_detachedorphan(void)
     st = await_name_free("survivor", end);
     EXPECT(st == RH_ERR_NOT_FOUND, "the name of the killed actor: %s",
            rh_status_string(st));
-    /* One this rank never called: killed at once, found by name only. */
+    /* One this rank never called: killed at once, found by name only. It
+     * allows restarts, and the kill asks for one, but its owner is dead:
+     * the kill ends it. */
     CHECK(rh_actor_get_named("survivor2", &b));
-    CHECK(rh_actor_kill(b, 1));
+    CHECK(rh_actor_kill(b, 0));
+    st = add_one(b, 0, 1);
+    EXPECT(st == RH_ERR_ACTOR_DEAD, "a call after a restarting kill of an "
+           "actor whose owner died: %s", rh_status_string(st));
     st = await_name_free("survivor2", end);
     EXPECT(st == RH_ERR_NOT_FOUND, "the name of an actor killed before any "
            "call: %s", rh_status_string(st));
