@@ -115,6 +115,12 @@ Test(spill, a_get_of_a_spilled_object_waits_for_readers_then_says_why)
               "SPILL GETWAIT OK");
 }
 
+Test(spill, pulls_into_a_store_full_of_objects_in_use_wait_as_puts_do)
+{
+    expect_ok(2, 2, "pullwait", "RAYHPC_PUT_TIMEOUT_MS=2000",
+              "SPILL PULLWAIT OK");
+}
+
 Test(spill, every_spill_file_is_0600)
 {
     rh_run_t run = run_ok(1, 0, "modes", NULL, "SPILL MODES OK");

@@ -63,6 +63,7 @@ struct rh_pull {
     char                   *message;
     rh_tp_op_t              op;
     int                     unwanted;    /* rh_pull_lock: delete at the end */
+    int                     room_later;  /* failed for room in use: see .h */
     /* progress thread only */
     int                     ask, src, hops, created, inflight;
     rh_status_t             read_error;
@@ -464,6 +465,11 @@ int rh_pull_ended(rh_pull_t *p)
     return atomic_load(&p->state);
 }
 
+int rh_pull_room_later(rh_pull_t *p)
+{
+    return atomic_load(&p->state) == 2 && p->room_later;
+}
+
 rh_status_t rh_pull_status(rh_pull_t *p)
 {
     if (atomic_load(&p->state) == 1) {
@@ -791,6 +797,9 @@ static int rh_pull_make_room(rh_pull_t *p)
         return 1;
     }
     snprintf(msg, sizeof(msg), "%s", rh_last_error());
+    /* before the end publishes the state (release) */
+    p->room_later = st == RH_ERR_STORE_FULL &&
+                    rh_store_full_why() == RH_STORE_FULL_PINNED;
     rh_pull_unpin_all(p);
     rh_pull_end(p, st == RH_ERR_BUSY ? RH_OK : st, msg);
     return 0;
@@ -1054,7 +1063,8 @@ static int rh_store_sealed_or_gone(void *arg)
            !rh_store_present(rh_core_store(), *id);
 }
 
-rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
+static rh_status_t rh_pull_ensure_once(rh_object_id_t id, int ask,
+                                       uint64_t deadline, int *room_later)
 {
     char ids[RH_OBJECT_ID_STRLEN];
 
@@ -1078,6 +1088,7 @@ rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
                                 "yet", rh_object_id_str(id, ids));
         }
         status = rh_pull_status(p);
+        *room_later = rh_pull_room_later(p);
         rh_pull_put(p);
         if (status != RH_OK) {
             return status;
@@ -1094,6 +1105,53 @@ rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
     }
     return rh_error_set(RH_ERR_TRANSPORT, "object %s: the pulls of this "
                         "node kept failing", rh_object_id_str(id, ids));
+}
+
+static int rh_pull_nap_over(void *arg)
+{
+    return rh_time_ns() >= *(const uint64_t *)arg;
+}
+
+/* Backpressure as for a put (core/object.c): a store full of objects in
+ * use makes the pull start again, after naps, until readers let go, up to
+ * RAYHPC_PUT_TIMEOUT_MS or the caller's deadline when that comes first. */
+rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
+{
+    uint64_t limit = 0, nap_ns = 1000000ull;
+    int caller_first = 0;
+
+    for (;;) {
+        int room_later = 0;
+        rh_status_t status = rh_pull_ensure_once(id, ask, deadline,
+                                                 &room_later);
+        uint64_t until;
+
+        if (status != RH_ERR_STORE_FULL || !room_later) {
+            return status;
+        }
+        if (limit == 0) {
+            limit = rh_time_ns() + rh_cfg.put_timeout_ms * 1000000ull;
+            caller_first = deadline != 0 && deadline < limit;
+            if (caller_first) {
+                limit = deadline;
+            }
+        }
+        until = rh_time_ns() + nap_ns;
+        if (until >= limit) {
+            char msg[512];
+
+            snprintf(msg, sizeof(msg), "%s", rh_last_error());
+            return rh_error_set(RH_ERR_STORE_FULL, "%s (%s)", msg,
+                                caller_first ? "the get's timeout ended "
+                                "before readers let go" : "waited "
+                                "RAYHPC_PUT_TIMEOUT_MS for readers to let "
+                                "go");
+        }
+        (void)rh_core_wait_until_polled(rh_pull_nap_over, &until, until);
+        if (nap_ns < 32000000ull) {
+            nap_ns *= 2;
+        }
+    }
 }
 
 /* A question to a holder was lost (after the retries): an extra copy is

@@ -40,8 +40,14 @@ rh_status_t rh_pull_status(rh_pull_t *p);
 
 void rh_pull_put(rh_pull_t *p);
 
+/* 1 when the pull failed for want of room in this node's store that is in
+ * use now (RH_ERR_STORE_FULL with everything in it being read or written):
+ * a pull started again once readers let go may succeed. */
+int rh_pull_room_later(rh_pull_t *p);
+
 /* Makes sure id is in this node's store, pulling it (asking rank ask) if it
- * is not; waits until deadline (0: none). */
+ * is not; waits until deadline (0: none). A store full of objects in use is
+ * waited out as a put waits (RAYHPC_PUT_TIMEOUT_MS). */
 rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline);
 
 /* Deletes this node's copy of id (an object its owner let go), from any

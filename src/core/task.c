@@ -873,11 +873,61 @@ static void rh_task_arg_refetch_drop(void *arg)
                      "argument lost with a rank was fetched again");
 }
 
+/* The pull of argument s failed for want of room in a store full of
+ * objects in use (a put would wait): started again after a backoff while
+ * RAYHPC_PUT_TIMEOUT_MS lasts. */
+static void rh_task_arg_room_run(void *arg)
+{
+    rh_task_slot_t *s = arg;
+    int src = (int)rh_object_id_owner(s->id);
+
+    if (s->fut != NULL && rh_dir_sources(s->id, &src, 1) != 1) {
+        rh_task_arg_refetch_run(arg);   /* no copy is known now */
+        return;
+    }
+    if (rh_task_arg_fetch(s, src)) {
+        return;
+    }
+    if (rh_store_contains(rh_core_store(), s->id)) {
+        rh_task_arg_wake(&s->waiter, 0, NULL);
+    } else if (s->pull != NULL && rh_pull_ended(s->pull)) {
+        rh_status_t st = rh_pull_status(s->pull);
+
+        rh_task_arg_wake(&s->waiter, st == RH_OK ? 0 : (int)st,
+                         st == RH_OK ? NULL : rh_last_error());
+    } else {
+        rh_task_arg_wake(&s->waiter, RH_ERR_STORE_FULL, rh_last_error());
+    }
+}
+
+static int rh_task_arg_room_later(rh_task_slot_t *s, int failed)
+{
+    uint64_t now = rh_time_ns();
+
+    if (failed != RH_ERR_STORE_FULL || s->pull == NULL ||
+        !rh_pull_room_later(s->pull)) {
+        return 0;
+    }
+    if (s->room_by == 0) {
+        s->room_by = now + rh_cfg.put_timeout_ms * 1000000ull;
+    }
+    if (now >= s->room_by) {
+        return 0;
+    }
+    rh_pull_put(s->pull);
+    s->pull = NULL;
+    return rh_retry_later(1, rh_task_arg_room_run, rh_task_arg_refetch_drop,
+                          s);
+}
+
 /* The pull of argument s failed as the rank it read from died (or could
  * not be reached, as happens before its death is known): fetched again
  * after a backoff, a few times. 1 when the task waits on. */
 static int rh_task_arg_refetch(rh_task_slot_t *s, int failed)
 {
+    if (rh_task_arg_room_later(s, failed)) {
+        return 1;
+    }
     if ((failed != RH_ERR_PEER_FAILED && failed != RH_ERR_TRANSPORT) ||
         s->pull == NULL || s->refetches >= 8) {
         return 0;

@@ -37,6 +37,8 @@ typedef struct rh_task_slot {
     int            borrowed;  /* ... and held at its owner (borrow.h) */
     rh_pull_t     *pull;      /* being brought from another node */
     int            refetches; /* ... again, after its holder failed */
+    uint64_t       room_by;   /* ... or the store was full of objects in
+                               * use: started again until then (ns) */
     const void    *data;
     size_t         len;
 } rh_task_slot_t;

@@ -26,6 +26,13 @@
  *                       once with a get's timeout of 0); a
  *                       get while a thread lets readers go waits and
  *                       reads it back: "SPILL GETWAIT OK".
+ *        spill pullwait (RAYHPC_PUT_TIMEOUT_MS=2000, 2 nodes) a task on
+ *                       the last node fills its store with objects it
+ *                       reads: a get of rank 0's object fails once its
+ *                       own timeout ends, saying why; a get, and a task
+ *                       taking another of rank 0's objects by ref, wait
+ *                       while a thread lets readers go, and both come:
+ *                       "SPILL PULLWAIT OK".
  *        spill kill     prints "SPILLDIR <path>" and puts for ever while a
  *                       thread SIGKILLs the rank once it has spilled.
  *        spill modes    prints the mode of every file in the spill
@@ -530,6 +537,106 @@ static int getwait_mode(void)
     return 0;
 }
 
+/* Checks its one argument, another node's object passed by ref: 1 MiB of
+ * seed 2002. */
+static rh_status_t arg_check(rh_task_ctx_t *ctx)
+{
+    size_t len;
+    const void *p = rh_task_arg(ctx, 0, &len);
+    int ok = len == 1 * MiB && first_bad(p, len, 2002) == len;
+
+    return rh_task_return(ctx, 0, &ok, sizeof(ok));
+}
+
+/* On the last node, whose store the task fills with objects it reads: a
+ * get of rank 0's object x (its ref in argument 0) waits for room as a
+ * put does, and fails saying so when its own timeout ends first; a task
+ * taking rank 0's object y by ref waits too. Once a thread lets readers
+ * go, both come. */
+static rh_status_t pull_room(rh_task_ctx_t *ctx)
+{
+    rh_ref_t x, y, r;
+    rh_arg_t a;
+    rh_task_params_t tp = { 0 };
+    rh_status_t status;
+    const void *q;
+    size_t len;
+    pthread_t t;
+    int bad = 1;
+
+    memcpy(&x, rh_task_arg(ctx, 0, NULL), sizeof(x));
+    memcpy(&y, rh_task_arg(ctx, 1, NULL), sizeof(y));
+    if (fill_with_read() != 0) {
+        return rh_task_return(ctx, 0, &bad, sizeof(bad));
+    }
+    status = rh_get(x, &q, &len, 300);
+    if (status != RH_ERR_STORE_FULL ||
+        strstr(rh_last_error(), "the get's timeout") == NULL) {
+        fprintf(stderr, "spill: get of another node's object, no room: %s: "
+                "%s\n", rh_status_string(status), rh_last_error());
+        return rh_task_return(ctx, 0, &bad, sizeof(bad));
+    }
+    printf("spill: a pull with no room: %s\n", rh_last_error());
+    tp.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    tp.strategy = RH_STRATEGY_NODE_AFFINITY;
+    tp.node = rh_node_id();
+    a = rh_arg_ref(y);
+    if (rh_remote("arg_check", &a, 1, &tp, &r) != RH_OK) {
+        (void)fail("the task taking y");
+        return rh_task_return(ctx, 0, &bad, sizeof(bad));
+    }
+    pthread_create(&t, NULL, let_go, NULL);
+    status = rh_get(x, &q, &len, WAIT_MS);
+    pthread_join(t, NULL);
+    if (status != RH_OK || len != 1 * MiB ||
+        first_bad(q, len, 2001) != len) {
+        (void)fail("the get that readers made room for");
+        return rh_task_return(ctx, 0, &bad, sizeof(bad));
+    }
+    CHECK(rh_release(x));
+    status = rh_get(r, &q, &len, WAIT_MS);
+    if (status != RH_OK || *(const int *)q != 1) {
+        (void)fail("the task whose argument readers made room for");
+        return rh_task_return(ctx, 0, &bad, sizeof(bad));
+    }
+    CHECK(rh_release(r));
+    CHECK(rh_release(r));
+    bad = check_held();
+    for (size_t i = 0; i < nheld; i++) {
+        rh_release(held[i]);
+    }
+    return rh_task_return(ctx, 0, &bad, sizeof(bad));
+}
+
+static int pullwait_mode(void)
+{
+    rh_ref_t x, y, r;
+    rh_arg_t a[2];
+    rh_task_params_t tp = { 0 };
+    const void *q;
+    size_t len;
+    void *p;
+
+    CHECK(rh_put_create(1 * MiB, &x, &p));
+    fill_pattern(p, 1 * MiB, 2001);
+    CHECK(rh_put_seal(x));
+    CHECK(rh_put_create(1 * MiB, &y, &p));
+    fill_pattern(p, 1 * MiB, 2002);
+    CHECK(rh_put_seal(y));
+    a[0] = rh_arg_bytes(&x, sizeof(x));
+    a[1] = rh_arg_bytes(&y, sizeof(y));
+    tp.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    tp.strategy = RH_STRATEGY_NODE_AFFINITY;
+    tp.node = rh_num_nodes() - 1;
+    CHECK(rh_remote("pull_room", a, 2, &tp, &r));
+    CHECK(rh_get(r, &q, &len, 4 * WAIT_MS));
+    if (*(const int *)q != 0) {
+        return fail("the pulls into a full store (see above)");
+    }
+    printf("SPILL PULLWAIT OK\n");
+    return 0;
+}
+
 static void spill_dir_path(char *buf, size_t len)
 {
     const char *base = getenv("RAYHPC_SPILL_DIR");
@@ -624,6 +731,8 @@ int main(int argc, char **argv)
 
     CHECK(rh_register("make", make, 1, 1));
     CHECK(rh_register("digest", digest, 2, 1));
+    CHECK(rh_register("pull_room", pull_room, 2, 1));
+    CHECK(rh_register("arg_check", arg_check, 1, 1));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_rank() == 0) {
         if (strcmp(mode, "workset") == 0) {
@@ -638,6 +747,8 @@ int main(int argc, char **argv)
             rc = wait_mode();
         } else if (strcmp(mode, "getwait") == 0) {
             rc = getwait_mode();
+        } else if (strcmp(mode, "pullwait") == 0) {
+            rc = pullwait_mode();
         } else if (strcmp(mode, "kill") == 0) {
             rc = kill_mode();
         } else if (strcmp(mode, "modes") == 0) {
