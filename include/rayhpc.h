@@ -420,7 +420,11 @@ RH_EXPORT rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms);
 RH_EXPORT rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node);
 
 /* Frees the group's reservations. Tasks running in it finish; tasks
- * submitted into it afterwards fail with RH_ERR_INVALID_PARAM. Once rank 0
+ * submitted into it afterwards fail with RH_ERR_INVALID_PARAM. Tasks
+ * waiting in a bundle for its resources when the removal reaches the
+ * bundle's rank never run: their returns fail with RH_ERR_TASK_FAILED
+ * saying so (an actor waiting to be created there is RH_ERR_ACTOR_DEAD);
+ * one whose bundle frees before that may still run. Once rank 0
  * (the global scheduler) died, the group is removed on this rank but its
  * bundles keep what they reserved: RH_ERR_PEER_FAILED says so; rh_pg_create
  * is refused then with RH_ERR_PEER_FAILED. */

@@ -72,5 +72,7 @@ void rh_task_cache_fini(void);
 /* Fails and frees a task still waiting for resources at the end. */
 struct rh_res_waiter;
 void rh_task_drop_waiting(struct rh_res_waiter *w);
+/* ... and when the placement-group bundle it waited for was removed. */
+void rh_task_drop_unoffered(struct rh_res_waiter *w);
 
 #endif

@@ -173,7 +173,7 @@ static void rh_pg_bundle_apply(uint64_t id, int bundle,
                     (unsigned long long)id, bundle, rh_last_error());
         }
     } else {
-        rh_resources_bundle_remove(prefix, req);
+        rh_resources_bundle_remove(prefix, req, rh_task_drop_unoffered);
     }
 }
 

@@ -481,15 +481,25 @@ static void rh_task_res_retry(rh_res_waiter_t *w)
     rh_pool_submit_shared(rh_core_pool(), &t->job);
 }
 
-void rh_task_drop_waiting(rh_res_waiter_t *w)
+static void rh_task_drop_queued(rh_res_waiter_t *w, const char *why)
 {
     rh_task_t *t = (rh_task_t *)((char *)w - offsetof(rh_task_t, res_wait));
     char msg[256];
 
-    snprintf(msg, sizeof(msg), "task %s never got its resources before the "
-             "rank ended", t->fn->name);
+    snprintf(msg, sizeof(msg), "task %s %s", t->fn->name, why);
     rh_task_fail_returns(t, NULL, msg);
     rh_task_free(t);
+}
+
+void rh_task_drop_waiting(rh_res_waiter_t *w)
+{
+    rh_task_drop_queued(w, "never got its resources before the rank ended");
+}
+
+void rh_task_drop_unoffered(rh_res_waiter_t *w)
+{
+    rh_task_drop_queued(w, "never ran: its placement group was removed "
+                        "while it waited for its bundle's resources");
 }
 
 static _Thread_local unsigned rh_task_sample;
@@ -639,9 +649,15 @@ static void rh_task_execute(rh_task_t *t, void *state)
         if (t->res == NULL && rh_resources_begin_uncounted()) {
             t->res_uncounted = 1;
         } else {
+            int got;
+
             t->res_wait.retry = rh_task_res_retry;
-            if (!rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
-                                      &t->res_wait)) {
+            got = rh_resources_acquire(t->res ? t->res : &rh_task_default_res,
+                                       &t->res_wait);
+            if (got <= 0) {
+                if (got < 0) {   /* its bundle went before it started */
+                    rh_task_drop_unoffered(&t->res_wait);
+                }
                 return;   /* queued: runs again once it holds them */
             }
             t->holds_res = 1;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -50,6 +51,9 @@ typedef struct rh_res_ledger {
     /* A bundle's CPUs ("<prefix>CPU"): what a waiting task lends. */
     unsigned char    is_cpu[RH_RES_LEDGER_MAX];
     rh_hmap_t        shapes;     /* fingerprint -> rh_res_queue_t * */
+    /* Names of removed bundles (by hash), until one is placed here again:
+     * a task asking for one would wait for ever. */
+    rh_hmap_t        removed;
     rh_res_queue_t  *queues;     /* those with waiters */
     rh_res_queue_t   overflow;
     uint64_t         next_seq;
@@ -67,6 +71,7 @@ typedef struct rh_res_ledger {
 static rh_res_ledger_t rh_res = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .shapes = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(rh_res_queue_t *)),
+    .removed = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(char)),
 };
 _Atomic int rh_resources_active;
 
@@ -226,6 +231,7 @@ void rh_resources_fini(void (*drop)(rh_res_waiter_t *w))
         rh_res_dequeue(q);
     }
     rh_hmap_fini(&rh_res.shapes);
+    rh_hmap_fini(&rh_res.removed);
     rh_res.nwaiting = 0;
     pthread_mutex_unlock(&rh_res.lock);
     while (all != NULL) {
@@ -634,11 +640,60 @@ static void rh_res_wake_and_unlock(void)
     }
 }
 
+static uint64_t rh_res_name_hash(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (; *name != '\0'; name++) {
+        h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+    }
+    return rh_hash_mix64(h);
+}
+
+/* Notes (removed 1) or forgets bundle prefix's names as removed. */
+static void rh_res_mark_removed(const char *prefix, const rh_res_req_t *req,
+                                int removed)
+{
+    char bname[RH_RES_NAME_MAX];
+    uint64_t h;
+    int added;
+
+    for (int i = -1; i < req->n; i++) {
+        snprintf(bname, sizeof(bname), "%s%s", prefix,
+                 i < 0 ? "CPU" : req->items[i].name);
+        h = rh_res_name_hash(bname);
+        if (removed) {
+            (void)rh_hmap_put(&rh_res.removed, &h, &added);
+        } else {
+            (void)rh_hmap_del(&rh_res.removed, &h, NULL);
+        }
+    }
+}
+
+static int rh_res_asks_removed(const rh_res_req_t *req)
+{
+    if (rh_hmap_count(&rh_res.removed) == 0) {
+        return 0;
+    }
+    for (int i = 0; i < req->n; i++) {
+        uint64_t h = rh_res_name_hash(req->items[i].name);
+
+        if (rh_hmap_get(&rh_res.removed, &h) != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
 {
     int got;
 
     pthread_mutex_lock(&rh_res.lock);
+    if (rh_unlikely(rh_res_asks_removed(req))) {
+        pthread_mutex_unlock(&rh_res.lock);
+        return -1;
+    }
     rh_res_look();
     got = rh_res_fits(req) &&
           (rh_res.nwaiting == 0 || rh_res_may_overtake(rh_res.next_seq));
@@ -804,6 +859,7 @@ rh_status_t rh_resources_bundle_add(const char *prefix,
     int ok;
 
     pthread_mutex_lock(&rh_res.lock);
+    rh_res_mark_removed(prefix, req, 0);
     ok = rh_res_move(prefix, "", req->cpus, 1) == 0;
     for (int i = 0; ok && i < req->n; i++) {
         ok = rh_res_move(prefix, req->items[i].name, req->items[i].amount,
@@ -820,15 +876,69 @@ rh_status_t rh_resources_bundle_add(const char *prefix,
     return RH_OK;
 }
 
-void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req)
+static int rh_res_names_prefix(const rh_res_req_t *req, const char *prefix,
+                               size_t len)
 {
+    for (int i = 0; i < req->n; i++) {
+        if (strncmp(req->items[i].name, prefix, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Unlinks the waiters that ask for a resource named prefix...; under the
+ * lock. */
+static rh_res_waiter_t *rh_res_unlink_prefix(const char *prefix)
+{
+    rh_res_waiter_t *gone = NULL, **glast = &gone;
+    size_t len = strlen(prefix);
+    rh_res_queue_t *q, *qnext;
+
+    for (q = rh_res.queues; q != NULL; q = qnext) {
+        rh_res_waiter_t **pw = &q->head, *w;
+
+        qnext = q->next;
+        q->tail = NULL;
+        while ((w = *pw) != NULL) {
+            if (rh_res_names_prefix(w->req, prefix, len)) {
+                *pw = w->next;
+                w->next = NULL;
+                *glast = w;
+                glast = &w->next;
+                rh_res.nwaiting--;
+            } else {
+                q->tail = w;
+                pw = &w->next;
+            }
+        }
+        if (q->head == NULL) {
+            rh_res_dequeue(q);
+        }
+    }
+    return gone;
+}
+
+void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req,
+                                void (*drop)(rh_res_waiter_t *w))
+{
+    rh_res_waiter_t *gone;
+
     pthread_mutex_lock(&rh_res.lock);
     (void)rh_res_move(prefix, "", req->cpus, -1);
     for (int i = 0; i < req->n; i++) {
         (void)rh_res_move(prefix, req->items[i].name, req->items[i].amount,
                           -1);
     }
+    rh_res_mark_removed(prefix, req, 1);
+    gone = rh_res_unlink_prefix(prefix);
     rh_res_wake_and_unlock();
+    while (gone != NULL) {
+        rh_res_waiter_t *next = gone->next;
+
+        drop(gone);
+        gone = next;
+    }
 }
 
 size_t rh_resources_waiting(void)

@@ -108,7 +108,8 @@ void rh_resources_lend_uncounted(void);
 void rh_resources_reclaim_uncounted(void);
 
 /* Takes req (1), or queues w (0): w->retry runs once w holds req; req
- * must stay valid until then. */
+ * must stay valid until then. -1 when req asks for a name of a bundle
+ * removed here: it never will hold it (nothing is queued). */
 int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w);
 void rh_resources_release(const rh_res_req_t *req);
 
@@ -128,7 +129,10 @@ void rh_resources_reclaim(const rh_res_req_t *req);
  * still hold them: new tasks then wait until they come back. */
 rh_status_t rh_resources_bundle_add(const char *prefix,
                                     const rh_res_req_t *req);
-void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req);
+/* Removing hands every task still queued for the bundle's names to drop
+ * (outside the lock): nothing offers them any more. */
+void rh_resources_bundle_remove(const char *prefix, const rh_res_req_t *req,
+                                void (*drop)(rh_res_waiter_t *w));
 
 /* Waiters queued now (tests, perf). */
 size_t rh_resources_waiting(void);

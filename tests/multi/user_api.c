@@ -12,7 +12,9 @@
  *           rh_remote refuses it, or the task's return fails, naming the
  *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; so does
  *           one into a group another rank removed before it was placed;
- *           a bundle that reserves nothing is refused
+ *           a bundle that reserves nothing is refused; a task queued
+ *           in a bundle behind a running one when its group is removed
+ *           fails saying so (the running one finishes)
  *   pgdead  (3+ ranks) rank 1 dies once the others are up; once each
  *           survivor sees it dead, a task into group 7 of rank 1 (which
  *           no rank heard of) fails, saying its owner died, instead of
@@ -214,6 +216,82 @@ static void removed_elsewhere(void)
     }
 }
 
+/* Holds its bundle's CPU until told to go: it says it started by making
+ * "<arg>.started" and waits (without a get, which would lend the CPU) for
+ * "<arg>.go". */
+static rh_status_t gatekeeper(rh_task_ctx_t *ctx)
+{
+    const char *base = rh_task_arg(ctx, 0, NULL);
+    char path[256];
+    int fd, v = 1;
+
+    snprintf(path, sizeof(path), "%s.started", base);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0) {
+        close(fd);
+    }
+    snprintf(path, sizeof(path), "%s.go", base);
+    while (access(path, F_OK) != 0) {
+        rank_nap();
+    }
+    return rh_task_return(ctx, 0, &v, sizeof(v));
+}
+
+/* A task queued in a bundle behind one that holds its CPU when the group
+ * is removed never runs: its return fails saying so, instead of waiting
+ * for ever; the running one finishes. (The removal reaches the bundle's
+ * rank after rh_pg_remove returns: a task queued there may still run if
+ * its bundle frees before that.) */
+static void queued_in_removed_group(void)
+{
+    rh_bundle_t b = { 1, NULL };
+    rh_task_params_t tp = { 0 };
+    char base[128], path[160];
+    rh_arg_t a;
+    rh_ref_t running, queued;
+    rh_pg_t pg;
+    const void *p;
+    rh_status_t st;
+    int fd;
+
+    snprintf(base, sizeof(base), "/tmp/rh-user-pgq-%d", (int)getpid());
+    CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
+    CHECK(rh_pg_wait(pg, 30000));
+    tp.field_mask = RH_TASK_PARAM_FIELD_STRATEGY;
+    tp.strategy = RH_STRATEGY_PLACEMENT_GROUP;
+    tp.pg = pg;
+    tp.bundle = 0;
+    a = rh_arg_bytes(base, strlen(base) + 1);
+    CHECK(rh_remote("gatekeeper", &a, 1, &tp, &running));
+    snprintf(path, sizeof(path), "%s.started", base);
+    while (access(path, F_OK) != 0) {
+        rank_nap();
+    }
+    CHECK(rh_remote("one", NULL, 0, &tp, &queued));
+    CHECK(rh_pg_remove(pg));
+    /* The removal reaches the bundle's rank while the first task still
+     * holds its CPU (it runs until told to go, after this). */
+    st = rh_get(queued, &p, NULL, 60000);
+    expect(st, RH_ERR_TASK_FAILED, "a task queued in a group as it was "
+           "removed", "placement group was removed");
+    if (st == RH_OK) {
+        rh_release(queued);
+    }
+    snprintf(path, sizeof(path), "%s.go", base);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0) {
+        close(fd);
+    }
+    expect(rh_get(running, &p, NULL, 60000), RH_OK, "the task running in "
+           "a group as it was removed", NULL);
+    rh_release(running);
+    rh_release(running);
+    rh_release(queued);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s.started", base);
+    unlink(path);
+}
+
 static void mode_pg(void)
 {
     int me = rh_rank(), other = (me + 1) % rh_size();
@@ -250,6 +328,9 @@ static void mode_pg(void)
     CHECK(rh_pg_wait(pg, 30000));
     CHECK(rh_pg_remove(pg));
     refused_group(pg, "a task into a removed group");
+    if (me == 0) {
+        queued_in_removed_group();
+    }
 }
 
 /* Files beside the job for the steps of pgdead and pgstop that no message
@@ -1937,6 +2018,7 @@ int main(int argc, char **argv)
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     CHECK(rh_register("one", one, 0, 1));
+    CHECK(rh_register("gatekeeper", gatekeeper, 1, 1));
     CHECK(rh_register("any", one, -1, 1));
     CHECK(rh_register("killer", killer, 1, 1));
     CHECK(rh_register("releaser", releaser, 1, 1));

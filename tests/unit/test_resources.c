@@ -40,7 +40,7 @@ Test(resources, a_bundle_takes_its_share_and_gives_it_back)
     cr_assert(strstr(free_now, "CPU=1") == free_now, "%s", free_now);
     cr_assert(strstr(free_now, "pg1_0_CPU=0") != NULL, "%s", free_now);
     rh_resources_release(&in_bundle);
-    rh_resources_bundle_remove("pg1_0_", &bundle);
+    rh_resources_bundle_remove("pg1_0_", &bundle, no_retry);
     cr_assert(rh_resources_feasible(&two_cpus, why, sizeof(why)), "%s", why);
     rh_resources_format(free_now, sizeof(free_now));
     cr_assert(strstr(free_now, "CPU=2 lic=2") == free_now, "%s", free_now);
@@ -70,7 +70,7 @@ Test(resources, a_waiting_task_lends_its_bundle_cpus_back_to_its_bundle)
     rh_resources_format(free_now, sizeof(free_now));
     cr_assert(strstr(free_now, "pg3_0_CPU=0") != NULL, "%s", free_now);
     rh_resources_release(&in_bundle);
-    rh_resources_bundle_remove("pg3_0_", &bundle);
+    rh_resources_bundle_remove("pg3_0_", &bundle, no_retry);
     rh_resources_format(free_now, sizeof(free_now));
     cr_assert(strstr(free_now, "CPU=2 lic=1") == free_now, "%s", free_now);
     rh_resources_fini(no_retry);
@@ -133,7 +133,7 @@ Test(resources, a_bundle_removed_while_its_tasks_run_gives_back_as_they_end)
     cr_assert_eq(rh_resources_init(2, "lic=1"), RH_OK);
     cr_assert_eq(rh_resources_bundle_add("pg2_0_", &bundle), RH_OK);
     cr_assert(rh_resources_acquire(&one_task, &w));
-    rh_resources_bundle_remove("pg2_0_", &bundle);
+    rh_resources_bundle_remove("pg2_0_", &bundle, no_retry);
     /* the running task keeps a CPU and the lic: the rank offers the rest */
     rh_resources_format(free_now, sizeof(free_now));
     cr_expect(strstr(free_now, "CPU=1 lic=0") == free_now, "%s", free_now);
@@ -144,12 +144,52 @@ Test(resources, a_bundle_removed_while_its_tasks_run_gives_back_as_they_end)
     cr_assert_eq(rh_resources_init(2, "lic=1"), RH_OK);
     cr_assert_eq(rh_resources_bundle_add("pg2_0_", &bundle), RH_OK);
     cr_assert(rh_resources_acquire(&one_task, &w));
-    rh_resources_bundle_remove("pg2_0_", &bundle);
+    rh_resources_bundle_remove("pg2_0_", &bundle, no_retry);
     rh_resources_release(&one_task);
     rh_resources_format(free_now, sizeof(free_now));
     cr_expect_str_eq(free_now, "CPU=2 lic=1");
     cr_expect(rh_resources_acquire(&two_cpus, &w));
     rh_resources_release(&two_cpus);
+    rh_resources_fini(no_retry);
+}
+
+static int dropped;
+
+static void count_drop(rh_res_waiter_t *w)
+{
+    (void)w;
+    dropped++;
+}
+
+/* Tasks queued for a bundle's resources when it goes would wait for ever:
+ * they are handed back; the rank's own waiters stay queued. */
+Test(resources, a_removed_bundle_hands_back_the_tasks_queued_for_it)
+{
+    rh_res_req_t bundle = req(1, "lic=1"), two_cpus = req(2, NULL);
+    rh_res_req_t in_bundle = req(0, "pg4_0_CPU=1"), in_other = req(0,
+                                                                "pg4_1_CPU=1");
+    rh_res_waiter_t w = { .retry = no_retry }, q1 = { .retry = no_retry };
+    rh_res_waiter_t q2 = { .retry = no_retry }, own = { .retry = no_retry };
+    rh_res_waiter_t q3 = { .retry = no_retry };
+
+    dropped = 0;
+    cr_assert_eq(rh_resources_init(3, "lic=2"), RH_OK);
+    cr_assert_eq(rh_resources_bundle_add("pg4_0_", &bundle), RH_OK);
+    cr_assert_eq(rh_resources_bundle_add("pg4_1_", &bundle), RH_OK);
+    cr_assert(rh_resources_acquire(&in_bundle, &w));
+    cr_assert(rh_resources_acquire(&in_other, &q3));
+    cr_assert_not(rh_resources_acquire(&in_bundle, &q1));
+    cr_assert_not(rh_resources_acquire(&in_bundle, &q2));
+    cr_assert_not(rh_resources_acquire(&two_cpus, &own));
+    cr_assert_eq(rh_resources_waiting(), 3);
+    rh_resources_bundle_remove("pg4_0_", &bundle, count_drop);
+    cr_expect_eq(dropped, 2, "%d of the bundle's 2 waiters handed back",
+                 dropped);
+    cr_expect_eq(rh_resources_waiting(), 1, "the rank's own waiter stays");
+    rh_resources_release(&in_bundle);
+    rh_resources_release(&in_other);
+    rh_resources_bundle_remove("pg4_1_", &bundle, count_drop);
+    cr_expect_eq(dropped, 2);
     rh_resources_fini(no_retry);
 }
 
@@ -172,7 +212,7 @@ Test(resources, removed_bundles_free_their_names_for_new_ones)
                      "group %d: %s", g, rh_last_error());
         cr_assert(rh_resources_acquire(&task, &w));
         rh_resources_release(&task);
-        rh_resources_bundle_remove(prefix, &bundle);
+        rh_resources_bundle_remove(prefix, &bundle, no_retry);
     }
     rh_resources_fini(no_retry);
 }
