@@ -176,7 +176,10 @@ typedef struct rh_ref {
 RH_EXPORT rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref);
 
 /* The zero-copy put: a writable buffer of len bytes in the store, to fill
- * in place and then publish with rh_put_seal. */
+ * in place and then publish with rh_put_seal. Until the seal, a get of the
+ * ref waits (it is not ready). Releasing its hold before the seal abandons
+ * it: the buffer is freed at once, and rh_put_seal and gets of the ref are
+ * RH_ERR_INVALID_REF ("released before it was sealed"). */
 RH_EXPORT rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr);
 RH_EXPORT rh_status_t rh_put_seal(rh_ref_t ref);
 

@@ -468,15 +468,27 @@ Test(tasks, a_release_past_the_owner_s_holds_takes_none_of_the_runtime_s)
     size_t len;
     long live0 = rh_future_live();
 
-    cr_assert_eq(rh_put_create(sizeof(v), &put, &p), RH_OK);
+    rh_stats_t st0, st1;
+
+    cr_assert_eq(rh_stats(&st0), RH_OK);
+    cr_assert_eq(rh_put_create(1 << 20, &put, &p), RH_OK);
+    memcpy(p, &v, sizeof(v));
+    cr_expect_eq(rh_get(put, &q, &len, 0), RH_ERR_TIMEOUT, "not sealed");
     cr_expect_eq(rh_release(put), RH_OK);
     cr_expect_eq(rh_release(put), RH_ERR_INVALID_REF,
                  "the put's own reference is not the owner's");
     cr_expect(strstr(rh_last_error(), "released already") != NULL, "%s",
               rh_last_error());
-    memcpy(p, &v, sizeof(v));
-    cr_expect_eq(rh_put_seal(put), RH_OK, "the put still stands: %s",
-                 rh_last_error());
+    /* The owner let go before the seal: the put is abandoned, its buffer
+     * freed, and it can no longer be sealed nor read. */
+    cr_expect_eq(rh_put_seal(put), RH_ERR_INVALID_REF, "a put released "
+                 "before its seal");
+    cr_expect(strstr(rh_last_error(), "released before it was sealed") !=
+              NULL, "%s", rh_last_error());
+    cr_expect_eq(rh_get(put, &q, &len, 0), RH_ERR_INVALID_REF);
+    cr_assert_eq(rh_stats(&st1), RH_OK);
+    cr_expect_eq(st1.store_objects, st0.store_objects, "the abandoned put "
+                 "left its buffer in the store");
 
     cr_assert_eq(rh_put(&v, sizeof(v), &arg), RH_OK);
     a = rh_arg_ref(arg);

@@ -8,6 +8,9 @@
  * the matching release; when it is not there yet, its owner says where it
  * is and it is pulled into this node's store first (src/core/pull.c).
  */
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -248,13 +251,36 @@ rh_status_t rh_put_create(size_t len, rh_ref_t *ref, void **ptr)
     return rh_put_begin(len, ref, ptr, &f);
 }
 
-/* Seals the put of future f, which the caller holds. */
-static rh_status_t rh_put_seal_future(rh_future_t *f, rh_object_id_t id)
+/* A put's seal and its abandonment (the owner's last release before the
+ * seal) each finish its future once: whichever comes first, under the
+ * lock of its stripe. Only puts made with rh_put_create take it. */
+#define RH_PUT_STRIPES 64
+static _Atomic int rh_put_locks[RH_PUT_STRIPES];
+
+static _Atomic int *rh_put_lock(rh_object_id_t id)
+{
+    _Atomic int *l = &rh_put_locks[rh_object_id_counter(id) %
+                                   RH_PUT_STRIPES];
+
+    while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
+        sched_yield();
+    }
+    return l;
+}
+
+static void rh_put_unlock(_Atomic int *l)
+{
+    atomic_store_explicit(l, 0, memory_order_release);
+}
+
+static rh_status_t rh_put_seal_locked(rh_future_t *f, rh_object_id_t id)
 {
     rh_status_t status;
 
     if (atomic_load(&f->state) != RH_FUTURE_PENDING) {
-        return rh_bad_ref(id, "is sealed already");
+        return rh_bad_ref(id, atomic_load(&f->state) == RH_FUTURE_READY ?
+                          "is sealed already" : "was released before it "
+                          "was sealed");
     }
     status = rh_store_seal(rh_core_store(), id);
     if (status != RH_OK) {
@@ -264,10 +290,27 @@ static rh_status_t rh_put_seal_future(rh_future_t *f, rh_object_id_t id)
     return RH_OK;
 }
 
+/* The owner let go of an unsealed put: nobody can ever read it, so its
+ * buffer goes now instead of staying unsealed for the life of the job. */
+static void rh_put_abandon(rh_future_t *f, rh_object_id_t id)
+{
+    char msg[128], ids[RH_OBJECT_ID_STRLEN];
+    _Atomic int *l = rh_put_lock(id);
+
+    if (atomic_load(&f->state) == RH_FUTURE_PENDING) {
+        (void)rh_store_delete(rh_core_store(), id);
+        snprintf(msg, sizeof(msg), "object %s was released before it was "
+                 "sealed", rh_object_id_str(id, ids));
+        rh_future_fail_status(f, RH_ERR_INVALID_REF, msg);
+    }
+    rh_put_unlock(l);
+}
+
 rh_status_t rh_put_seal(rh_ref_t ref)
 {
     rh_object_id_t id = rh_id(ref);
     rh_future_t *f;
+    _Atomic int *l;
     rh_status_t status = rh_object_ready_check();
 
     if (status != RH_OK) {
@@ -275,9 +318,12 @@ rh_status_t rh_put_seal(rh_ref_t ref)
     }
     if (!rh_is_mine(id) || rh_object_id_index(id) != 0 ||
         (f = rh_future_find_hold(id)) == NULL) {
-        return rh_bad_ref(id, "is not an unsealed put of this rank");
+        return rh_bad_ref(id, "is not an unsealed put of this rank (or was "
+                          "released before it was sealed)");
     }
-    status = rh_put_seal_future(f, id);
+    l = rh_put_lock(id);
+    status = rh_put_seal_locked(f, id);
+    rh_put_unlock(l);
     rh_future_unhold(f);
     return status;
 }
@@ -302,8 +348,8 @@ rh_status_t rh_put(const void *buf, size_t len, rh_ref_t *ref)
     if (len != 0) {
         memcpy(p, buf, len);
     }
-    /* Nobody else has the ref yet: no lookup needed. */
-    return rh_put_seal_future(f, rh_id(*ref));
+    /* Nobody else has the ref yet: no lookup, nor lock, needed. */
+    return rh_put_seal_locked(f, rh_id(*ref));
 }
 
 /* ---- get ------------------------------------------------------------------ */
@@ -562,6 +608,11 @@ rh_status_t rh_release(rh_ref_t ref)
     if (!rh_future_owner_drop(f)) {
         rh_future_unhold(f);
         return rh_bad_ref(id, "was released already or never existed");
+    }
+    if (rh_unlikely(f->block->is_put &&
+                    atomic_load(&f->state) == RH_FUTURE_PENDING &&
+                    atomic_load(&f->holds) == 0)) {
+        rh_put_abandon(f, id);
     }
     rh_future_unhold(f);   /* the lookup's hold */
     /* A get's hold goes first (rayhpc.h): its bytes may be spilled now. */
