@@ -147,8 +147,8 @@ RH_EXPORT int rh_rank_alive(int rank);
 /* "0.1.0" */
 RH_EXPORT const char *rh_version(void);
 
-/* Timeouts are in milliseconds; RH_TIMEOUT_INFINITE waits for ever and 0
- * only looks. */
+/* Timeouts are in milliseconds; RH_TIMEOUT_INFINITE (as any negative
+ * value) waits for ever and 0 only looks. */
 #define RH_TIMEOUT_INFINITE (-1)
 
 /* ------------------------------------------------------------------------ */
@@ -370,7 +370,8 @@ RH_EXPORT
 rh_status_t rh_task_return_alloc(rh_task_ctx_t *ctx, int i, size_t len,
                                  void **ptr);
 
-/* Inside a task: records why it failed; return what this returns
+/* Inside a task: records why it failed (up to 511 bytes of message; a
+ * NULL or empty fmt says no message was given); return what this returns
  * (RH_ERR_TASK_FAILED) from the function. */
 RH_EXPORT rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -681,7 +682,8 @@ typedef struct rh_stats {
                                 * than pulls when pulls read from several
                                 * nodes at once */
     uint64_t store_objects;    /* objects in this node's store now (all its
-                                * ranks'), and their bytes */
+                                * ranks', spilled ones included), and the
+                                * bytes of those in memory */
     uint64_t store_bytes;
     uint64_t tasks_remote;     /* its tasks out on other ranks or with the
                                 * global scheduler now */

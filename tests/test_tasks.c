@@ -105,6 +105,15 @@ static rh_status_t fails(rh_task_ctx_t *ctx)
     return rh_task_fail(ctx, "sensor %d is on fire", 7);
 }
 
+/* Fails without a message (a NULL format, held in a variable so that the
+ * compiler's format check lets it through). */
+static const char *volatile no_message;
+
+static rh_status_t fails_silently(rh_task_ctx_t *ctx)
+{
+    return rh_task_fail(ctx, no_message);
+}
+
 /* Passes its argument on, plus one. */
 static rh_status_t inc(rh_task_ctx_t *ctx)
 {
@@ -153,6 +162,7 @@ static void setup(void)
     cr_assert_eq(rh_register("leaf", leaf, 0, 1), RH_OK);
     cr_assert_eq(rh_register("sum", sum, -1, 1), RH_OK);
     cr_assert_eq(rh_register("fails", fails, 0, 1), RH_OK);
+    cr_assert_eq(rh_register("fails_silently", fails_silently, 0, 1), RH_OK);
     cr_assert_eq(rh_register("inc", inc, 1, 1), RH_OK);
     cr_assert_eq(rh_register("big", big, 0, 1), RH_OK);
     cr_assert_eq(rh_register("deep", deep, 1, 1), RH_OK);
@@ -422,6 +432,20 @@ Test(tasks, error_propagates_through_a_chain_of_3_with_its_message)
     rh_release(a);
     rh_release(b);
     rh_release(c);
+}
+
+Test(tasks, a_failure_without_a_message_says_so)
+{
+    rh_ref_t a;
+    const void *p;
+    size_t len;
+
+    cr_assert_eq(rh_remote("fails_silently", NULL, 0, NULL, &a), RH_OK);
+    cr_expect_eq(rh_get(a, &p, &len, RH_TIMEOUT_INFINITE),
+                 RH_ERR_TASK_FAILED);
+    cr_expect(strstr(rh_last_error(), "no message given") != NULL, "%s",
+              rh_last_error());
+    rh_release(a);
 }
 
 Test(tasks, bad_calls_get_their_own_status_and_message)

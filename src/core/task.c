@@ -255,9 +255,14 @@ rh_status_t rh_task_fail(rh_task_ctx_t *ctx, const char *fmt, ...)
     va_list ap;
 
     if (ctx != NULL && !ctx->failed) {
-        va_start(ap, fmt);
-        vsnprintf(ctx->message, sizeof(ctx->message), fmt, ap);
-        va_end(ap);
+        if (fmt == NULL || fmt[0] == '\0') {
+            snprintf(ctx->message, sizeof(ctx->message), "failed (no "
+                     "message given)");
+        } else {
+            va_start(ap, fmt);
+            vsnprintf(ctx->message, sizeof(ctx->message), fmt, ap);
+            va_end(ap);
+        }
         ctx->failed = 1;
     }
     return RH_ERR_TASK_FAILED;
