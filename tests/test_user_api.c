@@ -265,6 +265,20 @@ Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_two_node
     user_case("actors", 4, 2, NULL, "USER ACTORS OK");
 }
 
+Test(user_api, zero_amounts_ask_for_nothing_and_cpu_is_num_cpus_on_one_rank)
+{
+    static const char *const env[] = { "RAYHPC_RESOURCES=lic=1", NULL };
+
+    user_case("res", 1, 1, env, "USER RES OK");
+}
+
+Test(user_api, zero_amounts_ask_for_nothing_and_cpu_is_num_cpus_on_two_nodes)
+{
+    static const char *const env[] = { "RAYHPC_RESOURCES=lic=1", NULL };
+
+    user_case("res", 4, 2, env, "USER RES OK");
+}
+
 /* A contact directory the user names that cannot be written is warned
  * about once (rank 0 writes the record), and the job runs on. */
 Test(user_api, a_contact_directory_that_cannot_be_written_is_warned_about)

@@ -81,6 +81,11 @@
  *           after a kill from another rank fail; max_restarts -1 restarts
  *           after every kill, 0 after none, -2 is refused; an actor that
  *           fits nowhere, killed before it was created, is dead at once
+ *   res     tasks and actors whose resource string names amounts of 0
+ *           ("GPU=0", "other=0" beside "lic=1") ask for nothing of them and
+ *           run, here and on the last node; one that names "CPU" is
+ *           RH_ERR_INVALID_PARAM from rh_remote and rh_actor_create,
+ *           saying to use num_cpus
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
@@ -1787,6 +1792,61 @@ static void mode_actors(void)
     }
 }
 
+/* A task of resource string spec on node (-1: anywhere) runs. */
+static void res_runs(const char *spec, int node)
+{
+    rh_task_params_t p = node < 0 ? (rh_task_params_t){ 0 }
+                                  : rank_on_node(node, 0);
+    rh_ref_t r;
+    const void *v;
+    char what[96];
+    rh_status_t st;
+
+    p.field_mask |= RH_TASK_PARAM_FIELD_RESOURCES;
+    p.resources = spec;
+    snprintf(what, sizeof(what), "a task of resources \"%s\" on node %d",
+             spec, node);
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_OK, what, NULL);
+    if (st == RH_OK) {
+        expect(rh_get(r, &v, NULL, 30000), RH_OK, what, NULL);
+        rh_release(r);
+        rh_release(r);
+    }
+}
+
+static void mode_res(void)
+{
+    static const char *const zero[] = { "GPU=0", "other=0",
+                                        "lic=1,other=0", "memory=0" };
+    rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+                           .resources = "CPU=1" };
+    rh_actor_params_t ap = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
+                             .resources = "GPU=0" };
+    rh_actor_t a;
+    rh_ref_t r;
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
+        res_runs(zero[i], -1);
+        res_runs(zero[i], rh_num_nodes() - 1);
+    }
+    expect(rh_remote("one", NULL, 0, &p, &r), RH_ERR_INVALID_PARAM,
+           "a task of resources \"CPU=1\"", "num_cpus");
+    p.resources = "CPU=0";
+    expect(rh_remote("one", NULL, 0, &p, &r), RH_ERR_INVALID_PARAM,
+           "a task of resources \"CPU=0\"", "num_cpus");
+    CHECK(rh_actor_create("Counter", NULL, 0, &ap, &a));
+    expect(rh_actor_ready(a, 30000, NULL), RH_OK, "an actor of resources "
+           "\"GPU=0\"", NULL);
+    rh_actor_release(a);
+    ap.resources = "CPU=2";
+    expect(rh_actor_create("Counter", NULL, 0, &ap, &a), RH_ERR_INVALID_PARAM,
+           "an actor of resources \"CPU=2\"", "num_cpus");
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -1995,6 +2055,8 @@ int main(int argc, char **argv)
         mode_named();
     } else if (strcmp(mode, "actors") == 0) {
         mode_actors();
+    } else if (strcmp(mode, "res") == 0) {
+        mode_res();
     } else if (strcmp(mode, "reinit") == 0) {
         /* after rh_finalize, below */
     } else {
