@@ -388,7 +388,8 @@ typedef enum rh_pg_strategy {
 } rh_pg_strategy_t;
 
 /* One bundle: the resources it reserves on its node. A bundle that
- * reserves nothing (no CPU and no resources) is RH_ERR_INVALID_PARAM. */
+ * reserves nothing (no CPU, and no resources or only amounts of 0, as
+ * "lic=0") is RH_ERR_INVALID_PARAM. */
 typedef struct rh_bundle {
     int         num_cpus;     /* 0 is allowed, with resources */
     const char *resources;    /* "gpu=1,lic=2" or NULL, as a task's */

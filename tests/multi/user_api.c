@@ -12,7 +12,9 @@
  *           rh_remote refuses it, or the task's return fails, naming the
  *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; so does
  *           one into a group another rank removed before it was placed;
- *           a bundle that reserves nothing is refused
+ *           a bundle that reserves nothing (no CPUs, and no
+ *           resources or only amounts of 0) is refused, and so is one
+ *           that names "CPU" in its resources (num_cpus is for that)
  *   pgdead  (3+ ranks) rank 1 dies once the others are up; once each
  *           survivor sees it dead, a task into group 7 of rank 1 (which
  *           no rank heard of) fails, saying its owner died, instead of
@@ -246,10 +248,25 @@ static void mode_pg(void)
         removed_elsewhere();
     }
     {
-        rh_bundle_t empty = { 0, NULL };
+        static const char *const nothing[] = { NULL, "lic=0", "GPU=0",
+                                               "memory=0", "a=0,b=0" };
+        rh_bundle_t bad = { 0, NULL };
+        char what[96];
 
-        expect(rh_pg_create(&empty, 1, RH_PG_PACK, &pg), RH_ERR_INVALID_PARAM,
-               "a bundle that reserves nothing", "reserves nothing");
+        for (size_t i = 0; i < sizeof(nothing) / sizeof(nothing[0]); i++) {
+            bad.resources = nothing[i];
+            snprintf(what, sizeof(what), "a bundle {0, \"%s\"}, which "
+                     "reserves nothing", nothing[i] ? nothing[i] : "NULL");
+            expect(rh_pg_create(&bad, 1, RH_PG_PACK, &pg),
+                   RH_ERR_INVALID_PARAM, what, "reserves nothing");
+        }
+        /* CPUs are num_cpus, as for tasks */
+        for (int cpus = 0; cpus <= 1; cpus++) {
+            bad = (rh_bundle_t){ cpus, "CPU=1" };
+            snprintf(what, sizeof(what), "a bundle {%d, \"CPU=1\"}", cpus);
+            expect(rh_pg_create(&bad, 1, RH_PG_PACK, &pg),
+                   RH_ERR_INVALID_PARAM, what, "num_cpus");
+        }
     }
     CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
     CHECK(rh_pg_wait(pg, 30000));
