@@ -90,6 +90,8 @@
  *           saying to use num_cpus
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
+ *           (with USER_API_NO_ROOM: a RAYHPC_STORE_SIZE larger than the
+ *           node's /dev/shm, RH_ERR_NO_MEMORY saying what it has free)
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
  *           one; rh_wait for k of an unsealed put, a remote task's return,
  *           a failed ref and a put, and with a timeout (not an error); a released ref passed to a task is RH_ERR_INVALID_REF
@@ -1988,14 +1990,23 @@ static void mode_reinit(int *argc, char ***argv)
 }
 
 /* rh_init with a RAYHPC_* setting of a bad value (USER_API_VAR names it):
- * RH_ERR_CONFIG, with a sentence naming the variable; each rank says so. */
+ * RH_ERR_CONFIG, with a sentence naming the variable; each rank says so.
+ * With USER_API_NO_ROOM set, the value is a store larger than the node
+ * has room for: RH_ERR_NO_MEMORY, saying what /dev/shm has free. */
 static int mode_badenv(int *argc, char ***argv)
 {
     const char *var = getenv("USER_API_VAR");
+    int no_room = getenv("USER_API_NO_ROOM") != NULL;
     rh_status_t st = rh_init(argc, argv, NULL);
 
-    expect(st, RH_ERR_CONFIG, "rh_init with a bad setting",
-           var != NULL ? var : "RAYHPC_");
+    expect(st, no_room ? RH_ERR_NO_MEMORY : RH_ERR_CONFIG, "rh_init with a "
+           "bad setting", var != NULL ? var : "RAYHPC_");
+    if (no_room && st != RH_OK &&
+        strstr(rh_last_error(), "bytes free") == NULL) {
+        printf("USER FAIL rank %d: \"%s\" does not say what /dev/shm has "
+               "free\n", rh_rank(), rh_last_error());
+        fails++;
+    }
     if (st == RH_OK) {
         rh_finalize();
     }
