@@ -14,7 +14,8 @@
  *           one into a group another rank removed before it was placed;
  *           a bundle that reserves nothing (no CPUs, and no
  *           resources or only amounts of 0) is refused, and so is one
- *           that names "CPU" in its resources (num_cpus is for that)
+ *           that names "CPU" in its resources (num_cpus is for that);
+ *           messages name a group by its id in decimal
  *   pgdead  (3+ ranks) rank 1 dies once the others are up; once each
  *           survivor sees it dead, a task into group 7 of rank 1 (which
  *           no rank heard of) fails, saying its owner died, instead of
@@ -272,6 +273,20 @@ static void mode_pg(void)
     }
     CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
     CHECK(rh_pg_wait(pg, 30000));
+    {
+        /* an id is named as the number it is, in decimal */
+        rh_pg_t never = (uint64_t)me << 32 | 999999;
+        char dec[32];
+        int node;
+
+        snprintf(dec, sizeof(dec), "%llu", (unsigned long long)never);
+        expect(rh_pg_wait(never, 0), RH_ERR_INVALID_PARAM, "rh_pg_wait of "
+               "group 999999 of this rank, never made", dec);
+        snprintf(dec, sizeof(dec), "placement group %llu ",
+                 (unsigned long long)pg);
+        expect(rh_pg_bundle_node(pg, 3, &node), RH_ERR_INVALID_PARAM,
+               "rh_pg_bundle_node of bundle 3 of a group of one", dec);
+    }
     CHECK(rh_pg_remove(pg));
     refused_group(pg, "a task into a removed group");
 }
