@@ -320,7 +320,10 @@ typedef struct rh_task_params {
     uint64_t      field_mask;    /* RH_TASK_PARAM_FIELD_* bits */
     int           num_returns;   /* default: the registered count */
     int           num_cpus;      /* cores the task holds while it runs; 1 */
-    const char   *resources;     /* custom resources it holds: "gpu=1,lic=2" */
+    /* Custom resources it holds: "gpu=1,lic=2". An amount of 0 asks for
+     * nothing ("GPU=0" is as no GPU). CPUs are num_cpus: a list naming
+     * "CPU" is RH_ERR_INVALID_PARAM, here, for actors and for bundles. */
+    const char   *resources;
     rh_strategy_t strategy;      /* with RH_TASK_PARAM_FIELD_STRATEGY */
     int           node;          /* NODE_AFFINITY: the node (rh_node_id) */
     int           soft;          /* NODE_AFFINITY: fall back to DEFAULT */
@@ -389,10 +392,11 @@ typedef enum rh_pg_strategy {
 } rh_pg_strategy_t;
 
 /* One bundle: the resources it reserves on its node. A bundle that
- * reserves nothing (no CPU and no resources) is RH_ERR_INVALID_PARAM. */
+ * reserves nothing (no CPU, and no resources or only amounts of 0, as
+ * "lic=0") is RH_ERR_INVALID_PARAM. */
 typedef struct rh_bundle {
     int         num_cpus;     /* 0 is allowed, with resources */
-    const char *resources;    /* "gpu=1,lic=2" or NULL */
+    const char *resources;    /* "gpu=1,lic=2" or NULL, as a task's */
 } rh_bundle_t;
 
 /* Reserves the n bundles with the given strategy and returns at once; the
@@ -523,7 +527,8 @@ typedef struct rh_actor_params {
      * placed where a core is free but keeps none once constructed (Ray's
      * default); set (0 allowed), they stay reserved until it ends. */
     int           num_cpus;
-    const char   *resources;        /* reserved for its life: "gpu=1" */
+    const char   *resources;        /* reserved for its life: "gpu=1",
+                                     * as a task's */
     rh_strategy_t strategy;         /* as for tasks, with node, soft, pg and
                                      * bundle below */
     int           node;

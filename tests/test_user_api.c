@@ -215,6 +215,29 @@ Test(user_api, bad_settings_are_config_errors_naming_the_variable)
     bad_setting(2, "RAYHPC_SPILL_DIR=/proc/no/such/dir");
 }
 
+/* A store larger than /dev/shm, whatever the size: up to 2^64 - 1 bytes
+ * (rounded up to pages, those near 2^64 wrapped to a 0-byte store that
+ * failed to map), rh_init says what /dev/shm has free, on every rank. */
+Test(user_api, a_store_larger_than_dev_shm_says_what_it_has_free)
+{
+    static const char *const big[] = {
+        "RAYHPC_STORE_SIZE=9999999G",
+        "RAYHPC_STORE_SIZE=18446744073709551615",
+        "RAYHPC_STORE_SIZE=18446744073709551000",
+    };
+
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+        const char *env[] = { big[i], "USER_API_VAR=RAYHPC_STORE_SIZE",
+                              "USER_API_NO_ROOM=1", NULL };
+        rh_run_t run = rh_launch(2, 2, 0, "tests/multi/user_api", "badenv",
+                                 env, TIMEOUT);
+
+        cr_expect_eq(rh_count_lines(run.out, "USER BADENV OK"), 2, "%s: "
+                     "output ends:\n%s", big[i], rh_tail(run.out, 3000));
+        rh_run_free(&run);
+    }
+}
+
 /* The documented units: sizes with K, M, G, times with ms, s, m. */
 Test(user_api, settings_take_their_documented_units)
 {
@@ -269,6 +292,20 @@ Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_one_rank
 Test(user_api, handles_in_objects_failing_methods_kills_and_restarts_on_two_nodes)
 {
     user_case("actors", 4, 2, NULL, "USER ACTORS OK");
+}
+
+Test(user_api, zero_amounts_ask_for_nothing_and_cpu_is_num_cpus_on_one_rank)
+{
+    static const char *const env[] = { "RAYHPC_RESOURCES=lic=1", NULL };
+
+    user_case("res", 1, 1, env, "USER RES OK");
+}
+
+Test(user_api, zero_amounts_ask_for_nothing_and_cpu_is_num_cpus_on_two_nodes)
+{
+    static const char *const env[] = { "RAYHPC_RESOURCES=lic=1", NULL };
+
+    user_case("res", 4, 2, env, "USER RES OK");
 }
 
 /* A contact directory the user names that cannot be written is warned

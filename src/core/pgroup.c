@@ -147,7 +147,7 @@ static const char *const rh_pg_strategy_names[] = {
 
 static void rh_pg_prefix(uint64_t id, int bundle, char *buf, size_t len)
 {
-    snprintf(buf, len, "pg%llx_%d_", (unsigned long long)id, bundle);
+    snprintf(buf, len, "pg%llu_%d_", (unsigned long long)id, bundle);
 }
 
 static rh_pg_obj_t *rh_pg_find(uint64_t id)
@@ -169,7 +169,7 @@ static void rh_pg_bundle_apply(uint64_t id, int bundle,
     rh_pg_prefix(id, bundle, prefix, sizeof(prefix));
     if (reserve) {
         if (rh_resources_bundle_add(prefix, req) != RH_OK) {
-            rh_warn("placement group %llx, bundle %d: %s",
+            rh_warn("placement group %llu, bundle %d: %s",
                     (unsigned long long)id, bundle, rh_last_error());
         }
     } else {
@@ -199,14 +199,14 @@ static void rh_gs_pg_record(rh_gs_pg_t *g, int state)
                         (unsigned long long)g->id);
         g->rec = rh_gcs_record_new(RH_GCS_T_PGROUP, key, (size_t)klen);
         if (g->rec == NULL) {
-            rh_warn("placement group %llx: no record in the GCS: %s",
+            rh_warn("placement group %llu: no record in the GCS: %s",
                     (unsigned long long)g->id, rh_last_error());
             return;
         }
     }
     text = malloc(cap);
     if (text == NULL) {
-        rh_warn("placement group %llx: no memory for its GCS record",
+        rh_warn("placement group %llu: no memory for its GCS record",
                 (unsigned long long)g->id);
         return;
     }
@@ -226,7 +226,7 @@ static void rh_gs_pg_record(rh_gs_pg_t *g, int state)
         }
     }
     if (k < cap && rh_gcs_record_set(g->rec, text, k) != RH_OK) {
-        rh_warn("placement group %llx: %s", (unsigned long long)g->id,
+        rh_warn("placement group %llu: %s", (unsigned long long)g->id,
                 rh_last_error());
     }
     free(text);
@@ -299,12 +299,12 @@ static int rh_gs_pg_try(rh_gs_pg_t *g)
 static void rh_gs_pg_warn(const rh_gs_pg_t *g)
 {
     if (g->strategy == RH_PG_STRICT_SPREAD && g->n > rh_num_nodes()) {
-        rh_warn("placement group %llx of rank %d is pending: STRICT_SPREAD "
+        rh_warn("placement group %llu of rank %d is pending: STRICT_SPREAD "
                 "of %d bundles needs %d nodes and the job has %d",
                 (unsigned long long)g->id, g->owner, g->n, g->n,
                 rh_num_nodes());
     } else {
-        rh_warn("placement group %llx of rank %d is pending: its %d "
+        rh_warn("placement group %llu of rank %d is pending: its %d "
                 "bundles (%s) do not fit in what the ranks offer now",
                 (unsigned long long)g->id, g->owner, g->n,
                 rh_pg_strategy_names[g->strategy]);
@@ -368,7 +368,7 @@ static void rh_gs_pg_on_peer_failure(int rank)
                                          g->ranks);
         for (int b = 0; again && b < g->n; b++) {
             if (g->lost_with[b] >= 0) {
-                rh_info("placement group %llx: bundle %d, lost with rank %d, "
+                rh_info("placement group %llu: bundle %d, lost with rank %d, "
                         "goes to rank %d", (unsigned long long)g->id, b,
                         g->lost_with[b], g->ranks[b]);
             }
@@ -378,7 +378,7 @@ static void rh_gs_pg_on_peer_failure(int rank)
         }
         pthread_mutex_unlock(&rh_pg_lock);
         if (!again) {
-            rh_warn("placement group %llx of rank %d lost a bundle with rank "
+            rh_warn("placement group %llu of rank %d lost a bundle with rank "
                     "%d and no node has room to place it again (%s): tasks "
                     "into it fail until room frees (a group removed, an "
                     "actor holding CPUs ended)",
@@ -681,7 +681,7 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
     *code = RH_ERR_INVALID_PARAM;
     if (state == RH_PG_REMOVED && g != NULL && g->never == RH_PG_GS_DIED) {
         *code = RH_ERR_PEER_FAILED;
-        snprintf(why, len, "placement group %llx of rank %llu is not placed "
+        snprintf(why, len, "placement group %llu of rank %llu is not placed "
                  "and never will be: " RH_PG_GS_DIED_SAYS ", and only it "
                  "places groups", (unsigned long long)id,
                  (unsigned long long)(id >> 32));
@@ -689,20 +689,20 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
     }
     if (state == RH_PG_REMOVED && g != NULL &&
         g->never == RH_PG_OWNER_DIED) {
-        snprintf(why, len, "placement group %llx was never placed: its "
+        snprintf(why, len, "placement group %llu was never placed: its "
                  "owner, rank %llu, died and the global scheduler holds no "
                  "such group (never made, or removed)",
                  (unsigned long long)id, (unsigned long long)(id >> 32));
         return RH_PG_FAIL;
     }
     if (state == RH_PG_REMOVED && g != NULL && g->never) {
-        snprintf(why, len, "placement group %llx was never made: rank %llu "
+        snprintf(why, len, "placement group %llu was never made: rank %llu "
                  "made no group of that number", (unsigned long long)id,
                  (unsigned long long)(id >> 32));
         return RH_PG_FAIL;
     }
     if (state == RH_PG_REMOVED) {
-        snprintf(why, len, "placement group %llx was removed",
+        snprintf(why, len, "placement group %llu was removed",
                  (unsigned long long)id);
         return RH_PG_FAIL;
     }
@@ -710,7 +710,7 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
         return RH_PG_WAIT;
     }
     if (b < 0 || b >= g->n) {
-        snprintf(why, len, "placement group %llx has bundles 0 to %d, not "
+        snprintf(why, len, "placement group %llu has bundles 0 to %d, not "
                  "%d", (unsigned long long)id, g->n - 1, b);
         return RH_PG_FAIL;
     }
@@ -718,14 +718,14 @@ static int rh_pg_where(const rh_pg_obj_t *g, uint64_t id, int b,
     alive = r >= 0 && rh_rank_alive(r);
     if (!alive && !rh_rank_alive(RH_GS_RANK)) {
         *code = RH_ERR_PEER_FAILED;
-        snprintf(why, len, "bundle %d of placement group %llx was lost with "
+        snprintf(why, len, "bundle %d of placement group %llu was lost with "
                  "rank %d, and " RH_PG_GS_DIED_SAYS ": no rank places it "
                  "again", b, (unsigned long long)id, r < 0 ? g->lost[b] : r);
         return RH_PG_FAIL;
     }
     if (r < 0) {
         *code = RH_ERR_PEER_FAILED;
-        snprintf(why, len, "bundle %d of placement group %llx was lost with "
+        snprintf(why, len, "bundle %d of placement group %llu was lost with "
                  "rank %d and no node has room to place it again", b,
                  (unsigned long long)id, g->lost[b]);
         return RH_PG_FAIL;
@@ -896,7 +896,7 @@ static void rh_gs_pg_on_ask(uint64_t id, int asker)
             rh_gs_asks = a;
             return;
         }
-        rh_warn("placement group %llx: no memory to keep rank %d's ask",
+        rh_warn("placement group %llu: no memory to keep rank %d's ask",
                 (unsigned long long)id, asker);
     }
     if (asker == rh_rank()) {
@@ -1159,7 +1159,7 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "call rh_init first");
     }
     if ((uint32_t)pg == 0 || (pg >> 32) >= (uint64_t)rh_size()) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "%llx is not a placement "
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%llu is not a placement "
                             "group of this job", (unsigned long long)pg);
     }
     pthread_mutex_lock(&rh_pg_lock);
@@ -1168,7 +1168,7 @@ static rh_status_t rh_pg_get(rh_pg_t pg, rh_pg_obj_t **out)
         /* This rank made every group of its own: a task into one it never
          * made would wait for a placement that never comes. */
         pthread_mutex_unlock(&rh_pg_lock);
-        return rh_error_set(RH_ERR_INVALID_PARAM, "%llx is not a placement "
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%llu is not a placement "
                             "group of this job", (unsigned long long)pg);
     }
     if (g == NULL && !rh_rank_alive(RH_GS_RANK) &&
@@ -1247,7 +1247,7 @@ rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms)
     if (!rh_pg_ready_cond(g) &&
         (timeout_ms == 0 ||
          !rh_core_wait_until(rh_pg_ready_cond, g, rh_deadline(timeout_ms)))) {
-        return rh_error_set(RH_ERR_TIMEOUT, "placement group %llx is not "
+        return rh_error_set(RH_ERR_TIMEOUT, "placement group %llu is not "
                             "placed yet%s", (unsigned long long)pg,
                             atomic_load(&g->state) == RH_PG_READY ?
                             ": a bundle's rank died and it is being placed "
@@ -1281,7 +1281,7 @@ rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node)
         return status;
     }
     if (atomic_load(&g->state) != RH_PG_READY) {
-        return rh_error_set(RH_ERR_BUSY, "placement group %llx is not "
+        return rh_error_set(RH_ERR_BUSY, "placement group %llu is not "
                             "placed yet", (unsigned long long)pg);
     }
     if (node == NULL) {
@@ -1289,7 +1289,7 @@ rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node)
                             "node");
     }
     if (bundle < 0 || bundle >= g->n) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx has "
+        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llu has "
                             "bundles 0 to %d", (unsigned long long)pg,
                             g->n - 1);
     }
@@ -1306,7 +1306,7 @@ rh_status_t rh_pg_bundle_node(rh_pg_t pg, int bundle, int *node)
         }
         if (r == RH_PG_WAIT) {
             return rh_error_set(RH_ERR_BUSY, "bundle %d of placement group "
-                                "%llx is being placed again: its rank "
+                                "%llu is being placed again: its rank "
                                 "died", bundle, (unsigned long long)pg);
         }
         *node = rh_core_node_of(r);
@@ -1349,7 +1349,7 @@ rh_status_t rh_pg_remove(rh_pg_t pg)
         }
         /* The scheduler frees a group's bundles: without it they keep
          * what they reserved, and the program should know. */
-        return rh_error_set(RH_ERR_PEER_FAILED, "placement group %llx is "
+        return rh_error_set(RH_ERR_PEER_FAILED, "placement group %llu is "
                             "removed (tasks into it fail), but "
                             RH_PG_GS_DIED_SAYS ": its bundles keep what they "
                             "reserved", (unsigned long long)pg);
@@ -1380,7 +1380,7 @@ rh_status_t rh_pg_route(const rh_task_params_t *params, rh_res_req_t **res,
     }
     b = params->bundle;
     if (b < 0 || (g->n != 0 && b >= g->n)) {
-        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llx has "
+        return rh_error_set(RH_ERR_INVALID_PARAM, "placement group %llu has "
                             "bundles 0 to %d, not %d",
                             (unsigned long long)params->pg, g->n - 1, b);
     }
@@ -1440,7 +1440,7 @@ void rh_pg_hold(rh_task_t *t)
         }
         r = RH_PG_FAIL;
         snprintf(why, sizeof(why), "out of memory holding a task for "
-                 "placement group %llx", (unsigned long long)t->pg);
+                 "placement group %llu", (unsigned long long)t->pg);
     }
     pthread_mutex_unlock(&rh_pg_lock);
     if (r == RH_PG_FAIL) {
@@ -1471,7 +1471,7 @@ int rh_pg_rerun_rank(rh_pg_t pg, int bundle, int *rank,
         g->waiters = w;
     } else if (r == RH_PG_WAIT) {
         r = RH_PG_FAIL;
-        snprintf(why, len, "out of memory waiting for placement group %llx",
+        snprintf(why, len, "out of memory waiting for placement group %llu",
                  (unsigned long long)pg);
     }
     pthread_mutex_unlock(&rh_pg_lock);
@@ -1542,7 +1542,7 @@ rh_status_t rh_pg_record_read(rh_pg_t pg, rh_pg_record_t *rec)
                         NULL);
     if (status == RH_ERR_NOT_FOUND) {
         return rh_error_set(status, "the GCS holds no record of placement "
-                            "group %llx", (unsigned long long)pg);
+                            "group %llu", (unsigned long long)pg);
     }
     if (status != RH_OK) {
         return status;
@@ -1606,7 +1606,7 @@ err_malformed:
     rh_pg_record_free(rec);
     free(text);
     return rh_error_set(RH_ERR_MALFORMED, "the GCS's record of placement "
-                        "group %llx cannot be read", (unsigned long long)pg);
+                        "group %llu cannot be read", (unsigned long long)pg);
 }
 
 /* The global scheduler died (any other rank): it alone placed groups, and

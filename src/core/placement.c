@@ -288,7 +288,8 @@ rh_status_t rh_place_init(const rh_blob_set_t *set, const int *node_of_rank,
             rh_place_rank_spec(dealt, memory, per_node[node_of_rank[r]],
                                spec, sizeof(spec));
         }
-        if (rh_resources_parse(spec, workers, &rh_pl.offer[r]) != RH_OK) {
+        if (rh_resources_parse_offer(spec, workers, &rh_pl.offer[r]) !=
+            RH_OK) {
             free(per_node);
             free(on_host);
             /* The part a rank cannot get wrong is ours: what is bad is

@@ -428,9 +428,14 @@ static int rh_populate(void *addr, size_t len)
     return 0;
 }
 
-static size_t rh_round_up(size_t v, size_t to)
+/* v rounded up to a multiple of to; 0 when that is past what a file may
+ * hold (a size near 2^64 wrapped to a 0-byte store). */
+static size_t rh_round_up(uint64_t v, size_t to)
 {
-    return (v + to - 1) / to * to;
+    if (v > (uint64_t)INT64_MAX - (to - 1)) {
+        return 0;
+    }
+    return (size_t)((v + to - 1) / to * to);
 }
 
 static size_t rh_map_align(size_t len, uint64_t page_size)
@@ -524,6 +529,11 @@ static rh_status_t rh_segment_create_hugetlb(rh_store_t *s,
         return status;
     }
     s->length = rh_round_up(p->size, (size_t)sfs.f_bsize);
+    if (s->length == 0) {
+        snprintf(why, whylen, "%s cannot hold %llu bytes", dir,
+                 (unsigned long long)p->size);
+        goto err_discard;
+    }
     if (ftruncate(fd, (off_t)s->length) != 0) {
         snprintf(why, whylen, "ftruncate on %s: %s", dir, strerror(errno));
         goto err_discard;
@@ -552,7 +562,7 @@ err_discard:
 
 /* Room left in /dev/shm; a tmpfs that runs out under a mapping answers a
  * later write with SIGBUS, so we check (and reserve) up front. */
-static rh_status_t rh_shm_check_room(size_t len)
+static rh_status_t rh_shm_check_room(uint64_t len)
 {
     struct statvfs v;
     uint64_t room;
@@ -563,8 +573,9 @@ static rh_status_t rh_shm_check_room(size_t len)
     room = (uint64_t)v.f_bavail * v.f_frsize;
     if (room < len) {
         return rh_error_set(RH_ERR_NO_MEMORY, "%s has %llu bytes free, the "
-                            "store needs %zu (RAYHPC_STORE_SIZE)", RH_SHM_DIR,
-                            (unsigned long long)room, len);
+                            "store needs %llu (RAYHPC_STORE_SIZE)", RH_SHM_DIR,
+                            (unsigned long long)room,
+                            (unsigned long long)len);
     }
     return RH_OK;
 }
@@ -604,7 +615,14 @@ static rh_status_t rh_segment_create_shm(rh_store_t *s,
     s->is_shm = 1;
     snprintf(s->path, sizeof(s->path), "%s%s", RH_SHM_DIR, s->name);
     s->length = rh_round_up(p->size, page);
-    status = rh_shm_check_room(s->length);
+    /* A length of 0 is a size past what a file may hold: the room is
+     * then checked for the size asked for, which it cannot be either. */
+    status = rh_shm_check_room(s->length != 0 ? s->length : p->size);
+    if (status == RH_OK && s->length == 0) {
+        status = rh_error_set(RH_ERR_NO_MEMORY, "a store of %llu bytes is "
+                              "more than a file may hold (RAYHPC_STORE_SIZE)",
+                              (unsigned long long)p->size);
+    }
     if (status != RH_OK) {
         return status;
     }

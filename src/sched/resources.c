@@ -242,13 +242,38 @@ void rh_resources_fini(void (*drop)(rh_res_waiter_t *w))
     }
 }
 
-rh_status_t rh_resources_parse(const char *spec, int cpus, rh_res_req_t *req)
+rh_status_t rh_resources_parse_offer(const char *spec, int cpus,
+                                     rh_res_req_t *req)
 {
     if (cpus < 0) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "num_cpus %d", cpus);
     }
     req->cpus = cpus;
     return rh_res_split(spec, req);
+}
+
+rh_status_t rh_resources_parse(const char *spec, int cpus, rh_res_req_t *req)
+{
+    rh_status_t status = rh_resources_parse_offer(spec, cpus, req);
+    int kept = 0;
+
+    if (status != RH_OK) {
+        return status;
+    }
+    for (int i = 0; i < req->n; i++) {
+        if (strcmp(req->items[i].name, RH_RES_CPU) == 0) {
+            return rh_error_set(RH_ERR_INVALID_PARAM, "'%s' names CPU: ask "
+                                "for CPUs with num_cpus, not in resources",
+                                spec);
+        }
+        /* A zero amount kept would wait for a name the rank may not
+         * have, or take a ledger slot for nothing. */
+        if (req->items[i].amount != 0) {
+            req->items[kept++] = req->items[i];
+        }
+    }
+    req->n = kept;
+    return RH_OK;
 }
 
 static int rh_res_index(const char *name)

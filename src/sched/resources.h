@@ -35,6 +35,7 @@
  * ("<prefix>GPU"). Other resources are whole numbers. */
 #define RH_RES_GPU       "GPU"
 #define RH_RES_GPU_UNITS 10000L
+#define RH_RES_CPU       "CPU"   /* num_cpus, never a resource string's */
 
 /* Whether name counts GPUs: "GPU" or a bundle's "<prefix>GPU". */
 int rh_resources_is_gpu(const char *name);
@@ -84,8 +85,15 @@ rh_status_t rh_resources_init(int cpus, const char *spec);
 /* At the end: hands every still-waiting waiter to drop. */
 void rh_resources_fini(void (*drop)(rh_res_waiter_t *w));
 
-/* Parses a task's resource string on top of cpus. */
+/* Parses what a task, an actor or a bundle asks for: cpus and its
+ * resource string, where an amount of 0 asks for nothing and is dropped,
+ * and "CPU" is refused (CPUs are asked for with num_cpus: a "CPU" item
+ * would name a custom resource no rank offers). */
 rh_status_t rh_resources_parse(const char *spec, int cpus, rh_res_req_t *req);
+
+/* Parses what a rank offers: cpus and its RAYHPC_RESOURCES, as written. */
+rh_status_t rh_resources_parse_offer(const char *spec, int cpus,
+                                     rh_res_req_t *req);
 
 /* Whether req could ever fit on this rank; else writes what is missing. */
 int rh_resources_feasible(const rh_res_req_t *req, char *why, size_t len);

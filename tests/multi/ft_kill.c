@@ -875,7 +875,7 @@ static int pg_record_rank(rh_pg_t pg, int b, int state, int want)
             rh_pg_record_free(&rec);
         }
         if ((st != RH_OK && st != RH_ERR_NOT_FOUND) || rank_now() > end) {
-            printf("FT FAIL the record of group %llx never had state %d "
+            printf("FT FAIL the record of group %llu never had state %d "
                    "and rank %d for bundle %d (last: %d)\n",
                    (unsigned long long)pg, state, want, b, r);
             exit(1);
@@ -934,7 +934,7 @@ static void pg_bundle(void)
     printf("FT PG_BUNDLE placed again on rank %d after rank %d died\n", r2,
            r1);
     /* Now the node is gone: no room for the bundle anywhere. */
-    snprintf(gname, sizeof(gname), "placement group %llx",
+    snprintf(gname, sizeof(gname), "placement group %llu",
              (unsigned long long)pg);
     snprintf(rname, sizeof(rname), "rank %d", r2);
     CHECK(pg_step(pg, b, r2, &r));

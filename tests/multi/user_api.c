@@ -12,7 +12,10 @@
  *           rh_remote refuses it, or the task's return fails, naming the
  *           group; rh_pg_wait of that id is RH_ERR_INVALID_PARAM; so does
  *           one into a group another rank removed before it was placed;
- *           a bundle that reserves nothing is refused; a task queued
+ *           a bundle that reserves nothing (no CPUs, and no
+ *           resources or only amounts of 0) is refused, and so is one
+ *           that names "CPU" in its resources (num_cpus is for that);
+ *           messages name a group by its id in decimal; a task queued
  *           in a bundle behind a running one when its group is removed
  *           fails saying so (the running one finishes)
  *   pgdead  (3+ ranks) rank 1 dies once the others are up; once each
@@ -83,8 +86,15 @@
  *           after a kill from another rank fail; max_restarts -1 restarts
  *           after every kill, 0 after none, -2 is refused; an actor that
  *           fits nowhere, killed before it was created, is dead at once
+ *   res     tasks and actors whose resource string names amounts of 0
+ *           ("GPU=0", "other=0" beside "lic=1") ask for nothing of them and
+ *           run, here and on the last node; one that names "CPU" is
+ *           RH_ERR_INVALID_PARAM from rh_remote and rh_actor_create,
+ *           saying to use num_cpus
  *   badenv  rh_init with the RAYHPC_* setting USER_API_VAR names set to a
  *           bad value fails with RH_ERR_CONFIG naming it, on every rank
+ *           (with USER_API_NO_ROOM: a RAYHPC_STORE_SIZE larger than the
+ *           node's /dev/shm, RH_ERR_NO_MEMORY saying what it has free)
  *   refs    rh_wait and rh_get_many of refs given twice and of a failed
  *           one; rh_wait for k of an unsealed put, a remote task's return,
  *           a failed ref and a put, and with a timeout (not an error); a released ref passed to a task is RH_ERR_INVALID_REF
@@ -319,13 +329,42 @@ static void mode_pg(void)
         removed_elsewhere();
     }
     {
-        rh_bundle_t empty = { 0, NULL };
+        static const char *const nothing[] = { NULL, "lic=0", "GPU=0",
+                                               "memory=0", "a=0,b=0" };
+        rh_bundle_t bad = { 0, NULL };
+        char what[96];
 
-        expect(rh_pg_create(&empty, 1, RH_PG_PACK, &pg), RH_ERR_INVALID_PARAM,
-               "a bundle that reserves nothing", "reserves nothing");
+        for (size_t i = 0; i < sizeof(nothing) / sizeof(nothing[0]); i++) {
+            bad.resources = nothing[i];
+            snprintf(what, sizeof(what), "a bundle {0, \"%s\"}, which "
+                     "reserves nothing", nothing[i] ? nothing[i] : "NULL");
+            expect(rh_pg_create(&bad, 1, RH_PG_PACK, &pg),
+                   RH_ERR_INVALID_PARAM, what, "reserves nothing");
+        }
+        /* CPUs are num_cpus, as for tasks */
+        for (int cpus = 0; cpus <= 1; cpus++) {
+            bad = (rh_bundle_t){ cpus, "CPU=1" };
+            snprintf(what, sizeof(what), "a bundle {%d, \"CPU=1\"}", cpus);
+            expect(rh_pg_create(&bad, 1, RH_PG_PACK, &pg),
+                   RH_ERR_INVALID_PARAM, what, "num_cpus");
+        }
     }
     CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &pg));
     CHECK(rh_pg_wait(pg, 30000));
+    {
+        /* an id is named as the number it is, in decimal */
+        rh_pg_t never = (uint64_t)me << 32 | 999999;
+        char dec[32];
+        int node;
+
+        snprintf(dec, sizeof(dec), "%llu", (unsigned long long)never);
+        expect(rh_pg_wait(never, 0), RH_ERR_INVALID_PARAM, "rh_pg_wait of "
+               "group 999999 of this rank, never made", dec);
+        snprintf(dec, sizeof(dec), "placement group %llu ",
+                 (unsigned long long)pg);
+        expect(rh_pg_bundle_node(pg, 3, &node), RH_ERR_INVALID_PARAM,
+               "rh_pg_bundle_node of bundle 3 of a group of one", dec);
+    }
     CHECK(rh_pg_remove(pg));
     refused_group(pg, "a task into a removed group");
     if (me == 0) {
@@ -1868,6 +1907,61 @@ static void mode_actors(void)
     }
 }
 
+/* A task of resource string spec on node (-1: anywhere) runs. */
+static void res_runs(const char *spec, int node)
+{
+    rh_task_params_t p = node < 0 ? (rh_task_params_t){ 0 }
+                                  : rank_on_node(node, 0);
+    rh_ref_t r;
+    const void *v;
+    char what[96];
+    rh_status_t st;
+
+    p.field_mask |= RH_TASK_PARAM_FIELD_RESOURCES;
+    p.resources = spec;
+    snprintf(what, sizeof(what), "a task of resources \"%s\" on node %d",
+             spec, node);
+    st = rh_remote("one", NULL, 0, &p, &r);
+    expect(st, RH_OK, what, NULL);
+    if (st == RH_OK) {
+        expect(rh_get(r, &v, NULL, 30000), RH_OK, what, NULL);
+        rh_release(r);
+        rh_release(r);
+    }
+}
+
+static void mode_res(void)
+{
+    static const char *const zero[] = { "GPU=0", "other=0",
+                                        "lic=1,other=0", "memory=0" };
+    rh_task_params_t p = { .field_mask = RH_TASK_PARAM_FIELD_RESOURCES,
+                           .resources = "CPU=1" };
+    rh_actor_params_t ap = { .field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES,
+                             .resources = "GPU=0" };
+    rh_actor_t a;
+    rh_ref_t r;
+
+    if (rh_rank() != 0) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
+        res_runs(zero[i], -1);
+        res_runs(zero[i], rh_num_nodes() - 1);
+    }
+    expect(rh_remote("one", NULL, 0, &p, &r), RH_ERR_INVALID_PARAM,
+           "a task of resources \"CPU=1\"", "num_cpus");
+    p.resources = "CPU=0";
+    expect(rh_remote("one", NULL, 0, &p, &r), RH_ERR_INVALID_PARAM,
+           "a task of resources \"CPU=0\"", "num_cpus");
+    CHECK(rh_actor_create("Counter", NULL, 0, &ap, &a));
+    expect(rh_actor_ready(a, 30000, NULL), RH_OK, "an actor of resources "
+           "\"GPU=0\"", NULL);
+    rh_actor_release(a);
+    ap.resources = "CPU=2";
+    expect(rh_actor_create("Counter", NULL, 0, &ap, &a), RH_ERR_INVALID_PARAM,
+           "an actor of resources \"CPU=2\"", "num_cpus");
+}
+
 static void mode_restart(void)
 {
     if (rh_rank() != 0) {
@@ -1992,14 +2086,23 @@ static void mode_reinit(int *argc, char ***argv)
 }
 
 /* rh_init with a RAYHPC_* setting of a bad value (USER_API_VAR names it):
- * RH_ERR_CONFIG, with a sentence naming the variable; each rank says so. */
+ * RH_ERR_CONFIG, with a sentence naming the variable; each rank says so.
+ * With USER_API_NO_ROOM set, the value is a store larger than the node
+ * has room for: RH_ERR_NO_MEMORY, saying what /dev/shm has free. */
 static int mode_badenv(int *argc, char ***argv)
 {
     const char *var = getenv("USER_API_VAR");
+    int no_room = getenv("USER_API_NO_ROOM") != NULL;
     rh_status_t st = rh_init(argc, argv, NULL);
 
-    expect(st, RH_ERR_CONFIG, "rh_init with a bad setting",
-           var != NULL ? var : "RAYHPC_");
+    expect(st, no_room ? RH_ERR_NO_MEMORY : RH_ERR_CONFIG, "rh_init with a "
+           "bad setting", var != NULL ? var : "RAYHPC_");
+    if (no_room && st != RH_OK &&
+        strstr(rh_last_error(), "bytes free") == NULL) {
+        printf("USER FAIL rank %d: \"%s\" does not say what /dev/shm has "
+               "free\n", rh_rank(), rh_last_error());
+        fails++;
+    }
     if (st == RH_OK) {
         rh_finalize();
     }
@@ -2077,6 +2180,8 @@ int main(int argc, char **argv)
         mode_named();
     } else if (strcmp(mode, "actors") == 0) {
         mode_actors();
+    } else if (strcmp(mode, "res") == 0) {
+        mode_res();
     } else if (strcmp(mode, "reinit") == 0) {
         /* after rh_finalize, below */
     } else {

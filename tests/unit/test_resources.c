@@ -86,6 +86,42 @@ Test(resources, names_too_long_for_a_bundle_prefix_are_refused)
     cr_assert_eq(rh_resources_parse(name, 1, &r), RH_ERR_INVALID_PARAM);
 }
 
+/* A zero amount asks for nothing: kept, it would wait for ever for a name
+ * this rank does not offer. */
+Test(resources, zero_amounts_are_dropped_and_fit_a_rank_without_the_name)
+{
+    rh_res_req_t gpu0 = req(1, "GPU=0"), mixed = req(1, "lic=1,other=0");
+    rh_res_waiter_t w = { .retry = no_retry };
+    char why[256];
+
+    cr_expect_eq(gpu0.n, 0);
+    cr_assert_eq(mixed.n, 1);
+    cr_expect_str_eq(mixed.items[0].name, "lic");
+    cr_assert_eq(rh_resources_init(2, "lic=1"), RH_OK);
+    cr_expect(rh_resources_feasible(&mixed, why, sizeof(why)), "%s", why);
+    cr_expect(rh_resources_acquire(&gpu0, &w));
+    cr_expect(rh_resources_acquire(&mixed, &w));
+    rh_resources_release(&mixed);
+    rh_resources_release(&gpu0);
+    rh_resources_fini(no_retry);
+}
+
+/* CPUs are num_cpus: "CPU" in a resource string would name a custom
+ * resource no rank offers. A rank's offer is read as written. */
+Test(resources, cpu_in_a_resource_string_is_refused_naming_num_cpus)
+{
+    rh_res_req_t r;
+
+    cr_expect_eq(rh_resources_parse("CPU=1", 0, &r), RH_ERR_INVALID_PARAM);
+    cr_expect(strstr(rh_last_error(), "num_cpus") != NULL, "%s",
+              rh_last_error());
+    cr_expect_eq(rh_resources_parse("lic=1,CPU=0", 1, &r),
+                 RH_ERR_INVALID_PARAM);
+    cr_expect_eq(rh_resources_parse("pg1_0_CPU=1", 0, &r), RH_OK);
+    cr_expect_eq(rh_resources_parse_offer("lic=0", 2, &r), RH_OK);
+    cr_expect_eq(r.n, 1);
+}
+
 /* Beyond RH_RES_AMOUNT_MAX the ledger's sums could overflow; strtol's
  * saturated LONG_MAX is refused too. */
 Test(resources, amounts_beyond_the_ledger_s_range_are_refused)

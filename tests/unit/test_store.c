@@ -1732,6 +1732,28 @@ Test(store, store_too_small_for_its_table_is_refused)
               rh_last_error());
 }
 
+/* Rounded up to pages, a size near 2^64 wrapped to a 0-byte segment that
+ * failed to map: it is more than /dev/shm has, and says so. */
+Test(store, store_larger_than_any_file_says_what_dev_shm_has)
+{
+    static const uint64_t sizes[] = { UINT64_MAX, UINT64_MAX - 615,
+                                      (uint64_t)INT64_MAX };
+    char job[64];
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rh_store_params_t p = leader_params(unique_job(job, sizeof(job)),
+                                            sizes[i]);
+        rh_store_t *s = NULL;
+
+        p.hugepages = RH_STORE_HUGEPAGES_OFF;
+        cr_expect_eq(rh_store_open(&p, &s), RH_ERR_NO_MEMORY, "%llu: %s",
+                     (unsigned long long)sizes[i], rh_last_error());
+        cr_expect(strstr(rh_last_error(), "RAYHPC_STORE_SIZE") != NULL &&
+                  strstr(rh_last_error(), "0-byte") == NULL, "%s",
+                  rh_last_error());
+    }
+}
+
 /* ---- concurrency ----------------------------------------------------------- */
 
 #define THREADS        4
