@@ -1220,6 +1220,20 @@ static double latest_time(const char *out, const char *needle)
     return latest;
 }
 
+/* A thread of the user's still waiting in rh_get when another calls
+ * rh_finalize: its wait ends with RH_ERR_SHUTDOWN saying why, before the
+ * rank frees what it reads (it read freed memory). */
+Test(finalize, a_get_waiting_on_another_thread_ends_with_shutdown)
+{
+    rh_run_t run = launch(2, 2, 0, "tests/multi/finalize", "waiter", NULL);
+
+    cr_expect_eq(run.status, 0, "status %d; output ends:\n%s", run.status,
+                 rh_tail(run.out, 3000));
+    cr_expect_eq(rh_count_lines(run.out, "FINALIZE WAITER OK"), 1,
+                 "output ends:\n%s", rh_tail(run.out, 3000));
+    rh_run_free(&run);
+}
+
 /* 32 ranks as 8 nodes end right after nested tasks spread over them all.
  * Each run must end within a bound that only a stall reaches (finalize
  * once waited for its 60 s timeout, in about one run of five), and UCX

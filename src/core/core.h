@@ -54,6 +54,18 @@ int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline);
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
                               uint64_t deadline);
 
+/* rh_finalize ends the waits of the user's other threads (their calls
+ * return RH_ERR_SHUTDOWN) and lets them leave, for up to timeout_ms,
+ * before it frees anything they read. The calls that read futures after
+ * waiting (rh_get, rh_get_many, rh_wait) hold the thread counted until
+ * they return, between call_begin and call_end. */
+void rh_core_end_waits(int64_t timeout_ms);
+int rh_core_ending_now(void);
+void rh_core_call_begin(void);
+void rh_core_call_end(void);
+/* Threads counted now (tests). */
+int rh_core_waiters(void);
+
 /* Variants for conditions that only load atomics (RH_POOL_WAIT_PURE):
  * a parked waiter is then woken only when its condition holds. */
 int rh_core_wait_until_pure(int (*cond)(void *arg), void *arg,

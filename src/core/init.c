@@ -1008,6 +1008,9 @@ rh_status_t rh_finalize(void)
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "rh_finalize without "
                             "rh_init");
     }
+    /* The rank's other threads still waiting in a call leave first:
+     * what they read goes below. */
+    rh_core_end_waits((int64_t)rh_cfg.finalize_timeout_ms);
     /* Nobody new finds the job from here on: its state stops being
      * served in the rounds. */
     if (rh_core.rank == 0) {

@@ -536,6 +536,17 @@ static rh_status_t rh_get_one(rh_ref_t ref, const void **ptr, size_t *len,
     return rh_get_borrowed(id, ptr, len, deadline);
 }
 
+/* A wait that rh_finalize ended (on another thread) says so. */
+static rh_status_t rh_object_call_end(rh_status_t status)
+{
+    rh_core_call_end();
+    if (rh_unlikely(status == RH_ERR_TIMEOUT) && rh_core_ending_now()) {
+        return rh_error_set(RH_ERR_SHUTDOWN, "rh_finalize began on another "
+                            "thread while this call waited");
+    }
+    return status;
+}
+
 rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
                    int64_t timeout_ms)
 {
@@ -548,7 +559,10 @@ rh_status_t rh_get(rh_ref_t ref, const void **ptr, size_t *len,
     if (ptr == NULL) {
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get needs ptr");
     }
-    return rh_get_one(ref, ptr, len ? len : &dummy, rh_deadline(timeout_ms));
+    rh_core_call_begin();
+    status = rh_get_one(ref, ptr, len ? len : &dummy,
+                        rh_deadline(timeout_ms));
+    return rh_object_call_end(status);
 }
 
 rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
@@ -564,6 +578,7 @@ rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_get_many needs refs "
                             "and ptrs");
     }
+    rh_core_call_begin();
     for (size_t i = 0; i < n; i++) {
         size_t len;
 
@@ -577,10 +592,10 @@ rh_status_t rh_get_many(const rh_ref_t *refs, size_t n, const void **ptrs,
             while (i-- > 0) {
                 rh_release(refs[i]);
             }
-            return rh_error_set(status, "%s", msg);
+            return rh_object_call_end(rh_error_set(status, "%s", msg));
         }
     }
-    return RH_OK;
+    return rh_object_call_end(RH_OK);
 }
 
 /* ---- release and wait --------------------------------------------------- */
@@ -701,6 +716,7 @@ rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
 {
     rh_wait_args_t w = { refs, n, k, ready, 0, NULL };
     rh_status_t status = rh_object_ready_check();
+    int enough;
 
     if (status != RH_OK) {
         return status;
@@ -719,6 +735,7 @@ rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
     if (rh_wait_enough(&w) || timeout_ms == 0) {
         return RH_OK;
     }
+    rh_core_call_begin();
     if (w.has_borrowed) {
         rh_wait_start_pulls(&w);
         rh_core_wait_until_polled(rh_wait_enough, &w,
@@ -726,7 +743,7 @@ rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
     } else {
         rh_core_wait_until(rh_wait_enough, &w, rh_deadline(timeout_ms));
     }
-    rh_wait_enough(&w);
+    enough = rh_wait_enough(&w);
     if (w.pulls != NULL) {
         for (size_t i = 0; i < n; i++) {
             if (w.pulls[i] != NULL) {
@@ -734,6 +751,11 @@ rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
             }
         }
         free(w.pulls);
+    }
+    rh_core_call_end();
+    if (rh_unlikely(!enough && rh_core_ending_now())) {
+        return rh_error_set(RH_ERR_SHUTDOWN, "rh_finalize began on another "
+                            "thread while this call waited");
     }
     return RH_OK;
 }

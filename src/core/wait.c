@@ -12,6 +12,8 @@
 
 #include "base/completion.h"
 #include "base/config.h"
+#include "base/log.h"
+#include "base/status.h"
 #include "core/core.h"
 #include "core/future.h"
 #include "obs/timeline.h"
@@ -64,6 +66,77 @@ static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
     return done;
 }
 
+/* The user's threads waiting in a call: rh_finalize ends their waits and
+ * lets them leave before it frees what they read. One counts from its
+ * first wait until the call returns (rh_core_call_begin/_end around the
+ * calls that read futures after waiting), else until the wait ends. */
+static _Atomic int rh_core_waiting, rh_core_ending;
+static _Thread_local int rh_core_depth, rh_core_counted;
+static _Thread_local int rh_core_finalizer;   /* its own waits go on */
+
+void rh_core_call_begin(void)
+{
+    rh_core_depth++;
+}
+
+static void rh_core_uncount(void)
+{
+    rh_core_counted = 0;
+    atomic_fetch_sub_explicit(&rh_core_waiting, 1, memory_order_release);
+}
+
+void rh_core_call_end(void)
+{
+    if (--rh_core_depth == 0 && rh_unlikely(rh_core_counted)) {
+        rh_core_uncount();
+    }
+}
+
+int rh_core_waiters(void)
+{
+    return atomic_load(&rh_core_waiting);
+}
+
+int rh_core_ending_now(void)
+{
+    return !rh_core_finalizer &&
+           atomic_load_explicit(&rh_core_ending, memory_order_relaxed);
+}
+
+void rh_core_end_waits(int64_t timeout_ms)
+{
+    uint64_t end = rh_time_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+    rh_core_finalizer = 1;
+    atomic_store(&rh_core_ending, 1);
+    rh_future_notify();
+    while (atomic_load_explicit(&rh_core_waiting, memory_order_acquire) >
+           0) {
+        if (rh_time_ns() >= end) {
+            rh_warn("rh_finalize: %d thread(s) of this rank still in a "
+                    "call after %lld ms; ending without them",
+                    atomic_load(&rh_core_waiting), (long long)timeout_ms);
+            return;
+        }
+        rh_future_notify();
+        sched_yield();
+    }
+}
+
+typedef struct rh_core_cond {
+    int  (*cond)(void *arg);
+    void  *arg;
+    int    held;
+} rh_core_cond_t;
+
+static int rh_core_cond_or_end(void *arg)
+{
+    rh_core_cond_t *c = arg;
+
+    c->held = c->cond(c->arg);
+    return c->held || rh_core_ending_now();
+}
+
 static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
                         unsigned flags)
 {
@@ -72,8 +145,20 @@ static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
     int lent, done;
 
     if (pool == NULL) {
-        done = rh_core_drive(cond, arg, deadline) ||
-               rh_future_block_until(cond, arg, deadline);
+        rh_core_cond_t c = { cond, arg, 0 };
+
+        if (!rh_core_counted) {
+            atomic_fetch_add_explicit(&rh_core_waiting, 1,
+                                      memory_order_acquire);
+            rh_core_counted = 1;
+        }
+        if (!rh_core_drive(rh_core_cond_or_end, &c, deadline)) {
+            (void)rh_future_block_until(rh_core_cond_or_end, &c, deadline);
+        }
+        done = c.held;
+        if (rh_core_depth == 0) {
+            rh_core_uncount();
+        }
         rh_tl_end(RH_TL_WAIT, "wait", tl0, -1, 0);
         return done;
     }
@@ -109,7 +194,8 @@ int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
         if (rh_core_wait_until(cond, arg, slice)) {
             return 1;
         }
-        if (deadline != 0 && rh_time_ns() >= deadline) {
+        if ((deadline != 0 && rh_time_ns() >= deadline) ||
+            (rh_pool_current() == NULL && rh_core_ending_now())) {
             return 0;
         }
     }

@@ -10,9 +10,17 @@
  *   "FINALIZE RETURNED rank r AT t". t is CLOCK_MONOTONIC in seconds, the
  *   same clock for all ranks of a host, so the caller can tell how long the
  *   job took to end after its work was done.
+ * usage: finalize waiter
+ *   On rank 0 a thread waits, with no timeout, for a task that can never
+ *   run (it asks for a resource no rank offers) while the main thread
+ *   calls rh_finalize: the wait ends with RH_ERR_SHUTDOWN saying why, and
+ *   the rank ends (nothing is read after it is freed): "FINALIZE WAITER
+ *   OK".
  */
+#include <pthread.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "rank_util.h"
 
 static rh_task_params_t spread(void)
@@ -107,12 +115,65 @@ static int drive(int64_t parents, int64_t children)
     return 0;
 }
 
+static rh_ref_t never;
+static rh_status_t waited;
+static char waited_msg[256];
+
+static void *waiter(void *arg)
+{
+    const void *p;
+    size_t len;
+
+    (void)arg;
+    waited = rh_get(never, &p, &len, RH_TIMEOUT_INFINITE);
+    snprintf(waited_msg, sizeof(waited_msg), "%s", rh_last_error());
+    return NULL;
+}
+
+static int waiter_mode(int argc, char **argv)
+{
+    rh_task_params_t p = { 0 };
+    pthread_t t;
+    rh_status_t st;
+    int ok;
+
+    CHECK(rh_register("leaf", leaf, 1, 1));
+    CHECK(rh_init(&argc, &argv, NULL));
+    if (rh_rank() != 0) {
+        return rh_finalize() == RH_OK ? 0 : 1;
+    }
+    p.field_mask = RH_TASK_PARAM_FIELD_RESOURCES;
+    p.resources = "unoffered=1";
+    {
+        int64_t v = 1;
+        rh_arg_t a = rh_arg_bytes(&v, sizeof(v));
+
+        CHECK(rh_remote("leaf", &a, 1, &p, &never));
+    }
+    pthread_create(&t, NULL, waiter, NULL);
+    while (rh_core_waiters() == 0) {
+        rank_nap();
+    }
+    st = rh_finalize();
+    pthread_join(t, NULL);
+    ok = st == RH_OK && waited == RH_ERR_SHUTDOWN &&
+         strstr(waited_msg, "rh_finalize began") != NULL;
+    printf("FINALIZE WAITER %s: finalize %s, the waiting get %s (%s)\n",
+           ok ? "OK" : "FAILED", rh_status_string(st),
+           rh_status_string(waited), waited_msg);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     int64_t parents = argc > 1 ? atoll(argv[1]) : 64;
     int64_t children = argc > 2 ? atoll(argv[2]) : 4;
     int rc = 0, rank;
     rh_status_t st;
+
+    if (argc > 1 && strcmp(argv[1], "waiter") == 0) {
+        return waiter_mode(argc, argv);
+    }
 
     if (parents < 1 || children < 1 || children > 64) {
         fprintf(stderr, "usage: finalize [PARENTS [CHILDREN (1..64)]]\n");
