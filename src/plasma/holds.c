@@ -170,17 +170,29 @@ static void rh_holder_dec(rh_holder_t *h, uint64_t n, rh_hold_slot_t *sl)
     }
 }
 
-void rh_holds_add(rh_store_t *s, rh_object_id_t id)
+/* Locks the handle's record and finds id's slot in it (or the empty one
+ * ending its run, *found 0); NULL when the handle has no record. */
+static rh_holder_t *rh_holder_find(rh_store_t *s, rh_object_id_t id,
+                                   rh_hold_slot_t **sl, int *found)
 {
     rh_holder_t *h = s->holder;
+
+    if (h != NULL) {
+        rh_holder_lock(h);
+        *sl = rh_holder_probe(h, s->hdr->holder_slots, id, found);
+    }
+    return h;
+}
+
+void rh_holds_add(rh_store_t *s, rh_object_id_t id)
+{
     rh_hold_slot_t *sl;
     int found;
+    rh_holder_t *h = rh_holder_find(s, id, &sl, &found);
 
     if (h == NULL) {
         return;
     }
-    rh_holder_lock(h);
-    sl = rh_holder_probe(h, s->hdr->holder_slots, id, &found);
     if (found) {
         atomic_store_explicit(&sl->n,
                               atomic_load_explicit(&sl->n,
@@ -199,15 +211,13 @@ void rh_holds_add(rh_store_t *s, rh_object_id_t id)
  * runtime's own (a task's argument, a spill round), which share n. */
 void rh_holds_mark_user(rh_store_t *s, rh_object_id_t id)
 {
-    rh_holder_t *h = s->holder;
     rh_hold_slot_t *sl;
     int found;
+    rh_holder_t *h = rh_holder_find(s, id, &sl, &found);
 
     if (h == NULL) {
         return;
     }
-    rh_holder_lock(h);
-    sl = rh_holder_probe(h, s->hdr->holder_slots, id, &found);
     if (found && atomic_load_explicit(&sl->user, memory_order_relaxed) <
                  atomic_load_explicit(&sl->n, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&sl->user, 1, memory_order_relaxed);
@@ -215,45 +225,37 @@ void rh_holds_mark_user(rh_store_t *s, rh_object_id_t id)
     rh_holder_unlock(h);
 }
 
-int rh_holds_drop_user(rh_store_t *s, rh_object_id_t id)
+/* Drops one of id's references: any (user 0), or one of the user's. */
+static int rh_holds_drop_one(rh_store_t *s, rh_object_id_t id, int user)
 {
-    rh_holder_t *h = s->holder;
-    uint64_t n = s->hdr->holder_slots;
     rh_hold_slot_t *sl;
     int found;
+    rh_holder_t *h = rh_holder_find(s, id, &sl, &found);
 
     if (h == NULL) {
         return -1;
     }
-    rh_holder_lock(h);
-    sl = rh_holder_probe(h, n, id, &found);
-    if (!found || atomic_load_explicit(&sl->user, memory_order_relaxed) == 0) {
-        rh_holder_unlock(h);
-        return 0;
+    if (found && user) {
+        found = atomic_load_explicit(&sl->user, memory_order_relaxed) != 0;
+        if (found) {
+            atomic_fetch_sub_explicit(&sl->user, 1, memory_order_relaxed);
+        }
     }
-    atomic_fetch_sub_explicit(&sl->user, 1, memory_order_relaxed);
-    rh_holder_dec(h, n, sl);
+    if (found) {
+        rh_holder_dec(h, s->hdr->holder_slots, sl);
+    }
     rh_holder_unlock(h);
-    return 1;
+    return found;
+}
+
+int rh_holds_drop_user(rh_store_t *s, rh_object_id_t id)
+{
+    return rh_holds_drop_one(s, id, 1);
 }
 
 int rh_holds_drop(rh_store_t *s, rh_object_id_t id)
 {
-    rh_holder_t *h = s->holder;
-    uint64_t n = s->hdr->holder_slots;
-    rh_hold_slot_t *sl;
-    int found;
-
-    if (h == NULL) {
-        return 1;
-    }
-    rh_holder_lock(h);
-    sl = rh_holder_probe(h, n, id, &found);
-    if (found) {
-        rh_holder_dec(h, n, sl);
-    }
-    rh_holder_unlock(h);
-    return found;
+    return rh_holds_drop_one(s, id, 0) != 0;   /* no record: as dropped */
 }
 
 /* ---- claiming and reaping records ----------------------------------------- */
