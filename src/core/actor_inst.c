@@ -461,6 +461,7 @@ static void *rh_inst_thread(void *arg)
     rh_actor_inst_t *inst = arg;
     rh_task_t *t;
 
+    rh_core_runtime_thread();
     pthread_setname_np(pthread_self(), "rayhpc-actor");
     if (atomic_exchange(&inst->ctor_claimed, 1) == 0) {
         /* The first executor runs the constructor, then starts the

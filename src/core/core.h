@@ -63,6 +63,9 @@ void rh_core_end_waits(int64_t timeout_ms);
 int rh_core_ending_now(void);
 void rh_core_call_begin(void);
 void rh_core_call_end(void);
+/* A thread of the runtime's own (an actor's, the rerun thread): its waits
+ * are not the user's and go on through rh_finalize. */
+void rh_core_runtime_thread(void);
 /* Threads counted now (tests). */
 int rh_core_waiters(void);
 

@@ -671,6 +671,7 @@ static void rh_lin_rerun(uint64_t counter)
 static void *rh_lin_main(void *arg)
 {
     (void)arg;
+    rh_core_runtime_thread();
     pthread_mutex_lock(&rh_lin_qlock);
     while (!rh_lin_stop) {
         rh_lin_due_t *d = rh_lin_queue;

@@ -1137,7 +1137,7 @@ rh_status_t rh_pull_ensure(rh_object_id_t id, int ask, uint64_t deadline)
             }
         }
         until = rh_time_ns() + nap_ns;
-        if (until >= limit) {
+        if (until >= limit || rh_core_ending_now()) {
             char msg[512];
 
             snprintf(msg, sizeof(msg), "%s", rh_last_error());

@@ -73,6 +73,12 @@ static int rh_core_drive(int (*cond)(void *arg), void *arg, uint64_t deadline)
 static _Atomic int rh_core_waiting, rh_core_ending;
 static _Thread_local int rh_core_depth, rh_core_counted;
 static _Thread_local int rh_core_finalizer;   /* its own waits go on */
+static _Thread_local int rh_core_runtime;     /* ... and the runtime's */
+
+void rh_core_runtime_thread(void)
+{
+    rh_core_runtime = 1;
+}
 
 void rh_core_call_begin(void)
 {
@@ -99,7 +105,7 @@ int rh_core_waiters(void)
 
 int rh_core_ending_now(void)
 {
-    return !rh_core_finalizer &&
+    return !rh_core_finalizer && !rh_core_runtime &&
            atomic_load_explicit(&rh_core_ending, memory_order_relaxed);
 }
 
@@ -144,6 +150,12 @@ static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
     uint64_t tl0 = rh_tl_begin();
     int lent, done;
 
+    if (pool == NULL && rh_core_runtime) {
+        done = rh_core_drive(cond, arg, deadline) ||
+               rh_future_block_until(cond, arg, deadline);
+        rh_tl_end(RH_TL_WAIT, "wait", tl0, -1, 0);
+        return done;
+    }
     if (pool == NULL) {
         rh_core_cond_t c = { cond, arg, 0 };
 

@@ -38,6 +38,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "core/core.h"
 #include "gcs/gcs_wire.h"
 #include "transport/transport.h"
 
@@ -851,6 +852,7 @@ static void *rh_gcs_timer_main(void *arg)
     struct timespec ts;
 
     (void)arg;
+    rh_core_runtime_thread();
     pthread_mutex_lock(&rh_gcs_mb.timer_lock);
     while (!atomic_load(&rh_gcs_mb.stop)) {
         if (!atomic_exchange(&rh_gcs_mb.tick_queued, 1)) {

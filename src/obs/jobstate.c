@@ -262,6 +262,7 @@ static void rh_js_answer(int c)
 static void *rh_js_serve(void *arg)
 {
     (void)arg;
+    rh_core_runtime_thread();
     for (;;) {
         struct pollfd p[3] = { { rh_js.stop, POLLIN, 0 },
                                { rh_js.fd, POLLIN, 0 },
