@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -221,6 +222,17 @@ rh_status_t rh_timeline_open(const char *path, int rank)
         char probe[RH_TL_PATH + 24];
         FILE *f;
 
+        struct stat st;
+
+        /* The parts go beside it (the probe), the merged file in its
+         * place: a directory there, or a file not ours to write, would
+         * fail only at the end. */
+        if (stat(path, &st) == 0 &&
+            (S_ISDIR(st.st_mode) || access(path, W_OK) != 0)) {
+            return rh_error_set(RH_ERR_CONFIG, "RAYHPC_TIMELINE: cannot "
+                                "write %s: %s", path, S_ISDIR(st.st_mode) ?
+                                "it is a directory" : strerror(errno));
+        }
         snprintf(probe, sizeof(probe), "%s.rank%d.tmp", path, rank);
         f = fopen(probe, "w");
         if (f == NULL) {
