@@ -123,6 +123,16 @@ Test(launcher, bad_arguments_print_usage)
     run = rayhpc_run(too_many_nodes, NULL);
     cr_expect_eq(run.status, 2);
     rh_run_free(&run);
+    {
+        const char *both[] = { "-n", "1", "--keep-going",
+                               "--stop-on-failure", "true", NULL };
+
+        run = rayhpc_run(both, NULL);
+        cr_expect_eq(run.status, 2, "options that contradict each other");
+        cr_expect_geq(rh_count_lines(run.out, "contradict"), 1, "%s",
+                      run.out);
+        rh_run_free(&run);
+    }
 }
 
 Test(launcher, rank_abort_stops_the_job)

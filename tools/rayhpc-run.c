@@ -484,6 +484,9 @@ static int parse_args(int argc, char **argv, struct options *opt)
         return usage_error("missing -n N (the number of ranks)");
     if (opt->nnodes > opt->nranks)
         return usage_error("--nodes cannot exceed the number of ranks");
+    if (opt->keep_going && opt->stop_on_failure)
+        return usage_error("--keep-going and --stop-on-failure contradict "
+                           "each other: give one");
     if (optind >= argc)
         return usage_error("no program to run");
     opt->argv = argv + optind;
