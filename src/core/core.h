@@ -60,6 +60,8 @@ int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
  * waiting (rh_get, rh_get_many, rh_wait) hold the thread counted until
  * they return, between call_begin and call_end. */
 void rh_core_end_waits(int64_t timeout_ms);
+/* At the end of rh_finalize: a later rh_init (a singleton) waits again. */
+void rh_core_end_waits_over(void);
 int rh_core_ending_now(void);
 void rh_core_call_begin(void);
 void rh_core_call_end(void);

@@ -222,6 +222,14 @@ static rh_status_t rh_core_apply_params(const rh_init_params_t *params)
         params->log_level != NULL) {
         status = rh_config_set(&rh_cfg, "LOG_LEVEL", params->log_level);
     }
+    if (status != RH_OK) {
+        /* The value came from the program, not the environment. */
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%s", rh_last_error());
+        return rh_error_set(status, "in rh_init_params_t (not the "
+                            "environment): %s", msg);
+    }
     return status;
 }
 
@@ -1032,6 +1040,7 @@ rh_status_t rh_finalize(void)
     rh_core.bs.ops->finalize(&rh_core.bs);
     rh_timeline_close();
     rh_core_reset();
+    rh_core_end_waits_over();
     if (status != RH_OK) {
         rh_warn("%s", msg);
         return rh_error_set(status, "%s", msg);

@@ -129,6 +129,12 @@ void rh_core_end_waits(int64_t timeout_ms)
     }
 }
 
+void rh_core_end_waits_over(void)
+{
+    atomic_store(&rh_core_ending, 0);
+    rh_core_finalizer = 0;
+}
+
 typedef struct rh_core_cond {
     int  (*cond)(void *arg);
     void  *arg;
