@@ -14,8 +14,8 @@
  *   On rank 0 a thread waits, with no timeout, for a task that can never
  *   run (it asks for a resource no rank offers) while the main thread
  *   calls rh_finalize: the wait ends with RH_ERR_SHUTDOWN saying why, and
- *   the rank ends (nothing is read after it is freed): "FINALIZE WAITER
- *   OK".
+ *   the rank ends (nothing is read after it is freed); a singleton job
+ *   started after it waits as before: "FINALIZE WAITER OK".
  */
 #include <pthread.h>
 #include <string.h>
@@ -158,9 +158,28 @@ static int waiter_mode(int argc, char **argv)
     pthread_join(t, NULL);
     ok = st == RH_OK && waited == RH_ERR_SHUTDOWN &&
          strstr(waited_msg, "rh_finalize began") != NULL;
-    printf("FINALIZE WAITER %s: finalize %s, the waiting get %s (%s)\n",
-           ok ? "OK" : "FAILED", rh_status_string(st),
-           rh_status_string(waited), waited_msg);
+    printf("FINALIZE WAITER: finalize %s, the waiting get %s (%s)\n",
+           rh_status_string(st), rh_status_string(waited), waited_msg);
+    /* A later job of this process (a singleton) waits as before, on any
+     * thread. */
+    if (ok) {
+        rh_init_params_t ip = { .field_mask = RH_INIT_PARAM_FIELD_BOOTSTRAP,
+                                .bootstrap = "singleton" };
+        int64_t v = 20;
+        rh_arg_t a = rh_arg_bytes(&v, sizeof(v));
+
+        CHECK(rh_init(&argc, &argv, &ip));
+        CHECK(rh_remote("leaf", &a, 1, NULL, &never));
+        pthread_create(&t, NULL, waiter, NULL);
+        pthread_join(t, NULL);
+        ok = waited == RH_OK;
+        if (!ok) {
+            printf("FINALIZE WAITER: a get of a later singleton: %s (%s)\n",
+                   rh_status_string(waited), waited_msg);
+        }
+        CHECK(rh_finalize());
+    }
+    printf("FINALIZE WAITER %s\n", ok ? "OK" : "FAILED");
     return ok ? 0 : 1;
 }
 
