@@ -4,12 +4,14 @@
  * Where jobs live
  *   A worker's own submissions go onto its Chase-Lev deque (sched/deque.h).
  *   Other threads' submissions go round-robin into the workers' MPSC inboxes;
- *   an inbox has one consumer, its worker, which moves what it finds into its
- *   deque (as much as fits without growing it) whenever its deque runs dry
- *   and every RH_POOL_DRAIN_EVERY jobs otherwise, so that inbox jobs become
- *   stealable soon even while their worker is busy with its own spawns.
+ *   an inbox has one consumer at a time: its worker, which moves what it
+ *   finds into its deque (as much as fits without growing it) whenever its
+ *   deque runs dry and every RH_POOL_DRAIN_EVERY jobs otherwise, so that
+ *   inbox jobs become stealable soon even while their worker is busy with
+ *   its own spawns; or an idle worker, when nothing else is left to steal.
  *   A worker looks: own deque (bottom) -> own inbox -> other deques (top,
- *   random victim first) -> spins `spin` rounds of that -> sleeps.
+ *   random victim first) -> other inboxes -> spins `spin` rounds of that ->
+ *   sleeps.
  *
  * Sleeping and waking (no lost wake-ups)
  *   A worker (a slot, whichever thread owns it) sleeps in its main loop on
@@ -43,7 +45,10 @@
  *   exchange cleared the flag pays a syscall, so a burst of submits wakes a
  *   sleeper once.
  *
- *   An inbox job wakes the inbox's worker (nobody else can take it). A job
+ *   An inbox job wakes the inbox's worker, or, when that one is up (busy
+ *   with a job that may block for long), one sleeper, which takes it: S3
+ *   looks at every inbox too, and an idle worker takes from the inbox of
+ *   another (one taker at a time, inbox_taker) once no deque has work. A job
  *   pushed onto a worker's deque (a worker's submit, or inbox jobs moved
  *   there) wakes one sleeper, whichever the scan from a random start finds
  *   first: S3 looks at every deque, so the argument above holds with "some
@@ -97,9 +102,10 @@
  *   that come while the waiters are up cost no syscall (this took fib(30)
  *   with an outside waiter from 2.5 to 24 million jobs/s).
  *
- *   Limit of the inboxes: only its worker takes jobs out of an inbox, so a
- *   job submitted from outside waits while that worker runs one long job
- *   (the jobs behind it become stealable at its next job boundary).
+ *   An inbox is taken from by its worker between jobs, or by an idle
+ *   worker when its own is busy: a job submitted from outside never waits
+ *   for the one job its worker runs (which may wait, outside the pool's
+ *   view, for that very job: a task joining a thread that gets from it).
  *
  * Shutdown
  *   destroy sets `stopping` (seq_cst) and wakes every worker; a slot's
@@ -154,6 +160,7 @@ typedef struct rh_pool_thread rh_pool_thread_t;
 typedef struct rh_worker {
     rh_deque_t deque;
     _Alignas(RH_POOL_LINE) rh_mpsc_t inbox;
+    _Atomic int      inbox_taker;   /* 1 while a thread takes from inbox */
     /* Written by the owner and by whoever wakes it. */
     _Alignas(RH_POOL_LINE) _Atomic uint32_t wake_seq;   /* futex word */
     _Atomic int      sleeping;                  /* RH_AWAKE, RH_SLEEP_* */
@@ -344,36 +351,71 @@ static void rh_pool_wake_one(rh_pool_t *pool, rh_worker_t *self)
 
 /* ---- finding work -------------------------------------------------------- */
 
-/* Moves inbox jobs into the deque, as many as fit without growing it (so
- * this never allocates), where other workers can steal them. */
-static void rh_worker_drain(rh_worker_t *w)
+/* An inbox has one taker at a time: its owner, or an idle worker taking
+ * what a busy owner has not come to (its job may block for long: a join
+ * of a thread that waits for these very jobs). 0 when another has it. */
+static int rh_inbox_claim(rh_worker_t *from)
 {
-    int64_t room;
-    int64_t moved = 0;
-    rh_mpsc_node_t *node;
+    return !rh_mpsc_looks_empty(&from->inbox) &&
+           !atomic_load_explicit(&from->inbox_taker, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&from->inbox_taker, 1,
+                                     memory_order_acquire);
+}
 
-    if (rh_mpsc_empty(&w->inbox)) {
-        return;
-    }
-    room = rh_deque_room(&w->deque);
-    while (moved < room && (node = rh_mpsc_pop(&w->inbox)) != NULL) {
+/* Takes the oldest job of from's inbox (claimed), unless keep is 0, and
+ * moves the rest into w's deque, as many as fit without growing it (so this
+ * never allocates), where other workers can steal them; lets go of the
+ * claim. w is the caller's own slot. */
+static rh_job_t *rh_inbox_take(rh_worker_t *w, rh_worker_t *from, int keep)
+{
+    int64_t room = rh_deque_room(&w->deque);
+    int64_t moved = 0;
+    rh_mpsc_node_t *first = keep ? rh_mpsc_pop(&from->inbox) : NULL, *node;
+
+    while ((first != NULL || !keep) && moved < room &&
+           (node = rh_mpsc_pop(&from->inbox)) != NULL) {
         rh_deque_push(&w->deque, rh_job_of(node));   /* fits: no failure */
         moved++;
     }
+    atomic_store_explicit(&from->inbox_taker, 0, memory_order_release);
     if (moved > 0) {
         rh_pool_wake_one(w->pool, w);
+    }
+    return first != NULL ? rh_job_of(first) : NULL;
+}
+
+/* The owner's inbox jobs become stealable: into its deque. */
+static void rh_worker_drain(rh_worker_t *w)
+{
+    if (rh_inbox_claim(w)) {
+        (void)rh_inbox_take(w, w, 0);
     }
 }
 
 static rh_job_t *rh_worker_take_inbox(rh_worker_t *w)
 {
-    rh_mpsc_node_t *node = rh_mpsc_pop(&w->inbox);
+    return rh_inbox_claim(w) ? rh_inbox_take(w, w, 1) : NULL;
+}
 
-    if (node == NULL) {
-        return NULL;
+/* Nothing to steal from the deques: the inbox of a worker busy with one
+ * job (the inbox is its own to empty, only between jobs). */
+static rh_job_t *rh_worker_steal_inbox(rh_worker_t *w)
+{
+    rh_pool_t *pool = w->pool;
+    int n = pool->num_workers;
+    int start = (int)(rh_worker_rand(w) % (uint64_t)n);
+
+    for (int k = 0; k < n; k++) {
+        rh_worker_t *victim = &pool->workers[(start + k) % n];
+        rh_job_t *job;
+
+        if (victim != w && rh_inbox_claim(victim) &&
+            (job = rh_inbox_take(w, victim, 1)) != NULL) {
+            rh_stat_inc(&w->steals);
+            return job;
+        }
     }
-    rh_worker_drain(w);   /* the rest become stealable */
-    return rh_job_of(node);
+    return NULL;
 }
 
 static rh_job_t *rh_worker_steal(rh_worker_t *w)
@@ -423,6 +465,9 @@ static rh_job_t *rh_worker_find(rh_worker_t *w)
     if (job == NULL) {
         job = rh_worker_steal(w);
     }
+    if (job == NULL) {
+        job = rh_worker_steal_inbox(w);
+    }
     return job;
 }
 
@@ -466,7 +511,8 @@ static int rh_worker_sees_work(rh_worker_t *w)
         return 1;
     }
     for (int i = 0; i < pool->num_workers; i++) {
-        if (!rh_deque_looks_empty(&pool->workers[i].deque)) {
+        if (!rh_deque_looks_empty(&pool->workers[i].deque) ||
+            !rh_mpsc_looks_empty(&pool->workers[i].inbox)) {
             return 1;
         }
     }
@@ -1371,8 +1417,9 @@ static void rh_pool_submit_outside(rh_pool_t *pool, rh_job_t *job)
     w = &pool->workers[rh_pool_rr++ % (uint32_t)pool->num_workers];
     atomic_fetch_add_explicit(&pool->ext_submitted, 1, memory_order_relaxed);
     rh_mpsc_push(&w->inbox, &job->node);   /* P1: seq_cst exchange */
-    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0) {
-        rh_worker_wake(w);
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) > 0 &&
+        !rh_worker_wake(w)) {
+        rh_pool_wake_one(pool, NULL);   /* w is busy: another takes it */
     }
 }
 

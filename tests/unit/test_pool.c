@@ -485,6 +485,7 @@ typedef struct count_job {
 } count_job_t;
 
 static _Atomic long finished;
+static _Atomic int blocker_done, blocker_started;
 static long finish_target;
 static rh_pool_t *the_pool;
 
@@ -680,6 +681,53 @@ Test(pool, idle_workers_steal_jobs_spawned_by_a_busy_worker, .timeout = 60)
     cr_expect_gt(per[1].jobs_run, 0);
     rh_pool_destroy(the_pool);
     expect_each_ran_once(spawned, SPAWNED);
+}
+
+/* A job from outside blocks, outside the pool's view, until the jobs
+ * submitted from outside after it have all run (a task joining a thread
+ * that gets from the tasks it submits): those that landed in its worker's
+ * inbox must be taken by the idle worker, not wait for it. */
+enum { BEHIND = 16 };
+static count_job_t behind[BEHIND];
+
+static int all_behind_ran(void *arg)
+{
+    (void)arg;
+    return atomic_load(&finished) == BEHIND;
+}
+
+static void blocker_run(rh_job_t *job)
+{
+    (void)job;
+    atomic_store(&blocker_started, 1);
+    while (!all_behind_ran(NULL)) {
+        sleep_ms(1);
+    }
+    atomic_store(&blocker_done, 1);
+}
+
+Test(pool, outside_jobs_never_wait_for_a_worker_blocked_in_a_job,
+     .timeout = 60)
+{
+    rh_job_t blocker = { .run = blocker_run };
+
+    the_pool = make_pool(2, RH_POOL_SPIN_DEFAULT);
+    atomic_store(&finished, 0);
+    atomic_store(&blocker_done, 0);
+    atomic_store(&blocker_started, 0);
+    finish_target = BEHIND;
+    rh_pool_submit(the_pool, &blocker);
+    cr_assert(eventually(flag_is_set, &blocker_started));
+    for (int i = 0; i < BEHIND; i++) {
+        /* every other one lands in the blocked worker's inbox */
+        behind[i].job.run = count_run;
+        rh_pool_submit(the_pool, &behind[i].job);
+    }
+    cr_assert(eventually(flag_is_set, &blocker_done), "%ld of %d jobs "
+              "behind a blocked worker ran", atomic_load(&finished),
+              BEHIND);
+    rh_pool_destroy(the_pool);
+    expect_each_ran_once(behind, BEHIND);
 }
 
 /* ---- destroy ------------------------------------------------------------- */
