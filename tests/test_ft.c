@@ -296,6 +296,22 @@ Test(ft, calls_queued_at_a_kill_that_restarts_are_resent)
     rh_run_free(&run);
 }
 
+/* The same, and a checkpointed counter's replay, with the actor on the
+ * caller's own rank: its calls went straight into its mailbox, so the
+ * kill failed those queued, and the answered ones were not replayed. */
+Test(ft, calls_to_an_actor_on_the_callers_rank_are_resent_after_a_kill)
+{
+    rh_run_t run = rh_launch(2, 2, 0, "tests/multi/ft_actor",
+                             "killresendhere", NULL, TIMEOUT);
+
+    expect_all_done(&run, "FT ACTOR KILL RESEND OK", 2);
+    rh_run_free(&run);
+    run = rh_launch(2, 2, 0, "tests/multi/ft_actor", "killckpthere", NULL,
+                    TIMEOUT);
+    expect_all_done(&run, "FT ACTOR KILL CHECKPOINT OK", 2);
+    rh_run_free(&run);
+}
+
 /* The counter's restart comes to the caller's own rank: the calls lost
  * with its rank are sent again there (they failed before, "calls in
  * flight are not sent again there"), each taking effect once. */

@@ -240,17 +240,17 @@ static void rh_client_located(rh_actor_client_t *c, int rank,
         drop = c->inst;
         c->inst = NULL;
     }
-    if (rank == rh_rank() && !(epoch > 0 && rh_resend_active(&c->rs))) {
+    /* Calls kept for resends go numbered, by message, even to an instance
+     * here: a kill that restarts it then replays them in order, as for an
+     * instance on another rank (its mailbox would fail them). */
+    if (rank == rh_rank() && !rh_resend_active(&c->rs) &&
+        !(retries != -2 && retries != 0 && rh_actor_restartable(c->actor))) {
         c->inst = rh_actor_inst_find(c->actor);
         if (c->inst == NULL) {
             rank = -1;
             why = "the actor ended";
         }
     }
-    /* A restart here while our calls are kept for resends: they and every
-     * later call go numbered, by message to our own rank, as to any
-     * other, so that the kept ones replay first, in order, skipping what
-     * the checkpoint covers, and each takes effect once. */
     if (rank < 0) {
         snprintf(c->why, sizeof(c->why), "%s", why ? why : "actor is dead");
         if (drop == NULL) {

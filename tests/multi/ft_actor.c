@@ -37,6 +37,14 @@
  *             kill found not started are sent again to the restarted
  *             instance, in order; every call is answered
  *             ("FT ACTOR KILL RESEND OK")
+ *   killresendhere
+ *             the same with the counter on node 0, the caller's own rank
+ *             when run as 2 ranks on 2 nodes ("FT ACTOR KILL RESEND OK")
+ *   killckpthere
+ *             (2 ranks on 2 nodes) a checkpointed counter on rank 0 with
+ *             max_task_retries -1: 15 calls, rh_actor_kill(a, 0), and the
+ *             next call counts 16: the answered calls the checkpoint did
+ *             not cover are replayed ("FT ACTOR KILL CHECKPOINT OK")
  *   home [KILL]
  *             (RAYHPC_NUM_WORKERS=1) the checkpoint test with the counter
  *             bound to node 0, on rank 1 while a group holds rank 0's
@@ -614,7 +622,7 @@ static rh_status_t counter_nap(void *state, rh_task_ctx_t *ctx)
  * again on the new one, none missing. */
 #define KILL_CALLS 200
 
-static void kill_resend(void)
+static void kill_resend(int node)
 {
     rh_actor_params_t ap = { 0 };
     int64_t start = 0, ms = 300, victim = -1, v, prev = 0;
@@ -632,7 +640,7 @@ static void kill_resend(void)
                     RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
                     RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES;
     ap.strategy = RH_STRATEGY_NODE_AFFINITY;
-    ap.node = 1;
+    ap.node = node;
     ap.soft = 1;
     ap.max_restarts = 1;
     ap.max_task_retries = -1;
@@ -668,6 +676,52 @@ static void kill_resend(void)
     printf("FT KILL RESEND: %lld calls ran on the restarted instance\n",
            (long long)(restarts ? prev : 0));
     printf("FT ACTOR KILL RESEND OK\n");
+}
+
+/* A checkpointed counter on the caller's own rank (2 ranks on 2 nodes:
+ * node 0 is rank 0), max_task_retries -1: 15 answered calls, then
+ * rh_actor_kill(a, 0). The restart restores the checkpoint of 10 and
+ * replays the 5 answered calls it did not cover: the next call counts
+ * 16. */
+static void kill_checkpoint_here(void)
+{
+    rh_actor_params_t ap = { 0 };
+    int64_t start = 0, v = 0;
+    rh_arg_t arg = rh_arg_bytes(&start, sizeof(start));
+    rh_actor_t a;
+    rh_status_t st;
+    int r1;
+
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_STRATEGY |
+                    RH_ACTOR_PARAM_FIELD_MAX_RESTARTS |
+                    RH_ACTOR_PARAM_FIELD_MAX_TASK_RETRIES |
+                    RH_ACTOR_PARAM_FIELD_CHECKPOINT_INTERVAL;
+    ap.strategy = RH_STRATEGY_NODE_AFFINITY;
+    ap.node = 0;
+    ap.max_restarts = 1;
+    ap.max_task_retries = -1;
+    ap.checkpoint_interval = 10;
+    CHECK(rh_actor_create("CkCounter", &arg, 1, &ap, &a));
+    CHECK(rh_actor_ready(a, TIMEOUT, &r1));
+    if (r1 != 0) {
+        printf("FT FAIL the counter is on rank %d, not 0\n", r1);
+        exit(1);
+    }
+    for (int i = 1; i <= 15; i++) {
+        st = inc(a, -1, &v);
+        if (st != RH_OK || v != i) {
+            printf("FT FAIL call %d counted %lld\n", i, (long long)v);
+            fail("a call before the kill", st);
+        }
+    }
+    CHECK(rh_actor_kill(a, 0));
+    st = inc(a, -1, &v);
+    if (st != RH_OK || v != 16) {
+        printf("FT FAIL the call after the restart counted %lld, not 16\n",
+               (long long)v);
+        fail("the call after a kill that restarts", st);
+    }
+    printf("FT ACTOR KILL CHECKPOINT OK\n");
 }
 
 static void final(void)
@@ -730,7 +784,11 @@ int main(int argc, char **argv)
         } else if (strcmp(mode, "retries") == 0) {
             retries();
         } else if (strcmp(mode, "killresend") == 0) {
-            kill_resend();
+            kill_resend(1);
+        } else if (strcmp(mode, "killresendhere") == 0) {
+            kill_resend(0);
+        } else if (strcmp(mode, "killckpthere") == 0) {
+            kill_checkpoint_here();
         } else {
             fprintf(stderr, "ft_actor: unknown mode %s\n", mode);
             return 2;
