@@ -1016,9 +1016,6 @@ rh_status_t rh_finalize(void)
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "rh_finalize without "
                             "rh_init");
     }
-    /* The rank's other threads still waiting in a call leave first:
-     * what they read goes below. */
-    rh_core_end_waits((int64_t)rh_cfg.finalize_timeout_ms);
     /* Nobody new finds the job from here on: its state stops being
      * served in the rounds. */
     if (rh_core.rank == 0) {
@@ -1027,6 +1024,9 @@ rh_status_t rh_finalize(void)
     status = rh_core_finalize_rounds();
     /* Teardown below may overwrite the message. */
     snprintf(msg, sizeof(msg), "%s", rh_last_error());
+    /* The job is over on every rank: the rank's other threads still
+     * waiting in a call leave before what they read goes below. */
+    rh_core_end_waits((int64_t)rh_cfg.finalize_timeout_ms);
     if (rh_core.rank == 0 && rh_timeline_merge(rh_core.size) != RH_OK) {
         rh_warn("%s", rh_last_error());
     }

@@ -105,8 +105,10 @@ int rh_core_waiters(void)
 
 int rh_core_ending_now(void)
 {
-    return !rh_core_finalizer && !rh_core_runtime &&
-           atomic_load_explicit(&rh_core_ending, memory_order_relaxed);
+    return rh_unlikely(atomic_load_explicit(&rh_core_ending,
+                                            memory_order_relaxed)) &&
+           !rh_core_finalizer && !rh_core_runtime &&
+           rh_pool_current() == NULL;
 }
 
 void rh_core_end_waits(int64_t timeout_ms)
