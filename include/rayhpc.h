@@ -129,9 +129,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params);
  * came) fail with RH_ERR_SHUTDOWN or a message saying why; so do actors
  * still waiting to be created. Call it once the rank's other threads are
  * done with the library (as MPI_Finalize): one still waiting in a call
- * then (rh_get, a get's pull, rh_wait...) is woken first and its call
- * returns RH_ERR_SHUTDOWN (up to RAYHPC_FINALIZE_TIMEOUT for all of them
- * to leave); calls begun after rh_finalize began are not allowed. */
+ * (rh_get, a get's pull, rh_wait...) when the job has ended on every rank
+ * is woken and its call returns RH_ERR_SHUTDOWN before anything it reads
+ * is freed (up to RAYHPC_FINALIZE_TIMEOUT for all of them to leave);
+ * calls begun after rh_finalize began are not allowed. */
 RH_EXPORT rh_status_t rh_finalize(void);
 
 /* This rank's number in [0, rh_size()), and the number of ranks. */

@@ -54,9 +54,9 @@ int rh_core_wait_until(int (*cond)(void *arg), void *arg, uint64_t deadline);
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
                               uint64_t deadline);
 
-/* rh_finalize ends the waits of the user's other threads (their calls
- * return RH_ERR_SHUTDOWN) and lets them leave, for up to timeout_ms,
- * before it frees anything they read. The calls that read futures after
+/* rh_finalize, once the job is over on every rank, ends the waits of the
+ * user's other threads (their calls return RH_ERR_SHUTDOWN) and lets them
+ * leave, for up to timeout_ms, before it frees anything they read. The calls that read futures after
  * waiting (rh_get, rh_get_many, rh_wait) hold the thread counted until
  * they return, between call_begin and call_end. */
 void rh_core_end_waits(int64_t timeout_ms);
