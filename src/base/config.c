@@ -280,7 +280,9 @@ const rh_config_field_t rh_config_table[] = {
     {"FINALIZE_TIMEOUT", "60s",
      "How long the end of rh_finalize waits for the ranks' last sends to "
      "flush before closing without them (ranks wait for each other to "
-     "arrive in rh_finalize as long as they live)",
+     "arrive in rh_finalize as long as they live; a rank that does not "
+     "hear rank 0 end the job within it returns RH_ERR_TIMEOUT), and for "
+     "the rank's other threads still waiting in a call to leave it",
      RH_OFF(finalize_timeout_ms), &rh_type_time, NULL, 1, 86400000},
     {"STORE_SIZE", "256M",
      "Bytes of each node's shared-memory object store, pre-faulted at start "
