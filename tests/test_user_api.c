@@ -25,20 +25,16 @@ static void user_case(const char *mode, int n, int nodes,
     rh_run_free(&run);
 }
 
-/* Two workers a rank: a task queued behind one that holds its bundle's
- * CPU reaches the ledger instead of waiting for the only worker. */
-static const char *const PG[] = { "RAYHPC_NUM_WORKERS=2", NULL };
-static const char *const PG_TCP[] = { "RAYHPC_NUM_WORKERS=2",
-                                      "UCX_TLS=tcp,self", NULL };
+static const char *const PG_TCP[] = { "UCX_TLS=tcp,self", NULL };
 
 Test(user_api, tasks_into_groups_never_made_are_refused_on_one_rank)
 {
-    user_case("pg", 1, 1, PG, "USER PG OK");
+    user_case("pg", 1, 1, NULL, "USER PG OK");
 }
 
 Test(user_api, tasks_into_groups_never_made_are_refused_on_two_nodes)
 {
-    user_case("pg", 4, 2, PG, "USER PG OK");
+    user_case("pg", 4, 2, NULL, "USER PG OK");
 }
 
 Test(user_api, tasks_into_groups_never_made_are_refused_over_tcp)
