@@ -234,6 +234,34 @@ Test(user_api, a_store_larger_than_dev_shm_says_what_it_has_free)
     }
 }
 
+/* A setting every rank of a job needs the same, set otherwise on rank 1
+ * only: rh_init fails on every rank with RH_ERR_CONFIG naming it (a
+ * different ring setting or UCX_TLS without shared memory hung the job;
+ * different GCS chains split it). */
+Test(user_api, job_wide_settings_that_differ_fail_every_rank)
+{
+    static const char *const diff[][2] = {
+        { "RAYHPC_SHM_RING", "0" }, { "RAYHPC_SHM_RING_BYTES", "64K" },
+        { "RAYHPC_GCS_SHARDS", "3" }, { "RAYHPC_GCS_REPLICAS", "1" },
+        { "UCX_TLS", "tcp,self" },   /* no rings for rank 1 */
+    };
+
+    for (size_t i = 0; i < sizeof(diff) / sizeof(diff[0]); i++) {
+        char var[128], val[64];
+        const char *env[] = { var, val, NULL };
+        rh_run_t run;
+
+        snprintf(var, sizeof(var), "USER_API_VAR=%s", diff[i][0]);
+        snprintf(val, sizeof(val), "USER_API_ON_RANK1=%s", diff[i][1]);
+        run = rh_launch(3, 3, 0, "tests/multi/user_api", "badenv", env,
+                        TIMEOUT);
+        cr_expect_eq(rh_count_lines(run.out, "USER BADENV OK"), 3, "%s "
+                     "differing on rank 1: output ends:\n%s", diff[i][0],
+                     rh_tail(run.out, 3000));
+        rh_run_free(&run);
+    }
+}
+
 /* The documented units: sizes with K, M, G, times with ms, s, m. */
 Test(user_api, settings_take_their_documented_units)
 {

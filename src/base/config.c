@@ -438,7 +438,7 @@ const rh_config_field_t rh_config_table[] = {
      "1: active messages between ranks of one host go through a ring per "
      "sender in shared memory (a rank killed in the middle of a send then "
      "holds up only its own ring), unless UCX_TLS leaves shared memory out; "
-     "0: through UCX's shared-memory transport. Every rank needs the same",
+     "0: through UCX's shared-memory transport",
      RH_OFF(shm_ring), &rh_type_count, NULL, 0, 1},
     {"CONNECT_ALL", "auto",
      "on: rh_init connects to every rank and waits (up to "
@@ -451,11 +451,26 @@ const rh_config_field_t rh_config_table[] = {
      RH_OFF(connect_all), &rh_type_enum, rh_connect_all_names, 0, 0},
     {"SHM_RING_BYTES", "256K",
      "Bytes of each same-host ring (a power of two, 4K at least; a message "
-     "of up to a quarter of it goes in one piece). Every rank needs the "
-     "same",
+     "of up to a quarter of it goes in one piece)",
      RH_OFF(shm_ring_bytes), &rh_type_size, NULL, 4096, 1ull << 31},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
+
+/* Settings every rank of a job needs the same: the same-host rings' layout
+ * and the GCS chains each rank computes on its own. */
+static const char *const rh_config_job_wide_names[] = {
+    "GCS_SHARDS", "GCS_REPLICAS", "SHM_RING", "SHM_RING_BYTES", NULL
+};
+
+static int rh_config_is_job_wide(const rh_config_field_t *f)
+{
+    for (int i = 0; rh_config_job_wide_names[i] != NULL; i++) {
+        if (strcmp(rh_config_job_wide_names[i], f->name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* Variables under this prefix are ours but not settings: rayhpc-run sets
  * them for the ranks it starts (transport/local_proto.h). */
@@ -627,13 +642,77 @@ void rh_config_format(const rh_config_t *cfg, const rh_config_field_t *f,
     f->type->print(f, (const char *)cfg + f->offset, buf, len);
 }
 
+size_t rh_config_job_wide(const rh_config_t *cfg, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    if (len > 0) {
+        buf[0] = '\0';
+    }
+    for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
+        char value[160];
+        int k;
+
+        if (!rh_config_is_job_wide(f)) {
+            continue;
+        }
+        rh_config_format(cfg, f, value, sizeof(value));
+        k = snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0,
+                     "%s=%s\n", f->name, value);
+        n += k > 0 ? (size_t)k : 0;
+    }
+    return n;
+}
+
+/* The value of name in a text of rh_config_job_wide, into value. */
+static void rh_config_job_value(const char *text, const char *name,
+                                char *value, size_t len)
+{
+    size_t nlen = strlen(name);
+
+    for (const char *line = text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t llen = end != NULL ? (size_t)(end - line) : strlen(line);
+
+        if (llen > nlen && strncmp(line, name, nlen) == 0 &&
+            line[nlen] == '=') {
+            snprintf(value, len, "%.*s", (int)(llen - nlen - 1),
+                     line + nlen + 1);
+            return;
+        }
+        line += llen + (end != NULL);
+    }
+    snprintf(value, len, "unset");
+}
+
+int rh_config_job_wide_diff(const char *mine, const char *theirs,
+                            char *name, size_t name_len, char *my_value,
+                            char *their_value, size_t value_len)
+{
+    for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
+        if (!rh_config_is_job_wide(f)) {
+            continue;
+        }
+        rh_config_job_value(mine, f->name, my_value, value_len);
+        rh_config_job_value(theirs, f->name, their_value, value_len);
+        if (strcmp(my_value, their_value) != 0) {
+            snprintf(name, name_len, "%s%s", RH_CONFIG_PREFIX, f->name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void rh_config_print(const rh_config_t *cfg, FILE *out)
 {
     for (const rh_config_field_t *f = rh_config_table; f->name; f++) {
         char value[160];
 
         rh_config_format(cfg, f, value, sizeof(value));
-        fprintf(out, "%s%s=%s\n    %s (%s, default '%s')\n", RH_CONFIG_PREFIX,
-                f->name, value, f->doc, f->type->name, f->dflt);
+        fprintf(out, "%s%s=%s\n    %s%s (%s, default '%s')\n",
+                RH_CONFIG_PREFIX, f->name, value, f->doc,
+                rh_config_is_job_wide(f) ? ". Every rank of a job needs "
+                "the same value: rh_init fails on every rank otherwise, "
+                "naming it" : "", f->type->name, f->dflt);
     }
 }

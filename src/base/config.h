@@ -125,6 +125,17 @@ const char *rh_config_closest(const char *name);
 void rh_config_format(const rh_config_t *cfg, const rh_config_field_t *f,
                       char *buf, size_t len);
 
+/* "NAME=value\n" for each setting every rank of a job needs the same
+ * (ring layout, GCS chains), into buf; returns the length it needs. */
+size_t rh_config_job_wide(const rh_config_t *cfg, char *buf, size_t len);
+
+/* The first job-wide setting whose value differs between two texts of
+ * rh_config_job_wide: 0 when none does, else 1 with the setting's name and
+ * both values (a value missing from a text reads "unset"). */
+int rh_config_job_wide_diff(const char *mine, const char *theirs,
+                            char *name, size_t name_len, char *my_value,
+                            char *their_value, size_t value_len);
+
 /* Prints every setting, its value and doc (for rayhpc-info). */
 void rh_config_print(const rh_config_t *cfg, FILE *out);
 

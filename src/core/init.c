@@ -25,6 +25,8 @@
 
 #include "base/completion.h"
 #include "base/config.h"
+#include "base/hash.h"
+#include "base/hashmap.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "core/borrow.h"
@@ -291,6 +293,17 @@ static rh_status_t rh_core_build_blob(rh_blob_t *blob)
         status = rh_blob_add_str(blob, RH_BLOB_FUNCS, funcs);
         free(funcs);
     }
+    if (status == RH_OK) {
+        char cfg[512];
+
+        rh_config_job_wide(&rh_cfg, cfg, sizeof(cfg));
+        status = rh_blob_add_str(blob, RH_BLOB_JOB_CFG, cfg);
+    }
+    if (status == RH_OK) {
+        uint8_t rings = (uint8_t)rh_tp_rings_wanted();
+
+        status = rh_blob_add(blob, RH_BLOB_RINGS, &rings, sizeof(rings));
+    }
     return status;
 }
 
@@ -310,6 +323,91 @@ static rh_status_t rh_core_blob_str(const rh_blob_set_t *set, int r,
     }
     *out = val;
     return RH_OK;
+}
+
+/* Rank r's same-host ring choice (RH_BLOB_RINGS). */
+static rh_status_t rh_core_blob_rings(const rh_blob_set_t *set, int r,
+                                      int *rings)
+{
+    const void *val;
+    uint32_t len;
+
+    if (rh_blob_find(set->data + set->off[r], set->len[r], RH_BLOB_RINGS,
+                     &val, &len) != RH_OK || len != 1) {
+        return rh_error_set(RH_ERR_BOOTSTRAP, "rank %d's start-up blob lacks "
+                            "entry %u (mismatched library versions?)", r,
+                            (unsigned)RH_BLOB_RINGS);
+    }
+    *rings = *(const uint8_t *)val;
+    return RH_OK;
+}
+
+/* Ranks of one host that disagree on the same-host rings would each wait
+ * for messages the other sends elsewhere: each rank is compared with the
+ * first rank of its host (hosts by hash, then by name). */
+static rh_status_t rh_core_check_rings(const rh_blob_set_t *set)
+{
+    rh_hmap_t first = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(int));
+    rh_status_t status = RH_OK;
+
+    for (int r = 0; r < set->n && status == RH_OK; r++) {
+        const char *host, *host0;
+        int added, *q, rings, rings0;
+        uint64_t h;
+
+        status = rh_core_blob_str(set, r, RH_BLOB_HOST, &host);
+        if (status == RH_OK) {
+            status = rh_core_blob_rings(set, r, &rings);
+        }
+        if (status != RH_OK) {
+            break;
+        }
+        h = rh_hash_str(host);
+        q = rh_hmap_put(&first, &h, &added);
+        if (q == NULL) {
+            status = rh_error_set(RH_ERR_NO_MEMORY, "host table");
+        } else if (added) {
+            *q = r;
+        } else if (rh_core_blob_str(set, *q, RH_BLOB_HOST, &host0) ==
+                   RH_OK && strcmp(host, host0) == 0 &&
+                   rh_core_blob_rings(set, *q, &rings0) == RH_OK &&
+                   rings != rings0) {
+            int ring_rank = rings ? r : *q, ucx_rank = rings ? *q : r;
+
+            status = rh_error_set(RH_ERR_CONFIG, "ranks %d and %d share a "
+                                  "host, but rank %d sends to its host's "
+                                  "ranks through the shared-memory rings and "
+                                  "rank %d through UCX (its RAYHPC_SHM_RING "
+                                  "is 0, or its UCX_TLS leaves shared memory "
+                                  "out): the ranks of a host need the same "
+                                  "RAYHPC_SHM_RING and UCX_TLS", *q, r,
+                                  ring_rank, ucx_rank);
+        }
+    }
+    rh_hmap_fini(&first);
+    return status;
+}
+
+/* Every rank checks every rank's job-wide settings against rank 0's, so
+ * that all fail alike on a mismatch (which hangs or splits the job
+ * later). */
+static rh_status_t rh_core_check_job_cfg(const rh_blob_set_t *set)
+{
+    const char *cfg0, *cfg;
+    char name[64], v0[160], v[160];
+    rh_status_t status = rh_core_blob_str(set, 0, RH_BLOB_JOB_CFG, &cfg0);
+
+    for (int r = 1; r < set->n && status == RH_OK; r++) {
+        status = rh_core_blob_str(set, r, RH_BLOB_JOB_CFG, &cfg);
+        if (status == RH_OK &&
+            rh_config_job_wide_diff(cfg, cfg0, name, sizeof(name), v, v0,
+                                    sizeof(v))) {
+            status = rh_error_set(RH_ERR_CONFIG, "%s is %s on rank %d and "
+                                  "%s on rank 0: every rank of a job needs "
+                                  "the same value", name, v, r, v0);
+        }
+    }
+    return status == RH_OK ? rh_core_check_rings(set) : status;
 }
 
 /* Turns everybody's blob into the transport's peer table (*out, pointing
@@ -814,7 +912,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     if (status != RH_OK) {
         goto err;
     }
-    status = rh_core_connect(&all, &peers);
+    status = rh_core_check_job_cfg(&all);
+    if (status == RH_OK) {
+        status = rh_core_connect(&all, &peers);
+    }
     if (status == RH_OK && rh_core.rank == 0) {
         rh_core_contact_build(&all);
     }

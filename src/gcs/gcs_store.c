@@ -51,14 +51,8 @@ void rh_gcs_store_fini(rh_gcs_store_t *s)
  * rank must pick the same shard. */
 uint64_t rh_gcs_key_hash(uint8_t table, const void *key, size_t klen)
 {
-    const uint8_t *p = key;
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    h = (h ^ table) * 0x100000001b3ull;
-    for (size_t i = 0; i < klen; i++) {
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    }
-    return rh_hash_mix64(h);
+    return rh_hash_mix64(rh_hash_fnv(rh_hash_fnv(RH_HASH_SEED, &table, 1),
+                                     key, klen));
 }
 
 static rh_gcs_entry_t **rh_gcs_store_slot(const rh_gcs_store_t *s,

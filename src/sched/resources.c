@@ -665,16 +665,6 @@ static void rh_res_wake_and_unlock(void)
     }
 }
 
-static uint64_t rh_res_name_hash(const char *name)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (; *name != '\0'; name++) {
-        h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
-    }
-    return rh_hash_mix64(h);
-}
-
 /* Notes (removed 1) or forgets bundle prefix's names as removed. */
 static void rh_res_mark_removed(const char *prefix, const rh_res_req_t *req,
                                 int removed)
@@ -686,7 +676,7 @@ static void rh_res_mark_removed(const char *prefix, const rh_res_req_t *req,
     for (int i = -1; i < req->n; i++) {
         snprintf(bname, sizeof(bname), "%s%s", prefix,
                  i < 0 ? "CPU" : req->items[i].name);
-        h = rh_res_name_hash(bname);
+        h = rh_hash_str(bname);
         if (removed) {
             (void)rh_hmap_put(&rh_res.removed, &h, &added);
         } else {
@@ -701,7 +691,7 @@ static int rh_res_asks_removed(const rh_res_req_t *req)
         return 0;
     }
     for (int i = 0; i < req->n; i++) {
-        uint64_t h = rh_res_name_hash(req->items[i].name);
+        uint64_t h = rh_hash_str(req->items[i].name);
 
         if (rh_hmap_get(&rh_res.removed, &h) != NULL) {
             return 1;

@@ -23,8 +23,11 @@ typedef enum rh_blob_key {
     RH_BLOB_STORE_RKEY = 6, /* packed rkey of the node's object store */
     RH_BLOB_RESOURCES = 7,  /* resources this rank offers */
     RH_BLOB_FUNCS     = 8,  /* registered functions: "name:nargs:nreturns\n" */
-    RH_BLOB_GUEST_KEY = 9   /* 16 random bytes a process outside the job
+    RH_BLOB_GUEST_KEY = 9,  /* 16 random bytes a process outside the job
                              * shows to ask this rank (obs/jobgather.h) */
+    RH_BLOB_JOB_CFG   = 10, /* settings every rank needs the same:
+                             * rh_config_job_wide's text */
+    RH_BLOB_RINGS     = 11  /* uint8: rh_tp_rings_wanted() */
 } rh_blob_key_t;
 
 typedef struct rh_blob {

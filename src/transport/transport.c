@@ -1046,6 +1046,11 @@ void rh_tp_set_progress_mode(rh_progress_mode_t mode)
     rh_tp_wake();
 }
 
+int rh_tp_rings_wanted(void)
+{
+    return rh_cfg.shm_ring && rh_tp_tls_has_shm(getenv("UCX_TLS"));
+}
+
 /* The same-host rings, when asked for and when UCX_TLS would let shared
  * memory in (UCX_TLS=tcp,self means none, tests emulate a network so). */
 static rh_status_t rh_tp_open_rings(const rh_tp_peer_info_t *peers)
@@ -1055,8 +1060,7 @@ static rh_status_t rh_tp_open_rings(const rh_tp_peer_info_t *peers)
     for (int r = 0; r < rh_tp.size; r++) {
         others |= r != rh_tp.rank && peers[r].same_host;
     }
-    if (!others || !rh_cfg.shm_ring ||
-        !rh_tp_tls_has_shm(getenv("UCX_TLS"))) {
+    if (!others || !rh_tp_rings_wanted()) {
         return RH_OK;
     }
     if (rh_tp_job_id[0] == '\0') {

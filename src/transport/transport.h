@@ -44,6 +44,10 @@ void rh_tp_set_one_host(int one_host);
  * default, all of them): their error handling is then turned on, which
  * endpoints with peer error handling need to use them. */
 int rh_tp_tls_has_shm(const char *tls);
+/* 1: this rank sends to the ranks of its host through the rings
+ * (RAYHPC_SHM_RING, and UCX_TLS letting shared memory in); every rank of a
+ * host must agree. */
+int rh_tp_rings_wanted(void);
 
 /* Turns that error handling on in a UCX configuration read for a worker
  * that connects to ranks (a rank's own, rayhpc-info's), unless the user

@@ -2092,8 +2092,17 @@ static void mode_reinit(int *argc, char ***argv)
 static int mode_badenv(int *argc, char ***argv)
 {
     const char *var = getenv("USER_API_VAR");
+    const char *rank1 = getenv("USER_API_ON_RANK1"), *lr;
     int no_room = getenv("USER_API_NO_ROOM") != NULL;
-    rh_status_t st = rh_init(argc, argv, NULL);
+    rh_status_t st;
+
+    /* USER_API_ON_RANK1=value: rank 1 alone (of rayhpc-run) sets USER_API_VAR
+     * to it, a setting every rank needs the same. */
+    lr = getenv("RAYHPC_LOCAL_RANK");
+    if (rank1 != NULL && var != NULL && lr != NULL && strcmp(lr, "1") == 0) {
+        setenv(var, rank1, 1);
+    }
+    st = rh_init(argc, argv, NULL);
 
     expect(st, no_room ? RH_ERR_NO_MEMORY : RH_ERR_CONFIG, "rh_init with a "
            "bad setting", var != NULL ? var : "RAYHPC_");

@@ -148,3 +148,41 @@ Test(config, unknown_variables_are_counted_and_launcher_ones_are_not)
     unsetenv("RAYHPC_LOG_LEVLE");
     unsetenv("RAYHPC_LOCAL_RANK");
 }
+
+Test(config, job_wide_settings_are_listed_and_compared)
+{
+    rh_config_t a, b;
+    char ta[512], tb[512], name[64], va[160], vb[160];
+    size_t full;
+
+    rh_config_defaults(&a);
+    rh_config_defaults(&b);
+    full = rh_config_job_wide(&a, ta, sizeof(ta));
+    cr_assert_lt(full, sizeof(ta));
+    cr_expect_eq(full, strlen(ta));
+    cr_expect_not_null(strstr(ta, "SHM_RING=1\n"), "%s", ta);
+    cr_expect_not_null(strstr(ta, "GCS_REPLICAS=3\n"), "%s", ta);
+    cr_expect_null(strstr(ta, "STORE_SIZE"), "a node's own setting: %s", ta);
+    rh_config_job_wide(&b, tb, sizeof(tb));
+    cr_expect_eq(rh_config_job_wide_diff(ta, tb, name, sizeof(name), va, vb,
+                                         sizeof(va)), 0);
+    /* A rank's own settings may differ. */
+    cr_assert_eq(rh_config_set(&b, "STORE_SIZE", "64M"), RH_OK);
+    rh_config_job_wide(&b, tb, sizeof(tb));
+    cr_expect_eq(rh_config_job_wide_diff(ta, tb, name, sizeof(name), va, vb,
+                                         sizeof(va)), 0);
+    cr_assert_eq(rh_config_set(&b, "SHM_RING_BYTES", "64K"), RH_OK);
+    rh_config_job_wide(&b, tb, sizeof(tb));
+    cr_assert_eq(rh_config_job_wide_diff(ta, tb, name, sizeof(name), va, vb,
+                                         sizeof(va)), 1);
+    cr_expect_str_eq(name, "RAYHPC_SHM_RING_BYTES");
+    cr_expect_str_eq(va, "256K");
+    cr_expect_str_eq(vb, "64K");
+    /* A text lacking a setting (another build) differs too. */
+    cr_assert_eq(rh_config_job_wide_diff(ta, "", name, sizeof(name), va, vb,
+                                         sizeof(va)), 1);
+    cr_expect_str_eq(vb, "unset");
+    /* The size asked for when the buffer is short. */
+    cr_expect_eq(rh_config_job_wide(&a, tb, 4), full);
+    cr_expect_eq(strlen(tb), 3);
+}
