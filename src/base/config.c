@@ -308,7 +308,8 @@ const rh_config_field_t rh_config_table[] = {
      RH_OFF(help_depth), &rh_type_count, NULL, 0, 65536},
     {"RESOURCES", "",
      "Custom resources each rank offers to tasks, as name=amount,... "
-     "(tasks ask for them with rh_task_params_t.resources)",
+     "(tasks ask for them with rh_task_params_t.resources); not CPU, "
+     "which is the rank's workers (NUM_WORKERS)",
      RH_OFF(resources), &rh_type_string, NULL, 0,
      sizeof(((rh_config_t *)0)->resources)},
     {"INLINE_MAX", "64K",

@@ -242,7 +242,7 @@ void rh_resources_fini(void (*drop)(rh_res_waiter_t *w))
     }
 }
 
-rh_status_t rh_resources_parse_offer(const char *spec, int cpus,
+static rh_status_t rh_res_split_cpus(const char *spec, int cpus,
                                      rh_res_req_t *req)
 {
     if (cpus < 0) {
@@ -252,20 +252,44 @@ rh_status_t rh_resources_parse_offer(const char *spec, int cpus,
     return rh_res_split(spec, req);
 }
 
+static int rh_res_names_cpu(const rh_res_req_t *req)
+{
+    for (int i = 0; i < req->n; i++) {
+        if (strcmp(req->items[i].name, RH_RES_CPU) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+rh_status_t rh_resources_parse_offer(const char *spec, int cpus,
+                                     rh_res_req_t *req)
+{
+    rh_status_t status = rh_res_split_cpus(spec, cpus, req);
+
+    if (status == RH_OK && rh_res_names_cpu(req)) {
+        /* No task could ask for it: num_cpus counts workers. */
+        return rh_error_set(RH_ERR_INVALID_PARAM, "it names CPU: a rank's "
+                            "CPUs are its workers, set with "
+                            "RAYHPC_NUM_WORKERS");
+    }
+    return status;
+}
+
 rh_status_t rh_resources_parse(const char *spec, int cpus, rh_res_req_t *req)
 {
-    rh_status_t status = rh_resources_parse_offer(spec, cpus, req);
+    rh_status_t status = rh_res_split_cpus(spec, cpus, req);
     int kept = 0;
 
     if (status != RH_OK) {
         return status;
     }
+    if (rh_res_names_cpu(req)) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "'%s' names CPU: ask "
+                            "for CPUs with num_cpus, not in resources",
+                            spec);
+    }
     for (int i = 0; i < req->n; i++) {
-        if (strcmp(req->items[i].name, RH_RES_CPU) == 0) {
-            return rh_error_set(RH_ERR_INVALID_PARAM, "'%s' names CPU: ask "
-                                "for CPUs with num_cpus, not in resources",
-                                spec);
-        }
         /* A zero amount kept would wait for a name the rank may not
          * have, or take a ledger slot for nothing. */
         if (req->items[i].amount != 0) {

@@ -107,7 +107,8 @@ Test(resources, zero_amounts_are_dropped_and_fit_a_rank_without_the_name)
 }
 
 /* CPUs are num_cpus: "CPU" in a resource string would name a custom
- * resource no rank offers. A rank's offer is read as written. */
+ * resource no rank offers. A rank's offer is read as written, but one
+ * naming CPU is refused: its CPUs are its workers. */
 Test(resources, cpu_in_a_resource_string_is_refused_naming_num_cpus)
 {
     rh_res_req_t r;
@@ -120,6 +121,11 @@ Test(resources, cpu_in_a_resource_string_is_refused_naming_num_cpus)
     cr_expect_eq(rh_resources_parse("pg1_0_CPU=1", 0, &r), RH_OK);
     cr_expect_eq(rh_resources_parse_offer("lic=0", 2, &r), RH_OK);
     cr_expect_eq(r.n, 1);
+    /* A rank offering "CPU" offers what no task can ask for. */
+    cr_expect_eq(rh_resources_parse_offer("lic=1,CPU=4", 2, &r),
+                 RH_ERR_INVALID_PARAM);
+    cr_expect(strstr(rh_last_error(), "RAYHPC_NUM_WORKERS") != NULL, "%s",
+              rh_last_error());
 }
 
 /* Beyond RH_RES_AMOUNT_MAX the ledger's sums could overflow; strtol's
