@@ -16,6 +16,7 @@
  * whole finalize timeout). Dead ranks are skipped on both sides, so a
  * failure never hangs the end.
  */
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -586,7 +587,13 @@ static rh_status_t rh_core_open_node(const rh_tp_peer_info_t *peers)
     sp.procs = (uint32_t)rh_core.ranks_on_node + 2;
     /* The leader pre-faults the whole segment before the others may attach:
      * give them time in proportion (about 15 s a GiB on a loaded host). */
-    sp.attach_timeout_ms = 10000 + (int)((rh_cfg.store_size >> 30) * 15000);
+    {
+        uint64_t gib = rh_cfg.store_size >> 30;
+
+        /* past 100,000 GiB no host has the memory: no int overflow */
+        sp.attach_timeout_ms = gib > 100000 ? INT_MAX :
+                               10000 + (int)(gib * 15000);
+    }
     if (peers[rh_core.node_leader].same_host) {
         sp.leader_pid = (int32_t)peers[rh_core.node_leader].pid;
     }
