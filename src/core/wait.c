@@ -215,7 +215,7 @@ int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,
             return 1;
         }
         if ((deadline != 0 && rh_time_ns() >= deadline) ||
-            (rh_pool_current() == NULL && rh_core_ending_now())) {
+            rh_core_ending_now()) {
             return 0;
         }
     }
