@@ -132,7 +132,9 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params);
  * (rh_get, a get's pull, rh_wait...) when the job has ended on every rank
  * is woken and its call returns RH_ERR_SHUTDOWN before anything it reads
  * is freed (up to RAYHPC_FINALIZE_TIMEOUT for all of them to leave);
- * calls begun after rh_finalize began are not allowed. */
+ * calls begun after rh_finalize began are not allowed. A rank whose
+ * program ends without calling it says so and is taken for dead by the
+ * others; rayhpc-run counts its exit status of 0 as 1. */
 RH_EXPORT rh_status_t rh_finalize(void);
 
 /* This rank's number in [0, rh_size()), and the number of ranks. */

@@ -135,6 +135,38 @@ Test(launcher, bad_arguments_print_usage)
     }
 }
 
+/* A rank that returns 0 from main without rh_finalize is a failure, as
+ * under MPI's launchers (it exited 0 and the job's status was 0): it says
+ * so, the launcher counts it as status 1, and the other ranks end. */
+Test(launcher, a_rank_ending_without_rh_finalize_fails_the_job)
+{
+    static const char *const one[] = { "HELLO_NO_FINALIZE=1", NULL };
+    static const char *const driver[] = { "HELLO_NO_FINALIZE=0", NULL };
+    static const char *const status[] = { "HELLO_NO_FINALIZE=1",
+                                          "HELLO_EXIT=3", NULL };
+    const char *args[] = { "-n", "3", rh_build_path("tests/multi/hello"),
+                           NULL };
+    rh_run_t run = rayhpc_run(args, one);
+
+    cr_expect_eq(run.status, 1, "output:\n%s", rh_tail(run.out, 2000));
+    cr_expect_eq(rh_count_lines(run.out, "HELLO rank="), 3);
+    cr_expect_eq(rh_count_lines(run.out, "ending without calling "
+                                "rh_finalize: the job's other ranks take "
+                                "rank 1 for dead"), 1, "the rank says it");
+    cr_expect_eq(rh_count_lines(run.out, "rank 1 (pid"), 1);
+    cr_expect_eq(rh_count_lines(run.out, "without calling rh_finalize "
+                                "(counted as status 1)"), 1);
+    rh_run_free(&run);
+    run = rayhpc_run(args, driver);
+    cr_expect_eq(run.status, 1, "output:\n%s", rh_tail(run.out, 2000));
+    cr_expect_eq(rh_count_lines(run.out, "rank 0 (pid"), 1);
+    rh_run_free(&run);
+    /* Its own failing status stays what it was. */
+    run = rayhpc_run(args, status);
+    cr_expect_eq(run.status, 3, "output:\n%s", rh_tail(run.out, 2000));
+    rh_run_free(&run);
+}
+
 Test(launcher, rank_abort_stops_the_job)
 {
     /* A rank whose rh_init fails for a bad setting exits 1: the job stops. */

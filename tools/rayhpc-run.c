@@ -44,7 +44,8 @@
  * (ranks blocked in a fence see EOF), every live rank's group gets SIGTERM
  * and, 3 s later, SIGKILL. The launcher exits once every rank is reaped. Its
  * exit status is that of the first failure (rank exit code, 128 + signal,
- * abort code, 127 for exec failure, 1 for protocol errors), 124 after a
+ * abort code, 127 for exec failure, 1 for protocol errors, 1 for a rank
+ * that exited 0 but said it ended without rh_finalize), 124 after a
  * timeout, 0 when every rank exited 0.
  */
 /* The autotools build force-includes config.h (-include), which defines
@@ -143,6 +144,9 @@ struct rank {
     size_t hdr_got;
     unsigned char *body;
     size_t body_got;
+
+    /* It said it was ending without rh_finalize (RH_LOCAL_UNFINISHED). */
+    bool unfinished;
 
     /* This rank's contribution to the fence in progress. */
     bool fenced;
@@ -406,8 +410,9 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 when every rank exits 0, else that of the first failure:\n"
 "the rank's exit status, 128+N if it was killed by signal N, the code it\n"
-"passed to abort; 124 on timeout, 127 if the program cannot be started,\n"
-"1 on a protocol error, 2 on a usage error.\n"
+"passed to abort, 1 for a rank that exited 0 without calling rh_finalize;\n"
+"124 on timeout, 127 if the program cannot be started, 1 on a protocol\n"
+"error, 2 on a usage error.\n"
 "See rayhpc-run(1).\n");
 }
 
@@ -851,17 +856,26 @@ static struct rank *find_rank(struct job *job, pid_t pid)
 static void rank_exited(struct job *job, struct rank *rk, int wstatus)
 {
     int status = shell_status(wstatus);
+    /* A program that ended without rh_finalize failed, as under MPI's
+     * launchers, though it exited 0: the others went on without it. */
+    bool unfinished = status == 0 && rk->unfinished;
     /* Once the job is being stopped, deaths are expected: stay quiet. */
-    if (status == 0 || job->stopping)
+    if ((status == 0 && !unfinished) || job->stopping)
         return;
 
     char what[128];
-    describe_wait_status(wstatus, what, sizeof what);
-    /* The driver's end ends the job. Another rank killed by a signal is
-     * survived (as a lost node is: its tasks and objects are recovered);
-     * one that exits with an error status failed on its own, which ends
-     * the job as before. */
-    bool lost = WIFSIGNALED(wstatus) && rk->id != 0;
+    if (unfinished) {
+        snprintf(what, sizeof what, "exited with status 0 without calling "
+                 "rh_finalize (counted as status 1)");
+        status = 1;
+    } else {
+        describe_wait_status(wstatus, what, sizeof what);
+    }
+    /* The driver's end ends the job. Another rank killed by a signal, or
+     * gone without rh_finalize, is survived (as a lost node is: its tasks
+     * and objects are recovered); one that exits with an error status
+     * failed on its own, which ends the job as before. */
+    bool lost = (WIFSIGNALED(wstatus) || unfinished) && rk->id != 0;
     bool stop = !job->opt.keep_going &&
                 (job->opt.stop_on_failure || !lost);
     const char *then = "";
@@ -875,6 +889,19 @@ static void rank_exited(struct job *job, struct rank *rk, int wstatus)
         stop_job(job);
 }
 
+static void on_sock_readable(struct job *job, struct rank *rk);
+
+/* What a rank wrote before it ended is read before its end is judged. */
+static void drain_sock(struct job *job, struct rank *rk)
+{
+    while (rk->sock >= 0) {
+        struct pollfd p = { .fd = rk->sock, .events = POLLIN };
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP)))
+            return;
+        on_sock_readable(job, rk);
+    }
+}
+
 static void reap_ranks(struct job *job)
 {
     int wstatus;
@@ -885,6 +912,7 @@ static void reap_ranks(struct job *job)
             continue;
         rk->reaped = true;
         job->live--;
+        drain_sock(job, rk);
         rank_exited(job, rk, wstatus);
     }
 }
@@ -1031,7 +1059,8 @@ static void on_abort(struct job *job, struct rank *rk, unsigned char *body,
 static bool header_ok(struct job *job, struct rank *rk)
 {
     const rh_local_frame_t *h = &rk->hdr;
-    if (h->type != RH_LOCAL_FENCE && h->type != RH_LOCAL_ABORT) {
+    if (h->type != RH_LOCAL_FENCE && h->type != RH_LOCAL_ABORT &&
+        h->type != RH_LOCAL_UNFINISHED) {
         protocol_error(job, rk, "sent a frame of invalid type %" PRIu32,
                        h->type);
         return false;
@@ -1040,6 +1069,14 @@ static bool header_ok(struct job *job, struct rank *rk)
         protocol_error(job, rk, "sent a frame of %" PRIu32 " bytes (the "
                        "limit is %u)", h->len, RH_LOCAL_MAX_BODY);
         return false;
+    }
+    if (h->type == RH_LOCAL_UNFINISHED) {
+        if (h->len != 0) {
+            protocol_error(job, rk, "sent an UNFINISHED frame with a "
+                           "%" PRIu32 "-byte body", h->len);
+            return false;
+        }
+        return true;
     }
     if (h->type == RH_LOCAL_ABORT) {
         if (h->len < sizeof(int32_t)) {
@@ -1085,6 +1122,8 @@ static void dispatch_frame(struct job *job, struct rank *rk)
 
     if (rk->hdr.type == RH_LOCAL_FENCE)
         on_fence(job, rk, body, len);
+    else if (rk->hdr.type == RH_LOCAL_UNFINISHED)
+        rk->unfinished = true;
     else
         on_abort(job, rk, body, len);
 }

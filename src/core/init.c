@@ -844,8 +844,33 @@ static void rh_core_reset(void)
     rh_core.rank = -1;
 }
 
+/* Set from the start of rh_finalize until the next rh_init. */
+static _Atomic int rh_core_fin_begun;
+
+/* A program that ends without rh_finalize leaves the job as a dead rank
+ * does (the other ranks go on without it), which the user should hear of,
+ * and a launcher that can hear it counts an exit status of 0 as a
+ * failure, as MPI's do. */
+static void rh_core_at_exit(void)
+{
+    if (!rh_core.initialized || atomic_load(&rh_core_fin_begun)) {
+        return;
+    }
+    if (rh_core.size > 1) {
+        rh_error("the program is ending without calling rh_finalize: the "
+                 "job's other ranks take rank %d for dead", rh_core.rank);
+    } else {
+        rh_error("the program is ending without calling rh_finalize");
+    }
+    if (rh_core.bs.ops != NULL && rh_core.bs.ops->unfinished != NULL) {
+        rh_core.bs.ops->unfinished(&rh_core.bs);
+    }
+}
+
 rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
 {
+    static int at_exit;
+
     rh_blob_t blob;
     rh_blob_set_t all;
     rh_tp_peer_info_t *peers = NULL;
@@ -965,6 +990,10 @@ rh_status_t rh_init(int *argc, char ***argv, const rh_init_params_t *params)
     }
     rh_debug("node %d of %d; progress thread running", rh_core.node,
              rh_core.num_nodes);
+    atomic_store(&rh_core_fin_begun, 0);
+    if (!at_exit) {
+        at_exit = atexit(rh_core_at_exit) == 0;
+    }
     return RH_OK;
 
 err:
@@ -1124,6 +1153,7 @@ rh_status_t rh_finalize(void)
         return rh_error_set(RH_ERR_NOT_INITIALIZED, "rh_finalize without "
                             "rh_init");
     }
+    atomic_store(&rh_core_fin_begun, 1);
     /* Nobody new finds the job from here on: its state stops being
      * served in the rounds. */
     if (rh_core.rank == 0) {

@@ -111,5 +111,5 @@ static void rh_singleton_abort(rh_bootstrap_t *bs, int code, const char *msg)
 
 const rh_bootstrap_ops_t rh_bootstrap_singleton_ops = {
     "singleton", rh_singleton_init, rh_singleton_allgather,
-    rh_singleton_finalize, rh_singleton_abort
+    rh_singleton_finalize, rh_singleton_abort, NULL
 };

@@ -21,6 +21,9 @@ typedef struct rh_bootstrap_ops {
     void        (*finalize)(rh_bootstrap_t *bs);
     /* Asks the launcher to stop the whole job (does not return if it can). */
     void        (*abort)(rh_bootstrap_t *bs, int code, const char *msg);
+    /* Tells the launcher that the program is ending without rh_finalize
+     * (NULL: the launcher has no way to hear it). */
+    void        (*unfinished)(rh_bootstrap_t *bs);
 } rh_bootstrap_ops_t;
 
 struct rh_bootstrap {

@@ -146,7 +146,14 @@ static void rh_local_abort(rh_bootstrap_t *bs, int code, const char *msg)
     _exit(code ? code : 1);
 }
 
+static void rh_local_unfinished(rh_bootstrap_t *bs)
+{
+    rh_local_frame_t frame = { RH_LOCAL_UNFINISHED, 0 };
+
+    (void)rh_local_write(rh_local_fd(bs), &frame, sizeof(frame));
+}
+
 const rh_bootstrap_ops_t rh_bootstrap_local_ops = {
     "local", rh_local_init, rh_local_allgather, rh_local_finalize,
-    rh_local_abort
+    rh_local_abort, rh_local_unfinished
 };

@@ -142,5 +142,6 @@ static void rh_mpi_abort(rh_bootstrap_t *bs, int code, const char *msg)
 }
 
 const rh_bootstrap_ops_t rh_bootstrap_mpi_ops = {
-    "mpi", rh_mpi_init, rh_mpi_allgather, rh_mpi_finalize, rh_mpi_abort
+    "mpi", rh_mpi_init, rh_mpi_allgather, rh_mpi_finalize, rh_mpi_abort,
+    NULL
 };

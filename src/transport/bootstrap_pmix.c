@@ -187,5 +187,6 @@ static void rh_pmix_abort(rh_bootstrap_t *bs, int code, const char *msg)
 }
 
 const rh_bootstrap_ops_t rh_bootstrap_pmix_ops = {
-    "pmix", rh_pmix_init, rh_pmix_allgather, rh_pmix_finalize, rh_pmix_abort
+    "pmix", rh_pmix_init, rh_pmix_allgather, rh_pmix_finalize, rh_pmix_abort,
+    NULL
 };

@@ -12,6 +12,9 @@
  *                     (sent once every rank has sent its FENCE)
  *   rank -> launcher  RH_LOCAL_ABORT  body: int32_t exit code, then a message
  *                     (the launcher prints it and stops the job)
+ *   rank -> launcher  RH_LOCAL_UNFINISHED  no body: the program is ending
+ *                     without rh_finalize (an exit status of 0 then counts
+ *                     as a failure)
  *
  * A rank may fence any number of times; a rank that closes its end has
  * simply left the protocol (its exit status still counts).
@@ -33,6 +36,7 @@ enum rh_local_msg_type {
     RH_LOCAL_FENCE      = 1,
     RH_LOCAL_FENCE_DONE = 2,
     RH_LOCAL_ABORT      = 3,
+    RH_LOCAL_UNFINISHED = 4,
 };
 
 typedef struct rh_local_frame {
