@@ -647,46 +647,94 @@ rh_status_t rh_release(rh_ref_t ref)
     return RH_OK;
 }
 
-static int rh_ref_ready(rh_ref_t ref)
+/* Where a ref stands for rh_wait. */
+enum {
+    RH_WAIT_NOT_YET,   /* pending, or another rank's not in this store */
+    RH_WAIT_HERE,      /* ready here, failed, or never to change */
+    RH_WAIT_ELSEWHERE  /* ours and done, its bytes on other nodes only */
+};
+
+static int rh_ref_state(rh_ref_t ref)
 {
     rh_object_id_t id = rh_id(ref);
 
     if (rh_is_mine(id)) {
         rh_future_t *f = rh_future_find_hold(id);
-        int ready;
+        int state;
 
         /* A released or unknown ref will never change: count it as ready
          * so that a wait on it ends (its get reports the error). */
         if (f == NULL) {
-            return 1;
+            return RH_WAIT_HERE;
         }
-        ready = rh_future_final(f);
+        if (!rh_future_final(f)) {
+            state = RH_WAIT_NOT_YET;
+        } else if (atomic_load(&f->state) != RH_FUTURE_FAILED &&
+                   rh_future_remote(f) &&
+                   !rh_store_contains(rh_core_store(), id)) {
+            state = RH_WAIT_ELSEWHERE;
+        } else {
+            state = RH_WAIT_HERE;
+        }
         rh_future_unhold(f);
-        return ready;
+        return state;
     }
-    return rh_store_contains(rh_core_store(), id);
+    /* A rank outside the job owns nothing: its get says so at once. */
+    if (rh_object_id_owner(id) >= (uint32_t)rh_size()) {
+        return RH_WAIT_HERE;
+    }
+    return rh_store_contains(rh_core_store(), id) ? RH_WAIT_HERE :
+           RH_WAIT_NOT_YET;
 }
 
 typedef struct {
     const rh_ref_t *refs;
     size_t          n, k;
     int            *ready;
-    int             has_borrowed;
     rh_pull_t     **pulls;       /* refs of other nodes being brought here */
+    unsigned char  *tried;       /* ... or whose pull could not start */
+    int             to_pull;     /* some ref is to be pulled and is not */
 } rh_wait_args_t;
+
+/* A ref is to be pulled here when another rank owns it and it is not in
+ * this store, or when it is ours and done on other nodes only. */
+static int rh_wait_wants_pull(const rh_wait_args_t *w, size_t i, int state)
+{
+    if (w->pulls != NULL && w->tried[i]) {
+        return 0;
+    }
+    return state == RH_WAIT_ELSEWHERE ||
+           (state == RH_WAIT_NOT_YET && !rh_is_mine(rh_id(w->refs[i])));
+}
 
 static int rh_wait_enough(void *arg)
 {
     rh_wait_args_t *w = arg;
     size_t count = 0;
 
+    w->to_pull = 0;
     for (size_t i = 0; i < w->n; i++) {
-        w->ready[i] = rh_ref_ready(w->refs[i]) ||
-                      (w->pulls != NULL && w->pulls[i] != NULL &&
-                       rh_pull_ended(w->pulls[i]) == 2);
+        int state = rh_ref_state(w->refs[i]);
+
+        /* A pull that failed, or could not start, leaves it to the get
+         * to say why (or to rebuild it). */
+        w->ready[i] = state == RH_WAIT_HERE ||
+                      (w->pulls != NULL && w->tried[i] &&
+                       (w->pulls[i] == NULL ||
+                        rh_pull_ended(w->pulls[i]) == 2));
+        w->to_pull |= !w->ready[i] && rh_wait_wants_pull(w, i, state);
         count += (size_t)w->ready[i];
     }
     return count >= w->k;
+}
+
+/* The waiting itself ends when a ref is to be pulled, so that its pull
+ * starts. */
+static int rh_wait_enough_or_pull(void *arg)
+{
+    rh_wait_args_t *w = arg;
+
+    return rh_wait_enough(w) || w->to_pull;
 }
 
 /* Like Ray's wait (fetch_local): objects of other nodes are pulled here,
@@ -695,17 +743,27 @@ static void rh_wait_start_pulls(rh_wait_args_t *w)
 {
     for (size_t i = 0; i < w->n; i++) {
         rh_object_id_t id = rh_id(w->refs[i]);
-        int owner = (int)rh_object_id_owner(id);
+        int state = rh_ref_state(w->refs[i]), ask;
 
-        if (rh_is_mine(id) || owner >= rh_size() ||
-            rh_store_contains(rh_core_store(), id)) {
+        if (!rh_wait_wants_pull(w, i, state)) {
             continue;
         }
-        if (w->pulls == NULL &&
-            (w->pulls = calloc(w->n, sizeof(*w->pulls))) == NULL) {
-            return;
+        if (w->pulls == NULL) {
+            w->pulls = calloc(w->n, sizeof(*w->pulls) + 1);
+            if (w->pulls == NULL) {
+                return;
+            }
+            w->tried = (unsigned char *)(w->pulls + w->n);
         }
-        if (rh_pull_start(id, owner, &w->pulls[i]) != RH_OK) {
+        w->tried[i] = 1;
+        if (rh_is_mine(id)) {
+            if (rh_dir_sources(id, &ask, 1) != 1) {
+                continue;   /* lost: its get rebuilds it or says so */
+            }
+        } else {
+            ask = (int)rh_object_id_owner(id);
+        }
+        if (rh_pull_start(id, ask, &w->pulls[i]) != RH_OK) {
             w->pulls[i] = NULL;
         }
     }
@@ -714,8 +772,9 @@ static void rh_wait_start_pulls(rh_wait_args_t *w)
 rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
                     int64_t timeout_ms, int *ready)
 {
-    rh_wait_args_t w = { refs, n, k, ready, 0, NULL };
+    rh_wait_args_t w = { refs, n, k, ready, NULL, NULL, 0 };
     rh_status_t status = rh_object_ready_check();
+    uint64_t deadline;
     int enough;
 
     if (status != RH_OK) {
@@ -729,19 +788,27 @@ rh_status_t rh_wait(const rh_ref_t *refs, size_t n, size_t k,
         return rh_error_set(RH_ERR_INVALID_PARAM, "rh_wait for %zu of %zu "
                             "refs: k must not exceed n", k, n);
     }
-    for (size_t i = 0; i < n; i++) {
-        w.has_borrowed |= !rh_is_mine(rh_id(refs[i]));
-    }
     if (rh_wait_enough(&w) || timeout_ms == 0) {
         return RH_OK;
     }
+    deadline = rh_deadline(timeout_ms);
     rh_core_call_begin();
-    if (w.has_borrowed) {
-        rh_wait_start_pulls(&w);
-        rh_core_wait_until_polled(rh_wait_enough, &w,
-                                  rh_deadline(timeout_ms));
-    } else {
-        rh_core_wait_until(rh_wait_enough, &w, rh_deadline(timeout_ms));
+    /* An object arriving in the store wakes nobody: while pulls go on,
+     * the wait looks in slices. */
+    for (;;) {
+        if (w.to_pull) {
+            rh_wait_start_pulls(&w);
+        }
+        if (w.pulls != NULL ?
+            rh_core_wait_until_polled(rh_wait_enough_or_pull, &w,
+                                      deadline) :
+            rh_core_wait_until(rh_wait_enough_or_pull, &w, deadline)) {
+            if (rh_wait_enough(&w)) {
+                break;
+            }
+            continue;   /* a pull to start */
+        }
+        break;   /* the deadline, or rh_finalize */
     }
     enough = rh_wait_enough(&w);
     if (w.pulls != NULL) {

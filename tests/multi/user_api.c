@@ -1499,6 +1499,36 @@ static void refs_dup(void)
     CHECK(rh_wait(&gone, 1, 1, RH_TIMEOUT_INFINITE, ready));
     expect(ready[0] ? RH_OK : RH_ERR_TIMEOUT, RH_OK, "rh_wait of a released "
            "ref: ready", NULL);
+    {
+        /* A ref of a rank just past the job: never made, so ready (it
+         * waited for ever); its get says why. */
+        rh_ref_t past = gone;
+
+        past.hi = (past.hi & 0xffffffffull) |
+                  ((uint64_t)(uint32_t)rh_size() << 32);
+        ready[0] = 0;
+        CHECK(rh_wait(&past, 1, 1, RH_TIMEOUT_INFINITE, ready));
+        expect(ready[0] ? RH_OK : RH_ERR_TIMEOUT, RH_OK, "rh_wait of a ref "
+               "of a rank past the job: ready", NULL);
+        expect(rh_get(past, ptrs, NULL, 0), RH_ERR_INVALID_REF, "rh_get of "
+               "a ref of a rank past the job", "not in this job");
+    }
+    if (rh_num_nodes() > 1) {
+        /* Our task's large return, made on another node: rh_wait brings
+         * it here (Ray's fetch_local), so a get that only looks has it. */
+        rh_task_params_t tp = rank_on_node(rh_num_nodes() - 1, 0);
+        size_t size = (size_t)1 << 20;
+        rh_arg_t sa = rh_arg_bytes(&size, sizeof(size));
+        rh_ref_t big;
+
+        CHECK(rh_remote("sized", &sa, 1, &tp, &big));
+        CHECK(rh_wait(&big, 1, 1, RH_TIMEOUT_INFINITE, ready));
+        expect(rh_get(big, ptrs, lens, 0), RH_OK, "rh_get that only looks, "
+               "of our task's return made on another node, once rh_wait "
+               "said it was ready", NULL);
+        rh_release(big);
+        rh_release(big);
+    }
     a = rh_arg_ref(gone);
     expect(rh_remote("inc", &a, 1, NULL, &y), RH_ERR_INVALID_REF,
            "rh_remote with a released ref", "released");
