@@ -365,19 +365,29 @@ static int rh_inbox_claim(rh_worker_t *from)
 /* Takes the oldest job of from's inbox (claimed), unless keep is 0, and
  * moves the rest into w's deque, as many as fit without growing it (so this
  * never allocates), where other workers can steal them; lets go of the
- * claim. w is the caller's own slot. */
+ * claim. w is the caller's own slot. They go in newest first, so that the
+ * owner, which pops the newest push, runs other threads' jobs in the
+ * order they came (thieves take the newest). */
 static rh_job_t *rh_inbox_take(rh_worker_t *w, rh_worker_t *from, int keep)
 {
     int64_t room = rh_deque_room(&w->deque);
     int64_t moved = 0;
     rh_mpsc_node_t *first = keep ? rh_mpsc_pop(&from->inbox) : NULL, *node;
+    rh_mpsc_node_t *newest = NULL;
 
+    /* Popped nodes are ours: their links chain them newest first. */
     while ((first != NULL || !keep) && moved < room &&
            (node = rh_mpsc_pop(&from->inbox)) != NULL) {
-        rh_deque_push(&w->deque, rh_job_of(node));   /* fits: no failure */
+        atomic_store_explicit(&node->next, newest, memory_order_relaxed);
+        newest = node;
         moved++;
     }
     atomic_store_explicit(&from->inbox_taker, 0, memory_order_release);
+    while (newest != NULL) {
+        node = newest;
+        newest = atomic_load_explicit(&node->next, memory_order_relaxed);
+        rh_deque_push(&w->deque, rh_job_of(node));   /* fits: no failure */
+    }
     if (moved > 0) {
         rh_pool_wake_one(w->pool, w);
     }

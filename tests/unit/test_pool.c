@@ -730,6 +730,55 @@ Test(pool, outside_jobs_never_wait_for_a_worker_blocked_in_a_job,
     expect_each_ran_once(behind, BEHIND);
 }
 
+/* Jobs from outside a worker busy with one run in the order they came
+ * once it is free (they went from its inbox into its deque, whose newest
+ * its owner pops, and ran newest first). */
+enum { ORDERED = 16 };
+static count_job_t ordered[ORDERED];
+static int ran_order[ORDERED];
+static _Atomic int gate_open, gate_started, nordered;
+
+static void gate_run(rh_job_t *job)
+{
+    (void)job;
+    atomic_store(&gate_started, 1);
+    while (!atomic_load(&gate_open)) {
+        sleep_ms(1);
+    }
+}
+
+static void ordered_run(rh_job_t *job)
+{
+    ran_order[atomic_fetch_add(&nordered, 1)] =
+        (int)(container_of(job, count_job_t, job) - ordered);
+}
+
+static int all_ordered_ran(void *arg)
+{
+    (void)arg;
+    return atomic_load(&nordered) == ORDERED;
+}
+
+Test(pool, outside_jobs_run_in_the_order_they_came, .timeout = 60)
+{
+    rh_job_t gate = { .run = gate_run };
+
+    the_pool = make_pool(1, RH_POOL_SPIN_DEFAULT);
+    rh_pool_submit(the_pool, &gate);
+    cr_assert(eventually(flag_is_set, &gate_started));
+    for (int i = 0; i < ORDERED; i++) {
+        ordered[i].job.run = ordered_run;
+        rh_pool_submit(the_pool, &ordered[i].job);
+    }
+    atomic_store(&gate_open, 1);
+    cr_assert(eventually(all_ordered_ran, NULL));
+    rh_pool_destroy(the_pool);
+    for (int i = 0; i < ORDERED; i++) {
+        cr_expect_eq(ran_order[i], i, "job %d ran as number %d", ran_order[i],
+                     i);
+    }
+}
+
 /* ---- destroy ------------------------------------------------------------- */
 
 enum { PARENTS = 10000 };
