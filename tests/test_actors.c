@@ -125,6 +125,13 @@ Test(actors, an_actor_of_one_cpu_keeps_it_on_the_node_it_was_sent_to)
     expect_ok(2, 2, 0, "keep1remote", ONE_CPU, "ACTORS KEEP1 REMOTE OK", 1);
 }
 
+/* Actors of one CPU each on a rank of one CPU: one at a time, in the
+ * order they were created (a slow host can only make it pass). */
+Test(actors, actors_of_one_cpu_each_are_made_one_at_a_time_in_order)
+{
+    expect_ok(1, 1, 0, "queue", ONE_CPU, "ACTORS QUEUE OK", 1);
+}
+
 /* An actor created in a placement-group bundle sits on the bundle's
  * node. */
 Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)

@@ -731,8 +731,14 @@ rh_status_t rh_actor_inst_create(const rh_class_entry_t *cls,
         return RH_ERR_NO_MEMORY;
     }
     pthread_attr_destroy(&attr);
-    /* On a worker this runs other tasks meanwhile. */
-    (void)rh_core_wait_until(rh_inst_ctor_done, inst, 0);
+    /* On a worker this runs other tasks meanwhile; it lends them none of
+     * the CPUs the actor will keep for life (one of them would keep them
+     * too), only those of a creation that keeps nothing. */
+    if (meta->keep_res) {
+        (void)rh_core_wait_until_keeping(rh_inst_ctor_done, inst, 0);
+    } else {
+        (void)rh_core_wait_until(rh_inst_ctor_done, inst, 0);
+    }
     if (atomic_load(&inst->ctor_done) == 2) {
         rh_status_t status = inst->ctor_status;
         char why[sizeof(ctx->message) + 96];

@@ -71,6 +71,12 @@ void rh_core_runtime_thread(void);
 /* Threads counted now (tests). */
 int rh_core_waiters(void);
 
+/* The wait of a task whose resources outlive it (an actor's creation,
+ * whose CPUs the actor keeps): they are not lent to other tasks meanwhile,
+ * which would keep them too. */
+int rh_core_wait_until_keeping(int (*cond)(void *arg), void *arg,
+                               uint64_t deadline);
+
 /* Variants for conditions that only load atomics (RH_POOL_WAIT_PURE):
  * a parked waiter is then woken only when its condition holds. */
 int rh_core_wait_until_pure(int (*cond)(void *arg), void *arg,

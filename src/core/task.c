@@ -792,6 +792,14 @@ void rh_task_dispatch(rh_task_t *t)
     if (t->res != NULL && !t->holds_res) {
         rh_resources_activate();
     }
+    /* First come, first served: its place in the ledger's line is taken
+     * now, not when a worker reaches it (a waiting worker takes the newest
+     * task first). */
+    t->res_wait.seq = t->holds_res || t->is_call ||
+                      (t->res == NULL &&
+                       !atomic_load_explicit(&rh_resources_active,
+                                             memory_order_relaxed)) ? 0 :
+                      rh_resources_ticket();
     rh_js_count(RH_JS_QUEUED);
     rh_pool_submit(rh_core_pool(), &t->job);
 }

@@ -151,6 +151,9 @@ static int rh_core_cond_or_end(void *arg)
     return c->held || rh_core_ending_now();
 }
 
+/* With RH_CORE_WAIT_KEEP a task's CPUs are not lent while it waits. */
+#define RH_CORE_WAIT_KEEP (1u << 16)
+
 static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
                         unsigned flags)
 {
@@ -182,10 +185,11 @@ static int rh_core_wait(int (*cond)(void *arg), void *arg, uint64_t deadline,
         rh_tl_end(RH_TL_WAIT, "wait", tl0, -1, 0);
         return done;
     }
-    lent = rh_task_lend_cpus();
+    lent = (flags & RH_CORE_WAIT_KEEP) ? 0 : rh_task_lend_cpus();
     /* The pool sleeps with a timeout when there is a deadline: a waiter
      * with nothing to run still gives up on time. */
-    done = rh_pool_wait(pool, cond, arg, deadline, flags);
+    done = rh_pool_wait(pool, cond, arg, deadline,
+                        flags & ~RH_CORE_WAIT_KEEP);
     rh_task_reclaim_cpus(lent);
     rh_tl_end(RH_TL_WAIT, "wait", tl0, -1, 0);
     return done;
@@ -200,6 +204,12 @@ int rh_core_wait_until_pure(int (*cond)(void *arg), void *arg,
                             uint64_t deadline)
 {
     return rh_core_wait(cond, arg, deadline, RH_POOL_WAIT_PURE);
+}
+
+int rh_core_wait_until_keeping(int (*cond)(void *arg), void *arg,
+                               uint64_t deadline)
+{
+    return rh_core_wait(cond, arg, deadline, RH_CORE_WAIT_KEEP);
 }
 
 int rh_core_wait_until_polled(int (*cond)(void *arg), void *arg,

@@ -56,7 +56,7 @@ typedef struct rh_res_ledger {
     rh_hmap_t        removed;
     rh_res_queue_t  *queues;     /* those with waiters */
     rh_res_queue_t   overflow;
-    uint64_t         next_seq;
+    _Atomic uint64_t next_seq;   /* tickets; 0 is none */
     size_t           nwaiting;
     rh_res_cell_t   *cells;
     /* The uncounted tasks running now, as rh_res_look last saw them; none
@@ -72,6 +72,7 @@ static rh_res_ledger_t rh_res = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .shapes = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(rh_res_queue_t *)),
     .removed = RH_HMAP_INITIALIZER(sizeof(uint64_t), sizeof(char)),
+    .next_seq = 1,
 };
 _Atomic int rh_resources_active;
 
@@ -584,26 +585,46 @@ static rh_res_queue_t *rh_res_queue_of(const rh_res_req_t *req)
     return q;
 }
 
+uint64_t rh_resources_ticket(void)
+{
+    return atomic_fetch_add_explicit(&rh_res.next_seq, 1,
+                                     memory_order_relaxed);
+}
+
+/* In ticket order within its queue: workers may reach the ledger in
+ * another order than their tasks became ready (a waiting worker takes
+ * the newest first). Mostly an append; else a walk from the head. */
 static void rh_res_enqueue(rh_res_waiter_t *w, const rh_res_req_t *req)
 {
     rh_res_queue_t *q = rh_res_queue_of(req);
 
     w->req = req;
-    w->seq = rh_res.next_seq++;
+    if (w->seq == 0) {
+        w->seq = rh_resources_ticket();
+    }
     w->bypassed = 0;
     w->next = NULL;
     if (q->head == NULL) {
         q->head = w;
+        q->tail = w;
         q->next = rh_res.queues;
         if (q->next != NULL) {
             q->next->pprev = &q->next;
         }
         q->pprev = &rh_res.queues;
         rh_res.queues = q;
-    } else {
+    } else if (q->tail->seq < w->seq) {
         q->tail->next = w;
+        q->tail = w;
+    } else {
+        rh_res_waiter_t **pw = &q->head;
+
+        while ((*pw)->seq < w->seq) {
+            pw = &(*pw)->next;
+        }
+        w->next = *pw;
+        *pw = w;
     }
-    q->tail = w;
     rh_res.nwaiting++;
 }
 
@@ -677,6 +698,7 @@ static void rh_res_wake_and_unlock(void)
         }
         rh_res.nwaiting--;
         w->next = NULL;
+        w->seq = 0;   /* its ticket is spent */
         *last = w;
         last = &w->next;
     }
@@ -735,9 +757,12 @@ int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
     }
     rh_res_look();
     got = rh_res_fits(req) &&
-          (rh_res.nwaiting == 0 || rh_res_may_overtake(rh_res.next_seq));
+          (rh_res.nwaiting == 0 ||
+           rh_res_may_overtake(w->seq != 0 ? w->seq :
+                               atomic_load(&rh_res.next_seq)));
     if (got) {
         rh_res_take(req);
+        w->seq = 0;   /* its ticket is spent */
     } else {
         rh_res_enqueue(w, req);
     }

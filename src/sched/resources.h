@@ -75,7 +75,9 @@ struct rh_res_waiter {
     void              (*retry)(rh_res_waiter_t *w);
     /* The ledger's (set by rh_resources_acquire). */
     const rh_res_req_t *req;
-    uint64_t            seq;       /* arrival order */
+    /* Its place in line: a ticket (rh_resources_ticket) taken when its
+     * task became ready, or 0 to take one at the ledger. */
+    uint64_t            seq;
     unsigned            bypassed;  /* later waiters that started first */
 };
 
@@ -114,6 +116,11 @@ int rh_resources_begin_uncounted(void);
 void rh_resources_end_uncounted(void);
 void rh_resources_lend_uncounted(void);
 void rh_resources_reclaim_uncounted(void);
+
+/* A place in line for a waiter: the ledger serves waiters of a shape in
+ * ticket order (first come, first served), whatever order workers reach
+ * it in. */
+uint64_t rh_resources_ticket(void);
 
 /* Takes req (1), or queues w (0): w->retry runs once w holds req; req
  * must stay valid until then. -1 when req asks for a name of a bundle

@@ -41,6 +41,9 @@
  *        actors_core killnew  (RAYHPC_NUM_WORKERS=1) actors killed as they are
  *                          created, then rh_finalize while a creation task
  *                          waits for its constructor: "ACTORS KILLNEW OK".
+ *        actors_core queue  (RAYHPC_NUM_WORKERS=1) actors of one CPU each
+ *                          are made one at a time, in the order created:
+ *                          "ACTORS QUEUE OK".
  *        actors_core unplaced  every rank creates an actor that fits no rank,
  *                          releases it and calls rh_finalize: "ACTORS
  *                          UNPLACED OK" on each.
@@ -1236,6 +1239,52 @@ static int run_killnew(void)
     return failures;
 }
 
+/* queue: four actors of one CPU each on a rank of one worker. While the
+ * first is being constructed (its constructor waits for the gate), and
+ * the driver waits, no other is made: the creation lends the CPU the actor
+ * keeps to nobody (another creation kept it too, and three actors lived on
+ * one CPU). Each of the others is made once the one before it is killed,
+ * in the order they were created (the newest went first). */
+static int run_queue(void)
+{
+    rh_actor_params_t p = { 0 };
+    rh_actor_t a[4];
+    rh_status_t st;
+
+    p.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS;
+    p.num_cpus = 1;
+    a[0] = make_counter(GATED_TAG, &p);
+    for (int i = 1; i < 4; i++) {
+        a[i] = make_counter(100 + i, &p);
+    }
+    st = rh_actor_ready(a[1], 1000, NULL);
+    EXPECT(st == RH_ERR_TIMEOUT, "a second actor of one CPU was made while "
+           "the first was being constructed on the rank's only CPU: %d",
+           st);
+    atomic_store(&ctor_gate, 1);
+    CHECK(rh_actor_ready(a[0], 30000, NULL));
+    for (int i = 0; i < 4; i++) {
+        for (int j = i + 1; j < 4; j++) {
+            st = rh_actor_ready(a[j], 0, NULL);
+            EXPECT(st == RH_ERR_TIMEOUT, "actor %d was made while actor %d "
+                   "held the rank's only CPU: %d", j, i, st);
+        }
+        CHECK(rh_actor_kill(a[i], 1));
+        if (i + 1 < 4) {
+            st = rh_actor_ready(a[i + 1], 30000, NULL);
+            EXPECT(st == RH_OK, "actor %d, next in line, was not made once "
+                   "actor %d was killed: %d", i + 1, i, st);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK(rh_actor_release(a[i]));
+    }
+    if (failures == 0) {
+        printf("ACTORS QUEUE OK\n");
+    }
+    return failures;
+}
+
 /* An actor that fits no rank waits to be placed; rh_finalize fails its
  * creation without touching what the actor table freed. */
 static int run_unplaced(void)
@@ -1347,6 +1396,8 @@ int main(int argc, char **argv)
             rc = run_rankdeath();
         } else if (strcmp(mode, "killnew") == 0) {
             rc = run_killnew();
+        } else if (strcmp(mode, "queue") == 0) {
+            rc = run_queue();
         } else {
             fprintf(stderr, "unknown mode %s\n", mode);
             rc = 2;

@@ -320,6 +320,35 @@ Test(resources, waiters_start_in_the_order_they_came)
     rh_resources_fini(no_retry);
 }
 
+/* Tickets taken when tasks became ready set their order, not the order
+ * workers reach the ledger in (a waiting worker takes the newest first). */
+Test(resources, waiters_start_in_ticket_order_whatever_order_they_ask_in)
+{
+    test_waiter_t all, w[4];
+    uint64_t tickets[4];
+
+    nstarted = 0;
+    cr_assert_eq(rh_resources_init(2, NULL), RH_OK);
+    waiter_make(&all, 99, 2, NULL);
+    cr_assert(waiter_ask(&all));
+    for (int i = 0; i < 4; i++) {
+        tickets[i] = rh_resources_ticket();
+    }
+    for (int i = 3; i >= 0; i--) {   /* the newest asks first */
+        waiter_make(&w[i], i, 2, NULL);
+        w[i].w.seq = tickets[i];
+        cr_assert_not(waiter_ask(&w[i]));
+    }
+    for (int i = 0; i < 4; i++) {
+        rh_resources_release(i == 0 ? &all.req : &w[i - 1].req);
+        cr_assert_eq(nstarted, 2 + i);
+        cr_expect_eq(started[1 + i], i, "waiter %d started as number %d",
+                     started[1 + i], i);
+    }
+    rh_resources_release(&w[3].req);
+    rh_resources_fini(no_retry);
+}
+
 Test(resources, a_release_wakes_only_the_waiters_that_fit)
 {
     test_waiter_t all, w[3];
