@@ -132,6 +132,13 @@ Test(actors, actors_of_one_cpu_each_are_made_one_at_a_time_in_order)
     expect_ok(1, 1, 0, "queue", ONE_CPU, "ACTORS QUEUE OK", 1);
 }
 
+/* An actor that would wait on its creator's rank, whose CPU another actor
+ * keeps, goes to the node whose CPU is free. */
+Test(actors, an_actor_goes_where_a_cpu_is_free_not_where_actors_hold_them)
+{
+    expect_ok(2, 2, 0, "elsewhere", ONE_CPU, "ACTORS ELSEWHERE OK", 1);
+}
+
 /* An actor created in a placement-group bundle sits on the bundle's
  * node. */
 Test(actors, an_actor_in_a_bundle_sits_on_the_bundles_node)

@@ -721,6 +721,13 @@ static rh_status_t rh_place_default(const rh_res_req_t *req, int *rank)
     if (rh_pool_current() != NULL) {
         return RH_OK;
     }
+    /* Resources it would wait for here (an actor's CPUs, held by others
+     * for their lives, may never come back): the global scheduler looks
+     * for a node that has them now. */
+    if (req != NULL && !rh_resources_available(req)) {
+        *rank = RH_PLACE_SPILL;
+        return RH_OK;
+    }
     if (rh_pl_since_check-- == 0) {
         long limit = (long)rh_cfg.spillback_threshold *
                      rh_pool_num_workers(pool);
@@ -789,11 +796,13 @@ rh_status_t rh_place_decide(const rh_task_params_t *params,
 
 /* ---- the global scheduler ------------------------------------------------------ */
 
-/* The feasible live rank with the least estimated wait (-1: none). Under
+/* The feasible live rank with the least estimated wait (-1: none), among
+ * those with room besides what actors hold for their lives first (a rank
+ * whose CPUs its actors keep may not free them for the whole job). Under
  * gs_lock. */
 static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
 {
-    int best = -1, known = 0;
+    int best = -1, known = 0, actors = 1;
     double best_wait = 0, sum_ns = 0, typical_ns = RH_PLACE_DEFAULT_TASK_NS;
     unsigned start = rh_pl.gs_turn++;
 
@@ -809,6 +818,7 @@ static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
     if (known > 0) {
         typical_ns = sum_ns / known;
     }
+again:
     for (int k = 0; k < rh_pl.nranks; k++) {
         int r = (int)((start + (unsigned)k) % (unsigned)rh_pl.nranks);
         rh_gs_rank_t *g = &rh_pl.gs[r];
@@ -817,7 +827,7 @@ static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
                         (double)(g->assigned - g->arrived) : 0;
         double wait;
 
-        if (!rh_rank_alive(r) || !rh_place_gs_fits(r, req, 0)) {
+        if (!rh_rank_alive(r) || !rh_place_gs_fits(r, req, actors)) {
             continue;
         }
         wait = ((double)g->backlog + coming + 1) * task_ns /
@@ -830,6 +840,10 @@ static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
             best = r;
             best_wait = wait;
         }
+    }
+    if (best < 0 && actors) {
+        actors = 0;   /* it waits where actors may end */
+        goto again;
     }
     if (best >= 0) {
         rh_pl.gs[best].assigned++;

@@ -585,6 +585,17 @@ static rh_res_queue_t *rh_res_queue_of(const rh_res_req_t *req)
     return q;
 }
 
+int rh_resources_available(const rh_res_req_t *req)
+{
+    int ok;
+
+    pthread_mutex_lock(&rh_res.lock);
+    rh_res_look();
+    ok = rh_res.nwaiting == 0 && rh_res_fits(req);
+    pthread_mutex_unlock(&rh_res.lock);
+    return ok;
+}
+
 uint64_t rh_resources_ticket(void)
 {
     return atomic_fetch_add_explicit(&rh_res.next_seq, 1,

@@ -117,6 +117,10 @@ void rh_resources_end_uncounted(void);
 void rh_resources_lend_uncounted(void);
 void rh_resources_reclaim_uncounted(void);
 
+/* Whether req would start at once here: it fits what is free now and
+ * nobody waits (a snapshot: placement's hint). */
+int rh_resources_available(const rh_res_req_t *req);
+
 /* A place in line for a waiter: the ledger serves waiters of a shape in
  * ticket order (first come, first served), whatever order workers reach
  * it in. */

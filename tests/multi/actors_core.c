@@ -44,6 +44,9 @@
  *        actors_core queue  (RAYHPC_NUM_WORKERS=1) actors of one CPU each
  *                          are made one at a time, in the order created:
  *                          "ACTORS QUEUE OK".
+ *        actors_core elsewhere  (2 ranks, 2 nodes, RAYHPC_NUM_WORKERS=1) a
+ *                          second actor of one CPU goes to the rank whose
+ *                          CPU is free: "ACTORS ELSEWHERE OK".
  *        actors_core unplaced  every rank creates an actor that fits no rank,
  *                          releases it and calls rh_finalize: "ACTORS
  *                          UNPLACED OK" on each.
@@ -1285,6 +1288,33 @@ static int run_queue(void)
     return failures;
 }
 
+/* elsewhere: (2 ranks on 2 nodes, one worker each) a second actor of one
+ * CPU, created by the rank whose CPU the first keeps, goes to the other
+ * rank, whose CPU is free (it waited on its creator for ever). */
+static int run_elsewhere(void)
+{
+    rh_actor_params_t p = { 0 };
+    rh_actor_t a, b;
+    rh_status_t st;
+    int at = -1;
+
+    p.field_mask = RH_ACTOR_PARAM_FIELD_NUM_CPUS;
+    p.num_cpus = 1;
+    a = make_counter(1, &p);
+    CHECK(rh_actor_ready(a, 30000, &at));
+    EXPECT(at == 0, "the first actor went to rank %d, not its creator's", at);
+    b = make_counter(2, &p);
+    st = rh_actor_ready(b, 60000, &at);
+    EXPECT(st == RH_OK && at == 1, "the second actor: %d, on rank %d, not "
+           "on rank 1 whose CPU was free", st, at);
+    CHECK(rh_actor_release(a));
+    CHECK(rh_actor_release(b));
+    if (failures == 0) {
+        printf("ACTORS ELSEWHERE OK\n");
+    }
+    return failures;
+}
+
 /* An actor that fits no rank waits to be placed; rh_finalize fails its
  * creation without touching what the actor table freed. */
 static int run_unplaced(void)
@@ -1398,6 +1428,8 @@ int main(int argc, char **argv)
             rc = run_killnew();
         } else if (strcmp(mode, "queue") == 0) {
             rc = run_queue();
+        } else if (strcmp(mode, "elsewhere") == 0) {
+            rc = run_elsewhere();
         } else {
             fprintf(stderr, "unknown mode %s\n", mode);
             rc = 2;
