@@ -818,12 +818,19 @@ rh_status_t rh_actor_create(const char *cls_name, const rh_arg_t *args,
                             "rank before rh_init)", cls_name ? cls_name :
                             "(null)");
     }
-    if (nargs < 0 || (nargs > 0 && args == NULL) ||
-        (cls->cls.init_nargs >= 0 && nargs != cls->cls.init_nargs)) {
-        return rh_error_set(RH_ERR_BAD_ARG_COUNT, "the constructor of %s "
-                            "takes %d argument%s, got %d", cls->name,
-                            cls->cls.init_nargs,
-                            cls->cls.init_nargs == 1 ? "" : "s", nargs);
+    {
+        char what[RH_FN_NAME_MAX + 32];
+        rh_status_t st;
+
+        snprintf(what, sizeof(what), "the constructor of %s", cls->name);
+        st = rh_registry_check_nargs(what, cls->cls.init_nargs, nargs);
+        if (st == RH_OK && nargs > 0 && args == NULL) {
+            st = rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s: args is NULL but "
+                              "nargs is %d", what, nargs);
+        }
+        if (st != RH_OK) {
+            return st;
+        }
     }
     if (params != NULL) {
         if (params->field_mask & RH_ACTOR_PARAM_FIELD_MAX_CONCURRENCY) {
@@ -1213,11 +1220,13 @@ rh_status_t rh_actor_call(rh_actor_t actor, const char *method,
                             "method %s", cls->name, method);
     }
     fn = &cls->methods[m];
-    if (nargs < 0 || (nargs > 0 && args == NULL) ||
-        (fn->nargs >= 0 && nargs != fn->nargs)) {
-        return rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s takes %d argument%s, "
-                            "got %d", fn->name, fn->nargs,
-                            fn->nargs == 1 ? "" : "s", nargs);
+    status = rh_registry_check_nargs(fn->name, fn->nargs, nargs);
+    if (status == RH_OK && nargs > 0 && args == NULL) {
+        status = rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s: args is NULL but "
+                              "nargs is %d", fn->name, nargs);
+    }
+    if (status != RH_OK) {
+        return status;
     }
     nreturns = fn->nreturns;
     if (params != NULL &&

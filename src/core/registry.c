@@ -420,3 +420,17 @@ int rh_registry_compare(const char *theirs, int their_rank)
     }
     return diffs + rh_registry_compare_classes(theirs, their_rank);
 }
+
+rh_status_t rh_registry_check_nargs(const char *what, int want, int nargs)
+{
+    if (nargs < 0) {
+        return rh_error_set(RH_ERR_INVALID_PARAM, "%s: nargs is %d, not a "
+                            "count of arguments", what, nargs);
+    }
+    if (want >= 0 && nargs != want) {
+        return rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s takes %d argument%s, "
+                            "got %d", what, want, want == 1 ? "" : "s",
+                            nargs);
+    }
+    return RH_OK;
+}

@@ -57,4 +57,9 @@ size_t rh_registry_describe(char *buf, size_t len);
  * each difference; returns how many there were. */
 int rh_registry_compare(const char *theirs, int their_rank);
 
+/* nargs given for what (a function, a method, "the constructor of C")
+ * that takes want (-1: any number): RH_ERR_INVALID_PARAM when negative,
+ * RH_ERR_BAD_ARG_COUNT when it is not want, with a sentence. */
+rh_status_t rh_registry_check_nargs(const char *what, int want, int nargs);
+
 #endif

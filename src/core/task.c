@@ -1028,10 +1028,13 @@ static rh_status_t rh_remote_check(const char *name, const rh_arg_t *args,
         return rh_error_set(RH_ERR_INVALID_PARAM, "%s: args is NULL but nargs "
                             "is %d", name, nargs);
     }
-    if (nargs < 0 || ((*fn)->nargs >= 0 && nargs != (*fn)->nargs)) {
-        return rh_error_set(RH_ERR_BAD_ARG_COUNT, "%s takes %d argument%s, "
-                            "got %d", name, (*fn)->nargs,
-                            (*fn)->nargs == 1 ? "" : "s", nargs);
+    {
+        rh_status_t status = rh_registry_check_nargs(name, (*fn)->nargs,
+                                                     nargs);
+
+        if (status != RH_OK) {
+            return status;
+        }
     }
     *nreturns = (*fn)->nreturns;
     if (params != NULL &&

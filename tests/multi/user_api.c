@@ -2035,6 +2035,24 @@ static void mode_args(void)
            "rh_remote with args NULL and nargs 1", "NULL");
     expect(rh_actor_create(NULL, NULL, 0, NULL, NULL), RH_ERR_INVALID_PARAM,
            "rh_actor_create of a NULL class", NULL);
+    /* A negative nargs is no count, also for a function of any number
+     * ("any takes -1 arguments, got -1" was the sentence). */
+    expect(rh_remote("any", &a, -1, NULL, &r), RH_ERR_INVALID_PARAM,
+           "rh_remote with nargs -1", "nargs is -1");
+    expect(rh_remote("one", &a, -2, NULL, &r), RH_ERR_INVALID_PARAM,
+           "rh_remote with nargs -2", "nargs is -2");
+    {
+        rh_actor_t c;
+
+        expect(rh_actor_create("Counter", &a, -1, NULL, &c),
+               RH_ERR_INVALID_PARAM, "rh_actor_create with nargs -1",
+               "nargs is -1");
+        CHECK(rh_actor_create("Counter", NULL, 0, NULL, &c));
+        expect(rh_actor_call(c, "add", &a, -1, NULL, &r),
+               RH_ERR_INVALID_PARAM, "rh_actor_call with nargs -1",
+               "nargs is -1");
+        CHECK(rh_actor_release(c));
+    }
     expect(rh_register("late", one, 0, 1), RH_ERR_ALREADY_INITIALIZED,
            "rh_register after rh_init", NULL);
     {
