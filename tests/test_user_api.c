@@ -201,7 +201,7 @@ Test(user_api, bad_settings_are_config_errors_naming_the_variable)
         "RAYHPC_HEARTBEAT_MS=0", "RAYHPC_PULL_CHUNK=1",
         "RAYHPC_DRIVE_US=10s", "RAYHPC_COALESCE=yes",
         "RAYHPC_RESOURCES=lic", "RAYHPC_RESOURCES=lic=-1",
-        "RAYHPC_RESOURCES=lic=1,CPU=4",
+        "RAYHPC_RESOURCES=lic=1,CPU=4", "RAYHPC_SHM_RING_BYTES=5000",
         "RAYHPC_SPILL_DIR=/proc/no/such/dir", "RAYHPC_TIMELINE=/tmp",
     };
 

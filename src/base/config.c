@@ -104,6 +104,24 @@ static int parse_size(const rh_config_field_t *f, const char *value, void *dst,
                         err, errlen);
 }
 
+/* A size that must be a power of two (a ring's bytes). */
+static int parse_size_pow2(const rh_config_field_t *f, const char *value,
+                           void *dst, char *err, size_t errlen)
+{
+    uint64_t v;
+
+    if (parse_size(f, value, &v, err, errlen) != 0) {
+        return -1;
+    }
+    if ((v & (v - 1)) != 0) {
+        snprintf(err, errlen, "a power of two (a size with an optional K, "
+                 "M or G suffix)");
+        return -1;
+    }
+    *(uint64_t *)dst = v;
+    return 0;
+}
+
 static int parse_count(const rh_config_field_t *f, const char *value,
                        void *dst, char *err, size_t errlen)
 {
@@ -206,6 +224,9 @@ static const rh_config_type_t rh_type_enum   = {"enum", parse_enum,
                                                 print_enum};
 static const rh_config_type_t rh_type_size   = {"size", parse_size,
                                                 print_size};
+static const rh_config_type_t rh_type_size_pow2 = {"size",
+                                                   parse_size_pow2,
+                                                   print_size};
 static const rh_config_type_t rh_type_count  = {"count", parse_count,
                                                 print_u64};
 static const rh_config_type_t rh_type_time   = {"time", parse_time,
@@ -453,7 +474,7 @@ const rh_config_field_t rh_config_table[] = {
     {"SHM_RING_BYTES", "256K",
      "Bytes of each same-host ring (a power of two, 4K at least; a message "
      "of up to a quarter of it goes in one piece)",
-     RH_OFF(shm_ring_bytes), &rh_type_size, NULL, 4096, 1ull << 31},
+     RH_OFF(shm_ring_bytes), &rh_type_size_pow2, NULL, 4096, 1ull << 31},
     {NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
 };
 

@@ -95,6 +95,12 @@ Test(config, bad_values_are_refused_with_a_message)
                  "below the minimum");
     cr_expect_eq(rh_config_set(&cfg, "PEER_CHECK", ""), RH_ERR_CONFIG);
     cr_expect_eq(rh_config_set(&cfg, "NO_SUCH", "1"), RH_ERR_CONFIG);
+    /* A ring's bytes are a power of two (the transport refused it with
+     * RH_ERR_INVALID_PARAM, and only where rings were made). */
+    cr_expect_eq(rh_config_set(&cfg, "SHM_RING_BYTES", "5000"),
+                 RH_ERR_CONFIG);
+    cr_expect(strstr(rh_last_error(), "power of two") != NULL);
+    cr_expect_eq(rh_config_set(&cfg, "SHM_RING_BYTES", "64K"), RH_OK);
     /* A refused value leaves the old one in place. */
     cr_expect_eq(cfg.progress, RH_PROGRESS_ADAPTIVE);
 }
