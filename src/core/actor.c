@@ -1185,6 +1185,10 @@ rh_status_t rh_actor_ready(rh_actor_t actor, int64_t timeout_ms, int *rank)
     if (!rh_client_known(c) &&
         !rh_core_wait_until_polled(rh_client_known, c,
                                    rh_deadline(timeout_ms))) {
+        if (rh_core_ending_now()) {
+            return rh_error_set(RH_ERR_SHUTDOWN, "rh_finalize began on "
+                                "another thread while this call waited");
+        }
         return rh_error_set(RH_ERR_TIMEOUT, "actor %s is not created yet",
                             cls->name);
     }

@@ -53,7 +53,13 @@ rh_status_t rh_admit_take(int nonblock, const char *name)
     for (;;) {
         /* A worker runs other tasks here: the answers we wait for may
          * need one of this rank's workers. */
-        rh_core_wait_until(rh_admit_room, NULL, 0);
+        if (!rh_core_wait_until(rh_admit_room, NULL, 0) &&
+            rh_core_ending_now()) {
+            atomic_fetch_sub(&rh_admit_waiters, 1);
+            return rh_error_set(RH_ERR_SHUTDOWN, "task %s: rh_finalize began "
+                                "on another thread while this call waited "
+                                "for room (RAYHPC_REMOTE_TASKS_MAX)", name);
+        }
         if (atomic_fetch_add(&rh_admit_n, 1) < max) {
             break;
         }

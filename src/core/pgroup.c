@@ -1247,6 +1247,10 @@ rh_status_t rh_pg_wait(rh_pg_t pg, int64_t timeout_ms)
     if (!rh_pg_ready_cond(g) &&
         (timeout_ms == 0 ||
          !rh_core_wait_until(rh_pg_ready_cond, g, rh_deadline(timeout_ms)))) {
+        if (rh_core_ending_now()) {
+            return rh_error_set(RH_ERR_SHUTDOWN, "rh_finalize began on "
+                                "another thread while this call waited");
+        }
         return rh_error_set(RH_ERR_TIMEOUT, "placement group %llu is not "
                             "placed yet%s", (unsigned long long)pg,
                             atomic_load(&g->state) == RH_PG_READY ?

@@ -14,8 +14,11 @@
  *   On rank 0 a thread waits, with no timeout, for a task that can never
  *   run (it asks for a resource no rank offers) while the main thread
  *   calls rh_finalize: the wait ends with RH_ERR_SHUTDOWN saying why, and
- *   the rank ends (nothing is read after it is freed); a singleton job
- *   started after it waits as before: "FINALIZE WAITER OK".
+ *   the rank ends (nothing is read after it is freed); so do a thread in
+ *   rh_actor_ready of an actor that can never be placed and one in
+ *   rh_pg_wait of a group that can never be (they returned RH_ERR_TIMEOUT,
+ *   though asked to wait for ever); a singleton job started after it
+ *   waits as before: "FINALIZE WAITER OK".
  */
 #include <pthread.h>
 #include <string.h>
@@ -130,18 +133,54 @@ static void *waiter(void *arg)
     return NULL;
 }
 
+static rh_actor_t never_actor;
+static rh_pg_t never_pg;
+static rh_status_t waited_actor, waited_pg;
+
+static void *actor_waiter(void *arg)
+{
+    (void)arg;
+    waited_actor = rh_actor_ready(never_actor, RH_TIMEOUT_INFINITE, NULL);
+    return NULL;
+}
+
+static void *pg_waiter(void *arg)
+{
+    (void)arg;
+    waited_pg = rh_pg_wait(never_pg, RH_TIMEOUT_INFINITE);
+    return NULL;
+}
+
+static rh_status_t nothing_init(rh_task_ctx_t *ctx, void **state)
+{
+    (void)ctx;
+    *state = NULL;
+    return RH_OK;
+}
+
 static int waiter_mode(int argc, char **argv)
 {
     rh_task_params_t p = { 0 };
-    pthread_t t;
+    rh_actor_class_t cls = { 0 };
+    rh_actor_params_t ap = { 0 };
+    rh_bundle_t b = { 1, "unoffered=1" };
+    pthread_t t, ta, tg;
     rh_status_t st;
     int ok;
 
     CHECK(rh_register("leaf", leaf, 1, 1));
+    cls.init = nothing_init;
+    CHECK(rh_register_actor("Nothing", &cls));
     CHECK(rh_init(&argc, &argv, NULL));
     if (rh_rank() != 0) {
         return rh_finalize() == RH_OK ? 0 : 1;
     }
+    ap.field_mask = RH_ACTOR_PARAM_FIELD_RESOURCES;
+    ap.resources = "unoffered=1";
+    CHECK(rh_actor_create("Nothing", NULL, 0, &ap, &never_actor));
+    CHECK(rh_pg_create(&b, 1, RH_PG_PACK, &never_pg));
+    pthread_create(&ta, NULL, actor_waiter, NULL);
+    pthread_create(&tg, NULL, pg_waiter, NULL);
     p.field_mask = RH_TASK_PARAM_FIELD_RESOURCES;
     p.resources = "unoffered=1";
     {
@@ -151,15 +190,20 @@ static int waiter_mode(int argc, char **argv)
         CHECK(rh_remote("leaf", &a, 1, &p, &never));
     }
     pthread_create(&t, NULL, waiter, NULL);
-    while (rh_core_waiters() == 0) {
+    while (rh_core_waiters() < 3) {
         rank_nap();
     }
     st = rh_finalize();
     pthread_join(t, NULL);
+    pthread_join(ta, NULL);
+    pthread_join(tg, NULL);
     ok = st == RH_OK && waited == RH_ERR_SHUTDOWN &&
-         strstr(waited_msg, "rh_finalize began") != NULL;
-    printf("FINALIZE WAITER: finalize %s, the waiting get %s (%s)\n",
-           rh_status_string(st), rh_status_string(waited), waited_msg);
+         strstr(waited_msg, "rh_finalize began") != NULL &&
+         waited_actor == RH_ERR_SHUTDOWN && waited_pg == RH_ERR_SHUTDOWN;
+    printf("FINALIZE WAITER: finalize %s, the waiting get %s (%s), "
+           "rh_actor_ready %s, rh_pg_wait %s\n", rh_status_string(st),
+           rh_status_string(waited), waited_msg,
+           rh_status_string(waited_actor), rh_status_string(waited_pg));
     /* A later job of this process (a singleton) waits as before, on any
      * thread. */
     if (ok) {
