@@ -8,7 +8,7 @@
  * that take the sample tasks' futures as arguments: every task starts as
  * soon as its inputs exist, and the driver only waits for the root. A
  * first, smaller round warms up (workers started, connections made) and is
- * not timed.
+ * not timed. The count is checked against the same darts thrown serially.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,15 +24,12 @@ typedef struct {
     uint64_t samples;
 } sample_arg_t;
 
-/* Darts that land in the quarter circle, out of arg.samples. */
-static rh_status_t sample(rh_task_ctx_t *ctx)
+/* Darts of seed that land in the quarter circle, out of samples. */
+static uint64_t darts(uint64_t seed, uint64_t samples)
 {
-    sample_arg_t a;
-    uint64_t x = 0, hits = 0;
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1, hits = 0;
 
-    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
-    x = a.seed * 0x9e3779b97f4a7c15ull + 1;
-    for (uint64_t i = 0; i < a.samples; i++) {
+    for (uint64_t i = 0; i < samples; i++) {
         double u, v;
 
         x ^= x << 13;
@@ -45,6 +42,16 @@ static rh_status_t sample(rh_task_ctx_t *ctx)
         v = (double)(x >> 11) * 0x1.0p-53;
         hits += u * u + v * v <= 1.0;
     }
+    return hits;
+}
+
+static rh_status_t sample(rh_task_ctx_t *ctx)
+{
+    sample_arg_t a;
+    uint64_t hits;
+
+    memcpy(&a, rh_task_arg(ctx, 0, NULL), sizeof(a));
+    hits = darts(a.seed, a.samples);
     return rh_task_return(ctx, 0, &hits, sizeof(hits));
 }
 
@@ -127,8 +134,9 @@ int main(int argc, char **argv)
     int tasks;
     uint64_t per_task;
     rh_ref_t *refs;
-    uint64_t hits;
+    uint64_t hits, serial = 0;
     double t;
+    int rc;
 
     if (rh_register("sample", sample, 1, 1) != RH_OK ||
         rh_register("add", add, -1, 1) != RH_OK ||
@@ -167,5 +175,17 @@ int main(int argc, char **argv)
            per_task * (uint64_t)tasks / 1000000, tasks, rh_size(), t,
            tasks / t, (double)per_task * tasks / t / 1e6);
     free(refs);
-    return rh_finalize() == RH_OK ? 0 : 1;
+    for (int i = 0; i < tasks; i++) {
+        serial += darts((uint64_t)i + 1, per_task);
+    }
+    if (serial == hits) {
+        printf("PI OK: %" PRIu64 " darts in the circle, as thrown serially\n",
+               hits);
+        rc = 0;
+    } else {
+        printf("PI WRONG: %" PRIu64 " darts in the circle, %" PRIu64 " "
+               "thrown serially\n", hits, serial);
+        rc = 1;
+    }
+    return rh_finalize() == RH_OK ? rc : 1;
 }

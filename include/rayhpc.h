@@ -237,11 +237,13 @@ typedef struct rh_task_ctx rh_task_ctx_t;
  * (rh_task_fail gives one with a message), which its returns then hold. */
 typedef rh_status_t (*rh_function_t)(rh_task_ctx_t *ctx);
 
-/* Registers fn under name on this rank, taking nargs arguments (-1: any
- * number) and giving nreturns returns by default. Call it on every rank,
- * before rh_init, with the same names and counts: rh_init reports names
- * that some ranks lack or register differently. A name registered already
- * is RH_ERR_BUSY; after rh_init, RH_ERR_ALREADY_INITIALIZED. */
+/* Registers fn under name (1 to 63 characters, no ":" or newline) on this
+ * rank, taking nargs arguments (-1: any number) and giving nreturns
+ * returns by default (0 to 64, the most a task or call has). Call it on
+ * every rank, before rh_init, with the same names and counts: rh_init
+ * reports names that some ranks lack or register differently. A name
+ * registered already is RH_ERR_BUSY; after rh_init,
+ * RH_ERR_ALREADY_INITIALIZED. */
 RH_EXPORT
 rh_status_t rh_register(const char *name, rh_function_t fn, int nargs,
                         int nreturns);
@@ -325,7 +327,8 @@ typedef uint64_t rh_pg_t;
 
 typedef struct rh_task_params {
     uint64_t      field_mask;    /* RH_TASK_PARAM_FIELD_* bits */
-    int           num_returns;   /* default: the registered count */
+    int           num_returns;   /* default: the registered count; 0 to
+                                  * 64 */
     int           num_cpus;      /* cores the task holds while it runs; 1 */
     /* Custom resources it holds: "gpu=1,lic=2". An amount of 0 asks for
      * nothing ("GPU=0" is as no GPU). CPUs are num_cpus: a list naming
@@ -543,7 +546,8 @@ typedef struct rh_actor_params {
     rh_pg_t       pg;
     int           bundle;
     const char   *name;             /* unique in the job: rh_actor_get_named
-                                     * finds it from any rank */
+                                     * finds it from any rank; 1 to 63
+                                     * characters */
     int           max_concurrency;  /* calls run at once; default 1 */
     int           detached;         /* 1: lives until killed or the job
                                      * ends, whatever the holds */
