@@ -263,6 +263,13 @@ Test(user_api, job_wide_settings_that_differ_fail_every_rank)
     }
 }
 
+/* A RAYHPC_* variable overrides what the program passed in
+ * rh_init_params_t, a bad value included. */
+Test(user_api, a_set_variable_overrides_a_bad_init_parameter)
+{
+    user_case("params", 1, 1, NULL, "USER PARAMS OK");
+}
+
 /* The documented units: sizes with K, M, G, times with ms, s, m. */
 Test(user_api, settings_take_their_documented_units)
 {

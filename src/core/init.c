@@ -198,6 +198,16 @@ static void rh_core_on_peer_failure(void *arg, int rank)
 
 /* ---- start-up -------------------------------------------------------------- */
 
+/* Whether RAYHPC_<name> is set: it overrides the program's value, which
+ * is then neither taken nor judged. */
+static int rh_core_env_overrides(const char *name)
+{
+    char var[64];
+
+    snprintf(var, sizeof(var), RH_CONFIG_PREFIX "%s", name);
+    return getenv(var) != NULL;
+}
+
 static rh_status_t rh_core_apply_params(const rh_init_params_t *params)
 {
     static const char *const modes[] = {"polling", "adaptive", "blocking"};
@@ -206,7 +216,8 @@ static rh_status_t rh_core_apply_params(const rh_init_params_t *params)
     if (params == NULL) {
         return RH_OK;
     }
-    if (params->field_mask & RH_INIT_PARAM_FIELD_PROGRESS_MODE) {
+    if ((params->field_mask & RH_INIT_PARAM_FIELD_PROGRESS_MODE) &&
+        !rh_core_env_overrides("PROGRESS")) {
         if ((unsigned)params->progress_mode > RH_PROGRESS_BLOCKING) {
             return rh_error_set(RH_ERR_INVALID_PARAM, "progress_mode %d is "
                                 "not an rh_progress_mode_t",
@@ -217,12 +228,12 @@ static rh_status_t rh_core_apply_params(const rh_init_params_t *params)
     }
     if (status == RH_OK && (params->field_mask &
                             RH_INIT_PARAM_FIELD_BOOTSTRAP) &&
-        params->bootstrap != NULL) {
+        params->bootstrap != NULL && !rh_core_env_overrides("BOOTSTRAP")) {
         status = rh_config_set(&rh_cfg, "BOOTSTRAP", params->bootstrap);
     }
     if (status == RH_OK && (params->field_mask &
                             RH_INIT_PARAM_FIELD_LOG_LEVEL) &&
-        params->log_level != NULL) {
+        params->log_level != NULL && !rh_core_env_overrides("LOG_LEVEL")) {
         status = rh_config_set(&rh_cfg, "LOG_LEVEL", params->log_level);
     }
     if (status != RH_OK) {

@@ -2170,6 +2170,32 @@ static int mode_badenv(int *argc, char ***argv)
     return 0;
 }
 
+/* params: a bad value in rh_init_params_t fails rh_init with RH_ERR_CONFIG
+ * naming the program's parameters; with its RAYHPC_* variable set, the
+ * variable wins and the parameter is not judged (it failed rh_init). */
+static int mode_params(int *argc, char ***argv)
+{
+    rh_init_params_t ip = { .field_mask = RH_INIT_PARAM_FIELD_LOG_LEVEL,
+                            .log_level = "bogus" };
+    rh_status_t st;
+
+    unsetenv("RAYHPC_LOG_LEVEL");
+    expect(rh_init(argc, argv, &ip), RH_ERR_CONFIG, "rh_init with "
+           "log_level bogus", "rh_init_params_t");
+    setenv("RAYHPC_LOG_LEVEL", "warn", 1);
+    st = rh_init(argc, argv, &ip);
+    expect(st, RH_OK, "rh_init with log_level bogus and RAYHPC_LOG_LEVEL "
+           "set", NULL);
+    if (st == RH_OK) {
+        CHECK(rh_finalize());
+    }
+    if (fails != 0) {
+        return 1;
+    }
+    printf("USER PARAMS OK\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "pg";
@@ -2206,6 +2232,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "badenv") == 0) {
         return mode_badenv(&argc, &argv);
+    }
+    if (strcmp(mode, "params") == 0) {
+        return mode_params(&argc, &argv);
     }
     if (strcmp(mode, "pg") == 0) {
         /* Two workers a rank, whatever runs this: a task queued behind
