@@ -1110,7 +1110,8 @@ static rh_status_t rh_task_resources(const char *name,
 }
 
 /* A task that runs here and asks for more than a CPU: counted from now on;
- * one that can never fit here is accepted with a warning and waits. */
+ * one that can never fit here is accepted with a warning and waits (one
+ * into a removed bundle fails instead: no warning). */
 static void rh_task_resources_here(const char *name, const rh_res_req_t *req)
 {
     char why[256];
@@ -1118,7 +1119,8 @@ static void rh_task_resources_here(const char *name, const rh_res_req_t *req)
     if (req == NULL) {
         return;
     }
-    if (!rh_resources_feasible(req, why, sizeof(why))) {
+    if (!rh_resources_feasible(req, why, sizeof(why)) &&
+        !rh_resources_removed(req)) {
         rh_warn("task %s needs %s: it stays pending until it fits", name,
                 why);
     }

@@ -757,6 +757,16 @@ static int rh_res_asks_removed(const rh_res_req_t *req)
     return 0;
 }
 
+int rh_resources_removed(const rh_res_req_t *req)
+{
+    int removed;
+
+    pthread_mutex_lock(&rh_res.lock);
+    removed = rh_res_asks_removed(req);
+    pthread_mutex_unlock(&rh_res.lock);
+    return removed;
+}
+
 int rh_resources_acquire(const rh_res_req_t *req, rh_res_waiter_t *w)
 {
     int got;

@@ -126,6 +126,10 @@ int rh_resources_available(const rh_res_req_t *req);
  * it in. */
 uint64_t rh_resources_ticket(void);
 
+/* Whether req asks for a name of a bundle removed here (the task fails
+ * once it reaches the ledger). */
+int rh_resources_removed(const rh_res_req_t *req);
+
 /* Takes req (1), or queues w (0): w->retry runs once w holds req; req
  * must stay valid until then. -1 when req asks for a name of a bundle
  * removed here: it never will hold it (nothing is queued). */

@@ -253,8 +253,11 @@ Test(resources, removed_bundles_free_their_names_for_new_ones)
         cr_assert_eq(rh_resources_bundle_add(prefix, &bundle), RH_OK,
                      "group %d: %s", g, rh_last_error());
         cr_assert(rh_resources_acquire(&task, &w));
+        cr_expect_not(rh_resources_removed(&task));
         rh_resources_release(&task);
         rh_resources_bundle_remove(prefix, &bundle, no_retry);
+        /* a task on its way to it fails, and is not warned about */
+        cr_expect(rh_resources_removed(&task));
     }
     rh_resources_fini(no_retry);
 }
