@@ -168,6 +168,18 @@ Test(ft, lost_task_fails_when_no_live_rank_offers_its_resources)
     check_ft("lost_res", NULL, "FT LOST_RES OK", 2);
 }
 
+/* 3 ranks on 3 nodes: a task lost with ranks 1 and 2 runs again on its
+ * owner, the one rank left (before, it failed: "no other rank"). */
+Test(ft, lost_task_runs_again_on_its_owner_when_no_other_rank_is_left)
+{
+    const char *env[] = { "RAYHPC_INLINE_MAX=1K", NULL };
+    rh_run_t run = rh_launch(3, 3, 0, "tests/multi/ft_kill", "home_rerun",
+                             env, TIMEOUT);
+
+    expect_deaths(&run, "FT HOME_RERUN OK", 3, 2, 137);
+    rh_run_free(&run);
+}
+
 /* A task that returns a failed call's status without rh_task_fail: the
  * getter reads the reason the call gave, not the status string alone. */
 Test(ft, failed_task_message_holds_the_reason_its_function_was_given)

@@ -492,7 +492,8 @@ static int rh_lin_pg_dest(uint64_t counter, uint64_t pg, int bundle,
  * takes: one that is gone (released by all) makes the rebuild fail. A
  * task of a placement group goes where its bundle is now, once it has a
  * place again: another rank would never have the bundle's resources; any
- * other as its strategy and resources placed it (rh_place_rerun_rank). */
+ * other as its strategy and resources placed it (rh_place_rerun_rank),
+ * on this rank too when no other rank has room for it. */
 static void rh_lin_rerun(uint64_t counter)
 {
     rh_future_t *ret = rh_lin_hold(counter, RH_MAX_RETURNS);

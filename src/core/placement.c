@@ -698,11 +698,14 @@ uint32_t rh_place_pack(const rh_task_params_t *params)
     }
 }
 
-/* Another live rank for a rerun on node (-1: any) that offers req, with
- * room only or not (a rank whose CPUs bundles hold would keep it waiting
- * for the groups' end); -1 when none. One of another node than lost's
- * first: its store may still hold what the lost run wrote there, which
- * the rerun's returns then take over or replace. */
+/* A live rank for a rerun on node (-1: any) that offers req, with room
+ * only or not; -1 when none. Another rank than this one first (its
+ * placement sent the task away from here: this rank was busy, or bound
+ * elsewhere), and there one of another node than lost's (its store may
+ * still hold what the lost run wrote there, which the rerun's returns
+ * then take over or replace); this one last, yet before any rank without
+ * room: a rank whose CPUs bundles hold would keep it waiting for the
+ * groups' end. */
 static int rh_place_rerun_pick(int node, const rh_res_req_t *req, int lost,
                                int room_only)
 {
@@ -713,11 +716,11 @@ static int rh_place_rerun_pick(int node, const rh_res_req_t *req, int lost,
                                                memory_order_relaxed);
 
     for (int room = 1; room >= !!room_only; room--) {
-        for (int pass = 0; pass < 2; pass++) {
+        for (int pass = 0; pass < 3; pass++) {
             for (int k = 0; k < n; k++) {
                 int r = (int)((start + (unsigned)k) % (unsigned)n);
 
-                if (r != me && rh_rank_alive(r) &&
+                if ((pass == 2) == (r == me) && rh_rank_alive(r) &&
                     (node < 0 || rh_pl.node_of[r] == node) &&
                     (pass != 0 || rh_pl.node_of[r] != lost_node) &&
                     rh_place_offers(r, req, room)) {

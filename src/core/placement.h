@@ -74,9 +74,10 @@ uint32_t rh_place_pack(const rh_task_params_t *params);
 
 /* Where a task placed as place (rh_place_pack) asking for req (NULL: one
  * CPU), lost with rank lost (or failed there: -1 when none), runs again:
- * another live rank that offers req, on its node for a NODE_AFFINITY (a
- * soft one: anywhere once no rank there has room). -1, with why, when no
- * live rank offers it: it would wait for ever. */
+ * a live rank that offers req, on its node for a NODE_AFFINITY (a soft
+ * one: anywhere once no rank there has room), this rank only when no
+ * other offers it with room. -1, with why, when no live rank offers it:
+ * it would wait for ever. */
 int rh_place_rerun_rank(uint32_t place, const rh_res_req_t *req, int lost,
                         char *why, size_t len);
 

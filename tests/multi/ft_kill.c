@@ -36,6 +36,12 @@
  *               ranks of node 2 died no live rank offers ftlic, and it
  *               fails with RH_ERR_TASK_FAILED saying so ("FT LOST_RES OK";
  *               before, its rerun waited for ever on another rank)
+ *   home_rerun  (3 ranks on 3 nodes) a task with soft affinity to node 1
+ *               kills every rank it runs on but the driver's (max_retries
+ *               -1): lost with rank 1, then with rank 2, it runs again on
+ *               its owner, the last live rank, and returns 0 there ("FT
+ *               HOME_RERUN OK"; before, it failed: "no other rank is
+ *               left")
  *   rebuild_race threads get and release a return that lives on node 1
  *               while another thread reopens its future and completes it
  *               again, as a rebuild from lineage and its answer do, over
@@ -312,6 +318,17 @@ static rh_status_t ft_nowhere(rh_task_ctx_t *ctx)
 {
     return rh_task_fail(ctx, "ft_nowhere fails on node %d (rank %d)",
                         rh_node_id(), rh_rank());
+}
+
+/* Kills every rank it runs on but the driver's, where it returns 0. */
+static rh_status_t ft_home(rh_task_ctx_t *ctx)
+{
+    if (rh_rank() != 0) {
+        printf("FT VICTIM rank %d dies running ft_home\n", rh_rank());
+        fflush(stdout);
+        raise(SIGKILL);
+    }
+    return return_obj(ctx, 0);
 }
 
 /* Fails its first two runs in this process, then returns 42. */
@@ -765,6 +782,23 @@ static void lost_res(void)
     }
     rh_release(r);
     printf("FT LOST_RES OK: %s\n", rh_last_error());
+}
+
+static void home_rerun(void)
+{
+    rh_task_params_t p = rank_on_node(1, 1);
+    rh_ref_t r;
+    int64_t v = -1;
+    rh_status_t st;
+
+    p.field_mask |= RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    p.max_retries = -1;
+    CHECK(rh_remote("ft_home", NULL, 0, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 0) {
+        fail("a task lost with every rank but its owner's", st);
+    }
+    rh_release(r);
+    printf("FT HOME_RERUN OK\n");
 }
 
 static void owner_died(void)
@@ -1392,7 +1426,8 @@ int main(int argc, char **argv)
 
     parse_victims();
     if (strcmp(mode, "driver") == 0 || strncmp(mode, "same_node", 9) == 0 ||
-        strcmp(mode, "pg_actor") == 0 || strcmp(mode, "accounting") == 0) {
+        strcmp(mode, "pg_actor") == 0 || strcmp(mode, "accounting") == 0 ||
+        strcmp(mode, "home_rerun") == 0) {
         nvictims = 0;
     }
     if ((strcmp(mode, "exceptions_res") == 0 ||
@@ -1408,6 +1443,7 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_picky", ft_picky, 0, 1));
     CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
     CHECK(rh_register("ft_nowhere", ft_nowhere, 0, 1));
+    CHECK(rh_register("ft_home", ft_home, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
     CHECK(rh_register("ft_twice", ft_twice, 0, 1));
     CHECK(rh_register("ft_leave", ft_leave, 2, 1));
@@ -1453,6 +1489,8 @@ int main(int argc, char **argv)
             exceptions_res();
         } else if (strcmp(mode, "lost_res") == 0) {
             lost_res();
+        } else if (strcmp(mode, "home_rerun") == 0) {
+            home_rerun();
         } else if (strcmp(mode, "failmsg") == 0) {
             failmsg();
         } else if (strcmp(mode, "same_node_sealed") == 0) {
