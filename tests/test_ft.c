@@ -153,6 +153,33 @@ Test(ft, failed_task_is_retried_only_with_retry_exceptions)
     check_ft("exceptions", NULL, "FT EXCEPTIONS OK", 0);
 }
 
+/* A task that asks for a resource only node 2 offers and always fails:
+ * its retries run there too, and its own error comes back (before, a
+ * retry went to a rank without it and waited there for ever). */
+Test(ft, failed_task_is_retried_where_its_resources_are)
+{
+    check_ft("exceptions_res", NULL, "FT EXCEPTIONS_RES OK", 0);
+}
+
+/* A task lost with both ranks that offer what it asks for fails, saying
+ * so, instead of waiting for ever on a rank that does not offer it. */
+Test(ft, lost_task_fails_when_no_live_rank_offers_its_resources)
+{
+    check_ft("lost_res", NULL, "FT LOST_RES OK", 2);
+}
+
+/* 3 ranks on 3 nodes: a task lost with ranks 1 and 2 runs again on its
+ * owner, the one rank left (before, it failed: "no other rank"). */
+Test(ft, lost_task_runs_again_on_its_owner_when_no_other_rank_is_left)
+{
+    const char *env[] = { "RAYHPC_INLINE_MAX=1K", NULL };
+    rh_run_t run = rh_launch(3, 3, 0, "tests/multi/ft_kill", "home_rerun",
+                             env, TIMEOUT);
+
+    expect_deaths(&run, "FT HOME_RERUN OK", 3, 2, 137);
+    rh_run_free(&run);
+}
+
 /* A task that returns a failed call's status without rh_task_fail: the
  * getter reads the reason the call gave, not the status string alone. */
 Test(ft, failed_task_message_holds_the_reason_its_function_was_given)

@@ -38,7 +38,8 @@ typedef struct rh_fwd_submit {
     uint32_t res_len;          /* ... and the custom resources: the payload
                                 * starts with "name=amount,...\0" */
     uint32_t flags;            /* RH_FWD_PLACED, RH_FWD_COUNTED */
-    uint32_t reserved;
+    uint32_t place;            /* its strategy (rh_place_pack): kept with
+                                * its lineage for its reruns */
     char     name[RH_FN_NAME_MAX];
 } rh_fwd_submit_t;
 
@@ -405,7 +406,7 @@ static void rh_fwd_res_format(const rh_res_req_t *req, char *buf, size_t len)
 
 rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
                               const void *payload, size_t len,
-                              rh_res_req_t *req)
+                              rh_res_req_t *req, uint32_t *place)
 {
     rh_fwd_submit_t h;
     const char *p = payload;
@@ -414,6 +415,7 @@ rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
         return rh_error_set(RH_ERR_MALFORMED, "not a task's header");
     }
     memcpy(&h, hdr, RH_FWD_KEPT_HDR);
+    *place = h.place;
     if (h.res_len > len || (h.res_len != 0 && p[h.res_len - 1] != '\0')) {
         return rh_error_set(RH_ERR_MALFORMED, "a task's resources cannot be "
                             "read");
@@ -591,6 +593,7 @@ void rh_forward_send(rh_task_t *t)
     h.res_len = (uint32_t)res_len;
     h.flags = (t->gs_placed ? RH_FWD_PLACED : 0) |
               (t->res != NULL ? RH_FWD_COUNTED : 0);
+    h.place = t->place;
     memcpy(h.name, t->fn->name, RH_FN_NAME_MAX);
     if (t->block != NULL && !t->is_call && t->max_retries != 0) {
         rh_fwd_record(t, &h, payload, total, res_len);

@@ -464,35 +464,6 @@ static void rh_lin_fail(uint64_t counter, int nreturns, rh_status_t status,
     }
 }
 
-/* Another rank to run a task again: alive, not this one, on another node
- * than the one it was lost on (its store may still hold what the lost run
- * wrote there, which the rerun's returns then take over or replace), and
- * there preferably one that offers what the task asks for (req; NULL:
- * unknown) beside what placement groups' bundles hold (a rank whose CPUs a
- * bundle holds would keep it waiting for the group's end); the lost run's
- * node only when no other is left. -1 when none is. */
-static int rh_lin_pick(int lost, const rh_res_req_t *req)
-{
-    static _Atomic unsigned next;
-    int n = rh_size(), me = rh_rank();
-    int node = lost >= 0 ? rh_core_node_of(lost) : -1;
-    unsigned start = atomic_fetch_add_explicit(&next, 1,
-                                               memory_order_relaxed);
-
-    for (int pass = 0; pass < 4; pass++) {
-        for (int k = 0; k < n; k++) {
-            int r = (int)((start + (unsigned)k) % (unsigned)n);
-
-            if (r != me && rh_rank_alive(r) &&
-                (pass % 2 == 1 || req == NULL || rh_place_rank_fits(r, req)) &&
-                (pass >= 2 || rh_core_node_of(r) != node)) {
-                return r;
-            }
-        }
-    }
-    return -1;
-}
-
 static int rh_lin_queue_due(uint64_t counter, void (*fn)(void *),
                             void (*drop)(void *), void *arg, int tries);
 
@@ -520,7 +491,9 @@ static int rh_lin_pg_dest(uint64_t counter, uint64_t pg, int bundle,
  * of the run that was lost, or, for a rebuild, new ones on the objects it
  * takes: one that is gone (released by all) makes the rebuild fail. A
  * task of a placement group goes where its bundle is now, once it has a
- * place again: another rank would never have the bundle's resources. */
+ * place again: another rank would never have the bundle's resources; any
+ * other as its strategy and resources placed it (rh_place_rerun_rank),
+ * on this rank too when no other rank has room for it. */
 static void rh_lin_rerun(uint64_t counter)
 {
     rh_future_t *ret = rh_lin_hold(counter, RH_MAX_RETURNS);
@@ -534,8 +507,10 @@ static void rh_lin_rerun(uint64_t counter)
     uint64_t pg = 0;
     const char *name = "?";
     char why[512], ids[RH_OBJECT_ID_STRLEN], gids[RH_OBJECT_ID_STRLEN];
-    char pg_why[256];
+    char pg_why[256], pick_why[320];
     rh_res_req_t req;
+    uint32_t place = 0;
+    int known;
 
     rh_lin_lock();
     s = rh_lin_find_locked(ret);
@@ -630,13 +605,18 @@ static void rh_lin_rerun(uint64_t counter)
                  rh_rank(), lost, pg_why);
     } else if (pg != 0) {
         dest = pg_dest;
-    } else if ((dest = rh_lin_pick(lost, rh_forward_req_of(msg, hdr_len,
-                                                           msg + hdr_len, len,
-                                                           &req) == RH_OK ?
-                                          &req : NULL)) < 0) {
-        snprintf(why, sizeof(why), "task %s (object %s of rank %d) was lost "
-                 "with rank %d and no other rank is left to run it again",
-                 name, ids, rh_rank(), lost);
+    } else {
+        /* Placed as it was submitted; a rank that does not offer what it
+         * asks for would keep it waiting for ever. */
+        known = rh_forward_req_of(msg, hdr_len, msg + hdr_len, len, &req,
+                                  &place) == RH_OK;
+        dest = rh_place_rerun_rank(place, known ? &req : NULL, lost,
+                                   pick_why, sizeof(pick_why));
+        if (dest < 0) {
+            snprintf(why, sizeof(why), "task %s (object %s of rank %d) was "
+                     "lost with rank %d and %s", name, ids, rh_rank(), lost,
+                     pick_why);
+        }
     }
     if (dest < 0) {
         rh_lin_drop_holds(held, nheld, borrowed, nborrowed);

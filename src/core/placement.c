@@ -676,6 +676,93 @@ int rh_place_rank_on(int node, const rh_res_req_t *req)
     return rh_place_rank_pick(node, req, 1);
 }
 
+uint32_t rh_place_pack(const rh_task_params_t *params)
+{
+    if (params == NULL ||
+        !(params->field_mask & RH_TASK_PARAM_FIELD_STRATEGY)) {
+        return 0;
+    }
+    switch (params->strategy) {
+    case RH_STRATEGY_SPREAD:
+        return RH_STRATEGY_SPREAD;
+    case RH_STRATEGY_NODE_AFFINITY:
+        /* A soft affinity to no node is DEFAULT; a hard one was refused. */
+        if (params->node < 0 || params->node >= rh_pl.nnodes) {
+            return 0;
+        }
+        return RH_STRATEGY_NODE_AFFINITY |
+               (params->soft ? RH_PLACE_SOFT : 0) |
+               ((uint32_t)params->node << RH_PLACE_NODE_SHIFT);
+    default:
+        return 0;   /* DEFAULT; a group's tasks go where their bundle is */
+    }
+}
+
+/* A live rank for a rerun on node (-1: any) that offers req, with room
+ * only or not; -1 when none. Another rank than this one first (its
+ * placement sent the task away from here: this rank was busy, or bound
+ * elsewhere), and there one of another node than lost's (its store may
+ * still hold what the lost run wrote there, which the rerun's returns
+ * then take over or replace); this one last, yet before any rank without
+ * room: a rank whose CPUs bundles hold would keep it waiting for the
+ * groups' end. */
+static int rh_place_rerun_pick(int node, const rh_res_req_t *req, int lost,
+                               int room_only)
+{
+    static _Atomic unsigned next;
+    int n = rh_pl.nranks, me = rh_rank();
+    int lost_node = lost >= 0 && lost < n ? rh_pl.node_of[lost] : -1;
+    unsigned start = atomic_fetch_add_explicit(&next, 1,
+                                               memory_order_relaxed);
+
+    for (int room = 1; room >= !!room_only; room--) {
+        for (int pass = 0; pass < 3; pass++) {
+            for (int k = 0; k < n; k++) {
+                int r = (int)((start + (unsigned)k) % (unsigned)n);
+
+                if ((pass == 2) == (r == me) && rh_rank_alive(r) &&
+                    (node < 0 || rh_pl.node_of[r] == node) &&
+                    (pass != 0 || rh_pl.node_of[r] != lost_node) &&
+                    rh_place_offers(r, req, room)) {
+                    return r;
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+int rh_place_rerun_rank(uint32_t place, const rh_res_req_t *req, int lost,
+                        char *why, size_t len)
+{
+    int node = -1, r;
+    char need[256];
+
+    if ((place & RH_PLACE_STRATEGY_MASK) == RH_STRATEGY_NODE_AFFINITY) {
+        node = (int)(place >> RH_PLACE_NODE_SHIFT);
+        if (place & RH_PLACE_SOFT) {
+            /* As at submission: its node while a rank there has room,
+             * else anywhere. */
+            r = rh_place_rerun_pick(node, req, lost, 1);
+            if (r >= 0) {
+                return r;
+            }
+            node = -1;
+        }
+    }
+    r = rh_place_rerun_pick(node, req, lost, 0);
+    if (r < 0) {
+        rh_req_format(req, need, sizeof(need));
+        if (node >= 0) {
+            snprintf(why, len, "no live rank of node %d, to which it is "
+                     "bound, offers %s", node, need);
+        } else {
+            snprintf(why, len, "no live rank offers %s", need);
+        }
+    }
+    return r;
+}
+
 /* ---- decisions at submit ------------------------------------------------------ */
 
 static int rh_place_here_or(int rank)

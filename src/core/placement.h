@@ -64,6 +64,23 @@ int rh_place_feasible(int node, const rh_res_req_t *req, char *why,
 /* A live rank of node that could run req, taking turns (-1: none). */
 int rh_place_rank_on(int node, const rh_res_req_t *req);
 
+/* A task's strategy as submitted, packed for its reruns (rh_fwd_submit_t,
+ * lineage): the strategy, RH_PLACE_SOFT, and NODE_AFFINITY's node above
+ * RH_PLACE_NODE_SHIFT. 0 is DEFAULT. */
+#define RH_PLACE_STRATEGY_MASK 3u
+#define RH_PLACE_SOFT          4u
+#define RH_PLACE_NODE_SHIFT    8
+uint32_t rh_place_pack(const rh_task_params_t *params);
+
+/* Where a task placed as place (rh_place_pack) asking for req (NULL: one
+ * CPU), lost with rank lost (or failed there: -1 when none), runs again:
+ * a live rank that offers req, on its node for a NODE_AFFINITY (a soft
+ * one: anywhere once no rank there has room), this rank only when no
+ * other offers it with room. -1, with why, when no live rank offers it:
+ * it would wait for ever. */
+int rh_place_rerun_rank(uint32_t place, const rh_res_req_t *req, int lost,
+                        char *why, size_t len);
+
 /* Whether rank r offers what req asks for (NULL: one CPU), apart from the
  * CPUs placement groups' bundles reserve there. */
 int rh_place_rank_fits(int r, const rh_res_req_t *req);

@@ -1226,6 +1226,7 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
     rh_res_req_t *res = NULL;
     int forward_to = -1, bundle = 0;
     rh_pg_t pg = 0;
+    uint32_t place = 0;
     size_t size;
     rh_task_t *t;
     uint8_t *inline_bytes;
@@ -1251,6 +1252,7 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
         status = rh_pg_route(params, &res, &forward_to);
         if (status == RH_OK && forward_to == RH_PG_NOT_GROUPED) {
             status = rh_place_decide(params, res, &forward_to);
+            place = rh_place_pack(params);   /* a rerun is placed so too */
         } else if (status == RH_OK) {
             pg = params->pg;   /* a lost run goes where its bundle is */
             bundle = params->bundle;
@@ -1293,6 +1295,7 @@ static rh_status_t rh_task_submit(const char *name, const rh_arg_t *args,
     t->forward_to = forward_to;
     t->pg = pg;
     t->pg_bundle = bundle;
+    t->place = place;
     if (origin >= 0) {
         t->ret_foreign = 1;
         t->ret_owner = (uint32_t)origin;

@@ -59,6 +59,8 @@ struct rh_task {
     int                  pg_bundle;  /* ... and bundle */
     int                  ret_foreign;/* returns carry another rank's ids */
     uint32_t             ret_owner;  /* ... that rank */
+    uint32_t             place;      /* its strategy, for reruns
+                                      * (rh_place_pack) */
     uint64_t             ret_counter;/* ... and its counter of the task */
     rh_task_answer_fn    answer;     /* ... which hears of its end: no
                                       * futures here */
@@ -227,11 +229,12 @@ void rh_forward_resend(int dest, const char *name, const void *hdr,
                        rh_object_id_t *borrowed, int nborrowed);
 
 /* What the task of a lineage entry (header as kept and payload as first
- * sent) asks for: its CPUs and custom resources, in *req. RH_ERR_MALFORMED when
- * they cannot be read. */
+ * sent) asks for: its CPUs and custom resources, in *req, and its strategy
+ * as submitted (rh_place_pack), in *place. RH_ERR_MALFORMED when they
+ * cannot be read. */
 rh_status_t rh_forward_req_of(const void *hdr, size_t hdr_len,
                               const void *payload, size_t len,
-                              rh_res_req_t *req);
+                              rh_res_req_t *req, uint32_t *place);
 
 /* Registers the forwarding handlers (before rh_init's exchange) and frees
  * what is left at the end. */

@@ -18,10 +18,30 @@
  *               RH_ERR_TASK_FAILED after two deaths ("FT EXHAUSTED OK")
  *   owner_died  a put owned by another rank, whose owner is then killed:
  *               RH_ERR_OWNER_DIED ("FT OWNER_DIED OK")
- *   exceptions  a task that fails on node 1 and succeeds elsewhere: with
- *               retry_exceptions it is retried elsewhere, without it fails;
- *               one run here that fails twice, then succeeds: retried
- *               within max_retries ("FT EXCEPTIONS OK")
+ *   exceptions  a task bound to node 1 (NODE_AFFINITY, not soft) that
+ *               fails there and would succeed elsewhere: with
+ *               retry_exceptions each retry runs on node 1 again and the
+ *               last run's error comes back, without it the first's; one
+ *               that fails its first two runs in each process of node 1
+ *               succeeds there within max_retries 4; one run here that
+ *               fails twice, then succeeds: retried within max_retries
+ *               ("FT EXCEPTIONS OK")
+ *   exceptions_res (RAYHPC_RESOURCES=ftlic=1 on node 2 only) a task that
+ *               asks for ftlic=1 and always fails, with retry_exceptions:
+ *               every retry runs on node 2, the only one that offers it,
+ *               and its error comes back ("FT EXCEPTIONS_RES OK"; before,
+ *               a retry went to a rank without ftlic and waited there)
+ *   lost_res    (RAYHPC_RESOURCES=ftlic=1 on node 2 only) a task that
+ *               asks for ftlic=1 kills every rank it runs on: after both
+ *               ranks of node 2 died no live rank offers ftlic, and it
+ *               fails with RH_ERR_TASK_FAILED saying so ("FT LOST_RES OK";
+ *               before, its rerun waited for ever on another rank)
+ *   home_rerun  (3 ranks on 3 nodes) a task with soft affinity to node 1
+ *               kills every rank it runs on but the driver's (max_retries
+ *               -1): lost with rank 1, then with rank 2, it runs again on
+ *               its owner, the last live rank, and returns 0 there ("FT
+ *               HOME_RERUN OK"; before, it failed: "no other rank is
+ *               left")
  *   rebuild_race threads get and release a return that lives on node 1
  *               while another thread reopens its future and completes it
  *               again, as a rebuild from lineage and its answer do, over
@@ -56,9 +76,9 @@
  *               bundle is placed again on rank 0, so the driver runs the
  *               lost task itself ("FT PG_HOME OK")
  *   pg_full     (RAYHPC_NUM_WORKERS=1) bundles hold the one CPU of ranks
- *               1 to 4 and 7; a plain task on rank 6 kills it: its rerun
- *               must go to rank 5, the one rank left with a CPU to run it
- *               ("FT PG_FULL OK")
+ *               1 to 4 and 7; a task bound softly to node 3 kills rank
+ *               6: its rerun must go to rank 5, the one rank but the
+ *               driver left with a CPU to run it ("FT PG_FULL OK")
  *   pg_actor    (4 ranks on 4 nodes, RAYHPC_NUM_WORKERS=1,
  *               RAYHPC_RESOURCES=slot=1) actors hold
  *               the CPUs of ranks 2 and 3, one-bundle groups those of
@@ -291,6 +311,24 @@ static rh_status_t ft_picky(rh_task_ctx_t *ctx)
                             rh_rank());
     }
     return return_obj(ctx, 42);
+}
+
+/* Fails wherever it runs, saying on which node. */
+static rh_status_t ft_nowhere(rh_task_ctx_t *ctx)
+{
+    return rh_task_fail(ctx, "ft_nowhere fails on node %d (rank %d)",
+                        rh_node_id(), rh_rank());
+}
+
+/* Kills every rank it runs on but the driver's, where it returns 0. */
+static rh_status_t ft_home(rh_task_ctx_t *ctx)
+{
+    if (rh_rank() != 0) {
+        printf("FT VICTIM rank %d dies running ft_home\n", rh_rank());
+        fflush(stdout);
+        raise(SIGKILL);
+    }
+    return return_obj(ctx, 0);
 }
 
 /* Fails its first two runs in this process, then returns 42. */
@@ -704,6 +742,71 @@ static void exhausted(void)
     rh_release(r);
 }
 
+static rh_task_params_t ftlic_params(void)
+{
+    rh_task_params_t p = { 0 };
+
+    p.field_mask = RH_TASK_PARAM_FIELD_RESOURCES;
+    p.resources = "ftlic=1";
+    return p;
+}
+
+static void exceptions_res(void)
+{
+    rh_task_params_t p = ftlic_params();
+    rh_ref_t r;
+    int64_t v = 0;
+    rh_status_t st;
+
+    p.field_mask |= RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS |
+                    RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    p.retry_exceptions = 1;
+    p.max_retries = 3;
+    CHECK(rh_remote("ft_nowhere", NULL, 0, &p, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED ||
+        strstr(rh_last_error(), "ft_nowhere fails on node 2") == NULL) {
+        fail("a failing task that asks for ftlic=1", st);
+    }
+    rh_release(r);
+    printf("FT EXCEPTIONS_RES OK: %s\n", rh_last_error());
+}
+
+static void lost_res(void)
+{
+    rh_task_params_t p = ftlic_params();
+    rh_ref_t r;
+    int64_t v = 0;
+    rh_status_t st;
+
+    CHECK(rh_remote("ft_suicide", NULL, 0, &p, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED ||
+        strstr(rh_last_error(), "ft_suicide") == NULL ||
+        strstr(rh_last_error(), "no live rank offers CPU=1,ftlic=1") == NULL) {
+        fail("a task lost with every rank that offers ftlic", st);
+    }
+    rh_release(r);
+    printf("FT LOST_RES OK: %s\n", rh_last_error());
+}
+
+static void home_rerun(void)
+{
+    rh_task_params_t p = rank_on_node(1, 1);
+    rh_ref_t r;
+    int64_t v = -1;
+    rh_status_t st;
+
+    p.field_mask |= RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    p.max_retries = -1;
+    CHECK(rh_remote("ft_home", NULL, 0, &p, &r));
+    if ((st = get_value(r, &v)) != RH_OK || v != 0) {
+        fail("a task lost with every rank but its owner's", st);
+    }
+    rh_release(r);
+    printf("FT HOME_RERUN OK\n");
+}
+
 static void owner_died(void)
 {
     rh_task_params_t p = rank_on_node(2, 0);
@@ -735,11 +838,22 @@ static void exceptions(void)
     int64_t v = 0;
     rh_status_t st;
 
+    /* Bound to node 1: its retries run there too, and fail there. */
     p.field_mask |= RH_TASK_PARAM_FIELD_RETRY_EXCEPTIONS;
     p.retry_exceptions = 1;
     CHECK(rh_remote("ft_picky", NULL, 0, &p, &r));
+    st = get_value(r, &v);
+    if (st != RH_ERR_TASK_FAILED ||
+        strstr(rh_last_error(), "does not run on node 1") == NULL) {
+        fail("a task bound to node 1 failing with retry_exceptions", st);
+    }
+    rh_release(r);
+    /* Five runs on the two ranks of node 1: one makes its third. */
+    p.field_mask |= RH_TASK_PARAM_FIELD_MAX_RETRIES;
+    p.max_retries = 4;
+    CHECK(rh_remote("ft_flaky", NULL, 0, &p, &r));
     if ((st = get_value(r, &v)) != RH_OK || v != 42) {
-        fail("a failing task with retry_exceptions", st);
+        fail("a flaky task bound to node 1 with retry_exceptions", st);
     }
     rh_release(r);
     p = rank_on_node(1, 0);
@@ -1013,7 +1127,7 @@ static void pg_full(void)
 {
     rh_bundle_t one = { 1, NULL };
     rh_pg_t hold[8];
-    rh_task_params_t p = rank_on_node(3, 0);
+    rh_task_params_t p = rank_on_node(3, 1);
     int64_t victim = 6, v = 0;
     rh_arg_t a = rh_arg_bytes(&victim, sizeof(victim));
     rh_ref_t r;
@@ -1030,7 +1144,8 @@ static void pg_full(void)
     CHECK(rh_pg_remove(hold[5]));
     CHECK(rh_pg_remove(hold[6]));
     /* Node 3's free rank is 6; it dies running the task, whose rerun
-     * fits only on rank 5. */
+     * fits only on rank 5 (its affinity is soft: a hard one would keep it
+     * on node 3, waiting for rank 7's bundle to go). */
     for (double end = rank_now() + 60; !rh_place_rank_fits(6, NULL); ) {
         if (rank_now() > end) {
             fail("rank 6 never looked free", RH_ERR_TIMEOUT);
@@ -1317,8 +1432,14 @@ int main(int argc, char **argv)
 
     parse_victims();
     if (strcmp(mode, "driver") == 0 || strncmp(mode, "same_node", 9) == 0 ||
-        strcmp(mode, "pg_actor") == 0 || strcmp(mode, "accounting") == 0) {
+        strcmp(mode, "pg_actor") == 0 || strcmp(mode, "accounting") == 0 ||
+        strcmp(mode, "home_rerun") == 0) {
         nvictims = 0;
+    }
+    if ((strcmp(mode, "exceptions_res") == 0 ||
+         strcmp(mode, "lost_res") == 0) && getenv("RAYHPC_NODE_ID") != NULL &&
+        strcmp(getenv("RAYHPC_NODE_ID"), "vnode2") == 0) {
+        setenv("RAYHPC_RESOURCES", "ftlic=1", 1);
     }
     CHECK(rh_am_register(FT_DIE, 0, 0, on_die, NULL));
     CHECK(rh_register("ft_map", ft_map, 1, 1));
@@ -1327,6 +1448,8 @@ int main(int argc, char **argv)
     CHECK(rh_register("ft_suicide", ft_suicide, 0, 1));
     CHECK(rh_register("ft_picky", ft_picky, 0, 1));
     CHECK(rh_register("ft_flaky", ft_flaky, 0, 1));
+    CHECK(rh_register("ft_nowhere", ft_nowhere, 0, 1));
+    CHECK(rh_register("ft_home", ft_home, 0, 1));
     CHECK(rh_register("ft_put_ref", ft_put_ref, 0, 1));
     CHECK(rh_register("ft_twice", ft_twice, 0, 1));
     CHECK(rh_register("ft_leave", ft_leave, 2, 1));
@@ -1368,6 +1491,12 @@ int main(int argc, char **argv)
             owner_died();
         } else if (strcmp(mode, "exceptions") == 0) {
             exceptions();
+        } else if (strcmp(mode, "exceptions_res") == 0) {
+            exceptions_res();
+        } else if (strcmp(mode, "lost_res") == 0) {
+            lost_res();
+        } else if (strcmp(mode, "home_rerun") == 0) {
+            home_rerun();
         } else if (strcmp(mode, "failmsg") == 0) {
             failmsg();
         } else if (strcmp(mode, "same_node_sealed") == 0) {
