@@ -1557,9 +1557,17 @@ static void rh_actor_call_run(int src, const rh_call_hdr_t *h,
     if (inst == NULL || rh_actor_inst_epoch(inst) != h->epoch) {
         /* Another instance's call (it ended, or was restarted here): its
          * numbers are not this one's. */
-        snprintf(msg, sizeof(msg), "actor %s is not on rank %d (it %s)",
-                 cls ? cls->name : "?", rh_rank(), inst == NULL ? "ended" :
-                 "was restarted");
+        int owner = (int)rh_actor_owner(a);
+
+        if (inst == NULL && !rh_rank_alive(owner)) {
+            snprintf(msg, sizeof(msg), "actor %s is not on rank %d (it "
+                     "ended; its owner, rank %d, died)", cls ? cls->name :
+                     "?", rh_rank(), owner);
+        } else {
+            snprintf(msg, sizeof(msg), "actor %s is not on rank %d (it %s)",
+                     cls ? cls->name : "?", rh_rank(), inst == NULL ?
+                     "ended" : "was restarted");
+        }
         rh_forward_refuse((uint32_t)src, h->counter, (int)h->nreturns,
                           RH_ERR_ACTOR_DEAD, msg);
         if (inst != NULL) {

@@ -975,6 +975,9 @@ static int run_ownerdeath(void)
         }
     } while (st == RH_OK && rank_now() < end);
     EXPECT(st == RH_ERR_ACTOR_DEAD, "calls after the owner died: %d", st);
+    EXPECT(strstr(rh_last_error(), "owner") != NULL, "the failure of a "
+           "call after the owner died does not name it: %s",
+           rh_last_error());
     /* The owner's table, which frees the name of an actor that ends, died
      * with the owner: the actor's rank freed it. */
     st = await_name_free("orphan", end);
