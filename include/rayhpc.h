@@ -300,7 +300,8 @@ typedef enum rh_strategy {
      * places it on the feasible node with the least estimated wait. */
     RH_STRATEGY_DEFAULT         = 0,
     /* On node `node`; with soft, anywhere (as DEFAULT) when that node is
-     * gone or does not exist. */
+     * gone or does not exist. Its reruns (retries, rebuilds) go there
+     * too: without soft, one lost with the whole node fails. */
     RH_STRATEGY_NODE_AFFINITY   = 1,
     /* Each task on the next feasible node in turn: every node gets some. */
     RH_STRATEGY_SPREAD          = 2,
