@@ -123,10 +123,13 @@ static int ft_get_check(rh_ref_t r)
 static int ft_trial(int v, double *first, double *detect, double *recover)
 {
     rh_task_params_t p = perf_on_node(rh_core_node_of(v));
-    rh_ref_t r;
+    rh_ref_t r, rets[2];
     int ready = 0;
     double t0;
 
+    /* Soft: a task bound to the victim's node would fail its rebuild once
+     * the node is gone. */
+    p.soft = 1;
     t0 = perf_now();
     if (rh_remote("perf_ft_make", NULL, 0, &p, &r) != RH_OK ||
         ft_get_check(r) != 0) {
@@ -134,11 +137,21 @@ static int ft_trial(int v, double *first, double *detect, double *recover)
     }
     rh_release(r);
     *first = perf_now() - t0;
-    /* The object to lose: made there, never copied here. */
-    if (rh_remote("perf_ft_make", NULL, 0, &p, &r) != RH_OK ||
-        rh_wait(&r, 1, 1, 120000, &ready) != RH_OK || !ready) {
+    /* The object to lose: made there, never copied here (its second,
+     * empty return says it ended; a wait on the object would bring it
+     * here). */
+    p.field_mask |= RH_TASK_PARAM_FIELD_NUM_RETURNS;
+    p.num_returns = 2;
+    if (rh_remote("perf_ft_make", NULL, 0, &p, rets) != RH_OK) {
         return -1;
     }
+    r = rets[0];
+    if (rh_wait(&rets[1], 1, 1, 120000, &ready) != RH_OK || !ready) {
+        rh_release(rets[1]);
+        rh_release(r);
+        return -1;
+    }
+    rh_release(rets[1]);
     t0 = perf_now();
     (void)rh_am_send((uint32_t)v, FT_DIE, NULL, 0, NULL, 0, NULL, NULL);
     while (rh_rank_alive(v) && perf_now() - t0 < 60) {

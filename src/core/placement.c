@@ -885,11 +885,13 @@ rh_status_t rh_place_decide(const rh_task_params_t *params,
 
 /* The feasible live rank with the least estimated wait (-1: none), among
  * those with room besides what actors hold for their lives first (a rank
- * whose CPUs its actors keep may not free them for the whole job). Under
- * gs_lock. */
-static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h)
+ * whose CPUs its actors keep may not free them for the whole job), and
+ * there another than from, which sent it here for want of room (what its
+ * heartbeat last said may predate that). Under gs_lock. */
+static int rh_gs_pick(const rh_res_req_t *req, const rh_place_hdr_t *h,
+                      int from)
 {
-    int best = -1, known = 0, actors = 1;
+    int best = -1, known = 0, pass = 0;
     double best_wait = 0, sum_ns = 0, typical_ns = RH_PLACE_DEFAULT_TASK_NS;
     unsigned start = rh_pl.gs_turn++;
 
@@ -914,7 +916,8 @@ again:
                         (double)(g->assigned - g->arrived) : 0;
         double wait;
 
-        if (!rh_rank_alive(r) || !rh_place_gs_fits(r, req, actors)) {
+        if (!rh_rank_alive(r) || (pass == 0 && r == from) ||
+            !rh_place_gs_fits(r, req, pass < 2)) {
             continue;
         }
         wait = ((double)g->backlog + coming + 1) * task_ns /
@@ -928,9 +931,8 @@ again:
             best_wait = wait;
         }
     }
-    if (best < 0 && actors) {
-        actors = 0;   /* it waits where actors may end */
-        goto again;
+    if (best < 0 && ++pass < 3) {
+        goto again;   /* at last, where actors may end */
     }
     if (best >= 0) {
         rh_pl.gs[best].assigned++;
@@ -960,7 +962,7 @@ static void rh_gs_place(int from, const rh_place_hdr_t *h,
     int r;
 
     pthread_mutex_lock(&rh_pl.gs_lock);
-    r = rh_gs_pick(req, h);
+    r = rh_gs_pick(req, h, from);
     if (r < 0) {
         rh_gs_wait_t *w = malloc(sizeof(*w));
         char why[400], need[256];
@@ -1005,7 +1007,7 @@ void rh_place_gs_retry(void)
         int r;
 
         pthread_mutex_lock(&rh_pl.gs_lock);
-        r = rh_gs_pick(&w->req, &w->h);
+        r = rh_gs_pick(&w->req, &w->h, w->from);
         if (r < 0) {
             w->next = rh_pl.gs_waiting;
             rh_pl.gs_waiting = w;
